@@ -1,0 +1,366 @@
+"""The domain model every part of brandloop speaks: brand kits, requests, templates, catalog
+entries, candidates, attempts, scores, verdicts, results and receipts.
+
+These are the shapes of the CLI's ``--json`` output and of the HTTP API's bodies; the registry
+stores them, the agent passes them between nodes.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+SIZE_PATTERN = re.compile(r"^(\d{2,5})x(\d{2,5})$")
+ASPECT_PATTERN = re.compile(r"^(\d{1,3}):(\d{1,3})$")
+
+MAX_BRIEF_CHARS = 4000
+MIN_SIDE = 64
+MAX_SIDE = 4096
+
+ColourRole = Literal["primary", "secondary", "accent", "background", "text", "neutral"]
+RunStatus = Literal["succeeded", "partial", "refused", "failed", "running", "awaiting_review"]
+ModelStatus = Literal["active", "deprecated", "retired"]
+ModelTier = Literal["draft", "standard", "premium"]
+AttemptOutcome = Literal["accepted", "rejected", "refused", "error", "blocked", "cached"]
+TemplateStatus = Literal["draft", "in_review", "approved", "rejected"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------- brand kits
+
+
+class PaletteColour(_Model):
+    """One brand colour: a hex code, its role in layouts and a human name."""
+
+    hex: str
+    role: ColourRole = "primary"
+    name: str = ""
+
+    @field_validator("hex")
+    @classmethod
+    def _hex(cls, value: str) -> str:
+        if not HEX_COLOUR.match(value):
+            raise ValueError(f"{value!r} is not a #rrggbb colour")
+        return value.lower()
+
+    @property
+    def rgb(self) -> tuple[int, int, int]:
+        return (int(self.hex[1:3], 16), int(self.hex[3:5], 16), int(self.hex[5:7], 16))
+
+
+class BrandKit(_Model):
+    """What makes images on-brand: palette, tone, words that must or must not appear."""
+
+    name: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]*$")
+    palette: list[PaletteColour] = Field(min_length=1, max_length=12)
+    tone: list[str] = Field(default_factory=list, max_length=20)
+    required_terms: list[str] = Field(default_factory=list, max_length=20)
+    forbidden_terms: list[str] = Field(default_factory=list, max_length=200)
+    negative_prompt: str = Field(default="", max_length=1000)
+    default_formats: list[str] = Field(default_factory=lambda: ["1024x1024"])
+    forbidden_colours: list[str] = Field(default_factory=list)
+    description: str = Field(default="", max_length=2000)
+
+    @field_validator("default_formats")
+    @classmethod
+    def _formats(cls, value: list[str]) -> list[str]:
+        for fmt in value:
+            parse_size(fmt)
+        return value
+
+    @field_validator("forbidden_colours")
+    @classmethod
+    def _forbidden(cls, value: list[str]) -> list[str]:
+        for colour in value:
+            if not HEX_COLOUR.match(colour):
+                raise ValueError(f"{colour!r} is not a #rrggbb colour")
+        return [c.lower() for c in value]
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse ``WxH`` into a pair of ints, refusing sizes no backend could make."""
+    match = SIZE_PATTERN.match(text.strip())
+    if not match:
+        raise ValueError(f"size {text!r} is not of the form WIDTHxHEIGHT, e.g. 1024x1024")
+    width, height = int(match.group(1)), int(match.group(2))
+    for side in (width, height):
+        if not MIN_SIDE <= side <= MAX_SIDE:
+            raise ValueError(
+                f"size {text!r} is impossible: each side must be {MIN_SIDE}..{MAX_SIDE} pixels"
+            )
+    return width, height
+
+
+def size_for_aspect(aspect: str, long_side: int = 1024) -> tuple[int, int]:
+    match = ASPECT_PATTERN.match(aspect.strip())
+    if not match:
+        raise ValueError(f"aspect ratio {aspect!r} is not of the form W:H, e.g. 16:9")
+    w, h = int(match.group(1)), int(match.group(2))
+    if w == 0 or h == 0 or max(w, h) / min(w, h) > 4:
+        raise ValueError(f"aspect ratio {aspect!r} is impossible (each part > 0, at most 4:1)")
+    if w >= h:
+        return long_side, max(MIN_SIDE, round(long_side * h / w / 8) * 8)
+    return max(MIN_SIDE, round(long_side * w / h / 8) * 8), long_side
+
+
+class GenerationRequest(_Model):
+    """A creative request (a brief) as a caller states it."""
+
+    brief: str
+    brand: str = Field(min_length=1, description="brand id or name")
+    count: int = Field(default=1, ge=1, le=16)
+    size: str | None = None
+    aspect_ratio: str | None = None
+    budget_usd: float | None = Field(default=None, ge=0, le=10_000)
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    model: str | None = None
+    template: str | None = None
+    campaign_id: str | None = Field(default=None, max_length=120)
+    thread_id: str | None = Field(default=None, max_length=120)
+    tenant: str = "default"
+
+    @field_validator("brief")
+    @classmethod
+    def _brief(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("brief is empty")
+        if len(value) > MAX_BRIEF_CHARS:
+            raise ValueError(f"brief is {len(value)} characters; the limit is {MAX_BRIEF_CHARS}")
+        return value
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_size(value)
+        return value
+
+    @field_validator("aspect_ratio")
+    @classmethod
+    def _aspect(cls, value: str | None) -> str | None:
+        if value is not None:
+            size_for_aspect(value)
+        return value
+
+    @model_validator(mode="after")
+    def _size_or_aspect(self) -> GenerationRequest:
+        if self.size and self.aspect_ratio:
+            raise ValueError("give size or aspect_ratio, not both")
+        return self
+
+    def dimensions(self, default: str = "1024x1024") -> tuple[int, int]:
+        if self.size:
+            return parse_size(self.size)
+        if self.aspect_ratio:
+            return size_for_aspect(self.aspect_ratio)
+        return parse_size(default)
+
+
+# --------------------------------------------------------------------------- templates
+
+
+class TemplateVersion(_Model):
+    """An immutable, numbered version of a prompt template."""
+
+    name: str
+    version: int = Field(ge=1)
+    body: str
+    negative_body: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+    model_hints: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    author: str = "system"
+    message: str = ""
+    status: TemplateStatus = "draft"
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+class PromptTemplate(_Model):
+    name: str
+    description: str = ""
+    versions: list[TemplateVersion] = Field(default_factory=list)
+    labels: dict[str, int] = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- catalog
+
+
+class ModelSpec(_Model):
+    """One entry of the model catalog."""
+
+    id: str = Field(description="provider/model, e.g. procedural/draft")
+    provider: str
+    model: str
+    version: str = "1"
+    tier: ModelTier = "standard"
+    status: ModelStatus = "active"
+    price_per_image_usd: float = Field(ge=0)
+    sizes: list[str] = Field(default_factory=list, description="empty: any size")
+    supports_seed: bool = True
+    supports_negative_prompt: bool = True
+    max_prompt_chars: int = 4000
+    max_images_per_call: int = 1
+    quality_baseline: float = Field(default=0.5, ge=0, le=1)
+    licence: str = ""
+    notes: str = ""
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+class Candidate(_Model):
+    """One planned generation: a rendered prompt on a model with a seed."""
+
+    id: str
+    template: str
+    prompt: str
+    negative_prompt: str = ""
+    model: str
+    seed: int
+    width: int
+    height: int
+    params: dict[str, Any] = Field(default_factory=dict)
+    iteration: int = 0
+    estimated_cost_usd: float = 0.0
+    modifiers: list[str] = Field(default_factory=list)
+
+
+class Signal(_Model):
+    """One quality signal: a value in [0, 1], its raw measure and a one-line explanation."""
+
+    name: str
+    value: float = Field(ge=0, le=1)
+    raw: float
+    passed: bool
+    threshold: float
+    explanation: str
+
+
+class Scores(_Model):
+    signals: dict[str, Signal] = Field(default_factory=dict)
+    composite: float = 0.0
+
+    @property
+    def failed(self) -> list[str]:
+        return [name for name, sig in self.signals.items() if not sig.passed]
+
+    def values(self) -> dict[str, float]:
+        return {name: round(sig.value, 4) for name, sig in self.signals.items()}
+
+
+class ModerationVerdict(_Model):
+    """The verdict of one moderation check, text or image, ours or a provider's."""
+
+    allowed: bool
+    source: str = Field(description="which check: brief, prompt, image, provider")
+    categories: list[str] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)
+    scores: dict[str, float] = Field(default_factory=dict)
+
+
+class Attempt(_Model):
+    """One executed candidate: what was asked, what came back, what it cost and how it fared."""
+
+    id: str
+    candidate: Candidate
+    outcome: AttemptOutcome
+    artifact_sha256: str | None = None
+    seed_returned: int | None = None
+    provider_request_id: str | None = None
+    idempotency_key: str = ""
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    scores: Scores | None = None
+    moderation: ModerationVerdict | None = None
+    error: str | None = None
+    cache_hit: bool = False
+    started_at: datetime = Field(default_factory=utcnow)
+
+
+class Decision(_Model):
+    """A structured event in the run trace: what the agent decided, why, on which signals."""
+
+    node: str
+    action: str
+    reason: str
+    signals: dict[str, float] = Field(default_factory=dict)
+    at: datetime = Field(default_factory=utcnow)
+
+
+class AcceptedImage(_Model):
+    path: str | None = None
+    sha256: str
+    model: str
+    seed: int | None
+    template: str
+    prompt: str
+    negative_prompt: str = ""
+    scores: dict[str, float]
+    composite: float
+    cost_usd: float
+    width: int
+    height: int
+
+
+class Receipt(_Model):
+    """Provenance of one image: enough to trace it back and reproduce it."""
+
+    run_id: str
+    attempt_id: str
+    sha256: str | None = None
+    template: str
+    prompt: str
+    negative_prompt: str
+    model: str
+    model_version: str
+    provider: str
+    provider_request_id: str | None = None
+    seed_requested: int
+    seed_returned: int | None = None
+    width: int
+    height: int
+    params: dict[str, Any] = Field(default_factory=dict)
+    scores: dict[str, float] = Field(default_factory=dict)
+    composite: float = 0.0
+    moderation: list[ModerationVerdict] = Field(default_factory=list)
+    cost_usd: float = 0.0
+    redactions: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class RunResult(_Model):
+    """What a run produced; the CLI's ``--json`` output and the API's job result."""
+
+    run_id: str
+    status: RunStatus
+    brand: str
+    brief: str
+    reason: str = ""
+    images: list[AcceptedImage] = Field(default_factory=list)
+    attempts: int = 0
+    cost_usd: float = 0.0
+    decisions: list[Decision] = Field(default_factory=list)
+    receipt_path: str | None = None

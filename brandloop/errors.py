@@ -1,0 +1,41 @@
+"""brandloop's error hierarchy; the CLI maps each to an exit code, the API to a problem type.
+
+    BrandloopError
+    ├── BadInputError          exit 2 / HTTP 400-422: the caller's input is wrong
+    │   └── NotFoundError      exit 2 / HTTP 404: a named thing does not exist
+    ├── RefusedError           exit 3 / HTTP 422: a policy refused the request
+    ├── BudgetExhaustedError   exit 4 / HTTP 402: nothing accepted before the money ran out
+    └── ProviderError          a backend failed (see ``tools.providers.errors``)
+"""
+
+from __future__ import annotations
+
+
+class BrandloopError(Exception):
+    """Base of every error brandloop raises on purpose."""
+
+    exit_code = 1
+    problem_type = "internal"
+
+
+class BadInputError(BrandloopError):
+    exit_code = 2
+    problem_type = "bad-input"
+
+
+class NotFoundError(BadInputError):
+    problem_type = "not-found"
+
+
+class RefusedError(BrandloopError):
+    exit_code = 3
+    problem_type = "refused"
+
+
+class BudgetExhaustedError(BrandloopError):
+    exit_code = 4
+    problem_type = "budget-exhausted"
+
+
+class ProviderError(BrandloopError):
+    problem_type = "provider-error"

@@ -1,0 +1,1 @@
+"""What the agent calls: image providers, moderation, scoring, prompt composition."""
