@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
-SIZE_PATTERN = re.compile(r"^(\d{2,5})x(\d{2,5})$")
+SIZE_PATTERN = re.compile(r"^(\d{1,7})x(\d{1,7})$")
 ASPECT_PATTERN = re.compile(r"^(\d{1,3}):(\d{1,3})$")
 
 MAX_BRIEF_CHARS = 4000
@@ -25,7 +25,7 @@ ColourRole = Literal["primary", "secondary", "accent", "background", "text", "ne
 RunStatus = Literal["succeeded", "partial", "refused", "failed", "running", "awaiting_review"]
 ModelStatus = Literal["active", "deprecated", "retired"]
 ModelTier = Literal["draft", "standard", "premium"]
-AttemptOutcome = Literal["accepted", "rejected", "refused", "error", "blocked", "cached"]
+AttemptOutcome = Literal["pending", "accepted", "rejected", "refused", "error", "blocked"]
 TemplateStatus = Literal["draft", "in_review", "approved", "rejected"]
 
 
@@ -330,6 +330,9 @@ class Receipt(_Model):
     run_id: str
     attempt_id: str
     sha256: str | None = None
+    source_sha256: str | None = Field(
+        default=None, description="sha256 of the image bytes exactly as the provider returned them"
+    )
     template: str
     prompt: str
     negative_prompt: str

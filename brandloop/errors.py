@@ -1,11 +1,11 @@
 """brandloop's error hierarchy; the CLI maps each to an exit code, the API to a problem type.
 
-    BrandloopError
-    ├── BadInputError          exit 2 / HTTP 400-422: the caller's input is wrong
-    │   └── NotFoundError      exit 2 / HTTP 404: a named thing does not exist
-    ├── RefusedError           exit 3 / HTTP 422: a policy refused the request
-    ├── BudgetExhaustedError   exit 4 / HTTP 402: nothing accepted before the money ran out
-    └── ProviderError          a backend failed (see ``tools.providers.errors``)
+BrandloopError
+├── BadInputError          exit 2 / HTTP 400-422: the caller's input is wrong
+│   └── NotFoundError      exit 2 / HTTP 404: a named thing does not exist
+├── RefusedError           exit 3 / HTTP 422: a policy refused the request
+├── BudgetExhaustedError   exit 4 / HTTP 402: nothing accepted before the money ran out
+└── ProviderError          a backend failed (see ``tools.providers.errors``)
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """What can go wrong at an image backend, sorted by what the agent should do next.
 
-    ProviderError (brandloop.errors)
-    ├── RetryableProviderError   rate limit, timeout, 5xx, connection: back off and try again
-    ├── RefusedByProviderError   content policy: never retry the same prompt; replan or fall back
-    └── TerminalProviderError    bad credentials, bad request, unknown model: fail fast
-        └── MalformedResponseError  the backend answered something we cannot use
+ProviderError (brandloop.errors)
+├── RetryableProviderError   rate limit, timeout, 5xx, connection: back off and try again
+├── RefusedByProviderError   content policy: never retry the same prompt; replan or fall back
+└── TerminalProviderError    bad credentials, bad request, unknown model: fail fast
+    └── MalformedResponseError  the backend answered something we cannot use
 """
 
 from __future__ import annotations

@@ -1,0 +1,60 @@
+"""Per-run context: the tools and knobs a run uses, handed to every node, never checkpointed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from brandloop.artifacts import ArtifactStore
+from brandloop.domain import ModelSpec, ModerationVerdict
+from brandloop.registry.crud import add_event
+from brandloop.registry.db import session_scope
+from memory.store import BrandMemory
+from policies.agent import AgentPolicy
+from policies.scoring import ScoringPolicy
+from tools.providers.base import ImageProvider
+
+EventSink = Callable[[str, str, dict[str, Any]], None]
+ImageModerator = Callable[[bytes], ModerationVerdict]
+
+
+@dataclass
+class RunContext:
+    database_url: str
+    tenant: str
+    providers: dict[str, ImageProvider]
+    models: list[ModelSpec]
+    artifacts: ArtifactStore
+    scoring: ScoringPolicy
+    policy: AgentPolicy
+    budget_usd: float
+    image_moderator: ImageModerator
+    memory: BrandMemory | None = None
+    on_event: EventSink | None = None
+    provider_intervals: list[tuple[float, float]] = field(default_factory=list)
+
+    def provider_busy_seconds(self) -> float:
+        """Wall time during which at least one provider call was in flight (overlaps merged)."""
+        total, end = 0.0, float("-inf")
+        for start, stop in sorted(self.provider_intervals):
+            if start > end:
+                total += stop - start
+                end = stop
+            elif stop > end:
+                total += stop - end
+                end = stop
+        return total
+
+    def model(self, model_id: str) -> ModelSpec:
+        for spec in self.models:
+            if spec.id == model_id:
+                return spec
+        raise KeyError(model_id)
+
+    def emit(self, run_id: str, node: str, kind: str, payload: dict[str, Any]) -> None:
+        """Append an event to the run's trace and tell whoever is watching."""
+        with session_scope(self.database_url) as session:
+            add_event(session, run_id=run_id, node=node, kind=kind, payload=payload)
+        if self.on_event is not None:
+            self.on_event(node, kind, payload)

@@ -1,0 +1,56 @@
+"""The plan-act-observe loop, wired. Nodes live in ``agent/nodes``, routers in ``agent/routers``.
+
+intake -> recall -> plan -> generate -> moderate -> score -> observe -> finalize -> remember
+  | refuse            ^                                        |
+  +-> finalize        +------------- replan / fall back <------+
+"""
+
+from __future__ import annotations
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+from agent.context import RunContext
+from agent.nodes.finalize import finalize
+from agent.nodes.generate import generate
+from agent.nodes.intake import intake
+from agent.nodes.moderate import moderate
+from agent.nodes.observe import observe
+from agent.nodes.plan import plan
+from agent.nodes.recall import recall
+from agent.nodes.remember import remember
+from agent.nodes.score import score
+from agent.routers import after_intake, after_observe, after_plan
+from agent.state import RunInput, RunState
+
+
+def build_graph() -> StateGraph[RunState, RunContext, RunInput, RunState]:
+    graph = StateGraph(RunState, context_schema=RunContext, input_schema=RunInput)
+    graph.add_node("intake", intake)
+    graph.add_node("recall", recall)
+    graph.add_node("plan", plan)
+    graph.add_node("generate", generate)
+    graph.add_node("moderate", moderate)
+    graph.add_node("score", score)
+    graph.add_node("observe", observe)
+    graph.add_node("finalize", finalize)
+    graph.add_node("remember", remember)
+
+    graph.add_edge(START, "intake")
+    graph.add_conditional_edges("intake", after_intake)
+    graph.add_edge("recall", "plan")
+    graph.add_conditional_edges("plan", after_plan)
+    graph.add_edge("generate", "moderate")
+    graph.add_edge("moderate", "score")
+    graph.add_edge("score", "observe")
+    graph.add_conditional_edges("observe", after_observe)
+    graph.add_edge("finalize", "remember")
+    graph.add_edge("remember", END)
+    return graph
+
+
+def compile_graph(
+    checkpointer: BaseCheckpointSaver[str] | None = None,
+) -> CompiledStateGraph[RunState, RunContext, RunInput, RunState]:
+    return build_graph().compile(checkpointer=checkpointer)

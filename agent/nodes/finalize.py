@@ -1,0 +1,128 @@
+"""finalize: write each accepted image with its receipt, settle the run's status and result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from agent.context import RunContext
+from agent.state import RunState
+from brandloop.domain import AcceptedImage, Attempt, Receipt, RunResult, RunStatus
+from brandloop.registry import crud
+from brandloop.registry.db import session_scope
+
+PREVIEW_NOTE = (
+    "procedural is brandloop's offline preview renderer: deterministic shapes and colours, "
+    "not a generative model"
+)
+
+
+def _status(state: RunState, accepted: int) -> RunStatus:
+    if state.get("status") == "refused":
+        return "refused"
+    if accepted >= state["request"].count:
+        return "succeeded"
+    return "partial" if accepted else "failed"
+
+
+def build_receipt(ctx: RunContext, run_id: str, attempt: Attempt) -> Receipt:
+    cand = attempt.candidate
+    spec = ctx.model(cand.model)
+    return Receipt(
+        run_id=run_id,
+        attempt_id=attempt.id,
+        source_sha256=attempt.artifact_sha256,
+        template=cand.template,
+        prompt=cand.prompt,
+        negative_prompt=cand.negative_prompt,
+        model=cand.model,
+        model_version=spec.version,
+        provider=spec.provider,
+        provider_request_id=attempt.provider_request_id,
+        seed_requested=cand.seed,
+        seed_returned=attempt.seed_returned,
+        width=cand.width,
+        height=cand.height,
+        params=cand.params,
+        scores=attempt.scores.values() if attempt.scores else {},
+        composite=round(attempt.scores.composite, 4) if attempt.scores else 0.0,
+        moderation=[attempt.moderation] if attempt.moderation else [],
+        cost_usd=attempt.cost_usd,
+        notes=[PREVIEW_NOTE] if spec.provider == "procedural" else [],
+    )
+
+
+async def finalize(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    run_id = state["run_id"]
+    attempts = state.get("attempts", {})
+    images: list[AcceptedImage] = []
+    with session_scope(ctx.database_url) as session:
+        for attempt_id in state.get("accepted", []):
+            attempt = attempts[attempt_id]
+            assert attempt.artifact_sha256 is not None and attempt.scores is not None
+            receipt = build_receipt(ctx, run_id, attempt)
+            sha, path = ctx.artifacts.put(
+                ctx.artifacts.get(attempt.artifact_sha256), receipt.model_dump(mode="json")
+            )
+            receipt = receipt.model_copy(update={"sha256": sha})
+            crud.record_artifact(
+                session,
+                sha256=sha,
+                tenant=ctx.tenant,
+                path=str(path),
+                width=attempt.candidate.width,
+                height=attempt.candidate.height,
+                size_bytes=path.stat().st_size,
+                run_id=run_id,
+                attempt_id=attempt.id,
+                receipt=receipt.model_dump(mode="json"),
+            )
+            images.append(
+                AcceptedImage(
+                    path=str(path),
+                    sha256=sha,
+                    model=attempt.candidate.model,
+                    seed=attempt.seed_returned,
+                    template=attempt.candidate.template,
+                    prompt=attempt.candidate.prompt,
+                    negative_prompt=attempt.candidate.negative_prompt,
+                    scores=attempt.scores.values(),
+                    composite=round(attempt.scores.composite, 4),
+                    cost_usd=attempt.cost_usd,
+                    width=attempt.candidate.width,
+                    height=attempt.candidate.height,
+                )
+            )
+        status = _status(state, len(images))
+        reason = state.get("reason", "") or (
+            f"{len(images)} of {state['request'].count} accepted" if status != "refused" else ""
+        )
+        cost = round(sum(a.cost_usd for a in attempts.values()), 6)
+        result = RunResult(
+            run_id=run_id,
+            status=status,
+            brand=state["brand"].name,
+            brief=state["request"].brief,
+            reason=reason,
+            images=images,
+            attempts=len(attempts),
+            cost_usd=cost,
+            decisions=state.get("decisions", []),
+        )
+        crud.finish_run(
+            session,
+            run_id=run_id,
+            status=status,
+            reason=reason,
+            template_ref=state["template"].ref,
+            cost_usd=cost,
+            attempt_count=len(attempts),
+            accepted_count=len(images),
+            result=result.model_dump(mode="json"),
+        )
+    ctx.emit(
+        run_id, "finalize", "done", {"status": status, "accepted": len(images), "cost_usd": cost}
+    )
+    return {"status": status, "reason": reason}

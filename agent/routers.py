@@ -1,0 +1,21 @@
+"""Pure routing functions: the next node from the state, nothing else."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from agent.state import RunState
+
+
+def after_intake(state: RunState) -> Literal["recall", "finalize"]:
+    return "finalize" if state.get("status") == "refused" else "recall"
+
+
+def after_plan(state: RunState) -> Literal["generate", "finalize"]:
+    return "generate" if state.get("candidates") else "finalize"
+
+
+def after_observe(state: RunState) -> Literal["plan", "finalize"]:
+    if len(state.get("accepted", [])) >= state["request"].count or state.get("reason"):
+        return "finalize"
+    return "plan"

@@ -1,0 +1,48 @@
+"""The run state the graph passes between nodes, and the narrow input callers may set."""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Literal, TypedDict
+
+from brandloop.domain import (
+    Attempt,
+    BrandKit,
+    Candidate,
+    Decision,
+    GenerationRequest,
+    RunStatus,
+    TemplateVersion,
+)
+
+
+def merge_attempts(left: dict[str, Attempt], right: dict[str, Attempt]) -> dict[str, Attempt]:
+    """Attempts are keyed by id: a later node's copy of an attempt replaces the earlier one."""
+    return {**left, **right}
+
+
+class RunInput(TypedDict):
+    """What a caller provides to start a run."""
+
+    run_id: str
+    request: GenerationRequest
+
+
+class RunState(RunInput, total=False):
+    brand: BrandKit
+    brand_id: str | None
+    template: TemplateVersion
+    style_notes: list[str]
+    recalled_seeds: list[int]
+    emphasis: Literal["normal", "strong"]
+    modifiers: list[str]
+    model_index: int
+    seed_cursor: int
+    iteration: int
+    candidates: list[Candidate]
+    attempts: Annotated[dict[str, Attempt], merge_attempts]
+    decisions: Annotated[list[Decision], operator.add]
+    accepted: list[str]
+    spent_usd: float
+    status: RunStatus
+    reason: str

@@ -1,0 +1,89 @@
+"""Resolving a template reference (``name``, ``name@3``, ``name:label``) to one version.
+
+The shipped ``brand-hero`` template is seeded on first use as version 1, approved, with the
+``production`` label. A label may split traffic across versions by weight; the choice is
+deterministic per request id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import yaml
+from sqlalchemy.orm import Session
+
+from brandloop.domain import TemplateVersion
+from brandloop.errors import BadInputError, NotFoundError
+from brandloop.registry import crud
+
+DEFAULT_TEMPLATE = "brand-hero"
+SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent / "policies" / "templates"
+REF_PATTERN = re.compile(
+    r"^(?P<name>[a-z0-9][a-z0-9_.-]*)(?:@(?P<version>\d+)|:(?P<label>[a-z0-9_-]+))?$"
+)
+
+
+def ensure_shipped_templates(session: Session, *, tenant: str) -> None:
+    for path in sorted(SHIPPED_TEMPLATES.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if crud.get_template(session, tenant=tenant, name=data["name"]) is not None:
+            continue
+        description = data.pop("description", "")
+        version = TemplateVersion(version=1, status="approved", **data)
+        row = crud.add_template_version(
+            session, tenant=tenant, version=version, description=description
+        )
+        crud.set_label(
+            session,
+            template_id=row.template_id,
+            label="production",
+            weights={"1": 1.0},
+            actor="system",
+        )
+        crud.audit(
+            session,
+            tenant=tenant,
+            actor="system",
+            action="template.seeded",
+            subject_type="template",
+            subject_id=f"{version.name}@1",
+        )
+
+
+def pick_weighted(weights: dict[str, float], request_id: str) -> int:
+    """Deterministic weighted choice: the same request id always gets the same version."""
+    total = sum(weights.values())
+    point = int(hashlib.sha256(request_id.encode()).hexdigest()[:12], 16) / float(16**12) * total
+    running = 0.0
+    for version, weight in sorted(weights.items(), key=lambda kv: int(kv[0])):
+        running += weight
+        if point < running:
+            return int(version)
+    return int(max(weights, key=int))
+
+
+def resolve_template(
+    session: Session, *, tenant: str, ref: str | None, request_id: str
+) -> TemplateVersion:
+    ensure_shipped_templates(session, tenant=tenant)
+    ref = ref or DEFAULT_TEMPLATE
+    match = REF_PATTERN.match(ref)
+    if not match:
+        raise BadInputError(f"template reference {ref!r} is not name, name@VERSION or name:LABEL")
+    template = crud.get_template(session, tenant=tenant, name=match["name"])
+    if template is None:
+        raise NotFoundError(f"template {match['name']!r} does not exist")
+    if match["version"]:
+        version = int(match["version"])
+    else:
+        label = match["label"] or "production"
+        label_row = crud.get_label(session, template_id=template.id, label=label)
+        if label_row is None:
+            raise NotFoundError(f"template {template.name!r} has no label {label!r}")
+        version = pick_weighted(label_row.weights, request_id)
+    row = crud.get_template_version(session, template_id=template.id, version=version)
+    if row is None:
+        raise NotFoundError(f"template {template.name}@{version} does not exist")
+    return crud.template_version_model(template, row)

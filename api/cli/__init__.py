@@ -1,0 +1,65 @@
+"""The ``brandloop`` command line: one Typer app, one module per command group.
+
+Errors become one line on stderr and an exit code: 2 bad input, 3 refused by policy,
+4 budget exhausted with nothing accepted, 1 internal error.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+import typer
+from pydantic import ValidationError
+
+from api.cli.app import app
+from brandloop.errors import BrandloopError
+from policies.brandkit import describe_validation_error
+
+try:  # typer >= 0.25 vendors its own click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
+
+__all__ = ["app", "main"]
+
+
+def _load_commands() -> None:
+    """Each module of this package registers its commands on import; load them all."""
+    for module in pkgutil.iter_modules(__path__):
+        if module.name not in {"app", "common"}:
+            importlib.import_module(f"{__name__}.{module.name}")
+
+
+_load_commands()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; never lets a traceback reach the user."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="brandloop", standalone_mode=False)
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except typer.Abort:
+        _fail("aborted", 1)
+    except click_exceptions.NoArgsIsHelpError as exc:
+        sys.stdout.write(exc.format_message() + "\n")
+        code = 0
+    except click_exceptions.ClickException as exc:
+        _fail(exc.format_message().replace("\n", " "), 2)
+    except BrandloopError as exc:
+        _fail(str(exc), exc.exit_code)
+    except ValidationError as exc:
+        _fail(describe_validation_error(exc), 2)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except Exception as exc:  # the last line of defence: one line, not a traceback
+        _fail(f"internal error: {type(exc).__name__}: {exc}", 1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int) -> None:
+    sys.stderr.write(f"brandloop: error: {message}\n")
+    sys.exit(code)

@@ -1,0 +1,183 @@
+"""``brandloop generate``: run the loop for one brief, with progress, a table and a receipt."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from agent.runner import (
+    catalog_models,
+    check_request,
+    load_result,
+    model_ladder,
+    new_run_id,
+    run_generation,
+)
+from api.cli.app import app
+from api.cli.common import ensure_brand, err, out, print_json, settings
+from api.preview import thumbnail
+from brandloop.artifacts import atomic_write
+from brandloop.domain import GenerationRequest, RunResult
+from brandloop.errors import BadInputError
+from brandloop.registry import crud
+from brandloop.registry.db import session_scope
+
+EXIT_BY_STATUS = {"succeeded": 0, "partial": 0, "refused": 3, "failed": 4}
+
+
+def write_outputs(result: RunResult, out_dir: Path, *, tenant: str) -> RunResult:
+    """Copy the accepted PNGs into ``out_dir`` and write the run receipt beside them."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images = []
+    receipts: list[dict[str, Any]] = []
+    with session_scope(settings().resolved_database_url) as session:
+        for index, image in enumerate(result.images, start=1):
+            target = out_dir / f"{index:02d}-{image.sha256[:12]}.png"
+            assert image.path is not None
+            shutil.copyfile(image.path, target)
+            images.append(image.model_copy(update={"path": str(target)}))
+            artifact = crud.get_artifact(session, tenant=tenant, sha256=image.sha256)
+            if artifact is not None and artifact.receipt is not None:
+                receipts.append(artifact.receipt)
+    result = result.model_copy(
+        update={"images": images, "receipt_path": str(out_dir / "receipt.json")}
+    )
+    document = {"run": result.model_dump(mode="json"), "receipts": receipts}
+    atomic_write(out_dir / "receipt.json", json.dumps(document, indent=2).encode())
+    return result
+
+
+def _render(result: RunResult) -> None:
+    colour = {"succeeded": "green", "partial": "yellow"}.get(result.status, "red")
+    out.print(
+        f"[bold]{result.run_id}[/bold]  [{colour}]{result.status}[/{colour}]  "
+        f"{len(result.images)} accepted, {result.attempts} attempts, ${result.cost_usd:.3f}"
+    )
+    if result.reason:
+        out.print(f"  {result.reason}")
+    if result.images:
+        templates = sorted({image.template for image in result.images})
+        table = Table(title=f"Accepted images (template {', '.join(templates)})")
+        for column in ("#", "file", "model", "seed", "score", "palette", "sharp", "expo", "cost"):
+            table.add_column(column, no_wrap=column == "file")
+        for index, image in enumerate(result.images, start=1):
+            table.add_row(
+                str(index),
+                Path(image.path).name if image.path else image.sha256[:12],
+                image.model,
+                str(image.seed),
+                f"{image.composite:.2f}",
+                *(
+                    f"{image.scores.get(name, 0.0):.2f}"
+                    for name in ("palette", "sharpness", "exposure")
+                ),
+                f"${image.cost_usd:.3f}",
+            )
+        out.print(table)
+        for image in result.images[:4]:
+            if image.path:
+                out.print(thumbnail(Path(image.path).read_bytes(), width=32))
+    table = Table(title="Decisions")
+    table.add_column("node")
+    table.add_column("action")
+    table.add_column("reason")
+    for decision in result.decisions:
+        table.add_row(decision.node, decision.action, decision.reason)
+    out.print(table)
+    if result.receipt_path:
+        out.print(f"Receipt and PNGs in {Path(result.receipt_path).parent}")
+
+
+@app.command()
+def generate(
+    brief: Annotated[str, typer.Argument(help="the creative request, in words")],
+    brand: Annotated[str, typer.Option(help="brand id or name, or a brand kit YAML path")],
+    n: Annotated[int, typer.Option("--n", help="how many accepted images are wanted")] = 1,
+    size: Annotated[str | None, typer.Option(help="WIDTHxHEIGHT, e.g. 1024x1024")] = None,
+    aspect: Annotated[
+        str | None, typer.Option("--aspect", help="aspect ratio W:H, e.g. 16:9")
+    ] = None,
+    budget: Annotated[float | None, typer.Option(help="USD this run may spend")] = None,
+    seed: Annotated[int | None, typer.Option(help="base seed, for reproducible runs")] = None,
+    model: Annotated[str | None, typer.Option(help="use only this catalog model")] = None,
+    template: Annotated[str | None, typer.Option(help="name, name@VERSION or name:LABEL")] = None,
+    campaign: Annotated[str | None, typer.Option(help="campaign id shared by related runs")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="folder for PNGs and receipt")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
+    no_memory: Annotated[
+        bool, typer.Option("--no-memory", help="do not recall or remember")
+    ] = False,
+) -> None:
+    """Generate on-brand images for BRIEF: plan, generate, moderate, score, replan."""
+    cfg = settings()
+    if budget is not None and budget <= 0:
+        raise BadInputError("--budget must be greater than zero")
+    brand_name = ensure_brand(brand, tenant=cfg.tenant)
+    request = GenerationRequest(
+        brief=brief,
+        brand=brand_name,
+        count=n,
+        size=size or (None if aspect else cfg.default_size),
+        aspect_ratio=aspect,
+        budget_usd=budget,
+        seed=seed,
+        model=model,
+        template=template,
+        campaign_id=campaign,
+        tenant=cfg.tenant,
+    )
+    model_ladder(cfg, catalog_models(cfg), request.model)
+    check_request(cfg, request)
+    run_id = new_run_id()
+    if as_json:
+        result = asyncio.run(
+            run_generation(request, settings=cfg, run_id=run_id, use_memory=not no_memory)
+        )
+    else:
+        result = _with_progress(request, run_id, use_memory=not no_memory)
+    result = write_outputs(result, out_dir or Path("out") / run_id, tenant=cfg.tenant)
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+    else:
+        _render(result)
+    raise typer.Exit(EXIT_BY_STATUS.get(result.status, 1))
+
+
+def _with_progress(request: GenerationRequest, run_id: str, *, use_memory: bool) -> RunResult:
+    cfg = settings()
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} accepted"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("starting", total=request.count)
+
+        def on_event(node: str, kind: str, payload: dict[str, Any]) -> None:
+            if kind == "decision":
+                progress.console.print(
+                    f"  [cyan]{node}[/cyan] {payload['action']}: {payload['reason']}"
+                )
+            elif kind == "accepted":
+                progress.update(task, completed=payload["accepted"])
+            progress.update(task, description=f"{node}: {kind}")
+
+        result = asyncio.run(
+            run_generation(
+                request, settings=cfg, run_id=run_id, on_event=on_event, use_memory=use_memory
+            )
+        )
+        progress.update(task, completed=len(result.images), description="done")
+    return load_result(cfg, tenant=request.tenant, run_id=result.run_id)

@@ -1,0 +1,196 @@
+"""``brandloop runs list|show|resume``: the registry's record of every run."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from agent.runner import resume_run
+from api.cli.app import runs_app
+from api.cli.common import out, print_json, settings
+from api.preview import thumbnail
+from brandloop.errors import NotFoundError
+from brandloop.registry import crud
+from brandloop.registry.db import session_scope
+from brandloop.registry.models import AttemptRow, RunEventRow, RunRow
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def run_trace(ref: str, *, tenant: str) -> dict[str, Any]:
+    """Everything the registry knows about a run, found by run id or by an artifact's sha256."""
+    with session_scope(settings().resolved_database_url) as session:
+        run_id = ref
+        if SHA256.match(ref):
+            artifact = crud.get_artifact(session, tenant=tenant, sha256=ref)
+            if artifact is None or artifact.run_id is None:
+                raise NotFoundError(f"no artifact {ref}")
+            run_id = artifact.run_id
+        run = crud.get_run(session, tenant=tenant, run_id=run_id)
+        if run is None:
+            raise NotFoundError(f"unknown run {ref!r}")
+        return {
+            "run": _run_dict(run),
+            "attempts": [_attempt_dict(a) for a in crud.list_attempts(session, run_id=run_id)],
+            "events": [_event_dict(e) for e in crud.list_events(session, run_id=run_id)],
+        }
+
+
+def _run_dict(row: RunRow) -> dict[str, Any]:
+    return {
+        "run_id": row.id,
+        "status": row.status,
+        "brand": row.brand_name,
+        "brief": row.brief,
+        "reason": row.reason,
+        "template": row.template_ref,
+        "campaign_id": row.campaign_id,
+        "cost_usd": row.cost_usd,
+        "attempts": row.attempt_count,
+        "accepted": row.accepted_count,
+        "request": row.request,
+        "images": (row.result or {}).get("images", []),
+        "created_at": row.created_at.isoformat(),
+        "finished_at": row.finished_at.isoformat() if row.finished_at else None,
+    }
+
+
+def _attempt_dict(row: AttemptRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "iteration": row.iteration,
+        "model": row.model,
+        "template": row.template_ref,
+        "prompt": row.prompt,
+        "negative_prompt": row.negative_prompt,
+        "seed_requested": row.seed_requested,
+        "seed_returned": row.seed_returned,
+        "size": f"{row.width}x{row.height}",
+        "params": row.params,
+        "outcome": row.outcome,
+        "artifact_sha256": row.artifact_sha256,
+        "idempotency_key": row.idempotency_key,
+        "provider_request_id": row.provider_request_id,
+        "cost_usd": row.cost_usd,
+        "latency_ms": round(row.latency_ms, 1),
+        "composite": row.composite,
+        "scores": {k: v["value"] for k, v in (row.scores or {}).get("signals", {}).items()},
+        "moderation": row.moderation,
+        "error": row.error,
+        "cache_hit": row.cache_hit,
+    }
+
+
+def _event_dict(row: RunEventRow) -> dict[str, Any]:
+    return {
+        "seq": row.seq,
+        "node": row.node,
+        "kind": row.kind,
+        "payload": row.payload,
+        "at": row.at.isoformat(),
+    }
+
+
+def _summary(event: dict[str, Any]) -> str:
+    payload = event["payload"]
+    if event["kind"] == "decision":
+        return f"{payload['action']}: {payload['reason']}"
+    return ", ".join(f"{k}={v}" for k, v in payload.items() if v is not None)
+
+
+@runs_app.command("list")
+def list_(
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The most recent runs."""
+    cfg = settings()
+    with session_scope(cfg.resolved_database_url) as session:
+        rows = [_run_dict(r) for r in crud.list_runs(session, tenant=cfg.tenant, limit=limit)]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="Runs")
+    for column in ("run", "status", "brand", "accepted", "attempts", "cost", "brief"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            r["run_id"],
+            r["status"],
+            r["brand"],
+            str(r["accepted"]),
+            str(r["attempts"]),
+            f"${r['cost_usd']:.3f}",
+            r["brief"][:60],
+        )
+    out.print(table)
+
+
+@runs_app.command("show")
+def show(
+    ref: Annotated[str, typer.Argument(help="run id, or the sha256 of one of its images")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The whole trace of a run: decisions, attempts with prompts, seeds, scores and cost."""
+    trace = run_trace(ref, tenant=settings().tenant)
+    if as_json:
+        print_json(trace)
+        return
+    run = trace["run"]
+    out.print(
+        f"[bold]{run['run_id']}[/bold]  {run['status']}  brand {run['brand']}  template {run['template']}"
+    )
+    out.print(f"brief: {run['brief']}")
+    out.print(
+        f"{run['accepted']} accepted of {run['attempts']} attempts, ${run['cost_usd']:.3f}. {run['reason']}"
+    )
+    table = Table(title="Trace")
+    for column in ("#", "node", "event", "detail"):
+        table.add_column(column)
+    for event in trace["events"]:
+        table.add_row(str(event["seq"]), event["node"], event["kind"], _summary(event))
+    out.print(table)
+    table = Table(title="Attempts")
+    for column in ("attempt", "model", "seed req/ret", "outcome", "composite", "signals", "cost"):
+        table.add_column(column)
+    for a in trace["attempts"]:
+        signals = " ".join(f"{k}={v:.2f}" for k, v in a["scores"].items())
+        composite = f"{a['composite']:.2f}" if a["composite"] is not None else "-"
+        table.add_row(
+            a["id"].split("-", 1)[-1],
+            a["model"],
+            f"{a['seed_requested']}/{a['seed_returned']}",
+            a["outcome"],
+            composite,
+            signals or (a["error"] or ""),
+            f"${a['cost_usd']:.3f}",
+        )
+    out.print(table)
+    for image in run["images"][:4]:
+        path = image.get("path")
+        if path and Path(path).exists():
+            out.print(f"{image['sha256'][:12]}  {image['model']}  seed {image['seed']}")
+            out.print(thumbnail(Path(path).read_bytes(), width=32))
+    if trace["attempts"]:
+        out.print(f"prompt: {trace['attempts'][-1]['prompt']}")
+
+
+@runs_app.command("resume")
+def resume(
+    run_id: Annotated[str, typer.Argument()],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Continue a run that was interrupted, from its last checkpoint, without paying twice."""
+    cfg = settings()
+    result = asyncio.run(resume_run(run_id, settings=cfg, tenant=cfg.tenant))
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+    else:
+        out.print(
+            f"{result.run_id} {result.status}: {len(result.images)} accepted, ${result.cost_usd:.3f}"
+        )

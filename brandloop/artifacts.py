@@ -1,0 +1,104 @@
+"""Content-addressed image files under the data dir, each PNG carrying its receipt.
+
+The receipt goes into an ``iTXt`` chunk inserted after ``IHDR`` without re-encoding the pixels,
+so the image data stays exactly what the provider returned. Writes are atomic (temp + rename).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+RECEIPT_KEY = "brandloop:receipt"
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_with_text(png: bytes, key: str, text: str) -> bytes:
+    """Insert an uncompressed UTF-8 ``iTXt`` chunk right after IHDR."""
+    if not png.startswith(PNG_SIGNATURE):
+        raise ValueError("not a PNG file")
+    ihdr_len = struct.unpack(">I", png[8:12])[0]
+    end_of_ihdr = 8 + 12 + ihdr_len
+    payload = key.encode("latin-1") + b"\x00\x00\x00\x00\x00" + text.encode("utf-8")
+    return png[:end_of_ihdr] + _chunk(b"iTXt", payload) + png[end_of_ihdr:]
+
+
+def read_png_text(png: bytes) -> dict[str, str]:
+    """Every tEXt/iTXt entry of a PNG (uncompressed ones), by key."""
+    if not png.startswith(PNG_SIGNATURE):
+        raise ValueError("not a PNG file")
+    out: dict[str, str] = {}
+    pos = 8
+    while pos + 8 <= len(png):
+        length = struct.unpack(">I", png[pos : pos + 4])[0]
+        kind = png[pos + 4 : pos + 8]
+        data = png[pos + 8 : pos + 8 + length]
+        if kind == b"tEXt":
+            key, _, value = data.partition(b"\x00")
+            out[key.decode("latin-1")] = value.decode("latin-1")
+        elif kind == b"iTXt":
+            key, _, rest = data.partition(b"\x00")
+            compressed = rest[0:1] == b"\x01"
+            _lang, _, rest = rest[2:].partition(b"\x00")
+            _tkey, _, value = rest.partition(b"\x00")
+            out[key.decode("latin-1")] = (zlib.decompress(value) if compressed else value).decode(
+                "utf-8"
+            )
+        elif kind == b"IEND":
+            break
+        pos += 12 + length
+    return out
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class ArtifactStore:
+    """Files named by the sha256 of their bytes: ``root/ab/cd/abcd….png``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path_for(self, sha256: str, suffix: str = ".png") -> Path:
+        return self.root / sha256[:2] / sha256[2:4] / f"{sha256}{suffix}"
+
+    def put(self, png: bytes, receipt: dict[str, Any] | None = None) -> tuple[str, Path]:
+        data = (
+            png_with_text(png, RECEIPT_KEY, json.dumps(receipt, sort_keys=True)) if receipt else png
+        )
+        digest = sha256_hex(data)
+        path = self.path_for(digest)
+        if not path.exists():
+            atomic_write(path, data)
+        return digest, path
+
+    def get(self, sha256: str) -> bytes:
+        return self.path_for(sha256).read_bytes()
+
+    def exists(self, sha256: str) -> bool:
+        return self.path_for(sha256).exists()

@@ -1,0 +1,420 @@
+"""Data access for the registry: keyword-only functions over a session, returning rows or None.
+
+Callers own the transaction (see ``registry.db.session_scope``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from brandloop.domain import Attempt, BrandKit, Decision, ModelSpec, TemplateVersion, utcnow
+from brandloop.registry.models import (
+    ArtifactRow,
+    AttemptRow,
+    AuditRow,
+    BrandRow,
+    ModelRow,
+    RunEventRow,
+    RunRow,
+    TemplateLabelRow,
+    TemplateRow,
+    TemplateVersionRow,
+)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:20]}"
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def audit(
+    session: Session,
+    *,
+    tenant: str,
+    actor: str,
+    action: str,
+    subject_type: str,
+    subject_id: str,
+    detail: dict[str, Any] | None = None,
+) -> AuditRow:
+    row = AuditRow(
+        tenant=tenant,
+        actor=actor,
+        action=action,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        detail=detail or {},
+        at=utcnow(),
+    )
+    session.add(row)
+    return row
+
+
+def list_audit(session: Session, *, tenant: str, subject_id: str | None = None) -> list[AuditRow]:
+    query = select(AuditRow).where(AuditRow.tenant == tenant)
+    if subject_id is not None:
+        query = query.where(AuditRow.subject_id == subject_id)
+    return list(session.scalars(query.order_by(AuditRow.id)))
+
+
+# --------------------------------------------------------------------------- brands
+
+
+def upsert_brand(session: Session, *, tenant: str, kit: BrandKit, actor: str = "cli") -> BrandRow:
+    """Add a brand kit, or replace the kit of the brand with the same name."""
+    row = session.scalar(
+        select(BrandRow).where(BrandRow.tenant == tenant, BrandRow.name == kit.name)
+    )
+    data = kit.model_dump(mode="json")
+    if row is None:
+        row = BrandRow(id=new_id("brand"), tenant=tenant, name=kit.name, kit=data)
+        session.add(row)
+        action = "brand.created"
+    elif row.kit == data:
+        return row
+    else:
+        row.kit = data
+        row.updated_at = utcnow()
+        action = "brand.updated"
+    session.flush()
+    audit(
+        session, tenant=tenant, actor=actor, action=action, subject_type="brand", subject_id=row.id
+    )
+    return row
+
+
+def get_brand(session: Session, *, tenant: str, ref: str) -> BrandRow | None:
+    """A brand by id or by name (names compare case-insensitively)."""
+    row = session.scalar(select(BrandRow).where(BrandRow.tenant == tenant, BrandRow.id == ref))
+    if row is not None:
+        return row
+    return session.scalar(
+        select(BrandRow).where(BrandRow.tenant == tenant, func.lower(BrandRow.name) == ref.lower())
+    )
+
+
+def list_brands(session: Session, *, tenant: str) -> list[BrandRow]:
+    return list(
+        session.scalars(select(BrandRow).where(BrandRow.tenant == tenant).order_by(BrandRow.name))
+    )
+
+
+def brand_kit(row: BrandRow) -> BrandKit:
+    return BrandKit.model_validate(row.kit)
+
+
+# --------------------------------------------------------------------------- model catalog
+
+
+def sync_catalog(session: Session, *, specs: Sequence[ModelSpec]) -> None:
+    """Merge the shipped catalog into the registry (the YAML wins for the fields it names)."""
+    for spec in specs:
+        row = session.get(ModelRow, spec.id)
+        data = spec.model_dump(mode="json")
+        if row is None:
+            session.add(
+                ModelRow(
+                    id=spec.id,
+                    provider=spec.provider,
+                    model=spec.model,
+                    version=spec.version,
+                    tier=spec.tier,
+                    status=spec.status,
+                    price_per_image_usd=spec.price_per_image_usd,
+                    spec=data,
+                )
+            )
+        elif row.spec != data:
+            row.provider, row.model, row.version = spec.provider, spec.model, spec.version
+            row.tier, row.status = spec.tier, spec.status
+            row.price_per_image_usd, row.spec, row.updated_at = (
+                spec.price_per_image_usd,
+                data,
+                utcnow(),
+            )
+
+
+def list_models(session: Session) -> list[ModelSpec]:
+    rows = session.scalars(
+        select(ModelRow).order_by(ModelRow.provider, ModelRow.price_per_image_usd)
+    )
+    return [ModelSpec.model_validate(row.spec) for row in rows]
+
+
+# --------------------------------------------------------------------------- templates
+
+
+def get_template(session: Session, *, tenant: str, name: str) -> TemplateRow | None:
+    return session.scalar(
+        select(TemplateRow).where(TemplateRow.tenant == tenant, TemplateRow.name == name)
+    )
+
+
+def get_template_version(
+    session: Session, *, template_id: str, version: int
+) -> TemplateVersionRow | None:
+    return session.scalar(
+        select(TemplateVersionRow).where(
+            TemplateVersionRow.template_id == template_id, TemplateVersionRow.version == version
+        )
+    )
+
+
+def get_label(session: Session, *, template_id: str, label: str) -> TemplateLabelRow | None:
+    return session.get(TemplateLabelRow, (template_id, label))
+
+
+def template_version_model(template: TemplateRow, row: TemplateVersionRow) -> TemplateVersion:
+    return TemplateVersion(
+        name=template.name,
+        version=row.version,
+        body=row.body,
+        negative_body=row.negative_body,
+        params=row.params,
+        model_hints=list(row.model_hints),
+        metadata=row.meta,
+        author=row.author,
+        message=row.message,
+        status=row.status,
+        created_at=row.created_at,
+    )
+
+
+def add_template_version(
+    session: Session, *, tenant: str, version: TemplateVersion, description: str = ""
+) -> TemplateVersionRow:
+    """Store a new immutable version (creating the template on its first version)."""
+    template = get_template(session, tenant=tenant, name=version.name)
+    if template is None:
+        template = TemplateRow(
+            id=new_id("tpl"), tenant=tenant, name=version.name, description=description
+        )
+        session.add(template)
+        session.flush()
+    row = TemplateVersionRow(
+        id=new_id("tv"),
+        template_id=template.id,
+        version=version.version,
+        body=version.body,
+        negative_body=version.negative_body,
+        params=version.params,
+        model_hints=list(version.model_hints),
+        meta=version.metadata,
+        author=version.author,
+        message=version.message,
+        status=version.status,
+        created_at=version.created_at,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def set_label(
+    session: Session, *, template_id: str, label: str, weights: dict[str, float], actor: str
+) -> TemplateLabelRow:
+    row = session.get(TemplateLabelRow, (template_id, label))
+    if row is None:
+        row = TemplateLabelRow(
+            template_id=template_id, label=label, weights=weights, updated_by=actor
+        )
+        session.add(row)
+    else:
+        row.weights, row.updated_by, row.updated_at = weights, actor, utcnow()
+    session.flush()
+    return row
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def create_run(
+    session: Session,
+    *,
+    run_id: str,
+    tenant: str,
+    brand_id: str | None,
+    brand_name: str,
+    brief: str,
+    request: dict[str, Any],
+    campaign_id: str | None = None,
+    thread_id: str | None = None,
+) -> RunRow:
+    row = RunRow(
+        id=run_id,
+        tenant=tenant,
+        brand_id=brand_id,
+        brand_name=brand_name,
+        brief=brief,
+        request=request,
+        status="running",
+        campaign_id=campaign_id,
+        thread_id=thread_id,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_run(session: Session, *, tenant: str, run_id: str) -> RunRow | None:
+    return session.scalar(select(RunRow).where(RunRow.tenant == tenant, RunRow.id == run_id))
+
+
+def list_runs(session: Session, *, tenant: str, limit: int = 50) -> list[RunRow]:
+    query = (
+        select(RunRow)
+        .where(RunRow.tenant == tenant)
+        .order_by(RunRow.created_at.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def add_event(
+    session: Session, *, run_id: str, node: str, kind: str, payload: dict[str, Any]
+) -> RunEventRow:
+    seq = session.scalar(
+        select(func.coalesce(func.max(RunEventRow.seq), 0)).where(RunEventRow.run_id == run_id)
+    )
+    row = RunEventRow(
+        run_id=run_id, seq=(seq or 0) + 1, node=node, kind=kind, payload=payload, at=utcnow()
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def record_decision(session: Session, *, run_id: str, decision: Decision) -> RunEventRow:
+    return add_event(
+        session,
+        run_id=run_id,
+        node=decision.node,
+        kind="decision",
+        payload=decision.model_dump(mode="json"),
+    )
+
+
+def list_events(session: Session, *, run_id: str) -> list[RunEventRow]:
+    return list(
+        session.scalars(
+            select(RunEventRow).where(RunEventRow.run_id == run_id).order_by(RunEventRow.seq)
+        )
+    )
+
+
+def attempt_by_key(session: Session, *, idempotency_key: str) -> AttemptRow | None:
+    return session.scalar(select(AttemptRow).where(AttemptRow.idempotency_key == idempotency_key))
+
+
+def upsert_attempt(session: Session, *, run_id: str, attempt: Attempt) -> AttemptRow:
+    """Record an attempt; calling it again for the same attempt id updates its outcome."""
+    cand = attempt.candidate
+    row = session.get(AttemptRow, attempt.id)
+    if row is None:
+        row = AttemptRow(
+            id=attempt.id,
+            run_id=run_id,
+            iteration=cand.iteration,
+            model=cand.model,
+            template_ref=cand.template,
+            prompt=cand.prompt,
+            negative_prompt=cand.negative_prompt,
+            seed_requested=cand.seed,
+            width=cand.width,
+            height=cand.height,
+            params=cand.params,
+            idempotency_key=attempt.idempotency_key,
+            created_at=attempt.started_at,
+        )
+        session.add(row)
+    row.outcome = attempt.outcome
+    row.seed_returned = attempt.seed_returned
+    row.artifact_sha256 = attempt.artifact_sha256
+    row.provider_request_id = attempt.provider_request_id
+    row.cost_usd = attempt.cost_usd
+    row.latency_ms = attempt.latency_ms
+    row.scores = attempt.scores.model_dump(mode="json") if attempt.scores else None
+    row.composite = attempt.scores.composite if attempt.scores else None
+    row.moderation = attempt.moderation.model_dump(mode="json") if attempt.moderation else None
+    row.error = attempt.error
+    row.cache_hit = attempt.cache_hit
+    session.flush()
+    return row
+
+
+def list_attempts(session: Session, *, run_id: str) -> list[AttemptRow]:
+    query = (
+        select(AttemptRow)
+        .where(AttemptRow.run_id == run_id)
+        .order_by(AttemptRow.created_at, AttemptRow.id)
+    )
+    return list(session.scalars(query))
+
+
+def finish_run(
+    session: Session,
+    *,
+    run_id: str,
+    status: str,
+    reason: str,
+    template_ref: str,
+    cost_usd: float,
+    attempt_count: int,
+    accepted_count: int,
+    result: dict[str, Any],
+    finished_at: datetime | None = None,
+) -> None:
+    row = session.get(RunRow, run_id)
+    if row is None:
+        raise LookupError(run_id)
+    row.status, row.reason, row.template_ref = status, reason, template_ref
+    row.cost_usd, row.attempt_count, row.accepted_count = cost_usd, attempt_count, accepted_count
+    row.result, row.finished_at = result, finished_at or utcnow()
+
+
+# --------------------------------------------------------------------------- artifacts
+
+
+def record_artifact(
+    session: Session,
+    *,
+    sha256: str,
+    tenant: str,
+    path: str,
+    width: int,
+    height: int,
+    size_bytes: int,
+    run_id: str | None,
+    attempt_id: str | None,
+    receipt: dict[str, Any] | None,
+) -> ArtifactRow:
+    row = session.get(ArtifactRow, sha256)
+    if row is None:
+        row = ArtifactRow(
+            sha256=sha256,
+            tenant=tenant,
+            path=path,
+            width=width,
+            height=height,
+            size_bytes=size_bytes,
+            run_id=run_id,
+            attempt_id=attempt_id,
+            receipt=receipt,
+        )
+        session.add(row)
+        session.flush()
+    return row
+
+
+def get_artifact(session: Session, *, tenant: str, sha256: str) -> ArtifactRow | None:
+    return session.scalar(
+        select(ArtifactRow).where(ArtifactRow.tenant == tenant, ArtifactRow.sha256 == sha256)
+    )

@@ -1,0 +1,5 @@
+"""Registry tables owned by the service area (none yet beyond the core tables in models.py)."""
+
+from brandloop.registry.models import Base
+
+__all__ = ["Base"]

@@ -1,0 +1,384 @@
+"""Brand memory: what a brand has accepted before (prompts) and what its people asked for (notes).
+
+The planner recalls from it before composing prompts; the loop remembers each accepted prompt.
+Each tenant's brand has its own Chroma collection in cosine space, so one brand's memory can
+never leak into another's results. The store is handed its chromadb client and embedding
+function; :func:`make_chroma_client` builds the client from :class:`~brandloop.settings.Settings`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal, cast
+
+import chromadb
+from chromadb.api import ClientAPI
+from chromadb.api.collection_configuration import CreateHNSWConfiguration
+from chromadb.api.models.Collection import Collection
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, QueryResult, Where
+from chromadb.config import Settings as ChromaSettings
+from chromadb.errors import NotFoundError as ChromaNotFoundError
+from pydantic import BaseModel, ConfigDict
+
+from brandloop.domain import utcnow
+from brandloop.errors import BadInputError
+from brandloop.settings import Settings
+from memory.embeddings import EmbeddingModelError
+
+__all__ = [
+    "COLLECTION_PREFIX",
+    "BrandMemory",
+    "MemoryHit",
+    "MemoryKind",
+    "collection_name",
+    "make_chroma_client",
+]
+
+MemoryKind = Literal["prompt", "note"]
+MetadataValue = str | int | float | bool
+
+COLLECTION_PREFIX = "bl-"
+#: Chroma's (S3-style) rule, the strictest of its clients: 3-63 chars of [a-zA-Z0-9._-],
+#: alphanumeric at both ends.
+_MAX_NAME = 63
+_HASH_CHARS = 10
+_SLUG_RUN = re.compile(r"[^a-z0-9]+")
+_SCORE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+MAX_K = 100
+MAX_TEXT_CHARS = 8000
+#: Cosine space. Flushing the vector index on every write lets Chroma purge its write-ahead
+#: log at once, so a forgotten record's text and vector do not linger in it (by default they
+#: stay until 1000 more writes). Brand memory is written once per accepted image; the cost
+#: measured here was under 1 ms a write at 2000 records. Freed SQLite pages may still hold
+#: old bytes until ``chroma vacuum`` is run on the (stopped) store.
+_HNSW = CreateHNSWConfiguration(space="cosine", sync_threshold=1, batch_size=1)
+
+
+class MemoryHit(BaseModel):
+    """One recalled record; ``distance`` is cosine distance (0 is identical, 2 opposite)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    kind: MemoryKind
+    text: str
+    distance: float
+    metadata: dict[str, MetadataValue]
+
+
+def _slug(value: str) -> str:
+    return _SLUG_RUN.sub("-", value.lower()).strip("-")
+
+
+def collection_name(tenant: str, brand: str) -> str:
+    """The collection holding ``tenant``'s memory of ``brand``: ``bl-{tenant}--{brand-slug}``.
+
+    Slugs are lowercase runs of ``[a-z0-9]`` joined by single hyphens (as ``BrandKit.slug``),
+    so a brand's name and its slug share one collection, and the double hyphen cannot occur
+    inside either part: no tenant/brand pair can land in another pair's collection. Names
+    longer than Chroma allows are cut and suffixed with a hash of the full pair.
+    """
+    tenant_slug, brand_slug = _slug(tenant), _slug(brand)
+    if not tenant_slug or not brand_slug:
+        raise BadInputError(
+            f"tenant {tenant!r} and brand {brand!r} must each contain a letter or digit"
+        )
+    name = f"{COLLECTION_PREFIX}{tenant_slug}--{brand_slug}"
+    if len(name) <= _MAX_NAME:
+        return name
+    digest = hashlib.sha256(f"{tenant_slug}\0{brand_slug}".encode()).hexdigest()[:_HASH_CHARS]
+    return f"{name[: _MAX_NAME - _HASH_CHARS - 1].rstrip('-')}-{digest}"
+
+
+def make_chroma_client(settings: Settings) -> ClientAPI:
+    """A client for the configured Chroma: a server when ``chroma_host`` is set, else on disk.
+
+    Telemetry is off. Chroma keeps one embedded instance per path and refuses a second one
+    with different settings, so in-process code should share the client built here.
+    """
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_host:
+        return chromadb.HttpClient(
+            host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings
+        )
+    path = settings.resolved_chroma_path
+    path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=path, settings=chroma_settings)
+
+
+def _record_id(kind: MemoryKind, *parts: str | int) -> str:
+    joined = "\0".join(str(p) for p in parts)
+    return f"{kind}-{hashlib.sha256(joined.encode()).hexdigest()[:32]}"
+
+
+def _text(value: str, what: str) -> str:
+    text = value.strip()
+    if not text:
+        raise BadInputError(f"{what} is empty")
+    if len(text) > MAX_TEXT_CHARS:
+        raise BadInputError(f"{what} is {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
+    return text
+
+
+def _check_k(k: int) -> None:
+    if not 1 <= k <= MAX_K:
+        raise BadInputError(f"k must be in 1..{MAX_K}, got {k}")
+
+
+class BrandMemory:
+    """Per-tenant, per-brand semantic memory of accepted prompts and style notes.
+
+    Records are plain Chroma records: the text is the document, ``kind`` and the rest are
+    metadata, ``created_at`` is epoch seconds (UTC). Writes are idempotent: remembering the
+    same prompt of the same run, model and seed, or adding the same note, updates one record.
+    Reads of a brand with no memory return nothing and create no collection.
+    """
+
+    def __init__(
+        self,
+        client: ClientAPI,
+        embedding_function: EmbeddingFunction[Documents],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        """Use ``client``'s collections, embedding with ``embedding_function``.
+
+        Args:
+            client: any chromadb client (persistent, HTTP or ephemeral).
+            embedding_function: must be a registered chromadb embedding function, so that
+                collections reopened later rebuild it from their configuration.
+            clock: the source of ``created_at``; tests pin it.
+        """
+        self._client = client
+        self._ef = embedding_function
+        self._clock = clock
+
+    # ------------------------------------------------------------------ writes
+
+    def remember_prompt(
+        self,
+        *,
+        tenant: str,
+        brand: str,
+        prompt: str,
+        model: str,
+        seed: int,
+        template: str,
+        run_id: str,
+        campaign_id: str | None = None,
+        scores: Mapping[str, float],
+    ) -> str:
+        """Store an accepted prompt with how it was made and how it scored; return its id.
+
+        ``scores`` are stored as ``score_<name>`` metadata (``composite`` and ``palette``
+        are the ones recall's callers read).
+        """
+        text = _text(prompt, "prompt")
+        metadata: dict[str, MetadataValue] = {
+            "kind": "prompt",
+            "model": model,
+            "seed": int(seed),
+            "template": template,
+            "run_id": run_id,
+            "created_at": self._now(),
+        }
+        if campaign_id is not None:
+            metadata["campaign_id"] = campaign_id
+        for name, value in scores.items():
+            if not _SCORE_NAME.match(name):
+                raise BadInputError(f"score name {name!r} must match {_SCORE_NAME.pattern}")
+            number = float(value)
+            if not math.isfinite(number):
+                raise BadInputError(f"score {name!r} is {value!r}, not a finite number")
+            metadata[f"score_{name}"] = number
+        record_id = _record_id("prompt", run_id, model, seed, text)
+        self._writable(tenant, brand).upsert(
+            ids=[record_id], documents=[text], metadatas=[metadata]
+        )
+        return record_id
+
+    def add_note(self, *, tenant: str, brand: str, text: str) -> str:
+        """Store a style note (e.g. "no neon, keep it warm"); return its id."""
+        note = _text(text, "note")
+        record_id = _record_id("note", note)
+        self._writable(tenant, brand).upsert(
+            ids=[record_id],
+            documents=[note],
+            metadatas=[{"kind": "note", "created_at": self._now()}],
+        )
+        return record_id
+
+    def forget(
+        self,
+        *,
+        tenant: str,
+        brand: str,
+        before: datetime | None = None,
+        record_id: str | None = None,
+    ) -> int:
+        """Delete records, vectors and texts alike; return how many were deleted.
+
+        Give ``record_id`` to delete one record, ``before`` (timezone-aware) to delete every
+        record created earlier, or both to delete that record only if it is older.
+        """
+        if before is None and record_id is None:
+            raise BadInputError("forget needs before, record_id or both")
+        where: Where | None = None
+        if before is not None:
+            if before.tzinfo is None:
+                raise BadInputError("before must be timezone-aware")
+            where = cast(Where, {"created_at": {"$lt": before.timestamp()}})
+        collection = self._collection(tenant, brand)
+        if collection is None:
+            return 0
+        ids_filter = None if record_id is None else [record_id]
+        found = collection.get(ids=ids_filter, where=where, include=[])
+        ids = found["ids"]
+        step = max(1, self._client.get_max_batch_size())
+        for start in range(0, len(ids), step):
+            collection.delete(ids=ids[start : start + step])
+        return len(ids)
+
+    # ------------------------------------------------------------------ reads
+
+    def recall(
+        self,
+        *,
+        tenant: str,
+        brand: str,
+        query: str,
+        k: int = 5,
+        campaign_id: str | None = None,
+    ) -> list[MemoryHit]:
+        """What the planner should see for ``query``: prompts first, then notes.
+
+        At most ``k`` prompts, nearest first, except that with ``campaign_id`` the campaign's
+        own prompts all come before any other; then at most ``k`` notes, nearest first. Notes
+        do not compete with prompts for the ``k`` places, so a brand's style notes (up to
+        ``k`` of them) are always returned however far they are from the query.
+        """
+        _check_k(k)
+        collection = self._collection(tenant, brand)
+        if collection is None:
+            return []
+        embedding = self._embed_query(query)
+        prompts: list[MemoryHit] = []
+        if campaign_id is not None:
+            prompts += self._query(
+                collection,
+                embedding,
+                k,
+                {"$and": [{"kind": "prompt"}, {"campaign_id": campaign_id}]},
+            )
+            if len(prompts) < k:
+                prompts += self._query(
+                    collection,
+                    embedding,
+                    k - len(prompts),
+                    cast(
+                        Where,
+                        {"$and": [{"kind": "prompt"}, {"campaign_id": {"$ne": campaign_id}}]},
+                    ),
+                )
+        else:
+            prompts += self._query(collection, embedding, k, {"kind": "prompt"})
+        notes = self._query(collection, embedding, k, {"kind": "note"})
+        return prompts + notes
+
+    def search(self, *, tenant: str, brand: str, query: str, k: int = 10) -> list[MemoryHit]:
+        """The ``k`` records of any kind nearest to ``query``, nearest first."""
+        _check_k(k)
+        collection = self._collection(tenant, brand)
+        if collection is None:
+            return []
+        return self._query(collection, self._embed_query(query), k, None)
+
+    def count(self, *, tenant: str, brand: str) -> int:
+        """How many records (prompts and notes) the brand's memory holds."""
+        collection = self._collection(tenant, brand)
+        return 0 if collection is None else collection.count()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _now(self) -> float:
+        return self._clock().timestamp()
+
+    def _writable(self, tenant: str, brand: str) -> Collection:
+        """The brand's collection, created on first write."""
+        collection = self._client.get_or_create_collection(
+            collection_name(tenant, brand),
+            configuration={"hnsw": _HNSW},
+            metadata={"tenant": _slug(tenant), "brand": _slug(brand)},
+            embedding_function=cast(Any, self._ef),  # chromadb wants EmbeddingFunction[Embeddable]
+        )
+        self._check_same_embeddings(collection)
+        return collection
+
+    def _collection(self, tenant: str, brand: str) -> Collection | None:
+        """The brand's collection, or None if nothing was ever written: reads create nothing."""
+        try:
+            collection = self._client.get_collection(
+                collection_name(tenant, brand), embedding_function=cast(Any, self._ef)
+            )
+        except ChromaNotFoundError:
+            return None
+        self._check_same_embeddings(collection)
+        return collection
+
+    def _check_same_embeddings(self, collection: Collection) -> None:
+        """Refuse a collection embedded by another version of our function.
+
+        chromadb only compares embedding function names, and uses the function it is handed
+        over the stored one, so a changed model would quietly mix incomparable vectors.
+        """
+        stored = collection.configuration_json.get("embedding_function") or {}
+        if stored.get("name") != self._ef.name():
+            return
+        ours = self._ef.get_config()
+        theirs = stored.get("config") or {}
+        if any(theirs.get(key) != value for key, value in ours.items()):
+            raise EmbeddingModelError(
+                f"collection {collection.name} was embedded with {theirs}, not {ours}; "
+                "re-embed its records before using this model on it"
+            )
+
+    def _embed_query(self, query: str) -> Embeddings:
+        return self._ef.embed_query([_text(query, "query")])
+
+    @staticmethod
+    def _query(
+        collection: Collection, embedding: Embeddings, n: int, where: Where | None
+    ) -> list[MemoryHit]:
+        result: QueryResult = collection.query(
+            query_embeddings=embedding,
+            n_results=n,
+            where=where,
+            include=["documents", "metadatas", "distances"],
+        )
+        return _hits(result)
+
+
+def _hits(result: QueryResult) -> list[MemoryHit]:
+    ids = result["ids"][0] if result["ids"] else []
+    documents: Sequence[Any] = (result["documents"] or [[]])[0]
+    metadatas: Sequence[Any] = (result["metadatas"] or [[]])[0]
+    distances: Sequence[float] = (result["distances"] or [[]])[0]
+    hits = []
+    for record_id, document, metadata, distance in zip(
+        ids, documents, metadatas, distances, strict=True
+    ):
+        meta = dict(metadata or {})
+        hits.append(
+            MemoryHit(
+                id=record_id,
+                kind=meta.get("kind", "note"),
+                text=document or "",
+                distance=float(distance),
+                metadata=meta,
+            )
+        )
+    return hits

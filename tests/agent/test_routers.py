@@ -1,0 +1,28 @@
+"""Each router's decisions, from hand-built states."""
+
+from __future__ import annotations
+
+from agent.routers import after_intake, after_observe, after_plan
+from brandloop.domain import Candidate, GenerationRequest
+
+REQUEST = GenerationRequest(brief="a cup", brand="Acme", count=2)
+CANDIDATE = Candidate(
+    id="c", template="t@1", prompt="p", model="procedural/draft", seed=1, width=64, height=64
+)
+
+
+def test_after_intake_sends_refusals_to_finalize() -> None:
+    assert after_intake({"run_id": "r", "request": REQUEST, "status": "refused"}) == "finalize"
+    assert after_intake({"run_id": "r", "request": REQUEST, "status": "running"}) == "recall"
+
+
+def test_after_plan_generates_only_when_there_are_candidates() -> None:
+    assert after_plan({"run_id": "r", "request": REQUEST, "candidates": [CANDIDATE]}) == "generate"
+    assert after_plan({"run_id": "r", "request": REQUEST, "candidates": []}) == "finalize"
+
+
+def test_after_observe_finalizes_when_enough_are_accepted_or_a_stop_is_set() -> None:
+    base = {"run_id": "r", "request": REQUEST}
+    assert after_observe({**base, "accepted": ["a"]}) == "plan"
+    assert after_observe({**base, "accepted": ["a", "b"]}) == "finalize"
+    assert after_observe({**base, "accepted": [], "reason": "budget spent"}) == "finalize"

@@ -1,0 +1,114 @@
+"""Whole runs through the real graph: procedural provider, SQLite registry, Chroma memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.runner import run_generation
+from brandloop.domain import GenerationRequest
+from brandloop.errors import BadInputError, NotFoundError
+from brandloop.registry import crud
+from brandloop.registry.db import session_scope
+from brandloop.settings import Settings
+from policies.brandkit import load_brand_kit
+from tools.providers.base import ImageRequest, ImageResult
+from tools.providers.procedural import ProceduralProvider
+
+AUTUMN = (
+    (Path(__file__).resolve().parents[2] / "examples" / "briefs" / "autumn-sale.txt")
+    .read_text()
+    .strip()
+)
+
+
+class CountingProvider:
+    """The procedural provider behind a call counter: what a paid backend's ledger would show."""
+
+    name = "procedural"
+
+    def __init__(self) -> None:
+        self.inner = ProceduralProvider()
+        self.calls: list[ImageRequest] = []
+
+    async def generate(self, request: ImageRequest) -> ImageResult:
+        self.calls.append(request)
+        return await self.inner.generate(request)
+
+
+@pytest.fixture
+def acme(settings: Settings, acme_kit_path: Path) -> str:
+    with session_scope(settings.resolved_database_url) as session:
+        crud.upsert_brand(session, tenant="default", kit=load_brand_kit(acme_kit_path))
+    return "Acme Coffee"
+
+
+async def test_a_run_replans_after_a_palette_miss_and_says_why(
+    settings: Settings, acme: str
+) -> None:
+    provider = CountingProvider()
+    request = GenerationRequest(
+        brief=AUTUMN, brand=acme, count=2, size="256x256", seed=7, budget_usd=1.0
+    )
+    result = await run_generation(request, settings=settings, providers={"procedural": provider})
+    actions = [d.action for d in result.decisions]
+    assert "strengthen_palette" in actions, actions
+    reason = next(d for d in result.decisions if d.action == "strengthen_palette")
+    assert reason.signals["palette"] < 0.6
+    assert result.status in {"succeeded", "partial"}
+    assert result.images, "the replanned round should produce accepted images"
+    assert all(img.scores["palette"] >= 0.5 for img in result.images)
+    assert result.cost_usd == pytest.approx(
+        sum(0.01 if c.model == "draft" else 0.04 for c in provider.calls)
+    )
+    with session_scope(settings.resolved_database_url) as session:
+        events = crud.list_events(session, run_id=result.run_id)
+        assert any(
+            e.kind == "decision" and e.payload["action"] == "strengthen_palette" for e in events
+        )
+        run = crud.get_run(session, tenant="default", run_id=result.run_id)
+        assert run is not None and run.status == result.status
+
+
+async def test_a_brief_with_a_blocked_term_is_refused_at_intake(
+    settings: Settings, acme: str
+) -> None:
+    provider = CountingProvider()
+    request = GenerationRequest(brief="an instant coffee promo", brand=acme, size="128x128")
+    result = await run_generation(request, settings=settings, providers={"procedural": provider})
+    assert result.status == "refused"
+    assert "instant coffee" in result.reason
+    assert provider.calls == [], "a refused brief must not reach any provider"
+
+
+async def test_budget_too_small_for_one_image_spends_nothing(settings: Settings, acme: str) -> None:
+    provider = CountingProvider()
+    request = GenerationRequest(brief="a cup", brand=acme, size="128x128", budget_usd=0.005)
+    result = await run_generation(request, settings=settings, providers={"procedural": provider})
+    assert result.status == "failed" and result.cost_usd == 0
+    assert provider.calls == []
+    assert "budget" in result.reason
+
+
+async def test_unknown_brand_template_and_model_are_bad_input(
+    settings: Settings, acme: str
+) -> None:
+    with pytest.raises(NotFoundError):
+        await run_generation(
+            GenerationRequest(brief="x", brand="Nope"), settings=settings, use_memory=False
+        )
+    with pytest.raises(NotFoundError):
+        await run_generation(
+            GenerationRequest(brief="x", brand=acme, template="nope"),
+            settings=settings,
+            use_memory=False,
+        )
+    with pytest.raises(BadInputError, match="unknown model"):
+        await run_generation(
+            GenerationRequest(brief="x", brand=acme, model="acme/none"),
+            settings=settings,
+            use_memory=False,
+        )
+    with session_scope(settings.resolved_database_url) as session:
+        assert crud.list_runs(session, tenant="default") == []

@@ -1,0 +1,243 @@
+"""The procedural preview renderer: determinism, colours, accents, exposure, tiers, sizes."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tools.providers.base import ImageProvider, ImageRequest
+from tools.providers.colours import COLOUR_WORDS, extract_colours
+from tools.providers.errors import TerminalProviderError
+from tools.providers.procedural import SOFTWARE, ProceduralProvider
+
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+PALETTE = "navy blue, coral and cream"
+PALETTE_RGB = [rgb for rgb, _ in extract_colours(PALETTE)]
+
+
+async def render(prompt: str, seed: int | None = 7, **fields) -> np.ndarray:
+    request = ImageRequest(
+        model=fields.pop("model", "studio"),
+        prompt=prompt,
+        seed=seed,
+        width=fields.pop("width", 256),
+        height=fields.pop("height", 256),
+        **fields,
+    )
+    result = await ProceduralProvider().generate(request)
+    return pixels(result.images[0].data)
+
+
+def pixels(png: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.mode == "RGB"
+        return np.asarray(image, dtype=np.float32)
+
+
+def share_near(image: np.ndarray, rgb: tuple[int, int, int], radius: float = 50) -> float:
+    distance = np.linalg.norm(image - np.array(rgb, dtype=np.float32), axis=-1)
+    return float((distance < radius).mean())
+
+
+def foreign_share(image: np.ndarray, palette: list[tuple[int, int, int]]) -> float:
+    """Share of pixels far (> 90) from every named colour: an accent the prompt did not ask for."""
+    distances = [np.linalg.norm(image - np.array(c, np.float32), axis=-1) for c in palette]
+    return float((np.min(distances, axis=0) > 90).mean())
+
+
+def laplacian_variance(image: np.ndarray) -> float:
+    g = image @ LUMA
+    lap = g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:] - 4 * g[1:-1, 1:-1]
+    return float(lap.var())
+
+
+def mean_luminance(image: np.ndarray) -> float:
+    return float((image @ LUMA).mean())
+
+
+# --------------------------------------------------------------------------- colour words
+
+
+def test_extract_colours_keeps_order_prefers_longest_names_and_reads_hex():
+    found = extract_colours("Navy blue hero, #FF7F50 glow, forest green and navy again, cream")
+    assert [label for _, label in found] == ["navy blue", "#ff7f50", "forest green", "cream"]
+    assert found[1][0] == (255, 127, 80)
+    assert extract_colours("redo the shadows, tangent lines, #12345") == []
+    assert len(COLOUR_WORDS) >= 40
+
+
+def test_a_colour_word_glossing_a_hex_code_is_that_code():
+    # brand palette clauses read "Navy #1e2a5a": the code is the colour, not CSS navy
+    found = extract_colours("brand colours Navy #1E2A5A, Coral (#ff6f59), sky blue: #a0c4ff; red")
+    assert found == [
+        ((0x1E, 0x2A, 0x5A), "#1e2a5a"),
+        ((0xFF, 0x6F, 0x59), "#ff6f59"),
+        ((0xA0, 0xC4, 0xFF), "#a0c4ff"),
+        (COLOUR_WORDS["red"], "red"),
+    ]
+
+
+# --------------------------------------------------------------------------- the provider
+
+
+def test_is_an_image_provider():
+    assert isinstance(ProceduralProvider(), ImageProvider)
+    assert ProceduralProvider.name == "procedural"
+
+
+async def test_same_inputs_give_byte_identical_pngs():
+    request = ImageRequest(
+        model="studio",
+        prompt=f"{PALETTE} poster",
+        seed=11,
+        width=128,
+        height=96,
+        negative_prompt="text",
+    )
+    first = await ProceduralProvider().generate(request)
+    second = await ProceduralProvider().generate(request.model_copy())
+    assert first.images[0].data == second.images[0].data
+    assert first.provider_request_id == second.provider_request_id
+    assert first.provider_request_id is not None
+    assert first.provider_request_id.startswith("proc-") and len(first.provider_request_id) == 21
+    with Image.open(io.BytesIO(first.images[0].data)) as image:
+        assert image.text == {"Software": SOFTWARE}  # type: ignore[attr-defined]
+
+
+async def test_different_seeds_give_different_images():
+    a = await render(f"{PALETTE} poster", seed=1)
+    b = await render(f"{PALETTE} poster", seed=2)
+    assert np.abs(a - b).mean() > 10
+
+
+@pytest.mark.parametrize(
+    ("prompt", "first"),
+    [
+        ("#1a7f5a backdrop with coral and cream details", (0x1A, 0x7F, 0x5A)),
+        ("coral backdrop with #1a7f5a and cream details", COLOUR_WORDS["coral"]),
+    ],
+)
+async def test_the_colour_named_first_covers_the_most_area(prompt, first):
+    named = [rgb for rgb, _ in extract_colours(prompt)]
+    for seed in range(4):
+        image = await render(prompt, seed=seed)
+        shares = {rgb: share_near(image, rgb) for rgb in named}
+        assert max(shares, key=shares.__getitem__) == first, (seed, shares)
+        assert shares[first] > 0.3
+
+
+async def test_colours_in_the_negative_prompt_are_left_out():
+    blue = COLOUR_WORDS["blue"]
+    for seed in range(4):
+        assert share_near(await render("red, blue and yellow stripes", seed=seed), blue) > 0.05
+        without = await render("red, blue and yellow stripes", seed=seed, negative_prompt="blue")
+        assert share_near(without, blue, radius=60) < 0.002
+
+
+async def test_strict_palette_never_adds_a_foreign_accent():
+    loose = [
+        foreign_share(await render(f"{PALETTE} poster", seed=s, width=96, height=96), PALETTE_RGB)
+        for s in range(20)
+    ]
+    strict = [
+        foreign_share(
+            await render(f"{PALETTE} poster, strict palette", seed=s, width=96, height=96),
+            PALETTE_RGB,
+        )
+        for s in range(20)
+    ]
+    accented = [f for f in loose if f > 0.15]
+    assert 2 <= len(accented) <= 14, loose  # p ≈ 0.35 per seed
+    assert all(0.15 < f < 0.45 for f in accented)
+    assert max(strict) < 0.06, strict
+
+
+async def test_draft_is_measurably_softer_than_studio():
+    prompt = f"{PALETTE} poster"
+    for seed in range(3):
+        draft = await render(prompt, seed=seed, model="draft")
+        studio = await render(prompt, seed=seed, model="studio")
+        assert laplacian_variance(draft) < 0.2 * laplacian_variance(studio)
+        # same seed and prompt: the draft previews the studio image's layout
+        other = await render(prompt, seed=seed + 100, model="studio")
+        assert np.abs(draft - studio).mean() < 0.5 * np.abs(other - studio).mean()
+
+
+@pytest.mark.parametrize("model", ["draft", "studio"])
+@pytest.mark.parametrize(("width", "height"), [(640, 384), (250, 130), (64, 200)])
+async def test_the_requested_size_is_exact(model, width, height):
+    request = ImageRequest(model=model, prompt="teal and gold", seed=3, width=width, height=height)
+    result = await ProceduralProvider().generate(request)
+    assert (result.images[0].width, result.images[0].height) == (width, height)
+    assert pixels(result.images[0].data).shape == (height, width, 3)
+
+
+async def test_exposure_words_move_mean_luminance():
+    for seed in range(3):
+        base = mean_luminance(await render(f"{PALETTE} poster", seed=seed))
+        dark = mean_luminance(await render(f"dark moody {PALETTE} poster", seed=seed))
+        bright = mean_luminance(await render(f"bright airy {PALETTE} poster", seed=seed))
+        balanced = mean_luminance(
+            await render(f"night {PALETTE} poster, balanced exposure", seed=seed)
+        )
+        assert dark < min(base - 25, 80)
+        assert bright > max(base + 25, 170)
+        assert 90 < balanced < 165
+
+
+async def test_busy_draws_more_edges_than_minimal():
+    def edges(image: np.ndarray) -> float:
+        g = image @ LUMA
+        jumps = np.abs(np.diff(g, axis=0))[:, :-1] + np.abs(np.diff(g, axis=1))[:-1]
+        return float((jumps > 40).mean())
+
+    minimal = [edges(await render(f"minimal {PALETTE}", seed=s)) for s in range(4)]
+    busy = [edges(await render(f"busy {PALETTE}", seed=s)) for s in range(4)]
+    assert np.mean(busy) > 2 * np.mean(minimal)
+
+
+@pytest.mark.parametrize("model", ["ultra", "Draft", ""])
+async def test_unknown_model_is_terminal(model):
+    with pytest.raises(TerminalProviderError, match="no model"):
+        await ProceduralProvider().generate(ImageRequest(model=model, prompt="teal"))
+
+
+async def test_impossible_size_is_terminal():
+    with pytest.raises(TerminalProviderError, match="impossible"):
+        await ProceduralProvider().generate(ImageRequest(model="draft", prompt="t", width=8))
+
+
+async def test_count_renders_consecutive_seeds_and_charges_per_image():
+    provider = ProceduralProvider(prices={"studio": 0.05})
+    request = ImageRequest(
+        model="studio", prompt="teal and gold", seed=40, count=2, width=96, height=96
+    )
+    result = await provider.generate(request)
+    assert [image.seed for image in result.images] == [40, 41]
+    assert result.seed == 40
+    assert result.images[0].data != result.images[1].data
+    single = await provider.generate(request.model_copy(update={"seed": 41, "count": 1}))
+    assert single.images[0].data == result.images[1].data
+    assert result.cost_usd == pytest.approx(0.10)
+    assert result.usage == {"images": 2, "model": "studio"}
+    assert result.finish_reason == "success"
+    draft = await provider.generate(request.model_copy(update={"model": "draft", "count": 1}))
+    assert draft.cost_usd == pytest.approx(0.01)
+
+
+async def test_a_missing_seed_is_derived_from_the_prompt():
+    request = ImageRequest(model="draft", prompt="teal and gold", width=64, height=64)
+    first = await ProceduralProvider().generate(request)
+    second = await ProceduralProvider().generate(request)
+    expected = int.from_bytes(hashlib.sha256(b"teal and gold").digest()[:4], "big")
+    assert first.seed == second.seed == first.images[0].seed == expected
+    assert first.images[0].data == second.images[0].data
+
+
+def test_prices_for_unknown_models_are_refused():
+    with pytest.raises(ValueError, match="unknown"):
+        ProceduralProvider(prices={"ultra": 1.0})
