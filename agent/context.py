@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.writer import PromptWriter
 from brandloop.artifacts import ArtifactStore
 from brandloop.domain import ModelSpec, ModerationVerdict
 from brandloop.registry.crud import add_event
@@ -32,6 +33,8 @@ class RunContext:
     image_moderator: ImageModerator
     memory: BrandMemory | None = None
     on_event: EventSink | None = None
+    use_cache: bool = True
+    writer: PromptWriter | None = None
     provider_intervals: list[tuple[float, float]] = field(default_factory=list)
 
     def provider_busy_seconds(self) -> float:

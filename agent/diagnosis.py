@@ -5,9 +5,13 @@ Pure functions over plain values so each rule is easy to read and to test:
 - palette miss            -> strengthen the palette clause (strict palette first, off-brand
                              colours of the brief moved to the negative prompt); if it is
                              already strong, new seeds
-- low sharpness           -> the next model tier up, when there is one; else a detail modifier
+- low sharpness           -> the next model tier up, when there is one; else the model's next
+                             quality setting, when it has one; else a detail modifier
 - bad exposure            -> a "balanced exposure, even lighting" modifier
-- provider errors         -> fall back to the next model tier
+- low contrast / colour   -> a tonal-range or colour modifier
+- duplicates              -> new seeds and a variant modifier (composition, angle, framing)
+- provider errors / open circuit breaker -> fall back: the failing model is excluded for the
+                             rest of the run and the next model tier becomes the floor
 - provider refusal / moderation block -> a safety rewrite (never the same prompt again)
 - anything else           -> new seeds
 """
@@ -18,12 +22,34 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
-from brandloop.domain import Attempt, Decision
+from brandloop.domain import Attempt, Decision, ModelSpec
 from policies.agent import AgentPolicy
 
 EXPOSURE_MODIFIER = "balanced exposure, even lighting"
 DETAIL_MODIFIER = "crisp detail, sharp focus"
+CONTRAST_MODIFIER = "full tonal range, clear contrast"
+COLOUR_MODIFIER = "rich colour in the brand palette"
 SAFETY_MODIFIER = "family-friendly, brand-safe, no people in revealing clothing"
+SAFETY_MODIFIERS = (SAFETY_MODIFIER, "abstract product still life, no people, no text")
+VARIANT_MODIFIERS = (
+    "alternative composition",
+    "different camera angle",
+    "wider framing",
+    "close-up framing",
+)
+DUPLICATE_SIGNALS = frozenset({"duplicate", "diversity", "novelty"})
+BREAKER_ERRORS = ("ProviderUnavailableError", "circuit")
+
+
+def quality_index(spec: ModelSpec, boost: int) -> int | None:
+    """The index into ``spec.qualities`` ``boost`` steps above its default, if there is one."""
+    if not spec.qualities or boost <= 0:
+        return None
+    base = (
+        spec.qualities.index(spec.default_quality) if spec.default_quality in spec.qualities else 0
+    )
+    target = base + boost
+    return target if target < len(spec.qualities) else None
 
 
 def is_accepted(attempt: Attempt, policy: AgentPolicy) -> bool:
@@ -40,6 +66,9 @@ class Replan:
     modifiers: list[str]
     model_index: int
     decisions: list[Decision] = field(default_factory=list)
+    excluded_models: list[str] = field(default_factory=list)
+    stop: str | None = None
+    quality_boost: int = 0
 
 
 def _signal_means(attempts: list[Attempt], name: str) -> float:
@@ -56,21 +85,43 @@ def diagnose(
     modifiers: list[str],
     model_index: int,
     ladder_size: int,
+    excluded_models: list[str] | None = None,
+    duplicates: int = 0,
+    quality_boost: int = 0,
+    can_raise_quality: bool = False,
 ) -> Replan:
-    """Decide the next round's changes from this round's rejected attempts."""
-    plan = Replan(emphasis=emphasis, modifiers=list(modifiers), model_index=model_index)
+    """Decide the next round's changes from this round's rejected attempts.
+
+    ``duplicates`` counts images of the round identical (or near-identical) to another image
+    of the run; a failed signal named in ``DUPLICATE_SIGNALS`` counts as well.
+    """
+    plan = Replan(
+        emphasis=emphasis,
+        modifiers=list(modifiers),
+        model_index=model_index,
+        excluded_models=list(excluded_models or []),
+        quality_boost=quality_boost,
+    )
     failed = Counter(name for a in rejected if a.scores for name in a.scores.failed)
     outcomes = Counter(a.outcome for a in rejected)
     can_climb = model_index + 1 < ladder_size
 
     if outcomes["error"]:
+        errored = sorted({a.candidate.model for a in rejected if a.outcome == "error"})
+        breaker = any(marker in (a.error or "") for a in rejected for marker in BREAKER_ERRORS)
+        for model in errored:
+            if model not in plan.excluded_models:
+                plan.excluded_models.append(model)
+        cause = "circuit breaker open" if breaker else "provider error(s)"
         if can_climb:
             plan.model_index += 1
             plan.decisions.append(
                 Decision(
                     node="observe",
                     action="fallback_model",
-                    reason=f"{outcomes['error']} provider error(s); falling back to the next model tier",
+                    reason=f"{outcomes['error']} attempt(s) failed ({cause}) on "
+                    f"{', '.join(errored)}; excluding it and falling back to the next model tier",
+                    signals={"errors": float(outcomes["error"])},
                 )
             )
         else:
@@ -82,16 +133,27 @@ def diagnose(
                 )
             )
     if outcomes["refused"] or outcomes["blocked"]:
-        if SAFETY_MODIFIER not in plan.modifiers:
-            plan.modifiers.append(SAFETY_MODIFIER)
-        plan.decisions.append(
-            Decision(
-                node="observe",
-                action="safety_rewrite",
-                reason=f"{outcomes['refused']} refusal(s), {outcomes['blocked']} moderation block(s); "
-                "rewriting the prompt for safety, never retrying it as it was",
+        rewrite = next((m for m in SAFETY_MODIFIERS if m not in plan.modifiers), None)
+        counts = {"refused": float(outcomes["refused"]), "blocked": float(outcomes["blocked"])}
+        if rewrite is None:
+            plan.stop = (
+                f"{outcomes['refused']} refusal(s), {outcomes['blocked']} moderation block(s) "
+                "after every safety rewrite; stopping rather than retrying the same prompt"
             )
-        )
+            plan.decisions.append(
+                Decision(node="observe", action="stop_refused", reason=plan.stop, signals=counts)
+            )
+        else:
+            plan.modifiers.append(rewrite)
+            plan.decisions.append(
+                Decision(
+                    node="observe",
+                    action="safety_rewrite",
+                    reason=f"{outcomes['refused']} refusal(s), {outcomes['blocked']} moderation "
+                    f"block(s); rewriting the prompt for safety ({rewrite}), never retrying it as it was",
+                    signals=counts,
+                )
+            )
     if failed["palette"]:
         signals = {"palette": _signal_means(rejected, "palette")}
         if emphasis == "normal":
@@ -126,6 +188,17 @@ def diagnose(
                     signals=signals,
                 )
             )
+        elif can_raise_quality:
+            plan.quality_boost += 1
+            plan.decisions.append(
+                Decision(
+                    node="observe",
+                    action="raise_quality",
+                    reason=f"{failed['sharpness']} image(s) too soft on the top tier; asking the "
+                    "model for its next quality setting",
+                    signals=signals,
+                )
+            )
         elif DETAIL_MODIFIER not in plan.modifiers:
             plan.modifiers.append(DETAIL_MODIFIER)
             plan.decisions.append(
@@ -144,6 +217,34 @@ def diagnose(
                 action="fix_exposure",
                 reason=f"{failed['exposure']} image(s) badly exposed; asking for balanced exposure",
                 signals={"exposure": _signal_means(rejected, "exposure")},
+            )
+        )
+    for name, modifier, what in (
+        ("contrast", CONTRAST_MODIFIER, "flat, low contrast"),
+        ("colourfulness", COLOUR_MODIFIER, "nearly grey"),
+    ):
+        if failed[name] and modifier not in plan.modifiers:
+            plan.modifiers.append(modifier)
+            plan.decisions.append(
+                Decision(
+                    node="observe",
+                    action=f"fix_{name}",
+                    reason=f"{failed[name]} image(s) {what}; asking for {modifier}",
+                    signals={name: _signal_means(rejected, name)},
+                )
+            )
+    duplicate_count = duplicates + sum(failed[name] for name in DUPLICATE_SIGNALS)
+    if duplicate_count:
+        variant = next((m for m in VARIANT_MODIFIERS if m not in plan.modifiers), None)
+        if variant is not None:
+            plan.modifiers.append(variant)
+        plan.decisions.append(
+            Decision(
+                node="observe",
+                action="new_seeds_variant",
+                reason=f"{duplicate_count} duplicate image(s); new seeds"
+                + (f" and a variant modifier ({variant})" if variant else ""),
+                signals={"duplicates": float(duplicate_count)},
             )
         )
     if not plan.decisions:

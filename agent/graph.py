@@ -1,8 +1,8 @@
 """The plan-act-observe loop, wired. Nodes live in ``agent/nodes``, routers in ``agent/routers``.
 
-intake -> recall -> plan -> generate -> moderate -> score -> observe -> finalize -> remember
-  | refuse            ^                                        |
-  +-> finalize        +------------- replan / fall back <------+
+intake -> recall -> plan -> generate -> moderate -> score -> observe -> review_gate -> finalize -> remember
+  | refuse            ^                                        |              | review policy
+  +-> finalize        +------------- replan / fall back <------+              +-> review (interrupt)
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from agent.nodes.observe import observe
 from agent.nodes.plan import plan
 from agent.nodes.recall import recall
 from agent.nodes.remember import remember
+from agent.nodes.review import review, review_gate
 from agent.nodes.score import score
-from agent.routers import after_intake, after_observe, after_plan
+from agent.routers import after_intake, after_observe, after_plan, after_review_gate
 from agent.state import RunInput, RunState
 
 
@@ -34,6 +35,8 @@ def build_graph() -> StateGraph[RunState, RunContext, RunInput, RunState]:
     graph.add_node("moderate", moderate)
     graph.add_node("score", score)
     graph.add_node("observe", observe)
+    graph.add_node("review_gate", review_gate)
+    graph.add_node("review", review)
     graph.add_node("finalize", finalize)
     graph.add_node("remember", remember)
 
@@ -45,6 +48,8 @@ def build_graph() -> StateGraph[RunState, RunContext, RunInput, RunState]:
     graph.add_edge("moderate", "score")
     graph.add_edge("score", "observe")
     graph.add_conditional_edges("observe", after_observe)
+    graph.add_conditional_edges("review_gate", after_review_gate)
+    graph.add_edge("review", "finalize")
     graph.add_edge("finalize", "remember")
     graph.add_edge("remember", END)
     return graph

@@ -15,7 +15,11 @@ def after_plan(state: RunState) -> Literal["generate", "finalize"]:
     return "generate" if state.get("candidates") else "finalize"
 
 
-def after_observe(state: RunState) -> Literal["plan", "finalize"]:
+def after_observe(state: RunState) -> Literal["plan", "review_gate", "finalize"]:
     if len(state.get("accepted", [])) >= state["request"].count or state.get("reason"):
-        return "finalize"
+        return "review_gate" if state.get("accepted") else "finalize"
     return "plan"
+
+
+def after_review_gate(state: RunState) -> Literal["review", "finalize"]:
+    return "review" if state.get("status") == "awaiting_review" else "finalize"

@@ -5,32 +5,41 @@ This is the one entry point the CLI, the API and the eval harness call.
 
 from __future__ import annotations
 
+import importlib
+import os
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
 
 from agent.checkpoints import sqlite_checkpointer
 from agent.context import EventSink, ImageModerator, RunContext
 from agent.graph import compile_graph
-from agent.nodes.moderate import allow_all
-from agent.state import RunInput
+from agent.nodes.intake import redacted_request
+from agent.state import RunInput, RunState
 from agent.templates import resolve_template
+from agent.writer import PromptWriter, build_writer
 from brandloop.artifacts import ArtifactStore
 from brandloop.domain import GenerationRequest, ModelSpec, RunResult
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
+from brandloop.registry.models_agent import ReviewDecisionRow
 from brandloop.settings import Settings
 from memory.store import BrandMemory
-from policies.agent import load_agent_policy
-from policies.catalog import configured_providers, load_catalog, plannable
+from policies.agent import AgentPolicy, load_agent_policy
+from policies.catalog import TIER_ORDER, configured_providers, load_catalog, plannable
 from policies.scoring import load_scoring_policy
+from tools import cache as generation_cache
+from tools.moderation.image import NudeNetModerator
 from tools.providers.base import ImageProvider
-from tools.providers.procedural import ProceduralProvider
+from tools.providers.factory import build_providers
+from tools.providers.factory import closing as providers_closing
 
 
 @dataclass
@@ -44,7 +53,9 @@ class RunTiming:
 
 
 def default_providers(settings: Settings) -> dict[str, ImageProvider]:
-    return {"procedural": ProceduralProvider()}
+    """Every provider the settings configure (procedural always), each behind retries,
+    limits and a circuit breaker; a run closes the ones it built (``providers_closing``)."""
+    return build_providers(settings, load_catalog())
 
 
 def catalog_models(settings: Settings) -> list[ModelSpec]:
@@ -89,6 +100,7 @@ def check_request(settings: Settings, request: GenerationRequest) -> None:
 
 
 _memory_cache: dict[str, BrandMemory] = {}
+PLUGINS_ENV = "BRANDLOOP_PROVIDER_PLUGINS"
 
 
 def open_memory(settings: Settings) -> BrandMemory:
@@ -101,6 +113,27 @@ def open_memory(settings: Settings) -> BrandMemory:
     return _memory_cache[key]
 
 
+def provider_plugins() -> dict[str, ImageProvider]:
+    """Providers named by ``BRANDLOOP_PROVIDER_PLUGINS`` (``module:factory``, comma-separated).
+
+    Each factory is called with no arguments and returns an :class:`ImageProvider`; it takes
+    the place of the built-in provider of the same name. This is how a deployment plugs in an
+    in-house backend, and how the crash tests put a counting fake behind the real CLI.
+    """
+    spec = os.environ.get(PLUGINS_ENV, "").strip()
+    found: dict[str, ImageProvider] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        module_name, _, factory_name = item.partition(":")
+        if not module_name or not factory_name:
+            raise BadInputError(f"{PLUGINS_ENV} entry {item!r} is not module:factory")
+        factory = getattr(importlib.import_module(module_name), factory_name)
+        provider = factory()
+        if not isinstance(provider, ImageProvider):
+            raise BadInputError(f"{item} did not return an image provider")
+        found[provider.name] = provider
+    return found
+
+
 def build_context(
     settings: Settings,
     request: GenerationRequest,
@@ -109,27 +142,69 @@ def build_context(
     on_event: EventSink | None = None,
     use_memory: bool = True,
     image_moderator: ImageModerator | None = None,
+    models: list[ModelSpec] | None = None,
+    policy: AgentPolicy | None = None,
+    use_cache: bool = True,
+    writer: PromptWriter | None = None,
 ) -> RunContext:
-    models = model_ladder(settings, catalog_models(settings), request.model)
+    catalog = models if models is not None else catalog_models(settings)
+    ladder = (
+        sorted(catalog, key=lambda m: (TIER_ORDER[m.tier], m.price_per_image_usd))
+        if models is not None
+        else model_ladder(settings, catalog, request.model)
+    )
+    if use_cache:
+        with session_scope(settings.resolved_database_url) as session:
+            generation_cache.invalidate_stale(session, tenant=request.tenant, models=catalog)
     return RunContext(
         database_url=settings.resolved_database_url,
         tenant=request.tenant,
-        providers=providers or default_providers(settings),
-        models=models,
+        providers=providers or {**default_providers(settings), **provider_plugins()},
+        models=ladder,
         artifacts=ArtifactStore(settings.artifacts_dir),
         scoring=load_scoring_policy(),
-        policy=load_agent_policy(),
+        policy=policy or load_agent_policy(),
         budget_usd=request.budget_usd
         if request.budget_usd is not None
         else settings.default_budget_usd,
-        image_moderator=image_moderator or allow_all,
+        image_moderator=image_moderator or NudeNetModerator(),
         memory=open_memory(settings) if use_memory else None,
         on_event=on_event,
+        use_cache=use_cache,
+        writer=writer if writer is not None else build_writer(),
     )
 
 
 def new_run_id() -> str:
     return "run_" + uuid.uuid4().hex[:16]
+
+
+def _config(run_id: str) -> RunnableConfig:
+    return {"configurable": {"thread_id": run_id}, "recursion_limit": 100}
+
+
+async def _settle(
+    graph: CompiledStateGraph[RunState, RunContext, RunInput, RunState],
+    settings: Settings,
+    *,
+    tenant: str,
+    run_id: str,
+) -> RunResult:
+    """The run's result; for a run waiting on review, what it has so far and how to go on."""
+    snapshot = await graph.aget_state(_config(run_id))
+    if snapshot.next:
+        values = snapshot.values
+        return RunResult(
+            run_id=run_id,
+            status="awaiting_review",
+            brand=values["brand"].name,
+            brief=values["request"].brief,
+            reason=f"waiting for review: brandloop review approve|reject {run_id}",
+            attempts=len(values.get("attempts", {})),
+            cost_usd=round(sum(a.cost_usd for a in values.get("attempts", {}).values()), 6),
+            decisions=values.get("decisions", []),
+        )
+    return load_result(settings, tenant=tenant, run_id=run_id)
 
 
 async def run_generation(
@@ -141,12 +216,28 @@ async def run_generation(
     providers: dict[str, ImageProvider] | None = None,
     use_memory: bool = True,
     timing: Callable[[RunTiming], Any] | None = None,
+    models: list[ModelSpec] | None = None,
+    policy: AgentPolicy | None = None,
+    use_cache: bool = True,
+    writer: PromptWriter | None = None,
+    image_moderator: ImageModerator | None = None,
 ) -> RunResult:
-    """Run the loop for one request to the end and return its result."""
+    """Run the loop for one request to its end (or to a review wait) and return its result."""
     started = time.perf_counter()
     check_request(settings, request)
+    # PII never reaches the runs table, the checkpoints, the trace, memory or a provider.
+    request = redacted_request(request)
     ctx = build_context(
-        settings, request, providers=providers, on_event=on_event, use_memory=use_memory
+        settings,
+        request,
+        providers=providers,
+        on_event=on_event,
+        use_memory=use_memory,
+        models=models,
+        policy=policy,
+        use_cache=use_cache,
+        writer=writer,
+        image_moderator=image_moderator,
     )
     run_id = run_id or new_run_id()
     with session_scope(settings.resolved_database_url) as session:
@@ -163,18 +254,18 @@ async def run_generation(
             campaign_id=request.campaign_id,
             thread_id=request.thread_id,
         )
-    async with sqlite_checkpointer(settings.checkpoints_path) as saver:
+    async with (
+        providers_closing(ctx.providers, owned=providers is None),
+        sqlite_checkpointer(settings.checkpoints_path) as saver,
+    ):
         graph = compile_graph(saver)
-        await graph.ainvoke(
-            {"run_id": run_id, "request": request},
-            {"configurable": {"thread_id": run_id}, "recursion_limit": 100},
-            context=ctx,
-        )
+        await graph.ainvoke({"run_id": run_id, "request": request}, _config(run_id), context=ctx)
+        result = await _settle(graph, settings, tenant=request.tenant, run_id=run_id)
     if timing is not None:
         timing(
             RunTiming(wall_s=time.perf_counter() - started, provider_s=ctx.provider_busy_seconds())
         )
-    return load_result(settings, tenant=request.tenant, run_id=run_id)
+    return result
 
 
 async def resume_run(
@@ -185,8 +276,13 @@ async def resume_run(
     on_event: EventSink | None = None,
     providers: dict[str, ImageProvider] | None = None,
     use_memory: bool = True,
+    review: dict[str, str] | None = None,
 ) -> RunResult:
-    """Continue a run from its last checkpoint; attempts already paid for are not paid again."""
+    """Continue a run from its last checkpoint; attempts already paid for are not paid again.
+
+    ``review`` answers a run waiting for review (see :func:`review_run`); without it such a
+    run stays waiting.
+    """
     with session_scope(settings.resolved_database_url) as session:
         row = crud.get_run(session, tenant=tenant, run_id=run_id)
         if row is None:
@@ -197,13 +293,65 @@ async def resume_run(
     ctx = build_context(
         settings, request, providers=providers, on_event=on_event, use_memory=use_memory
     )
-    config: RunnableConfig = {"configurable": {"thread_id": run_id}, "recursion_limit": 100}
-    async with sqlite_checkpointer(settings.checkpoints_path) as saver:
+    config = _config(run_id)
+    async with (
+        providers_closing(ctx.providers, owned=providers is None),
+        sqlite_checkpointer(settings.checkpoints_path) as saver,
+    ):
         graph = compile_graph(saver)
         snapshot = await graph.aget_state(config)
-        start: RunInput | None = None if snapshot.values else {"run_id": run_id, "request": request}
-        await graph.ainvoke(start, config, context=ctx)
-    return load_result(settings, tenant=tenant, run_id=run_id)
+        if snapshot.next and "review" in snapshot.next:
+            if review is None:
+                return await _settle(graph, settings, tenant=tenant, run_id=run_id)
+            await graph.ainvoke(Command(resume=review), config, context=ctx)
+        else:
+            start: RunInput | None = (
+                None if snapshot.values else {"run_id": run_id, "request": request}
+            )
+            await graph.ainvoke(start, config, context=ctx)
+        return await _settle(graph, settings, tenant=tenant, run_id=run_id)
+
+
+async def review_run(
+    run_id: str,
+    *,
+    settings: Settings,
+    decision: Literal["approve", "reject"],
+    note: str = "",
+    actor: str = "cli",
+    tenant: str = "default",
+    providers: dict[str, ImageProvider] | None = None,
+    use_memory: bool = True,
+) -> RunResult:
+    """Record a human's decision on a run waiting for review (audit log too) and finish it."""
+    with session_scope(settings.resolved_database_url) as session:
+        row = crud.get_run(session, tenant=tenant, run_id=run_id)
+        if row is None:
+            raise NotFoundError(f"unknown run {run_id!r}")
+        if row.status != "awaiting_review":
+            raise BadInputError(f"run {run_id} is {row.status}, not awaiting review")
+        session.add(
+            ReviewDecisionRow(
+                run_id=run_id, tenant=tenant, decision=decision, note=note, actor=actor
+            )
+        )
+        crud.audit(
+            session,
+            tenant=tenant,
+            actor=actor,
+            action=f"run.review.{decision}",
+            subject_type="run",
+            subject_id=run_id,
+            detail={"note": note},
+        )
+    return await resume_run(
+        run_id,
+        settings=settings,
+        tenant=tenant,
+        providers=providers,
+        use_memory=use_memory,
+        review={"decision": decision, "note": note, "actor": actor},
+    )
 
 
 def load_result(settings: Settings, *, tenant: str, run_id: str) -> RunResult:

@@ -37,6 +37,9 @@ class RunState(RunInput, total=False):
     emphasis: Literal["normal", "strong"]
     modifiers: list[str]
     model_index: int
+    excluded_models: list[str]
+    quality_boost: int
+    anchor_colours: list[str]
     seed_cursor: int
     iteration: int
     candidates: list[Candidate]
@@ -46,3 +49,5 @@ class RunState(RunInput, total=False):
     spent_usd: float
     status: RunStatus
     reason: str
+    redactions: list[str]
+    review: dict[str, str]

@@ -2,14 +2,17 @@
 
 The shipped ``brand-hero`` template is seeded on first use as version 1, approved, with the
 ``production`` label. A label may split traffic across versions by weight; the choice is
-deterministic per request id.
+deterministic per request id (the run id), and the run records the version it got. A bare
+``name`` means ``name:production``; a rejected version is never used.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 from sqlalchemy.orm import Session
@@ -25,11 +28,21 @@ REF_PATTERN = re.compile(
 )
 
 
+@cache
+def _shipped() -> tuple[dict[str, Any], ...]:
+    """The shipped template files, read once per process (they are part of the package)."""
+    return tuple(
+        yaml.safe_load(path.read_text(encoding="utf-8"))
+        for path in sorted(SHIPPED_TEMPLATES.glob("*.yaml"))
+    )
+
+
 def ensure_shipped_templates(session: Session, *, tenant: str) -> None:
-    for path in sorted(SHIPPED_TEMPLATES.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        if crud.get_template(session, tenant=tenant, name=data["name"]) is not None:
+    """Seed each shipped template (version 1, approved, label production) if it is missing."""
+    for shipped in _shipped():
+        if crud.get_template(session, tenant=tenant, name=shipped["name"]) is not None:
             continue
+        data = dict(shipped)
         description = data.pop("description", "")
         version = TemplateVersion(version=1, status="approved", **data)
         row = crud.add_template_version(
@@ -53,7 +66,11 @@ def ensure_shipped_templates(session: Session, *, tenant: str) -> None:
 
 
 def pick_weighted(weights: dict[str, float], request_id: str) -> int:
-    """Deterministic weighted choice: the same request id always gets the same version."""
+    """Deterministic weighted choice: the same request id always gets the same version.
+
+    The request id is hashed (SHA-256, first 48 bits) to a point in [0, total weight); versions
+    own consecutive intervals in version order, so a 90/10 split sends 90 % of ids to the first.
+    """
     total = sum(weights.values())
     point = int(hashlib.sha256(request_id.encode()).hexdigest()[:12], 16) / float(16**12) * total
     running = 0.0
@@ -86,4 +103,6 @@ def resolve_template(
     row = crud.get_template_version(session, template_id=template.id, version=version)
     if row is None:
         raise NotFoundError(f"template {template.name}@{version} does not exist")
+    if row.status == "rejected":
+        raise BadInputError(f"template {template.name}@{version} was rejected in review")
     return crud.template_version_model(template, row)

@@ -225,6 +225,21 @@ class ModelSpec(_Model):
     quality_baseline: float = Field(default=0.5, ge=0, le=1)
     licence: str = ""
     notes: str = ""
+    aspect_ratios: list[str] = Field(
+        default_factory=list, description="W:H ratios for backends that take a ratio, not pixels"
+    )
+    qualities: list[str] = Field(default_factory=list, description="e.g. low, medium, high")
+    default_quality: str | None = None
+    prices: dict[str, float] = Field(
+        default_factory=dict,
+        description="USD per image by 'WxH/quality', 'WxH', 'quality' or '*'; "
+        "price_per_image_usd when none matches",
+    )
+    usage_prices_per_mtok: dict[str, float] = Field(
+        default_factory=dict,
+        description="USD per million tokens by usage kind (text_input, image_input, "
+        "image_output) for backends that bill by token",
+    )
 
 
 # --------------------------------------------------------------------------- the loop

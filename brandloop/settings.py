@@ -37,9 +37,33 @@ class Settings(BaseSettings):
     stability_api_key: SecretStr | None = None
     stability_base_url: str = "https://api.stability.ai"
     a1111_base_url: str | None = None
+    a1111_api_auth: SecretStr | None = Field(
+        default=None, description="user:password when the WebUI runs with --api-auth"
+    )
     comfyui_base_url: str | None = None
+    comfyui_workflow: Path | None = Field(
+        default=None, description="API-format workflow JSON with $prompt, $seed, ... slots"
+    )
+    comfyui_poll_interval_s: float = Field(default=1.0, gt=0)
 
-    @field_validator("openai_api_key", "stability_api_key")
+    # Provider calls: timeouts, limits, retries and the circuit breaker. Each value is the
+    # default for every provider; ``provider_limits`` overrides them per provider, e.g.
+    # BRANDLOOP_PROVIDER_LIMITS='{"openai": {"concurrency": 8, "requests_per_minute": 50}}'.
+    provider_connect_timeout_s: float = Field(default=10.0, gt=0)
+    provider_timeout_s: float = Field(default=120.0, gt=0, description="read timeout per call")
+    provider_deadline_s: float = Field(
+        default=300.0, gt=0, description="one call's total time, retries and waits included"
+    )
+    provider_concurrency: int = Field(default=16, ge=1, le=256)
+    provider_requests_per_minute: float = Field(default=0.0, ge=0, description="0: no limit")
+    provider_max_attempts: int = Field(default=4, ge=1, le=10)
+    provider_backoff_initial_s: float = Field(default=0.5, ge=0)
+    provider_backoff_max_s: float = Field(default=20.0, ge=0)
+    provider_breaker_failures: int = Field(default=5, ge=1)
+    provider_breaker_reset_s: float = Field(default=30.0, ge=0)
+    provider_limits: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+    @field_validator("openai_api_key", "stability_api_key", "a1111_api_auth")
     @classmethod
     def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and value.get_secret_value().strip().lower() in _PLACEHOLDER_SECRETS:

@@ -38,7 +38,7 @@ __all__ = [
     "make_chroma_client",
 ]
 
-MemoryKind = Literal["prompt", "note"]
+MemoryKind = Literal["prompt", "note", "descriptor"]
 MetadataValue = str | int | float | bool
 
 COLLECTION_PREFIX = "bl-"
@@ -171,11 +171,13 @@ class BrandMemory:
         run_id: str,
         campaign_id: str | None = None,
         scores: Mapping[str, float],
+        extra: Mapping[str, MetadataValue] | None = None,
     ) -> str:
         """Store an accepted prompt with how it was made and how it scored; return its id.
 
         ``scores`` are stored as ``score_<name>`` metadata (``composite`` and ``palette``
-        are the ones recall's callers read).
+        are the ones recall's callers read). ``extra`` adds plain metadata such as the
+        palette emphasis that worked; it cannot replace the fields above.
         """
         text = _text(prompt, "prompt")
         metadata: dict[str, MetadataValue] = {
@@ -188,6 +190,8 @@ class BrandMemory:
         }
         if campaign_id is not None:
             metadata["campaign_id"] = campaign_id
+        for key, item in (extra or {}).items():
+            metadata.setdefault(key, item)
         for name, value in scores.items():
             if not _SCORE_NAME.match(name):
                 raise BadInputError(f"score name {name!r} must match {_SCORE_NAME.pattern}")
@@ -200,6 +204,79 @@ class BrandMemory:
             ids=[record_id], documents=[text], metadatas=[metadata]
         )
         return record_id
+
+    def remember_descriptor(
+        self,
+        *,
+        tenant: str,
+        brand: str,
+        run_id: str,
+        attempt_id: str,
+        colours: Sequence[tuple[str, float]],
+        model: str,
+        seed: int,
+        campaign_id: str | None = None,
+        image_descriptor: str | None = None,
+    ) -> str:
+        """Store what an accepted image looks like: its dominant colours (hex, coverage).
+
+        ``image_descriptor`` (``tools.scoring.encode_descriptor``, ~172 base64 characters)
+        is kept as metadata for the score node's similarity signal.
+
+        The text ("dominant colours: #0f766e 52%, ...") is searchable; the ordered hex codes
+        are kept in ``colours`` metadata so a campaign's later runs can follow them.
+        """
+        if not colours:
+            raise BadInputError("a descriptor needs at least one colour")
+        text = "dominant colours: " + ", ".join(f"{hx} {cov:.0%}" for hx, cov in colours)
+        metadata: dict[str, MetadataValue] = {
+            "kind": "descriptor",
+            "colours": " ".join(hx for hx, _ in colours),
+            **({"image_descriptor": image_descriptor} if image_descriptor else {}),
+            "model": model,
+            "seed": int(seed),
+            "run_id": run_id,
+            "created_at": self._now(),
+        }
+        if campaign_id is not None:
+            metadata["campaign_id"] = campaign_id
+        record_id = _record_id("descriptor", run_id, attempt_id)
+        self._writable(tenant, brand).upsert(
+            ids=[record_id], documents=[text], metadatas=[metadata]
+        )
+        return record_id
+
+    def descriptors(
+        self, *, tenant: str, brand: str, campaign_id: str | None = None, limit: int = 50
+    ) -> list[MemoryHit]:
+        """Image descriptors of the brand (or of one campaign), oldest first."""
+        _check_k(min(limit, MAX_K))
+        collection = self._collection(tenant, brand)
+        if collection is None:
+            return []
+        where: Where = (
+            cast(Where, {"$and": [{"kind": "descriptor"}, {"campaign_id": campaign_id}]})
+            if campaign_id is not None
+            else cast(Where, {"kind": "descriptor"})
+        )
+        found = collection.get(where=where, include=["documents", "metadatas"])
+        hits = [
+            MemoryHit(
+                id=record_id,
+                kind="descriptor",
+                text=document or "",
+                distance=0.0,
+                metadata=dict(metadata or {}),
+            )
+            for record_id, document, metadata in zip(
+                found["ids"],
+                found["documents"] or [],
+                found["metadatas"] or [],
+                strict=True,
+            )
+        ]
+        hits.sort(key=lambda h: float(h.metadata.get("created_at", 0.0)))
+        return hits[:limit]
 
     def add_note(self, *, tenant: str, brand: str, text: str) -> str:
         """Store a style note (e.g. "no neon, keep it warm"); return its id."""

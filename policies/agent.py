@@ -1,13 +1,36 @@
-"""Run policy: when an image is accepted, how many rounds the agent may take, model order."""
+"""Run policy: when an image is accepted, how many rounds the agent may take, how it explores,
+how fast it must answer, and when a human must review before anything is delivered.
+
+The shipped defaults are ``agent_defaults.yaml``; ``BRANDLOOP_AGENT_POLICY`` names another
+file of the same shape (a deployment's own, or a test's).
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 AGENT_POLICY_PATH = Path(__file__).with_name("agent_defaults.yaml")
+POLICY_ENV = "BRANDLOOP_AGENT_POLICY"
+
+ReviewMode = Literal["never", "always", "below_score", "unapproved_template"]
+
+
+class ReviewPolicy(BaseModel):
+    """When accepted images wait for a human before they are delivered.
+
+    ``below_score``: review when any accepted image's composite is below ``score_band``;
+    ``unapproved_template``: review when the run's template version is not approved.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: ReviewMode = "never"
+    score_band: float = Field(default=0.75, ge=0, le=1)
 
 
 class AgentPolicy(BaseModel):
@@ -17,7 +40,26 @@ class AgentPolicy(BaseModel):
     max_attempts_per_image: int = Field(default=4, ge=1, le=20)
     accept_composite: float = Field(default=0.6, ge=0, le=1)
     require_all_signals: bool = True
+    exploration_share: float = Field(
+        default=0.25, ge=0, le=1, description="most candidates per round on a non-greedy arm"
+    )
+    prior_strength: float = Field(
+        default=4.0, gt=0, description="pseudo-observations the catalog baseline is worth"
+    )
+    latency_target_s: float | None = Field(
+        default=None, gt=0, description="skip models whose observed mean latency is above this"
+    )
+    review: ReviewPolicy = Field(default_factory=ReviewPolicy)
+    brand_review: dict[str, ReviewPolicy] = Field(
+        default_factory=dict, description="per brand slug, overriding `review`"
+    )
+
+    def review_for(self, brand_slug: str) -> ReviewPolicy:
+        return self.brand_review.get(brand_slug, self.review)
 
 
-def load_agent_policy(path: Path = AGENT_POLICY_PATH) -> AgentPolicy:
+def load_agent_policy(path: Path | None = None) -> AgentPolicy:
+    if path is None:
+        override = os.environ.get(POLICY_ENV)
+        path = Path(override) if override else AGENT_POLICY_PATH
     return AgentPolicy.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})

@@ -1,12 +1,17 @@
-"""The model catalog: the shipped YAML, and which of its models this process can call."""
+"""The model catalog: the shipped YAML, prices, size fitting, and which models this process can
+call. The registry keeps the merged catalog (``crud.sync_catalog``); the planner reads it here.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from brandloop.domain import ModelSpec
+from brandloop.domain import ASPECT_PATTERN, ModelSpec, parse_size
 from brandloop.settings import Settings
 
 CATALOG_PATH = Path(__file__).with_name("catalog.yaml")
@@ -15,7 +20,11 @@ TIER_ORDER = {"draft": 0, "standard": 1, "premium": 2}
 
 def load_catalog(path: Path = CATALOG_PATH) -> list[ModelSpec]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return [ModelSpec.model_validate(entry) for entry in data["models"]]
+    specs = [ModelSpec.model_validate(entry) for entry in data["models"]]
+    ids = [s.id for s in specs]
+    if len(ids) != len(set(ids)):
+        raise ValueError(f"catalog {path} names a model twice")
+    return specs
 
 
 def configured_providers(settings: Settings) -> set[str]:
@@ -37,3 +46,76 @@ def plannable(models: list[ModelSpec], settings: Settings) -> list[ModelSpec]:
     providers = configured_providers(settings)
     usable = [m for m in models if m.status != "retired" and m.provider in providers]
     return sorted(usable, key=lambda m: (TIER_ORDER[m.tier], m.price_per_image_usd))
+
+
+# --------------------------------------------------------------------------- prices
+
+
+def image_price(spec: ModelSpec, *, width: int, height: int, quality: str | None = None) -> float:
+    """USD for one image: the most specific entry of the price table, else the flat price."""
+    quality = quality or spec.default_quality
+    size = f"{width}x{height}"
+    for key in (f"{size}/{quality}", size, str(quality), "*"):
+        if key in spec.prices:
+            return spec.prices[key]
+    return spec.price_per_image_usd
+
+
+def usage_cost(spec: ModelSpec, usage: Mapping[str, Any]) -> float | None:
+    """USD from a token-billed backend's ``usage`` (OpenAI's shape), or None when the usage
+    or the catalog's token prices are missing."""
+    rates = spec.usage_prices_per_mtok
+    output = usage.get("output_tokens")
+    if not rates or not isinstance(output, int):
+        return None
+    details = usage.get("input_tokens_details")
+    details = details if isinstance(details, dict) else {}
+    text_in = details.get("text_tokens", usage.get("input_tokens", 0))
+    image_in = details.get("image_tokens", 0)
+    if not isinstance(text_in, int) or not isinstance(image_in, int):
+        return None
+    total: float = (
+        text_in * rates.get("text_input", 0.0)
+        + image_in * rates.get("image_input", 0.0)
+        + output * rates.get("image_output", 0.0)
+    )
+    return round(total / 1_000_000, 6)
+
+
+# --------------------------------------------------------------------------- sizes
+
+
+def _ratio(width: int, height: int) -> float:
+    return math.log(width / height)
+
+
+def nearest_size(spec: ModelSpec, width: int, height: int) -> tuple[int, int]:
+    """The supported size closest in shape, then in area, to ``width`` x ``height``;
+    the size itself when the model takes any size."""
+    if not spec.sizes or f"{width}x{height}" in spec.sizes:
+        return width, height
+    options = [parse_size(s) for s in spec.sizes]
+    target = _ratio(width, height)
+    return min(
+        options,
+        key=lambda wh: (
+            round(abs(_ratio(*wh) - target), 3),
+            abs(math.log(wh[0] * wh[1] / (width * height))),
+        ),
+    )
+
+
+def nearest_aspect(spec: ModelSpec, width: int, height: int) -> str | None:
+    """The supported aspect ratio closest to ``width``:``height``; None when the model takes
+    pixel sizes."""
+    if not spec.aspect_ratios:
+        return None
+    target = _ratio(width, height)
+
+    def distance(ratio: str) -> float:
+        match = ASPECT_PATTERN.match(ratio)
+        if match is None:
+            raise ValueError(f"{spec.id}: {ratio!r} is not an aspect ratio")
+        return abs(_ratio(int(match.group(1)), int(match.group(2))) - target)
+
+    return min(spec.aspect_ratios, key=distance)

@@ -6,13 +6,14 @@ reviewed) as data; a brand or a deployment may load its own file of the same sha
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from brandloop.domain import Scores
+from brandloop.domain import Scores, Signal
 from brandloop.errors import BadInputError
 
 DEFAULTS_PATH: Final = Path(__file__).with_name("scoring_defaults.yaml")
@@ -63,6 +64,78 @@ class ExposurePolicy(SignalPolicy):
         return self
 
 
+class ContrastPolicy(SignalPolicy):
+    """Contrast: the 2nd-98th percentile luminance spread, ramped from ``spread_zero`` to
+    ``spread_full`` (8-bit levels)."""
+
+    weight: float = Field(default=0.1, ge=0)
+    threshold: float = Field(default=0.3, ge=0, le=1)
+    spread_zero: float = Field(default=30.0, ge=0, le=255)
+    spread_full: float = Field(default=150.0, gt=0, le=255)
+
+    @model_validator(mode="after")
+    def _spread_order(self) -> ContrastPolicy:
+        if self.spread_full <= self.spread_zero:
+            raise ValueError("spread_full must be greater than spread_zero")
+        return self
+
+
+class ColourfulnessPolicy(SignalPolicy):
+    """Colourfulness (Hasler and Süsstrunk 2003): metric M divided by ``m_full``, capped at 1.
+
+    Their scale: 0 not colourful, 15 slightly, 33 moderately, 45 averagely, 59 quite, 82 highly.
+    """
+
+    weight: float = Field(default=0.05, ge=0)
+    threshold: float = Field(default=0.1, ge=0, le=1)
+    m_full: float = Field(default=45.0, gt=0)
+
+
+class FormatPolicy(SignalPolicy):
+    """Format match: aspect ratio and size of the image against the size that was asked for."""
+
+    weight: float = Field(default=0.1, ge=0)
+    threshold: float = Field(default=0.9, ge=0, le=1)
+    aspect_tolerance: float = Field(
+        default=0.02, ge=0, description="|ln(aspect / wanted)| that costs nothing"
+    )
+    aspect_zero: float = Field(default=0.25, gt=0, description="|ln ratio| that scores 0")
+
+
+class DuplicatePolicy(SignalPolicy):
+    """Near-duplicates within a set: value is the Hamming distance (of 64 bits) to the
+    nearest earlier image's perceptual hash, divided by ``distance_full``, capped at 1."""
+
+    weight: float = Field(default=0.1, ge=0)
+    threshold: float = Field(default=0.34, ge=0, le=1)
+    distance_full: int = Field(default=32, ge=1, le=64)
+
+
+class SimilarityPolicy(SignalPolicy):
+    """Similarity to the brand's accepted assets (cosine of compact image descriptors).
+
+    Only computed when the brand's memory holds descriptors; absent otherwise.
+    """
+
+    weight: float = Field(default=0.1, ge=0)
+    threshold: float = Field(default=0.5, ge=0, le=1)
+
+
+class AlignmentPolicy(SignalPolicy):
+    """Optional text-image alignment (e.g. open-clip from a local weights file): off unless
+    ``enabled`` and ``weights_path`` are set; brandloop never downloads weights."""
+
+    weight: float = Field(default=0.0, ge=0)
+    threshold: float = Field(default=0.2, ge=0, le=1)
+    enabled: bool = False
+    architecture: str = "ViT-B-32"
+    weights_path: Path | None = None
+
+
+#: Images with more pixels than this are refused before decoding (decompression bombs).
+DEFAULT_MAX_PIXELS: Final = 40_000_000
+
+
 class ScoringPolicy(BaseModel):
     """Weights and thresholds for every pixel signal, plus the composite bar for acceptance."""
 
@@ -71,7 +144,16 @@ class ScoringPolicy(BaseModel):
     palette: PalettePolicy
     sharpness: SharpnessPolicy
     exposure: ExposurePolicy
+    contrast: ContrastPolicy = Field(default_factory=lambda: ContrastPolicy(weight=0.0))
+    colourfulness: ColourfulnessPolicy = Field(
+        default_factory=lambda: ColourfulnessPolicy(weight=0.0)
+    )
+    format: FormatPolicy = Field(default_factory=lambda: FormatPolicy(weight=0.0))
+    duplicate: DuplicatePolicy = Field(default_factory=lambda: DuplicatePolicy(weight=0.0))
+    similarity: SimilarityPolicy = Field(default_factory=lambda: SimilarityPolicy(weight=0.0))
+    alignment: AlignmentPolicy = Field(default_factory=lambda: AlignmentPolicy(weight=0.0))
     composite_threshold: float = Field(ge=0, le=1)
+    max_pixels: int = Field(default=DEFAULT_MAX_PIXELS, ge=4096)
 
     @model_validator(mode="after")
     def _some_weight(self) -> ScoringPolicy:
@@ -80,12 +162,34 @@ class ScoringPolicy(BaseModel):
         return self
 
     def weights(self) -> dict[str, float]:
-        """Signal name → weight, keyed like ``Scores.signals``."""
+        """Signal name → weight, keyed like ``Scores.signals``.
+
+        A signal missing from this policy's file counts 0 (so an older three-signal policy
+        scores as it did); the packaged defaults weigh them all.
+        """
         return {
             "palette": self.palette.weight,
             "sharpness": self.sharpness.weight,
             "exposure": self.exposure.weight,
+            "contrast": self.contrast.weight,
+            "colourfulness": self.colourfulness.weight,
+            "format": self.format.weight,
+            "duplicate": self.duplicate.weight,
+            "similarity": self.similarity.weight,
+            "alignment": self.alignment.weight,
         }
+
+    def composite(self, signals: Mapping[str, Signal]) -> float:
+        """Weighted mean of the signals present; signals with no weight here do not count.
+
+        Signals that could not be computed (no brand memory yet, alignment off) are simply
+        absent, and the weights of the others are renormalised.
+        """
+        weights = self.weights()
+        total = sum(weights.get(name, 0.0) for name in signals)
+        if total <= 0:
+            return 0.0
+        return sum(weights.get(name, 0.0) * sig.value for name, sig in signals.items()) / total
 
     def accepts(self, scores: Scores) -> bool:
         """True when every signal passed and the composite reaches the bar."""

@@ -1,6 +1,17 @@
 #!/usr/bin/env bash
-# Set up, then run the whole test suite (this is what CI runs, through .ci/run).
+# Set up, start the services the server tests use (PostgreSQL, Redis, a Chroma server, all on
+# 127.0.0.1), run the whole test suite, stop the services. CI runs this through .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python -m pytest -q "$@"
+export ORT_DISABLE_TELEMETRY=1
+if env_lines=$(bash scripts/services.sh start); then
+  eval "$env_lines"
+  trap 'bash scripts/services.sh stop' EXIT
+elif [ -n "${CI:-}" ]; then
+  echo "test: could not start the services (see above)" >&2
+  exit 1
+else
+  echo "test: services not started (needs apt-get as root); server tests will be skipped" >&2
+fi
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"

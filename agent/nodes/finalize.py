@@ -11,6 +11,7 @@ from agent.state import RunState
 from brandloop.domain import AcceptedImage, Attempt, Receipt, RunResult, RunStatus
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
+from brandloop.templates import drift
 
 PREVIEW_NOTE = (
     "procedural is brandloop's offline preview renderer: deterministic shapes and colours, "
@@ -26,7 +27,9 @@ def _status(state: RunState, accepted: int) -> RunStatus:
     return "partial" if accepted else "failed"
 
 
-def build_receipt(ctx: RunContext, run_id: str, attempt: Attempt) -> Receipt:
+def build_receipt(
+    ctx: RunContext, run_id: str, attempt: Attempt, redactions: list[str] | None = None
+) -> Receipt:
     cand = attempt.candidate
     spec = ctx.model(cand.model)
     return Receipt(
@@ -49,6 +52,7 @@ def build_receipt(ctx: RunContext, run_id: str, attempt: Attempt) -> Receipt:
         composite=round(attempt.scores.composite, 4) if attempt.scores else 0.0,
         moderation=[attempt.moderation] if attempt.moderation else [],
         cost_usd=attempt.cost_usd,
+        redactions=list(redactions or []),
         notes=[PREVIEW_NOTE] if spec.provider == "procedural" else [],
     )
 
@@ -62,7 +66,7 @@ async def finalize(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
         for attempt_id in state.get("accepted", []):
             attempt = attempts[attempt_id]
             assert attempt.artifact_sha256 is not None and attempt.scores is not None
-            receipt = build_receipt(ctx, run_id, attempt)
+            receipt = build_receipt(ctx, run_id, attempt, state.get("redactions", []))
             sha, path = ctx.artifacts.put(
                 ctx.artifacts.get(attempt.artifact_sha256), receipt.model_dump(mode="json")
             )
@@ -122,6 +126,12 @@ async def finalize(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
             accepted_count=len(images),
             result=result.model_dump(mode="json"),
         )
+        drifted = [
+            {"template": e.template_ref, "model": e.model, "recent_mean": e.recent_mean}
+            for e in drift.observe_run(session, tenant=ctx.tenant, run_id=run_id)
+        ]
+    for event in drifted:
+        ctx.emit(run_id, "finalize", "drift", event)
     ctx.emit(
         run_id, "finalize", "done", {"status": status, "accepted": len(images), "cost_usd": cost}
     )

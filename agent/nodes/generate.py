@@ -19,8 +19,15 @@ from brandloop.domain import Attempt, Candidate, ModerationVerdict
 from brandloop.errors import ProviderError
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
-from tools.providers.base import ImageRequest
-from tools.providers.errors import RefusedByProviderError
+from tools import cache as generation_cache
+from tools.providers.base import GeneratedImage, ImageResult
+from tools.providers.batching import batch_candidates, batch_key, build_request
+from tools.providers.errors import (
+    MalformedResponseError,
+    RefusedByProviderError,
+    TerminalProviderError,
+)
+from tools.providers.postprocess import fit
 
 
 def idempotency_key(run_id: str, candidate: Candidate) -> str:
@@ -33,7 +40,7 @@ def idempotency_key(run_id: str, candidate: Candidate) -> str:
 def _already_paid(ctx: RunContext, key: str, candidate: Candidate) -> Attempt | None:
     with session_scope(ctx.database_url) as session:
         row = crud.attempt_by_key(session, idempotency_key=key)
-        if row is None or row.outcome == "pending" or row.artifact_sha256 is None:
+        if row is None or row.artifact_sha256 is None:
             return None
         if not ctx.artifacts.exists(row.artifact_sha256):
             return None
@@ -47,35 +54,97 @@ def _already_paid(ctx: RunContext, key: str, candidate: Candidate) -> Attempt | 
             idempotency_key=key,
             cost_usd=row.cost_usd,
             latency_ms=row.latency_ms,
+            cache_hit=row.cache_hit,
         )
 
 
-async def _attempt(ctx: RunContext, run_id: str, candidate: Candidate) -> Attempt:
-    key = idempotency_key(run_id, candidate)
-    reused = _already_paid(ctx, key, candidate)
-    if reused is not None:
-        return reused
+def _from_cache(ctx: RunContext, key: str, candidate: Candidate) -> Attempt | None:
+    """The cache step: an identical earlier generation, free, recorded as a hit."""
+    if not ctx.use_cache:
+        return None
     spec = ctx.model(candidate.model)
-    provider = ctx.providers[spec.provider]
-    attempt = Attempt(id=candidate.id, candidate=candidate, outcome="pending", idempotency_key=key)
-    request = ImageRequest(
-        model=spec.model,
-        prompt=candidate.prompt,
-        negative_prompt=candidate.negative_prompt,
-        seed=candidate.seed,
-        width=candidate.width,
-        height=candidate.height,
-        params=candidate.params,
-        idempotency_key=key,
-    )
-    started = time.perf_counter()
-    try:
-        result = await provider.generate(request)
-    except RefusedByProviderError as exc:
+    with session_scope(ctx.database_url) as session:
+        entry = generation_cache.lookup(
+            session,
+            tenant=ctx.tenant,
+            key=generation_cache.cache_key(spec, candidate, tenant=ctx.tenant),
+            spec=spec,
+            template_ref=candidate.template,
+        )
+        if entry is None or not ctx.artifacts.exists(entry.artifact_sha256):
+            return None
+        return Attempt(
+            id=candidate.id,
+            candidate=candidate,
+            outcome="pending",
+            artifact_sha256=entry.artifact_sha256,
+            seed_returned=entry.seed_returned,
+            provider_request_id=entry.provider_request_id,
+            idempotency_key=key,
+            cost_usd=0.0,
+            cache_hit=True,
+        )
+
+
+def _to_cache(ctx: RunContext, attempt: Attempt) -> None:
+    if not ctx.use_cache or attempt.artifact_sha256 is None or attempt.cache_hit:
+        return
+    spec = ctx.model(attempt.candidate.model)
+    with session_scope(ctx.database_url) as session:
+        generation_cache.store(
+            session,
+            tenant=ctx.tenant,
+            key=generation_cache.cache_key(spec, attempt.candidate, tenant=ctx.tenant),
+            spec=spec,
+            template_ref=attempt.candidate.template,
+            artifact_sha256=attempt.artifact_sha256,
+            seed_returned=attempt.seed_returned,
+            provider_request_id=attempt.provider_request_id,
+            cost_usd=attempt.cost_usd,
+        )
+
+
+def _settled(ctx: RunContext, run_id: str, candidate: Candidate) -> Attempt | None:
+    """An attempt already paid for (a resumed run) or an identical cached generation."""
+    key = idempotency_key(run_id, candidate)
+    return _already_paid(ctx, key, candidate) or _from_cache(ctx, key, candidate)
+
+
+async def _attempt_all(ctx: RunContext, run_id: str, candidates: list[Candidate]) -> list[Attempt]:
+    """Reuse, cache, or call - candidates that differ only in seed share one call where the
+    backend makes several images per call. Each attempt is in the registry as soon as it is
+    known, so a run killed while other calls are still in flight does not pay for it again."""
+    settled = {c.id: a for c in candidates if (a := _settled(ctx, run_id, c)) is not None}
+    for attempt in settled.values():
+        with session_scope(ctx.database_url) as session:
+            crud.upsert_attempt(session, run_id=run_id, attempt=attempt)
+    batches = batch_candidates([c for c in candidates if c.id not in settled], ctx.model)
+
+    async def call_and_record(batch: list[Candidate]) -> list[Attempt]:
+        # Recorded as each call returns, not after the slowest one: a SIGKILL while another
+        # call is in flight must not lose what this one paid for.
+        group = await _attempt_batch(ctx, run_id, batch)
+        for attempt in group:
+            _to_cache(ctx, attempt)
+            with session_scope(ctx.database_url) as session:
+                crud.upsert_attempt(session, run_id=run_id, attempt=attempt)
+        return group
+
+    called = await asyncio.gather(*(call_and_record(batch) for batch in batches))
+    for attempt in (a for group in called for a in group):
+        settled[attempt.id] = attempt
+    return [settled[c.id] for c in candidates]
+
+
+def _failed(attempt: Attempt, exc: ProviderError) -> Attempt:
+    """A provider error or refusal as the attempt's outcome, with how many tries it took."""
+    tries = getattr(exc, "tries", 1)
+    detail = f"{exc} (after {tries} tries)" if tries > 1 else str(exc)
+    if isinstance(exc, RefusedByProviderError):
         return attempt.model_copy(
             update={
                 "outcome": "refused",
-                "error": str(exc),
+                "error": detail,
                 "moderation": ModerationVerdict(
                     allowed=False,
                     source="provider",
@@ -84,26 +153,87 @@ async def _attempt(ctx: RunContext, run_id: str, candidate: Candidate) -> Attemp
                 ),
             }
         )
+    return attempt.model_copy(
+        update={"outcome": "error", "error": f"{type(exc).__name__}: {detail}"}
+    )
+
+
+async def _attempt_batch(ctx: RunContext, run_id: str, batch: list[Candidate]) -> list[Attempt]:
+    """One provider call for a batch of candidates that differ only in seed."""
+    spec = ctx.model(batch[0].model)
+    keys = [idempotency_key(run_id, c) for c in batch]
+    attempts = [
+        Attempt(id=c.id, candidate=c, outcome="pending", idempotency_key=k)
+        for c, k in zip(batch, keys, strict=True)
+    ]
+    provider = ctx.providers.get(spec.provider)
+    if provider is None:
+        error = TerminalProviderError(f"provider {spec.provider!r} is not configured")
+        return [_failed(a, error) for a in attempts]
+    request = build_request(spec, batch, idempotency_key=batch_key(keys))
+    started = time.perf_counter()
+    try:
+        result = await provider.generate(request)
     except ProviderError as exc:
-        return attempt.model_copy(
-            update={"outcome": "error", "error": f"{type(exc).__name__}: {exc}"}
-        )
+        _trace_call(ctx, run_id, batch, request.idempotency_key, error=exc)
+        return [_failed(a, exc) for a in attempts]
     finally:
         finished = time.perf_counter()
         elapsed = finished - started
         ctx.provider_intervals.append((started, finished))
+    _trace_call(ctx, run_id, batch, request.idempotency_key, result=result)
+    share = round(result.cost_usd / len(batch), 6)
     if result.finish_reason == "content_filtered" or not result.images:
-        return attempt.model_copy(
-            update={
-                "outcome": "refused",
-                "cost_usd": result.cost_usd,
-                "error": "provider returned no image (content filtered)",
-                "moderation": ModerationVerdict(
-                    allowed=False, source="provider", categories=["content_filtered"]
-                ),
-            }
+        return [
+            a.model_copy(
+                update={
+                    "outcome": "refused",
+                    "cost_usd": share,
+                    "error": "provider returned no image (content filtered)",
+                    "moderation": ModerationVerdict(
+                        allowed=False, source="provider", categories=["content_filtered"]
+                    ),
+                }
+            )
+            for a in attempts
+        ]
+    done = []
+    for index, attempt in enumerate(attempts):
+        if index >= len(result.images):
+            error = MalformedResponseError(
+                f"{spec.provider} returned {len(result.images)} of {len(batch)} images"
+            )
+            done.append(_failed(attempt, error))
+            continue
+        image = result.images[index]
+        try:
+            stored = _store(ctx, run_id, attempt, await _fitted(image, attempt.candidate))
+        except MalformedResponseError as exc:
+            done.append(_failed(attempt, exc))
+            continue
+        done.append(
+            stored.model_copy(
+                update={
+                    "seed_returned": image.seed if image.seed is not None else result.seed,
+                    "provider_request_id": result.provider_request_id,
+                    "cost_usd": share,
+                    "latency_ms": elapsed * 1000,
+                }
+            )
         )
-    image = result.images[0]
+    return done
+
+
+async def _fitted(image: GeneratedImage, cand: Candidate) -> GeneratedImage:
+    """The image at the size the candidate asked for: post-processed (in a thread, off the
+    event loop) when the model made its nearest supported size instead."""
+    if (image.width, image.height) == (cand.width, cand.height):
+        return image
+    return await asyncio.to_thread(fit, image, cand.width, cand.height)
+
+
+def _store(ctx: RunContext, run_id: str, attempt: Attempt, image: GeneratedImage) -> Attempt:
+    """Record the image as the attempt's artifact."""
     sha, path = ctx.artifacts.put(image.data)
     with session_scope(ctx.database_url) as session:
         crud.record_artifact(
@@ -118,15 +248,35 @@ async def _attempt(ctx: RunContext, run_id: str, candidate: Candidate) -> Attemp
             attempt_id=attempt.id,
             receipt=None,
         )
-    return attempt.model_copy(
-        update={
-            "artifact_sha256": sha,
-            "seed_returned": image.seed if image.seed is not None else result.seed,
-            "provider_request_id": result.provider_request_id,
+    return attempt.model_copy(update={"artifact_sha256": sha})
+
+
+def _trace_call(
+    ctx: RunContext,
+    run_id: str,
+    batch: list[Candidate],
+    key: str,
+    *,
+    result: ImageResult | None = None,
+    error: ProviderError | None = None,
+) -> None:
+    """One trace event per provider call: tries, cost, request id, revised prompt, error."""
+    payload: dict[str, Any] = {
+        "attempts": [c.id for c in batch],
+        "model": batch[0].model,
+        "idempotency_key": key,
+        "tries": result.tries if result is not None else getattr(error, "tries", 1),
+    }
+    if result is not None:
+        payload |= {
             "cost_usd": result.cost_usd,
-            "latency_ms": elapsed * 1000,
+            "provider_request_id": result.provider_request_id,
+            "revised_prompt": result.revised_prompt,
+            "usage": result.usage,
         }
-    )
+    if error is not None:
+        payload["error"] = f"{type(error).__name__}: {error}"
+    ctx.emit(run_id, "generate", "provider_call", payload)
 
 
 async def generate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -140,7 +290,7 @@ async def generate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
             "attempt_started",
             {"attempt": candidate.id, "model": candidate.model},
         )
-    attempts = await asyncio.gather(*(_attempt(ctx, run_id, c) for c in candidates))
+    attempts = await _attempt_all(ctx, run_id, candidates)
     spent = state.get("spent_usd", 0.0)
     with session_scope(ctx.database_url) as session:
         for attempt in attempts:
@@ -156,6 +306,7 @@ async def generate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
                 "outcome": attempt.outcome,
                 "cost_usd": attempt.cost_usd,
                 "error": attempt.error,
+                "cache_hit": attempt.cache_hit,
             },
         )
     return {"attempts": {a.id: a for a in attempts}, "spent_usd": round(spent, 6)}

@@ -1,7 +1,14 @@
-"""intake: load the brand and template, moderate the brief; refusals end the run here."""
+"""intake: load the brand and template; redact PII from the brief, look for prompt injection
+and moderate it. A refusal goes straight to finalize.
+
+The runner already stores the redacted brief (see :func:`redacted_request`); intake redacts
+again so a graph driven directly (API, evals) never carries PII either, and records which
+kinds were redacted (never the values) for the receipt.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -9,48 +16,109 @@ from langgraph.runtime import Runtime
 from agent.context import RunContext
 from agent.state import RunState
 from agent.templates import resolve_template
-from brandloop.domain import Decision
+from brandloop.domain import Decision, GenerationRequest
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
+from tools.moderation.injection import detect_injection
+from tools.moderation.pii import redact, redaction_markers
+from tools.moderation.policy import default_moderation_policy
 from tools.moderation.text import moderate_text
+
+
+def redacted_request(request: GenerationRequest) -> GenerationRequest:
+    """The request with PII in its brief replaced by ``[redacted <kind>]`` markers.
+
+    Called by the runner before the run row is written, so neither the runs table, the
+    checkpoints, the trace, memory nor any provider ever sees the values.
+    """
+    kinds = tuple(default_moderation_policy().pii.redact)
+    redaction = redact(request.brief, kinds)
+    if not redaction.redacted:
+        return request
+    return request.model_copy(update={"brief": redaction.text})
+
+
+def _summary(kinds: list[str]) -> list[str]:
+    counts = Counter(kinds)
+    return [kind if n == 1 else f"{kind} x{n}" for kind, n in sorted(counts.items())]
 
 
 async def intake(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
+    run_id = state["run_id"]
     request = state["request"]
+    policy = default_moderation_policy()
     with session_scope(ctx.database_url) as session:
         brand_row = crud.get_brand(session, tenant=ctx.tenant, ref=request.brand)
         assert brand_row is not None, "the runner checks the brand before the run starts"
         brand = crud.brand_kit(brand_row)
         template = resolve_template(
-            session, tenant=ctx.tenant, ref=request.template, request_id=state["run_id"]
+            session, tenant=ctx.tenant, ref=request.template, request_id=run_id
         )
-    verdict = moderate_text(request.brief, forbidden_terms=brand.forbidden_terms, source="brief")
-    if not verdict.allowed:
-        decision = Decision(
-            node="intake",
-            action="refuse",
-            reason="brief refused by text moderation: " + "; ".join(verdict.reasons),
-        )
-        ctx.emit(state["run_id"], "intake", "decision", decision.model_dump(mode="json"))
-        return {
-            "brand": brand,
-            "brand_id": brand_row.id,
-            "template": template,
-            "status": "refused",
-            "reason": decision.reason,
-            "decisions": [decision],
-        }
-    decision = Decision(
-        node="intake",
-        action="accept_brief",
-        reason=f"brief passed moderation; brand {brand.name}, template {template.ref}",
+
+    decisions: list[Decision] = []
+    redaction = redact(request.brief, tuple(policy.pii.redact))
+    redactions = _summary(
+        redaction_markers(request.brief) + [finding.kind for finding in redaction.findings]
     )
-    ctx.emit(state["run_id"], "intake", "decision", decision.model_dump(mode="json"))
-    return {
+    if redaction.redacted:
+        request = request.model_copy(update={"brief": redaction.text})
+    if redactions:
+        decisions.append(
+            Decision(
+                node="intake",
+                action="redact_pii",
+                reason="personal data redacted from the brief before it was stored or sent: "
+                + ", ".join(redactions),
+            )
+        )
+    injection = detect_injection(request.brief)
+    refusal = ""
+    if injection.detected:
+        patterns = ", ".join(injection.patterns)
+        if policy.injection.action == "refuse":
+            refusal = f"brief refused: it reads as prompt injection ({patterns})"
+        else:
+            decisions.append(
+                Decision(
+                    node="intake",
+                    action="flag_injection",
+                    reason=f"the brief contains prompt-injection patterns ({patterns}); it is "
+                    "used only as data and fenced wherever it reaches a language model",
+                )
+            )
+    verdict = moderate_text(
+        request.brief,
+        forbidden_terms=brand.forbidden_terms,
+        source="brief",
+        max_chars=policy.text.max_chars,
+        profanity_threshold=policy.text.profanity_threshold,
+    )
+    if not verdict.allowed:
+        refusal = "brief refused by text moderation: " + "; ".join(verdict.reasons)
+    common: dict[str, Any] = {
+        "request": request,
         "brand": brand,
         "brand_id": brand_row.id,
         "template": template,
+        "redactions": redactions,
+    }
+    if refusal:
+        decisions.append(Decision(node="intake", action="refuse", reason=refusal))
+        for decision in decisions:
+            ctx.emit(run_id, "intake", "decision", decision.model_dump(mode="json"))
+        return {**common, "status": "refused", "reason": refusal, "decisions": decisions}
+    decisions.append(
+        Decision(
+            node="intake",
+            action="accept_brief",
+            reason=f"brief passed moderation; brand {brand.name}, template {template.ref}",
+        )
+    )
+    for decision in decisions:
+        ctx.emit(run_id, "intake", "decision", decision.model_dump(mode="json"))
+    return {
+        **common,
         "emphasis": "normal",
         "modifiers": [],
         "model_index": 0,
@@ -59,5 +127,5 @@ async def intake(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
         "accepted": [],
         "attempts": {},
         "status": "running",
-        "decisions": [decision],
+        "decisions": decisions,
     }

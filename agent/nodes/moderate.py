@@ -1,59 +1,65 @@
-"""moderate: every generated image and every provider refusal gets a moderation verdict."""
+"""moderate: every generated image and every provider refusal gets a moderation verdict.
+
+Images go through ``RunContext.image_moderator`` (NudeNet with the policy's label thresholds
+by default, see :mod:`tools.moderation.image`); provider refusals, already recorded by
+generate, are traced here as verdicts of the same shape.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from langgraph.runtime import Runtime
 
 from agent.context import RunContext
 from agent.state import RunState
-from brandloop.domain import Attempt, ModerationVerdict
+from brandloop.domain import Attempt
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
+from tools.moderation.image import UNREADABLE, provider_refusal
 
 
 async def moderate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
-    batch = {c.id for c in state.get("candidates", [])}
-    updated: dict[str, Attempt] = {}
-    for attempt_id in batch:
-        attempt = state["attempts"][attempt_id]
+    run_id = state["run_id"]
+    batch = [state["attempts"][c.id] for c in state.get("candidates", [])]
+    for attempt in batch:
         if attempt.outcome == "refused":
+            verdict = attempt.moderation or provider_refusal(
+                attempt.candidate.model, "refused", attempt.error or ""
+            )
             ctx.emit(
-                state["run_id"],
+                run_id,
                 "moderate",
                 "moderation",
-                {
-                    "attempt": attempt_id,
-                    "allowed": False,
-                    "source": "provider",
-                    "reason": attempt.error,
-                },
+                {"attempt": attempt.id, **verdict.model_dump(mode="json")},
             )
-            continue
-        if attempt.outcome != "pending" or attempt.artifact_sha256 is None:
-            continue
-        verdict = ctx.image_moderator(ctx.artifacts.get(attempt.artifact_sha256))
-        if not verdict.allowed:
-            updated[attempt_id] = attempt.model_copy(
-                update={"outcome": "blocked", "moderation": verdict}
-            )
-        else:
-            updated[attempt_id] = attempt.model_copy(update={"moderation": verdict})
+    images = [a for a in batch if a.outcome == "pending" and a.artifact_sha256 is not None]
+
+    async def one(attempt: Attempt) -> Attempt:
+        assert attempt.artifact_sha256 is not None
+        data = ctx.artifacts.get(attempt.artifact_sha256)
+        verdict = await asyncio.to_thread(ctx.image_moderator, data)
+        update: dict[str, Any] = {"moderation": verdict}
+        if UNREADABLE in verdict.categories:
+            # a broken or oversized file is the backend's failure, not a safety block
+            update.update(outcome="error", error="unreadable image: " + "; ".join(verdict.reasons))
+        elif not verdict.allowed:
+            update["outcome"] = "blocked"
+        return attempt.model_copy(update=update)
+
+    moderated = await asyncio.gather(*(one(a) for a in images))
+    for attempt in moderated:
+        assert attempt.moderation is not None
         ctx.emit(
-            state["run_id"],
+            run_id,
             "moderate",
             "moderation",
-            {"attempt": attempt_id, "allowed": verdict.allowed, "categories": verdict.categories},
+            {"attempt": attempt.id, **attempt.moderation.model_dump(mode="json")},
         )
-    if updated:
+    if moderated:
         with session_scope(ctx.database_url) as session:
-            for attempt in updated.values():
-                crud.upsert_attempt(session, run_id=state["run_id"], attempt=attempt)
-    return {"attempts": updated}
-
-
-def allow_all(_image: bytes) -> ModerationVerdict:
-    """The image check used when no detector is configured; says so in its verdict."""
-    return ModerationVerdict(allowed=True, source="image", reasons=["no image detector configured"])
+            for attempt in moderated:
+                crud.upsert_attempt(session, run_id=run_id, attempt=attempt)
+    return {"attempts": {a.id: a for a in moderated}}

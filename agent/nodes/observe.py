@@ -7,11 +7,29 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from agent.context import RunContext
-from agent.diagnosis import diagnose, is_accepted
+from agent.diagnosis import diagnose, is_accepted, quality_index
 from agent.state import RunState
 from brandloop.domain import Attempt, Decision
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
+
+
+def _duplicates(state: RunState, batch: list[Attempt]) -> int:
+    """Images of this round whose bytes another attempt of the run already produced."""
+    batch_ids = {a.id for a in batch}
+    seen = {
+        a.artifact_sha256
+        for a in state.get("attempts", {}).values()
+        if a.id not in batch_ids and a.artifact_sha256
+    }
+    count = 0
+    for attempt in batch:
+        if attempt.artifact_sha256 is None:
+            continue
+        if attempt.artifact_sha256 in seen:
+            count += 1
+        seen.add(attempt.artifact_sha256)
+    return count
 
 
 async def observe(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -61,11 +79,25 @@ async def observe(state: RunState, runtime: Runtime[RunContext]) -> dict[str, An
             modifiers=state.get("modifiers", []),
             model_index=state.get("model_index", 0),
             ladder_size=len(ctx.models),
+            excluded_models=state.get("excluded_models", []),
+            duplicates=_duplicates(state, batch),
+            quality_boost=state.get("quality_boost", 0),
+            can_raise_quality=any(
+                quality_index(ctx.model(a.candidate.model), state.get("quality_boost", 0) + 1)
+                is not None
+                for a in rejected
+            ),
         )
         decisions = replan.decisions
         update.update(
-            emphasis=replan.emphasis, modifiers=replan.modifiers, model_index=replan.model_index
+            emphasis=replan.emphasis,
+            modifiers=replan.modifiers,
+            model_index=replan.model_index,
+            excluded_models=replan.excluded_models,
+            quality_boost=replan.quality_boost,
         )
+        if replan.stop:
+            update["reason"] = replan.stop
     for decision in decisions:
         ctx.emit(run_id, "observe", "decision", decision.model_dump(mode="json"))
     update["decisions"] = decisions

@@ -1,14 +1,17 @@
-"""recall: what this brand (and campaign) already established - style notes, prompts that worked."""
+"""recall: what this brand (and campaign) already established - style notes, prompts, seeds,
+the palette emphasis that worked and the colours the campaign's accepted images share."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 
 from agent.context import RunContext
 from agent.state import RunState
 from brandloop.domain import Decision
+
+ANCHOR_COLOURS = 3
 
 
 async def recall(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -18,24 +21,50 @@ async def recall(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
         decision = Decision(node="recall", action="skip", reason="memory is off for this run")
         ctx.emit(state["run_id"], "recall", "decision", decision.model_dump(mode="json"))
         return {"style_notes": [], "recalled_seeds": [], "decisions": [decision]}
+    brand = state["brand"]
     hits = ctx.memory.recall(
         tenant=ctx.tenant,
-        brand=state["brand"].slug,
+        brand=brand.slug,
         query=request.brief,
         k=5,
         campaign_id=request.campaign_id,
     )
     notes = [hit.text for hit in hits if hit.kind == "note"]
-    seeds = [
-        int(hit.metadata["seed"])
-        for hit in hits
-        if hit.kind == "prompt" and hit.metadata.get("seed") is not None
+    prompts = [hit for hit in hits if hit.kind == "prompt"]
+    seeds = [int(hit.metadata["seed"]) for hit in prompts if hit.metadata.get("seed") is not None]
+    strong = sum(1 for hit in prompts if hit.metadata.get("emphasis") == "strong")
+    emphasis: Literal["normal", "strong"] = (
+        "strong" if prompts and strong * 2 >= len(prompts) else state.get("emphasis", "normal")
+    )
+    anchor: list[str] = []
+    if request.campaign_id is not None:
+        described = ctx.memory.descriptors(
+            tenant=ctx.tenant, brand=brand.slug, campaign_id=request.campaign_id, limit=1
+        )
+        if described:
+            anchor = str(described[0].metadata.get("colours", "")).split()[:ANCHOR_COLOURS]
+    parts = [
+        f"{len(hits)} memories for {brand.name}: {len(notes)} style notes, "
+        f"{len(seeds)} accepted prompts with seeds"
     ]
+    if emphasis == "strong" and strong:
+        parts.append(f"{strong} of them needed the strict palette clause, so it starts strict")
+    if anchor:
+        parts.append(f"campaign colours {', '.join(anchor)} from its first accepted image")
     decision = Decision(
         node="recall",
         action="recalled",
-        reason=f"{len(hits)} memories for {state['brand'].name}: "
-        f"{len(notes)} style notes, {len(seeds)} accepted prompts with seeds",
+        reason="; ".join(parts),
+        signals={
+            "memories": float(len(hits)),
+            "strict_share": strong / len(prompts) if prompts else 0.0,
+        },
     )
     ctx.emit(state["run_id"], "recall", "decision", decision.model_dump(mode="json"))
-    return {"style_notes": notes, "recalled_seeds": seeds, "decisions": [decision]}
+    return {
+        "style_notes": notes,
+        "recalled_seeds": seeds,
+        "emphasis": emphasis,
+        "anchor_colours": anchor,
+        "decisions": [decision],
+    }

@@ -1,13 +1,26 @@
-"""remember: what was accepted goes into the brand's memory for later tasks to recall."""
+"""remember: what was accepted goes into the brand's memory for later tasks to recall: the
+prompt with its model, seed and palette emphasis, and a descriptor of the image's colours."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
+import numpy as np
 from langgraph.runtime import Runtime
+from PIL import Image
 
 from agent.context import RunContext
 from agent.state import RunState
+from tools.scoring.colour import dominant_colours, lab_to_hex
+from tools.scoring.similarity import descriptor_of
+
+
+def describe_colours(data: bytes, k: int = 5) -> list[tuple[str, float]]:
+    """The image's dominant colours as (hex, coverage), largest first."""
+    with Image.open(io.BytesIO(data)) as image:
+        rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return [(lab_to_hex(lab), round(cov, 4)) for lab, cov in dominant_colours(rgb, k)]
 
 
 async def remember(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -15,22 +28,38 @@ async def remember(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
     if ctx.memory is None:
         return {}
     request = state["request"]
+    brand = state["brand"].slug
     stored = 0
     for attempt_id in state.get("accepted", []):
         attempt = state["attempts"][attempt_id]
+        seed = (
+            attempt.seed_returned if attempt.seed_returned is not None else attempt.candidate.seed
+        )
+        emphasis = "strong" if attempt.candidate.prompt.startswith("strict palette") else "normal"
         ctx.memory.remember_prompt(
             tenant=ctx.tenant,
-            brand=state["brand"].slug,
+            brand=brand,
             prompt=attempt.candidate.prompt,
             model=attempt.candidate.model,
-            seed=attempt.seed_returned
-            if attempt.seed_returned is not None
-            else attempt.candidate.seed,
+            seed=seed,
             template=attempt.candidate.template,
             run_id=state["run_id"],
             campaign_id=request.campaign_id,
             scores=attempt.scores.values() if attempt.scores else {},
+            extra={"emphasis": emphasis, "modifiers": "; ".join(attempt.candidate.modifiers)},
         )
+        if attempt.artifact_sha256 is not None:
+            ctx.memory.remember_descriptor(
+                tenant=ctx.tenant,
+                brand=brand,
+                run_id=state["run_id"],
+                attempt_id=attempt.id,
+                colours=describe_colours(ctx.artifacts.get(attempt.artifact_sha256)),
+                model=attempt.candidate.model,
+                seed=seed,
+                campaign_id=request.campaign_id,
+                image_descriptor=descriptor_of(ctx.artifacts.get(attempt.artifact_sha256)),
+            )
         stored += 1
     ctx.emit(state["run_id"], "remember", "remembered", {"prompts": stored})
     return {}

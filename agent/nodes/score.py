@@ -1,10 +1,19 @@
-"""score: quality signals from the pixels of every image that passed moderation."""
+"""score: quality signals from the pixels of every image that passed moderation.
+
+Per image: palette, sharpness, exposure, contrast, colourfulness, format match, similarity to
+the brand's accepted images (when memory holds their descriptors) and the optional alignment
+scorer. Across the run's set: near-duplicates by perceptual hash, against the images already
+accepted and the earlier ones of this round. An image that cannot be decoded becomes an
+``error`` attempt, not a crash.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from langgraph.runtime import Runtime
 
 from agent.context import RunContext
@@ -12,7 +21,43 @@ from agent.state import RunState
 from brandloop.domain import Attempt
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
-from tools.scoring.signals import score_image
+from tools.providers.errors import MalformedResponseError
+from tools.scoring.decode import decode_image
+from tools.scoring.signals import ImageAnalysis, analyse_image, score_set
+from tools.scoring.similarity import decode_descriptor, phash
+
+#: How many of the brand's accepted-image descriptors similarity compares with.
+REFERENCE_LIMIT = 100
+
+
+def _references(ctx: RunContext, brand: str) -> list[npt.NDArray[np.float32]]:
+    if ctx.memory is None or ctx.scoring.similarity.weight <= 0:
+        return []
+    found: list[npt.NDArray[np.float32]] = []
+    for hit in ctx.memory.descriptors(tenant=ctx.tenant, brand=brand, limit=REFERENCE_LIMIT):
+        encoded = hit.metadata.get("image_descriptor")
+        if isinstance(encoded, str):
+            try:
+                found.append(decode_descriptor(encoded))
+            except ValueError:
+                continue
+    return found
+
+
+def _accepted_hashes(ctx: RunContext, state: RunState) -> tuple[list[int], list[str]]:
+    """Perceptual hashes of the images this run already accepted (their files are local)."""
+    hashes: list[int] = []
+    labels: list[str] = []
+    for attempt_id in state.get("accepted", []):
+        attempt = state["attempts"][attempt_id]
+        if attempt.artifact_sha256 is None:
+            continue
+        image = decode_image(
+            ctx.artifacts.get(attempt.artifact_sha256), max_pixels=ctx.scoring.max_pixels
+        )
+        hashes.append(phash(image.convert("L")))
+        labels.append(f"accepted {attempt_id}")
+    return hashes, labels
 
 
 async def score(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -23,23 +68,47 @@ async def score(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]
         for c in state.get("candidates", [])
         if state["attempts"][c.id].outcome == "pending"
     ]
+    references = await asyncio.to_thread(_references, ctx, brand.slug)
 
-    async def one(attempt: Attempt) -> Attempt:
+    async def one(attempt: Attempt) -> ImageAnalysis | str:
         assert attempt.artifact_sha256 is not None
         data = ctx.artifacts.get(attempt.artifact_sha256)
-        scores = await asyncio.to_thread(
-            score_image,
-            data,
-            brand=brand,
-            width=attempt.candidate.width,
-            height=attempt.candidate.height,
-            policy=ctx.scoring,
-        )
-        return attempt.model_copy(update={"scores": scores})
+        try:
+            return await asyncio.to_thread(
+                analyse_image,
+                data,
+                brand=brand,
+                width=attempt.candidate.width,
+                height=attempt.candidate.height,
+                policy=ctx.scoring,
+                references=references,
+            )
+        except MalformedResponseError as exc:
+            return str(exc)
 
-    scored = await asyncio.gather(*(one(a) for a in pending))
+    results = await asyncio.gather(*(one(a) for a in pending))
+    earlier, earlier_labels = await asyncio.to_thread(_accepted_hashes, ctx, state)
+    analysed = [
+        (a, r) for a, r in zip(pending, results, strict=True) if isinstance(r, ImageAnalysis)
+    ]
+    set_scores = score_set(
+        [r for _, r in analysed],
+        ctx.scoring,
+        earlier=earlier,
+        labels=[a.id for a, _ in analysed],
+        earlier_labels=earlier_labels,
+    )
+    scored: list[Attempt] = [
+        attempt.model_copy(update={"scores": scores})
+        for (attempt, _), scores in zip(analysed, set_scores, strict=True)
+    ]
+    broken = [
+        attempt.model_copy(update={"outcome": "error", "error": f"unreadable image: {result}"})
+        for attempt, result in zip(pending, results, strict=True)
+        if isinstance(result, str)
+    ]
     with session_scope(ctx.database_url) as session:
-        for attempt in scored:
+        for attempt in scored + broken:
             crud.upsert_attempt(session, run_id=state["run_id"], attempt=attempt)
     for attempt in scored:
         assert attempt.scores is not None
@@ -52,6 +121,13 @@ async def score(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]
                 "composite": round(attempt.scores.composite, 4),
                 "signals": attempt.scores.values(),
                 "failed": attempt.scores.failed,
+                "explanations": {
+                    name: sig.explanation for name, sig in attempt.scores.signals.items()
+                },
             },
         )
-    return {"attempts": {a.id: a for a in scored}}
+    for attempt in broken:
+        ctx.emit(
+            state["run_id"], "score", "unreadable", {"attempt": attempt.id, "error": attempt.error}
+        )
+    return {"attempts": {a.id: a for a in scored + broken}}

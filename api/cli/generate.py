@@ -29,7 +29,7 @@ from brandloop.errors import BadInputError
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
 
-EXIT_BY_STATUS = {"succeeded": 0, "partial": 0, "refused": 3, "failed": 4}
+EXIT_BY_STATUS = {"succeeded": 0, "partial": 0, "awaiting_review": 0, "refused": 3, "failed": 4}
 
 
 def write_outputs(result: RunResult, out_dir: Path, *, tenant: str) -> RunResult:

@@ -10,12 +10,35 @@ from rich.table import Table
 from agent.runner import catalog_models
 from api.cli.app import models_app
 from api.cli.common import err, out, print_json, settings
+from brandloop.domain import ModelSpec
 from policies.catalog import configured_providers
+
+
+def _why_not(model: ModelSpec, providers: set[str]) -> str:
+    if model.status == "retired":
+        return "retired"
+    if model.provider not in providers:
+        return f"{model.provider} not configured"
+    return ""
+
+
+def _shapes(model: ModelSpec) -> str:
+    if model.aspect_ratios:
+        return " ".join(model.aspect_ratios)
+    return " ".join(model.sizes) if model.sizes else "any"
+
+
+def _price(model: ModelSpec) -> str:
+    prices = sorted(model.prices.values())
+    if len(prices) > 1 and prices[0] != prices[-1]:
+        return f"${prices[0]:.3f}-{prices[-1]:.3f}"
+    return f"${model.price_per_image_usd:.3f}"
 
 
 @models_app.command("list")
 def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """The model catalog, with which models this process can use."""
+    """The model catalog (shipped YAML merged with the registry), and which models this
+    process can use with the providers its settings configure."""
     cfg = settings()
     models = catalog_models(cfg)
     providers = configured_providers(cfg)
@@ -24,26 +47,36 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
             [
                 {
                     **m.model_dump(mode="json"),
-                    "usable": m.provider in providers and m.status != "retired",
+                    "usable": not _why_not(m, providers),
+                    "unusable_reason": _why_not(m, providers) or None,
                 }
                 for m in models
             ]
         )
         return
-    table = Table(title="Model catalog")
-    for column in ("id", "tier", "status", "price/image", "seed", "usable", "notes"):
-        table.add_column(column)
+    table = Table(title="Model catalog (licences and price tables: --json)")
+    table.add_column("id", no_wrap=True)
+    columns = ("tier", "status", "sizes", "seed", "neg", "n/call", "price/image", "baseline")
+    for column in (*columns, "usable"):
+        table.add_column(column, overflow="fold")
     for m in models:
-        usable = m.provider in providers and m.status != "retired"
+        why = _why_not(m, providers)
         table.add_row(
             m.id,
             m.tier,
             m.status,
-            f"${m.price_per_image_usd:.3f}",
+            _shapes(m),
             "yes" if m.supports_seed else "no",
-            "[green]yes[/]" if usable else "[dim]no[/]",
-            m.notes,
+            "yes" if m.supports_negative_prompt else "no",
+            str(m.max_images_per_call),
+            _price(m),
+            f"{m.quality_baseline:.2f}",
+            f"[dim]no: {why}[/]" if why else "[green]yes[/]",
         )
     out.print(table)
     if providers == {"procedural"}:
-        err.print("No provider credentials are set: only the procedural models are active.")
+        err.print(
+            "No provider credentials are set: only the procedural models are active. Set "
+            "BRANDLOOP_OPENAI_API_KEY, BRANDLOOP_STABILITY_API_KEY, BRANDLOOP_A1111_BASE_URL or "
+            "BRANDLOOP_COMFYUI_BASE_URL to enable more."
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -34,9 +35,19 @@ def run_trace(ref: str, *, tenant: str) -> dict[str, Any]:
         run = crud.get_run(session, tenant=tenant, run_id=run_id)
         if run is None:
             raise NotFoundError(f"unknown run {ref!r}")
+        versions = {m.id: m.version for m in crud.list_models(session)}
+        attempts = [_attempt_dict(a) for a in crud.list_attempts(session, run_id=run_id)]
+        for attempt in attempts:
+            attempt["model_version"] = versions.get(attempt["model"])
+        receipts = []
+        for image in (run.result or {}).get("images", []):
+            artifact = crud.get_artifact(session, tenant=tenant, sha256=image["sha256"])
+            if artifact is not None and artifact.receipt is not None:
+                receipts.append(artifact.receipt)
         return {
             "run": _run_dict(run),
-            "attempts": [_attempt_dict(a) for a in crud.list_attempts(session, run_id=run_id)],
+            "attempts": attempts,
+            "receipts": receipts,
             "events": [_event_dict(e) for e in crud.list_events(session, run_id=run_id)],
         }
 
@@ -171,13 +182,41 @@ def show(
             f"${a['cost_usd']:.3f}",
         )
     out.print(table)
+    _print_lineage(trace["receipts"])
     for image in run["images"][:4]:
         path = image.get("path")
         if path and Path(path).exists():
             out.print(f"{image['sha256'][:12]}  {image['model']}  seed {image['seed']}")
             out.print(thumbnail(Path(path).read_bytes(), width=32))
-    if trace["attempts"]:
+    if trace["attempts"] and not trace["receipts"]:
         out.print(f"prompt: {trace['attempts'][-1]['prompt']}")
+
+
+def _print_lineage(receipts: list[dict[str, Any]]) -> None:
+    """Per accepted image: template version, prompts, model and version, seeds, params,
+    scores, moderation and cost, as its receipt records them."""
+    for receipt in receipts:
+        verdicts = "; ".join(
+            f"{m['source']} {'allowed' if m['allowed'] else 'blocked'}"
+            + (f" ({', '.join(m['categories'])})" if m["categories"] else "")
+            for m in receipt["moderation"]
+        )
+        scores = " ".join(f"{k}={v:.2f}" for k, v in receipt["scores"].items())
+        out.print(f"\n[bold]image {receipt['sha256']}[/bold]")
+        for key, value in (
+            ("template", receipt["template"]),
+            ("model", f"{receipt['model']} version {receipt['model_version']}"),
+            ("seed", f"requested {receipt['seed_requested']}, returned {receipt['seed_returned']}"),
+            ("size", f"{receipt['width']}x{receipt['height']}"),
+            ("params", json.dumps(receipt["params"], sort_keys=True)),
+            ("scores", f"composite {receipt['composite']:.3f}  {scores}"),
+            ("moderation", verdicts or "-"),
+            ("cost", f"${receipt['cost_usd']:.3f}"),
+            ("prompt", receipt["prompt"]),
+            ("negative", receipt["negative_prompt"] or "-"),
+            ("raw image", receipt.get("source_sha256") or "-"),
+        ):
+            out.print(f"  {key:<10} {value}", markup=False)
 
 
 @runs_app.command("resume")
@@ -194,3 +233,51 @@ def resume(
         out.print(
             f"{result.run_id} {result.status}: {len(result.images)} accepted, ${result.cost_usd:.3f}"
         )
+
+
+@runs_app.command("reproduce")
+def reproduce(
+    run_id: Annotated[str, typer.Argument()],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="also write the re-rendered PNGs here")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Re-render each accepted image from its receipt; say if it is byte-identical,
+    perceptually identical (perceptual-hash distance) or different."""
+    from agent.runner import catalog_models, default_providers
+    from brandloop.reproduce import PHASH_IDENTICAL_DISTANCE, reproduce_run
+
+    cfg = settings()
+    result = asyncio.run(
+        reproduce_run(
+            cfg,
+            tenant=cfg.tenant,
+            run_id=run_id,
+            providers=default_providers(cfg),
+            models=catalog_models(cfg),
+            out_dir=out_dir,
+        )
+    )
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+        return
+    table = Table(title=f"Reproduction of {result.run_id} (template {result.template})")
+    for column in ("image", "model", "seed", "result", "hash distance", "note"):
+        table.add_column(column)
+    colours = {"byte-identical": "green", "perceptually-identical": "yellow"}
+    for image in result.images:
+        colour = colours.get(image.verdict, "red")
+        table.add_row(
+            image.sha256[:12],
+            image.model,
+            str(image.seed),
+            f"[{colour}]{image.verdict}[/{colour}]",
+            "-" if image.hash_distance is None else f"{image.hash_distance}/64",
+            image.error or "",
+        )
+    out.print(table)
+    out.print(
+        f"perceptually identical = pHash distance <= {PHASH_IDENTICAL_DISTANCE} of 64 bits; "
+        f"reproduction cost ${result.cost_usd:.3f}"
+    )

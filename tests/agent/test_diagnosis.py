@@ -6,10 +6,12 @@ from agent.diagnosis import (
     DETAIL_MODIFIER,
     EXPOSURE_MODIFIER,
     SAFETY_MODIFIER,
+    VARIANT_MODIFIERS,
     diagnose,
     is_accepted,
+    quality_index,
 )
-from brandloop.domain import Attempt, Candidate, Scores, Signal
+from brandloop.domain import Attempt, Candidate, ModelSpec, Scores, Signal
 from policies.agent import AgentPolicy
 
 CAND = Candidate(
@@ -105,3 +107,75 @@ def test_low_composite_with_every_signal_passing_tries_new_seeds() -> None:
         [scored(palette=True)], emphasis="normal", modifiers=[], model_index=0, ladder_size=1
     )
     assert [d.action for d in plan.decisions] == ["new_seeds"]
+
+
+def test_provider_errors_exclude_the_failing_model_and_name_an_open_breaker() -> None:
+    error = Attempt(
+        id="a",
+        candidate=CAND,
+        outcome="error",
+        error="ProviderUnavailableError: circuit open for procedural",
+    )
+    plan = diagnose([error], emphasis="normal", modifiers=[], model_index=0, ladder_size=3)
+    assert plan.excluded_models == ["procedural/draft"]
+    assert plan.model_index == 1
+    assert "circuit breaker open" in plan.decisions[0].reason
+    assert plan.decisions[0].signals == {"errors": 1.0}
+
+
+def test_duplicates_get_new_seeds_and_a_variant_modifier() -> None:
+    plan = diagnose(
+        [scored(palette=True)],
+        emphasis="normal",
+        modifiers=[],
+        model_index=0,
+        ladder_size=1,
+        duplicates=2,
+    )
+    assert [d.action for d in plan.decisions] == ["new_seeds_variant"]
+    assert plan.modifiers == [VARIANT_MODIFIERS[0]]
+    again = diagnose(
+        [scored(duplicate=False)],
+        emphasis="normal",
+        modifiers=plan.modifiers,
+        model_index=0,
+        ladder_size=1,
+    )
+    assert again.modifiers == [VARIANT_MODIFIERS[0], VARIANT_MODIFIERS[1]]
+
+
+def test_a_second_refusal_gets_a_different_rewrite_and_a_third_stops() -> None:
+    refused = Attempt(id="a", candidate=CAND, outcome="refused", error="content_policy")
+    first = diagnose([refused], emphasis="normal", modifiers=[], model_index=0, ladder_size=1)
+    second = diagnose(
+        [refused], emphasis="normal", modifiers=first.modifiers, model_index=0, ladder_size=1
+    )
+    assert second.modifiers != first.modifiers and second.stop is None
+    third = diagnose(
+        [refused], emphasis="normal", modifiers=second.modifiers, model_index=0, ladder_size=1
+    )
+    assert third.stop is not None and third.decisions[-1].action == "stop_refused"
+    assert third.modifiers == second.modifiers
+
+
+def test_low_sharpness_on_the_top_tier_raises_the_quality_setting_when_there_is_one() -> None:
+    plan = diagnose(
+        [scored(sharpness=False)],
+        emphasis="normal",
+        modifiers=[],
+        model_index=1,
+        ladder_size=2,
+        can_raise_quality=True,
+    )
+    assert plan.quality_boost == 1 and plan.decisions[0].action == "raise_quality"
+    assert DETAIL_MODIFIER not in plan.modifiers
+    spec = ModelSpec(
+        id="o/img",
+        provider="o",
+        model="img",
+        price_per_image_usd=0.04,
+        qualities=["low", "medium", "high"],
+        default_quality="medium",
+    )
+    assert quality_index(spec, 1) == 2 and quality_index(spec, 2) is None
+    assert quality_index(spec.model_copy(update={"qualities": []}), 1) is None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.routers import after_intake, after_observe, after_plan
+from agent.routers import after_intake, after_observe, after_plan, after_review_gate
 from brandloop.domain import Candidate, GenerationRequest
 
 REQUEST = GenerationRequest(brief="a cup", brand="Acme", count=2)
@@ -21,8 +21,15 @@ def test_after_plan_generates_only_when_there_are_candidates() -> None:
     assert after_plan({"run_id": "r", "request": REQUEST, "candidates": []}) == "finalize"
 
 
-def test_after_observe_finalizes_when_enough_are_accepted_or_a_stop_is_set() -> None:
+def test_after_observe_goes_to_review_gate_with_images_or_finalize_without() -> None:
     base = {"run_id": "r", "request": REQUEST}
     assert after_observe({**base, "accepted": ["a"]}) == "plan"
-    assert after_observe({**base, "accepted": ["a", "b"]}) == "finalize"
+    assert after_observe({**base, "accepted": ["a", "b"]}) == "review_gate"
+    assert after_observe({**base, "accepted": ["a"], "reason": "budget spent"}) == "review_gate"
     assert after_observe({**base, "accepted": [], "reason": "budget spent"}) == "finalize"
+
+
+def test_after_review_gate_waits_only_when_the_gate_asked_for_review() -> None:
+    base = {"run_id": "r", "request": REQUEST}
+    assert after_review_gate({**base, "status": "awaiting_review"}) == "review"
+    assert after_review_gate({**base, "status": "running"}) == "finalize"

@@ -112,3 +112,32 @@ async def test_unknown_brand_template_and_model_are_bad_input(
         )
     with session_scope(settings.resolved_database_url) as session:
         assert crud.list_runs(session, tenant="default") == []
+
+
+class FailingDraftProvider(CountingProvider):
+    """A backend whose draft model is down (its circuit breaker open)."""
+
+    async def generate(self, request: ImageRequest) -> ImageResult:
+        self.calls.append(request)
+        if request.model == "draft":
+            from tools.providers.errors import ProviderUnavailableError
+
+            raise ProviderUnavailableError("circuit open", provider="procedural")
+        return await self.inner.generate(request)
+
+
+async def test_an_open_breaker_falls_back_to_the_next_tier_and_excludes_the_model(
+    settings: Settings, acme: str
+) -> None:
+    provider = FailingDraftProvider()
+    request = GenerationRequest(
+        brief="a coffee cup on a table", brand=acme, count=1, size="128x128", seed=3
+    )
+    result = await run_generation(
+        request, settings=settings, providers={"procedural": provider}, use_memory=False
+    )
+    fallback = next(d for d in result.decisions if d.action == "fallback_model")
+    assert "circuit breaker open" in fallback.reason and "procedural/draft" in fallback.reason
+    later = [c.model for c in provider.calls[1:]]
+    assert later and set(later) == {"studio"}, "the failing model is not tried again"
+    assert result.status == "succeeded"

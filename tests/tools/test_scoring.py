@@ -252,14 +252,17 @@ def test_exposure_orders_mid_above_dark_and_white(policy):
 
 def test_score_image_composite_is_the_weighted_mean(policy):
     scores = score_image(encode(scene()), brand=BRAND, width=1024, height=1024, policy=policy)
-    assert set(scores.signals) == {"palette", "sharpness", "exposure"}
+    assert set(scores.signals) == PER_IMAGE
     weights = policy.weights()
-    expected = sum(weights[n] * s.value for n, s in scores.signals.items()) / sum(weights.values())
+    # absent signals (duplicate: a set property; similarity: no memory) do not dilute it
+    present = sum(weights[n] for n in scores.signals)
+    expected = sum(weights[n] * s.value for n, s in scores.signals.items()) / present
     assert scores.composite == pytest.approx(expected)
     assert scores.failed == []
     assert policy.accepts(scores)
 
 
+PER_IMAGE = {"palette", "sharpness", "exposure", "contrast", "colourfulness", "format"}
 MODES = ["L", "LA", "RGBA", "P", "P+transparency", "CMYK", "I;16", "I", "F", "1", "JPEG"]
 
 
@@ -296,7 +299,7 @@ def test_mode_fixtures_are_what_they_say():
 def test_score_image_decodes_every_mode(mode, policy):
     data = _modes()[mode]
     scores = score_image(data, brand=BRAND, width=128, height=128, policy=policy)
-    assert set(scores.signals) == {"palette", "sharpness", "exposure"}
+    assert set(scores.signals) == PER_IMAGE
     assert 0.0 <= scores.composite <= 1.0
 
 
@@ -359,7 +362,14 @@ def test_policy_loads_from_a_custom_file(tmp_path: Path):
         encoding="utf-8",
     )
     policy = load_scoring_policy(path)
-    assert policy.weights() == {"palette": 2, "sharpness": 1, "exposure": 0}
+    weights = policy.weights()
+    assert {k: weights[k] for k in ("palette", "sharpness", "exposure")} == {
+        "palette": 2,
+        "sharpness": 1,
+        "exposure": 0,
+    }
+    # signals the file does not name count nothing: an older policy scores as it did
+    assert all(v == 0 for k, v in weights.items() if k not in {"palette", "sharpness"})
     assert policy.palette.delta_e_scale == 40.0  # defaults fill what the file leaves out
 
 

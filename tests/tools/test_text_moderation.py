@@ -158,7 +158,8 @@ BENIGN_BRIEFS = [
 def test_benign_marketing_briefs_are_allowed(brief):
     verdict = moderate_text(brief, forbidden_terms=["discount store", "Rivalco"])
     assert verdict.allowed, verdict.reasons
-    assert verdict.categories == [] and verdict.scores == {}
+    assert verdict.categories == []
+    assert set(verdict.scores) == {"profanity"} and verdict.scores["profanity"] < 0.95
 
 
 # --------------------------------------------------------------------------- the file
@@ -181,3 +182,49 @@ def test_malformed_blocklist_is_a_bad_input(tmp_path: Path):
     path.write_text("categories: [not, a, mapping]\n", encoding="utf-8")
     with pytest.raises(BadInputError, match="invalid"):
         load_blocklist(path)
+
+
+# --------------------------------------------------------------------------- fixture set
+
+from tests.tools.signal_fixtures import make_fixtures_module  # noqa: E402
+
+MODERATION = make_fixtures_module().MODERATION
+FIXTURE_BRAND_TERMS = ["cheap", "instant coffee"]
+
+
+@pytest.mark.parametrize(
+    ("text", "category"), MODERATION, ids=[repr(t[:24]) for t, _ in MODERATION]
+)
+def test_fixture_verdicts(text, category):
+    verdict = moderate_text(text, forbidden_terms=FIXTURE_BRAND_TERMS)
+    if category is None:
+        assert verdict.allowed, verdict.reasons
+    else:
+        assert not verdict.allowed and category in verdict.categories, verdict
+
+
+def test_precision_recall_and_no_false_blocks_on_the_fixtures():
+    predicted = [
+        (not moderate_text(t, forbidden_terms=FIXTURE_BRAND_TERMS).allowed, c is not None)
+        for t, c in MODERATION
+    ]
+    tp = sum(p and e for p, e in predicted)
+    false_blocks = sum(p and not e for p, e in predicted)
+    assert false_blocks == 0
+    assert tp / sum(e for _, e in predicted) == 1.0
+
+
+def test_a_megabyte_is_refused_on_length_without_scanning():
+    verdict = moderate_text("nudity " * 150_000)
+    assert verdict.categories == ["length"]
+
+
+def test_the_profanity_model_sits_behind_a_seam():
+    def always(texts: list[str]) -> list[float]:
+        return [0.99 for _ in texts]
+
+    verdict = moderate_text("a calm cup of coffee", profanity_model=always)
+    assert verdict.categories == ["profanity"] and verdict.scores["profanity"] == 0.99
+    assert moderate_text("a calm cup", profanity_model=always, profanity_threshold=None).allowed
+    # obfuscated profanity is normalised before the model sees it
+    assert not moderate_text("f\u200bu\u0441k this sale").allowed

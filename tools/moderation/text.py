@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -27,6 +27,11 @@ EMPTY: Final = "empty"
 LENGTH: Final = "length"
 BRAND_FORBIDDEN: Final = "brand_forbidden"
 MINORS: Final = "minors"
+PROFANITY: Final = "profanity"
+DEFAULT_PROFANITY_THRESHOLD: Final = 0.95
+
+#: Texts → probability each is offensive (the seam for the profanity model).
+ProfanityScorer = Callable[[list[str]], list[float]]
 
 #: A blocklisted term right after one of these is being ruled out, not asked for: "no gore".
 #: Only the word directly before counts, so "no problem, nudity is fine" is still blocked.
@@ -214,14 +219,19 @@ def moderate_text(
     source: str = "brief",
     max_chars: int = MAX_BRIEF_CHARS,
     blocklist: Blocklist | None = None,
+    profanity_threshold: float | None = DEFAULT_PROFANITY_THRESHOLD,
+    profanity_model: ProfanityScorer | None = None,
 ) -> ModerationVerdict:
-    """Check ``text`` against the blocklist and the brand's forbidden terms.
+    """Check ``text`` against the blocklist, the brand's forbidden terms and a profanity model.
 
     Not allowed when the text is empty (category ``empty``), longer than ``max_chars``
     (``length``; the text is not scanned), contains a blocklisted term (its category, e.g.
     ``violence``), sexualising words near words for children (``minors``) or one of the
-    brand's ``forbidden_terms`` (``brand_forbidden``). Reasons name the category and the listed
-    term, never the surrounding text; ``scores`` holds 1.0 per category found.
+    brand's ``forbidden_terms`` (``brand_forbidden``), or when the shipped profanity model
+    (alt-profanity-check, see ``PROVENANCE.md``; or ``profanity_model``) gives the normalised
+    text a probability of at least ``profanity_threshold`` (``profanity``; ``None`` turns the
+    model off). Reasons name the category and the listed term, never the surrounding text;
+    ``scores`` holds 1.0 per blocklist category found and the model's probability.
     """
     if len(text) > max_chars:
         return _verdict(
@@ -247,7 +257,28 @@ def moderate_text(
     for term in brand_terms:
         if _occurs(term, views):
             findings.append((BRAND_FORBIDDEN, f"uses the brand's forbidden term '{term.term}'"))
-    return _verdict(source, findings)
+    probability: float | None = None
+    if profanity_threshold is not None:
+        scorer = profanity_model or _shipped_profanity
+        probability = max(scorer([text for view in views for text in (view.plain, view.leet)]))
+        if probability >= profanity_threshold:
+            findings.append(
+                (
+                    PROFANITY,
+                    f"offensive language (model probability {probability:.2f} ≥ "
+                    f"{profanity_threshold:.2f})",
+                )
+            )
+    verdict = _verdict(source, findings)
+    if probability is not None:
+        verdict.scores[PROFANITY] = round(probability, 4)
+    return verdict
+
+
+def _shipped_profanity(texts: list[str]) -> list[float]:
+    from tools.moderation.models import profanity_model
+
+    return profanity_model().probabilities(texts)
 
 
 def _minors_findings(lists: Blocklist, views: Sequence[_Views]) -> list[tuple[str, str]]:

@@ -24,6 +24,9 @@ class ImageRequest(BaseModel):
     seed: int | None = None
     width: int = 1024
     height: int = 1024
+    aspect_ratio: str | None = Field(
+        default=None, description="W:H for backends that take a ratio instead of pixels"
+    )
     count: int = Field(default=1, ge=1, le=10)
     quality: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
@@ -52,6 +55,7 @@ class ImageResult(BaseModel):
     cost_usd: float = 0.0
     finish_reason: FinishReason = "success"
     revised_prompt: str | None = None
+    tries: int = Field(default=1, ge=1, description="calls made, retries included")
 
 
 @runtime_checkable

@@ -1,14 +1,47 @@
 """Pixel quality signals the score node turns into :class:`~brandloop.domain.Scores`."""
 
+from tools.scoring.alignment import AlignmentScorer, load_alignment_scorer
 from tools.scoring.colour import delta_e_2000, dominant_colours, srgb_to_lab
-from tools.scoring.signals import exposure, palette_adherence, score_image, sharpness
+from tools.scoring.decode import ImageDecodeError, decode_image
+from tools.scoring.quality import colourfulness, contrast, format_match
+from tools.scoring.signals import (
+    ImageAnalysis,
+    analyse_image,
+    exposure,
+    palette_adherence,
+    score_image,
+    score_set,
+    sharpness,
+)
+from tools.scoring.similarity import (
+    decode_descriptor,
+    descriptor,
+    encode_descriptor,
+    hamming,
+    phash,
+)
 
 __all__ = [
+    "AlignmentScorer",
+    "ImageAnalysis",
+    "ImageDecodeError",
+    "analyse_image",
+    "colourfulness",
+    "contrast",
+    "decode_descriptor",
+    "decode_image",
     "delta_e_2000",
+    "descriptor",
     "dominant_colours",
+    "encode_descriptor",
     "exposure",
+    "format_match",
+    "hamming",
+    "load_alignment_scorer",
     "palette_adherence",
+    "phash",
     "score_image",
+    "score_set",
     "sharpness",
     "srgb_to_lab",
 ]

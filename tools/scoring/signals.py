@@ -1,21 +1,22 @@
-"""Pixel quality signals for the score node: palette adherence, sharpness and exposure.
+"""Pixel quality signals for the score node: palette, sharpness, exposure and the rest.
 
 Each signal returns a :class:`~brandloop.domain.Signal` whose explanation names the numbers, so
 the observe node (and a person reading the trace) can say *why* an image failed and the planner
-can aim its next prompt edit. :func:`score_image` decodes provider bytes and runs all three.
+can aim its next prompt edit. :func:`analyse_image` decodes provider bytes once and runs them
+all; :func:`score_set` adds the near-duplicate signal across a set.
 """
 
 from __future__ import annotations
 
 import functools
-import io
 import math
-import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from brandloop.domain import BrandKit, Scores, Signal
 from policies.scoring import (
@@ -25,7 +26,7 @@ from policies.scoring import (
     SharpnessPolicy,
     load_scoring_policy,
 )
-from tools.providers.errors import MalformedResponseError
+from tools.scoring.alignment import AlignmentScorer, alignment_signal
 from tools.scoring.colour import (
     delta_e_2000,
     dominant_colours,
@@ -34,14 +35,14 @@ from tools.scoring.colour import (
     lab_to_hex,
     srgb_to_lab,
 )
+from tools.scoring.decode import decode_image
+from tools.scoring.quality import colourfulness, contrast, format_match
+from tools.scoring.similarity import descriptor, duplicate_signal, phash, similarity_signal
 
 #: Larger images are measured at this long side so the same detail scores the same at any size.
 SHARPNESS_SIDE: Final = 512
 #: Palette statistics are taken on a square downsample of this side (~1 ms instead of ~57 ms).
 PALETTE_SIDE: Final = 64
-#: Largest side we agree to decode; anything bigger is a broken or hostile response.
-MAX_DECODE_SIDE: Final = 8192
-
 _CLIP_LOW: Final = 2
 _CLIP_HIGH: Final = 253
 
@@ -259,6 +260,87 @@ def _ramp(x: float, start: float, end: float) -> float:
 # --------------------------------------------------------------------------- image
 
 
+@dataclass(frozen=True)
+class ImageAnalysis:
+    """One decoded image's signals, plus what set-level and memory comparisons need."""
+
+    scores: Scores
+    phash: int
+    descriptor: npt.NDArray[np.float32]
+    width: int
+    height: int
+
+
+def analyse_image(
+    png_or_image_bytes: bytes,
+    *,
+    brand: BrandKit,
+    width: int,
+    height: int,
+    policy: ScoringPolicy,
+    references: Sequence[npt.NDArray[np.float32]] = (),
+    prompt: str | None = None,
+    aligner: AlignmentScorer | None = None,
+) -> ImageAnalysis:
+    """Decode an image once and compute every per-image signal from its pixels.
+
+    Signals: palette, sharpness, exposure, contrast, colourfulness, format; ``similarity``
+    when ``references`` (descriptors of the brand's accepted images) are given; ``alignment``
+    when an ``aligner`` and a ``prompt`` are. Near-duplicates are a property of a *set*: see
+    :func:`score_set`.
+
+    Raises:
+        ImageDecodeError: (a :class:`MalformedResponseError`) the bytes are neither a readable
+            image nor a raw buffer of the stated size, or the image is larger than
+            ``policy.max_pixels``.
+    """
+    image = decode_image(
+        png_or_image_bytes, max_pixels=policy.max_pixels, width=width, height=height
+    )
+    # An integer box reduction first (cheap), then: the 512-side grey copy feeds sharpness,
+    # exposure and contrast; a 256² colour copy feeds palette, colourfulness and the
+    # descriptor. Decoding dominates; everything here costs ~10 ms at 1024².
+    factor = max(1, max(image.size) // SHARPNESS_SIDE)
+    reduced = image.reduce(factor) if factor > 1 else image
+    gray_image = reduced.convert("L")
+    scale = SHARPNESS_SIDE / max(gray_image.size)
+    if scale < 1:
+        size = (max(1, round(gray_image.width * scale)), max(1, round(gray_image.height * scale)))
+        gray_image = gray_image.resize(size, Image.Resampling.BOX)
+    gray = np.asarray(gray_image, dtype=np.uint8)
+    work = reduced.resize((min(256, image.width), min(256, image.height)), Image.Resampling.BOX)
+    work_rgb = np.asarray(work, dtype=np.uint8)
+    palette_rgb = downsample(work_rgb, PALETTE_SIDE)
+
+    signals = {
+        "palette": palette_adherence(palette_rgb, brand, policy.palette),
+        "sharpness": sharpness(gray, policy.sharpness),
+        "exposure": exposure(gray, policy.exposure),
+        "contrast": contrast(gray, policy.contrast),
+        "colourfulness": colourfulness(work_rgb, policy.colourfulness),
+        "format": format_match(
+            image.width,
+            image.height,
+            wanted_width=width,
+            wanted_height=height,
+            policy=policy.format,
+        ),
+    }
+    own = descriptor(work)
+    similar = similarity_signal(own, references, policy.similarity)
+    if similar is not None:
+        signals["similarity"] = similar
+    if aligner is not None and prompt:
+        signals["alignment"] = alignment_signal(aligner, image, prompt, policy.alignment)
+    return ImageAnalysis(
+        scores=Scores(signals=signals, composite=policy.composite(signals)),
+        phash=phash(gray_image),
+        descriptor=own,
+        width=image.width,
+        height=image.height,
+    )
+
+
 def score_image(
     png_or_image_bytes: bytes,
     *,
@@ -266,96 +348,42 @@ def score_image(
     width: int,
     height: int,
     policy: ScoringPolicy,
+    references: Sequence[npt.NDArray[np.float32]] = (),
 ) -> Scores:
-    """Decode an image and score it on every signal; the composite is their weighted mean.
+    """The per-image signals of :func:`analyse_image` and their composite."""
+    return analyse_image(
+        png_or_image_bytes,
+        brand=brand,
+        width=width,
+        height=height,
+        policy=policy,
+        references=references,
+    ).scores
 
-    ``width`` and ``height`` are the size that was asked for. They let raw 8-bit pixel buffers
-    (``width * height`` × 1, 3 or 4 bytes, as some local backends return) be scored too; a
-    decoded image of another size is scored as it is (size checks are not this function's job).
 
-    Raises:
-        MalformedResponseError: the bytes are neither a readable image nor a raw buffer of
-            the stated size, or the image is absurdly large.
+def score_set(
+    analyses: Sequence[ImageAnalysis],
+    policy: ScoringPolicy,
+    *,
+    earlier: Sequence[int] = (),
+    labels: Sequence[str] = (),
+    earlier_labels: Sequence[str] = (),
+) -> list[Scores]:
+    """Add the near-duplicate signal to each image of a set, in order, and recompute composites.
+
+    Each image is compared with the ``earlier`` hashes (images already accepted) and with the
+    images before it in ``analyses``; so of two copies the first passes and the second fails.
     """
-    image = _decode(png_or_image_bytes, width=width, height=height)
-    palette_rgb = np.asarray(
-        image.resize(
-            (min(PALETTE_SIDE, image.width), min(PALETTE_SIDE, image.height)),
-            Image.Resampling.BOX,
-        )
-        if max(image.size) > PALETTE_SIDE
-        else image,
-        dtype=np.uint8,
-    )
-    gray_image = image.convert("L")
-    scale = SHARPNESS_SIDE / max(gray_image.size)
-    if scale < 1:
-        size = (max(1, round(gray_image.width * scale)), max(1, round(gray_image.height * scale)))
-        gray_image = gray_image.resize(size, Image.Resampling.BOX)
-    gray = np.asarray(gray_image, dtype=np.uint8)
-
-    signals = {
-        "palette": palette_adherence(palette_rgb, brand, policy.palette),
-        "sharpness": sharpness(gray, policy.sharpness),
-        "exposure": exposure(gray, policy.exposure),
-    }
-    weights = policy.weights()
-    total_weight = sum(weights.values())
-    composite = sum(weights[name] * sig.value for name, sig in signals.items()) / total_weight
-    return Scores(signals=signals, composite=composite)
-
-
-def _decode(data: bytes, *, width: int, height: int) -> Image.Image:
-    """Bytes → an RGB image, flattening alpha onto white and scaling 16-bit and float modes."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            if max(image.size) > MAX_DECODE_SIDE:
-                raise MalformedResponseError(
-                    f"image is {image.width}x{image.height}; refusing to decode more than "
-                    f"{MAX_DECODE_SIDE} pixels a side"
-                )
-            image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raw = _from_raw(data, width=width, height=height)
-        if raw is None:
-            raise MalformedResponseError(
-                f"could not decode {len(data)} bytes as an image ({exc}), nor as raw "
-                f"{width}x{height} pixels"
-            ) from exc
-        return raw
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise MalformedResponseError(f"image is too large to decode safely: {exc}") from exc
-    return _to_rgb(image)
-
-
-def _from_raw(data: bytes, *, width: int, height: int) -> Image.Image | None:
-    pixels = width * height
-    modes = {pixels: "L", 3 * pixels: "RGB", 4 * pixels: "RGBA"}
-    if pixels <= 0 or len(data) not in modes:
-        return None
-    return _to_rgb(Image.frombytes(modes[len(data)], (width, height), data))
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    mode = image.mode
-    if mode == "RGB":
-        return image
-    if mode.startswith("I") or mode == "F":
-        values = np.asarray(image, dtype=np.float64)
-        # 16-bit PNGs arrive as I;16 (or I); scale them down rather than clip at 255.
-        if mode.startswith("I;16") or (values.size and float(values.max()) > 255.0):
-            values = values / 257.0
-        return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8)).convert("RGB")
-    if mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    elif mode in ("LA", "La", "PA", "RGBa"):
-        image = image.convert("RGBA")
-    if image.mode == "RGBA":
-        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, image).convert("RGB")
-    return image.convert("RGB")
+    hashes = list(earlier)
+    names = list(earlier_labels) + [""] * (len(earlier) - len(earlier_labels))
+    result: list[Scores] = []
+    for index, analysis in enumerate(analyses):
+        signal = duplicate_signal(analysis.phash, hashes, policy.duplicate, labels=names)
+        signals = {**analysis.scores.signals, "duplicate": signal}
+        result.append(Scores(signals=signals, composite=policy.composite(signals)))
+        hashes.append(analysis.phash)
+        names.append(labels[index] if index < len(labels) else f"image {index + 1}")
+    return result
 
 
 @functools.cache

@@ -1,0 +1,199 @@
+"""Campaigns: several assets (brief, formats, count) for one brand, sharing memory and a budget.
+
+Assets run one after another so each later one recalls what the earlier ones established;
+the report gives per-asset results and how consistent the whole set looks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.budgets import set_budget
+from agent.consistency import consistency
+from agent.context import EventSink
+from agent.runner import run_generation
+from brandloop.artifacts import ArtifactStore
+from brandloop.domain import GenerationRequest, RunResult, parse_size
+from brandloop.errors import BadInputError, NotFoundError
+from brandloop.registry import crud
+from brandloop.registry.db import session_scope
+from brandloop.settings import Settings
+from policies.brandkit import load_brand_kit
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,79}$")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AssetDefaults(_Spec):
+    formats: list[str] = Field(default_factory=lambda: ["1024x1024"], min_length=1)
+    count: int = Field(default=1, ge=1, le=16)
+    budget_usd: float | None = Field(default=None, gt=0)
+
+
+class AssetSpec(_Spec):
+    id: str = Field(pattern=_ID.pattern)
+    brief: str = Field(min_length=1, max_length=4000)
+    formats: list[str] | None = None
+    count: int | None = Field(default=None, ge=1, le=16)
+    budget_usd: float | None = Field(default=None, gt=0)
+
+
+class CampaignSpec(_Spec):
+    name: str = Field(pattern=_ID.pattern)
+    brand: str
+    budget_usd: float | None = Field(default=None, gt=0)
+    seed: int | None = Field(default=None, ge=0)
+    template: str | None = None
+    defaults: AssetDefaults = Field(default_factory=AssetDefaults)
+    assets: list[AssetSpec] = Field(min_length=1, max_length=50)
+
+
+class AssetResult(BaseModel):
+    asset: str
+    size: str
+    run_id: str
+    status: str
+    accepted: int
+    wanted: int
+    cost_usd: float
+    images: list[str]
+    reason: str = ""
+
+
+class CampaignReport(BaseModel):
+    campaign_id: str
+    brand: str
+    budget_usd: float | None
+    cost_usd: float
+    accepted: int
+    wanted: int
+    palette_spread: float
+    descriptor_spread: float
+    memory: bool
+    assets: list[AssetResult]
+
+
+def load_campaign(path: Path) -> CampaignSpec:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NotFoundError(f"no campaign file {path}") from None
+    except yaml.YAMLError as exc:
+        raise BadInputError(f"{path} is not valid YAML: {exc}") from None
+    try:
+        spec = CampaignSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise BadInputError(f"{path}: {where}: {first['msg']}") from None
+    for asset in spec.assets:
+        for fmt in asset.formats or spec.defaults.formats:
+            try:
+                parse_size(fmt)
+            except ValueError as exc:
+                raise BadInputError(f"{path}: asset {asset.id}: {exc}") from None
+    return spec
+
+
+def resolve_brand(spec: CampaignSpec, base: Path, *, settings: Settings, tenant: str) -> str:
+    """The campaign's brand name; a kit path (relative to the campaign file) is added first."""
+    candidate = (base / spec.brand).resolve()
+    with session_scope(settings.resolved_database_url) as session:
+        if spec.brand.endswith((".yaml", ".yml")):
+            kit = load_brand_kit(candidate)
+            crud.upsert_brand(session, tenant=tenant, kit=kit)
+            return kit.name
+        if crud.get_brand(session, tenant=tenant, ref=spec.brand) is None:
+            raise NotFoundError(f"unknown brand {spec.brand!r}")
+        return spec.brand
+
+
+async def run_campaign(
+    spec: CampaignSpec,
+    *,
+    brand: str,
+    settings: Settings,
+    tenant: str = "default",
+    campaign_id: str | None = None,
+    use_memory: bool = True,
+    on_event: EventSink | None = None,
+    on_asset: Callable[[AssetResult], Any] | None = None,
+    run_kwargs: dict[str, Any] | None = None,
+) -> CampaignReport:
+    campaign_id = campaign_id or f"{spec.name}-{datetime.now(UTC):%Y%m%d%H%M%S}"
+    if spec.budget_usd is not None:
+        with session_scope(settings.resolved_database_url) as session:
+            set_budget(
+                session,
+                tenant=tenant,
+                scope="campaign",
+                scope_id=campaign_id,
+                limit_usd=spec.budget_usd,
+            )
+    results: list[AssetResult] = []
+    accepted_images: list[bytes] = []
+    store = ArtifactStore(settings.artifacts_dir)
+    kit = None
+    for index, asset in enumerate(spec.assets):
+        for size in asset.formats or spec.defaults.formats:
+            request = GenerationRequest(
+                brief=asset.brief,
+                brand=brand,
+                count=asset.count or spec.defaults.count,
+                size=size,
+                budget_usd=asset.budget_usd or spec.defaults.budget_usd,
+                seed=None if spec.seed is None else spec.seed + index,
+                template=spec.template,
+                campaign_id=campaign_id,
+                tenant=tenant,
+            )
+            result: RunResult = await run_generation(
+                request,
+                settings=settings,
+                on_event=on_event,
+                use_memory=use_memory,
+                **(run_kwargs or {}),
+            )
+            row = AssetResult(
+                asset=asset.id,
+                size=size,
+                run_id=result.run_id,
+                status=result.status,
+                accepted=len(result.images),
+                wanted=request.count,
+                cost_usd=result.cost_usd,
+                images=[img.path or img.sha256 for img in result.images],
+                reason=result.reason,
+            )
+            results.append(row)
+            for image in result.images:
+                accepted_images.append(store.get(image.sha256))
+            if on_asset is not None:
+                on_asset(row)
+    with session_scope(settings.resolved_database_url) as session:
+        brand_row = crud.get_brand(session, tenant=tenant, ref=brand)
+        assert brand_row is not None
+        kit = crud.brand_kit(brand_row)
+    spread = consistency(accepted_images, kit)
+    return CampaignReport(
+        campaign_id=campaign_id,
+        brand=kit.name,
+        budget_usd=spec.budget_usd,
+        cost_usd=round(sum(r.cost_usd for r in results), 6),
+        accepted=sum(r.accepted for r in results),
+        wanted=sum(r.wanted for r in results),
+        palette_spread=spread.palette_spread,
+        descriptor_spread=spread.descriptor_spread,
+        memory=use_memory,
+        assets=results,
+    )

@@ -1,0 +1,101 @@
+"""review_gate and review: a human approves or rejects accepted images before delivery.
+
+The brand's review policy (``policies/agent.py``) decides whether a run must wait. review_gate
+marks the run ``awaiting_review``; review then stops the graph with LangGraph's ``interrupt()``
+and continues when ``brandloop review approve|reject RUN_ID`` resumes it with the answer.
+The gate and the wait are two nodes so that nothing with a side effect runs twice on resume.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+from langgraph.types import interrupt
+
+from agent.context import RunContext
+from agent.state import RunState
+from brandloop.domain import Attempt, Decision
+from brandloop.registry import crud
+from brandloop.registry.db import session_scope
+from brandloop.registry.models import RunRow
+
+
+def review_reason(state: RunState, ctx: RunContext) -> str | None:
+    """Why this run must wait for a human, or None if it need not."""
+    policy = ctx.policy.review_for(state["brand"].slug)
+    accepted = [state["attempts"][a] for a in state.get("accepted", [])]
+    if policy.mode == "never" or not accepted:
+        return None
+    if policy.mode == "always":
+        return f"brand {state['brand'].name} requires review of every delivery"
+    if policy.mode == "below_score":
+        low = [
+            a for a in accepted if a.scores is not None and a.scores.composite < policy.score_band
+        ]
+        if low:
+            worst = min(a.scores.composite for a in low if a.scores is not None)
+            return f"{len(low)} accepted image(s) below the review band {policy.score_band:.2f} (lowest {worst:.2f})"
+        return None
+    template = state["template"]
+    if template.status != "approved":
+        return f"template {template.ref} is {template.status}, not approved for production"
+    return None
+
+
+async def review_gate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    reason = review_reason(state, ctx)
+    if reason is None:
+        return {}
+    decision = Decision(node="review", action="request_review", reason=reason)
+    with session_scope(ctx.database_url) as session:
+        row = session.get(RunRow, state["run_id"])
+        if row is not None:
+            row.status, row.reason = "awaiting_review", reason
+    ctx.emit(state["run_id"], "review", "decision", decision.model_dump(mode="json"))
+    return {"status": "awaiting_review", "decisions": [decision]}
+
+
+async def review(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    answer = interrupt(
+        {
+            "run_id": state["run_id"],
+            "accepted": list(state.get("accepted", [])),
+            "question": "approve or reject the accepted images",
+        }
+    )
+    verdict = str(answer.get("decision", "reject"))
+    note = str(answer.get("note", ""))
+    actor = str(answer.get("actor", "reviewer"))
+    with session_scope(ctx.database_url) as session:
+        row = session.get(RunRow, state["run_id"])
+        if row is not None:
+            row.status = "running"
+    if verdict == "approve":
+        decision = Decision(
+            node="review",
+            action="approved",
+            reason=f"approved by {actor}" + (f": {note}" if note else ""),
+        )
+        ctx.emit(state["run_id"], "review", "decision", decision.model_dump(mode="json"))
+        return {"status": "running", "review": answer, "decisions": [decision]}
+    rejected: dict[str, Attempt] = {
+        a: state["attempts"][a].model_copy(update={"outcome": "rejected"})
+        for a in state.get("accepted", [])
+    }
+    with session_scope(ctx.database_url) as session:
+        for attempt in rejected.values():
+            crud.upsert_attempt(session, run_id=state["run_id"], attempt=attempt)
+    reason = f"rejected in review by {actor}" + (f": {note}" if note else "")
+    decision = Decision(node="review", action="rejected", reason=reason)
+    ctx.emit(state["run_id"], "review", "decision", decision.model_dump(mode="json"))
+    return {
+        "status": "running",
+        "review": answer,
+        "attempts": rejected,
+        "accepted": [],
+        "reason": reason,
+        "decisions": [decision],
+    }

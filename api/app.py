@@ -1,0 +1,152 @@
+"""The FastAPI app: every router under ``/v1``, problem+json errors, the protection layer, metrics
+and the job worker pool (started and stopped with the app).
+
+``create_app()`` reads settings from the environment; tests pass their own settings, a provider
+factory (to put a fake backend behind the agent) or ``workers=0`` to keep jobs queued.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from api.auth import KeyCache
+from api.config import ApiSettings, get_api_settings
+from api.deps import Service
+from api.jobs.queue import JobQueue
+from api.jobs.worker import ProvidersFactory, WorkerPool
+from api.observability import Metrics, configure_logging, setup_tracing
+from api.problems import install_problem_handlers
+from api.protection import ServiceMiddleware, TokenBuckets
+from api.routers import (
+    artifacts,
+    brands,
+    campaigns,
+    costs,
+    generations,
+    health,
+    jobs,
+    keys,
+    memory,
+    models,
+    review,
+    runs,
+    templates,
+    threads,
+)
+from brandloop.registry.db import get_engine
+from brandloop.settings import Settings, get_settings
+
+DESCRIPTION = """\
+brandloop turns creative briefs into approved, on-brand, traceable images.
+
+Authenticate with `Authorization: Bearer <key>` (make one with `brandloop keys create`).
+Roles: **viewer** reads, **creator** generates, **approver** reviews templates and runs,
+**admin** manages keys and brands. Everything is scoped to the key's tenant; another
+tenant's resources answer 404.
+
+Errors are RFC 9457 `application/problem+json` with a stable `type`
+(`urn:brandloop:problem:<kind>`). Creating POSTs honour `Idempotency-Key`.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    api_settings: ApiSettings | None = None,
+    *,
+    providers_factory: ProvidersFactory | None = None,
+    queue: JobQueue | None = None,
+    use_memory: bool = True,
+    configure_logs: bool = False,
+    tracer: Any | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+    api_settings = api_settings or get_api_settings()
+    if configure_logs:
+        configure_logging(json_logs=api_settings.log_json)
+    get_engine(settings.resolved_database_url)  # migrate before the first request
+    tracer = tracer or setup_tracing(api_settings.otel_exporter)
+    pool = WorkerPool(
+        settings,
+        concurrency=api_settings.workers,
+        queue=queue,
+        providers_factory=providers_factory,
+        use_memory=use_memory,
+        tracer=tracer,
+    )
+    service = Service(
+        settings=settings,
+        api=api_settings,
+        pool=pool,
+        keys=KeyCache(api_settings.key_cache_seconds),
+        metrics=Metrics(settings.resolved_database_url),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await pool.start()
+        try:
+            yield
+        finally:
+            await pool.stop()
+
+    app = FastAPI(
+        title="brandloop",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": t}
+            for t in (
+                "generations",
+                "jobs",
+                "threads",
+                "campaigns",
+                "brands",
+                "templates",
+                "runs",
+                "artifacts",
+                "models",
+                "memory",
+                "review",
+                "costs",
+                "keys",
+                "health",
+            )
+        ],
+    )
+    app.state.service = service
+    install_problem_handlers(app)
+
+    # the hottest reads first: routes are matched in order
+    for module in (runs, jobs, artifacts, generations, threads, campaigns, brands, templates, models, memory, review, costs, keys):
+        app.include_router(module.router, prefix="/v1")
+    app.include_router(health.router)
+
+    if api_settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=api_settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+        )
+    middleware_options: dict[str, Any] = {
+        "database_url": settings.resolved_database_url,
+        "max_body_bytes": api_settings.max_body_bytes,
+        "buckets": TokenBuckets(api_settings.rate_limit_per_minute, api_settings.rate_limit_burst),
+        "principal_for": service.principal_for,
+        "metrics": service.metrics,
+        "tracer": tracer,
+        "access_log": api_settings.access_log,
+    }
+    app.add_middleware(ServiceMiddleware, **middleware_options)
+    return app
+
+
+def app_factory() -> FastAPI:
+    """What ``brandloop serve`` hands uvicorn."""
+    return create_app(configure_logs=True)

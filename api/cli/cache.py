@@ -1,0 +1,57 @@
+"""``brandloop cache stats|purge``: the content-addressed generation cache."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from api.cli.app import app
+from api.cli.common import out, print_json, settings
+from brandloop.registry.db import session_scope
+from tools import cache as generation_cache
+
+cache_app = typer.Typer(help="The generation cache: stats and purge.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("stats")
+def stats(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Entries, hits and the money hits saved, per model."""
+    cfg = settings()
+    with session_scope(cfg.resolved_database_url) as session:
+        found = generation_cache.stats(session, tenant=cfg.tenant)
+    if as_json:
+        print_json(
+            {
+                "entries": found.entries,
+                "hits": found.hits,
+                "saved_usd": found.saved_usd,
+                "by_model": found.by_model,
+            }
+        )
+        return
+    table = Table(
+        title=f"Generation cache: {found.entries} entries, {found.hits} hits, ${found.saved_usd:.3f} saved"
+    )
+    for column in ("model", "entries", "hits", "saved"):
+        table.add_column(column)
+    for model, row in found.by_model.items():
+        table.add_row(model, str(row["entries"]), str(row["hits"]), f"${row['saved_usd']:.3f}")
+    out.print(table)
+
+
+@cache_app.command("purge")
+def purge(
+    model: Annotated[str | None, typer.Option("--model", help="only this catalog model")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Delete cache entries (the images stay in the artifact store)."""
+    cfg = settings()
+    with session_scope(cfg.resolved_database_url) as session:
+        removed = generation_cache.purge(session, tenant=cfg.tenant, model=model)
+    if as_json:
+        print_json({"deleted": removed, "model": model})
+    else:
+        out.print(f"deleted {removed} cache entr{'y' if removed == 1 else 'ies'}")

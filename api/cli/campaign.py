@@ -1,0 +1,139 @@
+"""``brandloop campaign run FILE.yaml``: several assets for one brand, one memory, one budget."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from agent.budgets import BudgetScope, set_budget, spent
+from agent.campaign import AssetResult, CampaignReport, load_campaign, resolve_brand, run_campaign
+from api.cli.app import app
+from api.cli.common import err, out, print_json, settings
+from brandloop.errors import BadInputError
+from brandloop.registry.db import session_scope
+
+campaign_app = typer.Typer(
+    help="Campaigns: several related assets for one brand.", no_args_is_help=True
+)
+app.add_typer(campaign_app, name="campaign")
+
+
+def _render(report: CampaignReport) -> None:
+    table = Table(title=f"Campaign {report.campaign_id} ({report.brand})")
+    for column in ("asset", "size", "run", "status", "accepted", "cost", "note"):
+        table.add_column(column, overflow="fold")
+    for row in report.assets:
+        colour = {"succeeded": "green", "partial": "yellow"}.get(row.status, "red")
+        table.add_row(
+            row.asset,
+            row.size,
+            row.run_id,
+            f"[{colour}]{row.status}[/{colour}]",
+            f"{row.accepted}/{row.wanted}",
+            f"${row.cost_usd:.3f}",
+            "" if row.status == "succeeded" else row.reason[:80],
+        )
+    out.print(table)
+    budget = f" of ${report.budget_usd:.2f}" if report.budget_usd is not None else ""
+    out.print(
+        f"{report.accepted}/{report.wanted} accepted, ${report.cost_usd:.3f}{budget}; "
+        f"palette spread {report.palette_spread:.3f}, descriptor spread "
+        f"{report.descriptor_spread:.2f} ΔE (lower is more consistent; memory "
+        f"{'on' if report.memory else 'off'})"
+    )
+
+
+@campaign_app.command("run")
+def run(
+    file: Annotated[Path, typer.Argument(help="campaign YAML (see examples/campaigns)")],
+    campaign_id: Annotated[
+        str | None,
+        typer.Option("--campaign-id", help="reuse a campaign id (its memory and budget)"),
+    ] = None,
+    no_memory: Annotated[
+        bool, typer.Option("--no-memory", help="do not recall or remember")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
+) -> None:
+    """Run every asset of FILE in order and report per-asset results and consistency."""
+    cfg = settings()
+    spec = load_campaign(file)
+    brand = resolve_brand(spec, file.resolve().parent, settings=cfg, tenant=cfg.tenant)
+    total = sum(len(a.formats or spec.defaults.formats) for a in spec.assets)
+    if as_json:
+        report = asyncio.run(
+            run_campaign(
+                spec,
+                brand=brand,
+                settings=cfg,
+                tenant=cfg.tenant,
+                campaign_id=campaign_id,
+                use_memory=not no_memory,
+            )
+        )
+        print_json(report.model_dump(mode="json"))
+        return
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} assets"),
+        TimeElapsedColumn(),
+        console=err,
+    ) as progress:
+        task = progress.add_task(spec.name, total=total)
+
+        def on_event(node: str, kind: str, payload: dict[str, Any]) -> None:
+            if kind == "decision":
+                progress.console.print(
+                    f"  [cyan]{node}[/cyan] {payload['action']}: {payload['reason']}"
+                )
+
+        def on_asset(row: AssetResult) -> None:
+            progress.advance(task)
+            progress.console.print(
+                f"[bold]{row.asset}[/bold] {row.size}: {row.status}, {row.accepted}/{row.wanted}, ${row.cost_usd:.3f}"
+            )
+
+        report = asyncio.run(
+            run_campaign(
+                spec,
+                brand=brand,
+                settings=cfg,
+                tenant=cfg.tenant,
+                campaign_id=campaign_id,
+                use_memory=not no_memory,
+                on_event=on_event,
+                on_asset=on_asset,
+            )
+        )
+    _render(report)
+
+
+@campaign_app.command("budget")
+def budget(
+    amount: Annotated[float, typer.Argument(help="USD limit")],
+    campaign_id: Annotated[
+        str | None, typer.Option("--campaign-id", help="limit this campaign's runs")
+    ] = None,
+    tenant: Annotated[bool, typer.Option("--tenant", help="limit the whole tenant")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Set a campaign's or the tenant's budget; every run checks it before paying."""
+    if (campaign_id is None) == (not tenant):
+        raise BadInputError("give exactly one of --campaign-id ID or --tenant")
+    cfg = settings()
+    scope: BudgetScope = "tenant" if tenant else "campaign"
+    scope_id = cfg.tenant if tenant else str(campaign_id)
+    with session_scope(cfg.resolved_database_url) as session:
+        set_budget(session, tenant=cfg.tenant, scope=scope, scope_id=scope_id, limit_usd=amount)
+        used = spent(session, tenant=cfg.tenant, campaign_id=None if tenant else scope_id)
+    if as_json:
+        print_json({"scope": scope, "id": scope_id, "limit_usd": amount, "spent_usd": used})
+    else:
+        out.print(f"{scope} {scope_id}: limit ${amount:.2f}, spent so far ${used:.3f}")

@@ -1,0 +1,248 @@
+"""``brandloop eval run|validate|schema``: run a suite, gate on its pass rate, write reports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from api.cli.app import app
+from api.cli.common import err, out, settings
+from brandloop.artifacts import atomic_write
+from brandloop.errors import BadInputError
+from evals.loader import load_suite, parse_target
+from evals.models import CaseResult, Suite, TargetSpec
+from evals.reports import build_document, build_html, build_junit
+from evals.reports.document import RUN_FORMAT, comparisons, gate_results, summaries
+from evals.runner import EvalRun, EvalRunner, default_run_dir
+from evals.schema import render_schema
+from evals.stats import BaselineReport, compare_baseline
+
+eval_app = typer.Typer(
+    help="Offline evals: suites, A/B comparisons, baselines.", no_args_is_help=True
+)
+app.add_typer(eval_app, name="eval")
+
+
+def resolve_targets(suite: Suite, given: list[str]) -> list[TargetSpec]:
+    """``--target NAME`` picks a suite target; ``--target NAME:key=value,...`` defines one."""
+    if not given:
+        return suite.targets
+    known = {t.name: t for t in suite.targets}
+    base = Path(suite.path).parent
+    targets = []
+    for text in given:
+        if ":" not in text:
+            if text not in known:
+                raise BadInputError(
+                    f"--target {text!r} is not a target of the suite ({', '.join(known)}); "
+                    "define one with NAME:key=value,..."
+                )
+            targets.append(known[text])
+        else:
+            targets.append(parse_target(text, base=base))
+    names = [t.name for t in targets]
+    if len(set(names)) != len(names):
+        raise BadInputError("--target names must be unique")
+    return targets
+
+
+def write_output(path: Path, data: bytes) -> None:
+    """Atomically, and readable like any file the user writes (mkstemp makes it 0600)."""
+    atomic_write(path, data)
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(0o666 & ~umask)
+
+
+def load_baseline(path: Path) -> dict[str, object]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BadInputError(f"baseline {path} is not readable JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != RUN_FORMAT:
+        raise BadInputError(f"baseline {path} is not a `brandloop eval run --json` document")
+    return data
+
+
+def _print_summary(run: EvalRun, baseline: BaselineReport | None) -> None:
+    table_data = summaries(run)
+    gates = gate_results(run, table_data)
+    table = Table(title=f"{run.suite.name} v{run.suite.version}: {len(run.suite.cases)} cases")
+    for column in (
+        "target",
+        "pass",
+        "gate",
+        "imgs",
+        "$/img",
+        "tries",
+        "p50",
+        "p95",
+        "refus",
+        "fallb",
+    ):
+        table.add_column(column, overflow="fold")
+    for name, s in table_data.items():
+        table.add_row(
+            name,
+            f"{s.pass_rate:.1%} ({s.passed}/{s.executions})",
+            "[green]pass[/green]" if gates[name] else "[red]FAIL[/red]",
+            str(s.accepted_images),
+            "–" if s.cost_per_accepted_usd is None else f"${s.cost_per_accepted_usd:.3f}",
+            f"{s.attempts_mean:.2f}",
+            f"{s.latency_p50_ms:.0f}",
+            f"{s.latency_p95_ms:.0f}",
+            f"{s.refusal_rate:.0%}",
+            f"{s.fallback_rate:.0%}",
+        )
+    out.print(table)
+    for a, b, rows in comparisons(run):
+        ab = Table(title=f"A/B: {b} vs {a} (95% bootstrap CI over cases)")
+        for column in ("metric", a, b, "B − A", "95% CI", "verdict"):
+            ab.add_column(column)
+        for c in rows:
+            ab.add_row(
+                c.metric,
+                "–" if c.a is None else f"{c.a:.4f}",
+                "–" if c.b is None else f"{c.b:.4f}",
+                "–" if c.diff is None else f"{c.diff:+.4f}",
+                "–" if c.ci_low is None else f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}]",
+                c.verdict,
+            )
+        out.print(ab)
+    failed = [r for r in run.results if not r.passed]
+    for r in failed[:20]:
+        why = "; ".join(a.message for a in r.assertions if not a.passed) or (r.error or r.status)
+        out.print(f"  [red]✗[/red] {r.target} {r.case_id} r{r.repeat}: {why}")
+    if len(failed) > 20:
+        out.print(f"  … and {len(failed) - 20} more failed")
+    if baseline is not None:
+        colour = "red" if baseline.significant else "green"
+        out.print(f"baseline: [{colour}]{baseline.summary}[/{colour}]")
+
+
+@eval_app.command("run")
+def run(
+    suite_path: Annotated[Path, typer.Argument(metavar="SUITE", help="suite YAML file")],
+    target: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--target",
+            help="a suite target's name, or NAME:key=value,... (template, model, budget_usd, "
+            "memory, cache, seed_offset, templates, policy.KEY); twice for an A/B comparison",
+        ),
+    ] = None,
+    repeat: Annotated[int, typer.Option(min=1, max=100, help="run every case K times")] = 1,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="cases in flight")] = 4,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="write the run as JSON here ('-': stdout)")
+    ] = None,
+    junit_path: Annotated[Path | None, typer.Option("--junit", help="write JUnit XML here")] = None,
+    report_path: Annotated[
+        Path | None, typer.Option("--report", help="write the HTML report here")
+    ] = None,
+    baseline_path: Annotated[
+        Path | None, typer.Option("--baseline", help="a saved --json run to compare with")
+    ] = None,
+    run_dir: Annotated[
+        Path | None, typer.Option("--run-dir", help="where results go; an unfinished one resumes")
+    ] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="do not resume; start over")] = False,
+) -> None:
+    """Run SUITE against its targets; exit 1 when the gate or the baseline says so."""
+    suite = load_suite(suite_path)
+    targets = resolve_targets(suite, target or [])
+    baseline_doc = load_baseline(baseline_path) if baseline_path else None
+    cfg = settings()
+    directory = run_dir or default_run_dir(cfg, suite, targets)
+    runner = EvalRunner(
+        suite=suite,
+        targets=targets,
+        run_dir=directory,
+        repeat=repeat,
+        concurrency=concurrency,
+        base_settings=cfg,
+        fresh=fresh,
+    )
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+    ) as progress:
+        task = progress.add_task(f"eval {suite.name}", total=runner.total())
+
+        def on_result(result: CaseResult) -> None:
+            progress.update(task, advance=1, description=f"{result.target}: {result.case_id}")
+
+        runner.on_result = on_result
+        result = asyncio.run(runner.run())
+        progress.update(task, description=f"eval {suite.name}: done")
+    baseline = None
+    if baseline_doc is not None and baseline_path is not None:
+        try:
+            baseline = compare_baseline(
+                baseline_doc,
+                result.for_target(targets[0].name),
+                target=targets[0].name,
+                baseline_path=str(baseline_path),
+            )
+        except ValueError as exc:
+            raise BadInputError(f"baseline {baseline_path}: {exc}") from None
+    document = build_document(result, baseline)
+    if json_path is not None:
+        text = json.dumps(document, indent=2)
+        if str(json_path) == "-":
+            sys.stdout.write(text + "\n")
+        else:
+            write_output(json_path, text.encode())
+    if junit_path is not None:
+        write_output(junit_path, build_junit(result))
+    if report_path is not None:
+        write_output(report_path, build_html(result, baseline).encode())
+    if str(json_path) != "-":
+        _print_summary(result, baseline)
+        resumed = f", {result.resumed} resumed from an interrupted run" if result.resumed else ""
+        out.print(f"results in {directory}  ({result.wall_s:.1f} s{resumed})")
+        if report_path is not None:
+            out.print(f"report: {report_path}")
+    gates = document["gate"]["passed"]
+    failing = [name for name, ok in gates.items() if not ok]
+    code = 0
+    if failing:
+        rates = ", ".join(f"{n} {document['summary'][n]['pass_rate']:.1%}" for n in failing)
+        sys.stderr.write(
+            f"brandloop: error: gate failed: pass rate below {suite.gate.min_pass_rate:.1%} ({rates})\n"
+        )
+        code = 1
+    if baseline is not None and baseline.significant:
+        sys.stderr.write(f"brandloop: error: baseline regression: {baseline.summary}\n")
+        code = 1
+    raise typer.Exit(code)
+
+
+@eval_app.command("validate")
+def validate(
+    suite_path: Annotated[Path, typer.Argument(metavar="SUITE", help="suite YAML file")],
+) -> None:
+    """Check SUITE against the schema and expand it; print what would run."""
+    suite = load_suite(suite_path)
+    groups = len(suite.groups)
+    out.print(
+        f"{suite.name} v{suite.version}: {len(suite.cases)} cases, {groups} group(s), "
+        f"targets {', '.join(t.name for t in suite.targets)}, gate {suite.gate.min_pass_rate:.0%}"
+    )
+
+
+@eval_app.command("schema")
+def schema() -> None:
+    """Print the JSON schema of suite files."""
+    sys.stdout.write(render_schema())

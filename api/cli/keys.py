@@ -1,0 +1,88 @@
+"""``brandloop keys create|list|revoke``: API keys for the HTTP service, shown once."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from api.auth import ROLES, create_key, get_key, list_keys, revoke_key
+from api.cli.app import app
+from api.cli.common import out, print_json, settings
+from brandloop.errors import NotFoundError
+from brandloop.registry.db import session_scope
+
+keys_app = typer.Typer(help="API keys for the HTTP service.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def create(
+    tenant: Annotated[str, typer.Option(help="the tenant the key acts for")],
+    role: Annotated[str, typer.Option(help="viewer | creator | approver | admin")],
+    name: Annotated[str, typer.Option(help="a note on what the key is for")] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
+) -> None:
+    """Make a key. The key is printed once and only its hash is stored."""
+    with session_scope(settings().resolved_database_url) as session:
+        row, key = create_key(session, tenant=tenant, role=role, name=name, actor="cli")
+        key_id = row.id
+    if as_json:
+        print_json({"key": key, "tenant": tenant.strip(), "role": role, "id": key_id})
+        return
+    out.print(key)
+    out.print(
+        f"[dim]{key_id} for tenant {tenant.strip()} as {role}; shown once, store it now[/dim]"
+    )
+
+
+@keys_app.command("list")
+def list_(
+    tenant: Annotated[str, typer.Option(help="the tenant")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The tenant's keys (ids, roles, prefixes; never the secrets)."""
+    with session_scope(settings().resolved_database_url) as session:
+        rows: list[dict[str, Any]] = [
+            {
+                "id": r.id,
+                "role": r.role,
+                "name": r.name,
+                "prefix": r.prefix,
+                "created_at": r.created_at.isoformat(),
+                "revoked": r.revoked_at is not None,
+            }
+            for r in list_keys(session, tenant=tenant)
+        ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("id", "role", "name", "prefix", "created", "revoked")
+    for r in rows:
+        table.add_row(
+            r["id"],
+            r["role"],
+            r["name"],
+            r["prefix"],
+            r["created_at"][:19],
+            "yes" if r["revoked"] else "",
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def revoke(
+    key_id: Annotated[str, typer.Argument(help="the key's id (key_...)")],
+    tenant: Annotated[str, typer.Option(help="the tenant")],
+) -> None:
+    """Revoke a key (a running server notices within a few seconds)."""
+    with session_scope(settings().resolved_database_url) as session:
+        row = get_key(session, tenant=tenant, key_id=key_id)
+        if row is None:
+            raise NotFoundError(f"no key {key_id} for tenant {tenant}")
+        revoke_key(session, row=row, actor="cli")
+    out.print(f"revoked {key_id}")
+
+
+__all__ = ["ROLES", "keys_app"]

@@ -1,0 +1,175 @@
+"""``brandloop score IMAGE... --brand PATH_OR_ID``: every quality signal of existing images,
+with the reason for each, as the agent would see them."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import numpy.typing as npt
+import typer
+from rich.table import Table
+
+from api.cli.app import app
+from api.cli.common import looks_like_path, out, print_json, settings
+from brandloop.domain import BrandKit, Scores, parse_size
+from brandloop.errors import BadInputError, NotFoundError
+from brandloop.registry import crud
+from brandloop.registry.db import session_scope
+from policies.brandkit import load_brand_kit
+from policies.scoring import ScoringPolicy, load_scoring_policy
+from tools.providers.errors import MalformedResponseError
+from tools.scoring.alignment import load_alignment_scorer
+from tools.scoring.signals import ImageAnalysis, analyse_image, score_set
+from tools.scoring.similarity import decode_descriptor
+
+#: Refuse to read files larger than this at all (compressed size); the pixel limit follows.
+MAX_FILE_BYTES = 200 * 1024 * 1024
+
+
+def resolve_brand(ref: str, *, tenant: str) -> BrandKit:
+    """A brand kit from a YAML path or from the registry by id or name (nothing is written)."""
+    if looks_like_path(ref):
+        return load_brand_kit(Path(ref))
+    with session_scope(settings().resolved_database_url) as session:
+        row = crud.get_brand(session, tenant=tenant, ref=ref)
+        if row is None:
+            raise NotFoundError(f"unknown brand {ref!r}; give a brand kit YAML or add it first")
+        return crud.brand_kit(row)
+
+
+def read_image_file(path: Path) -> bytes:
+    if not path.is_file():
+        raise BadInputError(f"{path}: no such file")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise BadInputError(f"{path}: {size:,} bytes is larger than {MAX_FILE_BYTES:,}")
+    return path.read_bytes()
+
+
+def _wanted(size: str | None, brand: BrandKit, width: int, height: int) -> tuple[int, int]:
+    """The requested size: ``--size``; else the brand format nearest the image's aspect,
+    scaled to the image's width (so only the aspect ratio is judged, not the resolution)."""
+    if size:
+        try:
+            return parse_size(size)
+        except ValueError as exc:
+            raise BadInputError(str(exc)) from exc
+    formats = [parse_size(f) for f in brand.default_formats] or [(width, height)]
+    fw, fh = min(formats, key=lambda wh: abs(math.log((wh[0] / wh[1]) / (width / height))))
+    return width, max(1, round(width * fh / fw))
+
+
+def _references(brand: BrandKit, use_memory: bool) -> list[npt.NDArray[np.float32]]:
+    if not use_memory:
+        return []
+    from agent.runner import open_memory
+
+    cfg = settings()
+    hits = open_memory(cfg).descriptors(tenant=cfg.tenant, brand=brand.slug, limit=100)
+    found = []
+    for hit in hits:
+        encoded = hit.metadata.get("image_descriptor")
+        if isinstance(encoded, str):
+            try:
+                found.append(decode_descriptor(encoded))
+            except ValueError:
+                continue
+    return found
+
+
+def _probe_size(data: bytes, path: Path, policy: ScoringPolicy) -> tuple[int, int]:
+    from tools.scoring.decode import decode_image
+
+    try:
+        image = decode_image(data, max_pixels=policy.max_pixels)
+    except MalformedResponseError as exc:
+        raise BadInputError(f"{path}: {exc}") from exc
+    return image.width, image.height
+
+
+def _signal_json(scores: Scores) -> dict[str, Any]:
+    return {name: sig.model_dump(exclude={"name"}) for name, sig in scores.signals.items()}
+
+
+@app.command("score")
+def score(
+    images: Annotated[list[Path], typer.Argument(help="image files (PNG, JPEG, WebP, TIFF, ...)")],
+    brand: Annotated[str, typer.Option("--brand", help="brand kit YAML path, or brand id/name")],
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", help="the prompt, for the alignment scorer")
+    ] = None,
+    size: Annotated[
+        str | None, typer.Option("--size", help="the size that was asked for, WxH")
+    ] = None,
+    policy_path: Annotated[
+        Path | None, typer.Option("--policy", help="scoring policy YAML (default: packaged)")
+    ] = None,
+    use_memory: Annotated[
+        bool,
+        typer.Option("--memory/--no-memory", help="compare with the brand's accepted images"),
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
+) -> None:
+    """Score images on every signal (palette, sharpness, exposure, contrast, colourfulness,
+    format, similarity, near-duplicates within the given set) and say why each passed or not."""
+    cfg = settings()
+    kit = resolve_brand(brand, tenant=cfg.tenant)
+    policy = load_scoring_policy(policy_path)
+    aligner = load_alignment_scorer(policy.alignment)
+    references = _references(kit, use_memory)
+    analyses: list[ImageAnalysis] = []
+    for path in images:
+        data = read_image_file(path)
+        width, height = _probe_size(data, path, policy)
+        wanted_w, wanted_h = _wanted(size, kit, width, height)
+        try:
+            analyses.append(
+                analyse_image(
+                    data,
+                    brand=kit,
+                    width=wanted_w,
+                    height=wanted_h,
+                    policy=policy,
+                    references=references,
+                    prompt=prompt,
+                    aligner=aligner,
+                )
+            )
+        except MalformedResponseError as exc:
+            raise BadInputError(f"{path}: {exc}") from exc
+    scored = score_set(analyses, policy, labels=[p.name for p in images])
+    report = [
+        {
+            "path": str(path),
+            "width": analysis.width,
+            "height": analysis.height,
+            "composite": round(scores.composite, 4),
+            "accepted": policy.accepts(scores),
+            "failed": scores.failed,
+            "signals": _signal_json(scores),
+        }
+        for path, analysis, scores in zip(images, analyses, scored, strict=True)
+    ]
+    if as_json:
+        print_json({"brand": kit.name, "images": report})
+        return
+    for item, scores in zip(report, scored, strict=True):
+        verdict = "[green]meets the bar[/green]" if item["accepted"] else "[red]below the bar[/red]"
+        table = Table(
+            title=f"{item['path']}  {item['width']}x{item['height']}  "
+            f"composite {item['composite']:.2f}  {verdict}",
+            title_justify="left",
+        )
+        for column in ("signal", "value", "", "why"):
+            table.add_column(column)
+        for name, sig in scores.signals.items():
+            mark = "[green]pass[/green]" if sig.passed else "[red]FAIL[/red]"
+            table.add_row(name, f"{sig.value:.2f}", mark, sig.explanation)
+        if aligner is None:
+            table.add_row("alignment", "-", "off", "optional; set alignment in the scoring policy")
+        if not references:
+            table.add_row("similarity", "-", "n/a", "no accepted images of this brand in memory")
+        out.print(table)

@@ -1,0 +1,425 @@
+"""``brandloop templates ...``: versioned prompt templates, their review, labels and evidence.
+
+Mutating commands act as the user named by ``--as USER`` (authenticated identities arrive with
+the API). Every refusal is one line on stderr with exit code 2, and changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from agent.templates import REF_PATTERN, ensure_shipped_templates
+from api.cli.app import app
+from api.cli.common import out, print_json, settings
+from brandloop.errors import BadInputError, NotFoundError
+from brandloop.registry import crud
+from brandloop.registry.db import session_scope
+from brandloop.registry.models import TemplateRow, TemplateVersionRow
+from brandloop.templates import files, governance
+from brandloop.templates.stats import stats_document
+from tools.composer import KNOWN_VARIABLES
+
+templates_app = typer.Typer(
+    help="Prompt templates: versions, review, labels, A/B splits, diff, stats, export/import.",
+    no_args_is_help=True,
+)
+app.add_typer(templates_app, name="templates")
+
+Actor = Annotated[str, typer.Option("--as", help="the user doing this (author, reviewer)")]
+TemplateFile = Annotated[
+    Path, typer.Option("--file", "-f", help="template YAML: body, negative_body, params, metadata")
+]
+Name = Annotated[str, typer.Argument(help="template name")]
+Version = Annotated[int, typer.Argument(help="version number", min=1)]
+AsJson = Annotated[bool, typer.Option("--json", help="print one JSON document")]
+
+
+def _tenant() -> str:
+    return settings().tenant
+
+
+def _url() -> str:
+    return settings().resolved_database_url
+
+
+def _version_summary(row: TemplateVersionRow) -> dict[str, Any]:
+    return {
+        "version": row.version,
+        "status": row.status,
+        "author": row.author,
+        "message": row.message,
+        "created_at": row.created_at.isoformat(),
+    }
+
+
+def _version_full(template: TemplateRow, row: TemplateVersionRow) -> dict[str, Any]:
+    return {
+        "ref": f"{template.name}@{row.version}",
+        **_version_summary(row),
+        "body": row.body,
+        "negative_body": row.negative_body,
+        "params": row.params,
+        "model_hints": list(row.model_hints),
+        "metadata": row.meta,
+    }
+
+
+# --------------------------------------------------------------------------- authoring
+
+
+@templates_app.command("create")
+def create(name: Name, file: TemplateFile, actor: Actor) -> None:
+    """Create template NAME with its first version (a draft) from a YAML file."""
+    spec = governance.load_spec(file)
+    with session_scope(_url()) as session:
+        ensure_shipped_templates(session, tenant=_tenant())
+        governance.create_template(session, tenant=_tenant(), name=name, spec=spec, actor=actor)
+    out.print(f"created {name}@1 (draft) by {actor}; next: brandloop templates submit {name} 1")
+
+
+@templates_app.command("new-version")
+def new_version(
+    name: Name,
+    file: TemplateFile,
+    actor: Actor,
+    message: Annotated[str, typer.Option("--message", "-m", help="what changed and why")],
+) -> None:
+    """Add the next version of NAME (a draft); earlier versions never change."""
+    spec = governance.load_spec(file)
+    with session_scope(_url()) as session:
+        ensure_shipped_templates(session, tenant=_tenant())
+        row = governance.new_version(
+            session, tenant=_tenant(), name=name, spec=spec, actor=actor, message=message
+        )
+        version = row.version
+    out.print(f"created {name}@{version} (draft) by {actor}")
+
+
+@templates_app.command("submit")
+def submit(
+    name: Name,
+    version: Version,
+    actor: Actor,
+    note: Annotated[str, typer.Option(help="a note for the reviewer")] = "",
+) -> None:
+    """Send a draft for review (draft -> in_review)."""
+    with session_scope(_url()) as session:
+        governance.submit(
+            session, tenant=_tenant(), name=name, version=version, actor=actor, note=note
+        )
+    out.print(f"{name}@{version} is in review")
+
+
+@templates_app.command("approve")
+def approve(
+    name: Name,
+    version: Version,
+    actor: Actor,
+    note: Annotated[str, typer.Option(help="the reviewer's note")] = "",
+) -> None:
+    """Approve a version in review (an approver who is not its author)."""
+    with session_scope(_url()) as session:
+        governance.approve(
+            session, tenant=_tenant(), name=name, version=version, actor=actor, note=note
+        )
+    out.print(f"{name}@{version} approved by {actor}")
+
+
+@templates_app.command("reject")
+def reject(
+    name: Name,
+    version: Version,
+    actor: Actor,
+    note: Annotated[str, typer.Option(help="why it is rejected (required)")],
+) -> None:
+    """Reject a version in review, saying why."""
+    with session_scope(_url()) as session:
+        governance.reject(
+            session, tenant=_tenant(), name=name, version=version, actor=actor, note=note
+        )
+    out.print(f"{name}@{version} rejected by {actor}")
+
+
+@templates_app.command("comment")
+def comment(
+    name: Name,
+    version: Version,
+    actor: Actor,
+    message: Annotated[str, typer.Option("--message", "-m", help="the comment")],
+) -> None:
+    """Comment on a version (any state)."""
+    with session_scope(_url()) as session:
+        governance.comment(
+            session, tenant=_tenant(), name=name, version=version, actor=actor, note=message
+        )
+    out.print(f"comment added to {name}@{version}")
+
+
+@templates_app.command("label")
+def label(
+    name: Name,
+    label_name: Annotated[str, typer.Argument(metavar="LABEL", help="production, staging, ...")],
+    spec: Annotated[
+        str, typer.Argument(metavar="VERSION[=WEIGHT,...]", help="e.g. 3, or 3=90,4=10")
+    ],
+    actor: Actor,
+) -> None:
+    """Point LABEL at a version, or split it by weight (canary / A/B). Rollback = move back."""
+    weights = governance.parse_label_spec(spec)
+    with session_scope(_url()) as session:
+        ensure_shipped_templates(session, tenant=_tenant())
+        governance.move_label(
+            session, tenant=_tenant(), name=name, label=label_name, weights=weights, actor=actor
+        )
+    total = sum(weights.values())
+    split = ", ".join(f"{name}@{v} {w / total:.0%}" for v, w in weights.items())
+    out.print(f"{name}:{label_name} -> {split}")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@templates_app.command("list")
+def list_(as_json: AsJson = False) -> None:
+    """Every template with its newest version and its labels."""
+    rows: list[dict[str, Any]] = []
+    with session_scope(_url()) as session:
+        ensure_shipped_templates(session, tenant=_tenant())
+        for template in governance.list_templates(session, tenant=_tenant()):
+            versions = governance.versions(session, template=template)
+            rows.append(
+                {
+                    "name": template.name,
+                    "description": template.description,
+                    "versions": len(versions),
+                    "latest": _version_summary(versions[-1]) if versions else None,
+                    "labels": {
+                        r.label: r.weights for r in governance.labels(session, template=template)
+                    },
+                }
+            )
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="Templates")
+    for column in ("name", "versions", "latest", "labels", "description"):
+        table.add_column(column)
+    for r in rows:
+        latest = r["latest"]
+        table.add_row(
+            r["name"],
+            str(r["versions"]),
+            f"@{latest['version']} {latest['status']}" if latest else "-",
+            " ".join(f"{k}->{_split(v)}" for k, v in r["labels"].items()),
+            r["description"][:50],
+        )
+    out.print(table)
+
+
+def _split(weights: dict[str, float]) -> str:
+    if len(weights) == 1:
+        return f"@{next(iter(weights))}"
+    total = sum(weights.values())
+    return ",".join(f"@{k}={w / total:.0%}" for k, w in weights.items())
+
+
+def show_document(ref: str, *, tenant: str) -> dict[str, Any]:
+    match = REF_PATTERN.match(ref)
+    if not match:
+        raise BadInputError(f"template reference {ref!r} is not name, name@VERSION or name:LABEL")
+    with session_scope(settings().resolved_database_url) as session:
+        ensure_shipped_templates(session, tenant=tenant)
+        template = crud.get_template(session, tenant=tenant, name=match["name"])
+        if template is None:
+            raise NotFoundError(f"template {match['name']!r} does not exist")
+        versions = governance.versions(session, template=template)
+        labels = {r.label: r.weights for r in governance.labels(session, template=template)}
+        if match["version"]:
+            selected = [int(match["version"])]
+        else:
+            label_name = match["label"] or "production"
+            if label_name not in labels:
+                raise NotFoundError(f"template {template.name!r} has no label {label_name!r}")
+            selected = sorted(int(k) for k in labels[label_name])
+        by_number = {v.version: v for v in versions}
+        missing = [v for v in selected if v not in by_number]
+        if missing:
+            raise NotFoundError(f"template {template.name}@{missing[0]} does not exist")
+        return {
+            "name": template.name,
+            "description": template.description,
+            "ref": ref,
+            "labels": labels,
+            "versions": [_version_summary(v) for v in versions],
+            "selected": [_version_full(template, by_number[v]) for v in selected],
+            "reviews": [
+                {
+                    "version": r.version,
+                    "actor": r.actor,
+                    "action": r.action,
+                    "note": r.note,
+                    "at": r.at.isoformat(),
+                }
+                for r in governance.reviews(session, template=template)
+                if r.version in selected
+            ],
+        }
+
+
+@templates_app.command("show")
+def show(
+    ref: Annotated[str, typer.Argument(help="name, name@VERSION or name:LABEL")],
+    as_json: AsJson = False,
+) -> None:
+    """A template version (or the versions a label points to), its labels and review trail."""
+    doc = show_document(ref, tenant=_tenant())
+    if as_json:
+        print_json(doc)
+        return
+    out.print(f"[bold]{doc['name']}[/bold]  {doc['description']}")
+    out.print(
+        "labels: " + (", ".join(f"{k}->{_split(v)}" for k, v in doc["labels"].items()) or "none")
+    )
+    out.print(
+        "versions: "
+        + ", ".join(f"@{v['version']} {v['status']} ({v['author']})" for v in doc["versions"])
+    )
+    for v in doc["selected"]:
+        out.print(f"\n[bold]{v['ref']}[/bold]  {v['status']}  by {v['author']}  {v['created_at']}")
+        out.print(f"message: {v['message']}")
+        out.print("body:")
+        out.print("  " + v["body"], markup=False)
+        out.print("negative_body:")
+        out.print("  " + (v["negative_body"] or "(empty)"), markup=False)
+        out.print(f"params: {v['params']}  model_hints: {', '.join(v['model_hints']) or '-'}")
+        out.print(f"metadata: {v['metadata']}")
+    if doc["reviews"]:
+        table = Table(title="Review")
+        for column in ("version", "who", "action", "note", "at"):
+            table.add_column(column)
+        for r in doc["reviews"]:
+            table.add_row(str(r["version"]), r["actor"], r["action"], r["note"], r["at"][:19])
+        out.print(table)
+
+
+@templates_app.command("diff")
+def diff(name: Name, v1: Version, v2: Version) -> None:
+    """A unified diff of two versions of NAME (bodies, params, model hints, metadata)."""
+    with session_scope(_url()) as session:
+        ensure_shipped_templates(session, tenant=_tenant())
+        text = governance.diff_versions(session, tenant=_tenant(), name=name, v1=v1, v2=v2)
+    if not text:
+        out.print(f"{name}@{v1} and {name}@{v2} have the same content")
+        return
+    for line in text.splitlines():
+        style = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1])
+        if line.startswith(("+++", "---")):
+            style = "bold"
+        out.print(line, style=style, markup=False)
+
+
+@templates_app.command("stats")
+def stats(name: Name, as_json: AsJson = False) -> None:
+    """Per-version evidence: acceptance rate, mean scores, cost per accepted image, counts."""
+    with session_scope(_url()) as session:
+        ensure_shipped_templates(session, tenant=_tenant())
+        doc = stats_document(session, tenant=_tenant(), name=name)
+    if as_json:
+        print_json(doc)
+        return
+    table = Table(title=f"{name}: outcomes per version (signal means, total cost: --json)")
+    for column in ("version", "status", "runs", "tries", "acc", "rate", "mean", "$/acc"):
+        table.add_column(column, no_wrap=True)
+    for v in doc["versions"]:
+        labels = " ".join(f"{k} {w:.0%}" for k, w in v["labels"].items())
+        table.add_row(
+            f"@{v['version']}" + (f" ({labels})" if labels else ""),
+            v["status"],
+            str(v["runs"]),
+            str(v["attempts"]),
+            str(v["accepted"]),
+            "-" if v["acceptance_rate"] is None else f"{v['acceptance_rate']:.0%}",
+            "-" if v["mean_composite"] is None else f"{v['mean_composite']:.3f}",
+            "-" if v["cost_per_accepted_usd"] is None else f"${v['cost_per_accepted_usd']:.3f}",
+        )
+    out.print(table)
+
+
+@templates_app.command("history")
+def history(name: Name, as_json: AsJson = False) -> None:
+    """The audit trail of NAME: every version, review step and label move, with who and when."""
+    pattern = re.compile(rf"^{re.escape(name)}[@:]")
+    with session_scope(_url()) as session:
+        ensure_shipped_templates(session, tenant=_tenant())
+        if crud.get_template(session, tenant=_tenant(), name=name) is None:
+            raise NotFoundError(f"template {name!r} does not exist")
+        rows: list[dict[str, Any]] = [
+            {
+                "at": r.at.isoformat(),
+                "actor": r.actor,
+                "action": r.action,
+                "subject": r.subject_id,
+                "detail": r.detail,
+            }
+            for r in crud.list_audit(session, tenant=_tenant())
+            if r.subject_type == "template" and pattern.match(r.subject_id)
+        ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=f"{name}: audit trail")
+    for column in ("at", "who", "action", "subject", "detail"):
+        table.add_column(column)
+    for r in rows:
+        detail = ", ".join(f"{k}={v}" for k, v in r["detail"].items() if v not in (None, ""))
+        table.add_row(r["at"][:19], r["actor"], r["action"], r["subject"], detail)
+    out.print(table)
+
+
+@templates_app.command("variables")
+def variables() -> None:
+    """The variables a template body may use."""
+    table = Table(title="Template variables")
+    table.add_column("variable")
+    table.add_column("meaning")
+    for name, meaning in KNOWN_VARIABLES.items():
+        table.add_row(name, meaning)
+    out.print(table)
+
+
+# --------------------------------------------------------------------------- files
+
+
+@templates_app.command("export")
+def export(
+    directory: Annotated[Path, typer.Argument(help="folder for one <name>.yaml per template")],
+) -> None:
+    """Write every template (all versions, labels) as YAML, for a Git repository."""
+    with session_scope(_url()) as session:
+        ensure_shipped_templates(session, tenant=_tenant())
+        paths = files.export_templates(session, tenant=_tenant(), directory=directory)
+    out.print(f"exported {len(paths)} template(s) to {directory}")
+
+
+@templates_app.command("import")
+def import_(
+    directory: Annotated[Path, typer.Argument(help="folder of template YAML files")],
+    actor: Actor,
+    as_json: AsJson = False,
+) -> None:
+    """Add the templates, versions and label moves a folder of YAML files holds (all or none)."""
+    with session_scope(_url()) as session:
+        ensure_shipped_templates(session, tenant=_tenant())
+        report = files.import_templates(session, tenant=_tenant(), directory=directory, actor=actor)
+    if as_json:
+        print_json(report)
+        return
+    for item in report:
+        added = ", ".join(f"@{v}" for v in item["added_versions"]) or "no new versions"
+        moved = ", ".join(item["moved_labels"]) or "no label moves"
+        out.print(f"{item['template']}: {added}; {moved}")

@@ -1,0 +1,36 @@
+"""Settings of the HTTP service (``BRANDLOOP_API_*``), apart from the core settings.
+
+Everything is off or conservative by default: CORS off, OpenTelemetry off, a 1 MiB body limit.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ApiSettings(BaseSettings):
+    """Knobs of the service process; per-request knobs travel in the request body."""
+
+    model_config = SettingsConfigDict(env_prefix="BRANDLOOP_API_", extra="ignore")
+
+    workers: int = Field(default=2, ge=0, le=64, description="jobs run at once; 0: none run")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    rate_limit_per_minute: int = Field(default=6000, ge=1, description="per API key")
+    rate_limit_burst: int = Field(default=200, ge=1)
+    daily_quota_usd: float = Field(default=100.0, ge=0, description="spend per tenant per UTC day")
+    max_wait_seconds: float = Field(default=60.0, ge=0)
+    cors_origins: list[str] = Field(default_factory=list, description="empty: CORS off")
+    otel_exporter: Literal["none", "console", "otlp"] = "none"
+    log_json: bool = True
+    access_log: bool = Field(default=True, description="one JSON line per request")
+    key_cache_seconds: float = Field(default=5.0, ge=0)
+    sse_poll_seconds: float = Field(default=0.2, gt=0)
+
+
+@lru_cache
+def get_api_settings() -> ApiSettings:
+    return ApiSettings()

@@ -1,0 +1,127 @@
+"""Every dependency the routers use, as ``Annotated`` aliases (tests swap them through
+``app.dependency_overrides``): settings, the service state, a registry session, the caller and
+the role it needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from api.auth import KeyCache, Principal, Role, authenticate, hash_key
+from api.config import ApiSettings
+from api.jobs.worker import WorkerPool
+from api.observability import Metrics
+from api.problems import ApiProblem
+from brandloop.registry.db import session_factory
+from brandloop.settings import Settings
+
+
+@dataclass
+class Service:
+    """What one running app holds: its settings, the worker pool, key cache and metrics."""
+
+    settings: Settings
+    api: ApiSettings
+    pool: WorkerPool
+    keys: KeyCache
+    metrics: Metrics
+
+    def __post_init__(self) -> None:
+        # one sessionmaker for the app's life: making one per request costs more than the query
+        self.sessions = session_factory(self.settings.resolved_database_url)
+
+    def principal_for(self, authorization: str | None) -> Principal | None:
+        """The caller named by an ``Authorization: Bearer <key>`` header, or None."""
+        if not authorization or authorization[:7].lower() != "bearer ":
+            return None
+        key = authorization[7:].strip()
+        if not key or len(key) > 200:
+            return None
+        digest = hash_key(key)
+        known, principal = self.keys.get(digest)
+        if known:
+            return principal
+        session = self.sessions()
+        try:
+            principal = authenticate(session, key)
+        finally:
+            session.close()
+        self.keys.put(digest, principal)
+        return principal
+
+
+async def get_service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+async def get_settings_dep(service: ServiceDep) -> Settings:
+    return service.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+async def get_pool(service: ServiceDep) -> WorkerPool:
+    return service.pool
+
+
+PoolDep = Annotated[WorkerPool, Depends(get_pool)]
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """A registry session that commits when the endpoint returns and rolls back on error."""
+    session: Session = request.app.state.service.sessions()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+async def get_principal(request: Request) -> Principal:
+    service: Service = request.app.state.service
+    principal = service.principal_for(request.headers.get("authorization"))
+    if principal is None:
+        raise ApiProblem(
+            401,
+            "unauthorized",
+            "send a valid API key as `Authorization: Bearer <key>`",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return principal
+
+
+def require(role: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """The caller, who must hold at least ``role`` (one dependency level: it is on every call)."""
+
+    async def dependency(request: Request) -> Principal:
+        principal = await get_principal(request)
+        if not principal.can(role):
+            raise ApiProblem(
+                403, "forbidden", f"this needs the {role} role; the key is {principal.role}"
+            )
+        return principal
+
+    dependency.__name__ = f"require_{role}"
+    return dependency
+
+
+Viewer = Annotated[Principal, Depends(require("viewer"))]
+Creator = Annotated[Principal, Depends(require("creator"))]
+Approver = Annotated[Principal, Depends(require("approver"))]
+Admin = Annotated[Principal, Depends(require("admin"))]

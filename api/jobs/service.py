@@ -1,0 +1,185 @@
+"""Submitting jobs and showing them: quota and request checks, the public shape, the events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Hashable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from agent.runner import catalog_models, check_request, model_ladder
+from api.auth import Principal
+from api.jobs import store
+from api.problems import ApiProblem
+from api.schemas import JobPublic, Links
+from brandloop.domain import GenerationRequest, RunResult
+from brandloop.registry.db import session_scope
+from brandloop.registry.models import RunEventRow
+from brandloop.registry.models_service import JobRow
+from brandloop.settings import Settings
+
+
+def job_public(row: JobRow) -> JobPublic:
+    base = f"/v1/jobs/{row.id}"
+    return JobPublic(
+        id=row.id,
+        kind=row.kind,
+        state=row.state,  # type: ignore[arg-type,unused-ignore]
+        run_id=row.run_id,
+        campaign_id=row.campaign_id,
+        thread_id=row.thread_id,
+        cost_usd=row.cost_usd,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        result=RunResult.model_validate(row.result) if row.result else None,
+        error=row.error,
+        links=Links(
+            self=base,
+            events=f"{base}/events",
+            cancel=f"{base}/cancel",
+            run=f"/v1/runs/{row.run_id}",
+        ),
+    )
+
+
+class TtlCache:
+    """A small time-bounded memo for the submission hot path (checks and spend are re-done by
+    the worker when the job runs, so a stale hit costs at most a job that fails at start)."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._entries: dict[Hashable, tuple[float, Any]] = {}
+
+    def get(self, key: Hashable) -> tuple[bool, Any]:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] < time.monotonic():
+            return False, None
+        return True, entry[1]
+
+    def forget(self, key: Hashable) -> None:
+        self._entries.pop(key, None)
+
+    def put(self, key: Hashable, value: Any) -> None:
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic() + self.ttl, value)
+
+
+_checked = TtlCache(ttl=5.0)
+_spent = TtlCache(ttl=1.0)
+
+
+def spend_changed(database_url: str, tenant: str) -> None:
+    """A job of the tenant finished in this process: read its spend afresh next time."""
+    _spent.forget((database_url, tenant))
+
+
+def check_quota(
+    session: Session, *, settings: Settings, tenant: str, quota_usd: float, budget: float | None
+) -> None:
+    """Refuse work once the tenant's spend today, plus this request's budget, passes the quota.
+
+    The day's spend is read at most once a second per tenant and process; spend accrues as
+    jobs run anyway, so the quota bounds what is admitted, not each cent."""
+    hit, spent = _spent.get((settings.resolved_database_url, tenant))
+    if not hit:
+        spent = store.spent_today(session, tenant=tenant)
+        _spent.put((settings.resolved_database_url, tenant), spent)
+    wanted = budget if budget is not None else settings.default_budget_usd
+    if spent + wanted > quota_usd + 1e-9:
+        raise ApiProblem(
+            402,
+            "quota-exceeded",
+            f"tenant {tenant!r} has spent ${spent:.2f} today of its ${quota_usd:.2f} daily quota; "
+            f"this request may spend up to ${wanted:.2f}",
+        )
+
+
+def submit(
+    session: Session,
+    *,
+    settings: Settings,
+    principal: Principal,
+    request: GenerationRequest,
+    kind: str,
+    quota_usd: float,
+    campaign_id: str | None = None,
+    thread_id: str | None = None,
+) -> JobRow:
+    """Check the request as the runner would, then store a queued job (the caller commits)."""
+    check_quota(
+        session,
+        settings=settings,
+        tenant=principal.tenant,
+        quota_usd=quota_usd,
+        budget=request.budget_usd,
+    )
+    key = (
+        settings.resolved_database_url,
+        request.tenant,
+        request.brand,
+        request.template,
+        request.model,
+    )
+    if not _checked.get(key)[0]:
+        check_request(settings, request)
+        if request.model is not None:
+            model_ladder(settings, catalog_models(settings), request.model)
+        _checked.put(key, True)
+    return store.create_job(
+        session,
+        tenant=principal.tenant,
+        kind=kind,
+        request=request.model_dump(mode="json"),
+        campaign_id=campaign_id,
+        thread_id=thread_id,
+    )
+
+
+#: the SSE event name of each (node, kind) of a run's trace
+def sse_name(node: str, kind: str) -> str:
+    if kind == "decision":
+        return "planned" if node == "plan" else "decision"
+    return kind
+
+
+async def job_events(
+    database_url: str, *, job_id: str, run_id: str, after: int, poll_seconds: float
+) -> AsyncIterator[str]:
+    """Server-sent events for a job: each trace event of its run as it is written, the job's
+    state changes, and a last ``end`` event once the job is finished and its trace drained.
+    Event ids are the trace's sequence numbers, so ``Last-Event-ID`` resumes where it left."""
+    last_state = None
+    seq = after
+    yield "retry: 1000\n\n"
+    while True:
+        with session_scope(database_url) as session:
+            state = session.scalar(select(JobRow.state).where(JobRow.id == job_id))
+            rows = list(
+                session.scalars(
+                    select(RunEventRow)
+                    .where(RunEventRow.run_id == run_id, RunEventRow.seq > seq)
+                    .order_by(RunEventRow.seq)
+                    .limit(200)
+                )
+            )
+            events = [(r.seq, r.node, r.kind, r.payload, r.at.isoformat()) for r in rows]
+        if state != last_state:
+            last_state = state
+            yield f"event: state\ndata: {json.dumps({'job': job_id, 'state': state})}\n\n"
+        for number, node, kind, payload, at in events:
+            seq = number
+            data = json.dumps(
+                {"seq": number, "node": node, "kind": kind, "at": at, "payload": payload}
+            )
+            yield f"id: {number}\nevent: {sse_name(node, kind)}\ndata: {data}\n\n"
+        if state is None or (state in store.FINAL_STATES and not events):
+            yield f"event: end\ndata: {json.dumps({'job': job_id, 'state': state})}\n\n"
+            return
+        if not events:
+            await asyncio.sleep(poll_seconds)

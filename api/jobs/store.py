@@ -1,0 +1,236 @@
+"""Data access for jobs, threads, campaigns and idempotency records (keyword-only, over a session)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from brandloop.domain import utcnow
+from brandloop.registry.models import RunRow
+from brandloop.registry.models_service import (
+    CampaignRow,
+    IdempotencyRow,
+    JobRow,
+    ThreadMessageRow,
+    ThreadRow,
+)
+
+JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:20]}"
+
+
+def create_job(
+    session: Session,
+    *,
+    tenant: str,
+    kind: str,
+    request: dict[str, Any],
+    campaign_id: str | None = None,
+    thread_id: str | None = None,
+) -> JobRow:
+    job_id = new_id("job")
+    row = JobRow(
+        id=job_id,
+        tenant=tenant,
+        kind=kind,
+        state="queued",
+        request=request,
+        run_id="run_" + uuid.uuid4().hex[:16],
+        campaign_id=campaign_id,
+        thread_id=thread_id,
+        cancel_requested=False,
+        cost_usd=0.0,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    return row
+
+
+def get_job(session: Session, *, tenant: str, job_id: str) -> JobRow | None:
+    row = session.get(JobRow, job_id)
+    return row if row is not None and row.tenant == tenant else None
+
+
+def list_jobs(
+    session: Session,
+    *,
+    tenant: str,
+    state: str | None = None,
+    campaign_id: str | None = None,
+    thread_id: str | None = None,
+    limit: int = 50,
+) -> list[JobRow]:
+    query = select(JobRow).where(JobRow.tenant == tenant)
+    if state is not None:
+        query = query.where(JobRow.state == state)
+    if campaign_id is not None:
+        query = query.where(JobRow.campaign_id == campaign_id)
+    if thread_id is not None:
+        query = query.where(JobRow.thread_id == thread_id)
+    return list(session.scalars(query.order_by(JobRow.created_at, JobRow.id).limit(limit)))
+
+
+def claim_job(session: Session, *, job_id: str) -> bool:
+    """Move a queued job to running; False if someone else has it or it is finished."""
+    result = session.execute(
+        update(JobRow)
+        .where(JobRow.id == job_id, JobRow.state == "queued")
+        .values(state="running", started_at=utcnow())
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def unfinished_jobs(session: Session) -> list[JobRow]:
+    query = select(JobRow).where(JobRow.state.in_(("queued", "running")))
+    return list(session.scalars(query.order_by(JobRow.created_at, JobRow.id)))
+
+
+def count_jobs_by_state(session: Session) -> dict[str, int]:
+    rows = session.execute(select(JobRow.state, func.count()).group_by(JobRow.state))
+    counts = dict.fromkeys(JOB_STATES, 0)
+    counts.update({state: int(n) for state, n in rows})
+    return counts
+
+
+def spent_today(session: Session, *, tenant: str, now: datetime | None = None) -> float:
+    """What the tenant's runs cost since 00:00 UTC."""
+    now = now or datetime.now(UTC)
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    total = session.scalar(
+        select(func.coalesce(func.sum(RunRow.cost_usd), 0.0)).where(
+            RunRow.tenant == tenant,
+            RunRow.created_at >= start,
+            RunRow.created_at < start + timedelta(days=1),
+        )
+    )
+    return float(total or 0.0)
+
+
+# --------------------------------------------------------------------------- idempotency
+
+
+def get_idempotency(session: Session, *, tenant: str, key: str) -> IdempotencyRow | None:
+    return session.get(IdempotencyRow, (tenant, key))
+
+
+def save_idempotency(
+    session: Session,
+    *,
+    tenant: str,
+    key: str,
+    method_path: str,
+    request_sha256: str,
+    status_code: int,
+    body: str,
+) -> None:
+    session.add(
+        IdempotencyRow(
+            tenant=tenant,
+            key=key,
+            method_path=method_path,
+            request_sha256=request_sha256,
+            status_code=status_code,
+            body=body,
+            created_at=utcnow(),
+        )
+    )
+
+
+# --------------------------------------------------------------------------- threads
+
+
+def create_thread(session: Session, *, tenant: str, brand: str, title: str) -> ThreadRow:
+    row = ThreadRow(id=new_id("thr"), tenant=tenant, brand=brand, title=title, created_at=utcnow())
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_thread(session: Session, *, tenant: str, thread_id: str) -> ThreadRow | None:
+    return session.scalar(
+        select(ThreadRow).where(ThreadRow.tenant == tenant, ThreadRow.id == thread_id)
+    )
+
+
+def list_threads(session: Session, *, tenant: str, limit: int = 50) -> list[ThreadRow]:
+    query = select(ThreadRow).where(ThreadRow.tenant == tenant)
+    return list(session.scalars(query.order_by(ThreadRow.created_at.desc()).limit(limit)))
+
+
+def thread_messages(session: Session, *, thread_id: str) -> list[ThreadMessageRow]:
+    query = select(ThreadMessageRow).where(ThreadMessageRow.thread_id == thread_id)
+    return list(session.scalars(query.order_by(ThreadMessageRow.seq)))
+
+
+def add_message(
+    session: Session,
+    *,
+    thread_id: str,
+    role: str,
+    content: str,
+    brief: str = "",
+    job_id: str | None = None,
+) -> ThreadMessageRow:
+    seq = session.scalar(
+        select(func.coalesce(func.max(ThreadMessageRow.seq), 0)).where(
+            ThreadMessageRow.thread_id == thread_id
+        )
+    )
+    row = ThreadMessageRow(
+        id=new_id("msg"),
+        thread_id=thread_id,
+        seq=int(seq or 0) + 1,
+        role=role,
+        content=content,
+        brief=brief,
+        job_id=job_id,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+# --------------------------------------------------------------------------- campaigns
+
+
+def create_campaign(
+    session: Session,
+    *,
+    tenant: str,
+    name: str,
+    brand: str,
+    budget_usd: float,
+    assets: list[dict[str, Any]],
+) -> CampaignRow:
+    row = CampaignRow(
+        id=new_id("cmp"),
+        tenant=tenant,
+        name=name,
+        brand=brand,
+        budget_usd=budget_usd,
+        assets=assets,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_campaign(session: Session, *, tenant: str, campaign_id: str) -> CampaignRow | None:
+    return session.scalar(
+        select(CampaignRow).where(CampaignRow.tenant == tenant, CampaignRow.id == campaign_id)
+    )
+
+
+def list_campaigns(session: Session, *, tenant: str, limit: int = 50) -> list[CampaignRow]:
+    query = select(CampaignRow).where(CampaignRow.tenant == tenant)
+    return list(session.scalars(query.order_by(CampaignRow.created_at.desc()).limit(limit)))

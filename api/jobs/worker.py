@@ -1,0 +1,263 @@
+"""The job runner: an in-process pool of async workers over the durable ``jobs`` table.
+
+On start it recovers: jobs that were ``running`` when the process died are resumed from their
+checkpoint (``agent.runner.resume_run``; attempts already paid for are reused, not paid again),
+``queued`` ones are queued again. Stopping leaves running jobs ``running`` so the next start
+resumes them. Cancelling a job cancels its task; the run keeps what it had paid for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from agent.runner import resume_run, run_generation
+from api.jobs import store
+from api.jobs.queue import InProcessQueue, JobQueue
+from api.jobs.service import spend_changed
+from api.observability import run_id_var
+from api.problems import status_for
+from brandloop.domain import GenerationRequest, RunResult, utcnow
+from brandloop.errors import BrandloopError
+from brandloop.registry.db import session_scope
+from brandloop.registry.models import RunRow
+from brandloop.registry.models_service import CampaignRow, JobRow
+from brandloop.settings import Settings
+from tools.providers.base import ImageProvider
+
+ProvidersFactory = Callable[[Settings], dict[str, ImageProvider]]
+
+log = logging.getLogger("brandloop.jobs")
+
+
+class WorkerPool:
+    """Runs queued jobs, at most ``concurrency`` at once, in this process's event loop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        concurrency: int,
+        queue: JobQueue | None = None,
+        providers_factory: ProvidersFactory | None = None,
+        use_memory: bool = True,
+        tracer: Any | None = None,
+    ) -> None:
+        self.settings = settings
+        self.tracer = tracer
+        self.concurrency = concurrency
+        self.queue: JobQueue = queue or InProcessQueue()
+        self.providers_factory = providers_factory
+        self.use_memory = use_memory
+        self._workers: list[asyncio.Task[None]] = []
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._finished: dict[str, asyncio.Event] = {}
+        self.started = False
+
+    @property
+    def url(self) -> str:
+        return self.settings.resolved_database_url
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Recover unfinished jobs, then start the workers."""
+        with session_scope(self.url) as session:
+            unfinished = [(job.id, job.state) for job in store.unfinished_jobs(session)]
+        for job_id, state in unfinished:
+            if state == "running":
+                log.info("resuming job %s after restart", job_id)
+            await self.queue.put(job_id)
+        for index in range(self.concurrency):
+            self._workers.append(
+                asyncio.create_task(self._work(), name=f"brandloop-worker-{index}")
+            )
+        self.started = True
+
+    async def stop(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        for task in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._workers.clear()
+        self.started = False
+
+    def alive(self) -> bool:
+        if self.concurrency == 0:
+            return self.started
+        return self.started and any(not t.done() for t in self._workers)
+
+    # ------------------------------------------------------------------ API side
+
+    async def enqueue(self, job_id: str) -> None:
+        await self.queue.put(job_id)
+
+    async def wait(self, job_id: str, timeout: float) -> None:
+        """Wait until the job is finished or ``timeout`` seconds pass, whichever is first."""
+        event = self._finished.setdefault(job_id, asyncio.Event())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            with session_scope(self.url) as session:
+                state = session.scalar(select(JobRow.state).where(JobRow.id == job_id))
+            if state is None or state in store.FINAL_STATES:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), min(0.5, deadline - loop.time()))
+                return
+
+    def cancel_running(self, job_id: str) -> bool:
+        task = self._running.get(job_id)
+        if task is None:
+            return False
+        task.cancel()
+        return True
+
+    # ------------------------------------------------------------------ worker side
+
+    async def _work(self) -> None:
+        while True:
+            job_id = await self.queue.get()
+            task = asyncio.create_task(self._run(job_id), name=f"job-{job_id}")
+            self._running[job_id] = task
+            try:
+                await asyncio.wait({task})
+            except asyncio.CancelledError:  # the pool is stopping: the job stays "running"
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+                raise
+            finally:
+                self._running.pop(job_id, None)
+                self._finished.setdefault(job_id, asyncio.Event()).set()
+            if not task.cancelled() and task.exception() is not None:
+                log.error("job %s crashed: %s", job_id, type(task.exception()).__name__)
+
+    def _prepare(self, job_id: str) -> tuple[GenerationRequest, str, bool] | None:
+        with session_scope(self.url) as session:
+            job = session.get(JobRow, job_id)
+            if job is None or job.state in store.FINAL_STATES:
+                return None
+            if job.state == "queued":
+                if not store.claim_job(session, job_id=job_id):
+                    return None
+                session.refresh(job)
+            request = GenerationRequest.model_validate(job.request)
+            if job.campaign_id is not None:
+                request = request.model_copy(
+                    update={"budget_usd": self._campaign_share(session, job)}
+                )
+            resuming = session.get(RunRow, job.run_id) is not None
+            return request, job.run_id, resuming
+
+    def _campaign_share(self, session: Session, job: JobRow) -> float:
+        """A campaign's budget is shared: each asset, as it starts, gets what is neither spent
+        by finished assets nor held by running ones, divided by the assets not yet started."""
+        campaign = session.get(CampaignRow, job.campaign_id)
+        assert campaign is not None
+        siblings = session.scalars(
+            select(JobRow).where(JobRow.campaign_id == campaign.id, JobRow.id != job.id)
+        )
+        committed, waiting = 0.0, 1
+        for other in siblings:
+            if other.state == "queued":
+                waiting += 1
+            elif other.state == "running":
+                committed += float(other.request.get("budget_usd") or 0.0)
+            else:
+                committed += other.cost_usd
+        remaining = max(0.0, campaign.budget_usd - committed)
+        share = max(1e-6, round(remaining / waiting, 6))
+        job.request = {**job.request, "budget_usd": share}
+        return share
+
+    async def _run(self, job_id: str) -> None:
+        prepared = self._prepare(job_id)
+        if prepared is None:
+            return
+        request, run_id, resuming = prepared
+        token = run_id_var.set(run_id)
+        providers = self.providers_factory(self.settings) if self.providers_factory else None
+        log.info("job started", extra={"job_id": job_id, "resuming": resuming})
+        span = None
+        on_event = None
+        if self.tracer is not None:  # one span per job; each trace entry becomes a span event
+            span = self.tracer.start_span(f"job {job_id}")
+            span.set_attribute("brandloop.run_id", run_id)
+            span.set_attribute("brandloop.resuming", resuming)
+
+            def on_event(node: str, kind: str, payload: dict[str, Any]) -> None:
+                span.add_event(f"{node}.{kind}", {"node": node, "kind": kind})
+
+        try:
+            if resuming:
+                result = await resume_run(
+                    run_id,
+                    settings=self.settings,
+                    tenant=request.tenant,
+                    providers=providers,
+                    use_memory=self.use_memory,
+                    on_event=on_event,
+                )
+            else:
+                result = await run_generation(
+                    request,
+                    settings=self.settings,
+                    run_id=run_id,
+                    providers=providers,
+                    use_memory=self.use_memory,
+                    on_event=on_event,
+                )
+        except asyncio.CancelledError:
+            with session_scope(self.url) as session:
+                job = session.get(JobRow, job_id)
+                if job is not None and job.cancel_requested:
+                    self._finish(session, job, "cancelled", error=None)
+            raise
+        except BrandloopError as exc:
+            status, kind = status_for(exc)
+            detail = str(exc) if status < 500 else "the run failed"
+            self._fail(job_id, {"type": kind, "status": status, "detail": detail})
+        except Exception:
+            log.exception("job %s failed", job_id)
+            self._fail(job_id, {"type": "internal", "status": 500, "detail": "the run failed"})
+        else:
+            self._succeed(job_id, result)
+            log.info("job finished", extra={"job_id": job_id, "status": result.status})
+        finally:
+            if span is not None:
+                span.end()
+            run_id_var.reset(token)
+
+    def _finish(
+        self, session: Session, job: JobRow, state: str, *, error: dict[str, Any] | None
+    ) -> None:
+        job.state, job.error, job.finished_at = state, error, utcnow()
+        run = session.get(RunRow, job.run_id)
+        job.cost_usd = run.cost_usd if run is not None else 0.0
+        spend_changed(self.url, job.tenant)
+
+    def _fail(self, job_id: str, error: dict[str, Any]) -> None:
+        with session_scope(self.url) as session:
+            job = session.get(JobRow, job_id)
+            if job is not None:
+                self._finish(session, job, "failed", error=error)
+
+    def _succeed(self, job_id: str, result: RunResult) -> None:
+        with session_scope(self.url) as session:
+            job = session.get(JobRow, job_id)
+            if job is None:
+                return
+            job.result = result.model_dump(mode="json")
+            state = "succeeded" if result.status in ("succeeded", "partial") else "failed"
+            error = None
+            if state == "failed":
+                error = {"type": result.status, "status": 422, "detail": result.reason}
+            self._finish(session, job, state, error=error)

@@ -1,0 +1,209 @@
+"""Operations: Prometheus metrics, JSON logs carrying the request id and run id, and optional
+OpenTelemetry spans (off unless ``BRANDLOOP_API_OTEL_EXPORTER`` names an exporter).
+"""
+
+from __future__ import annotations
+
+import atexit
+import copy
+import json
+import logging
+import queue
+import sys
+import time
+from collections.abc import Iterator
+from contextvars import ContextVar
+from logging.handlers import QueueHandler, QueueListener
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from brandloop.registry.db import session_scope
+from brandloop.registry.models import AttemptRow, RunRow
+from brandloop.registry.models_service import JobRow
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+run_id_var: ContextVar[str | None] = ContextVar("run_id", default=None)
+
+_STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+
+class _StampingQueueHandler(QueueHandler):
+    """Hands records to the logging thread, stamped with the request id and run id of the
+    context they were logged in (context variables do not cross threads)."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        stamped = copy.copy(record)
+        stamped.msg, stamped.args = record.getMessage(), None
+        stamped.request_id = request_id_var.get()
+        stamped.run_id = run_id_var.get()
+        if record.exc_info and record.exc_info[0] is not None:
+            stamped.error = record.exc_info[0].__name__
+        stamped.exc_info, stamped.exc_text, stamped.stack_info = None, None, None
+        return stamped
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line, with the request id and run id of the context it was logged in."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+            "request_id": getattr(record, "request_id", None) or request_id_var.get(),
+            "run_id": getattr(record, "run_id", None) or run_id_var.get(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_") and key not in entry:
+                entry[key] = value
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["error"] = record.exc_info[0].__name__
+        return json.dumps(entry, default=str)
+
+
+_listener: QueueListener | None = None
+
+
+def configure_logging(*, json_logs: bool, level: int = logging.INFO) -> None:
+    """brandloop's loggers write to stderr from a background thread: the serving loop only
+    stamps and enqueues each record; formatting and writing happen off its path."""
+    global _listener
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonFormatter() if json_logs else logging.Formatter("%(levelname)s %(name)s %(message)s")
+    )
+    if _listener is not None:
+        _listener.stop()
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    _listener = QueueListener(records, handler)
+    _listener.start()
+    atexit.register(_listener.stop)
+    root = logging.getLogger("brandloop")
+    root.handlers[:] = [_StampingQueueHandler(records)]
+    root.setLevel(level)
+    root.propagate = False
+
+
+# --------------------------------------------------------------------------- metrics
+
+SIGNAL_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+class RegistryCollector(Collector):
+    """Figures read from the registry at scrape time, so they survive restarts and agree across
+    processes: jobs by state, attempts by provider and outcome, cost, cache hit ratio, and the
+    distribution of each quality signal over the most recent scored attempts."""
+
+    def __init__(self, database_url: str, *, recent: int = 2000) -> None:
+        self.database_url = database_url
+        self.recent = recent
+
+    def collect(self) -> Iterator[Any]:
+        with session_scope(self.database_url) as session:
+            jobs = GaugeMetricFamily("brandloop_jobs", "Jobs by state", labels=["state"])
+            states = dict(
+                session.execute(select(JobRow.state, func.count()).group_by(JobRow.state)).all()
+            )
+            for state in ("queued", "running", "succeeded", "failed", "cancelled"):
+                jobs.add_metric([state], float(states.get(state, 0)))
+            yield jobs
+
+            attempts = CounterMetricFamily(
+                "brandloop_attempts",
+                "Provider attempts by provider and outcome",
+                labels=["provider", "outcome"],
+            )
+            hits = total = 0
+            for model, outcome, cache_hit, n in session.execute(
+                select(
+                    AttemptRow.model, AttemptRow.outcome, AttemptRow.cache_hit, func.count()
+                ).group_by(AttemptRow.model, AttemptRow.outcome, AttemptRow.cache_hit)
+            ):
+                attempts.add_metric([model.split("/", 1)[0], outcome], float(n))
+                total += n
+                hits += n if cache_hit else 0
+            yield attempts
+
+            cost = CounterMetricFamily("brandloop_cost_usd", "Money spent on provider calls (USD)")
+            cost.add_metric(
+                [],
+                float(session.scalar(select(func.coalesce(func.sum(RunRow.cost_usd), 0.0))) or 0.0),
+            )
+            yield cost
+
+            ratio = GaugeMetricFamily(
+                "brandloop_cache_hit_ratio", "Share of attempts served from cache"
+            )
+            ratio.add_metric([], hits / total if total else 0.0)
+            yield ratio
+
+            rows = session.scalars(
+                select(AttemptRow.scores)
+                .where(AttemptRow.scores.is_not(None))
+                .order_by(AttemptRow.created_at.desc())
+                .limit(self.recent)
+            )
+            per_signal: dict[str, list[float]] = {}
+            for scores in rows:
+                for name, signal in (scores or {}).get("signals", {}).items():
+                    per_signal.setdefault(name, []).append(float(signal.get("value", 0.0)))
+            hist = HistogramMetricFamily(
+                "brandloop_signal_value",
+                "Quality signal values of recent attempts",
+                labels=["signal"],
+            )
+            for name, values in sorted(per_signal.items()):
+                buckets = [
+                    (str(b), float(sum(1 for v in values if v <= b))) for b in SIGNAL_BUCKETS
+                ]
+                buckets.append(("+Inf", float(len(values))))
+                hist.add_metric([name], buckets, sum_value=sum(values))
+            yield hist
+
+
+class Metrics:
+    """The service's metrics, in a registry of its own (one per app)."""
+
+    def __init__(self, database_url: str) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.request_seconds = Histogram(
+            "brandloop_http_request_duration_seconds",
+            "HTTP request latency by method, route and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.registry.register(RegistryCollector(database_url))
+
+    def observe(self, method: str, route: str, status: int, started: float) -> None:
+        self.request_seconds.labels(method, route, str(status)).observe(
+            time.perf_counter() - started
+        )
+
+
+# --------------------------------------------------------------------------- tracing
+
+
+def setup_tracing(exporter: str) -> Any | None:
+    """A tracer when an exporter is configured; None (no spans at all) by default."""
+    if exporter == "none":
+        return None
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+
+    span_exporter: SpanExporter
+    if exporter == "console":
+        span_exporter = ConsoleSpanExporter()
+    else:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        span_exporter = OTLPSpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "brandloop"}))
+    provider.add_span_processor(BatchSpanProcessor(span_exporter))
+    return provider.get_tracer("brandloop.api")

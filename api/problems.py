@@ -1,0 +1,249 @@
+"""RFC 9457 problem details: every error the API answers is ``application/problem+json``.
+
+Each kind of error has a stable ``type`` (``urn:brandloop:problem:<kind>``) that clients may
+switch on; ``detail`` is for people. No stack trace or secret ever reaches a response: an
+unexpected exception becomes a bare ``internal`` problem naming only the request id.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from brandloop.errors import (
+    BadInputError,
+    BrandloopError,
+    BudgetExhaustedError,
+    NotFoundError,
+    RefusedError,
+)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+TYPE_PREFIX = "urn:brandloop:problem:"
+
+ProblemKind = Literal[
+    "bad-input",
+    "validation",
+    "not-found",
+    "unauthorized",
+    "forbidden",
+    "conflict",
+    "method-not-allowed",
+    "payload-too-large",
+    "unsupported-media-type",
+    "rate-limited",
+    "quota-exceeded",
+    "idempotency-key-reused",
+    "refused",
+    "budget-exhausted",
+    "not-ready",
+    "internal",
+]
+
+_TITLES: dict[str, str] = {
+    "bad-input": "Bad input",
+    "validation": "The request did not validate",
+    "not-found": "Not found",
+    "unauthorized": "Missing or invalid API key",
+    "forbidden": "The key's role does not allow this",
+    "conflict": "Conflict with the current state",
+    "method-not-allowed": "Method not allowed",
+    "payload-too-large": "Request body too large",
+    "unsupported-media-type": "Unsupported media type",
+    "rate-limited": "Too many requests",
+    "quota-exceeded": "Daily spend quota exceeded",
+    "idempotency-key-reused": "Idempotency-Key reused with a different request",
+    "refused": "Refused by policy",
+    "budget-exhausted": "Budget exhausted",
+    "not-ready": "Not ready",
+    "internal": "Internal error",
+}
+
+_STATUS_KINDS: dict[int, str] = {
+    400: "bad-input",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "validation",
+    429: "rate-limited",
+    503: "not-ready",
+}
+
+log = logging.getLogger("brandloop.api")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem detail."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "urn:brandloop:problem:not-found",
+                    "title": "Not found",
+                    "status": 404,
+                    "detail": "no job job_4f1c",
+                    "instance": "/v1/jobs/job_4f1c",
+                }
+            ]
+        }
+    )
+
+    type: str = Field(description="stable URI naming the kind of error")
+    title: str
+    status: int
+    detail: str = ""
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="for validation problems: where and what"
+    )
+    request_id: str | None = None
+
+
+class ApiProblem(Exception):
+    """Raised by the API layer to answer with a problem of a given kind."""
+
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        detail: str = "",
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.kind, self.detail, self.headers = status, kind, detail, headers
+
+
+def problem_body(
+    status: int,
+    kind: str,
+    detail: str = "",
+    *,
+    instance: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": TYPE_PREFIX + kind,
+        "title": _TITLES.get(kind, kind),
+        "status": status,
+        "detail": detail,
+    }
+    if instance is not None:
+        body["instance"] = instance
+    if errors is not None:
+        body["errors"] = errors
+    if request_id is not None:
+        body["request_id"] = request_id
+    return body
+
+
+def problem_response(
+    request: Request | None,
+    status: int,
+    kind: str,
+    detail: str = "",
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    instance = request.url.path if request is not None else None
+    request_id = getattr(request.state, "request_id", None) if request is not None else None
+    return JSONResponse(
+        problem_body(status, kind, detail, instance=instance, errors=errors, request_id=request_id),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def status_for(exc: BrandloopError) -> tuple[int, str]:
+    """The HTTP status and problem kind of each of brandloop's own errors."""
+    if isinstance(exc, NotFoundError):
+        return 404, "not-found"
+    if isinstance(exc, BadInputError):
+        return 422, "bad-input"
+    if isinstance(exc, RefusedError):
+        return 422, "refused"
+    if isinstance(exc, BudgetExhaustedError):
+        return 402, "budget-exhausted"
+    return 500, "internal"
+
+
+def _safe_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Where and what, without echoing the input back (it may hold a secret)."""
+    out = []
+    for err in exc.errors():
+        out.append(
+            {
+                "loc": [str(part) for part in err.get("loc", ())],
+                "msg": str(err.get("msg", "")),
+                "type": str(err.get("type", "")),
+            }
+        )
+    return out
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Make every error, framework or ours, a problem+json answer."""
+
+    async def on_api_problem(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiProblem)
+        return problem_response(request, exc.status, exc.kind, exc.detail, headers=exc.headers)
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = _safe_errors(exc)
+        detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
+        return problem_response(request, 422, "validation", detail, errors=errors)
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        kind = _STATUS_KINDS.get(
+            exc.status_code, "bad-input" if exc.status_code < 500 else "internal"
+        )
+        detail = exc.detail if isinstance(exc.detail, str) else ""
+        headers = dict(exc.headers) if exc.headers else None
+        return problem_response(request, exc.status_code, kind, detail, headers=headers)
+
+    async def on_brandloop(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, BrandloopError)
+        status, kind = status_for(exc)
+        detail = str(exc) if status < 500 else ""
+        if status >= 500:
+            log.error("unhandled %s", type(exc).__name__)
+        return problem_response(request, status, kind, detail)
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error")
+        return problem_response(request, 500, "internal", "an internal error occurred")
+
+    app.add_exception_handler(ApiProblem, on_api_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(BrandloopError, on_brandloop)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": title}
+    for status, title in [
+        (401, "Missing or invalid API key"),
+        (403, "The key's role does not allow this"),
+        (404, "Not found (or belongs to another tenant)"),
+        (413, "Request body too large"),
+        (422, "Validation error"),
+        (429, "Rate limited; see Retry-After"),
+    ]
+}

@@ -1,0 +1,45 @@
+"""Artifacts: the image bytes by sha256, immutable, so cached for good."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse
+
+from api.deps import SessionDep, SettingsDep, Viewer
+from api.problems import PROBLEM_RESPONSES, ApiProblem
+from brandloop.artifacts import ArtifactStore
+from brandloop.registry import crud
+
+router = APIRouter(prefix="/artifacts", tags=["artifacts"], responses=PROBLEM_RESPONSES)
+
+
+@router.get(
+    "/{sha256}",
+    summary="The image, with its receipt inside (PNG iTXt) for accepted images",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "the image"},
+        304: {"description": "not modified"},
+    },
+)
+async def get_artifact(
+    sha256: Annotated[str, PathParam(pattern=r"^[0-9a-f]{64}$")],
+    principal: Viewer,
+    session: SessionDep,
+    settings: SettingsDep,
+    if_none_match: Annotated[str | None, Header(max_length=200)] = None,
+) -> Response:
+    row = crud.get_artifact(session, tenant=principal.tenant, sha256=sha256)
+    if row is None:
+        raise ApiProblem(404, "not-found", f"no artifact {sha256}")
+    etag = f'"{sha256}"'
+    headers = {"ETag": etag, "Cache-Control": "private, max-age=31536000, immutable"}
+    if if_none_match is not None and etag in {t.strip() for t in if_none_match.split(",")}:
+        return Response(status_code=304, headers=headers)
+    path = ArtifactStore(settings.artifacts_dir).path_for(sha256)
+    if not path.is_file():
+        raise ApiProblem(404, "not-found", f"artifact {sha256} is recorded but its file is missing")
+    return FileResponse(path, media_type=row.media_type, headers=headers)

@@ -1,0 +1,192 @@
+"""Campaigns: a brand, a shared budget and a set of assets, run as jobs that share the brand's
+memory (each run recalls the campaign's own accepted prompts first)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from sqlalchemy.orm import Session
+
+from agent.consistency import consistency
+from agent.runner import check_request
+from api.deps import Creator, PoolDep, ServiceDep, SessionDep, SettingsDep, Viewer
+from api.jobs import store
+from api.jobs.service import check_quota, job_public
+from api.problems import PROBLEM_RESPONSES, ApiProblem
+from api.schemas import (
+    CampaignAssetStatus,
+    CampaignConsistency,
+    CampaignCreate,
+    CampaignPublic,
+    domain_request,
+)
+from brandloop.artifacts import ArtifactStore
+from brandloop.registry import crud
+from brandloop.registry.models_service import CampaignRow
+
+router = APIRouter(prefix="/campaigns", tags=["campaigns"], responses=PROBLEM_RESPONSES)
+
+
+_consistency_cache: dict[str, CampaignConsistency] = {}
+
+
+def campaign_consistency(
+    session: Session, campaign: CampaignRow, shas: list[str], artifacts: ArtifactStore
+) -> CampaignConsistency:
+    """Palette and colour-cast spread of the accepted images (computed once per finished campaign)."""
+    cached = _consistency_cache.get(campaign.id)
+    if cached is not None:
+        return cached
+    brand = crud.get_brand(session, tenant=campaign.tenant, ref=campaign.brand)
+    images = [artifacts.get(sha) for sha in shas if artifacts.exists(sha)]
+    if brand is None:
+        return CampaignConsistency(images=len(images), palette_spread=0.0, descriptor_spread=0.0)
+    spread = consistency(images, crud.brand_kit(brand))
+    result = CampaignConsistency(
+        images=spread.images,
+        palette_spread=spread.palette_spread,
+        descriptor_spread=spread.descriptor_spread,
+    )
+    _consistency_cache[campaign.id] = result
+    return result
+
+
+def campaign_public(
+    session: Session, campaign: CampaignRow, artifacts: ArtifactStore
+) -> CampaignPublic:
+    jobs = store.list_jobs(session, tenant=campaign.tenant, campaign_id=campaign.id, limit=10_000)
+    progress = dict.fromkeys(store.JOB_STATES, 0)
+    assets, accepted = [], []
+    for job in jobs:
+        progress[job.state] += 1
+        assets.append(job)
+        for image in (job.result or {}).get("images", []):
+            accepted.append(str(image["sha256"]))
+    by_job = {a["job_id"]: a for a in campaign.assets}
+    statuses = []
+    for job in assets:
+        plan = by_job.get(
+            job.id, {"index": 0, "brief": job.request.get("brief", ""), "format": "", "count": 1}
+        )
+        statuses.append(
+            CampaignAssetStatus(
+                index=plan["index"],
+                brief=plan["brief"],
+                format=plan["format"],
+                count=plan["count"],
+                job=job_public(job),
+            )
+        )
+    statuses.sort(key=lambda s: (s.index, s.format))
+    unfinished = progress["queued"] + progress["running"]
+    state = (
+        "done" if unfinished == 0 else ("queued" if progress["queued"] == len(jobs) else "running")
+    )
+    return CampaignPublic(
+        id=campaign.id,
+        name=campaign.name,
+        brand=campaign.brand,
+        budget_usd=campaign.budget_usd,
+        spent_usd=round(sum(j.cost_usd for j in jobs), 6),
+        state=state,
+        progress=progress,
+        consistency=campaign_consistency(session, campaign, accepted, artifacts)
+        if state == "done"
+        else None,
+        assets=statuses,
+        created_at=campaign.created_at,
+    )
+
+
+@router.post("", status_code=202, response_model=CampaignPublic, summary="Start a campaign")
+async def create_campaign(
+    body: CampaignCreate,
+    principal: Creator,
+    session: SessionDep,
+    service: ServiceDep,
+    pool: PoolDep,
+) -> CampaignPublic:
+    brand = crud.get_brand(session, tenant=principal.tenant, ref=body.brand)
+    if brand is None:
+        raise ApiProblem(404, "not-found", f"unknown brand {body.brand!r}")
+    check_quota(
+        session,
+        settings=service.settings,
+        tenant=principal.tenant,
+        quota_usd=service.api.daily_quota_usd,
+        budget=body.budget_usd,
+    )
+    planned = [(i, asset, fmt) for i, asset in enumerate(body.assets) for fmt in asset.formats]
+    share = round(body.budget_usd / len(planned), 6)
+    requests = []
+    for _, asset, fmt in planned:  # check every asset before anything is stored
+        shape = {"aspect_ratio": fmt} if ":" in fmt else {"size": fmt}
+        request = domain_request(
+            brief=asset.brief,
+            brand=brand.name,
+            count=asset.count,
+            budget_usd=share,
+            tenant=principal.tenant,
+            **shape,
+        )
+        check_request(service.settings, request)
+        requests.append(request)
+    campaign = store.create_campaign(
+        session,
+        tenant=principal.tenant,
+        name=body.name,
+        brand=brand.name,
+        budget_usd=body.budget_usd,
+        assets=[],
+    )
+    plan: list[dict[str, Any]] = []
+    for (index, asset, fmt), request in zip(planned, requests, strict=True):
+        job = store.create_job(
+            session,
+            tenant=principal.tenant,
+            kind="campaign_asset",
+            request={**request.model_dump(mode="json"), "campaign_id": campaign.id},
+            campaign_id=campaign.id,
+        )
+        plan.append(
+            {
+                "index": index,
+                "brief": asset.brief,
+                "format": fmt,
+                "count": asset.count,
+                "job_id": job.id,
+            }
+        )
+    campaign.assets = plan
+    session.commit()
+    for item in plan:
+        await pool.enqueue(item["job_id"])
+    return campaign_public(session, campaign, ArtifactStore(service.settings.artifacts_dir))
+
+
+@router.get("", response_model=list[CampaignPublic], summary="The tenant's campaigns")
+async def list_campaigns(
+    principal: Viewer,
+    session: SessionDep,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> list[CampaignPublic]:
+    return [
+        campaign_public(session, c, ArtifactStore(settings.artifacts_dir))
+        for c in store.list_campaigns(session, tenant=principal.tenant, limit=limit)
+    ]
+
+
+@router.get(
+    "/{campaign_id}",
+    response_model=CampaignPublic,
+    summary="Per-asset progress, results and consistency",
+)
+async def get_campaign(
+    campaign_id: str, principal: Viewer, session: SessionDep, settings: SettingsDep
+) -> CampaignPublic:
+    campaign = store.get_campaign(session, tenant=principal.tenant, campaign_id=campaign_id)
+    if campaign is None:
+        raise ApiProblem(404, "not-found", f"no campaign {campaign_id}")
+    return campaign_public(session, campaign, ArtifactStore(settings.artifacts_dir))

@@ -1,0 +1,89 @@
+"""Costs: what the tenant spent, per day, brand and model, over a period."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+from sqlalchemy import func, select
+
+from api.deps import SessionDep, Viewer
+from api.problems import PROBLEM_RESPONSES, ApiProblem
+from brandloop.registry.models import AttemptRow, RunRow
+
+router = APIRouter(prefix="/costs", tags=["costs"], responses=PROBLEM_RESPONSES)
+
+
+class CostReport(BaseModel):
+    tenant: str
+    start: date
+    end: date
+    total_usd: float
+    runs: int
+    attempts: int
+    by_day: dict[str, float]
+    by_brand: dict[str, float]
+    by_model: dict[str, float]
+
+
+@router.get("", response_model=CostReport, summary="Spend per tenant and period")
+async def cost_report(
+    principal: Viewer,
+    session: SessionDep,
+    period: Literal["day", "week", "month", "custom"] = "month",
+    start: Annotated[date | None, Query(description="first day (custom period)")] = None,
+    end: Annotated[date | None, Query(description="last day, inclusive (custom period)")] = None,
+) -> CostReport:
+    today = datetime.now(UTC).date()
+    if period == "custom":
+        if start is None or end is None or end < start or (end - start).days > 3660:
+            raise ApiProblem(
+                422, "bad-input", "a custom period needs start <= end, at most 10 years apart"
+            )
+        first, last = start, end
+    else:
+        first, last = today - timedelta(days={"day": 0, "week": 6, "month": 29}[period]), today
+    lo = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    hi = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
+    runs = list(
+        session.execute(
+            select(RunRow.id, RunRow.brand_name, RunRow.cost_usd, RunRow.created_at).where(
+                RunRow.tenant == principal.tenant, RunRow.created_at >= lo, RunRow.created_at < hi
+            )
+        )
+    )
+    by_day: dict[str, float] = {}
+    by_brand: dict[str, float] = {}
+    for _, brand, cost, created in runs:
+        day = created.date().isoformat()
+        by_day[day] = round(by_day.get(day, 0.0) + cost, 6)
+        by_brand[brand] = round(by_brand.get(brand, 0.0) + cost, 6)
+    by_model: dict[str, float] = {}
+    attempts = 0
+    if runs:
+        rows = session.execute(
+            select(
+                AttemptRow.model, func.count(), func.coalesce(func.sum(AttemptRow.cost_usd), 0.0)
+            )
+            .join(RunRow, RunRow.id == AttemptRow.run_id)
+            .where(
+                RunRow.tenant == principal.tenant, RunRow.created_at >= lo, RunRow.created_at < hi
+            )
+            .group_by(AttemptRow.model)
+        )
+        for model, count, cost in rows:
+            attempts += int(count)
+            by_model[model] = round(float(cost), 6)
+    return CostReport(
+        tenant=principal.tenant,
+        start=first,
+        end=last,
+        total_usd=round(sum(r[2] for r in runs), 6),
+        runs=len(runs),
+        attempts=attempts,
+        by_day=dict(sorted(by_day.items())),
+        by_brand=by_brand,
+        by_model=by_model,
+    )

@@ -1,0 +1,68 @@
+"""Health: ``/healthz`` (the process answers), ``/readyz`` (database, Chroma, workers) and
+``/metrics`` (Prometheus). None of them needs a key or shows tenant data."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from agent.runner import open_memory
+from api.deps import ServiceDep
+from api.problems import PROBLEM_MEDIA_TYPE, problem_body
+from brandloop.registry.db import session_scope
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="The process is up")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def _check_database(url: str) -> None:
+    with session_scope(url) as session:
+        session.execute(text("SELECT 1"))
+
+
+@router.get(
+    "/readyz",
+    summary="Database, Chroma and the worker pool are usable",
+    responses={503: {"description": "not ready"}},
+)
+async def readyz(service: ServiceDep) -> Response:
+    checks: dict[str, Any] = {}
+    try:
+        await asyncio.to_thread(_check_database, service.settings.resolved_database_url)
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"failed: {type(exc).__name__}"
+    try:
+        memory = open_memory(service.settings)
+        await asyncio.to_thread(memory.count, tenant="readyz", brand="probe")
+        checks["chroma"] = "ok"
+    except Exception as exc:
+        checks["chroma"] = f"failed: {type(exc).__name__}"
+    checks["workers"] = "ok" if service.pool.alive() else "failed: not running"
+    if all(v == "ok" for v in checks.values()):
+        return JSONResponse({"status": "ready", "checks": checks})
+    body = problem_body(
+        503, "not-ready", "; ".join(f"{k} {v}" for k, v in checks.items() if v != "ok")
+    )
+    body["checks"] = checks
+    return JSONResponse(body, status_code=503, media_type=PROBLEM_MEDIA_TYPE)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}},
+)
+async def metrics(service: ServiceDep) -> Response:
+    data = await asyncio.to_thread(generate_latest, service.metrics.registry)
+    return Response(data, media_type=CONTENT_TYPE_LATEST)

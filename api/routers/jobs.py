@@ -1,0 +1,92 @@
+"""Jobs: status and result, live progress as server-sent events, cancellation."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import StreamingResponse
+
+from api.deps import Creator, PoolDep, ServiceDep, SessionDep, Viewer
+from api.jobs import store
+from api.jobs.service import job_events, job_public
+from api.problems import PROBLEM_RESPONSES, ApiProblem
+from api.schemas import JobPublic, JobState
+
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
+
+
+@router.get("", response_model=list[JobPublic], summary="List the tenant's jobs")
+async def list_jobs(
+    principal: Viewer,
+    session: SessionDep,
+    state: JobState | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[JobPublic]:
+    rows = store.list_jobs(session, tenant=principal.tenant, state=state, limit=limit)
+    return [job_public(r) for r in rows]
+
+
+@router.get(
+    "/{job_id}", response_model=JobPublic, summary="A job's status and, when done, its result"
+)
+async def get_job(job_id: str, principal: Viewer, session: SessionDep) -> JobPublic:
+    row = store.get_job(session, tenant=principal.tenant, job_id=job_id)
+    if row is None:
+        raise ApiProblem(404, "not-found", f"no job {job_id}")
+    return job_public(row)
+
+
+@router.get(
+    "/{job_id}/events",
+    summary="Progress as server-sent events",
+    description="Events: `state` (job state changes), `planned`, `attempt_started`, "
+    "`attempt_finished`, `scored`, `accepted`, `decision`, `done` (the run's trace) and a "
+    "final `end`. Each trace event's id is its sequence number; send `Last-Event-ID` to resume.",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "an event stream"}},
+)
+async def job_events_stream(
+    job_id: str,
+    principal: Viewer,
+    session: SessionDep,
+    service: ServiceDep,
+    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+) -> StreamingResponse:
+    row = store.get_job(session, tenant=principal.tenant, job_id=job_id)
+    if row is None:
+        raise ApiProblem(404, "not-found", f"no job {job_id}")
+    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    stream = job_events(
+        service.settings.resolved_database_url,
+        job_id=row.id,
+        run_id=row.run_id,
+        after=after,
+        poll_seconds=service.api.sse_poll_seconds,
+    )
+    return StreamingResponse(
+        stream,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.post("/{job_id}/cancel", response_model=JobPublic, summary="Cancel a queued or running job")
+async def cancel_job(
+    job_id: str, principal: Creator, session: SessionDep, pool: PoolDep
+) -> JobPublic:
+    row = store.get_job(session, tenant=principal.tenant, job_id=job_id)
+    if row is None:
+        raise ApiProblem(404, "not-found", f"no job {job_id}")
+    if row.state in store.FINAL_STATES:
+        raise ApiProblem(409, "conflict", f"job {job_id} is already {row.state}")
+    if row.state == "queued":
+        from brandloop.domain import utcnow
+
+        row.state, row.finished_at = "cancelled", utcnow()
+    else:
+        row.cancel_requested = True
+    session.commit()
+    if row.state == "running":
+        pool.cancel_running(row.id)
+    return job_public(row)

@@ -1,0 +1,53 @@
+"""API keys of the caller's tenant: admins make, list and revoke them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.auth import create_key, get_key, list_keys, revoke_key
+from api.deps import Admin, ServiceDep, SessionDep
+from api.problems import PROBLEM_RESPONSES, ApiProblem
+from api.schemas import KeyCreate, KeyCreated, KeyPublic
+from brandloop.registry.models_service import ApiKeyRow
+
+router = APIRouter(prefix="/keys", tags=["keys"], responses=PROBLEM_RESPONSES)
+
+
+def key_public(row: ApiKeyRow) -> KeyPublic:
+    return KeyPublic(
+        id=row.id,
+        tenant=row.tenant,
+        role=row.role,
+        name=row.name,
+        prefix=row.prefix,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+@router.get("", response_model=list[KeyPublic], summary="The tenant's keys (never their secrets)")
+async def list_tenant_keys(principal: Admin, session: SessionDep) -> list[KeyPublic]:
+    return [key_public(r) for r in list_keys(session, tenant=principal.tenant)]
+
+
+@router.post(
+    "", status_code=201, response_model=KeyCreated, summary="Make a key; the secret is shown once"
+)
+async def make_key(body: KeyCreate, principal: Admin, session: SessionDep) -> KeyCreated:
+    row, secret = create_key(
+        session, tenant=principal.tenant, role=body.role, name=body.name, actor=principal.key_id
+    )
+    return KeyCreated(**key_public(row).model_dump(), key=secret)
+
+
+@router.delete("/{key_id}", response_model=KeyPublic, summary="Revoke a key")
+async def delete_key(
+    key_id: str, principal: Admin, session: SessionDep, service: ServiceDep
+) -> KeyPublic:
+    row = get_key(session, tenant=principal.tenant, key_id=key_id)
+    if row is None:
+        raise ApiProblem(404, "not-found", f"no key {key_id}")
+    revoke_key(session, row=row, actor=principal.key_id)
+    session.commit()
+    service.keys.forget_key(row.id)
+    return key_public(row)

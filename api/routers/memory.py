@@ -1,0 +1,49 @@
+"""Brand memory: search what a brand has accepted and noted; add style notes."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from agent.runner import open_memory
+from api.deps import Creator, SessionDep, SettingsDep, Viewer
+from api.problems import PROBLEM_RESPONSES, ApiProblem
+from api.schemas import NoteCreate
+from brandloop.registry import crud
+from memory.store import MemoryHit
+
+router = APIRouter(prefix="/memory", tags=["memory"], responses=PROBLEM_RESPONSES)
+
+
+@router.get("/search", response_model=list[MemoryHit], summary="Nearest memory records of a brand")
+async def search(
+    principal: Viewer,
+    session: SessionDep,
+    settings: SettingsDep,
+    brand: Annotated[str, Query(min_length=1, max_length=120)],
+    q: Annotated[str, Query(min_length=1, max_length=2000)],
+    k: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> list[MemoryHit]:
+    row = crud.get_brand(session, tenant=principal.tenant, ref=brand)
+    if row is None:
+        raise ApiProblem(404, "not-found", f"no brand {brand!r}")
+    memory = open_memory(settings)
+    return await asyncio.to_thread(
+        memory.search, tenant=principal.tenant, brand=row.name, query=q, k=k
+    )
+
+
+@router.post("/notes", status_code=201, summary="Add a style note to a brand's memory")
+async def add_note(
+    body: NoteCreate, principal: Creator, session: SessionDep, settings: SettingsDep
+) -> dict[str, str]:
+    row = crud.get_brand(session, tenant=principal.tenant, ref=body.brand)
+    if row is None:
+        raise ApiProblem(404, "not-found", f"no brand {body.brand!r}")
+    memory = open_memory(settings)
+    note_id = await asyncio.to_thread(
+        memory.add_note, tenant=principal.tenant, brand=row.name, text=body.text
+    )
+    return {"id": note_id, "brand": row.name}

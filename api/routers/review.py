@@ -1,0 +1,68 @@
+"""Review: what waits for an approver, and verdicts on runs (template versions are reviewed
+under ``/v1/templates``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy import select
+
+from api.deps import Approver, SessionDep
+from api.problems import PROBLEM_RESPONSES, ApiProblem
+from api.schemas import ReviewDecision
+from brandloop.registry import crud
+from brandloop.registry.models import RunRow, TemplateRow, TemplateVersionRow
+
+router = APIRouter(prefix="/review", tags=["review"], responses=PROBLEM_RESPONSES)
+
+
+@router.get("", summary="Template versions in review and runs awaiting review")
+async def queue(principal: Approver, session: SessionDep) -> dict[str, list[dict[str, Any]]]:
+    versions = session.execute(
+        select(
+            TemplateRow.name,
+            TemplateVersionRow.version,
+            TemplateVersionRow.author,
+            TemplateVersionRow.message,
+        )
+        .join(TemplateRow, TemplateRow.id == TemplateVersionRow.template_id)
+        .where(
+            TemplateRow.tenant == principal.tenant,
+            TemplateVersionRow.status.in_(("draft", "in_review")),
+        )
+        .order_by(TemplateRow.name, TemplateVersionRow.version)
+    )
+    runs = session.scalars(
+        select(RunRow)
+        .where(RunRow.tenant == principal.tenant, RunRow.status == "awaiting_review")
+        .order_by(RunRow.created_at)
+    )
+    return {
+        "templates": [
+            {"template": f"{n}@{v}", "author": a, "message": m} for n, v, a, m in versions
+        ],
+        "runs": [{"run_id": r.id, "brand": r.brand_name, "brief": r.brief} for r in runs],
+    }
+
+
+@router.post(
+    "/runs/{run_id}", summary="Approve or reject a run's images", response_model=dict[str, Any]
+)
+async def review_run(
+    run_id: str, body: ReviewDecision, principal: Approver, session: SessionDep
+) -> dict[str, Any]:
+    run = crud.get_run(session, tenant=principal.tenant, run_id=run_id)
+    if run is None:
+        raise ApiProblem(404, "not-found", f"no run {run_id}")
+    action = "run.approved" if body.decision == "approve" else "run.rejected"
+    crud.audit(
+        session,
+        tenant=principal.tenant,
+        actor=principal.key_id,
+        action=action,
+        subject_type="run",
+        subject_id=run.id,
+        detail={"note": body.note},
+    )
+    return {"run_id": run.id, "decision": body.decision, "note": body.note, "by": principal.key_id}

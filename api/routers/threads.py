@@ -1,0 +1,224 @@
+"""Chat threads: each message runs the agent with the thread's history, so a follow-up
+("warmer, and drop the mug") edits what came before instead of starting over.
+
+A follow-up's brief is the previous brief plus the new instruction as a revision; it keeps the
+previous request's shape (count, size), template version and the seed of the image it accepted,
+so the agent revisits the same composition with the edit applied.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from sqlalchemy.orm import Session
+
+from agent.runner import check_request
+from api.auth import Principal
+from api.deps import Creator, PoolDep, Service, ServiceDep, SessionDep, Viewer
+from api.jobs import store
+from api.jobs.service import job_public, submit
+from api.jobs.worker import WorkerPool
+from api.problems import PROBLEM_RESPONSES, ApiProblem
+from api.schemas import (
+    MessageAccepted,
+    MessageCreate,
+    MessagePublic,
+    ThreadCreate,
+    ThreadPublic,
+    domain_request,
+)
+from brandloop.domain import MAX_BRIEF_CHARS
+from brandloop.registry import crud
+from brandloop.registry.models import RunRow
+from brandloop.registry.models_service import JobRow, ThreadMessageRow, ThreadRow
+
+router = APIRouter(prefix="/threads", tags=["threads"], responses=PROBLEM_RESPONSES)
+
+REVISION = "\nRevision: "
+
+
+def follow_up_brief(first: str, revisions: list[str]) -> str:
+    """The first brief and as many of the latest revisions as fit the brief limit."""
+    kept: list[str] = []
+    for revision in reversed(revisions):
+        candidate = first + "".join(REVISION + r for r in [revision, *kept])
+        if len(candidate) > MAX_BRIEF_CHARS:
+            break
+        kept.insert(0, revision)
+    if revisions and not kept:
+        raise ApiProblem(422, "bad-input", "the follow-up does not fit the brief limit")
+    return first + "".join(REVISION + r for r in kept)
+
+
+def _context(session: Session, thread: ThreadRow) -> tuple[list[str], dict[str, Any]]:
+    """The thread's user turns so far and what the last finished turn settled on."""
+    messages = [m for m in store.thread_messages(session, thread_id=thread.id) if m.role == "user"]
+    contents = [m.content for m in messages]
+    carried: dict[str, Any] = {}
+    for message in reversed(messages):
+        job = session.get(JobRow, message.job_id) if message.job_id else None
+        if job is None:
+            continue
+        previous = job.request
+        carried = {
+            k: previous[k]
+            for k in ("count", "size", "aspect_ratio", "budget_usd")
+            if previous.get(k) is not None
+        }
+        images = (job.result or {}).get("images", [])
+        run = session.get(RunRow, job.run_id)
+        if images:
+            if images[0].get("seed") is not None:
+                carried["seed"] = images[0]["seed"]
+            if run is not None and run.template_ref:
+                carried["template"] = run.template_ref
+        break
+    return contents, carried
+
+
+async def post_message(
+    thread_id: str,
+    body: MessageCreate,
+    principal: Principal,
+    session: Session,
+    service: Service,
+    pool: WorkerPool,
+) -> MessageAccepted:
+    thread = store.get_thread(session, tenant=principal.tenant, thread_id=thread_id)
+    if thread is None:
+        raise ApiProblem(404, "not-found", f"no thread {thread_id}")
+    contents, carried = _context(session, thread)
+    brief = (
+        follow_up_brief(contents[0], [*contents[1:], body.content]) if contents else body.content
+    )
+    own = body.model_dump(exclude={"content"}, exclude_none=True)
+    if "size" in own or "aspect_ratio" in own:
+        carried.pop("size", None)
+        carried.pop("aspect_ratio", None)
+    fields = {**carried, **own}
+    request = domain_request(
+        brief=brief, brand=thread.brand, tenant=principal.tenant, thread_id=thread.id, **fields
+    )
+    job = submit(
+        session,
+        settings=service.settings,
+        principal=principal,
+        request=request,
+        kind="thread_message",
+        quota_usd=service.api.daily_quota_usd,
+        thread_id=thread.id,
+    )
+    message = store.add_message(
+        session, thread_id=thread.id, role="user", content=body.content, brief=brief, job_id=job.id
+    )
+    session.commit()
+    await pool.enqueue(job.id)
+    public = job_public(job)
+    return MessageAccepted(message=_message_public(message, job), job=public)
+
+
+def _reply(job: JobRow | None) -> str | None:
+    if job is None or job.result is None:
+        return None
+    result = job.result
+    images = result.get("images", [])
+    text = f"{result.get('status')}: {len(images)} image(s), ${result.get('cost_usd', 0):.3f}"
+    return f"{text}. {result['reason']}" if result.get("reason") else text
+
+
+def _message_public(row: ThreadMessageRow, job: JobRow | None) -> MessagePublic:
+    return MessagePublic(
+        id=row.id,
+        seq=row.seq,
+        role=row.role,  # type: ignore[arg-type,unused-ignore]
+        content=row.content,
+        brief=row.brief,
+        job=job_public(job) if job is not None else None,
+        reply=_reply(job),
+    )
+
+
+def thread_public(session: Session, thread: ThreadRow) -> ThreadPublic:
+    messages = []
+    for row in store.thread_messages(session, thread_id=thread.id):
+        job = session.get(JobRow, row.job_id) if row.job_id else None
+        messages.append(_message_public(row, job))
+    return ThreadPublic(
+        id=thread.id,
+        brand=thread.brand,
+        title=thread.title,
+        created_at=thread.created_at,
+        messages=messages,
+    )
+
+
+@router.post("", status_code=201, response_model=ThreadPublic, summary="Start a chat thread")
+async def create_thread(
+    body: ThreadCreate, principal: Creator, session: SessionDep, service: ServiceDep, pool: PoolDep
+) -> ThreadPublic:
+    brand = crud.get_brand(session, tenant=principal.tenant, ref=body.brand)
+    if brand is None:
+        raise ApiProblem(404, "not-found", f"unknown brand {body.brand!r}")
+    if body.message is not None:  # check the first request before anything is stored
+        shape = body.model_dump(
+            include={"count", "size", "aspect_ratio", "budget_usd", "seed"}, exclude_none=True
+        )
+        check_request(
+            service.settings,
+            domain_request(brief=body.message, brand=brand.name, tenant=principal.tenant, **shape),
+        )
+    thread = store.create_thread(
+        session, tenant=principal.tenant, brand=brand.name, title=body.title
+    )
+    session.commit()
+    if body.message is not None:
+        shape = body.model_dump(
+            include={"count", "size", "aspect_ratio", "budget_usd", "seed"}, exclude_none=True
+        )
+        await post_message(
+            thread.id,
+            MessageCreate(content=body.message, **shape),
+            principal,
+            session,
+            service,
+            pool,
+        )
+    return thread_public(session, thread)
+
+
+@router.get(
+    "", response_model=list[ThreadPublic], summary="The tenant's threads (without messages)"
+)
+async def list_threads(
+    principal: Viewer, session: SessionDep, limit: Annotated[int, Query(ge=1, le=200)] = 50
+) -> list[ThreadPublic]:
+    return [
+        ThreadPublic(id=t.id, brand=t.brand, title=t.title, created_at=t.created_at)
+        for t in store.list_threads(session, tenant=principal.tenant, limit=limit)
+    ]
+
+
+@router.get("/{thread_id}", response_model=ThreadPublic, summary="The conversation with its images")
+async def get_thread(thread_id: str, principal: Viewer, session: SessionDep) -> ThreadPublic:
+    thread = store.get_thread(session, tenant=principal.tenant, thread_id=thread_id)
+    if thread is None:
+        raise ApiProblem(404, "not-found", f"no thread {thread_id}")
+    return thread_public(session, thread)
+
+
+@router.post(
+    "/{thread_id}/messages",
+    status_code=202,
+    response_model=MessageAccepted,
+    summary="Send a follow-up; the agent edits what the thread made so far",
+)
+async def create_message(
+    thread_id: str,
+    body: MessageCreate,
+    principal: Creator,
+    session: SessionDep,
+    service: ServiceDep,
+    pool: PoolDep,
+) -> MessageAccepted:
+    return await post_message(thread_id, body, principal, session, service, pool)

@@ -1,0 +1,278 @@
+"""What the HTTP API accepts and answers, apart from the domain models it shares with the CLI
+(``BrandKit``, ``RunResult``, ``ModelSpec``, ``PromptTemplate``...)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from brandloop.domain import MAX_BRIEF_CHARS, GenerationRequest, RunResult
+
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def domain_request(**fields: Any) -> GenerationRequest:
+    """Build the agent's request; its own validation errors answer 422 like any other."""
+    try:
+        return GenerationRequest(**fields)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [
+                {"loc": ["body", *map(str, e["loc"])], "msg": e["msg"], "type": e["type"]}
+                for e in exc.errors()
+            ]
+        ) from None
+
+
+class Shape(_In):
+    count: int = Field(default=1, ge=1, le=16, description="how many accepted images are wanted")
+    size: str | None = Field(default=None, max_length=20, examples=["1024x640"])
+    aspect_ratio: str | None = Field(default=None, max_length=10, examples=["16:9"])
+    budget_usd: float | None = Field(default=None, gt=0, le=10_000)
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+
+
+class GenerationCreate(Shape):
+    """A creative request. Only ``brief`` and ``brand`` are required."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "brief": "a hero banner for the autumn sale, warm, on-brand",
+                    "brand": "Acme Coffee",
+                    "count": 2,
+                    "size": "1024x640",
+                    "budget_usd": 0.2,
+                }
+            ]
+        },
+    )
+
+    brief: str = Field(min_length=1, max_length=MAX_BRIEF_CHARS)
+    brand: str = Field(min_length=1, max_length=120, description="brand id or name")
+    template: str | None = Field(default=None, max_length=160, examples=["brand-hero:production"])
+    model: str | None = Field(default=None, max_length=120, examples=["procedural/studio"])
+    thread_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="continue this chat thread (as a follow-up message)",
+    )
+
+
+class Links(BaseModel):
+    self: str
+    events: str
+    cancel: str
+    run: str
+
+
+class JobPublic(BaseModel):
+    """A job: one agent run, queued, running or finished, with its result when done."""
+
+    id: str
+    kind: str
+    state: JobState
+    run_id: str
+    campaign_id: str | None = None
+    thread_id: str | None = None
+    cost_usd: float = 0.0
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    result: RunResult | None = None
+    error: dict[str, Any] | None = None
+    links: Links
+
+
+class ThreadCreate(Shape):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "brand": "Acme Coffee",
+                    "title": "autumn hero",
+                    "message": "a steaming mug on a wooden table, warm light",
+                }
+            ]
+        },
+    )
+
+    brand: str = Field(min_length=1, max_length=120)
+    title: str = Field(default="", max_length=200)
+    message: str | None = Field(default=None, min_length=1, max_length=MAX_BRIEF_CHARS)
+
+
+class MessageCreate(Shape):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"content": "warmer, and drop the mug"}]}
+    )
+
+    content: str = Field(min_length=1, max_length=MAX_BRIEF_CHARS)
+
+
+class MessagePublic(BaseModel):
+    id: str
+    seq: int
+    role: Literal["user", "assistant"]
+    content: str
+    brief: str = Field(default="", description="the whole brief the agent ran for this message")
+    job: JobPublic | None = None
+    reply: str | None = Field(default=None, description="the agent's answer once the job is done")
+
+
+class ThreadPublic(BaseModel):
+    id: str
+    brand: str
+    title: str
+    created_at: datetime
+    messages: list[MessagePublic] = Field(default_factory=list)
+
+
+class MessageAccepted(BaseModel):
+    message: MessagePublic
+    job: JobPublic
+
+
+class CampaignAsset(_In):
+    brief: str = Field(min_length=1, max_length=MAX_BRIEF_CHARS)
+    formats: list[str] = Field(
+        default_factory=lambda: ["1024x1024"],
+        min_length=1,
+        max_length=8,
+        examples=[["1024x1024", "16:9"]],
+    )
+    count: int = Field(default=1, ge=1, le=8)
+
+
+class CampaignCreate(_In):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "autumn sale",
+                    "brand": "Acme Coffee",
+                    "budget_usd": 1.0,
+                    "assets": [
+                        {
+                            "brief": "hero banner, warm autumn light",
+                            "formats": ["1024x640"],
+                            "count": 1,
+                        },
+                        {
+                            "brief": "square social post, a steaming cup",
+                            "formats": ["1:1"],
+                            "count": 2,
+                        },
+                    ],
+                }
+            ]
+        },
+    )
+
+    name: str = Field(default="", max_length=200)
+    brand: str = Field(min_length=1, max_length=120)
+    budget_usd: float = Field(gt=0, le=10_000, description="shared by every asset of the campaign")
+    assets: list[CampaignAsset] = Field(min_length=1, max_length=50)
+
+
+class CampaignAssetStatus(BaseModel):
+    index: int
+    brief: str
+    format: str
+    count: int
+    job: JobPublic
+
+
+class CampaignConsistency(BaseModel):
+    """The same figures as ``brandloop campaign run`` reports (``agent.consistency``)."""
+
+    images: int
+    palette_spread: float = Field(
+        description="mean pairwise total-variation distance of the images' brand-palette "
+        "distributions, 0..1; lower is more consistent"
+    )
+    descriptor_spread: float = Field(
+        description="mean CIEDE2000 distance of each image's mean colour to the set's mean"
+    )
+
+
+class CampaignPublic(BaseModel):
+    id: str
+    name: str
+    brand: str
+    budget_usd: float
+    spent_usd: float
+    state: Literal["queued", "running", "done"]
+    progress: dict[str, int] = Field(description="jobs by state")
+    consistency: CampaignConsistency | None = Field(
+        default=None,
+        description="how consistent the accepted images look, once the campaign is done",
+    )
+    assets: list[CampaignAssetStatus]
+    created_at: datetime
+
+
+class BrandPublic(BaseModel):
+    id: str
+    name: str
+    kit: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ReviewDecision(_In):
+    decision: Literal["approve", "reject"]
+    note: str = Field(default="", max_length=2000)
+
+
+class LabelUpdate(_In):
+    weights: dict[str, float] = Field(
+        min_length=1,
+        max_length=20,
+        description="version -> weight",
+        examples=[{"2": 0.9, "3": 0.1}],
+    )
+
+
+class TemplateVersionCreate(_In):
+    body: str = Field(min_length=1, max_length=8000)
+    negative_body: str = Field(default="", max_length=4000)
+    params: dict[str, Any] = Field(default_factory=dict)
+    model_hints: list[str] = Field(default_factory=list, max_length=20)
+    message: str = Field(default="", max_length=2000)
+    description: str = Field(default="", max_length=2000)
+
+
+class NoteCreate(_In):
+    brand: str = Field(min_length=1, max_length=120)
+    text: str = Field(min_length=1, max_length=8000)
+
+
+class KeyCreate(_In):
+    role: Literal["viewer", "creator", "approver", "admin"]
+    name: str = Field(default="", max_length=120)
+
+
+class KeyPublic(BaseModel):
+    id: str
+    tenant: str
+    role: str
+    name: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class KeyCreated(KeyPublic):
+    key: str = Field(description="the secret key; shown only this once")

@@ -1,0 +1,271 @@
+"""Load benchmark of the HTTP API with wrk on loopback, side by side with the floor.
+
+The floor is a bare FastAPI endpoint doing one SQLAlchemy primary-key read of a run on the same
+SQLite database, served by the same uvicorn. Measured, in one run:
+
+1. ``GET`` of the floor and authenticated ``GET /v1/runs/{id}`` (with the JSON access log on,
+   as served, and off) at 16 connections, interleaved over ``--rounds`` rounds: requests/s and
+   p99 latency of the median round (targets: at least 0.6x the floor's requests/s, p99 under
+   50 ms);
+2. ``POST /v1/generations`` (job submission) with the workers off and on: jobs/s (target 200).
+
+Usage: ``.venv/bin/python benchmarks/http_load.py [--seconds 10] [--connections 16]``
+(needs ``wrk``: ``apt-get install -y wrk``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+BRANDLOOP = [sys.executable, "-c", "from api.cli import main; main()"]
+
+
+def floor_app(database_url: str) -> Any:
+    """The floor: one FastAPI route, one primary-key read, no auth, no middleware."""
+    from fastapi import FastAPI, HTTPException
+
+    from brandloop.registry.db import session_factory
+    from brandloop.registry.models import RunRow
+
+    make_session = session_factory(database_url)
+    app = FastAPI()
+
+    @app.get("/floor/{run_id}")
+    async def read(run_id: str) -> dict[str, Any]:
+        with make_session() as session:
+            row = session.get(RunRow, run_id)
+            if row is None:
+                raise HTTPException(404)
+            return {"run_id": row.id, "status": row.status, "cost_usd": row.cost_usd}
+
+    return app
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not come up")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def wrk(
+    url: str, *, seconds: int, connections: int, headers: dict[str, str], script: Path | None = None
+) -> dict[str, float]:
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    if script is not None:
+        args += ["-s", str(script)]
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    assert p99 is not None, out
+    p99_ms = float(p99.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    return {
+        "rps": rps,
+        "p99_ms": p99_ms,
+        "non_2xx": float(non2xx.group(1)) if non2xx else 0.0,
+        "requests": float(total.group(1)) if total else 0.0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the GETs")
+    parser.add_argument("--serve-floor", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_floor:  # the child process that serves the floor
+        import uvicorn
+
+        uvicorn.run(
+            floor_app(args.serve_floor),
+            host="127.0.0.1",
+            port=args.port,
+            access_log=False,
+            log_level="warning",
+        )
+        return
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install -y wrk")
+
+    work = Path(tempfile.mkdtemp(prefix="brandloop-load-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRANDLOOP_")}
+    env.update(
+        BRANDLOOP_DATA_DIR=str(work / "data"),
+        BRANDLOOP_API_RATE_LIMIT_PER_MINUTE="100000000",
+        BRANDLOOP_API_RATE_LIMIT_BURST="100000000",
+        BRANDLOOP_API_DAILY_QUOTA_USD="100000000",
+        PYTHONPATH=str(ROOT),
+        HF_HUB_OFFLINE="1",
+    )
+    made = subprocess.run(
+        [*BRANDLOOP, "keys", "create", "--tenant", "bench", "--role", "admin", "--json"],
+        env=env, capture_output=True, text=True, check=True, cwd=ROOT,
+    )  # fmt: skip
+    auth = {"Authorization": f"Bearer {json.loads(made.stdout)['key']}"}
+    database_url = f"sqlite:///{(work / 'data' / 'brandloop.db').resolve()}"
+    results: dict[str, Any] = {"connections": args.connections, "seconds": args.seconds}
+
+    def serve_brandloop(
+        workers: int, *, access_log: bool = True
+    ) -> tuple[subprocess.Popen[bytes], str]:
+        port = free_port()
+        log = (work / f"serve-{port}.log").open("wb")
+        proc = subprocess.Popen(
+            [*BRANDLOOP, "serve", "--port", str(port), "--workers", str(workers)],
+            env={**env, "BRANDLOOP_API_ACCESS_LOG": "1" if access_log else "0"},
+            cwd=ROOT, stdout=log, stderr=log, start_new_session=True,
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        wait_up(f"{base}/healthz", proc)
+        return proc, base
+
+    # ---- a brand and one finished run to read
+    proc, base = serve_brandloop(1)
+    try:
+        kit = __import__("yaml").safe_load((ROOT / "examples/brands/acme-coffee.yaml").read_text())
+        httpx.post(f"{base}/v1/brands", json=kit, headers=auth, timeout=30).raise_for_status()
+        job = httpx.post(
+            f"{base}/v1/generations?wait=120",
+            json={"brief": "a steaming cup", "brand": "Acme Coffee", "size": "256x256"},
+            headers=auth, timeout=150,
+        ).json()  # fmt: skip
+        run_id = job["run_id"]
+        assert job["state"] == "succeeded", job
+    finally:
+        stop(proc)
+
+    # ---- the floor and GET /v1/runs/{id} (access log on, and off), interleaved round by round
+    # so that load from anything else on the machine falls on all of them alike
+    port = free_port()
+    floor = subprocess.Popen(
+        [sys.executable, __file__, "--serve-floor", database_url, "--port", str(port)],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    ours, ours_base = serve_brandloop(0)
+    quiet, quiet_base = serve_brandloop(0, access_log=False)
+    targets = {
+        "floor": (f"http://127.0.0.1:{port}/floor/{run_id}", {}),
+        "runs_get": (f"{ours_base}/v1/runs/{run_id}", auth),
+        "runs_get_no_access_log": (f"{quiet_base}/v1/runs/{run_id}", auth),
+    }
+    rounds: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
+    try:
+        wait_up(targets["floor"][0], floor)
+        for url, headers in targets.values():
+            wrk(url, seconds=2, connections=args.connections, headers=headers)  # warm up
+        for _ in range(args.rounds):
+            for name, (url, headers) in targets.items():
+                rounds[name].append(
+                    wrk(url, seconds=args.seconds, connections=args.connections, headers=headers)
+                )
+    finally:
+        stop(floor)
+        stop(quiet)
+    for name, measured in rounds.items():
+        ordered = sorted(measured, key=lambda r: r["rps"])
+        results[name] = ordered[len(ordered) // 2]  # the median round by requests/s
+        results[name]["rounds_rps"] = [r["rps"] for r in measured]
+        results[name]["rounds_p99_ms"] = [r["p99_ms"] for r in measured]
+
+    # ---- job submission with the workers off
+    script = work / "submit.lua"
+    body = json.dumps({"brief": "a steaming cup", "brand": "Acme Coffee", "size": "64x64"})
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    try:
+        results["submit_workers_off"] = wrk(
+            f"{ours_base}/v1/generations",
+            seconds=args.seconds,
+            connections=args.connections,
+            headers=auth,
+            script=script,
+        )
+    finally:
+        stop(ours)
+
+    # ---- job submission while two workers run the jobs in the same process
+    proc, base = serve_brandloop(2)
+    try:
+        results["submit_workers_on"] = wrk(
+            f"{base}/v1/generations",
+            seconds=args.seconds,
+            connections=args.connections,
+            headers=auth,
+            script=script,
+        )
+    finally:
+        stop(proc)
+
+    # the ratio of each round (measured back to back), then its median
+    ratios = sorted(
+        o["rps"] / f["rps"] for o, f in zip(rounds["runs_get"], rounds["floor"], strict=True)
+    )
+    results["runs_get_vs_floor_rounds"] = [round(r, 3) for r in ratios]
+    results["runs_get_vs_floor"] = round(ratios[len(ratios) // 2], 3)
+    results["runs_get_no_access_log_vs_floor"] = round(
+        results["runs_get_no_access_log"]["rps"] / results["floor"]["rps"], 3
+    )
+    print(json.dumps(results, indent=2))
+    ok = (
+        results["runs_get_vs_floor"] >= 0.6
+        and results["runs_get"]["p99_ms"] < 50
+        and results["submit_workers_off"]["rps"] >= 200
+    )
+    print(
+        f"floor {results['floor']['rps']:.0f} req/s; GET /v1/runs/{{id}} {results['runs_get']['rps']:.0f} req/s "
+        f"({results['runs_get_vs_floor']:.2f}x, p99 {results['runs_get']['p99_ms']:.1f} ms; "
+        f"{results['runs_get_no_access_log_vs_floor']:.2f}x without the access log); "
+        f"submission {results['submit_workers_off']['rps']:.0f} jobs/s (workers off), "
+        f"{results['submit_workers_on']['rps']:.0f} jobs/s (2 workers running) -> {'PASS' if ok else 'FAIL'}"
+    )
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

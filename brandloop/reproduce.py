@@ -1,0 +1,200 @@
+"""Reproduce a run's accepted images from their receipts and say how close each one came.
+
+For every accepted image the receipt names the exact inputs (prompt, negative prompt, seed,
+size, params, model and version) and ``source_sha256``, the bytes the provider returned before
+the receipt chunk was added. The same request goes to the same provider again; the new bytes are
+compared with those raw bytes: ``byte-identical`` (same sha256), ``perceptually-identical``
+(64-bit DCT perceptual hashes within :data:`PHASH_IDENTICAL_DISTANCE` bits) or ``different``
+(expected for backends that do not honour seeds).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+from pydantic import BaseModel, ConfigDict
+
+from brandloop.artifacts import ArtifactStore, atomic_write
+from brandloop.domain import ModelSpec, Receipt
+from brandloop.errors import BadInputError, NotFoundError, ProviderError
+from brandloop.registry import crud
+from brandloop.registry.db import session_scope
+from brandloop.settings import Settings
+from tools.providers.base import ImageProvider, ImageRequest
+
+PHASH_IDENTICAL_DISTANCE: Final = 4
+Verdict = Literal["byte-identical", "perceptually-identical", "different", "failed"]
+
+
+def _dct_matrix(n: int) -> npt.NDArray[np.float64]:
+    k = np.arange(n)[:, None]
+    x = np.arange(n)[None, :]
+    m: npt.NDArray[np.float64] = np.cos(np.pi * (2 * x + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
+    m[0] /= np.sqrt(2.0)
+    return m
+
+
+_DCT32: Final = _dct_matrix(32)
+
+
+def perceptual_hash(png: bytes) -> int:
+    """64-bit pHash: greyscale 32x32, 2-D DCT, the 8x8 lowest frequencies above their median."""
+    with Image.open(io.BytesIO(png)) as image:
+        grey = np.asarray(
+            image.convert("L").resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float64
+        )
+    coeffs = (_DCT32 @ grey @ _DCT32.T)[:8, :8].flatten()
+    bits = coeffs > np.median(coeffs[1:])
+    return int("".join("1" if b else "0" for b in bits), 2)
+
+
+def hash_distance(a: int, b: int) -> int:
+    return (a ^ b).bit_count()
+
+
+class ImageReproduction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sha256: str
+    source_sha256: str | None
+    model: str
+    seed: int
+    verdict: Verdict
+    reproduced_sha256: str | None = None
+    hash_distance: int | None = None
+    cost_usd: float = 0.0
+    path: str | None = None
+    error: str | None = None
+
+
+class Reproduction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    template: str
+    images: list[ImageReproduction]
+    cost_usd: float
+
+
+def _receipts(settings: Settings, *, tenant: str, run_id: str) -> tuple[str, list[Receipt]]:
+    with session_scope(settings.resolved_database_url) as session:
+        run = crud.get_run(session, tenant=tenant, run_id=run_id)
+        if run is None:
+            raise NotFoundError(f"unknown run {run_id!r}")
+        if run.result is None:
+            raise BadInputError(f"run {run_id} has not finished (status {run.status})")
+        receipts: list[Receipt] = []
+        for image in run.result.get("images", []):
+            artifact = crud.get_artifact(session, tenant=tenant, sha256=image["sha256"])
+            if artifact is None or artifact.receipt is None:
+                raise NotFoundError(f"image {image['sha256'][:12]} of {run_id} has no receipt")
+            receipts.append(Receipt.model_validate(artifact.receipt))
+        return run.template_ref, receipts
+
+
+async def reproduce_run(
+    settings: Settings,
+    *,
+    tenant: str,
+    run_id: str,
+    providers: dict[str, ImageProvider],
+    models: list[ModelSpec],
+    out_dir: Path | None = None,
+) -> Reproduction:
+    """Re-render each accepted image of ``run_id`` from its receipt; compare with the original."""
+    template, receipts = _receipts(settings, tenant=tenant, run_id=run_id)
+    if not receipts:
+        raise BadInputError(f"run {run_id} has no accepted images to reproduce")
+    store = ArtifactStore(settings.artifacts_dir)
+    specs = {m.id: m for m in models}
+    results: list[ImageReproduction] = []
+    for index, receipt in enumerate(receipts, start=1):
+        base = ImageReproduction(
+            sha256=receipt.sha256 or "",
+            source_sha256=receipt.source_sha256,
+            model=receipt.model,
+            seed=receipt.seed_requested,
+            verdict="failed",
+        )
+        spec = specs.get(receipt.model)
+        provider = providers.get(receipt.provider)
+        if spec is None or provider is None:
+            results.append(
+                base.model_copy(update={"error": f"model {receipt.model} is not available here"})
+            )
+            continue
+        if spec.version != receipt.model_version:
+            base = base.model_copy(
+                update={
+                    "error": f"model version is now {spec.version}, was {receipt.model_version}"
+                }
+            )
+        request = ImageRequest(
+            model=spec.model,
+            prompt=receipt.prompt,
+            negative_prompt=receipt.negative_prompt,
+            seed=receipt.seed_requested,
+            width=receipt.width,
+            height=receipt.height,
+            params=receipt.params,
+            idempotency_key=f"reproduce-{run_id}-{receipt.attempt_id}",
+        )
+        try:
+            answer = await provider.generate(request)
+        except ProviderError as exc:
+            results.append(base.model_copy(update={"error": f"{type(exc).__name__}: {exc}"}))
+            continue
+        if not answer.images:
+            results.append(base.model_copy(update={"error": "the provider returned no image"}))
+            continue
+        data = answer.images[0].data
+        digest = hashlib.sha256(data).hexdigest()
+        path: str | None = None
+        if out_dir is not None:
+            target = out_dir / f"{index:02d}-{digest[:12]}.png"
+            atomic_write(target, data)
+            path = str(target)
+        original = (
+            store.get(receipt.source_sha256)
+            if receipt.source_sha256 and store.exists(receipt.source_sha256)
+            else None
+        )
+        update: dict[str, Any] = {
+            "reproduced_sha256": digest,
+            "cost_usd": answer.cost_usd,
+            "path": path,
+        }
+        if original is None:
+            update["error"] = "the original raw image is no longer in the artifact store"
+        elif digest == receipt.source_sha256:
+            update |= {"verdict": "byte-identical", "hash_distance": 0}
+        else:
+            distance = hash_distance(perceptual_hash(original), perceptual_hash(data))
+            identical = distance <= PHASH_IDENTICAL_DISTANCE
+            update |= {
+                "verdict": "perceptually-identical" if identical else "different",
+                "hash_distance": distance,
+            }
+        results.append(base.model_copy(update=update))
+    with session_scope(settings.resolved_database_url) as session:
+        crud.audit(
+            session,
+            tenant=tenant,
+            actor="cli",
+            action="run.reproduced",
+            subject_type="run",
+            subject_id=run_id,
+            detail={"verdicts": [r.verdict for r in results]},
+        )
+    return Reproduction(
+        run_id=run_id,
+        template=template,
+        images=results,
+        cost_usd=round(sum(r.cost_usd for r in results), 6),
+    )

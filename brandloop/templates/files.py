@@ -1,0 +1,246 @@
+"""Templates as YAML files, one per template, so teams can keep and review them in Git.
+
+``export`` writes every version (content, author, message, status) and every label of each
+template. ``import`` reads a whole directory before it writes anything, and then applies it in
+the caller's transaction: new templates and versions are added, versions already in the registry
+must be identical (versions are immutable), and labels are moved under the same rules as
+``brandloop templates label``. Importing a version as ``approved`` or ``rejected`` (its review
+happened in the pull request) needs an approver; anyone may import drafts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from sqlalchemy.orm import Session
+
+from brandloop.artifacts import atomic_write
+from brandloop.domain import TemplateStatus, TemplateVersion
+from brandloop.errors import BadInputError
+from brandloop.registry import crud
+from brandloop.templates.governance import (
+    GovernanceError,
+    TemplateMetadata,
+    TemplateSpec,
+    _audit,
+    check_actor,
+    check_name,
+    describe_validation,
+    labels,
+    load_governance_policy,
+    move_label,
+    versions,
+)
+
+HEADER = (
+    "# brandloop prompt template (brandloop templates export). Versions are immutable:\n"
+    "# add a new version at the end instead of editing one; labels may be moved.\n"
+)
+
+
+class VersionFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1)
+    status: TemplateStatus = "draft"
+    author: str = Field(min_length=1, max_length=120)
+    message: str = ""
+    created_at: datetime | None = None
+    body: str = Field(min_length=1)
+    negative_body: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+    model_hints: list[str] = Field(default_factory=list)
+    metadata: TemplateMetadata = Field(default_factory=TemplateMetadata)
+
+    def spec(self) -> TemplateSpec:
+        return TemplateSpec(
+            body=self.body,
+            negative_body=self.negative_body,
+            params=self.params,
+            model_hints=self.model_hints,
+            metadata=self.metadata,
+            message=self.message,
+        )
+
+    def content(self) -> dict[str, Any]:
+        return {
+            "body": self.body,
+            "negative_body": self.negative_body,
+            "params": self.params,
+            "model_hints": list(self.model_hints),
+            "metadata": self.metadata.model_dump(),
+        }
+
+
+class TemplateFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    labels: dict[str, dict[str, float]] = Field(default_factory=dict)
+    versions: list[VersionFile] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _numbers(self) -> TemplateFile:
+        numbers = [v.version for v in self.versions]
+        if numbers != list(range(1, len(numbers) + 1)):
+            raise ValueError(f"versions must be numbered 1, 2, 3 … in order; found {numbers}")
+        for label, weights in self.labels.items():
+            for key, weight in weights.items():
+                if not key.isdigit() or int(key) not in numbers:
+                    raise ValueError(f"label {label!r} names version {key!r}, which the file lacks")
+                if not weight > 0:
+                    raise ValueError(f"label {label!r} has a weight that is not positive")
+        return self
+
+
+def export_templates(session: Session, *, tenant: str, directory: Path) -> list[Path]:
+    """Write ``<directory>/<name>.yaml`` for every template of the tenant."""
+    from brandloop.templates.governance import list_templates
+
+    directory.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for template in list_templates(session, tenant=tenant):
+        document = {
+            "name": template.name,
+            "description": template.description,
+            "labels": {
+                row.label: {str(k): float(v) for k, v in row.weights.items()}
+                for row in labels(session, template=template)
+            },
+            "versions": [
+                {
+                    "version": row.version,
+                    "status": row.status,
+                    "author": row.author,
+                    "message": row.message,
+                    "created_at": row.created_at.isoformat(),
+                    "body": row.body,
+                    "negative_body": row.negative_body,
+                    "params": row.params,
+                    "model_hints": list(row.model_hints),
+                    "metadata": row.meta,
+                }
+                for row in versions(session, template=template)
+            ],
+        }
+        path = directory / f"{template.name}.yaml"
+        text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
+        atomic_write(path, (HEADER + text).encode("utf-8"))
+        written.append(path)
+    return written
+
+
+def read_directory(directory: Path) -> list[TemplateFile]:
+    """Parse and check every template file of a directory; the first problem is an error."""
+    if not directory.is_dir():
+        raise BadInputError(f"{directory} is not a directory")
+    paths = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    if not paths:
+        raise BadInputError(f"{directory} holds no .yaml template files")
+    files: list[TemplateFile] = []
+    seen: set[str] = set()
+    for path in paths:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise BadInputError(f"{path.name} is not valid YAML{where}") from None
+        if not isinstance(data, dict):
+            raise BadInputError(f"{path.name} must hold a mapping with name and versions")
+        try:
+            parsed = TemplateFile.model_validate(data)
+        except ValidationError as exc:
+            raise BadInputError(f"{path.name}: {describe_validation(exc)}") from None
+        check_name(parsed.name)
+        if parsed.name in seen:
+            raise BadInputError(f"{path.name}: template {parsed.name!r} appears in two files")
+        seen.add(parsed.name)
+        for version in parsed.versions:
+            try:
+                version.spec().check()
+            except BadInputError as exc:
+                raise BadInputError(f"{path.name} version {version.version}: {exc}") from None
+        files.append(parsed)
+    return files
+
+
+def import_templates(
+    session: Session, *, tenant: str, directory: Path, actor: str
+) -> list[dict[str, Any]]:
+    """Apply a directory of template files; returns what was added or moved per template.
+
+    Everything is read and checked first; the writes happen in the caller's transaction, so a
+    refusal part-way (a changed version, a protected label) leaves the registry unchanged.
+    """
+    check_actor(actor)
+    files = read_directory(directory)
+    policy = load_governance_policy()
+    report: list[dict[str, Any]] = []
+    for tf in files:
+        template = crud.get_template(session, tenant=tenant, name=tf.name)
+        existing = (
+            {row.version: row for row in versions(session, template=template)} if template else {}
+        )
+        added: list[int] = []
+        for vf in tf.versions:
+            row = existing.get(vf.version)
+            if row is not None:
+                stored = {
+                    "body": row.body,
+                    "negative_body": row.negative_body,
+                    "params": row.params,
+                    "model_hints": list(row.model_hints),
+                    "metadata": TemplateMetadata.model_validate(row.meta).model_dump(),
+                }
+                if stored != vf.content():
+                    raise BadInputError(
+                        f"{tf.name}@{vf.version} differs from the registry; versions are "
+                        "immutable, add a new version instead"
+                    )
+                continue
+            if vf.status in {"approved", "rejected"} and actor not in policy.approvers:
+                raise GovernanceError(
+                    f"{tf.name}@{vf.version} is {vf.status} in the file; only an approver may "
+                    f"import reviewed versions ({actor} is not one)"
+                )
+            model = TemplateVersion(
+                name=tf.name,
+                version=vf.version,
+                author=vf.author,
+                status=vf.status,
+                **vf.content(),
+                message=vf.message,
+                **({"created_at": vf.created_at} if vf.created_at else {}),
+            )
+            crud.add_template_version(
+                session, tenant=tenant, version=model, description=tf.description
+            )
+            _audit(
+                session,
+                tenant,
+                actor,
+                "imported",
+                f"{tf.name}@{vf.version}",
+                {"author": vf.author, "status": vf.status, "source": str(directory)},
+            )
+            added.append(vf.version)
+            template = crud.get_template(session, tenant=tenant, name=tf.name)
+        moved: list[str] = []
+        assert template is not None
+        for label, weights in sorted(tf.labels.items()):
+            current = crud.get_label(session, template_id=template.id, label=label)
+            wanted = {str(int(k)): float(v) for k, v in weights.items()}
+            if current is not None and {k: float(v) for k, v in current.weights.items()} == wanted:
+                continue
+            move_label(
+                session, tenant=tenant, name=tf.name, label=label, weights=wanted, actor=actor
+            )
+            moved.append(label)
+        report.append({"template": tf.name, "added_versions": added, "moved_labels": moved})
+    return report

@@ -1,0 +1,542 @@
+"""The rules of a template's life: immutable versions, review, labels, and the audit trail.
+
+A version is created as ``draft``; its author (or an approver) submits it (``in_review``); an
+approver who is not its author approves or rejects it. Versions never change after creation.
+Labels are movable pointers, optionally a weighted split (``3=90,4=10``); a protected label
+(``production``) moves only by an approver and only to approved versions. Every step writes an
+``audit_log`` entry (who, when, what) and review steps also a ``template_reviews`` row.
+
+Every function checks everything first and only then writes, so a refused call changes nothing
+even before the caller's transaction rolls back.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from brandloop.domain import TemplateStatus, TemplateVersion, utcnow
+from brandloop.errors import BadInputError, NotFoundError
+from brandloop.registry import crud
+from brandloop.registry.models import TemplateLabelRow, TemplateRow, TemplateVersionRow
+from brandloop.registry.models_templates import TemplateReviewRow
+from tools.composer import compose_check
+
+POLICY_PATH: Final = (
+    Path(__file__).resolve().parent.parent.parent / "policies" / "template_governance.yaml"
+)
+NAME_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,119}$")
+LABEL_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+ACTOR_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,119}$")
+MODEL_HINT_PATTERN: Final = re.compile(r"^[a-z0-9_-]+/[A-Za-z0-9_.:-]+$")
+RESERVED_ACTORS: Final = frozenset({"system"})
+
+
+class GovernanceError(BadInputError):
+    """A step the review rules do not allow (exit 2): wrong state, wrong person, protected label."""
+
+    problem_type = "governance"
+
+
+ReviewAction = Literal["submit", "approve", "reject", "comment"]
+
+
+class GovernancePolicy(BaseModel):
+    """Who may approve versions and move protected labels; which labels are protected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    approvers: frozenset[str] = frozenset()
+    protected_labels: frozenset[str] = frozenset({"production"})
+
+
+def load_governance_policy(path: Path = POLICY_PATH) -> GovernancePolicy:
+    """The shipped policy; ``BRANDLOOP_TEMPLATE_APPROVERS`` (comma-separated) replaces approvers."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    env = os.environ.get("BRANDLOOP_TEMPLATE_APPROVERS")
+    if env is not None:
+        data["approvers"] = [a.strip() for a in env.split(",") if a.strip()]
+    return GovernancePolicy.model_validate(data)
+
+
+class TemplateMetadata(BaseModel):
+    """What a reviewer wants to know about a template besides its text."""
+
+    model_config = ConfigDict(extra="allow")
+
+    domain: str = ""
+    tone: str = ""
+    safety_notes: str = ""
+
+
+class TemplateSpec(BaseModel):
+    """The content of one version as a template file holds it (see ``examples/templates``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, description="optional; must match NAME if given")
+    description: str = Field(default="", max_length=2000)
+    body: str = Field(min_length=1)
+    negative_body: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+    model_hints: list[str] = Field(default_factory=list, max_length=20)
+    metadata: TemplateMetadata = Field(default_factory=TemplateMetadata)
+    message: str = Field(default="", max_length=2000)
+
+    @field_validator("model_hints")
+    @classmethod
+    def _hints(cls, value: list[str]) -> list[str]:
+        for hint in value:
+            if not MODEL_HINT_PATTERN.match(hint):
+                raise ValueError(
+                    f"model hint {hint!r} is not provider/model, e.g. procedural/draft"
+                )
+        return value
+
+    def check(self) -> None:
+        """The bodies must be safe, use only known variables, and render with sample values."""
+        compose_check(self.body, self.negative_body)
+
+
+def describe_validation(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "file"
+    return f"{where}: {first['msg']}"
+
+
+def load_spec(path: Path) -> TemplateSpec:
+    """Read and check a template file; any problem is one clear :class:`BadInputError`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BadInputError(f"cannot read template file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise BadInputError(f"{path} is not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise BadInputError(f"{path} must hold a mapping with at least 'body'")
+    try:
+        spec = TemplateSpec.model_validate(data)
+    except ValidationError as exc:
+        raise BadInputError(f"{path}: {describe_validation(exc)}") from None
+    spec.check()
+    return spec
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def check_actor(actor: str) -> str:
+    if not ACTOR_PATTERN.match(actor or ""):
+        raise BadInputError(f"--as {actor!r} is not a valid user name")
+    if actor in RESERVED_ACTORS:
+        raise BadInputError(f"--as {actor!r} is reserved for brandloop itself")
+    return actor
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.match(name):
+        raise BadInputError(
+            f"template name {name!r} must be lower-case letters, digits, '-', '_' or '.'"
+        )
+    return name
+
+
+def _template(session: Session, tenant: str, name: str) -> TemplateRow:
+    row = crud.get_template(session, tenant=tenant, name=name)
+    if row is None:
+        raise NotFoundError(f"template {name!r} does not exist")
+    return row
+
+
+def _version(session: Session, template: TemplateRow, version: int) -> TemplateVersionRow:
+    row = crud.get_template_version(session, template_id=template.id, version=version)
+    if row is None:
+        raise NotFoundError(f"template {template.name}@{version} does not exist")
+    return row
+
+
+def _audit(
+    session: Session,
+    tenant: str,
+    actor: str,
+    action: str,
+    subject: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    crud.audit(
+        session,
+        tenant=tenant,
+        actor=actor,
+        action=f"template.{action}",
+        subject_type="template",
+        subject_id=subject,
+        detail=detail,
+    )
+
+
+def _review(
+    session: Session, template: TemplateRow, version: int, actor: str, action: str, note: str
+) -> None:
+    session.add(
+        TemplateReviewRow(
+            template_id=template.id,
+            version=version,
+            actor=actor,
+            action=action,
+            note=note,
+            at=utcnow(),
+        )
+    )
+
+
+# --------------------------------------------------------------------------- versions
+
+
+def _store_version(
+    session: Session,
+    *,
+    tenant: str,
+    name: str,
+    version: int,
+    spec: TemplateSpec,
+    actor: str,
+    message: str,
+    status: TemplateStatus = "draft",
+) -> TemplateVersionRow:
+    model = TemplateVersion(
+        name=name,
+        version=version,
+        body=spec.body,
+        negative_body=spec.negative_body,
+        params=spec.params,
+        model_hints=spec.model_hints,
+        metadata=spec.metadata.model_dump(),
+        author=actor,
+        message=message,
+        status=status,
+    )
+    return crud.add_template_version(
+        session, tenant=tenant, version=model, description=spec.description
+    )
+
+
+def create_template(
+    session: Session, *, tenant: str, name: str, spec: TemplateSpec, actor: str
+) -> TemplateVersionRow:
+    """A new template with its first version, as a draft authored by ``actor``."""
+    check_actor(actor)
+    check_name(name)
+    if spec.name is not None and spec.name != name:
+        raise BadInputError(f"the file names template {spec.name!r}, not {name!r}")
+    spec.check()
+    if crud.get_template(session, tenant=tenant, name=name) is not None:
+        raise BadInputError(f"template {name!r} already exists; add a version with new-version")
+    row = _store_version(
+        session,
+        tenant=tenant,
+        name=name,
+        version=1,
+        spec=spec,
+        actor=actor,
+        message=spec.message or "first version",
+    )
+    _audit(session, tenant, actor, "created", f"{name}@1", {"status": "draft"})
+    return row
+
+
+def latest_version(session: Session, template: TemplateRow) -> int:
+    return int(
+        session.scalar(
+            select(func.coalesce(func.max(TemplateVersionRow.version), 0)).where(
+                TemplateVersionRow.template_id == template.id
+            )
+        )
+        or 0
+    )
+
+
+def new_version(
+    session: Session, *, tenant: str, name: str, spec: TemplateSpec, actor: str, message: str
+) -> TemplateVersionRow:
+    """The next integer version of ``name``, as a draft; earlier versions stay as they are."""
+    check_actor(actor)
+    if not message.strip():
+        raise BadInputError("a new version needs a commit message (-m)")
+    template = _template(session, tenant, name)
+    if spec.name is not None and spec.name != name:
+        raise BadInputError(f"the file names template {spec.name!r}, not {name!r}")
+    spec.check()
+    version = latest_version(session, template) + 1
+    row = _store_version(
+        session, tenant=tenant, name=name, version=version, spec=spec, actor=actor, message=message
+    )
+    _audit(session, tenant, actor, "version_created", f"{name}@{version}", {"status": "draft"})
+    return row
+
+
+# --------------------------------------------------------------------------- review
+
+
+def submit(
+    session: Session, *, tenant: str, name: str, version: int, actor: str, note: str = ""
+) -> TemplateVersionRow:
+    """draft → in_review, by the version's author or an approver."""
+    check_actor(actor)
+    template = _template(session, tenant, name)
+    row = _version(session, template, version)
+    if row.status != "draft":
+        raise GovernanceError(f"{name}@{version} is {row.status}; only a draft can be submitted")
+    policy = load_governance_policy()
+    if actor != row.author and actor not in policy.approvers:
+        raise GovernanceError(
+            f"{actor} may not submit {name}@{version}: only its author or an approver"
+        )
+    row.status = "in_review"
+    _review(session, template, version, actor, "submit", note)
+    _audit(
+        session,
+        tenant,
+        actor,
+        "submitted",
+        f"{name}@{version}",
+        {"from": "draft", "to": "in_review"},
+    )
+    session.flush()
+    return row
+
+
+def _decide(
+    session: Session,
+    *,
+    tenant: str,
+    name: str,
+    version: int,
+    actor: str,
+    note: str,
+    outcome: Literal["approved", "rejected"],
+) -> TemplateVersionRow:
+    check_actor(actor)
+    template = _template(session, tenant, name)
+    row = _version(session, template, version)
+    verb = "approve" if outcome == "approved" else "reject"
+    if row.status != "in_review":
+        raise GovernanceError(
+            f"{name}@{version} is {row.status}; only a version in review can be {outcome}"
+        )
+    if actor == row.author:
+        raise GovernanceError(
+            f"{actor} wrote {name}@{version} and may not {verb} it; ask an approver"
+        )
+    policy = load_governance_policy()
+    if actor not in policy.approvers:
+        raise GovernanceError(
+            f"{actor} is not an approver; approvers: {', '.join(sorted(policy.approvers)) or 'none'}"
+        )
+    row.status = outcome
+    _review(session, template, version, actor, verb, note)
+    _audit(
+        session,
+        tenant,
+        actor,
+        outcome,
+        f"{name}@{version}",
+        {"from": "in_review", "to": outcome, "note": note},
+    )
+    session.flush()
+    return row
+
+
+def approve(
+    session: Session, *, tenant: str, name: str, version: int, actor: str, note: str = ""
+) -> TemplateVersionRow:
+    """in_review → approved, by an approver who is not the author."""
+    return _decide(
+        session,
+        tenant=tenant,
+        name=name,
+        version=version,
+        actor=actor,
+        note=note,
+        outcome="approved",
+    )
+
+
+def reject(
+    session: Session, *, tenant: str, name: str, version: int, actor: str, note: str
+) -> TemplateVersionRow:
+    """in_review → rejected, by an approver who is not the author; the note says why."""
+    if not note.strip():
+        raise BadInputError("a rejection needs a --note saying why")
+    return _decide(
+        session,
+        tenant=tenant,
+        name=name,
+        version=version,
+        actor=actor,
+        note=note,
+        outcome="rejected",
+    )
+
+
+def comment(
+    session: Session, *, tenant: str, name: str, version: int, actor: str, note: str
+) -> None:
+    """A review comment on a version, in any state."""
+    check_actor(actor)
+    if not note.strip():
+        raise BadInputError("a comment needs text")
+    template = _template(session, tenant, name)
+    _version(session, template, version)
+    _review(session, template, version, actor, "comment", note)
+    _audit(session, tenant, actor, "commented", f"{name}@{version}", {"note": note})
+    session.flush()
+
+
+def reviews(
+    session: Session, *, template: TemplateRow, version: int | None = None
+) -> list[TemplateReviewRow]:
+    query = select(TemplateReviewRow).where(TemplateReviewRow.template_id == template.id)
+    if version is not None:
+        query = query.where(TemplateReviewRow.version == version)
+    return list(session.scalars(query.order_by(TemplateReviewRow.id)))
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def parse_label_spec(text: str) -> dict[str, float]:
+    """``3`` or ``3=90,4=10`` → ``{"3": 90.0, "4": 10.0}`` (weights are relative)."""
+    weights: dict[str, float] = {}
+    for part in text.split(","):
+        part = part.strip()
+        version_text, _, weight_text = part.partition("=")
+        if not version_text.strip().isdigit() or int(version_text) < 1:
+            raise BadInputError(
+                f"{text!r} is not VERSION or VERSION=WEIGHT,... (e.g. 3 or 3=90,4=10)"
+            )
+        try:
+            weight = float(weight_text) if weight_text else 1.0
+        except ValueError:
+            raise BadInputError(f"weight {weight_text!r} in {text!r} is not a number") from None
+        if not weight > 0 or weight != weight or weight == float("inf"):
+            raise BadInputError(f"weight {weight_text!r} in {text!r} must be a positive number")
+        key = str(int(version_text))
+        if key in weights:
+            raise BadInputError(f"version {key} appears twice in {text!r}")
+        weights[key] = weight
+    return weights
+
+
+def move_label(
+    session: Session,
+    *,
+    tenant: str,
+    name: str,
+    label: str,
+    weights: dict[str, float],
+    actor: str,
+) -> TemplateLabelRow:
+    """Point ``label`` at one version or split it by weight; rollback is just another move."""
+    check_actor(actor)
+    if not LABEL_PATTERN.match(label):
+        raise BadInputError(f"label {label!r} must be lower-case letters, digits, '-' or '_'")
+    if not weights:
+        raise BadInputError("a label needs at least one version")
+    template = _template(session, tenant, name)
+    rows = {key: _version(session, template, int(key)) for key in weights}
+    policy = load_governance_policy()
+    for key, version_row in rows.items():
+        if version_row.status == "rejected":
+            raise GovernanceError(f"{name}@{key} was rejected and cannot be labelled")
+    if label in policy.protected_labels:
+        if actor not in policy.approvers:
+            raise GovernanceError(
+                f"{label!r} is protected: only an approver may move it ({actor} is not one)"
+            )
+        unapproved = [f"{name}@{k} ({r.status})" for k, r in rows.items() if r.status != "approved"]
+        if unapproved:
+            raise GovernanceError(
+                f"{label!r} is protected and may point only to approved versions: "
+                + ", ".join(unapproved)
+            )
+    previous = crud.get_label(session, template_id=template.id, label=label)
+    before = dict(previous.weights) if previous is not None else None
+    label_row = crud.set_label(
+        session, template_id=template.id, label=label, weights=dict(weights), actor=actor
+    )
+    _audit(
+        session,
+        tenant,
+        actor,
+        "label_moved",
+        f"{name}:{label}",
+        {"label": label, "from": before, "to": dict(weights)},
+    )
+    return label_row
+
+
+def labels(session: Session, *, template: TemplateRow) -> list[TemplateLabelRow]:
+    return list(
+        session.scalars(
+            select(TemplateLabelRow)
+            .where(TemplateLabelRow.template_id == template.id)
+            .order_by(TemplateLabelRow.label)
+        )
+    )
+
+
+def versions(session: Session, *, template: TemplateRow) -> list[TemplateVersionRow]:
+    return list(
+        session.scalars(
+            select(TemplateVersionRow)
+            .where(TemplateVersionRow.template_id == template.id)
+            .order_by(TemplateVersionRow.version)
+        )
+    )
+
+
+def list_templates(session: Session, *, tenant: str) -> list[TemplateRow]:
+    return list(
+        session.scalars(
+            select(TemplateRow).where(TemplateRow.tenant == tenant).order_by(TemplateRow.name)
+        )
+    )
+
+
+# --------------------------------------------------------------------------- diff
+
+
+def _version_text(row: TemplateVersionRow) -> list[str]:
+    """Bodies one sentence a line (so a diff points at the sentence), the rest as YAML."""
+    lines: list[str] = []
+    for field, text in (("body", row.body), ("negative_body", row.negative_body)):
+        lines.append(f"{field}:\n")
+        lines += [f"  {part}\n" for part in re.split(r"(?<=[.;,])\s+", text.strip()) if part]
+    rest = {"params": row.params, "model_hints": list(row.model_hints), "metadata": row.meta}
+    lines += yaml.safe_dump(rest, sort_keys=False, allow_unicode=True, width=88).splitlines(
+        keepends=True
+    )
+    return lines
+
+
+def diff_versions(session: Session, *, tenant: str, name: str, v1: int, v2: int) -> str:
+    """A unified diff of two versions' content (bodies, params, hints, metadata)."""
+    template = _template(session, tenant, name)
+    a, b = _version(session, template, v1), _version(session, template, v2)
+    return "".join(
+        difflib.unified_diff(
+            _version_text(a), _version_text(b), fromfile=f"{name}@{v1}", tofile=f"{name}@{v2}"
+        )
+    )

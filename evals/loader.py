@@ -1,0 +1,232 @@
+"""Read a suite file: validate it, expand each case's ``vars`` matrix, apply ``defaults``.
+
+The result is a :class:`~evals.models.Suite` whose cases are ready to run, with a fingerprint
+over everything that decides the outcome (the expanded cases, the brand kits, the targets and
+the template files they register), so a resumed run can tell it is still the same run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from brandloop.errors import BadInputError
+from evals.models import Case, CaseSpec, RequestParams, Suite, SuiteFile, TargetSpec
+from policies.agent import AgentPolicy, load_agent_policy
+from policies.brandkit import describe_validation_error, load_brand_kit
+
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+MAX_SUITE_BYTES = 1024 * 1024
+MAX_CASES = 5000
+
+
+def _substitute(value: Any, variables: dict[str, Any], where: str) -> Any:
+    """Replace ``{{name}}`` in every string; a string that is only a placeholder keeps the
+    variable's type (so ``seed: "{{seed}}"`` stays an int)."""
+    if isinstance(value, str):
+        whole = PLACEHOLDER.fullmatch(value.strip())
+        if whole and whole.group(1) in variables:
+            return variables[whole.group(1)]
+
+        def repl(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in variables:
+                raise BadInputError(f"{where}: unknown variable {{{{{name}}}}}")
+            return str(variables[name])
+
+        return PLACEHOLDER.sub(repl, value)
+    if isinstance(value, list):
+        return [_substitute(item, variables, where) for item in value]
+    if isinstance(value, dict):
+        return {key: _substitute(item, variables, where) for key, item in value.items()}
+    return value
+
+
+def _slug(value: Any) -> str:
+    return re.sub(r"[^a-z0-9_.=-]+", "-", str(value).lower()).strip("-") or "x"
+
+
+def expand_case(spec: CaseSpec) -> list[dict[str, Any]]:
+    """One dict per combination of the case's ``vars`` (just the case when it has none)."""
+    raw = spec.model_dump(exclude={"vars"}, exclude_unset=False)
+    if not spec.vars:
+        return [{**raw, "vars": {}}]
+    names = sorted(spec.vars)
+    for name in names:
+        if not spec.vars[name]:
+            raise BadInputError(f"case {spec.id}: variable {name!r} has no values")
+    expanded = []
+    for combo in itertools.product(*(spec.vars[name] for name in names)):
+        variables = dict(zip(names, combo, strict=True))
+        case = _substitute(raw, variables, f"case {spec.id}")
+        if not PLACEHOLDER.search(spec.id):
+            case["id"] = spec.id + "-" + "-".join(_slug(variables[n]) for n in names)
+        case["id"] = _slug(case["id"])
+        case["vars"] = variables
+        expanded.append(case)
+    return expanded
+
+
+def _merge_request(defaults: RequestParams, own: dict[str, Any]) -> RequestParams:
+    merged = defaults.model_dump()
+    merged.update({key: value for key, value in own.items() if value is not None})
+    if own.get("aspect_ratio"):
+        merged["size"] = None if not own.get("size") else merged["size"]
+    return RequestParams.model_validate(merged)
+
+
+def build_suite(data: Any, *, path: Path) -> Suite:
+    """Validate a parsed suite document and return it expanded."""
+    if not isinstance(data, dict):
+        raise BadInputError(f"suite {path}: expected a mapping, got {type(data).__name__}")
+    try:
+        spec = SuiteFile.model_validate(data)
+    except ValidationError as exc:
+        raise BadInputError(f"suite {path}: {describe_validation_error(exc)}") from None
+    base = path.parent
+    brand_names: dict[str, str] = {}
+    kit_texts: list[str] = []
+    brand_paths: list[str] = []
+    for ref in spec.brands:
+        kit_path = (base / ref).resolve()
+        kit = load_brand_kit(kit_path)
+        brand_names[kit.name.lower()] = kit.name
+        brand_paths.append(str(kit_path))
+        kit_texts.append(kit_path.read_text(encoding="utf-8"))
+    cases: list[Case] = []
+    seen: set[str] = set()
+    for case_spec in spec.cases:
+        try:
+            expanded = expand_case(case_spec)
+        except BadInputError as exc:
+            raise BadInputError(f"suite {path}: {exc}") from None
+        for raw in expanded:
+            where = f"suite {path}: case {raw['id']}"
+            try:
+                own = CaseSpec.model_validate({**raw, "vars": {}})
+                request = _merge_request(
+                    spec.defaults.request, own.request.model_dump(exclude_unset=True)
+                )
+                assertions = (
+                    list(spec.defaults.assertions) if own.inherit_assertions else []
+                ) + list(own.assertions)
+                case = Case(
+                    id=own.id,
+                    brief=own.brief,
+                    brand=brand_names.get(own.brand.lower(), own.brand),
+                    group=own.group,
+                    request=request,
+                    assertions=assertions,
+                    threshold=own.threshold
+                    if own.threshold is not None
+                    else spec.defaults.threshold,
+                    tags=sorted({*spec.defaults.tags, *own.tags}),
+                    vars=raw["vars"],
+                )
+            except ValidationError as exc:
+                raise BadInputError(f"{where}: {describe_validation_error(exc)}") from None
+            if brand_names and case.brand.lower() not in brand_names:
+                raise BadInputError(
+                    f"{where}: brand {case.brand!r} is not among the suite's brands "
+                    f"({', '.join(sorted(brand_names.values()))})"
+                )
+            if not case.assertions:
+                raise BadInputError(f"{where}: has no assertions")
+            if case.id in seen:
+                raise BadInputError(f"{where}: duplicate case id after expansion")
+            seen.add(case.id)
+            cases.append(case)
+    if len(cases) > MAX_CASES:
+        raise BadInputError(f"suite {path}: {len(cases)} cases; the limit is {MAX_CASES}")
+    targets = [_resolve_target(t, base) for t in spec.targets]
+    return Suite(
+        name=spec.name,
+        version=spec.version,
+        description=spec.description,
+        path=str(path),
+        fingerprint=_fingerprint(spec.name, spec.version, cases, kit_texts),
+        brands=brand_paths,
+        gate=spec.gate,
+        targets=targets,
+        cases=cases,
+    )
+
+
+def _resolve_target(target: TargetSpec, base: Path) -> TargetSpec:
+    if target.policy:
+        try:
+            AgentPolicy.model_validate({**load_agent_policy().model_dump(), **target.policy})
+        except ValidationError as exc:
+            raise BadInputError(
+                f"target {target.name}: policy {describe_validation_error(exc)}"
+            ) from None
+    files = []
+    for ref in target.templates:
+        file = (base / ref).resolve()
+        if not file.is_file():
+            raise BadInputError(f"target {target.name}: template file {ref} does not exist")
+        files.append(str(file))
+    return target.model_copy(update={"templates": files})
+
+
+def _fingerprint(name: str, version: int, cases: list[Case], kit_texts: list[str]) -> str:
+    document = {
+        "name": name,
+        "version": version,
+        "cases": [c.model_dump(mode="json") for c in cases],
+        "kits": kit_texts,
+    }
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+def target_fingerprint(target: TargetSpec) -> str:
+    """What decides a target's behaviour, template file contents included."""
+    document: dict[str, Any] = target.model_dump(mode="json")
+    document["template_texts"] = [Path(p).read_text(encoding="utf-8") for p in target.templates]
+    document.pop("description", None)
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+def load_suite(path: Path) -> Suite:
+    """Read, validate and expand a suite file; errors name the file and the field."""
+    if not path.is_file():
+        raise BadInputError(f"suite {path} does not exist")
+    if path.stat().st_size > MAX_SUITE_BYTES:
+        raise BadInputError(f"suite {path} is larger than {MAX_SUITE_BYTES} bytes")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise BadInputError(f"suite {path} is not valid YAML: {exc}".replace("\n", " ")) from None
+    return build_suite(data, path=path)
+
+
+def parse_target(text: str, *, base: Path) -> TargetSpec:
+    """A ``--target`` given on the command line: ``name`` of a suite target, or
+    ``name:key=value,key=value`` (keys of TargetSpec; ``templates`` separated by ``+``)."""
+    name, _, rest = text.partition(":")
+    fields: dict[str, Any] = {"name": name}
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise BadInputError(f"--target {text!r}: expected key=value, got {item!r}")
+        key = key.strip()
+        if key == "templates":
+            fields[key] = value.split("+")
+        elif key in {"memory", "cache"}:
+            fields[key] = value.strip().lower() in {"1", "true", "on", "yes"}
+        elif key.startswith("policy."):
+            fields.setdefault("policy", {})[key.removeprefix("policy.")] = yaml.safe_load(value)
+        else:
+            fields[key] = value
+    try:
+        target = TargetSpec.model_validate(fields)
+    except ValidationError as exc:
+        raise BadInputError(f"--target {text!r}: {describe_validation_error(exc)}") from None
+    return _resolve_target(target, base)

@@ -1,0 +1,81 @@
+"""The run as one JSON document: the ``--json`` output, the input of ``--baseline``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from evals.models import CaseResult
+from evals.runner import EvalRun
+from evals.stats import BaselineReport, Comparison, TargetSummary, compare, summarize
+
+RUN_FORMAT = "brandloop.eval-run/1"
+
+
+def summaries(run: EvalRun) -> dict[str, TargetSummary]:
+    return {t.name: summarize(t.name, run.for_target(t.name)) for t in run.targets}
+
+
+def comparisons(run: EvalRun) -> list[tuple[str, str, list[Comparison]]]:
+    """Every other target against the first (A = the first target, B = the other)."""
+    if len(run.targets) < 2:
+        return []
+    first = run.targets[0].name
+    return [
+        (first, t.name, compare(run.for_target(first), run.for_target(t.name)))
+        for t in run.targets[1:]
+    ]
+
+
+def gate_results(run: EvalRun, table: dict[str, TargetSummary]) -> dict[str, bool]:
+    return {name: s.pass_rate >= run.suite.gate.min_pass_rate - 1e-9 for name, s in table.items()}
+
+
+def case_row(result: CaseResult) -> dict[str, Any]:
+    return {
+        "target": result.target,
+        "case_id": result.case_id,
+        "repeat": result.repeat,
+        "group": result.group,
+        "run_id": result.run_id,
+        "status": result.status,
+        "reason": result.reason,
+        "error": result.error,
+        "passed": result.passed,
+        "score": result.score,
+        "accepted": result.accepted,
+        "accepted_composites": result.accepted_composites,
+        "cost_usd": result.cost_usd,
+        "attempt_count": len(result.attempts),
+        "latency_ms": result.latency_ms,
+        "fallback": result.fallback,
+        "assertions": [a.model_dump(mode="json") for a in result.assertions],
+    }
+
+
+def build_document(run: EvalRun, baseline: BaselineReport | None = None) -> dict[str, Any]:
+    table = summaries(run)
+    gates = gate_results(run, table)
+    return {
+        "format": RUN_FORMAT,
+        "suite": {
+            "name": run.suite.name,
+            "version": run.suite.version,
+            "path": run.suite.path,
+            "fingerprint": run.suite.fingerprint,
+            "cases": len(run.suite.cases),
+        },
+        "run_dir": str(run.run_dir),
+        "started_at": run.started_at,
+        "wall_s": round(run.wall_s, 3),
+        "repeat": run.repeat,
+        "resumed": run.resumed,
+        "targets": [t.model_dump(mode="json") for t in run.targets],
+        "gate": {"min_pass_rate": run.suite.gate.min_pass_rate, "passed": gates},
+        "summary": {name: s.model_dump(mode="json") for name, s in table.items()},
+        "comparisons": [
+            {"a": a, "b": b, "metrics": [c.model_dump(mode="json") for c in metrics]}
+            for a, b, metrics in comparisons(run)
+        ],
+        "baseline": baseline.model_dump(mode="json") if baseline else None,
+        "cases": [case_row(r) for r in run.results],
+    }

@@ -1,0 +1,521 @@
+"""Run a suite: every (target, repeat, case) through ``agent.runner.run_generation``.
+
+A run lives in one directory::
+
+    RUN_DIR/manifest.json                 suite, fingerprints, repeat, finished or not
+    RUN_DIR/cases/<target>/<case>__r<k>.json   one CaseResult per execution, written atomically
+    RUN_DIR/thumbs/<sha>.jpg              small thumbnails of every attempt's image
+    RUN_DIR/data/<target>/                the target's own data dir (registry, artifacts, memory)
+
+Each target gets its own data dir and each case (or group of cases: a campaign) its own tenant,
+so neither memory nor registry rows leak between targets, groups or repeats. Cases of a group
+run in order, sharing tenant and campaign id; groups and lone cases run concurrently. An
+interrupted run resumes: executions whose result file exists are not run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from PIL import Image
+from pydantic import ValidationError
+
+from agent.runner import RunTiming, run_generation
+from agent.templates import ensure_shipped_templates
+from brandloop.artifacts import ArtifactStore, atomic_write, read_png_text
+from brandloop.domain import GenerationRequest, TemplateVersion
+from brandloop.errors import BadInputError
+from brandloop.registry import crud
+from brandloop.registry.db import session_scope
+from brandloop.settings import Settings
+from evals.evaluators import evaluate_case
+from evals.loader import target_fingerprint
+from evals.models import AttemptRecord, Case, CaseResult, NoPii, Suite, TargetSpec
+from policies.agent import AgentPolicy, load_agent_policy
+from policies.brandkit import load_brand_kit
+from tools.providers.base import ImageProvider
+
+RECEIPT_KEY = "brandloop:receipt"
+THUMB_SIDE = 160
+HIST_BINS = 4
+ProgressSink = Callable[[CaseResult], None]
+ProvidersFactory = Callable[[TargetSpec], dict[str, ImageProvider] | None]
+
+
+@dataclass
+class EvalRun:
+    """A finished (or resumed-to-the-end) run: the suite, its targets and every result."""
+
+    suite: Suite
+    targets: list[TargetSpec]
+    repeat: int
+    run_dir: Path
+    results: list[CaseResult]
+    resumed: int = 0
+    wall_s: float = 0.0
+    started_at: str = ""
+
+    def for_target(self, name: str) -> list[CaseResult]:
+        return [r for r in self.results if r.target == name]
+
+
+@dataclass
+class EvalRunner:
+    """Runs a suite's executions with bounded concurrency into a run directory."""
+
+    suite: Suite
+    targets: list[TargetSpec]
+    run_dir: Path
+    repeat: int = 1
+    concurrency: int = 4
+    base_settings: Settings | None = None
+    providers: ProvidersFactory | None = None
+    on_result: ProgressSink | None = None
+    fresh: bool = False
+    _lock: asyncio.Lock | None = field(default=None, init=False, repr=False)
+
+    # ------------------------------------------------------------------ the run directory
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "suite": self.suite.name,
+            "suite_version": self.suite.version,
+            "suite_path": self.suite.path,
+            "fingerprint": self.suite.fingerprint,
+            "targets": {t.name: target_fingerprint(t) for t in self.targets},
+            "repeat": self.repeat,
+        }
+
+    def prepare(self) -> int:
+        """Start a new run dir or pick up an unfinished one; returns results already there."""
+        path = self.run_dir / "manifest.json"
+        wanted = self.manifest()
+        if path.exists() and not self.fresh:
+            try:
+                existing = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                existing = {}
+            same = {k: existing.get(k) for k in wanted} == wanted
+            if same and not existing.get("finished", False):
+                return len(self._existing())
+        if self.run_dir.exists() and not path.exists() and any(self.run_dir.iterdir()):
+            raise BadInputError(
+                f"{self.run_dir} is not empty and holds no eval run; choose another --run-dir"
+            )
+        if self.run_dir.exists():
+            for sub in ("cases", "thumbs", "data"):
+                shutil.rmtree(self.run_dir / sub, ignore_errors=True)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        started = datetime.now(UTC).isoformat(timespec="seconds")
+        self._write_manifest({**wanted, "finished": False, "started_at": started})
+        return 0
+
+    def _write_manifest(self, data: dict[str, Any]) -> None:
+        atomic_write(self.run_dir / "manifest.json", json.dumps(data, indent=2).encode())
+
+    def result_path(self, target: str, case_id: str, repeat: int) -> Path:
+        return self.run_dir / "cases" / target / f"{case_id}__r{repeat}.json"
+
+    def _existing(self) -> list[CaseResult]:
+        found = []
+        for path in sorted((self.run_dir / "cases").glob("*/*.json")):
+            try:
+                found.append(CaseResult.model_validate_json(path.read_bytes()))
+            except (OSError, ValidationError):
+                path.unlink(missing_ok=True)
+        return found
+
+    def _done(self, target: str, case_id: str, repeat: int) -> CaseResult | None:
+        path = self.result_path(target, case_id, repeat)
+        if not path.exists():
+            return None
+        try:
+            return CaseResult.model_validate_json(path.read_bytes())
+        except (OSError, ValidationError):
+            return None
+
+    # ------------------------------------------------------------------ running
+
+    def total(self) -> int:
+        return len(self.targets) * self.repeat * len(self.suite.cases)
+
+    async def run(self) -> EvalRun:
+        started = time.perf_counter()
+        self._lock = asyncio.Lock()
+        resumed = self.prepare()
+        manifest = json.loads((self.run_dir / "manifest.json").read_text(encoding="utf-8"))
+        semaphore = asyncio.Semaphore(max(1, self.concurrency))
+        chains: list[tuple[TargetSpec, int, list[Case]]] = []
+        for target in self.targets:
+            for k in range(self.repeat):
+                for chain in self._chains():
+                    chains.append((target, k, chain))
+        settings_by_target = {t.name: self._settings(t) for t in self.targets}
+
+        async def run_chain(target: TargetSpec, k: int, cases: list[Case]) -> None:
+            async with semaphore:
+                for case in cases:
+                    done = self._done(target.name, case.id, k)
+                    if done is None:
+                        done = await self._execute(settings_by_target[target.name], target, case, k)
+                        atomic_write(
+                            self.result_path(target.name, case.id, k),
+                            done.model_dump_json(indent=1).encode(),
+                        )
+                    if self.on_result is not None:
+                        self.on_result(done)
+
+        tasks = [asyncio.create_task(run_chain(t, k, c)) for t, k, c in chains]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            # An interruption stops every chain; finished cases are on disk for the resume.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        self._write_manifest({**manifest, "finished": True})
+        results = evaluate_results(self.suite, self._existing())
+        return EvalRun(
+            suite=self.suite,
+            targets=self.targets,
+            repeat=self.repeat,
+            run_dir=self.run_dir,
+            results=results,
+            resumed=resumed,
+            wall_s=time.perf_counter() - started,
+            started_at=manifest.get("started_at", ""),
+        )
+
+    def _chains(self) -> list[list[Case]]:
+        chains: list[list[Case]] = []
+        groups: dict[str, list[Case]] = {}
+        for case in self.suite.cases:
+            if case.group is None:
+                chains.append([case])
+            elif case.group in groups:
+                groups[case.group].append(case)
+            else:
+                groups[case.group] = [case]
+                chains.append(groups[case.group])
+        return chains
+
+    def _settings(self, target: TargetSpec) -> Settings:
+        base = self.base_settings or Settings()
+        return base.model_copy(
+            update={
+                "data_dir": (self.run_dir / "data" / target.name).resolve(),
+                "database_url": None,
+                "chroma_path": None,
+                "chroma_host": None,
+            }
+        )
+
+    async def _prepare_tenant(self, settings: Settings, target: TargetSpec, tenant: str) -> None:
+        assert self._lock is not None
+        async with self._lock:
+            with session_scope(settings.resolved_database_url) as session:
+                for kit_path in self.suite.brands:
+                    crud.upsert_brand(
+                        session, tenant=tenant, kit=load_brand_kit(Path(kit_path)), actor="eval"
+                    )
+                register_templates(session, tenant=tenant, files=target.templates)
+
+    async def _execute(
+        self, settings: Settings, target: TargetSpec, case: Case, k: int
+    ) -> CaseResult:
+        tenant = tenant_for(case, k)
+        base = CaseResult(
+            target=target.name,
+            case_id=case.id,
+            repeat=k,
+            group=case.group,
+            tenant=tenant,
+            status="error",
+            count=case.request.count or 1,
+        )
+        timings: list[RunTiming] = []
+        started = time.perf_counter()
+        try:
+            await self._prepare_tenant(settings, target, tenant)
+            request = build_request(case, target, k, tenant)
+            result = await run_generation(
+                request,
+                settings=settings,
+                providers=self.providers(target) if self.providers else None,
+                use_memory=target.memory,
+                use_cache=target.cache,
+                policy=agent_policy(target),
+                timing=timings.append,
+            )
+        except Exception as exc:  # one broken case is a failed case, not a failed run
+            return base.model_copy(
+                update={
+                    "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
+                    "latency_ms": (time.perf_counter() - started) * 1000,
+                    "finished_at": _now(),
+                }
+            )
+        latency = (time.perf_counter() - started) * 1000
+        provider_ms = timings[0].provider_s * 1000 if timings else 0.0
+        record = collect(
+            settings,
+            tenant=tenant,
+            run_id=result.run_id,
+            thumbs=self.run_dir / "thumbs",
+            pii_values=[v for a in case.assertions if isinstance(a, NoPii) for v in a.values],
+        )
+        return base.model_copy(
+            update={
+                "run_id": result.run_id,
+                "status": result.status,
+                "reason": result.reason,
+                "accepted": len(result.images),
+                "accepted_composites": [round(i.composite, 6) for i in result.images],
+                "accepted_signals": [i.scores for i in result.images],
+                "cost_usd": round(result.cost_usd, 6),
+                "latency_ms": round(latency, 3),
+                "provider_ms": round(provider_ms, 3),
+                "fallback": any(d.action.startswith("fallback") for d in result.decisions),
+                "finished_at": _now(),
+                **record,
+            }
+        )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def agent_policy(target: TargetSpec) -> AgentPolicy | None:
+    """The shipped (or configured) agent policy with the target's overrides applied."""
+    if not target.policy:
+        return None
+    merged = {**load_agent_policy().model_dump(), **target.policy}
+    return AgentPolicy.model_validate(merged)
+
+
+def tenant_for(case: Case, k: int) -> str:
+    """One tenant per group (a campaign shares memory) or per lone case, per repeat."""
+    key = f"g-{case.group}" if case.group else f"c-{case.id}"
+    name = f"ev{k}-{key}"
+    if len(name) <= 60:
+        return name
+    return name[:47] + "-" + hashlib.sha256(name.encode()).hexdigest()[:12]
+
+
+def build_request(case: Case, target: TargetSpec, k: int, tenant: str) -> GenerationRequest:
+    """The case's request with the target's overrides; repeat k shifts the seed."""
+    params = case.request
+    base_seed = params.seed
+    if base_seed is None:
+        base_seed = int(hashlib.sha256(case.id.encode()).hexdigest()[:8], 16)
+    seed = (base_seed + target.seed_offset + k * 1_000_003) % (2**32)
+    return GenerationRequest(
+        brief=case.brief,
+        brand=case.brand,
+        count=params.count or 1,
+        size=params.size,
+        aspect_ratio=params.aspect_ratio,
+        budget_usd=target.budget_usd if target.budget_usd is not None else params.budget_usd,
+        seed=seed,
+        model=target.model or params.model,
+        template=target.template or params.template,
+        campaign_id=f"eval-{case.group}" if case.group else None,
+        tenant=tenant,
+    )
+
+
+def register_templates(session: Any, *, tenant: str, files: list[str]) -> None:
+    """Register each template file (the shipped YAML shape) as a version of its template,
+    approved; the file's ``version`` (or the next free number) names it. Idempotent."""
+    if not files:
+        return
+    ensure_shipped_templates(session, tenant=tenant)
+    for file in files:
+        data = yaml.safe_load(Path(file).read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or "name" not in data or "body" not in data:
+            raise BadInputError(f"template file {file}: needs at least name and body")
+        description = data.pop("description", "")
+        template = crud.get_template(session, tenant=tenant, name=data["name"])
+        version = data.pop("version", None)
+        if version is None:
+            version = 1
+            while template is not None and crud.get_template_version(
+                session, template_id=template.id, version=version
+            ):
+                version += 1
+        elif template is not None and crud.get_template_version(
+            session, template_id=template.id, version=int(version)
+        ):
+            continue
+        data.pop("status", None)
+        tv = TemplateVersion(version=int(version), status="approved", **data)
+        crud.add_template_version(session, tenant=tenant, version=tv, description=description)
+
+
+def _pii_pattern(value: str) -> re.Pattern[str]:
+    """Phone, card and account numbers match whatever separators were used."""
+    digits = re.sub(r"\D", "", value)
+    if len(digits) >= 6 and len(digits) >= len(re.sub(r"[\s\-.()/+]", "", value)) - 4:
+        return re.compile(r"[\s\-.()/+]*".join(re.escape(d) for d in digits))
+    return re.compile(re.escape(value.casefold()))
+
+
+def find_pii(texts: list[str], values: list[str]) -> list[str]:
+    """The values that occur in any of ``texts`` (case-insensitive, separators ignored)."""
+    haystack = [t.casefold() for t in texts]
+    return [v for v in values if any(_pii_pattern(v).search(t) for t in haystack)]
+
+
+def colour_histogram(data: bytes) -> list[float]:
+    """A coarse RGB histogram (4 bins per channel), normalised to sum to 1."""
+    image = Image.open(io.BytesIO(data)).convert("RGB").resize((48, 48), Image.Resampling.BOX)
+    pixels = np.asarray(image, dtype=np.int64).reshape(-1, 3) // (256 // HIST_BINS)
+    index = pixels[:, 0] * HIST_BINS * HIST_BINS + pixels[:, 1] * HIST_BINS + pixels[:, 2]
+    counts = np.bincount(index, minlength=HIST_BINS**3).astype(float)
+    return [round(float(c), 5) for c in counts / counts.sum()]
+
+
+def thumbnail(data: bytes, directory: Path, sha256: str) -> str:
+    """A small JPEG of the image, stored once per sha; returns its file name."""
+    name = f"{sha256[:20]}.jpg"
+    path = directory / name
+    if not path.exists():
+        image = Image.open(io.BytesIO(data)).convert("RGB")
+        image.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=72, optimize=True)
+        atomic_write(path, buffer.getvalue())
+    return name
+
+
+def collect(
+    settings: Settings, *, tenant: str, run_id: str, thumbs: Path, pii_values: list[str]
+) -> dict[str, Any]:
+    """Read back from the target's registry what a run stored: attempts, receipts, thumbnails,
+    the colour histograms of accepted images, and which PII values were stored in clear."""
+    store = ArtifactStore(settings.artifacts_dir)
+    attempts: list[AttemptRecord] = []
+    histograms: list[list[float]] = []
+    with session_scope(settings.resolved_database_url) as session:
+        run = crud.get_run(session, tenant=tenant, run_id=run_id)
+        assert run is not None
+        stored_texts = [run.brief, json.dumps(run.request, ensure_ascii=False)]
+        receipts: dict[str, dict[str, Any]] = {}
+        for image in (run.result or {}).get("images", []):
+            path = image.get("path")
+            if path and Path(path).exists():
+                data = Path(path).read_bytes()
+                histograms.append(colour_histogram(data))
+                text = read_png_text(data).get(RECEIPT_KEY)
+                if text:
+                    receipt = json.loads(text)
+                    receipts[receipt.get("attempt_id", "")] = receipt
+        for row in crud.list_attempts(session, run_id=run_id):
+            stored_texts += [row.prompt, row.negative_prompt]
+            thumb = None
+            if (
+                row.artifact_sha256
+                and row.outcome != "blocked"
+                and store.exists(row.artifact_sha256)
+            ):
+                thumb = thumbnail(store.get(row.artifact_sha256), thumbs, row.artifact_sha256)
+            signals = {
+                name: round(float(sig["value"]), 4)
+                for name, sig in ((row.scores or {}).get("signals") or {}).items()
+            }
+            receipt = receipts.get(row.id) or {
+                "run_id": run_id,
+                "attempt_id": row.id,
+                "source_sha256": row.artifact_sha256,
+                "template": row.template_ref,
+                "prompt": row.prompt,
+                "negative_prompt": row.negative_prompt,
+                "model": row.model,
+                "seed_requested": row.seed_requested,
+                "seed_returned": row.seed_returned,
+                "width": row.width,
+                "height": row.height,
+                "outcome": row.outcome,
+                "scores": signals,
+                "composite": row.composite,
+                "moderation": row.moderation,
+                "cost_usd": row.cost_usd,
+                "error": row.error,
+            }
+            attempts.append(
+                AttemptRecord(
+                    id=row.id,
+                    iteration=row.iteration,
+                    model=row.model,
+                    template=row.template_ref,
+                    prompt=row.prompt,
+                    negative_prompt=row.negative_prompt,
+                    seed=row.seed_requested,
+                    width=row.width,
+                    height=row.height,
+                    outcome=row.outcome,
+                    composite=row.composite,
+                    signals=signals,
+                    cost_usd=row.cost_usd,
+                    latency_ms=row.latency_ms,
+                    cache_hit=row.cache_hit,
+                    error=row.error,
+                    moderation=row.moderation,
+                    sha256=row.artifact_sha256,
+                    thumbnail=thumb,
+                    receipt=receipt,
+                )
+            )
+    return {
+        "attempts": attempts,
+        "histograms": histograms,
+        "pii_found": find_pii(stored_texts, pii_values),
+    }
+
+
+def evaluate_results(suite: Suite, results: list[CaseResult]) -> list[CaseResult]:
+    """Evaluate every result against its case; group assertions see their group's results."""
+    cases = {c.id: c for c in suite.cases}
+    by_group: dict[tuple[str, int, str], list[CaseResult]] = {}
+    for r in results:
+        if r.group:
+            by_group.setdefault((r.target, r.repeat, r.group), []).append(r)
+    order = {c.id: i for i, c in enumerate(suite.cases)}
+    evaluated = []
+    for r in sorted(results, key=lambda r: (r.target, r.repeat, order.get(r.case_id, 0))):
+        case = cases.get(r.case_id)
+        if case is None:
+            continue
+        group = by_group.get((r.target, r.repeat, r.group), []) if r.group else [r]
+        evaluated.append(evaluate_case(case, r, group))
+    return evaluated
+
+
+def default_run_dir(settings: Settings, suite: Suite, targets: list[TargetSpec]) -> Path:
+    digest = hashlib.sha256(
+        (suite.fingerprint + "|".join(target_fingerprint(t) for t in targets)).encode()
+    ).hexdigest()[:10]
+    return settings.data_dir / "evals" / f"{suite.name}-v{suite.version}-{digest}"
+
+
+def run_suite(runner: EvalRunner) -> EvalRun:
+    """Synchronous wrapper for callers outside an event loop."""
+    return asyncio.run(runner.run())

@@ -1,0 +1,334 @@
+"""Statistics over case results: per-target summaries, A/B comparisons with bootstrap
+confidence intervals, and comparison with a saved baseline run.
+
+Comparisons are paired by case: each case contributes one value per side (the mean over its
+repeats), and the bootstrap resamples cases. A difference is "detectable" when its 95%
+interval excludes zero.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from evals.models import CaseResult
+
+Verdict = Literal["better", "worse", "no detectable difference"]
+#: metric name -> True when higher is better
+METRICS: dict[str, bool] = {
+    "pass_rate": True,
+    "score": True,
+    "composite": True,
+    "cost_usd": False,
+    "attempts": False,
+    "latency_ms": False,
+}
+BOOTSTRAP_RESAMPLES = 2000
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SignalStats(_Model):
+    n: int
+    mean: float
+    std: float
+    min: float
+    max: float
+
+
+class TargetSummary(_Model):
+    target: str
+    executions: int
+    passed: int
+    pass_rate: float
+    signals: dict[str, SignalStats] = Field(
+        default_factory=dict, description="over every scored attempt; composite_accepted too"
+    )
+    accepted_images: int
+    cost_usd: float
+    cost_per_accepted_usd: float | None
+    attempts_mean: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    refusal_rate: float
+    blocked_rate: float
+    fallback_rate: float
+    error_rate: float
+    cache_hits: int
+
+
+class Comparison(_Model):
+    metric: str
+    a: float | None
+    b: float | None
+    diff: float | None = Field(description="b - a")
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+    verdict: Verdict
+
+
+class CaseRegression(_Model):
+    case_id: str
+    baseline_pass_rate: float
+    current_pass_rate: float
+    baseline_composite: float | None
+    current_composite: float | None
+    regressed: bool
+
+
+class BaselineReport(_Model):
+    baseline_path: str
+    target: str
+    baseline_target: str
+    comparisons: list[Comparison]
+    cases: list[CaseRegression]
+    regressions: int
+    significant: bool
+    summary: str
+
+
+def _stats(values: Sequence[float]) -> SignalStats:
+    return SignalStats(
+        n=len(values),
+        mean=round(statistics.fmean(values), 4),
+        std=round(statistics.pstdev(values), 4) if len(values) > 1 else 0.0,
+        min=round(min(values), 4),
+        max=round(max(values), 4),
+    )
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return 0.0
+    return float(np.percentile(np.asarray(values, dtype=float), q))
+
+
+def summarize(target: str, results: Sequence[CaseResult]) -> TargetSummary:
+    """Pass rate, signal spreads, cost per accepted image, attempts, latency, rates."""
+    n = len(results)
+    by_signal: dict[str, list[float]] = {}
+    for r in results:
+        for a in r.attempts:
+            if a.composite is not None:
+                by_signal.setdefault("composite", []).append(a.composite)
+            for name, value in a.signals.items():
+                by_signal.setdefault(name, []).append(value)
+        by_signal.setdefault("composite_accepted", []).extend(r.accepted_composites)
+    accepted = sum(r.accepted for r in results)
+    cost = sum(r.cost_usd for r in results)
+    latencies = [r.latency_ms for r in results]
+    return TargetSummary(
+        target=target,
+        executions=n,
+        passed=sum(r.passed for r in results),
+        pass_rate=round(sum(r.passed for r in results) / n, 4) if n else 0.0,
+        signals={k: _stats(v) for k, v in sorted(by_signal.items()) if v},
+        accepted_images=accepted,
+        cost_usd=round(cost, 4),
+        cost_per_accepted_usd=round(cost / accepted, 4) if accepted else None,
+        attempts_mean=round(statistics.fmean(len(r.attempts) for r in results), 3) if n else 0,
+        latency_p50_ms=round(percentile(latencies, 50), 1),
+        latency_p95_ms=round(percentile(latencies, 95), 1),
+        refusal_rate=round(sum(r.status == "refused" for r in results) / n, 4) if n else 0,
+        blocked_rate=round(
+            sum(any(a.outcome == "blocked" for a in r.attempts) for r in results) / n, 4
+        )
+        if n
+        else 0,
+        fallback_rate=round(sum(r.fallback for r in results) / n, 4) if n else 0,
+        error_rate=round(sum(r.status == "error" for r in results) / n, 4) if n else 0,
+        cache_hits=sum(a.cache_hit for r in results for a in r.attempts),
+    )
+
+
+def case_metrics(results: Sequence[CaseResult]) -> dict[str, dict[str, float | None]]:
+    """Per case (mean over repeats): pass rate, score, accepted composite, cost, attempts,
+    latency. ``composite`` is None for a case with no accepted image."""
+    grouped: dict[str, list[CaseResult]] = {}
+    for r in results:
+        grouped.setdefault(r.case_id, []).append(r)
+    out: dict[str, dict[str, float | None]] = {}
+    for case_id, rs in grouped.items():
+        composites = [c for r in rs for c in r.accepted_composites]
+        out[case_id] = {
+            "pass_rate": statistics.fmean(float(r.passed) for r in rs),
+            "score": statistics.fmean(r.score for r in rs),
+            "composite": statistics.fmean(composites) if composites else None,
+            "cost_usd": statistics.fmean(r.cost_usd for r in rs),
+            "attempts": statistics.fmean(len(r.attempts) for r in rs),
+            "latency_ms": statistics.fmean(r.latency_ms for r in rs),
+        }
+    return out
+
+
+def bootstrap_diff(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> tuple[float, float, float]:
+    """Mean of ``b - a`` over paired values and its percentile bootstrap interval."""
+    if len(a) != len(b):
+        raise ValueError("paired bootstrap needs the same number of values on both sides")
+    if not a:
+        return 0.0, 0.0, 0.0
+    diffs = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(diffs), size=(resamples, len(diffs)))
+    means = diffs[idx].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(diffs.mean()), float(low), float(high)
+
+
+def verdict(metric: str, low: float, high: float) -> Verdict:
+    eps = 1e-12
+    higher_better = METRICS.get(metric, True)
+    if low > eps:
+        return "better" if higher_better else "worse"
+    if high < -eps:
+        return "worse" if higher_better else "better"
+    return "no detectable difference"
+
+
+def compare(
+    a: Sequence[CaseResult],
+    b: Sequence[CaseResult],
+    *,
+    metrics: Sequence[str] = tuple(METRICS),
+    resamples: int = BOOTSTRAP_RESAMPLES,
+) -> list[Comparison]:
+    """B against A on the cases both ran; a verdict per metric ("better" means B is)."""
+    return compare_metrics(case_metrics(a), case_metrics(b), metrics=metrics, resamples=resamples)
+
+
+def compare_metrics(
+    ma: dict[str, dict[str, float | None]],
+    mb: dict[str, dict[str, float | None]],
+    *,
+    metrics: Sequence[str] = tuple(METRICS),
+    resamples: int = BOOTSTRAP_RESAMPLES,
+) -> list[Comparison]:
+    shared = sorted(set(ma) & set(mb))
+    out = []
+    for metric in metrics:
+        pairs = [
+            (va, vb)
+            for case in shared
+            if (va := ma[case].get(metric)) is not None and (vb := mb[case].get(metric)) is not None
+        ]
+        if not pairs:
+            out.append(
+                Comparison(
+                    metric=metric,
+                    a=None,
+                    b=None,
+                    diff=None,
+                    ci_low=None,
+                    ci_high=None,
+                    n=0,
+                    verdict="no detectable difference",
+                )
+            )
+            continue
+        xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
+        diff, low, high = bootstrap_diff(xs, ys, resamples=resamples)
+        out.append(
+            Comparison(
+                metric=metric,
+                a=round(statistics.fmean(xs), 6),
+                b=round(statistics.fmean(ys), 6),
+                diff=round(diff, 6),
+                ci_low=round(low, 6),
+                ci_high=round(high, 6),
+                n=len(pairs),
+                verdict=verdict(metric, low, high),
+            )
+        )
+    return out
+
+
+def compare_baseline(
+    baseline: dict[str, Any],
+    current: Sequence[CaseResult],
+    *,
+    target: str,
+    baseline_path: str,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+) -> BaselineReport:
+    """Compare ``current`` (one target's results) with a saved run's JSON document.
+
+    The baseline's target of the same name is used, else its first target. A case regresses
+    when its pass rate drops; the run regresses significantly when the pass rate or the mean
+    accepted composite is worse with a 95% interval that excludes zero.
+    """
+    rows = baseline.get("cases") or []
+    names = [str(r.get("target")) for r in rows]
+    if not rows:
+        raise ValueError("the baseline has no case results")
+    base_target = target if target in names else names[0]
+    base_metrics: dict[str, dict[str, float | None]] = {}
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row.get("target") == base_target:
+            grouped.setdefault(str(row["case_id"]), []).append(row)
+    for case_id, rs in grouped.items():
+        composites = [c for r in rs for c in r.get("accepted_composites", [])]
+        base_metrics[case_id] = {
+            "pass_rate": statistics.fmean(float(bool(r["passed"])) for r in rs),
+            "score": statistics.fmean(float(r.get("score", 0.0)) for r in rs),
+            "composite": statistics.fmean(composites) if composites else None,
+            "cost_usd": statistics.fmean(float(r.get("cost_usd", 0.0)) for r in rs),
+            "attempts": statistics.fmean(float(r.get("attempt_count", 0)) for r in rs),
+            "latency_ms": statistics.fmean(float(r.get("latency_ms", 0.0)) for r in rs),
+        }
+    current_metrics = case_metrics(current)
+    comparisons = compare_metrics(base_metrics, current_metrics, resamples=resamples)
+    cases = []
+    for case_id in sorted(set(base_metrics) & set(current_metrics)):
+        b, c = base_metrics[case_id], current_metrics[case_id]
+        assert b["pass_rate"] is not None and c["pass_rate"] is not None
+        cases.append(
+            CaseRegression(
+                case_id=case_id,
+                baseline_pass_rate=round(b["pass_rate"], 4),
+                current_pass_rate=round(c["pass_rate"], 4),
+                baseline_composite=None if b["composite"] is None else round(b["composite"], 4),
+                current_composite=None if c["composite"] is None else round(c["composite"], 4),
+                regressed=c["pass_rate"] < b["pass_rate"] - 1e-9,
+            )
+        )
+    significant = any(
+        c.verdict == "worse" for c in comparisons if c.metric in {"pass_rate", "composite"}
+    )
+    regressions = sum(c.regressed for c in cases)
+    worse = [c.metric for c in comparisons if c.verdict == "worse"]
+    summary = (
+        f"{regressions} case(s) regressed; "
+        + ("significant regression in " + ", ".join(worse) if significant else "")
+        + ("no significant regression" if not significant else "")
+        + (
+            f" (also worse: {', '.join(m for m in worse if m not in {'pass_rate', 'composite'})})"
+            if not significant and worse
+            else ""
+        )
+    )
+    return BaselineReport(
+        baseline_path=baseline_path,
+        target=target,
+        baseline_target=base_target,
+        comparisons=comparisons,
+        cases=cases,
+        regressions=regressions,
+        significant=significant,
+        summary=summary,
+    )

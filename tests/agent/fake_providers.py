@@ -1,0 +1,53 @@
+"""A fake paid provider for tests that cross a process boundary: it keeps a ledger file.
+
+``BRANDLOOP_PROVIDER_PLUGINS=tests.agent.fake_providers:ledger_provider`` puts it in place of
+the procedural provider inside a real ``brandloop`` process. Each call appends
+``start <key>`` when it begins and ``paid <key>`` when it returns an image, so a test can
+count what a backend would have billed. From the call numbered ``BL_TEST_SLOW_FROM`` (0-based,
+per process) on, calls sleep ``BL_TEST_SLEEP_S`` seconds first: a window to kill -9 in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from tools.providers.base import ImageRequest, ImageResult
+from tools.providers.procedural import ProceduralProvider
+
+
+class LedgerProvider:
+    name = "procedural"
+
+    def __init__(self, ledger: Path, slow_from: int | None, sleep_s: float) -> None:
+        self.inner = ProceduralProvider()
+        self.ledger = ledger
+        self.slow_from = slow_from
+        self.sleep_s = sleep_s
+        self.calls = 0
+
+    def _write(self, line: str) -> None:
+        with self.ledger.open("a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    async def generate(self, request: ImageRequest) -> ImageResult:
+        number = self.calls
+        self.calls += 1
+        self._write(f"start {request.idempotency_key}")
+        if self.slow_from is not None and number >= self.slow_from:
+            await asyncio.sleep(self.sleep_s)
+        result = await self.inner.generate(request)
+        self._write(f"paid {request.idempotency_key}")
+        return result
+
+
+def ledger_provider() -> LedgerProvider:
+    slow = os.environ.get("BL_TEST_SLOW_FROM")
+    return LedgerProvider(
+        Path(os.environ["BL_TEST_LEDGER"]),
+        int(slow) if slow else None,
+        float(os.environ.get("BL_TEST_SLEEP_S", "60")),
+    )

@@ -1,0 +1,151 @@
+"""The planner's bandit: cold start from the catalog, preference shift after outcomes, bounded
+exploration - and the plan node following the registry's history."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from agent.bandit import ArmStats, arm_stats, choose
+from agent.runner import run_generation
+from brandloop.domain import Attempt, Candidate, GenerationRequest, ModelSpec
+from brandloop.registry import crud
+from brandloop.registry.db import session_scope
+from brandloop.settings import Settings
+from tests.agent.helpers import AUTUMN, CountingProvider, add_acme
+
+CHEAP = ModelSpec(
+    id="sim/cheap", provider="sim", model="cheap", price_per_image_usd=0.01, quality_baseline=0.45
+)
+GOOD = ModelSpec(
+    id="sim/good",
+    provider="sim",
+    model="good",
+    tier="premium",
+    price_per_image_usd=0.04,
+    quality_baseline=0.7,
+)
+
+
+def picks(stats: dict[str, ArmStats], *, share: float = 0.0, count: int = 20) -> list[str]:
+    rng = random.Random(1)
+    chosen = choose(
+        [CHEAP, GOOD], stats, count=count, rng=rng, exploration_share=share, prior_strength=4
+    )
+    return [c.model.id for c in chosen]
+
+
+def test_cold_start_follows_the_catalog_baseline_per_dollar() -> None:
+    assert set(picks({})) == {"sim/cheap"}
+
+
+def test_observed_failures_of_the_cheap_arm_shift_the_preference() -> None:
+    history = {
+        "sim/cheap": ArmStats(model="sim/cheap", successes=1, failures=39),
+        "sim/good": ArmStats(model="sim/good", successes=18, failures=2),
+    }
+    assert set(picks(history)) == {"sim/good"}
+
+
+def test_exploration_stays_within_its_share() -> None:
+    even = {
+        "sim/cheap": ArmStats(model="sim/cheap", successes=5, failures=15),
+        "sim/good": ArmStats(model="sim/good", successes=12, failures=8),
+    }
+    for share in (0.0, 0.25, 0.5):
+        for seed in range(20):
+            chosen = choose(
+                [CHEAP, GOOD],
+                even,
+                count=8,
+                rng=random.Random(seed),
+                exploration_share=share,
+                prior_strength=4,
+            )
+            assert sum(c.explored for c in chosen) <= share * 8 + 1e-9
+
+
+def _seed_history(settings: Settings, brand: str, *, model: str, accepted: int, rejected: int):
+    with session_scope(settings.resolved_database_url) as session:
+        row = crud.get_brand(session, tenant="default", ref=brand)
+        assert row is not None
+        crud.create_run(
+            session,
+            run_id=f"hist-{model.replace('/', '-')}",
+            tenant="default",
+            brand_id=row.id,
+            brand_name=brand,
+            brief="history",
+            request={},
+        )
+        for index in range(accepted + rejected):
+            cand = Candidate(
+                id=f"hist-{model}-{index}",
+                template="brand-hero@1",
+                prompt="p",
+                model=model,
+                seed=index,
+                width=64,
+                height=64,
+            )
+            crud.upsert_attempt(
+                session,
+                run_id=f"hist-{model.replace('/', '-')}",
+                attempt=Attempt(
+                    id=cand.id,
+                    candidate=cand,
+                    outcome="accepted" if index < accepted else "rejected",
+                    idempotency_key=f"k-{model}-{index}",
+                    latency_ms=20.0,
+                ),
+            )
+        return row.id
+
+
+async def test_the_planner_moves_to_the_arm_the_registry_says_works(settings: Settings) -> None:
+    brand = add_acme(settings)
+    request = GenerationRequest(brief=AUTUMN, brand=brand, count=2, size="128x128", seed=7)
+    cold = CountingProvider()
+    first = await run_generation(
+        request, settings=settings, providers={"procedural": cold}, use_memory=False
+    )
+    cold_plan = next(d for d in first.decisions if d.action == "plan")
+    assert "procedural/draft" in cold_plan.reason.split(";")[0]
+
+    brand_id = _seed_history(settings, brand, model="procedural/draft", accepted=0, rejected=60)
+    _seed_history(settings, brand, model="procedural/studio", accepted=30, rejected=2)
+    with session_scope(settings.resolved_database_url) as session:
+        stats = arm_stats(session, brand_id=brand_id, template_ref="brand-hero@1")
+    assert stats["procedural/studio"].successes >= 30
+    warm = CountingProvider()
+    second = await run_generation(
+        request, settings=settings, providers={"procedural": warm}, use_memory=False
+    )
+    plan = next(d for d in second.decisions if d.action == "plan")
+    assert "2× procedural/studio" in plan.reason, plan.reason
+    assert plan.signals["p_accept[procedural/studio]"] > 0.8
+    assert {c.model for c in warm.calls[:1]} == {"studio"}
+
+
+@pytest.mark.parametrize("target", [0.001])
+async def test_models_slower_than_the_latency_target_are_skipped(
+    settings: Settings, target: float
+) -> None:
+    from policies.agent import AgentPolicy
+
+    brand = add_acme(settings)
+    _seed_history(settings, brand, model="procedural/draft", accepted=5, rejected=5)
+    provider = CountingProvider()
+    result = await run_generation(
+        GenerationRequest(brief=AUTUMN, brand=brand, count=1, size="128x128", seed=3),
+        settings=settings,
+        providers={"procedural": provider},
+        use_memory=False,
+        policy=AgentPolicy(latency_target_s=target),
+    )
+    plan = next(d for d in result.decisions if d.action == "plan")
+    assert (
+        "latency target" in plan.reason and "procedural/draft" in plan.reason.split("target: ")[1]
+    )
+    assert provider.calls[0].model == "studio"

@@ -1,0 +1,154 @@
+"""Human review: a policy interrupts the run, `review approve|reject` resumes it, the audit log
+records who decided and why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.runner import resume_run, review_run, run_generation
+from api.cli import main
+from brandloop.domain import GenerationRequest
+from brandloop.errors import BadInputError
+from brandloop.registry import crud
+from brandloop.registry.db import session_scope
+from brandloop.settings import Settings
+from policies.agent import AgentPolicy, ReviewPolicy
+from tests.agent.helpers import AUTUMN, CountingProvider, add_acme
+
+ALWAYS = AgentPolicy(review=ReviewPolicy(mode="always"))
+
+
+def _request(brand: str) -> GenerationRequest:
+    return GenerationRequest(brief=AUTUMN, brand=brand, count=1, size="128x128", seed=7)
+
+
+async def test_review_interrupts_and_approve_delivers(settings: Settings) -> None:
+    brand = add_acme(settings)
+    provider = CountingProvider()
+    waiting = await run_generation(
+        _request(brand),
+        settings=settings,
+        providers={"procedural": provider},
+        use_memory=False,
+        policy=ALWAYS,
+    )
+    assert waiting.status == "awaiting_review" and waiting.images == []
+    assert any(d.action == "request_review" for d in waiting.decisions)
+    with session_scope(settings.resolved_database_url) as session:
+        row = crud.get_run(session, tenant="default", run_id=waiting.run_id)
+        assert row is not None and row.status == "awaiting_review" and row.result is None
+    calls = len(provider.calls)
+
+    still = await resume_run(waiting.run_id, settings=settings, providers={"procedural": provider})
+    assert still.status == "awaiting_review", "resume without an answer keeps waiting"
+
+    done = await review_run(
+        waiting.run_id,
+        settings=settings,
+        decision="approve",
+        note="on brand",
+        actor="ann",
+        providers={"procedural": provider},
+        use_memory=False,
+    )
+    assert done.status == "succeeded" and len(done.images) == 1
+    assert len(provider.calls) == calls, "approving pays for nothing"
+    assert any(d.action == "approved" and "ann" in d.reason for d in done.decisions)
+    with session_scope(settings.resolved_database_url) as session:
+        entries = crud.list_audit(session, tenant="default", subject_id=waiting.run_id)
+        assert [(e.action, e.actor, e.detail) for e in entries] == [
+            ("run.review.approve", "ann", {"note": "on brand"})
+        ]
+    with pytest.raises(BadInputError, match="not awaiting review"):
+        await review_run(waiting.run_id, settings=settings, decision="reject")
+
+
+async def test_reject_delivers_nothing(settings: Settings) -> None:
+    brand = add_acme(settings)
+    provider = CountingProvider()
+    waiting = await run_generation(
+        _request(brand),
+        settings=settings,
+        providers={"procedural": provider},
+        use_memory=False,
+        policy=ALWAYS,
+    )
+    done = await review_run(
+        waiting.run_id,
+        settings=settings,
+        decision="reject",
+        note="too orange",
+        providers={"procedural": provider},
+        use_memory=False,
+    )
+    assert done.status == "failed" and done.images == []
+    assert "too orange" in done.reason
+    with session_scope(settings.resolved_database_url) as session:
+        attempts = crud.list_attempts(session, run_id=waiting.run_id)
+        assert all(a.outcome != "accepted" for a in attempts)
+
+
+async def test_below_score_and_unapproved_template_policies(settings: Settings) -> None:
+    brand = add_acme(settings)
+    high_band = AgentPolicy(review=ReviewPolicy(mode="below_score", score_band=1.0))
+    result = await run_generation(
+        _request(brand),
+        settings=settings,
+        providers={"procedural": CountingProvider()},
+        use_memory=False,
+        policy=high_band,
+    )
+    assert result.status == "awaiting_review"
+    low_band = AgentPolicy(review=ReviewPolicy(mode="below_score", score_band=0.0))
+    result = await run_generation(
+        _request(brand),
+        settings=settings,
+        providers={"procedural": CountingProvider()},
+        use_memory=False,
+        policy=low_band,
+    )
+    assert result.status == "succeeded"
+    approved_only = AgentPolicy(
+        brand_review={"acme-coffee": ReviewPolicy(mode="unapproved_template")}
+    )
+    result = await run_generation(
+        _request(brand),
+        settings=settings,
+        providers={"procedural": CountingProvider()},
+        use_memory=False,
+        policy=approved_only,
+    )
+    assert result.status == "succeeded", "the shipped template is approved"
+
+
+def test_review_from_the_cli(
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    policy = tmp_path / "agent.yaml"
+    policy.write_text("review: {mode: always}\n")
+    monkeypatch.setenv("BRANDLOOP_AGENT_POLICY", str(policy))
+    brand_path = str(Path(__file__).resolve().parents[2] / "examples/brands/acme-coffee.yaml")
+    with pytest.raises(SystemExit) as exc:
+        main(
+            ["generate", AUTUMN, "--brand", brand_path, "--size", "128x128", "--seed", "7",
+             "--no-memory", "--json", "--out", str(tmp_path / "out")]
+        )  # fmt: skip
+    assert exc.value.code == 0
+    import json
+
+    waiting = json.loads(capsys.readouterr().out)
+    assert waiting["status"] == "awaiting_review"
+    with pytest.raises(SystemExit) as exc:
+        main(["review", "approve", waiting["run_id"], "--note", "ok", "--json"])
+    assert exc.value.code == 0
+    approved = json.loads(capsys.readouterr().out)
+    assert approved["status"] == "succeeded" and approved["images"]
+    with pytest.raises(SystemExit) as exc:
+        main(["review", "reject", waiting["run_id"]])
+    assert exc.value.code == 2
+    assert "not awaiting review" in capsys.readouterr().err

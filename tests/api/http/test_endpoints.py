@@ -1,0 +1,375 @@
+"""Every endpoint through the real app: generations, jobs and their events, threads,
+campaigns, brands, templates, runs, artifacts, models, memory, review, costs and keys."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from brandloop.artifacts import RECEIPT_KEY, read_png_text
+from tests.api.http.conftest import Keys, assert_problem, brand_kit, wait_job
+
+GEN = {
+    "brief": "a steaming cup on a wooden table, morning light",
+    "brand": "Acme Coffee",
+    "size": "256x256",
+}
+
+
+def parse_sse(text: str) -> list[tuple[str, dict[str, Any]]]:
+    events = []
+    for block in text.split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in lines:
+            events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+def test_generation_waits_for_its_result_then_run_artifact_and_receipt(
+    client: TestClient, keys: Keys, acme: dict[str, Any]
+) -> None:
+    creator = keys["A", "creator"]
+    response = client.post(
+        "/v1/generations?wait=60", json={**GEN, "count": 1, "seed": 7}, headers=creator
+    )
+    assert response.status_code == 200, response.text
+    job = response.json()
+    assert job["state"] == "succeeded"
+    assert response.headers["location"] == f"/v1/jobs/{job['id']}"
+    result = job["result"]
+    assert result["status"] == "succeeded" and len(result["images"]) == 1
+    image = result["images"][0]
+
+    run = client.get(job["links"]["run"], headers=keys["A", "viewer"])
+    assert run.status_code == 200
+    assert run.json()["run_id"] == job["run_id"] and run.json()["status"] == "succeeded"
+
+    trace = client.get(f"/v1/runs/{job['run_id']}/trace", headers=keys["A", "viewer"]).json()
+    assert trace["attempts"] and any(e["kind"] == "done" for e in trace["events"])
+
+    receipts = client.get(f"/v1/runs/{job['run_id']}/receipts", headers=keys["A", "viewer"]).json()
+    assert [r["sha256"] for r in receipts if r.get("sha256")] or receipts
+    assert receipts[0]["run_id"] == job["run_id"]
+
+    art = client.get(f"/v1/artifacts/{image['sha256']}", headers=keys["A", "viewer"])
+    assert art.status_code == 200
+    assert art.headers["content-type"] == "image/png"
+    assert "immutable" in art.headers["cache-control"]
+    assert art.headers["etag"] == f'"{image["sha256"]}"'
+    assert json.loads(read_png_text(art.content)[RECEIPT_KEY])["run_id"] == job["run_id"]
+    again = client.get(
+        f"/v1/artifacts/{image['sha256']}",
+        headers={**keys["A", "viewer"], "If-None-Match": art.headers["etag"]},
+    )
+    assert again.status_code == 304
+
+    runs = client.get("/v1/runs", headers=keys["A", "viewer"]).json()
+    assert [r["run_id"] for r in runs] == [job["run_id"]]
+
+
+def test_generation_is_accepted_then_streams_its_progress(
+    client: TestClient, keys: Keys, acme: dict[str, Any]
+) -> None:
+    creator = keys["A", "creator"]
+    response = client.post("/v1/generations", json=GEN, headers=creator)
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["state"] in ("queued", "running")
+    assert job["links"]["events"] == f"/v1/jobs/{job['id']}/events"
+
+    with client.stream("GET", job["links"]["events"], headers=keys["A", "viewer"]) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        text = "".join(stream.iter_text())
+    names = [name for name, _ in parse_sse(text)]
+    for wanted in ("planned", "attempt_started", "attempt_finished", "scored", "decision", "done"):
+        assert wanted in names, names
+    assert names[-1] == "end"
+    assert (
+        names.index("planned")
+        < names.index("attempt_started")
+        < names.index("scored")
+        < names.index("done")
+    )
+    assert wait_job(client, job["id"], creator)["state"] == "succeeded"
+
+    # Last-Event-ID resumes after the events already seen
+    with client.stream(
+        "GET", job["links"]["events"], headers={**keys["A", "viewer"], "Last-Event-ID": "3"}
+    ) as stream:
+        resumed = parse_sse("".join(stream.iter_text()))
+    seqs = [data["seq"] for name, data in resumed if "seq" in data]
+    assert seqs and min(seqs) == 4
+
+    listed = client.get("/v1/jobs?state=succeeded", headers=keys["A", "viewer"]).json()
+    assert [j["id"] for j in listed] == [job["id"]]
+
+
+def test_cancel_a_queued_job_and_not_twice(
+    make_client: Callable[..., TestClient], keys: Keys
+) -> None:
+    client = make_client(workers=0)
+    assert (
+        client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).status_code == 201
+    )
+    job = client.post("/v1/generations", json=GEN, headers=keys["A", "creator"]).json()
+    assert job["state"] == "queued"
+    cancelled = client.post(f"/v1/jobs/{job['id']}/cancel", headers=keys["A", "creator"])
+    assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+    assert_problem(
+        client.post(f"/v1/jobs/{job['id']}/cancel", headers=keys["A", "creator"]), 409, "conflict"
+    )
+
+
+def test_cancel_a_running_job(client: TestClient, keys: Keys, acme: dict[str, Any]) -> None:
+    creator = keys["A", "creator"]
+    job = client.post(
+        "/v1/generations", json={**GEN, "size": "1024x1024", "count": 4}, headers=creator
+    ).json()
+    response = client.post(f"/v1/jobs/{job['id']}/cancel", headers=creator)
+    assert response.status_code in (200, 409)
+    final = wait_job(client, job["id"], creator)
+    if response.status_code == 200:
+        assert final["state"] == "cancelled"
+
+
+def test_thread_follow_up_edits_the_previous_brief_and_keeps_its_seed(
+    client: TestClient, keys: Keys, acme: dict[str, Any]
+) -> None:
+    creator = keys["A", "creator"]
+    created = client.post(
+        "/v1/threads",
+        json={
+            "brand": "Acme Coffee",
+            "title": "hero",
+            "message": "a mug of coffee on a wooden table",
+            "size": "256x256",
+        },
+        headers=creator,
+    )
+    assert created.status_code == 201, created.text
+    thread = created.json()
+    first_job = thread["messages"][0]["job"]
+    first = wait_job(client, first_job["id"], creator)
+    seed = first["result"]["images"][0]["seed"]
+
+    follow = client.post(
+        f"/v1/threads/{thread['id']}/messages",
+        json={"content": "warmer, and drop the mug"},
+        headers=creator,
+    )
+    assert follow.status_code == 202, follow.text
+    message = follow.json()["message"]
+    assert (
+        message["brief"] == "a mug of coffee on a wooden table\nRevision: warmer, and drop the mug"
+    )
+    second = wait_job(client, follow.json()["job"]["id"], creator)
+    run = client.get(f"/v1/runs/{second['run_id']}", headers=creator).json()
+    assert run["request"]["seed"] == seed
+    assert run["request"]["size"] == "256x256"
+    assert run["thread_id"] == thread["id"]
+
+    # a generation naming the thread is a follow-up too
+    third = client.post(
+        "/v1/generations?wait=60",
+        json={"brief": "add steam", "brand": "Acme Coffee", "thread_id": thread["id"]},
+        headers=creator,
+    ).json()
+    assert third["thread_id"] == thread["id"]
+
+    convo = client.get(f"/v1/threads/{thread['id']}", headers=keys["A", "viewer"]).json()
+    assert [m["content"] for m in convo["messages"]] == [
+        "a mug of coffee on a wooden table",
+        "warmer, and drop the mug",
+        "add steam",
+    ]
+    assert convo["messages"][2]["brief"].endswith(
+        "Revision: warmer, and drop the mug\nRevision: add steam"
+    )
+    assert convo["messages"][0]["job"]["result"]["images"]
+    assert convo["messages"][0]["reply"].startswith("succeeded")
+    assert [t["id"] for t in client.get("/v1/threads", headers=creator).json()] == [thread["id"]]
+
+
+def test_campaign_runs_its_assets_under_one_budget(
+    client: TestClient, keys: Keys, acme: dict[str, Any]
+) -> None:
+    creator = keys["A", "creator"]
+    body = {
+        "name": "autumn",
+        "brand": "Acme Coffee",
+        "budget_usd": 0.4,
+        "assets": [
+            {"brief": "hero banner, warm autumn light", "formats": ["256x160"], "count": 1},
+            {"brief": "square post, a steaming cup", "formats": ["1:1", "128x128"], "count": 1},
+        ],
+    }
+    created = client.post("/v1/campaigns", json=body, headers=creator)
+    assert created.status_code == 202, created.text
+    campaign = created.json()
+    assert [(a["index"], a["format"]) for a in campaign["assets"]] == [
+        (0, "256x160"),
+        (1, "128x128"),
+        (1, "1:1"),
+    ]
+    for asset in campaign["assets"]:
+        wait_job(client, asset["job"]["id"], creator)
+    done = client.get(f"/v1/campaigns/{campaign['id']}", headers=keys["A", "viewer"]).json()
+    assert done["state"] == "done"
+    assert done["progress"]["succeeded"] == 3
+    assert 0 < done["spent_usd"] <= 0.4
+    spread = done["consistency"]
+    assert (
+        spread["images"] == 3
+        and 0 <= spread["palette_spread"] <= 1
+        and spread["descriptor_spread"] >= 0
+    )
+    runs = [
+        client.get(f"/v1/runs/{a['job']['run_id']}", headers=creator).json() for a in done["assets"]
+    ]
+    assert {r["campaign_id"] for r in runs} == {campaign["id"]}
+    assert sum(r["cost_usd"] for r in runs) <= 0.4 + 1e-6
+    # each asset got a share of what was left when it started, never the whole budget
+    assert all(0 < r["request"]["budget_usd"] < 0.4 for r in runs)
+    assert min(r["request"]["budget_usd"] for r in runs) <= round(0.4 / 3, 6)
+    assert [c["id"] for c in client.get("/v1/campaigns", headers=creator).json()] == [
+        campaign["id"]
+    ]
+
+
+def test_brands_add_update_read(client: TestClient, keys: Keys) -> None:
+    admin = keys["A", "admin"]
+    kit = brand_kit("nordlys-outdoor")
+    created = client.post("/v1/brands", json=kit, headers=admin)
+    assert created.status_code == 201
+    brand = created.json()
+    updated = client.post("/v1/brands", json={**kit, "tone": ["calm"]}, headers=admin)
+    assert updated.status_code == 200 and updated.json()["kit"]["tone"] == ["calm"]
+    assert (
+        client.get(f"/v1/brands/{brand['id']}", headers=keys["A", "viewer"]).json()["name"]
+        == kit["name"]
+    )
+    assert (
+        client.get("/v1/brands/nordlys outdoor", headers=keys["A", "viewer"]).json()["id"]
+        == brand["id"]
+    )
+    assert [b["name"] for b in client.get("/v1/brands", headers=keys["A", "viewer"]).json()] == [
+        kit["name"]
+    ]
+    bad = client.post("/v1/brands", json={**kit, "palette": [{"hex": "red"}]}, headers=admin)
+    body = assert_problem(bad, 422, "validation")
+    assert body["errors"][0]["loc"][:2] == ["body", "palette"]
+
+
+def test_templates_versions_review_and_labels(client: TestClient, keys: Keys) -> None:
+    listed = client.get("/v1/templates", headers=keys["A", "viewer"]).json()
+    assert "brand-hero" in [t["name"] for t in listed]
+    added = client.post(
+        "/v1/templates/brand-hero/versions",
+        json={"body": "{{ brief }}, in {{ palette }}", "message": "shorter"},
+        headers=keys["A", "creator"],
+    )
+    assert added.status_code == 201, added.text
+    assert added.json()["version"] == 2 and added.json()["status"] == "draft"
+    queue = client.get("/v1/review", headers=keys["A", "approver"]).json()
+    assert "brand-hero@2" in [t["template"] for t in queue["templates"]]
+    assert_problem(
+        client.put(
+            "/v1/templates/brand-hero/labels/production",
+            json={"weights": {"2": 1}},
+            headers=keys["A", "approver"],
+        ),
+        409,
+        "conflict",
+    )
+    reviewed = client.post(
+        "/v1/templates/brand-hero/versions/2/review",
+        json={"decision": "approve"},
+        headers=keys["A", "approver"],
+    )
+    assert reviewed.json()["status"] == "approved"
+    labelled = client.put(
+        "/v1/templates/brand-hero/labels/production",
+        json={"weights": {"1": 0.0, "2": 1.0}},
+        headers=keys["A", "approver"],
+    )
+    assert labelled.status_code == 200 and labelled.json()["labels"]["production"] == 2
+    got = client.get("/v1/templates/brand-hero", headers=keys["A", "viewer"]).json()
+    assert [v["status"] for v in got["versions"]] == ["approved", "approved"]
+    assert_problem(client.get("/v1/templates/nope", headers=keys["A", "viewer"]), 404, "not-found")
+
+
+def test_models_costs_review_of_a_run(client: TestClient, keys: Keys, acme: dict[str, Any]) -> None:
+    models = client.get("/v1/models", headers=keys["A", "viewer"]).json()
+    assert {"procedural/draft", "procedural/studio"} <= {m["id"] for m in models}
+    assert all(m["usable"] for m in models if m["provider"] == "procedural")
+
+    job = client.post("/v1/generations?wait=60", json=GEN, headers=keys["A", "creator"]).json()
+    report = client.get("/v1/costs?period=day", headers=keys["A", "viewer"]).json()
+    assert report["runs"] == 1
+    assert abs(report["total_usd"] - job["result"]["cost_usd"]) < 1e-9
+    assert report["by_brand"] == {"Acme Coffee": report["total_usd"]}
+    assert sum(report["by_model"].values()) == report["total_usd"]
+    other = client.get("/v1/costs?period=day", headers=keys["B", "viewer"]).json()
+    assert other["runs"] == 0 and other["total_usd"] == 0
+    assert_problem(
+        client.get(
+            "/v1/costs?period=custom&start=2026-02-01&end=2026-01-01", headers=keys["A", "viewer"]
+        ),
+        422,
+        "bad-input",
+    )
+
+    verdict = client.post(
+        f"/v1/review/runs/{job['run_id']}",
+        json={"decision": "reject", "note": "too dark"},
+        headers=keys["A", "approver"],
+    )
+    assert verdict.status_code == 200 and verdict.json()["decision"] == "reject"
+
+
+def test_memory_notes_and_search(make_client: Callable[..., TestClient], keys: Keys) -> None:
+    client = make_client(use_memory=True)
+    assert (
+        client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).status_code == 201
+    )
+    note = client.post(
+        "/v1/memory/notes",
+        json={"brand": "Acme Coffee", "text": "always warm amber light"},
+        headers=keys["A", "creator"],
+    )
+    assert note.status_code == 201, note.text
+    hits = client.get(
+        "/v1/memory/search",
+        params={"brand": "Acme Coffee", "q": "warm light"},
+        headers=keys["A", "viewer"],
+    ).json()
+    assert hits[0]["text"] == "always warm amber light"
+
+
+def test_keys_admin_makes_lists_revokes(client: TestClient, keys: Keys) -> None:
+    admin = keys["A", "admin"]
+    made = client.post("/v1/keys", json={"role": "viewer", "name": "dashboard"}, headers=admin)
+    assert made.status_code == 201
+    secret = made.json()["key"]
+    viewer = {"Authorization": f"Bearer {secret}"}
+    assert client.get("/v1/brands", headers=viewer).status_code == 200
+    listed = client.get("/v1/keys", headers=admin).json()
+    assert made.json()["id"] in [k["id"] for k in listed]
+    assert all("key" not in k and secret not in json.dumps(k) for k in listed)
+    assert client.delete(f"/v1/keys/{made.json()['id']}", headers=admin).json()["revoked_at"]
+    assert_problem(client.get("/v1/brands", headers=viewer), 401, "unauthorized")
+
+
+def test_health_ready_and_unknown_paths(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"] == {
+        "database": "ok",
+        "chroma": "ok",
+        "workers": "ok",
+    }
+    assert_problem(client.get("/v1/nothing"), 404, "not-found")
+    assert_problem(client.delete("/v1/brands"), 405, "method-not-allowed")

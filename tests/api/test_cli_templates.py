@@ -1,0 +1,456 @@
+"""``brandloop templates ...``, ``drift list`` and ``runs reproduce`` end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from agent.templates import pick_weighted
+from api.cli import main
+from brandloop.settings import Settings, get_settings
+from tests.api.test_cli import BRANDS, data_snapshot, run_cli
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples" / "templates"
+V1 = str(EXAMPLES / "seasonal-banner.yaml")
+V2 = str(EXAMPLES / "seasonal-banner-v2.yaml")
+
+
+def ok(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    return out
+
+
+def two_approved_versions(capsys: pytest.CaptureFixture[str]) -> None:
+    ok(capsys, "templates", "create", "seasonal-banner", "--file", V1, "--as", "ana")
+    ok(
+        capsys,
+        "templates",
+        "new-version",
+        "seasonal-banner",
+        "--file",
+        V2,
+        "-m",
+        "minimal",
+        "--as",
+        "ana",
+    )
+    for version in ("1", "2"):
+        ok(capsys, "templates", "submit", "seasonal-banner", version, "--as", "ana")
+        ok(
+            capsys,
+            "templates",
+            "approve",
+            "seasonal-banner",
+            version,
+            "--as",
+            "lee",
+            "--note",
+            "ok",
+        )
+
+
+def audit_rows(data_dir: Path) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(data_dir / "brandloop.db") as conn:
+        return conn.execute(
+            "SELECT actor, action, subject_id FROM audit_log ORDER BY id"
+        ).fetchall()
+
+
+def test_the_whole_review_flow_through_the_cli(
+    capsys: pytest.CaptureFixture[str], settings: Settings, data_dir: Path
+) -> None:
+    out = ok(capsys, "templates", "create", "seasonal-banner", "--file", V1, "--as", "ana")
+    assert "seasonal-banner@1 (draft)" in out
+    ok(
+        capsys,
+        "templates",
+        "new-version",
+        "seasonal-banner",
+        "--file",
+        V2,
+        "-m",
+        "minimal",
+        "--as",
+        "ana",
+    )
+    ok(
+        capsys,
+        "templates",
+        "comment",
+        "seasonal-banner",
+        "2",
+        "--as",
+        "lee",
+        "-m",
+        "fewer objects?",
+    )
+    ok(capsys, "templates", "submit", "seasonal-banner", "1", "--as", "ana")
+    ok(capsys, "templates", "approve", "seasonal-banner", "1", "--as", "lee", "--note", "good")
+    ok(capsys, "templates", "submit", "seasonal-banner", "2", "--as", "ana")
+    ok(
+        capsys,
+        "templates",
+        "reject",
+        "seasonal-banner",
+        "2",
+        "--as",
+        "priya",
+        "--note",
+        "too plain",
+    )
+    ok(capsys, "templates", "label", "seasonal-banner", "production", "1", "--as", "lee")
+
+    doc = json.loads(ok(capsys, "templates", "show", "seasonal-banner:production", "--json"))
+    assert [v["ref"] for v in doc["selected"]] == ["seasonal-banner@1"]
+    assert doc["labels"] == {"production": {"1": 1.0}}
+    assert [(v["version"], v["status"]) for v in doc["versions"]] == [
+        (1, "approved"),
+        (2, "rejected"),
+    ]
+    assert [(r["actor"], r["action"]) for r in doc["reviews"]] == [
+        ("ana", "submit"),
+        ("lee", "approve"),
+    ]
+    doc = json.loads(ok(capsys, "templates", "show", "seasonal-banner@2", "--json"))
+    assert [(r["actor"], r["action"], r["note"]) for r in doc["reviews"]] == [
+        ("lee", "comment", "fewer objects?"),
+        ("ana", "submit", ""),
+        ("priya", "reject", "too plain"),
+    ]
+    listing = json.loads(ok(capsys, "templates", "list", "--json"))
+    assert {t["name"] for t in listing} == {"brand-hero", "seasonal-banner"}
+    diff = ok(capsys, "templates", "diff", "seasonal-banner", "1", "2")
+    assert "--- seasonal-banner@1" in diff and "+  many objects" in diff
+    history = json.loads(ok(capsys, "templates", "history", "seasonal-banner", "--json"))
+    assert [h["action"] for h in history] == [
+        "template.created",
+        "template.version_created",
+        "template.commented",
+        "template.submitted",
+        "template.approved",
+        "template.submitted",
+        "template.rejected",
+        "template.label_moved",
+    ]
+    assert "brief" in ok(capsys, "templates", "variables")
+
+
+def _cli(*argv: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(list(argv))
+    assert not exc.value.code, argv
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A registry with seasonal-banner @1 @2 approved, @3 draft, @4 in review, and the bad
+    inputs beside it; each bad-input test starts from a copy of this registry."""
+    root = tmp_path_factory.mktemp("prepared")
+    golden, inputs = root / "data", root / "inputs"
+    inputs.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BRANDLOOP_DATA_DIR", str(golden))
+        get_settings.cache_clear()
+        _cli("templates", "create", "seasonal-banner", "--file", V1, "--as", "ana")
+        _cli("templates", "new-version", "seasonal-banner", "--file", V2, "-m", "v2", "--as", "ana")
+        for version in ("1", "2"):
+            _cli("templates", "submit", "seasonal-banner", version, "--as", "ana")
+            _cli("templates", "approve", "seasonal-banner", version, "--as", "lee")
+        _cli("templates", "new-version", "seasonal-banner", "--file", V1, "-m", "v3", "--as", "ana")
+        _cli("templates", "new-version", "seasonal-banner", "--file", V2, "-m", "v4", "--as", "ana")
+        _cli("templates", "submit", "seasonal-banner", "4", "--as", "ana")
+        _cli("brands", "add", str(BRANDS / "acme-coffee.yaml"))
+        _cli("models", "list")  # the catalog sync is not part of what a refusal must leave alone
+        _cli("templates", "export", str(inputs / "changed_dir"))
+    get_settings.cache_clear()
+    (inputs / "undefined.yaml").write_text("body: '{{ brief }} for {{ customer_name }}'\n")
+    (inputs / "escape.yaml").write_text("body: \"{{ ''.__class__.__mro__ }}\"\n")
+    (inputs / "escape2.yaml").write_text(
+        "body: '{{ brief }}'\nnegative_body: '{{ cycler.__init__.__globals__ }}'\n"
+    )
+    (inputs / "malformed.yaml").write_text("body: '{{ brief }}\nparams: [\n")
+    changed = inputs / "changed_dir" / "seasonal-banner.yaml"
+    doc = yaml.safe_load(changed.read_text())
+    doc["versions"][0]["body"] += " edited"
+    changed.write_text(yaml.safe_dump(doc))
+
+    def fresh(directory: str, **version: Any) -> None:
+        path = inputs / directory
+        path.mkdir()
+        body = {"version": 1, "author": "ana", "body": "{{ brief }}", **version}
+        (path / "fresh.yaml").write_text(yaml.safe_dump({"name": "fresh", "versions": [body]}))
+
+    fresh("malformed_dir")
+    (inputs / "malformed_dir" / "zz.yaml").write_text("name: [broken\n")
+    fresh("approved_dir", status="approved")
+    fresh("escape_dir", body="{{ ''.__class__ }}")
+    yield golden
+
+
+def _input(prepared: Path, token: str) -> str:
+    if re.fullmatch(r"[A-Z][A-Z0-9_]*", token):
+        suffix = "" if token.endswith("_DIR") else ".yaml"
+        return str(prepared.parent / "inputs" / f"{token.lower()}{suffix}")
+    return token
+
+
+BAD = [
+    # argv (UPPER-CASE tokens name prepared inputs), the message expected on stderr
+    (["templates", "create", "x", "--file", "MISSING", "--as", "ana"], "cannot read"),
+    (
+        ["templates", "create", "undefined-vars", "--file", "UNDEFINED", "--as", "ana"],
+        "undefined variable",
+    ),
+    (["templates", "create", "escape", "--file", "ESCAPE", "--as", "ana"], "attribute access"),
+    (["templates", "create", "escape2", "--file", "ESCAPE2", "--as", "ana"], "attribute access"),
+    (["templates", "create", "broken", "--file", "MALFORMED", "--as", "ana"], "not valid YAML"),
+    (["templates", "create", "Bad Name", "--file", V1, "--as", "ana"], "template name"),
+    (["templates", "create", "seasonal-banner", "--file", V1, "--as", "ana"], "already exists"),
+    (
+        ["templates", "new-version", "seasonal-banner", "--file", V2, "-m", "m", "--as", "sys tem"],
+        "not a valid user",
+    ),
+    (
+        ["templates", "label", "seasonal-banner", "canary", "9", "--as", "ana"],
+        "seasonal-banner@9 does not exist",
+    ),
+    (
+        ["templates", "label", "seasonal-banner", "canary", "1=90,x", "--as", "ana"],
+        "VERSION=WEIGHT",
+    ),
+    (
+        ["templates", "label", "seasonal-banner", "production", "3", "--as", "lee"],
+        "only to approved versions",
+    ),
+    (
+        ["templates", "label", "seasonal-banner", "production", "1", "--as", "ana"],
+        "only an approver",
+    ),
+    (["templates", "approve", "seasonal-banner", "3", "--as", "ana"], "only a version in review"),
+    (["templates", "approve", "seasonal-banner", "4", "--as", "ana"], "may not approve it"),
+    (
+        ["templates", "reject", "seasonal-banner", "4", "--as", "lee", "--note", ""],
+        "needs a --note",
+    ),
+    (["templates", "show", "seasonal-banner@7"], "does not exist"),
+    (["templates", "show", "nope:production"], "'nope' does not exist"),
+    (["templates", "diff", "seasonal-banner", "1", "9"], "does not exist"),
+    (["templates", "stats", "nope"], "does not exist"),
+    (["templates", "import", "MALFORMED_DIR", "--as", "lee"], "not valid YAML"),
+    (["templates", "import", "CHANGED_DIR", "--as", "lee"], "versions are immutable"),
+    (["templates", "import", "APPROVED_DIR", "--as", "ana"], "only an approver may import"),
+    (["templates", "import", "ESCAPE_DIR", "--as", "lee"], "attribute access"),
+    (
+        [
+            "generate",
+            "x",
+            "--brand",
+            str(BRANDS / "acme-coffee.yaml"),
+            "--template",
+            "seasonal-banner@9",
+        ],
+        "does not exist",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"), BAD, ids=[" ".join(a[:3]) + f"-{i}" for i, (a, _) in enumerate(BAD)]
+)
+def test_bad_input_is_one_clear_line_exit_2_and_changes_nothing(
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    data_dir: Path,
+    prepared: Path,
+    argv: list[str],
+    message: str,
+) -> None:
+    shutil.copytree(prepared, data_dir)
+    argv = [_input(prepared, a) for a in argv]
+    before = data_snapshot(data_dir)
+    assert before["tables"]["template_versions"] == (5,)  # the prepared registry (with brand-hero)
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2, (out, err)
+    assert err.startswith("brandloop: error: ") and err.count("\n") == 1, err
+    assert message in err
+    assert data_snapshot(data_dir) == before
+
+
+def test_canary_split_generate_stats_and_rollback(
+    capsys: pytest.CaptureFixture[str], settings: Settings, data_dir: Path, tmp_path: Path
+) -> None:
+    two_approved_versions(capsys)
+    ok(capsys, "templates", "label", "seasonal-banner", "production", "1=50,2=50", "--as", "lee")
+    used = set()
+    for i in range(4):
+        doc = json.loads(
+            ok(
+                capsys,
+                "generate",
+                "an autumn sale banner",
+                "--brand",
+                str(BRANDS / "acme-coffee.yaml"),
+                "--size",
+                "128x128",
+                "--seed",
+                str(i),
+                "--template",
+                "seasonal-banner",
+                "--no-memory",
+                "--out",
+                str(tmp_path / f"o{i}"),
+                "--json",
+            )
+        )
+        trace = json.loads(ok(capsys, "runs", "show", doc["run_id"], "--json"))
+        assert trace["run"]["template"] in {"seasonal-banner@1", "seasonal-banner@2"}
+        assert {a["template"] for a in trace["attempts"]} == {trace["run"]["template"]}
+        # the version recorded is the one the split assigns to this run id
+        expected = pick_weighted({"1": 50, "2": 50}, doc["run_id"])
+        assert trace["run"]["template"] == f"seasonal-banner@{expected}"
+        used.add(trace["run"]["template"])
+    stats = json.loads(ok(capsys, "templates", "stats", "seasonal-banner", "--json"))
+    rows = {v["version"]: v for v in stats["versions"]}
+    assert sum(v["runs"] for v in rows.values()) == 4
+    for version in rows.values():
+        assert version["labels"] == {"production": 0.5}
+        if version["runs"]:
+            assert version["attempts"] >= version["accepted"] >= 1
+            assert version["acceptance_rate"] == round(version["accepted"] / version["attempts"], 4)
+            assert version["cost_per_accepted_usd"] == round(
+                version["cost_usd"] / version["accepted"], 6
+            )
+            assert 0 < version["mean_composite"] <= 1 and "palette" in version["mean_scores"]
+    ok(
+        capsys, "templates", "label", "seasonal-banner", "production", "1", "--as", "priya"
+    )  # rollback
+    assert json.loads(ok(capsys, "templates", "show", "seasonal-banner", "--json"))["labels"] == {
+        "production": {"1": 1.0}
+    }
+    assert "@1 (production 100%)" in ok(capsys, "templates", "stats", "seasonal-banner")
+    drift_doc = json.loads(ok(capsys, "drift", "list", "--json"))
+    assert drift_doc["events"] == [] and drift_doc["policy"]["method"] == "cusum"
+    assert {b["template"] for b in drift_doc["baselines"]} == used
+
+
+def test_export_import_round_trip(
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    data_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    two_approved_versions(capsys)
+    ok(capsys, "templates", "label", "seasonal-banner", "production", "1=90,2=10", "--as", "lee")
+    ok(capsys, "templates", "label", "seasonal-banner", "staging", "2", "--as", "ana")
+    export_dir = tmp_path / "repo"
+    ok(capsys, "templates", "export", str(export_dir))
+    assert sorted(p.name for p in export_dir.iterdir()) == [
+        "brand-hero.yaml",
+        "seasonal-banner.yaml",
+    ]
+    original = {
+        name: json.loads(ok(capsys, "templates", "show", f"{name}@1", "--json"))
+        for name in ("brand-hero", "seasonal-banner")
+    }
+    original_v2 = json.loads(ok(capsys, "templates", "show", "seasonal-banner@2", "--json"))
+
+    monkeypatch.setenv("BRANDLOOP_DATA_DIR", str(tmp_path / "fresh"))
+    get_settings.cache_clear()
+    report = json.loads(ok(capsys, "templates", "import", str(export_dir), "--as", "lee", "--json"))
+    assert {r["template"]: (r["added_versions"], r["moved_labels"]) for r in report} == {
+        "brand-hero": ([], []),
+        "seasonal-banner": ([1, 2], ["production", "staging"]),
+    }
+    for name, before in original.items():
+        after = json.loads(ok(capsys, "templates", "show", f"{name}@1", "--json"))
+        for key in ("labels", "description"):
+            assert after[key] == before[key]
+        if name == "brand-hero":  # seeded in the fresh registry before the import: same content
+            for doc in (after, before):
+                doc["selected"][0].pop("created_at")
+        assert after["selected"] == before["selected"]
+    assert (
+        json.loads(ok(capsys, "templates", "show", "seasonal-banner@2", "--json"))["selected"]
+        == original_v2["selected"]
+    )
+    again = json.loads(ok(capsys, "templates", "import", str(export_dir), "--as", "lee", "--json"))
+    assert all(r["added_versions"] == [] and r["moved_labels"] == [] for r in again)
+    second_export = tmp_path / "repo2"
+    ok(capsys, "templates", "export", str(second_export))
+    assert (second_export / "seasonal-banner.yaml").read_text() == (
+        export_dir / "seasonal-banner.yaml"
+    ).read_text()
+    imported = [a for a in audit_rows(tmp_path / "fresh") if a[1] == "template.imported"]
+    assert imported == [
+        ("lee", "template.imported", "seasonal-banner@1"),
+        ("lee", "template.imported", "seasonal-banner@2"),
+    ]
+
+
+def test_runs_show_lineage_and_reproduce_byte_identical(
+    capsys: pytest.CaptureFixture[str], settings: Settings, data_dir: Path, tmp_path: Path
+) -> None:
+    doc = json.loads(
+        ok(
+            capsys,
+            "generate",
+            "a steaming cup",
+            "--brand",
+            str(BRANDS / "acme-coffee.yaml"),
+            "--n",
+            "2",
+            "--size",
+            "128x128",
+            "--seed",
+            "4",
+            "--no-memory",
+            "--out",
+            str(tmp_path / "o"),
+            "--json",
+        )
+    )
+    run_id = doc["run_id"]
+    text = ok(capsys, "runs", "show", run_id)
+    for needle in (
+        "template   brand-hero@1",
+        "version 1",
+        "seed       requested",
+        "moderation",
+        "prompt     ",
+    ):
+        assert needle in text
+    trace = json.loads(ok(capsys, "runs", "show", doc["images"][0]["sha256"], "--json"))
+    assert len(trace["receipts"]) == len(doc["images"])
+    assert all(a["model_version"] == "1" for a in trace["attempts"])
+
+    result = json.loads(
+        ok(capsys, "runs", "reproduce", run_id, "--out", str(tmp_path / "again"), "--json")
+    )
+    assert result["template"] == "brand-hero@1"
+    assert [i["verdict"] for i in result["images"]] == ["byte-identical"] * len(doc["images"])
+    for image, receipt in zip(result["images"], trace["receipts"], strict=True):
+        assert image["reproduced_sha256"] == receipt["source_sha256"]
+        assert (
+            Path(image["path"]).read_bytes()
+            == (
+                data_dir
+                / "artifacts"
+                / receipt["source_sha256"][:2]
+                / receipt["source_sha256"][2:4]
+                / f"{receipt['source_sha256']}.png"
+            ).read_bytes()
+        )
+    assert "byte-identical" in ok(capsys, "runs", "reproduce", run_id)
+    code, _, err = run_cli(capsys, "runs", "reproduce", "run_missing")
+    assert code == 2 and "unknown run" in err

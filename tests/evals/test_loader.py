@@ -1,0 +1,170 @@
+"""Suite files: the published schema, defaults, vars matrices and the errors a suite author sees."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from brandloop.errors import BadInputError
+from evals.loader import load_suite, parse_target
+from evals.models import MaxCost, MinScore
+from evals.schema import SCHEMA_PATH, render_schema
+from tests.evals.conftest import ROOT, on_brand_case, write_suite
+
+SUITES = sorted((ROOT / "evals" / "suites").glob("*.yaml"))
+
+
+def test_the_published_schema_is_generated_from_the_models() -> None:
+    assert SCHEMA_PATH.read_text(encoding="utf-8") == render_schema(), (
+        "evals/schema/suite.schema.json is stale: run `python -m evals.schema`"
+    )
+
+
+@pytest.mark.parametrize("path", SUITES, ids=lambda p: p.name)
+def test_shipped_suites_validate_against_the_published_schema(path: Path) -> None:
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    jsonschema.validate(yaml.safe_load(path.read_text(encoding="utf-8")), schema)
+    suite = load_suite(path)
+    assert suite.cases and suite.version >= 1
+
+
+def test_the_schema_rejects_what_the_loader_rejects(tmp_path: Path) -> None:
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    bad = {
+        "name": "x",
+        "version": 1,
+        "cases": [{"id": "a", "brief": "b", "brand": "c", "assertions": [{"kind": "min_score"}]}],
+    }
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    with pytest.raises(BadInputError, match=r"bad.yaml.*min"):
+        load_suite(path)
+
+
+def test_the_default_suite_covers_what_the_issue_asks() -> None:
+    suite = load_suite(ROOT / "evals" / "suites" / "default.yaml")
+    assert len(suite.cases) >= 30
+    tags = {tag for case in suite.cases for tag in case.tags}
+    assert {"consistency", "formats", "safety", "injection", "pii"} <= tags
+    assert {c.brand for c in suite.cases} == {"Acme Coffee", "Bloom Skincare", "Nordlys Outdoor"}
+    assert len(suite.groups) >= 3
+    for case in suite.cases:
+        assert case.request.size, "every case names a small size, so the suite stays fast"
+        assert max(int(side) for side in case.request.size.split("x")) <= 320, case.id
+    kinds = {a.kind for c in suite.cases for a in c.assertions}
+    assert {"accepted", "refused", "no_pii", "min_consistency", "min_score"} <= kinds
+
+
+def test_defaults_fill_requests_and_add_assertions(tmp_path: Path) -> None:
+    path = write_suite(
+        tmp_path / "s.yaml",
+        [
+            {**on_brand_case("a", "acme coffee", "a cup"), "request": {"size": "256x256"}},
+            {
+                **on_brand_case("b", "Acme Coffee", "a cup"),
+                "inherit_assertions": False,
+                "threshold": 0.5,
+            },
+            {**on_brand_case("c", "Acme Coffee", "a cup"), "request": {"aspect_ratio": "16:9"}},
+        ],
+        defaults={
+            "request": {"size": "128x128", "budget_usd": 0.2, "seed": 9},
+            "assertions": [{"kind": "max_cost", "max_usd": 0.2}],
+            "threshold": 0.8,
+        },
+    )
+    a, b, c = load_suite(path).cases
+    assert a.brand == "Acme Coffee", "brand names resolve case-insensitively to the kit's name"
+    assert (a.request.size, a.request.budget_usd, a.request.seed) == ("256x256", 0.2, 9)
+    assert [type(x) for x in a.assertions] == [MaxCost, type(a.assertions[1]), MinScore]
+    assert a.threshold == 0.8
+    assert not any(isinstance(x, MaxCost) for x in b.assertions) and b.threshold == 0.5
+    assert c.request.size is None and c.request.aspect_ratio == "16:9"
+
+
+def test_vars_expand_into_one_case_per_combination(tmp_path: Path) -> None:
+    path = write_suite(
+        tmp_path / "s.yaml",
+        [
+            {
+                "id": "fmt-{{brand}}-{{size}}",
+                "brand": "{{brand}}",
+                "brief": "a hero for {{brand}} at {{size}}",
+                "request": {"size": "{{size}}", "seed": "{{seed}}"},
+                "vars": {
+                    "brand": ["Acme Coffee", "Nordlys Outdoor"],
+                    "size": ["128x128", "192x128", "128x192"],
+                    "seed": [4],
+                },
+                "assertions": [{"kind": "accepted"}],
+            },
+            {
+                "id": "plain",
+                "brand": "Acme Coffee",
+                "brief": "seed {{seed}}",
+                "request": {"seed": "{{seed}}"},
+                "vars": {"seed": [1, 2]},
+                "assertions": [{"kind": "accepted"}],
+            },
+        ],
+    )
+    suite = load_suite(path)
+    ids = [c.id for c in suite.cases]
+    assert len(ids) == 8 and len(set(ids)) == 8
+    assert "fmt-acme-coffee-192x128" in ids
+    assert ids[-2:] == ["plain-1", "plain-2"], "ids without placeholders get the values appended"
+    case = next(c for c in suite.cases if c.id == "fmt-nordlys-outdoor-128x192")
+    assert case.brief == "a hero for Nordlys Outdoor at 128x192"
+    assert case.request.size == "128x192" and case.request.seed == 4
+    assert isinstance(case.request.seed, int)
+    assert case.vars == {"brand": "Nordlys Outdoor", "size": "128x192", "seed": 4}
+
+
+@pytest.mark.parametrize(
+    ("cases", "message"),
+    [
+        (
+            [{**on_brand_case("a", "Acme Coffee", "{{nope}}"), "vars": {"x": [1]}}],
+            "unknown variable",
+        ),
+        (
+            [on_brand_case("a", "Acme Coffee", "x"), on_brand_case("a", "Acme Coffee", "y")],
+            "duplicate",
+        ),
+        ([on_brand_case("a", "Globex", "x")], "not among the suite's brands"),
+        (
+            [{"id": "a", "brand": "Acme Coffee", "brief": "x", "assertions": [{"kind": "vibes"}]}],
+            "case",
+        ),
+        ([{"id": "a", "brand": "Acme Coffee", "brief": "x"}], "no assertions"),
+        ([{**on_brand_case("a", "Acme Coffee", "x"), "request": {"size": "9x9"}}], "size"),
+    ],
+)
+def test_suite_errors_name_the_file_and_the_problem(
+    tmp_path: Path, cases: list[dict[str, object]], message: str
+) -> None:
+    path = write_suite(tmp_path / "broken.yaml", cases)
+    with pytest.raises(BadInputError, match=message) as exc:
+        load_suite(path)
+    assert "broken.yaml" in str(exc.value)
+
+
+def test_a_target_on_the_command_line(tmp_path: Path) -> None:
+    target = parse_target(
+        "b:template=brand-hero@1,model=procedural/studio,budget_usd=0.2,memory=off,"
+        "policy.accept_composite=0.7",
+        base=tmp_path,
+    )
+    assert target.name == "b" and target.template == "brand-hero@1"
+    assert target.budget_usd == 0.2 and target.memory is False
+    assert target.policy == {"accept_composite": 0.7}
+    with pytest.raises(BadInputError, match="policy"):
+        parse_target("c:policy.accept_composite=7", base=tmp_path)
+    with pytest.raises(BadInputError, match="key=value"):
+        parse_target("c:oops", base=tmp_path)

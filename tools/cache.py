@@ -1,0 +1,202 @@
+"""The content-addressed generation cache: the same request to the same model version is paid once.
+
+generate looks a candidate up here before any provider call. The key covers everything that
+decides the pixels: provider, model and its version, the rendered prompt and negative prompt,
+seed, size and params. A hit costs nothing and is recorded on the attempt as a hit. Entries of
+a model whose catalog version changed, or of a template version that was retired or rejected,
+are invalid: lookups skip them and :func:`invalidate_stale` deletes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from brandloop.domain import Candidate, ModelSpec, utcnow
+from brandloop.registry.models import TemplateRow, TemplateVersionRow
+from brandloop.registry.models_agent import CacheEntryRow
+
+__all__ = [
+    "RETIRED_TEMPLATE_STATUSES",
+    "CacheStats",
+    "cache_key",
+    "invalidate_stale",
+    "invalidate_template",
+    "lookup",
+    "purge",
+    "stats",
+    "store",
+]
+
+RETIRED_TEMPLATE_STATUSES = frozenset({"retired", "rejected"})
+
+
+def cache_key(spec: ModelSpec, candidate: Candidate, *, tenant: str = "default") -> str:
+    """The sha256 of everything that decides the image a provider returns for ``candidate``,
+    scoped to ``tenant`` so one tenant's cache never serves another's."""
+    material = {
+        "tenant": tenant,
+        "provider": spec.provider,
+        "model": spec.model,
+        "version": spec.version,
+        "prompt": candidate.prompt,
+        "negative": candidate.negative_prompt,
+        "seed": candidate.seed,
+        "size": [candidate.width, candidate.height],
+        "params": candidate.params,
+    }
+    text = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _template_retired(session: Session, *, tenant: str, template_ref: str) -> bool:
+    name, _, version = template_ref.partition("@")
+    if not version.isdigit():
+        return False
+    row = session.execute(
+        select(TemplateVersionRow.status, TemplateVersionRow.meta)
+        .join(TemplateRow, TemplateRow.id == TemplateVersionRow.template_id)
+        .where(
+            TemplateRow.tenant == tenant,
+            TemplateRow.name == name,
+            TemplateVersionRow.version == int(version),
+        )
+    ).first()
+    if row is None:
+        return False
+    status, meta = row
+    return status in RETIRED_TEMPLATE_STATUSES or bool((meta or {}).get("retired"))
+
+
+def lookup(
+    session: Session, *, tenant: str, key: str, spec: ModelSpec, template_ref: str
+) -> CacheEntryRow | None:
+    """The live entry for ``key``, counted as a hit; None (and the entry dropped) if stale."""
+    row = session.get(CacheEntryRow, key)
+    if row is None or row.tenant != tenant:
+        return None
+    if row.model_version != spec.version or _template_retired(
+        session, tenant=tenant, template_ref=row.template_ref
+    ):
+        session.delete(row)
+        session.flush()
+        return None
+    row.hits += 1
+    row.last_hit_at = utcnow()
+    session.flush()
+    return row
+
+
+def store(
+    session: Session,
+    *,
+    tenant: str,
+    key: str,
+    spec: ModelSpec,
+    template_ref: str,
+    artifact_sha256: str,
+    seed_returned: int | None,
+    provider_request_id: str | None,
+    cost_usd: float,
+) -> CacheEntryRow:
+    found = session.get(CacheEntryRow, key)
+    if found is not None:
+        return found
+    row = CacheEntryRow(
+        key=key,
+        tenant=tenant,
+        provider=spec.provider,
+        model=spec.id,
+        model_version=spec.version,
+        template_ref=template_ref,
+        artifact_sha256=artifact_sha256,
+        seed_returned=seed_returned,
+        provider_request_id=provider_request_id,
+        cost_usd=cost_usd,
+        hits=0,
+        created_at=utcnow(),
+    )
+    try:
+        with session.begin_nested():  # another run may store the same key at the same time
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        existing = session.get(CacheEntryRow, key)
+        return existing if existing is not None else row
+    return row
+
+
+def invalidate_stale(session: Session, *, tenant: str, models: Sequence[ModelSpec]) -> int:
+    """Delete entries made by a model version the catalog no longer names; return how many."""
+    current = {m.id: m.version for m in models}
+    removed = 0
+    rows = session.execute(
+        select(CacheEntryRow.key, CacheEntryRow.model, CacheEntryRow.model_version).where(
+            CacheEntryRow.tenant == tenant
+        )
+    ).all()
+    stale = [key for key, model, version in rows if current.get(model, version) != version]
+    for start in range(0, len(stale), 500):
+        chunk = stale[start : start + 500]
+        session.execute(delete(CacheEntryRow).where(CacheEntryRow.key.in_(chunk)))
+        removed += len(chunk)
+    return removed
+
+
+def invalidate_template(session: Session, *, tenant: str, template_ref: str) -> int:
+    """Delete the entries rendered from one template version (call it when it is retired)."""
+    result = session.execute(
+        delete(CacheEntryRow).where(
+            CacheEntryRow.tenant == tenant, CacheEntryRow.template_ref == template_ref
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def purge(session: Session, *, tenant: str, model: str | None = None) -> int:
+    """Delete every entry of the tenant, or only ``model``'s; return how many."""
+    query = delete(CacheEntryRow).where(CacheEntryRow.tenant == tenant)
+    if model is not None:
+        query = query.where(CacheEntryRow.model == model)
+    result = session.execute(query)
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    entries: int
+    hits: int
+    saved_usd: float
+    by_model: dict[str, dict[str, Any]]
+
+
+def stats(session: Session, *, tenant: str) -> CacheStats:
+    """Entries, hits and the money hits saved (each hit saved the entry's original cost)."""
+    rows = session.execute(
+        select(
+            CacheEntryRow.model,
+            func.count(),
+            func.coalesce(func.sum(CacheEntryRow.hits), 0),
+            func.coalesce(func.sum(CacheEntryRow.hits * CacheEntryRow.cost_usd), 0.0),
+        )
+        .where(CacheEntryRow.tenant == tenant)
+        .group_by(CacheEntryRow.model)
+        .order_by(CacheEntryRow.model)
+    ).all()
+    by_model: dict[str, dict[str, Any]] = {
+        model: {"entries": int(n), "hits": int(h), "saved_usd": round(float(s), 6)}
+        for model, n, h, s in rows
+    }
+    return CacheStats(
+        entries=sum(v["entries"] for v in by_model.values()),
+        hits=sum(v["hits"] for v in by_model.values()),
+        saved_usd=round(sum(v["saved_usd"] for v in by_model.values()), 6),
+        by_model=by_model,
+    )

@@ -1,0 +1,162 @@
+"""What the HTTP adapters share: one error model over status codes, Retry-After, secret
+redaction and image decoding. Adapters call these so every backend fails the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+
+import httpx
+from PIL import Image, UnidentifiedImageError
+
+from tools.providers.errors import (
+    MalformedResponseError,
+    RetryableProviderError,
+    TerminalProviderError,
+)
+
+ImageFormat = Literal["png", "jpeg", "webp"]
+
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
+MAX_RETRY_AFTER_S = 60.0
+MAX_MESSAGE_CHARS = 300
+_FORMATS: dict[str, ImageFormat] = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}
+_KEYLIKE = re.compile(r"\b(sk|pk|rk|key|sess)[-_][A-Za-z0-9_\-]{8,}")
+
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """Remove every secret we know of, and anything shaped like an API key, from ``text``."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    return _KEYLIKE.sub("[redacted]", text)
+
+
+def retry_after_seconds(headers: httpx.Headers) -> float | None:
+    """The wait a server asks for: ``retry-after-ms``, then ``Retry-After`` (seconds or an
+    HTTP date), capped at 60 s so a hostile header cannot park a run."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return min(max(float(raw_ms) / 1000, 0.0), MAX_RETRY_AFTER_S)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return min(max(float(raw), 0.0), MAX_RETRY_AFTER_S)
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    now = datetime.now(UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return min(max((moment - now).total_seconds(), 0.0), MAX_RETRY_AFTER_S)
+
+
+def error_message(response: httpx.Response) -> str:
+    """The backend's own explanation, from the usual JSON error shapes or the raw text."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return response.text[:MAX_MESSAGE_CHARS].strip() or response.reason_phrase
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])[:MAX_MESSAGE_CHARS]
+        if isinstance(error, str):
+            return error[:MAX_MESSAGE_CHARS]
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors:
+            return "; ".join(str(e) for e in errors)[:MAX_MESSAGE_CHARS]
+        for key in ("message", "detail", "name"):
+            if body.get(key):
+                return str(body[key])[:MAX_MESSAGE_CHARS]
+    return json.dumps(body)[:MAX_MESSAGE_CHARS]
+
+
+def raise_for_status(
+    response: httpx.Response, *, provider: str, secrets: Iterable[str | None] = ()
+) -> None:
+    """Turn a non-2xx answer into retryable or terminal; refusals are the adapter's to spot
+    first, because every backend reports them differently."""
+    if response.is_success:
+        return
+    status = response.status_code
+    message = redact(f"{provider} HTTP {status}: {error_message(response)}", secrets)
+    if status in RETRYABLE_STATUS or status >= 500:
+        raise RetryableProviderError(
+            message,
+            provider=provider,
+            status_code=status,
+            retry_after_s=retry_after_seconds(response.headers),
+        )
+    raise TerminalProviderError(message, provider=provider, status_code=status)
+
+
+def json_body(response: httpx.Response, *, provider: str) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MalformedResponseError(
+            f"{provider} answered HTTP {response.status_code} with a body that is not JSON",
+            provider=provider,
+            status_code=response.status_code,
+        ) from exc
+    if not isinstance(body, dict):
+        raise MalformedResponseError(
+            f"{provider} answered JSON that is not an object", provider=provider
+        )
+    return body
+
+
+def decode_b64(data: object, *, provider: str) -> bytes:
+    if not isinstance(data, str) or not data:
+        raise MalformedResponseError(f"{provider} answered no image data", provider=provider)
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedResponseError(
+            f"{provider} answered image data that is not base64", provider=provider
+        ) from exc
+
+
+def inspect_image(data: bytes, *, provider: str) -> tuple[ImageFormat, int, int]:
+    """Format and size of an image, or MalformedResponseError when it does not decode.
+
+    Checks the header and the file's structure (``verify``: chunk checksums, truncation)
+    without decompressing every pixel, so a 1024x1024 answer costs the event loop well under a
+    millisecond; scoring decodes the pixels later, off the loop."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            fmt = _FORMATS.get(image.format or "")
+            width, height = image.size
+            image.verify()
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise MalformedResponseError(
+            f"{provider} answered an image that does not decode ({type(exc).__name__})",
+            provider=provider,
+        ) from exc
+    if fmt is None:
+        raise MalformedResponseError(
+            f"{provider} answered an image in an unsupported format", provider=provider
+        )
+    return fmt, width, height
+
+
+def transport_error(exc: httpx.TransportError, *, provider: str) -> RetryableProviderError:
+    """Timeouts and connection failures: worth another try."""
+    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "could not be reached"
+    return RetryableProviderError(f"{provider} {kind} ({type(exc).__name__})", provider=provider)

@@ -1,0 +1,140 @@
+"""AUTOMATIC1111 / SD WebUI: ``POST {base}/sdapi/v1/txt2img`` (the WebUI started with ``--api``).
+
+JSON in (prompt, negative_prompt, seed, steps, cfg_scale, width, height, batch_size), base64
+PNGs out; the seeds actually used are inside ``info``, itself a JSON *string*. A batch may come
+back with a grid image first, which is dropped. Self-hosted, so cost is the catalog's notional
+price per image.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from brandloop.domain import ModelSpec
+from policies.catalog import image_price
+from tools.providers._http import (
+    decode_b64,
+    inspect_image,
+    json_body,
+    raise_for_status,
+    transport_error,
+)
+from tools.providers.base import GeneratedImage, ImageRequest, ImageResult
+from tools.providers.errors import MalformedResponseError
+
+DEFAULTS: dict[str, Any] = {"steps": 30, "cfg_scale": 7.0}
+_RESERVED = frozenset(
+    {"prompt", "negative_prompt", "seed", "width", "height", "batch_size", "n_iter"}
+)
+
+
+class A1111Provider:
+    """``ImageProvider`` over the AUTOMATIC1111 WebUI API."""
+
+    name = "a1111"
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        base_url: str,
+        auth: SecretStr | str | None = None,
+        models: Sequence[ModelSpec] = (),
+    ) -> None:
+        self._client = client
+        self.base_url = base_url.rstrip("/")
+        self._auth = auth if isinstance(auth, SecretStr) or auth is None else SecretStr(auth)
+        self._specs = {m.model: m for m in models if m.provider == self.name}
+
+    def body(self, request: ImageRequest) -> dict[str, Any]:
+        """The JSON body for ``request`` (public so tests can check the wire format)."""
+        body: dict[str, Any] = {
+            **DEFAULTS,
+            "prompt": request.prompt,
+            "negative_prompt": request.negative_prompt,
+            "seed": -1 if request.seed is None else request.seed,
+            "width": request.width,
+            "height": request.height,
+            "batch_size": request.count,
+            "n_iter": 1,
+            "do_not_save_samples": True,
+            "do_not_save_grid": True,
+        }
+        if request.model and request.model != "default":
+            body["override_settings"] = {"sd_model_checkpoint": request.model}
+            body["override_settings_restore_afterwards"] = False
+        body.update({k: v for k, v in request.params.items() if k not in _RESERVED})
+        return body
+
+    def _headers(self) -> tuple[dict[str, str], list[str]]:
+        if self._auth is None:
+            return {}, []
+        secret = self._auth.get_secret_value()
+        token = base64.b64encode(secret.encode()).decode()
+        return {"Authorization": f"Basic {token}"}, [secret, token]
+
+    async def generate(self, request: ImageRequest) -> ImageResult:
+        headers, secrets = self._headers()
+        if request.idempotency_key:
+            headers["Idempotency-Key"] = request.idempotency_key
+        try:
+            response = await self._client.post(
+                f"{self.base_url}/sdapi/v1/txt2img", json=self.body(request), headers=headers
+            )
+        except httpx.TransportError as exc:
+            raise transport_error(exc, provider=self.name) from exc
+        raise_for_status(response, provider=self.name, secrets=secrets)
+        body = json_body(response, provider=self.name)
+        encoded = body.get("images")
+        if not isinstance(encoded, list) or not encoded:
+            raise MalformedResponseError("a1111 answered no images", provider=self.name)
+        if len(encoded) == request.count + 1:  # the grid comes first
+            encoded = encoded[1:]
+        seeds = self._seeds(body.get("info"), request, len(encoded))
+        images = []
+        for item, seed in zip(encoded, seeds, strict=True):
+            raw = decode_b64(item, provider=self.name)
+            fmt, width, height = inspect_image(raw, provider=self.name)
+            images.append(
+                GeneratedImage(data=raw, format=fmt, width=width, height=height, seed=seed)
+            )
+        spec = self._specs.get(request.model)
+        price = image_price(spec, width=request.width, height=request.height) if spec else 0.0
+        return ImageResult(
+            images=images,
+            seed=seeds[0],
+            provider_request_id=None,
+            usage={"images": len(images), "steps": body.get("parameters", {}).get("steps")}
+            if isinstance(body.get("parameters"), dict)
+            else {"images": len(images)},
+            cost_usd=round(price * len(images), 6),
+            finish_reason="success",
+        )
+
+    def _seeds(self, info: object, request: ImageRequest, count: int) -> list[int | None]:
+        """The seeds from ``info`` (a JSON string); the requested ones if it has none."""
+        parsed: Any = None
+        if isinstance(info, str):
+            try:
+                parsed = json.loads(info)
+            except ValueError as exc:
+                raise MalformedResponseError(
+                    "a1111 answered an info field that is not JSON", provider=self.name
+                ) from exc
+        elif isinstance(info, dict):
+            parsed = info
+        if isinstance(parsed, dict):
+            seeds = parsed.get("all_seeds")
+            if isinstance(seeds, list) and len(seeds) >= count:
+                return [int(s) if isinstance(s, int) else None for s in seeds[:count]]
+            if isinstance(parsed.get("seed"), int):
+                return [parsed["seed"] + i for i in range(count)]
+        if request.seed is not None:
+            return [request.seed + i for i in range(count)]
+        return [None] * count

@@ -1,0 +1,220 @@
+"""ComfyUI: queue a workflow graph with ``POST {base}/prompt``, poll ``/history/{id}`` until it
+is done (or a deadline passes), then fetch each output with ``/view``.
+
+The prompt id is chosen by the client, derived from the idempotency key, so a retried or resumed
+call first looks for the finished job in the history instead of queueing (and paying) again.
+The graph is an API-format workflow template whose string values ``$prompt``,
+``$negative_prompt``, ``$seed``, ``$width``, ``$height``, ``$batch_size``, ``$checkpoint``,
+``$steps`` and ``$cfg`` are filled in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from brandloop.domain import ModelSpec
+from policies.catalog import image_price
+from tools.providers._http import (
+    inspect_image,
+    json_body,
+    raise_for_status,
+    transport_error,
+)
+from tools.providers.base import GeneratedImage, ImageRequest, ImageResult
+from tools.providers.errors import (
+    MalformedResponseError,
+    RetryableProviderError,
+    TerminalProviderError,
+)
+
+DEFAULT_WORKFLOW = Path(__file__).with_name("comfyui_txt2img.json")
+DEFAULTS: dict[str, Any] = {"steps": 25, "cfg": 7.0}
+_NAMESPACE = uuid.UUID("6f1c3e1e-4b53-4c0e-9a55-62726e646c6f")
+
+
+def load_workflow(path: Path = DEFAULT_WORKFLOW) -> dict[str, Any]:
+    graph = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(graph, dict) or not graph:
+        raise ValueError(f"{path} is not an API-format ComfyUI workflow (an object of nodes)")
+    return graph
+
+
+def fill(template: Any, values: dict[str, Any]) -> Any:
+    """A copy of ``template`` with every string ``$name`` replaced by ``values[name]``."""
+    if isinstance(template, dict):
+        return {k: fill(v, values) for k, v in template.items()}
+    if isinstance(template, list):
+        return [fill(v, values) for v in template]
+    if isinstance(template, str) and template.startswith("$") and template[1:] in values:
+        return values[template[1:]]
+    return template
+
+
+class ComfyUIProvider:
+    """``ImageProvider`` over a ComfyUI server's HTTP API."""
+
+    name = "comfyui"
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        base_url: str,
+        workflow: dict[str, Any] | None = None,
+        poll_interval_s: float = 1.0,
+        deadline_s: float = 600.0,
+        models: Sequence[ModelSpec] = (),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._client = client
+        self.base_url = base_url.rstrip("/")
+        self.workflow = workflow or load_workflow()
+        self.poll_interval_s, self.deadline_s = poll_interval_s, deadline_s
+        self._specs = {m.model: m for m in models if m.provider == self.name}
+        self._sleep = sleep
+
+    @staticmethod
+    def prompt_id(request: ImageRequest) -> str:
+        if request.idempotency_key:
+            return str(uuid.uuid5(_NAMESPACE, request.idempotency_key))
+        return str(uuid.uuid4())
+
+    def graph(self, request: ImageRequest, seed: int) -> dict[str, Any]:
+        values = {
+            **DEFAULTS,
+            **request.params,
+            "prompt": request.prompt,
+            "negative_prompt": request.negative_prompt,
+            "seed": seed,
+            "width": request.width,
+            "height": request.height,
+            "batch_size": request.count,
+            "checkpoint": request.model,
+        }
+        graph: dict[str, Any] = fill(self.workflow, values)
+        return graph
+
+    async def generate(self, request: ImageRequest) -> ImageResult:
+        seed = request.seed if request.seed is not None else int(uuid.uuid4().int % 2**32)
+        prompt_id = self.prompt_id(request)
+        entry = await self._history(prompt_id)
+        if entry is None:
+            await self._queue(request, prompt_id, seed)
+            entry = await self._wait(prompt_id)
+        images = await self._outputs(entry)
+        if not images:
+            raise MalformedResponseError("comfyui finished with no images", provider=self.name)
+        images = [
+            img.model_copy(update={"seed": seed if i == 0 else None})
+            for i, img in enumerate(images)
+        ]
+        spec = self._specs.get(request.model)
+        price = image_price(spec, width=request.width, height=request.height) if spec else 0.0
+        return ImageResult(
+            images=images,
+            seed=seed,
+            provider_request_id=prompt_id,
+            usage={"images": len(images)},
+            cost_usd=round(price * len(images), 6),
+            finish_reason="success",
+        )
+
+    async def _get(self, path: str, params: dict[str, str] | None = None) -> httpx.Response:
+        try:
+            response = await self._client.get(f"{self.base_url}{path}", params=params)
+        except httpx.TransportError as exc:
+            raise transport_error(exc, provider=self.name) from exc
+        raise_for_status(response, provider=self.name)
+        return response
+
+    async def _queue(self, request: ImageRequest, prompt_id: str, seed: int) -> None:
+        payload = {
+            "prompt": self.graph(request, seed),
+            "client_id": "brandloop",
+            "prompt_id": prompt_id,
+        }
+        try:
+            response = await self._client.post(f"{self.base_url}/prompt", json=payload)
+        except httpx.TransportError as exc:
+            raise transport_error(exc, provider=self.name) from exc
+        if response.status_code == 400:
+            body = json_body(response, provider=self.name)
+            error = body.get("error")
+            message = error.get("message") if isinstance(error, dict) else error
+            raise TerminalProviderError(
+                f"comfyui rejected the workflow: {str(message)[:200]} "
+                f"(node errors: {json.dumps(body.get('node_errors', {}))[:200]})",
+                provider=self.name,
+                status_code=400,
+            )
+        raise_for_status(response, provider=self.name)
+        json_body(response, provider=self.name)
+
+    async def _history(self, prompt_id: str) -> dict[str, Any] | None:
+        """The finished job, or None while it is queued or running."""
+        body = json_body(await self._get(f"/history/{prompt_id}"), provider=self.name)
+        entry = body.get(prompt_id)
+        if entry is None:
+            return None
+        if not isinstance(entry, dict):
+            raise MalformedResponseError(
+                "comfyui history entry is not an object", provider=self.name
+            )
+        status = entry.get("status") if isinstance(entry.get("status"), dict) else {}
+        assert isinstance(status, dict)
+        if status.get("status_str") == "error":
+            raise TerminalProviderError(
+                f"comfyui failed to run the workflow: {_execution_error(status)}",
+                provider=self.name,
+            )
+        if status and not status.get("completed", True):
+            return None
+        return entry
+
+    async def _wait(self, prompt_id: str) -> dict[str, Any]:
+        deadline = time.monotonic() + self.deadline_s
+        while True:
+            entry = await self._history(prompt_id)
+            if entry is not None:
+                return entry
+            if time.monotonic() >= deadline:
+                raise RetryableProviderError(
+                    f"comfyui did not finish prompt {prompt_id} within {self.deadline_s:g}s",
+                    provider=self.name,
+                )
+            await self._sleep(self.poll_interval_s)
+
+    async def _outputs(self, entry: dict[str, Any]) -> list[GeneratedImage]:
+        outputs = entry.get("outputs")
+        if not isinstance(outputs, dict):
+            raise MalformedResponseError("comfyui history has no outputs", provider=self.name)
+        images: list[GeneratedImage] = []
+        for node in outputs.values():
+            for ref in (node or {}).get("images", []) if isinstance(node, dict) else []:
+                if not isinstance(ref, dict) or ref.get("type", "output") != "output":
+                    continue
+                params = {
+                    "filename": str(ref.get("filename", "")),
+                    "subfolder": str(ref.get("subfolder", "")),
+                    "type": "output",
+                }
+                raw = (await self._get("/view", params)).content
+                fmt, width, height = inspect_image(raw, provider=self.name)
+                images.append(GeneratedImage(data=raw, format=fmt, width=width, height=height))
+        return images
+
+
+def _execution_error(status: dict[str, Any]) -> str:
+    for message in status.get("messages", []):
+        if isinstance(message, list) and len(message) == 2 and message[0] == "execution_error":
+            detail = message[1] if isinstance(message[1], dict) else {}
+            return str(detail.get("exception_message", "execution error"))[:200]
+    return "execution error"

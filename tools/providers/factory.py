@@ -1,0 +1,159 @@
+"""Build the providers this process may call from settings: one ``httpx.AsyncClient`` per
+HTTP provider (pool sized to its concurrency limit), each adapter wrapped in the resilience
+layer. With no credentials set, only the procedural provider exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+
+import httpx
+
+from brandloop.domain import ModelSpec
+from brandloop.settings import Settings
+from policies.catalog import configured_providers
+from tools.providers.a1111 import A1111Provider
+from tools.providers.base import ImageProvider
+from tools.providers.comfyui import ComfyUIProvider, load_workflow
+from tools.providers.openai import OpenAIImagesProvider
+from tools.providers.procedural import ProceduralProvider
+from tools.providers.resilience import (
+    MAX_CONCURRENCY_PER_CLIENT,
+    CircuitBreaker,
+    ProviderLimits,
+    RateLimiter,
+    ResilientProvider,
+)
+from tools.providers.stability import StabilityProvider
+
+
+def limits_for(settings: Settings, provider: str) -> ProviderLimits:
+    """The settings' defaults, overridden by ``provider_limits[provider]``."""
+    base = ProviderLimits(
+        concurrency=settings.provider_concurrency,
+        requests_per_minute=settings.provider_requests_per_minute,
+        max_attempts=settings.provider_max_attempts,
+        backoff_initial_s=settings.provider_backoff_initial_s,
+        backoff_max_s=settings.provider_backoff_max_s,
+        breaker_failures=settings.provider_breaker_failures,
+        breaker_reset_s=settings.provider_breaker_reset_s,
+        deadline_s=settings.provider_deadline_s,
+    )
+    return ProviderLimits.from_mapping(base, settings.provider_limits.get(provider, {}))
+
+
+def http_client(settings: Settings, limits: ProviderLimits) -> httpx.AsyncClient:
+    """A client whose pool matches the concurrency limit (at most 32, see resilience)."""
+    size = min(limits.concurrency, MAX_CONCURRENCY_PER_CLIENT)
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(
+            settings.provider_timeout_s,
+            connect=settings.provider_connect_timeout_s,
+            pool=settings.provider_deadline_s,
+        ),
+        limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
+        headers={"User-Agent": "brandloop/0.1"},
+        follow_redirects=False,
+    )
+
+
+def _adapter(
+    provider: str, client: httpx.AsyncClient, settings: Settings, models: Sequence[ModelSpec]
+) -> ImageProvider:
+    if provider == "openai":
+        assert settings.openai_api_key is not None
+        return OpenAIImagesProvider(
+            client,
+            api_key=settings.openai_api_key,
+            base_url=settings.openai_base_url,
+            models=models,
+        )
+    if provider == "stability":
+        assert settings.stability_api_key is not None
+        return StabilityProvider(
+            client,
+            api_key=settings.stability_api_key,
+            base_url=settings.stability_base_url,
+            models=models,
+        )
+    if provider == "a1111":
+        assert settings.a1111_base_url
+        return A1111Provider(
+            client, base_url=settings.a1111_base_url, auth=settings.a1111_api_auth, models=models
+        )
+    if provider == "comfyui":
+        assert settings.comfyui_base_url
+        workflow = load_workflow(settings.comfyui_workflow) if settings.comfyui_workflow else None
+        return ComfyUIProvider(
+            client,
+            base_url=settings.comfyui_base_url,
+            workflow=workflow,
+            poll_interval_s=settings.comfyui_poll_interval_s,
+            deadline_s=settings.provider_timeout_s,
+            models=models,
+        )
+    raise ValueError(f"unknown provider {provider!r}")
+
+
+_SHARED: dict[tuple[str, str, ProviderLimits], tuple[CircuitBreaker, RateLimiter]] = {}
+
+
+def _health(
+    provider: str, where: str, limits: ProviderLimits
+) -> tuple[CircuitBreaker, RateLimiter]:
+    """One breaker and one rate limiter per (provider, endpoint, limits) in this process, so
+    every run in a long-lived process sees the same health and shares the same request rate.
+    (Neither holds loop-bound state; the concurrency semaphore and the client are per run.)"""
+    key = (provider, where, limits)
+    if key not in _SHARED:
+        _SHARED[key] = (
+            CircuitBreaker(failures=limits.breaker_failures, reset_s=limits.breaker_reset_s),
+            RateLimiter(limits.requests_per_minute, burst=limits.burst),
+        )
+    return _SHARED[key]
+
+
+def _endpoint(provider: str, settings: Settings) -> str:
+    return {
+        "openai": settings.openai_base_url,
+        "stability": settings.stability_base_url,
+        "a1111": settings.a1111_base_url or "",
+        "comfyui": settings.comfyui_base_url or "",
+    }.get(provider, "")
+
+
+def build_providers(settings: Settings, models: Sequence[ModelSpec]) -> dict[str, ImageProvider]:
+    """Every configured provider, resilient; close them with :func:`close_providers`."""
+    providers: dict[str, ImageProvider] = {
+        "procedural": ResilientProvider(ProceduralProvider(), limits_for(settings, "procedural"))
+    }
+    for name in sorted(configured_providers(settings) - {"procedural"}):
+        limits = limits_for(settings, name)
+        client = http_client(settings, limits)
+        breaker, rate = _health(name, _endpoint(name, settings), limits)
+        providers[name] = ResilientProvider(
+            _adapter(name, client, settings, models),
+            limits,
+            on_close=client.aclose,
+            breaker=breaker,
+            rate=rate,
+        )
+    return providers
+
+
+async def close_providers(providers: Mapping[str, ImageProvider]) -> None:
+    """Close the HTTP clients the factory opened; other providers are left alone."""
+    for provider in providers.values():
+        if isinstance(provider, ResilientProvider):
+            await provider.aclose()
+
+
+@asynccontextmanager
+async def closing(providers: Mapping[str, ImageProvider], *, owned: bool) -> AsyncIterator[None]:
+    """Close the providers' HTTP clients on the way out when the caller built them."""
+    try:
+        yield
+    finally:
+        if owned:
+            await close_providers(providers)

@@ -1,0 +1,143 @@
+"""OpenAI Images (``POST {base}/images/generations``) and any server that speaks its wire format.
+
+gpt-image models always answer base64 and report token ``usage`` (turned into cost with the
+catalog's token prices); dall-e models are asked for ``response_format=b64_json``. OpenAI has
+no seed. A policy refusal is HTTP 400 with code ``moderation_blocked`` (gpt-image) or
+``content_policy_violation`` (dall-e); it becomes ``RefusedByProviderError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from brandloop.domain import ModelSpec
+from policies.catalog import image_price, usage_cost
+from tools.providers._http import (
+    decode_b64,
+    error_message,
+    inspect_image,
+    json_body,
+    raise_for_status,
+    redact,
+    transport_error,
+)
+from tools.providers.base import GeneratedImage, ImageRequest, ImageResult
+from tools.providers.errors import MalformedResponseError, RefusedByProviderError
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+REFUSAL_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
+# Fields brandloop sets itself; ``params`` may add others (background, style, moderation, ...).
+_RESERVED = frozenset({"model", "prompt", "n", "size", "quality", "response_format"})
+
+
+class OpenAIImagesProvider:
+    """``ImageProvider`` over the OpenAI Images API."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        api_key: SecretStr | str,
+        base_url: str = DEFAULT_BASE_URL,
+        models: Sequence[ModelSpec] = (),
+    ) -> None:
+        self._client = client
+        self._key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
+        self.base_url = base_url.rstrip("/")
+        self._specs = {m.model: m for m in models if m.provider == self.name}
+
+    def body(self, request: ImageRequest) -> dict[str, Any]:
+        """The JSON body for ``request`` (public so tests can check the wire format)."""
+        body: dict[str, Any] = {
+            "model": request.model,
+            "prompt": request.prompt,
+            "n": request.count,
+            "size": f"{request.width}x{request.height}",
+        }
+        spec = self._specs.get(request.model)
+        quality = request.quality or (spec.default_quality if spec else None)
+        if quality:
+            body["quality"] = quality
+        if request.model.startswith("dall-e"):
+            body["response_format"] = "b64_json"
+        body.update({k: v for k, v in request.params.items() if k not in _RESERVED})
+        return body
+
+    async def generate(self, request: ImageRequest) -> ImageResult:
+        secret = self._key.get_secret_value()
+        headers = {"Authorization": f"Bearer {secret}"}
+        if request.idempotency_key:
+            headers["Idempotency-Key"] = request.idempotency_key
+        try:
+            response = await self._client.post(
+                f"{self.base_url}/images/generations", json=self.body(request), headers=headers
+            )
+        except httpx.TransportError as exc:
+            raise transport_error(exc, provider=self.name) from exc
+        self._raise_refusal(response, secret)
+        raise_for_status(response, provider=self.name, secrets=[secret])
+        return self._result(request, response)
+
+    def _raise_refusal(self, response: httpx.Response, secret: str) -> None:
+        if response.status_code != 400:
+            return
+        try:
+            error = response.json().get("error") or {}
+        except (ValueError, AttributeError):
+            return
+        if not isinstance(error, dict):
+            return
+        if error.get("code") in REFUSAL_CODES:
+            raise RefusedByProviderError(
+                redact(f"openai refused the prompt: {error_message(response)}", [secret]),
+                provider=self.name,
+                status_code=400,
+            )
+
+    def _result(self, request: ImageRequest, response: httpx.Response) -> ImageResult:
+        body = json_body(response, provider=self.name)
+        data = body.get("data")
+        if not isinstance(data, list) or not data:
+            raise MalformedResponseError("openai answered no images", provider=self.name)
+        images: list[GeneratedImage] = []
+        revised: str | None = None
+        for item in data:
+            if not isinstance(item, dict):
+                raise MalformedResponseError("openai answered a malformed image entry")
+            if "b64_json" not in item and item.get("url"):
+                raise MalformedResponseError(
+                    "openai answered an image URL; brandloop asks for b64_json", provider=self.name
+                )
+            raw = decode_b64(item.get("b64_json"), provider=self.name)
+            fmt, width, height = inspect_image(raw, provider=self.name)
+            images.append(GeneratedImage(data=raw, format=fmt, width=width, height=height))
+            revised = revised or item.get("revised_prompt")
+        usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+        assert isinstance(usage, dict)
+        return ImageResult(
+            images=images,
+            seed=None,
+            provider_request_id=response.headers.get("x-request-id"),
+            usage=usage,
+            cost_usd=self._cost(request, usage, len(images)),
+            finish_reason="success",
+            revised_prompt=revised if isinstance(revised, str) else None,
+        )
+
+    def _cost(self, request: ImageRequest, usage: dict[str, Any], count: int) -> float:
+        spec = self._specs.get(request.model)
+        if spec is None:
+            return 0.0
+        from_usage = usage_cost(spec, usage)
+        if from_usage is not None:
+            return from_usage
+        price = image_price(
+            spec, width=request.width, height=request.height, quality=request.quality
+        )
+        return round(price * count, 6)

@@ -1,0 +1,257 @@
+"""Resilient calls: retries with backoff (tenacity), per-provider concurrency and request-rate
+limits, a circuit breaker and an overall deadline, wrapped around any ``ImageProvider``.
+
+The wrapper is itself an ``ImageProvider``, so the agent cannot tell it from the backend it
+wraps; it only sees fewer transient failures and, when a backend is down, a fast
+``ProviderUnavailableError`` that makes it fall back to the next tier at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from brandloop.errors import ProviderError
+from tools.providers._http import MAX_RETRY_AFTER_S
+from tools.providers.base import ImageProvider, ImageRequest, ImageResult
+from tools.providers.errors import (
+    ProviderUnavailableError,
+    RefusedByProviderError,
+    RetryableProviderError,
+    TerminalProviderError,
+)
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+BreakerState = Literal["closed", "open", "half_open"]
+
+# httpx 0.28 degrades sharply when one client runs more than ~32 requests at once to one host
+# (its pool spends its time on lock contention); above that, queue here instead.
+MAX_CONCURRENCY_PER_CLIENT = 32
+
+
+@dataclass(frozen=True)
+class ProviderLimits:
+    """How hard to push one provider and how patiently to wait on it."""
+
+    concurrency: int = 16
+    requests_per_minute: float = 0.0
+    burst: int = 1
+    max_attempts: int = 4
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 20.0
+    max_retry_after_s: float = MAX_RETRY_AFTER_S
+    breaker_failures: int = 5
+    breaker_reset_s: float = 30.0
+    deadline_s: float = 300.0
+
+    @classmethod
+    def from_mapping(cls, base: ProviderLimits, overrides: dict[str, float]) -> ProviderLimits:
+        known = {f.name: f.type for f in fields(cls)}
+        unknown = set(overrides) - set(known)
+        if unknown:
+            raise ValueError(f"unknown provider limit(s): {sorted(unknown)}")
+        values: dict[str, Any] = {}
+        for name, value in overrides.items():
+            values[name] = int(value) if known[name] == "int" else float(value)
+        return ProviderLimits(**{**base.__dict__, **values})
+
+
+class RateLimiter:
+    """Request-rate limit by virtual scheduling: ``burst`` calls at once, then one every
+    ``60 / per_minute`` seconds. A rate of 0 means no limit."""
+
+    def __init__(
+        self,
+        per_minute: float,
+        *,
+        burst: int = 1,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.interval = 60.0 / per_minute if per_minute > 0 else 0.0
+        self.burst = max(1, burst)
+        self._clock, self._sleep = clock, sleep
+        self._tat = float("-inf")
+
+    async def acquire(self) -> None:
+        if not self.interval:
+            return
+        now = self._clock()
+        tat = max(self._tat, now)
+        start = max(now, tat - (self.burst - 1) * self.interval)
+        self._tat = tat + self.interval
+        if start > now:
+            await self._sleep(start - now)
+
+
+class CircuitBreaker:
+    """Opens after ``failures`` consecutive transient failures; after ``reset_s`` lets one
+    probe through (half-open): its success closes the circuit, its failure opens it again."""
+
+    def __init__(self, *, failures: int, reset_s: float, clock: Clock = time.monotonic) -> None:
+        self.threshold, self.reset_s, self._clock = failures, reset_s, clock
+        self.failures = 0
+        self._opened_at: float | None = None
+        self._probe_started: float | None = None
+
+    @property
+    def state(self) -> BreakerState:
+        if self._opened_at is None:
+            return "closed"
+        if self._clock() - self._opened_at >= self.reset_s:
+            return "half_open"
+        return "open"
+
+    def before_call(self, provider: str) -> None:
+        state = self.state
+        if state == "closed":
+            return
+        now = self._clock()
+        stale = self._probe_started is not None and now - self._probe_started >= self.reset_s
+        if state == "half_open" and (self._probe_started is None or stale):
+            self._probe_started = now  # one probe at a time; a lost (cancelled) one expires
+            return
+        raise ProviderUnavailableError(
+            f"{provider} is unavailable: circuit open after {self.failures} consecutive "
+            "failure(s); falling back",
+            provider=provider,
+        )
+
+    def record_success(self) -> None:
+        self.failures, self._opened_at, self._probe_started = 0, None, None
+
+    def record_failure(self) -> None:
+        self.failures += 1
+        if self._probe_started is not None or self.failures >= self.threshold:
+            self._opened_at = self._clock()
+        self._probe_started = None
+
+    def record_neutral(self) -> None:
+        """The backend answered (a refusal, a bad request): it is alive."""
+        self.record_success()
+
+
+def _counts_against_breaker(exc: BaseException) -> bool:
+    """Timeouts, connection errors and 5xx say the backend is unwell; 429 says it is busy."""
+    return isinstance(exc, RetryableProviderError) and getattr(exc, "status_code", None) != 429
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, RetryableProviderError) and not isinstance(exc, ProviderUnavailableError)
+
+
+class _WaitRetryAfter(wait_random_exponential):
+    """Exponential backoff with full jitter, unless the server said how long to wait."""
+
+    def __init__(self, limits: ProviderLimits) -> None:
+        super().__init__(multiplier=limits.backoff_initial_s, max=limits.backoff_max_s)
+        self.cap = limits.max_retry_after_s
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        after = getattr(exc, "retry_after_s", None)
+        if isinstance(after, int | float):
+            return float(min(max(after, 0.0), self.cap))
+        return float(super().__call__(retry_state))
+
+
+class ResilientProvider:
+    """An ``ImageProvider`` that retries, limits and breaks the circuit around another."""
+
+    def __init__(
+        self,
+        inner: ImageProvider,
+        limits: ProviderLimits,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+        breaker: CircuitBreaker | None = None,
+        rate: RateLimiter | None = None,
+    ) -> None:
+        """``breaker`` and ``rate`` may be shared between wrappers (see the factory), so a
+        long-lived process remembers a dead backend and its request rate across runs."""
+        self.inner = inner
+        self.name = inner.name
+        self.limits = limits
+        self.breaker = breaker or CircuitBreaker(
+            failures=limits.breaker_failures, reset_s=limits.breaker_reset_s, clock=clock
+        )
+        self.rate = rate or RateLimiter(
+            limits.requests_per_minute, burst=limits.burst, clock=clock, sleep=sleep
+        )
+        self._slots = asyncio.Semaphore(min(limits.concurrency, MAX_CONCURRENCY_PER_CLIENT))
+        self._sleep = sleep
+        self._on_close = on_close
+
+    async def generate(self, request: ImageRequest) -> ImageResult:
+        """One logical call; ``ImageResult.tries`` (or the error's ``tries``) says how many
+        backend calls it took. The idempotency key is the same on every try."""
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.limits.max_attempts),
+            wait=_WaitRetryAfter(self.limits),
+            retry=retry_if_exception(_retryable),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        tries = 0
+        try:
+            async with asyncio.timeout(self.limits.deadline_s):
+                async for attempt in retrying:
+                    with attempt:
+                        tries = attempt.retry_state.attempt_number
+                        result = await self._once(request)
+        except TimeoutError as exc:
+            error = RetryableProviderError(
+                f"{self.name} gave up after {self.limits.deadline_s:g}s and {tries} tries",
+                provider=self.name,
+            )
+            error.tries = tries
+            raise error from exc
+        except ProviderError as exc:
+            exc.tries = tries  # type: ignore[attr-defined]
+            raise
+        return result.model_copy(update={"tries": tries})
+
+    async def _once(self, request: ImageRequest) -> ImageResult:
+        self.breaker.before_call(self.name)
+        await self.rate.acquire()
+        async with self._slots:
+            try:
+                result = await self.inner.generate(request)
+            except (RefusedByProviderError, TerminalProviderError):
+                self.breaker.record_neutral()
+                raise
+            except ProviderError as exc:
+                if _counts_against_breaker(exc):
+                    self.breaker.record_failure()
+                raise
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # an adapter bug must not crash the run
+                log.exception("%s adapter failed unexpectedly", self.name)
+                raise TerminalProviderError(
+                    f"{self.name} adapter failed: {type(exc).__name__}", provider=self.name
+                ) from exc
+        self.breaker.record_success()
+        return result
+
+    async def aclose(self) -> None:
+        if self._on_close is not None:
+            await self._on_close()
