@@ -19,7 +19,7 @@ from api.config import ApiSettings, get_api_settings
 from api.deps import Service
 from api.jobs.queue import JobQueue
 from api.jobs.worker import ProvidersFactory, WorkerPool
-from api.observability import Metrics, configure_logging, setup_tracing
+from api.observability import AccessLog, Metrics, configure_logging, setup_tracing
 from api.problems import install_problem_handlers
 from api.protection import ServiceMiddleware, TokenBuckets
 from api.routers import (
@@ -93,6 +93,8 @@ def create_app(
             yield
         finally:
             await pool.stop()
+            if access_log is not None:
+                access_log.flush()
 
     app = FastAPI(
         title="brandloop",
@@ -123,7 +125,21 @@ def create_app(
     install_problem_handlers(app)
 
     # the hottest reads first: routes are matched in order
-    for module in (runs, jobs, artifacts, generations, threads, campaigns, brands, templates, models, memory, review, costs, keys):
+    for module in (
+        runs,
+        jobs,
+        artifacts,
+        generations,
+        threads,
+        campaigns,
+        brands,
+        templates,
+        models,
+        memory,
+        review,
+        costs,
+        keys,
+    ):
         app.include_router(module.router, prefix="/v1")
     app.include_router(health.router)
 
@@ -134,6 +150,7 @@ def create_app(
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
         )
+    access_log = AccessLog() if api_settings.access_log and configure_logs else None
     middleware_options: dict[str, Any] = {
         "database_url": settings.resolved_database_url,
         "max_body_bytes": api_settings.max_body_bytes,
@@ -141,7 +158,7 @@ def create_app(
         "principal_for": service.principal_for,
         "metrics": service.metrics,
         "tracer": tracer,
-        "access_log": api_settings.access_log,
+        "access_log": access_log,
     }
     app.add_middleware(ServiceMiddleware, **middleware_options)
     return app

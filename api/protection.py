@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import Principal
 from api.jobs import store
-from api.observability import Metrics, request_id_var
+from api.observability import AccessLog, Metrics, request_id_var
 from api.problems import PROBLEM_MEDIA_TYPE, problem_body
 from brandloop.registry.db import session_scope
 
@@ -90,7 +90,7 @@ class ServiceMiddleware:
         principal_for: Callable[[str | None], Principal | None],
         metrics: Metrics,
         tracer: Any | None = None,
-        access_log: bool = True,
+        access_log: AccessLog | None = None,
     ) -> None:
         self.app = app
         self.access_log = access_log
@@ -148,15 +148,13 @@ class ServiceMiddleware:
                 span.set_attribute("http.route", route_path)
                 span.set_attribute("http.status_code", status_holder[0])
                 span.end()
-            if self.access_log:
-                log.info(
-                    "request",
-                    extra={
-                        "method": scope["method"],
-                        "path": path,
-                        "status": status_holder[0],
-                        "ms": round((time.perf_counter() - started) * 1000, 2),
-                    },
+            if self.access_log is not None:
+                self.access_log.record(
+                    method=scope["method"],
+                    path=path,
+                    status=status_holder[0],
+                    ms=round((time.perf_counter() - started) * 1000, 2),
+                    request_id=request_id,
                 )
             request_id_var.reset(token)
 
@@ -209,9 +207,12 @@ class ServiceMiddleware:
                 return
 
         # ---- rate limit per key (or per client address without one)
+        # per key; callers without a valid key share their address's bucket (so made-up keys
+        # cannot mint fresh buckets)
         authorization = _header(scope, b"authorization")
-        if authorization:
-            bucket = hashlib.sha256(authorization.encode()).hexdigest()
+        principal = self.principal_for(authorization) if authorization else None
+        if principal is not None:
+            bucket = principal.key_id
         else:
             client = scope.get("client")
             bucket = f"ip:{client[0] if client else '?'}"
@@ -264,7 +265,6 @@ class ServiceMiddleware:
             return await receive()
 
         idem_key = _header(scope, b"idempotency-key") if scope["method"] == "POST" else None
-        principal = self.principal_for(authorization) if idem_key is not None else None
         if idem_key is None or principal is None:
             await self.app(
                 scope,

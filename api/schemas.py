@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from brandloop.domain import MAX_BRIEF_CHARS, GenerationRequest, RunResult
 
-JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+JobState = Literal["queued", "running", "awaiting_review", "succeeded", "failed", "cancelled"]
 
 
 class _In(BaseModel):

@@ -23,6 +23,17 @@ from brandloop.registry.models_service import JobRow
 from brandloop.settings import Settings
 
 
+def artifact_links(images: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Images as the API shows them: ``path`` is the artifact's URL, not a file on the server."""
+    return [{**image, "path": f"/v1/artifacts/{image['sha256']}"} for image in images]
+
+
+def public_result(result: dict[str, Any]) -> RunResult:
+    return RunResult.model_validate(
+        {**result, "images": artifact_links(result.get("images", [])), "receipt_path": None}
+    )
+
+
 def job_public(row: JobRow) -> JobPublic:
     base = f"/v1/jobs/{row.id}"
     return JobPublic(
@@ -36,7 +47,7 @@ def job_public(row: JobRow) -> JobPublic:
         created_at=row.created_at,
         started_at=row.started_at,
         finished_at=row.finished_at,
-        result=RunResult.model_validate(row.result) if row.result else None,
+        result=public_result(row.result) if row.result else None,
         error=row.error,
         links=Links(
             self=base,

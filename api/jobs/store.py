@@ -19,7 +19,7 @@ from brandloop.registry.models_service import (
     ThreadRow,
 )
 
-JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+JOB_STATES = ("queued", "running", "awaiting_review", "succeeded", "failed", "cancelled")
 FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 
 
@@ -76,6 +76,10 @@ def list_jobs(
     if thread_id is not None:
         query = query.where(JobRow.thread_id == thread_id)
     return list(session.scalars(query.order_by(JobRow.created_at, JobRow.id).limit(limit)))
+
+
+def job_for_run(session: Session, *, tenant: str, run_id: str) -> JobRow | None:
+    return session.scalar(select(JobRow).where(JobRow.tenant == tenant, JobRow.run_id == run_id))
 
 
 def claim_job(session: Session, *, job_id: str) -> bool:

@@ -36,6 +36,13 @@ ProvidersFactory = Callable[[Settings], dict[str, ImageProvider]]
 log = logging.getLogger("brandloop.jobs")
 
 
+def finished_state(result: RunResult) -> str:
+    """The job state a run's result settles it in (a run waiting for a human waits too)."""
+    if result.status in ("succeeded", "partial"):
+        return "succeeded"
+    return "awaiting_review" if result.status == "awaiting_review" else "failed"
+
+
 class WorkerPool:
     """Runs queued jobs, at most ``concurrency`` at once, in this process's event loop."""
 
@@ -136,6 +143,8 @@ class WorkerPool:
                 raise
             finally:
                 self._running.pop(job_id, None)
+                if len(self._finished) > 10_000:  # waiters hold their own reference
+                    self._finished.clear()
                 self._finished.setdefault(job_id, asyncio.Event()).set()
             if not task.cancelled() and task.exception() is not None:
                 log.error("job %s crashed: %s", job_id, type(task.exception()).__name__)
@@ -256,8 +265,8 @@ class WorkerPool:
             if job is None:
                 return
             job.result = result.model_dump(mode="json")
-            state = "succeeded" if result.status in ("succeeded", "partial") else "failed"
+            state = finished_state(result)
             error = None
-            if state == "failed":
+            if state == "failed":  # refused or failed: the result says why
                 error = {"type": result.status, "status": 422, "detail": result.reason}
             self._finish(session, job, state, error=error)

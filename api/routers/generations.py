@@ -59,6 +59,6 @@ async def create_generation(
         await pool.wait(row.id, min(wait, service.api.max_wait_seconds))
         session.refresh(row)
     response.headers["Location"] = f"/v1/jobs/{row.id}"
-    if row.state in store.FINAL_STATES:
+    if row.state in store.FINAL_STATES or row.state == "awaiting_review":
         response.status_code = 200
     return job_public(row)

@@ -8,9 +8,13 @@ from typing import Any
 from fastapi import APIRouter
 from sqlalchemy import select
 
-from api.deps import Approver, SessionDep
+from agent.runner import review_run as finish_review
+from api.deps import Approver, PoolDep, SessionDep
+from api.jobs import store
+from api.jobs.worker import finished_state
 from api.problems import PROBLEM_RESPONSES, ApiProblem
 from api.schemas import ReviewDecision
+from brandloop.domain import utcnow
 from brandloop.registry import crud
 from brandloop.registry.models import RunRow, TemplateRow, TemplateVersionRow
 
@@ -47,22 +51,43 @@ async def queue(principal: Approver, session: SessionDep) -> dict[str, list[dict
 
 
 @router.post(
-    "/runs/{run_id}", summary="Approve or reject a run's images", response_model=dict[str, Any]
+    "/runs/{run_id}",
+    summary="Approve or reject a run: one waiting for review is finished by the verdict",
+    response_model=dict[str, Any],
 )
 async def review_run(
-    run_id: str, body: ReviewDecision, principal: Approver, session: SessionDep
+    run_id: str, body: ReviewDecision, principal: Approver, session: SessionDep, pool: PoolDep
 ) -> dict[str, Any]:
     run = crud.get_run(session, tenant=principal.tenant, run_id=run_id)
     if run is None:
         raise ApiProblem(404, "not-found", f"no run {run_id}")
-    action = "run.approved" if body.decision == "approve" else "run.rejected"
-    crud.audit(
-        session,
-        tenant=principal.tenant,
+    verdict = {
+        "run_id": run.id,
+        "decision": body.decision,
+        "note": body.note,
+        "by": principal.key_id,
+    }
+    if run.status != "awaiting_review":  # a verdict on a delivered run: recorded, nothing resumes
+        action = "run.approved" if body.decision == "approve" else "run.rejected"
+        crud.audit(
+            session, tenant=principal.tenant, actor=principal.key_id, action=action,
+            subject_type="run", subject_id=run.id, detail={"note": body.note},
+        )  # fmt: skip
+        return {**verdict, "status": run.status}
+    session.commit()  # nothing held while the run finishes in its own sessions
+    providers = pool.providers_factory(pool.settings) if pool.providers_factory else None
+    result = await finish_review(
+        run.id,
+        settings=pool.settings,
+        decision=body.decision,
+        note=body.note,
         actor=principal.key_id,
-        action=action,
-        subject_type="run",
-        subject_id=run.id,
-        detail={"note": body.note},
+        tenant=principal.tenant,
+        providers=providers,
+        use_memory=pool.use_memory,
     )
-    return {"run_id": run.id, "decision": body.decision, "note": body.note, "by": principal.key_id}
+    job = store.job_for_run(session, tenant=principal.tenant, run_id=run.id)
+    if job is not None:
+        job.result, job.state = result.model_dump(mode="json"), finished_state(result)
+        job.cost_usd, job.finished_at = result.cost_usd, utcnow()
+    return {**verdict, "status": result.status}

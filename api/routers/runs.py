@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import ServiceDep, SessionDep, Viewer
+from api.jobs.service import artifact_links
 from api.problems import PROBLEM_RESPONSES, ApiProblem
 from brandloop.registry import crud
 from brandloop.registry.models import ArtifactRow, AttemptRow, RunEventRow, RunRow
@@ -56,7 +57,7 @@ def run_public(row: RunRow) -> RunPublic:
         attempts=row.attempt_count,
         accepted=row.accepted_count,
         request=row.request,
-        images=(row.result or {}).get("images", []),
+        images=artifact_links((row.result or {}).get("images", [])),
         created_at=row.created_at,
         finished_at=row.finished_at,
     )

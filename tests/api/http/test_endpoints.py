@@ -42,6 +42,7 @@ def test_generation_waits_for_its_result_then_run_artifact_and_receipt(
     result = job["result"]
     assert result["status"] == "succeeded" and len(result["images"]) == 1
     image = result["images"][0]
+    assert image["path"] == f"/v1/artifacts/{image['sha256']}"  # a URL, not a file on the server
 
     run = client.get(job["links"]["run"], headers=keys["A", "viewer"])
     assert run.status_code == 200
@@ -373,3 +374,40 @@ def test_health_ready_and_unknown_paths(client: TestClient) -> None:
     }
     assert_problem(client.get("/v1/nothing"), 404, "not-found")
     assert_problem(client.delete("/v1/brands"), 405, "method-not-allowed")
+
+
+def test_a_run_waiting_for_review_is_finished_by_an_approver(
+    make_client: Callable[..., TestClient], keys: Keys, tmp_path: Any, monkeypatch: Any
+) -> None:
+    policy = tmp_path / "agent.yaml"
+    policy.write_text("review:\n  mode: always\n")
+    monkeypatch.setenv("BRANDLOOP_AGENT_POLICY", str(policy))
+    client = make_client()
+    assert (
+        client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).status_code == 201
+    )
+    waiting = client.post("/v1/generations?wait=60", json=GEN, headers=keys["A", "creator"])
+    assert waiting.status_code == 200, waiting.text
+    job = waiting.json()
+    assert job["state"] == "awaiting_review" and job["result"]["images"] == []
+    queue = client.get("/v1/review", headers=keys["A", "approver"]).json()
+    assert [r["run_id"] for r in queue["runs"]] == [job["run_id"]]
+    assert_problem(
+        client.post(
+            f"/v1/review/runs/{job['run_id']}",
+            json={"decision": "approve"},
+            headers=keys["A", "creator"],
+        ),
+        403,
+        "forbidden",
+    )
+    verdict = client.post(
+        f"/v1/review/runs/{job['run_id']}",
+        json={"decision": "approve", "note": "fine"},
+        headers=keys["A", "approver"],
+    )
+    assert verdict.status_code == 200, verdict.text
+    assert verdict.json()["status"] == "succeeded"
+    done = client.get(f"/v1/jobs/{job['id']}", headers=keys["A", "viewer"]).json()
+    assert done["state"] == "succeeded" and len(done["result"]["images"]) == 1
+    assert client.get("/v1/review", headers=keys["A", "approver"]).json()["runs"] == []

@@ -224,9 +224,14 @@ def test_opentelemetry_spans_per_request_and_job(settings: Any, keys: Keys) -> N
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    app = create_app(settings, ApiSettings(workers=1), use_memory=False, tracer=provider.get_tracer("test"))
+    app = create_app(
+        settings, ApiSettings(workers=1), use_memory=False, tracer=provider.get_tracer("test")
+    )
     with TestClient(app) as client:
-        assert client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).status_code == 201
+        assert (
+            client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).status_code
+            == 201
+        )
         job = client.post("/v1/generations?wait=60", json=GEN, headers=keys["A", "creator"]).json()
         assert job["state"] == "succeeded"
     spans = {span.name: span for span in exporter.get_finished_spans()}
