@@ -1,24 +1,32 @@
-"""Templates: read versions and labels, add a draft version, review it, move labels.
+"""Templates: read versions and labels, add a draft version, submit, review, move labels.
 
-Thin over the registry's template functions (``brandloop.registry.crud``, ``agent.templates``);
-the shipped templates are seeded for the tenant on first read.
+Thin over the review rules in ``brandloop.templates.governance`` (the same the CLI uses): the
+author never approves their own version, and ``production`` only points at approved versions and
+only an approver moves it. A step the rules refuse answers 409. The shipped templates are seeded
+for the tenant on first read.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Path
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agent.templates import ensure_shipped_templates
+from api.auth import Principal
 from api.deps import Approver, Creator, SessionDep, Viewer
 from api.problems import PROBLEM_RESPONSES, ApiProblem
 from api.schemas import LabelUpdate, ReviewDecision, TemplateVersionCreate
 from brandloop.domain import PromptTemplate, TemplateVersion
 from brandloop.registry import crud
 from brandloop.registry.models import TemplateLabelRow, TemplateRow, TemplateVersionRow
+from brandloop.templates import governance
+from brandloop.templates.governance import GovernanceError, TemplateSpec
+
+T = TypeVar("T")
 
 router = APIRouter(prefix="/templates", tags=["templates"], responses=PROBLEM_RESPONSES)
 Name = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_.-]{0,119}$")]
@@ -66,58 +74,83 @@ async def get_template(name: Name, principal: Viewer, session: SessionDep) -> Pr
     return template_public(session, _template(session, principal.tenant, name))
 
 
+def _is_approver(principal: Principal) -> bool:
+    return principal.role in {"approver", "admin"}
+
+
+def _governed(call: Callable[[], T]) -> T:
+    """Run a governance step; a step the review rules refuse is a 409 conflict."""
+    try:
+        return call()
+    except GovernanceError as exc:
+        raise ApiProblem(409, "conflict", str(exc)) from None
+
+
 @router.post(
     "/{name}/versions",
     status_code=201,
     response_model=TemplateVersion,
-    summary="Add a draft version",
+    summary="Add a draft version (creating the template with its first version)",
 )
 async def add_version(
     name: Name, body: TemplateVersionCreate, principal: Creator, session: SessionDep
 ) -> TemplateVersion:
     ensure_shipped_templates(session, tenant=principal.tenant)
-    template = crud.get_template(session, tenant=principal.tenant, name=name)
-    latest = 0
-    if template is not None:
-        latest = int(
-            session.scalar(
-                select(func.max(TemplateVersionRow.version)).where(
-                    TemplateVersionRow.template_id == template.id
-                )
-            )
-            or 0
-        )
-    version = TemplateVersion(
-        name=name,
-        version=latest + 1,
+    spec = TemplateSpec(
+        description=body.description,
         body=body.body,
         negative_body=body.negative_body,
         params=body.params,
         model_hints=body.model_hints,
-        author=principal.key_id,
         message=body.message,
-        status="draft",
     )
-    row = crud.add_template_version(
-        session, tenant=principal.tenant, version=version, description=body.description
-    )
-    crud.audit(
-        session,
-        tenant=principal.tenant,
-        actor=principal.key_id,
-        action="template.version_added",
-        subject_type="template",
-        subject_id=version.ref,
-    )
+    if crud.get_template(session, tenant=principal.tenant, name=name) is None:
+        row = governance.create_template(
+            session, tenant=principal.tenant, name=name, spec=spec, actor=principal.key_id
+        )
+    else:
+        row = governance.new_version(
+            session,
+            tenant=principal.tenant,
+            name=name,
+            spec=spec,
+            actor=principal.key_id,
+            message=body.message,
+        )
     template = session.get(TemplateRow, row.template_id)
     assert template is not None
     return crud.template_version_model(template, row)
 
 
 @router.post(
+    "/{name}/versions/{version}/submit",
+    response_model=TemplateVersion,
+    summary="Submit a draft for review (draft → in_review)",
+)
+async def submit_version(
+    name: Name,
+    version: Annotated[int, Path(ge=1, le=100_000)],
+    principal: Creator,
+    session: SessionDep,
+) -> TemplateVersion:
+    template = _template(session, principal.tenant, name)
+    row = _governed(
+        lambda: governance.submit(
+            session,
+            tenant=principal.tenant,
+            name=name,
+            version=version,
+            actor=principal.key_id,
+            is_approver=_is_approver(principal),
+        )
+    )
+    return crud.template_version_model(template, row)
+
+
+@router.post(
     "/{name}/versions/{version}/review",
     response_model=TemplateVersion,
-    summary="Approve or reject a version",
+    summary="Approve or reject a version in review (never one's own)",
 )
 async def review_version(
     name: Name,
@@ -127,27 +160,25 @@ async def review_version(
     session: SessionDep,
 ) -> TemplateVersion:
     template = _template(session, principal.tenant, name)
-    row = crud.get_template_version(session, template_id=template.id, version=version)
-    if row is None:
-        raise ApiProblem(404, "not-found", f"no version {name}@{version}")
-    row.status = "approved" if body.decision == "approve" else "rejected"
-    crud.audit(
-        session,
-        tenant=principal.tenant,
-        actor=principal.key_id,
-        action=f"template.{row.status}",
-        subject_type="template",
-        subject_id=f"{name}@{version}",
-        detail={"note": body.note},
+    decide = governance.approve if body.decision == "approve" else governance.reject
+    row = _governed(
+        lambda: decide(
+            session,
+            tenant=principal.tenant,
+            name=name,
+            version=version,
+            actor=principal.key_id,
+            note=body.note,
+            is_approver=True,
+        )
     )
-    session.flush()
     return crud.template_version_model(template, row)
 
 
 @router.put(
     "/{name}/labels/{label}",
     response_model=PromptTemplate,
-    summary="Point a label at versions (weights split traffic)",
+    summary="Point a label at versions (weights split traffic); production is protected",
 )
 async def set_label(
     name: Name, label: Label, body: LabelUpdate, principal: Approver, session: SessionDep
@@ -158,27 +189,17 @@ async def set_label(
             raise ApiProblem(
                 422, "bad-input", "weights map version numbers to non-negative weights"
             )
-        row = crud.get_template_version(session, template_id=template.id, version=int(key))
-        if row is None:
-            raise ApiProblem(404, "not-found", f"no version {name}@{key}")
-        if row.status != "approved" and weight > 0:
-            raise ApiProblem(
-                409,
-                "conflict",
-                f"{name}@{key} is {row.status}; only approved versions may take traffic",
-            )
     if sum(body.weights.values()) <= 0:
         raise ApiProblem(422, "bad-input", "at least one weight must be positive")
-    crud.set_label(
-        session, template_id=template.id, label=label, weights=body.weights, actor=principal.key_id
-    )
-    crud.audit(
-        session,
-        tenant=principal.tenant,
-        actor=principal.key_id,
-        action="template.label_set",
-        subject_type="template",
-        subject_id=f"{name}:{label}",
-        detail={"weights": body.weights},
+    _governed(
+        lambda: governance.move_label(
+            session,
+            tenant=principal.tenant,
+            name=name,
+            label=label,
+            weights=body.weights,
+            actor=principal.key_id,
+            is_approver=_is_approver(principal),
+        )
     )
     return template_public(session, template)

@@ -290,7 +290,14 @@ def new_version(
 
 
 def submit(
-    session: Session, *, tenant: str, name: str, version: int, actor: str, note: str = ""
+    session: Session,
+    *,
+    tenant: str,
+    name: str,
+    version: int,
+    actor: str,
+    note: str = "",
+    is_approver: bool | None = None,
 ) -> TemplateVersionRow:
     """draft → in_review, by the version's author or an approver."""
     check_actor(actor)
@@ -299,7 +306,7 @@ def submit(
     if row.status != "draft":
         raise GovernanceError(f"{name}@{version} is {row.status}; only a draft can be submitted")
     policy = load_governance_policy()
-    if actor != row.author and actor not in policy.approvers:
+    if actor != row.author and not _approves(actor, policy, is_approver):
         raise GovernanceError(
             f"{actor} may not submit {name}@{version}: only its author or an approver"
         )
@@ -326,6 +333,7 @@ def _decide(
     actor: str,
     note: str,
     outcome: Literal["approved", "rejected"],
+    is_approver: bool | None = None,
 ) -> TemplateVersionRow:
     check_actor(actor)
     template = _template(session, tenant, name)
@@ -340,7 +348,7 @@ def _decide(
             f"{actor} wrote {name}@{version} and may not {verb} it; ask an approver"
         )
     policy = load_governance_policy()
-    if actor not in policy.approvers:
+    if not _approves(actor, policy, is_approver):
         raise GovernanceError(
             f"{actor} is not an approver; approvers: {', '.join(sorted(policy.approvers)) or 'none'}"
         )
@@ -358,8 +366,21 @@ def _decide(
     return row
 
 
+def _approves(actor: str, policy: GovernancePolicy, is_approver: bool | None) -> bool:
+    """Whether ``actor`` may approve: the caller's own identity system decides when it says so
+    (the HTTP API passes the key's role), else the policy's list of approvers."""
+    return is_approver if is_approver is not None else actor in policy.approvers
+
+
 def approve(
-    session: Session, *, tenant: str, name: str, version: int, actor: str, note: str = ""
+    session: Session,
+    *,
+    tenant: str,
+    name: str,
+    version: int,
+    actor: str,
+    note: str = "",
+    is_approver: bool | None = None,
 ) -> TemplateVersionRow:
     """in_review → approved, by an approver who is not the author."""
     return _decide(
@@ -370,11 +391,19 @@ def approve(
         actor=actor,
         note=note,
         outcome="approved",
+        is_approver=is_approver,
     )
 
 
 def reject(
-    session: Session, *, tenant: str, name: str, version: int, actor: str, note: str
+    session: Session,
+    *,
+    tenant: str,
+    name: str,
+    version: int,
+    actor: str,
+    note: str,
+    is_approver: bool | None = None,
 ) -> TemplateVersionRow:
     """in_review → rejected, by an approver who is not the author; the note says why."""
     if not note.strip():
@@ -387,6 +416,7 @@ def reject(
         actor=actor,
         note=note,
         outcome="rejected",
+        is_approver=is_approver,
     )
 
 
@@ -447,6 +477,7 @@ def move_label(
     label: str,
     weights: dict[str, float],
     actor: str,
+    is_approver: bool | None = None,
 ) -> TemplateLabelRow:
     """Point ``label`` at one version or split it by weight; rollback is just another move."""
     check_actor(actor)
@@ -461,7 +492,7 @@ def move_label(
         if version_row.status == "rejected":
             raise GovernanceError(f"{name}@{key} was rejected and cannot be labelled")
     if label in policy.protected_labels:
-        if actor not in policy.approvers:
+        if not _approves(actor, policy, is_approver):
             raise GovernanceError(
                 f"{label!r} is protected: only an approver may move it ({actor} is not one)"
             )

@@ -269,13 +269,35 @@ def test_templates_versions_review_and_labels(client: TestClient, keys: Keys) ->
     assert "brand-hero" in [t["name"] for t in listed]
     added = client.post(
         "/v1/templates/brand-hero/versions",
-        json={"body": "{{ brief }}, in {{ palette }}", "message": "shorter"},
+        json={"body": "{{ brief }}, {{ palette_clause }}", "message": "shorter"},
         headers=keys["A", "creator"],
     )
     assert added.status_code == 201, added.text
     assert added.json()["version"] == 2 and added.json()["status"] == "draft"
+    unknown_variable = client.post(
+        "/v1/templates/brand-hero/versions",
+        json={"body": "{{ brief }} {{ nope }}", "message": "typo"},
+        headers=keys["A", "creator"],
+    )
+    assert_problem(unknown_variable, 422, "bad-input")
+    escape = client.post(
+        "/v1/templates/brand-hero/versions",
+        json={"body": "{{ brief.__class__.__mro__ }}", "message": "escape"},
+        headers=keys["A", "creator"],
+    )
+    assert_problem(escape, 422, "bad-input")
     queue = client.get("/v1/review", headers=keys["A", "approver"]).json()
     assert "brand-hero@2" in [t["template"] for t in queue["templates"]]
+    not_in_review = client.post(
+        "/v1/templates/brand-hero/versions/2/review",
+        json={"decision": "approve"},
+        headers=keys["A", "approver"],
+    )
+    assert_problem(not_in_review, 409, "conflict")
+    submitted = client.post(
+        "/v1/templates/brand-hero/versions/2/submit", headers=keys["A", "creator"]
+    )
+    assert submitted.status_code == 200 and submitted.json()["status"] == "in_review"
     assert_problem(
         client.put(
             "/v1/templates/brand-hero/labels/production",
@@ -285,6 +307,20 @@ def test_templates_versions_review_and_labels(client: TestClient, keys: Keys) ->
         409,
         "conflict",
     )
+    own = client.post(
+        "/v1/templates/brand-hero/versions",
+        json={"body": "{{ brief }}", "message": "mine"},
+        headers=keys["A", "approver"],
+    ).json()
+    client.post(f"/v1/templates/brand-hero/versions/{own['version']}/submit",
+                headers=keys["A", "approver"])
+    self_approval = client.post(
+        f"/v1/templates/brand-hero/versions/{own['version']}/review",
+        json={"decision": "approve"},
+        headers=keys["A", "approver"],
+    )
+    assert_problem(self_approval, 409, "conflict")
+    assert "may not approve" in self_approval.json()["detail"]
     reviewed = client.post(
         "/v1/templates/brand-hero/versions/2/review",
         json={"decision": "approve"},
@@ -298,7 +334,7 @@ def test_templates_versions_review_and_labels(client: TestClient, keys: Keys) ->
     )
     assert labelled.status_code == 200 and labelled.json()["labels"]["production"] == 2
     got = client.get("/v1/templates/brand-hero", headers=keys["A", "viewer"]).json()
-    assert [v["status"] for v in got["versions"]] == ["approved", "approved"]
+    assert [v["status"] for v in got["versions"]] == ["approved", "approved", "in_review"]
     assert_problem(client.get("/v1/templates/nope", headers=keys["A", "viewer"]), 404, "not-found")
 
 
