@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import agent.writer
 from brandloop.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +33,12 @@ def _no_outside_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _no_real_chat_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building a real chat model fails the test: tests use langchain-core's fake chat models."""
+    monkeypatch.setattr(agent.writer, "ALLOW_MODEL_REQUESTS", False)
 
 
 @pytest.fixture

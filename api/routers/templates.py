@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Path
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -96,14 +97,17 @@ async def add_version(
     name: Name, body: TemplateVersionCreate, principal: Creator, session: SessionDep
 ) -> TemplateVersion:
     ensure_shipped_templates(session, tenant=principal.tenant)
-    spec = TemplateSpec(
-        description=body.description,
-        body=body.body,
-        negative_body=body.negative_body,
-        params=body.params,
-        model_hints=body.model_hints,
-        message=body.message,
-    )
+    try:
+        spec = TemplateSpec(
+            description=body.description,
+            body=body.body,
+            negative_body=body.negative_body,
+            params=body.params,
+            model_hints=body.model_hints,
+            message=body.message,
+        )
+    except ValidationError as exc:
+        raise ApiProblem(422, "bad-input", governance.describe_validation(exc)) from None
     if crud.get_template(session, tenant=principal.tenant, name=name) is None:
         row = governance.create_template(
             session, tenant=principal.tenant, name=name, spec=spec, actor=principal.key_id
