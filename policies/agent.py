@@ -11,8 +11,9 @@ import os
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
+
+from policies.files import read_policy_yaml
 
 AGENT_POLICY_PATH = Path(__file__).with_name("agent_defaults.yaml")
 POLICY_ENV = "BRANDLOOP_AGENT_POLICY"
@@ -62,4 +63,4 @@ def load_agent_policy(path: Path | None = None) -> AgentPolicy:
     if path is None:
         override = os.environ.get(POLICY_ENV)
         path = Path(override) if override else AGENT_POLICY_PATH
-    return AgentPolicy.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    return AgentPolicy.model_validate(read_policy_yaml(path) or {})

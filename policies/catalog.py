@@ -9,17 +9,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from brandloop.domain import ASPECT_PATTERN, ModelSpec, parse_size
 from brandloop.settings import Settings
+from policies.files import read_policy_yaml
 
 CATALOG_PATH = Path(__file__).with_name("catalog.yaml")
 TIER_ORDER = {"draft": 0, "standard": 1, "premium": 2}
 
 
 def load_catalog(path: Path = CATALOG_PATH) -> list[ModelSpec]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = read_policy_yaml(path)
     specs = [ModelSpec.model_validate(entry) for entry in data["models"]]
     ids = [s.id for s in specs]
     if len(ids) != len(set(ids)):

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
+
+from policies.files import read_policy_yaml
 
 DEFAULTS_PATH: Final = Path(__file__).with_name("drift.yaml")
 
@@ -32,7 +33,7 @@ class DriftPolicy(BaseModel):
 
 
 def load_drift_policy(path: Path = DEFAULTS_PATH) -> DriftPolicy:
-    return DriftPolicy.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    return DriftPolicy.model_validate(read_policy_yaml(path))
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from brandloop.domain import Scores, Signal
 from brandloop.errors import BadInputError
+from policies.files import read_policy_yaml
 
 DEFAULTS_PATH: Final = Path(__file__).with_name("scoring_defaults.yaml")
 
@@ -204,7 +205,7 @@ def load_scoring_policy(path: Path | None = None) -> ScoringPolicy:
     """
     source = path or DEFAULTS_PATH
     try:
-        data = yaml.safe_load(source.read_text(encoding="utf-8"))
+        data = read_policy_yaml(source)
     except OSError as exc:
         raise BadInputError(f"cannot read scoring policy {source}: {exc}") from exc
     except yaml.YAMLError as exc:

@@ -28,6 +28,7 @@ from brandloop.errors import BadInputError, NotFoundError
 from brandloop.registry import crud
 from brandloop.registry.models import TemplateLabelRow, TemplateRow, TemplateVersionRow
 from brandloop.registry.models_templates import TemplateReviewRow
+from policies.files import read_policy_yaml
 from tools.composer import compose_check
 
 POLICY_PATH: Final = (
@@ -60,7 +61,7 @@ class GovernancePolicy(BaseModel):
 
 def load_governance_policy(path: Path = POLICY_PATH) -> GovernancePolicy:
     """The shipped policy; ``BRANDLOOP_TEMPLATE_APPROVERS`` (comma-separated) replaces approvers."""
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = read_policy_yaml(path) or {}
     env = os.environ.get("BRANDLOOP_TEMPLATE_APPROVERS")
     if env is not None:
         data["approvers"] = [a.strip() for a in env.split(",") if a.strip()]
