@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiosqlite
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
@@ -35,19 +37,91 @@ def serializer() -> JsonPlusSerializer:
 
 BUSY_TIMEOUT_S = 30.0
 
+# The saver's own schema (langgraph-checkpoint-sqlite 3.x, task_path included). Created here
+# rather than by ``AsyncSqliteSaver.setup``, whose script also sets the journal mode - which
+# SQLite refuses at once, with no busy wait, while a concurrent run of the same process writes.
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS checkpoints (
+        thread_id TEXT NOT NULL,
+        checkpoint_ns TEXT NOT NULL DEFAULT '',
+        checkpoint_id TEXT NOT NULL,
+        parent_checkpoint_id TEXT,
+        type TEXT,
+        checkpoint BLOB,
+        metadata BLOB,
+        PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS writes (
+        thread_id TEXT NOT NULL,
+        checkpoint_ns TEXT NOT NULL DEFAULT '',
+        checkpoint_id TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        task_path TEXT NOT NULL DEFAULT '',
+        idx INTEGER NOT NULL,
+        channel TEXT NOT NULL,
+        type TEXT,
+        value BLOB,
+        PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id, task_id, idx)
+    )""",
+)
+_locks: dict[tuple[int, str], asyncio.Lock] = {}
+
+
+def _opening_lock(key: str) -> asyncio.Lock:
+    """One lock per file per event loop: runs of one process open the file one at a time."""
+    return _locks.setdefault((id(asyncio.get_running_loop()), key), asyncio.Lock())
+
 
 @asynccontextmanager
 async def sqlite_checkpointer(path: Path) -> AsyncIterator[AsyncSqliteSaver]:
     """A saver on its own connection. Several runs of one process (the eval harness, the API
-    worker) share the file, so each waits up to ``BUSY_TIMEOUT_S`` for the others' writes
-    (schema set-up included) instead of failing at once with "database is locked"."""
+    worker) share the file: they open it one at a time, and each waits up to
+    ``BUSY_TIMEOUT_S`` for the others' writes instead of failing with "database is locked"."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    async with aiosqlite.connect(str(path), timeout=BUSY_TIMEOUT_S) as conn:
-        await conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-        async with conn.execute("PRAGMA journal_mode") as cursor:
-            mode = await cursor.fetchone()
-        if mode is None or str(mode[0]).lower() != "wal":
-            await conn.execute("PRAGMA journal_mode=WAL")
+    key = str(path.resolve())
+    async with aiosqlite.connect(key, timeout=BUSY_TIMEOUT_S) as conn:
+        async with _opening_lock(key):
+            await conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            async with conn.execute("PRAGMA journal_mode") as cursor:
+                mode = await cursor.fetchone()
+            if mode is None or str(mode[0]).lower() != "wal":
+                await conn.execute("PRAGMA journal_mode=WAL")
+            for statement in _SCHEMA:
+                await conn.execute(statement)
+            await conn.commit()
         saver = AsyncSqliteSaver(conn, serde=serializer())
+        saver.is_setup = True
+        yield saver
+
+
+def _postgres_conninfo(database_url: str) -> str:
+    """A SQLAlchemy URL (``postgresql+psycopg://...``) as a libpq connection string."""
+    scheme, _, rest = database_url.partition("://")
+    return f"{scheme.split('+', 1)[0]}://{rest}"
+
+
+@asynccontextmanager
+async def postgres_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSaver[str]]:
+    """LangGraph's PostgreSQL saver in the registry's database (at scale: runs of every worker
+    share their checkpoints, so any worker can resume any run)."""
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+    async with AsyncPostgresSaver.from_conn_string(
+        _postgres_conninfo(database_url), serde=serializer()
+    ) as saver:
         await saver.setup()
         yield saver
+
+
+@asynccontextmanager
+async def checkpointer_for(
+    database_url: str, path: Path
+) -> AsyncIterator[BaseCheckpointSaver[str]]:
+    """The checkpointer for this deployment: PostgreSQL when the registry is PostgreSQL, else
+    the SQLite file ``path``."""
+    if database_url.startswith("postgresql"):
+        async with postgres_checkpointer(database_url) as saver:
+            yield saver
+    else:
+        async with sqlite_checkpointer(path) as saver:
+            yield saver

@@ -17,7 +17,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
-from agent.checkpoints import sqlite_checkpointer
+from agent.checkpoints import checkpointer_for
 from agent.context import EventSink, ImageModerator, RunContext
 from agent.graph import compile_graph
 from agent.nodes.intake import redacted_request
@@ -33,8 +33,9 @@ from brandloop.registry.models_agent import ReviewDecisionRow
 from brandloop.settings import Settings
 from memory.store import BrandMemory
 from policies.agent import AgentPolicy, load_agent_policy
+from policies.brand_policy import load_brand_scoring_policy
 from policies.catalog import TIER_ORDER, configured_providers, load_catalog, plannable
-from policies.scoring import load_scoring_policy
+from policies.scoring import ScoringPolicy
 from tools import cache as generation_cache
 from tools.moderation.image import NudeNetModerator
 from tools.providers.base import ImageProvider
@@ -134,6 +135,14 @@ def provider_plugins() -> dict[str, ImageProvider]:
     return found
 
 
+def brand_scoring_policy(settings: Settings, request: GenerationRequest) -> ScoringPolicy:
+    """The request's brand's own weights and thresholds (``policies/brand_policy.py``)."""
+    with session_scope(settings.resolved_database_url) as session:
+        row = crud.get_brand(session, tenant=request.tenant, ref=request.brand)
+        slug = crud.brand_kit(row).slug if row is not None else ""
+    return load_brand_scoring_policy(slug, search=[settings.data_dir / "policies"])
+
+
 def build_context(
     settings: Settings,
     request: GenerationRequest,
@@ -162,7 +171,7 @@ def build_context(
         providers=providers or {**default_providers(settings), **provider_plugins()},
         models=ladder,
         artifacts=ArtifactStore(settings.artifacts_dir),
-        scoring=load_scoring_policy(),
+        scoring=brand_scoring_policy(settings, request),
         policy=policy or load_agent_policy(),
         budget_usd=request.budget_usd
         if request.budget_usd is not None
@@ -256,7 +265,7 @@ async def run_generation(
         )
     async with (
         providers_closing(ctx.providers, owned=providers is None),
-        sqlite_checkpointer(settings.checkpoints_path) as saver,
+        checkpointer_for(settings.resolved_database_url, settings.checkpoints_path) as saver,
     ):
         graph = compile_graph(saver)
         await graph.ainvoke({"run_id": run_id, "request": request}, _config(run_id), context=ctx)
@@ -296,7 +305,7 @@ async def resume_run(
     config = _config(run_id)
     async with (
         providers_closing(ctx.providers, owned=providers is None),
-        sqlite_checkpointer(settings.checkpoints_path) as saver,
+        checkpointer_for(settings.resolved_database_url, settings.checkpoints_path) as saver,
     ):
         graph = compile_graph(saver)
         snapshot = await graph.aget_state(config)

@@ -1,0 +1,58 @@
+"""Per-brand policy: a brand's own weights and thresholds over the packaged defaults.
+
+A brand's file is ``<slug>.yaml`` in the deployment's policy folder (``<data_dir>/policies``,
+checked first) or in the packaged ``policies/brands``. It holds partial overrides, merged key
+by key over the defaults, e.g. a brand that lives on crisp product shots::
+
+    scoring:
+      sharpness: {weight: 0.3, threshold: 0.6}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from brandloop.errors import BadInputError
+from policies.files import read_policy_yaml
+from policies.scoring import DEFAULTS_PATH, ScoringPolicy
+
+PACKAGED_BRAND_POLICIES = Path(__file__).with_name("brands")
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def brand_policy_file(slug: str, search: Sequence[Path]) -> Path | None:
+    for folder in search:
+        candidate = folder / f"{slug}.yaml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_brand_scoring_policy(slug: str, *, search: Sequence[Path] = ()) -> ScoringPolicy:
+    """The scoring policy for one brand: the defaults with the brand's overrides merged in."""
+    defaults = read_policy_yaml(DEFAULTS_PATH)
+    path = brand_policy_file(slug, [*search, PACKAGED_BRAND_POLICIES])
+    if path is None:
+        return ScoringPolicy.model_validate(defaults)
+    overrides = read_policy_yaml(path) or {}
+    if not isinstance(overrides, dict) or not isinstance(overrides.get("scoring", {}), dict):
+        raise BadInputError(f"brand policy {path}: expected a mapping with a 'scoring' mapping")
+    try:
+        return ScoringPolicy.model_validate(deep_merge(defaults, overrides.get("scoring", {})))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise BadInputError(f"brand policy {path}: scoring.{where}: {first['msg']}") from None
