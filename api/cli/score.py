@@ -18,6 +18,7 @@ from brandloop.domain import BrandKit, Scores, parse_size
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
+from policies.brand_policy import load_brand_scoring_policy
 from policies.brandkit import load_brand_kit
 from policies.scoring import ScoringPolicy, load_scoring_policy
 from tools.providers.errors import MalformedResponseError
@@ -105,7 +106,8 @@ def score(
         str | None, typer.Option("--size", help="the size that was asked for, WxH")
     ] = None,
     policy_path: Annotated[
-        Path | None, typer.Option("--policy", help="scoring policy YAML (default: packaged)")
+        Path | None,
+        typer.Option("--policy", help="scoring policy YAML (default: the brand's own policy)"),
     ] = None,
     use_memory: Annotated[
         bool,
@@ -117,7 +119,11 @@ def score(
     format, similarity, near-duplicates within the given set) and say why each passed or not."""
     cfg = settings()
     kit = resolve_brand(brand, tenant=cfg.tenant)
-    policy = load_scoring_policy(policy_path)
+    policy = (
+        load_scoring_policy(policy_path)
+        if policy_path is not None
+        else load_brand_scoring_policy(kit.slug, search=[cfg.data_dir / "policies"])
+    )
     aligner = load_alignment_scorer(policy.alignment)
     references = _references(kit, use_memory)
     analyses: list[ImageAnalysis] = []
