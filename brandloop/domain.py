@@ -305,6 +305,12 @@ class Attempt(_Model):
     seed_returned: int | None = None
     provider_request_id: str | None = None
     idempotency_key: str = ""
+    tries: int = Field(
+        default=1, ge=0, description="provider calls this attempt took (retries + 1)"
+    )
+    revised_prompt: str | None = Field(
+        default=None, description="the prompt as the backend rewrote it, where it reports one"
+    )
     cost_usd: float = 0.0
     latency_ms: float = 0.0
     scores: Scores | None = None
@@ -357,6 +363,8 @@ class Receipt(_Model):
     provider_request_id: str | None = None
     seed_requested: int
     seed_returned: int | None = None
+    revised_prompt: str | None = None
+    tries: int = 1
     width: int
     height: int
     params: dict[str, Any] = Field(default_factory=dict)

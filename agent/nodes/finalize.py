@@ -45,6 +45,8 @@ def build_receipt(
         provider_request_id=attempt.provider_request_id,
         seed_requested=cand.seed,
         seed_returned=attempt.seed_returned,
+        revised_prompt=attempt.revised_prompt,
+        tries=attempt.tries,
         width=cand.width,
         height=cand.height,
         params=cand.params,

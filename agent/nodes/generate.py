@@ -143,6 +143,7 @@ def _failed(attempt: Attempt, exc: ProviderError) -> Attempt:
     if isinstance(exc, RefusedByProviderError):
         return attempt.model_copy(
             update={
+                "tries": tries,
                 "outcome": "refused",
                 "error": detail,
                 "moderation": ModerationVerdict(
@@ -154,7 +155,7 @@ def _failed(attempt: Attempt, exc: ProviderError) -> Attempt:
             }
         )
     return attempt.model_copy(
-        update={"outcome": "error", "error": f"{type(exc).__name__}: {detail}"}
+        update={"tries": tries, "outcome": "error", "error": f"{type(exc).__name__}: {detail}"}
     )
 
 
@@ -188,6 +189,7 @@ async def _attempt_batch(ctx: RunContext, run_id: str, batch: list[Candidate]) -
             a.model_copy(
                 update={
                     "outcome": "refused",
+                    "tries": result.tries,
                     "cost_usd": share,
                     "error": "provider returned no image (content filtered)",
                     "moderation": ModerationVerdict(
@@ -216,6 +218,8 @@ async def _attempt_batch(ctx: RunContext, run_id: str, batch: list[Candidate]) -
                 update={
                     "seed_returned": image.seed if image.seed is not None else result.seed,
                     "provider_request_id": result.provider_request_id,
+                    "tries": result.tries,
+                    "revised_prompt": result.revised_prompt,
                     "cost_usd": share,
                     "latency_ms": elapsed * 1000,
                 }

@@ -87,6 +87,8 @@ def _attempt_dict(row: AttemptRow) -> dict[str, Any]:
         "artifact_sha256": row.artifact_sha256,
         "idempotency_key": row.idempotency_key,
         "provider_request_id": row.provider_request_id,
+        "tries": row.tries,
+        "revised_prompt": row.revised_prompt,
         "cost_usd": row.cost_usd,
         "latency_ms": round(row.latency_ms, 1),
         "composite": row.composite,

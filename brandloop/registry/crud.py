@@ -339,6 +339,8 @@ def upsert_attempt(session: Session, *, run_id: str, attempt: Attempt) -> Attemp
     row.seed_returned = attempt.seed_returned
     row.artifact_sha256 = attempt.artifact_sha256
     row.provider_request_id = attempt.provider_request_id
+    row.tries = attempt.tries
+    row.revised_prompt = attempt.revised_prompt
     row.cost_usd = attempt.cost_usd
     row.latency_ms = attempt.latency_ms
     row.scores = attempt.scores.model_dump(mode="json") if attempt.scores else None

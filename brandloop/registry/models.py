@@ -154,6 +154,8 @@ class AttemptRow(Base):
     artifact_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
     provider_request_id: Mapped[str | None] = mapped_column(String(160), nullable=True)
+    tries: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    revised_prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     scores: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

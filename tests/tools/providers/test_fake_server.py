@@ -20,6 +20,7 @@ from brandloop.domain import GenerationRequest
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
 from brandloop.settings import Settings, get_settings
+from policies.agent import AgentPolicy
 from policies.brandkit import load_brand_kit
 from policies.catalog import load_catalog
 from tests.fakes.provider_server import FakeImagesApp, serve
@@ -160,11 +161,34 @@ async def test_a_dead_backend_falls_back_to_the_next_tier(
         failed = [a for a in attempts if a.model == "openai/gpt-image-1-mini"]
         assert failed and all(a.outcome == "error" for a in failed)
         assert "after 2 tries" in (failed[0].error or "")
+        assert all(a.tries == 2 for a in failed)
         assert all(a.idempotency_key.startswith("bl-") for a in attempts)
         events = crud.list_events(session, run_id=result.run_id)
         calls = [e.payload for e in events if e.kind == "provider_call"]
         assert calls and calls[0]["tries"] == 2
         assert KEY not in json.dumps([e.payload for e in events])
+
+
+async def test_a_retried_attempt_records_its_tries_and_the_revised_prompt(
+    app: FakeImagesApp, openai_settings: Settings
+) -> None:
+    app.faults.extend(["429"])
+    request = GenerationRequest(brief=BRIEF, brand="Acme Coffee", count=1, size="256x256", seed=3)
+    result = await run_generation(
+        request,
+        settings=openai_settings,
+        use_memory=False,
+        models=ladder("openai/gpt-image-1"),
+        policy=AgentPolicy(accept_composite=0.0, require_all_signals=False),  # any image will do
+    )
+    assert result.images, result.reason
+    with session_scope(openai_settings.resolved_database_url) as session:
+        first = crud.list_attempts(session, run_id=result.run_id)[0]
+        assert first.tries == 2 and (first.revised_prompt or "").startswith("revised: ")
+        artifact = crud.get_artifact(session, tenant="default", sha256=result.images[0].sha256)
+        assert artifact is not None and artifact.receipt is not None
+        assert artifact.receipt["revised_prompt"].startswith("revised: ")
+        assert artifact.receipt["tries"] >= 1
 
 
 async def test_a_refusal_is_recorded_and_the_run_ends_with_a_reason(
