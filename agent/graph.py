@@ -24,21 +24,22 @@ from agent.nodes.review import review, review_gate
 from agent.nodes.score import score
 from agent.routers import after_intake, after_observe, after_plan, after_review_gate
 from agent.state import RunInput, RunState
+from agent.tracing import traced_node
 
 
 def build_graph() -> StateGraph[RunState, RunContext, RunInput, RunState]:
     graph = StateGraph(RunState, context_schema=RunContext, input_schema=RunInput)
-    graph.add_node("intake", intake)
-    graph.add_node("recall", recall)
-    graph.add_node("plan", plan)
-    graph.add_node("generate", generate)
-    graph.add_node("moderate", moderate)
-    graph.add_node("score", score)
-    graph.add_node("observe", observe)
-    graph.add_node("review_gate", review_gate)
-    graph.add_node("review", review)
-    graph.add_node("finalize", finalize)
-    graph.add_node("remember", remember)
+    graph.add_node("intake", traced_node("intake", intake))
+    graph.add_node("recall", traced_node("recall", recall))
+    graph.add_node("plan", traced_node("plan", plan))
+    graph.add_node("generate", traced_node("generate", generate))
+    graph.add_node("moderate", traced_node("moderate", moderate))
+    graph.add_node("score", traced_node("score", score))
+    graph.add_node("observe", traced_node("observe", observe))
+    graph.add_node("review_gate", traced_node("review_gate", review_gate))
+    graph.add_node("review", traced_node("review", review))
+    graph.add_node("finalize", traced_node("finalize", finalize))
+    graph.add_node("remember", traced_node("remember", remember))
 
     graph.add_edge(START, "intake")
     graph.add_conditional_edges("intake", after_intake)

@@ -251,6 +251,7 @@ def setup_tracing(exporter: str) -> Any | None:
     """A tracer when an exporter is configured; None (no spans at all) by default."""
     if exporter == "none":
         return None
+    from opentelemetry import trace
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
@@ -264,4 +265,7 @@ def setup_tracing(exporter: str) -> Any | None:
         span_exporter = OTLPSpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": "brandloop"}))
     provider.add_span_processor(BatchSpanProcessor(span_exporter))
+    # Installed globally too, so the agent's node and provider-call spans (agent/tracing.py)
+    # are exported under each job's span.
+    trace.set_tracer_provider(provider)
     return provider.get_tracer("brandloop.api")

@@ -15,6 +15,7 @@ from langgraph.runtime import Runtime
 
 from agent.context import RunContext
 from agent.state import RunState
+from agent.tracing import provider_span
 from brandloop.domain import Attempt, Candidate, ModerationVerdict
 from brandloop.errors import ProviderError
 from brandloop.registry import crud
@@ -174,7 +175,8 @@ async def _attempt_batch(ctx: RunContext, run_id: str, batch: list[Candidate]) -
     request = build_request(spec, batch, idempotency_key=batch_key(keys))
     started = time.perf_counter()
     try:
-        result = await provider.generate(request)
+        with provider_span(spec.provider, spec.model, request.idempotency_key, len(batch)):
+            result = await provider.generate(request)
     except ProviderError as exc:
         _trace_call(ctx, run_id, batch, request.idempotency_key, error=exc)
         return [_failed(a, exc) for a in attempts]

@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
+from opentelemetry import trace
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -187,6 +189,32 @@ class WorkerPool:
         job.request = {**job.request, "budget_usd": share}
         return share
 
+    async def _drive(
+        self,
+        request: GenerationRequest,
+        run_id: str,
+        resuming: bool,
+        providers: Any,
+        on_event: Any,
+    ) -> RunResult:
+        if resuming:
+            return await resume_run(
+                run_id,
+                settings=self.settings,
+                tenant=request.tenant,
+                providers=providers,
+                use_memory=self.use_memory,
+                on_event=on_event,
+            )
+        return await run_generation(
+            request,
+            settings=self.settings,
+            run_id=run_id,
+            providers=providers,
+            use_memory=self.use_memory,
+            on_event=on_event,
+        )
+
     async def _run(self, job_id: str) -> None:
         prepared = self._prepare(job_id)
         if prepared is None:
@@ -206,24 +234,8 @@ class WorkerPool:
                 span.add_event(f"{node}.{kind}", {"node": node, "kind": kind})
 
         try:
-            if resuming:
-                result = await resume_run(
-                    run_id,
-                    settings=self.settings,
-                    tenant=request.tenant,
-                    providers=providers,
-                    use_memory=self.use_memory,
-                    on_event=on_event,
-                )
-            else:
-                result = await run_generation(
-                    request,
-                    settings=self.settings,
-                    run_id=run_id,
-                    providers=providers,
-                    use_memory=self.use_memory,
-                    on_event=on_event,
-                )
+            with trace.use_span(span, end_on_exit=False) if span is not None else nullcontext():
+                result = await self._drive(request, run_id, resuming, providers, on_event)
         except asyncio.CancelledError:
             with session_scope(self.url) as session:
                 job = session.get(JobRow, job_id)
