@@ -70,9 +70,13 @@ def create_app(
         configure_logging(json_logs=api_settings.log_json)
     get_engine(settings.resolved_database_url)  # migrate before the first request
     tracer = tracer or setup_tracing(api_settings.otel_exporter)
+    if queue is None and settings.queue == "celery":  # workers run in `brandloop worker`
+        from api.jobs.celery_queue import CeleryQueue
+
+        queue = CeleryQueue(settings)
     pool = WorkerPool(
         settings,
-        concurrency=api_settings.workers,
+        concurrency=0 if settings.queue == "celery" else api_settings.workers,
         queue=queue,
         providers_factory=providers_factory,
         use_memory=use_memory,

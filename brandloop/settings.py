@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _PLACEHOLDER_SECRETS = {"changeme", "change-me", "your-key-here", "sk-...", "xxx", "secret"}
@@ -26,6 +27,17 @@ class Settings(BaseSettings):
     chroma_path: Path | None = Field(default=None, description="default: <data_dir>/chroma")
     chroma_host: str | None = None
     chroma_port: int = 8000
+    artifacts_root: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("BRANDLOOP_ARTIFACTS_DIR", "artifacts_root"),
+        description="a shared directory for artifacts; default: <data_dir>/artifacts",
+    )
+
+    # Scale-out (docs/runbook.md): the job queue, its broker and the job lease.
+    queue: Literal["inprocess", "celery"] = "inprocess"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    celery_visibility_timeout_s: int = Field(default=3600, ge=1)
+    job_lease_seconds: float = Field(default=30.0, gt=0)
 
     default_budget_usd: float = Field(default=0.50, ge=0)
     default_size: str = "1024x1024"
@@ -82,7 +94,7 @@ class Settings(BaseSettings):
 
     @property
     def artifacts_dir(self) -> Path:
-        return self.data_dir / "artifacts"
+        return self.artifacts_root or self.data_dir / "artifacts"
 
     @property
     def checkpoints_path(self) -> Path:

@@ -57,10 +57,14 @@ async def job_events_stream(
     if row is None:
         raise ApiProblem(404, "not-found", f"no job {job_id}")
     after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    # end the request's transaction now: the stream may last minutes, and on PostgreSQL an
+    # idle open transaction holds back DDL such as CREATE INDEX CONCURRENTLY and vacuum
+    job_ref, run_ref = row.id, row.run_id
+    session.commit()
     stream = job_events(
         service.settings.resolved_database_url,
-        job_id=row.id,
-        run_id=row.run_id,
+        job_id=job_ref,
+        run_id=run_ref,
         after=after,
         poll_seconds=service.api.sse_poll_seconds,
     )

@@ -74,6 +74,10 @@ def migrate(engine: Engine, url: str) -> None:
         return
     cfg = alembic_config(url)
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # processes starting together migrate one at a time
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7351208451)")
+            if set(MigrationContext.configure(conn).get_current_heads()) == head_revisions():
+                return
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "heads")
 

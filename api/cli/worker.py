@@ -1,0 +1,33 @@
+"""``brandloop worker``: a Celery worker that runs the API's queued jobs (``BRANDLOOP_QUEUE=celery``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from api.cli.app import app
+from api.cli.common import settings
+from brandloop.errors import BadInputError
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=64, help="jobs this worker runs at once")
+    ] = 2,
+    loglevel: Annotated[str, typer.Option(help="Celery's log level")] = "INFO",
+) -> None:
+    """Run jobs from Redis (``BRANDLOOP_REDIS_URL``) until stopped; SIGTERM drains gracefully.
+
+    Needs ``BRANDLOOP_QUEUE=celery`` on the API replicas and a database every process shares
+    (PostgreSQL); see docs/runbook.md.
+    """
+    from api.jobs.celery_queue import run_worker
+
+    current = settings()
+    if current.resolved_database_url.startswith("sqlite"):
+        raise BadInputError(
+            "brandloop worker needs a shared database: set BRANDLOOP_DATABASE_URL to PostgreSQL"
+        )
+    run_worker(current, concurrency=concurrency, loglevel=loglevel)

@@ -1,0 +1,30 @@
+"""Registry tables owned by the scale-out work: the lease that lets exactly one worker run a job.
+
+A broker may deliver a job twice (a visibility timeout, a worker lost mid-job); the lease row
+decides who runs it. It expires unless its holder renews it, so a dead worker's job is taken
+over by another once ``BRANDLOOP_JOB_LEASE_SECONDS`` pass.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from brandloop.domain import utcnow
+from brandloop.registry.models import Base
+
+__all__ = ["Base", "JobLeaseRow"]
+
+
+class JobLeaseRow(Base):
+    """Who runs a job now, until when; ``takeovers`` counts holders after the first."""
+
+    __tablename__ = "job_leases"
+
+    job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    takeovers: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,86 @@
+"""Brand memory on the shared Chroma server answers exactly as the embedded client does:
+the same collection names, metadata and tenant scoping."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from chromadb.api import ClientAPI
+
+from brandloop.settings import Settings
+from memory import BrandMemory, MiniLMEmbeddingFunction, make_chroma_client
+from tests.services import service_env
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture(scope="module")
+def ef() -> MiniLMEmbeddingFunction:
+    function = MiniLMEmbeddingFunction()
+    function.load()
+    return function
+
+
+def _close(client: ClientAPI) -> None:
+    # chromadb 1.5: HttpClient.close() leaves its httpx sessions open (see tests/memory)
+    client.close()  # type: ignore[attr-defined]
+    for owner in (client, client._admin_client):  # type: ignore[attr-defined]
+        owner._server._session.close()  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def server() -> Iterator[ClientAPI]:
+    host = service_env("BRANDLOOP_TEST_CHROMA_HOST")
+    port = int(service_env("BRANDLOOP_TEST_CHROMA_PORT"))
+    client = make_chroma_client(Settings(chroma_host=host, chroma_port=port))
+    yield client
+    _close(client)
+
+
+@pytest.fixture
+def embedded(tmp_path: Path) -> ClientAPI:
+    return make_chroma_client(Settings(data_dir=tmp_path))
+
+
+def _exercise(
+    client: ClientAPI, ef: MiniLMEmbeddingFunction, tenants: list[str]
+) -> dict[str, object]:
+    memory = BrandMemory(client, ef)
+    a, b = tenants
+    memory.add_note(tenant=a, brand="Acme Coffee", text="warm tones, teal and cream")
+    memory.add_note(tenant=b, brand="Acme Coffee", text="neon magenta everywhere")
+    hits_a = memory.search(tenant=a, brand="Acme Coffee", query="colour palette", k=5)
+    hits_b = memory.search(tenant=b, brand="Acme Coffee", query="colour palette", k=5)
+    names = sorted(c.name for c in client.list_collections() if c.name.startswith("bl-"))
+    mine = [n for n in names if any(t in n for t in tenants)]
+    metadata = {n: client.get_collection(n).metadata for n in mine}
+    return {
+        "a": [h.text for h in hits_a],
+        "b": [h.text for h in hits_b],
+        "collections": sorted(n.replace(a, "A").replace(b, "B") for n in mine),
+        "metadata": sorted(
+            str(sorted((m or {}).items())).replace(a, "A").replace(b, "B")
+            for m in metadata.values()
+        ),
+        "count_a": memory.count(tenant=a, brand="Acme Coffee"),
+    }
+
+
+def test_server_and_embedded_clients_scope_tenants_identically(
+    server: ClientAPI, embedded: ClientAPI, ef: MiniLMEmbeddingFunction
+) -> None:
+    tenants = [f"ta{uuid.uuid4().hex[:8]}", f"tb{uuid.uuid4().hex[:8]}"]
+    try:
+        on_server = _exercise(server, ef, tenants)
+        on_disk = _exercise(embedded, ef, tenants)
+    finally:
+        for name in [c.name for c in server.list_collections()]:
+            if any(t in name for t in tenants):
+                server.delete_collection(name)
+    assert on_server == on_disk
+    assert on_server["a"] == ["warm tones, teal and cream"]  # never the other tenant's note
+    assert on_server["b"] == ["neon magenta everywhere"]
+    assert len(on_server["collections"]) == 2  # type: ignore[arg-type]
