@@ -122,3 +122,7 @@ def test_attempts_are_unique_per_idempotency_key(settings: Settings) -> None:
             run_id="r1",
             attempt=Attempt(id="a2", candidate=cand, outcome="pending", idempotency_key="k1"),
         )
+
+
+def test_the_migrations_have_a_single_head() -> None:
+    assert head_revisions() == {"0007"}
