@@ -106,11 +106,39 @@ async def postgres_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpoi
     share their checkpoints, so any worker can resume any run)."""
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
-    async with AsyncPostgresSaver.from_conn_string(
-        _postgres_conninfo(database_url), serde=serializer()
-    ) as saver:
-        await saver.setup()
+    conninfo = _postgres_conninfo(database_url)
+    async with AsyncPostgresSaver.from_conn_string(conninfo, serde=serializer()) as saver:
+        if database_url not in _postgres_ready:
+            await _setup_once(saver, conninfo)
+            _postgres_ready.add(database_url)
         yield saver
+
+
+#: Databases whose checkpoint tables this process has already set up.
+_postgres_ready: set[str] = set()
+#: Arbitrary, fixed key of the advisory lock that serialises checkpoint-table setup.
+_SETUP_LOCK_KEY = 7351208452
+
+
+async def _setup_once(saver: BaseCheckpointSaver[str], conninfo: str) -> None:
+    """Run LangGraph's table setup under a PostgreSQL advisory lock: workers and replicas that
+    start together would otherwise race on ``checkpoint_migrations`` (duplicate key)."""
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as lock:
+        # Poll with try-lock rather than block: a session waiting inside pg_advisory_lock keeps a
+        # statement open, and the setup's CREATE INDEX CONCURRENTLY waits for every open
+        # statement to finish - a deadlock PostgreSQL does not detect.
+        while True:
+            cursor = await lock.execute("SELECT pg_try_advisory_lock(%s)", (_SETUP_LOCK_KEY,))
+            row = await cursor.fetchone()
+            if row is not None and row[0]:
+                break
+            await asyncio.sleep(0.05)
+        try:
+            await saver.setup()  # type: ignore[attr-defined]
+        finally:
+            await lock.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK_KEY,))
 
 
 @asynccontextmanager

@@ -61,3 +61,19 @@ def test_brands_round_trip_on_postgres(pg_url: str) -> None:
         row = crud.get_brand(session, tenant="t", ref="pg brand")
         assert row is not None and row.id == brand_id
         assert crud.brand_kit(row) == kit
+
+
+async def test_checkpoint_tables_set_up_concurrently_without_a_race(pg_url: str) -> None:
+    """Workers starting together each open the checkpointer first: the setup must not collide."""
+    import asyncio
+
+    from agent.checkpoints import postgres_checkpointer
+
+    async def open_one() -> None:
+        async with postgres_checkpointer(pg_url):
+            pass
+
+    await asyncio.gather(*(open_one() for _ in range(6)))
+    with get_engine(pg_url).connect() as conn:
+        versions = conn.execute(sa.text("SELECT count(*) FROM checkpoint_migrations")).scalar()
+    assert versions and versions > 0
