@@ -15,17 +15,17 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent.budgets import set_budget
-from agent.consistency import consistency
-from agent.context import EventSink
-from agent.runner import run_generation
+from brandloop.agent.budgets import set_budget
+from brandloop.agent.consistency import consistency
+from brandloop.agent.context import EventSink
+from brandloop.agent.runner import run_generation
 from brandloop.artifacts import ArtifactStore
 from brandloop.domain import GenerationRequest, RunResult, parse_size
 from brandloop.errors import BadInputError, NotFoundError
+from brandloop.policies.brandkit import load_brand_kit
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
 from brandloop.settings import Settings
-from policies.brandkit import load_brand_kit
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,79}$")
 

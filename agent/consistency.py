@@ -20,7 +20,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from brandloop.domain import BrandKit
-from tools.scoring.colour import delta_e_2000, dominant_colours, hex_to_lab
+from brandloop.tools.scoring.colour import delta_e_2000, dominant_colours, hex_to_lab
 
 OFF_BRAND_DELTA_E = 20.0
 

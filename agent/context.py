@@ -6,15 +6,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.writer import PromptWriter
+from brandloop.agent.writer import PromptWriter
 from brandloop.artifacts import ArtifactStore
 from brandloop.domain import ModelSpec, ModerationVerdict
+from brandloop.memory.store import BrandMemory
+from brandloop.policies.agent import AgentPolicy
+from brandloop.policies.scoring import ScoringPolicy
+from brandloop.providers import ImageProvider
 from brandloop.registry.crud import add_event
 from brandloop.registry.db import session_scope
-from memory.store import BrandMemory
-from policies.agent import AgentPolicy
-from policies.scoring import ScoringPolicy
-from tools.providers.base import ImageProvider
 
 EventSink = Callable[[str, str, dict[str, Any]], None]
 ImageModerator = Callable[[bytes], ModerationVerdict]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from brandloop.domain import Attempt, Decision, ModelSpec
-from policies.agent import AgentPolicy
+from brandloop.policies.agent import AgentPolicy
 
 EXPOSURE_MODIFIER = "balanced exposure, even lighting"
 DETAIL_MODIFIER = "crisp detail, sharp focus"

@@ -11,20 +11,20 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from agent.context import RunContext
-from agent.nodes.finalize import finalize
-from agent.nodes.generate import generate
-from agent.nodes.intake import intake
-from agent.nodes.moderate import moderate
-from agent.nodes.observe import observe
-from agent.nodes.plan import plan
-from agent.nodes.recall import recall
-from agent.nodes.remember import remember
-from agent.nodes.review import review, review_gate
-from agent.nodes.score import score
-from agent.routers import after_intake, after_observe, after_plan, after_review_gate
-from agent.state import RunInput, RunState
-from agent.tracing import traced_node
+from brandloop.agent.context import RunContext
+from brandloop.agent.nodes.finalize import finalize
+from brandloop.agent.nodes.generate import generate
+from brandloop.agent.nodes.intake import intake
+from brandloop.agent.nodes.moderate import moderate
+from brandloop.agent.nodes.observe import observe
+from brandloop.agent.nodes.plan import plan
+from brandloop.agent.nodes.recall import recall
+from brandloop.agent.nodes.remember import remember
+from brandloop.agent.nodes.review import review, review_gate
+from brandloop.agent.nodes.score import score
+from brandloop.agent.routers import after_intake, after_observe, after_plan, after_review_gate
+from brandloop.agent.state import RunInput, RunState
+from brandloop.agent.tracing import traced_node
 
 
 def build_graph() -> StateGraph[RunState, RunContext, RunInput, RunState]:

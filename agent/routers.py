@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from agent.state import RunState
+from brandloop.agent.state import RunState
 
 
 def after_intake(state: RunState) -> Literal["recall", "finalize"]:

@@ -17,30 +17,30 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
-from agent.checkpoints import checkpointer_for
-from agent.context import EventSink, ImageModerator, RunContext
-from agent.graph import compile_graph
-from agent.nodes.intake import redacted_request
-from agent.state import RunInput, RunState
-from agent.templates import resolve_template
-from agent.writer import PromptWriter, build_writer
+from brandloop.agent.checkpoints import checkpointer_for
+from brandloop.agent.context import EventSink, ImageModerator, RunContext
+from brandloop.agent.graph import compile_graph
+from brandloop.agent.nodes.intake import redacted_request
+from brandloop.agent.state import RunInput, RunState
+from brandloop.agent.templates import resolve_template
+from brandloop.agent.writer import PromptWriter, build_writer
 from brandloop.artifacts import ArtifactStore
 from brandloop.domain import GenerationRequest, ModelSpec, RunResult
 from brandloop.errors import BadInputError, NotFoundError
+from brandloop.memory.store import BrandMemory
+from brandloop.policies.agent import AgentPolicy, load_agent_policy
+from brandloop.policies.brand_policy import load_brand_scoring_policy
+from brandloop.policies.catalog import TIER_ORDER, configured_providers, load_catalog, plannable
+from brandloop.policies.scoring import ScoringPolicy
+from brandloop.providers import ImageProvider
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
 from brandloop.registry.models_agent import ReviewDecisionRow
 from brandloop.settings import Settings
-from memory.store import BrandMemory
-from policies.agent import AgentPolicy, load_agent_policy
-from policies.brand_policy import load_brand_scoring_policy
-from policies.catalog import TIER_ORDER, configured_providers, load_catalog, plannable
-from policies.scoring import ScoringPolicy
-from tools import cache as generation_cache
-from tools.moderation.image import NudeNetModerator
-from tools.providers.base import ImageProvider
-from tools.providers.factory import build_providers
-from tools.providers.factory import closing as providers_closing
+from brandloop.tools import cache as generation_cache
+from brandloop.tools.moderation.image import NudeNetModerator
+from brandloop.tools.providers.factory import build_providers
+from brandloop.tools.providers.factory import closing as providers_closing
 
 
 @dataclass
@@ -107,8 +107,8 @@ PLUGINS_ENV = "BRANDLOOP_PROVIDER_PLUGINS"
 def open_memory(settings: Settings) -> BrandMemory:
     key = f"{settings.chroma_host}:{settings.chroma_port}:{settings.resolved_chroma_path.resolve()}"
     if key not in _memory_cache:
-        from memory.embeddings import MiniLMEmbeddingFunction
-        from memory.store import make_chroma_client
+        from brandloop.memory.embeddings import MiniLMEmbeddingFunction
+        from brandloop.memory.store import make_chroma_client
 
         _memory_cache[key] = BrandMemory(make_chroma_client(settings), MiniLMEmbeddingFunction())
     return _memory_cache[key]

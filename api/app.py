@@ -14,15 +14,15 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from api.auth import KeyCache
-from api.config import ApiSettings, get_api_settings
-from api.deps import Service
-from api.jobs.queue import JobQueue
-from api.jobs.worker import ProvidersFactory, WorkerPool
-from api.observability import AccessLog, Metrics, configure_logging, setup_tracing
-from api.problems import install_problem_handlers
-from api.protection import ServiceMiddleware, TokenBuckets
-from api.routers import (
+from brandloop.api.auth import KeyCache
+from brandloop.api.config import ApiSettings, get_api_settings
+from brandloop.api.deps import Service
+from brandloop.api.jobs.queue import JobQueue
+from brandloop.api.jobs.worker import ProvidersFactory, WorkerPool
+from brandloop.api.observability import AccessLog, Metrics, configure_logging, setup_tracing
+from brandloop.api.problems import install_problem_handlers
+from brandloop.api.protection import ServiceMiddleware, TokenBuckets
+from brandloop.api.routers import (
     artifacts,
     brands,
     campaigns,
@@ -71,7 +71,7 @@ def create_app(
     get_engine(settings.resolved_database_url)  # migrate before the first request
     tracer = tracer or setup_tracing(api_settings.otel_exporter)
     if queue is None and settings.queue == "celery":  # workers run in `brandloop worker`
-        from api.jobs.celery_queue import CeleryQueue
+        from brandloop.api.jobs.celery_queue import CeleryQueue
 
         queue = CeleryQueue(settings)
     pool = WorkerPool(

@@ -12,11 +12,11 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from api.auth import KeyCache, Principal, Role, authenticate, hash_key
-from api.config import ApiSettings
-from api.jobs.worker import WorkerPool
-from api.observability import Metrics
-from api.problems import ApiProblem
+from brandloop.api.auth import KeyCache, Principal, Role, authenticate, hash_key
+from brandloop.api.config import ApiSettings
+from brandloop.api.jobs.worker import WorkerPool
+from brandloop.api.observability import Metrics
+from brandloop.api.problems import ApiProblem
 from brandloop.registry.db import session_factory
 from brandloop.settings import Settings
 

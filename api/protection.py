@@ -20,10 +20,10 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.auth import Principal
-from api.jobs import store
-from api.observability import AccessLog, Metrics, request_id_var
-from api.problems import PROBLEM_MEDIA_TYPE, problem_body
+from brandloop.api.auth import Principal
+from brandloop.api.jobs import store
+from brandloop.api.observability import AccessLog, Metrics, request_id_var
+from brandloop.api.problems import PROBLEM_MEDIA_TYPE, problem_body
 from brandloop.registry.db import session_scope
 
 log = logging.getLogger("brandloop.api.access")

@@ -195,7 +195,7 @@ class CampaignAssetStatus(BaseModel):
 
 
 class CampaignConsistency(BaseModel):
-    """The same figures as ``brandloop campaign run`` reports (``agent.consistency``)."""
+    """The same figures as ``brandloop campaign run`` reports (``brandloop.agent.consistency``)."""
 
     images: int
     palette_spread: float = Field(

@@ -24,12 +24,12 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["BRANDLOOP_DATA_DIR"] = tempfile.mkdtemp(prefix="bl-bench-")
 
-    from agent.runner import RunTiming, run_generation
+    from brandloop.agent.runner import RunTiming, run_generation
     from brandloop.domain import GenerationRequest
+    from brandloop.policies.brandkit import load_brand_kit
     from brandloop.registry import crud
     from brandloop.registry.db import session_scope
     from brandloop.settings import get_settings
-    from policies.brandkit import load_brand_kit
 
     settings = get_settings()
     with session_scope(settings.resolved_database_url) as session:

@@ -4,7 +4,7 @@ Three simulated image models differ in price and in how often an image comes out
 (blurred, washed out or with an off-brand overlay, decided by a seeded hash of the request, so
 every method sees the same world). Images are real PNGs from the procedural renderer at full
 detail, scored by brandloop's pixel signals; every method uses the same acceptance rule
-(``agent.diagnosis.is_accepted`` with the shipped agent policy).
+(``brandloop.agent.diagnosis.is_accepted`` with the shipped agent policy).
 
   agent             the real graph (bandit over the three models, diagnosis, replanning) one
                     accepted image per request, budget = what best-of-N on the best model spends
@@ -82,14 +82,14 @@ class SimProvider:
     name = "sim"
 
     def __init__(self) -> None:
-        from tools.providers.procedural import ProceduralProvider
+        from brandloop.tools.providers.procedural import ProceduralProvider
 
         self.inner = ProceduralProvider()
         self.calls: dict[str, int] = {}
         self.clean: dict[str, int] = {}
 
     async def generate(self, request):  # type: ignore[no-untyped-def]
-        from tools.providers.base import GeneratedImage, ImageResult
+        from brandloop.providers import GeneratedImage, ImageResult
 
         price, quality, _ = SIM_MODELS[request.model]
         self.calls[request.model] = self.calls.get(request.model, 0) + 1
@@ -149,13 +149,13 @@ class Tally:
 async def best_of_n(
     job, model: str, n: int, tally: Tally, provider: SimProvider, strict: bool
 ) -> None:  # type: ignore[no-untyped-def]
-    from agent.diagnosis import is_accepted
+    from brandloop.agent.diagnosis import is_accepted
     from brandloop.domain import Attempt, Candidate
-    from policies.agent import load_agent_policy
-    from policies.scoring import load_scoring_policy
-    from tools.composer import compose
-    from tools.providers.base import ImageRequest
-    from tools.scoring.signals import score_image
+    from brandloop.policies.agent import load_agent_policy
+    from brandloop.policies.scoring import load_scoring_policy
+    from brandloop.providers import ImageRequest
+    from brandloop.tools.composer import compose
+    from brandloop.tools.scoring.signals import score_image
 
     kit, template, brief, seed, (w, h) = job
     prompt, negative = compose(
@@ -202,13 +202,13 @@ def main() -> None:
     for key in [k for k in os.environ if k.startswith("BRANDLOOP_") and k != "BRANDLOOP_DATA_DIR"]:
         del os.environ[key]
 
-    from agent.runner import run_generation
-    from agent.templates import resolve_template
+    from brandloop.agent.runner import run_generation
+    from brandloop.agent.templates import resolve_template
     from brandloop.domain import GenerationRequest, ModerationVerdict, parse_size
+    from brandloop.policies.brandkit import load_brand_kit
     from brandloop.registry import crud
     from brandloop.registry.db import session_scope
     from brandloop.settings import get_settings
-    from policies.brandkit import load_brand_kit
 
     settings = get_settings()
     rng = random.Random(args.seed)

@@ -32,7 +32,7 @@ def main() -> None:
     for key in [k for k in os.environ if k.startswith("BRANDLOOP_")]:
         del os.environ[key]
 
-    from agent.campaign import load_campaign, resolve_brand, run_campaign
+    from brandloop.agent.campaign import load_campaign, resolve_brand, run_campaign
     from brandloop.domain import ModerationVerdict
     from brandloop.settings import get_settings
 

@@ -13,7 +13,8 @@ import statistics
 
 import numpy as np
 
-from policies.drift import load_drift_policy, scan
+from brandloop.policies.drift import load_drift_policy
+from brandloop.templates.cusum import scan
 
 
 def main() -> None:

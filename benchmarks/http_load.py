@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-BRANDLOOP = [sys.executable, "-c", "from api.cli import main; main()"]
+BRANDLOOP = [sys.executable, "-c", "from brandloop.api.cli import main; main()"]
 
 
 def floor_app(database_url: str) -> Any:

@@ -26,10 +26,10 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from policies.catalog import load_catalog  # noqa: E402
-from tools.providers.base import ImageRequest  # noqa: E402
-from tools.providers.openai import OpenAIImagesProvider  # noqa: E402
-from tools.providers.resilience import ProviderLimits, ResilientProvider  # noqa: E402
+from brandloop.policies.catalog import load_catalog  # noqa: E402
+from brandloop.providers import ImageRequest  # noqa: E402
+from brandloop.tools.providers.openai import OpenAIImagesProvider  # noqa: E402
+from brandloop.tools.providers.resilience import ProviderLimits, ResilientProvider  # noqa: E402
 
 KEY = "sk-bench-0123456789"
 

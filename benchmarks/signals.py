@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def _render(side: int) -> bytes:
-    from tools.providers.base import ImageRequest
-    from tools.providers.procedural import ProceduralProvider
+    from brandloop.providers import ImageRequest
+    from brandloop.tools.providers.procedural import ProceduralProvider
 
     brief = (ROOT / "examples/briefs/autumn-sale.txt").read_text().strip()
     prompt = "strict palette: teal #0f766e, cream #fef3c7, espresso #4a2c2a; " + brief
@@ -65,11 +65,11 @@ def _measure(fn: Callable[[], object], runs: int) -> dict[str, float]:
 def latency(runs: int) -> dict[str, Any]:
     import numpy as np
 
-    from policies.brandkit import load_brand_kit
-    from policies.scoring import load_scoring_policy
-    from tools.moderation.image import NudeNetModerator
-    from tools.scoring import analyse_image, score_set
-    from tools.scoring.decode import clear_decode_cache, decode_image
+    from brandloop.policies.brandkit import load_brand_kit
+    from brandloop.policies.scoring import load_scoring_policy
+    from brandloop.tools.moderation.image import NudeNetModerator
+    from brandloop.tools.scoring import analyse_image, score_set
+    from brandloop.tools.scoring.decode import clear_decode_cache, decode_image
 
     data = _render(1024)
     brand = load_brand_kit(ROOT / "examples/brands/acme-coffee.yaml")
@@ -119,10 +119,10 @@ def quality() -> dict[str, Any]:
     fixtures = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fixtures)
 
-    from tools.moderation.image import NudeNetModerator
-    from tools.moderation.injection import detect_injection
-    from tools.moderation.pii import find_pii
-    from tools.moderation.text import moderate_text
+    from brandloop.tools.moderation.image import NudeNetModerator
+    from brandloop.tools.moderation.injection import detect_injection
+    from brandloop.tools.moderation.pii import find_pii
+    from brandloop.tools.moderation.text import moderate_text
 
     def pr(pairs: list[tuple[bool, bool]]) -> dict[str, float | int]:
         tp = sum(p and e for p, e in pairs)

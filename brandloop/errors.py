@@ -5,7 +5,7 @@ BrandloopError
 │   └── NotFoundError      exit 2 / HTTP 404: a named thing does not exist
 ├── RefusedError           exit 3 / HTTP 422: a policy refused the request
 ├── BudgetExhaustedError   exit 4 / HTTP 402: nothing accepted before the money ran out
-└── ProviderError          a backend failed (see ``tools.providers.errors``)
+└── ProviderError          a backend failed (see ``brandloop.tools.providers.errors``)
 """
 
 from __future__ import annotations

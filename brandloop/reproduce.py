@@ -23,10 +23,10 @@ from pydantic import BaseModel, ConfigDict
 from brandloop.artifacts import ArtifactStore, atomic_write
 from brandloop.domain import ModelSpec, Receipt
 from brandloop.errors import BadInputError, NotFoundError, ProviderError
+from brandloop.providers import ImageProvider, ImageRequest
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
 from brandloop.settings import Settings
-from tools.providers.base import ImageProvider, ImageRequest
 
 PHASH_IDENTICAL_DISTANCE: Final = 4
 Verdict = Literal["byte-identical", "perceptually-identical", "different", "failed"]

@@ -1,6 +1,6 @@
 """Per-process settings, read once from ``BRANDLOOP_*`` environment variables.
 
-Per-run knobs (budget, count, model) travel with each request instead; see ``agent.context``.
+Per-run knobs (budget, count, model) travel with each request instead; see ``brandloop.agent.context``.
 """
 
 from __future__ import annotations

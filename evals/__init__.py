@@ -1,9 +1,9 @@
 """The offline eval harness: suites as versioned YAML, targets, a resumable runner,
 evaluators per assertion kind, statistics with bootstrap intervals, and reports."""
 
-from evals.loader import load_suite, parse_target
-from evals.models import Case, CaseResult, Suite, SuiteFile, TargetSpec
-from evals.runner import EvalRun, EvalRunner, run_suite
+from brandloop.evals.loader import load_suite, parse_target
+from brandloop.evals.models import Case, CaseResult, Suite, SuiteFile, TargetSpec
+from brandloop.evals.runner import EvalRun, EvalRunner, run_suite
 
 __all__ = [
     "Case",

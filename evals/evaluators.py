@@ -12,7 +12,7 @@ import statistics
 from collections.abc import Sequence
 from typing import ClassVar, Protocol
 
-from evals.models import (
+from brandloop.evals.models import (
     Accepted,
     Assertion,
     AssertionResult,

@@ -18,9 +18,9 @@ import yaml
 from pydantic import ValidationError
 
 from brandloop.errors import BadInputError
-from evals.models import Case, CaseSpec, RequestParams, Suite, SuiteFile, TargetSpec
-from policies.agent import AgentPolicy, load_agent_policy
-from policies.brandkit import describe_validation_error, load_brand_kit
+from brandloop.evals.models import Case, CaseSpec, RequestParams, Suite, SuiteFile, TargetSpec
+from brandloop.policies.agent import AgentPolicy, load_agent_policy
+from brandloop.policies.brandkit import describe_validation_error, load_brand_kit
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 MAX_SUITE_BYTES = 1024 * 1024

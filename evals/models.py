@@ -1,7 +1,7 @@
 """The shapes of an eval suite file (``evals/suites/*.yaml``) and of what a run records.
 
 The JSON schema published at ``evals/schema/suite.schema.json`` is generated from
-:class:`SuiteFile` (``python -m evals.schema``); a test keeps the two identical.
+:class:`SuiteFile` (``python -m brandloop.evals.schema``); a test keeps the two identical.
 """
 
 from __future__ import annotations

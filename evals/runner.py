@@ -1,4 +1,4 @@
-"""Run a suite: every (target, repeat, case) through ``agent.runner.run_generation``.
+"""Run a suite: every (target, repeat, case) through ``brandloop.agent.runner.run_generation``.
 
 A run lives in one directory::
 
@@ -33,20 +33,20 @@ import yaml
 from PIL import Image
 from pydantic import ValidationError
 
-from agent.runner import RunTiming, run_generation
-from agent.templates import ensure_shipped_templates
+from brandloop.agent.runner import RunTiming, run_generation
+from brandloop.agent.templates import ensure_shipped_templates
 from brandloop.artifacts import ArtifactStore, atomic_write, read_png_text
 from brandloop.domain import GenerationRequest, TemplateVersion
 from brandloop.errors import BadInputError
+from brandloop.evals.evaluators import evaluate_case
+from brandloop.evals.loader import target_fingerprint
+from brandloop.evals.models import AttemptRecord, Case, CaseResult, NoPii, Suite, TargetSpec
+from brandloop.policies.agent import AgentPolicy, load_agent_policy
+from brandloop.policies.brandkit import load_brand_kit
+from brandloop.providers import ImageProvider
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
 from brandloop.settings import Settings
-from evals.evaluators import evaluate_case
-from evals.loader import target_fingerprint
-from evals.models import AttemptRecord, Case, CaseResult, NoPii, Suite, TargetSpec
-from policies.agent import AgentPolicy, load_agent_policy
-from policies.brandkit import load_brand_kit
-from tools.providers.base import ImageProvider
 
 RECEIPT_KEY = "brandloop:receipt"
 THUMB_SIDE = 160

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from evals.models import CaseResult
+from brandloop.evals.models import CaseResult
 
 Verdict = Literal["better", "worse", "no detectable difference"]
 #: metric name -> True when higher is better

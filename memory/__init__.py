@@ -4,8 +4,18 @@ The agent's planner recalls from :class:`BrandMemory` and the loop remembers int
 come from :class:`MiniLMEmbeddingFunction`, a local model that never touches the network.
 """
 
-from memory.embeddings import EmbeddingModelError, MiniLMEmbeddingFunction, ModelChecksumError
-from memory.store import BrandMemory, MemoryHit, MemoryKind, collection_name, make_chroma_client
+from brandloop.memory.embeddings import (
+    EmbeddingModelError,
+    MiniLMEmbeddingFunction,
+    ModelChecksumError,
+)
+from brandloop.memory.store import (
+    BrandMemory,
+    MemoryHit,
+    MemoryKind,
+    collection_name,
+    make_chroma_client,
+)
 
 __all__ = [
     "BrandMemory",

@@ -26,8 +26,8 @@ from pydantic import BaseModel, ConfigDict
 
 from brandloop.domain import utcnow
 from brandloop.errors import BadInputError
+from brandloop.memory.embeddings import EmbeddingModelError
 from brandloop.settings import Settings
-from memory.embeddings import EmbeddingModelError
 
 __all__ = [
     "COLLECTION_PREFIX",
@@ -220,7 +220,7 @@ class BrandMemory:
     ) -> str:
         """Store what an accepted image looks like: its dominant colours (hex, coverage).
 
-        ``image_descriptor`` (``tools.scoring.encode_descriptor``, ~172 base64 characters)
+        ``image_descriptor`` (``brandloop.tools.scoring.encode_descriptor``, ~172 base64 characters)
         is kept as metadata for the score node's similarity signal.
 
         The text ("dominant colours: #0f766e 52%, ...") is searchable; the ordered hex codes

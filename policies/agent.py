@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from policies.files import read_policy_yaml
+from brandloop.policy_files import read_policy_yaml
 
 AGENT_POLICY_PATH = Path(__file__).with_name("agent_defaults.yaml")
 POLICY_ENV = "BRANDLOOP_AGENT_POLICY"

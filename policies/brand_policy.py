@@ -17,8 +17,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from brandloop.errors import BadInputError
-from policies.files import read_policy_yaml
-from policies.scoring import DEFAULTS_PATH, ScoringPolicy
+from brandloop.policies.scoring import DEFAULTS_PATH, ScoringPolicy
+from brandloop.policy_files import read_policy_yaml
 
 PACKAGED_BRAND_POLICIES = Path(__file__).with_name("brands")
 

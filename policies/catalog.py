@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from brandloop.domain import ASPECT_PATTERN, ModelSpec, parse_size
+from brandloop.policy_files import read_policy_yaml
 from brandloop.settings import Settings
-from policies.files import read_policy_yaml
 
 CATALOG_PATH = Path(__file__).with_name("catalog.yaml")
 TIER_ORDER = {"draft": 0, "standard": 1, "premium": 2}

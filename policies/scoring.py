@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from brandloop.domain import Scores, Signal
 from brandloop.errors import BadInputError
-from policies.files import read_policy_yaml
+from brandloop.policy_files import read_policy_yaml
 
 DEFAULTS_PATH: Final = Path(__file__).with_name("scoring_defaults.yaml")
 

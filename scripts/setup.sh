@@ -18,6 +18,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: installing brandloop and its dependencies into .venv (first run takes a few minutes)" >&2
   .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" >&2 || true
   .venv/bin/python -m pip install --quiet -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" >&2 || true
-  .venv/bin/python -c 'import agent, api.cli, memory, tools' || { echo "setup: install failed" >&2; exit 1; }
+  .venv/bin/python -c 'import brandloop.agent, brandloop.api.cli, brandloop.memory, brandloop.tools' || { echo "setup: install failed" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi

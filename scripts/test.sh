@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export ORT_DISABLE_TELEMETRY=1
+# static checks first: lint, types, and the layer contract (docs/architecture.md)
+.venv/bin/ruff check --quiet .
+.venv/bin/mypy
+.venv/bin/lint-imports --no-cache >/dev/null || .venv/bin/lint-imports --no-cache
 if env_lines=$(bash scripts/services.sh start); then
   eval "$env_lines"
   trap 'bash scripts/services.sh stop' EXIT

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import agent.writer
+import brandloop.agent.writer
 from brandloop.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +38,7 @@ def _no_outside_network(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def _no_real_chat_models(monkeypatch: pytest.MonkeyPatch) -> None:
     """Building a real chat model fails the test: tests use langchain-core's fake chat models."""
-    monkeypatch.setattr(agent.writer, "ALLOW_MODEL_REQUESTS", False)
+    monkeypatch.setattr(brandloop.agent.writer, "ALLOW_MODEL_REQUESTS", False)
 
 
 @pytest.fixture
@@ -61,3 +61,17 @@ def settings(data_dir: Path) -> Settings:
 @pytest.fixture
 def acme_kit_path() -> Path:
     return EXAMPLES / "brands" / "acme-coffee.yaml"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_import_name() -> Iterator[None]:
+    """Nothing imports a layer folder under its bare name (``api``, ``agent``, ...): one package."""
+    yield
+    import sys
+
+    stray = sorted(
+        name
+        for name in sys.modules
+        if name.split(".")[0] in {"agent", "api", "evals", "memory", "policies", "tools"}
+    )
+    assert not stray, f"imported outside the brandloop package: {stray[:5]}"

@@ -6,9 +6,10 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agent.context import RunContext
-from agent.state import RunState
+from brandloop.agent.context import RunContext
+from brandloop.agent.state import RunState
 from brandloop.domain import AcceptedImage, Attempt, Receipt, RunResult, RunStatus
+from brandloop.policies.drift import load_drift_policy
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
 from brandloop.templates import drift
@@ -130,7 +131,9 @@ async def finalize(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
         )
         drifted = [
             {"template": e.template_ref, "model": e.model, "recent_mean": e.recent_mean}
-            for e in drift.observe_run(session, tenant=ctx.tenant, run_id=run_id)
+            for e in drift.observe_run(
+                session, tenant=ctx.tenant, run_id=run_id, policy=load_drift_policy()
+            )
         ]
     for event in drifted:
         ctx.emit(run_id, "finalize", "drift", event)

@@ -13,22 +13,22 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agent.context import RunContext
-from agent.state import RunState
-from agent.tracing import provider_span
+from brandloop.agent.context import RunContext
+from brandloop.agent.state import RunState
+from brandloop.agent.tracing import provider_span
 from brandloop.domain import Attempt, Candidate, ModerationVerdict
 from brandloop.errors import ProviderError
+from brandloop.providers import GeneratedImage, ImageResult
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
-from tools import cache as generation_cache
-from tools.providers.base import GeneratedImage, ImageResult
-from tools.providers.batching import batch_candidates, batch_key, build_request
-from tools.providers.errors import (
+from brandloop.tools import cache as generation_cache
+from brandloop.tools.providers.batching import batch_candidates, batch_key, build_request
+from brandloop.tools.providers.errors import (
     MalformedResponseError,
     RefusedByProviderError,
     TerminalProviderError,
 )
-from tools.providers.postprocess import fit
+from brandloop.tools.providers.postprocess import fit
 
 
 def idempotency_key(run_id: str, candidate: Candidate) -> str:

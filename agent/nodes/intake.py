@@ -13,16 +13,16 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agent.context import RunContext
-from agent.state import RunState
-from agent.templates import resolve_template
+from brandloop.agent.context import RunContext
+from brandloop.agent.state import RunState
+from brandloop.agent.templates import resolve_template
 from brandloop.domain import Decision, GenerationRequest
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
-from tools.moderation.injection import detect_injection
-from tools.moderation.pii import redact, redaction_markers
-from tools.moderation.policy import default_moderation_policy
-from tools.moderation.text import moderate_text
+from brandloop.tools.moderation.injection import detect_injection
+from brandloop.tools.moderation.pii import redact, redaction_markers
+from brandloop.tools.moderation.policy import default_moderation_policy
+from brandloop.tools.moderation.text import moderate_text
 
 
 def redacted_request(request: GenerationRequest) -> GenerationRequest:

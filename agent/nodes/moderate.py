@@ -1,7 +1,7 @@
 """moderate: every generated image and every provider refusal gets a moderation verdict.
 
 Images go through ``RunContext.image_moderator`` (NudeNet with the policy's label thresholds
-by default, see :mod:`tools.moderation.image`); provider refusals, already recorded by
+by default, see :mod:`brandloop.tools.moderation.image`); provider refusals, already recorded by
 generate, are traced here as verdicts of the same shape.
 """
 
@@ -12,12 +12,12 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agent.context import RunContext
-from agent.state import RunState
+from brandloop.agent.context import RunContext
+from brandloop.agent.state import RunState
 from brandloop.domain import Attempt
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
-from tools.moderation.image import UNREADABLE, provider_refusal
+from brandloop.tools.moderation.image import UNREADABLE, provider_refusal
 
 
 async def moderate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:

@@ -6,9 +6,9 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agent.context import RunContext
-from agent.diagnosis import diagnose, is_accepted, quality_index
-from agent.state import RunState
+from brandloop.agent.context import RunContext
+from brandloop.agent.diagnosis import diagnose, is_accepted, quality_index
+from brandloop.agent.state import RunState
 from brandloop.domain import Attempt, Decision
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope

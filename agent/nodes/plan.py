@@ -14,16 +14,16 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agent.bandit import arm_stats, choose
-from agent.budgets import headroom
-from agent.context import RunContext
-from agent.diagnosis import quality_index
-from agent.state import RunState
+from brandloop.agent.bandit import arm_stats, choose
+from brandloop.agent.budgets import headroom
+from brandloop.agent.context import RunContext
+from brandloop.agent.diagnosis import quality_index
+from brandloop.agent.state import RunState
 from brandloop.domain import Candidate, Decision, ModelSpec
+from brandloop.policies.catalog import image_price
 from brandloop.registry.db import session_scope
-from policies.catalog import image_price
-from tools.composer import compose
-from tools.moderation.text import moderate_text
+from brandloop.tools.composer import compose
+from brandloop.tools.moderation.text import moderate_text
 
 
 def _base_seed(state: RunState) -> int:

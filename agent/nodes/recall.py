@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 
-from agent.context import RunContext
-from agent.state import RunState
+from brandloop.agent.context import RunContext
+from brandloop.agent.state import RunState
 from brandloop.domain import Decision
 
 ANCHOR_COLOURS = 3

@@ -10,10 +10,10 @@ import numpy as np
 from langgraph.runtime import Runtime
 from PIL import Image
 
-from agent.context import RunContext
-from agent.state import RunState
-from tools.scoring.colour import dominant_colours, lab_to_hex
-from tools.scoring.similarity import descriptor_of
+from brandloop.agent.context import RunContext
+from brandloop.agent.state import RunState
+from brandloop.tools.scoring.colour import dominant_colours, lab_to_hex
+from brandloop.tools.scoring.similarity import descriptor_of
 
 
 def describe_colours(data: bytes, k: int = 5) -> list[tuple[str, float]]:

@@ -13,8 +13,8 @@ from typing import Any
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from agent.context import RunContext
-from agent.state import RunState
+from brandloop.agent.context import RunContext
+from brandloop.agent.state import RunState
 from brandloop.domain import Attempt, Decision
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope

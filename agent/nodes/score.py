@@ -16,15 +16,15 @@ import numpy as np
 import numpy.typing as npt
 from langgraph.runtime import Runtime
 
-from agent.context import RunContext
-from agent.state import RunState
+from brandloop.agent.context import RunContext
+from brandloop.agent.state import RunState
 from brandloop.domain import Attempt
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
-from tools.providers.errors import MalformedResponseError
-from tools.scoring.decode import decode_image
-from tools.scoring.signals import ImageAnalysis, analyse_image, score_set
-from tools.scoring.similarity import decode_descriptor, phash
+from brandloop.tools.providers.errors import MalformedResponseError
+from brandloop.tools.scoring.decode import decode_image
+from brandloop.tools.scoring.signals import ImageAnalysis, analyse_image, score_set
+from brandloop.tools.scoring.similarity import decode_descriptor, phash
 
 #: How many of the brand's accepted-image descriptors similarity compares with.
 REFERENCE_LIMIT = 100

@@ -13,9 +13,9 @@ import sys
 import typer
 from pydantic import ValidationError
 
-from api.cli.app import app
+from brandloop.api.cli.app import app
 from brandloop.errors import BrandloopError
-from policies.brandkit import describe_validation_error
+from brandloop.policies.brandkit import describe_validation_error
 
 try:  # typer >= 0.25 vendors its own click
     from typer._click import exceptions as click_exceptions

@@ -8,11 +8,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from api.cli.app import brands_app
-from api.cli.common import out, print_json, settings
+from brandloop.api.cli.app import brands_app
+from brandloop.api.cli.common import out, print_json, settings
+from brandloop.policies.brandkit import load_brand_kit
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
-from policies.brandkit import load_brand_kit
 
 
 @brands_app.command("add")

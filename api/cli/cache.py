@@ -7,10 +7,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from api.cli.app import app
-from api.cli.common import out, print_json, settings
+from brandloop.api.cli.app import app
+from brandloop.api.cli.common import out, print_json, settings
 from brandloop.registry.db import session_scope
-from tools import cache as generation_cache
+from brandloop.tools import cache as generation_cache
 
 cache_app = typer.Typer(help="The generation cache: stats and purge.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")

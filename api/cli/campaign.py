@@ -10,10 +10,16 @@ import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agent.budgets import BudgetScope, set_budget, spent
-from agent.campaign import AssetResult, CampaignReport, load_campaign, resolve_brand, run_campaign
-from api.cli.app import app
-from api.cli.common import err, out, print_json, settings
+from brandloop.agent.budgets import BudgetScope, set_budget, spent
+from brandloop.agent.campaign import (
+    AssetResult,
+    CampaignReport,
+    load_campaign,
+    resolve_brand,
+    run_campaign,
+)
+from brandloop.api.cli.app import app
+from brandloop.api.cli.common import err, out, print_json, settings
 from brandloop.errors import BadInputError
 from brandloop.registry.db import session_scope
 

@@ -10,10 +10,10 @@ from typing import Any
 from rich.console import Console
 
 from brandloop.domain import BrandKit
+from brandloop.policies.brandkit import load_brand_kit
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
 from brandloop.settings import Settings, get_settings
-from policies.brandkit import load_brand_kit
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)

@@ -7,11 +7,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from api.cli.app import app
-from api.cli.common import out, print_json, settings
+from brandloop.api.cli.app import app
+from brandloop.api.cli.common import out, print_json, settings
+from brandloop.policies.drift import load_drift_policy
 from brandloop.registry.db import session_scope
 from brandloop.templates import drift as monitor
-from policies.drift import load_drift_policy
 
 drift_app = typer.Typer(
     help="Image-quality drift per (template version, model).", no_args_is_help=True
@@ -33,7 +33,7 @@ def list_(
     cfg = settings()
     policy = load_drift_policy()
     with session_scope(cfg.resolved_database_url) as session:
-        monitor.observe_all(session, tenant=cfg.tenant)
+        monitor.observe_all(session, tenant=cfg.tenant, policy=policy)
         events = [
             monitor.event_dict(e)
             for e in monitor.list_events(session, tenant=cfg.tenant, template=template)

@@ -13,17 +13,17 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api.cli.app import app
-from api.cli.common import err, out, settings
+from brandloop.api.cli.app import app
+from brandloop.api.cli.common import err, out, settings
 from brandloop.artifacts import atomic_write
 from brandloop.errors import BadInputError
-from evals.loader import load_suite, parse_target
-from evals.models import CaseResult, Suite, TargetSpec
-from evals.reports import build_document, build_html, build_junit
-from evals.reports.document import RUN_FORMAT, comparisons, gate_results, summaries
-from evals.runner import EvalRun, EvalRunner, default_run_dir
-from evals.schema import render_schema
-from evals.stats import BaselineReport, compare_baseline
+from brandloop.evals.loader import load_suite, parse_target
+from brandloop.evals.models import CaseResult, Suite, TargetSpec
+from brandloop.evals.reports import build_document, build_html, build_junit
+from brandloop.evals.reports.document import RUN_FORMAT, comparisons, gate_results, summaries
+from brandloop.evals.runner import EvalRun, EvalRunner, default_run_dir
+from brandloop.evals.schema import render_schema
+from brandloop.evals.stats import BaselineReport, compare_baseline
 
 eval_app = typer.Typer(
     help="Offline evals: suites, A/B comparisons, baselines.", no_args_is_help=True

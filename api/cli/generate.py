@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agent.runner import (
+from brandloop.agent.runner import (
     catalog_models,
     check_request,
     load_result,
@@ -20,9 +20,9 @@ from agent.runner import (
     new_run_id,
     run_generation,
 )
-from api.cli.app import app
-from api.cli.common import ensure_brand, err, out, print_json, settings
-from api.preview import thumbnail
+from brandloop.api.cli.app import app
+from brandloop.api.cli.common import ensure_brand, err, out, print_json, settings
+from brandloop.api.preview import thumbnail
 from brandloop.artifacts import atomic_write
 from brandloop.domain import GenerationRequest, RunResult
 from brandloop.errors import BadInputError

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from api.auth import ROLES, create_key, get_key, list_keys, revoke_key
-from api.cli.app import app
-from api.cli.common import out, print_json, settings
+from brandloop.api.auth import ROLES, create_key, get_key, list_keys, revoke_key
+from brandloop.api.cli.app import app
+from brandloop.api.cli.common import out, print_json, settings
 from brandloop.errors import NotFoundError
 from brandloop.registry.db import session_scope
 

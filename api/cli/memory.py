@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from agent.runner import open_memory
-from api.cli.app import app
-from api.cli.common import ensure_brand, out, print_json, settings
+from brandloop.agent.runner import open_memory
+from brandloop.api.cli.app import app
+from brandloop.api.cli.common import ensure_brand, out, print_json, settings
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope

@@ -7,11 +7,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from agent.runner import catalog_models
-from api.cli.app import models_app
-from api.cli.common import err, out, print_json, settings
+from brandloop.agent.runner import catalog_models
+from brandloop.api.cli.app import models_app
+from brandloop.api.cli.common import err, out, print_json, settings
 from brandloop.domain import ModelSpec
-from policies.catalog import configured_providers
+from brandloop.policies.catalog import configured_providers
 
 
 def _why_not(model: ModelSpec, providers: set[str]) -> str:

@@ -9,18 +9,18 @@ from typing import Annotated, Any
 
 import typer
 
-from api.cli.app import app
-from api.cli.common import out, print_json, settings
-from api.cli.score import read_image_file, resolve_brand
+from brandloop.api.cli.app import app
+from brandloop.api.cli.common import out, print_json, settings
+from brandloop.api.cli.score import read_image_file, resolve_brand
 from brandloop.domain import ModerationVerdict
 from brandloop.errors import BadInputError
-from tools.moderation.image import NudeNetModerator
-from tools.moderation.injection import detect_injection
-from tools.moderation.pii import find_pii
-from tools.moderation.policy import load_moderation_policy
-from tools.moderation.text import moderate_text
-from tools.providers.errors import MalformedResponseError
-from tools.scoring.decode import decode_image
+from brandloop.tools.moderation.image import NudeNetModerator
+from brandloop.tools.moderation.injection import detect_injection
+from brandloop.tools.moderation.pii import find_pii
+from brandloop.tools.moderation.policy import load_moderation_policy
+from brandloop.tools.moderation.text import moderate_text
+from brandloop.tools.providers.errors import MalformedResponseError
+from brandloop.tools.scoring.decode import decode_image
 
 EXIT_BLOCKED = 3
 

@@ -8,9 +8,9 @@ from typing import Annotated, Literal
 
 import typer
 
-from agent.runner import review_run
-from api.cli.app import app
-from api.cli.common import out, print_json, settings
+from brandloop.agent.runner import review_run
+from brandloop.api.cli.app import app
+from brandloop.api.cli.common import out, print_json, settings
 
 review_app = typer.Typer(help="Human review of runs that wait for it.", no_args_is_help=True)
 app.add_typer(review_app, name="review")

@@ -11,10 +11,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from agent.runner import resume_run
-from api.cli.app import runs_app
-from api.cli.common import out, print_json, settings
-from api.preview import thumbnail
+from brandloop.agent.runner import resume_run
+from brandloop.api.cli.app import runs_app
+from brandloop.api.cli.common import out, print_json, settings
+from brandloop.api.preview import thumbnail
 from brandloop.errors import NotFoundError
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
@@ -247,7 +247,7 @@ def reproduce(
 ) -> None:
     """Re-render each accepted image from its receipt; say if it is byte-identical,
     perceptually identical (perceptual-hash distance) or different."""
-    from agent.runner import catalog_models, default_providers
+    from brandloop.agent.runner import catalog_models, default_providers
     from brandloop.reproduce import PHASH_IDENTICAL_DISTANCE, reproduce_run
 
     cfg = settings()

@@ -12,19 +12,19 @@ import numpy.typing as npt
 import typer
 from rich.table import Table
 
-from api.cli.app import app
-from api.cli.common import looks_like_path, out, print_json, settings
+from brandloop.api.cli.app import app
+from brandloop.api.cli.common import looks_like_path, out, print_json, settings
 from brandloop.domain import BrandKit, Scores, parse_size
 from brandloop.errors import BadInputError, NotFoundError
+from brandloop.policies.brand_policy import load_brand_scoring_policy
+from brandloop.policies.brandkit import load_brand_kit
+from brandloop.policies.scoring import ScoringPolicy, load_scoring_policy
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
-from policies.brand_policy import load_brand_scoring_policy
-from policies.brandkit import load_brand_kit
-from policies.scoring import ScoringPolicy, load_scoring_policy
-from tools.providers.errors import MalformedResponseError
-from tools.scoring.alignment import load_alignment_scorer
-from tools.scoring.signals import ImageAnalysis, analyse_image, score_set
-from tools.scoring.similarity import decode_descriptor
+from brandloop.tools.providers.errors import MalformedResponseError
+from brandloop.tools.scoring.alignment import load_alignment_scorer
+from brandloop.tools.scoring.signals import ImageAnalysis, analyse_image, score_set
+from brandloop.tools.scoring.similarity import decode_descriptor
 
 #: Refuse to read files larger than this at all (compressed size); the pixel limit follows.
 MAX_FILE_BYTES = 200 * 1024 * 1024
@@ -66,7 +66,7 @@ def _wanted(size: str | None, brand: BrandKit, width: int, height: int) -> tuple
 def _references(brand: BrandKit, use_memory: bool) -> list[npt.NDArray[np.float32]]:
     if not use_memory:
         return []
-    from agent.runner import open_memory
+    from brandloop.agent.runner import open_memory
 
     cfg = settings()
     hits = open_memory(cfg).descriptors(tenant=cfg.tenant, brand=brand.slug, limit=100)
@@ -82,7 +82,7 @@ def _references(brand: BrandKit, use_memory: bool) -> list[npt.NDArray[np.float3
 
 
 def _probe_size(data: bytes, path: Path, policy: ScoringPolicy) -> tuple[int, int]:
-    from tools.scoring.decode import decode_image
+    from brandloop.tools.scoring.decode import decode_image
 
     try:
         image = decode_image(data, max_pixels=policy.max_pixels)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from api.cli.app import app
+from brandloop.api.cli.app import app
 
 
 @app.command()
@@ -24,8 +24,8 @@ def serve(
     """
     import uvicorn
 
-    from api.app import create_app
-    from api.config import get_api_settings
+    from brandloop.api.app import create_app
+    from brandloop.api.config import get_api_settings
 
     if workers is not None:
         os.environ["BRANDLOOP_API_WORKERS"] = str(workers)

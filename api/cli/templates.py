@@ -13,16 +13,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from agent.templates import REF_PATTERN, ensure_shipped_templates
-from api.cli.app import app
-from api.cli.common import out, print_json, settings
+from brandloop.agent.templates import REF_PATTERN, ensure_shipped_templates
+from brandloop.api.cli.app import app
+from brandloop.api.cli.common import out, print_json, settings
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
 from brandloop.registry.models import TemplateRow, TemplateVersionRow
 from brandloop.templates import files, governance
+from brandloop.templates.sandbox import KNOWN_VARIABLES
 from brandloop.templates.stats import stats_document
-from tools.composer import KNOWN_VARIABLES
 
 templates_app = typer.Typer(
     help="Prompt templates: versions, review, labels, A/B splits, diff, stats, export/import.",

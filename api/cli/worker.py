@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from api.cli.app import app
-from api.cli.common import settings
+from brandloop.api.cli.app import app
+from brandloop.api.cli.common import settings
 from brandloop.errors import BadInputError
 
 
@@ -23,7 +23,7 @@ def worker(
     Needs ``BRANDLOOP_QUEUE=celery`` on the API replicas and a database every process shares
     (PostgreSQL); see docs/runbook.md.
     """
-    from api.jobs.celery_queue import run_worker
+    from brandloop.api.jobs.celery_queue import run_worker
 
     current = settings()
     if current.resolved_database_url.startswith("sqlite"):

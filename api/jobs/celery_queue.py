@@ -35,9 +35,9 @@ from celery import Celery
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from agent.checkpoints import checkpointer_for
-from api.jobs import store
-from api.jobs.worker import ProvidersFactory, WorkerPool
+from brandloop.agent.checkpoints import checkpointer_for
+from brandloop.api.jobs import store
+from brandloop.api.jobs.worker import ProvidersFactory, WorkerPool
 from brandloop.domain import utcnow
 from brandloop.registry.db import get_engine, session_scope
 from brandloop.registry.models_scale import JobLeaseRow

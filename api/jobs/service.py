@@ -11,11 +11,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from agent.runner import catalog_models, check_request, model_ladder
-from api.auth import Principal
-from api.jobs import store
-from api.problems import ApiProblem
-from api.schemas import JobPublic, Links
+from brandloop.agent.runner import catalog_models, check_request, model_ladder
+from brandloop.api.auth import Principal
+from brandloop.api.jobs import store
+from brandloop.api.problems import ApiProblem
+from brandloop.api.schemas import JobPublic, Links
 from brandloop.domain import GenerationRequest, RunResult
 from brandloop.registry.db import session_scope
 from brandloop.registry.models import RunEventRow

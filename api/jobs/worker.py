@@ -1,7 +1,7 @@
 """The job runner: an in-process pool of async workers over the durable ``jobs`` table.
 
 On start it recovers: jobs that were ``running`` when the process died are resumed from their
-checkpoint (``agent.runner.resume_run``; attempts already paid for are reused, not paid again),
+checkpoint (``brandloop.agent.runner.resume_run``; attempts already paid for are reused, not paid again),
 ``queued`` ones are queued again. Stopping leaves running jobs ``running`` so the next start
 resumes them. Cancelling a job cancels its task; the run keeps what it had paid for.
 """
@@ -19,19 +19,19 @@ from opentelemetry import trace
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from agent.runner import resume_run, run_generation
-from api.jobs import store
-from api.jobs.queue import InProcessQueue, JobQueue
-from api.jobs.service import spend_changed
-from api.observability import run_id_var
-from api.problems import status_for
+from brandloop.agent.runner import resume_run, run_generation
+from brandloop.api.jobs import store
+from brandloop.api.jobs.queue import InProcessQueue, JobQueue
+from brandloop.api.jobs.service import spend_changed
+from brandloop.api.observability import run_id_var
+from brandloop.api.problems import status_for
 from brandloop.domain import GenerationRequest, RunResult, utcnow
 from brandloop.errors import BrandloopError
+from brandloop.providers import ImageProvider
 from brandloop.registry.db import session_scope
 from brandloop.registry.models import RunRow
 from brandloop.registry.models_service import CampaignRow, JobRow
 from brandloop.settings import Settings
-from tools.providers.base import ImageProvider
 
 ProvidersFactory = Callable[[Settings], dict[str, ImageProvider]]
 

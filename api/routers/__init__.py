@@ -1,1 +1,1 @@
-"""One router per resource; ``api.app`` includes them all under ``/v1``."""
+"""One router per resource; ``brandloop.api.app`` includes them all under ``/v1``."""

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Header, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
-from api.deps import SessionDep, SettingsDep, Viewer
-from api.problems import PROBLEM_RESPONSES, ApiProblem
+from brandloop.api.deps import SessionDep, SettingsDep, Viewer
+from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
 from brandloop.artifacts import ArtifactStore
 from brandloop.registry import crud
 

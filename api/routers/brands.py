@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from api.deps import Admin, SessionDep, Viewer
-from api.problems import PROBLEM_RESPONSES, ApiProblem
-from api.schemas import BrandPublic
+from brandloop.api.deps import Admin, SessionDep, Viewer
+from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
+from brandloop.api.schemas import BrandPublic
 from brandloop.domain import BrandKit
 from brandloop.registry import crud
 from brandloop.registry.models import BrandRow

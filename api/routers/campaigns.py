@@ -8,13 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
-from agent.consistency import consistency
-from agent.runner import check_request
-from api.deps import Creator, PoolDep, ServiceDep, SessionDep, SettingsDep, Viewer
-from api.jobs import store
-from api.jobs.service import check_quota, job_public
-from api.problems import PROBLEM_RESPONSES, ApiProblem
-from api.schemas import (
+from brandloop.agent.consistency import consistency
+from brandloop.agent.runner import check_request
+from brandloop.api.deps import Creator, PoolDep, ServiceDep, SessionDep, SettingsDep, Viewer
+from brandloop.api.jobs import store
+from brandloop.api.jobs.service import check_quota, job_public
+from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
+from brandloop.api.schemas import (
     CampaignAssetStatus,
     CampaignConsistency,
     CampaignCreate,

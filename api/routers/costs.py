@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
-from api.deps import SessionDep, Viewer
-from api.problems import PROBLEM_RESPONSES, ApiProblem
+from brandloop.api.deps import SessionDep, Viewer
+from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
 from brandloop.registry.models import AttemptRow, RunRow
 
 router = APIRouter(prefix="/costs", tags=["costs"], responses=PROBLEM_RESPONSES)

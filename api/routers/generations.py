@@ -7,12 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import Creator, PoolDep, ServiceDep, SessionDep
-from api.jobs import store
-from api.jobs.service import job_public, submit
-from api.problems import PROBLEM_RESPONSES
-from api.routers.threads import post_message
-from api.schemas import GenerationCreate, JobPublic, MessageCreate, domain_request
+from brandloop.api.deps import Creator, PoolDep, ServiceDep, SessionDep
+from brandloop.api.jobs import store
+from brandloop.api.jobs.service import job_public, submit
+from brandloop.api.problems import PROBLEM_RESPONSES
+from brandloop.api.routers.threads import post_message
+from brandloop.api.schemas import GenerationCreate, JobPublic, MessageCreate, domain_request
 
 router = APIRouter(prefix="/generations", tags=["generations"], responses=PROBLEM_RESPONSES)
 

@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from agent.runner import open_memory
-from api.deps import ServiceDep
-from api.problems import PROBLEM_MEDIA_TYPE, problem_body
+from brandloop.agent.runner import open_memory
+from brandloop.api.deps import ServiceDep
+from brandloop.api.problems import PROBLEM_MEDIA_TYPE, problem_body
 from brandloop.registry.db import session_scope
 
 router = APIRouter(tags=["health"])

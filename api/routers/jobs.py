@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
-from api.deps import Creator, PoolDep, ServiceDep, SessionDep, Viewer
-from api.jobs import store
-from api.jobs.service import job_events, job_public
-from api.problems import PROBLEM_RESPONSES, ApiProblem
-from api.schemas import JobPublic, JobState
+from brandloop.api.deps import Creator, PoolDep, ServiceDep, SessionDep, Viewer
+from brandloop.api.jobs import store
+from brandloop.api.jobs.service import job_events, job_public
+from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
+from brandloop.api.schemas import JobPublic, JobState
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
 

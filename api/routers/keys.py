@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.auth import create_key, get_key, list_keys, revoke_key
-from api.deps import Admin, ServiceDep, SessionDep
-from api.problems import PROBLEM_RESPONSES, ApiProblem
-from api.schemas import KeyCreate, KeyCreated, KeyPublic
+from brandloop.api.auth import create_key, get_key, list_keys, revoke_key
+from brandloop.api.deps import Admin, ServiceDep, SessionDep
+from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
+from brandloop.api.schemas import KeyCreate, KeyCreated, KeyPublic
 from brandloop.registry.models_service import ApiKeyRow
 
 router = APIRouter(prefix="/keys", tags=["keys"], responses=PROBLEM_RESPONSES)

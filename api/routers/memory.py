@@ -7,12 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from agent.runner import open_memory
-from api.deps import Creator, SessionDep, SettingsDep, Viewer
-from api.problems import PROBLEM_RESPONSES, ApiProblem
-from api.schemas import NoteCreate
+from brandloop.agent.runner import open_memory
+from brandloop.api.deps import Creator, SessionDep, SettingsDep, Viewer
+from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
+from brandloop.api.schemas import NoteCreate
+from brandloop.memory.store import MemoryHit
 from brandloop.registry import crud
-from memory.store import MemoryHit
 
 router = APIRouter(prefix="/memory", tags=["memory"], responses=PROBLEM_RESPONSES)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from agent.runner import catalog_models
-from api.deps import SettingsDep, Viewer
-from api.problems import PROBLEM_RESPONSES
+from brandloop.agent.runner import catalog_models
+from brandloop.api.deps import SettingsDep, Viewer
+from brandloop.api.problems import PROBLEM_RESPONSES
 from brandloop.domain import ModelSpec
-from policies.catalog import plannable
+from brandloop.policies.catalog import plannable
 
 router = APIRouter(prefix="/models", tags=["models"], responses=PROBLEM_RESPONSES)
 

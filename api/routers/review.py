@@ -8,12 +8,12 @@ from typing import Any
 from fastapi import APIRouter
 from sqlalchemy import select
 
-from agent.runner import review_run as finish_review
-from api.deps import Approver, PoolDep, SessionDep
-from api.jobs import store
-from api.jobs.worker import finished_state
-from api.problems import PROBLEM_RESPONSES, ApiProblem
-from api.schemas import ReviewDecision
+from brandloop.agent.runner import review_run as finish_review
+from brandloop.api.deps import Approver, PoolDep, SessionDep
+from brandloop.api.jobs import store
+from brandloop.api.jobs.worker import finished_state
+from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
+from brandloop.api.schemas import ReviewDecision
 from brandloop.domain import utcnow
 from brandloop.registry import crud
 from brandloop.registry.models import RunRow, TemplateRow, TemplateVersionRow

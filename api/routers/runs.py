@@ -10,9 +10,9 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.deps import ServiceDep, SessionDep, Viewer
-from api.jobs.service import artifact_links
-from api.problems import PROBLEM_RESPONSES, ApiProblem
+from brandloop.api.deps import ServiceDep, SessionDep, Viewer
+from brandloop.api.jobs.service import artifact_links
+from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
 from brandloop.registry import crud
 from brandloop.registry.models import ArtifactRow, AttemptRow, RunEventRow, RunRow
 

@@ -16,11 +16,11 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from agent.templates import ensure_shipped_templates
-from api.auth import Principal
-from api.deps import Approver, Creator, SessionDep, Viewer
-from api.problems import PROBLEM_RESPONSES, ApiProblem
-from api.schemas import LabelUpdate, ReviewDecision, TemplateVersionCreate
+from brandloop.agent.templates import ensure_shipped_templates
+from brandloop.api.auth import Principal
+from brandloop.api.deps import Approver, Creator, SessionDep, Viewer
+from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
+from brandloop.api.schemas import LabelUpdate, ReviewDecision, TemplateVersionCreate
 from brandloop.domain import PromptTemplate, TemplateVersion
 from brandloop.registry import crud
 from brandloop.registry.models import TemplateLabelRow, TemplateRow, TemplateVersionRow

@@ -13,14 +13,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
-from agent.runner import check_request
-from api.auth import Principal
-from api.deps import Creator, PoolDep, Service, ServiceDep, SessionDep, Viewer
-from api.jobs import store
-from api.jobs.service import job_public, submit
-from api.jobs.worker import WorkerPool
-from api.problems import PROBLEM_RESPONSES, ApiProblem
-from api.schemas import (
+from brandloop.agent.runner import check_request
+from brandloop.api.auth import Principal
+from brandloop.api.deps import Creator, PoolDep, Service, ServiceDep, SessionDep, Viewer
+from brandloop.api.jobs import store
+from brandloop.api.jobs.service import job_public, submit
+from brandloop.api.jobs.worker import WorkerPool
+from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
+from brandloop.api.schemas import (
     MessageAccepted,
     MessageCreate,
     MessagePublic,

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -145,8 +146,8 @@ class AttemptRow(Base):
     template_ref: Mapped[str] = mapped_column(String(160), index=True)
     prompt: Mapped[str] = mapped_column(Text)
     negative_prompt: Mapped[str] = mapped_column(Text, default="")
-    seed_requested: Mapped[int] = mapped_column(Integer)
-    seed_returned: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    seed_requested: Mapped[int] = mapped_column(BigInteger)
+    seed_returned: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Float, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, Float, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from brandloop.domain import utcnow
@@ -25,7 +25,7 @@ class CacheEntryRow(Base):
     model_version: Mapped[str] = mapped_column(String(64))
     template_ref: Mapped[str] = mapped_column(String(160), index=True)
     artifact_sha256: Mapped[str] = mapped_column(String(64))
-    seed_returned: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    seed_returned: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     provider_request_id: Mapped[str | None] = mapped_column(String(160), nullable=True)
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
     hits: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,6 +1,7 @@
 """Drift monitoring in the registry: per (template version, model), scores in, events out.
 
-:func:`observe` re-runs the detector (``policies.drift``) over every scored attempt of one
+:func:`observe` re-runs the detector (:mod:`brandloop.templates.cusum`, with the policy the
+caller loads, normally ``policies/drift.yaml``) over every scored attempt of one
 (template version, model) in order, records an event for each alarm not yet recorded (events
 are keyed by the attempt where the alarm fired, so observing twice records nothing twice) and
 keeps the current baseline and statistic in ``drift_baselines`` for ``brandloop drift list``.
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 from brandloop.domain import utcnow
 from brandloop.registry.models import AttemptRow, RunRow
 from brandloop.registry.models_templates import DriftBaselineRow, DriftEventRow
-from policies.drift import DriftPolicy, load_drift_policy, scan
+from brandloop.templates.cusum import DriftPolicy, scan
 
 
 def _stream(session: Session, *, tenant: str, template_ref: str, model: str) -> list[AttemptRow]:
@@ -41,10 +42,9 @@ def observe(
     tenant: str,
     template_ref: str,
     model: str,
-    policy: DriftPolicy | None = None,
+    policy: DriftPolicy,
 ) -> list[DriftEventRow]:
     """Update the monitor for one (template version, model); returns the new events."""
-    policy = policy or load_drift_policy()
     attempts = _stream(session, tenant=tenant, template_ref=template_ref, model=model)
     result = scan([float(a.composite or 0.0) for a in attempts], policy)
     known = set(
@@ -97,7 +97,9 @@ def observe(
     return new
 
 
-def observe_run(session: Session, *, tenant: str, run_id: str) -> list[DriftEventRow]:
+def observe_run(
+    session: Session, *, tenant: str, run_id: str, policy: DriftPolicy
+) -> list[DriftEventRow]:
     """Update the monitor for every (template version, model) a run scored."""
     pairs = session.execute(
         select(AttemptRow.template_ref, AttemptRow.model)
@@ -106,11 +108,13 @@ def observe_run(session: Session, *, tenant: str, run_id: str) -> list[DriftEven
     ).all()
     events: list[DriftEventRow] = []
     for template_ref, model in sorted(pairs):
-        events += observe(session, tenant=tenant, template_ref=template_ref, model=model)
+        events += observe(
+            session, tenant=tenant, template_ref=template_ref, model=model, policy=policy
+        )
     return events
 
 
-def observe_all(session: Session, *, tenant: str) -> list[DriftEventRow]:
+def observe_all(session: Session, *, tenant: str, policy: DriftPolicy) -> list[DriftEventRow]:
     """Update the monitor for every (template version, model) the tenant has scores for."""
     pairs = session.execute(
         select(AttemptRow.template_ref, AttemptRow.model)
@@ -120,7 +124,9 @@ def observe_all(session: Session, *, tenant: str) -> list[DriftEventRow]:
     ).all()
     events: list[DriftEventRow] = []
     for template_ref, model in sorted(pairs):
-        events += observe(session, tenant=tenant, template_ref=template_ref, model=model)
+        events += observe(
+            session, tenant=tenant, template_ref=template_ref, model=model, policy=policy
+        )
     return events
 
 

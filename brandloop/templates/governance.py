@@ -25,15 +25,13 @@ from sqlalchemy.orm import Session
 
 from brandloop.domain import TemplateStatus, TemplateVersion, utcnow
 from brandloop.errors import BadInputError, NotFoundError
+from brandloop.policy_files import read_policy_yaml
 from brandloop.registry import crud
 from brandloop.registry.models import TemplateLabelRow, TemplateRow, TemplateVersionRow
 from brandloop.registry.models_templates import TemplateReviewRow
-from policies.files import read_policy_yaml
-from tools.composer import compose_check
+from brandloop.templates.sandbox import compose_check
 
-POLICY_PATH: Final = (
-    Path(__file__).resolve().parent.parent.parent / "policies" / "template_governance.yaml"
-)
+POLICY_PATH: Final = Path(__file__).with_name("governance.yaml")
 NAME_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,119}$")
 LABEL_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 ACTOR_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,119}$")

@@ -1,7 +1,7 @@
 """Report writers for an eval run: the JSON document, JUnit XML and the HTML report."""
 
-from evals.reports.document import build_document
-from evals.reports.html import build_html
-from evals.reports.junit import build_junit
+from brandloop.evals.reports.document import build_document
+from brandloop.evals.reports.html import build_html
+from brandloop.evals.reports.junit import build_junit
 
 __all__ = ["build_document", "build_html", "build_junit"]

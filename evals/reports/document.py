@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from evals.models import CaseResult
-from evals.runner import EvalRun
-from evals.stats import BaselineReport, Comparison, TargetSummary, compare, summarize
+from brandloop.evals.models import CaseResult
+from brandloop.evals.runner import EvalRun
+from brandloop.evals.stats import BaselineReport, Comparison, TargetSummary, compare, summarize
 
 RUN_FORMAT = "brandloop.eval-run/1"
 

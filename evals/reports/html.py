@@ -12,10 +12,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from evals.models import AttemptRecord, CaseResult, TargetSpec
-from evals.reports.document import comparisons, gate_results, summaries
-from evals.runner import EvalRun
-from evals.stats import BaselineReport, Comparison, TargetSummary
+from brandloop.evals.models import AttemptRecord, CaseResult, TargetSpec
+from brandloop.evals.reports.document import comparisons, gate_results, summaries
+from brandloop.evals.runner import EvalRun
+from brandloop.evals.stats import BaselineReport, Comparison, TargetSummary
 
 PALETTE = ["#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2"]
 CHART_SIGNALS = ["composite", "palette", "sharpness", "exposure"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from evals.runner import EvalRun
+from brandloop.evals.runner import EvalRun
 
 
 def build_junit(run: EvalRun) -> bytes:

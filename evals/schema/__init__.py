@@ -1,6 +1,6 @@
-"""The published JSON schema of suite files, generated from :class:`evals.models.SuiteFile`.
+"""The published JSON schema of suite files, generated from :class:`brandloop.evals.models.SuiteFile`.
 
-Regenerate with ``python -m evals.schema`` after changing the models; a test compares them.
+Regenerate with ``python -m brandloop.evals.schema`` after changing the models; a test compares them.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from evals.models import SuiteFile
+from brandloop.evals.models import SuiteFile
 
 SCHEMA_PATH = Path(__file__).with_name("suite.schema.json")
 SCHEMA_ID = "https://brandloop.dev/schemas/eval-suite-1.json"

@@ -13,8 +13,8 @@ import asyncio
 import os
 from pathlib import Path
 
-from tools.providers.base import ImageRequest, ImageResult
-from tools.providers.procedural import ProceduralProvider
+from brandloop.providers import ImageRequest, ImageResult
+from brandloop.tools.providers.procedural import ProceduralProvider
 
 
 class LedgerProvider:

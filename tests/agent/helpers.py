@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from brandloop.domain import ModerationVerdict
+from brandloop.policies.brandkit import load_brand_kit
+from brandloop.providers import ImageRequest, ImageResult
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
 from brandloop.settings import Settings
-from policies.brandkit import load_brand_kit
-from tools.providers.base import ImageRequest, ImageResult
-from tools.providers.procedural import ProceduralProvider
+from brandloop.tools.providers.procedural import ProceduralProvider
 
 ROOT = Path(__file__).resolve().parents[2]
 AUTUMN = (ROOT / "examples" / "briefs" / "autumn-sale.txt").read_text().strip()

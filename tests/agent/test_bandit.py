@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from agent.bandit import ArmStats, arm_stats, choose
-from agent.runner import run_generation
+from brandloop.agent.bandit import ArmStats, arm_stats, choose
+from brandloop.agent.runner import run_generation
 from brandloop.domain import Attempt, Candidate, GenerationRequest, ModelSpec
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
@@ -132,7 +132,7 @@ async def test_the_planner_moves_to_the_arm_the_registry_says_works(settings: Se
 async def test_models_slower_than_the_latency_target_are_skipped(
     settings: Settings, target: float
 ) -> None:
-    from policies.agent import AgentPolicy
+    from brandloop.policies.agent import AgentPolicy
 
     brand = add_acme(settings)
     _seed_history(settings, brand, model="procedural/draft", accepted=5, rejected=5)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.budgets import headroom, set_budget, spent
-from agent.runner import run_generation
+from brandloop.agent.budgets import headroom, set_budget, spent
+from brandloop.agent.runner import run_generation
 from brandloop.domain import GenerationRequest
 from brandloop.errors import BadInputError
 from brandloop.registry.db import session_scope

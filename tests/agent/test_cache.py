@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from agent.runner import catalog_models, run_generation
+from brandloop.agent.runner import catalog_models, run_generation
 from brandloop.domain import Candidate, GenerationRequest
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
 from brandloop.registry.models import TemplateVersionRow
 from brandloop.settings import Settings
+from brandloop.tools import cache as generation_cache
 from tests.agent.helpers import AUTUMN, CountingProvider, add_acme
-from tools import cache as generation_cache
 
 
 def request(brand: str) -> GenerationRequest:

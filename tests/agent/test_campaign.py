@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.campaign import load_campaign
-from agent.consistency import consistency
-from api.cli import main
+from brandloop.agent.campaign import load_campaign
+from brandloop.agent.consistency import consistency
+from brandloop.api.cli import main
 from brandloop.errors import BadInputError
+from brandloop.policies.brandkit import load_brand_kit
+from brandloop.providers import ImageRequest
 from brandloop.settings import Settings
-from policies.brandkit import load_brand_kit
-from tools.providers.base import ImageRequest
-from tools.providers.procedural import ProceduralProvider
+from brandloop.tools.providers.procedural import ProceduralProvider
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -20,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BRIEF = (ROOT / "examples" / "briefs" / "autumn-sale.txt").read_text().strip()
-BRANDLOOP = [sys.executable, "-c", "from api.cli import main; main()"]
+BRANDLOOP = [sys.executable, "-c", "from brandloop.api.cli import main; main()"]
 
 
 def _env(data_dir: Path, ledger: Path, slow_from: int | None) -> dict[str, str]:

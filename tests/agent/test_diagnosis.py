@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.diagnosis import (
+from brandloop.agent.diagnosis import (
     DETAIL_MODIFIER,
     EXPOSURE_MODIFIER,
     SAFETY_MODIFIER,
@@ -12,7 +12,7 @@ from agent.diagnosis import (
     quality_index,
 )
 from brandloop.domain import Attempt, Candidate, ModelSpec, Scores, Signal
-from policies.agent import AgentPolicy
+from brandloop.policies.agent import AgentPolicy
 
 CAND = Candidate(
     id="c", template="t@1", prompt="p", model="procedural/draft", seed=1, width=64, height=64

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.runner import resume_run, review_run, run_generation
-from api.cli import main
+from brandloop.agent.runner import resume_run, review_run, run_generation
+from brandloop.api.cli import main
 from brandloop.domain import GenerationRequest
 from brandloop.errors import BadInputError
+from brandloop.policies.agent import AgentPolicy, ReviewPolicy
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
 from brandloop.settings import Settings
-from policies.agent import AgentPolicy, ReviewPolicy
 from tests.agent.helpers import AUTUMN, CountingProvider, add_acme
 
 ALWAYS = AgentPolicy(review=ReviewPolicy(mode="always"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.routers import after_intake, after_observe, after_plan, after_review_gate
+from brandloop.agent.routers import after_intake, after_observe, after_plan, after_review_gate
 from brandloop.domain import Candidate, GenerationRequest
 
 REQUEST = GenerationRequest(brief="a cup", brand="Acme", count=2)

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from agent.runner import run_generation
+from brandloop.agent.runner import run_generation
 from brandloop.domain import GenerationRequest
 from brandloop.errors import BadInputError, NotFoundError
+from brandloop.policies.brandkit import load_brand_kit
+from brandloop.providers import ImageRequest, ImageResult
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
 from brandloop.settings import Settings
-from policies.brandkit import load_brand_kit
-from tools.providers.base import ImageRequest, ImageResult
-from tools.providers.procedural import ProceduralProvider
+from brandloop.tools.providers.procedural import ProceduralProvider
 
 AUTUMN = (
     (Path(__file__).resolve().parents[2] / "examples" / "briefs" / "autumn-sale.txt")
@@ -120,7 +120,7 @@ class FailingDraftProvider(CountingProvider):
     async def generate(self, request: ImageRequest) -> ImageResult:
         self.calls.append(request)
         if request.model == "draft":
-            from tools.providers.errors import ProviderUnavailableError
+            from brandloop.tools.providers.errors import ProviderUnavailableError
 
             raise ProviderUnavailableError("circuit open", provider="procedural")
         return await self.inner.generate(request)

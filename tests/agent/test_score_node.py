@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.runner import run_generation
+from brandloop.agent.runner import run_generation
 from brandloop.domain import GenerationRequest
+from brandloop.policies.brandkit import load_brand_kit
+from brandloop.providers import ImageRequest, ImageResult
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
 from brandloop.settings import Settings
-from policies.brandkit import load_brand_kit
-from tools.providers.base import ImageRequest, ImageResult
-from tools.providers.procedural import ProceduralProvider
+from brandloop.tools.providers.procedural import ProceduralProvider
 
 BRIEF = "strict palette: teal #0f766e, cream #fef3c7, espresso #4a2c2a; a coffee cup"
 

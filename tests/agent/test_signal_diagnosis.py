@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.diagnosis import COLOUR_MODIFIER, CONTRAST_MODIFIER, diagnose
+from brandloop.agent.diagnosis import COLOUR_MODIFIER, CONTRAST_MODIFIER, diagnose
 from brandloop.domain import Attempt, Candidate, Scores, Signal
 
 CAND = Candidate(

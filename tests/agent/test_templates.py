@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from agent.templates import ensure_shipped_templates, pick_weighted, resolve_template
+from brandloop.agent.templates import ensure_shipped_templates, pick_weighted, resolve_template
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope

@@ -9,12 +9,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from agent.runner import run_generation
+from brandloop.agent.runner import run_generation
 from brandloop.domain import GenerationRequest
+from brandloop.policies.brandkit import load_brand_kit
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
 from brandloop.settings import Settings
-from policies.brandkit import load_brand_kit
 
 EXPORTER = InMemorySpanExporter()
 

@@ -10,8 +10,8 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from pydantic import Field
 
-from agent.runner import run_generation
-from agent.writer import PromptWriter, WriterSettings, build_writer, fence, parse_variants
+from brandloop.agent.runner import run_generation
+from brandloop.agent.writer import PromptWriter, WriterSettings, build_writer, fence, parse_variants
 from brandloop.domain import GenerationRequest
 from brandloop.settings import Settings
 from tests.agent.helpers import CountingProvider, add_acme

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from api.cli import main
+from brandloop.api.cli import main
 from brandloop.artifacts import RECEIPT_KEY, read_png_text
 from brandloop.settings import Settings
 

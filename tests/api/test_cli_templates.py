@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.templates import pick_weighted
-from api.cli import main
+from brandloop.agent.templates import pick_weighted
+from brandloop.api.cli import main
 from brandloop.settings import Settings, get_settings
 from tests.api.test_cli import BRANDS, data_snapshot, run_cli
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from api.cli import main
+from brandloop.api.cli import main
 from brandloop.settings import Settings, get_settings
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from api.cli import main
+from brandloop.api.cli import main
 from tests.tools.signal_fixtures import FixtureSet
 
 ROOT = Path(__file__).resolve().parents[2]

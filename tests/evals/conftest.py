@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tools.providers.base import ImageRequest, ImageResult
-from tools.providers.procedural import ProceduralProvider
+from brandloop.providers import ImageRequest, ImageResult
+from brandloop.tools.providers.procedural import ProceduralProvider
 
 ROOT = Path(__file__).resolve().parents[2]
 BRANDS = ROOT / "examples" / "brands"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from api.cli import main
+from brandloop.api.cli import main
 from brandloop.settings import Settings
 from tests.evals.conftest import ON_BRAND_CASES, write_suite
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from brandloop.evals.loader import load_suite
+from brandloop.evals.reports.document import gate_results, summaries
+from brandloop.evals.runner import EvalRunner
 from brandloop.settings import Settings
-from evals.loader import load_suite
-from evals.reports.document import gate_results, summaries
-from evals.runner import EvalRunner
 from tests.evals.conftest import ROOT
 
 

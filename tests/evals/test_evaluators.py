@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from evals.evaluators import evaluate_case, group_consistency
-from evals.models import Assertion, AttemptRecord, Case, CaseResult, RequestParams
-from evals.runner import find_pii
+from brandloop.evals.evaluators import evaluate_case, group_consistency
+from brandloop.evals.models import Assertion, AttemptRecord, Case, CaseResult, RequestParams
+from brandloop.evals.runner import find_pii
 
 ASSERTION = TypeAdapter(Assertion)
 

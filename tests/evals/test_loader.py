@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from brandloop.errors import BadInputError
-from evals.loader import load_suite, parse_target
-from evals.models import MaxCost, MinScore
-from evals.schema import SCHEMA_PATH, render_schema
+from brandloop.evals.loader import load_suite, parse_target
+from brandloop.evals.models import MaxCost, MinScore
+from brandloop.evals.schema import SCHEMA_PATH, render_schema
 from tests.evals.conftest import ROOT, on_brand_case, write_suite
 
 SUITES = sorted((ROOT / "evals" / "suites").glob("*.yaml"))
@@ -20,7 +20,7 @@ SUITES = sorted((ROOT / "evals" / "suites").glob("*.yaml"))
 
 def test_the_published_schema_is_generated_from_the_models() -> None:
     assert SCHEMA_PATH.read_text(encoding="utf-8") == render_schema(), (
-        "evals/schema/suite.schema.json is stale: run `python -m evals.schema`"
+        "evals/schema/suite.schema.json is stale: run `python -m brandloop.evals.schema`"
     )
 
 

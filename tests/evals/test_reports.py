@@ -12,11 +12,11 @@ from pathlib import Path
 
 from PIL import Image
 
+from brandloop.evals.loader import load_suite
+from brandloop.evals.models import AttemptRecord, CaseResult, TargetSpec
+from brandloop.evals.reports import build_document, build_html, build_junit
+from brandloop.evals.runner import EvalRun, EvalRunner, evaluate_results
 from brandloop.settings import Settings
-from evals.loader import load_suite
-from evals.models import AttemptRecord, CaseResult, TargetSpec
-from evals.reports import build_document, build_html, build_junit
-from evals.runner import EvalRun, EvalRunner, evaluate_results
 from tests.evals.conftest import on_brand_case, write_suite
 
 

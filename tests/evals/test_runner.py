@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from brandloop.errors import BadInputError
+from brandloop.evals.loader import load_suite
+from brandloop.evals.models import CaseResult, TargetSpec
+from brandloop.evals.reports import build_document
+from brandloop.evals.runner import EvalRunner
+from brandloop.evals.stats import compare_baseline
 from brandloop.settings import Settings
-from evals.loader import load_suite
-from evals.models import CaseResult, TargetSpec
-from evals.reports import build_document
-from evals.runner import EvalRunner
-from evals.stats import compare_baseline
 from tests.evals.conftest import ON_BRAND_CASES, CountingProvider, on_brand_case, write_suite
 
 QUIET = TargetSpec(name="default", memory=False)

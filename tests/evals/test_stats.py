@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from evals.models import AttemptRecord, CaseResult
-from evals.stats import bootstrap_diff, compare, compare_baseline, summarize
+from brandloop.evals.models import AttemptRecord, CaseResult
+from brandloop.evals.stats import bootstrap_diff, compare, compare_baseline, summarize
 
 
 def res(

@@ -185,7 +185,7 @@ class FakeImagesApp:
         if self.image_side:
             width = height = self.image_side
         if self.render:  # on-brand pictures: brandloop's own preview renderer plays the model
-            from tools.providers.procedural import render_preview
+            from brandloop.tools.providers.procedural import render_preview
 
             wanted, _, avoid = prompt.partition("\nAvoid: ")
             seed = len(self.requests) * 16 + index

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from chromadb.utils.embedding_functions import known_embedding_functions
 
-from memory.embeddings import (
+from brandloop.memory.embeddings import (
     DIMENSIONS,
     EF_NAME,
     MODEL_PATH,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.runner import open_memory, run_generation
-from api.cli import main
-from api.cli.memory import parse_before
+from brandloop.agent.runner import open_memory, run_generation
+from brandloop.api.cli import main
+from brandloop.api.cli.memory import parse_before
 from brandloop.domain import GenerationRequest
 from brandloop.errors import BadInputError
 from brandloop.settings import Settings

@@ -18,10 +18,10 @@ from chromadb.api import ClientAPI
 from chromadb.config import Settings as ChromaSettings
 
 from brandloop.errors import BadInputError
+from brandloop.memory import BrandMemory, MemoryHit, MiniLMEmbeddingFunction, make_chroma_client
+from brandloop.memory.embeddings import EF_NAME, EmbeddingModelError
+from brandloop.memory.store import collection_name
 from brandloop.settings import Settings
-from memory import BrandMemory, MemoryHit, MiniLMEmbeddingFunction, make_chroma_client
-from memory.embeddings import EF_NAME, EmbeddingModelError
-from memory.store import collection_name
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SCORES = {"composite": 0.81, "palette": 0.92}

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from agent.runner import brand_scoring_policy
+from brandloop.agent.runner import brand_scoring_policy
 from brandloop.domain import GenerationRequest
 from brandloop.errors import BadInputError
+from brandloop.policies.brand_policy import load_brand_scoring_policy
+from brandloop.policies.brandkit import load_brand_kit
+from brandloop.policies.scoring import load_scoring_policy
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
 from brandloop.settings import Settings
-from policies.brand_policy import load_brand_scoring_policy
-from policies.brandkit import load_brand_kit
-from policies.scoring import load_scoring_policy
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "brands"
 

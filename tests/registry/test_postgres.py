@@ -67,7 +67,7 @@ async def test_checkpoint_tables_set_up_concurrently_without_a_race(pg_url: str)
     """Workers starting together each open the checkpointer first: the setup must not collide."""
     import asyncio
 
-    from agent.checkpoints import postgres_checkpointer
+    from brandloop.agent.checkpoints import postgres_checkpointer
 
     async def open_one() -> None:
         async with postgres_checkpointer(pg_url):

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from chromadb.api import ClientAPI
 
+from brandloop.memory import BrandMemory, MiniLMEmbeddingFunction, make_chroma_client
 from brandloop.settings import Settings
-from memory import BrandMemory, MiniLMEmbeddingFunction, make_chroma_client
 from tests.services import service_env
 
 pytestmark = pytest.mark.server

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from api.jobs import store
-from api.jobs.celery_queue import (
+from brandloop.api.jobs import store
+from brandloop.api.jobs.celery_queue import (
     REQUEUED,
     acquire_lease,
     expired_running_jobs,

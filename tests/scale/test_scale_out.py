@@ -113,7 +113,8 @@ def test_forty_jobs_survive_a_killed_worker(stack: Stack) -> None:
         time.sleep(1)
 
     # every job succeeded, and reads the same from either replica
-    assert {s["state"] for s in states.values()} == {"succeeded"}, stack.logs()
+    failed = {k: v for k, v in states.items() if v["state"] != "succeeded"}
+    assert not failed, json.dumps(failed, default=str)[:4000] + stack.logs()
     from_first = job_states(stack, first, job_ids)
     for job_id in job_ids:
         assert from_first[job_id]["result"] == states[job_id]["result"]

@@ -7,11 +7,12 @@ import pytest
 from sqlalchemy.orm import Session
 
 from brandloop.domain import Attempt, Candidate, Scores
+from brandloop.policies.drift import load_drift_policy
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
 from brandloop.settings import Settings
 from brandloop.templates import drift
-from policies.drift import DriftPolicy, load_drift_policy, scan
+from brandloop.templates.cusum import DriftPolicy, scan
 
 POLICY = load_drift_policy()
 
@@ -99,8 +100,8 @@ def _store_stream(session: Session, scores: list[float], template: str = "brand-
 def test_registry_records_one_event_per_alarm_idempotently(settings: Settings) -> None:
     with session_scope(settings.resolved_database_url) as session:
         _store_stream(session, noise(11, 60) + noise(12, 40, mean=0.55))
-        first = drift.observe_run(session, tenant="default", run_id="run_drift")
-        again = drift.observe_all(session, tenant="default")
+        first = drift.observe_run(session, tenant="default", run_id="run_drift", policy=POLICY)
+        again = drift.observe_all(session, tenant="default", policy=POLICY)
         events = drift.list_events(session, tenant="default", template="brand-hero")
         assert len(first) == 1 and again == [] and len(events) == 1
         event = drift.event_dict(events[0])
@@ -115,6 +116,6 @@ def test_registry_records_one_event_per_alarm_idempotently(settings: Settings) -
 def test_registry_stays_quiet_on_noise(settings: Settings) -> None:
     with session_scope(settings.resolved_database_url) as session:
         _store_stream(session, noise(21, 150))
-        assert drift.observe_all(session, tenant="default") == []
+        assert drift.observe_all(session, tenant="default", policy=POLICY) == []
         [baseline] = drift.list_baselines(session, tenant="default")
         assert baseline.baseline_n == 50 and baseline.monitored_n == 100

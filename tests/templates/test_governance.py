@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from agent.templates import ensure_shipped_templates, resolve_template
+from brandloop.agent.templates import ensure_shipped_templates, resolve_template
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope

@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from brandloop.errors import BadInputError
+from brandloop.tools.moderation.image import Detection, NudeNetModerator, provider_refusal
+from brandloop.tools.moderation.models import ModelIntegrityError, nudenet_model_path, verified
+from brandloop.tools.moderation.policy import ImagePolicy, load_moderation_policy
 from tests.tools.signal_fixtures import FixtureSet
-from tools.moderation.image import Detection, NudeNetModerator, provider_refusal
-from tools.moderation.models import ModelIntegrityError, nudenet_model_path, verified
-from tools.moderation.policy import ImagePolicy, load_moderation_policy
 
 
 @pytest.fixture(scope="module")

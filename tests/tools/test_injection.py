@@ -8,8 +8,8 @@ import pytest
 from pydantic import BaseModel
 
 from brandloop.errors import BadInputError, RefusedError
+from brandloop.tools.moderation.injection import detect_injection, parse_writer_output, spotlight
 from tests.tools.signal_fixtures import make_fixtures_module
-from tools.moderation.injection import detect_injection, parse_writer_output, spotlight
 
 INJECTION = make_fixtures_module().INJECTION
 

@@ -7,14 +7,14 @@ import time
 
 import pytest
 
-from tests.tools.signal_fixtures import make_fixtures_module
-from tools.moderation.pii import (
+from brandloop.tools.moderation.pii import (
     find_pii,
     iban_valid,
     luhn_valid,
     redact,
     redaction_markers,
 )
+from tests.tools.signal_fixtures import make_fixtures_module
 
 PII = make_fixtures_module().PII
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tools.providers.base import ImageProvider, ImageRequest
-from tools.providers.colours import COLOUR_WORDS, extract_colours
-from tools.providers.errors import TerminalProviderError
-from tools.providers.procedural import SOFTWARE, ProceduralProvider
+from brandloop.providers import ImageProvider, ImageRequest
+from brandloop.tools.providers.colours import COLOUR_WORDS, extract_colours
+from brandloop.tools.providers.errors import TerminalProviderError
+from brandloop.tools.providers.procedural import SOFTWARE, ProceduralProvider
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 PALETTE = "navy blue, coral and cream"

@@ -12,9 +12,9 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from brandloop.domain import BrandKit
 from brandloop.errors import BadInputError
-from policies.scoring import ScoringPolicy, load_scoring_policy
-from tools.providers.errors import MalformedResponseError
-from tools.scoring import (
+from brandloop.policies.scoring import ScoringPolicy, load_scoring_policy
+from brandloop.tools.providers.errors import MalformedResponseError
+from brandloop.tools.scoring import (
     delta_e_2000,
     dominant_colours,
     exposure,
@@ -23,7 +23,7 @@ from tools.scoring import (
     sharpness,
     srgb_to_lab,
 )
-from tools.scoring.colour import lab_to_hex
+from brandloop.tools.scoring.colour import lab_to_hex
 
 TEAL, ORANGE, CREAM = (15, 118, 110), (249, 115, 22), (240, 235, 220)
 BLUE, PURPLE, GREEN = (59, 130, 246), (168, 85, 247), (34, 197, 94)

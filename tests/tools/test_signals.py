@@ -12,9 +12,8 @@ import pytest
 from PIL import Image
 
 from brandloop.errors import BadInputError
-from policies.scoring import AlignmentPolicy, ScoringPolicy, load_scoring_policy
-from tests.tools.signal_fixtures import FixtureSet
-from tools.scoring import (
+from brandloop.policies.scoring import AlignmentPolicy, ScoringPolicy, load_scoring_policy
+from brandloop.tools.scoring import (
     ImageAnalysis,
     ImageDecodeError,
     analyse_image,
@@ -25,7 +24,8 @@ from tools.scoring import (
     load_alignment_scorer,
     score_set,
 )
-from tools.scoring.quality import colourfulness_metric, contrast, format_match
+from brandloop.tools.scoring.quality import colourfulness_metric, contrast, format_match
+from tests.tools.signal_fixtures import FixtureSet
 
 MAIN = ("palette", "sharpness", "exposure", "contrast", "colourfulness", "format")
 
@@ -260,7 +260,7 @@ def test_alignment_never_downloads_weights(tmp_path: Path):
 
 
 def test_decoding_is_shared_between_moderation_and_scoring(fx, policy):
-    from tools.scoring.decode import clear_decode_cache, decode_image
+    from brandloop.tools.scoring.decode import clear_decode_cache, decode_image
 
     clear_decode_cache()
     data = fx.bytes("distinct.png")

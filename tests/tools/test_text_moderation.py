@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from brandloop.errors import BadInputError
-from tools.moderation import load_blocklist, moderate_text, normalize_for_matching
-from tools.moderation.normalize import displayed_order, fold_leetspeak
+from brandloop.tools.moderation import load_blocklist, moderate_text, normalize_for_matching
+from brandloop.tools.moderation.normalize import displayed_order, fold_leetspeak
 
 ZWJ, ZWSP, RLO, PDF = "\u200d", "\u200b", "\u202e", "\u202c"
 

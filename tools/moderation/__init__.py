@@ -1,18 +1,23 @@
 """Our own moderation checks, run before and after paying a provider: text (blocklist, brand
 terms, a shipped profanity model), images (NudeNet), PII redaction and prompt injection."""
 
-from tools.moderation.image import Detection, NudeNetDetector, NudeNetModerator, provider_refusal
-from tools.moderation.injection import (
+from brandloop.tools.moderation.image import (
+    Detection,
+    NudeNetDetector,
+    NudeNetModerator,
+    provider_refusal,
+)
+from brandloop.tools.moderation.injection import (
     Fenced,
     InjectionReport,
     detect_injection,
     parse_writer_output,
     spotlight,
 )
-from tools.moderation.normalize import normalize_for_matching
-from tools.moderation.pii import PiiFinding, Redaction, find_pii, redact
-from tools.moderation.policy import ModerationPolicy, load_moderation_policy
-from tools.moderation.text import Blocklist, load_blocklist, moderate_text
+from brandloop.tools.moderation.normalize import normalize_for_matching
+from brandloop.tools.moderation.pii import PiiFinding, Redaction, find_pii, redact
+from brandloop.tools.moderation.policy import ModerationPolicy, load_moderation_policy
+from brandloop.tools.moderation.text import Blocklist, load_blocklist, moderate_text
 
 __all__ = [
     "Blocklist",

@@ -20,9 +20,9 @@ import numpy.typing as npt
 from PIL import Image
 
 from brandloop.domain import ModerationVerdict
-from tools.moderation.models import nudenet_model_path
-from tools.moderation.policy import NUDENET_LABELS, ImagePolicy, default_moderation_policy
-from tools.scoring.decode import ImageDecodeError, decode_image
+from brandloop.tools.moderation.models import nudenet_model_path
+from brandloop.tools.moderation.policy import NUDENET_LABELS, ImagePolicy, default_moderation_policy
+from brandloop.tools.scoring.decode import ImageDecodeError, decode_image
 
 INPUT_SIDE: Final = 320
 #: The category of the verdict for bytes that cannot be decoded (or are too large to).

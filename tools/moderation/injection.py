@@ -24,7 +24,7 @@ from typing import Any, Final, Literal, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from brandloop.errors import BadInputError, RefusedError
-from tools.moderation.normalize import normalize_for_matching
+from brandloop.tools.moderation.normalize import normalize_for_matching
 
 _W: Final = r"[\s\W_]*"  # what may stand between words: spaces, punctuation, nothing
 
@@ -156,7 +156,7 @@ def parse_writer_output(
         RefusedError: it echoes the fence boundary, carries an injection pattern, or any of
             its strings fails text moderation (blocklist, brand terms, profanity model).
     """
-    from tools.moderation.text import moderate_text  # text imports this module's callers
+    from brandloop.tools.moderation.text import moderate_text  # text imports this module's callers
 
     match = _CODE_FENCE.match(raw)
     payload = match.group(1) if match else raw

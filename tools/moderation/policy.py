@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from brandloop.domain import MAX_BRIEF_CHARS
 from brandloop.errors import BadInputError
-from tools.moderation.pii import ALL_KINDS, PiiKind
+from brandloop.tools.moderation.pii import ALL_KINDS, PiiKind
 
 NUDENET_LABELS = (
     "FEMALE_GENITALIA_COVERED",
@@ -84,7 +84,7 @@ def load_moderation_policy(path: Path | None = None) -> ModerationPolicy:
     """
     if path is None:
         source = "policies/moderation.yaml"
-        text = resources.files("policies").joinpath("moderation.yaml").read_text(encoding="utf-8")
+        text = resources.files("brandloop.policies").joinpath("moderation.yaml").read_text(encoding="utf-8")
     else:
         source = str(path)
         try:

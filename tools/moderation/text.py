@@ -2,7 +2,7 @@
 
 intake calls :func:`moderate_text` on the brief (and the plan node on rendered prompts); a
 verdict that is not ``allowed`` ends the run with the reasons. Matching is on normalised text
-(see :mod:`tools.moderation.normalize`) and word boundaries, so disguised words are caught
+(see :mod:`brandloop.tools.moderation.normalize`) and word boundaries, so disguised words are caught
 while "skill", "Essex" or "shooting star" are not.
 """
 
@@ -21,7 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from brandloop.domain import MAX_BRIEF_CHARS, ModerationVerdict
 from brandloop.errors import BadInputError
-from tools.moderation.normalize import displayed_order, fold_leetspeak, normalize_for_matching
+from brandloop.tools.moderation.normalize import (
+    displayed_order,
+    fold_leetspeak,
+    normalize_for_matching,
+)
 
 EMPTY: Final = "empty"
 LENGTH: Final = "length"
@@ -119,7 +123,7 @@ def load_blocklist(path: Path | None = None) -> Blocklist:
     """
     if path is None:
         source = "policies/blocklist.yaml"
-        text = resources.files("policies").joinpath("blocklist.yaml").read_text(encoding="utf-8")
+        text = resources.files("brandloop.policies").joinpath("blocklist.yaml").read_text(encoding="utf-8")
     else:
         source = str(path)
         try:
@@ -276,7 +280,7 @@ def moderate_text(
 
 
 def _shipped_profanity(texts: list[str]) -> list[float]:
-    from tools.moderation.models import profanity_model
+    from brandloop.tools.moderation.models import profanity_model
 
     return profanity_model().probabilities(texts)
 

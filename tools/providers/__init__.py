@@ -1,5 +1,5 @@
 """Image backends behind one seam."""
 
-from tools.providers.base import GeneratedImage, ImageProvider, ImageRequest, ImageResult
+from brandloop.providers import GeneratedImage, ImageProvider, ImageRequest, ImageResult
 
 __all__ = ["GeneratedImage", "ImageProvider", "ImageRequest", "ImageResult"]

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import httpx
 from PIL import Image, UnidentifiedImageError
 
-from tools.providers.errors import (
+from brandloop.tools.providers.errors import (
     MalformedResponseError,
     RetryableProviderError,
     TerminalProviderError,

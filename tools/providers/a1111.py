@@ -17,16 +17,16 @@ import httpx
 from pydantic import SecretStr
 
 from brandloop.domain import ModelSpec
-from policies.catalog import image_price
-from tools.providers._http import (
+from brandloop.policies.catalog import image_price
+from brandloop.providers import GeneratedImage, ImageRequest, ImageResult
+from brandloop.tools.providers._http import (
     decode_b64,
     inspect_image,
     json_body,
     raise_for_status,
     transport_error,
 )
-from tools.providers.base import GeneratedImage, ImageRequest, ImageResult
-from tools.providers.errors import MalformedResponseError
+from brandloop.tools.providers.errors import MalformedResponseError
 
 DEFAULTS: dict[str, Any] = {"steps": 30, "cfg_scale": 7.0}
 _RESERVED = frozenset(

@@ -10,8 +10,8 @@ import json
 from collections.abc import Callable, Sequence
 
 from brandloop.domain import Candidate, ModelSpec
-from policies.catalog import nearest_aspect, nearest_size
-from tools.providers.base import ImageRequest
+from brandloop.policies.catalog import nearest_aspect, nearest_size
+from brandloop.providers import ImageRequest
 
 MAX_SEED = 2**32 - 1
 

@@ -21,15 +21,15 @@ from typing import Any
 import httpx
 
 from brandloop.domain import ModelSpec
-from policies.catalog import image_price
-from tools.providers._http import (
+from brandloop.policies.catalog import image_price
+from brandloop.providers import GeneratedImage, ImageRequest, ImageResult
+from brandloop.tools.providers._http import (
     inspect_image,
     json_body,
     raise_for_status,
     transport_error,
 )
-from tools.providers.base import GeneratedImage, ImageRequest, ImageResult
-from tools.providers.errors import (
+from brandloop.tools.providers.errors import (
     MalformedResponseError,
     RetryableProviderError,
     TerminalProviderError,

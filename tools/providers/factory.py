@@ -11,21 +11,21 @@ from contextlib import asynccontextmanager
 import httpx
 
 from brandloop.domain import ModelSpec
+from brandloop.policies.catalog import configured_providers
+from brandloop.providers import ImageProvider
 from brandloop.settings import Settings
-from policies.catalog import configured_providers
-from tools.providers.a1111 import A1111Provider
-from tools.providers.base import ImageProvider
-from tools.providers.comfyui import ComfyUIProvider, load_workflow
-from tools.providers.openai import OpenAIImagesProvider
-from tools.providers.procedural import ProceduralProvider
-from tools.providers.resilience import (
+from brandloop.tools.providers.a1111 import A1111Provider
+from brandloop.tools.providers.comfyui import ComfyUIProvider, load_workflow
+from brandloop.tools.providers.openai import OpenAIImagesProvider
+from brandloop.tools.providers.procedural import ProceduralProvider
+from brandloop.tools.providers.resilience import (
     MAX_CONCURRENCY_PER_CLIENT,
     CircuitBreaker,
     ProviderLimits,
     RateLimiter,
     ResilientProvider,
 )
-from tools.providers.stability import StabilityProvider
+from brandloop.tools.providers.stability import StabilityProvider
 
 
 def limits_for(settings: Settings, provider: str) -> ProviderLimits:

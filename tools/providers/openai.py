@@ -15,8 +15,9 @@ import httpx
 from pydantic import SecretStr
 
 from brandloop.domain import ModelSpec
-from policies.catalog import image_price, usage_cost
-from tools.providers._http import (
+from brandloop.policies.catalog import image_price, usage_cost
+from brandloop.providers import GeneratedImage, ImageRequest, ImageResult
+from brandloop.tools.providers._http import (
     decode_b64,
     error_message,
     inspect_image,
@@ -25,8 +26,7 @@ from tools.providers._http import (
     redact,
     transport_error,
 )
-from tools.providers.base import GeneratedImage, ImageRequest, ImageResult
-from tools.providers.errors import MalformedResponseError, RefusedByProviderError
+from brandloop.tools.providers.errors import MalformedResponseError, RefusedByProviderError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 REFUSAL_CODES = frozenset({"moderation_blocked", "content_policy_violation"})

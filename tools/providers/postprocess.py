@@ -8,8 +8,8 @@ import io
 
 from PIL import Image
 
-from tools.providers.base import GeneratedImage
-from tools.providers.errors import MalformedResponseError
+from brandloop.providers import GeneratedImage
+from brandloop.tools.providers.errors import MalformedResponseError
 
 
 def fit(image: GeneratedImage, width: int, height: int) -> GeneratedImage:

@@ -32,9 +32,9 @@ import numpy.typing as npt
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from tools.providers.base import GeneratedImage, ImageRequest, ImageResult
-from tools.providers.colours import RGB, colour_distance, extract_colours
-from tools.providers.errors import TerminalProviderError
+from brandloop.providers import GeneratedImage, ImageRequest, ImageResult
+from brandloop.tools.providers.colours import RGB, colour_distance, extract_colours
+from brandloop.tools.providers.errors import TerminalProviderError
 
 Model = Literal["draft", "studio"]
 Exposure = Literal["dark", "bright", "balanced"]

@@ -24,9 +24,9 @@ from tenacity import (
 )
 
 from brandloop.errors import ProviderError
-from tools.providers._http import MAX_RETRY_AFTER_S
-from tools.providers.base import ImageProvider, ImageRequest, ImageResult
-from tools.providers.errors import (
+from brandloop.providers import ImageProvider, ImageRequest, ImageResult
+from brandloop.tools.providers._http import MAX_RETRY_AFTER_S
+from brandloop.tools.providers.errors import (
     ProviderUnavailableError,
     RefusedByProviderError,
     RetryableProviderError,

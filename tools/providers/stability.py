@@ -17,8 +17,9 @@ import httpx
 from pydantic import SecretStr
 
 from brandloop.domain import ModelSpec
-from policies.catalog import image_price
-from tools.providers._http import (
+from brandloop.policies.catalog import image_price
+from brandloop.providers import GeneratedImage, ImageRequest, ImageResult
+from brandloop.tools.providers._http import (
     decode_b64,
     error_message,
     inspect_image,
@@ -26,8 +27,7 @@ from tools.providers._http import (
     redact,
     transport_error,
 )
-from tools.providers.base import GeneratedImage, ImageRequest, ImageResult
-from tools.providers.errors import (
+from brandloop.tools.providers.errors import (
     MalformedResponseError,
     RefusedByProviderError,
     TerminalProviderError,

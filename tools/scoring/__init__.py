@@ -1,10 +1,10 @@
 """Pixel quality signals the score node turns into :class:`~brandloop.domain.Scores`."""
 
-from tools.scoring.alignment import AlignmentScorer, load_alignment_scorer
-from tools.scoring.colour import delta_e_2000, dominant_colours, srgb_to_lab
-from tools.scoring.decode import ImageDecodeError, decode_image
-from tools.scoring.quality import colourfulness, contrast, format_match
-from tools.scoring.signals import (
+from brandloop.tools.scoring.alignment import AlignmentScorer, load_alignment_scorer
+from brandloop.tools.scoring.colour import delta_e_2000, dominant_colours, srgb_to_lab
+from brandloop.tools.scoring.decode import ImageDecodeError, decode_image
+from brandloop.tools.scoring.quality import colourfulness, contrast, format_match
+from brandloop.tools.scoring.signals import (
     ImageAnalysis,
     analyse_image,
     exposure,
@@ -13,7 +13,7 @@ from tools.scoring.signals import (
     score_set,
     sharpness,
 )
-from tools.scoring.similarity import (
+from brandloop.tools.scoring.similarity import (
     decode_descriptor,
     descriptor,
     encode_descriptor,

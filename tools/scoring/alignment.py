@@ -15,7 +15,7 @@ from PIL import Image
 
 from brandloop.domain import Signal
 from brandloop.errors import BadInputError
-from policies.scoring import AlignmentPolicy
+from brandloop.policies.scoring import AlignmentPolicy
 
 
 @runtime_checkable

@@ -19,7 +19,7 @@ from typing import Final
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from tools.providers.errors import MalformedResponseError
+from brandloop.tools.providers.errors import MalformedResponseError
 
 #: Largest side we agree to decode; anything bigger is a broken or hostile response.
 MAX_DECODE_SIDE: Final = 16384

@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from brandloop.domain import Signal
-from policies.scoring import ColourfulnessPolicy, ContrastPolicy, FormatPolicy
+from brandloop.policies.scoring import ColourfulnessPolicy, ContrastPolicy, FormatPolicy
 
 
 def _ramp(x: float, start: float, end: float) -> float:

@@ -19,15 +19,15 @@ import numpy.typing as npt
 from PIL import Image
 
 from brandloop.domain import BrandKit, Scores, Signal
-from policies.scoring import (
+from brandloop.policies.scoring import (
     ExposurePolicy,
     PalettePolicy,
     ScoringPolicy,
     SharpnessPolicy,
     load_scoring_policy,
 )
-from tools.scoring.alignment import AlignmentScorer, alignment_signal
-from tools.scoring.colour import (
+from brandloop.tools.scoring.alignment import AlignmentScorer, alignment_signal
+from brandloop.tools.scoring.colour import (
     delta_e_2000,
     dominant_colours,
     downsample,
@@ -35,9 +35,14 @@ from tools.scoring.colour import (
     lab_to_hex,
     srgb_to_lab,
 )
-from tools.scoring.decode import decode_image
-from tools.scoring.quality import colourfulness, contrast, format_match
-from tools.scoring.similarity import descriptor, duplicate_signal, phash, similarity_signal
+from brandloop.tools.scoring.decode import decode_image
+from brandloop.tools.scoring.quality import colourfulness, contrast, format_match
+from brandloop.tools.scoring.similarity import (
+    descriptor,
+    duplicate_signal,
+    phash,
+    similarity_signal,
+)
 
 #: Larger images are measured at this long side so the same detail scores the same at any size.
 SHARPNESS_SIDE: Final = 512

@@ -21,9 +21,9 @@ import numpy.typing as npt
 from PIL import Image
 
 from brandloop.domain import Signal
-from policies.scoring import DuplicatePolicy, SimilarityPolicy
-from tools.scoring.colour import srgb_to_lab
-from tools.scoring.decode import decode_image
+from brandloop.policies.scoring import DuplicatePolicy, SimilarityPolicy
+from brandloop.tools.scoring.colour import srgb_to_lab
+from brandloop.tools.scoring.decode import decode_image
 
 DESCRIPTOR_SIZE = 128
 _HASH_SIDE = 32

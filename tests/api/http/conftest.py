@@ -12,9 +12,9 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.auth import create_key
-from api.config import ApiSettings
+from brandloop.api.app import create_app
+from brandloop.api.auth import create_key
+from brandloop.api.config import ApiSettings
 from brandloop.registry.db import session_scope
 from brandloop.settings import Settings
 

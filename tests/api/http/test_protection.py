@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.deps import get_session
-from api.observability import JsonFormatter, request_id_var, run_id_var
+from brandloop.api.deps import get_session
+from brandloop.api.observability import JsonFormatter, request_id_var, run_id_var
 from tests.api.http.conftest import Keys, assert_problem, brand_kit
 
 GEN = {"brief": "a steaming cup", "brand": "Acme Coffee", "size": "64x64"}
@@ -218,8 +218,8 @@ def test_opentelemetry_spans_per_request_and_job(settings: Any, keys: Keys) -> N
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from api.app import create_app
-    from api.config import ApiSettings
+    from brandloop.api.app import create_app
+    from brandloop.api.config import ApiSettings
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider()

@@ -13,8 +13,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from api.app import create_app
-from api.config import ApiSettings
+from brandloop.api.app import create_app
+from brandloop.api.config import ApiSettings
 from brandloop.settings import Settings
 from tests.api.http.conftest import Keys, brand_kit
 

@@ -23,7 +23,7 @@ import pytest
 from tests.api.http.conftest import brand_kit
 
 ROOT = Path(__file__).resolve().parents[3]
-BRANDLOOP = [sys.executable, "-c", "from api.cli import main; main()"]
+BRANDLOOP = [sys.executable, "-c", "from brandloop.api.cli import main; main()"]
 
 
 def free_port() -> int:

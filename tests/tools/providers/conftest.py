@@ -10,7 +10,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from policies.catalog import load_catalog
+from brandloop.policies.catalog import load_catalog
 
 Handler = Callable[[httpx.Request], httpx.Response]
 

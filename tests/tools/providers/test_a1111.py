@@ -8,14 +8,14 @@ import json
 import httpx
 import pytest
 
-from tests.tools.providers.conftest import b64png, client_for
-from tools.providers.a1111 import A1111Provider
-from tools.providers.base import ImageRequest
-from tools.providers.errors import (
+from brandloop.providers import ImageRequest
+from brandloop.tools.providers.a1111 import A1111Provider
+from brandloop.tools.providers.errors import (
     MalformedResponseError,
     RetryableProviderError,
     TerminalProviderError,
 )
+from tests.tools.providers.conftest import b64png, client_for
 
 BASE = "http://127.0.0.1:7860"
 

@@ -8,8 +8,7 @@ import pytest
 from PIL import Image
 
 from brandloop.domain import Candidate, ModelSpec
-from brandloop.settings import Settings
-from policies.catalog import (
+from brandloop.policies.catalog import (
     configured_providers,
     image_price,
     load_catalog,
@@ -18,10 +17,11 @@ from policies.catalog import (
     plannable,
     usage_cost,
 )
+from brandloop.providers import GeneratedImage
+from brandloop.settings import Settings
+from brandloop.tools.providers.batching import batch_candidates, batch_key, build_request
+from brandloop.tools.providers.postprocess import fit
 from tests.tools.providers.conftest import png
-from tools.providers.base import GeneratedImage
-from tools.providers.batching import batch_candidates, batch_key, build_request
-from tools.providers.postprocess import fit
 
 
 def spec(**overrides) -> ModelSpec:
@@ -175,7 +175,7 @@ def test_retired_models_are_never_planned_and_credentials_enable_providers(
 
 
 def test_fit_refuses_bytes_that_do_not_decode() -> None:
-    from tools.providers.errors import MalformedResponseError
+    from brandloop.tools.providers.errors import MalformedResponseError
 
     with pytest.raises(MalformedResponseError, match="does not decode"):
         fit(GeneratedImage(data=b"nope", width=10, height=10), 5, 5)

@@ -7,14 +7,14 @@ import json
 import httpx
 import pytest
 
-from tests.tools.providers.conftest import client_for, png
-from tools.providers.base import ImageRequest
-from tools.providers.comfyui import ComfyUIProvider, fill, load_workflow
-from tools.providers.errors import (
+from brandloop.providers import ImageRequest
+from brandloop.tools.providers.comfyui import ComfyUIProvider, fill, load_workflow
+from brandloop.tools.providers.errors import (
     MalformedResponseError,
     RetryableProviderError,
     TerminalProviderError,
 )
+from tests.tools.providers.conftest import client_for, png
 
 BASE = "http://127.0.0.1:8188"
 REQUEST = ImageRequest(

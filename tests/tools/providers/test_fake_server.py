@@ -15,24 +15,24 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent.runner import run_generation
+from brandloop.agent.runner import run_generation
 from brandloop.domain import GenerationRequest
+from brandloop.policies.agent import AgentPolicy
+from brandloop.policies.brandkit import load_brand_kit
+from brandloop.policies.catalog import load_catalog
+from brandloop.providers import ImageRequest
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
 from brandloop.settings import Settings, get_settings
-from policies.agent import AgentPolicy
-from policies.brandkit import load_brand_kit
-from policies.catalog import load_catalog
-from tests.fakes.provider_server import FakeImagesApp, serve
-from tools.providers.base import ImageRequest
-from tools.providers.errors import (
+from brandloop.tools.providers.errors import (
     MalformedResponseError,
     RefusedByProviderError,
     TerminalProviderError,
 )
-from tools.providers.factory import build_providers, close_providers
-from tools.providers.openai import OpenAIImagesProvider
-from tools.providers.resilience import ProviderLimits, ResilientProvider
+from brandloop.tools.providers.factory import build_providers, close_providers
+from brandloop.tools.providers.openai import OpenAIImagesProvider
+from brandloop.tools.providers.resilience import ProviderLimits, ResilientProvider
+from tests.fakes.provider_server import FakeImagesApp, serve
 
 pytestmark = pytest.mark.server
 
@@ -235,7 +235,7 @@ def test_cli_generates_with_openai_against_any_compatible_server(tmp_path: Path)
             [
                 sys.executable,
                 "-c",
-                "from api.cli import main; main()",
+                "from brandloop.api.cli import main; main()",
                 "generate",
                 BRIEF,
                 "--brand",

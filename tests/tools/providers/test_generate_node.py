@@ -10,17 +10,17 @@ import httpx
 import pytest
 from PIL import Image
 
-from agent.runner import run_generation
+from brandloop.agent.runner import run_generation
 from brandloop.domain import GenerationRequest
+from brandloop.policies.brandkit import load_brand_kit
+from brandloop.policies.catalog import load_catalog
 from brandloop.registry import crud
 from brandloop.registry.db import session_scope
 from brandloop.settings import Settings
-from policies.brandkit import load_brand_kit
-from policies.catalog import load_catalog
+from brandloop.tools.providers.a1111 import A1111Provider
+from brandloop.tools.providers.procedural import render_preview
+from brandloop.tools.providers.resilience import ProviderLimits, ResilientProvider
 from tests.tools.providers.conftest import client_for
-from tools.providers.a1111 import A1111Provider
-from tools.providers.procedural import render_preview
-from tools.providers.resilience import ProviderLimits, ResilientProvider
 
 BRIEF = "A calm morning ritual, a teal coffee cup on cream linen, espresso brown accents"
 

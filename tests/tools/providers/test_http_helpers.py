@@ -8,7 +8,7 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from tools.providers._http import redact, retry_after_seconds
+from brandloop.tools.providers._http import redact, retry_after_seconds
 
 
 @pytest.mark.parametrize(

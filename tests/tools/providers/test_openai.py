@@ -7,15 +7,15 @@ import json
 import httpx
 import pytest
 
-from tests.tools.providers.conftest import b64png, client_for
-from tools.providers.base import ImageRequest
-from tools.providers.errors import (
+from brandloop.providers import ImageRequest
+from brandloop.tools.providers.errors import (
     MalformedResponseError,
     RefusedByProviderError,
     RetryableProviderError,
     TerminalProviderError,
 )
-from tools.providers.openai import OpenAIImagesProvider
+from brandloop.tools.providers.openai import OpenAIImagesProvider
+from tests.tools.providers.conftest import b64png, client_for
 
 KEY = "sk-live-abcdefghijklmnop0123"
 BASE = "https://gateway.example/v1"

@@ -10,15 +10,15 @@ import asyncio
 
 import pytest
 
-from tools.providers.base import GeneratedImage, ImageRequest, ImageResult
-from tools.providers.errors import (
+from brandloop.providers import GeneratedImage, ImageRequest, ImageResult
+from brandloop.tools.providers.errors import (
     MalformedResponseError,
     ProviderUnavailableError,
     RefusedByProviderError,
     RetryableProviderError,
     TerminalProviderError,
 )
-from tools.providers.resilience import (
+from brandloop.tools.providers.resilience import (
     CircuitBreaker,
     ProviderLimits,
     RateLimiter,
@@ -222,7 +222,7 @@ def test_limits_come_from_settings_with_per_provider_overrides(
     settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from brandloop.settings import Settings
-    from tools.providers.factory import http_client, limits_for
+    from brandloop.tools.providers.factory import http_client, limits_for
 
     monkeypatch.setenv("BRANDLOOP_PROVIDER_CONCURRENCY", "12")
     monkeypatch.setenv("BRANDLOOP_PROVIDER_MAX_ATTEMPTS", "3")
@@ -252,9 +252,9 @@ def test_half_open_lets_one_probe_at_a_time_and_a_lost_probe_expires() -> None:
 
 
 def test_the_factory_shares_health_across_runs(settings) -> None:
+    from brandloop.policies.catalog import load_catalog
     from brandloop.settings import Settings
-    from policies.catalog import load_catalog
-    from tools.providers.factory import build_providers
+    from brandloop.tools.providers.factory import build_providers
 
     configured = Settings(
         openai_api_key="sk-test-shared-health-1", openai_base_url="http://127.0.0.1:9/v1"

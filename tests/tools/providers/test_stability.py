@@ -9,15 +9,15 @@ from email.policy import default
 import httpx
 import pytest
 
-from tests.tools.providers.conftest import client_for, png
-from tools.providers.base import ImageRequest
-from tools.providers.errors import (
+from brandloop.providers import ImageRequest
+from brandloop.tools.providers.errors import (
     MalformedResponseError,
     RefusedByProviderError,
     RetryableProviderError,
     TerminalProviderError,
 )
-from tools.providers.stability import StabilityProvider
+from brandloop.tools.providers.stability import StabilityProvider
+from tests.tools.providers.conftest import client_for, png
 
 KEY = "sk-stab-0123456789abcdef"
 

@@ -1,11 +1,11 @@
-"""The composer's sandbox: what a template may use, and what it may not, at store and render time."""
+"""The template sandbox: what a template may use, and what it may not, at store and render time."""
 
 from __future__ import annotations
 
 import pytest
 
 from brandloop.errors import BadInputError
-from tools.composer import (
+from brandloop.templates.sandbox import (
     KNOWN_VARIABLES,
     compose_check,
     render,
@@ -97,7 +97,7 @@ def test_the_sandbox_itself_refuses_escapes_behind_validation(body: str) -> None
     """Defence in depth: even a body that skipped validation cannot reach Python internals."""
     from jinja2 import TemplateError
 
-    from tools.composer import _env
+    from brandloop.templates.sandbox import _env
 
     with pytest.raises(TemplateError):
         _env.from_string(body).render(**sample_variables())
