@@ -24,7 +24,7 @@ from brandloop.domain import GenerationRequest, RunResult, parse_size
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
+from brandloop.registry.db import Database
 from brandloop.settings import Settings
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,79}$")
@@ -105,10 +105,10 @@ def load_campaign(path: Path) -> CampaignSpec:
     return spec
 
 
-def resolve_brand(spec: CampaignSpec, base: Path, *, settings: Settings, tenant: str) -> str:
+def resolve_brand(spec: CampaignSpec, base: Path, *, db: Database, tenant: str) -> str:
     """The campaign's brand name; a kit path (relative to the campaign file) is added first."""
     candidate = (base / spec.brand).resolve()
-    with session_scope(settings.resolved_database_url) as session:
+    with db.session() as session:
         if spec.brand.endswith((".yaml", ".yml")):
             kit = load_brand_kit(candidate)
             crud.upsert_brand(session, tenant=tenant, kit=kit)
@@ -123,6 +123,7 @@ async def run_campaign(
     *,
     brand: str,
     settings: Settings,
+    db: Database,
     tenant: str = "default",
     campaign_id: str | None = None,
     use_memory: bool = True,
@@ -132,7 +133,7 @@ async def run_campaign(
 ) -> CampaignReport:
     campaign_id = campaign_id or f"{spec.name}-{datetime.now(UTC):%Y%m%d%H%M%S}"
     if spec.budget_usd is not None:
-        with session_scope(settings.resolved_database_url) as session:
+        with db.session() as session:
             set_budget(
                 session,
                 tenant=tenant,
@@ -160,6 +161,7 @@ async def run_campaign(
             result: RunResult = await run_generation(
                 request,
                 settings=settings,
+                db=db,
                 on_event=on_event,
                 use_memory=use_memory,
                 **(run_kwargs or {}),
@@ -180,7 +182,7 @@ async def run_campaign(
                 accepted_images.append(store.get(image.sha256))
             if on_asset is not None:
                 on_asset(row)
-    with session_scope(settings.resolved_database_url) as session:
+    with db.session() as session:
         brand_row = crud.get_brand(session, tenant=tenant, ref=brand)
         assert brand_row is not None
         kit = crud.brand_kit(brand_row)

@@ -14,7 +14,7 @@ from brandloop.policies.agent import AgentPolicy
 from brandloop.policies.scoring import ScoringPolicy
 from brandloop.providers import ImageProvider
 from brandloop.registry.crud import add_event
-from brandloop.registry.db import session_scope
+from brandloop.registry.db import Database
 
 EventSink = Callable[[str, str, dict[str, Any]], None]
 ImageModerator = Callable[[bytes], ModerationVerdict]
@@ -22,7 +22,7 @@ ImageModerator = Callable[[bytes], ModerationVerdict]
 
 @dataclass
 class RunContext:
-    database_url: str
+    db: Database
     tenant: str
     providers: dict[str, ImageProvider]
     models: list[ModelSpec]
@@ -57,7 +57,7 @@ class RunContext:
 
     def emit(self, run_id: str, node: str, kind: str, payload: dict[str, Any]) -> None:
         """Append an event to the run's trace and tell whoever is watching."""
-        with session_scope(self.database_url) as session:
+        with self.db.session() as session:
             add_event(session, run_id=run_id, node=node, kind=kind, payload=payload)
         if self.on_event is not None:
             self.on_event(node, kind, payload)

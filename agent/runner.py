@@ -34,7 +34,7 @@ from brandloop.policies.catalog import TIER_ORDER, configured_providers, load_ca
 from brandloop.policies.scoring import ScoringPolicy
 from brandloop.providers import ImageProvider
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
+from brandloop.registry.db import Database
 from brandloop.registry.models_agent import ReviewDecisionRow
 from brandloop.settings import Settings
 from brandloop.tools import cache as generation_cache
@@ -59,9 +59,9 @@ def default_providers(settings: Settings) -> dict[str, ImageProvider]:
     return build_providers(settings, load_catalog())
 
 
-def catalog_models(settings: Settings) -> list[ModelSpec]:
+def catalog_models(db: Database) -> list[ModelSpec]:
     """The registry's catalog (with the shipped YAML merged in)."""
-    with session_scope(settings.resolved_database_url) as session:
+    with db.session() as session:
         crud.sync_catalog(session, specs=load_catalog())
         return crud.list_models(session)
 
@@ -88,9 +88,9 @@ def model_ladder(
     return [spec]
 
 
-def check_request(settings: Settings, request: GenerationRequest) -> None:
+def check_request(db: Database, request: GenerationRequest) -> None:
     """Refuse, before anything is stored, a request that names things that do not exist."""
-    with session_scope(settings.resolved_database_url) as session:
+    with db.session() as session:
         if crud.get_brand(session, tenant=request.tenant, ref=request.brand) is None:
             raise NotFoundError(
                 f"unknown brand {request.brand!r}; add it with `brandloop brands add`"
@@ -135,9 +135,11 @@ def provider_plugins() -> dict[str, ImageProvider]:
     return found
 
 
-def brand_scoring_policy(settings: Settings, request: GenerationRequest) -> ScoringPolicy:
+def brand_scoring_policy(
+    settings: Settings, db: Database, request: GenerationRequest
+) -> ScoringPolicy:
     """The request's brand's own weights and thresholds (``policies/brand_policy.py``)."""
-    with session_scope(settings.resolved_database_url) as session:
+    with db.session() as session:
         row = crud.get_brand(session, tenant=request.tenant, ref=request.brand)
         slug = crud.brand_kit(row).slug if row is not None else ""
     return load_brand_scoring_policy(slug, search=[settings.data_dir / "policies"])
@@ -145,6 +147,7 @@ def brand_scoring_policy(settings: Settings, request: GenerationRequest) -> Scor
 
 def build_context(
     settings: Settings,
+    db: Database,
     request: GenerationRequest,
     *,
     providers: dict[str, ImageProvider] | None = None,
@@ -156,22 +159,22 @@ def build_context(
     use_cache: bool = True,
     writer: PromptWriter | None = None,
 ) -> RunContext:
-    catalog = models if models is not None else catalog_models(settings)
+    catalog = models if models is not None else catalog_models(db)
     ladder = (
         sorted(catalog, key=lambda m: (TIER_ORDER[m.tier], m.price_per_image_usd))
         if models is not None
         else model_ladder(settings, catalog, request.model)
     )
     if use_cache:
-        with session_scope(settings.resolved_database_url) as session:
+        with db.session() as session:
             generation_cache.invalidate_stale(session, tenant=request.tenant, models=catalog)
     return RunContext(
-        database_url=settings.resolved_database_url,
+        db=db,
         tenant=request.tenant,
         providers=providers or {**default_providers(settings), **provider_plugins()},
         models=ladder,
         artifacts=ArtifactStore(settings.artifacts_dir),
-        scoring=brand_scoring_policy(settings, request),
+        scoring=brand_scoring_policy(settings, db, request),
         policy=policy or load_agent_policy(),
         budget_usd=request.budget_usd
         if request.budget_usd is not None
@@ -194,7 +197,7 @@ def _config(run_id: str) -> RunnableConfig:
 
 async def _settle(
     graph: CompiledStateGraph[RunState, RunContext, RunInput, RunState],
-    settings: Settings,
+    db: Database,
     *,
     tenant: str,
     run_id: str,
@@ -213,13 +216,14 @@ async def _settle(
             cost_usd=round(sum(a.cost_usd for a in values.get("attempts", {}).values()), 6),
             decisions=values.get("decisions", []),
         )
-    return load_result(settings, tenant=tenant, run_id=run_id)
+    return load_result(db, tenant=tenant, run_id=run_id)
 
 
 async def run_generation(
     request: GenerationRequest,
     *,
     settings: Settings,
+    db: Database,
     run_id: str | None = None,
     on_event: EventSink | None = None,
     providers: dict[str, ImageProvider] | None = None,
@@ -233,11 +237,12 @@ async def run_generation(
 ) -> RunResult:
     """Run the loop for one request to its end (or to a review wait) and return its result."""
     started = time.perf_counter()
-    check_request(settings, request)
+    check_request(db, request)
     # PII never reaches the runs table, the checkpoints, the trace, memory or a provider.
     request = redacted_request(request)
     ctx = build_context(
         settings,
+        db,
         request,
         providers=providers,
         on_event=on_event,
@@ -249,7 +254,7 @@ async def run_generation(
         image_moderator=image_moderator,
     )
     run_id = run_id or new_run_id()
-    with session_scope(settings.resolved_database_url) as session:
+    with db.session() as session:
         brand = crud.get_brand(session, tenant=request.tenant, ref=request.brand)
         assert brand is not None
         crud.create_run(
@@ -265,11 +270,11 @@ async def run_generation(
         )
     async with (
         providers_closing(ctx.providers, owned=providers is None),
-        checkpointer_for(settings.resolved_database_url, settings.checkpoints_path) as saver,
+        checkpointer_for(db.url, settings.checkpoints_path) as saver,
     ):
         graph = compile_graph(saver)
         await graph.ainvoke({"run_id": run_id, "request": request}, _config(run_id), context=ctx)
-        result = await _settle(graph, settings, tenant=request.tenant, run_id=run_id)
+        result = await _settle(graph, db, tenant=request.tenant, run_id=run_id)
     if timing is not None:
         timing(
             RunTiming(wall_s=time.perf_counter() - started, provider_s=ctx.provider_busy_seconds())
@@ -281,6 +286,7 @@ async def resume_run(
     run_id: str,
     *,
     settings: Settings,
+    db: Database,
     tenant: str = "default",
     on_event: EventSink | None = None,
     providers: dict[str, ImageProvider] | None = None,
@@ -292,7 +298,7 @@ async def resume_run(
     ``review`` answers a run waiting for review (see :func:`review_run`); without it such a
     run stays waiting.
     """
-    with session_scope(settings.resolved_database_url) as session:
+    with db.session() as session:
         row = crud.get_run(session, tenant=tenant, run_id=run_id)
         if row is None:
             raise NotFoundError(f"unknown run {run_id!r}")
@@ -300,31 +306,32 @@ async def resume_run(
             return RunResult.model_validate(row.result)
         request = GenerationRequest.model_validate(row.request)
     ctx = build_context(
-        settings, request, providers=providers, on_event=on_event, use_memory=use_memory
+        settings, db, request, providers=providers, on_event=on_event, use_memory=use_memory
     )
     config = _config(run_id)
     async with (
         providers_closing(ctx.providers, owned=providers is None),
-        checkpointer_for(settings.resolved_database_url, settings.checkpoints_path) as saver,
+        checkpointer_for(db.url, settings.checkpoints_path) as saver,
     ):
         graph = compile_graph(saver)
         snapshot = await graph.aget_state(config)
         if snapshot.next and "review" in snapshot.next:
             if review is None:
-                return await _settle(graph, settings, tenant=tenant, run_id=run_id)
+                return await _settle(graph, db, tenant=tenant, run_id=run_id)
             await graph.ainvoke(Command(resume=review), config, context=ctx)
         else:
             start: RunInput | None = (
                 None if snapshot.values else {"run_id": run_id, "request": request}
             )
             await graph.ainvoke(start, config, context=ctx)
-        return await _settle(graph, settings, tenant=tenant, run_id=run_id)
+        return await _settle(graph, db, tenant=tenant, run_id=run_id)
 
 
 async def review_run(
     run_id: str,
     *,
     settings: Settings,
+    db: Database,
     decision: Literal["approve", "reject"],
     note: str = "",
     actor: str = "cli",
@@ -333,7 +340,7 @@ async def review_run(
     use_memory: bool = True,
 ) -> RunResult:
     """Record a human's decision on a run waiting for review (audit log too) and finish it."""
-    with session_scope(settings.resolved_database_url) as session:
+    with db.session() as session:
         row = crud.get_run(session, tenant=tenant, run_id=run_id)
         if row is None:
             raise NotFoundError(f"unknown run {run_id!r}")
@@ -356,6 +363,7 @@ async def review_run(
     return await resume_run(
         run_id,
         settings=settings,
+        db=db,
         tenant=tenant,
         providers=providers,
         use_memory=use_memory,
@@ -363,8 +371,8 @@ async def review_run(
     )
 
 
-def load_result(settings: Settings, *, tenant: str, run_id: str) -> RunResult:
-    with session_scope(settings.resolved_database_url) as session:
+def load_result(db: Database, *, tenant: str, run_id: str) -> RunResult:
+    with db.session() as session:
         row = crud.get_run(session, tenant=tenant, run_id=run_id)
         if row is None:
             raise NotFoundError(f"unknown run {run_id!r}")

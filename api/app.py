@@ -38,7 +38,7 @@ from brandloop.api.routers import (
     templates,
     threads,
 )
-from brandloop.registry.db import get_engine
+from brandloop.registry.db import Database
 from brandloop.settings import Settings, get_settings
 
 DESCRIPTION = """\
@@ -63,12 +63,20 @@ def create_app(
     use_memory: bool = True,
     configure_logs: bool = False,
     tracer: Any | None = None,
+    database: Database | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
     api_settings = api_settings or get_api_settings()
     if configure_logs:
         configure_logging(json_logs=api_settings.log_json)
-    get_engine(settings.resolved_database_url)  # migrate before the first request
+    # the app's one database; an outdated PostgreSQL schema stops the app here, before serving
+    db = database or Database.from_settings(settings)
+    try:
+        db.ensure_schema()
+    except BaseException:
+        if database is None:
+            db.dispose()
+        raise
     tracer = tracer or setup_tracing(api_settings.otel_exporter)
     if queue is None and settings.queue == "celery":  # workers run in `brandloop worker`
         from brandloop.api.jobs.celery_queue import CeleryQueue
@@ -76,6 +84,7 @@ def create_app(
         queue = CeleryQueue(settings)
     pool = WorkerPool(
         settings,
+        db,
         concurrency=0 if settings.queue == "celery" else api_settings.workers,
         queue=queue,
         providers_factory=providers_factory,
@@ -84,10 +93,11 @@ def create_app(
     )
     service = Service(
         settings=settings,
+        db=db,
         api=api_settings,
         pool=pool,
         keys=KeyCache(api_settings.key_cache_seconds),
-        metrics=Metrics(settings.resolved_database_url),
+        metrics=Metrics(db),
     )
 
     @asynccontextmanager
@@ -99,6 +109,8 @@ def create_app(
             await pool.stop()
             if access_log is not None:
                 access_log.flush()
+            if database is None:  # the app built it, so the app closes it
+                db.dispose()
 
     app = FastAPI(
         title="brandloop",
@@ -156,7 +168,7 @@ def create_app(
         )
     access_log = AccessLog() if api_settings.access_log and configure_logs else None
     middleware_options: dict[str, Any] = {
-        "database_url": settings.resolved_database_url,
+        "db": db,
         "max_body_bytes": api_settings.max_body_bytes,
         "buckets": TokenBuckets(api_settings.rate_limit_per_minute, api_settings.rate_limit_burst),
         "principal_for": service.principal_for,

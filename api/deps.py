@@ -17,15 +17,16 @@ from brandloop.api.config import ApiSettings
 from brandloop.api.jobs.worker import WorkerPool
 from brandloop.api.observability import Metrics
 from brandloop.api.problems import ApiProblem
-from brandloop.registry.db import session_factory
+from brandloop.registry.db import Database
 from brandloop.settings import Settings
 
 
 @dataclass
 class Service:
-    """What one running app holds: its settings, the worker pool, key cache and metrics."""
+    """What one running app holds: its settings, database, worker pool, key cache and metrics."""
 
     settings: Settings
+    db: Database
     api: ApiSettings
     pool: WorkerPool
     keys: KeyCache
@@ -33,7 +34,7 @@ class Service:
 
     def __post_init__(self) -> None:
         # one sessionmaker for the app's life: making one per request costs more than the query
-        self.sessions = session_factory(self.settings.resolved_database_url)
+        self.sessions = self.db.sessions
 
     def principal_for(self, authorization: str | None) -> Principal | None:
         """The caller named by an ``Authorization: Bearer <key>`` header, or None."""
@@ -77,17 +78,18 @@ async def get_pool(service: ServiceDep) -> WorkerPool:
 PoolDep = Annotated[WorkerPool, Depends(get_pool)]
 
 
+async def get_database(service: ServiceDep) -> Database:
+    return service.db
+
+
+DatabaseDep = Annotated[Database, Depends(get_database)]
+
+
 async def get_session(request: Request) -> AsyncIterator[Session]:
     """A registry session that commits when the endpoint returns and rolls back on error."""
-    session: Session = request.app.state.service.sessions()
-    try:
+    service: Service = request.app.state.service
+    with service.db.session() as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

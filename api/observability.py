@@ -22,7 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from brandloop.registry.db import session_scope
+from brandloop.registry.db import Database
 from brandloop.registry.models import AttemptRow, RunRow
 from brandloop.registry.models_service import JobRow
 
@@ -150,12 +150,12 @@ class RegistryCollector(Collector):
     processes: jobs by state, attempts by provider and outcome, cost, cache hit ratio, and the
     distribution of each quality signal over the most recent scored attempts."""
 
-    def __init__(self, database_url: str, *, recent: int = 2000) -> None:
-        self.database_url = database_url
+    def __init__(self, db: Database, *, recent: int = 2000) -> None:
+        self.db = db
         self.recent = recent
 
     def collect(self) -> Iterator[Any]:
-        with session_scope(self.database_url) as session:
+        with self.db.session() as session:
             jobs = GaugeMetricFamily("brandloop_jobs", "Jobs by state", labels=["state"])
             states = dict(
                 session.execute(select(JobRow.state, func.count()).group_by(JobRow.state)).all()
@@ -227,7 +227,7 @@ class RegistryCollector(Collector):
 class Metrics:
     """The service's metrics, in a registry of its own (one per app)."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, db: Database) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.request_seconds = Histogram(
             "brandloop_http_request_duration_seconds",
@@ -236,7 +236,7 @@ class Metrics:
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
-        self.registry.register(RegistryCollector(database_url))
+        self.registry.register(RegistryCollector(db))
 
     def observe(self, method: str, route: str, status: int, started: float) -> None:
         self.request_seconds.labels(method, route, str(status)).observe(

@@ -24,7 +24,7 @@ from brandloop.api.auth import Principal
 from brandloop.api.jobs import store
 from brandloop.api.observability import AccessLog, Metrics, request_id_var
 from brandloop.api.problems import PROBLEM_MEDIA_TYPE, problem_body
-from brandloop.registry.db import session_scope
+from brandloop.registry.db import Database
 
 log = logging.getLogger("brandloop.api.access")
 
@@ -84,7 +84,7 @@ class ServiceMiddleware:
         self,
         app: ASGIApp,
         *,
-        database_url: str,
+        db: Database,
         max_body_bytes: int,
         buckets: TokenBuckets,
         principal_for: Callable[[str | None], Principal | None],
@@ -94,7 +94,7 @@ class ServiceMiddleware:
     ) -> None:
         self.app = app
         self.access_log = access_log
-        self.database_url = database_url
+        self.db = db
         self.max_body_bytes = max_body_bytes
         self.buckets = buckets
         self.principal_for = principal_for
@@ -292,7 +292,7 @@ class ServiceMiddleware:
         digest = hashlib.sha256(
             method_path.encode() + b"\0" + scope.get("query_string", b"") + b"\0" + body
         ).hexdigest()
-        with session_scope(self.database_url) as session:
+        with self.db.session() as session:
             row = store.get_idempotency(session, tenant=principal.tenant, key=key)
             stored = (row.request_sha256, row.status_code, row.body) if row is not None else None
         if stored is not None:
@@ -334,7 +334,7 @@ class ServiceMiddleware:
         await self.app(scope, receive, capture)
         if 200 <= captured["status"] < 300 and captured["json"]:
             try:
-                with session_scope(self.database_url) as session:
+                with self.db.session() as session:
                     store.save_idempotency(
                         session,
                         tenant=principal.tenant,

@@ -28,11 +28,12 @@ def main() -> None:
     from brandloop.domain import GenerationRequest
     from brandloop.policies.brandkit import load_brand_kit
     from brandloop.registry import crud
-    from brandloop.registry.db import session_scope
+    from brandloop.registry.db import Database
     from brandloop.settings import get_settings
 
     settings = get_settings()
-    with session_scope(settings.resolved_database_url) as session:
+    db = Database.from_settings(settings)
+    with db.session() as session:
         crud.upsert_brand(
             session, tenant="default", kit=load_brand_kit(ROOT / "examples/brands/acme-coffee.yaml")
         )
@@ -45,7 +46,7 @@ def main() -> None:
             brief=brief, brand="Acme Coffee", count=4, size=args.size, seed=seed, budget_usd=2
         )
         result = await run_generation(
-            request, settings=settings, use_memory=args.memory, timing=timings.append
+            request, settings=settings, db=db, use_memory=args.memory, timing=timings.append
         )
         rounds.append(sum(1 for d in result.decisions if d.node == "plan"))
 

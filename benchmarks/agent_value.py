@@ -207,14 +207,15 @@ def main() -> None:
     from brandloop.domain import GenerationRequest, ModerationVerdict, parse_size
     from brandloop.policies.brandkit import load_brand_kit
     from brandloop.registry import crud
-    from brandloop.registry.db import session_scope
+    from brandloop.registry.db import Database
     from brandloop.settings import get_settings
 
     settings = get_settings()
+    db = Database.from_settings(settings)
     rng = random.Random(args.seed)
     size = parse_size(args.size)
     jobs = []
-    with session_scope(settings.resolved_database_url) as session:
+    with db.session() as session:
         template = resolve_template(session, tenant="default", ref=None, request_id="bench")
         kits = {}
         for path, _ in BRIEFS:
@@ -247,7 +248,7 @@ def main() -> None:
                     brief=brief, brand=kit.name, count=1, size=f"{w}x{h}", seed=seed,
                     budget_usd=best_price * args.n,
                 ),
-                settings=settings,
+                settings=settings, db=db,
                 providers={"sim": agent_provider},  # type: ignore[dict-item]
                 use_memory=args.memory,
                 use_cache=False,

@@ -34,6 +34,7 @@ def main() -> None:
 
     from brandloop.agent.campaign import load_campaign, resolve_brand, run_campaign
     from brandloop.domain import ModerationVerdict
+    from brandloop.registry.db import Database
     from brandloop.settings import get_settings
 
     def allow(_data: bytes) -> ModerationVerdict:
@@ -46,6 +47,7 @@ def main() -> None:
             os.environ["BRANDLOOP_DATA_DIR"] = tempfile.mkdtemp(prefix="bl-camp-")
             get_settings.cache_clear()
             settings = get_settings()
+            db = Database.from_settings(settings)
             spec = load_campaign(path)
             updates: dict[str, object] = {"seed": seed}
             if args.size:
@@ -53,12 +55,13 @@ def main() -> None:
                     a.model_copy(update={"formats": [args.size]}) for a in spec.assets
                 ]
             spec = spec.model_copy(update=updates)
-            brand = resolve_brand(spec, path.resolve().parent, settings=settings, tenant="default")
+            brand = resolve_brand(spec, path.resolve().parent, db=db, tenant="default")
             report = asyncio.run(
                 run_campaign(
                     spec,
                     brand=brand,
                     settings=settings,
+                    db=db,
                     campaign_id=f"bench-{seed}",
                     use_memory=memory,
                     run_kwargs={"image_moderator": allow},

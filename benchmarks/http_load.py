@@ -39,10 +39,10 @@ def floor_app(database_url: str) -> Any:
     """The floor: one FastAPI route, one primary-key read, no auth, no middleware."""
     from fastapi import FastAPI, HTTPException
 
-    from brandloop.registry.db import session_factory
+    from brandloop.registry.db import Database
     from brandloop.registry.models import RunRow
 
-    make_session = session_factory(database_url)
+    make_session = Database(database_url).ensure_schema().sessions
     app = FastAPI()
 
     @app.get("/floor/{run_id}")

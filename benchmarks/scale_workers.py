@@ -60,6 +60,7 @@ def measure(workers: int, args: argparse.Namespace) -> dict[str, float]:
             provider_latency_s=args.latency,
         )
         stack = Stack(Path(tmp), env)
+        stack.migrate()
         try:
             api = stack.start_api()
             for _ in range(workers):

@@ -5,7 +5,8 @@ BrandloopError
 │   └── NotFoundError      exit 2 / HTTP 404: a named thing does not exist
 ├── RefusedError           exit 3 / HTTP 422: a policy refused the request
 ├── BudgetExhaustedError   exit 4 / HTTP 402: nothing accepted before the money ran out
-└── ProviderError          a backend failed (see ``brandloop.tools.providers.errors``)
+├── ProviderError          a backend failed (see ``brandloop.tools.providers.errors``)
+└── SchemaOutdatedError    exit 1: the database needs ``brandloop db upgrade`` first
 """
 
 from __future__ import annotations
@@ -39,3 +40,9 @@ class BudgetExhaustedError(BrandloopError):
 
 class ProviderError(BrandloopError):
     problem_type = "provider-error"
+
+
+class SchemaOutdatedError(BrandloopError):
+    """The database's schema is not this release's; the message names the command to run."""
+
+    problem_type = "schema-outdated"

@@ -25,7 +25,7 @@ from brandloop.domain import ModelSpec, Receipt
 from brandloop.errors import BadInputError, NotFoundError, ProviderError
 from brandloop.providers import ImageProvider, ImageRequest
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
+from brandloop.registry.db import Database
 from brandloop.settings import Settings
 
 PHASH_IDENTICAL_DISTANCE: Final = 4
@@ -82,8 +82,8 @@ class Reproduction(BaseModel):
     cost_usd: float
 
 
-def _receipts(settings: Settings, *, tenant: str, run_id: str) -> tuple[str, list[Receipt]]:
-    with session_scope(settings.resolved_database_url) as session:
+def _receipts(db: Database, *, tenant: str, run_id: str) -> tuple[str, list[Receipt]]:
+    with db.session() as session:
         run = crud.get_run(session, tenant=tenant, run_id=run_id)
         if run is None:
             raise NotFoundError(f"unknown run {run_id!r}")
@@ -100,6 +100,7 @@ def _receipts(settings: Settings, *, tenant: str, run_id: str) -> tuple[str, lis
 
 async def reproduce_run(
     settings: Settings,
+    db: Database,
     *,
     tenant: str,
     run_id: str,
@@ -108,7 +109,7 @@ async def reproduce_run(
     out_dir: Path | None = None,
 ) -> Reproduction:
     """Re-render each accepted image of ``run_id`` from its receipt; compare with the original."""
-    template, receipts = _receipts(settings, tenant=tenant, run_id=run_id)
+    template, receipts = _receipts(db, tenant=tenant, run_id=run_id)
     if not receipts:
         raise BadInputError(f"run {run_id} has no accepted images to reproduce")
     store = ArtifactStore(settings.artifacts_dir)
@@ -182,7 +183,7 @@ async def reproduce_run(
                 "hash_distance": distance,
             }
         results.append(base.model_copy(update=update))
-    with session_scope(settings.resolved_database_url) as session:
+    with db.session() as session:
         crud.audit(
             session,
             tenant=tenant,

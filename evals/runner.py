@@ -45,7 +45,7 @@ from brandloop.policies.agent import AgentPolicy, load_agent_policy
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.providers import ImageProvider
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
+from brandloop.registry.db import Database
 from brandloop.settings import Settings
 
 RECEIPT_KEY = "brandloop:receipt"
@@ -164,13 +164,21 @@ class EvalRunner:
                 for chain in self._chains():
                     chains.append((target, k, chain))
         settings_by_target = {t.name: self._settings(t) for t in self.targets}
+        # the runner is the entry point here: one registry per target, for the whole run
+        databases = {name: Database.from_settings(s) for name, s in settings_by_target.items()}
 
         async def run_chain(target: TargetSpec, k: int, cases: list[Case]) -> None:
             async with semaphore:
                 for case in cases:
                     done = self._done(target.name, case.id, k)
                     if done is None:
-                        done = await self._execute(settings_by_target[target.name], target, case, k)
+                        done = await self._execute(
+                            settings_by_target[target.name],
+                            databases[target.name],
+                            target,
+                            case,
+                            k,
+                        )
                         atomic_write(
                             self.result_path(target.name, case.id, k),
                             done.model_dump_json(indent=1).encode(),
@@ -187,6 +195,9 @@ class EvalRunner:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+        finally:
+            for db in databases.values():
+                db.dispose()
         self._write_manifest({**manifest, "finished": True})
         results = evaluate_results(self.suite, self._existing())
         return EvalRun(
@@ -224,10 +235,10 @@ class EvalRunner:
             }
         )
 
-    async def _prepare_tenant(self, settings: Settings, target: TargetSpec, tenant: str) -> None:
+    async def _prepare_tenant(self, db: Database, target: TargetSpec, tenant: str) -> None:
         assert self._lock is not None
         async with self._lock:
-            with session_scope(settings.resolved_database_url) as session:
+            with db.session() as session:
                 for kit_path in self.suite.brands:
                     crud.upsert_brand(
                         session, tenant=tenant, kit=load_brand_kit(Path(kit_path)), actor="eval"
@@ -235,7 +246,7 @@ class EvalRunner:
                 register_templates(session, tenant=tenant, files=target.templates)
 
     async def _execute(
-        self, settings: Settings, target: TargetSpec, case: Case, k: int
+        self, settings: Settings, db: Database, target: TargetSpec, case: Case, k: int
     ) -> CaseResult:
         tenant = tenant_for(case, k)
         base = CaseResult(
@@ -250,11 +261,12 @@ class EvalRunner:
         timings: list[RunTiming] = []
         started = time.perf_counter()
         try:
-            await self._prepare_tenant(settings, target, tenant)
+            await self._prepare_tenant(db, target, tenant)
             request = build_request(case, target, k, tenant)
             result = await run_generation(
                 request,
                 settings=settings,
+                db=db,
                 providers=self.providers(target) if self.providers else None,
                 use_memory=target.memory,
                 use_cache=target.cache,
@@ -273,6 +285,7 @@ class EvalRunner:
         provider_ms = timings[0].provider_s * 1000 if timings else 0.0
         record = collect(
             settings,
+            db,
             tenant=tenant,
             run_id=result.run_id,
             thumbs=self.run_dir / "thumbs",
@@ -407,14 +420,20 @@ def thumbnail(data: bytes, directory: Path, sha256: str) -> str:
 
 
 def collect(
-    settings: Settings, *, tenant: str, run_id: str, thumbs: Path, pii_values: list[str]
+    settings: Settings,
+    db: Database,
+    *,
+    tenant: str,
+    run_id: str,
+    thumbs: Path,
+    pii_values: list[str],
 ) -> dict[str, Any]:
     """Read back from the target's registry what a run stored: attempts, receipts, thumbnails,
     the colour histograms of accepted images, and which PII values were stored in clear."""
     store = ArtifactStore(settings.artifacts_dir)
     attempts: list[AttemptRecord] = []
     histograms: list[list[float]] = []
-    with session_scope(settings.resolved_database_url) as session:
+    with db.session() as session:
         run = crud.get_run(session, tenant=tenant, run_id=run_id)
         assert run is not None
         stored_texts = [run.brief, json.dumps(run.request, ensure_ascii=False)]

@@ -37,6 +37,8 @@ start() {
   bash scripts/services.sh start >/dev/null
   stack_env
   mkdir -p "$DIR/artifacts"
+  # the explicit migration step: replicas and workers refuse to start on an outdated schema
+  BRANDLOOP_DATA_DIR=$DIR/migrate "$BL" db upgrade >&2
   for i in $(seq 0 $((apis - 1))); do
     BRANDLOOP_DATA_DIR=$DIR/api$i nohup "$BL" serve --port $((PORT + i)) --workers 0 \
       >"$DIR/api$i.log" 2>&1 &

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import brandloop.agent.writer
+from brandloop.registry.db import Database
 from brandloop.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +57,14 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 @pytest.fixture
 def settings(data_dir: Path) -> Settings:
     return get_settings()
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    """The test's registry, built once as an entry point builds it, disposed of afterwards."""
+    database = Database.from_settings(settings)
+    yield database
+    database.dispose()
 
 
 @pytest.fixture

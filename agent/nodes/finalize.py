@@ -11,7 +11,6 @@ from brandloop.agent.state import RunState
 from brandloop.domain import AcceptedImage, Attempt, Receipt, RunResult, RunStatus
 from brandloop.policies.drift import load_drift_policy
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
 from brandloop.templates import drift
 
 PREVIEW_NOTE = (
@@ -65,7 +64,7 @@ async def finalize(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
     run_id = state["run_id"]
     attempts = state.get("attempts", {})
     images: list[AcceptedImage] = []
-    with session_scope(ctx.database_url) as session:
+    with ctx.db.session() as session:
         for attempt_id in state.get("accepted", []):
             attempt = attempts[attempt_id]
             assert attempt.artifact_sha256 is not None and attempt.scores is not None

@@ -20,7 +20,6 @@ from brandloop.domain import Attempt, Candidate, ModerationVerdict
 from brandloop.errors import ProviderError
 from brandloop.providers import GeneratedImage, ImageResult
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
 from brandloop.tools import cache as generation_cache
 from brandloop.tools.providers.batching import batch_candidates, batch_key, build_request
 from brandloop.tools.providers.errors import (
@@ -39,7 +38,7 @@ def idempotency_key(run_id: str, candidate: Candidate) -> str:
 
 
 def _already_paid(ctx: RunContext, key: str, candidate: Candidate) -> Attempt | None:
-    with session_scope(ctx.database_url) as session:
+    with ctx.db.session() as session:
         row = crud.attempt_by_key(session, idempotency_key=key)
         if row is None or row.artifact_sha256 is None:
             return None
@@ -64,7 +63,7 @@ def _from_cache(ctx: RunContext, key: str, candidate: Candidate) -> Attempt | No
     if not ctx.use_cache:
         return None
     spec = ctx.model(candidate.model)
-    with session_scope(ctx.database_url) as session:
+    with ctx.db.session() as session:
         entry = generation_cache.lookup(
             session,
             tenant=ctx.tenant,
@@ -91,7 +90,7 @@ def _to_cache(ctx: RunContext, attempt: Attempt) -> None:
     if not ctx.use_cache or attempt.artifact_sha256 is None or attempt.cache_hit:
         return
     spec = ctx.model(attempt.candidate.model)
-    with session_scope(ctx.database_url) as session:
+    with ctx.db.session() as session:
         generation_cache.store(
             session,
             tenant=ctx.tenant,
@@ -117,7 +116,7 @@ async def _attempt_all(ctx: RunContext, run_id: str, candidates: list[Candidate]
     known, so a run killed while other calls are still in flight does not pay for it again."""
     settled = {c.id: a for c in candidates if (a := _settled(ctx, run_id, c)) is not None}
     for attempt in settled.values():
-        with session_scope(ctx.database_url) as session:
+        with ctx.db.session() as session:
             crud.upsert_attempt(session, run_id=run_id, attempt=attempt)
     batches = batch_candidates([c for c in candidates if c.id not in settled], ctx.model)
 
@@ -127,7 +126,7 @@ async def _attempt_all(ctx: RunContext, run_id: str, candidates: list[Candidate]
         group = await _attempt_batch(ctx, run_id, batch)
         for attempt in group:
             _to_cache(ctx, attempt)
-            with session_scope(ctx.database_url) as session:
+            with ctx.db.session() as session:
                 crud.upsert_attempt(session, run_id=run_id, attempt=attempt)
         return group
 
@@ -241,7 +240,7 @@ async def _fitted(image: GeneratedImage, cand: Candidate) -> GeneratedImage:
 def _store(ctx: RunContext, run_id: str, attempt: Attempt, image: GeneratedImage) -> Attempt:
     """Record the image as the attempt's artifact."""
     sha, path = ctx.artifacts.put(image.data)
-    with session_scope(ctx.database_url) as session:
+    with ctx.db.session() as session:
         crud.record_artifact(
             session,
             sha256=sha,
@@ -298,7 +297,7 @@ async def generate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
         )
     attempts = await _attempt_all(ctx, run_id, candidates)
     spent = state.get("spent_usd", 0.0)
-    with session_scope(ctx.database_url) as session:
+    with ctx.db.session() as session:
         for attempt in attempts:
             crud.upsert_attempt(session, run_id=run_id, attempt=attempt)
     for attempt in attempts:

@@ -18,7 +18,6 @@ from brandloop.agent.state import RunState
 from brandloop.agent.templates import resolve_template
 from brandloop.domain import Decision, GenerationRequest
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
 from brandloop.tools.moderation.injection import detect_injection
 from brandloop.tools.moderation.pii import redact, redaction_markers
 from brandloop.tools.moderation.policy import default_moderation_policy
@@ -48,7 +47,7 @@ async def intake(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
     run_id = state["run_id"]
     request = state["request"]
     policy = default_moderation_policy()
-    with session_scope(ctx.database_url) as session:
+    with ctx.db.session() as session:
         brand_row = crud.get_brand(session, tenant=ctx.tenant, ref=request.brand)
         assert brand_row is not None, "the runner checks the brand before the run starts"
         brand = crud.brand_kit(brand_row)

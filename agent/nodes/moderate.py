@@ -16,7 +16,6 @@ from brandloop.agent.context import RunContext
 from brandloop.agent.state import RunState
 from brandloop.domain import Attempt
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
 from brandloop.tools.moderation.image import UNREADABLE, provider_refusal
 
 
@@ -59,7 +58,7 @@ async def moderate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
             {"attempt": attempt.id, **attempt.moderation.model_dump(mode="json")},
         )
     if moderated:
-        with session_scope(ctx.database_url) as session:
+        with ctx.db.session() as session:
             for attempt in moderated:
                 crud.upsert_attempt(session, run_id=run_id, attempt=attempt)
     return {"attempts": {a.id: a for a in moderated}}

@@ -11,7 +11,6 @@ from brandloop.agent.diagnosis import diagnose, is_accepted, quality_index
 from brandloop.agent.state import RunState
 from brandloop.domain import Attempt, Decision
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
 
 
 def _duplicates(state: RunState, batch: list[Attempt]) -> int:
@@ -48,7 +47,7 @@ async def observe(state: RunState, runtime: Runtime[RunContext]) -> dict[str, An
             outcome = attempt.outcome if attempt.outcome != "pending" else "rejected"
             judged[attempt.id] = attempt.model_copy(update={"outcome": outcome})
             rejected.append(judged[attempt.id])
-    with session_scope(ctx.database_url) as session:
+    with ctx.db.session() as session:
         for attempt in judged.values():
             crud.upsert_attempt(session, run_id=run_id, attempt=attempt)
 

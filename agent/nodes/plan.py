@@ -21,7 +21,6 @@ from brandloop.agent.diagnosis import quality_index
 from brandloop.agent.state import RunState
 from brandloop.domain import Candidate, Decision, ModelSpec
 from brandloop.policies.catalog import image_price
-from brandloop.registry.db import session_scope
 from brandloop.tools.composer import compose
 from brandloop.tools.moderation.text import moderate_text
 
@@ -80,7 +79,7 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
 
     remaining = ctx.budget_usd - state.get("spent_usd", 0.0)
     budget_label = "request budget"
-    with session_scope(ctx.database_url) as session:
+    with ctx.db.session() as session:
         outside = headroom(session, tenant=ctx.tenant, campaign_id=request.campaign_id)
         brand_id = state.get("brand_id")
         stats = arm_stats(session, brand_id=brand_id, template_ref=template.ref) if brand_id else {}

@@ -17,7 +17,6 @@ from brandloop.agent.context import RunContext
 from brandloop.agent.state import RunState
 from brandloop.domain import Attempt, Decision
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
 from brandloop.registry.models import RunRow
 
 
@@ -49,7 +48,7 @@ async def review_gate(state: RunState, runtime: Runtime[RunContext]) -> dict[str
     if reason is None:
         return {}
     decision = Decision(node="review", action="request_review", reason=reason)
-    with session_scope(ctx.database_url) as session:
+    with ctx.db.session() as session:
         row = session.get(RunRow, state["run_id"])
         if row is not None:
             row.status, row.reason = "awaiting_review", reason
@@ -69,7 +68,7 @@ async def review(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
     verdict = str(answer.get("decision", "reject"))
     note = str(answer.get("note", ""))
     actor = str(answer.get("actor", "reviewer"))
-    with session_scope(ctx.database_url) as session:
+    with ctx.db.session() as session:
         row = session.get(RunRow, state["run_id"])
         if row is not None:
             row.status = "running"
@@ -85,7 +84,7 @@ async def review(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
         a: state["attempts"][a].model_copy(update={"outcome": "rejected"})
         for a in state.get("accepted", [])
     }
-    with session_scope(ctx.database_url) as session:
+    with ctx.db.session() as session:
         for attempt in rejected.values():
             crud.upsert_attempt(session, run_id=state["run_id"], attempt=attempt)
     reason = f"rejected in review by {actor}" + (f": {note}" if note else "")

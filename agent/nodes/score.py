@@ -20,7 +20,6 @@ from brandloop.agent.context import RunContext
 from brandloop.agent.state import RunState
 from brandloop.domain import Attempt
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
 from brandloop.tools.providers.errors import MalformedResponseError
 from brandloop.tools.scoring.decode import decode_image
 from brandloop.tools.scoring.signals import ImageAnalysis, analyse_image, score_set
@@ -107,7 +106,7 @@ async def score(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]
         for attempt, result in zip(pending, results, strict=True)
         if isinstance(result, str)
     ]
-    with session_scope(ctx.database_url) as session:
+    with ctx.db.session() as session:
         for attempt in scored + broken:
             crud.upsert_attempt(session, run_id=state["run_id"], attempt=attempt)
     for attempt in scored:

@@ -14,6 +14,7 @@ import typer
 from pydantic import ValidationError
 
 from brandloop.api.cli.app import app
+from brandloop.api.cli.common import invocation
 from brandloop.errors import BrandloopError
 from brandloop.policies.brandkit import describe_validation_error
 
@@ -39,7 +40,8 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI; never lets a traceback reach the user."""
     command = typer.main.get_command(app)
     try:
-        code = command.main(args=argv, prog_name="brandloop", standalone_mode=False)
+        with invocation():
+            code = command.main(args=argv, prog_name="brandloop", standalone_mode=False)
     except typer.Exit as exc:
         code = exc.exit_code
     except typer.Abort:

@@ -9,10 +9,9 @@ import typer
 from rich.table import Table
 
 from brandloop.api.cli.app import brands_app
-from brandloop.api.cli.common import out, print_json, settings
+from brandloop.api.cli.common import database, out, print_json, settings
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
 
 
 @brands_app.command("add")
@@ -20,7 +19,7 @@ def add(path: Annotated[Path, typer.Argument(help="brand kit YAML file")]) -> No
     """Add a brand kit (or update the brand with the same name)."""
     kit = load_brand_kit(path)
     cfg = settings()
-    with session_scope(cfg.resolved_database_url) as session:
+    with database().session() as session:
         row = crud.upsert_brand(session, tenant=cfg.tenant, kit=kit)
         out.print(f"brand {kit.name} stored as {row.id}")
 
@@ -29,7 +28,7 @@ def add(path: Annotated[Path, typer.Argument(help="brand kit YAML file")]) -> No
 def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List the brands in the registry."""
     cfg = settings()
-    with session_scope(cfg.resolved_database_url) as session:
+    with database().session() as session:
         rows = crud.list_brands(session, tenant=cfg.tenant)
         if as_json:
             print_json([{"id": r.id, **r.kit} for r in rows])

@@ -8,8 +8,7 @@ import typer
 from rich.table import Table
 
 from brandloop.api.cli.app import app
-from brandloop.api.cli.common import out, print_json, settings
-from brandloop.registry.db import session_scope
+from brandloop.api.cli.common import database, out, print_json, settings
 from brandloop.tools import cache as generation_cache
 
 cache_app = typer.Typer(help="The generation cache: stats and purge.", no_args_is_help=True)
@@ -20,7 +19,7 @@ app.add_typer(cache_app, name="cache")
 def stats(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Entries, hits and the money hits saved, per model."""
     cfg = settings()
-    with session_scope(cfg.resolved_database_url) as session:
+    with database().session() as session:
         found = generation_cache.stats(session, tenant=cfg.tenant)
     if as_json:
         print_json(
@@ -49,7 +48,7 @@ def purge(
 ) -> None:
     """Delete cache entries (the images stay in the artifact store)."""
     cfg = settings()
-    with session_scope(cfg.resolved_database_url) as session:
+    with database().session() as session:
         removed = generation_cache.purge(session, tenant=cfg.tenant, model=model)
     if as_json:
         print_json({"deleted": removed, "model": model})

@@ -19,9 +19,8 @@ from brandloop.agent.campaign import (
     run_campaign,
 )
 from brandloop.api.cli.app import app
-from brandloop.api.cli.common import err, out, print_json, settings
+from brandloop.api.cli.common import database, err, out, print_json, settings
 from brandloop.errors import BadInputError
-from brandloop.registry.db import session_scope
 
 campaign_app = typer.Typer(
     help="Campaigns: several related assets for one brand.", no_args_is_help=True
@@ -69,7 +68,7 @@ def run(
     """Run every asset of FILE in order and report per-asset results and consistency."""
     cfg = settings()
     spec = load_campaign(file)
-    brand = resolve_brand(spec, file.resolve().parent, settings=cfg, tenant=cfg.tenant)
+    brand = resolve_brand(spec, file.resolve().parent, db=database(), tenant=cfg.tenant)
     total = sum(len(a.formats or spec.defaults.formats) for a in spec.assets)
     if as_json:
         report = asyncio.run(
@@ -77,6 +76,7 @@ def run(
                 spec,
                 brand=brand,
                 settings=cfg,
+                db=database(),
                 tenant=cfg.tenant,
                 campaign_id=campaign_id,
                 use_memory=not no_memory,
@@ -111,6 +111,7 @@ def run(
                 spec,
                 brand=brand,
                 settings=cfg,
+                db=database(),
                 tenant=cfg.tenant,
                 campaign_id=campaign_id,
                 use_memory=not no_memory,
@@ -136,7 +137,7 @@ def budget(
     cfg = settings()
     scope: BudgetScope = "tenant" if tenant else "campaign"
     scope_id = cfg.tenant if tenant else str(campaign_id)
-    with session_scope(cfg.resolved_database_url) as session:
+    with database().session() as session:
         set_budget(session, tenant=cfg.tenant, scope=scope, scope_id=scope_id, limit_usd=amount)
         used = spent(session, tenant=cfg.tenant, campaign_id=None if tenant else scope_id)
     if as_json:

@@ -1,9 +1,13 @@
-"""Helpers the command modules share: settings, consoles, JSON output, brand references."""
+"""Helpers the command modules share: settings, the invocation's database, consoles, JSON
+output, brand references."""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +16,7 @@ from rich.console import Console
 from brandloop.domain import BrandKit
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
+from brandloop.registry.db import Database
 from brandloop.settings import Settings, get_settings
 
 out = Console(highlight=False, soft_wrap=True)
@@ -21,6 +25,43 @@ err = Console(stderr=True, highlight=False)
 
 def settings() -> Settings:
     return get_settings()
+
+
+class _Invocation:
+    """What one run of the CLI opened; the database is opened by the first command needing it."""
+
+    def __init__(self) -> None:
+        self.db: Database | None = None
+
+    def database(self) -> Database:
+        if self.db is None:
+            self.db = Database.from_settings(settings())
+        return self.db
+
+
+_invocation: ContextVar[_Invocation | None] = ContextVar("brandloop_cli_invocation", default=None)
+
+
+@contextmanager
+def invocation() -> Iterator[None]:
+    """The scope of one CLI run (:func:`brandloop.api.cli.main`): its database is built once,
+    passed to what the command calls, and disposed of when the command ends."""
+    current = _Invocation()
+    token = _invocation.set(current)
+    try:
+        yield
+    finally:
+        _invocation.reset(token)
+        if current.db is not None:
+            current.db.dispose()
+
+
+def database() -> Database:
+    """This CLI run's registry (SQLite migrates itself; PostgreSQL must be current)."""
+    current = _invocation.get()
+    if current is None:
+        raise RuntimeError("brandloop commands run through brandloop.api.cli.main")
+    return current.database()
 
 
 def print_json(data: Any) -> None:
@@ -36,7 +77,7 @@ def ensure_brand(ref: str, *, tenant: str) -> str:
     first; anything else must name a brand already in the registry. Returns its name."""
     if looks_like_path(ref):
         kit: BrandKit = load_brand_kit(Path(ref))
-        with session_scope(settings().resolved_database_url) as session:
+        with database().session() as session:
             crud.upsert_brand(session, tenant=tenant, kit=kit)
         return kit.name
     return ref

@@ -8,9 +8,8 @@ import typer
 from rich.table import Table
 
 from brandloop.api.cli.app import app
-from brandloop.api.cli.common import out, print_json, settings
+from brandloop.api.cli.common import database, out, print_json, settings
 from brandloop.policies.drift import load_drift_policy
-from brandloop.registry.db import session_scope
 from brandloop.templates import drift as monitor
 
 drift_app = typer.Typer(
@@ -32,7 +31,7 @@ def list_(
     """Drift events (newest last), after bringing the monitor up to date with every score."""
     cfg = settings()
     policy = load_drift_policy()
-    with session_scope(cfg.resolved_database_url) as session:
+    with database().session() as session:
         monitor.observe_all(session, tenant=cfg.tenant, policy=policy)
         events = [
             monitor.event_dict(e)

@@ -21,13 +21,12 @@ from brandloop.agent.runner import (
     run_generation,
 )
 from brandloop.api.cli.app import app
-from brandloop.api.cli.common import ensure_brand, err, out, print_json, settings
+from brandloop.api.cli.common import database, ensure_brand, err, out, print_json, settings
 from brandloop.api.preview import thumbnail
 from brandloop.artifacts import atomic_write
 from brandloop.domain import GenerationRequest, RunResult
 from brandloop.errors import BadInputError
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
 
 EXIT_BY_STATUS = {"succeeded": 0, "partial": 0, "awaiting_review": 0, "refused": 3, "failed": 4}
 
@@ -37,7 +36,7 @@ def write_outputs(result: RunResult, out_dir: Path, *, tenant: str) -> RunResult
     out_dir.mkdir(parents=True, exist_ok=True)
     images = []
     receipts: list[dict[str, Any]] = []
-    with session_scope(settings().resolved_database_url) as session:
+    with database().session() as session:
         for index, image in enumerate(result.images, start=1):
             target = out_dir / f"{index:02d}-{image.sha256[:12]}.png"
             assert image.path is not None
@@ -135,12 +134,14 @@ def generate(
         campaign_id=campaign,
         tenant=cfg.tenant,
     )
-    model_ladder(cfg, catalog_models(cfg), request.model)
-    check_request(cfg, request)
+    model_ladder(cfg, catalog_models(database()), request.model)
+    check_request(database(), request)
     run_id = new_run_id()
     if as_json:
         result = asyncio.run(
-            run_generation(request, settings=cfg, run_id=run_id, use_memory=not no_memory)
+            run_generation(
+                request, settings=cfg, db=database(), run_id=run_id, use_memory=not no_memory
+            )
         )
     else:
         result = _with_progress(request, run_id, use_memory=not no_memory)
@@ -176,8 +177,13 @@ def _with_progress(request: GenerationRequest, run_id: str, *, use_memory: bool)
 
         result = asyncio.run(
             run_generation(
-                request, settings=cfg, run_id=run_id, on_event=on_event, use_memory=use_memory
+                request,
+                settings=cfg,
+                db=database(),
+                run_id=run_id,
+                on_event=on_event,
+                use_memory=use_memory,
             )
         )
         progress.update(task, completed=len(result.images), description="done")
-    return load_result(cfg, tenant=request.tenant, run_id=result.run_id)
+    return load_result(database(), tenant=request.tenant, run_id=result.run_id)

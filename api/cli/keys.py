@@ -9,9 +9,8 @@ from rich.table import Table
 
 from brandloop.api.auth import ROLES, create_key, get_key, list_keys, revoke_key
 from brandloop.api.cli.app import app
-from brandloop.api.cli.common import out, print_json, settings
+from brandloop.api.cli.common import database, out, print_json
 from brandloop.errors import NotFoundError
-from brandloop.registry.db import session_scope
 
 keys_app = typer.Typer(help="API keys for the HTTP service.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -25,7 +24,7 @@ def create(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
 ) -> None:
     """Make a key. The key is printed once and only its hash is stored."""
-    with session_scope(settings().resolved_database_url) as session:
+    with database().session() as session:
         row, key = create_key(session, tenant=tenant, role=role, name=name, actor="cli")
         key_id = row.id
     if as_json:
@@ -43,7 +42,7 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The tenant's keys (ids, roles, prefixes; never the secrets)."""
-    with session_scope(settings().resolved_database_url) as session:
+    with database().session() as session:
         rows: list[dict[str, Any]] = [
             {
                 "id": r.id,
@@ -77,7 +76,7 @@ def revoke(
     tenant: Annotated[str, typer.Option(help="the tenant")],
 ) -> None:
     """Revoke a key (a running server notices within a few seconds)."""
-    with session_scope(settings().resolved_database_url) as session:
+    with database().session() as session:
         row = get_key(session, tenant=tenant, key_id=key_id)
         if row is None:
             raise NotFoundError(f"no key {key_id} for tenant {tenant}")

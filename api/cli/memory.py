@@ -10,10 +10,9 @@ from rich.table import Table
 
 from brandloop.agent.runner import open_memory
 from brandloop.api.cli.app import app
-from brandloop.api.cli.common import ensure_brand, out, print_json, settings
+from brandloop.api.cli.common import database, ensure_brand, out, print_json, settings
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
 
 memory_app = typer.Typer(
     help="Brand memory: style notes, accepted prompts, image descriptors.", no_args_is_help=True
@@ -26,7 +25,7 @@ BrandOption = Annotated[str, typer.Option("--brand", help="brand id or name, or 
 def _brand_slug(ref: str) -> str:
     cfg = settings()
     name = ensure_brand(ref, tenant=cfg.tenant)
-    with session_scope(cfg.resolved_database_url) as session:
+    with database().session() as session:
         row = crud.get_brand(session, tenant=cfg.tenant, ref=name)
         if row is None:
             raise NotFoundError(f"unknown brand {ref!r}; add it with `brandloop brands add`")

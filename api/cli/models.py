@@ -9,7 +9,7 @@ from rich.table import Table
 
 from brandloop.agent.runner import catalog_models
 from brandloop.api.cli.app import models_app
-from brandloop.api.cli.common import err, out, print_json, settings
+from brandloop.api.cli.common import database, err, out, print_json, settings
 from brandloop.domain import ModelSpec
 from brandloop.policies.catalog import configured_providers
 
@@ -40,7 +40,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The model catalog (shipped YAML merged with the registry), and which models this
     process can use with the providers its settings configure."""
     cfg = settings()
-    models = catalog_models(cfg)
+    models = catalog_models(database())
     providers = configured_providers(cfg)
     if as_json:
         print_json(

@@ -10,7 +10,7 @@ import typer
 
 from brandloop.agent.runner import review_run
 from brandloop.api.cli.app import app
-from brandloop.api.cli.common import out, print_json, settings
+from brandloop.api.cli.common import database, out, print_json, settings
 
 review_app = typer.Typer(help="Human review of runs that wait for it.", no_args_is_help=True)
 app.add_typer(review_app, name="review")
@@ -26,7 +26,13 @@ def _decide(run_id: str, decision: Literal["approve", "reject"], note: str, as_j
         actor = "cli"
     result = asyncio.run(
         review_run(
-            run_id, settings=cfg, decision=decision, note=note, actor=actor, tenant=cfg.tenant
+            run_id,
+            settings=cfg,
+            db=database(),
+            decision=decision,
+            note=note,
+            actor=actor,
+            tenant=cfg.tenant,
         )
     )
     if as_json:

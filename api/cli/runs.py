@@ -13,11 +13,10 @@ from rich.table import Table
 
 from brandloop.agent.runner import resume_run
 from brandloop.api.cli.app import runs_app
-from brandloop.api.cli.common import out, print_json, settings
+from brandloop.api.cli.common import database, out, print_json, settings
 from brandloop.api.preview import thumbnail
 from brandloop.errors import NotFoundError
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
 from brandloop.registry.models import AttemptRow, RunEventRow, RunRow
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -25,7 +24,7 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 def run_trace(ref: str, *, tenant: str) -> dict[str, Any]:
     """Everything the registry knows about a run, found by run id or by an artifact's sha256."""
-    with session_scope(settings().resolved_database_url) as session:
+    with database().session() as session:
         run_id = ref
         if SHA256.match(ref):
             artifact = crud.get_artifact(session, tenant=tenant, sha256=ref)
@@ -123,7 +122,7 @@ def list_(
 ) -> None:
     """The most recent runs."""
     cfg = settings()
-    with session_scope(cfg.resolved_database_url) as session:
+    with database().session() as session:
         rows = [_run_dict(r) for r in crud.list_runs(session, tenant=cfg.tenant, limit=limit)]
     if as_json:
         print_json(rows)
@@ -228,7 +227,7 @@ def resume(
 ) -> None:
     """Continue a run that was interrupted, from its last checkpoint, without paying twice."""
     cfg = settings()
-    result = asyncio.run(resume_run(run_id, settings=cfg, tenant=cfg.tenant))
+    result = asyncio.run(resume_run(run_id, settings=cfg, db=database(), tenant=cfg.tenant))
     if as_json:
         print_json(result.model_dump(mode="json"))
     else:
@@ -254,10 +253,11 @@ def reproduce(
     result = asyncio.run(
         reproduce_run(
             cfg,
+            database(),
             tenant=cfg.tenant,
             run_id=run_id,
             providers=default_providers(cfg),
-            models=catalog_models(cfg),
+            models=catalog_models(database()),
             out_dir=out_dir,
         )
     )

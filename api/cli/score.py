@@ -13,14 +13,13 @@ import typer
 from rich.table import Table
 
 from brandloop.api.cli.app import app
-from brandloop.api.cli.common import looks_like_path, out, print_json, settings
+from brandloop.api.cli.common import database, looks_like_path, out, print_json, settings
 from brandloop.domain import BrandKit, Scores, parse_size
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.policies.brand_policy import load_brand_scoring_policy
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.policies.scoring import ScoringPolicy, load_scoring_policy
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
 from brandloop.tools.providers.errors import MalformedResponseError
 from brandloop.tools.scoring.alignment import load_alignment_scorer
 from brandloop.tools.scoring.signals import ImageAnalysis, analyse_image, score_set
@@ -34,7 +33,7 @@ def resolve_brand(ref: str, *, tenant: str) -> BrandKit:
     """A brand kit from a YAML path or from the registry by id or name (nothing is written)."""
     if looks_like_path(ref):
         return load_brand_kit(Path(ref))
-    with session_scope(settings().resolved_database_url) as session:
+    with database().session() as session:
         row = crud.get_brand(session, tenant=tenant, ref=ref)
         if row is None:
             raise NotFoundError(f"unknown brand {ref!r}; give a brand kit YAML or add it first")

@@ -15,10 +15,9 @@ from rich.table import Table
 
 from brandloop.agent.templates import REF_PATTERN, ensure_shipped_templates
 from brandloop.api.cli.app import app
-from brandloop.api.cli.common import out, print_json, settings
+from brandloop.api.cli.common import database, out, print_json, settings
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
 from brandloop.registry.models import TemplateRow, TemplateVersionRow
 from brandloop.templates import files, governance
 from brandloop.templates.sandbox import KNOWN_VARIABLES
@@ -41,10 +40,6 @@ AsJson = Annotated[bool, typer.Option("--json", help="print one JSON document")]
 
 def _tenant() -> str:
     return settings().tenant
-
-
-def _url() -> str:
-    return settings().resolved_database_url
 
 
 def _version_summary(row: TemplateVersionRow) -> dict[str, Any]:
@@ -76,7 +71,7 @@ def _version_full(template: TemplateRow, row: TemplateVersionRow) -> dict[str, A
 def create(name: Name, file: TemplateFile, actor: Actor) -> None:
     """Create template NAME with its first version (a draft) from a YAML file."""
     spec = governance.load_spec(file)
-    with session_scope(_url()) as session:
+    with database().session() as session:
         ensure_shipped_templates(session, tenant=_tenant())
         governance.create_template(session, tenant=_tenant(), name=name, spec=spec, actor=actor)
     out.print(f"created {name}@1 (draft) by {actor}; next: brandloop templates submit {name} 1")
@@ -91,7 +86,7 @@ def new_version(
 ) -> None:
     """Add the next version of NAME (a draft); earlier versions never change."""
     spec = governance.load_spec(file)
-    with session_scope(_url()) as session:
+    with database().session() as session:
         ensure_shipped_templates(session, tenant=_tenant())
         row = governance.new_version(
             session, tenant=_tenant(), name=name, spec=spec, actor=actor, message=message
@@ -108,7 +103,7 @@ def submit(
     note: Annotated[str, typer.Option(help="a note for the reviewer")] = "",
 ) -> None:
     """Send a draft for review (draft -> in_review)."""
-    with session_scope(_url()) as session:
+    with database().session() as session:
         governance.submit(
             session, tenant=_tenant(), name=name, version=version, actor=actor, note=note
         )
@@ -123,7 +118,7 @@ def approve(
     note: Annotated[str, typer.Option(help="the reviewer's note")] = "",
 ) -> None:
     """Approve a version in review (an approver who is not its author)."""
-    with session_scope(_url()) as session:
+    with database().session() as session:
         governance.approve(
             session, tenant=_tenant(), name=name, version=version, actor=actor, note=note
         )
@@ -138,7 +133,7 @@ def reject(
     note: Annotated[str, typer.Option(help="why it is rejected (required)")],
 ) -> None:
     """Reject a version in review, saying why."""
-    with session_scope(_url()) as session:
+    with database().session() as session:
         governance.reject(
             session, tenant=_tenant(), name=name, version=version, actor=actor, note=note
         )
@@ -153,7 +148,7 @@ def comment(
     message: Annotated[str, typer.Option("--message", "-m", help="the comment")],
 ) -> None:
     """Comment on a version (any state)."""
-    with session_scope(_url()) as session:
+    with database().session() as session:
         governance.comment(
             session, tenant=_tenant(), name=name, version=version, actor=actor, note=message
         )
@@ -171,7 +166,7 @@ def label(
 ) -> None:
     """Point LABEL at a version, or split it by weight (canary / A/B). Rollback = move back."""
     weights = governance.parse_label_spec(spec)
-    with session_scope(_url()) as session:
+    with database().session() as session:
         ensure_shipped_templates(session, tenant=_tenant())
         governance.move_label(
             session, tenant=_tenant(), name=name, label=label_name, weights=weights, actor=actor
@@ -188,7 +183,7 @@ def label(
 def list_(as_json: AsJson = False) -> None:
     """Every template with its newest version and its labels."""
     rows: list[dict[str, Any]] = []
-    with session_scope(_url()) as session:
+    with database().session() as session:
         ensure_shipped_templates(session, tenant=_tenant())
         for template in governance.list_templates(session, tenant=_tenant()):
             versions = governance.versions(session, template=template)
@@ -232,7 +227,7 @@ def show_document(ref: str, *, tenant: str) -> dict[str, Any]:
     match = REF_PATTERN.match(ref)
     if not match:
         raise BadInputError(f"template reference {ref!r} is not name, name@VERSION or name:LABEL")
-    with session_scope(settings().resolved_database_url) as session:
+    with database().session() as session:
         ensure_shipped_templates(session, tenant=tenant)
         template = crud.get_template(session, tenant=tenant, name=match["name"])
         if template is None:
@@ -310,7 +305,7 @@ def show(
 @templates_app.command("diff")
 def diff(name: Name, v1: Version, v2: Version) -> None:
     """A unified diff of two versions of NAME (bodies, params, model hints, metadata)."""
-    with session_scope(_url()) as session:
+    with database().session() as session:
         ensure_shipped_templates(session, tenant=_tenant())
         text = governance.diff_versions(session, tenant=_tenant(), name=name, v1=v1, v2=v2)
     if not text:
@@ -326,7 +321,7 @@ def diff(name: Name, v1: Version, v2: Version) -> None:
 @templates_app.command("stats")
 def stats(name: Name, as_json: AsJson = False) -> None:
     """Per-version evidence: acceptance rate, mean scores, cost per accepted image, counts."""
-    with session_scope(_url()) as session:
+    with database().session() as session:
         ensure_shipped_templates(session, tenant=_tenant())
         doc = stats_document(session, tenant=_tenant(), name=name)
     if as_json:
@@ -354,7 +349,7 @@ def stats(name: Name, as_json: AsJson = False) -> None:
 def history(name: Name, as_json: AsJson = False) -> None:
     """The audit trail of NAME: every version, review step and label move, with who and when."""
     pattern = re.compile(rf"^{re.escape(name)}[@:]")
-    with session_scope(_url()) as session:
+    with database().session() as session:
         ensure_shipped_templates(session, tenant=_tenant())
         if crud.get_template(session, tenant=_tenant(), name=name) is None:
             raise NotFoundError(f"template {name!r} does not exist")
@@ -400,7 +395,7 @@ def export(
     directory: Annotated[Path, typer.Argument(help="folder for one <name>.yaml per template")],
 ) -> None:
     """Write every template (all versions, labels) as YAML, for a Git repository."""
-    with session_scope(_url()) as session:
+    with database().session() as session:
         ensure_shipped_templates(session, tenant=_tenant())
         paths = files.export_templates(session, tenant=_tenant(), directory=directory)
     out.print(f"exported {len(paths)} template(s) to {directory}")
@@ -413,7 +408,7 @@ def import_(
     as_json: AsJson = False,
 ) -> None:
     """Add the templates, versions and label moves a folder of YAML files holds (all or none)."""
-    with session_scope(_url()) as session:
+    with database().session() as session:
         ensure_shipped_templates(session, tenant=_tenant())
         report = files.import_templates(session, tenant=_tenant(), directory=directory, actor=actor)
     if as_json:

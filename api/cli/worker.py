@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from brandloop.api.cli.app import app
-from brandloop.api.cli.common import settings
+from brandloop.api.cli.common import database, settings
 from brandloop.errors import BadInputError
 
 
@@ -30,4 +30,4 @@ def worker(
         raise BadInputError(
             "brandloop worker needs a shared database: set BRANDLOOP_DATABASE_URL to PostgreSQL"
         )
-    run_worker(current, concurrency=concurrency, loglevel=loglevel)
+    run_worker(current, database(), concurrency=concurrency, loglevel=loglevel)

@@ -39,7 +39,7 @@ from brandloop.agent.checkpoints import checkpointer_for
 from brandloop.api.jobs import store
 from brandloop.api.jobs.worker import ProvidersFactory, WorkerPool
 from brandloop.domain import utcnow
-from brandloop.registry.db import get_engine, session_scope
+from brandloop.registry.db import Database
 from brandloop.registry.models_scale import JobLeaseRow
 from brandloop.registry.models_service import JobRow
 from brandloop.settings import Settings
@@ -113,11 +113,11 @@ def queue_from_settings(settings: Settings) -> CeleryQueue | None:
 # --------------------------------------------------------------------------- leases
 
 
-def acquire_lease(url: str, *, job_id: str, owner: str, ttl: float) -> bool:
+def acquire_lease(db: Database, *, job_id: str, owner: str, ttl: float) -> bool:
     """Take the job's lease if nobody holds a live one; True if ``owner`` now holds it."""
     now = utcnow()
     expires = now + timedelta(seconds=ttl)
-    with session_scope(url) as session:
+    with db.session() as session:
         result = session.execute(
             update(JobLeaseRow)
             .where(
@@ -134,7 +134,7 @@ def acquire_lease(url: str, *, job_id: str, owner: str, ttl: float) -> bool:
         if getattr(result, "rowcount", 0):
             return True
     try:
-        with session_scope(url) as session:
+        with db.session() as session:
             session.add(
                 JobLeaseRow(
                     job_id=job_id, owner=owner, expires_at=expires, acquired_at=now, takeovers=0
@@ -145,9 +145,9 @@ def acquire_lease(url: str, *, job_id: str, owner: str, ttl: float) -> bool:
     return True
 
 
-def renew_lease(url: str, *, job_id: str, owner: str, ttl: float) -> bool:
+def renew_lease(db: Database, *, job_id: str, owner: str, ttl: float) -> bool:
     """Extend the lease; False if it was lost (expired and taken by another worker)."""
-    with session_scope(url) as session:
+    with db.session() as session:
         result = session.execute(
             update(JobLeaseRow)
             .where(JobLeaseRow.job_id == job_id, JobLeaseRow.owner == owner)
@@ -156,11 +156,11 @@ def renew_lease(url: str, *, job_id: str, owner: str, ttl: float) -> bool:
         return bool(getattr(result, "rowcount", 0))
 
 
-def renew_leases(url: str, *, owners: list[str], ttl: float) -> int:
+def renew_leases(db: Database, *, owners: list[str], ttl: float) -> int:
     """Extend every lease in ``owners`` at once; the number still held."""
     if not owners:
         return 0
-    with session_scope(url) as session:
+    with db.session() as session:
         result = session.execute(
             update(JobLeaseRow)
             .where(JobLeaseRow.owner.in_(owners))
@@ -169,18 +169,18 @@ def renew_leases(url: str, *, owners: list[str], ttl: float) -> int:
         return int(getattr(result, "rowcount", 0) or 0)
 
 
-def release_lease(url: str, *, job_id: str, owner: str) -> None:
-    with session_scope(url) as session:
+def release_lease(db: Database, *, job_id: str, owner: str) -> None:
+    with db.session() as session:
         session.execute(
             delete(JobLeaseRow).where(JobLeaseRow.job_id == job_id, JobLeaseRow.owner == owner)
         )
 
 
-def expired_running_jobs(url: str, *, ttl: float) -> list[str]:
+def expired_running_jobs(db: Database, *, ttl: float) -> list[str]:
     """Running jobs whose holder stopped renewing: each is marked requeued (for ``ttl``
     seconds, so one sweep sends it once) and returned to be sent again."""
     now = utcnow()
-    with session_scope(url) as session:
+    with db.session() as session:
         candidates = list(
             session.scalars(
                 select(JobLeaseRow.job_id)
@@ -190,7 +190,7 @@ def expired_running_jobs(url: str, *, ttl: float) -> list[str]:
         )
     taken = []
     for job_id in candidates:
-        with session_scope(url) as session:
+        with db.session() as session:
             result = session.execute(
                 update(JobLeaseRow)
                 .where(JobLeaseRow.job_id == job_id, JobLeaseRow.expires_at < now)
@@ -210,6 +210,7 @@ class LeasedRunner:
     def __init__(
         self,
         settings: Settings,
+        db: Database,
         *,
         queue: CeleryQueue,
         providers_factory: ProvidersFactory | None = None,
@@ -217,11 +218,11 @@ class LeasedRunner:
     ) -> None:
         self.settings = settings
         self.queue = queue
-        self.url = settings.resolved_database_url
+        self.db = db
         self.ttl = settings.job_lease_seconds
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.pool = WorkerPool(
-            settings, concurrency=0, providers_factory=providers_factory, use_memory=use_memory
+            settings, db, concurrency=0, providers_factory=providers_factory, use_memory=use_memory
         )
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -232,7 +233,7 @@ class LeasedRunner:
         self._heartbeat = threading.Thread(target=self._beat, daemon=True, name="lease-heartbeat")
 
     def start(self) -> None:
-        get_engine(self.url)  # migrate before the first job
+        self.db.ensure_schema()  # an outdated schema stops the worker before any job
         self._thread.start()
         self.call(self._prepare_checkpoints())
         self._sweeper = asyncio.run_coroutine_threadsafe(self._sweep(), self.loop)
@@ -247,7 +248,7 @@ class LeasedRunner:
 
     async def _prepare_checkpoints(self) -> None:
         """Create the checkpointer's tables now rather than inside the first job."""
-        async with checkpointer_for(self.url, self.settings.checkpoints_path):
+        async with checkpointer_for(self.db.url, self.settings.checkpoints_path):
             pass
 
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -258,13 +259,13 @@ class LeasedRunner:
         return self.call(self.run_leased(job_id))
 
     async def run_leased(self, job_id: str) -> str:
-        with session_scope(self.url) as session:
+        with self.db.session() as session:
             state = session.scalar(select(JobRow.state).where(JobRow.id == job_id))
         if state is None or state in store.FINAL_STATES or state == "awaiting_review":
             return "finished"
         owner = f"{self.name}:{job_id}"
         if not await asyncio.to_thread(
-            acquire_lease, self.url, job_id=job_id, owner=owner, ttl=self.ttl
+            acquire_lease, self.db, job_id=job_id, owner=owner, ttl=self.ttl
         ):
             log.info("job %s is leased by another worker; delivery dropped", job_id)
             return "leased"
@@ -285,7 +286,7 @@ class LeasedRunner:
         finally:
             with self._held_lock:
                 self._held.pop(owner, None)
-            await asyncio.to_thread(release_lease, self.url, job_id=job_id, owner=owner)
+            await asyncio.to_thread(release_lease, self.db, job_id=job_id, owner=owner)
 
     def _beat(self) -> None:
         """Renew this process's leases every third of their time, on a thread of its own so a
@@ -296,12 +297,12 @@ class LeasedRunner:
             if not owners:
                 continue
             try:
-                kept = renew_leases(self.url, owners=owners, ttl=self.ttl)
+                kept = renew_leases(self.db, owners=owners, ttl=self.ttl)
                 if kept == len(owners):
                     continue
                 for owner in owners:  # find which were lost, one by one
                     if not renew_lease(
-                        self.url, job_id=owner.rsplit(":", 1)[1], owner=owner, ttl=self.ttl
+                        self.db, job_id=owner.rsplit(":", 1)[1], owner=owner, ttl=self.ttl
                     ):
                         with self._held_lock:
                             task = self._held.get(owner)
@@ -312,14 +313,14 @@ class LeasedRunner:
                 log.exception("lease heartbeat failed")
 
     def _cancel_requested(self, job_id: str) -> bool:
-        with session_scope(self.url) as session:
+        with self.db.session() as session:
             return bool(session.scalar(select(JobRow.cancel_requested).where(JobRow.id == job_id)))
 
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(self.ttl / 2)
             try:
-                for job_id in await asyncio.to_thread(expired_running_jobs, self.url, ttl=self.ttl):
+                for job_id in await asyncio.to_thread(expired_running_jobs, self.db, ttl=self.ttl):
                     log.warning("job %s lost its worker; sending it again", job_id)
                     await self.queue.put(job_id)
             except Exception:
@@ -328,6 +329,7 @@ class LeasedRunner:
 
 def run_worker(
     settings: Settings,
+    db: Database,
     *,
     concurrency: int,
     providers_factory: ProvidersFactory | None = None,
@@ -337,7 +339,7 @@ def run_worker(
 
     SIGTERM is Celery's warm shutdown: running jobs finish, then the worker exits."""
     queue = CeleryQueue(settings)
-    runner = LeasedRunner(settings, queue=queue, providers_factory=providers_factory)
+    runner = LeasedRunner(settings, db, queue=queue, providers_factory=providers_factory)
 
     @queue.app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator,unused-ignore]
     def run_job(job_id: str) -> str:

@@ -17,7 +17,7 @@ from brandloop.api.jobs import store
 from brandloop.api.problems import ApiProblem
 from brandloop.api.schemas import JobPublic, Links
 from brandloop.domain import GenerationRequest, RunResult
-from brandloop.registry.db import session_scope
+from brandloop.registry.db import Database
 from brandloop.registry.models import RunEventRow
 from brandloop.registry.models_service import JobRow
 from brandloop.settings import Settings
@@ -115,6 +115,7 @@ def submit(
     session: Session,
     *,
     settings: Settings,
+    db: Database,
     principal: Principal,
     request: GenerationRequest,
     kind: str,
@@ -138,9 +139,9 @@ def submit(
         request.model,
     )
     if not _checked.get(key)[0]:
-        check_request(settings, request)
+        check_request(db, request)
         if request.model is not None:
-            model_ladder(settings, catalog_models(settings), request.model)
+            model_ladder(settings, catalog_models(db), request.model)
         _checked.put(key, True)
     return store.create_job(
         session,
@@ -160,7 +161,7 @@ def sse_name(node: str, kind: str) -> str:
 
 
 async def job_events(
-    database_url: str, *, job_id: str, run_id: str, after: int, poll_seconds: float
+    db: Database, *, job_id: str, run_id: str, after: int, poll_seconds: float
 ) -> AsyncIterator[str]:
     """Server-sent events for a job: each trace event of its run as it is written, the job's
     state changes, and a last ``end`` event once the job is finished and its trace drained.
@@ -169,7 +170,7 @@ async def job_events(
     seq = after
     yield "retry: 1000\n\n"
     while True:
-        with session_scope(database_url) as session:
+        with db.session() as session:
             state = session.scalar(select(JobRow.state).where(JobRow.id == job_id))
             rows = list(
                 session.scalars(

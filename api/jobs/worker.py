@@ -28,7 +28,7 @@ from brandloop.api.problems import status_for
 from brandloop.domain import GenerationRequest, RunResult, utcnow
 from brandloop.errors import BrandloopError
 from brandloop.providers import ImageProvider
-from brandloop.registry.db import session_scope
+from brandloop.registry.db import Database
 from brandloop.registry.models import RunRow
 from brandloop.registry.models_service import CampaignRow, JobRow
 from brandloop.settings import Settings
@@ -51,6 +51,7 @@ class WorkerPool:
     def __init__(
         self,
         settings: Settings,
+        db: Database,
         *,
         concurrency: int,
         queue: JobQueue | None = None,
@@ -59,6 +60,7 @@ class WorkerPool:
         tracer: Any | None = None,
     ) -> None:
         self.settings = settings
+        self.db = db
         self.tracer = tracer
         self.concurrency = concurrency
         self.queue: JobQueue = queue or InProcessQueue()
@@ -69,15 +71,11 @@ class WorkerPool:
         self._finished: dict[str, asyncio.Event] = {}
         self.started = False
 
-    @property
-    def url(self) -> str:
-        return self.settings.resolved_database_url
-
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         """Recover unfinished jobs, then start the workers."""
-        with session_scope(self.url) as session:
+        with self.db.session() as session:
             unfinished = [(job.id, job.state) for job in store.unfinished_jobs(session)]
         for job_id, state in unfinished:
             if state == "running":
@@ -114,7 +112,7 @@ class WorkerPool:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
-            with session_scope(self.url) as session:
+            with self.db.session() as session:
                 state = session.scalar(select(JobRow.state).where(JobRow.id == job_id))
             if state is None or state in store.FINAL_STATES:
                 return
@@ -152,7 +150,7 @@ class WorkerPool:
                 log.error("job %s crashed: %s", job_id, type(task.exception()).__name__)
 
     def _prepare(self, job_id: str) -> tuple[GenerationRequest, str, bool] | None:
-        with session_scope(self.url) as session:
+        with self.db.session() as session:
             job = session.get(JobRow, job_id)
             if job is None or job.state in store.FINAL_STATES:
                 return None
@@ -201,6 +199,7 @@ class WorkerPool:
             return await resume_run(
                 run_id,
                 settings=self.settings,
+                db=self.db,
                 tenant=request.tenant,
                 providers=providers,
                 use_memory=self.use_memory,
@@ -209,6 +208,7 @@ class WorkerPool:
         return await run_generation(
             request,
             settings=self.settings,
+            db=self.db,
             run_id=run_id,
             providers=providers,
             use_memory=self.use_memory,
@@ -237,7 +237,7 @@ class WorkerPool:
             with trace.use_span(span, end_on_exit=False) if span is not None else nullcontext():
                 result = await self._drive(request, run_id, resuming, providers, on_event)
         except asyncio.CancelledError:
-            with session_scope(self.url) as session:
+            with self.db.session() as session:
                 job = session.get(JobRow, job_id)
                 if job is not None and job.cancel_requested:
                     self._finish(session, job, "cancelled", error=None)
@@ -263,16 +263,16 @@ class WorkerPool:
         job.state, job.error, job.finished_at = state, error, utcnow()
         run = session.get(RunRow, job.run_id)
         job.cost_usd = run.cost_usd if run is not None else 0.0
-        spend_changed(self.url, job.tenant)
+        spend_changed(self.db.url, job.tenant)
 
     def _fail(self, job_id: str, error: dict[str, Any]) -> None:
-        with session_scope(self.url) as session:
+        with self.db.session() as session:
             job = session.get(JobRow, job_id)
             if job is not None:
                 self._finish(session, job, "failed", error=error)
 
     def _succeed(self, job_id: str, result: RunResult) -> None:
-        with session_scope(self.url) as session:
+        with self.db.session() as session:
             job = session.get(JobRow, job_id)
             if job is None:
                 return

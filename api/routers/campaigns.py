@@ -130,7 +130,7 @@ async def create_campaign(
             tenant=principal.tenant,
             **shape,
         )
-        check_request(service.settings, request)
+        check_request(service.db, request)
         requests.append(request)
     campaign = store.create_campaign(
         session,

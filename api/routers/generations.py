@@ -48,6 +48,7 @@ async def create_generation(
         row = submit(
             session,
             settings=service.settings,
+            db=service.db,
             principal=principal,
             request=request,
             kind="generation",

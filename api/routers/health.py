@@ -14,7 +14,7 @@ from sqlalchemy import text
 from brandloop.agent.runner import open_memory
 from brandloop.api.deps import ServiceDep
 from brandloop.api.problems import PROBLEM_MEDIA_TYPE, problem_body
-from brandloop.registry.db import session_scope
+from brandloop.registry.db import Database
 
 router = APIRouter(tags=["health"])
 
@@ -24,8 +24,8 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def _check_database(url: str) -> None:
-    with session_scope(url) as session:
+def _check_database(db: Database) -> None:
+    with db.session() as session:
         session.execute(text("SELECT 1"))
 
 
@@ -37,7 +37,7 @@ def _check_database(url: str) -> None:
 async def readyz(service: ServiceDep) -> Response:
     checks: dict[str, Any] = {}
     try:
-        await asyncio.to_thread(_check_database, service.settings.resolved_database_url)
+        await asyncio.to_thread(_check_database, service.db)
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"failed: {type(exc).__name__}"

@@ -62,7 +62,7 @@ async def job_events_stream(
     job_ref, run_ref = row.id, row.run_id
     session.commit()
     stream = job_events(
-        service.settings.resolved_database_url,
+        service.db,
         job_id=job_ref,
         run_id=run_ref,
         after=after,

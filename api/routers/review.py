@@ -79,6 +79,7 @@ async def review_run(
     result = await finish_review(
         run.id,
         settings=pool.settings,
+        db=pool.db,
         decision=body.decision,
         note=body.note,
         actor=principal.key_id,

@@ -103,6 +103,7 @@ async def post_message(
     job = submit(
         session,
         settings=service.settings,
+        db=service.db,
         principal=principal,
         request=request,
         kind="thread_message",
@@ -165,7 +166,7 @@ async def create_thread(
             include={"count", "size", "aspect_ratio", "budget_usd", "seed"}, exclude_none=True
         )
         check_request(
-            service.settings,
+            service.db,
             domain_request(brief=body.message, brand=brand.name, tenant=principal.tenant, **shape),
         )
     thread = store.create_thread(

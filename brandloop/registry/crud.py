@@ -1,6 +1,6 @@
 """Data access for the registry: keyword-only functions over a session, returning rows or None.
 
-Callers own the transaction (see ``registry.db.session_scope``).
+Callers own the transaction (see ``registry.db.Database.session``).
 """
 
 from __future__ import annotations

@@ -1,10 +1,17 @@
-"""Engines and sessions for the registry; the schema is migrated on first use.
+"""The registry's database: one engine and its sessionmaker, built once by each entry point.
 
-SQLite (the embedded default) gets WAL and foreign keys; PostgreSQL gets a connection pool.
+Whoever starts a process (a CLI command, the API app, a Celery worker, the eval runner) builds
+one :class:`Database` and passes it down (run context, FastAPI dependency, function arguments);
+nothing looks an engine up by URL. The embedded SQLite default migrates itself on first use.
+Any other database (PostgreSQL) is migrated only by ``brandloop db upgrade``: a process that
+finds its schema outdated refuses to go on, so replicas starting together never race on it.
+
+SQLite gets WAL and foreign keys; PostgreSQL gets a connection pool.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,14 +22,15 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+from brandloop.errors import SchemaOutdatedError
+from brandloop.settings import Settings
 
-_engines: dict[str, Engine] = {}
-_migrated: set[str] = set()
-_lock = threading.Lock()
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+UPGRADE_COMMAND = "brandloop db upgrade"
+_MIGRATION_LOCK = 7351208451  # pg_advisory_xact_lock key: processes migrate one at a time
 
 
 def alembic_config(url: str) -> Config:
@@ -30,6 +38,13 @@ def alembic_config(url: str) -> Config:
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
+
+
+@functools.cache
+def head_revisions() -> frozenset[str]:
+    """The revisions this release's migrations end at (read once: they do not change)."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return frozenset(script.get_heads())
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -41,60 +56,113 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def get_engine(url: str) -> Engine:
-    """One engine per URL per process, with its schema at the newest migration."""
-    with _lock:
-        engine = _engines.get(url)
-        if engine is None:
-            if url.startswith("sqlite"):
-                path = url.split("///", 1)[-1]
-                if path and path != ":memory:":
-                    Path(path).parent.mkdir(parents=True, exist_ok=True)
-                engine = create_engine(url, connect_args={"check_same_thread": False})
-                event.listen(engine, "connect", _sqlite_pragmas)
-            else:
-                engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
-            _engines[url] = engine
-        if url not in _migrated:
-            migrate(engine, url)
-            _migrated.add(url)
+def _create_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
-def head_revisions() -> set[str]:
-    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
-    return set(script.get_heads())
+def _current(conn: Connection) -> set[str]:
+    return set(MigrationContext.configure(conn).get_current_heads())
 
 
-def migrate(engine: Engine, url: str) -> None:
-    """Upgrade the database to every head unless it is there already (cheap check first)."""
-    with engine.connect() as conn:
-        current = set(MigrationContext.configure(conn).get_current_heads())
-    if current == head_revisions():
-        return
-    cfg = alembic_config(url)
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":  # processes starting together migrate one at a time
-            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7351208451)")
-            if set(MigrationContext.configure(conn).get_current_heads()) == head_revisions():
-                return
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "heads")
+def _outdated(current: set[str], heads: set[str]) -> str:
+    needs = ", ".join(sorted(heads))
+    if not current:
+        return f"the database has no brandloop schema yet (this release needs {needs}): run `{UPGRADE_COMMAND}`"
+    found = ", ".join(sorted(current))
+    return f"the database schema is at {found}, this release needs {needs}: run `{UPGRADE_COMMAND}`"
 
 
-def session_factory(url: str) -> sessionmaker[Session]:
-    return sessionmaker(get_engine(url), expire_on_commit=False)
+class Database:
+    """One engine and its sessionmaker for one database URL.
 
+    ``migrate_on_first_use`` defaults to True for SQLite (the embedded default needs no setup)
+    and False otherwise; without it the first session refuses an outdated schema with
+    :class:`~brandloop.errors.SchemaOutdatedError` naming ``brandloop db upgrade``.
+    """
 
-@contextmanager
-def session_scope(url: str) -> Iterator[Session]:
-    """A session that commits on success and rolls back on error."""
-    session = session_factory(url)()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+    def __init__(self, url: str, *, migrate_on_first_use: bool | None = None) -> None:
+        self.url = url
+        self.migrate_on_first_use = (
+            url.startswith("sqlite") if migrate_on_first_use is None else migrate_on_first_use
+        )
+        self.engine = _create_engine(url)
+        self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
+        self._schema_checked = False
+        self._lock = threading.Lock()  # one schema check per process, not one per thread
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        return cls(settings.resolved_database_url)
+
+    def __repr__(self) -> str:
+        return f"Database({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def current_revisions(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return _current(conn)
+
+    def upgrade(self) -> tuple[set[str], set[str]]:
+        """Migrate to this release's heads; the revisions before and after."""
+        with self.engine.connect() as conn:
+            before = _current(conn)
+        if before == head_revisions():
+            return before, before
+        cfg = alembic_config(self.url)
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+                if _current(conn) == head_revisions():
+                    return before, set(head_revisions())
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "heads")
+        self._schema_checked = True
+        return before, set(head_revisions())
+
+    def ensure_schema(self) -> Database:
+        """Make sure the schema is this release's: migrate it (SQLite) or refuse (otherwise).
+
+        Entry points that serve (the API, a worker) call this at start so they refuse to
+        start; everyone else gets it on the first :meth:`session`.
+        """
+        if self._schema_checked:
+            return self
+        with self._lock:
+            if self._schema_checked:
+                return self
+            current = self.current_revisions()
+            heads = set(head_revisions())
+            if current != heads:
+                if not self.migrate_on_first_use:
+                    raise SchemaOutdatedError(_outdated(current, heads))
+                self.upgrade()
+            self._schema_checked = True
+        return self
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error."""
+        self.ensure_schema()
+        session = self.sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        """Close the pool's connections (the process is done with this database)."""
+        self.engine.dispose()

@@ -8,7 +8,7 @@ from brandloop.domain import ModerationVerdict
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.providers import ImageRequest, ImageResult
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
+from brandloop.registry.db import Database
 from brandloop.settings import Settings
 from brandloop.tools.providers.procedural import ProceduralProvider
 
@@ -38,8 +38,8 @@ def allow(_data: bytes) -> ModerationVerdict:
     return ModerationVerdict(allowed=True, source="image", reasons=["test: no detector"])
 
 
-def add_acme(settings: Settings) -> str:
-    with session_scope(settings.resolved_database_url) as session:
+def add_acme(settings: Settings, db: Database) -> str:
+    with db.session() as session:
         crud.upsert_brand(
             session, tenant="default", kit=load_brand_kit(ROOT / "examples/brands/acme-coffee.yaml")
         )

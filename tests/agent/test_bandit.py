@@ -11,7 +11,7 @@ from brandloop.agent.bandit import ArmStats, arm_stats, choose
 from brandloop.agent.runner import run_generation
 from brandloop.domain import Attempt, Candidate, GenerationRequest, ModelSpec
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
+from brandloop.registry.db import Database
 from brandloop.settings import Settings
 from tests.agent.helpers import AUTUMN, CountingProvider, add_acme
 
@@ -66,8 +66,10 @@ def test_exploration_stays_within_its_share() -> None:
             assert sum(c.explored for c in chosen) <= share * 8 + 1e-9
 
 
-def _seed_history(settings: Settings, brand: str, *, model: str, accepted: int, rejected: int):
-    with session_scope(settings.resolved_database_url) as session:
+def _seed_history(
+    settings: Settings, db: Database, brand: str, *, model: str, accepted: int, rejected: int
+):
+    with db.session() as session:
         row = crud.get_brand(session, tenant="default", ref=brand)
         assert row is not None
         crud.create_run(
@@ -103,24 +105,26 @@ def _seed_history(settings: Settings, brand: str, *, model: str, accepted: int, 
         return row.id
 
 
-async def test_the_planner_moves_to_the_arm_the_registry_says_works(settings: Settings) -> None:
-    brand = add_acme(settings)
+async def test_the_planner_moves_to_the_arm_the_registry_says_works(
+    settings: Settings, db: Database
+) -> None:
+    brand = add_acme(settings, db)
     request = GenerationRequest(brief=AUTUMN, brand=brand, count=2, size="128x128", seed=7)
     cold = CountingProvider()
     first = await run_generation(
-        request, settings=settings, providers={"procedural": cold}, use_memory=False
+        request, settings=settings, db=db, providers={"procedural": cold}, use_memory=False
     )
     cold_plan = next(d for d in first.decisions if d.action == "plan")
     assert "procedural/draft" in cold_plan.reason.split(";")[0]
 
-    brand_id = _seed_history(settings, brand, model="procedural/draft", accepted=0, rejected=60)
-    _seed_history(settings, brand, model="procedural/studio", accepted=30, rejected=2)
-    with session_scope(settings.resolved_database_url) as session:
+    brand_id = _seed_history(settings, db, brand, model="procedural/draft", accepted=0, rejected=60)
+    _seed_history(settings, db, brand, model="procedural/studio", accepted=30, rejected=2)
+    with db.session() as session:
         stats = arm_stats(session, brand_id=brand_id, template_ref="brand-hero@1")
     assert stats["procedural/studio"].successes >= 30
     warm = CountingProvider()
     second = await run_generation(
-        request, settings=settings, providers={"procedural": warm}, use_memory=False
+        request, settings=settings, db=db, providers={"procedural": warm}, use_memory=False
     )
     plan = next(d for d in second.decisions if d.action == "plan")
     assert "2× procedural/studio" in plan.reason, plan.reason
@@ -130,16 +134,17 @@ async def test_the_planner_moves_to_the_arm_the_registry_says_works(settings: Se
 
 @pytest.mark.parametrize("target", [0.001])
 async def test_models_slower_than_the_latency_target_are_skipped(
-    settings: Settings, target: float
+    settings: Settings, db: Database, target: float
 ) -> None:
     from brandloop.policies.agent import AgentPolicy
 
-    brand = add_acme(settings)
-    _seed_history(settings, brand, model="procedural/draft", accepted=5, rejected=5)
+    brand = add_acme(settings, db)
+    _seed_history(settings, db, brand, model="procedural/draft", accepted=5, rejected=5)
     provider = CountingProvider()
     result = await run_generation(
         GenerationRequest(brief=AUTUMN, brand=brand, count=1, size="128x128", seed=3),
         settings=settings,
+        db=db,
         providers={"procedural": provider},
         use_memory=False,
         policy=AgentPolicy(latency_target_s=target),

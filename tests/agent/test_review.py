@@ -13,7 +13,7 @@ from brandloop.domain import GenerationRequest
 from brandloop.errors import BadInputError
 from brandloop.policies.agent import AgentPolicy, ReviewPolicy
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
+from brandloop.registry.db import Database
 from brandloop.settings import Settings
 from tests.agent.helpers import AUTUMN, CountingProvider, add_acme
 
@@ -24,29 +24,33 @@ def _request(brand: str) -> GenerationRequest:
     return GenerationRequest(brief=AUTUMN, brand=brand, count=1, size="128x128", seed=7)
 
 
-async def test_review_interrupts_and_approve_delivers(settings: Settings) -> None:
-    brand = add_acme(settings)
+async def test_review_interrupts_and_approve_delivers(settings: Settings, db: Database) -> None:
+    brand = add_acme(settings, db)
     provider = CountingProvider()
     waiting = await run_generation(
         _request(brand),
         settings=settings,
+        db=db,
         providers={"procedural": provider},
         use_memory=False,
         policy=ALWAYS,
     )
     assert waiting.status == "awaiting_review" and waiting.images == []
     assert any(d.action == "request_review" for d in waiting.decisions)
-    with session_scope(settings.resolved_database_url) as session:
+    with db.session() as session:
         row = crud.get_run(session, tenant="default", run_id=waiting.run_id)
         assert row is not None and row.status == "awaiting_review" and row.result is None
     calls = len(provider.calls)
 
-    still = await resume_run(waiting.run_id, settings=settings, providers={"procedural": provider})
+    still = await resume_run(
+        waiting.run_id, settings=settings, db=db, providers={"procedural": provider}
+    )
     assert still.status == "awaiting_review", "resume without an answer keeps waiting"
 
     done = await review_run(
         waiting.run_id,
         settings=settings,
+        db=db,
         decision="approve",
         note="on brand",
         actor="ann",
@@ -56,21 +60,22 @@ async def test_review_interrupts_and_approve_delivers(settings: Settings) -> Non
     assert done.status == "succeeded" and len(done.images) == 1
     assert len(provider.calls) == calls, "approving pays for nothing"
     assert any(d.action == "approved" and "ann" in d.reason for d in done.decisions)
-    with session_scope(settings.resolved_database_url) as session:
+    with db.session() as session:
         entries = crud.list_audit(session, tenant="default", subject_id=waiting.run_id)
         assert [(e.action, e.actor, e.detail) for e in entries] == [
             ("run.review.approve", "ann", {"note": "on brand"})
         ]
     with pytest.raises(BadInputError, match="not awaiting review"):
-        await review_run(waiting.run_id, settings=settings, decision="reject")
+        await review_run(waiting.run_id, settings=settings, db=db, decision="reject")
 
 
-async def test_reject_delivers_nothing(settings: Settings) -> None:
-    brand = add_acme(settings)
+async def test_reject_delivers_nothing(settings: Settings, db: Database) -> None:
+    brand = add_acme(settings, db)
     provider = CountingProvider()
     waiting = await run_generation(
         _request(brand),
         settings=settings,
+        db=db,
         providers={"procedural": provider},
         use_memory=False,
         policy=ALWAYS,
@@ -78,6 +83,7 @@ async def test_reject_delivers_nothing(settings: Settings) -> None:
     done = await review_run(
         waiting.run_id,
         settings=settings,
+        db=db,
         decision="reject",
         note="too orange",
         providers={"procedural": provider},
@@ -85,17 +91,20 @@ async def test_reject_delivers_nothing(settings: Settings) -> None:
     )
     assert done.status == "failed" and done.images == []
     assert "too orange" in done.reason
-    with session_scope(settings.resolved_database_url) as session:
+    with db.session() as session:
         attempts = crud.list_attempts(session, run_id=waiting.run_id)
         assert all(a.outcome != "accepted" for a in attempts)
 
 
-async def test_below_score_and_unapproved_template_policies(settings: Settings) -> None:
-    brand = add_acme(settings)
+async def test_below_score_and_unapproved_template_policies(
+    settings: Settings, db: Database
+) -> None:
+    brand = add_acme(settings, db)
     high_band = AgentPolicy(review=ReviewPolicy(mode="below_score", score_band=1.0))
     result = await run_generation(
         _request(brand),
         settings=settings,
+        db=db,
         providers={"procedural": CountingProvider()},
         use_memory=False,
         policy=high_band,
@@ -105,6 +114,7 @@ async def test_below_score_and_unapproved_template_policies(settings: Settings) 
     result = await run_generation(
         _request(brand),
         settings=settings,
+        db=db,
         providers={"procedural": CountingProvider()},
         use_memory=False,
         policy=low_band,
@@ -116,6 +126,7 @@ async def test_below_score_and_unapproved_template_policies(settings: Settings) 
     result = await run_generation(
         _request(brand),
         settings=settings,
+        db=db,
         providers={"procedural": CountingProvider()},
         use_memory=False,
         policy=approved_only,

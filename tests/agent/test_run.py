@@ -12,7 +12,7 @@ from brandloop.errors import BadInputError, NotFoundError
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.providers import ImageRequest, ImageResult
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
+from brandloop.registry.db import Database
 from brandloop.settings import Settings
 from brandloop.tools.providers.procedural import ProceduralProvider
 
@@ -38,20 +38,22 @@ class CountingProvider:
 
 
 @pytest.fixture
-def acme(settings: Settings, acme_kit_path: Path) -> str:
-    with session_scope(settings.resolved_database_url) as session:
+def acme(settings: Settings, db: Database, acme_kit_path: Path) -> str:
+    with db.session() as session:
         crud.upsert_brand(session, tenant="default", kit=load_brand_kit(acme_kit_path))
     return "Acme Coffee"
 
 
 async def test_a_run_replans_after_a_palette_miss_and_says_why(
-    settings: Settings, acme: str
+    settings: Settings, db: Database, acme: str
 ) -> None:
     provider = CountingProvider()
     request = GenerationRequest(
         brief=AUTUMN, brand=acme, count=2, size="256x256", seed=7, budget_usd=1.0
     )
-    result = await run_generation(request, settings=settings, providers={"procedural": provider})
+    result = await run_generation(
+        request, settings=settings, db=db, providers={"procedural": provider}
+    )
     actions = [d.action for d in result.decisions]
     assert "strengthen_palette" in actions, actions
     reason = next(d for d in result.decisions if d.action == "strengthen_palette")
@@ -62,7 +64,7 @@ async def test_a_run_replans_after_a_palette_miss_and_says_why(
     assert result.cost_usd == pytest.approx(
         sum(0.01 if c.model == "draft" else 0.04 for c in provider.calls)
     )
-    with session_scope(settings.resolved_database_url) as session:
+    with db.session() as session:
         events = crud.list_events(session, run_id=result.run_id)
         assert any(
             e.kind == "decision" and e.payload["action"] == "strengthen_palette" for e in events
@@ -72,45 +74,53 @@ async def test_a_run_replans_after_a_palette_miss_and_says_why(
 
 
 async def test_a_brief_with_a_blocked_term_is_refused_at_intake(
-    settings: Settings, acme: str
+    settings: Settings, db: Database, acme: str
 ) -> None:
     provider = CountingProvider()
     request = GenerationRequest(brief="an instant coffee promo", brand=acme, size="128x128")
-    result = await run_generation(request, settings=settings, providers={"procedural": provider})
+    result = await run_generation(
+        request, settings=settings, db=db, providers={"procedural": provider}
+    )
     assert result.status == "refused"
     assert "instant coffee" in result.reason
     assert provider.calls == [], "a refused brief must not reach any provider"
 
 
-async def test_budget_too_small_for_one_image_spends_nothing(settings: Settings, acme: str) -> None:
+async def test_budget_too_small_for_one_image_spends_nothing(
+    settings: Settings, db: Database, acme: str
+) -> None:
     provider = CountingProvider()
     request = GenerationRequest(brief="a cup", brand=acme, size="128x128", budget_usd=0.005)
-    result = await run_generation(request, settings=settings, providers={"procedural": provider})
+    result = await run_generation(
+        request, settings=settings, db=db, providers={"procedural": provider}
+    )
     assert result.status == "failed" and result.cost_usd == 0
     assert provider.calls == []
     assert "budget" in result.reason
 
 
 async def test_unknown_brand_template_and_model_are_bad_input(
-    settings: Settings, acme: str
+    settings: Settings, db: Database, acme: str
 ) -> None:
     with pytest.raises(NotFoundError):
         await run_generation(
-            GenerationRequest(brief="x", brand="Nope"), settings=settings, use_memory=False
+            GenerationRequest(brief="x", brand="Nope"), settings=settings, db=db, use_memory=False
         )
     with pytest.raises(NotFoundError):
         await run_generation(
             GenerationRequest(brief="x", brand=acme, template="nope"),
             settings=settings,
+            db=db,
             use_memory=False,
         )
     with pytest.raises(BadInputError, match="unknown model"):
         await run_generation(
             GenerationRequest(brief="x", brand=acme, model="acme/none"),
             settings=settings,
+            db=db,
             use_memory=False,
         )
-    with session_scope(settings.resolved_database_url) as session:
+    with db.session() as session:
         assert crud.list_runs(session, tenant="default") == []
 
 
@@ -127,14 +137,14 @@ class FailingDraftProvider(CountingProvider):
 
 
 async def test_an_open_breaker_falls_back_to_the_next_tier_and_excludes_the_model(
-    settings: Settings, acme: str
+    settings: Settings, db: Database, acme: str
 ) -> None:
     provider = FailingDraftProvider()
     request = GenerationRequest(
         brief="a coffee cup on a table", brand=acme, count=1, size="128x128", seed=3
     )
     result = await run_generation(
-        request, settings=settings, providers={"procedural": provider}, use_memory=False
+        request, settings=settings, db=db, providers={"procedural": provider}, use_memory=False
     )
     fallback = next(d for d in result.decisions if d.action == "fallback_model")
     assert "circuit breaker open" in fallback.reason and "procedural/draft" in fallback.reason

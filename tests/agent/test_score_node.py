@@ -12,7 +12,7 @@ from brandloop.domain import GenerationRequest
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.providers import ImageRequest, ImageResult
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
+from brandloop.registry.db import Database
 from brandloop.settings import Settings
 from brandloop.tools.providers.procedural import ProceduralProvider
 
@@ -34,23 +34,27 @@ class OneSeedProvider:
 
 
 @pytest.fixture
-def acme(settings: Settings, acme_kit_path: Path) -> str:
-    with session_scope(settings.resolved_database_url) as session:
+def acme(settings: Settings, db: Database, acme_kit_path: Path) -> str:
+    with db.session() as session:
         crud.upsert_brand(session, tenant="default", kit=load_brand_kit(acme_kit_path))
     return "Acme Coffee"
 
 
-async def test_copies_of_one_image_are_rejected_as_duplicates(settings, acme):
+async def test_copies_of_one_image_are_rejected_as_duplicates(settings, db: Database, acme):
     request = GenerationRequest(
         brief=BRIEF, brand=acme, count=2, size="256x256", seed=7, budget_usd=0.3,
         model="procedural/studio",
     )  # fmt: skip
     result = await run_generation(
-        request, settings=settings, providers={"procedural": OneSeedProvider()}, use_memory=False
+        request,
+        settings=settings,
+        db=db,
+        providers={"procedural": OneSeedProvider()},
+        use_memory=False,
     )
     actions = [d.action for d in result.decisions]
     assert "new_seeds_variant" in actions, actions
-    with session_scope(settings.resolved_database_url) as session:
+    with db.session() as session:
         rows = crud.list_attempts(session, run_id=result.run_id)
     first_round = [r for r in rows if r.iteration == 1]
     assert sorted(r.outcome for r in first_round) == ["accepted", "rejected"]
@@ -61,14 +65,16 @@ async def test_copies_of_one_image_are_rejected_as_duplicates(settings, acme):
     assert result.status == "succeeded" and len({i.sha256 for i in result.images}) == 2
 
 
-async def test_a_second_run_is_compared_with_the_brands_accepted_images(settings, acme):
+async def test_a_second_run_is_compared_with_the_brands_accepted_images(
+    settings, db: Database, acme
+):
     request = GenerationRequest(
         brief=BRIEF, brand=acme, count=1, size="256x256", seed=7, budget_usd=1.0,
         model="procedural/studio",
     )  # fmt: skip
-    first = await run_generation(request, settings=settings)
+    first = await run_generation(request, settings=settings, db=db)
     assert first.images and "similarity" not in first.images[0].scores
-    second = await run_generation(request.model_copy(update={"seed": 11}), settings=settings)
+    second = await run_generation(request.model_copy(update={"seed": 11}), settings=settings, db=db)
     assert second.images
     assert second.images[0].scores["similarity"] >= 0.5
 
@@ -87,16 +93,22 @@ class BrokenProvider:
         return result.model_copy(update={"images": images})
 
 
-async def test_an_unreadable_image_is_an_error_not_a_crash_or_a_safety_block(settings, acme):
+async def test_an_unreadable_image_is_an_error_not_a_crash_or_a_safety_block(
+    settings, db: Database, acme
+):
     request = GenerationRequest(
         brief=BRIEF, brand=acme, count=1, size="256x256", seed=7, budget_usd=0.2,
         model="procedural/studio",
     )  # fmt: skip
     result = await run_generation(
-        request, settings=settings, providers={"procedural": BrokenProvider()}, use_memory=False
+        request,
+        settings=settings,
+        db=db,
+        providers={"procedural": BrokenProvider()},
+        use_memory=False,
     )
     assert result.status == "failed" and not result.images
-    with session_scope(settings.resolved_database_url) as session:
+    with db.session() as session:
         rows = crud.list_attempts(session, run_id=result.run_id)
     assert rows and all(r.outcome == "error" for r in rows)
     assert all("truncated" in (r.error or "") for r in rows)

@@ -10,7 +10,7 @@ import pytest
 from brandloop.agent.templates import ensure_shipped_templates, pick_weighted, resolve_template
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
+from brandloop.registry.db import Database
 from brandloop.settings import Settings
 from brandloop.templates import governance as gov
 from tests.templates.test_governance import EXAMPLE, EXAMPLE_V2
@@ -43,8 +43,10 @@ def test_single_version_label_always_picks_it() -> None:
     assert {pick_weighted({"3": 1.0}, f"r{i}") for i in range(100)} == {3}
 
 
-def test_references_resolve_and_runs_split_across_the_canary(settings: Settings) -> None:
-    with session_scope(settings.resolved_database_url) as session:
+def test_references_resolve_and_runs_split_across_the_canary(
+    settings: Settings, db: Database
+) -> None:
+    with db.session() as session:
         ensure_shipped_templates(session, tenant="t")
         ensure_shipped_templates(session, tenant="t")  # idempotent
         seeded = resolve_template(session, tenant="t", ref=None, request_id="r")

@@ -13,7 +13,7 @@ from brandloop.agent.runner import run_generation
 from brandloop.domain import GenerationRequest
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
+from brandloop.registry.db import Database
 from brandloop.settings import Settings
 
 EXPORTER = InMemorySpanExporter()
@@ -27,13 +27,15 @@ def _install_provider() -> None:
         trace.set_tracer_provider(provider)
 
 
-async def test_nodes_and_provider_calls_are_spans(settings: Settings, acme_kit_path: Path) -> None:
+async def test_nodes_and_provider_calls_are_spans(
+    settings: Settings, db: Database, acme_kit_path: Path
+) -> None:
     _install_provider()
     EXPORTER.clear()
-    with session_scope(settings.resolved_database_url) as session:
+    with db.session() as session:
         crud.upsert_brand(session, tenant="default", kit=load_brand_kit(acme_kit_path))
     request = GenerationRequest(brief="a cup", brand="Acme Coffee", size="128x128", seed=5)
-    result = await run_generation(request, settings=settings, use_memory=False)
+    result = await run_generation(request, settings=settings, db=db, use_memory=False)
     spans = [
         s
         for s in EXPORTER.get_finished_spans()

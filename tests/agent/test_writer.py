@@ -13,6 +13,7 @@ from pydantic import Field
 from brandloop.agent.runner import run_generation
 from brandloop.agent.writer import PromptWriter, WriterSettings, build_writer, fence, parse_variants
 from brandloop.domain import GenerationRequest
+from brandloop.registry.db import Database
 from brandloop.settings import Settings
 from tests.agent.helpers import CountingProvider, add_acme
 
@@ -55,8 +56,8 @@ async def test_invalid_output_gives_no_variants() -> None:
     assert parse_variants('{"variants": [{"prompt": "p", "extra": 1}]}') is None
 
 
-async def test_the_planner_uses_moderated_variants(settings: Settings) -> None:
-    brand = add_acme(settings)
+async def test_the_planner_uses_moderated_variants(settings: Settings, db: Database) -> None:
+    brand = add_acme(settings, db)
     writer = PromptWriter(
         fake(variants_json("teal #0f766e and cream #fef3c7 coffee cup, strict palette",
                            "an instant coffee ad"))
@@ -65,6 +66,7 @@ async def test_the_planner_uses_moderated_variants(settings: Settings) -> None:
     result = await run_generation(
         GenerationRequest(brief="a coffee cup", brand=brand, count=2, size="128x128", seed=1),
         settings=settings,
+        db=db,
         providers={"procedural": provider},
         use_memory=False,
         writer=writer,

@@ -12,6 +12,7 @@ from brandloop.api.cli import main
 from brandloop.api.cli.memory import parse_before
 from brandloop.domain import GenerationRequest
 from brandloop.errors import BadInputError
+from brandloop.registry.db import Database
 from brandloop.settings import Settings
 from tests.agent.helpers import AUTUMN, CountingProvider, add_acme
 
@@ -79,13 +80,14 @@ def test_forget_before_a_date_and_bad_dates(
 
 async def test_a_run_remembers_its_prompt_emphasis_and_colours_and_the_next_recalls_them(
     settings: Settings,
+    db: Database,
 ) -> None:
-    brand = add_acme(settings)
+    brand = add_acme(settings, db)
     request = GenerationRequest(
         brief=AUTUMN, brand=brand, count=1, size="128x128", seed=7, campaign_id="fall"
     )
     first = await run_generation(
-        request, settings=settings, providers={"procedural": CountingProvider()}
+        request, settings=settings, db=db, providers={"procedural": CountingProvider()}
     )
     assert first.images
     memory = open_memory(settings)
@@ -94,6 +96,7 @@ async def test_a_run_remembers_its_prompt_emphasis_and_colours_and_the_next_reca
     second = await run_generation(
         request.model_copy(update={"seed": 99}),
         settings=settings,
+        db=db,
         providers={"procedural": CountingProvider()},
     )
     recalled = next(d for d in second.decisions if d.node == "recall")

@@ -13,7 +13,7 @@ from brandloop.policies.brand_policy import load_brand_scoring_policy
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.policies.scoring import load_scoring_policy
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
+from brandloop.registry.db import Database
 from brandloop.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "brands"
@@ -40,12 +40,14 @@ def test_a_deployment_file_wins_and_bad_values_name_the_field(tmp_path: Path) ->
         load_brand_scoring_policy("nordlys-outdoor", search=[tmp_path])
 
 
-def test_a_run_scores_with_its_brand_policy(settings: Settings) -> None:
-    with session_scope(settings.resolved_database_url) as session:
+def test_a_run_scores_with_its_brand_policy(settings: Settings, db: Database) -> None:
+    with db.session() as session:
         for name in ("nordlys-outdoor", "acme-coffee"):
             crud.upsert_brand(
                 session, tenant="default", kit=load_brand_kit(EXAMPLES / f"{name}.yaml")
             )
-    nordlys = brand_scoring_policy(settings, GenerationRequest(brief="x", brand="Nordlys Outdoor"))
-    acme = brand_scoring_policy(settings, GenerationRequest(brief="x", brand="Acme Coffee"))
+    nordlys = brand_scoring_policy(
+        settings, db, GenerationRequest(brief="x", brand="Nordlys Outdoor")
+    )
+    acme = brand_scoring_policy(settings, db, GenerationRequest(brief="x", brand="Acme Coffee"))
     assert nordlys.sharpness.threshold == 0.6 and acme.sharpness.threshold == 0.5

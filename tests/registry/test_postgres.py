@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -12,40 +11,34 @@ from alembic.runtime.migration import MigrationContext
 
 from brandloop.domain import BrandKit, PaletteColour
 from brandloop.registry import crud
-from brandloop.registry.db import get_engine, session_scope
+from brandloop.registry.db import Database
 from brandloop.registry.schema import Base
-from tests.services import service_env
 
 pytestmark = pytest.mark.server
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh database on the test server for each test, dropped afterwards."""
-    base = service_env("BRANDLOOP_TEST_POSTGRES_URL")
-    name = f"bl_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(base.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = base.rsplit("/", 1)[0] + f"/{name}"
-    yield url
-    get_engine(url).dispose()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+def pg_db(pg_url: str) -> Iterator[Database]:
+    """The fresh database migrated as a deployment does it (``brandloop db upgrade``)."""
+    db = Database(pg_url)
+    db.upgrade()
+    yield db
+    db.dispose()
 
 
-def test_migrations_run_on_postgres_and_match_the_models(pg_url: str) -> None:
-    engine = get_engine(pg_url)
+def test_migrations_run_on_postgres_and_match_the_models(pg_db: Database) -> None:
+    engine = pg_db.engine
     assert engine.dialect.name == "postgresql"
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
 
 
-def test_audit_log_is_append_only_on_postgres(pg_url: str) -> None:
-    with session_scope(pg_url) as session:
-        crud.audit(session, tenant="t", actor="ann", action="x", subject_type="brand", subject_id="b")
-    engine = get_engine(pg_url)
+def test_audit_log_is_append_only_on_postgres(pg_db: Database) -> None:
+    with pg_db.session() as session:
+        crud.audit(
+            session, tenant="t", actor="ann", action="x", subject_type="brand", subject_id="b"
+        )
+    engine = pg_db.engine
     for statement in ("UPDATE audit_log SET actor = 'mallory'", "DELETE FROM audit_log"):
         with pytest.raises(sa.exc.DBAPIError, match="append-only"), engine.begin() as conn:
             conn.execute(sa.text(statement))
@@ -53,17 +46,21 @@ def test_audit_log_is_append_only_on_postgres(pg_url: str) -> None:
         assert conn.execute(sa.text("SELECT actor FROM audit_log")).scalars().all() == ["ann"]
 
 
-def test_brands_round_trip_on_postgres(pg_url: str) -> None:
-    kit = BrandKit(name="Pg Brand", palette=[PaletteColour(hex="#123456", name="ink")], tone=["calm"])
-    with session_scope(pg_url) as session:
+def test_brands_round_trip_on_postgres(pg_db: Database) -> None:
+    kit = BrandKit(
+        name="Pg Brand", palette=[PaletteColour(hex="#123456", name="ink")], tone=["calm"]
+    )
+    with pg_db.session() as session:
         brand_id = crud.upsert_brand(session, tenant="t", kit=kit).id
-    with session_scope(pg_url) as session:
+    with pg_db.session() as session:
         row = crud.get_brand(session, tenant="t", ref="pg brand")
         assert row is not None and row.id == brand_id
         assert crud.brand_kit(row) == kit
 
 
-async def test_checkpoint_tables_set_up_concurrently_without_a_race(pg_url: str) -> None:
+async def test_checkpoint_tables_set_up_concurrently_without_a_race(
+    pg_url: str, pg_db: Database
+) -> None:
     """Workers starting together each open the checkpointer first: the setup must not collide."""
     import asyncio
 
@@ -74,6 +71,6 @@ async def test_checkpoint_tables_set_up_concurrently_without_a_race(pg_url: str)
             pass
 
     await asyncio.gather(*(open_one() for _ in range(6)))
-    with get_engine(pg_url).connect() as conn:
+    with pg_db.engine.connect() as conn:
         versions = conn.execute(sa.text("SELECT count(*) FROM checkpoint_migrations")).scalar()
     assert versions and versions > 0

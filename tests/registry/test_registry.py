@@ -13,13 +13,13 @@ from alembic.runtime.migration import MigrationContext
 from brandloop.domain import Attempt, BrandKit, Candidate, PaletteColour
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.registry import crud
-from brandloop.registry.db import get_engine, head_revisions, session_scope
+from brandloop.registry.db import Database, head_revisions
 from brandloop.registry.schema import Base
 from brandloop.settings import Settings
 
 
-def test_first_use_migrates_a_new_sqlite_file(settings: Settings) -> None:
-    engine = get_engine(settings.resolved_database_url)
+def test_first_use_migrates_a_new_sqlite_file(settings: Settings, db: Database) -> None:
+    engine = db.ensure_schema().engine
     tables = set(sa.inspect(engine).get_table_names())
     assert {
         "brands",
@@ -38,20 +38,19 @@ def test_first_use_migrates_a_new_sqlite_file(settings: Settings) -> None:
     assert Path(settings.resolved_database_url.split("///")[1]).is_file()
 
 
-def test_migrations_match_the_models(settings: Settings) -> None:
-    engine = get_engine(settings.resolved_database_url)
+def test_migrations_match_the_models(settings: Settings, db: Database) -> None:
+    engine = db.ensure_schema().engine
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
 
 
-def test_audit_log_is_append_only(settings: Settings) -> None:
-    url = settings.resolved_database_url
-    with session_scope(url) as session:
+def test_audit_log_is_append_only(settings: Settings, db: Database) -> None:
+    with db.session() as session:
         crud.audit(
             session, tenant="t", actor="ann", action="x", subject_type="brand", subject_id="b1"
         )
-    path = url.split("///")[1]
+    path = db.url.split("///")[1]
     with sqlite3.connect(path) as conn:
         with pytest.raises(sqlite3.DatabaseError, match="append-only"):
             conn.execute("UPDATE audit_log SET actor = 'mallory'")
@@ -61,33 +60,31 @@ def test_audit_log_is_append_only(settings: Settings) -> None:
 
 
 def test_brands_by_id_or_name_and_updates_are_audited(
-    settings: Settings, acme_kit_path: Path
+    settings: Settings, db: Database, acme_kit_path: Path
 ) -> None:
     kit = load_brand_kit(acme_kit_path)
-    url = settings.resolved_database_url
-    with session_scope(url) as session:
+    with db.session() as session:
         row = crud.upsert_brand(session, tenant="t", kit=kit)
         brand_id = row.id
-    with session_scope(url) as session:
+    with db.session() as session:
         assert crud.get_brand(session, tenant="t", ref=brand_id) is not None
         assert crud.get_brand(session, tenant="t", ref="acme coffee") is not None
         assert crud.get_brand(session, tenant="other", ref=brand_id) is None
         crud.upsert_brand(session, tenant="t", kit=kit)  # unchanged: no new audit entry
         changed = kit.model_copy(update={"tone": ["bold"]})
         crud.upsert_brand(session, tenant="t", kit=changed)
-    with session_scope(url) as session:
+    with db.session() as session:
         actions = [a.action for a in crud.list_audit(session, tenant="t", subject_id=brand_id)]
         assert actions == ["brand.created", "brand.updated"]
         assert crud.brand_kit(crud.get_brand(session, tenant="t", ref=brand_id)).tone == ["bold"]  # type: ignore[arg-type]
 
 
-def test_attempts_are_unique_per_idempotency_key(settings: Settings) -> None:
-    url = settings.resolved_database_url
+def test_attempts_are_unique_per_idempotency_key(settings: Settings, db: Database) -> None:
     kit = BrandKit(name="X", palette=[PaletteColour(hex="#112233")])
     cand = Candidate(
         id="c1", template="t@1", prompt="p", model="procedural/draft", seed=1, width=64, height=64
     )
-    with session_scope(url) as session:
+    with db.session() as session:
         brand = crud.upsert_brand(session, tenant="t", kit=kit)
         crud.create_run(
             session,
@@ -112,11 +109,11 @@ def test_attempts_are_unique_per_idempotency_key(settings: Settings) -> None:
                 id="a1", candidate=cand, outcome="accepted", idempotency_key="k1", cost_usd=0.01
             ),
         )
-    with session_scope(url) as session:
+    with db.session() as session:
         rows = crud.list_attempts(session, run_id="r1")
         assert [(r.id, r.outcome) for r in rows] == [("a1", "accepted")]
         assert crud.attempt_by_key(session, idempotency_key="k1") is not None
-    with pytest.raises(sa.exc.IntegrityError), session_scope(url) as session:
+    with pytest.raises(sa.exc.IntegrityError), db.session() as session:
         crud.upsert_attempt(
             session,
             run_id="r1",

@@ -76,6 +76,10 @@ class Stack:
         assert done.returncode == 0, done.stderr
         return done.stdout
 
+    def migrate(self) -> None:
+        """The deployment's explicit migration step: replicas and workers refuse an old schema."""
+        self.cli("db", "upgrade")
+
     def start_api(self) -> str:
         port = free_port()
         name = f"api{len(self.apis)}"

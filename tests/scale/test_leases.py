@@ -14,12 +14,12 @@ from brandloop.api.jobs.celery_queue import (
     renew_lease,
     renew_leases,
 )
-from brandloop.registry.db import session_scope
+from brandloop.registry.db import Database
 from brandloop.registry.models_scale import JobLeaseRow
 
 
-def _running_job(url: str) -> str:
-    with session_scope(url) as session:
+def _running_job(db: Database) -> str:
+    with db.session() as session:
         job = store.create_job(session, tenant="t", kind="generation", request={})
         session.flush()
         assert store.claim_job(session, job_id=job.id)
@@ -27,39 +27,39 @@ def _running_job(url: str) -> str:
 
 
 def test_one_holder_until_the_lease_lapses(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'r.db'}"
-    job = _running_job(url)
-    assert acquire_lease(url, job_id=job, owner="w1", ttl=0.3)
-    assert not acquire_lease(url, job_id=job, owner="w2", ttl=0.3)
-    assert acquire_lease(url, job_id=job, owner="w1", ttl=0.3)  # re-entrant for its holder
-    assert renew_lease(url, job_id=job, owner="w1", ttl=0.3)
-    assert not renew_lease(url, job_id=job, owner="w2", ttl=0.3)
-    assert expired_running_jobs(url, ttl=0.3) == []  # live: nothing to sweep
+    db = Database(f"sqlite:///{tmp_path / 'r.db'}")
+    job = _running_job(db)
+    assert acquire_lease(db, job_id=job, owner="w1", ttl=0.3)
+    assert not acquire_lease(db, job_id=job, owner="w2", ttl=0.3)
+    assert acquire_lease(db, job_id=job, owner="w1", ttl=0.3)  # re-entrant for its holder
+    assert renew_lease(db, job_id=job, owner="w1", ttl=0.3)
+    assert not renew_lease(db, job_id=job, owner="w2", ttl=0.3)
+    assert expired_running_jobs(db, ttl=0.3) == []  # live: nothing to sweep
     time.sleep(0.4)
-    assert renew_leases(url, owners=["w1"], ttl=0.3) == 1  # a late renewal still counts...
+    assert renew_leases(db, owners=["w1"], ttl=0.3) == 1  # a late renewal still counts...
     time.sleep(0.4)
     # ...but once it lapsed unrenewed, one sweep marks it requeued and sends it once
-    assert expired_running_jobs(url, ttl=0.3) == [job]
-    assert expired_running_jobs(url, ttl=0.3) == []
-    assert not renew_lease(url, job_id=job, owner="w1", ttl=0.3)  # the old holder lost it
-    assert acquire_lease(url, job_id=job, owner="w2", ttl=0.3)  # the redelivery takes it
-    with session_scope(url) as session:
+    assert expired_running_jobs(db, ttl=0.3) == [job]
+    assert expired_running_jobs(db, ttl=0.3) == []
+    assert not renew_lease(db, job_id=job, owner="w1", ttl=0.3)  # the old holder lost it
+    assert acquire_lease(db, job_id=job, owner="w2", ttl=0.3)  # the redelivery takes it
+    with db.session() as session:
         lease = session.get(JobLeaseRow, job)
         assert lease is not None and lease.owner == "w2" and lease.owner != REQUEUED
         assert lease.takeovers >= 1
-    release_lease(url, job_id=job, owner="w1")  # not the holder: no effect
-    assert not acquire_lease(url, job_id=job, owner="w3", ttl=0.3)
-    release_lease(url, job_id=job, owner="w2")
-    assert acquire_lease(url, job_id=job, owner="w3", ttl=0.3)
+    release_lease(db, job_id=job, owner="w1")  # not the holder: no effect
+    assert not acquire_lease(db, job_id=job, owner="w3", ttl=0.3)
+    release_lease(db, job_id=job, owner="w2")
+    assert acquire_lease(db, job_id=job, owner="w3", ttl=0.3)
 
 
 def test_finished_jobs_are_never_swept(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'r.db'}"
-    job = _running_job(url)
-    assert acquire_lease(url, job_id=job, owner="w1", ttl=0.05)
-    with session_scope(url) as session:
+    db = Database(f"sqlite:///{tmp_path / 'r.db'}")
+    job = _running_job(db)
+    assert acquire_lease(db, job_id=job, owner="w1", ttl=0.05)
+    with db.session() as session:
         row = store.get_job(session, tenant="t", job_id=job)
         assert row is not None
         row.state = "succeeded"
     time.sleep(0.1)
-    assert expired_running_jobs(url, ttl=0.05) == []
+    assert expired_running_jobs(db, ttl=0.05) == []

@@ -52,6 +52,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             lease_seconds=5.0,
         )
         running = Stack(tmp_path, env)
+        running.migrate()
         try:
             yield running
         finally:

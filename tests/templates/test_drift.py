@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from brandloop.domain import Attempt, Candidate, Scores
 from brandloop.policies.drift import load_drift_policy
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
+from brandloop.registry.db import Database
 from brandloop.settings import Settings
 from brandloop.templates import drift
 from brandloop.templates.cusum import DriftPolicy, scan
@@ -97,8 +97,10 @@ def _store_stream(session: Session, scores: list[float], template: str = "brand-
         crud.upsert_attempt(session, run_id="run_drift", attempt=_attempt(i, value, template))
 
 
-def test_registry_records_one_event_per_alarm_idempotently(settings: Settings) -> None:
-    with session_scope(settings.resolved_database_url) as session:
+def test_registry_records_one_event_per_alarm_idempotently(
+    settings: Settings, db: Database
+) -> None:
+    with db.session() as session:
         _store_stream(session, noise(11, 60) + noise(12, 40, mean=0.55))
         first = drift.observe_run(session, tenant="default", run_id="run_drift", policy=POLICY)
         again = drift.observe_all(session, tenant="default", policy=POLICY)
@@ -113,8 +115,8 @@ def test_registry_records_one_event_per_alarm_idempotently(settings: Settings) -
         assert baseline.template_ref == "brand-hero@1"
 
 
-def test_registry_stays_quiet_on_noise(settings: Settings) -> None:
-    with session_scope(settings.resolved_database_url) as session:
+def test_registry_stays_quiet_on_noise(settings: Settings, db: Database) -> None:
+    with db.session() as session:
         _store_stream(session, noise(21, 150))
         assert drift.observe_all(session, tenant="default", policy=POLICY) == []
         [baseline] = drift.list_baselines(session, tenant="default")

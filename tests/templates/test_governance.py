@@ -13,10 +13,9 @@ from sqlalchemy.orm import Session
 from brandloop.agent.templates import ensure_shipped_templates, resolve_template
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
+from brandloop.registry.db import Database
 from brandloop.registry.models import AuditRow, TemplateLabelRow, TemplateVersionRow
 from brandloop.registry.models_templates import TemplateReviewRow
-from brandloop.settings import Settings
 from brandloop.templates import governance as gov
 from brandloop.templates.governance import GovernanceError, TemplateSpec
 
@@ -27,13 +26,8 @@ T = "default"
 
 
 @pytest.fixture
-def url(settings: Settings) -> str:
-    return settings.resolved_database_url
-
-
-@pytest.fixture
-def session(url: str) -> Iterator[Session]:
-    with session_scope(url) as s:
+def session(db: Database) -> Iterator[Session]:
+    with db.session() as s:
         ensure_shipped_templates(s, tenant=T)
         yield s
 

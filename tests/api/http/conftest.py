@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from brandloop.api.app import create_app
 from brandloop.api.auth import create_key
 from brandloop.api.config import ApiSettings
-from brandloop.registry.db import session_scope
+from brandloop.registry.db import Database
 from brandloop.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -29,22 +29,22 @@ def brand_kit(name: str = "acme-coffee") -> dict[str, Any]:
 class Keys:
     """``keys["A", "creator"]`` is a bearer header for tenant A with that role."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, db: Database) -> None:
+        self.db = db
         self._made: dict[tuple[str, str], dict[str, str]] = {}
 
     def __getitem__(self, item: tuple[str, str]) -> dict[str, str]:
         if item not in self._made:
             tenant, role = item
-            with session_scope(self.settings.resolved_database_url) as session:
+            with self.db.session() as session:
                 _, key = create_key(session, tenant=tenant, role=role)
             self._made[item] = {"Authorization": f"Bearer {key}"}
         return self._made[item]
 
 
 @pytest.fixture
-def keys(settings: Settings) -> Keys:
-    return Keys(settings)
+def keys(db: Database) -> Keys:
+    return Keys(db)
 
 
 @pytest.fixture

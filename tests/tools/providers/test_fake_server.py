@@ -22,7 +22,7 @@ from brandloop.policies.brandkit import load_brand_kit
 from brandloop.policies.catalog import load_catalog
 from brandloop.providers import ImageRequest
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
+from brandloop.registry.db import Database
 from brandloop.settings import Settings, get_settings
 from brandloop.tools.providers.errors import (
     MalformedResponseError,
@@ -123,7 +123,11 @@ async def test_garbage_refusals_and_bad_keys_are_not_retried(
 
 @pytest.fixture
 def openai_settings(
-    settings: Settings, base_url: str, monkeypatch: pytest.MonkeyPatch, acme_kit_path: Path
+    settings: Settings,
+    db: Database,
+    base_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    acme_kit_path: Path,
 ) -> Settings:
     monkeypatch.setenv("BRANDLOOP_OPENAI_API_KEY", KEY)
     monkeypatch.setenv("BRANDLOOP_OPENAI_BASE_URL", base_url)
@@ -132,7 +136,7 @@ def openai_settings(
     monkeypatch.setenv("BRANDLOOP_PROVIDER_BACKOFF_MAX_S", "0.02")
     get_settings.cache_clear()
     configured = get_settings()
-    with session_scope(configured.resolved_database_url) as session:
+    with db.session() as session:
         crud.upsert_brand(session, tenant="default", kit=load_brand_kit(acme_kit_path))
     return configured
 
@@ -142,13 +146,14 @@ def ladder(*ids: str) -> list:
 
 
 async def test_a_dead_backend_falls_back_to_the_next_tier(
-    app: FakeImagesApp, openai_settings: Settings
+    app: FakeImagesApp, openai_settings: Settings, db: Database
 ) -> None:
     app.faults.extend(["503"] * 50)
     request = GenerationRequest(brief=BRIEF, brand="Acme Coffee", count=1, size="256x256", seed=3)
     result = await run_generation(
         request,
         settings=openai_settings,
+        db=db,
         use_memory=False,
         models=ladder("openai/gpt-image-1-mini", "procedural/studio"),
     )
@@ -156,7 +161,7 @@ async def test_a_dead_backend_falls_back_to_the_next_tier(
     assert "fallback_model" in [d.action for d in result.decisions]
     assert result.images[0].model == "procedural/studio"
     assert not app.ledger  # nothing was paid at the dead backend
-    with session_scope(openai_settings.resolved_database_url) as session:
+    with db.session() as session:
         attempts = crud.list_attempts(session, run_id=result.run_id)
         failed = [a for a in attempts if a.model == "openai/gpt-image-1-mini"]
         assert failed and all(a.outcome == "error" for a in failed)
@@ -170,19 +175,20 @@ async def test_a_dead_backend_falls_back_to_the_next_tier(
 
 
 async def test_a_retried_attempt_records_its_tries_and_the_revised_prompt(
-    app: FakeImagesApp, openai_settings: Settings
+    app: FakeImagesApp, openai_settings: Settings, db: Database
 ) -> None:
     app.faults.extend(["429"])
     request = GenerationRequest(brief=BRIEF, brand="Acme Coffee", count=1, size="256x256", seed=3)
     result = await run_generation(
         request,
         settings=openai_settings,
+        db=db,
         use_memory=False,
         models=ladder("openai/gpt-image-1"),
         policy=AgentPolicy(accept_composite=0.0, require_all_signals=False),  # any image will do
     )
     assert result.images, result.reason
-    with session_scope(openai_settings.resolved_database_url) as session:
+    with db.session() as session:
         first = crud.list_attempts(session, run_id=result.run_id)[0]
         assert first.tries == 2 and (first.revised_prompt or "").startswith("revised: ")
         artifact = crud.get_artifact(session, tenant="default", sha256=result.images[0].sha256)
@@ -192,17 +198,21 @@ async def test_a_retried_attempt_records_its_tries_and_the_revised_prompt(
 
 
 async def test_a_refusal_is_recorded_and_the_run_ends_with_a_reason(
-    app: FakeImagesApp, openai_settings: Settings
+    app: FakeImagesApp, openai_settings: Settings, db: Database
 ) -> None:
     request = GenerationRequest(
         brief="a coffee cup, REFUSE-ME", brand="Acme Coffee", count=1, seed=3, budget_usd=0.2
     )
     result = await run_generation(
-        request, settings=openai_settings, use_memory=False, models=ladder("openai/gpt-image-1")
+        request,
+        settings=openai_settings,
+        db=db,
+        use_memory=False,
+        models=ladder("openai/gpt-image-1"),
     )
     assert result.status in {"failed", "refused"} and result.reason
     assert "safety_rewrite" in [d.action for d in result.decisions]
-    with session_scope(openai_settings.resolved_database_url) as session:
+    with db.session() as session:
         attempts = crud.list_attempts(session, run_id=result.run_id)
         assert attempts and all(a.outcome == "refused" for a in attempts)
     assert len(app.requests) == len(attempts)  # a refusal is never retried as it was

@@ -15,7 +15,7 @@ from brandloop.domain import GenerationRequest
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.policies.catalog import load_catalog
 from brandloop.registry import crud
-from brandloop.registry.db import session_scope
+from brandloop.registry.db import Database
 from brandloop.settings import Settings
 from brandloop.tools.providers.a1111 import A1111Provider
 from brandloop.tools.providers.procedural import render_preview
@@ -26,8 +26,8 @@ BRIEF = "A calm morning ritual, a teal coffee cup on cream linen, espresso brown
 
 
 @pytest.fixture
-def acme(settings: Settings, acme_kit_path: Path) -> str:
-    with session_scope(settings.resolved_database_url) as session:
+def acme(settings: Settings, db: Database, acme_kit_path: Path) -> str:
+    with db.session() as session:
         crud.upsert_brand(session, tenant="default", kit=load_brand_kit(acme_kit_path))
     return "Acme Coffee"
 
@@ -78,15 +78,15 @@ def models() -> list:
 
 
 async def test_candidates_differing_only_in_seed_are_one_call(
-    settings: Settings, acme: str
+    settings: Settings, db: Database, acme: str
 ) -> None:
     fake = FakeWebUI()
     request = GenerationRequest(brief=BRIEF, brand=acme, count=3, size="256x256", seed=40)
     result = await run_generation(
-        request, settings=settings, providers=a1111(fake), models=models(), use_memory=False
+        request, settings=settings, db=db, providers=a1111(fake), models=models(), use_memory=False
     )
     assert fake.bodies[0]["batch_size"] == 3 and fake.bodies[0]["seed"] == 40
-    with session_scope(settings.resolved_database_url) as session:
+    with db.session() as session:
         attempts = crud.list_attempts(session, run_id=result.run_id)
         first = sorted((a for a in attempts if a.iteration == 1), key=lambda a: a.seed_requested)
         assert [a.seed_returned for a in first] == [40, 41, 42]
@@ -98,14 +98,14 @@ async def test_candidates_differing_only_in_seed_are_one_call(
 
 
 async def test_an_image_of_another_size_is_fitted_to_the_asked_size(
-    settings: Settings, acme: str
+    settings: Settings, db: Database, acme: str
 ) -> None:
     fake = FakeWebUI(side=300)
     request = GenerationRequest(brief=BRIEF, brand=acme, count=1, size="256x128", seed=5)
     result = await run_generation(
-        request, settings=settings, providers=a1111(fake), models=models(), use_memory=False
+        request, settings=settings, db=db, providers=a1111(fake), models=models(), use_memory=False
     )
-    with session_scope(settings.resolved_database_url) as session:
+    with db.session() as session:
         attempt = crud.list_attempts(session, run_id=result.run_id)[0]
         artifact = crud.get_artifact(session, tenant="default", sha256=attempt.artifact_sha256)
         assert artifact is not None
@@ -114,15 +114,15 @@ async def test_an_image_of_another_size_is_fitted_to_the_asked_size(
 
 
 async def test_garbage_from_the_backend_is_an_error_outcome_not_a_crash(
-    settings: Settings, acme: str
+    settings: Settings, db: Database, acme: str
 ) -> None:
     fake = FakeWebUI(garbage=True)
     request = GenerationRequest(brief=BRIEF, brand=acme, count=1, size="256x256", seed=5)
     result = await run_generation(
-        request, settings=settings, providers=a1111(fake), models=models(), use_memory=False
+        request, settings=settings, db=db, providers=a1111(fake), models=models(), use_memory=False
     )
     assert result.status == "failed" and not result.images
-    with session_scope(settings.resolved_database_url) as session:
+    with db.session() as session:
         attempts = crud.list_attempts(session, run_id=result.run_id)
         assert attempts and all(a.outcome == "error" for a in attempts)
         assert "does not decode" in (attempts[0].error or "")

@@ -1,0 +1,45 @@
+"""``brandloop db upgrade``: the explicit migration step.
+
+The embedded SQLite database migrates itself on first use. A PostgreSQL deployment runs this
+once per release, before it starts API replicas and workers: they refuse to start on an
+outdated schema instead of racing each other to migrate it (docs/runbook.md).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from brandloop.api.cli.app import app
+from brandloop.api.cli.common import database, out, print_json
+
+db_app = typer.Typer(help="The registry database: migrate its schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _names(revisions: set[str]) -> str:
+    return ", ".join(sorted(revisions)) or "empty"
+
+
+@db_app.command("upgrade")
+def upgrade(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Migrate the database (``BRANDLOOP_DATABASE_URL``) to this release's schema.
+
+    Safe to run again, and from several processes at once: on PostgreSQL they take turns.
+    """
+    db = database()
+    before, after = db.upgrade()
+    if as_json:
+        print_json(
+            {
+                "dialect": db.dialect,
+                "before": sorted(before),
+                "after": sorted(after),
+                "upgraded": before != after,
+            }
+        )
+    elif before == after:
+        out.print(f"{db.dialect} schema already current at {_names(after)}")
+    else:
+        out.print(f"{db.dialect} schema upgraded from {_names(before)} to {_names(after)}")

@@ -1,0 +1,237 @@
+"""Migrations are a deliberate step: the embedded SQLite database migrates itself on first use;
+on PostgreSQL only ``brandloop db upgrade`` migrates, and a server, a worker or a command that
+finds the schema outdated refuses to start with one line naming that command."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.script import ScriptDirectory
+from fastapi.testclient import TestClient
+
+from brandloop.api.app import create_app
+from brandloop.api.cli import main
+from brandloop.api.config import ApiSettings
+from brandloop.errors import SchemaOutdatedError
+from brandloop.registry.db import Database, alembic_config, head_revisions
+from brandloop.settings import Settings, get_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+BRANDLOOP = [sys.executable, "-c", "from brandloop.api.cli import main; main()"]
+HEADS = sorted(head_revisions())
+
+
+def previous_revision() -> str:
+    """The revision just before this release's head: an outdated, but real, schema."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    down = script.get_revision(HEADS[0]).down_revision
+    assert down, "the head migration has a parent"
+    return down if isinstance(down, str) else sorted(down)[0]
+
+
+def migrate_to(url: str, revision: str) -> None:
+    """Bring a database to an older revision, as the previous release left it."""
+    db = Database(url)
+    cfg = alembic_config(url)
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+    db.dispose()
+
+
+def current(url: str) -> set[str]:
+    db = Database(url)
+    try:
+        return db.current_revisions()
+    finally:
+        db.dispose()
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(list(argv))
+    captured = capsys.readouterr()
+    return int(exc.value.code or 0), captured.out, captured.err
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --------------------------------------------------------------------------- SQLite
+
+
+def test_an_older_sqlite_schema_migrates_itself_on_first_use(settings: Settings) -> None:
+    url = settings.resolved_database_url
+    migrate_to(url, previous_revision())
+    db = Database(url)
+    assert db.current_revisions() == {previous_revision()}
+    with db.session() as session:
+        session.execute(sa.text("SELECT 1"))
+    assert db.current_revisions() == set(HEADS)
+    db.dispose()
+
+
+def test_a_server_on_an_older_sqlite_schema_starts_and_migrates_it(settings: Settings) -> None:
+    url = settings.resolved_database_url
+    migrate_to(url, previous_revision())
+    with TestClient(create_app(settings, ApiSettings(workers=0))) as client:
+        assert client.get("/healthz").status_code == 200
+    assert current(url) == set(HEADS)
+
+
+def test_db_upgrade_on_sqlite_says_what_it_did(
+    capsys: pytest.CaptureFixture[str], settings: Settings
+) -> None:
+    code, out, err = run_cli(capsys, "db", "upgrade", "--json")
+    assert (code, err) == (0, "")
+    assert json.loads(out) == {
+        "dialect": "sqlite",
+        "before": [],
+        "after": HEADS,
+        "upgraded": True,
+    }
+    code, out, _ = run_cli(capsys, "db", "upgrade")
+    assert code == 0
+    assert out.strip() == f"sqlite schema already current at {', '.join(HEADS)}"
+
+
+def test_db_upgrade_rejects_unknown_options(
+    capsys: pytest.CaptureFixture[str], settings: Settings
+) -> None:
+    code, _, err = run_cli(capsys, "db", "upgrade", "--to", "0001")
+    assert code == 2 and err.startswith("brandloop: error:") and err.count("\n") == 1
+    assert not Path(settings.resolved_database_url.split("///")[1]).exists()
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+@pytest.fixture
+def pg_settings(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """Settings (and the environment the CLI reads) for a fresh, empty PostgreSQL database."""
+    for key in list(os.environ):
+        if key.startswith("BRANDLOOP_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("BRANDLOOP_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("BRANDLOOP_DATABASE_URL", pg_url)
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+def process_env(pg_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a ``brandloop`` process on the test database (nothing else set)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRANDLOOP_")}
+    env.update(BRANDLOOP_DATABASE_URL=pg_url, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", **extra)
+    return env
+
+
+def one_line_naming_the_command(message: str) -> None:
+    assert message.strip() and "\n" not in message.strip(), message
+    assert "`brandloop db upgrade`" in message, message
+
+
+@pytest.mark.server
+def test_an_api_on_an_empty_postgres_refuses_to_start(pg_settings: Settings) -> None:
+    with pytest.raises(SchemaOutdatedError) as exc:
+        create_app(pg_settings, ApiSettings(workers=0))
+    one_line_naming_the_command(str(exc.value))
+    assert "no brandloop schema" in str(exc.value)
+    assert current(pg_settings.resolved_database_url) == set()  # it did not migrate behind our back
+
+
+@pytest.mark.server
+def test_an_api_on_an_older_postgres_schema_refuses_to_start(pg_settings: Settings) -> None:
+    url = pg_settings.resolved_database_url
+    migrate_to(url, previous_revision())
+    with pytest.raises(SchemaOutdatedError) as exc:
+        create_app(pg_settings, ApiSettings(workers=0))
+    one_line_naming_the_command(str(exc.value))
+    assert previous_revision() in str(exc.value) and HEADS[0] in str(exc.value)
+    assert current(url) == {previous_revision()}
+
+
+@pytest.mark.server
+def test_a_command_on_an_outdated_postgres_refuses_with_one_line(
+    capsys: pytest.CaptureFixture[str], pg_settings: Settings
+) -> None:
+    code, out, err = run_cli(capsys, "brands", "list")
+    assert code == 1 and out == ""
+    assert err.startswith("brandloop: error: ")
+    one_line_naming_the_command(err)
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("verb", ["serve", "worker"])
+def test_serve_and_worker_on_an_outdated_postgres_exit_with_one_line(
+    pg_url: str, tmp_path: Path, verb: str
+) -> None:
+    migrate_to(pg_url, previous_revision())
+    env = process_env(
+        pg_url,
+        BRANDLOOP_DATA_DIR=str(tmp_path / "data"),
+        BRANDLOOP_QUEUE="celery",
+        BRANDLOOP_REDIS_URL="redis://127.0.0.1:9/0",  # never reached: it stops before
+    )
+    args = ["serve", "--port", str(free_port())] if verb == "serve" else ["worker"]
+    done = subprocess.run(
+        [*BRANDLOOP, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""
+    assert done.stderr.startswith("brandloop: error: the database schema is at ")
+    one_line_naming_the_command(done.stderr)
+    assert current(pg_url) == {previous_revision()}
+
+
+@pytest.mark.server
+def test_db_upgrade_on_postgres_then_the_api_starts(
+    capsys: pytest.CaptureFixture[str], pg_settings: Settings
+) -> None:
+    code, out, err = run_cli(capsys, "db", "upgrade")
+    assert (code, err) == (0, "")
+    assert out.strip() == f"postgresql schema upgraded from empty to {', '.join(HEADS)}"
+    assert current(pg_settings.resolved_database_url) == set(HEADS)
+    with TestClient(create_app(pg_settings, ApiSettings(workers=0))) as client:
+        assert client.get("/healthz").status_code == 200
+    code, out, _ = run_cli(capsys, "brands", "list", "--json")
+    assert (code, json.loads(out)) == (0, [])
+    code, out, _ = run_cli(capsys, "db", "upgrade", "--json")
+    assert code == 0 and json.loads(out)["upgraded"] is False
+
+
+@pytest.mark.server
+def test_db_upgrade_from_several_processes_at_once_takes_turns(pg_url: str, tmp_path: Path) -> None:
+    migrate_to(pg_url, previous_revision())
+    env = process_env(pg_url)
+    procs = [
+        subprocess.Popen(
+            [*BRANDLOOP, "db", "upgrade", "--json"],
+            cwd=ROOT,
+            env={**env, "BRANDLOOP_DATA_DIR": str(tmp_path / f"d{i}")},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(3)
+    ]
+    results = [(*p.communicate(timeout=120), p.returncode) for p in procs]
+    assert [code for _, _, code in results] == [0, 0, 0], [err for _, err, _ in results]
+    assert {tuple(json.loads(out)["after"]) for out, _, _ in results} == {tuple(HEADS)}
+    engine = sa.create_engine(pg_url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+    engine.dispose()
+    assert sorted(rows) == HEADS
