@@ -82,6 +82,14 @@ _STATUS_KINDS: dict[int, str] = {
 log = logging.getLogger("brandloop.api")
 
 
+class FieldError(BaseModel):
+    """Where a request failed validation and why (the input itself is never echoed)."""
+
+    loc: list[str] = Field(examples=[["body", "brief"]])
+    msg: str
+    type: str
+
+
 class Problem(BaseModel):
     """An RFC 9457 problem detail."""
 
@@ -104,7 +112,7 @@ class Problem(BaseModel):
     status: int
     detail: str = ""
     instance: str | None = None
-    errors: list[dict[str, Any]] | None = Field(
+    errors: list[FieldError] | None = Field(
         default=None, description="for validation problems: where and what"
     )
     request_id: str | None = None

@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
-from brandloop.domain import MAX_BRIEF_CHARS, GenerationRequest, RunResult
+from brandloop.domain import MAX_BRIEF_CHARS, BrandKit, GenerationRequest, RunResult, RunStatus
 
 JobState = Literal["queued", "running", "awaiting_review", "succeeded", "failed", "cancelled"]
 
@@ -75,6 +75,14 @@ class Links(BaseModel):
     run: str
 
 
+class JobError(BaseModel):
+    """Why a job failed: a problem kind and status, or the run's own status and reason."""
+
+    type: str = Field(examples=["budget-exhausted", "refused"])
+    status: int
+    detail: str
+
+
 class JobPublic(BaseModel):
     """A job: one agent run, queued, running or finished, with its result when done."""
 
@@ -89,7 +97,7 @@ class JobPublic(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     result: RunResult | None = None
-    error: dict[str, Any] | None = None
+    error: JobError | None = None
     links: Links
 
 
@@ -226,7 +234,7 @@ class CampaignPublic(BaseModel):
 class BrandPublic(BaseModel):
     id: str
     name: str
-    kit: dict[str, Any]
+    kit: BrandKit
     created_at: datetime
     updated_at: datetime
 
@@ -234,6 +242,35 @@ class BrandPublic(BaseModel):
 class ReviewDecision(_In):
     decision: Literal["approve", "reject"]
     note: str = Field(default="", max_length=2000)
+
+
+class TemplateAwaitingReview(BaseModel):
+    template: str = Field(examples=["seasonal-banner@2"])
+    author: str
+    message: str
+
+
+class RunAwaitingReview(BaseModel):
+    run_id: str
+    brand: str
+    brief: str
+
+
+class ReviewQueue(BaseModel):
+    """What waits for an approver: template versions in review and runs awaiting review."""
+
+    templates: list[TemplateAwaitingReview]
+    runs: list[RunAwaitingReview]
+
+
+class ReviewVerdict(BaseModel):
+    """A verdict on a run, and the run's status after it."""
+
+    run_id: str
+    decision: Literal["approve", "reject"]
+    note: str
+    by: str = Field(description="the approver's key id")
+    status: RunStatus
 
 
 class LabelUpdate(_In):
@@ -248,7 +285,7 @@ class LabelUpdate(_In):
 class TemplateVersionCreate(_In):
     body: str = Field(min_length=1, max_length=8000)
     negative_body: str = Field(default="", max_length=4000)
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, JsonValue] = Field(default_factory=dict)
     model_hints: list[str] = Field(default_factory=list, max_length=20)
     message: str = Field(default="", max_length=2000)
     description: str = Field(default="", max_length=2000)

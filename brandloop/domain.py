@@ -11,7 +11,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 SIZE_PATTERN = re.compile(r"^(\d{1,7})x(\d{1,7})$")
@@ -184,9 +184,9 @@ class TemplateVersion(_Model):
     version: int = Field(ge=1)
     body: str
     negative_body: str = ""
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, JsonValue] = Field(default_factory=dict)
     model_hints: list[str] = Field(default_factory=list)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
     author: str = "system"
     message: str = ""
     status: TemplateStatus = "draft"
@@ -367,7 +367,7 @@ class Receipt(_Model):
     tries: int = 1
     width: int
     height: int
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, JsonValue] = Field(default_factory=dict)
     scores: dict[str, float] = Field(default_factory=dict)
     composite: float = 0.0
     moderation: list[ModerationVerdict] = Field(default_factory=list)

@@ -4,113 +4,37 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from brandloop import views
 from brandloop.agent.runner import resume_run
 from brandloop.api.cli.app import runs_app
 from brandloop.api.cli.common import database, out, print_json, settings
 from brandloop.api.preview import thumbnail
+from brandloop.domain import Receipt
 from brandloop.errors import NotFoundError
 from brandloop.registry import crud
-from brandloop.registry.models import AttemptRow, RunEventRow, RunRow
-
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
+from brandloop.views import SHA256, RunTrace, TraceEvent, find_run, run_view
 
 
-def run_trace(ref: str, *, tenant: str) -> dict[str, Any]:
+def run_trace(ref: str, *, tenant: str) -> RunTrace:
     """Everything the registry knows about a run, found by run id or by an artifact's sha256."""
     with database().session() as session:
-        run_id = ref
-        if SHA256.match(ref):
-            artifact = crud.get_artifact(session, tenant=tenant, sha256=ref)
-            if artifact is None or artifact.run_id is None:
-                raise NotFoundError(f"no artifact {ref}")
-            run_id = artifact.run_id
-        run = crud.get_run(session, tenant=tenant, run_id=run_id)
+        run = find_run(session, tenant=tenant, ref=ref)
         if run is None:
-            raise NotFoundError(f"unknown run {ref!r}")
-        versions = {m.id: m.version for m in crud.list_models(session)}
-        attempts = [_attempt_dict(a) for a in crud.list_attempts(session, run_id=run_id)]
-        for attempt in attempts:
-            attempt["model_version"] = versions.get(attempt["model"])
-        receipts = []
-        for image in (run.result or {}).get("images", []):
-            artifact = crud.get_artifact(session, tenant=tenant, sha256=image["sha256"])
-            if artifact is not None and artifact.receipt is not None:
-                receipts.append(artifact.receipt)
-        return {
-            "run": _run_dict(run),
-            "attempts": attempts,
-            "receipts": receipts,
-            "events": [_event_dict(e) for e in crud.list_events(session, run_id=run_id)],
-        }
+            raise NotFoundError(
+                f"no artifact {ref}" if SHA256.match(ref) else f"unknown run {ref!r}"
+            )
+        return views.run_trace(session, run=run)
 
 
-def _run_dict(row: RunRow) -> dict[str, Any]:
-    return {
-        "run_id": row.id,
-        "status": row.status,
-        "brand": row.brand_name,
-        "brief": row.brief,
-        "reason": row.reason,
-        "template": row.template_ref,
-        "campaign_id": row.campaign_id,
-        "cost_usd": row.cost_usd,
-        "attempts": row.attempt_count,
-        "accepted": row.accepted_count,
-        "request": row.request,
-        "images": (row.result or {}).get("images", []),
-        "created_at": row.created_at.isoformat(),
-        "finished_at": row.finished_at.isoformat() if row.finished_at else None,
-    }
-
-
-def _attempt_dict(row: AttemptRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "iteration": row.iteration,
-        "model": row.model,
-        "template": row.template_ref,
-        "prompt": row.prompt,
-        "negative_prompt": row.negative_prompt,
-        "seed_requested": row.seed_requested,
-        "seed_returned": row.seed_returned,
-        "size": f"{row.width}x{row.height}",
-        "params": row.params,
-        "outcome": row.outcome,
-        "artifact_sha256": row.artifact_sha256,
-        "idempotency_key": row.idempotency_key,
-        "provider_request_id": row.provider_request_id,
-        "tries": row.tries,
-        "revised_prompt": row.revised_prompt,
-        "cost_usd": row.cost_usd,
-        "latency_ms": round(row.latency_ms, 1),
-        "composite": row.composite,
-        "scores": {k: v["value"] for k, v in (row.scores or {}).get("signals", {}).items()},
-        "moderation": row.moderation,
-        "error": row.error,
-        "cache_hit": row.cache_hit,
-    }
-
-
-def _event_dict(row: RunEventRow) -> dict[str, Any]:
-    return {
-        "seq": row.seq,
-        "node": row.node,
-        "kind": row.kind,
-        "payload": row.payload,
-        "at": row.at.isoformat(),
-    }
-
-
-def _summary(event: dict[str, Any]) -> str:
-    payload = event["payload"]
-    if event["kind"] == "decision":
+def _summary(event: TraceEvent) -> str:
+    payload = event.payload
+    if event.kind == "decision":
         return f"{payload['action']}: {payload['reason']}"
     return ", ".join(f"{k}={v}" for k, v in payload.items() if v is not None)
 
@@ -123,22 +47,22 @@ def list_(
     """The most recent runs."""
     cfg = settings()
     with database().session() as session:
-        rows = [_run_dict(r) for r in crud.list_runs(session, tenant=cfg.tenant, limit=limit)]
+        rows = [run_view(r) for r in crud.list_runs(session, tenant=cfg.tenant, limit=limit)]
     if as_json:
-        print_json(rows)
+        print_json([r.model_dump(mode="json") for r in rows])
         return
     table = Table(title="Runs")
     for column in ("run", "status", "brand", "accepted", "attempts", "cost", "brief"):
         table.add_column(column)
     for r in rows:
         table.add_row(
-            r["run_id"],
-            r["status"],
-            r["brand"],
-            str(r["accepted"]),
-            str(r["attempts"]),
-            f"${r['cost_usd']:.3f}",
-            r["brief"][:60],
+            r.run_id,
+            r.status,
+            r.brand,
+            str(r.accepted),
+            str(r.attempts),
+            f"${r.cost_usd:.3f}",
+            r.brief[:60],
         )
     out.print(table)
 
@@ -151,71 +75,70 @@ def show(
     """The whole trace of a run: decisions, attempts with prompts, seeds, scores and cost."""
     trace = run_trace(ref, tenant=settings().tenant)
     if as_json:
-        print_json(trace)
+        print_json(trace.model_dump(mode="json"))
         return
-    run = trace["run"]
+    run = trace.run
     out.print(
-        f"[bold]{run['run_id']}[/bold]  {run['status']}  brand {run['brand']}  template {run['template']}"
+        f"[bold]{run.run_id}[/bold]  {run.status}  brand {run.brand}  template {run.template}"
     )
-    out.print(f"brief: {run['brief']}")
+    out.print(f"brief: {run.brief}")
     out.print(
-        f"{run['accepted']} accepted of {run['attempts']} attempts, ${run['cost_usd']:.3f}. {run['reason']}"
+        f"{run.accepted} accepted of {run.attempts} attempts, ${run.cost_usd:.3f}. {run.reason}"
     )
     table = Table(title="Trace")
     for column in ("#", "node", "event", "detail"):
         table.add_column(column)
-    for event in trace["events"]:
-        table.add_row(str(event["seq"]), event["node"], event["kind"], _summary(event))
+    for event in trace.events:
+        table.add_row(str(event.seq), event.node, event.kind, _summary(event))
     out.print(table)
     table = Table(title="Attempts")
     for column in ("attempt", "model", "seed req/ret", "outcome", "composite", "signals", "cost"):
         table.add_column(column)
-    for a in trace["attempts"]:
-        signals = " ".join(f"{k}={v:.2f}" for k, v in a["scores"].items())
-        composite = f"{a['composite']:.2f}" if a["composite"] is not None else "-"
+    for a in trace.attempts:
+        signals = " ".join(f"{k}={v:.2f}" for k, v in a.scores.items())
+        composite = f"{a.composite:.2f}" if a.composite is not None else "-"
         table.add_row(
-            a["id"].split("-", 1)[-1],
-            a["model"],
-            f"{a['seed_requested']}/{a['seed_returned']}",
-            a["outcome"],
+            a.id.split("-", 1)[-1],
+            a.model,
+            f"{a.seed_requested}/{a.seed_returned}",
+            a.outcome,
             composite,
-            signals or (a["error"] or ""),
-            f"${a['cost_usd']:.3f}",
+            signals or (a.error or ""),
+            f"${a.cost_usd:.3f}",
         )
     out.print(table)
-    _print_lineage(trace["receipts"])
-    for image in run["images"][:4]:
-        path = image.get("path")
-        if path and Path(path).exists():
-            out.print(f"{image['sha256'][:12]}  {image['model']}  seed {image['seed']}")
-            out.print(thumbnail(Path(path).read_bytes(), width=32))
-    if trace["attempts"] and not trace["receipts"]:
-        out.print(f"prompt: {trace['attempts'][-1]['prompt']}")
+    _print_lineage(trace.receipts)
+    for image in run.images[:4]:
+        if image.path and Path(image.path).exists():
+            out.print(f"{image.sha256[:12]}  {image.model}  seed {image.seed}")
+            out.print(thumbnail(Path(image.path).read_bytes(), width=32))
+    if trace.attempts and not trace.receipts:
+        out.print(f"prompt: {trace.attempts[-1].prompt}")
 
 
-def _print_lineage(receipts: list[dict[str, Any]]) -> None:
+def _print_lineage(receipts: list[Receipt]) -> None:
     """Per accepted image: template version, prompts, model and version, seeds, params,
     scores, moderation and cost, as its receipt records them."""
     for receipt in receipts:
         verdicts = "; ".join(
-            f"{m['source']} {'allowed' if m['allowed'] else 'blocked'}"
-            + (f" ({', '.join(m['categories'])})" if m["categories"] else "")
-            for m in receipt["moderation"]
+            f"{m.source} {'allowed' if m.allowed else 'blocked'}"
+            + (f" ({', '.join(m.categories)})" if m.categories else "")
+            for m in receipt.moderation
         )
-        scores = " ".join(f"{k}={v:.2f}" for k, v in receipt["scores"].items())
-        out.print(f"\n[bold]image {receipt['sha256']}[/bold]")
+        scores = " ".join(f"{k}={v:.2f}" for k, v in receipt.scores.items())
+        out.print(f"\n[bold]image {receipt.sha256}[/bold]")
         for key, value in (
-            ("template", receipt["template"]),
-            ("model", f"{receipt['model']} version {receipt['model_version']}"),
-            ("seed", f"requested {receipt['seed_requested']}, returned {receipt['seed_returned']}"),
-            ("size", f"{receipt['width']}x{receipt['height']}"),
-            ("params", json.dumps(receipt["params"], sort_keys=True)),
-            ("scores", f"composite {receipt['composite']:.3f}  {scores}"),
+            ("template", receipt.template),
+            ("model", f"{receipt.model} version {receipt.model_version}"),
+            ("seed", f"requested {receipt.seed_requested}, returned {receipt.seed_returned}"),
+            ("size", f"{receipt.width}x{receipt.height}"),
+            ("params", json.dumps(receipt.params, sort_keys=True)),
+            ("scores", f"composite {receipt.composite:.3f}  {scores}"),
             ("moderation", verdicts or "-"),
-            ("cost", f"${receipt['cost_usd']:.3f}"),
-            ("prompt", receipt["prompt"]),
-            ("negative", receipt["negative_prompt"] or "-"),
-            ("raw image", receipt.get("source_sha256") or "-"),
+            ("cost", f"${receipt.cost_usd:.3f}"),
+            ("prompt", receipt.prompt),
+            ("negative", receipt.negative_prompt or "-"),
+            ("raw image", receipt.source_sha256 or "-"),
         ):
             out.print(f"  {key:<10} {value}", markup=False)
 

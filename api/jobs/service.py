@@ -15,7 +15,7 @@ from brandloop.agent.runner import catalog_models, check_request, model_ladder
 from brandloop.api.auth import Principal
 from brandloop.api.jobs import store
 from brandloop.api.problems import ApiProblem
-from brandloop.api.schemas import JobPublic, Links
+from brandloop.api.schemas import JobError, JobPublic, Links
 from brandloop.domain import GenerationRequest, RunResult
 from brandloop.registry.db import Database
 from brandloop.registry.models import RunEventRow
@@ -48,7 +48,7 @@ def job_public(row: JobRow) -> JobPublic:
         started_at=row.started_at,
         finished_at=row.finished_at,
         result=public_result(row.result) if row.result else None,
-        error=row.error,
+        error=JobError.model_validate(row.error) if row.error else None,
         links=Links(
             self=base,
             events=f"{base}/events",

@@ -16,7 +16,11 @@ router = APIRouter(prefix="/brands", tags=["brands"], responses=PROBLEM_RESPONSE
 
 def brand_public(row: BrandRow) -> BrandPublic:
     return BrandPublic(
-        id=row.id, name=row.name, kit=row.kit, created_at=row.created_at, updated_at=row.updated_at
+        id=row.id,
+        name=row.name,
+        kit=crud.brand_kit(row),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
     )
 
 

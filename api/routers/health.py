@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from brandloop.agent.runner import open_memory
@@ -29,13 +30,19 @@ def _check_database(db: Database) -> None:
         session.execute(text("SELECT 1"))
 
 
+class ReadyReport(BaseModel):
+    status: Literal["ready"]
+    checks: dict[str, str] = Field(examples=[{"database": "ok", "chroma": "ok", "workers": "ok"}])
+
+
 @router.get(
     "/readyz",
     summary="Database, Chroma and the worker pool are usable",
+    response_model=ReadyReport,
     responses={503: {"description": "not ready"}},
 )
 async def readyz(service: ServiceDep) -> Response:
-    checks: dict[str, Any] = {}
+    checks: dict[str, str] = {}
     try:
         await asyncio.to_thread(_check_database, service.db)
         checks["database"] = "ok"
@@ -49,7 +56,7 @@ async def readyz(service: ServiceDep) -> Response:
         checks["chroma"] = f"failed: {type(exc).__name__}"
     checks["workers"] = "ok" if service.pool.alive() else "failed: not running"
     if all(v == "ok" for v in checks.values()):
-        return JSONResponse({"status": "ready", "checks": checks})
+        return JSONResponse(ReadyReport(status="ready", checks=checks).model_dump())
     body = problem_body(
         503, "not-ready", "; ".join(f"{k} {v}" for k, v in checks.items() if v != "ok")
     )

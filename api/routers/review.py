@@ -3,8 +3,6 @@ under ``/v1/templates``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from sqlalchemy import select
 
@@ -13,7 +11,13 @@ from brandloop.api.deps import Approver, PoolDep, SessionDep
 from brandloop.api.jobs import store
 from brandloop.api.jobs.worker import finished_state
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
-from brandloop.api.schemas import ReviewDecision
+from brandloop.api.schemas import (
+    ReviewDecision,
+    ReviewQueue,
+    ReviewVerdict,
+    RunAwaitingReview,
+    TemplateAwaitingReview,
+)
 from brandloop.domain import utcnow
 from brandloop.registry import crud
 from brandloop.registry.models import RunRow, TemplateRow, TemplateVersionRow
@@ -22,7 +26,7 @@ router = APIRouter(prefix="/review", tags=["review"], responses=PROBLEM_RESPONSE
 
 
 @router.get("", summary="Template versions in review and runs awaiting review")
-async def queue(principal: Approver, session: SessionDep) -> dict[str, list[dict[str, Any]]]:
+async def queue(principal: Approver, session: SessionDep) -> ReviewQueue:
     versions = session.execute(
         select(
             TemplateRow.name,
@@ -42,38 +46,34 @@ async def queue(principal: Approver, session: SessionDep) -> dict[str, list[dict
         .where(RunRow.tenant == principal.tenant, RunRow.status == "awaiting_review")
         .order_by(RunRow.created_at)
     )
-    return {
-        "templates": [
-            {"template": f"{n}@{v}", "author": a, "message": m} for n, v, a, m in versions
+    return ReviewQueue(
+        templates=[
+            TemplateAwaitingReview(template=f"{n}@{v}", author=a, message=m)
+            for n, v, a, m in versions
         ],
-        "runs": [{"run_id": r.id, "brand": r.brand_name, "brief": r.brief} for r in runs],
-    }
+        runs=[RunAwaitingReview(run_id=r.id, brand=r.brand_name, brief=r.brief) for r in runs],
+    )
 
 
 @router.post(
     "/runs/{run_id}",
     summary="Approve or reject a run: one waiting for review is finished by the verdict",
-    response_model=dict[str, Any],
+    response_model=ReviewVerdict,
 )
 async def review_run(
     run_id: str, body: ReviewDecision, principal: Approver, session: SessionDep, pool: PoolDep
-) -> dict[str, Any]:
+) -> ReviewVerdict:
     run = crud.get_run(session, tenant=principal.tenant, run_id=run_id)
     if run is None:
         raise ApiProblem(404, "not-found", f"no run {run_id}")
-    verdict = {
-        "run_id": run.id,
-        "decision": body.decision,
-        "note": body.note,
-        "by": principal.key_id,
-    }
+    verdict = {"run_id": run.id, "decision": body.decision, "note": body.note}
     if run.status != "awaiting_review":  # a verdict on a delivered run: recorded, nothing resumes
         action = "run.approved" if body.decision == "approve" else "run.rejected"
         crud.audit(
             session, tenant=principal.tenant, actor=principal.key_id, action=action,
             subject_type="run", subject_id=run.id, detail={"note": body.note},
         )  # fmt: skip
-        return {**verdict, "status": run.status}
+        return ReviewVerdict(**verdict, by=principal.key_id, status=run.status)
     session.commit()  # nothing held while the run finishes in its own sessions
     providers = pool.providers_factory(pool.settings) if pool.providers_factory else None
     result = await finish_review(
@@ -91,4 +91,4 @@ async def review_run(
     if job is not None:
         job.result, job.state = result.model_dump(mode="json"), finished_state(result)
         job.cost_usd, job.finished_at = result.cost_usd, utcnow()
-    return {**verdict, "status": result.status}
+    return ReviewVerdict(**verdict, by=principal.key_id, status=result.status)

@@ -1,0 +1,187 @@
+"""What a reader sees of a run: one typed model per concept, built from the registry here and
+serialised as they are by both the CLI's ``--json`` and the HTTP API, so the two cannot drift.
+
+``RunView`` (a run's row), ``AttemptView`` (one provider attempt, scores flattened to values),
+``TraceEvent`` (one entry of the run's trace) and ``RunTrace`` (all of it, with the receipt of
+every accepted image). The one difference between the surfaces is where an image is: the CLI
+gives the file's path on this machine, the API its ``/v1/artifacts/<sha256>`` URL.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from pydantic import BaseModel, Field, JsonValue
+from sqlalchemy.orm import Session
+
+from brandloop.domain import (
+    AcceptedImage,
+    AttemptOutcome,
+    GenerationRequest,
+    ModerationVerdict,
+    Receipt,
+    RunStatus,
+)
+from brandloop.registry import crud
+from brandloop.registry.models import AttemptRow, RunEventRow, RunRow
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class RunView(BaseModel):
+    """A run as the registry holds it: request, status, cost and the accepted images."""
+
+    run_id: str
+    status: RunStatus
+    brand: str
+    brief: str
+    reason: str
+    template: str = Field(description="template name@version the run used")
+    campaign_id: str | None
+    thread_id: str | None
+    cost_usd: float
+    attempts: int
+    accepted: int
+    request: GenerationRequest
+    images: list[AcceptedImage] = Field(
+        description="CLI: path is the file on this machine; API: path is the artifact's URL"
+    )
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class AttemptView(BaseModel):
+    """One executed candidate: what was asked, what came back, how it scored, what it cost."""
+
+    id: str
+    iteration: int
+    model: str
+    model_version: str | None = Field(description="the catalog's version of the model, if known")
+    template: str
+    prompt: str
+    negative_prompt: str
+    seed_requested: int
+    seed_returned: int | None
+    size: str = Field(examples=["1024x640"])
+    params: dict[str, JsonValue]
+    outcome: AttemptOutcome
+    artifact_sha256: str | None
+    idempotency_key: str
+    provider_request_id: str | None
+    tries: int = Field(description="provider calls this attempt took (retries + 1)")
+    revised_prompt: str | None = Field(description="the prompt as the backend rewrote it")
+    cost_usd: float
+    latency_ms: float
+    composite: float | None
+    scores: dict[str, float] = Field(description="each quality signal's value, 0..1")
+    moderation: ModerationVerdict | None
+    error: str | None
+    cache_hit: bool
+
+
+class TraceEvent(BaseModel):
+    """One entry of a run's trace: a decision, a provider call, a verdict..."""
+
+    seq: int
+    node: str
+    kind: str
+    payload: dict[str, JsonValue]
+    at: datetime
+
+
+class RunTrace(BaseModel):
+    """Everything the registry knows about one run."""
+
+    run: RunView
+    attempts: list[AttemptView]
+    events: list[TraceEvent]
+    receipts: list[Receipt] = Field(description="the receipt of each accepted image, in order")
+
+
+def run_view(row: RunRow) -> RunView:
+    return RunView(
+        run_id=row.id,
+        status=row.status,
+        brand=row.brand_name,
+        brief=row.brief,
+        reason=row.reason,
+        template=row.template_ref,
+        campaign_id=row.campaign_id,
+        thread_id=row.thread_id,
+        cost_usd=row.cost_usd,
+        attempts=row.attempt_count,
+        accepted=row.accepted_count,
+        request=GenerationRequest.model_validate(row.request),
+        images=[AcceptedImage.model_validate(i) for i in (row.result or {}).get("images", [])],
+        created_at=row.created_at,
+        finished_at=row.finished_at,
+    )
+
+
+def attempt_view(row: AttemptRow, *, model_version: str | None) -> AttemptView:
+    signals = (row.scores or {}).get("signals", {})
+    return AttemptView(
+        id=row.id,
+        iteration=row.iteration,
+        model=row.model,
+        model_version=model_version,
+        template=row.template_ref,
+        prompt=row.prompt,
+        negative_prompt=row.negative_prompt,
+        seed_requested=row.seed_requested,
+        seed_returned=row.seed_returned,
+        size=f"{row.width}x{row.height}",
+        params=row.params,
+        outcome=row.outcome,
+        artifact_sha256=row.artifact_sha256,
+        idempotency_key=row.idempotency_key,
+        provider_request_id=row.provider_request_id,
+        tries=row.tries,
+        revised_prompt=row.revised_prompt,
+        cost_usd=row.cost_usd,
+        latency_ms=round(row.latency_ms, 1),
+        composite=row.composite,
+        scores={name: signal["value"] for name, signal in signals.items()},
+        moderation=ModerationVerdict.model_validate(row.moderation) if row.moderation else None,
+        error=row.error,
+        cache_hit=row.cache_hit,
+    )
+
+
+def trace_event(row: RunEventRow) -> TraceEvent:
+    return TraceEvent(seq=row.seq, node=row.node, kind=row.kind, payload=row.payload, at=row.at)
+
+
+def find_run(session: Session, *, tenant: str, ref: str) -> RunRow | None:
+    """A run by its id, or by the sha256 of one of its images; another tenant's is absent."""
+    run_id = ref
+    if SHA256.match(ref):
+        artifact = crud.get_artifact(session, tenant=tenant, sha256=ref)
+        if artifact is None or artifact.run_id is None:
+            return None
+        run_id = artifact.run_id
+    return crud.get_run(session, tenant=tenant, run_id=run_id)
+
+
+def run_receipts(session: Session, *, run: RunRow) -> list[Receipt]:
+    """The receipt of each accepted image of ``run``, in the order of its result."""
+    receipts = []
+    for image in (run.result or {}).get("images", []):
+        artifact = crud.get_artifact(session, tenant=run.tenant, sha256=image["sha256"])
+        if artifact is not None and artifact.receipt is not None:
+            receipts.append(Receipt.model_validate(artifact.receipt))
+    return receipts
+
+
+def run_trace(session: Session, *, run: RunRow) -> RunTrace:
+    versions = {m.id: m.version for m in crud.list_models(session)}
+    return RunTrace(
+        run=run_view(run),
+        attempts=[
+            attempt_view(a, model_version=versions.get(a.model))
+            for a in crud.list_attempts(session, run_id=run.id)
+        ],
+        events=[trace_event(e) for e in crud.list_events(session, run_id=run.id)],
+        receipts=run_receipts(session, run=run),
+    )
