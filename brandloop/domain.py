@@ -8,10 +8,19 @@ stores them, the agent passes them between nodes.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    field_validator,
+    model_validator,
+)
 
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 SIZE_PATTERN = re.compile(r"^(\d{1,7})x(\d{1,7})$")
@@ -121,14 +130,30 @@ def size_for_aspect(aspect: str, long_side: int = 1024) -> tuple[int, int]:
     return max(MIN_SIDE, round(long_side * w / h / 8) * 8), long_side
 
 
+def _check_size(value: str) -> str:
+    parse_size(value)
+    return value
+
+
+def _check_aspect_ratio(value: str) -> str:
+    size_for_aspect(value)
+    return value
+
+
+#: ``WxH`` that a backend could make, e.g. ``1024x640`` (checked by :func:`parse_size`)
+Size = Annotated[str, AfterValidator(_check_size)]
+#: ``W:H`` at most 4:1, e.g. ``16:9`` (checked by :func:`size_for_aspect`)
+AspectRatio = Annotated[str, AfterValidator(_check_aspect_ratio)]
+
+
 class GenerationRequest(_Model):
     """A creative request (a brief) as a caller states it."""
 
     brief: str
     brand: str = Field(min_length=1, description="brand id or name")
     count: int = Field(default=1, ge=1, le=16)
-    size: str | None = None
-    aspect_ratio: str | None = None
+    size: Size | None = None
+    aspect_ratio: AspectRatio | None = None
     budget_usd: float | None = Field(default=None, ge=0, le=10_000)
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
     model: str | None = None
@@ -144,20 +169,6 @@ class GenerationRequest(_Model):
             raise ValueError("brief is empty")
         if len(value) > MAX_BRIEF_CHARS:
             raise ValueError(f"brief is {len(value)} characters; the limit is {MAX_BRIEF_CHARS}")
-        return value
-
-    @field_validator("size")
-    @classmethod
-    def _size(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_size(value)
-        return value
-
-    @field_validator("aspect_ratio")
-    @classmethod
-    def _aspect(cls, value: str | None) -> str | None:
-        if value is not None:
-            size_for_aspect(value)
         return value
 
     @model_validator(mode="after")
@@ -271,6 +282,27 @@ class Signal(_Model):
     passed: bool
     threshold: float
     explanation: str
+
+    @classmethod
+    def judged(
+        cls,
+        name: str,
+        value: float,
+        *,
+        raw: float,
+        threshold: float,
+        explain: Callable[[bool], str],
+    ) -> Signal:
+        """The signal that passes at ``value >= threshold``; ``explain`` says why, either way."""
+        passed = value >= threshold
+        return cls(
+            name=name,
+            value=value,
+            raw=raw,
+            passed=passed,
+            threshold=threshold,
+            explanation=explain(passed),
+        )
 
 
 class Scores(_Model):

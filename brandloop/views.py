@@ -99,53 +99,49 @@ class RunTrace(BaseModel):
     receipts: list[Receipt] = Field(description="the receipt of each accepted image, in order")
 
 
+#: the fields of a run's view that are its row's columns as they are
+_RUN_AS_STORED = (
+    "status",
+    "brief",
+    "reason",
+    "campaign_id",
+    "thread_id",
+    "cost_usd",
+    "created_at",
+    "finished_at",
+)
+
+
 def run_view(row: RunRow) -> RunView:
     return RunView(
+        **{name: getattr(row, name) for name in _RUN_AS_STORED},
         run_id=row.id,
-        status=row.status,
         brand=row.brand_name,
-        brief=row.brief,
-        reason=row.reason,
         template=row.template_ref,
-        campaign_id=row.campaign_id,
-        thread_id=row.thread_id,
-        cost_usd=row.cost_usd,
         attempts=row.attempt_count,
         accepted=row.accepted_count,
         request=GenerationRequest.model_validate(row.request),
         images=[AcceptedImage.model_validate(i) for i in (row.result or {}).get("images", [])],
-        created_at=row.created_at,
-        finished_at=row.finished_at,
     )
+
+
+#: the fields of an attempt's view that are its row's columns as they are
+_AS_STORED = tuple(
+    AttemptView.model_fields.keys()
+    - {"model_version", "template", "size", "latency_ms", "scores", "moderation"}
+)
 
 
 def attempt_view(row: AttemptRow, *, model_version: str | None) -> AttemptView:
     signals = (row.scores or {}).get("signals", {})
     return AttemptView(
-        id=row.id,
-        iteration=row.iteration,
-        model=row.model,
+        **{name: getattr(row, name) for name in _AS_STORED},
         model_version=model_version,
         template=row.template_ref,
-        prompt=row.prompt,
-        negative_prompt=row.negative_prompt,
-        seed_requested=row.seed_requested,
-        seed_returned=row.seed_returned,
         size=f"{row.width}x{row.height}",
-        params=row.params,
-        outcome=row.outcome,
-        artifact_sha256=row.artifact_sha256,
-        idempotency_key=row.idempotency_key,
-        provider_request_id=row.provider_request_id,
-        tries=row.tries,
-        revised_prompt=row.revised_prompt,
-        cost_usd=row.cost_usd,
         latency_ms=round(row.latency_ms, 1),
-        composite=row.composite,
         scores={name: signal["value"] for name, signal in signals.items()},
         moderation=ModerationVerdict.model_validate(row.moderation) if row.moderation else None,
-        error=row.error,
-        cache_hit=row.cache_hit,
     )
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from brandloop.domain import parse_size, size_for_aspect
+from brandloop.domain import AspectRatio, Size
 
 SUITE_FORMAT: Final = "brandloop.eval-suite/1"
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.=-]*$"
@@ -23,12 +23,14 @@ class _Model(BaseModel):
 # --------------------------------------------------------------------------- assertions
 
 
-class _Assertion(_Model):
+class AssertionBase(_Model):
+    """What every assertion kind has: its share of the case score and a description."""
+
     weight: float = Field(default=1.0, ge=0, description="share of the case score")
     description: str = ""
 
 
-class MinScore(_Assertion):
+class MinScore(AssertionBase):
     """Accepted images score at least ``min`` on ``signal`` (``composite`` or a signal name)."""
 
     kind: Literal["min_score"]
@@ -39,51 +41,51 @@ class MinScore(_Assertion):
     )
 
 
-class Accepted(_Assertion):
+class Accepted(AssertionBase):
     """The run accepted at least ``min_images`` images (default: the request's count)."""
 
     kind: Literal["accepted"]
     min_images: int | None = Field(default=None, ge=1)
 
 
-class RefusedAtIntake(_Assertion):
+class RefusedAtIntake(AssertionBase):
     """The brief was refused at intake (RunResult.status == "refused"), nothing generated."""
 
     kind: Literal["refused"]
     reason_contains: str | None = None
 
 
-class BlockedByModeration(_Assertion):
+class BlockedByModeration(AssertionBase):
     """At least one attempt was blocked by moderation and no blocked image was accepted."""
 
     kind: Literal["blocked"]
 
 
-class NoPii(_Assertion):
+class NoPii(AssertionBase):
     """None of ``values`` appears in any stored prompt (runs.brief, attempts.prompt)."""
 
     kind: Literal["no_pii"]
     values: list[str] = Field(min_length=1)
 
 
-class MaxCost(_Assertion):
+class MaxCost(AssertionBase):
     kind: Literal["max_cost"]
     max_usd: float = Field(ge=0)
 
 
-class MaxAttempts(_Assertion):
+class MaxAttempts(AssertionBase):
     kind: Literal["max_attempts"]
     max: int = Field(ge=0)
 
 
-class MaxLatency(_Assertion):
+class MaxLatency(AssertionBase):
     """Wall time of the whole run, from request to result."""
 
     kind: Literal["max_latency"]
     max_ms: float = Field(gt=0)
 
 
-class MinConsistency(_Assertion):
+class MinConsistency(AssertionBase):
     """The accepted images of the case's group look alike (colour-histogram intersection)."""
 
     kind: Literal["min_consistency"]
@@ -122,26 +124,12 @@ class RequestParams(_Model):
     """Request fields a case (or the suite's defaults) may set; the target may override some."""
 
     count: int | None = Field(default=None, ge=1, le=16)
-    size: str | None = None
-    aspect_ratio: str | None = None
+    size: Size | None = None
+    aspect_ratio: AspectRatio | None = None
     budget_usd: float | None = Field(default=None, gt=0)
     seed: int | None = Field(default=None, ge=0)
     model: str | None = None
     template: str | None = None
-
-    @field_validator("size")
-    @classmethod
-    def _size(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_size(value)
-        return value
-
-    @field_validator("aspect_ratio")
-    @classmethod
-    def _aspect(cls, value: str | None) -> str | None:
-        if value is not None:
-            size_for_aspect(value)
-        return value
 
 
 class RequestSpec(_Model):

@@ -27,6 +27,9 @@ def _status(state: RunState, accepted: int) -> RunStatus:
     return "partial" if accepted else "failed"
 
 
+_ASKED = {"template", "prompt", "negative_prompt", "model", "width", "height", "params"}
+
+
 def build_receipt(
     ctx: RunContext, run_id: str, attempt: Attempt, redactions: list[str] | None = None
 ) -> Receipt:
@@ -36,20 +39,15 @@ def build_receipt(
         run_id=run_id,
         attempt_id=attempt.id,
         source_sha256=attempt.artifact_sha256,
-        template=cand.template,
-        prompt=cand.prompt,
-        negative_prompt=cand.negative_prompt,
-        model=cand.model,
+        # what was asked, as the candidate says it
+        **cand.model_dump(include=_ASKED),
+        seed_requested=cand.seed,
         model_version=spec.version,
         provider=spec.provider,
         provider_request_id=attempt.provider_request_id,
-        seed_requested=cand.seed,
         seed_returned=attempt.seed_returned,
         revised_prompt=attempt.revised_prompt,
         tries=attempt.tries,
-        width=cand.width,
-        height=cand.height,
-        params=cand.params,
         scores=attempt.scores.values() if attempt.scores else {},
         composite=round(attempt.scores.composite, 4) if attempt.scores else 0.0,
         moderation=[attempt.moderation] if attempt.moderation else [],

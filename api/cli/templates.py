@@ -7,8 +7,9 @@ the API). Every refusal is one line on stderr with exit code 2, and changes noth
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.table import Table
@@ -66,6 +67,23 @@ def _version_full(template: TemplateRow, row: TemplateVersionRow) -> dict[str, A
 
 # --------------------------------------------------------------------------- authoring
 
+ReviewVerb = Literal["submit", "approve", "reject", "comment"]
+
+#: each review step: the governance rule that checks and records it, and what the CLI says
+_REVIEW_STEPS: dict[ReviewVerb, tuple[Callable[..., Any], str]] = {
+    "submit": (governance.submit, "{ref} is in review"),
+    "approve": (governance.approve, "{ref} approved by {actor}"),
+    "reject": (governance.reject, "{ref} rejected by {actor}"),
+    "comment": (governance.comment, "comment added to {ref}"),
+}
+
+
+def _review_step(verb: ReviewVerb, name: str, version: int, actor: str, note: str) -> None:
+    step, done = _REVIEW_STEPS[verb]
+    with database().session() as session:
+        step(session, tenant=_tenant(), name=name, version=version, actor=actor, note=note)
+    out.print(done.format(ref=f"{name}@{version}", actor=actor))
+
 
 @templates_app.command("create")
 def create(name: Name, file: TemplateFile, actor: Actor) -> None:
@@ -103,11 +121,7 @@ def submit(
     note: Annotated[str, typer.Option(help="a note for the reviewer")] = "",
 ) -> None:
     """Send a draft for review (draft -> in_review)."""
-    with database().session() as session:
-        governance.submit(
-            session, tenant=_tenant(), name=name, version=version, actor=actor, note=note
-        )
-    out.print(f"{name}@{version} is in review")
+    _review_step("submit", name, version, actor, note)
 
 
 @templates_app.command("approve")
@@ -118,11 +132,7 @@ def approve(
     note: Annotated[str, typer.Option(help="the reviewer's note")] = "",
 ) -> None:
     """Approve a version in review (an approver who is not its author)."""
-    with database().session() as session:
-        governance.approve(
-            session, tenant=_tenant(), name=name, version=version, actor=actor, note=note
-        )
-    out.print(f"{name}@{version} approved by {actor}")
+    _review_step("approve", name, version, actor, note)
 
 
 @templates_app.command("reject")
@@ -133,11 +143,7 @@ def reject(
     note: Annotated[str, typer.Option(help="why it is rejected (required)")],
 ) -> None:
     """Reject a version in review, saying why."""
-    with database().session() as session:
-        governance.reject(
-            session, tenant=_tenant(), name=name, version=version, actor=actor, note=note
-        )
-    out.print(f"{name}@{version} rejected by {actor}")
+    _review_step("reject", name, version, actor, note)
 
 
 @templates_app.command("comment")
@@ -148,11 +154,7 @@ def comment(
     message: Annotated[str, typer.Option("--message", "-m", help="the comment")],
 ) -> None:
     """Comment on a version (any state)."""
-    with database().session() as session:
-        governance.comment(
-            session, tenant=_tenant(), name=name, version=version, actor=actor, note=message
-        )
-    out.print(f"comment added to {name}@{version}")
+    _review_step("comment", name, version, actor, message)
 
 
 @templates_app.command("label")

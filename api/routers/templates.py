@@ -9,7 +9,7 @@ for the tenant on first read.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path
 from pydantic import ValidationError
@@ -87,6 +87,29 @@ def _governed(call: Callable[[], T]) -> T:
         raise ApiProblem(409, "conflict", str(exc)) from None
 
 
+def _version_step(
+    session: Session,
+    principal: Principal,
+    name: str,
+    version: int,
+    step: Callable[..., TemplateVersionRow],
+    **extra: Any,
+) -> TemplateVersion:
+    """One review step on NAME@VERSION by the caller, as the review rules allow it."""
+    template = _template(session, principal.tenant, name)
+    row = _governed(
+        lambda: step(
+            session,
+            tenant=principal.tenant,
+            name=name,
+            version=version,
+            actor=principal.key_id,
+            **extra,
+        )
+    )
+    return crud.template_version_model(template, row)
+
+
 @router.post(
     "/{name}/versions",
     status_code=201,
@@ -121,9 +144,7 @@ async def add_version(
             actor=principal.key_id,
             message=body.message,
         )
-    template = session.get(TemplateRow, row.template_id)
-    assert template is not None
-    return crud.template_version_model(template, row)
+    return crud.template_version_model(_template(session, principal.tenant, name), row)
 
 
 @router.post(
@@ -137,18 +158,14 @@ async def submit_version(
     principal: Creator,
     session: SessionDep,
 ) -> TemplateVersion:
-    template = _template(session, principal.tenant, name)
-    row = _governed(
-        lambda: governance.submit(
-            session,
-            tenant=principal.tenant,
-            name=name,
-            version=version,
-            actor=principal.key_id,
-            is_approver=_is_approver(principal),
-        )
+    return _version_step(
+        session,
+        principal,
+        name,
+        version,
+        governance.submit,
+        is_approver=_is_approver(principal),
     )
-    return crud.template_version_model(template, row)
 
 
 @router.post(
@@ -163,20 +180,10 @@ async def review_version(
     principal: Approver,
     session: SessionDep,
 ) -> TemplateVersion:
-    template = _template(session, principal.tenant, name)
     decide = governance.approve if body.decision == "approve" else governance.reject
-    row = _governed(
-        lambda: decide(
-            session,
-            tenant=principal.tenant,
-            name=name,
-            version=version,
-            actor=principal.key_id,
-            note=body.note,
-            is_approver=True,
-        )
+    return _version_step(
+        session, principal, name, version, decide, note=body.note, is_approver=True
     )
-    return crud.template_version_model(template, row)
 
 
 @router.put(

@@ -172,19 +172,25 @@ def get_label(session: Session, *, template_id: str, label: str) -> TemplateLabe
     return session.get(TemplateLabelRow, (template_id, label))
 
 
+#: the columns a template version row shares with the model, under the same names
+_VERSION_FIELDS = (
+    "version",
+    "body",
+    "negative_body",
+    "params",
+    "author",
+    "message",
+    "status",
+    "created_at",
+)
+
+
 def template_version_model(template: TemplateRow, row: TemplateVersionRow) -> TemplateVersion:
     return TemplateVersion(
         name=template.name,
-        version=row.version,
-        body=row.body,
-        negative_body=row.negative_body,
-        params=row.params,
         model_hints=list(row.model_hints),
         metadata=row.meta,
-        author=row.author,
-        message=row.message,
-        status=row.status,
-        created_at=row.created_at,
+        **{field: getattr(row, field) for field in _VERSION_FIELDS},
     )
 
 
@@ -202,16 +208,9 @@ def add_template_version(
     row = TemplateVersionRow(
         id=new_id("tv"),
         template_id=template.id,
-        version=version.version,
-        body=version.body,
-        negative_body=version.negative_body,
-        params=version.params,
         model_hints=list(version.model_hints),
         meta=version.metadata,
-        author=version.author,
-        message=version.message,
-        status=version.status,
-        created_at=version.created_at,
+        **{field: getattr(version, field) for field in _VERSION_FIELDS},
     )
     session.add(row)
     session.flush()
@@ -314,40 +313,51 @@ def attempt_by_key(session: Session, *, idempotency_key: str) -> AttemptRow | No
     return session.scalar(select(AttemptRow).where(AttemptRow.idempotency_key == idempotency_key))
 
 
+#: what an attempt's row keeps of its candidate under the same names
+_CANDIDATE_AS_STORED = {
+    "iteration",
+    "model",
+    "prompt",
+    "negative_prompt",
+    "width",
+    "height",
+    "params",
+}
+#: what an attempt learns as it runs, stored under the same names
+_ATTEMPT_OUTCOME = (
+    "outcome",
+    "seed_returned",
+    "artifact_sha256",
+    "provider_request_id",
+    "tries",
+    "revised_prompt",
+    "cost_usd",
+    "latency_ms",
+    "error",
+    "cache_hit",
+)
+
+
 def upsert_attempt(session: Session, *, run_id: str, attempt: Attempt) -> AttemptRow:
     """Record an attempt; calling it again for the same attempt id updates its outcome."""
     cand = attempt.candidate
     row = session.get(AttemptRow, attempt.id)
     if row is None:
         row = AttemptRow(
+            **cand.model_dump(include=_CANDIDATE_AS_STORED),
             id=attempt.id,
             run_id=run_id,
-            iteration=cand.iteration,
-            model=cand.model,
             template_ref=cand.template,
-            prompt=cand.prompt,
-            negative_prompt=cand.negative_prompt,
             seed_requested=cand.seed,
-            width=cand.width,
-            height=cand.height,
-            params=cand.params,
             idempotency_key=attempt.idempotency_key,
             created_at=attempt.started_at,
         )
         session.add(row)
-    row.outcome = attempt.outcome
-    row.seed_returned = attempt.seed_returned
-    row.artifact_sha256 = attempt.artifact_sha256
-    row.provider_request_id = attempt.provider_request_id
-    row.tries = attempt.tries
-    row.revised_prompt = attempt.revised_prompt
-    row.cost_usd = attempt.cost_usd
-    row.latency_ms = attempt.latency_ms
+    for name in _ATTEMPT_OUTCOME:
+        setattr(row, name, getattr(attempt, name))
     row.scores = attempt.scores.model_dump(mode="json") if attempt.scores else None
     row.composite = attempt.scores.composite if attempt.scores else None
     row.moderation = attempt.moderation.model_dump(mode="json") if attempt.moderation else None
-    row.error = attempt.error
-    row.cache_hit = attempt.cache_hit
     session.flush()
     return row
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.orm import Session
 
 from brandloop.artifacts import atomic_write
@@ -29,10 +29,10 @@ from brandloop.templates.governance import (
     _audit,
     check_actor,
     check_name,
-    describe_validation,
     labels,
     load_governance_policy,
     move_label,
+    parse_yaml_file,
     versions,
 )
 
@@ -145,18 +145,12 @@ def read_directory(directory: Path) -> list[TemplateFile]:
     files: list[TemplateFile] = []
     seen: set[str] = set()
     for path in paths:
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise BadInputError(f"{path.name} is not valid YAML{where}") from None
-        if not isinstance(data, dict):
-            raise BadInputError(f"{path.name} must hold a mapping with name and versions")
-        try:
-            parsed = TemplateFile.model_validate(data)
-        except ValidationError as exc:
-            raise BadInputError(f"{path.name}: {describe_validation(exc)}") from None
+        parsed = parse_yaml_file(
+            path.read_text(encoding="utf-8"),
+            TemplateFile,
+            source=path.name,
+            holds="name and versions",
+        )
         check_name(parsed.name)
         if parsed.name in seen:
             raise BadInputError(f"{path.name}: template {parsed.name!r} appears in two files")

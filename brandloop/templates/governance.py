@@ -16,7 +16,7 @@ import difflib
 import os
 import re
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -111,24 +111,33 @@ def describe_validation(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}"
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_yaml_file(text: str, model: type[M], *, source: str, holds: str) -> M:
+    """``text`` (a YAML mapping that ``holds`` what the message says) checked as ``model``;
+    any problem is one :class:`BadInputError` naming ``source``."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise BadInputError(f"{source} is not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise BadInputError(f"{source} must hold a mapping with {holds}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise BadInputError(f"{source}: {describe_validation(exc)}") from None
+
+
 def load_spec(path: Path) -> TemplateSpec:
     """Read and check a template file; any problem is one clear :class:`BadInputError`."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise BadInputError(f"cannot read template file {path}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise BadInputError(f"{path} is not valid YAML{where}") from None
-    if not isinstance(data, dict):
-        raise BadInputError(f"{path} must hold a mapping with at least 'body'")
-    try:
-        spec = TemplateSpec.model_validate(data)
-    except ValidationError as exc:
-        raise BadInputError(f"{path}: {describe_validation(exc)}") from None
+    spec = parse_yaml_file(text, TemplateSpec, source=str(path), holds="at least 'body'")
     spec.check()
     return spec
 

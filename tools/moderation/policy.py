@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -77,24 +77,38 @@ class ModerationPolicy(_Strict):
     injection: InjectionPolicy = Field(default_factory=InjectionPolicy)
 
 
-def load_moderation_policy(path: Path | None = None) -> ModerationPolicy:
-    """Read a moderation policy (the packaged ``policies/moderation.yaml`` when None).
+M = TypeVar("M", bound=BaseModel)
 
-    Raises :class:`BadInputError` naming the file when it is unreadable or invalid.
+
+def load_policy_file(model: type[M], path: Path | None, *, packaged: str, what: str) -> M:
+    """``path`` (the packaged ``policies/<packaged>`` when None) read and checked as ``model``.
+
+    Raises :class:`BadInputError` naming the file (as ``what``) when it is unreadable or invalid.
     """
     if path is None:
-        source = "policies/moderation.yaml"
-        text = resources.files("brandloop.policies").joinpath("moderation.yaml").read_text(encoding="utf-8")
+        source = f"policies/{packaged}"
+        package = resources.files("brandloop.policies")
+        text = package.joinpath(packaged).read_text(encoding="utf-8")
     else:
         source = str(path)
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise BadInputError(f"cannot read moderation policy {source}: {exc}") from exc
+            raise BadInputError(f"cannot read {what} {source}: {exc}") from exc
     try:
-        return ModerationPolicy.model_validate(yaml.safe_load(text))
+        return model.model_validate(yaml.safe_load(text))
     except (yaml.YAMLError, ValidationError, ValueError) as exc:
-        raise BadInputError(f"moderation policy {source} is invalid: {exc}") from exc
+        raise BadInputError(f"{what} {source} is invalid: {exc}") from exc
+
+
+def load_moderation_policy(path: Path | None = None) -> ModerationPolicy:
+    """Read a moderation policy (the packaged ``policies/moderation.yaml`` when None).
+
+    Raises :class:`BadInputError` naming the file when it is unreadable or invalid.
+    """
+    return load_policy_file(
+        ModerationPolicy, path, packaged="moderation.yaml", what="moderation policy"
+    )
 
 
 @functools.cache

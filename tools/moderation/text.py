@@ -12,20 +12,18 @@ import functools
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Final
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from brandloop.domain import MAX_BRIEF_CHARS, ModerationVerdict
-from brandloop.errors import BadInputError
 from brandloop.tools.moderation.normalize import (
     displayed_order,
     fold_leetspeak,
     normalize_for_matching,
 )
+from brandloop.tools.moderation.policy import load_policy_file
 
 EMPTY: Final = "empty"
 LENGTH: Final = "length"
@@ -121,19 +119,7 @@ def load_blocklist(path: Path | None = None) -> Blocklist:
 
     Raises :class:`BadInputError` naming the file when it is unreadable or malformed.
     """
-    if path is None:
-        source = "policies/blocklist.yaml"
-        text = resources.files("brandloop.policies").joinpath("blocklist.yaml").read_text(encoding="utf-8")
-    else:
-        source = str(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise BadInputError(f"cannot read blocklist {source}: {exc}") from exc
-    try:
-        data = _BlocklistFile.model_validate(yaml.safe_load(text))
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise BadInputError(f"blocklist {source} is invalid: {exc}") from exc
+    data = load_policy_file(_BlocklistFile, path, packaged="blocklist.yaml", what="blocklist")
     return Blocklist(
         terms=tuple(
             term

@@ -9,14 +9,16 @@ import binascii
 import io
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import httpx
 from PIL import Image, UnidentifiedImageError
+from pydantic import SecretStr
 
+from brandloop.domain import ModelSpec
 from brandloop.tools.providers.errors import (
     MalformedResponseError,
     RetryableProviderError,
@@ -24,6 +26,28 @@ from brandloop.tools.providers.errors import (
 )
 
 ImageFormat = Literal["png", "jpeg", "webp"]
+
+
+class HostedApiProvider:
+    """What the adapters of hosted, keyed APIs share: the injected ``httpx.AsyncClient``, the
+    account's key (kept a ``SecretStr``), the base URL and the catalog's specs of this provider."""
+
+    name: str
+    default_base_url: ClassVar[str]
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        api_key: SecretStr | str,
+        base_url: str | None = None,
+        models: Sequence[ModelSpec] = (),
+    ) -> None:
+        self._client = client
+        self._key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
+        self.base_url = (base_url or self.default_base_url).rstrip("/")
+        self._specs = {m.model: m for m in models if m.provider == self.name}
+
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 MAX_RETRY_AFTER_S = 60.0

@@ -8,16 +8,14 @@ no seed. A policy refusal is HTTP 400 with code ``moderation_blocked`` (gpt-imag
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
 
-from brandloop.domain import ModelSpec
 from brandloop.policies.catalog import image_price, usage_cost
 from brandloop.providers import GeneratedImage, ImageRequest, ImageResult
 from brandloop.tools.providers._http import (
+    HostedApiProvider,
     decode_b64,
     error_message,
     inspect_image,
@@ -34,23 +32,11 @@ REFUSAL_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
 _RESERVED = frozenset({"model", "prompt", "n", "size", "quality", "response_format"})
 
 
-class OpenAIImagesProvider:
+class OpenAIImagesProvider(HostedApiProvider):
     """``ImageProvider`` over the OpenAI Images API."""
 
+    default_base_url = DEFAULT_BASE_URL
     name = "openai"
-
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        *,
-        api_key: SecretStr | str,
-        base_url: str = DEFAULT_BASE_URL,
-        models: Sequence[ModelSpec] = (),
-    ) -> None:
-        self._client = client
-        self._key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
-        self.base_url = base_url.rstrip("/")
-        self._specs = {m.model: m for m in models if m.provider == self.name}
 
     def body(self, request: ImageRequest) -> dict[str, Any]:
         """The JSON body for ``request`` (public so tests can check the wire format)."""

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
 
-from brandloop.domain import ModelSpec
 from brandloop.policies.catalog import image_price
 from brandloop.providers import GeneratedImage, ImageRequest, ImageResult
 from brandloop.tools.providers._http import (
+    HostedApiProvider,
     decode_b64,
     error_message,
     inspect_image,
@@ -48,23 +46,11 @@ def endpoint(model: str) -> str:
     raise ValueError(f"unknown Stability model {model!r}")
 
 
-class StabilityProvider:
+class StabilityProvider(HostedApiProvider):
     """``ImageProvider`` over Stability's Stable Image v2beta API."""
 
+    default_base_url = DEFAULT_BASE_URL
     name = "stability"
-
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        *,
-        api_key: SecretStr | str,
-        base_url: str = DEFAULT_BASE_URL,
-        models: Sequence[ModelSpec] = (),
-    ) -> None:
-        self._client = client
-        self._key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
-        self.base_url = base_url.rstrip("/")
-        self._specs = {m.model: m for m in models if m.provider == self.name}
 
     def form(self, request: ImageRequest, seed: int | None) -> dict[str, str]:
         """The multipart fields for one image (public so tests can check the wire format)."""

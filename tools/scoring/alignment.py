@@ -29,15 +29,15 @@ def alignment_signal(
     scorer: AlignmentScorer, image: Image.Image, prompt: str, policy: AlignmentPolicy
 ) -> Signal:
     value = min(max(float(scorer.score(image, prompt)), 0.0), 1.0)
-    passed = value >= policy.threshold
-    return Signal(
-        name="alignment",
-        value=value,
+    return Signal.judged(
+        "alignment",
+        value,
         raw=value,
-        passed=passed,
         threshold=policy.threshold,
-        explanation=f"text-image alignment {value:.2f} with the prompt"
-        + ("" if passed else ": the image may not show what was asked"),
+        explain=lambda passed: (
+            f"text-image alignment {value:.2f} with the prompt"
+            + ("" if passed else ": the image may not show what was asked")
+        ),
     )
 
 

@@ -36,18 +36,14 @@ def contrast(gray: npt.NDArray[np.uint8], policy: ContrastPolicy) -> Signal:
     levels = np.arange(256, dtype=np.float64)
     mean = float(histogram @ levels) / g.size
     rms = math.sqrt(max(float(histogram @ (levels - mean) ** 2) / g.size, 0.0))
-    value = _ramp(spread, policy.spread_zero, policy.spread_full)
-    passed = value >= policy.threshold
-    verdict = "good tonal range" if passed else "flat, low contrast"
-    return Signal(
-        name="contrast",
-        value=value,
+    return Signal.judged(
+        "contrast",
+        _ramp(spread, policy.spread_zero, policy.spread_full),
         raw=spread,
-        passed=passed,
         threshold=policy.threshold,
-        explanation=(
+        explain=lambda passed: (
             f"luminance spans {low}..{high} (2nd-98th percentile, {spread:.0f} levels), "
-            f"RMS contrast {rms:.0f}: {verdict}"
+            f"RMS contrast {rms:.0f}: {'good tonal range' if passed else 'flat, low contrast'}"
         ),
     )
 
@@ -82,15 +78,15 @@ def colourfulness(rgb: npt.NDArray[np.uint8], policy: ColourfulnessPolicy) -> Si
     metric = colourfulness_metric(rgb)
     value = min(metric / policy.m_full, 1.0)
     words = next(word for limit, word in _COLOURFUL_WORDS if metric < limit)
-    passed = value >= policy.threshold
-    return Signal(
-        name="colourfulness",
-        value=value,
+    return Signal.judged(
+        "colourfulness",
+        value,
         raw=metric,
-        passed=passed,
         threshold=policy.threshold,
-        explanation=f"colourfulness M = {metric:.1f} ({words}; Hasler-Süsstrunk)"
-        + ("" if passed else ": nearly grey"),
+        explain=lambda passed: (
+            f"colourfulness M = {metric:.1f} ({words}; Hasler-Süsstrunk)"
+            + ("" if passed else ": nearly grey")
+        ),
     )
 
 
@@ -110,18 +106,16 @@ def format_match(
     aspect_value = 1.0 - _ramp(aspect_error, policy.aspect_tolerance, policy.aspect_zero)
     scale = min(width / wanted_width, height / wanted_height, 1.0)
     value = aspect_value * scale
-    passed = value >= policy.threshold
     if width == wanted_width and height == wanted_height:
         detail = "exactly the size asked for"
     else:
         detail = f"aspect {width / height:.3f} vs {wanted_width / wanted_height:.3f} wanted" + (
             f", {scale:.0%} of the asked resolution" if scale < 1 else ""
         )
-    return Signal(
-        name="format",
-        value=value,
+    return Signal.judged(
+        "format",
+        value,
         raw=aspect_error,
-        passed=passed,
         threshold=policy.threshold,
-        explanation=f"{width}x{height} for {wanted_width}x{wanted_height} asked: {detail}",
+        explain=lambda _: f"{width}x{height} for {wanted_width}x{wanted_height} asked: {detail}",
     )

@@ -75,17 +75,16 @@ def duplicate_signal(
     distances = [hamming(own, other) for other in earlier]
     nearest = int(np.argmin(distances))
     distance = distances[nearest]
-    value = min(distance / policy.distance_full, 1.0)
-    passed = value >= policy.threshold
     name = f" ({labels[nearest]})" if nearest < len(labels) else ""
-    verdict = "distinct" if passed else "a near-duplicate"
-    return Signal(
-        name="duplicate",
-        value=value,
+    return Signal.judged(
+        "duplicate",
+        min(distance / policy.distance_full, 1.0),
         raw=float(distance),
-        passed=passed,
         threshold=policy.threshold,
-        explanation=f"perceptual hash {distance}/64 bits from the nearest earlier image{name}: {verdict}",
+        explain=lambda passed: (
+            f"perceptual hash {distance}/64 bits from the nearest earlier "
+            f"image{name}: {'distinct' if passed else 'a near-duplicate'}"
+        ),
     )
 
 
@@ -144,18 +143,14 @@ def similarity_signal(
     sims = (matrix @ own) / np.maximum(norms, 1e-12)
     best = float(sims.max())
     mean = float(sims.mean())
-    value = min(max(best, 0.0), 1.0)
-    passed = value >= policy.threshold
-    verdict = "in keeping with" if passed else "unlike"
-    return Signal(
-        name="similarity",
-        value=value,
+    return Signal.judged(
+        "similarity",
+        min(max(best, 0.0), 1.0),
         raw=best,
-        passed=passed,
         threshold=policy.threshold,
-        explanation=(
-            f"{verdict} the brand's accepted images: best match {best:.2f}, mean {mean:.2f} "
-            f"over {len(references)}"
+        explain=lambda passed: (
+            f"{'in keeping with' if passed else 'unlike'} the brand's accepted images: "
+            f"best match {best:.2f}, mean {mean:.2f} over {len(references)}"
         ),
     )
 
