@@ -96,7 +96,7 @@ def create_app(
         db=db,
         api=api_settings,
         pool=pool,
-        keys=KeyCache(api_settings.key_cache_seconds),
+        keys=KeyCache(api_settings.key_cache_seconds, api_settings.key_cache_entries),
         metrics=Metrics(db),
     )
 

@@ -1,40 +1,51 @@
-"""API keys and roles: who is calling, for which tenant, allowed to do what.
+"""Principals, API keys and roles: who is calling, for which tenant, allowed to do what.
+
+A principal is a named person (or service) of a tenant; every key belongs to one. Review rules
+and the audit log use the principal, never the key, so minting a second key does not make a
+second reviewer. Names and tenant ids are exact: ``ana`` and ``Ana`` are two principals, and
+``acme_co`` and ``acme-co`` two tenants.
 
 A key is ``bl_<id>_<secret>``; only the sha256 of the whole key is stored, and the key is shown
-once, when it is made. Roles are ordered: viewer < creator < approver < admin; each role may do
-what the roles below it may. Every lookup of a tenant's data goes through the caller's tenant,
-so another tenant's things answer 404 as if they did not exist.
+once, when it is made. Roles belong to keys and are ordered: viewer < creator < approver <
+admin; each role may do what the roles below it may. Every lookup of a tenant's data goes
+through the caller's tenant, so another tenant's things answer 404 as if they did not exist.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal, Protocol
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from brandloop.domain import utcnow
 from brandloop.errors import BadInputError
 from brandloop.registry.crud import audit
-from brandloop.registry.models_service import ApiKeyRow
+from brandloop.registry.models_service import ApiKeyRow, PrincipalRow
+from brandloop.templates.governance import ACTOR_PATTERN, RESERVED_ACTORS
 
 Role = Literal["viewer", "creator", "approver", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "creator", "approver", "admin")
 KEY_PREFIX = "bl_"
+TENANT_PATTERN: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 @dataclass(frozen=True)
 class Principal:
-    """The caller, as the API sees it."""
+    """The caller, as the API sees it: the key used, its tenant and role, and whose it is."""
 
     key_id: str
     tenant: str
     role: Role
+    name: str
 
     def can(self, role: Role) -> bool:
         return ROLES.index(self.role) >= ROLES.index(role)
@@ -44,20 +55,97 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def check_tenant(tenant: str) -> str:
+    """A tenant id as given: 1-64 ASCII letters, digits, '-' or '_' (case and all kept)."""
+    if not TENANT_PATTERN.match(tenant):
+        raise BadInputError(f"tenant {tenant!r} must be 1-64 ASCII letters, digits, '-' or '_'")
+    return tenant
+
+
+def check_principal_name(name: str) -> str:
+    """A principal's name as given: the user names template review accepts (``--as``)."""
+    if not ACTOR_PATTERN.match(name):
+        raise BadInputError(
+            f"principal {name!r} must be 1-120 letters, digits, '_', '.', '@' or '-', "
+            "starting with a letter or digit"
+        )
+    if name in RESERVED_ACTORS:
+        raise BadInputError(f"principal {name!r} is reserved for brandloop itself")
+    return name
+
+
+# --------------------------------------------------------------------------- principals
+
+
+def get_principal(session: Session, *, tenant: str, name: str) -> PrincipalRow | None:
+    return session.get(PrincipalRow, (tenant, name))
+
+
+def list_principals(session: Session, *, tenant: str) -> list[PrincipalRow]:
+    query = select(PrincipalRow).where(PrincipalRow.tenant == tenant)
+    return list(session.scalars(query.order_by(PrincipalRow.name)))
+
+
+def ensure_principal(session: Session, *, tenant: str, name: str, actor: str) -> PrincipalRow:
+    """The tenant's principal ``name``, created (and audited) if it does not exist yet.
+
+    Two callers creating the same principal at once both get it: the loser of the insert
+    race reads the winner's row.
+    """
+    check_tenant(tenant)
+    check_principal_name(name)
+    row = get_principal(session, tenant=tenant, name=name)
+    if row is not None:
+        return row
+    try:
+        with session.begin_nested():
+            row = PrincipalRow(tenant=tenant, name=name, created_at=utcnow())
+            session.add(row)
+    except IntegrityError:
+        found = get_principal(session, tenant=tenant, name=name)
+        if found is None:  # pragma: no cover - the row that won the race is committed
+            raise
+        return found
+    audit(
+        session,
+        tenant=tenant,
+        actor=actor,
+        action="principal.created",
+        subject_type="principal",
+        subject_id=name,
+    )
+    return row
+
+
+# --------------------------------------------------------------------------- keys
+
+
 def create_key(
-    session: Session, *, tenant: str, role: str, name: str = "", actor: str = "cli"
+    session: Session,
+    *,
+    tenant: str,
+    role: str,
+    principal: str | None = None,
+    name: str = "",
+    actor: str = "cli",
 ) -> tuple[ApiKeyRow, str]:
-    """Make a key; returns its row and the secret key, which is never stored."""
+    """Make a key for ``principal`` (created if new); returns its row and the secret key,
+    which is never stored.
+
+    Without ``principal`` the key gets a principal of its own, named after the key id, as
+    keys made before principals existed did: it shares no review rights with any other key.
+    """
     if role not in ROLES:
         raise BadInputError(f"role {role!r} is not one of {', '.join(ROLES)}")
-    tenant = tenant.strip()
-    if not tenant or len(tenant) > 64 or not tenant.replace("-", "").replace("_", "").isalnum():
-        raise BadInputError("tenant must be 1-64 letters, digits, '-' or '_'")
+    check_tenant(tenant)
     key_id = secrets.token_hex(6)
+    row_id = f"key_{key_id}"
+    owner = ensure_principal(session, tenant=tenant, name=principal or row_id, actor=actor)
     key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
     row = ApiKeyRow(
-        id=f"key_{key_id}",
+        id=row_id,
         tenant=tenant,
+        principal=owner.name,
         role=role,
         name=name,
         secret_sha256=hash_key(key),
@@ -73,7 +161,7 @@ def create_key(
         action="key.created",
         subject_type="api_key",
         subject_id=row.id,
-        detail={"role": role},
+        detail={"role": role, "principal": owner.name},
     )
     return row, key
 
@@ -99,43 +187,84 @@ def revoke_key(session: Session, *, row: ApiKeyRow, actor: str) -> None:
             action="key.revoked",
             subject_type="api_key",
             subject_id=row.id,
+            detail={"principal": row.principal},
         )
 
 
-class KeyCache:
-    """sha256(key) -> principal for a few seconds, so a hot path reads no key row.
-
-    A revocation made through this process is seen at once; one made elsewhere within
-    ``ttl`` seconds.
-    """
-
-    def __init__(self, ttl: float) -> None:
-        self.ttl = ttl
-        self._entries: dict[str, tuple[float, Principal | None]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, digest: str) -> tuple[bool, Principal | None]:
-        entry = self._entries.get(digest)
-        if entry is None or entry[0] < time.monotonic():
-            return False, None
-        return True, entry[1]
-
-    def put(self, digest: str, principal: Principal | None) -> None:
-        with self._lock:
-            if len(self._entries) > 10_000:
-                self._entries.clear()
-            self._entries[digest] = (time.monotonic() + self.ttl, principal)
-
-    def forget_key(self, key_id: str) -> None:
-        with self._lock:
-            for digest, (_, principal) in list(self._entries.items()):
-                if principal is not None and principal.key_id == key_id:
-                    del self._entries[digest]
-
-
 def authenticate(session: Session, key: str) -> Principal | None:
+    """The principal behind ``key``, or None for an unknown, revoked or broken key."""
     row = session.scalar(select(ApiKeyRow).where(ApiKeyRow.secret_sha256 == hash_key(key)))
     if row is None or row.revoked_at is not None or row.role not in ROLES:
         return None
     role: Role = ROLES[ROLES.index(row.role)]  # type: ignore[arg-type,unused-ignore]
-    return Principal(key_id=row.id, tenant=row.tenant, role=role)
+    return Principal(key_id=row.id, tenant=row.tenant, role=role, name=row.principal)
+
+
+# --------------------------------------------------------------------------- the hot path
+
+
+class KeyCache:
+    """sha256(key) -> principal of a *valid* key, least recently used evicted first.
+
+    Only keys that authenticated are held, so a flood of bogus keys neither fills the cache
+    nor pushes good keys out; a miss always reads the key row. An entry lives ``ttl``
+    seconds: a revocation made through this process is seen at once (``forget_key``), one
+    made elsewhere within ``ttl``.
+    """
+
+    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, digest: str) -> Principal | None:
+        with self._lock:
+            entry = self._entries.get(digest)
+            if entry is None:
+                return None
+            if entry[0] < time.monotonic():
+                del self._entries[digest]
+                return None
+            self._entries.move_to_end(digest)
+            return entry[1]
+
+    def put(self, digest: str, principal: Principal) -> None:
+        with self._lock:
+            self._entries[digest] = (time.monotonic() + self.ttl, principal)
+            self._entries.move_to_end(digest)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def forget_key(self, key_id: str) -> None:
+        with self._lock:
+            for digest, (_, principal) in list(self._entries.items()):
+                if principal.key_id == key_id:
+                    del self._entries[digest]
+
+
+class FailedAuthThrottle(Protocol):
+    """The seam for throttling failed authentications per client address.
+
+    ``retry_after`` is asked before a key is looked up: seconds the client must wait (the
+    API answers 429 with ``Retry-After``), or None. ``failed`` is told of each failure.
+    """
+
+    def retry_after(self, client: str) -> float | None: ...
+
+    def failed(self, client: str) -> None: ...
+
+
+class NoThrottle:
+    """The default: failed authentications are not throttled."""
+
+    def retry_after(self, client: str) -> float | None:
+        return None
+
+    def failed(self, client: str) -> None:
+        return None

@@ -28,6 +28,9 @@ class ApiSettings(BaseSettings):
     log_json: bool = True
     access_log: bool = Field(default=True, description="one JSON line per request")
     key_cache_seconds: float = Field(default=5.0, ge=0)
+    key_cache_entries: int = Field(
+        default=10_000, ge=1, description="valid keys held, least recently used evicted first"
+    )
     sse_poll_seconds: float = Field(default=0.2, gt=0)
 
 

@@ -6,13 +6,21 @@ the role it needs.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from brandloop.api.auth import KeyCache, Principal, Role, authenticate, hash_key
+from brandloop.api.auth import (
+    FailedAuthThrottle,
+    KeyCache,
+    NoThrottle,
+    Principal,
+    Role,
+    authenticate,
+    hash_key,
+)
 from brandloop.api.config import ApiSettings
 from brandloop.api.jobs.worker import WorkerPool
 from brandloop.api.observability import Metrics
@@ -23,7 +31,8 @@ from brandloop.settings import Settings
 
 @dataclass
 class Service:
-    """What one running app holds: its settings, database, worker pool, key cache and metrics."""
+    """What one running app holds: its settings, database, worker pool, key cache and metrics,
+    and the throttle on failed authentications (none by default)."""
 
     settings: Settings
     db: Database
@@ -31,6 +40,7 @@ class Service:
     pool: WorkerPool
     keys: KeyCache
     metrics: Metrics
+    auth_throttle: FailedAuthThrottle = field(default_factory=NoThrottle)
 
     def __post_init__(self) -> None:
         # one sessionmaker for the app's life: making one per request costs more than the query
@@ -44,15 +54,16 @@ class Service:
         if not key or len(key) > 200:
             return None
         digest = hash_key(key)
-        known, principal = self.keys.get(digest)
-        if known:
+        principal = self.keys.get(digest)
+        if principal is not None:
             return principal
         session = self.sessions()
         try:
             principal = authenticate(session, key)
         finally:
             session.close()
-        self.keys.put(digest, principal)
+        if principal is not None:  # misses are never cached: they would evict good keys
+            self.keys.put(digest, principal)
         return principal
 
 
@@ -97,8 +108,18 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 async def get_principal(request: Request) -> Principal:
     service: Service = request.app.state.service
+    client = request.client.host if request.client else ""
+    wait = service.auth_throttle.retry_after(client)
+    if wait is not None:
+        raise ApiProblem(
+            429,
+            "rate-limited",
+            "too many failed authentications from this address; retry later",
+            headers={"Retry-After": str(max(1, round(wait)))},
+        )
     principal = service.principal_for(request.headers.get("authorization"))
     if principal is None:
+        service.auth_throttle.failed(client)
         raise ApiProblem(
             401,
             "unauthorized",

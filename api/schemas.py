@@ -269,7 +269,8 @@ class ReviewVerdict(BaseModel):
     run_id: str
     decision: Literal["approve", "reject"]
     note: str
-    by: str = Field(description="the approver's key id")
+    by: str = Field(description="the deciding principal")
+    key_id: str = Field(description="the key the principal used")
     status: RunStatus
 
 
@@ -298,17 +299,34 @@ class NoteCreate(_In):
 
 class KeyCreate(_In):
     role: Literal["viewer", "creator", "approver", "admin"]
-    name: str = Field(default="", max_length=120)
+    name: str = Field(default="", max_length=120, description="a note on what the key is for")
+    principal: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=120,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,119}$",
+        description="whose key it is (created if new); default: the caller's own principal",
+    )
 
 
 class KeyPublic(BaseModel):
     id: str
     tenant: str
+    principal: str = Field(description="the principal (user) the key belongs to")
     role: str
     name: str
     prefix: str
     created_at: datetime
     revoked_at: datetime | None = None
+
+
+class WhoAmI(BaseModel):
+    """Who the calling key belongs to."""
+
+    key_id: str
+    tenant: str
+    principal: str
+    role: str
 
 
 class KeyCreated(KeyPublic):

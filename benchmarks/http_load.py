@@ -141,7 +141,10 @@ def main() -> None:
         HF_HUB_OFFLINE="1",
     )
     made = subprocess.run(
-        [*BRANDLOOP, "keys", "create", "--tenant", "bench", "--role", "admin", "--json"],
+        [
+            *BRANDLOOP, "keys", "create", "--tenant", "bench", "--principal", "bench",
+            "--role", "admin", "--json",
+        ],
         env=env, capture_output=True, text=True, check=True, cwd=ROOT,
     )  # fmt: skip
     auth = {"Authorization": f"Bearer {json.loads(made.stdout)['key']}"}

@@ -6,14 +6,64 @@ In CI (``CI`` set) a missing service is a failure, not a skip, so a broken launc
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
+#: as set when the tests started: the ``data_dir`` fixture clears every ``BRANDLOOP_*`` variable
+_STARTED_WITH = {k: v for k, v in os.environ.items() if k.startswith("BRANDLOOP_TEST_")}
+
 
 def service_env(name: str) -> str:
-    value = os.environ.get(name)
+    value = os.environ.get(name) or _STARTED_WITH.get(name)
     if value:
         return value
     if os.environ.get("CI"):
-        pytest.fail(f"{name} is not set: .ci/run must start the services (scripts/services.sh start)")
-    pytest.skip(f"{name} not set; run `eval $(bash scripts/services.sh start)` to include this test")
+        pytest.fail(
+            f"{name} is not set: .ci/run must start the services (scripts/services.sh start)"
+        )
+    pytest.skip(
+        f"{name} not set; run `eval $(bash scripts/services.sh start)` to include this test"
+    )
+
+
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A new, empty database on the test PostgreSQL server; dropped afterwards."""
+    import sqlalchemy as sa
+
+    base = service_env("BRANDLOOP_TEST_POSTGRES_URL")
+    name = f"bl_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(base.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = base.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+#: parametrise a ``database`` fixture with these: every promise is checked on both databases
+DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.server)]
+
+
+@contextmanager
+def database_url_for(kind: str, data_dir: Path) -> Iterator[str]:
+    """The registry URL of a fresh database of ``kind``: "sqlite" in ``data_dir`` (migrated on
+    first use), or "postgresql" on the test server, migrated as ``brandloop db upgrade`` does."""
+    if kind == "sqlite":
+        yield f"sqlite:///{data_dir / 'brandloop.db'}"
+        return
+    from brandloop.registry.db import Database
+
+    with fresh_postgres_database() as url:
+        database = Database(url)
+        database.upgrade()
+        database.dispose()
+        yield url

@@ -20,19 +20,28 @@ app.add_typer(keys_app, name="keys")
 def create(
     tenant: Annotated[str, typer.Option(help="the tenant the key acts for")],
     role: Annotated[str, typer.Option(help="viewer | creator | approver | admin")],
+    principal: Annotated[
+        str,
+        typer.Option(help="whose key it is: a user name, created if new (exact, case-sensitive)"),
+    ],
     name: Annotated[str, typer.Option(help="a note on what the key is for")] = "",
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
 ) -> None:
     """Make a key. The key is printed once and only its hash is stored."""
     with database().session() as session:
-        row, key = create_key(session, tenant=tenant, role=role, name=name, actor="cli")
+        row, key = create_key(
+            session, tenant=tenant, role=role, principal=principal, name=name, actor="cli"
+        )
         key_id = row.id
     if as_json:
-        print_json({"key": key, "tenant": tenant.strip(), "role": role, "id": key_id})
+        print_json(
+            {"key": key, "tenant": tenant, "principal": principal, "role": role, "id": key_id}
+        )
         return
     out.print(key)
     out.print(
-        f"[dim]{key_id} for tenant {tenant.strip()} as {role}; shown once, store it now[/dim]"
+        f"[dim]{key_id} of {principal} for tenant {tenant} as {role}; "
+        "shown once, store it now[/dim]"
     )
 
 
@@ -46,6 +55,7 @@ def list_(
         rows: list[dict[str, Any]] = [
             {
                 "id": r.id,
+                "principal": r.principal,
                 "role": r.role,
                 "name": r.name,
                 "prefix": r.prefix,
@@ -57,10 +67,11 @@ def list_(
     if as_json:
         print_json(rows)
         return
-    table = Table("id", "role", "name", "prefix", "created", "revoked")
+    table = Table("id", "principal", "role", "name", "prefix", "created", "revoked")
     for r in rows:
         table.add_row(
             r["id"],
+            r["principal"],
             r["role"],
             r["name"],
             r["prefix"],

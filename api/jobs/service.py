@@ -150,6 +150,7 @@ def submit(
         request=request.model_dump(mode="json"),
         campaign_id=campaign_id,
         thread_id=thread_id,
+        requested_by=principal.name,
     )
 
 

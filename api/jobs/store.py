@@ -35,7 +35,9 @@ def create_job(
     request: dict[str, Any],
     campaign_id: str | None = None,
     thread_id: str | None = None,
+    requested_by: str | None = None,
 ) -> JobRow:
+    """A queued job; ``requested_by`` is the principal asking (run review compares it)."""
     job_id = new_id("job")
     row = JobRow(
         id=job_id,
@@ -46,6 +48,7 @@ def create_job(
         run_id="run_" + uuid.uuid4().hex[:16],
         campaign_id=campaign_id,
         thread_id=thread_id,
+        requested_by=requested_by,
         cancel_requested=False,
         cost_usd=0.0,
         created_at=utcnow(),

@@ -40,7 +40,7 @@ async def put_brand(
     kit: BrandKit, principal: Admin, session: SessionDep, response: Response
 ) -> BrandPublic:
     existed = crud.get_brand(session, tenant=principal.tenant, ref=kit.name) is not None
-    row = crud.upsert_brand(session, tenant=principal.tenant, kit=kit, actor=principal.key_id)
+    row = crud.upsert_brand(session, tenant=principal.tenant, kit=kit, actor=principal.name)
     if existed:
         response.status_code = 200
     response.headers["Location"] = f"/v1/brands/{row.id}"

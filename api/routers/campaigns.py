@@ -148,6 +148,7 @@ async def create_campaign(
             kind="campaign_asset",
             request={**request.model_dump(mode="json"), "campaign_id": campaign.id},
             campaign_id=campaign.id,
+            requested_by=principal.name,
         )
         plan.append(
             {

@@ -1,13 +1,13 @@
-"""API keys of the caller's tenant: admins make, list and revoke them."""
+"""API keys of the caller's tenant: admins make, list and revoke them; any key asks whose it is."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
 from brandloop.api.auth import create_key, get_key, list_keys, revoke_key
-from brandloop.api.deps import Admin, ServiceDep, SessionDep
+from brandloop.api.deps import Admin, ServiceDep, SessionDep, Viewer
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
-from brandloop.api.schemas import KeyCreate, KeyCreated, KeyPublic
+from brandloop.api.schemas import KeyCreate, KeyCreated, KeyPublic, WhoAmI
 from brandloop.registry.models_service import ApiKeyRow
 
 router = APIRouter(prefix="/keys", tags=["keys"], responses=PROBLEM_RESPONSES)
@@ -17,6 +17,7 @@ def key_public(row: ApiKeyRow) -> KeyPublic:
     return KeyPublic(
         id=row.id,
         tenant=row.tenant,
+        principal=row.principal,
         role=row.role,
         name=row.name,
         prefix=row.prefix,
@@ -30,12 +31,30 @@ async def list_tenant_keys(principal: Admin, session: SessionDep) -> list[KeyPub
     return [key_public(r) for r in list_keys(session, tenant=principal.tenant)]
 
 
+@router.get("/me", response_model=WhoAmI, summary="Who the calling key belongs to")
+async def who_am_i(principal: Viewer) -> WhoAmI:
+    return WhoAmI(
+        key_id=principal.key_id,
+        tenant=principal.tenant,
+        principal=principal.name,
+        role=principal.role,
+    )
+
+
 @router.post(
-    "", status_code=201, response_model=KeyCreated, summary="Make a key; the secret is shown once"
+    "",
+    status_code=201,
+    response_model=KeyCreated,
+    summary="Make a key for a principal (the caller's own by default); the secret is shown once",
 )
 async def make_key(body: KeyCreate, principal: Admin, session: SessionDep) -> KeyCreated:
     row, secret = create_key(
-        session, tenant=principal.tenant, role=body.role, name=body.name, actor=principal.key_id
+        session,
+        tenant=principal.tenant,
+        role=body.role,
+        principal=body.principal or principal.name,
+        name=body.name,
+        actor=principal.name,
     )
     return KeyCreated(**key_public(row).model_dump(), key=secret)
 
@@ -47,7 +66,7 @@ async def delete_key(
     row = get_key(session, tenant=principal.tenant, key_id=key_id)
     if row is None:
         raise ApiProblem(404, "not-found", f"no key {key_id}")
-    revoke_key(session, row=row, actor=principal.key_id)
+    revoke_key(session, row=row, actor=principal.name)
     session.commit()
     service.keys.forget_key(row.id)
     return key_public(row)

@@ -66,14 +66,29 @@ async def review_run(
     run = crud.get_run(session, tenant=principal.tenant, run_id=run_id)
     if run is None:
         raise ApiProblem(404, "not-found", f"no run {run_id}")
-    verdict = {"run_id": run.id, "decision": body.decision, "note": body.note}
+    job = store.job_for_run(session, tenant=principal.tenant, run_id=run.id)
+    if body.decision == "approve" and job is not None and job.requested_by == principal.name:
+        raise ApiProblem(
+            409,
+            "conflict",
+            f"{principal.name} asked for run {run.id} and may not approve it (with any of their "
+            "keys); ask another approver",
+        )
+    verdict = {
+        "run_id": run.id,
+        "decision": body.decision,
+        "note": body.note,
+        "by": principal.name,
+        "key_id": principal.key_id,
+    }
     if run.status != "awaiting_review":  # a verdict on a delivered run: recorded, nothing resumes
         action = "run.approved" if body.decision == "approve" else "run.rejected"
         crud.audit(
-            session, tenant=principal.tenant, actor=principal.key_id, action=action,
-            subject_type="run", subject_id=run.id, detail={"note": body.note},
+            session, tenant=principal.tenant, actor=principal.name, action=action,
+            subject_type="run", subject_id=run.id,
+            detail={"note": body.note, "key_id": principal.key_id},
         )  # fmt: skip
-        return ReviewVerdict(**verdict, by=principal.key_id, status=run.status)
+        return ReviewVerdict(**verdict, status=run.status)
     session.commit()  # nothing held while the run finishes in its own sessions
     providers = pool.providers_factory(pool.settings) if pool.providers_factory else None
     result = await finish_review(
@@ -82,7 +97,7 @@ async def review_run(
         db=pool.db,
         decision=body.decision,
         note=body.note,
-        actor=principal.key_id,
+        actor=principal.name,
         tenant=principal.tenant,
         providers=providers,
         use_memory=pool.use_memory,
@@ -91,4 +106,4 @@ async def review_run(
     if job is not None:
         job.result, job.state = result.model_dump(mode="json"), finished_state(result)
         job.cost_usd, job.finished_at = result.cost_usd, utcnow()
-    return ReviewVerdict(**verdict, by=principal.key_id, status=result.status)
+    return ReviewVerdict(**verdict, status=result.status)

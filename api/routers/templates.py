@@ -103,7 +103,7 @@ def _version_step(
             tenant=principal.tenant,
             name=name,
             version=version,
-            actor=principal.key_id,
+            actor=principal.name,
             **extra,
         )
     )
@@ -133,7 +133,7 @@ async def add_version(
         raise ApiProblem(422, "bad-input", governance.describe_validation(exc)) from None
     if crud.get_template(session, tenant=principal.tenant, name=name) is None:
         row = governance.create_template(
-            session, tenant=principal.tenant, name=name, spec=spec, actor=principal.key_id
+            session, tenant=principal.tenant, name=name, spec=spec, actor=principal.name
         )
     else:
         row = governance.new_version(
@@ -141,7 +141,7 @@ async def add_version(
             tenant=principal.tenant,
             name=name,
             spec=spec,
-            actor=principal.key_id,
+            actor=principal.name,
             message=body.message,
         )
     return crud.template_version_model(_template(session, principal.tenant, name), row)
@@ -209,7 +209,7 @@ async def set_label(
             name=name,
             label=label,
             weights=body.weights,
-            actor=principal.key_id,
+            actor=principal.name,
             is_approver=_is_approver(principal),
         )
     )

@@ -1,5 +1,5 @@
-"""Registry tables owned by the HTTP service: API keys, durable jobs, idempotency records,
-chat threads and their messages, and campaigns.
+"""Registry tables owned by the HTTP service: principals and their API keys, durable jobs,
+idempotency records, chat threads and their messages, and campaigns.
 
 Every row carries its tenant; the API reads them only through the tenant of the calling key.
 """
@@ -9,7 +9,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from brandloop.domain import utcnow
@@ -21,18 +32,41 @@ __all__ = [
     "CampaignRow",
     "IdempotencyRow",
     "JobRow",
+    "PrincipalRow",
     "ThreadMessageRow",
     "ThreadRow",
 ]
 
 
+class PrincipalRow(Base):
+    """A named person (or service) of a tenant. Keys belong to a principal, and review rules
+    compare principals, so a second key never makes a second reviewer. ``name`` is exact:
+    ``ana`` and ``Ana`` are two principals."""
+
+    __tablename__ = "principals"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class ApiKeyRow(Base):
-    """An API key: only the sha256 of the secret is kept; the secret is shown once."""
+    """An API key of one principal: only the sha256 of the secret is kept; the secret is
+    shown once."""
 
     __tablename__ = "api_keys"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant", "principal"],
+            ["principals.tenant", "principals.name"],
+            name="fk_api_keys_principal",
+        ),
+        Index("ix_api_keys_tenant_principal", "tenant", "principal"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     tenant: Mapped[str] = mapped_column(String(64), index=True)
+    principal: Mapped[str] = mapped_column(String(120))
     role: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(120), default="")
     secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
@@ -55,6 +89,8 @@ class JobRow(Base):
     run_id: Mapped[str] = mapped_column(String(64), index=True)
     campaign_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     thread_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    #: the principal whose key asked for the job; None for jobs made before principals existed
+    requested_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)

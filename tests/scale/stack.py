@@ -181,7 +181,17 @@ def flush_redis(url: str) -> None:
 def setup_tenant(stack: Stack) -> None:
     """An admin key and the Acme Coffee brand, made through the CLI and the API."""
     stack.key = json.loads(
-        stack.cli("keys", "create", "--tenant", "default", "--role", "admin", "--json")
+        stack.cli(
+            "keys",
+            "create",
+            "--tenant",
+            "default",
+            "--principal",
+            "ops",
+            "--role",
+            "admin",
+            "--json",
+        )
     )["key"]
     import yaml
 

@@ -16,7 +16,8 @@ from brandloop.api.app import create_app
 from brandloop.api.auth import create_key
 from brandloop.api.config import ApiSettings
 from brandloop.registry.db import Database
-from brandloop.settings import Settings
+from brandloop.settings import Settings, get_settings
+from tests.services import DATABASES, database_url_for
 
 ROOT = Path(__file__).resolve().parents[3]
 BRANDS = ROOT / "examples" / "brands"
@@ -27,7 +28,8 @@ def brand_kit(name: str = "acme-coffee") -> dict[str, Any]:
 
 
 class Keys:
-    """``keys["A", "creator"]`` is a bearer header for tenant A with that role."""
+    """``keys["A", "creator"]`` is a bearer header for tenant A with that role (each such key
+    its own principal); ``keys.of("A", "ana", "admin")`` a new key of principal ``ana``."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -40,6 +42,31 @@ class Keys:
                 _, key = create_key(session, tenant=tenant, role=role)
             self._made[item] = {"Authorization": f"Bearer {key}"}
         return self._made[item]
+
+    def of(self, tenant: str, principal: str, role: str) -> dict[str, str]:
+        with self.db.session() as session:
+            _, key = create_key(session, tenant=tenant, role=role, principal=principal)
+        return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture(params=DATABASES)
+def database(
+    request: pytest.FixtureRequest, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """Run the test on SQLite and on PostgreSQL: a module overrides ``settings`` with
+    ``both_databases`` to use it."""
+    with database_url_for(request.param, data_dir) as url:
+        monkeypatch.setenv("BRANDLOOP_DATABASE_URL", url)
+        get_settings.cache_clear()
+        yield str(request.param)
+        get_settings.cache_clear()
+
+
+def both_databases(database: str) -> Settings:
+    """``settings = pytest.fixture(both_databases)`` in a module runs it on both databases."""
+    settings = get_settings()
+    assert settings.resolved_database_url.startswith(database)
+    return settings
 
 
 @pytest.fixture

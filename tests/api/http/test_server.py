@@ -40,7 +40,10 @@ def env_for(data_dir: Path, **extra: str) -> dict[str, str]:
 
 def make_key(env: dict[str, str], tenant: str, role: str) -> dict[str, str]:
     done = subprocess.run(
-        [*BRANDLOOP, "keys", "create", "--tenant", tenant, "--role", role, "--json"],
+        [
+            *BRANDLOOP, "keys", "create", "--tenant", tenant, "--principal", f"{role}-user",
+            "--role", role, "--json",
+        ],
         cwd=ROOT, env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     made = json.loads(done.stdout)

@@ -1,0 +1,150 @@
+"""Principals, not keys: every key belongs to a named principal, review rules compare
+principals, the audit log records them, and the API says whose a key is. On both databases."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from brandloop.registry import crud
+from brandloop.registry.db import Database
+from brandloop.settings import Settings
+from tests.api.http.conftest import Keys, assert_problem, both_databases, brand_kit
+from tests.api.test_cli import run_cli
+
+settings = pytest.fixture(name="settings")(both_databases)
+
+GEN = {"brief": "a steaming cup", "brand": "Acme Coffee", "size": "256x256"}
+
+
+def _submitted_version(client: TestClient, author: dict[str, str], name: str) -> None:
+    made = client.post(
+        f"/v1/templates/{name}/versions", json={"body": "{{ brief }}"}, headers=author
+    )
+    assert made.status_code == 201, made.text
+    submitted = client.post(f"/v1/templates/{name}/versions/1/submit", json={}, headers=author)
+    assert submitted.status_code == 200, submitted.text
+
+
+def test_a_second_key_of_the_author_cannot_approve_their_template(
+    client: TestClient, keys: Keys, db: Database
+) -> None:
+    ana_first = keys.of("acme", "ana", "admin")
+    ana_second = keys.of("acme", "ana", "approver")  # minted to approve her own work
+    _submitted_version(client, ana_first, "hero")
+    refused = client.post(
+        "/v1/templates/hero/versions/1/review", json={"decision": "approve"}, headers=ana_second
+    )
+    assert "ana wrote hero@1" in assert_problem(refused, 409, "conflict")["detail"]
+    # exact identity: "Ana" is another principal than "ana", and may approve
+    approved = client.post(
+        "/v1/templates/hero/versions/1/review",
+        json={"decision": "approve"},
+        headers=keys.of("acme", "Ana", "approver"),
+    )
+    assert approved.status_code == 200, approved.text
+    with db.session() as session:
+        actors = [(r.action, r.actor) for r in crud.list_audit(session, tenant="acme")]
+    assert ("template.approved", "Ana") in actors
+    assert ("template.submitted", "ana") in actors
+    assert not any(actor.startswith("key_") for _, actor in actors if actor != "cli")
+
+
+def test_concurrent_self_approvals_through_many_keys_are_all_refused(
+    client: TestClient, keys: Keys
+) -> None:
+    author = keys.of("acme", "lee", "admin")
+    _submitted_version(client, author, "banner")
+    own_keys = [keys.of("acme", "lee", "approver") for _ in range(8)]
+
+    def approve(headers: dict[str, str]) -> int:
+        return client.post(
+            "/v1/templates/banner/versions/1/review", json={"decision": "approve"}, headers=headers
+        ).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(approve, own_keys))
+    assert statuses == [409] * 8
+    version = client.get("/v1/templates/banner", headers=author).json()["versions"][0]
+    assert version["status"] == "in_review"
+
+
+def test_the_principal_who_asked_for_a_run_cannot_approve_it(
+    make_client: Callable[..., TestClient], keys: Keys, tmp_path: Path, monkeypatch: Any
+) -> None:
+    policy = tmp_path / "agent.yaml"
+    policy.write_text("review:\n  mode: always\n")
+    monkeypatch.setenv("BRANDLOOP_AGENT_POLICY", str(policy))
+    client = make_client()
+    mia_creator, mia_approver = keys.of("A", "mia", "admin"), keys.of("A", "mia", "approver")
+    assert client.post("/v1/brands", json=brand_kit(), headers=mia_creator).status_code == 201
+    job = client.post("/v1/generations?wait=60", json=GEN, headers=mia_creator).json()
+    assert job["state"] == "awaiting_review", job
+    path = f"/v1/review/runs/{job['run_id']}"
+    refused = client.post(path, json={"decision": "approve"}, headers=mia_approver)
+    assert "mia asked for run" in assert_problem(refused, 409, "conflict")["detail"]
+    verdict = client.post(
+        path, json={"decision": "approve"}, headers=keys.of("A", "raj", "approver")
+    )
+    assert verdict.status_code == 200, verdict.text
+    assert verdict.json()["by"] == "raj" and verdict.json()["status"] == "succeeded"
+
+
+def test_the_api_says_whose_key_it_is(client: TestClient, keys: Keys) -> None:
+    admin = keys.of("acme_co", "ops@acme", "admin")
+    me = client.get("/v1/keys/me", headers=admin)
+    assert me.status_code == 200, me.text
+    assert me.json() | {"key_id": "-"} == {
+        "key_id": "-",
+        "tenant": "acme_co",
+        "principal": "ops@acme",
+        "role": "admin",
+    }
+    # an admin mints a key for someone else, and by default for themself
+    for_kim = client.post("/v1/keys", json={"role": "viewer", "principal": "kim"}, headers=admin)
+    assert for_kim.status_code == 201 and for_kim.json()["principal"] == "kim"
+    kim = {"Authorization": f"Bearer {for_kim.json()['key']}"}
+    assert client.get("/v1/keys/me", headers=kim).json()["principal"] == "kim"
+    own = client.post("/v1/keys", json={"role": "creator"}, headers=admin)
+    assert own.status_code == 201 and own.json()["principal"] == "ops@acme"
+    listed = {k["id"]: k["principal"] for k in client.get("/v1/keys", headers=admin).json()}
+    assert listed[own.json()["id"]] == "ops@acme" and listed[for_kim.json()["id"]] == "kim"
+    for bad in ("", "-lead", "a b", "system", "x" * 121, "ana\n"):
+        response = client.post("/v1/keys", json={"role": "viewer", "principal": bad}, headers=admin)
+        assert response.status_code in (400, 422), (bad, response.text)
+    assert_problem(client.get("/v1/keys/me"), 401, "unauthorized")
+
+
+def test_cli_keys_create_needs_a_principal(
+    capsys: pytest.CaptureFixture[str], settings: Settings
+) -> None:
+    code, out, _ = run_cli(
+        capsys,
+        *["keys", "create", "--tenant", "Acme-Co", "--principal", "Ana", "--role", "admin"],
+        "--json",
+    )
+    assert code == 0, out
+    body = json.loads(out)
+    assert (body["tenant"], body["principal"], body["role"]) == ("Acme-Co", "Ana", "admin")
+    code, out, _ = run_cli(capsys, "keys", "list", "--tenant", "Acme-Co", "--json")
+    assert [k["principal"] for k in json.loads(out)] == ["Ana"]
+    code, _, err = run_cli(capsys, "keys", "create", "--tenant", "acme", "--role", "admin")
+    assert code == 2 and "principal" in err
+    for args in (
+        ["--tenant", "acme", "--principal", "a b", "--role", "admin"],
+        ["--tenant", "acme", "--principal", "system", "--role", "admin"],
+        ["--tenant", " acme", "--principal", "ana", "--role", "admin"],
+        ["--tenant", "acmé", "--principal", "ana", "--role", "admin"],
+        ["--tenant", "acme", "--principal", "ana", "--role", "owner"],
+    ):
+        code, _, err = run_cli(capsys, "keys", "create", *args)
+        assert code == 2, (args, err)
+        assert len(err.strip().splitlines()) == 1, err
+    code, out, _ = run_cli(capsys, "keys", "list", "--tenant", "acme", "--json")
+    assert json.loads(out) == [], "a refused key leaves nothing behind"
