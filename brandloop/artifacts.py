@@ -79,7 +79,11 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 class ArtifactStore:
-    """Files named by the sha256 of their bytes: ``root/ab/cd/abcd….png``."""
+    """Files named by the sha256 of their bytes: ``root/ab/cd/abcd….png``.
+
+    The store knows files, not owners: who may read or delete which file is recorded per
+    tenant in the registry (``brandloop.registry.artifact_owners``).
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -87,18 +91,30 @@ class ArtifactStore:
     def path_for(self, sha256: str, suffix: str = ".png") -> Path:
         return self.root / sha256[:2] / sha256[2:4] / f"{sha256}{suffix}"
 
-    def put(self, png: bytes, receipt: dict[str, Any] | None = None) -> tuple[str, Path]:
-        data = (
-            png_with_text(png, RECEIPT_KEY, json.dumps(receipt, sort_keys=True)) if receipt else png
-        )
+    @staticmethod
+    def encode(png: bytes, receipt: dict[str, Any] | None = None) -> bytes:
+        """The bytes to store: the PNG with its receipt inside, when there is one."""
+        if not receipt:
+            return png
+        return png_with_text(png, RECEIPT_KEY, json.dumps(receipt, sort_keys=True))
+
+    def write(self, data: bytes) -> tuple[str, Path]:
+        """Store ``data`` under its sha256 unless that file is there already."""
         digest = sha256_hex(data)
         path = self.path_for(digest)
         if not path.exists():
             atomic_write(path, data)
         return digest, path
 
+    def put(self, png: bytes, receipt: dict[str, Any] | None = None) -> tuple[str, Path]:
+        return self.write(self.encode(png, receipt))
+
     def get(self, sha256: str) -> bytes:
         return self.path_for(sha256).read_bytes()
 
     def exists(self, sha256: str) -> bool:
         return self.path_for(sha256).exists()
+
+    def remove(self, sha256: str) -> None:
+        """Delete the file (no owner is left: the caller checked, under the sha256's lock)."""
+        self.path_for(sha256).unlink(missing_ok=True)

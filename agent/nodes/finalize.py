@@ -8,9 +8,11 @@ from langgraph.runtime import Runtime
 
 from brandloop.agent.context import RunContext
 from brandloop.agent.state import RunState
+from brandloop.artifacts import sha256_hex
 from brandloop.domain import AcceptedImage, Attempt, Receipt, RunResult, RunStatus
 from brandloop.policies.drift import load_drift_policy
 from brandloop.registry import crud
+from brandloop.registry.artifact_owners import keep_artifact
 from brandloop.templates import drift
 
 PREVIEW_NOTE = (
@@ -67,18 +69,17 @@ async def finalize(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
             attempt = attempts[attempt_id]
             assert attempt.artifact_sha256 is not None and attempt.scores is not None
             receipt = build_receipt(ctx, run_id, attempt, state.get("redactions", []))
-            sha, path = ctx.artifacts.put(
+            data = ctx.artifacts.encode(
                 ctx.artifacts.get(attempt.artifact_sha256), receipt.model_dump(mode="json")
             )
-            receipt = receipt.model_copy(update={"sha256": sha})
-            crud.record_artifact(
+            receipt = receipt.model_copy(update={"sha256": sha256_hex(data)})
+            sha, path = keep_artifact(
                 session,
-                sha256=sha,
+                ctx.artifacts,
+                data,
                 tenant=ctx.tenant,
-                path=str(path),
                 width=attempt.candidate.width,
                 height=attempt.candidate.height,
-                size_bytes=path.stat().st_size,
                 run_id=run_id,
                 attempt_id=attempt.id,
                 receipt=receipt.model_dump(mode="json"),

@@ -20,6 +20,7 @@ from brandloop.domain import Attempt, Candidate, ModerationVerdict
 from brandloop.errors import ProviderError
 from brandloop.providers import GeneratedImage, ImageResult
 from brandloop.registry import crud
+from brandloop.registry.artifact_owners import keep_artifact
 from brandloop.tools import cache as generation_cache
 from brandloop.tools.providers.batching import batch_candidates, batch_key, build_request
 from brandloop.tools.providers.errors import (
@@ -238,20 +239,17 @@ async def _fitted(image: GeneratedImage, cand: Candidate) -> GeneratedImage:
 
 
 def _store(ctx: RunContext, run_id: str, attempt: Attempt, image: GeneratedImage) -> Attempt:
-    """Record the image as the attempt's artifact."""
-    sha, path = ctx.artifacts.put(image.data)
+    """Keep the image as the attempt's artifact, owned by the run's tenant."""
     with ctx.db.session() as session:
-        crud.record_artifact(
+        sha, _ = keep_artifact(
             session,
-            sha256=sha,
+            ctx.artifacts,
+            image.data,
             tenant=ctx.tenant,
-            path=str(path),
             width=image.width,
             height=image.height,
-            size_bytes=len(image.data),
             run_id=run_id,
             attempt_id=attempt.id,
-            receipt=None,
         )
     return attempt.model_copy(update={"artifact_sha256": sha})
 

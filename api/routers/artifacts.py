@@ -1,4 +1,5 @@
-"""Artifacts: the image bytes by sha256, immutable, so cached for good."""
+"""Artifacts: the image bytes by sha256, immutable, so cached for good. Each tenant owns its
+own copy of identical bytes: it reads it, and deletes it, without touching another tenant's."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from fastapi import APIRouter, Header, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
-from brandloop.api.deps import SessionDep, SettingsDep, Viewer
+from brandloop.api.deps import Admin, SessionDep, SettingsDep, Viewer
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
 from brandloop.artifacts import ArtifactStore
 from brandloop.registry import crud
+from brandloop.registry.artifact_owners import release_artifact
 
 router = APIRouter(prefix="/artifacts", tags=["artifacts"], responses=PROBLEM_RESPONSES)
+Sha256 = Annotated[str, PathParam(pattern=r"^[0-9a-f]{64}$")]
 
 
 @router.get(
@@ -26,7 +29,7 @@ router = APIRouter(prefix="/artifacts", tags=["artifacts"], responses=PROBLEM_RE
     },
 )
 async def get_artifact(
-    sha256: Annotated[str, PathParam(pattern=r"^[0-9a-f]{64}$")],
+    sha256: Sha256,
     principal: Viewer,
     session: SessionDep,
     settings: SettingsDep,
@@ -43,3 +46,26 @@ async def get_artifact(
     if not path.is_file():
         raise ApiProblem(404, "not-found", f"artifact {sha256} is recorded but its file is missing")
     return FileResponse(path, media_type=row.media_type, headers=headers)
+
+
+@router.delete(
+    "/{sha256}",
+    status_code=204,
+    summary="Delete the tenant's copy of an image; other tenants' copies of the same bytes stay",
+)
+async def delete_artifact(
+    sha256: Sha256, principal: Admin, session: SessionDep, settings: SettingsDep
+) -> Response:
+    store = ArtifactStore(settings.artifacts_dir)
+    if not release_artifact(session, store, tenant=principal.tenant, sha256=sha256):
+        raise ApiProblem(404, "not-found", f"no artifact {sha256}")
+    crud.audit(
+        session,
+        tenant=principal.tenant,
+        actor=principal.name,
+        action="artifact.deleted",
+        subject_type="artifact",
+        subject_id=sha256,
+        detail={"key_id": principal.key_id},
+    )
+    return Response(status_code=204)

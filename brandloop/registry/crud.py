@@ -395,37 +395,6 @@ def finish_run(
 # --------------------------------------------------------------------------- artifacts
 
 
-def record_artifact(
-    session: Session,
-    *,
-    sha256: str,
-    tenant: str,
-    path: str,
-    width: int,
-    height: int,
-    size_bytes: int,
-    run_id: str | None,
-    attempt_id: str | None,
-    receipt: dict[str, Any] | None,
-) -> ArtifactRow:
-    row = session.get(ArtifactRow, sha256)
-    if row is None:
-        row = ArtifactRow(
-            sha256=sha256,
-            tenant=tenant,
-            path=path,
-            width=width,
-            height=height,
-            size_bytes=size_bytes,
-            run_id=run_id,
-            attempt_id=attempt_id,
-            receipt=receipt,
-        )
-        session.add(row)
-        session.flush()
-    return row
-
-
 def get_artifact(session: Session, *, tenant: str, sha256: str) -> ArtifactRow | None:
     return session.scalar(
         select(ArtifactRow).where(ArtifactRow.tenant == tenant, ArtifactRow.sha256 == sha256)

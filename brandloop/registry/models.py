@@ -168,10 +168,14 @@ class AttemptRow(Base):
 
 
 class ArtifactRow(Base):
+    """A tenant's copy of an image file. Files are named by their sha256 and shared on disk;
+    each tenant that made the same bytes owns its own row, so it can read them, and delete
+    its copy, without touching another tenant's (``registry.artifact_owners``)."""
+
     __tablename__ = "artifacts"
 
-    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
-    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
     path: Mapped[str] = mapped_column(Text)
     media_type: Mapped[str] = mapped_column(String(32), default="image/png")
     width: Mapped[int] = mapped_column(Integer)

@@ -59,3 +59,48 @@ def test_keys_made_before_principals_become_principals_of_their_own(empty_url: s
     assert sorted(tuple(p) for p in principals) == sorted(
         [("acme_co", "key_a1"), ("acme_co", "key_b2"), ("Acme-Co", "key_c3")]
     )
+
+
+def test_a_tenant_that_made_bytes_another_recorded_first_gets_its_own_copy(empty_url: str) -> None:
+    engine = upgrade(empty_url, "0200")
+    sha = "ab" * 32
+    at = "2026-11-30 10:00:00"
+    with engine.begin() as conn:
+        for tenant, run in (("acme_co", "run_1"), ("acme-co", "run_2"), ("acme-co", "run_3")):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO runs (id, tenant, brand_name, brief, request, status, reason, "
+                    "template_ref, cost_usd, attempt_count, accepted_count, created_at) VALUES "
+                    "(:id, :tenant, 'b', 'brief', '{}', 'succeeded', '', 't', 0, 1, 1, :at)"
+                ),
+                {"id": run, "tenant": tenant, "at": at},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO attempts (id, run_id, iteration, model, template_ref, prompt, "
+                    "negative_prompt, seed_requested, width, height, params, outcome, "
+                    "artifact_sha256, idempotency_key, tries, cost_usd, latency_ms, cache_hit, "
+                    "created_at) VALUES (:id, :run, 0, 'm', 't', 'p', '', 1, 8, 8, '{}', "
+                    "'accepted', :sha, :id, 1, 0, 0, false, :at)"
+                ),
+                {"id": f"att_{run}", "run": run, "sha": sha, "at": at},
+            )
+        conn.execute(
+            sa.text(
+                "INSERT INTO artifacts (sha256, tenant, path, media_type, width, height, "
+                "size_bytes, run_id, attempt_id, created_at) VALUES "
+                "(:sha, 'acme_co', '/a/b.png', 'image/png', 8, 8, 99, 'run_1', 'att_run_1', :at)"
+            ),
+            {"sha": sha, "at": at},
+        )
+    engine.dispose()
+    engine = upgrade(empty_url, "heads")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT tenant, sha256, path, run_id FROM artifacts ORDER BY tenant")
+        ).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [
+        ("acme-co", sha, "/a/b.png", "run_2"),
+        ("acme_co", sha, "/a/b.png", "run_1"),
+    ]

@@ -1,0 +1,96 @@
+"""Who owns which image: a tenant's copy of a content-addressed file, kept and released.
+
+Files are named by their sha256 and shared on disk; ownership is a row per (tenant, sha256).
+Two tenants that make the same bytes (the preview renderer is deterministic) each own a copy:
+both read it, and either deletes its own without touching the other's. Keeping and releasing
+the same sha256 are serialised (a PostgreSQL advisory lock on the sha256; SQLite's single
+writer, taken by each path's first statement, a write), so a release never removes a file that
+a concurrent keep has just claimed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from brandloop.artifacts import ArtifactStore, sha256_hex
+from brandloop.domain import utcnow
+from brandloop.registry.models import ArtifactRow
+from brandloop.registry.models_agent import CacheEntryRow
+
+__all__ = ["keep_artifact", "release_artifact"]
+
+
+def _lock(session: Session, sha256: str) -> None:
+    """On PostgreSQL, hold the sha256's advisory lock until the transaction ends."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(int(sha256[:15], 16))))
+
+
+def keep_artifact(
+    session: Session,
+    store: ArtifactStore,
+    data: bytes,
+    *,
+    tenant: str,
+    width: int,
+    height: int,
+    run_id: str | None,
+    attempt_id: str | None,
+    receipt: dict[str, Any] | None = None,
+) -> tuple[str, Path]:
+    """Own ``data`` for ``tenant``: record the tenant's copy and make sure the file is there.
+
+    Returns its sha256 and path. Keeping bytes the tenant already owns changes nothing (the
+    first record stays); two keeps racing for the same copy record it once.
+    """
+    sha256 = sha256_hex(data)
+    path = store.path_for(sha256)
+    _lock(session, sha256)
+    values = {
+        "tenant": tenant,
+        "sha256": sha256,
+        "path": str(path),
+        "media_type": "image/png",
+        "width": width,
+        "height": height,
+        "size_bytes": len(data),
+        "run_id": run_id,
+        "attempt_id": attempt_id,
+        "receipt": receipt,
+        "created_at": utcnow(),
+    }
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(insert(ArtifactRow).values(values).on_conflict_do_nothing())
+    store.write(data)  # under the lock: a concurrent release cannot remove it before we commit
+    return sha256, path
+
+
+def release_artifact(session: Session, store: ArtifactStore, *, tenant: str, sha256: str) -> bool:
+    """Delete ``tenant``'s copy, and its generation-cache entries that would serve it again;
+    the file goes only when no other tenant owns one.
+
+    Returns False when the tenant owned no such copy (nothing changes then).
+    """
+    _lock(session, sha256)
+    deleted = session.execute(
+        delete(ArtifactRow).where(ArtifactRow.tenant == tenant, ArtifactRow.sha256 == sha256)
+    )
+    if not deleted.rowcount:  # type: ignore[attr-defined]
+        return False
+    session.execute(
+        delete(CacheEntryRow).where(
+            CacheEntryRow.tenant == tenant, CacheEntryRow.artifact_sha256 == sha256
+        )
+    )
+    others = session.scalar(
+        select(func.count()).select_from(ArtifactRow).where(ArtifactRow.sha256 == sha256)
+    )
+    if not others:
+        store.remove(sha256)
+    return True
