@@ -1,14 +1,20 @@
-"""Brand memory: what a brand has accepted before (prompts) and what its people asked for (notes).
+"""Brand memory: what a brand has accepted before (prompts), what its people asked for (notes)
+and what its accepted images look like (descriptors).
 
 The planner recalls from it before composing prompts; the loop remembers each accepted prompt.
-Each tenant's brand has its own Chroma collection in cosine space, so one brand's memory can
-never leak into another's results. The store is handed its chromadb client and embedding
-function; :func:`make_chroma_client` builds the client from :class:`~brandloop.settings.Settings`.
+Storage is keyed by exact identity: each (tenant id, brand id, kind) has its own Chroma
+collection in cosine space, named from a hash of the exact ids (``acme_co`` and ``acme-co``
+are two tenants, ``Acme`` and ``acme`` too) and carrying those ids in its metadata, which
+every open checks: a collection that is not the pair's is an error, never a silent share.
+One collection per kind means recall queries stay unfiltered (no metadata scan on the hot
+path). The store is handed its chromadb client and embedding function;
+:func:`make_chroma_client` builds the client from :class:`~brandloop.settings.Settings`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -25,28 +31,30 @@ from chromadb.errors import NotFoundError as ChromaNotFoundError
 from pydantic import BaseModel, ConfigDict
 
 from brandloop.domain import utcnow
-from brandloop.errors import BadInputError
+from brandloop.errors import BadInputError, BrandloopError
 from brandloop.memory.embeddings import EmbeddingModelError
 from brandloop.settings import Settings
 
 __all__ = [
     "COLLECTION_PREFIX",
+    "KINDS",
     "BrandMemory",
     "MemoryHit",
+    "MemoryIdentityError",
     "MemoryKind",
+    "collection_identity",
     "collection_name",
     "make_chroma_client",
 ]
 
 MemoryKind = Literal["prompt", "note", "descriptor"]
+KINDS: tuple[MemoryKind, ...] = ("prompt", "note", "descriptor")
 MetadataValue = str | int | float | bool
 
-COLLECTION_PREFIX = "bl-"
-#: Chroma's (S3-style) rule, the strictest of its clients: 3-63 chars of [a-zA-Z0-9._-],
-#: alphanumeric at both ends.
-_MAX_NAME = 63
-_HASH_CHARS = 10
-_SLUG_RUN = re.compile(r"[^a-z0-9]+")
+COLLECTION_PREFIX = "blm-"
+#: the collection metadata that names its owner; checked on every open
+_TENANT, _BRAND, _KIND = "brandloop_tenant", "brandloop_brand", "brandloop_kind"
+_MAX_ID = 200
 _SCORE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 MAX_K = 100
 MAX_TEXT_CHARS = 8000
@@ -70,28 +78,37 @@ class MemoryHit(BaseModel):
     metadata: dict[str, MetadataValue]
 
 
-def _slug(value: str) -> str:
-    return _SLUG_RUN.sub("-", value.lower()).strip("-")
+class MemoryIdentityError(BrandloopError):
+    """A collection that should hold one tenant's brand memory names another owner."""
+
+    problem_type = "memory-identity"
 
 
-def collection_name(tenant: str, brand: str) -> str:
-    """The collection holding ``tenant``'s memory of ``brand``: ``bl-{tenant}--{brand-slug}``.
+def _check_id(value: str, what: str) -> str:
+    if not value or len(value) > _MAX_ID or value != value.strip():
+        raise BadInputError(f"{what} {value!r} must be 1-{_MAX_ID} characters, unpadded")
+    return value
 
-    Slugs are lowercase runs of ``[a-z0-9]`` joined by single hyphens (as ``BrandKit.slug``),
-    so a brand's name and its slug share one collection, and the double hyphen cannot occur
-    inside either part: no tenant/brand pair can land in another pair's collection. Names
-    longer than Chroma allows are cut and suffixed with a hash of the full pair.
+
+def collection_identity(tenant: str, brand: str, kind: MemoryKind) -> dict[str, str]:
+    """The metadata naming a collection's owner: the exact ids, as given."""
+    return {
+        _TENANT: _check_id(tenant, "tenant"),
+        _BRAND: _check_id(brand, "brand"),
+        _KIND: kind,
+    }
+
+
+def collection_name(tenant: str, brand: str, kind: MemoryKind) -> str:
+    """The collection of ``tenant``'s ``kind`` records of ``brand`` (the brand's registry id):
+    ``blm-{kind}-{32 hex}``, a sha256 of the exact ids, within Chroma's 63 characters.
+
+    The ids are hashed as given (a JSON pair, so no separator can be forged): ids that differ
+    in case, ``_`` against ``-`` or anything else get different collections.
     """
-    tenant_slug, brand_slug = _slug(tenant), _slug(brand)
-    if not tenant_slug or not brand_slug:
-        raise BadInputError(
-            f"tenant {tenant!r} and brand {brand!r} must each contain a letter or digit"
-        )
-    name = f"{COLLECTION_PREFIX}{tenant_slug}--{brand_slug}"
-    if len(name) <= _MAX_NAME:
-        return name
-    digest = hashlib.sha256(f"{tenant_slug}\0{brand_slug}".encode()).hexdigest()[:_HASH_CHARS]
-    return f"{name[: _MAX_NAME - _HASH_CHARS - 1].rstrip('-')}-{digest}"
+    identity = collection_identity(tenant, brand, kind)
+    pair = json.dumps([identity[_TENANT], identity[_BRAND]], ensure_ascii=False)
+    return f"{COLLECTION_PREFIX}{kind}-{hashlib.sha256(pair.encode()).hexdigest()[:32]}"
 
 
 def make_chroma_client(settings: Settings) -> ClientAPI:
@@ -130,7 +147,10 @@ def _check_k(k: int) -> None:
 
 
 class BrandMemory:
-    """Per-tenant, per-brand semantic memory of accepted prompts and style notes.
+    """Per-tenant, per-brand semantic memory of accepted prompts, style notes and descriptors.
+
+    ``tenant`` and ``brand`` are exact ids (the brand's registry id, not its name): nothing is
+    slugged or case-folded, so two ids that differ at all never share a record.
 
     Records are plain Chroma records: the text is the document, ``kind`` and the rest are
     metadata, ``created_at`` is epoch seconds (UTC). Writes are idempotent: remembering the
@@ -156,6 +176,11 @@ class BrandMemory:
         self._client = client
         self._ef = embedding_function
         self._clock = clock
+
+    @property
+    def client(self) -> ClientAPI:
+        """The Chroma client the memory lives in."""
+        return self._client
 
     # ------------------------------------------------------------------ writes
 
@@ -200,7 +225,7 @@ class BrandMemory:
                 raise BadInputError(f"score {name!r} is {value!r}, not a finite number")
             metadata[f"score_{name}"] = number
         record_id = _record_id("prompt", run_id, model, seed, text)
-        self._writable(tenant, brand).upsert(
+        self._writable(tenant, brand, "prompt").upsert(
             ids=[record_id], documents=[text], metadatas=[metadata]
         )
         return record_id
@@ -241,7 +266,7 @@ class BrandMemory:
         if campaign_id is not None:
             metadata["campaign_id"] = campaign_id
         record_id = _record_id("descriptor", run_id, attempt_id)
-        self._writable(tenant, brand).upsert(
+        self._writable(tenant, brand, "descriptor").upsert(
             ids=[record_id], documents=[text], metadatas=[metadata]
         )
         return record_id
@@ -249,17 +274,14 @@ class BrandMemory:
     def descriptors(
         self, *, tenant: str, brand: str, campaign_id: str | None = None, limit: int = 50
     ) -> list[MemoryHit]:
-        """Image descriptors of the brand (or of one campaign), oldest first."""
+        """Image descriptors of the brand (or of one campaign), oldest first: the first
+        ``limit`` recorded, so the cost stays flat however many the brand has."""
         _check_k(min(limit, MAX_K))
-        collection = self._collection(tenant, brand)
+        collection = self._collection(tenant, brand, "descriptor")
         if collection is None:
             return []
-        where: Where = (
-            cast(Where, {"$and": [{"kind": "descriptor"}, {"campaign_id": campaign_id}]})
-            if campaign_id is not None
-            else cast(Where, {"kind": "descriptor"})
-        )
-        found = collection.get(where=where, include=["documents", "metadatas"])
+        where = cast(Where, {"campaign_id": campaign_id}) if campaign_id is not None else None
+        found = collection.get(where=where, limit=limit, include=["documents", "metadatas"])
         hits = [
             MemoryHit(
                 id=record_id,
@@ -282,7 +304,7 @@ class BrandMemory:
         """Store a style note (e.g. "no neon, keep it warm"); return its id."""
         note = _text(text, "note")
         record_id = _record_id("note", note)
-        self._writable(tenant, brand).upsert(
+        self._writable(tenant, brand, "note").upsert(
             ids=[record_id],
             documents=[note],
             metadatas=[{"kind": "note", "created_at": self._now()}],
@@ -309,16 +331,40 @@ class BrandMemory:
             if before.tzinfo is None:
                 raise BadInputError("before must be timezone-aware")
             where = cast(Where, {"created_at": {"$lt": before.timestamp()}})
-        collection = self._collection(tenant, brand)
-        if collection is None:
-            return 0
         ids_filter = None if record_id is None else [record_id]
-        found = collection.get(ids=ids_filter, where=where, include=[])
-        ids = found["ids"]
         step = max(1, self._client.get_max_batch_size())
-        for start in range(0, len(ids), step):
-            collection.delete(ids=ids[start : start + step])
-        return len(ids)
+        removed = 0
+        for kind in KINDS:
+            collection = self._collection(tenant, brand, kind)
+            if collection is None:
+                continue
+            ids = collection.get(ids=ids_filter, where=where, include=[])["ids"]
+            for start in range(0, len(ids), step):
+                collection.delete(ids=ids[start : start + step])
+            removed += len(ids)
+        return removed
+
+    def put_records(
+        self,
+        *,
+        tenant: str,
+        brand: str,
+        kind: MemoryKind,
+        ids: Sequence[str],
+        embeddings: Sequence[Sequence[float]],
+        documents: Sequence[str],
+        metadatas: Sequence[Mapping[str, MetadataValue]],
+    ) -> None:
+        """Upsert records as they are, vectors included (moving memory between stores: the
+        re-keying step); a record of the same id is replaced."""
+        if not ids:
+            return
+        self._writable(tenant, brand, kind).upsert(
+            ids=list(ids),
+            embeddings=cast(Any, [list(e) for e in embeddings]),
+            documents=list(documents),
+            metadatas=[dict(m) for m in metadatas],
+        )
 
     # ------------------------------------------------------------------ reads
 
@@ -337,72 +383,83 @@ class BrandMemory:
         own prompts all come before any other; then at most ``k`` notes, nearest first. Notes
         do not compete with prompts for the ``k`` places, so a brand's style notes (up to
         ``k`` of them) are always returned however far they are from the query.
+
+        Prompts and notes live in collections of their own, so both queries are unfiltered;
+        only a campaign's own prompts are looked up by their ``campaign_id``.
         """
         _check_k(k)
-        collection = self._collection(tenant, brand)
-        if collection is None:
+        prompts_of = self._collection(tenant, brand, "prompt")
+        notes_of = self._collection(tenant, brand, "note")
+        if prompts_of is None and notes_of is None:
             return []
         embedding = self._embed_query(query)
         prompts: list[MemoryHit] = []
-        if campaign_id is not None:
-            prompts += self._query(
-                collection,
-                embedding,
-                k,
-                {"$and": [{"kind": "prompt"}, {"campaign_id": campaign_id}]},
-            )
+        if prompts_of is not None:
+            if campaign_id is not None:
+                where = cast(Where, {"campaign_id": campaign_id})
+                prompts += self._query(prompts_of, embedding, k, where)
             if len(prompts) < k:
-                prompts += self._query(
-                    collection,
-                    embedding,
-                    k - len(prompts),
-                    cast(
-                        Where,
-                        {"$and": [{"kind": "prompt"}, {"campaign_id": {"$ne": campaign_id}}]},
-                    ),
-                )
-        else:
-            prompts += self._query(collection, embedding, k, {"kind": "prompt"})
-        notes = self._query(collection, embedding, k, {"kind": "note"})
+                # fewer than k campaign prompts means these are all of them: the nearest k
+                # of the whole brand hold the nearest k - len(prompts) others
+                seen = {hit.id for hit in prompts}
+                others = self._query(prompts_of, embedding, k, None)
+                prompts += [hit for hit in others if hit.id not in seen][: k - len(prompts)]
+        notes = [] if notes_of is None else self._query(notes_of, embedding, k, None)
         return prompts + notes
 
     def search(self, *, tenant: str, brand: str, query: str, k: int = 10) -> list[MemoryHit]:
         """The ``k`` records of any kind nearest to ``query``, nearest first."""
         _check_k(k)
-        collection = self._collection(tenant, brand)
-        if collection is None:
+        collections = [c for kind in KINDS if (c := self._collection(tenant, brand, kind))]
+        if not collections:
             return []
-        return self._query(collection, self._embed_query(query), k, None)
+        embedding = self._embed_query(query)
+        hits = [hit for c in collections for hit in self._query(c, embedding, k, None)]
+        return sorted(hits, key=lambda hit: hit.distance)[:k]
 
     def count(self, *, tenant: str, brand: str) -> int:
-        """How many records (prompts and notes) the brand's memory holds."""
-        collection = self._collection(tenant, brand)
-        return 0 if collection is None else collection.count()
+        """How many records (prompts, notes and descriptors) the brand's memory holds."""
+        return sum(
+            c.count() for kind in KINDS if (c := self._collection(tenant, brand, kind)) is not None
+        )
 
     # ------------------------------------------------------------------ helpers
 
     def _now(self) -> float:
         return self._clock().timestamp()
 
-    def _writable(self, tenant: str, brand: str) -> Collection:
-        """The brand's collection, created on first write."""
+    def _writable(self, tenant: str, brand: str, kind: MemoryKind) -> Collection:
+        """The pair's collection of ``kind``, created on first write."""
         collection = self._client.get_or_create_collection(
-            collection_name(tenant, brand),
+            collection_name(tenant, brand, kind),
             configuration={"hnsw": _HNSW},
-            metadata={"tenant": _slug(tenant), "brand": _slug(brand)},
+            metadata=collection_identity(tenant, brand, kind),
             embedding_function=cast(Any, self._ef),  # chromadb wants EmbeddingFunction[Embeddable]
         )
-        self._check_same_embeddings(collection)
-        return collection
+        return self._checked(collection, tenant, brand, kind)
 
-    def _collection(self, tenant: str, brand: str) -> Collection | None:
-        """The brand's collection, or None if nothing was ever written: reads create nothing."""
+    def _collection(self, tenant: str, brand: str, kind: MemoryKind) -> Collection | None:
+        """The pair's collection of ``kind``, or None if nothing was ever written: reads
+        create nothing."""
         try:
             collection = self._client.get_collection(
-                collection_name(tenant, brand), embedding_function=cast(Any, self._ef)
+                collection_name(tenant, brand, kind), embedding_function=cast(Any, self._ef)
             )
         except ChromaNotFoundError:
             return None
+        return self._checked(collection, tenant, brand, kind)
+
+    def _checked(
+        self, collection: Collection, tenant: str, brand: str, kind: MemoryKind
+    ) -> Collection:
+        """The collection, if its metadata names exactly this owner; else an error."""
+        wanted = collection_identity(tenant, brand, kind)
+        found = {key: (collection.metadata or {}).get(key) for key in wanted}
+        if found != wanted:
+            raise MemoryIdentityError(
+                f"memory collection {collection.name} belongs to {found}, not {wanted}; "
+                "refusing to share it"
+            )
         self._check_same_embeddings(collection)
         return collection
 

@@ -17,14 +17,15 @@ ANCHOR_COLOURS = 3
 async def recall(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
     request = state["request"]
-    if ctx.memory is None:
+    brand_id = state.get("brand_id")  # memory is keyed by the brand's exact registry id
+    if ctx.memory is None or brand_id is None:
         decision = Decision(node="recall", action="skip", reason="memory is off for this run")
         ctx.emit(state["run_id"], "recall", "decision", decision.model_dump(mode="json"))
         return {"style_notes": [], "recalled_seeds": [], "decisions": [decision]}
     brand = state["brand"]
     hits = ctx.memory.recall(
         tenant=ctx.tenant,
-        brand=brand.slug,
+        brand=brand_id,
         query=request.brief,
         k=5,
         campaign_id=request.campaign_id,
@@ -39,7 +40,7 @@ async def recall(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
     anchor: list[str] = []
     if request.campaign_id is not None:
         described = ctx.memory.descriptors(
-            tenant=ctx.tenant, brand=brand.slug, campaign_id=request.campaign_id, limit=1
+            tenant=ctx.tenant, brand=brand_id, campaign_id=request.campaign_id, limit=1
         )
         if described:
             anchor = str(described[0].metadata.get("colours", "")).split()[:ANCHOR_COLOURS]

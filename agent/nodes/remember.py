@@ -25,10 +25,10 @@ def describe_colours(data: bytes, k: int = 5) -> list[tuple[str, float]]:
 
 async def remember(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
-    if ctx.memory is None:
+    brand = state.get("brand_id")  # memory is keyed by the brand's exact registry id
+    if ctx.memory is None or brand is None:
         return {}
     request = state["request"]
-    brand = state["brand"].slug
     stored = 0
     for attempt_id in state.get("accepted", []):
         attempt = state["attempts"][attempt_id]

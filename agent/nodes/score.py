@@ -29,11 +29,11 @@ from brandloop.tools.scoring.similarity import decode_descriptor, phash
 REFERENCE_LIMIT = 100
 
 
-def _references(ctx: RunContext, brand: str) -> list[npt.NDArray[np.float32]]:
-    if ctx.memory is None or ctx.scoring.similarity.weight <= 0:
+def _references(ctx: RunContext, brand_id: str | None) -> list[npt.NDArray[np.float32]]:
+    if ctx.memory is None or brand_id is None or ctx.scoring.similarity.weight <= 0:
         return []
     found: list[npt.NDArray[np.float32]] = []
-    for hit in ctx.memory.descriptors(tenant=ctx.tenant, brand=brand, limit=REFERENCE_LIMIT):
+    for hit in ctx.memory.descriptors(tenant=ctx.tenant, brand=brand_id, limit=REFERENCE_LIMIT):
         encoded = hit.metadata.get("image_descriptor")
         if isinstance(encoded, str):
             try:
@@ -67,7 +67,7 @@ async def score(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]
         for c in state.get("candidates", [])
         if state["attempts"][c.id].outcome == "pending"
     ]
-    references = await asyncio.to_thread(_references, ctx, brand.slug)
+    references = await asyncio.to_thread(_references, ctx, state.get("brand_id"))
 
     async def one(attempt: Attempt) -> ImageAnalysis | str:
         assert attempt.artifact_sha256 is not None

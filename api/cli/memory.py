@@ -1,18 +1,24 @@
-"""``brandloop memory add|search|forget``: a brand's memory of style notes and accepted work."""
+"""``brandloop memory add|search|forget|rekey``: a brand's memory of style notes and accepted work."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Annotated
 
 import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
+from sqlalchemy import select
 
 from brandloop.agent.runner import open_memory
 from brandloop.api.cli.app import app
-from brandloop.api.cli.common import database, ensure_brand, out, print_json, settings
+from brandloop.api.cli.common import database, ensure_brand, err, out, print_json, settings
 from brandloop.errors import BadInputError, NotFoundError
+from brandloop.memory.rekey import Owner, rekey_legacy
 from brandloop.registry import crud
+from brandloop.registry.models import BrandRow, RunRow
 
 memory_app = typer.Typer(
     help="Brand memory: style notes, accepted prompts, image descriptors.", no_args_is_help=True
@@ -22,14 +28,15 @@ app.add_typer(memory_app, name="memory")
 BrandOption = Annotated[str, typer.Option("--brand", help="brand id or name, or a brand kit YAML")]
 
 
-def _brand_slug(ref: str) -> str:
+def _brand(ref: str) -> tuple[str, str]:
+    """The brand's registry id (memory's exact key) and its slug (for people)."""
     cfg = settings()
     name = ensure_brand(ref, tenant=cfg.tenant)
     with database().session() as session:
         row = crud.get_brand(session, tenant=cfg.tenant, ref=name)
         if row is None:
             raise NotFoundError(f"unknown brand {ref!r}; add it with `brandloop brands add`")
-        return crud.brand_kit(row).slug
+        return row.id, crud.brand_kit(row).slug
 
 
 def parse_before(text: str) -> datetime:
@@ -55,8 +62,8 @@ def add(
 ) -> None:
     """Add a style note every later run of the brand will recall."""
     cfg = settings()
-    slug = _brand_slug(brand)
-    record_id = open_memory(cfg).add_note(tenant=cfg.tenant, brand=slug, text=text)
+    brand_id, slug = _brand(brand)
+    record_id = open_memory(cfg).add_note(tenant=cfg.tenant, brand=brand_id, text=text)
     if as_json:
         print_json({"id": record_id, "brand": slug, "text": text})
     else:
@@ -72,8 +79,8 @@ def search(
 ) -> None:
     """The brand's memories nearest to TEXT: notes, accepted prompts, image descriptors."""
     cfg = settings()
-    slug = _brand_slug(brand)
-    hits = open_memory(cfg).search(tenant=cfg.tenant, brand=slug, query=text, k=k)
+    brand_id, slug = _brand(brand)
+    hits = open_memory(cfg).search(tenant=cfg.tenant, brand=brand_id, query=text, k=k)
     if as_json:
         print_json([h.model_dump(mode="json") for h in hits])
         return
@@ -104,10 +111,10 @@ def forget(
     if before is None and record_id is None:
         raise BadInputError("give --before DATE, --id ID or both")
     cfg = settings()
-    slug = _brand_slug(brand)
+    brand_id, slug = _brand(brand)
     removed = open_memory(cfg).forget(
         tenant=cfg.tenant,
-        brand=slug,
+        brand=brand_id,
         before=parse_before(before) if before else None,
         record_id=record_id,
     )
@@ -117,3 +124,61 @@ def forget(
         print_json({"brand": slug, "deleted": removed})
     else:
         out.print(f"deleted {removed} record(s) from {slug}'s memory")
+
+
+@memory_app.command("rekey")
+def rekey(
+    drop_legacy: Annotated[
+        bool, typer.Option("--drop-legacy", help="delete legacy collections that fully moved")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Move memory from the old slug-named collections to exact-identity ones (idempotent).
+
+    Run once after upgrading, for every tenant at once. Records a run made go to that run's
+    exact tenant and brand; other records (notes) of a collection that several tenants
+    shared are left unattributed, never copied to any of them.
+    """
+    cfg = settings()
+    db = database()
+    with db.session() as session:
+        brands = [(r.tenant, r.id, r.name) for r in session.scalars(select(BrandRow))]
+
+    def run_owners(run_ids: Sequence[str]) -> dict[str, Owner]:
+        by_name = {(tenant, name): brand_id for tenant, brand_id, name in brands}
+        with db.session() as session:
+            rows = session.execute(
+                select(RunRow.id, RunRow.tenant, RunRow.brand_id, RunRow.brand_name).where(
+                    RunRow.id.in_(run_ids)
+                )
+            )
+            owners: dict[str, Owner] = {}
+            for run_id, tenant, brand_id, brand_name in rows:
+                found = brand_id or by_name.get((tenant, brand_name))
+                if found is not None:
+                    owners[run_id] = (tenant, found)
+            return owners
+
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True
+    ) as progress:
+        task = progress.add_task("looking for legacy collections", total=None)
+
+        def started(name: str, records: int) -> None:
+            progress.update(task, description=f"re-keying {name} ({records} records)")
+
+        report = rekey_legacy(
+            open_memory(cfg),
+            brands=brands,
+            run_owners=run_owners,
+            drop_legacy=drop_legacy,
+            on_collection=started,
+        )
+    if as_json:
+        print_json(dataclasses.asdict(report))
+        return
+    out.print(
+        f"{report.collections} legacy collection(s): {report.moved} record(s) moved, "
+        f"{report.unattributed} left unattributed; dropped {len(report.dropped)}, "
+        f"kept {len(report.kept)}"
+    )

@@ -31,7 +31,7 @@ async def search(
         raise ApiProblem(404, "not-found", f"no brand {brand!r}")
     memory = open_memory(settings)
     return await asyncio.to_thread(
-        memory.search, tenant=principal.tenant, brand=row.name, query=q, k=k
+        memory.search, tenant=principal.tenant, brand=row.id, query=q, k=k
     )
 
 
@@ -44,6 +44,6 @@ async def add_note(
         raise ApiProblem(404, "not-found", f"no brand {body.brand!r}")
     memory = open_memory(settings)
     note_id = await asyncio.to_thread(
-        memory.add_note, tenant=principal.tenant, brand=row.name, text=body.text
+        memory.add_note, tenant=principal.tenant, brand=row.id, text=body.text
     )
     return {"id": note_id, "brand": row.name}

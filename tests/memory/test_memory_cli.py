@@ -12,6 +12,7 @@ from brandloop.api.cli import main
 from brandloop.api.cli.memory import parse_before
 from brandloop.domain import GenerationRequest
 from brandloop.errors import BadInputError
+from brandloop.registry import crud
 from brandloop.registry.db import Database
 from brandloop.settings import Settings
 from tests.agent.helpers import AUTUMN, CountingProvider, add_acme
@@ -24,6 +25,18 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
         main(list(argv))
     captured = capsys.readouterr()
     return int(exc.value.code or 0), captured.out, captured.err
+
+
+def brand_id_of(settings: Settings, ref: str) -> str:
+    """Memory is keyed by the brand's registry id."""
+    database = Database.from_settings(settings)
+    try:
+        with database.session() as session:
+            row = crud.get_brand(session, tenant="default", ref=ref)
+            assert row is not None
+            return row.id
+    finally:
+        database.dispose()
 
 
 def test_add_search_forget_by_id_really_deletes(
@@ -46,10 +59,11 @@ def test_add_search_forget_by_id_really_deletes(
     )
     assert json.loads(out)["deleted"] == 1
     memory = open_memory(settings)
-    assert memory.count(tenant="default", brand="acme-coffee") == 1
+    brand_id = brand_id_of(settings, "Acme Coffee")
+    assert memory.count(tenant="default", brand=brand_id) == 1
     assert all(
         h.id != note["id"]
-        for h in memory.search(tenant="default", brand="acme-coffee", query="soft morning light")
+        for h in memory.search(tenant="default", brand=brand_id, query="soft morning light")
     )
     code, _, err = cli(capsys, "memory", "forget", "--brand", "Acme Coffee", "--id", note["id"])
     assert code == 2 and "no memory" in err
@@ -91,7 +105,9 @@ async def test_a_run_remembers_its_prompt_emphasis_and_colours_and_the_next_reca
     )
     assert first.images
     memory = open_memory(settings)
-    described = memory.descriptors(tenant="default", brand="acme-coffee", campaign_id="fall")
+    described = memory.descriptors(
+        tenant="default", brand=brand_id_of(settings, brand), campaign_id="fall"
+    )
     assert len(described) == 1 and str(described[0].metadata["colours"]).startswith("#")
     second = await run_generation(
         request.model_copy(update={"seed": 99}),

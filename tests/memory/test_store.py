@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import sqlite3
 import subprocess
@@ -20,7 +21,7 @@ from chromadb.config import Settings as ChromaSettings
 from brandloop.errors import BadInputError
 from brandloop.memory import BrandMemory, MemoryHit, MiniLMEmbeddingFunction, make_chroma_client
 from brandloop.memory.embeddings import EF_NAME, EmbeddingModelError
-from brandloop.memory.store import collection_name
+from brandloop.memory.store import KINDS, MemoryIdentityError, collection_name
 from brandloop.settings import Settings
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -122,16 +123,58 @@ def _ids(hits: list[MemoryHit]) -> list[str]:
 # --------------------------------------------------------------------------- names
 
 
-def test_collection_names_follow_chroma_rules_and_never_collide() -> None:
-    assert collection_name("default", "Acme Coffee") == "bl-default--acme-coffee"
-    assert collection_name("default", "acme-coffee") == collection_name("default", "Acme Coffee")
-    assert collection_name("a-b", "c") != collection_name("a", "b-c")
-    long_one = collection_name("t" * 80, "brand " * 30)
-    long_two = collection_name("t" * 80, "brand " * 31)
-    assert len(long_one) <= 63 and long_one != long_two
-    assert long_one[0].isalnum() and long_one[-1].isalnum()
-    with pytest.raises(BadInputError):
-        collection_name("default", "!!!")
+LOOKALIKE_TENANTS = ("acme_co", "acme-co", "Acme-Co", "acme__co", "ACME-CO", "acme.co")
+
+
+def test_collection_names_are_exact_follow_chroma_rules_and_never_collide() -> None:
+    names = {
+        collection_name(tenant, brand, kind)
+        for tenant in LOOKALIKE_TENANTS
+        for brand in ("brand_1", "Brand_1", "brand-1", "acme coffee", "Acme Coffee")
+        for kind in KINDS
+    }
+    assert len(names) == len(LOOKALIKE_TENANTS) * 5 * len(KINDS)
+    assert collection_name("a", "b\u0000c", "note") != collection_name("a\u0000b", "c", "note")
+    assert collection_name('a", "b', "c", "note") != collection_name("a", '", "b", "c"', "note")
+    long_name = collection_name("t" * 200, "b" * 200, "descriptor")
+    assert all(
+        3 <= len(n) <= 63 and n[0].isalnum() and n[-1].isalnum() and re.fullmatch(r"[\w.-]+", n)
+        for n in [*names, long_name]
+    )
+    for tenant, brand in (("", "b"), ("t", ""), (" t", "b"), ("t", "b "), ("t" * 201, "b")):
+        with pytest.raises(BadInputError):
+            collection_name(tenant, brand, "note")
+
+
+def test_lookalike_tenants_keep_their_own_memory(memory: BrandMemory) -> None:
+    for tenant in LOOKALIKE_TENANTS:
+        memory.add_note(tenant=tenant, brand="brand_1", text=f"the note of {tenant}")
+    for tenant in LOOKALIKE_TENANTS:
+        hits = memory.search(tenant=tenant, brand="brand_1", query="the note", k=20)
+        assert [h.text for h in hits] == [f"the note of {tenant}"]
+        assert memory.count(tenant=tenant, brand="brand_1") == 1
+        assert memory.search(tenant=tenant, brand="Brand_1", query="the note") == []
+
+
+def test_a_collection_naming_another_owner_is_refused_never_shared(
+    memory: BrandMemory, client: ClientAPI, ef: MiniLMEmbeddingFunction
+) -> None:
+    """Whatever put it there (a bug, a hand-made collection, a colliding name), a collection
+    whose metadata names another owner is an error on every open, for reads and writes."""
+    client.create_collection(
+        collection_name("acme_co", "brand_1", "note"),
+        metadata={"brandloop_tenant": "acme-co", "brandloop_brand": "brand_1",
+                  "brandloop_kind": "note"},
+        embedding_function=ef,  # type: ignore[arg-type]
+    )  # fmt: skip
+    for attempt in (
+        lambda: memory.search(tenant="acme_co", brand="brand_1", query="x"),
+        lambda: memory.recall(tenant="acme_co", brand="brand_1", query="x"),
+        lambda: memory.count(tenant="acme_co", brand="brand_1"),
+        lambda: memory.add_note(tenant="acme_co", brand="brand_1", text="x"),
+    ):
+        with pytest.raises(MemoryIdentityError, match="refusing to share"):
+            attempt()
 
 
 # --------------------------------------------------------------------------- remember, recall
@@ -348,7 +391,7 @@ def test_a_reopened_collection_embeds_with_our_function_offline(
     )
     try:
         # no embedding function passed: chromadb must rebuild ours from the stored config
-        collection = reopened.get_collection(collection_name("acme-inc", "Acme Coffee"))
+        collection = reopened.get_collection(collection_name("acme-inc", "Acme Coffee", "prompt"))
         configured = collection.configuration["embedding_function"]
         assert isinstance(configured, MiniLMEmbeddingFunction) and configured is not ef
         assert configured.name() == EF_NAME
