@@ -52,8 +52,12 @@ def arm_stats(session: Session, *, brand_id: str, template_ref: str) -> dict[str
             func.count(),
             func.avg(AttemptRow.latency_ms),
         )
-        .join(RunRow, RunRow.id == AttemptRow.run_id)
-        .where(RunRow.brand_id == brand_id, AttemptRow.template_ref == template_ref)
+        .where(
+            # runs first (by brand), then each run's attempts from the covering
+            # ix_attempts_outcome_stats: the cost follows this brand's history, never everyone's
+            AttemptRow.run_id.in_(select(RunRow.id).where(RunRow.brand_id == brand_id)),
+            AttemptRow.template_ref == template_ref,
+        )
         .group_by(AttemptRow.model, AttemptRow.outcome)
     ).all()
     counts: dict[str, list[float]] = {}

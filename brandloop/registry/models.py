@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -101,6 +102,8 @@ class ModelRow(Base):
 
 class RunRow(Base):
     __tablename__ = "runs"
+    #: the tenant's newest runs (lists, the daily spend) without sorting its whole history
+    __table_args__ = (Index("ix_runs_tenant_created_at", "tenant", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     tenant: Mapped[str] = mapped_column(String(64), index=True)
@@ -138,6 +141,12 @@ class RunEventRow(Base):
 
 class AttemptRow(Base):
     __tablename__ = "attempts"
+    #: the planner's outcome statistics read a brand's runs' attempts from this index alone
+    __table_args__ = (
+        Index(
+            "ix_attempts_outcome_stats", "run_id", "template_ref", "model", "outcome", "latency_ms"
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
@@ -191,6 +200,7 @@ class AuditRow(Base):
     """Append-only: the migration installs triggers that refuse UPDATE and DELETE."""
 
     __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_tenant_subject", "tenant", "subject_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

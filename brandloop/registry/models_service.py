@@ -80,6 +80,10 @@ class JobRow(Base):
     one asset of a campaign). ``state`` moves queued -> running -> succeeded|failed|cancelled."""
 
     __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_tenant_created_at", "tenant", "created_at"),
+        Index("ix_jobs_run_id_tenant", "run_id", "tenant"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     tenant: Mapped[str] = mapped_column(String(64), index=True)
