@@ -115,11 +115,26 @@ def _cases(memory: Any, baseline: Any, ef: Any) -> dict[str, Callable[[str], Non
         for where in ({"kind": "prompt"}, {"kind": "note"}):
             baseline.query(query_embeddings=embedding, n_results=5, where=where)
 
+    embedded = ef.embed_query(["warm latte on a kitchen table, soft light"])
+    prompts = memory._collection("acme_co", "brand_1", "prompt")
+
+    def embed(q: str) -> None:  # the share of every case above that is the query's embedding
+        ef.embed_query([q])
+
+    def baseline_vector(_: str) -> None:  # Chroma's query alone, vector given
+        baseline.query(query_embeddings=embedded, n_results=5)
+
+    def prompts_vector(_: str) -> None:  # one of recall's two queries alone, vector given
+        prompts.query(query_embeddings=embedded, n_results=5)
+
     return {
         "recall": recall,
         "recall+campaign": recall_campaign,
         "baseline": plain,
         "before": before,
+        "embed": embed,
+        "baseline query (vector given)": baseline_vector,
+        "prompt query (vector given)": prompts_vector,
     }
 
 
@@ -210,14 +225,17 @@ def main() -> None:
         )
         del client
     print()
-    print("| records per brand | recall (ms) | recall + campaign (ms) | Chroma unfiltered query "
-          "(ms) | recall / baseline | before: filtered recall (ms) |")  # fmt: skip
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("| records per brand | recall | recall + campaign | Chroma unfiltered query | recall / "
+          "baseline | before: filtered recall | embedding alone | Chroma query, vector given "
+          "| one recall query, vector given |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for size, m in rows:
         print(
             f"| {size:,} | {m['recall']:.2f} | {m['recall+campaign']:.2f} | {m['baseline']:.2f} "
-            f"| {m['recall'] / m['baseline']:.2f}x | {m['before']:.2f} |"
+            f"| {m['recall'] / m['baseline']:.2f}x | {m['before']:.2f} | {m['embed']:.2f} "
+            f"| {m['baseline query (vector given)']:.2f} | {m['prompt query (vector given)']:.2f} |"
         )
+    print("(milliseconds, medians; cases interleaved query by query)")
 
 
 if __name__ == "__main__":

@@ -54,13 +54,16 @@ def _exercise(
     memory.add_note(tenant=b, brand="Acme Coffee", text="neon magenta everywhere")
     hits_a = memory.search(tenant=a, brand="Acme Coffee", query="colour palette", k=5)
     hits_b = memory.search(tenant=b, brand="Acme Coffee", query="colour palette", k=5)
-    names = sorted(c.name for c in client.list_collections() if c.name.startswith("bl-"))
-    mine = [n for n in names if any(t in n for t in tenants)]
-    metadata = {n: client.get_collection(n).metadata for n in mine}
+    metadata = {
+        c.name: c.metadata
+        for c in client.list_collections()
+        if (c.metadata or {}).get("brandloop_tenant") in tenants
+    }
+    assert metadata, "the notes went into collections naming their tenants"
     return {
         "a": [h.text for h in hits_a],
         "b": [h.text for h in hits_b],
-        "collections": sorted(n.replace(a, "A").replace(b, "B") for n in mine),
+        "collections": sorted(metadata),
         "metadata": sorted(
             str(sorted((m or {}).items())).replace(a, "A").replace(b, "B")
             for m in metadata.values()
@@ -77,9 +80,9 @@ def test_server_and_embedded_clients_scope_tenants_identically(
         on_server = _exercise(server, ef, tenants)
         on_disk = _exercise(embedded, ef, tenants)
     finally:
-        for name in [c.name for c in server.list_collections()]:
-            if any(t in name for t in tenants):
-                server.delete_collection(name)
+        for collection in server.list_collections():
+            if (collection.metadata or {}).get("brandloop_tenant") in tenants:
+                server.delete_collection(collection.name)
     assert on_server == on_disk
     assert on_server["a"] == ["warm tones, teal and cream"]  # never the other tenant's note
     assert on_server["b"] == ["neon magenta everywhere"]
