@@ -14,11 +14,10 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from brandloop.domain import ModelSpec
-from brandloop.registry.models import AttemptRow, RunRow
+from brandloop.registry import crud
 
 SUCCESS = frozenset({"accepted"})
 FAILURE = frozenset({"rejected", "blocked", "refused", "error"})
@@ -44,22 +43,12 @@ class ArmChoice:
 
 
 def arm_stats(session: Session, *, brand_id: str, template_ref: str) -> dict[str, ArmStats]:
-    """Per model: accepted vs. failed attempts and mean latency of this brand's runs."""
-    rows = session.execute(
-        select(
-            AttemptRow.model,
-            AttemptRow.outcome,
-            func.count(),
-            func.avg(AttemptRow.latency_ms),
-        )
-        .where(
-            # runs first (by brand), then each run's attempts from the covering
-            # ix_attempts_outcome_stats: the cost follows this brand's history, never everyone's
-            AttemptRow.run_id.in_(select(RunRow.id).where(RunRow.brand_id == brand_id)),
-            AttemptRow.template_ref == template_ref,
-        )
-        .group_by(AttemptRow.model, AttemptRow.outcome)
-    ).all()
+    """Per model: accepted vs. failed attempts and mean latency of this brand's runs, read from
+    the counts kept as attempts are recorded (flat however long the brand's history)."""
+    rows = [
+        (r.model, r.outcome, r.attempts, r.latency_ms_total / r.attempts)
+        for r in crud.outcome_counts(session, brand_id=brand_id, template_ref=template_ref)
+    ]
     counts: dict[str, list[float]] = {}
     for model, outcome, n, latency in rows:
         entry = counts.setdefault(model, [0, 0, 0.0, 0])

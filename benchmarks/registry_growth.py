@@ -6,8 +6,9 @@ inserted in bulk. Then each hot-path query is timed (median of ``--repeat``) thr
 data-access functions, and its plan is printed (SQLite ``EXPLAIN QUERY PLAN``; PostgreSQL
 ``EXPLAIN``), so a scan shows. The baseline is the smallest size: a flat cost stays near it.
 
-``arm_stats`` aggregates the brand's own outcomes for a template (it must read them: it is
-flat in everyone else's history and index-only in the brand's own).
+``arm_stats`` (the planner's outcome statistics) reads the brand's outcome counts, which
+``crud.upsert_attempt`` keeps as attempts are recorded; the bulk load here fills them the way
+migration 0203 does, from the attempts inserted.
 
 Usage: .venv/bin/python benchmarks/registry_growth.py [--sizes 1000,10000,50000]
        [--database-url postgresql+psycopg://...]   (an empty database; default: SQLite in a tmp dir)
@@ -89,6 +90,14 @@ def _bulk(session: Session, tenant: str, brand_id: str, runs: int, offset: int) 
             session.execute(insert(table), rows)
 
 
+OUTCOME_COUNTS = (
+    "INSERT INTO outcome_counts (brand_id, template_ref, model, outcome, attempts, "
+    "latency_ms_total) SELECT r.brand_id, a.template_ref, a.model, a.outcome, COUNT(*), "
+    "SUM(a.latency_ms) FROM attempts a JOIN runs r ON r.id = a.run_id "
+    "WHERE r.brand_id IS NOT NULL GROUP BY r.brand_id, a.template_ref, a.model, a.outcome"
+)
+
+
 def _plan(session: Session, statement: Any) -> str:
     compiled = statement.compile(session.get_bind(), compile_kwargs={"literal_binds": True})
     dialect = session.get_bind().dialect.name
@@ -122,6 +131,9 @@ def main() -> None:
             for tenant in ("acme_co", "acme-co"):
                 _bulk(session, tenant, f"brand_{tenant}", size - done, done)
         done = size
+        with db.session() as session:
+            session.execute(text("DELETE FROM outcome_counts"))
+            session.execute(text(OUTCOME_COUNTS))
         if db.dialect == "postgresql":
             with db.engine.connect() as conn:
                 conn.execute(text("ANALYZE"))

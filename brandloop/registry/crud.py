@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from brandloop.domain import Attempt, BrandKit, Decision, ModelSpec, TemplateVersion, utcnow
@@ -20,6 +22,7 @@ from brandloop.registry.models import (
     AuditRow,
     BrandRow,
     ModelRow,
+    OutcomeCountRow,
     RunEventRow,
     RunRow,
     TemplateLabelRow,
@@ -339,9 +342,14 @@ _ATTEMPT_OUTCOME = (
 
 
 def upsert_attempt(session: Session, *, run_id: str, attempt: Attempt) -> AttemptRow:
-    """Record an attempt; calling it again for the same attempt id updates its outcome."""
+    """Record an attempt; calling it again for the same attempt id updates its outcome.
+
+    The brand's outcome counts (the planner's statistics) move with it in the same
+    transaction: the attempt leaves its old (outcome, latency) bucket and joins the new one.
+    """
     cand = attempt.candidate
     row = session.get(AttemptRow, attempt.id)
+    before = None if row is None else (row.template_ref, row.model, row.outcome, row.latency_ms)
     if row is None:
         row = AttemptRow(
             **cand.model_dump(include=_CANDIDATE_AS_STORED),
@@ -359,7 +367,70 @@ def upsert_attempt(session: Session, *, run_id: str, attempt: Attempt) -> Attemp
     row.composite = attempt.scores.composite if attempt.scores else None
     row.moderation = attempt.moderation.model_dump(mode="json") if attempt.moderation else None
     session.flush()
+    after = (row.template_ref, row.model, row.outcome, row.latency_ms)
+    if after != before:
+        _count_outcome(session, run_id=row.run_id, before=before, after=after)
     return row
+
+
+def _count_outcome(
+    session: Session,
+    *,
+    run_id: str,
+    before: tuple[str, str, str, float] | None,
+    after: tuple[str, str, str, float],
+) -> None:
+    """Move one attempt between outcome buckets with atomic increments (no read-modify-write,
+    so concurrent runs of one brand never lose a count)."""
+    run = session.get(RunRow, run_id)
+    if run is None or run.brand_id is None:
+        return
+    if before is not None:
+        template_ref, model, outcome, latency = before
+        session.execute(
+            update(OutcomeCountRow)
+            .where(
+                OutcomeCountRow.brand_id == run.brand_id,
+                OutcomeCountRow.template_ref == template_ref,
+                OutcomeCountRow.model == model,
+                OutcomeCountRow.outcome == outcome,
+            )
+            .values(
+                attempts=OutcomeCountRow.attempts - 1,
+                latency_ms_total=OutcomeCountRow.latency_ms_total - latency,
+            )
+        )
+    template_ref, model, outcome, latency = after
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(OutcomeCountRow).values(
+        brand_id=run.brand_id,
+        template_ref=template_ref,
+        model=model,
+        outcome=outcome,
+        attempts=1,
+        latency_ms_total=latency,
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["brand_id", "template_ref", "model", "outcome"],
+            set_={
+                "attempts": OutcomeCountRow.attempts + 1,
+                "latency_ms_total": OutcomeCountRow.latency_ms_total + latency,
+            },
+        )
+    )
+
+
+def outcome_counts(
+    session: Session, *, brand_id: str, template_ref: str
+) -> list[OutcomeCountRow]:
+    """The brand's outcome counts for a template, one row per (model, outcome)."""
+    query = select(OutcomeCountRow).where(
+        OutcomeCountRow.brand_id == brand_id,
+        OutcomeCountRow.template_ref == template_ref,
+        OutcomeCountRow.attempts > 0,
+    )
+    return list(session.scalars(query))
 
 
 def list_attempts(session: Session, *, run_id: str) -> list[AttemptRow]:

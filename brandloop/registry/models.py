@@ -141,12 +141,6 @@ class RunEventRow(Base):
 
 class AttemptRow(Base):
     __tablename__ = "attempts"
-    #: the planner's outcome statistics read a brand's runs' attempts from this index alone
-    __table_args__ = (
-        Index(
-            "ix_attempts_outcome_stats", "run_id", "template_ref", "model", "outcome", "latency_ms"
-        ),
-    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
@@ -174,6 +168,21 @@ class AttemptRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OutcomeCountRow(Base):
+    """How many of a brand's attempts with one template and model ended with each outcome,
+    and their summed latency: the planner's statistics, kept as attempts are recorded
+    (``crud.upsert_attempt``), so reading them costs the same however long the history."""
+
+    __tablename__ = "outcome_counts"
+
+    brand_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    template_ref: Mapped[str] = mapped_column(String(160), primary_key=True)
+    model: Mapped[str] = mapped_column(String(120), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
+    attempts: Mapped[int] = mapped_column(BigInteger, default=0)
+    latency_ms_total: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class ArtifactRow(Base):

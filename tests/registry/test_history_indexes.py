@@ -50,7 +50,7 @@ def plans_of(db: Database, call: Callable[[Session], Any]) -> list[str]:
 CALLS: dict[str, tuple[Callable[[Session], Any], str]] = {
     "planner outcome statistics": (
         lambda s: arm_stats(s, brand_id="brand_1", template_ref="t@1"),
-        "COVERING INDEX ix_attempts_outcome_stats (run_id=? AND template_ref=?)",
+        "INDEX sqlite_autoindex_outcome_counts_1 (brand_id=? AND template_ref=?)",
     ),
     "a tenant's newest runs": (
         lambda s: crud.list_runs(s, tenant="acme_co"),

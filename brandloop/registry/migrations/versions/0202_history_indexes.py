@@ -16,11 +16,6 @@ depends_on: Sequence[str] | None = None
 
 INDEXES = (
     ("ix_runs_tenant_created_at", "runs", ["tenant", "created_at"]),
-    (
-        "ix_attempts_outcome_stats",
-        "attempts",
-        ["run_id", "template_ref", "model", "outcome", "latency_ms"],
-    ),
     ("ix_audit_log_tenant_subject", "audit_log", ["tenant", "subject_id"]),
     ("ix_jobs_tenant_created_at", "jobs", ["tenant", "created_at"]),
     ("ix_jobs_run_id_tenant", "jobs", ["run_id", "tenant"]),
