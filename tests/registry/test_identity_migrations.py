@@ -3,24 +3,10 @@ principals of their own (0200)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 import sqlalchemy as sa
 from alembic import command
 
 from brandloop.registry.db import alembic_config
-from tests.services import DATABASES, fresh_postgres_database
-
-
-@pytest.fixture(params=DATABASES)
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    with fresh_postgres_database() as url:
-        yield url
 
 
 def upgrade(url: str, revision: str) -> sa.Engine:

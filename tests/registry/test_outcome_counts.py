@@ -4,11 +4,8 @@ migration fills them from attempts recorded before it. On SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from alembic import command
 
@@ -16,7 +13,6 @@ from brandloop.agent.bandit import arm_stats
 from brandloop.domain import Attempt, BrandKit, Candidate, PaletteColour
 from brandloop.registry import crud
 from brandloop.registry.db import Database, alembic_config
-from tests.services import DATABASES, database_url_for, fresh_postgres_database
 
 KIT = BrandKit(name="Acme Coffee", palette=[PaletteColour(hex="#6b3e26", name="roast")])
 AGGREGATE = (
@@ -52,53 +48,36 @@ def attempt(run: int, i: int, outcome: str, latency: float) -> Attempt:
     )
 
 
-@pytest.fixture(params=DATABASES)
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    with database_url_for(str(request.param), tmp_path) as url:
-        database = Database(url)
-        yield database
-        database.dispose()
-
-
-def test_counts_follow_concurrent_runs_exactly(db: Database) -> None:
-    with db.session() as session:
+def test_counts_follow_concurrent_runs_exactly(any_db: Database) -> None:
+    with any_db.session() as session:
         brand_id = crud.upsert_brand(session, tenant="acme_co", kit=KIT).id
 
     def one_run(run: int) -> None:
-        with db.session() as session:
+        with any_db.session() as session:
             crud.create_run(
                 session, run_id=f"run_{run}", tenant="acme_co", brand_id=brand_id,
                 brand_name=KIT.name, brief="b", request={},
             )  # fmt: skip
         for i in range(6):  # pending, then its outcome, as the loop records them
-            with db.session() as session:
+            with any_db.session() as session:
                 crud.upsert_attempt(
                     session, run_id=f"run_{run}", attempt=attempt(run, i, "pending", 0)
                 )
             final = ("accepted", "rejected", "error")[(run + i) % 3]
-            with db.session() as session:
+            with any_db.session() as session:
                 crud.upsert_attempt(
                     session, run_id=f"run_{run}", attempt=attempt(run, i, final, 10.0 + i)
                 )
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(one_run, range(16)))
-    with db.engine.connect() as conn:
+    with any_db.engine.connect() as conn:
         aggregate, counts = _rows(conn, AGGREGATE), _rows(conn, COUNTS)
     assert counts == aggregate
     assert sum(int(r[4]) for r in counts) == 16 * 6
-    with db.session() as session:
+    with any_db.session() as session:
         stats = arm_stats(session, brand_id=brand_id, template_ref="t@1")
     assert sum(s.successes + s.failures for s in stats.values()) == 16 * 3
-
-
-@pytest.fixture(params=DATABASES)
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    with fresh_postgres_database() as url:
-        yield url
 
 
 def test_the_migration_counts_attempts_recorded_before_it(empty_url: str) -> None:
