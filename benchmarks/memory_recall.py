@@ -2,7 +2,8 @@
 
 For each size (records per brand: 80% accepted prompts, 10% notes, 10% image descriptors) one
 brand's memory is filled through ``BrandMemory.put_records`` (the exact-identity layout: one
-collection per kind) and, for the baseline, the same records go into one plain collection.
+collection per kind) and, for the baseline, the same records go into one plain collection with the same index
+settings (cosine, index flushed on every write).
 
 Timed, each with the shipped MiniLM embedding function embedding the query text:
 
@@ -149,7 +150,7 @@ def main() -> None:
     from chromadb.config import Settings as ChromaSettings
 
     from brandloop.memory import BrandMemory, MiniLMEmbeddingFunction
-    from brandloop.memory.store import KINDS
+    from brandloop.memory.store import _HNSW, KINDS
 
     rng = random.Random(7)
     nprng = np.random.default_rng(7)
@@ -164,9 +165,9 @@ def main() -> None:
             settings=ChromaSettings(anonymized_telemetry=False),
         )
         memory = BrandMemory(client, ef)
-        baseline = client.create_collection(
+        baseline = client.create_collection(  # the same index settings as the store's
             "baseline",
-            configuration={"hnsw": {"space": "cosine"}},
+            configuration={"hnsw": _HNSW},
             embedding_function=ef,  # type: ignore[arg-type]
         )
         kinds = [KINDS[0]] * 8 + [KINDS[1], KINDS[2]]
