@@ -38,6 +38,7 @@ from brandloop.api.routers import (
     templates,
     threads,
 )
+from brandloop.api.studio import mount_studio
 from brandloop.registry.db import Database
 from brandloop.settings import Settings, get_settings
 
@@ -158,6 +159,7 @@ def create_app(
     ):
         app.include_router(module.router, prefix="/v1")
     app.include_router(health.router)
+    mount_studio(app)  # the web app at /, outside the OpenAPI schema
 
     if api_settings.cors_origins:
         app.add_middleware(

@@ -18,7 +18,7 @@ from brandloop.api.problems import ApiProblem
 from brandloop.api.schemas import JobError, JobPublic, Links
 from brandloop.domain import GenerationRequest, RunResult
 from brandloop.registry.db import Database
-from brandloop.registry.models import RunEventRow
+from brandloop.registry.models import RunEventRow, RunRow
 from brandloop.registry.models_service import JobRow
 from brandloop.settings import Settings
 
@@ -196,3 +196,23 @@ async def job_events(
             return
         if not events:
             await asyncio.sleep(poll_seconds)
+
+
+def resume_job(session: Session, *, tenant: str, run_id: str) -> JobRow:
+    """Queue an interrupted run to continue from its last checkpoint (attempts already paid
+    for are reused). A run still queued or running, or already finished, is a 409."""
+    run = session.get(RunRow, run_id)
+    if run is None or run.tenant != tenant:
+        raise ApiProblem(404, "not-found", f"no run {run_id}")
+    if run.result is not None or run.status in ("succeeded", "partial", "refused", "failed"):
+        raise ApiProblem(409, "conflict", f"run {run_id} has finished ({run.status})")
+    if run.status == "awaiting_review":
+        raise ApiProblem(409, "conflict", f"run {run_id} is waiting for review, not interrupted")
+    job = store.job_for_run(session, tenant=tenant, run_id=run_id)
+    if job is not None and job.state in ("queued", "running"):
+        raise ApiProblem(409, "conflict", f"run {run_id} is already {job.state} as {job.id}")
+    if job is None:  # a run the CLI started: the worker pool takes it over
+        job = store.create_job(session, tenant=tenant, kind="resume", request=run.request)
+        job.run_id = run.id
+    job.state, job.error, job.finished_at, job.cancel_requested = "queued", None, None, False
+    return job

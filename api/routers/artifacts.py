@@ -3,17 +3,21 @@ own copy of identical bytes: it reads it, and deletes it, without touching anoth
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
+from sqlalchemy.orm import Session
 
 from brandloop.api.deps import Admin, SessionDep, SettingsDep, Viewer
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
 from brandloop.artifacts import ArtifactStore
 from brandloop.registry import crud
 from brandloop.registry.artifact_owners import release_artifact
+from brandloop.registry.models import ArtifactRow
+from brandloop.settings import Settings
 
 router = APIRouter(prefix="/artifacts", tags=["artifacts"], responses=PROBLEM_RESPONSES)
 Sha256 = Annotated[str, PathParam(pattern=r"^[0-9a-f]{64}$")]
@@ -35,17 +39,29 @@ async def get_artifact(
     settings: SettingsDep,
     if_none_match: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
-    row = crud.get_artifact(session, tenant=principal.tenant, sha256=sha256)
-    if row is None:
-        raise ApiProblem(404, "not-found", f"no artifact {sha256}")
+    row, path = tenant_artifact(session, settings, tenant=principal.tenant, sha256=sha256)
     etag = f'"{sha256}"'
     headers = {"ETag": etag, "Cache-Control": "private, max-age=31536000, immutable"}
-    if if_none_match is not None and etag in {t.strip() for t in if_none_match.split(",")}:
+    if etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
+    return FileResponse(path, media_type=row.media_type, headers=headers)
+
+
+def tenant_artifact(
+    session: Session, settings: Settings, *, tenant: str, sha256: str
+) -> tuple[ArtifactRow, Path]:
+    """The tenant's artifact and its file; another tenant's is as absent as a missing one."""
+    row = crud.get_artifact(session, tenant=tenant, sha256=sha256)
+    if row is None:
+        raise ApiProblem(404, "not-found", f"no artifact {sha256}")
     path = ArtifactStore(settings.artifacts_dir).path_for(sha256)
     if not path.is_file():
         raise ApiProblem(404, "not-found", f"artifact {sha256} is recorded but its file is missing")
-    return FileResponse(path, media_type=row.media_type, headers=headers)
+    return row, path
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    return if_none_match is not None and etag in {t.strip() for t in if_none_match.split(",")}
 
 
 @router.delete(

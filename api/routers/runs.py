@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
-from brandloop.api.deps import ServiceDep, SessionDep, Viewer
+from brandloop.api.deps import Creator, PoolDep, ServiceDep, SessionDep, Viewer
+from brandloop.api.jobs.service import job_public, resume_job
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
-from brandloop.domain import Receipt
+from brandloop.api.schemas import JobPublic
+from brandloop.domain import Receipt, RunStatus
 from brandloop.registry import crud
 from brandloop.registry.models import RunRow
 from brandloop.views import RunTrace, RunView, run_receipts, run_trace, run_view
@@ -34,9 +37,23 @@ def _run(session: Session, tenant: str, run_id: str) -> RunRow:
 
 @router.get("", response_model=list[RunView], summary="The tenant's runs, newest first")
 async def list_runs(
-    principal: Viewer, session: SessionDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    principal: Viewer,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    brand: Annotated[str | None, Query(max_length=80, description="brand name")] = None,
+    status: RunStatus | None = None,
+    template: Annotated[
+        str | None, Query(max_length=160, description="template name or name@version")
+    ] = None,
+    model: Annotated[str | None, Query(max_length=120, description="a model it tried")] = None,
+    since: Annotated[datetime | None, Query(description="created at or after")] = None,
+    until: Annotated[datetime | None, Query(description="created before")] = None,
 ) -> list[RunView]:
-    rows = crud.list_runs(session, tenant=principal.tenant, limit=limit)
+    where = crud.RunFilter(
+        brand=brand, status=status, template=template, model=model, since=since, until=until
+    )
+    rows = crud.list_runs(session, tenant=principal.tenant, limit=limit, offset=offset, where=where)
     return [linked(run_view(r)) for r in rows]
 
 
@@ -53,8 +70,14 @@ async def get_run(run_id: str, principal: Viewer, service: ServiceDep) -> Respon
     "/{run_id}/trace", response_model=RunTrace, summary="Every attempt and decision of a run"
 )
 async def get_trace(run_id: str, principal: Viewer, session: SessionDep) -> RunTrace:
-    trace = run_trace(session, run=_run(session, principal.tenant, run_id))
+    trace = tenant_trace(session, tenant=principal.tenant, run_id=run_id)
     return trace.model_copy(update={"run": linked(trace.run)})
+
+
+def tenant_trace(session: Session, *, tenant: str, run_id: str) -> RunTrace:
+    """The tenant's run with every attempt, event and receipt (the API's trace, the studio's
+    run page); another tenant's run is a 404."""
+    return run_trace(session, run=_run(session, tenant, run_id))
 
 
 @router.get(
@@ -64,3 +87,16 @@ async def get_trace(run_id: str, principal: Viewer, session: SessionDep) -> RunT
 )
 async def get_receipts(run_id: str, principal: Viewer, session: SessionDep) -> list[Receipt]:
     return run_receipts(session, run=_run(session, principal.tenant, run_id))
+
+
+@router.post(
+    "/{run_id}/resume",
+    status_code=202,
+    response_model=JobPublic,
+    summary="Continue an interrupted run from its last checkpoint, without paying twice",
+)
+async def resume(run_id: str, principal: Creator, session: SessionDep, pool: PoolDep) -> JobPublic:
+    job = resume_job(session, tenant=principal.tenant, run_id=run_id)
+    session.commit()
+    await pool.enqueue(job.id)
+    return job_public(job)

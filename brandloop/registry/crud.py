@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -270,14 +271,64 @@ def get_run(session: Session, *, tenant: str, run_id: str) -> RunRow | None:
     return session.scalar(select(RunRow).where(RunRow.tenant == tenant, RunRow.id == run_id))
 
 
-def list_runs(session: Session, *, tenant: str, limit: int = 50) -> list[RunRow]:
+@dataclass(frozen=True)
+class RunFilter:
+    """Which runs to list; every field narrows, None leaves it open. ``template`` is a name
+    (every version) or an exact ``name@version``; ``model`` matches runs with an attempt on
+    it; the dates are UTC instants, ``until`` exclusive."""
+
+    brand: str | None = None
+    status: str | None = None
+    template: str | None = None
+    model: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def where(self, tenant: str) -> list[ColumnElement[bool]]:
+        clauses: list[ColumnElement[bool]] = [RunRow.tenant == tenant]
+        if self.brand:
+            clauses.append(RunRow.brand_name == self.brand)
+        if self.status:
+            clauses.append(RunRow.status == self.status)
+        if self.template:
+            if "@" in self.template:
+                clauses.append(RunRow.template_ref == self.template)
+            else:
+                escaped = self.template.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                clauses.append(RunRow.template_ref.like(f"{escaped}@%", escape="\\"))
+        if self.model:
+            clauses.append(
+                RunRow.id.in_(select(AttemptRow.run_id).where(AttemptRow.model == self.model))
+            )
+        if self.since is not None:
+            clauses.append(RunRow.created_at >= self.since)
+        if self.until is not None:
+            clauses.append(RunRow.created_at < self.until)
+        return clauses
+
+
+def list_runs(
+    session: Session,
+    *,
+    tenant: str,
+    limit: int = 50,
+    offset: int = 0,
+    where: RunFilter | None = None,
+) -> list[RunRow]:
+    """The tenant's runs, newest first, narrowed by ``where``."""
     query = (
         select(RunRow)
-        .where(RunRow.tenant == tenant)
-        .order_by(RunRow.created_at.desc())
+        .where(*(where or RunFilter()).where(tenant))
+        .order_by(RunRow.created_at.desc(), RunRow.id.desc())
+        .offset(offset)
         .limit(limit)
     )
     return list(session.scalars(query))
+
+
+def count_runs(session: Session, *, tenant: str, where: RunFilter | None = None) -> int:
+    query = select(func.count()).select_from(RunRow).where(*(where or RunFilter()).where(tenant))
+    return int(session.scalar(query) or 0)
 
 
 def add_event(

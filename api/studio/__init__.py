@@ -1,0 +1,27 @@
+"""brandloop studio: the web app served by ``brandloop serve`` at ``/``, in the same process
+and over the same services as ``/v1``.
+
+Server-rendered Jinja2 pages, htmx vendored under ``static/`` (no build step), a session cookie
+from an API key or a one-time link, CSRF tokens on every form, a CSP without inline script.
+Each page module calls the functions the /v1 routers call; none of its routes is in the
+OpenAPI schema. See ``docs/studio.md``.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from brandloop.api.studio.pages import images, runs, signin
+from brandloop.api.studio.web import STATIC
+
+__all__ = ["mount_studio"]
+
+PAGES = (signin, images, runs)
+
+
+def mount_studio(app: FastAPI) -> None:
+    """Add the studio's pages and its static files to the API's app."""
+    for module in PAGES:
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")

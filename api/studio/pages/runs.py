@@ -1,0 +1,224 @@
+"""Runs: a gallery filtered by brand, status, template, model and date; a run page with its
+images, decisions timeline, attempts scored against thresholds, the brand's palette beside each
+image's dominant colours, cost and receipts; download, reproduce and resume."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import math
+import zipfile
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, get_args
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from brandloop.agent.runner import catalog_models, default_providers
+from brandloop.api.deps import PoolDep, SessionDep, SettingsDep
+from brandloop.api.jobs import store
+from brandloop.api.jobs.service import resume_job
+from brandloop.api.routers.runs import run_receipts, run_trace
+from brandloop.api.studio.thumbs import image_colours
+from brandloop.api.studio.web import Creator, Csrf, StudioRoute, Viewer, render, see_other
+from brandloop.artifacts import ArtifactStore
+from brandloop.domain import RunStatus
+from brandloop.registry import crud
+from brandloop.registry.models import AttemptRow, RunRow
+from brandloop.reproduce import reproduce_run
+from brandloop.settings import Settings
+from brandloop.tools.providers.factory import closing as providers_closing
+
+router = APIRouter(route_class=StudioRoute, include_in_schema=False)
+PAGE_SIZE = 24
+STATUSES: tuple[str, ...] = get_args(RunStatus)
+
+
+def _day(text: str | None, *, end: bool = False) -> datetime | None:
+    if not text:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        return None
+    moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return moment + timedelta(days=1) if end else moment
+
+
+def filter_options(session: Session, tenant: str) -> dict[str, list[str]]:
+    """What the gallery's filters can choose from: the tenant's own brands, templates, models."""
+    brands = sorted(b.name for b in crud.list_brands(session, tenant=tenant))
+    refs = session.scalars(select(RunRow.template_ref).where(RunRow.tenant == tenant).distinct())
+    templates = sorted({r.rsplit("@", 1)[0] for r in refs if r})
+    models = sorted(
+        session.scalars(
+            select(AttemptRow.model)
+            .join(RunRow, RunRow.id == AttemptRow.run_id)
+            .where(RunRow.tenant == tenant)
+            .distinct()
+        )
+    )
+    return {"brands": brands, "templates": templates, "models": models, "statuses": list(STATUSES)}
+
+
+def cover(row: RunRow) -> str | None:
+    images = (row.result or {}).get("images") or []
+    return str(images[0]["sha256"]) if images else None
+
+
+@router.get("/runs")
+async def gallery(
+    request: Request,
+    user: Viewer,
+    session: SessionDep,
+    brand: Annotated[str, Query(max_length=80)] = "",
+    status: Annotated[str, Query(max_length=24)] = "",
+    template: Annotated[str, Query(max_length=160)] = "",
+    model: Annotated[str, Query(max_length=120)] = "",
+    since: Annotated[str, Query(max_length=10)] = "",
+    until: Annotated[str, Query(max_length=10)] = "",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> Response:
+    where = crud.RunFilter(
+        brand=brand or None,
+        status=status or None,
+        template=template or None,
+        model=model or None,
+        since=_day(since),
+        until=_day(until, end=True),
+    )
+    total = crud.count_runs(session, tenant=user.tenant, where=where)
+    rows = crud.list_runs(
+        session, tenant=user.tenant, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, where=where
+    )
+    chosen = {
+        "brand": brand, "status": status, "template": template, "model": model,
+        "since": since, "until": until,
+    }  # fmt: skip
+    query = urlencode({k: v for k, v in chosen.items() if v})
+    context = {
+        "title": "Runs",
+        "runs": [{"row": r, "cover": cover(r)} for r in rows],
+        "total": total,
+        "page": page,
+        "pages": max(1, math.ceil(total / PAGE_SIZE)),
+        "chosen": chosen,
+        "query": query,
+        "options": filter_options(session, user.tenant),
+    }
+    template_name = "runs_grid.html" if request.headers.get("hx-request") else "runs.html"
+    return render(request, template_name, context)
+
+
+def palette_of(session: Session, tenant: str, brand: str) -> list[dict[str, str]]:
+    row = crud.get_brand(session, tenant=tenant, ref=brand)
+    if row is None:
+        return []
+    return [c.model_dump() for c in crud.brand_kit(row).palette]
+
+
+def signals_of(attempt: dict[str, Any]) -> list[dict[str, Any]]:
+    signals = (attempt.get("scores") or {}).get("signals") or {}
+    return [{"name": name, **data} for name, data in sorted(signals.items())]
+
+
+def run_context(
+    session: Session, settings: Settings, *, tenant: str, run_id: str
+) -> dict[str, Any]:
+    """Everything the run page shows, from the API's own trace and receipts."""
+    trace = run_trace(session, tenant=tenant, run_id=run_id)
+    receipts = {r.get("sha256"): r for r in run_receipts(session, tenant=tenant, run_id=run_id)}
+    store_ = ArtifactStore(settings.artifacts_dir)
+    images = []
+    for image in trace.run.images:
+        sha = str(image["sha256"])
+        path = store_.path_for(sha)
+        colours = image_colours(path, sha) if path.is_file() else []
+        receipt = receipts.get(sha)
+        images.append(
+            {
+                **image,
+                "colours": colours,
+                "receipt": receipt,
+                "receipt_json": json.dumps(receipt, indent=2, default=str) if receipt else "",
+            }
+        )
+    attempts = [{**a, "signals": signals_of(a)} for a in trace.attempts]
+    job = store.job_for_run(session, tenant=tenant, run_id=run_id)
+    return {
+        "title": f"Run {run_id}",
+        "run": trace.run,
+        "images": images,
+        "attempts": attempts,
+        "events": trace.events,
+        "palette": palette_of(session, tenant, trace.run.brand),
+        "job": job,
+        "resumable": trace.run.status == "running"
+        and (job is None or job.state not in ("queued", "running")),
+    }
+
+
+@router.get("/runs/{run_id}")
+async def run_page(
+    request: Request, run_id: str, user: Viewer, session: SessionDep, settings: SettingsDep
+) -> Response:
+    return render(
+        request, "run.html", run_context(session, settings, tenant=user.tenant, run_id=run_id)
+    )
+
+
+@router.get("/runs/{run_id}/download")
+async def download(
+    run_id: str, user: Viewer, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """The accepted PNGs (each with its receipt inside) and ``receipts.json``, as one zip."""
+    trace = run_trace(session, tenant=user.tenant, run_id=run_id)
+    receipts = run_receipts(session, tenant=user.tenant, run_id=run_id)
+    store_ = ArtifactStore(settings.artifacts_dir)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for index, image in enumerate(trace.run.images, start=1):
+            sha = str(image["sha256"])
+            if store_.exists(sha):
+                archive.writestr(f"{run_id}/{index:02d}-{sha[:12]}.png", store_.get(sha))
+        archive.writestr(f"{run_id}/receipts.json", json.dumps(receipts, indent=2, default=str))
+    return Response(
+        buffer.getvalue(),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{run_id}.zip"'},
+    )
+
+
+@router.post("/runs/{run_id}/reproduce")
+async def reproduce(
+    request: Request,
+    run_id: str,
+    user: Creator,
+    session: SessionDep,
+    settings: SettingsDep,
+    pool: PoolDep,
+    _: Csrf,
+) -> Response:
+    context = run_context(session, settings, tenant=user.tenant, run_id=run_id)
+    session.commit()
+    owned = pool.providers_factory is None
+    providers = default_providers(settings) if owned else pool.providers_factory(settings)  # type: ignore[misc]
+    models = await asyncio.to_thread(catalog_models, settings)
+    async with providers_closing(providers, owned=owned):
+        result = await reproduce_run(
+            settings, tenant=user.tenant, run_id=run_id, providers=providers, models=models
+        )
+    return render(request, "run.html", {**context, "reproduction": result})
+
+
+@router.post("/runs/{run_id}/resume")
+async def resume(
+    run_id: str, user: Creator, session: SessionDep, pool: PoolDep, _: Csrf
+) -> Response:
+    job = resume_job(session, tenant=user.tenant, run_id=run_id)
+    session.commit()
+    await pool.enqueue(job.id)
+    return see_other(f"/runs/{run_id}")

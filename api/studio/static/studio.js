@@ -1,0 +1,80 @@
+// brandloop studio: the only script besides htmx. No inline script anywhere (the CSP forbids it).
+// - live runs: an element with data-events="/chat/jobs/JOB/events" streams the run's trace (SSE)
+//   into its list and, when the run ends, loads data-result into data-result-target;
+// - keyboard shortcuts on pages that declare them with data-shortcut on buttons or links;
+// - the pairwise and review pages submit with keys.
+(function () {
+  "use strict";
+
+  function line(list, text, cls) {
+    var li = document.createElement("li");
+    li.textContent = text;
+    if (cls) li.className = cls;
+    list.appendChild(li);
+    list.scrollTop = list.scrollHeight;
+  }
+
+  function describe(kind, data) {
+    var p = data.payload || {};
+    if (kind === "planned" || kind === "decision") return (p.action || kind) + ": " + (p.reason || "");
+    if (kind === "attempt_started") return "generating " + (p.model || "") + " seed " + (p.seed === undefined ? "" : p.seed);
+    if (kind === "attempt_finished") return "attempt " + (p.outcome || "finished") + " (" + (p.model || "") + ")";
+    if (kind === "scored") return "scored: composite " + (p.composite === undefined ? "?" : Number(p.composite).toFixed(2));
+    if (kind === "accepted") return "accepted an image";
+    if (kind === "done") return "done: " + (p.status || "");
+    return kind;
+  }
+
+  function watch(el) {
+    if (el.dataset.watching) return;
+    el.dataset.watching = "1";
+    var list = el.querySelector("ol, ul");
+    var source = new EventSource(el.dataset.events);
+    var kinds = ["planned", "decision", "attempt_started", "attempt_finished", "scored", "accepted", "done"];
+    kinds.forEach(function (kind) {
+      source.addEventListener(kind, function (event) {
+        var data = JSON.parse(event.data);
+        line(list, describe(kind, data), "ev-" + kind);
+        if (kind === "accepted" || kind === "done") refresh(el);
+      });
+    });
+    source.addEventListener("state", function (event) {
+      var data = JSON.parse(event.data);
+      el.setAttribute("data-state", data.state || "");
+      var status = el.querySelector("[data-role=state]");
+      if (status) status.textContent = data.state || "";
+    });
+    source.addEventListener("end", function () {
+      source.close();
+      el.setAttribute("data-ended", "1");
+      refresh(el);
+    });
+  }
+
+  function refresh(el) {
+    var url = el.dataset.result, target = document.getElementById(el.dataset.resultTarget || "");
+    if (!url || !target || !window.htmx) return;
+    window.htmx.ajax("GET", url, { target: target, swap: "innerHTML" });
+  }
+
+  function init(root) {
+    (root || document).querySelectorAll("[data-events]").forEach(watch);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { init(document); });
+  document.addEventListener("htmx:afterSettle", function (event) { init(event.target); });
+
+  // Keyboard shortcuts: a single key (no modifier, not while typing) clicks the element whose
+  // data-shortcut names it. The page lists its shortcuts for people.
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    var t = event.target;
+    if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable)) return;
+    var key = event.key.toLowerCase();
+    var target = document.querySelector('[data-shortcut="' + key + '"]');
+    if (!target) return;
+    event.preventDefault();
+    if (target.tagName === "TEXTAREA" || target.tagName === "INPUT") { target.focus(); return; }
+    target.click();
+  });
+})();

@@ -1,0 +1,239 @@
+"""What every studio page shares: the Jinja2 environment (autoescaping on), the response with
+its Content-Security-Policy, the signed-in user and the role a page needs, CSRF checks, and
+errors shown as HTML pages instead of problem+json.
+
+Pages call the same functions as the /v1 routers; an ``ApiProblem`` they raise becomes an
+error page with the same status, so another tenant's resource is the same 404 here as there.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from brandloop.api.auth import Role
+from brandloop.api.problems import ApiProblem, status_for
+from brandloop.api.studio.sessions import StudioUser, session_user
+from brandloop.errors import BrandloopError
+
+HERE = Path(__file__).parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+
+SESSION_COOKIE = "bl_session"
+PRESESSION_COOKIE = "bl_presession"
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+NAV: tuple[tuple[str, str], ...] = (
+    ("/chat", "Chat"),
+    ("/runs", "Runs"),
+    ("/review", "Review"),
+    ("/agreement", "Agreement"),
+    ("/templates", "Templates"),
+    ("/campaigns", "Campaigns"),
+    ("/brands", "Brands"),
+    ("/evals", "Evals"),
+    ("/costs", "Costs"),
+)
+
+env = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+env.filters["usd"] = lambda value: f"${float(value or 0):.3f}"
+env.filters["pct"] = lambda value: "not measured" if value is None else f"{float(value):.0%}"
+env.filters["short"] = lambda value, n=12: str(value)[:n]
+
+
+class StudioError(Exception):
+    """Answer with an error page of this status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class SignInRequired(Exception):
+    """Not signed in: send the browser to the sign-in page."""
+
+
+def secure_request(request: Request) -> bool:
+    """Served over https, directly or behind a proxy that says so."""
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return request.url.scheme == "https" or forwarded == "https"
+
+
+def set_cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path="/",
+        httponly=True,
+        secure=secure_request(request),
+        samesite="lax",
+    )
+
+
+def _presession(request: Request) -> str:
+    """The double-submit token for forms shown before sign-in (the sign-in forms)."""
+    token = getattr(request.state, "presession", None)
+    if token is None:
+        token = request.cookies.get(PRESESSION_COOKIE) or ""
+        if not 20 <= len(token) <= 64:
+            token = secrets.token_urlsafe(24)
+            request.state.new_presession = token
+        request.state.presession = token
+    return str(token)
+
+
+def csrf_token(request: Request) -> str:
+    user: StudioUser | None = getattr(request.state, "studio_user", None)
+    return user.csrf if user is not None else _presession(request)
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    """A page (or an htmx fragment) with the studio's CSP; never cached by the browser."""
+    user: StudioUser | None = getattr(request.state, "studio_user", None)
+    html = env.get_template(template).render(
+        request=request,
+        user=user,
+        csrf=csrf_token(request),
+        nav=NAV,
+        path=request.url.path,
+        **(context or {}),
+    )
+    response = HTMLResponse(html, status_code=status, headers=headers)
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers.setdefault("Cache-Control", "no-store")
+    new = getattr(request.state, "new_presession", None)
+    if new is not None:
+        set_cookie(response, request, PRESESSION_COOKIE, new, max_age=3600)
+    return response
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    titles = {
+        400: "Bad request",
+        402: "Over the quota",
+        403: "Not allowed",
+        404: "Not found",
+        409: "Not now",
+        422: "That did not work",
+        429: "Too many requests",
+    }
+    title = titles.get(status, "Something went wrong")
+    if status >= 500:
+        message = "an internal error occurred"
+    return render(
+        request, "error.html", {"title": title, "status": status, "message": message}, status=status
+    )
+
+
+def see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+class StudioRoute(APIRoute):
+    """A studio route: errors become HTML pages; not signed in becomes a sign-in redirect."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except SignInRequired:
+                target = request.url.path
+                if request.url.query:
+                    target += "?" + request.url.query
+                return see_other("/signin?next=" + quote(target, safe=""))
+            except StudioError as exc:
+                return error_page(request, exc.status, exc.message)
+            except ApiProblem as exc:
+                return error_page(request, exc.status, exc.detail)
+            except BrandloopError as exc:
+                status, _ = status_for(exc)
+                return error_page(request, status, str(exc))
+            except RequestValidationError as exc:
+                first = exc.errors()[0] if exc.errors() else {}
+                where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "the form"
+                return error_page(request, 422, f"{where}: {first.get('msg', 'invalid')}")
+            except StarletteHTTPException as exc:
+                return error_page(request, exc.status_code, str(exc.detail or ""))
+
+        return route
+
+
+async def current_user(request: Request) -> StudioUser | None:
+    """The signed-in user of the session cookie, or None."""
+    cached = getattr(request.state, "studio_user", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    service = request.app.state.service
+    with service.sessions() as session:
+        user = session_user(session, token)
+    request.state.studio_user = user
+    return user
+
+
+def signed_in(role: Role) -> Callable[..., Coroutine[Any, Any, StudioUser]]:
+    async def dependency(request: Request) -> StudioUser:
+        user = await current_user(request)
+        if user is None:
+            raise SignInRequired
+        if not user.can(role):
+            raise StudioError(403, f"this needs the {role} role; you are signed in as {user.role}")
+        return user
+
+    dependency.__name__ = f"studio_{role}"
+    return dependency
+
+
+async def check_csrf(request: Request) -> None:
+    """Every state-changing form carries the token of its page: the session's CSRF secret, or
+    before sign-in the double-submit cookie's value."""
+    form = await request.form()
+    given = form.get("csrf")
+    user = await current_user(request)
+    expected = user.csrf if user is not None else request.cookies.get(PRESESSION_COOKIE, "")
+    if (
+        not isinstance(given, str)
+        or not expected
+        or not hmac.compare_digest(given.encode(), expected.encode())
+    ):
+        raise StudioError(403, "the form's CSRF token is missing or wrong; reload the page")
+
+
+Viewer = Annotated[StudioUser, Depends(signed_in("viewer"))]
+Creator = Annotated[StudioUser, Depends(signed_in("creator"))]
+Approver = Annotated[StudioUser, Depends(signed_in("approver"))]
+Admin = Annotated[StudioUser, Depends(signed_in("admin"))]
+Csrf = Annotated[None, Depends(check_csrf)]
