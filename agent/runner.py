@@ -135,14 +135,24 @@ def provider_plugins() -> dict[str, ImageProvider]:
     return found
 
 
+#: where a brighter or darker revision moves the exposure signal's target mean luminance
+EXPOSURE_KEYS: dict[str, float] = {"brighter": 165.0, "darker": 90.0}
+
+
 def brand_scoring_policy(
     settings: Settings, db: Database, request: GenerationRequest
 ) -> ScoringPolicy:
-    """The request's brand's own weights and thresholds (``policies/brand_policy.py``)."""
+    """The request's brand's own weights and thresholds (``policies/brand_policy.py``), with
+    the exposure target a brighter or darker revision asked for."""
     with db.session() as session:
         row = crud.get_brand(session, tenant=request.tenant, ref=request.brand)
         slug = crud.brand_kit(row).slug if row is not None else ""
-    return load_brand_scoring_policy(slug, search=[settings.data_dir / "policies"])
+    policy = load_brand_scoring_policy(slug, search=[settings.data_dir / "policies"])
+    for shift in request.shifts:
+        if shift in EXPOSURE_KEYS:
+            exposure = policy.exposure.model_copy(update={"key_target": EXPOSURE_KEYS[shift]})
+            policy = policy.model_copy(update={"exposure": exposure})
+    return policy
 
 
 def build_context(

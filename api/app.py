@@ -2,7 +2,8 @@
 and the job worker pool (started and stopped with the app).
 
 ``create_app()`` reads settings from the environment; tests pass their own settings, a provider
-factory (to put a fake backend behind the agent) or ``workers=0`` to keep jobs queued.
+factory (to put a fake backend behind the agent), a prompt writer (a fake chat model behind the
+thread revisions) or ``workers=0`` to keep jobs queued.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from brandloop.agent.writer import PromptWriter, build_writer
 from brandloop.api.auth import KeyCache
 from brandloop.api.config import ApiSettings, get_api_settings
 from brandloop.api.deps import Service
@@ -65,6 +67,7 @@ def create_app(
     configure_logs: bool = False,
     tracer: Any | None = None,
     database: Database | None = None,
+    writer: PromptWriter | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
     api_settings = api_settings or get_api_settings()
@@ -99,6 +102,7 @@ def create_app(
         pool=pool,
         keys=KeyCache(api_settings.key_cache_seconds, api_settings.key_cache_entries),
         metrics=Metrics(db),
+        writer=writer if writer is not None else build_writer(),
     )
 
     @asynccontextmanager

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from brandloop.agent.writer import PromptWriter
 from brandloop.api.auth import (
     FailedAuthThrottle,
     KeyCache,
@@ -41,6 +42,7 @@ class Service:
     keys: KeyCache
     metrics: Metrics
     auth_throttle: FailedAuthThrottle = field(default_factory=NoThrottle)
+    writer: PromptWriter | None = None  # revises thread briefs when configured
 
     def __post_init__(self) -> None:
         # one sessionmaker for the app's life: making one per request costs more than the query

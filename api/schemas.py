@@ -9,6 +9,7 @@ from typing import Any, Literal
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
+from brandloop.agent.revision import BriefEdit
 from brandloop.domain import MAX_BRIEF_CHARS, BrandKit, GenerationRequest, RunResult, RunStatus
 
 JobState = Literal["queued", "running", "awaiting_review", "succeeded", "failed", "cancelled"]
@@ -134,6 +135,9 @@ class MessagePublic(BaseModel):
     role: Literal["user", "assistant"]
     content: str
     brief: str = Field(default="", description="the whole brief the agent ran for this message")
+    edit: BriefEdit | None = Field(
+        default=None, description="how this follow-up edited the thread's brief"
+    )
     job: JobPublic | None = None
     reply: str | None = Field(default=None, description="the agent's answer once the job is done")
 

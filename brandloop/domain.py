@@ -36,6 +36,9 @@ ModelStatus = Literal["active", "deprecated", "retired"]
 ModelTier = Literal["draft", "standard", "premium"]
 AttemptOutcome = Literal["pending", "accepted", "rejected", "refused", "error", "blocked"]
 TemplateStatus = Literal["draft", "in_review", "approved", "rejected"]
+#: how a revision moves a brief's look: palette emphasis (warmer/cooler) and exposure target
+#: (brighter/darker); see ``brandloop.agent.revision``
+Shift = Literal["warmer", "cooler", "brighter", "darker"]
 
 
 def utcnow() -> datetime:
@@ -160,7 +163,25 @@ class GenerationRequest(_Model):
     template: str | None = None
     campaign_id: str | None = Field(default=None, max_length=120)
     thread_id: str | None = Field(default=None, max_length=120)
+    avoid: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="what the images must not show (a revision's removals): negative prompt",
+    )
+    shifts: list[Shift] = Field(
+        default_factory=list,
+        max_length=2,
+        description="palette emphasis and exposure target shifts a revision asked for",
+    )
     tenant: str = "default"
+
+    @field_validator("avoid")
+    @classmethod
+    def _avoid(cls, value: list[str]) -> list[str]:
+        for term in value:
+            if not term.strip() or len(term) > 80:
+                raise ValueError("each avoided term is 1-80 characters")
+        return value
 
     @field_validator("brief")
     @classmethod

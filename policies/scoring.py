@@ -56,7 +56,15 @@ class ExposurePolicy(SignalPolicy):
 
     clip_free: float = Field(default=0.10, ge=0, le=1, description="clipped share without cost")
     clip_full: float = Field(default=0.70, gt=0, le=1, description="clipped share scoring 0")
-    key_free: float = Field(default=0.35, ge=0, lt=1, description="|mean - mid| / mid without cost")
+    key_free: float = Field(
+        default=0.35, ge=0, lt=1, description="|mean - key| / its farther end without cost"
+    )
+    key_target: float = Field(
+        default=127.5,
+        gt=0,
+        lt=255,
+        description="the mean luminance aimed at (a brighter or darker revision moves it)",
+    )
 
     @model_validator(mode="after")
     def _clip_order(self) -> ExposurePolicy:

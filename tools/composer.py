@@ -13,17 +13,54 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from brandloop.domain import BrandKit, TemplateVersion
+from brandloop.domain import BrandKit, PaletteColour, Shift, TemplateVersion
 from brandloop.templates.sandbox import render
 from brandloop.tools.providers.colours import extract_colours
 
 PaletteEmphasis = Literal["normal", "strong"]
 
 
-def palette_clause(brand: BrandKit, emphasis: PaletteEmphasis) -> str:
+#: words a revision's shift adds to the prompt, for backends that read them
+SHIFT_MODIFIERS: dict[str, str] = {
+    "warmer": "warm light, warm tones",
+    "cooler": "cool light, cool tones",
+    "brighter": "bright, airy, high-key lighting",
+    "darker": "low-key, moody lighting",
+}
+
+
+def _lightness(colour: PaletteColour) -> float:
+    r, g, b = colour.rgb
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def _warmth(colour: PaletteColour) -> float:
+    r, _, b = colour.rgb
+    return float(r - b)
+
+
+def ordered_palette(brand: BrandKit, shifts: Sequence[Shift] = ()) -> list[PaletteColour]:
+    """The brand's colours in the order the prompt names them (earlier means more emphasis):
+    the primary first, unless a revision shifts the emphasis to the warmest, coolest, lightest
+    or darkest brand colours. The palette itself never changes."""
+    colours = sorted(brand.palette, key=lambda c: c.role != "primary")
+    for shift in shifts:
+        if shift == "warmer":
+            colours.sort(key=_warmth, reverse=True)
+        elif shift == "cooler":
+            colours.sort(key=_warmth)
+        elif shift == "brighter":
+            colours.sort(key=_lightness, reverse=True)
+        elif shift == "darker":
+            colours.sort(key=_lightness)
+    return colours
+
+
+def palette_clause(
+    brand: BrandKit, emphasis: PaletteEmphasis, shifts: Sequence[Shift] = ()
+) -> str:
     colours = ", ".join(
-        f"{c.name} {c.hex}" if c.name else c.hex
-        for c in sorted(brand.palette, key=lambda c: c.role != "primary")
+        f"{c.name} {c.hex}" if c.name else c.hex for c in ordered_palette(brand, shifts)
     )
     if emphasis == "strong":
         return f"strict palette: only the brand colours {colours}"
@@ -50,22 +87,32 @@ def compose(
     modifiers: Sequence[str] = (),
     style_notes: Sequence[str] = (),
     emphasis: PaletteEmphasis = "normal",
+    avoid: Sequence[str] = (),
+    shifts: Sequence[Shift] = (),
 ) -> tuple[str, str]:
-    """Return ``(prompt, negative_prompt)`` for one candidate."""
+    """Return ``(prompt, negative_prompt)`` for one candidate.
+
+    ``avoid`` (a revision's removals) goes to the negative prompt; ``shifts`` reorder the
+    palette clause and add their lighting words.
+    """
     moved = off_brand_colours(brief, brand) if emphasis == "strong" else []
+    all_modifiers = [*modifiers, *(SHIFT_MODIFIERS[s] for s in shifts)]
     variables = {
         "brief": brief.strip().rstrip("."),
         "brand": brand.name,
         "tone": ", ".join(brand.tone) or "on-brand",
         "required": ", ".join(brand.required_terms),
-        "palette_clause": palette_clause(brand, emphasis),
+        "palette_clause": palette_clause(brand, emphasis, shifts),
         "style_notes": "; ".join(style_notes),
-        "modifiers": ", ".join(modifiers),
+        "modifiers": ", ".join(all_modifiers),
         "brand_negative": brand.negative_prompt,
-        "negative_extra": ", ".join(moved),
+        "negative_extra": ", ".join([*moved, *(a for a in avoid if a not in moved)]),
     }
     prompt = render(template.body, variables)
     negative = render(template.negative_body, variables).strip(", ")
+    extra = [a for a in avoid if a.lower() not in negative.lower()]
+    if extra:  # a template that leaves out {{ negative_extra }} still avoids them
+        negative = ", ".join(filter(None, [negative, *extra]))
     if emphasis == "strong":
-        prompt = f"{palette_clause(brand, 'strong')}. {prompt}"
+        prompt = f"{palette_clause(brand, 'strong', shifts)}. {prompt}"
     return prompt, negative

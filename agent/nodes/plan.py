@@ -141,6 +141,8 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         modifiers=modifiers,
         style_notes=notes_for_prompt,
         emphasis=emphasis,
+        avoid=request.avoid,
+        shifts=request.shifts,
     )
     verdict = moderate_text(prompt, forbidden_terms=brand.forbidden_terms, source="prompt")
     if not verdict.allowed:

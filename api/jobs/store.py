@@ -185,6 +185,7 @@ def add_message(
     content: str,
     brief: str = "",
     job_id: str | None = None,
+    edit: dict[str, Any] | None = None,
 ) -> ThreadMessageRow:
     seq = session.scalar(
         select(func.coalesce(func.max(ThreadMessageRow.seq), 0)).where(
@@ -199,6 +200,7 @@ def add_message(
         content=content,
         brief=brief,
         job_id=job_id,
+        edit=edit,
         created_at=utcnow(),
     )
     session.add(row)

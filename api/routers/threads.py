@@ -1,9 +1,12 @@
 """Chat threads: each message runs the agent with the thread's history, so a follow-up
 ("warmer, and drop the mug") edits what came before instead of starting over.
 
-A follow-up's brief is the previous brief plus the new instruction as a revision; it keeps the
-previous request's shape (count, size), template version and the seed of the image it accepted,
-so the agent revisits the same composition with the edit applied.
+A follow-up edits the thread's current brief (``brandloop.agent.revision``): removals leave the
+brief and go to the negative prompt, warmer/cooler/brighter/darker shift the palette emphasis
+and the exposure target, additions become clauses; the LLM writer proposes the edit when one is
+configured. The edit is stored with the message and shown in the thread. A follow-up keeps the
+previous request's shape (count, size), template version and the seed of the image it
+accepted, so the agent revisits the same composition with the edit applied.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
+from brandloop.agent.revision import BriefEdit, BriefState, revise
 from brandloop.agent.runner import check_request
 from brandloop.api.auth import Principal
 from brandloop.api.deps import Creator, PoolDep, Service, ServiceDep, SessionDep, Viewer
@@ -28,33 +32,26 @@ from brandloop.api.schemas import (
     ThreadPublic,
     domain_request,
 )
-from brandloop.domain import MAX_BRIEF_CHARS
 from brandloop.registry import crud
 from brandloop.registry.models import RunRow
 from brandloop.registry.models_service import JobRow, ThreadMessageRow, ThreadRow
 
 router = APIRouter(prefix="/threads", tags=["threads"], responses=PROBLEM_RESPONSES)
 
-REVISION = "\nRevision: "
 
-
-def follow_up_brief(first: str, revisions: list[str]) -> str:
-    """The first brief and as many of the latest revisions as fit the brief limit."""
-    kept: list[str] = []
-    for revision in reversed(revisions):
-        candidate = first + "".join(REVISION + r for r in [revision, *kept])
-        if len(candidate) > MAX_BRIEF_CHARS:
-            break
-        kept.insert(0, revision)
-    if revisions and not kept:
-        raise ApiProblem(422, "bad-input", "the follow-up does not fit the brief limit")
-    return first + "".join(REVISION + r for r in kept)
-
-
-def _context(session: Session, thread: ThreadRow) -> tuple[list[str], dict[str, Any]]:
-    """The thread's user turns so far and what the last finished turn settled on."""
+def _context(session: Session, thread: ThreadRow) -> tuple[BriefState | None, dict[str, Any]]:
+    """Where the thread's brief stands, and what the last finished turn settled on."""
     messages = [m for m in store.thread_messages(session, thread_id=thread.id) if m.role == "user"]
-    contents = [m.content for m in messages]
+    if not messages:
+        return None, {}
+    latest = messages[-1]
+    job = session.get(JobRow, latest.job_id) if latest.job_id else None
+    request = job.request if job is not None else {}
+    state = BriefState(
+        brief=latest.brief or latest.content,
+        avoid=list(request.get("avoid") or []),
+        shifts=list(request.get("shifts") or []),
+    )
     carried: dict[str, Any] = {}
     for message in reversed(messages):
         job = session.get(JobRow, message.job_id) if message.job_id else None
@@ -74,7 +71,7 @@ def _context(session: Session, thread: ThreadRow) -> tuple[list[str], dict[str, 
             if run is not None and run.template_ref:
                 carried["template"] = run.template_ref
         break
-    return contents, carried
+    return state, carried
 
 
 async def post_message(
@@ -88,10 +85,13 @@ async def post_message(
     thread = store.get_thread(session, tenant=principal.tenant, thread_id=thread_id)
     if thread is None:
         raise ApiProblem(404, "not-found", f"no thread {thread_id}")
-    contents, carried = _context(session, thread)
-    brief = (
-        follow_up_brief(contents[0], [*contents[1:], body.content]) if contents else body.content
-    )
+    state, carried = _context(session, thread)
+    edit: BriefEdit | None = None
+    brief = body.content
+    if state is not None:
+        edit = await revise(state, body.content, service.writer)
+        brief = edit.after
+        carried |= {"avoid": edit.avoid, "shifts": edit.all_shifts}
     own = body.model_dump(exclude={"content"}, exclude_none=True)
     if "size" in own or "aspect_ratio" in own:
         carried.pop("size", None)
@@ -111,7 +111,13 @@ async def post_message(
         thread_id=thread.id,
     )
     message = store.add_message(
-        session, thread_id=thread.id, role="user", content=body.content, brief=brief, job_id=job.id
+        session,
+        thread_id=thread.id,
+        role="user",
+        content=body.content,
+        brief=brief,
+        job_id=job.id,
+        edit=edit.model_dump(mode="json") if edit is not None else None,
     )
     session.commit()
     await pool.enqueue(job.id)
@@ -135,6 +141,7 @@ def _message_public(row: ThreadMessageRow, job: JobRow | None) -> MessagePublic:
         role=row.role,  # type: ignore[arg-type,unused-ignore]
         content=row.content,
         brief=row.brief,
+        edit=BriefEdit.model_validate(row.edit) if row.edit else None,
         job=job_public(job) if job is not None else None,
         reply=_reply(job),
     )

@@ -140,6 +140,9 @@ class ThreadMessageRow(Base):
     content: Mapped[str] = mapped_column(Text)
     brief: Mapped[str] = mapped_column(Text, default="")
     job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    edit: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON, nullable=True, doc="the revision this message made (brandloop.agent.revision)"
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -219,8 +219,8 @@ def exposure(gray: GrayArray, policy: ExposurePolicy | None = None) -> Signal:
 
     Two factors multiply. Clipping: the share of pixels ≤ 2 or ≥ 253 costs nothing up to
     ``clip_free`` and zeroes the value at ``clip_full``. Key: the mean luminance may sit
-    ``key_free`` of the half-range from mid-grey for free, and the value falls to 0 at pure
-    black or white. ``raw`` is the mean luminance, 0..255.
+    ``key_free`` of the way from ``key_target`` (mid-grey unless a revision asked for brighter
+    or darker) to the farther of black and white for free, and the value falls to 0 there. ``raw`` is the mean luminance, 0..255.
     """
     pol = policy or _default_policy().exposure
     if gray.size == 0:
@@ -234,12 +234,13 @@ def exposure(gray: GrayArray, policy: ExposurePolicy | None = None) -> Signal:
     bright = float(histogram[_CLIP_HIGH:].sum()) / total
     mean = float(np.dot(histogram, np.arange(256))) / total
     clip_penalty = _ramp(dark + bright, pol.clip_free, pol.clip_full)
-    key_penalty = _ramp(abs(mean - 127.5) / 127.5, pol.key_free, 1.0)
+    key = pol.key_target
+    key_penalty = _ramp(abs(mean - key) / max(key, 255.0 - key), pol.key_free, 1.0)
     value = (1.0 - clip_penalty) * (1.0 - key_penalty)
     passed = value >= pol.threshold
     if passed:
         verdict = "well exposed"
-    elif mean < 127.5:
+    elif mean < key:
         verdict = "too dark"
     else:
         verdict = "too bright"

@@ -125,27 +125,39 @@ def signals_of(attempt: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"name": name, **data} for name, data in sorted(signals.items())]
 
 
+def image_views(
+    session: Session,
+    settings: Settings,
+    *,
+    tenant: str,
+    run_id: str,
+    images: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Accepted images as the pages show them: with dominant colours and receipt."""
+    receipts = {r.get("sha256"): r for r in run_receipts(session, tenant=tenant, run_id=run_id)}
+    store_ = ArtifactStore(settings.artifacts_dir)
+    views = []
+    for image in images:
+        sha = str(image["sha256"])
+        path = store_.path_for(sha)
+        receipt = receipts.get(sha)
+        views.append(
+            {
+                **image,
+                "colours": image_colours(path, sha) if path.is_file() else [],
+                "receipt": receipt,
+                "receipt_json": json.dumps(receipt, indent=2, default=str) if receipt else "",
+            }
+        )
+    return views
+
+
 def run_context(
     session: Session, settings: Settings, *, tenant: str, run_id: str
 ) -> dict[str, Any]:
     """Everything the run page shows, from the API's own trace and receipts."""
     trace = run_trace(session, tenant=tenant, run_id=run_id)
-    receipts = {r.get("sha256"): r for r in run_receipts(session, tenant=tenant, run_id=run_id)}
-    store_ = ArtifactStore(settings.artifacts_dir)
-    images = []
-    for image in trace.run.images:
-        sha = str(image["sha256"])
-        path = store_.path_for(sha)
-        colours = image_colours(path, sha) if path.is_file() else []
-        receipt = receipts.get(sha)
-        images.append(
-            {
-                **image,
-                "colours": colours,
-                "receipt": receipt,
-                "receipt_json": json.dumps(receipt, indent=2, default=str) if receipt else "",
-            }
-        )
+    images = image_views(session, settings, tenant=tenant, run_id=run_id, images=trace.run.images)
     attempts = [{**a, "signals": signals_of(a)} for a in trace.attempts]
     job = store.job_for_run(session, tenant=tenant, run_id=run_id)
     return {

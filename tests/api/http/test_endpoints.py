@@ -163,14 +163,18 @@ def test_thread_follow_up_edits_the_previous_brief_and_keeps_its_seed(
     )
     assert follow.status_code == 202, follow.text
     message = follow.json()["message"]
-    assert (
-        message["brief"] == "a mug of coffee on a wooden table\nRevision: warmer, and drop the mug"
-    )
+    # the revision edits the brief: the mug leaves it for the negative prompt, warmer shifts
+    assert message["brief"] == "coffee on a wooden table"
+    assert message["edit"]["removed"] == ["mug"] and message["edit"]["shifts"] == ["warmer"]
+    assert message["edit"]["before"] == "a mug of coffee on a wooden table"
     second = wait_job(client, follow.json()["job"]["id"], creator)
     run = client.get(f"/v1/runs/{second['run_id']}", headers=creator).json()
     assert run["request"]["seed"] == seed
     assert run["request"]["size"] == "256x256"
+    assert run["request"]["avoid"] == ["mug"] and run["request"]["shifts"] == ["warmer"]
     assert run["thread_id"] == thread["id"]
+    trace = client.get(f"/v1/runs/{second['run_id']}/trace", headers=creator).json()
+    assert all("mug" not in a["prompt"] and "mug" in a["negative_prompt"] for a in trace["attempts"])
 
     # a generation naming the thread is a follow-up too
     third = client.post(
@@ -186,9 +190,8 @@ def test_thread_follow_up_edits_the_previous_brief_and_keeps_its_seed(
         "warmer, and drop the mug",
         "add steam",
     ]
-    assert convo["messages"][2]["brief"].endswith(
-        "Revision: warmer, and drop the mug\nRevision: add steam"
-    )
+    assert convo["messages"][2]["brief"] == "coffee on a wooden table, steam"
+    assert convo["messages"][2]["edit"]["added"] == ["steam"]
     assert convo["messages"][0]["job"]["result"]["images"]
     assert convo["messages"][0]["reply"].startswith("succeeded")
     assert [t["id"] for t in client.get("/v1/threads", headers=creator).json()] == [thread["id"]]

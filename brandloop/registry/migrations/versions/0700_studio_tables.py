@@ -1,4 +1,4 @@
-"""studio sessions, sign-in links and review records
+"""studio sessions, sign-in links and review records; the edit a thread message made
 
 Revision ID: 0700
 Revises: 0203
@@ -17,6 +17,8 @@ depends_on: Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('thread_messages', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('edit', sa.JSON(), nullable=True))
     op.create_table('image_ratings',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('tenant', sa.String(length=64), nullable=False),
@@ -128,3 +130,5 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_image_ratings_run_id'))
 
     op.drop_table('image_ratings')
+    with op.batch_alter_table('thread_messages', schema=None) as batch_op:
+        batch_op.drop_column('edit')

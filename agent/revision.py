@@ -1,0 +1,213 @@
+"""Revisions of a brief: a follow-up such as "warmer, and drop the mug" edits the brief.
+
+Today's brief is edited, never appended to: a removal takes the thing out of the brief's text
+and puts it in the request's ``avoid`` list (the negative prompt); "warmer"/"cooler" shift which
+brand colours the prompt names first, "brighter"/"darker" move the exposure target (and both add
+their lighting words); an addition ("add a croissant") and any other instruction become a clause
+of the brief. The rules below need no model; a configured LLM writer may propose the edit
+instead (:meth:`brandloop.agent.writer.PromptWriter.revise`), and whatever it proposes is held
+to the same shape and checks. The edited brief is a brief like any other: intake moderates it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from brandloop.agent.writer import PromptWriter
+from brandloop.domain import MAX_BRIEF_CHARS, Shift
+
+__all__ = ["BriefEdit", "BriefState", "apply_rules", "revise", "strip_term"]
+
+PaletteShift = Literal["warmer", "cooler"]
+ExposureShift = Literal["brighter", "darker"]
+
+_SHIFT_WORDS: dict[str, Shift] = {
+    "warmer": "warmer", "warm": "warmer", "warm it up": "warmer",
+    "cooler": "cooler", "colder": "cooler", "cool": "cooler", "cool it down": "cooler",
+    "brighter": "brighter", "lighter": "brighter", "bright": "brighter",
+    "darker": "darker", "moodier": "darker", "dark": "darker",
+}  # fmt: skip
+_OPPOSITE: dict[Shift, Shift] = {
+    "warmer": "cooler", "cooler": "warmer", "brighter": "darker", "darker": "brighter",
+}  # fmt: skip
+_FILLER = re.compile(
+    r"^(?:please\s+|can you\s+|could you\s+|now\s+|also\s+|then\s+|just\s+|and\s+|but\s+)+",
+    re.IGNORECASE,
+)
+_MAKE = re.compile(
+    r"^(?:make\s+(?:it|them|the image|the images|everything)\s+)?(?:a\s+(?:bit|little)\s+|"
+    r"slightly\s+|much\s+|more\s+|a\s+lot\s+)*",
+    re.IGNORECASE,
+)
+_REMOVE = re.compile(
+    r"^(?:drop|remove|lose|delete|take\s+out|get\s+rid\s+of|cut|skip|without|no|less)\s+"
+    r"(?:the\s+|a\s+|an\s+|any\s+|all\s+)?(?P<term>.+)$",
+    re.IGNORECASE,
+)
+_ADD = re.compile(
+    r"^(?:add|include|put\s+in|show|with|bring\s+back|put\s+back)\s+(?P<thing>.+)$",
+    re.IGNORECASE,
+)
+_SPLIT = re.compile(r"\s*(?:[,;.]|\band\b|\bthen\b)\s*", re.IGNORECASE)
+_LEADING = re.compile(
+    r"^(?:on|in|at|by|with|beside|next to|under|over|and|of)\s+", re.IGNORECASE
+)
+_TRAILING = re.compile(r"\s+(?:on|in|at|by|with|beside|next to|and|of)$", re.IGNORECASE)
+
+
+class BriefState(BaseModel):
+    """Where a thread stands: its current brief and what earlier revisions settled."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    brief: str
+    avoid: list[str] = Field(default_factory=list)
+    shifts: list[Shift] = Field(default_factory=list)
+
+
+class BriefEdit(BaseModel):
+    """One revision, as the thread shows it: the brief before and after, and what changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instruction: str
+    before: str
+    after: str
+    removed: list[str] = Field(default_factory=list, description="went to the negative prompt")
+    added: list[str] = Field(default_factory=list, description="clauses added to the brief")
+    shifts: list[Shift] = Field(default_factory=list, description="asked for by this revision")
+    avoid: list[str] = Field(default_factory=list, description="every avoided term, cumulative")
+    all_shifts: list[Shift] = Field(default_factory=list, description="cumulative, net")
+    by: Literal["rules", "writer"] = "rules"
+
+    def state(self) -> BriefState:
+        return BriefState(brief=self.after, avoid=self.avoid, shifts=self.all_shifts)
+
+
+def _tidy(text: str) -> str:
+    text = re.sub(r"\s+", " ", text)
+    text = re.sub(r"\s+([,.;])", r"\1", text)
+    text = re.sub(r"([,;])(?:\s*[,;])+", r"\1", text)
+    text = text.strip(" ,;")
+    for _ in range(3):
+        text = _LEADING.sub("", text).strip(" ,;")
+        text = _TRAILING.sub("", text).strip(" ,;")
+    return text
+
+
+def strip_term(brief: str, term: str) -> tuple[str, bool]:
+    """``brief`` without ``term`` (with its article, up to two words before it, and a
+    plural s); whether anything was taken out."""
+    words = [re.escape(w) for w in term.split()]
+    if not words:
+        return brief, False
+    core = r"\s+".join(words) + r"(?:e?s)?"
+    pattern = re.compile(
+        rf"(?:\b(?:a|an|the|some|two|three|four|\d+)\s+)?(?:\b[\w'-]+\s+){{0,2}}?\b{core}\b",
+        re.IGNORECASE,
+    )
+    edited, count = pattern.subn("", brief)
+    if not count:
+        return brief, False
+    return _tidy(edited), True
+
+
+def _clean_term(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip(" .,!;:'\"").lower()[:80]
+
+
+def _parts(instruction: str) -> list[str]:
+    return [p for p in (_SPLIT.split(instruction.strip())) if p and p.strip()]
+
+
+def apply_rules(state: BriefState, instruction: str) -> BriefEdit:
+    """Edit ``state``'s brief by ``instruction`` with the rules alone (no model)."""
+    brief = state.brief
+    avoid = list(state.avoid)
+    shifts: list[Shift] = list(state.shifts)
+    removed: list[str] = []
+    added: list[str] = []
+    asked: list[Shift] = []
+    for raw in _parts(instruction):
+        part = _FILLER.sub("", raw.strip()).strip()
+        part = re.sub(r"\s+(?:please|thanks|thank you)$", "", part, flags=re.IGNORECASE)
+        plain = _MAKE.sub("", part).strip().lower()
+        if plain in _SHIFT_WORDS:
+            shift = _SHIFT_WORDS[plain]
+            asked.append(shift)
+            shifts = [s for s in shifts if s not in (shift, _OPPOSITE[shift])] + [shift]
+            continue
+        removal = _REMOVE.match(part)
+        if removal:
+            term = _clean_term(removal.group("term"))
+            if term:
+                brief, _ = strip_term(brief, term)
+                if term not in avoid:
+                    avoid.append(term)
+                removed.append(term)
+            continue
+        addition = _ADD.match(part)
+        clause = addition.group("thing").strip() if addition else part
+        clause = re.sub(r"^make\s+(?:it|them|the\s+images?)\s+", "", clause, flags=re.IGNORECASE)
+        clause = clause.strip(" .,;")
+        if not clause:
+            continue
+        term = _clean_term(clause)
+        avoid = [a for a in avoid if a not in term and term not in a]  # "bring back the mug"
+        if clause.lower() not in brief.lower():
+            brief = f"{brief.rstrip(' .,;')}, {clause}"
+            added.append(clause)
+    if not brief.strip():
+        brief = state.brief if not removed else "an on-brand scene"
+    return BriefEdit(
+        instruction=instruction,
+        before=state.brief,
+        after=brief[:MAX_BRIEF_CHARS],
+        removed=removed,
+        added=added,
+        shifts=asked,
+        avoid=avoid[:20],
+        all_shifts=shifts[-2:],
+    )
+
+
+async def revise(
+    state: BriefState, instruction: str, writer: PromptWriter | None = None
+) -> BriefEdit:
+    """Edit the brief by ``instruction``: with the writer's proposal when one is configured
+    and usable, else with the rules. A writer's removals are taken out of its brief even if it
+    left them in, and its brief must fit the limit, or the rules' edit is used."""
+    ruled = apply_rules(state, instruction)
+    if writer is None:
+        return ruled
+    proposal = await writer.revise(brief=state.brief, instruction=instruction)
+    if proposal is None:
+        return ruled
+    brief = proposal.brief.strip()
+    removed = [_clean_term(t) for t in proposal.removed if _clean_term(t)]
+    for term in removed:
+        brief, _ = strip_term(brief, term)
+    if not brief or len(brief) > MAX_BRIEF_CHARS:
+        return ruled
+    avoid = list(state.avoid)
+    for term in removed:
+        if term not in avoid:
+            avoid.append(term)
+    shifts: list[Shift] = list(state.shifts)
+    asked: list[Shift] = [s for s in (proposal.palette, proposal.exposure) if s is not None]
+    for shift in asked:
+        shifts = [s for s in shifts if s not in (shift, _OPPOSITE[shift])] + [shift]
+    return BriefEdit(
+        instruction=instruction,
+        before=state.brief,
+        after=brief,
+        removed=removed,
+        added=[a.strip() for a in proposal.added if a.strip()][:20],
+        shifts=asked,
+        avoid=avoid[:20],
+        all_shifts=shifts[-2:],
+        by="writer",
+    )

@@ -1,0 +1,195 @@
+"""Chat: threads per brand. Type a brief and watch the run live (SSE: plan, attempts, scores,
+decisions); accepted images appear large with their receipts; a reply revises the brief (the
+edit is shown in the thread). Every step goes through the /v1 thread functions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Header, Request, Response
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from brandloop.api.deps import PoolDep, ServiceDep, SessionDep, SettingsDep
+from brandloop.api.jobs import store
+from brandloop.api.jobs.service import job_events
+from brandloop.api.routers.threads import create_thread, post_message, thread_public
+from brandloop.api.schemas import MessageCreate, ThreadCreate
+from brandloop.api.studio.pages.runs import image_views, palette_of
+from brandloop.api.studio.web import (
+    Creator,
+    Csrf,
+    StudioError,
+    StudioRoute,
+    Viewer,
+    render,
+    see_other,
+)
+from brandloop.domain import MAX_BRIEF_CHARS
+from brandloop.registry import crud
+from brandloop.registry.models import AttemptRow
+from brandloop.registry.models_service import JobRow
+from brandloop.settings import Settings
+
+router = APIRouter(route_class=StudioRoute, include_in_schema=False)
+Brief = Annotated[str, Form(min_length=1, max_length=MAX_BRIEF_CHARS)]
+
+
+def _threads(session: Session, tenant: str) -> list[Any]:
+    return store.list_threads(session, tenant=tenant, limit=100)
+
+
+@router.get("/chat")
+async def chat_home(request: Request, user: Viewer, session: SessionDep) -> Response:
+    brands = [b.name for b in crud.list_brands(session, tenant=user.tenant)]
+    context = {"title": "Chat", "threads": _threads(session, user.tenant), "brands": brands}
+    return render(request, "chat.html", context)
+
+
+@router.post("/chat")
+async def start_thread(
+    user: Creator,
+    session: SessionDep,
+    service: ServiceDep,
+    pool: PoolDep,
+    _: Csrf,
+    brand: Annotated[str, Form(min_length=1, max_length=120)],
+    message: Brief,
+    title: Annotated[str, Form(max_length=200)] = "",
+    size: Annotated[str, Form(max_length=20)] = "",
+    count: Annotated[int, Form(ge=1, le=8)] = 1,
+) -> Response:
+    body = ThreadCreate(
+        brand=brand,
+        title=title or message[:60],
+        message=message,
+        count=count,
+        size=size or None,
+    )
+    thread = await create_thread(body, user.api_principal, session, service, pool)
+    return see_other(f"/chat/{thread.id}")
+
+
+def job_view(
+    session: Session, settings: Settings, *, tenant: str, job: JobRow | None
+) -> dict[str, Any]:
+    """A turn's answer: its state, and its images (the accepted ones so far while it runs)."""
+    if job is None:
+        return {"job": None, "images": [], "partial": [], "final": True}
+    images: list[dict[str, Any]] = []
+    partial: list[str] = []
+    if job.result is not None:
+        images = image_views(
+            session,
+            settings,
+            tenant=tenant,
+            run_id=job.run_id,
+            images=list(job.result.get("images", [])),
+        )
+    else:
+        partial = [
+            str(sha)
+            for sha in session.scalars(
+                select(AttemptRow.artifact_sha256).where(
+                    AttemptRow.run_id == job.run_id,
+                    AttemptRow.outcome == "accepted",
+                    AttemptRow.artifact_sha256.is_not(None),
+                )
+            )
+        ]
+    return {
+        "job": job,
+        "images": images,
+        "partial": partial,
+        "final": job.state in store.FINAL_STATES or job.state == "awaiting_review",
+        "reason": (job.result or {}).get("reason", "") or (job.error or {}).get("detail", ""),
+    }
+
+
+@router.get("/chat/{thread_id}")
+async def thread_page(
+    request: Request, thread_id: str, user: Viewer, session: SessionDep, settings: SettingsDep
+) -> Response:
+    thread = store.get_thread(session, tenant=user.tenant, thread_id=thread_id)
+    if thread is None:
+        raise StudioError(404, f"no thread {thread_id}")
+    public = thread_public(session, thread)
+    turns = []
+    for message in public.messages:
+        job = session.get(JobRow, message.job.id) if message.job is not None else None
+        turns.append(
+            {"message": message, **job_view(session, settings, tenant=user.tenant, job=job)}
+        )
+    context = {
+        "title": thread.title or "Chat",
+        "thread": public,
+        "turns": turns,
+        "threads": _threads(session, user.tenant),
+        "palette": palette_of(session, user.tenant, thread.brand),
+    }
+    return render(request, "thread.html", context)
+
+
+@router.post("/chat/{thread_id}/messages")
+async def reply(
+    thread_id: str,
+    user: Creator,
+    session: SessionDep,
+    service: ServiceDep,
+    pool: PoolDep,
+    _: Csrf,
+    content: Brief,
+) -> Response:
+    await post_message(
+        thread_id, MessageCreate(content=content), user.api_principal, session, service, pool
+    )
+    return see_other(f"/chat/{thread_id}#latest")
+
+
+def _job(session: Session, tenant: str, job_id: str) -> JobRow:
+    job = store.get_job(session, tenant=tenant, job_id=job_id)
+    if job is None:
+        raise StudioError(404, f"no job {job_id}")
+    return job
+
+
+@router.get("/chat/jobs/{job_id}/events")
+async def events(
+    job_id: str,
+    user: Viewer,
+    session: SessionDep,
+    service: ServiceDep,
+    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+) -> StreamingResponse:
+    """The run's progress as server-sent events: the same stream as /v1/jobs/{id}/events."""
+    job = _job(session, user.tenant, job_id)
+    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    job_ref, run_ref = job.id, job.run_id
+    session.commit()  # the stream may last minutes: hold no transaction open
+    stream = job_events(
+        service.settings.resolved_database_url,
+        job_id=job_ref,
+        run_id=run_ref,
+        after=after,
+        poll_seconds=service.api.sse_poll_seconds,
+    )
+    return StreamingResponse(
+        stream,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/chat/jobs/{job_id}/result")
+async def result(
+    request: Request, job_id: str, user: Viewer, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """The turn's images so far (an htmx fragment the live stream reloads)."""
+    job = _job(session, user.tenant, job_id)
+    thread = store.get_thread(session, tenant=user.tenant, thread_id=job.thread_id or "")
+    context = {
+        **job_view(session, settings, tenant=user.tenant, job=job),
+        "palette": palette_of(session, user.tenant, thread.brand) if thread else [],
+    }
+    return render(request, "_turn_result.html", context)
