@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
 
-from brandloop.api.deps import Creator, PoolDep, ServiceDep, SessionDep, Viewer
+from brandloop.api.deps import Creator, PoolDep, Service, ServiceDep, SessionDep, Viewer
 from brandloop.api.jobs import store
 from brandloop.api.jobs.service import job_events, job_public
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
@@ -53,7 +54,15 @@ async def job_events_stream(
     service: ServiceDep,
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
 ) -> StreamingResponse:
-    row = store.get_job(session, tenant=principal.tenant, job_id=job_id)
+    return events_response(session, service, tenant=principal.tenant, job_id=job_id,
+                           last_event_id=last_event_id)  # fmt: skip
+
+
+def events_response(
+    session: Session, service: Service, *, tenant: str, job_id: str, last_event_id: str | None
+) -> StreamingResponse:
+    """The tenant's job's progress as server-sent events (the API's and the studio's)."""
+    row = store.get_job(session, tenant=tenant, job_id=job_id)
     if row is None:
         raise ApiProblem(404, "not-found", f"no job {job_id}")
     after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from brandloop.api.deps import PoolDep, ServiceDep, SessionDep, SettingsDep
 from brandloop.api.jobs import store
-from brandloop.api.jobs.service import job_events
+from brandloop.api.problems import ApiProblem
+from brandloop.api.routers.jobs import events_response
 from brandloop.api.routers.threads import create_thread, post_message, thread_public
 from brandloop.api.schemas import MessageCreate, ThreadCreate
 from brandloop.api.studio.pages.runs import image_views, palette_of
@@ -163,22 +164,12 @@ async def events(
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
 ) -> StreamingResponse:
     """The run's progress as server-sent events: the same stream as /v1/jobs/{id}/events."""
-    job = _job(session, user.tenant, job_id)
-    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
-    job_ref, run_ref = job.id, job.run_id
-    session.commit()  # the stream may last minutes: hold no transaction open
-    stream = job_events(
-        service.settings.resolved_database_url,
-        job_id=job_ref,
-        run_id=run_ref,
-        after=after,
-        poll_seconds=service.api.sse_poll_seconds,
-    )
-    return StreamingResponse(
-        stream,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    try:
+        return events_response(
+            session, service, tenant=user.tenant, job_id=job_id, last_event_id=last_event_id
+        )
+    except ApiProblem as exc:
+        raise StudioError(exc.status, exc.detail) from None
 
 
 @router.get("/chat/jobs/{job_id}/result")
