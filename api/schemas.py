@@ -278,6 +278,25 @@ class ReviewVerdict(BaseModel):
     status: RunStatus
 
 
+class ReviewAssign(_In):
+    assignee: str = Field(min_length=1, max_length=120, description="the reviewer (principal)")
+
+
+class ImageRatingIn(_In):
+    on_brand: int = Field(ge=1, le=5)
+    usable: bool
+    note: str = Field(default="", max_length=2000)
+
+
+class ImageRating(BaseModel):
+    sha256: str
+    run_id: str
+    principal: str
+    on_brand: int
+    usable: bool
+    note: str
+
+
 class LabelUpdate(_In):
     weights: dict[str, float] = Field(
         min_length=1,

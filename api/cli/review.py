@@ -7,6 +7,7 @@ import getpass
 from typing import Annotated, Literal
 
 import typer
+from rich.table import Table
 
 from brandloop.agent.runner import review_run
 from brandloop.api.cli.app import app
@@ -61,3 +62,50 @@ def reject(
 ) -> None:
     """Reject the run's accepted images; the run finishes with nothing delivered."""
     _decide(run_id, "reject", note, as_json)
+
+
+@review_app.command("agreement")
+def agreement(
+    brand: Annotated[str | None, typer.Option("--brand", help="one brand only")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """How often the automatic acceptance rule agrees with reviewers (the same figure as
+    GET /v1/review/agreement and the studio's Agreement page)."""
+    from brandloop.evals.agreement import judge_agreement
+    from brandloop.registry.db import session_scope
+
+    cfg = settings()
+    with session_scope(cfg.resolved_database_url) as session:
+        report = judge_agreement(session, tenant=cfg.tenant, brand=brand)
+    if as_json:
+        print_json(report.model_dump(mode="json"))
+        return
+    overall = report.overall
+    if overall.agreement is None:
+        out.print("agreement: not measured (no image has a reviewer's verdict yet)")
+        return
+    kappa = "undefined" if overall.kappa is None else f"{overall.kappa:.2f}"
+    out.print(
+        f"agreement {overall.agreement:.1%} over {overall.labelled} labelled image(s) "
+        f"(Cohen's kappa {kappa}); rule accepted, people did not: {overall.rule_only}; "
+        f"people accepted, rule did not: {overall.people_only}",
+        markup=False,
+    )
+    table = Table(title="per signal (signal passed vs people's verdict)")
+    for column in ("signal", "labelled", "agreement", "kappa"):
+        table.add_column(column)
+    for name, figure in report.by_signal.items():
+        table.add_row(
+            name,
+            str(figure.labelled),
+            "not measured" if figure.agreement is None else f"{figure.agreement:.1%}",
+            "-" if figure.kappa is None else f"{figure.kappa:.2f}",
+        )
+    out.print(table)
+    for item in report.disagreements[:20]:
+        side = (
+            "rule accepted, people rejected"
+            if item.rule_accepts
+            else "people accepted, rule rejected"
+        )
+        out.print(f"  {item.sha256[:12]} {item.run_id} {item.brand}: {side}", markup=False)

@@ -3,23 +3,25 @@ under ``/v1/templates``)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
 from sqlalchemy import select
 
-from brandloop.agent.runner import review_run as finish_review
-from brandloop.api.deps import Approver, PoolDep, SessionDep
-from brandloop.api.jobs import store
-from brandloop.api.jobs.worker import finished_state
-from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
+from brandloop.api import reviews
+from brandloop.api.deps import Approver, PoolDep, SessionDep, Viewer
+from brandloop.api.problems import PROBLEM_RESPONSES
 from brandloop.api.schemas import (
+    ImageRating,
+    ImageRatingIn,
+    ReviewAssign,
     ReviewDecision,
     ReviewQueue,
     ReviewVerdict,
     RunAwaitingReview,
     TemplateAwaitingReview,
 )
-from brandloop.domain import utcnow
-from brandloop.registry import crud
+from brandloop.evals.agreement import AgreementReport, judge_agreement
 from brandloop.registry.models import RunRow, TemplateRow, TemplateVersionRow
 
 router = APIRouter(prefix="/review", tags=["review"], responses=PROBLEM_RESPONSES)
@@ -58,52 +60,64 @@ async def queue(principal: Approver, session: SessionDep) -> ReviewQueue:
 @router.post(
     "/runs/{run_id}",
     summary="Approve or reject a run: one waiting for review is finished by the verdict",
+    description="Four eyes: the principal who asked for the run is refused with 409.",
     response_model=ReviewVerdict,
 )
 async def review_run(
     run_id: str, body: ReviewDecision, principal: Approver, session: SessionDep, pool: PoolDep
 ) -> ReviewVerdict:
-    run = crud.get_run(session, tenant=principal.tenant, run_id=run_id)
-    if run is None:
-        raise ApiProblem(404, "not-found", f"no run {run_id}")
-    job = store.job_for_run(session, tenant=principal.tenant, run_id=run.id)
-    if body.decision == "approve" and job is not None and job.requested_by == principal.name:
-        raise ApiProblem(
-            409,
-            "conflict",
-            f"{principal.name} asked for run {run.id} and may not approve it (with any of their "
-            "keys); ask another approver",
-        )
-    verdict = {
-        "run_id": run.id,
-        "decision": body.decision,
-        "note": body.note,
-        "by": principal.name,
-        "key_id": principal.key_id,
-    }
-    if run.status != "awaiting_review":  # a verdict on a delivered run: recorded, nothing resumes
-        action = "run.approved" if body.decision == "approve" else "run.rejected"
-        crud.audit(
-            session, tenant=principal.tenant, actor=principal.name, action=action,
-            subject_type="run", subject_id=run.id,
-            detail={"note": body.note, "key_id": principal.key_id},
-        )  # fmt: skip
-        return ReviewVerdict(**verdict, status=run.status)
-    session.commit()  # nothing held while the run finishes in its own sessions
-    providers = pool.providers_factory(pool.settings) if pool.providers_factory else None
-    result = await finish_review(
-        run.id,
-        settings=pool.settings,
-        db=pool.db,
-        decision=body.decision,
-        note=body.note,
-        actor=principal.name,
-        tenant=principal.tenant,
-        providers=providers,
-        use_memory=pool.use_memory,
+    verdict = await reviews.decide_run(
+        session, pool, principal=principal, run_id=run_id, decision=body.decision, note=body.note
     )
-    job = store.job_for_run(session, tenant=principal.tenant, run_id=run.id)
-    if job is not None:
-        job.result, job.state = result.model_dump(mode="json"), finished_state(result)
-        job.cost_usd, job.finished_at = result.cost_usd, utcnow()
-    return ReviewVerdict(**verdict, status=result.status)
+    return ReviewVerdict(**verdict)
+
+
+@router.post(
+    "/runs/{run_id}/assign",
+    status_code=204,
+    summary="Assign a run waiting for review to a reviewer",
+)
+async def assign_run(
+    run_id: str, body: ReviewAssign, principal: Approver, session: SessionDep
+) -> Response:
+    reviews.assign(
+        session, tenant=principal.tenant, run_id=run_id, assignee=body.assignee,
+        by=principal.name,
+    )  # fmt: skip
+    return Response(status_code=204)
+
+
+@router.put(
+    "/images/{sha256}/rating",
+    summary="This reviewer's rubric for an image: on-brand 1-5, usable yes/no, a note",
+    response_model=ImageRating,
+)
+async def rate_image(
+    sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")],
+    body: ImageRatingIn,
+    principal: Approver,
+    session: SessionDep,
+) -> ImageRating:
+    row = reviews.rate(
+        session, tenant=principal.tenant, sha256=sha256, actor=principal.name,
+        on_brand=body.on_brand, usable=body.usable, note=body.note,
+    )  # fmt: skip
+    return ImageRating(
+        sha256=row.sha256, run_id=row.run_id, principal=row.principal, on_brand=row.on_brand,
+        usable=row.usable, note=row.note,
+    )  # fmt: skip
+
+
+@router.get(
+    "/agreement",
+    response_model=AgreementReport,
+    summary="How often the automatic acceptance rule agrees with reviewers",
+    description="Per signal and per brand, with the disagreements listed "
+    "(the same figure as `brandloop review agreement`).",
+)
+async def agreement(
+    principal: Viewer,
+    session: SessionDep,
+    brand: Annotated[str | None, Query(max_length=80)] = None,
+) -> AgreementReport:
+    return judge_agreement(session, tenant=principal.tenant, brand=brand)

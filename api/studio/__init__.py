@@ -12,12 +12,12 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from brandloop.api.studio.pages import chat, images, runs, signin
+from brandloop.api.studio.pages import chat, images, review, runs, signin
 from brandloop.api.studio.web import STATIC
 
 __all__ = ["mount_studio"]
 
-PAGES = (signin, images, runs, chat)
+PAGES = (signin, images, runs, chat, review)
 
 
 def mount_studio(app: FastAPI) -> None:

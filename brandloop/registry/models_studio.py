@@ -1,6 +1,6 @@
 """Registry tables owned by the studio (the web app at ``/``): sign-in sessions and one-time
 links, and what reviewers record about runs and images (assignments, rubric ratings, pairwise
-judgements, who asked for a run).
+judgements).
 
 Every row carries its tenant; the studio reads them only through the signed-in tenant.
 """
@@ -20,7 +20,6 @@ __all__ = [
     "ImageRatingRow",
     "PairwiseJudgementRow",
     "ReviewAssignmentRow",
-    "RunRequesterRow",
     "StudioLinkRow",
     "StudioSessionRow",
 ]
@@ -54,18 +53,6 @@ class StudioLinkRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-
-
-class RunRequesterRow(Base):
-    """Who asked for a run (through the API or the studio): the four-eyes rule of run review
-    refuses their own verdict."""
-
-    __tablename__ = "run_requesters"
-
-    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    tenant: Mapped[str] = mapped_column(String(64), index=True)
-    principal: Mapped[str] = mapped_column(String(120))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class ReviewAssignmentRow(Base):

@@ -64,16 +64,6 @@ def upgrade() -> None:
     with op.batch_alter_table('review_assignments', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_review_assignments_tenant'), ['tenant'], unique=False)
 
-    op.create_table('run_requesters',
-    sa.Column('run_id', sa.String(length=64), nullable=False),
-    sa.Column('tenant', sa.String(length=64), nullable=False),
-    sa.Column('principal', sa.String(length=120), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('run_id')
-    )
-    with op.batch_alter_table('run_requesters', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_run_requesters_tenant'), ['tenant'], unique=False)
-
     op.create_table('studio_links',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('tenant', sa.String(length=64), nullable=False),
@@ -113,10 +103,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_studio_links_tenant'))
 
     op.drop_table('studio_links')
-    with op.batch_alter_table('run_requesters', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_run_requesters_tenant'))
-
-    op.drop_table('run_requesters')
     with op.batch_alter_table('review_assignments', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_review_assignments_tenant'))
 

@@ -1,0 +1,410 @@
+"""Reviewing runs and images: the rules the /v1 review routes, the studio's Review pages and the
+CLI share. Four eyes: whoever asked for a run never approves it. Runs waiting for review
+can be assigned; each reviewer keeps one rubric per image (on-brand 1-5, usable yes/no, a
+note); pairwise judgements record which of two images (two template versions, or two models)
+is better; an approved image becomes a golden case of the data dir's eval suite.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from brandloop.agent.runner import review_run as finish_review
+from brandloop.api.auth import Principal
+from brandloop.api.jobs import store
+from brandloop.api.jobs.worker import WorkerPool, finished_state
+from brandloop.api.problems import ApiProblem
+from brandloop.artifacts import atomic_write
+from brandloop.domain import utcnow
+from brandloop.evals.loader import load_suite
+from brandloop.registry import crud
+from brandloop.registry.models import ArtifactRow, AttemptRow, RunRow
+from brandloop.registry.models_service import JobRow
+from brandloop.registry.models_studio import (
+    ImageRatingRow,
+    PairwiseJudgementRow,
+    ReviewAssignmentRow,
+)
+from brandloop.settings import Settings
+
+Decision = Literal["approve", "reject"]
+Axis = Literal["template", "model"]
+Winner = Literal["left", "right", "tie"]
+GOLDEN_SUITE = "golden"
+
+
+def requester_of(session: Session, *, tenant: str, run_id: str) -> str | None:
+    """The principal who asked for the run (its job's ``requested_by``), if the API made it."""
+    job = store.job_for_run(session, tenant=tenant, run_id=run_id)
+    return job.requested_by if job is not None else None
+
+
+def _run(session: Session, tenant: str, run_id: str) -> RunRow:
+    run = crud.get_run(session, tenant=tenant, run_id=run_id)
+    if run is None:
+        raise ApiProblem(404, "not-found", f"no run {run_id}")
+    return run
+
+
+async def decide_run(
+    session: Session,
+    pool: WorkerPool,
+    *,
+    principal: Principal,
+    run_id: str,
+    decision: Decision,
+    note: str,
+) -> dict[str, Any]:
+    """Approve or reject a run: one waiting for review is finished by the verdict (its job
+    settles); on a delivered run the verdict is only recorded. Four eyes: the principal who
+    asked for the run may not approve it, with any of their keys."""
+    tenant = principal.tenant
+    run = _run(session, tenant, run_id)
+    job = store.job_for_run(session, tenant=tenant, run_id=run.id)
+    if decision == "approve" and job is not None and job.requested_by == principal.name:
+        raise ApiProblem(
+            409,
+            "conflict",
+            f"four eyes: {principal.name} asked for run {run.id} and may not approve it (with "
+            "any of their keys); ask another approver",
+        )
+    if run.status == "awaiting_review" and job is not None and job.state == "running":
+        # the gate has marked the run, but its worker has not reached the wait yet
+        raise ApiProblem(409, "conflict", f"run {run.id} is still being readied for review")
+    verdict = {
+        "run_id": run.id,
+        "decision": decision,
+        "note": note,
+        "by": principal.name,
+        "key_id": principal.key_id,
+    }
+    if run.status != "awaiting_review":  # a verdict on a delivered run: recorded, nothing resumes
+        action = "run.approved" if decision == "approve" else "run.rejected"
+        crud.audit(
+            session, tenant=tenant, actor=principal.name, action=action,
+            subject_type="run", subject_id=run.id,
+            detail={"note": note, "key_id": principal.key_id},
+        )  # fmt: skip
+        return {**verdict, "status": run.status}
+    session.commit()  # nothing held while the run finishes in its own sessions
+    providers = pool.providers_factory(pool.settings) if pool.providers_factory else None
+    result = await finish_review(
+        run.id,
+        settings=pool.settings,
+        db=pool.db,
+        decision=decision,
+        note=note,
+        actor=principal.name,
+        tenant=tenant,
+        providers=providers,
+        use_memory=pool.use_memory,
+    )
+    job = store.job_for_run(session, tenant=tenant, run_id=run.id)
+    if job is not None:
+        job.result, job.state = result.model_dump(mode="json"), finished_state(result)
+        job.cost_usd, job.finished_at = result.cost_usd, utcnow()
+    assignment = session.get(ReviewAssignmentRow, run.id)
+    if assignment is not None:
+        session.delete(assignment)
+    return {**verdict, "status": result.status}
+
+
+@dataclass
+class QueueItem:
+    run: RunRow
+    assignee: str | None
+    requester: str | None
+
+
+def waiting(session: Session, *, tenant: str, assignee: str | None = None) -> list[QueueItem]:
+    """Runs waiting for review, oldest first, with who they are assigned to."""
+    runs = list(
+        session.scalars(
+            select(RunRow)
+            .where(RunRow.tenant == tenant, RunRow.status == "awaiting_review")
+            .order_by(RunRow.created_at, RunRow.id)
+        )
+    )
+    ids = [r.id for r in runs]
+    assigned = {
+        a.run_id: a.assignee
+        for a in session.scalars(
+            select(ReviewAssignmentRow).where(ReviewAssignmentRow.run_id.in_(ids))
+        )
+    }
+    requesters = {
+        j.run_id: j.requested_by
+        for j in session.scalars(select(JobRow).where(JobRow.run_id.in_(ids)))
+    }
+    items = [QueueItem(r, assigned.get(r.id), requesters.get(r.id)) for r in runs]
+    if assignee is not None:
+        items = [i for i in items if i.assignee == assignee]
+    return items
+
+
+def assign(session: Session, *, tenant: str, run_id: str, assignee: str, by: str) -> None:
+    run = _run(session, tenant, run_id)
+    if run.status != "awaiting_review":
+        raise ApiProblem(409, "conflict", f"run {run_id} is {run.status}, not awaiting review")
+    assignee = assignee.strip()
+    if not assignee or len(assignee) > 120:
+        raise ApiProblem(422, "bad-input", "the assignee is 1-120 characters")
+    row = session.get(ReviewAssignmentRow, run.id)
+    if row is None:
+        session.add(
+            ReviewAssignmentRow(run_id=run.id, tenant=tenant, assignee=assignee, assigned_by=by)
+        )
+    else:
+        row.assignee, row.assigned_by, row.assigned_at = assignee, by, utcnow()
+    crud.audit(
+        session, tenant=tenant, actor=by, action="run.review.assigned",
+        subject_type="run", subject_id=run.id, detail={"assignee": assignee},
+    )  # fmt: skip
+
+
+def _artifact(session: Session, tenant: str, sha256: str) -> ArtifactRow:
+    row = crud.get_artifact(session, tenant=tenant, sha256=sha256)
+    if row is None or row.run_id is None:
+        raise ApiProblem(404, "not-found", f"no image {sha256}")
+    return row
+
+
+def rate(
+    session: Session,
+    *,
+    tenant: str,
+    sha256: str,
+    actor: str,
+    on_brand: int,
+    usable: bool,
+    note: str = "",
+) -> ImageRatingRow:
+    """This reviewer's rubric for the image (a second rating by them replaces the first)."""
+    if not 1 <= on_brand <= 5:
+        raise ApiProblem(422, "bad-input", "on-brand is rated 1 to 5")
+    artifact = _artifact(session, tenant, sha256)
+    row = session.scalar(
+        select(ImageRatingRow).where(
+            ImageRatingRow.tenant == tenant,
+            ImageRatingRow.sha256 == sha256,
+            ImageRatingRow.principal == actor,
+        )
+    )
+    if row is None:
+        row = ImageRatingRow(tenant=tenant, sha256=sha256, principal=actor, run_id=artifact.run_id)
+        session.add(row)
+    row.on_brand, row.usable, row.note, row.updated_at = on_brand, usable, note, utcnow()
+    session.flush()
+    return row
+
+
+def ratings(session: Session, *, tenant: str, shas: list[str]) -> dict[str, list[ImageRatingRow]]:
+    found: dict[str, list[ImageRatingRow]] = defaultdict(list)
+    for row in session.scalars(
+        select(ImageRatingRow).where(
+            ImageRatingRow.tenant == tenant, ImageRatingRow.sha256.in_(shas)
+        )
+    ):
+        found[row.sha256].append(row)
+    return found
+
+
+@dataclass
+class Pair:
+    brand: str
+    axis: Axis
+    left_sha: str
+    right_sha: str
+    left_ref: str
+    right_ref: str
+
+
+def next_pair(
+    session: Session, *, tenant: str, actor: str, axis: Axis, seed: int = 0
+) -> Pair | None:
+    """Two images of one brand from two template versions (or two models) this reviewer has not
+    compared yet, from the tenant's latest 400 scored attempts; None when there is none."""
+    rows = session.execute(
+        select(
+            AttemptRow.artifact_sha256, AttemptRow.template_ref, AttemptRow.model, RunRow.brand_name
+        )
+        .join(RunRow, RunRow.id == AttemptRow.run_id)
+        .where(
+            RunRow.tenant == tenant,
+            AttemptRow.artifact_sha256.is_not(None),
+            AttemptRow.composite.is_not(None),
+        )
+        .order_by(AttemptRow.created_at.desc())
+        .limit(400)
+    ).all()
+    seen = {
+        frozenset((j.left_sha256, j.right_sha256))
+        for j in session.scalars(
+            select(PairwiseJudgementRow).where(
+                PairwiseJudgementRow.tenant == tenant, PairwiseJudgementRow.principal == actor
+            )
+        )
+    }
+    buckets: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for sha, template, model, brand in rows:
+        key = template if axis == "template" else model
+        if sha not in buckets[brand][key]:
+            buckets[brand][key].append(str(sha))
+    rng = random.Random(seed)
+    for brand, by_key in sorted(buckets.items()):
+        keys = sorted(by_key)
+        for i, a in enumerate(keys):
+            for b in keys[i + 1 :]:
+                for left in by_key[a]:
+                    for right in by_key[b]:
+                        if frozenset((left, right)) not in seen:
+                            if rng.random() < 0.5:  # which side is which is not a hint
+                                return Pair(brand, axis, right, left, b, a)
+                            return Pair(brand, axis, left, right, a, b)
+    return None
+
+
+def judge_pair(
+    session: Session,
+    *,
+    tenant: str,
+    actor: str,
+    axis: Axis,
+    left_sha: str,
+    right_sha: str,
+    winner: Winner,
+) -> PairwiseJudgementRow:
+    refs = []
+    brand = ""
+    for sha in (left_sha, right_sha):
+        artifact = _artifact(session, tenant, sha)
+        attempt = session.scalar(select(AttemptRow).where(AttemptRow.artifact_sha256 == sha))
+        run = session.get(RunRow, artifact.run_id)
+        if attempt is None or run is None:
+            raise ApiProblem(404, "not-found", f"no attempt made image {sha}")
+        refs.append(attempt.template_ref if axis == "template" else attempt.model)
+        brand = run.brand_name
+    if left_sha == right_sha or refs[0] == refs[1]:
+        raise ApiProblem(422, "bad-input", f"a pair compares two different {axis}s")
+    row = PairwiseJudgementRow(
+        tenant=tenant, brand=brand, axis=axis, left_sha256=left_sha, right_sha256=right_sha,
+        left_ref=refs[0], right_ref=refs[1], winner=winner, principal=actor,
+    )  # fmt: skip
+    session.add(row)
+    return row
+
+
+def pairwise_tally(session: Session, *, tenant: str, axis: Axis) -> list[dict[str, Any]]:
+    """Per template version (or model): wins, losses and ties in pairwise judgements."""
+    tally: dict[str, dict[str, int]] = defaultdict(lambda: {"wins": 0, "losses": 0, "ties": 0})
+    for j in session.scalars(
+        select(PairwiseJudgementRow).where(
+            PairwiseJudgementRow.tenant == tenant, PairwiseJudgementRow.axis == axis
+        )
+    ):
+        if j.winner == "tie":
+            tally[j.left_ref]["ties"] += 1
+            tally[j.right_ref]["ties"] += 1
+        else:
+            won, lost = (
+                (j.left_ref, j.right_ref) if j.winner == "left" else (j.right_ref, j.left_ref)
+            )
+            tally[won]["wins"] += 1
+            tally[lost]["losses"] += 1
+    out = []
+    for ref, t in sorted(tally.items()):
+        decided = t["wins"] + t["losses"]
+        out.append(
+            {"ref": ref, **t, "win_rate": round(t["wins"] / decided, 4) if decided else None}
+        )
+    return out
+
+
+def suites_dir(settings: Settings, tenant: str) -> Path:
+    """The tenant's own eval suites and results (tenant ids are [A-Za-z0-9_-], exact)."""
+    return settings.data_dir / "evals" / "tenants" / tenant
+
+
+def golden_suite_path(settings: Settings, tenant: str) -> Path:
+    return suites_dir(settings, tenant) / f"{GOLDEN_SUITE}.yaml"
+
+
+def add_golden(
+    session: Session, settings: Settings, *, tenant: str, sha256: str, actor: str
+) -> str:
+    """Add the reviewed image's request as a golden case of the tenant's golden suite
+    (``<data_dir>/evals/tenants/<tenant>/golden.yaml``):
+    the same brief, brand, size, seed, template and model must again give an accepted image at
+    least as good (composite - 0.05). Returns the case id. The suite is checked by the eval
+    loader after every write, and an image already in it is not added twice."""
+    artifact = _artifact(session, tenant, sha256)
+    run = session.get(RunRow, artifact.run_id)
+    attempt = session.get(AttemptRow, artifact.attempt_id) if artifact.attempt_id else None
+    if run is None or attempt is None or attempt.composite is None:
+        raise ApiProblem(409, "conflict", f"image {sha256[:12]} has no scored attempt behind it")
+    brand_row = crud.get_brand(session, tenant=tenant, ref=run.brand_name)
+    if brand_row is None:
+        raise ApiProblem(409, "conflict", f"brand {run.brand_name!r} is gone")
+    kit = crud.brand_kit(brand_row)
+    path = golden_suite_path(settings, tenant)
+    kit_file = path.parent / "brands" / f"{kit.slug}.yaml"
+    atomic_write(kit_file, yaml.safe_dump(kit.model_dump(mode="json"), sort_keys=False).encode())
+    data: dict[str, Any] = (
+        yaml.safe_load(path.read_text(encoding="utf-8"))
+        if path.is_file()
+        else {
+            "format": "brandloop.eval-suite/1",
+            "name": GOLDEN_SUITE,
+            "version": 1,
+            "description": "images reviewers approved, added from the studio's review queue",
+            "brands": [],
+            "targets": [{"name": "default"}],
+            "cases": [],
+        }
+    )
+    case_id = f"golden-{sha256[:16]}"
+    if any(c.get("id") == case_id for c in data["cases"]):
+        return case_id
+    relative = f"brands/{kit_file.name}"
+    if relative not in data["brands"]:
+        data["brands"].append(relative)
+    data["version"] = int(data.get("version", 1)) + (1 if data["cases"] else 0)
+    data["cases"].append(
+        {
+            "id": case_id,
+            "brief": run.brief,
+            "brand": kit.name,
+            "request": {
+                "size": f"{attempt.width}x{attempt.height}",
+                "seed": attempt.seed_requested,
+                "template": attempt.template_ref,
+                "model": attempt.model,
+            },
+            "assertions": [
+                {"kind": "accepted"},
+                {
+                    "kind": "min_score",
+                    "signal": "composite",
+                    "min": round(max(0.0, attempt.composite - 0.05), 3),
+                },
+            ],
+            "tags": ["golden"],
+            "description": f"approved by {actor}; image {sha256} of run {run.id}",
+        }
+    )
+    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    atomic_write(path, text.encode())
+    load_suite(path)  # a broken suite is an error now, not at the next eval run
+    crud.audit(
+        session, tenant=tenant, actor=actor, action="eval.golden_added",
+        subject_type="image", subject_id=sha256, detail={"case": case_id, "suite": str(path)},
+    )  # fmt: skip
+    return case_id

@@ -1,0 +1,199 @@
+"""Review queue: runs awaiting review with their images large; approve or reject with a note
+(keyboard: a / r); four eyes; assignment; a rubric per image; pairwise mode; reviewed images
+added to the tenant's golden eval suite. Judge agreement beside it. All through
+``brandloop.api.reviews``, the module the /v1 review routes call."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Form, Query, Request, Response
+
+from brandloop.api import reviews
+from brandloop.api.deps import PoolDep, SessionDep, SettingsDep
+from brandloop.api.studio.pages.runs import palette_of, run_context
+from brandloop.api.studio.web import (
+    Approver,
+    Csrf,
+    StudioError,
+    StudioRoute,
+    Viewer,
+    render,
+    see_other,
+)
+from brandloop.evals.agreement import judge_agreement
+from brandloop.registry import crud
+
+router = APIRouter(route_class=StudioRoute, include_in_schema=False)
+Sha = Annotated[str, Form(pattern=r"^[0-9a-f]{64}$")]
+Note = Annotated[str, Form(max_length=2000)]
+
+
+@router.get("/review")
+async def queue(
+    request: Request,
+    user: Approver,
+    session: SessionDep,
+    mine: Annotated[bool, Query()] = False,
+) -> Response:
+    items = reviews.waiting(
+        session, tenant=user.tenant, assignee=user.api_principal.key_id if mine else None
+    )
+    return render(request, "review.html", {"title": "Review", "items": items, "mine": mine})
+
+
+@router.get("/review/pairwise")
+async def pairwise(
+    request: Request,
+    user: Approver,
+    session: SessionDep,
+    axis: Annotated[Literal["template", "model"], Query()] = "template",
+) -> Response:
+    actor = user.api_principal.key_id
+    pair = reviews.next_pair(session, tenant=user.tenant, actor=actor, axis=axis)
+    context = {
+        "title": "Pairwise review",
+        "pair": pair,
+        "axis": axis,
+        "tally": reviews.pairwise_tally(session, tenant=user.tenant, axis=axis),
+    }
+    return render(request, "pairwise.html", context)
+
+
+@router.post("/review/pairwise")
+async def judge(
+    user: Approver,
+    session: SessionDep,
+    _: Csrf,
+    axis: Annotated[Literal["template", "model"], Form()],
+    left: Sha,
+    right: Sha,
+    winner: Annotated[Literal["left", "right", "tie"], Form()],
+) -> Response:
+    reviews.judge_pair(
+        session, tenant=user.tenant, actor=user.api_principal.key_id, axis=axis,
+        left_sha=left, right_sha=right, winner=winner,
+    )  # fmt: skip
+    return see_other(f"/review/pairwise?axis={axis}")
+
+
+@router.get("/review/{run_id}")
+async def item(
+    request: Request, run_id: str, user: Approver, session: SessionDep, settings: SettingsDep
+) -> Response:
+    context = run_context(session, settings, tenant=user.tenant, run_id=run_id)
+    shas = [i["sha256"] for i in context["images"]]
+    held = [
+        a
+        for a in context["attempts"]
+        if a["outcome"] in ("accepted", "rejected") and a["artifact_sha256"]
+    ]
+    mine = user.api_principal.key_id
+    ratings = reviews.ratings(
+        session, tenant=user.tenant, shas=shas + [a["artifact_sha256"] for a in held]
+    )
+    context |= {
+        "title": f"Review {run_id}",
+        "requester": reviews.requester_of(session, tenant=user.tenant, run_id=run_id),
+        "me": mine,
+        "assignee": next(
+            (
+                i.assignee
+                for i in reviews.waiting(session, tenant=user.tenant)
+                if i.run.id == run_id
+            ),
+            None,
+        ),
+        "ratings": ratings,
+        "mine_ratings": {
+            sha: r for sha, rows in ratings.items() for r in rows if r.principal == mine
+        },
+        "held": held if context["run"].status == "awaiting_review" else [],
+    }
+    return render(request, "review_item.html", context)
+
+
+@router.post("/review/{run_id}/decision")
+async def decide(
+    run_id: str,
+    user: Approver,
+    session: SessionDep,
+    pool: PoolDep,
+    _: Csrf,
+    decision: Annotated[Literal["approve", "reject"], Form()],
+    note: Note = "",
+) -> Response:
+    await reviews.decide_run(
+        session, pool, tenant=user.tenant, actor=user.api_principal.key_id, run_id=run_id,
+        decision=decision, note=note,
+    )  # fmt: skip
+    return see_other(f"/runs/{run_id}")
+
+
+@router.post("/review/{run_id}/assign")
+async def assign(
+    run_id: str,
+    user: Approver,
+    session: SessionDep,
+    _: Csrf,
+    assignee: Annotated[str, Form(max_length=120)],
+) -> Response:
+    reviews.assign(
+        session, tenant=user.tenant, run_id=run_id, assignee=assignee,
+        by=user.api_principal.key_id,
+    )  # fmt: skip
+    return see_other(f"/review/{run_id}")
+
+
+@router.post("/review/{run_id}/rubric")
+async def rubric(
+    run_id: str,
+    user: Approver,
+    session: SessionDep,
+    _: Csrf,
+    sha256: Sha,
+    on_brand: Annotated[int, Form(ge=1, le=5)],
+    usable: Annotated[Literal["yes", "no"], Form()],
+    note: Note = "",
+) -> Response:
+    reviews.rate(
+        session, tenant=user.tenant, sha256=sha256, actor=user.api_principal.key_id,
+        on_brand=on_brand, usable=usable == "yes", note=note,
+    )  # fmt: skip
+    return see_other(f"/review/{run_id}#img-{sha256[:12]}")
+
+
+@router.post("/review/{run_id}/golden")
+async def golden(
+    run_id: str,
+    user: Approver,
+    session: SessionDep,
+    settings: SettingsDep,
+    _: Csrf,
+    sha256: Sha,
+) -> Response:
+    if crud.get_run(session, tenant=user.tenant, run_id=run_id) is None:
+        raise StudioError(404, f"no run {run_id}")
+    reviews.add_golden(
+        session, settings, tenant=user.tenant, sha256=sha256, actor=user.api_principal.key_id
+    )
+    return see_other(f"/review/{run_id}?golden={sha256[:12]}#img-{sha256[:12]}")
+
+
+@router.get("/agreement")
+async def agreement(
+    request: Request,
+    user: Viewer,
+    session: SessionDep,
+    brand: Annotated[str, Query(max_length=80)] = "",
+) -> Response:
+    report = judge_agreement(session, tenant=user.tenant, brand=brand or None)
+    brands = [b.name for b in crud.list_brands(session, tenant=user.tenant)]
+    context = {
+        "title": "Judge agreement",
+        "report": report,
+        "brands": brands,
+        "chosen": brand,
+        "palette": palette_of(session, user.tenant, brand) if brand else [],
+    }
+    return render(request, "agreement.html", context)

@@ -1,0 +1,214 @@
+"""The Review queue and Judge agreement: approve/reject with a note under the four-eyes rule,
+assignment, a rubric per image, pairwise mode, golden eval cases, and the agreement figure the
+page, `GET /v1/review/agreement` and `brandloop review agreement` all give."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from brandloop.api.cli import app as cli_app
+from brandloop.evals.loader import load_suite
+from brandloop.settings import get_settings
+from tests.api.http.conftest import brand_kit
+from tests.api.studio.conftest import Studio, csrf_of
+
+
+@pytest.fixture
+def always_review(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = tmp_path / "agent.yaml"
+    policy.write_text("review:\n  mode: always\n")
+    monkeypatch.setenv("BRANDLOOP_AGENT_POLICY", str(policy))
+
+
+def _waiting_run(studio: Studio, api: Callable[..., Any], key: str, seed: int = 3) -> str:
+    job = api(
+        "POST",
+        "/v1/generations?wait=60",
+        key,
+        json={"brief": "a steaming cup", "brand": "Acme Coffee", "size": "256x256", "seed": seed},
+    ).json()
+    assert job["state"] == "awaiting_review", job
+    return str(job["run_id"])
+
+
+def test_approve_a_review_item_and_the_run_finishes_under_four_eyes(
+    studio: Studio, api: Callable[..., Any], always_review: None
+) -> None:
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    cara = studio.signed_in_as("A", "cara", "approver")
+    home = cara.get("/chat")
+    thread = cara.post(
+        "/chat",
+        data={"csrf": csrf_of(home.text), "brand": "Acme Coffee", "message": "a steaming cup",
+              "size": "256x256"},
+        follow_redirects=False,
+    ).headers["location"]  # fmt: skip
+    lee = studio.signed_in_as("A", "lee", "approver")
+    for _ in range(600):  # the live page settles once the run waits for review
+        if "review it</a>" in cara.get(thread).text:
+            break
+        time.sleep(0.1)
+    queue = lee.get("/review").text
+    found = re.search(r'href="/review/(run_\w+)"', queue)
+    assert found, "the run never reached the review queue"
+    run_id = found.group(1)
+    assert "Asked by cara" in queue
+    # the requester is refused (four eyes), and the run still waits
+    page = cara.get(f"/review/{run_id}")
+    assert "Four eyes" in page.text and "/thumbs/1024/" in page.text
+    refused = cara.post(
+        f"/review/{run_id}/decision",
+        data={"csrf": csrf_of(page.text), "decision": "approve", "note": "mine"},
+    )
+    assert refused.status_code == 409 and "four eyes" in refused.text
+    assert "awaiting review" in cara.get(f"/runs/{run_id}").text
+    # another approver approves with a note; the run finishes and delivers
+    page = lee.get(f"/review/{run_id}")
+    assert 'data-shortcut="a"' in page.text and 'data-shortcut="r"' in page.text
+    done = lee.post(
+        f"/review/{run_id}/decision",
+        data={"csrf": csrf_of(page.text), "decision": "approve", "note": "on brand"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303 and done.headers["location"] == f"/runs/{run_id}"
+    run_page = lee.get(f"/runs/{run_id}").text
+    assert "status-succeeded" in run_page and "approved by lee: on brand" in run_page
+    assert run_id not in lee.get("/review").text
+    assert "succeeded" in cara.get(thread).text
+
+
+def test_the_api_refuses_the_requesters_own_verdict(
+    studio: Studio, api: Callable[..., Any], always_review: None
+) -> None:
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    own = studio.key("A", "approver")
+    run_id = _waiting_run(studio, api, own)
+    refused = api("POST", f"/v1/review/runs/{run_id}", own, json={"decision": "approve"})
+    assert refused.status_code == 409 and "four eyes" in refused.json()["detail"]
+    other = studio.key("A", "approver")
+    ok = api("POST", f"/v1/review/runs/{run_id}", other, json={"decision": "reject", "note": "no"})
+    assert ok.status_code == 200 and ok.json()["status"] in ("failed", "partial", "succeeded")
+
+
+def test_assign_rate_pairwise_golden_and_agreement(
+    studio: Studio, api: Callable[..., Any], always_review: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    creator = studio.key("A", "creator")
+    runs = [_waiting_run(studio, api, creator, seed=s) for s in (3, 4)]
+    lee = studio.signed_in_as("A", "lee", "approver")
+    page = lee.get(f"/review/{runs[0]}")
+    assigned = lee.post(
+        f"/review/{runs[0]}/assign",
+        data={"csrf": csrf_of(page.text), "assignee": "lee"},
+        follow_redirects=False,
+    )
+    assert assigned.status_code == 303
+    mine = lee.get("/review?mine=true").text
+    assert runs[0] in mine and runs[1] not in mine
+    # a rubric per image; a second save replaces the first
+    page = lee.get(f"/review/{runs[0]}").text
+    shas = sorted(set(re.findall(r'name="sha256" value="([0-9a-f]{64})"', page)))
+    assert shas
+    for usable in ("yes", "no"):
+        saved = lee.post(
+            f"/review/{runs[0]}/rubric",
+            data={"csrf": csrf_of(page), "sha256": shas[0], "on_brand": "2", "usable": usable,
+                  "note": "too dark"},
+            follow_redirects=False,
+        )  # fmt: skip
+        assert saved.status_code == 303
+    page = lee.get(f"/review/{runs[0]}").text
+    assert page.count("lee: on-brand 2/5, not usable") == 1
+    bad = lee.post(
+        f"/review/{runs[0]}/rubric",
+        data={"csrf": csrf_of(page), "sha256": shas[0], "on_brand": "9", "usable": "yes"},
+    )
+    assert bad.status_code == 422
+    # golden: one action writes a case the eval loader accepts
+    added = lee.post(
+        f"/review/{runs[0]}/golden",
+        data={"csrf": csrf_of(page), "sha256": shas[0]},
+        follow_redirects=False,
+    )
+    assert added.status_code == 303
+    suite_path = studio.settings.data_dir / "evals" / "tenants" / "A" / "golden.yaml"
+    suite = load_suite(suite_path)
+    assert [c.id for c in suite.cases] == [f"golden-{shas[0][:16]}"]
+    # agreement: the page, the endpoint and the CLI give the same figure
+    report = api("GET", "/v1/review/agreement", studio.key("A", "viewer")).json()
+    assert report["overall"]["labelled"] == 1 and report["sources"]["rubric"] == 1
+    assert report["overall"]["agreement"] in (0.0, 1.0)
+    agreement_page = lee.get("/agreement").text
+    assert f"{report['overall']['agreement']:.0%}" in agreement_page
+    monkeypatch.setenv("BRANDLOOP_TENANT", "A")
+    get_settings.cache_clear()
+    cli = CliRunner().invoke(cli_app, ["review", "agreement", "--json"])
+    assert cli.exit_code == 0, cli.output
+    assert json.loads(cli.output)["overall"] == report["overall"]
+    by_brand = api("GET", "/v1/review/agreement?brand=Nobody", studio.key("A", "viewer")).json()
+    assert by_brand["overall"]["agreement"] is None  # not measured, never 1.0
+    text = CliRunner().invoke(cli_app, ["review", "agreement", "--brand", "Nobody"])
+    assert "not measured" in text.output
+
+
+def test_pairwise_mode_records_which_is_better(
+    studio: Studio, api: Callable[..., Any]
+) -> None:
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    creator = studio.key("A", "creator")
+    for model in ("procedural/draft", "procedural/studio"):
+        job = api(
+            "POST",
+            "/v1/generations?wait=60",
+            creator,
+            json={"brief": "a cup", "brand": "Acme Coffee", "size": "128x128", "model": model},
+        ).json()
+        assert job["state"] in ("succeeded", "failed"), job  # scored attempts either way
+    lee = studio.signed_in_as("A", "lee", "approver")
+    page = lee.get("/review/pairwise?axis=model").text
+    left = re.search(r'name="left" value="(\w+)"', page).group(1)  # type: ignore[union-attr]
+    right = re.search(r'name="right" value="(\w+)"', page).group(1)  # type: ignore[union-attr]
+    judged = lee.post(
+        "/review/pairwise",
+        data={"csrf": csrf_of(page), "axis": "model", "left": left, "right": right,
+              "winner": "right"},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert judged.status_code == 303
+    after = lee.get("/review/pairwise?axis=model").text
+    assert re.search(r"<td>procedural/\w+</td><td>1</td><td>0</td>", after)
+    assert re.search(r"<td>procedural/\w+</td><td>0</td><td>1</td>", after)
+    same = lee.post(
+        "/review/pairwise",
+        data={"csrf": csrf_of(after), "axis": "model", "left": left, "right": left,
+              "winner": "left"},
+    )  # fmt: skip
+    assert same.status_code == 422
+
+
+def test_review_pages_need_an_approver_and_the_tenant(
+    studio: Studio, api: Callable[..., Any], always_review: None
+) -> None:
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    run_id = _waiting_run(studio, api, studio.key("A", "creator"))
+    creator = studio.signed_in_as("A", "cid", "creator")
+    assert creator.get("/review").status_code == 403
+    assert creator.get("/agreement").status_code == 200  # viewers may read the figure
+    b = studio.signed_in_as("B", "bob", "admin")
+    assert b.get(f"/review/{run_id}").status_code == 404
+    token = csrf_of(b.get("/review").text)
+    assert (
+        b.post(f"/review/{run_id}/decision", data={"csrf": token, "decision": "approve"})
+        .status_code
+        == 404
+    )
+    assert run_id not in b.get("/review").text
