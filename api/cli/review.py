@@ -72,10 +72,8 @@ def agreement(
     """How often the automatic acceptance rule agrees with reviewers (the same figure as
     GET /v1/review/agreement and the studio's Agreement page)."""
     from brandloop.evals.agreement import judge_agreement
-    from brandloop.registry.db import session_scope
-
     cfg = settings()
-    with session_scope(cfg.resolved_database_url) as session:
+    with database().session() as session:
         report = judge_agreement(session, tenant=cfg.tenant, brand=brand)
     if as_json:
         print_json(report.model_dump(mode="json"))

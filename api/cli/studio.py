@@ -7,9 +7,8 @@ from typing import Annotated
 import typer
 
 from brandloop.api.cli.app import app
-from brandloop.api.cli.common import out, print_json, settings
+from brandloop.api.cli.common import database, out, print_json
 from brandloop.api.studio.sessions import LINK_MINUTES, create_link
-from brandloop.registry.db import session_scope
 
 studio_app = typer.Typer(help="The studio web app (served by brandloop serve).", no_args_is_help=True)
 app.add_typer(studio_app, name="studio")
@@ -28,7 +27,7 @@ def link(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Print a link that signs PRINCIPAL in to the studio once, within 15 minutes."""
-    with session_scope(settings().resolved_database_url) as session:
+    with database().session() as session:
         token = create_link(session, tenant=tenant, principal=principal, role=role)
     url = f"{base_url.rstrip('/')}/signin/link?token={token}"
     if as_json:

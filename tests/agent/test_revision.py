@@ -19,6 +19,7 @@ from brandloop.agent.writer import PromptWriter
 from brandloop.artifacts import ArtifactStore
 from brandloop.domain import GenerationRequest, TemplateVersion
 from brandloop.policies.brandkit import load_brand_kit
+from brandloop.registry.db import Database
 from brandloop.settings import Settings
 from brandloop.tools.composer import compose, ordered_palette
 from tests.agent.helpers import ROOT, add_acme, allow
@@ -109,13 +110,14 @@ async def test_an_unusable_writer_reply_falls_back_to_the_rules() -> None:
         assert edit.by == "rules" and edit.after == "a wooden table, soft morning light"
 
 
-def test_brighter_and_darker_move_the_exposure_target(settings: Settings) -> None:
-    add_acme(settings)
+def test_brighter_and_darker_move_the_exposure_target(settings: Settings, db: Database) -> None:
+    add_acme(settings, db)
     base = GenerationRequest(brief="x", brand="Acme Coffee")
-    assert brand_scoring_policy(settings, base).exposure.key_target == 127.5
+    assert brand_scoring_policy(settings, db, base).exposure.key_target == 127.5
     for shift in ("brighter", "darker"):
         request = base.model_copy(update={"shifts": [shift]})
-        assert brand_scoring_policy(settings, request).exposure.key_target == EXPOSURE_KEYS[shift]
+        policy = brand_scoring_policy(settings, db, request)
+        assert policy.exposure.key_target == EXPOSURE_KEYS[shift]
 
 
 def _mean_image(settings: Settings, shas: list[str]) -> np.ndarray:
@@ -127,10 +129,12 @@ def _mean_image(settings: Settings, shas: list[str]) -> np.ndarray:
     return np.mean([p.reshape(-1, 3).mean(axis=0) for p in pixels], axis=0)
 
 
-async def test_warmer_and_brighter_revisions_move_the_pixels(settings: Settings) -> None:
+async def test_warmer_and_brighter_revisions_move_the_pixels(
+    settings: Settings, db: Database
+) -> None:
     """On the procedural renderer (which honours the order of colours in the prompt), the
     same seeds come out warmer (red minus blue) and brighter (luminance) after the shifts."""
-    add_acme(settings)
+    add_acme(settings, db)
     means = {}
     for shifts in ([], ["warmer"], ["brighter"]):
         result = await run_generation(
@@ -144,6 +148,7 @@ async def test_warmer_and_brighter_revisions_move_the_pixels(settings: Settings)
                 budget_usd=1.0,
             ),
             settings=settings,
+            db=db,
             use_memory=False,
             image_moderator=allow,
             use_cache=False,

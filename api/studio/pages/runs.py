@@ -218,10 +218,10 @@ async def reproduce(
     session.commit()
     owned = pool.providers_factory is None
     providers = default_providers(settings) if owned else pool.providers_factory(settings)  # type: ignore[misc]
-    models = await asyncio.to_thread(catalog_models, settings)
+    models = await asyncio.to_thread(catalog_models, pool.db)
     async with providers_closing(providers, owned=owned):
         result = await reproduce_run(
-            settings, tenant=user.tenant, run_id=run_id, providers=providers, models=models
+            settings, pool.db, tenant=user.tenant, run_id=run_id, providers=providers, models=models
         )
     return render(request, "run.html", {**context, "reproduction": result})
 

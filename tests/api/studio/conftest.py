@@ -14,7 +14,7 @@ from brandloop.api.app import create_app
 from brandloop.api.auth import create_key
 from brandloop.api.config import ApiSettings
 from brandloop.api.studio.sessions import create_link
-from brandloop.registry.db import session_scope
+from brandloop.registry.db import Database
 from brandloop.settings import Settings
 from tests.api.http.conftest import brand_kit
 
@@ -31,8 +31,9 @@ class Studio:
     """One running app; ``browser()`` is a fresh cookie jar on it, like a new browser. Every
     browser goes through the running app's event loop, where its job workers run."""
 
-    def __init__(self, settings: Settings, main: TestClient) -> None:
+    def __init__(self, settings: Settings, db: Database, main: TestClient) -> None:
         self.settings = settings
+        self.db = db
         self.main = main
 
     def browser(self) -> TestClient:
@@ -41,12 +42,12 @@ class Studio:
         return client
 
     def key(self, tenant: str, role: str) -> str:
-        with session_scope(self.settings.resolved_database_url) as session:
+        with self.db.session() as session:
             _, key = create_key(session, tenant=tenant, role=role)
         return key
 
     def link(self, tenant: str, principal: str, role: str) -> str:
-        with session_scope(self.settings.resolved_database_url) as session:
+        with self.db.session() as session:
             return create_link(session, tenant=tenant, principal=principal, role=role)
 
     def signed_in_with_key(self, tenant: str, role: str) -> tuple[TestClient, str]:
@@ -84,14 +85,15 @@ class Studio:
 
 
 @pytest.fixture
-def studio(settings: Settings) -> Iterator[Studio]:
+def studio(settings: Settings, db: Database) -> Iterator[Studio]:
     app = create_app(
         settings,
         ApiSettings(workers=2, rate_limit_per_minute=100_000, rate_limit_burst=10_000),
         use_memory=False,
+        database=db,
     )
     with TestClient(app, raise_server_exceptions=False) as main:  # starts the worker pool
-        yield Studio(settings, main)
+        yield Studio(settings, db, main)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from brandloop.registry.db import session_scope
 from brandloop.registry.models_service import JobRow
 from tests.api.http.conftest import brand_kit
 from tests.api.studio.conftest import Studio, csrf_of
@@ -17,7 +16,7 @@ from tests.api.studio.conftest import Studio, csrf_of
 def _wait_jobs(studio: Studio, thread_id: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with session_scope(studio.settings.resolved_database_url) as session:
+        with studio.db.session() as session:
             states = [
                 j.state for j in session.query(JobRow).filter(JobRow.thread_id == thread_id)
             ]
@@ -112,7 +111,7 @@ def test_bad_chat_input_is_a_clear_error_and_stores_nothing(
         response = browser.post("/chat", data={"csrf": token, **data})
         assert response.status_code == status, (data, response.text)
         assert "Traceback" not in response.text
-    with session_scope(studio.settings.resolved_database_url) as session:
+    with studio.db.session() as session:
         assert session.query(JobRow).count() == 0
 
 

@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from brandloop.api.cli import app as cli_app
 from brandloop.evals.loader import load_suite
 from brandloop.settings import get_settings
 from tests.api.http.conftest import brand_kit
 from tests.api.studio.conftest import Studio, csrf_of
+from tests.api.test_cli import run_cli
 
 
 @pytest.fixture
@@ -99,7 +98,11 @@ def test_the_api_refuses_the_requesters_own_verdict(
 
 
 def test_assign_rate_pairwise_golden_and_agreement(
-    studio: Studio, api: Callable[..., Any], always_review: None, monkeypatch: pytest.MonkeyPatch
+    studio: Studio,
+    api: Callable[..., Any],
+    always_review: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
     creator = studio.key("A", "creator")
@@ -151,13 +154,13 @@ def test_assign_rate_pairwise_golden_and_agreement(
     assert f"{report['overall']['agreement']:.0%}" in agreement_page
     monkeypatch.setenv("BRANDLOOP_TENANT", "A")
     get_settings.cache_clear()
-    cli = CliRunner().invoke(cli_app, ["review", "agreement", "--json"])
-    assert cli.exit_code == 0, cli.output
-    assert json.loads(cli.output)["overall"] == report["overall"]
+    code, out, err = run_cli(capsys, "review", "agreement", "--json")
+    assert code == 0, err
+    assert json.loads(out)["overall"] == report["overall"]
     by_brand = api("GET", "/v1/review/agreement?brand=Nobody", studio.key("A", "viewer")).json()
     assert by_brand["overall"]["agreement"] is None  # not measured, never 1.0
-    text = CliRunner().invoke(cli_app, ["review", "agreement", "--brand", "Nobody"])
-    assert "not measured" in text.output
+    code, out, _ = run_cli(capsys, "review", "agreement", "--brand", "Nobody")
+    assert code == 0 and "not measured" in out
 
 
 def test_pairwise_mode_records_which_is_better(

@@ -13,7 +13,6 @@ from typing import Any
 from PIL import Image
 
 from brandloop.api.studio.web import CSP
-from brandloop.registry.db import session_scope
 from brandloop.registry.models import RunRow
 from tests.api.studio.conftest import Studio, make_run
 
@@ -46,7 +45,7 @@ def test_gallery_shows_thumbnails_never_full_pngs_and_filters(
 
 def test_gallery_is_paginated(studio: Studio, api: Callable[..., Any]) -> None:
     make_run(studio, api)
-    with session_scope(studio.settings.resolved_database_url) as session:
+    with studio.db.session() as session:
         template = session.query(RunRow).one()
         for index in range(30):
             session.add(
@@ -126,7 +125,7 @@ def test_an_interrupted_run_resumes_from_the_studio_and_the_api(
     job = make_run(studio, api)
     key = studio.key("A", "creator")
     assert api("POST", f"/v1/runs/{job['run_id']}/resume", key).status_code == 409  # finished
-    with session_scope(studio.settings.resolved_database_url) as session:
+    with studio.db.session() as session:
         session.add(
             RunRow(
                 id="run_interrupted01",

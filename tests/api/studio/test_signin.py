@@ -7,12 +7,11 @@ import re
 import threading
 from datetime import timedelta
 
-from typer.testing import CliRunner
+import pytest
 
-from brandloop.api.cli import app as cli_app
-from brandloop.registry.db import session_scope
 from brandloop.registry.models_studio import StudioLinkRow
 from tests.api.studio.conftest import Studio, csrf_of
+from tests.api.test_cli import run_cli
 
 
 def test_an_api_key_signs_in_and_the_cookie_is_httponly_and_lax(studio: Studio) -> None:
@@ -106,7 +105,7 @@ def test_a_link_used_by_two_browsers_at_once_makes_one_session(studio: Studio) -
 
 def test_an_expired_link_is_refused(studio: Studio) -> None:
     token = studio.link("A", "ana", "viewer")
-    with session_scope(studio.settings.resolved_database_url) as session:
+    with studio.db.session() as session:
         row = session.query(StudioLinkRow).one()
         row.expires_at = row.created_at - timedelta(seconds=1)
     assert studio.browser().get(f"/signin/link?token={token}").status_code == 401
@@ -162,13 +161,14 @@ def test_next_never_leaves_the_site(studio: Studio) -> None:
         assert response.headers["location"] == "/chat", target
 
 
-def test_studio_link_command_prints_a_link_and_refuses_bad_input(studio: Studio) -> None:
-    runner = CliRunner()
-    result = runner.invoke(
-        cli_app, ["studio", "link", "--tenant", "A", "--principal", "Ana Lima", "--role", "approver"]
+def test_studio_link_command_prints_a_link_and_refuses_bad_input(
+    studio: Studio, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(
+        capsys, "studio", "link", "--tenant", "A", "--principal", "Ana Lima", "--role", "approver"
     )
-    assert result.exit_code == 0, result.output
-    url = re.search(r"http://127\.0\.0\.1:8000/signin/link\?token=(\S+)", result.output)
+    assert code == 0, err
+    url = re.search(r"http://127\.0\.0\.1:8000/signin/link\?token=(\S+)", out)
     assert url
     browser = studio.browser()
     page = browser.get(f"/signin/link?token={url.group(1)}")
@@ -178,5 +178,5 @@ def test_studio_link_command_prints_a_link_and_refuses_bad_input(studio: Studio)
         ["--tenant", "a b", "--principal", "ana"],
         ["--tenant", "A", "--principal", " "],
     ):
-        bad = runner.invoke(cli_app, ["studio", "link", *args])
-        assert bad.exit_code != 0
+        code, _, err = run_cli(capsys, "studio", "link", *args)
+        assert code == 2 and err.startswith("brandloop: error:") and err.count("\n") == 1
