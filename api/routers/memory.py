@@ -1,17 +1,17 @@
-"""Brand memory: search what a brand has accepted and noted; add style notes."""
+"""Brand memory: search what a brand has accepted and noted; add, list and forget style notes."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from brandloop.agent.runner import open_memory
 from brandloop.api.deps import Creator, SessionDep, SettingsDep, Viewer
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
 from brandloop.api.schemas import NoteCreate
-from brandloop.memory.store import MemoryHit
+from brandloop.memory.store import BrandMemory, MemoryHit
 from brandloop.registry import crud
 
 router = APIRouter(prefix="/memory", tags=["memory"], responses=PROBLEM_RESPONSES)
@@ -47,3 +47,49 @@ async def add_note(
         memory.add_note, tenant=principal.tenant, brand=row.id, text=body.text
     )
     return {"id": note_id, "brand": row.name}
+
+
+async def style_notes(memory: BrandMemory, *, tenant: str, brand: str) -> list[MemoryHit]:
+    """The brand's style notes (up to 100), as the planner recalls them."""
+    hits = await asyncio.to_thread(memory.recall, tenant=tenant, brand=brand, query=brand, k=100)
+    return [h for h in hits if h.kind == "note"]
+
+
+async def forget_note(memory: BrandMemory, *, tenant: str, brand: str, note_id: str) -> int:
+    """Delete one style note (its text and vector); a prompt's id is refused."""
+    if not note_id.startswith("note-"):
+        raise ApiProblem(422, "bad-input", "only style notes are forgotten here")
+    gone = await asyncio.to_thread(memory.forget, tenant=tenant, brand=brand, record_id=note_id)
+    if not gone:
+        raise ApiProblem(404, "not-found", f"no note {note_id}")
+    return gone
+
+
+@router.get("/notes", response_model=list[MemoryHit], summary="A brand's style notes")
+async def list_notes(
+    principal: Viewer,
+    session: SessionDep,
+    settings: SettingsDep,
+    brand: Annotated[str, Query(min_length=1, max_length=120)],
+) -> list[MemoryHit]:
+    row = crud.get_brand(session, tenant=principal.tenant, ref=brand)
+    if row is None:
+        raise ApiProblem(404, "not-found", f"no brand {brand!r}")
+    return await style_notes(open_memory(settings), tenant=principal.tenant, brand=row.name)
+
+
+@router.delete("/notes/{note_id}", status_code=204, summary="Forget a style note")
+async def delete_note(
+    note_id: Annotated[str, Path(pattern=r"^note-[0-9a-f]{32}$")],
+    principal: Creator,
+    session: SessionDep,
+    settings: SettingsDep,
+    brand: Annotated[str, Query(min_length=1, max_length=120)],
+) -> Response:
+    row = crud.get_brand(session, tenant=principal.tenant, ref=brand)
+    if row is None:
+        raise ApiProblem(404, "not-found", f"no brand {brand!r}")
+    await forget_note(
+        open_memory(settings), tenant=principal.tenant, brand=row.name, note_id=note_id
+    )
+    return Response(status_code=204)

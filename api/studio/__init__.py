@@ -12,12 +12,21 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from brandloop.api.studio.pages import chat, images, review, runs, signin
+from brandloop.api.studio.pages import (
+    chat,
+    evals,
+    images,
+    overview,
+    review,
+    runs,
+    signin,
+    templates,
+)
 from brandloop.api.studio.web import STATIC
 
 __all__ = ["mount_studio"]
 
-PAGES = (signin, images, runs, chat, review)
+PAGES = (signin, images, runs, chat, review, templates, overview, evals)
 
 
 def mount_studio(app: FastAPI) -> None:

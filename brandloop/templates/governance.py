@@ -579,3 +579,28 @@ def diff_versions(session: Session, *, tenant: str, name: str, v1: int, v2: int)
             _version_text(a), _version_text(b), fromfile=f"{name}@{v1}", tofile=f"{name}@{v2}"
         )
     )
+
+
+DiffKind = Literal["same", "changed", "removed", "added"]
+
+
+def side_by_side(
+    session: Session, *, tenant: str, name: str, v1: int, v2: int
+) -> list[tuple[str, str, DiffKind]]:
+    """Two versions' content aligned line by line, for a side-by-side view: rows of
+    (line of v1, line of v2, kind); a side is empty where the other has a line it lacks."""
+    template = _template(session, tenant, name)
+    a = [line.rstrip("\n") for line in _version_text(_version(session, template, v1))]
+    b = [line.rstrip("\n") for line in _version_text(_version(session, template, v2))]
+    rows: list[tuple[str, str, DiffKind]] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if op == "equal":
+            rows += [(x, y, "same") for x, y in zip(a[i1:i2], b[j1:j2], strict=True)]
+            continue
+        left, right = a[i1:i2], b[j1:j2]
+        for k in range(max(len(left), len(right))):
+            x = left[k] if k < len(left) else ""
+            y = right[k] if k < len(right) else ""
+            kind: DiffKind = "changed" if x and y else ("removed" if x else "added")
+            rows.append((x, y, kind))
+    return rows

@@ -1,0 +1,146 @@
+"""Evals: the tenant's eval result sets, each one's HTML report (the report `brandloop eval run
+--report` writes, built by the same function), and the A/B verdicts between its targets.
+
+Result sets are run directories (``evals/runner.py``): the tenant's own under
+``<data_dir>/evals/tenants/<tenant>/runs/``, and for the deployment's CLI tenant
+(``BRANDLOOP_TENANT``) the ones ``brandloop eval run`` leaves in ``<data_dir>/evals/``. The
+report is served with a CSP that allows no script at all (it has none) and its inline styles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse
+
+from brandloop.api.deps import SettingsDep
+from brandloop.api.reviews import golden_suite_path, suites_dir
+from brandloop.api.studio.web import (
+    Approver,
+    Csrf,
+    StudioError,
+    StudioRoute,
+    Viewer,
+    render,
+    see_other,
+)
+from brandloop.errors import BrandloopError
+from brandloop.evals.loader import load_suite
+from brandloop.evals.reports import build_html
+from brandloop.evals.reports.document import comparisons, gate_results, summaries
+from brandloop.evals.runner import EvalRun, EvalRunner, evaluate_results
+from brandloop.settings import Settings
+
+router = APIRouter(route_class=StudioRoute, include_in_schema=False)
+REPORT_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+_running: dict[str, asyncio.Task[EvalRun]] = {}
+
+
+def result_dirs(settings: Settings, tenant: str) -> list[Path]:
+    """The tenant's result sets, newest first."""
+    roots = [suites_dir(settings, tenant) / "runs"]
+    if tenant == settings.tenant:
+        roots.append(settings.data_dir / "evals")
+    found = [p.parent for root in roots if root.is_dir() for p in root.glob("*/manifest.json")]
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def _find(settings: Settings, tenant: str, name: str) -> Path:
+    for path in result_dirs(settings, tenant):
+        if path.name == name:
+            return path
+    raise StudioError(404, f"no eval result set {name}")
+
+
+def load_run(path: Path) -> EvalRun:
+    """A finished result set as the reports read it."""
+    manifest: dict[str, Any] = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    suite = load_suite(Path(manifest["suite_path"]))
+    targets = [t for t in suite.targets if t.name in manifest.get("targets", {})] or suite.targets
+    runner = EvalRunner(suite=suite, targets=targets, run_dir=path, repeat=manifest["repeat"])
+    results = evaluate_results(suite, runner._existing())
+    return EvalRun(
+        suite=suite,
+        targets=targets,
+        repeat=manifest["repeat"],
+        run_dir=path,
+        results=results,
+        started_at=manifest.get("started_at", ""),
+    )
+
+
+@router.get("/evals")
+async def evals(request: Request, user: Viewer, settings: SettingsDep) -> Response:
+    sets = []
+    for path in result_dirs(settings, user.tenant):
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        sets.append({"name": path.name, **manifest})
+    golden = golden_suite_path(settings, user.tenant)
+    context = {
+        "title": "Evals",
+        "sets": sets,
+        "golden": golden.is_file(),
+        "running": user.tenant in _running and not _running[user.tenant].done(),
+    }
+    return render(request, "evals.html", context)
+
+
+@router.get("/evals/{name}")
+async def result_set(request: Request, name: str, user: Viewer, settings: SettingsDep) -> Response:
+    path = _find(settings, user.tenant, name)
+    try:
+        run = await asyncio.to_thread(load_run, path)
+    except (BrandloopError, OSError, KeyError, ValueError) as exc:
+        raise StudioError(409, f"result set {name} cannot be read: {exc}") from None
+    table = summaries(run)
+    context = {
+        "title": f"Eval {name}",
+        "name": name,
+        "run": run,
+        "table": table,
+        "gates": gate_results(run, table),
+        "ab": comparisons(run),
+    }
+    return render(request, "eval.html", context)
+
+
+@router.get("/evals/{name}/report")
+async def report(name: str, user: Viewer, settings: SettingsDep) -> Response:
+    path = _find(settings, user.tenant, name)
+    run = await asyncio.to_thread(load_run, path)
+    html = await asyncio.to_thread(build_html, run)
+    return HTMLResponse(
+        html, headers={"Content-Security-Policy": REPORT_CSP, "Cache-Control": "no-store"}
+    )
+
+
+@router.post("/evals/golden/run")
+async def run_golden(user: Approver, settings: SettingsDep, _: Csrf) -> Response:
+    """Run the tenant's golden suite in the background into a new result set."""
+    suite_path = golden_suite_path(settings, user.tenant)
+    if not suite_path.is_file():
+        raise StudioError(404, "no golden suite yet: add images to it from the review queue")
+    current = _running.get(user.tenant)
+    if current is not None and not current.done():
+        raise StudioError(409, "the golden suite is already running")
+    suite = load_suite(suite_path)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    runner = EvalRunner(
+        suite=suite,
+        targets=suite.targets,
+        run_dir=suites_dir(settings, user.tenant)
+        / "runs"
+        / f"{suite.name}-v{suite.version}-{stamp}",
+        base_settings=settings,
+        concurrency=2,
+    )
+    _running[user.tenant] = asyncio.create_task(runner.run())
+    return see_other("/evals")

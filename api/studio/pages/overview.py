@@ -1,0 +1,139 @@
+"""Campaigns (a board per asset and format), Brands (the kit, style notes, scoring policy) and
+Costs (spend per day, brand and model against budgets and the daily quota): each built from the
+function the matching /v1 route calls."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Form, Query, Request, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from brandloop.agent.runner import open_memory
+from brandloop.api.deps import ServiceDep, SessionDep, SettingsDep
+from brandloop.api.jobs import store
+from brandloop.api.routers.campaigns import campaign_public
+from brandloop.api.routers.costs import cost_report
+from brandloop.api.routers.memory import forget_note, style_notes
+from brandloop.api.studio.web import (
+    Creator,
+    Csrf,
+    StudioError,
+    StudioRoute,
+    Viewer,
+    render,
+    see_other,
+)
+from brandloop.artifacts import ArtifactStore
+from brandloop.policies.brand_policy import load_brand_scoring_policy
+from brandloop.registry import crud
+from brandloop.registry.models import BrandRow
+from brandloop.registry.models_agent import BudgetRow
+
+router = APIRouter(route_class=StudioRoute, include_in_schema=False)
+
+
+@router.get("/campaigns")
+async def campaigns(
+    request: Request, user: Viewer, session: SessionDep, settings: SettingsDep
+) -> Response:
+    artifacts = ArtifactStore(settings.artifacts_dir)
+    rows = store.list_campaigns(session, tenant=user.tenant, limit=50)
+    boards = [campaign_public(session, c, artifacts) for c in rows]
+    return render(request, "campaigns.html", {"title": "Campaigns", "campaigns": boards})
+
+
+@router.get("/campaigns/{campaign_id}")
+async def campaign(
+    request: Request, campaign_id: str, user: Viewer, session: SessionDep, settings: SettingsDep
+) -> Response:
+    row = store.get_campaign(session, tenant=user.tenant, campaign_id=campaign_id)
+    if row is None:
+        raise StudioError(404, f"no campaign {campaign_id}")
+    board = campaign_public(session, row, ArtifactStore(settings.artifacts_dir))
+    context = {"title": f"Campaign {board.name or board.id}", "c": board}
+    return render(request, "campaign.html", context)
+
+
+def _brand(session: Session, tenant: str, name: str) -> BrandRow:
+    row = crud.get_brand(session, tenant=tenant, ref=name)
+    if row is None:
+        raise StudioError(404, f"no brand {name!r}")
+    return row
+
+
+@router.get("/brands")
+async def brands(request: Request, user: Viewer, session: SessionDep) -> Response:
+    kits = [crud.brand_kit(b) for b in crud.list_brands(session, tenant=user.tenant)]
+    return render(request, "brands.html", {"title": "Brands", "kits": kits})
+
+
+@router.get("/brands/{name}")
+async def brand(
+    request: Request, name: str, user: Viewer, session: SessionDep, settings: SettingsDep
+) -> Response:
+    row = _brand(session, user.tenant, name)
+    kit = crud.brand_kit(row)
+    policy = load_brand_scoring_policy(kit.slug, search=[settings.data_dir / "policies"])
+    notes = await style_notes(open_memory(settings), tenant=user.tenant, brand=row.name)
+    signals = [
+        {"name": n, "weight": getattr(policy, n).weight, "threshold": getattr(policy, n).threshold}
+        for n in type(policy).model_fields
+        if hasattr(getattr(policy, n), "threshold")
+    ]
+    context = {"title": kit.name, "kit": kit, "notes": notes, "signals": signals}
+    return render(request, "brand.html", context)
+
+
+@router.post("/brands/{name}/notes")
+async def add_note(
+    name: str,
+    user: Creator,
+    session: SessionDep,
+    settings: SettingsDep,
+    _: Csrf,
+    text: Annotated[str, Form(min_length=1, max_length=8000)],
+) -> Response:
+    row = _brand(session, user.tenant, name)
+    memory = open_memory(settings)
+    await asyncio.to_thread(memory.add_note, tenant=user.tenant, brand=row.name, text=text)
+    return see_other(f"/brands/{row.name}#notes")
+
+
+@router.post("/brands/{name}/notes/forget")
+async def forget(
+    name: str,
+    user: Creator,
+    session: SessionDep,
+    settings: SettingsDep,
+    _: Csrf,
+    note_id: Annotated[str, Form(pattern=r"^note-[0-9a-f]{32}$")],
+) -> Response:
+    row = _brand(session, user.tenant, name)
+    await forget_note(open_memory(settings), tenant=user.tenant, brand=row.name, note_id=note_id)
+    return see_other(f"/brands/{row.name}#notes")
+
+
+@router.get("/costs")
+async def costs(
+    request: Request,
+    user: Viewer,
+    session: SessionDep,
+    service: ServiceDep,
+    period: Annotated[Literal["day", "week", "month"], Query()] = "month",
+) -> Response:
+    report = await cost_report(user.api_principal, session, period=period)
+    budgets = list(session.scalars(select(BudgetRow).where(BudgetRow.tenant == user.tenant)))
+    peak = max([*report.by_day.values(), 0.0])
+    context = {
+        "title": "Costs",
+        "report": report,
+        "period": period,
+        "peak": peak,
+        "budgets": budgets,
+        "quota": service.api.daily_quota_usd,
+        "spent_today": store.spent_today(session, tenant=user.tenant),
+    }
+    return render(request, "costs.html", context)

@@ -1,0 +1,140 @@
+"""Templates: versions, a side-by-side diff, labels and A/B weights, per-version outcome stats,
+and add/submit/approve/reject/label under the governance rules (the /v1 template routes, called
+as they are: the author never approves their own version, production is protected)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Form, Query, Request, Response
+
+from brandloop.agent.templates import ensure_shipped_templates
+from brandloop.api.deps import SessionDep
+from brandloop.api.routers.templates import (
+    _template,
+    add_version,
+    review_version,
+    set_label,
+    submit_version,
+    template_public,
+)
+from brandloop.api.schemas import LabelUpdate, ReviewDecision, TemplateVersionCreate
+from brandloop.api.studio.web import (
+    Approver,
+    Creator,
+    Csrf,
+    StudioError,
+    StudioRoute,
+    Viewer,
+    render,
+    see_other,
+)
+from brandloop.errors import BadInputError
+from brandloop.templates.governance import labels as template_labels
+from brandloop.templates.governance import list_templates, parse_label_spec, side_by_side
+from brandloop.templates.stats import template_stats
+
+router = APIRouter(route_class=StudioRoute, include_in_schema=False)
+Name = Annotated[str, Form(pattern=r"^[a-z0-9][a-z0-9_.-]{0,119}$")]
+Version = Annotated[int, Form(ge=1, le=100_000)]
+
+
+@router.get("/templates")
+async def templates(request: Request, user: Viewer, session: SessionDep) -> Response:
+    ensure_shipped_templates(session, tenant=user.tenant)
+    rows = [template_public(session, t) for t in list_templates(session, tenant=user.tenant)]
+    return render(request, "templates.html", {"title": "Templates", "templates": rows})
+
+
+@router.get("/templates/{name}")
+async def template_page(
+    request: Request,
+    name: str,
+    user: Viewer,
+    session: SessionDep,
+    a: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+    b: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+) -> Response:
+    row = _template(session, user.tenant, name)
+    public = template_public(session, row)
+    numbers = [v.version for v in public.versions]
+    diff = None
+    if a is not None and b is not None:
+        if a not in numbers or b not in numbers:
+            raise StudioError(404, f"{name} has versions {', '.join(map(str, numbers))}")
+        diff = side_by_side(session, tenant=user.tenant, name=name, v1=a, v2=b)
+    labels = {label.label: label.weights for label in template_labels(session, template=row)}
+    context = {
+        "title": f"Template {name}",
+        "template": public,
+        "labels": labels,
+        "stats": {s.version: s for s in template_stats(session, tenant=user.tenant, name=name)},
+        "diff": diff,
+        "a": a if a is not None else (numbers[-2] if len(numbers) > 1 else numbers[-1]),
+        "b": b if b is not None else numbers[-1],
+    }
+    return render(request, "template.html", context)
+
+
+@router.post("/templates/{name}/versions")
+async def new_version(
+    name: str,
+    user: Creator,
+    session: SessionDep,
+    _: Csrf,
+    body: Annotated[str, Form(min_length=1, max_length=8000)],
+    negative_body: Annotated[str, Form(max_length=4000)] = "",
+    message: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    made = await add_version(
+        name,
+        TemplateVersionCreate(body=body, negative_body=negative_body, message=message),
+        user.api_principal,
+        session,
+    )
+    return see_other(f"/templates/{name}?b={made.version}")
+
+
+@router.post("/templates/{name}/versions/{version}/submit")
+async def submit(name: str, version: int, user: Creator, session: SessionDep, _: Csrf) -> Response:
+    await submit_version(name, version, user.api_principal, session)
+    return see_other(f"/templates/{name}")
+
+
+@router.post("/templates/{name}/versions/{version}/review")
+async def review(
+    name: str,
+    version: int,
+    user: Approver,
+    session: SessionDep,
+    _: Csrf,
+    decision: Annotated[Literal["approve", "reject"], Form()],
+    note: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    body = ReviewDecision(decision=decision, note=note)
+    await review_version(name, version, body, user.api_principal, session)
+    return see_other(f"/templates/{name}")
+
+
+@router.post("/templates/{name}/labels")
+async def label(
+    name: str,
+    user: Approver,
+    session: SessionDep,
+    _: Csrf,
+    label: Annotated[str, Form(pattern=r"^[a-z0-9_-]{1,64}$")],
+    weights: Annotated[str, Form(min_length=1, max_length=200)],
+) -> Response:
+    """``weights`` as the CLI takes them: ``3`` or ``2=0.9,3=0.1``."""
+    try:
+        parsed = parse_label_spec(weights)
+    except BadInputError as exc:
+        raise StudioError(422, str(exc)) from None
+    await set_label(
+        name,
+        label,
+        LabelUpdate(weights=parsed),
+        user.api_principal,
+        session,
+    )
+    return see_other(f"/templates/{name}")
