@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start or stop the services the scale-out tests use, all on 127.0.0.1, from Debian's PostgreSQL
-# and Redis packages and the pip-installed Chroma server. For development and CI.
+# and Redis packages and the pip-installed Chroma server; install Debian's chromium for the
+# studio's browser tests. For development and CI.
 #
 #   bash scripts/services.sh start   # installs what is missing, starts, prints the env to export
 #   bash scripts/services.sh stop
@@ -22,6 +23,9 @@ install_missing() {
   local need=()
   [ -n "$(pg_bin)" ] || need+=(postgresql)
   command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+  # the studio's browser tests (tests/api/studio/test_browser.py) drive Debian's chromium
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  dpkg -s fonts-dejavu-core >/dev/null 2>&1 || need+=(fonts-dejavu-core)
   if [ ${#need[@]} -gt 0 ]; then
     echo "services: installing ${need[*]} from Debian" >&2
     $SUDO apt-get update -qq >/dev/null

@@ -17,10 +17,10 @@
   function describe(kind, data) {
     var p = data.payload || {};
     if (kind === "planned" || kind === "decision") return (p.action || kind) + ": " + (p.reason || "");
-    if (kind === "attempt_started") return "generating " + (p.model || "") + " seed " + (p.seed === undefined ? "" : p.seed);
-    if (kind === "attempt_finished") return "attempt " + (p.outcome || "finished") + " (" + (p.model || "") + ")";
+    if (kind === "attempt_started") return "generating with " + (p.model || "a model") + " (" + (p.attempt || "") + ")";
+    if (kind === "attempt_finished") return "generated " + (p.attempt || "") + (p.error ? ": " + p.error : "") + (p.cache_hit ? " (from cache)" : "") + ", $" + Number(p.cost_usd || 0).toFixed(3);
     if (kind === "scored") return "scored: composite " + (p.composite === undefined ? "?" : Number(p.composite).toFixed(2));
-    if (kind === "accepted") return "accepted an image";
+    if (kind === "accepted") return "accepted " + (p.accepted || 0) + " of " + (p.wanted || 0);
     if (kind === "done") return "done: " + (p.status || "");
     return kind;
   }
@@ -42,7 +42,12 @@
       var data = JSON.parse(event.data);
       el.setAttribute("data-state", data.state || "");
       var status = el.querySelector("[data-role=state]");
-      if (status) status.textContent = data.state || "";
+      if (status) status.textContent = (data.state || "").replace("_", " ");
+      if (data.state === "awaiting_review") {  // paused for a person: nothing more streams
+        source.close();
+        el.setAttribute("data-ended", "1");
+        refresh(el);
+      }
     });
     source.addEventListener("end", function () {
       source.close();
