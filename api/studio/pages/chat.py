@@ -27,11 +27,12 @@ from brandloop.api.studio.web import (
     render,
     see_other,
 )
-from brandloop.domain import MAX_BRIEF_CHARS
+from brandloop.domain import MAX_BRIEF_CHARS, AcceptedImage
 from brandloop.registry import crud
-from brandloop.registry.models import AttemptRow
+from brandloop.registry.models import AttemptRow, RunRow
 from brandloop.registry.models_service import JobRow
 from brandloop.settings import Settings
+from brandloop.views import run_receipts
 
 router = APIRouter(route_class=StudioRoute, include_in_schema=False)
 Brief = Annotated[str, Form(min_length=1, max_length=MAX_BRIEF_CHARS)]
@@ -81,12 +82,11 @@ def job_view(
     images: list[dict[str, Any]] = []
     partial: list[str] = []
     if job.result is not None:
+        run = session.get(RunRow, job.run_id)
         images = image_views(
-            session,
             settings,
-            tenant=tenant,
-            run_id=job.run_id,
-            images=list(job.result.get("images", [])),
+            [AcceptedImage.model_validate(i) for i in job.result.get("images", [])],
+            run_receipts(session, run=run) if run is not None else [],
         )
     else:
         partial = [

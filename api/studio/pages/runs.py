@@ -21,11 +21,11 @@ from brandloop.agent.runner import catalog_models, default_providers
 from brandloop.api.deps import PoolDep, SessionDep, SettingsDep
 from brandloop.api.jobs import store
 from brandloop.api.jobs.service import resume_job
-from brandloop.api.routers.runs import run_receipts, run_trace
+from brandloop.api.routers.runs import tenant_trace
 from brandloop.api.studio.thumbs import image_colours
 from brandloop.api.studio.web import Creator, Csrf, StudioRoute, Viewer, render, see_other
 from brandloop.artifacts import ArtifactStore
-from brandloop.domain import RunStatus
+from brandloop.domain import AcceptedImage, Receipt, RunStatus
 from brandloop.registry import crud
 from brandloop.registry.models import AttemptRow, RunRow
 from brandloop.reproduce import reproduce_run
@@ -120,33 +120,35 @@ def palette_of(session: Session, tenant: str, brand: str) -> list[dict[str, str]
     return [c.model_dump() for c in crud.brand_kit(row).palette]
 
 
-def signals_of(attempt: dict[str, Any]) -> list[dict[str, Any]]:
-    signals = (attempt.get("scores") or {}).get("signals") or {}
-    return [{"name": name, **data} for name, data in sorted(signals.items())]
+def signal_rows(session: Session, run_id: str) -> dict[str, list[dict[str, Any]]]:
+    """attempt id -> each signal's value, threshold and verdict, as the scorer stored them
+    (the API's ``AttemptView`` carries the values only)."""
+    return {
+        row.id: [
+            {"name": name, **data}
+            for name, data in sorted(((row.scores or {}).get("signals") or {}).items())
+        ]
+        for row in crud.list_attempts(session, run_id=run_id)
+    }
 
 
 def image_views(
-    session: Session,
-    settings: Settings,
-    *,
-    tenant: str,
-    run_id: str,
-    images: list[dict[str, Any]],
+    settings: Settings, images: list[AcceptedImage], receipts: list[Receipt]
 ) -> list[dict[str, Any]]:
     """Accepted images as the pages show them: with dominant colours and receipt."""
-    receipts = {r.get("sha256"): r for r in run_receipts(session, tenant=tenant, run_id=run_id)}
+    by_sha = {r.sha256: r.model_dump(mode="json") for r in receipts}
     store_ = ArtifactStore(settings.artifacts_dir)
     views = []
     for image in images:
-        sha = str(image["sha256"])
+        sha = image.sha256
         path = store_.path_for(sha)
-        receipt = receipts.get(sha)
+        receipt = by_sha.get(sha)
         views.append(
             {
-                **image,
+                **image.model_dump(mode="json"),
                 "colours": image_colours(path, sha) if path.is_file() else [],
                 "receipt": receipt,
-                "receipt_json": json.dumps(receipt, indent=2, default=str) if receipt else "",
+                "receipt_json": json.dumps(receipt, indent=2) if receipt else "",
             }
         )
     return views
@@ -155,17 +157,17 @@ def image_views(
 def run_context(
     session: Session, settings: Settings, *, tenant: str, run_id: str
 ) -> dict[str, Any]:
-    """Everything the run page shows, from the API's own trace and receipts."""
-    trace = run_trace(session, tenant=tenant, run_id=run_id)
-    images = image_views(session, settings, tenant=tenant, run_id=run_id, images=trace.run.images)
-    attempts = [{**a, "signals": signals_of(a)} for a in trace.attempts]
+    """Everything the run page shows, from the API's own trace (``RunTrace``)."""
+    trace = tenant_trace(session, tenant=tenant, run_id=run_id)
+    signals = signal_rows(session, run_id)
+    attempts = [{**a.model_dump(), "signals": signals.get(a.id, [])} for a in trace.attempts]
     job = store.job_for_run(session, tenant=tenant, run_id=run_id)
     return {
         "title": f"Run {run_id}",
         "run": trace.run,
-        "images": images,
+        "images": image_views(settings, trace.run.images, trace.receipts),
         "attempts": attempts,
-        "events": trace.events,
+        "events": [e.model_dump() for e in trace.events],
         "palette": palette_of(session, tenant, trace.run.brand),
         "job": job,
         "resumable": trace.run.status == "running"
@@ -187,16 +189,16 @@ async def download(
     run_id: str, user: Viewer, session: SessionDep, settings: SettingsDep
 ) -> Response:
     """The accepted PNGs (each with its receipt inside) and ``receipts.json``, as one zip."""
-    trace = run_trace(session, tenant=user.tenant, run_id=run_id)
-    receipts = run_receipts(session, tenant=user.tenant, run_id=run_id)
+    trace = tenant_trace(session, tenant=user.tenant, run_id=run_id)
+    receipts = [r.model_dump(mode="json") for r in trace.receipts]
     store_ = ArtifactStore(settings.artifacts_dir)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         for index, image in enumerate(trace.run.images, start=1):
-            sha = str(image["sha256"])
+            sha = image.sha256
             if store_.exists(sha):
                 archive.writestr(f"{run_id}/{index:02d}-{sha[:12]}.png", store_.get(sha))
-        archive.writestr(f"{run_id}/receipts.json", json.dumps(receipts, indent=2, default=str))
+        archive.writestr(f"{run_id}/receipts.json", json.dumps(receipts, indent=2))
     return Response(
         buffer.getvalue(),
         media_type="application/zip",

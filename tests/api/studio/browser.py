@@ -82,12 +82,8 @@ class Site:
         return self.keys[tenant, role]
 
     def link(self, tenant: str, principal: str, role: str) -> str:
-        made = json.loads(
-            brandloop(
-                self.env, "studio", "link", "--tenant", tenant, "--principal", principal,
-                "--role", role, "--base-url", self.url, "--json",
-            )  # fmt: skip
-        )
+        args = ["--tenant", tenant, "--principal", principal, "--role", role]
+        made = json.loads(brandloop(self.env, "studio", "link", *args, "--base-url", self.url, "--json"))
         return str(made["url"])
 
     def api(self, method: str, path: str, tenant: str, role: str, **kwargs: Any) -> Any:
