@@ -340,12 +340,22 @@ def golden_suite_path(settings: Settings, tenant: str) -> Path:
 def add_golden(
     session: Session, settings: Settings, *, tenant: str, sha256: str, actor: str
 ) -> str:
-    """Add the reviewed image's request as a golden case of the tenant's golden suite
+    """Add an image reviewers found usable (the majority of its rubrics) as a golden case of
+    the tenant's golden suite
     (``<data_dir>/evals/tenants/<tenant>/golden.yaml``):
     the same brief, brand, size, seed, template and model must again give an accepted image at
     least as good (composite - 0.05). Returns the case id. The suite is checked by the eval
     loader after every write, and an image already in it is not added twice."""
     artifact = _artifact(session, tenant, sha256)
+    usable = session.scalars(
+        select(ImageRatingRow.usable).where(
+            ImageRatingRow.tenant == tenant, ImageRatingRow.sha256 == sha256
+        )
+    ).all()
+    if not usable or sum(usable) * 2 <= len(usable):
+        raise ApiProblem(
+            409, "conflict", "a golden case needs reviewers' verdict that the image is usable"
+        )
     run = session.get(RunRow, artifact.run_id)
     attempt = session.get(AttemptRow, artifact.attempt_id) if artifact.attempt_id else None
     if run is None or attempt is None or attempt.composite is None:

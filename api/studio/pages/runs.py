@@ -64,9 +64,24 @@ def filter_options(session: Session, tenant: str) -> dict[str, list[str]]:
     return {"brands": brands, "templates": templates, "models": models, "statuses": list(STATUSES)}
 
 
-def cover(row: RunRow) -> str | None:
-    images = (row.result or {}).get("images") or []
-    return str(images[0]["sha256"]) if images else None
+def covers(session: Session, rows: list[RunRow]) -> dict[str, str]:
+    """run id -> the image its card shows: the first delivered image, or else (a run waiting
+    for review, or one that accepted nothing) its best attempt's image; one query for all."""
+    found = {
+        r.id: str(images[0]["sha256"])
+        for r in rows
+        if (images := (r.result or {}).get("images") or [])
+    }
+    missing = [r.id for r in rows if r.id not in found]
+    if missing:
+        attempts = session.execute(
+            select(AttemptRow.run_id, AttemptRow.artifact_sha256)
+            .where(AttemptRow.run_id.in_(missing), AttemptRow.artifact_sha256.is_not(None))
+            .order_by(AttemptRow.outcome != "accepted", AttemptRow.composite.desc())
+        )
+        for run_id, sha in attempts:
+            found.setdefault(run_id, str(sha))
+    return found
 
 
 @router.get("/runs")
@@ -94,6 +109,7 @@ async def gallery(
     rows = crud.list_runs(
         session, tenant=user.tenant, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, where=where
     )
+    shown = covers(session, rows)
     chosen = {
         "brand": brand, "status": status, "template": template, "model": model,
         "since": since, "until": until,
@@ -101,7 +117,7 @@ async def gallery(
     query = urlencode({k: v for k, v in chosen.items() if v})
     context = {
         "title": "Runs",
-        "runs": [{"row": r, "cover": cover(r)} for r in rows],
+        "runs": [{"row": r, "cover": shown.get(r.id)} for r in rows],
         "total": total,
         "page": page,
         "pages": max(1, math.ceil(total / PAGE_SIZE)),

@@ -136,7 +136,18 @@ def test_assign_rate_pairwise_golden_and_agreement(
         data={"csrf": csrf_of(page), "sha256": shas[0], "on_brand": "9", "usable": "yes"},
     )
     assert bad.status_code == 422
-    # golden: one action writes a case the eval loader accepts
+    # golden: only an image reviewers found usable; one action writes a case the loader accepts
+    refused = lee.post(
+        f"/review/{runs[0]}/golden", data={"csrf": csrf_of(page), "sha256": shas[0]}
+    )
+    assert refused.status_code == 409 and "usable" in refused.text
+    cleo = studio.signed_in_as("A", "cleo", "approver")
+    for reviewer in (lee, cleo):
+        reviewer.post(
+            f"/review/{runs[0]}/rubric",
+            data={"csrf": csrf_of(reviewer.get(f"/review/{runs[0]}").text), "sha256": shas[0],
+                  "on_brand": "4", "usable": "yes"},
+        )  # fmt: skip
     added = lee.post(
         f"/review/{runs[0]}/golden",
         data={"csrf": csrf_of(page), "sha256": shas[0]},
@@ -149,6 +160,7 @@ def test_assign_rate_pairwise_golden_and_agreement(
     # agreement: the page, the endpoint and the CLI give the same figure
     report = api("GET", "/v1/review/agreement", studio.key("A", "viewer")).json()
     assert report["overall"]["labelled"] == 1 and report["sources"]["rubric"] == 1
+    assert report["overall"]["people_only"] + report["overall"]["both_accept"] == 1  # usable
     assert report["overall"]["agreement"] in (0.0, 1.0)
     agreement_page = lee.get("/agreement").text
     assert f"{report['overall']['agreement']:.0%}" in agreement_page
