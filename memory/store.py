@@ -417,6 +417,25 @@ class BrandMemory:
         hits = [hit for c in collections for hit in self._query(c, embedding, k, None)]
         return sorted(hits, key=lambda hit: hit.distance)[:k]
 
+    def notes(self, *, tenant: str, brand: str, limit: int = MAX_K) -> list[MemoryHit]:
+        """The brand's style notes, newest first, without embedding anything (a listing, not
+        a search: ``distance`` is 0)."""
+        collection = self._collection(tenant, brand)
+        if collection is None:
+            return []
+        found = collection.get(
+            where=cast(Where, {"kind": "note"}), include=["documents", "metadatas"]
+        )
+        hits = [
+            MemoryHit(id=record_id, kind="note", text=document or "", distance=0.0,
+                      metadata=dict(metadata or {}))
+            for record_id, document, metadata in zip(
+                found["ids"], found["documents"] or [], found["metadatas"] or [], strict=True
+            )
+        ]  # fmt: skip
+        hits.sort(key=lambda h: float(h.metadata.get("created_at", 0)), reverse=True)
+        return hits[:limit]
+
     def count(self, *, tenant: str, brand: str) -> int:
         """How many records (prompts, notes and descriptors) the brand's memory holds."""
         return sum(

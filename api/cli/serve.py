@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Annotated
 
 import typer
@@ -18,7 +19,8 @@ def serve(
         int | None, typer.Option(min=0, max=64, help="jobs run at once (BRANDLOOP_API_WORKERS)")
     ] = None,
 ) -> None:
-    """Serve the HTTP API (``/v1``, ``/healthz``, ``/readyz``, ``/metrics``, ``/docs``).
+    """Serve the studio at ``/`` and the HTTP API (``/v1``, ``/healthz``, ``/readyz``,
+    ``/metrics``, ``/docs``).
 
     Extra image providers come from ``BRANDLOOP_PROVIDER_PLUGINS`` like every other command.
     """
@@ -31,6 +33,11 @@ def serve(
         os.environ["BRANDLOOP_API_WORKERS"] = str(workers)
         get_api_settings.cache_clear()
     application = create_app(configure_logs=True)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    sys.stderr.write(
+        f"brandloop studio: http://{shown}:{port}/  (sign in with an API key, or the link "
+        "`brandloop studio link --tenant T --principal U` prints; the API is under /v1)\n"
+    )
     uvicorn.run(
         application,
         host=host,

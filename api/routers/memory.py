@@ -50,9 +50,8 @@ async def add_note(
 
 
 async def style_notes(memory: BrandMemory, *, tenant: str, brand: str) -> list[MemoryHit]:
-    """The brand's style notes (up to 100), as the planner recalls them."""
-    hits = await asyncio.to_thread(memory.recall, tenant=tenant, brand=brand, query=brand, k=100)
-    return [h for h in hits if h.kind == "note"]
+    """The brand's style notes (up to 100), newest first."""
+    return await asyncio.to_thread(memory.notes, tenant=tenant, brand=brand)
 
 
 async def forget_note(memory: BrandMemory, *, tenant: str, brand: str, note_id: str) -> int:
