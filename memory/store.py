@@ -420,12 +420,10 @@ class BrandMemory:
     def notes(self, *, tenant: str, brand: str, limit: int = MAX_K) -> list[MemoryHit]:
         """The brand's style notes, newest first, without embedding anything (a listing, not
         a search: ``distance`` is 0)."""
-        collection = self._collection(tenant, brand)
+        collection = self._collection(tenant, brand, "note")
         if collection is None:
             return []
-        found = collection.get(
-            where=cast(Where, {"kind": "note"}), include=["documents", "metadatas"]
-        )
+        found = collection.get(include=["documents", "metadatas"])
         hits = [
             MemoryHit(id=record_id, kind="note", text=document or "", distance=0.0,
                       metadata=dict(metadata or {}))

@@ -16,7 +16,14 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from brandloop.api.auth import ROLES, Principal, Role, authenticate
+from brandloop.api.auth import (
+    ROLES,
+    Principal,
+    Role,
+    authenticate,
+    check_principal_name,
+    check_tenant,
+)
 from brandloop.domain import utcnow
 from brandloop.errors import BadInputError
 from brandloop.registry.crud import audit
@@ -25,7 +32,6 @@ from brandloop.registry.models_studio import StudioLinkRow, StudioSessionRow
 
 SESSION_HOURS = 12
 LINK_MINUTES = 15
-PRINCIPAL_MAX = 120
 
 
 @dataclass(frozen=True)
@@ -46,9 +52,14 @@ class StudioUser:
 
     @property
     def api_principal(self) -> Principal:
-        # The seam to the API's caller: until principals are their own records, the API
-        # compares key ids, so a key sign-in acts as its key and a link sign-in as its person.
-        return Principal(key_id=self.key_id or self.principal, tenant=self.tenant, role=self.role)
+        """The caller as the /v1 routers see it: the person (review rules compare principals),
+        and the key they signed in with, or their studio session for a link sign-in."""
+        return Principal(
+            key_id=self.key_id or f"studio-session-{self.session_id[:12]}",
+            tenant=self.tenant,
+            role=self.role,
+            name=self.principal,
+        )
 
 
 def _digest(token: str) -> str:
@@ -57,15 +68,6 @@ def _digest(token: str) -> str:
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def check_principal(name: str) -> str:
-    """A principal's name as given (never folded): 1-120 printable characters."""
-    if not name or len(name) > PRINCIPAL_MAX or not name.isprintable() or name != name.strip():
-        raise BadInputError(
-            f"principal must be 1-{PRINCIPAL_MAX} printable characters without outer spaces"
-        )
-    return name
 
 
 def _role(role: str) -> Role:
@@ -78,11 +80,9 @@ def create_link(
     session: Session, *, tenant: str, principal: str, role: str, actor: str = "cli"
 ) -> str:
     """A one-time sign-in token for ``principal`` of ``tenant``; only its digest is stored."""
-    check_principal(principal)
+    check_principal_name(principal)
+    check_tenant(tenant)
     checked = _role(role)
-    tenant = tenant.strip()
-    if not tenant or len(tenant) > 64 or not tenant.replace("-", "").replace("_", "").isalnum():
-        raise BadInputError("tenant must be 1-64 letters, digits, '-' or '_'")
     token = secrets.token_urlsafe(32)
     now = utcnow()
     session.add(
@@ -157,7 +157,7 @@ def sign_in_with_key(session: Session, key: str) -> tuple[str, StudioUser] | Non
     return _new_session(
         session,
         tenant=principal.tenant,
-        principal=principal.key_id,
+        principal=principal.name,
         role=principal.role,
         key_id=principal.key_id,
     )

@@ -37,7 +37,7 @@ async def queue(
     mine: Annotated[bool, Query()] = False,
 ) -> Response:
     items = reviews.waiting(
-        session, tenant=user.tenant, assignee=user.api_principal.key_id if mine else None
+        session, tenant=user.tenant, assignee=user.api_principal.name if mine else None
     )
     return render(request, "review.html", {"title": "Review", "items": items, "mine": mine})
 
@@ -49,7 +49,7 @@ async def pairwise(
     session: SessionDep,
     axis: Annotated[Literal["template", "model"], Query()] = "template",
 ) -> Response:
-    actor = user.api_principal.key_id
+    actor = user.api_principal.name
     pair = reviews.next_pair(session, tenant=user.tenant, actor=actor, axis=axis)
     context = {
         "title": "Pairwise review",
@@ -71,7 +71,7 @@ async def judge(
     winner: Annotated[Literal["left", "right", "tie"], Form()],
 ) -> Response:
     reviews.judge_pair(
-        session, tenant=user.tenant, actor=user.api_principal.key_id, axis=axis,
+        session, tenant=user.tenant, actor=user.api_principal.name, axis=axis,
         left_sha=left, right_sha=right, winner=winner,
     )  # fmt: skip
     return see_other(f"/review/pairwise?axis={axis}")
@@ -88,7 +88,7 @@ async def item(
         for a in context["attempts"]
         if a["outcome"] in ("accepted", "rejected") and a["artifact_sha256"]
     ]
-    mine = user.api_principal.key_id
+    mine = user.api_principal.name
     ratings = reviews.ratings(
         session, tenant=user.tenant, shas=shas + [a["artifact_sha256"] for a in held]
     )
@@ -124,8 +124,8 @@ async def decide(
     note: Note = "",
 ) -> Response:
     await reviews.decide_run(
-        session, pool, tenant=user.tenant, actor=user.api_principal.key_id, run_id=run_id,
-        decision=decision, note=note,
+        session, pool, principal=user.api_principal, run_id=run_id, decision=decision,
+        note=note,
     )  # fmt: skip
     return see_other(f"/runs/{run_id}")
 
@@ -140,7 +140,7 @@ async def assign(
 ) -> Response:
     reviews.assign(
         session, tenant=user.tenant, run_id=run_id, assignee=assignee,
-        by=user.api_principal.key_id,
+        by=user.api_principal.name,
     )  # fmt: skip
     return see_other(f"/review/{run_id}")
 
@@ -157,7 +157,7 @@ async def rubric(
     note: Note = "",
 ) -> Response:
     reviews.rate(
-        session, tenant=user.tenant, sha256=sha256, actor=user.api_principal.key_id,
+        session, tenant=user.tenant, sha256=sha256, actor=user.api_principal.name,
         on_brand=on_brand, usable=usable == "yes", note=note,
     )  # fmt: skip
     return see_other(f"/review/{run_id}#img-{sha256[:12]}")
@@ -175,7 +175,7 @@ async def golden(
     if crud.get_run(session, tenant=user.tenant, run_id=run_id) is None:
         raise StudioError(404, f"no run {run_id}")
     reviews.add_golden(
-        session, settings, tenant=user.tenant, sha256=sha256, actor=user.api_principal.key_id
+        session, settings, tenant=user.tenant, sha256=sha256, actor=user.api_principal.name
     )
     return see_other(f"/review/{run_id}?golden={sha256[:12]}#img-{sha256[:12]}")
 
