@@ -11,6 +11,7 @@ from brandloop.artifacts import ArtifactStore
 from brandloop.domain import ModelSpec, ModerationVerdict
 from brandloop.memory.store import BrandMemory
 from brandloop.policies.agent import AgentPolicy
+from brandloop.policies.brand_policy import BrandRunPolicy
 from brandloop.policies.scoring import ScoringPolicy
 from brandloop.providers import ImageProvider
 from brandloop.registry.crud import add_event
@@ -36,6 +37,7 @@ class RunContext:
     use_cache: bool = True
     writer: PromptWriter | None = None
     provider_intervals: list[tuple[float, float]] = field(default_factory=list)
+    brand_policy: BrandRunPolicy = field(default_factory=BrandRunPolicy)
 
     def provider_busy_seconds(self) -> float:
         """Wall time during which at least one provider call was in flight (overlaps merged)."""

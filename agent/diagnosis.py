@@ -2,18 +2,25 @@
 
 Pure functions over plain values so each rule is easy to read and to test:
 
-- palette miss            -> strengthen the palette clause (strict palette first, off-brand
+- palette miss            -> strengthen the palette clause (brand palette first, off-brand
                              colours of the brief moved to the negative prompt); if it is
                              already strong, new seeds
-- low sharpness           -> the next model tier up, when there is one; else the model's next
-                             quality setting, when it has one; else a detail modifier
+- low sharpness           -> the next model tier up, when there is one and the soft model is
+                             not usually sharp for this brand (so the soft image was not bad
+                             luck); else the model's next quality setting when that buys more
+                             sharp images per dollar than a new seed on the current one; else
+                             new seeds
 - bad exposure            -> a "balanced exposure, even lighting" modifier
 - low contrast / colour   -> a tonal-range or colour modifier
 - duplicates              -> new seeds and a variant modifier (composition, angle, framing)
 - provider errors / open circuit breaker -> fall back: the failing model is excluded for the
-                             rest of the run and the next model tier becomes the floor
+                             rest of the run; the planner ranks every other usable model, of
+                             any tier and provider, by expected accepted images per dollar
 - provider refusal / moderation block -> a safety rewrite (never the same prompt again)
 - anything else           -> new seeds
+
+A repair that already failed twice on the same signal in this run is not tried again; when no
+repair is left for a failed signal the run stops (``stop_unpromising``) and says why.
 """
 
 from __future__ import annotations
@@ -26,7 +33,6 @@ from brandloop.domain import Attempt, Decision, ModelSpec
 from brandloop.policies.agent import AgentPolicy
 
 EXPOSURE_MODIFIER = "balanced exposure, even lighting"
-DETAIL_MODIFIER = "crisp detail, sharp focus"
 CONTRAST_MODIFIER = "full tonal range, clear contrast"
 COLOUR_MODIFIER = "rich colour in the brand palette"
 SAFETY_MODIFIER = "family-friendly, brand-safe, no people in revealing clothing"
@@ -37,6 +43,8 @@ VARIANT_MODIFIERS = (
     "wider framing",
     "close-up framing",
 )
+#: A model that makes sharp images at least this often for the brand had bad luck, not a flaw.
+USUALLY_SHARP = 0.5
 DUPLICATE_SIGNALS = frozenset({"duplicate", "diversity", "novelty"})
 BREAKER_ERRORS = ("ProviderUnavailableError", "circuit")
 
@@ -78,6 +86,28 @@ def _signal_means(attempts: list[Attempt], name: str) -> float:
     return round(sum(values) / len(values), 4) if values else 0.0
 
 
+def _decide(plan: Replan, action: str, reason: str, signals: dict[str, float]) -> None:
+    plan.decisions.append(Decision(node="observe", action=action, reason=reason, signals=signals))
+
+
+def _give_up(
+    plan: Replan,
+    signal: str,
+    count: int,
+    exhausted: frozenset[tuple[str, str]] | set[tuple[str, str]],
+    signals: dict[str, float],
+) -> None:
+    """No repair left for ``signal``: stop and name what was tried."""
+    tried = sorted(action for action, sig in exhausted if sig == signal)
+    plan.stop = (
+        f"{count} image(s) failed {signal} again; {', '.join(tried)} already failed twice on "
+        f"{signal} in this run and no other repair is left for it"
+    )
+    plan.decisions.append(
+        Decision(node="observe", action="stop_unpromising", reason=plan.stop, signals=signals)
+    )
+
+
 def diagnose(
     rejected: list[Attempt],
     *,
@@ -89,11 +119,17 @@ def diagnose(
     duplicates: int = 0,
     quality_boost: int = 0,
     can_raise_quality: bool = False,
+    exhausted: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset(),
+    sharp_rate: float = 0.0,
 ) -> Replan:
     """Decide the next round's changes from this round's rejected attempts.
 
     ``duplicates`` counts images of the round identical (or near-identical) to another image
     of the run; a failed signal named in ``DUPLICATE_SIGNALS`` counts as well.
+    ``can_raise_quality``: the model has a higher quality setting *and* it pays (more sharp
+    images per dollar than a new seed; see ``agent/repairs.py``). ``exhausted``: (action,
+    signal) pairs that already failed twice in this run. ``sharp_rate``: how often the soft
+    image's model makes sharp images for this brand (0 when unknown).
     """
     plan = Replan(
         emphasis=emphasis,
@@ -113,25 +149,16 @@ def diagnose(
             if model not in plan.excluded_models:
                 plan.excluded_models.append(model)
         cause = "circuit breaker open" if breaker else "provider error(s)"
-        if can_climb:
-            plan.model_index += 1
-            plan.decisions.append(
-                Decision(
-                    node="observe",
-                    action="fallback_model",
-                    reason=f"{outcomes['error']} attempt(s) failed ({cause}) on "
-                    f"{', '.join(errored)}; excluding it and falling back to the next model tier",
-                    signals={"errors": float(outcomes["error"])},
-                )
+        plan.decisions.append(
+            Decision(
+                node="observe",
+                action="fallback_model",
+                reason=f"{outcomes['error']} attempt(s) failed ({cause}) on "
+                f"{', '.join(errored)}; excluding it for this run and falling back to the "
+                "usable model with the most expected accepted images per dollar",
+                signals={"errors": float(outcomes["error"])},
             )
-        else:
-            plan.decisions.append(
-                Decision(
-                    node="observe",
-                    action="retry_new_seeds",
-                    reason=f"{outcomes['error']} provider error(s) and no higher tier; trying again",
-                )
-            )
+        )
     if outcomes["refused"] or outcomes["blocked"]:
         rewrite = next((m for m in SAFETY_MODIFIERS if m not in plan.modifiers), None)
         counts = {"refused": float(outcomes["refused"]), "blocked": float(outcomes["blocked"])}
@@ -156,59 +183,72 @@ def diagnose(
             )
     if failed["palette"]:
         signals = {"palette": _signal_means(rejected, "palette")}
-        if emphasis == "normal":
+        if emphasis == "normal" and ("strengthen_palette", "palette") not in exhausted:
             plan.emphasis = "strong"
             plan.decisions.append(
                 Decision(
                     node="observe",
                     action="strengthen_palette",
-                    reason=f"{failed['palette']} image(s) missed the brand palette; putting a strict "
-                    "palette clause first and moving off-brand colours to the negative prompt",
+                    reason=f"{failed['palette']} image(s) missed the brand palette; putting the "
+                    "brand palette first and moving off-brand colours to the negative prompt",
                     signals=signals,
                 )
+            )
+        elif ("new_seeds", "palette") not in exhausted:
+            _decide(
+                plan,
+                "new_seeds",
+                f"{failed['palette']} image(s) missed the palette with the palette first; "
+                "new seeds",
+                signals,
             )
         else:
-            plan.decisions.append(
-                Decision(
-                    node="observe",
-                    action="new_seeds",
-                    reason=f"{failed['palette']} image(s) missed the palette with the strict clause; new seeds",
-                    signals=signals,
-                )
-            )
+            _give_up(plan, "palette", failed["palette"], exhausted, signals)
     if failed["sharpness"]:
         signals = {"sharpness": _signal_means(rejected, "sharpness")}
-        if can_climb and plan.model_index == model_index:
+        if (
+            can_climb
+            and sharp_rate < USUALLY_SHARP
+            and plan.model_index == model_index
+            and ("upgrade_tier", "sharpness") not in exhausted
+        ):
             plan.model_index += 1
-            plan.decisions.append(
-                Decision(
-                    node="observe",
-                    action="upgrade_tier",
-                    reason=f"{failed['sharpness']} image(s) too soft; moving to a higher-tier model",
-                    signals=signals,
-                )
+            _decide(
+                plan,
+                "upgrade_tier",
+                f"{failed['sharpness']} image(s) too soft; moving to a higher-tier model",
+                signals,
             )
-        elif can_raise_quality:
+        elif can_raise_quality and ("raise_quality", "sharpness") not in exhausted:
             plan.quality_boost += 1
-            plan.decisions.append(
-                Decision(
-                    node="observe",
-                    action="raise_quality",
-                    reason=f"{failed['sharpness']} image(s) too soft on the top tier; asking the "
-                    "model for its next quality setting",
-                    signals=signals,
-                )
+            _decide(
+                plan,
+                "raise_quality",
+                f"{failed['sharpness']} image(s) too soft; the model's next quality setting "
+                "buys more sharp images per dollar than a new seed",
+                signals,
             )
-        elif DETAIL_MODIFIER not in plan.modifiers:
-            plan.modifiers.append(DETAIL_MODIFIER)
-            plan.decisions.append(
-                Decision(
-                    node="observe",
-                    action="add_detail",
-                    reason=f"{failed['sharpness']} image(s) too soft on the top tier; asking for detail",
-                    signals=signals,
-                )
+        elif ("new_seeds", "sharpness") not in exhausted:
+            _decide(
+                plan,
+                "new_seeds",
+                f"{failed['sharpness']} image(s) too soft; a higher quality setting does not "
+                "pay for itself here, so new seeds on the same setting",
+                signals,
             )
+        else:
+            _give_up(plan, "sharpness", failed["sharpness"], exhausted, signals)
+    if failed["exposure"] and EXPOSURE_MODIFIER in plan.modifiers:
+        signals = {"exposure": _signal_means(rejected, "exposure")}
+        if ("new_seeds", "exposure") not in exhausted:
+            _decide(
+                plan,
+                "new_seeds",
+                f"{failed['exposure']} image(s) still badly exposed; new seeds",
+                signals,
+            )
+        else:
+            _give_up(plan, "exposure", failed["exposure"], exhausted, signals)
     if failed["exposure"] and EXPOSURE_MODIFIER not in plan.modifiers:
         plan.modifiers.append(EXPOSURE_MODIFIER)
         plan.decisions.append(

@@ -1,8 +1,8 @@
 """The plan-act-observe loop, wired. Nodes live in ``agent/nodes``, routers in ``agent/routers``.
 
-intake -> recall -> plan -> generate -> moderate -> score -> observe -> review_gate -> finalize -> remember
-  | refuse            ^                                        |              | review policy
-  +-> finalize        +------------- replan / fall back <------+              +-> review (interrupt)
+intake -> preflight -> recall -> plan -> generate -> moderate -> score -> observe -> review_gate -> finalize -> remember
+  | refuse    | refuse / ask       ^                                        |              | review policy
+  +-> finalize+-> finalize         +------------- replan / fall back <------+              +-> review (interrupt)
 """
 
 from __future__ import annotations
@@ -18,11 +18,18 @@ from brandloop.agent.nodes.intake import intake
 from brandloop.agent.nodes.moderate import moderate
 from brandloop.agent.nodes.observe import observe
 from brandloop.agent.nodes.plan import plan
+from brandloop.agent.nodes.preflight import preflight
 from brandloop.agent.nodes.recall import recall
 from brandloop.agent.nodes.remember import remember
 from brandloop.agent.nodes.review import review, review_gate
 from brandloop.agent.nodes.score import score
-from brandloop.agent.routers import after_intake, after_observe, after_plan, after_review_gate
+from brandloop.agent.routers import (
+    after_intake,
+    after_observe,
+    after_plan,
+    after_preflight,
+    after_review_gate,
+)
 from brandloop.agent.state import RunInput, RunState
 from brandloop.agent.tracing import traced_node
 
@@ -30,6 +37,7 @@ from brandloop.agent.tracing import traced_node
 def build_graph() -> StateGraph[RunState, RunContext, RunInput, RunState]:
     graph = StateGraph(RunState, context_schema=RunContext, input_schema=RunInput)
     graph.add_node("intake", traced_node("intake", intake))
+    graph.add_node("preflight", traced_node("preflight", preflight))
     graph.add_node("recall", traced_node("recall", recall))
     graph.add_node("plan", traced_node("plan", plan))
     graph.add_node("generate", traced_node("generate", generate))
@@ -43,6 +51,7 @@ def build_graph() -> StateGraph[RunState, RunContext, RunInput, RunState]:
 
     graph.add_edge(START, "intake")
     graph.add_conditional_edges("intake", after_intake)
+    graph.add_conditional_edges("preflight", after_preflight)
     graph.add_edge("recall", "plan")
     graph.add_conditional_edges("plan", after_plan)
     graph.add_edge("generate", "moderate")

@@ -7,7 +7,11 @@ from typing import Literal
 from brandloop.agent.state import RunState
 
 
-def after_intake(state: RunState) -> Literal["recall", "finalize"]:
+def after_intake(state: RunState) -> Literal["preflight", "finalize"]:
+    return "finalize" if state.get("status") == "refused" else "preflight"
+
+
+def after_preflight(state: RunState) -> Literal["recall", "finalize"]:
     return "finalize" if state.get("status") == "refused" else "recall"
 
 

@@ -29,8 +29,21 @@ from brandloop.domain import GenerationRequest, ModelSpec, RunResult
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.memory.store import BrandMemory
 from brandloop.policies.agent import AgentPolicy, load_agent_policy
-from brandloop.policies.brand_policy import load_brand_scoring_policy
-from brandloop.policies.catalog import TIER_ORDER, configured_providers, load_catalog, plannable
+from brandloop.policies.brand_policy import (
+    BrandRunPolicy,
+    load_brand_run_policy,
+    load_brand_scoring_policy,
+)
+from brandloop.policies.catalog import (
+    CATALOG_PATH,
+    PREVIEW_PROVIDER,
+    TIER_ORDER,
+    allowed_providers,
+    catalog_path,
+    configured_providers,
+    load_catalog,
+    plannable,
+)
 from brandloop.policies.scoring import ScoringPolicy
 from brandloop.providers import ImageProvider
 from brandloop.registry import crud
@@ -56,24 +69,46 @@ class RunTiming:
 def default_providers(settings: Settings) -> dict[str, ImageProvider]:
     """Every provider the settings configure (procedural always), each behind retries,
     limits and a circuit breaker; a run closes the ones it built (``providers_closing``)."""
-    return build_providers(settings, load_catalog())
+    return build_providers(settings, load_catalog(catalog_path(settings)))
 
 
-def catalog_models(db: Database) -> list[ModelSpec]:
-    """The registry's catalog (with the shipped YAML merged in)."""
+def catalog_models(db: Database, settings: Settings | None = None) -> list[ModelSpec]:
+    """The registry's catalog, with the deployment's catalog YAML merged in (``settings``
+    name it: ``BRANDLOOP_CATALOG_PATH`` or ``<data_dir>/catalog.yaml``; else the shipped one)."""
+    path = catalog_path(settings) if settings is not None else CATALOG_PATH
     with db.session() as session:
-        crud.sync_catalog(session, specs=load_catalog())
+        crud.sync_catalog(session, specs=load_catalog(path))
         return crud.list_models(session)
 
 
 def model_ladder(
-    settings: Settings, models: list[ModelSpec], requested: str | None
+    settings: Settings,
+    models: list[ModelSpec],
+    request: GenerationRequest,
+    brand_policy: BrandRunPolicy,
 ) -> list[ModelSpec]:
-    """The models a run may use, cheapest tier first; just one when the request names it."""
-    usable = plannable(models, settings)
+    """The models a run may use, cheapest tier first; just one when the request names it.
+
+    Only allowed providers count: the request's and the brand's allow-lists, and the preview
+    renderer only when no real provider is configured or previews are allowed (a request that
+    names a procedural model allows it).
+    """
+    policy = brand_policy
+    requested = request.model
+    pinned_preview = requested is not None and requested.startswith(PREVIEW_PROVIDER + "/")
+    allowed = allowed_providers(
+        settings,
+        requested=request.providers,
+        brand=policy.providers,
+        allow_preview=request.allow_preview or policy.allow_preview or pinned_preview,
+    )
+    usable = plannable(models, settings, allowed)
     if requested is None:
         if not usable:
-            raise BadInputError("no model is usable: check the catalog and provider settings")
+            raise BadInputError(
+                "no model is usable: check the catalog, the provider settings and allow-lists "
+                f"(allowed providers: {', '.join(sorted(allowed)) or 'none'})"
+            )
         return usable
     spec = next((m for m in models if m.id == requested), None)
     if spec is None:
@@ -84,6 +119,11 @@ def model_ladder(
     if spec.provider not in configured_providers(settings):
         raise BadInputError(
             f"model {requested!r} needs provider {spec.provider!r}, which is not configured"
+        )
+    if spec.provider not in allowed:
+        raise BadInputError(
+            f"model {requested!r} is from provider {spec.provider!r}, which the allow-list "
+            f"leaves out (allowed: {', '.join(sorted(allowed))})"
         )
     return [spec]
 
@@ -139,20 +179,32 @@ def provider_plugins() -> dict[str, ImageProvider]:
 EXPOSURE_KEYS: dict[str, float] = {"brighter": 165.0, "darker": 90.0}
 
 
+def _brand_slug(db: Database, request: GenerationRequest) -> str:
+    with db.session() as session:
+        row = crud.get_brand(session, tenant=request.tenant, ref=request.brand)
+        return crud.brand_kit(row).slug if row is not None else ""
+
+
 def brand_scoring_policy(
     settings: Settings, db: Database, request: GenerationRequest
 ) -> ScoringPolicy:
     """The request's brand's own weights and thresholds (``policies/brand_policy.py``), with
     the exposure target a brighter or darker revision asked for."""
-    with db.session() as session:
-        row = crud.get_brand(session, tenant=request.tenant, ref=request.brand)
-        slug = crud.brand_kit(row).slug if row is not None else ""
+    slug = _brand_slug(db, request)
     policy = load_brand_scoring_policy(slug, search=[settings.data_dir / "policies"])
     for shift in request.shifts:
         if shift in EXPOSURE_KEYS:
             exposure = policy.exposure.model_copy(update={"key_target": EXPOSURE_KEYS[shift]})
             policy = policy.model_copy(update={"exposure": exposure})
     return policy
+
+
+def brand_run_policy(
+    settings: Settings, db: Database, request: GenerationRequest
+) -> BrandRunPolicy:
+    """The request's brand's conflict choice, provider allow-list and preview permission."""
+    slug = _brand_slug(db, request)
+    return load_brand_run_policy(slug, search=[settings.data_dir / "policies"])
 
 
 def build_context(
@@ -169,11 +221,12 @@ def build_context(
     use_cache: bool = True,
     writer: PromptWriter | None = None,
 ) -> RunContext:
-    catalog = models if models is not None else catalog_models(db)
+    catalog = models if models is not None else catalog_models(db, settings)
+    brand_policy = brand_run_policy(settings, db, request)
     ladder = (
         sorted(catalog, key=lambda m: (TIER_ORDER[m.tier], m.price_per_image_usd))
         if models is not None
-        else model_ladder(settings, catalog, request.model)
+        else model_ladder(settings, catalog, request, brand_policy)
     )
     if use_cache:
         with db.session() as session:
@@ -194,6 +247,7 @@ def build_context(
         on_event=on_event,
         use_cache=use_cache,
         writer=writer if writer is not None else build_writer(),
+        brand_policy=brand_policy,
     )
 
 

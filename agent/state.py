@@ -12,6 +12,7 @@ from brandloop.domain import (
     Decision,
     GenerationRequest,
     RunStatus,
+    StopCause,
     TemplateVersion,
 )
 
@@ -19,6 +20,17 @@ from brandloop.domain import (
 def merge_attempts(left: dict[str, Attempt], right: dict[str, Attempt]) -> dict[str, Attempt]:
     """Attempts are keyed by id: a later node's copy of an attempt replaces the earlier one."""
     return {**left, **right}
+
+
+class Repair(TypedDict):
+    """One repair the diagnosis applied: which action, for which failed signal, in which
+    round, and (once the next round is judged) whether it fixed that signal."""
+
+    action: str
+    signal: str
+    round: int
+    model: str
+    fixed: bool | None
 
 
 class RunInput(TypedDict):
@@ -40,6 +52,14 @@ class RunState(RunInput, total=False):
     excluded_models: list[str]
     quality_boost: int
     anchor_colours: list[str]
+    accents: list[str]
+    accent_hexes: list[str]
+    avoid_colours: list[str]
+    clarification: str
+    stop_cause: StopCause
+    repairs: list[Repair]
+    recalled_models: list[str]
+    request_key: str | None
     seed_cursor: int
     iteration: int
     candidates: list[Candidate]

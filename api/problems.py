@@ -21,6 +21,7 @@ from brandloop.errors import (
     BrandloopError,
     BudgetExhaustedError,
     NotFoundError,
+    ProvidersUnavailableError,
     RefusedError,
 )
 
@@ -42,6 +43,7 @@ ProblemKind = Literal[
     "idempotency-key-reused",
     "refused",
     "budget-exhausted",
+    "providers-unavailable",
     "not-ready",
     "internal",
 ]
@@ -61,6 +63,7 @@ _TITLES: dict[str, str] = {
     "idempotency-key-reused": "Idempotency-Key reused with a different request",
     "refused": "Refused by policy",
     "budget-exhausted": "Budget exhausted",
+    "providers-unavailable": "No usable image provider",
     "not-ready": "Not ready",
     "internal": "Internal error",
 }
@@ -186,6 +189,8 @@ def status_for(exc: BrandloopError) -> tuple[int, str]:
         return 422, "refused"
     if isinstance(exc, BudgetExhaustedError):
         return 402, "budget-exhausted"
+    if isinstance(exc, ProvidersUnavailableError):
+        return 503, "providers-unavailable"
     return 500, "internal"
 
 

@@ -62,6 +62,15 @@ class GenerationCreate(Shape):
     brand: str = Field(min_length=1, max_length=120, description="brand id or name")
     template: str | None = Field(default=None, max_length=160, examples=["brand-hero:production"])
     model: str | None = Field(default=None, max_length=120, examples=["procedural/studio"])
+    providers: list[str] | None = Field(
+        default=None,
+        max_length=16,
+        description='only these providers (an allow-list), e.g. ["openai"]; none: any',
+    )
+    allow_preview: bool = Field(
+        default=False,
+        description="allow the procedural preview renderer beside configured real providers",
+    )
     thread_id: str | None = Field(
         default=None,
         max_length=64,

@@ -25,6 +25,7 @@ from pydantic import (
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 SIZE_PATTERN = re.compile(r"^(\d{1,7})x(\d{1,7})$")
 ASPECT_PATTERN = re.compile(r"^(\d{1,3}):(\d{1,3})$")
+PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
 MAX_BRIEF_CHARS = 4000
 MIN_SIDE = 64
@@ -39,6 +40,8 @@ TemplateStatus = Literal["draft", "in_review", "approved", "rejected"]
 #: how a revision moves a brief's look: palette emphasis (warmer/cooler) and exposure target
 #: (brighter/darker); see ``brandloop.agent.revision``
 Shift = Literal["warmer", "cooler", "brighter", "darker"]
+#: Why a run stopped short of what was asked (None: it did not).
+StopCause = Literal["budget", "iterations", "unpromising", "refused", "providers_unavailable"]
 
 
 def utcnow() -> datetime:
@@ -174,6 +177,28 @@ class GenerationRequest(_Model):
         description="palette emphasis and exposure target shifts a revision asked for",
     )
     tenant: str = "default"
+    providers: list[str] | None = Field(
+        default=None,
+        max_length=16,
+        description="only these providers (an allow-list); none: every configured one",
+    )
+    allow_preview: bool = Field(
+        default=False,
+        description="allow the procedural preview renderer beside configured real providers",
+    )
+
+    @field_validator("providers")
+    @classmethod
+    def _providers(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        names = [v.strip() for v in value]
+        for name in names:
+            if not PROVIDER_NAME.match(name):
+                raise ValueError(f"{name!r} is not a provider name (lower-case letters, digits, -)")
+        if not names:
+            raise ValueError("providers is empty: leave it out to allow every provider")
+        return list(dict.fromkeys(names))
 
     @field_validator("avoid")
     @classmethod
@@ -396,6 +421,11 @@ class AcceptedImage(_Model):
     cost_usd: float
     width: int
     height: int
+    preview: bool = Field(
+        default=False,
+        description="made by the procedural preview renderer, not a generative model",
+    )
+    cache_hit: bool = Field(default=False, description="served from the generation cache, $0")
 
 
 class Receipt(_Model):
@@ -427,6 +457,10 @@ class Receipt(_Model):
     cost_usd: float = 0.0
     redactions: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
+    preview: bool = Field(
+        default=False,
+        description="made by the procedural preview renderer, not a generative model",
+    )
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -443,3 +477,10 @@ class RunResult(_Model):
     cost_usd: float = 0.0
     decisions: list[Decision] = Field(default_factory=list)
     receipt_path: str | None = None
+    stop_cause: StopCause | None = Field(
+        default=None, description="why the run stopped short, when it did"
+    )
+    clarification: str | None = Field(
+        default=None,
+        description="the question the run asks instead of spending (brand conflict policy ask)",
+    )

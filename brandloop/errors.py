@@ -5,6 +5,7 @@ BrandloopError
 │   └── NotFoundError      exit 2 / HTTP 404: a named thing does not exist
 ├── RefusedError           exit 3 / HTTP 422: a policy refused the request
 ├── BudgetExhaustedError   exit 4 / HTTP 402: nothing accepted before the money ran out
+├── ProvidersUnavailableError  exit 5 / HTTP 503: no usable provider (each one down or left out)
 ├── ProviderError          a backend failed (see ``brandloop.tools.providers.errors``)
 └── SchemaOutdatedError    exit 1: the database needs ``brandloop db upgrade`` first
 """
@@ -36,6 +37,11 @@ class RefusedError(BrandloopError):
 class BudgetExhaustedError(BrandloopError):
     exit_code = 4
     problem_type = "budget-exhausted"
+
+
+class ProvidersUnavailableError(BrandloopError):
+    exit_code = 5
+    problem_type = "providers-unavailable"
 
 
 class ProviderError(BrandloopError):

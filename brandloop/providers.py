@@ -11,6 +11,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 FinishReason = Literal["success", "content_filtered", "error"]
+#: The embedded preview renderer's provider id: never a silent substitute for a real provider.
+PREVIEW_PROVIDER = "procedural"
 
 
 class ImageRequest(BaseModel):

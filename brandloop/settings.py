@@ -39,6 +39,16 @@ class Settings(BaseSettings):
     celery_visibility_timeout_s: int = Field(default=3600, ge=1)
     job_lease_seconds: float = Field(default=30.0, gt=0)
 
+    catalog_path: Path | None = Field(
+        default=None,
+        description="a model catalog YAML replacing the shipped one; default: "
+        "<data_dir>/catalog.yaml when it exists, else the shipped catalog",
+    )
+    allow_preview: bool = Field(
+        default=False,
+        description="plan the procedural preview renderer even when a real provider is configured",
+    )
+
     default_budget_usd: float = Field(default=0.50, ge=0)
     default_size: str = "1024x1024"
     max_iterations: int = Field(default=4, ge=1, le=20)

@@ -23,6 +23,7 @@ from brandloop.domain import (
     Receipt,
     RunStatus,
 )
+from brandloop.providers import PREVIEW_PROVIDER
 from brandloop.registry import crud
 from brandloop.registry.models import AttemptRow, RunEventRow, RunRow
 
@@ -78,6 +79,10 @@ class AttemptView(BaseModel):
     moderation: ModerationVerdict | None
     error: str | None
     cache_hit: bool
+    preview: bool = Field(
+        default=False,
+        description="made by the procedural preview renderer, not a generative model",
+    )
 
 
 class TraceEvent(BaseModel):
@@ -128,7 +133,7 @@ def run_view(row: RunRow) -> RunView:
 #: the fields of an attempt's view that are its row's columns as they are
 _AS_STORED = tuple(
     AttemptView.model_fields.keys()
-    - {"model_version", "template", "size", "latency_ms", "scores", "moderation"}
+    - {"model_version", "template", "size", "latency_ms", "scores", "moderation", "preview"}
 )
 
 
@@ -142,6 +147,7 @@ def attempt_view(row: AttemptRow, *, model_version: str | None) -> AttemptView:
         latency_ms=round(row.latency_ms, 1),
         scores={name: signal["value"] for name, signal in signals.items()},
         moderation=ModerationVerdict.model_validate(row.moderation) if row.moderation else None,
+        preview=row.model.partition("/")[0] == PREVIEW_PROVIDER,
     )
 
 

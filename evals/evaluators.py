@@ -23,6 +23,7 @@ from brandloop.evals.models import (
     MaxAttempts,
     MaxCost,
     MaxLatency,
+    MaxRounds,
     MinConsistency,
     MinScore,
     NoPii,
@@ -188,6 +189,15 @@ def max_attempts(
     )
 
 
+def max_rounds(
+    assertion: MaxRounds, result: CaseResult, group: Sequence[CaseResult]
+) -> AssertionResult:
+    rounds = max((a.iteration for a in result.attempts), default=0)
+    return _at_most(
+        assertion, rounds, assertion.max, lambda op: f"{rounds} round(s) {op} {assertion.max}"
+    )
+
+
 def max_latency(
     assertion: MaxLatency, result: CaseResult, group: Sequence[CaseResult]
 ) -> AssertionResult:
@@ -248,6 +258,7 @@ EVALUATORS: dict[str, Evaluator] = {
     "no_pii": _for(NoPii, no_pii),
     "max_cost": _for(MaxCost, max_cost),
     "max_attempts": _for(MaxAttempts, max_attempts),
+    "max_rounds": _for(MaxRounds, max_rounds),
     "max_latency": _for(MaxLatency, max_latency),
     "min_consistency": _for(MinConsistency, min_consistency),
 }

@@ -78,6 +78,13 @@ class MaxAttempts(AssertionBase):
     max: int = Field(ge=0)
 
 
+class MaxRounds(AssertionBase):
+    """The run accepted or stopped within ``max`` rounds (plan-generate-observe cycles)."""
+
+    kind: Literal["max_rounds"]
+    max: int = Field(ge=1)
+
+
 class MaxLatency(AssertionBase):
     """Wall time of the whole run, from request to result."""
 
@@ -100,6 +107,7 @@ Assertion = Annotated[
     | NoPii
     | MaxCost
     | MaxAttempts
+    | MaxRounds
     | MaxLatency
     | MinConsistency,
     Field(discriminator="kind"),
@@ -112,6 +120,7 @@ AssertionKind = Literal[
     "no_pii",
     "max_cost",
     "max_attempts",
+    "max_rounds",
     "max_latency",
     "min_consistency",
 ]
@@ -302,6 +311,15 @@ class AssertionResult(_Model):
     message: str
 
 
+class RepairRecord(_Model):
+    """One repair the agent applied in the case's run and whether the next round fixed it."""
+
+    action: str
+    signal: str
+    model: str
+    fixed: bool
+
+
 class CaseResult(_Model):
     """What one execution (target x case x repeat) produced; written atomically to the run dir."""
 
@@ -319,6 +337,7 @@ class CaseResult(_Model):
     accepted_composites: list[float] = Field(default_factory=list)
     accepted_signals: list[dict[str, float]] = Field(default_factory=list)
     attempts: list[AttemptRecord] = Field(default_factory=list)
+    repairs: list[RepairRecord] = Field(default_factory=list)
     cost_usd: float = 0.0
     latency_ms: float = 0.0
     provider_ms: float = 0.0

@@ -32,6 +32,7 @@ import numpy as np
 import yaml
 from PIL import Image
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from brandloop.agent.runner import RunTiming, run_generation
 from brandloop.agent.templates import ensure_shipped_templates
@@ -40,12 +41,21 @@ from brandloop.domain import GenerationRequest, TemplateVersion
 from brandloop.errors import BadInputError
 from brandloop.evals.evaluators import evaluate_case
 from brandloop.evals.loader import target_fingerprint
-from brandloop.evals.models import AttemptRecord, Case, CaseResult, NoPii, Suite, TargetSpec
+from brandloop.evals.models import (
+    AttemptRecord,
+    Case,
+    CaseResult,
+    NoPii,
+    RepairRecord,
+    Suite,
+    TargetSpec,
+)
 from brandloop.policies.agent import AgentPolicy, load_agent_policy
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.providers import ImageProvider
 from brandloop.registry import crud
 from brandloop.registry.db import Database
+from brandloop.registry.models_agent import RepairOutcomeRow
 from brandloop.settings import Settings
 
 RECEIPT_KEY = "brandloop:receipt"
@@ -503,7 +513,16 @@ def collect(
                     receipt=receipt,
                 )
             )
+        repairs = [
+            RepairRecord(action=r.action, signal=r.signal, model=r.model, fixed=r.fixed)
+            for r in session.scalars(
+                select(RepairOutcomeRow)
+                .where(RepairOutcomeRow.run_id == run_id)
+                .order_by(RepairOutcomeRow.round, RepairOutcomeRow.id)
+            )
+        ]
     return {
+        "repairs": repairs,
         "attempts": attempts,
         "histograms": histograms,
         "pii_found": find_pii(stored_texts, pii_values),

@@ -50,6 +50,12 @@ class AgentPolicy(BaseModel):
     latency_target_s: float | None = Field(
         default=None, gt=0, description="skip models whose observed mean latency is above this"
     )
+    stop_cost_multiple: float = Field(
+        default=3.0,
+        gt=0,
+        description="stop when the next round's expected cost per accepted image passes this "
+        "many times the brand's running median",
+    )
     review: ReviewPolicy = Field(default_factory=ReviewPolicy)
     brand_review: dict[str, ReviewPolicy] = Field(
         default_factory=dict, description="per brand slug, overriding `review`"

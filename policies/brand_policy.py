@@ -6,15 +6,18 @@ by key over the defaults, e.g. a brand that lives on crisp product shots::
 
     scoring:
       sharpness: {weight: 0.3, threshold: 0.6}
+    conflicts: ask            # adapt (default) | ask | refuse: see BrandRunPolicy
+    providers: [openai]       # only these providers for this brand's runs
+    allow_preview: false      # the procedural preview renderer only when no real provider is
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from brandloop.errors import BadInputError
 from brandloop.policies.scoring import DEFAULTS_PATH, ScoringPolicy
@@ -56,3 +59,41 @@ def load_brand_scoring_policy(slug: str, *, search: Sequence[Path] = ()) -> Scor
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise BadInputError(f"brand policy {path}: scoring.{where}: {first['msg']}") from None
+
+
+ConflictChoice = Literal["adapt", "ask", "refuse"]
+
+
+class BrandRunPolicy(BaseModel):
+    """What a brand decides about runs, beside scoring (``<slug>.yaml``, top-level keys).
+
+    ``conflicts``: what happens when a brief conflicts with the brand kit (colours outside the
+    palette, a forbidden colour, a format the brand does not use): ``adapt`` (the brand palette
+    stays dominant, the brief's colours become accents covering at most ``accent_max_share``),
+    ``ask`` (a clarifying reply instead of spending) or ``refuse``.
+    ``providers``: the only providers this brand's runs may use (none: any configured).
+    ``allow_preview``: may the procedural preview renderer be planned when a real provider is
+    configured.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    conflicts: ConflictChoice = "adapt"
+    accent_max_share: float = Field(default=0.25, ge=0, le=1)
+    providers: list[str] | None = None
+    allow_preview: bool = False
+
+
+def load_brand_run_policy(slug: str, *, search: Sequence[Path] = ()) -> BrandRunPolicy:
+    """The brand's run policy from its policy file, defaults where it says nothing."""
+    path = brand_policy_file(slug, [*search, PACKAGED_BRAND_POLICIES])
+    data = (read_policy_yaml(path) or {}) if path is not None else {}
+    if not isinstance(data, dict):
+        raise BadInputError(f"brand policy {path}: expected a mapping")
+    fields = {k: v for k, v in data.items() if k != "scoring"}
+    try:
+        return BrandRunPolicy.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise BadInputError(f"brand policy {path}: {where}: {first['msg']}") from None

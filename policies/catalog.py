@@ -5,12 +5,14 @@ call. The registry keeps the merged catalog (``crud.sync_catalog``); the planner
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from brandloop.domain import ASPECT_PATTERN, ModelSpec, parse_size
+from brandloop.errors import BadInputError
 from brandloop.policy_files import read_policy_yaml
+from brandloop.providers import PREVIEW_PROVIDER
 from brandloop.settings import Settings
 
 CATALOG_PATH = Path(__file__).with_name("catalog.yaml")
@@ -24,6 +26,15 @@ def load_catalog(path: Path = CATALOG_PATH) -> list[ModelSpec]:
     if len(ids) != len(set(ids)):
         raise ValueError(f"catalog {path} names a model twice")
     return specs
+
+
+def catalog_path(settings: Settings) -> Path:
+    """The catalog this deployment uses: ``BRANDLOOP_CATALOG_PATH``, else ``catalog.yaml`` in
+    the data dir when there is one, else the shipped catalog."""
+    if settings.catalog_path is not None:
+        return settings.catalog_path
+    local = settings.data_dir / "catalog.yaml"
+    return local if local.is_file() else CATALOG_PATH
 
 
 def configured_providers(settings: Settings) -> set[str]:
@@ -40,10 +51,45 @@ def configured_providers(settings: Settings) -> set[str]:
     return providers
 
 
-def plannable(models: list[ModelSpec], settings: Settings) -> list[ModelSpec]:
-    """Models the planner may use: not retired, with a configured provider, cheapest tier first."""
-    providers = configured_providers(settings)
-    usable = [m for m in models if m.status != "retired" and m.provider in providers]
+def allowed_providers(
+    settings: Settings,
+    *,
+    requested: Sequence[str] | None = None,
+    brand: Sequence[str] | None = None,
+    allow_preview: bool = False,
+) -> set[str]:
+    """The providers a run may plan with: configured ones, narrowed by the request's and the
+    brand's allow-lists; the preview renderer only when it is the only one configured, when an
+    allow-list names it, or when previews are allowed.
+
+    Raises ``BadInputError`` for an allow-list naming a provider that is not configured here.
+    """
+    configured = configured_providers(settings)
+    allowed = set(configured)
+    for source, names in (("--providers", requested), ("the brand policy", brand)):
+        if names is None:
+            continue
+        unknown = sorted(set(names) - configured)
+        if unknown:
+            raise BadInputError(
+                f"{source} names provider(s) {', '.join(unknown)} that are not configured "
+                f"here (configured: {', '.join(sorted(configured))})"
+            )
+        allowed &= set(names)
+    named = set(requested or ()) | set(brand or ())
+    real = allowed - {PREVIEW_PROVIDER}
+    if real and PREVIEW_PROVIDER not in named and not (allow_preview or settings.allow_preview):
+        allowed.discard(PREVIEW_PROVIDER)
+    return allowed
+
+
+def plannable(
+    models: list[ModelSpec], settings: Settings, providers: set[str] | None = None
+) -> list[ModelSpec]:
+    """Models the planner may use: not retired, from an allowed provider (default: every
+    configured one but the preview renderer when a real one is configured), cheapest first."""
+    allowed = providers if providers is not None else allowed_providers(settings)
+    usable = [m for m in models if m.status != "retired" and m.provider in allowed]
     return sorted(usable, key=lambda m: (TIER_ORDER[m.tier], m.price_per_image_usd))
 
 

@@ -16,8 +16,11 @@ from typing import Literal
 from brandloop.domain import BrandKit, PaletteColour, Shift, TemplateVersion
 from brandloop.templates.sandbox import render
 from brandloop.tools.providers.colours import extract_colours
+from brandloop.tools.scoring.colour import nearest_delta_e
 
 PaletteEmphasis = Literal["normal", "strong"]
+#: A named colour this far (ΔE2000) from every brand colour is outside the palette.
+OFF_PALETTE_DELTA_E = 20.0
 
 
 #: words a revision's shift adds to the prompt, for backends that read them
@@ -56,9 +59,7 @@ def ordered_palette(brand: BrandKit, shifts: Sequence[Shift] = ()) -> list[Palet
     return colours
 
 
-def palette_clause(
-    brand: BrandKit, emphasis: PaletteEmphasis, shifts: Sequence[Shift] = ()
-) -> str:
+def palette_clause(brand: BrandKit, emphasis: PaletteEmphasis, shifts: Sequence[Shift] = ()) -> str:
     colours = ", ".join(
         f"{c.name} {c.hex}" if c.name else c.hex for c in ordered_palette(brand, shifts)
     )
@@ -67,14 +68,24 @@ def palette_clause(
     return f"in the brand colours {colours}"
 
 
-def off_brand_colours(text: str, brand: BrandKit, tolerance: float = 60.0) -> list[str]:
-    """Colour words or codes in ``text`` that are far from every brand colour (RGB distance)."""
+def brand_colour_names(brand: BrandKit) -> set[str]:
+    """The names the brand gives its own colours ("navy", "forest green"), lower-cased."""
+    return {c.name.lower() for c in brand.palette if c.name}
+
+
+def off_brand_colours(
+    text: str, brand: BrandKit, tolerance: float = OFF_PALETTE_DELTA_E
+) -> list[str]:
+    """Colour words or codes in ``text`` farther than ``tolerance`` (ΔE2000, as the scorer
+    measures) from every brand colour. A colour the brand names as its own is never one of
+    them, however far the common meaning of the word is from the brand's code."""
+    own = brand_colour_names(brand)
+    palette = [c.hex for c in brand.palette]
     found: list[str] = []
     for rgb, name in extract_colours(text):
-        nearest = min(
-            sum((a - b) ** 2 for a, b in zip(rgb, c.rgb, strict=True)) ** 0.5 for c in brand.palette
-        )
-        if nearest > tolerance and name not in found:
+        if name in own or name in found:
+            continue
+        if nearest_delta_e(rgb, palette) > tolerance:
             found.append(name)
     return found
 
@@ -89,11 +100,14 @@ def compose(
     emphasis: PaletteEmphasis = "normal",
     avoid: Sequence[str] = (),
     shifts: Sequence[Shift] = (),
+    accents: Sequence[str] = (),
 ) -> tuple[str, str]:
     """Return ``(prompt, negative_prompt)`` for one candidate.
 
-    ``avoid`` (a revision's removals) goes to the negative prompt; ``shifts`` reorder the
-    palette clause and add their lighting words.
+    ``avoid`` (a revision's removals, a brief's forbidden colours) goes to the negative prompt;
+    ``shifts`` reorder the palette clause and add their lighting words. ``accents`` (colour
+    words of the brief, the ``adapt`` conflict policy) put the brand palette first, so it
+    dominates, and name them as accents.
     """
     moved = off_brand_colours(brief, brand) if emphasis == "strong" else []
     all_modifiers = [*modifiers, *(SHIFT_MODIFIERS[s] for s in shifts)]
@@ -115,4 +129,16 @@ def compose(
         negative = ", ".join(filter(None, [negative, *extra]))
     if emphasis == "strong":
         prompt = f"{palette_clause(brand, 'strong', shifts)}. {prompt}"
+    elif accents:
+        prompt = f"{accent_clause(brand, accents)}. {prompt}"
     return prompt, negative
+
+
+def accent_clause(brand: BrandKit, accents: Sequence[str]) -> str:
+    """The brand palette first (the earlier a colour, the more of the image it gets), then
+    the brief's own colours as accents."""
+    colours = ", ".join(
+        f"{c.name} {c.hex}" if c.name else c.hex
+        for c in sorted(brand.palette, key=lambda c: c.role != "primary")
+    )
+    return f"mostly the brand colours {colours}, with {', '.join(accents)} only as small accents"

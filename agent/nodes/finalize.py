@@ -11,6 +11,7 @@ from brandloop.agent.state import RunState
 from brandloop.artifacts import sha256_hex
 from brandloop.domain import AcceptedImage, Attempt, Receipt, RunResult, RunStatus
 from brandloop.policies.drift import load_drift_policy
+from brandloop.providers import PREVIEW_PROVIDER
 from brandloop.registry import crud
 from brandloop.registry.artifact_owners import keep_artifact
 from brandloop.templates import drift
@@ -19,6 +20,11 @@ PREVIEW_NOTE = (
     "procedural is brandloop's offline preview renderer: deterministic shapes and colours, "
     "not a generative model"
 )
+
+
+def is_preview(provider: str) -> bool:
+    """The procedural renderer makes previews; every other provider is a generative model."""
+    return provider == PREVIEW_PROVIDER
 
 
 def _status(state: RunState, accepted: int) -> RunStatus:
@@ -55,7 +61,8 @@ def build_receipt(
         moderation=[attempt.moderation] if attempt.moderation else [],
         cost_usd=attempt.cost_usd,
         redactions=list(redactions or []),
-        notes=[PREVIEW_NOTE] if spec.provider == "procedural" else [],
+        notes=[PREVIEW_NOTE] if is_preview(spec.provider) else [],
+        preview=is_preview(spec.provider),
     )
 
 
@@ -98,11 +105,17 @@ async def finalize(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
                     cost_usd=attempt.cost_usd,
                     width=attempt.candidate.width,
                     height=attempt.candidate.height,
+                    preview=receipt.preview,
+                    cache_hit=attempt.cache_hit,
                 )
             )
         status = _status(state, len(images))
+        cached = sum(1 for image in images if image.cache_hit)
         reason = state.get("reason", "") or (
-            f"{len(images)} of {state['request'].count} accepted" if status != "refused" else ""
+            f"{len(images)} of {state['request'].count} accepted"
+            + (f", {cached} served from the cache at $0" if cached else "")
+            if status != "refused"
+            else ""
         )
         cost = round(sum(a.cost_usd for a in attempts.values()), 6)
         result = RunResult(
@@ -115,6 +128,8 @@ async def finalize(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
             attempts=len(attempts),
             cost_usd=cost,
             decisions=state.get("decisions", []),
+            stop_cause=state.get("stop_cause") if status != "succeeded" else None,
+            clarification=state.get("clarification"),
         )
         crud.finish_run(
             session,

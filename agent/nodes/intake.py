@@ -14,6 +14,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from brandloop.agent.context import RunContext
+from brandloop.agent.replay import mark, request_key
 from brandloop.agent.state import RunState
 from brandloop.agent.templates import resolve_template
 from brandloop.domain import Decision, GenerationRequest
@@ -95,7 +96,11 @@ async def intake(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
     )
     if not verdict.allowed:
         refusal = "brief refused by text moderation: " + "; ".join(verdict.reasons)
+    key = request_key(request, brand_id=brand_row.id, template_ref=template.ref)
+    with ctx.db.session() as session:
+        mark(session, run_id=run_id, key=key)
     common: dict[str, Any] = {
+        "request_key": key,
         "request": request,
         "brand": brand,
         "brand_id": brand_row.id,

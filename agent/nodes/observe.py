@@ -8,8 +8,17 @@ from langgraph.runtime import Runtime
 
 from brandloop.agent.context import RunContext
 from brandloop.agent.diagnosis import diagnose, is_accepted, quality_index
+from brandloop.agent.repairs import (
+    failed_twice,
+    judge,
+    quality_pays,
+    record,
+    repairs_of,
+    signal_pass_rates,
+)
 from brandloop.agent.state import RunState
 from brandloop.domain import Attempt, Decision
+from brandloop.policies.catalog import image_price
 from brandloop.registry import crud
 
 
@@ -31,6 +40,37 @@ def _duplicates(state: RunState, batch: list[Attempt]) -> int:
     return count
 
 
+def _sharpness_outlook(
+    ctx: RunContext, state: RunState, rejected: list[Attempt]
+) -> tuple[bool, float]:
+    """For a soft image's model, this brand's record: does its next quality setting buy more
+    sharp images per dollar than a new seed on the current one, and how often is it sharp
+    (Laplace-smoothed; this round's images included)?"""
+    soft = [a for a in rejected if a.scores is not None and "sharpness" in a.scores.failed]
+    brand_id = state.get("brand_id")
+    if not soft or brand_id is None:
+        return False, 0.0
+    spec = ctx.model(soft[0].candidate.model)
+    with ctx.db.session() as session:
+        rates = signal_pass_rates(session, brand_id=brand_id, model=spec.id, signal="sharpness")
+    passed = sum(p for p, _ in rates.values())
+    seen = sum(n for _, n in rates.values())
+    sharp_rate = (passed + 1) / (seen + 2)
+    higher = quality_index(spec, state.get("quality_boost", 0) + 1)
+    if higher is None:
+        return False, sharp_rate
+    current = soft[0].candidate.params.get("quality") or spec.default_quality
+    width, height = soft[0].candidate.width, soft[0].candidate.height
+    pays, _now, _up = quality_pays(
+        rates,
+        current=current,
+        higher=spec.qualities[higher],
+        price_current=image_price(spec, width=width, height=height, quality=current),
+        price_higher=image_price(spec, width=width, height=height, quality=spec.qualities[higher]),
+    )
+    return pays, sharp_rate
+
+
 async def observe(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
     run_id = state["run_id"]
@@ -47,12 +87,24 @@ async def observe(state: RunState, runtime: Runtime[RunContext]) -> dict[str, An
             outcome = attempt.outcome if attempt.outcome != "pending" else "rejected"
             judged[attempt.id] = attempt.model_copy(update={"outcome": outcome})
             rejected.append(judged[attempt.id])
+    iteration = state.get("iteration", 0)
+    repairs = judge(state.get("repairs", []), batch, round_=iteration)
     with ctx.db.session() as session:
         for attempt in judged.values():
             crud.upsert_attempt(session, run_id=run_id, attempt=attempt)
+        fresh = [r for r in repairs if r["round"] == iteration - 1 and r["fixed"] is not None]
+        record(
+            session,
+            run_id=run_id,
+            tenant=ctx.tenant,
+            brand_id=state.get("brand_id"),
+            repairs=fresh,
+        )
+    for repair in fresh:
+        ctx.emit(run_id, "observe", "repair_outcome", dict(repair))
 
     ctx.emit(run_id, "observe", "accepted", {"accepted": len(accepted), "wanted": request.count})
-    update: dict[str, Any] = {"attempts": judged, "accepted": accepted}
+    update: dict[str, Any] = {"attempts": judged, "accepted": accepted, "repairs": repairs}
     spent = state.get("spent_usd", 0.0)
     cheapest = min(m.price_per_image_usd for m in ctx.models)
     if len(accepted) >= request.count:
@@ -66,12 +118,13 @@ async def observe(state: RunState, runtime: Runtime[RunContext]) -> dict[str, An
     elif state.get("iteration", 0) >= ctx.policy.max_iterations:
         reason = f"stopped after {state['iteration']} rounds with {len(accepted)} of {request.count} accepted"
         decisions = [Decision(node="observe", action="stop_iterations", reason=reason)]
-        update["reason"] = reason
+        update.update(reason=reason, stop_cause="iterations")
     elif ctx.budget_usd - spent + 1e-9 < cheapest:
         reason = f"budget spent (${spent:.3f} of ${ctx.budget_usd:.3f}) with {len(accepted)} of {request.count} accepted"
         decisions = [Decision(node="observe", action="stop_budget", reason=reason)]
-        update["reason"] = reason
+        update.update(reason=reason, stop_cause="budget")
     else:
+        quality_pays_off, sharp_rate = _sharpness_outlook(ctx, state, rejected)
         replan = diagnose(
             rejected,
             emphasis=state.get("emphasis", "normal"),
@@ -81,11 +134,9 @@ async def observe(state: RunState, runtime: Runtime[RunContext]) -> dict[str, An
             excluded_models=state.get("excluded_models", []),
             duplicates=_duplicates(state, batch),
             quality_boost=state.get("quality_boost", 0),
-            can_raise_quality=any(
-                quality_index(ctx.model(a.candidate.model), state.get("quality_boost", 0) + 1)
-                is not None
-                for a in rejected
-            ),
+            can_raise_quality=quality_pays_off,
+            sharp_rate=sharp_rate,
+            exhausted=failed_twice(repairs),
         )
         decisions = replan.decisions
         update.update(
@@ -97,6 +148,11 @@ async def observe(state: RunState, runtime: Runtime[RunContext]) -> dict[str, An
         )
         if replan.stop:
             update["reason"] = replan.stop
+            update["stop_cause"] = (
+                "refused" if replan.decisions[-1].action == "stop_refused" else "unpromising"
+            )
+        model = batch[0].candidate.model if batch else ""
+        update["repairs"] = repairs + repairs_of(decisions, round_=iteration, model=model)
     for decision in decisions:
         ctx.emit(run_id, "observe", "decision", decision.model_dump(mode="json"))
     update["decisions"] = decisions

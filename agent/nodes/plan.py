@@ -10,19 +10,26 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from typing import Any
 
 from langgraph.runtime import Runtime
 
-from brandloop.agent.bandit import arm_stats, choose
+from brandloop.agent.bandit import ArmStats, arm_stats, choose, posterior
 from brandloop.agent.budgets import headroom
 from brandloop.agent.context import RunContext
 from brandloop.agent.diagnosis import quality_index
+from brandloop.agent.repairs import fix_rates
+from brandloop.agent.replay import earlier_accepted, replay_candidates
 from brandloop.agent.state import RunState
-from brandloop.domain import Candidate, Decision, ModelSpec
+from brandloop.agent.stopping import Outlook, median_cost_per_image, outlook
+from brandloop.domain import Candidate, Decision, ModelSpec, StopCause
 from brandloop.policies.catalog import image_price
 from brandloop.tools.composer import compose
 from brandloop.tools.moderation.text import moderate_text
+from brandloop.tools.providers.resilience import circuit_open
+
+_STATUS = re.compile(r"HTTP (\d{3})|\b([45]\d\d)\b")
 
 
 def _base_seed(state: RunState) -> int:
@@ -36,11 +43,27 @@ def _base_seed(state: RunState) -> int:
 def eligible_models(
     ctx: RunContext, state: RunState, latencies: dict[str, float | None]
 ) -> tuple[list[ModelSpec], list[str]]:
-    """The models the diagnosis still allows, and notes on what was left out and why."""
+    """The models the diagnosis still allows, and notes on what was left out and why.
+
+    Never a model the run excluded, nor one whose provider is missing or behind an open
+    circuit breaker. The diagnosis' floor (a soft model's tier) applies while something at or
+    above it is usable; past that every usable model of any tier counts. Empty when no
+    provider can be called: the planner then ends the run as providers unavailable.
+    """
     floor = min(state.get("model_index", 0), len(ctx.models) - 1)
     excluded = set(state.get("excluded_models", []))
     notes: list[str] = []
-    models = [m for m in ctx.models[floor:] if m.id not in excluded]
+    down = sorted(
+        {
+            m.provider
+            for m in ctx.models
+            if m.provider not in ctx.providers or circuit_open(ctx.providers[m.provider])
+        }
+    )
+    if down:
+        notes.append(f"skipping unavailable provider(s): {', '.join(down)}")
+    usable = [m for m in ctx.models if m.id not in excluded and m.provider not in down]
+    models = [m for m in ctx.models[floor:] if m in usable] or usable
     target = ctx.policy.latency_target_s
     if target is not None:
         fast = [m for m in models if (latencies.get(m.id) or 0.0) <= target]
@@ -48,10 +71,68 @@ def eligible_models(
         if slow:
             notes.append(f"over the {target:g}s latency target: {', '.join(slow)}")
         models = fast or models
-    if not models:
-        models = [ctx.models[-1]]
-        notes.append("every model was excluded; using the top tier")
     return models, notes
+
+
+def _replay(ctx: RunContext, state: RunState, known: set[str]) -> dict[str, Any] | None:
+    """Round one of an identical request: the earlier run's accepted candidates, which the
+    cache serves at $0 (memory does not get to change their prompts)."""
+    key = state.get("request_key")
+    if key is None:
+        return None
+    with ctx.db.session() as session:
+        found = earlier_accepted(session, tenant=ctx.tenant, key=key, run_id=state["run_id"])
+    if found is None:
+        return None
+    earlier_run, rows = found
+    if any(row.model not in known for row in rows):
+        return None
+    candidates = replay_candidates(rows[: state["request"].count], run_id=state["run_id"])
+    decision = Decision(
+        node="plan",
+        action="replay_cache",
+        reason=f"identical request to {earlier_run} (brief, brand, template version, seed, "
+        f"size, count): replaying its {len(candidates)} accepted candidate(s) from the cache "
+        "at $0",
+        signals={"replayed": float(len(candidates))},
+    )
+    ctx.emit(state["run_id"], "plan", "decision", decision.model_dump(mode="json"))
+    return {"candidates": candidates, "iteration": 1, "decisions": [decision]}
+
+
+def _unavailable_reason(ctx: RunContext, state: RunState) -> str:
+    """Each provider the run could have used and what went wrong with it, e.g.
+    ``openai: 503 ×4, breaker open``."""
+    parts = []
+    for provider in sorted({m.provider for m in ctx.models}):
+        failed = [
+            a
+            for a in state.get("attempts", {}).values()
+            if a.outcome == "error" and ctx.model(a.candidate.model).provider == provider
+        ]
+        codes: dict[str, int] = {}
+        for attempt in failed:
+            found = _STATUS.search(attempt.error or "")
+            code = (
+                (found.group(1) or found.group(2))
+                if found
+                else (attempt.error or "error").split(":")[0]
+            )
+            codes[code] = codes.get(code, 0) + max(attempt.tries, 1)
+        what = [f"{code} ×{n}" for code, n in codes.items()]
+        if provider not in ctx.providers:
+            what.append("not configured")
+        elif circuit_open(ctx.providers[provider]):
+            what.append("breaker open")
+        excluded = sorted(
+            m.id
+            for m in ctx.models
+            if m.provider == provider and m.id in state.get("excluded_models", [])
+        )
+        if excluded and not failed:
+            what.append(f"excluded: {', '.join(excluded)}")
+        parts.append(f"{provider}: {', '.join(what) or 'unusable'}")
+    return "no usable provider: " + "; ".join(parts)
 
 
 def _quality(spec: ModelSpec, boost: int) -> str | None:
@@ -63,10 +144,67 @@ def _quality(spec: ModelSpec, boost: int) -> str | None:
     return None
 
 
-def _stop(ctx: RunContext, state: RunState, iteration: int, reason: str) -> dict[str, Any]:
-    decision = Decision(node="plan", action="stop_budget", reason=reason)
+def _stop(
+    ctx: RunContext,
+    state: RunState,
+    iteration: int,
+    reason: str,
+    *,
+    action: str = "stop_budget",
+    cause: StopCause = "budget",
+    signals: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    decision = Decision(node="plan", action=action, reason=reason, signals=signals or {})
     ctx.emit(state["run_id"], "plan", "decision", decision.model_dump(mode="json"))
-    return {"candidates": [], "iteration": iteration, "decisions": [decision], "reason": reason}
+    return {
+        "candidates": [],
+        "iteration": iteration,
+        "decisions": [decision],
+        "reason": reason,
+        "stop_cause": cause,
+    }
+
+
+def _outlook(
+    ctx: RunContext,
+    state: RunState,
+    iteration: int,
+    models: list[ModelSpec],
+    stats: dict[str, ArmStats],
+    price: dict[str, float],
+) -> Outlook:
+    """The stopping rule's view of the next round on the best arm per dollar."""
+    means = {}
+    for spec in models:
+        alpha, beta = posterior(spec, stats.get(spec.id), ctx.policy.prior_strength)
+        means[spec.id] = alpha / (alpha + beta)
+    best = max(models, key=lambda m: means[m.id] / max(price[m.id], 1e-6))
+    brand_id = state.get("brand_id")
+    with ctx.db.session() as session:
+        rates = fix_rates(session, tenant=ctx.tenant, brand_id=brand_id) if brand_id else []
+        median = (
+            median_cost_per_image(session, tenant=ctx.tenant, brand_id=brand_id)
+            if brand_id
+            else None
+        )
+    multiple = ctx.policy.stop_cost_multiple
+    if median is not None:
+        cap, source = multiple * median, f"{multiple:g}× the brand's median ${median:.3f}"
+    else:
+        # no paid run of the brand accepted anything yet: the catalog's own claim is the bar
+        ideal = min(price[m.id] / max(m.quality_baseline, 1e-6) for m in models)
+        cap, source = multiple * ideal, f"{multiple:g}× the catalog's best ${ideal:.3f}, no history"
+    repairs = state.get("repairs", [])
+    return outlook(
+        model=best.id,
+        posterior_mean=means[best.id],
+        price=price[best.id],
+        pending=[r for r in repairs if r["round"] == iteration - 1 and r["fixed"] is None],
+        history=repairs,
+        rates=rates,
+        cap=cap,
+        cap_source=source,
+    )
 
 
 async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -86,6 +224,18 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     if outside is not None and outside.remaining_usd < remaining:
         remaining, budget_label = outside.remaining_usd, outside.label
     models, notes = eligible_models(ctx, state, {mid: s.mean_latency_s for mid, s in stats.items()})
+    if not models:
+        return {
+            **_stop(
+                ctx,
+                state,
+                iteration,
+                _unavailable_reason(ctx, state),
+                action="stop_providers_unavailable",
+                cause="providers_unavailable",
+            ),
+            "status": "failed",
+        }
     width, height = request.dimensions()
     quality = {m.id: _quality(m, state.get("quality_boost", 0)) for m in models}
     price = {
@@ -102,6 +252,28 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             f"{cheapest.id} image (${price[cheapest.id]:.3f})",
         )
 
+    if iteration > 1:
+        look = _outlook(ctx, state, iteration, affordable, stats, price)
+        if look.unpromising:
+            return _stop(
+                ctx,
+                state,
+                iteration,
+                "stopping: " + look.explain(),
+                action="stop_unpromising",
+                cause="unpromising",
+                signals={
+                    "p_accept": round(look.p_accept, 4),
+                    "expected_cost_usd": round(look.expected_cost, 6),
+                    "cap_usd": round(look.cap, 6),
+                },
+            )
+
+    if iteration == 1 and ctx.use_cache and state.get("request_key"):
+        replayed = _replay(ctx, state, {m.id for m in ctx.models})
+        if replayed is not None:
+            return replayed
+
     # Seeded by the request's seed when it has one, so a seeded request plans reproducibly;
     # by the run id otherwise. Either way a resumed run draws the same.
     draw_seed = request.seed if request.seed is not None else state["run_id"]
@@ -115,10 +287,17 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         prior_strength=ctx.policy.prior_strength,
         prices=price,
     )
+    # A similar earlier request of the brand: start from the arm that was accepted, not from
+    # the cheapest tier (its seeds come first below).
+    remembered = [
+        next(m for m in affordable if m.id == mid)
+        for mid in (state.get("recalled_models", []) if iteration == 1 else [])
+        if any(m.id == mid for m in affordable)
+    ]
     planned: list[ModelSpec] = []
     left = remaining
-    for choice in choices:
-        spec = choice.model
+    for index, choice in enumerate(choices):
+        spec = remembered[index] if index < len(remembered) else choice.model
         if price[spec.id] > left + 1e-9:
             fits = [m for m in affordable if price[m.id] <= left + 1e-9]
             if not fits:
@@ -141,8 +320,9 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         modifiers=modifiers,
         style_notes=notes_for_prompt,
         emphasis=emphasis,
-        avoid=request.avoid,
+        avoid=[*request.avoid, *state.get("avoid_colours", [])],
         shifts=request.shifts,
+        accents=state.get("accents", []),
     )
     verdict = moderate_text(prompt, forbidden_terms=brand.forbidden_terms, source="prompt")
     if not verdict.allowed:

@@ -21,7 +21,12 @@ async def recall(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
     if ctx.memory is None or brand_id is None:
         decision = Decision(node="recall", action="skip", reason="memory is off for this run")
         ctx.emit(state["run_id"], "recall", "decision", decision.model_dump(mode="json"))
-        return {"style_notes": [], "recalled_seeds": [], "decisions": [decision]}
+        return {
+            "style_notes": [],
+            "recalled_seeds": [],
+            "recalled_models": [],
+            "decisions": [decision],
+        }
     brand = state["brand"]
     hits = ctx.memory.recall(
         tenant=ctx.tenant,
@@ -33,6 +38,7 @@ async def recall(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
     notes = [hit.text for hit in hits if hit.kind == "note"]
     prompts = [hit for hit in hits if hit.kind == "prompt"]
     seeds = [int(hit.metadata["seed"]) for hit in prompts if hit.metadata.get("seed") is not None]
+    models = [str(hit.metadata["model"]) for hit in prompts if hit.metadata.get("model")]
     strong = sum(1 for hit in prompts if hit.metadata.get("emphasis") == "strong")
     emphasis: Literal["normal", "strong"] = (
         "strong" if prompts and strong * 2 >= len(prompts) else state.get("emphasis", "normal")
@@ -65,6 +71,7 @@ async def recall(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
     return {
         "style_notes": notes,
         "recalled_seeds": seeds,
+        "recalled_models": models,
         "emphasis": emphasis,
         "anchor_colours": anchor,
         "decisions": [decision],

@@ -68,6 +68,8 @@ async def score(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]
         if state["attempts"][c.id].outcome == "pending"
     ]
     references = await asyncio.to_thread(_references, ctx, state.get("brand_id"))
+    # The adapt conflict policy accepts the brief's own colours as accents (capped share).
+    accents = state.get("accent_hexes", []) if state.get("emphasis") != "strong" else []
 
     async def one(attempt: Attempt) -> ImageAnalysis | str:
         assert attempt.artifact_sha256 is not None
@@ -81,6 +83,8 @@ async def score(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]
                 height=attempt.candidate.height,
                 policy=ctx.scoring,
                 references=references,
+                accents=accents,
+                accent_max_share=ctx.brand_policy.accent_max_share,
             )
         except MalformedResponseError as exc:
             return str(exc)

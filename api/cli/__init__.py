@@ -1,7 +1,7 @@
 """The ``brandloop`` command line: one Typer app, one module per command group.
 
 Errors become one line on stderr and an exit code: 2 bad input, 3 refused by policy,
-4 budget exhausted with nothing accepted, 1 internal error.
+4 budget exhausted with nothing accepted, 5 no usable provider, 1 internal error.
 """
 
 from __future__ import annotations

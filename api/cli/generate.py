@@ -13,6 +13,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from brandloop.agent.runner import (
+    brand_run_policy,
     catalog_models,
     check_request,
     load_result,
@@ -25,10 +26,18 @@ from brandloop.api.cli.common import database, ensure_brand, err, out, print_jso
 from brandloop.api.preview import thumbnail
 from brandloop.artifacts import atomic_write
 from brandloop.domain import GenerationRequest, RunResult
-from brandloop.errors import BadInputError
+from brandloop.errors import BadInputError, ProvidersUnavailableError
 from brandloop.registry import crud
 
 EXIT_BY_STATUS = {"succeeded": 0, "partial": 0, "awaiting_review": 0, "refused": 3, "failed": 4}
+
+
+def exit_code(result: RunResult) -> int:
+    """0 ok, 3 refused, 4 budget or round cap (or no hope) with nothing accepted, 5 no usable
+    provider, 1 anything else."""
+    if result.status == "failed" and result.stop_cause == "providers_unavailable":
+        return ProvidersUnavailableError.exit_code
+    return EXIT_BY_STATUS.get(result.status, 1)
 
 
 def write_outputs(result: RunResult, out_dir: Path, *, tenant: str) -> RunResult:
@@ -64,13 +73,15 @@ def _render(result: RunResult) -> None:
     if result.images:
         templates = sorted({image.template for image in result.images})
         table = Table(title=f"Accepted images (template {', '.join(templates)})")
-        for column in ("#", "file", "model", "seed", "score", "palette", "sharp", "expo", "cost"):
+        columns = ("#", "file", "model", "preview", "seed", "score", "palette", "sharp", "expo")
+        for column in (*columns, "cost"):
             table.add_column(column, no_wrap=column == "file")
         for index, image in enumerate(result.images, start=1):
             table.add_row(
                 str(index),
                 Path(image.path).name if image.path else image.sha256[:12],
                 image.model,
+                "[yellow]preview[/yellow]" if image.preview else "no",
                 str(image.seed),
                 f"{image.composite:.2f}",
                 *(
@@ -106,6 +117,17 @@ def generate(
     budget: Annotated[float | None, typer.Option(help="USD this run may spend")] = None,
     seed: Annotated[int | None, typer.Option(help="base seed, for reproducible runs")] = None,
     model: Annotated[str | None, typer.Option(help="use only this catalog model")] = None,
+    providers: Annotated[
+        str | None,
+        typer.Option(help="only these providers, comma-separated, e.g. openai,stability"),
+    ] = None,
+    allow_preview: Annotated[
+        bool,
+        typer.Option(
+            "--allow-preview",
+            help="allow the procedural preview renderer beside configured real providers",
+        ),
+    ] = False,
     template: Annotated[str | None, typer.Option(help="name, name@VERSION or name:LABEL")] = None,
     campaign: Annotated[str | None, typer.Option(help="campaign id shared by related runs")] = None,
     out_dir: Annotated[
@@ -133,9 +155,12 @@ def generate(
         template=template,
         campaign_id=campaign,
         tenant=cfg.tenant,
+        providers=[p for p in providers.split(",") if p.strip()] if providers is not None else None,
+        allow_preview=allow_preview,
     )
-    model_ladder(cfg, catalog_models(database()), request.model)
-    check_request(database(), request)
+    db = database()
+    model_ladder(cfg, catalog_models(db, cfg), request, brand_run_policy(cfg, db, request))
+    check_request(db, request)
     run_id = new_run_id()
     if as_json:
         result = asyncio.run(
@@ -150,7 +175,7 @@ def generate(
         print_json(result.model_dump(mode="json"))
     else:
         _render(result)
-    raise typer.Exit(EXIT_BY_STATUS.get(result.status, 1))
+    raise typer.Exit(exit_code(result))
 
 
 def _with_progress(request: GenerationRequest, run_id: str, *, use_memory: bool) -> RunResult:

@@ -1,4 +1,4 @@
-"""``brandloop runs list|show|resume``: the registry's record of every run."""
+"""``brandloop runs list|show|resume|reproduce|stats``: the registry's record of every run."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from brandloop import views
+from brandloop.agent.repairs import fix_rates, repair_stats
 from brandloop.agent.runner import resume_run
 from brandloop.api.cli.app import runs_app
 from brandloop.api.cli.common import database, out, print_json, settings
@@ -206,3 +207,45 @@ def reproduce(
         f"perceptually identical = pHash distance <= {PHASH_IDENTICAL_DISTANCE} of 64 bits; "
         f"reproduction cost ${result.cost_usd:.3f}"
     )
+
+
+@runs_app.command("stats")
+def stats(
+    brand: Annotated[str | None, typer.Option(help="only this brand (id or name)")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """What repairs work: for each repair the diagnosis applied, how often the next round
+    fixed the signal it aimed at - per action, per model, and per both."""
+    cfg = settings()
+    with database().session() as session:
+        brand_id, brand_name = None, None
+        if brand is not None:
+            row = crud.get_brand(session, tenant=cfg.tenant, ref=brand)
+            if row is None:
+                raise NotFoundError(f"unknown brand {brand!r}")
+            brand_id, brand_name = row.id, row.name
+        report = repair_stats(
+            fix_rates(session, tenant=cfg.tenant, brand_id=brand_id), brand=brand_name
+        )
+    if as_json:
+        print_json(report.model_dump(mode="json"))
+        return
+    if not report.rows:
+        out.print("no repair has been judged yet: fix rates are not measured")
+        return
+    for title, rows, first in (
+        ("Fix rate per repair", report.by_action, "action"),
+        ("Fix rate per model", report.by_model, "model"),
+        ("Fix rate per repair and model", report.rows, "action"),
+    ):
+        table = Table(title=title + (f" ({report.brand})" if report.brand else ""))
+        columns = ["action", "signal", "model"] if title.endswith("and model") else [first]
+        if first == "action" and not title.endswith("and model"):
+            columns = ["action", "signal"]
+        for column in (*columns, "tried", "fixed", "fix rate"):
+            table.add_column(column)
+        for r in rows:
+            values = {"action": r.action, "signal": r.signal, "model": r.model}
+            rate = "not measured" if r.fix_rate is None else f"{r.fix_rate:.0%}"
+            table.add_row(*(values[c] for c in columns), str(r.tried), str(r.fixed), rate)
+        out.print(table)

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from brandloop.agent.runner import catalog_models, check_request, model_ladder
+from brandloop.agent.runner import brand_run_policy, catalog_models, check_request, model_ladder
 from brandloop.api.auth import Principal
 from brandloop.api.jobs import store
 from brandloop.api.problems import ApiProblem
@@ -137,11 +137,18 @@ def submit(
         request.brand,
         request.template,
         request.model,
+        tuple(request.providers or ()),
+        request.allow_preview,
     )
     if not _checked.get(key)[0]:
         check_request(db, request)
-        if request.model is not None:
-            model_ladder(settings, catalog_models(db), request.model)
+        if request.model is not None or request.providers is not None:
+            model_ladder(
+                settings,
+                catalog_models(db, settings),
+                request,
+                brand_run_policy(settings, db, request),
+            )
         _checked.put(key, True)
     return store.create_job(
         session,

@@ -279,6 +279,8 @@ class WorkerPool:
             job.result = result.model_dump(mode="json")
             state = finished_state(result)
             error = None
-            if state == "failed":  # refused or failed: the result says why
+            if state == "failed" and result.stop_cause == "providers_unavailable":
+                error = {"type": "providers-unavailable", "status": 503, "detail": result.reason}
+            elif state == "failed":  # refused or failed: the result says why
                 error = {"type": result.status, "status": 422, "detail": result.reason}
             self._finish(session, job, state, error=error)

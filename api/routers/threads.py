@@ -129,6 +129,8 @@ def _reply(job: JobRow | None) -> str | None:
     if job is None or job.result is None:
         return None
     result = job.result
+    if result.get("clarification"):  # the brand's conflict policy asks before spending
+        return str(result["clarification"])
     images = result.get("images", [])
     text = f"{result.get('status')}: {len(images)} image(s), ${result.get('cost_usd', 0):.3f}"
     return f"{text}. {result['reason']}" if result.get("reason") else text

@@ -116,6 +116,9 @@ class RunRow(Base):
     template_ref: Mapped[str] = mapped_column(String(160), default="")
     campaign_id: Mapped[str | None] = mapped_column(String(120), nullable=True, index=True)
     thread_id: Mapped[str | None] = mapped_column(String(120), nullable=True, index=True)
+    request_key: Mapped[str | None] = mapped_column(
+        String(64), nullable=True, index=True, doc="sha256 of what makes two requests identical"
+    )
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
     attempt_count: Mapped[int] = mapped_column(Integer, default=0)
     accepted_count: Mapped[int] = mapped_column(Integer, default=0)

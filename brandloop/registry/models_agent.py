@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Float, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from brandloop.domain import utcnow
 from brandloop.registry.models import Base
 
-__all__ = ["Base", "BudgetRow", "CacheEntryRow", "ReviewDecisionRow"]
+__all__ = ["Base", "BudgetRow", "CacheEntryRow", "RepairOutcomeRow", "ReviewDecisionRow"]
 
 
 class CacheEntryRow(Base):
@@ -59,3 +69,25 @@ class ReviewDecisionRow(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     actor: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RepairOutcomeRow(Base):
+    """Whether a repair the diagnosis applied fixed the signal it was aimed at, one round later.
+
+    ``brandloop runs stats`` and the eval report show the fix rate per action and model; the
+    planner's stopping rule uses it to estimate the next round's chance.
+    """
+
+    __tablename__ = "repair_outcomes"
+    __table_args__ = (UniqueConstraint("run_id", "round", "action", "signal"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    brand_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    round: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(48))
+    signal: Mapped[str] = mapped_column(String(48))
+    model: Mapped[str] = mapped_column(String(120))
+    fixed: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from brandloop.agent.repairs import FixRate, repair_stats
 from brandloop.evals.models import CaseResult
 from brandloop.evals.runner import EvalRun
 from brandloop.evals.stats import BaselineReport, Comparison, TargetSummary, compare, summarize
@@ -77,5 +78,23 @@ def build_document(run: EvalRun, baseline: BaselineReport | None = None) -> dict
             for a, b, metrics in comparisons(run)
         ],
         "baseline": baseline.model_dump(mode="json") if baseline else None,
+        "repairs": repair_rates(run),
         "cases": [case_row(r) for r in run.results],
     }
+
+
+def repair_rates(run: EvalRun) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Per target: how often each repair fixed its signal, per action and per model."""
+    found: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for target in run.targets:
+        rates = [
+            FixRate(action=r.action, signal=r.signal, model=r.model, fixed=int(r.fixed), tried=1)
+            for result in run.for_target(target.name)
+            for r in result.repairs
+        ]
+        stats = repair_stats(rates, brand=None)
+        found[target.name] = {
+            "by_action": [row.model_dump(mode="json") for row in stats.by_action],
+            "by_model": [row.model_dump(mode="json") for row in stats.by_model],
+        }
+    return found

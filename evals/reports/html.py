@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from brandloop.evals.models import AttemptRecord, CaseResult, TargetSpec
-from brandloop.evals.reports.document import comparisons, gate_results, summaries
+from brandloop.evals.reports.document import (
+    comparisons,
+    gate_results,
+    repair_rates,
+    summaries,
+)
 from brandloop.evals.runner import EvalRun
 from brandloop.evals.stats import BaselineReport, Comparison, TargetSummary
 
@@ -364,6 +369,34 @@ def _target_settings(target: TargetSpec) -> str:
     return ", ".join(f"{k}={v}" for k, v in changed.items()) or "embedded defaults"
 
 
+def _rate(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:.0%}"
+
+
+def _repairs(run: EvalRun) -> str:
+    """Per target, the fix rate of each repair (and of each model's repairs)."""
+    parts: list[str] = []
+    for target, tables in repair_rates(run).items():
+        for label, key, rows in (
+            ("per repair", "action", tables["by_action"]),
+            ("per model", "model", tables["by_model"]),
+        ):
+            heading = f"<h3>{escape(target)}: {label}</h3>"
+            if not rows:
+                parts.append(f"{heading}<p>no repair judged: not measured</p>")
+                continue
+            body = "".join(
+                f"<tr><td>{escape(r[key])}</td><td>{escape(r['signal'])}</td>"
+                f"<td>{r['tried']}</td><td>{r['fixed']}</td><td>{_rate(r['fix_rate'])}</td></tr>"
+                for r in rows
+            )
+            parts.append(
+                f"{heading}<table><tr><th>{key}</th><th>signal</th><th>tried</th>"
+                f"<th>fixed</th><th>fix rate</th></tr>{body}</table>"
+            )
+    return "".join(parts)
+
+
 def build_html(run: EvalRun, baseline: BaselineReport | None = None) -> str:
     table: dict[str, TargetSummary] = summaries(run)
     gates = gate_results(run, table)
@@ -398,6 +431,8 @@ def build_html(run: EvalRun, baseline: BaselineReport | None = None) -> str:
     if baseline is not None:
         doc.append(f"<h2>Baseline</h2>{_baseline_section(baseline)}")
     doc += [
+        "<h2>Repairs that work (how often each fixed the signal it aimed at)</h2>",
+        _repairs(run),
         "<h2>Score distributions</h2>",
         _charts(run),
         "<h2>Cases</h2>",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from brandloop.agent.diagnosis import (
-    DETAIL_MODIFIER,
     EXPOSURE_MODIFIER,
     SAFETY_MODIFIER,
     VARIANT_MODIFIERS,
@@ -63,7 +62,7 @@ def test_palette_miss_strengthens_the_palette_clause_then_tries_new_seeds() -> N
     assert [d.action for d in again.decisions] == ["new_seeds"]
 
 
-def test_low_sharpness_climbs_a_tier_and_on_the_top_tier_asks_for_detail() -> None:
+def test_low_sharpness_climbs_a_tier_and_on_the_top_tier_tries_new_seeds() -> None:
     plan = diagnose(
         [scored(sharpness=False)], emphasis="normal", modifiers=[], model_index=0, ladder_size=2
     )
@@ -71,7 +70,41 @@ def test_low_sharpness_climbs_a_tier_and_on_the_top_tier_asks_for_detail() -> No
     top = diagnose(
         [scored(sharpness=False)], emphasis="normal", modifiers=[], model_index=1, ladder_size=2
     )
-    assert top.model_index == 1 and DETAIL_MODIFIER in top.modifiers
+    # no quality setting that pays: a phrase would not sharpen anything, a new seed might
+    assert top.model_index == 1 and top.modifiers == []
+    assert [d.action for d in top.decisions] == ["new_seeds"]
+    assert top.decisions[0].signals.keys() == {"sharpness"}
+
+
+def test_a_repair_that_failed_twice_on_a_signal_is_not_tried_again() -> None:
+    stuck = diagnose(
+        [scored(sharpness=False)],
+        emphasis="normal",
+        modifiers=[],
+        model_index=1,
+        ladder_size=2,
+        exhausted={("new_seeds", "sharpness")},
+    )
+    assert stuck.stop is not None and stuck.decisions[-1].action == "stop_unpromising"
+    assert "new_seeds already failed twice on sharpness" in stuck.stop
+    palette = diagnose(
+        [scored(palette=False)],
+        emphasis="strong",
+        modifiers=[],
+        model_index=0,
+        ladder_size=1,
+        exhausted={("new_seeds", "palette")},
+    )
+    assert palette.stop is not None and "palette" in palette.stop
+    fine = diagnose(
+        [scored(palette=False)],
+        emphasis="strong",
+        modifiers=[],
+        model_index=0,
+        ladder_size=1,
+        exhausted={("new_seeds", "sharpness")},
+    )
+    assert fine.stop is None and [d.action for d in fine.decisions] == ["new_seeds"]
 
 
 def test_bad_exposure_adds_the_balanced_exposure_modifier_once() -> None:
@@ -89,10 +122,12 @@ def test_bad_exposure_adds_the_balanced_exposure_modifier_once() -> None:
     assert again.modifiers == [EXPOSURE_MODIFIER]
 
 
-def test_provider_errors_fall_back_to_the_next_tier() -> None:
+def test_provider_errors_exclude_the_model_and_leave_the_choice_to_the_planner() -> None:
     error = Attempt(id="a", candidate=CAND, outcome="error", error="503")
-    plan = diagnose([error], emphasis="normal", modifiers=[], model_index=0, ladder_size=3)
-    assert plan.model_index == 1 and plan.decisions[0].action == "fallback_model"
+    plan = diagnose([error], emphasis="normal", modifiers=[], model_index=0, ladder_size=1)
+    # not "the next tier up": the planner ranks every usable model, any tier, any provider
+    assert plan.model_index == 0 and plan.decisions[0].action == "fallback_model"
+    assert plan.excluded_models == ["procedural/draft"]
 
 
 def test_refusals_get_a_safety_rewrite_not_the_same_prompt() -> None:
@@ -118,7 +153,7 @@ def test_provider_errors_exclude_the_failing_model_and_name_an_open_breaker() ->
     )
     plan = diagnose([error], emphasis="normal", modifiers=[], model_index=0, ladder_size=3)
     assert plan.excluded_models == ["procedural/draft"]
-    assert plan.model_index == 1
+    assert plan.model_index == 0
     assert "circuit breaker open" in plan.decisions[0].reason
     assert plan.decisions[0].signals == {"errors": 1.0}
 
@@ -168,7 +203,7 @@ def test_low_sharpness_on_the_top_tier_raises_the_quality_setting_when_there_is_
         can_raise_quality=True,
     )
     assert plan.quality_boost == 1 and plan.decisions[0].action == "raise_quality"
-    assert DETAIL_MODIFIER not in plan.modifiers
+    assert plan.modifiers == []
     spec = ModelSpec(
         id="o/img",
         provider="o",

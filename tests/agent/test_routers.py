@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from brandloop.agent.routers import after_intake, after_observe, after_plan, after_review_gate
+from brandloop.agent.routers import (
+    after_intake,
+    after_observe,
+    after_plan,
+    after_preflight,
+    after_review_gate,
+)
 from brandloop.domain import Candidate, GenerationRequest
 
 REQUEST = GenerationRequest(brief="a cup", brand="Acme", count=2)
@@ -13,7 +19,12 @@ CANDIDATE = Candidate(
 
 def test_after_intake_sends_refusals_to_finalize() -> None:
     assert after_intake({"run_id": "r", "request": REQUEST, "status": "refused"}) == "finalize"
-    assert after_intake({"run_id": "r", "request": REQUEST, "status": "running"}) == "recall"
+    assert after_intake({"run_id": "r", "request": REQUEST, "status": "running"}) == "preflight"
+
+
+def test_after_preflight_ends_a_refused_or_asking_run_before_any_spending() -> None:
+    assert after_preflight({"run_id": "r", "request": REQUEST, "status": "refused"}) == "finalize"
+    assert after_preflight({"run_id": "r", "request": REQUEST, "status": "running"}) == "recall"
 
 
 def test_after_plan_generates_only_when_there_are_candidates() -> None:

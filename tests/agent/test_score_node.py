@@ -61,8 +61,9 @@ async def test_copies_of_one_image_are_rejected_as_duplicates(settings, db: Data
     (copy,) = [r for r in first_round if r.outcome == "rejected"]
     duplicate = copy.scores["signals"]["duplicate"]
     assert not duplicate["passed"] and "near-duplicate" in duplicate["explanation"]
-    # the variant modifier changes the picture, so the next round's image is accepted
-    assert result.status == "succeeded" and len({i.sha256 for i in result.images}) == 2
+    # a backend that ignores the seed makes the same picture again whatever the wording
+    # (no phrase is special to the renderer): one distinct image, never two copies
+    assert result.status == "partial" and len({i.sha256 for i in result.images}) == 1
 
 
 async def test_a_second_run_is_compared_with_the_brands_accepted_images(

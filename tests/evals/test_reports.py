@@ -177,3 +177,47 @@ def test_a_blocked_image_is_withheld_and_a_refusal_has_no_tiles(tmp_path: Path) 
     page = parse(build_html(run))
     assert page.figures == ["att-1"] and page.images == []
     assert all(r.passed for r in run.results)
+
+
+def test_the_report_shows_the_fix_rate_per_repair_and_model(tmp_path: Path) -> None:
+    from brandloop.evals.models import RepairRecord
+    from brandloop.evals.reports.document import build_document
+
+    suite = load_suite(
+        write_suite(
+            tmp_path / "s.yaml",
+            [
+                {
+                    "id": "a",
+                    "brand": "Acme Coffee",
+                    "brief": "b",
+                    "assertions": [{"kind": "refused"}],
+                }
+            ],
+        )
+    )
+    repairs = [
+        RepairRecord(action="strengthen_palette", signal="palette", model="m/1", fixed=True),
+        RepairRecord(action="strengthen_palette", signal="palette", model="m/2", fixed=False),
+        RepairRecord(action="new_seeds", signal="sharpness", model="m/1", fixed=False),
+    ]
+    results = [
+        CaseResult(target="t", case_id="a", repeat=0, tenant="x", status="failed", repairs=repairs)
+    ]
+    run = EvalRun(
+        suite=suite, targets=[TargetSpec(name="t")], repeat=1, run_dir=tmp_path / "run",
+        results=evaluate_results(suite, results),
+    )  # fmt: skip
+    table = build_document(run)["repairs"]["t"]
+    by_action = {(r["action"], r["signal"]): r for r in table["by_action"]}
+    assert by_action[("strengthen_palette", "palette")]["fix_rate"] == 0.5
+    assert by_action[("new_seeds", "sharpness")]["fix_rate"] == 0.0
+    by_model = {r["model"]: r for r in table["by_model"]}
+    assert by_model["m/1"]["tried"] == 2 and by_model["m/1"]["fixed"] == 1
+    html = build_html(run)
+    assert "Repairs that work" in html and "strengthen_palette" in html and "50%" in html
+    empty = EvalRun(
+        suite=suite, targets=[TargetSpec(name="t")], repeat=1, run_dir=tmp_path / "run",
+        results=evaluate_results(suite, [results[0].model_copy(update={"repairs": []})]),
+    )  # fmt: skip
+    assert "not measured" in build_html(empty)

@@ -1,17 +1,21 @@
 """The embedded ``procedural`` provider: a preview renderer for offline use, not a generative model.
 
 It draws abstract compositions (a gradient, circles, rectangles, stripes, soft blobs, grain)
-from the prompt's colour, exposure and density words and the seed, so the agent loop, scoring
-and provenance can run end to end with no network and no model weights. It understands nothing
-else in a prompt. What it does guarantee, so the agent has something honest to react to:
+from the colours named in the prompt and the seed, so the agent loop, scoring and provenance
+can run end to end with no network and no model weights. It honours colours named in the
+prompt (hex codes and colour words) and nothing else: no phrase is special, so no repair the
+agent emits can game it (``tests/tools/test_procedural.py`` renders every string literal of the
+composer and the diagnosis and checks that none changes a pixel). What it guarantees:
 
-* identical (prompt, negative prompt, seed, width, height, model) give byte-identical PNGs, and
-  the composition depends only on (prompt, negative prompt, seed), so a ``draft`` preview and its
-  ``studio`` re-render show the same layout;
+* the image depends only on (colours named in the prompt in order, colours named in the
+  negative prompt, seed, width, height, model): identical inputs give byte-identical PNGs, and
+  the composition depends only on (colours, negative colours, seed), so a ``draft`` preview and
+  its ``studio`` re-render show the same layout;
 * the earlier a colour is named the more area it gets; colours named in the negative prompt
   are left out;
 * like a real model, it sometimes (p ≈ 0.35 per seed) adds an off-palette accent over 20-32 %
-  of the frame, unless the prompt says "strict palette";
+  of the frame; no wording prevents it, only another seed (or naming the accent's colour in
+  the negative prompt, which picks another accent colour);
 * ``draft`` is rendered at a quarter of the size and upscaled, so it is measurably softer.
 """
 
@@ -23,7 +27,6 @@ import hashlib
 import io
 import json
 import math
-import re
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -37,8 +40,6 @@ from brandloop.tools.providers.colours import RGB, colour_distance, extract_colo
 from brandloop.tools.providers.errors import TerminalProviderError
 
 Model = Literal["draft", "studio"]
-Exposure = Literal["dark", "bright", "balanced"]
-Density = Literal["minimal", "normal", "busy"]
 F32 = npt.NDArray[np.float32]
 Mask = npt.NDArray[np.bool_]
 
@@ -65,69 +66,54 @@ ACCENT_COLOURS: Final[tuple[RGB, ...]] = (
     (0, 200, 140),
     (230, 0, 40),
 )
-SHAPES: Final[dict[Density, tuple[int, int, float, float]]] = {
-    # shape count range and radius range (in units of the short side)
-    "minimal": (2, 3, 0.14, 0.30),
-    "normal": (5, 8, 0.06, 0.22),
-    "busy": (16, 24, 0.03, 0.12),
-}
+SHAPES: Final = (5, 8, 0.06, 0.22)  # shape count range, radius range (short-side units)
+BLOBS: Final = 2
 GRAIN: Final = 7.0  # studio grain amplitude in 8-bit levels: the "fine detail"
 BLEND_WIDTH: Final = 0.05  # width of the soft first/second colour transition, in field units
-BALANCED: Final = (100.0, 155.0)  # mean-luminance window that "balanced exposure" enforces
-LUMA: Final = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
-_DARK = re.compile(r"\b(dark|darker|night|moody|low[- ]key)\b")
-_BRIGHT = re.compile(r"\b(bright|brighter|airy|high[- ]key|sunny)\b")
-_BALANCED = re.compile(r"\b(balanced exposure|even lighting)\b")
-_MINIMAL = re.compile(r"\b(minimal|minimalist)\b")
-_BUSY = re.compile(r"\b(busy|detailed)\b")
 
 
 @dataclass(frozen=True)
 class Brief:
-    """What the renderer takes from a prompt; everything else in the text is ignored."""
+    """What the renderer takes from a prompt: its colours. Everything else is ignored."""
 
     palette: list[RGB]
     negatives: list[RGB]
-    strict: bool
-    exposure: Exposure | None
-    density: Density
 
 
 def read_brief(prompt: str, negative_prompt: str = "") -> Brief:
-    """Pull colours, exposure and density words out of a prompt and its negative."""
-    text = prompt.lower()
+    """The colours named in a prompt (in order, minus those near a negative one) and in its
+    negative prompt. Nothing else in either text reaches the pixels."""
     negatives = [rgb for rgb, _ in extract_colours(negative_prompt)]
     palette = [rgb for rgb, _ in extract_colours(prompt) if _far(rgb, negatives, NEGATIVE_RADIUS)][
         :MAX_COLOURS
     ]
-    exposure: Exposure | None = None
-    if _BALANCED.search(text):
-        exposure = "balanced"
-    elif _DARK.search(text) and not _BRIGHT.search(text):
-        exposure = "dark"
-    elif _BRIGHT.search(text) and not _DARK.search(text):
-        exposure = "bright"
-    density: Density = "normal"
-    if _MINIMAL.search(text) and not _BUSY.search(text):
-        density = "minimal"
-    elif _BUSY.search(text) and not _MINIMAL.search(text):
-        density = "busy"
-    return Brief(palette, negatives, "strict palette" in text, exposure, density)
+    return Brief(palette, negatives)
 
 
 def render_preview(
-    *, prompt: str, negative_prompt: str, seed: int, width: int, height: int, model: str
+    *,
+    prompt: str,
+    negative_prompt: str,
+    seed: int,
+    width: int,
+    height: int,
+    model: str,
+    accent_chance: float = ACCENT_CHANCE,
 ) -> bytes:
-    """Render one PNG; synchronous and CPU-bound, so async callers run it in a thread."""
+    """Render one PNG; synchronous and CPU-bound, so async callers run it in a thread.
+
+    ``accent_chance`` is how often a seed gets an off-palette accent; a simulated backend
+    (``benchmarks/sim_world.py``) sets its own rate, the provider keeps the default.
+    """
     _check(model, width, height)
     brief = read_brief(prompt, negative_prompt)
-    layout_key = _digest(prompt, negative_prompt, seed)
-    texture_key = _digest(prompt, negative_prompt, seed, width, height, model)
+    # Keyed by the colours read, never by the text: a phrase without a colour changes nothing.
+    layout_key = _digest(brief.palette, brief.negatives, seed)
+    texture_key = _digest(brief.palette, brief.negatives, seed, width, height, model)
     w, h = width, height
     if model == "draft":
         w, h = math.ceil(width / DRAFT_SCALE), math.ceil(height / DRAFT_SCALE)
-    image = Image.fromarray(_paint(brief, layout_key, texture_key, w, h))
+    image = Image.fromarray(_paint(brief, layout_key, texture_key, w, h, accent_chance))
     if (w, h) != (width, height):
         image = image.resize((width, height), Image.Resampling.BILINEAR)
     info = PngInfo()
@@ -152,7 +138,8 @@ class ProceduralProvider:
         _check(request.model, request.width, request.height)  # fail before taking a thread
         first = request.seed
         if first is None:  # reproducible even when the caller did not pick a seed
-            first = int.from_bytes(hashlib.sha256(request.prompt.encode()).digest()[:4], "big")
+            brief = read_brief(request.prompt, request.negative_prompt)
+            first = int.from_bytes(_digest(brief.palette, brief.negatives)[:4], "big")
         seeds = [first + i for i in range(request.count)]
         pngs = await asyncio.to_thread(self._render_all, request, seeds)
         request_key = _digest(
@@ -217,7 +204,7 @@ def _rng(key: bytes) -> np.random.Generator:
 
 
 def _paint(
-    brief: Brief, layout_key: bytes, texture_key: bytes, w: int, h: int
+    brief: Brief, layout_key: bytes, texture_key: bytes, w: int, h: int, accent_chance: float
 ) -> npt.NDArray[np.uint8]:
     """Compose at ``w``×``h``: label regions by area share, then colour, shade, grain, expose."""
     palette_rng, layout_rng, accent_rng = (
@@ -228,8 +215,8 @@ def _paint(
     side = min(w, h)  # coordinates in short-side units keep the layout resolution-independent
     xs = ((np.arange(w, dtype=np.float32) + 0.5) / side).astype(np.float32)
     ys = ((np.arange(h, dtype=np.float32) + 0.5) / side).astype(np.float32)
-    field, covered, shade, lowfreq = _compose(layout_rng, xs, ys, brief.density)
-    accent = _accent(accent_rng, xs, ys, palette, brief)
+    field, covered, shade, lowfreq = _compose(layout_rng, xs, ys)
+    accent = _accent(accent_rng, xs, ys, palette, brief, accent_chance)
 
     stride = max(1, side // 256)  # quantiles from a subsample: same answer, far cheaper
     labels, first_cut = _label(field, len(palette), accent[1] if accent else None, stride)
@@ -246,7 +233,6 @@ def _paint(
     offset = np.maximum(shade, 0) * np.float32(255) + (grain - 0.5) * np.float32(2 * GRAIN)
     image *= (1 - np.abs(shade))[..., None]
     image += offset[..., None]
-    _expose(image, brief.exposure, stride)
     np.clip(image, 0, 255, out=image)
     return image.astype(np.uint8)
 
@@ -306,9 +292,7 @@ def _seeded_palette(rng: np.random.Generator, negatives: list[RGB]) -> list[RGB]
     return [max(candidates, key=lambda c: min(colour_distance(c, n) for n in negatives))]
 
 
-def _compose(
-    rng: np.random.Generator, xs: F32, ys: F32, density: Density
-) -> tuple[F32, Mask, F32, F32]:
+def _compose(rng: np.random.Generator, xs: F32, ys: F32) -> tuple[F32, Mask, F32, F32]:
     """A scalar field whose quantiles become colour regions: ramp, noise, blobs, shapes.
 
     Shapes overwrite the field with one value, so after quantile labelling each shape is a
@@ -324,13 +308,12 @@ def _compose(
     lowfreq = _smooth_noise(rng.standard_normal((5, 5)), xs, ys)
     field: F32 = ay[:, None] + ax[None, :] + np.float32(0.15) * lowfreq
 
-    n_blobs = {"minimal": 1, "normal": 2, "busy": 3}[density]
-    for cx, cy, size, amp in rng.random((n_blobs, 4)):
+    for cx, cy, size, amp in rng.random((BLOBS, 4)):
         field += np.float32((amp - 0.5) * 1.2) * _bump(xs, ys, cx, cy, 0.08 + 0.15 * size)
 
     covered = np.zeros((h, w), dtype=bool)
     shade = np.zeros((h, w), dtype=np.float32)
-    low, high, r_min, r_max = SHAPES[density]
+    low, high, r_min, r_max = SHAPES
     count = int(rng.integers(low, high + 1))
     for kind, cx, cy, s1, s2, value, tint, orient in rng.random((count, 8)):
         cx, cy = cx * float(xs[-1]), cy * float(ys[-1])
@@ -389,13 +372,13 @@ def _smooth_noise(grid: npt.NDArray[np.float64], xs: F32, ys: F32) -> F32:
 
 
 def _accent(
-    rng: np.random.Generator, xs: F32, ys: F32, palette: list[RGB], brief: Brief
+    rng: np.random.Generator, xs: F32, ys: F32, palette: list[RGB], brief: Brief, chance: float
 ) -> tuple[RGB, Mask] | None:
-    """Maybe an off-palette region, as a real model's palette misses; never if strict."""
+    """Maybe an off-palette region, as a real model's palette misses (decided by the seed)."""
     roll, share_u = rng.random(2)
     order = rng.permutation(len(ACCENT_COLOURS))
     centres = rng.random((2, 3))
-    if brief.strict or roll >= ACCENT_CHANCE:
+    if roll >= chance:
         return None
     colour = next(
         (
@@ -415,18 +398,3 @@ def _accent(
     stride = max(1, min(len(xs), len(ys)) // 256)
     cut = np.quantile(field[::stride, ::stride], 1 - share)
     return colour, field > cut
-
-
-def _expose(image: F32, exposure: Exposure | None, stride: int) -> None:
-    """Move mean luminance in place: linear, so colours keep their relative tones."""
-    if exposure is None:
-        return
-    mean = float((image[::stride, ::stride] * LUMA).sum(axis=-1).mean())
-    if exposure == "dark" or (exposure == "balanced" and mean > BALANCED[1]):
-        target = min(mean * 0.5, 70.0) if exposure == "dark" else BALANCED[1]
-        image *= np.float32(target / max(mean, 1e-6))
-    elif exposure == "bright" or (exposure == "balanced" and mean < BALANCED[0]):
-        target = max(mean + (255 - mean) * 0.5, 190.0) if exposure == "bright" else BALANCED[0]
-        keep = np.float32((255 - target) / max(255 - mean, 1e-6))
-        image *= keep
-        image += np.float32(255) * (1 - keep)

@@ -255,3 +255,10 @@ class ResilientProvider:
     async def aclose(self) -> None:
         if self._on_close is not None:
             await self._on_close()
+
+
+def circuit_open(provider: ImageProvider) -> bool:
+    """Is ``provider`` behind an open circuit breaker (calls fail fast until it resets)?
+    A half-open breaker lets a probe through, so it does not count."""
+    breaker = getattr(provider, "breaker", None)
+    return isinstance(breaker, CircuitBreaker) and breaker.state == "open"

@@ -7,6 +7,7 @@ of sRGB, so brand hex codes and image pixels meet in the same space without adap
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 import numpy as np
@@ -205,3 +206,12 @@ def dominant_colours(
     order = np.argsort(-counts, kind="stable")
     total = float(len(points))
     return [(centres[i].copy(), float(counts[i]) / total) for i in order if counts[i] > 0]
+
+
+def nearest_delta_e(rgb: tuple[int, int, int], hexes: Sequence[str]) -> float:
+    """ΔE2000 from an sRGB colour to the nearest of ``hexes`` (inf when there are none)."""
+    if not hexes:
+        return float("inf")
+    lab = srgb_to_lab(np.array(rgb, dtype=np.uint8))
+    targets = np.stack([hex_to_lab(h) for h in hexes])
+    return float(delta_e_2000(lab[None, :], targets).min())

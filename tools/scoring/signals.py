@@ -59,7 +59,12 @@ GrayArray = npt.NDArray[np.uint8] | npt.NDArray[np.floating]
 
 
 def palette_adherence(
-    rgb: RGBArray, brand: BrandKit, policy: PalettePolicy | None = None
+    rgb: RGBArray,
+    brand: BrandKit,
+    policy: PalettePolicy | None = None,
+    *,
+    accents: Sequence[str] = (),
+    accent_max_share: float = 0.25,
 ) -> Signal:
     """How close the image's dominant colours sit to the brand palette (CIEDE2000).
 
@@ -67,10 +72,15 @@ def palette_adherence(
     colour; ``value = clip(1 - raw / delta_e_scale, 0, 1)``. A forbidden brand colour covering
     more than ``forbidden_max_coverage`` of the pixels fails the signal whatever the mean, and
     scales the value down by the forbidden share so the composite feels it too.
+
+    ``accents`` (``#rrggbb``) are colours a brief asked for that the run accepted as accents
+    (the ``adapt`` conflict policy): they count as on-palette, but if the dominant colours
+    nearest to them cover more than ``accent_max_share`` the brand palette is no longer
+    dominant and the signal fails.
     """
     pol = policy or _default_policy().palette
     small = downsample(rgb, PALETTE_SIDE)
-    palette_lab = np.stack([hex_to_lab(c.hex) for c in brand.palette])
+    palette_lab = np.stack([hex_to_lab(c) for c in [*(c.hex for c in brand.palette), *accents]])
     k = max(pol.clusters, min(len(brand.palette) + 1, 16))
     dominant = dominant_colours(small, k, side=PALETTE_SIDE)
     centres = np.stack([lab for lab, _ in dominant])
@@ -87,8 +97,9 @@ def palette_adherence(
 
     value = float(np.clip(1.0 - mean_de / pol.delta_e_scale, 0.0, 1.0))
     # The brand colour the largest share of the picture leans on, to name in the explanation.
-    share_by_colour = np.bincount(nearest, weights=coverage, minlength=len(brand.palette))
-    lead = brand.palette[int(share_by_colour.argmax())]
+    share_by_colour = np.bincount(nearest, weights=coverage, minlength=len(palette_lab))
+    accent_share = float(share_by_colour[len(brand.palette) :].sum())
+    lead = brand.palette[int(share_by_colour[: len(brand.palette)].argmax())]
     lead_name = f" {lead.name}" if lead.name else ""
     explanation = (
         f"dominant colours are {mean_de:.1f} ΔE from the brand palette "
@@ -101,6 +112,12 @@ def palette_adherence(
         explanation += (
             f"; most off-palette: {lab_to_hex(centres[worst])} covering {coverage[worst]:.0%}"
         )
+
+    if accents:
+        explanation += f"; brief accents cover {accent_share:.0%} (at most {accent_max_share:.0%})"
+        if accent_share > accent_max_share:
+            passed = False
+            explanation += ": the brand palette is not dominant"
 
     forbidden_hex, forbidden_share = _forbidden_coverage(pixels, brand, pol)
     if forbidden_share > pol.forbidden_max_coverage:
@@ -287,6 +304,8 @@ def analyse_image(
     references: Sequence[npt.NDArray[np.float32]] = (),
     prompt: str | None = None,
     aligner: AlignmentScorer | None = None,
+    accents: Sequence[str] = (),
+    accent_max_share: float = 0.25,
 ) -> ImageAnalysis:
     """Decode an image once and compute every per-image signal from its pixels.
 
@@ -319,7 +338,13 @@ def analyse_image(
     palette_rgb = downsample(work_rgb, PALETTE_SIDE)
 
     signals = {
-        "palette": palette_adherence(palette_rgb, brand, policy.palette),
+        "palette": palette_adherence(
+            palette_rgb,
+            brand,
+            policy.palette,
+            accents=accents,
+            accent_max_share=accent_max_share,
+        ),
         "sharpness": sharpness(gray, policy.sharpness),
         "exposure": exposure(gray, policy.exposure),
         "contrast": contrast(gray, policy.contrast),

@@ -1,0 +1,113 @@
+"""The stopping rule: before a round is bought, is it still worth buying?
+
+P(accept) for the next round is the bandit's posterior mean for the best arm (per dollar),
+times the lowest fix rate among the repairs now applied (this brand's record in
+``repair_outcomes``, smoothed towards ``REPAIR_PRIOR``; the lowest, not the product, because
+one defect often fails several signals at once), halved for each time that repair already
+failed on that signal in this run. The expected cost per accepted image is
+the arm's price over that chance. When it passes the cap - ``stop_cost_multiple`` times the
+brand's running median cost per accepted image (at cold start: times the best price over
+catalog quality baseline among the models) - the run stops with ``stop_unpromising`` and the numbers as its reason.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from brandloop.agent.repairs import FixRate, rate_for
+from brandloop.agent.state import Repair
+from brandloop.registry.models import RunRow
+
+#: What a repair nobody has judged yet is assumed to fix, worth two observations.
+REPAIR_PRIOR = 0.7
+#: How many of the brand's latest runs with an accepted image make its running median.
+MEDIAN_WINDOW = 50
+
+
+def median_cost_per_image(session: Session, *, tenant: str, brand_id: str) -> float | None:
+    """The median cost per accepted image over the brand's latest paid runs that accepted one."""
+    rows = session.execute(
+        select(RunRow.cost_usd, RunRow.accepted_count)
+        .where(RunRow.tenant == tenant, RunRow.brand_id == brand_id, RunRow.accepted_count > 0)
+        .where(RunRow.cost_usd > 0)  # a run served from the cache says nothing about prices
+        .order_by(RunRow.created_at.desc())
+        .limit(MEDIAN_WINDOW)
+    ).all()
+    values = [cost / count for cost, count in rows if count]
+    return statistics.median(values) if values else None
+
+
+@dataclass(frozen=True)
+class Outlook:
+    """The next round as the stopping rule sees it."""
+
+    model: str
+    p_accept: float
+    price: float
+    cap: float
+    cap_source: str
+    factors: dict[str, float]
+
+    @property
+    def expected_cost(self) -> float:
+        return self.price / max(self.p_accept, 1e-6)
+
+    @property
+    def unpromising(self) -> bool:
+        return self.expected_cost > self.cap
+
+    def explain(self) -> str:
+        parts = ", ".join(f"{name} ×{value:.2f}" for name, value in self.factors.items())
+        return (
+            f"P(accept) for the next round on {self.model} is {self.p_accept:.2f}"
+            + (f" (posterior mean adjusted by {parts})" if parts else "")
+            + f": expected ${self.expected_cost:.3f} per accepted image, above the cap of "
+            f"${self.cap:.3f} ({self.cap_source})"
+        )
+
+
+def outlook(
+    *,
+    model: str,
+    posterior_mean: float,
+    price: float,
+    pending: Sequence[Repair],
+    history: Sequence[Repair],
+    rates: Sequence[FixRate],
+    cap: float,
+    cap_source: str,
+) -> Outlook:
+    """P(accept) and expected cost of the next round on ``model``.
+
+    ``pending``: the repairs decided for this round (not judged yet); ``history``: every repair
+    of the run so far, judged ones included.
+    """
+    factors: dict[str, float] = {}
+    for repair in pending:
+        rate = rate_for(rates, action=repair["action"], signal=repair["signal"]).smoothed(
+            REPAIR_PRIOR
+        )
+        failures = sum(
+            1
+            for r in history
+            if r["fixed"] is False
+            and r["action"] == repair["action"]
+            and r["signal"] == repair["signal"]
+        )
+        factor = rate * 0.5**failures
+        factors[f"{repair['action']} on {repair['signal']}"] = factor
+    weakest = min(factors.items(), key=lambda item: item[1]) if factors else None
+    p = posterior_mean * (weakest[1] if weakest else 1.0)
+    return Outlook(
+        model=model,
+        p_accept=p,
+        price=price,
+        cap=cap,
+        cap_source=cap_source,
+        factors=dict([weakest]) if weakest else {},
+    )

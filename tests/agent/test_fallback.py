@@ -1,0 +1,233 @@
+"""Fallback across providers, open breakers, the provider allow-list, exit code 5, and the
+preview renderer that is never a silent substitute."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from brandloop.agent.runner import (
+    brand_run_policy,
+    catalog_models,
+    model_ladder,
+    run_generation,
+)
+from brandloop.api.cli import main
+from brandloop.domain import GenerationRequest, ModelSpec
+from brandloop.providers import ImageRequest, ImageResult
+from brandloop.registry.db import Database
+from brandloop.settings import Settings, get_settings
+from brandloop.tools.providers.openai import OpenAIImagesProvider
+from brandloop.tools.providers.procedural import ProceduralProvider
+from brandloop.tools.providers.resilience import ProviderLimits, ResilientProvider
+from tests.agent.helpers import ROOT, add_acme, allow
+from tests.fakes.provider_server import FakeImagesApp, serve
+
+KEY = "sk-test-fallback-0001"
+FAST = ProviderLimits(
+    max_attempts=2, backoff_initial_s=0.001, backoff_max_s=0.001, breaker_failures=2
+)
+
+
+class Backup:
+    """A second provider (the procedural renderer under another name) that keeps a ledger."""
+
+    name = "backup"
+
+    def __init__(self) -> None:
+        self.inner = ProceduralProvider()
+        self.calls: list[ImageRequest] = []
+
+    async def generate(self, request: ImageRequest) -> ImageResult:
+        self.calls.append(request)
+        return await self.inner.generate(request.model_copy(update={"model": "studio"}))
+
+
+def _down_openai(calls: list[str]) -> ResilientProvider:
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(json.loads(request.content)["model"])
+        return httpx.Response(503, json={"error": {"message": "overloaded", "type": "server"}})
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    return ResilientProvider(
+        OpenAIImagesProvider(client, api_key=KEY, base_url="http://openai.test/v1", models=SPECS),
+        FAST,
+    )
+
+
+SPECS = [
+    ModelSpec(
+        id="openai/img-a", provider="openai", model="img-a", tier="draft",
+        price_per_image_usd=0.01, quality_baseline=0.9, supports_seed=False,
+    ),
+    ModelSpec(
+        id="openai/img-b", provider="openai", model="img-b", tier="premium",
+        price_per_image_usd=0.05, quality_baseline=0.9, supports_seed=False,
+    ),
+    ModelSpec(
+        id="backup/studio", provider="backup", model="studio", tier="standard",
+        price_per_image_usd=0.03, quality_baseline=0.6,
+    ),
+]  # fmt: skip
+
+
+def _request(brand: str) -> GenerationRequest:
+    return GenerationRequest(
+        brief="a teal coffee cup on a cream table", brand=brand, size="256x256", seed=3,
+        budget_usd=0.5,
+    )  # fmt: skip
+
+
+async def test_an_open_breaker_sends_the_next_round_to_another_provider(
+    settings: Settings, db: Database
+):
+    brand = add_acme(settings, db)
+    openai_calls: list[str] = []
+    backup = Backup()
+    result = await run_generation(
+        _request(brand),
+        settings=settings,
+        db=db,
+        providers={"openai": _down_openai(openai_calls), "backup": backup},
+        models=SPECS,
+        use_memory=False,
+        image_moderator=allow,
+    )
+    # round 1: the cheapest, best-rated model, two tries (503 twice), which opens the breaker;
+    # then not another call to openai - neither img-a (excluded) nor img-b (breaker open)
+    assert openai_calls == ["img-a", "img-a"]
+    assert backup.calls, "the backup provider took over"
+    actions = [d.action for d in result.decisions]
+    assert "fallback_model" in actions
+    replans = [d.reason for d in result.decisions if d.action == "replan"]
+    assert replans and "skipping unavailable provider(s): openai" in replans[0]
+    assert result.status in ("succeeded", "failed")
+    assert all(image.model == "backup/studio" for image in result.images)
+
+
+async def test_no_usable_provider_fails_naming_each_provider_and_its_error(
+    settings: Settings, db: Database
+):
+    brand = add_acme(settings, db)
+    openai_calls: list[str] = []
+    result = await run_generation(
+        _request(brand),
+        settings=settings,
+        db=db,
+        providers={"openai": _down_openai(openai_calls)},
+        models=SPECS[:2],
+        use_memory=False,
+        image_moderator=allow,
+    )
+    assert result.status == "failed" and result.stop_cause == "providers_unavailable"
+    assert result.reason == "no usable provider: openai: 503 ×2, breaker open", result.reason
+    assert result.decisions[-1].action == "stop_providers_unavailable"
+    assert openai_calls == ["img-a", "img-a"], "never a call to a known-down provider"
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(list(argv))
+    captured = capsys.readouterr()
+    return int(exc.value.code or 0), captured.out, captured.err
+
+
+@pytest.fixture
+def down_server(monkeypatch: pytest.MonkeyPatch):
+    app = FakeImagesApp(api_key=KEY)
+    app.faults.extend(["503"] * 40)
+    with serve(app) as base_url:
+        monkeypatch.setenv("BRANDLOOP_OPENAI_API_KEY", KEY)
+        monkeypatch.setenv("BRANDLOOP_OPENAI_BASE_URL", base_url)
+        monkeypatch.setenv("BRANDLOOP_PROVIDER_MAX_ATTEMPTS", "2")
+        monkeypatch.setenv("BRANDLOOP_PROVIDER_BACKOFF_INITIAL_S", "0.001")
+        monkeypatch.setenv("BRANDLOOP_PROVIDER_BACKOFF_MAX_S", "0.001")
+        monkeypatch.setenv("BRANDLOOP_PROVIDER_BREAKER_FAILURES", "2")
+        get_settings.cache_clear()
+        yield app
+    get_settings.cache_clear()
+
+
+def test_exit_code_5_when_the_only_provider_is_down(
+    capsys: pytest.CaptureFixture[str], settings: Settings, db: Database, down_server: FakeImagesApp,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    code, out, err = run_cli(
+        capsys, "generate", "a teal coffee cup", "--brand",
+        str(ROOT / "examples/brands/acme-coffee.yaml"), "--size", "1024x1024", "--json",
+        "--out", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert code == 5, (out, err)
+    result = json.loads(out)
+    assert result["status"] == "failed" and result["stop_cause"] == "providers_unavailable"
+    assert result["reason"].startswith("no usable provider: openai: 503 ×")
+    assert "breaker open" in result["reason"]
+    assert result["images"] == []
+    # the preview renderer was not silently used instead of the provider the user configured
+    assert all("procedural" not in d["reason"] for d in result["decisions"] if d["node"] == "plan")
+    models = {r["body"].get("model") for r in down_server.requests}
+    assert models <= {"gpt-image-1-mini", "gpt-image-1"}
+
+
+def test_the_preview_renderer_is_left_out_when_a_real_provider_is_configured(
+    settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_acme(settings, db)
+    request = GenerationRequest(brief="a cup", brand="Acme Coffee")
+
+    def ladder(config: Settings, wanted: GenerationRequest) -> list[ModelSpec]:
+        policy = brand_run_policy(config, db, wanted)
+        return model_ladder(config, catalog_models(db, config), wanted, policy)
+
+    assert {m.provider for m in ladder(settings, request)} == {"procedural"}
+    configured = settings.model_copy(update={"openai_api_key": KEY})
+    providers = {m.provider for m in ladder(configured, request)}
+    assert providers == {"openai"}
+    allowed = request.model_copy(update={"allow_preview": True})
+    providers = {m.provider for m in ladder(configured, allowed)}
+    assert providers == {"openai", "procedural"}
+    only = request.model_copy(update={"providers": ["procedural"]})
+    providers = {m.provider for m in ladder(configured, only)}
+    assert providers == {"procedural"}
+    folder = settings.data_dir / "policies"
+    folder.mkdir(parents=True)
+    (folder / "acme-coffee.yaml").write_text("allow_preview: true\n")
+    providers = {m.provider for m in ladder(configured, request)}
+    assert providers == {"openai", "procedural"}
+    (folder / "acme-coffee.yaml").write_text("providers: [procedural]\n")
+    providers = {m.provider for m in ladder(configured, request)}
+    assert providers == {"procedural"}
+
+
+def test_the_allow_list_keeps_a_run_on_the_providers_named(
+    capsys: pytest.CaptureFixture[str], settings: Settings, db: Database, down_server: FakeImagesApp,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    kit = str(ROOT / "examples/brands/acme-coffee.yaml")
+    code, out, err = run_cli(
+        capsys, "generate", "a teal coffee cup", "--brand", kit, "--size", "256x256",
+        "--providers", "procedural", "--json", "--out", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert code in (0, 4), err
+    assert down_server.requests == [], "openai was configured but left out by --providers"
+    result = json.loads(out)
+    assert all(image["preview"] is True for image in result["images"])
+    receipt = json.loads((tmp_path / "out" / "receipt.json").read_text())
+    assert all(r["preview"] is True for r in receipt["receipts"])
+    for bad, message in (
+        ("stability", "not configured"),
+        ("Open AI", "not a provider name"),
+        ("", "providers is empty"),
+    ):
+        code, out, err = run_cli(
+            capsys, "generate", "a cup", "--brand", kit, "--providers", bad,
+        )  # fmt: skip
+        assert code == 2 and message in err and err.count("\n") == 1, (bad, err)
+    code, out, err = run_cli(
+        capsys, "generate", "a cup", "--brand", kit, "--providers", "procedural",
+        "--model", "openai/gpt-image-1",
+    )  # fmt: skip
+    assert code == 2 and "allow-list leaves out" in err

@@ -1,0 +1,90 @@
+"""Repeat work is free: an identical request replays its accepted images from the cache at $0,
+with memory on; a similar one starts from the arm and seeds that were accepted."""
+
+from __future__ import annotations
+
+from brandloop.agent.runner import run_generation
+from brandloop.domain import GenerationRequest
+from brandloop.registry import crud
+from brandloop.registry.db import Database
+from brandloop.settings import Settings
+from tests.agent.helpers import CountingProvider, add_acme, allow
+
+
+def _request(brand: str, **extra: object) -> GenerationRequest:
+    fields: dict[str, object] = {
+        "brief": "a teal coffee cup on a cream table by the window",
+        "brand": brand,
+        "size": "256x256",
+        "seed": 21,
+        "budget_usd": 0.5,
+    }
+    fields.update(extra)
+    return GenerationRequest(**fields)  # type: ignore[arg-type]
+
+
+async def test_an_identical_request_costs_nothing_the_second_time(
+    settings: Settings, db: Database
+) -> None:
+    brand = add_acme(settings, db)
+    provider = CountingProvider()
+    first = await run_generation(
+        _request(brand), settings=settings, db=db, providers={"procedural": provider},
+        image_moderator=allow,
+    )  # fmt: skip
+    assert first.status == "succeeded" and first.cost_usd > 0
+    paid = len(provider.calls)
+    # memory is on: the first run left style notes and seeds that would change a new prompt
+    second = await run_generation(
+        _request(brand), settings=settings, db=db, providers={"procedural": provider},
+        image_moderator=allow,
+    )  # fmt: skip
+    assert len(provider.calls) == paid, "no provider call for a repeat"
+    assert second.status == "succeeded" and second.cost_usd == 0
+    assert [(i.model, i.seed, i.prompt) for i in second.images] == [
+        (i.model, i.seed, i.prompt) for i in first.images
+    ]
+    assert all(image.cache_hit for image in second.images)
+    assert "served from the cache at $0" in second.reason
+    replay = [d for d in second.decisions if d.action == "replay_cache"]
+    assert replay and first.run_id in replay[0].reason
+    with db.session() as session:
+        rows = crud.list_attempts(session, run_id=second.run_id)
+    assert rows and all(r.cache_hit and r.cost_usd == 0 for r in rows)
+
+
+async def test_a_request_that_differs_is_not_replayed(settings: Settings, db: Database) -> None:
+    brand = add_acme(settings, db)
+    provider = CountingProvider()
+    await run_generation(
+        _request(brand), settings=settings, db=db, providers={"procedural": provider},
+        image_moderator=allow,
+    )  # fmt: skip
+    for change in ({"seed": 22}, {"size": "320x192"}, {"count": 2}, {"seed": None}):
+        other = await run_generation(
+            _request(brand, **change), settings=settings, db=db, providers={"procedural": provider},
+            image_moderator=allow, use_memory=False,
+        )  # fmt: skip
+        assert not any(d.action == "replay_cache" for d in other.decisions), change
+
+
+async def test_a_similar_request_starts_from_the_accepted_arm_and_seed(
+    settings: Settings, db: Database
+) -> None:
+    brand = add_acme(settings, db)
+    provider = CountingProvider()
+    first = await run_generation(
+        _request(brand), settings=settings, db=db, providers={"procedural": provider},
+        image_moderator=allow,
+    )  # fmt: skip
+    assert first.images
+    accepted = first.images[0]
+    provider.calls.clear()
+    similar = await run_generation(
+        _request(brand, brief="a teal coffee cup on a cream table by the door", seed=99),
+        settings=settings, db=db, providers={"procedural": provider}, image_moderator=allow,
+    )  # fmt: skip
+    opening = provider.calls[0]
+    assert f"procedural/{opening.model}" == accepted.model, "not the tier that failed before"
+    assert opening.seed == accepted.seed
+    assert similar.status == "succeeded"
