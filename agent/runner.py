@@ -36,7 +36,6 @@ from brandloop.policies.brand_policy import (
 )
 from brandloop.policies.catalog import (
     CATALOG_PATH,
-    PREVIEW_PROVIDER,
     TIER_ORDER,
     allowed_providers,
     catalog_path,
@@ -45,7 +44,7 @@ from brandloop.policies.catalog import (
     plannable,
 )
 from brandloop.policies.scoring import ScoringPolicy
-from brandloop.providers import ImageProvider
+from brandloop.providers import PREVIEW_PROVIDER, ImageProvider
 from brandloop.registry import crud
 from brandloop.registry.db import Database
 from brandloop.registry.models_agent import ReviewDecisionRow

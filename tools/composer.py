@@ -134,6 +134,11 @@ def compose(
     return prompt, negative
 
 
+def leads_with_palette(prompt: str) -> bool:
+    """Does the prompt put the brand palette first (strong emphasis or adapted accents)?"""
+    return prompt.startswith(("strict palette:", "mostly the brand colours"))
+
+
 def accent_clause(brand: BrandKit, accents: Sequence[str]) -> str:
     """The brand palette first (the earlier a colour, the more of the image it gets), then
     the brief's own colours as accents."""

@@ -46,7 +46,8 @@ def eligible_models(
     """The models the diagnosis still allows, and notes on what was left out and why.
 
     Never a model the run excluded, nor one whose provider is missing or behind an open
-    circuit breaker. The diagnosis' floor (a soft model's tier) applies while something at or
+    circuit breaker. A template's ``model_hints`` narrow the choice to the hinted models when
+    any of them is usable. The diagnosis' floor (a soft model's tier) applies while something at or
     above it is usable; past that every usable model of any tier counts. Empty when no
     provider can be called: the planner then ends the run as providers unavailable.
     """
@@ -63,6 +64,11 @@ def eligible_models(
     if down:
         notes.append(f"skipping unavailable provider(s): {', '.join(down)}")
     usable = [m for m in ctx.models if m.id not in excluded and m.provider not in down]
+    hints = state["template"].model_hints
+    hinted = [m for m in usable if m.id in hints]
+    if hints and hinted and len(hinted) < len(usable):
+        notes.append(f"template {state['template'].ref} hints {', '.join(m.id for m in hinted)}")
+        usable = hinted
     models = [m for m in ctx.models[floor:] if m in usable] or usable
     target = ctx.policy.latency_target_s
     if target is not None:

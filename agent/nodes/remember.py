@@ -12,6 +12,7 @@ from PIL import Image
 
 from brandloop.agent.context import RunContext
 from brandloop.agent.state import RunState
+from brandloop.tools.composer import leads_with_palette
 from brandloop.tools.scoring.colour import dominant_colours, lab_to_hex
 from brandloop.tools.scoring.similarity import descriptor_of
 
@@ -35,7 +36,7 @@ async def remember(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
         seed = (
             attempt.seed_returned if attempt.seed_returned is not None else attempt.candidate.seed
         )
-        emphasis = "strong" if attempt.candidate.prompt.startswith("strict palette") else "normal"
+        emphasis = "strong" if leads_with_palette(attempt.candidate.prompt) else "normal"
         ctx.memory.remember_prompt(
             tenant=ctx.tenant,
             brand=brand,

@@ -123,8 +123,12 @@ async def test_the_planner_moves_to_the_arm_the_registry_says_works(
         stats = arm_stats(session, brand_id=brand_id, template_ref="brand-hero@1")
     assert stats["procedural/studio"].successes >= 30
     warm = CountingProvider()
-    second = await run_generation(
-        request, settings=settings, db=db, providers={"procedural": warm}, use_memory=False
+    second = await run_generation(  # another seed: an identical request would be a replay
+        request.model_copy(update={"seed": 8}),
+        settings=settings,
+        db=db,
+        providers={"procedural": warm},
+        use_memory=False,
     )
     plan = next(d for d in second.decisions if d.action == "plan")
     assert "2× procedural/studio" in plan.reason, plan.reason

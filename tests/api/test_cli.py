@@ -91,7 +91,7 @@ def test_generate_json_then_runs_show(
     code, out, _ = run_cli(capsys, "runs", "show", doc["run_id"], "--json")
     trace = json.loads(out)
     assert code == 0 and trace["run"]["run_id"] == doc["run_id"]
-    assert [e["node"] for e in trace["events"]][:2] == ["intake", "recall"]
+    assert [e["node"] for e in trace["events"]][:3] == ["intake", "preflight", "recall"]
     assert trace["attempts"][0]["prompt"] and trace["attempts"][0]["seed_requested"] is not None
 
     code, out, _ = run_cli(capsys, "runs", "show", image["sha256"])
