@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Query, Request, Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from brandloop.agent.templates import ensure_shipped_templates
 from brandloop.api.deps import SessionDep
@@ -30,13 +32,42 @@ from brandloop.api.studio.web import (
     see_other,
 )
 from brandloop.errors import BadInputError
+from brandloop.registry.models import AttemptRow, RunRow
 from brandloop.templates.governance import labels as template_labels
-from brandloop.templates.governance import list_templates, parse_label_spec, side_by_side
-from brandloop.templates.stats import template_stats
+from brandloop.templates.governance import list_templates, parse_label_spec, side_by_side, versions
+from brandloop.templates.stats import VersionStats, template_stats
 
 router = APIRouter(route_class=StudioRoute, include_in_schema=False)
 Name = Annotated[str, Form(pattern=r"^[a-z0-9][a-z0-9_.-]{0,119}$")]
 Version = Annotated[int, Form(ge=1, le=100_000)]
+
+
+_stats: dict[tuple[str, str, str], tuple[tuple[object, ...], list[VersionStats]]] = {}
+
+
+def cached_stats(session: Session, *, tenant: str, name: str) -> list[VersionStats]:
+    """``template_stats``, recomputed only when the template's attempts, versions or labels
+    change (a cheap aggregate says whether they did): the stats read every attempt's scores."""
+    template = _template(session, tenant, name)
+    attempts = session.execute(
+        select(func.count(), func.max(AttemptRow.created_at))
+        .join(RunRow, RunRow.id == AttemptRow.run_id)
+        .where(RunRow.tenant == tenant, AttemptRow.template_ref.like(f"{name}@%"))
+    ).one()
+    fingerprint = (
+        tuple(attempts),
+        tuple((v.version, v.status) for v in versions(session, template=template)),
+        tuple((lab.label, str(lab.weights)) for lab in template_labels(session, template=template)),
+    )
+    key = (repr(session.get_bind()), tenant, name)
+    hit = _stats.get(key)
+    if hit is not None and hit[0] == fingerprint:
+        return hit[1]
+    stats = template_stats(session, tenant=tenant, name=name)
+    if len(_stats) > 1000:
+        _stats.clear()
+    _stats[key] = (fingerprint, stats)
+    return stats
 
 
 @router.get("/templates")
@@ -68,7 +99,7 @@ async def template_page(
         "title": f"Template {name}",
         "template": public,
         "labels": labels,
-        "stats": {s.version: s for s in template_stats(session, tenant=user.tenant, name=name)},
+        "stats": {s.version: s for s in cached_stats(session, tenant=user.tenant, name=name)},
         "diff": diff,
         "a": a if a is not None else (numbers[-2] if len(numbers) > 1 else numbers[-1]),
         "b": b if b is not None else numbers[-1],

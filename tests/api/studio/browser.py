@@ -76,7 +76,10 @@ class Site:
     def key(self, tenant: str, role: str) -> str:
         if (tenant, role) not in self.keys:
             made = json.loads(
-                brandloop(self.env, "keys", "create", "--tenant", tenant, "--role", role, "--json")
+                brandloop(
+                    self.env, "keys", "create", "--tenant", tenant, "--role", role,
+                    "--principal", f"{tenant}-{role}-bot", "--json",
+                )
             )
             self.keys[tenant, role] = made["key"]
         return self.keys[tenant, role]
