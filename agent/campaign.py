@@ -6,6 +6,7 @@ the report gives per-asset results and how consistent the whole set looks.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -26,6 +27,8 @@ from brandloop.policies.brandkit import load_brand_kit
 from brandloop.registry import crud
 from brandloop.registry.db import Database
 from brandloop.settings import Settings
+
+log = logging.getLogger(__name__)
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,79}$")
 
@@ -158,6 +161,7 @@ async def run_campaign(
                 campaign_id=campaign_id,
                 tenant=tenant,
             )
+            log.info("campaign asset", extra={"campaign_id": campaign_id, "asset": asset.id})
             result: RunResult = await run_generation(
                 request,
                 settings=settings,
@@ -184,7 +188,8 @@ async def run_campaign(
                 on_asset(row)
     with db.session() as session:
         brand_row = crud.get_brand(session, tenant=tenant, ref=brand)
-        assert brand_row is not None
+        if brand_row is None:
+            raise NotFoundError(f"brand {brand!r} was removed during the campaign")
         kit = crud.brand_kit(brand_row)
     spread = consistency(accepted_images, kit)
     return CampaignReport(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,6 +14,8 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 import brandloop.domain as domain
+
+log = logging.getLogger(__name__)
 
 _STATE_TYPES = [
     "GenerationRequest",
@@ -137,6 +140,7 @@ async def _setup_once(saver: BaseCheckpointSaver[str], conninfo: str) -> None:
             await asyncio.sleep(0.05)
         try:
             await saver.setup()  # type: ignore[attr-defined]
+            log.info("postgres checkpoint tables ready")
         finally:
             await lock.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK_KEY,))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,8 @@ from brandloop.policies.scoring import ScoringPolicy
 from brandloop.providers import ImageProvider
 from brandloop.registry.crud import add_event
 from brandloop.registry.db import Database
+
+log = logging.getLogger(__name__)
 
 EventSink = Callable[[str, str, dict[str, Any]], None]
 ImageModerator = Callable[[bytes], ModerationVerdict]
@@ -58,8 +61,16 @@ class RunContext:
         raise KeyError(model_id)
 
     def emit(self, run_id: str, node: str, kind: str, payload: dict[str, Any]) -> None:
-        """Append an event to the run's trace and tell whoever is watching."""
+        """Append an event to the run's trace, log it, and tell whoever is watching."""
         with self.db.session() as session:
             add_event(session, run_id=run_id, node=node, kind=kind, payload=payload)
+        ids = {"run_id": run_id, "node": node, "kind": kind}
+        if kind == "decision":  # the why of the run at INFO, provider calls too; the rest DEBUG
+            log.info("%s: %s", payload.get("action"), payload.get("reason"), extra=ids)
+        elif kind == "provider_call":
+            outcome = payload.get("error") or f"${payload.get('cost_usd', 0.0):.4f}"
+            log.info("provider call %s: %s", payload.get("model"), outcome, extra=ids)
+        else:
+            log.debug("%s %s", node, kind, extra=ids)
         if self.on_event is not None:
             self.on_event(node, kind, payload)

@@ -6,6 +6,7 @@ This is the one entry point the CLI, the API and the eval harness call.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import time
 import uuid
@@ -27,6 +28,7 @@ from brandloop.agent.writer import PromptWriter, build_writer
 from brandloop.artifacts import ArtifactStore
 from brandloop.domain import GenerationRequest, ModelSpec, RunResult
 from brandloop.errors import BadInputError, NotFoundError
+from brandloop.logs import bound
 from brandloop.memory.store import BrandMemory
 from brandloop.policies.agent import AgentPolicy, load_agent_policy
 from brandloop.policies.brand_policy import (
@@ -141,6 +143,7 @@ def check_request(db: Database, request: GenerationRequest) -> None:
 
 _memory_cache: dict[str, BrandMemory] = {}
 PLUGINS_ENV = "BRANDLOOP_PROVIDER_PLUGINS"
+log = logging.getLogger(__name__)
 
 
 def open_memory(settings: Settings) -> BrandMemory:
@@ -250,6 +253,19 @@ def build_context(
     )
 
 
+def _log_result(result: RunResult) -> RunResult:
+    log.info(
+        "run settled",
+        extra={
+            "status": result.status,
+            "accepted": len(result.images),
+            "attempts": result.attempts,
+            "cost_usd": result.cost_usd,
+        },
+    )
+    return result
+
+
 def new_run_id() -> str:
     return "run_" + uuid.uuid4().hex[:16]
 
@@ -319,7 +335,8 @@ async def run_generation(
     run_id = run_id or new_run_id()
     with db.session() as session:
         brand = crud.get_brand(session, tenant=request.tenant, ref=request.brand)
-        assert brand is not None
+        if brand is None:  # checked above; removed since
+            raise NotFoundError(f"brand {request.brand!r} was removed while the run started")
         crud.create_run(
             session,
             run_id=run_id,
@@ -332,12 +349,15 @@ async def run_generation(
             thread_id=request.thread_id,
         )
     async with (
+        bound(run_id=run_id),
         providers_closing(ctx.providers, owned=providers is None),
         checkpointer_for(db.url, settings.checkpoints_path) as saver,
     ):
+        log.info("run started", extra={"tenant": request.tenant, "brand": request.brand})
         graph = compile_graph(saver)
         await graph.ainvoke({"run_id": run_id, "request": request}, _config(run_id), context=ctx)
         result = await _settle(graph, db, tenant=request.tenant, run_id=run_id)
+        _log_result(result)
     if timing is not None:
         timing(
             RunTiming(wall_s=time.perf_counter() - started, provider_s=ctx.provider_busy_seconds())
@@ -373,6 +393,7 @@ async def resume_run(
     )
     config = _config(run_id)
     async with (
+        bound(run_id=run_id),
         providers_closing(ctx.providers, owned=providers is None),
         checkpointer_for(db.url, settings.checkpoints_path) as saver,
     ):
@@ -381,13 +402,15 @@ async def resume_run(
         if snapshot.next and "review" in snapshot.next:
             if review is None:
                 return await _settle(graph, db, tenant=tenant, run_id=run_id)
+            log.info("run resumed with a review", extra={"decision": review.get("decision")})
             await graph.ainvoke(Command(resume=review), config, context=ctx)
         else:
+            log.info("run resumed", extra={"from_checkpoint": bool(snapshot.values)})
             start: RunInput | None = (
                 None if snapshot.values else {"run_id": run_id, "request": request}
             )
             await graph.ainvoke(start, config, context=ctx)
-        return await _settle(graph, db, tenant=tenant, run_id=run_id)
+        return _log_result(await _settle(graph, db, tenant=tenant, run_id=run_id))
 
 
 async def review_run(

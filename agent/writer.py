@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any, Literal
 
 from langchain_core.language_models.chat_models import BaseChatModel
@@ -22,9 +23,6 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from brandloop.errors import BadInputError
-
-#: Tests set this to False (tests/conftest.py); building a real chat model then fails loudly.
-ALLOW_MODEL_REQUESTS = True
 
 SYSTEM = (
     "You write prompts for an image model for a brand. You get a base prompt and a brief. "
@@ -138,13 +136,27 @@ def parse_variants(text: str) -> PromptVariants | None:
         return None
 
 
-def build_writer(settings: WriterSettings | None = None) -> PromptWriter | None:
-    """The configured writer, or None when no writer is configured."""
+ChatModelFactory = Callable[[WriterSettings], BaseChatModel]
+
+
+def build_writer(
+    settings: WriterSettings | None = None, *, chat_model: ChatModelFactory | None = None
+) -> PromptWriter | None:
+    """The configured writer, or None when no writer is configured.
+
+    ``chat_model`` makes the chat model from the settings; by default
+    :func:`langchain_chat_model`, the one place brandloop reaches a real model (the test
+    suite puts a refusing stand-in there, so no test can reach one by accident).
+    """
     cfg = settings or WriterSettings()
     if cfg.provider is None:
         return None
-    if not ALLOW_MODEL_REQUESTS:
-        raise RuntimeError("a test tried to build a real chat model; use a fake chat model")
+    return PromptWriter((chat_model or langchain_chat_model)(cfg))
+
+
+def langchain_chat_model(cfg: WriterSettings) -> BaseChatModel:
+    """A real chat model from the optional extras: ``ChatOpenAI`` (any OpenAI-compatible
+    endpoint) or ``ChatOllama``."""
     if not cfg.model:
         raise BadInputError("BRANDLOOP_WRITER_MODEL is required with BRANDLOOP_WRITER_PROVIDER")
     kwargs: dict[str, Any] = {"model": cfg.model, "temperature": cfg.temperature}
@@ -156,10 +168,10 @@ def build_writer(settings: WriterSettings | None = None) -> PromptWriter | None:
 
             if cfg.api_key is not None:
                 kwargs["api_key"] = cfg.api_key
-            return PromptWriter(ChatOpenAI(**kwargs))
+            return ChatOpenAI(**kwargs)  # type: ignore[no-any-return,unused-ignore]
         from langchain_ollama import ChatOllama
 
-        return PromptWriter(ChatOllama(**kwargs))
+        return ChatOllama(**kwargs)  # type: ignore[no-any-return,unused-ignore]
     except ImportError as exc:
         raise BadInputError(
             f"the {cfg.provider} writer needs its extra: pip install 'brandloop[writer-{cfg.provider}]'"

@@ -21,7 +21,7 @@ from brandloop.api.config import ApiSettings, get_api_settings
 from brandloop.api.deps import Service
 from brandloop.api.jobs.queue import JobQueue
 from brandloop.api.jobs.worker import ProvidersFactory, WorkerPool
-from brandloop.api.observability import AccessLog, Metrics, configure_logging, setup_tracing
+from brandloop.api.observability import AccessLog, Metrics, setup_tracing
 from brandloop.api.problems import install_problem_handlers
 from brandloop.api.protection import ServiceMiddleware, TokenBuckets
 from brandloop.api.routers import (
@@ -41,6 +41,7 @@ from brandloop.api.routers import (
     threads,
 )
 from brandloop.api.studio import mount_studio
+from brandloop.logs import configure_logging
 from brandloop.registry.db import Database
 from brandloop.settings import Settings, get_settings
 
@@ -72,7 +73,7 @@ def create_app(
     settings = settings or get_settings()
     api_settings = api_settings or get_api_settings()
     if configure_logs:
-        configure_logging(json_logs=api_settings.log_json)
+        configure_logging(json_logs=api_settings.log_json, background=True)
     # the app's one database; an outdated PostgreSQL schema stops the app here, before serving
     db = database or Database.from_settings(settings)
     try:

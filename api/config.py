@@ -25,7 +25,9 @@ class ApiSettings(BaseSettings):
     max_wait_seconds: float = Field(default=60.0, ge=0)
     cors_origins: list[str] = Field(default_factory=list, description="empty: CORS off")
     otel_exporter: Literal["none", "console", "otlp"] = "none"
-    log_json: bool = True
+    log_json: bool | None = Field(
+        default=None, description="default: JSON unless stderr is a terminal"
+    )
     access_log: bool = Field(default=True, description="one JSON line per request")
     key_cache_seconds: float = Field(default=5.0, ge=0)
     key_cache_entries: int = Field(

@@ -1,20 +1,14 @@
-"""Operations: Prometheus metrics, JSON logs carrying the request id and run id, and optional
-OpenTelemetry spans (off unless ``BRANDLOOP_API_OTEL_EXPORTER`` names an exporter).
+"""Operations: Prometheus metrics, the access log, and optional OpenTelemetry spans (off unless
+``BRANDLOOP_API_OTEL_EXPORTER`` names an exporter). Log lines themselves are ``brandloop.logs``'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
-import copy
 import json
-import logging
-import queue
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextvars import ContextVar
-from logging.handlers import QueueHandler, QueueListener
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
@@ -25,69 +19,6 @@ from sqlalchemy import func, select
 from brandloop.registry.db import Database
 from brandloop.registry.models import AttemptRow, RunRow
 from brandloop.registry.models_service import JobRow
-
-request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
-run_id_var: ContextVar[str | None] = ContextVar("run_id", default=None)
-
-_STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
-
-
-class _StampingQueueHandler(QueueHandler):
-    """Hands records to the logging thread, stamped with the request id and run id of the
-    context they were logged in (context variables do not cross threads)."""
-
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        stamped = copy.copy(record)
-        stamped.msg, stamped.args = record.getMessage(), None
-        stamped.request_id = request_id_var.get()
-        stamped.run_id = run_id_var.get()
-        if record.exc_info and record.exc_info[0] is not None:
-            stamped.error = record.exc_info[0].__name__
-        stamped.exc_info, stamped.exc_text, stamped.stack_info = None, None, None
-        return stamped
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object a line, with the request id and run id of the context it was logged in."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": round(record.created, 3),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-            "request_id": getattr(record, "request_id", None) or request_id_var.get(),
-            "run_id": getattr(record, "run_id", None) or run_id_var.get(),
-        }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_") and key not in entry:
-                entry[key] = value
-        if record.exc_info and record.exc_info[0] is not None:
-            entry["error"] = record.exc_info[0].__name__
-        return json.dumps(entry, default=str)
-
-
-_listener: QueueListener | None = None
-
-
-def configure_logging(*, json_logs: bool, level: int = logging.INFO) -> None:
-    """brandloop's loggers write to stderr from a background thread: the serving loop only
-    stamps and enqueues each record; formatting and writing happen off its path."""
-    global _listener
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter() if json_logs else logging.Formatter("%(levelname)s %(name)s %(message)s")
-    )
-    if _listener is not None:
-        _listener.stop()
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    _listener = QueueListener(records, handler)
-    _listener.start()
-    atexit.register(_listener.stop)
-    root = logging.getLogger("brandloop")
-    root.handlers[:] = [_StampingQueueHandler(records)]
-    root.setLevel(level)
-    root.propagate = False
 
 
 class AccessLog:

@@ -212,17 +212,24 @@ def install_problem_handlers(app: FastAPI) -> None:
     """Make every error, framework or ours, a problem+json answer."""
 
     async def on_api_problem(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, ApiProblem)
+        if not isinstance(exc, ApiProblem):  # registered for ApiProblem only
+            raise exc
         return problem_response(request, exc.status, exc.kind, exc.detail, headers=exc.headers)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
+        if not isinstance(
+            exc, RequestValidationError
+        ):  # registered for RequestValidationError only
+            raise exc
         errors = _safe_errors(exc)
         detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
         return problem_response(request, 422, "validation", detail, errors=errors)
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
+        if not isinstance(
+            exc, StarletteHTTPException
+        ):  # registered for StarletteHTTPException only
+            raise exc
         kind = _STATUS_KINDS.get(
             exc.status_code, "bad-input" if exc.status_code < 500 else "internal"
         )
@@ -231,7 +238,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(request, exc.status_code, kind, detail, headers=headers)
 
     async def on_brandloop(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, BrandloopError)
+        if not isinstance(exc, BrandloopError):  # registered for BrandloopError only
+            raise exc
         status, kind = status_for(exc)
         detail = str(exc) if status < 500 else ""
         if status >= 500:

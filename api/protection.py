@@ -22,8 +22,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from brandloop.api.auth import Principal
 from brandloop.api.jobs import store
-from brandloop.api.observability import AccessLog, Metrics, request_id_var
+from brandloop.api.observability import AccessLog, Metrics
 from brandloop.api.problems import PROBLEM_MEDIA_TYPE, problem_body
+from brandloop.logs import request_id_var
 from brandloop.registry.db import Database
 
 log = logging.getLogger("brandloop.api.access")

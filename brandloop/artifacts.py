@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import struct
 import tempfile
 import zlib
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 RECEIPT_KEY = "brandloop:receipt"
@@ -104,6 +107,7 @@ class ArtifactStore:
         path = self.path_for(digest)
         if not path.exists():
             atomic_write(path, data)
+            log.debug("artifact stored", extra={"sha256": digest, "bytes": len(data)})
         return digest, path
 
     def put(self, png: bytes, receipt: dict[str, Any] | None = None) -> tuple[str, Path]:

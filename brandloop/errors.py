@@ -7,10 +7,15 @@ BrandloopError
 ├── BudgetExhaustedError   exit 4 / HTTP 402: nothing accepted before the money ran out
 ├── ProvidersUnavailableError  exit 5 / HTTP 503: no usable provider (each one down or left out)
 ├── ProviderError          a backend failed (see ``brandloop.tools.providers.errors``)
-└── SchemaOutdatedError    exit 1: the database needs ``brandloop db upgrade`` first
+├── SchemaOutdatedError    exit 1: the database needs ``brandloop db upgrade`` first
+└── InvariantError         exit 1 / HTTP 500: what the code relies on did not hold
 """
 
 from __future__ import annotations
+
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class BrandloopError(Exception):
@@ -52,3 +57,17 @@ class SchemaOutdatedError(BrandloopError):
     """The database's schema is not this release's; the message names the command to run."""
 
     problem_type = "schema-outdated"
+
+
+class InvariantError(BrandloopError):
+    """Something the code relies on did not hold: a bug, or a row removed under a running step.
+
+    Raised where an ``assert`` would vanish under ``python -O``.
+    """
+
+
+def present(value: T | None, what: str) -> T:
+    """``value``, which cannot be None here; if it is, an :class:`InvariantError` naming ``what``."""
+    if value is None:
+        raise InvariantError(f"{what} is missing")
+    return value

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -27,6 +28,8 @@ from brandloop.providers import ImageProvider, ImageRequest
 from brandloop.registry import crud
 from brandloop.registry.db import Database
 from brandloop.settings import Settings
+
+log = logging.getLogger(__name__)
 
 PHASH_IDENTICAL_DISTANCE: Final = 4
 Verdict = Literal["byte-identical", "perceptually-identical", "different", "failed"]
@@ -183,6 +186,10 @@ async def reproduce_run(
                 "hash_distance": distance,
             }
         results.append(base.model_copy(update=update))
+        log.info(
+            "image reproduced",
+            extra={"run_id": run_id, "sha256": receipt.sha256, "verdict": update.get("verdict")},
+        )
     with db.session() as session:
         crud.audit(
             session,

@@ -19,6 +19,7 @@ import asyncio
 import hashlib
 import io
 import json
+import logging
 import re
 import shutil
 import time
@@ -38,7 +39,7 @@ from brandloop.agent.runner import RunTiming, run_generation
 from brandloop.agent.templates import ensure_shipped_templates
 from brandloop.artifacts import ArtifactStore, atomic_write, read_png_text
 from brandloop.domain import GenerationRequest, TemplateVersion
-from brandloop.errors import BadInputError
+from brandloop.errors import BadInputError, present
 from brandloop.evals.evaluators import evaluate_case
 from brandloop.evals.loader import target_fingerprint
 from brandloop.evals.models import (
@@ -57,6 +58,8 @@ from brandloop.registry import crud
 from brandloop.registry.db import Database
 from brandloop.registry.models_agent import RepairOutcomeRow
 from brandloop.settings import Settings
+
+log = logging.getLogger(__name__)
 
 RECEIPT_KEY = "brandloop:receipt"
 THUMB_SIDE = 160
@@ -246,8 +249,7 @@ class EvalRunner:
         )
 
     async def _prepare_tenant(self, db: Database, target: TargetSpec, tenant: str) -> None:
-        assert self._lock is not None
-        async with self._lock:
+        async with present(self._lock, "the runner's lock (made by run())"):
             with db.session() as session:
                 for kit_path in self.suite.brands:
                     crud.upsert_brand(
@@ -284,6 +286,11 @@ class EvalRunner:
                 timing=timings.append,
             )
         except Exception as exc:  # one broken case is a failed case, not a failed run
+            log.warning(
+                "eval case failed",
+                exc_info=True,
+                extra={"target": target.name, "case": case.id, "repeat": k},
+            )
             return base.model_copy(
                 update={
                     "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
@@ -293,6 +300,16 @@ class EvalRunner:
             )
         latency = (time.perf_counter() - started) * 1000
         provider_ms = timings[0].provider_s * 1000 if timings else 0.0
+        log.info(
+            "eval case ran",
+            extra={
+                "run_id": result.run_id,
+                "target": target.name,
+                "case": case.id,
+                "repeat": k,
+                "status": result.status,
+            },
+        )
         record = collect(
             settings,
             db,
@@ -444,8 +461,7 @@ def collect(
     attempts: list[AttemptRecord] = []
     histograms: list[list[float]] = []
     with db.session() as session:
-        run = crud.get_run(session, tenant=tenant, run_id=run_id)
-        assert run is not None
+        run = present(crud.get_run(session, tenant=tenant, run_id=run_id), f"run {run_id}")
         stored_texts = [run.brief, json.dumps(run.request, ensure_ascii=False)]
         receipts: dict[str, dict[str, Any]] = {}
         for image in (run.result or {}).get("images", []):

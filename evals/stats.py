@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from brandloop.errors import present
 from brandloop.evals.models import CaseResult
 
 Verdict = Literal["better", "worse", "no detectable difference"]
@@ -296,15 +297,17 @@ def compare_baseline(
     cases = []
     for case_id in sorted(set(base_metrics) & set(current_metrics)):
         b, c = base_metrics[case_id], current_metrics[case_id]
-        assert b["pass_rate"] is not None and c["pass_rate"] is not None
+        # a pass rate is a mean over at least one repeat, never None
+        before = present(b["pass_rate"], f"{case_id}'s baseline pass rate")
+        after = present(c["pass_rate"], f"{case_id}'s pass rate")
         cases.append(
             CaseRegression(
                 case_id=case_id,
-                baseline_pass_rate=round(b["pass_rate"], 4),
-                current_pass_rate=round(c["pass_rate"], 4),
+                baseline_pass_rate=round(before, 4),
+                current_pass_rate=round(after, 4),
                 baseline_composite=None if b["composite"] is None else round(b["composite"], 4),
                 current_composite=None if c["composite"] is None else round(c["composite"], 4),
-                regressed=c["pass_rate"] < b["pass_rate"] - 1e-9,
+                regressed=after < before - 1e-9,
             )
         )
     significant = any(

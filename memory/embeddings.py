@@ -14,6 +14,7 @@ default embedder, which would try to download a model.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from chromadb.utils.embedding_functions import register_embedding_function
 from tokenizers import Tokenizer
 
 from brandloop.errors import BrandloopError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -151,6 +154,7 @@ def _load(model: _FileSpec, tokenizer: _FileSpec, max_tokens: int) -> _Loaded:
             )
         loaded = _Loaded(session=session, tokenizer=tok, input_names=input_names)
         _CACHE[key] = loaded
+        log.info("embedding model loaded", extra={"model": str(model.path)})
         return loaded
 
 

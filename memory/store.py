@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +35,8 @@ from brandloop.domain import utcnow
 from brandloop.errors import BadInputError, BrandloopError
 from brandloop.memory.embeddings import EmbeddingModelError
 from brandloop.settings import Settings
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "COLLECTION_PREFIX",
@@ -119,11 +122,15 @@ def make_chroma_client(settings: Settings) -> ClientAPI:
     """
     chroma_settings = ChromaSettings(anonymized_telemetry=False)
     if settings.chroma_host:
+        log.info(
+            "chroma server", extra={"host": settings.chroma_host, "port": settings.chroma_port}
+        )
         return chromadb.HttpClient(
             host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings
         )
     path = settings.resolved_chroma_path
     path.mkdir(parents=True, exist_ok=True)
+    log.info("chroma on disk", extra={"path": str(path)})
     return chromadb.PersistentClient(path=path, settings=chroma_settings)
 
 
@@ -228,6 +235,7 @@ class BrandMemory:
         self._writable(tenant, brand, "prompt").upsert(
             ids=[record_id], documents=[text], metadatas=[metadata]
         )
+        log.debug("prompt remembered", extra={"tenant": tenant, "brand": brand, "model": model})
         return record_id
 
     def remember_descriptor(
@@ -342,6 +350,7 @@ class BrandMemory:
             for start in range(0, len(ids), step):
                 collection.delete(ids=ids[start : start + step])
             removed += len(ids)
+        log.info("memory forgotten", extra={"tenant": tenant, "brand": brand, "records": removed})
         return removed
 
     def put_records(
@@ -405,6 +414,10 @@ class BrandMemory:
                 others = self._query(prompts_of, embedding, k, None)
                 prompts += [hit for hit in others if hit.id not in seen][: k - len(prompts)]
         notes = [] if notes_of is None else self._query(notes_of, embedding, k, None)
+        log.debug(
+            "memory recalled",
+            extra={"tenant": tenant, "brand": brand, "prompts": len(prompts), "notes": len(notes)},
+        )
         return prompts + notes
 
     def search(self, *, tenant: str, brand: str, query: str, k: int = 10) -> list[MemoryHit]:

@@ -6,6 +6,7 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -38,8 +39,15 @@ def _no_outside_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def _no_real_chat_models(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Building a real chat model fails the test: tests use langchain-core's fake chat models."""
-    monkeypatch.setattr(brandloop.agent.writer, "ALLOW_MODEL_REQUESTS", False)
+    """Building a real chat model fails the test: tests use langchain-core's fake chat models.
+
+    The stand-in sits at the writer's seam to the outside world (``langchain_chat_model``),
+    not behind a flag in product code."""
+
+    def refuse(_settings: brandloop.agent.writer.WriterSettings) -> NoReturn:
+        raise RuntimeError("a test tried to build a real chat model; use a fake chat model")
+
+    monkeypatch.setattr(brandloop.agent.writer, "langchain_chat_model", refuse)
 
 
 @pytest.fixture

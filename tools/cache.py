@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,8 @@ from sqlalchemy.orm import Session
 from brandloop.domain import Candidate, ModelSpec, utcnow
 from brandloop.registry.models import TemplateRow, TemplateVersionRow
 from brandloop.registry.models_agent import CacheEntryRow
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "RETIRED_TEMPLATE_STATUSES",
@@ -91,6 +94,7 @@ def lookup(
     row.hits += 1
     row.last_hit_at = utcnow()
     session.flush()
+    log.debug("cache hit", extra={"tenant": tenant, "model": spec.id})
     return row
 
 
@@ -147,6 +151,8 @@ def invalidate_stale(session: Session, *, tenant: str, models: Sequence[ModelSpe
         chunk = stale[start : start + 500]
         session.execute(delete(CacheEntryRow).where(CacheEntryRow.key.in_(chunk)))
         removed += len(chunk)
+    if removed:
+        log.info("stale cache entries removed", extra={"tenant": tenant, "entries": removed})
     return removed
 
 

@@ -10,6 +10,7 @@ from brandloop.agent.context import RunContext
 from brandloop.agent.state import RunState
 from brandloop.artifacts import sha256_hex
 from brandloop.domain import AcceptedImage, Attempt, Receipt, RunResult, RunStatus
+from brandloop.errors import present
 from brandloop.policies.drift import load_drift_policy
 from brandloop.providers import PREVIEW_PROVIDER
 from brandloop.registry import crud
@@ -74,11 +75,10 @@ async def finalize(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
     with ctx.db.session() as session:
         for attempt_id in state.get("accepted", []):
             attempt = attempts[attempt_id]
-            assert attempt.artifact_sha256 is not None and attempt.scores is not None
+            raw = present(attempt.artifact_sha256, f"accepted {attempt.id}'s image")
+            scores = present(attempt.scores, f"accepted {attempt.id}'s scores")
             receipt = build_receipt(ctx, run_id, attempt, state.get("redactions", []))
-            data = ctx.artifacts.encode(
-                ctx.artifacts.get(attempt.artifact_sha256), receipt.model_dump(mode="json")
-            )
+            data = ctx.artifacts.encode(ctx.artifacts.get(raw), receipt.model_dump(mode="json"))
             receipt = receipt.model_copy(update={"sha256": sha256_hex(data)})
             sha, path = keep_artifact(
                 session,
@@ -100,8 +100,8 @@ async def finalize(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
                     template=attempt.candidate.template,
                     prompt=attempt.candidate.prompt,
                     negative_prompt=attempt.candidate.negative_prompt,
-                    scores=attempt.scores.values(),
-                    composite=round(attempt.scores.composite, 4),
+                    scores=scores.values(),
+                    composite=round(scores.composite, 4),
                     cost_usd=attempt.cost_usd,
                     width=attempt.candidate.width,
                     height=attempt.candidate.height,

@@ -18,6 +18,7 @@ from brandloop.agent.replay import mark, request_key
 from brandloop.agent.state import RunState
 from brandloop.agent.templates import resolve_template
 from brandloop.domain import Decision, GenerationRequest
+from brandloop.errors import NotFoundError
 from brandloop.registry import crud
 from brandloop.tools.moderation.injection import detect_injection
 from brandloop.tools.moderation.pii import redact, redaction_markers
@@ -50,7 +51,8 @@ async def intake(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
     policy = default_moderation_policy()
     with ctx.db.session() as session:
         brand_row = crud.get_brand(session, tenant=ctx.tenant, ref=request.brand)
-        assert brand_row is not None, "the runner checks the brand before the run starts"
+        if brand_row is None:  # the runner checked it; it was removed since
+            raise NotFoundError(f"brand {request.brand!r} was removed while the run started")
         brand = crud.brand_kit(brand_row)
         template = resolve_template(
             session, tenant=ctx.tenant, ref=request.template, request_id=run_id

@@ -15,6 +15,7 @@ from langgraph.runtime import Runtime
 from brandloop.agent.context import RunContext
 from brandloop.agent.state import RunState
 from brandloop.domain import Attempt
+from brandloop.errors import present
 from brandloop.registry import crud
 from brandloop.tools.moderation.image import UNREADABLE, provider_refusal
 
@@ -37,8 +38,7 @@ async def moderate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
     images = [a for a in batch if a.outcome == "pending" and a.artifact_sha256 is not None]
 
     async def one(attempt: Attempt) -> Attempt:
-        assert attempt.artifact_sha256 is not None
-        data = ctx.artifacts.get(attempt.artifact_sha256)
+        data = ctx.artifacts.get(present(attempt.artifact_sha256, f"{attempt.id}'s image"))
         verdict = await asyncio.to_thread(ctx.image_moderator, data)
         update: dict[str, Any] = {"moderation": verdict}
         if UNREADABLE in verdict.categories:
@@ -50,12 +50,12 @@ async def moderate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
 
     moderated = await asyncio.gather(*(one(a) for a in images))
     for attempt in moderated:
-        assert attempt.moderation is not None
+        moderation = present(attempt.moderation, f"{attempt.id}'s verdict")
         ctx.emit(
             run_id,
             "moderate",
             "moderation",
-            {"attempt": attempt.id, **attempt.moderation.model_dump(mode="json")},
+            {"attempt": attempt.id, **moderation.model_dump(mode="json")},
         )
     if moderated:
         with ctx.db.session() as session:

@@ -19,6 +19,7 @@ from langgraph.runtime import Runtime
 from brandloop.agent.context import RunContext
 from brandloop.agent.state import RunState
 from brandloop.domain import Attempt
+from brandloop.errors import present
 from brandloop.registry import crud
 from brandloop.tools.providers.errors import MalformedResponseError
 from brandloop.tools.scoring.decode import decode_image
@@ -72,8 +73,7 @@ async def score(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]
     accents = state.get("accent_hexes", []) if state.get("emphasis") != "strong" else []
 
     async def one(attempt: Attempt) -> ImageAnalysis | str:
-        assert attempt.artifact_sha256 is not None
-        data = ctx.artifacts.get(attempt.artifact_sha256)
+        data = ctx.artifacts.get(present(attempt.artifact_sha256, f"{attempt.id}'s image"))
         try:
             return await asyncio.to_thread(
                 analyse_image,
@@ -114,19 +114,17 @@ async def score(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]
         for attempt in scored + broken:
             crud.upsert_attempt(session, run_id=state["run_id"], attempt=attempt)
     for attempt in scored:
-        assert attempt.scores is not None
+        scores = present(attempt.scores, f"{attempt.id}'s scores")
         ctx.emit(
             state["run_id"],
             "score",
             "scored",
             {
                 "attempt": attempt.id,
-                "composite": round(attempt.scores.composite, 4),
-                "signals": attempt.scores.values(),
-                "failed": attempt.scores.failed,
-                "explanations": {
-                    name: sig.explanation for name, sig in attempt.scores.signals.items()
-                },
+                "composite": round(scores.composite, 4),
+                "signals": scores.values(),
+                "failed": scores.failed,
+                "explanations": {name: sig.explanation for name, sig in scores.signals.items()},
             },
         )
     for attempt in broken:

@@ -1,14 +1,18 @@
 """The ``brandloop`` command line: one Typer app, one module per command group.
 
 Errors become one line on stderr and an exit code: 2 bad input, 3 refused by policy,
-4 budget exhausted with nothing accepted, 5 no usable provider, 1 internal error.
+4 budget exhausted with nothing accepted, 5 no usable provider, 1 internal error. ``--debug``
+(or ``BRANDLOOP_DEBUG=1``) prints the traceback first. Logs (warnings and worse; everything in
+debug mode) go to stderr, one JSON object a line unless stderr is a terminal.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 import sys
+import traceback
 
 import typer
 from pydantic import ValidationError
@@ -16,6 +20,7 @@ from pydantic import ValidationError
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import invocation
 from brandloop.errors import BrandloopError
+from brandloop.logs import configure_logging, debug_enabled, set_debug
 from brandloop.policies.brandkit import describe_validation_error
 
 try:  # typer >= 0.25 vendors its own click
@@ -37,7 +42,9 @@ _load_commands()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; never lets a traceback reach the user."""
+    """Run the CLI; a traceback reaches the user only in debug mode."""
+    set_debug(False)  # --debug applies to one run; BRANDLOOP_DEBUG to every run
+    configure_logging(level=logging.WARNING)
     command = typer.main.get_command(app)
     try:
         with invocation():
@@ -58,10 +65,13 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except Exception as exc:  # the last line of defence: one line, not a traceback
-        _fail(f"internal error: {type(exc).__name__}: {exc}", 1)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        _fail(f"internal error: {type(exc).__name__}: {first}", 1)
     sys.exit(code if isinstance(code, int) else 0)
 
 
 def _fail(message: str, code: int) -> None:
+    if debug_enabled() and sys.exc_info()[0] is not None:
+        traceback.print_exc(file=sys.stderr)
     sys.stderr.write(f"brandloop: error: {message}\n")
     sys.exit(code)

@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
+from brandloop.api.cli import tables
 from brandloop.api.cli.app import brands_app
 from brandloop.api.cli.common import database, out, print_json, settings
+from brandloop.api.cli.tables import Column, Wide
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.registry import crud
 
@@ -25,7 +26,7 @@ def add(path: Annotated[Path, typer.Argument(help="brand kit YAML file")]) -> No
 
 
 @brands_app.command("list")
-def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def list_(as_json: Annotated[bool, typer.Option("--json")] = False, wide: Wide = False) -> None:
     """List the brands in the registry."""
     cfg = settings()
     with database().session() as session:
@@ -33,11 +34,20 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         if as_json:
             print_json([{"id": r.id, **r.kit} for r in rows])
             return
-        table = Table(title="Brands")
-        for column in ("id", "name", "palette", "tone"):
-            table.add_column(column)
-        for row in rows:
-            kit = crud.brand_kit(row)
-            swatches = " ".join(f"[on {c.hex}]  [/] {c.hex}" for c in kit.palette)
-            table.add_row(row.id, kit.name, swatches, ", ".join(kit.tone))
-        out.print(table)
+        kits = [crud.brand_kit(row) for row in rows]
+        columns = (
+            Column("name"),
+            Column("palette", text=True),
+            Column("tone", text=True),
+            Column("id", wide=True),
+        )
+        table_rows = [
+            (
+                kit.name,
+                " ".join(f"[on {c.hex}]  [/] {c.hex}" for c in kit.palette),
+                ", ".join(kit.tone),
+                row.id,
+            )
+            for row, kit in zip(rows, kits, strict=True)
+        ]
+    tables.show(out, "Brands", columns, table_rows, wide=wide)

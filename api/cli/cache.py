@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
+from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, out, print_json, settings
+from brandloop.api.cli.tables import Column
 from brandloop.tools import cache as generation_cache
 
 cache_app = typer.Typer(help="The generation cache: stats and purge.", no_args_is_help=True)
@@ -31,14 +32,18 @@ def stats(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
             }
         )
         return
-    table = Table(
-        title=f"Generation cache: {found.entries} entries, {found.hits} hits, ${found.saved_usd:.3f} saved"
+    title = f"Generation cache: {found.entries} entries, {found.hits} hits, ${found.saved_usd:.3f} saved"
+    columns = (
+        Column("model"),
+        Column("entries", justify="right"),
+        Column("hits", justify="right"),
+        Column("saved", justify="right"),
     )
-    for column in ("model", "entries", "hits", "saved"):
-        table.add_column(column)
-    for model, row in found.by_model.items():
-        table.add_row(model, str(row["entries"]), str(row["hits"]), f"${row['saved_usd']:.3f}")
-    out.print(table)
+    rows = [
+        (model, str(row["entries"]), str(row["hits"]), f"${row['saved_usd']:.3f}")
+        for model, row in found.by_model.items()
+    ]
+    tables.show(out, title, columns, rows)
 
 
 @cache_app.command("purge")

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from brandloop.agent.budgets import BudgetScope, set_budget, spent
 from brandloop.agent.campaign import (
@@ -18,8 +17,10 @@ from brandloop.agent.campaign import (
     resolve_brand,
     run_campaign,
 )
+from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, err, out, print_json, settings
+from brandloop.api.cli.tables import Column, Wide
 from brandloop.errors import BadInputError
 
 campaign_app = typer.Typer(
@@ -28,22 +29,33 @@ campaign_app = typer.Typer(
 app.add_typer(campaign_app, name="campaign")
 
 
-def _render(report: CampaignReport) -> None:
-    table = Table(title=f"Campaign {report.campaign_id} ({report.brand})")
-    for column in ("asset", "size", "run", "status", "accepted", "cost", "note"):
-        table.add_column(column, overflow="fold")
-    for row in report.assets:
-        colour = {"succeeded": "green", "partial": "yellow"}.get(row.status, "red")
-        table.add_row(
+ASSET_COLUMNS = (
+    Column("asset"),
+    Column("size"),
+    Column("status"),
+    Column("acc", justify="right"),
+    Column("cost", justify="right"),
+    Column("note", text=True),
+    Column("run", wide=True),
+)
+
+
+def _render(report: CampaignReport, *, wide: bool = False) -> None:
+    colours = {"succeeded": "green", "partial": "yellow"}
+    rows = [
+        (
             row.asset,
             row.size,
-            row.run_id,
-            f"[{colour}]{row.status}[/{colour}]",
+            f"[{colours.get(row.status, 'red')}]{row.status}[/]",
             f"{row.accepted}/{row.wanted}",
             f"${row.cost_usd:.3f}",
-            "" if row.status == "succeeded" else row.reason[:80],
+            "" if row.status == "succeeded" else row.reason,
+            row.run_id,
         )
-    out.print(table)
+        for row in report.assets
+    ]
+    title = f"Campaign {report.campaign_id} ({report.brand})"
+    tables.show(out, title, ASSET_COLUMNS, rows, wide=wide)
     budget = f" of ${report.budget_usd:.2f}" if report.budget_usd is not None else ""
     out.print(
         f"{report.accepted}/{report.wanted} accepted, ${report.cost_usd:.3f}{budget}; "
@@ -64,6 +76,7 @@ def run(
         bool, typer.Option("--no-memory", help="do not recall or remember")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
+    wide: Wide = False,
 ) -> None:
     """Run every asset of FILE in order and report per-asset results and consistency."""
     cfg = settings()
@@ -119,7 +132,7 @@ def run(
                 on_asset=on_asset,
             )
         )
-    _render(report)
+    _render(report, wide=wide)
 
 
 @campaign_app.command("budget")

@@ -4,6 +4,7 @@ output, brand references."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,6 +47,9 @@ _invocation: ContextVar[_Invocation | None] = ContextVar("brandloop_cli_invocati
 def invocation() -> Iterator[None]:
     """The scope of one CLI run (:func:`brandloop.api.cli.main`): its database is built once,
     passed to what the command calls, and disposed of when the command ends."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit():  # the terminal (or CI log) width, as of this run
+        out.width = err.width = int(columns)
     current = _Invocation()
     token = _invocation.set(current)
     try:

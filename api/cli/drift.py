@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
+from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, out, print_json, settings
+from brandloop.api.cli.tables import Column, Wide
 from brandloop.policies.drift import load_drift_policy
 from brandloop.templates import drift as monitor
 
@@ -27,6 +28,7 @@ def list_(
         bool, typer.Option("--baselines", help="also show every monitored baseline")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
+    wide: Wide = False,
 ) -> None:
     """Drift events (newest last), after bringing the monitor up to date with every score."""
     cfg = settings()
@@ -59,34 +61,51 @@ def list_(
         f"method {policy.method}: baseline {policy.baseline_size} scores, k={policy.k}σ, "
         f"alarm when S > h={policy.h}σ"
     )
-    table = Table(title="Drift events")
-    for column in ("#", "detected", "template", "model", "baseline", "recent", "S", "attempt"):
-        table.add_column(column)
-    for e in events:
-        table.add_row(
-            str(e["id"]),
-            e["detected_at"][:19],
+    event_columns = (
+        Column("detected"),
+        Column("template"),
+        Column("model"),
+        Column("baseline"),
+        Column("recent"),
+        Column("S", justify="right"),
+        Column("#", wide=True, justify="right"),
+        Column("attempt", wide=True),
+    )
+    rows = [
+        (
+            e["detected_at"][:16],
             e["template"],
             e["model"],
             f"{e['baseline_mean']:.3f}±{e['baseline_std']:.3f}",
-            f"{e['recent_mean']:.3f} (n={e['recent_n']})",
+            f"{e['recent_mean']:.3f} n={e['recent_n']}",
             f"{e['statistic']:.1f}",
+            str(e["id"]),
             e["last_attempt_id"],
         )
-    out.print(table if events else "no drift events")
+        for e in events
+    ]
+    if events:
+        tables.show(out, "Drift events", event_columns, rows, wide=wide)
+    else:
+        out.print("no drift events")
     if show_all:
-        table = Table(title="Monitored baselines")
-        for column in ("template", "model", "baseline", "monitored", "S"):
-            table.add_column(column)
-        for b in baselines:
-            mean = b["baseline_mean"]
-            table.add_row(
+        baseline_columns = (
+            Column("template"),
+            Column("model"),
+            Column("baseline"),
+            Column("monitored", justify="right"),
+            Column("S", justify="right"),
+        )
+        baseline_rows = [
+            (
                 b["template"],
                 b["model"],
-                f"{mean:.3f}±{b['baseline_std']:.3f}"
-                if mean is not None
+                f"{b['baseline_mean']:.3f}±{b['baseline_std']:.3f}"
+                if b["baseline_mean"] is not None
                 else f"collecting {b['baseline_n']}/{policy.baseline_size}",
                 str(b["monitored_n"]),
                 f"{b['statistic']:.2f}",
             )
-        out.print(table)
+            for b in baselines
+        ]
+        tables.show(out, "Monitored baselines", baseline_columns, baseline_rows, wide=wide)

@@ -11,10 +11,10 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import err, out, settings
+from brandloop.api.cli.tables import Column, Wide, show
 from brandloop.artifacts import atomic_write
 from brandloop.errors import BadInputError
 from brandloop.evals.loader import load_suite, parse_target
@@ -72,51 +72,61 @@ def load_baseline(path: Path) -> dict[str, object]:
     return data
 
 
-def _print_summary(run: EvalRun, baseline: BaselineReport | None) -> None:
+SUMMARY_COLUMNS = (
+    Column("target"),
+    Column("pass"),
+    Column("gate"),
+    Column("imgs", justify="right"),
+    Column("$/img", justify="right"),
+    Column("p95 ms", justify="right"),
+    Column("tries", wide=True, justify="right"),
+    Column("p50 ms", wide=True, justify="right"),
+    Column("refused", wide=True, justify="right"),
+    Column("fallback", wide=True, justify="right"),
+)
+
+
+def _print_summary(run: EvalRun, baseline: BaselineReport | None, *, wide: bool = False) -> None:
     table_data = summaries(run)
     gates = gate_results(run, table_data)
-    table = Table(title=f"{run.suite.name} v{run.suite.version}: {len(run.suite.cases)} cases")
-    for column in (
-        "target",
-        "pass",
-        "gate",
-        "imgs",
-        "$/img",
-        "tries",
-        "p50",
-        "p95",
-        "refus",
-        "fallb",
-    ):
-        table.add_column(column, overflow="fold")
-    for name, s in table_data.items():
-        table.add_row(
+    rows = [
+        (
             name,
             f"{s.pass_rate:.1%} ({s.passed}/{s.executions})",
             "[green]pass[/green]" if gates[name] else "[red]FAIL[/red]",
             str(s.accepted_images),
             "–" if s.cost_per_accepted_usd is None else f"${s.cost_per_accepted_usd:.3f}",
+            f"{s.latency_p95_ms:.0f}",
             f"{s.attempts_mean:.2f}",
             f"{s.latency_p50_ms:.0f}",
-            f"{s.latency_p95_ms:.0f}",
             f"{s.refusal_rate:.0%}",
             f"{s.fallback_rate:.0%}",
         )
-    out.print(table)
-    for a, b, rows in comparisons(run):
-        ab = Table(title=f"A/B: {b} vs {a} (95% bootstrap CI over cases)")
-        for column in ("metric", a, b, "B − A", "95% CI", "verdict"):
-            ab.add_column(column)
-        for c in rows:
-            ab.add_row(
+        for name, s in table_data.items()
+    ]
+    title = f"{run.suite.name} v{run.suite.version}: {len(run.suite.cases)} cases"
+    show(out, title, SUMMARY_COLUMNS, rows, wide=wide)
+    for a, b, comparison in comparisons(run):
+        columns = (
+            Column("metric"),
+            Column("B − A", justify="right"),
+            Column("95% CI"),
+            Column("verdict"),
+            Column(a, wide=True, justify="right"),
+            Column(b, wide=True, justify="right"),
+        )
+        ab_rows = [
+            (
                 c.metric,
-                "–" if c.a is None else f"{c.a:.4f}",
-                "–" if c.b is None else f"{c.b:.4f}",
-                "–" if c.diff is None else f"{c.diff:+.4f}",
-                "–" if c.ci_low is None else f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}]",
+                "–" if c.diff is None else f"{c.diff:+.4g}",
+                "–" if c.ci_low is None else f"[{c.ci_low:+.4g}, {c.ci_high:+.4g}]",
                 c.verdict,
+                "–" if c.a is None else f"{c.a:.4g}",
+                "–" if c.b is None else f"{c.b:.4g}",
             )
-        out.print(ab)
+            for c in comparison
+        ]
+        show(out, f"A/B: {b} vs {a} (95% bootstrap CI over cases)", columns, ab_rows, wide=wide)
     failed = [r for r in run.results if not r.passed]
     for r in failed[:20]:
         why = "; ".join(a.message for a in r.assertions if not a.passed) or (r.error or r.status)
@@ -155,6 +165,7 @@ def run(
         Path | None, typer.Option("--run-dir", help="where results go; an unfinished one resumes")
     ] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="do not resume; start over")] = False,
+    wide: Wide = False,
 ) -> None:
     """Run SUITE against its targets; exit 1 when the gate or the baseline says so."""
     suite = load_suite(suite_path)
@@ -209,7 +220,7 @@ def run(
     if report_path is not None:
         write_output(report_path, build_html(result, baseline).encode())
     if str(json_path) != "-":
-        _print_summary(result, baseline)
+        _print_summary(result, baseline, wide=wide)
         resumed = f", {result.resumed} resumed from an interrupted run" if result.resumed else ""
         out.print(f"results in {directory}  ({result.wall_s:.1f} s{resumed})")
         if report_path is not None:

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from brandloop.agent.runner import (
     brand_run_policy,
@@ -21,12 +20,14 @@ from brandloop.agent.runner import (
     new_run_id,
     run_generation,
 )
+from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, ensure_brand, err, out, print_json, settings
+from brandloop.api.cli.tables import Column, Wide
 from brandloop.api.preview import thumbnail
 from brandloop.artifacts import atomic_write
 from brandloop.domain import GenerationRequest, RunResult
-from brandloop.errors import BadInputError, ProvidersUnavailableError
+from brandloop.errors import BadInputError, ProvidersUnavailableError, present
 from brandloop.registry import crud
 
 EXIT_BY_STATUS = {"succeeded": 0, "partial": 0, "awaiting_review": 0, "refused": 3, "failed": 4}
@@ -48,8 +49,7 @@ def write_outputs(result: RunResult, out_dir: Path, *, tenant: str) -> RunResult
     with database().session() as session:
         for index, image in enumerate(result.images, start=1):
             target = out_dir / f"{index:02d}-{image.sha256[:12]}.png"
-            assert image.path is not None
-            shutil.copyfile(image.path, target)
+            shutil.copyfile(present(image.path, f"image {image.sha256}'s file"), target)
             images.append(image.model_copy(update={"path": str(target)}))
             artifact = crud.get_artifact(session, tenant=tenant, sha256=image.sha256)
             if artifact is not None and artifact.receipt is not None:
@@ -62,7 +62,22 @@ def write_outputs(result: RunResult, out_dir: Path, *, tenant: str) -> RunResult
     return result
 
 
-def _render(result: RunResult) -> None:
+IMAGE_COLUMNS = (
+    Column("#", justify="right"),
+    Column("file"),
+    Column("model"),
+    Column("preview"),
+    Column("score", justify="right"),
+    Column("cost", justify="right"),
+    Column("seed", wide=True, justify="right"),
+    Column("palette", wide=True, justify="right"),
+    Column("sharp", wide=True, justify="right"),
+    Column("expo", wide=True, justify="right"),
+)
+DECISION_COLUMNS = (Column("node"), Column("action"), Column("reason", text=True))
+
+
+def _render(result: RunResult, *, wide: bool = False) -> None:
     colour = {"succeeded": "green", "partial": "yellow"}.get(result.status, "red")
     out.print(
         f"[bold]{result.run_id}[/bold]  [{colour}]{result.status}[/{colour}]  "
@@ -72,35 +87,29 @@ def _render(result: RunResult) -> None:
         out.print(f"  {result.reason}")
     if result.images:
         templates = sorted({image.template for image in result.images})
-        table = Table(title=f"Accepted images (template {', '.join(templates)})")
-        columns = ("#", "file", "model", "preview", "seed", "score", "palette", "sharp", "expo")
-        for column in (*columns, "cost"):
-            table.add_column(column, no_wrap=column == "file")
-        for index, image in enumerate(result.images, start=1):
-            table.add_row(
+        rows = [
+            (
                 str(index),
                 Path(image.path).name if image.path else image.sha256[:12],
                 image.model,
                 "[yellow]preview[/yellow]" if image.preview else "no",
-                str(image.seed),
                 f"{image.composite:.2f}",
+                f"${image.cost_usd:.3f}",
+                str(image.seed),
                 *(
                     f"{image.scores.get(name, 0.0):.2f}"
                     for name in ("palette", "sharpness", "exposure")
                 ),
-                f"${image.cost_usd:.3f}",
             )
-        out.print(table)
+            for index, image in enumerate(result.images, start=1)
+        ]
+        title = f"Accepted images (template {', '.join(templates)})"
+        tables.show(out, title, IMAGE_COLUMNS, rows, wide=wide)
         for image in result.images[:4]:
             if image.path:
                 out.print(thumbnail(Path(image.path).read_bytes(), width=32))
-    table = Table(title="Decisions")
-    table.add_column("node")
-    table.add_column("action")
-    table.add_column("reason")
-    for decision in result.decisions:
-        table.add_row(decision.node, decision.action, decision.reason)
-    out.print(table)
+    decisions = [(d.node, d.action, d.reason) for d in result.decisions]
+    tables.show(out, "Decisions", DECISION_COLUMNS, decisions, wide=wide)
     if result.receipt_path:
         out.print(f"Receipt and PNGs in {Path(result.receipt_path).parent}")
 
@@ -137,6 +146,7 @@ def generate(
     no_memory: Annotated[
         bool, typer.Option("--no-memory", help="do not recall or remember")
     ] = False,
+    wide: Wide = False,
 ) -> None:
     """Generate on-brand images for BRIEF: plan, generate, moderate, score, replan."""
     cfg = settings()
@@ -174,7 +184,7 @@ def generate(
     if as_json:
         print_json(result.model_dump(mode="json"))
     else:
-        _render(result)
+        _render(result, wide=wide)
     raise typer.Exit(exit_code(result))
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from brandloop.api.auth import ROLES, create_key, get_key, list_keys, revoke_key
+from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, out, print_json
+from brandloop.api.cli.tables import Column, Wide
 from brandloop.errors import NotFoundError
 
 keys_app = typer.Typer(help="API keys for the HTTP service.", no_args_is_help=True)
@@ -49,6 +50,7 @@ def create(
 def list_(
     tenant: Annotated[str, typer.Option(help="the tenant")],
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    wide: Wide = False,
 ) -> None:
     """The tenant's keys (ids, roles, prefixes; never the secrets)."""
     with database().session() as session:
@@ -67,18 +69,28 @@ def list_(
     if as_json:
         print_json(rows)
         return
-    table = Table("id", "principal", "role", "name", "prefix", "created", "revoked")
-    for r in rows:
-        table.add_row(
+    columns = (
+        Column("id"),
+        Column("principal"),
+        Column("role"),
+        Column("prefix"),
+        Column("revoked"),
+        Column("name", text=True),
+        Column("created", wide=True),
+    )
+    table_rows = [
+        (
             r["id"],
             r["principal"],
             r["role"],
-            r["name"],
             r["prefix"],
-            r["created_at"][:19],
             "yes" if r["revoked"] else "",
+            r["name"],
+            r["created_at"][:19],
         )
-    out.print(table)
+        for r in rows
+    ]
+    tables.show(out, None, columns, table_rows, wide=wide)
 
 
 @keys_app.command("revoke")

@@ -9,12 +9,13 @@ from typing import Annotated
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
-from rich.table import Table
 from sqlalchemy import select
 
 from brandloop.agent.runner import open_memory
+from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, ensure_brand, err, out, print_json, settings
+from brandloop.api.cli.tables import Column, Wide
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.memory.rekey import Owner, rekey_legacy
 from brandloop.registry import crud
@@ -76,6 +77,7 @@ def search(
     brand: BrandOption,
     k: Annotated[int, typer.Option(min=1, max=100)] = 10,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    wide: Wide = False,
 ) -> None:
     """The brand's memories nearest to TEXT: notes, accepted prompts, image descriptors."""
     cfg = settings()
@@ -84,18 +86,24 @@ def search(
     if as_json:
         print_json([h.model_dump(mode="json") for h in hits])
         return
-    table = Table(title=f"Memory of {slug}")
-    for column in ("id", "kind", "distance", "created", "text"):
-        table.add_column(column, overflow="fold")
-    for hit in hits:
-        created = hit.metadata.get("created_at")
-        when = (
-            datetime.fromtimestamp(float(created), UTC).strftime("%Y-%m-%d %H:%M")
-            if created is not None
-            else ""
-        )
-        table.add_row(hit.id, hit.kind, f"{hit.distance:.3f}", when, hit.text[:120])
-    out.print(table)
+    columns = (
+        Column("kind"),
+        Column("distance", justify="right"),
+        Column("text", text=True),
+        Column("created", wide=True),
+        Column("id", wide=True),
+    )
+    rows = [
+        (hit.kind, f"{hit.distance:.3f}", hit.text, _when(hit.metadata.get("created_at")), hit.id)
+        for hit in hits
+    ]
+    tables.show(out, f"Memory of {slug}", columns, rows, wide=wide)
+
+
+def _when(created: object) -> str:
+    if not isinstance(created, int | float | str) or created == "":
+        return ""
+    return datetime.fromtimestamp(float(created), UTC).strftime("%Y-%m-%d %H:%M")
 
 
 @memory_app.command("forget")

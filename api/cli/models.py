@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from brandloop.agent.runner import catalog_models
 from brandloop.api.cli.app import models_app
 from brandloop.api.cli.common import database, err, out, print_json, settings
+from brandloop.api.cli.tables import Column, Wide, show
 from brandloop.domain import ModelSpec
 from brandloop.policies.catalog import configured_providers
 
@@ -35,8 +35,23 @@ def _price(model: ModelSpec) -> str:
     return f"${model.price_per_image_usd:.3f}"
 
 
+MODEL_COLUMNS = (
+    Column("id"),
+    Column("tier"),
+    Column("status"),
+    Column("price/image", justify="right"),
+    Column("usable"),
+    Column("sizes", wide=True, text=True),
+    Column("seed", wide=True),
+    Column("neg", wide=True),
+    Column("n/call", wide=True, justify="right"),
+    Column("baseline", wide=True, justify="right"),
+    Column("why not", wide=True, text=True),
+)
+
+
 @models_app.command("list")
-def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def list_(as_json: Annotated[bool, typer.Option("--json")] = False, wide: Wide = False) -> None:
     """The model catalog (shipped YAML merged with the registry), and which models this
     process can use with the providers its settings configure."""
     cfg = settings()
@@ -54,26 +69,24 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
             ]
         )
         return
-    table = Table(title="Model catalog (licences and price tables: --json)")
-    table.add_column("id", no_wrap=True)
-    columns = ("tier", "status", "sizes", "seed", "neg", "n/call", "price/image", "baseline")
-    for column in (*columns, "usable"):
-        table.add_column(column, overflow="fold")
-    for m in models:
-        why = _why_not(m, providers)
-        table.add_row(
+    rows = [
+        (
             m.id,
             m.tier,
             m.status,
+            _price(m),
+            "[dim]no[/]" if _why_not(m, providers) else "[green]yes[/]",
             _shapes(m),
             "yes" if m.supports_seed else "no",
             "yes" if m.supports_negative_prompt else "no",
             str(m.max_images_per_call),
-            _price(m),
             f"{m.quality_baseline:.2f}",
-            f"[dim]no: {why}[/]" if why else "[green]yes[/]",
+            _why_not(m, providers) or "-",
         )
-    out.print(table)
+        for m in models
+    ]
+    title = "Model catalog (more: --wide; licences and price tables: --json)"
+    show(out, title, MODEL_COLUMNS, rows, wide=wide)
     if providers == {"procedural"}:
         err.print(
             "No provider credentials are set: only the procedural models are active. Set "

@@ -64,8 +64,7 @@ def moderate(
         except MalformedResponseError as exc:
             raise BadInputError(f"{image}: {exc}") from exc
         verdict = NudeNetModerator(policy.image).moderate(decoded)
-    else:
-        assert text is not None
+    elif text is not None:
         body = sys.stdin.read() if text == "-" else text
         if not body.strip():
             raise BadInputError("text is empty")

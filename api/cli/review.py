@@ -7,11 +7,12 @@ import getpass
 from typing import Annotated, Literal
 
 import typer
-from rich.table import Table
 
 from brandloop.agent.runner import review_run
+from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, out, print_json, settings
+from brandloop.api.cli.tables import Column
 
 review_app = typer.Typer(help="Human review of runs that wait for it.", no_args_is_help=True)
 app.add_typer(review_app, name="review")
@@ -72,6 +73,7 @@ def agreement(
     """How often the automatic acceptance rule agrees with reviewers (the same figure as
     GET /v1/review/agreement and the studio's Agreement page)."""
     from brandloop.evals.agreement import judge_agreement
+
     cfg = settings()
     with database().session() as session:
         report = judge_agreement(session, tenant=cfg.tenant, brand=brand)
@@ -89,17 +91,22 @@ def agreement(
         f"people accepted, rule did not: {overall.people_only}",
         markup=False,
     )
-    table = Table(title="per signal (signal passed vs people's verdict)")
-    for column in ("signal", "labelled", "agreement", "kappa"):
-        table.add_column(column)
-    for name, figure in report.by_signal.items():
-        table.add_row(
+    columns = (
+        Column("signal"),
+        Column("labelled", justify="right"),
+        Column("agreement", justify="right"),
+        Column("kappa", justify="right"),
+    )
+    rows = [
+        (
             name,
             str(figure.labelled),
             "not measured" if figure.agreement is None else f"{figure.agreement:.1%}",
             "-" if figure.kappa is None else f"{figure.kappa:.2f}",
         )
-    out.print(table)
+        for name, figure in report.by_signal.items()
+    ]
+    tables.show(out, "per signal (signal passed vs people's verdict)", columns, rows)
     for item in report.disagreements[:20]:
         side = (
             "rule accepted, people rejected"

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from brandloop import views
 from brandloop.agent.repairs import fix_rates, repair_stats
 from brandloop.agent.runner import resume_run
+from brandloop.api.cli import tables
 from brandloop.api.cli.app import runs_app
 from brandloop.api.cli.common import database, out, print_json, settings
+from brandloop.api.cli.tables import Column, Wide
 from brandloop.api.preview import thumbnail
 from brandloop.domain import Receipt
 from brandloop.errors import NotFoundError
@@ -33,6 +34,17 @@ def run_trace(ref: str, *, tenant: str) -> RunTrace:
         return views.run_trace(session, run=run)
 
 
+ATTEMPT_COLUMNS = (
+    Column("attempt"),
+    Column("model"),
+    Column("outcome"),
+    Column("composite", justify="right"),
+    Column("cost", justify="right"),
+    Column("seed req/ret", wide=True),
+    Column("signals", wide=True, text=True),
+)
+
+
 def _summary(event: TraceEvent) -> str:
     payload = event.payload
     if event.kind == "decision":
@@ -44,6 +56,7 @@ def _summary(event: TraceEvent) -> str:
 def list_(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    wide: Wide = False,
 ) -> None:
     """The most recent runs."""
     cfg = settings()
@@ -52,26 +65,37 @@ def list_(
     if as_json:
         print_json([r.model_dump(mode="json") for r in rows])
         return
-    table = Table(title="Runs")
-    for column in ("run", "status", "brand", "accepted", "attempts", "cost", "brief"):
-        table.add_column(column)
-    for r in rows:
-        table.add_row(
+    columns = (
+        Column("run"),
+        Column("status"),
+        Column("acc", justify="right"),
+        Column("cost", justify="right"),
+        Column("brand", text=True),
+        Column("brief", text=True),
+        Column("attempts", wide=True, justify="right"),
+        Column("created", wide=True),
+    )
+    table_rows = [
+        (
             r.run_id,
             r.status,
-            r.brand,
             str(r.accepted),
-            str(r.attempts),
             f"${r.cost_usd:.3f}",
-            r.brief[:60],
+            r.brand,
+            r.brief,
+            str(r.attempts),
+            f"{r.created_at:%Y-%m-%d %H:%M}",
         )
-    out.print(table)
+        for r in rows
+    ]
+    tables.show(out, "Runs", columns, table_rows, wide=wide)
 
 
 @runs_app.command("show")
 def show(
     ref: Annotated[str, typer.Argument(help="run id, or the sha256 of one of its images")],
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    wide: Wide = False,
 ) -> None:
     """The whole trace of a run: decisions, attempts with prompts, seeds, scores and cost."""
     trace = run_trace(ref, tenant=settings().tenant)
@@ -86,28 +110,27 @@ def show(
     out.print(
         f"{run.accepted} accepted of {run.attempts} attempts, ${run.cost_usd:.3f}. {run.reason}"
     )
-    table = Table(title="Trace")
-    for column in ("#", "node", "event", "detail"):
-        table.add_column(column)
-    for event in trace.events:
-        table.add_row(str(event.seq), event.node, event.kind, _summary(event))
-    out.print(table)
-    table = Table(title="Attempts")
-    for column in ("attempt", "model", "seed req/ret", "outcome", "composite", "signals", "cost"):
-        table.add_column(column)
-    for a in trace.attempts:
-        signals = " ".join(f"{k}={v:.2f}" for k, v in a.scores.items())
-        composite = f"{a.composite:.2f}" if a.composite is not None else "-"
-        table.add_row(
+    trace_columns = (
+        Column("#", justify="right"),
+        Column("node"),
+        Column("event"),
+        Column("detail", text=True),
+    )
+    events = [(str(e.seq), e.node, e.kind, _summary(e)) for e in trace.events]
+    tables.show(out, "Trace", trace_columns, events, wide=wide)
+    attempts = [
+        (
             a.id.split("-", 1)[-1],
             a.model,
-            f"{a.seed_requested}/{a.seed_returned}",
             a.outcome,
-            composite,
-            signals or (a.error or ""),
+            f"{a.composite:.2f}" if a.composite is not None else "-",
             f"${a.cost_usd:.3f}",
+            f"{a.seed_requested}/{a.seed_returned}",
+            " ".join(f"{k}={v:.2f}" for k, v in a.scores.items()) or (a.error or ""),
         )
-    out.print(table)
+        for a in trace.attempts
+    ]
+    tables.show(out, "Attempts", ATTEMPT_COLUMNS, attempts, wide=wide)
     _print_lineage(trace.receipts)
     for image in run.images[:4]:
         if image.path and Path(image.path).exists():
@@ -167,6 +190,7 @@ def reproduce(
         Path | None, typer.Option("--out", help="also write the re-rendered PNGs here")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    wide: Wide = False,
 ) -> None:
     """Re-render each accepted image from its receipt; say if it is byte-identical,
     perceptually identical (perceptual-hash distance) or different."""
@@ -188,21 +212,28 @@ def reproduce(
     if as_json:
         print_json(result.model_dump(mode="json"))
         return
-    table = Table(title=f"Reproduction of {result.run_id} (template {result.template})")
-    for column in ("image", "model", "seed", "result", "hash distance", "note"):
-        table.add_column(column)
+    columns = (
+        Column("image"),
+        Column("result"),
+        Column("distance", justify="right"),
+        Column("note", text=True),
+        Column("model", wide=True),
+        Column("seed", wide=True, justify="right"),
+    )
     colours = {"byte-identical": "green", "perceptually-identical": "yellow"}
-    for image in result.images:
-        colour = colours.get(image.verdict, "red")
-        table.add_row(
+    rows = [
+        (
             image.sha256[:12],
-            image.model,
-            str(image.seed),
-            f"[{colour}]{image.verdict}[/{colour}]",
+            f"[{colours.get(image.verdict, 'red')}]{image.verdict}[/]",
             "-" if image.hash_distance is None else f"{image.hash_distance}/64",
             image.error or "",
+            image.model,
+            str(image.seed),
         )
-    out.print(table)
+        for image in result.images
+    ]
+    title = f"Reproduction of {result.run_id} (template {result.template})"
+    tables.show(out, title, columns, rows, wide=wide)
     out.print(
         f"perceptually identical = pHash distance <= {PHASH_IDENTICAL_DISTANCE} of 64 bits; "
         f"reproduction cost ${result.cost_usd:.3f}"
@@ -213,6 +244,7 @@ def reproduce(
 def stats(
     brand: Annotated[str | None, typer.Option(help="only this brand (id or name)")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    wide: Wide = False,
 ) -> None:
     """What repairs work: for each repair the diagnosis applied, how often the next round
     fixed the signal it aimed at - per action, per model, and per both."""
@@ -233,19 +265,25 @@ def stats(
     if not report.rows:
         out.print("no repair has been judged yet: fix rates are not measured")
         return
-    for title, rows, first in (
-        ("Fix rate per repair", report.by_action, "action"),
-        ("Fix rate per model", report.by_model, "model"),
-        ("Fix rate per repair and model", report.rows, "action"),
+    counts = (
+        Column("tried", justify="right"),
+        Column("fixed", wide=True, justify="right"),
+        Column("fix rate", justify="right"),
+    )
+    for title, rows, keys in (
+        ("Fix rate per repair", report.by_action, ("action", "signal")),
+        ("Fix rate per model", report.by_model, ("model",)),
+        ("Fix rate per repair and model", report.rows, ("action", "signal", "model")),
     ):
-        table = Table(title=title + (f" ({report.brand})" if report.brand else ""))
-        columns = ["action", "signal", "model"] if title.endswith("and model") else [first]
-        if first == "action" and not title.endswith("and model"):
-            columns = ["action", "signal"]
-        for column in (*columns, "tried", "fixed", "fix rate"):
-            table.add_column(column)
-        for r in rows:
-            values = {"action": r.action, "signal": r.signal, "model": r.model}
-            rate = "not measured" if r.fix_rate is None else f"{r.fix_rate:.0%}"
-            table.add_row(*(values[c] for c in columns), str(r.tried), str(r.fixed), rate)
-        out.print(table)
+        columns = (*(Column(key, wide=key == "signal" and len(keys) > 2) for key in keys), *counts)
+        table_rows = [
+            (
+                *({"action": r.action, "signal": r.signal, "model": r.model}[k] for k in keys),
+                str(r.tried),
+                str(r.fixed),
+                "not measured" if r.fix_rate is None else f"{r.fix_rate:.0%}",
+            )
+            for r in rows
+        ]
+        heading = title + (f" ({report.brand})" if report.brand else "")
+        tables.show(out, heading, columns, table_rows, wide=wide)

@@ -10,10 +10,11 @@ from typing import Annotated, Any
 import numpy as np
 import numpy.typing as npt
 import typer
-from rich.table import Table
 
+from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, looks_like_path, out, print_json, settings
+from brandloop.api.cli.tables import Column, Wide
 from brandloop.domain import BrandKit, Scores, parse_size
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.policies.brand_policy import load_brand_scoring_policy
@@ -94,6 +95,14 @@ def _signal_json(scores: Scores) -> dict[str, Any]:
     return {name: sig.model_dump(exclude={"name"}) for name, sig in scores.signals.items()}
 
 
+SIGNAL_COLUMNS = (
+    Column("signal"),
+    Column("value", justify="right"),
+    Column(""),
+    Column("why", text=True),
+)
+
+
 @app.command("score")
 def score(
     images: Annotated[list[Path], typer.Argument(help="image files (PNG, JPEG, WebP, TIFF, ...)")],
@@ -113,6 +122,7 @@ def score(
         typer.Option("--memory/--no-memory", help="compare with the brand's accepted images"),
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
+    wide: Wide = False,
 ) -> None:
     """Score images on every signal (palette, sharpness, exposure, contrast, colourfulness,
     format, similarity, near-duplicates within the given set) and say why each passed or not."""
@@ -163,18 +173,21 @@ def score(
         return
     for item, scores in zip(report, scored, strict=True):
         verdict = "[green]meets the bar[/green]" if item["accepted"] else "[red]below the bar[/red]"
-        table = Table(
-            title=f"{item['path']}  {item['width']}x{item['height']}  "
-            f"composite {item['composite']:.2f}  {verdict}",
-            title_justify="left",
-        )
-        for column in ("signal", "value", "", "why"):
-            table.add_column(column)
-        for name, sig in scores.signals.items():
-            mark = "[green]pass[/green]" if sig.passed else "[red]FAIL[/red]"
-            table.add_row(name, f"{sig.value:.2f}", mark, sig.explanation)
+        rows = [
+            (
+                name,
+                f"{sig.value:.2f}",
+                "[green]pass[/green]" if sig.passed else "[red]FAIL[/red]",
+                sig.explanation,
+            )
+            for name, sig in scores.signals.items()
+        ]
         if aligner is None:
-            table.add_row("alignment", "-", "off", "optional; set alignment in the scoring policy")
+            rows.append(("alignment", "-", "off", "optional; set alignment in the scoring policy"))
         if not references:
-            table.add_row("similarity", "-", "n/a", "no accepted images of this brand in memory")
-        out.print(table)
+            rows.append(("similarity", "-", "n/a", "no accepted images of this brand in memory"))
+        out.print(
+            f"{item['path']}  {item['width']}x{item['height']}  "
+            f"composite {item['composite']:.2f}  {verdict}"
+        )
+        tables.show(out, None, SIGNAL_COLUMNS, rows, wide=wide)

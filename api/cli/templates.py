@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from rich.table import Table
 
 from brandloop.agent.templates import REF_PATTERN, ensure_shipped_templates
+from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, out, print_json, settings
+from brandloop.api.cli.tables import Column, Wide
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.registry import crud
 from brandloop.registry.models import TemplateRow, TemplateVersionRow
@@ -182,7 +183,7 @@ def label(
 
 
 @templates_app.command("list")
-def list_(as_json: AsJson = False) -> None:
+def list_(as_json: AsJson = False, wide: Wide = False) -> None:
     """Every template with its newest version and its labels."""
     rows: list[dict[str, Any]] = []
     with database().session() as session:
@@ -203,19 +204,24 @@ def list_(as_json: AsJson = False) -> None:
     if as_json:
         print_json(rows)
         return
-    table = Table(title="Templates")
-    for column in ("name", "versions", "latest", "labels", "description"):
-        table.add_column(column)
-    for r in rows:
-        latest = r["latest"]
-        table.add_row(
+    columns = (
+        Column("name"),
+        Column("latest"),
+        Column("labels", text=True),
+        Column("description", text=True),
+        Column("versions", wide=True, justify="right"),
+    )
+    table_rows = [
+        (
             r["name"],
-            str(r["versions"]),
-            f"@{latest['version']} {latest['status']}" if latest else "-",
+            f"@{r['latest']['version']} {r['latest']['status']}" if r["latest"] else "-",
             " ".join(f"{k}->{_split(v)}" for k, v in r["labels"].items()),
-            r["description"][:50],
+            r["description"],
+            str(r["versions"]),
         )
-    out.print(table)
+        for r in rows
+    ]
+    tables.show(out, "Templates", columns, table_rows, wide=wide)
 
 
 def _split(weights: dict[str, float]) -> str:
@@ -272,6 +278,7 @@ def show_document(ref: str, *, tenant: str) -> dict[str, Any]:
 def show(
     ref: Annotated[str, typer.Argument(help="name, name@VERSION or name:LABEL")],
     as_json: AsJson = False,
+    wide: Wide = False,
 ) -> None:
     """A template version (or the versions a label points to), its labels and review trail."""
     doc = show_document(ref, tenant=_tenant())
@@ -296,12 +303,18 @@ def show(
         out.print(f"params: {v['params']}  model_hints: {', '.join(v['model_hints']) or '-'}")
         out.print(f"metadata: {v['metadata']}")
     if doc["reviews"]:
-        table = Table(title="Review")
-        for column in ("version", "who", "action", "note", "at"):
-            table.add_column(column)
-        for r in doc["reviews"]:
-            table.add_row(str(r["version"]), r["actor"], r["action"], r["note"], r["at"][:19])
-        out.print(table)
+        columns = (
+            Column("version", justify="right"),
+            Column("who"),
+            Column("action"),
+            Column("note", text=True),
+            Column("at", wide=True),
+        )
+        reviews = [
+            (str(r["version"]), r["actor"], r["action"], r["note"], r["at"][:19])
+            for r in doc["reviews"]
+        ]
+        tables.show(out, "Review", columns, reviews, wide=wide)
 
 
 @templates_app.command("diff")
@@ -321,7 +334,7 @@ def diff(name: Name, v1: Version, v2: Version) -> None:
 
 
 @templates_app.command("stats")
-def stats(name: Name, as_json: AsJson = False) -> None:
+def stats(name: Name, as_json: AsJson = False, wide: Wide = False) -> None:
     """Per-version evidence: acceptance rate, mean scores, cost per accepted image, counts."""
     with database().session() as session:
         ensure_shipped_templates(session, tenant=_tenant())
@@ -329,26 +342,37 @@ def stats(name: Name, as_json: AsJson = False) -> None:
     if as_json:
         print_json(doc)
         return
-    table = Table(title=f"{name}: outcomes per version (signal means, total cost: --json)")
-    for column in ("version", "status", "runs", "tries", "acc", "rate", "mean", "$/acc"):
-        table.add_column(column, no_wrap=True)
-    for v in doc["versions"]:
-        labels = " ".join(f"{k} {w:.0%}" for k, w in v["labels"].items())
-        table.add_row(
-            f"@{v['version']}" + (f" ({labels})" if labels else ""),
+    columns = (
+        Column("version"),
+        Column("status"),
+        Column("acc", justify="right"),
+        Column("rate", justify="right"),
+        Column("mean", justify="right"),
+        Column("$/acc", justify="right"),
+        Column("labels", text=True),
+        Column("runs", wide=True, justify="right"),
+        Column("tries", wide=True, justify="right"),
+    )
+    rows = [
+        (
+            f"@{v['version']}",
             v["status"],
-            str(v["runs"]),
-            str(v["attempts"]),
             str(v["accepted"]),
             "-" if v["acceptance_rate"] is None else f"{v['acceptance_rate']:.0%}",
             "-" if v["mean_composite"] is None else f"{v['mean_composite']:.3f}",
             "-" if v["cost_per_accepted_usd"] is None else f"${v['cost_per_accepted_usd']:.3f}",
+            " ".join(f"{k} {w:.0%}" for k, w in v["labels"].items()),
+            str(v["runs"]),
+            str(v["attempts"]),
         )
-    out.print(table)
+        for v in doc["versions"]
+    ]
+    title = f"{name}: outcomes per version (signal means, total cost: --json)"
+    tables.show(out, title, columns, rows, wide=wide)
 
 
 @templates_app.command("history")
-def history(name: Name, as_json: AsJson = False) -> None:
+def history(name: Name, as_json: AsJson = False, wide: Wide = False) -> None:
     """The audit trail of NAME: every version, review step and label move, with who and when."""
     pattern = re.compile(rf"^{re.escape(name)}[@:]")
     with database().session() as session:
@@ -369,24 +393,31 @@ def history(name: Name, as_json: AsJson = False) -> None:
     if as_json:
         print_json(rows)
         return
-    table = Table(title=f"{name}: audit trail")
-    for column in ("at", "who", "action", "subject", "detail"):
-        table.add_column(column)
-    for r in rows:
-        detail = ", ".join(f"{k}={v}" for k, v in r["detail"].items() if v not in (None, ""))
-        table.add_row(r["at"][:19], r["actor"], r["action"], r["subject"], detail)
-    out.print(table)
+    columns = (
+        Column("at"),
+        Column("who"),
+        Column("action"),
+        Column("subject"),
+        Column("detail", text=True),
+    )
+    trail = [
+        (
+            r["at"][:16],
+            r["actor"],
+            r["action"].removeprefix("template."),
+            r["subject"],
+            ", ".join(f"{k}={v}" for k, v in r["detail"].items() if v not in (None, "")),
+        )
+        for r in rows
+    ]
+    tables.show(out, f"{name}: audit trail", columns, trail, wide=wide)
 
 
 @templates_app.command("variables")
 def variables() -> None:
     """The variables a template body may use."""
-    table = Table(title="Template variables")
-    table.add_column("variable")
-    table.add_column("meaning")
-    for name, meaning in KNOWN_VARIABLES.items():
-        table.add_row(name, meaning)
-    out.print(table)
+    columns = (Column("variable"), Column("meaning", text=True))
+    tables.show(out, "Template variables", columns, list(KNOWN_VARIABLES.items()))
 
 
 # --------------------------------------------------------------------------- files

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import typer
@@ -9,6 +10,7 @@ import typer
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, settings
 from brandloop.errors import BadInputError
+from brandloop.logs import configure_logging
 
 
 @app.command()
@@ -30,4 +32,5 @@ def worker(
         raise BadInputError(
             "brandloop worker needs a shared database: set BRANDLOOP_DATABASE_URL to PostgreSQL"
         )
+    configure_logging(level=logging.INFO)
     run_worker(current, database(), concurrency=concurrency, loglevel=loglevel)

@@ -23,10 +23,10 @@ from brandloop.agent.runner import resume_run, run_generation
 from brandloop.api.jobs import store
 from brandloop.api.jobs.queue import InProcessQueue, JobQueue
 from brandloop.api.jobs.service import spend_changed
-from brandloop.api.observability import run_id_var
 from brandloop.api.problems import status_for
 from brandloop.domain import GenerationRequest, RunResult, utcnow
-from brandloop.errors import BrandloopError
+from brandloop.errors import BrandloopError, present
+from brandloop.logs import bound
 from brandloop.providers import ImageProvider
 from brandloop.registry.db import Database
 from brandloop.registry.models import RunRow
@@ -169,8 +169,9 @@ class WorkerPool:
     def _campaign_share(self, session: Session, job: JobRow) -> float:
         """A campaign's budget is shared: each asset, as it starts, gets what is neither spent
         by finished assets nor held by running ones, divided by the assets not yet started."""
-        campaign = session.get(CampaignRow, job.campaign_id)
-        assert campaign is not None
+        campaign: CampaignRow = present(
+            session.get(CampaignRow, job.campaign_id), f"{job.id}'s campaign"
+        )
         siblings = session.scalars(
             select(JobRow).where(JobRow.campaign_id == campaign.id, JobRow.id != job.id)
         )
@@ -220,9 +221,14 @@ class WorkerPool:
         if prepared is None:
             return
         request, run_id, resuming = prepared
-        token = run_id_var.set(run_id)
+        with bound(run_id=run_id, job_id=job_id):  # every log line of the job says which
+            await self._run_prepared(job_id, request, run_id, resuming)
+
+    async def _run_prepared(
+        self, job_id: str, request: GenerationRequest, run_id: str, resuming: bool
+    ) -> None:
         providers = self.providers_factory(self.settings) if self.providers_factory else None
-        log.info("job started", extra={"job_id": job_id, "resuming": resuming})
+        log.info("job started", extra={"resuming": resuming})
         span = None
         on_event = None
         if self.tracer is not None:  # one span per job; each trace entry becomes a span event
@@ -251,11 +257,10 @@ class WorkerPool:
             self._fail(job_id, {"type": "internal", "status": 500, "detail": "the run failed"})
         else:
             self._succeed(job_id, result)
-            log.info("job finished", extra={"job_id": job_id, "status": result.status})
+            log.info("job finished", extra={"status": result.status})
         finally:
             if span is not None:
                 span.end()
-            run_id_var.reset(token)
 
     def _finish(
         self, session: Session, job: JobRow, state: str, *, error: dict[str, Any] | None

@@ -13,6 +13,7 @@ from brandloop.api.jobs.service import job_public, submit
 from brandloop.api.problems import PROBLEM_RESPONSES
 from brandloop.api.routers.threads import post_message
 from brandloop.api.schemas import GenerationCreate, JobPublic, MessageCreate, domain_request
+from brandloop.errors import present
 
 router = APIRouter(prefix="/generations", tags=["generations"], responses=PROBLEM_RESPONSES)
 
@@ -39,8 +40,10 @@ async def create_generation(
             **body.model_dump(include={"count", "size", "aspect_ratio", "budget_usd", "seed"}),
         )
         accepted = await post_message(body.thread_id, message, principal, session, service, pool)
-        row = store.get_job(session, tenant=principal.tenant, job_id=accepted.job.id)
-        assert row is not None
+        row = present(
+            store.get_job(session, tenant=principal.tenant, job_id=accepted.job.id),
+            f"job {accepted.job.id}",
+        )
     else:
         request = domain_request(
             **body.model_dump(exclude={"thread_id"}, exclude_none=True), tenant=principal.tenant

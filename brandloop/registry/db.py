@@ -12,6 +12,7 @@ SQLite gets WAL and foreign keys; PostgreSQL gets a connection pool.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +28,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from brandloop.errors import SchemaOutdatedError
 from brandloop.settings import Settings
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 UPGRADE_COMMAND = "brandloop db upgrade"
@@ -126,6 +129,8 @@ class Database:
                     return before, set(head_revisions())
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "heads")
+        after = sorted(head_revisions())
+        log.info("schema upgraded", extra={"before": sorted(before), "after": after})
         self._schema_checked = True
         return before, set(head_revisions())
 
@@ -144,6 +149,7 @@ class Database:
             heads = set(head_revisions())
             if current != heads:
                 if not self.migrate_on_first_use:
+                    log.error("schema outdated", extra={"current": sorted(current)})
                     raise SchemaOutdatedError(_outdated(current, heads))
                 self.upgrade()
             self._schema_checked = True

@@ -10,6 +10,7 @@ happened in the pull request) needs an approver; anyone may import drafts.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from brandloop.artifacts import atomic_write
 from brandloop.domain import TemplateStatus, TemplateVersion
-from brandloop.errors import BadInputError
+from brandloop.errors import BadInputError, present
 from brandloop.registry import crud
 from brandloop.templates.governance import (
     GovernanceError,
@@ -35,6 +36,8 @@ from brandloop.templates.governance import (
     parse_yaml_file,
     versions,
 )
+
+log = logging.getLogger(__name__)
 
 HEADER = (
     "# brandloop prompt template (brandloop templates export). Versions are immutable:\n"
@@ -132,6 +135,7 @@ def export_templates(session: Session, *, tenant: str, directory: Path) -> list[
         text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
         atomic_write(path, (HEADER + text).encode("utf-8"))
         written.append(path)
+    log.info("templates exported", extra={"tenant": tenant, "files": len(written)})
     return written
 
 
@@ -226,7 +230,7 @@ def import_templates(
             added.append(vf.version)
             template = crud.get_template(session, tenant=tenant, name=tf.name)
         moved: list[str] = []
-        assert template is not None
+        template = present(template, f"template {tf.name!r}")
         for label, weights in sorted(tf.labels.items()):
             current = crud.get_label(session, template_id=template.id, label=label)
             wanted = {str(int(k)): float(v) for k, v in weights.items()}
@@ -237,4 +241,5 @@ def import_templates(
             )
             moved.append(label)
         report.append({"template": tf.name, "added_versions": added, "moved_labels": moved})
+    log.info("templates imported", extra={"tenant": tenant, "templates": len(report)})
     return report

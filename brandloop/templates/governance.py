@@ -13,6 +13,7 @@ even before the caller's transaction rolls back.
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import re
 from pathlib import Path
@@ -30,6 +31,8 @@ from brandloop.registry import crud
 from brandloop.registry.models import TemplateLabelRow, TemplateRow, TemplateVersionRow
 from brandloop.registry.models_templates import TemplateReviewRow
 from brandloop.templates.sandbox import compose_check
+
+log = logging.getLogger(__name__)
 
 POLICY_PATH: Final = Path(__file__).with_name("governance.yaml")
 NAME_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,119}$")
@@ -192,6 +195,7 @@ def _audit(
         subject_id=subject,
         detail=detail,
     )
+    log.info(f"template {action}", extra={"tenant": tenant, "template": subject, "actor": actor})
 
 
 def _review(

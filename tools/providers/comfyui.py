@@ -168,8 +168,8 @@ class ComfyUIProvider:
             raise MalformedResponseError(
                 "comfyui history entry is not an object", provider=self.name
             )
-        status = entry.get("status") if isinstance(entry.get("status"), dict) else {}
-        assert isinstance(status, dict)
+        reported = entry.get("status")
+        status = reported if isinstance(reported, dict) else {}
         if status.get("status_str") == "error":
             raise TerminalProviderError(
                 f"comfyui failed to run the workflow: {_execution_error(status)}",

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 import httpx
 
 from brandloop.domain import ModelSpec
+from brandloop.errors import BadInputError
 from brandloop.policies.catalog import configured_providers
 from brandloop.providers import ImageProvider
 from brandloop.settings import Settings
@@ -62,7 +63,8 @@ def _adapter(
     provider: str, client: httpx.AsyncClient, settings: Settings, models: Sequence[ModelSpec]
 ) -> ImageProvider:
     if provider == "openai":
-        assert settings.openai_api_key is not None
+        if settings.openai_api_key is None:
+            raise BadInputError("the openai provider needs BRANDLOOP_OPENAI_API_KEY")
         return OpenAIImagesProvider(
             client,
             api_key=settings.openai_api_key,
@@ -70,7 +72,8 @@ def _adapter(
             models=models,
         )
     if provider == "stability":
-        assert settings.stability_api_key is not None
+        if settings.stability_api_key is None:
+            raise BadInputError("the stability provider needs BRANDLOOP_STABILITY_API_KEY")
         return StabilityProvider(
             client,
             api_key=settings.stability_api_key,
@@ -78,12 +81,14 @@ def _adapter(
             models=models,
         )
     if provider == "a1111":
-        assert settings.a1111_base_url
+        if not settings.a1111_base_url:
+            raise BadInputError("the a1111 provider needs BRANDLOOP_A1111_BASE_URL")
         return A1111Provider(
             client, base_url=settings.a1111_base_url, auth=settings.a1111_api_auth, models=models
         )
     if provider == "comfyui":
-        assert settings.comfyui_base_url
+        if not settings.comfyui_base_url:
+            raise BadInputError("the comfyui provider needs BRANDLOOP_COMFYUI_BASE_URL")
         workflow = load_workflow(settings.comfyui_workflow) if settings.comfyui_workflow else None
         return ComfyUIProvider(
             client,

@@ -104,8 +104,8 @@ class OpenAIImagesProvider(HostedApiProvider):
             fmt, width, height = inspect_image(raw, provider=self.name)
             images.append(GeneratedImage(data=raw, format=fmt, width=width, height=height))
             revised = revised or item.get("revised_prompt")
-        usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
-        assert isinstance(usage, dict)
+        reported = body.get("usage")
+        usage = reported if isinstance(reported, dict) else {}
         return ImageResult(
             images=images,
             seed=None,

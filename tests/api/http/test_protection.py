@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from brandloop.api.deps import get_session
-from brandloop.api.observability import JsonFormatter, request_id_var, run_id_var
+from brandloop.logs import JsonFormatter, request_id_var, run_id_var
 from tests.api.http.conftest import Keys, assert_problem, brand_kit
 
 GEN = {"brief": "a steaming cup", "brand": "Acme Coffee", "size": "64x64"}

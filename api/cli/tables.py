@@ -1,0 +1,97 @@
+"""Tables that stay readable in an 80-column terminal or a CI log.
+
+Every column says whether it is shown by default or only with ``--wide``, and whether its cells
+are free text. Identifiers, numbers and states are never wrapped into fragments; free text is
+cut with an ellipsis to what the terminal leaves. ``--wide`` shows every column at its natural
+width (lines may run past the terminal; nothing is cut or folded); ``--json`` has everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
+
+Wide = Annotated[
+    bool, typer.Option("--wide", help="every column, at full width (--json has everything)")
+]
+
+#: what a free-text column keeps at least, however narrow the terminal
+MIN_TEXT = 8
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    wide: bool = False
+    """shown only with ``--wide``"""
+    text: bool = False
+    """free text: cut with an ellipsis to fit (ids, numbers and states never are)"""
+    justify: Literal["left", "right"] = "left"
+
+
+def _cell_width(cell: str) -> int:
+    return max((Text.from_markup(line).cell_len for line in cell.split("\n")), default=0)
+
+
+def _text_widths(natural: dict[int, int], room: int) -> dict[int, int]:
+    """Share ``room`` among free-text columns: the narrow ones get what they need, the rest
+    split what is left evenly."""
+    widths: dict[int, int] = {}
+    pending = sorted(natural, key=natural.__getitem__)
+    while pending:
+        share = max(MIN_TEXT, room // len(pending))
+        index = pending.pop(0)
+        widths[index] = min(natural[index], share)
+        room -= widths[index]
+    return widths
+
+
+def show(
+    console: Console,
+    title: str | None,
+    columns: Sequence[Column],
+    rows: Iterable[Sequence[str]],
+    *,
+    wide: bool = False,
+) -> None:
+    """Print a table of ``rows`` (cells may hold rich markup) on ``console``."""
+    cells = [list(row) for row in rows]
+    shown = [i for i, column in enumerate(columns) if wide or not column.wide]
+    natural = {
+        i: max([len(columns[i].header), *(_cell_width(row[i]) for row in cells)]) for i in shown
+    }
+    text = [i for i in shown if columns[i].text]
+    widths: dict[int, int] = {}
+    if text and not wide:
+        fixed = sum(natural[i] for i in shown if i not in text) + 3 * len(shown) + 1
+        widths = _text_widths({i: natural[i] for i in text}, console.width - fixed)
+    grid = Table(title=title)
+    for i in shown:
+        grid.add_column(
+            columns[i].header,
+            justify=columns[i].justify,
+            no_wrap=True,
+            overflow="ellipsis",
+            width=widths.get(i),
+            min_width=None if i in widths else natural[i],
+        )
+    for row in cells:
+        grid.add_row(*(row[i] for i in shown))
+    if wide:  # a console as wide as the table: a terminal's own width would squeeze it
+        total = Measurement.get(console, console.options.update_width(100_000), grid).maximum
+        Console(
+            file=console.file,
+            width=max(total, console.width),
+            highlight=False,
+            force_terminal=console.is_terminal,
+            no_color=console.no_color,
+        ).print(grid)
+    else:
+        console.print(grid)
