@@ -349,19 +349,17 @@ def stats(name: Name, as_json: AsJson = False, wide: Wide = False) -> None:
         Column("rate", justify="right"),
         Column("mean", justify="right"),
         Column("$/acc", justify="right"),
-        Column("labels", text=True),
         Column("runs", wide=True, justify="right"),
         Column("tries", wide=True, justify="right"),
     )
     rows = [
         (
-            f"@{v['version']}",
+            f"@{v['version']}" + (f" ({labels})" if (labels := _shares(v["labels"])) else ""),
             v["status"],
             str(v["accepted"]),
             "-" if v["acceptance_rate"] is None else f"{v['acceptance_rate']:.0%}",
             "-" if v["mean_composite"] is None else f"{v['mean_composite']:.3f}",
             "-" if v["cost_per_accepted_usd"] is None else f"${v['cost_per_accepted_usd']:.3f}",
-            " ".join(f"{k} {w:.0%}" for k, w in v["labels"].items()),
             str(v["runs"]),
             str(v["attempts"]),
         )
@@ -369,6 +367,10 @@ def stats(name: Name, as_json: AsJson = False, wide: Wide = False) -> None:
     ]
     title = f"{name}: outcomes per version (signal means, total cost: --json)"
     tables.show(out, title, columns, rows, wide=wide)
+
+
+def _shares(labels: dict[str, float]) -> str:
+    return " ".join(f"{label} {weight:.0%}" for label, weight in labels.items())
 
 
 @templates_app.command("history")

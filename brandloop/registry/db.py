@@ -148,8 +148,7 @@ class Database:
             current = self.current_revisions()
             heads = set(head_revisions())
             if current != heads:
-                if not self.migrate_on_first_use:
-                    log.error("schema outdated", extra={"current": sorted(current)})
+                if not self.migrate_on_first_use:  # the one-line error says it all
                     raise SchemaOutdatedError(_outdated(current, heads))
                 self.upgrade()
             self._schema_checked = True
