@@ -73,9 +73,9 @@ def list_(
         Column("id"),
         Column("principal"),
         Column("role"),
-        Column("prefix"),
         Column("revoked"),
-        Column("name", text=True),
+        Column("prefix", wide=True),
+        Column("name", wide=True, text=True),
         Column("created", wide=True),
     )
     table_rows = [
@@ -83,8 +83,8 @@ def list_(
             r["id"],
             r["principal"],
             r["role"],
-            r["prefix"],
             "yes" if r["revoked"] else "",
+            r["prefix"],
             r["name"],
             r["created_at"][:19],
         )

@@ -110,10 +110,14 @@ def test_template_brand_key_and_cache_tables_fit_80_columns(
     assert_fits(run_cli(capsys, "templates", "history", "brand-hero"), "brand-hero@1", "seeded")
     assert_fits(run_cli(capsys, "templates", "variables"), "brief", "palette")
     assert_fits(run_cli(capsys, "brands", "list"), "Acme Coffee")
-    made = json.loads(
-        run_cli(capsys, "keys", "create", "--tenant", "acme", "--role", "approver", "--json")
+    create = ["keys", "create", "--tenant", "acme", "--role", "approver", "--json"]
+    made = json.loads(run_cli(capsys, *create, "--principal", "ana.lee@acme.example"))
+    assert_fits(
+        run_cli(capsys, "keys", "list", "--tenant", "acme"),
+        made["id"],
+        "approver",
+        "ana.lee@acme.example",
     )
-    assert_fits(run_cli(capsys, "keys", "list", "--tenant", "acme"), made["id"], "approver")
     assert_fits(run_cli(capsys, "cache", "stats"), "procedural/")
 
 
