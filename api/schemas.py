@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from brandloop.agent.revision import BriefEdit
-from brandloop.domain import MAX_BRIEF_CHARS, BrandKit, GenerationRequest, RunResult, RunStatus
+from brandloop.domain import MAX_BRIEF_CHARS, GenerationRequest, RunResult, RunStatus
 
 JobState = Literal["queued", "running", "awaiting_review", "succeeded", "failed", "cancelled"]
 
@@ -242,14 +242,6 @@ class CampaignPublic(BaseModel):
     )
     assets: list[CampaignAssetStatus]
     created_at: datetime
-
-
-class BrandPublic(BaseModel):
-    id: str
-    name: str
-    kit: BrandKit
-    created_at: datetime
-    updated_at: datetime
 
 
 class ReviewDecision(_In):

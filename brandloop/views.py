@@ -3,8 +3,9 @@ serialised as they are by both the CLI's ``--json`` and the HTTP API, so the two
 
 ``RunView`` (a run's row), ``AttemptView`` (one provider attempt, scores flattened to values),
 ``TraceEvent`` (one entry of the run's trace) and ``RunTrace`` (all of it, with the receipt of
-every accepted image). The one difference between the surfaces is where an image is: the CLI
-gives the file's path on this machine, the API its ``/v1/artifacts/<sha256>`` URL.
+every accepted image); ``BrandView`` (a brand and its kit) and ``ModelView`` (a catalog model and
+whether this deployment can use it). The one difference between the surfaces is where an image
+is: the CLI gives the file's path on this machine, the API its ``/v1/artifacts/<sha256>`` URL.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ from sqlalchemy.orm import Session
 from brandloop.domain import (
     AcceptedImage,
     AttemptOutcome,
+    BrandKit,
     GenerationRequest,
+    ModelSpec,
     ModerationVerdict,
     Receipt,
     RunStatus,
 )
 from brandloop.providers import PREVIEW_PROVIDER
 from brandloop.registry import crud
-from brandloop.registry.models import AttemptRow, RunEventRow, RunRow
+from brandloop.registry.models import AttemptRow, BrandRow, RunEventRow, RunRow
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -115,6 +118,33 @@ _RUN_AS_STORED = (
     "created_at",
     "finished_at",
 )
+
+
+class BrandView(BaseModel):
+    """A brand: its id, its name and its kit (the same model as the YAML files)."""
+
+    id: str
+    name: str
+    kit: BrandKit
+    created_at: datetime
+    updated_at: datetime
+
+
+class ModelView(ModelSpec):
+    """A catalog model, and whether the providers this deployment configures can run it."""
+
+    usable: bool
+    unusable_reason: str | None = Field(default=None, examples=["openai not configured"])
+
+
+def brand_view(row: BrandRow) -> BrandView:
+    return BrandView(
+        id=row.id,
+        name=row.name,
+        kit=crud.brand_kit(row),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
 
 
 def run_view(row: RunRow) -> RunView:

@@ -14,6 +14,7 @@ from brandloop.errors import BadInputError
 from brandloop.policy_files import read_policy_yaml
 from brandloop.providers import PREVIEW_PROVIDER
 from brandloop.settings import Settings
+from brandloop.views import ModelView
 
 CATALOG_PATH = Path(__file__).with_name("catalog.yaml")
 TIER_ORDER = {"draft": 0, "standard": 1, "premium": 2}
@@ -91,6 +92,27 @@ def plannable(
     allowed = providers if providers is not None else allowed_providers(settings)
     usable = [m for m in models if m.status != "retired" and m.provider in allowed]
     return sorted(usable, key=lambda m: (TIER_ORDER[m.tier], m.price_per_image_usd))
+
+
+def unusable_reason(model: ModelSpec, configured: set[str], allowed: set[str]) -> str | None:
+    """Why the planner will not use ``model`` here by default, or None (see ``plannable``)."""
+    if model.status == "retired":
+        return "retired"
+    if model.provider not in configured:
+        return f"{model.provider} not configured"
+    if model.provider not in allowed:
+        return "preview renderer: only with --allow-preview while a real provider is configured"
+    return None
+
+
+def model_views(models: list[ModelSpec], settings: Settings) -> list[ModelView]:
+    """Each model with whether this deployment can use it: ``models list`` and ``/v1/models``."""
+    configured, allowed = configured_providers(settings), allowed_providers(settings)
+    views = []
+    for model in models:
+        reason = unusable_reason(model, configured, allowed)
+        views.append(ModelView(**model.model_dump(), usable=reason is None, unusable_reason=reason))
+    return views
 
 
 # --------------------------------------------------------------------------- prices

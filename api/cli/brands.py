@@ -13,6 +13,7 @@ from brandloop.api.cli.common import database, out, print_json, settings
 from brandloop.api.cli.tables import Column, Wide
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.registry import crud
+from brandloop.views import brand_view
 
 
 @brands_app.command("add")
@@ -32,7 +33,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False, wide: Wide =
     with database().session() as session:
         rows = crud.list_brands(session, tenant=cfg.tenant)
         if as_json:
-            print_json([{"id": r.id, **r.kit} for r in rows])
+            print_json([brand_view(r).model_dump(mode="json") for r in rows])
             return
         kits = [crud.brand_kit(row) for row in rows]
         columns = (

@@ -11,15 +11,7 @@ from brandloop.api.cli.app import models_app
 from brandloop.api.cli.common import database, err, out, print_json, settings
 from brandloop.api.cli.tables import Column, Wide, show
 from brandloop.domain import ModelSpec
-from brandloop.policies.catalog import configured_providers
-
-
-def _why_not(model: ModelSpec, providers: set[str]) -> str:
-    if model.status == "retired":
-        return "retired"
-    if model.provider not in providers:
-        return f"{model.provider} not configured"
-    return ""
+from brandloop.policies.catalog import configured_providers, model_views
 
 
 def _shapes(model: ModelSpec) -> str:
@@ -55,19 +47,9 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False, wide: Wide =
     """The model catalog (shipped YAML merged with the registry), and which models this
     process can use with the providers its settings configure."""
     cfg = settings()
-    models = catalog_models(database())
-    providers = configured_providers(cfg)
+    models = model_views(catalog_models(database()), cfg)
     if as_json:
-        print_json(
-            [
-                {
-                    **m.model_dump(mode="json"),
-                    "usable": not _why_not(m, providers),
-                    "unusable_reason": _why_not(m, providers) or None,
-                }
-                for m in models
-            ]
-        )
+        print_json([m.model_dump(mode="json") for m in models])
         return
     rows = [
         (
@@ -75,19 +57,19 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False, wide: Wide =
             m.tier,
             m.status,
             _price(m),
-            "[dim]no[/]" if _why_not(m, providers) else "[green]yes[/]",
+            "[green]yes[/]" if m.usable else "[dim]no[/]",
             _shapes(m),
             "yes" if m.supports_seed else "no",
             "yes" if m.supports_negative_prompt else "no",
             str(m.max_images_per_call),
             f"{m.quality_baseline:.2f}",
-            _why_not(m, providers) or "-",
+            m.unusable_reason or "-",
         )
         for m in models
     ]
     title = "Model catalog (more: --wide; licences and price tables: --json)"
     show(out, title, MODEL_COLUMNS, rows, wide=wide)
-    if providers == {"procedural"}:
+    if configured_providers(cfg) == {"procedural"}:
         err.print(
             "No provider credentials are set: only the procedural models are active. Set "
             "BRANDLOOP_OPENAI_API_KEY, BRANDLOOP_STABILITY_API_KEY, BRANDLOOP_A1111_BASE_URL or "

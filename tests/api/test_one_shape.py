@@ -18,7 +18,7 @@ from brandloop.api.cli import main
 from brandloop.api.config import ApiSettings
 from brandloop.registry.db import Database
 from brandloop.settings import Settings
-from brandloop.views import AttemptView, RunTrace, RunView, TraceEvent
+from brandloop.views import AttemptView, BrandView, ModelView, RunTrace, RunView, TraceEvent
 
 ROOT = Path(__file__).resolve().parents[2]
 BRIEF = (ROOT / "examples" / "briefs" / "morning-ritual.txt").read_text().strip()
@@ -156,3 +156,23 @@ def test_no_response_in_the_openapi_schema_hides_an_untyped_object(http: TestCli
     for field in ("tries", "revised_prompt", "provider_request_id", "params", "composite"):
         assert field in attempt
     assert attempt["scores"]["additionalProperties"] == {"type": "number"}
+
+
+def test_brands_and_models_read_the_same_on_the_cli_and_over_http(
+    capsys: pytest.CaptureFixture[str], one_run: str, http: TestClient
+) -> None:
+    for argv, path, model in (
+        (("brands", "list", "--json"), "/v1/brands", BrandView),
+        (("models", "list", "--json"), "/v1/models", ModelView),
+    ):
+        cli = run_cli(capsys, *argv)
+        over_http = http.get(path).json()
+        assert cli and differences(cli, over_http) == [], path
+        assert all(set(item) == set(model.model_fields) for item in cli)
+    models = {m["id"]: m for m in run_cli(capsys, "models", "list", "--json")}
+    assert (
+        models["procedural/draft"]["usable"]
+        and models["procedural/draft"]["unusable_reason"] is None
+    )
+    assert not models["openai/gpt-image-1"]["usable"]
+    assert models["openai/gpt-image-1"]["unusable_reason"] == "openai not configured"
