@@ -17,6 +17,7 @@ from brandloop.policies.scoring import ScoringPolicy
 from brandloop.providers import ImageProvider
 from brandloop.registry.crud import add_event
 from brandloop.registry.db import Database
+from brandloop.tools.credentials import ContentSigner
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class RunContext:
     policy: AgentPolicy
     budget_usd: float
     image_moderator: ImageModerator
+    signer: ContentSigner
     memory: BrandMemory | None = None
     on_event: EventSink | None = None
     use_cache: bool = True

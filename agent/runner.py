@@ -52,6 +52,7 @@ from brandloop.registry.db import Database
 from brandloop.registry.models_agent import ReviewDecisionRow
 from brandloop.settings import Settings
 from brandloop.tools import cache as generation_cache
+from brandloop.tools.credentials import signer_from_settings
 from brandloop.tools.moderation.image import NudeNetModerator
 from brandloop.tools.providers.factory import build_providers
 from brandloop.tools.providers.factory import closing as providers_closing
@@ -245,6 +246,7 @@ def build_context(
         if request.budget_usd is not None
         else settings.default_budget_usd,
         image_moderator=image_moderator or NudeNetModerator(),
+        signer=signer_from_settings(settings),
         memory=open_memory(settings) if use_memory else None,
         on_event=on_event,
         use_cache=use_cache,

@@ -10,7 +10,13 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from brandloop.agent.revision import BriefEdit
-from brandloop.domain import MAX_BRIEF_CHARS, GenerationRequest, RunResult, RunStatus
+from brandloop.domain import (
+    MAX_BRIEF_CHARS,
+    GenerationRequest,
+    ImageFormat,
+    RunResult,
+    RunStatus,
+)
 
 JobState = Literal["queued", "running", "awaiting_review", "succeeded", "failed", "cancelled"]
 
@@ -38,6 +44,13 @@ class Shape(_In):
     aspect_ratio: str | None = Field(default=None, max_length=10, examples=["16:9"])
     budget_usd: float | None = Field(default=None, gt=0, le=10_000)
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    output_format: ImageFormat | None = Field(
+        default=None,
+        description="file format of the accepted images (png, jpeg, webp); default: the model's",
+    )
+
+
+SHAPE_FIELDS = frozenset(Shape.model_fields)
 
 
 class GenerationCreate(Shape):

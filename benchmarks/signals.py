@@ -16,16 +16,16 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.timing import measure  # noqa: E402 - after the path is set
 
 
 def _render(side: int) -> bytes:
@@ -37,29 +37,6 @@ def _render(side: int) -> bytes:
     request = ImageRequest(model="studio", prompt=prompt, seed=7, width=side, height=side)
     result = asyncio.run(ProceduralProvider().generate(request))
     return result.images[0].data
-
-
-def _measure(fn: Callable[[], object], runs: int) -> dict[str, float]:
-    """Wall-clock median, p90 and min, and the median CPU time of the process (all threads).
-
-    On a shared machine the wall clock also counts the time other processes held the CPUs;
-    CPU time is what this code itself costs.
-    """
-    for _ in range(3):
-        fn()
-    wall, cpu = [], []
-    for _ in range(runs):
-        started, started_cpu = time.perf_counter(), time.process_time()
-        fn()
-        wall.append((time.perf_counter() - started) * 1000)
-        cpu.append((time.process_time() - started_cpu) * 1000)
-    wall.sort()
-    return {
-        "median_ms": round(statistics.median(wall), 1),
-        "p90_ms": round(wall[int(0.9 * (len(wall) - 1))], 1),
-        "min_ms": round(wall[0], 1),
-        "cpu_median_ms": round(statistics.median(cpu), 1),
-    }
 
 
 def latency(runs: int) -> dict[str, Any]:
@@ -105,7 +82,7 @@ def latency(runs: int) -> dict[str, Any]:
     }
     result = {}
     for name, fn in parts.items():
-        result[name] = _measure(fn, runs)
+        result[name] = measure(fn, runs)
     return result
 
 

@@ -2,6 +2,8 @@
 
 The receipt goes into an ``iTXt`` chunk inserted after ``IHDR`` without re-encoding the pixels,
 so the image data stays exactly what the provider returned. Writes are atomic (temp + rename).
+A file is named by the sha256 of its bytes with the suffix of its format (``.png``, ``.jpg``,
+``.webp``, sniffed from the bytes).
 """
 
 from __future__ import annotations
@@ -14,12 +16,31 @@ import struct
 import tempfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
+
+from brandloop.domain import ImageFormat
 
 log = logging.getLogger(__name__)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 RECEIPT_KEY = "brandloop:receipt"
+SUFFIXES: Final[dict[ImageFormat, str]] = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
+MEDIA_TYPES: Final[dict[ImageFormat, str]] = {
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+}
+
+
+def image_format(data: bytes) -> ImageFormat | None:
+    """The format of an image from its first bytes, or None when it is none of ours."""
+    if data.startswith(PNG_SIGNATURE):
+        return "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return None
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -82,7 +103,7 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 class ArtifactStore:
-    """Files named by the sha256 of their bytes: ``root/ab/cd/abcd….png``.
+    """Files named by the sha256 of their bytes: ``root/ab/cd/abcd….png`` (``.jpg``, ``.webp``).
 
     The store knows files, not owners: who may read or delete which file is recorded per
     tenant in the registry (``brandloop.registry.artifact_owners``).
@@ -94,6 +115,18 @@ class ArtifactStore:
     def path_for(self, sha256: str, suffix: str = ".png") -> Path:
         return self.root / sha256[:2] / sha256[2:4] / f"{sha256}{suffix}"
 
+    def locate(self, sha256: str) -> Path:
+        """The file of ``sha256`` whatever its format (the PNG path when there is none)."""
+        for suffix in SUFFIXES.values():
+            path = self.path_for(sha256, suffix)
+            if path.exists():
+                return path
+        return self.path_for(sha256)
+
+    def path_of(self, data: bytes, sha256: str | None = None) -> Path:
+        """Where ``data`` is stored: its sha256 with the suffix of its format."""
+        return self.path_for(sha256 or sha256_hex(data), SUFFIXES[image_format(data) or "png"])
+
     @staticmethod
     def encode(png: bytes, receipt: dict[str, Any] | None = None) -> bytes:
         """The bytes to store: the PNG with its receipt inside, when there is one."""
@@ -104,7 +137,7 @@ class ArtifactStore:
     def write(self, data: bytes) -> tuple[str, Path]:
         """Store ``data`` under its sha256 unless that file is there already."""
         digest = sha256_hex(data)
-        path = self.path_for(digest)
+        path = self.path_of(data, digest)
         if not path.exists():
             atomic_write(path, data)
             log.debug("artifact stored", extra={"sha256": digest, "bytes": len(data)})
@@ -114,11 +147,11 @@ class ArtifactStore:
         return self.write(self.encode(png, receipt))
 
     def get(self, sha256: str) -> bytes:
-        return self.path_for(sha256).read_bytes()
+        return self.locate(sha256).read_bytes()
 
     def exists(self, sha256: str) -> bool:
-        return self.path_for(sha256).exists()
+        return self.locate(sha256).exists()
 
     def remove(self, sha256: str) -> None:
         """Delete the file (no owner is left: the caller checked, under the sha256's lock)."""
-        self.path_for(sha256).unlink(missing_ok=True)
+        self.locate(sha256).unlink(missing_ok=True)

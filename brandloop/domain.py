@@ -7,6 +7,8 @@ stores them, the agent passes them between nodes.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -42,6 +44,8 @@ TemplateStatus = Literal["draft", "in_review", "approved", "rejected"]
 Shift = Literal["warmer", "cooler", "brighter", "darker"]
 #: Why a run stopped short of what was asked (None: it did not).
 StopCause = Literal["budget", "iterations", "unpromising", "refused", "providers_unavailable"]
+ImageFormat = Literal["png", "jpeg", "webp"]
+SignerKind = Literal["development", "local", "remote"]
 
 
 def utcnow() -> datetime:
@@ -177,6 +181,9 @@ class GenerationRequest(_Model):
         description="palette emphasis and exposure target shifts a revision asked for",
     )
     tenant: str = "default"
+    output_format: ImageFormat | None = Field(
+        default=None, description="file format of the accepted images; default: as the model made them"
+    )
     providers: list[str] | None = Field(
         default=None,
         max_length=16,
@@ -426,6 +433,33 @@ class AcceptedImage(_Model):
         description="made by the procedural preview renderer, not a generative model",
     )
     cache_hit: bool = Field(default=False, description="served from the generation cache, $0")
+    format: ImageFormat = "png"
+    manifest_label: str | None = Field(
+        default=None, description="label of the image's signed C2PA manifest (Content Credentials)"
+    )
+
+
+class AcceptanceRule(_Model):
+    """The bar an image cleared to be accepted, as the agent policy stated it at the time."""
+
+    accept_composite: float
+    require_all_signals: bool
+
+    @property
+    def text(self) -> str:
+        rule = f"composite >= {self.accept_composite:g}"
+        return rule + (" and every signal passes" if self.require_all_signals else "")
+
+
+class ContentCredentials(_Model):
+    """Where an accepted image's C2PA manifest is and who signed it (set after signing)."""
+
+    manifest_label: str
+    format: ImageFormat
+    digital_source_type: str
+    signer: str = Field(description="subject of the signing certificate")
+    signer_kind: SignerKind
+    receipt_sha256: str = Field(description="the receipt digest the manifest's assertion carries")
 
 
 class Receipt(_Model):
@@ -462,6 +496,34 @@ class Receipt(_Model):
         description="made by the procedural preview renderer, not a generative model",
     )
     created_at: datetime = Field(default_factory=utcnow)
+    format: ImageFormat = "png"
+    acceptance: AcceptanceRule | None = None
+    digital_source_type: str | None = Field(
+        default=None, description="IPTC digital source type (a cv.iptc.org URL)"
+    )
+    edits: list[str] = Field(
+        default_factory=list,
+        description="C2PA actions brandloop applied after the model (c2pa.cropped, c2pa.resized, "
+        "c2pa.transcoded)",
+    )
+    credentials: ContentCredentials | None = None
+
+    def content_digest(self) -> str:
+        """See :func:`receipt_digest`."""
+        return receipt_digest(self.model_dump(mode="json"))
+
+
+_POST_SIGNING_FIELDS = frozenset({"sha256", "credentials"})
+
+
+def receipt_digest(receipt: dict[str, Any]) -> str:
+    """sha256 of a receipt (its JSON form, as stored) without the fields that only exist once
+    the signed file does (``sha256``, ``credentials``). The C2PA receipt assertion carries it,
+    so verify can tell that the registry's receipt is the one that was signed. Computed over
+    the stored JSON, not a re-parsed model, so a later schema with new defaults cannot move it."""
+    body = {key: value for key, value in receipt.items() if key not in _POST_SIGNING_FIELDS}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class RunResult(_Model):

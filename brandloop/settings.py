@@ -85,7 +85,28 @@ class Settings(BaseSettings):
     provider_breaker_reset_s: float = Field(default=30.0, ge=0)
     provider_limits: dict[str, dict[str, float]] = Field(default_factory=dict)
 
-    @field_validator("openai_api_key", "stability_api_key", "a1111_api_auth")
+    # Content Credentials (docs/provenance.md). With none of the signer settings, images are
+    # signed by a development CA made in the data dir on first use and reported untrusted.
+    # A production signer is a certificate chain (PEM, signing certificate first) with either
+    # the private key file or a remote HTTP signer that holds the key.
+    c2pa_cert_chain: Path | None = None
+    c2pa_private_key: Path | None = None
+    c2pa_remote_url: str | None = Field(
+        default=None, description="HTTP signer: POST the bytes to sign, answer the signature"
+    )
+    c2pa_remote_token: SecretStr | None = Field(
+        default=None, description="bearer token for the remote signer"
+    )
+    c2pa_remote_timeout_s: float = Field(default=10.0, gt=0)
+    c2pa_signing_alg: Literal["es256", "es384", "es512", "ps256", "ps384", "ps512", "ed25519"] = (
+        "es256"
+    )
+    c2pa_tsa_url: str | None = Field(default=None, description="RFC 3161 time-stamping authority")
+    c2pa_trust_anchors: Path | None = Field(
+        default=None, description="PEM bundle of the root certificates verify trusts"
+    )
+
+    @field_validator("openai_api_key", "stability_api_key", "a1111_api_auth", "c2pa_remote_token")
     @classmethod
     def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and value.get_secret_value().strip().lower() in _PLACEHOLDER_SECRETS:

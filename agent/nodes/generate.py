@@ -22,6 +22,7 @@ from brandloop.providers import GeneratedImage, ImageResult
 from brandloop.registry import crud
 from brandloop.registry.artifact_owners import keep_artifact
 from brandloop.tools import cache as generation_cache
+from brandloop.tools.credentials import FIT_EDITS
 from brandloop.tools.providers.batching import batch_candidates, batch_key, build_request
 from brandloop.tools.providers.errors import (
     MalformedResponseError,
@@ -211,7 +212,9 @@ async def _attempt_batch(ctx: RunContext, run_id: str, batch: list[Candidate]) -
             continue
         image = result.images[index]
         try:
-            stored = _store(ctx, run_id, attempt, await _fitted(image, attempt.candidate))
+            fitted = await _fitted(image, attempt.candidate)
+            edits = list(FIT_EDITS) if fitted is not image else []
+            stored = _store(ctx, run_id, attempt, fitted, edits)
         except MalformedResponseError as exc:
             done.append(_failed(attempt, exc))
             continue
@@ -238,8 +241,11 @@ async def _fitted(image: GeneratedImage, cand: Candidate) -> GeneratedImage:
     return await asyncio.to_thread(fit, image, cand.width, cand.height)
 
 
-def _store(ctx: RunContext, run_id: str, attempt: Attempt, image: GeneratedImage) -> Attempt:
-    """Keep the image as the attempt's artifact, owned by the run's tenant."""
+def _store(
+    ctx: RunContext, run_id: str, attempt: Attempt, image: GeneratedImage, edits: list[str]
+) -> Attempt:
+    """Keep the image as the attempt's artifact, owned by the run's tenant, with the edits
+    post-processing made to it (the signed manifest of an accepted image lists them)."""
     with ctx.db.session() as session:
         sha, _ = keep_artifact(
             session,
@@ -250,6 +256,7 @@ def _store(ctx: RunContext, run_id: str, attempt: Attempt, image: GeneratedImage
             height=image.height,
             run_id=run_id,
             attempt_id=attempt.id,
+            edits=edits or None,
         )
     return attempt.model_copy(update={"artifact_sha256": sha})
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from brandloop.agent.runner import (
@@ -24,11 +26,20 @@ from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, ensure_brand, err, out, print_json, settings
 from brandloop.api.cli.tables import Column, Wide
+from brandloop.api.cli.verify import verify_files
 from brandloop.api.preview import thumbnail
-from brandloop.artifacts import atomic_write
+from brandloop.artifacts import SUFFIXES, atomic_write
 from brandloop.domain import GenerationRequest, RunResult
 from brandloop.errors import BadInputError, ProvidersUnavailableError, present
 from brandloop.registry import crud
+from brandloop.tools.credentials import CredentialReport, production_signer
+
+
+class OutputFormat(StrEnum):
+    png = "png"
+    jpeg = "jpeg"
+    webp = "webp"
+
 
 EXIT_BY_STATUS = {"succeeded": 0, "partial": 0, "awaiting_review": 0, "refused": 3, "failed": 4}
 
@@ -48,7 +59,7 @@ def write_outputs(result: RunResult, out_dir: Path, *, tenant: str) -> RunResult
     receipts: list[dict[str, Any]] = []
     with database().session() as session:
         for index, image in enumerate(result.images, start=1):
-            target = out_dir / f"{index:02d}-{image.sha256[:12]}.png"
+            target = out_dir / f"{index:02d}-{image.sha256[:12]}{SUFFIXES[image.format]}"
             shutil.copyfile(present(image.path, f"image {image.sha256}'s file"), target)
             images.append(image.model_copy(update={"path": str(target)}))
             artifact = crud.get_artifact(session, tenant=tenant, sha256=image.sha256)
@@ -77,7 +88,9 @@ IMAGE_COLUMNS = (
 DECISION_COLUMNS = (Column("node"), Column("action"), Column("reason", text=True))
 
 
-def _render(result: RunResult, *, wide: bool = False) -> None:
+def _render(
+    result: RunResult, credentials: list[CredentialReport], *, wide: bool = False
+) -> None:
     colour = {"succeeded": "green", "partial": "yellow"}.get(result.status, "red")
     out.print(
         f"[bold]{result.run_id}[/bold]  [{colour}]{result.status}[/{colour}]  "
@@ -108,6 +121,10 @@ def _render(result: RunResult, *, wide: bool = False) -> None:
         for image in result.images[:4]:
             if image.path:
                 out.print(thumbnail(Path(image.path).read_bytes(), width=32))
+        out.print("[bold]Content Credentials[/bold] (brandloop verify)")
+        for report in credentials:
+            style = "green" if report.status == "valid" else "red"
+            out.print(f"  [{style}]{escape(report.summary)}[/{style}]")
     decisions = [(d.node, d.action, d.reason) for d in result.decisions]
     tables.show(out, "Decisions", DECISION_COLUMNS, decisions, wide=wide)
     if result.receipt_path:
@@ -142,6 +159,10 @@ def generate(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="folder for PNGs and receipt")
     ] = None,
+    output_format: Annotated[
+        OutputFormat | None,
+        typer.Option("--format", help="file format of the accepted images (default: the model's)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
     no_memory: Annotated[
         bool, typer.Option("--no-memory", help="do not recall or remember")
@@ -150,6 +171,7 @@ def generate(
 ) -> None:
     """Generate on-brand images for BRIEF: plan, generate, moderate, score, replan."""
     cfg = settings()
+    production_signer(cfg)  # misconfigured signing fails here, before anything is stored
     if budget is not None and budget <= 0:
         raise BadInputError("--budget must be greater than zero")
     brand_name = ensure_brand(brand, tenant=cfg.tenant)
@@ -167,6 +189,7 @@ def generate(
         tenant=cfg.tenant,
         providers=[p for p in providers.split(",") if p.strip()] if providers is not None else None,
         allow_preview=allow_preview,
+        output_format=output_format.value if output_format else None,
     )
     db = database()
     model_ladder(cfg, catalog_models(db, cfg), request, brand_run_policy(cfg, db, request))
@@ -184,7 +207,8 @@ def generate(
     if as_json:
         print_json(result.model_dump(mode="json"))
     else:
-        _render(result, wide=wide)
+        credentials = verify_files([Path(i.path) for i in result.images if i.path], cfg)
+        _render(result, credentials, wide=wide)
     raise typer.Exit(exit_code(result))
 
 

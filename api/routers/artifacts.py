@@ -1,5 +1,6 @@
-"""Artifacts: the image bytes by sha256, immutable, so cached for good. Each tenant owns its
-own copy of identical bytes: it reads it, and deletes it, without touching another tenant's."""
+"""Artifacts: the image bytes by sha256, immutable, so cached for good, and what their Content
+Credentials say (the same report as ``brandloop verify``). Each tenant owns its own copy of
+identical bytes: it reads it, and deletes it, without touching another tenant's."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Response
 from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
@@ -18,6 +20,12 @@ from brandloop.registry import crud
 from brandloop.registry.artifact_owners import release_artifact
 from brandloop.registry.models import ArtifactRow
 from brandloop.settings import Settings
+from brandloop.tools.credentials import (
+    CredentialReport,
+    SignerConfigError,
+    trust_anchors_pem,
+    verify_image,
+)
 
 router = APIRouter(prefix="/artifacts", tags=["artifacts"], responses=PROBLEM_RESPONSES)
 Sha256 = Annotated[str, PathParam(pattern=r"^[0-9a-f]{64}$")]
@@ -25,10 +33,13 @@ Sha256 = Annotated[str, PathParam(pattern=r"^[0-9a-f]{64}$")]
 
 @router.get(
     "/{sha256}",
-    summary="The image, with its receipt inside (PNG iTXt) for accepted images",
+    summary="The image; accepted ones carry their receipt, XMP and signed C2PA manifest",
     response_class=FileResponse,
     responses={
-        200: {"content": {"image/png": {}}, "description": "the image"},
+        200: {
+            "content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}},
+            "description": "the image",
+        },
         304: {"description": "not modified"},
     },
 )
@@ -54,7 +65,7 @@ def tenant_artifact(
     row = crud.get_artifact(session, tenant=tenant, sha256=sha256)
     if row is None:
         raise ApiProblem(404, "not-found", f"no artifact {sha256}")
-    path = ArtifactStore(settings.artifacts_dir).path_for(sha256)
+    path = ArtifactStore(settings.artifacts_dir).locate(sha256)
     if not path.is_file():
         raise ApiProblem(404, "not-found", f"artifact {sha256} is recorded but its file is missing")
     return row, path
@@ -85,3 +96,24 @@ async def delete_artifact(
         detail={"key_id": principal.key_id},
     )
     return Response(status_code=204)
+
+
+@router.get(
+    "/{sha256}/credentials",
+    summary="Verify the image's Content Credentials (C2PA): signature, trust, hard binding, receipt",
+    response_model=CredentialReport,
+)
+async def get_credentials(
+    sha256: Sha256, principal: Viewer, session: SessionDep, settings: SettingsDep
+) -> CredentialReport:
+    _, path = tenant_artifact(session, settings, tenant=principal.tenant, sha256=sha256)
+    try:
+        trust = trust_anchors_pem(settings)
+    except SignerConfigError:
+        raise ApiProblem(
+            503, "not-ready", "the server's C2PA trust list is misconfigured"
+        ) from None
+    data = await run_in_threadpool(path.read_bytes)
+    return await run_in_threadpool(
+        verify_image, data, session=session, tenant=principal.tenant, trust_pem=trust
+    )

@@ -12,7 +12,13 @@ from brandloop.api.jobs import store
 from brandloop.api.jobs.service import job_public, submit
 from brandloop.api.problems import PROBLEM_RESPONSES
 from brandloop.api.routers.threads import post_message
-from brandloop.api.schemas import GenerationCreate, JobPublic, MessageCreate, domain_request
+from brandloop.api.schemas import (
+    SHAPE_FIELDS,
+    GenerationCreate,
+    JobPublic,
+    MessageCreate,
+    domain_request,
+)
 from brandloop.errors import present
 
 router = APIRouter(prefix="/generations", tags=["generations"], responses=PROBLEM_RESPONSES)
@@ -37,7 +43,7 @@ async def create_generation(
     if body.thread_id is not None:
         message = MessageCreate(
             content=body.brief,
-            **body.model_dump(include={"count", "size", "aspect_ratio", "budget_usd", "seed"}),
+            **body.model_dump(include=set(SHAPE_FIELDS)),
         )
         accepted = await post_message(body.thread_id, message, principal, session, service, pool)
         row = present(

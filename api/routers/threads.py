@@ -25,6 +25,7 @@ from brandloop.api.jobs.service import job_public, submit
 from brandloop.api.jobs.worker import WorkerPool
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
 from brandloop.api.schemas import (
+    SHAPE_FIELDS,
     MessageAccepted,
     MessageCreate,
     MessagePublic,
@@ -171,9 +172,7 @@ async def create_thread(
     if brand is None:
         raise ApiProblem(404, "not-found", f"unknown brand {body.brand!r}")
     if body.message is not None:  # check the first request before anything is stored
-        shape = body.model_dump(
-            include={"count", "size", "aspect_ratio", "budget_usd", "seed"}, exclude_none=True
-        )
+        shape = body.model_dump(include=set(SHAPE_FIELDS), exclude_none=True)
         check_request(
             service.db,
             domain_request(brief=body.message, brand=brand.name, tenant=principal.tenant, **shape),
@@ -183,9 +182,7 @@ async def create_thread(
     )
     session.commit()
     if body.message is not None:
-        shape = body.model_dump(
-            include={"count", "size", "aspect_ratio", "budget_usd", "seed"}, exclude_none=True
-        )
+        shape = body.model_dump(include=set(SHAPE_FIELDS), exclude_none=True)
         await post_message(
             thread.id,
             MessageCreate(content=body.message, **shape),

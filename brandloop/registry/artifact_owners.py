@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from brandloop.artifacts import ArtifactStore, sha256_hex
+from brandloop.artifacts import MEDIA_TYPES, ArtifactStore, image_format, sha256_hex
 from brandloop.domain import utcnow
 from brandloop.registry.models import ArtifactRow
 from brandloop.registry.models_agent import CacheEntryRow
@@ -43,26 +43,32 @@ def keep_artifact(
     run_id: str | None,
     attempt_id: str | None,
     receipt: dict[str, Any] | None = None,
+    phash: str | None = None,
+    edits: list[str] | None = None,
 ) -> tuple[str, Path]:
     """Own ``data`` for ``tenant``: record the tenant's copy and make sure the file is there.
 
     Returns its sha256 and path. Keeping bytes the tenant already owns changes nothing (the
-    first record stays); two keeps racing for the same copy record it once.
+    first record stays); two keeps racing for the same copy record it once. ``phash`` (an
+    accepted image's perceptual hash) and ``edits`` (what post-processing did to a model's
+    output) serve Content Credentials (``docs/provenance.md``).
     """
     sha256 = sha256_hex(data)
-    path = store.path_for(sha256)
+    path = store.path_of(data, sha256)
     _lock(session, sha256)
     values = {
         "tenant": tenant,
         "sha256": sha256,
         "path": str(path),
-        "media_type": "image/png",
+        "media_type": MEDIA_TYPES[image_format(data) or "png"],
         "width": width,
         "height": height,
         "size_bytes": len(data),
         "run_id": run_id,
         "attempt_id": attempt_id,
         "receipt": receipt,
+        "phash": phash,
+        "edits": edits,
         "created_at": utcnow(),
     }
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert

@@ -521,3 +521,24 @@ def get_artifact(session: Session, *, tenant: str, sha256: str) -> ArtifactRow |
     return session.scalar(
         select(ArtifactRow).where(ArtifactRow.tenant == tenant, ArtifactRow.sha256 == sha256)
     )
+
+
+def signed_artifacts_of_attempt(
+    session: Session, *, tenant: str, run_id: str, attempt_id: str
+) -> list[ArtifactRow]:
+    """The accepted (receipt-bearing) files one attempt produced, newest first."""
+    query = select(ArtifactRow).where(
+        ArtifactRow.tenant == tenant,
+        ArtifactRow.run_id == run_id,
+        ArtifactRow.attempt_id == attempt_id,
+    )
+    rows = session.scalars(query.order_by(ArtifactRow.created_at.desc()))
+    return [row for row in rows if row.receipt is not None]  # a JSON null is not SQL NULL
+
+
+def accepted_phashes(session: Session, *, tenant: str) -> list[tuple[str, str]]:
+    """(sha256, perceptual hash) of every accepted image of a tenant that has one."""
+    query = select(ArtifactRow.sha256, ArtifactRow.phash).where(
+        ArtifactRow.tenant == tenant, ArtifactRow.phash.is_not(None)
+    )
+    return [(sha, phash) for sha, phash in session.execute(query) if phash is not None]

@@ -194,6 +194,7 @@ class ArtifactRow(Base):
     its copy, without touching another tenant's (``registry.artifact_owners``)."""
 
     __tablename__ = "artifacts"
+    __table_args__ = (Index("ix_artifacts_tenant_phash", "tenant", "phash"),)
 
     tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
@@ -205,6 +206,12 @@ class ArtifactRow(Base):
     run_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     attempt_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     receipt: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    phash: Mapped[str | None] = mapped_column(
+        String(16), nullable=True, doc="64-bit perceptual hash, hex, of accepted (signed) images"
+    )
+    edits: Mapped[list[Any] | None] = mapped_column(
+        JSON, nullable=True, doc="C2PA actions brandloop applied to the model's output"
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -243,3 +243,4 @@ def test_the_installed_console_script_runs_the_bundled_example(tmp_path: Path) -
     assert proc.returncode == 0, proc.stderr
     assert "Accepted images" in proc.stdout and "Decisions" in proc.stdout
     assert list((tmp_path / "out").glob("*.png")) and (tmp_path / "out" / "receipt.json").is_file()
+    assert ': valid - signed by "brandloop development signer"' in proc.stdout

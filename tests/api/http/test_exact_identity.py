@@ -64,6 +64,8 @@ def test_four_lookalike_tenants_never_see_one_another(
             assert_problem(client.get(path, headers=them), 404, "not-found")
         for sha in delivered[owner] - delivered[other]:
             assert_problem(client.get(f"/v1/artifacts/{sha}", headers=them), 404, "not-found")
+            credentials = client.get(f"/v1/artifacts/{sha}/credentials", headers=them)
+            assert_problem(credentials, 404, "not-found")
         listed = {r["run_id"] for r in client.get("/v1/runs", headers=them).json()}
         assert run_id not in listed
         hits = client.get(
@@ -82,6 +84,20 @@ def test_four_lookalike_tenants_never_see_one_another(
         assert got.status_code == 200, (tenant, got.text)
         bodies.add(got.content)
     assert len(bodies) == 1
+
+    # the same raw bytes of an accepted image trace to each tenant's own run, never a lookalike's
+    sources = {
+        t: {
+            r["source_sha256"]
+            for r in client.get(f"/v1/runs/{jobs[t]['run_id']}/receipts", headers=admins[t]).json()
+        }
+        for t in TENANTS
+    }
+    traced = sorted(shared.intersection(*sources.values()))
+    assert traced, "the deterministic renderer's accepted images are the same for every tenant"
+    for tenant in TENANTS:
+        report = client.get(f"/v1/artifacts/{traced[0]}/credentials", headers=admins[tenant])
+        assert report.json()["match"]["run_id"] == jobs[tenant]["run_id"], tenant
 
     # one tenant deletes its copy: it is gone for that tenant only
     assert client.delete(f"/v1/artifacts/{sha}", headers=admins["acme_co"]).status_code == 204

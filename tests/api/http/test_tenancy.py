@@ -50,6 +50,7 @@ def test_tenant_b_gets_404_for_each_of_tenant_a_resources(
         ("GET", f"/v1/runs/{job['run_id']}/trace", None),
         ("GET", f"/v1/runs/{job['run_id']}/receipts", None),
         ("GET", f"/v1/artifacts/{sha}", None),
+        ("GET", f"/v1/artifacts/{sha}/credentials", None),
         ("GET", f"/v1/threads/{thread['id']}", None),
         ("POST", f"/v1/threads/{thread['id']}/messages", {"content": "warmer"}),
         ("GET", f"/v1/campaigns/{campaign['id']}", None),

@@ -1,0 +1,160 @@
+"""``brandloop verify`` and the credentials lines of ``brandloop generate``, through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from brandloop.settings import Settings
+from tests.api.test_cli import BRANDS, BRIEF, data_snapshot, run_cli
+from tests.tools.credentials.conftest import strip_manifest, write_pem
+
+
+def _generate(capsys, tmp_path: Path, *extra: str) -> tuple[str, Path]:
+    out_dir = tmp_path / "out"
+    code, out, err = run_cli(
+        capsys,
+        "generate",
+        BRIEF,
+        "--brand",
+        str(BRANDS / "acme-coffee.yaml"),
+        "--n",
+        "2",
+        "--size",
+        "256x256",
+        "--seed",
+        "11",
+        "--out",
+        str(out_dir),
+        *extra,
+    )
+    assert code == 0, err
+    return out, out_dir
+
+
+def test_generate_prints_a_verify_line_per_image_and_the_receipt_lists_the_labels(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    out, out_dir = _generate(capsys, tmp_path)
+    files = sorted(out_dir.glob("*.png"))
+    assert len(files) == 2
+    assert "Content Credentials" in out
+    for path in files:
+        assert f'{path}: valid - signed by "brandloop development signer"' in out
+    assert out.count("development CA: UNTRUSTED") == 2
+    document = json.loads((out_dir / "receipt.json").read_text())
+    labels = [r["credentials"]["manifest_label"] for r in document["receipts"]]
+    assert len(labels) == 2 and all(label.startswith("urn:c2pa:") for label in labels)
+    assert [i["manifest_label"] for i in document["run"]["images"]] == labels
+
+    code, out, err = run_cli(capsys, "verify", *map(str, files))
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == 2 and all(": valid - " in line for line in lines)
+    assert all(f"run {document['run']['run_id']}, template brand-hero@1" in line for line in lines)
+
+    code, _, _ = run_cli(capsys, "verify", "--trusted", str(files[0]))
+    assert code == 6  # the development CA is never trusted
+
+    stripped = tmp_path / "stripped.png"
+    stripped.write_bytes(strip_manifest(files[0].read_bytes()))
+    code, out, _ = run_cli(capsys, "verify", str(files[0]), str(stripped), "--json")
+    assert code == 6
+    reports = json.loads(out)
+    assert [r["status"] for r in reports] == ["valid", "absent"]
+    assert (
+        reports[1]["credentials_removed"]
+        and reports[1]["match"]["run_id"] == document["run"]["run_id"]
+    )
+    assert reports[0]["manifest_label"] == labels[0]
+    assert {"summary", "trust", "hard_binding", "signature", "receipt", "signer"} <= reports[
+        0
+    ].keys()
+
+
+def test_generate_can_ship_jpeg(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    out, out_dir = _generate(capsys, tmp_path, "--format", "jpeg")
+    files = sorted(out_dir.glob("*.jpg"))
+    assert len(files) == 2 and not list(out_dir.glob("*.png"))
+    assert out.count(": valid - signed by") == 2
+
+
+def test_a_production_signer_from_settings_signs_the_run(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path, monkeypatch, acme_ca
+) -> None:
+    monkeypatch.setenv(
+        "BRANDLOOP_C2PA_CERT_CHAIN", str(write_pem(tmp_path, "chain.pem", acme_ca.chain_pem))
+    )
+    monkeypatch.setenv(
+        "BRANDLOOP_C2PA_PRIVATE_KEY", str(write_pem(tmp_path, "key.pem", acme_ca.key_pem))
+    )
+    monkeypatch.setenv(
+        "BRANDLOOP_C2PA_TRUST_ANCHORS", str(write_pem(tmp_path, "roots.pem", acme_ca.ca_pem))
+    )
+    from brandloop.settings import get_settings
+
+    get_settings.cache_clear()
+    out, out_dir = _generate(capsys, tmp_path)
+    assert out.count('signed by "Acme Content Signer" (trusted)') == 2
+    assert "development" not in out
+    code, _, err = run_cli(capsys, "verify", "--trusted", *map(str, sorted(out_dir.glob("*.png"))))
+    assert code == 0, err
+
+
+@pytest.fixture
+def acme_ca():
+    from brandloop.tools.credentials.devca import make_dev_credentials
+
+    return make_dev_credentials(
+        org="Acme Corp", ca_name="Acme Content Root", signer_name="Acme Content Signer"
+    )
+
+
+def test_verify_bad_input_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path, monkeypatch
+) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    for argv, message in (
+        (["verify", str(tmp_path / "missing.png")], "no such file"),
+        (["verify", str(text)], "is not a PNG, JPEG or WebP image"),
+        (["verify"], "Missing argument"),
+    ):
+        code, _, err = run_cli(capsys, *argv)
+        assert code == 2 and err.count("\n") == 1 and message in err, (argv, err)
+    monkeypatch.setenv("BRANDLOOP_C2PA_TRUST_ANCHORS", str(text))
+    from brandloop.settings import get_settings
+
+    get_settings.cache_clear()
+    png = tmp_path / "plain.png"
+    from tests.tools.credentials.conftest import encode, picture
+
+    png.write_bytes(encode(picture(64)))
+    code, _, err = run_cli(capsys, "verify", str(png))
+    assert code == 2 and "BRANDLOOP_C2PA_TRUST_ANCHORS" in err
+
+
+def test_bad_signer_settings_stop_generate_before_anything_is_stored(
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    tmp_path: Path,
+    data_dir: Path,
+    monkeypatch,
+) -> None:
+    run_cli(capsys, "brands", "add", str(BRANDS / "acme-coffee.yaml"))
+    run_cli(capsys, "models", "list")
+    before = data_snapshot(data_dir)
+    monkeypatch.setenv("BRANDLOOP_C2PA_CERT_CHAIN", str(tmp_path / "nope.pem"))
+    from brandloop.settings import get_settings
+
+    get_settings.cache_clear()
+    code, _, err = run_cli(
+        capsys, "generate", "a cup", "--brand", "Acme Coffee", "--size", "128x128"
+    )
+    assert code == 2 and err.count("\n") == 1
+    assert "BRANDLOOP_C2PA_CERT_CHAIN needs" in err
+    assert data_snapshot(data_dir) == before

@@ -1,0 +1,396 @@
+"""Verify an image's Content Credentials: the claim signature, the signing certificate against
+the trust list, the hard binding to the file's bytes, and the ``brandloop.receipt`` assertion
+against the registry's receipt. A file with no manifest is looked up by sha256, then by
+perceptual hash, so a copy whose credentials were stripped is still traced to its run.
+
+The CLI (``brandloop verify``) and the API (``GET /v1/artifacts/{sha256}/credentials``) both
+answer a :class:`CredentialReport`; :func:`summary_line` is its one-line form.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any, Final, Literal
+
+import c2pa
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+
+from brandloop.artifacts import MEDIA_TYPES, image_format, sha256_hex
+from brandloop.domain import ImageFormat
+from brandloop.errors import BadInputError
+from brandloop.registry import crud
+from brandloop.registry.models import ArtifactRow
+from brandloop.reproduce import PHASH_IDENTICAL_DISTANCE, hash_distance, perceptual_hash
+from brandloop.tools.credentials.devca import DEV_CA_ORG
+from brandloop.tools.credentials.manifest import RECEIPT_LABEL, receipt_assertion
+from brandloop.tools.credentials.xmp import read_digital_source_type
+
+VerifyStatus = Literal["valid", "invalid", "absent"]
+Trust = Literal["trusted", "untrusted"]
+Check = Literal["ok", "failed", "not_checked"]
+ReceiptCheck = Literal["matches", "differs", "not_in_registry", "not_checked"]
+MatchedBy = Literal["sha256", "perceptual_hash", "manifest"]
+
+#: A stripped copy matches an accepted image when their 64-bit pHashes differ in at most this
+#: many bits (the same bar ``runs reproduce`` uses for "perceptually identical").
+MATCH_DISTANCE: Final = PHASH_IDENTICAL_DISTANCE
+_READ_SETTINGS: Final = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
+_BINDING_PREFIXES: Final = (
+    "assertion.dataHash.",
+    "assertion.boxesHash.",
+    "assertion.bmffHash.",
+    "assertion.collectionHash.",
+)
+_SIGNATURE_FAILURES: Final = (
+    "claimSignature.",
+    "signingCredential.invalid",
+    "signingCredential.revoked",
+    "signingCredential.expired",
+)
+_NOT_PROBLEMS: Final = frozenset({"signingCredential.untrusted"})
+
+
+class RegistryMatch(BaseModel):
+    """The registry's accepted image a file was traced to, and how."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    attempt_id: str | None
+    template: str | None
+    sha256: str = Field(description="the accepted (signed) image in the registry")
+    manifest_label: str | None = None
+    matched_by: MatchedBy
+    distance: int | None = Field(default=None, description="pHash bits apart, of 64")
+
+
+class CredentialReport(BaseModel):
+    """What verify found for one file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: str | None = None
+    sha256: str
+    format: ImageFormat
+    status: VerifyStatus
+    trust: Trust | None = None
+    signer: str | None = None
+    signer_issuer: str | None = None
+    development_signer: bool = False
+    manifest_label: str | None = None
+    digital_source_type: str | None = None
+    xmp_digital_source_type: str | None = None
+    signature: Check = "not_checked"
+    hard_binding: Check = "not_checked"
+    receipt: ReceiptCheck = "not_checked"
+    run_id: str | None = None
+    template: str | None = None
+    model: str | None = None
+    credentials_removed: bool = False
+    match: RegistryMatch | None = None
+    problems: list[str] = Field(default_factory=list)
+    summary: str = ""
+
+
+def read_manifest_store(
+    data: bytes, fmt: ImageFormat, trust_pem: str | None
+) -> dict[str, Any] | None:
+    """The c2pa reader's JSON for ``data``, or None when it carries no manifest.
+
+    Raises ``c2pa.C2paError`` when a manifest is there but cannot be parsed."""
+    settings: dict[str, Any] = dict(_READ_SETTINGS)
+    if trust_pem:
+        settings["trust"] = {"trust_anchors": trust_pem}
+    with c2pa.Context.from_dict(settings) as context:
+        reader = c2pa.Reader.try_create(MEDIA_TYPES[fmt], io.BytesIO(data), None, context)
+        if reader is None:
+            return None
+        with reader:
+            store: dict[str, Any] = json.loads(reader.json())
+            return store
+
+
+def _codes(store: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    results = store.get("validation_results") or {}
+    active = results.get("activeManifest") or {}
+    found: list[dict[str, Any]] = active.get(kind) or []
+    return found
+
+
+def _check(success: list[str], failure: list[str], prefixes: tuple[str, ...]) -> Check:
+    if any(code.startswith(prefixes) for code in failure):
+        return "failed"
+    if any(code.startswith(prefixes) for code in success):
+        return "ok"
+    return "not_checked"
+
+
+def _signature(success: list[str], failure: list[str]) -> Check:
+    if any(code.startswith(_SIGNATURE_FAILURES) for code in failure):
+        return "failed"
+    return "ok" if "claimSignature.validated" in success else "not_checked"
+
+
+def _created_source_type(manifest: dict[str, Any]) -> str | None:
+    for assertion in manifest.get("assertions", []):
+        if str(assertion.get("label", "")).startswith("c2pa.actions"):
+            for action in assertion.get("data", {}).get("actions", []):
+                if action.get("action") == "c2pa.created":
+                    value = action.get("digitalSourceType")
+                    return str(value) if value else None
+    return None
+
+
+def _receipt_of(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    for assertion in manifest.get("assertions", []):
+        if assertion.get("label") == RECEIPT_LABEL and isinstance(assertion.get("data"), dict):
+            data: dict[str, Any] = assertion["data"]
+            return data
+    return None
+
+
+def _signed_row(
+    session: Session, *, tenant: str, sha256: str, run_id: str | None, attempt_id: str | None
+) -> ArtifactRow | None:
+    """The registry's accepted image for this file: by its own sha256, else by the run and
+    attempt its manifest names."""
+    row = crud.get_artifact(session, tenant=tenant, sha256=sha256)
+    if row is not None and row.receipt is not None:
+        return row
+    if run_id and attempt_id:
+        rows = crud.signed_artifacts_of_attempt(
+            session, tenant=tenant, run_id=run_id, attempt_id=attempt_id
+        )
+        return rows[0] if rows else None
+    return None
+
+
+def _differences(expected: dict[str, Any], found: dict[str, Any]) -> list[str]:
+    keys = sorted(set(expected) | set(found))
+    return [key for key in keys if expected.get(key) != found.get(key)]
+
+
+def _with_manifest(
+    report: CredentialReport, store: dict[str, Any], *, session: Session | None, tenant: str
+) -> CredentialReport:
+    label = store.get("active_manifest")
+    manifest: dict[str, Any] = (store.get("manifests") or {}).get(label, {})
+    failures = _codes(store, "failure")
+    failure_codes = [str(item.get("code", "")) for item in failures]
+    success_codes = [str(item.get("code", "")) for item in _codes(store, "success")]
+    info = manifest.get("signature_info") or {}
+    issuer = info.get("issuer")
+    development = issuer == DEV_CA_ORG
+    trusted = "signingCredential.trusted" in success_codes and not development
+    problems = [
+        f"{item.get('code')}: {item.get('explanation', '')}".rstrip(": ")
+        for item in failures
+        if item.get("code") not in _NOT_PROBLEMS
+    ]
+    receipt = _receipt_of(manifest)
+    update: dict[str, Any] = {
+        "manifest_label": label,
+        "signer": info.get("common_name") or issuer,
+        "signer_issuer": issuer,
+        "development_signer": development,
+        "trust": "trusted" if trusted else "untrusted",
+        "digital_source_type": _created_source_type(manifest),
+        "signature": _signature(success_codes, failure_codes),
+        "hard_binding": _check(success_codes, failure_codes, _BINDING_PREFIXES),
+        "run_id": receipt.get("run_id") if receipt else None,
+        "template": receipt.get("template") if receipt else None,
+        "model": receipt.get("model") if receipt else None,
+    }
+    if receipt is None:
+        problems.append("no brandloop.receipt assertion")
+    elif session is not None:
+        row = _signed_row(
+            session,
+            tenant=tenant,
+            sha256=report.sha256,
+            run_id=receipt.get("run_id"),
+            attempt_id=receipt.get("attempt_id"),
+        )
+        if row is None or row.receipt is None:
+            update["receipt"] = "not_in_registry"
+        else:
+            differs = _differences(receipt_assertion(row.receipt), receipt)
+            update["receipt"] = "differs" if differs else "matches"
+            if differs:
+                problems.append(
+                    "brandloop.receipt differs from the registry's receipt in: "
+                    + ", ".join(differs)
+                )
+    xmp = report.xmp_digital_source_type
+    if (
+        xmp is not None
+        and update["digital_source_type"] is not None
+        and xmp != update["digital_source_type"]
+    ):
+        problems.append("the XMP DigitalSourceType differs from the manifest's c2pa.created action")
+    invalid = (
+        store.get("validation_state") == "Invalid"
+        or update["signature"] == "failed"
+        or update["hard_binding"] != "ok"
+        or bool(problems)
+    )
+    update["status"] = "invalid" if invalid else "valid"
+    update["problems"] = problems
+    return report.model_copy(update=update)
+
+
+def _nearest_by_phash(
+    session: Session, *, tenant: str, data: bytes
+) -> tuple[ArtifactRow, int] | None:
+    try:
+        own = perceptual_hash(data)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    best: tuple[str, int] | None = None
+    for sha, text in crud.accepted_phashes(session, tenant=tenant):
+        distance = hash_distance(own, int(text, 16))
+        if distance <= MATCH_DISTANCE and (best is None or distance < best[1]):
+            best = (sha, distance)
+    if best is None:
+        return None
+    row = crud.get_artifact(session, tenant=tenant, sha256=best[0])
+    return (row, best[1]) if row is not None else None
+
+
+def _registry_match(
+    session: Session, *, tenant: str, sha256: str, data: bytes
+) -> tuple[ArtifactRow, MatchedBy, int | None] | None:
+    """The accepted image a file without a manifest came from: the file itself, the raw image
+    an accepted one was made from (same sha256), or a perceptual-hash neighbour."""
+    row = crud.get_artifact(session, tenant=tenant, sha256=sha256)
+    if row is not None and row.receipt is None and row.run_id and row.attempt_id:
+        signed = crud.signed_artifacts_of_attempt(
+            session, tenant=tenant, run_id=row.run_id, attempt_id=row.attempt_id
+        )
+        row = signed[0] if signed else None
+    if row is not None and row.receipt is not None:
+        return row, "sha256", None
+    nearest = _nearest_by_phash(session, tenant=tenant, data=data)
+    if nearest is None:
+        return None
+    return nearest[0], "perceptual_hash", nearest[1]
+
+
+def _absent(
+    report: CredentialReport, *, session: Session | None, tenant: str, data: bytes
+) -> CredentialReport:
+    if session is None:
+        return report.model_copy(update={"status": "absent"})
+    found = _registry_match(session, tenant=tenant, sha256=report.sha256, data=data)
+    if found is None:
+        return report.model_copy(update={"status": "absent"})
+    row, how, distance = found
+    receipt = row.receipt or {}
+    credentials = receipt.get("credentials") or {}
+    match = RegistryMatch(
+        run_id=str(receipt.get("run_id") or row.run_id),
+        attempt_id=receipt.get("attempt_id") or row.attempt_id,
+        template=receipt.get("template"),
+        sha256=row.sha256,
+        manifest_label=credentials.get("manifest_label"),
+        matched_by=how,
+        distance=distance,
+    )
+    return report.model_copy(
+        update={
+            "status": "absent",
+            "credentials_removed": bool(credentials),
+            "match": match,
+            "run_id": match.run_id,
+            "template": match.template,
+            "model": receipt.get("model"),
+            "digital_source_type": receipt.get("digital_source_type"),
+        }
+    )
+
+
+def verify_image(
+    data: bytes,
+    *,
+    file: str | None = None,
+    session: Session | None = None,
+    tenant: str = "default",
+    trust_pem: str | None = None,
+) -> CredentialReport:
+    """Verify one image's credentials; with a ``session``, against ``tenant``'s registry.
+
+    Raises BadInputError when ``data`` is not a PNG, JPEG or WebP image."""
+    fmt = image_format(data)
+    if fmt is None:
+        raise BadInputError(f"{file or 'the file'} is not a PNG, JPEG or WebP image")
+    report = CredentialReport(
+        file=file,
+        sha256=sha256_hex(data),
+        format=fmt,
+        status="absent",
+        xmp_digital_source_type=read_digital_source_type(data),
+    )
+    try:
+        store = read_manifest_store(data, fmt, trust_pem)
+    except c2pa.C2paError as exc:
+        report = report.model_copy(
+            update={"status": "invalid", "problems": [f"the manifest cannot be read: {exc}"]}
+        )
+    else:
+        if store is None:
+            report = _absent(report, session=session, tenant=tenant, data=data)
+        else:
+            report = _with_manifest(report, store, session=session, tenant=tenant)
+    return report.model_copy(update={"summary": summary_line(report)})
+
+
+def _signer_text(report: CredentialReport) -> str:
+    if report.development_signer:
+        return f'signed by "{report.signer}" (brandloop development CA: UNTRUSTED)'
+    if report.trust == "trusted":
+        return f'signed by "{report.signer}" (trusted)'
+    return f'signed by "{report.signer}" (UNTRUSTED: not on the trust list)'
+
+
+def _origin(run_id: str | None, template: str | None) -> str:
+    if run_id is None:
+        return "no brandloop run named"
+    return f"run {run_id}, template {template or '?'}"
+
+
+def summary_line(report: CredentialReport) -> str:
+    """One line: valid/invalid/absent, who signed it, which run and template made it."""
+    name = report.file or report.sha256[:16]
+    if report.status == "absent":
+        if report.match is None:
+            return f"{name}: absent - no Content Credentials, and no run in this registry matches"
+        how = (
+            "by sha256"
+            if report.match.matched_by == "sha256"
+            else f"by perceptual hash ({report.match.distance}/64 bits apart)"
+        )
+        what = "credentials removed" if report.credentials_removed else "never signed"
+        return f"{name}: absent - {what}; matches {_origin(report.match.run_id, report.match.template)} {how}"
+    status: str = report.status
+    failed = [
+        text
+        for check, text in (
+            (report.hard_binding == "failed", "hard binding does not match the file's bytes"),
+            (report.signature == "failed", "claim signature does not verify"),
+            (report.receipt == "differs", "receipt differs from the registry"),
+        )
+        if check
+    ]
+    if failed:
+        status = f"{status} ({'; '.join(failed)})"
+    parts = [_signer_text(report), _origin(report.run_id, report.template)]
+    if report.receipt == "matches":
+        parts.append("receipt matches the registry")
+    elif report.receipt == "not_in_registry":
+        parts.append("run not in this registry")
+    if report.problems:
+        parts.append("problems: " + "; ".join(report.problems))
+    return f"{name}: {status} - " + "; ".join(parts)
