@@ -2,7 +2,9 @@
 IPTC digital source type in the file's metadata, then a signed C2PA manifest over the final
 bytes, stored under the signed file's sha256 and recorded with its perceptual hash.
 
-``finalize`` calls :func:`ship` for each accepted attempt, inside its registry transaction.
+``finalize`` calls :func:`ship` for each accepted attempt (format, metadata and signing, no
+registry writes, so no write lock is held while a signer works), then :func:`record` for each
+inside its one registry transaction (which writes the file under the sha256's lock).
 """
 
 from __future__ import annotations
@@ -44,8 +46,13 @@ def is_preview(provider: str) -> bool:
 
 @dataclass(frozen=True)
 class Shipped:
+    """A signed image and what the registry should record about it."""
+
     image: AcceptedImage
     receipt: Receipt
+    data: bytes
+    attempt_id: str
+    phash: str
 
 
 def build_receipt(
@@ -92,18 +99,18 @@ def build_receipt(
 
 async def ship(
     ctx: RunContext,
-    session: Session,
     *,
     run_id: str,
     attempt: Attempt,
     redactions: list[str],
     output_format: ImageFormat | None,
 ) -> Shipped:
-    """Sign and store one accepted attempt's image; record it as an artifact of the run."""
+    """Sign and store one accepted attempt's image (the file only; see :func:`record`)."""
     if attempt.artifact_sha256 is None or attempt.scores is None:
         raise ValueError(f"attempt {attempt.id} was accepted without an image or scores")
-    source = crud.get_artifact(session, tenant=ctx.tenant, sha256=attempt.artifact_sha256)
-    edits = list(source.edits or []) if source is not None else []
+    with ctx.db.session() as session:
+        source = crud.get_artifact(session, tenant=ctx.tenant, sha256=attempt.artifact_sha256)
+        edits = list(source.edits or []) if source is not None else []
     data = ctx.artifacts.get(attempt.artifact_sha256)
     fmt: ImageFormat = image_format(data) or "png"
     if output_format is not None and output_format != fmt:
@@ -128,20 +135,8 @@ async def ship(
         }
     )
     phash = await asyncio.to_thread(perceptual_hash, signed.data)
-    _, path = keep_artifact(
-        session,
-        ctx.artifacts,
-        signed.data,
-        tenant=ctx.tenant,
-        width=attempt.candidate.width,
-        height=attempt.candidate.height,
-        run_id=run_id,
-        attempt_id=attempt.id,
-        receipt=receipt.model_dump(mode="json"),
-        phash=f"{phash:016x}",
-    )
     image = AcceptedImage(
-        path=str(path),
+        path=str(ctx.artifacts.path_of(signed.data, sha)),
         sha256=sha,
         model=attempt.candidate.model,
         seed=attempt.seed_returned,
@@ -158,4 +153,27 @@ async def ship(
         format=fmt,
         manifest_label=signed.manifest_label,
     )
-    return Shipped(image=image, receipt=receipt)
+    return Shipped(
+        image=image,
+        receipt=receipt,
+        data=signed.data,
+        attempt_id=attempt.id,
+        phash=f"{phash:016x}",
+    )
+
+
+def record(session: Session, ctx: RunContext, shipped: Shipped) -> None:
+    """Keep the shipped image for the run's tenant: the file, and the artifact row with its
+    receipt and perceptual hash."""
+    keep_artifact(
+        session,
+        ctx.artifacts,
+        shipped.data,
+        tenant=ctx.tenant,
+        width=shipped.image.width,
+        height=shipped.image.height,
+        run_id=shipped.receipt.run_id,
+        attempt_id=shipped.attempt_id,
+        receipt=shipped.receipt.model_dump(mode="json"),
+        phash=shipped.phash,
+    )

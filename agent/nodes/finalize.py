@@ -1,5 +1,6 @@
 """finalize: ship each accepted image (receipt, XMP, signed C2PA manifest; see
-``agent/shipping.py``), settle the run's status and result."""
+``agent/shipping.py``), then record them and settle the run's status and result in one
+registry transaction."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from brandloop.agent.context import RunContext
-from brandloop.agent.shipping import ship
+from brandloop.agent.shipping import record, ship
 from brandloop.agent.state import RunState
 from brandloop.domain import AcceptedImage, RunResult, RunStatus
 from brandloop.policies.drift import load_drift_policy
@@ -28,18 +29,21 @@ async def finalize(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
     ctx = runtime.context
     run_id = state["run_id"]
     attempts = state.get("attempts", {})
-    images: list[AcceptedImage] = []
+    # Signing is done before the registry transaction opens: no write lock is held meanwhile.
+    shipped = [
+        await ship(
+            ctx,
+            run_id=run_id,
+            attempt=attempts[attempt_id],
+            redactions=state.get("redactions", []),
+            output_format=state["request"].output_format,
+        )
+        for attempt_id in state.get("accepted", [])
+    ]
+    images: list[AcceptedImage] = [item.image for item in shipped]
     with ctx.db.session() as session:
-        for attempt_id in state.get("accepted", []):
-            shipped = await ship(
-                ctx,
-                session,
-                run_id=run_id,
-                attempt=attempts[attempt_id],
-                redactions=state.get("redactions", []),
-                output_format=state["request"].output_format,
-            )
-            images.append(shipped.image)
+        for item in shipped:
+            record(session, ctx, item)
         status = _status(state, len(images))
         cached = sum(1 for image in images if image.cache_hit)
         reason = state.get("reason", "") or (
