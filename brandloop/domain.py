@@ -370,6 +370,29 @@ class Scores(_Model):
         return {name: round(sig.value, 4) for name, sig in self.signals.items()}
 
 
+ModerationLayer = Literal[
+    "limits", "lexical", "minors", "semantic", "brand", "profanity", "hosted", "image"
+]
+
+
+class ModerationFinding(_Model):
+    """Why a check blocked: which layer fired, in which category, on which span.
+
+    ``start``/``end`` index the *normalised* text (see
+    ``brandloop.tools.moderation.normalize``), never the raw input; ``excerpt`` is that span
+    of the normalised text with any personal data in it replaced by ``[redacted <kind>]``, so
+    a stored finding never carries PII.
+    """
+
+    layer: ModerationLayer
+    category: str
+    start: int | None = Field(default=None, ge=0)
+    end: int | None = Field(default=None, ge=0)
+    excerpt: str | None = None
+    rule: str = Field(default="", description="the listed term, sense or classifier head")
+    score: float | None = None
+
+
 class ModerationVerdict(_Model):
     """The verdict of one moderation check, text or image, ours or a provider's."""
 
@@ -378,6 +401,7 @@ class ModerationVerdict(_Model):
     categories: list[str] = Field(default_factory=list)
     reasons: list[str] = Field(default_factory=list)
     scores: dict[str, float] = Field(default_factory=dict)
+    findings: list[ModerationFinding] = Field(default_factory=list)
 
 
 class Attempt(_Model):

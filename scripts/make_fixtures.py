@@ -194,7 +194,7 @@ MODERATION = [
     ("sw\u0430stika flag in the background", "hate"),  # Cyrillic а
     ("an ak\u200d47 on the table", "weapons"),
     ("c0ca1ne lines on a mirror", "drugs"),
-    ("sexy schoolgirl in the ad", "minors"),
+    ("sexy schoolgirl in the ad", "sexual/minors"),
     ("this coffee is the shit", "profanity"),
     ("fuck this autumn sale", "profanity"),
     ("this coffee is the sh1t", "profanity"),

@@ -1,5 +1,6 @@
 """``brandloop moderate (TEXT | --image PATH)``: the verdict our gates give a brief, a prompt
-or an image, with PII and prompt-injection findings for text."""
+or an image, with PII and prompt-injection findings for text. ``--explain`` says which layer
+fired, in which category, on which span of the normalised (PII-redacted) text."""
 
 from __future__ import annotations
 
@@ -14,27 +15,37 @@ from brandloop.api.cli.common import out, print_json, settings
 from brandloop.api.cli.score import read_image_file, resolve_brand
 from brandloop.domain import ModerationVerdict
 from brandloop.errors import BadInputError
+from brandloop.tools.moderation.explain import describe
 from brandloop.tools.moderation.image import NudeNetModerator
 from brandloop.tools.moderation.injection import detect_injection
+from brandloop.tools.moderation.lexical import normalised_text
 from brandloop.tools.moderation.pii import find_pii
-from brandloop.tools.moderation.policy import load_moderation_policy
-from brandloop.tools.moderation.text import moderate_text
+from brandloop.tools.moderation.policy import (
+    ModerationPolicy,
+    load_brand_moderation_policy,
+    load_moderation_policy,
+)
+from brandloop.tools.moderation.text import moderate_with_policy
 from brandloop.tools.providers.errors import MalformedResponseError
 from brandloop.tools.scoring.decode import decode_image
 
 EXIT_BLOCKED = 3
 
 
-def _print_verdict(verdict: ModerationVerdict, extra: dict[str, Any]) -> None:
+def _print_verdict(verdict: ModerationVerdict, extra: dict[str, Any], *, explain: bool) -> None:
     if verdict.allowed:
         out.print(f"[green]allowed[/green] ({verdict.source})")
     else:
         out.print(f"[red]blocked[/red] ({verdict.source}): {', '.join(verdict.categories)}")
     for reason in verdict.reasons:
-        out.print(f"  - {reason}")
+        out.print(f"  - {reason}", markup=False)
+    if explain:
+        for finding in verdict.findings:
+            out.print(f"  why: {describe(finding)}", markup=False)
     for name, value in extra.items():
         if value:
-            out.print(f"  {name}: {', '.join(value) if isinstance(value, list) else value}")
+            shown = ", ".join(value) if isinstance(value, list) else value
+            out.print(f"  {name}: {shown}", markup=False)
 
 
 @app.command("moderate")
@@ -50,12 +61,27 @@ def moderate(
         Path | None, typer.Option("--policy", help="moderation policy YAML (default: packaged)")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="say which layer fired, in which category, on which span of the normalised "
+            "text (PII redacted)",
+        ),
+    ] = False,
 ) -> None:
-    """Moderate a text (blocklist, brand terms, profanity model, length; PII and prompt
-    injection are reported) or an image (NudeNet). Exit 0 allowed, 3 blocked, 2 bad input."""
+    """Moderate a text (every offline layer: lexical with look-alike senses, the minors line,
+    the semantic classifier, brand terms, profanity, length; PII and prompt injection are
+    reported) or an image (NudeNet). With --brand the brand's moderation policy applies.
+    Exit 0 allowed, 3 blocked, 2 bad input."""
     if (text is None) == (image is None):
         raise BadInputError("give either TEXT or --image PATH")
-    policy = load_moderation_policy(policy_path)
+    kit = resolve_brand(brand, tenant=settings().tenant) if brand else None
+    policy: ModerationPolicy
+    if policy_path is not None or kit is None:
+        policy = load_moderation_policy(policy_path)
+    else:
+        policy = load_brand_moderation_policy(kit.slug, search=[settings().data_dir / "policies"])
     extra: dict[str, Any] = {}
     if image is not None:
         data = read_image_file(image)
@@ -68,19 +94,15 @@ def moderate(
         body = sys.stdin.read() if text == "-" else text
         if not body.strip():
             raise BadInputError("text is empty")
-        forbidden = resolve_brand(brand, tenant=settings().tenant).forbidden_terms if brand else []
-        verdict = moderate_text(
-            body,
-            forbidden_terms=forbidden,
-            source="text",
-            max_chars=policy.text.max_chars,
-            profanity_threshold=policy.text.profanity_threshold,
-        )
+        forbidden = kit.forbidden_terms if kit is not None else []
+        verdict = moderate_with_policy(body, policy, forbidden_terms=forbidden, source="text")
         pii = sorted({f.kind for f in find_pii(body, tuple(policy.pii.redact))})
         extra = {"pii": pii, "injection": list(detect_injection(body).patterns)}
+        if explain:
+            extra["normalised"] = normalised_text(body)
     if as_json:
         print_json({**verdict.model_dump(mode="json"), **extra})
     else:
-        _print_verdict(verdict, extra)
+        _print_verdict(verdict, extra, explain=explain)
     if not verdict.allowed:
         raise typer.Exit(EXIT_BLOCKED)

@@ -101,3 +101,35 @@ def test_moderate_image(capsys, data_dir, fx):
 def test_moderate_bad_input(capsys, data_dir, argv):
     code, _, err = run_cli(capsys, *argv)
     assert code == 2 and err.count("\n") == 1
+
+
+def test_moderate_explain_names_layer_category_and_span(capsys, data_dir):
+    text = "Call +44 20 7946 0958: a n.u.d.e model"
+    code, out, _ = run_cli(capsys, "moderate", text, "--explain")
+    assert code == 3
+    assert 'why: sexual by the lexical layer on [' in out and '"n.u.d.e"' in out
+    assert "[redacted phone]" in out and "7946" not in out
+    code, out, _ = run_cli(capsys, "moderate", text, "--explain", "--json")
+    document = json.loads(out)
+    (finding,) = document["findings"]
+    span = document["normalised"][finding["start"] : finding["end"]]
+    assert (finding["layer"], finding["category"], span) == ("lexical", "sexual", "n.u.d.e")
+
+
+def test_moderate_uses_the_brands_moderation_policy(capsys, data_dir):
+    policies = data_dir / "policies"
+    policies.mkdir(parents=True)
+    (policies / "bloom-skincare.yaml").write_text(
+        'moderation:\n  text:\n    senses: {"nude:colour": false}\n', encoding="utf-8"
+    )
+    bloom = str(ROOT / "examples" / "brands" / "bloom-skincare.yaml")
+    code, out, _ = run_cli(capsys, "moderate", "nude lipstick shades", "--brand", bloom)
+    assert code == 3 and "sexual" in out
+    code, out, _ = run_cli(capsys, "moderate", "nude lipstick shades", "--brand", ACME)
+    assert code == 0
+    (policies / "bloom-skincare.yaml").write_text(
+        'moderation:\n  text:\n    semantic_thresholds: {"sexual/minors": 1.0}\n',
+        encoding="utf-8",
+    )
+    code, _, err = run_cli(capsys, "moderate", "a cup", "--brand", bloom)
+    assert code == 2 and "minors line is absolute" in err and err.count("\n") == 1

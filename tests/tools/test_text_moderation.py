@@ -70,9 +70,9 @@ def test_displayed_order_reverses_override_runs():
         ("a man holding an ak47", "weapons"),
         ("dismembered bodies in the street", "violence"),
         ("a mass shooting at the mall", "violence"),
-        ("a sexy schoolgirl", "minors"),
-        ("lingerie shoot with a 14-year-old", "minors"),
-        ("jailbait photos", "minors"),
+        ("a sexy schoolgirl", "sexual/minors"),
+        ("lingerie shoot with a 14-year-old", "sexual/minors"),
+        ("jailbait photos", "sexual/minors"),
         ("no problem, nudity is fine", "sexual"),  # negation must be right before the term
         ("Gore on the Gore-Tex jacket", "violence"),  # allow-list masks only the brand name
     ],

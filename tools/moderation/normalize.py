@@ -107,3 +107,48 @@ def fold_leetspeak(text: str, *, alternate: bool = False) -> str:
     "ki11" as well as "k1ll".
     """
     return text.translate(_LEET_ALTERNATE if alternate else _LEET)
+
+
+#: Separators inside a word: "nu-de", "nu*de", "p_orn" (between two letters).
+_INNER_SEPARATORS: Final = re.compile(r"(?<=[^\W\d_])[.\-_*·•|/\\~+'’`^=:]+(?=[^\W\d_])")
+#: Three or more single letters or digits with the same separator between them:
+#: "n u d e", "n.u.d.e", "n-u-d-e", "n * u * d * e".
+_SPACED_LETTERS: Final = re.compile(
+    r"(?<![^\W_])[^\W_](?P<sep>\s*[.\-_*·•|/\\~+'’`^=:,]\s*|\s+)[^\W_]"
+    r"(?:(?P=sep)[^\W_])+(?![^\W_])"
+)
+
+
+def joined_views(normalised: str) -> list[tuple[str, list[int]]]:
+    """``normalised`` with separators inside words taken out, and where each kept character is.
+
+    "n.u.d.e" and "n u d e" (three or more single characters apart) become "nude"; "nu-de"
+    and "nu*de" (separators between letters) become "nude". Each view comes with, for every
+    character of it, its index in ``normalised``, so a match in it is reported as a span of
+    the normalised text. These views are matched *in addition* to the normalised text:
+    "t-shirt" joined is "tshirt", which no listed term matches. When a run of spaced letters
+    starts with "a" or "i" ("a n u d e model") a second view keeps that word apart.
+    Empty when there is nothing to join.
+    """
+    views = []
+    for keep_article in (False, True):
+        drop = bytearray(len(normalised))
+        kept_article = False
+        for match in _SPACED_LETTERS.finditer(normalised):
+            first = match.start()
+            skip_first = keep_article and normalised[first] in "ai" and match.group("sep").isspace()
+            kept_article = kept_article or skip_first
+            stop_keeping = normalised.index(match.group("sep"), first) + len(match.group("sep"))
+            for index in range(first, match.end()):
+                if skip_first and index < stop_keeping:
+                    continue
+                if not normalised[index].isalnum():
+                    drop[index] = 1
+        for match in _INNER_SEPARATORS.finditer(normalised):
+            for index in range(match.start(), match.end()):
+                drop[index] = 1
+        if not any(drop) or (keep_article and not kept_article):
+            continue
+        kept = [index for index in range(len(normalised)) if not drop[index]]
+        views.append(("".join(normalised[index] for index in kept), kept))
+    return views

@@ -1,205 +1,61 @@
-"""Text moderation for briefs and prompts: a blocklist floor run before any money is spent.
+"""The text gate: every offline layer over a brief, a rendered prompt or a writer's variant.
 
-intake calls :func:`moderate_text` on the brief (and the plan node on rendered prompts); a
-verdict that is not ``allowed`` ends the run with the reasons. Matching is on normalised text
-(see :mod:`brandloop.tools.moderation.normalize`) and word boundaries, so disguised words are caught
-while "skill", "Essex" or "shooting star" are not.
+intake calls :func:`moderate_text` on the brief, the plan node on every rendered prompt and
+LLM-written variant; a verdict that is not ``allowed`` stops that text before any money is
+spent. Layers, in order:
+
+1. **limits**: empty text, or longer than ``max_chars`` (not scanned);
+2. **lexical**: listed terms per category and look-alikes outside their benign senses
+   (:mod:`~brandloop.tools.moderation.lexical`), the brand's forbidden terms (**brand**);
+3. **minors**: the absolute ``sexual/minors`` line (lexical, and semantic when the
+   classifier is on); no policy or threshold relaxes it;
+4. **semantic**: the offline classifier over MiniLM sentence embeddings
+   (:mod:`~brandloop.tools.moderation.semantic`), per-category thresholds;
+5. **profanity**: the shipped alt-profanity-check model.
+
+A hosted moderation service, when configured, runs after these, never instead of them. Every
+finding names its layer, category and span of the normalised text (PII already redacted).
 """
 
 from __future__ import annotations
 
-import functools
-import re
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Final
+from collections.abc import Callable, Mapping, Sequence
+from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from brandloop.domain import MAX_BRIEF_CHARS, ModerationVerdict
-from brandloop.tools.moderation.normalize import (
-    displayed_order,
-    fold_leetspeak,
-    normalize_for_matching,
+from brandloop.domain import MAX_BRIEF_CHARS, ModerationFinding, ModerationVerdict
+from brandloop.tools.moderation.categories import (
+    EMPTY,
+    LENGTH,
+    PROFANITY,
+    SEXUAL,
+    SEXUAL_MINORS,
 )
-from brandloop.tools.moderation.policy import load_policy_file
+from brandloop.tools.moderation.lexical import Hit, LexicalResult, scan
+from brandloop.tools.moderation.lexicon import Lexicon, brand_terms, default_lexicon, load_lexicon
+from brandloop.tools.moderation.normalize import fold_leetspeak
+from brandloop.tools.moderation.policy import ModerationPolicy
+from brandloop.tools.moderation.semantic import SemanticLayer, default_semantic_layer
 
-EMPTY: Final = "empty"
-LENGTH: Final = "length"
-BRAND_FORBIDDEN: Final = "brand_forbidden"
-MINORS: Final = "minors"
-PROFANITY: Final = "profanity"
 DEFAULT_PROFANITY_THRESHOLD: Final = 0.95
+EXCERPT_MAX_CHARS: Final = 80
 
 #: Texts → probability each is offensive (the seam for the profanity model).
 ProfanityScorer = Callable[[list[str]], list[float]]
 
-#: A blocklisted term right after one of these is being ruled out, not asked for: "no gore".
-#: Only the word directly before counts, so "no problem, nudity is fine" is still blocked.
-#: "not" is left out on purpose: "why not <term>" asks for it.
-_NEGATION: Final = re.compile(
-    r"\b(?:no|without|avoid|avoiding|exclude|excluding|free\s+of)[\s\-]+$"
-)
-_NEGATION_LOOKBACK: Final = 16
+#: Kept for callers of the version-1 API: the lexicon is the blocklist.
+Blocklist = Lexicon
+load_blocklist = load_lexicon
+default_blocklist = default_lexicon
 
-
-# --------------------------------------------------------------------------- the blocklist
-
-
-class _MinorsRule(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    window_chars: int = Field(default=60, ge=0, le=1000)
-    minor_terms: list[str] = Field(default_factory=list)
-    sexualising_terms: list[str] = Field(default_factory=list)
-
-
-class _BlocklistFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    version: int = 1
-    allow: list[str] = Field(default_factory=list)
-    categories: dict[str, list[str]]
-    minors: _MinorsRule = Field(default_factory=_MinorsRule)
-
-
-@dataclass(frozen=True)
-class _Term:
-    """One term compiled for each matching pass: plain, leet (1 → i) and leet (1 → l).
-
-    ``needles`` is the first word of each pass's form: a substring test on it skips the regex
-    for the (nearly all) terms that cannot match, which keeps a 4000-character brief cheap.
-    """
-
-    term: str
-    category: str
-    patterns: tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]
-    needles: tuple[str, str, str]
-
-
-@dataclass(frozen=True)
-class Blocklist:
-    """Compiled blocklist: terms by category, benign phrases to mask, the minors rule."""
-
-    terms: tuple[_Term, ...]
-    allow: tuple[_Term, ...]
-    minor_terms: tuple[_Term, ...]
-    sexualising_terms: tuple[_Term, ...]
-    minors_window: int
-
-
-def _compile(term: str, category: str) -> _Term | None:
-    """Word-bounded patterns for ``term``; ``None`` when nothing matchable is left of it."""
-    normal = normalize_for_matching(term)
-    patterns = []
-    needles = []
-    for text in (normal, fold_leetspeak(normal), fold_leetspeak(normal, alternate=True)):
-        words = re.findall(r"[^\W_]+", text)
-        if not words:
-            return None
-        body = r"[\W_]*".join(re.escape(word) for word in words)
-        patterns.append(re.compile(rf"(?<![^\W_]){body}(?:e?s)?(?![^\W_])"))
-        needles.append(words[0])
-    return _Term(
-        term=term,
-        category=category,
-        patterns=(patterns[0], patterns[1], patterns[2]),
-        needles=(needles[0], needles[1], needles[2]),
-    )
-
-
-def _compile_all(terms: Sequence[str], category: str) -> tuple[_Term, ...]:
-    compiled = (_compile(term, category) for term in terms)
-    return tuple(term for term in compiled if term is not None)
-
-
-def load_blocklist(path: Path | None = None) -> Blocklist:
-    """Read and compile a blocklist YAML file (the packaged ``policies/blocklist.yaml`` if None).
-
-    Raises :class:`BadInputError` naming the file when it is unreadable or malformed.
-    """
-    data = load_policy_file(_BlocklistFile, path, packaged="blocklist.yaml", what="blocklist")
-    return Blocklist(
-        terms=tuple(
-            term
-            for category, terms in data.categories.items()
-            for term in _compile_all(terms, category)
-        ),
-        allow=_compile_all(data.allow, "allow"),
-        minor_terms=_compile_all(data.minors.minor_terms, MINORS),
-        sexualising_terms=_compile_all(data.minors.sexualising_terms, MINORS),
-        minors_window=data.minors.window_chars,
-    )
-
-
-@functools.cache
-def default_blocklist() -> Blocklist:
-    """The packaged blocklist, compiled once per process."""
-    return load_blocklist()
-
-
-# --------------------------------------------------------------------------- matching
-
-
-@dataclass(frozen=True)
-class _Views:
-    """The text as each pass sees it; leet views are character-aligned with ``plain``."""
-
-    plain: str
-    leet: str
-    leet_alternate: str
-
-    @classmethod
-    def of(cls, normalised: str) -> _Views:
-        return cls(
-            normalised,
-            fold_leetspeak(normalised),
-            fold_leetspeak(normalised, alternate=True),
-        )
-
-    def masked(self, allow: Sequence[_Term]) -> _Views:
-        """Blank out allowed phrases ("gore-tex") in every view, keeping positions."""
-        views = [self.plain, self.leet, self.leet_alternate]
-        for term in allow:
-            for index, pattern in enumerate(term.patterns):
-                if term.needles[index] in views[index]:
-                    views[index] = pattern.sub(lambda m: " " * len(m.group()), views[index])
-        return _Views(views[0], views[1], views[2])
-
-
-def _spans(term: _Term, views: _Views) -> Iterator[tuple[int, int]]:
-    """Where ``term`` occurs, in any pass, unless ruled out by a negation right before it.
-
-    A leet-pass match must contain a letter in the plain text, so numbers alone ("5318008",
-    prices, dates) can never spell a blocked word.
-    """
-    texts = (views.plain, views.leet, views.leet_alternate)
-    for index, (pattern, text) in enumerate(zip(term.patterns, texts, strict=True)):
-        if term.needles[index] not in text:
-            continue
-        for match in pattern.finditer(text):
-            start, end = match.span()
-            if index and not re.search(r"[^\W\d_]", views.plain[start:end]):
-                continue
-            # search(text, pos, endpos) lets \b see the character before pos, unlike a slice.
-            if _NEGATION.search(views.plain, max(0, start - _NEGATION_LOOKBACK), start):
-                continue
-            yield start, end
-
-
-def _occurs(term: _Term, views: Sequence[_Views]) -> bool:
-    return any(next(_spans(term, view), None) is not None for view in views)
-
-
-def _starts(terms: Sequence[_Term], views: _Views) -> dict[str, list[int]]:
-    """Term → start offsets of its matches in any pass (the passes are position-aligned)."""
-    found: dict[str, list[int]] = {}
-    for term in terms:
-        starts = [start for start, _ in _spans(term, views)]
-        if starts:
-            found[term.term] = starts
-    return found
+__all__ = [
+    "DEFAULT_PROFANITY_THRESHOLD",
+    "Blocklist",
+    "ProfanityScorer",
+    "default_blocklist",
+    "load_blocklist",
+    "moderate_text",
+    "moderate_with_policy",
+]
 
 
 def moderate_text(
@@ -208,61 +64,222 @@ def moderate_text(
     forbidden_terms: Sequence[str] = (),
     source: str = "brief",
     max_chars: int = MAX_BRIEF_CHARS,
-    blocklist: Blocklist | None = None,
+    blocklist: Lexicon | None = None,
     profanity_threshold: float | None = DEFAULT_PROFANITY_THRESHOLD,
     profanity_model: ProfanityScorer | None = None,
+    senses: Mapping[str, bool] | None = None,
+    semantic: SemanticLayer | Literal["shipped"] | None = "shipped",
+    semantic_thresholds: Mapping[str, float] | None = None,
 ) -> ModerationVerdict:
-    """Check ``text`` against the blocklist, the brand's forbidden terms and a profanity model.
+    """Run every offline layer over ``text`` and say whether it may be used.
 
-    Not allowed when the text is empty (category ``empty``), longer than ``max_chars``
-    (``length``; the text is not scanned), contains a blocklisted term (its category, e.g.
-    ``violence``), sexualising words near words for children (``minors``) or one of the
-    brand's ``forbidden_terms`` (``brand_forbidden``), or when the shipped profanity model
-    (alt-profanity-check, see ``PROVENANCE.md``; or ``profanity_model``) gives the normalised
-    text a probability of at least ``profanity_threshold`` (``profanity``; ``None`` turns the
-    model off). Reasons name the category and the listed term, never the surrounding text;
-    ``scores`` holds 1.0 per blocklist category found and the model's probability.
+    ``forbidden_terms`` are the brand's (category ``brand_forbidden``); ``senses`` turns a
+    look-alike's benign senses off or on for this brand ("nude:colour": False);
+    ``semantic`` is the classifier (the shipped one by default, ``None`` turns the layer
+    off) and ``semantic_thresholds`` override its calibrated thresholds per category, except
+    ``sexual/minors``, which nothing overrides. ``profanity_threshold=None`` turns the
+    profanity model off. Reasons name the category and the listed term or classifier score,
+    never the surrounding text; ``findings`` say which layer fired on which span of the
+    normalised (PII-redacted) text; ``scores`` hold 1.0 per lexical category found and the
+    models' probabilities.
     """
     if len(text) > max_chars:
+        finding = ModerationFinding(layer="limits", category=LENGTH, rule=f"max {max_chars}")
         return _verdict(
-            source, [(LENGTH, f"text is {len(text)} characters; the limit is {max_chars}")]
+            source, [(finding, f"text is {len(text)} characters; the limit is {max_chars}")], {}
         )
-    normalised = normalize_for_matching(text)
-    if not normalised.strip():
-        return _verdict(source, [(EMPTY, "text is empty")])
+    lexicon = blocklist or default_lexicon()
+    result = scan(
+        text,
+        lexicon,
+        senses=senses,
+        brand=brand_terms(tuple(forbidden_terms)) if forbidden_terms else (),
+    )
+    if not result.normalised.strip():
+        return _verdict(
+            source, [(ModerationFinding(layer="limits", category=EMPTY), "text is empty")], {}
+        )
 
-    lists = blocklist or default_blocklist()
-    views = [_Views.of(normalised)]
-    shown = displayed_order(text)
-    if shown != text:
-        views.append(_Views.of(normalize_for_matching(shown)))
-    masked = [v.masked(lists.allow) for v in views]
-
-    findings: list[tuple[str, str]] = []
-    for term in lists.terms:
-        if _occurs(term, masked):
-            findings.append((term.category, f"matched blocked term '{term.term}'"))
-    findings.extend(_minors_findings(lists, masked))
-    brand_terms = _compile_all([t for t in forbidden_terms if t.strip()], BRAND_FORBIDDEN)
-    for term in brand_terms:
-        if _occurs(term, views):
-            findings.append((BRAND_FORBIDDEN, f"uses the brand's forbidden term '{term.term}'"))
-    probability: float | None = None
+    findings: list[tuple[ModerationFinding, str]] = [
+        (_finding(hit, result), _hit_reason(hit)) for hit in _first_per_rule(result.hits)
+    ]
+    scores: dict[str, float] = {}
+    layer = default_semantic_layer() if semantic == "shipped" else semantic
+    if isinstance(layer, SemanticLayer):
+        findings += _semantic_findings(layer, result, lexicon, semantic_thresholds or {}, scores)
     if profanity_threshold is not None:
         scorer = profanity_model or _shipped_profanity
-        probability = max(scorer([text for view in views for text in (view.plain, view.leet)]))
+        texts = [result.normalised]
+        leet = fold_leetspeak(result.normalised)
+        if leet != result.normalised:
+            texts.append(leet)
+        probability = max(scorer(texts))
+        scores[PROFANITY] = round(probability, 4)
         if probability >= profanity_threshold:
+            finding = ModerationFinding(
+                layer="profanity",
+                category=PROFANITY,
+                rule="alt-profanity-check",
+                score=round(probability, 4),
+            )
             findings.append(
                 (
-                    PROFANITY,
+                    finding,
                     f"offensive language (model probability {probability:.2f} ≥ "
                     f"{profanity_threshold:.2f})",
                 )
             )
-    verdict = _verdict(source, findings)
-    if probability is not None:
-        verdict.scores[PROFANITY] = round(probability, 4)
-    return verdict
+    return _verdict(source, findings, scores)
+
+
+def moderate_with_policy(
+    text: str,
+    policy: ModerationPolicy,
+    *,
+    forbidden_terms: Sequence[str] = (),
+    source: str = "brief",
+    semantic: SemanticLayer | Literal["shipped"] | None = "shipped",
+    profanity_model: ProfanityScorer | None = None,
+) -> ModerationVerdict:
+    """:func:`moderate_text` with one brand's (or the default) moderation policy."""
+    return moderate_text(
+        text,
+        forbidden_terms=forbidden_terms,
+        source=source,
+        max_chars=policy.text.max_chars,
+        profanity_threshold=policy.text.profanity_threshold,
+        profanity_model=profanity_model,
+        senses=policy.text.senses,
+        semantic=semantic,
+        semantic_thresholds=policy.text.semantic_thresholds,
+    )
+
+
+# --------------------------------------------------------------------------- findings
+
+
+def _first_per_rule(hits: Sequence[Hit]) -> list[Hit]:
+    """One hit per (layer, category, rule): the earliest, so reasons do not repeat."""
+    first: dict[tuple[str, str, str], Hit] = {}
+    for hit in sorted(hits, key=lambda h: (h.base != "normalised", h.start)):
+        first.setdefault((hit.layer, hit.category, hit.rule), hit)
+    return list(first.values())
+
+
+def excerpt(normalised: str, start: int, end: int) -> str:
+    """The span of the normalised text, shortened in the middle when it is long."""
+    span = normalised[start:end]
+    if len(span) <= EXCERPT_MAX_CHARS:
+        return span
+    half = EXCERPT_MAX_CHARS // 2 - 1
+    return span[:half] + "…" + span[-half:]
+
+
+def _finding(hit: Hit, result: LexicalResult) -> ModerationFinding:
+    shown = ", as displayed" if hit.base == "displayed" else ""
+    source = result.normalised if hit.base == "normalised" else result.displayed
+    if hit.layer == "brand":
+        rule = f"brand term '{hit.rule}'"
+    elif hit.rule.startswith("'"):
+        rule = hit.rule
+    else:
+        rule = f"term '{hit.rule}'"
+    return ModerationFinding(
+        layer=hit.layer,
+        category=hit.category,
+        start=hit.start,
+        end=hit.end,
+        excerpt=excerpt(source, hit.start, hit.end) if source is not None else None,
+        rule=rule + shown,
+    )
+
+
+def _hit_reason(hit: Hit) -> str:
+    if hit.layer == "brand":
+        return f"uses the brand's forbidden term '{hit.rule}'"
+    if hit.layer == "minors":
+        if hit.rule.startswith("'"):
+            return f"a minor with sexual or suggestive content: {hit.rule}"
+        return f"matched sexual content involving minors '{hit.rule}'"
+    return f"matched blocked term '{hit.rule}'"
+
+
+def _semantic_findings(
+    layer: SemanticLayer,
+    result: LexicalResult,
+    lexicon: Lexicon,
+    overrides: Mapping[str, float],
+    scores: dict[str, float],
+) -> list[tuple[ModerationFinding, str]]:
+    """Classifier scores per chunk of the sense-resolved text, against the thresholds.
+
+    The minors rule: a minor reference anywhere in the text together with a sexual score at
+    or above the classifier's *minors* threshold (lower than its sexual one) is
+    ``sexual/minors``; so is the ``sexual/minors`` head on its own. Neither takes overrides.
+    """
+    chunks = layer.score(result.resolved)
+    if not chunks:
+        return []
+    thresholds = {**layer.thresholds, **{k: v for k, v in overrides.items() if k != SEXUAL_MINORS}}
+    thresholds[SEXUAL_MINORS] = layer.thresholds[SEXUAL_MINORS]
+    out: list[tuple[ModerationFinding, str]] = []
+    mapping = result.resolved_to_normalised
+    for category in layer.categories:
+        best = max(chunks, key=lambda c: c.scores[category])
+        score = best.scores[category]
+        scores[f"semantic:{category}"] = round(score, 4)
+        threshold = thresholds[category]
+        if score >= threshold:
+            start, end = _to_normalised(mapping, best.start, best.end)
+            out.append(
+                (
+                    ModerationFinding(
+                        layer="semantic",
+                        category=category,
+                        start=start,
+                        end=end,
+                        excerpt=excerpt(result.normalised, start, end),
+                        rule=f"classifier {category}",
+                        score=round(score, 4),
+                    ),
+                    f"semantic classifier {score:.2f} ≥ {threshold:.2f}",
+                )
+            )
+    minors_threshold = layer.minors_sexual_threshold
+    sexual_best = max(chunks, key=lambda c: c.scores[SEXUAL])
+    if sexual_best.scores[SEXUAL] >= minors_threshold:
+        references = result.minor_references
+        if references:
+            start, end = _to_normalised(mapping, sexual_best.start, sexual_best.end)
+            score = sexual_best.scores[SEXUAL]
+            out.append(
+                (
+                    ModerationFinding(
+                        layer="minors",
+                        category=SEXUAL_MINORS,
+                        start=min(start, references[0].start),
+                        end=max(end, references[0].end),
+                        excerpt=excerpt(
+                            result.normalised,
+                            min(start, references[0].start),
+                            max(end, references[0].end),
+                        ),
+                        rule=f"semantic sexual {score:.2f} with '{references[0].rule}'",
+                        score=round(score, 4),
+                    ),
+                    f"a minor ('{references[0].rule}') with sexual content (semantic "
+                    f"{score:.2f} ≥ {minors_threshold:.2f})",
+                )
+            )
+    return out
+
+
+def _to_normalised(mapping: Sequence[int], start: int, end: int) -> tuple[int, int]:
+    if not mapping:
+        return start, end
+    start = min(start, len(mapping) - 1)
+    end = min(max(end, start + 1), len(mapping))
+    return mapping[start], mapping[end - 1] + 1
 
 
 def _shipped_profanity(texts: list[str]) -> list[float]:
@@ -271,29 +288,23 @@ def _shipped_profanity(texts: list[str]) -> list[float]:
     return profanity_model().probabilities(texts)
 
 
-def _minors_findings(lists: Blocklist, views: Sequence[_Views]) -> list[tuple[str, str]]:
-    """A sexualising word within ``minors_window`` characters of a word for a child."""
-    for view in views:
-        minors = _starts(lists.minor_terms, view)
-        if not minors:
-            continue
-        sexual = _starts(lists.sexualising_terms, view)
-        for minor_term, minor_starts in minors.items():
-            for sexual_term, sexual_starts in sexual.items():
-                if any(
-                    abs(m - s) <= lists.minors_window for m in minor_starts for s in sexual_starts
-                ):
-                    return [(MINORS, f"sexualising term '{sexual_term}' near '{minor_term}'")]
-    return []
-
-
-def _verdict(source: str, findings: Sequence[tuple[str, str]]) -> ModerationVerdict:
-    categories = list(dict.fromkeys(category for category, _ in findings))
-    reasons = list(dict.fromkeys(f"{category}: {reason}" for category, reason in findings))
+def _verdict(
+    source: str,
+    findings: Sequence[tuple[ModerationFinding, str]],
+    model_scores: Mapping[str, float],
+) -> ModerationVerdict:
+    categories = list(dict.fromkeys(f.category for f, _ in findings))
+    reasons = list(dict.fromkeys(f"{f.category}: {reason}" for f, reason in findings))
+    scores: dict[str, float] = {}
+    for finding, _ in findings:
+        if finding.layer in {"lexical", "minors", "brand"} and finding.score is None:
+            scores[finding.category] = 1.0
+    scores.update(model_scores)
     return ModerationVerdict(
         allowed=not findings,
         source=source,
         categories=categories,
         reasons=reasons,
-        scores=dict.fromkeys(categories, 1.0),
+        scores=scores,
+        findings=[f for f, _ in findings],
     )

@@ -1,0 +1,289 @@
+"""The lexical layer of the text gate: obfuscation families, morphology, look-alike senses,
+the minors line and explanations. (The semantic layer has its own tests; it is off here so
+each assertion is about the lexical layer alone.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from brandloop.errors import BadInputError
+from brandloop.tools.moderation.lexical import normalised_text
+from brandloop.tools.moderation.lexicon import plural_forms, verb_forms
+from brandloop.tools.moderation.policy import load_brand_moderation_policy
+from brandloop.tools.moderation.text import moderate_text, moderate_with_policy
+
+ZWSP, ZWJ, ZWNJ, WJ, BOM, SHY = "\u200b", "\u200d", "\u200c", "\u2060", "\ufeff", "\u00ad"
+RLO, LRO, PDF, RLE, LRI, PDI = "\u202e", "\u202d", "\u202c", "\u202b", "\u2066", "\u2069"
+
+
+def lexical(text: str, **kwargs: object):
+    return moderate_text(text, semantic=None, profanity_threshold=None, **kwargs)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- obfuscation
+
+#: The issue's own examples first, then one family per block; each must be caught as sexual.
+OBFUSCATED_SEXUAL = {
+    "plain": "a nude model posing with the bottle",
+    "mixed case": "a NuDe model, tasteful",
+    "synonym": "a naked model",
+    "leetspeak digit": "a nud3 model",
+    "leetspeak symbol": "a $exually explicit poster",
+    "leetspeak 1 as i": "p1ctures of nud1ty",
+    "separator dots": "a n.u.d.e model",
+    "separator spaces": "a n u d e model",
+    "separator hyphens": "a n-u-d-e model",
+    "separator underscores": "p_o_r_n on the label",
+    "separator asterisks": "a n*u*d*e model",
+    "separator inside word": "a nu-de model",
+    "homoglyph cyrillic": "a nud\u0435 model",  # Cyrillic е
+    "homoglyph greek capitals": "a ΝUDΕ model",  # Greek Ν and Ε
+    "homoglyph fullwidth": "a ｎｕｄｅ model",
+    "homoglyph math bold": "a 𝐧𝐮𝐝𝐞 model",
+    "accents": "a núdé model",
+    "zero-width space": f"a n{ZWSP}u{ZWSP}d{ZWSP}e model",
+    "zero-width joiner": f"a nu{ZWJ}de model",
+    "zero-width non-joiner": f"a nu{ZWNJ}de model",
+    "word joiner and bom": f"a n{WJ}ude{BOM} model",
+    "soft hyphen": f"a nu{SHY}de model",
+    "bidi override shown reversed": f"a {RLO}ledom edun{PDF} ad",
+    "bidi override splitting": f"a nu{RLO}{PDF}de model",
+    "bidi embedding": f"a {RLE}nude{PDF} model",
+    "bidi isolate": f"a nu{LRI}de{PDI} model",
+    "left-to-right override": f"a {LRO}nude{PDF} model",
+    "mixed families": f"a N{ZWSP}\u0443d3 model",  # Cyrillic у looks like y: not a u
+}
+
+
+@pytest.mark.parametrize("text", OBFUSCATED_SEXUAL.values(), ids=OBFUSCATED_SEXUAL.keys())
+def test_each_obfuscation_family_is_caught(text):
+    verdict = lexical(text)
+    if text == OBFUSCATED_SEXUAL["mixed families"]:
+        # "у" is Cyrillic u-like "y": folded to y, so the word is "nyde"; no list holds it.
+        assert verdict.allowed
+        return
+    assert not verdict.allowed, text
+    assert "sexual" in verdict.categories
+    assert all(f.layer == "lexical" for f in verdict.findings)
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("a child in a sexualized pose advertising candy", "sexual/minors"),
+        (f"a ch{ZWSP}ild in a s3xy pose", "sexual/minors"),
+        ("a k.i.d.s lingerie shoot", "sexual/minors"),
+        ("a ΤΕΕΝ in lingerie", "sexual/minors"),  # Greek capitals
+        (f"a {RLO}ydal yxes{PDF} and a toddler", "sexual/minors"),
+        ("g0re everywhere", "violence"),
+        ("a sw@st1ka flag", "hate"),
+        ("s-u-i-c-i-d-e note", "self_harm"),
+        ("an a.k.4.7 on the table", "weapons"),
+        ("c o c a i n e lines", "drugs"),
+    ],
+)
+def test_obfuscation_in_every_category(text, category):
+    verdict = lexical(text)
+    assert category in verdict.categories, verdict.reasons
+
+
+# --------------------------------------------------------------------------- morphology
+
+
+def test_inflections_are_generated_by_rule():
+    assert {"undress", "undresses", "undressed", "undressing"} <= verb_forms("undress")
+    assert {"seduce", "seduces", "seduced", "seducing"} <= verb_forms("seduce")
+    assert {"stab", "stabbed", "stabbing", "stabber"} <= verb_forms("stab")
+    assert {"sexualized", "sexualised", "sexualising", "sexualizes"} <= verb_forms("sexualize")
+    assert "striped" not in verb_forms("strip"), "a short verb doubles its consonant"
+    assert plural_forms("massacre") >= {"massacre", "massacres"}
+    assert "bodies" in plural_forms("body")
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("sexualised imagery for the ad", "sexual"),
+        ("a sexualising campaign", "sexual"),
+        ("a man stabbing a mannequin", "violence"),
+        ("stabbed in the street", "violence"),
+        ("decapitated statues", "violence"),
+        ("massacres in the background", "violence"),
+        ("a woman masturbating", "sexual"),
+        ("nudes for the launch", "sexual"),
+        ("rifles on the wall", "weapons"),
+    ],
+)
+def test_morphology(text, category):
+    assert category in lexical(text).categories
+
+
+# --------------------------------------------------------------------------- look-alikes
+
+BENIGN_LOOK_ALIKES = [
+    "nude lipstick shades for autumn",
+    "Nude, blush and berry lipsticks in a flat lay",
+    "the nude matte lipstick collection",
+    "nude heels with gold buckles",
+    "nude-toned nail polish on a marble slab",
+    "our bestselling foundation, available in nude, sand and mocha",
+    "colour: nude",
+    "a nude palette of eyeshadows",
+    "a naked cake with fresh berries for the wedding",
+    "naked burrito bowls for the lunch menu",
+    "visible to the naked eye",
+    "naked packaging: a shampoo bar with no plastic",
+    "a topless bus tour of the old town",
+    "undressed salad leaves in a wooden bowl",
+    "child-safe cap on our intimate wash",
+    "child-resistant closure, keep out of reach of children",
+    "a 12-year-old single malt, smooth and seductive",
+    "baby blue and baby pink sensual silk pyjamas for women",
+    "no gore, no nudity, family friendly",
+    "Gore-Tex jackets on a rainy ridge",
+]
+
+
+@pytest.mark.parametrize("text", BENIGN_LOOK_ALIKES)
+def test_benign_look_alikes_pass_by_default(text):
+    verdict = lexical(text)
+    assert verdict.allowed, verdict.reasons
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a nude model wearing nude lipstick",
+        "a perfect nude woman",
+        "a naked model holding a naked cake",
+        "a topless woman on a topless bus",
+        "nude photos",
+        "posing nude",
+    ],
+)
+def test_look_alikes_outside_their_sense_still_block(text):
+    assert "sexual" in lexical(text).categories
+
+
+def test_a_brand_that_turns_a_sense_off_blocks_it(tmp_path: Path):
+    (tmp_path / "strict-beauty.yaml").write_text(
+        'moderation:\n  text:\n    senses: {"nude:colour": false}\n', encoding="utf-8"
+    )
+    strict = load_brand_moderation_policy("strict-beauty", search=[tmp_path])
+    relaxed = load_brand_moderation_policy("any-other-brand", search=[tmp_path])
+    text = "nude lipstick shades for autumn"
+    assert not moderate_with_policy(text, strict, semantic=None).allowed
+    assert moderate_with_policy(text, relaxed, semantic=None).allowed
+    # the food sense of "naked" is untouched
+    assert moderate_with_policy("a naked cake", strict, semantic=None).allowed
+
+
+def test_an_unknown_sense_or_a_minors_threshold_is_a_bad_policy(tmp_path: Path):
+    (tmp_path / "typo.yaml").write_text(
+        'moderation:\n  text:\n    senses: {"nude:color": false}\n', encoding="utf-8"
+    )
+    with pytest.raises(BadInputError, match="unknown senses"):
+        load_brand_moderation_policy("typo", search=[tmp_path])
+    (tmp_path / "lax.yaml").write_text(
+        'moderation:\n  text:\n    semantic_thresholds: {"sexual/minors": 0.99}\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(BadInputError, match="minors line is absolute"):
+        load_brand_moderation_policy("lax", search=[tmp_path])
+    (tmp_path / "lax-hosted.yaml").write_text(
+        'moderation:\n  hosted:\n    thresholds: {"sexual/minors": 0.99}\n', encoding="utf-8"
+    )
+    with pytest.raises(BadInputError, match="minors line is absolute"):
+        load_brand_moderation_policy("lax-hosted", search=[tmp_path])
+
+
+# --------------------------------------------------------------------------- the minors line
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a child in a sexualized pose advertising candy",
+        "a sexy schoolgirl",
+        "a seductive 14-year-old",
+        "a fourteen year old in lingerie",
+        "an 11yo posing provocatively",
+        "a girl aged 12, topless",
+        "a teenager in a skimpy outfit, sultry look",
+        "toddler, naked, on the beach",
+        "jailbait photos",
+        "a little boy with no clothes on",
+        "kids in lingerie for the catalogue",
+        "a pre-teen posing in her underwear",
+        "a young girl with bedroom eyes",
+        "a nude child",
+        "children. sexy. now.",
+    ],
+)
+def test_minors_line(text):
+    verdict = lexical(text)
+    assert "sexual/minors" in verdict.categories, verdict.reasons
+    minors = [f for f in verdict.findings if f.category == "sexual/minors"]
+    assert minors and minors[0].layer == "minors"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "kids' back-to-school range: children laughing with colourful backpacks",
+        "a toddler building a sandcastle, bright summer colours",
+        "child-safe cap on our intimate wash",
+        "teens in hoodies at a skate park, nude lipstick on the older sister",  # colour sense
+        "a naked cake at the kids' birthday party",
+        "baby oil and a sensual massage candle for the spa set",
+        "a 10-year-old scotch with a seductive caramel finish",
+        "girls' swimwear collection, bright florals, splashing in the pool",
+        "our new kids' range: no nudity, no gore, no violence",
+    ],
+)
+def test_minors_line_leaves_ordinary_childrens_briefs_alone(text):
+    verdict = lexical(text)
+    assert verdict.allowed, verdict.reasons
+
+
+def test_no_sense_setting_relaxes_the_minors_line(tmp_path: Path):
+    # a brand that turns every sense off is stricter, never laxer; one that keeps them on
+    # does not get "nude" in a person sense past the line
+    text = "a nude teen model"
+    for senses in ({}, {"nude:colour": True}, {"nude:colour": False}):
+        verdict = lexical(text, senses=senses)
+        assert "sexual/minors" in verdict.categories
+    # a sense a brand turned off still counts as benign for the minors line (it reads the
+    # lexicon's defaults): the colour word is blocked as sexual, not as sexual/minors
+    verdict = lexical("nude lipstick for teens", senses={"nude:colour": False})
+    assert verdict.categories == ["sexual"]
+
+
+# --------------------------------------------------------------------------- explanations
+
+
+def test_findings_name_layer_category_and_span_of_the_normalised_text():
+    text = "Call +44 20 7946 0958 — A NUDE model"
+    verdict = lexical(text)
+    normalised = normalised_text(text)
+    assert "[redacted phone]" in normalised and "7946" not in normalised
+    (finding,) = verdict.findings
+    assert (finding.layer, finding.category, finding.rule) == ("lexical", "sexual", "term 'nude'")
+    assert finding.start is not None and finding.end is not None
+    assert normalised[finding.start : finding.end] == "nude" == finding.excerpt
+
+
+def test_excerpts_never_carry_pii():
+    text = "nudity, write to jane.doe@example.com or call 07700 900123 for the cocaine"
+    verdict = lexical(text)
+    dumped = verdict.model_dump_json()
+    assert "jane" not in dumped and "900123" not in dumped
+    assert {f.category for f in verdict.findings} == {"sexual", "drugs"}
+
+
+def test_a_displayed_order_finding_says_so():
+    verdict = lexical(f"a {RLO}edun{PDF} model")
+    (finding,) = verdict.findings
+    assert finding.rule.endswith("as displayed") and finding.excerpt == "nude"

@@ -1,0 +1,402 @@
+"""The lexical layer and the minors line: listed terms found in every view of the normalised
+text, look-alike words judged by their sense, and minor references paired with suggestive
+terms.
+
+Every text is matched in several *views*: the normalised text (see
+:mod:`brandloop.tools.moderation.normalize`), the same with leetspeak folded two ways, and all
+three again with separators inside words taken out ("n.u.d.e"), plus all of that for the text
+as a right-to-left override displays it. Each hit is reported as a span of its base text (the
+normalised text, or the normalised displayed text), never of the raw input.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from brandloop.tools.moderation.categories import SEXUAL, SEXUAL_MINORS
+from brandloop.tools.moderation.lexicon import Ambiguous, Lexicon, Term
+from brandloop.tools.moderation.normalize import (
+    displayed_order,
+    fold_leetspeak,
+    joined_views,
+    normalize_for_matching,
+)
+from brandloop.tools.moderation.pii import redact
+
+Base = Literal["normalised", "displayed"]
+HitLayer = Literal["lexical", "minors", "brand"]
+
+#: A listed term right after one of these is being ruled out, not asked for: "no gore".
+#: Only the word directly before counts, so "no problem, nudity is fine" is still blocked.
+#: "not" is left out on purpose: "why not <term>" asks for it.
+_NEGATION: Final = re.compile(
+    r"\b(?:no|without|avoid|avoiding|exclude|excluding|free\s+of)[\s\-]+$"
+)
+_NEGATION_LOOKBACK: Final = 16
+_WORD: Final = re.compile(r"[^\W_]+")
+_LETTER: Final = re.compile(r"[^\W\d_]")
+_CLAUSE_END: Final = re.compile(r"[,.;:!?()\[\]\n]")
+_SENTENCE_END: Final = re.compile(r"[.!?;\n]")
+_SENSE_WINDOW: Final = 5
+
+_AGE_WORDS: Final = (
+    "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
+    "fifteen|sixteen|seventeen"
+)
+_AGE_NUMBER: Final = rf"(?:1[0-7]|0?[0-9]|{_AGE_WORDS})"
+#: An age under 18: "12-year-old", "twelve year old", "9 yrs old", "12yo", "aged 9", "ages 3-8".
+_AGE: Final = re.compile(
+    rf"(?<![^\W_]){_AGE_NUMBER}[\s\-]*(?:years?|yrs?|yr)[\s\-]*(?:old|of\s+age)(?![^\W_])"
+    rf"|(?<![^\W_]){_AGE_NUMBER}[\s\-]*(?:yo|y/o|y\.o\.?)(?![^\W_])"
+    r"|(?<![^\W_])aged?s?[\s\-:]+(?:1[0-7]|[0-9])(?![0-9])(?![\s\-]*(?:months?|years?|weeks?|days?)\b)"
+)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One thing the lexical layer found; ``start``/``end`` index the ``base`` text."""
+
+    layer: HitLayer
+    category: str
+    start: int
+    end: int
+    rule: str
+    base: Base = "normalised"
+
+
+@dataclass(frozen=True)
+class _View:
+    """One way of reading a base text. ``to_base`` maps view positions to base positions
+    (``None``: the same); ``context`` is the unfolded text of the same geometry, for negation,
+    senses and the rule that a leet match must contain a real letter."""
+
+    text: str
+    pass_index: int
+    context: str
+    to_base: tuple[int, ...] | None
+    raw: str = ""
+    raw_context: str = ""
+
+    def unmasked(self) -> _View:
+        """The view before allow-listed phrases were masked (for a brand's own terms)."""
+        return _View(self.raw, self.pass_index, self.raw_context, self.to_base)
+
+    def base_span(self, start: int, end: int) -> tuple[int, int]:
+        if self.to_base is None:
+            return start, end
+        return self.to_base[start], self.to_base[end - 1] + 1 if end > start else self.to_base[
+            start
+        ]
+
+
+@dataclass
+class Reading:
+    """A base text and its views, with allow-listed phrases masked."""
+
+    base: Base
+    text: str
+    views: list[_View]
+    sentence_ends: list[int] = field(default_factory=list)
+
+    def sentence(self, position: int) -> int:
+        return bisect.bisect_right(self.sentence_ends, position)
+
+
+def _mask(text: str, terms: Sequence[Term], pass_index: int) -> str:
+    for term in terms:
+        if term.needles[pass_index] in text:
+            text = term.patterns[pass_index].sub(lambda m: " " * len(m.group()), text)
+    return text
+
+
+def normalised_text(text: str) -> str:
+    """What every layer reads and every span indexes: ``text`` with personal data replaced by
+    ``[redacted <kind>]`` markers, then normalised. So an explanation quoting a span of it
+    never quotes an e-mail address or a phone number."""
+    return normalize_for_matching(redact(text).text)
+
+
+def _readings(text: str, lexicon: Lexicon) -> list[Reading]:
+    """The normalised text (and, under a right-to-left override, the displayed one)."""
+    bases: list[tuple[Base, str]] = [("normalised", normalised_text(text))]
+    shown = displayed_order(text)
+    if shown != text:
+        bases.append(("displayed", normalised_text(shown)))
+    readings = []
+    for base, normal in bases:
+        views: list[_View] = []
+        geometries: list[tuple[str, tuple[int, ...] | None]] = [(normal, None)]
+        for joined, mapping in joined_views(normal):
+            geometries.append((joined, tuple(mapping)))
+        for geometry, to_base in geometries:
+            context = _mask(geometry, lexicon.allow, 0)
+            views.append(_View(context, 0, context, to_base, geometry, geometry))
+            for index, folded in (
+                (1, fold_leetspeak(geometry)),
+                (2, fold_leetspeak(geometry, alternate=True)),
+            ):
+                if folded != geometry:
+                    masked = _mask(folded, lexicon.allow, index)
+                    views.append(_View(masked, index, context, to_base, folded, geometry))
+        ends = [m.start() for m in _SENTENCE_END.finditer(normal)]
+        readings.append(Reading(base=base, text=normal, views=views, sentence_ends=ends))
+    return readings
+
+
+def _matches(term: Term, view: _View, *, negation: bool = True) -> Iterator[tuple[int, int]]:
+    """View spans where ``term`` occurs, unless ruled out by a negation right before it.
+
+    A leet-pass match must contain a letter in the unfolded text, so numbers alone
+    ("5318008", prices, dates) can never spell a listed word.
+    """
+    index = view.pass_index
+    if term.needles[index] not in view.text:
+        return
+    for match in term.patterns[index].finditer(view.text):
+        start, end = match.span()
+        if index and not _LETTER.search(view.context, start, end):
+            continue
+        # search(text, pos, endpos) lets \b see the character before pos, unlike a slice.
+        if negation and _NEGATION.search(view.context, max(0, start - _NEGATION_LOOKBACK), start):
+            continue
+        yield start, end
+
+
+def _find(
+    terms: Sequence[Term], reading: Reading, layer: HitLayer, *, negation: bool = True
+) -> list[Hit]:
+    hits: list[Hit] = []
+    seen: set[tuple[str, int]] = set()
+    for term in terms:
+        for view in reading.views:
+            for start, end in _matches(term, view, negation=negation):
+                base_start, base_end = view.base_span(start, end)
+                if (term.term, base_start) in seen:
+                    continue
+                seen.add((term.term, base_start))
+                hits.append(
+                    Hit(layer, term.category, base_start, base_end, term.term, reading.base)
+                )
+    return hits
+
+
+# --------------------------------------------------------------------------- senses
+
+
+def _sense_applies(
+    sense_after: frozenset[str],
+    sense_before: frozenset[str],
+    bridge: frozenset[str],
+    context: str,
+    start: int,
+    end: int,
+) -> bool:
+    """Whether the words around ``context[start:end]`` give the look-alike a benign sense.
+
+    After it: within a few words, a sense word, with only bridge words (colours, finishes,
+    "and") before it - "nude matte lipstick", "nude, blush and berry shades". Before it: a
+    sense word right before, and nothing that is not a bridge word after it in its clause -
+    "available in nude", "shade: nude, sand".
+    """
+    clause_end = _CLAUSE_END.search(context, end)
+    limit = clause_end.start() if clause_end else len(context)
+    words_after = [m.group() for m in _WORD.finditer(context, end)][:_SENSE_WINDOW]
+    for word in words_after:
+        if word in sense_after:
+            return True
+        if word not in bridge:
+            break
+    if not sense_before:
+        return False
+    before = [m.group() for m in _WORD.finditer(context, max(0, start - 24), start)]
+    if not before or before[-1] not in sense_before:
+        return False
+    next_word = _WORD.search(context, end)
+    return next_word is None or next_word.start() >= limit or next_word.group() in bridge
+
+
+@dataclass(frozen=True)
+class LookAlike:
+    """One occurrence of a look-alike word: the sense that made it benign, if any."""
+
+    word: Ambiguous
+    start: int
+    end: int
+    sense: str | None
+    default_sense: str | None
+    base: Base
+
+
+def _look_alikes(lexicon: Lexicon, reading: Reading, senses: Mapping[str, bool]) -> list[LookAlike]:
+    found: list[LookAlike] = []
+    seen: set[tuple[str, int]] = set()
+    for word in lexicon.ambiguous:
+        for view in reading.views:
+            for start, end in _matches(word.term, view):
+                base_start, base_end = view.base_span(start, end)
+                if (word.term.term, base_start) in seen:
+                    continue
+                seen.add((word.term.term, base_start))
+                applying = [
+                    sense.name
+                    for sense in word.senses
+                    if _sense_applies(
+                        sense.after, sense.before, lexicon.bridge, view.context, start, end
+                    )
+                ]
+                allowed = [name for name in applying if senses.get(name, True)]
+                found.append(
+                    LookAlike(
+                        word=word,
+                        start=base_start,
+                        end=base_end,
+                        sense=allowed[0] if allowed else None,
+                        default_sense=applying[0] if applying else None,
+                        base=reading.base,
+                    )
+                )
+    return found
+
+
+# --------------------------------------------------------------------------- minors
+
+
+def _ages(lexicon: Lexicon, reading: Reading) -> list[Hit]:
+    hits = []
+    for view in reading.views:
+        if view.pass_index:
+            continue
+        for match in _AGE.finditer(view.context):
+            following = [m.group() for m in _WORD.finditer(view.context, match.end())][:2]
+            if any(word in lexicon.aged_things for word in following):
+                continue
+            start, end = view.base_span(*match.span())
+            hits.append(Hit("minors", SEXUAL_MINORS, start, end, "age under 18", reading.base))
+    return hits
+
+
+def _minor_references(lexicon: Lexicon, reading: Reading) -> list[Hit]:
+    masked = Reading(
+        base=reading.base,
+        text=reading.text,
+        views=[
+            _View(
+                _mask(v.text, lexicon.not_a_minor, v.pass_index),
+                v.pass_index,
+                _mask(v.context, lexicon.not_a_minor, 0),
+                v.to_base,
+            )
+            for v in reading.views
+        ],
+        sentence_ends=reading.sentence_ends,
+    )
+    return _find(lexicon.minor_terms, masked, "minors", negation=False) + _ages(lexicon, masked)
+
+
+def _minors_line(
+    lexicon: Lexicon, reading: Reading, sexual: Sequence[Hit], look_alikes: Sequence[LookAlike]
+) -> list[Hit]:
+    """A suggestive or sexual term in the same sentence as a minor reference, or near it."""
+    direct = _find(lexicon.minor_content, reading, "minors")
+    minors = _minor_references(lexicon, reading)
+    if not minors:
+        return direct
+    suggestive = [
+        *_find(lexicon.suggestive_terms, reading, "minors"),
+        *sexual,
+        *(
+            Hit("minors", SEXUAL, la.start, la.end, la.word.term.term, la.base)
+            for la in look_alikes
+            if la.default_sense is None
+        ),
+    ]
+    for minor in minors:
+        for term in suggestive:
+            near = abs(term.start - minor.start) <= lexicon.minors_window
+            if near or reading.sentence(term.start) == reading.sentence(minor.start):
+                start, end = min(minor.start, term.start), max(minor.end, term.end)
+                rule = f"'{term.rule}' with '{minor.rule}'"
+                return [*direct, Hit("minors", SEXUAL_MINORS, start, end, rule, reading.base)]
+    return direct
+
+
+# --------------------------------------------------------------------------- the layer
+
+
+@dataclass(frozen=True)
+class LexicalResult:
+    """What the lexical layer found, and the normalised text with benign look-alikes removed
+    (what the semantic layer reads, so "nude lipstick" is never judged by its first word)."""
+
+    hits: list[Hit]
+    normalised: str
+    resolved: str
+    resolved_to_normalised: tuple[int, ...]
+    look_alikes: list[LookAlike]
+    minor_references: list[Hit]
+    displayed: str | None = None
+
+
+def scan(
+    text: str,
+    lexicon: Lexicon,
+    *,
+    senses: Mapping[str, bool] | None = None,
+    brand: Sequence[Term] = (),
+) -> LexicalResult:
+    """Find listed terms, look-alikes outside their senses, brand terms and the minors line.
+
+    ``senses`` turns named senses on or off for this brand ("nude:colour": False); the
+    minors line ignores it and uses every sense as the lexicon defines it.
+    """
+    senses = senses or {}
+    hits: list[Hit] = []
+    first: Reading | None = None
+    first_look_alikes: list[LookAlike] = []
+    readings = _readings(text, lexicon)
+    for reading in readings:
+        found = _find(lexicon.terms, reading, "lexical")
+        # the minors line reads listed sexual terms and look-alikes by their default senses
+        sexual = [h for h in found if h.category == SEXUAL]
+        look_alikes = _look_alikes(lexicon, reading, senses)
+        found += [
+            Hit("lexical", la.word.term.category, la.start, la.end, la.word.term.term, la.base)
+            for la in look_alikes
+            if la.sense is None
+        ]
+        hits += found
+        hits += _minors_line(lexicon, reading, sexual, look_alikes)
+        if brand:
+            unmasked = Reading(reading.base, reading.text, [v.unmasked() for v in reading.views])
+            hits += _find(brand, unmasked, "brand", negation=False)
+        if first is None:
+            first, first_look_alikes = reading, look_alikes
+    assert first is not None
+    resolved, mapping = _resolve(first.text, first_look_alikes)
+    return LexicalResult(
+        hits=hits,
+        normalised=first.text,
+        resolved=resolved,
+        resolved_to_normalised=mapping,
+        look_alikes=first_look_alikes,
+        minor_references=_minor_references(lexicon, first),
+        displayed=readings[1].text if len(readings) > 1 else None,
+    )
+
+
+def _resolve(normalised: str, look_alikes: Sequence[LookAlike]) -> tuple[str, tuple[int, ...]]:
+    """``normalised`` without the look-alike words a sense made benign, and where each kept
+    character came from."""
+    drop = bytearray(len(normalised))
+    for la in look_alikes:
+        if la.sense is not None and la.base == "normalised":
+            for index in range(la.start, la.end):
+                drop[index] = 1
+    if not any(drop):
+        return normalised, tuple(range(len(normalised)))
+    kept = tuple(i for i in range(len(normalised)) if not drop[i])
+    return "".join(normalised[i] for i in kept), kept

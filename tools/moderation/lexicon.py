@@ -1,0 +1,299 @@
+"""The lexical layer's data: terms per category with their inflections, look-alike words and
+their benign senses, and the minors line, read from ``policies/blocklist.yaml`` and compiled
+once into regular expressions (see :mod:`brandloop.tools.moderation.lexical` for matching).
+
+An entry is a word or phrase. Its last word also matches its plural; a word marked ``*`` is a
+verb and matches its inflections ("undress*": undresses, undressed, undressing, undresser;
+"sexualize*": also the -ise spellings). Verbs are marked one by one because blind suffixing
+turns slurs into ordinary words.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from brandloop.errors import BadInputError
+from brandloop.tools.moderation.categories import BRAND_FORBIDDEN, SEXUAL_MINORS
+from brandloop.tools.moderation.normalize import fold_leetspeak, normalize_for_matching
+
+_WORD: Final = re.compile(r"[^\W_]+")
+_VOWELS: Final = frozenset("aeiou")
+
+
+# --------------------------------------------------------------------------- morphology
+
+
+def _spellings(form: str) -> set[str]:
+    """British and American -ise/-ize spellings of one form ("sexualised", "sexualized")."""
+    out = {form}
+    for ize, ise in (("iz", "is"), ("yz", "ys")):
+        for suffix in ("e", "es", "ed", "ing", "ation", "ations", "er", "ers"):
+            if form.endswith(ize + suffix):
+                out.add(form[: -len(ize + suffix)] + ise + suffix)
+            if form.endswith(ise + suffix):
+                out.add(form[: -len(ise + suffix)] + ize + suffix)
+    return out
+
+
+def plural_forms(word: str) -> set[str]:
+    """``word`` and its plural spellings: -s, -es, and -ies for a consonant + y."""
+    forms = {word, word + "s", word + "es"}
+    if len(word) > 2 and word.endswith("y") and word[-2] not in _VOWELS:
+        forms.add(word[:-1] + "ies")
+    return forms
+
+
+def verb_forms(word: str) -> set[str]:
+    """``word`` as a verb: third person, past, participle and the -er noun.
+
+    Regular English rules: "e" dropped before -ing ("seduce" → "seducing"), consonant + y
+    becomes -ied/-ies ("bury" → "buried"), a short consonant-vowel-consonant word doubles its
+    last letter ("stab" → "stabbed", "stabbing", "stabber"), -ise and -ize both spelt.
+    """
+    forms = {word}
+    if word.endswith("e"):
+        stem = word[:-1]
+        forms |= {word + "s", word + "d", stem + "ing", word + "r", word + "rs"}
+    elif len(word) > 2 and word.endswith("y") and word[-2] not in _VOWELS:
+        stem = word[:-1]
+        forms |= {stem + "ies", stem + "ied", word + "ing", stem + "ier", stem + "iers"}
+    else:
+        forms |= {word + "es" if word.endswith(("s", "x", "z", "ch", "sh")) else word + "s"}
+        short = (
+            len(word) <= 5
+            and len(word) >= 3
+            and word[-1] not in _VOWELS | {"w", "x", "y"}
+            and word[-2] in _VOWELS
+            and word[-3] not in _VOWELS
+        )
+        stem = word + word[-1] if short else word
+        forms |= {stem + "ed", stem + "ing", stem + "er", stem + "ers"}
+    return {spelling for form in forms for spelling in _spellings(form)}
+
+
+# --------------------------------------------------------------------------- compiled terms
+
+
+@dataclass(frozen=True)
+class Term:
+    """One entry compiled for each matching pass: plain, leet (1 → i) and leet (1 → l).
+
+    ``needles`` is a prefix every match must contain in that pass: a substring test on it
+    skips the regex for the (nearly all) terms that cannot match.
+    """
+
+    term: str
+    category: str
+    patterns: tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]
+    needles: tuple[str, str, str]
+
+
+def _word_forms(entry: str, *, plural: bool) -> list[set[str]] | None:
+    """The forms each word of ``entry`` may take; ``None`` when nothing matchable is left."""
+    words = entry.split()
+    groups: list[set[str]] = []
+    for index, raw in enumerate(words):
+        verb = raw.endswith("*")
+        normal = normalize_for_matching(raw.rstrip("*"))
+        parts = _WORD.findall(normal)
+        if not parts:
+            continue
+        # a hyphenated word is several parts: only its last part inflects
+        head, last = parts[:-1], parts[-1]
+        for part in head:
+            groups.append({part})
+        if verb:
+            groups.append(verb_forms(last))
+        elif plural and index == len(words) - 1:
+            groups.append(plural_forms(last))
+        else:
+            groups.append({last})
+    return groups or None
+
+
+def _common_prefix(words: set[str]) -> str:
+    first, last = min(words), max(words)
+    size = 0
+    while size < min(len(first), len(last)) and first[size] == last[size]:
+        size += 1
+    return first[:size]
+
+
+def _pattern(groups: Sequence[set[str]]) -> tuple[re.Pattern[str], str]:
+    alternations = [
+        "(?:" + "|".join(re.escape(f) for f in sorted(group, key=len, reverse=True)) + ")"
+        for group in groups
+    ]
+    body = r"[\W_]*".join(alternations)
+    return re.compile(rf"(?<![^\W_]){body}(?![^\W_])"), _common_prefix(groups[0])
+
+
+def compile_term(entry: str, category: str, *, plural: bool = True) -> Term | None:
+    """Word-bounded patterns for ``entry``; ``None`` when nothing matchable is left of it."""
+    groups = _word_forms(entry, plural=plural)
+    if groups is None:
+        return None
+    compiled = []
+    for fold in (
+        lambda s: s,
+        fold_leetspeak,
+        lambda s: fold_leetspeak(s, alternate=True),
+    ):
+        compiled.append(_pattern([{fold(f) for f in group} for group in groups]))
+    return Term(
+        term=entry.replace("*", ""),
+        category=category,
+        patterns=(compiled[0][0], compiled[1][0], compiled[2][0]),
+        needles=(compiled[0][1], compiled[1][1], compiled[2][1]),
+    )
+
+
+def compile_terms(
+    entries: Iterable[str], category: str, *, plural: bool = True
+) -> tuple[Term, ...]:
+    compiled = (compile_term(entry, category, plural=plural) for entry in entries)
+    return tuple(term for term in compiled if term is not None)
+
+
+@functools.lru_cache(maxsize=256)
+def brand_terms(terms: tuple[str, ...]) -> tuple[Term, ...]:
+    """A brand's forbidden terms, compiled once per distinct list."""
+    return compile_terms([t for t in terms if t.strip()], BRAND_FORBIDDEN)
+
+
+# --------------------------------------------------------------------------- the file
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _SenseFile(_Strict):
+    after: list[str] = Field(default_factory=list)
+    before: list[str] = Field(default_factory=list)
+
+
+class _AmbiguousWord(_Strict):
+    category: str
+    plural: bool = False
+    senses: dict[str, _SenseFile] = Field(min_length=1)
+
+
+class _AmbiguousFile(_Strict):
+    bridge: list[str] = Field(default_factory=list)
+    words: dict[str, _AmbiguousWord] = Field(default_factory=dict)
+
+
+class _MinorsFile(_Strict):
+    window_chars: int = Field(default=100, ge=0, le=1000)
+    terms: list[str] = Field(default_factory=list)
+    minor_terms: list[str] = Field(default_factory=list)
+    not_a_minor: list[str] = Field(default_factory=list)
+    suggestive_terms: list[str] = Field(default_factory=list)
+    aged_things: list[str] = Field(default_factory=list)
+    # version-1 files name them so
+    sexualising_terms: list[str] = Field(default_factory=list)
+
+
+class _LexiconFile(_Strict):
+    version: int = 2
+    allow: list[str] = Field(default_factory=list)
+    categories: dict[str, list[str]]
+    ambiguous: _AmbiguousFile = Field(default_factory=_AmbiguousFile)
+    minors: _MinorsFile = Field(default_factory=_MinorsFile)
+
+
+@dataclass(frozen=True)
+class Sense:
+    """A benign sense of a look-alike word: "nude:colour" before "lipstick"."""
+
+    name: str
+    after: frozenset[str]
+    before: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Ambiguous:
+    """A look-alike word, blocked in ``category`` unless one of its senses applies."""
+
+    term: Term
+    senses: tuple[Sense, ...]
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """Everything the lexical layer matches, compiled."""
+
+    terms: tuple[Term, ...]
+    allow: tuple[Term, ...]
+    ambiguous: tuple[Ambiguous, ...]
+    bridge: frozenset[str]
+    minor_content: tuple[Term, ...]
+    minor_terms: tuple[Term, ...]
+    not_a_minor: tuple[Term, ...]
+    suggestive_terms: tuple[Term, ...]
+    aged_things: frozenset[str]
+    minors_window: int
+
+    @property
+    def sense_names(self) -> frozenset[str]:
+        return frozenset(sense.name for word in self.ambiguous for sense in word.senses)
+
+
+def _words(items: Iterable[str]) -> frozenset[str]:
+    return frozenset(normalize_for_matching(item) for item in items)
+
+
+def load_lexicon(path: Path | None = None) -> Lexicon:
+    """Read and compile a lexicon YAML file (the packaged ``policies/blocklist.yaml`` if None).
+
+    Raises :class:`BadInputError` naming the file when it is unreadable or malformed.
+    """
+    from brandloop.tools.moderation.policy import load_policy_file  # policy reads senses here
+
+    source = str(path) if path is not None else "policies/blocklist.yaml"
+    data = load_policy_file(_LexiconFile, path, packaged="blocklist.yaml", what="blocklist")
+    ambiguous = []
+    for word, spec in data.ambiguous.words.items():
+        term = compile_term(word, spec.category, plural=spec.plural)
+        if term is None:
+            raise BadInputError(f"blocklist {source}: look-alike {word!r} has no letters")
+        senses = tuple(
+            Sense(name=f"{word}:{name}", after=_words(s.after), before=_words(s.before))
+            for name, s in spec.senses.items()
+        )
+        ambiguous.append(Ambiguous(term=term, senses=senses))
+    minors = data.minors
+    return Lexicon(
+        terms=tuple(
+            term
+            for category, entries in data.categories.items()
+            for term in compile_terms(
+                entries, SEXUAL_MINORS if category in {"minors", SEXUAL_MINORS} else category
+            )
+        ),
+        allow=compile_terms(data.allow, "allow", plural=False),
+        ambiguous=tuple(ambiguous),
+        bridge=_words(data.ambiguous.bridge),
+        minor_content=compile_terms(minors.terms, SEXUAL_MINORS),
+        minor_terms=compile_terms(minors.minor_terms, SEXUAL_MINORS),
+        not_a_minor=compile_terms(minors.not_a_minor, "not_a_minor", plural=False),
+        suggestive_terms=compile_terms(
+            [*minors.suggestive_terms, *minors.sexualising_terms], "suggestive"
+        ),
+        aged_things=_words(minors.aged_things),
+        minors_window=minors.window_chars,
+    )
+
+
+@functools.cache
+def default_lexicon() -> Lexicon:
+    """The packaged lexicon, compiled once per process."""
+    return load_lexicon()
