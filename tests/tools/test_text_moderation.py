@@ -159,7 +159,8 @@ def test_benign_marketing_briefs_are_allowed(brief):
     verdict = moderate_text(brief, forbidden_terms=["discount store", "Rivalco"])
     assert verdict.allowed, verdict.reasons
     assert verdict.categories == []
-    assert set(verdict.scores) == {"profanity"} and verdict.scores["profanity"] < 0.95
+    assert verdict.scores["profanity"] < 0.95
+    assert {k for k in verdict.scores if not k.startswith("semantic:")} == {"profanity"}
 
 
 # --------------------------------------------------------------------------- the file

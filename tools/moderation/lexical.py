@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from brandloop.tools.moderation.categories import SEXUAL, SEXUAL_MINORS
-from brandloop.tools.moderation.lexicon import Ambiguous, Lexicon, Term
+from brandloop.tools.moderation.lexicon import Ambiguous, Lexicon, Sense, Term
 from brandloop.tools.moderation.normalize import (
     displayed_order,
     fold_leetspeak,
@@ -188,12 +188,7 @@ def _find(
 
 
 def _sense_applies(
-    sense_after: frozenset[str],
-    sense_before: frozenset[str],
-    bridge: frozenset[str],
-    context: str,
-    start: int,
-    end: int,
+    sense: Sense, bridge: frozenset[str], context: str, start: int, end: int
 ) -> bool:
     """Whether the words around ``context[start:end]`` give the look-alike a benign sense.
 
@@ -206,14 +201,16 @@ def _sense_applies(
     limit = clause_end.start() if clause_end else len(context)
     words_after = [m.group() for m in _WORD.finditer(context, end)][:_SENSE_WINDOW]
     for word in words_after:
-        if word in sense_after:
+        if word in sense.after:
             return True
         if word not in bridge:
             break
-    if not sense_before:
+    if not (sense.before or sense.before_any):
         return False
     before = [m.group() for m in _WORD.finditer(context, max(0, start - 24), start)]
-    if not before or before[-1] not in sense_before:
+    if before and before[-1] in sense.before_any:
+        return True
+    if not before or before[-1] not in sense.before:
         return False
     next_word = _WORD.search(context, end)
     return next_word is None or next_word.start() >= limit or next_word.group() in bridge
@@ -244,9 +241,7 @@ def _look_alikes(lexicon: Lexicon, reading: Reading, senses: Mapping[str, bool])
                 applying = [
                     sense.name
                     for sense in word.senses
-                    if _sense_applies(
-                        sense.after, sense.before, lexicon.bridge, view.context, start, end
-                    )
+                    if _sense_applies(sense, lexicon.bridge, view.context, start, end)
                 ]
                 allowed = [name for name in applying if senses.get(name, True)]
                 found.append(
@@ -311,7 +306,7 @@ def _minors_line(
         *(
             Hit("minors", SEXUAL, la.start, la.end, la.word.term.term, la.base)
             for la in look_alikes
-            if la.default_sense is None
+            if la.default_sense is None and la.word.blocks and la.word.term.category == SEXUAL
         ),
     ]
     for minor in minors:
@@ -329,8 +324,9 @@ def _minors_line(
 
 @dataclass(frozen=True)
 class LexicalResult:
-    """What the lexical layer found, and the normalised text with benign look-alikes removed
-    (what the semantic layer reads, so "nude lipstick" is never judged by its first word)."""
+    """What the lexical layer found, and the normalised text with benign look-alikes,
+    allow-listed phrases and negated terms removed: what the semantic layer reads, so "nude
+    lipstick", "suicide prevention" and "no nudity" are never judged by one word."""
 
     hits: list[Hit]
     normalised: str
@@ -366,7 +362,7 @@ def scan(
         found += [
             Hit("lexical", la.word.term.category, la.start, la.end, la.word.term.term, la.base)
             for la in look_alikes
-            if la.sense is None
+            if la.sense is None and la.word.blocks
         ]
         hits += found
         hits += _minors_line(lexicon, reading, sexual, look_alikes)
@@ -376,7 +372,7 @@ def scan(
         if first is None:
             first, first_look_alikes = reading, look_alikes
     assert first is not None
-    resolved, mapping = _resolve(first.text, first_look_alikes)
+    resolved, mapping = _resolve(first.text, first_look_alikes, _ruled_out(lexicon, first.views[0]))
     return LexicalResult(
         hits=hits,
         normalised=first.text,
@@ -388,14 +384,37 @@ def scan(
     )
 
 
-def _resolve(normalised: str, look_alikes: Sequence[LookAlike]) -> tuple[str, tuple[int, ...]]:
-    """``normalised`` without the look-alike words a sense made benign, and where each kept
-    character came from."""
+def _ruled_out(lexicon: Lexicon, view: _View) -> list[tuple[int, int]]:
+    """Spans the semantic layer should not read: allow-listed phrases ("suicide prevention")
+    and listed terms ruled out by a negation, with the negation ("no nudity")."""
+    spans = [span for term in lexicon.allow for span in _raw_matches(term, view.raw)]
+    for term in (*lexicon.terms, *lexicon.suggestive_terms, *(a.term for a in lexicon.ambiguous)):
+        for start, end in _raw_matches(term, view.context):
+            negation = _NEGATION.search(view.context, max(0, start - _NEGATION_LOOKBACK), start)
+            if negation is not None:
+                spans.append((negation.start(), end))
+    return spans
+
+
+def _raw_matches(term: Term, text: str) -> Iterator[tuple[int, int]]:
+    if term.needles[0] in text:
+        for match in term.patterns[0].finditer(text):
+            yield match.span()
+
+
+def _resolve(
+    normalised: str, look_alikes: Sequence[LookAlike], ruled_out: Sequence[tuple[int, int]]
+) -> tuple[str, tuple[int, ...]]:
+    """``normalised`` without the look-alike words a sense made benign and the ruled-out
+    spans, and where each kept character came from."""
     drop = bytearray(len(normalised))
     for la in look_alikes:
         if la.sense is not None and la.base == "normalised":
             for index in range(la.start, la.end):
                 drop[index] = 1
+    for start, end in ruled_out:
+        for index in range(start, end):
+            drop[index] = 1
     if not any(drop):
         return normalised, tuple(range(len(normalised)))
     kept = tuple(i for i in range(len(normalised)) if not drop[i])

@@ -4,7 +4,8 @@ once into regular expressions (see :mod:`brandloop.tools.moderation.lexical` for
 
 An entry is a word or phrase. Its last word also matches its plural; a word marked ``*`` is a
 verb and matches its inflections ("undress*": undresses, undressed, undressing, undresser;
-"sexualize*": also the -ise spellings). Verbs are marked one by one because blind suffixing
+"sexualize*": also the -ise spellings); a word written ``a|b|c`` matches any of them
+("took|taken off her|his clothes"). Verbs are marked one by one because blind suffixing
 turns slurs into ordinary words.
 """
 
@@ -100,6 +101,15 @@ def _word_forms(entry: str, *, plural: bool) -> list[set[str]] | None:
     words = entry.split()
     groups: list[set[str]] = []
     for index, raw in enumerate(words):
+        if "|" in raw:
+            # alternatives for one word: "take|took|taken off her|his clothes"
+            options = {
+                "".join(_WORD.findall(normalize_for_matching(option))) for option in raw.split("|")
+            }
+            options.discard("")
+            if options:
+                groups.append(options)
+            continue
         verb = raw.endswith("*")
         normal = normalize_for_matching(raw.rstrip("*"))
         parts = _WORD.findall(normal)
@@ -178,10 +188,11 @@ class _Strict(BaseModel):
 class _SenseFile(_Strict):
     after: list[str] = Field(default_factory=list)
     before: list[str] = Field(default_factory=list)
+    before_any: list[str] = Field(default_factory=list)
 
 
 class _AmbiguousWord(_Strict):
-    category: str
+    category: str | None
     plural: bool = False
     senses: dict[str, _SenseFile] = Field(min_length=1)
 
@@ -212,19 +223,30 @@ class _LexiconFile(_Strict):
 
 @dataclass(frozen=True)
 class Sense:
-    """A benign sense of a look-alike word: "nude:colour" before "lipstick"."""
+    """A benign sense of a look-alike word: "nude:colour" before "lipstick".
+
+    ``before`` words give the sense only when nothing but bridge words follows the look-alike
+    in its clause ("available in nude"); ``before_any`` words give it whatever follows
+    ("a glue gun for crafts").
+    """
 
     name: str
     after: frozenset[str]
     before: frozenset[str]
+    before_any: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
 class Ambiguous:
-    """A look-alike word, blocked in ``category`` unless one of its senses applies."""
+    """A look-alike word, blocked in ``category`` unless one of its senses applies.
+
+    With no category it never blocks: its senses only decide what the semantic layer reads
+    ("glue gun" is read as "glue", "ice-cold coke" as "ice-cold").
+    """
 
     term: Term
     senses: tuple[Sense, ...]
+    blocks: bool = True
 
 
 @dataclass(frozen=True)
@@ -262,14 +284,19 @@ def load_lexicon(path: Path | None = None) -> Lexicon:
     data = load_policy_file(_LexiconFile, path, packaged="blocklist.yaml", what="blocklist")
     ambiguous = []
     for word, spec in data.ambiguous.words.items():
-        term = compile_term(word, spec.category, plural=spec.plural)
+        term = compile_term(word, spec.category or "none", plural=spec.plural)
         if term is None:
             raise BadInputError(f"blocklist {source}: look-alike {word!r} has no letters")
         senses = tuple(
-            Sense(name=f"{word}:{name}", after=_words(s.after), before=_words(s.before))
+            Sense(
+                name=f"{word}:{name}",
+                after=_words(s.after),
+                before=_words(s.before),
+                before_any=_words(s.before_any),
+            )
             for name, s in spec.senses.items()
         )
-        ambiguous.append(Ambiguous(term=term, senses=senses))
+        ambiguous.append(Ambiguous(term=term, senses=senses, blocks=spec.category is not None))
     minors = data.minors
     return Lexicon(
         terms=tuple(

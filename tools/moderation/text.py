@@ -105,7 +105,7 @@ def moderate_text(
     ]
     scores: dict[str, float] = {}
     layer = default_semantic_layer() if semantic == "shipped" else semantic
-    if isinstance(layer, SemanticLayer):
+    if layer is not None and not isinstance(layer, str):
         findings += _semantic_findings(layer, result, lexicon, semantic_thresholds or {}, scores)
     if profanity_threshold is not None:
         scorer = profanity_model or _shipped_profanity
@@ -224,11 +224,16 @@ def _semantic_findings(
     thresholds[SEXUAL_MINORS] = layer.thresholds[SEXUAL_MINORS]
     out: list[tuple[ModerationFinding, str]] = []
     mapping = result.resolved_to_normalised
+    minors_threshold = layer.minors_sexual_threshold
     for category in layer.categories:
         best = max(chunks, key=lambda c: c.scores[category])
         score = best.scores[category]
         scores[f"semantic:{category}"] = round(score, 4)
         threshold = thresholds[category]
+        # the minors head answers "a minor, and sexual content": it counts only where the
+        # sexual head also sees sexual content in that chunk
+        if category == SEXUAL_MINORS and best.scores[SEXUAL] < minors_threshold:
+            continue
         if score >= threshold:
             start, end = _to_normalised(mapping, best.start, best.end)
             out.append(
@@ -245,7 +250,6 @@ def _semantic_findings(
                     f"semantic classifier {score:.2f} ≥ {threshold:.2f}",
                 )
             )
-    minors_threshold = layer.minors_sexual_threshold
     sexual_best = max(chunks, key=lambda c: c.scores[SEXUAL])
     if sexual_best.scores[SEXUAL] >= minors_threshold:
         references = result.minor_references

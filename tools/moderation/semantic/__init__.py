@@ -1,37 +1,29 @@
-"""The semantic layer of text moderation: a classifier over sentence embeddings that catches
-what no term list holds ("wearing nothing at all"). See ``PROVENANCE.md`` in this folder."""
+"""The semantic layer of text moderation: a classifier over MiniLM sentence embeddings that
+catches what no term list holds ("wearing nothing at all", "in her birthday suit").
 
-from __future__ import annotations
+One logistic-regression head per category over the 384-d embeddings brand memory already
+uses (:class:`brandloop.memory.embeddings.MiniLMEmbeddingFunction`, a local ONNX model),
+trained on the hand-written exemplars in ``exemplars/`` by ``scripts/train_text_classifier.py``,
+thresholds chosen on the validation split. The weights ship in ``classifier.json``, checked
+against a pinned sha256 before use. See ``PROVENANCE.md`` for the data and the figures.
+"""
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from brandloop.tools.moderation.semantic.classifier import (
+    CLASSIFIER_PATH,
+    CLASSIFIER_SHA256,
+    ChunkScores,
+    EmbeddingClassifier,
+    SemanticLayer,
+    chunk_spans,
+    default_semantic_layer,
+)
 
-
-@dataclass(frozen=True)
-class ChunkScores:
-    """Per-category probabilities for one chunk (``start``/``end`` index the text scored)."""
-
-    start: int
-    end: int
-    scores: Mapping[str, float]
-
-
-@runtime_checkable
-class SemanticLayer(Protocol):
-    """What the text gate needs from a classifier: chunk scores and calibrated thresholds."""
-
-    categories: tuple[str, ...]
-    thresholds: Mapping[str, float]
-    #: A sexual score at or above this, with a minor referenced, is ``sexual/minors``.
-    minors_sexual_threshold: float
-
-    def score(self, text: str) -> list[ChunkScores]: ...
-
-
-def default_semantic_layer() -> SemanticLayer | None:
-    """The shipped classifier; none is shipped yet, so the layer is off."""
-    return None
-
-
-__all__ = ["ChunkScores", "SemanticLayer", "default_semantic_layer"]
+__all__ = [
+    "CLASSIFIER_PATH",
+    "CLASSIFIER_SHA256",
+    "ChunkScores",
+    "EmbeddingClassifier",
+    "SemanticLayer",
+    "chunk_spans",
+    "default_semantic_layer",
+]

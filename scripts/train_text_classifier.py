@@ -1,0 +1,227 @@
+"""Train the semantic text classifier and calibrate its thresholds; write classifier.json.
+
+Reads ``tools/moderation/semantic/exemplars/train.yaml`` (fits the weights) and
+``validation.yaml`` (chooses C and the thresholds). The held-out test split
+(``benchmarks/data/text_moderation_test.yaml``) is never read here.
+
+Each training line is used as written and wrapped the way briefs wrap a subject
+(``WRAPPINGS``). Every exemplar goes through what the text gate does before the classifier sees a text:
+PII redaction, normalisation, look-alikes in a benign sense removed. Each head is a
+scikit-learn logistic regression (balanced class weights) over the 384-d MiniLM embeddings,
+one-vs-rest; a ``sexual/minors`` line is positive for ``sexual`` too; C is chosen per head
+by average precision on the validation split.
+
+Thresholds, per head, from benign lines the head was not fitted on: the validation split's
+benign lines plus out-of-fold scores of the training split's benign lines (5 folds, a line
+and its wrappings always in the same fold). The threshold is the lowest at which at most
+``--benign-rate`` of those lines (0.5 % by default) reach it, floored at 0.5. The minors
+rule's sexual threshold: the lowest at which no such benign line that mentions a minor
+reaches it, floored at 0.3 and capped at the sexual threshold.
+
+Deterministic: the same files give the same weights. Prints the digest to pin in
+``tools/moderation/semantic/classifier.py`` (``CLASSIFIER_SHA256``) and PROVENANCE.md.
+
+Usage: .venv/bin/python scripts/train_text_classifier.py [--benign-rate 0.005]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from brandloop.memory.embeddings import (  # noqa: E402
+    MODEL_SHA256,
+    TOKENIZER_SHA256,
+    MiniLMEmbeddingFunction,
+)
+from brandloop.tools.moderation.categories import (  # noqa: E402
+    SEMANTIC_CATEGORIES,
+    SEXUAL,
+    SEXUAL_MINORS,
+)
+from brandloop.tools.moderation.lexical import scan  # noqa: E402
+from brandloop.tools.moderation.lexicon import default_lexicon  # noqa: E402
+from brandloop.tools.moderation.semantic.classifier import CLASSIFIER_PATH, FORMAT  # noqa: E402
+from brandloop.tools.moderation.semantic.exemplars import (  # noqa: E402
+    EXEMPLARS_DIR,
+    Exemplar,
+    load_exemplars,
+)
+
+#: Training lines are also seen wrapped as a brief would wrap them, so a head learns the
+#: content and not the bare-sentence style of the exemplars. Validation lines are not wrapped.
+WRAPPINGS = (
+    "{}",
+    "Hero banner for the new campaign: {}",
+    "{}, shot on film, soft natural light",
+    "Social post for our brand - {}",
+)
+FOLDS = 5
+C_GRID = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+THRESHOLD_FLOOR = 0.5
+MINORS_FLOOR = 0.3
+
+
+def prepared(exemplars: list[Exemplar]) -> tuple[list[str], list[bool]]:
+    """The texts the classifier would see, and whether each mentions a minor."""
+    lexicon = default_lexicon()
+    texts, minors = [], []
+    for exemplar in exemplars:
+        result = scan(exemplar.text, lexicon)
+        texts.append(result.resolved)
+        minors.append(bool(result.minor_references))
+    return texts, minors
+
+
+def average_precision(scores: npt.NDArray[np.float64], labels: npt.NDArray[np.bool_]) -> float:
+    order = np.argsort(-scores, kind="stable")
+    hits = labels[order]
+    if not hits.any():
+        return 0.0
+    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float((precision * hits).sum() / hits.sum())
+
+
+def threshold_for(benign_scores: npt.NDArray[np.float64], allowed_hits: int, floor: float) -> float:
+    """The lowest threshold at which at most ``allowed_hits`` benign scores reach it."""
+    ordered = np.sort(benign_scores)[::-1]
+    if len(ordered) <= allowed_hits:
+        return floor
+    above = float(ordered[allowed_hits])  # the first benign score that must stay below
+    return float(max(floor, min(0.999, np.nextafter(above, 1.0) + 1e-4)))
+
+
+def fit(x: npt.NDArray[np.float64], y: npt.NDArray[np.bool_], c: float) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=c, class_weight="balanced", max_iter=5000, solver="lbfgs").fit(x, y)
+
+
+def out_of_fold(
+    x: npt.NDArray[np.float64], y: npt.NDArray[np.bool_], lines: npt.NDArray[np.int64], c: float
+) -> npt.NDArray[np.float64]:
+    """Each line's score from a model fitted without it (or any of its wrappings)."""
+    scores = np.zeros(len(y))
+    folds = lines % FOLDS
+    for fold in range(FOLDS):
+        held = folds == fold
+        scores[held] = fit(x[~held], y[~held], c).predict_proba(x[held])[:, 1]
+    return scores
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--benign-rate", type=float, default=0.005)
+    parser.add_argument("--out", type=Path, default=CLASSIFIER_PATH)
+    args = parser.parse_args()
+
+    originals = load_exemplars(EXEMPLARS_DIR / "train.yaml")
+    train = [
+        Exemplar(wrapping.format(e.text), e.labels, e.group)
+        for e in originals
+        for wrapping in WRAPPINGS
+    ]
+    lines = np.repeat(np.arange(len(originals)), len(WRAPPINGS))
+    unwrapped = np.tile(np.arange(len(WRAPPINGS)) == 0, len(originals))
+    validation = load_exemplars(EXEMPLARS_DIR / "validation.yaml")
+    embed = MiniLMEmbeddingFunction()
+    train_texts, train_minors = prepared(train)
+    val_texts, val_minors = prepared(validation)
+    x_train = embed.embed(train_texts).astype(np.float64)
+    x_val = embed.embed(val_texts).astype(np.float64)
+    val_benign = np.array([e.benign for e in validation])
+    train_benign = np.array([e.benign for e in train]) & unwrapped
+    calibration_size = int(val_benign.sum() + train_benign.sum())
+    allowed_hits = int(args.benign_rate * calibration_size)
+
+    weights, bias, thresholds, report = [], [], {}, {}
+    val_scores: dict[str, npt.NDArray[np.float64]] = {}
+    oof_scores: dict[str, npt.NDArray[np.float64]] = {}
+    for category in SEMANTIC_CATEGORIES:
+        y_train = np.array([category in e.labels for e in train])
+        y_val = np.array([category in e.labels for e in validation])
+        best: tuple[float, float, Any] | None = None
+        for c in C_GRID:
+            model = fit(x_train, y_train, c)
+            ap = average_precision(model.predict_proba(x_val)[:, 1], y_val)
+            if best is None or ap > best[0] + 1e-9:
+                best = (ap, c, model)
+        assert best is not None
+        ap, c, model = best
+        scores = model.predict_proba(x_val)[:, 1]
+        oof = out_of_fold(x_train, y_train, lines, c)
+        val_scores[category] = scores
+        oof_scores[category] = oof
+        benign_scores = np.concatenate([scores[val_benign], oof[train_benign]])
+        threshold = threshold_for(benign_scores, allowed_hits, THRESHOLD_FLOOR)
+        thresholds[category] = round(threshold, 4)
+        positives = scores[y_val]
+        report[category] = {
+            "C": c,
+            "validation_average_precision": round(ap, 4),
+            "threshold": thresholds[category],
+            "validation_recall_at_threshold": round(float((positives >= threshold).mean()), 4),
+            "validation_benign_over_threshold": int((scores[val_benign] >= threshold).sum()),
+            "calibration_benign_over_threshold": int((benign_scores >= threshold).sum()),
+            "train_positives": int(y_train.sum()),
+            "validation_positives": int(y_val.sum()),
+        }
+        weights.append([round(float(w), 6) for w in model.coef_[0]])
+        bias.append(round(float(model.intercept_[0]), 6))
+
+    benign_with_minor = val_benign & np.array(val_minors)
+    train_benign_with_minor = train_benign & np.array(train_minors)
+    minors_threshold = threshold_for(
+        np.concatenate(
+            [val_scores[SEXUAL][benign_with_minor], oof_scores[SEXUAL][train_benign_with_minor]]
+        ),
+        0,
+        MINORS_FLOOR,
+    )
+    minors_threshold = round(min(minors_threshold, thresholds[SEXUAL]), 4)
+    minors_positives = np.array([SEXUAL_MINORS in e.labels for e in validation])
+    caught = (val_scores[SEXUAL] >= minors_threshold) & np.array(val_minors)
+    report["minors_rule"] = {
+        "sexual_threshold": minors_threshold,
+        "calibration_benign_lines_mentioning_a_minor": int(
+            benign_with_minor.sum() + train_benign_with_minor.sum()
+        ),
+        "validation_minors_recall_by_this_rule": round(float(caught[minors_positives].mean()), 4),
+    }
+    document = {
+        "format": FORMAT,
+        "embedding_model_sha256": MODEL_SHA256,
+        "tokenizer_sha256": TOKENIZER_SHA256,
+        "categories": list(SEMANTIC_CATEGORIES),
+        "thresholds": thresholds,
+        "minors_sexual_threshold": minors_threshold,
+        "training": {
+            "train_lines": len(train),
+            "validation_lines": len(validation),
+            "benign_rate": args.benign_rate,
+            "calibration_benign_lines": calibration_size,
+            "allowed_benign_hits_per_head": allowed_hits,
+            "report": report,
+        },
+        "bias": bias,
+        "weights": weights,
+    }
+    text = json.dumps(document, indent=1, sort_keys=False) + "\n"
+    args.out.write_text(text, encoding="utf-8")
+    print(json.dumps(report, indent=1))
+    print(f"wrote {args.out}: sha256 {hashlib.sha256(text.encode()).hexdigest()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,142 @@
+"""The semantic layer: the shipped classifier over MiniLM embeddings, its file checks, its
+chunking and spans, thresholds and the minors rule. Quality on held-out data is measured by
+``benchmarks/signals.py``, not asserted here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from brandloop.tools.moderation.semantic import (
+    CLASSIFIER_PATH,
+    ChunkScores,
+    chunk_spans,
+    default_semantic_layer,
+)
+from brandloop.tools.moderation.semantic.classifier import ClassifierFileError, load_classifier
+from brandloop.tools.moderation.semantic.exemplars import EXEMPLARS_DIR, load_exemplars
+from brandloop.tools.moderation.text import moderate_text
+
+#: Paraphrases no term in policies/blocklist.yaml matches; only the classifier can catch them.
+PARAPHRASES = {
+    "an actress posing with only her hands covering her chest": "sexual",
+    "a man and a woman in a passionate act of lovemaking, bodies bare": "sexual",
+    "a man beaten until his face is unrecognisable": "violence",
+}
+
+
+@pytest.mark.parametrize(("text", "category"), PARAPHRASES.items())
+def test_the_classifier_catches_what_the_lists_miss(text, category):
+    assert moderate_text(text, semantic=None, profanity_threshold=None).allowed
+    verdict = moderate_text(text, profanity_threshold=None)
+    assert category in verdict.categories
+    (finding,) = [f for f in verdict.findings if f.category == category]
+    assert finding.layer == "semantic" and finding.score is not None
+    assert finding.score >= default_semantic_layer().thresholds[category]
+
+
+def test_a_minor_with_sexual_content_is_the_minors_line_even_without_listed_words():
+    text = "a little girl posing like a grown-up glamour model, pouting in a bath"
+    assert moderate_text(text, semantic=None, profanity_threshold=None).allowed
+    verdict = moderate_text(text, profanity_threshold=None)
+    assert "sexual/minors" in verdict.categories
+    layers = {f.layer for f in verdict.findings if f.category == "sexual/minors"}
+    assert layers <= {"semantic", "minors"} and layers
+
+
+def test_benign_senses_are_removed_before_the_classifier_reads_the_text():
+    layer = default_semantic_layer()
+    verdict = moderate_text("nude lipstick shades, a naked cake", profanity_threshold=None)
+    assert verdict.allowed
+    assert verdict.scores["semantic:sexual"] < layer.thresholds["sexual"]
+
+
+def test_findings_point_at_the_chunk_that_fired():
+    filler = "A calm mountain lake at dawn, mist over the water, pine trees. " * 12
+    text = filler + "An actress posing with only her hands covering her chest."
+    verdict = moderate_text(text, profanity_threshold=None)
+    (finding,) = [f for f in verdict.findings if f.layer == "semantic"]
+    assert finding.start is not None and finding.start >= len(filler) - 70
+    assert finding.excerpt is not None and "actress" in finding.excerpt
+
+
+def test_chunks_hold_whole_sentences_up_to_the_word_limit():
+    text = "one two three. four five six. seven eight nine ten."
+    assert chunk_spans(text, words=6) == [(0, 29), (30, 51)]
+    assert chunk_spans(text) == [(0, 51)]
+    long = " ".join(f"w{i}" for i in range(100))
+    spans = chunk_spans(long, words=48)
+    assert len(spans) == 3 and long[spans[0][0] : spans[0][1]].split() == long.split()[:48]
+    assert chunk_spans("   ") == []
+
+
+def test_brand_thresholds_make_a_head_stricter_or_laxer_but_never_the_minors_one():
+    text = "a couple cuddling on a sofa under a blanket"
+    score = moderate_text(text, profanity_threshold=None).scores["semantic:sexual"]
+    strict = moderate_text(text, profanity_threshold=None, semantic_thresholds={"sexual": 0.01})
+    assert "sexual" in strict.categories and score >= 0.01
+    minors = "a little girl posing like a grown-up glamour model, pouting in a bath"
+    lax = moderate_text(
+        minors, profanity_threshold=None, semantic_thresholds={"sexual/minors": 1.0}
+    )
+    assert "sexual/minors" in lax.categories
+
+
+class _Fixed:
+    """A stand-in classifier: fixed scores for the whole text (the seam is the Protocol)."""
+
+    categories = ("sexual", "sexual/minors", "violence")
+    minors_sexual_threshold = 0.5
+
+    def __init__(self, **scores: float) -> None:
+        self.thresholds = {"sexual": 0.8, "sexual/minors": 0.8, "violence": 0.8}
+        self.scores = dict.fromkeys(self.categories, 0.0) | {
+            k.replace("_", "/"): v for k, v in scores.items()
+        }
+
+    def score(self, text: str) -> list[ChunkScores]:
+        return [ChunkScores(0, len(text), dict(self.scores))]
+
+
+def test_the_minors_head_counts_only_with_sexual_content():
+    kids = "kids in costumes for a school play"
+    only_minors_head = _Fixed(sexual=0.1, sexual_minors=0.99)
+    verdict = moderate_text(kids, semantic=only_minors_head, profanity_threshold=None)
+    assert verdict.allowed
+    both = _Fixed(sexual=0.6, sexual_minors=0.99)
+    verdict = moderate_text(kids, semantic=both, profanity_threshold=None)
+    assert "sexual/minors" in verdict.categories
+    # a minor referenced and a sexual score over the minors threshold, below the sexual one
+    verdict = moderate_text(kids, semantic=_Fixed(sexual=0.6), profanity_threshold=None)
+    assert verdict.categories == ["sexual/minors"]
+    assert moderate_text("adults in costumes", semantic=_Fixed(sexual=0.6)).allowed
+
+
+def test_the_classifier_file_is_checked(tmp_path: Path):
+    with pytest.raises(ClassifierFileError, match="not the pinned file"):
+        altered = tmp_path / "classifier.json"
+        altered.write_bytes(CLASSIFIER_PATH.read_bytes() + b" ")
+        load_classifier(altered)
+    data = json.loads(CLASSIFIER_PATH.read_text(encoding="utf-8"))
+    data["embedding_model_sha256"] = "0" * 64
+    other = tmp_path / "other-model.json"
+    other.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ClassifierFileError, match="another embedding model"):
+        load_classifier(other, sha256=None)
+    with pytest.raises(ClassifierFileError, match="cannot read"):
+        load_classifier(tmp_path / "absent.json")
+
+
+def test_the_shipped_file_matches_its_training_report():
+    data = json.loads(CLASSIFIER_PATH.read_text(encoding="utf-8"))
+    layer = default_semantic_layer()
+    assert layer.thresholds == data["thresholds"]
+    assert data["training"]["train_lines"] == 4 * len(load_exemplars(EXEMPLARS_DIR / "train.yaml"))
+    assert data["training"]["validation_lines"] == len(
+        load_exemplars(EXEMPLARS_DIR / "validation.yaml")
+    )
+    weights = np.asarray(data["weights"])
+    assert weights.shape == (len(layer.categories), 384) and np.isfinite(weights).all()
