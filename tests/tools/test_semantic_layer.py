@@ -140,3 +140,15 @@ def test_the_shipped_file_matches_its_training_report():
     )
     weights = np.asarray(data["weights"])
     assert weights.shape == (len(layer.categories), 384) and np.isfinite(weights).all()
+
+
+def test_the_splits_do_not_share_lines():
+    train = {e.text for e in load_exemplars(EXEMPLARS_DIR / "train.yaml")}
+    validation = {e.text for e in load_exemplars(EXEMPLARS_DIR / "validation.yaml")}
+    test = {
+        e.text
+        for e in load_exemplars(
+            Path(__file__).resolve().parents[2] / "benchmarks/data/text_moderation_test.yaml"
+        )
+    }
+    assert not train & validation and not train & test and not validation & test
