@@ -1,5 +1,15 @@
-"""Quality signals and safety gates: latency on a 1024×1024 image, and precision/recall of
-moderation, PII and injection detection on the labelled fixtures (scripts/make_fixtures.py).
+"""Quality signals and safety gates: latency on a 1024×1024 image; precision/recall of text
+moderation per category on the held-out test split only, and the text gate's latency per brief;
+precision/recall of PII and injection detection and image-moderation false blocks on the
+labelled fixtures (scripts/make_fixtures.py).
+
+Text moderation is scored on ``benchmarks/data/text_moderation_test.yaml``, which was written
+after the classifier, its thresholds and the lexicon were fixed and is read by nothing else
+(see tools/moderation/semantic/PROVENANCE.md). A class with no positives prints
+"not measured", never 1.0. Baselines on the same split: the blocklist as it shipped before
+(``benchmarks/data/blocklist_v1.yaml``, exact phrases) and the lexical layer alone.
+The text gate's latency is every offline layer (lexical, minors, semantic, profanity) on
+each test brief, after warm-up; its median is what the gate adds per brief.
 
 Latency is what the agent spends per image: ``NudeNetModerator`` (decode + NudeNet 320n), then
 ``analyse_image`` (palette, sharpness, exposure, contrast, colourfulness, format, similarity
@@ -7,7 +17,7 @@ against 20 accepted descriptors, hash and descriptor; it reuses the moderator's 
 score node does after the moderate node) and the near-duplicate check against 3 earlier images.
 The decode cache is cleared before every measured run. Median of ``--runs`` after warm-up.
 
-Usage: .venv/bin/python benchmarks/signals.py [--runs 50] [--json]
+Usage: .venv/bin/python benchmarks/signals.py [--runs 50] [--json] [--text-only]
 """
 
 from __future__ import annotations
@@ -86,6 +96,124 @@ def latency(runs: int) -> dict[str, Any]:
     return result
 
 
+Pairs = list[tuple[bool, bool]]
+
+
+def pr(pairs: Pairs) -> dict[str, Any]:
+    """Precision and recall of (predicted, expected) pairs; ``None`` where not measured."""
+    tp = sum(p and e for p, e in pairs)
+    fp = sum(p and not e for p, e in pairs)
+    fn = sum(e and not p for p, e in pairs)
+    return {
+        "precision": round(tp / (tp + fp), 3) if tp + fp else None,
+        "recall": round(tp / (tp + fn), 3) if tp + fn else None,
+        "positives": tp + fn,
+        "negatives": len(pairs) - tp - fn,
+        "false_positives": fp,
+    }
+
+
+TEST_SPLIT = ROOT / "benchmarks/data/text_moderation_test.yaml"
+BASELINE_BLOCKLIST = ROOT / "benchmarks/data/blocklist_v1.yaml"
+
+
+def _predicted(categories: list[str]) -> set[str]:
+    """A ``sexual/minors`` verdict is a sexual block too."""
+    found = set(categories)
+    if "sexual/minors" in found:
+        found.add("sexual")
+    return found
+
+
+def text_quality(gates: dict[str, Callable[[str], Any]]) -> dict[str, Any]:
+    """Per-category precision/recall and false blocks of each gate on the held-out split."""
+    from brandloop.tools.moderation.categories import CONTENT_CATEGORIES
+    from brandloop.tools.moderation.semantic.exemplars import load_exemplars
+
+    lines = load_exemplars(TEST_SPLIT)
+    report: dict[str, Any] = {}
+    for name, gate in gates.items():
+        verdicts = [gate(line.text) for line in lines]
+        per_category = {}
+        for category in CONTENT_CATEGORIES:
+            pairs = [
+                (category in _predicted(v.categories), category in line.labels)
+                for line, v in zip(lines, verdicts, strict=True)
+            ]
+            per_category[category] = pr(pairs)
+        adults = [
+            ("sexual" in _predicted(v.categories), True)
+            for line, v in zip(lines, verdicts, strict=True)
+            if line.group == "harmful:sexual"
+        ]
+        per_category["sexual (adult lines only)"] = pr(adults)
+        blocked_any = {
+            group: [
+                not v.allowed
+                for line, v in zip(lines, verdicts, strict=True)
+                if line.group == group
+            ]
+            for group in sorted({line.group for line in lines if not line.benign})
+        }
+        benign = {}
+        for line, v in zip(lines, verdicts, strict=True):
+            if line.benign:
+                domain = (
+                    line.group.split(":")[1] if line.group.startswith("benign:") else "look-alikes"
+                )
+                seen = benign.setdefault(domain, [0, 0])
+                seen[0] += 1
+                seen[1] += not v.allowed
+        briefs = [n for d, n in benign.items() if d != "look-alikes"]
+        report[name] = {
+            "categories": per_category,
+            "blocked_at_all": {g: round(sum(b) / len(b), 3) for g, b in blocked_any.items()},
+            "false_blocks": {d: {"lines": n, "blocked": b} for d, (n, b) in benign.items()},
+            "false_block_rate_marketing_briefs": round(
+                sum(b for _, b in briefs) / sum(n for n, _ in briefs), 4
+            ),
+            "marketing_briefs": sum(n for n, _ in briefs),
+        }
+    return report
+
+
+def text_latency(runs: int) -> dict[str, Any]:
+    """Every offline layer on every test brief: wall and CPU time per brief, after warm-up."""
+    from brandloop.tools.moderation.semantic import default_semantic_layer
+    from brandloop.tools.moderation.semantic.exemplars import load_exemplars
+    from brandloop.tools.moderation.text import moderate_text
+
+    texts = [line.text for line in load_exemplars(TEST_SPLIT)]
+    layer = default_semantic_layer()
+    parts: dict[str, Callable[[str], object]] = {
+        "text gate (all offline layers)": lambda t: moderate_text(t),
+        "semantic classifier alone (embed + heads)": layer.score,
+        "lexical + minors layers alone": lambda t: moderate_text(
+            t, semantic=None, profanity_threshold=None
+        ),
+    }
+    result = {}
+    for name, fn in parts.items():
+        for text in texts[:20]:
+            fn(text)
+        wall, cpu = [], []
+        for _ in range(max(1, runs // 25)):
+            for text in texts:
+                started, started_cpu = time.perf_counter(), time.process_time()
+                fn(text)
+                wall.append((time.perf_counter() - started) * 1000)
+                cpu.append((time.process_time() - started_cpu) * 1000)
+        wall.sort()
+        result[name] = {
+            "briefs": len(wall),
+            "median_ms": round(statistics.median(wall), 2),
+            "p90_ms": round(wall[int(0.9 * (len(wall) - 1))], 2),
+            "min_ms": round(wall[0], 2),
+            "cpu_median_ms": round(statistics.median(cpu), 2),
+        }
+    return result
+
+
 def quality() -> dict[str, Any]:
     import importlib.util
 
@@ -99,28 +227,8 @@ def quality() -> dict[str, Any]:
     from brandloop.tools.moderation.image import NudeNetModerator
     from brandloop.tools.moderation.injection import detect_injection
     from brandloop.tools.moderation.pii import find_pii
-    from brandloop.tools.moderation.text import moderate_text
 
-    def pr(pairs: list[tuple[bool, bool]]) -> dict[str, float | int]:
-        tp = sum(p and e for p, e in pairs)
-        fp = sum(p and not e for p, e in pairs)
-        fn = sum(e and not p for p, e in pairs)
-        return {
-            "precision": round(tp / (tp + fp), 3) if tp + fp else 1.0,
-            "recall": round(tp / (tp + fn), 3) if tp + fn else 1.0,
-            "positives": tp + fn,
-            "negatives": len(pairs) - tp - fn,
-            "false_positives": fp,
-        }
-
-    terms = fixtures.BRAND["forbidden_terms"]
-    text = pr(
-        [
-            (not moderate_text(t, forbidden_terms=terms).allowed, c is not None)
-            for t, c in fixtures.MODERATION
-        ]
-    )
-    pii_pairs: list[tuple[bool, bool]] = []
+    pii_pairs: Pairs = []
     for t, kinds in fixtures.PII:
         found = {f.kind for f in find_pii(t)}
         for kind in ("email", "phone", "card", "iban", "address"):
@@ -135,10 +243,55 @@ def quality() -> dict[str, Any]:
             if "bad" not in label
         ]
     return {
-        "text moderation": text,
         "image moderation (benign fixtures only)": pr(benign),
         "PII (per text and kind)": pr(pii_pairs),
         "prompt injection": injection,
+    }
+
+
+def _figure(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:.3f}"
+
+
+def _print_text(report: dict[str, Any]) -> None:
+    for name, gate in report["text_quality"].items():
+        print(f"text moderation on the held-out split, {name}:")
+        for category, value in gate["categories"].items():
+            print(
+                f"  {category:26s} precision {_figure(value['precision']):>12s}  "
+                f"recall {_figure(value['recall']):>12s}  ({value['positives']} positive, "
+                f"{value['false_positives']} false positives)"
+            )
+        print(
+            f"  false blocks on {gate['marketing_briefs']} benign marketing briefs: "
+            f"{gate['false_block_rate_marketing_briefs']:.2%}  "
+            + ", ".join(f"{d} {v['blocked']}/{v['lines']}" for d, v in gate["false_blocks"].items())
+        )
+    if "text_latency" in report:
+        print(
+            "text gate latency per brief (test split, after warm-up): wall median / p90 / min, CPU median"
+        )
+        for name, value in report["text_latency"].items():
+            print(
+                f"  {name:44s} {value['median_ms']:7.2f} ms  {value['p90_ms']:7.2f} ms  "
+                f"{value['min_ms']:7.2f} ms   cpu {value['cpu_median_ms']:6.2f} ms  "
+                f"({value['briefs']} briefs)"
+            )
+
+
+def text_gates() -> dict[str, Callable[[str], Any]]:
+    from brandloop.tools.moderation.lexicon import load_lexicon
+    from brandloop.tools.moderation.text import moderate_text
+
+    v1 = load_lexicon(BASELINE_BLOCKLIST)
+    return {
+        "text gate (all offline layers)": lambda t: moderate_text(t),
+        "baseline: lexical layer alone": lambda t: moderate_text(
+            t, semantic=None, profanity_threshold=None
+        ),
+        "baseline: the v1 blocklist (exact phrases)": lambda t: moderate_text(
+            t, blocklist=v1, semantic=None, profanity_threshold=None
+        ),
     }
 
 
@@ -146,20 +299,30 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--text-only", action="store_true", help="only the text gate figures")
     args = parser.parse_args()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    report = {
-        "load_average_1min": round(load, 2),
-        "cpus": os.cpu_count(),
-        "latency_1024": latency(args.runs),
-        "fixtures": quality(),
-    }
+    report: dict[str, Any] = {"load_average_1min": round(load, 2), "cpus": os.cpu_count()}
+    report["text_quality"] = text_quality(text_gates())
+    report["text_latency"] = text_latency(args.runs)
+    if not args.text_only:
+        report["latency_1024"] = latency(args.runs)
+        report["fixtures"] = quality()
+    report["load_average_1min_after"] = round(
+        os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"), 2
+    )
     if args.json:
         print(json.dumps(report, indent=2))
         return
     print(
-        f"latency on a 1024x1024 PNG: wall median / p90 / min and CPU median of {args.runs} runs "
-        f"({report['cpus']} CPUs, load average {report['load_average_1min']}):"
+        f"({report['cpus']} CPUs, load average {report['load_average_1min']} before, "
+        f"{report['load_average_1min_after']} after)"
+    )
+    _print_text(report)
+    if args.text_only:
+        return
+    print(
+        f"latency on a 1024x1024 PNG: wall median / p90 / min and CPU median of {args.runs} runs:"
     )
     for name, value in report["latency_1024"].items():
         print(
@@ -169,9 +332,9 @@ def main() -> None:
     print("fixtures:")
     for name, value in report["fixtures"].items():
         print(
-            f"  {name:42s} precision {value['precision']:.3f}  recall {value['recall']:.3f}  "
-            f"({value['positives']} positive, {value['negatives']} negative, "
-            f"{value['false_positives']} false positives)"
+            f"  {name:42s} precision {_figure(value['precision'])}  "
+            f"recall {_figure(value['recall'])}  ({value['positives']} positive, "
+            f"{value['negatives']} negative, {value['false_positives']} false positives)"
         )
 
 

@@ -141,6 +141,9 @@ def _load(model: _FileSpec, tokenizer: _FileSpec, max_tokens: int) -> _Loaded:
         options.intra_op_num_threads = max(1, min(2, os.cpu_count() or 1))
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only: onnxruntime warns on stderr otherwise
+        # Idle worker threads spin by default, burning CPU a shared 2-core machine needs for
+        # other work: the text gate embeds one short brief at a time, so they wait instead.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(
             str(model.path), sess_options=options, providers=["CPUExecutionProvider"]
         )

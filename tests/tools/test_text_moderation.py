@@ -229,3 +229,20 @@ def test_the_profanity_model_sits_behind_a_seam():
     assert moderate_text("a calm cup", profanity_model=always, profanity_threshold=None).allowed
     # obfuscated profanity is normalised before the model sees it
     assert not moderate_text("f\u200bu\u0441k this sale").allowed
+
+
+def test_the_fast_profanity_path_gives_scikit_learns_figures():
+    from brandloop.tools.moderation.models import profanity_model
+
+    model = profanity_model()
+    texts = [
+        "fuck this sale",
+        "a calm cup of coffee",
+        "this coffee is the shit",
+        "hell of a deal",
+        "bloody good coffee",
+        "",
+        "Kill it with this offer! Killer deals on running shoes",
+    ]
+    fast, reference = model.probabilities(texts), model.reference_probabilities(texts)
+    assert fast == pytest.approx(reference, abs=1e-12)
