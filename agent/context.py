@@ -18,6 +18,7 @@ from brandloop.providers import ImageProvider
 from brandloop.registry.crud import add_event
 from brandloop.registry.db import Database
 from brandloop.tools.credentials import ContentSigner
+from brandloop.tools.moderation.policy import ModerationPolicy, default_moderation_policy
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ class RunContext:
     writer: PromptWriter | None = None
     provider_intervals: list[tuple[float, float]] = field(default_factory=list)
     brand_policy: BrandRunPolicy = field(default_factory=BrandRunPolicy)
+    #: The brand's moderation policy (``moderation:`` in its policy file over the defaults).
+    moderation: ModerationPolicy = field(default_factory=default_moderation_policy)
 
     def provider_busy_seconds(self) -> float:
         """Wall time during which at least one provider call was in flight (overlaps merged)."""

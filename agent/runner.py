@@ -54,6 +54,7 @@ from brandloop.settings import Settings
 from brandloop.tools import cache as generation_cache
 from brandloop.tools.credentials import signer_from_settings
 from brandloop.tools.moderation.image import NudeNetModerator
+from brandloop.tools.moderation.policy import ModerationPolicy, load_brand_moderation_policy
 from brandloop.tools.providers.factory import build_providers
 from brandloop.tools.providers.factory import closing as providers_closing
 
@@ -210,6 +211,15 @@ def brand_run_policy(
     return load_brand_run_policy(slug, search=[settings.data_dir / "policies"])
 
 
+def brand_moderation_policy(
+    settings: Settings, db: Database, request: GenerationRequest
+) -> ModerationPolicy:
+    """The request's brand's moderation thresholds, senses and limits over the defaults."""
+    return load_brand_moderation_policy(
+        _brand_slug(db, request), search=[settings.data_dir / "policies"]
+    )
+
+
 def build_context(
     settings: Settings,
     db: Database,
@@ -234,6 +244,7 @@ def build_context(
     if use_cache:
         with db.session() as session:
             generation_cache.invalidate_stale(session, tenant=request.tenant, models=catalog)
+    moderation = brand_moderation_policy(settings, db, request)
     return RunContext(
         db=db,
         tenant=request.tenant,
@@ -245,13 +256,14 @@ def build_context(
         budget_usd=request.budget_usd
         if request.budget_usd is not None
         else settings.default_budget_usd,
-        image_moderator=image_moderator or NudeNetModerator(),
+        image_moderator=image_moderator or NudeNetModerator(moderation.image),
         signer=signer_from_settings(settings),
         memory=open_memory(settings) if use_memory else None,
         on_event=on_event,
         use_cache=use_cache,
         writer=writer if writer is not None else build_writer(),
         brand_policy=brand_policy,
+        moderation=moderation,
     )
 
 

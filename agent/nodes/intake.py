@@ -14,16 +14,17 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from brandloop.agent.context import RunContext
+from brandloop.agent.moderation import check_text
 from brandloop.agent.replay import mark, request_key
 from brandloop.agent.state import RunState
 from brandloop.agent.templates import resolve_template
 from brandloop.domain import Decision, GenerationRequest
 from brandloop.errors import NotFoundError
 from brandloop.registry import crud
+from brandloop.tools.moderation.explain import explain
 from brandloop.tools.moderation.injection import detect_injection
 from brandloop.tools.moderation.pii import redact, redaction_markers
 from brandloop.tools.moderation.policy import default_moderation_policy
-from brandloop.tools.moderation.text import moderate_text
 
 
 def redacted_request(request: GenerationRequest) -> GenerationRequest:
@@ -48,7 +49,7 @@ async def intake(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
     ctx = runtime.context
     run_id = state["run_id"]
     request = state["request"]
-    policy = default_moderation_policy()
+    policy = ctx.moderation
     with ctx.db.session() as session:
         brand_row = crud.get_brand(session, tenant=ctx.tenant, ref=request.brand)
         if brand_row is None:  # the runner checked it; it was removed since
@@ -89,15 +90,16 @@ async def intake(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
                     "used only as data and fenced wherever it reaches a language model",
                 )
             )
-    verdict = moderate_text(
+    verdict = check_text(
+        ctx,
+        run_id,
         request.brief,
-        forbidden_terms=brand.forbidden_terms,
+        node="intake",
         source="brief",
-        max_chars=policy.text.max_chars,
-        profanity_threshold=policy.text.profanity_threshold,
+        forbidden_terms=brand.forbidden_terms,
     )
     if not verdict.allowed:
-        refusal = "brief refused by text moderation: " + "; ".join(verdict.reasons)
+        refusal = "brief refused by text moderation: " + explain(verdict)
     key = request_key(request, brand_id=brand_row.id, template_ref=template.ref)
     with ctx.db.session() as session:
         mark(session, run_id=run_id, key=key)

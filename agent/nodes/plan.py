@@ -19,6 +19,7 @@ from brandloop.agent.bandit import ArmStats, arm_stats, choose, posterior
 from brandloop.agent.budgets import headroom
 from brandloop.agent.context import RunContext
 from brandloop.agent.diagnosis import quality_index
+from brandloop.agent.moderation import check_text
 from brandloop.agent.repairs import fix_rates
 from brandloop.agent.replay import earlier_accepted, replay_candidates
 from brandloop.agent.state import RunState
@@ -26,7 +27,7 @@ from brandloop.agent.stopping import Outlook, median_cost_per_image, outlook
 from brandloop.domain import Candidate, Decision, ModelSpec, StopCause
 from brandloop.policies.catalog import image_price
 from brandloop.tools.composer import compose
-from brandloop.tools.moderation.text import moderate_text
+from brandloop.tools.moderation.explain import explain
 from brandloop.tools.providers.resilience import circuit_open
 
 _STATUS = re.compile(r"HTTP (\d{3})|\b([45]\d\d)\b")
@@ -330,13 +331,19 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         shifts=request.shifts,
         accents=state.get("accents", []),
     )
-    verdict = moderate_text(prompt, forbidden_terms=brand.forbidden_terms, source="prompt")
+    verdict = check_text(
+        ctx,
+        state["run_id"],
+        prompt,
+        node="plan",
+        source="prompt",
+        forbidden_terms=brand.forbidden_terms,
+    )
     if not verdict.allowed:
         decision = Decision(
             node="plan",
             action="refuse_prompt",
-            reason="rendered prompt failed moderation before any paid call: "
-            + "; ".join(verdict.reasons),
+            reason="rendered prompt failed moderation before any paid call: " + explain(verdict),
         )
         ctx.emit(state["run_id"], "plan", "decision", decision.model_dump(mode="json"))
         return {
@@ -355,7 +362,14 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         safe = [
             v
             for v in variants
-            if moderate_text(v, forbidden_terms=brand.forbidden_terms, source="prompt").allowed
+            if check_text(
+                ctx,
+                state["run_id"],
+                v,
+                node="plan",
+                source="variant",
+                forbidden_terms=brand.forbidden_terms,
+            ).allowed
         ]
         for index, variant in enumerate(safe[: len(planned)]):
             prompts[index] = variant

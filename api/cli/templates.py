@@ -24,6 +24,7 @@ from brandloop.registry.models import TemplateRow, TemplateVersionRow
 from brandloop.templates import files, governance
 from brandloop.templates.sandbox import KNOWN_VARIABLES
 from brandloop.templates.stats import stats_document
+from brandloop.tools.moderation.minors import template_screen
 
 templates_app = typer.Typer(
     help="Prompt templates: versions, review, labels, A/B splits, diff, stats, export/import.",
@@ -86,13 +87,22 @@ def _review_step(verb: ReviewVerb, name: str, version: int, actor: str, note: st
     out.print(done.format(ref=f"{name}@{version}", actor=actor))
 
 
+def _seed_shipped() -> None:
+    """Seed the shipped templates in a transaction of their own, so a refusal that follows
+    (recorded in the audit log in its own transaction) never waits on this one."""
+    with database().session() as session:
+        ensure_shipped_templates(session, tenant=_tenant())
+
+
 @templates_app.command("create")
 def create(name: Name, file: TemplateFile, actor: Actor) -> None:
     """Create template NAME with its first version (a draft) from a YAML file."""
     spec = governance.load_spec(file)
+    _seed_shipped()
     with database().session() as session:
-        ensure_shipped_templates(session, tenant=_tenant())
-        governance.create_template(session, tenant=_tenant(), name=name, spec=spec, actor=actor)
+        governance.create_template(
+            session, tenant=_tenant(), name=name, spec=spec, actor=actor, screen=template_screen
+        )
     out.print(f"created {name}@1 (draft) by {actor}; next: brandloop templates submit {name} 1")
 
 
@@ -105,10 +115,16 @@ def new_version(
 ) -> None:
     """Add the next version of NAME (a draft); earlier versions never change."""
     spec = governance.load_spec(file)
+    _seed_shipped()
     with database().session() as session:
-        ensure_shipped_templates(session, tenant=_tenant())
         row = governance.new_version(
-            session, tenant=_tenant(), name=name, spec=spec, actor=actor, message=message
+            session,
+            tenant=_tenant(),
+            name=name,
+            spec=spec,
+            actor=actor,
+            message=message,
+            screen=template_screen,
         )
         version = row.version
     out.print(f"created {name}@{version} (draft) by {actor}")
@@ -443,9 +459,11 @@ def import_(
     as_json: AsJson = False,
 ) -> None:
     """Add the templates, versions and label moves a folder of YAML files holds (all or none)."""
+    _seed_shipped()
     with database().session() as session:
-        ensure_shipped_templates(session, tenant=_tenant())
-        report = files.import_templates(session, tenant=_tenant(), directory=directory, actor=actor)
+        report = files.import_templates(
+            session, tenant=_tenant(), directory=directory, actor=actor, screen=template_screen
+        )
     if as_json:
         print_json(report)
         return

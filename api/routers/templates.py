@@ -26,6 +26,7 @@ from brandloop.registry import crud
 from brandloop.registry.models import TemplateLabelRow, TemplateRow, TemplateVersionRow
 from brandloop.templates import governance
 from brandloop.templates.governance import GovernanceError, TemplateSpec
+from brandloop.tools.moderation.minors import template_screen
 
 T = TypeVar("T")
 
@@ -117,9 +118,16 @@ def _version_step(
     summary="Add a draft version (creating the template with its first version)",
 )
 async def add_version(
-    name: Name, body: TemplateVersionCreate, principal: Creator, session: SessionDep
+    name: Name,
+    body: TemplateVersionCreate,
+    principal: Creator,
+    session: SessionDep,
 ) -> TemplateVersion:
-    ensure_shipped_templates(session, tenant=principal.tenant)
+    # seeded in a transaction of its own: a refusal below is audited in its own transaction
+    # too, and on SQLite it would wait on this one's write lock
+    with Session(bind=session.get_bind()) as seeding:
+        ensure_shipped_templates(seeding, tenant=principal.tenant)
+        seeding.commit()
     try:
         spec = TemplateSpec(
             description=body.description,
@@ -133,7 +141,12 @@ async def add_version(
         raise ApiProblem(422, "bad-input", governance.describe_validation(exc)) from None
     if crud.get_template(session, tenant=principal.tenant, name=name) is None:
         row = governance.create_template(
-            session, tenant=principal.tenant, name=name, spec=spec, actor=principal.name
+            session,
+            tenant=principal.tenant,
+            name=name,
+            spec=spec,
+            actor=principal.name,
+            screen=template_screen,
         )
     else:
         row = governance.new_version(
@@ -143,6 +156,7 @@ async def add_version(
             spec=spec,
             actor=principal.name,
             message=body.message,
+            screen=template_screen,
         )
     return crud.template_version_model(_template(session, principal.tenant, name), row)
 

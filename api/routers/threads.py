@@ -36,6 +36,7 @@ from brandloop.api.schemas import (
 from brandloop.registry import crud
 from brandloop.registry.models import RunRow
 from brandloop.registry.models_service import JobRow, ThreadMessageRow, ThreadRow
+from brandloop.tools.moderation.minors import AUDIT_ACTION, audit_detail, minors_line
 
 router = APIRouter(prefix="/threads", tags=["threads"], responses=PROBLEM_RESPONSES)
 
@@ -75,6 +76,27 @@ def _context(session: Session, thread: ThreadRow) -> tuple[BriefState | None, di
     return state, carried
 
 
+def refuse_crossing_the_minors_line(
+    session: Session, *, principal: Principal, thread_id: str | None, text: str, source: str
+) -> None:
+    """422 ``refused`` when ``text`` (a thread's brief with its revisions) crosses the minors
+    line, with the refusal on the audit record (its own transaction: this one rolls back).
+    Intake checks the run's brief again, so a revision made any other way is covered too."""
+    verdict = minors_line(text, source=source)
+    if verdict.allowed:
+        return
+    crud.audit_committed(
+        session,
+        tenant=principal.tenant,
+        actor=principal.name,
+        action=AUDIT_ACTION,
+        subject_type="thread",
+        subject_id=thread_id or "(new thread)",
+        detail=audit_detail(verdict, text),
+    )
+    raise ApiProblem(422, "refused", "refused by moderation: " + "; ".join(verdict.reasons))
+
+
 async def post_message(
     thread_id: str,
     body: MessageCreate,
@@ -87,12 +109,20 @@ async def post_message(
     if thread is None:
         raise ApiProblem(404, "not-found", f"no thread {thread_id}")
     state, carried = _context(session, thread)
+    # the instruction with the brief it edits, before any writer sees it; then what it made
+    asked = "\n".join(t for t in (state.brief if state is not None else "", body.content) if t)
+    refuse_crossing_the_minors_line(
+        session, principal=principal, thread_id=thread.id, text=asked, source="revision"
+    )
     edit: BriefEdit | None = None
     brief = body.content
     if state is not None:
         edit = await revise(state, body.content, service.writer)
         brief = edit.after
         carried |= {"avoid": edit.avoid, "shifts": edit.all_shifts}
+        refuse_crossing_the_minors_line(
+            session, principal=principal, thread_id=thread.id, text=brief, source="revision"
+        )
     own = body.model_dump(exclude={"content"}, exclude_none=True)
     if "size" in own or "aspect_ratio" in own:
         carried.pop("size", None)
@@ -172,6 +202,9 @@ async def create_thread(
     if brand is None:
         raise ApiProblem(404, "not-found", f"unknown brand {body.brand!r}")
     if body.message is not None:  # check the first request before anything is stored
+        refuse_crossing_the_minors_line(
+            session, principal=principal, thread_id=None, text=body.message, source="brief"
+        )
         shape = body.model_dump(include=set(SHAPE_FIELDS), exclude_none=True)
         check_request(
             service.db,

@@ -62,6 +62,17 @@ def audit(
     return row
 
 
+def audit_committed(session: Session, **entry: Any) -> None:
+    """:func:`audit` in a transaction of its own on ``session``'s database, committed at once.
+
+    For a refusal that must be on record even though the caller's own transaction is about
+    to roll back (the caller raises right after). Call it before the caller writes anything.
+    """
+    with Session(bind=session.get_bind()) as own:
+        audit(own, **entry)
+        own.commit()
+
+
 def list_audit(session: Session, *, tenant: str, subject_id: str | None = None) -> list[AuditRow]:
     query = select(AuditRow).where(AuditRow.tenant == tenant)
     if subject_id is not None:

@@ -26,6 +26,7 @@ from brandloop.registry import crud
 from brandloop.templates.governance import (
     GovernanceError,
     TemplateMetadata,
+    TemplateScreen,
     TemplateSpec,
     _audit,
     check_actor,
@@ -34,6 +35,7 @@ from brandloop.templates.governance import (
     load_governance_policy,
     move_label,
     parse_yaml_file,
+    screen_spec,
     versions,
 )
 
@@ -169,15 +171,23 @@ def read_directory(directory: Path) -> list[TemplateFile]:
 
 
 def import_templates(
-    session: Session, *, tenant: str, directory: Path, actor: str
+    session: Session, *, tenant: str, directory: Path, actor: str, screen: TemplateScreen
 ) -> list[dict[str, Any]]:
     """Apply a directory of template files; returns what was added or moved per template.
 
-    Everything is read and checked first; the writes happen in the caller's transaction, so a
-    refusal part-way (a changed version, a protected label) leaves the registry unchanged.
+    Everything is read and checked first (every version's text through ``screen``, the
+    minors line); the writes happen in the caller's transaction, so a refusal part-way (a
+    changed version, a protected label) leaves the registry unchanged.
     """
     check_actor(actor)
     files = read_directory(directory)
+    for tf in files:
+        for vf in tf.versions:
+            spec = vf.spec().model_copy(update={"description": tf.description})
+            subject = f"{tf.name}@{vf.version}"
+            screen_spec(
+                session, tenant=tenant, actor=actor, subject=subject, spec=spec, screen=screen
+            )
     policy = load_governance_policy()
     report: list[dict[str, Any]] = []
     for tf in files:

@@ -16,6 +16,7 @@ import difflib
 import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
@@ -24,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from brandloop.domain import TemplateStatus, TemplateVersion, utcnow
-from brandloop.errors import BadInputError, NotFoundError
+from brandloop.domain import ModerationVerdict, TemplateStatus, TemplateVersion, utcnow
+from brandloop.errors import BadInputError, NotFoundError, RefusedError
 from brandloop.policy_files import read_policy_yaml
 from brandloop.registry import crud
 from brandloop.registry.models import TemplateLabelRow, TemplateRow, TemplateVersionRow
@@ -244,8 +245,64 @@ def _store_version(
     )
 
 
+#: A content check a template's text must pass before it is stored: the minors line
+#: (``brandloop.tools.moderation.minors.template_screen``). Callers pass it in, so core never
+#: imports the tools layer and no write path can skip it (it is a required argument).
+TemplateScreen = Callable[[str], ModerationVerdict]
+
+
+def screen_spec(
+    session: Session,
+    *,
+    tenant: str,
+    actor: str,
+    subject: str,
+    spec: TemplateSpec,
+    screen: TemplateScreen,
+) -> None:
+    """Refuse a template whose body or description fails ``screen``, on the audit record.
+
+    The negative body is not screened: it lists what an image must *not* show. The audit
+    entry holds the layers, spans and rules, never the text, and is committed on its own
+    because the caller's transaction rolls back with the refusal.
+    """
+    for field, text in (("body", spec.body), ("description", spec.description)):
+        if not text.strip():
+            continue
+        verdict = screen(text)
+        if verdict.allowed:
+            continue
+        crud.audit_committed(
+            session,
+            tenant=tenant,
+            actor=actor,
+            action="moderation.refused."
+            + "_".join(c.replace("/", "_") for c in verdict.categories),
+            subject_type="template",
+            subject_id=subject,
+            detail={
+                "field": field,
+                "categories": verdict.categories,
+                "findings": [
+                    f.model_dump(mode="json", exclude={"excerpt"}) for f in verdict.findings
+                ],
+            },
+        )
+        raise RefusedError(
+            f"template {subject} refused: its {field} fails moderation ("
+            + "; ".join(verdict.reasons)
+            + ")"
+        )
+
+
 def create_template(
-    session: Session, *, tenant: str, name: str, spec: TemplateSpec, actor: str
+    session: Session,
+    *,
+    tenant: str,
+    name: str,
+    spec: TemplateSpec,
+    actor: str,
+    screen: TemplateScreen,
 ) -> TemplateVersionRow:
     """A new template with its first version, as a draft authored by ``actor``."""
     check_actor(actor)
@@ -253,6 +310,7 @@ def create_template(
     if spec.name is not None and spec.name != name:
         raise BadInputError(f"the file names template {spec.name!r}, not {name!r}")
     spec.check()
+    screen_spec(session, tenant=tenant, actor=actor, subject=f"{name}@1", spec=spec, screen=screen)
     if crud.get_template(session, tenant=tenant, name=name) is not None:
         raise BadInputError(f"template {name!r} already exists; add a version with new-version")
     row = _store_version(
@@ -280,17 +338,26 @@ def latest_version(session: Session, template: TemplateRow) -> int:
 
 
 def new_version(
-    session: Session, *, tenant: str, name: str, spec: TemplateSpec, actor: str, message: str
+    session: Session,
+    *,
+    tenant: str,
+    name: str,
+    spec: TemplateSpec,
+    actor: str,
+    message: str,
+    screen: TemplateScreen,
 ) -> TemplateVersionRow:
     """The next integer version of ``name``, as a draft; earlier versions stay as they are."""
     check_actor(actor)
     if not message.strip():
         raise BadInputError("a new version needs a commit message (-m)")
-    template = _template(session, tenant, name)
     if spec.name is not None and spec.name != name:
         raise BadInputError(f"the file names template {spec.name!r}, not {name!r}")
     spec.check()
+    template = _template(session, tenant, name)
     version = latest_version(session, template) + 1
+    subject = f"{name}@{version}"
+    screen_spec(session, tenant=tenant, actor=actor, subject=subject, spec=spec, screen=screen)
     row = _store_version(
         session, tenant=tenant, name=name, version=version, spec=spec, actor=actor, message=message
     )

@@ -13,6 +13,7 @@ from brandloop.registry import crud
 from brandloop.registry.db import Database
 from brandloop.settings import Settings
 from brandloop.templates import governance as gov
+from brandloop.tools.moderation.minors import template_screen
 from tests.templates.test_governance import EXAMPLE, EXAMPLE_V2
 
 N = 20_000
@@ -52,7 +53,12 @@ def test_references_resolve_and_runs_split_across_the_canary(
         seeded = resolve_template(session, tenant="t", ref=None, request_id="r")
         assert (seeded.ref, seeded.status) == ("brand-hero@1", "approved")
         gov.create_template(
-            session, tenant="t", name="seasonal-banner", spec=gov.load_spec(EXAMPLE), actor="ana"
+            session,
+            tenant="t",
+            name="seasonal-banner",
+            spec=gov.load_spec(EXAMPLE),
+            actor="ana",
+            screen=template_screen,
         )
         gov.new_version(
             session,
@@ -61,6 +67,7 @@ def test_references_resolve_and_runs_split_across_the_canary(
             spec=gov.load_spec(EXAMPLE_V2),
             actor="ana",
             message="v2",
+            screen=template_screen,
         )
         for version in (1, 2):
             gov.submit(session, tenant="t", name="seasonal-banner", version=version, actor="ana")

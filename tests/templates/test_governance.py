@@ -18,6 +18,7 @@ from brandloop.registry.models import AuditRow, TemplateLabelRow, TemplateVersio
 from brandloop.registry.models_templates import TemplateReviewRow
 from brandloop.templates import governance as gov
 from brandloop.templates.governance import GovernanceError, TemplateSpec
+from brandloop.tools.moderation.minors import template_screen
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "templates" / "seasonal-banner.yaml"
@@ -51,7 +52,9 @@ def spec(**changes: Any) -> TemplateSpec:
 
 
 def created(session: Session) -> None:
-    gov.create_template(session, tenant=T, name="seasonal-banner", spec=spec(), actor="ana")
+    gov.create_template(
+        session, tenant=T, name="seasonal-banner", spec=spec(), actor="ana", screen=template_screen
+    )
 
 
 def approved(session: Session, version: int = 1) -> None:
@@ -74,6 +77,7 @@ def test_create_new_version_submit_approve_with_audit(session: Session) -> None:
         spec=gov.load_spec(EXAMPLE_V2),
         actor="ana",
         message="minimal layout",
+        screen=template_screen,
     )
     assert (row.version, row.status, row.author, row.message) == (
         2,
@@ -217,14 +221,25 @@ def test_reject_needs_a_note_and_a_rejected_version_is_never_used(session: Sessi
         (
             "draft",
             lambda s: gov.create_template(
-                s, tenant=T, name="seasonal-banner", spec=spec(), actor="ana"
+                s,
+                tenant=T,
+                name="seasonal-banner",
+                spec=spec(),
+                actor="ana",
+                screen=template_screen,
             ),
             "already exists",
         ),
         (
             "draft",
             lambda s: gov.new_version(
-                s, tenant=T, name="seasonal-banner", spec=spec(), actor="ana", message=""
+                s,
+                tenant=T,
+                name="seasonal-banner",
+                spec=spec(),
+                actor="ana",
+                message="",
+                screen=template_screen,
             ),
             "commit message",
         ),
@@ -237,6 +252,7 @@ def test_reject_needs_a_note_and_a_rejected_version_is_never_used(session: Sessi
                 spec=spec(body="{{ brief }} {{ secret_var }}"),
                 actor="ana",
                 message="m",
+                screen=template_screen,
             ),
             r"undefined variable\(s\) secret_var",
         ),
@@ -249,6 +265,7 @@ def test_reject_needs_a_note_and_a_rejected_version_is_never_used(session: Sessi
                 spec=spec(body="{{ ''.__class__.__mro__ }}"),
                 actor="ana",
                 message="m",
+                screen=template_screen,
             ),
             "attribute access",
         ),
@@ -261,6 +278,7 @@ def test_reject_needs_a_note_and_a_rejected_version_is_never_used(session: Sessi
                 spec=spec(negative_body="{{ cycler.__init__.__globals__ }}"),
                 actor="ana",
                 message="m",
+                screen=template_screen,
             ),
             "attribute access",
         ),
@@ -297,6 +315,7 @@ def test_production_split_rollback_and_label_audit(session: Session) -> None:
         spec=gov.load_spec(EXAMPLE_V2),
         actor="ana",
         message="v2",
+        screen=template_screen,
     )
     # a draft may go to a non-protected label (staging) but not to production
     gov.move_label(
@@ -375,6 +394,7 @@ def test_diff_shows_changed_sentences(session: Session) -> None:
         spec=gov.load_spec(EXAMPLE_V2),
         actor="ana",
         message="v2",
+        screen=template_screen,
     )
     text = gov.diff_versions(session, tenant=T, name="seasonal-banner", v1=1, v2=2)
     assert text.startswith("--- seasonal-banner@1\n+++ seasonal-banner@2\n")
