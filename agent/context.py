@@ -18,6 +18,7 @@ from brandloop.providers import ImageProvider
 from brandloop.registry.crud import add_event
 from brandloop.registry.db import Database
 from brandloop.tools.credentials import ContentSigner
+from brandloop.tools.moderation.hosted import HostedModerator
 from brandloop.tools.moderation.policy import ModerationPolicy, default_moderation_policy
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ class RunContext:
     brand_policy: BrandRunPolicy = field(default_factory=BrandRunPolicy)
     #: The brand's moderation policy (``moderation:`` in its policy file over the defaults).
     moderation: ModerationPolicy = field(default_factory=default_moderation_policy)
+    #: The hosted moderation service, when configured: run in addition to the offline layers.
+    hosted_moderator: HostedModerator | None = None
 
     def provider_busy_seconds(self) -> float:
         """Wall time during which at least one provider call was in flight (overlaps merged)."""

@@ -1,6 +1,7 @@
-"""Text moderation inside a run: every offline layer with the brand's moderation policy, and
-the audit entry when the minors line is crossed. intake (the brief) and plan (each rendered
-prompt and LLM-written variant) call :func:`check_text`."""
+"""Moderation inside a run: every offline layer with the brand's moderation policy, the hosted
+service in addition when one is configured, and the audit entry when the minors line is
+crossed. intake (the brief) and plan (each rendered prompt and LLM-written variant) call
+:func:`check_text`; intake and the moderate node (images) call :func:`check_hosted`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Sequence
 
 from brandloop.agent.context import RunContext
 from brandloop.domain import ModerationVerdict
+from brandloop.tools.moderation.hosted import ask
 from brandloop.tools.moderation.minors import AGENT_ACTOR, audit_refusal, crosses_the_line
 from brandloop.tools.moderation.text import moderate_with_policy
 
@@ -26,8 +28,15 @@ def check_text(
     verdict = moderate_with_policy(
         text, ctx.moderation, forbidden_terms=forbidden_terms, source=source
     )
-    if not verdict.allowed:
-        ctx.emit(run_id, node, "moderation", verdict.model_dump(mode="json"))
+    _record(ctx, run_id, node, verdict, text)
+    return verdict
+
+
+def _record(ctx: RunContext, run_id: str, node: str, verdict: ModerationVerdict, text: str) -> None:
+    """Trace a refusal (its findings, never the raw text); audit a ``sexual/minors`` one."""
+    if verdict.allowed:
+        return
+    ctx.emit(run_id, node, "moderation", verdict.model_dump(mode="json"))
     if crosses_the_line(verdict):
         with ctx.db.session() as session:
             audit_refusal(
@@ -39,4 +48,25 @@ def check_text(
                 verdict=verdict,
                 text=text,
             )
-    return verdict
+
+
+async def check_hosted(
+    ctx: RunContext,
+    run_id: str,
+    *,
+    node: str,
+    source: str,
+    text: str | None = None,
+    images: Sequence[bytes] = (),
+) -> tuple[ModerationVerdict | None, str | None]:
+    """The hosted service's verdict (None when none is configured, or when it could not answer
+    and the brand's policy says continue), and a note when it could not answer. A refusal is
+    traced, and a ``sexual/minors`` one audited, like an offline one."""
+    if ctx.hosted_moderator is None:
+        return None, None
+    verdict, note = await ask(
+        ctx.hosted_moderator, ctx.moderation.hosted, source=source, text=text, images=images
+    )
+    if verdict is not None:
+        _record(ctx, run_id, node, verdict, text or "")
+    return verdict, note

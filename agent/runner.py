@@ -53,6 +53,7 @@ from brandloop.registry.models_agent import ReviewDecisionRow
 from brandloop.settings import Settings
 from brandloop.tools import cache as generation_cache
 from brandloop.tools.credentials import signer_from_settings
+from brandloop.tools.moderation.hosted import build_hosted_moderator
 from brandloop.tools.moderation.image import NudeNetModerator
 from brandloop.tools.moderation.policy import ModerationPolicy, load_brand_moderation_policy
 from brandloop.tools.providers.factory import build_providers
@@ -245,6 +246,7 @@ def build_context(
         with db.session() as session:
             generation_cache.invalidate_stale(session, tenant=request.tenant, models=catalog)
     moderation = brand_moderation_policy(settings, db, request)
+    hosted = build_hosted_moderator(settings)
     return RunContext(
         db=db,
         tenant=request.tenant,
@@ -264,6 +266,7 @@ def build_context(
         writer=writer if writer is not None else build_writer(),
         brand_policy=brand_policy,
         moderation=moderation,
+        hosted_moderator=hosted.with_policy(moderation.hosted) if hosted is not None else None,
     )
 
 

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
 
     openai_api_key: SecretStr | None = None
     openai_base_url: str = "https://api.openai.com/v1"
+    # Hosted text and image moderation, run in addition to the offline layers (off by default):
+    # "openai" speaks POST {base}/moderations; key and base URL default to the OpenAI ones.
+    moderation_provider: Literal["openai"] | None = None
+    moderation_model: str = "omni-moderation-latest"
+    moderation_api_key: SecretStr | None = None
+    moderation_base_url: str | None = None
     stability_api_key: SecretStr | None = None
     stability_base_url: str = "https://api.stability.ai"
     a1111_base_url: str | None = None
@@ -106,7 +112,13 @@ class Settings(BaseSettings):
         default=None, description="PEM bundle of the root certificates verify trusts"
     )
 
-    @field_validator("openai_api_key", "stability_api_key", "a1111_api_auth", "c2pa_remote_token")
+    @field_validator(
+        "openai_api_key",
+        "stability_api_key",
+        "a1111_api_auth",
+        "c2pa_remote_token",
+        "moderation_api_key",
+    )
     @classmethod
     def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and value.get_secret_value().strip().lower() in _PLACEHOLDER_SECRETS:

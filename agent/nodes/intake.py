@@ -14,7 +14,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from brandloop.agent.context import RunContext
-from brandloop.agent.moderation import check_text
+from brandloop.agent.moderation import check_hosted, check_text
 from brandloop.agent.replay import mark, request_key
 from brandloop.agent.state import RunState
 from brandloop.agent.templates import resolve_template
@@ -100,6 +100,18 @@ async def intake(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
     )
     if not verdict.allowed:
         refusal = "brief refused by text moderation: " + explain(verdict)
+    else:
+        hosted, note = await check_hosted(
+            ctx, run_id, node="intake", source="brief", text=request.brief
+        )
+        if note is not None:
+            decisions.append(
+                Decision(node="intake", action="hosted_moderation_unavailable", reason=note)
+            )
+        if hosted is not None and not hosted.allowed:
+            refusal = "brief refused by hosted moderation: " + (
+                explain(hosted) or "; ".join(hosted.reasons)
+            )
     key = request_key(request, brand_id=brand_row.id, template_ref=template.ref)
     with ctx.db.session() as session:
         mark(session, run_id=run_id, key=key)

@@ -13,10 +13,12 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from brandloop.agent.context import RunContext
+from brandloop.agent.moderation import check_hosted
 from brandloop.agent.state import RunState
 from brandloop.domain import Attempt
 from brandloop.errors import present
 from brandloop.registry import crud
+from brandloop.tools.moderation.hosted import combined
 from brandloop.tools.moderation.image import UNREADABLE, provider_refusal
 
 
@@ -40,6 +42,11 @@ async def moderate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
     async def one(attempt: Attempt) -> Attempt:
         data = ctx.artifacts.get(present(attempt.artifact_sha256, f"{attempt.id}'s image"))
         verdict = await asyncio.to_thread(ctx.image_moderator, data)
+        if verdict.allowed and ctx.hosted_moderator is not None:
+            hosted, note = await check_hosted(
+                ctx, run_id, node="moderate", source="image", images=[data]
+            )
+            verdict = combined(verdict, hosted, note)
         update: dict[str, Any] = {"moderation": verdict}
         if UNREADABLE in verdict.categories:
             # a broken or oversized file is the backend's failure, not a safety block

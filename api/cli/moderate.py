@@ -4,6 +4,7 @@ fired, in which category, on which span of the normalised (PII-redacted) text.""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +17,7 @@ from brandloop.api.cli.score import read_image_file, resolve_brand
 from brandloop.domain import ModerationVerdict
 from brandloop.errors import BadInputError
 from brandloop.tools.moderation.explain import describe
+from brandloop.tools.moderation.hosted import ask, build_hosted_moderator, combined
 from brandloop.tools.moderation.image import NudeNetModerator
 from brandloop.tools.moderation.injection import detect_injection
 from brandloop.tools.moderation.lexical import normalised_text
@@ -46,6 +48,21 @@ def _print_verdict(verdict: ModerationVerdict, extra: dict[str, Any], *, explain
         if value:
             shown = ", ".join(value) if isinstance(value, list) else value
             out.print(f"  {name}: {shown}", markup=False)
+
+
+def _with_hosted(
+    verdict: ModerationVerdict, policy: ModerationPolicy, *, text: str | None, image: bytes | None
+) -> ModerationVerdict:
+    """The hosted service's verdict added when one is configured and the offline layers passed
+    (as in a run); when it cannot answer, the policy's ``hosted.on_error`` decides."""
+    hosted = build_hosted_moderator(settings())
+    if hosted is None or not verdict.allowed:
+        return verdict
+    images = [image] if image is not None else []
+    answer, note = asyncio.run(
+        ask(hosted, policy.hosted, source=verdict.source, text=text, images=images)
+    )
+    return combined(verdict, answer, note)
 
 
 @app.command("moderate")
@@ -83,6 +100,8 @@ def moderate(
     else:
         policy = load_brand_moderation_policy(kit.slug, search=[settings().data_dir / "policies"])
     extra: dict[str, Any] = {}
+    body = ""
+    data: bytes | None = None
     if image is not None:
         data = read_image_file(image)
         try:
@@ -100,6 +119,7 @@ def moderate(
         extra = {"pii": pii, "injection": list(detect_injection(body).patterns)}
         if explain:
             extra["normalised"] = normalised_text(body)
+    verdict = _with_hosted(verdict, policy, text=body if image is None else None, image=data)
     if as_json:
         print_json({**verdict.model_dump(mode="json"), **extra})
     else:

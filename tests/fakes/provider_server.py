@@ -79,12 +79,7 @@ class FakeImagesApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         path, method = scope["path"], scope["method"]
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         if path == "/_ledger" and method == "GET":
@@ -113,17 +108,9 @@ class FakeImagesApp:
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         request_id = f"req_{len(self.requests):06d}"
-        if headers.get("authorization") != f"Bearer {self.api_key}" or fault == "401":
-            given = headers.get("authorization", "").removeprefix("Bearer ")
-            return (
-                401,
-                {},
-                _error(
-                    f"Incorrect API key provided: {given}.",
-                    "invalid_request_error",
-                    "invalid_api_key",
-                ),
-            )
+        denied = key_refusal(headers, self.api_key, fault)
+        if denied is not None:
+            return denied
         if fault == "429":
             return (
                 429,
@@ -207,6 +194,29 @@ class FakeImagesApp:
             image.save(buffer, format="PNG")
             self._pngs[key] = base64.b64encode(buffer.getvalue()).decode()
         return self._pngs[key]
+
+
+async def read_body(receive: Receive) -> bytes:
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
+def key_refusal(
+    headers: dict[str, str], api_key: str, fault: str | None
+) -> tuple[int, dict[str, str], bytes] | None:
+    """OpenAI's 401 for a wrong key (or the ``401`` fault), echoing the key as OpenAI does."""
+    if headers.get("authorization") == f"Bearer {api_key}" and fault != "401":
+        return None
+    given = headers.get("authorization", "").removeprefix("Bearer ")
+    return (
+        401,
+        {},
+        _error(f"Incorrect API key provided: {given}.", "invalid_request_error", "invalid_api_key"),
+    )
 
 
 def _error(message: str, kind: str, code: str | None) -> bytes:
