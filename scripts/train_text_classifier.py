@@ -1,8 +1,9 @@
 """Train the semantic text classifier and calibrate its thresholds; write classifier.json.
 
-Reads ``tools/moderation/semantic/exemplars/train.yaml`` (fits the weights) and
-``validation.yaml`` (chooses C and the thresholds). The held-out test split
-(``benchmarks/data/text_moderation_test.yaml``) is never read here.
+Reads ``tools/moderation/semantic/exemplars/train.yaml`` and ``dev.yaml`` (the first test split,
+demoted after its one measurement; both fit the weights) and ``validation.yaml`` (chooses C and
+the thresholds). The held-out test split (``benchmarks/data/text_moderation_test.yaml``) is
+never read here.
 
 Each training line is used as written and wrapped the way briefs wrap a subject
 (``WRAPPINGS``). Every exemplar goes through what the text gate does before the classifier sees a text:
@@ -125,7 +126,10 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=CLASSIFIER_PATH)
     args = parser.parse_args()
 
-    originals = load_exemplars(EXEMPLARS_DIR / "train.yaml")
+    originals = [
+        *load_exemplars(EXEMPLARS_DIR / "train.yaml"),
+        *load_exemplars(EXEMPLARS_DIR / "dev.yaml"),
+    ]
     train = [
         Exemplar(wrapping.format(e.text), e.labels, e.group)
         for e in originals

@@ -54,6 +54,14 @@ _AGE: Final = re.compile(
     rf"|(?<![^\W_]){_AGE_NUMBER}[\s\-]*(?:yo|y/o|y\.o\.?)(?![^\W_])"
     r"|(?<![^\W_])aged?s?[\s\-:]+(?:1[0-7]|[0-9])(?![0-9])(?![\s\-]*(?:months?|years?|weeks?|days?)\b)"
 )
+#: A person word with an age under 18 after a connector or between commas or brackets:
+#: "a girl, maybe eleven", "a boy of 12", "son (9)", "a girl, 11, ..." (not "girls 2 for 1").
+_PERSON = r"(?<![^\W_])(?:girl|boy|daughter|son|niece|nephew|pupil|student|kid|child)s?"
+_PERSON_AGE: Final = re.compile(
+    rf"{_PERSON}[\s,]+(?:maybe|about|around|roughly|just|only|aged?|of|age)[\s,]+{_AGE_NUMBER}"
+    r"(?![0-9])(?![^\W_])"
+    rf"|{_PERSON}\s*[,(]\s*(?:maybe|about|around|aged?\s+)?{_AGE_NUMBER}\s*(?:[,)]|$)"
+)
 
 
 @dataclass(frozen=True)
@@ -265,7 +273,7 @@ def _ages(lexicon: Lexicon, reading: Reading) -> list[Hit]:
     for view in reading.views:
         if view.pass_index:
             continue
-        for match in _AGE.finditer(view.context):
+        for match in (*_AGE.finditer(view.context), *_PERSON_AGE.finditer(view.context)):
             following = [m.group() for m in _WORD.finditer(view.context, match.end())][:2]
             if any(word in lexicon.aged_things for word in following):
                 continue

@@ -25,7 +25,7 @@ from brandloop.errors import BrandloopError
 
 CLASSIFIER_PATH: Final = Path(__file__).with_name("classifier.json")
 #: The sha256 of ``classifier.json`` as ``scripts/train_text_classifier.py`` wrote it.
-CLASSIFIER_SHA256: Final = "4c1ca4575d4d143a217253d299033a8a792747a1bbda968133ee35750d9cdaea"
+CLASSIFIER_SHA256: Final = "9fd5307e108c5aba553843386f2f529fee5c0a7ed91d21fc10b9a228cc32edca"
 FORMAT: Final = "brandloop.text-classifier/1"
 #: A chunk holds whole sentences up to this many words (MiniLM reads 256 word pieces).
 CHUNK_WORDS: Final = 48
