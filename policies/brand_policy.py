@@ -90,7 +90,9 @@ def load_brand_run_policy(slug: str, *, search: Sequence[Path] = ()) -> BrandRun
     data = (read_policy_yaml(path) or {}) if path is not None else {}
     if not isinstance(data, dict):
         raise BadInputError(f"brand policy {path}: expected a mapping")
-    fields = {k: v for k, v in data.items() if k != "scoring"}
+    # "scoring" and "moderation" are read by their own loaders (load_brand_scoring_policy,
+    # brandloop.tools.moderation.policy.load_brand_moderation_policy)
+    fields = {k: v for k, v in data.items() if k not in {"scoring", "moderation"}}
     try:
         return BrandRunPolicy.model_validate(fields)
     except ValidationError as exc:
