@@ -1,8 +1,12 @@
-"""Campaign- and tenant-level budgets, on top of each request's own.
+"""Request, campaign and tenant budgets, and the reservation each provider call makes in them.
 
-A budget is a limit in the ``budgets`` table; what was spent is the sum of the attempts the
-registry holds for the tenant (or for the campaign's runs), so every run of a campaign sees
-what the others spent.
+A budget is a limit: the request's own (``budget_usd``), a campaign's or a tenant's (rows of the
+``budgets`` table). What counts against it is the spend ledger (``brandloop/registry/spend.py``):
+every call's reservation, held, settled or unknown - so runs running at the same time see what
+the others hold, not only what they finished paying for.
+
+:func:`reserve_call` is the only way a run gets to call a provider: under the tenant's lock it
+checks every budget that applies and holds the call's estimated cost, or refuses.
 """
 
 from __future__ import annotations
@@ -10,15 +14,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from brandloop.domain import utcnow
 from brandloop.errors import BadInputError
-from brandloop.registry.models import AttemptRow, RunRow
+from brandloop.registry import spend
 from brandloop.registry.models_agent import BudgetRow
 
 BudgetScope = Literal["tenant", "campaign"]
+#: reserved: make the call. billed: it was made and billed already (reuse what the registry
+#: holds). unknown: it may have been made and billed (never pay it again). refused: no budget.
+Verdict = Literal["reserved", "billed", "unknown", "refused"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,12 @@ class Headroom:
 
     remaining_usd: float
     label: str
+
+
+@dataclass(frozen=True)
+class CallReservation:
+    verdict: Verdict
+    reason: str = ""
 
 
 def set_budget(
@@ -56,14 +69,8 @@ def _limit(session: Session, *, tenant: str, scope: BudgetScope, scope_id: str) 
 
 
 def spent(session: Session, *, tenant: str, campaign_id: str | None = None) -> float:
-    query = (
-        select(func.coalesce(func.sum(AttemptRow.cost_usd), 0.0))
-        .join(RunRow, RunRow.id == AttemptRow.run_id)
-        .where(RunRow.tenant == tenant)
-    )
-    if campaign_id is not None:
-        query = query.where(RunRow.campaign_id == campaign_id)
-    return float(session.scalar(query) or 0.0)
+    """What the tenant's (or the campaign's) calls spent or hold: reservations count."""
+    return spend.committed(session, tenant=tenant, campaign_id=campaign_id)
 
 
 def headroom(session: Session, *, tenant: str, campaign_id: str | None) -> Headroom | None:
@@ -84,3 +91,93 @@ def headroom(session: Session, *, tenant: str, campaign_id: str | None) -> Headr
                 )
             )
     return min(found, key=lambda h: h.remaining_usd) if found else None
+
+
+def reserve_call(
+    session: Session,
+    *,
+    tenant: str,
+    run_id: str,
+    campaign_id: str | None,
+    request_budget_usd: float,
+    call_key: str,
+    amount_usd: float,
+    provider: str,
+    model: str,
+    attempt_ids: list[str],
+    fence: int | None,
+    replay_safe: bool,
+) -> CallReservation:
+    """Hold ``amount_usd`` for one provider call against every budget that applies, or say why
+    not. A call key seen before is never reserved (nor paid) twice: a settled call is
+    ``billed``; one still held by a run that stopped mid-call, or unknown, is ``unknown`` -
+    unless the provider itself recognises a repeated key (``replay_safe``), when the call may
+    be made again under the same reservation."""
+    spend.lock_tenant(session, tenant)
+    existing = spend.by_call_key(session, call_key)
+    if existing is not None and existing.state == "settled":
+        return CallReservation("billed")
+    if existing is not None and existing.state in ("held", "unknown"):
+        if replay_safe:
+            existing.state, existing.billing, existing.fence = "held", None, fence
+            return CallReservation("reserved")
+        if existing.state == "held":  # its run stopped while the call was in flight
+            existing.state, existing.billing = "unknown", "unknown"
+            existing.note = "the run stopped while this call was in flight"
+        return CallReservation("unknown")
+    refusal = _over_budget(
+        session,
+        tenant=tenant,
+        run_id=run_id,
+        campaign_id=campaign_id,
+        request_budget_usd=request_budget_usd,
+        amount_usd=amount_usd,
+    )
+    if refusal:
+        return CallReservation("refused", refusal)
+    if existing is not None:  # released: it was never billed, so it may be tried again
+        spend.rehold(session, existing, amount_usd=amount_usd, fence=fence)
+        return CallReservation("reserved")
+    spend.reserve_call(
+        session,
+        tenant=tenant,
+        run_id=run_id,
+        campaign_id=campaign_id,
+        call_key=call_key,
+        amount_usd=amount_usd,
+        provider=provider,
+        model=model,
+        attempt_ids=attempt_ids,
+        fence=fence,
+    )
+    return CallReservation("reserved")
+
+
+def _over_budget(
+    session: Session,
+    *,
+    tenant: str,
+    run_id: str,
+    campaign_id: str | None,
+    request_budget_usd: float,
+    amount_usd: float,
+) -> str:
+    """Why ``amount_usd`` more does not fit (the tightest budget first), or ``""``."""
+    limits: list[tuple[float, str]] = [
+        (request_budget_usd - spend.committed(session, tenant=tenant, run_id=run_id), "request")
+    ]
+    if campaign_id is not None:
+        campaign_limit = _limit(session, tenant=tenant, scope="campaign", scope_id=campaign_id)
+        if campaign_limit is not None:
+            left = campaign_limit - spend.committed(session, tenant=tenant, campaign_id=campaign_id)
+            limits.append((left, f"campaign {campaign_id}"))
+    tenant_limit = _limit(session, tenant=tenant, scope="tenant", scope_id=tenant)
+    if tenant_limit is not None:
+        limits.append((tenant_limit - spend.committed(session, tenant=tenant), f"tenant {tenant}"))
+    left, label = min(limits)
+    if amount_usd > left + spend.EPSILON:
+        return (
+            f"remaining {label} budget ${max(left, 0.0):.3f} cannot pay for this call "
+            f"(${amount_usd:.3f} reserved before paying)"
+        )
+    return ""

@@ -40,6 +40,7 @@ class RunContext:
     image_moderator: ImageModerator
     signer: ContentSigner
     memory: BrandMemory | None = None
+    campaign_id: str | None = None
     on_event: EventSink | None = None
     use_cache: bool = True
     writer: PromptWriter | None = None

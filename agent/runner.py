@@ -17,6 +17,7 @@ from typing import Any, Literal
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
+from sqlalchemy.exc import IntegrityError
 
 from brandloop.agent.checkpoints import checkpointer_for
 from brandloop.agent.context import EventSink, ImageModerator, RunContext
@@ -134,12 +135,20 @@ def model_ladder(
 
 def check_request(db: Database, request: GenerationRequest) -> None:
     """Refuse, before anything is stored, a request that names things that do not exist."""
-    with db.session() as session:
-        if crud.get_brand(session, tenant=request.tenant, ref=request.brand) is None:
-            raise NotFoundError(
-                f"unknown brand {request.brand!r}; add it with `brandloop brands add`"
-            )
-        resolve_template(session, tenant=request.tenant, ref=request.template, request_id="check")
+    for last in (False, True):
+        try:
+            with db.session() as session:
+                if crud.get_brand(session, tenant=request.tenant, ref=request.brand) is None:
+                    raise NotFoundError(
+                        f"unknown brand {request.brand!r}; add it with `brandloop brands add`"
+                    )
+                resolve_template(
+                    session, tenant=request.tenant, ref=request.template, request_id="check"
+                )
+            break
+        except IntegrityError:  # a concurrent first request seeded the shipped templates
+            if last:
+                raise
     if request.budget_usd is not None and request.budget_usd <= 0:
         raise BadInputError("budget must be greater than zero")
 
@@ -261,6 +270,7 @@ def build_context(
         image_moderator=image_moderator or NudeNetModerator(moderation.image),
         signer=signer_from_settings(settings),
         memory=open_memory(settings) if use_memory else None,
+        campaign_id=request.campaign_id,
         on_event=on_event,
         use_cache=use_cache,
         writer=writer if writer is not None else build_writer(),

@@ -38,6 +38,9 @@ RunStatus = Literal["succeeded", "partial", "refused", "failed", "running", "awa
 ModelStatus = Literal["active", "deprecated", "retired"]
 ModelTier = Literal["draft", "standard", "premium"]
 AttemptOutcome = Literal["pending", "accepted", "rejected", "refused", "error", "blocked"]
+#: what a provider call cost: billed (the charge is known), not billed, or unknown (the request
+#: may have reached the backend, e.g. a read timeout): counted as spent until reconciled
+Billing = Literal["billed", "not_billed", "unknown"]
 TemplateStatus = Literal["draft", "in_review", "approved", "rejected"]
 #: how a revision moves a brief's look: palette emphasis (warmer/cooler) and exposure target
 #: (brighter/darker); see ``brandloop.agent.revision``
@@ -421,6 +424,9 @@ class Attempt(_Model):
         default=None, description="the prompt as the backend rewrote it, where it reports one"
     )
     cost_usd: float = 0.0
+    billing: Billing | None = Field(
+        default=None, description="None: no paid call was made (a cache hit, a reuse)"
+    )
     latency_ms: float = 0.0
     scores: Scores | None = None
     moderation: ModerationVerdict | None = None

@@ -5,6 +5,7 @@ BrandloopError
 │   └── NotFoundError      exit 2 / HTTP 404: a named thing does not exist
 ├── RefusedError           exit 3 / HTTP 422: a policy refused the request
 ├── BudgetExhaustedError   exit 4 / HTTP 402: nothing accepted before the money ran out
+├── LeaseLostError         a worker lost its job's lease: its writes are refused
 ├── ProvidersUnavailableError  exit 5 / HTTP 503: no usable provider (each one down or left out)
 ├── ProviderError          a backend failed (see ``brandloop.tools.providers.errors``)
 ├── SchemaOutdatedError    exit 1: the database needs ``brandloop db upgrade`` first
@@ -47,6 +48,13 @@ class BudgetExhaustedError(BrandloopError):
 class ProvidersUnavailableError(BrandloopError):
     exit_code = 5
     problem_type = "providers-unavailable"
+
+
+class LeaseLostError(BrandloopError):
+    """The job's lease was granted to another worker (a newer fencing token): this worker may
+    no longer write anything for the job nor pay for anything."""
+
+    problem_type = "lease-lost"
 
 
 class ProviderError(BrandloopError):

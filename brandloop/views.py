@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from brandloop.domain import (
     AcceptedImage,
     AttemptOutcome,
+    Billing,
     BrandKit,
     GenerationRequest,
     ModelSpec,
@@ -76,6 +77,10 @@ class AttemptView(BaseModel):
     tries: int = Field(description="provider calls this attempt took (retries + 1)")
     revised_prompt: str | None = Field(description="the prompt as the backend rewrote it")
     cost_usd: float
+    billing: Billing | None = Field(
+        description="billed, not_billed, or unknown (the call may have been billed: it counts as "
+        "spent until reconciled); null when no paid call was made (a cache hit)"
+    )
     latency_ms: float
     composite: float | None
     scores: dict[str, float] = Field(description="each quality signal's value, 0..1")

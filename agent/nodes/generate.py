@@ -1,7 +1,11 @@
 """generate: call the providers for the planned candidates, at most once per idempotency key.
 
 Each candidate's key is derived from the run and the candidate, so a resumed run finds the
-attempt a crashed run already paid for in the registry and reuses its image.
+attempt a crashed run already paid for in the registry and reuses its image. Before each call
+its estimated cost is reserved in the spend ledger (``agent/budgets.py``); the call is made
+only if the reservation holds, and the reservation is settled to what the provider billed in
+the transaction that records the attempts. A call key already in the ledger is never paid
+again: billed calls are rebuilt from the registry, unknown ones stay unknown.
 """
 
 from __future__ import annotations
@@ -9,17 +13,26 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from langgraph.runtime import Runtime
 
+from brandloop.agent.budgets import CallReservation, reserve_call
 from brandloop.agent.context import RunContext
 from brandloop.agent.state import RunState
 from brandloop.agent.tracing import provider_span
-from brandloop.domain import Attempt, Candidate, ModerationVerdict
+from brandloop.domain import (
+    Attempt,
+    AttemptOutcome,
+    Billing,
+    Candidate,
+    Decision,
+    ModerationVerdict,
+)
 from brandloop.errors import ProviderError
-from brandloop.providers import GeneratedImage, ImageResult
-from brandloop.registry import crud
+from brandloop.providers import GeneratedImage, ImageProvider, ImageResult
+from brandloop.registry import crud, fencing, spend
 from brandloop.registry.artifact_owners import keep_artifact
 from brandloop.tools import cache as generation_cache
 from brandloop.tools.credentials import FIT_EDITS
@@ -28,6 +41,7 @@ from brandloop.tools.providers.errors import (
     MalformedResponseError,
     RefusedByProviderError,
     TerminalProviderError,
+    billing_of,
 )
 from brandloop.tools.providers.postprocess import fit
 
@@ -55,8 +69,38 @@ def _already_paid(ctx: RunContext, key: str, candidate: Candidate) -> Attempt | 
             provider_request_id=row.provider_request_id,
             idempotency_key=key,
             cost_usd=row.cost_usd,
+            billing=row.billing,  # type: ignore[arg-type,unused-ignore]
             latency_ms=row.latency_ms,
             cache_hit=row.cache_hit,
+        )
+
+
+def _recorded(ctx: RunContext, key: str, candidate: Candidate) -> Attempt:
+    """A candidate whose call was billed already and made no usable image (content filtered,
+    the wrong checkpoint): its attempt as the registry holds it, not paid again."""
+    with ctx.db.session() as session:
+        row = crud.attempt_by_key(session, idempotency_key=key)
+        if row is None:
+            return Attempt(
+                id=candidate.id,
+                candidate=candidate,
+                outcome="error",
+                idempotency_key=key,
+                billing="billed",
+                error="this call was billed but its attempt record is missing; not paid again",
+            )
+        outcome: AttemptOutcome = "refused" if row.outcome == "refused" else "error"
+        return Attempt(
+            id=row.id,
+            candidate=candidate,
+            outcome=outcome,
+            provider_request_id=row.provider_request_id,
+            idempotency_key=key,
+            tries=row.tries,
+            cost_usd=row.cost_usd,
+            billing="billed",
+            error=row.error or "this call was billed and its image is gone; not paid again",
+            moderation=ModerationVerdict.model_validate(row.moderation) if row.moderation else None,
         )
 
 
@@ -112,10 +156,22 @@ def _settled(ctx: RunContext, run_id: str, candidate: Candidate) -> Attempt | No
     return _already_paid(ctx, key, candidate) or _from_cache(ctx, key, candidate)
 
 
-async def _attempt_all(ctx: RunContext, run_id: str, candidates: list[Candidate]) -> list[Attempt]:
+@dataclass(frozen=True)
+class Settlement:
+    """How one provider call ended, for its reservation."""
+
+    call_key: str
+    billing: Billing
+    charged_usd: float
+
+
+async def _attempt_all(
+    ctx: RunContext, run_id: str, candidates: list[Candidate], refusals: list[str]
+) -> list[Attempt]:
     """Reuse, cache, or call - candidates that differ only in seed share one call where the
     backend makes several images per call. Each attempt is in the registry as soon as it is
-    known, so a run killed while other calls are still in flight does not pay for it again."""
+    known, so a run killed while other calls are still in flight does not pay for it again.
+    Candidates whose call the budgets could not hold get no attempt; ``refusals`` says why."""
     settled = {c.id: a for c in candidates if (a := _settled(ctx, run_id, c)) is not None}
     for attempt in settled.values():
         with ctx.db.session() as session:
@@ -124,28 +180,85 @@ async def _attempt_all(ctx: RunContext, run_id: str, candidates: list[Candidate]
 
     async def call_and_record(batch: list[Candidate]) -> list[Attempt]:
         # Recorded as each call returns, not after the slowest one: a SIGKILL while another
-        # call is in flight must not lose what this one paid for.
-        group = await _attempt_batch(ctx, run_id, batch)
+        # call is in flight must not lose what this one paid for. The reservation is settled
+        # in the same transaction, so the ledger and the attempts never disagree.
+        group, settlement = await _attempt_batch(ctx, run_id, batch, refusals)
         for attempt in group:
             _to_cache(ctx, attempt)
-            with ctx.db.session() as session:
+        with ctx.db.session() as session:
+            if settlement is not None:
+                spend.settle(
+                    session,
+                    call_key=settlement.call_key,
+                    billing=settlement.billing,
+                    charged_usd=settlement.charged_usd,
+                )
+            for attempt in group:
                 crud.upsert_attempt(session, run_id=run_id, attempt=attempt)
         return group
 
     called = await asyncio.gather(*(call_and_record(batch) for batch in batches))
     for attempt in (a for group in called for a in group):
         settled[attempt.id] = attempt
-    return [settled[c.id] for c in candidates]
+    return [settled[c.id] for c in candidates if c.id in settled]
 
 
-def _failed(attempt: Attempt, exc: ProviderError) -> Attempt:
-    """A provider error or refusal as the attempt's outcome, with how many tries it took."""
+def _reserve(
+    ctx: RunContext,
+    run_id: str,
+    provider: ImageProvider,
+    batch: list[Candidate],
+    call_key: str,
+) -> CallReservation:
+    """Hold the call's estimated cost against every budget before paying (see budgets.py)."""
+    fence = fencing.current()
+    with ctx.db.session() as session:
+        return reserve_call(
+            session,
+            tenant=ctx.tenant,
+            run_id=run_id,
+            campaign_id=ctx.campaign_id,
+            request_budget_usd=ctx.budget_usd,
+            call_key=call_key,
+            amount_usd=sum(c.estimated_cost_usd for c in batch),
+            provider=provider.name,
+            model=batch[0].model,
+            attempt_ids=[c.id for c in batch],
+            fence=fence.token if fence is not None else None,
+            replay_safe=bool(getattr(provider, "replay_safe", False)),
+        )
+
+
+def _settle_unknown(ctx: RunContext, call_key: str) -> None:
+    """The call was interrupted in flight (the run was cancelled): it may have been billed."""
+    with ctx.db.session() as session:
+        spend.settle(session, call_key=call_key, billing="unknown", charged_usd=0.0)
+
+
+def _unknown(attempt: Attempt, share: float, reason: str) -> Attempt:
+    return attempt.model_copy(
+        update={
+            "outcome": "error",
+            "tries": 0,
+            "billing": "unknown",
+            "cost_usd": share,
+            "error": reason,
+        }
+    )
+
+
+def _failed(attempt: Attempt, exc: ProviderError, cost_usd: float = 0.0) -> Attempt:
+    """A provider error or refusal as the attempt's outcome, with how many tries it took and
+    what it cost (a billed refusal, an unknown outcome)."""
     tries = getattr(exc, "tries", 1)
     detail = f"{exc} (after {tries} tries)" if tries > 1 else str(exc)
+    billing, _ = billing_of(exc)
     if isinstance(exc, RefusedByProviderError):
         return attempt.model_copy(
             update={
                 "tries": tries,
+                "cost_usd": cost_usd,
+                "billing": billing,
                 "outcome": "refused",
                 "error": detail,
                 "moderation": ModerationVerdict(
@@ -157,12 +270,35 @@ def _failed(attempt: Attempt, exc: ProviderError) -> Attempt:
             }
         )
     return attempt.model_copy(
-        update={"tries": tries, "outcome": "error", "error": f"{type(exc).__name__}: {detail}"}
+        update={
+            "tries": tries,
+            "cost_usd": cost_usd,
+            "billing": billing,
+            "outcome": "error",
+            "error": f"{type(exc).__name__}: {detail}",
+        }
     )
 
 
-async def _attempt_batch(ctx: RunContext, run_id: str, batch: list[Candidate]) -> list[Attempt]:
-    """One provider call for a batch of candidates that differ only in seed."""
+def _call_failed(
+    batch: list[Candidate], attempts: list[Attempt], call_key: str, exc: ProviderError
+) -> tuple[list[Attempt], Settlement]:
+    """A failed call costs what the provider billed (its charge, else the reservation), the
+    whole reservation when the outcome is unknown, nothing when it was not billed."""
+    billing, charged = billing_of(exc)
+    reserved = sum(c.estimated_cost_usd for c in batch)
+    cost = {"billed": reserved if charged is None else charged, "unknown": reserved}.get(
+        billing, 0.0
+    )
+    share = round(cost / len(batch), 6)
+    return [_failed(a, exc, share) for a in attempts], Settlement(call_key, billing, cost)
+
+
+async def _attempt_batch(
+    ctx: RunContext, run_id: str, batch: list[Candidate], refusals: list[str]
+) -> tuple[list[Attempt], Settlement | None]:
+    """One provider call for a batch of candidates that differ only in seed, made only once
+    its reservation holds; returns the attempts and how to settle the reservation."""
     spec = ctx.model(batch[0].model)
     keys = [idempotency_key(run_id, c) for c in batch]
     attempts = [
@@ -172,21 +308,39 @@ async def _attempt_batch(ctx: RunContext, run_id: str, batch: list[Candidate]) -
     provider = ctx.providers.get(spec.provider)
     if provider is None:
         error = TerminalProviderError(f"provider {spec.provider!r} is not configured")
-        return [_failed(a, error) for a in attempts]
+        return [_failed(a, error) for a in attempts], None
     request = build_request(spec, batch, idempotency_key=batch_key(keys))
+    call_key = request.idempotency_key
+    reservation = _reserve(ctx, run_id, provider, batch, call_key)
+    if reservation.verdict == "refused":
+        refusals.append(reservation.reason)
+        return [], None
+    if reservation.verdict == "billed":
+        return [_recorded(ctx, k, c) for k, c in zip(keys, batch, strict=True)], None
+    if reservation.verdict == "unknown":
+        share = round(sum(c.estimated_cost_usd for c in batch) / len(batch), 6)
+        reason = "this call's outcome is unknown (it may have been billed): not paid again"
+        return [_unknown(a, share, reason) for a in attempts], None
     started = time.perf_counter()
     try:
-        with provider_span(spec.provider, spec.model, request.idempotency_key, len(batch)):
+        with provider_span(spec.provider, spec.model, call_key, len(batch)):
             result = await provider.generate(request)
     except ProviderError as exc:
-        _trace_call(ctx, run_id, batch, request.idempotency_key, error=exc)
-        return [_failed(a, exc) for a in attempts]
+        _trace_call(ctx, run_id, batch, call_key, error=exc)
+        return _call_failed(batch, attempts, call_key, exc)
+    except asyncio.CancelledError:
+        _settle_unknown(ctx, call_key)
+        raise
     finally:
         finished = time.perf_counter()
         elapsed = finished - started
         ctx.provider_intervals.append((started, finished))
-    _trace_call(ctx, run_id, batch, request.idempotency_key, result=result)
+    _trace_call(ctx, run_id, batch, call_key, result=result)
+    settlement = Settlement(
+        call_key, "billed" if result.cost_usd > 0 else "not_billed", result.cost_usd
+    )
     share = round(result.cost_usd / len(batch), 6)
+    billing: Billing = settlement.billing
     if result.finish_reason == "content_filtered" or not result.images:
         return [
             a.model_copy(
@@ -194,6 +348,7 @@ async def _attempt_batch(ctx: RunContext, run_id: str, batch: list[Candidate]) -
                     "outcome": "refused",
                     "tries": result.tries,
                     "cost_usd": share,
+                    "billing": billing,
                     "error": "provider returned no image (content filtered)",
                     "moderation": ModerationVerdict(
                         allowed=False, source="provider", categories=["content_filtered"]
@@ -201,14 +356,14 @@ async def _attempt_batch(ctx: RunContext, run_id: str, batch: list[Candidate]) -
                 }
             )
             for a in attempts
-        ]
+        ], settlement
     done = []
     for index, attempt in enumerate(attempts):
         if index >= len(result.images):
             error = MalformedResponseError(
                 f"{spec.provider} returned {len(result.images)} of {len(batch)} images"
             )
-            done.append(_failed(attempt, error))
+            done.append(_failed(attempt, error, share))
             continue
         image = result.images[index]
         try:
@@ -216,7 +371,7 @@ async def _attempt_batch(ctx: RunContext, run_id: str, batch: list[Candidate]) -
             edits = list(FIT_EDITS) if fitted is not image else []
             stored = _store(ctx, run_id, attempt, fitted, edits)
         except MalformedResponseError as exc:
-            done.append(_failed(attempt, exc))
+            done.append(_failed(attempt, exc, share))
             continue
         done.append(
             stored.model_copy(
@@ -226,11 +381,12 @@ async def _attempt_batch(ctx: RunContext, run_id: str, batch: list[Candidate]) -
                     "tries": result.tries,
                     "revised_prompt": result.revised_prompt,
                     "cost_usd": share,
+                    "billing": billing,
                     "latency_ms": elapsed * 1000,
                 }
             )
         )
-    return done
+    return done, settlement
 
 
 async def _fitted(image: GeneratedImage, cand: Candidate) -> GeneratedImage:
@@ -300,7 +456,8 @@ async def generate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
             "attempt_started",
             {"attempt": candidate.id, "model": candidate.model},
         )
-    attempts = await _attempt_all(ctx, run_id, candidates)
+    refusals: list[str] = []
+    attempts = await _attempt_all(ctx, run_id, candidates, refusals)
     spent = state.get("spent_usd", 0.0)
     with ctx.db.session() as session:
         for attempt in attempts:
@@ -319,4 +476,26 @@ async def generate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
                 "cache_hit": attempt.cache_hit,
             },
         )
-    return {"attempts": {a.id: a for a in attempts}, "spent_usd": round(spent, 6)}
+    update: dict[str, Any] = {"attempts": {a.id: a for a in attempts}, "spent_usd": round(spent, 6)}
+    if refusals:  # another run took the money meanwhile: keep what was paid for, then stop
+        update |= _unfunded(ctx, run_id, candidates, attempts, refusals[0])
+    return update
+
+
+def _unfunded(
+    ctx: RunContext,
+    run_id: str,
+    candidates: list[Candidate],
+    attempts: list[Attempt],
+    reason: str,
+) -> dict[str, Any]:
+    """The state update when a reservation was refused: only the funded candidates go on,
+    and the run stops after judging them."""
+    funded = {a.id for a in attempts}
+    decision = Decision(node="generate", action="stop_budget", reason=reason)
+    ctx.emit(run_id, "generate", "decision", decision.model_dump(mode="json"))
+    return {
+        "candidates": [c for c in candidates if c.id in funded],
+        "reason": reason,
+        "decisions": [decision],
+    }

@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Hashable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from brandloop.agent.runner import brand_run_policy, catalog_models, check_request, model_ladder
@@ -17,6 +17,7 @@ from brandloop.api.jobs import store
 from brandloop.api.problems import ApiProblem
 from brandloop.api.schemas import JobError, JobPublic, Links
 from brandloop.domain import GenerationRequest, RunResult
+from brandloop.registry import spend
 from brandloop.registry.db import Database
 from brandloop.registry.models import RunEventRow, RunRow
 from brandloop.registry.models_service import JobRow
@@ -59,7 +60,7 @@ def job_public(row: JobRow) -> JobPublic:
 
 
 class TtlCache:
-    """A small time-bounded memo for the submission hot path (checks and spend are re-done by
+    """A small time-bounded memo for the submission hot path (the request checks are re-done by
     the worker when the job runs, so a stale hit costs at most a job that fails at start)."""
 
     def __init__(self, ttl: float) -> None:
@@ -72,9 +73,6 @@ class TtlCache:
             return False, None
         return True, entry[1]
 
-    def forget(self, key: Hashable) -> None:
-        self._entries.pop(key, None)
-
     def put(self, key: Hashable, value: Any) -> None:
         if len(self._entries) > 10_000:
             self._entries.clear()
@@ -82,33 +80,52 @@ class TtlCache:
 
 
 _checked = TtlCache(ttl=5.0)
-_spent = TtlCache(ttl=1.0)
 
 
-def spend_changed(database_url: str, tenant: str) -> None:
-    """A job of the tenant finished in this process: read its spend afresh next time."""
-    _spent.forget((database_url, tenant))
-
-
-def check_quota(
-    session: Session, *, settings: Settings, tenant: str, quota_usd: float, budget: float | None
+def admit(
+    session: Session,
+    *,
+    tenant: str,
+    quota_usd: float,
+    budget_usd: float,
+    run_id: str | None = None,
+    job_id: str | None = None,
+    campaign_id: str | None = None,
 ) -> None:
-    """Refuse work once the tenant's spend today, plus this request's budget, passes the quota.
-
-    The day's spend is read at most once a second per tenant and process; spend accrues as
-    jobs run anyway, so the quota bounds what is admitted, not each cent."""
-    hit, spent = _spent.get((settings.resolved_database_url, tenant))
-    if not hit:
-        spent = store.spent_today(session, tenant=tenant)
-        _spent.put((settings.resolved_database_url, tenant), spent)
-    wanted = budget if budget is not None else settings.default_budget_usd
-    if spent + wanted > quota_usd + 1e-9:
-        raise ApiProblem(
-            402,
-            "quota-exceeded",
-            f"tenant {tenant!r} has spent ${spent:.2f} today of its ${quota_usd:.2f} daily quota; "
-            f"this request may spend up to ${wanted:.2f}",
+    """Hold the work's whole budget against the tenant's daily quota, in the caller's
+    transaction (which stores the job), or answer 402 before anything is queued. The quota
+    counts what queued and running jobs hold, not only what finished jobs spent."""
+    try:
+        spend.hold_admission(
+            session,
+            tenant=tenant,
+            amount_usd=budget_usd,
+            quota_usd=quota_usd,
+            run_id=run_id,
+            job_id=job_id,
+            campaign_id=campaign_id,
         )
+    except spend.QuotaExceededError as exc:
+        raise ApiProblem(402, "quota-exceeded", str(exc)) from exc
+
+
+def release_hold(session: Session, job: JobRow) -> None:
+    """A job ended (or waits for a human): its hold becomes what its calls committed. A
+    campaign's hold closes with its last unfinished job (decided under the tenant's lock)."""
+    spend.lock_tenant(session, job.tenant)
+    if job.campaign_id is None:
+        spend.close_admission(session, run_id=job.run_id)
+        return
+    session.flush()
+    unfinished = session.scalar(
+        select(func.count()).where(
+            JobRow.campaign_id == job.campaign_id,
+            JobRow.id != job.id,
+            JobRow.state.in_(("queued", "running")),
+        )
+    )
+    if not unfinished:
+        spend.close_admission(session, campaign_id=job.campaign_id)
 
 
 def submit(
@@ -123,14 +140,8 @@ def submit(
     campaign_id: str | None = None,
     thread_id: str | None = None,
 ) -> JobRow:
-    """Check the request as the runner would, then store a queued job (the caller commits)."""
-    check_quota(
-        session,
-        settings=settings,
-        tenant=principal.tenant,
-        quota_usd=quota_usd,
-        budget=request.budget_usd,
-    )
+    """Check the request as the runner would, then store a queued job holding its budget
+    against the daily quota (the caller commits)."""
     key = (
         settings.resolved_database_url,
         request.tenant,
@@ -150,7 +161,9 @@ def submit(
                 brand_run_policy(settings, db, request),
             )
         _checked.put(key, True)
-    return store.create_job(
+    if request.budget_usd is None:  # pin the budget the job was admitted with
+        request = request.model_copy(update={"budget_usd": settings.default_budget_usd})
+    job = store.create_job(
         session,
         tenant=principal.tenant,
         kind=kind,
@@ -159,6 +172,15 @@ def submit(
         thread_id=thread_id,
         requested_by=principal.name,
     )
+    admit(
+        session,
+        tenant=principal.tenant,
+        quota_usd=quota_usd,
+        budget_usd=float(request.budget_usd or 0.0),
+        run_id=job.run_id,
+        job_id=job.id,
+    )
+    return job
 
 
 #: the SSE event name of each (node, kind) of a run's trace

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from brandloop.domain import utcnow
-from brandloop.registry.models import RunRow
 from brandloop.registry.models_service import (
     CampaignRow,
     IdempotencyRow,
@@ -105,20 +103,6 @@ def count_jobs_by_state(session: Session) -> dict[str, int]:
     counts = dict.fromkeys(JOB_STATES, 0)
     counts.update({state: int(n) for state, n in rows})
     return counts
-
-
-def spent_today(session: Session, *, tenant: str, now: datetime | None = None) -> float:
-    """What the tenant's runs cost since 00:00 UTC."""
-    now = now or datetime.now(UTC)
-    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    total = session.scalar(
-        select(func.coalesce(func.sum(RunRow.cost_usd), 0.0)).where(
-            RunRow.tenant == tenant,
-            RunRow.created_at >= start,
-            RunRow.created_at < start + timedelta(days=1),
-        )
-    )
-    return float(total or 0.0)
 
 
 # --------------------------------------------------------------------------- idempotency

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from brandloop.agent.runner import resume_run, run_generation
 from brandloop.api.jobs import store
 from brandloop.api.jobs.queue import InProcessQueue, JobQueue
-from brandloop.api.jobs.service import spend_changed
+from brandloop.api.jobs.service import release_hold
 from brandloop.api.problems import status_for
 from brandloop.domain import GenerationRequest, RunResult, utcnow
 from brandloop.errors import BrandloopError, present
@@ -268,7 +268,7 @@ class WorkerPool:
         job.state, job.error, job.finished_at = state, error, utcnow()
         run = session.get(RunRow, job.run_id)
         job.cost_usd = run.cost_usd if run is not None else 0.0
-        spend_changed(self.db.url, job.tenant)
+        release_hold(session, job)
 
     def _fail(self, job_id: str, error: dict[str, Any]) -> None:
         with self.db.session() as session:

@@ -8,11 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
+from brandloop.agent.budgets import set_budget
 from brandloop.agent.consistency import consistency
 from brandloop.agent.runner import check_request
 from brandloop.api.deps import Creator, PoolDep, ServiceDep, SessionDep, SettingsDep, Viewer
 from brandloop.api.jobs import store
-from brandloop.api.jobs.service import check_quota, job_public
+from brandloop.api.jobs.service import admit, job_public
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
 from brandloop.api.schemas import (
     CampaignAssetStatus,
@@ -110,13 +111,6 @@ async def create_campaign(
     brand = crud.get_brand(session, tenant=principal.tenant, ref=body.brand)
     if brand is None:
         raise ApiProblem(404, "not-found", f"unknown brand {body.brand!r}")
-    check_quota(
-        session,
-        settings=service.settings,
-        tenant=principal.tenant,
-        quota_usd=service.api.daily_quota_usd,
-        budget=body.budget_usd,
-    )
     planned = [(i, asset, fmt) for i, asset in enumerate(body.assets) for fmt in asset.formats]
     share = round(body.budget_usd / len(planned), 6)
     requests = []
@@ -139,6 +133,22 @@ async def create_campaign(
         brand=brand.name,
         budget_usd=body.budget_usd,
         assets=[],
+    )
+    # the whole budget is held against the daily quota until the last asset ends, and every
+    # provider call of every asset reserves against it
+    admit(
+        session,
+        tenant=principal.tenant,
+        quota_usd=service.api.daily_quota_usd,
+        budget_usd=body.budget_usd,
+        campaign_id=campaign.id,
+    )
+    set_budget(
+        session,
+        tenant=principal.tenant,
+        scope="campaign",
+        scope_id=campaign.id,
+        limit_usd=body.budget_usd,
     )
     plan: list[dict[str, Any]] = []
     for (index, asset, fmt), request in zip(planned, requests, strict=True):

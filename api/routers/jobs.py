@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from brandloop.api.deps import Creator, PoolDep, Service, ServiceDep, SessionDep, Viewer
 from brandloop.api.jobs import store
-from brandloop.api.jobs.service import job_events, job_public
+from brandloop.api.jobs.service import job_events, job_public, release_hold
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
 from brandloop.api.schemas import JobPublic, JobState
 
@@ -97,6 +97,7 @@ async def cancel_job(
         from brandloop.domain import utcnow
 
         row.state, row.finished_at = "cancelled", utcnow()
+        release_hold(session, row)
     else:
         row.cancel_requested = True
     session.commit()

@@ -397,6 +397,7 @@ _ATTEMPT_OUTCOME = (
     "tries",
     "revised_prompt",
     "cost_usd",
+    "billing",
     "latency_ms",
     "error",
     "cache_hit",

@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from brandloop.errors import SchemaOutdatedError
+from brandloop.registry import fencing  # noqa: F401  (registers the fencing checks on Session)
 from brandloop.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -164,6 +164,7 @@ class AttemptRow(Base):
     tries: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     revised_prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    billing: Mapped[str | None] = mapped_column(String(16), nullable=True)
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     scores: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     composite: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String
+from sqlalchemy import BigInteger, DateTime, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from brandloop.domain import utcnow
@@ -19,7 +19,11 @@ __all__ = ["Base", "JobLeaseRow"]
 
 
 class JobLeaseRow(Base):
-    """Who runs a job now, until when; ``takeovers`` counts holders after the first."""
+    """Who runs a job now, until when; ``takeovers`` counts holders after the first.
+
+    ``fence`` is the fencing token: it grows on every grant, and every write a job makes
+    checks that its holder's token is still the current one (``brandloop/registry/fencing.py``).
+    """
 
     __tablename__ = "job_leases"
 
@@ -28,3 +32,4 @@ class JobLeaseRow(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     takeovers: Mapped[int] = mapped_column(Integer, default=0)
+    fence: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

@@ -6,6 +6,7 @@ modules below is covered by migrations and by the check that migrations match th
 
 from brandloop.registry import (
     models_agent,
+    models_money,
     models_scale,
     models_service,
     models_studio,
@@ -16,6 +17,7 @@ from brandloop.registry.models import Base
 __all__ = [
     "Base",
     "models_agent",
+    "models_money",
     "models_scale",
     "models_service",
     "models_studio",

@@ -118,6 +118,13 @@ def test_a_killed_run_resumes_without_paying_twice(
     )  # fmt: skip
     attempts = json.loads(shown.stdout)["attempts"]
     assert {a["idempotency_key"] for a in attempts if a["artifact_sha256"]} == set(paid)
+    # the call in flight at the kill may have been billed: its outcome is unknown, it is never
+    # sent again, and it counts as spent (until an operator reconciles it)
+    started = Counter(key for kind, key in _ledger(ledger) if kind == "start")
+    unknown = [a for a in attempts if a["billing"] == "unknown"]
+    assert unknown, "the call in flight at the kill is recorded as billing: unknown"
+    for attempt in unknown:
+        assert started[attempt["idempotency_key"]] == 1
     assert result["cost_usd"] == pytest.approx(
-        sum(prices[a["model"]] for a in attempts if a["artifact_sha256"])
+        sum(prices[a["model"]] for a in attempts if a["artifact_sha256"] or a in unknown)
     )

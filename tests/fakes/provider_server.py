@@ -17,7 +17,9 @@ Standalone (for benchmarks or manual runs)::
     python -m tests.fakes.provider_server --port 8199 --latency 0.2
 
 Faults (each used once, in order): ``429`` (``retry-after-ms``), ``429s`` (``Retry-After: 1``),
-``500``, ``503``, ``timeout`` (answers after ``timeout_s``), ``malformed`` (HTTP 200, not
+``500``, ``503``, ``timeout`` (sleeps ``timeout_s`` - past a client's read timeout - and then
+generates and bills anyway, as OpenAI does with a request whose answer the client gave up on),
+``malformed`` (HTTP 200, not
 JSON), ``bad_image`` (base64 that is not an image), ``refuse`` (HTTP 400
 ``moderation_blocked``), ``401`` (a bad key, echoed back in the message as some servers do).
 A prompt containing ``REFUSE-ME`` is always refused. ``GET /_ledger`` and ``POST /_faults``

@@ -23,6 +23,7 @@ from brandloop.tools.providers.errors import (
     MalformedResponseError,
     RetryableProviderError,
     TerminalProviderError,
+    UnknownOutcomeError,
 )
 
 ImageFormat = Literal["png", "jpeg", "webp"]
@@ -50,6 +51,8 @@ class HostedApiProvider:
 
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
+#: a gateway gave up waiting on the backend, which may still have done (and billed) the work
+UNKNOWN_OUTCOME_STATUS = frozenset({504, 520, 522, 524})
 MAX_RETRY_AFTER_S = 60.0
 MAX_MESSAGE_CHARS = 300
 _FORMATS: dict[str, ImageFormat] = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}
@@ -120,6 +123,8 @@ def raise_for_status(
         return
     status = response.status_code
     message = redact(f"{provider} HTTP {status}: {error_message(response)}", secrets)
+    if status in UNKNOWN_OUTCOME_STATUS:
+        raise UnknownOutcomeError(message, provider=provider, status_code=status)
     if status in RETRYABLE_STATUS or status >= 500:
         raise RetryableProviderError(
             message,
@@ -180,7 +185,22 @@ def inspect_image(data: bytes, *, provider: str) -> tuple[ImageFormat, int, int]
     return fmt, width, height
 
 
-def transport_error(exc: httpx.TransportError, *, provider: str) -> RetryableProviderError:
-    """Timeouts and connection failures: worth another try."""
+#: failures before the request left this process: nothing can have been billed
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+def transport_error(
+    exc: httpx.TransportError, *, provider: str
+) -> RetryableProviderError | UnknownOutcomeError:
+    """Connection failures before anything was sent are worth another try; a timeout or a
+    reset after the request was sent is an unknown outcome: the backend may have billed it."""
     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "could not be reached"
-    return RetryableProviderError(f"{provider} {kind} ({type(exc).__name__})", provider=provider)
+    if isinstance(exc, _NOT_SENT):
+        return RetryableProviderError(
+            f"{provider} {kind} ({type(exc).__name__})", provider=provider
+        )
+    return UnknownOutcomeError(
+        f"{provider} sent no answer ({type(exc).__name__}) after the request was sent; "
+        "it may have been billed",
+        provider=provider,
+    )

@@ -1,28 +1,45 @@
 """What can go wrong at an image backend, sorted by what the agent should do next.
 
 ProviderError (brandloop.errors)
-├── RetryableProviderError   rate limit, timeout, 5xx, connection: back off and try again
+├── RetryableProviderError   rate limit, 5xx, connection refused: back off and try again
 │   └── ProviderUnavailableError  the circuit breaker is open: fall back now, do not wait
+├── UnknownOutcomeError      the request was sent and its answer lost (read timeout, reset):
+│                            it may have been billed; retried only where the backend itself
+│                            recognises a repeated idempotency key
 ├── RefusedByProviderError   content policy: never retry the same prompt; replan or fall back
 └── TerminalProviderError    bad credentials, bad request, unknown model: fail fast
     └── MalformedResponseError  the backend answered something we cannot use
 
-Every error carries ``provider`` and, once the resilience layer has given up, ``tries`` (calls
-made, retries included), so the attempt records how hard brandloop tried. Messages never hold a
-credential: adapters build them from the backend's own error text, which is redacted first.
+Every error carries ``provider``, ``billing`` (``not_billed`` unless the adapter knows the call
+was billed - a content-filtered image - or cannot know - an unknown outcome) with the
+``charged_usd`` it knows of, and, once the resilience layer has given up, ``tries`` (calls
+made, retries included), so the attempt records how hard brandloop tried and what it cost.
+Messages never hold a credential: adapters build them from the backend's own error text, which
+is redacted first.
 """
 
 from __future__ import annotations
 
+from brandloop.domain import Billing
 from brandloop.errors import ProviderError
 
 
 class _Tracked(ProviderError):
-    def __init__(self, message: str, *, provider: str = "", status_code: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        status_code: int | None = None,
+        billing: Billing = "not_billed",
+        charged_usd: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.provider = provider
         self.status_code = status_code
         self.tries = 1
+        self.billing: Billing = billing
+        self.charged_usd = charged_usd
 
 
 class RetryableProviderError(_Tracked):
@@ -44,6 +61,21 @@ class ProviderUnavailableError(RetryableProviderError):
     """The provider's circuit is open; retrying now would only wait on a dead backend."""
 
     problem_type = "provider-unavailable"
+
+
+class UnknownOutcomeError(_Tracked):
+    """The request reached (or may have reached) the backend and no answer came back."""
+
+    problem_type = "provider-unknown-outcome"
+
+    def __init__(self, message: str, *, provider: str = "", status_code: int | None = None) -> None:
+        super().__init__(message, provider=provider, status_code=status_code, billing="unknown")
+
+
+def billing_of(exc: BaseException) -> tuple[Billing, float | None]:
+    """What a failed call cost: its billing and the charge the adapter knows of."""
+    billing: Billing = getattr(exc, "billing", "not_billed")
+    return billing, getattr(exc, "charged_usd", None)
 
 
 class RefusedByProviderError(_Tracked):

@@ -31,6 +31,7 @@ from brandloop.tools.providers.errors import (
     RefusedByProviderError,
     RetryableProviderError,
     TerminalProviderError,
+    UnknownOutcomeError,
 )
 
 log = logging.getLogger(__name__)
@@ -148,11 +149,22 @@ class CircuitBreaker:
 
 def _counts_against_breaker(exc: BaseException) -> bool:
     """Timeouts, connection errors and 5xx say the backend is unwell; 429 says it is busy."""
-    return isinstance(exc, RetryableProviderError) and getattr(exc, "status_code", None) != 429
+    unwell = isinstance(exc, RetryableProviderError | UnknownOutcomeError)
+    return unwell and getattr(exc, "status_code", None) != 429
 
 
-def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, RetryableProviderError) and not isinstance(exc, ProviderUnavailableError)
+def _retryable(replay_safe: bool) -> Callable[[BaseException], bool]:
+    """Transient failures are tried again; an unknown outcome only where the backend itself
+    recognises the repeated idempotency key (else a retry could be billed a second time)."""
+
+    def retryable(exc: BaseException) -> bool:
+        if isinstance(exc, UnknownOutcomeError):
+            return replay_safe
+        return isinstance(exc, RetryableProviderError) and not isinstance(
+            exc, ProviderUnavailableError
+        )
+
+    return retryable
 
 
 class _WaitRetryAfter(wait_random_exponential):
@@ -169,6 +181,14 @@ class _WaitRetryAfter(wait_random_exponential):
         if isinstance(after, int | float):
             return float(min(max(after, 0.0), self.cap))
         return float(super().__call__(retry_state))
+
+
+@dataclass
+class _Flight:
+    """One logical call's tries: is a request out now; did an earlier try end unknown."""
+
+    sending: bool = False
+    uncertain: bool = False
 
 
 class ResilientProvider:
@@ -189,6 +209,9 @@ class ResilientProvider:
         long-lived process remembers a dead backend and its request rate across runs."""
         self.inner = inner
         self.name = inner.name
+        #: the backend recognises a repeated idempotency key, so repeating a call whose outcome
+        #: is unknown cannot make it pay twice (ComfyUI: it looks the job up first)
+        self.replay_safe = bool(getattr(inner, "replay_safe", False))
         self.limits = limits
         self.breaker = breaker or CircuitBreaker(
             failures=limits.breaker_failures, reset_s=limits.breaker_reset_s, clock=clock
@@ -206,39 +229,48 @@ class ResilientProvider:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.limits.max_attempts),
             wait=_WaitRetryAfter(self.limits),
-            retry=retry_if_exception(_retryable),
+            retry=retry_if_exception(_retryable(self.replay_safe)),
             sleep=self._sleep,
             reraise=True,
         )
         tries = 0
+        flight = _Flight()
         try:
             async with asyncio.timeout(self.limits.deadline_s):
                 async for attempt in retrying:
                     with attempt:
                         tries = attempt.retry_state.attempt_number
-                        result = await self._once(request)
+                        result = await self._once(request, flight)
         except TimeoutError as exc:
-            error = RetryableProviderError(
-                f"{self.name} gave up after {self.limits.deadline_s:g}s and {tries} tries",
-                provider=self.name,
-            )
+            message = f"{self.name} gave up after {self.limits.deadline_s:g}s and {tries} tries"
+            error: RetryableProviderError | UnknownOutcomeError
+            if flight.sending or flight.uncertain:  # a request was out when the deadline hit
+                error = UnknownOutcomeError(
+                    message + " with a request in flight", provider=self.name
+                )
+            else:
+                error = RetryableProviderError(message, provider=self.name)
             error.tries = tries
             raise error from exc
         except ProviderError as exc:
             exc.tries = tries  # type: ignore[attr-defined]
+            if flight.uncertain and getattr(exc, "billing", "not_billed") == "not_billed":
+                exc.billing = "unknown"  # type: ignore[attr-defined]
             raise
         return result.model_copy(update={"tries": tries})
 
-    async def _once(self, request: ImageRequest) -> ImageResult:
+    async def _once(self, request: ImageRequest, flight: _Flight) -> ImageResult:
         self.breaker.before_call(self.name)
         await self.rate.acquire()
         async with self._slots:
+            flight.sending = True
             try:
                 result = await self.inner.generate(request)
             except (RefusedByProviderError, TerminalProviderError):
                 self.breaker.record_neutral()
                 raise
             except ProviderError as exc:
+                flight.uncertain |= isinstance(exc, UnknownOutcomeError)
                 if _counts_against_breaker(exc):
                     self.breaker.record_failure()
                 raise
@@ -247,8 +279,12 @@ class ResilientProvider:
             except Exception as exc:  # an adapter bug must not crash the run
                 log.exception("%s adapter failed unexpectedly", self.name)
                 raise TerminalProviderError(
-                    f"{self.name} adapter failed: {type(exc).__name__}", provider=self.name
+                    f"{self.name} adapter failed: {type(exc).__name__}",
+                    provider=self.name,
+                    billing="unknown",  # it may have failed after sending the request
                 ) from exc
+            finally:
+                flight.sending = False
         self.breaker.record_success()
         return result
 

@@ -315,8 +315,9 @@ def test_templates_versions_review_and_labels(client: TestClient, keys: Keys) ->
         json={"body": "{{ brief }}", "message": "mine"},
         headers=keys["A", "approver"],
     ).json()
-    client.post(f"/v1/templates/brand-hero/versions/{own['version']}/submit",
-                headers=keys["A", "approver"])
+    client.post(
+        f"/v1/templates/brand-hero/versions/{own['version']}/submit", headers=keys["A", "approver"]
+    )
     self_approval = client.post(
         f"/v1/templates/brand-hero/versions/{own['version']}/review",
         json={"decision": "approve"},

@@ -15,19 +15,21 @@ from pathlib import Path
 import httpx
 import pytest
 
+from brandloop.agent.budgets import set_budget
 from brandloop.agent.runner import run_generation
 from brandloop.domain import GenerationRequest
 from brandloop.policies.agent import AgentPolicy
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.policies.catalog import load_catalog
 from brandloop.providers import ImageRequest
-from brandloop.registry import crud
+from brandloop.registry import crud, spend
 from brandloop.registry.db import Database
 from brandloop.settings import Settings, get_settings
 from brandloop.tools.providers.errors import (
     MalformedResponseError,
     RefusedByProviderError,
     TerminalProviderError,
+    UnknownOutcomeError,
 )
 from brandloop.tools.providers.factory import build_providers, close_providers
 from brandloop.tools.providers.openai import OpenAIImagesProvider
@@ -88,14 +90,24 @@ async def test_retry_after_seconds_is_honoured(app: FakeImagesApp, base_url: str
     assert result.tries == 2 and time.perf_counter() - started >= 1.0
 
 
-async def test_a_timeout_is_retried(app: FakeImagesApp, base_url: str) -> None:
+async def test_a_read_timeout_is_an_unknown_outcome_and_never_sent_again(
+    app: FakeImagesApp, base_url: str
+) -> None:
+    """OpenAI ignores Idempotency-Key on images: a retry after a read timeout would be billed
+    again. The server here sleeps past the client's timeout, then bills anyway."""
     app.faults.append("timeout")
     provider = await resilient(base_url, read_timeout=0.3)
     try:
-        result = await provider.generate(REQUEST)
+        with pytest.raises(UnknownOutcomeError) as exc:
+            await provider.generate(REQUEST)
     finally:
         await provider.aclose()
-    assert result.tries == 2 and app.ledger["bl-e2e-1"] >= 1
+    assert exc.value.billing == "unknown" and exc.value.tries == 1
+    assert len(app.requests) == 1  # not sent a second time
+    deadline = time.monotonic() + 5
+    while not app.ledger and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert dict(app.ledger) == {"bl-e2e-1": 1}  # the lost answer was billed all the same
 
 
 @pytest.mark.parametrize(
@@ -216,6 +228,51 @@ async def test_a_refusal_is_recorded_and_the_run_ends_with_a_reason(
         attempts = crud.list_attempts(session, run_id=result.run_id)
         assert attempts and all(a.outcome == "refused" for a in attempts)
     assert len(app.requests) == len(attempts)  # a refusal is never retried as it was
+
+
+async def test_a_call_billed_after_the_client_gave_up_counts_and_the_budget_holds(
+    app: FakeImagesApp, openai_settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server sleeps past the client's read timeout, then bills. The run records the call
+    as billing: unknown at its full reservation, never sends it again, and - with the tenant
+    budget counting it - never spends past the budget."""
+    monkeypatch.setenv("BRANDLOOP_PROVIDER_TIMEOUT_S", "0.3")
+    get_settings.cache_clear()
+    settings = get_settings()
+    app.timeout_s = 1.0
+    app.faults.append("timeout")
+    with db.session() as session:
+        set_budget(session, tenant="default", scope="tenant", scope_id="default", limit_usd=0.025)
+    request = GenerationRequest(
+        brief=BRIEF, brand="Acme Coffee", count=1, size="1024x1024", seed=3, budget_usd=1.0
+    )
+    result = await run_generation(
+        request,
+        settings=settings,
+        db=db,
+        use_memory=False,
+        models=ladder("openai/gpt-image-1-mini"),
+        policy=AgentPolicy(accept_composite=0.0, require_all_signals=False),
+    )
+    time.sleep(1.2)  # the server finishes the timed-out call and bills it
+    first = app.requests[0]["headers"]["idempotency-key"]
+    assert [r["headers"]["idempotency-key"] for r in app.requests].count(first) == 1
+    assert app.ledger[first] == 1, "the fake billed the call whose answer was lost"
+    price = 0.011  # gpt-image-1-mini, 1024x1024, medium: the reservation per call
+    assert sum(app.ledger.values()) * price <= 0.025 + 1e-9
+    with db.session() as session:
+        attempts = crud.list_attempts(session, run_id=result.run_id)
+        lost = next(a for a in attempts if a.idempotency_key == first)
+        assert lost.billing == "unknown" and lost.cost_usd == pytest.approx(price)
+        assert spend.committed(session, tenant="default") <= 0.025 + 1e-9
+        assert spend.committed(session, tenant="default") == pytest.approx(result.cost_usd)
+        assert [r.call_key for r in spend.unknown_calls(session, tenant="default")] == [first]
+    # the lost call counts at its reservation; the others at what the usage says they cost
+    per_call = (50 * 2.0 + 1056 * 8.0) / 1e6  # the fake's usage at gpt-image-1-mini's rates
+    calls = sum(app.ledger.values())
+    assert calls == 2
+    assert result.cost_usd == pytest.approx(price + per_call * (calls - 1))
+    assert result.cost_usd >= per_call * calls  # what the server billed is all counted
 
 
 async def test_factory_builds_resilient_providers_from_settings(openai_settings: Settings) -> None:

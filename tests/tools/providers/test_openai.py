@@ -13,6 +13,7 @@ from brandloop.tools.providers.errors import (
     RefusedByProviderError,
     RetryableProviderError,
     TerminalProviderError,
+    UnknownOutcomeError,
 )
 from brandloop.tools.providers.openai import OpenAIImagesProvider
 from tests.tools.providers.conftest import b64png, client_for
@@ -156,7 +157,7 @@ async def test_transient_statuses_are_retryable_with_retry_after(
     assert exc.value.status_code == status
 
 
-async def test_connection_errors_and_timeouts_are_retryable(catalog) -> None:
+async def test_unsent_requests_are_retryable_and_lost_answers_unknown(catalog) -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
@@ -165,8 +166,9 @@ async def test_connection_errors_and_timeouts_are_retryable(catalog) -> None:
 
     with pytest.raises(RetryableProviderError, match="could not be reached"):
         await provider(refuse, catalog).generate(ImageRequest(model="gpt-image-1", prompt="x"))
-    with pytest.raises(RetryableProviderError, match="timed out"):
+    with pytest.raises(UnknownOutcomeError, match="may have been billed") as exc:
         await provider(slow, catalog).generate(ImageRequest(model="gpt-image-1", prompt="x"))
+    assert exc.value.billing == "unknown"
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,371 @@
+"""The spend ledger: money is reserved before it is spent, under a per-tenant lock.
+
+Who writes what (one table, ``spend_reservations``):
+
+* the API, when it admits a job: :func:`hold_admission` holds the job's whole budget against the
+  tenant's daily quota, in the transaction that stores the job (``402`` when it does not fit);
+* the agent, before each provider call: :func:`reserve_call` (``agent/budgets.py`` checks the
+  request, campaign and tenant budgets first, under the same lock);
+* the agent, when the call ends: :func:`settle` with what the provider billed;
+* the worker, when a job ends: :func:`close_admission`;
+* an operator, for calls whose outcome was unknown: :func:`reconcile`.
+
+Every check-then-insert runs after :func:`lock_tenant` in the same transaction: PostgreSQL locks
+the tenant's ``spend_locks`` row with ``SELECT … FOR UPDATE``; SQLite starts the transaction with
+``BEGIN IMMEDIATE`` (the database's write lock). Two reservations of one tenant never interleave.
+
+What a reservation commits: its ``amount_usd`` while ``held`` or ``unknown``, its
+``charged_usd`` once ``settled``, nothing once ``released``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, case, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from brandloop.domain import Billing, utcnow
+from brandloop.errors import BadInputError, BudgetExhaustedError, NotFoundError
+from brandloop.registry.crud import audit
+from brandloop.registry.models import AttemptRow, RunRow
+from brandloop.registry.models_money import SpendLockRow, SpendReservationRow
+from brandloop.registry.models_service import JobRow
+
+ReservationState = Literal["held", "settled", "released", "unknown"]
+Row = SpendReservationRow
+EPSILON = 1e-9
+
+#: what one reservation commits (see the module docstring)
+COMMITTED: ColumnElement[float] = case(
+    (Row.state.in_(("held", "unknown")), Row.amount_usd),
+    (Row.state == "settled", func.coalesce(Row.charged_usd, 0.0)),
+    else_=0.0,
+)
+
+
+class QuotaExceededError(BudgetExhaustedError):
+    """The tenant's daily quota cannot hold this job's budget on top of what it already holds."""
+
+    problem_type = "quota-exceeded"
+
+    def __init__(self, *, tenant: str, used: float, quota: float, wanted: float) -> None:
+        super().__init__(
+            f"tenant {tenant!r} has spent or reserved ${used:.2f} today of its ${quota:.2f} "
+            f"daily quota; this request may spend up to ${wanted:.2f}"
+        )
+        self.used, self.quota, self.wanted = used, quota, wanted
+
+
+def new_id() -> str:
+    return f"res_{uuid.uuid4().hex[:20]}"
+
+
+def day_start(now: datetime | None = None) -> datetime:
+    now = now or datetime.now(UTC)
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def lock_tenant(session: Session, tenant: str) -> None:
+    """Serialise this transaction with every other reservation of ``tenant``.
+
+    SQLite: ``BEGIN IMMEDIATE`` unless the connection's transaction has already written (then
+    it holds the write lock already). Call it before anything else writes in the session."""
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        raw: Any = conn.connection.driver_connection
+        if not raw.in_transaction:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        return
+    session.execute(pg_insert(SpendLockRow).values(tenant=tenant).on_conflict_do_nothing())
+    session.execute(
+        select(SpendLockRow.tenant).where(SpendLockRow.tenant == tenant).with_for_update()
+    )
+
+
+# --------------------------------------------------------------------------- what is committed
+
+
+def committed(
+    session: Session, *, tenant: str, run_id: str | None = None, campaign_id: str | None = None
+) -> float:
+    """What the tenant's provider calls (of one run, or one campaign) have spent or hold."""
+    query = select(func.coalesce(func.sum(COMMITTED), 0.0)).where(
+        Row.kind == "call", Row.tenant == tenant
+    )
+    if run_id is not None:
+        query = query.where(Row.run_id == run_id)
+    if campaign_id is not None:
+        query = query.where(Row.campaign_id == campaign_id)
+    return float(session.scalar(query) or 0.0)
+
+
+def quota_used(session: Session, *, tenant: str, now: datetime | None = None) -> float:
+    """What counts against the tenant's daily quota now: every job or campaign still holding its
+    budget (queued, running), what jobs admitted today spent, and calls made today outside any
+    job (the CLI). A job's spend counts on the UTC day it was admitted."""
+    start = day_start(now)
+    holds = session.scalar(
+        select(
+            func.coalesce(
+                func.sum(
+                    case(
+                        (Row.state == "held", Row.amount_usd),
+                        else_=func.coalesce(Row.charged_usd, 0.0),
+                    )
+                ),
+                0.0,
+            )
+        ).where(
+            Row.tenant == tenant,
+            Row.kind == "admission",
+            (Row.state == "held") | (Row.created_at >= start),
+        )
+    )
+    loose = session.scalar(
+        select(func.coalesce(func.sum(COMMITTED), 0.0)).where(
+            Row.tenant == tenant,
+            Row.kind == "call",
+            Row.hold_id.is_(None),
+            Row.created_at >= start,
+        )
+    )
+    return round(float(holds or 0.0) + float(loose or 0.0), 9)
+
+
+# --------------------------------------------------------------------------- admission
+
+
+def hold_admission(
+    session: Session,
+    *,
+    tenant: str,
+    amount_usd: float,
+    quota_usd: float,
+    run_id: str | None = None,
+    job_id: str | None = None,
+    campaign_id: str | None = None,
+    now: datetime | None = None,
+) -> SpendReservationRow:
+    """Hold a job's (or a campaign's) whole budget against the daily quota, or raise
+    :class:`QuotaExceededError`. Locks the tenant; the caller commits with the job row."""
+    if amount_usd < 0:
+        raise BadInputError("a budget cannot be negative")
+    lock_tenant(session, tenant)
+    used = quota_used(session, tenant=tenant, now=now)
+    if used + amount_usd > quota_usd + EPSILON:
+        raise QuotaExceededError(tenant=tenant, used=used, quota=quota_usd, wanted=amount_usd)
+    row = Row(
+        id=new_id(),
+        kind="admission",
+        tenant=tenant,
+        run_id=run_id,
+        job_id=job_id,
+        campaign_id=campaign_id,
+        provider="",
+        model="",
+        amount_usd=round(amount_usd, 6),
+        state="held",
+        note="",
+        created_at=now or utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def admission_for(
+    session: Session, *, run_id: str | None, campaign_id: str | None
+) -> SpendReservationRow | None:
+    """The hold still open for a run (a job) or for its campaign."""
+    scopes = []
+    if run_id is not None:
+        scopes.append(Row.run_id == run_id)
+    if campaign_id is not None:
+        scopes.append(Row.campaign_id == campaign_id)
+    if not scopes:
+        return None
+    clause = scopes[0] if len(scopes) == 1 else scopes[0] | scopes[1]
+    return session.scalar(
+        select(Row).where(Row.kind == "admission", Row.state == "held", clause).limit(1)
+    )
+
+
+def close_admission(
+    session: Session, *, run_id: str | None = None, campaign_id: str | None = None
+) -> None:
+    """A job (or the last job of a campaign) ended: its hold becomes what its calls committed."""
+    row = admission_for(session, run_id=run_id, campaign_id=campaign_id)
+    if row is None:
+        return
+    row.charged_usd = _calls_under(session, row.id)
+    row.state, row.settled_at = "settled", utcnow()
+
+
+def _calls_under(session: Session, hold_id: str) -> float:
+    total = session.scalar(
+        select(func.coalesce(func.sum(COMMITTED), 0.0)).where(
+            Row.kind == "call", Row.hold_id == hold_id
+        )
+    )
+    return round(float(total or 0.0), 6)
+
+
+# --------------------------------------------------------------------------- provider calls
+
+
+def by_call_key(session: Session, call_key: str) -> SpendReservationRow | None:
+    return session.scalar(select(Row).where(Row.call_key == call_key))
+
+
+def reserve_call(
+    session: Session,
+    *,
+    tenant: str,
+    run_id: str,
+    campaign_id: str | None,
+    call_key: str,
+    amount_usd: float,
+    provider: str,
+    model: str,
+    attempt_ids: Sequence[str],
+    fence: int | None = None,
+) -> SpendReservationRow:
+    """Insert a held reservation for one provider call (the caller locked the tenant and
+    checked the budgets). ``call_key`` is unique: one call is never reserved twice."""
+    hold = admission_for(session, run_id=run_id, campaign_id=campaign_id)
+    row = Row(
+        id=new_id(),
+        kind="call",
+        tenant=tenant,
+        run_id=run_id,
+        campaign_id=campaign_id,
+        hold_id=hold.id if hold is not None else None,
+        call_key=call_key,
+        provider=provider,
+        model=model,
+        amount_usd=round(amount_usd, 6),
+        state="held",
+        fence=fence,
+        attempt_ids=list(attempt_ids),
+        note="",
+        created_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def rehold(
+    session: Session, row: SpendReservationRow, *, amount_usd: float, fence: int | None
+) -> None:
+    """Take a released (never billed) reservation again for a new try of the same call."""
+    row.state, row.billing, row.charged_usd, row.settled_at = "held", None, None, None
+    row.amount_usd, row.fence = round(amount_usd, 6), fence
+
+
+def settle(
+    session: Session,
+    *,
+    call_key: str,
+    billing: Billing,
+    charged_usd: float,
+    note: str = "",
+) -> SpendReservationRow | None:
+    """Record how the call ended: billed (settled to the charge), not billed (released),
+    unknown (kept at its full amount until :func:`reconcile`)."""
+    row = by_call_key(session, call_key)
+    if row is None:
+        return None
+    row.billing = billing
+    if billing == "billed":
+        row.state, row.charged_usd, row.settled_at = "settled", round(charged_usd, 6), utcnow()
+    elif billing == "not_billed":
+        row.state, row.charged_usd, row.settled_at = "released", 0.0, utcnow()
+    else:
+        row.state, row.charged_usd = "unknown", None
+    if note:
+        row.note = f"{row.note}; {note}"[:2000] if row.note else note[:2000]
+    _refresh_closed_hold(session, row)
+    return row
+
+
+def _refresh_closed_hold(session: Session, row: SpendReservationRow) -> None:
+    if row.hold_id is None:
+        return
+    hold = session.get(Row, row.hold_id)
+    if hold is not None and hold.state == "settled":
+        session.flush()
+        hold.charged_usd = _calls_under(session, hold.id)
+
+
+# --------------------------------------------------------------------------- reconciliation
+
+
+def unknown_calls(session: Session, *, tenant: str) -> list[SpendReservationRow]:
+    """Calls whose outcome is unknown (or held by a process that is gone): to reconcile."""
+    query = select(Row).where(Row.tenant == tenant, Row.kind == "call", Row.state == "unknown")
+    return list(session.scalars(query.order_by(Row.created_at)))
+
+
+def reconcile(
+    session: Session, *, tenant: str, reservation_id: str, charged_usd: float, actor: str
+) -> SpendReservationRow:
+    """Settle an unknown call to what the provider's invoice says (0: it was not billed).
+
+    The call's attempts, their run's cost and the job's cost follow."""
+    if charged_usd < 0:
+        raise BadInputError("a charge cannot be negative")
+    row = session.scalar(
+        select(Row).where(Row.id == reservation_id, Row.tenant == tenant, Row.kind == "call")
+    )
+    if row is None:
+        raise NotFoundError(f"no call reservation {reservation_id!r}")
+    if row.state not in ("unknown", "held"):
+        raise BadInputError(f"reservation {reservation_id} is {row.state}, not unknown")
+    billing: Billing = "billed" if charged_usd > 0 else "not_billed"
+    settle(
+        session,
+        call_key=row.call_key or "",
+        billing=billing,
+        charged_usd=charged_usd,
+        note=f"reconciled by {actor}",
+    )
+    attempt_ids = [str(a) for a in row.attempt_ids]
+    if attempt_ids:
+        share = round(charged_usd / len(attempt_ids), 6)
+        session.execute(
+            update(AttemptRow)
+            .where(AttemptRow.id.in_(attempt_ids))
+            .values(cost_usd=share, billing=billing)
+        )
+    if row.run_id is not None:
+        _recost_run(session, row.run_id)
+    audit(
+        session,
+        tenant=tenant,
+        actor=actor,
+        action="spend.reconciled",
+        subject_type="reservation",
+        subject_id=row.id,
+        detail={"charged_usd": charged_usd, "reserved_usd": row.amount_usd},
+    )
+    return row
+
+
+def _recost_run(session: Session, run_id: str) -> None:
+    session.flush()
+    cost = session.scalar(
+        select(func.coalesce(func.sum(AttemptRow.cost_usd), 0.0)).where(AttemptRow.run_id == run_id)
+    )
+    total = round(float(cost or 0.0), 6)
+    run = session.get(RunRow, run_id)
+    if run is not None:
+        run.cost_usd = total
+        if run.result is not None:
+            run.result = {**run.result, "cost_usd": total}
+    session.execute(update(JobRow).where(JobRow.run_id == run_id).values(cost_usd=total))

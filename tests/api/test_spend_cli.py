@@ -1,0 +1,73 @@
+"""``brandloop spend unknown|reconcile``: calls of unknown outcome, listed and settled."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from brandloop.api.cli import main
+from brandloop.registry import crud, spend
+from brandloop.registry.db import Database
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(list(argv))
+    captured = capsys.readouterr()
+    return int(exc.value.code or 0), captured.out, captured.err
+
+
+def _unknown_call(db: Database, key: str, amount: float) -> str:
+    with db.session() as session:
+        spend.lock_tenant(session, "default")
+        row = spend.reserve_call(
+            session,
+            tenant="default",
+            run_id="run_gone",
+            campaign_id=None,
+            call_key=key,
+            amount_usd=amount,
+            provider="openai",
+            model="openai/gpt-image-1",
+            attempt_ids=[],
+        )
+        spend.settle(session, call_key=key, billing="unknown", charged_usd=0.0)
+        return row.id
+
+
+def test_unknown_calls_are_listed_and_reconciled(
+    capsys: pytest.CaptureFixture[str], db: Database
+) -> None:
+    lost = _unknown_call(db, "bl-lost", 0.042)
+    code, out, _ = run_cli(capsys, "spend", "unknown", "--json")
+    assert code == 0
+    (listed,) = json.loads(out)
+    assert listed["id"] == lost and listed["reserved_usd"] == 0.042
+    code, out, _ = run_cli(
+        capsys, "spend", "reconcile", lost, "--charged", "0.04", "--as", "ops", "--json"
+    )
+    assert code == 0 and json.loads(out) == {"id": lost, "state": "settled", "charged_usd": 0.04}
+    with db.session() as session:
+        assert spend.committed(session, tenant="default") == pytest.approx(0.04)
+        (entry,) = [a for a in crud.list_audit(session, tenant="default") if a.subject_id == lost]
+        assert entry.actor == "ops" and entry.action == "spend.reconciled"
+    assert json.loads(run_cli(capsys, "spend", "unknown", "--json")[1]) == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["spend", "reconcile", "res_nope", "--charged", "0"], "no call reservation"),
+        (["spend", "reconcile", "LOST", "--charged", "-1"], "cannot be negative"),
+        (["spend", "reconcile", "LOST"], "--charged"),
+    ],
+)
+def test_reconcile_bad_input_is_one_line_and_changes_nothing(
+    capsys: pytest.CaptureFixture[str], db: Database, argv: list[str], message: str
+) -> None:
+    lost = _unknown_call(db, "bl-lost", 0.042)
+    code, _, err = run_cli(capsys, *[lost if a == "LOST" else a for a in argv])
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    with db.session() as session:
+        assert spend.committed(session, tenant="default") == pytest.approx(0.042)
