@@ -8,6 +8,8 @@ thread revisions) or ``workers=0`` to keep jobs queued.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,7 +20,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from brandloop.agent.writer import PromptWriter, build_writer
 from brandloop.api.auth import KeyCache
 from brandloop.api.config import ApiSettings, get_api_settings
-from brandloop.api.deps import Service
+from brandloop.api.deps import Service, role_lookup
+from brandloop.api.idempotency import Idempotency
 from brandloop.api.jobs.queue import JobQueue
 from brandloop.api.jobs.worker import ProvidersFactory, WorkerPool
 from brandloop.api.observability import AccessLog, Metrics, setup_tracing
@@ -44,6 +47,8 @@ from brandloop.api.studio import mount_studio
 from brandloop.logs import configure_logging
 from brandloop.registry.db import Database
 from brandloop.settings import Settings, get_settings
+
+log = logging.getLogger("brandloop.api")
 
 DESCRIPTION = """\
 brandloop turns creative briefs into approved, on-brand, traceable images.
@@ -106,12 +111,21 @@ def create_app(
         writer=writer if writer is not None else build_writer(),
     )
 
+    idempotency = Idempotency(
+        db,
+        ttl_s=api_settings.idempotency_ttl_seconds,
+        wait_s=api_settings.idempotency_wait_seconds,
+        pending_s=api_settings.idempotency_pending_seconds,
+    )
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await pool.start()
+        purging = asyncio.create_task(_purge_idempotency(idempotency))
         try:
             yield
         finally:
+            purging.cancel()
             await pool.stop()
             if access_log is not None:
                 access_log.flush()
@@ -147,7 +161,7 @@ def create_app(
     install_problem_handlers(app)
 
     # the hottest reads first: routes are matched in order
-    for module in (
+    modules = (
         runs,
         jobs,
         artifacts,
@@ -161,7 +175,8 @@ def create_app(
         review,
         costs,
         keys,
-    ):
+    )
+    for module in modules:
         app.include_router(module.router, prefix="/v1")
     app.include_router(health.router)
     mount_studio(app)  # the web app at /, outside the OpenAPI schema
@@ -175,9 +190,13 @@ def create_app(
         )
     access_log = AccessLog() if api_settings.access_log and configure_logs else None
     middleware_options: dict[str, Any] = {
-        "db": db,
         "max_body_bytes": api_settings.max_body_bytes,
         "buckets": TokenBuckets(api_settings.rate_limit_per_minute, api_settings.rate_limit_burst),
+        "tenant_buckets": TokenBuckets(
+            api_settings.tenant_rate_limit_per_minute, api_settings.tenant_rate_limit_burst
+        ),
+        "idempotency": idempotency,
+        "role_for": role_lookup([("/v1", m.router) for m in modules] + [("", health.router)]),
         "principal_for": service.principal_for,
         "metrics": service.metrics,
         "tracer": tracer,
@@ -185,6 +204,16 @@ def create_app(
     }
     app.add_middleware(ServiceMiddleware, **middleware_options)
     return app
+
+
+async def _purge_idempotency(idempotency: Idempotency, every_s: float = 600.0) -> None:
+    """Stored answers past their time to live are dropped every ten minutes."""
+    while True:
+        try:
+            await asyncio.to_thread(idempotency.purge)
+        except Exception:
+            log.exception("purging idempotency records failed")
+        await asyncio.sleep(every_s)
 
 
 def app_factory() -> FastAPI:

@@ -21,6 +21,19 @@ class ApiSettings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     rate_limit_per_minute: int = Field(default=6000, ge=1, description="per API key")
     rate_limit_burst: int = Field(default=200, ge=1)
+    tenant_rate_limit_per_minute: int = Field(
+        default=12000, ge=1, description="per tenant, across all its keys"
+    )
+    tenant_rate_limit_burst: int = Field(default=400, ge=1)
+    idempotency_ttl_seconds: float = Field(
+        default=86_400, gt=0, description="how long an Idempotency-Key's answer is kept"
+    )
+    idempotency_wait_seconds: float = Field(
+        default=5.0, ge=0, description="how long a duplicate waits for the first's answer"
+    )
+    idempotency_pending_seconds: float = Field(
+        default=600.0, gt=0, description="a pending key older than this belongs to a dead request"
+    )
     daily_quota_usd: float = Field(default=100.0, ge=0, description="spend per tenant per UTC day")
     max_wait_seconds: float = Field(default=60.0, ge=0)
     cors_origins: list[str] = Field(default_factory=list, description="empty: CORS off")

@@ -5,15 +5,19 @@ the role it needs.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.routing import APIRoute, APIRouter
 from sqlalchemy.orm import Session
+from starlette.routing import compile_path
+from starlette.types import Scope
 
 from brandloop.agent.writer import PromptWriter
 from brandloop.api.auth import (
+    ROLES,
     FailedAuthThrottle,
     KeyCache,
     NoThrottle,
@@ -144,6 +148,41 @@ def require(role: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
 
     dependency.__name__ = f"require_{role}"
     return dependency
+
+
+def required_role(route: APIRoute) -> Role | None:
+    """The role a route's ``require(...)`` dependency asks for, if any."""
+    pending = list(route.dependant.dependencies)
+    while pending:
+        dependency = pending.pop()
+        name = getattr(dependency.call, "__name__", "")
+        role = name.removeprefix("require_")
+        if name.startswith("require_") and role in ROLES:
+            return ROLES[ROLES.index(role)]  # type: ignore[arg-type,unused-ignore]
+        pending.extend(dependency.dependencies)
+    return None
+
+
+def role_lookup(
+    routers: Sequence[tuple[str, APIRouter]],
+) -> Callable[[Scope], Role | None]:
+    """The role the route a request goes to needs, from the routers and the prefixes they are
+    mounted at (the middleware checks it before it replays an idempotent answer)."""
+    table = [
+        (compile_path(prefix + route.path)[0], route.methods or set(), required_role(route))
+        for prefix, router in routers
+        for route in router.routes
+        if isinstance(route, APIRoute)
+    ]
+
+    def role_for(scope: Scope) -> Role | None:
+        path, method = scope["path"], scope["method"]
+        for pattern, methods, role in table:
+            if method in methods and pattern.match(path):
+                return role
+        return None
+
+    return role_for
 
 
 Viewer = Annotated[Principal, Depends(require("viewer"))]

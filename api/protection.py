@@ -1,13 +1,13 @@
 """The service's outer layer, as one plain ASGI middleware (cheap on the hot path):
 
-request ids, security headers, the body size limit (413), per-key rate limits (429 with
-``Retry-After``), ``Idempotency-Key`` replay on POSTs, latency metrics, one JSON access-log line
-per request and, when enabled, an OpenTelemetry span per request.
+request ids, security headers, the body size limit (413), rate limits per key and per tenant
+(429 with ``Retry-After``), ``Idempotency-Key`` on POSTs (``api/idempotency.py``; the caller's
+role is checked before anything is replayed), latency metrics, one JSON access-log line per
+request and, when enabled, an OpenTelemetry span per request.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -17,15 +17,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from brandloop.api.auth import Principal
-from brandloop.api.jobs import store
+from brandloop.api.auth import Principal, Role
+from brandloop.api.idempotency import Idempotency
 from brandloop.api.observability import AccessLog, Metrics
 from brandloop.api.problems import PROBLEM_MEDIA_TYPE, problem_body
 from brandloop.logs import request_id_var
-from brandloop.registry.db import Database
 
 log = logging.getLogger("brandloop.api.access")
 
@@ -85,9 +83,11 @@ class ServiceMiddleware:
         self,
         app: ASGIApp,
         *,
-        db: Database,
         max_body_bytes: int,
         buckets: TokenBuckets,
+        tenant_buckets: TokenBuckets,
+        idempotency: Idempotency,
+        role_for: Callable[[Scope], Role | None],
         principal_for: Callable[[str | None], Principal | None],
         metrics: Metrics,
         tracer: Any | None = None,
@@ -95,9 +95,11 @@ class ServiceMiddleware:
     ) -> None:
         self.app = app
         self.access_log = access_log
-        self.db = db
         self.max_body_bytes = max_body_bytes
         self.buckets = buckets
+        self.tenant_buckets = tenant_buckets
+        self.idempotency = idempotency
+        self.role_for = role_for
         self.principal_for = principal_for
         self.metrics = metrics
         self.tracer = tracer
@@ -207,17 +209,18 @@ class ServiceMiddleware:
                 )
                 return
 
-        # ---- rate limit per key (or per client address without one)
-        # per key; callers without a valid key share their address's bucket (so made-up keys
-        # cannot mint fresh buckets)
+        # ---- rate limits: per key and per tenant (so minting keys does not multiply them);
+        # callers without a valid key share their address's bucket (so made-up keys cannot
+        # mint fresh buckets)
         authorization = _header(scope, b"authorization")
         principal = self.principal_for(authorization) if authorization else None
         if principal is not None:
-            bucket = principal.key_id
+            wait = self.buckets.take(principal.key_id) or self.tenant_buckets.take(
+                principal.tenant
+            )
         else:
             client = scope.get("client")
-            bucket = f"ip:{client[0] if client else '?'}"
-        wait = self.buckets.take(bucket)
+            wait = self.buckets.take(f"ip:{client[0] if client else '?'}")
         if wait > 0:
             retry = str(max(1, math.ceil(wait)))
             await self._problem(
@@ -278,72 +281,23 @@ class ServiceMiddleware:
                 send, scope, 400, "bad-input", "Idempotency-Key must be 1-255 characters"
             )
             return
-        await self._idempotent(scope, replay_receive, send, principal, idem_key, body)
-
-    async def _idempotent(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        principal: Principal,
-        key: str,
-        body: bytes,
-    ) -> None:
-        method_path = f"{scope['method']} {scope['path']}"
-        digest = hashlib.sha256(
-            method_path.encode() + b"\0" + scope.get("query_string", b"") + b"\0" + body
-        ).hexdigest()
-        with self.db.session() as session:
-            row = store.get_idempotency(session, tenant=principal.tenant, key=key)
-            stored = (row.request_sha256, row.status_code, row.body) if row is not None else None
-        if stored is not None:
-            if stored[0] != digest:
-                await self._problem(
-                    send,
-                    scope,
-                    422,
-                    "idempotency-key-reused",
-                    "this Idempotency-Key was used with a different request",
-                )
-                return
-            payload = stored[2].encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": stored[1],
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(payload)).encode()),
-                        (b"idempotent-replayed", b"true"),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": payload})
+        needed = self.role_for(scope)
+        if needed is not None and not principal.can(needed):  # 403 from the route, never a replay
+            await self.app(scope, replay_receive, send)
             return
 
-        captured: dict[str, Any] = {"status": 0, "body": [], "json": False}
+        async def problem(
+            status: int, kind: str, detail: str, headers: list[tuple[bytes, bytes]]
+        ) -> None:
+            await self._problem(send, scope, status, kind, detail, headers)
 
-        async def capture(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                captured["status"] = message["status"]
-                content_type = dict(message.get("headers", [])).get(b"content-type", b"")
-                captured["json"] = content_type.startswith(b"application/json")
-            elif message["type"] == "http.response.body":
-                captured["body"].append(message.get("body", b""))
-            await send(message)
-
-        await self.app(scope, receive, capture)
-        if 200 <= captured["status"] < 300 and captured["json"]:
-            try:
-                with self.db.session() as session:
-                    store.save_idempotency(
-                        session,
-                        tenant=principal.tenant,
-                        key=key,
-                        method_path=method_path[:255],
-                        request_sha256=digest,
-                        status_code=captured["status"],
-                        body=b"".join(captured["body"]).decode(),
-                    )
-            except IntegrityError:  # a concurrent retry stored it first; both answers agree
-                pass
+        await self.idempotency.handle(
+            self.app,
+            scope,
+            replay_receive,
+            send,
+            tenant=principal.tenant,
+            key=idem_key,
+            body=body,
+            problem=problem,
+        )

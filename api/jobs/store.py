@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from brandloop.domain import utcnow
@@ -112,27 +114,96 @@ def get_idempotency(session: Session, *, tenant: str, key: str) -> IdempotencyRo
     return session.get(IdempotencyRow, (tenant, key))
 
 
-def save_idempotency(
-    session: Session,
-    *,
-    tenant: str,
-    key: str,
-    method_path: str,
-    request_sha256: str,
-    status_code: int,
-    body: str,
-) -> None:
+def claim_idempotency(
+    session: Session, *, tenant: str, key: str, method_path: str, request_sha256: str
+) -> bool:
+    """Insert the key as ``pending``; False if the (tenant, key) pair exists already (the
+    caller's transaction is then unusable: roll it back)."""
     session.add(
         IdempotencyRow(
             tenant=tenant,
             key=key,
             method_path=method_path,
             request_sha256=request_sha256,
-            status_code=status_code,
-            body=body,
+            state="pending",
             created_at=utcnow(),
         )
     )
+    try:
+        session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+def take_over_idempotency(
+    session: Session,
+    *,
+    tenant: str,
+    key: str,
+    older_than: datetime,
+    state: str,
+    method_path: str,
+    request_sha256: str,
+) -> bool:
+    """Restart a record left ``state`` since before ``older_than`` (expired, or pending from a
+    request that died) as pending now; False if someone else changed it first."""
+    result = session.execute(
+        update(IdempotencyRow)
+        .where(
+            IdempotencyRow.tenant == tenant,
+            IdempotencyRow.key == key,
+            IdempotencyRow.state == state,
+            IdempotencyRow.created_at < older_than,
+        )
+        .values(
+            state="pending",
+            method_path=method_path,
+            request_sha256=request_sha256,
+            status_code=None,
+            body=None,
+            headers=None,
+            created_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def complete_idempotency(
+    session: Session,
+    *,
+    tenant: str,
+    key: str,
+    status_code: int,
+    body: str,
+    headers: list[list[str]],
+) -> None:
+    session.execute(
+        update(IdempotencyRow)
+        .where(
+            IdempotencyRow.tenant == tenant,
+            IdempotencyRow.key == key,
+            IdempotencyRow.state == "pending",
+        )
+        .values(state="done", status_code=status_code, body=body, headers=headers)
+    )
+
+
+def forget_idempotency(session: Session, *, tenant: str, key: str) -> None:
+    """The request failed: drop its pending record so a retry runs it afresh."""
+    session.execute(
+        delete(IdempotencyRow).where(
+            IdempotencyRow.tenant == tenant,
+            IdempotencyRow.key == key,
+            IdempotencyRow.state == "pending",
+        )
+    )
+
+
+def purge_idempotency(session: Session, *, before: datetime) -> int:
+    result = session.execute(delete(IdempotencyRow).where(IdempotencyRow.created_at < before))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 # --------------------------------------------------------------------------- threads

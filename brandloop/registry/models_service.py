@@ -105,7 +105,9 @@ class JobRow(Base):
 
 
 class IdempotencyRow(Base):
-    """The first answer to a creating POST with an ``Idempotency-Key``, replayed on retries."""
+    """A creating POST with an ``Idempotency-Key``: inserted ``pending`` before the request runs
+    (the primary key makes a concurrent duplicate fail to insert), then ``done`` with the first
+    answer, which retries get back."""
 
     __tablename__ = "idempotency_keys"
 
@@ -113,9 +115,11 @@ class IdempotencyRow(Base):
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     method_path: Mapped[str] = mapped_column(String(255))
     request_sha256: Mapped[str] = mapped_column(String(64))
-    status_code: Mapped[int] = mapped_column(Integer)
-    body: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    state: Mapped[str] = mapped_column(String(16), default="done", server_default="done")
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    headers: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
 
 class ThreadRow(Base):

@@ -19,16 +19,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from brandloop.api.app import create_app
 from brandloop.api.cli import main
-from brandloop.api.config import ApiSettings
-from brandloop.providers import ImageProvider, ImageRequest, ImageResult
+from brandloop.providers import ImageRequest, ImageResult
 from brandloop.registry import spend
 from brandloop.registry.db import Database
 from brandloop.registry.models_money import SpendReservationRow
 from brandloop.registry.models_service import JobRow
 from brandloop.settings import Settings, get_settings
 from brandloop.tools.providers.procedural import ProceduralProvider
+from tests.api.http.clients import client_with, post_at_once
 from tests.api.http.conftest import Keys, assert_problem, brand_kit, wait_job
 from tests.databases import db_on_both, settings_on_both
 
@@ -62,24 +61,7 @@ class BillingProvider:
 
 
 def _client(settings: Settings, db: Database, provider: BillingProvider, **api: Any) -> TestClient:
-    options: dict[str, Any] = {
-        "workers": 4,
-        "rate_limit_per_minute": 100_000,
-        "rate_limit_burst": 10_000,
-        **api,
-    }
-
-    def providers(_: Settings) -> dict[str, ImageProvider]:
-        return {"procedural": provider}
-
-    app = create_app(
-        settings,
-        ApiSettings(**options),
-        providers_factory=providers,
-        use_memory=False,
-        database=db,
-    )
-    return TestClient(app, raise_server_exceptions=False)
+    return client_with(settings, db, provider, **{"workers": 4, **api})
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
@@ -163,14 +145,7 @@ def test_five_90_dollar_jobs_against_a_100_dollar_quota(
     ):
         assert client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).is_success
         creator = keys["A", "creator"]
-        barrier = threading.Barrier(5)
-
-        def post(index: int) -> Any:
-            barrier.wait()
-            return (client, replica)[index % 2].post("/v1/generations", json=body, headers=creator)
-
-        with ThreadPoolExecutor(max_workers=5) as pool:
-            answers = list(pool.map(post, range(5)))
+        answers = post_at_once([client, replica], 5, "/v1/generations", body, creator)
         statuses = sorted(a.status_code for a in answers)
         assert statuses == [202, 402, 402, 402, 402], [a.text for a in answers]
         for answer in answers:

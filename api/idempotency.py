@@ -1,0 +1,223 @@
+"""``Idempotency-Key`` on POSTs: the key is claimed before the request runs, answered once.
+
+The record is inserted first, ``pending``; the primary key (tenant, key) lets exactly one of any
+number of concurrent requests insert it, on any replica. That one runs; its first 2xx JSON
+answer is stored and the record becomes ``done``. Every other request with the same key:
+
+* a different method, path, query or body → 422 ``idempotency-key-reused``;
+* the first is done → its answer again, with ``Idempotent-Replayed: true``;
+* the first is still in flight → waits for it up to ``wait_s``, then gets its answer, or 409
+  ``idempotency-in-flight`` with ``Retry-After`` if it is still running.
+
+A request that fails (any non-2xx answer, an error, a dropped connection) removes its pending
+record, so a retry runs afresh. Records are kept ``ttl_s`` (24 h by default); a pending record
+older than ``pending_s`` belongs to a request that died and is taken over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from brandloop.api.jobs import store
+from brandloop.domain import utcnow
+from brandloop.registry.db import Database
+
+#: sends a problem answer: (status, kind, detail, extra headers)
+ProblemSender = Callable[[int, str, str, list[tuple[bytes, bytes]]], Awaitable[None]]
+_KEPT_HEADERS = (b"content-type", b"location")
+
+
+@dataclass(frozen=True)
+class _Found:
+    """The record another request holds, as read."""
+
+    request_sha256: str
+    state: str
+    status_code: int | None
+    body: str | None
+    headers: list[Any] | None
+
+
+def request_digest(scope: Scope, body: bytes) -> str:
+    method_path = f"{scope['method']} {scope['path']}"
+    return hashlib.sha256(
+        method_path.encode() + b"\0" + scope.get("query_string", b"") + b"\0" + body
+    ).hexdigest()
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+class Idempotency:
+    """The claim, the wait and the replay; the middleware calls :meth:`handle`."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        ttl_s: float,
+        wait_s: float,
+        pending_s: float,
+        poll_s: float = 0.05,
+    ) -> None:
+        self.db = db
+        self.ttl = timedelta(seconds=ttl_s)
+        self.wait_s = wait_s
+        self.pending = timedelta(seconds=pending_s)
+        self.poll_s = poll_s
+
+    async def handle(
+        self,
+        app: ASGIApp,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        tenant: str,
+        key: str,
+        body: bytes,
+        problem: ProblemSender,
+    ) -> None:
+        method_path = f"{scope['method']} {scope['path']}"[:255]
+        digest = request_digest(scope, body)
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            claimed, found = await asyncio.to_thread(
+                self._claim, tenant, key, method_path, digest
+            )
+            if claimed:
+                break
+            if found is None:  # it vanished between our insert and our read: claim again
+                continue
+            if found.request_sha256 != digest:
+                await problem(
+                    422,
+                    "idempotency-key-reused",
+                    "this Idempotency-Key was used with a different request",
+                    [],
+                )
+                return
+            if found.state == "done":
+                await _replay(send, found)
+                return
+            if time.monotonic() >= deadline:
+                await problem(
+                    409,
+                    "idempotency-in-flight",
+                    "a request with this Idempotency-Key is still in flight; retry to get its answer",
+                    [(b"retry-after", b"1")],
+                )
+                return
+            await asyncio.sleep(self.poll_s)
+        await self._run_once(app, scope, receive, send, tenant=tenant, key=key)
+
+    async def _run_once(
+        self, app: ASGIApp, scope: Scope, receive: Receive, send: Send, *, tenant: str, key: str
+    ) -> None:
+        captured: dict[str, Any] = {"status": 0, "body": [], "headers": []}
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                captured["status"] = message["status"]
+                captured["headers"] = [
+                    [k.decode("latin-1"), v.decode("latin-1")]
+                    for k, v in message.get("headers", [])
+                    if k.lower() in _KEPT_HEADERS
+                ]
+            elif message["type"] == "http.response.body":
+                captured["body"].append(message.get("body", b""))
+            await send(message)
+
+        completed = False
+        try:
+            await app(scope, receive, capture)
+            content_type = dict(captured["headers"]).get("content-type", "")
+            if 200 <= captured["status"] < 300 and content_type.startswith("application/json"):
+                await asyncio.to_thread(
+                    self._complete,
+                    tenant,
+                    key,
+                    captured["status"],
+                    b"".join(captured["body"]).decode(),
+                    captured["headers"],
+                )
+                completed = True
+        finally:
+            if not completed:  # failed, refused or dropped: a retry runs afresh
+                with self.db.session() as session:
+                    store.forget_idempotency(session, tenant=tenant, key=key)
+
+    # ------------------------------------------------------------------ database (in a thread)
+
+    def _claim(
+        self, tenant: str, key: str, method_path: str, digest: str
+    ) -> tuple[bool, _Found | None]:
+        with self.db.session() as session:
+            if store.claim_idempotency(
+                session, tenant=tenant, key=key, method_path=method_path, request_sha256=digest
+            ):
+                return True, None
+            session.rollback()
+            row = store.get_idempotency(session, tenant=tenant, key=key)
+            if row is None:
+                return False, None
+            now = utcnow()
+            created = _aware(row.created_at)
+            expired = created < now - self.ttl
+            abandoned = row.state == "pending" and created < now - self.pending
+            if expired or (abandoned and row.request_sha256 == digest):
+                taken = store.take_over_idempotency(
+                    session,
+                    tenant=tenant,
+                    key=key,
+                    state=row.state,
+                    older_than=now - (self.ttl if expired else self.pending),
+                    method_path=method_path,
+                    request_sha256=digest,
+                )
+                if taken:
+                    return True, None
+                session.rollback()
+                row = store.get_idempotency(session, tenant=tenant, key=key)
+                if row is None:
+                    return False, None
+            return False, _Found(
+                row.request_sha256, row.state, row.status_code, row.body, row.headers
+            )
+
+    def _complete(
+        self, tenant: str, key: str, status: int, body: str, headers: list[list[str]]
+    ) -> None:
+        with self.db.session() as session:
+            store.complete_idempotency(
+                session, tenant=tenant, key=key, status_code=status, body=body, headers=headers
+            )
+
+    def purge(self) -> int:
+        """Drop the records past their time to live."""
+        with self.db.session() as session:
+            return store.purge_idempotency(session, before=utcnow() - self.ttl)
+
+
+async def _replay(send: Send, found: _Found) -> None:
+    payload = (found.body or "").encode()
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in found.headers or []]
+    if not any(k == b"content-type" for k, _ in headers):
+        headers.append((b"content-type", b"application/json"))
+    headers += [
+        (b"content-length", str(len(payload)).encode()),
+        (b"idempotent-replayed", b"true"),
+    ]
+    await send(
+        {"type": "http.response.start", "status": found.status_code or 200, "headers": headers}
+    )
+    await send({"type": "http.response.body", "body": payload})

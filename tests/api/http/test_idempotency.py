@@ -1,0 +1,192 @@
+"""Idempotency-Key is atomic: insert first, one job per key however many requests race, 409
+for a duplicate while the first is in flight and its answer afterwards, 422 for another body,
+the role checked before any replay, answers kept for a configurable time - on SQLite and
+PostgreSQL, across two API replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from brandloop.domain import utcnow
+from brandloop.providers import ImageRequest, ImageResult
+from brandloop.registry.db import Database
+from brandloop.registry.models_service import IdempotencyRow, JobRow
+from brandloop.settings import Settings
+from brandloop.tools.providers.procedural import ProceduralProvider
+from tests.api.http.clients import client_with, post_at_once
+from tests.api.http.conftest import Keys, assert_problem, brand_kit
+from tests.databases import db_on_both, settings_on_both
+
+__all__ = ["db_on_both", "settings_on_both"]
+
+GEN = {"brief": "a steaming cup", "brand": "Acme Coffee", "size": "64x64"}
+
+
+class SlowProvider:
+    name = "procedural"
+
+    def __init__(self, latency_s: float) -> None:
+        self.inner = ProceduralProvider()
+        self.latency_s = latency_s
+
+    async def generate(self, request: ImageRequest) -> ImageResult:
+        await asyncio.sleep(self.latency_s)
+        return await self.inner.generate(request)
+
+
+def _client(settings: Settings, db: Database, *, latency_s: float = 0.0, **api: Any) -> TestClient:
+    return client_with(settings, db, SlowProvider(latency_s), **api)
+
+
+def _jobs(db: Database) -> int:
+    with db.session() as session:
+        return int(session.scalar(select(func.count()).select_from(JobRow)) or 0)
+
+
+def test_ten_concurrent_posts_with_one_key_create_one_job(
+    settings_on_both: Settings, db_on_both: Database
+) -> None:
+    settings, db = settings_on_both, db_on_both
+    keys = Keys(db)
+    with _client(settings, db) as first, _client(settings, db) as second:
+        assert first.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).is_success
+        headers = {**keys["A", "creator"], "Idempotency-Key": "order-42"}
+        answers = post_at_once([first, second], 10, "/v1/generations", GEN, headers)
+    assert [a.status_code for a in answers] == [202] * 10, [a.text for a in answers]
+    named = {a.json()["id"] for a in answers}
+    assert len(named) == 1 and _jobs(db) == 1
+    assert sum(a.headers.get("idempotent-replayed") == "true" for a in answers) == 9
+    assert {a.headers["location"] for a in answers} == {f"/v1/jobs/{named.pop()}"}
+
+
+def test_a_duplicate_in_flight_gets_409_then_the_first_answer(
+    settings_on_both: Settings, db_on_both: Database
+) -> None:
+    settings, db = settings_on_both, db_on_both
+    keys = Keys(db)
+    with _client(settings, db, workers=1, latency_s=1.5, idempotency_wait_seconds=0.2) as client:
+        assert client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).is_success
+        headers = {**keys["A", "creator"], "Idempotency-Key": "slow-1"}
+        url = "/v1/generations?wait=30"  # the first answers when its job is done
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            slow = pool.submit(client.post, url, json=GEN, headers=headers)
+            deadline = time.monotonic() + 10
+            while _jobs(db) == 0:  # the first is in flight once its job exists
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            duplicate = client.post(url, json=GEN, headers=headers)
+            first = slow.result(timeout=60)
+        problem = assert_problem(duplicate, 409, "idempotency-in-flight")
+        assert duplicate.headers["retry-after"] == "1" and "in flight" in problem["detail"]
+        assert first.status_code == 200 and first.json()["state"] == "succeeded"
+        after = client.post(url, json=GEN, headers=headers)
+        assert after.status_code == 200 and after.headers["idempotent-replayed"] == "true"
+        assert after.json() == first.json()
+        assert _jobs(db) == 1
+
+
+def test_another_body_is_422_and_a_failed_request_frees_its_key(
+    settings_on_both: Settings, db_on_both: Database
+) -> None:
+    settings, db = settings_on_both, db_on_both
+    keys = Keys(db)
+    with _client(settings, db) as client:
+        headers = {**keys["A", "creator"], "Idempotency-Key": "k-1"}
+        # no brand yet: 404, not stored, so the same key works once the brand exists
+        assert_problem(client.post("/v1/generations", json=GEN, headers=headers), 404, "not-found")
+        assert client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).is_success
+        ok = client.post("/v1/generations", json=GEN, headers=headers)
+        assert ok.status_code == 202 and "idempotent-replayed" not in ok.headers
+        assert_problem(
+            client.post("/v1/generations", json={**GEN, "count": 2}, headers=headers),
+            422,
+            "idempotency-key-reused",
+        )
+        assert_problem(
+            client.post("/v1/generations?wait=1", json=GEN, headers=headers),
+            422,
+            "idempotency-key-reused",
+        )
+        assert _jobs(db) == 1
+
+
+def test_the_role_is_checked_before_a_replay(
+    settings_on_both: Settings, db_on_both: Database
+) -> None:
+    settings, db = settings_on_both, db_on_both
+    keys = Keys(db)
+    with _client(settings, db) as client:
+        assert client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).is_success
+        key = {"Idempotency-Key": "k-roles"}
+        first = client.post("/v1/generations", json=GEN, headers={**keys["A", "creator"], **key})
+        assert first.status_code == 202
+        replay = client.post("/v1/generations", json=GEN, headers={**keys["A", "viewer"], **key})
+        assert_problem(replay, 403, "forbidden")
+        assert "idempotent-replayed" not in replay.headers and first.json()["id"] not in replay.text
+        # another tenant's same key is its own
+        assert client.post("/v1/brands", json=brand_kit(), headers=keys["B", "admin"]).is_success
+        other = client.post("/v1/generations", json=GEN, headers={**keys["B", "creator"], **key})
+        assert other.status_code == 202 and other.json()["id"] != first.json()["id"]
+
+
+def test_answers_are_kept_for_the_configured_time(settings: Settings, db: Database) -> None:
+    keys = Keys(db)
+    with _client(settings, db, idempotency_ttl_seconds=0.5) as client:
+        assert client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).is_success
+        headers = {**keys["A", "creator"], "Idempotency-Key": "k-ttl"}
+        first = client.post("/v1/generations", json=GEN, headers=headers)
+        again = client.post("/v1/generations", json=GEN, headers=headers)
+        assert again.json()["id"] == first.json()["id"]
+        time.sleep(0.6)
+        later = client.post("/v1/generations", json={**GEN, "count": 2}, headers=headers)
+        assert later.status_code == 202 and later.json()["id"] != first.json()["id"]
+        assert _jobs(db) == 2
+
+
+def test_a_key_left_pending_by_a_dead_request_is_taken_over(
+    settings: Settings, db: Database
+) -> None:
+    keys = Keys(db)
+    with _client(settings, db, idempotency_pending_seconds=60) as client:
+        assert client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).is_success
+        headers = {**keys["A", "creator"], "Idempotency-Key": "k-dead"}
+        first = client.post("/v1/generations", json=GEN, headers=headers)
+        with db.session() as session:  # as if its process had died before it answered
+            row = session.get(IdempotencyRow, ("A", "k-dead"))
+            assert row is not None and row.state == "done"
+            row.state, row.body, row.status_code = "pending", None, None
+            row.created_at = utcnow() - timedelta(seconds=61)
+        retried = client.post("/v1/generations", json=GEN, headers=headers)
+        assert retried.status_code == 202 and "idempotent-replayed" not in retried.headers
+        assert retried.json()["id"] != first.json()["id"]
+        with db.session() as session:
+            row = session.get(IdempotencyRow, ("A", "k-dead"))
+            assert row is not None and row.state == "done"
+
+
+def test_rate_limits_are_per_tenant_as_well_as_per_key(settings: Settings, db: Database) -> None:
+    keys = Keys(db)
+    with _client(
+        settings,
+        db,
+        rate_limit_per_minute=60,
+        rate_limit_burst=3,
+        tenant_rate_limit_per_minute=60,
+        tenant_rate_limit_burst=4,
+    ) as client:
+        viewer, creator = keys["A", "viewer"], keys["A", "creator"]
+        statuses = [client.get("/v1/runs", headers=viewer).status_code for _ in range(3)]
+        statuses.append(client.get("/v1/runs", headers=creator).status_code)
+        assert statuses == [200, 200, 200, 200]
+        # a fresh key of the same tenant does not get fresh room: the tenant's bucket is empty
+        limited = client.get("/v1/runs", headers=keys["A", "approver"])
+        assert_problem(limited, 429, "rate-limited")
+        assert int(limited.headers["retry-after"]) >= 1
+        assert client.get("/v1/runs", headers=keys["B", "viewer"]).status_code == 200
