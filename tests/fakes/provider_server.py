@@ -240,7 +240,9 @@ async def _send(
 
 
 @contextmanager
-def serve(app: FakeImagesApp, *, prefix: str = "/v1") -> Iterator[str]:
+def serve(
+    app: Callable[[Scope, Receive, Send], Awaitable[None]], *, prefix: str = "/v1"
+) -> Iterator[str]:
     """Run ``app`` with uvicorn in a background thread on 127.0.0.1; yield its base URL."""
     import uvicorn
 

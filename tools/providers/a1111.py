@@ -4,13 +4,20 @@ JSON in (prompt, negative_prompt, seed, steps, cfg_scale, width, height, batch_s
 PNGs out; the seeds actually used are inside ``info``, itself a JSON *string*. A batch may come
 back with a grid image first, which is dropped. Self-hosted, so cost is the catalog's notional
 price per image.
+
+The WebUI silently ignores an ``sd_model_checkpoint`` it does not know and renders with whatever
+checkpoint is loaded, so the answer's ``info.sd_model_name`` / ``info.sd_model_hash`` are
+compared with the requested checkpoint; a mismatch is a terminal error naming both (the images
+are never recorded under the wrong model; the call is billed, it ran).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Sequence
+from pathlib import PurePosixPath
 from typing import Any
 
 import httpx
@@ -26,12 +33,35 @@ from brandloop.tools.providers._http import (
     raise_for_status,
     transport_error,
 )
-from brandloop.tools.providers.errors import MalformedResponseError
+from brandloop.tools.providers.errors import MalformedResponseError, TerminalProviderError
 
 DEFAULTS: dict[str, Any] = {"steps": 30, "cfg_scale": 7.0}
 _RESERVED = frozenset(
     {"prompt", "negative_prompt", "seed", "width", "height", "batch_size", "n_iter"}
 )
+_TITLE = re.compile(r"^(?P<name>.*?)\s*\[(?P<hash>[0-9a-fA-F]{8,64})\]$")
+_HEX = re.compile(r"^[0-9a-fA-F]{8,64}$")
+_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".bin")
+
+
+def same_checkpoint(requested: str, used_name: str | None, used_hash: str | None) -> bool:
+    """Whether the checkpoint the WebUI used is the requested one. The request may name it as
+    the WebUI's title (``name [hash]``), a file name (with or without folder and extension) or
+    a hash; ``info`` reports the name without extension and the short hash."""
+    wanted = requested.strip()
+    name, digest = wanted, ""
+    titled = _TITLE.match(wanted)
+    if titled:
+        name, digest = titled["name"], titled["hash"]
+    elif _HEX.match(wanted):
+        name, digest = "", wanted
+    short = (used_hash or "").lower()
+    if digest and short:
+        return digest.lower().startswith(short) or short.startswith(digest.lower())
+    stem = PurePosixPath(name.replace("\\", "/")).name
+    for extension in _EXTENSIONS:
+        stem = stem.removesuffix(extension)
+    return bool(stem) and stem == (used_name or "")
 
 
 class A1111Provider:
@@ -96,7 +126,11 @@ class A1111Provider:
             raise MalformedResponseError("a1111 answered no images", provider=self.name)
         if len(encoded) == request.count + 1:  # the grid comes first
             encoded = encoded[1:]
-        seeds = self._seeds(body.get("info"), request, len(encoded))
+        info = self._info(body.get("info"))
+        spec = self._specs.get(request.model)
+        price = image_price(spec, width=request.width, height=request.height) if spec else 0.0
+        self._check_checkpoint(request, info, charged=round(price * len(encoded), 6))
+        seeds = self._seeds(info, request, len(encoded))
         images = []
         for item, seed in zip(encoded, seeds, strict=True):
             raw = decode_b64(item, provider=self.name)
@@ -104,8 +138,6 @@ class A1111Provider:
             images.append(
                 GeneratedImage(data=raw, format=fmt, width=width, height=height, seed=seed)
             )
-        spec = self._specs.get(request.model)
-        price = image_price(spec, width=request.width, height=request.height) if spec else 0.0
         return ImageResult(
             images=images,
             seed=seeds[0],
@@ -117,9 +149,10 @@ class A1111Provider:
             finish_reason="success",
         )
 
-    def _seeds(self, info: object, request: ImageRequest, count: int) -> list[int | None]:
-        """The seeds from ``info`` (a JSON string); the requested ones if it has none."""
-        parsed: Any = None
+    def _info(self, info: object) -> dict[str, Any]:
+        """``info`` as an object (the WebUI sends it as a JSON string)."""
+        if isinstance(info, dict):
+            return info
         if isinstance(info, str):
             try:
                 parsed = json.loads(info)
@@ -127,14 +160,36 @@ class A1111Provider:
                 raise MalformedResponseError(
                     "a1111 answered an info field that is not JSON", provider=self.name
                 ) from exc
-        elif isinstance(info, dict):
-            parsed = info
-        if isinstance(parsed, dict):
-            seeds = parsed.get("all_seeds")
-            if isinstance(seeds, list) and len(seeds) >= count:
-                return [int(s) if isinstance(s, int) else None for s in seeds[:count]]
-            if isinstance(parsed.get("seed"), int):
-                return [parsed["seed"] + i for i in range(count)]
+            return parsed if isinstance(parsed, dict) else {}
+        return {}
+
+    def _check_checkpoint(
+        self, request: ImageRequest, info: dict[str, Any], charged: float
+    ) -> None:
+        if not request.model or request.model == "default":
+            return
+        used_name, used_hash = info.get("sd_model_name"), info.get("sd_model_hash")
+        if not isinstance(used_name, str | None) or not isinstance(used_hash, str | None):
+            used_name, used_hash = None, None
+        if same_checkpoint(request.model, used_name, used_hash):
+            return
+        used = f"{used_name or 'an unnamed checkpoint'} [{used_hash or 'no hash'}]"
+        raise TerminalProviderError(
+            f"a1111 made the images with checkpoint {used}, not the requested "
+            f"{request.model!r} (the WebUI ignores a checkpoint it does not know): "
+            "load the requested checkpoint or fix the catalog's model name",
+            provider=self.name,
+            billing="billed",
+            charged_usd=charged,
+        )
+
+    def _seeds(self, info: dict[str, Any], request: ImageRequest, count: int) -> list[int | None]:
+        """The seeds from ``info``; the requested ones if it has none."""
+        seeds = info.get("all_seeds")
+        if isinstance(seeds, list) and len(seeds) >= count:
+            return [int(s) if isinstance(s, int) else None for s in seeds[:count]]
+        if isinstance(info.get("seed"), int):
+            return [info["seed"] + i for i in range(count)]
         if request.seed is not None:
             return [request.seed + i for i in range(count)]
         return [None] * count

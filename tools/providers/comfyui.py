@@ -1,9 +1,13 @@
 """ComfyUI: queue a workflow graph with ``POST {base}/prompt``, poll ``/history/{id}`` until it
 is done (or a deadline passes), then fetch each output with ``/view``.
 
-The prompt id is chosen by the client, derived from the idempotency key, so a retried or resumed
-call first looks for the finished job in the history instead of queueing (and paying) again.
-The graph is an API-format workflow template whose string values ``$prompt``,
+The job is followed by the ``prompt_id`` the server answers the POST with: servers before
+v0.3.45 ignore a client-chosen id and assign their own. The idempotency key travels in the
+job's ``extra_data``, so before queueing, a retried or resumed call looks for its job first -
+in ``/queue`` (pending or running), then in ``/history`` - and waits for it or reuses its
+outputs instead of queueing (and paying for) it again. That makes a repeated call safe
+(``replay_safe``): a call that gave up waiting is an unknown outcome the resilience layer may
+try again. The graph is an API-format workflow template whose string values ``$prompt``,
 ``$negative_prompt``, ``$seed``, ``$width``, ``$height``, ``$batch_size``, ``$checkpoint``,
 ``$steps`` and ``$cfg`` are filled in.
 """
@@ -31,13 +35,15 @@ from brandloop.tools.providers._http import (
 )
 from brandloop.tools.providers.errors import (
     MalformedResponseError,
-    RetryableProviderError,
+    StillRunningError,
     TerminalProviderError,
 )
 
 DEFAULT_WORKFLOW = Path(__file__).with_name("comfyui_txt2img.json")
 DEFAULTS: dict[str, Any] = {"steps": 25, "cfg": 7.0}
 _NAMESPACE = uuid.UUID("6f1c3e1e-4b53-4c0e-9a55-62726e646c6f")
+KEY_FIELD = "brandloop_key"  # where the idempotency key rides in a job's extra_data
+HISTORY_SCAN = 256  # how far back /history is searched for an earlier job of the same key
 
 
 def load_workflow(path: Path = DEFAULT_WORKFLOW) -> dict[str, Any]:
@@ -62,6 +68,8 @@ class ComfyUIProvider:
     """``ImageProvider`` over a ComfyUI server's HTTP API."""
 
     name = "comfyui"
+    #: a repeated call finds its job (queue, history) instead of queueing it again
+    replay_safe = True
 
     def __init__(
         self,
@@ -104,10 +112,14 @@ class ComfyUIProvider:
 
     async def generate(self, request: ImageRequest) -> ImageResult:
         seed = request.seed if request.seed is not None else int(uuid.uuid4().int % 2**32)
-        prompt_id = self.prompt_id(request)
-        entry = await self._history(prompt_id)
+        key = request.idempotency_key
+        found = await self._find(key, self.prompt_id(request)) if key else None
+        entry: dict[str, Any] | None = None
+        if found is None:
+            prompt_id = await self._queue(request, self.prompt_id(request), seed)
+        else:  # queued, running or done already: never queue it again
+            prompt_id, entry = found
         if entry is None:
-            await self._queue(request, prompt_id, seed)
             entry = await self._wait(prompt_id)
         images = await self._outputs(entry)
         if not images:
@@ -135,11 +147,35 @@ class ComfyUIProvider:
         raise_for_status(response, provider=self.name)
         return response
 
-    async def _queue(self, request: ImageRequest, prompt_id: str, seed: int) -> None:
+    async def _find(self, key: str, client_id: str) -> tuple[str, dict[str, Any] | None] | None:
+        """An earlier job of this call: (its prompt id, its history entry or None while it is
+        queued or running), or None if the server has none. The queue is read before the
+        history: a job leaves the queue only once it is in the history."""
+        queue = json_body(await self._get("/queue"), provider=self.name)
+        for lane in ("queue_running", "queue_pending"):
+            for item in queue.get(lane) or []:
+                prompt_id = _item_prompt_id(item)
+                if prompt_id is not None and (prompt_id == client_id or _item_key(item) == key):
+                    return prompt_id, None
+        present, entry = await self._history(client_id)
+        if present:
+            return client_id, entry
+        history = json_body(
+            await self._get("/history", {"max_items": str(HISTORY_SCAN)}), provider=self.name
+        )
+        for prompt_id, item in history.items():
+            if isinstance(item, dict) and _item_key(item.get("prompt")) == key:
+                present, entry = self._finished(item)
+                return prompt_id, entry
+        return None
+
+    async def _queue(self, request: ImageRequest, prompt_id: str, seed: int) -> str:
+        """Queue the job; the prompt id the server answers with (its own, on older servers)."""
         payload = {
             "prompt": self.graph(request, seed),
             "client_id": "brandloop",
             "prompt_id": prompt_id,
+            "extra_data": {KEY_FIELD: request.idempotency_key},
         }
         try:
             response = await self._client.post(f"{self.base_url}/prompt", json=payload)
@@ -156,38 +192,48 @@ class ComfyUIProvider:
                 status_code=400,
             )
         raise_for_status(response, provider=self.name)
-        json_body(response, provider=self.name)
+        answered = json_body(response, provider=self.name).get("prompt_id")
+        if not isinstance(answered, str) or not answered:
+            raise MalformedResponseError(
+                "comfyui queued the job but answered no prompt_id", provider=self.name
+            )
+        return answered
 
-    async def _history(self, prompt_id: str) -> dict[str, Any] | None:
-        """The finished job, or None while it is queued or running."""
+    async def _history(self, prompt_id: str) -> tuple[bool, dict[str, Any] | None]:
+        """Whether the history holds the job, and its entry once it has finished."""
         body = json_body(await self._get(f"/history/{prompt_id}"), provider=self.name)
         entry = body.get(prompt_id)
         if entry is None:
-            return None
+            return False, None
         if not isinstance(entry, dict):
             raise MalformedResponseError(
                 "comfyui history entry is not an object", provider=self.name
             )
+        return self._finished(entry)
+
+    def _finished(self, entry: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
         reported = entry.get("status")
         status = reported if isinstance(reported, dict) else {}
         if status.get("status_str") == "error":
             raise TerminalProviderError(
                 f"comfyui failed to run the workflow: {_execution_error(status)}",
                 provider=self.name,
+                billing="billed",  # it ran (and used the GPU) before it failed
             )
         if status and not status.get("completed", True):
-            return None
-        return entry
+            return True, None
+        return True, entry
 
     async def _wait(self, prompt_id: str) -> dict[str, Any]:
         deadline = time.monotonic() + self.deadline_s
         while True:
-            entry = await self._history(prompt_id)
+            _, entry = await self._history(prompt_id)
             if entry is not None:
                 return entry
             if time.monotonic() >= deadline:
-                raise RetryableProviderError(
-                    f"comfyui did not finish prompt {prompt_id} within {self.deadline_s:g}s",
+                raise StillRunningError(
+                    f"comfyui did not finish prompt {prompt_id} within {self.deadline_s:g}s; "
+                    "it is still queued or running",
                     provider=self.name,
                 )
             await self._sleep(self.poll_interval_s)
@@ -210,6 +256,20 @@ class ComfyUIProvider:
                 fmt, width, height = inspect_image(raw, provider=self.name)
                 images.append(GeneratedImage(data=raw, format=fmt, width=width, height=height))
         return images
+
+
+def _item_prompt_id(item: object) -> str | None:
+    """A queue item is ``[number, prompt_id, prompt, extra_data, outputs, ...]``."""
+    if isinstance(item, list) and len(item) > 1 and isinstance(item[1], str):
+        return item[1]
+    return None
+
+
+def _item_key(item: object) -> str | None:
+    if isinstance(item, list) and len(item) > 3 and isinstance(item[3], dict):
+        key = item[3].get(KEY_FIELD)
+        return key if isinstance(key, str) else None
+    return None
 
 
 def _execution_error(status: dict[str, Any]) -> str:

@@ -4,8 +4,10 @@ ProviderError (brandloop.errors)
 ├── RetryableProviderError   rate limit, 5xx, connection refused: back off and try again
 │   └── ProviderUnavailableError  the circuit breaker is open: fall back now, do not wait
 ├── UnknownOutcomeError      the request was sent and its answer lost (read timeout, reset):
-│                            it may have been billed; retried only where the backend itself
-│                            recognises a repeated idempotency key
+│   │                        it may have been billed; retried only where the backend itself
+│   │                        recognises a repeated idempotency key
+│   └── StillRunningError    the backend has the job and is still working on it (alive: the
+│                            circuit breaker does not count it)
 ├── RefusedByProviderError   content policy: never retry the same prompt; replan or fall back
 └── TerminalProviderError    bad credentials, bad request, unknown model: fail fast
     └── MalformedResponseError  the backend answered something we cannot use
@@ -70,6 +72,12 @@ class UnknownOutcomeError(_Tracked):
 
     def __init__(self, message: str, *, provider: str = "", status_code: int | None = None) -> None:
         super().__init__(message, provider=provider, status_code=status_code, billing="unknown")
+
+
+class StillRunningError(UnknownOutcomeError):
+    """A self-hosted backend took the job and has not finished it yet."""
+
+    problem_type = "provider-still-running"
 
 
 def billing_of(exc: BaseException) -> tuple[Billing, float | None]:

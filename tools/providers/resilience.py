@@ -30,6 +30,7 @@ from brandloop.tools.providers.errors import (
     ProviderUnavailableError,
     RefusedByProviderError,
     RetryableProviderError,
+    StillRunningError,
     TerminalProviderError,
     UnknownOutcomeError,
 )
@@ -148,9 +149,11 @@ class CircuitBreaker:
 
 
 def _counts_against_breaker(exc: BaseException) -> bool:
-    """Timeouts, connection errors and 5xx say the backend is unwell; 429 says it is busy."""
+    """Timeouts, connection errors and 5xx say the backend is unwell; 429 says it is busy, and
+    a job still running says it is working."""
     unwell = isinstance(exc, RetryableProviderError | UnknownOutcomeError)
-    return unwell and getattr(exc, "status_code", None) != 429
+    busy = isinstance(exc, StillRunningError) or getattr(exc, "status_code", None) == 429
+    return unwell and not busy
 
 
 def _retryable(replay_safe: bool) -> Callable[[BaseException], bool]:

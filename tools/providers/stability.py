@@ -3,7 +3,9 @@
 A multipart form (prompt, negative_prompt, aspect_ratio, seed, output_format; ``model`` for the
 sd3 endpoint), answered with the image bytes (``Accept: image/*``) and the ``finish-reason`` and
 ``seed`` response headers. A safety block is HTTP 200 with ``finish-reason: CONTENT_FILTERED``,
-or HTTP 403 ``content_moderation``; both become ``RefusedByProviderError``. One image per call.
+or HTTP 403 ``content_moderation``; both become ``RefusedByProviderError``. Stability bills the
+first (the image was made, then filtered) and not the second, so the refusal says so and a
+resumed run never pays for a filtered image again. One image per call.
 """
 
 from __future__ import annotations
@@ -72,15 +74,15 @@ class StabilityProvider(HostedApiProvider):
         except ValueError as exc:
             raise TerminalProviderError(str(exc), provider=self.name) from exc
         seeds = [None if request.seed is None else request.seed + i for i in range(request.count)]
-        results = await asyncio.gather(*(self._one(request, path, s) for s in seeds))
-        images = [image for image, _ in results]
-        request_ids = [rid for _, rid in results if rid]
         spec = self._specs.get(request.model)
         price = (
             image_price(spec, width=request.width, height=request.height, quality=request.quality)
             if spec
             else 0.0
         )
+        results = await asyncio.gather(*(self._one(request, path, s, price) for s in seeds))
+        images = [image for image, _ in results]
+        request_ids = [rid for _, rid in results if rid]
         return ImageResult(
             images=images,
             seed=images[0].seed,
@@ -91,7 +93,7 @@ class StabilityProvider(HostedApiProvider):
         )
 
     async def _one(
-        self, request: ImageRequest, path: str, seed: int | None
+        self, request: ImageRequest, path: str, seed: int | None, price: float
     ) -> tuple[GeneratedImage, str | None]:
         secret = self._key.get_secret_value()
         headers = {"Authorization": f"Bearer {secret}", "Accept": "image/*"}
@@ -118,6 +120,8 @@ class StabilityProvider(HostedApiProvider):
             raise RefusedByProviderError(
                 "stability filtered the image (finish-reason CONTENT_FILTERED)",
                 provider=self.name,
+                billing="billed",
+                charged_usd=price,
             )
         if finish.upper() not in {"SUCCESS", ""}:
             raise MalformedResponseError(

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from brandloop.providers import ImageRequest
-from brandloop.tools.providers.a1111 import A1111Provider
+from brandloop.tools.providers.a1111 import A1111Provider, same_checkpoint
 from brandloop.tools.providers.errors import (
     MalformedResponseError,
     RetryableProviderError,
@@ -29,7 +29,15 @@ async def test_txt2img_request_and_seeds_from_info(catalog) -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        info = json.dumps({"seed": 100, "all_seeds": [100, 101, 102], "infotexts": ["..."]})
+        info = json.dumps(
+            {
+                "seed": 100,
+                "all_seeds": [100, 101, 102],
+                "infotexts": ["..."],
+                "sd_model_name": "sd_xl_base_1.0",
+                "sd_model_hash": "31e35c80fc",
+            }
+        )
         return answer([b64png(64, 64)] * 3, info)
 
     provider = A1111Provider(client_for(handler), base_url=BASE + "/", models=catalog)
@@ -98,3 +106,52 @@ async def test_errors(response: httpx.Response, error: type[Exception]) -> None:
     provider = A1111Provider(client_for(lambda r: response), base_url=BASE)
     with pytest.raises(error):
         await provider.generate(ImageRequest(model="default", prompt="x"))
+
+
+async def test_a_checkpoint_the_webui_ignored_is_a_terminal_error_naming_both(catalog) -> None:
+    """An unknown sd_model_checkpoint is silently ignored upstream: the images come from the
+    loaded checkpoint, and must not be recorded under the requested one."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        info = {
+            "all_seeds": [7, 8],
+            "sd_model_name": "v1-5-pruned-emaonly",
+            "sd_model_hash": "6ce0161689",
+        }
+        return answer([b64png(64, 64)] * 2, json.dumps(info))
+
+    provider = A1111Provider(client_for(handler), base_url=BASE, models=catalog)
+    with pytest.raises(TerminalProviderError) as exc:
+        await provider.generate(ImageRequest(model="sd_xl_base_1.0", prompt="x", seed=7, count=2))
+    message = str(exc.value)
+    assert "v1-5-pruned-emaonly [6ce0161689]" in message and "'sd_xl_base_1.0'" in message
+    assert exc.value.billing == "billed" and exc.value.charged_usd == pytest.approx(2 * 0.002)
+
+
+async def test_a_webui_that_does_not_say_which_checkpoint_it_used_is_refused(catalog) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return answer([b64png(64, 64)], json.dumps({"all_seeds": [7]}))
+
+    provider = A1111Provider(client_for(handler), base_url=BASE, models=catalog)
+    with pytest.raises(TerminalProviderError, match="an unnamed checkpoint"):
+        await provider.generate(ImageRequest(model="sd_xl_base_1.0", prompt="x", seed=7))
+
+
+@pytest.mark.parametrize(
+    ("requested", "name", "short_hash", "same"),
+    [
+        ("sd_xl_base_1.0", "sd_xl_base_1.0", "31e35c80fc", True),
+        ("sd_xl_base_1.0.safetensors", "sd_xl_base_1.0", "31e35c80fc", True),
+        ("models/Stable-diffusion/sd_xl_base_1.0.safetensors", "sd_xl_base_1.0", None, True),
+        ("sd_xl_base_1.0.safetensors [31e35c80fc]", "renamed", "31e35c80fc", True),
+        ("31e35c80fc", "anything", "31e35c80fc", True),
+        ("sd_xl_base_1.0", "v1-5-pruned-emaonly", "6ce0161689", False),
+        ("sd_xl_base_1.0 [31e35c80fc]", "sd_xl_base_1.0", "6ce0161689", False),
+        ("SD_XL_base_1.0", "sd_xl_base_1.0", "31e35c80fc", False),
+        ("sd_xl_base_1.0", None, None, False),
+    ],
+)
+def test_same_checkpoint(
+    requested: str, name: str | None, short_hash: str | None, same: bool
+) -> None:
+    assert same_checkpoint(requested, name, short_hash) is same

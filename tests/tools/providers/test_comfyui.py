@@ -1,22 +1,36 @@
-"""The ComfyUI adapter: queue, poll the history, fetch the outputs (httpx.MockTransport)."""
+"""The ComfyUI adapter against a fake ComfyUI server on 127.0.0.1: the job is followed by the id
+the server answers with, and a call that gave up waiting never queues its job again."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
+from brandloop.agent.runner import run_generation
+from brandloop.domain import GenerationRequest
+from brandloop.policies.agent import AgentPolicy
+from brandloop.policies.brandkit import load_brand_kit
+from brandloop.policies.catalog import load_catalog
 from brandloop.providers import ImageRequest
-from brandloop.tools.providers.comfyui import ComfyUIProvider, fill, load_workflow
+from brandloop.registry import crud
+from brandloop.registry.db import Database
+from brandloop.settings import get_settings
+from brandloop.tools.providers.comfyui import KEY_FIELD, ComfyUIProvider, fill, load_workflow
 from brandloop.tools.providers.errors import (
     MalformedResponseError,
-    RetryableProviderError,
     TerminalProviderError,
+    UnknownOutcomeError,
 )
-from tests.tools.providers.conftest import client_for, png
+from brandloop.tools.providers.resilience import ProviderLimits, ResilientProvider
+from tests.fakes.comfyui_server import FakeComfyApp
+from tests.fakes.provider_server import serve
+from tests.tools.providers.conftest import client_for
 
-BASE = "http://127.0.0.1:8188"
+pytestmark = pytest.mark.server
+
 REQUEST = ImageRequest(
     model="sd_xl_base_1.0.safetensors",
     prompt="a lighthouse",
@@ -28,122 +42,156 @@ REQUEST = ImageRequest(
 )
 
 
-class FakeComfy:
-    """Just enough of ComfyUI's HTTP API: /prompt, /history/{id}, /view."""
+@pytest.fixture
+async def comfy() -> AsyncIterator[Callable[..., ComfyUIProvider]]:
+    """Adapters on real clients to the fake server, closed after the test."""
+    clients: list[httpx.AsyncClient] = []
 
-    def __init__(self, *, polls_before_done: int = 2, status: str = "success") -> None:
-        self.polls_before_done = polls_before_done
-        self.status = status
-        self.queued: list[dict] = []
-        self.views: list[dict] = []
+    def make(base: str, *, deadline_s: float = 30.0) -> ComfyUIProvider:
+        clients.append(httpx.AsyncClient(timeout=10))
+        return ComfyUIProvider(
+            clients[-1],
+            base_url=base,
+            models=load_catalog(),
+            deadline_s=deadline_s,
+            poll_interval_s=0.02,
+        )
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path
-        if path == "/prompt" and request.method == "POST":
-            body = json.loads(request.content)
-            self.queued.append(body)
-            return httpx.Response(
-                200, json={"prompt_id": body["prompt_id"], "number": 1, "node_errors": {}}
-            )
-        if path.startswith("/history/"):
-            prompt_id = path.rsplit("/", 1)[1]
-            if not self.queued or self.polls_before_done > 0:
-                self.polls_before_done -= bool(self.queued)
-                return httpx.Response(200, json={})
-            entry = {
-                "prompt": [],
-                "outputs": {
-                    "9": {
-                        "images": [{"filename": "bl_0001_.png", "subfolder": "", "type": "output"}]
-                    }
-                },
-                "status": {
-                    "status_str": self.status,
-                    "completed": True,
-                    "messages": [["execution_error", {"exception_message": "CUDA out of memory"}]],
-                },
-            }
-            return httpx.Response(200, json={prompt_id: entry})
-        if path == "/view":
-            self.views.append(dict(request.url.params))
-            return httpx.Response(
-                200, content=png(832, 1216), headers={"content-type": "image/png"}
-            )
-        return httpx.Response(404)
+    yield make
+    for client in clients:
+        await client.aclose()
 
 
-async def no_sleep(_: float) -> None:
-    return None
+@pytest.fixture
+def fake() -> FakeComfyApp:
+    return FakeComfyApp()
 
 
-async def test_queue_poll_view_with_the_workflow_filled_in(catalog) -> None:
-    fake = FakeComfy()
-    provider = ComfyUIProvider(client_for(fake), base_url=BASE, models=catalog, sleep=no_sleep)
+@pytest.fixture
+def base(fake: FakeComfyApp) -> Iterator[str]:
+    with serve(fake, prefix="") as url:
+        yield url
+
+
+async def test_queue_poll_view_with_the_workflow_filled_in(
+    base: str, fake: FakeComfyApp, comfy: Callable[..., ComfyUIProvider]
+) -> None:
+    fake.own_ids = False  # a newer server keeps the id the client chose
+    provider = comfy(base)
     result = await provider.generate(REQUEST)
-    assert len(fake.queued) == 1
-    body = fake.queued[0]
-    assert body["prompt_id"] == provider.prompt_id(REQUEST)  # chosen by the client
+    (body,) = fake.posts
+    assert body["prompt_id"] == provider.prompt_id(REQUEST)
+    assert body["extra_data"] == {KEY_FIELD: "bl-abc"}
     graph = body["prompt"]
     assert graph["6"]["inputs"]["text"] == "a lighthouse"
     assert graph["7"]["inputs"]["text"] == "text"
     assert graph["3"]["inputs"]["seed"] == 1234
     assert graph["5"]["inputs"] == {"width": 832, "height": 1216, "batch_size": 1}
     assert graph["4"]["inputs"]["ckpt_name"] == "sd_xl_base_1.0.safetensors"
-    assert fake.views == [{"filename": "bl_0001_.png", "subfolder": "", "type": "output"}]
+    assert fake.views == [
+        {"filename": f"{body['prompt_id']}.png", "subfolder": "", "type": "output"}
+    ]
     assert result.provider_request_id == body["prompt_id"]
-    assert result.images[0].seed == 1234 and result.images[0].height == 1216
+    assert result.images[0].seed == 1234
     assert result.cost_usd == pytest.approx(0.002)
 
 
-async def test_a_finished_job_is_fetched_not_queued_again(catalog) -> None:
-    fake = FakeComfy(polls_before_done=0)
-    fake.queued.append({"prompt_id": "earlier"})  # the history already holds the job
-    provider = ComfyUIProvider(client_for(fake), base_url=BASE, sleep=no_sleep)
-    await provider.generate(REQUEST)
-    assert len(fake.queued) == 1  # nothing new queued: the earlier call is reused
-
-
-async def test_execution_error_is_terminal_with_comfys_message() -> None:
-    fake = FakeComfy(status="error")
-    provider = ComfyUIProvider(client_for(fake), base_url=BASE, sleep=no_sleep)
-    with pytest.raises(TerminalProviderError, match="CUDA out of memory"):
-        await provider.generate(REQUEST)
-
-
-async def test_deadline_is_retryable() -> None:
-    fake = FakeComfy(polls_before_done=10**6)
-    provider = ComfyUIProvider(
-        client_for(fake), base_url=BASE, deadline_s=0.05, poll_interval_s=0.01
+async def test_a_slow_server_with_its_own_ids_runs_the_job_once(
+    base: str, fake: FakeComfyApp, comfy: Callable[..., ComfyUIProvider]
+) -> None:
+    """The adapter gives up waiting three times before the job is done; each retry finds the job
+    in the queue (by its key) and waits on, so it is queued once and fetched by the server's id."""
+    fake.run_s = 1.0
+    adapter = comfy(base, deadline_s=0.3)
+    provider = ResilientProvider(
+        adapter, ProviderLimits(max_attempts=10, backoff_initial_s=0.01, backoff_max_s=0.02)
     )
-    with pytest.raises(RetryableProviderError, match="did not finish"):
-        await provider.generate(REQUEST)
+    result = await provider.generate(REQUEST)
+    (server_id,) = fake.history
+    assert len(fake.posts) == 1, "the job was queued again"
+    assert server_id != adapter.prompt_id(REQUEST)  # the server ignored the client's id
+    assert result.provider_request_id == server_id and result.tries >= 2
+    assert fake.history_reads[-1] == server_id
+    assert fake.views and fake.views[-1]["filename"] == f"{server_id}.png"
+    # a resumed run calls again with the same key: the finished job is reused, not queued
+    again = await adapter.generate(REQUEST)
+    assert len(fake.posts) == 1 and again.provider_request_id == server_id
 
 
-async def test_rejected_workflow_is_terminal() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path.startswith("/history/"):
-            return httpx.Response(200, json={})
-        body = {
-            "error": {
-                "type": "prompt_outputs_failed_validation",
-                "message": "Prompt outputs failed validation",
-            },
-            "node_errors": {"4": {"errors": ["ckpt not found"]}},
-        }
-        return httpx.Response(400, json=body)
-
-    provider = ComfyUIProvider(client_for(handler), base_url=BASE, sleep=no_sleep)
-    with pytest.raises(TerminalProviderError, match="ckpt not found"):
-        await provider.generate(REQUEST)
+async def test_a_job_still_pending_from_an_earlier_call_is_waited_for(
+    base: str, fake: FakeComfyApp, comfy: Callable[..., ComfyUIProvider]
+) -> None:
+    fake.run_s = 0.2
+    with pytest.raises(UnknownOutcomeError, match="still queued or running"):
+        await comfy(base, deadline_s=0.05).generate(REQUEST)
+    result = await comfy(base).generate(REQUEST)  # e.g. after a crash: another process
+    assert len(fake.posts) == 1
+    assert result.provider_request_id == next(iter(fake.history))
 
 
-async def test_garbage_history_is_malformed() -> None:
+async def test_an_execution_error_is_terminal_and_billed(
+    base: str, fake: FakeComfyApp, comfy: Callable[..., ComfyUIProvider]
+) -> None:
+    fake.fail_with = "CUDA out of memory"
+    with pytest.raises(TerminalProviderError, match="CUDA out of memory") as exc:
+        await comfy(base).generate(REQUEST)
+    assert exc.value.billing == "billed"
+
+
+async def test_a_rejected_workflow_is_terminal(
+    base: str, fake: FakeComfyApp, comfy: Callable[..., ComfyUIProvider]
+) -> None:
+    fake.reject = {
+        "error": {"type": "prompt_outputs_failed_validation", "message": "failed validation"},
+        "node_errors": {"4": {"errors": ["ckpt not found"]}},
+    }
+    with pytest.raises(TerminalProviderError, match="ckpt not found") as exc:
+        await comfy(base).generate(REQUEST)
+    assert exc.value.billing == "not_billed"
+
+
+async def test_garbage_is_malformed() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, text="<html>proxy error</html>")
 
-    provider = ComfyUIProvider(client_for(handler), base_url=BASE, sleep=no_sleep)
+    provider = ComfyUIProvider(client_for(handler), base_url="http://127.0.0.1:9")
     with pytest.raises(MalformedResponseError):
         await provider.generate(REQUEST)
+
+
+async def test_a_run_on_a_slow_comfyui_completes_with_one_queued_job(
+    base: str,
+    fake: FakeComfyApp,
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    acme_kit_path: Path,
+) -> None:
+    """Through the agent: the run's one ComfyUI call outlives the adapter's deadline twice."""
+    fake.run_s = 0.8
+    monkeypatch.setenv("BRANDLOOP_COMFYUI_BASE_URL", base)
+    monkeypatch.setenv("BRANDLOOP_COMFYUI_POLL_INTERVAL_S", "0.02")
+    monkeypatch.setenv("BRANDLOOP_PROVIDER_TIMEOUT_S", "0.3")  # the adapter's wait per try
+    monkeypatch.setenv("BRANDLOOP_PROVIDER_MAX_ATTEMPTS", "10")
+    monkeypatch.setenv("BRANDLOOP_PROVIDER_BACKOFF_INITIAL_S", "0.01")
+    monkeypatch.setenv("BRANDLOOP_PROVIDER_BACKOFF_MAX_S", "0.02")
+    get_settings.cache_clear()
+    configured = get_settings()
+    with db.session() as session:
+        crud.upsert_brand(session, tenant="default", kit=load_brand_kit(acme_kit_path))
+    result = await run_generation(
+        GenerationRequest(brief="a lighthouse", brand="Acme Coffee", size="64x64", seed=9),
+        settings=configured,
+        db=db,
+        use_memory=False,
+        models=[m for m in load_catalog() if m.id == "comfyui/sdxl-base"],
+        policy=AgentPolicy(accept_composite=0.0, require_all_signals=False),
+    )
+    assert result.images, result.reason
+    assert len(fake.posts) == 1
+    with db.session() as session:
+        (attempt,) = crud.list_attempts(session, run_id=result.run_id)
+    assert attempt.provider_request_id == next(iter(fake.history))
+    assert attempt.tries >= 2 and attempt.billing == "billed"
 
 
 def test_fill_replaces_only_whole_placeholders() -> None:

@@ -45,8 +45,13 @@ class FakeWebUI:
 
         body = json.loads(request.content)
         self.bodies.append(body)
+        # the WebUI reports the checkpoint it rendered with; this one has the one asked for
+        loaded = {
+            "sd_model_name": body.get("override_settings", {}).get("sd_model_checkpoint"),
+            "sd_model_hash": "31e35c80fc",
+        }
         if self.garbage:
-            return httpx.Response(200, json={"images": ["aGVsbG8="], "info": "{}"})
+            return httpx.Response(200, json={"images": ["aGVsbG8="], "info": json.dumps(loaded)})
         seeds = [body["seed"] + i for i in range(body["batch_size"])]
         width, height = (self.side, self.side) if self.side else (body["width"], body["height"])
         images = [
@@ -62,7 +67,7 @@ class FakeWebUI:
             ).decode()
             for s in seeds
         ]
-        info = json.dumps({"seed": seeds[0], "all_seeds": seeds})
+        info = json.dumps({"seed": seeds[0], "all_seeds": seeds, **loaded})
         return httpx.Response(200, json={"images": images, "parameters": {}, "info": info})
 
 

@@ -16,7 +16,9 @@ from brandloop.tools.providers.errors import (
     ProviderUnavailableError,
     RefusedByProviderError,
     RetryableProviderError,
+    StillRunningError,
     TerminalProviderError,
+    UnknownOutcomeError,
 )
 from brandloop.tools.providers.resilience import (
     CircuitBreaker,
@@ -264,3 +266,32 @@ def test_the_factory_shares_health_across_runs(settings) -> None:
     assert isinstance(first, ResilientProvider) and isinstance(second, ResilientProvider)
     assert first.breaker is second.breaker and first.rate is second.rate
     assert first._slots is not second._slots  # loop-bound state stays per run
+
+
+async def test_an_unknown_outcome_is_never_retried_on_a_backend_that_would_bill_again() -> None:
+    clock = Clock()
+    inner = Scripted(UnknownOutcomeError("read timeout after sending"), OK)
+    provider = ResilientProvider(inner, ProviderLimits(max_attempts=4), sleep=clock.sleep)
+    with pytest.raises(UnknownOutcomeError) as exc:
+        await provider.generate(REQUEST)
+    assert len(inner.requests) == 1 and exc.value.billing == "unknown" and exc.value.tries == 1
+
+
+async def test_a_replay_safe_backend_is_asked_again_and_its_answer_settles_the_doubt() -> None:
+    clock = Clock()
+    inner = Scripted(StillRunningError("still running"), StillRunningError("still running"), OK)
+    inner.replay_safe = True  # type: ignore[attr-defined]
+    limits = ProviderLimits(max_attempts=4, breaker_failures=2)
+    provider = ResilientProvider(inner, limits, sleep=clock.sleep, clock=clock)
+    result = await provider.generate(REQUEST)
+    assert result.tries == 3 and provider.breaker.state == "closed"  # busy is not unwell
+
+
+async def test_a_failure_after_an_unknown_try_stays_unknown() -> None:
+    clock = Clock()
+    inner = Scripted(UnknownOutcomeError("reset"), RetryableProviderError("503", status_code=503))
+    inner.replay_safe = True  # type: ignore[attr-defined]
+    provider = ResilientProvider(inner, ProviderLimits(max_attempts=2), sleep=clock.sleep)
+    with pytest.raises(RetryableProviderError) as exc:
+        await provider.generate(REQUEST)
+    assert exc.value.billing == "unknown"  # the first try may have been billed

@@ -89,11 +89,13 @@ async def test_multipart_request_per_endpoint(catalog, model, path, model_field)
     assert result.cost_usd == pytest.approx({"core": 0.03, "ultra": 0.08, "sd3": 0.065}[path])
 
 
-async def test_content_filtered_is_a_refusal_even_with_http_200(catalog) -> None:
-    with pytest.raises(RefusedByProviderError, match="CONTENT_FILTERED"):
+async def test_content_filtered_is_a_refusal_even_with_http_200_and_billed(catalog) -> None:
+    with pytest.raises(RefusedByProviderError, match="CONTENT_FILTERED") as exc:
         await provider(lambda r: image_answer(finish="CONTENT_FILTERED"), catalog).generate(
             ImageRequest(model="core", prompt="x")
         )
+    # Stability charges for an image it made and then filtered: a resume must not pay again
+    assert exc.value.billing == "billed" and exc.value.charged_usd == pytest.approx(0.03)
 
 
 async def test_content_moderation_403_is_a_refusal(catalog) -> None:
@@ -101,8 +103,9 @@ async def test_content_moderation_403_is_a_refusal(catalog) -> None:
         body = {"id": "e1", "name": "content_moderation", "errors": ["flagged by moderation"]}
         return httpx.Response(403, json=body)
 
-    with pytest.raises(RefusedByProviderError, match="flagged"):
+    with pytest.raises(RefusedByProviderError, match="flagged") as exc:
         await provider(handler, catalog).generate(ImageRequest(model="core", prompt="x"))
+    assert exc.value.billing == "not_billed"  # a request refused before generation is free
 
 
 async def test_json_answer_is_understood(catalog) -> None:
