@@ -111,7 +111,7 @@ async def test_a_slow_server_with_its_own_ids_runs_the_job_once(
     assert len(fake.posts) == 1, "the job was queued again"
     assert server_id != adapter.prompt_id(REQUEST)  # the server ignored the client's id
     assert result.provider_request_id == server_id and result.tries >= 2
-    assert fake.history_reads[-1] == server_id
+    assert server_id in fake.history_reads  # it polled the job by the id the server gave
     assert fake.views and fake.views[-1]["filename"] == f"{server_id}.png"
     # a resumed run calls again with the same key: the finished job is reused, not queued
     again = await adapter.generate(REQUEST)
