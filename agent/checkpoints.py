@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -14,6 +16,7 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 import brandloop.domain as domain
+from brandloop.registry import fencing
 
 log = logging.getLogger(__name__)
 
@@ -107,14 +110,30 @@ def _postgres_conninfo(database_url: str) -> str:
 async def postgres_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSaver[str]]:
     """LangGraph's PostgreSQL saver in the registry's database (at scale: runs of every worker
     share their checkpoints, so any worker can resume any run)."""
-    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-
     conninfo = _postgres_conninfo(database_url)
-    async with AsyncPostgresSaver.from_conn_string(conninfo, serde=serializer()) as saver:
+    async with _fenced_saver().from_conn_string(conninfo, serde=serializer()) as saver:
         if database_url not in _postgres_ready:
             await _setup_once(saver, conninfo)
             _postgres_ready.add(database_url)
         yield saver
+
+
+@functools.cache
+def _fenced_saver() -> Any:
+    """LangGraph's PostgreSQL saver whose writes check the job's fencing token first (a worker
+    paused past its lease must not add checkpoints to a run another worker has taken over)."""
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+    class FencedPostgresSaver(AsyncPostgresSaver):
+        async def aput(self, *args: Any, **kwargs: Any) -> Any:
+            await asyncio.to_thread(fencing.verify_current)
+            return await super().aput(*args, **kwargs)
+
+        async def aput_writes(self, *args: Any, **kwargs: Any) -> None:
+            await asyncio.to_thread(fencing.verify_current)
+            await super().aput_writes(*args, **kwargs)
+
+    return FencedPostgresSaver
 
 
 #: Databases whose checkpoint tables this process has already set up.

@@ -26,7 +26,8 @@ from brandloop.api.jobs.queue import JobQueue
 from brandloop.api.jobs.worker import ProvidersFactory, WorkerPool
 from brandloop.api.observability import AccessLog, Metrics, setup_tracing
 from brandloop.api.problems import install_problem_handlers
-from brandloop.api.protection import ServiceMiddleware, TokenBuckets
+from brandloop.api.protection import ServiceMiddleware
+from brandloop.api.ratelimit import build_buckets
 from brandloop.api.routers import (
     artifacts,
     brands,
@@ -111,6 +112,7 @@ def create_app(
         writer=writer if writer is not None else build_writer(),
     )
 
+    buckets = build_buckets(settings, api_settings)
     idempotency = Idempotency(
         db,
         ttl_s=api_settings.idempotency_ttl_seconds,
@@ -127,6 +129,7 @@ def create_app(
         finally:
             purging.cancel()
             await pool.stop()
+            await buckets.aclose()
             if access_log is not None:
                 access_log.flush()
             if database is None:  # the app built it, so the app closes it
@@ -191,10 +194,7 @@ def create_app(
     access_log = AccessLog() if api_settings.access_log and configure_logs else None
     middleware_options: dict[str, Any] = {
         "max_body_bytes": api_settings.max_body_bytes,
-        "buckets": TokenBuckets(api_settings.rate_limit_per_minute, api_settings.rate_limit_burst),
-        "tenant_buckets": TokenBuckets(
-            api_settings.tenant_rate_limit_per_minute, api_settings.tenant_rate_limit_burst
-        ),
+        "buckets": buckets,
         "idempotency": idempotency,
         "role_for": role_lookup([("/v1", m.router) for m in modules] + [("", health.router)]),
         "principal_for": service.principal_for,

@@ -25,6 +25,10 @@ class ApiSettings(BaseSettings):
         default=12000, ge=1, description="per tenant, across all its keys"
     )
     tenant_rate_limit_burst: int = Field(default=400, ge=1)
+    auth_failures_per_minute: int = Field(
+        default=10, ge=1, description="failed authentications per client address"
+    )
+    auth_failures_burst: int = Field(default=20, ge=1)
     idempotency_ttl_seconds: float = Field(
         default=86_400, gt=0, description="how long an Idempotency-Key's answer is kept"
     )

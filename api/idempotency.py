@@ -91,9 +91,7 @@ class Idempotency:
         digest = request_digest(scope, body)
         deadline = time.monotonic() + self.wait_s
         while True:
-            claimed, found = await asyncio.to_thread(
-                self._claim, tenant, key, method_path, digest
-            )
+            claimed, found = await asyncio.to_thread(self._claim, tenant, key, method_path, digest)
             if claimed:
                 break
             if found is None:  # it vanished between our insert and our read: claim again

@@ -1,7 +1,8 @@
 """The service's outer layer, as one plain ASGI middleware (cheap on the hot path):
 
-request ids, security headers, the body size limit (413), rate limits per key and per tenant
-(429 with ``Retry-After``), ``Idempotency-Key`` on POSTs (``api/idempotency.py``; the caller's
+request ids, security headers, the body size limit (413), throttling of failed authentications
+per client address and rate limits per key and per tenant (429 with ``Retry-After``; shared
+through Redis across replicas, see ``api/ratelimit.py``), ``Idempotency-Key`` on POSTs (``api/idempotency.py``; the caller's
 role is checked before anything is replayed), latency metrics, one JSON access-log line per
 request and, when enabled, an OpenTelemetry span per request.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -23,6 +23,7 @@ from brandloop.api.auth import Principal, Role
 from brandloop.api.idempotency import Idempotency
 from brandloop.api.observability import AccessLog, Metrics
 from brandloop.api.problems import PROBLEM_MEDIA_TYPE, problem_body
+from brandloop.api.ratelimit import Buckets
 from brandloop.logs import request_id_var
 
 log = logging.getLogger("brandloop.api.access")
@@ -37,28 +38,6 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
 ]
 API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 _DOCS_PATHS = ("/docs", "/redoc")
-
-
-class TokenBuckets:
-    """Per-key token buckets: ``rate`` tokens a minute, up to ``burst`` at once."""
-
-    def __init__(self, per_minute: int, burst: int) -> None:
-        self.rate = per_minute / 60.0
-        self.burst = float(burst)
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def take(self, key: str) -> float:
-        """0 when allowed; else the seconds to wait before the next token."""
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._buckets.get(key, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
-            if tokens >= 1.0:
-                self._buckets[key] = (tokens - 1.0, now)
-                return 0.0
-            self._buckets[key] = (tokens, now)
-            return (1.0 - tokens) / self.rate
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -84,8 +63,7 @@ class ServiceMiddleware:
         app: ASGIApp,
         *,
         max_body_bytes: int,
-        buckets: TokenBuckets,
-        tenant_buckets: TokenBuckets,
+        buckets: Buckets,
         idempotency: Idempotency,
         role_for: Callable[[Scope], Role | None],
         principal_for: Callable[[str | None], Principal | None],
@@ -97,7 +75,6 @@ class ServiceMiddleware:
         self.access_log = access_log
         self.max_body_bytes = max_body_bytes
         self.buckets = buckets
-        self.tenant_buckets = tenant_buckets
         self.idempotency = idempotency
         self.role_for = role_for
         self.principal_for = principal_for
@@ -192,6 +169,17 @@ class ServiceMiddleware:
         )
         await send({"type": "http.response.body", "body": body})
 
+    async def _limited(self, send: Send, scope: Scope, wait: float, what: str) -> None:
+        retry = str(max(1, math.ceil(wait)))
+        await self._problem(
+            send,
+            scope,
+            429,
+            "rate-limited",
+            f"{what}; retry in {retry} s",
+            [(b"retry-after", retry.encode())],
+        )
+
     async def _handle(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         # ---- body size: refuse early on Content-Length, and count what actually arrives
         length = _header(scope, b"content-length")
@@ -209,28 +197,29 @@ class ServiceMiddleware:
                 )
                 return
 
-        # ---- rate limits: per key and per tenant (so minting keys does not multiply them);
-        # callers without a valid key share their address's bucket (so made-up keys cannot
-        # mint fresh buckets)
+        # ---- failed authentications per client address, then rate limits per key and per
+        # tenant (so minting keys does not multiply them); callers without a valid key share
+        # their address's bucket (so made-up keys cannot mint fresh buckets)
+        client = scope.get("client")
+        address = str(client[0]) if client else "?"
         authorization = _header(scope, b"authorization")
-        principal = self.principal_for(authorization) if authorization else None
+        principal = None
+        if authorization:
+            wait = await self.buckets.peek("authfail", address)
+            if wait > 0:
+                await self._limited(send, scope, wait, "too many failed authentications")
+                return
+            principal = self.principal_for(authorization)
+            if principal is None:
+                await self.buckets.take([("authfail", address)])
         if principal is not None:
-            wait = self.buckets.take(principal.key_id) or self.tenant_buckets.take(
-                principal.tenant
+            wait = await self.buckets.take(
+                [("key", principal.key_id), ("tenant", principal.tenant)]
             )
         else:
-            client = scope.get("client")
-            wait = self.buckets.take(f"ip:{client[0] if client else '?'}")
+            wait = await self.buckets.take([("ip", address)])
         if wait > 0:
-            retry = str(max(1, math.ceil(wait)))
-            await self._problem(
-                send,
-                scope,
-                429,
-                "rate-limited",
-                f"rate limit reached; retry in {retry} s",
-                [(b"retry-after", retry.encode())],
-            )
+            await self._limited(send, scope, wait, "rate limit reached")
             return
 
         body_chunks: list[bytes] = []

@@ -401,7 +401,9 @@ def _store(
     ctx: RunContext, run_id: str, attempt: Attempt, image: GeneratedImage, edits: list[str]
 ) -> Attempt:
     """Keep the image as the attempt's artifact, owned by the run's tenant, with the edits
-    post-processing made to it (the signed manifest of an accepted image lists them)."""
+    post-processing made to it (the signed manifest of an accepted image lists them); a worker
+    whose lease moved on writes no file either."""
+    fencing.verify_current()
     with ctx.db.session() as session:
         sha, _ = keep_artifact(
             session,

@@ -12,6 +12,9 @@ Delivery is at least once and a job runs on exactly one worker at a time:
   after the broker's visibility timeout (``BRANDLOOP_CELERY_VISIBILITY_TIMEOUT_S``);
 * before running, a worker takes the job's lease (``job_leases``) in the database and renews it
   every third of ``BRANDLOOP_JOB_LEASE_SECONDS``; a second delivery of a leased job is dropped;
+* each grant of a lease carries a fencing token that grows on every grant; the job runs under
+  it, and every write it makes checks it (``brandloop/registry/fencing.py``), so a worker that
+  was paused past its lease and wakes up writes nothing and pays for nothing;
 * every worker sweeps for ``running`` jobs whose lease expired (their worker died) and sends
   them again, so a lost worker's job is resumed from its checkpoint within about two lease
   periods even before the visibility timeout. Attempts already paid for are reused.
@@ -32,13 +35,14 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from celery import Celery
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from brandloop.agent.checkpoints import checkpointer_for
 from brandloop.api.jobs import store
 from brandloop.api.jobs.worker import ProvidersFactory, WorkerPool
 from brandloop.domain import utcnow
+from brandloop.registry import fencing
 from brandloop.registry.db import Database
 from brandloop.registry.models_scale import JobLeaseRow
 from brandloop.registry.models_service import JobRow
@@ -49,6 +53,7 @@ log = logging.getLogger("brandloop.jobs.celery")
 TASK_NAME = "brandloop.run_job"
 QUEUE_NAME = "brandloop"
 REQUEUED = "requeued"
+RELEASED = "released"
 #: a swept job is sent once per this many lease periods while it waits behind a backlog
 REQUEUE_FACTOR = 4
 
@@ -113,12 +118,13 @@ def queue_from_settings(settings: Settings) -> CeleryQueue | None:
 # --------------------------------------------------------------------------- leases
 
 
-def acquire_lease(db: Database, *, job_id: str, owner: str, ttl: float) -> bool:
-    """Take the job's lease if nobody holds a live one; True if ``owner`` now holds it."""
+def acquire_lease(db: Database, *, job_id: str, owner: str, ttl: float) -> int | None:
+    """Take the job's lease if nobody holds a live one: the fencing token of this grant (it
+    grows on every grant), or None if another worker holds the lease."""
     now = utcnow()
     expires = now + timedelta(seconds=ttl)
     with db.session() as session:
-        result = session.execute(
+        token = session.scalar(
             update(JobLeaseRow)
             .where(
                 JobLeaseRow.job_id == job_id,
@@ -129,20 +135,27 @@ def acquire_lease(db: Database, *, job_id: str, owner: str, ttl: float) -> bool:
                 expires_at=expires,
                 acquired_at=now,
                 takeovers=JobLeaseRow.takeovers + 1,
+                fence=JobLeaseRow.fence + 1,
             )
+            .returning(JobLeaseRow.fence)
         )
-        if getattr(result, "rowcount", 0):
-            return True
+        if token is not None:
+            return int(token)
     try:
         with db.session() as session:
             session.add(
                 JobLeaseRow(
-                    job_id=job_id, owner=owner, expires_at=expires, acquired_at=now, takeovers=0
+                    job_id=job_id,
+                    owner=owner,
+                    expires_at=expires,
+                    acquired_at=now,
+                    takeovers=0,
+                    fence=1,
                 )
             )
     except IntegrityError:  # someone else holds it
-        return False
-    return True
+        return None
+    return 1
 
 
 def renew_lease(db: Database, *, job_id: str, owner: str, ttl: float) -> bool:
@@ -170,9 +183,12 @@ def renew_leases(db: Database, *, owners: list[str], ttl: float) -> int:
 
 
 def release_lease(db: Database, *, job_id: str, owner: str) -> None:
+    """Give the lease up (it expires now); the row stays, so its fencing token keeps growing."""
     with db.session() as session:
         session.execute(
-            delete(JobLeaseRow).where(JobLeaseRow.job_id == job_id, JobLeaseRow.owner == owner)
+            update(JobLeaseRow)
+            .where(JobLeaseRow.job_id == job_id, JobLeaseRow.owner == owner)
+            .values(owner=RELEASED, expires_at=utcnow() - timedelta(seconds=1))
         )
 
 
@@ -194,7 +210,11 @@ def expired_running_jobs(db: Database, *, ttl: float) -> list[str]:
             result = session.execute(
                 update(JobLeaseRow)
                 .where(JobLeaseRow.job_id == job_id, JobLeaseRow.expires_at < now)
-                .values(owner=REQUEUED, expires_at=now + timedelta(seconds=REQUEUE_FACTOR * ttl))
+                .values(
+                    owner=REQUEUED,
+                    expires_at=now + timedelta(seconds=REQUEUE_FACTOR * ttl),
+                    fence=JobLeaseRow.fence + 1,  # the lapsed holder is fenced out from now
+                )
             )
             if getattr(result, "rowcount", 0):
                 taken.append(job_id)
@@ -264,12 +284,20 @@ class LeasedRunner:
         if state is None or state in store.FINAL_STATES or state == "awaiting_review":
             return "finished"
         owner = f"{self.name}:{job_id}"
-        if not await asyncio.to_thread(
+        with self._held_lock:
+            running_here = owner in self._held
+        if running_here:
+            log.info("job %s is running in this worker; delivery dropped", job_id)
+            return "leased"
+        token = await asyncio.to_thread(
             acquire_lease, self.db, job_id=job_id, owner=owner, ttl=self.ttl
-        ):
+        )
+        if token is None:
             log.info("job %s is leased by another worker; delivery dropped", job_id)
             return "leased"
-        task = asyncio.create_task(self.pool._run(job_id), name=f"job-{job_id}")
+        # every write the job makes checks this token (brandloop/registry/fencing.py)
+        with fencing.holding(fencing.Fence(job_id, token, self.db)):
+            task = asyncio.create_task(self.pool._run(job_id), name=f"job-{job_id}")
         with self._held_lock:
             self._held[owner] = task
         try:

@@ -25,7 +25,7 @@ from brandloop.api.jobs.queue import InProcessQueue, JobQueue
 from brandloop.api.jobs.service import release_hold
 from brandloop.api.problems import status_for
 from brandloop.domain import GenerationRequest, RunResult, utcnow
-from brandloop.errors import BrandloopError, present
+from brandloop.errors import BrandloopError, LeaseLostError, present
 from brandloop.logs import bound
 from brandloop.providers import ImageProvider
 from brandloop.registry.db import Database
@@ -248,6 +248,8 @@ class WorkerPool:
                 if job is not None and job.cancel_requested:
                     self._finish(session, job, "cancelled", error=None)
             raise
+        except LeaseLostError as exc:  # another worker holds the job now: write nothing
+            log.warning("job %s stopped: %s", job_id, exc)
         except BrandloopError as exc:
             status, kind = status_for(exc)
             detail = str(exc) if status < 500 else "the run failed"

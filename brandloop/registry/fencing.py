@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, select
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
@@ -26,15 +26,20 @@ from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 from brandloop.errors import LeaseLostError
 from brandloop.registry.models_scale import JobLeaseRow
 
+if TYPE_CHECKING:
+    from brandloop.registry.db import Database
+
 _WROTE = "brandloop_wrote"
 
 
 @dataclass(frozen=True)
 class Fence:
-    """The lease a worker holds: the job and the token it was granted with."""
+    """The lease a worker holds: the job, the token it was granted with, and the database the
+    lease is in (for writes that do not go through a registry session: checkpoints)."""
 
     job_id: str
     token: int
+    db: Database
 
 
 _current: ContextVar[Fence | None] = ContextVar("brandloop_fence", default=None)
@@ -52,6 +57,15 @@ def holding(fence: Fence | None) -> Iterator[None]:
         yield
     finally:
         _current.reset(reset)
+
+
+def verify_current() -> None:
+    """Check the current fence, if any, in a transaction of its own (before a write that is
+    not a registry session's, such as a LangGraph checkpoint)."""
+    fence = _current.get()
+    if fence is not None:
+        with fence.db.session() as session:
+            check(session, fence)
 
 
 def check(session: Session, fence: Fence) -> None:

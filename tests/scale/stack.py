@@ -223,3 +223,38 @@ def job_states(stack: Stack, base: str, job_ids: list[str]) -> dict[str, dict[st
             assert answer.status_code == 200, answer.text
             found[job_id] = answer.json()
     return found
+
+
+@contextlib.contextmanager
+def started_stack(
+    root: Path,
+    *,
+    redis_db: int,
+    provider_latency_s: float = 0.15,
+    lease_seconds: float = 5.0,
+    **extra_env: str,
+) -> Iterator[Stack]:
+    """A migrated stack on a fresh database and a flushed Redis database; no process started
+    yet. ``extra_env`` is added to every process's environment."""
+    from tests.services import service_env
+
+    base = service_env("BRANDLOOP_TEST_POSTGRES_URL")
+    redis_url = service_env("BRANDLOOP_TEST_REDIS_URL").rsplit("/", 1)[0] + f"/{redis_db}"
+    flush_redis(redis_url)
+    with fresh_database(base) as database_url:
+        env = stack_env(
+            root,
+            database_url=database_url,
+            redis_url=redis_url,
+            chroma_host=None,
+            chroma_port=None,
+            provider_latency_s=provider_latency_s,
+            lease_seconds=lease_seconds,
+        )
+        running = Stack(root, {**env, **extra_env})
+        running.migrate()
+        try:
+            yield running
+        finally:
+            running.stop()
+            flush_redis(redis_url)
