@@ -27,7 +27,7 @@ from brandloop.api.jobs.worker import ProvidersFactory, WorkerPool
 from brandloop.api.observability import AccessLog, Metrics, setup_tracing
 from brandloop.api.problems import install_problem_handlers
 from brandloop.api.protection import ServiceMiddleware
-from brandloop.api.ratelimit import build_buckets
+from brandloop.api.ratelimit import AddressThrottle, build_buckets
 from brandloop.api.routers import (
     artifacts,
     brands,
@@ -102,6 +102,7 @@ def create_app(
         use_memory=use_memory,
         tracer=tracer,
     )
+    buckets = build_buckets(settings, api_settings)  # in Redis when it is configured
     service = Service(
         settings=settings,
         db=db,
@@ -110,9 +111,8 @@ def create_app(
         keys=KeyCache(api_settings.key_cache_seconds, api_settings.key_cache_entries),
         metrics=Metrics(db),
         writer=writer if writer is not None else build_writer(),
+        auth_throttle=AddressThrottle(buckets),
     )
-
-    buckets = build_buckets(settings, api_settings)
     idempotency = Idempotency(
         db,
         ttl_s=api_settings.idempotency_ttl_seconds,
@@ -195,6 +195,7 @@ def create_app(
     middleware_options: dict[str, Any] = {
         "max_body_bytes": api_settings.max_body_bytes,
         "buckets": buckets,
+        "auth_throttle": service.auth_throttle,
         "idempotency": idempotency,
         "role_for": role_lookup([("/v1", m.router) for m in modules] + [("", health.router)]),
         "principal_for": service.principal_for,

@@ -251,20 +251,22 @@ class KeyCache:
 class FailedAuthThrottle(Protocol):
     """The seam for throttling failed authentications per client address.
 
-    ``retry_after`` is asked before a key is looked up: seconds the client must wait (the
-    API answers 429 with ``Retry-After``), or None. ``failed`` is told of each failure.
+    ``retry_after`` is asked before a key is looked up (by the service middleware, first thing,
+    so a throttled address costs no key lookup): seconds the client must wait (the API answers
+    429 with ``Retry-After``), or None. ``failed`` is told of each failure. The API's throttle
+    is ``api/ratelimit.py``'s ``AddressThrottle`` (shared through Redis across replicas).
     """
 
-    def retry_after(self, client: str) -> float | None: ...
+    async def retry_after(self, client: str) -> float | None: ...
 
-    def failed(self, client: str) -> None: ...
+    async def failed(self, client: str) -> None: ...
 
 
 class NoThrottle:
-    """The default: failed authentications are not throttled."""
+    """Failed authentications are not throttled."""
 
-    def retry_after(self, client: str) -> float | None:
+    async def retry_after(self, client: str) -> float | None:
         return None
 
-    def failed(self, client: str) -> None:
+    async def failed(self, client: str) -> None:
         return None

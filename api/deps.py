@@ -113,19 +113,12 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 
 async def get_principal(request: Request) -> Principal:
+    """The caller. A throttled address never gets here: the service middleware answers 429
+    before any key is looked up (``Service.auth_throttle``); a failure is counted here."""
     service: Service = request.app.state.service
-    client = request.client.host if request.client else ""
-    wait = service.auth_throttle.retry_after(client)
-    if wait is not None:
-        raise ApiProblem(
-            429,
-            "rate-limited",
-            "too many failed authentications from this address; retry later",
-            headers={"Retry-After": str(max(1, round(wait)))},
-        )
     principal = service.principal_for(request.headers.get("authorization"))
     if principal is None:
-        service.auth_throttle.failed(client)
+        await service.auth_throttle.failed(request.client.host if request.client else "?")
         raise ApiProblem(
             401,
             "unauthorized",

@@ -19,7 +19,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from brandloop.api.auth import Principal, Role
+from brandloop.api.auth import FailedAuthThrottle, Principal, Role
 from brandloop.api.idempotency import Idempotency
 from brandloop.api.observability import AccessLog, Metrics
 from brandloop.api.problems import PROBLEM_MEDIA_TYPE, problem_body
@@ -64,6 +64,7 @@ class ServiceMiddleware:
         *,
         max_body_bytes: int,
         buckets: Buckets,
+        auth_throttle: FailedAuthThrottle,
         idempotency: Idempotency,
         role_for: Callable[[Scope], Role | None],
         principal_for: Callable[[str | None], Principal | None],
@@ -75,6 +76,7 @@ class ServiceMiddleware:
         self.access_log = access_log
         self.max_body_bytes = max_body_bytes
         self.buckets = buckets
+        self.auth_throttle = auth_throttle
         self.idempotency = idempotency
         self.role_for = role_for
         self.principal_for = principal_for
@@ -197,21 +199,20 @@ class ServiceMiddleware:
                 )
                 return
 
-        # ---- failed authentications per client address, then rate limits per key and per
-        # tenant (so minting keys does not multiply them); callers without a valid key share
-        # their address's bucket (so made-up keys cannot mint fresh buckets)
+        # ---- failed authentications per client address (counted where the 401 is made,
+        # ``deps.get_principal``), then rate limits per key and per tenant (so minting keys
+        # does not multiply them); callers without a valid key share their address's bucket
+        # (so made-up keys cannot mint fresh buckets)
         client = scope.get("client")
         address = str(client[0]) if client else "?"
         authorization = _header(scope, b"authorization")
         principal = None
         if authorization:
-            wait = await self.buckets.peek("authfail", address)
-            if wait > 0:
-                await self._limited(send, scope, wait, "too many failed authentications")
+            throttled = await self.auth_throttle.retry_after(address)
+            if throttled is not None:
+                await self._limited(send, scope, throttled, "too many failed authentications")
                 return
             principal = self.principal_for(authorization)
-            if principal is None:
-                await self.buckets.take([("authfail", address)])
         if principal is not None:
             wait = await self.buckets.take(
                 [("key", principal.key_id), ("tenant", principal.tenant)]

@@ -47,6 +47,21 @@ class Buckets(Protocol):
     async def aclose(self) -> None: ...
 
 
+class AddressThrottle:
+    """Failed authentications per client address, as buckets of kind ``authfail``: the seam
+    ``api/auth.py`` names (``FailedAuthThrottle``)."""
+
+    def __init__(self, buckets: Buckets) -> None:
+        self.buckets = buckets
+
+    async def retry_after(self, client: str) -> float | None:
+        wait = await self.buckets.peek("authfail", client)
+        return wait if wait > 0 else None
+
+    async def failed(self, client: str) -> None:
+        await self.buckets.take([("authfail", client)])
+
+
 def shared(settings: Settings) -> bool:
     """Redis is this deployment's: its URL was set, or it carries the job queue."""
     return settings.queue == "celery" or "redis_url" in settings.model_fields_set

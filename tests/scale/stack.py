@@ -96,7 +96,7 @@ class Stack:
         self.workers.append(proc)
         return proc
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self, timeout: float = 180.0) -> None:
         deadline = time.monotonic() + timeout
         for proc, base in self.apis:
             while True:

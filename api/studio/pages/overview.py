@@ -28,7 +28,7 @@ from brandloop.api.studio.web import (
 )
 from brandloop.artifacts import ArtifactStore
 from brandloop.policies.brand_policy import load_brand_scoring_policy
-from brandloop.registry import crud
+from brandloop.registry import crud, spend
 from brandloop.registry.models import BrandRow
 from brandloop.registry.models_agent import BudgetRow
 
@@ -134,6 +134,7 @@ async def costs(
         "peak": peak,
         "budgets": budgets,
         "quota": service.api.daily_quota_usd,
-        "spent_today": store.spent_today(session, tenant=user.tenant),
+        # what the quota counts: spent today and held by queued or running jobs
+        "spent_today": spend.quota_used(session, tenant=user.tenant),
     }
     return render(request, "costs.html", context)

@@ -25,6 +25,8 @@ def client_with(
         "workers": 0,
         "rate_limit_per_minute": 100_000,
         "rate_limit_burst": 10_000,
+        "auth_failures_per_minute": 100_000,  # tests of throttling set their own
+        "auth_failures_burst": 10_000,
         **api,
     }
 

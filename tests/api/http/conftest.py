@@ -83,6 +83,8 @@ def make_client(settings: Settings) -> Iterator[Callable[..., TestClient]]:
             "workers": 2,
             "rate_limit_per_minute": 100_000,
             "rate_limit_burst": 10_000,
+            "auth_failures_per_minute": 100_000,  # tests of throttling set their own
+            "auth_failures_burst": 10_000,
         }
         use_memory = bool(api.pop("use_memory", False))
         options.update(api)

@@ -42,6 +42,8 @@ def test_bad_input_on_every_operation_is_a_problem_never_a_500(
             max_wait_seconds=0,
             rate_limit_per_minute=1_000_000,
             rate_limit_burst=1_000_000,
+            auth_failures_per_minute=1_000_000,
+            auth_failures_burst=1_000_000,
         ),
         use_memory=False,
     )
