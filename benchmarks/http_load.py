@@ -7,7 +7,10 @@ SQLite database, served by the same uvicorn. Measured, in one run:
    as served, and off) at 16 connections, interleaved over ``--rounds`` rounds: requests/s and
    p99 latency of the median round (targets: at least 0.6x the floor's requests/s, p99 under
    50 ms);
-2. ``POST /v1/generations`` (job submission) with the workers off and on: jobs/s (target 200).
+2. ``POST /v1/generations`` (job submission, each holding its budget against the tenant's daily
+   quota under the tenant's lock) with the workers off and on: jobs/s (target 200).
+
+Every answer must be a success (wrk's non-2xx count is part of the verdict).
 
 Usage: ``.venv/bin/python benchmarks/http_load.py [--seconds 10] [--connections 16]``
 (needs ``wrk``: ``apt-get install -y wrk``).
@@ -255,10 +258,16 @@ def main() -> None:
         results["runs_get_no_access_log"]["rps"] / results["floor"]["rps"], 3
     )
     print(json.dumps(results, indent=2))
+    # every answer must be a success: a fast 4xx/5xx is not throughput
+    failed = sum(
+        results[name]["non_2xx"] for name in ("runs_get", "submit_workers_off", "submit_workers_on")
+    )
+    results["non_2xx_total"] = failed
     ok = (
         results["runs_get_vs_floor"] >= 0.6
         and results["runs_get"]["p99_ms"] < 50
         and results["submit_workers_off"]["rps"] >= 200
+        and failed == 0
     )
     print(
         f"floor {results['floor']['rps']:.0f} req/s; GET /v1/runs/{{id}} {results['runs_get']['rps']:.0f} req/s "

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from brandloop.agent.bandit import arm_stats
 from brandloop.api.jobs import store
-from brandloop.registry import crud
+from brandloop.registry import crud, spend
 from brandloop.registry.db import Database
 
 
@@ -64,9 +64,13 @@ CALLS: dict[str, tuple[Callable[[Session], Any], str]] = {
         lambda s: store.job_for_run(s, tenant="acme_co", run_id="run_1"),
         "INDEX ix_jobs_run_id_tenant (run_id=? AND tenant=?)",
     ),
-    "today's spend": (
-        lambda s: store.spent_today(s, tenant="acme_co"),
-        "INDEX ix_runs_tenant_created_at (tenant=? AND created_at>? AND created_at<?)",
+    "today's spend against the quota": (
+        lambda s: spend.quota_used(s, tenant="acme_co"),
+        "INDEX ix_spend_reservations_tenant_kind_state (tenant=? AND kind=?",
+    ),
+    "a run's reserved spend": (
+        lambda s: spend.committed(s, tenant="acme_co", run_id="run_1"),
+        "INDEX ix_spend_reservations_run_id (run_id=?)",
     ),
     "a subject's audit trail": (
         lambda s: crud.list_audit(s, tenant="acme_co", subject_id="run_1"),

@@ -27,7 +27,17 @@ def test_replicas_share_one_rate_limit(tmp_path: Path, replicas: int) -> None:
         bases = [stack.start_api() for _ in range(replicas)]
         stack.wait_ready()
         key = json.loads(
-            stack.cli("keys", "create", "--tenant", "acme", "--role", "viewer", "--json")
+            stack.cli(
+                "keys",
+                "create",
+                "--tenant",
+                "acme",
+                "--principal",
+                "ana",
+                "--role",
+                "viewer",
+                "--json",
+            )
         )["key"]
         good = {"Authorization": f"Bearer {key}"}
         bad = {"Authorization": "Bearer bl_000000000000_made-up"}
