@@ -243,7 +243,14 @@ async def test_resume_never_pays_again_for_a_billed_or_unknown_call(
     )
     repeated = [k for k in provider.calls[len(calls_before) :] if k in calls_before]
     assert repeated == [], "a resumed run paid again for a call made before"
-    assert resumed.cost_usd == pytest.approx(result.cost_usd)
+    # the resumed run counts the first call (rebuilt from the registry) without paying it again;
+    # what it plans afterwards may differ (the planner learns from the outcomes recorded)
+    assert resumed.cost_usd >= 0.01 - 1e-9
+    with db.session() as session:
+        again = crud.attempt_by_key(session, idempotency_key=first_key)
+        assert again is not None and again.billing == (
+            "unknown" if first == "unknown" else "billed"
+        )
 
 
 def test_reconciling_an_unknown_call_settles_its_run(db_on_both: Database) -> None:
