@@ -21,7 +21,7 @@ from brandloop.agent.consistency import consistency
 from brandloop.agent.context import EventSink
 from brandloop.agent.runner import run_generation
 from brandloop.artifacts import ArtifactStore
-from brandloop.domain import GenerationRequest, RunResult, parse_size
+from brandloop.domain import MAX_SEED, GenerationRequest, RunResult, parse_size
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.registry import crud
@@ -55,7 +55,7 @@ class CampaignSpec(_Spec):
     name: str = Field(pattern=_ID.pattern)
     brand: str
     budget_usd: float | None = Field(default=None, gt=0)
-    seed: int | None = Field(default=None, ge=0)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     template: str | None = None
     defaults: AssetDefaults = Field(default_factory=AssetDefaults)
     assets: list[AssetSpec] = Field(min_length=1, max_length=50)
@@ -156,7 +156,7 @@ async def run_campaign(
                 count=asset.count or spec.defaults.count,
                 size=size,
                 budget_usd=asset.budget_usd or spec.defaults.budget_usd,
-                seed=None if spec.seed is None else spec.seed + index,
+                seed=None if spec.seed is None else (spec.seed + index) % (MAX_SEED + 1),
                 template=spec.template,
                 campaign_id=campaign_id,
                 tenant=tenant,

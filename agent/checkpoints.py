@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import functools
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path

@@ -22,6 +22,7 @@ from brandloop.api.auth import KeyCache
 from brandloop.api.config import ApiSettings, get_api_settings
 from brandloop.api.deps import Service, role_lookup
 from brandloop.api.idempotency import Idempotency
+from brandloop.api.input_guard import InputGuard
 from brandloop.api.jobs.queue import JobQueue
 from brandloop.api.jobs.worker import ProvidersFactory, WorkerPool
 from brandloop.api.observability import AccessLog, Metrics, setup_tracing
@@ -203,6 +204,7 @@ def create_app(
         "tracer": tracer,
         "access_log": access_log,
     }
+    app.add_middleware(InputGuard)  # inside the service layer: ids, headers, limits come first
     app.add_middleware(ServiceMiddleware, **middleware_options)
     return app
 

@@ -260,6 +260,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": title}
     for status, title in [
+        (400, "Bad input: a NUL character or bytes that are not UTF-8 in the path or query"),
         (401, "Missing or invalid API key"),
         (403, "The key's role does not allow this"),
         (404, "Not found (or belongs to another tenant)"),

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from brandloop.agent.revision import BriefEdit
 from brandloop.domain import (
     MAX_BRIEF_CHARS,
+    MAX_SEED,
     GenerationRequest,
     ImageFormat,
     RunResult,
@@ -43,7 +44,7 @@ class Shape(_In):
     size: str | None = Field(default=None, max_length=20, examples=["1024x640"])
     aspect_ratio: str | None = Field(default=None, max_length=10, examples=["16:9"])
     budget_usd: float | None = Field(default=None, gt=0, le=10_000)
-    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     output_format: ImageFormat | None = Field(
         default=None,
         description="file format of the accepted images (png, jpeg, webp); default: the model's",

@@ -26,8 +26,10 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any

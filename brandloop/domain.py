@@ -30,6 +30,8 @@ ASPECT_PATTERN = re.compile(r"^(\d{1,3}):(\d{1,3})$")
 PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
 MAX_BRIEF_CHARS = 4000
+#: The largest seed any provider takes (32 bits unsigned); planned seeds wrap around below it.
+MAX_SEED = 2**32 - 1
 MIN_SIDE = 64
 MAX_SIDE = 4096
 
@@ -168,7 +170,7 @@ class GenerationRequest(_Model):
     size: Size | None = None
     aspect_ratio: AspectRatio | None = None
     budget_usd: float | None = Field(default=None, ge=0, le=10_000)
-    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     model: str | None = None
     template: str | None = None
     campaign_id: str | None = Field(default=None, max_length=120)

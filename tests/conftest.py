@@ -1,9 +1,19 @@
-"""Shared fixtures: every test gets its own data dir, database, Chroma and artifact store."""
+"""Shared fixtures: every test gets its own data dir, database, Chroma and artifact store.
+
+A test that uses the data dir (and so the registry) runs once per database: ``[sqlite]`` on the
+embedded default and ``[postgres]`` on a fresh database of the test server (a copy of one migrated
+template, so a copy costs a ``CREATE DATABASE``, not a migration). ``@pytest.mark.databases("sqlite")``
+restricts a test whose subject exists on one database only, with the reason in its docstring.
+Seeds come from the ``seed`` fixture: random across the providers' whole range, reproducible with
+``BRANDLOOP_TEST_SEED`` (printed in the header).
+"""
 
 from __future__ import annotations
 
 import os
+import random
 import socket
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
@@ -11,8 +21,10 @@ from typing import NoReturn
 import pytest
 
 import brandloop.agent.writer
+from brandloop.domain import MAX_SEED
 from brandloop.registry.db import Database
 from brandloop.settings import Settings, get_settings
+from tests.databases import DATABASES, PostgresTemplate
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -50,16 +62,83 @@ def _no_real_chat_models(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(brandloop.agent.writer, "langchain_chat_model", refuse)
 
 
+#: Base of every test's seed; set BRANDLOOP_TEST_SEED to replay a run's seeds.
+BASE_SEED = int(os.environ.get("BRANDLOOP_TEST_SEED") or random.SystemRandom().randrange(2**32))
+
+
+def pytest_report_header() -> str:
+    return f"brandloop: BRANDLOOP_TEST_SEED={BASE_SEED}"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that reaches the registry runs on each database it is not restricted from."""
+    if "database" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("databases")
+    names = [name for name in DATABASES if marker is None or name in marker.args]
+    metafunc.parametrize("database", names, indirect=True)
+
+
 @pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def database(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[PostgresTemplate]:
+    """One migrated database (checkpoint tables included) that each test's database copies."""
+    template = PostgresTemplate.create()
+    yield template
+    template.drop()
+
+
+@pytest.fixture
+def database_url(
+    database: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[str | None]:
+    """The registry this test runs on: None for the embedded SQLite file in the data dir."""
+    if database == "sqlite":
+        yield None
+        return
+    template: PostgresTemplate = request.getfixturevalue("postgres_template")
+    with template.copy() as url:
+        yield url
+
+
+@pytest.fixture
+def another_database_url(database: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """A second, empty registry on the same database kind (None: a SQLite file of another data
+    dir), for tests that move data from one deployment to another."""
+    if database == "sqlite":
+        yield None
+        return
+    template: PostgresTemplate = request.getfixturevalue("postgres_template")
+    with template.copy() as url:
+        yield url
+
+
+@pytest.fixture
+def data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str | None
+) -> Iterator[Path]:
     directory = tmp_path / "data"
     monkeypatch.setenv("BRANDLOOP_DATA_DIR", str(directory))
     for key in list(os.environ):
         if key.startswith("BRANDLOOP_") and key != "BRANDLOOP_DATA_DIR":
             monkeypatch.delenv(key)
+    if database_url is not None:
+        monkeypatch.setenv("BRANDLOOP_DATABASE_URL", database_url)
     get_settings.cache_clear()
     yield directory
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def seed(request: pytest.FixtureRequest) -> int:
+    """A seed anywhere in the providers' range, its ends included, fixed per test and run."""
+    rng = random.Random(BASE_SEED ^ zlib.crc32(request.node.nodeid.encode()))
+    return rng.choice([MAX_SEED, 2**31, rng.randrange(2**31, MAX_SEED), rng.randrange(MAX_SEED)])
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ In CI (``CI`` set) a missing service is a failure, not a skip, so a broken launc
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,20 +32,10 @@ def service_env(name: str) -> str:
 @contextmanager
 def fresh_postgres_database() -> Iterator[str]:
     """A new, empty database on the test PostgreSQL server; dropped afterwards."""
-    import sqlalchemy as sa
+    from tests.databases import fresh_database
 
-    base = service_env("BRANDLOOP_TEST_POSTGRES_URL")
-    name = f"bl_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(base.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = base.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with fresh_database(service_env("BRANDLOOP_TEST_POSTGRES_URL")) as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 #: parametrise a ``database`` fixture with these: every promise is checked on both databases

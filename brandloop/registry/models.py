@@ -17,7 +17,6 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
-    Integer,
     String,
     Text,
     UniqueConstraint,
@@ -25,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from brandloop.domain import utcnow
+from brandloop.registry.types import Count, Money
 
 
 class Base(DeclarativeBase):
@@ -60,7 +60,7 @@ class TemplateVersionRow(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     template_id: Mapped[str] = mapped_column(ForeignKey("templates.id"), index=True)
-    version: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Count)
     body: Mapped[str] = mapped_column(Text)
     negative_body: Mapped[str] = mapped_column(Text, default="")
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -95,7 +95,7 @@ class ModelRow(Base):
     version: Mapped[str] = mapped_column(String(64))
     tier: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
-    price_per_image_usd: Mapped[float] = mapped_column(Float)
+    price_per_image_usd: Mapped[float] = mapped_column(Money)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -119,9 +119,9 @@ class RunRow(Base):
     request_key: Mapped[str | None] = mapped_column(
         String(64), nullable=True, index=True, doc="sha256 of what makes two requests identical"
     )
-    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
-    attempt_count: Mapped[int] = mapped_column(Integer, default=0)
-    accepted_count: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float] = mapped_column(Money, default=0.0)
+    attempt_count: Mapped[int] = mapped_column(Count, default=0)
+    accepted_count: Mapped[int] = mapped_column(Count, default=0)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -133,9 +133,9 @@ class RunEventRow(Base):
     __tablename__ = "run_events"
     __table_args__ = (UniqueConstraint("run_id", "seq"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(Count, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
-    seq: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(Count)
     node: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -147,23 +147,23 @@ class AttemptRow(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
-    iteration: Mapped[int] = mapped_column(Integer)
+    iteration: Mapped[int] = mapped_column(Count)
     model: Mapped[str] = mapped_column(String(120), index=True)
     template_ref: Mapped[str] = mapped_column(String(160), index=True)
     prompt: Mapped[str] = mapped_column(Text)
     negative_prompt: Mapped[str] = mapped_column(Text, default="")
     seed_requested: Mapped[int] = mapped_column(BigInteger)
     seed_returned: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    width: Mapped[int] = mapped_column(Integer)
-    height: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Count)
+    height: Mapped[int] = mapped_column(Count)
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     outcome: Mapped[str] = mapped_column(String(16), index=True)
     artifact_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
     provider_request_id: Mapped[str | None] = mapped_column(String(160), nullable=True)
-    tries: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    tries: Mapped[int] = mapped_column(Count, default=1, server_default="1")
     revised_prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
-    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    cost_usd: Mapped[float] = mapped_column(Money, default=0.0)
     billing: Mapped[str | None] = mapped_column(String(16), nullable=True)
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     scores: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
@@ -201,9 +201,9 @@ class ArtifactRow(Base):
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
     path: Mapped[str] = mapped_column(Text)
     media_type: Mapped[str] = mapped_column(String(32), default="image/png")
-    width: Mapped[int] = mapped_column(Integer)
-    height: Mapped[int] = mapped_column(Integer)
-    size_bytes: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Count)
+    height: Mapped[int] = mapped_column(Count)
+    size_bytes: Mapped[int] = mapped_column(Count)
     run_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     attempt_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     receipt: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
@@ -222,7 +222,7 @@ class AuditRow(Base):
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_tenant_subject", "tenant", "subject_id"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(Count, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     tenant: Mapped[str] = mapped_column(String(64), index=True)
     actor: Mapped[str] = mapped_column(String(120))

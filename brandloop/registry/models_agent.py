@@ -8,7 +8,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
-    Float,
     ForeignKey,
     Integer,
     String,
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from brandloop.domain import utcnow
 from brandloop.registry.models import Base
+from brandloop.registry.types import Count, Money
 
 __all__ = ["Base", "BudgetRow", "CacheEntryRow", "RepairOutcomeRow", "ReviewDecisionRow"]
 
@@ -37,8 +37,8 @@ class CacheEntryRow(Base):
     artifact_sha256: Mapped[str] = mapped_column(String(64))
     seed_returned: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     provider_request_id: Mapped[str | None] = mapped_column(String(160), nullable=True)
-    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
-    hits: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float] = mapped_column(Money, default=0.0)
+    hits: Mapped[int] = mapped_column(Count, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_hit_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
@@ -49,11 +49,11 @@ class BudgetRow(Base):
     __tablename__ = "budgets"
     __table_args__ = (UniqueConstraint("tenant", "scope", "scope_id"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(Count, primary_key=True, autoincrement=True)
     tenant: Mapped[str] = mapped_column(String(64), index=True)
     scope: Mapped[str] = mapped_column(String(16))
     scope_id: Mapped[str] = mapped_column(String(120))
-    limit_usd: Mapped[float] = mapped_column(Float)
+    limit_usd: Mapped[float] = mapped_column(Money)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -62,7 +62,7 @@ class ReviewDecisionRow(Base):
 
     __tablename__ = "review_decisions"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(Count, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(String(64), index=True)
     tenant: Mapped[str] = mapped_column(String(64), index=True)
     decision: Mapped[str] = mapped_column(String(16))
@@ -81,7 +81,7 @@ class RepairOutcomeRow(Base):
     __tablename__ = "repair_outcomes"
     __table_args__ = (UniqueConstraint("run_id", "round", "action", "signal"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(Count, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
     tenant: Mapped[str] = mapped_column(String(64), index=True)
     brand_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)

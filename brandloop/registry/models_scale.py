@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Integer, String
+from sqlalchemy import BigInteger, DateTime, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from brandloop.domain import utcnow
 from brandloop.registry.models import Base
+from brandloop.registry.types import Count
 
 __all__ = ["Base", "JobLeaseRow"]
 
@@ -31,5 +32,5 @@ class JobLeaseRow(Base):
     owner: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    takeovers: Mapped[int] = mapped_column(Integer, default=0)
+    takeovers: Mapped[int] = mapped_column(Count, default=0)
     fence: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

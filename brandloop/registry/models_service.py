@@ -13,7 +13,6 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
-    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -25,6 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from brandloop.domain import utcnow
 from brandloop.registry.models import Base
+from brandloop.registry.types import Count, Money
 
 __all__ = [
     "ApiKeyRow",
@@ -98,7 +98,7 @@ class JobRow(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
-    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    cost_usd: Mapped[float] = mapped_column(Money, default=0.0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -139,7 +139,7 @@ class ThreadMessageRow(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     thread_id: Mapped[str] = mapped_column(ForeignKey("threads.id"), index=True)
-    seq: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(Count)
     role: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(Text)
     brief: Mapped[str] = mapped_column(Text, default="")
@@ -159,6 +159,6 @@ class CampaignRow(Base):
     tenant: Mapped[str] = mapped_column(String(64), index=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     brand: Mapped[str] = mapped_column(String(80))
-    budget_usd: Mapped[float] = mapped_column(Float)
+    budget_usd: Mapped[float] = mapped_column(Money)
     assets: Mapped[list[Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from brandloop.domain import utcnow
 from brandloop.registry.models import Base
+from brandloop.registry.types import Count
 
 __all__ = [
     "Base",
@@ -73,7 +74,7 @@ class ImageRatingRow(Base):
     __tablename__ = "image_ratings"
     __table_args__ = (UniqueConstraint("tenant", "sha256", "principal"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(Count, primary_key=True, autoincrement=True)
     tenant: Mapped[str] = mapped_column(String(64), index=True)
     run_id: Mapped[str] = mapped_column(String(64), index=True)
     sha256: Mapped[str] = mapped_column(String(64))
@@ -89,7 +90,7 @@ class PairwiseJudgementRow(Base):
 
     __tablename__ = "pairwise_judgements"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(Count, primary_key=True, autoincrement=True)
     tenant: Mapped[str] = mapped_column(String(64), index=True)
     brand: Mapped[str] = mapped_column(String(80))
     axis: Mapped[str] = mapped_column(String(16))

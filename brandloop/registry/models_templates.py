@@ -9,11 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import DateTime, Float, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from brandloop.domain import utcnow
 from brandloop.registry.models import Base
+from brandloop.registry.types import Count
 
 __all__ = ["Base", "DriftBaselineRow", "DriftEventRow", "TemplateReviewRow"]
 
@@ -23,9 +24,9 @@ class TemplateReviewRow(Base):
 
     __tablename__ = "template_reviews"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(Count, primary_key=True, autoincrement=True)
     template_id: Mapped[str] = mapped_column(ForeignKey("templates.id"), index=True)
-    version: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Count)
     actor: Mapped[str] = mapped_column(String(120))
     action: Mapped[str] = mapped_column(String(16))
     note: Mapped[str] = mapped_column(Text, default="")
@@ -40,10 +41,10 @@ class DriftBaselineRow(Base):
     tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
     template_ref: Mapped[str] = mapped_column(String(160), primary_key=True)
     model: Mapped[str] = mapped_column(String(120), primary_key=True)
-    baseline_n: Mapped[int] = mapped_column(Integer, default=0)
+    baseline_n: Mapped[int] = mapped_column(Count, default=0)
     baseline_mean: Mapped[float | None] = mapped_column(Float, nullable=True)
     baseline_std: Mapped[float | None] = mapped_column(Float, nullable=True)
-    monitored_n: Mapped[int] = mapped_column(Integer, default=0)
+    monitored_n: Mapped[int] = mapped_column(Count, default=0)
     statistic: Mapped[float] = mapped_column(Float, default=0.0)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -54,7 +55,7 @@ class DriftEventRow(Base):
     __tablename__ = "drift_events"
     __table_args__ = (UniqueConstraint("tenant", "template_ref", "model", "last_attempt_id"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(Count, primary_key=True, autoincrement=True)
     tenant: Mapped[str] = mapped_column(String(64), index=True)
     template_ref: Mapped[str] = mapped_column(String(160), index=True)
     model: Mapped[str] = mapped_column(String(120))
@@ -65,6 +66,6 @@ class DriftEventRow(Base):
     baseline_mean: Mapped[float] = mapped_column(Float)
     baseline_std: Mapped[float] = mapped_column(Float)
     recent_mean: Mapped[float] = mapped_column(Float)
-    recent_n: Mapped[int] = mapped_column(Integer)
+    recent_n: Mapped[int] = mapped_column(Count)
     last_attempt_id: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -106,10 +106,10 @@ def _seed_history(
 
 
 async def test_the_planner_moves_to_the_arm_the_registry_says_works(
-    settings: Settings, db: Database
+    settings: Settings, db: Database, seed: int
 ) -> None:
     brand = add_acme(settings, db)
-    request = GenerationRequest(brief=AUTUMN, brand=brand, count=2, size="128x128", seed=7)
+    request = GenerationRequest(brief=AUTUMN, brand=brand, count=2, size="128x128", seed=seed)
     cold = CountingProvider()
     first = await run_generation(
         request, settings=settings, db=db, providers={"procedural": cold}, use_memory=False
@@ -138,7 +138,7 @@ async def test_the_planner_moves_to_the_arm_the_registry_says_works(
 
 @pytest.mark.parametrize("target", [0.001])
 async def test_models_slower_than_the_latency_target_are_skipped(
-    settings: Settings, db: Database, target: float
+    settings: Settings, db: Database, target: float, seed: int
 ) -> None:
     from brandloop.policies.agent import AgentPolicy
 
@@ -146,7 +146,7 @@ async def test_models_slower_than_the_latency_target_are_skipped(
     _seed_history(settings, db, brand, model="procedural/draft", accepted=5, rejected=5)
     provider = CountingProvider()
     result = await run_generation(
-        GenerationRequest(brief=AUTUMN, brand=brand, count=1, size="128x128", seed=3),
+        GenerationRequest(brief=AUTUMN, brand=brand, count=1, size="128x128", seed=seed),
         settings=settings,
         db=db,
         providers={"procedural": provider},

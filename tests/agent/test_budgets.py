@@ -16,6 +16,7 @@ from tests.agent.helpers import AUTUMN, CountingProvider, add_acme
 async def test_a_campaign_budget_stops_the_run_before_the_request_budget(
     settings: Settings,
     db: Database,
+    seed: int,
 ) -> None:
     brand = add_acme(settings, db)
     with db.session() as session:
@@ -26,7 +27,7 @@ async def test_a_campaign_budget_stops_the_run_before_the_request_budget(
         brand=brand,
         count=4,
         size="128x128",
-        seed=7,
+        seed=seed,
         budget_usd=5.0,
         campaign_id="fall",
     )

@@ -15,19 +15,19 @@ from brandloop.tools import cache as generation_cache
 from tests.agent.helpers import AUTUMN, CountingProvider, add_acme
 
 
-def request(brand: str) -> GenerationRequest:
+def request(brand: str, seed: int) -> GenerationRequest:
     return GenerationRequest(
-        brief=AUTUMN, brand=brand, count=2, size="128x128", seed=7, model="procedural/studio"
+        brief=AUTUMN, brand=brand, count=2, size="128x128", seed=seed, model="procedural/studio"
     )
 
 
 async def test_a_repeated_request_is_served_from_the_cache_for_free(
-    settings: Settings, db: Database
+    settings: Settings, db: Database, seed: int
 ) -> None:
     brand = add_acme(settings, db)
     first_provider = CountingProvider()
     first = await run_generation(
-        request(brand),
+        request(brand, seed),
         settings=settings,
         db=db,
         providers={"procedural": first_provider},
@@ -36,7 +36,11 @@ async def test_a_repeated_request_is_served_from_the_cache_for_free(
     assert first_provider.calls and first.cost_usd > 0
     again = CountingProvider()
     second = await run_generation(
-        request(brand), settings=settings, db=db, providers={"procedural": again}, use_memory=False
+        request(brand, seed),
+        settings=settings,
+        db=db,
+        providers={"procedural": again},
+        use_memory=False,
     )
     assert again.calls == [], "identical candidates must not reach the provider"
     assert second.cost_usd == 0
@@ -51,11 +55,11 @@ async def test_a_repeated_request_is_served_from_the_cache_for_free(
 
 
 async def test_a_new_model_version_invalidates_its_entries(
-    settings: Settings, db: Database
+    settings: Settings, db: Database, seed: int
 ) -> None:
     brand = add_acme(settings, db)
     await run_generation(
-        request(brand), settings=settings, db=db, providers={"procedural": CountingProvider()},
+        request(brand, seed), settings=settings, db=db, providers={"procedural": CountingProvider()},
         use_memory=False,
     )  # fmt: skip
     models = [
@@ -65,7 +69,7 @@ async def test_a_new_model_version_invalidates_its_entries(
     ]
     provider = CountingProvider()
     result = await run_generation(
-        request(brand),
+        request(brand, seed),
         settings=settings,
         db=db,
         providers={"procedural": provider},
@@ -80,11 +84,11 @@ async def test_a_new_model_version_invalidates_its_entries(
 
 
 async def test_a_retired_template_version_invalidates_its_entries(
-    settings: Settings, db: Database
+    settings: Settings, db: Database, seed: int
 ) -> None:
     brand = add_acme(settings, db)
     await run_generation(
-        request(brand), settings=settings, db=db, providers={"procedural": CountingProvider()},
+        request(brand, seed), settings=settings, db=db, providers={"procedural": CountingProvider()},
         use_memory=False,
     )  # fmt: skip
     spec = next(m for m in catalog_models(db) if m.id == "procedural/studio")
@@ -120,10 +124,10 @@ def test_the_key_covers_what_decides_the_pixels(settings: Settings, db: Database
     assert generation_cache.cache_key(spec.model_copy(update={"version": "9"}), base) != key
 
 
-async def test_purge_by_model(settings: Settings, db: Database) -> None:
+async def test_purge_by_model(settings: Settings, db: Database, seed: int) -> None:
     brand = add_acme(settings, db)
     await run_generation(
-        request(brand), settings=settings, db=db, providers={"procedural": CountingProvider()},
+        request(brand, seed), settings=settings, db=db, providers={"procedural": CountingProvider()},
         use_memory=False,
     )  # fmt: skip
     with db.session() as session:

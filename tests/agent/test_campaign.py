@@ -22,7 +22,7 @@ CAMPAIGN = """
 name: test-fall
 brand: {brand}
 budget_usd: {budget}
-seed: 7
+seed: {seed}
 defaults: {{formats: ["128x128"], count: 1, budget_usd: 0.3}}
 assets:
   - {{id: hero, brief: "a steaming coffee cup on a wooden table, autumn leaves", formats: ["160x96"]}}
@@ -31,17 +31,19 @@ assets:
 """
 
 
-def _write(tmp_path: Path, budget: float) -> Path:
+def _write(tmp_path: Path, budget: float, seed: int) -> Path:
     path = tmp_path / "campaign.yaml"
-    path.write_text(CAMPAIGN.format(brand=ROOT / "examples/brands/acme-coffee.yaml", budget=budget))
+    path.write_text(
+        CAMPAIGN.format(brand=ROOT / "examples/brands/acme-coffee.yaml", budget=budget, seed=seed)
+    )
     return path
 
 
 def test_campaign_run_reports_each_asset_and_the_spread(
-    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path, seed: int
 ) -> None:
     with pytest.raises(SystemExit) as exc:
-        main(["campaign", "run", str(_write(tmp_path, 2.0)), "--json", "--campaign-id", "c1"])
+        main(["campaign", "run", str(_write(tmp_path, 2.0, seed)), "--json", "--campaign-id", "c1"])
     assert exc.value.code in (0, None)
     report = json.loads(capsys.readouterr().out)
     assert report["campaign_id"] == "c1"
@@ -58,10 +60,10 @@ def test_campaign_run_reports_each_asset_and_the_spread(
 
 
 def test_the_campaign_budget_is_shared(
-    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path, seed: int
 ) -> None:
     with pytest.raises(SystemExit):
-        main(["campaign", "run", str(_write(tmp_path, 0.05)), "--json"])
+        main(["campaign", "run", str(_write(tmp_path, 0.05, seed)), "--json"])
     report = json.loads(capsys.readouterr().out)
     assert report["cost_usd"] <= 0.05 + 1e-9
     assert any("campaign" in a["reason"] and "budget" in a["reason"] for a in report["assets"])

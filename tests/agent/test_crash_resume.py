@@ -23,7 +23,9 @@ BRIEF = (ROOT / "examples" / "briefs" / "autumn-sale.txt").read_text().strip()
 BRANDLOOP = [sys.executable, "-c", "from brandloop.api.cli import main; main()"]
 
 
-def _env(data_dir: Path, ledger: Path, slow_from: int | None) -> dict[str, str]:
+def _env(
+    data_dir: Path, ledger: Path, slow_from: int | None, database_url: str | None
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BRANDLOOP_", "BL_TEST_"))}
     env.update(
         BRANDLOOP_DATA_DIR=str(data_dir),
@@ -32,6 +34,8 @@ def _env(data_dir: Path, ledger: Path, slow_from: int | None) -> dict[str, str]:
         PYTHONPATH=str(ROOT),
         HF_HUB_OFFLINE="1",
     )
+    if database_url is not None:
+        env["BRANDLOOP_DATABASE_URL"] = database_url
     if slow_from is not None:
         env.update(BL_TEST_SLOW_FROM=str(slow_from), BL_TEST_SLEEP_S="120")
     return env
@@ -59,19 +63,19 @@ def _wait_for(predicate, timeout: float = 60.0) -> None:
     ids=["killed-mid-first-round", "killed-mid-second-round"],
 )
 def test_a_killed_run_resumes_without_paying_twice(
-    tmp_path: Path, slow_from: int, paid_before_kill: int
+    tmp_path: Path, slow_from: int, paid_before_kill: int, database_url: str | None, seed: int
 ) -> None:
     data_dir, ledger = tmp_path / "data", tmp_path / "ledger.txt"
     args = [
         "generate", BRIEF, "--brand", str(ROOT / "examples/brands/acme-coffee.yaml"),
-        "--n", "2", "--size", "256x256", "--seed", "7", "--budget", "1", "--no-memory",
+        "--n", "2", "--size", "256x256", "--seed", str(seed), "--budget", "1", "--no-memory",
         "--json", "--out", str(tmp_path / "out"),
     ]  # fmt: skip
     stderr = (tmp_path / "stderr.txt").open("wb")
     proc = subprocess.Popen(
         [*BRANDLOOP, *args],
         cwd=ROOT,
-        env=_env(data_dir, ledger, slow_from),
+        env=_env(data_dir, ledger, slow_from, database_url),
         stdout=subprocess.DEVNULL,
         stderr=stderr,
         start_new_session=True,
@@ -95,13 +99,13 @@ def test_a_killed_run_resumes_without_paying_twice(
 
     listing = subprocess.run(
         [*BRANDLOOP, "runs", "list", "--json"],
-        cwd=ROOT, env=_env(data_dir, ledger, None), capture_output=True, text=True, check=True,
+        cwd=ROOT, env=_env(data_dir, ledger, None, database_url), capture_output=True, text=True, check=True,
     )  # fmt: skip
     (run,) = json.loads(listing.stdout)
     assert run["status"] == "running"
     resumed = subprocess.run(
         [*BRANDLOOP, "runs", "resume", run["run_id"], "--json"],
-        cwd=ROOT, env=_env(data_dir, ledger, None), capture_output=True, text=True, timeout=120,
+        cwd=ROOT, env=_env(data_dir, ledger, None, database_url), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
     result = json.loads(resumed.stdout)
@@ -114,7 +118,7 @@ def test_a_killed_run_resumes_without_paying_twice(
     prices = {"procedural/draft": 0.01, "procedural/studio": 0.04}
     shown = subprocess.run(
         [*BRANDLOOP, "runs", "show", run["run_id"], "--json"],
-        cwd=ROOT, env=_env(data_dir, ledger, None), capture_output=True, text=True, check=True,
+        cwd=ROOT, env=_env(data_dir, ledger, None, database_url), capture_output=True, text=True, check=True,
     )  # fmt: skip
     attempts = json.loads(shown.stdout)["attempts"]
     assert {a["idempotency_key"] for a in attempts if a["artifact_sha256"]} == set(paid)

@@ -20,15 +20,17 @@ from tests.agent.helpers import AUTUMN, CountingProvider, add_acme
 ALWAYS = AgentPolicy(review=ReviewPolicy(mode="always"))
 
 
-def _request(brand: str) -> GenerationRequest:
-    return GenerationRequest(brief=AUTUMN, brand=brand, count=1, size="128x128", seed=7)
+def _request(brand: str, seed: int) -> GenerationRequest:
+    return GenerationRequest(brief=AUTUMN, brand=brand, count=1, size="128x128", seed=seed)
 
 
-async def test_review_interrupts_and_approve_delivers(settings: Settings, db: Database) -> None:
+async def test_review_interrupts_and_approve_delivers(
+    settings: Settings, db: Database, seed: int
+) -> None:
     brand = add_acme(settings, db)
     provider = CountingProvider()
     waiting = await run_generation(
-        _request(brand),
+        _request(brand, seed),
         settings=settings,
         db=db,
         providers={"procedural": provider},
@@ -69,11 +71,11 @@ async def test_review_interrupts_and_approve_delivers(settings: Settings, db: Da
         await review_run(waiting.run_id, settings=settings, db=db, decision="reject")
 
 
-async def test_reject_delivers_nothing(settings: Settings, db: Database) -> None:
+async def test_reject_delivers_nothing(settings: Settings, db: Database, seed: int) -> None:
     brand = add_acme(settings, db)
     provider = CountingProvider()
     waiting = await run_generation(
-        _request(brand),
+        _request(brand, seed),
         settings=settings,
         db=db,
         providers={"procedural": provider},
@@ -97,12 +99,12 @@ async def test_reject_delivers_nothing(settings: Settings, db: Database) -> None
 
 
 async def test_below_score_and_unapproved_template_policies(
-    settings: Settings, db: Database
+    settings: Settings, db: Database, seed: int
 ) -> None:
     brand = add_acme(settings, db)
     high_band = AgentPolicy(review=ReviewPolicy(mode="below_score", score_band=1.0))
     result = await run_generation(
-        _request(brand),
+        _request(brand, seed),
         settings=settings,
         db=db,
         providers={"procedural": CountingProvider()},
@@ -112,7 +114,7 @@ async def test_below_score_and_unapproved_template_policies(
     assert result.status == "awaiting_review"
     low_band = AgentPolicy(review=ReviewPolicy(mode="below_score", score_band=0.0))
     result = await run_generation(
-        _request(brand),
+        _request(brand, seed),
         settings=settings,
         db=db,
         providers={"procedural": CountingProvider()},
@@ -124,7 +126,7 @@ async def test_below_score_and_unapproved_template_policies(
         brand_review={"acme-coffee": ReviewPolicy(mode="unapproved_template")}
     )
     result = await run_generation(
-        _request(brand),
+        _request(brand, seed),
         settings=settings,
         db=db,
         providers={"procedural": CountingProvider()},
@@ -139,6 +141,7 @@ def test_review_from_the_cli(
     settings: Settings,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    seed: int,
 ) -> None:
     policy = tmp_path / "agent.yaml"
     policy.write_text("review: {mode: always}\n")
@@ -146,7 +149,7 @@ def test_review_from_the_cli(
     brand_path = str(Path(__file__).resolve().parents[2] / "examples/brands/acme-coffee.yaml")
     with pytest.raises(SystemExit) as exc:
         main(
-            ["generate", AUTUMN, "--brand", brand_path, "--size", "128x128", "--seed", "7",
+            ["generate", AUTUMN, "--brand", brand_path, "--size", "128x128", "--seed", str(seed),
              "--no-memory", "--json", "--out", str(tmp_path / "out")]
         )  # fmt: skip
     assert exc.value.code == 0

@@ -45,11 +45,11 @@ def acme(settings: Settings, db: Database, acme_kit_path: Path) -> str:
 
 
 async def test_a_run_replans_after_a_palette_miss_and_says_why(
-    settings: Settings, db: Database, acme: str
+    settings: Settings, db: Database, acme: str, seed: int
 ) -> None:
     provider = CountingProvider()
     request = GenerationRequest(
-        brief=AUTUMN, brand=acme, count=2, size="256x256", seed=7, budget_usd=1.0
+        brief=AUTUMN, brand=acme, count=2, size="256x256", seed=seed, budget_usd=1.0
     )
     result = await run_generation(
         request, settings=settings, db=db, providers={"procedural": provider}
@@ -137,11 +137,11 @@ class FailingDraftProvider(CountingProvider):
 
 
 async def test_an_open_breaker_falls_back_to_the_next_tier_and_excludes_the_model(
-    settings: Settings, db: Database, acme: str
+    settings: Settings, db: Database, acme: str, seed: int
 ) -> None:
     provider = FailingDraftProvider()
     request = GenerationRequest(
-        brief="a coffee cup on a table", brand=acme, count=1, size="128x128", seed=3
+        brief="a coffee cup on a table", brand=acme, count=1, size="128x128", seed=seed
     )
     result = await run_generation(
         request, settings=settings, db=db, providers={"procedural": provider}, use_memory=False

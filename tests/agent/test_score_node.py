@@ -40,9 +40,9 @@ def acme(settings: Settings, db: Database, acme_kit_path: Path) -> str:
     return "Acme Coffee"
 
 
-async def test_copies_of_one_image_are_rejected_as_duplicates(settings, db: Database, acme):
+async def test_copies_of_one_image_are_rejected_as_duplicates(settings, db: Database, acme, seed):
     request = GenerationRequest(
-        brief=BRIEF, brand=acme, count=2, size="256x256", seed=7, budget_usd=0.3,
+        brief=BRIEF, brand=acme, count=2, size="256x256", seed=seed, budget_usd=0.3,
         model="procedural/studio",
     )  # fmt: skip
     result = await run_generation(
@@ -67,15 +67,17 @@ async def test_copies_of_one_image_are_rejected_as_duplicates(settings, db: Data
 
 
 async def test_a_second_run_is_compared_with_the_brands_accepted_images(
-    settings, db: Database, acme
+    settings, db: Database, acme, seed
 ):
     request = GenerationRequest(
-        brief=BRIEF, brand=acme, count=1, size="256x256", seed=7, budget_usd=1.0,
+        brief=BRIEF, brand=acme, count=1, size="256x256", seed=seed, budget_usd=1.0,
         model="procedural/studio",
     )  # fmt: skip
     first = await run_generation(request, settings=settings, db=db)
     assert first.images and "similarity" not in first.images[0].scores
-    second = await run_generation(request.model_copy(update={"seed": 11}), settings=settings, db=db)
+    second = await run_generation(
+        request.model_copy(update={"seed": (seed + 1) % 2**32}), settings=settings, db=db
+    )
     assert second.images
     assert second.images[0].scores["similarity"] >= 0.5
 
@@ -95,10 +97,10 @@ class BrokenProvider:
 
 
 async def test_an_unreadable_image_is_an_error_not_a_crash_or_a_safety_block(
-    settings, db: Database, acme
+    settings, db: Database, acme, seed
 ):
     request = GenerationRequest(
-        brief=BRIEF, brand=acme, count=1, size="256x256", seed=7, budget_usd=0.2,
+        brief=BRIEF, brand=acme, count=1, size="256x256", seed=seed, budget_usd=0.2,
         model="procedural/studio",
     )  # fmt: skip
     result = await run_generation(

@@ -28,13 +28,13 @@ def _install_provider() -> None:
 
 
 async def test_nodes_and_provider_calls_are_spans(
-    settings: Settings, db: Database, acme_kit_path: Path
+    settings: Settings, db: Database, acme_kit_path: Path, seed: int
 ) -> None:
     _install_provider()
     EXPORTER.clear()
     with db.session() as session:
         crud.upsert_brand(session, tenant="default", kit=load_brand_kit(acme_kit_path))
-    request = GenerationRequest(brief="a cup", brand="Acme Coffee", size="128x128", seed=5)
+    request = GenerationRequest(brief="a cup", brand="Acme Coffee", size="128x128", seed=seed)
     result = await run_generation(request, settings=settings, db=db, use_memory=False)
     spans = [
         s

@@ -56,7 +56,9 @@ async def test_invalid_output_gives_no_variants() -> None:
     assert parse_variants('{"variants": [{"prompt": "p", "extra": 1}]}') is None
 
 
-async def test_the_planner_uses_moderated_variants(settings: Settings, db: Database) -> None:
+async def test_the_planner_uses_moderated_variants(
+    settings: Settings, db: Database, seed: int
+) -> None:
     brand = add_acme(settings, db)
     writer = PromptWriter(
         fake(variants_json("teal #0f766e and cream #fef3c7 coffee cup, strict palette",
@@ -64,7 +66,7 @@ async def test_the_planner_uses_moderated_variants(settings: Settings, db: Datab
     )  # fmt: skip
     provider = CountingProvider()
     result = await run_generation(
-        GenerationRequest(brief="a coffee cup", brand=brand, count=2, size="128x128", seed=1),
+        GenerationRequest(brief="a coffee cup", brand=brand, count=2, size="128x128", seed=seed),
         settings=settings,
         db=db,
         providers={"procedural": provider},

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from brandloop.api.cli import main
 from brandloop.artifacts import RECEIPT_KEY, read_png_text
-from brandloop.settings import Settings
+from brandloop.registry.db import Database
+from brandloop.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 BRANDS = ROOT / "examples" / "brands"
@@ -29,13 +30,16 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
 
 def data_snapshot(data_dir: Path) -> dict[str, object]:
     """What a failed command must leave untouched: database rows and the files on disk."""
-    db = data_dir / "brandloop.db"
+    url = get_settings().resolved_database_url
     tables: dict[str, object] = {}
-    if db.exists():
-        with sqlite3.connect(db) as conn:
-            assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-            for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'"):
-                tables[name] = conn.execute(f"SELECT count(*) FROM {name}").fetchone()
+    if not url.startswith("sqlite") or (data_dir / "brandloop.db").exists():
+        db = Database(url)
+        with db.engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                assert conn.exec_driver_sql("PRAGMA integrity_check").fetchone() == ("ok",)
+            for name in sa.inspect(conn).get_table_names():
+                tables[name] = tuple(conn.exec_driver_sql(f"SELECT count(*) FROM {name}").one())
+        db.dispose()
     files = sorted(
         str(p.relative_to(data_dir))
         for p in data_dir.rglob("*")
@@ -45,7 +49,7 @@ def data_snapshot(data_dir: Path) -> dict[str, object]:
 
 
 def test_generate_json_then_runs_show(
-    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path, seed: int
 ) -> None:
     out_dir = tmp_path / "out"
     code, out, err = run_cli(
@@ -59,7 +63,7 @@ def test_generate_json_then_runs_show(
         "--size",
         "256x256",
         "--seed",
-        "11",
+        str(seed),
         "--out",
         str(out_dir),
         "--json",

@@ -5,18 +5,21 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import yaml
 
 from brandloop.agent.templates import pick_weighted
 from brandloop.api.cli import main
+from brandloop.registry.db import Database
 from brandloop.settings import Settings, get_settings
 from tests.api.test_cli import BRANDS, data_snapshot, run_cli
+from tests.databases import PostgresTemplate
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "templates"
@@ -59,11 +62,15 @@ def two_approved_versions(capsys: pytest.CaptureFixture[str]) -> None:
         )
 
 
-def audit_rows(data_dir: Path) -> list[tuple[str, str, str]]:
-    with sqlite3.connect(data_dir / "brandloop.db") as conn:
-        return conn.execute(
-            "SELECT actor, action, subject_id FROM audit_log ORDER BY id"
-        ).fetchall()
+def audit_rows() -> list[tuple[str, str, str]]:
+    """The audit log of the registry the settings name now."""
+    db = Database.from_settings(get_settings())
+    try:
+        with db.engine.connect() as conn:
+            query = sa.text("SELECT actor, action, subject_id FROM audit_log ORDER BY id")
+            return [tuple(row) for row in conn.execute(query)]
+    finally:
+        db.dispose()
 
 
 def test_the_whole_review_flow_through_the_cli(
@@ -151,15 +158,11 @@ def _cli(*argv: str) -> None:
     assert not exc.value.code, argv
 
 
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A registry with seasonal-banner @1 @2 approved, @3 draft, @4 in review, and the bad
-    inputs beside it; each bad-input test starts from a copy of this registry."""
-    root = tmp_path_factory.mktemp("prepared")
-    golden, inputs = root / "data", root / "inputs"
-    inputs.mkdir()
+def _fill_prepared_registry(golden: Path, inputs: Path, database_url: str | None) -> None:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BRANDLOOP_DATA_DIR", str(golden))
+        if database_url is not None:
+            mp.setenv("BRANDLOOP_DATABASE_URL", database_url)
         get_settings.cache_clear()
         _cli("templates", "create", "seasonal-banner", "--file", V1, "--as", "ana")
         _cli("templates", "new-version", "seasonal-banner", "--file", V2, "-m", "v2", "--as", "ana")
@@ -171,8 +174,37 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         _cli("templates", "submit", "seasonal-banner", "4", "--as", "ana")
         _cli("brands", "add", str(BRANDS / "acme-coffee.yaml"))
         _cli("models", "list")  # the catalog sync is not part of what a refusal must leave alone
-        _cli("templates", "export", str(inputs / "changed_dir"))
+        if not (inputs / "changed_dir").exists():
+            _cli("templates", "export", str(inputs / "changed_dir"))
     get_settings.cache_clear()
+
+
+@dataclass
+class Prepared:
+    """A registry with seasonal-banner @1 @2 approved, @3 draft, @4 in review, and the bad
+    inputs beside it; each bad-input test starts from a copy of this registry: the data dir of
+    ``golden`` (SQLite) and, on PostgreSQL, a copy of the database ``postgres``."""
+
+    golden: Path
+    inputs: Path
+    make_postgres: Callable[[], PostgresTemplate]
+    postgres: PostgresTemplate | None = None
+
+    def database(self) -> PostgresTemplate:
+        if self.postgres is None:
+            self.postgres = self.make_postgres()
+            _fill_prepared_registry(self.golden.parent / "pg-data", self.inputs, self.postgres.url)
+        return self.postgres
+
+
+@pytest.fixture(scope="module")
+def prepared(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Prepared]:
+    root = tmp_path_factory.mktemp("prepared")
+    golden, inputs = root / "data", root / "inputs"
+    inputs.mkdir()
+    _fill_prepared_registry(golden, inputs, None)
     (inputs / "undefined.yaml").write_text("body: '{{ brief }} for {{ customer_name }}'\n")
     (inputs / "escape.yaml").write_text("body: \"{{ ''.__class__.__mro__ }}\"\n")
     (inputs / "escape2.yaml").write_text(
@@ -194,13 +226,38 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     (inputs / "malformed_dir" / "zz.yaml").write_text("name: [broken\n")
     fresh("approved_dir", status="approved")
     fresh("escape_dir", body="{{ ''.__class__ }}")
-    yield golden
+    made = Prepared(golden, inputs, lambda: request.getfixturevalue("postgres_template").derive())
+    yield made
+    if made.postgres is not None:
+        made.postgres.drop()
 
 
-def _input(prepared: Path, token: str) -> str:
+@pytest.fixture
+def prepared_registry(
+    prepared: Prepared,
+    database: str,
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> Iterator[None]:
+    """This test's registry: a copy of the prepared one."""
+    shutil.copytree(prepared.golden, data_dir)
+    if database == "sqlite":
+        yield
+        return
+    source = prepared.database()
+    capsys.readouterr()  # what preparing it printed is not this test's output
+    with source.copy() as url:
+        monkeypatch.setenv("BRANDLOOP_DATABASE_URL", url)
+        get_settings.cache_clear()
+        yield
+    get_settings.cache_clear()
+
+
+def _input(prepared: Prepared, token: str) -> str:
     if re.fullmatch(r"[A-Z][A-Z0-9_]*", token):
         suffix = "" if token.endswith("_DIR") else ".yaml"
-        return str(prepared.parent / "inputs" / f"{token.lower()}{suffix}")
+        return str(prepared.inputs / f"{token.lower()}{suffix}")
     return token
 
 
@@ -271,11 +328,11 @@ def test_bad_input_is_one_clear_line_exit_2_and_changes_nothing(
     capsys: pytest.CaptureFixture[str],
     settings: Settings,
     data_dir: Path,
-    prepared: Path,
+    prepared: Prepared,
+    prepared_registry: None,
     argv: list[str],
     message: str,
 ) -> None:
-    shutil.copytree(prepared, data_dir)
     argv = [_input(prepared, a) for a in argv]
     before = data_snapshot(data_dir)
     assert before["tables"]["template_versions"] == (5,)  # the prepared registry (with brand-hero)
@@ -287,7 +344,11 @@ def test_bad_input_is_one_clear_line_exit_2_and_changes_nothing(
 
 
 def test_canary_split_generate_stats_and_rollback(
-    capsys: pytest.CaptureFixture[str], settings: Settings, data_dir: Path, tmp_path: Path
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    data_dir: Path,
+    tmp_path: Path,
+    seed: int,
 ) -> None:
     two_approved_versions(capsys)
     ok(capsys, "templates", "label", "seasonal-banner", "production", "1=50,2=50", "--as", "lee")
@@ -303,7 +364,7 @@ def test_canary_split_generate_stats_and_rollback(
                 "--size",
                 "128x128",
                 "--seed",
-                str(i),
+                str((seed + i) % 2**32),
                 "--template",
                 "seasonal-banner",
                 "--no-memory",
@@ -349,6 +410,7 @@ def test_export_import_round_trip(
     data_dir: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    another_database_url: str | None,
 ) -> None:
     two_approved_versions(capsys)
     ok(capsys, "templates", "label", "seasonal-banner", "production", "1=90,2=10", "--as", "lee")
@@ -366,6 +428,8 @@ def test_export_import_round_trip(
     original_v2 = json.loads(ok(capsys, "templates", "show", "seasonal-banner@2", "--json"))
 
     monkeypatch.setenv("BRANDLOOP_DATA_DIR", str(tmp_path / "fresh"))
+    if another_database_url is not None:
+        monkeypatch.setenv("BRANDLOOP_DATABASE_URL", another_database_url)
     get_settings.cache_clear()
     report = json.loads(ok(capsys, "templates", "import", str(export_dir), "--as", "lee", "--json"))
     assert {r["template"]: (r["added_versions"], r["moved_labels"]) for r in report} == {
@@ -391,7 +455,7 @@ def test_export_import_round_trip(
     assert (second_export / "seasonal-banner.yaml").read_text() == (
         export_dir / "seasonal-banner.yaml"
     ).read_text()
-    imported = [a for a in audit_rows(tmp_path / "fresh") if a[1] == "template.imported"]
+    imported = [a for a in audit_rows() if a[1] == "template.imported"]
     assert imported == [
         ("lee", "template.imported", "seasonal-banner@1"),
         ("lee", "template.imported", "seasonal-banner@2"),
@@ -399,7 +463,11 @@ def test_export_import_round_trip(
 
 
 def test_runs_show_lineage_and_reproduce_byte_identical(
-    capsys: pytest.CaptureFixture[str], settings: Settings, data_dir: Path, tmp_path: Path
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    data_dir: Path,
+    tmp_path: Path,
+    seed: int,
 ) -> None:
     doc = json.loads(
         ok(
@@ -413,7 +481,7 @@ def test_runs_show_lineage_and_reproduce_byte_identical(
             "--size",
             "128x128",
             "--seed",
-            "4",
+            str(seed),
             "--no-memory",
             "--out",
             str(tmp_path / "o"),

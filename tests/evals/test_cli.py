@@ -11,6 +11,9 @@ from brandloop.api.cli import main
 from brandloop.settings import Settings
 from tests.evals.conftest import ON_BRAND_CASES, write_suite
 
+# The harness gives each target its own SQLite registry whatever the deployment's database.
+pytestmark = pytest.mark.databases("sqlite")
+
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     with pytest.raises(SystemExit) as exc:

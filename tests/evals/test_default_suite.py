@@ -14,6 +14,9 @@ from brandloop.evals.runner import EvalRunner
 from brandloop.settings import Settings
 from tests.evals.conftest import ROOT
 
+# The harness gives each target its own SQLite registry whatever the deployment's database.
+pytestmark = pytest.mark.databases("sqlite")
+
 
 @pytest.mark.slow
 async def test_the_default_suite_meets_its_gate(tmp_path: Path, settings: Settings) -> None:

@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from brandloop.evals.loader import load_suite
@@ -18,6 +19,9 @@ from brandloop.evals.reports import build_document, build_html, build_junit
 from brandloop.evals.runner import EvalRun, EvalRunner, evaluate_results
 from brandloop.settings import Settings
 from tests.evals.conftest import on_brand_case, write_suite
+
+# The harness gives each target its own SQLite registry whatever the deployment's database.
+pytestmark = pytest.mark.databases("sqlite")
 
 
 class Structure(HTMLParser):

@@ -17,6 +17,9 @@ from brandloop.evals.stats import compare_baseline
 from brandloop.settings import Settings
 from tests.evals.conftest import ON_BRAND_CASES, CountingProvider, on_brand_case, write_suite
 
+# The harness gives each target its own SQLite registry whatever the deployment's database.
+pytestmark = pytest.mark.databases("sqlite")
+
 QUIET = TargetSpec(name="default", memory=False)
 
 

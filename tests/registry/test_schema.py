@@ -71,7 +71,11 @@ def free_port() -> int:
 
 # --------------------------------------------------------------------------- SQLite
 
+#: These look at the embedded SQLite file itself; PostgreSQL has its own tests below.
+SQLITE_ONLY = pytest.mark.databases("sqlite")
 
+
+@SQLITE_ONLY
 def test_an_older_sqlite_schema_migrates_itself_on_first_use(settings: Settings) -> None:
     url = settings.resolved_database_url
     migrate_to(url, previous_revision())
@@ -83,6 +87,7 @@ def test_an_older_sqlite_schema_migrates_itself_on_first_use(settings: Settings)
     db.dispose()
 
 
+@SQLITE_ONLY
 def test_a_server_on_an_older_sqlite_schema_starts_and_migrates_it(settings: Settings) -> None:
     url = settings.resolved_database_url
     migrate_to(url, previous_revision())
@@ -91,6 +96,7 @@ def test_a_server_on_an_older_sqlite_schema_starts_and_migrates_it(settings: Set
     assert current(url) == set(HEADS)
 
 
+@SQLITE_ONLY
 def test_db_upgrade_on_sqlite_says_what_it_did(
     capsys: pytest.CaptureFixture[str], settings: Settings
 ) -> None:
@@ -107,6 +113,7 @@ def test_db_upgrade_on_sqlite_says_what_it_did(
     assert out.strip() == f"sqlite schema already current at {', '.join(HEADS)}"
 
 
+@SQLITE_ONLY
 def test_db_upgrade_rejects_unknown_options(
     capsys: pytest.CaptureFixture[str], settings: Settings
 ) -> None:

@@ -9,11 +9,9 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 
-from brandloop.domain import Candidate, ModelSpec
+from brandloop.domain import MAX_SEED, Candidate, ModelSpec
 from brandloop.policies.catalog import nearest_aspect, nearest_size
 from brandloop.providers import ImageRequest
-
-MAX_SEED = 2**32 - 1
 
 
 def _same_but_seed(candidate: Candidate) -> str:

@@ -17,7 +17,6 @@ from brandloop.api.auth import create_key
 from brandloop.api.config import ApiSettings
 from brandloop.registry.db import Database
 from brandloop.settings import Settings, get_settings
-from tests.services import DATABASES, database_url_for
 
 ROOT = Path(__file__).resolve().parents[3]
 BRANDS = ROOT / "examples" / "brands"
@@ -49,21 +48,9 @@ class Keys:
         return {"Authorization": f"Bearer {key}"}
 
 
-@pytest.fixture(params=DATABASES)
-def database(
-    request: pytest.FixtureRequest, data_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[str]:
-    """Run the test on SQLite and on PostgreSQL: a module overrides ``settings`` with
-    ``both_databases`` to use it."""
-    with database_url_for(request.param, data_dir) as url:
-        monkeypatch.setenv("BRANDLOOP_DATABASE_URL", url)
-        get_settings.cache_clear()
-        yield str(request.param)
-        get_settings.cache_clear()
-
-
-def both_databases(database: str) -> Settings:
-    """``settings = pytest.fixture(both_databases)`` in a module runs it on both databases."""
+def both_databases(database: str, data_dir: Path) -> Settings:
+    """``settings = pytest.fixture(both_databases)``: the settings of the database this test
+    runs on (every test using the data dir runs on both; see tests/conftest.py)."""
     settings = get_settings()
     assert settings.resolved_database_url.startswith(database)
     return settings

@@ -29,11 +29,11 @@ def parse_sse(text: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 def test_generation_waits_for_its_result_then_run_artifact_and_receipt(
-    client: TestClient, keys: Keys, acme: dict[str, Any]
+    client: TestClient, keys: Keys, acme: dict[str, Any], seed: int
 ) -> None:
     creator = keys["A", "creator"]
     response = client.post(
-        "/v1/generations?wait=60", json={**GEN, "count": 1, "seed": 7}, headers=creator
+        "/v1/generations?wait=60", json={**GEN, "count": 1, "seed": seed}, headers=creator
     )
     assert response.status_code == 200, response.text
     job = response.json()

@@ -32,9 +32,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def env_for(data_dir: Path, **extra: str) -> dict[str, str]:
+def env_for(data_dir: Path, database_url: str | None, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BRANDLOOP_", "BL_TEST_"))}
     env.update(BRANDLOOP_DATA_DIR=str(data_dir), PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", **extra)
+    if database_url is not None:
+        env["BRANDLOOP_DATABASE_URL"] = database_url
     return env
 
 
@@ -99,8 +101,8 @@ def read_sse(
 
 
 @pytest.mark.server
-def test_serve_over_real_http_with_sse(tmp_path: Path) -> None:
-    env = env_for(tmp_path / "data")
+def test_serve_over_real_http_with_sse(tmp_path: Path, database_url: str | None) -> None:
+    env = env_for(tmp_path / "data", database_url)
     admin, viewer = make_key(env, "acme", "admin"), make_key(env, "acme", "viewer")
     port = free_port()
     with (
@@ -162,13 +164,15 @@ def _ledger(path: Path) -> list[tuple[str, str]]:
 
 @pytest.mark.server
 @pytest.mark.slow
-def test_a_killed_server_resumes_its_job_without_paying_twice(tmp_path: Path) -> None:
+def test_a_killed_server_resumes_its_job_without_paying_twice(
+    tmp_path: Path, database_url: str | None, seed: int
+) -> None:
     data_dir, ledger = tmp_path / "data", tmp_path / "ledger.txt"
     plugin = {
         "BRANDLOOP_PROVIDER_PLUGINS": "tests.agent.fake_providers:ledger_provider",
         "BL_TEST_LEDGER": str(ledger),
     }
-    env = env_for(data_dir, **plugin)
+    env = env_for(data_dir, database_url, **plugin)
     admin = make_key(env, "acme", "admin")
     port = free_port()
     slow = {**env, "BL_TEST_SLOW_FROM": "1", "BL_TEST_SLEEP_S": "120"}
@@ -184,7 +188,7 @@ def test_a_killed_server_resumes_its_job_without_paying_twice(tmp_path: Path) ->
                 "brand": "Acme Coffee",
                 "size": "256x256",
                 "count": 2,
-                "seed": 7,
+                "seed": seed,
                 "budget_usd": 1,
             },
             headers=admin,

@@ -78,6 +78,10 @@ def a1111(fake: FakeWebUI) -> dict:
     return {"a1111": ResilientProvider(adapter, ProviderLimits(max_attempts=1))}
 
 
+#: Three consecutive seeds that end at the top of the providers' range: still one call.
+TOP = 2**32 - 3
+
+
 def models() -> list:
     return [m for m in load_catalog() if m.id == "a1111/sdxl-base"]
 
@@ -86,7 +90,7 @@ async def test_candidates_differing_only_in_seed_are_one_call(
     settings: Settings, db: Database, acme: str
 ) -> None:
     fake = FakeWebUI()
-    request = GenerationRequest(brief=BRIEF, brand=acme, count=3, size="256x256", seed=40)
+    request = GenerationRequest(brief=BRIEF, brand=acme, count=3, size="256x256", seed=TOP)
     result = await run_generation(
         request, settings=settings, db=db, providers=a1111(fake), models=models(), use_memory=False
     )
@@ -94,7 +98,7 @@ async def test_candidates_differing_only_in_seed_are_one_call(
     with db.session() as session:
         attempts = crud.list_attempts(session, run_id=result.run_id)
         first = sorted((a for a in attempts if a.iteration == 1), key=lambda a: a.seed_requested)
-        assert [a.seed_returned for a in first] == [40, 41, 42]
+        assert [a.seed_returned for a in first] == [TOP, TOP + 1, TOP + 2]
         assert len({a.idempotency_key for a in first}) == 3  # each attempt keeps its own key
         assert all(a.cost_usd == pytest.approx(0.002) for a in first)  # the call's cost, shared
         events = crud.list_events(session, run_id=result.run_id)
@@ -103,10 +107,10 @@ async def test_candidates_differing_only_in_seed_are_one_call(
 
 
 async def test_an_image_of_another_size_is_fitted_to_the_asked_size(
-    settings: Settings, db: Database, acme: str
+    settings: Settings, db: Database, acme: str, seed: int
 ) -> None:
     fake = FakeWebUI(side=300)
-    request = GenerationRequest(brief=BRIEF, brand=acme, count=1, size="256x128", seed=5)
+    request = GenerationRequest(brief=BRIEF, brand=acme, count=1, size="256x128", seed=seed)
     result = await run_generation(
         request, settings=settings, db=db, providers=a1111(fake), models=models(), use_memory=False
     )
@@ -119,10 +123,10 @@ async def test_an_image_of_another_size_is_fitted_to_the_asked_size(
 
 
 async def test_garbage_from_the_backend_is_an_error_outcome_not_a_crash(
-    settings: Settings, db: Database, acme: str
+    settings: Settings, db: Database, acme: str, seed: int
 ) -> None:
     fake = FakeWebUI(garbage=True)
-    request = GenerationRequest(brief=BRIEF, brand=acme, count=1, size="256x256", seed=5)
+    request = GenerationRequest(brief=BRIEF, brand=acme, count=1, size="256x256", seed=seed)
     result = await run_generation(
         request, settings=settings, db=db, providers=a1111(fake), models=models(), use_memory=False
     )

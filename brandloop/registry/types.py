@@ -1,0 +1,40 @@
+"""Column types wide enough for every value a column can hold, on SQLite and PostgreSQL alike.
+
+SQLite stores any integer in 64 bits and any real as an IEEE double whatever the declared type,
+so a value that fits there must fit in PostgreSQL too: counters, sizes, byte counts and
+autoincrement ids are ``BIGINT`` there (``INTEGER`` stays on SQLite, where an ``INTEGER PRIMARY
+KEY`` is the rowid and autoincrements), and money is ``NUMERIC(24, 12)``: up to 10^12 dollars,
+exact to 10^-12 of a dollar, summed exactly, read back as ``float`` (a double on SQLite, as
+before). Seeds were widened earlier (migration 0008).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, Dialect, Float, Integer, Numeric
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+__all__ = ["MONEY_PRECISION", "MONEY_SCALE", "Count", "Money"]
+
+MONEY_PRECISION = 24
+MONEY_SCALE = 12
+
+
+class _Dollars(TypeDecorator[float]):
+    """``NUMERIC`` that takes a float by its shortest exact decimal form: PostgreSQL's own cast
+    from double keeps only 15 significant digits."""
+
+    impl = Numeric(MONEY_PRECISION, MONEY_SCALE, asdecimal=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(repr(float(value)))
+
+
+#: A counter, a size, a byte count or an autoincrement id.
+Count: TypeEngine[int] = BigInteger().with_variant(Integer(), "sqlite")
+
+#: An amount of money in US dollars.
+Money: TypeEngine[float] = _Dollars().with_variant(Float(), "sqlite")

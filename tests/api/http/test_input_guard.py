@@ -1,0 +1,46 @@
+"""Text no registry can store (a NUL, a lone surrogate) is refused at the door with a problem,
+the same on SQLite and PostgreSQL, and nothing is stored."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.http.conftest import Keys, assert_problem, brand_kit
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/runs/run%00x",
+        "/v1/jobs/%ED%A0%80",
+        "/v1/memory/search?brand=%00&q=cup",
+        "/v1/runs?limit=5&x=%FF",
+    ],
+    ids=["nul-in-path", "surrogate-in-path", "nul-in-query", "not-utf8-in-query"],
+)
+def test_unstorable_text_in_the_url_is_400(client: TestClient, keys: Keys, url: str) -> None:
+    body = assert_problem(client.get(url, headers=keys["A", "viewer"]), 400, "bad-input")
+    assert "NUL" in body["detail"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "where"),
+    [
+        ('"Acme\\u0000Coffee"', "body.name"),
+        ('"Acme\\ud800Coffee"', "body.name"),
+    ],
+    ids=["nul", "lone-surrogate"],
+)
+def test_unstorable_text_in_a_body_is_422_and_nothing_is_stored(
+    client: TestClient, keys: Keys, raw: str, where: str
+) -> None:
+    # json.dumps would escape the backslash: put the raw escape in by hand, as a client may
+    payload = json.dumps({**brand_kit(), "name": "PLACEHOLDER"}).replace('"PLACEHOLDER"', raw)
+    headers = {**keys["A", "admin"], "Content-Type": "application/json"}
+    response = client.post("/v1/brands", content=payload, headers=headers)
+    body = assert_problem(response, 422, "validation")
+    assert [e["loc"] for e in body["errors"]] == [where.split(".")]
+    assert client.get("/v1/brands", headers=keys["A", "viewer"]).json() == []
