@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, Index, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from brandloop.domain import utcnow
 from brandloop.registry.models import Base
+from brandloop.registry.types import Money
 
 __all__ = ["Base", "SpendLockRow", "SpendReservationRow"]
 
@@ -44,8 +45,8 @@ class SpendReservationRow(Base):
     call_key: Mapped[str | None] = mapped_column(String(128), nullable=True, unique=True)
     provider: Mapped[str] = mapped_column(String(64), default="")
     model: Mapped[str] = mapped_column(String(120), default="")
-    amount_usd: Mapped[float] = mapped_column(Float)
-    charged_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    amount_usd: Mapped[float] = mapped_column(Money)
+    charged_usd: Mapped[float | None] = mapped_column(Money, nullable=True)
     state: Mapped[str] = mapped_column(String(16))
     billing: Mapped[str | None] = mapped_column(String(16), nullable=True)
     fence: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -5,7 +5,7 @@ Existing attempts that cost something become settled call reservations, so tenan
 budgets keep counting what was spent before this migration.
 
 Revision ID: 0100
-Revises: 0400
+Revises: 0600
 Create Date: 2026-12-03
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0100"
-down_revision: str | Sequence[str] | None = "0400"
+down_revision: str | Sequence[str] | None = "0600"
 branch_labels: Sequence[str] | None = None
 depends_on: Sequence[str] | None = None
 

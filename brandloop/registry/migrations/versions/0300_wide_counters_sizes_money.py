@@ -5,7 +5,7 @@ value SQLite took must fit PostgreSQL too. Nothing changes on SQLite (brandloop.
 Serial ids also get a 64-bit sequence: widening the column alone leaves the sequence at 2^31.
 
 Revision ID: 0300
-Revises: 0400
+Revises: 0101
 Create Date: 2026-12-03
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0300"
-down_revision: str | Sequence[str] | None = "0400"
+down_revision: str | Sequence[str] | None = "0101"
 branch_labels: Sequence[str] | None = None
 depends_on: Sequence[str] | None = None
 
@@ -51,6 +51,7 @@ MONEY: dict[str, tuple[str, ...]] = {
     "budgets": ("limit_usd",),
     "campaigns": ("budget_usd",),
     "jobs": ("cost_usd",),
+    "spend_reservations": ("amount_usd", "charged_usd"),
 }
 
 
