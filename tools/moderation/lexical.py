@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from brandloop.errors import present
 from brandloop.tools.moderation.categories import SEXUAL, SEXUAL_MINORS
 from brandloop.tools.moderation.lexicon import Ambiguous, Lexicon, Sense, Term
 from brandloop.tools.moderation.normalize import (
@@ -379,7 +380,7 @@ def scan(
             hits += _find(brand, unmasked, "brand", negation=False)
         if first is None:
             first, first_look_alikes = reading, look_alikes
-    assert first is not None
+    first = present(first, "the text's first reading")
     resolved, mapping = _resolve(first.text, first_look_alikes, _ruled_out(lexicon, first.views[0]))
     return LexicalResult(
         hits=hits,
