@@ -33,9 +33,11 @@ def test_one_line_without_debug_and_the_traceback_with_it(
     assert err.rstrip("\n").splitlines()[-1] == MISSING
 
 
+@pytest.mark.databases("sqlite")
 def test_an_internal_error_shows_its_traceback_only_in_debug_mode(
     capsys: pytest.CaptureFixture[str], settings: Settings
 ) -> None:
+    """SQLite only: the internal error is made by writing garbage over the embedded file."""
     settings.data_dir.mkdir(parents=True)
     (settings.data_dir / "brandloop.db").write_bytes(b"this is not a database" * 100)
     code, err = run_cli(capsys, "brands", "list")

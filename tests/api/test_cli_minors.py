@@ -3,23 +3,34 @@ a template that crosses it with exit 3 and one line, store nothing, and audit th
 
 from __future__ import annotations
 
-import sqlite3
+import json
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import yaml
 
+from brandloop.registry.db import Database
+from brandloop.settings import get_settings
 from tests.api.test_cli import run_cli
 
 CROSSING = "{{ brief }}, a little girl posing seductively by the lighthouse"
 
 
 def refusals(data_dir: Path) -> list[tuple[str, str]]:
-    with sqlite3.connect(data_dir / "brandloop.db") as conn:
-        return conn.execute(
-            "SELECT subject_id, detail FROM audit_log "
-            "WHERE action = 'moderation.refused.sexual_minors' ORDER BY id"
-        ).fetchall()
+    database = Database.from_settings(get_settings())
+    try:
+        with database.session() as session:
+            rows = session.execute(
+                sa.text(
+                    "SELECT subject_id, detail FROM audit_log "
+                    "WHERE action = 'moderation.refused.sexual_minors' ORDER BY id"
+                )
+            ).all()
+    finally:
+        database.dispose()
+    # detail is JSON: a str on SQLite's raw read, a dict on PostgreSQL's
+    return [(row[0], row[1] if isinstance(row[1], str) else json.dumps(row[1])) for row in rows]
 
 
 def test_templates_crossing_the_line_are_refused(

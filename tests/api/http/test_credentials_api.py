@@ -4,48 +4,25 @@ requests, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from brandloop.registry.db import Database
-from brandloop.settings import Settings, get_settings
+from brandloop.settings import Settings
 from brandloop.tools.credentials import CredentialReport
 from tests.api.http.conftest import Keys, assert_problem, brand_kit
-from tests.services import service_env
 
 TENANTS = ("acme-co", "Acme-Co", "acme_co")  # lookalikes: exact ids, never folded
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.server)])
-def backend(request: pytest.FixtureRequest, monkeypatch) -> Iterator[tuple[Settings, Database]]:
-    base = service_env("BRANDLOOP_TEST_POSTGRES_URL") if request.param == "postgres" else ""
-    request.getfixturevalue("data_dir")  # clears BRANDLOOP_* (the service URLs included)
-    if request.param == "sqlite":
-        settings = get_settings()
-        db = Database.from_settings(settings)
-        yield settings, db
-        db.dispose()
-        return
-    name = f"bl_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(base.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = base.rsplit("/", 1)[0] + f"/{name}"
-    monkeypatch.setenv("BRANDLOOP_DATABASE_URL", url)
-    get_settings.cache_clear()
-    db = Database(url)
-    db.upgrade()  # as `brandloop db upgrade` does before a PostgreSQL deployment starts
-    yield get_settings(), db
-    db.dispose()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+@pytest.fixture
+def backend(settings: Settings, db: Database) -> tuple[Settings, Database]:
+    """The suite's registry for this test: SQLite, then a migrated PostgreSQL database."""
+    return settings, db
 
 
 @pytest.fixture

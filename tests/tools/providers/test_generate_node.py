@@ -94,7 +94,7 @@ async def test_candidates_differing_only_in_seed_are_one_call(
     result = await run_generation(
         request, settings=settings, db=db, providers=a1111(fake), models=models(), use_memory=False
     )
-    assert fake.bodies[0]["batch_size"] == 3 and fake.bodies[0]["seed"] == 40
+    assert fake.bodies[0]["batch_size"] == 3 and fake.bodies[0]["seed"] == TOP
     with db.session() as session:
         attempts = crud.list_attempts(session, run_id=result.run_id)
         first = sorted((a for a in attempts if a.iteration == 1), key=lambda a: a.seed_requested)
