@@ -105,6 +105,7 @@ def site(data_dir: Path, *, sleep_s: float = 1.0) -> Iterator[Site]:
     policy.write_text(AGENT_POLICY)
     env = env_for(
         data_dir,
+        None,  # the embedded SQLite registry, as a studio user's first `brandloop serve` has
         BRANDLOOP_AGENT_POLICY=str(policy),
         BRANDLOOP_PROVIDER_PLUGINS="tests.api.studio.slow_provider:slow_procedural",
         BL_TEST_SLEEP_S=str(sleep_s),
