@@ -9,6 +9,7 @@ thread revisions) or ``workers=0`` to keep jobs queued.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -124,11 +125,13 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await pool.start()
-        purging = asyncio.create_task(_purge_idempotency(idempotency))
+        stop_purging = asyncio.Event()
+        purging = asyncio.create_task(_purge_idempotency(idempotency, stop_purging))
         try:
             yield
         finally:
-            purging.cancel()
+            stop_purging.set()
+            await purging
             await pool.stop()
             await buckets.aclose()
             if access_log is not None:
@@ -209,14 +212,19 @@ def create_app(
     return app
 
 
-async def _purge_idempotency(idempotency: Idempotency, every_s: float = 600.0) -> None:
-    """Stored answers past their time to live are dropped every ten minutes."""
-    while True:
+async def _purge_idempotency(
+    idempotency: Idempotency, stop: asyncio.Event, every_s: float = 600.0
+) -> None:
+    """Stored answers past their time to live are dropped every ten minutes, until ``stop``. A
+    purge under way is finished, not abandoned: its thread holds a database connection, which
+    must be back in the pool before the app disposes of the engine."""
+    while not stop.is_set():
         try:
             await asyncio.to_thread(idempotency.purge)
         except Exception:
             log.exception("purging idempotency records failed")
-        await asyncio.sleep(every_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
 
 
 def app_factory() -> FastAPI:

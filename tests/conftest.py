@@ -10,9 +10,11 @@ Seeds come from the ``seed`` fixture: random across the providers' whole range, 
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import socket
+import warnings
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,6 +106,18 @@ def database_url(
     template: PostgresTemplate = request.getfixturevalue("postgres_template")
     with template.copy() as url:
         yield url
+        _no_connection_left_open(request.node.nodeid)
+
+
+def _no_connection_left_open(test: str) -> None:
+    """Fail the test that left a PostgreSQL connection open (an engine never disposed), here,
+    rather than whichever later test the garbage collector happens to find it in."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        gc.collect()
+    leaked = [str(w.message) for w in caught if "deleted while still open" in str(w.message)]
+    if leaked:
+        pytest.fail(f"{test} left {len(leaked)} PostgreSQL connection(s) open: {leaked[0]}")
 
 
 @pytest.fixture
