@@ -31,11 +31,21 @@ PARAPHRASES = {
 @pytest.mark.parametrize(("text", "category"), PARAPHRASES.items())
 def test_the_classifier_catches_what_the_lists_miss(text, category):
     assert moderate_text(text, semantic=None, profanity_threshold=None).allowed
-    verdict = moderate_text(text, profanity_threshold=None)
+    calibrated = default_semantic_layer().thresholds[category]
+    # sexual blocks on the classifier alone; another head blocks where a brand opts in
+    opt_in = {} if category == "sexual" else {category: calibrated}
+    verdict = moderate_text(text, profanity_threshold=None, semantic_thresholds=opt_in)
     assert category in verdict.categories
     (finding,) = [f for f in verdict.findings if f.category == category]
     assert finding.layer == "semantic" and finding.score is not None
     assert finding.score >= default_semantic_layer().thresholds[category]
+
+
+def test_heads_other_than_sexual_are_scored_but_block_only_for_a_brand_that_opts_in():
+    text = "a man beaten until his face is unrecognisable"
+    verdict = moderate_text(text, profanity_threshold=None)
+    assert verdict.allowed
+    assert verdict.scores["semantic:violence"] >= default_semantic_layer().thresholds["violence"]
 
 
 def test_a_minor_with_sexual_content_is_the_minors_line_even_without_listed_words():

@@ -10,7 +10,11 @@ spent. Layers, in order:
 3. **minors**: the absolute ``sexual/minors`` line (lexical, and semantic when the
    classifier is on); no policy or threshold relaxes it;
 4. **semantic**: the offline classifier over MiniLM sentence embeddings
-   (:mod:`~brandloop.tools.moderation.semantic`), per-category thresholds;
+   (:mod:`~brandloop.tools.moderation.semantic`), per-category thresholds. It blocks on its own
+   for ``sexual`` and ``sexual/minors`` (the paraphrases term lists miss); its other heads are
+   scored and shown, and block only for a brand whose policy sets their threshold
+   (``text.semantic_thresholds``): on briefs they were not written against (the eval suite's,
+   the composer's own palette clauses) they made false blocks;
 5. **profanity**: the shipped alt-profanity-check model.
 
 A hosted moderation service, when configured, runs after these, never instead of them. Every
@@ -37,6 +41,8 @@ from brandloop.tools.moderation.policy import ModerationPolicy
 from brandloop.tools.moderation.semantic import SemanticLayer, default_semantic_layer
 
 DEFAULT_PROFANITY_THRESHOLD: Final = 0.95
+#: the classifier's heads that block without a brand opting in
+SEMANTIC_BLOCKING: Final = frozenset({SEXUAL, SEXUAL_MINORS})
 EXCERPT_MAX_CHARS: Final = 80
 
 #: Texts → probability each is offensive (the seam for the profanity model).
@@ -230,6 +236,8 @@ def _semantic_findings(
         score = best.scores[category]
         scores[f"semantic:{category}"] = round(score, 4)
         threshold = thresholds[category]
+        if category not in SEMANTIC_BLOCKING and category not in overrides:
+            continue  # scored and shown, blocking only where a brand's policy asks for it
         # the minors head answers "a minor, and sexual content": it counts only where the
         # sexual head also sees sexual content in that chunk
         if category == SEXUAL_MINORS and best.scores[SEXUAL] < minors_threshold:
