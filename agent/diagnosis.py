@@ -48,6 +48,9 @@ USUALLY_SHARP = 0.5
 DUPLICATE_SIGNALS = frozenset({"duplicate", "diversity", "novelty"})
 BREAKER_ERRORS = ("ProviderUnavailableError", "circuit")
 
+#: the error of an attempt whose call's outcome is unknown from an earlier process
+NOT_SENT_AGAIN = "this call's outcome is unknown (it may have been billed): not paid again"
+
 
 def quality_index(spec: ModelSpec, boost: int) -> int | None:
     """The index into ``spec.qualities`` ``boost`` steps above its default, if there is one."""
@@ -142,8 +145,14 @@ def diagnose(
     outcomes = Counter(a.outcome for a in rejected)
     can_climb = model_index + 1 < ladder_size
 
+    # a call whose outcome was lost before this process (a run killed mid-call, then resumed)
+    # is not sent again: that says nothing about the model, so it is no reason to leave it
+    lost = [a for a in rejected if a.outcome == "error" and a.error == NOT_SENT_AGAIN]
+    outcomes["error"] -= len(lost)
     if outcomes["error"]:
-        errored = sorted({a.candidate.model for a in rejected if a.outcome == "error"})
+        errored = sorted(
+            {a.candidate.model for a in rejected if a.outcome == "error" and a not in lost}
+        )
         breaker = any(marker in (a.error or "") for a in rejected for marker in BREAKER_ERRORS)
         for model in errored:
             if model not in plan.excluded_models:

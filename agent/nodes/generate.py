@@ -20,6 +20,7 @@ from langgraph.runtime import Runtime
 
 from brandloop.agent.budgets import CallReservation, reserve_call
 from brandloop.agent.context import RunContext
+from brandloop.agent.diagnosis import NOT_SENT_AGAIN
 from brandloop.agent.state import RunState
 from brandloop.agent.tracing import provider_span
 from brandloop.domain import (
@@ -319,8 +320,7 @@ async def _attempt_batch(
         return [_recorded(ctx, k, c) for k, c in zip(keys, batch, strict=True)], None
     if reservation.verdict == "unknown":
         share = round(sum(c.estimated_cost_usd for c in batch) / len(batch), 6)
-        reason = "this call's outcome is unknown (it may have been billed): not paid again"
-        return [_unknown(a, share, reason) for a in attempts], None
+        return [_unknown(a, share, NOT_SENT_AGAIN) for a in attempts], None
     started = time.perf_counter()
     try:
         with provider_span(spec.provider, spec.model, call_key, len(batch)):

@@ -47,7 +47,8 @@ def _ledger(path: Path) -> list[tuple[str, str]]:
     return [tuple(line.split(" ", 1)) for line in path.read_text().splitlines() if line]  # type: ignore[misc]
 
 
-def _wait_for(predicate, timeout: float = 60.0) -> None:
+def _wait_for(predicate, timeout: float = 240.0) -> None:
+    # generous: a cold `brandloop` process on a loaded 2-core CI machine takes tens of seconds
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -59,7 +60,9 @@ def _wait_for(predicate, timeout: float = 60.0) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("slow_from", "paid_before_kill"),
-    [(1, 1), (3, 3)],
+    # round 1 is two calls; round 2 has one or two (a round-1 accept leaves one image to make),
+    # so "mid second round" is its first call in flight, whatever the seed
+    [(1, 1), (2, 2)],
     ids=["killed-mid-first-round", "killed-mid-second-round"],
 )
 def test_a_killed_run_resumes_without_paying_twice(
@@ -109,7 +112,7 @@ def test_a_killed_run_resumes_without_paying_twice(
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
     result = json.loads(resumed.stdout)
-    assert result["status"] in {"succeeded", "partial"}
+    assert result["status"] in {"succeeded", "partial"}, result["reason"]
 
     paid = Counter(key for kind, key in _ledger(ledger) if kind == "paid")
     assert max(paid.values()) == 1, f"an attempt was paid twice: {paid}"
