@@ -1,8 +1,8 @@
 """Train the semantic text classifier and calibrate its thresholds; write classifier.json.
 
-Reads ``tools/moderation/semantic/exemplars/train.yaml`` and ``dev.yaml`` (the first test split,
-demoted after its one measurement; both fit the weights) and ``validation.yaml`` (chooses C and
-the thresholds). The held-out test split (``benchmarks/data/text_moderation_test.yaml``) is
+Reads ``tools/moderation/semantic/exemplars/train.yaml`` and ``dev*.yaml`` (the earlier test
+splits, each demoted after it was measured; all fit the weights) and ``validation.yaml``
+(chooses C and the thresholds). The held-out test split (``benchmarks/data/text_moderation_test.yaml``) is
 never read here.
 
 Each training line is used as written and wrapped the way briefs wrap a subject
@@ -17,7 +17,9 @@ benign lines plus out-of-fold scores of the training split's benign lines (5 fol
 and its wrappings always in the same fold). The threshold is the lowest at which at most
 ``--benign-rate`` of those lines (0.5 % by default) reach it, floored at 0.5. The minors
 rule's sexual threshold: the lowest at which no such benign line that mentions a minor
-reaches it, floored at 0.3 and capped at the sexual threshold.
+reaches it, floored at 0.3 and capped at the sexual threshold. The minors head's rule (a
+minor referenced and the ``sexual/minors`` head at or above it, whatever the sexual head says):
+the lowest threshold no such benign line reaches, floored at 0.5.
 
 Deterministic: the same files give the same weights. Prints the digest to pin in
 ``tools/moderation/semantic/classifier.py`` (``CLASSIFIER_SHA256``) and PROVENANCE.md.
@@ -57,6 +59,7 @@ from brandloop.tools.moderation.semantic.exemplars import (  # noqa: E402
     EXEMPLARS_DIR,
     Exemplar,
     load_exemplars,
+    training_files,
 )
 
 #: Training lines are also seen wrapped as a brief would wrap them, so a head learns the
@@ -126,10 +129,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=CLASSIFIER_PATH)
     args = parser.parse_args()
 
-    originals = [
-        *load_exemplars(EXEMPLARS_DIR / "train.yaml"),
-        *load_exemplars(EXEMPLARS_DIR / "dev.yaml"),
-    ]
+    originals = [exemplar for path in training_files() for exemplar in load_exemplars(path)]
     train = [
         Exemplar(wrapping.format(e.text), e.labels, e.group)
         for e in originals
@@ -193,14 +193,35 @@ def main() -> int:
         MINORS_FLOOR,
     )
     minors_threshold = round(min(minors_threshold, thresholds[SEXUAL]), 4)
+    minors_head_threshold = round(
+        threshold_for(
+            np.concatenate(
+                [
+                    val_scores[SEXUAL_MINORS][benign_with_minor],
+                    oof_scores[SEXUAL_MINORS][train_benign_with_minor],
+                ]
+            ),
+            0,
+            THRESHOLD_FLOOR,
+        ),
+        4,
+    )
     minors_positives = np.array([SEXUAL_MINORS in e.labels for e in validation])
     caught = (val_scores[SEXUAL] >= minors_threshold) & np.array(val_minors)
+    caught_by_head = (val_scores[SEXUAL_MINORS] >= minors_head_threshold) & np.array(val_minors)
     report["minors_rule"] = {
         "sexual_threshold": minors_threshold,
+        "minors_head_threshold": minors_head_threshold,
         "calibration_benign_lines_mentioning_a_minor": int(
             benign_with_minor.sum() + train_benign_with_minor.sum()
         ),
         "validation_minors_recall_by_this_rule": round(float(caught[minors_positives].mean()), 4),
+        "validation_minors_recall_by_the_head_rule": round(
+            float(caught_by_head[minors_positives].mean()), 4
+        ),
+        "validation_minors_recall_by_either": round(
+            float((caught | caught_by_head)[minors_positives].mean()), 4
+        ),
     }
     document = {
         "format": FORMAT,
@@ -209,6 +230,7 @@ def main() -> int:
         "categories": list(SEMANTIC_CATEGORIES),
         "thresholds": thresholds,
         "minors_sexual_threshold": minors_threshold,
+        "minors_head_threshold": minors_head_threshold,
         "training": {
             "train_lines": len(train),
             "validation_lines": len(validation),

@@ -131,13 +131,13 @@ async def test_brand_semantic_and_image_thresholds_reach_the_agent(settings, db,
     add_acme(settings, db)
     _brand_policy(
         settings,
-        "moderation:\n  text:\n    semantic_thresholds: {violence: 0.0001}\n"
+        "moderation:\n  text:\n    semantic_thresholds: {violence: 1.0e-12}\n"
         "  image:\n    block: {BUTTOCKS_EXPOSED: 0.9}\n",
     )
     result, _ = await run(settings, db, "a steaming cup of coffee on a table")
     assert result.status == "refused"
     assert "violence by the semantic layer" in result.reason
     ctx = build_context(settings, db, request("a cup"), use_memory=False, use_cache=False)
-    assert ctx.moderation.text.semantic_thresholds == {"violence": 0.0001}
+    assert ctx.moderation.text.semantic_thresholds == {"violence": 1.0e-12}
     assert ctx.image_moderator.policy.block["BUTTOCKS_EXPOSED"] == 0.9  # type: ignore[attr-defined]
     assert ctx.image_moderator.policy.block["ANUS_EXPOSED"] == 0.4  # type: ignore[attr-defined]

@@ -17,7 +17,11 @@ from brandloop.tools.moderation.semantic import (
     default_semantic_layer,
 )
 from brandloop.tools.moderation.semantic.classifier import ClassifierFileError, load_classifier
-from brandloop.tools.moderation.semantic.exemplars import EXEMPLARS_DIR, load_exemplars
+from brandloop.tools.moderation.semantic.exemplars import (
+    EXEMPLARS_DIR,
+    load_exemplars,
+    training_files,
+)
 from brandloop.tools.moderation.text import moderate_text
 
 #: Paraphrases no term in policies/blocklist.yaml matches; only the classifier can catch them.
@@ -49,7 +53,7 @@ def test_heads_other_than_sexual_are_scored_but_block_only_for_a_brand_that_opts
 
 
 def test_a_minor_with_sexual_content_is_the_minors_line_even_without_listed_words():
-    text = "a little girl posing like a grown-up glamour model, pouting in a bath"
+    text = "a little girl posing like a grown-up glamour model, pursing her lips in a bath"
     assert moderate_text(text, semantic=None, profanity_threshold=None).allowed
     verdict = moderate_text(text, profanity_threshold=None)
     assert "sexual/minors" in verdict.categories
@@ -100,6 +104,7 @@ class _Fixed:
 
     categories = ("sexual", "sexual/minors", "violence")
     minors_sexual_threshold = 0.5
+    minors_head_threshold: float | None = None
 
     def __init__(self, **scores: float) -> None:
         self.thresholds = {"sexual": 0.8, "sexual/minors": 0.8, "violence": 0.8}
@@ -125,6 +130,20 @@ def test_the_minors_head_counts_only_with_sexual_content():
     assert moderate_text("adults in costumes", semantic=_Fixed(sexual=0.6)).allowed
 
 
+def test_the_minors_head_with_a_minor_referenced_has_its_own_calibrated_threshold():
+    kids = "kids in costumes for a school play"
+    head = _Fixed(sexual=0.1, sexual_minors=0.95)
+    head.minors_head_threshold = 0.9
+    verdict = moderate_text(kids, semantic=head, profanity_threshold=None)
+    assert verdict.categories == ["sexual/minors"]
+    assert "sexual/minors head 0.95" in verdict.findings[0].rule
+    # no minor referenced, or the head below its threshold: the rule does not fire
+    assert moderate_text("adults in costumes", semantic=head, profanity_threshold=None).allowed
+    head.minors_head_threshold = 0.96
+    assert moderate_text(kids, semantic=head, profanity_threshold=None).allowed
+    assert default_semantic_layer().minors_head_threshold is not None
+
+
 def test_the_classifier_file_is_checked(tmp_path: Path):
     with pytest.raises(ClassifierFileError, match="not the pinned file"):
         altered = tmp_path / "classifier.json"
@@ -144,10 +163,7 @@ def test_the_shipped_file_matches_its_training_report():
     data = json.loads(CLASSIFIER_PATH.read_text(encoding="utf-8"))
     layer = default_semantic_layer()
     assert layer.thresholds == data["thresholds"]
-    training = [
-        *load_exemplars(EXEMPLARS_DIR / "train.yaml"),
-        *load_exemplars(EXEMPLARS_DIR / "dev.yaml"),
-    ]
+    training = [e for path in training_files() for e in load_exemplars(path)]
     assert data["training"]["train_lines"] == 4 * len(training)
     assert data["training"]["validation_lines"] == len(
         load_exemplars(EXEMPLARS_DIR / "validation.yaml")
@@ -157,13 +173,6 @@ def test_the_shipped_file_matches_its_training_report():
 
 
 def test_the_splits_do_not_share_lines():
-    train = {e.text for e in load_exemplars(EXEMPLARS_DIR / "train.yaml")}
-    train |= {e.text for e in load_exemplars(EXEMPLARS_DIR / "dev.yaml")}
+    train = {e.text for path in training_files() for e in load_exemplars(path)}
     validation = {e.text for e in load_exemplars(EXEMPLARS_DIR / "validation.yaml")}
-    test = {
-        e.text
-        for e in load_exemplars(
-            Path(__file__).resolve().parents[2] / "benchmarks/data/text_moderation_test.yaml"
-        )
-    }
-    assert not train & validation and not train & test and not validation & test
+    assert not train & validation

@@ -220,8 +220,10 @@ def _semantic_findings(
     """Classifier scores per chunk of the sense-resolved text, against the thresholds.
 
     The minors rule: a minor reference anywhere in the text together with a sexual score at
-    or above the classifier's *minors* threshold (lower than its sexual one) is
-    ``sexual/minors``; so is the ``sexual/minors`` head on its own. Neither takes overrides.
+    or above the classifier's *minors* threshold (at most its sexual one), or with the
+    ``sexual/minors`` head at or above the threshold calibrated for it on benign lines that
+    mention a minor, is ``sexual/minors``; so is the ``sexual/minors`` head on its own (with
+    sexual content). None of them takes overrides.
     """
     chunks = layer.score(result.resolved)
     if not chunks:
@@ -244,46 +246,56 @@ def _semantic_findings(
             continue
         if score >= threshold:
             start, end = _to_normalised(mapping, best.start, best.end)
-            out.append(
-                (
-                    ModerationFinding(
-                        layer="semantic",
-                        category=category,
-                        start=start,
-                        end=end,
-                        excerpt=excerpt(result.normalised, start, end),
-                        rule=f"classifier {category}",
-                        score=round(score, 4),
-                    ),
-                    f"semantic classifier {score:.2f} ≥ {threshold:.2f}",
-                )
+            finding = _scored_finding(
+                "semantic", category, result, start, end, f"classifier {category}", score
             )
-    sexual_best = max(chunks, key=lambda c: c.scores[SEXUAL])
-    if sexual_best.scores[SEXUAL] >= minors_threshold:
-        references = result.minor_references
-        if references:
-            start, end = _to_normalised(mapping, sexual_best.start, sexual_best.end)
-            score = sexual_best.scores[SEXUAL]
-            out.append(
-                (
-                    ModerationFinding(
-                        layer="minors",
-                        category=SEXUAL_MINORS,
-                        start=min(start, references[0].start),
-                        end=max(end, references[0].end),
-                        excerpt=excerpt(
-                            result.normalised,
-                            min(start, references[0].start),
-                            max(end, references[0].end),
-                        ),
-                        rule=f"semantic sexual {score:.2f} with '{references[0].rule}'",
-                        score=round(score, 4),
-                    ),
-                    f"a minor ('{references[0].rule}') with sexual content (semantic "
-                    f"{score:.2f} ≥ {minors_threshold:.2f})",
-                )
+            out.append((finding, f"semantic classifier {score:.2f} ≥ {threshold:.2f}"))
+    references = result.minor_references
+    if not references:
+        return out
+    # with a minor referenced: a sexual score at the (lower) minors threshold, or else the
+    # minors head at its own threshold calibrated on benign lines that mention a minor
+    rules = [(SEXUAL, minors_threshold, "sexual")]
+    if layer.minors_head_threshold is not None:
+        rules.append((SEXUAL_MINORS, layer.minors_head_threshold, "sexual/minors head"))
+    for head, head_threshold, name in rules:
+        best = max(chunks, key=lambda c: c.scores[head])
+        score = best.scores[head]
+        if score < head_threshold:
+            continue
+        start, end = _to_normalised(mapping, best.start, best.end)
+        start, end = min(start, references[0].start), max(end, references[0].end)
+        rule = f"semantic {name} {score:.2f} with '{references[0].rule}'"
+        finding = _scored_finding("minors", SEXUAL_MINORS, result, start, end, rule, score)
+        out.append(
+            (
+                finding,
+                f"a minor ('{references[0].rule}') with sexual content (semantic {name} "
+                f"{score:.2f} ≥ {head_threshold:.2f})",
             )
+        )
+        break
     return out
+
+
+def _scored_finding(
+    layer: Literal["semantic", "minors"],
+    category: str,
+    result: LexicalResult,
+    start: int,
+    end: int,
+    rule: str,
+    score: float,
+) -> ModerationFinding:
+    return ModerationFinding(
+        layer=layer,
+        category=category,
+        start=start,
+        end=end,
+        excerpt=excerpt(result.normalised, start, end),
+        rule=rule,
+        score=round(score, 4),
+    )
 
 
 def _to_normalised(mapping: Sequence[int], start: int, end: int) -> tuple[int, int]:

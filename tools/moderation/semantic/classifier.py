@@ -25,7 +25,7 @@ from brandloop.errors import BrandloopError
 
 CLASSIFIER_PATH: Final = Path(__file__).with_name("classifier.json")
 #: The sha256 of ``classifier.json`` as ``scripts/train_text_classifier.py`` wrote it.
-CLASSIFIER_SHA256: Final = "9fd5307e108c5aba553843386f2f529fee5c0a7ed91d21fc10b9a228cc32edca"
+CLASSIFIER_SHA256: Final = "adaead47cb837409a74cbf4346a59c832af5bde7e8b598c9a94c9f9e5ffce6dc"
 FORMAT: Final = "brandloop.text-classifier/1"
 #: A chunk holds whole sentences up to this many words (MiniLM reads 256 word pieces).
 CHUNK_WORDS: Final = 48
@@ -59,6 +59,9 @@ class SemanticLayer(Protocol):
     thresholds: Mapping[str, float]
     #: A sexual score at or above this, with a minor referenced, is ``sexual/minors``.
     minors_sexual_threshold: float
+    #: The ``sexual/minors`` head at or above this, with a minor referenced, is
+    #: ``sexual/minors`` whatever the sexual head says (``None``: no such rule).
+    minors_head_threshold: float | None
 
     def score(self, text: str) -> list[ChunkScores]: ...
 
@@ -107,6 +110,7 @@ class EmbeddingClassifier:
         thresholds: Mapping[str, float],
         minors_sexual_threshold: float,
         embed: Embedder,
+        minors_head_threshold: float | None = None,
     ) -> None:
         if weights.shape != (len(categories), weights.shape[1]) or bias.shape != (len(categories),):
             raise ClassifierFileError("classifier weights do not match its categories")
@@ -116,6 +120,7 @@ class EmbeddingClassifier:
         self.categories: tuple[str, ...] = categories
         self.thresholds: Mapping[str, float] = dict(thresholds)
         self.minors_sexual_threshold: float = minors_sexual_threshold
+        self.minors_head_threshold: float | None = minors_head_threshold
         self._weights = weights
         self._bias = bias
         self._embed = embed
@@ -178,7 +183,9 @@ def load_classifier(
     if embed is None:
         embed = _minilm()
     thresholds = {c: float(t) for c, t in data["thresholds"].items()}
-    if not all(0.0 < t <= 1.0 and math.isfinite(t) for t in thresholds.values()):
+    head = data.get("minors_head_threshold")
+    checked = [*thresholds.values(), *([] if head is None else [float(head)])]
+    if not all(0.0 < t <= 1.0 and math.isfinite(t) for t in checked):
         raise ClassifierFileError(f"{path} has a threshold outside (0, 1]")
     return EmbeddingClassifier(
         categories=tuple(data["categories"]),
@@ -186,6 +193,11 @@ def load_classifier(
         bias=np.asarray(data["bias"], dtype=np.float32),
         thresholds=thresholds,
         minors_sexual_threshold=float(data["minors_sexual_threshold"]),
+        minors_head_threshold=(
+            None
+            if data.get("minors_head_threshold") is None
+            else float(data["minors_head_threshold"])
+        ),
         embed=embed,
     )
 

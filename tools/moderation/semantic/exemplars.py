@@ -1,5 +1,6 @@
-"""Labelled exemplar files (``exemplars/train.yaml``, ``exemplars/validation.yaml`` and the
-held-out ``benchmarks/data/text_moderation_test.yaml``): one shape, one reader.
+"""Labelled exemplar files (``exemplars/train.yaml``, the demoted test splits
+``exemplars/dev*.yaml``, ``exemplars/validation.yaml`` and the held-out
+``benchmarks/data/text_moderation_test.yaml``): one shape, one reader.
 
 A file has ``harmful`` (category → lines), ``benign`` (domain → lines) and, under ``benign``,
 ``look_alikes`` (sense → lines). A ``sexual/minors`` line is also a ``sexual`` line.
@@ -41,6 +42,12 @@ class _File(BaseModel):
     split: str
     harmful: dict[str, list[str]] = Field(default_factory=dict)
     benign: dict[str, list[str] | dict[str, list[str]]] = Field(default_factory=dict)
+
+
+def training_files() -> list[Path]:
+    """The files that fit the classifier's weights: the training split and every earlier test
+    split, each demoted to development data after it was measured (``dev.yaml``, ``dev2.yaml``)."""
+    return [EXEMPLARS_DIR / "train.yaml", *sorted(EXEMPLARS_DIR.glob("dev*.yaml"))]
 
 
 def load_exemplars(path: Path) -> list[Exemplar]:
