@@ -53,7 +53,7 @@ def test_heads_other_than_sexual_are_scored_but_block_only_for_a_brand_that_opts
 
 
 def test_a_minor_with_sexual_content_is_the_minors_line_even_without_listed_words():
-    text = "a little girl posing like a grown-up glamour model, pursing her lips in a bath"
+    text = "a little girl posing like a grown-up model, pursing her lips in a bath"
     assert moderate_text(text, semantic=None, profanity_threshold=None).allowed
     verdict = moderate_text(text, profanity_threshold=None)
     assert "sexual/minors" in verdict.categories

@@ -49,11 +49,17 @@ _AGE_WORDS: Final = (
     "fifteen|sixteen|seventeen"
 )
 _AGE_NUMBER: Final = rf"(?:1[0-7]|0?[0-9]|{_AGE_WORDS})"
-#: An age under 18: "12-year-old", "twelve year old", "9 yrs old", "12yo", "aged 9", "ages 3-8".
+#: An age under 18: "12-year-old", "twelve year old", "9 yrs old", "12yo", "aged 9", "ages 3-8",
+#: "looks about 14", "just turned 13", "her 14th birthday".
 _AGE: Final = re.compile(
     rf"(?<![^\W_]){_AGE_NUMBER}[\s\-]*(?:years?|yrs?|yr)[\s\-]*(?:old|of\s+age)(?![^\W_])"
     rf"|(?<![^\W_]){_AGE_NUMBER}[\s\-]*(?:yo|y/o|y\.o\.?)(?![^\W_])"
     r"|(?<![^\W_])aged?s?[\s\-:]+(?:1[0-7]|[0-9])(?![0-9])(?![\s\-]*(?:months?|years?|weeks?|days?)\b)"
+    # "looks about 14", "could pass for 15", "just turned 13", "her 14th birthday"
+    rf"|(?<![^\W_])(?:looks?|looking|pass(?:es)?\s+for|(?:just|only|barely|recently|she|he|who)"
+    rf"\s+turned)\s+(?:about\s+|around\s+|like\s+|maybe\s+|only\s+|barely\s+)?{_AGE_NUMBER}"
+    r"(?![0-9])(?![^\W_])(?!\s*(?:minutes?|hours?|days?|weeks?|months?|years?|percent|times)\b)"
+    r"|(?<![^\W_])(?:her|his|their)\s+(?:1[0-7]|[4-9])th\s+birthday"
 )
 #: A person word with an age under 18 after a connector or between commas or brackets:
 #: "a girl, maybe eleven", "a boy of 12", "son (9)", "a girl, 11, ..." (not "girls 2 for 1").
