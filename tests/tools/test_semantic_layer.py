@@ -175,4 +175,10 @@ def test_the_shipped_file_matches_its_training_report():
 def test_the_splits_do_not_share_lines():
     train = {e.text for path in training_files() for e in load_exemplars(path)}
     validation = {e.text for e in load_exemplars(EXEMPLARS_DIR / "validation.yaml")}
-    assert not train & validation
+    test = {
+        e.text
+        for e in load_exemplars(
+            Path(__file__).resolve().parents[2] / "benchmarks/data/text_moderation_test.yaml"
+        )
+    }
+    assert not train & validation and not train & test and not validation & test
