@@ -108,9 +108,11 @@ class Stack:
                 time.sleep(0.2)
 
     def logs(self) -> str:
+        """Each process's log: its errors and tracebacks (wherever they are), then its tail."""
         return "\n".join(
-            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+            f"--- {p.name}\n{_errors(text)}{text[-3000:]}"
             for p in sorted(self.root.glob("*.log"))
+            for text in [p.read_text(errors="replace")]
         )
 
     def headers(self) -> dict[str, str]:
@@ -132,6 +134,17 @@ class Stack:
             return Counter()
         lines = self.ledger.read_text().splitlines()
         return Counter(line.split(" ", 1)[1] for line in lines if line.startswith("paid "))
+
+
+def _errors(log: str, limit: int = 6000) -> str:
+    """The lines of a log that say something failed, with a traceback's lines after them."""
+    kept: list[str] = []
+    lines = log.splitlines()
+    for index, line in enumerate(lines):
+        if '"level": "error"' in line or "Traceback" in line or "ERROR" in line:
+            kept.extend(lines[index : index + 30])
+    found = "\n".join(dict.fromkeys(kept))[:limit]
+    return f"[errors]\n{found}\n[tail]\n" if found else ""
 
 
 def stack_env(

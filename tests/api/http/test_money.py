@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -19,7 +20,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from brandloop.api.app import create_app
 from brandloop.api.cli import main
+from brandloop.api.config import ApiSettings
 from brandloop.providers import ImageRequest, ImageResult
 from brandloop.registry import spend
 from brandloop.registry.db import Database
@@ -30,6 +33,7 @@ from brandloop.tools.providers.procedural import ProceduralProvider
 from tests.api.http.clients import client_with, post_at_once
 from tests.api.http.conftest import Keys, assert_problem, brand_kit, wait_job
 from tests.databases import db_on_both, settings_on_both
+from tests.fakes.provider_server import FakeImagesApp, serve
 
 __all__ = ["db_on_both", "settings_on_both"]
 
@@ -199,3 +203,97 @@ def test_a_finished_job_holds_only_what_it_spent(
             client.post("/v1/generations", json=body, headers=creator), 402, "quota-exceeded"
         )
         wait_job(client, second.json()["id"], creator)
+
+
+OPENAI_KEY = "sk-test-money-0123456789"
+MINI_PRICE = 0.011  # openai/gpt-image-1-mini, 1024x1024, medium: what each call reserves
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_calls_billed_after_the_client_gave_up_count_and_the_budget_holds(
+    tenant_a: Settings,
+    db_on_both: Database,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fake OpenAI server sleeps past the client's read timeout on every call, then makes the
+    image and bills it. Four runs at once through the HTTP API against a $0.05 tenant budget:
+    every lost call is recorded as ``billing: unknown`` at its whole reservation, counts as
+    spent, is never sent again, and what the provider billed never passes the budget; the
+    operator lists the calls and reconciles them to the provider's ledger through the CLI."""
+    db = db_on_both
+    fake = FakeImagesApp(api_key=OPENAI_KEY, latency_s=0.01, timeout_s=1.0, image_side=64)
+    fake.faults.extend(["timeout"] * 50)
+    with serve(fake) as base_url:
+        monkeypatch.setenv("BRANDLOOP_OPENAI_API_KEY", OPENAI_KEY)
+        monkeypatch.setenv("BRANDLOOP_OPENAI_BASE_URL", base_url)
+        monkeypatch.setenv("BRANDLOOP_PROVIDER_TIMEOUT_S", "0.3")
+        get_settings.cache_clear()
+        settings = get_settings()
+        keys = Keys(db)
+        _cli(capsys, "campaign", "budget", "0.05", "--tenant")
+        body = {
+            "brief": "a steaming cup of coffee, warm morning light",
+            "brand": "Acme Coffee",
+            "size": "1024x1024",
+            "model": "openai/gpt-image-1-mini",
+            "budget_usd": 1.0,  # each request alone could spend far more than the tenant may
+        }
+        app = create_app(
+            settings,
+            ApiSettings(workers=4, rate_limit_per_minute=100_000, rate_limit_burst=10_000),
+            use_memory=False,
+            database=db,
+        )
+        with TestClient(app, raise_server_exceptions=False) as client:
+            admin, creator = keys["A", "admin"], keys["A", "creator"]
+            assert client.post("/v1/brands", json=brand_kit(), headers=admin).is_success
+            start = threading.Barrier(4)
+
+            def post(seed: int) -> Any:
+                start.wait()
+                return client.post("/v1/generations", json={**body, "seed": seed}, headers=creator)
+
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                answers = list(pool.map(post, range(4)))
+            assert [a.status_code for a in answers] == [202] * 4, [a.text for a in answers]
+            jobs = [wait_job(client, a.json()["id"], creator, timeout=240) for a in answers]
+            traces = [
+                client.get(f"/v1/runs/{job['run_id']}/trace", headers=creator).json()
+                for job in jobs
+            ]
+        # every call the client gave up on is billed by the server a second later
+        sent = len(fake.requests)
+        deadline = time.monotonic() + 30
+        while sum(fake.ledger.values()) < sent and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    assert sent >= 1
+    assert max(fake.ledger.values()) == 1, f"a call was sent twice: {fake.ledger}"
+    billed = round(sum(fake.ledger.values()) * MINI_PRICE, 6)
+    assert billed <= 0.05 + 1e-9, f"the provider billed ${billed} against a $0.05 tenant budget"
+    attempts = [a for trace in traces for a in trace["attempts"]]
+    lost = [a for a in attempts if a["model"] == "openai/gpt-image-1-mini"]
+    assert sorted(a["idempotency_key"] for a in lost) == sorted(fake.ledger)
+    assert all(a["billing"] == "unknown" for a in lost), lost
+    assert all(a["cost_usd"] == pytest.approx(MINI_PRICE) for a in lost), lost
+    assert sum(job["cost_usd"] for job in jobs) == pytest.approx(
+        sum(a["cost_usd"] for a in attempts)
+    )
+    with db.session() as session:
+        committed = spend.committed(session, tenant="A")
+    # the possibly billed calls are spent in the ledger, and the tenant budget held them all
+    assert committed <= 0.05 + 1e-9
+    assert committed >= billed - 1e-9
+    unknown = json.loads(_cli(capsys, "spend", "unknown", "--json"))
+    assert len(unknown) == len(lost)
+    assert all(row["reserved_usd"] == pytest.approx(MINI_PRICE) for row in unknown)
+    # the operator reads the provider's usage (here: its ledger) and settles each call
+    for row in unknown:
+        _cli(capsys, "spend", "reconcile", row["id"], "--charged", str(MINI_PRICE), "--as", "ops")
+    assert json.loads(_cli(capsys, "spend", "unknown", "--json")) == []
+    with db.session() as session:
+        assert spend.committed(session, tenant="A") == pytest.approx(committed)
+    shown = json.loads(_cli(capsys, "campaign", "budget", "0.05", "--tenant", "--json"))
+    assert shown["spent_usd"] == pytest.approx(committed)

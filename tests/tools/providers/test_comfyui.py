@@ -8,8 +8,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from brandloop.agent.runner import run_generation
+from brandloop.api.app import create_app
+from brandloop.api.config import ApiSettings
 from brandloop.domain import GenerationRequest
 from brandloop.policies.agent import AgentPolicy
 from brandloop.policies.brandkit import load_brand_kit
@@ -25,6 +28,7 @@ from brandloop.tools.providers.errors import (
     UnknownOutcomeError,
 )
 from brandloop.tools.providers.resilience import ProviderLimits, ResilientProvider
+from tests.api.http.conftest import Keys, brand_kit
 from tests.fakes.comfyui_server import FakeComfyApp
 from tests.fakes.provider_server import serve
 from tests.tools.providers.conftest import client_for
@@ -192,6 +196,51 @@ async def test_a_run_on_a_slow_comfyui_completes_with_one_queued_job(
         (attempt,) = crud.list_attempts(session, run_id=result.run_id)
     assert attempt.provider_request_id == next(iter(fake.history))
     assert attempt.tries >= 2 and attempt.billing == "billed"
+
+
+@pytest.mark.slow
+def test_a_job_on_a_slow_comfyui_through_the_api_is_queued_once(
+    base: str, fake: FakeComfyApp, db: Database, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Through the HTTP API a user would call: the server assigns its own ``prompt_id`` and
+    takes longer than the adapter waits, twice over. The job completes once, ComfyUI queues it
+    once, and the image is fetched by the server's id. (The fake paints a flat square: the
+    policy accepts any image, as the agent-level test above does.)"""
+    fake.run_s = 0.8
+    policy = tmp_path / "agent.yaml"
+    policy.write_text("accept_composite: 0.0\nrequire_all_signals: false\n")
+    monkeypatch.setenv("BRANDLOOP_AGENT_POLICY", str(policy))
+    monkeypatch.setenv("BRANDLOOP_COMFYUI_BASE_URL", base)
+    monkeypatch.setenv("BRANDLOOP_COMFYUI_POLL_INTERVAL_S", "0.02")
+    monkeypatch.setenv("BRANDLOOP_PROVIDER_TIMEOUT_S", "0.3")  # the adapter's wait per try
+    monkeypatch.setenv("BRANDLOOP_PROVIDER_MAX_ATTEMPTS", "10")
+    monkeypatch.setenv("BRANDLOOP_PROVIDER_BACKOFF_INITIAL_S", "0.01")
+    monkeypatch.setenv("BRANDLOOP_PROVIDER_BACKOFF_MAX_S", "0.02")
+    get_settings.cache_clear()
+    app = create_app(get_settings(), ApiSettings(workers=1), use_memory=False, database=db)
+    keys = Keys(db)
+    body = {"brief": "a lighthouse", "brand": "Acme Coffee", "size": "64x64", "seed": 9}
+    with TestClient(app, raise_server_exceptions=False) as client:
+        admin = keys["A", "admin"]
+        assert client.post("/v1/brands", json=brand_kit(), headers=admin).status_code == 201
+        answer = client.post(
+            "/v1/generations?wait=120", json={**body, "model": "comfyui/sdxl-base"}, headers=admin
+        )
+        assert answer.status_code == 200, answer.text
+        job = answer.json()
+        assert job["state"] == "succeeded", job["error"]
+        trace = client.get(f"/v1/runs/{job['run_id']}/trace", headers=admin).json()
+        (image,) = job["result"]["images"]
+        served = client.get(f"/v1/artifacts/{image['sha256']}", headers=admin)
+        assert served.status_code == 200 and served.content[:4] == b"\x89PNG"
+    assert len(fake.posts) == 1, "the job was queued twice"
+    (server_id,) = fake.history
+    assert server_id != fake.posts[0].get("prompt_id"), "the server assigned its own id"
+    (attempt,) = trace["attempts"]
+    assert attempt["provider_request_id"] == server_id and attempt["tries"] >= 2
+    assert attempt["billing"] == "billed" and attempt["model"] == "comfyui/sdxl-base"
+    assert server_id in fake.history_reads
+    assert [v["filename"] for v in fake.views] == [f"{server_id}.png"]
 
 
 def test_fill_replaces_only_whole_placeholders() -> None:
