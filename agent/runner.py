@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +24,7 @@ from brandloop.agent.checkpoints import checkpointer_for
 from brandloop.agent.context import EventSink, ImageModerator, RunContext
 from brandloop.agent.graph import compile_graph
 from brandloop.agent.nodes.intake import redacted_request
+from brandloop.agent.retention import FINISHED, prune_checkpoints
 from brandloop.agent.state import RunInput, RunState
 from brandloop.agent.templates import resolve_template
 from brandloop.agent.writer import PromptWriter, build_writer
@@ -325,6 +327,12 @@ async def _settle(
     return load_result(db, tenant=tenant, run_id=run_id)
 
 
+async def _retain(saver: BaseCheckpointSaver[str], settings: Settings, result: RunResult) -> None:
+    """A finished run keeps only its newest checkpoints (``BRANDLOOP_CHECKPOINT_KEEP``)."""
+    if result.status in FINISHED:
+        await prune_checkpoints(saver, [result.run_id], keep=settings.checkpoint_keep)
+
+
 async def run_generation(
     request: GenerationRequest,
     *,
@@ -384,6 +392,7 @@ async def run_generation(
         graph = compile_graph(saver)
         await graph.ainvoke({"run_id": run_id, "request": request}, _config(run_id), context=ctx)
         result = await _settle(graph, db, tenant=request.tenant, run_id=run_id)
+        await _retain(saver, settings, result)
         _log_result(result)
     if timing is not None:
         timing(
@@ -437,7 +446,9 @@ async def resume_run(
                 None if snapshot.values else {"run_id": run_id, "request": request}
             )
             await graph.ainvoke(start, config, context=ctx)
-        return _log_result(await _settle(graph, db, tenant=tenant, run_id=run_id))
+        result = await _settle(graph, db, tenant=tenant, run_id=run_id)
+        await _retain(saver, settings, result)
+        return _log_result(result)
 
 
 async def review_run(

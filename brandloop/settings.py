@@ -49,6 +49,13 @@ class Settings(BaseSettings):
         description="plan the procedural preview renderer even when a real provider is configured",
     )
 
+    # Retention (agent/retention.py, `brandloop gc`): the newest checkpoints a finished run
+    # keeps (0: none; its trace, attempts and result live in the registry, and nothing resumes
+    # a finished run), and the age in days past which a tenant's unneeded images go, by tenant
+    # ("*": every other one), e.g. BRANDLOOP_ARTIFACT_RETENTION_DAYS='{"acme": 30, "*": 90}'.
+    checkpoint_keep: int = Field(default=0, ge=0, le=1000)
+    artifact_retention_days: dict[str, float] = Field(default_factory=dict)
+
     default_budget_usd: float = Field(default=0.50, ge=0)
     default_size: str = "1024x1024"
     max_iterations: int = Field(default=4, ge=1, le=20)
@@ -111,6 +118,14 @@ class Settings(BaseSettings):
     c2pa_trust_anchors: Path | None = Field(
         default=None, description="PEM bundle of the root certificates verify trusts"
     )
+
+    @field_validator("artifact_retention_days")
+    @classmethod
+    def _positive_ages(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [tenant for tenant, days in value.items() if not days > 0]
+        if bad:
+            raise ValueError(f"retention ages must be more than 0 days (not for {bad})")
+        return value
 
     @field_validator(
         "openai_api_key",

@@ -111,14 +111,20 @@ class WorkerPool:
         event = self._finished.setdefault(job_id, asyncio.Event())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            with self.db.session() as session:
-                state = session.scalar(select(JobRow.state).where(JobRow.id == job_id))
-            if state is None or state in store.FINAL_STATES:
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), min(0.5, deadline - loop.time()))
-                return
+        try:
+            while loop.time() < deadline:
+                with self.db.session() as session:
+                    state = session.scalar(select(JobRow.state).where(JobRow.id == job_id))
+                if state is None or state in store.FINAL_STATES:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), min(0.5, deadline - loop.time()))
+                    return
+        finally:
+            # an event lives only while someone waits (another waiter of the same job keeps
+            # its own reference and polls): a long-running server does not keep one per job
+            if self._finished.get(job_id) is event:
+                del self._finished[job_id]
 
     def cancel_running(self, job_id: str) -> bool:
         task = self._running.get(job_id)
@@ -143,9 +149,9 @@ class WorkerPool:
                 raise
             finally:
                 self._running.pop(job_id, None)
-                if len(self._finished) > 10_000:  # waiters hold their own reference
-                    self._finished.clear()
-                self._finished.setdefault(job_id, asyncio.Event()).set()
+                waiting = self._finished.pop(job_id, None)
+                if waiting is not None:
+                    waiting.set()
             if not task.cancelled() and task.exception() is not None:
                 log.error("job %s crashed: %s", job_id, type(task.exception()).__name__)
 

@@ -3,6 +3,7 @@ memory (each run recalls the campaign's own accepted prompts first)."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -29,7 +30,10 @@ from brandloop.registry.models_service import CampaignRow
 router = APIRouter(prefix="/campaigns", tags=["campaigns"], responses=PROBLEM_RESPONSES)
 
 
-_consistency_cache: dict[str, CampaignConsistency] = {}
+#: Finished campaigns' figures, newest last; bounded so a server that runs for weeks does not
+#: keep one per campaign it ever showed.
+_consistency_cache: OrderedDict[str, CampaignConsistency] = OrderedDict()
+_CONSISTENCY_CACHE_SIZE = 512
 
 
 def campaign_consistency(
@@ -38,6 +42,7 @@ def campaign_consistency(
     """Palette and colour-cast spread of the accepted images (computed once per finished campaign)."""
     cached = _consistency_cache.get(campaign.id)
     if cached is not None:
+        _consistency_cache.move_to_end(campaign.id)
         return cached
     brand = crud.get_brand(session, tenant=campaign.tenant, ref=campaign.brand)
     images = [artifacts.get(sha) for sha in shas if artifacts.exists(sha)]
@@ -50,6 +55,8 @@ def campaign_consistency(
         descriptor_spread=spread.descriptor_spread,
     )
     _consistency_cache[campaign.id] = result
+    while len(_consistency_cache) > _CONSISTENCY_CACHE_SIZE:
+        _consistency_cache.popitem(last=False)
     return result
 
 

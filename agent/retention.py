@@ -1,0 +1,303 @@
+"""Retention: what a finished run keeps of its checkpoints, and which old images may go.
+
+A run is checkpointed after every node, so its checkpoints grow with its rounds; once the run
+has finished (succeeded, partial, refused or failed) nothing resumes it again, and its trace,
+attempts and result are in the registry. It keeps its newest ``BRANDLOOP_CHECKPOINT_KEEP``
+checkpoints (default 0, so the checkpoint store holds only runs in flight and stays bounded; a
+positive N keeps the final state and N-1 before it, for inspection). A run waiting for review
+keeps every checkpoint: its review resumes it.
+
+``collect_garbage`` (``brandloop gc``) also deletes a tenant's images that nothing needs any
+more once they are older than its retention age: candidates that were never accepted, with the
+cache entries that point at them. It never deletes an accepted image, the raw image a receipt
+names (``source_sha256``), an image of a run that is still running or waiting for review, nor
+one a reviewer rated, nor one that a newer attempt or cache hit used after the cut-off.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from brandloop.agent.checkpoints import checkpointer_for
+from brandloop.artifacts import ArtifactStore
+from brandloop.domain import utcnow
+from brandloop.registry.artifact_owners import release_artifact
+from brandloop.registry.db import Database
+from brandloop.registry.models import ArtifactRow, AttemptRow, RunRow
+from brandloop.registry.models_agent import CacheEntryRow
+from brandloop.registry.models_studio import ImageRatingRow
+from brandloop.settings import Settings
+
+__all__ = [
+    "FINISHED",
+    "GarbageReport",
+    "collect_garbage",
+    "prune_checkpoints",
+    "prune_finished_runs",
+]
+
+log = logging.getLogger("brandloop.retention")
+
+#: Run statuses nothing resumes: their checkpoints are only history.
+FINISHED = ("succeeded", "partial", "refused", "failed")
+
+# The checkpoints to keep of one run: the newest ``keep`` of each namespace (checkpoint ids
+# sort by time). Each statement deletes what is not kept, for one thread.
+_KEPT = """WITH kept AS (
+    SELECT checkpoint_ns, checkpoint_id FROM (
+        SELECT checkpoint_ns, checkpoint_id, row_number() OVER (
+            PARTITION BY checkpoint_ns ORDER BY checkpoint_id DESC
+        ) AS age
+        FROM checkpoints WHERE thread_id = {t}
+    ) ranked WHERE age <= {n}
+)
+DELETE FROM {table} WHERE thread_id = {t} AND NOT EXISTS (
+    SELECT 1 FROM kept
+    WHERE kept.checkpoint_ns = {table}.checkpoint_ns AND kept.checkpoint_id = {table}.checkpoint_id
+)"""
+_SQLITE_PRUNE = tuple(_KEPT.format(t="?", n="?", table=t) for t in ("writes", "checkpoints"))
+_POSTGRES_PRUNE = (
+    *(_KEPT.format(t="%s", n="%s", table=t) for t in ("checkpoint_writes", "checkpoints")),
+    # channel values live apart on PostgreSQL, one row per version: keep those a kept
+    # checkpoint still names
+    """DELETE FROM checkpoint_blobs b WHERE b.thread_id = %s AND NOT EXISTS (
+        SELECT 1 FROM checkpoints c
+        WHERE c.thread_id = b.thread_id AND c.checkpoint_ns = b.checkpoint_ns
+        AND c.checkpoint -> 'channel_versions' ->> b.channel = b.version
+    )""",
+)
+
+
+async def prune_checkpoints(
+    saver: BaseCheckpointSaver[str], run_ids: Iterable[str], *, keep: int
+) -> int:
+    """Keep the newest ``keep`` checkpoints of each of ``run_ids`` (every one of them finished:
+    the caller checks) and delete the rest with their pending writes. Returns the runs pruned."""
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    pruned = 0
+    for run_id in run_ids:
+        if keep <= 0:
+            await saver.adelete_thread(run_id)
+        elif isinstance(saver, AsyncSqliteSaver):
+            async with saver.lock:
+                for statement in _SQLITE_PRUNE:
+                    await saver.conn.execute(statement, (run_id, keep, run_id))
+                await saver.conn.commit()
+        else:
+            await _prune_postgres(saver, run_id, keep)
+        pruned += 1
+    return pruned
+
+
+async def _prune_postgres(saver: BaseCheckpointSaver[str], run_id: str, keep: int) -> None:
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from psycopg import AsyncConnection
+
+    if not isinstance(saver, AsyncPostgresSaver):
+        raise TypeError(f"cannot prune checkpoints of a {type(saver).__name__}")
+    connection = saver.conn
+    async with saver.lock:
+        if isinstance(connection, AsyncConnection):
+            await _run_postgres(connection, run_id, keep)
+        else:  # a pool
+            async with connection.connection() as conn:
+                await _run_postgres(conn, run_id, keep)
+
+
+async def _run_postgres(conn: Any, run_id: str, keep: int) -> None:
+    async with conn.transaction():
+        for statement in _POSTGRES_PRUNE[:2]:
+            await conn.execute(statement, (run_id, keep, run_id))
+        await conn.execute(_POSTGRES_PRUNE[2], (run_id,))
+
+
+def finished_runs(session: Session, run_ids: Sequence[str] | None = None) -> list[str]:
+    """The runs among ``run_ids`` (default: all) that have finished."""
+    query = select(RunRow.id).where(RunRow.status.in_(FINISHED))
+    if run_ids is not None:
+        query = query.where(RunRow.id.in_(list(run_ids)))
+    return list(session.scalars(query))
+
+
+async def prune_finished_runs(
+    settings: Settings,
+    db: Database,
+    run_ids: Sequence[str] | None = None,
+    *,
+    keep: int | None = None,
+) -> int:
+    """Apply the checkpoint retention to finished runs (``run_ids``, or every one)."""
+    keep = settings.checkpoint_keep if keep is None else keep
+    with db.session() as session:
+        done = finished_runs(session, run_ids)
+    if not done:
+        return 0
+    async with checkpointer_for(settings.resolved_database_url, settings.checkpoints_path) as saver:
+        return await prune_checkpoints(saver, done, keep=keep)
+
+
+# --------------------------------------------------------------------------- images
+
+
+@dataclass
+class GarbageReport:
+    """What ``collect_garbage`` found and deleted (or would delete, on a dry run)."""
+
+    dry_run: bool
+    checkpoints_pruned: int = 0
+    tenants: dict[str, float] = field(default_factory=dict)
+    artifacts: int = 0
+    bytes: int = 0
+    files: int = 0
+    cache_entries: int = 0
+    kept_in_use: int = 0
+
+
+def _receipts(session: Session, tenant: str) -> dict[str, dict[str, Any]]:
+    """The tenant's accepted images, by sha256, with their receipts. (A candidate's row holds
+    JSON ``null``, which SQL's ``IS NULL`` does not see: the test is done here.)"""
+    rows = session.execute(
+        select(ArtifactRow.sha256, ArtifactRow.receipt).where(ArtifactRow.tenant == tenant)
+    )
+    return {sha: receipt for sha, receipt in rows if receipt}
+
+
+def _protected(
+    session: Session,
+    tenant: str,
+    cutoff: datetime,
+    receipts: dict[str, dict[str, Any]],
+    *,
+    only: str | None = None,
+) -> set[str]:
+    """Images a tenant still needs: accepted ones, the raw images their receipts name, those
+    of unfinished runs (a pending review shows every candidate), those a reviewer rated (the
+    golden cases are made of them), and those used after the cut-off by an attempt or a cache
+    hit (``only``: just this one, if so)."""
+    needed = set(receipts)
+    needed.update(
+        source for r in receipts.values() if isinstance(source := r.get("source_sha256"), str)
+    )
+    in_use = (
+        select(AttemptRow.artifact_sha256)
+        .join(RunRow, RunRow.id == AttemptRow.run_id)
+        .where(
+            RunRow.tenant == tenant,
+            AttemptRow.artifact_sha256.is_not(None),
+            (RunRow.status.not_in(FINISHED)) | (AttemptRow.created_at >= cutoff),
+        )
+    )
+    recent_hits = select(CacheEntryRow.artifact_sha256).where(
+        CacheEntryRow.tenant == tenant,
+        func.coalesce(CacheEntryRow.last_hit_at, CacheEntryRow.created_at) >= cutoff,
+    )
+    rated = select(ImageRatingRow.sha256).where(ImageRatingRow.tenant == tenant)
+    if only is not None:
+        in_use = in_use.where(AttemptRow.artifact_sha256 == only)
+        recent_hits = recent_hits.where(CacheEntryRow.artifact_sha256 == only)
+        rated = rated.where(ImageRatingRow.sha256 == only)
+    needed.update(sha for sha in session.scalars(in_use) if sha)
+    needed.update(session.scalars(recent_hits))
+    needed.update(session.scalars(rated))
+    return needed
+
+
+def _garbage(
+    session: Session, *, tenant: str, cutoff: datetime
+) -> tuple[list[tuple[str, int, int]], int]:
+    """The tenant's images that may go (sha256, bytes, cache entries naming it), and how many
+    old ones were kept because something still needs them."""
+    receipts = _receipts(session, tenant)
+    needed = _protected(session, tenant, cutoff, receipts)
+    old = session.execute(
+        select(ArtifactRow.sha256, ArtifactRow.size_bytes).where(
+            ArtifactRow.tenant == tenant, ArtifactRow.created_at < cutoff
+        )
+    ).all()
+    entries = dict(
+        session.execute(
+            select(CacheEntryRow.artifact_sha256, func.count())
+            .where(CacheEntryRow.tenant == tenant)
+            .group_by(CacheEntryRow.artifact_sha256)
+        ).all()
+    )
+    candidates = [(sha, size) for sha, size in old if sha not in receipts]
+    doomed = [(sha, size, entries.get(sha, 0)) for sha, size in candidates if sha not in needed]
+    return doomed, len(candidates) - len(doomed)
+
+
+def _used_since(session: Session, *, tenant: str, sha256: str, cutoff: datetime) -> bool:
+    """Whether an attempt or a cache hit used the image after ``cutoff`` (or a run that has
+    not finished holds it): checked again just before it goes."""
+    return sha256 in _protected(session, tenant, cutoff, {}, only=sha256)
+
+
+def tenants_of(session: Session) -> list[str]:
+    return sorted(set(session.scalars(select(ArtifactRow.tenant).distinct())))
+
+
+def retention_days(settings: Settings, tenant: str) -> float | None:
+    """The tenant's image retention age in days (its own, else ``*``); None: keep forever."""
+    ages = settings.artifact_retention_days
+    return ages.get(tenant, ages.get("*"))
+
+
+async def collect_garbage(
+    settings: Settings,
+    db: Database,
+    *,
+    tenant: str | None = None,
+    older_than_days: float | None = None,
+    dry_run: bool = False,
+    progress: Callable[[int], None] | None = None,
+    now: datetime | None = None,
+) -> GarbageReport:
+    """Prune every finished run's checkpoints, then delete each tenant's unneeded images past
+    its age (``older_than_days``, else ``BRANDLOOP_ARTIFACT_RETENTION_DAYS``)."""
+    report = GarbageReport(dry_run=dry_run)
+    if not dry_run:
+        report.checkpoints_pruned = await prune_finished_runs(settings, db)
+    store = ArtifactStore(settings.artifacts_dir)
+    tick = progress or (lambda _n: None)
+    moment = now or utcnow()
+    with db.session() as session:
+        names = [tenant] if tenant is not None else tenants_of(session)
+    for name in names:
+        days = older_than_days if older_than_days is not None else retention_days(settings, name)
+        if days is None:
+            continue
+        report.tenants[name] = days
+        with db.session() as session:
+            cutoff = moment - timedelta(days=days)
+            doomed, kept = _garbage(session, tenant=name, cutoff=cutoff)
+        report.kept_in_use += kept
+        for sha, size, entries in doomed:
+            tick(1)
+            report.artifacts += 1
+            report.bytes += size
+            report.cache_entries += entries
+            if dry_run:
+                continue
+            # one image at a time, under its ownership lock: a tenant storing the same bytes
+            # meanwhile keeps the file (registry.artifact_owners)
+            with db.session() as session:
+                if _used_since(session, tenant=name, sha256=sha, cutoff=cutoff):
+                    report.artifacts -= 1  # used while we looked: it stays
+                    report.kept_in_use += 1
+                    continue
+                release_artifact(session, store, tenant=name, sha256=sha)
+            report.files += not store.exists(sha)
+    log.info(
+        "garbage collected",
+        extra={"artifacts": report.artifacts, "bytes": report.bytes, "dry_run": dry_run},
+    )
+    return report

@@ -1,0 +1,76 @@
+"""``brandloop gc``: apply the retention policy (checkpoints of finished runs, old unneeded
+images); see ``brandloop.agent.retention``."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Annotated
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn
+
+from brandloop.agent.retention import collect_garbage
+from brandloop.api.cli.app import app
+from brandloop.api.cli.common import database, err, out, print_json, settings
+from brandloop.errors import BadInputError
+
+
+@app.command("gc")
+def gc(
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", help="only this tenant (default: every tenant)")
+    ] = None,
+    older_than: Annotated[
+        float | None,
+        typer.Option(
+            "--older-than",
+            help="days after which unneeded images go "
+            "(default: BRANDLOOP_ARTIFACT_RETENTION_DAYS per tenant)",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="report what would go; delete nothing")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Prune finished runs' checkpoints and delete images nothing needs any more.
+
+    Never deleted: accepted images, the raw images their receipts name, images of runs that
+    are running or waiting for review, and images used after the cut-off.
+    """
+    if older_than is not None and not older_than > 0:
+        raise BadInputError("--older-than must be more than 0 days")
+    if tenant is not None and not tenant.strip():
+        raise BadInputError("--tenant must not be empty")
+    cfg = settings()
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True
+    ) as progress:
+        task = progress.add_task("checking images", total=None)
+        report = asyncio.run(
+            collect_garbage(
+                cfg,
+                database(),
+                tenant=tenant,
+                older_than_days=older_than,
+                dry_run=dry_run,
+                progress=lambda n: progress.advance(task, n),
+            )
+        )
+    if as_json:
+        print_json(dataclasses.asdict(report))
+        return
+    verb = "would delete" if dry_run else "deleted"
+    if not report.tenants:
+        out.print(
+            "no retention age is set (--older-than, BRANDLOOP_ARTIFACT_RETENTION_DAYS): images kept"
+        )
+    for name, days in report.tenants.items():
+        out.print(f"tenant {name}: images unneeded for more than {days:g} days")
+    out.print(
+        f"{verb} {report.artifacts} image(s), {report.bytes / 1e6:.1f} MB, "
+        f"{report.cache_entries} cache entr{'y' if report.cache_entries == 1 else 'ies'}; "
+        f"kept {report.kept_in_use} still needed; "
+        f"pruned the checkpoints of {report.checkpoints_pruned} finished run(s)"
+    )

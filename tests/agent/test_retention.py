@@ -1,0 +1,304 @@
+"""Retention: a finished run keeps only its newest checkpoints, a run waiting for review keeps
+them all, and ``brandloop gc`` deletes old images nothing needs - never an accepted image, the
+raw image its receipt names, nor an image of a pending review."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from PIL import Image
+
+from brandloop.agent.checkpoints import checkpointer_for
+from brandloop.agent.graph import compile_graph
+from brandloop.agent.retention import collect_garbage, prune_finished_runs
+from brandloop.agent.runner import review_run, run_generation
+from brandloop.api.cli import main
+from brandloop.artifacts import ArtifactStore
+from brandloop.domain import Attempt, Candidate, GenerationRequest, utcnow
+from brandloop.policies.agent import AgentPolicy, ReviewPolicy
+from brandloop.registry import crud
+from brandloop.registry.artifact_owners import keep_artifact
+from brandloop.registry.db import Database
+from brandloop.registry.models import ArtifactRow, RunRow
+from brandloop.registry.models_agent import CacheEntryRow
+from brandloop.registry.models_studio import ImageRatingRow
+from brandloop.settings import Settings, get_settings
+from tests.agent.helpers import AUTUMN, CountingProvider, add_acme
+
+
+def checkpoint_count(settings: Settings, run_id: str) -> int:
+    """Checkpoints saved for ``run_id`` in this deployment's checkpointer."""
+    if settings.resolved_database_url.startswith("postgresql"):
+        db = Database(settings.resolved_database_url)
+        with db.engine.connect() as conn:
+            query = sa.text("SELECT count(*) FROM checkpoints WHERE thread_id = :t")
+            found = int(conn.execute(query, {"t": run_id}).scalar_one())
+        db.dispose()
+        return found
+    with sqlite3.connect(settings.checkpoints_path) as conn:
+        row = conn.execute("SELECT count(*) FROM checkpoints WHERE thread_id = ?", (run_id,))
+        return int(row.fetchone()[0])
+
+
+async def final_state(settings: Settings, run_id: str) -> dict:
+    async with checkpointer_for(settings.resolved_database_url, settings.checkpoints_path) as saver:
+        snapshot = await compile_graph(saver).aget_state({"configurable": {"thread_id": run_id}})
+    return dict(snapshot.values)
+
+
+def request(brand: str, seed: int) -> GenerationRequest:
+    return GenerationRequest(brief=AUTUMN, brand=brand, count=2, size="128x128", seed=seed)
+
+
+@pytest.mark.parametrize("keep", [1, 3, 0])
+async def test_a_finished_run_keeps_its_newest_checkpoints(
+    settings: Settings, seed: int, keep: int, monkeypatch: pytest.MonkeyPatch, db: Database
+) -> None:
+    monkeypatch.setenv("BRANDLOOP_CHECKPOINT_KEEP", str(keep))
+    get_settings.cache_clear()
+    settings = get_settings()
+    brand = add_acme(settings, db)
+    result = await run_generation(
+        request(brand, seed),
+        settings=settings,
+        db=db,
+        providers={"procedural": CountingProvider()},
+        use_memory=False,
+    )
+    assert result.status in {"succeeded", "partial", "failed"}
+    assert checkpoint_count(settings, result.run_id) == keep
+    if keep:
+        state = await final_state(settings, result.run_id)
+        assert state["status"] == result.status  # the kept checkpoint is the final state
+        assert len(state["attempts"]) == result.attempts
+
+
+async def test_by_default_finished_runs_keep_no_checkpoints(
+    settings: Settings, db: Database
+) -> None:
+    """Run after run, the checkpoint store holds nothing of the finished ones."""
+    brand = add_acme(settings, db)
+    runs = [
+        await run_generation(
+            GenerationRequest(brief=AUTUMN, brand=brand, count=1, size="64x64"),
+            settings=settings,
+            db=db,
+            providers={"procedural": CountingProvider()},
+            use_memory=False,
+        )
+        for _ in range(4)
+    ]
+    assert [checkpoint_count(settings, r.run_id) for r in runs] == [0, 0, 0, 0]
+    assert all(r.status in {"succeeded", "partial", "failed"} for r in runs)
+
+
+async def test_a_run_waiting_for_review_keeps_every_checkpoint_and_still_resumes(
+    settings: Settings, seed: int, db: Database
+) -> None:
+    brand = add_acme(settings, db)
+    provider = CountingProvider()
+    waiting = await run_generation(
+        GenerationRequest(brief=AUTUMN, brand=brand, count=1, size="128x128", seed=seed),
+        settings=settings,
+        db=db,
+        providers={"procedural": provider},
+        use_memory=False,
+        policy=AgentPolicy(review=ReviewPolicy(mode="always")),
+    )
+    assert waiting.status == "awaiting_review"
+    saved = checkpoint_count(settings, waiting.run_id)
+    assert saved > 1
+    assert await prune_finished_runs(settings, db, keep=0) == 0  # gc leaves a pending review alone
+    report = await collect_garbage(
+        settings, db, older_than_days=1, now=utcnow() + timedelta(days=30)
+    )
+    assert report.artifacts == 0 and report.kept_in_use >= 1
+    assert checkpoint_count(settings, waiting.run_id) == saved
+    done = await review_run(
+        waiting.run_id,
+        settings=settings,
+        db=db,
+        decision="approve",
+        actor="ann",
+        providers={"procedural": provider},
+        use_memory=False,
+    )
+    assert done.status == "succeeded" and done.images
+    assert checkpoint_count(settings, waiting.run_id) == 0  # finished now
+
+
+def _attempt(run_id: str, index: int, sha: str | None, outcome: str) -> Attempt:
+    cand = Candidate(
+        id=f"{run_id}-c{index}", template="t@1", prompt="p", model="procedural/draft",
+        seed=index, width=8, height=8,
+    )  # fmt: skip
+    return Attempt(
+        id=f"{run_id}-a{index}",
+        candidate=cand,
+        outcome=outcome,  # type: ignore[arg-type]
+        idempotency_key=f"{run_id}-k{index}",
+        artifact_sha256=sha,
+    )
+
+
+def _image(store: ArtifactStore, colour: tuple[int, int, int]) -> str:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), colour).save(buffer, format="PNG")
+    sha, _ = store.put(buffer.getvalue())
+    return sha
+
+
+def _record(
+    settings: Settings, db: Database, *, tenant: str, run_id: str, status: str, images: dict
+) -> None:
+    """A run of ``tenant`` with one attempt per image: ``images`` maps sha -> (outcome, receipt)."""
+    store = ArtifactStore(settings.artifacts_dir)
+    with db.session() as session:
+        crud.create_run(
+            session, run_id=run_id, tenant=tenant, brand_id=None, brand_name="b", brief="b",
+            request={},
+        )  # fmt: skip
+        session.get(RunRow, run_id).status = status  # type: ignore[union-attr]
+        for index, (sha, (outcome, receipt)) in enumerate(images.items()):
+            crud.upsert_attempt(
+                session, run_id=run_id, attempt=_attempt(run_id, index, sha, outcome)
+            )
+            keep_artifact(
+                session, store, store.get(sha), tenant=tenant, width=8, height=8, run_id=run_id,
+                attempt_id=f"{run_id}-a{index}", receipt=receipt,
+            )  # fmt: skip
+
+
+async def test_gc_deletes_only_old_images_nothing_needs(settings: Settings, db: Database) -> None:
+    store = ArtifactStore(settings.artifacts_dir)
+    rejected, raw, accepted, pending, cached, rated = (
+        _image(store, c)
+        for c in [(200, 0, 0), (0, 200, 0), (0, 0, 200), (200, 200, 0), (0, 200, 200), (9, 9, 9)]
+    )
+    receipt = {"run_id": "r1", "source_sha256": raw}
+    _record(
+        settings, db, tenant="acme", run_id="r1", status="succeeded",
+        images={rejected: ("rejected", None), raw: ("accepted", None),
+                accepted: ("accepted", receipt), cached: ("rejected", None),
+                rated: ("rejected", None)},
+    )  # fmt: skip
+    _record(
+        settings, db, tenant="acme", run_id="r2", status="awaiting_review",
+        images={pending: ("rejected", None)},
+    )  # fmt: skip
+    later = utcnow() + timedelta(days=10)
+    with db.session() as session:  # a reviewer found the rejected candidate usable after all
+        session.add(
+            ImageRatingRow(
+                tenant="acme", run_id="r1", sha256=rated, principal="ann", on_brand=4, usable=True
+            )
+        )
+        for key, sha, hit in (
+            ("old-entry", rejected, None),
+            ("hot-entry", cached, later - timedelta(days=1)),
+        ):
+            session.add(
+                CacheEntryRow(
+                    key=key, tenant="acme", provider="procedural", model="procedural/draft",
+                    model_version="1", template_ref="t@1", artifact_sha256=sha,
+                    cost_usd=0.01, hits=1, last_hit_at=hit,
+                )
+            )  # fmt: skip
+
+    dry = await collect_garbage(settings, db, older_than_days=5, now=later, dry_run=True)
+    assert (dry.artifacts, dry.cache_entries) == (1, 1)
+    assert store.exists(rejected)
+
+    # within the age: nothing goes
+    young = await collect_garbage(settings, db, older_than_days=30, now=later)
+    assert young.artifacts == 0 and store.exists(rejected)
+
+    report = await collect_garbage(settings, db, older_than_days=5, now=later)
+    assert (report.artifacts, report.files, report.cache_entries) == (1, 1, 1)
+    # the receipt's raw image, the pending review, the cache hit, the rated image
+    assert report.kept_in_use == 4
+    assert not store.exists(rejected)
+    for needed in (raw, accepted, pending, cached, rated):
+        assert store.exists(needed)
+    with db.session() as session:
+        left = set(session.scalars(sa.select(ArtifactRow.sha256)))
+        assert left == {raw, accepted, pending, cached, rated}
+        assert set(session.scalars(sa.select(CacheEntryRow.key))) == {"hot-entry"}
+
+
+async def test_gc_follows_each_tenants_age_and_leaves_others_alone(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, db: Database
+) -> None:
+    monkeypatch.setenv("BRANDLOOP_ARTIFACT_RETENTION_DAYS", json.dumps({"short": 2}))
+    get_settings.cache_clear()
+    settings = get_settings()
+    store = ArtifactStore(settings.artifacts_dir)
+    first, second = _image(store, (10, 10, 10)), _image(store, (20, 20, 20))
+    _record(settings, db, tenant="short", run_id="s1", status="failed",
+            images={first: ("rejected", None)})  # fmt: skip
+    _record(settings, db, tenant="Short", run_id="s2", status="failed",
+            images={second: ("rejected", None)})  # fmt: skip
+    report = await collect_garbage(settings, db, now=utcnow() + timedelta(days=3))
+    assert report.tenants == {"short": 2}  # "Short" is another tenant, with no age set
+    assert not store.exists(first) and store.exists(second)
+
+
+def test_gc_from_the_cli(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path, seed: int, db: Database
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(
+            ["generate", AUTUMN, "--brand", "examples/brands/acme-coffee.yaml", "--n", "2",
+             "--size", "64x64", "--seed", str(seed), "--no-memory", "--json",
+             "--out", str(tmp_path / "out")]
+        )  # fmt: skip
+    assert exc.value.code == 0
+    result = json.loads(capsys.readouterr().out)
+    with pytest.raises(SystemExit) as exc:
+        main(["gc", "--older-than", "0.000001", "--json"])
+    assert exc.value.code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["tenants"] == {"default": 0.000001}
+    store = ArtifactStore(settings.artifacts_dir)
+    for image in result["images"]:  # accepted images and their raw sources stay
+        assert store.exists(image["sha256"])
+    with db.session() as session:
+        kept = session.scalars(sa.select(ArtifactRow.sha256)).all()
+    assert len(kept) >= len(result["images"])
+    assert all(store.exists(sha) for sha in kept)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["gc", "--older-than", "0"], "--older-than must be more than 0 days"),
+        (["gc", "--older-than", "-3"], "--older-than must be more than 0 days"),
+        (["gc", "--older-than", "soon"], "Invalid value for '--older-than'"),
+        (["gc", "--tenant", " "], "--tenant must not be empty"),
+    ],
+)
+def test_gc_bad_input_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], settings: Settings, argv: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith("brandloop: error: ") and err.count("\n") == 1
+    assert message in err
+
+
+def test_a_retention_age_must_be_positive(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BRANDLOOP_ARTIFACT_RETENTION_DAYS", '{"acme": 0}')
+    get_settings.cache_clear()
+    with pytest.raises(SystemExit) as exc:
+        main(["gc"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "more than 0 days" in err and err.count("\n") == 1
