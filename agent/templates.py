@@ -24,7 +24,7 @@ from brandloop.registry import crud
 DEFAULT_TEMPLATE = "brand-hero"
 SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent / "policies" / "templates"
 REF_PATTERN = re.compile(
-    r"^(?P<name>[a-z0-9][a-z0-9_.-]*)(?:@(?P<version>\d+)|:(?P<label>[a-z0-9_-]+))?$"
+    r"^(?P<name>[a-z0-9][a-z0-9_.-]*)(?:@(?P<version>[0-9]+)|:(?P<label>[a-z0-9_-]+))?$"
 )
 
 

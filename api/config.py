@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -51,6 +51,18 @@ class ApiSettings(BaseSettings):
         default=10_000, ge=1, description="valid keys held, least recently used evicted first"
     )
     sse_poll_seconds: float = Field(default=0.2, gt=0)
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token a Prometheus scraper sends to GET /metrics (an admin key "
+        "works too); unset: admin keys only",
+    )
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < 16:
+            raise ValueError("must be at least 16 characters (it guards every tenant's figures)")
+        return value
 
 
 @lru_cache

@@ -5,6 +5,7 @@ the role it needs.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -178,6 +179,26 @@ def role_lookup(
     return role_for
 
 
+async def metrics_reader(request: Request) -> None:
+    """Who may read ``/metrics`` (every tenant's figures): a scraper sending the metrics token
+    (``BRANDLOOP_API_METRICS_TOKEN``) as a bearer token, or an admin key."""
+    service: Service = request.app.state.service
+    token = service.api.metrics_token
+    authorization = request.headers.get("authorization") or ""
+    if token is not None and authorization[:7].lower() == "bearer ":
+        sent = authorization[7:].strip().encode()
+        if hmac.compare_digest(sent, token.get_secret_value().strip().encode()):
+            return
+    principal = await get_principal(request)
+    if not principal.can("admin"):
+        raise ApiProblem(
+            403,
+            "forbidden",
+            f"metrics need the metrics token or an admin key; the key is {principal.role}",
+        )
+
+
+MetricsReader = Depends(metrics_reader)
 Viewer = Annotated[Principal, Depends(require("viewer"))]
 Creator = Annotated[Principal, Depends(require("creator"))]
 Approver = Annotated[Principal, Depends(require("approver"))]

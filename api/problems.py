@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from brandloop.errors import (
     BadInputError,
@@ -208,6 +209,23 @@ def _safe_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path. (Starlette names only the first
+    route matching the path, while one path may be several routes: GET and POST apart; each
+    method is tried against the whole routing table, included routers too.)"""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Make every error, framework or ours, a problem+json answer."""
 
@@ -235,6 +253,10 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
         detail = exc.detail if isinstance(exc.detail, str) else ""
         headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 405:
+            allowed = allowed_methods(request)
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+            detail = f"{request.method} is not allowed here; allowed: {', '.join(allowed)}"
         return problem_response(request, exc.status_code, kind, detail, headers=headers)
 
     async def on_brandloop(request: Request, exc: Exception) -> JSONResponse:

@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from brandloop.agent.revision import BriefEdit
+from brandloop.api.params import ASPECT_PATTERN, FORMAT_PATTERN, SIZE_PATTERN
 from brandloop.domain import (
     MAX_BRIEF_CHARS,
     MAX_SEED,
@@ -23,7 +24,9 @@ JobState = Literal["queued", "running", "awaiting_review", "succeeded", "failed"
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: strict types (no ``true`` for a number, no ``"3"`` for an integer)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 def domain_request(**fields: Any) -> GenerationRequest:
@@ -41,8 +44,12 @@ def domain_request(**fields: Any) -> GenerationRequest:
 
 class Shape(_In):
     count: int = Field(default=1, ge=1, le=16, description="how many accepted images are wanted")
-    size: str | None = Field(default=None, max_length=20, examples=["1024x640"])
-    aspect_ratio: str | None = Field(default=None, max_length=10, examples=["16:9"])
+    size: str | None = Field(
+        default=None, max_length=20, pattern=SIZE_PATTERN, examples=["1024x640"]
+    )
+    aspect_ratio: str | None = Field(
+        default=None, max_length=10, pattern=ASPECT_PATTERN, examples=["16:9"]
+    )
     budget_usd: float | None = Field(default=None, gt=0, le=10_000)
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     output_format: ImageFormat | None = Field(
@@ -180,7 +187,7 @@ class MessageAccepted(BaseModel):
 
 class CampaignAsset(_In):
     brief: str = Field(min_length=1, max_length=MAX_BRIEF_CHARS)
-    formats: list[str] = Field(
+    formats: list[Annotated[str, Field(pattern=FORMAT_PATTERN)]] = Field(
         default_factory=lambda: ["1024x1024"],
         min_length=1,
         max_length=8,

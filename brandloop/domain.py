@@ -25,8 +25,9 @@ from pydantic import (
 )
 
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
-SIZE_PATTERN = re.compile(r"^(\d{1,7})x(\d{1,7})$")
-ASPECT_PATTERN = re.compile(r"^(\d{1,3}):(\d{1,3})$")
+# ASCII digits only: in a str pattern \d also takes other scripts' digits
+SIZE_PATTERN = re.compile(r"^([0-9]{1,7})x([0-9]{1,7})$")
+ASPECT_PATTERN = re.compile(r"^([0-9]{1,3}):([0-9]{1,3})$")
 PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
 MAX_BRIEF_CHARS = 4000

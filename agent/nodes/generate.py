@@ -451,7 +451,13 @@ async def generate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
     ctx = runtime.context
     run_id = state["run_id"]
     candidates = state.get("candidates", [])
+    # a resumed run runs this node again: what its trace already says is not said twice
+    with ctx.db.session() as session:
+        started = crud.traced_attempts(session, run_id=run_id, kind="attempt_started")
+        finished = crud.traced_attempts(session, run_id=run_id, kind="attempt_finished")
     for candidate in candidates:
+        if candidate.id in started:
+            continue
         ctx.emit(
             run_id,
             "generate",
@@ -466,6 +472,8 @@ async def generate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
             crud.upsert_attempt(session, run_id=run_id, attempt=attempt)
     for attempt in attempts:
         spent += attempt.cost_usd
+        if attempt.id in finished:
+            continue
         ctx.emit(
             run_id,
             "generate",

@@ -15,6 +15,7 @@ from brandloop.agent.runner import check_request
 from brandloop.api.deps import Creator, PoolDep, ServiceDep, SessionDep, SettingsDep, Viewer
 from brandloop.api.jobs import store
 from brandloop.api.jobs.service import admit, job_public
+from brandloop.api.params import QueryInt
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
 from brandloop.api.schemas import (
     CampaignAssetStatus,
@@ -188,7 +189,7 @@ async def list_campaigns(
     principal: Viewer,
     session: SessionDep,
     settings: SettingsDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    limit: Annotated[QueryInt, Query(ge=1, le=100)] = 20,
 ) -> list[CampaignPublic]:
     return [
         campaign_public(session, c, ArtifactStore(settings.artifacts_dir))

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from brandloop.api.deps import SessionDep, Viewer
+from brandloop.api.params import QueryDate
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
 from brandloop.registry.models import AttemptRow, RunRow
 
@@ -33,8 +34,10 @@ async def cost_report(
     principal: Viewer,
     session: SessionDep,
     period: Literal["day", "week", "month", "custom"] = "month",
-    start: Annotated[date | None, Query(description="first day (custom period)")] = None,
-    end: Annotated[date | None, Query(description="last day, inclusive (custom period)")] = None,
+    start: Annotated[QueryDate | None, Query(description="first day (custom period)")] = None,
+    end: Annotated[
+        QueryDate | None, Query(description="last day, inclusive (custom period)")
+    ] = None,
 ) -> CostReport:
     today = datetime.now(UTC).date()
     if period == "custom":

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response
 from brandloop.api.deps import Creator, PoolDep, ServiceDep, SessionDep
 from brandloop.api.jobs import store
 from brandloop.api.jobs.service import job_public, submit
+from brandloop.api.params import QueryFloat
 from brandloop.api.problems import PROBLEM_RESPONSES
 from brandloop.api.routers.threads import post_message
 from brandloop.api.schemas import (
@@ -38,7 +39,9 @@ async def create_generation(
     service: ServiceDep,
     pool: PoolDep,
     response: Response,
-    wait: Annotated[float, Query(ge=0, le=300, description="seconds to wait for the result")] = 0,
+    wait: Annotated[
+        QueryFloat, Query(ge=0, le=300, description="seconds to wait for the result")
+    ] = 0,
 ) -> JobPublic:
     if body.thread_id is not None:
         message = MessageCreate(

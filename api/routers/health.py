@@ -1,5 +1,6 @@
 """Health: ``/healthz`` (the process answers), ``/readyz`` (database, Chroma, workers) and
-``/metrics`` (Prometheus). None of them needs a key or shows tenant data."""
+``/metrics`` (Prometheus). The first two need no key and show no tenant data; ``/metrics``
+counts every tenant's jobs and spend, so it needs the metrics token or an admin key."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from brandloop.agent.runner import open_memory
-from brandloop.api.deps import ServiceDep
+from brandloop.api.deps import MetricsReader, ServiceDep
 from brandloop.api.problems import PROBLEM_MEDIA_TYPE, problem_body
 from brandloop.registry.db import Database
 
@@ -66,9 +67,16 @@ async def readyz(service: ServiceDep) -> Response:
 
 @router.get(
     "/metrics",
-    summary="Prometheus metrics",
+    summary="Prometheus metrics (the metrics token or an admin key)",
+    description="Send `Authorization: Bearer <BRANDLOOP_API_METRICS_TOKEN>` (a scraper) or an "
+    "admin key. The figures cover every tenant.",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}}},
+    responses={
+        200: {"content": {"text/plain": {}}},
+        401: {"description": "no token or key, or a wrong one"},
+        403: {"description": "a key below admin"},
+    },
+    dependencies=[MetricsReader],
 )
 async def metrics(service: ServiceDep) -> Response:
     data = await asyncio.to_thread(generate_latest, service.metrics.registry)

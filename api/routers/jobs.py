@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 from brandloop.api.deps import Creator, PoolDep, Service, ServiceDep, SessionDep, Viewer
 from brandloop.api.jobs import store
 from brandloop.api.jobs.service import job_events, job_public, release_hold
+from brandloop.api.params import QueryInt
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
 from brandloop.api.schemas import JobPublic, JobState
 
@@ -22,7 +24,7 @@ async def list_jobs(
     principal: Viewer,
     session: SessionDep,
     state: JobState | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Annotated[QueryInt, Query(ge=1, le=500)] = 50,
 ) -> list[JobPublic]:
     rows = store.list_jobs(session, tenant=principal.tenant, state=state, limit=limit)
     return [job_public(r) for r in rows]
@@ -43,29 +45,54 @@ async def get_job(job_id: str, principal: Viewer, session: SessionDep) -> JobPub
     summary="Progress as server-sent events",
     description="Events: `state` (job state changes), `planned`, `attempt_started`, "
     "`attempt_finished`, `scored`, `accepted`, `decision`, `done` (the run's trace) and a "
-    "final `end`. Each trace event's id is its sequence number; send `Last-Event-ID` to resume.",
+    "final `end`. Each trace event's id is its sequence number; send `Last-Event-ID` to resume "
+    "(anything but a sequence number is a 400).",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "an event stream"}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "an event stream"},
+        400: {"description": "a malformed Last-Event-ID"},
+    },
 )
 async def job_events_stream(
     job_id: str,
     principal: Viewer,
     session: SessionDep,
     service: ServiceDep,
-    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+    last_event_id: Annotated[
+        str | None,
+        Header(description="the last event id seen: a sequence number, 0..2^63-1"),
+    ] = None,
 ) -> StreamingResponse:
     return events_response(session, service, tenant=principal.tenant, job_id=job_id,
                            last_event_id=last_event_id)  # fmt: skip
+
+
+_SEQUENCE = re.compile(r"[0-9]{1,19}")
+_MAX_SEQUENCE = 2**63 - 1
+
+
+def event_sequence(last_event_id: str | None) -> int:
+    """The trace sequence number a ``Last-Event-ID`` names (none or empty: 0). Anything else,
+    or a number past the registry's 64-bit range, is a 400 problem."""
+    if not last_event_id:
+        return 0
+    if not _SEQUENCE.fullmatch(last_event_id) or int(last_event_id) > _MAX_SEQUENCE:
+        raise ApiProblem(
+            400,
+            "bad-input",
+            "Last-Event-ID must be an event id this stream sent: a whole number 0..2^63-1",
+        )
+    return int(last_event_id)
 
 
 def events_response(
     session: Session, service: Service, *, tenant: str, job_id: str, last_event_id: str | None
 ) -> StreamingResponse:
     """The tenant's job's progress as server-sent events (the API's and the studio's)."""
+    after = event_sequence(last_event_id)
     row = store.get_job(session, tenant=tenant, job_id=job_id)
     if row is None:
         raise ApiProblem(404, "not-found", f"no job {job_id}")
-    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
     # end the request's transaction now: the stream may last minutes, and on PostgreSQL an
     # idle open transaction holds back DDL such as CREATE INDEX CONCURRENTLY and vacuum
     job_ref, run_ref = row.id, row.run_id

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -10,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from brandloop.api.deps import Creator, PoolDep, ServiceDep, SessionDep, Viewer
 from brandloop.api.jobs.service import job_public, resume_job
+from brandloop.api.params import QueryDateTime, QueryInt
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
 from brandloop.api.schemas import JobPublic
 from brandloop.domain import Receipt, RunStatus
@@ -39,16 +39,16 @@ def _run(session: Session, tenant: str, run_id: str) -> RunRow:
 async def list_runs(
     principal: Viewer,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[QueryInt, Query(ge=1, le=500)] = 50,
+    offset: Annotated[QueryInt, Query(ge=0, le=1_000_000)] = 0,
     brand: Annotated[str | None, Query(max_length=80, description="brand name")] = None,
     status: RunStatus | None = None,
     template: Annotated[
         str | None, Query(max_length=160, description="template name or name@version")
     ] = None,
     model: Annotated[str | None, Query(max_length=120, description="a model it tried")] = None,
-    since: Annotated[datetime | None, Query(description="created at or after")] = None,
-    until: Annotated[datetime | None, Query(description="created before")] = None,
+    since: Annotated[QueryDateTime | None, Query(description="created at or after")] = None,
+    until: Annotated[QueryDateTime | None, Query(description="created before")] = None,
 ) -> list[RunView]:
     where = crud.RunFilter(
         brand=brand, status=status, template=template, model=model, since=since, until=until

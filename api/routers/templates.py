@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from brandloop.agent.templates import ensure_shipped_templates
 from brandloop.api.auth import Principal
 from brandloop.api.deps import Approver, Creator, SessionDep, Viewer
+from brandloop.api.params import QueryInt
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
 from brandloop.api.schemas import LabelUpdate, ReviewDecision, TemplateVersionCreate
 from brandloop.domain import PromptTemplate, TemplateVersion
@@ -168,7 +169,7 @@ async def add_version(
 )
 async def submit_version(
     name: Name,
-    version: Annotated[int, Path(ge=1, le=100_000)],
+    version: Annotated[QueryInt, Path(ge=1, le=100_000)],
     principal: Creator,
     session: SessionDep,
 ) -> TemplateVersion:
@@ -189,7 +190,7 @@ async def submit_version(
 )
 async def review_version(
     name: Name,
-    version: Annotated[int, Path(ge=1, le=100_000)],
+    version: Annotated[QueryInt, Path(ge=1, le=100_000)],
     body: ReviewDecision,
     principal: Approver,
     session: SessionDep,

@@ -23,6 +23,7 @@ from brandloop.api.deps import Creator, PoolDep, Service, ServiceDep, SessionDep
 from brandloop.api.jobs import store
 from brandloop.api.jobs.service import job_public, submit
 from brandloop.api.jobs.worker import WorkerPool
+from brandloop.api.params import QueryInt
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
 from brandloop.api.schemas import (
     SHAPE_FIELDS,
@@ -231,7 +232,7 @@ async def create_thread(
     "", response_model=list[ThreadPublic], summary="The tenant's threads (without messages)"
 )
 async def list_threads(
-    principal: Viewer, session: SessionDep, limit: Annotated[int, Query(ge=1, le=200)] = 50
+    principal: Viewer, session: SessionDep, limit: Annotated[QueryInt, Query(ge=1, le=200)] = 50
 ) -> list[ThreadPublic]:
     return [
         ThreadPublic(id=t.id, brand=t.brand, title=t.title, created_at=t.created_at)

@@ -374,6 +374,14 @@ def list_events(session: Session, *, run_id: str) -> list[RunEventRow]:
     )
 
 
+def traced_attempts(session: Session, *, run_id: str, kind: str) -> set[str]:
+    """The attempt ids the run's trace already has a ``kind`` event for."""
+    payloads = session.scalars(
+        select(RunEventRow.payload).where(RunEventRow.run_id == run_id, RunEventRow.kind == kind)
+    )
+    return {str(p["attempt"]) for p in payloads if isinstance(p, dict) and "attempt" in p}
+
+
 def attempt_by_key(session: Session, *, idempotency_key: str) -> AttemptRow | None:
     return session.scalar(select(AttemptRow).where(AttemptRow.idempotency_key == idempotency_key))
 

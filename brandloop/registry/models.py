@@ -13,7 +13,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
-    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -24,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from brandloop.domain import utcnow
-from brandloop.registry.types import Count, Money
+from brandloop.registry.types import Count, Money, Timestamp
 
 
 class Base(DeclarativeBase):
@@ -39,8 +38,8 @@ class BrandRow(Base):
     tenant: Mapped[str] = mapped_column(String(64), index=True)
     name: Mapped[str] = mapped_column(String(80))
     kit: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class TemplateRow(Base):
@@ -51,7 +50,7 @@ class TemplateRow(Base):
     tenant: Mapped[str] = mapped_column(String(64), index=True)
     name: Mapped[str] = mapped_column(String(120))
     description: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class TemplateVersionRow(Base):
@@ -69,7 +68,7 @@ class TemplateVersionRow(Base):
     author: Mapped[str] = mapped_column(String(120))
     message: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(16), default="draft")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class TemplateLabelRow(Base):
@@ -81,7 +80,7 @@ class TemplateLabelRow(Base):
     label: Mapped[str] = mapped_column(String(64), primary_key=True)
     weights: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_by: Mapped[str] = mapped_column(String(120))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class ModelRow(Base):
@@ -97,7 +96,7 @@ class ModelRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     price_per_image_usd: Mapped[float] = mapped_column(Money)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class RunRow(Base):
@@ -123,8 +122,8 @@ class RunRow(Base):
     attempt_count: Mapped[int] = mapped_column(Count, default=0)
     accepted_count: Mapped[int] = mapped_column(Count, default=0)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
 
 
 class RunEventRow(Base):
@@ -139,7 +138,7 @@ class RunEventRow(Base):
     node: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class AttemptRow(Base):
@@ -171,7 +170,7 @@ class AttemptRow(Base):
     moderation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class OutcomeCountRow(Base):
@@ -213,7 +212,7 @@ class ArtifactRow(Base):
     edits: Mapped[list[Any] | None] = mapped_column(
         JSON, nullable=True, doc="C2PA actions brandloop applied to the model's output"
     )
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class AuditRow(Base):
@@ -223,7 +222,7 @@ class AuditRow(Base):
     __table_args__ = (Index("ix_audit_log_tenant_subject", "tenant", "subject_id"),)
 
     id: Mapped[int] = mapped_column(Count, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     tenant: Mapped[str] = mapped_column(String(64), index=True)
     actor: Mapped[str] = mapped_column(String(120))
     action: Mapped[str] = mapped_column(String(64))

@@ -7,7 +7,6 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    DateTime,
     ForeignKey,
     Integer,
     String,
@@ -18,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from brandloop.domain import utcnow
 from brandloop.registry.models import Base
-from brandloop.registry.types import Count, Money
+from brandloop.registry.types import Count, Money, Timestamp
 
 __all__ = ["Base", "BudgetRow", "CacheEntryRow", "RepairOutcomeRow", "ReviewDecisionRow"]
 
@@ -39,8 +38,8 @@ class CacheEntryRow(Base):
     provider_request_id: Mapped[str | None] = mapped_column(String(160), nullable=True)
     cost_usd: Mapped[float] = mapped_column(Money, default=0.0)
     hits: Mapped[int] = mapped_column(Count, default=0)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    last_hit_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    last_hit_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
 
 
 class BudgetRow(Base):
@@ -54,7 +53,7 @@ class BudgetRow(Base):
     scope: Mapped[str] = mapped_column(String(16))
     scope_id: Mapped[str] = mapped_column(String(120))
     limit_usd: Mapped[float] = mapped_column(Money)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class ReviewDecisionRow(Base):
@@ -68,7 +67,7 @@ class ReviewDecisionRow(Base):
     decision: Mapped[str] = mapped_column(String(16))
     note: Mapped[str] = mapped_column(Text, default="")
     actor: Mapped[str] = mapped_column(String(120))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class RepairOutcomeRow(Base):
@@ -90,4 +89,4 @@ class RepairOutcomeRow(Base):
     signal: Mapped[str] = mapped_column(String(48))
     model: Mapped[str] = mapped_column(String(120))
     fixed: Mapped[bool] = mapped_column(Boolean)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)

@@ -10,12 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Index, String, Text
+from sqlalchemy import JSON, BigInteger, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from brandloop.domain import utcnow
 from brandloop.registry.models import Base
-from brandloop.registry.types import Money
+from brandloop.registry.types import Money, Timestamp
 
 __all__ = ["Base", "SpendLockRow", "SpendReservationRow"]
 
@@ -52,8 +52,8 @@ class SpendReservationRow(Base):
     fence: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     attempt_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
     note: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    settled_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
 
 
 class SpendLockRow(Base):

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, String
+from sqlalchemy import BigInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from brandloop.domain import utcnow
 from brandloop.registry.models import Base
-from brandloop.registry.types import Count
+from brandloop.registry.types import Count, Timestamp
 
 __all__ = ["Base", "JobLeaseRow"]
 
@@ -30,7 +30,7 @@ class JobLeaseRow(Base):
 
     job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     owner: Mapped[str] = mapped_column(String(128))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
+    acquired_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     takeovers: Mapped[int] = mapped_column(Count, default=0)
     fence: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
-    DateTime,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -24,7 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from brandloop.domain import utcnow
 from brandloop.registry.models import Base
-from brandloop.registry.types import Count, Money
+from brandloop.registry.types import Count, Money, Timestamp
 
 __all__ = [
     "ApiKeyRow",
@@ -47,7 +46,7 @@ class PrincipalRow(Base):
 
     tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(120), primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class ApiKeyRow(Base):
@@ -71,8 +70,8 @@ class ApiKeyRow(Base):
     name: Mapped[str] = mapped_column(String(120), default="")
     secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
 
 
 class JobRow(Base):
@@ -99,9 +98,9 @@ class JobRow(Base):
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     cost_usd: Mapped[float] = mapped_column(Money, default=0.0)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
 
 
 class IdempotencyRow(Base):
@@ -119,7 +118,7 @@ class IdempotencyRow(Base):
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     body: Mapped[str | None] = mapped_column(Text, nullable=True)
     headers: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
 
 
 class ThreadRow(Base):
@@ -131,7 +130,7 @@ class ThreadRow(Base):
     tenant: Mapped[str] = mapped_column(String(64), index=True)
     brand: Mapped[str] = mapped_column(String(80))
     title: Mapped[str] = mapped_column(String(200), default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class ThreadMessageRow(Base):
@@ -147,7 +146,7 @@ class ThreadMessageRow(Base):
     edit: Mapped[dict[str, Any] | None] = mapped_column(
         JSON, nullable=True, doc="the revision this message made (brandloop.agent.revision)"
     )
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class CampaignRow(Base):
@@ -161,4 +160,4 @@ class CampaignRow(Base):
     brand: Mapped[str] = mapped_column(String(80))
     budget_usd: Mapped[float] = mapped_column(Money)
     assets: Mapped[list[Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from brandloop.domain import utcnow
 from brandloop.registry.models import Base
-from brandloop.registry.types import Count
+from brandloop.registry.types import Count, Timestamp
 
 __all__ = [
     "Base",
@@ -37,9 +37,9 @@ class StudioSessionRow(Base):
     key_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     role: Mapped[str] = mapped_column(String(16))
     csrf: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp)
+    revoked_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
 
 
 class StudioLinkRow(Base):
@@ -51,9 +51,9 @@ class StudioLinkRow(Base):
     tenant: Mapped[str] = mapped_column(String(64), index=True)
     principal: Mapped[str] = mapped_column(String(120))
     role: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp)
+    used_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
 
 
 class ReviewAssignmentRow(Base):
@@ -65,7 +65,7 @@ class ReviewAssignmentRow(Base):
     tenant: Mapped[str] = mapped_column(String(64), index=True)
     assignee: Mapped[str] = mapped_column(String(120))
     assigned_by: Mapped[str] = mapped_column(String(120))
-    assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    assigned_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class ImageRatingRow(Base):
@@ -82,7 +82,7 @@ class ImageRatingRow(Base):
     on_brand: Mapped[int] = mapped_column(Integer)
     usable: Mapped[bool] = mapped_column(Boolean)
     note: Mapped[str] = mapped_column(Text, default="")
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class PairwiseJudgementRow(Base):
@@ -100,4 +100,4 @@ class PairwiseJudgementRow(Base):
     right_ref: Mapped[str] = mapped_column(String(160))
     winner: Mapped[str] = mapped_column(String(8))
     principal: Mapped[str] = mapped_column(String(120))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)

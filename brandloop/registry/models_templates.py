@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Float, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from brandloop.domain import utcnow
 from brandloop.registry.models import Base
-from brandloop.registry.types import Count
+from brandloop.registry.types import Count, Timestamp
 
 __all__ = ["Base", "DriftBaselineRow", "DriftEventRow", "TemplateReviewRow"]
 
@@ -30,7 +30,7 @@ class TemplateReviewRow(Base):
     actor: Mapped[str] = mapped_column(String(120))
     action: Mapped[str] = mapped_column(String(16))
     note: Mapped[str] = mapped_column(Text, default="")
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class DriftBaselineRow(Base):
@@ -46,7 +46,7 @@ class DriftBaselineRow(Base):
     baseline_std: Mapped[float | None] = mapped_column(Float, nullable=True)
     monitored_n: Mapped[int] = mapped_column(Count, default=0)
     statistic: Mapped[float] = mapped_column(Float, default=0.0)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class DriftEventRow(Base):
@@ -59,7 +59,7 @@ class DriftEventRow(Base):
     tenant: Mapped[str] = mapped_column(String(64), index=True)
     template_ref: Mapped[str] = mapped_column(String(160), index=True)
     model: Mapped[str] = mapped_column(String(120))
-    detected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    detected_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     method: Mapped[str] = mapped_column(String(32))
     statistic: Mapped[float] = mapped_column(Float)
     threshold: Mapped[float] = mapped_column(Float)

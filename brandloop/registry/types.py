@@ -10,13 +10,14 @@ before). Seeds were widened earlier (migration 0008).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Dialect, Float, Integer, Numeric
+from sqlalchemy import BigInteger, DateTime, Dialect, Float, Integer, Numeric
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-__all__ = ["MONEY_PRECISION", "MONEY_SCALE", "Count", "Money"]
+__all__ = ["MONEY_PRECISION", "MONEY_SCALE", "Count", "Money", "Timestamp"]
 
 MONEY_PRECISION = 24
 MONEY_SCALE = 12
@@ -38,3 +39,26 @@ Count: TypeEngine[int] = BigInteger().with_variant(Integer(), "sqlite")
 
 #: An amount of money in US dollars.
 Money: TypeEngine[float] = _Dollars().with_variant(Float(), "sqlite")
+
+
+class Timestamp(TypeDecorator[datetime]):
+    """A moment in UTC, read back with its time zone on every database.
+
+    PostgreSQL keeps the zone (``timestamptz``); SQLite keeps text without one, so a moment is
+    stored as its UTC wall time and read back as UTC. A naive value is taken to be UTC already.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None or value.tzinfo is None:
+            return value
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)

@@ -135,3 +135,9 @@ def test_a_killed_run_resumes_without_paying_twice(
     assert result["cost_usd"] == pytest.approx(
         sum(prices[a["model"]] for a in attempts if a["artifact_sha256"] or a in unknown)
     )
+    # the resumed trace tells each attempt's start and end once, however often the node ran
+    events = json.loads(shown.stdout)["events"]
+    for kind in ("attempt_started", "attempt_finished"):
+        told = Counter(e["payload"]["attempt"] for e in events if e["kind"] == kind)
+        assert told and max(told.values()) == 1, (kind, told)
+        assert set(told) == {a["id"] for a in attempts}, kind

@@ -161,7 +161,7 @@ async def events(
     user: Viewer,
     session: SessionDep,
     service: ServiceDep,
-    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+    last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """The run's progress as server-sent events: the same stream as /v1/jobs/{id}/events."""
     try:

@@ -139,7 +139,9 @@ def test_serve_over_real_http_with_sse(tmp_path: Path, database_url: str | None)
         image = client.get(f"/v1/artifacts/{sha}", headers=viewer)
         assert image.status_code == 200 and image.content[:8] == b"\x89PNG\r\n\x1a\n"
         assert client.get("/readyz").status_code == 200
-        metrics = client.get("/metrics").text
+        assert client.get("/metrics").status_code == 401  # every tenant's figures
+        assert client.get("/metrics", headers=viewer).status_code == 403
+        metrics = client.get("/metrics", headers=admin).text
         assert 'brandloop_jobs{state="succeeded"} 1.0' in metrics
         assert 'method="POST",route="/v1/generations",status="202"' in metrics
         assert 'brandloop_attempts_total{outcome="accepted",provider="procedural"}' in metrics
