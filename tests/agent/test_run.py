@@ -69,7 +69,11 @@ async def test_a_run_replans_after_a_palette_miss_and_says_why(
     actions = [d.action for d in result.decisions]
     assert "strengthen_palette" in actions, actions
     reason = next(d for d in result.decisions if d.action == "strengthen_palette")
-    assert reason.signals["palette"] < 0.65  # the default palette threshold (scoring_defaults)
+    # the signal is the mean over the round's rejected images, some of which may have failed
+    # only another signal; the count of palette misses is what the decision is about
+    missed = int(reason.reason.split()[0])
+    assert missed >= 1 and "missed the brand palette" in reason.reason
+    assert reason.signals["palette"] < 1.0
     assert result.status in {"succeeded", "partial"}
     assert result.images, "the replanned round should produce accepted images"
     assert all(img.scores["palette"] >= 0.5 for img in result.images)
