@@ -41,6 +41,15 @@ def _base_seed(state: RunState) -> int:
     return int(digest[:8], 16)
 
 
+def _recalled_seeds(state: RunState, iteration: int) -> list[int]:
+    """The seeds memory recalls as accepted for a similar request: round one of an unseeded
+    request only. An explicit seed always wins, so two requests that differ only in their
+    seed never share candidates (nor the cache's images)."""
+    if iteration != 1 or state["request"].seed is not None:
+        return []
+    return list(state.get("recalled_seeds", []))
+
+
 def eligible_models(
     ctx: RunContext, state: RunState, latencies: dict[str, float | None]
 ) -> tuple[list[ModelSpec], list[str]]:
@@ -377,7 +386,7 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
 
     cursor = state.get("seed_cursor", _base_seed(state))
     count = len(planned)
-    recalled = [s for s in state.get("recalled_seeds", []) if iteration == 1][:count]
+    recalled = _recalled_seeds(state, iteration)[:count]
     seeds = recalled + [(cursor + i) % 2**32 for i in range(count - len(recalled))]
     candidates = [
         Candidate(

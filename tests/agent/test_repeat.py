@@ -4,7 +4,7 @@ with memory on; a similar one starts from the arm and seeds that were accepted."
 from __future__ import annotations
 
 from brandloop.agent.runner import run_generation
-from brandloop.domain import GenerationRequest
+from brandloop.domain import GenerationRequest, RunResult
 from brandloop.registry import crud
 from brandloop.registry.db import Database
 from brandloop.settings import Settings
@@ -23,22 +23,30 @@ def _request(brand: str, **extra: object) -> GenerationRequest:
     return GenerationRequest(**fields)  # type: ignore[arg-type]
 
 
+async def _run(
+    settings: Settings,
+    db: Database,
+    provider: CountingProvider,
+    request: GenerationRequest,
+    *,
+    use_memory: bool = True,
+) -> RunResult:
+    return await run_generation(
+        request, settings=settings, db=db, providers={"procedural": provider},
+        image_moderator=allow, use_memory=use_memory,
+    )  # fmt: skip
+
+
 async def test_an_identical_request_costs_nothing_the_second_time(
     settings: Settings, db: Database
 ) -> None:
     brand = add_acme(settings, db)
     provider = CountingProvider()
-    first = await run_generation(
-        _request(brand), settings=settings, db=db, providers={"procedural": provider},
-        image_moderator=allow,
-    )  # fmt: skip
+    first = await _run(settings, db, provider, _request(brand))
     assert first.status == "succeeded" and first.cost_usd > 0
     paid = len(provider.calls)
     # memory is on: the first run left style notes and seeds that would change a new prompt
-    second = await run_generation(
-        _request(brand), settings=settings, db=db, providers={"procedural": provider},
-        image_moderator=allow,
-    )  # fmt: skip
+    second = await _run(settings, db, provider, _request(brand))
     assert len(provider.calls) == paid, "no provider call for a repeat"
     assert second.status == "succeeded" and second.cost_usd == 0
     assert [(i.model, i.seed, i.prompt) for i in second.images] == [
@@ -56,16 +64,29 @@ async def test_an_identical_request_costs_nothing_the_second_time(
 async def test_a_request_that_differs_is_not_replayed(settings: Settings, db: Database) -> None:
     brand = add_acme(settings, db)
     provider = CountingProvider()
-    await run_generation(
-        _request(brand), settings=settings, db=db, providers={"procedural": provider},
-        image_moderator=allow,
-    )  # fmt: skip
+    await _run(settings, db, provider, _request(brand))
     for change in ({"seed": 22}, {"size": "320x192"}, {"count": 2}, {"seed": None}):
-        other = await run_generation(
-            _request(brand, **change), settings=settings, db=db, providers={"procedural": provider},
-            image_moderator=allow, use_memory=False,
-        )  # fmt: skip
+        other = await _run(settings, db, provider, _request(brand, **change), use_memory=False)
         assert not any(d.action == "replay_cache" for d in other.decisions), change
+
+
+async def test_another_seed_is_not_served_from_the_cache_with_memory_on(
+    settings: Settings, db: Database
+) -> None:
+    """Memory recalls the first run's accepted seed; a request naming another seed must still
+    get new images for that seed, paid for, not the first run's from the cache at $0."""
+    brand = add_acme(settings, db)
+    provider = CountingProvider()
+    first = await _run(settings, db, provider, _request(brand))
+    assert first.images and first.cost_usd > 0
+    for seed in (500, 900):  # far apart: no round of another run used them
+        provider.calls.clear()
+        other = await _run(settings, db, provider, _request(brand, seed=seed))
+        assert not any(d.action == "replay_cache" for d in other.decisions), seed
+        assert provider.calls and provider.calls[0].seed == seed, "the explicit seed wins"
+        assert other.cost_usd > 0
+        assert not any(image.cache_hit for image in other.images)
+        assert first.images[0].seed not in {c.seed for c in provider.calls}
 
 
 async def test_a_similar_request_starts_from_the_accepted_arm_and_seed(
@@ -73,18 +94,21 @@ async def test_a_similar_request_starts_from_the_accepted_arm_and_seed(
 ) -> None:
     brand = add_acme(settings, db)
     provider = CountingProvider()
-    first = await run_generation(
-        _request(brand), settings=settings, db=db, providers={"procedural": provider},
-        image_moderator=allow,
-    )  # fmt: skip
+    first = await _run(settings, db, provider, _request(brand))
     assert first.images
     accepted = first.images[0]
     provider.calls.clear()
-    similar = await run_generation(
-        _request(brand, brief="a teal coffee cup on a cream table by the door", seed=99),
-        settings=settings, db=db, providers={"procedural": provider}, image_moderator=allow,
-    )  # fmt: skip
+    # unseeded: the accepted arm and its seed
+    door = _request(brand, brief="a teal coffee cup on a cream table by the door", seed=None)
+    similar = await _run(settings, db, provider, door)
     opening = provider.calls[0]
     assert f"procedural/{opening.model}" == accepted.model, "not the tier that failed before"
     assert opening.seed == accepted.seed
     assert similar.status == "succeeded"
+    # seeded: the accepted arm, but the request's own seed
+    provider.calls.clear()
+    stairs = _request(brand, brief="a teal coffee cup on a cream table by the stairs", seed=99)
+    await _run(settings, db, provider, stairs)
+    opening = provider.calls[0]
+    assert f"procedural/{opening.model}" == accepted.model
+    assert opening.seed == 99
