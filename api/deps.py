@@ -6,13 +6,14 @@ the role it needs.
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute, APIRouter
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import compile_path
 from starlette.types import Scope
 
@@ -53,8 +54,10 @@ class Service:
         # one sessionmaker for the app's life: making one per request costs more than the query
         self.sessions = self.db.sessions
 
-    def principal_for(self, authorization: str | None) -> Principal | None:
-        """The caller named by an ``Authorization: Bearer <key>`` header, or None."""
+    async def principal_for(self, authorization: str | None) -> Principal | None:
+        """The caller named by an ``Authorization: Bearer <key>`` header, or None. A cached key
+        costs a hash and a dictionary lookup on the loop; a miss reads the key row in the
+        threadpool, so a slow database never stalls the other requests on the loop."""
         if not authorization or authorization[:7].lower() != "bearer ":
             return None
         key = authorization[7:].strip()
@@ -64,14 +67,14 @@ class Service:
         principal = self.keys.get(digest)
         if principal is not None:
             return principal
-        session = self.sessions()
-        try:
-            principal = authenticate(session, key)
-        finally:
-            session.close()
+        principal = await run_in_threadpool(self._authenticate, key)
         if principal is not None:  # misses are never cached: they would evict good keys
             self.keys.put(digest, principal)
         return principal
+
+    def _authenticate(self, key: str) -> Principal | None:
+        with self.sessions() as session:
+            return authenticate(session, key)
 
 
 async def get_service(request: Request) -> Service:
@@ -103,21 +106,37 @@ async def get_database(service: ServiceDep) -> Database:
 DatabaseDep = Annotated[Database, Depends(get_database)]
 
 
-async def get_session(request: Request) -> AsyncIterator[Session]:
-    """A registry session that commits when the endpoint returns and rolls back on error."""
+def get_session(request: Request) -> Iterator[Session]:
+    """A registry session that commits when the endpoint returns and rolls back on error.
+
+    A plain generator, so FastAPI opens and commits it in the threadpool; the routes that take
+    one are plain ``def`` functions and run there too (see ``docs/architecture.md``, "No
+    blocking on the event loop")."""
     service: Service = request.app.state.service
     with service.db.session() as session:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+#: committed before the answer is sent ("function" scope): a client that reads its write back
+#: right after the answer always finds it
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+#: where the service middleware leaves the caller it looked up (``scope["state"]``)
+PRINCIPAL_STATE = "principal"
 
 
 async def get_principal(request: Request) -> Principal:
-    """The caller. A throttled address never gets here: the service middleware answers 429
-    before any key is looked up (``Service.auth_throttle``); a failure is counted here."""
+    """The caller: the one the service middleware already looked up for this request's
+    ``Authorization`` header, or looked up here. A throttled address never gets here: the
+    middleware answers 429 before any key is looked up (``Service.auth_throttle``); a failure
+    is counted here."""
     service: Service = request.app.state.service
-    principal = service.principal_for(request.headers.get("authorization"))
+    state = request.scope.get("state") or {}
+    if PRINCIPAL_STATE in state:
+        principal: Principal | None = state[PRINCIPAL_STATE]
+    else:
+        principal = await service.principal_for(request.headers.get("authorization"))
     if principal is None:
         await service.auth_throttle.failed(request.client.host if request.client else "?")
         raise ApiProblem(

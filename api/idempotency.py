@@ -151,8 +151,7 @@ class Idempotency:
                 completed = True
         finally:
             if not completed:  # failed, refused or dropped: a retry runs afresh
-                with self.db.session() as session:
-                    store.forget_idempotency(session, tenant=tenant, key=key)
+                await asyncio.to_thread(self._forget, tenant, key)
 
     # ------------------------------------------------------------------ database (in a thread)
 
@@ -199,6 +198,10 @@ class Idempotency:
             store.complete_idempotency(
                 session, tenant=tenant, key=key, status_code=status, body=body, headers=headers
             )
+
+    def _forget(self, tenant: str, key: str) -> None:
+        with self.db.session() as session:
+            store.forget_idempotency(session, tenant=tenant, key=key)
 
     def purge(self) -> int:
         """Drop the records past their time to live."""

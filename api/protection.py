@@ -12,14 +12,15 @@ from __future__ import annotations
 import json
 import logging
 import math
+import random
 import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from brandloop.api.auth import FailedAuthThrottle, Principal, Role
+from brandloop.api.deps import PRINCIPAL_STATE
 from brandloop.api.idempotency import Idempotency
 from brandloop.api.observability import AccessLog, Metrics
 from brandloop.api.problems import PROBLEM_MEDIA_TYPE, problem_body
@@ -47,6 +48,15 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _new_request_id() -> str:
+    """32 random hex digits, like a uuid4's, from the process's pseudo-random generator
+    (reseeded in each forked child). A request id is a label, not a secret: ``uuid4`` reads
+    ``os.urandom``, a system call that lets go of the interpreter lock, and on a loop shared
+    with the threadpool that hands the lock to a worker thread for up to a switch interval on
+    every request."""
+    return f"{random.getrandbits(128):032x}"
+
+
 def _route_template(scope: Scope) -> str:
     """The matched route's full template (``/v1/runs/{run_id}``): a bounded metrics label."""
     fastapi_scope = scope.get("fastapi")
@@ -67,7 +77,7 @@ class ServiceMiddleware:
         auth_throttle: FailedAuthThrottle,
         idempotency: Idempotency,
         role_for: Callable[[Scope], Role | None],
-        principal_for: Callable[[str | None], Principal | None],
+        principal_for: Callable[[str | None], Awaitable[Principal | None]],
         metrics: Metrics,
         tracer: Any | None = None,
         access_log: AccessLog | None = None,
@@ -88,9 +98,9 @@ class ServiceMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        request_id = _header(scope, b"x-request-id") or _new_request_id()
         if len(request_id) > 64 or not request_id.replace("-", "").isalnum():
-            request_id = uuid.uuid4().hex
+            request_id = _new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
         path: str = scope["path"]
@@ -212,7 +222,8 @@ class ServiceMiddleware:
             if throttled is not None:
                 await self._limited(send, scope, throttled, "too many failed authentications")
                 return
-            principal = self.principal_for(authorization)
+            principal = await self.principal_for(authorization)
+            scope["state"][PRINCIPAL_STATE] = principal  # the route's dependency reuses it
         if principal is not None:
             wait = await self.buckets.take(
                 [("key", principal.key_id), ("tenant", principal.tenant)]

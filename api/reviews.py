@@ -7,6 +7,7 @@ is better; an approved image becomes a golden case of the data dir's eval suite.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import defaultdict
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from anyio import from_thread
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -54,7 +56,7 @@ def _run(session: Session, tenant: str, run_id: str) -> RunRow:
     return run
 
 
-async def decide_run(
+def decide_run(
     session: Session,
     pool: WorkerPool,
     *,
@@ -65,7 +67,10 @@ async def decide_run(
 ) -> dict[str, Any]:
     """Approve or reject a run: one waiting for review is finished by the verdict (its job
     settles); on a delivered run the verdict is only recorded. Four eyes: the principal who
-    asked for the run may not approve it, with any of their keys."""
+    asked for the run may not approve it, with any of their keys.
+
+    Called from a route running in the threadpool: the run is finished on the serving loop
+    (``finish_review``) while this thread waits; the registry is read and written here."""
     tenant = principal.tenant
     run = _run(session, tenant, run_id)
     job = store.job_for_run(session, tenant=tenant, run_id=run.id)
@@ -96,16 +101,19 @@ async def decide_run(
         return {**verdict, "status": run.status}
     session.commit()  # nothing held while the run finishes in its own sessions
     providers = pool.providers_factory(pool.settings) if pool.providers_factory else None
-    result = await finish_review(
-        run.id,
-        settings=pool.settings,
-        db=pool.db,
-        decision=decision,
-        note=note,
-        actor=principal.name,
-        tenant=tenant,
-        providers=providers,
-        use_memory=pool.use_memory,
+    result = from_thread.run(
+        functools.partial(
+            finish_review,
+            run.id,
+            settings=pool.settings,
+            db=pool.db,
+            decision=decision,
+            note=note,
+            actor=principal.name,
+            tenant=tenant,
+            providers=providers,
+            use_memory=pool.use_memory,
+        )
     )
     job = store.job_for_run(session, tenant=tenant, run_id=run.id)
     if job is not None:

@@ -91,26 +91,44 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wrk(
-    url: str, *, seconds: int, connections: int, headers: dict[str, str], script: Path | None = None
+    url: str,
+    *,
+    seconds: int,
+    connections: int,
+    headers: dict[str, str],
+    script: Path | None = None,
+    pid: int | None = None,
 ) -> dict[str, float]:
+    """wrk's requests/s, p99 and non-2xx count; with ``pid``, also the server's CPU time per
+    request (a cost that machine load changes far less than it changes throughput)."""
     args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
     for name, value in headers.items():
         args += ["-H", f"{name}: {value}"]
     if script is not None:
         args += ["-s", str(script)]
+    cpu_before = cpu_seconds(pid) if pid is not None else 0.0
     out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(pid) - cpu_before if pid is not None else 0.0
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     assert p99 is not None, out
     p99_ms = float(p99.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     total = re.search(r"(\d+) requests in", out)
+    requests = float(total.group(1)) if total else 0.0
     return {
         "rps": rps,
         "p99_ms": p99_ms,
         "non_2xx": float(non2xx.group(1)) if non2xx else 0.0,
-        "requests": float(total.group(1)) if total else 0.0,
+        "requests": requests,
+        "server_cpu_ms_per_request": round(cpu * 1000 / requests, 4) if requests else 0.0,
     }
 
 
@@ -210,19 +228,25 @@ def main() -> None:
     ours, ours_base = serve_brandloop(0)
     quiet, quiet_base = serve_brandloop(0, access_log=False)
     targets = {
-        "floor": (f"http://127.0.0.1:{port}/floor/{run_id}", {}),
-        "runs_get": (f"{ours_base}/v1/runs/{run_id}", auth),
-        "runs_get_no_access_log": (f"{quiet_base}/v1/runs/{run_id}", auth),
+        "floor": (f"http://127.0.0.1:{port}/floor/{run_id}", {}, floor.pid),
+        "runs_get": (f"{ours_base}/v1/runs/{run_id}", auth, ours.pid),
+        "runs_get_no_access_log": (f"{quiet_base}/v1/runs/{run_id}", auth, quiet.pid),
     }
     rounds: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
     try:
         wait_up(targets["floor"][0], floor)
-        for url, headers in targets.values():
+        for url, headers, _ in targets.values():
             wrk(url, seconds=2, connections=args.connections, headers=headers)  # warm up
         for _ in range(args.rounds):
-            for name, (url, headers) in targets.items():
+            for name, (url, headers, pid) in targets.items():
                 rounds[name].append(
-                    wrk(url, seconds=args.seconds, connections=args.connections, headers=headers)
+                    wrk(
+                        url,
+                        seconds=args.seconds,
+                        connections=args.connections,
+                        headers=headers,
+                        pid=pid,
+                    )
                 )
     finally:
         stop(floor)
@@ -232,6 +256,7 @@ def main() -> None:
         results[name] = ordered[len(ordered) // 2]  # the median round by requests/s
         results[name]["rounds_rps"] = [r["rps"] for r in measured]
         results[name]["rounds_p99_ms"] = [r["p99_ms"] for r in measured]
+        results[name]["rounds_cpu_ms"] = [r["server_cpu_ms_per_request"] for r in measured]
 
     # ---- job submission with the workers off
     script = work / "submit.lua"
@@ -271,6 +296,12 @@ def main() -> None:
     )
     results["runs_get_vs_floor_rounds"] = [round(r, 3) for r in ratios]
     results["runs_get_vs_floor"] = round(ratios[len(ratios) // 2], 3)
+    cpu_ratios = sorted(
+        f["server_cpu_ms_per_request"] / o["server_cpu_ms_per_request"]
+        for o, f in zip(rounds["runs_get"], rounds["floor"], strict=True)
+        if o["server_cpu_ms_per_request"] > 0
+    )
+    results["runs_get_vs_floor_cpu"] = round(cpu_ratios[len(cpu_ratios) // 2], 3)
     results["runs_get_no_access_log_vs_floor"] = round(
         results["runs_get_no_access_log"]["rps"] / results["floor"]["rps"], 3
     )
@@ -295,7 +326,10 @@ def main() -> None:
     print(
         f"floor {results['floor']['rps']:.0f} req/s; GET /v1/runs/{{id}} {results['runs_get']['rps']:.0f} req/s "
         f"({results['runs_get_vs_floor']:.2f}x, p99 {results['runs_get']['p99_ms']:.1f} ms; "
-        f"{results['runs_get_no_access_log_vs_floor']:.2f}x without the access log); "
+        f"{results['runs_get_no_access_log_vs_floor']:.2f}x without the access log; "
+        f"server CPU per request {results['floor']['server_cpu_ms_per_request']:.3f} ms floor, "
+        f"{results['runs_get']['server_cpu_ms_per_request']:.3f} ms ours = "
+        f"{results['runs_get_vs_floor_cpu']:.2f}x); "
         f"submission {results['submit_workers_off']['rps']:.0f} jobs/s (workers off), "
         f"{results['submit_workers_on']['rps']:.0f} jobs/s (2 workers running); "
         f"{failed:.0f} answers not 2xx -> {'PASS' if ok else 'FAIL'}"

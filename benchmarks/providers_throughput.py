@@ -1,13 +1,19 @@
 """Provider layer speed against the fake OpenAI-compatible server (tests/fakes/provider_server.py).
 
-1. Throughput: 64 images, one call each, at concurrency 16, server latency 200 ms, through the
-   full stack (ResilientProvider over OpenAIImagesProvider over one httpx.AsyncClient).
-   Ideal = 64 / 16 x 0.2 s = 0.8 s; the issue asks for <= 1.15x ideal.
+1. Throughput: four waves of calls (4 x concurrency images, one call each) at each of
+   ``--concurrency`` (16 and 64 by default), server latency 200 ms, through the full stack as
+   the factory builds it (ResilientProvider over OpenAIImagesProvider over the factory's
+   ``http_client``: one client per provider, its connections split into pools of at most 16).
+   Ideal = images / concurrency x 0.2 s; reported as the share of ideal reached (ideal / median
+   wall). Issue 18 asks for >= 0.97 at 16 and >= 0.90 at 64. Side by side: the same load as a
+   user would write it by hand, bare ``httpx`` calls on one ``AsyncClient`` whose single pool
+   has ``concurrency`` connections, under the same semaphore.
 2. Overhead: sequential calls to a zero-latency server; median time per call through the
    adapter layer minus a bare ``httpx`` POST + ``response.json()`` on the same client, both
    interleaved so drift hits both alike. The issue asks for < 2 ms.
 
-Usage: .venv/bin/python benchmarks/providers_throughput.py [--rounds 5] [--calls 400]
+Usage: .venv/bin/python benchmarks/providers_throughput.py [--concurrency 16,64] [--rounds 5]
+[--calls 400]
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 from brandloop.policies.catalog import load_catalog  # noqa: E402
 from brandloop.providers import ImageRequest  # noqa: E402
+from brandloop.settings import Settings  # noqa: E402
+from brandloop.tools.providers.factory import http_client  # noqa: E402
 from brandloop.tools.providers.openai import OpenAIImagesProvider  # noqa: E402
 from brandloop.tools.providers.resilience import ProviderLimits, ResilientProvider  # noqa: E402
 
@@ -70,12 +78,11 @@ def start_server(latency: float) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def stack(base_url: str, concurrency: int) -> tuple[ResilientProvider, httpx.AsyncClient]:
-    client = httpx.AsyncClient(
-        timeout=30,
-        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-    )
+    """The provider as ``tools/providers/factory.py`` builds it for this concurrency limit."""
+    limits = ProviderLimits(concurrency=concurrency)
+    client = http_client(Settings(), limits)
     adapter = OpenAIImagesProvider(client, api_key=KEY, base_url=base_url, models=load_catalog())
-    return ResilientProvider(adapter, ProviderLimits(concurrency=concurrency)), client
+    return ResilientProvider(adapter, limits), client
 
 
 def request(i: int) -> ImageRequest:
@@ -149,50 +156,56 @@ async def overhead(base_url: str, *, calls: int) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--images", type=int, default=64)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", default="16,64", help="comma-separated limits")
+    parser.add_argument("--waves", type=int, default=4, help="images = waves x concurrency")
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=400)
     args = parser.parse_args()
+    targets = {16: 0.97, 64: 0.90}
 
     slow, slow_url = start_server(args.latency)
     fast, fast_url = start_server(0.0)
+    verdicts = []
     try:
-        walls = asyncio.run(
-            throughput(
-                slow_url, images=args.images, concurrency=args.concurrency, rounds=args.rounds
+        for concurrency in (int(c) for c in args.concurrency.split(",")):
+            images = args.waves * concurrency
+            walls = asyncio.run(
+                throughput(slow_url, images=images, concurrency=concurrency, rounds=args.rounds)
             )
-        )
-        bare_walls = asyncio.run(
-            bare_throughput(
-                slow_url, images=args.images, concurrency=args.concurrency, rounds=args.rounds
+            bare_walls = asyncio.run(
+                bare_throughput(
+                    slow_url, images=images, concurrency=concurrency, rounds=args.rounds
+                )
             )
-        )
+            ideal = images / concurrency * args.latency
+            median, bare_median = statistics.median(walls), statistics.median(bare_walls)
+            share = ideal / median
+            target = targets.get(concurrency)
+            print(
+                f"throughput: {images} images at concurrency {concurrency}, "
+                f"latency {args.latency * 1000:.0f} ms; ideal {ideal:.3f} s"
+            )
+            print("  brandloop wall per round " + ", ".join(f"{w:.3f}" for w in walls))
+            print(
+                f"  brandloop median {median:.3f} s = {share:.3f} of ideal "
+                f"(best {ideal / min(walls):.3f})" + (f"; target >= {target}" if target else "")
+            )
+            print(
+                f"  bare httpx, one pool of {concurrency}: median {bare_median:.3f} s = "
+                f"{ideal / bare_median:.3f} of ideal (best {ideal / min(bare_walls):.3f})"
+            )
+            if target is not None:
+                verdicts.append(share >= target)
         bare, layered = asyncio.run(overhead(fast_url, calls=args.calls))
     finally:
         for proc in (slow, fast):
             proc.terminate()
             proc.wait(timeout=10)
-    ideal = args.images / args.concurrency * args.latency
-    median = statistics.median(walls)
-    print(
-        f"throughput: {args.images} images at concurrency {args.concurrency}, "
-        f"latency {args.latency * 1000:.0f} ms"
-    )
-    print(f"  ideal {ideal:.3f} s; wall per round " + ", ".join(f"{w:.3f}" for w in walls))
-    print(
-        f"  median {median:.3f} s = {median / ideal:.3f}x ideal, best {min(walls) / ideal:.3f}x "
-        "(target <= 1.15x)"
-    )
-    bare_median = statistics.median(bare_walls)
-    print(
-        f"  bare httpx, same load: median {bare_median:.3f} s = {bare_median / ideal:.3f}x ideal, "
-        f"best {min(bare_walls) / ideal:.3f}x"
-    )
     print(f"overhead: {args.calls} sequential calls, zero latency")
     print(f"  bare httpx median {bare * 1000:.3f} ms; adapter layer median {layered * 1000:.3f} ms")
     print(f"  overhead {(layered - bare) * 1000:.3f} ms per call (target < 2 ms)")
+    print("PASS" if verdicts and all(verdicts) else "FAIL")
 
 
 if __name__ == "__main__":

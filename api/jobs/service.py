@@ -200,17 +200,7 @@ async def job_events(
     seq = after
     yield "retry: 1000\n\n"
     while True:
-        with db.session() as session:
-            state = session.scalar(select(JobRow.state).where(JobRow.id == job_id))
-            rows = list(
-                session.scalars(
-                    select(RunEventRow)
-                    .where(RunEventRow.run_id == run_id, RunEventRow.seq > seq)
-                    .order_by(RunEventRow.seq)
-                    .limit(200)
-                )
-            )
-            events = [(r.seq, r.node, r.kind, r.payload, r.at.isoformat()) for r in rows]
+        state, events = await asyncio.to_thread(_poll_events, db, job_id, run_id, seq)
         if state != last_state:
             last_state = state
             yield f"event: state\ndata: {json.dumps({'job': job_id, 'state': state})}\n\n"
@@ -225,6 +215,22 @@ async def job_events(
             return
         if not events:
             await asyncio.sleep(poll_seconds)
+
+
+def _poll_events(
+    db: Database, job_id: str, run_id: str, after: int
+) -> tuple[str | None, list[tuple[int, str, str, Any, str]]]:
+    """The job's state and up to 200 trace events after ``after`` (in a thread: a stream's
+    poll never stalls the serving loop)."""
+    with db.session() as session:
+        state = session.scalar(select(JobRow.state).where(JobRow.id == job_id))
+        rows = session.scalars(
+            select(RunEventRow)
+            .where(RunEventRow.run_id == run_id, RunEventRow.seq > after)
+            .order_by(RunEventRow.seq)
+            .limit(200)
+        )
+        return state, [(r.seq, r.node, r.kind, r.payload, r.at.isoformat()) for r in rows]
 
 
 def resume_job(session: Session, *, tenant: str, run_id: str) -> JobRow:

@@ -75,8 +75,7 @@ class WorkerPool:
 
     async def start(self) -> None:
         """Recover unfinished jobs, then start the workers."""
-        with self.db.session() as session:
-            unfinished = [(job.id, job.state) for job in store.unfinished_jobs(session)]
+        unfinished = await asyncio.to_thread(self._unfinished)
         for job_id, state in unfinished:
             if state == "running":
                 log.info("resuming job %s after restart", job_id)
@@ -86,6 +85,10 @@ class WorkerPool:
                 asyncio.create_task(self._work(), name=f"brandloop-worker-{index}")
             )
         self.started = True
+
+    def _unfinished(self) -> list[tuple[str, str]]:
+        with self.db.session() as session:
+            return [(job.id, job.state) for job in store.unfinished_jobs(session)]
 
     async def stop(self) -> None:
         for task in self._workers:
@@ -113,8 +116,7 @@ class WorkerPool:
         deadline = loop.time() + timeout
         try:
             while loop.time() < deadline:
-                with self.db.session() as session:
-                    state = session.scalar(select(JobRow.state).where(JobRow.id == job_id))
+                state = await asyncio.to_thread(self._job_state, job_id)
                 if state is None or state in store.FINAL_STATES:
                     return
                 with contextlib.suppress(TimeoutError):
@@ -125,6 +127,10 @@ class WorkerPool:
             # its own reference and polls): a long-running server does not keep one per job
             if self._finished.get(job_id) is event:
                 del self._finished[job_id]
+
+    def _job_state(self, job_id: str) -> str | None:
+        with self.db.session() as session:
+            return session.scalar(select(JobRow.state).where(JobRow.id == job_id))
 
     def cancel_running(self, job_id: str) -> bool:
         task = self._running.get(job_id)
@@ -223,7 +229,9 @@ class WorkerPool:
         )
 
     async def _run(self, job_id: str) -> None:
-        prepared = self._prepare(job_id)
+        # the registry is read and written in a thread: the in-process workers share the
+        # serving loop with the API (the run itself is the agent's, on the loop)
+        prepared = await asyncio.to_thread(self._prepare, job_id)
         if prepared is None:
             return
         request, run_id, resuming = prepared
@@ -259,12 +267,16 @@ class WorkerPool:
         except BrandloopError as exc:
             status, kind = status_for(exc)
             detail = str(exc) if status < 500 else "the run failed"
-            self._fail(job_id, {"type": kind, "status": status, "detail": detail})
+            await asyncio.to_thread(
+                self._fail, job_id, {"type": kind, "status": status, "detail": detail}
+            )
         except Exception:
             log.exception("job %s failed", job_id)
-            self._fail(job_id, {"type": "internal", "status": 500, "detail": "the run failed"})
+            await asyncio.to_thread(
+                self._fail, job_id, {"type": "internal", "status": 500, "detail": "the run failed"}
+            )
         else:
-            self._succeed(job_id, result)
+            await asyncio.to_thread(self._succeed, job_id, result)
             log.info("job finished", extra={"status": result.status})
         finally:
             if span is not None:

@@ -9,7 +9,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Response
 from fastapi import Path as PathParam
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
@@ -43,7 +42,7 @@ Sha256 = Annotated[str, PathParam(pattern=r"^[0-9a-f]{64}$")]
         304: {"description": "not modified"},
     },
 )
-async def get_artifact(
+def get_artifact(
     sha256: Sha256,
     principal: Viewer,
     session: SessionDep,
@@ -80,7 +79,7 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
     status_code=204,
     summary="Delete the tenant's copy of an image; other tenants' copies of the same bytes stay",
 )
-async def delete_artifact(
+def delete_artifact(
     sha256: Sha256, principal: Admin, session: SessionDep, settings: SettingsDep
 ) -> Response:
     store = ArtifactStore(settings.artifacts_dir)
@@ -103,7 +102,7 @@ async def delete_artifact(
     summary="Verify the image's Content Credentials (C2PA): signature, trust, hard binding, receipt",
     response_model=CredentialReport,
 )
-async def get_credentials(
+def get_credentials(
     sha256: Sha256, principal: Viewer, session: SessionDep, settings: SettingsDep
 ) -> CredentialReport:
     _, path = tenant_artifact(session, settings, tenant=principal.tenant, sha256=sha256)
@@ -113,7 +112,6 @@ async def get_credentials(
         raise ApiProblem(
             503, "not-ready", "the server's C2PA trust list is misconfigured"
         ) from None
-    data = await run_in_threadpool(path.read_bytes)
-    return await run_in_threadpool(
-        verify_image, data, session=session, tenant=principal.tenant, trust_pem=trust
+    return verify_image(
+        path.read_bytes(), session=session, tenant=principal.tenant, trust_pem=trust
     )

@@ -14,7 +14,7 @@ router = APIRouter(prefix="/brands", tags=["brands"], responses=PROBLEM_RESPONSE
 
 
 @router.get("", response_model=list[BrandView], summary="The tenant's brands")
-async def list_brands(principal: Viewer, session: SessionDep) -> list[BrandView]:
+def list_brands(principal: Viewer, session: SessionDep) -> list[BrandView]:
     return [brand_view(r) for r in crud.list_brands(session, tenant=principal.tenant)]
 
 
@@ -25,7 +25,7 @@ async def list_brands(principal: Viewer, session: SessionDep) -> list[BrandView]
     summary="Add a brand kit, or replace the kit of the brand with the same name",
     responses={200: {"model": BrandView, "description": "an existing brand was updated"}},
 )
-async def put_brand(
+def put_brand(
     kit: BrandKit, principal: Admin, session: SessionDep, response: Response
 ) -> BrandView:
     existed = crud.get_brand(session, tenant=principal.tenant, ref=kit.name) is not None
@@ -37,7 +37,7 @@ async def put_brand(
 
 
 @router.get("/{ref}", response_model=BrandView, summary="A brand by id or name")
-async def get_brand(ref: str, principal: Viewer, session: SessionDep) -> BrandView:
+def get_brand(ref: str, principal: Viewer, session: SessionDep) -> BrandView:
     row = crud.get_brand(session, tenant=principal.tenant, ref=ref)
     if row is None:
         raise ApiProblem(404, "not-found", f"no brand {ref!r}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Annotated, Any
 
+from anyio import from_thread
 from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
@@ -109,7 +110,7 @@ def campaign_public(
 
 
 @router.post("", status_code=202, response_model=CampaignPublic, summary="Start a campaign")
-async def create_campaign(
+def create_campaign(
     body: CampaignCreate,
     principal: Creator,
     session: SessionDep,
@@ -180,12 +181,12 @@ async def create_campaign(
     campaign.assets = plan
     session.commit()
     for item in plan:
-        await pool.enqueue(item["job_id"])
+        from_thread.run(pool.enqueue, item["job_id"])
     return campaign_public(session, campaign, ArtifactStore(service.settings.artifacts_dir))
 
 
 @router.get("", response_model=list[CampaignPublic], summary="The tenant's campaigns")
-async def list_campaigns(
+def list_campaigns(
     principal: Viewer,
     session: SessionDep,
     settings: SettingsDep,
@@ -202,7 +203,7 @@ async def list_campaigns(
     response_model=CampaignPublic,
     summary="Per-asset progress, results and consistency",
 )
-async def get_campaign(
+def get_campaign(
     campaign_id: str, principal: Viewer, session: SessionDep, settings: SettingsDep
 ) -> CampaignPublic:
     campaign = store.get_campaign(session, tenant=principal.tenant, campaign_id=campaign_id)

@@ -30,7 +30,7 @@ class CostReport(BaseModel):
 
 
 @router.get("", response_model=CostReport, summary="Spend per tenant and period")
-async def cost_report(
+def cost_report(
     principal: Viewer,
     session: SessionDep,
     period: Literal["day", "week", "month", "custom"] = "month",

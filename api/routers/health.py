@@ -17,18 +17,23 @@ from brandloop.agent.runner import open_memory
 from brandloop.api.deps import MetricsReader, ServiceDep
 from brandloop.api.problems import PROBLEM_MEDIA_TYPE, problem_body
 from brandloop.registry.db import Database
+from brandloop.settings import Settings
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", summary="The process is up")
-async def healthz() -> dict[str, str]:
+def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
 def _check_database(db: Database) -> None:
     with db.session() as session:
         session.execute(text("SELECT 1"))
+
+
+def _check_memory(settings: Settings) -> None:
+    open_memory(settings).count(tenant="readyz", brand="probe")
 
 
 class ReadyReport(BaseModel):
@@ -50,8 +55,7 @@ async def readyz(service: ServiceDep) -> Response:
     except Exception as exc:
         checks["database"] = f"failed: {type(exc).__name__}"
     try:
-        memory = open_memory(service.settings)
-        await asyncio.to_thread(memory.count, tenant="readyz", brand="probe")
+        await asyncio.to_thread(_check_memory, service.settings)
         checks["chroma"] = "ok"
     except Exception as exc:
         checks["chroma"] = f"failed: {type(exc).__name__}"

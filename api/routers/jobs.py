@@ -20,7 +20,7 @@ router = APIRouter(prefix="/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
 
 
 @router.get("", response_model=list[JobPublic], summary="List the tenant's jobs")
-async def list_jobs(
+def list_jobs(
     principal: Viewer,
     session: SessionDep,
     state: JobState | None = None,
@@ -33,7 +33,7 @@ async def list_jobs(
 @router.get(
     "/{job_id}", response_model=JobPublic, summary="A job's status and, when done, its result"
 )
-async def get_job(job_id: str, principal: Viewer, session: SessionDep) -> JobPublic:
+def get_job(job_id: str, principal: Viewer, session: SessionDep) -> JobPublic:
     row = store.get_job(session, tenant=principal.tenant, job_id=job_id)
     if row is None:
         raise ApiProblem(404, "not-found", f"no job {job_id}")
@@ -53,7 +53,7 @@ async def get_job(job_id: str, principal: Viewer, session: SessionDep) -> JobPub
         400: {"description": "a malformed Last-Event-ID"},
     },
 )
-async def job_events_stream(
+def job_events_stream(
     job_id: str,
     principal: Viewer,
     session: SessionDep,
@@ -112,9 +112,7 @@ def events_response(
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic, summary="Cancel a queued or running job")
-async def cancel_job(
-    job_id: str, principal: Creator, session: SessionDep, pool: PoolDep
-) -> JobPublic:
+def cancel_job(job_id: str, principal: Creator, session: SessionDep, pool: PoolDep) -> JobPublic:
     row = store.get_job(session, tenant=principal.tenant, job_id=job_id)
     if row is None:
         raise ApiProblem(404, "not-found", f"no job {job_id}")

@@ -27,12 +27,12 @@ def key_public(row: ApiKeyRow) -> KeyPublic:
 
 
 @router.get("", response_model=list[KeyPublic], summary="The tenant's keys (never their secrets)")
-async def list_tenant_keys(principal: Admin, session: SessionDep) -> list[KeyPublic]:
+def list_tenant_keys(principal: Admin, session: SessionDep) -> list[KeyPublic]:
     return [key_public(r) for r in list_keys(session, tenant=principal.tenant)]
 
 
 @router.get("/me", response_model=WhoAmI, summary="Who the calling key belongs to")
-async def who_am_i(principal: Viewer) -> WhoAmI:
+def who_am_i(principal: Viewer) -> WhoAmI:
     return WhoAmI(
         key_id=principal.key_id,
         tenant=principal.tenant,
@@ -47,7 +47,7 @@ async def who_am_i(principal: Viewer) -> WhoAmI:
     response_model=KeyCreated,
     summary="Make a key for a principal (the caller's own by default); the secret is shown once",
 )
-async def make_key(body: KeyCreate, principal: Admin, session: SessionDep) -> KeyCreated:
+def make_key(body: KeyCreate, principal: Admin, session: SessionDep) -> KeyCreated:
     row, secret = create_key(
         session,
         tenant=principal.tenant,
@@ -60,7 +60,7 @@ async def make_key(body: KeyCreate, principal: Admin, session: SessionDep) -> Ke
 
 
 @router.delete("/{key_id}", response_model=KeyPublic, summary="Revoke a key")
-async def delete_key(
+def delete_key(
     key_id: str, principal: Admin, session: SessionDep, service: ServiceDep
 ) -> KeyPublic:
     row = get_key(session, tenant=principal.tenant, key_id=key_id)

@@ -1,8 +1,10 @@
-"""Brand memory: search what a brand has accepted and noted; add, list and forget style notes."""
+"""Brand memory: search what a brand has accepted and noted; add, list and forget style notes.
+
+Every route here is a plain ``def``: Chroma and the registry are called in the threadpool.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
@@ -19,7 +21,7 @@ router = APIRouter(prefix="/memory", tags=["memory"], responses=PROBLEM_RESPONSE
 
 
 @router.get("/search", response_model=list[MemoryHit], summary="Nearest memory records of a brand")
-async def search(
+def search(
     principal: Viewer,
     session: SessionDep,
     settings: SettingsDep,
@@ -30,43 +32,37 @@ async def search(
     row = crud.get_brand(session, tenant=principal.tenant, ref=brand)
     if row is None:
         raise ApiProblem(404, "not-found", f"no brand {brand!r}")
-    memory = open_memory(settings)
-    return await asyncio.to_thread(
-        memory.search, tenant=principal.tenant, brand=row.id, query=q, k=k
-    )
+    return open_memory(settings).search(tenant=principal.tenant, brand=row.id, query=q, k=k)
 
 
 @router.post("/notes", status_code=201, summary="Add a style note to a brand's memory")
-async def add_note(
+def add_note(
     body: NoteCreate, principal: Creator, session: SessionDep, settings: SettingsDep
 ) -> dict[str, str]:
     row = crud.get_brand(session, tenant=principal.tenant, ref=body.brand)
     if row is None:
         raise ApiProblem(404, "not-found", f"no brand {body.brand!r}")
-    memory = open_memory(settings)
-    note_id = await asyncio.to_thread(
-        memory.add_note, tenant=principal.tenant, brand=row.id, text=body.text
-    )
+    note_id = open_memory(settings).add_note(tenant=principal.tenant, brand=row.id, text=body.text)
     return {"id": note_id, "brand": row.name}
 
 
-async def style_notes(memory: BrandMemory, *, tenant: str, brand: str) -> list[MemoryHit]:
+def style_notes(memory: BrandMemory, *, tenant: str, brand: str) -> list[MemoryHit]:
     """The brand's style notes (up to 100), newest first."""
-    return await asyncio.to_thread(memory.notes, tenant=tenant, brand=brand)
+    return memory.notes(tenant=tenant, brand=brand)
 
 
-async def forget_note(memory: BrandMemory, *, tenant: str, brand: str, note_id: str) -> int:
+def forget_note(memory: BrandMemory, *, tenant: str, brand: str, note_id: str) -> int:
     """Delete one style note (its text and vector); a prompt's id is refused."""
     if not note_id.startswith("note-"):
         raise ApiProblem(422, "bad-input", "only style notes are forgotten here")
-    gone = await asyncio.to_thread(memory.forget, tenant=tenant, brand=brand, record_id=note_id)
+    gone = memory.forget(tenant=tenant, brand=brand, record_id=note_id)
     if not gone:
         raise ApiProblem(404, "not-found", f"no note {note_id}")
     return gone
 
 
 @router.get("/notes", response_model=list[MemoryHit], summary="A brand's style notes")
-async def list_notes(
+def list_notes(
     principal: Viewer,
     session: SessionDep,
     settings: SettingsDep,
@@ -75,11 +71,11 @@ async def list_notes(
     row = crud.get_brand(session, tenant=principal.tenant, ref=brand)
     if row is None:
         raise ApiProblem(404, "not-found", f"no brand {brand!r}")
-    return await style_notes(open_memory(settings), tenant=principal.tenant, brand=row.name)
+    return style_notes(open_memory(settings), tenant=principal.tenant, brand=row.name)
 
 
 @router.delete("/notes/{note_id}", status_code=204, summary="Forget a style note")
-async def delete_note(
+def delete_note(
     note_id: Annotated[str, Path(pattern=r"^note-[0-9a-f]{32}$")],
     principal: Creator,
     session: SessionDep,
@@ -89,7 +85,5 @@ async def delete_note(
     row = crud.get_brand(session, tenant=principal.tenant, ref=brand)
     if row is None:
         raise ApiProblem(404, "not-found", f"no brand {brand!r}")
-    await forget_note(
-        open_memory(settings), tenant=principal.tenant, brand=row.name, note_id=note_id
-    )
+    forget_note(open_memory(settings), tenant=principal.tenant, brand=row.name, note_id=note_id)
     return Response(status_code=204)

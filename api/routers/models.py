@@ -14,7 +14,7 @@ router = APIRouter(prefix="/models", tags=["models"], responses=PROBLEM_RESPONSE
 
 
 @router.get("", response_model=list[ModelView], summary="The catalog")
-async def list_models(principal: Viewer, settings: SettingsDep, db: DatabaseDep) -> list[ModelView]:
+def list_models(principal: Viewer, settings: SettingsDep, db: DatabaseDep) -> list[ModelView]:
     """Every catalog model, and whether (or why not) this deployment can use it; the same
     model as ``brandloop models list --json``."""
     return model_views(catalog_models(db), settings)

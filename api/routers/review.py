@@ -28,7 +28,7 @@ router = APIRouter(prefix="/review", tags=["review"], responses=PROBLEM_RESPONSE
 
 
 @router.get("", summary="Template versions in review and runs awaiting review")
-async def queue(principal: Approver, session: SessionDep) -> ReviewQueue:
+def queue(principal: Approver, session: SessionDep) -> ReviewQueue:
     versions = session.execute(
         select(
             TemplateRow.name,
@@ -63,10 +63,10 @@ async def queue(principal: Approver, session: SessionDep) -> ReviewQueue:
     description="Four eyes: the principal who asked for the run is refused with 409.",
     response_model=ReviewVerdict,
 )
-async def review_run(
+def review_run(
     run_id: str, body: ReviewDecision, principal: Approver, session: SessionDep, pool: PoolDep
 ) -> ReviewVerdict:
-    verdict = await reviews.decide_run(
+    verdict = reviews.decide_run(
         session, pool, principal=principal, run_id=run_id, decision=body.decision, note=body.note
     )
     return ReviewVerdict(**verdict)
@@ -77,7 +77,7 @@ async def review_run(
     status_code=204,
     summary="Assign a run waiting for review to a reviewer",
 )
-async def assign_run(
+def assign_run(
     run_id: str, body: ReviewAssign, principal: Approver, session: SessionDep
 ) -> Response:
     reviews.assign(
@@ -92,7 +92,7 @@ async def assign_run(
     summary="This reviewer's rubric for an image: on-brand 1-5, usable yes/no, a note",
     response_model=ImageRating,
 )
-async def rate_image(
+def rate_image(
     sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")],
     body: ImageRatingIn,
     principal: Approver,
@@ -115,7 +115,7 @@ async def rate_image(
     description="Per signal and per brand, with the disagreements listed "
     "(the same figure as `brandloop review agreement`).",
 )
-async def agreement(
+def agreement(
     principal: Viewer,
     session: SessionDep,
     brand: Annotated[str | None, Query(max_length=80)] = None,

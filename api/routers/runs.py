@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from anyio import from_thread
 from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
@@ -36,7 +37,7 @@ def _run(session: Session, tenant: str, run_id: str) -> RunRow:
 
 
 @router.get("", response_model=list[RunView], summary="The tenant's runs, newest first")
-async def list_runs(
+def list_runs(
     principal: Viewer,
     session: SessionDep,
     limit: Annotated[QueryInt, Query(ge=1, le=500)] = 50,
@@ -58,7 +59,7 @@ async def list_runs(
 
 
 @router.get("/{run_id}", response_model=RunView, summary="A run: status, cost, accepted images")
-async def get_run(run_id: str, principal: Viewer, service: ServiceDep) -> Response:
+def get_run(run_id: str, principal: Viewer, service: ServiceDep) -> Response:
     # the hottest read: a session of its own (no generator dependency) and serialized once here
     # instead of validated again against response_model
     with service.sessions() as session:
@@ -69,7 +70,7 @@ async def get_run(run_id: str, principal: Viewer, service: ServiceDep) -> Respon
 @router.get(
     "/{run_id}/trace", response_model=RunTrace, summary="Every attempt and decision of a run"
 )
-async def get_trace(run_id: str, principal: Viewer, session: SessionDep) -> RunTrace:
+def get_trace(run_id: str, principal: Viewer, session: SessionDep) -> RunTrace:
     trace = tenant_trace(session, tenant=principal.tenant, run_id=run_id)
     return trace.model_copy(update={"run": linked(trace.run)})
 
@@ -85,7 +86,7 @@ def tenant_trace(session: Session, *, tenant: str, run_id: str) -> RunTrace:
     response_model=list[Receipt],
     summary="The receipt of each accepted image",
 )
-async def get_receipts(run_id: str, principal: Viewer, session: SessionDep) -> list[Receipt]:
+def get_receipts(run_id: str, principal: Viewer, session: SessionDep) -> list[Receipt]:
     return run_receipts(session, run=_run(session, principal.tenant, run_id))
 
 
@@ -95,8 +96,8 @@ async def get_receipts(run_id: str, principal: Viewer, session: SessionDep) -> l
     response_model=JobPublic,
     summary="Continue an interrupted run from its last checkpoint, without paying twice",
 )
-async def resume(run_id: str, principal: Creator, session: SessionDep, pool: PoolDep) -> JobPublic:
+def resume(run_id: str, principal: Creator, session: SessionDep, pool: PoolDep) -> JobPublic:
     job = resume_job(session, tenant=principal.tenant, run_id=run_id)
     session.commit()
-    await pool.enqueue(job.id)
+    from_thread.run(pool.enqueue, job.id)
     return job_public(job)

@@ -62,7 +62,7 @@ def template_public(session: Session, row: TemplateRow) -> PromptTemplate:
 
 
 @router.get("", response_model=list[PromptTemplate], summary="The tenant's templates")
-async def list_templates(principal: Viewer, session: SessionDep) -> list[PromptTemplate]:
+def list_templates(principal: Viewer, session: SessionDep) -> list[PromptTemplate]:
     ensure_shipped_templates(session, tenant=principal.tenant)
     rows = session.scalars(
         select(TemplateRow).where(TemplateRow.tenant == principal.tenant).order_by(TemplateRow.name)
@@ -73,7 +73,7 @@ async def list_templates(principal: Viewer, session: SessionDep) -> list[PromptT
 @router.get(
     "/{name}", response_model=PromptTemplate, summary="A template with its versions and labels"
 )
-async def get_template(name: Name, principal: Viewer, session: SessionDep) -> PromptTemplate:
+def get_template(name: Name, principal: Viewer, session: SessionDep) -> PromptTemplate:
     return template_public(session, _template(session, principal.tenant, name))
 
 
@@ -118,7 +118,7 @@ def _version_step(
     response_model=TemplateVersion,
     summary="Add a draft version (creating the template with its first version)",
 )
-async def add_version(
+def add_version(
     name: Name,
     body: TemplateVersionCreate,
     principal: Creator,
@@ -167,7 +167,7 @@ async def add_version(
     response_model=TemplateVersion,
     summary="Submit a draft for review (draft → in_review)",
 )
-async def submit_version(
+def submit_version(
     name: Name,
     version: Annotated[QueryInt, Path(ge=1, le=100_000)],
     principal: Creator,
@@ -188,7 +188,7 @@ async def submit_version(
     response_model=TemplateVersion,
     summary="Approve or reject a version in review (never one's own)",
 )
-async def review_version(
+def review_version(
     name: Name,
     version: Annotated[QueryInt, Path(ge=1, le=100_000)],
     body: ReviewDecision,
@@ -206,7 +206,7 @@ async def review_version(
     response_model=PromptTemplate,
     summary="Point a label at versions (weights split traffic); production is protected",
 )
-async def set_label(
+def set_label(
     name: Name, label: Label, body: LabelUpdate, principal: Approver, session: SessionDep
 ) -> PromptTemplate:
     template = _template(session, principal.tenant, name)

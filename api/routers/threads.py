@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from anyio import from_thread
 from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
@@ -98,7 +99,7 @@ def refuse_crossing_the_minors_line(
     raise ApiProblem(422, "refused", "refused by moderation: " + "; ".join(verdict.reasons))
 
 
-async def post_message(
+def post_message(
     thread_id: str,
     body: MessageCreate,
     principal: Principal,
@@ -106,6 +107,8 @@ async def post_message(
     service: Service,
     pool: WorkerPool,
 ) -> MessageAccepted:
+    """Store the message and queue its job. Runs in the threadpool (it reads and writes the
+    registry); the brief's revision and the enqueue run on the serving loop."""
     thread = store.get_thread(session, tenant=principal.tenant, thread_id=thread_id)
     if thread is None:
         raise ApiProblem(404, "not-found", f"no thread {thread_id}")
@@ -118,7 +121,7 @@ async def post_message(
     edit: BriefEdit | None = None
     brief = body.content
     if state is not None:
-        edit = await revise(state, body.content, service.writer)
+        edit = from_thread.run(revise, state, body.content, service.writer)
         brief = edit.after
         carried |= {"avoid": edit.avoid, "shifts": edit.all_shifts}
         refuse_crossing_the_minors_line(
@@ -152,7 +155,7 @@ async def post_message(
         edit=edit.model_dump(mode="json") if edit is not None else None,
     )
     session.commit()
-    await pool.enqueue(job.id)
+    from_thread.run(pool.enqueue, job.id)
     public = job_public(job)
     return MessageAccepted(message=_message_public(message, job), job=public)
 
@@ -196,7 +199,7 @@ def thread_public(session: Session, thread: ThreadRow) -> ThreadPublic:
 
 
 @router.post("", status_code=201, response_model=ThreadPublic, summary="Start a chat thread")
-async def create_thread(
+def create_thread(
     body: ThreadCreate, principal: Creator, session: SessionDep, service: ServiceDep, pool: PoolDep
 ) -> ThreadPublic:
     brand = crud.get_brand(session, tenant=principal.tenant, ref=body.brand)
@@ -217,7 +220,7 @@ async def create_thread(
     session.commit()
     if body.message is not None:
         shape = body.model_dump(include=set(SHAPE_FIELDS), exclude_none=True)
-        await post_message(
+        post_message(
             thread.id,
             MessageCreate(content=body.message, **shape),
             principal,
@@ -231,7 +234,7 @@ async def create_thread(
 @router.get(
     "", response_model=list[ThreadPublic], summary="The tenant's threads (without messages)"
 )
-async def list_threads(
+def list_threads(
     principal: Viewer, session: SessionDep, limit: Annotated[QueryInt, Query(ge=1, le=200)] = 50
 ) -> list[ThreadPublic]:
     return [
@@ -241,7 +244,7 @@ async def list_threads(
 
 
 @router.get("/{thread_id}", response_model=ThreadPublic, summary="The conversation with its images")
-async def get_thread(thread_id: str, principal: Viewer, session: SessionDep) -> ThreadPublic:
+def get_thread(thread_id: str, principal: Viewer, session: SessionDep) -> ThreadPublic:
     thread = store.get_thread(session, tenant=principal.tenant, thread_id=thread_id)
     if thread is None:
         raise ApiProblem(404, "not-found", f"no thread {thread_id}")
@@ -254,7 +257,7 @@ async def get_thread(thread_id: str, principal: Viewer, session: SessionDep) -> 
     response_model=MessageAccepted,
     summary="Send a follow-up; the agent edits what the thread made so far",
 )
-async def create_message(
+def create_message(
     thread_id: str,
     body: MessageCreate,
     principal: Creator,
@@ -262,4 +265,4 @@ async def create_message(
     service: ServiceDep,
     pool: PoolDep,
 ) -> MessageAccepted:
-    return await post_message(thread_id, body, principal, session, service, pool)
+    return post_message(thread_id, body, principal, session, service, pool)

@@ -20,9 +20,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from brandloop.api.auth import Role
+from brandloop.api.deps import Service
 from brandloop.api.problems import ApiProblem, status_for
 from brandloop.api.studio.sessions import StudioUser, session_user
 from brandloop.errors import BrandloopError
@@ -189,6 +191,11 @@ class StudioRoute(APIRoute):
         return route
 
 
+def _session_user(service: Service, token: str) -> StudioUser | None:
+    with service.sessions() as session:
+        return session_user(session, token)
+
+
 async def current_user(request: Request) -> StudioUser | None:
     """The signed-in user of the session cookie, or None."""
     cached = getattr(request.state, "studio_user", None)
@@ -197,9 +204,7 @@ async def current_user(request: Request) -> StudioUser | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
-    service = request.app.state.service
-    with service.sessions() as session:
-        user = session_user(session, token)
+    user = await run_in_threadpool(_session_user, request.app.state.service, token)
     request.state.studio_user = user
     return user
 

@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 UPGRADE_COMMAND = "brandloop db upgrade"
+#: threads that may hold a session at once: the API's threadpool (anyio's default limit, which
+#: runs every registry-touching route; see docs/architecture.md)
+THREADS = 40
 _MIGRATION_LOCK = 7351208451  # pg_advisory_xact_lock key: processes migrate one at a time
 
 
@@ -65,10 +68,17 @@ def _create_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False},
+            pool_size=THREADS,  # one kept connection per thread: no connect + pragmas per query
+            max_overflow=THREADS // 2,
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # PostgreSQL: enough kept connections for a replica's usual concurrent requests (a new one
+    # costs a backend process), bursts up to the threadpool's size
+    return create_engine(url, pool_size=16, max_overflow=THREADS - 16, pool_pre_ping=True)
 
 
 def _current(conn: Connection) -> set[str]:

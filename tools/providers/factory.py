@@ -20,13 +20,13 @@ from brandloop.tools.providers.comfyui import ComfyUIProvider, load_workflow
 from brandloop.tools.providers.openai import OpenAIImagesProvider
 from brandloop.tools.providers.procedural import ProceduralProvider
 from brandloop.tools.providers.resilience import (
-    MAX_CONCURRENCY_PER_CLIENT,
     CircuitBreaker,
     ProviderLimits,
     RateLimiter,
     ResilientProvider,
 )
 from brandloop.tools.providers.stability import StabilityProvider
+from brandloop.tools.providers.transport import ShardedTransport
 
 
 def limits_for(settings: Settings, provider: str) -> ProviderLimits:
@@ -45,15 +45,15 @@ def limits_for(settings: Settings, provider: str) -> ProviderLimits:
 
 
 def http_client(settings: Settings, limits: ProviderLimits) -> httpx.AsyncClient:
-    """A client whose pool matches the concurrency limit (at most 32, see resilience)."""
-    size = min(limits.concurrency, MAX_CONCURRENCY_PER_CLIENT)
+    """A client with as many connections as the concurrency limit, split into pools of at most
+    16 (``transport.ShardedTransport``: one httpx pool slows down sharply above that)."""
     return httpx.AsyncClient(
+        transport=ShardedTransport(limits.concurrency),
         timeout=httpx.Timeout(
             settings.provider_timeout_s,
             connect=settings.provider_connect_timeout_s,
             pool=settings.provider_deadline_s,
         ),
-        limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
         headers={"User-Agent": "brandloop/0.1"},
         follow_redirects=False,
     )

@@ -41,11 +41,6 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 BreakerState = Literal["closed", "open", "half_open"]
 
-# httpx 0.28 degrades sharply when one client runs more than ~32 requests at once to one host
-# (its pool spends its time on lock contention); above that, queue here instead.
-MAX_CONCURRENCY_PER_CLIENT = 32
-
-
 @dataclass(frozen=True)
 class ProviderLimits:
     """How hard to push one provider and how patiently to wait on it."""
@@ -222,7 +217,9 @@ class ResilientProvider:
         self.rate = rate or RateLimiter(
             limits.requests_per_minute, burst=limits.burst, clock=clock, sleep=sleep
         )
-        self._slots = asyncio.Semaphore(min(limits.concurrency, MAX_CONCURRENCY_PER_CLIENT))
+        # the whole limit: the factory's client splits its connections into pools small
+        # enough for httpx (``transport.ShardedTransport``)
+        self._slots = asyncio.Semaphore(limits.concurrency)
         self._sleep = sleep
         self._on_close = on_close
 

@@ -43,14 +43,14 @@ def _threads(session: Session, tenant: str) -> list[Any]:
 
 
 @router.get("/chat")
-async def chat_home(request: Request, user: Viewer, session: SessionDep) -> Response:
+def chat_home(request: Request, user: Viewer, session: SessionDep) -> Response:
     brands = [b.name for b in crud.list_brands(session, tenant=user.tenant)]
     context = {"title": "Chat", "threads": _threads(session, user.tenant), "brands": brands}
     return render(request, "chat.html", context)
 
 
 @router.post("/chat")
-async def start_thread(
+def start_thread(
     user: Creator,
     session: SessionDep,
     service: ServiceDep,
@@ -69,7 +69,7 @@ async def start_thread(
         count=count,
         size=size or None,
     )
-    thread = await create_thread(body, user.api_principal, session, service, pool)
+    thread = create_thread(body, user.api_principal, session, service, pool)
     return see_other(f"/chat/{thread.id}")
 
 
@@ -109,7 +109,7 @@ def job_view(
 
 
 @router.get("/chat/{thread_id}")
-async def thread_page(
+def thread_page(
     request: Request, thread_id: str, user: Viewer, session: SessionDep, settings: SettingsDep
 ) -> Response:
     thread = store.get_thread(session, tenant=user.tenant, thread_id=thread_id)
@@ -133,7 +133,7 @@ async def thread_page(
 
 
 @router.post("/chat/{thread_id}/messages")
-async def reply(
+def reply(
     thread_id: str,
     user: Creator,
     session: SessionDep,
@@ -142,7 +142,7 @@ async def reply(
     _: Csrf,
     content: Brief,
 ) -> Response:
-    await post_message(
+    post_message(
         thread_id, MessageCreate(content=content), user.api_principal, session, service, pool
     )
     return see_other(f"/chat/{thread_id}#latest")
@@ -156,7 +156,7 @@ def _job(session: Session, tenant: str, job_id: str) -> JobRow:
 
 
 @router.get("/chat/jobs/{job_id}/events")
-async def events(
+def events(
     job_id: str,
     user: Viewer,
     session: SessionDep,
@@ -173,7 +173,7 @@ async def events(
 
 
 @router.get("/chat/jobs/{job_id}/result")
-async def result(
+def result(
     request: Request, job_id: str, user: Viewer, session: SessionDep, settings: SettingsDep
 ) -> Response:
     """The turn's images so far (an htmx fragment the live stream reloads)."""

@@ -78,7 +78,7 @@ def load_run(path: Path) -> EvalRun:
 
 
 @router.get("/evals")
-async def evals(request: Request, user: Viewer, settings: SettingsDep) -> Response:
+def evals(request: Request, user: Viewer, settings: SettingsDep) -> Response:
     sets = []
     for path in result_dirs(settings, user.tenant):
         manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
@@ -123,7 +123,7 @@ async def report(name: str, user: Viewer, settings: SettingsDep) -> Response:
 
 
 @router.post("/evals/golden/run")
-async def run_golden(user: Approver, settings: SettingsDep, _: Csrf) -> Response:
+def run_golden(user: Approver, settings: SettingsDep, _: Csrf) -> Response:
     """Run the tenant's golden suite in the background into a new result set."""
     suite_path = golden_suite_path(settings, user.tenant)
     if not suite_path.is_file():

@@ -3,7 +3,6 @@ for the signed-in tenant (another tenant's sha256 is a 404, as under ``/v1/artif
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Response
@@ -20,7 +19,7 @@ IfNoneMatch = Annotated[str | None, Header(max_length=200)]
 
 
 @router.get("/thumbs/{width}/{sha256}")
-async def thumb(
+def thumb(
     width: int,
     sha256: Sha,
     user: Viewer,
@@ -35,12 +34,12 @@ async def thumb(
     headers = {"ETag": etag, "Cache-Control": "private, max-age=86400"}
     if etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
-    path = await asyncio.to_thread(thumbnail, source, settings.data_dir / "thumbs", sha256, width)
+    path = thumbnail(source, settings.data_dir / "thumbs", sha256, width)
     return FileResponse(path, media_type="image/webp", headers=headers)
 
 
 @router.get("/images/{sha256}")
-async def image(
+def image(
     sha256: Sha,
     user: Viewer,
     session: SessionDep,

@@ -4,7 +4,6 @@ function the matching /v1 route calls."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Query, Request, Response
@@ -36,7 +35,7 @@ router = APIRouter(route_class=StudioRoute, include_in_schema=False)
 
 
 @router.get("/campaigns")
-async def campaigns(
+def campaigns(
     request: Request, user: Viewer, session: SessionDep, settings: SettingsDep
 ) -> Response:
     artifacts = ArtifactStore(settings.artifacts_dir)
@@ -46,7 +45,7 @@ async def campaigns(
 
 
 @router.get("/campaigns/{campaign_id}")
-async def campaign(
+def campaign(
     request: Request, campaign_id: str, user: Viewer, session: SessionDep, settings: SettingsDep
 ) -> Response:
     row = store.get_campaign(session, tenant=user.tenant, campaign_id=campaign_id)
@@ -65,19 +64,19 @@ def _brand(session: Session, tenant: str, name: str) -> BrandRow:
 
 
 @router.get("/brands")
-async def brands(request: Request, user: Viewer, session: SessionDep) -> Response:
+def brands(request: Request, user: Viewer, session: SessionDep) -> Response:
     kits = [crud.brand_kit(b) for b in crud.list_brands(session, tenant=user.tenant)]
     return render(request, "brands.html", {"title": "Brands", "kits": kits})
 
 
 @router.get("/brands/{name}")
-async def brand(
+def brand(
     request: Request, name: str, user: Viewer, session: SessionDep, settings: SettingsDep
 ) -> Response:
     row = _brand(session, user.tenant, name)
     kit = crud.brand_kit(row)
     policy = load_brand_scoring_policy(kit.slug, search=[settings.data_dir / "policies"])
-    notes = await style_notes(open_memory(settings), tenant=user.tenant, brand=row.name)
+    notes = style_notes(open_memory(settings), tenant=user.tenant, brand=row.name)
     signals = [
         {"name": n, "weight": getattr(policy, n).weight, "threshold": getattr(policy, n).threshold}
         for n in type(policy).model_fields
@@ -88,7 +87,7 @@ async def brand(
 
 
 @router.post("/brands/{name}/notes")
-async def add_note(
+def add_note(
     name: str,
     user: Creator,
     session: SessionDep,
@@ -97,13 +96,12 @@ async def add_note(
     text: Annotated[str, Form(min_length=1, max_length=8000)],
 ) -> Response:
     row = _brand(session, user.tenant, name)
-    memory = open_memory(settings)
-    await asyncio.to_thread(memory.add_note, tenant=user.tenant, brand=row.name, text=text)
+    open_memory(settings).add_note(tenant=user.tenant, brand=row.name, text=text)
     return see_other(f"/brands/{row.name}#notes")
 
 
 @router.post("/brands/{name}/notes/forget")
-async def forget(
+def forget(
     name: str,
     user: Creator,
     session: SessionDep,
@@ -112,19 +110,19 @@ async def forget(
     note_id: Annotated[str, Form(pattern=r"^note-[0-9a-f]{32}$")],
 ) -> Response:
     row = _brand(session, user.tenant, name)
-    await forget_note(open_memory(settings), tenant=user.tenant, brand=row.name, note_id=note_id)
+    forget_note(open_memory(settings), tenant=user.tenant, brand=row.name, note_id=note_id)
     return see_other(f"/brands/{row.name}#notes")
 
 
 @router.get("/costs")
-async def costs(
+def costs(
     request: Request,
     user: Viewer,
     session: SessionDep,
     service: ServiceDep,
     period: Annotated[Literal["day", "week", "month"], Query()] = "month",
 ) -> Response:
-    report = await cost_report(user.api_principal, session, period=period)
+    report = cost_report(user.api_principal, session, period=period)
     budgets = list(session.scalars(select(BudgetRow).where(BudgetRow.tenant == user.tenant)))
     peak = max([*report.by_day.values(), 0.0])
     context = {

@@ -30,7 +30,7 @@ Note = Annotated[str, Form(max_length=2000)]
 
 
 @router.get("/review")
-async def queue(
+def queue(
     request: Request,
     user: Approver,
     session: SessionDep,
@@ -43,7 +43,7 @@ async def queue(
 
 
 @router.get("/review/pairwise")
-async def pairwise(
+def pairwise(
     request: Request,
     user: Approver,
     session: SessionDep,
@@ -61,7 +61,7 @@ async def pairwise(
 
 
 @router.post("/review/pairwise")
-async def judge(
+def judge(
     user: Approver,
     session: SessionDep,
     _: Csrf,
@@ -78,7 +78,7 @@ async def judge(
 
 
 @router.get("/review/{run_id}")
-async def item(
+def item(
     request: Request, run_id: str, user: Approver, session: SessionDep, settings: SettingsDep
 ) -> Response:
     context = run_context(session, settings, tenant=user.tenant, run_id=run_id)
@@ -114,7 +114,7 @@ async def item(
 
 
 @router.post("/review/{run_id}/decision")
-async def decide(
+def decide(
     run_id: str,
     user: Approver,
     session: SessionDep,
@@ -123,7 +123,7 @@ async def decide(
     decision: Annotated[Literal["approve", "reject"], Form()],
     note: Note = "",
 ) -> Response:
-    await reviews.decide_run(
+    reviews.decide_run(
         session, pool, principal=user.api_principal, run_id=run_id, decision=decision,
         note=note,
     )  # fmt: skip
@@ -131,7 +131,7 @@ async def decide(
 
 
 @router.post("/review/{run_id}/assign")
-async def assign(
+def assign(
     run_id: str,
     user: Approver,
     session: SessionDep,
@@ -146,7 +146,7 @@ async def assign(
 
 
 @router.post("/review/{run_id}/rubric")
-async def rubric(
+def rubric(
     run_id: str,
     user: Approver,
     session: SessionDep,
@@ -164,7 +164,7 @@ async def rubric(
 
 
 @router.post("/review/{run_id}/golden")
-async def golden(
+def golden(
     run_id: str,
     user: Approver,
     session: SessionDep,
@@ -181,7 +181,7 @@ async def golden(
 
 
 @router.get("/agreement")
-async def agreement(
+def agreement(
     request: Request,
     user: Viewer,
     session: SessionDep,

@@ -13,9 +13,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, get_args
 from urllib.parse import urlencode
 
+from anyio import from_thread
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from brandloop.agent.runner import catalog_models, default_providers
 from brandloop.api.deps import PoolDep, SessionDep, SettingsDep
@@ -85,7 +87,7 @@ def covers(session: Session, rows: list[RunRow]) -> dict[str, str]:
 
 
 @router.get("/runs")
-async def gallery(
+def gallery(
     request: Request,
     user: Viewer,
     session: SessionDep,
@@ -192,7 +194,7 @@ def run_context(
 
 
 @router.get("/runs/{run_id}")
-async def run_page(
+def run_page(
     request: Request, run_id: str, user: Viewer, session: SessionDep, settings: SettingsDep
 ) -> Response:
     return render(
@@ -201,9 +203,7 @@ async def run_page(
 
 
 @router.get("/runs/{run_id}/download")
-async def download(
-    run_id: str, user: Viewer, session: SessionDep, settings: SettingsDep
-) -> Response:
+def download(run_id: str, user: Viewer, session: SessionDep, settings: SettingsDep) -> Response:
     """The accepted PNGs (each with its receipt inside) and ``receipts.json``, as one zip."""
     trace = tenant_trace(session, tenant=user.tenant, run_id=run_id)
     receipts = [r.model_dump(mode="json") for r in trace.receipts]
@@ -222,6 +222,14 @@ async def download(
     )
 
 
+def _run_context_committed(
+    session: Session, settings: Settings, tenant: str, run_id: str
+) -> dict[str, Any]:
+    context = run_context(session, settings, tenant=tenant, run_id=run_id)
+    session.commit()
+    return context
+
+
 @router.post("/runs/{run_id}/reproduce")
 async def reproduce(
     request: Request,
@@ -232,8 +240,11 @@ async def reproduce(
     pool: PoolDep,
     _: Csrf,
 ) -> Response:
-    context = run_context(session, settings, tenant=user.tenant, run_id=run_id)
-    session.commit()
+    # an async route: the reproduction runs the agent on the loop; the registry is read in
+    # the threadpool
+    context = await run_in_threadpool(
+        _run_context_committed, session, settings, user.tenant, run_id
+    )
     owned = pool.providers_factory is None
     providers = default_providers(settings) if owned else pool.providers_factory(settings)  # type: ignore[misc]
     models = await asyncio.to_thread(catalog_models, pool.db)
@@ -245,10 +256,8 @@ async def reproduce(
 
 
 @router.post("/runs/{run_id}/resume")
-async def resume(
-    run_id: str, user: Creator, session: SessionDep, pool: PoolDep, _: Csrf
-) -> Response:
+def resume(run_id: str, user: Creator, session: SessionDep, pool: PoolDep, _: Csrf) -> Response:
     job = resume_job(session, tenant=user.tenant, run_id=run_id)
     session.commit()
-    await pool.enqueue(job.id)
+    from_thread.run(pool.enqueue, job.id)
     return see_other(f"/runs/{run_id}")

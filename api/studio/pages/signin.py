@@ -51,14 +51,14 @@ async def home(request: Request) -> Response:
 
 
 @router.get("/signin")
-async def signin_page(
+def signin_page(
     request: Request, next: Annotated[str | None, Query(max_length=500)] = None
 ) -> Response:
     return render(request, "signin.html", {"title": "Sign in", "next": safe_next(next)})
 
 
 @router.post("/signin")
-async def signin(
+def signin(
     request: Request,
     session: SessionDep,
     _: Csrf,
@@ -78,7 +78,7 @@ async def signin(
 
 
 @router.get("/signin/link")
-async def link_page(
+def link_page(
     request: Request, session: SessionDep, token: Annotated[str, Query(max_length=200)] = ""
 ) -> Response:
     """Show who the link signs in as; the exchange is a POST, so a link preview or prefetch
@@ -96,7 +96,7 @@ async def link_page(
 
 
 @router.post("/signin/link")
-async def link_signin(
+def link_signin(
     request: Request,
     session: SessionDep,
     _: Csrf,
@@ -115,7 +115,7 @@ async def link_signin(
 
 
 @router.post("/signout")
-async def signout(request: Request, user: Viewer, session: SessionDep, _: Csrf) -> Response:
+def signout(request: Request, user: Viewer, session: SessionDep, _: Csrf) -> Response:
     sign_out(session, user.session_id)
     response = see_other("/signin")
     response.delete_cookie(SESSION_COOKIE, path="/")

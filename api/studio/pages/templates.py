@@ -71,14 +71,14 @@ def cached_stats(session: Session, *, tenant: str, name: str) -> list[VersionSta
 
 
 @router.get("/templates")
-async def templates(request: Request, user: Viewer, session: SessionDep) -> Response:
+def templates(request: Request, user: Viewer, session: SessionDep) -> Response:
     ensure_shipped_templates(session, tenant=user.tenant)
     rows = [template_public(session, t) for t in list_templates(session, tenant=user.tenant)]
     return render(request, "templates.html", {"title": "Templates", "templates": rows})
 
 
 @router.get("/templates/{name}")
-async def template_page(
+def template_page(
     request: Request,
     name: str,
     user: Viewer,
@@ -108,7 +108,7 @@ async def template_page(
 
 
 @router.post("/templates/{name}/versions")
-async def new_version(
+def new_version(
     name: str,
     user: Creator,
     session: SessionDep,
@@ -117,7 +117,7 @@ async def new_version(
     negative_body: Annotated[str, Form(max_length=4000)] = "",
     message: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    made = await add_version(
+    made = add_version(
         name,
         TemplateVersionCreate(body=body, negative_body=negative_body, message=message),
         user.api_principal,
@@ -127,13 +127,13 @@ async def new_version(
 
 
 @router.post("/templates/{name}/versions/{version}/submit")
-async def submit(name: str, version: int, user: Creator, session: SessionDep, _: Csrf) -> Response:
-    await submit_version(name, version, user.api_principal, session)
+def submit(name: str, version: int, user: Creator, session: SessionDep, _: Csrf) -> Response:
+    submit_version(name, version, user.api_principal, session)
     return see_other(f"/templates/{name}")
 
 
 @router.post("/templates/{name}/versions/{version}/review")
-async def review(
+def review(
     name: str,
     version: int,
     user: Approver,
@@ -143,12 +143,12 @@ async def review(
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     body = ReviewDecision(decision=decision, note=note)
-    await review_version(name, version, body, user.api_principal, session)
+    review_version(name, version, body, user.api_principal, session)
     return see_other(f"/templates/{name}")
 
 
 @router.post("/templates/{name}/labels")
-async def label(
+def label(
     name: str,
     user: Approver,
     session: SessionDep,
@@ -161,7 +161,7 @@ async def label(
         parsed = parse_label_spec(weights)
     except BadInputError as exc:
         raise StudioError(422, str(exc)) from None
-    await set_label(
+    set_label(
         name,
         label,
         LabelUpdate(weights=parsed),

@@ -193,9 +193,28 @@ async def test_concurrency_limit_caps_calls_in_flight() -> None:
     assert peak == 3
 
 
-async def test_concurrency_is_capped_for_httpx_pool() -> None:
-    provider = ResilientProvider(Scripted(), ProviderLimits(concurrency=200))
-    assert provider._slots._value == 32
+async def test_the_whole_concurrency_limit_runs_at_once() -> None:
+    """64 calls at once under a limit of 64 (the client's pools, not the limit, keep httpx
+    below its cliff: tests/tools/providers/test_transport.py)."""
+    running = peak = 0
+    release = asyncio.Event()
+
+    class Holds:
+        name = "holds"
+
+        async def generate(self, request: ImageRequest) -> ImageResult:
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            if running == 64:
+                release.set()
+            await release.wait()
+            running -= 1
+            return OK
+
+    provider = ResilientProvider(Holds(), ProviderLimits(concurrency=64))
+    await asyncio.wait_for(asyncio.gather(*(provider.generate(REQUEST) for _ in range(80))), 10)
+    assert peak == 64
 
 
 async def test_deadline_bounds_a_call_with_its_retries() -> None:
@@ -236,8 +255,9 @@ def test_limits_come_from_settings_with_per_provider_overrides(
     assert (openai.concurrency, openai.requests_per_minute, openai.max_attempts) == (64, 50.0, 3)
     assert limits_for(configured, "a1111").concurrency == 12
     client = http_client(configured, openai)
-    pool = client._transport._pool  # the pool is sized to the (capped) concurrency
-    assert pool._max_connections == 32
+    transport = client._transport  # 64 connections, in pools httpx carries without slowing
+    pools = [p._pool._max_connections for p in transport._pools]  # type: ignore[attr-defined]
+    assert sum(pools) == 64 and max(pools) <= 16
 
 
 def test_half_open_lets_one_probe_at_a_time_and_a_lost_probe_expires() -> None:
