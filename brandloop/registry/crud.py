@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from brandloop.domain import Attempt, BrandKit, Decision, ModelSpec, TemplateVersion, utcnow
@@ -130,23 +131,30 @@ def brand_kit(row: BrandRow) -> BrandKit:
 
 
 def sync_catalog(session: Session, *, specs: Sequence[ModelSpec]) -> None:
-    """Merge the shipped catalog into the registry (the YAML wins for the fields it names)."""
+    """Merge the shipped catalog into the registry (the YAML wins for the fields it names).
+
+    Callers may race (the API's threadpool runs concurrent requests, each checking its request
+    against the catalog): a row another caller inserted first is taken as it is."""
     for spec in specs:
         row = session.get(ModelRow, spec.id)
         data = spec.model_dump(mode="json")
         if row is None:
-            session.add(
-                ModelRow(
-                    id=spec.id,
-                    provider=spec.provider,
-                    model=spec.model,
-                    version=spec.version,
-                    tier=spec.tier,
-                    status=spec.status,
-                    price_per_image_usd=spec.price_per_image_usd,
-                    spec=data,
-                )
-            )
+            try:
+                with session.begin_nested():
+                    session.add(
+                        ModelRow(
+                            id=spec.id,
+                            provider=spec.provider,
+                            model=spec.model,
+                            version=spec.version,
+                            tier=spec.tier,
+                            status=spec.status,
+                            price_per_image_usd=spec.price_per_image_usd,
+                            spec=data,
+                        )
+                    )
+            except IntegrityError:  # inserted by a concurrent caller: the same shipped spec
+                continue
         elif row.spec != data:
             row.provider, row.model, row.version = spec.provider, spec.model, spec.version
             row.tier, row.status = spec.tier, spec.status
