@@ -52,7 +52,7 @@ _AGE_NUMBER: Final = rf"(?:1[0-7]|0?[0-9]|{_AGE_WORDS})"
 #: An age under 18: "12-year-old", "twelve year old", "9 yrs old", "12yo", "aged 9", "ages 3-8",
 #: "looks about 14", "just turned 13", "her 14th birthday".
 _AGE: Final = re.compile(
-    rf"(?<![^\W_]){_AGE_NUMBER}[\s\-]*(?:years?|yrs?|yr)[\s\-]*(?:old|of\s+age)(?![^\W_])"
+    rf"(?<![^\W_]){_AGE_NUMBER}[\s\-]*(?:years?|yrs?|yr)[\s\-]*(?:olds?|of\s+age)(?![^\W_])"
     rf"|(?<![^\W_]){_AGE_NUMBER}[\s\-]*(?:yo|y/o|y\.o\.?)(?![^\W_])"
     r"|(?<![^\W_])aged?s?[\s\-:]+(?:1[0-7]|[0-9])(?![0-9])(?![\s\-]*(?:months?|years?|weeks?|days?)\b)"
     # "looks about 14", "could pass for 15", "just turned 13", "her 14th birthday"
