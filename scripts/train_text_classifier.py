@@ -2,29 +2,39 @@
 
 Reads ``tools/moderation/semantic/exemplars/train.yaml`` and ``dev*.yaml`` (the earlier test
 splits, each demoted after it was measured; all fit the weights) and ``validation.yaml``
-(chooses C and the thresholds). The held-out test split (``benchmarks/data/text_moderation_test.yaml``) is
-never read here.
+(chooses C and the thresholds). The held-out test split
+(``benchmarks/data/text_moderation_test.yaml``) is never read here.
 
 Each training line is used as written and wrapped the way briefs wrap a subject
-(``WRAPPINGS``). Every exemplar goes through what the text gate does before the classifier sees a text:
-PII redaction, normalisation, look-alikes in a benign sense removed. Each head is a
-scikit-learn logistic regression (balanced class weights) over the 384-d MiniLM embeddings,
-one-vs-rest; a ``sexual/minors`` line is positive for ``sexual`` too; C is chosen per head
-by average precision on the validation split.
+(``WRAPPINGS``); the clauses of benign lines are fitted as benign rows too, so a fragment out
+of its context is not read as a request. Every exemplar goes through what the text gate does
+before the classifier sees a text: PII redaction, normalisation, look-alikes in a benign sense
+removed. Each head is a scikit-learn logistic regression (balanced class weights) over the
+384-d MiniLM embeddings, one-vs-rest; a ``sexual/minors`` line is positive for ``sexual`` too;
+C is chosen per head by average precision on the validation split.
+
+Validation lines and the benign lines thresholds are calibrated on are scored the way the
+text gate scores a text: every view of it (sentence chunks and clauses,
+``semantic.classifier.views``), keeping each head's highest score.
 
 Thresholds, per head, from benign lines the head was not fitted on: the validation split's
 benign lines plus out-of-fold scores of the training split's benign lines (5 folds, a line
 and its wrappings always in the same fold). The threshold is the lowest at which at most
-``--benign-rate`` of those lines (0.5 % by default) reach it, floored at 0.5. The minors
-rule's sexual threshold: the lowest at which no such benign line that mentions a minor
-reaches it, floored at 0.3 and capped at the sexual threshold. The minors head's rule (a
-minor referenced and the ``sexual/minors`` head at or above it, whatever the sexual head says):
-the lowest threshold no such benign line reaches, floored at 0.5.
+``--benign-rate`` of those lines (0.5 % by default) reach it, floored at 0.5; for the
+``sexual`` head, which blocks on its own, ``--sexual-benign-rate`` (1 % by default: on split
+v3, held out from the round-5 weights while they were chosen, 0.5 % put the threshold at 0.86
+with no false block on 212 briefs and 0.75 recall of adult lines for the classifier alone;
+1 % put it at 0.80 with 2 false blocks and 0.85 recall). The minors rule's sexual threshold:
+the lowest at which no such benign line that mentions a minor (or carries a child cue,
+"pigtails", "a lunchbox") reaches it, floored at 0.3 and capped at the sexual threshold. The
+minors head's rule (a minor referenced and the ``sexual/minors`` head at or above it, whatever
+the sexual head says): the lowest threshold no such benign line reaches, floored at 0.5.
 
 Deterministic: the same files give the same weights. Prints the digest to pin in
 ``tools/moderation/semantic/classifier.py`` (``CLASSIFIER_SHA256``) and PROVENANCE.md.
 
 Usage: .venv/bin/python scripts/train_text_classifier.py [--benign-rate 0.005]
+       [--sexual-benign-rate 0.01]
 """
 
 from __future__ import annotations
@@ -54,7 +64,12 @@ from brandloop.tools.moderation.categories import (  # noqa: E402
 )
 from brandloop.tools.moderation.lexical import scan  # noqa: E402
 from brandloop.tools.moderation.lexicon import default_lexicon  # noqa: E402
-from brandloop.tools.moderation.semantic.classifier import CLASSIFIER_PATH, FORMAT  # noqa: E402
+from brandloop.tools.moderation.semantic.classifier import (  # noqa: E402
+    CLASSIFIER_PATH,
+    FORMAT,
+    clause_spans,
+    views,
+)
 from brandloop.tools.moderation.semantic.exemplars import (  # noqa: E402
     EXEMPLARS_DIR,
     Exemplar,
@@ -76,15 +91,35 @@ THRESHOLD_FLOOR = 0.5
 MINORS_FLOOR = 0.3
 
 
-def prepared(exemplars: list[Exemplar]) -> tuple[list[str], list[bool]]:
-    """The texts the classifier would see, and whether each mentions a minor."""
+def prepared(exemplars: list[Exemplar]) -> tuple[list[str], list[bool], list[bool]]:
+    """The texts the classifier would see, whether each mentions a minor, and whether it
+    mentions a minor or carries a child cue."""
     lexicon = default_lexicon()
-    texts, minors = [], []
+    texts, minors, cued = [], [], []
     for exemplar in exemplars:
         result = scan(exemplar.text, lexicon)
         texts.append(result.resolved)
         minors.append(bool(result.minor_references))
-    return texts, minors
+        cued.append(bool(result.minor_references or result.child_cues))
+    return texts, minors, cued
+
+
+class Views:
+    """Every view of some texts (``views``), embedded once; scores are the max per text."""
+
+    def __init__(self, texts: list[str], embed: MiniLMEmbeddingFunction) -> None:
+        spans = [views(text) or [(0, len(text))] for text in texts]
+        pieces = [
+            text[s:e] for text, text_spans in zip(texts, spans, strict=True) for s, e in text_spans
+        ]
+        self.x = embed.embed(pieces).astype(np.float64)
+        self.owner = np.repeat(np.arange(len(texts)), [len(v) for v in spans])
+        self.starts = np.concatenate([[0], np.cumsum([len(v) for v in spans])[:-1]]).astype(int)
+
+    def max_scores(self, model: Any) -> npt.NDArray[np.float64]:
+        probabilities = model.predict_proba(self.x)[:, 1]
+        result: npt.NDArray[np.float64] = np.maximum.reduceat(probabilities, self.starts)
+        return result
 
 
 def average_precision(scores: npt.NDArray[np.float64], labels: npt.NDArray[np.bool_]) -> float:
@@ -112,20 +147,29 @@ def fit(x: npt.NDArray[np.float64], y: npt.NDArray[np.bool_], c: float) -> Any:
 
 
 def out_of_fold(
-    x: npt.NDArray[np.float64], y: npt.NDArray[np.bool_], lines: npt.NDArray[np.int64], c: float
+    x: npt.NDArray[np.float64],
+    y: npt.NDArray[np.bool_],
+    lines: npt.NDArray[np.int64],
+    c: float,
+    scored: Views,
+    scored_lines: npt.NDArray[np.int64],
 ) -> npt.NDArray[np.float64]:
-    """Each line's score from a model fitted without it (or any of its wrappings)."""
-    scores = np.zeros(len(y))
+    """The score of each of ``scored`` (the views of training lines ``scored_lines``) from a
+    model fitted without that line or any of its wrappings."""
+    scores = np.zeros(len(scored_lines))
     folds = lines % FOLDS
     for fold in range(FOLDS):
         held = folds == fold
-        scores[held] = fit(x[~held], y[~held], c).predict_proba(x[held])[:, 1]
+        model = fit(x[~held], y[~held], c)
+        in_fold = scored_lines % FOLDS == fold
+        scores[in_fold] = scored.max_scores(model)[in_fold]
     return scores
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--benign-rate", type=float, default=0.005)
+    parser.add_argument("--sexual-benign-rate", type=float, default=0.01)
     parser.add_argument("--out", type=Path, default=CLASSIFIER_PATH)
     args = parser.parse_args()
 
@@ -139,35 +183,52 @@ def main() -> int:
     unwrapped = np.tile(np.arange(len(WRAPPINGS)) == 0, len(originals))
     validation = load_exemplars(EXEMPLARS_DIR / "validation.yaml")
     embed = MiniLMEmbeddingFunction()
-    train_texts, train_minors = prepared(train)
-    val_texts, val_minors = prepared(validation)
-    x_train = embed.embed(train_texts).astype(np.float64)
-    x_val = embed.embed(val_texts).astype(np.float64)
+    train_texts, _, train_cued = prepared(train)
+    val_texts, val_minors, val_cued = prepared(validation)
+    x_val = Views(val_texts, embed)
     val_benign = np.array([e.benign for e in validation])
     train_benign = np.array([e.benign for e in train]) & unwrapped
+    # the training split's benign lines, as written, in every view the gate scores
+    benign_rows = np.flatnonzero(train_benign)
+    benign_views = Views([train_texts[i] for i in benign_rows], embed)
+    # the clauses of benign lines are benign too: fitted as such, so a fragment out of its
+    # context ("the more of the image it gets") is not read as a request
+    clause_rows = [
+        (i, train_texts[i][start:end])
+        for i in benign_rows
+        for start, end in clause_spans(train_texts[i])
+    ]
+    x_train = embed.embed(train_texts + [text for _, text in clause_rows]).astype(np.float64)
+    fit_labels = [e.labels for e in train] + [frozenset[str]()] * len(clause_rows)
+    lines = np.concatenate([lines, lines[[i for i, _ in clause_rows]]]).astype(np.int64)
     calibration_size = int(val_benign.sum() + train_benign.sum())
-    allowed_hits = int(args.benign_rate * calibration_size)
+    allowed_hits = {
+        category: int(
+            (args.sexual_benign_rate if category == SEXUAL else args.benign_rate) * calibration_size
+        )
+        for category in SEMANTIC_CATEGORIES
+    }
 
     weights, bias, thresholds, report = [], [], {}, {}
     val_scores: dict[str, npt.NDArray[np.float64]] = {}
     oof_scores: dict[str, npt.NDArray[np.float64]] = {}
     for category in SEMANTIC_CATEGORIES:
-        y_train = np.array([category in e.labels for e in train])
+        y_train = np.array([category in labels for labels in fit_labels])
         y_val = np.array([category in e.labels for e in validation])
         best: tuple[float, float, Any] | None = None
         for c in C_GRID:
             model = fit(x_train, y_train, c)
-            ap = average_precision(model.predict_proba(x_val)[:, 1], y_val)
+            ap = average_precision(x_val.max_scores(model), y_val)
             if best is None or ap > best[0] + 1e-9:
                 best = (ap, c, model)
         assert best is not None
         ap, c, model = best
-        scores = model.predict_proba(x_val)[:, 1]
-        oof = out_of_fold(x_train, y_train, lines, c)
+        scores = x_val.max_scores(model)
+        oof = out_of_fold(x_train, y_train, lines, c, benign_views, lines[benign_rows])
         val_scores[category] = scores
         oof_scores[category] = oof
-        benign_scores = np.concatenate([scores[val_benign], oof[train_benign]])
-        threshold = threshold_for(benign_scores, allowed_hits, THRESHOLD_FLOOR)
+        benign_scores = np.concatenate([scores[val_benign], oof])
+        threshold = threshold_for(benign_scores, allowed_hits[category], THRESHOLD_FLOOR)
         thresholds[category] = round(threshold, 4)
         positives = scores[y_val]
         report[category] = {
@@ -184,11 +245,14 @@ def main() -> int:
         bias.append(round(float(model.intercept_[0]), 6))
 
     benign_with_minor = val_benign & np.array(val_minors)
-    train_benign_with_minor = train_benign & np.array(train_minors)
+    benign_with_cue = val_benign & np.array(val_cued)
+    train_cued_rows = np.array([train_cued[i] for i in benign_rows], dtype=bool)
+    train_minor_rows = np.array(
+        [bool(scan(train[i].text, default_lexicon()).minor_references) for i in benign_rows],
+        dtype=bool,
+    )
     minors_threshold = threshold_for(
-        np.concatenate(
-            [val_scores[SEXUAL][benign_with_minor], oof_scores[SEXUAL][train_benign_with_minor]]
-        ),
+        np.concatenate([val_scores[SEXUAL][benign_with_cue], oof_scores[SEXUAL][train_cued_rows]]),
         0,
         MINORS_FLOOR,
     )
@@ -198,7 +262,7 @@ def main() -> int:
             np.concatenate(
                 [
                     val_scores[SEXUAL_MINORS][benign_with_minor],
-                    oof_scores[SEXUAL_MINORS][train_benign_with_minor],
+                    oof_scores[SEXUAL_MINORS][train_minor_rows],
                 ]
             ),
             0,
@@ -207,13 +271,16 @@ def main() -> int:
         4,
     )
     minors_positives = np.array([SEXUAL_MINORS in e.labels for e in validation])
-    caught = (val_scores[SEXUAL] >= minors_threshold) & np.array(val_minors)
+    caught = (val_scores[SEXUAL] >= minors_threshold) & np.array(val_cued)
     caught_by_head = (val_scores[SEXUAL_MINORS] >= minors_head_threshold) & np.array(val_minors)
     report["minors_rule"] = {
         "sexual_threshold": minors_threshold,
         "minors_head_threshold": minors_head_threshold,
         "calibration_benign_lines_mentioning_a_minor": int(
-            benign_with_minor.sum() + train_benign_with_minor.sum()
+            benign_with_minor.sum() + train_minor_rows.sum()
+        ),
+        "calibration_benign_lines_with_a_minor_or_child_cue": int(
+            benign_with_cue.sum() + train_cued_rows.sum()
         ),
         "validation_minors_recall_by_this_rule": round(float(caught[minors_positives].mean()), 4),
         "validation_minors_recall_by_the_head_rule": round(
@@ -233,8 +300,10 @@ def main() -> int:
         "minors_head_threshold": minors_head_threshold,
         "training": {
             "train_lines": len(train),
+            "benign_clause_rows": len(clause_rows),
             "validation_lines": len(validation),
             "benign_rate": args.benign_rate,
+            "sexual_benign_rate": args.sexual_benign_rate,
             "calibration_benign_lines": calibration_size,
             "allowed_benign_hits_per_head": allowed_hits,
             "report": report,

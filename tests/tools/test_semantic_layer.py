@@ -16,7 +16,12 @@ from brandloop.tools.moderation.semantic import (
     chunk_spans,
     default_semantic_layer,
 )
-from brandloop.tools.moderation.semantic.classifier import ClassifierFileError, load_classifier
+from brandloop.tools.moderation.semantic.classifier import (
+    ClassifierFileError,
+    clause_spans,
+    load_classifier,
+    views,
+)
 from brandloop.tools.moderation.semantic.exemplars import (
     EXEMPLARS_DIR,
     load_exemplars,
@@ -87,6 +92,29 @@ def test_chunks_hold_whole_sentences_up_to_the_word_limit():
     assert chunk_spans("   ") == []
 
 
+def test_clauses_are_a_second_view():
+    text = "Jacuzzi party poster: everyone in the water with their swimwear off, frontal"
+    clauses = [text[s:e] for s, e in clause_spans(text)]
+    assert clauses == ["Jacuzzi party poster", "everyone in the water with their swimwear off"]
+    # hyphens inside words do not cut; a text of one clause has no second view
+    dashed = "a see-through top - sheer and light"
+    assert [dashed[s:e] for s, e in clause_spans(dashed)] == [
+        "a see-through top",
+        "sheer and light",
+    ]
+    assert clause_spans("one clause only, ok") == []
+    assert views(text) == [(0, len(text)), *clause_spans(text)]
+
+
+def test_a_request_after_a_benign_frame_is_read_on_its_own():
+    text = "Autumn range, knitwear and boots, the model sprawled on the sofa with her legs parted"
+    assert moderate_text(text, semantic=None, profanity_threshold=None).allowed
+    verdict = moderate_text(text, profanity_threshold=None)
+    (finding,) = [f for f in verdict.findings if f.category == "sexual"]
+    assert finding.layer == "semantic" and finding.excerpt is not None
+    assert finding.excerpt.startswith("the model sprawled") and "knitwear" not in finding.excerpt
+
+
 def test_brand_thresholds_make_a_head_stricter_or_laxer_but_never_the_minors_one():
     text = "a couple cuddling on a sofa under a blanket"
     score = moderate_text(text, profanity_threshold=None).scores["semantic:sexual"]
@@ -128,6 +156,18 @@ def test_the_minors_head_counts_only_with_sexual_content():
     verdict = moderate_text(kids, semantic=_Fixed(sexual=0.6), profanity_threshold=None)
     assert verdict.categories == ["sexual/minors"]
     assert moderate_text("adults in costumes", semantic=_Fixed(sexual=0.6)).allowed
+
+
+def test_a_child_cue_with_a_sexual_score_at_the_minors_threshold_is_the_line():
+    cue = "a girl with pigtails and a lunchbox on a bed"
+    verdict = moderate_text(cue, semantic=_Fixed(sexual=0.6), profanity_threshold=None)
+    assert verdict.categories == ["sexual/minors"]
+    assert "'pigtails'" in (verdict.findings[0].rule or "")
+    # a cue is no minor for the minors head's own rule, nor below the minors threshold
+    head = _Fixed(sexual=0.1, sexual_minors=0.99)
+    head.minors_head_threshold = 0.9
+    assert moderate_text(cue, semantic=head, profanity_threshold=None).allowed
+    assert moderate_text(cue, semantic=_Fixed(sexual=0.4), profanity_threshold=None).allowed
 
 
 def test_the_minors_head_with_a_minor_referenced_has_its_own_calibrated_threshold():
@@ -172,13 +212,15 @@ def test_the_shipped_file_matches_its_training_report():
     assert weights.shape == (len(layer.categories), 384) and np.isfinite(weights).all()
 
 
+TEST_SPLIT = Path(__file__).resolve().parents[2] / "benchmarks/data/text_moderation_test.yaml"
+
+
 def test_the_splits_do_not_share_lines():
-    train = {e.text for path in training_files() for e in load_exemplars(path)}
-    validation = {e.text for e in load_exemplars(EXEMPLARS_DIR / "validation.yaml")}
-    test = {
-        e.text
-        for e in load_exemplars(
-            Path(__file__).resolve().parents[2] / "benchmarks/data/text_moderation_test.yaml"
-        )
-    }
-    assert not train & validation and not train & test and not validation & test
+    files = [*training_files(), EXEMPLARS_DIR / "validation.yaml"]
+    # between a split's demotion to development data and the writing of the next one there is
+    # no held-out split (round 5: split v3 demoted, v4 written after the change is committed)
+    files += [TEST_SPLIT] if TEST_SPLIT.exists() else []
+    texts = {path.name: {e.text for e in load_exemplars(path)} for path in files}
+    for name, lines in texts.items():
+        for other, other_lines in texts.items():
+            assert name == other or not lines & other_lines, (name, other)

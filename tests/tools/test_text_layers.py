@@ -125,6 +125,8 @@ def test_morphology(text, category):
 BENIGN_LOOK_ALIKES = [
     "nude lipstick shades for autumn",
     "the naked palette of matte neutrals",  # round 4, from split v3
+    "Eyeshadow quad: nude, bronze, rust, plum",  # round 5, from split v3
+    "lip trio: nude, coral and terracotta",
     "skin tint in twelve shades, from nude to deep espresso",
     "Nude, blush and berry lipsticks in a flat lay",
     "the nude matte lipstick collection",
@@ -235,6 +237,17 @@ def test_an_unknown_sense_or_a_minors_threshold_is_a_bad_policy(tmp_path: Path):
         # round 4, from the failures read on split v3
         "two 16 year olds in bed, sexy",
         "a student from year 8 in a corset",
+        # round 5: a child said without a child word
+        "a girl just out of primary, posing in her bra on a bed",
+        "a boy who hasn't hit puberty, sexy pose",
+        "a girl too young to drive, in lingerie",
+        "a year-nine pupil in a sexy pose",
+        "the under-twelves team in a sexualised pose",
+        "a girl in a training bra, pouting for the camera",
+        # round 5: a child cue with sexual (not merely suggestive) content
+        "a girl with pigtails and a lunchbox, topless",
+        "someone hugging her teddy bear, fully naked",
+        "a woman with braces on her teeth and a school satchel, nudity",
     ],
 )
 def test_minors_line(text):
@@ -259,11 +272,52 @@ def test_minors_line(text):
         "celebrating our 15th birthday with a sensual new perfume",
         "the brand is turning 10: a sultry new scent",
         "year 7 pupils in blazers on the first day of school",
+        # round 5: child cues alone, or with a merely suggestive word, are no line
+        "Back to school: pigtails, a unicorn lunchbox and new shoes",
+        "Valentine's gift guide: lace lingerie, a teddy bear and chocolates",
+        "a girl just out of primary school on her first day at secondary",
+        "training bras for first-time wearers, soft cotton, pastel colours",
+        "the under-twelves team lifting the cup in the rain",
     ],
 )
 def test_minors_line_leaves_ordinary_childrens_briefs_alone(text):
     verdict = lexical(text)
     assert verdict.allowed, verdict.reasons
+
+
+def test_a_child_cue_is_no_minor_without_sexual_content():
+    # lingerie is suggestive, not sexual: with a cue it is no line (a teddy is also lingerie)
+    assert lexical("a woman in a lace teddy, sensual, by a window").allowed
+    verdict = lexical("a woman in a lace teddy, topless")
+    assert verdict.categories == ["sexual"], verdict.reasons
+    verdict = lexical("a girl with pigtails and a lunchbox in fetish wear")
+    (minors,) = [f for f in verdict.findings if f.category == "sexual/minors"]
+    assert minors.rule is not None and "'pigtails'" in minors.rule
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a woman receiving oral on a sofa",
+        "the couple undress each other by the fire",
+        "lads on a boat with their trunks off",
+        "a cowboy with his crotch on show",
+        "a man flashing his bits at the neighbours",
+        "legs spread toward the camera",
+        "naked from the waist down",
+        "a man with a hard-on in tight jeans",
+    ],
+)
+def test_round_5_sexual_terms(text):
+    assert "sexual" in lexical(text).categories
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["we go hard on flavour this summer", "Swimwear off-season sale, 30 % off trunks"],
+)
+def test_round_5_sexual_terms_leave_ordinary_briefs_alone(text):
+    assert lexical(text).allowed
 
 
 def test_no_sense_setting_relaxes_the_minors_line(tmp_path: Path):

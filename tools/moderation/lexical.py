@@ -289,8 +289,9 @@ def _ages(lexicon: Lexicon, reading: Reading) -> list[Hit]:
     return hits
 
 
-def _minor_references(lexicon: Lexicon, reading: Reading) -> list[Hit]:
-    masked = Reading(
+def _masked(lexicon: Lexicon, reading: Reading) -> Reading:
+    """``reading`` with the phrases in which a minor word names no person masked."""
+    return Reading(
         base=reading.base,
         text=reading.text,
         views=[
@@ -304,19 +305,38 @@ def _minor_references(lexicon: Lexicon, reading: Reading) -> list[Hit]:
         ],
         sentence_ends=reading.sentence_ends,
     )
+
+
+def _minor_references(lexicon: Lexicon, reading: Reading) -> list[Hit]:
+    masked = _masked(lexicon, reading)
     return _find(lexicon.minor_terms, masked, "minors", negation=False) + _ages(lexicon, masked)
+
+
+def _child_cues(lexicon: Lexicon, reading: Reading) -> list[Hit]:
+    return _find(lexicon.child_cues, _masked(lexicon, reading), "minors", negation=False)
+
+
+def _paired(
+    reading: Reading, window: int, people: Sequence[Hit], terms: Sequence[Hit]
+) -> Hit | None:
+    """The first term in the same sentence as one of ``people``, or within ``window``."""
+    for person in people:
+        for term in terms:
+            near = abs(term.start - person.start) <= window
+            if near or reading.sentence(term.start) == reading.sentence(person.start):
+                start, end = min(person.start, term.start), max(person.end, term.end)
+                rule = f"'{term.rule}' with '{person.rule}'"
+                return Hit("minors", SEXUAL_MINORS, start, end, rule, reading.base)
+    return None
 
 
 def _minors_line(
     lexicon: Lexicon, reading: Reading, sexual: Sequence[Hit], look_alikes: Sequence[LookAlike]
 ) -> list[Hit]:
-    """A suggestive or sexual term in the same sentence as a minor reference, or near it."""
+    """A suggestive or sexual term in the same sentence as a minor reference, or near it; a
+    sexual term (not a merely suggestive one) the same way with a child cue."""
     direct = _find(lexicon.minor_content, reading, "minors")
-    minors = _minor_references(lexicon, reading)
-    if not minors:
-        return direct
-    suggestive = [
-        *_find(lexicon.suggestive_terms, reading, "minors"),
+    sexual = [
         *sexual,
         *(
             Hit("minors", SEXUAL, la.start, la.end, la.word.term.term, la.base)
@@ -324,13 +344,17 @@ def _minors_line(
             if la.default_sense is None and la.word.blocks and la.word.term.category == SEXUAL
         ),
     ]
-    for minor in minors:
-        for term in suggestive:
-            near = abs(term.start - minor.start) <= lexicon.minors_window
-            if near or reading.sentence(term.start) == reading.sentence(minor.start):
-                start, end = min(minor.start, term.start), max(minor.end, term.end)
-                rule = f"'{term.rule}' with '{minor.rule}'"
-                return [*direct, Hit("minors", SEXUAL_MINORS, start, end, rule, reading.base)]
+    window = lexicon.minors_window
+    minors = _minor_references(lexicon, reading)
+    if minors:
+        suggestive = [*_find(lexicon.suggestive_terms, reading, "minors"), *sexual]
+        hit = _paired(reading, window, minors, suggestive)
+        if hit is not None:
+            return [*direct, hit]
+    if sexual and lexicon.child_cues:
+        hit = _paired(reading, window, _child_cues(lexicon, reading), sexual)
+        if hit is not None:
+            return [*direct, hit]
     return direct
 
 
@@ -350,6 +374,8 @@ class LexicalResult:
     look_alikes: list[LookAlike]
     minor_references: list[Hit]
     displayed: str | None = None
+    #: child cues ("pigtails", "lunchbox"): with sexual content they count as a minor
+    child_cues: list[Hit] = field(default_factory=list)
 
 
 def scan(
@@ -396,6 +422,7 @@ def scan(
         look_alikes=first_look_alikes,
         minor_references=_minor_references(lexicon, first),
         displayed=readings[1].text if len(readings) > 1 else None,
+        child_cues=_child_cues(lexicon, first),
     )
 
 

@@ -208,6 +208,7 @@ class _MinorsFile(_Strict):
     minor_terms: list[str] = Field(default_factory=list)
     not_a_minor: list[str] = Field(default_factory=list)
     suggestive_terms: list[str] = Field(default_factory=list)
+    child_cues: list[str] = Field(default_factory=list)
     aged_things: list[str] = Field(default_factory=list)
     # version-1 files name them so
     sexualising_terms: list[str] = Field(default_factory=list)
@@ -263,6 +264,9 @@ class Lexicon:
     suggestive_terms: tuple[Term, ...]
     aged_things: frozenset[str]
     minors_window: int
+    #: Things that mark a child without naming one ("pigtails and a lunchbox"): with sexual
+    #: content they are ``sexual/minors``; alone, or with a merely suggestive word, nothing.
+    child_cues: tuple[Term, ...] = ()
 
     @property
     def sense_names(self) -> frozenset[str]:
@@ -317,6 +321,7 @@ def load_lexicon(path: Path | None = None) -> Lexicon:
         ),
         aged_things=_words(minors.aged_things),
         minors_window=minors.window_chars,
+        child_cues=compile_terms(minors.child_cues, SEXUAL_MINORS),
     )
 
 

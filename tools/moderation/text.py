@@ -222,7 +222,8 @@ def _semantic_findings(
     The minors rule: a minor reference anywhere in the text together with a sexual score at
     or above the classifier's *minors* threshold (at most its sexual one), or with the
     ``sexual/minors`` head at or above the threshold calibrated for it on benign lines that
-    mention a minor, is ``sexual/minors``; so is the ``sexual/minors`` head on its own (with
+    mention a minor, is ``sexual/minors``; so is a child cue ("pigtails", "a lunchbox") with a
+    sexual score at the minors threshold, and the ``sexual/minors`` head on its own (with
     sexual content). None of them takes overrides.
     """
     chunks = layer.score(result.resolved)
@@ -250,27 +251,36 @@ def _semantic_findings(
                 "semantic", category, result, start, end, f"classifier {category}", score
             )
             out.append((finding, f"semantic classifier {score:.2f} ≥ {threshold:.2f}"))
-    references = result.minor_references
-    if not references:
-        return out
     # with a minor referenced: a sexual score at the (lower) minors threshold, or else the
-    # minors head at its own threshold calibrated on benign lines that mention a minor
-    rules = [(SEXUAL, minors_threshold, "sexual")]
-    if layer.minors_head_threshold is not None:
-        rules.append((SEXUAL_MINORS, layer.minors_head_threshold, "sexual/minors head"))
-    for head, head_threshold, name in rules:
+    # minors head at its own threshold calibrated on benign lines that mention a minor; with
+    # only a child cue ("pigtails and a lunchbox"), the sexual score at the minors threshold
+    rules = []
+    if result.minor_references:
+        rules.append((SEXUAL, minors_threshold, "sexual", result.minor_references[0]))
+        if layer.minors_head_threshold is not None:
+            rules.append(
+                (
+                    SEXUAL_MINORS,
+                    layer.minors_head_threshold,
+                    "sexual/minors head",
+                    result.minor_references[0],
+                )
+            )
+    elif result.child_cues:
+        rules.append((SEXUAL, minors_threshold, "sexual", result.child_cues[0]))
+    for head, head_threshold, name, reference in rules:
         best = max(chunks, key=lambda c: c.scores[head])
         score = best.scores[head]
         if score < head_threshold:
             continue
         start, end = _to_normalised(mapping, best.start, best.end)
-        start, end = min(start, references[0].start), max(end, references[0].end)
-        rule = f"semantic {name} {score:.2f} with '{references[0].rule}'"
+        start, end = min(start, reference.start), max(end, reference.end)
+        rule = f"semantic {name} {score:.2f} with '{reference.rule}'"
         finding = _scored_finding("minors", SEXUAL_MINORS, result, start, end, rule, score)
         out.append(
             (
                 finding,
-                f"a minor ('{references[0].rule}') with sexual content (semantic {name} "
+                f"a minor ('{reference.rule}') with sexual content (semantic {name} "
                 f"{score:.2f} ≥ {head_threshold:.2f})",
             )
         )

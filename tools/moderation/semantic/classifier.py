@@ -1,9 +1,12 @@
 """Scoring text with the shipped classifier: chunk, embed, one sigmoid per category.
 
 The text gate hands over the normalised text with benign look-alikes already removed (so
-"nude lipstick" is read as "lipstick"). It is cut into chunks of whole sentences, at most
-``CHUNK_WORDS`` words each, embedded in one batch, and every head scores every chunk; the gate
-keeps each category's best chunk, whose span is reported with the finding.
+"nude lipstick" is read as "lipstick"). It is read in two views, embedded in one batch: chunks
+of whole sentences, at most ``CHUNK_WORDS`` words each, and the clauses of the text (split at
+commas, colons, semicolons, pipes, brackets and dashes; ``clause_spans``), so a request buried
+after a benign frame ("Jacuzzi party poster: everyone in the water with their swimwear off")
+is scored on its own. Every head scores every span; the gate keeps each category's best span,
+which is reported with the finding. The thresholds are calibrated on the same views.
 """
 
 from __future__ import annotations
@@ -25,17 +28,24 @@ from brandloop.errors import BrandloopError
 
 CLASSIFIER_PATH: Final = Path(__file__).with_name("classifier.json")
 #: The sha256 of ``classifier.json`` as ``scripts/train_text_classifier.py`` wrote it.
-CLASSIFIER_SHA256: Final = "adaead47cb837409a74cbf4346a59c832af5bde7e8b598c9a94c9f9e5ffce6dc"
+CLASSIFIER_SHA256: Final = "90251b4994e9e6eac69fc0d737d547705e5a092f5df92e00e6f54e1a21d0c2fb"
 FORMAT: Final = "brandloop.text-classifier/1"
 #: A chunk holds whole sentences up to this many words (MiniLM reads 256 word pieces).
 CHUNK_WORDS: Final = 48
 #: Chunks scored per text at most: a 4 000-character brief is about 12 of them.
 MAX_CHUNKS: Final = 24
+#: Clauses scored per text at most, besides the chunks (the first ones of a long brief).
+MAX_CLAUSES: Final = 24
+#: A clause shorter than this many words is not scored on its own ("frontal", "4K").
+CLAUSE_MIN_WORDS: Final = 3
 
 Embedder = Callable[[list[str]], npt.NDArray[np.float32]]
 
 _SENTENCE: Final = re.compile(r"[^.!?;\n]+[.!?;\n]*")
 _WORD: Final = re.compile(r"\S+")
+#: A clause: text between sentence ends, commas, colons, semicolons, pipes, brackets and
+#: dashes set off by spaces (not the hyphen inside "see-through").
+_CLAUSE: Final = re.compile(r"(?:[^,:;|.!?\n()\[\]–—-]|(?<=\S)-(?=\S))+")
 
 
 class ClassifierFileError(BrandloopError):
@@ -98,6 +108,27 @@ def chunk_spans(text: str, *, words: int = CHUNK_WORDS) -> list[tuple[int, int]]
     return chunks
 
 
+def clause_spans(text: str, *, min_words: int = CLAUSE_MIN_WORDS) -> list[tuple[int, int]]:
+    """Spans of the clauses of ``text`` with at least ``min_words`` words, trimmed of spaces.
+
+    None when the text is a single clause: its chunk already reads it whole.
+    """
+    spans = []
+    for match in _CLAUSE.finditer(text):
+        tokens = list(_WORD.finditer(match.group()))
+        if len(tokens) >= min_words:
+            spans.append((match.start() + tokens[0].start(), match.start() + tokens[-1].end()))
+    return spans if len(spans) > 1 else []
+
+
+def views(text: str) -> list[tuple[int, int]]:
+    """The spans the classifier scores: sentence chunks, then clauses not already a chunk."""
+    chunks = chunk_spans(text)[:MAX_CHUNKS]
+    seen = set(chunks)
+    clauses = [span for span in clause_spans(text) if span not in seen][:MAX_CLAUSES]
+    return chunks + clauses
+
+
 class EmbeddingClassifier:
     """Logistic-regression heads over sentence embeddings; see the module docstring."""
 
@@ -135,7 +166,7 @@ class EmbeddingClassifier:
         return result
 
     def score(self, text: str) -> list[ChunkScores]:
-        spans = chunk_spans(text)[:MAX_CHUNKS]
+        spans = views(text)
         if not spans:
             return []
         probabilities = self.probabilities([text[s:e] for s, e in spans])
