@@ -15,7 +15,9 @@ C is chosen per head by average precision on the validation split.
 
 Validation lines and the benign lines thresholds are calibrated on are scored the way the
 text gate scores a text: every view of it (sentence chunks and clauses,
-``semantic.classifier.views``), keeping each head's highest score.
+``semantic.classifier.views``), keeping each head's highest score. Training reads the clauses
+that open with a negation too ("no people in revealing clothing"), which the gate does not
+score on their own: calibration sees a superset of the gate's views.
 
 Thresholds, per head, from benign lines the head was not fitted on: the validation split's
 benign lines plus out-of-fold scores of the training split's benign lines (5 folds, a line
@@ -108,7 +110,7 @@ class Views:
     """Every view of some texts (``views``), embedded once; scores are the max per text."""
 
     def __init__(self, texts: list[str], embed: MiniLMEmbeddingFunction) -> None:
-        spans = [views(text) or [(0, len(text))] for text in texts]
+        spans = [views(text, negated=True) or [(0, len(text))] for text in texts]
         pieces = [
             text[s:e] for text, text_spans in zip(texts, spans, strict=True) for s, e in text_spans
         ]
@@ -196,7 +198,7 @@ def main() -> int:
     clause_rows = [
         (i, train_texts[i][start:end])
         for i in benign_rows
-        for start, end in clause_spans(train_texts[i])
+        for start, end in clause_spans(train_texts[i], negated=True)
     ]
     x_train = embed.embed(train_texts + [text for _, text in clause_rows]).astype(np.float64)
     fit_labels = [e.labels for e in train] + [frozenset[str]()] * len(clause_rows)

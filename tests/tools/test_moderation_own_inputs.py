@@ -42,3 +42,18 @@ def test_palette_clauses_and_example_briefs_pass(brand_path: Path):
             prompt = f"{palette_clause(brand, emphasis)}. {brief}"
             verdict = moderate_text(prompt, source="prompt")
             assert verdict.allowed, (prompt, verdict.reasons)
+
+
+@pytest.mark.parametrize("brand_path", BRANDS, ids=lambda p: p.stem)
+def test_every_phrase_of_the_composer_and_the_diagnosis_passes_inside_a_prompt(brand_path: Path):
+    # in a whole prompt the classifier also reads each clause on its own: a phrase that rules
+    # something out ("no people in revealing clothing") must not be read as a request
+    brand = load_brand_kit(brand_path)
+    brief = BRIEFS[0].read_text(encoding="utf-8").strip()
+    head = f"{palette_clause(brand, 'strong')}. {brief}"
+    blocked = {
+        phrase: verdict.reasons
+        for phrase in PROMPT_PHRASES
+        if not (verdict := moderate_text(f"{head}, {phrase.strip()}", source="prompt")).allowed
+    }
+    assert blocked == {}

@@ -103,6 +103,13 @@ def test_clauses_are_a_second_view():
         "sheer and light",
     ]
     assert clause_spans("one clause only, ok") == []
+    # a clause that rules something out is read in its sentence, not on its own
+    ruled_out = "a red bike on a hill, no people in revealing clothing, warm light at dusk"
+    assert [ruled_out[s:e] for s, e in clause_spans(ruled_out)] == [
+        "a red bike on a hill",
+        "warm light at dusk",
+    ]
+    assert len(clause_spans(ruled_out, negated=True)) == 3
     assert views(text) == [(0, len(text)), *clause_spans(text)]
 
 

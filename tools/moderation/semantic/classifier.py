@@ -38,6 +38,9 @@ MAX_CHUNKS: Final = 24
 MAX_CLAUSES: Final = 24
 #: A clause shorter than this many words is not scored on its own ("frontal", "4K").
 CLAUSE_MIN_WORDS: Final = 3
+#: A clause opening with one of these rules something out ("no people in revealing clothing",
+#: "without logos"): read only in its sentence, never on its own.
+NEGATIONS: Final = frozenset({"no", "not", "without", "avoid", "avoiding", "never", "excluding"})
 
 Embedder = Callable[[list[str]], npt.NDArray[np.float32]]
 
@@ -108,24 +111,32 @@ def chunk_spans(text: str, *, words: int = CHUNK_WORDS) -> list[tuple[int, int]]
     return chunks
 
 
-def clause_spans(text: str, *, min_words: int = CLAUSE_MIN_WORDS) -> list[tuple[int, int]]:
-    """Spans of the clauses of ``text`` with at least ``min_words`` words, trimmed of spaces.
+def clause_spans(
+    text: str, *, min_words: int = CLAUSE_MIN_WORDS, negated: bool = False
+) -> list[tuple[int, int]]:
+    """Spans of the clauses of ``text`` with at least ``min_words`` words, trimmed of spaces,
+    without those opening with a negation (``NEGATIONS``) unless ``negated``.
 
     None when the text is a single clause: its chunk already reads it whole.
     """
-    spans = []
+    spans: list[tuple[int, int] | None] = []
     for match in _CLAUSE.finditer(text):
         tokens = list(_WORD.finditer(match.group()))
-        if len(tokens) >= min_words:
-            spans.append((match.start() + tokens[0].start(), match.start() + tokens[-1].end()))
-    return spans if len(spans) > 1 else []
+        if len(tokens) < min_words:
+            continue
+        if not negated and tokens[0].group().lower() in NEGATIONS:
+            spans.append(None)  # counted as a clause, not scored on its own
+            continue
+        spans.append((match.start() + tokens[0].start(), match.start() + tokens[-1].end()))
+    return [span for span in spans if span is not None] if len(spans) > 1 else []
 
 
-def views(text: str) -> list[tuple[int, int]]:
-    """The spans the classifier scores: sentence chunks, then clauses not already a chunk."""
+def views(text: str, *, negated: bool = False) -> list[tuple[int, int]]:
+    """The spans the classifier scores: sentence chunks, then clauses not already a chunk
+    (``negated``: also the clauses that rule something out, as training calibrates on)."""
     chunks = chunk_spans(text)[:MAX_CHUNKS]
     seen = set(chunks)
-    clauses = [span for span in clause_spans(text) if span not in seen][:MAX_CLAUSES]
+    clauses = [s for s in clause_spans(text, negated=negated) if s not in seen][:MAX_CLAUSES]
     return chunks + clauses
 
 
