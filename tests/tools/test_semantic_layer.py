@@ -5,6 +5,7 @@ chunking and spans, thresholds and the minors rule. Quality on held-out data is 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -231,3 +232,12 @@ def test_the_splits_do_not_share_lines():
     for name, lines in texts.items():
         for other, other_lines in texts.items():
             assert name == other or not lines & other_lines, (name, other)
+
+
+def test_the_held_out_split_has_what_the_issue_asks_for():
+    lines = load_exemplars(TEST_SPLIT)
+    domains = Counter(e.group.split(":")[1] for e in lines if e.group.startswith("benign:"))
+    assert set(domains) == {"beauty", "food", "fashion", "outdoor", "children"}
+    assert sum(domains.values()) >= 200 and min(domains.values()) >= 40
+    positives = Counter(e.group for e in lines if not e.benign)
+    assert positives["harmful:sexual"] >= 50 and positives["harmful:sexual/minors"] >= 50
