@@ -52,6 +52,8 @@ from brandloop.registry.db import Database
 from brandloop.settings import Settings, get_settings
 
 log = logging.getLogger("brandloop.api")
+# how long shutdown waits for in-flight registry work (a request's, a job's) before closing the pool
+SHUTDOWN_WAIT_S = 10.0
 
 DESCRIPTION = """\
 brandloop turns creative briefs into approved, on-brand, traceable images.
@@ -137,6 +139,9 @@ def create_app(
             if access_log is not None:
                 access_log.flush()
             if database is None:  # the app built it, so the app closes it
+                # once the threads still reading or writing (a request's, a job's) are done
+                if not await asyncio.to_thread(db.wait_idle, SHUTDOWN_WAIT_S):
+                    log.warning("closing the registry with work still in flight")
                 db.dispose()
 
     app = FastAPI(

@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry import trace
 from sqlalchemy import select
@@ -36,6 +36,22 @@ from brandloop.settings import Settings
 ProvidersFactory = Callable[[Settings], dict[str, ImageProvider]]
 
 log = logging.getLogger("brandloop.jobs")
+
+
+T = TypeVar("T")
+
+
+async def settled_in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a thread; cancelled meanwhile, it lets the thread finish before giving
+    up, so a registry read or write is never abandoned with its connection checked out (the
+    pool stopping at shutdown would otherwise dispose the engine under it)."""
+    work = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BaseException):
+            await work
+        raise
 
 
 def finished_state(result: RunResult) -> str:
@@ -231,7 +247,7 @@ class WorkerPool:
     async def _run(self, job_id: str) -> None:
         # the registry is read and written in a thread: the in-process workers share the
         # serving loop with the API (the run itself is the agent's, on the loop)
-        prepared = await asyncio.to_thread(self._prepare, job_id)
+        prepared = await settled_in_thread(self._prepare, job_id)
         if prepared is None:
             return
         request, run_id, resuming = prepared
@@ -267,16 +283,16 @@ class WorkerPool:
         except BrandloopError as exc:
             status, kind = status_for(exc)
             detail = str(exc) if status < 500 else "the run failed"
-            await asyncio.to_thread(
+            await settled_in_thread(
                 self._fail, job_id, {"type": kind, "status": status, "detail": detail}
             )
         except Exception:
             log.exception("job %s failed", job_id)
-            await asyncio.to_thread(
+            await settled_in_thread(
                 self._fail, job_id, {"type": "internal", "status": 500, "detail": "the run failed"}
             )
         else:
-            await asyncio.to_thread(self._succeed, job_id, result)
+            await settled_in_thread(self._succeed, job_id, result)
             log.info("job finished", extra={"status": result.status})
         finally:
             if span is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -178,6 +179,20 @@ class Database:
             raise
         finally:
             session.close()
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no connection is checked out of the pool (work in other threads has
+        finished), at most ``timeout_s`` seconds; True when idle. Call before :meth:`dispose`
+        when threads may still be using the database."""
+        checked_out = getattr(self.engine.pool, "checkedout", None)
+        if checked_out is None:  # pools that do not count (SQLite in memory)
+            return True
+        deadline = time.monotonic() + timeout_s
+        while checked_out() > 0:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        return True
 
     def dispose(self) -> None:
         """Close the pool's connections (the process is done with this database)."""
