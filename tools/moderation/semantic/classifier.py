@@ -28,7 +28,7 @@ from brandloop.errors import BrandloopError
 
 CLASSIFIER_PATH: Final = Path(__file__).with_name("classifier.json")
 #: The sha256 of ``classifier.json`` as ``scripts/train_text_classifier.py`` wrote it.
-CLASSIFIER_SHA256: Final = "90251b4994e9e6eac69fc0d737d547705e5a092f5df92e00e6f54e1a21d0c2fb"
+CLASSIFIER_SHA256: Final = "fe0db5670304a53deff36155a52b4fbd8c63cfb103a104bce09e8f7c0e9b4363"
 FORMAT: Final = "brandloop.text-classifier/1"
 #: A chunk holds whole sentences up to this many words (MiniLM reads 256 word pieces).
 CHUNK_WORDS: Final = 48
