@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from anyio import from_thread
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -69,8 +68,9 @@ def decide_run(
     settles); on a delivered run the verdict is only recorded. Four eyes: the principal who
     asked for the run may not approve it, with any of their keys.
 
-    Called from a route running in the threadpool: the run is finished on the serving loop
-    (``finish_review``) while this thread waits; the registry is read and written here."""
+    Called from a route running in the threadpool: the run is finished on the agents' loop
+    (``finish_review``, ``WorkerPool.run_agent``) while this thread waits; the registry is read
+    and written here."""
     tenant = principal.tenant
     run = _run(session, tenant, run_id)
     job = store.job_for_run(session, tenant=tenant, run_id=run.id)
@@ -101,7 +101,7 @@ def decide_run(
         return {**verdict, "status": run.status}
     session.commit()  # nothing held while the run finishes in its own sessions
     providers = pool.providers_factory(pool.settings) if pool.providers_factory else None
-    result = from_thread.run(
+    result = pool.run_agent(  # on the agents' loop, never the serving loop
         functools.partial(
             finish_review,
             run.id,

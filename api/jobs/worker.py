@@ -1,5 +1,9 @@
 """The job runner: an in-process pool of async workers over the durable ``jobs`` table.
 
+The workers take job ids on the serving loop; each job's agent runs on the agents' own event
+loop, in a thread of its own (``AgentLoop``), so its synchronous stretches (registry, Chroma,
+the moderation and embedding models, rendering, scoring) never hold the requests being served.
+
 On start it recovers: jobs that were ``running`` when the process died are resumed from their
 checkpoint (``brandloop.agent.runner.resume_run``; attempts already paid for are reused, not paid again),
 ``queued`` ones are queued again. Stopping leaves running jobs ``running`` so the next start
@@ -10,11 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Coroutine
 from contextlib import nullcontext
 from typing import Any, TypeVar
 
+from anyio import from_thread
 from opentelemetry import trace
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -54,6 +61,109 @@ async def settled_in_thread(fn: Callable[..., T], *args: Any) -> T:
         raise
 
 
+class AgentLoop:
+    """The in-process agents' own event loop, run in a thread of its own.
+
+    An agent run is mostly synchronous work between its awaits: registry reads and writes,
+    Chroma, the moderation and embedding models, rendering and scoring. On the serving loop
+    each such stretch held every request in flight (a request crossing to the threadpool and
+    back waited behind it). Here it holds only the other agents: the serving loop waits at most
+    the interpreter's switch interval for the lock, and native code that lets the lock go (the
+    ONNX models, SQLite, PostgreSQL's socket, Chroma) runs on another core meanwhile.
+    """
+
+    def __init__(self, name: str = "brandloop-agents") -> None:
+        self.name = name
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._loop is not None
+
+    def start(self) -> None:
+        if self._loop is not None:
+            return
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=self._serve, args=(loop,), name=self.name, daemon=True)
+        self._loop, self._thread = loop, thread
+        thread.start()
+
+    @staticmethod
+    def _serve(loop: asyncio.AbstractEventLoop) -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_forever()
+        finally:  # whatever is left (nothing, after a clean stop) is cancelled and awaited
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the loop and wait for its thread (blocking: call it from a thread)."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        self._loop = self._thread = None
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout_s)
+
+    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """``coro``'s result, run on the agents' loop and awaited from the caller's loop (with
+        the caller's context variables). Cancelled meanwhile, it cancels the agent's task and
+        waits for it to settle before giving up, so the agent's registry work is finished, not
+        abandoned with its connection checked out."""
+        loop = self._loop
+        if loop is None:
+            coro.close()
+            raise RuntimeError("the agent loop is not running")
+        caller = asyncio.get_running_loop()
+        outcome: asyncio.Future[T] = caller.create_future()
+        started: list[asyncio.Task[T]] = []
+
+        def settle(task: asyncio.Task[T]) -> None:  # on the caller's loop
+            if outcome.done():
+                return
+            if task.cancelled():
+                outcome.cancel()
+            elif (error := task.exception()) is not None:
+                outcome.set_exception(error)
+            else:
+                outcome.set_result(task.result())
+
+        def report(task: asyncio.Task[T]) -> None:  # on the agents' loop
+            with contextlib.suppress(RuntimeError):  # the caller's loop has closed
+                caller.call_soon_threadsafe(settle, task)
+
+        def begin() -> None:  # on the agents' loop
+            task = loop.create_task(coro)
+            started.append(task)
+            task.add_done_callback(report)
+
+        loop.call_soon_threadsafe(begin, context=contextvars.copy_context())
+        try:
+            return await asyncio.shield(outcome)
+        except asyncio.CancelledError:
+            # ``begin`` ran before this (callbacks keep their order), so the task exists
+            loop.call_soon_threadsafe(lambda: [task.cancel() for task in started])
+            with contextlib.suppress(BaseException):
+                await outcome
+            raise
+
+    def call(self, fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """``fn()``'s result, run on the agents' loop, from a thread that is on no loop (a
+        ``def`` route in the threadpool); blocks that thread until it is done."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the agent loop is not running")
+        return asyncio.run_coroutine_threadsafe(fn(), loop).result()
+
+
 def finished_state(result: RunResult) -> str:
     """The job state a run's result settles it in (a run waiting for a human waits too)."""
     if result.status in ("succeeded", "partial"):
@@ -62,7 +172,8 @@ def finished_state(result: RunResult) -> str:
 
 
 class WorkerPool:
-    """Runs queued jobs, at most ``concurrency`` at once, in this process's event loop."""
+    """Runs queued jobs, at most ``concurrency`` at once: taken off the queue on the serving
+    loop, each job's agent run on the agents' loop (``AgentLoop``)."""
 
     def __init__(
         self,
@@ -85,17 +196,21 @@ class WorkerPool:
         self._workers: list[asyncio.Task[None]] = []
         self._running: dict[str, asyncio.Task[None]] = {}
         self._finished: dict[str, asyncio.Event] = {}
+        self.agents = AgentLoop()
+        self._serving: asyncio.AbstractEventLoop | None = None
         self.started = False
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Recover unfinished jobs, then start the workers."""
+        """Recover unfinished jobs, then start the agents' loop and the workers."""
+        self._serving = asyncio.get_running_loop()
         unfinished = await asyncio.to_thread(self._unfinished)
         for job_id, state in unfinished:
             if state == "running":
                 log.info("resuming job %s after restart", job_id)
             await self.queue.put(job_id)
+        self.agents.start()
         for index in range(self.concurrency):
             self._workers.append(
                 asyncio.create_task(self._work(), name=f"brandloop-worker-{index}")
@@ -113,6 +228,7 @@ class WorkerPool:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._workers.clear()
+        await asyncio.to_thread(self.agents.stop)
         self.started = False
 
     def alive(self) -> bool:
@@ -149,18 +265,29 @@ class WorkerPool:
             return session.scalar(select(JobRow.state).where(JobRow.id == job_id))
 
     def cancel_running(self, job_id: str) -> bool:
+        """Cancel the job's run if it runs here (callable from any thread)."""
         task = self._running.get(job_id)
         if task is None:
             return False
-        task.cancel()
+        if self._serving is not None:
+            self._serving.call_soon_threadsafe(task.cancel)
+        else:
+            task.cancel()
         return True
+
+    def run_agent(self, fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """``fn()`` (an agent's run, such as finishing a review) from a ``def`` route's thread:
+        on the agents' loop, or on the serving loop when the pool has not started."""
+        if self.agents.running:
+            return self.agents.call(fn)
+        return from_thread.run(fn)
 
     # ------------------------------------------------------------------ worker side
 
     async def _work(self) -> None:
         while True:
             job_id = await self.queue.get()
-            task = asyncio.create_task(self._run(job_id), name=f"job-{job_id}")
+            task = asyncio.create_task(self.agents.run(self._run(job_id)), name=f"job-{job_id}")
             self._running[job_id] = task
             try:
                 await asyncio.wait({task})
@@ -245,8 +372,8 @@ class WorkerPool:
         )
 
     async def _run(self, job_id: str) -> None:
-        # the registry is read and written in a thread: the in-process workers share the
-        # serving loop with the API (the run itself is the agent's, on the loop)
+        # on the agents' loop (or a Celery worker's); the job's own bookkeeping in a thread,
+        # so it holds neither that loop's other agents nor, at shutdown, a connection
         prepared = await settled_in_thread(self._prepare, job_id)
         if prepared is None:
             return

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from anyio import from_thread
 from fastapi import APIRouter, Query, Response
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from brandloop.api.auth import Principal
-from brandloop.api.deps import Creator, PoolDep, Service, ServiceDep, SessionDep
+from brandloop.api.deps import Creator, PoolDep, Service, ServiceDep
 from brandloop.api.jobs import store
 from brandloop.api.jobs.service import job_public, submit
 from brandloop.api.jobs.worker import WorkerPool
@@ -26,7 +24,6 @@ from brandloop.api.schemas import (
     domain_request,
 )
 from brandloop.errors import present
-from brandloop.registry.models_service import JobRow
 
 router = APIRouter(prefix="/generations", tags=["generations"], responses=PROBLEM_RESPONSES)
 
@@ -41,7 +38,6 @@ router = APIRouter(prefix="/generations", tags=["generations"], responses=PROBLE
 async def create_generation(
     body: GenerationCreate,
     principal: Creator,
-    session: SessionDep,
     service: ServiceDep,
     pool: PoolDep,
     response: Response,
@@ -50,48 +46,53 @@ async def create_generation(
     ] = 0,
 ) -> JobPublic:
     # an async route because ``?wait=`` may wait minutes, which must not hold a threadpool
-    # thread; everything that touches the registry runs in the threadpool
-    row = await run_in_threadpool(_submit, body, principal, session, service, pool)
+    # thread. The registry work is one trip to the threadpool (its session opened, committed
+    # and closed there), and the job is queued here, back on the loop: no other crossing.
+    job, queued = await run_in_threadpool(_submit, body, principal, service, pool)
+    if queued:
+        await pool.enqueue(job.id)
     if wait > 0:
-        await pool.wait(row.id, min(wait, service.api.max_wait_seconds))
-        await run_in_threadpool(session.refresh, row)
-    response.headers["Location"] = f"/v1/jobs/{row.id}"
-    if row.state in store.FINAL_STATES or row.state == "awaiting_review":
+        await pool.wait(job.id, min(wait, service.api.max_wait_seconds))
+        job = await run_in_threadpool(_job_now, service, principal.tenant, job.id)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    if job.state in store.FINAL_STATES or job.state == "awaiting_review":
         response.status_code = 200
-    return job_public(row)
+    return job
 
 
 def _submit(
     body: GenerationCreate,
     principal: Principal,
-    session: Session,
     service: Service,
     pool: WorkerPool,
-) -> JobRow:
-    """The job of a generation (a thread's message when it names a thread), stored and queued
-    (in the threadpool)."""
-    if body.thread_id is not None:
-        message = MessageCreate(
-            content=body.brief,
-            **body.model_dump(include=set(SHAPE_FIELDS)),
+) -> tuple[JobPublic, bool]:
+    """The job of a generation, stored and committed (in the threadpool), and whether the
+    caller still has to queue it (a thread's message queues its own)."""
+    with service.db.session() as session:
+        if body.thread_id is not None:
+            message = MessageCreate(
+                content=body.brief,
+                **body.model_dump(include=set(SHAPE_FIELDS)),
+            )
+            accepted = post_message(body.thread_id, message, principal, session, service, pool)
+            return accepted.job, False
+        request = domain_request(
+            **body.model_dump(exclude={"thread_id"}, exclude_none=True), tenant=principal.tenant
         )
-        accepted = post_message(body.thread_id, message, principal, session, service, pool)
-        return present(
-            store.get_job(session, tenant=principal.tenant, job_id=accepted.job.id),
-            f"job {accepted.job.id}",
+        row = submit(
+            session,
+            settings=service.settings,
+            db=service.db,
+            principal=principal,
+            request=request,
+            kind="generation",
+            quota_usd=service.api.daily_quota_usd,
         )
-    request = domain_request(
-        **body.model_dump(exclude={"thread_id"}, exclude_none=True), tenant=principal.tenant
-    )
-    row = submit(
-        session,
-        settings=service.settings,
-        db=service.db,
-        principal=principal,
-        request=request,
-        kind="generation",
-        quota_usd=service.api.daily_quota_usd,
-    )
-    session.commit()
-    from_thread.run(pool.enqueue, row.id)
-    return row
+        session.commit()
+        return job_public(row), True
+
+
+def _job_now(service: Service, tenant: str, job_id: str) -> JobPublic:
+    with service.db.session() as session:
+        row = present(store.get_job(session, tenant=tenant, job_id=job_id), f"job {job_id}")
+        return job_public(row)

@@ -71,7 +71,8 @@ NO_REGISTRY = {("GET", "/healthz"), ("GET", "/metrics")}
 class SlowRegistry:
     """Every statement of ``engine`` waits ``SLOW_S`` first while on; counts what it slowed."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, delay_s: float = SLOW_S) -> None:
+        self.delay_s = delay_s
         self.on = False
         self.slowed = 0
         self.on_loop: list[str] = []  # statements sent from the event loop's own thread
@@ -91,7 +92,7 @@ class SlowRegistry:
         if self.on:
             with self._lock:
                 self.slowed += 1
-            time.sleep(SLOW_S)
+            time.sleep(self.delay_s)
 
 
 def operations(app: Any) -> Iterator[tuple[str, str]]:
@@ -186,3 +187,65 @@ def test_no_operation_blocks_the_loop_while_the_registry_is_slow(
     assert not blocked, "blocked the event loop:\n" + "\n".join(blocked)
     every = {op for op in operations(app) if op not in NO_REGISTRY}
     assert every - reached == set(), f"never reached the registry: {sorted(every - reached)}"
+
+
+JOB_SLOW_S = 0.03  # each statement of a running job (an agent run sends a few hundred)
+
+
+@pytest.mark.slow
+def test_a_running_job_never_holds_the_serving_loop(
+    settings: Settings, db: Database, keys: Keys
+) -> None:
+    """The in-process workers' agents run on a loop of their own: while a job runs on the slow
+    registry, none of its statements is sent from the serving loop's thread, and ``/healthz``
+    keeps answering (an agent on the serving loop held it for every statement, and for its
+    rendering, moderation and scoring between them)."""
+    app = create_app(
+        settings,
+        ApiSettings(workers=1, rate_limit_per_minute=100_000, rate_limit_burst=10_000),
+        use_memory=False,
+        database=db,
+    )
+    headers = keys["A", "admin"]
+    slow = SlowRegistry(db, delay_s=JOB_SLOW_S)
+    took: list[float] = []
+
+    async def scenario() -> dict[str, Any]:
+        slow.loop_thread = threading.current_thread()
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+        ):
+            made = await client.post("/v1/brands", json=brand_kit(), headers=headers)
+            assert made.status_code == 201, made.text
+            slow.on = True
+            submitted = await client.post(
+                "/v1/generations",
+                json={"brief": "a steaming cup", "brand": "Acme Coffee", "size": "64x64"},
+                headers=headers,
+            )
+            assert submitted.status_code == 202, submitted.text
+            job_id = submitted.json()["id"]
+
+            async def finished() -> dict[str, Any]:
+                while True:
+                    job: dict[str, Any] = (
+                        await client.get(f"/v1/jobs/{job_id}", headers=headers)
+                    ).json()
+                    if job["state"] in ("succeeded", "failed", "cancelled"):
+                        return job
+                    await asyncio.sleep(0.1)
+
+            waiting = asyncio.ensure_future(asyncio.wait_for(finished(), 120))
+            took.extend(await probe_while(waiting, client))
+            slow.on = False
+            return waiting.result()
+
+    job = asyncio.run(scenario())
+    assert job["state"] == "succeeded", job
+    assert slow.slowed > 20, f"the job sent only {slow.slowed} statements: nothing was tested"
+    assert not slow.on_loop, "a running job sent statements on the serving loop:\n" + "\n".join(
+        slow.on_loop[:20]
+    )
+    assert took and max(took) < PROMPT_S, f"/healthz took up to {max(took) * 1000:.0f} ms"
