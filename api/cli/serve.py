@@ -32,7 +32,7 @@ def serve(
     if workers is not None:
         os.environ["BRANDLOOP_API_WORKERS"] = str(workers)
         get_api_settings.cache_clear()
-    application = create_app(configure_logs=True)
+    application = create_app(configure_logs=True, freeze_heap=True)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     sys.stderr.write(
         f"brandloop studio: http://{shown}:{port}/  (sign in with an API key, or the link "

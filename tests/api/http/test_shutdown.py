@@ -5,15 +5,18 @@ PostgreSQL check in tests/conftest.py fails a test that leaves one)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from brandloop.api.jobs.worker import settled_in_thread
 from brandloop.registry.db import Database
+from brandloop.settings import Settings
 from tests.api.http.conftest import Keys, both_databases
 
 settings = pytest.fixture(name="settings")(both_databases)
@@ -80,3 +83,26 @@ def test_stopping_right_after_a_submission_leaves_nothing_open(
         response = client.post("/v1/generations", json=GEN, headers=creator)
         assert response.status_code == 202, response.text
         client.__exit__(None, None, None)
+
+
+def test_a_serving_app_keeps_its_startup_heap_out_of_full_collections(
+    settings: Settings, db: Database
+) -> None:
+    """``brandloop serve`` freezes what startup made (a full collection walking the imported
+    agent stalled every request in flight for 150-480 ms); an app that stops unfreezes it."""
+    from brandloop.api.app import create_app
+    from brandloop.api.config import ApiSettings
+
+    assert gc.get_freeze_count() == 0
+    for freeze in (False, True):
+        app = create_app(
+            settings, ApiSettings(workers=0), use_memory=False, database=db, freeze_heap=freeze
+        )
+
+        async def serve(app: Any = app) -> int:
+            async with app.router.lifespan_context(app):
+                return gc.get_freeze_count()
+
+        frozen = asyncio.run(serve())
+        assert (frozen > 10_000) is freeze, frozen
+        assert gc.get_freeze_count() == 0
