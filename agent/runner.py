@@ -118,9 +118,9 @@ def model_ladder(
             )
         return usable
     spec = next((m for m in models if m.id == requested), None)
-    if spec is None:
+    if spec is None:  # a model this catalog does not hold, like an unknown brand: not found
         known = ", ".join(m.id for m in models)
-        raise BadInputError(f"unknown model {requested!r}; known models: {known}")
+        raise NotFoundError(f"unknown model {requested!r}; known models: {known}")
     if spec.status == "retired":
         raise BadInputError(f"model {requested!r} is retired")
     if spec.provider not in configured_providers(settings):

@@ -29,6 +29,7 @@ from brandloop.api.input_guard import InputGuard
 from brandloop.api.jobs.queue import JobQueue
 from brandloop.api.jobs.worker import ProvidersFactory, WorkerPool
 from brandloop.api.observability import AccessLog, Metrics, setup_tracing
+from brandloop.api.openapi import install_openapi
 from brandloop.api.problems import install_problem_handlers
 from brandloop.api.protection import ServiceMiddleware
 from brandloop.api.ratelimit import AddressThrottle, build_buckets
@@ -67,6 +68,9 @@ tenant's resources answer 404.
 
 Errors are RFC 9457 `application/problem+json` with a stable `type`
 (`urn:brandloop:problem:<kind>`). Creating POSTs honour `Idempotency-Key`.
+
+Text never holds a NUL character (U+0000) or a lone surrogate: such a body is a 422, such a
+path or query a 400.
 """
 
 
@@ -198,6 +202,8 @@ def create_app(
     for module in modules:
         app.include_router(module.router, prefix="/v1")
     app.include_router(health.router)
+    routers = [("/v1", m.router) for m in modules] + [("", health.router)]
+    install_openapi(app, routers)
     mount_studio(app)  # the web app at /, outside the OpenAPI schema
 
     if api_settings.cors_origins:
@@ -213,7 +219,7 @@ def create_app(
         "buckets": buckets,
         "auth_throttle": service.auth_throttle,
         "idempotency": idempotency,
-        "role_for": role_lookup([("/v1", m.router) for m in modules] + [("", health.router)]),
+        "role_for": role_lookup(routers),
         "principal_for": service.principal_for,
         "metrics": service.metrics,
         "tracer": tracer,

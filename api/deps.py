@@ -218,6 +218,22 @@ async def metrics_reader(request: Request) -> None:
 
 
 MetricsReader = Depends(metrics_reader)
+
+
+def needs_credentials(route: APIRoute) -> bool:
+    """Whether a route answers 401 without a key (or the metrics token): it asks for a role,
+    or it is ``/metrics``."""
+    if required_role(route) is not None:
+        return True
+    pending = list(route.dependant.dependencies)
+    while pending:
+        dependency = pending.pop()
+        if dependency.call is metrics_reader:
+            return True
+        pending.extend(dependency.dependencies)
+    return False
+
+
 Viewer = Annotated[Principal, Depends(require("viewer"))]
 Creator = Annotated[Principal, Depends(require("creator"))]
 Approver = Annotated[Principal, Depends(require("approver"))]

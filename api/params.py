@@ -6,6 +6,11 @@ A query ``limit=+5``, ``limit=5_000``, ``limit=٣`` (an Arabic-Indic digit), ``w
 ``start=0`` (a Unix time for a date) or ``since=2026-01-01`` (a moment without a zone) would
 each pass a lenient parser; here each is refused with a 422 naming the parameter. Bodies are
 strict models (``api/schemas.py``): no ``true`` for a number, no ``"3"`` for an integer.
+
+A number parameter puts its check last, after the ``Query``/``Path`` that bounds it, so that
+the schema states the bounds (``minimum``/``maximum``; placed first, pydantic cannot push them
+into the integer schema and they would leak out as unknown ``ge``/``le`` keys):
+``limit: Annotated[int, Query(ge=1, le=500), ASCII_INT] = 50``.
 """
 
 from __future__ import annotations
@@ -16,18 +21,23 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BeforeValidator
 
+from brandloop.domain import SIDE_TEXT, SIZE_TEXT
+
 __all__ = [
+    "ASCII_INT",
+    "ASCII_NUMBER",
     "ASPECT_PATTERN",
     "FORMAT_PATTERN",
+    "LAST_EVENT_ID_PATTERN",
     "SIZE_PATTERN",
     "QueryDate",
     "QueryDateTime",
-    "QueryFloat",
-    "QueryInt",
 ]
 
 _INT = re.compile(r"^[0-9]{1,12}$")
-_FLOAT = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,12})?$")
+# a JSON number without its sign (bounds refuse what is below zero): what a client's JSON or
+# float formatting writes, e.g. ``2.5``, ``0.1`` or ``3e-05``; never ``nan``, ``inf`` or ``_``
+_FLOAT = re.compile(r"^[0-9]{1,20}(\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?$")
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 # RFC 3339 date-time with a zone ("Z" or an offset): the schema's ``format: date-time``
 _DATE_TIME = re.compile(
@@ -45,10 +55,11 @@ def _text_matching(pattern: re.Pattern[str], what: str) -> Any:
     return BeforeValidator(check)
 
 
-#: A non-negative integer written in ASCII digits, nothing else.
-QueryInt = Annotated[int, _text_matching(_INT, "a whole number in ASCII digits")]
-#: A non-negative decimal number written in ASCII digits (no exponent, nan or inf).
-QueryFloat = Annotated[float, _text_matching(_FLOAT, "a decimal number in ASCII digits")]
+#: A non-negative integer written in ASCII digits, nothing else (last in its ``Annotated``).
+ASCII_INT = _text_matching(_INT, "a whole number in ASCII digits")
+#: A non-negative number in ASCII digits, with a fraction or an exponent as JSON writes them
+#: (no sign, ``nan``, ``inf`` or ``_``; last in its ``Annotated``).
+ASCII_NUMBER = _text_matching(_FLOAT, "a number in ASCII digits")
 #: A calendar day, ``YYYY-MM-DD``.
 QueryDate = Annotated[date, _text_matching(_DATE, "a date, YYYY-MM-DD")]
 #: A moment with its zone, RFC 3339 (``2026-11-30T09:00:00Z``).
@@ -58,8 +69,17 @@ QueryDateTime = Annotated[
 ]
 
 
-#: What the schema states of a size, an aspect ratio and a campaign format (either): ASCII
-#: digits only (the ranges are checked by ``brandloop.domain.parse_size`` / ``size_for_aspect``)
-SIZE_PATTERN = r"^[0-9]{1,7}x[0-9]{1,7}$"
-ASPECT_PATTERN = r"^[0-9]{1,3}:[0-9]{1,3}$"
-FORMAT_PATTERN = r"^([0-9]{1,7}x[0-9]{1,7}|[0-9]{1,3}:[0-9]{1,3})$"
+#: A ``Last-Event-ID``: an event id the stream sent, a trace sequence number (at most 18
+#: digits, so always inside the registry's 64-bit range)
+LAST_EVENT_ID_PATTERN = r"^[0-9]{1,18}$"
+
+#: What the schema states of a size, an aspect ratio and a campaign format (either), exactly
+#: what is taken: a size is WIDTHxHEIGHT with each side 64..4096 pixels
+#: (``brandloop.domain.parse_size``), an aspect ratio W:H with each part 1..999
+#: (``brandloop.domain.size_for_aspect``; a ratio past 4:1 is made at 4:1); ASCII digits with
+#: no leading zero, no sign and no blanks
+_SIDE = SIDE_TEXT
+_PART = r"[1-9][0-9]{0,2}"
+SIZE_PATTERN = SIZE_TEXT
+ASPECT_PATTERN = rf"^{_PART}:{_PART}$"
+FORMAT_PATTERN = rf"^({_SIDE}x{_SIDE}|{_PART}:{_PART})$"

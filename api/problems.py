@@ -279,15 +279,38 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, on_unexpected)
 
 
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": title}
-    for status, title in [
-        (400, "Bad input: a NUL character or bytes that are not UTF-8 in the path or query"),
-        (401, "Missing or invalid API key"),
-        (403, "The key's role does not allow this"),
-        (404, "Not found (or belongs to another tenant)"),
-        (413, "Request body too large"),
-        (422, "Validation error"),
-        (429, "Rate limited; see Retry-After"),
-    ]
+#: What each status a route may answer means, for its OpenAPI ``responses`` (every one is a
+#: problem+json body)
+_ANSWERS: dict[int, str] = {
+    400: "Bad input: a NUL character or bytes that are not UTF-8 in the path or query, or a "
+    "malformed header",
+    401: "Missing or invalid API key",
+    402: "The tenant's daily spend quota would be exceeded",
+    403: "The key's role does not allow this",
+    404: "Not found (or belongs to another tenant)",
+    409: "Conflict with the current state (or an Idempotency-Key still in flight)",
+    413: "Request body too large",
+    422: "Validation error",
+    429: "Rate limited; see Retry-After",
+    503: "Not ready: a service this needs is unavailable or misconfigured",
 }
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of these problem statuses (a route adds the ones its own
+    rules answer to the ones every route may answer, ``PROBLEM_RESPONSES``)."""
+    return {
+        status: {
+            "model": Problem,
+            "content": {PROBLEM_MEDIA_TYPE: {}},
+            "description": _ANSWERS[status],
+        }
+        for status in statuses
+    }
+
+
+#: What any ``/v1`` route may answer before or beside its own rules: the input guard (400),
+#: authentication (401), roles (403), another tenant's or a missing resource (404), the body
+#: limit (413), validation (422) and rate limits (429); creating POSTs also 409 (an
+#: Idempotency-Key in flight)
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = problems(400, 401, 403, 404, 413, 422, 429)

@@ -7,18 +7,20 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, ValidationError
 
 from brandloop.agent.revision import BriefEdit
 from brandloop.api.params import ASPECT_PATTERN, FORMAT_PATTERN, SIZE_PATTERN
 from brandloop.domain import (
     MAX_BRIEF_CHARS,
     MAX_SEED,
+    PROVIDER_NAME,
     GenerationRequest,
     ImageFormat,
     RunResult,
     RunStatus,
 )
+from brandloop.templates.governance import MODEL_HINT_PATTERN
 
 JobState = Literal["queued", "running", "awaiting_review", "succeeded", "failed", "cancelled"]
 
@@ -27,6 +29,41 @@ class _In(BaseModel):
     """A request body: strict types (no ``true`` for a number, no ``"3"`` for an integer)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _whole(value: Any) -> Any:
+    """``2.0`` is the integer 2, as JSON Schema counts it (``type: integer`` takes any number
+    whose fraction is zero); ``2.5``, ``true`` and ``"2"`` stay what they are and are refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: An integer in a request body: a JSON number without a fraction (``3`` or ``3.0``), never a
+#: boolean or a string (``WHOLE`` goes after an optional integer's bounds)
+WHOLE = BeforeValidator(_whole)
+BodyInt = Annotated[int, WHOLE]
+#: A template reference: ``name``, ``name@VERSION`` or ``name:LABEL``
+#: (``brandloop.agent.templates.REF_PATTERN``, versions as the template routes take them)
+TEMPLATE_REF = r"^[a-z0-9][a-z0-9_.-]{0,119}(@[1-9][0-9]{0,5}|:[a-z0-9_-]{1,64})?$"
+#: Characters that are blank as Python's ``str.strip`` and ``str.isspace`` see them (what the
+#: domain's "brief is empty" check strips), written out: regex engines disagree on ``\s``
+BLANKS = "\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+#: Text that must say something: at least one character that is not blank (the schema's
+#: pattern, searched anywhere in the text)
+NOT_BLANK = f"[^{BLANKS}]"
+
+
+def _one_shape(examples: list[dict[str, Any]]) -> dict[str, Any]:
+    """A body with a shape: examples, and the rule that ``size`` and ``aspect_ratio`` are not
+    both given (either, or neither: the brand's default format), stated in the schema."""
+    return {
+        "examples": examples,
+        "not": {
+            "required": ["size", "aspect_ratio"],
+            "properties": {"size": {"type": "string"}, "aspect_ratio": {"type": "string"}},
+        },
+    }
 
 
 def domain_request(**fields: Any) -> GenerationRequest:
@@ -43,15 +80,29 @@ def domain_request(**fields: Any) -> GenerationRequest:
 
 
 class Shape(_In):
-    count: int = Field(default=1, ge=1, le=16, description="how many accepted images are wanted")
+    """What a request asks for besides its brief: how many images, which shape (a size or an
+    aspect ratio, not both), budget, seed and file format."""
+
+    model_config = ConfigDict(json_schema_extra=_one_shape([]))
+
+    count: BodyInt = Field(
+        default=1, ge=1, le=16, description="how many accepted images are wanted"
+    )
     size: str | None = Field(
-        default=None, max_length=20, pattern=SIZE_PATTERN, examples=["1024x640"]
+        default=None,
+        max_length=20,
+        pattern=SIZE_PATTERN,
+        description="WIDTHxHEIGHT, each side 64..4096 pixels, e.g. 1024x640",
     )
     aspect_ratio: str | None = Field(
-        default=None, max_length=10, pattern=ASPECT_PATTERN, examples=["16:9"]
+        default=None,
+        max_length=10,
+        pattern=ASPECT_PATTERN,
+        description="W:H, each part 1..999, e.g. 16:9; a ratio past 4:1 is made at 4:1",
     )
     budget_usd: float | None = Field(default=None, gt=0, le=10_000)
-    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    # bounds inside the optional type and before the check, so that the schema states them
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED), WHOLE] | None = None
     output_format: ImageFormat | None = Field(
         default=None,
         description="file format of the accepted images (png, jpeg, webp); default: the model's",
@@ -66,8 +117,8 @@ class GenerationCreate(Shape):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
-            "examples": [
+        json_schema_extra=_one_shape(
+            [
                 {
                     "brief": "a hero banner for the autumn sale, warm, on-brand",
                     "brand": "Acme Coffee",
@@ -76,15 +127,22 @@ class GenerationCreate(Shape):
                     "budget_usd": 0.2,
                 }
             ]
-        },
+        ),
     )
 
-    brief: str = Field(min_length=1, max_length=MAX_BRIEF_CHARS)
+    brief: str = Field(min_length=1, max_length=MAX_BRIEF_CHARS, pattern=NOT_BLANK)
     brand: str = Field(min_length=1, max_length=120, description="brand id or name")
-    template: str | None = Field(default=None, max_length=160, examples=["brand-hero:production"])
-    model: str | None = Field(default=None, max_length=120, examples=["procedural/studio"])
-    providers: list[str] | None = Field(
+    template: str | None = Field(
         default=None,
+        max_length=160,
+        pattern=TEMPLATE_REF,
+        description="name, name@VERSION or name:LABEL (default: brand-hero:production)",
+        examples=["brand-hero:production"],
+    )
+    model: str | None = Field(default=None, max_length=120, examples=["procedural/studio"])
+    providers: list[Annotated[str, Field(pattern=PROVIDER_NAME.pattern)]] | None = Field(
+        default=None,
+        min_length=1,
         max_length=16,
         description='only these providers (an allow-list), e.g. ["openai"]; none: any',
     )
@@ -135,28 +193,30 @@ class JobPublic(BaseModel):
 class ThreadCreate(Shape):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
-            "examples": [
+        json_schema_extra=_one_shape(
+            [
                 {
                     "brand": "Acme Coffee",
                     "title": "autumn hero",
                     "message": "a steaming mug on a wooden table, warm light",
                 }
             ]
-        },
+        ),
     )
 
     brand: str = Field(min_length=1, max_length=120)
     title: str = Field(default="", max_length=200)
-    message: str | None = Field(default=None, min_length=1, max_length=MAX_BRIEF_CHARS)
+    message: str | None = Field(
+        default=None, min_length=1, max_length=MAX_BRIEF_CHARS, pattern=NOT_BLANK
+    )
 
 
 class MessageCreate(Shape):
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"content": "warmer, and drop the mug"}]}
+        extra="forbid", json_schema_extra=_one_shape([{"content": "warmer, and drop the mug"}])
     )
 
-    content: str = Field(min_length=1, max_length=MAX_BRIEF_CHARS)
+    content: str = Field(min_length=1, max_length=MAX_BRIEF_CHARS, pattern=NOT_BLANK)
 
 
 class MessagePublic(BaseModel):
@@ -186,14 +246,14 @@ class MessageAccepted(BaseModel):
 
 
 class CampaignAsset(_In):
-    brief: str = Field(min_length=1, max_length=MAX_BRIEF_CHARS)
+    brief: str = Field(min_length=1, max_length=MAX_BRIEF_CHARS, pattern=NOT_BLANK)
     formats: list[Annotated[str, Field(pattern=FORMAT_PATTERN)]] = Field(
         default_factory=lambda: ["1024x1024"],
         min_length=1,
         max_length=8,
         examples=[["1024x1024", "16:9"]],
     )
-    count: int = Field(default=1, ge=1, le=8)
+    count: BodyInt = Field(default=1, ge=1, le=8)
 
 
 class CampaignCreate(_In):
@@ -224,7 +284,11 @@ class CampaignCreate(_In):
 
     name: str = Field(default="", max_length=200)
     brand: str = Field(min_length=1, max_length=120)
-    budget_usd: float = Field(gt=0, le=10_000, description="shared by every asset of the campaign")
+    budget_usd: float = Field(
+        ge=0.01,
+        le=10_000,
+        description="shared by every asset of the campaign: at least one cent",
+    )
     assets: list[CampaignAsset] = Field(min_length=1, max_length=50)
 
 
@@ -270,6 +334,20 @@ class ReviewDecision(_In):
     note: str = Field(default="", max_length=2000)
 
 
+def _a_rejection_says_why(schema: dict[str, Any]) -> None:
+    schema["anyOf"] = [
+        {"properties": {"decision": {"const": "approve"}}},
+        {"required": ["note"], "properties": {"note": {"pattern": NOT_BLANK}}},
+    ]
+
+
+class TemplateReviewDecision(ReviewDecision):
+    """A verdict on a template version: a rejection says why (a note that is not blank;
+    the schema's ``anyOf``)."""
+
+    model_config = ConfigDict(json_schema_extra=lambda schema: _a_rejection_says_why(schema))
+
+
 class TemplateAwaitingReview(BaseModel):
     template: str = Field(examples=["seasonal-banner@2"])
     author: str
@@ -305,7 +383,7 @@ class ReviewAssign(_In):
 
 
 class ImageRatingIn(_In):
-    on_brand: int = Field(ge=1, le=5)
+    on_brand: BodyInt = Field(ge=1, le=5)
     usable: bool
     note: str = Field(default="", max_length=2000)
 
@@ -319,11 +397,25 @@ class ImageRating(BaseModel):
     note: str
 
 
+def _some_weight_above_zero(schema: dict[str, Any]) -> None:
+    weights = schema["properties"]["weights"]
+    weights["additionalProperties"] = False  # keys are version numbers (patternProperties)
+    weights["not"] = {"additionalProperties": {"maximum": 0}}
+
+
 class LabelUpdate(_In):
-    weights: dict[str, float] = Field(
+    """Where a label points: version numbers with their share of traffic (at least one share
+    above zero; the schema says so with ``not``: not every weight is 0)."""
+
+    model_config = ConfigDict(json_schema_extra=lambda schema: _some_weight_above_zero(schema))
+
+    weights: dict[
+        Annotated[str, Field(pattern=r"^[1-9][0-9]{0,5}$")],
+        Annotated[float, Field(ge=0, le=1_000_000)],
+    ] = Field(
         min_length=1,
         max_length=20,
-        description="version -> weight",
+        description="version -> weight (relative; at least one above 0)",
         examples=[{"2": 0.9, "3": 0.1}],
     )
 
@@ -332,7 +424,9 @@ class TemplateVersionCreate(_In):
     body: str = Field(min_length=1, max_length=8000)
     negative_body: str = Field(default="", max_length=4000)
     params: dict[str, JsonValue] = Field(default_factory=dict)
-    model_hints: list[str] = Field(default_factory=list, max_length=20)
+    model_hints: list[Annotated[str, Field(pattern=MODEL_HINT_PATTERN.pattern)]] = Field(
+        default_factory=list, max_length=20, examples=[["procedural/draft"]]
+    )
     message: str = Field(default="", max_length=2000)
     description: str = Field(default="", max_length=2000)
 

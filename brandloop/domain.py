@@ -27,6 +27,10 @@ from pydantic import (
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 # ASCII digits only: in a str pattern \d also takes other scripts' digits
 SIZE_PATTERN = re.compile(r"^([0-9]{1,7})x([0-9]{1,7})$")
+#: one side of a size as a schema states it: 64..4096 in ASCII digits, no leading zero
+SIDE_TEXT = r"(6[4-9]|[7-9][0-9]|[1-9][0-9]{2}|[1-3][0-9]{3}|40[0-8][0-9]|409[0-6])"
+#: a size as a schema states it (what :func:`parse_size` takes, without blanks or leading zeros)
+SIZE_TEXT = rf"^{SIDE_TEXT}x{SIDE_TEXT}$"
 ASPECT_PATTERN = re.compile(r"^([0-9]{1,3}):([0-9]{1,3})$")
 PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
@@ -68,7 +72,7 @@ class _Model(BaseModel):
 class PaletteColour(_Model):
     """One brand colour: a hex code, its role in layouts and a human name."""
 
-    hex: str
+    hex: str = Field(pattern=HEX_COLOUR.pattern, examples=["#6f4e37"])
     role: ColourRole = "primary"
     name: str = ""
 
@@ -93,8 +97,12 @@ class BrandKit(_Model):
     required_terms: list[str] = Field(default_factory=list, max_length=20)
     forbidden_terms: list[str] = Field(default_factory=list, max_length=200)
     negative_prompt: str = Field(default="", max_length=1000)
-    default_formats: list[str] = Field(default_factory=lambda: ["1024x1024"])
-    forbidden_colours: list[str] = Field(default_factory=list)
+    default_formats: list[Annotated[str, Field(pattern=SIZE_TEXT)]] = Field(
+        default_factory=lambda: ["1024x1024"]
+    )
+    forbidden_colours: list[Annotated[str, Field(pattern=HEX_COLOUR.pattern)]] = Field(
+        default_factory=list
+    )
     description: str = Field(default="", max_length=2000)
 
     @field_validator("default_formats")
@@ -139,8 +147,11 @@ def size_for_aspect(aspect: str, long_side: int = 1024) -> tuple[int, int]:
     if not match:
         raise ValueError(f"aspect ratio {aspect!r} is not of the form W:H, e.g. 16:9")
     w, h = int(match.group(1)), int(match.group(2))
-    if w == 0 or h == 0 or max(w, h) / min(w, h) > 4:
-        raise ValueError(f"aspect ratio {aspect!r} is impossible (each part > 0, at most 4:1)")
+    if w == 0 or h == 0:
+        raise ValueError(f"aspect ratio {aspect!r} is impossible (each part must be above 0)")
+    # a ratio is a shape hint (each model makes the nearest shape it supports): one past 4:1
+    # is made at 4:1, the most elongated shape brandloop asks of a model
+    w, h = min(w, 4 * h), min(h, 4 * w)
     if w >= h:
         return long_side, max(MIN_SIDE, round(long_side * h / w / 8) * 8)
     return max(MIN_SIDE, round(long_side * w / h / 8) * 8), long_side
@@ -158,7 +169,7 @@ def _check_aspect_ratio(value: str) -> str:
 
 #: ``WxH`` that a backend could make, e.g. ``1024x640`` (checked by :func:`parse_size`)
 Size = Annotated[str, AfterValidator(_check_size)]
-#: ``W:H`` at most 4:1, e.g. ``16:9`` (checked by :func:`size_for_aspect`)
+#: ``W:H``, e.g. ``16:9``; past 4:1 made at 4:1 (checked by :func:`size_for_aspect`)
 AspectRatio = Annotated[str, AfterValidator(_check_aspect_ratio)]
 
 
@@ -188,7 +199,8 @@ class GenerationRequest(_Model):
     )
     tenant: str = "default"
     output_format: ImageFormat | None = Field(
-        default=None, description="file format of the accepted images; default: as the model made them"
+        default=None,
+        description="file format of the accepted images; default: as the model made them",
     )
     providers: list[str] | None = Field(
         default=None,

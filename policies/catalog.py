@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from brandloop.domain import ASPECT_PATTERN, ModelSpec, parse_size
-from brandloop.errors import BadInputError
+from brandloop.errors import BadInputError, NotFoundError
 from brandloop.policy_files import read_policy_yaml
 from brandloop.providers import PREVIEW_PROVIDER
 from brandloop.settings import Settings
@@ -63,7 +63,8 @@ def allowed_providers(
     brand's allow-lists; the preview renderer only when it is the only one configured, when an
     allow-list names it, or when previews are allowed.
 
-    Raises ``BadInputError`` for an allow-list naming a provider that is not configured here.
+    Raises ``NotFoundError`` for a request's allow-list naming a provider that is not
+    configured here (as for an unknown brand or model), ``BadInputError`` for the brand's.
     """
     configured = configured_providers(settings)
     allowed = set(configured)
@@ -72,7 +73,7 @@ def allowed_providers(
             continue
         unknown = sorted(set(names) - configured)
         if unknown:
-            raise BadInputError(
+            raise (NotFoundError if names is requested else BadInputError)(
                 f"{source} names provider(s) {', '.join(unknown)} that are not configured "
                 f"here (configured: {', '.join(sorted(configured))})"
             )

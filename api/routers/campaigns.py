@@ -16,8 +16,8 @@ from brandloop.agent.runner import check_request
 from brandloop.api.deps import Creator, PoolDep, ServiceDep, SessionDep, SettingsDep, Viewer
 from brandloop.api.jobs import store
 from brandloop.api.jobs.service import admit, job_public
-from brandloop.api.params import QueryInt
-from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
+from brandloop.api.params import ASCII_INT
+from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
 from brandloop.api.schemas import (
     CampaignAssetStatus,
     CampaignConsistency,
@@ -109,7 +109,13 @@ def campaign_public(
     )
 
 
-@router.post("", status_code=202, response_model=CampaignPublic, summary="Start a campaign")
+@router.post(
+    "",
+    status_code=202,
+    response_model=CampaignPublic,
+    summary="Start a campaign",
+    responses=problems(402, 409, 503),
+)
 def create_campaign(
     body: CampaignCreate,
     principal: Creator,
@@ -190,7 +196,7 @@ def list_campaigns(
     principal: Viewer,
     session: SessionDep,
     settings: SettingsDep,
-    limit: Annotated[QueryInt, Query(ge=1, le=100)] = 20,
+    limit: Annotated[int, Query(ge=1, le=100), ASCII_INT] = 20,
 ) -> list[CampaignPublic]:
     return [
         campaign_public(session, c, ArtifactStore(settings.artifacts_dir))

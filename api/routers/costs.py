@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from brandloop.api.deps import SessionDep, Viewer
 from brandloop.api.params import QueryDate
-from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
+from brandloop.api.problems import PROBLEM_RESPONSES
 from brandloop.registry.models import AttemptRow, RunRow
 
 router = APIRouter(prefix="/costs", tags=["costs"], responses=PROBLEM_RESPONSES)
@@ -34,26 +34,32 @@ def cost_report(
     principal: Viewer,
     session: SessionDep,
     period: Literal["day", "week", "month", "custom"] = "month",
-    start: Annotated[QueryDate | None, Query(description="first day (custom period)")] = None,
+    start: Annotated[
+        QueryDate | None,
+        Query(description="first day (custom period; default: 29 days before the end)"),
+    ] = None,
     end: Annotated[
-        QueryDate | None, Query(description="last day, inclusive (custom period)")
+        QueryDate | None,
+        Query(description="last day, inclusive (custom period; default: today)"),
     ] = None,
 ) -> CostReport:
     today = datetime.now(UTC).date()
     if period == "custom":
-        if start is None or end is None or end < start or (end - start).days > 3660:
-            raise ApiProblem(
-                422, "bad-input", "a custom period needs start <= end, at most 10 years apart"
-            )
-        first, last = start, end
+        # any two days make a period: the end defaults to today, the start to 29 days before
+        # the end (a month, as period=month); a start after the end is a period with nothing
+        last = end or today
+        first = start or max(date.min + timedelta(days=29), last) - timedelta(days=29)
     else:
         first, last = today - timedelta(days={"day": 0, "week": 6, "month": 29}[period]), today
-    lo = datetime(first.year, first.month, first.day, tzinfo=UTC)
-    hi = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
+    lo = datetime.combine(first, time.min, tzinfo=UTC)
+    in_period = [RunRow.tenant == principal.tenant, RunRow.created_at >= lo]
+    if last < date.max:  # the day after 9999-12-31 is no date: no upper bound then
+        hi = datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC)
+        in_period.append(RunRow.created_at < hi)
     runs = list(
         session.execute(
             select(RunRow.id, RunRow.brand_name, RunRow.cost_usd, RunRow.created_at).where(
-                RunRow.tenant == principal.tenant, RunRow.created_at >= lo, RunRow.created_at < hi
+                *in_period
             )
         )
     )
@@ -71,9 +77,7 @@ def cost_report(
                 AttemptRow.model, func.count(), func.coalesce(func.sum(AttemptRow.cost_usd), 0.0)
             )
             .join(RunRow, RunRow.id == AttemptRow.run_id)
-            .where(
-                RunRow.tenant == principal.tenant, RunRow.created_at >= lo, RunRow.created_at < hi
-            )
+            .where(*in_period)
             .group_by(AttemptRow.model)
         )
         for model, count, cost in rows:

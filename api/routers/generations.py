@@ -13,8 +13,8 @@ from brandloop.api.deps import Creator, PoolDep, Service, ServiceDep
 from brandloop.api.jobs import store
 from brandloop.api.jobs.service import job_public, submit
 from brandloop.api.jobs.worker import WorkerPool
-from brandloop.api.params import QueryFloat
-from brandloop.api.problems import PROBLEM_RESPONSES
+from brandloop.api.params import ASCII_NUMBER
+from brandloop.api.problems import PROBLEM_RESPONSES, problems
 from brandloop.api.routers.threads import post_message
 from brandloop.api.schemas import (
     SHAPE_FIELDS,
@@ -33,7 +33,10 @@ router = APIRouter(prefix="/generations", tags=["generations"], responses=PROBLE
     status_code=202,
     response_model=JobPublic,
     summary="Request images for a brief",
-    responses={200: {"model": JobPublic, "description": "done within ?wait= seconds"}},
+    responses={
+        200: {"model": JobPublic, "description": "done within ?wait= seconds"},
+        **problems(402, 409, 503),
+    },
 )
 async def create_generation(
     body: GenerationCreate,
@@ -42,7 +45,7 @@ async def create_generation(
     pool: PoolDep,
     response: Response,
     wait: Annotated[
-        QueryFloat, Query(ge=0, le=300, description="seconds to wait for the result")
+        float, Query(ge=0, le=300, description="seconds to wait for the result"), ASCII_NUMBER
     ] = 0,
 ) -> JobPublic:
     # an async route because ``?wait=`` may wait minutes, which must not hold a threadpool

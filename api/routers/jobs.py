@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from brandloop.api.deps import Creator, PoolDep, Service, ServiceDep, SessionDep, Viewer
 from brandloop.api.jobs import store
 from brandloop.api.jobs.service import job_events, job_public, release_hold
-from brandloop.api.params import QueryInt
-from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
+from brandloop.api.params import ASCII_INT, LAST_EVENT_ID_PATTERN
+from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
 from brandloop.api.schemas import JobPublic, JobState
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
@@ -24,7 +24,7 @@ def list_jobs(
     principal: Viewer,
     session: SessionDep,
     state: JobState | None = None,
-    limit: Annotated[QueryInt, Query(ge=1, le=500)] = 50,
+    limit: Annotated[int, Query(ge=1, le=500), ASCII_INT] = 50,
 ) -> list[JobPublic]:
     rows = store.list_jobs(session, tenant=principal.tenant, state=state, limit=limit)
     return [job_public(r) for r in rows]
@@ -50,7 +50,7 @@ def get_job(job_id: str, principal: Viewer, session: SessionDep) -> JobPublic:
     response_class=StreamingResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "an event stream"},
-        400: {"description": "a malformed Last-Event-ID"},
+        **problems(400),
     },
 )
 def job_events_stream(
@@ -60,27 +60,32 @@ def job_events_stream(
     service: ServiceDep,
     last_event_id: Annotated[
         str | None,
-        Header(description="the last event id seen: a sequence number, 0..2^63-1"),
+        Header(
+            description="the last event id seen: a trace sequence number (at most 18 digits)",
+            # stated here, checked by ``event_sequence`` (a 400 problem, before the stream)
+            json_schema_extra={"pattern": LAST_EVENT_ID_PATTERN},
+        ),
     ] = None,
 ) -> StreamingResponse:
     return events_response(session, service, tenant=principal.tenant, job_id=job_id,
                            last_event_id=last_event_id)  # fmt: skip
 
 
-_SEQUENCE = re.compile(r"[0-9]{1,19}")
-_MAX_SEQUENCE = 2**63 - 1
+_SEQUENCE = re.compile(LAST_EVENT_ID_PATTERN)
 
 
 def event_sequence(last_event_id: str | None) -> int:
-    """The trace sequence number a ``Last-Event-ID`` names (none or empty: 0). Anything else,
-    or a number past the registry's 64-bit range, is a 400 problem."""
-    if not last_event_id:
+    """The trace sequence number a ``Last-Event-ID`` names (none: 0). Anything else (an empty
+    one too: a browser sends none rather than an empty one) is a 400 problem; at most 18
+    digits, so always inside the registry's 64-bit sequence numbers."""
+    if last_event_id is None:
         return 0
-    if not _SEQUENCE.fullmatch(last_event_id) or int(last_event_id) > _MAX_SEQUENCE:
+    if not _SEQUENCE.fullmatch(last_event_id):
         raise ApiProblem(
             400,
             "bad-input",
-            "Last-Event-ID must be an event id this stream sent: a whole number 0..2^63-1",
+            "Last-Event-ID must be an event id this stream sent: a whole number of at most "
+            "18 digits",
         )
     return int(last_event_id)
 
@@ -111,7 +116,12 @@ def events_response(
     )
 
 
-@router.post("/{job_id}/cancel", response_model=JobPublic, summary="Cancel a queued or running job")
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobPublic,
+    summary="Cancel a queued or running job",
+    responses=problems(409),
+)
 def cancel_job(job_id: str, principal: Creator, session: SessionDep, pool: PoolDep) -> JobPublic:
     row = store.get_job(session, tenant=principal.tenant, job_id=job_id)
     if row is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from brandloop.api.auth import create_key, get_key, list_keys, revoke_key
 from brandloop.api.deps import Admin, ServiceDep, SessionDep, Viewer
@@ -11,6 +12,16 @@ from brandloop.api.schemas import KeyCreate, KeyCreated, KeyPublic, WhoAmI
 from brandloop.registry.models_service import ApiKeyRow
 
 router = APIRouter(prefix="/keys", tags=["keys"], responses=PROBLEM_RESPONSES)
+
+
+class _KeyId(StringConvertor):
+    """A key id in a path: any segment but ``me`` (``/v1/keys/me`` is whose the calling key is,
+    so a DELETE there is a 405 naming GET, never an attempt to revoke a key called ``me``)."""
+
+    regex = r"(?!me(?:/|$))[^/]+"
+
+
+register_url_convertor("key_id", _KeyId())
 
 
 def key_public(row: ApiKeyRow) -> KeyPublic:
@@ -59,7 +70,7 @@ def make_key(body: KeyCreate, principal: Admin, session: SessionDep) -> KeyCreat
     return KeyCreated(**key_public(row).model_dump(), key=secret)
 
 
-@router.delete("/{key_id}", response_model=KeyPublic, summary="Revoke a key")
+@router.delete("/{key_id:key_id}", response_model=KeyPublic, summary="Revoke a key")
 def delete_key(
     key_id: str, principal: Admin, session: SessionDep, service: ServiceDep
 ) -> KeyPublic:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Query, Response
 
 from brandloop.agent.runner import open_memory
 from brandloop.api.deps import Creator, SessionDep, SettingsDep, Viewer
-from brandloop.api.params import QueryInt
+from brandloop.api.params import ASCII_INT
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
 from brandloop.api.schemas import NoteCreate
 from brandloop.memory.store import BrandMemory, MemoryHit
@@ -27,7 +27,7 @@ def search(
     settings: SettingsDep,
     brand: Annotated[str, Query(min_length=1, max_length=120)],
     q: Annotated[str, Query(min_length=1, max_length=2000)],
-    k: Annotated[QueryInt, Query(ge=1, le=100)] = 10,
+    k: Annotated[int, Query(ge=1, le=100), ASCII_INT] = 10,
 ) -> list[MemoryHit]:
     row = crud.get_brand(session, tenant=principal.tenant, ref=brand)
     if row is None:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from brandloop.api import reviews
 from brandloop.api.deps import Approver, PoolDep, SessionDep, Viewer
-from brandloop.api.problems import PROBLEM_RESPONSES
+from brandloop.api.problems import PROBLEM_RESPONSES, problems
 from brandloop.api.schemas import (
     ImageRating,
     ImageRatingIn,
@@ -62,6 +62,7 @@ def queue(principal: Approver, session: SessionDep) -> ReviewQueue:
     summary="Approve or reject a run: one waiting for review is finished by the verdict",
     description="Four eyes: the principal who asked for the run is refused with 409.",
     response_model=ReviewVerdict,
+    responses=problems(409),
 )
 def review_run(
     run_id: str, body: ReviewDecision, principal: Approver, session: SessionDep, pool: PoolDep
@@ -76,6 +77,7 @@ def review_run(
     "/runs/{run_id}/assign",
     status_code=204,
     summary="Assign a run waiting for review to a reviewer",
+    responses=problems(409),
 )
 def assign_run(
     run_id: str, body: ReviewAssign, principal: Approver, session: SessionDep
@@ -91,6 +93,7 @@ def assign_run(
     "/images/{sha256}/rating",
     summary="This reviewer's rubric for an image: on-brand 1-5, usable yes/no, a note",
     response_model=ImageRating,
+    responses=problems(409),
 )
 def rate_image(
     sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")],

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from brandloop.api.deps import Creator, PoolDep, Service, SessionDep, Viewer
 from brandloop.api.jobs.service import job_public, resume_job
-from brandloop.api.params import QueryDateTime, QueryInt
-from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
+from brandloop.api.params import ASCII_INT, QueryDateTime
+from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
 from brandloop.api.schemas import JobPublic
 from brandloop.domain import Receipt, RunStatus
 from brandloop.registry import crud
@@ -41,8 +41,8 @@ def _run(session: Session, tenant: str, run_id: str) -> RunRow:
 def list_runs(
     principal: Viewer,
     session: SessionDep,
-    limit: Annotated[QueryInt, Query(ge=1, le=500)] = 50,
-    offset: Annotated[QueryInt, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500), ASCII_INT] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000), ASCII_INT] = 0,
     brand: Annotated[str | None, Query(max_length=80, description="brand name")] = None,
     status: RunStatus | None = None,
     template: Annotated[
@@ -105,6 +105,7 @@ def get_receipts(run_id: str, principal: Viewer, session: SessionDep) -> list[Re
     status_code=202,
     response_model=JobPublic,
     summary="Continue an interrupted run from its last checkpoint, without paying twice",
+    responses=problems(402, 409),
 )
 def resume(run_id: str, principal: Creator, session: SessionDep, pool: PoolDep) -> JobPublic:
     job = resume_job(session, tenant=principal.tenant, run_id=run_id)

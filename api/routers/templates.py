@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 from brandloop.agent.templates import ensure_shipped_templates
 from brandloop.api.auth import Principal
 from brandloop.api.deps import Approver, Creator, SessionDep, Viewer
-from brandloop.api.params import QueryInt
-from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
-from brandloop.api.schemas import LabelUpdate, ReviewDecision, TemplateVersionCreate
+from brandloop.api.params import ASCII_INT
+from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
+from brandloop.api.schemas import LabelUpdate, TemplateReviewDecision, TemplateVersionCreate
 from brandloop.domain import PromptTemplate, TemplateVersion
 from brandloop.registry import crud
 from brandloop.registry.models import TemplateLabelRow, TemplateRow, TemplateVersionRow
@@ -30,6 +30,8 @@ from brandloop.templates.governance import GovernanceError, TemplateSpec
 from brandloop.tools.moderation.minors import template_screen
 
 T = TypeVar("T")
+#: the commit message of a version added over HTTP without one
+NO_MESSAGE = "(no message)"
 
 router = APIRouter(prefix="/templates", tags=["templates"], responses=PROBLEM_RESPONSES)
 Name = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_.-]{0,119}$")]
@@ -117,6 +119,7 @@ def _version_step(
     status_code=201,
     response_model=TemplateVersion,
     summary="Add a draft version (creating the template with its first version)",
+    responses=problems(409),
 )
 def add_version(
     name: Name,
@@ -156,7 +159,9 @@ def add_version(
             name=name,
             spec=spec,
             actor=principal.name,
-            message=body.message,
+            # the CLI asks for -m; over HTTP a version without a message says so, since the
+            # schema takes a blank one (the first version is "first version" either way)
+            message=body.message if body.message.strip() else NO_MESSAGE,
             screen=template_screen,
         )
     return crud.template_version_model(_template(session, principal.tenant, name), row)
@@ -166,10 +171,11 @@ def add_version(
     "/{name}/versions/{version}/submit",
     response_model=TemplateVersion,
     summary="Submit a draft for review (draft → in_review)",
+    responses=problems(409),
 )
 def submit_version(
     name: Name,
-    version: Annotated[QueryInt, Path(ge=1, le=100_000)],
+    version: Annotated[int, Path(ge=1, le=100_000), ASCII_INT],
     principal: Creator,
     session: SessionDep,
 ) -> TemplateVersion:
@@ -187,11 +193,12 @@ def submit_version(
     "/{name}/versions/{version}/review",
     response_model=TemplateVersion,
     summary="Approve or reject a version in review (never one's own)",
+    responses=problems(409),
 )
 def review_version(
     name: Name,
-    version: Annotated[QueryInt, Path(ge=1, le=100_000)],
-    body: ReviewDecision,
+    version: Annotated[int, Path(ge=1, le=100_000), ASCII_INT],
+    body: TemplateReviewDecision,
     principal: Approver,
     session: SessionDep,
 ) -> TemplateVersion:
@@ -205,16 +212,13 @@ def review_version(
     "/{name}/labels/{label}",
     response_model=PromptTemplate,
     summary="Point a label at versions (weights split traffic); production is protected",
+    responses=problems(409),
 )
 def set_label(
     name: Name, label: Label, body: LabelUpdate, principal: Approver, session: SessionDep
 ) -> PromptTemplate:
     template = _template(session, principal.tenant, name)
-    for key, weight in body.weights.items():
-        if not key.isdigit() or weight < 0:
-            raise ApiProblem(
-                422, "bad-input", "weights map version numbers to non-negative weights"
-            )
+    # version numbers to weights 0..1,000,000 (the schema's); at least one above 0 (its ``not``)
     if sum(body.weights.values()) <= 0:
         raise ApiProblem(422, "bad-input", "at least one weight must be positive")
     _governed(

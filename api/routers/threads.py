@@ -24,8 +24,8 @@ from brandloop.api.deps import Creator, PoolDep, Service, ServiceDep, SessionDep
 from brandloop.api.jobs import store
 from brandloop.api.jobs.service import job_public, submit
 from brandloop.api.jobs.worker import WorkerPool
-from brandloop.api.params import QueryInt
-from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
+from brandloop.api.params import ASCII_INT
+from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
 from brandloop.api.schemas import (
     SHAPE_FIELDS,
     MessageAccepted,
@@ -198,7 +198,13 @@ def thread_public(session: Session, thread: ThreadRow) -> ThreadPublic:
     )
 
 
-@router.post("", status_code=201, response_model=ThreadPublic, summary="Start a chat thread")
+@router.post(
+    "",
+    status_code=201,
+    response_model=ThreadPublic,
+    summary="Start a chat thread",
+    responses=problems(402, 409, 503),
+)
 def create_thread(
     body: ThreadCreate, principal: Creator, session: SessionDep, service: ServiceDep, pool: PoolDep
 ) -> ThreadPublic:
@@ -235,7 +241,9 @@ def create_thread(
     "", response_model=list[ThreadPublic], summary="The tenant's threads (without messages)"
 )
 def list_threads(
-    principal: Viewer, session: SessionDep, limit: Annotated[QueryInt, Query(ge=1, le=200)] = 50
+    principal: Viewer,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200), ASCII_INT] = 50,
 ) -> list[ThreadPublic]:
     return [
         ThreadPublic(id=t.id, brand=t.brand, title=t.title, created_at=t.created_at)
@@ -254,6 +262,7 @@ def get_thread(thread_id: str, principal: Viewer, session: SessionDep) -> Thread
 @router.post(
     "/{thread_id}/messages",
     status_code=202,
+    responses=problems(402, 409, 503),
     response_model=MessageAccepted,
     summary="Send a follow-up; the agent edits what the thread made so far",
 )

@@ -98,7 +98,7 @@ class TemplateSpec(BaseModel):
     @classmethod
     def _hints(cls, value: list[str]) -> list[str]:
         for hint in value:
-            if not MODEL_HINT_PATTERN.match(hint):
+            if not MODEL_HINT_PATTERN.fullmatch(hint):
                 raise ValueError(
                     f"model hint {hint!r} is not provider/model, e.g. procedural/draft"
                 )

@@ -20,7 +20,7 @@ from brandloop.api.routers.templates import (
     submit_version,
     template_public,
 )
-from brandloop.api.schemas import LabelUpdate, ReviewDecision, TemplateVersionCreate
+from brandloop.api.schemas import LabelUpdate, TemplateReviewDecision, TemplateVersionCreate
 from brandloop.api.studio.web import (
     Approver,
     Creator,
@@ -142,7 +142,7 @@ def review(
     decision: Annotated[Literal["approve", "reject"], Form()],
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    body = ReviewDecision(decision=decision, note=note)
+    body = TemplateReviewDecision(decision=decision, note=note)
     review_version(name, version, body, user.api_principal, session)
     return see_other(f"/templates/{name}")
 

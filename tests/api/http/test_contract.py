@@ -5,8 +5,9 @@ header naming every method of a path, a 400 problem for a malformed ``Last-Event
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -26,7 +27,7 @@ GEN = {"brief": "a steaming cup on a wooden table", "brand": "Acme Coffee", "siz
         ("budget_usd", True),  # a bool is not $1
         ("count", "3"),  # a string is not an integer
         ("count", True),
-        ("count", 2.0),
+        ("count", 2.5),  # 2.0 is an integer (JSON Schema's own reading): see below
         ("seed", "42"),
         ("seed", False),
         ("size", "\u0666\u0664x\u0666\u0664"),  # Arabic-Indic digits
@@ -168,8 +169,10 @@ def test_allow_names_every_method_of_the_path(
         "3.0",
         "\u0663",  # an Arabic-Indic 3
         str(2**63),  # past the registry's 64-bit sequence numbers
+        "1" * 19,  # 19 digits: the schema's pattern says at most 18
         "99999999999999999999",
         "1" * 40,
+        "",  # a browser sends none rather than an empty one
     ],
 )
 def test_a_malformed_last_event_id_is_a_400_problem(
@@ -195,7 +198,7 @@ def test_the_largest_last_event_id_is_a_stream_with_nothing_left(
     with client.stream(
         "GET",
         f"/v1/jobs/{job['id']}/events",
-        headers={**creator, "Last-Event-ID": str(2**63 - 1)},
+        headers={**creator, "Last-Event-ID": "9" * 18},
     ) as stream:
         assert stream.status_code == 200
         text = "".join(stream.iter_text())
@@ -238,3 +241,226 @@ def test_a_short_metrics_token_is_refused_at_start() -> None:
 
     with pytest.raises(ValidationError, match="at least 16 characters"):
         ApiSettings(metrics_token="short")
+
+
+# ---- rules the schema now states, and rules relaxed where refusing was not needed; each is a
+# ---- behaviour the schemathesis run (test_schemathesis.py) depends on, tested here directly
+
+
+def test_a_whole_number_written_as_a_float_is_an_integer(
+    client: TestClient, keys: Keys, acme: dict[str, Any], db: Database
+) -> None:
+    """JSON Schema's ``type: integer`` takes 2.0; so do the bodies (true, "2" and 2.5 do not)."""
+    made = client.post(
+        "/v1/generations",
+        json={**GEN, "count": 2.0, "seed": 7.0},
+        headers=keys["A", "creator"],
+    )
+    assert made.status_code == 202, made.text
+    with db.session() as session:
+        request = session.get(JobRow, made.json()["id"]).request  # type: ignore[union-attr]
+    assert request["count"] == 2 and request["seed"] == 7
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        {"size": "0x0"},
+        {"size": "63x64"},
+        {"size": "64x4097"},
+        {"size": "01024x640"},  # no leading zero
+        {"aspect_ratio": "0:1"},
+        {"aspect_ratio": "16:09"},
+        {"size": "1024x640", "aspect_ratio": "16:9"},  # not both (the schema's "not")
+        {"brief": " \t\x1c\u3000"},  # blank as Python strips it, \x1c included
+        {"providers": []},
+        {"providers": ["Open AI"]},
+        {"template": "brand-hero@1234567"},
+        {"template": "Brand Hero"},
+    ],
+)
+def test_what_the_schema_refuses_of_a_generation_is_a_422(
+    client: TestClient, keys: Keys, acme: dict[str, Any], shape: dict[str, Any]
+) -> None:
+    assert_problem(
+        client.post("/v1/generations", json={**GEN, **shape}, headers=keys["A", "creator"]),
+        422,
+        "validation",
+    )
+
+
+@pytest.mark.parametrize(
+    ("shape", "what"),
+    [
+        ({"model": "acme/none"}, "unknown model"),
+        ({"providers": ["stability"]}, "not configured"),
+        ({"template": "nope:production"}, "does not exist"),
+    ],
+)
+def test_a_model_provider_or_template_that_is_not_here_is_a_404(
+    client: TestClient, keys: Keys, acme: dict[str, Any], shape: dict[str, Any], what: str
+) -> None:
+    """Like an unknown brand: the request is well formed, what it names does not exist here."""
+    response = client.post("/v1/generations", json={**GEN, **shape}, headers=keys["A", "creator"])
+    assert what in assert_problem(response, 404, "not-found")["detail"]
+
+
+def test_a_ratio_past_four_to_one_is_made_at_four_to_one() -> None:
+    from brandloop.domain import GenerationRequest, size_for_aspect
+
+    assert size_for_aspect("9:1") == size_for_aspect("4:1") == (1024, 256)
+    assert size_for_aspect("1:999") == size_for_aspect("1:4") == (256, 1024)
+    assert size_for_aspect("16:9") == (1024, 576)
+    request = GenerationRequest(brief="b", brand="x", aspect_ratio="9:1")
+    assert request.dimensions() == (1024, 256)
+
+
+def test_a_campaign_budget_is_at_least_a_cent(
+    client: TestClient, keys: Keys, acme: dict[str, Any]
+) -> None:
+    body = {"brand": "Acme Coffee", "assets": [{"brief": "a cup", "formats": ["64x64"]}]}
+    creator = keys["A", "creator"]
+    for budget in (0.009, 5e-324):
+        refused = client.post("/v1/campaigns", json={**body, "budget_usd": budget}, headers=creator)
+        assert_problem(refused, 422, "validation")
+    taken = client.post("/v1/campaigns", json={**body, "budget_usd": 0.01}, headers=creator)
+    assert taken.status_code == 202, taken.text
+
+
+def test_label_weights_are_version_numbers_with_one_above_zero(
+    client: TestClient, keys: Keys
+) -> None:
+    approver = keys["A", "approver"]
+    for weights in ({"v1": 1.0}, {"0": 1.0}, {"1": 0.0}, {"1": -1.0}, {"1": 1e7}):
+        refused = client.put(
+            "/v1/templates/brand-hero/labels/canary", json={"weights": weights}, headers=approver
+        )
+        assert refused.status_code == 422, (weights, refused.text)
+    taken = client.put(
+        "/v1/templates/brand-hero/labels/canary",
+        json={"weights": {"1": 1.0, "2": 0.0}},
+        headers=approver,
+    )
+    assert taken.status_code in (200, 404), taken.text  # brand-hero@2 may not exist: 404
+
+
+def test_a_template_rejection_without_a_note_is_refused_and_the_schema_says_so(
+    client: TestClient, keys: Keys
+) -> None:
+    decision = client.get("/openapi.json").json()["components"]["schemas"]["TemplateReviewDecision"]
+    from brandloop.api.schemas import NOT_BLANK
+
+    rule = {"required": ["note"], "properties": {"note": {"pattern": NOT_BLANK}}}
+    assert rule in decision["anyOf"]
+    for body in ({"decision": "reject"}, {"decision": "reject", "note": "  "}):
+        refused = client.post(
+            "/v1/templates/brand-hero/versions/1/review", json=body, headers=keys["A", "approver"]
+        )
+        assert_problem(refused, 422, "bad-input")
+
+
+def test_a_new_version_without_a_commit_message_says_it_has_none(
+    client: TestClient, keys: Keys
+) -> None:
+    """The CLI asks for -m; over HTTP the schema takes a blank message, so the version's
+    message says there was none (the review queue shows it)."""
+    creator = keys["A", "creator"]
+    for message in ("", "   "):
+        added = client.post(
+            "/v1/templates/brand-hero/versions",
+            json={"body": "{{ brief }}, {{ palette_clause }}", "message": message},
+            headers=creator,
+        )
+        assert added.status_code == 201, added.text
+        assert added.json()["message"] == "(no message)", added.json()
+
+
+def test_a_custom_cost_period_is_any_two_days(client: TestClient, keys: Keys) -> None:
+    viewer = keys["A", "viewer"]
+    backwards = client.get(
+        "/v1/costs?period=custom&start=2026-02-01&end=2026-01-01", headers=viewer
+    )
+    assert backwards.status_code == 200, backwards.text
+    assert backwards.json()["runs"] == 0 and backwards.json()["total_usd"] == 0
+    defaults = client.get("/v1/costs?period=custom", headers=viewer).json()
+    end = date.fromisoformat(defaults["end"])
+    assert end == datetime.now(UTC).date()
+    assert date.fromisoformat(defaults["start"]) == end - timedelta(days=29)
+    only_end = client.get("/v1/costs?period=custom&end=2026-03-31", headers=viewer).json()
+    assert only_end["start"] == "2026-03-02"
+    for query in ("start=0001-01-01&end=9999-12-31", "end=0001-01-05"):
+        edge = client.get(f"/v1/costs?period=custom&{query}", headers=viewer)
+        assert edge.status_code == 200, (query, edge.text)
+
+
+def test_query_numbers_are_bounded_in_the_schema_and_json_numbers_are_taken(
+    client: TestClient, keys: Keys
+) -> None:
+    schema = client.get("/openapi.json").json()
+    limit = next(
+        p for p in schema["paths"]["/v1/jobs"]["get"]["parameters"] if p["name"] == "limit"
+    )
+    assert limit["schema"]["minimum"] == 1 and limit["schema"]["maximum"] == 500
+    assert_problem(client.get("/v1/jobs?limit=0", headers=keys["A", "viewer"]), 422, "validation")
+    creator = keys["A", "creator"]
+    for wait in ("1e-05", "2.5E%2B1", "0.000001"):
+        made = client.post(
+            f"/v1/generations?wait={wait}", json={**GEN, "brand": "nope"}, headers=creator
+        )
+        assert made.status_code == 404, (wait, made.text)  # the wait was taken, the brand is not
+    for wait in ("-1", "1e", "inf", "301"):
+        made = client.post(f"/v1/generations?wait={wait}", json=GEN, headers=creator)
+        assert_problem(made, 422, "validation")
+
+
+def test_keys_me_is_not_a_key_id(client: TestClient, keys: Keys) -> None:
+    admin = keys["A", "admin"]
+    for method in ("DELETE", "OPTIONS"):
+        response = client.request(method, "/v1/keys/me", headers=admin)
+        assert_problem(response, 405, "method-not-allowed")
+        assert response.headers["allow"] == "GET"
+    assert client.get("/v1/keys/me", headers=admin).status_code == 200
+    assert_problem(client.delete("/v1/keys/key_nope", headers=admin), 404, "not-found")
+
+
+def test_the_schema_states_credentials_conflicts_quota_and_no_nulls(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            needs_key = path.startswith("/v1") or path == "/metrics"
+            assert ("security" in operation) == needs_key, (method, path)
+            if method == "post":
+                assert "409" in operation["responses"], path
+            for parameter in operation.get("parameters", []):
+                assert "anyOf" not in parameter["schema"], (path, parameter)
+    for path in (
+        "/v1/generations",
+        "/v1/threads",
+        "/v1/campaigns",
+        "/v1/threads/{thread_id}/messages",
+    ):
+        assert {"402", "409", "503"} <= set(schema["paths"][path]["post"]["responses"]), path
+    text = json.dumps(schema)
+    assert '"ge":' not in text and '"le":' not in text  # bounds are minimum/maximum
+
+
+def test_the_brand_kit_schema_states_its_colours_and_formats(
+    client: TestClient, keys: Keys
+) -> None:
+    from tests.api.http.conftest import brand_kit
+
+    admin = keys["A", "admin"]
+    for change in (
+        {"palette": [{"hex": ""}]},
+        {"palette": [{"hex": "#12345g"}]},
+        {"default_formats": ["0x0"]},
+        {"forbidden_colours": ["red"]},
+    ):
+        assert_problem(
+            client.post("/v1/brands", json={**brand_kit(), **change}, headers=admin),
+            422,
+            "validation",
+        )
+    kit = client.get("/openapi.json").json()["components"]["schemas"]["BrandKit"]
+    assert kit["properties"]["default_formats"]["items"]["pattern"].startswith("^(6[4-9]")

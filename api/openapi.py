@@ -1,0 +1,100 @@
+"""The app's OpenAPI document: what FastAPI derives from the routers, plus what no single route
+can say of itself. Every route's own statuses are declared at the route (``problems(...)``).
+
+- Every route that needs a key says so (``security: bearer``), so a client, and a tool that
+  checks the contract, knows a call without one is a 401.
+- Every POST may answer 409: a request with an ``Idempotency-Key`` whose first use is still in
+  flight (``api/idempotency.py``, in the service middleware, before any route).
+- A parameter that may be left out is left out, never sent as ``null``: a query, path or header
+  value is text, so the ``anyOf [X, null]`` that FastAPI writes for an optional parameter
+  is ``X``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+
+from brandloop.api.deps import needs_credentials
+from brandloop.api.problems import problems
+
+__all__ = ["install_openapi"]
+
+BEARER = "bearer"
+
+
+def install_openapi(app: FastAPI, routers: Sequence[tuple[str, APIRouter]]) -> None:
+    """Serve the completed document at ``/openapi.json`` (built once, on first request);
+    ``routers`` are the app's routers with the prefixes they are mounted at."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = build_openapi(app, routers)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def build_openapi(app: FastAPI, routers: Sequence[tuple[str, APIRouter]]) -> dict[str, Any]:
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+        tags=app.openapi_tags,
+    )
+    schema.setdefault("components", {})["securitySchemes"] = {
+        BEARER: {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "an API key: `brandloop keys create`, or POST /v1/keys by an admin",
+        }
+    }
+    guarded = {
+        (method.lower(), prefix + route.path_format)
+        for prefix, router in routers
+        for route in router.routes
+        if isinstance(route, APIRoute) and needs_credentials(route)
+        for method in route.methods or ()
+    }
+    in_flight = problems(409)
+    for path, item in schema.get("paths", {}).items():
+        for method, operation in item.items():
+            if (method, path) in guarded:
+                operation["security"] = [{BEARER: []}]
+            if method == "post":
+                responses = operation.setdefault("responses", {})
+                for status, answer in in_flight.items():
+                    responses.setdefault(str(status), _problem_answer(answer))
+            for parameter in operation.get("parameters", []):
+                parameter["schema"] = _never_null(parameter.get("schema", {}))
+    return schema
+
+
+def _problem_answer(answer: dict[str, Any]) -> dict[str, Any]:
+    """A problem answer as the document writes one (``Problem`` is in the components: every
+    ``/v1`` route answers problems)."""
+    return {
+        "description": answer["description"],
+        "content": {
+            media_type: {"schema": {"$ref": "#/components/schemas/Problem"}}
+            for media_type in answer["content"]
+        },
+    }
+
+
+def _never_null(parameter_schema: dict[str, Any]) -> dict[str, Any]:
+    """``anyOf [X, {type: null}]`` (an optional parameter, as FastAPI writes it) becomes X,
+    keeping the title, description, default and pattern written beside the ``anyOf``."""
+    options = parameter_schema.get("anyOf")
+    if not isinstance(options, list):
+        return parameter_schema
+    kept = [option for option in options if option != {"type": "null"}]
+    if len(kept) != 1 or len(kept) == len(options):
+        return parameter_schema
+    rest = {key: value for key, value in parameter_schema.items() if key != "anyOf"}
+    return {**kept[0], **rest}
