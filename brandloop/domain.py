@@ -72,14 +72,15 @@ class _Model(BaseModel):
 class PaletteColour(_Model):
     """One brand colour: a hex code, its role in layouts and a human name."""
 
-    hex: str = Field(pattern=HEX_COLOUR.pattern, examples=["#6f4e37"])
+    # the schema states the pattern; the check below names the value it refuses
+    hex: str = Field(json_schema_extra={"pattern": HEX_COLOUR.pattern}, examples=["#6f4e37"])
     role: ColourRole = "primary"
     name: str = ""
 
     @field_validator("hex")
     @classmethod
     def _hex(cls, value: str) -> str:
-        if not HEX_COLOUR.match(value):
+        if not HEX_COLOUR.fullmatch(value):
             raise ValueError(f"{value!r} is not a #rrggbb colour")
         return value.lower()
 

@@ -173,18 +173,21 @@ def test_an_unexpected_error_is_a_bare_500_problem(client: TestClient, keys: Key
         ),
         ({"brief": "x", "brand": "Acme Coffee", "count": 0}, "validation"),
         ({"brief": "x", "brand": "Acme Coffee", "surprise": 1}, "validation"),
-        ({"brief": "x", "brand": "Acme Coffee", "template": "Bad Ref!"}, "bad-input"),
-        ({"brief": "x", "brand": "Acme Coffee", "model": "nope/none"}, "bad-input"),
+        # the schema's pattern for a template reference
+        ({"brief": "x", "brand": "Acme Coffee", "template": "Bad Ref!"}, "validation"),
+        # a model this catalog does not hold is not found, like an unknown brand
+        ({"brief": "x", "brand": "Acme Coffee", "model": "nope/none"}, "not-found"),
     ],
 )
 def test_bad_generation_input_is_a_422_problem(
     client: TestClient, keys: Keys, body: dict[str, Any], kind: str
 ) -> None:
+    status = 404 if kind == "not-found" else 422
     assert (
         client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).status_code == 201
     )
     assert_problem(
-        client.post("/v1/generations", json=body, headers=keys["A", "creator"]), 422, kind
+        client.post("/v1/generations", json=body, headers=keys["A", "creator"]), status, kind
     )
     assert client.get("/v1/jobs", headers=keys["A", "viewer"]).json() == []
 
