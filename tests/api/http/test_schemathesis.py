@@ -48,6 +48,23 @@ SPENDING = [
 ]
 
 
+#: A template body is Jinja: one that opens a tag it does not close (``{{``, ``{%`` or ``{#``
+#: in random text) is a 422, a rule JSON Schema has no words for. Generated bodies there are
+#: plain text (rare otherwise: about one string in 3000); the bodies' own rules (syntax, known
+#: variables, the sandbox) are tested in tests/api/http/test_endpoints.py.
+TEMPLATE_VERSIONS = "/v1/templates/{name}/versions"
+JINJA_OPENINGS = ("{{", "{%", "{#")
+
+
+def _plain_text(ctx: Any, body: Any) -> bool:
+    if not isinstance(body, dict):
+        return True
+    texts = [body.get("body"), body.get("negative_body")]
+    return not any(
+        isinstance(text, str) and any(mark in text for mark in JINJA_OPENINGS) for text in texts
+    )
+
+
 @schemathesis.check
 def problem_details(ctx: Any, response: Any, case: Any) -> bool | None:
     """Every 4xx and 5xx is an RFC 9457 problem+json with a stable type and its own status."""
@@ -138,6 +155,7 @@ def test_every_operation_keeps_the_contract_under_every_check(
     with TestClient(app) as client:
         assert client.post("/v1/brands", json=brand_kit(), headers=headers).status_code == 201
         schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=_config(headers))
+        schema.hook("filter_body").apply_to(method="POST", path=TEMPLATE_VERSIONS)(_plain_text)
         operations = {result.ok().label for result in schema.get_all_operations()}
         assert len(operations) >= 45
         for event in from_schema(schema).execute():
