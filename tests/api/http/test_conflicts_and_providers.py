@@ -49,10 +49,10 @@ def test_generations_take_an_allow_list_and_report_previews(
     assert done.status_code == 200, done.text
     images = done.json()["result"]["images"]
     assert images and all(image["preview"] is True for image in images)
-    for providers, kind in (
-        (["stability"], "bad-input"),
-        (["Not A Name"], "validation"),
-        ([], "validation"),
+    for providers, status, kind in (
+        (["stability"], 404, "not-found"),  # not configured here: like an unknown brand
+        (["Not A Name"], 422, "validation"),
+        ([], 422, "validation"),
     ):
         bad = client.post("/v1/generations", json={**body, "providers": providers}, headers=creator)
-        assert_problem(bad, 422, kind)
+        assert_problem(bad, status, kind)
