@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Query, Request, Response
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -33,8 +34,14 @@ from brandloop.api.studio.web import (
 )
 from brandloop.errors import BadInputError
 from brandloop.registry.models import AttemptRow, RunRow
+from brandloop.templates.governance import (
+    describe_validation,
+    list_templates,
+    parse_label_spec,
+    side_by_side,
+    versions,
+)
 from brandloop.templates.governance import labels as template_labels
-from brandloop.templates.governance import list_templates, parse_label_spec, side_by_side, versions
 from brandloop.templates.stats import VersionStats, template_stats
 
 router = APIRouter(route_class=StudioRoute, include_in_schema=False)
@@ -158,14 +165,10 @@ def label(
 ) -> Response:
     """``weights`` as the CLI takes them: ``3`` or ``2=0.9,3=0.1``."""
     try:
-        parsed = parse_label_spec(weights)
+        update = LabelUpdate(weights=parse_label_spec(weights))
     except BadInputError as exc:
         raise StudioError(422, str(exc)) from None
-    set_label(
-        name,
-        label,
-        LabelUpdate(weights=parsed),
-        user.api_principal,
-        session,
-    )
+    except ValidationError as exc:  # what the API's schema refuses: versions past 999999...
+        raise StudioError(422, describe_validation(exc)) from None
+    set_label(name, label, update, user.api_principal, session)
     return see_other(f"/templates/{name}")

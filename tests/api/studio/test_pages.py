@@ -32,9 +32,7 @@ def test_compare_two_template_versions_then_approve_with_a_second_principal(
     assert added.status_code == 303
     page = ana.get("/templates/brand-hero?a=1&b=2").text
     assert "<del>" in page and "<ins>" in page and "crisp" in page
-    submitted = ana.post(
-        "/templates/brand-hero/versions/2/submit", data={"csrf": csrf_of(page)}
-    )
+    submitted = ana.post("/templates/brand-hero/versions/2/submit", data={"csrf": csrf_of(page)})
     assert submitted.status_code == 200 and "in review" in submitted.text
     own = ana.post(
         "/templates/brand-hero/versions/2/review",
@@ -58,6 +56,12 @@ def test_compare_two_template_versions_then_approve_with_a_second_principal(
         data={"csrf": csrf_of(split.text), "label": "canary", "weights": "two"},
     )
     assert bad.status_code == 422
+    # what the API's schema refuses (a weight past 1,000,000) is a 422 page, not a 500
+    huge = lee.post(
+        "/templates/brand-hero/labels",
+        data={"csrf": csrf_of(split.text), "label": "canary", "weights": "1=10000000"},
+    )
+    assert huge.status_code == 422, huge.text
     b = studio.signed_in_as("B", "bob", "admin")
     assert "crisp" not in b.get("/templates/brand-hero?a=1&b=1").text
     assert b.get("/templates/brand-hero?a=1&b=2").status_code == 404
@@ -85,18 +89,20 @@ def test_campaigns_board_and_costs(studio: Studio, api: Callable[..., Any]) -> N
     assert "autumn" not in b.get("/campaigns").text
 
 
-def test_brand_page_notes_are_added_and_forgotten(
-    studio: Studio, api: Callable[..., Any]
-) -> None:
+def test_brand_page_notes_are_added_and_forgotten(studio: Studio, api: Callable[..., Any]) -> None:
     api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
     browser = studio.signed_in_as("A", "ana", "creator")
     page = browser.get("/brands/Acme Coffee")
-    assert page.status_code == 200 and 'fill="#0f766e"' in page.text and "Scoring policy" in page.text
+    assert (
+        page.status_code == 200 and 'fill="#0f766e"' in page.text and "Scoring policy" in page.text
+    )
     added = browser.post(
         "/brands/Acme Coffee/notes",
         data={"csrf": csrf_of(page.text), "text": "always a soft <b>morning</b> light"},
     )
-    assert added.status_code == 200 and "always a soft &lt;b&gt;morning&lt;/b&gt; light" in added.text
+    assert (
+        added.status_code == 200 and "always a soft &lt;b&gt;morning&lt;/b&gt; light" in added.text
+    )
     note_id = re.search(r'name="note_id" value="(note-[0-9a-f]{32})"', added.text).group(1)  # type: ignore[union-attr]
     listed = api("GET", "/v1/memory/notes?brand=Acme%20Coffee", studio.key("A", "viewer")).json()
     assert [n["id"] for n in listed] == [note_id]
