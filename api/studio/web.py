@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -184,6 +185,10 @@ class StudioRoute(APIRoute):
             except RequestValidationError as exc:
                 first = exc.errors()[0] if exc.errors() else {}
                 where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "the form"
+                return error_page(request, 422, f"{where}: {first.get('msg', 'invalid')}")
+            except ValidationError as exc:  # a form the API's body schema refuses
+                first = exc.errors()[0] if exc.errors() else {}
+                where = ".".join(str(p) for p in first.get("loc", ())) or "the form"
                 return error_page(request, 422, f"{where}: {first.get('msg', 'invalid')}")
             except StarletteHTTPException as exc:
                 return error_page(request, exc.status_code, str(exc.detail or ""))

@@ -17,18 +17,14 @@ def _wait_jobs(studio: Studio, thread_id: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with studio.db.session() as session:
-            states = [
-                j.state for j in session.query(JobRow).filter(JobRow.thread_id == thread_id)
-            ]
+            states = [j.state for j in session.query(JobRow).filter(JobRow.thread_id == thread_id)]
         if states and all(s in ("succeeded", "failed", "awaiting_review") for s in states):
             return
         time.sleep(0.1)
     raise AssertionError(f"jobs of {thread_id} did not finish")
 
 
-def test_chat_a_brief_watch_it_live_and_revise_it(
-    studio: Studio, api: Callable[..., Any]
-) -> None:
+def test_chat_a_brief_watch_it_live_and_revise_it(studio: Studio, api: Callable[..., Any]) -> None:
     api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
     browser = studio.signed_in_as("A", "ana", "creator")
     home = browser.get("/chat")
@@ -107,6 +103,9 @@ def test_bad_chat_input_is_a_clear_error_and_stores_nothing(
         ({"brand": "Acme Coffee", "message": ""}, 422),
         ({"brand": "Acme Coffee", "message": "x" * 4001}, 422),
         ({"brand": "Acme Coffee", "message": "a cup", "size": "9x9"}, 422),
+        # what the API's body schema refuses is a 422 page too, never a 500
+        ({"brand": "Acme Coffee", "message": " \u3000 "}, 422),
+        ({"brand": "Acme Coffee", "message": "a cup", "size": "01024x640"}, 422),
     ):
         response = browser.post("/chat", data={"csrf": token, **data})
         assert response.status_code == status, (data, response.text)
