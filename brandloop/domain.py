@@ -158,6 +158,15 @@ def size_for_aspect(aspect: str, long_side: int = 1024) -> tuple[int, int]:
     return max(MIN_SIDE, round(long_side * w / h / 8) * 8), long_side
 
 
+def aspect_past_limit(aspect: str) -> bool:
+    """Is ``aspect`` (``W:H``) more elongated than 4:1, so that it is made at 4:1?"""
+    match = ASPECT_PATTERN.match(aspect.strip())
+    if not match:
+        return False
+    w, h = int(match.group(1)), int(match.group(2))
+    return w > 0 and h > 0 and max(w, h) > 4 * min(w, h)
+
+
 def _check_size(value: str) -> str:
     parse_size(value)
     return value

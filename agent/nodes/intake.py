@@ -18,7 +18,7 @@ from brandloop.agent.moderation import check_hosted, check_text
 from brandloop.agent.replay import mark, request_key
 from brandloop.agent.state import RunState
 from brandloop.agent.templates import resolve_template
-from brandloop.domain import Decision, GenerationRequest
+from brandloop.domain import Decision, GenerationRequest, aspect_past_limit
 from brandloop.errors import NotFoundError
 from brandloop.registry import crud
 from brandloop.tools.moderation.explain import explain
@@ -60,6 +60,16 @@ async def intake(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
         )
 
     decisions: list[Decision] = []
+    if request.size is None and request.aspect_ratio and aspect_past_limit(request.aspect_ratio):
+        width, height = request.dimensions()
+        decisions.append(
+            Decision(
+                node="intake",
+                action="adapt_aspect",
+                reason=f"aspect ratio {request.aspect_ratio} is past 4:1, the most elongated "
+                f"shape brandloop asks of a model: made at {width}x{height}",
+            )
+        )
     redaction = redact(request.brief, tuple(policy.pii.redact))
     redactions = _summary(
         redaction_markers(request.brief) + [finding.kind for finding in redaction.findings]

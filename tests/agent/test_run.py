@@ -167,3 +167,21 @@ async def test_an_open_breaker_falls_back_to_the_next_tier_and_excludes_the_mode
     later = [c.model for c in provider.calls[1:]]
     assert later and set(later) == {"studio"}, "the failing model is not tried again"
     assert result.status == "succeeded"
+
+
+async def test_a_ratio_past_four_to_one_is_made_at_four_to_one_and_the_run_says_so(
+    settings: Settings, db: Database, acme: str, seed: int
+) -> None:
+    provider = CountingProvider()
+    request = GenerationRequest(
+        brief="a cup", brand=acme, aspect_ratio="9:1", seed=seed, budget_usd=1.0
+    )
+    result = await run_generation(
+        request, settings=settings, db=db, providers={"procedural": provider}
+    )
+    (adapted,) = [d for d in result.decisions if d.action == "adapt_aspect"]
+    assert "9:1 is past 4:1" in adapted.reason and "1024x256" in adapted.reason
+    assert provider.calls and all((c.width, c.height) == (1024, 256) for c in provider.calls)
+    within = GenerationRequest(brief="a cup", brand=acme, aspect_ratio="4:1", seed=seed)
+    ok = await run_generation(within, settings=settings, db=db, providers={"procedural": provider})
+    assert "adapt_aspect" not in [d.action for d in ok.decisions]
