@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field, JsonValue
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from brandloop.domain import (
@@ -152,7 +154,9 @@ def brand_view(row: BrandRow) -> BrandView:
     )
 
 
-def run_view(row: RunRow) -> RunView:
+def run_view(row: RunRow | Row[Any]) -> RunView:
+    """The run as the API and the CLI show it, from its mapped row or a plain row of the same
+    columns (``crud.read_run``)."""
     return RunView(
         **{name: getattr(row, name) for name in _RUN_AS_STORED},
         run_id=row.id,
