@@ -93,17 +93,21 @@ THRESHOLD_FLOOR = 0.5
 MINORS_FLOOR = 0.3
 
 
-def prepared(exemplars: list[Exemplar]) -> tuple[list[str], list[bool], list[bool]]:
-    """The texts the classifier would see, whether each mentions a minor, and whether it
-    mentions a minor or carries a child cue."""
+def prepared(
+    exemplars: list[Exemplar],
+) -> tuple[list[str], list[bool], list[bool], list[bool]]:
+    """The texts the classifier would see, whether each mentions a minor, whether it
+    mentions a minor or carries a child cue, and whether it has lexical support for a sexual
+    score below the "alone" threshold (a suggestive term, a minor or a child cue)."""
     lexicon = default_lexicon()
-    texts, minors, cued = [], [], []
+    texts, minors, cued, supported = [], [], [], []
     for exemplar in exemplars:
         result = scan(exemplar.text, lexicon)
         texts.append(result.resolved)
         minors.append(bool(result.minor_references))
         cued.append(bool(result.minor_references or result.child_cues))
-    return texts, minors, cued
+        supported.append(bool(result.suggestive or result.minor_references or result.child_cues))
+    return texts, minors, cued, supported
 
 
 class Views:
@@ -172,6 +176,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--benign-rate", type=float, default=0.005)
     parser.add_argument("--sexual-benign-rate", type=float, default=0.01)
+    parser.add_argument("--sexual-alone-benign-rate", type=float, default=0.0025)
     parser.add_argument("--out", type=Path, default=CLASSIFIER_PATH)
     args = parser.parse_args()
 
@@ -185,8 +190,8 @@ def main() -> int:
     unwrapped = np.tile(np.arange(len(WRAPPINGS)) == 0, len(originals))
     validation = load_exemplars(EXEMPLARS_DIR / "validation.yaml")
     embed = MiniLMEmbeddingFunction()
-    train_texts, _, train_cued = prepared(train)
-    val_texts, val_minors, val_cued = prepared(validation)
+    train_texts, _, train_cued, train_supported = prepared(train)
+    val_texts, val_minors, val_cued, val_supported = prepared(validation)
     x_val = Views(val_texts, embed)
     val_benign = np.array([e.benign for e in validation])
     train_benign = np.array([e.benign for e in train]) & unwrapped
@@ -272,6 +277,39 @@ def main() -> int:
         ),
         4,
     )
+    # the sexual head alone (no suggestive term, minor or child cue to support it): the lowest
+    # threshold at which at most --sexual-alone-benign-rate of the calibration lines without
+    # such support reach it, never below the sexual threshold
+    train_supported_rows = np.array([train_supported[i] for i in benign_rows], dtype=bool)
+    val_unsupported = val_benign & ~np.array(val_supported)
+    unsupported_scores = np.concatenate(
+        [val_scores[SEXUAL][val_unsupported], oof_scores[SEXUAL][~train_supported_rows]]
+    )
+    sexual_alone_threshold = round(
+        threshold_for(
+            unsupported_scores,
+            int(args.sexual_alone_benign_rate * len(unsupported_scores)),
+            thresholds[SEXUAL],
+        ),
+        4,
+    )
+    sexual_positives = np.array([SEXUAL in e.labels for e in validation])
+    blocked = (val_scores[SEXUAL] >= sexual_alone_threshold) | (
+        (val_scores[SEXUAL] >= thresholds[SEXUAL]) & np.array(val_supported)
+    )
+    report["sexual_alone_rule"] = {
+        "sexual_alone_threshold": sexual_alone_threshold,
+        "calibration_benign_lines_without_support": len(unsupported_scores),
+        "calibration_benign_without_support_over_it": int(
+            (unsupported_scores >= sexual_alone_threshold).sum()
+        ),
+        "validation_sexual_recall_with_the_rule": round(float(blocked[sexual_positives].mean()), 4),
+        "validation_sexual_recall_without_it": round(
+            float((val_scores[SEXUAL] >= thresholds[SEXUAL])[sexual_positives].mean()), 4
+        ),
+        "validation_benign_blocked_with_the_rule": int(blocked[val_benign].sum()),
+        "validation_benign_lines": int(val_benign.sum()),
+    }
     minors_positives = np.array([SEXUAL_MINORS in e.labels for e in validation])
     caught = (val_scores[SEXUAL] >= minors_threshold) & np.array(val_cued)
     caught_by_head = (val_scores[SEXUAL_MINORS] >= minors_head_threshold) & np.array(val_minors)
@@ -300,12 +338,14 @@ def main() -> int:
         "thresholds": thresholds,
         "minors_sexual_threshold": minors_threshold,
         "minors_head_threshold": minors_head_threshold,
+        "sexual_alone_threshold": sexual_alone_threshold,
         "training": {
             "train_lines": len(train),
             "benign_clause_rows": len(clause_rows),
             "validation_lines": len(validation),
             "benign_rate": args.benign_rate,
             "sexual_benign_rate": args.sexual_benign_rate,
+            "sexual_alone_benign_rate": args.sexual_alone_benign_rate,
             "calibration_benign_lines": calibration_size,
             "allowed_benign_hits_per_head": allowed_hits,
             "report": report,

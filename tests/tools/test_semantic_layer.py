@@ -141,6 +141,7 @@ class _Fixed:
     categories = ("sexual", "sexual/minors", "violence")
     minors_sexual_threshold = 0.5
     minors_head_threshold: float | None = None
+    sexual_alone_threshold: float | None = None
 
     def __init__(self, **scores: float) -> None:
         self.thresholds = {"sexual": 0.8, "sexual/minors": 0.8, "violence": 0.8}
@@ -190,6 +191,29 @@ def test_the_minors_head_with_a_minor_referenced_has_its_own_calibrated_threshol
     head.minors_head_threshold = 0.96
     assert moderate_text(kids, semantic=head, profanity_threshold=None).allowed
     assert default_semantic_layer().minors_head_threshold is not None
+
+
+def test_a_sexual_score_below_the_alone_threshold_needs_lexical_support():
+    layer = _Fixed(sexual=0.85)
+    layer.sexual_alone_threshold = 0.9
+    # over the sexual threshold (0.8), under the alone one: nothing lexical to support it
+    assert moderate_text("an adult model on a grey sweep", semantic=layer).allowed
+    # a suggestive term supports it, and the reason says which
+    verdict = moderate_text("an adult model, sultry, on a grey sweep", semantic=layer)
+    assert verdict.categories == ["sexual"]
+    assert "with support 'sultry'" in verdict.reasons[0]
+    # at the alone threshold the head blocks by itself
+    layer.scores["sexual"] = 0.95
+    assert moderate_text("an adult model on a grey sweep", semantic=layer).categories == ["sexual"]
+    # a brand that sets the sexual threshold itself gets that threshold alone
+    layer.scores["sexual"] = 0.85
+    strict = moderate_text(
+        "an adult model on a grey sweep", semantic=layer, semantic_thresholds={"sexual": 0.8}
+    )
+    assert strict.categories == ["sexual"]
+    shipped = default_semantic_layer()
+    assert shipped.sexual_alone_threshold is not None
+    assert shipped.sexual_alone_threshold >= shipped.thresholds["sexual"]
 
 
 def test_the_classifier_file_is_checked(tmp_path: Path):

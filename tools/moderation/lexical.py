@@ -15,6 +15,7 @@ import bisect
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Final, Literal
 
 from brandloop.errors import present
@@ -63,11 +64,33 @@ _AGE: Final = re.compile(
 )
 #: A person word with an age under 18 after a connector or between commas or brackets:
 #: "a girl, maybe eleven", "a boy of 12", "son (9)", "a girl, 11, ..." (not "girls 2 for 1").
-_PERSON = r"(?<![^\W_])(?:girl|boy|daughter|son|niece|nephew|pupil|student|kid|child)s?"
+_PERSON = (
+    r"(?<![^\W_])(?:girl|boy|daughter|son|niece|nephew|pupil|student|kid|child|sister|brother"
+    r"|sis|bro|cousin|grandchild|granddaughter|grandson|stepdaughter|stepson)s?"
+)
+#: What may follow a number that is not an age: "she's 12 weeks pregnant", "he is 6 foot".
+_NOT_AN_AGE: Final = (
+    r"(?!\s*(?:minutes?|hours?|days?|weeks?|months?|years?(?!\s*old)|percent|%|times|inch|inches"
+    r"|in\b|cm|mm|m\b|kg|lbs?|pounds?|stone|feet|foot|ft|km|miles?|points?|euros?|dollars?|quid"
+    r"|of\b|out\s+of|/|x\b|th\b|st\b|nd\b|rd\b))"
+)
 _PERSON_AGE: Final = re.compile(
     rf"{_PERSON}[\s,]+(?:maybe|about|around|roughly|just|only|aged?|of|age)[\s,]+{_AGE_NUMBER}"
     r"(?![0-9])(?![^\W_])"
     rf"|{_PERSON}\s*[,(]\s*(?:maybe|about|around|aged?\s+)?{_AGE_NUMBER}\s*(?:[,)]|$)"
+    # round 7: "my sister is 13", "a girl who's twelve", "her son turned 9"
+    rf"|{_PERSON}\s+(?:is|was|who\s+is|who\s+was|who['\u2019]s|turns|turned|turning|just\s+turned)"
+    rf"\s+(?:only\s+|just\s+|barely\s+|about\s+|maybe\s+|now\s+)?{_AGE_NUMBER}"
+    rf"(?![0-9])(?![^\W_]){_NOT_AN_AGE}"
+    # "she's 13", "he is only 12" (not "she is one of ...")
+    r"|(?<![^\W_])(?:she|he)(?:['\u2019]s|\s+is|\s+was)\s+(?:only\s+|just\s+|barely\s+|now\s+)?"
+    rf"(?!one\b){_AGE_NUMBER}(?![0-9])(?![^\W_]){_NOT_AN_AGE}"
+)
+#: A person's birth year: "a girl born in 2014", "she was born in 2015" is a minor while the
+#: year is less than 18 years ago ("our brand was born in 2021" names no person).
+_BORN: Final = re.compile(
+    rf"(?:{_PERSON}|(?<![^\W_])(?:she|he|who))\s+(?:(?:was|is|were)\s+)?born\s+(?:in\s+)?"
+    r"((?:19|20)[0-9]{2})(?![0-9])"
 )
 
 
@@ -286,6 +309,15 @@ def _ages(lexicon: Lexicon, reading: Reading) -> list[Hit]:
                 continue
             start, end = view.base_span(*match.span())
             hits.append(Hit("minors", SEXUAL_MINORS, start, end, "age under 18", reading.base))
+        this_year = datetime.now(UTC).year
+        for match in _BORN.finditer(view.context):
+            if this_year - 18 < int(match.group(1)) <= this_year:
+                start, end = view.base_span(*match.span())
+                hits.append(
+                    Hit(
+                        "minors", SEXUAL_MINORS, start, end, "born under 18 years ago", reading.base
+                    )
+                )
     return hits
 
 
@@ -376,6 +408,9 @@ class LexicalResult:
     displayed: str | None = None
     #: child cues ("pigtails", "lunchbox"): with sexual content they count as a minor
     child_cues: list[Hit] = field(default_factory=list)
+    #: suggestive terms ("sultry", "lingerie"), not ruled out by a negation: not blocked on
+    #: their own; the semantic layer's support for a sexual score below its "alone" threshold
+    suggestive: list[Hit] = field(default_factory=list)
 
 
 def scan(
@@ -423,6 +458,7 @@ def scan(
         minor_references=_minor_references(lexicon, first),
         displayed=readings[1].text if len(readings) > 1 else None,
         child_cues=_child_cues(lexicon, first),
+        suggestive=_find(lexicon.suggestive_terms, first, "minors"),
     )
 
 

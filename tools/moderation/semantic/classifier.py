@@ -28,7 +28,7 @@ from brandloop.errors import BrandloopError
 
 CLASSIFIER_PATH: Final = Path(__file__).with_name("classifier.json")
 #: The sha256 of ``classifier.json`` as ``scripts/train_text_classifier.py`` wrote it.
-CLASSIFIER_SHA256: Final = "fe0db5670304a53deff36155a52b4fbd8c63cfb103a104bce09e8f7c0e9b4363"
+CLASSIFIER_SHA256: Final = "8ac58aedaf3ce0a6943c54d262504da2a9a05f856eeaf38d15b53852567edb42"
 FORMAT: Final = "brandloop.text-classifier/1"
 #: A chunk holds whole sentences up to this many words (MiniLM reads 256 word pieces).
 CHUNK_WORDS: Final = 48
@@ -75,6 +75,10 @@ class SemanticLayer(Protocol):
     #: The ``sexual/minors`` head at or above this, with a minor referenced, is
     #: ``sexual/minors`` whatever the sexual head says (``None``: no such rule).
     minors_head_threshold: float | None
+    #: A sexual score at or above this blocks on its own; between the sexual threshold and
+    #: this one it blocks only with lexical support (a suggestive term, a minor referenced or
+    #: a child cue). ``None``: the sexual threshold alone decides.
+    sexual_alone_threshold: float | None
 
     def score(self, text: str) -> list[ChunkScores]: ...
 
@@ -153,6 +157,7 @@ class EmbeddingClassifier:
         minors_sexual_threshold: float,
         embed: Embedder,
         minors_head_threshold: float | None = None,
+        sexual_alone_threshold: float | None = None,
     ) -> None:
         if weights.shape != (len(categories), weights.shape[1]) or bias.shape != (len(categories),):
             raise ClassifierFileError("classifier weights do not match its categories")
@@ -163,6 +168,7 @@ class EmbeddingClassifier:
         self.thresholds: Mapping[str, float] = dict(thresholds)
         self.minors_sexual_threshold: float = minors_sexual_threshold
         self.minors_head_threshold: float | None = minors_head_threshold
+        self.sexual_alone_threshold: float | None = sexual_alone_threshold
         self._weights = weights
         self._bias = bias
         self._embed = embed
@@ -226,7 +232,9 @@ def load_classifier(
         embed = _minilm()
     thresholds = {c: float(t) for c, t in data["thresholds"].items()}
     head = data.get("minors_head_threshold")
-    checked = [*thresholds.values(), *([] if head is None else [float(head)])]
+    alone = data.get("sexual_alone_threshold")
+    optional = [float(t) for t in (head, alone) if t is not None]
+    checked = [*thresholds.values(), *optional]
     if not all(0.0 < t <= 1.0 and math.isfinite(t) for t in checked):
         raise ClassifierFileError(f"{path} has a threshold outside (0, 1]")
     return EmbeddingClassifier(
@@ -240,6 +248,7 @@ def load_classifier(
             if data.get("minors_head_threshold") is None
             else float(data["minors_head_threshold"])
         ),
+        sexual_alone_threshold=None if alone is None else float(alone),
         embed=embed,
     )
 
