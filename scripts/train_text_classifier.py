@@ -31,12 +31,18 @@ the lowest at which no such benign line that mentions a minor (or carries a chil
 "pigtails", "a lunchbox") reaches it, floored at 0.3 and capped at the sexual threshold. The
 minors head's rule (a minor referenced and the ``sexual/minors`` head at or above it, whatever
 the sexual head says): the lowest threshold no such benign line reaches, floored at 0.5.
+The sexual head's *alone* threshold (round 7): a sexual score at or above it blocks by
+itself; between the sexual threshold and it, only with lexical support (a suggestive term that
+says intent, not a clothing one such as "lingerie"; a minor referenced; a child cue). It is the lowest threshold at which at most
+``--sexual-alone-benign-rate`` (0.25 % by default) of the calibration benign lines *without*
+such support reach it, never below the sexual threshold. On split v5 (round 6, held out), 7
+of the 8 briefs the sexual head blocked by mistake had no such support.
 
 Deterministic: the same files give the same weights. Prints the digest to pin in
 ``tools/moderation/semantic/classifier.py`` (``CLASSIFIER_SHA256``) and PROVENANCE.md.
 
 Usage: .venv/bin/python scripts/train_text_classifier.py [--benign-rate 0.005]
-       [--sexual-benign-rate 0.01]
+       [--sexual-benign-rate 0.01] [--sexual-alone-benign-rate 0.0025]
 """
 
 from __future__ import annotations
@@ -98,7 +104,8 @@ def prepared(
 ) -> tuple[list[str], list[bool], list[bool], list[bool]]:
     """The texts the classifier would see, whether each mentions a minor, whether it
     mentions a minor or carries a child cue, and whether it has lexical support for a sexual
-    score below the "alone" threshold (a suggestive term, a minor or a child cue)."""
+    score below the "alone" threshold (a suggestive term that says intent, a minor or a child
+    cue)."""
     lexicon = default_lexicon()
     texts, minors, cued, supported = [], [], [], []
     for exemplar in exemplars:

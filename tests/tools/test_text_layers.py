@@ -364,6 +364,7 @@ def test_round_5_sexual_terms_leave_ordinary_briefs_alone(text):
         "at the sleepover, the girls skinny dipping",
         "on the school bus, fully nude",
         "hugging a Barbie doll, topless",
+        "changing out of a school swimming costume, fully nude",
     ],
 )
 def test_round_7_minor_families(text):

@@ -408,8 +408,9 @@ class LexicalResult:
     displayed: str | None = None
     #: child cues ("pigtails", "lunchbox"): with sexual content they count as a minor
     child_cues: list[Hit] = field(default_factory=list)
-    #: suggestive terms ("sultry", "lingerie"), not ruled out by a negation: not blocked on
-    #: their own; the semantic layer's support for a sexual score below its "alone" threshold
+    #: suggestive terms that say intent ("sultry", "a seductive pose"; not the clothing ones,
+    #: "lingerie"), not ruled out by a negation: not blocked on their own; the semantic layer's
+    #: support for a sexual score below its "alone" threshold
     suggestive: list[Hit] = field(default_factory=list)
 
 
@@ -458,7 +459,7 @@ def scan(
         minor_references=_minor_references(lexicon, first),
         displayed=readings[1].text if len(readings) > 1 else None,
         child_cues=_child_cues(lexicon, first),
-        suggestive=_find(lexicon.suggestive_terms, first, "minors"),
+        suggestive=_find(lexicon.support_terms, first, "minors"),
     )
 
 

@@ -208,6 +208,7 @@ class _MinorsFile(_Strict):
     minor_terms: list[str] = Field(default_factory=list)
     not_a_minor: list[str] = Field(default_factory=list)
     suggestive_terms: list[str] = Field(default_factory=list)
+    suggestive_clothing: list[str] = Field(default_factory=list)
     child_cues: list[str] = Field(default_factory=list)
     aged_things: list[str] = Field(default_factory=list)
     # version-1 files name them so
@@ -267,6 +268,10 @@ class Lexicon:
     #: Things that mark a child without naming one ("pigtails and a lunchbox"): with sexual
     #: content they are ``sexual/minors``; alone, or with a merely suggestive word, nothing.
     child_cues: tuple[Term, ...] = ()
+    #: The suggestive terms that say intent ("sultry", "seductive pose"), not the clothing ones
+    #: ("lingerie", "thong"): the semantic layer's support for a sexual score below its
+    #: "alone" threshold. ``suggestive_terms`` holds both, for the minors line.
+    support_terms: tuple[Term, ...] = ()
 
     @property
     def sense_names(self) -> frozenset[str]:
@@ -302,6 +307,7 @@ def load_lexicon(path: Path | None = None) -> Lexicon:
         )
         ambiguous.append(Ambiguous(term=term, senses=senses, blocks=spec.category is not None))
     minors = data.minors
+    intent = compile_terms([*minors.suggestive_terms, *minors.sexualising_terms], "suggestive")
     return Lexicon(
         terms=tuple(
             term
@@ -316,12 +322,11 @@ def load_lexicon(path: Path | None = None) -> Lexicon:
         minor_content=compile_terms(minors.terms, SEXUAL_MINORS),
         minor_terms=compile_terms(minors.minor_terms, SEXUAL_MINORS),
         not_a_minor=compile_terms(minors.not_a_minor, "not_a_minor", plural=False),
-        suggestive_terms=compile_terms(
-            [*minors.suggestive_terms, *minors.sexualising_terms], "suggestive"
-        ),
+        suggestive_terms=intent + compile_terms(minors.suggestive_clothing, "suggestive"),
         aged_things=_words(minors.aged_things),
         minors_window=minors.window_chars,
         child_cues=compile_terms(minors.child_cues, SEXUAL_MINORS),
+        support_terms=intent,
     )
 
 

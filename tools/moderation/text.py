@@ -13,8 +13,9 @@ spent. Layers, in order:
    (:mod:`~brandloop.tools.moderation.semantic`), per-category thresholds. It blocks on its own
    for ``sexual`` and ``sexual/minors`` (the paraphrases term lists miss): a sexual score at
    or above the classifier's *alone* threshold blocks by itself, one between the calibrated
-   threshold and that needs lexical support (a suggestive term, a minor referenced or a child
-   cue: round 7, after most semantic false blocks on split v5 had none); its other heads are
+   threshold and that needs lexical support (a suggestive term that says intent, not a
+   clothing one; a minor referenced; a child cue: round 7, after most semantic false blocks on
+   split v5 had none); its other heads are
    scored and shown, and block only for a brand whose policy sets their threshold
    (``text.semantic_thresholds``): on briefs they were not written against (the eval suite's,
    the composer's own palette clauses) they made false blocks;
@@ -302,7 +303,8 @@ def _semantic_findings(
 
 def _support(result: LexicalResult) -> Hit | None:
     """The lexical signal that lets a sexual score between the calibrated threshold and the
-    "alone" one block: a suggestive term, a minor referenced or a child cue."""
+    "alone" one block: a suggestive term that says intent (not a clothing one such as
+    "lingerie"), a minor referenced or a child cue."""
     for hits in (result.suggestive, result.minor_references, result.child_cues):
         if hits:
             return hits[0]
