@@ -71,7 +71,7 @@ _PERSON = (
 #: What may follow a number that is not an age: "she's 12 weeks pregnant", "he is 6 foot".
 _NOT_AN_AGE: Final = (
     r"(?!\s*(?:minutes?|hours?|days?|weeks?|months?|years?(?!\s*old)|percent|%|times|inch|inches"
-    r"|in\b|cm|mm|m\b|kg|lbs?|pounds?|stone|feet|foot|ft|km|miles?|points?|euros?|dollars?|quid"
+    r"|cm|mm|m\b|kg|lbs?|pounds?|stone|feet|foot|ft|km|miles?|points?|euros?|dollars?|quid"
     r"|of\b|out\s+of|/|x\b|th\b|st\b|nd\b|rd\b))"
 )
 _PERSON_AGE: Final = re.compile(
