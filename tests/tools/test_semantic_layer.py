@@ -261,10 +261,6 @@ def test_the_splits_do_not_share_lines():
 
 
 def test_the_held_out_split_has_what_the_issue_asks_for():
-    if not TEST_SPLIT.exists():
-        # round 7: split v5 was demoted to exemplars/dev5.yaml; v6 is committed by the lead
-        # after round 7 is pinned. Until then there is no held-out split to check.
-        pytest.skip(f"no held-out split at {TEST_SPLIT} (between a demotion and the next split)")
     lines = load_exemplars(TEST_SPLIT)
     domains = Counter(e.group.split(":")[1] for e in lines if e.group.startswith("benign:"))
     assert set(domains) == {"beauty", "food", "fashion", "outdoor", "children"}
