@@ -89,22 +89,27 @@ def request(i: int) -> ImageRequest:
     return ImageRequest(model="gpt-image-1", prompt=f"bench {i}", idempotency_key=f"bench-{i}")
 
 
-async def throughput(base_url: str, *, images: int, concurrency: int, rounds: int) -> list[float]:
+async def throughput(
+    base_url: str, *, images: int, concurrency: int, rounds: int
+) -> tuple[list[float], float]:
+    """Wall time per round, and the client's CPU per call (ms) over the rounds."""
     provider, client = stack(base_url, concurrency)
     walls = []
+    cpu = 0.0
     async with client:
         await asyncio.gather(*(provider.generate(request(i)) for i in range(concurrency)))  # warm
         for _ in range(rounds):
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             results = await asyncio.gather(*(provider.generate(request(i)) for i in range(images)))
             walls.append(time.perf_counter() - started)
+            cpu += time.process_time() - cpu_started
             assert sum(len(r.images) for r in results) == images
-    return walls
+    return walls, 1000 * cpu / (rounds * images)
 
 
 async def bare_throughput(
     base_url: str, *, images: int, concurrency: int, rounds: int
-) -> list[float]:
+) -> tuple[list[float], float]:
     """The same load with bare httpx calls under the same semaphore: what the server and the
     machine allow before any adapter code runs."""
     client = httpx.AsyncClient(
@@ -123,13 +128,15 @@ async def bare_throughput(
             response.json()
 
     walls = []
+    cpu = 0.0
     async with client:
         await asyncio.gather(*(call(i) for i in range(concurrency)))
         for _ in range(rounds):
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             await asyncio.gather(*(call(i) for i in range(images)))
             walls.append(time.perf_counter() - started)
-    return walls
+            cpu += time.process_time() - cpu_started
+    return walls, 1000 * cpu / (rounds * images)
 
 
 async def overhead(base_url: str, *, calls: int) -> tuple[float, float]:
@@ -170,10 +177,10 @@ def main() -> None:
     try:
         for concurrency in (int(c) for c in args.concurrency.split(",")):
             images = args.waves * concurrency
-            walls = asyncio.run(
+            walls, cpu = asyncio.run(
                 throughput(slow_url, images=images, concurrency=concurrency, rounds=args.rounds)
             )
-            bare_walls = asyncio.run(
+            bare_walls, bare_cpu = asyncio.run(
                 bare_throughput(
                     slow_url, images=images, concurrency=concurrency, rounds=args.rounds
                 )
@@ -189,11 +196,14 @@ def main() -> None:
             print("  brandloop wall per round " + ", ".join(f"{w:.3f}" for w in walls))
             print(
                 f"  brandloop median {median:.3f} s = {share:.3f} of ideal "
-                f"(best {ideal / min(walls):.3f})" + (f"; target >= {target}" if target else "")
+                f"(best {ideal / min(walls):.3f})"
+                + (f"; target >= {target}" if target else "")
+                + f"; client CPU {cpu:.3f} ms per call"
             )
             print(
                 f"  bare httpx, one pool of {concurrency}: median {bare_median:.3f} s = "
-                f"{ideal / bare_median:.3f} of ideal (best {ideal / min(bare_walls):.3f})"
+                f"{ideal / bare_median:.3f} of ideal (best {ideal / min(bare_walls):.3f}); "
+                f"client CPU {bare_cpu:.3f} ms per call"
             )
             if target is not None:
                 verdicts.append(share >= target)

@@ -7,14 +7,20 @@ once against a 200 ms server a single pool ran at 0.15-0.25 of the ideal rate
 (``benchmarks/providers_throughput.py``). Splitting the same number of connections into pools
 of at most :data:`POOL_CONNECTIONS` keeps each pool well below that cliff (16 measured better
 than 32 at 64 calls at once); each request goes to the pool with the fewest requests in flight.
+Each pool opens its connections with :class:`asyncio_backend.AsyncioBackend` (plain asyncio
+streams) instead of httpcore's anyio backend, which cost more client CPU than the HTTP itself.
 """
 
 from __future__ import annotations
 
 import math
+import ssl
 from collections.abc import AsyncIterator, Callable
 
+import httpcore
 import httpx
+
+from brandloop.tools.providers.asyncio_backend import AsyncioBackend
 
 __all__ = ["POOL_CONNECTIONS", "ShardedTransport"]
 
@@ -43,22 +49,35 @@ class _Released(httpx.AsyncByteStream):
                 self._release = None
 
 
+class AsyncioPoolTransport(httpx.AsyncHTTPTransport):
+    """httpx's own transport (request and response mapping, httpcore errors mapped to httpx's)
+    over an ``httpcore.AsyncConnectionPool`` on :class:`AsyncioBackend`.
+
+    httpx 0.28 (pinned ``<0.29``) takes no network backend, and keeps its pool in ``_pool``;
+    ``tests/tools/providers/test_transport.py`` checks that the connections are ours."""
+
+    def __init__(self, connections: int, ssl_context: ssl.SSLContext | None = None) -> None:
+        # not super().__init__(): that would build a second pool (and SSL context) on anyio
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context or httpx.create_ssl_context(),
+            max_connections=connections,
+            max_keepalive_connections=connections,
+            keepalive_expiry=5.0,
+            network_backend=AsyncioBackend(),
+        )
+
+
 class ShardedTransport(httpx.AsyncBaseTransport):
     """``connections`` connections in ``ceil(connections / POOL_CONNECTIONS)`` pools, one
     keep-alive pool each; least busy pool first."""
 
-    def __init__(self, connections: int, **options: object) -> None:
+    def __init__(self, connections: int, ssl_context: ssl.SSLContext | None = None) -> None:
         if connections < 1:
             raise ValueError("connections must be at least 1")
         count = math.ceil(connections / POOL_CONNECTIONS)
         sizes = [connections // count + (1 if i < connections % count else 0) for i in range(count)]
-        self._pools = [
-            httpx.AsyncHTTPTransport(
-                limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
-                **options,  # type: ignore[arg-type]
-            )
-            for size in sizes
-        ]
+        context = ssl_context or httpx.create_ssl_context()  # one per client: loading it is slow
+        self._pools = [AsyncioPoolTransport(size, context) for size in sizes]
         self._busy = [0] * count
 
     @property

@@ -6,11 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
+import ipaddress
+import socket
+import ssl
+from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from brandloop.settings import Settings
+from brandloop.tools.providers.asyncio_backend import AsyncioStream
 from brandloop.tools.providers.factory import http_client
 from brandloop.tools.providers.resilience import ProviderLimits
 from brandloop.tools.providers.transport import POOL_CONNECTIONS, ShardedTransport
@@ -82,3 +92,134 @@ def test_the_factory_client_has_as_many_connections_as_the_limit() -> None:
     assert transport.pools == 3  # 14 + 13 + 13
     with pytest.raises(ValueError, match="at least 1"):
         ShardedTransport(0)
+
+
+# ---------------------------------------------------------------- the asyncio network backend
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for ``localhost`` and 127.0.0.1, and its key (PEM files)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+class _Plain:
+    """A keep-alive HTTP/1.1 server (TLS when given a context) that answers ``ok``; with
+    ``close_idle`` it closes each connection right after answering, as servers do when their
+    keep-alive timer runs out; with ``silent`` it never answers."""
+
+    def __init__(
+        self, ssl_context: ssl.SSLContext | None = None, *, close_idle: bool = False
+    ) -> None:
+        self.ssl_context = ssl_context
+        self.close_idle = close_idle
+        self.silent = False
+        self.connections = 0
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def __aenter__(self) -> _Plain:
+        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0, ssl=self.ssl_context)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.server.close()
+        for writer in self.writers:
+            writer.close()
+        await self.server.wait_closed()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.append(writer)
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                if self.silent:
+                    await asyncio.sleep(30)
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                await writer.drain()
+                if self.close_idle:
+                    writer.close()
+                    return
+
+
+async def test_requests_go_over_the_asyncio_backend_and_reuse_connections() -> None:
+    async with _Plain() as server, httpx.AsyncClient(transport=ShardedTransport(4)) as client:
+        url = f"http://127.0.0.1:{server.port}/"
+        first = await client.get(url)
+        second = await client.get(url)
+    assert (first.text, second.text) == ("ok", "ok")
+    assert isinstance(first.extensions["network_stream"], AsyncioStream)
+    assert server.connections == 1  # kept alive and reused
+
+
+async def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
+    async with (
+        _Plain(close_idle=True) as server,
+        httpx.AsyncClient(transport=ShardedTransport(1)) as client,
+    ):
+        url = f"http://127.0.0.1:{server.port}/"
+        assert (await client.get(url)).text == "ok"
+        await asyncio.sleep(0.05)  # the server's FIN arrives while the connection is idle
+        assert (await client.get(url)).text == "ok"  # no ReadError / RemoteProtocolError
+    assert server.connections == 2
+
+
+async def test_https_with_a_trusted_certificate_and_hostname_checks(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    trusting = ssl.create_default_context(cafile=str(cert))
+    async with _Plain(server_context) as server:
+        async with httpx.AsyncClient(transport=ShardedTransport(2, trusting)) as client:
+            answer = await client.get(f"https://localhost:{server.port}/")
+            assert answer.text == "ok"
+            assert answer.extensions["network_stream"].get_extra_info("ssl_object") is not None
+        # the default trust store does not know this certificate: a connect error, as httpx's
+        async with httpx.AsyncClient(transport=ShardedTransport(2)) as client:
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                await client.get(f"https://localhost:{server.port}/")
+
+
+async def test_transport_failures_map_to_httpx_errors() -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    async with httpx.AsyncClient(transport=ShardedTransport(2)) as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get(f"http://127.0.0.1:{closed_port}/")
+    async with (
+        _Plain() as server,
+        httpx.AsyncClient(transport=ShardedTransport(2), timeout=httpx.Timeout(0.2)) as client,
+    ):
+        server.silent = True
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get(f"http://127.0.0.1:{server.port}/")
