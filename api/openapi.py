@@ -5,6 +5,9 @@ can say of itself. Every route's own statuses are declared at the route (``probl
   checks the contract, knows a call without one is a 401.
 - Every POST may answer 409: a request with an ``Idempotency-Key`` whose first use is still in
   flight (``api/idempotency.py``, in the service middleware, before any route).
+- Every POST that needs a key takes the optional ``Idempotency-Key`` header (1-255 characters;
+  the same key with another request is a 422 ``idempotency-key-reused``, one outside that
+  length a 400), declared on the operation so a client generated from the document can send it.
 - A parameter that may be left out is left out, never sent as ``null``: a query, path or header
   value is text, so the ``anyOf [X, null]`` that FastAPI writes for an optional parameter
   is ``X``.
@@ -62,10 +65,20 @@ def build_openapi(app: FastAPI, routers: Sequence[tuple[str, APIRouter]]) -> dic
         for method in route.methods or ()
     }
     in_flight = problems(409)
+    idempotency_key = {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "description": "answer a repeat of this request (same method, path, query and body) "
+        "with the first answer instead of running it again; 24 h by default",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    }
     for path, item in schema.get("paths", {}).items():
         for method, operation in item.items():
             if (method, path) in guarded:
                 operation["security"] = [{BEARER: []}]
+            if method == "post" and (method, path) in guarded:
+                operation.setdefault("parameters", []).append(dict(idempotency_key))
             if method == "post":
                 responses = operation.setdefault("responses", {})
                 for status, answer in in_flight.items():

@@ -190,3 +190,42 @@ def test_rate_limits_are_per_tenant_as_well_as_per_key(settings: Settings, db: D
         assert_problem(limited, 429, "rate-limited")
         assert int(limited.headers["retry-after"]) >= 1
         assert client.get("/v1/runs", headers=keys["B", "viewer"]).status_code == 200
+
+
+def test_the_schema_declares_the_key_on_every_post_and_its_bounds_hold(
+    settings: Settings, db: Database
+) -> None:
+    """A client generated from the OpenAPI document can send the key: it is declared on every
+    POST (optional, 1-255 characters), and a key outside those bounds is a 400 problem that
+    creates nothing."""
+    keys = Keys(db)
+    with _client(settings, db) as client:
+        document = client.get("/openapi.json").json()
+        posts = {
+            path: operation
+            for path, item in document["paths"].items()
+            for method, operation in item.items()
+            if method == "post"
+        }
+        assert len(posts) >= 10
+        for path, operation in posts.items():
+            declared = [p for p in operation["parameters"] if p["name"] == "Idempotency-Key"]
+            assert declared == [
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "description": declared[0]["description"],
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                }
+            ], path
+        assert client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).is_success
+        too_long = {**keys["A", "creator"], "Idempotency-Key": "k" * 256}
+        answer = client.post("/v1/generations", json=GEN, headers=too_long)
+        assert_problem(answer, 400, "bad-input")
+        longest = {**keys["A", "creator"], "Idempotency-Key": "k" * 255}
+        first = client.post("/v1/generations", json=GEN, headers=longest)
+        again = client.post("/v1/generations", json=GEN, headers=longest)
+        assert (first.status_code, again.status_code) == (202, 202), first.text
+        assert again.json() == first.json()
+    assert _jobs(db) == 1  # the 400 created nothing; the repeat of the longest key replayed
