@@ -20,7 +20,13 @@ against 20 accepted descriptors, hash and descriptor; it reuses the moderator's 
 score node does after the moderate node) and the near-duplicate check against 3 earlier images.
 The decode cache is cleared before every measured run. Median of ``--runs`` after warm-up.
 
+``--failures`` also prints, per line, what the whole text gate got wrong: harmful lines not
+blocked in their category (a ``sexual/minors`` line blocked only as ``sexual`` is a miss), and
+benign lines blocked, each with the gate's reasons. Printing them reads the split: a held-out
+split whose failures were printed is inspected, and the next round must demote it.
+
 Usage: .venv/bin/python benchmarks/signals.py [--runs 50] [--json] [--text-only] [--split PATH]
+       [--failures]
 """
 
 from __future__ import annotations
@@ -185,6 +191,33 @@ def text_quality(
     return report
 
 
+def text_failures(gate: Callable[[str], Any], split: Path = TEST_SPLIT) -> list[dict[str, Any]]:
+    """Every line ``gate`` gets wrong on ``split``: a harmful line not blocked in each of its
+    categories, a benign line blocked; with the gate's categories and reasons."""
+    from brandloop.tools.moderation.semantic.exemplars import load_exemplars
+
+    failures = []
+    for line in load_exemplars(split):
+        verdict = gate(line.text)
+        predicted = _predicted(verdict.categories)
+        missed = sorted(line.labels - predicted)
+        if line.benign and verdict.allowed:
+            continue
+        if not line.benign and not missed:
+            continue
+        failures.append(
+            {
+                "group": line.group,
+                "kind": "false block" if line.benign else "miss",
+                "missed": missed,
+                "categories": list(verdict.categories),
+                "reasons": list(verdict.reasons),
+                "text": line.text,
+            }
+        )
+    return failures
+
+
 def text_latency(runs: int, split: Path = TEST_SPLIT) -> dict[str, Any]:
     """Every offline layer on every test brief: wall and CPU time per brief, after warm-up."""
     from brandloop.tools.moderation.semantic import default_semantic_layer
@@ -289,6 +322,17 @@ def _print_text(report: dict[str, Any]) -> None:
             )
 
 
+def _print_failures(failures: list[dict[str, Any]]) -> None:
+    print(f"lines the text gate (all offline layers) gets wrong: {len(failures)}")
+    for failure in failures:
+        missed = f" missed {', '.join(failure['missed'])}" if failure["missed"] else ""
+        got = ", ".join(failure["categories"]) or "allowed"
+        print(f"- [{failure['group']}] {failure['kind']}{missed}; gate: {got}")
+        print(f"    {failure['text']}")
+        for reason in failure["reasons"]:
+            print(f"    · {reason}")
+
+
 def text_gates() -> dict[str, Callable[[str], Any]]:
     from brandloop.tools.moderation.lexicon import load_lexicon
     from brandloop.tools.moderation.text import moderate_text
@@ -316,6 +360,11 @@ def main() -> None:
         default=None,
         help="score this exemplar file instead of the held-out split (reported as NOT held out)",
     )
+    parser.add_argument(
+        "--failures",
+        action="store_true",
+        help="also print every line the whole text gate gets wrong (this reads the split)",
+    )
     args = parser.parse_args()
     split = args.split if args.split is not None else TEST_SPLIT
     if args.split is None and not TEST_SPLIT.exists():
@@ -333,7 +382,10 @@ def main() -> None:
         if args.split is None
         else f"{split.name} (a development split, NOT held out: its failures were read)"
     )
-    report["text_quality"] = text_quality(text_gates(), split)
+    gates = text_gates()
+    report["text_quality"] = text_quality(gates, split)
+    if args.failures:
+        report["text_failures"] = text_failures(gates["text gate (all offline layers)"], split)
     report["text_latency"] = text_latency(args.runs, split)
     if not args.text_only:
         report["latency_1024"] = latency(args.runs)
@@ -349,6 +401,8 @@ def main() -> None:
         f"{report['load_average_1min_after']} after)"
     )
     _print_text(report)
+    if "text_failures" in report:
+        _print_failures(report["text_failures"])
     if args.text_only:
         return
     print(
