@@ -41,9 +41,10 @@ _NEGATION: Final = re.compile(
 _NEGATION_LOOKBACK: Final = 16
 _WORD: Final = re.compile(r"[^\W_]+")
 _LETTER: Final = re.compile(r"[^\W\d_]")
+_DIGIT: Final = re.compile(r"[0-9]")
 _CLAUSE_END: Final = re.compile(r"[,.;:!?()\[\]\n]")
 _SENTENCE_END: Final = re.compile(r"[.!?;\n]")
-_SENSE_WINDOW: Final = 5
+_SENSE_WINDOW: Final = 6
 
 _AGE_WORDS: Final = (
     "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
@@ -53,7 +54,16 @@ _AGE_NUMBER: Final = rf"(?:1[0-7]|0?[0-9]|{_AGE_WORDS})"
 #: An age under 18: "12-year-old", "twelve year old", "9 yrs old", "12yo", "aged 9", "ages 3-8",
 #: "looks about 14", "just turned 13", "her 14th birthday".
 _AGE: Final = re.compile(
-    rf"(?<![^\W_]){_AGE_NUMBER}[\s\-]*(?:years?|yrs?|yr)[\s\-]*(?:olds?|of\s+age)(?![^\W_])"
+    rf"(?<![^\W_]){_AGE_NUMBER}[\s\-]*(?:years?|yrs?|yr)[\s\-]*(?:olds?|of\s+age|young)(?![^\W_])"
+    # round 8: "aged eleven", "not yet 16", "not even 13", "canonically 12", "under the age of 16"
+    rf"|(?<![^\W_])aged?[\s\-:]+(?:{_AGE_WORDS})(?![^\W_])"
+    r"(?![\s\-]*(?:months?|years?|weeks?|days?)\b)"
+    rf"|(?<![^\W_])(?:not\s+yet|not\s+even|canonically|canon\s+age(?:\s+is)?|officially)\s+"
+    rf"(?:only\s+)?{_AGE_NUMBER}(?![0-9])(?![^\W_])"
+    r"(?!\s*(?:minutes?|hours?|days?|weeks?|months?|years?(?!\s*old)|percent|%|times|stars?"
+    r"|people|items|euros?|dollars?|pounds?)\b)"
+    rf"|(?<![^\W_])(?:under|below)\s+the\s+age\s+of\s+(?:1[0-8]|[0-9]|{_AGE_WORDS}|eighteen)"
+    r"(?![0-9])(?![^\W_])"
     rf"|(?<![^\W_]){_AGE_NUMBER}[\s\-]*(?:yo|y/o|y\.o\.?)(?![^\W_])"
     r"|(?<![^\W_])aged?s?[\s\-:]+(?:1[0-7]|[0-9])(?![0-9])(?![\s\-]*(?:months?|years?|weeks?|days?)\b)"
     # "looks about 14", "could pass for 15", "just turned 13", "her 14th birthday"
@@ -66,7 +76,10 @@ _AGE: Final = re.compile(
 #: "a girl, maybe eleven", "a boy of 12", "son (9)", "a girl, 11, ..." (not "girls 2 for 1").
 _PERSON = (
     r"(?<![^\W_])(?:girl|boy|daughter|son|niece|nephew|pupil|student|kid|child|sister|brother"
-    r"|sis|bro|cousin|grandchild|granddaughter|grandson|stepdaughter|stepson)s?"
+    r"|sis|bro|cousin|grandchild|granddaughter|grandson|stepdaughter|stepson"
+    # round 8: a model, a character or a teen said to be a given age
+    r"|model|character|teen|tween|lad|lass|toddler|gymnast|cheerleader|dancer|influencer"
+    r"|girlfriend|boyfriend|actress|actor|athlete|swimmer|skater|player)s?"
 )
 #: What may follow a number that is not an age: "she's 12 weeks pregnant", "he is 6 foot".
 _NOT_AN_AGE: Final = (
@@ -83,9 +96,73 @@ _PERSON_AGE: Final = re.compile(
     rf"\s+(?:only\s+|just\s+|barely\s+|about\s+|maybe\s+|now\s+)?{_AGE_NUMBER}"
     rf"(?![0-9])(?![^\W_]){_NOT_AN_AGE}"
     # "she's 13", "he is only 12" (not "she is one of ...")
-    r"|(?<![^\W_])(?:she|he)(?:['\u2019]s|\s+is|\s+was)\s+(?:only\s+|just\s+|barely\s+|now\s+)?"
+    r"|(?<![^\W_])(?:she|he)(?:['\u2019]s|\s+is|\s+was)\s+"
+    r"(?:only\s+|just\s+|barely\s+|now\s+|almost\s+|nearly\s+|about\s+|around\s+|not\s+even\s+)?"
     rf"(?!one\b){_AGE_NUMBER}(?![0-9])(?![^\W_]){_NOT_AN_AGE}"
 )
+#: Round 8: ages in Spanish, Italian, French, German, Portuguese and Dutch (ASCII after
+#: folding), in digits or words, after a person word or pronoun ("nina de 10 anos", "ragazza
+#: di 13 anni", "elle a 12 ans", "ella tiene doce anos"), or with the word for "old"
+#: ("13 Jahre alt", "12-jarige"). "garantie de 10 ans" names no person.
+_FOREIGN_AGE_WORDS: Final = (
+    "uno|una|dos|tres|cuatro|cinco|seis|siete|ocho|nueve|diez|once|doce|trece|catorce|quince|"
+    "dieciseis|diecisiete|due|tre|quattro|cinque|sei|sette|otto|nove|dieci|undici|dodici|"
+    "tredici|quattordici|quindici|sedici|diciassette|un|une|deux|trois|quatre|cinq|six|sept|"
+    "huit|neuf|dix|onze|douze|treize|quatorze|seize|dix-sept|ein|eins|zwei|drei|vier|funf|"
+    "sechs|sieben|acht|neun|zehn|elf|zwolf|dreizehn|vierzehn|funfzehn|sechzehn|siebzehn|um|"
+    "dois|quatro|sete|oito|dez|doze|treze|dezesseis|dezasseis|dezessete|dezassete|een|twee|"
+    "drie|vijf|zes|zeven|negen|tien|twaalf|dertien|veertien|vijftien|zestien|zeventien"
+)
+_FOREIGN_NUMBER: Final = rf"(?:1[0-7]|0?[0-9]|{_FOREIGN_AGE_WORDS})"
+_FOREIGN_YEARS: Final = r"(?:anos|anios|ans|anni|jahre|jahren|jaar)"
+#: Words that make "N years" a duration or a brand's age, not a person's: "modele depuis
+#: 10 ans", "10 anni di esperienza".
+_NOT_A_PERSONS_AGE: Final = (
+    r"(?!\s+(?:de(?!\s+edad)|di(?!\s+eta)|d'|van|von|fa|plus|despues|dopo|spater|later"
+    r"|garantie|garantia|garanzia|garantie|experience|experiencia|esperienza|erfahrung|ervaring"
+    r"|geleden|atras)\b)"
+)
+_NOT_A_DURATION: Final = (
+    r"(?!(?:depuis|desde|hace|seit|sinds|pendant|durante|per|por|para|plus|mas|piu|uber|meer"
+    r"|mehr|fa|dal|dai|dalle|from|for|since|over|than|en|in|im|within|tous|toutes|ogni|cada"
+    r"|alle|elke)\b)"
+)
+_FOREIGN_PERSON: Final = (
+    r"(?:nina|ninas|nino|ninos|nena|nene|chica|chicas|chico|chicos|muchacha|muchacho|hija|hijo"
+    r"|hermana|hermano|hermanita|hermanito|prima|primo|sobrina|sobrino|ragazza|ragazze|ragazzo"
+    r"|ragazzi|ragazzina|ragazzino|bambina|bambino|bimba|bimbo|figlia|figlio|sorella|sorellina"
+    r"|fratello|fratellino|cugina|cugino|nipote|fille|filles|fillette|garcon|gamine|gamin|enfant"
+    r"|fils|soeur|frere|cousine|cousin|niece|neveu|madchen|junge|jungen|kind|tochter|sohn"
+    r"|schwester|bruder|nichte|neffe|meisje|jongen|dochter|zoon|zusje|broertje|menina|menino"
+    r"|garota|garoto|filha|filho|irma|irmao|crianca|modelo|modella|modele"
+    r"|elle|il|ella|lei|lui|sie|er|zij|hij|ela|ele)"
+)
+_FOREIGN_AGE: Final = re.compile(
+    rf"(?<![^\W_]){_FOREIGN_PERSON}(?:\s+{_NOT_A_DURATION}[^\W\d_]+){{0,2}}?[\s,(]+"
+    r"(?:(?:de|di|da|van|von|mit|a|tiene|tenia|cumple|cumplio|ha|hat|ist|heeft|is|tem|fez|con"
+    r"|avec|com|met|agee|agee de|age de|di eta)\s+)?"
+    rf"{_FOREIGN_NUMBER}[\s\-]*{_FOREIGN_YEARS}(?![^\W_]){_NOT_A_PERSONS_AGE}"
+    rf"|(?<![^\W_])(?:tiene|cumple|cumplio|compie|tem|fez|heeft)\s+{_FOREIGN_NUMBER}\s+"
+    rf"(?:anos|anni|jaar)(?![^\W_]){_NOT_A_PERSONS_AGE}"
+    rf"|(?<![^\W_]){_FOREIGN_NUMBER}[\s\-]*(?:jahre\s+alt|jaar\s+oud|anos\s+de\s+edad"
+    r"|anni\s+d'?eta|ans\s+d'?age|jahrige|jahrigen|jahriger|jahriges|jarige|jarigen)(?![^\W_])"
+)
+#: Round 8: children's clothes sizes ("size 4T", "2T-5T", "size 10-12 years", "7-8 yrs",
+#: "12-18 months") and ages said in months or weeks ("a 6 month old").
+_KIDS_SIZE: Final = re.compile(
+    r"(?<![^\W_])(?:size|sizes|talla|taille|grosse|maat|taglia)[\s:]+(?:[1-6]t|(?:1[0-6]|[2-9])"
+    r"(?:\s*[\-/]\s*(?:1[0-6]|[2-9]))?\s*(?:y|yrs?|years?|ans|anos|anni|jahre))(?![^\W_])"
+    r"|(?<![^\W_])[1-6]t(?:\s*[\-/]\s*[1-6]t)?[\s\-]+(?:size|sizes|girl|girls|boy|boys|kid|kids"
+    r"|model|models|toddler|toddlers|outfit|outfits|dress|dresses)(?![^\W_])"
+    r"|(?<![^\W_])[1-6]t\s*[\-/]\s*[1-6]t(?![^\W_])"
+    r"|(?<![^\W_])(?:1[0-6]|[2-9])\s*[\-/]\s*(?:1[0-6]|[2-9])\s*(?:y|yrs?|years?)(?![^\W_])"
+    r"(?!\s*(?:warranty|guarantee|of|experience|in\s+business))"
+    r"|(?<![^\W_])(?:size|sizes|fits|for)\s+(?:[0-9]|1[0-9]|2[0-4])\s*[\-/]\s*(?:[0-9]|1[0-9]|2[0-4])"
+    r"\s*(?:months?|mths?|m)(?![^\W_])"
+    r"|(?<![^\W_])(?:[0-9]|1[0-9]|2[0-4]|one|two|three|four|five|six|seven|eight|nine|ten|eleven"
+    r"|twelve)[\s\-]*(?:months?|weeks?)[\s\-]*olds?(?![^\W_])"
+)
+
 #: A person's birth year: "a girl born in 2014", "she was born in 2015" is a minor while the
 #: year is less than 18 years ago ("our brand was born in 2021" names no person).
 _BORN: Final = re.compile(
@@ -189,7 +266,8 @@ def _matches(term: Term, view: _View, *, negation: bool = True) -> Iterator[tupl
     """View spans where ``term`` occurs, unless ruled out by a negation right before it.
 
     A leet-pass match must contain a letter in the unfolded text, so numbers alone
-    ("5318008", prices, dates) can never spell a listed word.
+    ("5318008", prices, dates) can never spell a listed word; and a digit when the term has
+    one, so a plain word is never read as a folded number ("its" as "17s", "MI6" as "m16").
     """
     index = view.pass_index
     if term.needles[index] not in view.text:
@@ -197,6 +275,8 @@ def _matches(term: Term, view: _View, *, negation: bool = True) -> Iterator[tupl
     for match in term.patterns[index].finditer(view.text):
         start, end = match.span()
         if index and not _LETTER.search(view.context, start, end):
+            continue
+        if index and term.digits and not _DIGIT.search(view.context, start, end):
             continue
         # search(text, pos, endpos) lets \b see the character before pos, unlike a slice.
         if negation and _NEGATION.search(view.context, max(0, start - _NEGATION_LOOKBACK), start):
@@ -299,16 +379,29 @@ def _look_alikes(lexicon: Lexicon, reading: Reading, senses: Mapping[str, bool])
 
 
 def _ages(lexicon: Lexicon, reading: Reading) -> list[Hit]:
+    """Ages under 18 said in numbers or words (in English and, since round 8, in six other
+    languages), children's clothes sizes, and birth years under 18 years ago. Leet views are
+    read too ("n1ne y3ar 0ld"), keeping only what holds a digit the plain view did not read
+    as a letter."""
     hits = []
     for view in reading.views:
-        if view.pass_index:
-            continue
-        for match in (*_AGE.finditer(view.context), *_PERSON_AGE.finditer(view.context)):
-            following = [m.group() for m in _WORD.finditer(view.context, match.end())][:2]
+        text = view.text if view.pass_index else view.context
+        matches = [
+            *_AGE.finditer(text),
+            *_PERSON_AGE.finditer(text),
+            *_FOREIGN_AGE.finditer(text),
+            *_KIDS_SIZE.finditer(text),
+        ]
+        for match in matches:
+            if view.pass_index and not _DIGIT.search(view.context, *match.span()):
+                continue
+            following = [m.group() for m in _WORD.finditer(text, match.end())][:2]
             if any(word in lexicon.aged_things for word in following):
                 continue
             start, end = view.base_span(*match.span())
             hits.append(Hit("minors", SEXUAL_MINORS, start, end, "age under 18", reading.base))
+        if view.pass_index:
+            continue
         this_year = datetime.now(UTC).year
         for match in _BORN.finditer(view.context):
             if this_year - 18 < int(match.group(1)) <= this_year:

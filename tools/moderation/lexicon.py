@@ -87,13 +87,16 @@ class Term:
     """One entry compiled for each matching pass: plain, leet (1 → i) and leet (1 → l).
 
     ``needles`` is a prefix every match must contain in that pass: a substring test on it
-    skips the regex for the (nearly all) terms that cannot match.
+    skips the regex for the (nearly all) terms that cannot match. ``digits``: the entry
+    itself holds a digit ("u14", "m16", "17s"), so a leet-pass match must hold one too;
+    otherwise the folded entry is a plain word ("17s" folds to "its", "m16" to "mi6").
     """
 
     term: str
     category: str
     patterns: tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]
     needles: tuple[str, str, str]
+    digits: bool = False
 
 
 def _word_forms(entry: str, *, plural: bool) -> list[set[str]] | None:
@@ -162,6 +165,7 @@ def compile_term(entry: str, category: str, *, plural: bool = True) -> Term | No
         category=category,
         patterns=(compiled[0][0], compiled[1][0], compiled[2][0]),
         needles=(compiled[0][1], compiled[1][1], compiled[2][1]),
+        digits=any(ch.isdigit() for group in groups for form in group for ch in form),
     )
 
 
