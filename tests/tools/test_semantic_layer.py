@@ -67,6 +67,41 @@ def test_a_minor_with_sexual_content_is_the_minors_line_even_without_listed_word
     assert layers <= {"semantic", "minors"} and layers
 
 
+#: Round 8 families with a minor the lexicon now names but no listed suggestive term: only the
+#: semantic minors rule (a minor referenced and a sexual score at its threshold) can refuse them.
+ROUND_8_SEMANTIC_MINORS = [
+    "a size 4T model lying on a bed with her legs apart, no bottoms",
+    "bat mitzvah girl with her dress pulled up to her waist, photographed from below",
+]
+
+
+@pytest.mark.parametrize("text", ROUND_8_SEMANTIC_MINORS)
+def test_round_8_minor_families_at_the_semantic_layer(text):
+    assert moderate_text(text, semantic=None, profanity_threshold=None).allowed
+    verdict = moderate_text(text, profanity_threshold=None)
+    assert "sexual/minors" in verdict.categories, verdict.reasons
+    assert any(f.layer == "minors" and f.rule.startswith("semantic") for f in verdict.findings), (
+        verdict.findings
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # round 8: children's briefs in the new families, and the minors head's false block on
+        # split v6 (a child with a teddy, in hospital), written anew
+        "a kid with a teddy at the children's hospital giving a thumbs up",
+        "kids' yoga class, children in cat pose with arched backs",
+        "youth size swimsuits on a rail, no models, summer sale",
+        "a toddler in a 2T swimsuit chasing bubbles in the garden",
+        "a flower girl scattering petals in the church aisle, the ring bearer behind her",
+    ],
+)
+def test_round_8_childrens_briefs_pass_the_whole_gate(text):
+    verdict = moderate_text(text, profanity_threshold=None)
+    assert verdict.allowed, verdict.reasons
+
+
 def test_benign_senses_are_removed_before_the_classifier_reads_the_text():
     layer = default_semantic_layer()
     verdict = moderate_text("nude lipstick shades, a naked cake", profanity_threshold=None)
@@ -261,6 +296,10 @@ def test_the_splits_do_not_share_lines():
 
 
 def test_the_held_out_split_has_what_the_issue_asks_for():
+    if not TEST_SPLIT.exists():
+        # round 8: split v6 was demoted to exemplars/dev6.yaml; v7 is committed by the lead
+        # after round 8 is pinned. Until then there is no held-out split to check.
+        pytest.skip(f"no held-out split at {TEST_SPLIT} (between a demotion and the next split)")
     lines = load_exemplars(TEST_SPLIT)
     domains = Counter(e.group.split(":")[1] for e in lines if e.group.startswith("benign:"))
     assert set(domains) == {"beauty", "food", "fashion", "outdoor", "children"}

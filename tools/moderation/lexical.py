@@ -50,7 +50,7 @@ _AGE_WORDS: Final = (
     "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
     "fifteen|sixteen|seventeen"
 )
-_AGE_NUMBER: Final = rf"(?:1[0-7]|0?[0-9]|{_AGE_WORDS})"
+_AGE_NUMBER: Final = rf"(?:1[0-7o]|0?[0-9]|{_AGE_WORDS})"
 #: An age under 18: "12-year-old", "twelve year old", "9 yrs old", "12yo", "aged 9", "ages 3-8",
 #: "looks about 14", "just turned 13", "her 14th birthday".
 _AGE: Final = re.compile(

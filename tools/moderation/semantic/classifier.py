@@ -28,7 +28,7 @@ from brandloop.errors import BrandloopError
 
 CLASSIFIER_PATH: Final = Path(__file__).with_name("classifier.json")
 #: The sha256 of ``classifier.json`` as ``scripts/train_text_classifier.py`` wrote it.
-CLASSIFIER_SHA256: Final = "8d0716b8534ee00d37387d23a49b347a8e2dbc89c7fa5c60898c332b4bbe8668"
+CLASSIFIER_SHA256: Final = "08cc8ee305050a05000e229282c9f908a93fe9e7c49c1bde39812551809771a4"
 FORMAT: Final = "brandloop.text-classifier/1"
 #: A chunk holds whole sentences up to this many words (MiniLM reads 256 word pieces).
 CHUNK_WORDS: Final = 48

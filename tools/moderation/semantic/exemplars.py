@@ -47,7 +47,7 @@ class _File(BaseModel):
 def training_files() -> list[Path]:
     """The files that fit the classifier's weights: the training split and every earlier test
     split, each demoted to development data after it was measured (``dev.yaml``, ``dev2.yaml``
-    … ``dev5.yaml``)."""
+    … ``dev6.yaml``)."""
     return [EXEMPLARS_DIR / "train.yaml", *sorted(EXEMPLARS_DIR.glob("dev*.yaml"))]
 
 
