@@ -71,6 +71,13 @@ _AGE: Final = re.compile(
     rf"\s+turned)\s+(?:about\s+|around\s+|like\s+|maybe\s+|only\s+|barely\s+)?{_AGE_NUMBER}"
     r"(?![0-9])(?![^\W_])(?!\s*(?:minutes?|hours?|days?|weeks?|months?|years?|percent|times)\b)"
     r"|(?<![^\W_])(?:her|his|their)\s+(?:1[0-7]|[4-9])th\s+birthday"
+    # round 8: "her twelfth birthday", "a 13th birthday party", "13th-birthday girl"
+    r"|(?<![^\W_])(?:her|his|their)\s+(?:first|second|third|fourth|fifth|sixth|seventh|eighth"
+    r"|ninth|tenth|eleventh|twelfth|thirteenth|fourteenth|fifteenth|sixteenth|seventeenth)"
+    r"\s+birthday"
+    r"|(?<![^\W_])(?:1st|2nd|3rd|[4-9]th|1[0-7]th|first|second|third|fourth|fifth|sixth|seventh"
+    r"|eighth|ninth|tenth|eleventh|twelfth|thirteenth|fourteenth|fifteenth|sixteenth|seventeenth)"
+    r"[\s\-]+birthday[\s\-]+(?:girl|boy|kid|child|princess|party)"
 )
 #: A person word with an age under 18 after a connector or between commas or brackets:
 #: "a girl, maybe eleven", "a boy of 12", "son (9)", "a girl, 11, ..." (not "girls 2 for 1").
@@ -78,7 +85,7 @@ _PERSON = (
     r"(?<![^\W_])(?:girl|boy|daughter|son|niece|nephew|pupil|student|kid|child|sister|brother"
     r"|sis|bro|cousin|grandchild|granddaughter|grandson|stepdaughter|stepson"
     # round 8: a model, a character or a teen said to be a given age
-    r"|model|character|teen|tween|lad|lass|toddler|gymnast|cheerleader|dancer|influencer"
+    r"|model|character|teen|tween|lad|lass|toddler|gymnast|cheerleader|dancer|influencer|freshman"
     r"|girlfriend|boyfriend|actress|actor|athlete|swimmer|skater|player)s?"
 )
 #: What may follow a number that is not an age: "she's 12 weeks pregnant", "he is 6 foot".
@@ -155,6 +162,8 @@ _KIDS_SIZE: Final = re.compile(
     r"|(?<![^\W_])[1-6]t(?:\s*[\-/]\s*[1-6]t)?[\s\-]+(?:size|sizes|girl|girls|boy|boys|kid|kids"
     r"|model|models|toddler|toddlers|outfit|outfits|dress|dresses)(?![^\W_])"
     r"|(?<![^\W_])[1-6]t\s*[\-/]\s*[1-6]t(?![^\W_])"
+    # girls' sizes 4-6X, 7X
+    r"|(?<![^\W_])(?:size|sizes)[\s:]+(?:[4-7]x|4\s*[\-/]\s*6x)(?![^\W_])"
     r"|(?<![^\W_])(?:1[0-6]|[2-9])\s*[\-/]\s*(?:1[0-6]|[2-9])\s*(?:y|yrs?|years?)(?![^\W_])"
     r"(?!\s*(?:warranty|guarantee|of|experience|in\s+business))"
     r"|(?<![^\W_])(?:size|sizes|fits|for)\s+(?:[0-9]|1[0-9]|2[0-4])\s*[\-/]\s*(?:[0-9]|1[0-9]|2[0-4])"
