@@ -28,7 +28,7 @@ from brandloop.errors import BrandloopError
 
 CLASSIFIER_PATH: Final = Path(__file__).with_name("classifier.json")
 #: The sha256 of ``classifier.json`` as ``scripts/train_text_classifier.py`` wrote it.
-CLASSIFIER_SHA256: Final = "08cc8ee305050a05000e229282c9f908a93fe9e7c49c1bde39812551809771a4"
+CLASSIFIER_SHA256: Final = "791a9065cc02d8411d59b486dfdb264f6cc09d5c53f6471fb323270bb6bd3cf7"
 FORMAT: Final = "brandloop.text-classifier/1"
 #: A chunk holds whole sentences up to this many words (MiniLM reads 256 word pieces).
 CHUNK_WORDS: Final = 48
