@@ -296,13 +296,20 @@ def test_the_splits_do_not_share_lines():
 
 
 def test_the_held_out_split_has_what_the_issue_asks_for():
-    if not TEST_SPLIT.exists():
-        # round 8: split v6 was demoted to exemplars/dev6.yaml; v7 is committed by the lead
-        # after round 8 is pinned. Until then there is no held-out split to check.
-        pytest.skip(f"no held-out split at {TEST_SPLIT} (between a demotion and the next split)")
     lines = load_exemplars(TEST_SPLIT)
     domains = Counter(e.group.split(":")[1] for e in lines if e.group.startswith("benign:"))
     assert set(domains) == {"beauty", "food", "fashion", "outdoor", "children"}
     assert sum(domains.values()) >= 200 and min(domains.values()) >= 40
     positives = Counter(e.group for e in lines if not e.benign)
-    assert positives["harmful:sexual"] >= 50 and positives["harmful:sexual/minors"] >= 50
+    assert positives["harmful:sexual"] >= 50
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="split v7 has no sexual/minors lines: its independent authors declined to write "
+    "them; the held-out minors set needs a trust-and-safety author (issue 14). Strict: when "
+    "such lines are added this passes, fails as XPASS, and the marker must go.",
+)
+def test_the_held_out_split_measures_the_minors_line():
+    positives = Counter(e.group for e in load_exemplars(TEST_SPLIT) if not e.benign)
+    assert positives["harmful:sexual/minors"] >= 50
