@@ -42,6 +42,13 @@ def _mapped(mapping: dict[type[BaseException], type[Exception]]) -> Iterator[Non
         raise
 
 
+#: how a failed connect reads to httpcore (and so to httpx): a timeout first, it is an OSError too
+_CONNECT_ERRORS: dict[type[BaseException], type[Exception]] = {
+    TimeoutError: httpcore.ConnectTimeout,
+    OSError: httpcore.ConnectError,
+}
+
+
 def _deadline(timeout: float | None) -> asyncio.Timeout:
     return asyncio.timeout(timeout)
 
@@ -119,11 +126,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[SocketOption] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        mapping: dict[type[BaseException], type[Exception]] = {
-            TimeoutError: httpcore.ConnectTimeout,
-            OSError: httpcore.ConnectError,
-        }
-        with _mapped(mapping):
+        with _mapped(_CONNECT_ERRORS):
             async with _deadline(timeout):
                 reader, writer = await asyncio.open_connection(
                     host, port, local_addr=(local_address, 0) if local_address else None
@@ -140,11 +143,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         timeout: float | None = None,
         socket_options: Iterable[SocketOption] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        mapping: dict[type[BaseException], type[Exception]] = {
-            TimeoutError: httpcore.ConnectTimeout,
-            OSError: httpcore.ConnectError,
-        }
-        with _mapped(mapping):
+        with _mapped(_CONNECT_ERRORS):
             async with _deadline(timeout):
                 reader, writer = await asyncio.open_unix_connection(path)
         return AsyncioStream(reader, writer)
