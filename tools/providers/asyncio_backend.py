@@ -76,8 +76,14 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
                 await self._writer.drain()
 
     async def aclose(self) -> None:
+        if self._writer.get_extra_info("ssl_object") is not None:
+            # as httpcore's anyio backend closes TLS (standard_compatible=False): no
+            # close_notify exchange, which waits up to 30 s on a peer that never answers it,
+            # and httpcore closes expired connections inside a request
+            self._writer.transport.abort()
+            return
         self._writer.close()
-        with contextlib.suppress(OSError, ssl.SSLError, asyncio.CancelledError):
+        with contextlib.suppress(OSError):
             await self._writer.wait_closed()
 
     async def start_tls(
