@@ -47,6 +47,11 @@ class AgentPolicy(BaseModel):
     prior_strength: float = Field(
         default=4.0, gt=0, description="pseudo-observations the catalog baseline is worth"
     )
+    explore_quality: bool = Field(
+        default=True,
+        description="the bandit's arms are each quality setting of a model, not only its "
+        "default: it learns which setting buys acceptances cheapest",
+    )
     latency_target_s: float | None = Field(
         default=None, gt=0, description="skip models whose observed mean latency is above this"
     )

@@ -15,10 +15,17 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from brandloop.agent.bandit import ArmStats, arm_stats, choose, posterior
+from brandloop.agent.bandit import (
+    Arm,
+    ArmStats,
+    arm_stats,
+    arms,
+    choose,
+    model_latencies,
+    posterior,
+)
 from brandloop.agent.budgets import headroom
 from brandloop.agent.context import RunContext
-from brandloop.agent.diagnosis import quality_index
 from brandloop.agent.moderation import check_text
 from brandloop.agent.repairs import fix_rates
 from brandloop.agent.replay import earlier_accepted, replay_candidates
@@ -151,15 +158,6 @@ def _unavailable_reason(ctx: RunContext, state: RunState) -> str:
     return "no usable provider: " + "; ".join(parts)
 
 
-def _quality(spec: ModelSpec, boost: int) -> str | None:
-    """The quality setting to ask for after ``boost`` soft rounds; None: the model's default."""
-    for step in range(boost, 0, -1):
-        index = quality_index(spec, step)
-        if index is not None:
-            return spec.qualities[index]
-    return None
-
-
 def _stop(
     ctx: RunContext,
     state: RunState,
@@ -185,16 +183,16 @@ def _outlook(
     ctx: RunContext,
     state: RunState,
     iteration: int,
-    models: list[ModelSpec],
+    options: list[Arm],
     stats: dict[str, ArmStats],
     price: dict[str, float],
 ) -> Outlook:
     """The stopping rule's view of the next round on the best arm per dollar."""
     means = {}
-    for spec in models:
-        alpha, beta = posterior(spec, stats.get(spec.id), ctx.policy.prior_strength)
-        means[spec.id] = alpha / (alpha + beta)
-    best = max(models, key=lambda m: means[m.id] / max(price[m.id], 1e-6))
+    for arm in options:
+        alpha, beta = posterior(arm, stats, ctx.policy.prior_strength)
+        means[arm.key] = alpha / (alpha + beta)
+    best = max(options, key=lambda a: means[a.key] / max(price[a.key], 1e-6))
     brand_id = state.get("brand_id")
     with ctx.db.session() as session:
         rates = fix_rates(session, tenant=ctx.tenant, brand_id=brand_id) if brand_id else []
@@ -208,13 +206,13 @@ def _outlook(
         cap, source = multiple * median, f"{multiple:g}× the brand's median ${median:.3f}"
     else:
         # no paid run of the brand accepted anything yet: the catalog's own claim is the bar
-        ideal = min(price[m.id] / max(m.quality_baseline, 1e-6) for m in models)
+        ideal = min(price[a.key] / max(a.model.quality_baseline, 1e-6) for a in options)
         cap, source = multiple * ideal, f"{multiple:g}× the catalog's best ${ideal:.3f}, no history"
     repairs = state.get("repairs", [])
     return outlook(
-        model=best.id,
-        posterior_mean=means[best.id],
-        price=price[best.id],
+        model=best.key,
+        posterior_mean=means[best.key],
+        price=price[best.key],
         pending=[r for r in repairs if r["round"] == iteration - 1 and r["fixed"] is None],
         history=repairs,
         rates=rates,
@@ -239,7 +237,7 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         stats = arm_stats(session, brand_id=brand_id, template_ref=template.ref) if brand_id else {}
     if outside is not None and outside.remaining_usd < remaining:
         remaining, budget_label = outside.remaining_usd, outside.label
-    models, notes = eligible_models(ctx, state, {mid: s.mean_latency_s for mid, s in stats.items()})
+    models, notes = eligible_models(ctx, state, model_latencies(stats))
     if not models:
         return {
             **_stop(
@@ -253,19 +251,23 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             "status": "failed",
         }
     width, height = request.dimensions()
-    quality = {m.id: _quality(m, state.get("quality_boost", 0)) for m in models}
+    options = arms(
+        models,
+        min_boost=state.get("quality_boost", 0),
+        every_quality=ctx.policy.explore_quality,
+    )
     price = {
-        m.id: image_price(m, width=width, height=height, quality=quality[m.id]) for m in models
+        a.key: image_price(a.model, width=width, height=height, quality=a.quality) for a in options
     }
-    affordable = [m for m in models if price[m.id] <= remaining + 1e-9]
+    affordable = [a for a in options if price[a.key] <= remaining + 1e-9]
     if not affordable:
-        cheapest = min(models, key=lambda m: price[m.id])
+        cheapest = min(options, key=lambda a: price[a.key])
         return _stop(
             ctx,
             state,
             iteration,
             f"remaining {budget_label} ${max(remaining, 0.0):.3f} cannot pay for one "
-            f"{cheapest.id} image (${price[cheapest.id]:.3f})",
+            f"{cheapest.key} image (${price[cheapest.key]:.3f})",
         )
 
     if iteration > 1:
@@ -303,24 +305,28 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         prior_strength=ctx.policy.prior_strength,
         prices=price,
     )
-    # A similar earlier request of the brand: start from the arm that was accepted, not from
-    # the cheapest tier (its seeds come first below).
+    # A similar earlier request of the brand: start from the model that was accepted, not from
+    # the cheapest tier (its seeds come first below), at the setting the bandit rates best.
+    by_key = {a.key: a for a in affordable}
+    ranked = [by_key[c.key] for c in choices]
     remembered = [
-        next(m for m in affordable if m.id == mid)
+        next((a for a in ranked if a.model.id == mid), None)
+        or next(a for a in affordable if a.model.id == mid)
         for mid in (state.get("recalled_models", []) if iteration == 1 else [])
-        if any(m.id == mid for m in affordable)
+        if any(a.model.id == mid for a in affordable)
     ]
-    planned: list[ModelSpec] = []
+    planned: list[Arm] = []
     left = remaining
-    for index, choice in enumerate(choices):
-        spec = remembered[index] if index < len(remembered) else choice.model
-        if price[spec.id] > left + 1e-9:
-            fits = [m for m in affordable if price[m.id] <= left + 1e-9]
+    for index, arm in enumerate(ranked):
+        if index < len(remembered):
+            arm = remembered[index]
+        if price[arm.key] > left + 1e-9:
+            fits = [a for a in affordable if price[a.key] <= left + 1e-9]
             if not fits:
                 break
-            spec = max(fits, key=lambda m: m.quality_baseline)
-        planned.append(spec)
-        left -= price[spec.id]
+            arm = max(fits, key=lambda a: (a.model.quality_baseline, -price[a.key]))
+        planned.append(arm)
+        left -= price[arm.key]
     explored = sum(1 for c in choices[: len(planned)] if c.explored)
 
     emphasis = state.get("emphasis", "normal")
@@ -394,33 +400,33 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             template=template.ref,
             prompt=prompts[index],
             negative_prompt=negative,
-            model=spec.id,
+            model=arm.model.id,
             seed=seed,
             width=width,
             height=height,
             iteration=iteration,
-            estimated_cost_usd=price[spec.id],
-            params={"quality": quality[spec.id]} if quality[spec.id] else {},
+            estimated_cost_usd=price[arm.key],
+            params={"quality": arm.quality} if arm.quality else {},
             modifiers=list(modifiers),
         )
-        for index, (spec, seed) in enumerate(zip(planned, seeds, strict=True))
+        for index, (arm, seed) in enumerate(zip(planned, seeds, strict=True))
     ]
-    by_model: dict[str, int] = {}
-    for spec in planned:
-        by_model[spec.id] = by_model.get(spec.id, 0) + 1
-    spread = ", ".join(f"{n}× {mid}" for mid, n in by_model.items())
-    cost = sum(price[spec.id] for spec in planned)
+    by_arm: dict[str, int] = {}
+    for arm in planned:
+        by_arm[arm.key] = by_arm.get(arm.key, 0) + 1
+    spread = ", ".join(f"{n}× {key}" for key, n in by_arm.items())
+    cost = sum(price[arm.key] for arm in planned)
     short = " (budget allows only these)" if count < needed else ""
     reason = (
         f"round {iteration}: {spread} (${cost:.3f}, {budget_label} left ${remaining:.3f}){short}; "
-        f"bandit over {', '.join(m.id for m in affordable)}, {explored} exploring; "
+        f"bandit over {', '.join(a.key for a in affordable)}, {explored} exploring; "
         f"palette emphasis {emphasis}"
         + (f"; modifiers: {', '.join(modifiers)}" if modifiers else "")
         + (f"; reusing {len(recalled)} remembered seed(s)" if recalled else "")
         + (f"; {written} LLM-written variant(s)" if written else "")
         + (f"; {'; '.join(notes)}" if notes else "")
     )
-    signals = {f"p_accept[{c.model.id}]": round(c.posterior_mean, 4) for c in choices}
+    signals = {f"p_accept[{c.key}]": round(c.posterior_mean, 4) for c in choices}
     signals["remaining_usd"] = round(remaining, 6)
     decision = Decision(
         node="plan",

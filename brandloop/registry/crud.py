@@ -441,7 +441,7 @@ def upsert_attempt(session: Session, *, run_id: str, attempt: Attempt) -> Attemp
     """
     cand = attempt.candidate
     row = session.get(AttemptRow, attempt.id)
-    before = None if row is None else (row.template_ref, row.model, row.outcome, row.latency_ms)
+    before = None if row is None else _bucket(row)
     if row is None:
         row = AttemptRow(
             **cand.model_dump(include=_CANDIDATE_AS_STORED),
@@ -459,18 +459,25 @@ def upsert_attempt(session: Session, *, run_id: str, attempt: Attempt) -> Attemp
     row.composite = attempt.scores.composite if attempt.scores else None
     row.moderation = attempt.moderation.model_dump(mode="json") if attempt.moderation else None
     session.flush()
-    after = (row.template_ref, row.model, row.outcome, row.latency_ms)
+    after = _bucket(row)
     if after != before:
         _count_outcome(session, run_id=row.run_id, before=before, after=after)
     return row
+
+
+def _bucket(row: AttemptRow) -> tuple[str, str, str, str, float]:
+    """The outcome-count bucket of an attempt: template, model, quality setting ("" for the
+    model's default), outcome; and its latency."""
+    quality = (row.params or {}).get("quality") or ""
+    return (row.template_ref, row.model, str(quality)[:16], row.outcome, row.latency_ms)
 
 
 def _count_outcome(
     session: Session,
     *,
     run_id: str,
-    before: tuple[str, str, str, float] | None,
-    after: tuple[str, str, str, float],
+    before: tuple[str, str, str, str, float] | None,
+    after: tuple[str, str, str, str, float],
 ) -> None:
     """Move one attempt between outcome buckets with atomic increments (no read-modify-write,
     so concurrent runs of one brand never lose a count)."""
@@ -478,13 +485,14 @@ def _count_outcome(
     if run is None or run.brand_id is None:
         return
     if before is not None:
-        template_ref, model, outcome, latency = before
+        template_ref, model, quality, outcome, latency = before
         session.execute(
             update(OutcomeCountRow)
             .where(
                 OutcomeCountRow.brand_id == run.brand_id,
                 OutcomeCountRow.template_ref == template_ref,
                 OutcomeCountRow.model == model,
+                OutcomeCountRow.quality == quality,
                 OutcomeCountRow.outcome == outcome,
             )
             .values(
@@ -492,19 +500,20 @@ def _count_outcome(
                 latency_ms_total=OutcomeCountRow.latency_ms_total - latency,
             )
         )
-    template_ref, model, outcome, latency = after
+    template_ref, model, quality, outcome, latency = after
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     statement = insert(OutcomeCountRow).values(
         brand_id=run.brand_id,
         template_ref=template_ref,
         model=model,
+        quality=quality,
         outcome=outcome,
         attempts=1,
         latency_ms_total=latency,
     )
     session.execute(
         statement.on_conflict_do_update(
-            index_elements=["brand_id", "template_ref", "model", "outcome"],
+            index_elements=["brand_id", "template_ref", "model", "quality", "outcome"],
             set_={
                 "attempts": OutcomeCountRow.attempts + 1,
                 "latency_ms_total": OutcomeCountRow.latency_ms_total + latency,
@@ -514,7 +523,7 @@ def _count_outcome(
 
 
 def outcome_counts(session: Session, *, brand_id: str, template_ref: str) -> list[OutcomeCountRow]:
-    """The brand's outcome counts for a template, one row per (model, outcome)."""
+    """The brand's outcome counts for a template, one row per (model, quality, outcome)."""
     query = select(OutcomeCountRow).where(
         OutcomeCountRow.brand_id == brand_id,
         OutcomeCountRow.template_ref == template_ref,

@@ -174,15 +174,18 @@ class AttemptRow(Base):
 
 
 class OutcomeCountRow(Base):
-    """How many of a brand's attempts with one template and model ended with each outcome,
-    and their summed latency: the planner's statistics, kept as attempts are recorded
-    (``crud.upsert_attempt``), so reading them costs the same however long the history."""
+    """How many of a brand's attempts with one template, model and quality setting ended with
+    each outcome, and their summed latency: the planner's statistics (one bandit arm per model
+    and quality setting), kept as attempts are recorded (``crud.upsert_attempt``), so reading
+    them costs the same however long the history."""
 
     __tablename__ = "outcome_counts"
 
     brand_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     template_ref: Mapped[str] = mapped_column(String(160), primary_key=True)
     model: Mapped[str] = mapped_column(String(120), primary_key=True)
+    # the quality setting asked for ("" when the attempt named none: the model's default)
+    quality: Mapped[str] = mapped_column(String(16), primary_key=True, default="")
     outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
     attempts: Mapped[int] = mapped_column(BigInteger, default=0)
     latency_ms_total: Mapped[float] = mapped_column(Float, default=0.0)

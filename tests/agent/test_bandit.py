@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from brandloop.agent.bandit import ArmStats, arm_stats, choose
+from brandloop.agent.bandit import ArmStats, arm_stats, arms, choose, posterior
 from brandloop.agent.runner import run_generation
 from brandloop.domain import Attempt, Candidate, GenerationRequest, ModelSpec
 from brandloop.registry import crud
@@ -158,3 +158,56 @@ async def test_models_slower_than_the_latency_target_are_skipped(
         "latency target" in plan.reason and "procedural/draft" in plan.reason.split("target: ")[1]
     )
     assert provider.calls[0].model == "studio"
+
+
+TIERED = ModelSpec(
+    id="sim/tiered",
+    provider="sim",
+    model="tiered",
+    price_per_image_usd=0.011,
+    prices={"low": 0.005, "medium": 0.011, "high": 0.036},
+    qualities=["low", "medium", "high"],
+    default_quality="medium",
+    quality_baseline=0.7,
+)
+
+
+def test_each_quality_setting_is_an_arm_and_a_soft_round_keeps_the_higher_ones() -> None:
+    assert [a.key for a in arms([TIERED, CHEAP])] == [
+        "sim/tiered@low", "sim/tiered@medium", "sim/tiered@high", "sim/cheap",
+    ]  # fmt: skip
+    assert [a.key for a in arms([TIERED], every_quality=False)] == ["sim/tiered@medium"]
+    assert [a.key for a in arms([TIERED], min_boost=1)] == ["sim/tiered@high"]
+    assert [a.key for a in arms([TIERED], min_boost=5)] == ["sim/tiered@high"]
+
+
+def _tiered_picks(stats: dict[str, ArmStats]) -> set[str]:
+    options = arms([TIERED])
+    chosen = choose(
+        options,
+        stats,
+        count=20,
+        rng=random.Random(3),
+        exploration_share=0.0,
+        prior_strength=4,
+        prices={a.key: TIERED.prices[a.quality or "medium"] for a in options},
+    )
+    return {c.key for c in chosen}
+
+
+def test_the_bandit_learns_which_quality_setting_buys_acceptances_cheapest() -> None:
+    assert _tiered_picks({}) == {"sim/tiered@low"}  # same prior, less than half the price
+    soft_when_cheap = {
+        "sim/tiered@low": ArmStats(model="sim/tiered", quality="low", successes=2, failures=30),
+        "sim/tiered@medium": ArmStats(
+            model="sim/tiered", quality="medium", successes=25, failures=5
+        ),
+    }
+    assert _tiered_picks(soft_when_cheap) == {"sim/tiered@medium"}
+
+
+def test_attempts_recorded_without_a_setting_count_for_the_default_one() -> None:
+    legacy = {"sim/tiered": ArmStats(model="sim/tiered", successes=30, failures=0)}
+    medium = posterior(arms([TIERED])[1], legacy, 4)
+    low = posterior(arms([TIERED])[0], legacy, 4)
+    assert medium[0] == low[0] + 30 and medium[1] == low[1]

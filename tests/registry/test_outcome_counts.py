@@ -20,9 +20,9 @@ AGGREGATE = (
     "FROM attempts a JOIN runs r ON r.id = a.run_id "
     "GROUP BY r.brand_id, a.template_ref, a.model, a.outcome"
 )
-COUNTS = (
-    "SELECT brand_id, template_ref, model, outcome, attempts, latency_ms_total "
-    "FROM outcome_counts WHERE attempts > 0"
+COUNTS = (  # summed over quality settings: the attempts here name none
+    "SELECT brand_id, template_ref, model, outcome, SUM(attempts), SUM(latency_ms_total) "
+    "FROM outcome_counts WHERE attempts > 0 GROUP BY brand_id, template_ref, model, outcome"
 )
 
 
@@ -114,3 +114,40 @@ def _migrate_and_compare(url: str) -> None:
         db.dispose()
     finally:
         engine.dispose()
+
+
+def test_counts_keep_the_quality_setting_each_attempt_asked_for(any_db: Database) -> None:
+    with any_db.session() as session:
+        brand_id = crud.upsert_brand(session, tenant="acme_co", kit=KIT).id
+        crud.create_run(
+            session, run_id="run_q", tenant="acme_co", brand_id=brand_id,
+            brand_name=KIT.name, brief="b", request={},
+        )  # fmt: skip
+    for i, (quality, outcome) in enumerate(
+        [("low", "rejected"), ("low", "rejected"), ("high", "accepted"), (None, "accepted")]
+    ):
+        base = attempt(0, i, "pending", 0)
+        cand = base.candidate.model_copy(
+            update={
+                "model": "sim/tiered",
+                "template": "t@1",
+                "params": {"quality": quality} if quality else {},
+            }
+        )
+        with any_db.session() as session:
+            crud.upsert_attempt(
+                session, run_id="run_q", attempt=base.model_copy(update={"candidate": cand})
+            )
+        with any_db.session() as session:
+            crud.upsert_attempt(
+                session,
+                run_id="run_q",
+                attempt=base.model_copy(update={"candidate": cand, "outcome": outcome}),
+            )
+    with any_db.session() as session:
+        stats = arm_stats(session, brand_id=brand_id, template_ref="t@1")
+    assert {k: (s.successes, s.failures) for k, s in stats.items()} == {
+        "sim/tiered@low": (0, 2),
+        "sim/tiered@high": (1, 0),
+        "sim/tiered": (1, 0),
+    }
