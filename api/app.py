@@ -146,7 +146,6 @@ def create_app(
             stop_purging.set()
             await purging
             await pool.stop()
-            await asyncio.to_thread(service.reads.close)
             await buckets.aclose()
             if access_log is not None:
                 access_log.flush()

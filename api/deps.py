@@ -33,7 +33,6 @@ from brandloop.api.config import ApiSettings
 from brandloop.api.jobs.worker import WorkerPool
 from brandloop.api.observability import Metrics
 from brandloop.api.problems import ApiProblem
-from brandloop.api.reads import BatchedReads
 from brandloop.registry.db import Database
 from brandloop.settings import Settings
 
@@ -51,7 +50,6 @@ class Service:
     metrics: Metrics
     auth_throttle: FailedAuthThrottle = field(default_factory=NoThrottle)
     writer: PromptWriter | None = None  # revises thread briefs when configured
-    reads: BatchedReads = field(default_factory=BatchedReads)  # the hottest routes' reads
 
     def __post_init__(self) -> None:
         # one sessionmaker for the app's life: making one per request costs more than the query
