@@ -67,7 +67,12 @@ _AGE: Final = re.compile(
     rf"|(?<![^\W_]){_AGE_NUMBER}[\s\-]*(?:yo|y/o|y\.o\.?)(?![^\W_])"
     r"|(?<![^\W_])aged?s?[\s\-:]+(?:1[0-7]|[0-9])(?![0-9])(?![\s\-]*(?:months?|years?|weeks?|days?)\b)"
     # "looks about 14", "could pass for 15", "just turned 13", "her 14th birthday"
-    rf"|(?<![^\W_])(?:looks?|looking|pass(?:es)?\s+for|(?:just|only|barely|recently|she|he|who)"
+    # round 9: "look" is a verb only after a word that makes it one ("make her look 12", "to
+    # look 14"): "look 7 of the lookbook" is a numbered outfit
+    rf"|(?<![^\W_])(?:looks|looking|(?:to|should|would|could|might|must|can|will|her|him|them"
+    rf"|me|you|they|we|i|who|that|does|do|did|doesn't|didn't|may)\s+look"
+    rf"|look(?=\s+(?:about|around|like|maybe|barely)\s)|pass(?:es)?\s+for"
+    rf"|(?:just|only|barely|recently|she|he|who)"
     rf"\s+turned)\s+(?:about\s+|around\s+|like\s+|maybe\s+|only\s+|barely\s+)?{_AGE_NUMBER}"
     r"(?![0-9])(?![^\W_])(?!\s*(?:minutes?|hours?|days?|weeks?|months?|years?|percent|times)\b)"
     r"|(?<![^\W_])(?:her|his|their)\s+(?:1[0-7]|[4-9])th\s+birthday"
@@ -180,6 +185,57 @@ _BORN: Final = re.compile(
 )
 
 
+#: Round 9: a word with letters masked by asterisks or hashes between letters ("s*x",
+#: "p**n", "n#ked"); "5* hotel", "*new*" and "#tag" are no such word.
+_MASKED_WORD: Final = re.compile(r"(?<![^\W_*#])[^\W\d_]+(?:[*#]{1,3}[^\W\d_]+)+(?![^\W_*#])")
+_MASKS: Final = frozenset("*#")
+_MASK_RUN: Final = re.compile(r"[*#]+")
+_MASK_PARTS: Final = re.compile(r"[*#]+|[^*#]+")
+_MASK_READINGS: Final = 6
+
+
+def unmask_words(normalised: str, lexicon: Lexicon) -> list[str]:
+    """``normalised`` with each masked word replaced by a listed word it can be read as
+    ("s*x tape" → "sex tape", "p**n" → "porn", "n**ked" → "naked"): one text per reading
+    when a masked word fits several listed words ("p***y"), at most ``_MASK_READINGS``, the
+    first the likeliest. Each has the length of ``normalised`` (a shorter word is padded with
+    spaces), so a match in it is a span of ``normalised``. A masked word no listed word fits is
+    left as it is ("M*A*S*H", "st*pid"). Empty when there is nothing to unmask.
+    """
+    if "*" not in normalised and "#" not in normalised:
+        return []
+    readings: list[tuple[int, int, list[str]]] = []
+    for match in _MASKED_WORD.finditer(normalised):
+        word = match.group()
+        runs = _MASK_RUN.findall(word)
+        masks = sum(len(run) for run in runs)
+        if masks > 3 or len(word) - masks < 2:
+            continue
+        # a run of masks stands for one letter or up to as many as it has ("n**ked")
+        pattern = re.compile(
+            "".join(
+                rf"[^\W\d_]{{1,{len(part)}}}" if part[0] in _MASKS else re.escape(part)
+                for part in _MASK_PARTS.findall(word)
+            )
+        )
+        shortest = len(word) - masks + len(runs)
+        found = [
+            candidate.ljust(len(word))
+            for length in range(len(word), shortest - 1, -1)
+            for candidate in lexicon.vocabulary.get(length, ())
+            if pattern.fullmatch(candidate)
+        ][:_MASK_READINGS]
+        if found:
+            readings.append((match.start(), match.end(), found))
+    texts = []
+    for index in range(max((len(found) for _, _, found in readings), default=0)):
+        text = normalised
+        for start, end, found in readings:
+            text = text[:start] + found[min(index, len(found) - 1)] + text[end:]
+        texts.append(text)
+    return texts
+
+
 @dataclass(frozen=True)
 class Hit:
     """One thing the lexical layer found; ``start``/``end`` index the ``base`` text."""
@@ -225,6 +281,9 @@ class Reading:
     text: str
     views: list[_View]
     sentence_ends: list[int] = field(default_factory=list)
+    #: ``text`` with masked words read as listed words ("s*x" → "sex"; ``unmask_words``), the
+    #: same length: what the semantic layer reads
+    unmasked: str | None = None
 
     def sentence(self, position: int) -> int:
         return bisect.bisect_right(self.sentence_ends, position)
@@ -256,6 +315,9 @@ def _readings(text: str, lexicon: Lexicon) -> list[Reading]:
         geometries: list[tuple[str, tuple[int, ...] | None]] = [(normal, None)]
         for joined, mapping in joined_views(normal):
             geometries.append((joined, tuple(mapping)))
+        # round 9: masked letters ("s*x tape"), read as the listed word they can be
+        shown_unmasked = unmask_words(normal, lexicon)
+        geometries += [(text, None) for text in shown_unmasked]
         for geometry, to_base in geometries:
             context = _mask(geometry, lexicon.allow, 0)
             views.append(_View(context, 0, context, to_base, geometry, geometry))
@@ -267,7 +329,15 @@ def _readings(text: str, lexicon: Lexicon) -> list[Reading]:
                     masked = _mask(folded, lexicon.allow, index)
                     views.append(_View(masked, index, context, to_base, folded, geometry))
         ends = [m.start() for m in _SENTENCE_END.finditer(normal)]
-        readings.append(Reading(base=base, text=normal, views=views, sentence_ends=ends))
+        readings.append(
+            Reading(
+                base=base,
+                text=normal,
+                views=views,
+                sentence_ends=ends,
+                unmasked=shown_unmasked[0] if shown_unmasked else None,
+            )
+        )
     return readings
 
 
@@ -551,7 +621,9 @@ def scan(
         if first is None:
             first, first_look_alikes = reading, look_alikes
     first = present(first, "the text's first reading")
-    resolved, mapping = _resolve(first.text, first_look_alikes, _ruled_out(lexicon, first.views[0]))
+    resolved, mapping = _resolve(
+        first.unmasked or first.text, first_look_alikes, _ruled_out(lexicon, first.views[0])
+    )
     return LexicalResult(
         hits=hits,
         normalised=first.text,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -276,6 +276,10 @@ class Lexicon:
     #: ("lingerie", "thong"): the semantic layer's support for a sexual score below its
     #: "alone" threshold. ``suggestive_terms`` holds both, for the minors line.
     support_terms: tuple[Term, ...] = ()
+    #: Round 9: the words of the listed terms, look-alikes and suggestive terms by length,
+    #: blocking categories first, so a word with letters masked ("s*x", "p**n") is read as
+    #: the listed word it can be (see ``lexical.unmask_words``).
+    vocabulary: dict[int, tuple[str, ...]] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def sense_names(self) -> frozenset[str]:
@@ -311,6 +315,16 @@ def load_lexicon(path: Path | None = None) -> Lexicon:
         )
         ambiguous.append(Ambiguous(term=term, senses=senses, blocks=spec.category is not None))
     minors = data.minors
+    vocabulary = _vocabulary(
+        [
+            *(e for entries in data.categories.values() for e in entries),
+            *data.ambiguous.words,
+            *minors.terms,
+            *minors.suggestive_terms,
+            *minors.sexualising_terms,
+            *minors.suggestive_clothing,
+        ]
+    )
     intent = compile_terms([*minors.suggestive_terms, *minors.sexualising_terms], "suggestive")
     return Lexicon(
         terms=tuple(
@@ -331,7 +345,27 @@ def load_lexicon(path: Path | None = None) -> Lexicon:
         minors_window=minors.window_chars,
         child_cues=compile_terms(minors.child_cues, SEXUAL_MINORS),
         support_terms=intent,
+        vocabulary=vocabulary,
     )
+
+
+def _vocabulary(entries: Iterable[str]) -> dict[int, tuple[str, ...]]:
+    """Every form of every word of ``entries`` (letters only, 3+ long), by length: the
+    one-word entries first, then the words of phrases, each in the order of the entries."""
+    seen: dict[str, None] = {}
+    entries = list(entries)
+    for single in (True, False):
+        for entry in entries:
+            if (len(entry.split()) == 1) != single:
+                continue
+            for group in _word_forms(entry, plural=True) or []:
+                for form in sorted(group):
+                    if len(form) >= 3 and form.isalpha():
+                        seen.setdefault(form)
+    by_length: dict[int, list[str]] = {}
+    for form in seen:
+        by_length.setdefault(len(form), []).append(form)
+    return {length: tuple(forms) for length, forms in by_length.items()}
 
 
 @functools.cache
