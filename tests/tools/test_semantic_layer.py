@@ -286,6 +286,8 @@ TEST_SPLIT = Path(__file__).resolve().parents[2] / "benchmarks/data/text_moderat
 
 def test_the_splits_do_not_share_lines():
     files = [*training_files(), EXEMPLARS_DIR / "validation.yaml"]
+    # demoted splits whose failures were read but which no shipped classifier was trained on yet
+    files += sorted(EXEMPLARS_DIR.glob("untrained/*.yaml"))
     # between a split's demotion to development data and the writing of the next one there is
     # no held-out split (round 5: split v3 demoted, v4 written after the change is committed)
     files += [TEST_SPLIT] if TEST_SPLIT.exists() else []
