@@ -10,6 +10,7 @@ Create Date: 2026-12-03
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -23,7 +24,7 @@ COLUMNS = "brand_id, template_ref, model, outcome, attempts, latency_ms_total"
 
 
 def _table(name: str, *, with_quality: bool) -> None:
-    columns = [
+    columns: list[sa.Column[Any]] = [
         sa.Column("brand_id", sa.String(length=64), nullable=False),
         sa.Column("template_ref", sa.String(length=160), nullable=False),
         sa.Column("model", sa.String(length=120), nullable=False),
