@@ -206,7 +206,9 @@ def test_a_finished_job_holds_only_what_it_spent(
 
 
 OPENAI_KEY = "sk-test-money-0123456789"
-MINI_PRICE = 0.011  # openai/gpt-image-1-mini, 1024x1024, medium: what each call reserves
+# openai/gpt-image-1-mini at 1024x1024, per quality setting (policies/catalog.yaml): what each
+# call reserves. The planner may ask for any setting (quality settings are bandit arms).
+MINI_PRICES = {"low": 0.005, "medium": 0.011, "high": 0.036}
 
 
 @pytest.mark.server
@@ -271,13 +273,17 @@ def test_calls_billed_after_the_client_gave_up_count_and_the_budget_holds(
 
     assert sent >= 1
     assert max(fake.ledger.values()) == 1, f"a call was sent twice: {fake.ledger}"
-    billed = round(sum(fake.ledger.values()) * MINI_PRICE, 6)
+    price_of = {  # what the provider charges for each call it billed, by the setting it was sent
+        r["headers"]["idempotency-key"]: MINI_PRICES[r["body"].get("quality", "medium")]
+        for r in fake.requests
+    }
+    billed = round(sum(price_of[key] * n for key, n in fake.ledger.items()), 6)
     assert billed <= 0.05 + 1e-9, f"the provider billed ${billed} against a $0.05 tenant budget"
     attempts = [a for trace in traces for a in trace["attempts"]]
     lost = [a for a in attempts if a["model"] == "openai/gpt-image-1-mini"]
     assert sorted(a["idempotency_key"] for a in lost) == sorted(fake.ledger)
     assert all(a["billing"] == "unknown" for a in lost), lost
-    assert all(a["cost_usd"] == pytest.approx(MINI_PRICE) for a in lost), lost
+    assert all(a["cost_usd"] == pytest.approx(price_of[a["idempotency_key"]]) for a in lost), lost
     assert sum(job["cost_usd"] for job in jobs) == pytest.approx(
         sum(a["cost_usd"] for a in attempts)
     )
@@ -288,10 +294,12 @@ def test_calls_billed_after_the_client_gave_up_count_and_the_budget_holds(
     assert committed >= billed - 1e-9
     unknown = json.loads(_cli(capsys, "spend", "unknown", "--json"))
     assert len(unknown) == len(lost)
-    assert all(row["reserved_usd"] == pytest.approx(MINI_PRICE) for row in unknown)
+    reserved = sorted(row["reserved_usd"] for row in unknown)
+    assert reserved == pytest.approx(sorted(a["cost_usd"] for a in lost))
     # the operator reads the provider's usage (here: its ledger) and settles each call
     for row in unknown:
-        _cli(capsys, "spend", "reconcile", row["id"], "--charged", str(MINI_PRICE), "--as", "ops")
+        charged = str(row["reserved_usd"])
+        _cli(capsys, "spend", "reconcile", row["id"], "--charged", charged, "--as", "ops")
     assert json.loads(_cli(capsys, "spend", "unknown", "--json")) == []
     with db.session() as session:
         assert spend.committed(session, tenant="A") == pytest.approx(committed)

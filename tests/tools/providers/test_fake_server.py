@@ -252,7 +252,8 @@ async def test_a_call_billed_after_the_client_gave_up_counts_and_the_budget_hold
         db=db,
         use_memory=False,
         models=ladder("openai/gpt-image-1-mini", "procedural/draft"),
-        policy=AgentPolicy(accept_composite=0.0, require_all_signals=False),
+        # the vendor's default setting only, so the reservation is the medium price below
+        policy=AgentPolicy(accept_composite=0.0, require_all_signals=False, explore_quality=False),
     )
     time.sleep(1.2)  # the server finishes the timed-out call and bills it
     (sent,) = app.requests  # never sent again
