@@ -4,15 +4,20 @@ P(accept) for the next round is the bandit's posterior mean for the best arm (pe
 times the lowest fix rate among the repairs now applied (this brand's record in
 ``repair_outcomes``, smoothed towards ``REPAIR_PRIOR``; the lowest, not the product, because
 one defect often fails several signals at once), halved for each time that repair already
-failed on that signal in this run. The expected cost per accepted image is
-the arm's price over that chance. When it passes the cap - ``stop_cost_multiple`` times the
-brand's running median cost per accepted image (at cold start: times the best price over
-catalog quality baseline among the models) - the run stops with ``stop_unpromising`` and the numbers as its reason.
+failed on that signal in this run. The expected cost per accepted image is the arm's price
+over that chance. When it passes the cap - ``stop_cost_multiple`` times what an accepted image
+has cost the brand lately (at cold start: times the best price over catalog quality baseline
+among the models) - the run stops with ``stop_unpromising`` and the numbers as its reason.
+
+What an accepted image has cost the brand is its latest finished paid runs' spend over the
+images they accepted, failed runs included. A median over the successful runs alone (the first
+version) only sees the lucky ones: where a cheap setting is accepted one time in five, its
+successes cost one image each, the median says so, and the cap then forbids the dearer models
+that would have done better.
 """
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,21 +30,23 @@ from brandloop.registry.models import RunRow
 
 #: What a repair nobody has judged yet is assumed to fix, worth two observations.
 REPAIR_PRIOR = 0.7
-#: How many of the brand's latest runs with an accepted image make its running median.
-MEDIAN_WINDOW = 50
+#: How many of the brand's latest finished paid runs make its running cost per accepted image.
+COST_WINDOW = 50
 
 
-def median_cost_per_image(session: Session, *, tenant: str, brand_id: str) -> float | None:
-    """The median cost per accepted image over the brand's latest paid runs that accepted one."""
+def cost_per_accepted_image(session: Session, *, tenant: str, brand_id: str) -> float | None:
+    """What an accepted image cost the brand lately: the spend of its latest finished paid runs,
+    failed ones included, over the images they accepted; None before one was accepted."""
     rows = session.execute(
         select(RunRow.cost_usd, RunRow.accepted_count)
-        .where(RunRow.tenant == tenant, RunRow.brand_id == brand_id, RunRow.accepted_count > 0)
+        .where(RunRow.tenant == tenant, RunRow.brand_id == brand_id)
         .where(RunRow.cost_usd > 0)  # a run served from the cache says nothing about prices
+        .where(RunRow.finished_at.is_not(None))
         .order_by(RunRow.created_at.desc())
-        .limit(MEDIAN_WINDOW)
+        .limit(COST_WINDOW)
     ).all()
-    values = [cost / count for cost, count in rows if count]
-    return statistics.median(values) if values else None
+    accepted = sum(count for _, count in rows)
+    return sum(cost for cost, _ in rows) / accepted if accepted else None
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ class AgentPolicy(BaseModel):
         default=3.0,
         gt=0,
         description="stop when the next round's expected cost per accepted image passes this "
-        "many times the brand's running median",
+        "many times what an accepted image has cost the brand lately (failed runs included)",
     )
     review: ReviewPolicy = Field(default_factory=ReviewPolicy)
     brand_review: dict[str, ReviewPolicy] = Field(

@@ -30,7 +30,7 @@ from brandloop.agent.moderation import check_text
 from brandloop.agent.repairs import fix_rates
 from brandloop.agent.replay import earlier_accepted, replay_candidates
 from brandloop.agent.state import RunState
-from brandloop.agent.stopping import Outlook, median_cost_per_image, outlook
+from brandloop.agent.stopping import COST_WINDOW, Outlook, cost_per_accepted_image, outlook
 from brandloop.domain import Candidate, Decision, ModelSpec, StopCause
 from brandloop.policies.catalog import image_price
 from brandloop.tools.composer import compose
@@ -196,14 +196,18 @@ def _outlook(
     brand_id = state.get("brand_id")
     with ctx.db.session() as session:
         rates = fix_rates(session, tenant=ctx.tenant, brand_id=brand_id) if brand_id else []
-        median = (
-            median_cost_per_image(session, tenant=ctx.tenant, brand_id=brand_id)
+        usual = (
+            cost_per_accepted_image(session, tenant=ctx.tenant, brand_id=brand_id)
             if brand_id
             else None
         )
     multiple = ctx.policy.stop_cost_multiple
-    if median is not None:
-        cap, source = multiple * median, f"{multiple:g}× the brand's median ${median:.3f}"
+    if usual is not None:
+        cap = multiple * usual
+        source = (
+            f"{multiple:g}× the brand's ${usual:.3f} per accepted image over its last "
+            f"{COST_WINDOW} paid runs"
+        )
     else:
         # no paid run of the brand accepted anything yet: the catalog's own claim is the bar
         ideal = min(price[a.key] / max(a.model.quality_baseline, 1e-6) for a in options)

@@ -263,3 +263,55 @@ async def test_runs_stats_shows_the_fix_rate_per_action_and_model(
     assert code == 0 and "Fix rate per repair" in out and "strengthen_palette" in out
     code, _, err = run_cli(capsys, "runs", "stats", "--brand", "No Such Brand")
     assert code == 2 and "unknown brand" in err and err.count("\n") == 1
+
+
+def _finished_run(
+    db: Database, *, tenant: str, brand_id: str, cost: float, accepted: int, done: bool = True
+) -> None:
+    with db.session() as session:
+        run_id = crud.new_id("run")
+        crud.create_run(
+            session,
+            run_id=run_id,
+            tenant=tenant,
+            brand_id=brand_id,
+            brand_name="Acme Coffee",
+            brief="a cup",
+            request={},
+        )
+        if done:
+            crud.finish_run(
+                session,
+                run_id=run_id,
+                status="succeeded" if accepted else "failed",
+                reason="",
+                template_ref="t@1",
+                cost_usd=cost,
+                attempt_count=1,
+                accepted_count=accepted,
+                result={},
+            )
+
+
+def test_what_an_accepted_image_costs_counts_the_failed_runs_too(
+    settings: Settings, db: Database
+) -> None:
+    """The cap's reference is spend over accepted images across the brand's finished paid runs:
+    a median over the successful runs alone would say $0.005 here, where an accepted image has
+    really cost $0.020 (one success in four tries)."""
+    from brandloop.agent.stopping import cost_per_accepted_image
+
+    brand = add_acme(settings, db)
+    with db.session() as session:
+        row = crud.get_brand(session, tenant="default", ref=brand)
+        assert row is not None
+        brand_id = row.id
+        assert cost_per_accepted_image(session, tenant="default", brand_id=brand_id) is None
+    for accepted in (1, 0, 0, 0):
+        _finished_run(db, tenant="default", brand_id=brand_id, cost=0.005, accepted=accepted)
+    _finished_run(db, tenant="default", brand_id=brand_id, cost=0.0, accepted=1)  # cache replay
+    _finished_run(db, tenant="default", brand_id=brand_id, cost=0.9, accepted=0, done=False)
+    _finished_run(db, tenant="other", brand_id=brand_id, cost=0.9, accepted=1)  # not this tenant
+    with db.session() as session:
+        usual = cost_per_accepted_image(session, tenant="default", brand_id=brand_id)
+    assert usual == pytest.approx(0.020)
