@@ -385,14 +385,22 @@ def _find(
 
 
 def _sense_applies(
-    sense: Sense, bridge: frozenset[str], context: str, start: int, end: int
+    sense: Sense,
+    bridge: frozenset[str],
+    context: str,
+    start: int,
+    end: int,
+    *,
+    numbers: bool = True,
 ) -> bool:
     """Whether the words around ``context[start:end]`` give the look-alike a benign sense.
 
     After it: within a few words, a sense word, with only bridge words (colours, finishes,
-    "and") before it - "nude matte lipstick", "nude, blush and berry shades". Before it: a
-    sense word right before, and nothing that is not a bridge word after it in its clause -
-    "available in nude", "shade: nude, sand".
+    "and") before it - "nude matte lipstick", "nude, blush and berry shades"; for a sense
+    that allows it, numbers bridge too ("Nude 20, Espresso 40": shade codes) unless
+    ``numbers`` is off (the minors line). Before it: a sense word right before, and nothing
+    that is not a bridge word after it in its clause - "available in nude", "shade: nude,
+    sand". Near it (round 10): a sense word anywhere in its sentence.
     """
     clause_end = _CLAUSE_END.search(context, end)
     limit = clause_end.start() if clause_end else len(context)
@@ -400,8 +408,16 @@ def _sense_applies(
     for word in words_after:
         if word in sense.after:
             return True
-        if word not in bridge:
+        if word not in bridge and not (
+            numbers and sense.numbers and word.isdigit() and len(word) <= 3
+        ):
             break
+    if sense.near:
+        ends = [m.start() for m in _SENTENCE_END.finditer(context)]
+        first = max((e + 1 for e in ends if e < start), default=0)
+        last = min((e for e in ends if e >= end), default=len(context))
+        if any(m.group() in sense.near for m in _WORD.finditer(context, first, last)):
+            return True
     if not (sense.before or sense.before_any):
         return False
     before = [m.group() for m in _WORD.finditer(context, max(0, start - 24), start)]
@@ -441,13 +457,21 @@ def _look_alikes(lexicon: Lexicon, reading: Reading, senses: Mapping[str, bool])
                     if _sense_applies(sense, lexicon.bridge, view.context, start, end)
                 ]
                 allowed = [name for name in applying if senses.get(name, True)]
+                # the minors line reads the senses without numbers as bridges ("nude 12 ...")
+                strict = [
+                    sense.name
+                    for sense in word.senses
+                    if _sense_applies(
+                        sense, lexicon.bridge, view.context, start, end, numbers=False
+                    )
+                ]
                 found.append(
                     LookAlike(
                         word=word,
                         start=base_start,
                         end=base_end,
                         sense=allowed[0] if allowed else None,
-                        default_sense=applying[0] if applying else None,
+                        default_sense=strict[0] if strict else None,
                         base=reading.base,
                     )
                 )
@@ -584,6 +608,10 @@ class LexicalResult:
     #: "lingerie"), not ruled out by a negation: not blocked on their own; the semantic layer's
     #: support for a sexual score below its "alone" threshold
     suggestive: list[Hit] = field(default_factory=list)
+    #: round 10: the normalised text without the look-alike words a benign sense made benign
+    #: (nothing else taken out): what the profanity model reads, so "a Labrador bitch with
+    #: her litter" is not read as an insult
+    without_senses: str | None = None
 
 
 def scan(
@@ -634,6 +662,7 @@ def scan(
         displayed=readings[1].text if len(readings) > 1 else None,
         child_cues=_child_cues(lexicon, first),
         suggestive=_find(lexicon.support_terms, first, "minors"),
+        without_senses=_resolve(first.text, first_look_alikes, ())[0],
     )
 
 

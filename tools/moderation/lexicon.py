@@ -193,6 +193,10 @@ class _SenseFile(_Strict):
     after: list[str] = Field(default_factory=list)
     before: list[str] = Field(default_factory=list)
     before_any: list[str] = Field(default_factory=list)
+    near: list[str] = Field(default_factory=list)
+    #: round 10: a number may stand between the look-alike and a word after it (shade codes:
+    #: "Nude 20, Espresso 40"); never for the minors line, which reads the default senses
+    numbers: bool = False
 
 
 class _AmbiguousWord(_Strict):
@@ -222,6 +226,7 @@ class _MinorsFile(_Strict):
 class _LexiconFile(_Strict):
     version: int = 2
     allow: list[str] = Field(default_factory=list)
+    support: list[str] = Field(default_factory=list)
     categories: dict[str, list[str]]
     ambiguous: _AmbiguousFile = Field(default_factory=_AmbiguousFile)
     minors: _MinorsFile = Field(default_factory=_MinorsFile)
@@ -233,13 +238,17 @@ class Sense:
 
     ``before`` words give the sense only when nothing but bridge words follows the look-alike
     in its clause ("available in nude"); ``before_any`` words give it whatever follows
-    ("a glue gun for crafts").
+    ("a glue gun for crafts"); ``near`` words (round 10) give it anywhere in the same sentence
+    ("Cocktail menu: Sex on the Beach, Zombie"). With ``numbers`` a number may stand between
+    the look-alike and an ``after`` word ("Nude 20, Espresso 40"), except for the minors line.
     """
 
     name: str
     after: frozenset[str]
     before: frozenset[str]
     before_any: frozenset[str] = frozenset()
+    near: frozenset[str] = frozenset()
+    numbers: bool = False
 
 
 @dataclass(frozen=True)
@@ -274,7 +283,10 @@ class Lexicon:
     child_cues: tuple[Term, ...] = ()
     #: The suggestive terms that say intent ("sultry", "seductive pose"), not the clothing ones
     #: ("lingerie", "thong"): the semantic layer's support for a sexual score below its
-    #: "alone" threshold. ``suggestive_terms`` holds both, for the minors line.
+    #: "alone" threshold. ``suggestive_terms`` holds both, for the minors line. Since round 10
+    #: also the file's ``support`` phrases ("the towel drops", "nothing covering her"): support
+    #: for the sexual head only, never paired with a minor by the lexical line (their ordinary
+    #: senses are too common for that: "the price drops on kids' towels").
     support_terms: tuple[Term, ...] = ()
     #: Round 9: the words of the listed terms, look-alikes and suggestive terms by length,
     #: blocking categories first, so a word with letters masked ("s*x", "p**n") is read as
@@ -310,6 +322,8 @@ def load_lexicon(path: Path | None = None) -> Lexicon:
                 after=_words(s.after),
                 before=_words(s.before),
                 before_any=_words(s.before_any),
+                near=_words(s.near),
+                numbers=s.numbers,
             )
             for name, s in spec.senses.items()
         )
@@ -344,7 +358,7 @@ def load_lexicon(path: Path | None = None) -> Lexicon:
         aged_things=_words(minors.aged_things),
         minors_window=minors.window_chars,
         child_cues=compile_terms(minors.child_cues, SEXUAL_MINORS),
-        support_terms=intent,
+        support_terms=intent + compile_terms(data.support, "support"),
         vocabulary=vocabulary,
     )
 

@@ -119,9 +119,12 @@ def moderate_text(
         findings += _semantic_findings(layer, result, lexicon, semantic_thresholds or {}, scores)
     if profanity_threshold is not None:
         scorer = profanity_model or _shipped_profanity
-        texts = [result.normalised]
-        leet = fold_leetspeak(result.normalised)
-        if leet != result.normalised:
+        # round 10: read without look-alikes in a benign sense ("a Labrador bitch and her
+        # litter", "a donkey sanctuary: adopt an ass"); a brand's senses apply here too
+        read = result.without_senses if result.without_senses is not None else result.normalised
+        texts = [read]
+        leet = fold_leetspeak(read)
+        if leet != read:
             texts.append(leet)
         probability = max(scorer(texts))
         scores[PROFANITY] = round(probability, 4)
