@@ -205,8 +205,8 @@ def _outlook(
     if usual is not None:
         cap = multiple * usual
         source = (
-            f"{multiple:g}× the brand's ${usual:.3f} per accepted image over its last "
-            f"{COST_WINDOW} paid runs"
+            f"{multiple:g}× the brand's ${usual:.3f} per accepted image over its latest (up to "
+            f"{COST_WINDOW}) finished paid runs"
         )
     else:
         # no paid run of the brand accepted anything yet: the catalog's own claim is the bar
