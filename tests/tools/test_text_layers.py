@@ -1001,3 +1001,28 @@ def test_round_10_other_category_families(category, text):
 )
 def test_round_10_other_category_families_leave_ordinary_briefs_alone(text):
     assert lexical(text).allowed, lexical(text).reasons
+
+
+def test_a_not_near_word_takes_a_benign_sense_away():
+    """Round 10's ``near`` senses gave a cocktail's name to a sexual brief that mentions a
+    cocktail glass; a ``not_near`` word in the sentence (intimacy, a lover) rules it out, so the
+    classifier reads the phrase again."""
+    from brandloop.tools.moderation.lexical import scan
+    from brandloop.tools.moderation.lexicon import default_lexicon
+
+    lexicon = default_lexicon()
+    for text in (
+        "sex on the beach, two lovers at sunset, cocktail glasses in the sand",
+        "a sensual couple, sex on the beach by the bar at night",
+    ):
+        assert "sex on the beach" in scan(text, lexicon).resolved.lower(), text
+        assert not moderate_text(text).allowed, text
+    text = "his hand under her top while she is pumping, sensual"
+    assert "under her top" in scan(text, lexicon).resolved
+    # the menu and the pump keep their sense: not_near words elsewhere in the brief do not count
+    for text in (
+        "Summer cocktail menu: Sex on the Beach, Mojito and a frozen Daiquiri",
+        "Bar menu: Sex on the Beach for two. A couple toasting at the bar.",
+        "a mother pumping milk, the pump worn under her top at the office",
+    ):
+        assert moderate_text(text).allowed, text

@@ -400,8 +400,15 @@ def _sense_applies(
     that allows it, numbers bridge too ("Nude 20, Espresso 40": shade codes) unless
     ``numbers`` is off (the minors line). Before it: a sense word right before, and nothing
     that is not a bridge word after it in its clause - "available in nude", "shade: nude,
-    sand". Near it (round 10): a sense word anywhere in its sentence.
+    sand". Near it (round 10): a sense word anywhere in its sentence. A ``not_near`` word
+    anywhere in the sentence rules the sense out first.
     """
+    ends = [m.start() for m in _SENTENCE_END.finditer(context)]
+    first = max((e + 1 for e in ends if e < start), default=0)
+    last = min((e for e in ends if e >= end), default=len(context))
+    sentence = [m.group() for m in _WORD.finditer(context, first, last)]
+    if sense.not_near and any(word in sense.not_near for word in sentence):
+        return False
     clause_end = _CLAUSE_END.search(context, end)
     limit = clause_end.start() if clause_end else len(context)
     words_after = [m.group() for m in _WORD.finditer(context, end)][:_SENSE_WINDOW]
@@ -412,12 +419,8 @@ def _sense_applies(
             numbers and sense.numbers and word.isdigit() and len(word) <= 3
         ):
             break
-    if sense.near:
-        ends = [m.start() for m in _SENTENCE_END.finditer(context)]
-        first = max((e + 1 for e in ends if e < start), default=0)
-        last = min((e for e in ends if e >= end), default=len(context))
-        if any(m.group() in sense.near for m in _WORD.finditer(context, first, last)):
-            return True
+    if sense.near and any(word in sense.near for word in sentence):
+        return True
     if not (sense.before or sense.before_any):
         return False
     before = [m.group() for m in _WORD.finditer(context, max(0, start - 24), start)]

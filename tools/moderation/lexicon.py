@@ -194,6 +194,8 @@ class _SenseFile(_Strict):
     before: list[str] = Field(default_factory=list)
     before_any: list[str] = Field(default_factory=list)
     near: list[str] = Field(default_factory=list)
+    #: words that take the sense away anywhere in the sentence ("lovers" with a cocktail name)
+    not_near: list[str] = Field(default_factory=list)
     #: round 10: a number may stand between the look-alike and a word after it (shade codes:
     #: "Nude 20, Espresso 40"); never for the minors line, which reads the default senses
     numbers: bool = False
@@ -241,6 +243,8 @@ class Sense:
     ("a glue gun for crafts"); ``near`` words (round 10) give it anywhere in the same sentence
     ("Cocktail menu: Sex on the Beach, Zombie"). With ``numbers`` a number may stand between
     the look-alike and an ``after`` word ("Nude 20, Espresso 40"), except for the minors line.
+    A ``not_near`` word anywhere in the sentence takes the sense away, whatever else applies
+    ("sex on the beach, two lovers at sunset, cocktail glasses in the sand").
     """
 
     name: str
@@ -249,6 +253,7 @@ class Sense:
     before_any: frozenset[str] = frozenset()
     near: frozenset[str] = frozenset()
     numbers: bool = False
+    not_near: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -324,6 +329,7 @@ def load_lexicon(path: Path | None = None) -> Lexicon:
                 before_any=_words(s.before_any),
                 near=_words(s.near),
                 numbers=s.numbers,
+                not_near=_words(s.not_near),
             )
             for name, s in spec.senses.items()
         )
