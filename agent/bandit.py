@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from brandloop.domain import ModelSpec
 from brandloop.registry import crud
+from brandloop.registry.models import OutcomeCountRow
 
 SUCCESS = frozenset({"accepted"})
 FAILURE = frozenset({"rejected", "blocked", "refused", "error"})
@@ -39,6 +40,10 @@ class ArmStats:
     failures: int = 0
     mean_latency_s: float | None = None
     quality: str = ""  # "": attempts that named no setting (the model's default)
+    #: what the tenant's other brands saw on this arm, shrunk to at most ``pool_strength``
+    #: attempts in all: part of the brand's prior, not its own record
+    pooled_successes: float = 0.0
+    pooled_failures: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -98,14 +103,47 @@ def arms(
     return found
 
 
-def arm_stats(session: Session, *, brand_id: str, template_ref: str) -> dict[str, ArmStats]:
+def _tally(rows: Sequence[OutcomeCountRow]) -> dict[str, tuple[int, int]]:
+    found: dict[str, list[int]] = {}
+    for r in rows:
+        entry = found.setdefault(arm_key(r.model, r.quality), [0, 0])
+        if r.outcome in SUCCESS:
+            entry[0] += r.attempts
+        elif r.outcome in FAILURE:
+            entry[1] += r.attempts
+    return {key: (s, f) for key, (s, f) in found.items()}
+
+
+def arm_stats(
+    session: Session,
+    *,
+    brand_id: str,
+    template_ref: str,
+    tenant: str | None = None,
+    pool_strength: float = 0.0,
+) -> dict[str, ArmStats]:
     """Per arm (``arm_key``): accepted vs. failed attempts and mean latency of this brand's
     runs, read from the counts kept as attempts are recorded (flat however long the brand's
-    history)."""
+    history).
+
+    With a ``tenant`` and a ``pool_strength``, each arm also carries what the tenant's other
+    brands observed on it (same template version), scaled down to at most ``pool_strength``
+    attempts: a model that is soft or badly exposed is so for every brand, so a brand need not
+    pay again to learn it, while its own outcomes soon outweigh the pool (palette misses can be
+    the brand's own). Another tenant's outcomes are never read.
+    """
     rows = [
         (arm_key(r.model, r.quality), r.outcome, r.attempts, r.latency_ms_total / r.attempts)
         for r in crud.outcome_counts(session, brand_id=brand_id, template_ref=template_ref)
     ]
+    pooled: dict[str, tuple[float, float]] = {}
+    if tenant is not None and pool_strength > 0:
+        others = crud.tenant_outcome_counts(
+            session, tenant=tenant, template_ref=template_ref, except_brand_id=brand_id
+        )
+        for key, (s, f) in _tally(others).items():
+            scale = min(1.0, pool_strength / (s + f)) if s + f else 0.0
+            pooled[key] = (s * scale, f * scale)
     counts: dict[str, list[float]] = {}
     for key, outcome, n, latency in rows:
         entry = counts.setdefault(key, [0, 0, 0.0, 0])
@@ -116,6 +154,8 @@ def arm_stats(session: Session, *, brand_id: str, template_ref: str) -> dict[str
         if latency:
             entry[2] += float(latency) * n
             entry[3] += n
+    for key in pooled:
+        counts.setdefault(key, [0, 0, 0.0, 0])
     return {
         key: ArmStats(
             model=key.split("@", 1)[0],
@@ -123,6 +163,8 @@ def arm_stats(session: Session, *, brand_id: str, template_ref: str) -> dict[str
             successes=int(s),
             failures=int(f),
             mean_latency_s=(lat / n / 1000.0) if n else None,
+            pooled_successes=pooled.get(key, (0.0, 0.0))[0],
+            pooled_failures=pooled.get(key, (0.0, 0.0))[1],
         )
         for key, (s, f, lat, n) in counts.items()
     }
@@ -144,7 +186,8 @@ def model_latencies(stats: dict[str, ArmStats]) -> dict[str, float | None]:
 def posterior(
     spec: ModelSpec | Arm, stats: ArmStats | dict[str, ArmStats] | None, prior_strength: float
 ) -> tuple[float, float]:
-    """Beta(alpha, beta) for the arm: the catalog baseline as a prior, plus what was observed.
+    """Beta(alpha, beta) for the arm: the catalog baseline and the tenant's pooled outcomes
+    (``ArmStats.pooled_*``) as a prior, plus what the brand observed.
     Given all the brand's stats, an arm at the model's default setting also counts the
     attempts recorded without a setting (before the planner chose settings)."""
     arm = spec if isinstance(spec, Arm) else Arm(spec)
@@ -159,8 +202,8 @@ def posterior(
         found = [stats]
     for observed in found:
         if observed is not None:
-            alpha += observed.successes
-            beta += observed.failures
+            alpha += observed.successes + observed.pooled_successes
+            beta += observed.failures + observed.pooled_failures
     return alpha, beta
 
 

@@ -214,6 +214,8 @@ async def run_world(
 
     data_dir = Path(tempfile.mkdtemp(prefix=f"bl-value-w{seed}-"))
     _fresh_env(data_dir)
+    if args.agent_policy:  # the agent and the judge read it: acceptance stays comparable
+        os.environ["BRANDLOOP_AGENT_POLICY"] = str(Path(args.agent_policy).resolve())
     settings = get_settings()
     world = sim_world.World(seed, size=args.size)
     specs = sim_world.specs()
@@ -316,6 +318,7 @@ def world_in_subprocess(seed: int, args: argparse.Namespace) -> dict[str, Tally]
     argv += ["--seed", str(args.seed)]
     argv += [] if args.memory else ["--no-memory"]
     argv += ["--strong-baselines"] if args.strong_baselines else []
+    argv += ["--agent-policy", args.agent_policy] if args.agent_policy else []
     done = subprocess.run(argv, check=True, capture_output=True, text=True)
     raw = json.loads(done.stdout.strip().splitlines()[-1])
     return {name: Tally(costs=c, accepted=a) for name, (c, a) in raw.items()}
@@ -336,6 +339,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7, help="seed of the request mix")
     parser.add_argument("--no-memory", dest="memory", action="store_false")
     parser.add_argument("--strong-baselines", action="store_true")
+    parser.add_argument(
+        "--agent-policy", default=None, help="an agent policy file instead of the shipped one"
+    )
     parser.add_argument("--verbose", action="store_true", help="every method of every world")
     parser.add_argument("--one-world", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()

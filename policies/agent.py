@@ -47,6 +47,12 @@ class AgentPolicy(BaseModel):
     prior_strength: float = Field(
         default=4.0, gt=0, description="pseudo-observations the catalog baseline is worth"
     )
+    pool_strength: float = Field(
+        default=0.0,
+        ge=0,
+        description="at most this many pseudo-observations what the tenant's other brands saw "
+        "on an arm is worth in a brand's prior (0: each brand learns alone)",
+    )
     explore_quality: bool = Field(
         default=True,
         description="the bandit's arms are each quality setting of a model, not only its "

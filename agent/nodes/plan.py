@@ -238,7 +238,17 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     with ctx.db.session() as session:
         outside = headroom(session, tenant=ctx.tenant, campaign_id=request.campaign_id)
         brand_id = state.get("brand_id")
-        stats = arm_stats(session, brand_id=brand_id, template_ref=template.ref) if brand_id else {}
+        stats = (
+            arm_stats(
+                session,
+                brand_id=brand_id,
+                template_ref=template.ref,
+                tenant=ctx.tenant,
+                pool_strength=ctx.policy.pool_strength,
+            )
+            if brand_id
+            else {}
+        )
     if outside is not None and outside.remaining_usd < remaining:
         remaining, budget_label = outside.remaining_usd, outside.label
     models, notes = eligible_models(ctx, state, model_latencies(stats))

@@ -532,6 +532,24 @@ def outcome_counts(session: Session, *, brand_id: str, template_ref: str) -> lis
     return list(session.scalars(query))
 
 
+def tenant_outcome_counts(
+    session: Session, *, tenant: str, template_ref: str, except_brand_id: str
+) -> list[OutcomeCountRow]:
+    """The counts of the tenant's other brands for a template (never another tenant's): one
+    row per (brand, model, quality, outcome), so as many as brands x arms, whatever the history."""
+    query = (
+        select(OutcomeCountRow)
+        .join(BrandRow, BrandRow.id == OutcomeCountRow.brand_id)
+        .where(
+            BrandRow.tenant == tenant,
+            OutcomeCountRow.brand_id != except_brand_id,
+            OutcomeCountRow.template_ref == template_ref,
+            OutcomeCountRow.attempts > 0,
+        )
+    )
+    return list(session.scalars(query))
+
+
 def list_attempts(session: Session, *, run_id: str) -> list[AttemptRow]:
     query = (
         select(AttemptRow)
