@@ -25,6 +25,12 @@ no user could do: a conservative bar. Requests are 60 briefs over the three ship
 third of them naming colours outside the brand palette. Usage::
 
     .venv/bin/python benchmarks/agent_value.py --worlds 5 --requests 60 [--n 4] [--k 2]
+        [--strong-baselines] [--agent-policy FILE]
+
+``--agent-policy`` runs the agent, and the acceptance rule every method is judged by, under
+another agent policy file (the worlds start with no ``BRANDLOOP_*`` variable set, so
+``BRANDLOOP_AGENT_POLICY`` does not reach them). The figures are deterministic: the same code
+and arguments give the same table.
 """
 
 from __future__ import annotations
