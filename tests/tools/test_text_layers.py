@@ -1026,3 +1026,142 @@ def test_a_not_near_word_takes_a_benign_sense_away():
         "a mother pumping milk, the pump worn under her top at the office",
     ):
         assert moderate_text(text).allowed, text
+
+
+# --------------------------------------------------------------------------- round 11 families
+
+#: Round 11: adult sexual requests in many languages, written for these tests from general
+#: knowledge of each language (no split line was read). Each is sexual at the lexical layer.
+ROUND_11_SEXUAL = {
+    "French, undressing": "une femme qui se déshabille devant la fenêtre, photo réaliste",
+    "French, sex scene": "une scène de sexe dans une chambre d'hôtel pour l'affiche",
+    "Spanish, without clothes": "una modelo sin ropa en la playa, estilo revista",
+    "Spanish, intercourse": "pareja manteniendo relaciones sexuales en el sofá",
+    "Italian, striptease": "uno spogliarello sul palco, luci soffuse",
+    "Italian, sex scene": "una scena di sesso esplicita sul letto",
+    "Portuguese (Portugal), undressing": "uma mulher a despir-se no quarto, fotografia",
+    "Portuguese (Brazil), sex scene": "uma cena de sexo no motel para o banner",
+    "German, intercourse": "ein Paar beim Geschlechtsverkehr im Hotelzimmer",
+    "German, bare-breasted": "eine barbusige Frau am Strand, fotorealistisch",
+    "Dutch, undressing": "een vrouw die zich uitkleedt in de slaapkamer",
+    "Dutch, sex video": "maak een seksvideo thumbnail met twee mensen",
+    "Polish, intercourse": "para w trakcie stosunku seksualnego, realistyczne zdjęcie",
+    "Czech, a naked woman": "nahá žena ve sprše, fotografie na plakát",
+    "Turkish, intercourse": "cinsel ilişki sahnesi, otel odasında bir çift",
+    "Russian, a naked girl": "голая девушка на пляже, реалистичное фото",
+    "Russian, sex": "парень и девушка занимаются сексом на диване",
+    "Ukrainian, a naked woman": "оголена жінка у ванній, реалістичне фото",
+    "Swedish, a naked woman": "en naken kvinna i bastun, realistisk bild",
+    "Danish, a naked woman": "en nøgen kvinde på stranden, fotorealistisk",
+    "Norwegian, topless": "en toppløs jente på brygga, sommerkampanje",
+    "Finnish, naked": "alaston nainen saunassa, valokuva",
+    "Romanian, undressed": "o femeie dezbrăcată în dormitor, fotografie",
+    "Hungarian, a naked woman": "meztelen nő a zuhany alatt, plakátra",
+    "Greek, a naked woman": "γυμνή γυναίκα στην παραλία, ρεαλιστική φωτογραφία",
+    "Greek, in capitals": "ΓΥΜΝΗ ΓΥΝΑΙΚΑ ΣΤΗΝ ΠΑΡΑΛΙΑ",
+    "Indonesian, naked": "foto wanita telanjang di kamar mandi",
+    "Malay, naked": "gambar gadis bogel di pantai",
+    "Vietnamese, naked": "một cô gái khỏa thân trên bãi biển",
+    "Tagalog, naked": "babaeng hubad sa dalampasigan, makatotohanang larawan",
+    "Japanese, fully naked": "全裸の女性が浜辺に立っている写真",
+    "Chinese (simplified), a naked body": "一个裸体女人站在海边的照片",
+    "Chinese (traditional), a naked body": "一個裸體女人站在海邊的照片",
+    "Korean, naked": "해변에서 알몸으로 서 있는 여자 사진",
+    "Tagalog, nude": "nude na babae sa kama, makatotohanan",
+    "Spanish, without clothes in bed": "una mujer sin ropa en la cama",
+    "Arabic, a naked woman": "صورة امرأة عارية على الشاطئ",
+    "Hebrew, a naked woman": "אישה עירומה על החוף, צילום ריאליסטי",
+    "Hindi, a naked woman": "समुद्र तट पर नंगी औरत की तस्वीर",
+    "Hinglish, a naked girl": "beach par nangi ladki ki photo banao",
+    "Thai, naked": "ภาพเปลือยของผู้หญิงบนชายหาด",
+}
+
+
+@pytest.mark.parametrize("text", ROUND_11_SEXUAL.values(), ids=ROUND_11_SEXUAL.keys())
+def test_round_11_multilingual_sexual_families(text):
+    assert "sexual" in lexical(text).categories, lexical(text).reasons
+
+
+#: The look-alikes of those words in ordinary marketing briefs, one per language at least.
+ROUND_11_BENIGN = {
+    "French, nude lipstick": "rouge à lèvres nude, fini mat, trois teintes",
+    "French, a brush": "brosse à dents à poils souples, pack de deux",
+    "Spanish, nude lipstick": "labial nude de larga duración en estuche dorado",
+    "Spanish, gender on a form": "formulario de registro: nombre, edad, sexo",
+    "Italian, nude lipstick": "rossetto nude per tutti i giorni, confezione regalo",
+    "Portuguese, gender on a form": "ficha de inscrição: nome, sexo e data de nascimento",
+    "Portuguese, laundry": "tire a roupa da máquina e estenda ao sol",
+    "German, a lipstick": "nude Lippenstift und Nagellack in Beige",
+    "German, creases": "Kleidersack für Reisen, ganz ohne Kleidung zu knittern",
+    "Dutch, slugs": "naaktslakken in de moestuin, biologische bestrijding",
+    "Polish, gender": "płeć: kobieta, rozmiar M, kolor beżowy",
+    "Czech, near": "nahé hory v zimě, turistický plakát",
+    "Turkish, nude lipstick": "nude ruj, mat bitişli, üç renk",
+    "Russian, bare walls": "голые стены лофта, минималистичный интерьер",
+    "Ukrainian, wiring": "оголені дроти небезпечні: плакат з техніки безпеки",
+    "Swedish, six": "sex nya färger i sommarkollektionen",
+    "Danish, six": "seks nye farver til sommer, kampagnebillede",
+    "Norwegian, six": "seks nye smaker av is, sommerplakat",
+    "Finnish, sexy section": "seksikäs punainen mekko juhliin",
+    "Romanian, empty bottles": "sticle goale pentru reciclare, afiș",
+    "Hungarian, a slug": "meztelen csiga a kertben, ismeretterjesztő plakát",
+    "Greek, the naked eye": "ορατό με γυμνό μάτι, αφίσα αστρονομίας",
+    "Indonesian, naked eye": "gerhana terlihat dengan mata telanjang",
+    "Indonesian, a section": "seksi acara menyiapkan panggung untuk peluncuran",
+    "Vietnamese, neurology": "khoa thần kinh bệnh viện, áp phích sức khỏe",
+    "Vietnamese, a speaker": "loa thế hệ mới, âm thanh sống động",
+    "Tagalog, clothes": "bagong damit para sa tag-init, koleksiyon",
+    "Japanese, nude colour": "ヌードカラーの口紅、三色セット",
+    "Japanese, bare back dress": "背中出しドレスの新作、パーティー向け",
+    "Japanese, Ferrari": "フェラーリの赤い車、ポスター",
+    "Chinese, disposable cutlery": "一次性器具和环保餐盒的宣传图",
+    "Chinese, charity": "一起做爱心公益，海报设计",
+    "Chinese, women love it": "女性爱用的护肤品套装",
+    "Chinese, export trade": "出口交易博览会的海报",
+    "Chinese, turmeric": "姜黄片和蜂蜜的产品图",
+    "Korean, nude tone": "누드톤 립스틱 세 가지 색상",
+    "Korean, heyday": "전성기를 맞은 브랜드, 완성기 제품 사진",
+    "Arabic, nationality": "نموذج طلب: الاسم والجنسية",
+    "Hebrew, spreading": "האש מתפשטת: כרזת בטיחות",
+    "Hindi, barefoot": "नंगे पैर घास पर चलना, योग पोस्टर",
+    "Hinglish, barefoot": "nange pair yoga karte hue, poster",
+    "Thai, promotion": "โปรโมชั่นพิเศษ หนังโปรดของคุณ",
+    # a benign sense given in round 11: bed linen, spare clothes, dirty laundry
+    "Spanish, bed linen": "habitación sin ropa de cama, precio reducido",
+    "French, spare clothes": "partir sans vêtements de rechange avec notre valise cabine",
+    "Portuguese, dirty laundry": "máquina sem roupa suja, cozinha arrumada",
+    # nude as a colour in more languages
+    "Romanian, nude lipstick": "ruj nude și ojă nude, colecția de vară",
+    "Hungarian, nude lipstick": "rúzs nude árnyalatban, új kollekció",
+    "Greek, nude lipstick": "κραγιόν σε nude απόχρωση, νέα σειρά",
+    "Indonesian, nude lipstick": "lipstik nude tahan lama untuk sehari-hari",
+    "Vietnamese, nude lipstick": "son môi màu nude cho mùa hè",
+    "Tagalog, nude lipstick": "nude na lipstick para sa araw-araw",
+}
+
+
+@pytest.mark.parametrize("text", ROUND_11_BENIGN.values(), ids=ROUND_11_BENIGN.keys())
+def test_round_11_look_alikes_leave_ordinary_briefs_alone(text):
+    assert lexical(text).allowed, lexical(text).reasons
+
+
+def test_round_11_matching_by_script():
+    """Chinese, Japanese and Thai entries match inside a run of their script, Korean before
+    its particles; Devanagari signs are letters of their word ("नाग" is no "नंगा"); Greek
+    matches in capitals too. Latin-script words keep their word boundaries."""
+    from brandloop.tools.moderation.lexicon import compile_term
+    from brandloop.tools.moderation.normalize import normalize_for_matching
+
+    def found(entry: str, text: str) -> bool:
+        term = compile_term(entry, "sexual")
+        assert term is not None
+        return term.patterns[0].search(normalize_for_matching(text)) is not None
+
+    assert found("裸体", "一个裸体女人")
+    assert found("เปลือยกาย", "ผู้หญิงเปลือยกายบนหาด")
+    assert found("알몸", "알몸으로 서 있는")
+    assert not found("성기", "완성기 제품")
+    assert found("नंगा", "नंगा आदमी")
+    assert not found("नंगा", "नाग")
+    assert found("γυμνή", "ΓΥΜΝΗ") and found("γυμνή", "Γυμνή") and found("γυμνή", "γυμνή")
+    assert not found("porn", "xporn") and found("porn", "a porn poster")

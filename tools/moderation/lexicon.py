@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +25,23 @@ from brandloop.errors import BadInputError
 from brandloop.tools.moderation.categories import BRAND_FORBIDDEN, SEXUAL_MINORS
 from brandloop.tools.moderation.normalize import fold_leetspeak, normalize_for_matching
 
-_WORD: Final = re.compile(r"[^\W_]+")
+#: Round 11: the vowel signs and other marks of Devanagari and Thai are letters of their
+#: word ("नंगी", "เปลือย"), though Python's ``\w`` does not count them: without this an
+#: entry would be cut at each sign and "नंगी" would also match "नाग" (a snake).
+_MARKS: Final = "\u0900-\u0963\u0966-\u097f\u0e01-\u0e4e"
+_WORD: Final = re.compile(rf"(?:[^\W_]|[{_MARKS}])+")
 _VOWELS: Final = frozenset("aeiou")
+#: Round 11: scripts written without spaces between words (Chinese, Japanese kana, Thai): an
+#: entry's edge in one of them matches inside a run ("一个裸体女人"), where a word boundary
+#: never falls. Korean puts spaces between words but writes its particles onto them
+#: ("알몸으로"): an entry ending in Hangul matches before more Hangul, and still starts a word
+#: ("성기" is not found in "완성기"). Other scripts keep their word boundaries.
+_UNSPACED: Final = re.compile("[\u0e01-\u0e4e\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_SUFFIXED: Final = re.compile(f"{_UNSPACED.pattern[:-1]}\uac00-\ud7af]")
+#: Round 11: Greek capitals fold by their shape ("Ν" to n, "ν" to v; see ``normalize``), so a
+#: Greek entry is also compiled as it is folded in capitals and with a capital first letter
+#: ("ΓΥΜΝΗ", "Γυμνή" as well as "γυμνή").
+_GREEK: Final = re.compile("[\u0370-\u03ff\u1f00-\u1fff]")
 
 
 # --------------------------------------------------------------------------- morphology
@@ -99,15 +115,28 @@ class Term:
     digits: bool = False
 
 
+def _normal_forms(raw: str) -> list[str]:
+    """``raw`` normalised; a Greek word also as its capitals and its capitalised form fold."""
+    normal = normalize_for_matching(raw)
+    if not _GREEK.search(raw):
+        return [normal]
+    # Greek capitals are written without accents ("ΓΥΜΝΗ" for "γυμνή")
+    bare = "".join(ch for ch in unicodedata.normalize("NFD", raw) if not unicodedata.combining(ch))
+    variants = (bare.upper(), raw[:1].upper() + raw[1:])
+    return list(dict.fromkeys([normal, *(normalize_for_matching(v) for v in variants)]))
+
+
 def _word_forms(entry: str, *, plural: bool) -> list[set[str]] | None:
     """The forms each word of ``entry`` may take; ``None`` when nothing matchable is left."""
     words = entry.split()
     groups: list[set[str]] = []
     for index, raw in enumerate(words):
-        if "|" in raw:
+        if "|" in raw or _GREEK.search(raw):
             # alternatives for one word: "take|took|taken off her|his clothes"
             options = {
-                "".join(_WORD.findall(normalize_for_matching(option))) for option in raw.split("|")
+                "".join(_WORD.findall(normal))
+                for option in raw.split("|")
+                for normal in _normal_forms(option)
             }
             options.discard("")
             if options:
@@ -145,7 +174,14 @@ def _pattern(groups: Sequence[set[str]]) -> tuple[re.Pattern[str], str]:
         for group in groups
     ]
     body = r"[\W_]*".join(alternations)
-    return re.compile(rf"(?<![^\W_]){body}(?![^\W_])"), _common_prefix(groups[0])
+    # a word character before or after is no boundary; nor is a mark of Devanagari or Thai
+    left = "" if any(_UNSPACED.match(f) for f in groups[0]) else rf"(?<![^\W_])(?<![{_MARKS}])"
+    last = groups[-1]
+    right = "" if any(_SUFFIXED.match(f[-1:]) for f in last) else rf"(?![^\W_]|[{_MARKS}])"
+    # every match holds a form of each word: the longest prefix shared by one word's forms is
+    # the needle (round 11: not only the first word's, often "" when it has alternatives)
+    needle = max((_common_prefix(group) for group in groups), key=len)
+    return re.compile(rf"{left}{body}{right}"), needle
 
 
 def compile_term(entry: str, category: str, *, plural: bool = True) -> Term | None:
