@@ -292,7 +292,7 @@ class Reading:
 def _mask(text: str, terms: Sequence[Term], pass_index: int) -> str:
     for term in terms:
         if term.needles[pass_index] in text:
-            text = term.patterns[pass_index].sub(lambda m: " " * len(m.group()), text)
+            text = term.pattern(pass_index).sub(lambda m: " " * len(m.group()), text)
     return text
 
 
@@ -351,7 +351,7 @@ def _matches(term: Term, view: _View, *, negation: bool = True) -> Iterator[tupl
     index = view.pass_index
     if term.needles[index] not in view.text:
         return
-    for match in term.patterns[index].finditer(view.text):
+    for match in term.pattern(index).finditer(view.text):
         start, end = match.span()
         if index and not _LETTER.search(view.context, start, end):
             continue
@@ -683,7 +683,7 @@ def _ruled_out(lexicon: Lexicon, view: _View) -> list[tuple[int, int]]:
 
 def _raw_matches(term: Term, text: str) -> Iterator[tuple[int, int]]:
     if term.needles[0] in text:
-        for match in term.patterns[0].finditer(text):
+        for match in term.pattern(0).finditer(text):
             yield match.span()
 
 

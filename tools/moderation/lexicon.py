@@ -110,9 +110,26 @@ class Term:
 
     term: str
     category: str
-    patterns: tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]
+    #: the regex source of each pass, compiled on first use (round 11: the lexicon holds
+    #: ~1,350 terms; compiling every pattern at load took 2.5 s, while a brief's needles
+    #: reach only a handful of them)
+    sources: tuple[str, str, str]
     needles: tuple[str, str, str]
     digits: bool = False
+
+    @property
+    def patterns(self) -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+        return (_regex(self.sources[0]), _regex(self.sources[1]), _regex(self.sources[2]))
+
+    def pattern(self, index: int) -> re.Pattern[str]:
+        """The compiled pattern of one pass (0 plain, 1 and 2 leet)."""
+        return _regex(self.sources[index])
+
+
+#: bounded: brands' forbidden terms are compiled too, and a service runs for weeks
+@functools.lru_cache(maxsize=16384)
+def _regex(source: str) -> re.Pattern[str]:
+    return re.compile(source)
 
 
 def _normal_forms(raw: str) -> list[str]:
@@ -168,7 +185,7 @@ def _common_prefix(words: set[str]) -> str:
     return first[:size]
 
 
-def _pattern(groups: Sequence[set[str]]) -> tuple[re.Pattern[str], str]:
+def _pattern(groups: Sequence[set[str]]) -> tuple[str, str]:
     alternations = [
         "(?:" + "|".join(re.escape(f) for f in sorted(group, key=len, reverse=True)) + ")"
         for group in groups
@@ -181,7 +198,7 @@ def _pattern(groups: Sequence[set[str]]) -> tuple[re.Pattern[str], str]:
     # every match holds a form of each word: the longest prefix shared by one word's forms is
     # the needle (round 11: not only the first word's, often "" when it has alternatives)
     needle = max((_common_prefix(group) for group in groups), key=len)
-    return re.compile(rf"{left}{body}{right}"), needle
+    return rf"{left}{body}{right}", needle
 
 
 def compile_term(entry: str, category: str, *, plural: bool = True) -> Term | None:
@@ -199,7 +216,7 @@ def compile_term(entry: str, category: str, *, plural: bool = True) -> Term | No
     return Term(
         term=entry.replace("*", ""),
         category=category,
-        patterns=(compiled[0][0], compiled[1][0], compiled[2][0]),
+        sources=(compiled[0][0], compiled[1][0], compiled[2][0]),
         needles=(compiled[0][1], compiled[1][1], compiled[2][1]),
         digits=any(ch.isdigit() for group in groups for form in group for ch in form),
     )
