@@ -578,7 +578,21 @@ def _minors_line(
     window = lexicon.minors_window
     minors = _minor_references(lexicon, reading)
     if minors:
-        suggestive = [*_find(lexicon.suggestive_terms, reading, "minors"), *sexual]
+        # round 11b: a suggestive word that is a look-alike in one of its default benign
+        # senses is not suggestive there ("från sex år": from six years; "child's sex: boy")
+        benign = [
+            (la.start, la.end)
+            for la in look_alikes
+            if la.default_sense is not None and la.base == reading.base
+        ]
+        suggestive = [
+            *(
+                hit
+                for hit in _find(lexicon.suggestive_terms, reading, "minors")
+                if not any(start <= hit.start and hit.end <= end for start, end in benign)
+            ),
+            *sexual,
+        ]
         hit = _paired(reading, window, minors, suggestive)
         if hit is not None:
             return [*direct, hit]
