@@ -1254,6 +1254,14 @@ def test_round_11b_sex_as_six_or_a_field_passes_every_offline_layer(text):
     assert verdict.allowed, verdict.reasons
 
 
+def test_a_gender_reveal_is_not_read_as_undressing():
+    # the classifier scored "gender reveal party" sexual 0.99 ("reveal"); allow-listed
+    for text in ("gender reveal party", "Gender reveal party invitation, pink and blue balloons"):
+        verdict = moderate_text(text)
+        assert verdict.allowed, verdict.reasons
+    assert not moderate_text("gender reveal party, then she reveals her naked body").allowed
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="known, not fixed (round 11b): the classifier scores a short clause of nothing but "
