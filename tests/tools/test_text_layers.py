@@ -1347,3 +1347,19 @@ def test_round_11c_look_alikes_leave_ordinary_briefs_alone(text):
 )
 def test_round_11c_senses_do_not_cover_the_harmful_reading(text):
     assert not lexical(text).allowed
+
+
+def test_round_11c_a_cocktail_named_with_a_listed_word_is_that_cocktail():
+    for text in (
+        "bar menu board: Screaming Orgasm, Slippery Nipple, Espresso Martini - chalk style",
+        "layered Blow Job shooter with whipped cream on the bar, close-up",
+    ):
+        assert lexical(text).allowed, lexical(text).reasons
+    for text in (
+        "a woman giving a blow job at the bar",
+        "screaming orgasm in bed, explicit",
+        "a girl of 15 at the bar with a blow job shooter",
+        "성인 여성 전라 사진",
+    ):
+        assert not lexical(text).allowed, text
+    assert lexical("전라도 여행 포스터, 비빔밥과 한옥 마을").allowed  # the province

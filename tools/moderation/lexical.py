@@ -650,9 +650,14 @@ def scan(
     readings = _readings(text, lexicon)
     for reading in readings:
         found = _find(lexicon.terms, reading, "lexical")
-        # the minors line reads listed sexual terms and look-alikes by their default senses
-        sexual = [h for h in found if h.category == SEXUAL]
         look_alikes = _look_alikes(lexicon, reading, senses)
+        # the minors line reads every listed sexual term, even inside a look-alike in a
+        # benign sense ("a Slippery Nipple for a teen party"), and look-alikes by their
+        # default senses
+        sexual = [h for h in found if h.category == SEXUAL]
+        # round 11c: otherwise a listed term inside a look-alike in a benign sense is that
+        # look-alike's word ("orgasm" in a "Screaming Orgasm" on a cocktail menu)
+        found = _outside(found, look_alikes)
         found += [
             Hit("lexical", la.word.term.category, la.start, la.end, la.word.term.term, la.base)
             for la in look_alikes
@@ -681,6 +686,20 @@ def scan(
         suggestive=_find(lexicon.support_terms, first, "minors"),
         without_senses=_resolve(first.text, first_look_alikes, ())[0],
     )
+
+
+def _outside(hits: list[Hit], look_alikes: Sequence[LookAlike]) -> list[Hit]:
+    """``hits`` but those inside a look-alike occurrence in a benign sense (this brand's)."""
+    benign = [(la.base, la.start, la.end) for la in look_alikes if la.sense is not None]
+    if not benign:
+        return hits
+    return [
+        h
+        for h in hits
+        if not any(
+            base == h.base and start <= h.start and h.end <= end for base, start, end in benign
+        )
+    ]
 
 
 def _ruled_out(lexicon: Lexicon, view: _View) -> list[tuple[int, int]]:
