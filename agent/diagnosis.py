@@ -26,6 +26,7 @@ repair is left for a failed signal the run stops (``stop_unpromising``) and says
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -124,6 +125,7 @@ def diagnose(
     can_raise_quality: bool = False,
     exhausted: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset(),
     sharp_rate: float = 0.0,
+    ladder: Sequence[str] | None = None,
 ) -> Replan:
     """Decide the next round's changes from this round's rejected attempts.
 
@@ -132,7 +134,10 @@ def diagnose(
     ``can_raise_quality``: the model has a higher quality setting *and* it pays (more sharp
     images per dollar than a new seed; see ``agent/repairs.py``). ``exhausted``: (action,
     signal) pairs that already failed twice in this run. ``sharp_rate``: how often the soft
-    image's model makes sharp images for this brand (0 when unknown).
+    image's model makes sharp images for this brand (0 when unknown). ``ladder``: the model ids
+    in tier order with only usable ones kept (no provider missing or behind an open breaker);
+    when given, a higher tier counts only if one of them is above ``model_index`` and not
+    excluded, so an upgrade is never decided onto a model the run cannot call.
     """
     plan = Replan(
         emphasis=emphasis,
@@ -143,7 +148,6 @@ def diagnose(
     )
     failed = Counter(name for a in rejected if a.scores for name in a.scores.failed)
     outcomes = Counter(a.outcome for a in rejected)
-    can_climb = model_index + 1 < ladder_size
 
     # a call whose outcome was lost before this process (a run killed mid-call, then resumed)
     # is not sent again: that says nothing about the model, so it is no reason to leave it
@@ -215,6 +219,9 @@ def diagnose(
             _give_up(plan, "palette", failed["palette"], exhausted, signals)
     if failed["sharpness"]:
         signals = {"sharpness": _signal_means(rejected, "sharpness")}
+        can_climb = model_index + 1 < ladder_size
+        if ladder is not None:  # after this round's exclusions, so never onto a model just lost
+            can_climb = any(m not in plan.excluded_models for m in ladder[model_index + 1 :])
         if (
             can_climb
             and sharp_rate < USUALLY_SHARP

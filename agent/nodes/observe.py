@@ -20,6 +20,7 @@ from brandloop.agent.state import RunState
 from brandloop.domain import Attempt, Decision
 from brandloop.policies.catalog import image_price
 from brandloop.registry import crud
+from brandloop.tools.providers.resilience import circuit_open
 
 
 def _duplicates(state: RunState, batch: list[Attempt]) -> int:
@@ -131,6 +132,11 @@ async def observe(state: RunState, runtime: Runtime[RunContext]) -> dict[str, An
             modifiers=state.get("modifiers", []),
             model_index=state.get("model_index", 0),
             ladder_size=len(ctx.models),
+            ladder=[
+                m.id
+                for m in ctx.models
+                if m.provider in ctx.providers and not circuit_open(ctx.providers[m.provider])
+            ],
             excluded_models=state.get("excluded_models", []),
             duplicates=_duplicates(state, batch),
             quality_boost=state.get("quality_boost", 0),
