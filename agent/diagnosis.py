@@ -125,7 +125,7 @@ def diagnose(
     can_raise_quality: bool = False,
     exhausted: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset(),
     sharp_rate: float = 0.0,
-    ladder: Sequence[str] | None = None,
+    higher: Sequence[str] | None = None,
 ) -> Replan:
     """Decide the next round's changes from this round's rejected attempts.
 
@@ -134,10 +134,10 @@ def diagnose(
     ``can_raise_quality``: the model has a higher quality setting *and* it pays (more sharp
     images per dollar than a new seed; see ``agent/repairs.py``). ``exhausted``: (action,
     signal) pairs that already failed twice in this run. ``sharp_rate``: how often the soft
-    image's model makes sharp images for this brand (0 when unknown). ``ladder``: the model ids
-    in tier order with only usable ones kept (no provider missing or behind an open breaker);
-    when given, a higher tier counts only if one of them is above ``model_index`` and not
-    excluded, so an upgrade is never decided onto a model the run cannot call.
+    image's model makes sharp images for this brand (0 when unknown). ``higher``: the ids of
+    the usable models (provider present, breaker closed) above ``model_index``; when given, a
+    climb counts only if one of them is not excluded, so an upgrade is never decided onto a
+    model the run cannot call.
     """
     plan = Replan(
         emphasis=emphasis,
@@ -220,8 +220,8 @@ def diagnose(
     if failed["sharpness"]:
         signals = {"sharpness": _signal_means(rejected, "sharpness")}
         can_climb = model_index + 1 < ladder_size
-        if ladder is not None:  # after this round's exclusions, so never onto a model just lost
-            can_climb = any(m not in plan.excluded_models for m in ladder[model_index + 1 :])
+        if higher is not None:  # after this round's exclusions, so never onto a model just lost
+            can_climb = any(m not in plan.excluded_models for m in higher)
         if (
             can_climb
             and sharp_rate < USUALLY_SHARP

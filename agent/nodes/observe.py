@@ -132,9 +132,9 @@ async def observe(state: RunState, runtime: Runtime[RunContext]) -> dict[str, An
             modifiers=state.get("modifiers", []),
             model_index=state.get("model_index", 0),
             ladder_size=len(ctx.models),
-            ladder=[
+            higher=[
                 m.id
-                for m in ctx.models
+                for m in ctx.models[state.get("model_index", 0) + 1 :]
                 if m.provider in ctx.providers and not circuit_open(ctx.providers[m.provider])
             ],
             excluded_models=state.get("excluded_models", []),

@@ -77,15 +77,15 @@ def test_low_sharpness_climbs_a_tier_and_on_the_top_tier_tries_new_seeds() -> No
 
 
 def test_a_soft_image_never_climbs_onto_a_tier_the_run_cannot_call() -> None:
-    ladder = ["procedural/draft", "procedural/studio"]
+    higher = ["procedural/studio"]
     kwargs = {"emphasis": "normal", "modifiers": [], "model_index": 0, "ladder_size": 2}
     lost = diagnose(
-        [scored(sharpness=False)], **kwargs, ladder=ladder, excluded_models=["procedural/studio"]
+        [scored(sharpness=False)], **kwargs, higher=higher, excluded_models=["procedural/studio"]
     )
     assert lost.model_index == 0 and [d.action for d in lost.decisions] == ["new_seeds"]
-    down = diagnose([scored(sharpness=False)], **kwargs, ladder=ladder[:1])  # breaker open
+    down = diagnose([scored(sharpness=False)], **kwargs, higher=[])  # breaker open
     assert [d.action for d in down.decisions] == ["new_seeds"]
-    free = diagnose([scored(sharpness=False)], **kwargs, ladder=ladder)
+    free = diagnose([scored(sharpness=False)], **kwargs, higher=higher)
     assert free.model_index == 1 and [d.action for d in free.decisions] == ["upgrade_tier"]
 
 
