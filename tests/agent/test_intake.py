@@ -71,8 +71,11 @@ async def test_pii_is_redacted_before_anything_is_stored_or_sent(
             crud.get_artifact(session, tenant="default", sha256=image.sha256)
             for image in result.images
         ]
+    # the phone in every spelling a leak could take; not a 4-digit fragment of it, which a
+    # random run id, hash or timestamp holds now and then (that made this test flaky)
+    phone_forms = {PHONE, PHONE.replace(" ", ""), PHONE.replace(" ", "").lstrip("+"), "7946 0958"}
     for text in [*stored, *provider.prompts]:
-        assert EMAIL not in text and "7946" not in text
+        assert EMAIL not in text and not any(form in text for form in phone_forms), text[:200]
     for artifact in receipts:
         assert artifact is not None and artifact.receipt is not None
         assert artifact.receipt["redactions"] == ["email", "phone"]

@@ -461,10 +461,12 @@ def _look_alikes(lexicon: Lexicon, reading: Reading, senses: Mapping[str, bool])
                 ]
                 allowed = [name for name in applying if senses.get(name, True)]
                 # the minors line reads the senses without numbers as bridges ("nude 12 ...")
+                # and not the senses marked ``minors: false``
                 strict = [
                     sense.name
                     for sense in word.senses
-                    if _sense_applies(
+                    if sense.minors
+                    and _sense_applies(
                         sense, lexicon.bridge, view.context, start, end, numbers=False
                     )
                 ]

@@ -252,6 +252,9 @@ class _SenseFile(_Strict):
     #: round 10: a number may stand between the look-alike and a word after it (shade codes:
     #: "Nude 20, Espresso 40"); never for the minors line, which reads the default senses
     numbers: bool = False
+    #: round 12: false for a sense the minors line never reads as benign ("tent erection":
+    #: with a minor in the sentence the word counts whatever stands near it)
+    minors: bool = True
 
 
 class _AmbiguousWord(_Strict):
@@ -307,6 +310,8 @@ class Sense:
     near: frozenset[str] = frozenset()
     numbers: bool = False
     not_near: frozenset[str] = frozenset()
+    #: whether the minors line reads this sense as benign too (round 12)
+    minors: bool = True
 
 
 @dataclass(frozen=True)
@@ -383,6 +388,7 @@ def load_lexicon(path: Path | None = None) -> Lexicon:
                 near=_words(s.near),
                 numbers=s.numbers,
                 not_near=_words(s.not_near),
+                minors=s.minors,
             )
             for name, s in spec.senses.items()
         )
