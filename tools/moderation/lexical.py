@@ -447,6 +447,15 @@ class LookAlike:
 def _look_alikes(lexicon: Lexicon, reading: Reading, senses: Mapping[str, bool]) -> list[LookAlike]:
     found: list[LookAlike] = []
     seen: set[tuple[str, int]] = set()
+    minor: list[bool] = []
+
+    def no_minor() -> bool:
+        # round 12b: a sense marked ``minors: false`` does not apply at all in a text that
+        # refers to a minor, not even for what the classifier reads ("sexy" beside an age)
+        if not minor:
+            minor.append(bool(_minor_references(lexicon, reading)))
+        return not minor[0]
+
     for word in lexicon.ambiguous:
         for view in reading.views:
             for start, end in _matches(word.term, view):
@@ -458,8 +467,15 @@ def _look_alikes(lexicon: Lexicon, reading: Reading, senses: Mapping[str, bool])
                     sense.name
                     for sense in word.senses
                     if _sense_applies(sense, lexicon.bridge, view.context, start, end)
+                    and (sense.minors or no_minor())
                 ]
-                allowed = [name for name in applying if senses.get(name, True)]
+                # a sub-sense ("nude:colour.product_copy") follows its parent's switch unless
+                # it has its own (round 12b)
+                allowed = [
+                    name
+                    for name in applying
+                    if senses.get(name, senses.get(name.split(".")[0], True))
+                ]
                 # the minors line reads the senses without numbers as bridges ("nude 12 ...")
                 # and not the senses marked ``minors: false``
                 strict = [
@@ -659,12 +675,22 @@ def scan(
         sexual = [h for h in found if h.category == SEXUAL]
         # round 11c: otherwise a listed term inside a look-alike in a benign sense is that
         # look-alike's word ("orgasm" in a "Screaming Orgasm" on a cocktail menu)
-        found = _outside(found, look_alikes)
-        found += [
-            Hit("lexical", la.word.term.category, la.start, la.end, la.word.term.term, la.base)
-            for la in look_alikes
-            if la.sense is None and la.word.blocks
-        ]
+        # (round 12b: a look-alike outside its senses inside another in a benign sense too:
+        # "orgasm", a blush shade, inside a "Screaming Orgasm")
+        found = _outside(
+            [
+                *found,
+                *(
+                    Hit(
+                        "lexical", la.word.term.category, la.start, la.end, la.word.term.term,
+                        la.base,
+                    )
+                    for la in look_alikes
+                    if la.sense is None and la.word.blocks
+                ),
+            ],
+            look_alikes,
+        )
         hits += found
         hits += _minors_line(lexicon, reading, sexual, look_alikes)
         if brand:
