@@ -253,7 +253,8 @@ class _SenseFile(_Strict):
     #: "Nude 20, Espresso 40"); never for the minors line, which reads the default senses
     numbers: bool = False
     #: round 12: false for a sense the minors line never reads as benign ("tent erection":
-    #: with a minor in the sentence the word counts whatever stands near it)
+    #: with a minor in the sentence the word counts whatever stands near it); since round
+    #: 12b such a sense does not apply at all in a text that refers to a minor
     minors: bool = True
 
 
@@ -310,7 +311,8 @@ class Sense:
     near: frozenset[str] = frozenset()
     numbers: bool = False
     not_near: frozenset[str] = frozenset()
-    #: whether the minors line reads this sense as benign too (round 12)
+    #: whether the minors line reads this sense as benign too (round 12), and whether it
+    #: applies at all in a text that refers to a minor (round 12b)
     minors: bool = True
 
 
