@@ -4,7 +4,9 @@ P(accept) for the next round is the bandit's posterior mean for the best arm (pe
 times the lowest fix rate among the repairs now applied (this brand's record in
 ``repair_outcomes``, smoothed towards ``REPAIR_PRIOR``; the lowest, not the product, because
 one defect often fails several signals at once), halved for each time that repair already
-failed on that signal in this run. The expected cost per accepted image is the arm's price
+failed on that signal in this run and multiplied by ``OTHER_REPAIR_FAILED`` for each time
+another repair did (a soft image that new seeds did not fix makes a tier climb less likely to
+fix it too). The expected cost per accepted image is the arm's price
 over that chance. When it passes the cap - ``stop_cost_multiple`` times what an accepted image
 has cost the brand lately (at cold start: times the best price over catalog quality baseline
 among the models) - the run stops with ``stop_unpromising`` and the numbers as its reason.
@@ -32,6 +34,9 @@ from brandloop.registry.models import RunRow
 REPAIR_PRIOR = 0.7
 #: How many of the brand's latest finished paid runs make its running cost per accepted image.
 COST_WINDOW = 50
+#: What each earlier failure of another repair on the same signal in this run multiplies a
+#: repair's chance by (the same repair failing again halves it).
+OTHER_REPAIR_FAILED = 0.7
 
 
 def cost_per_accepted_image(session: Session, *, tenant: str, brand_id: str) -> float | None:
@@ -106,7 +111,16 @@ def outlook(
             and r["action"] == repair["action"]
             and r["signal"] == repair["signal"]
         )
-        factor = rate * 0.5**failures
+        # round-13 refinement: the same signal still failing after a *different* repair is
+        # evidence too, weaker than the same repair failing again
+        others = sum(
+            1
+            for r in history
+            if r["fixed"] is False
+            and r["action"] != repair["action"]
+            and r["signal"] == repair["signal"]
+        )
+        factor = rate * OTHER_REPAIR_FAILED**others * 0.5**failures
         factors[f"{repair['action']} on {repair['signal']}"] = factor
     weakest = min(factors.items(), key=lambda item: item[1]) if factors else None
     p = posterior_mean * (weakest[1] if weakest else 1.0)

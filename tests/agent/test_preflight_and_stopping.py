@@ -315,3 +315,31 @@ def test_what_an_accepted_image_costs_counts_the_failed_runs_too(
     with db.session() as session:
         usual = cost_per_accepted_image(session, tenant="default", brand_id=brand_id)
     assert usual == pytest.approx(0.020)
+
+
+def test_a_signal_another_repair_failed_to_fix_lowers_the_next_repairs_chance() -> None:
+    from brandloop.agent.state import Repair
+    from brandloop.agent.stopping import OTHER_REPAIR_FAILED, REPAIR_PRIOR, outlook
+
+    def repair(action: str, signal: str, fixed: bool | None) -> Repair:
+        return Repair(action=action, signal=signal, round=0, model="m", fixed=fixed)
+
+    pending = [repair("upgrade_tier", "sharpness", None)]
+    def ahead(history: list[Repair]) -> float:
+        return outlook(
+            model="m", posterior_mean=0.6, price=0.01, pending=pending, history=history,
+            rates=[], cap=1.0, cap_source="test",
+        ).p_accept
+
+    fresh = ahead([])
+    # new seeds did not fix the soft image, twice; a palette repair that failed does not count
+    history = [
+        repair("new_seeds", "sharpness", False),
+        repair("new_seeds", "sharpness", False),
+        repair("strengthen_palette", "palette", False),
+    ]
+    assert fresh == pytest.approx(0.6 * REPAIR_PRIOR)
+    assert ahead(history) == pytest.approx(0.6 * REPAIR_PRIOR * OTHER_REPAIR_FAILED**2)
+    # the same repair failing again still halves it
+    again = ahead([repair("upgrade_tier", "sharpness", False)])
+    assert again == pytest.approx(0.6 * REPAIR_PRIOR * 0.5)
