@@ -44,6 +44,8 @@ _LETTER: Final = re.compile(r"[^\W\d_]")
 _DIGIT: Final = re.compile(r"[0-9]")
 _CLAUSE_END: Final = re.compile(r"[,.;:!?()\[\]\n]")
 _SENTENCE_END: Final = re.compile(r"[.!?;\n]")
+#: what ends the words a look-alike's sense may read after it, for the minors line
+_LIST_BREAK: Final = re.compile(r"[,.;!?()\[\]\n]")
 _SENSE_WINDOW: Final = 6
 
 _AGE_WORDS: Final = (
@@ -392,6 +394,7 @@ def _sense_applies(
     end: int,
     *,
     numbers: bool = True,
+    clause_only: bool = False,
 ) -> bool:
     """Whether the words around ``context[start:end]`` give the look-alike a benign sense.
 
@@ -411,7 +414,13 @@ def _sense_applies(
         return False
     clause_end = _CLAUSE_END.search(context, end)
     limit = clause_end.start() if clause_end else len(context)
-    words_after = [m.group() for m in _WORD.finditer(context, end)][:_SENSE_WINDOW]
+    # the minors line (``clause_only``, round 12c) reads the words after only up to the next
+    # comma or stop (a colon still introduces: "sex: boy"): "nude, lipstick in hand" beside a
+    # child is not a lipstick's colour
+    stop = _LIST_BREAK.search(context, end) if clause_only else None
+    words_after = [
+        m.group() for m in _WORD.finditer(context, end, stop.start() if stop else len(context))
+    ][:_SENSE_WINDOW]
     for word in words_after:
         if word in sense.after:
             return True
@@ -451,9 +460,12 @@ def _look_alikes(lexicon: Lexicon, reading: Reading, senses: Mapping[str, bool])
 
     def no_minor() -> bool:
         # round 12b: a sense marked ``minors: false`` does not apply at all in a text that
-        # refers to a minor, not even for what the classifier reads ("sexy" beside an age)
+        # refers to a minor or has a child cue (a lunchbox, pigtails), not even for what the
+        # classifier reads ("sexy" beside an age)
         if not minor:
-            minor.append(bool(_minor_references(lexicon, reading)))
+            minor.append(
+                bool(_minor_references(lexicon, reading)) or bool(_child_cues(lexicon, reading))
+            )
         return not minor[0]
 
     for word in lexicon.ambiguous:
@@ -483,7 +495,13 @@ def _look_alikes(lexicon: Lexicon, reading: Reading, senses: Mapping[str, bool])
                     for sense in word.senses
                     if sense.minors
                     and _sense_applies(
-                        sense, lexicon.bridge, view.context, start, end, numbers=False
+                        sense,
+                        lexicon.bridge,
+                        view.context,
+                        start,
+                        end,
+                        numbers=False,
+                        clause_only=True,
                     )
                 ]
                 found.append(
