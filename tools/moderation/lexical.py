@@ -456,18 +456,6 @@ class LookAlike:
 def _look_alikes(lexicon: Lexicon, reading: Reading, senses: Mapping[str, bool]) -> list[LookAlike]:
     found: list[LookAlike] = []
     seen: set[tuple[str, int]] = set()
-    minor: list[bool] = []
-
-    def no_minor() -> bool:
-        # round 12b: a sense marked ``minors: false`` does not apply at all in a text that
-        # refers to a minor or has a child cue (a lunchbox, pigtails), not even for what the
-        # classifier reads ("sexy" beside an age)
-        if not minor:
-            minor.append(
-                bool(_minor_references(lexicon, reading)) or bool(_child_cues(lexicon, reading))
-            )
-        return not minor[0]
-
     for word in lexicon.ambiguous:
         for view in reading.views:
             for start, end in _matches(word.term, view):
@@ -479,22 +467,13 @@ def _look_alikes(lexicon: Lexicon, reading: Reading, senses: Mapping[str, bool])
                     sense.name
                     for sense in word.senses
                     if _sense_applies(sense, lexicon.bridge, view.context, start, end)
-                    and (sense.minors or no_minor())
                 ]
-                # a sub-sense ("nude:colour.product_copy") follows its parent's switch unless
-                # it has its own (round 12b)
-                allowed = [
-                    name
-                    for name in applying
-                    if senses.get(name, senses.get(name.split(".")[0], True))
-                ]
+                allowed = [name for name in applying if senses.get(name, True)]
                 # the minors line reads the senses without numbers as bridges ("nude 12 ...")
-                # and not the senses marked ``minors: false``
                 strict = [
                     sense.name
                     for sense in word.senses
-                    if sense.minors
-                    and _sense_applies(
+                    if _sense_applies(
                         sense,
                         lexicon.bridge,
                         view.context,
@@ -693,22 +672,12 @@ def scan(
         sexual = [h for h in found if h.category == SEXUAL]
         # round 11c: otherwise a listed term inside a look-alike in a benign sense is that
         # look-alike's word ("orgasm" in a "Screaming Orgasm" on a cocktail menu)
-        # (round 12b: a look-alike outside its senses inside another in a benign sense too:
-        # "orgasm", a blush shade, inside a "Screaming Orgasm")
-        found = _outside(
-            [
-                *found,
-                *(
-                    Hit(
-                        "lexical", la.word.term.category, la.start, la.end, la.word.term.term,
-                        la.base,
-                    )
-                    for la in look_alikes
-                    if la.sense is None and la.word.blocks
-                ),
-            ],
-            look_alikes,
-        )
+        found = _outside(found, look_alikes)
+        found += [
+            Hit("lexical", la.word.term.category, la.start, la.end, la.word.term.term, la.base)
+            for la in look_alikes
+            if la.sense is None and la.word.blocks
+        ]
         hits += found
         hits += _minors_line(lexicon, reading, sexual, look_alikes)
         if brand:

@@ -252,10 +252,6 @@ class _SenseFile(_Strict):
     #: round 10: a number may stand between the look-alike and a word after it (shade codes:
     #: "Nude 20, Espresso 40"); never for the minors line, which reads the default senses
     numbers: bool = False
-    #: round 12: false for a sense the minors line never reads as benign ("tent erection":
-    #: with a minor in the sentence the word counts whatever stands near it); since round
-    #: 12b such a sense does not apply at all in a text that refers to a minor
-    minors: bool = True
 
 
 class _AmbiguousWord(_Strict):
@@ -311,9 +307,6 @@ class Sense:
     near: frozenset[str] = frozenset()
     numbers: bool = False
     not_near: frozenset[str] = frozenset()
-    #: whether the minors line reads this sense as benign too (round 12), and whether it
-    #: applies at all in a text that refers to a minor (round 12b)
-    minors: bool = True
 
 
 @dataclass(frozen=True)
@@ -390,7 +383,6 @@ def load_lexicon(path: Path | None = None) -> Lexicon:
                 near=_words(s.near),
                 numbers=s.numbers,
                 not_near=_words(s.not_near),
-                minors=s.minors,
             )
             for name, s in spec.senses.items()
         )
