@@ -1379,6 +1379,12 @@ def test_round_12_sexual_families(text):
     assert "sexual" in lexical(text).categories, lexical(text).reasons
 
 
+def test_round_12_a_clay_shooting_day_is_not_a_weapons_brief():
+    # the one benign sense of rounds 12-12c that stayed (round 12d)
+    assert lexical("sporting clays weekend: adults with shotguns and ear protection").allowed
+    assert not lexical("shotguns pointed at people on the clay range").allowed
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -1392,7 +1398,7 @@ def test_round_12_sexual_families(text):
         "a girl of 14 by the tent with an erection in frame",
     ],
 )
-def test_round_12_senses_do_not_cover_the_harmful_reading(text):
+def test_round_12_context_words_do_not_cover_the_harmful_reading(text):
     assert not lexical(text).allowed, text
 
 
@@ -1404,7 +1410,7 @@ def test_round_12_senses_do_not_cover_the_harmful_reading(text):
         "nail polish swatches: 'Naked' shade on a little girl's hand",
     ],
 )
-def test_round_12_a_sense_marked_minors_false_never_clears_the_minors_line(text):
+def test_round_12_a_minor_beside_a_look_alike_is_always_minors(text):
     verdict = lexical(text)
     assert "sexual/minors" in verdict.categories, verdict.reasons
 
@@ -1423,7 +1429,7 @@ def test_round_12_a_sense_marked_minors_false_never_clears_the_minors_line(text)
         "a model with nude 20-denier tights and nothing else, topless",
     ],
 )
-def test_round_12b_senses_do_not_cover_the_harmful_reading(text):
+def test_round_12b_context_words_do_not_cover_the_harmful_reading(text):
     assert "sexual" in lexical(text).categories, text
 
 
@@ -1436,7 +1442,7 @@ def test_round_12b_senses_do_not_cover_the_harmful_reading(text):
         "poster copy: 'sexy and bold', a 12 year old in a swimsuit",
     ],
 )
-def test_round_12b_no_new_sense_clears_the_minors_line(text):
+def test_round_12b_a_minor_beside_product_words_is_always_minors(text):
     assert "sexual/minors" in lexical(text).categories, lexical(text).reasons
 
 
