@@ -107,13 +107,26 @@ def test_moderate_explain_names_layer_category_and_span(capsys, data_dir):
     text = "Call +44 20 7946 0958: a n.u.d.e model"
     code, out, _ = run_cli(capsys, "moderate", text, "--explain")
     assert code == 3
-    assert 'why: sexual by the lexical layer on [' in out and '"n.u.d.e"' in out
+    assert "why: sexual by the lexical layer on [" in out and '"n.u.d.e"' in out
     assert "[redacted phone]" in out and "7946" not in out
     code, out, _ = run_cli(capsys, "moderate", text, "--explain", "--json")
     document = json.loads(out)
     (finding,) = document["findings"]
     span = document["normalised"][finding["start"] : finding["end"]]
     assert (finding["layer"], finding["category"], span) == ("lexical", "sexual", "n.u.d.e")
+
+
+def test_moderate_explain_says_which_guard_refused_a_benign_sense(capsys, data_dir):
+    text = "Grade 5 girl nude: lipstick and heels."
+    code, out, _ = run_cli(capsys, "moderate", text, "--explain", "--json")
+    document = json.loads(out)
+    assert code == 3 and document["categories"] == ["sexual/minors"]
+    assert document["scores"]["minors_guard:sexual"] >= 0.75
+    assert "beside a minor the benign sense 'nude:colour'" in document["reasons"][0]
+    code, out, _ = run_cli(
+        capsys, "moderate", "Emma Watson nude, lipstick swatch on the side", "--explain"
+    )
+    assert code == 3 and "read past a comma or a number" in out
 
 
 def test_moderate_uses_the_brands_moderation_policy(capsys, data_dir):

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Final, Literal
 
@@ -644,6 +644,31 @@ class LexicalResult:
     #: (nothing else taken out): what the profanity model reads, so "a Labrador bitch with
     #: her litter" is not read as an insult
     without_senses: str | None = None
+    #: session 14: the minors guard's check, where a minor is referenced beside a sexual
+    #: look-alike in a benign sense (else None)
+    minors_guard: GuardCheck | None = None
+    #: session 14: the guard's check of sexual look-alikes whose benign sense reads past a
+    #: comma or a number ("Emma Watson nude, lipstick swatch"), else None
+    weak_sense_guard: GuardCheck | None = None
+
+
+#: The minors guard's reader: the semantic classifier's sexual score for a text.
+GuardScorer = Callable[[str], float]
+
+
+@dataclass(frozen=True)
+class GuardCheck:
+    """The minors guard's reading: the classifier's best sexual score on the words around
+    the sexual look-alikes in benign senses, the words left in; the threshold; and those
+    senses, which cleared the minors line only if the score was below the threshold."""
+
+    score: float
+    threshold: float
+    senses: tuple[str, ...]
+
+    @property
+    def held(self) -> bool:
+        return self.score < self.threshold
 
 
 def scan(
@@ -652,20 +677,48 @@ def scan(
     *,
     senses: Mapping[str, bool] | None = None,
     brand: Sequence[Term] = (),
+    guard: GuardScorer | None = None,
 ) -> LexicalResult:
     """Find listed terms, look-alikes outside their senses, brand terms and the minors line.
 
     ``senses`` turns named senses on or off for this brand ("nude:colour": False); the
-    minors line ignores it and uses every sense as the lexicon defines it.
+    minors line ignores it and uses every sense as the lexicon defines it. With ``guard``
+    (the semantic classifier's sexual score; session 14), where the text references a minor
+    a sexual look-alike's benign sense clears the minors line only if the words around it,
+    read with the word left in, score below the lexicon's ``minors_guard_threshold``.
     """
     senses = senses or {}
     hits: list[Hit] = []
     first: Reading | None = None
     first_look_alikes: list[LookAlike] = []
     readings = _readings(text, lexicon)
-    for reading in readings:
+    per_reading = [(reading, _look_alikes(lexicon, reading, senses)) for reading in readings]
+    minor_references = _minor_references(lexicon, readings[0])
+    child_cues = _child_cues(lexicon, readings[0])
+    weak_check = minors_check = None
+    if guard is not None:
+        weak_check = _guard_check(
+            per_reading[0], guard, _weak_sexual, lexicon, lexicon.weak_sense_guard_threshold
+        )
+        if weak_check is not None and not weak_check.held:
+            per_reading = [
+                (reading, [replace(la, sense=None) if _weak_sexual(la) else la for la in las])
+                for reading, las in per_reading
+            ]
+    if guard is not None and (minor_references or child_cues):
+        minors_check = _guard_check(
+            per_reading[0], guard, _benign_sexual, lexicon, lexicon.minors_guard_threshold
+        )
+        if minors_check is not None and not minors_check.held:
+            per_reading = [
+                (
+                    reading,
+                    [replace(la, default_sense=None) if _benign_sexual(la) else la for la in las],
+                )
+                for reading, las in per_reading
+            ]
+    for reading, look_alikes in per_reading:
         found = _find(lexicon.terms, reading, "lexical")
-        look_alikes = _look_alikes(lexicon, reading, senses)
         # the minors line reads every listed sexual term, even inside a look-alike in a
         # benign sense ("a Slippery Nipple for a teen party"), and look-alikes by their
         # default senses
@@ -695,12 +748,67 @@ def scan(
         resolved=resolved,
         resolved_to_normalised=mapping,
         look_alikes=first_look_alikes,
-        minor_references=_minor_references(lexicon, first),
+        minor_references=minor_references,
         displayed=readings[1].text if len(readings) > 1 else None,
-        child_cues=_child_cues(lexicon, first),
+        child_cues=child_cues,
         suggestive=_find(lexicon.support_terms, first, "minors"),
         without_senses=_resolve(first.text, first_look_alikes, ())[0],
+        minors_guard=minors_check,
+        weak_sense_guard=weak_check,
     )
+
+
+def _benign_sexual(la: LookAlike) -> bool:
+    """A sexual look-alike word that the minors line reads in a benign sense."""
+    return la.default_sense is not None and la.word.blocks and la.word.term.category == SEXUAL
+
+
+#: the minors guard reads this many characters either side of a look-alike, in its sentence
+_GUARD_WINDOW: Final = 80
+
+
+def _weak_sexual(la: LookAlike) -> bool:
+    """A sexual look-alike word in a benign sense that the minors line's stricter reading
+    does not give it: the sense word is past a comma or a number ("Emma Watson nude,
+    lipstick swatch on the side"; "nude, berry, coral"; "Nude 20, Espresso 40")."""
+    return (
+        la.sense is not None
+        and la.default_sense is None
+        and la.word.blocks
+        and la.word.term.category == SEXUAL
+    )
+
+
+def _guard_check(
+    first: tuple[Reading, list[LookAlike]],
+    guard: GuardScorer,
+    which: Callable[[LookAlike], bool],
+    lexicon: Lexicon,
+    threshold: float,
+) -> GuardCheck | None:
+    """The classifier's best sexual score on the text, and on each sentence around a
+    look-alike ``which`` picks (at most ``_GUARD_WINDOW`` characters either side, so a long
+    brief cannot dilute it), all read with those words left in."""
+    reading, look_alikes = first
+    picked = [la for la in look_alikes if which(la) and la.base == reading.base]
+    if not picked:
+        return None
+    source = reading.unmasked or reading.text
+    kept, mapping = _resolve(
+        source,
+        [la for la in look_alikes if not which(la)],
+        _ruled_out(lexicon, reading.views[0]),
+    )
+    ends = [m.start() for m in _SENTENCE_END.finditer(source)]
+    texts = [kept]
+    for la in picked:
+        start = max([la.start - _GUARD_WINDOW, 0, *(e + 1 for e in ends if e < la.start)])
+        end = min([la.end + _GUARD_WINDOW, len(source), *(e + 1 for e in ends if e >= la.end)])
+        lo, hi = bisect.bisect_left(mapping, start), bisect.bisect_left(mapping, end)
+        texts.append(kept[lo:hi])
+    names = tuple(sorted({name for la in picked for name in (la.sense, la.default_sense) if name}))
+    score = max(guard(text) for text in dict.fromkeys(texts) if text.strip())
+    return GuardCheck(score, threshold, names)
 
 
 def _outside(hits: list[Hit], look_alikes: Sequence[LookAlike]) -> list[Hit]:

@@ -262,6 +262,12 @@ class _AmbiguousWord(_Strict):
 
 class _AmbiguousFile(_Strict):
     bridge: list[str] = Field(default_factory=list)
+    #: session 14: beside a minor, the classifier's sexual score (look-alike word left in)
+    #: at or above which a look-alike's benign sense does not clear the minors line
+    minors_guard_threshold: float = Field(default=0.75, gt=0.0, le=1.0)
+    #: session 14: the same score at or above which a sexual look-alike's benign sense that
+    #: reads past a comma or a number does not hold ("Emma Watson nude, lipstick swatch")
+    weak_sense_guard_threshold: float = Field(default=0.95, gt=0.0, le=1.0)
     words: dict[str, _AmbiguousWord] = Field(default_factory=dict)
 
 
@@ -350,6 +356,12 @@ class Lexicon:
     #: blocking categories first, so a word with letters masked ("s*x", "p**n") is read as
     #: the listed word it can be (see ``lexical.unmask_words``).
     vocabulary: dict[int, tuple[str, ...]] = field(default_factory=dict, hash=False, compare=False)
+    #: session 14: beside a minor, a sexual look-alike's benign senses clear the minors line
+    #: only below this classifier sexual score, read with the word left in
+    minors_guard_threshold: float = 0.75
+    #: session 14: a sexual look-alike's benign sense that reads past a comma or a number
+    #: holds only below this classifier sexual score, read with the word left in
+    weak_sense_guard_threshold: float = 0.95
 
     @property
     def sense_names(self) -> frozenset[str]:
@@ -419,6 +431,8 @@ def load_lexicon(path: Path | None = None) -> Lexicon:
         child_cues=compile_terms(minors.child_cues, SEXUAL_MINORS),
         support_terms=intent + compile_terms(data.support, "support"),
         vocabulary=vocabulary,
+        minors_guard_threshold=data.ambiguous.minors_guard_threshold,
+        weak_sense_guard_threshold=data.ambiguous.weak_sense_guard_threshold,
     )
 
 

@@ -38,7 +38,7 @@ from brandloop.tools.moderation.categories import (
     SEXUAL,
     SEXUAL_MINORS,
 )
-from brandloop.tools.moderation.lexical import Hit, LexicalResult, scan
+from brandloop.tools.moderation.lexical import GuardCheck, Hit, LexicalResult, scan
 from brandloop.tools.moderation.lexicon import Lexicon, brand_terms, default_lexicon, load_lexicon
 from brandloop.tools.moderation.normalize import fold_leetspeak
 from brandloop.tools.moderation.policy import ModerationPolicy
@@ -99,11 +99,15 @@ def moderate_text(
             source, [(finding, f"text is {len(text)} characters; the limit is {max_chars}")], {}
         )
     lexicon = blocklist or default_lexicon()
+    layer = default_semantic_layer() if semantic == "shipped" else semantic
+    if isinstance(layer, str):
+        layer = None
     result = scan(
         text,
         lexicon,
         senses=senses,
         brand=brand_terms(tuple(forbidden_terms)) if forbidden_terms else (),
+        guard=_sexual_score(layer) if layer is not None else None,
     )
     if not result.normalised.strip():
         return _verdict(
@@ -111,11 +115,14 @@ def moderate_text(
         )
 
     findings: list[tuple[ModerationFinding, str]] = [
-        (_finding(hit, result), _hit_reason(hit)) for hit in _first_per_rule(result.hits)
+        (_finding(hit, result), _hit_reason(hit, result)) for hit in _first_per_rule(result.hits)
     ]
     scores: dict[str, float] = {}
-    layer = default_semantic_layer() if semantic == "shipped" else semantic
-    if layer is not None and not isinstance(layer, str):
+    if result.minors_guard is not None:
+        scores["minors_guard:sexual"] = round(result.minors_guard.score, 4)
+    if result.weak_sense_guard is not None:
+        scores["weak_sense_guard:sexual"] = round(result.weak_sense_guard.score, 4)
+    if layer is not None:
         findings += _semantic_findings(layer, result, lexicon, semantic_thresholds or {}, scores)
     if profanity_threshold is not None:
         scorer = profanity_model or _shipped_profanity
@@ -207,14 +214,40 @@ def _finding(hit: Hit, result: LexicalResult) -> ModerationFinding:
     )
 
 
-def _hit_reason(hit: Hit) -> str:
+def _hit_reason(hit: Hit, result: LexicalResult) -> str:
     if hit.layer == "brand":
         return f"uses the brand's forbidden term '{hit.rule}'"
     if hit.layer == "minors":
-        if hit.rule.startswith("'"):
-            return f"a minor with sexual or suggestive content: {hit.rule}"
-        return f"matched sexual content involving minors '{hit.rule}'"
-    return f"matched blocked term '{hit.rule}'"
+        if not hit.rule.startswith("'"):
+            return f"matched sexual content involving minors '{hit.rule}'"
+        reason = f"a minor with sexual or suggestive content: {hit.rule}"
+        return reason + _guard_note(hit.rule.split("'")[1], result.minors_guard, "beside a minor ")
+    return f"matched blocked term '{hit.rule}'" + _guard_note(
+        hit.rule, result.weak_sense_guard, "read past a comma or a number, "
+    )
+
+
+def _guard_note(word: str, check: GuardCheck | None, where: str) -> str:
+    """Why a look-alike's benign sense did not hold: the guard's score (empty if it held)."""
+    if check is None or check.held:
+        return ""
+    revoked = [name for name in check.senses if name.split(":", 1)[0] == word]
+    if not revoked:
+        return ""
+    said = ", ".join(f"'{name}'" for name in revoked)
+    return (
+        f" ({where}the benign sense {said} holds only where the semantic classifier reads "
+        f"the words around it as not sexual: {check.score:.2f} ≥ {check.threshold:.2f})"
+    )
+
+
+def _sexual_score(layer: SemanticLayer) -> Callable[[str], float]:
+    """The minors guard's reader: the classifier's best sexual score over a text's chunks."""
+
+    def score(text: str) -> float:
+        return max((chunk.scores[SEXUAL] for chunk in layer.score(text)), default=0.0)
+
+    return score
 
 
 def _semantic_findings(
