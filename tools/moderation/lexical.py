@@ -652,15 +652,15 @@ class LexicalResult:
     weak_sense_guard: GuardCheck | None = None
 
 
-#: The minors guard's reader: the semantic classifier's sexual score for a text.
+#: The guards' reader: the semantic classifier's sexual score for a text.
 GuardScorer = Callable[[str], float]
 
 
 @dataclass(frozen=True)
 class GuardCheck:
-    """The minors guard's reading: the classifier's best sexual score on the words around
-    the sexual look-alikes in benign senses, the words left in; the threshold; and those
-    senses, which cleared the minors line only if the score was below the threshold."""
+    """A guard's reading: the classifier's best sexual score on the words around the sexual
+    look-alikes it checked, the words left in; the threshold; and those look-alikes' senses,
+    which held (for the minors guard: cleared the minors line) only below the threshold."""
 
     score: float
     threshold: float
@@ -685,7 +685,9 @@ def scan(
     minors line ignores it and uses every sense as the lexicon defines it. With ``guard``
     (the semantic classifier's sexual score; session 14), where the text references a minor
     a sexual look-alike's benign sense clears the minors line only if the words around it,
-    read with the word left in, score below the lexicon's ``minors_guard_threshold``.
+    read with the word left in, score below the lexicon's ``minors_guard_threshold``; and
+    anywhere, a benign sense found only past a comma or a number holds only below its
+    ``weak_sense_guard_threshold``. Both only ever refuse more.
     """
     senses = senses or {}
     hits: list[Hit] = []
