@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from brandloop.errors import BadInputError
 from brandloop.tools.moderation.lexicon import load_lexicon
 from brandloop.tools.moderation.text import moderate_text
 
@@ -104,6 +105,19 @@ def test_the_guard_thresholds_are_read_from_the_lexicon(tmp_path: Path, setting,
     verdict = moderate_text(text, blocklist=load_lexicon(strict))
     assert category in verdict.categories
     assert "≥ 0.01" in verdict.reasons[0]
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "true", "'0.7'"])
+def test_a_bad_guard_threshold_is_a_bad_lexicon(tmp_path: Path, value):
+    bad = tmp_path / "blocklist.yaml"
+    bad.write_text(
+        BLOCKLIST.read_text(encoding="utf-8").replace(
+            "minors_guard_threshold: 0.75", f"minors_guard_threshold: {value}"
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(BadInputError, match="minors_guard_threshold"):
+        load_lexicon(bad)
 
 
 def test_no_brand_switch_lets_the_minors_guard_off():

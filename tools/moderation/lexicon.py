@@ -264,10 +264,10 @@ class _AmbiguousFile(_Strict):
     bridge: list[str] = Field(default_factory=list)
     #: session 14: beside a minor, the classifier's sexual score (look-alike word left in)
     #: at or above which a look-alike's benign sense does not clear the minors line
-    minors_guard_threshold: float = Field(default=0.75, gt=0.0, le=1.0)
+    minors_guard_threshold: float = Field(default=0.75, gt=0.0, le=1.0, strict=True)
     #: session 14: the same score at or above which a sexual look-alike's benign sense that
     #: reads past a comma or a number does not hold ("Emma Watson nude, lipstick swatch")
-    weak_sense_guard_threshold: float = Field(default=0.95, gt=0.0, le=1.0)
+    weak_sense_guard_threshold: float = Field(default=0.95, gt=0.0, le=1.0, strict=True)
     words: dict[str, _AmbiguousWord] = Field(default_factory=dict)
 
 

@@ -88,3 +88,24 @@ def test_a_thread_and_its_revisions(
         headers=creator,
     )
     assert fine.status_code == 202, fine.text
+
+
+def test_the_minors_guard_holds_at_the_http_entry_points(
+    client: TestClient, keys: Keys, db: Database, acme: dict[str, Any]
+):
+    # "nude" before "lipstick" reads as a colour to the lexicon alone; beside a minor the
+    # classifier must agree (session 14's minors guard)
+    creator = keys["A", "creator"]
+    text = "Grade 5 girl nude: lipstick and heels"
+    response = client.post(
+        "/v1/templates/brand-hero/versions",
+        json={"body": "{{ brief }}, " + text, "message": "m"},
+        headers=creator,
+    )
+    assert "sexual/minors" in assert_problem(response, 422, "refused")["detail"]
+    refused = client.post(
+        "/v1/threads", json={"brand": "Acme Coffee", "message": text}, headers=creator
+    )
+    assert_problem(refused, 422, "refused")
+    assert client.get("/v1/threads", headers=creator).json() == [], "nothing stored"
+    assert all("lipstick" not in str(e.detail) for e in refusals(db))
