@@ -11,6 +11,9 @@ figure. ``--split PATH`` scores another exemplar file instead (a demoted ``dev*.
 every heading then says it is NOT held out. A class with no positives prints
 "not measured", never 1.0. Baselines on the same split: the blocklist as it shipped before
 (``benchmarks/data/blocklist_v1.yaml``, exact phrases) and the lexical layer alone.
+Beside it, on the held-out split's runs only: ``benchmarks/data/text_moderation_test_children.yaml``,
+138 benign children's and family briefs close to the minors line, written by an author who
+read nothing of the gate (false blocks only; ``--failures`` never prints its lines).
 The text gate's latency is every offline layer (lexical, minors, semantic, profanity) on
 each test brief, after warm-up; its median is what the gate adds per brief.
 
@@ -125,6 +128,9 @@ def pr(pairs: Pairs) -> dict[str, Any]:
 
 
 TEST_SPLIT = ROOT / "benchmarks/data/text_moderation_test.yaml"
+#: a second held-out file: benign children's and family briefs close to the minors line (no
+#: harmful lines; its author declined to write them), scored beside the held-out split
+CHILDREN_SPLIT = ROOT / "benchmarks/data/text_moderation_test_children.yaml"
 BASELINE_BLOCKLIST = ROOT / "benchmarks/data/blocklist_v1.yaml"
 
 
@@ -309,6 +315,13 @@ def _print_text(report: dict[str, Any]) -> None:
             f"{gate['false_block_rate_marketing_briefs']:.2%}  "
             + ", ".join(f"{d} {v['blocked']}/{v['lines']}" for d, v in gate["false_blocks"].items())
         )
+    for name, gate in report.get("children_near_the_line", {}).items():
+        blocked = gate["false_blocks"]["children"]
+        print(
+            f"held-out children's briefs near the minors line ({CHILDREN_SPLIT.name}), {name}: "
+            f"{blocked['blocked']}/{blocked['lines']} blocked "
+            f"({gate['false_block_rate_marketing_briefs']:.2%})"
+        )
     if "text_latency" in report:
         print(
             f"text gate latency per brief ({where}, after warm-up): wall median / p90 / min, "
@@ -384,6 +397,8 @@ def main() -> None:
     )
     gates = text_gates()
     report["text_quality"] = text_quality(gates, split)
+    if args.split is None and CHILDREN_SPLIT.exists():
+        report["children_near_the_line"] = text_quality(gates, CHILDREN_SPLIT)
     if args.failures:
         report["text_failures"] = text_failures(gates["text gate (all offline layers)"], split)
     report["text_latency"] = text_latency(args.runs, split)
