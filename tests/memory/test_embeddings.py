@@ -10,6 +10,7 @@ import pytest
 from chromadb.utils.embedding_functions import known_embedding_functions
 
 from brandloop.memory.embeddings import (
+    BATCH_SIZE,
     DIMENSIONS,
     EF_NAME,
     MODEL_PATH,
@@ -19,6 +20,7 @@ from brandloop.memory.embeddings import (
     EmbeddingModelError,
     MiniLMEmbeddingFunction,
     ModelChecksumError,
+    _batches,
 )
 
 
@@ -67,6 +69,29 @@ def test_more_texts_than_one_batch_keep_their_order(ef: MiniLMEmbeddingFunction)
     assert batch.shape == (70, DIMENSIONS)
     for i in (0, 33, 69):
         np.testing.assert_allclose(batch[i], ef.embed([texts[i]])[0], atol=1e-5)
+
+
+def test_texts_of_mixed_lengths_in_any_order_keep_their_own_vectors(
+    ef: MiniLMEmbeddingFunction,
+) -> None:
+    # a long brief's views: chunks of 40-100 word pieces beside clauses of 5-15, interleaved
+    texts = [
+        ("a long sentence about the autumn coffee campaign and its warm light " * (1 + i % 6))
+        if i % 3 == 0
+        else f"clause {i} of the brief"
+        for i in range(45)
+    ]
+    together = ef.embed(texts)
+    for i in (0, 1, 2, 3, 21, 44):
+        np.testing.assert_allclose(together[i], ef.embed([texts[i]])[0], atol=1e-5)
+    np.testing.assert_allclose(ef.embed(texts[::-1])[::-1], together, atol=1e-5)
+
+
+def test_short_texts_are_not_padded_to_a_long_one() -> None:
+    # shortest first; a new batch where padding the next one would cost more than a call
+    assert _batches([5, 120, 6, 7]) == [[0, 2, 3], [1]]
+    assert _batches([12, 10, 30]) == [[1, 0, 2]]  # a typical brief's views: one call
+    assert [len(b) for b in _batches([8] * 70)] == [BATCH_SIZE, BATCH_SIZE, 6]
 
 
 def test_long_texts_are_truncated_to_max_tokens(ef: MiniLMEmbeddingFunction) -> None:
