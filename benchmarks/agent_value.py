@@ -25,7 +25,11 @@ no user could do: a conservative bar. Requests are 60 briefs over the three ship
 third of them naming colours outside the brand palette. Usage::
 
     .venv/bin/python benchmarks/agent_value.py --worlds 5 --requests 60 [--n 4] [--k 2]
-        [--strong-baselines] [--agent-policy FILE]
+        [--strong-baselines] [--agent-policy FILE] [--seeds 7,8,9,10,11]
+
+``--seeds`` runs every world once per request-mix seed (the world seed stays the world index)
+and adds a table pooled over the seeds: per method, total accepted over total dollars, the best
+loop picked on the pooled figures (one mix of 60 requests leaves a single world's ratio noisy).
 
 ``--agent-policy`` runs the agent, and the acceptance rule every method is judged by, under
 another agent policy file (the worlds start with no ``BRANDLOOP_*`` variable set, so
@@ -317,11 +321,11 @@ def request_mix(args: argparse.Namespace) -> list[tuple[str, str]]:
     return jobs_spec
 
 
-def world_in_subprocess(seed: int, args: argparse.Namespace) -> dict[str, Tally]:
+def world_in_subprocess(seed: int, args: argparse.Namespace, mix_seed: int) -> dict[str, Tally]:
     """Each world in its own process: its own data dir, registry, memory and settings."""
     argv = [sys.executable, __file__, "--one-world", str(seed), "--requests", str(args.requests)]
     argv += ["--n", str(args.n), "--k", str(args.k), "--size", str(args.size)]
-    argv += ["--seed", str(args.seed)]
+    argv += ["--seed", str(mix_seed)]
     argv += [] if args.memory else ["--no-memory"]
     argv += ["--strong-baselines"] if args.strong_baselines else []
     argv += ["--agent-policy", args.agent_policy] if args.agent_policy else []
@@ -334,6 +338,64 @@ def _money(value: float | None) -> str:
     return "-" if value is None else f"${value:.3f}"
 
 
+def pooled(runs: list[dict[str, Tally]]) -> dict[str, Tally]:
+    """One world's tallies over several request mixes: every method's requests together."""
+    return {
+        name: Tally(
+            costs=[c for run in runs for c in run[name].costs],
+            accepted=[a for run in runs for a in run[name].accepted],
+        )
+        for name in runs[0]
+    }
+
+
+def print_header() -> None:
+    print(
+        "| world | best hand-written loop (hindsight) | its accepted/$ | agent accepted/$ | "
+        "ratio | agent accepted | agent $/accepted | agent failed: mean / max $ | "
+        "agent success median $ |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+
+
+def print_row(world: int, tallies: dict[str, Tally], verbose: bool) -> tuple[float, bool]:
+    """One world's row; its ratio, and whether failed requests cost no more than the median
+    successful one."""
+    tallies = dict(tallies)
+    agent = tallies.pop("agent")
+    best_name, best = max(tallies.items(), key=lambda item: item[1].per_dollar)
+    ratio = agent.per_dollar / best.per_dollar if best.per_dollar else float("inf")
+    mean_failed, max_failed, median_good = agent.failed_vs_median_success()
+    failed_ok = mean_failed is None or median_good is None or mean_failed <= median_good
+    print(
+        f"| {world} | {best_name} | {best.per_dollar:.1f} | {agent.per_dollar:.1f} | "
+        f"{ratio:.2f}x | {sum(agent.accepted)}/{len(agent.accepted)} | "
+        f"{_money(agent.per_image)} | {_money(mean_failed)} / {_money(max_failed)} | "
+        f"{_money(median_good)} |",
+        flush=True,
+    )
+    if verbose:
+        for name, tally in sorted(tallies.items(), key=lambda i: -i[1].per_dollar):
+            print(
+                f"|   | {name} | {tally.per_dollar:.1f} | | | "
+                f"{sum(tally.accepted)}/{len(tally.accepted)} | {_money(tally.per_image)} | | |"
+            )
+    return ratio, failed_ok
+
+
+def print_summary(rows: list[tuple[float, bool]]) -> None:
+    ratios = [ratio for ratio, _ in rows]
+    print()
+    print(
+        f"agent / best hand-written loop: mean {statistics.mean(ratios):.2f}x (target >= 1.5x), "
+        f"worst {min(ratios):.2f}x (target >= 1.0x)"
+    )
+    print(
+        "requests with nothing accepted cost no more than the median successful request "
+        f"(mean per world): {'yes' if all(ok for _, ok in rows) else 'no'}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worlds", type=int, default=5)
@@ -343,6 +405,9 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=2, help="escalation: tries on the cheap model")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=7, help="seed of the request mix")
+    parser.add_argument(
+        "--seeds", default=None, help="comma-separated request-mix seeds, pooled (default: --seed)"
+    )
     parser.add_argument("--no-memory", dest="memory", action="store_false")
     parser.add_argument("--strong-baselines", action="store_true")
     parser.add_argument(
@@ -362,45 +427,28 @@ def main() -> None:
         f"size={args.size} memory={'on' if args.memory else 'off'}"
     )
     print()
-    print(
-        "| world | best hand-written loop (hindsight) | its accepted/$ | agent accepted/$ | "
-        "ratio | agent accepted | agent $/accepted | agent failed: mean / max $ | "
-        "agent success median $ |"
-    )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    ratios = []
-    failed_ok = True
-    for seed in range(args.first_world, args.first_world + args.worlds):
-        tallies = world_in_subprocess(seed, args)
-        agent = tallies.pop("agent")
-        best_name, best = max(tallies.items(), key=lambda item: item[1].per_dollar)
-        ratio = agent.per_dollar / best.per_dollar if best.per_dollar else float("inf")
-        ratios.append(ratio)
-        mean_failed, max_failed, median_good = agent.failed_vs_median_success()
-        if mean_failed is not None and median_good is not None and mean_failed > median_good:
-            failed_ok = False
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
+    worlds = range(args.first_world, args.first_world + args.worlds)
+    runs: dict[int, list[dict[str, Tally]]] = {world: [] for world in worlds}
+    for mix_seed in seeds:
+        if len(seeds) > 1:
+            print(f"request-mix seed {mix_seed}:")
+            print()
+        print_header()
+        rows = []
+        for world in worlds:
+            runs[world].append(world_in_subprocess(world, args, mix_seed))
+            rows.append(print_row(world, runs[world][-1], args.verbose))
+        print_summary(rows)
+        if len(seeds) > 1:
+            print()
+    if len(seeds) > 1:
         print(
-            f"| {seed} | {best_name} | {best.per_dollar:.1f} | {agent.per_dollar:.1f} | "
-            f"{ratio:.2f}x | {sum(agent.accepted)}/{len(agent.accepted)} | "
-            f"{_money(agent.per_image)} | {_money(mean_failed)} / {_money(max_failed)} | "
-            f"{_money(median_good)} |",
-            flush=True,
+            f"pooled over request-mix seeds {','.join(map(str, seeds))} (per method: accepted / $):"
         )
-        if args.verbose:
-            for name, tally in sorted(tallies.items(), key=lambda i: -i[1].per_dollar):
-                print(
-                    f"|   | {name} | {tally.per_dollar:.1f} | | | "
-                    f"{sum(tally.accepted)}/{len(tally.accepted)} | {_money(tally.per_image)} | | |"
-                )
-    print()
-    print(
-        f"agent / best hand-written loop: mean {statistics.mean(ratios):.2f}x (target >= 1.5x), "
-        f"worst {min(ratios):.2f}x (target >= 1.0x)"
-    )
-    print(
-        "requests with nothing accepted cost no more than the median successful request "
-        f"(mean per world): {'yes' if failed_ok else 'no'}"
-    )
+        print()
+        print_header()
+        print_summary([print_row(world, pooled(runs[world]), args.verbose) for world in worlds])
 
 
 if __name__ == "__main__":
