@@ -52,9 +52,7 @@ _ADD = re.compile(
     re.IGNORECASE,
 )
 _SPLIT = re.compile(r"\s*(?:[,;.]|\band\b|\bthen\b)\s*", re.IGNORECASE)
-_LEADING = re.compile(
-    r"^(?:on|in|at|by|with|beside|next to|under|over|and|of)\s+", re.IGNORECASE
-)
+_LEADING = re.compile(r"^(?:on|in|at|by|with|beside|next to|under|over|and|of)\s+", re.IGNORECASE)
 _TRAILING = re.compile(r"\s+(?:on|in|at|by|with|beside|next to|and|of)$", re.IGNORECASE)
 
 

@@ -96,7 +96,9 @@ def seed(client: Any, headers: dict[str, str], db: Any, runs: int) -> dict[str, 
     return {"run": sources[0], "thread": thread["id"]}
 
 
-def timed(client: Any, path: str, repeat: int, headers: dict[str, str] | None = None) -> list[float]:
+def timed(
+    client: Any, path: str, repeat: int, headers: dict[str, str] | None = None
+) -> list[float]:
     for _ in range(2):
         response = client.get(path, headers=headers or {})
         if response.status_code != 200:

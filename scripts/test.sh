@@ -7,6 +7,7 @@ bash scripts/setup.sh
 export ORT_DISABLE_TELEMETRY=1
 # static checks first: lint, types, and the layer contract (docs/architecture.md)
 .venv/bin/ruff check --quiet .
+.venv/bin/ruff format --check --quiet .
 .venv/bin/mypy
 .venv/bin/lint-imports --no-cache >/dev/null || .venv/bin/lint-imports --no-cache
 if env_lines=$(bash scripts/services.sh start); then

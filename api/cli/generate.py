@@ -88,9 +88,7 @@ IMAGE_COLUMNS = (
 DECISION_COLUMNS = (Column("node"), Column("action"), Column("reason", text=True))
 
 
-def _render(
-    result: RunResult, credentials: list[CredentialReport], *, wide: bool = False
-) -> None:
+def _render(result: RunResult, credentials: list[CredentialReport], *, wide: bool = False) -> None:
     colour = {"succeeded": "green", "partial": "yellow"}.get(result.status, "red")
     out.print(
         f"[bold]{result.run_id}[/bold]  [{colour}]{result.status}[/{colour}]  "

@@ -10,7 +10,9 @@ from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, out, print_json
 from brandloop.api.studio.sessions import LINK_MINUTES, create_link
 
-studio_app = typer.Typer(help="The studio web app (served by brandloop serve).", no_args_is_help=True)
+studio_app = typer.Typer(
+    help="The studio web app (served by brandloop serve).", no_args_is_help=True
+)
 app.add_typer(studio_app, name="studio")
 
 

@@ -325,10 +325,17 @@ def test_a_signal_another_repair_failed_to_fix_lowers_the_next_repairs_chance() 
         return Repair(action=action, signal=signal, round=0, model="m", fixed=fixed)
 
     pending = [repair("upgrade_tier", "sharpness", None)]
+
     def ahead(history: list[Repair]) -> float:
         return outlook(
-            model="m", posterior_mean=0.6, price=0.01, pending=pending, history=history,
-            rates=[], cap=1.0, cap_source="test",
+            model="m",
+            posterior_mean=0.6,
+            price=0.01,
+            pending=pending,
+            history=history,
+            rates=[],
+            cap=1.0,
+            cap_source="test",
         ).p_accept
 
     fresh = ahead([])

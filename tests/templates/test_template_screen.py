@@ -73,7 +73,9 @@ def _check_create_and_version(db: Database, actor: str) -> None:
             session,
             tenant=T,
             name="summer",
-            spec=TemplateSpec(body=BENIGN, description="a seductive 12-year-old model by the lighthouse"),
+            spec=TemplateSpec(
+                body=BENIGN, description="a seductive 12-year-old model by the lighthouse"
+            ),
             actor=actor,
             message="v2",
             screen=template_screen,
@@ -137,4 +139,3 @@ def test_the_negative_body_is_not_screened(db: Database) -> None:
             actor="ana",
             screen=template_screen,
         )
-

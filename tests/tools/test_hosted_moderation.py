@@ -97,7 +97,9 @@ async def test_thresholds_from_the_brand_and_the_fixed_minors_one(fake):
     assert (await moderator(base_url).moderate(text=text, source="b")).allowed
     strict = moderator(base_url, policy=HostedPolicy(thresholds={"violence": 0.3}))
     assert (await strict.moderate(text=text, source="b")).categories == ["violence"]
-    minors = await moderator(base_url).moderate(text=f"a cup {score('sexual/minors', 0.6)}", source="b")
+    minors = await moderator(base_url).moderate(
+        text=f"a cup {score('sexual/minors', 0.6)}", source="b"
+    )
     assert minors.categories == ["sexual/minors"], "not flagged, but over the fixed 0.5"
 
 

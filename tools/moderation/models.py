@@ -70,7 +70,9 @@ class ProfanityModel:
         import numpy as np
 
         if getattr(self.model, "method", None) != "sigmoid" or list(self.model.classes_) != [0, 1]:
-            raise ModelIntegrityError("the profanity model is not a binary sigmoid-calibrated model")
+            raise ModelIntegrityError(
+                "the profanity model is not a binary sigmoid-calibrated model"
+            )
         folds = self.model.calibrated_classifiers_
         weights = np.stack([f.estimator.coef_[0] for f in folds], axis=1)
         intercepts = np.array([f.estimator.intercept_[0] for f in folds])

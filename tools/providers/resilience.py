@@ -41,6 +41,7 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 BreakerState = Literal["closed", "open", "half_open"]
 
+
 @dataclass(frozen=True)
 class ProviderLimits:
     """How hard to push one provider and how patiently to wait on it."""

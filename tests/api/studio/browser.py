@@ -77,8 +77,16 @@ class Site:
         if (tenant, role) not in self.keys:
             made = json.loads(
                 brandloop(
-                    self.env, "keys", "create", "--tenant", tenant, "--role", role,
-                    "--principal", f"{tenant}-{role}-bot", "--json",
+                    self.env,
+                    "keys",
+                    "create",
+                    "--tenant",
+                    tenant,
+                    "--role",
+                    role,
+                    "--principal",
+                    f"{tenant}-{role}-bot",
+                    "--json",
                 )
             )
             self.keys[tenant, role] = made["key"]
@@ -86,7 +94,9 @@ class Site:
 
     def link(self, tenant: str, principal: str, role: str) -> str:
         args = ["--tenant", tenant, "--principal", principal, "--role", role]
-        made = json.loads(brandloop(self.env, "studio", "link", *args, "--base-url", self.url, "--json"))
+        made = json.loads(
+            brandloop(self.env, "studio", "link", *args, "--base-url", self.url, "--json")
+        )
         return str(made["url"])
 
     def api(self, method: str, path: str, tenant: str, role: str, **kwargs: Any) -> Any:
@@ -123,7 +133,9 @@ def site(data_dir: Path, *, sleep_s: float = 1.0) -> Iterator[Site]:
 def brand_json(name: str) -> dict[str, Any]:
     import yaml
 
-    data: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "brands" / f"{name}.yaml").read_text())
+    data: dict[str, Any] = yaml.safe_load(
+        (ROOT / "examples" / "brands" / f"{name}.yaml").read_text()
+    )
     return data
 
 

@@ -137,9 +137,7 @@ def test_assign_rate_pairwise_golden_and_agreement(
     )
     assert bad.status_code == 422
     # golden: only an image reviewers found usable; one action writes a case the loader accepts
-    refused = lee.post(
-        f"/review/{runs[0]}/golden", data={"csrf": csrf_of(page), "sha256": shas[0]}
-    )
+    refused = lee.post(f"/review/{runs[0]}/golden", data={"csrf": csrf_of(page), "sha256": shas[0]})
     assert refused.status_code == 409 and "usable" in refused.text
     cleo = studio.signed_in_as("A", "cleo", "approver")
     for reviewer in (lee, cleo):
@@ -175,9 +173,7 @@ def test_assign_rate_pairwise_golden_and_agreement(
     assert code == 0 and "not measured" in out
 
 
-def test_pairwise_mode_records_which_is_better(
-    studio: Studio, api: Callable[..., Any]
-) -> None:
+def test_pairwise_mode_records_which_is_better(studio: Studio, api: Callable[..., Any]) -> None:
     api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
     creator = studio.key("A", "creator")
     for model in ("procedural/draft", "procedural/studio"):
@@ -222,8 +218,9 @@ def test_review_pages_need_an_approver_and_the_tenant(
     assert b.get(f"/review/{run_id}").status_code == 404
     token = csrf_of(b.get("/review").text)
     assert (
-        b.post(f"/review/{run_id}/decision", data={"csrf": token, "decision": "approve"})
-        .status_code
+        b.post(
+            f"/review/{run_id}/decision", data={"csrf": token, "decision": "approve"}
+        ).status_code
         == 404
     )
     assert run_id not in b.get("/review").text

@@ -135,7 +135,12 @@ def test_an_interrupted_run_resumes_from_the_studio_and_the_api(
                 tenant="A",
                 brand_name="Acme Coffee",
                 brief="a cup",
-                request={"brief": "a cup", "brand": "Acme Coffee", "size": "128x128", "tenant": "A"},
+                request={
+                    "brief": "a cup",
+                    "brand": "Acme Coffee",
+                    "size": "128x128",
+                    "tenant": "A",
+                },
                 status="running",
             )
         )
