@@ -396,6 +396,18 @@ def print_summary(rows: list[tuple[float, bool]]) -> None:
     )
 
 
+def seed_list(text: str) -> list[int]:
+    """``--seeds 7,8,9``: distinct whole numbers, at least one."""
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isascii() and p.isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated seeds such as 7,8,9, got {text!r}"
+        )
+    if len(set(parts)) != len(parts):
+        raise argparse.ArgumentTypeError(f"a seed is repeated in {text!r}")
+    return [int(p) for p in parts]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worlds", type=int, default=5)
@@ -406,7 +418,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=7, help="seed of the request mix")
     parser.add_argument(
-        "--seeds", default=None, help="comma-separated request-mix seeds, pooled (default: --seed)"
+        "--seeds",
+        type=seed_list,
+        default=None,
+        help="comma-separated request-mix seeds, pooled (default: --seed)",
     )
     parser.add_argument("--no-memory", dest="memory", action="store_false")
     parser.add_argument("--strong-baselines", action="store_true")
@@ -427,7 +442,7 @@ def main() -> None:
         f"size={args.size} memory={'on' if args.memory else 'off'}"
     )
     print()
-    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
+    seeds = args.seeds or [args.seed]
     worlds = range(args.first_world, args.first_world + args.worlds)
     runs: dict[int, list[dict[str, Tally]]] = {world: [] for world in worlds}
     for mix_seed in seeds:

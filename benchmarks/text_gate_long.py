@@ -32,10 +32,16 @@ def long_briefs(count: int, seed: int = 1) -> list[str]:
     return [" ".join(rng.sample(lines, 25))[:4000] for _ in range(count)]
 
 
+def positive(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and int(text) > 0):
+        raise argparse.ArgumentTypeError(f"expected a whole number above 0, got {text!r}")
+    return int(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--briefs", type=int, default=20)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--briefs", type=positive, default=20)
+    parser.add_argument("--runs", type=positive, default=3)
     args = parser.parse_args()
     from brandloop.tools.moderation.text import moderate_text
 
