@@ -314,7 +314,7 @@ def test_the_held_out_split_has_what_the_issue_asks_for():
 
 @pytest.mark.xfail(
     strict=True,
-    reason="splits v7-v11 have no sexual/minors lines, nor does the children file of 2026-12-04: "
+    reason="splits v7-v12 have no sexual/minors lines, nor does the children file of 2026-12-04: "
     "their independent authors declined to write "
     "them; the held-out minors set needs a trust-and-safety author (issue 14). Strict: when "
     "such lines are added this passes, fails as XPASS, and the marker must go.",
