@@ -386,6 +386,12 @@ def _find(
 # --------------------------------------------------------------------------- senses
 
 
+def _touching(gap: str) -> bool:
+    """Whether two words separated by ``gap`` touch: spaces and quotes only (not a hyphen:
+    "haut-nackt" was a red-team way in)."""
+    return len(gap) <= 4 and all(c.isspace() or c in "'\"‘’“”„«»" for c in gap)
+
+
 def _sense_applies(
     sense: Sense,
     bridge: frozenset[str],
@@ -410,7 +416,10 @@ def _sense_applies(
     first = max((e + 1 for e in ends if e < start), default=0)
     last = min((e for e in ends if e >= end), default=len(context))
     sentence = [m.group() for m in _WORD.finditer(context, first, last)]
-    if sense.not_near and any(word in sense.not_near for word in sentence):
+    # an adjacent sense (session 16) reads its not_near words in the whole text: "Ella es mi
+    # vecina Marta; Marta piel desnuda" names the person in the sentence before
+    ruled_out = _WORD.findall(context) if sense.adjacent else sentence
+    if sense.not_near and any(word in sense.not_near for word in ruled_out):
         return False
     clause_end = _CLAUSE_END.search(context, end)
     limit = clause_end.start() if clause_end else len(context)
@@ -421,6 +430,11 @@ def _sense_applies(
     words_after = [
         m.group() for m in _WORD.finditer(context, end, stop.start() if stop else len(context))
     ][:_SENSE_WINDOW]
+    if sense.adjacent:
+        following = _WORD.search(context, end)
+        words_after = (
+            [following.group()] if following and _touching(context[end : following.start()]) else []
+        )
     for word in words_after:
         if word in sense.after:
             return True
@@ -432,10 +446,13 @@ def _sense_applies(
         return True
     if not (sense.before or sense.before_any):
         return False
-    before = [m.group() for m in _WORD.finditer(context, max(0, start - 24), start)]
+    before_matches = list(_WORD.finditer(context, max(0, start - 24), start))
+    before = [m.group() for m in before_matches]
     if before and before[-1] in sense.before_any:
-        return True
+        return not sense.adjacent or _touching(context[before_matches[-1].end() : start])
     if not before or before[-1] not in sense.before:
+        return False
+    if sense.adjacent and not _touching(context[before_matches[-1].end() : start]):
         return False
     next_word = _WORD.search(context, end)
     return next_word is None or next_word.start() >= limit or next_word.group() in bridge

@@ -252,6 +252,10 @@ class _SenseFile(_Strict):
     #: round 10: a number may stand between the look-alike and a word after it (shade codes:
     #: "Nude 20, Espresso 40"); never for the minors line, which reads the default senses
     numbers: bool = False
+    #: session 16: the ``after`` and ``before_any`` words must touch the look-alike, with
+    #: nothing but spaces or quotes between ("pelle nuda", not "nuda, pelle" or "pelle-nuda"),
+    #: and its ``not_near`` words are read in the whole text, not only the sentence
+    adjacent: bool = False
 
 
 class _AmbiguousWord(_Strict):
@@ -303,7 +307,10 @@ class Sense:
     ("Cocktail menu: Sex on the Beach, Zombie"). With ``numbers`` a number may stand between
     the look-alike and an ``after`` word ("Nude 20, Espresso 40"), except for the minors line.
     A ``not_near`` word anywhere in the sentence takes the sense away, whatever else applies
-    ("sex on the beach, two lovers at sunset, cocktail glasses in the sand").
+    ("sex on the beach, two lovers at sunset, cocktail glasses in the sand"). An ``adjacent``
+    sense (session 16) reads only the word right after or right before, with nothing but
+    spaces or quotes between ("Tarta desnuda", not "desnuda, tarta en la mano"), and its
+    ``not_near`` words anywhere in the text take it away.
     """
 
     name: str
@@ -313,6 +320,7 @@ class Sense:
     near: frozenset[str] = frozenset()
     numbers: bool = False
     not_near: frozenset[str] = frozenset()
+    adjacent: bool = False
 
 
 @dataclass(frozen=True)
@@ -395,6 +403,7 @@ def load_lexicon(path: Path | None = None) -> Lexicon:
                 near=_words(s.near),
                 numbers=s.numbers,
                 not_near=_words(s.not_near),
+                adjacent=s.adjacent,
             )
             for name, s in spec.senses.items()
         )
