@@ -28,7 +28,7 @@ from brandloop.tools.moderation.semantic.exemplars import (
     load_exemplars,
     training_files,
 )
-from brandloop.tools.moderation.text import moderate_text
+from brandloop.tools.moderation.text import SEMANTIC_NEAR_CERTAIN, moderate_text
 
 #: Paraphrases no term in policies/blocklist.yaml matches; only the classifier can catch them.
 PARAPHRASES = {
@@ -52,10 +52,25 @@ def test_the_classifier_catches_what_the_lists_miss(text, category):
 
 
 def test_heads_other_than_sexual_are_scored_but_block_only_for_a_brand_that_opts_in():
-    text = "a man beaten until his face is unrecognisable"
+    # above the calibrated threshold, below the near-certain one (session 16): scored only
+    text = "a bruised boxer after the fight, swollen eye"
     verdict = moderate_text(text, profanity_threshold=None)
     assert verdict.allowed
-    assert verdict.scores["semantic:violence"] >= default_semantic_layer().thresholds["violence"]
+    score = verdict.scores["semantic:violence"]
+    assert (
+        default_semantic_layer().thresholds["violence"] <= score < SEMANTIC_NEAR_CERTAIN["violence"]
+    )
+    assert not moderate_text(
+        text, profanity_threshold=None, semantic_thresholds={"violence": 0.9}
+    ).allowed
+
+
+def test_the_violence_head_blocks_alone_when_near_certain():
+    text = "a man beaten until his face is unrecognisable"
+    assert moderate_text(text, semantic=None, profanity_threshold=None).allowed
+    verdict = moderate_text(text, profanity_threshold=None)
+    assert verdict.categories == ["violence"], verdict.reasons
+    assert verdict.scores["semantic:violence"] >= SEMANTIC_NEAR_CERTAIN["violence"]
 
 
 def test_a_minor_with_sexual_content_is_the_minors_line_even_without_listed_words():

@@ -18,7 +18,8 @@ spent. Layers, in order:
    split v5 had none); its other heads are
    scored and shown, and block only for a brand whose policy sets their threshold
    (``text.semantic_thresholds``): on briefs they were not written against (the eval suite's,
-   the composer's own palette clauses) they made false blocks;
+   the composer's own palette clauses) they made false blocks. Since session 16 the violence
+   head also blocks on its own at a near-certain score (``SEMANTIC_NEAR_CERTAIN``);
 5. **profanity**: the shipped alt-profanity-check model.
 
 A hosted moderation service, when configured, runs after these, never instead of them. Every
@@ -37,6 +38,7 @@ from brandloop.tools.moderation.categories import (
     PROFANITY,
     SEXUAL,
     SEXUAL_MINORS,
+    VIOLENCE,
 )
 from brandloop.tools.moderation.lexical import GuardCheck, Hit, LexicalResult, scan
 from brandloop.tools.moderation.lexicon import Lexicon, brand_terms, default_lexicon, load_lexicon
@@ -47,6 +49,11 @@ from brandloop.tools.moderation.semantic import SemanticLayer, default_semantic_
 DEFAULT_PROFANITY_THRESHOLD: Final = 0.95
 #: the classifier's heads that block without a brand opting in
 SEMANTIC_BLOCKING: Final = frozenset({SEXUAL, SEXUAL_MINORS})
+#: session 16: heads that otherwise only score, blocking on their own at a near-certain score.
+#: Violence only: no benign line of the 3 938 the classifier never saw, nor any of 3 846 prompts
+#: the composer rendered from them, reached 0.998 (the highest, 0.9951). The hate head was
+#: tried and left out: it scores anti-hate campaigns ("Hate has no home here") at 0.999+.
+SEMANTIC_NEAR_CERTAIN: Final[Mapping[str, float]] = {VIOLENCE: 0.998}
 EXCERPT_MAX_CHARS: Final = 80
 
 #: Texts → probability each is offensive (the seam for the profanity model).
@@ -280,14 +287,18 @@ def _semantic_findings(
         scores[f"semantic:{category}"] = round(score, 4)
         threshold = thresholds[category]
         if category not in SEMANTIC_BLOCKING and category not in overrides:
-            continue  # scored and shown, blocking only where a brand's policy asks for it
+            # scored and shown, blocking only where a brand's policy asks for it, or where the
+            # head is near certain
+            threshold = SEMANTIC_NEAR_CERTAIN.get(category, 2.0)
         # the minors head answers "a minor, and sexual content": it counts only where the
         # sexual head also sees sexual content in that chunk
         if category == SEXUAL_MINORS and best.scores[SEXUAL] < minors_threshold:
             continue
         if score < threshold:
             continue
-        reason = f"semantic classifier {score:.2f} ≥ {threshold:.2f}"
+        # near 1.0 two decimals would read "1.00 ≥ 1.00"
+        digits = 4 if threshold > 0.99 else 2
+        reason = f"semantic classifier {score:.{digits}f} ≥ {threshold:.{digits}f}"
         alone = layer.sexual_alone_threshold
         if category == SEXUAL and category not in overrides and alone is not None and score < alone:
             # below the "alone" threshold the sexual head needs a weaker lexical signal
