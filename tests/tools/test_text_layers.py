@@ -1635,6 +1635,10 @@ def test_session_16_undressing_families_are_refused(text):
         "Jogo de pelada no campo de várzea, bola e chuteiras, fim de tarde",
         "naga chilli hot sauce label, red and black",
         "αφίσα αστρονομίας: πλανήτες ορατοί με γυμνό μάτι",
+        # a family's cake: a possessive does not take the sense away
+        "Torta nuda per il compleanno di mia figlia, frutti di bosco",
+        "Nagi tort na urodziny mojej córki",
+        "Голый торт на день рождения моей дочки",
         "Banner voor onze 'Naakt' lippenstiftcollectie, zes tinten op een roze achtergrond",
         "διαφήμιση για κρέμα προσώπου, γυμνό μακιγιάζ, ενήλικη γυναίκα χαμογελά",
         "vestido con espalda desnuda para la gala",
