@@ -3,6 +3,7 @@ browsers-as-clients signed in with a key or a one-time link, and runs made throu
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -122,6 +123,7 @@ def make_run(
         key,
         json={"brief": brief, "brand": "Acme Coffee", "size": "256x256"},
     ).json()
-    assert job["state"] in ("succeeded", "awaiting_review"), job
+    # the whole job in the message: pytest shortens a dict, and a rare failure needs its reason
+    assert job["state"] in ("succeeded", "awaiting_review"), json.dumps(job)[:4000]
     body: dict[str, Any] = job
     return body
