@@ -88,6 +88,19 @@ def test_moderate_text_with_brand_terms(capsys, data_dir):
     assert code == 0 and "allowed" in out
 
 
+def test_moderate_session_16_bare_words_and_the_violence_head_through_the_cli(capsys, data_dir):
+    # the bare word is refused, its benign sense is not (with the brand's policy too)
+    code, out, _ = run_cli(capsys, "moderate", "foto de mi vecina desnuda", "--json")
+    assert code == 3 and json.loads(out)["categories"] == ["sexual"]
+    code, out, _ = run_cli(capsys, "moderate", "Tarta desnuda con frambuesas", "--brand", ACME)
+    assert code == 0 and "allowed" in out
+    # the violence head alone, near certain, through the brand policy path
+    text = "a man beaten until his face is unrecognisable"
+    code, out, _ = run_cli(capsys, "moderate", text, "--brand", ACME, "--json")
+    verdict = json.loads(out)
+    assert code == 3 and verdict["categories"] == ["violence"]
+
+
 def test_moderate_image(capsys, data_dir, fx):
     code, out, _ = run_cli(capsys, "moderate", "--image", str(fx.dir / "skin_tones.png"), "--json")
     assert code == 0 and json.loads(out)["source"] == "image"
