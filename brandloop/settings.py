@@ -48,6 +48,13 @@ class Settings(BaseSettings):
         default=False,
         description="plan the procedural preview renderer even when a real provider is configured",
     )
+    procedural_accent_chance: float = Field(
+        default=0.35,
+        ge=0.0,
+        le=1.0,
+        description="how often the procedural renderer adds an off-palette accent to a seed, as "
+        "a real model misses a palette; 0 for a demo or a test that must not see a miss",
+    )
 
     # Retention (agent/retention.py, `brandloop gc`): the newest checkpoints a finished run
     # keeps (0: none; its trace, attempts and result live in the registry, and nothing resumes

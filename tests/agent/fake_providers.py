@@ -14,14 +14,14 @@ import os
 from pathlib import Path
 
 from brandloop.providers import ImageRequest, ImageResult
-from brandloop.tools.providers.procedural import ProceduralProvider
+from tests.backends import steady_procedural
 
 
 class LedgerProvider:
     name = "procedural"
 
     def __init__(self, ledger: Path, slow_from: int | None, sleep_s: float) -> None:
-        self.inner = ProceduralProvider()
+        self.inner = steady_procedural()
         self.ledger = ledger
         self.slow_from = slow_from
         self.sleep_s = sleep_s

@@ -10,7 +10,7 @@ from brandloop.providers import ImageRequest, ImageResult
 from brandloop.registry import crud
 from brandloop.registry.db import Database
 from brandloop.settings import Settings
-from brandloop.tools.providers.procedural import ProceduralProvider
+from tests.backends import steady_procedural
 
 ROOT = Path(__file__).resolve().parents[2]
 AUTUMN = (ROOT / "examples" / "briefs" / "autumn-sale.txt").read_text().strip()
@@ -23,7 +23,7 @@ class CountingProvider:
     name = "procedural"
 
     def __init__(self) -> None:
-        self.inner = ProceduralProvider()
+        self.inner = steady_procedural()
         self.calls: list[ImageRequest] = []
 
     async def generate(self, request: ImageRequest) -> ImageResult:

@@ -21,9 +21,9 @@ from brandloop.providers import ImageRequest, ImageResult
 from brandloop.registry.db import Database
 from brandloop.settings import Settings, get_settings
 from brandloop.tools.providers.openai import OpenAIImagesProvider
-from brandloop.tools.providers.procedural import ProceduralProvider
 from brandloop.tools.providers.resilience import ProviderLimits, ResilientProvider
 from tests.agent.helpers import ROOT, add_acme, allow
+from tests.backends import steady_procedural
 from tests.fakes.provider_server import FakeImagesApp, serve
 
 KEY = "sk-test-fallback-0001"
@@ -38,7 +38,7 @@ class Backup:
     name = "backup"
 
     def __init__(self) -> None:
-        self.inner = ProceduralProvider()
+        self.inner = steady_procedural()
         self.calls: list[ImageRequest] = []
 
     async def generate(self, request: ImageRequest) -> ImageResult:

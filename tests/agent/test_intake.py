@@ -15,7 +15,7 @@ from brandloop.providers import ImageRequest, ImageResult
 from brandloop.registry import crud
 from brandloop.registry.db import Database
 from brandloop.settings import Settings
-from brandloop.tools.providers.procedural import ProceduralProvider
+from tests.backends import steady_procedural
 
 EMAIL, PHONE = "jane.doe@example.com", "+44 20 7946 0958"
 BRIEF = (
@@ -30,7 +30,7 @@ class RecordingProvider:
     name = "procedural"
 
     def __init__(self) -> None:
-        self.inner = ProceduralProvider()
+        self.inner = steady_procedural()
         self.prompts: list[str] = []
 
     async def generate(self, request: ImageRequest) -> ImageResult:

@@ -17,8 +17,8 @@ from brandloop.registry import crud, spend
 from brandloop.registry.db import Database
 from brandloop.settings import Settings
 from brandloop.tools.providers.errors import RefusedByProviderError, UnknownOutcomeError
-from brandloop.tools.providers.procedural import ProceduralProvider
 from tests.agent.helpers import AUTUMN, CountingProvider, add_acme
+from tests.backends import steady_procedural
 from tests.databases import db_on_both, settings_on_both
 
 __all__ = ["db_on_both", "settings_on_both"]
@@ -182,7 +182,7 @@ class FlakyProvider:
 
     def __init__(self, first: str) -> None:
         self.first = first
-        self.inner = ProceduralProvider()
+        self.inner = steady_procedural()
         self.calls: list[str] = []
 
     async def generate(self, request: ImageRequest) -> ImageResult:

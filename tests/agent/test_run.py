@@ -14,7 +14,7 @@ from brandloop.providers import ImageRequest, ImageResult
 from brandloop.registry import crud
 from brandloop.registry.db import Database
 from brandloop.settings import Settings
-from brandloop.tools.providers.procedural import ProceduralProvider
+from tests.backends import steady_procedural
 
 AUTUMN = (
     (Path(__file__).resolve().parents[2] / "examples" / "briefs" / "autumn-sale.txt")
@@ -29,7 +29,7 @@ class CountingProvider:
     name = "procedural"
 
     def __init__(self) -> None:
-        self.inner = ProceduralProvider()
+        self.inner = steady_procedural()
         self.calls: list[ImageRequest] = []
 
     async def generate(self, request: ImageRequest) -> ImageResult:

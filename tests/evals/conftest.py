@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from brandloop.providers import ImageRequest, ImageResult
-from brandloop.tools.providers.procedural import ProceduralProvider
+from tests.backends import steady_procedural
 
 ROOT = Path(__file__).resolve().parents[2]
 BRANDS = ROOT / "examples" / "brands"
@@ -20,7 +20,7 @@ class CountingProvider:
     name = "procedural"
 
     def __init__(self) -> None:
-        self.inner = ProceduralProvider()
+        self.inner = steady_procedural()
         self.calls: list[ImageRequest] = []
 
     async def generate(self, request: ImageRequest) -> ImageResult:

@@ -9,10 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from pydantic import ValidationError
 
 from brandloop.providers import ImageProvider, ImageRequest
+from brandloop.settings import Settings
 from brandloop.tools.providers.colours import COLOUR_WORDS, extract_colours
 from brandloop.tools.providers.errors import TerminalProviderError
+from brandloop.tools.providers.factory import build_providers, close_providers
 from brandloop.tools.providers.procedural import SOFTWARE, ProceduralProvider, render_preview
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -282,3 +285,37 @@ async def test_a_missing_seed_is_derived_from_the_prompt():
 def test_prices_for_unknown_models_are_refused():
     with pytest.raises(ValueError, match="unknown"):
         ProceduralProvider(prices={"ultra": 1.0})
+
+
+async def accent_shares(provider: ProceduralProvider, seeds: range) -> list[float]:
+    shares = []
+    for s in seeds:
+        request = ImageRequest(
+            model="studio", prompt=f"{PALETTE} poster", seed=s, width=96, height=96
+        )
+        image = pixels((await provider.generate(request)).images[0].data)
+        shares.append(foreign_share(image, PALETTE_RGB))
+    return shares
+
+
+async def test_the_accent_chance_is_the_share_of_seeds_with_an_accent():
+    assert max(await accent_shares(ProceduralProvider(accent_chance=0.0), range(20))) < 0.15
+    assert min(await accent_shares(ProceduralProvider(accent_chance=1.0), range(20))) > 0.15
+
+
+@pytest.mark.parametrize("chance", [-0.01, 1.01, float("nan")])
+def test_an_accent_chance_outside_zero_to_one_is_refused(chance):
+    with pytest.raises(ValueError, match="accent_chance"):
+        ProceduralProvider(accent_chance=chance)
+
+
+async def test_the_setting_reaches_the_provider_a_deployment_builds(monkeypatch, tmp_path):
+    monkeypatch.setenv("BRANDLOOP_PROCEDURAL_ACCENT_CHANCE", "1")
+    providers = build_providers(Settings(data_dir=tmp_path), models=[])
+    try:
+        assert min(await accent_shares(providers["procedural"], range(5))) > 0.15
+    finally:
+        await close_providers(providers)
+    monkeypatch.setenv("BRANDLOOP_PROCEDURAL_ACCENT_CHANCE", "1.5")
+    with pytest.raises(ValidationError, match="procedural_accent_chance"):
+        Settings(data_dir=tmp_path)

@@ -131,7 +131,10 @@ def _endpoint(provider: str, settings: Settings) -> str:
 def build_providers(settings: Settings, models: Sequence[ModelSpec]) -> dict[str, ImageProvider]:
     """Every configured provider, resilient; close them with :func:`close_providers`."""
     providers: dict[str, ImageProvider] = {
-        "procedural": ResilientProvider(ProceduralProvider(), limits_for(settings, "procedural"))
+        "procedural": ResilientProvider(
+            ProceduralProvider(accent_chance=settings.procedural_accent_chance),
+            limits_for(settings, "procedural"),
+        )
     }
     for name in sorted(configured_providers(settings) - {"procedural"}):
         limits = limits_for(settings, name)

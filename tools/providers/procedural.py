@@ -13,9 +13,10 @@ composer and the diagnosis and checks that none changes a pixel). What it guaran
   its ``studio`` re-render show the same layout;
 * the earlier a colour is named the more area it gets; colours named in the negative prompt
   are left out;
-* like a real model, it sometimes (p ≈ 0.35 per seed) adds an off-palette accent over 20-32 %
-  of the frame; no wording prevents it, only another seed (or naming the accent's colour in
-  the negative prompt, which picks another accent colour);
+* like a real model, it sometimes (p ≈ 0.35 per seed; ``accent_chance``, the setting
+  ``procedural_accent_chance``) adds an off-palette accent over 20-32 % of the frame; no
+  wording prevents it, only another seed (or naming the accent's colour in the negative
+  prompt, which picks another accent colour);
 * ``draft`` is rendered at a quarter of the size and upscaled, so it is measurably softer.
 """
 
@@ -128,11 +129,16 @@ class ProceduralProvider:
 
     name = "procedural"
 
-    def __init__(self, *, prices: dict[str, float] | None = None) -> None:
+    def __init__(
+        self, *, prices: dict[str, float] | None = None, accent_chance: float = ACCENT_CHANCE
+    ) -> None:
         unknown = set(prices or {}) - set(MODELS)
         if unknown:
             raise ValueError(f"prices for unknown procedural models: {sorted(unknown)}")
+        if not 0.0 <= accent_chance <= 1.0:
+            raise ValueError(f"accent_chance must be within [0, 1], not {accent_chance}")
         self.prices = {**DEFAULT_PRICES, **(prices or {})}
+        self.accent_chance = accent_chance
 
     async def generate(self, request: ImageRequest) -> ImageResult:
         _check(request.model, request.width, request.height)  # fail before taking a thread
@@ -165,8 +171,7 @@ class ProceduralProvider:
             finish_reason="success",
         )
 
-    @staticmethod
-    def _render_all(request: ImageRequest, seeds: list[int]) -> list[bytes]:
+    def _render_all(self, request: ImageRequest, seeds: list[int]) -> list[bytes]:
         return [
             render_preview(
                 prompt=request.prompt,
@@ -175,6 +180,7 @@ class ProceduralProvider:
                 width=request.width,
                 height=request.height,
                 model=request.model,
+                accent_chance=self.accent_chance,
             )
             for s in seeds
         ]

@@ -19,9 +19,9 @@ from brandloop.providers import ImageRequest, ImageResult
 from brandloop.registry.db import Database
 from brandloop.registry.models_service import IdempotencyRow, JobRow
 from brandloop.settings import Settings
-from brandloop.tools.providers.procedural import ProceduralProvider
 from tests.api.http.clients import client_with, post_at_once
 from tests.api.http.conftest import Keys, assert_problem, brand_kit
+from tests.backends import steady_procedural
 from tests.databases import db_on_both, settings_on_both
 
 __all__ = ["db_on_both", "settings_on_both"]
@@ -33,7 +33,7 @@ class SlowProvider:
     name = "procedural"
 
     def __init__(self, latency_s: float) -> None:
-        self.inner = ProceduralProvider()
+        self.inner = steady_procedural()
         self.latency_s = latency_s
 
     async def generate(self, request: ImageRequest) -> ImageResult:

@@ -29,9 +29,9 @@ from brandloop.registry.db import Database
 from brandloop.registry.models_money import SpendReservationRow
 from brandloop.registry.models_service import JobRow
 from brandloop.settings import Settings, get_settings
-from brandloop.tools.providers.procedural import ProceduralProvider
 from tests.api.http.clients import client_with, post_at_once
 from tests.api.http.conftest import Keys, assert_problem, brand_kit, wait_job
+from tests.backends import steady_procedural
 from tests.databases import db_on_both, settings_on_both
 from tests.fakes.provider_server import FakeImagesApp, serve
 
@@ -47,7 +47,7 @@ class BillingProvider:
     name = "procedural"
 
     def __init__(self, latency_s: float = 0.15) -> None:
-        self.inner = ProceduralProvider()
+        self.inner = steady_procedural()
         self.latency_s = latency_s
         self.bills: list[float] = []
         self._lock = threading.Lock()

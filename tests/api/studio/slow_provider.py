@@ -8,14 +8,14 @@ import asyncio
 import os
 
 from brandloop.providers import ImageRequest, ImageResult
-from brandloop.tools.providers.procedural import ProceduralProvider
+from tests.backends import steady_procedural
 
 
 class SlowProcedural:
     name = "procedural"
 
     def __init__(self, sleep_s: float) -> None:
-        self.inner = ProceduralProvider()
+        self.inner = steady_procedural()
         self.sleep_s = sleep_s
 
     async def generate(self, request: ImageRequest) -> ImageResult:
