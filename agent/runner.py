@@ -40,7 +40,6 @@ from brandloop.policies.brand_policy import (
     load_brand_scoring_policy,
 )
 from brandloop.policies.catalog import (
-    CATALOG_PATH,
     TIER_ORDER,
     allowed_providers,
     catalog_path,
@@ -79,12 +78,13 @@ def default_providers(settings: Settings) -> dict[str, ImageProvider]:
     return build_providers(settings, load_catalog(catalog_path(settings)))
 
 
-def catalog_models(db: Database, settings: Settings | None = None) -> list[ModelSpec]:
+def catalog_models(db: Database, settings: Settings) -> list[ModelSpec]:
     """The registry's catalog, with the deployment's catalog YAML merged in (``settings``
-    name it: ``BRANDLOOP_CATALOG_PATH`` or ``<data_dir>/catalog.yaml``; else the shipped one)."""
-    path = catalog_path(settings) if settings is not None else CATALOG_PATH
+    name it: ``BRANDLOOP_CATALOG_PATH`` or ``<data_dir>/catalog.yaml``; else the shipped one).
+    Every reader passes its settings: a reader that merged the shipped YAML instead would show
+    the shipped prices and write them back over the deployment's."""
     with db.session() as session:
-        crud.sync_catalog(session, specs=load_catalog(path))
+        crud.sync_catalog(session, specs=load_catalog(catalog_path(settings)))
         return crud.list_models(session)
 
 

@@ -143,6 +143,8 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            return None  # `BRANDLOOP_OPENAI_API_KEY=` unsets a key; it does not configure one
         if value is not None and value.get_secret_value().strip().lower() in _PLACEHOLDER_SECRETS:
             raise ValueError("is a placeholder, not a real credential")
         return value

@@ -353,6 +353,32 @@ class BrandMemory:
         log.info("memory forgotten", extra={"tenant": tenant, "brand": brand, "records": removed})
         return removed
 
+    def move_notes(self, *, tenant: str, source: str, target: str) -> int:
+        """Move every style note kept under ``source`` to ``target`` (texts, vectors, times);
+        return how many moved. The repair for notes once keyed by a brand's name instead of its
+        id (the studio and ``GET /v1/memory/notes`` did so before 2026-12-04)."""
+        collection = self._collection(tenant, source, "note")
+        if collection is None:
+            return 0
+        found = collection.get(include=["documents", "metadatas", "embeddings"])
+        ids = list(found["ids"])
+        if not ids:
+            return 0
+        self.put_records(
+            tenant=tenant,
+            brand=target,
+            kind="note",
+            ids=ids,
+            embeddings=[list(e) for e in cast(Any, found["embeddings"])],
+            documents=[d or "" for d in found["documents"] or []],
+            metadatas=[
+                cast(dict[str, MetadataValue], dict(m or {})) for m in found["metadatas"] or []
+            ],
+        )
+        collection.delete(ids=ids)
+        log.info("memory notes moved", extra={"tenant": tenant, "records": len(ids)})
+        return len(ids)
+
     def put_records(
         self,
         *,

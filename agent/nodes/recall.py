@@ -10,6 +10,7 @@ from langgraph.runtime import Runtime
 from brandloop.agent.context import RunContext
 from brandloop.agent.state import RunState
 from brandloop.domain import Decision
+from brandloop.tools.moderation.pii import redact
 
 ANCHOR_COLOURS = 3
 
@@ -35,7 +36,12 @@ async def recall(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
         k=5,
         campaign_id=request.campaign_id,
     )
-    notes = [hit.text for hit in hits if hit.kind == "note"]
+    # notes are redacted when added; one stored before that, or by another path, is redacted
+    # here, so personal data in a note never reaches a prompt, a provider or a receipt
+    kinds = tuple(ctx.moderation.pii.redact)
+    redactions = [redact(hit.text, kinds) for hit in hits if hit.kind == "note"]
+    notes = [r.text for r in redactions]
+    redacted = sorted({f.kind for r in redactions for f in r.findings})
     prompts = [hit for hit in hits if hit.kind == "prompt"]
     seeds = [int(hit.metadata["seed"]) for hit in prompts if hit.metadata.get("seed") is not None]
     models = [str(hit.metadata["model"]) for hit in prompts if hit.metadata.get("model")]
@@ -58,6 +64,8 @@ async def recall(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
         parts.append(f"{strong} of them needed the strict palette clause, so it starts strict")
     if anchor:
         parts.append(f"campaign colours {', '.join(anchor)} from its first accepted image")
+    if redacted:
+        parts.append("personal data redacted from the style notes: " + ", ".join(redacted))
     decision = Decision(
         node="recall",
         action="recalled",

@@ -16,6 +16,7 @@ from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, ensure_brand, err, out, print_json, settings
 from brandloop.api.cli.tables import Column, Wide
+from brandloop.api.style_notes import add_style_note
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.memory.rekey import Owner, rekey_legacy
 from brandloop.registry import crud
@@ -64,11 +65,15 @@ def add(
     """Add a style note every later run of the brand will recall."""
     cfg = settings()
     brand_id, slug = _brand(brand)
-    record_id = open_memory(cfg).add_note(tenant=cfg.tenant, brand=brand_id, text=text)
+    added = add_style_note(open_memory(cfg), tenant=cfg.tenant, brand_id=brand_id, text=text)
     if as_json:
-        print_json({"id": record_id, "brand": slug, "text": text})
-    else:
-        out.print(f"noted for {slug}: {record_id}")
+        print_json(
+            {"id": added.id, "brand": slug, "text": added.text, "redacted": list(added.redacted)}
+        )
+        return
+    out.print(f"noted for {slug}: {added.id}")
+    if added.redacted:
+        err.print("personal data redacted before it was stored: " + ", ".join(added.redacted))
 
 
 @memory_app.command("search")

@@ -47,7 +47,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False, wide: Wide =
     """The model catalog (shipped YAML merged with the registry), and which models this
     process can use with the providers its settings configure."""
     cfg = settings()
-    models = model_views(catalog_models(database()), cfg)
+    models = model_views(catalog_models(database(), cfg), cfg)
     if as_json:
         print_json([m.model_dump(mode="json") for m in models])
         return

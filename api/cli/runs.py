@@ -205,7 +205,7 @@ def reproduce(
             tenant=cfg.tenant,
             run_id=run_id,
             providers=default_providers(cfg),
-            models=catalog_models(database()),
+            models=catalog_models(database(), cfg),
             out_dir=out_dir,
         )
     )

@@ -14,8 +14,10 @@ from brandloop.api.deps import Creator, SessionDep, SettingsDep, Viewer
 from brandloop.api.params import ASCII_INT
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
 from brandloop.api.schemas import NoteCreate
+from brandloop.api.style_notes import add_style_note, forget_style_note, list_style_notes
 from brandloop.memory.store import BrandMemory, MemoryHit
 from brandloop.registry import crud
+from brandloop.registry.models import BrandRow
 
 router = APIRouter(prefix="/memory", tags=["memory"], responses=PROBLEM_RESPONSES)
 
@@ -38,24 +40,28 @@ def search(
 @router.post("/notes", status_code=201, summary="Add a style note to a brand's memory")
 def add_note(
     body: NoteCreate, principal: Creator, session: SessionDep, settings: SettingsDep
-) -> dict[str, str]:
+) -> dict[str, str | list[str]]:
+    """Personal data in the note (e-mail addresses, phone numbers, ...) is redacted before it
+    is stored; ``redacted`` names the kinds taken out, ``text`` is what was kept."""
     row = crud.get_brand(session, tenant=principal.tenant, ref=body.brand)
     if row is None:
         raise ApiProblem(404, "not-found", f"no brand {body.brand!r}")
-    note_id = open_memory(settings).add_note(tenant=principal.tenant, brand=row.id, text=body.text)
-    return {"id": note_id, "brand": row.name}
+    added = add_style_note(
+        open_memory(settings), tenant=principal.tenant, brand_id=row.id, text=body.text
+    )
+    return {"id": added.id, "brand": row.name, "text": added.text, "redacted": list(added.redacted)}
 
 
-def style_notes(memory: BrandMemory, *, tenant: str, brand: str) -> list[MemoryHit]:
+def style_notes(memory: BrandMemory, *, tenant: str, brand: BrandRow) -> list[MemoryHit]:
     """The brand's style notes (up to 100), newest first."""
-    return memory.notes(tenant=tenant, brand=brand)
+    return list_style_notes(memory, tenant=tenant, brand=brand)
 
 
-def forget_note(memory: BrandMemory, *, tenant: str, brand: str, note_id: str) -> int:
+def forget_note(memory: BrandMemory, *, tenant: str, brand: BrandRow, note_id: str) -> int:
     """Delete one style note (its text and vector); a prompt's id is refused."""
     if not note_id.startswith("note-"):
         raise ApiProblem(422, "bad-input", "only style notes are forgotten here")
-    gone = memory.forget(tenant=tenant, brand=brand, record_id=note_id)
+    gone = forget_style_note(memory, tenant=tenant, brand=brand, note_id=note_id)
     if not gone:
         raise ApiProblem(404, "not-found", f"no note {note_id}")
     return gone
@@ -71,7 +77,7 @@ def list_notes(
     row = crud.get_brand(session, tenant=principal.tenant, ref=brand)
     if row is None:
         raise ApiProblem(404, "not-found", f"no brand {brand!r}")
-    return style_notes(open_memory(settings), tenant=principal.tenant, brand=row.name)
+    return style_notes(open_memory(settings), tenant=principal.tenant, brand=row)
 
 
 @router.delete("/notes/{note_id}", status_code=204, summary="Forget a style note")
@@ -85,5 +91,5 @@ def delete_note(
     row = crud.get_brand(session, tenant=principal.tenant, ref=brand)
     if row is None:
         raise ApiProblem(404, "not-found", f"no brand {brand!r}")
-    forget_note(open_memory(settings), tenant=principal.tenant, brand=row.name, note_id=note_id)
+    forget_note(open_memory(settings), tenant=principal.tenant, brand=row, note_id=note_id)
     return Response(status_code=204)

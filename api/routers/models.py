@@ -17,4 +17,4 @@ router = APIRouter(prefix="/models", tags=["models"], responses=PROBLEM_RESPONSE
 def list_models(principal: Viewer, settings: SettingsDep, db: DatabaseDep) -> list[ModelView]:
     """Every catalog model, and whether (or why not) this deployment can use it; the same
     model as ``brandloop models list --json``."""
-    return model_views(catalog_models(db), settings)
+    return model_views(catalog_models(db, settings), settings)

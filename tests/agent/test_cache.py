@@ -64,7 +64,7 @@ async def test_a_new_model_version_invalidates_its_entries(
     )  # fmt: skip
     models = [
         m.model_copy(update={"version": "2"}) if m.id == "procedural/studio" else m
-        for m in catalog_models(db)
+        for m in catalog_models(db, settings)
         if m.id == "procedural/studio"
     ]
     provider = CountingProvider()
@@ -91,7 +91,7 @@ async def test_a_retired_template_version_invalidates_its_entries(
         request(brand, seed), settings=settings, db=db, providers={"procedural": CountingProvider()},
         use_memory=False,
     )  # fmt: skip
-    spec = next(m for m in catalog_models(db) if m.id == "procedural/studio")
+    spec = next(m for m in catalog_models(db, settings) if m.id == "procedural/studio")
     with db.session() as session:
         entry = session.query(generation_cache.CacheEntryRow).first()
         assert entry is not None and entry.template_ref == "brand-hero@1"
@@ -109,7 +109,7 @@ async def test_a_retired_template_version_invalidates_its_entries(
 
 
 def test_the_key_covers_what_decides_the_pixels(settings: Settings, db: Database) -> None:
-    spec = next(m for m in catalog_models(db) if m.id == "procedural/studio")
+    spec = next(m for m in catalog_models(db, settings) if m.id == "procedural/studio")
     base = Candidate(id="c", template="t@1", prompt="p", model=spec.id, seed=1, width=64, height=64)
     key = generation_cache.cache_key(spec, base)
     assert generation_cache.cache_key(spec, base.model_copy(update={"id": "other"})) == key
@@ -139,7 +139,7 @@ async def test_purge_by_model(settings: Settings, db: Database, seed: int) -> No
 def test_concurrent_stores_of_one_key_and_tenants_kept_apart(
     settings: Settings, db: Database
 ) -> None:
-    spec = next(m for m in catalog_models(db) if m.id == "procedural/studio")
+    spec = next(m for m in catalog_models(db, settings) if m.id == "procedural/studio")
     cand = Candidate(id="c", template="t@1", prompt="p", model=spec.id, seed=1, width=64, height=64)
     key = generation_cache.cache_key(spec, cand, tenant="a")
     assert generation_cache.cache_key(spec, cand, tenant="b") != key

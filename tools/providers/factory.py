@@ -18,6 +18,7 @@ from brandloop.settings import Settings
 from brandloop.tools.providers.a1111 import A1111Provider
 from brandloop.tools.providers.comfyui import ComfyUIProvider, load_workflow
 from brandloop.tools.providers.openai import OpenAIImagesProvider
+from brandloop.tools.providers.procedural import MODELS as PROCEDURAL_MODELS
 from brandloop.tools.providers.procedural import ProceduralProvider
 from brandloop.tools.providers.resilience import (
     CircuitBreaker,
@@ -128,11 +129,24 @@ def _endpoint(provider: str, settings: Settings) -> str:
     }.get(provider, "")
 
 
+def procedural_prices(models: Sequence[ModelSpec]) -> dict[str, float]:
+    """The catalog's prices for the procedural models it knows: what the planner budgets with is
+    what the ledger charges (a deployment catalog may price previews differently)."""
+    return {
+        m.model: m.price_per_image_usd
+        for m in models
+        if m.provider == "procedural" and m.model in PROCEDURAL_MODELS
+    }
+
+
 def build_providers(settings: Settings, models: Sequence[ModelSpec]) -> dict[str, ImageProvider]:
     """Every configured provider, resilient; close them with :func:`close_providers`."""
     providers: dict[str, ImageProvider] = {
         "procedural": ResilientProvider(
-            ProceduralProvider(accent_chance=settings.procedural_accent_chance),
+            ProceduralProvider(
+                prices=procedural_prices(models),
+                accent_chance=settings.procedural_accent_chance,
+            ),
             limits_for(settings, "procedural"),
         )
     }

@@ -5,6 +5,7 @@ function the matching /v1 route calls."""
 from __future__ import annotations
 
 from typing import Annotated, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from sqlalchemy import select
@@ -25,6 +26,7 @@ from brandloop.api.studio.web import (
     render,
     see_other,
 )
+from brandloop.api.style_notes import add_style_note
 from brandloop.artifacts import ArtifactStore
 from brandloop.policies.brand_policy import load_brand_scoring_policy
 from brandloop.registry import crud, spend
@@ -76,7 +78,7 @@ def brand(
     row = _brand(session, user.tenant, name)
     kit = crud.brand_kit(row)
     policy = load_brand_scoring_policy(kit.slug, search=[settings.data_dir / "policies"])
-    notes = style_notes(open_memory(settings), tenant=user.tenant, brand=row.name)
+    notes = style_notes(open_memory(settings), tenant=user.tenant, brand=row)
     signals = [
         {"name": n, "weight": getattr(policy, n).weight, "threshold": getattr(policy, n).threshold}
         for n in type(policy).model_fields
@@ -96,8 +98,8 @@ def add_note(
     text: Annotated[str, Form(min_length=1, max_length=8000)],
 ) -> Response:
     row = _brand(session, user.tenant, name)
-    open_memory(settings).add_note(tenant=user.tenant, brand=row.name, text=text)
-    return see_other(f"/brands/{row.name}#notes")
+    add_style_note(open_memory(settings), tenant=user.tenant, brand_id=row.id, text=text)
+    return see_other(f"/brands/{quote(row.name, safe='')}#notes")
 
 
 @router.post("/brands/{name}/notes/forget")
@@ -110,8 +112,8 @@ def forget(
     note_id: Annotated[str, Form(pattern=r"^note-[0-9a-f]{32}$")],
 ) -> Response:
     row = _brand(session, user.tenant, name)
-    forget_note(open_memory(settings), tenant=user.tenant, brand=row.name, note_id=note_id)
-    return see_other(f"/brands/{row.name}#notes")
+    forget_note(open_memory(settings), tenant=user.tenant, brand=row, note_id=note_id)
+    return see_other(f"/brands/{quote(row.name, safe='')}#notes")
 
 
 @router.get("/costs")

@@ -247,7 +247,7 @@ async def reproduce(
     )
     owned = pool.providers_factory is None
     providers = default_providers(settings) if owned else pool.providers_factory(settings)  # type: ignore[misc]
-    models = await asyncio.to_thread(catalog_models, pool.db)
+    models = await asyncio.to_thread(catalog_models, pool.db, settings)
     async with providers_closing(providers, owned=owned):
         result = await reproduce_run(
             settings, pool.db, tenant=user.tenant, run_id=run_id, providers=providers, models=models

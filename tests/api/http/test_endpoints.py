@@ -388,6 +388,27 @@ def test_memory_notes_and_search(make_client: Callable[..., TestClient], keys: K
         headers=keys["A", "viewer"],
     ).json()
     assert hits[0]["text"] == "always warm amber light"
+    # the note a run recalls (kept under the brand's id) is the one listed and forgotten
+    listed = client.get(
+        "/v1/memory/notes", params={"brand": "Acme Coffee"}, headers=keys["A", "viewer"]
+    ).json()
+    assert [n["id"] for n in listed] == [note.json()["id"]]
+    private = client.post(
+        "/v1/memory/notes",
+        json={"brand": "Acme Coffee", "text": "ask ann@example.org before using red"},
+        headers=keys["A", "creator"],
+    ).json()
+    assert private["redacted"] == ["email"] and "ann@example.org" not in json.dumps(private)
+    gone = client.delete(
+        f"/v1/memory/notes/{note.json()['id']}",
+        params={"brand": "Acme Coffee"},
+        headers=keys["A", "creator"],
+    )
+    assert gone.status_code == 204
+    listed = client.get(
+        "/v1/memory/notes", params={"brand": "Acme Coffee"}, headers=keys["A", "viewer"]
+    ).json()
+    assert [n["text"] for n in listed] == ["ask [redacted email] before using red"]
 
 
 def test_keys_admin_makes_lists_revokes(client: TestClient, keys: Keys) -> None:

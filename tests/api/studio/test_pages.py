@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from brandloop.agent.runner import open_memory
 from tests.api.http.conftest import brand_kit
 from tests.api.studio.conftest import Studio, csrf_of
 
@@ -106,6 +107,12 @@ def test_brand_page_notes_are_added_and_forgotten(studio: Studio, api: Callable[
     note_id = re.search(r'name="note_id" value="(note-[0-9a-f]{32})"', added.text).group(1)  # type: ignore[union-attr]
     listed = api("GET", "/v1/memory/notes?brand=Acme%20Coffee", studio.key("A", "viewer")).json()
     assert [n["id"] for n in listed] == [note_id]
+    # kept where a run's recall looks: under the brand's registry id
+    brand_id = api("GET", "/v1/brands", studio.key("A", "viewer")).json()[0]["id"]
+    recalled = open_memory(studio.settings).recall(
+        tenant="A", brand=brand_id, query="morning light", k=5
+    )
+    assert [hit.id for hit in recalled] == [note_id]
     gone = browser.post(
         "/brands/Acme Coffee/notes/forget", data={"csrf": csrf_of(added.text), "note_id": note_id}
     )
