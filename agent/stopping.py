@@ -6,7 +6,8 @@ times the lowest fix rate among the repairs now applied (this brand's record in
 one defect often fails several signals at once), halved for each time that repair already
 failed on that signal in this run and multiplied by ``OTHER_REPAIR_FAILED`` for each time
 another repair did (a soft image that new seeds did not fix makes a tier climb less likely to
-fix it too). The expected cost per accepted image is the arm's price
+fix it too). A fallback after provider errors is left out: an errored call is not billed. The
+expected cost per accepted image is the arm's price
 over that chance. When it passes the cap - ``stop_cost_multiple`` times what an accepted image
 has cost the brand lately (at cold start: times the best price over catalog quality baseline
 among the models) - the run stops with ``stop_unpromising`` and the numbers as its reason.
@@ -37,6 +38,11 @@ COST_WINDOW = 50
 #: What each earlier failure of another repair on the same signal in this run multiplies a
 #: repair's chance by (the same repair failing again halves it).
 OTHER_REPAIR_FAILED = 0.7
+#: Signals whose failures cost nothing: a provider error is not billed, so the fallback it
+#: causes says nothing of what an accepted image will cost; the next arm's own posterior does.
+#: (Counting it stopped runs as unpromising after two self-hosted backends were down, before
+#: the third provider was tried; an outage of every provider ends with exit 5 instead.)
+UNBILLED_SIGNALS = frozenset({"errors"})
 
 
 def cost_per_accepted_image(session: Session, *, tenant: str, brand_id: str) -> float | None:
@@ -101,6 +107,8 @@ def outlook(
     """
     factors: dict[str, float] = {}
     for repair in pending:
+        if repair["signal"] in UNBILLED_SIGNALS:
+            continue
         rate = rate_for(rates, action=repair["action"], signal=repair["signal"]).smoothed(
             REPAIR_PRIOR
         )

@@ -57,6 +57,25 @@ def _recalled_seeds(state: RunState, iteration: int) -> list[int]:
     return list(state.get("recalled_seeds", []))
 
 
+#: What a provider's error says when its endpoint could not be connected to at all
+#: (``tools/providers/_http.py``): every model behind that endpoint is down with it.
+UNREACHABLE = "could not be reached"
+
+
+def unreachable_providers(ctx: RunContext, state: RunState) -> set[str]:
+    """Providers whose endpoint refused this run's connection: their other models are not
+    tried (they share the endpoint), so an outage ends the run as providers unavailable
+    instead of spending its rounds on one model after another of a dead host."""
+    provider_of = {m.id: m.provider for m in ctx.models}
+    return {
+        provider_of[a.candidate.model]
+        for a in state.get("attempts", {}).values()
+        if a.outcome == "error"
+        and UNREACHABLE in (a.error or "")
+        and a.candidate.model in provider_of
+    }
+
+
 def eligible_models(
     ctx: RunContext, state: RunState, latencies: dict[str, float | None]
 ) -> tuple[list[ModelSpec], list[str]]:
@@ -71,11 +90,14 @@ def eligible_models(
     floor = min(state.get("model_index", 0), len(ctx.models) - 1)
     excluded = set(state.get("excluded_models", []))
     notes: list[str] = []
+    unreachable = unreachable_providers(ctx, state)
     down = sorted(
         {
             m.provider
             for m in ctx.models
-            if m.provider not in ctx.providers or circuit_open(ctx.providers[m.provider])
+            if m.provider not in ctx.providers
+            or circuit_open(ctx.providers[m.provider])
+            or m.provider in unreachable
         }
     )
     if down:
@@ -139,6 +161,8 @@ def _unavailable_reason(ctx: RunContext, state: RunState) -> str:
             code = (
                 (found.group(1) or found.group(2))
                 if found
+                else "unreachable"
+                if UNREACHABLE in (attempt.error or "")
                 else (attempt.error or "error").split(":")[0]
             )
             codes[code] = codes.get(code, 0) + max(attempt.tries, 1)

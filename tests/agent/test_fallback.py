@@ -4,6 +4,7 @@ preview renderer that is never a silent substitute."""
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import httpx
@@ -20,6 +21,7 @@ from brandloop.domain import GenerationRequest, ModelSpec
 from brandloop.providers import ImageRequest, ImageResult
 from brandloop.registry.db import Database
 from brandloop.settings import Settings, get_settings
+from brandloop.tools.providers.errors import RetryableProviderError
 from brandloop.tools.providers.openai import OpenAIImagesProvider
 from brandloop.tools.providers.resilience import ProviderLimits, ResilientProvider
 from tests.agent.helpers import ROOT, add_acme, allow
@@ -231,3 +233,83 @@ def test_the_allow_list_keeps_a_run_on_the_providers_named(
         "--model", "openai/gpt-image-1",
     )  # fmt: skip
     assert code == 2 and "allow-list leaves out" in err
+
+
+class DownBackend:
+    """A self-hosted backend that answers every call with a 503, under its own provider name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.calls = 0
+
+    async def generate(self, request: ImageRequest) -> ImageResult:
+        self.calls += 1
+        raise RetryableProviderError("503 service unavailable", provider=self.name, status_code=503)
+
+
+async def test_an_outage_of_every_provider_ends_unavailable_not_unpromising(
+    settings: Settings, db: Database
+):
+    """Errored calls are not billed, so one provider's outage must not make the next provider
+    look too dear to try: the run tries each, then stops with exit 5's cause."""
+    brand = add_acme(settings, db)
+    backends = {name: DownBackend(name) for name in ("selfhosted-a", "selfhosted-b", "hosted")}
+    specs = [
+        ModelSpec(id="selfhosted-a/sdxl", provider="selfhosted-a", model="sdxl", tier="draft",
+                  price_per_image_usd=0.002, quality_baseline=0.5),
+        ModelSpec(id="selfhosted-b/sdxl", provider="selfhosted-b", model="sdxl", tier="draft",
+                  price_per_image_usd=0.002, quality_baseline=0.5),
+        ModelSpec(id="hosted/core", provider="hosted", model="core", tier="standard",
+                  price_per_image_usd=0.03, quality_baseline=0.8),
+    ]  # fmt: skip
+    result = await run_generation(
+        _request(brand),
+        settings=settings,
+        db=db,
+        providers={name: ResilientProvider(b, FAST) for name, b in backends.items()},
+        models=specs,
+        use_memory=False,
+        image_moderator=allow,
+    )
+    assert all(b.calls for b in backends.values()), {n: b.calls for n, b in backends.items()}
+    assert result.status == "failed" and result.stop_cause == "providers_unavailable", result.reason
+    assert "stop_unpromising" not in [d.action for d in result.decisions]
+    assert result.cost_usd == 0
+
+
+def closed_port() -> int:
+    """A port nothing listens on: a connection to it is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_exit_code_5_when_every_configured_host_refuses_the_connection(
+    capsys: pytest.CaptureFixture[str], settings: Settings, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """Three providers, five models, every host down: each provider is tried once (its other
+    models share the dead host), and the run ends with exit 5 naming each, not with exit 4
+    after spending its rounds on one model after another."""
+    dead = f"http://127.0.0.1:{closed_port()}"
+    for name, value in {
+        "A1111_BASE_URL": dead, "COMFYUI_BASE_URL": dead, "STABILITY_BASE_URL": dead,
+        "STABILITY_API_KEY": "sk-test-unreachable-0001", "PROVIDER_MAX_ATTEMPTS": "2",
+        "PROVIDER_BACKOFF_INITIAL_S": "0.001", "PROVIDER_BACKOFF_MAX_S": "0.001",
+    }.items():  # fmt: skip
+        monkeypatch.setenv(f"BRANDLOOP_{name}", value)
+    get_settings.cache_clear()
+    code, out, err = run_cli(
+        capsys, "generate", "a teal coffee cup", "--brand",
+        str(ROOT / "examples/brands/acme-coffee.yaml"), "--size", "512x512", "--seed", "1",
+        "--json", "--out", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert code == 5, (out, err)
+    result = json.loads(out)
+    assert result["stop_cause"] == "providers_unavailable" and result["cost_usd"] == 0
+    assert result["reason"] == (
+        "no usable provider: a1111: unreachable ×2; comfyui: unreachable ×2; "
+        "stability: unreachable ×2"
+    ), result["reason"]
+    planned = [d for d in result["decisions"] if d["action"] in ("plan", "replan")]
+    assert len(planned) == 3, [d["reason"] for d in planned]
