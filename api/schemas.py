@@ -139,7 +139,13 @@ class GenerationCreate(Shape):
         description="name, name@VERSION or name:LABEL (default: brand-hero:production)",
         examples=["brand-hero:production"],
     )
-    model: str | None = Field(default=None, max_length=120, examples=["procedural/studio"])
+    model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=120,
+        pattern=NOT_BLANK,
+        examples=["procedural/studio"],
+    )
     providers: list[Annotated[str, Field(pattern=PROVIDER_NAME.pattern)]] | None = Field(
         default=None,
         min_length=1,
@@ -152,7 +158,9 @@ class GenerationCreate(Shape):
     )
     thread_id: str | None = Field(
         default=None,
+        min_length=1,
         max_length=64,
+        pattern=NOT_BLANK,
         description="continue this chat thread (as a follow-up message)",
     )
 

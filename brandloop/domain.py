@@ -235,6 +235,15 @@ class GenerationRequest(_Model):
             raise ValueError("providers is empty: leave it out to allow every provider")
         return list(dict.fromkeys(names))
 
+    @field_validator("model", "template", "campaign_id", "thread_id")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        # "" is not "none given": a blank template or model must not quietly mean the default,
+        # nor a blank campaign id open a campaign (and a budget) nobody can name
+        if value is not None and not value.strip():
+            raise ValueError("is blank: leave it out instead")
+        return value
+
     @field_validator("avoid")
     @classmethod
     def _avoid(cls, value: list[str]) -> list[str]:

@@ -185,6 +185,19 @@ BAD_INPUTS = {
     "missing brand file": (["brands", "add", "examples/brands/missing.yaml"], "does not exist"),
     "unknown option": (["generate", "a cup", "--bogus"], "No such option"),
     "unknown run": (["runs", "show", "run_nope"], "unknown run"),
+    # a blank name is not "none given": not the default template or model, not a campaign
+    "blank template": (
+        ["generate", "a cup", "--brand", str(BRANDS / "acme-coffee.yaml"), "--template", ""],
+        "template: is blank",
+    ),
+    "blank model": (
+        ["generate", "a cup", "--brand", str(BRANDS / "acme-coffee.yaml"), "--model", " "],
+        "model: is blank",
+    ),
+    "blank campaign": (
+        ["generate", "a cup", "--brand", str(BRANDS / "acme-coffee.yaml"), "--campaign", ""],
+        "campaign_id: is blank",
+    ),
 }
 
 
