@@ -46,16 +46,17 @@ def add_note(
     return {"id": note_id, "brand": row.name}
 
 
-def style_notes(memory: BrandMemory, *, tenant: str, brand: str) -> list[MemoryHit]:
-    """The brand's style notes (up to 100), newest first."""
-    return memory.notes(tenant=tenant, brand=brand)
+def style_notes(memory: BrandMemory, *, tenant: str, brand_id: str) -> list[MemoryHit]:
+    """The brand's style notes (up to 100), newest first. ``brand_id`` is the registry id,
+    memory's key (runs recall by it), never the brand's name."""
+    return memory.notes(tenant=tenant, brand=brand_id)
 
 
-def forget_note(memory: BrandMemory, *, tenant: str, brand: str, note_id: str) -> int:
+def forget_note(memory: BrandMemory, *, tenant: str, brand_id: str, note_id: str) -> int:
     """Delete one style note (its text and vector); a prompt's id is refused."""
     if not note_id.startswith("note-"):
         raise ApiProblem(422, "bad-input", "only style notes are forgotten here")
-    gone = memory.forget(tenant=tenant, brand=brand, record_id=note_id)
+    gone = memory.forget(tenant=tenant, brand=brand_id, record_id=note_id)
     if not gone:
         raise ApiProblem(404, "not-found", f"no note {note_id}")
     return gone
@@ -71,7 +72,7 @@ def list_notes(
     row = crud.get_brand(session, tenant=principal.tenant, ref=brand)
     if row is None:
         raise ApiProblem(404, "not-found", f"no brand {brand!r}")
-    return style_notes(open_memory(settings), tenant=principal.tenant, brand=row.name)
+    return style_notes(open_memory(settings), tenant=principal.tenant, brand_id=row.id)
 
 
 @router.delete("/notes/{note_id}", status_code=204, summary="Forget a style note")
@@ -85,5 +86,5 @@ def delete_note(
     row = crud.get_brand(session, tenant=principal.tenant, ref=brand)
     if row is None:
         raise ApiProblem(404, "not-found", f"no brand {brand!r}")
-    forget_note(open_memory(settings), tenant=principal.tenant, brand=row.name, note_id=note_id)
+    forget_note(open_memory(settings), tenant=principal.tenant, brand_id=row.id, note_id=note_id)
     return Response(status_code=204)

@@ -76,7 +76,7 @@ def brand(
     row = _brand(session, user.tenant, name)
     kit = crud.brand_kit(row)
     policy = load_brand_scoring_policy(kit.slug, search=[settings.data_dir / "policies"])
-    notes = style_notes(open_memory(settings), tenant=user.tenant, brand=row.name)
+    notes = style_notes(open_memory(settings), tenant=user.tenant, brand_id=row.id)
     signals = [
         {"name": n, "weight": getattr(policy, n).weight, "threshold": getattr(policy, n).threshold}
         for n in type(policy).model_fields
@@ -96,7 +96,7 @@ def add_note(
     text: Annotated[str, Form(min_length=1, max_length=8000)],
 ) -> Response:
     row = _brand(session, user.tenant, name)
-    open_memory(settings).add_note(tenant=user.tenant, brand=row.name, text=text)
+    open_memory(settings).add_note(tenant=user.tenant, brand=row.id, text=text)
     return see_other(f"/brands/{row.name}#notes")
 
 
@@ -110,7 +110,7 @@ def forget(
     note_id: Annotated[str, Form(pattern=r"^note-[0-9a-f]{32}$")],
 ) -> Response:
     row = _brand(session, user.tenant, name)
-    forget_note(open_memory(settings), tenant=user.tenant, brand=row.name, note_id=note_id)
+    forget_note(open_memory(settings), tenant=user.tenant, brand_id=row.id, note_id=note_id)
     return see_other(f"/brands/{row.name}#notes")
 
 

@@ -106,6 +106,11 @@ def test_brand_page_notes_are_added_and_forgotten(studio: Studio, api: Callable[
     note_id = re.search(r'name="note_id" value="(note-[0-9a-f]{32})"', added.text).group(1)  # type: ignore[union-attr]
     listed = api("GET", "/v1/memory/notes?brand=Acme%20Coffee", studio.key("A", "viewer")).json()
     assert [n["id"] for n in listed] == [note_id]
+    # under the brand's registry id, where runs recall notes (it was kept under the name)
+    found = api(
+        "GET", "/v1/memory/search?brand=Acme%20Coffee&q=morning%20light", studio.key("A", "viewer")
+    ).json()
+    assert note_id in [hit["id"] for hit in found]
     gone = browser.post(
         "/brands/Acme Coffee/notes/forget", data={"csrf": csrf_of(added.text), "note_id": note_id}
     )
