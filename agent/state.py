@@ -60,7 +60,7 @@ class RunState(RunInput, total=False):
     repairs: list[Repair]
     recalled_models: list[str]
     request_key: str | None
-    seed_cursor: int
+    seed_cursor: int  # an unseeded run's next seed; a seeded one derives its own (round_seed)
     iteration: int
     candidates: list[Candidate]
     attempts: Annotated[dict[str, Attempt], merge_attempts]

@@ -2,7 +2,8 @@
 
 generate looks a candidate up here before any provider call. The key covers everything that
 decides the pixels: provider, model and its version, the rendered prompt and negative prompt,
-seed, size and params. A hit costs nothing and is recorded on the attempt as a hit. Entries of
+seed, size and params - and the seed the request named, so a request never gets an image made
+for another explicit seed (docs/agent.md, "Repeat work is free"). A hit costs nothing and is recorded on the attempt as a hit. Entries of
 a model whose catalog version changed, or of a template version that was retired or rejected,
 are invalid: lookups skip them and :func:`invalidate_stale` deletes them.
 """
@@ -41,10 +42,22 @@ __all__ = [
 RETIRED_TEMPLATE_STATUSES = frozenset({"retired", "rejected"})
 
 
-def cache_key(spec: ModelSpec, candidate: Candidate, *, tenant: str = "default") -> str:
+def cache_key(
+    spec: ModelSpec,
+    candidate: Candidate,
+    *,
+    tenant: str = "default",
+    request_seed: int | None = None,
+) -> str:
     """The sha256 of everything that decides the image a provider returns for ``candidate``,
-    scoped to ``tenant`` so one tenant's cache never serves another's."""
-    material = {
+    scoped to ``tenant`` so one tenant's cache never serves another's.
+
+    ``request_seed`` is the seed the request named, if any: an entry made for one explicit
+    seed never serves a request naming another, even where both rendered the same seed
+    (``--seed 3 --n 2`` and ``--seed 4`` both render seed 4). An identical request names the
+    same seed and still finds its entries. Unseeded requests' keys leave it out.
+    """
+    material: dict[str, Any] = {
         "tenant": tenant,
         "provider": spec.provider,
         "model": spec.model,
@@ -55,6 +68,8 @@ def cache_key(spec: ModelSpec, candidate: Candidate, *, tenant: str = "default")
         "size": [candidate.width, candidate.height],
         "params": candidate.params,
     }
+    if request_seed is not None:
+        material["request_seed"] = request_seed
     text = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 

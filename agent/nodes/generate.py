@@ -105,8 +105,11 @@ def _recorded(ctx: RunContext, key: str, candidate: Candidate) -> Attempt:
         )
 
 
-def _from_cache(ctx: RunContext, key: str, candidate: Candidate) -> Attempt | None:
-    """The cache step: an identical earlier generation, free, recorded as a hit."""
+def _from_cache(
+    ctx: RunContext, key: str, candidate: Candidate, request_seed: int | None
+) -> Attempt | None:
+    """The cache step: an identical earlier generation, free, recorded as a hit - never one
+    made for a request that named another seed."""
     if not ctx.use_cache:
         return None
     spec = ctx.model(candidate.model)
@@ -114,7 +117,9 @@ def _from_cache(ctx: RunContext, key: str, candidate: Candidate) -> Attempt | No
         entry = generation_cache.lookup(
             session,
             tenant=ctx.tenant,
-            key=generation_cache.cache_key(spec, candidate, tenant=ctx.tenant),
+            key=generation_cache.cache_key(
+                spec, candidate, tenant=ctx.tenant, request_seed=request_seed
+            ),
             spec=spec,
             template_ref=candidate.template,
         )
@@ -133,7 +138,7 @@ def _from_cache(ctx: RunContext, key: str, candidate: Candidate) -> Attempt | No
         )
 
 
-def _to_cache(ctx: RunContext, attempt: Attempt) -> None:
+def _to_cache(ctx: RunContext, attempt: Attempt, request_seed: int | None) -> None:
     if not ctx.use_cache or attempt.artifact_sha256 is None or attempt.cache_hit:
         return
     spec = ctx.model(attempt.candidate.model)
@@ -141,7 +146,9 @@ def _to_cache(ctx: RunContext, attempt: Attempt) -> None:
         generation_cache.store(
             session,
             tenant=ctx.tenant,
-            key=generation_cache.cache_key(spec, attempt.candidate, tenant=ctx.tenant),
+            key=generation_cache.cache_key(
+                spec, attempt.candidate, tenant=ctx.tenant, request_seed=request_seed
+            ),
             spec=spec,
             template_ref=attempt.candidate.template,
             artifact_sha256=attempt.artifact_sha256,
@@ -151,10 +158,12 @@ def _to_cache(ctx: RunContext, attempt: Attempt) -> None:
         )
 
 
-def _settled(ctx: RunContext, run_id: str, candidate: Candidate) -> Attempt | None:
+def _settled(
+    ctx: RunContext, run_id: str, candidate: Candidate, request_seed: int | None
+) -> Attempt | None:
     """An attempt already paid for (a resumed run) or an identical cached generation."""
     key = idempotency_key(run_id, candidate)
-    return _already_paid(ctx, key, candidate) or _from_cache(ctx, key, candidate)
+    return _already_paid(ctx, key, candidate) or _from_cache(ctx, key, candidate, request_seed)
 
 
 @dataclass(frozen=True)
@@ -167,13 +176,19 @@ class Settlement:
 
 
 async def _attempt_all(
-    ctx: RunContext, run_id: str, candidates: list[Candidate], refusals: list[str]
+    ctx: RunContext,
+    run_id: str,
+    candidates: list[Candidate],
+    refusals: list[str],
+    request_seed: int | None,
 ) -> list[Attempt]:
     """Reuse, cache, or call - candidates that differ only in seed share one call where the
     backend makes several images per call. Each attempt is in the registry as soon as it is
     known, so a run killed while other calls are still in flight does not pay for it again.
     Candidates whose call the budgets could not hold get no attempt; ``refusals`` says why."""
-    settled = {c.id: a for c in candidates if (a := _settled(ctx, run_id, c)) is not None}
+    settled = {
+        c.id: a for c in candidates if (a := _settled(ctx, run_id, c, request_seed)) is not None
+    }
     for attempt in settled.values():
         with ctx.db.session() as session:
             crud.upsert_attempt(session, run_id=run_id, attempt=attempt)
@@ -185,7 +200,7 @@ async def _attempt_all(
         # in the same transaction, so the ledger and the attempts never disagree.
         group, settlement = await _attempt_batch(ctx, run_id, batch, refusals)
         for attempt in group:
-            _to_cache(ctx, attempt)
+            _to_cache(ctx, attempt, request_seed)
         with ctx.db.session() as session:
             if settlement is not None:
                 spend.settle(
@@ -465,7 +480,7 @@ async def generate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
             {"attempt": candidate.id, "model": candidate.model},
         )
     refusals: list[str] = []
-    attempts = await _attempt_all(ctx, run_id, candidates, refusals)
+    attempts = await _attempt_all(ctx, run_id, candidates, refusals, state["request"].seed)
     spent = state.get("spent_usd", 0.0)
     with ctx.db.session() as session:
         for attempt in attempts:

@@ -40,10 +40,23 @@ from brandloop.tools.providers.resilience import circuit_open
 _STATUS = re.compile(r"HTTP (\d{3})|\b([45]\d\d)\b")
 
 
-def _base_seed(state: RunState) -> int:
-    request = state["request"]
-    if request.seed is not None:
-        return request.seed
+def round_seed(seed: int, iteration: int) -> int:
+    """The first seed of round ``iteration`` of a request that names ``seed``.
+
+    Round one starts at the request's own seed (its candidates take ``seed, seed+1, ...``, as a
+    backend numbers a batch). A later round starts at a seed drawn from a sha256 of (seed,
+    round), not at the next integers: those are other requests' explicit seeds, and round two
+    of ``--seed 3`` rendering seed 4 made a later ``--seed 4`` request a repeat of it, served
+    from the cache at $0. Deterministic, so a resumed or repeated request plans the same
+    seeds; the seeds actually used are on each attempt and receipt.
+    """
+    if iteration <= 1:
+        return seed
+    digest = hashlib.sha256(f"brandloop-round-seed:{seed}:{iteration}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def _unseeded_base(state: RunState) -> int:
     digest = hashlib.sha256(state["run_id"].encode()).hexdigest()
     return int(digest[:8], 16)
 
@@ -428,9 +441,12 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             prompts[index] = variant
             written += 1
 
-    cursor = state.get("seed_cursor", _base_seed(state))
     count = len(planned)
     recalled = _recalled_seeds(state, iteration)[:count]
+    if request.seed is not None:  # the request's own seeds, round by round (see round_seed)
+        cursor = round_seed(request.seed, iteration)
+    else:  # the run's seeds, after the remembered ones, continuing from round to round
+        cursor = state.get("seed_cursor", _unseeded_base(state))
     seeds = recalled + [(cursor + i) % 2**32 for i in range(count - len(recalled))]
     candidates = [
         Candidate(

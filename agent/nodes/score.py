@@ -20,6 +20,7 @@ from brandloop.agent.context import RunContext
 from brandloop.agent.state import RunState
 from brandloop.domain import Attempt
 from brandloop.errors import present
+from brandloop.memory.store import BrandMemory
 from brandloop.registry import crud
 from brandloop.tools.providers.errors import MalformedResponseError
 from brandloop.tools.scoring.decode import decode_image
@@ -30,11 +31,14 @@ from brandloop.tools.scoring.similarity import decode_descriptor, phash
 REFERENCE_LIMIT = 100
 
 
-def _references(ctx: RunContext, brand_id: str | None) -> list[npt.NDArray[np.float32]]:
-    if ctx.memory is None or brand_id is None or ctx.scoring.similarity.weight <= 0:
-        return []
+def reference_descriptors(
+    memory: BrandMemory, *, tenant: str, brand_id: str
+) -> list[npt.NDArray[np.float32]]:
+    """The descriptors of the brand's accepted images that similarity compares with (up to
+    :data:`REFERENCE_LIMIT`). Memory is keyed by the brand's registry id (``brand_…``), never
+    its name or slug: the agent and ``brandloop score`` both read them here."""
     found: list[npt.NDArray[np.float32]] = []
-    for hit in ctx.memory.descriptors(tenant=ctx.tenant, brand=brand_id, limit=REFERENCE_LIMIT):
+    for hit in memory.descriptors(tenant=tenant, brand=brand_id, limit=REFERENCE_LIMIT):
         encoded = hit.metadata.get("image_descriptor")
         if isinstance(encoded, str):
             try:
@@ -42,6 +46,12 @@ def _references(ctx: RunContext, brand_id: str | None) -> list[npt.NDArray[np.fl
             except ValueError:
                 continue
     return found
+
+
+def _references(ctx: RunContext, brand_id: str | None) -> list[npt.NDArray[np.float32]]:
+    if ctx.memory is None or brand_id is None or ctx.scoring.similarity.weight <= 0:
+        return []
+    return reference_descriptors(ctx.memory, tenant=ctx.tenant, brand_id=brand_id)
 
 
 def _accepted_hashes(ctx: RunContext, state: RunState) -> tuple[list[int], list[str]]:

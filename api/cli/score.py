@@ -24,7 +24,6 @@ from brandloop.registry import crud
 from brandloop.tools.providers.errors import MalformedResponseError
 from brandloop.tools.scoring.alignment import load_alignment_scorer
 from brandloop.tools.scoring.signals import ImageAnalysis, analyse_image, score_set
-from brandloop.tools.scoring.similarity import decode_descriptor
 
 #: Refuse to read files larger than this at all (compressed size); the pixel limit follows.
 MAX_FILE_BYTES = 200 * 1024 * 1024
@@ -39,6 +38,14 @@ def resolve_brand(ref: str, *, tenant: str) -> BrandKit:
         if row is None:
             raise NotFoundError(f"unknown brand {ref!r}; give a brand kit YAML or add it first")
         return crud.brand_kit(row)
+
+
+def _registered_id(kit: BrandKit, *, tenant: str) -> str | None:
+    """The registry id of the brand ``kit`` names - memory's key, never its slug or name -
+    or None when the tenant has not added it (a kit read from a YAML path only)."""
+    with database().session() as session:
+        row = crud.get_brand(session, tenant=tenant, ref=kit.name)
+        return row.id if row is not None else None
 
 
 def read_image_file(path: Path) -> bytes:
@@ -64,21 +71,18 @@ def _wanted(size: str | None, brand: BrandKit, width: int, height: int) -> tuple
 
 
 def _references(brand: BrandKit, use_memory: bool) -> list[npt.NDArray[np.float32]]:
+    """The descriptors of the brand's accepted images, as the agent's score node reads them
+    (memory is keyed by the brand's registry id)."""
     if not use_memory:
         return []
+    from brandloop.agent.nodes.score import reference_descriptors
     from brandloop.agent.runner import open_memory
 
     cfg = settings()
-    hits = open_memory(cfg).descriptors(tenant=cfg.tenant, brand=brand.slug, limit=100)
-    found = []
-    for hit in hits:
-        encoded = hit.metadata.get("image_descriptor")
-        if isinstance(encoded, str):
-            try:
-                found.append(decode_descriptor(encoded))
-            except ValueError:
-                continue
-    return found
+    brand_id = _registered_id(brand, tenant=cfg.tenant)
+    if brand_id is None:
+        return []
+    return reference_descriptors(open_memory(cfg), tenant=cfg.tenant, brand_id=brand_id)
 
 
 def _probe_size(data: bytes, path: Path, policy: ScoringPolicy) -> tuple[int, int]:

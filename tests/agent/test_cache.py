@@ -122,6 +122,11 @@ def test_the_key_covers_what_decides_the_pixels(settings: Settings, db: Database
     ):
         assert generation_cache.cache_key(spec, base.model_copy(update=change)) != key
     assert generation_cache.cache_key(spec.model_copy(update={"version": "9"}), base) != key
+    # whose seed it is: an entry made for --seed 1 never serves a request naming seed 2
+    named = generation_cache.cache_key(spec, base, request_seed=1)
+    assert named != key and generation_cache.cache_key(spec, base, request_seed=None) == key
+    assert generation_cache.cache_key(spec, base, request_seed=2) != named
+    assert generation_cache.cache_key(spec, base, request_seed=1) == named
 
 
 async def test_purge_by_model(settings: Settings, db: Database, seed: int) -> None:

@@ -4,7 +4,7 @@ with memory on; a similar one starts from the arm and seeds that were accepted."
 from __future__ import annotations
 
 from brandloop.agent.runner import run_generation
-from brandloop.domain import GenerationRequest, RunResult
+from brandloop.domain import MAX_SEED, GenerationRequest, RunResult
 from brandloop.registry import crud
 from brandloop.registry.db import Database
 from brandloop.settings import Settings
@@ -112,3 +112,55 @@ async def test_a_similar_request_starts_from_the_accepted_arm_and_seed(
     opening = provider.calls[0]
     assert f"procedural/{opening.model}" == accepted.model
     assert opening.seed == 99
+
+
+def _made(db: Database, result: RunResult) -> set[str]:
+    """The bytes the provider made for the run's accepted images (before their receipts)."""
+    with db.session() as session:
+        rows = crud.list_attempts(session, run_id=result.run_id)
+    return {r.artifact_sha256 for r in rows if r.outcome == "accepted" and r.artifact_sha256}
+
+
+async def test_a_later_round_never_renders_the_next_requests_seed(
+    settings: Settings, db: Database, seed: int
+) -> None:
+    """Round two of ``--seed S`` rendered seed S+1, so a request naming S+1 - memory starting it
+    on the model S's run accepted - was S's image from the cache at $0 (outside tester, session
+    17). A later round now takes seeds of its own, and the S+1 request new ones, paid for."""
+    brand = add_acme(settings, db)
+    provider = CountingProvider()
+    first = await _run(settings, db, provider, _request(brand, seed=seed))
+    assert any(d.action == "replan" for d in first.decisions), "needs a second round"
+    assert first.images and first.images[0].seed != seed, "accepted in the second round"
+    first_seeds = {c.seed for c in provider.calls}
+    neighbour = (seed + 1) % (MAX_SEED + 1)
+    provider.calls.clear()
+    second = await _run(settings, db, provider, _request(brand, seed=neighbour))
+    assert second.images and not any(image.cache_hit for image in second.images)
+    assert second.cost_usd > 0 and "cache" not in second.reason
+    assert provider.calls and provider.calls[0].seed == neighbour
+    assert neighbour not in first_seeds
+    assert _made(db, second).isdisjoint(_made(db, first)), "new images, not the same pixels"
+    # the later round's seed is on the image (and so its receipt), and a repeat replays it
+    provider.calls.clear()
+    again = await _run(settings, db, provider, _request(brand, seed=seed))
+    assert not provider.calls and again.cost_usd == 0
+    assert [i.seed for i in again.images] == [i.seed for i in first.images]
+    assert _made(db, again) == _made(db, first)
+
+
+async def test_an_image_made_for_another_seed_is_not_served_from_the_cache(
+    settings: Settings, db: Database, seed: int
+) -> None:
+    """``--seed S --n 2`` renders S and S+1 in one batch (as backends number a batch); a later
+    ``--seed S+1`` renders S+1 too, for itself and paid for, not S's second image for free."""
+    brand = add_acme(settings, db)
+    provider = CountingProvider()
+    start = min(seed, MAX_SEED - 1)
+    pinned = {"model": "procedural/studio"}
+    first = await _run(settings, db, provider, _request(brand, seed=start, count=2, **pinned))
+    assert sorted(i.seed for i in first.images) == [start, start + 1]
+    provider.calls.clear()
+    second = await _run(settings, db, provider, _request(brand, seed=start + 1, **pinned))
+    assert [c.seed for c in provider.calls] == [start + 1]
+    assert second.cost_usd > 0 and not any(image.cache_hit for image in second.images)

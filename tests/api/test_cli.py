@@ -261,3 +261,33 @@ def test_the_installed_console_script_runs_the_bundled_example(tmp_path: Path) -
     assert "Accepted images" in proc.stdout and "Decisions" in proc.stdout
     assert list((tmp_path / "out").glob("*.png")) and (tmp_path / "out" / "receipt.json").is_file()
     assert ': valid - signed by "brandloop development signer"' in proc.stdout
+
+
+def test_requests_that_differ_only_in_seed_get_new_images_paid_for(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path, seed: int
+) -> None:
+    """The outside tester's steps (session 17): ``--seed S`` went draft then studio, its studio
+    round rendering seed S+1; ``--seed S+1`` was then "1 of 1 accepted, 1 served from the cache
+    at $0" with the same source image. docs/agent.md: an explicit seed always wins."""
+    code, _, err = run_cli(capsys, "brands", "add", str(BRANDS / "acme-coffee.yaml"))
+    assert code == 0, err
+    neighbour = (seed + 1) % 2**32
+    docs, receipts = [], []
+    for index, value in enumerate((seed, neighbour)):
+        out_dir = tmp_path / f"out{index}"
+        code, out, err = run_cli(
+            capsys, "generate", "a steaming cup", "--brand", "Acme Coffee", "--seed", str(value),
+            "--size", "256x256", "--out", str(out_dir), "--json",
+        )  # fmt: skip
+        assert code == 0, err
+        docs.append(json.loads(out))
+        receipts.append(json.loads((out_dir / "receipt.json").read_text())["receipts"])
+    first, second = docs
+    assert [d["action"] for d in first["decisions"]].count("replan") == 1, "needs two rounds"
+    assert second["cost_usd"] > 0 and "cache" not in second["reason"]
+    assert not any(image["cache_hit"] for image in second["images"])
+    assert [r["seed_requested"] for r in receipts[1]] == [neighbour]
+    # provenance: the receipt names the seed the later round actually used
+    assert [r["seed_requested"] for r in receipts[0]] == [i["seed"] for i in first["images"]]
+    sources = [{r["source_sha256"] for r in found} for found in receipts]
+    assert sources[0].isdisjoint(sources[1])

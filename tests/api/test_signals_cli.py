@@ -159,3 +159,25 @@ def test_moderate_uses_the_brands_moderation_policy(capsys, data_dir):
     )
     code, _, err = run_cli(capsys, "moderate", "a cup", "--brand", bloom)
     assert code == 2 and "minors line is absolute" in err and err.count("\n") == 1
+
+
+def test_score_compares_with_the_brands_accepted_images_in_memory(capsys, data_dir, tmp_path):
+    """Memory is keyed by the brand's registry id; `score` looked descriptors up by the slug and
+    so never found any after an accepted run (outside tester, session 17)."""
+    out_dir = tmp_path / "out1"
+    code, out, err = run_cli(
+        capsys, "generate", "a steaming cup", "--brand", ACME, "--seed", "3",
+        "--size", "256x256", "--out", str(out_dir), "--json",
+    )  # fmt: skip
+    assert code == 0 and json.loads(out)["images"], err
+    image = str(next(out_dir.glob("*.png")))
+    for brand in ("Acme Coffee", ACME):  # by name (the tester's), and by the kit's YAML
+        code, out, _ = run_cli(capsys, "score", image, "--brand", brand, "--json")
+        assert code == 0
+        similarity = json.loads(out)["images"][0]["signals"].get("similarity")
+        assert similarity is not None, brand
+        assert similarity["passed"] and similarity["value"] > 0.9, similarity
+    code, out, _ = run_cli(capsys, "score", image, "--brand", "Acme Coffee")
+    assert code == 0 and "no accepted images of this brand in memory" not in out
+    code, out, _ = run_cli(capsys, "score", image, "--brand", "Acme Coffee", "--no-memory")
+    assert code == 0 and "no accepted images of this brand in memory" in out

@@ -411,6 +411,39 @@ def test_memory_notes_and_search(make_client: Callable[..., TestClient], keys: K
     assert [n["text"] for n in listed] == ["ask [redacted email] before using red"]
 
 
+def test_a_note_added_over_http_is_listed_and_forgotten(
+    make_client: Callable[..., TestClient], keys: Keys
+) -> None:
+    """Notes are kept under the brand's registry id (what runs recall); listing and forgetting
+    looked under its name, so a note added here was neither listed nor forgettable."""
+    client = make_client(use_memory=True)
+    assert (
+        client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).status_code == 201
+    )
+    note = client.post(
+        "/v1/memory/notes",
+        json={"brand": "Acme Coffee", "text": "always warm amber light"},
+        headers=keys["A", "creator"],
+    )
+    assert note.status_code == 201, note.text
+    listed = client.get(
+        "/v1/memory/notes", params={"brand": "Acme Coffee"}, headers=keys["A", "viewer"]
+    )
+    assert [n["id"] for n in listed.json()] == [note.json()["id"]], listed.text
+    gone = client.delete(
+        f"/v1/memory/notes/{note.json()['id']}",
+        params={"brand": "Acme Coffee"},
+        headers=keys["A", "creator"],
+    )
+    assert gone.status_code == 204, gone.text
+    hits = client.get(
+        "/v1/memory/search",
+        params={"brand": "Acme Coffee", "q": "warm light"},
+        headers=keys["A", "viewer"],
+    ).json()
+    assert all(h["text"] != "always warm amber light" for h in hits)
+
+
 def test_keys_admin_makes_lists_revokes(client: TestClient, keys: Keys) -> None:
     admin = keys["A", "admin"]
     made = client.post("/v1/keys", json={"role": "viewer", "name": "dashboard"}, headers=admin)
