@@ -3,9 +3,10 @@
 generate looks a candidate up here before any provider call. The key covers everything that
 decides the pixels: provider, model and its version, the rendered prompt and negative prompt,
 seed, size and params - and the seed the request named, so a request never gets an image made
-for another explicit seed (docs/agent.md, "Repeat work is free"). A hit costs nothing and is recorded on the attempt as a hit. Entries of
-a model whose catalog version changed, or of a template version that was retired or rejected,
-are invalid: lookups skip them and :func:`invalidate_stale` deletes them.
+for another explicit seed (docs/agent.md, "Repeat work is free"). A hit costs nothing and is
+recorded on the attempt as a hit. Entries of a model whose catalog version changed, or of a
+template version that was retired or rejected, are invalid: lookups skip them and
+:func:`invalidate_stale` deletes them.
 """
 
 from __future__ import annotations
