@@ -114,8 +114,7 @@ def resolve_brand(spec: CampaignSpec, base: Path, *, db: Database, tenant: str) 
     with db.session() as session:
         if spec.brand.endswith((".yaml", ".yml")):
             kit = load_brand_kit(candidate)
-            crud.upsert_brand(session, tenant=tenant, kit=kit)
-            return kit.name
+            return crud.upsert_brand(session, tenant=tenant, kit=kit).name
         if crud.get_brand(session, tenant=tenant, ref=spec.brand) is None:
             raise NotFoundError(f"unknown brand {spec.brand!r}")
         return spec.brand

@@ -132,15 +132,18 @@ def create_key(
     """Make a key for ``principal`` (created if new); returns its row and the secret key,
     which is never stored.
 
-    Without ``principal`` the key gets a principal of its own, named after the key id, as
-    keys made before principals existed did: it shares no review rights with any other key.
+    Without ``principal`` (None) the key gets a principal of its own, named after the key id,
+    as keys made before principals existed did: it shares no review rights with any other key.
+    An empty or blank name is not "no principal": it is refused like any other bad name.
     """
     if role not in ROLES:
         raise BadInputError(f"role {role!r} is not one of {', '.join(ROLES)}")
     check_tenant(tenant)
     key_id = secrets.token_hex(6)
     row_id = f"key_{key_id}"
-    owner = ensure_principal(session, tenant=tenant, name=principal or row_id, actor=actor)
+    owner = ensure_principal(
+        session, tenant=tenant, name=row_id if principal is None else principal, actor=actor
+    )
     key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
     row = ApiKeyRow(
         id=row_id,

@@ -21,6 +21,7 @@ from brandloop.errors import (
     BadInputError,
     BrandloopError,
     BudgetExhaustedError,
+    ConflictError,
     NotFoundError,
     ProvidersUnavailableError,
     RefusedError,
@@ -184,6 +185,8 @@ def status_for(exc: BrandloopError) -> tuple[int, str]:
     """The HTTP status and problem kind of each of brandloop's own errors."""
     if isinstance(exc, NotFoundError):
         return 404, "not-found"
+    if isinstance(exc, ConflictError):
+        return 409, "conflict"
     if isinstance(exc, BadInputError):
         return 422, "bad-input"
     if isinstance(exc, RefusedError):

@@ -368,7 +368,7 @@ def add_golden(
     attempt = session.get(AttemptRow, artifact.attempt_id) if artifact.attempt_id else None
     if run is None or attempt is None or attempt.composite is None:
         raise ApiProblem(409, "conflict", f"image {sha256[:12]} has no scored attempt behind it")
-    brand_row = crud.get_brand(session, tenant=tenant, ref=run.brand_name)
+    brand_row = crud.get_brand(session, tenant=tenant, ref=run.brand_id or run.brand_name)
     if brand_row is None:
         raise ApiProblem(409, "conflict", f"brand {run.brand_name!r} is gone")
     kit = crud.brand_kit(brand_row)

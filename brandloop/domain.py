@@ -33,6 +33,12 @@ SIDE_TEXT = r"(6[4-9]|[7-9][0-9]|[1-9][0-9]{2}|[1-3][0-9]{3}|40[0-8][0-9]|409[0-
 SIZE_TEXT = rf"^{SIDE_TEXT}x{SIDE_TEXT}$"
 ASPECT_PATTERN = re.compile(r"^([0-9]{1,3}):([0-9]{1,3})$")
 PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+#: a brand name: ASCII letters and digits, with spaces, '_', '.' and '-' after the first
+BRAND_NAME = r"^[A-Za-z0-9][A-Za-z0-9 _.-]*$"
+#: what may name a brand in a lookup: the name alphabet only (no letters of other scripts,
+#: no tabs, no non-breaking spaces), so a look-alike never reaches another brand's key
+_BRAND_REF = re.compile(r"[A-Za-z0-9 _.-]{1,80}")
+_BRAND_KEY_RUN = re.compile(r"[^a-z0-9]+")
 
 MAX_BRIEF_CHARS = 4000
 #: The largest seed any provider takes (32 bits unsigned); planned seeds wrap around below it.
@@ -92,7 +98,7 @@ class PaletteColour(_Model):
 class BrandKit(_Model):
     """What makes images on-brand: palette, tone, words that must or must not appear."""
 
-    name: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]*$")
+    name: str = Field(min_length=1, max_length=80, pattern=BRAND_NAME)
     palette: list[PaletteColour] = Field(min_length=1, max_length=12)
     tone: list[str] = Field(default_factory=list, max_length=20)
     required_terms: list[str] = Field(default_factory=list, max_length=20)
@@ -123,7 +129,30 @@ class BrandKit(_Model):
 
     @property
     def slug(self) -> str:
-        return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")
+        """The brand's identity within its tenant (:func:`brand_key`), and its policy file's
+        stem (``<slug>.yaml``)."""
+        return brand_key(self.name)
+
+
+def brand_key(name: str) -> str:
+    """Which brand a name is: the name lower-cased, each run of spaces, '_', '.' and '-' read
+    as one '-', none at either end. "Acme Coffee", "acme coffee", "ACME  COFFEE ",
+    "Acme_Coffee" and "acme-coffee" are one brand of a tenant (its slug, ``acme-coffee``,
+    which also names its policy file); "AcmeCoffee" (``acmecoffee``) is another.
+
+    Brand names are ASCII (:data:`BRAND_NAME`), so no Unicode folding is involved: call
+    :func:`brand_key_of` for text that may not be a name.
+    """
+    return _BRAND_KEY_RUN.sub("-", name.lower()).strip("-")
+
+
+def brand_key_of(ref: str) -> str | None:
+    """The key of a brand reference as given (a name, spelt any way :func:`brand_key` folds),
+    or None when it cannot name a brand: a character outside the name alphabet (a letter of
+    another script, a tab, a non-breaking space), no letter or digit at all, or too long."""
+    if not _BRAND_REF.fullmatch(ref):
+        return None
+    return brand_key(ref) or None
 
 
 # --------------------------------------------------------------------------- requests

@@ -2,7 +2,8 @@
 
 BrandloopError
 ├── BadInputError          exit 2 / HTTP 400-422: the caller's input is wrong
-│   └── NotFoundError      exit 2 / HTTP 404: a named thing does not exist
+│   ├── NotFoundError      exit 2 / HTTP 404: a named thing does not exist
+│   └── ConflictError      exit 2 / HTTP 409: the name or request clashes with what is stored
 ├── RefusedError           exit 3 / HTTP 422: a policy refused the request
 ├── BudgetExhaustedError   exit 4 / HTTP 402: nothing accepted before the money ran out
 ├── LeaseLostError         a worker lost its job's lease: its writes are refused
@@ -33,6 +34,13 @@ class BadInputError(BrandloopError):
 
 class NotFoundError(BadInputError):
     problem_type = "not-found"
+
+
+class ConflictError(BadInputError):
+    """What was asked clashes with what is stored (e.g. a name that two stored brands share):
+    nothing was changed; the message says how to resolve it."""
+
+    problem_type = "conflict"
 
 
 class RefusedError(BrandloopError):

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from brandloop.policies.agent import AgentPolicy, load_agent_policy
+from brandloop.registry import crud
 from brandloop.registry.models import ArtifactRow, AttemptRow, RunRow
 from brandloop.registry.models_agent import ReviewDecisionRow
 from brandloop.registry.models_studio import ImageRatingRow
@@ -154,6 +155,9 @@ def judge_agreement(
     """The tenant's agreement figures (one brand's, when ``brand`` is given)."""
     policy = policy or load_agent_policy()
     labels, notes, source = _labels(session, tenant)
+    # the brand as the registry names it (id, or any spelling of its name): its runs whatever
+    # spelling they were recorded under; an unknown brand has none
+    wanted = None if brand is None else crud.get_brand(session, tenant=tenant, ref=brand)
     overall: list[tuple[bool, bool]] = []
     by_brand: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
     by_signal: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
@@ -170,7 +174,7 @@ def judge_agreement(
         run = session.get(RunRow, attempt.run_id) if attempt is not None else None
         if attempt is None or run is None or run.tenant != tenant:
             continue
-        if brand is not None and run.brand_name != brand:
+        if brand is not None and (wanted is None or run.brand_id != wanted.id):
             continue
         rule = rule_accepts(attempt, policy)
         overall.append((rule, people))

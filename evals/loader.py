@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from brandloop.domain import brand_key
 from brandloop.errors import BadInputError
 from brandloop.evals.models import Case, CaseSpec, RequestParams, Suite, SuiteFile, TargetSpec
 from brandloop.policies.agent import AgentPolicy, load_agent_policy
@@ -97,7 +98,12 @@ def build_suite(data: Any, *, path: Path) -> Suite:
     for ref in spec.brands:
         kit_path = (base / ref).resolve()
         kit = load_brand_kit(kit_path)
-        brand_names[kit.name.lower()] = kit.name
+        if kit.slug in brand_names:  # one tenant would hold one brand: the last kit would win
+            raise BadInputError(
+                f"suite {path}: brands {brand_names[kit.slug]!r} and {kit.name!r} are one brand "
+                "(brand names compare ignoring case and separators)"
+            )
+        brand_names[kit.slug] = kit.name
         brand_paths.append(str(kit_path))
         kit_texts.append(kit_path.read_text(encoding="utf-8"))
     cases: list[Case] = []
@@ -120,7 +126,7 @@ def build_suite(data: Any, *, path: Path) -> Suite:
                 case = Case(
                     id=own.id,
                     brief=own.brief,
-                    brand=brand_names.get(own.brand.lower(), own.brand),
+                    brand=brand_names.get(brand_key(own.brand), own.brand),
                     group=own.group,
                     request=request,
                     assertions=assertions,
@@ -132,7 +138,7 @@ def build_suite(data: Any, *, path: Path) -> Suite:
                 )
             except ValidationError as exc:
                 raise BadInputError(f"{where}: {describe_validation_error(exc)}") from None
-            if brand_names and case.brand.lower() not in brand_names:
+            if brand_names and brand_key(case.brand) not in brand_names:
                 raise BadInputError(
                     f"{where}: brand {case.brand!r} is not among the suite's brands "
                     f"({', '.join(sorted(brand_names.values()))})"

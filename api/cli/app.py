@@ -16,7 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-brands_app = typer.Typer(help="Brand kits: add and list.", no_args_is_help=True)
+brands_app = typer.Typer(help="Brand kits: add, list and rename.", no_args_is_help=True)
 runs_app = typer.Typer(help="Runs: list, show the trace, resume.", no_args_is_help=True)
 models_app = typer.Typer(help="The model catalog.", no_args_is_help=True)
 

@@ -1,4 +1,8 @@
-"""``brandloop brands add|list``."""
+"""``brandloop brands add|list|rename``.
+
+Brand names compare ignoring case and separators (``brandloop.domain.brand_key``): ``acme
+coffee`` and ``Acme_Coffee`` name the brand ``Acme Coffee``.
+"""
 
 from __future__ import annotations
 
@@ -18,12 +22,29 @@ from brandloop.views import brand_view
 
 @brands_app.command("add")
 def add(path: Annotated[Path, typer.Argument(help="brand kit YAML file")]) -> None:
-    """Add a brand kit (or update the brand with the same name)."""
+    """Add a brand kit (or update the brand with the same name, compared ignoring case and
+    separators: the brand keeps its spelling)."""
     kit = load_brand_kit(path)
     cfg = settings()
     with database().session() as session:
-        row = crud.upsert_brand(session, tenant=cfg.tenant, kit=kit)
-        out.print(f"brand {kit.name} stored as {row.id}")
+        stored = crud.store_brand(session, tenant=cfg.tenant, kit=kit)
+        row = stored.row
+    spelt = f" (the kit says {kit.name!r})" if kit.name != row.name else ""
+    verb = {"created": "stored as", "updated": "updated:", "unchanged": "unchanged:"}
+    out.print(f"brand {row.name} {verb[stored.change]} {row.id}{spelt}", markup=False)
+
+
+@brands_app.command("rename")
+def rename(
+    ref: Annotated[str, typer.Argument(help="the brand: its id, or its name")],
+    name: Annotated[str, typer.Argument(help="its new name")],
+) -> None:
+    """Give a brand another name (its id, runs and memory stay; its policy file is the new
+    name's slug). Tells apart brands stored under one name before names ignored case."""
+    cfg = settings()
+    with database().session() as session:
+        row = crud.rename_brand(session, tenant=cfg.tenant, ref=ref, name=name)
+        out.print(f"brand {row.id} is now {row.name}", markup=False)
 
 
 @brands_app.command("list")

@@ -78,10 +78,10 @@ def looks_like_path(ref: str) -> bool:
 
 def ensure_brand(ref: str, *, tenant: str) -> str:
     """A brand reference as given on the command line: a YAML path is added (or updated)
-    first; anything else must name a brand already in the registry. Returns its name."""
+    first; anything else must name a brand already in the registry. Returns its name as the
+    registry spells it (a kit named ``acme coffee`` updates the brand ``Acme Coffee``)."""
     if looks_like_path(ref):
         kit: BrandKit = load_brand_kit(Path(ref))
         with database().session() as session:
-            crud.upsert_brand(session, tenant=tenant, kit=kit)
-        return kit.name
+            return crud.upsert_brand(session, tenant=tenant, kit=kit).name
     return ref

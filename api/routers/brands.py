@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from brandloop.api.deps import Admin, SessionDep, Viewer
-from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
+from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
 from brandloop.domain import BrandKit
 from brandloop.registry import crud
 from brandloop.views import BrandView, brand_view
@@ -23,20 +23,33 @@ def list_brands(principal: Viewer, session: SessionDep) -> list[BrandView]:
     status_code=201,
     response_model=BrandView,
     summary="Add a brand kit, or replace the kit of the brand with the same name",
-    responses={200: {"model": BrandView, "description": "an existing brand was updated"}},
+    description="Brand names compare ignoring case and separators (`acme coffee`, "
+    "`ACME_COFFEE` and `Acme Coffee` are one brand): a kit under another spelling of a stored "
+    "brand's name replaces that brand's kit (200), and the brand keeps its spelling. A name two "
+    "stored brands share (possible only in data from before that rule) is 409.",
+    responses={
+        200: {"model": BrandView, "description": "an existing brand was updated"},
+        **problems(409),
+    },
 )
 def put_brand(
     kit: BrandKit, principal: Admin, session: SessionDep, response: Response
 ) -> BrandView:
-    existed = crud.get_brand(session, tenant=principal.tenant, ref=kit.name) is not None
-    row = crud.upsert_brand(session, tenant=principal.tenant, kit=kit, actor=principal.name)
-    if existed:
+    stored = crud.store_brand(session, tenant=principal.tenant, kit=kit, actor=principal.name)
+    if stored.change != "created":
         response.status_code = 200
-    response.headers["Location"] = f"/v1/brands/{row.id}"
-    return brand_view(row)
+    response.headers["Location"] = f"/v1/brands/{stored.row.id}"
+    return brand_view(stored.row)
 
 
-@router.get("/{ref}", response_model=BrandView, summary="A brand by id or name")
+@router.get(
+    "/{ref}",
+    response_model=BrandView,
+    summary="A brand by id or name",
+    description="A name is compared ignoring case and separators; one two stored brands "
+    "share is 409, naming both ids.",
+    responses=problems(409),
+)
 def get_brand(ref: str, principal: Viewer, session: SessionDep) -> BrandView:
     row = crud.get_brand(session, tenant=principal.tenant, ref=ref)
     if row is None:

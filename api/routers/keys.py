@@ -63,7 +63,7 @@ def make_key(body: KeyCreate, principal: Admin, session: SessionDep) -> KeyCreat
         session,
         tenant=principal.tenant,
         role=body.role,
-        principal=body.principal or principal.name,
+        principal=principal.name if body.principal is None else body.principal,
         name=body.name,
         actor=principal.name,
     )

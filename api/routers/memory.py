@@ -12,14 +12,17 @@ from fastapi import APIRouter, Path, Query, Response
 from brandloop.agent.runner import open_memory
 from brandloop.api.deps import Creator, SessionDep, SettingsDep, Viewer
 from brandloop.api.params import ASCII_INT
-from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
+from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
 from brandloop.api.schemas import NoteCreate
 from brandloop.api.style_notes import add_style_note, forget_style_note, list_style_notes
 from brandloop.memory.store import BrandMemory, MemoryHit
 from brandloop.registry import crud
 from brandloop.registry.models import BrandRow
 
-router = APIRouter(prefix="/memory", tags=["memory"], responses=PROBLEM_RESPONSES)
+#: a brand name two stored brands share (data from before names ignored case) is 409
+router = APIRouter(
+    prefix="/memory", tags=["memory"], responses={**PROBLEM_RESPONSES, **problems(409)}
+)
 
 
 @router.get("/search", response_model=list[MemoryHit], summary="Nearest memory records of a brand")

@@ -51,7 +51,9 @@ def list_runs(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500), ASCII_INT] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000), ASCII_INT] = 0,
-    brand: Annotated[str | None, Query(max_length=80, description="brand name")] = None,
+    brand: Annotated[
+        str | None, Query(max_length=80, description="brand id or name (any case and separators)")
+    ] = None,
     status: RunStatus | None = None,
     template: Annotated[
         str | None, Query(max_length=160, description="template name or name@version")

@@ -9,15 +9,26 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, Row, bindparam, func, select, update
+from pydantic import ValidationError
+from sqlalchemy import ColumnElement, Connection, Row, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from brandloop.domain import Attempt, BrandKit, Decision, ModelSpec, TemplateVersion, utcnow
+from brandloop.domain import (
+    Attempt,
+    BrandKit,
+    Decision,
+    ModelSpec,
+    TemplateVersion,
+    brand_key,
+    brand_key_of,
+    utcnow,
+)
+from brandloop.errors import BadInputError, ConflictError, InvariantError, NotFoundError
 from brandloop.registry.models import (
     ArtifactRow,
     AttemptRow,
@@ -84,37 +95,181 @@ def list_audit(session: Session, *, tenant: str, subject_id: str | None = None) 
 # --------------------------------------------------------------------------- brands
 
 
-def upsert_brand(session: Session, *, tenant: str, kit: BrandKit, actor: str = "cli") -> BrandRow:
-    """Add a brand kit, or replace the kit of the brand with the same name."""
-    row = session.scalar(
-        select(BrandRow).where(BrandRow.tenant == tenant, BrandRow.name == kit.name)
+BrandChange = Literal["created", "updated", "unchanged"]
+
+
+@dataclass(frozen=True)
+class StoredBrand:
+    """What storing a kit did: the brand's row, and whether it was created, updated or
+    already held that kit."""
+
+    row: BrandRow
+    change: BrandChange
+
+
+def _ambiguous(ref: str, rows: Sequence[BrandRow]) -> ConflictError:
+    named = ", ".join(f"{r.id} ({r.name!r})" for r in sorted(rows, key=lambda r: r.id))
+    return ConflictError(
+        f"brand name {ref!r} is ambiguous: {len(rows)} brands share it ({named}), "
+        "as brand names compare ignoring case and separators; name one by its id, or give one "
+        "another name with `brandloop brands rename ID NEW_NAME`"
     )
-    data = kit.model_dump(mode="json")
-    if row is None:
-        row = BrandRow(id=new_id("brand"), tenant=tenant, name=kit.name, kit=data)
-        session.add(row)
-        action = "brand.created"
-    elif row.kit == data:
-        return row
-    else:
-        row.kit = data
-        row.updated_at = utcnow()
-        action = "brand.updated"
-    session.flush()
-    audit(
-        session, tenant=tenant, actor=actor, action=action, subject_type="brand", subject_id=row.id
+
+
+def brands_named(session: Session, *, tenant: str, key: str) -> list[BrandRow]:
+    """Every brand of the tenant whose name has ``key`` (``brandloop.domain.brand_key``): one at
+    most, except in a database that held brands differing only in case or separators before
+    migration 0900 (those have no stored key; their names are compared here)."""
+    rows = session.scalars(
+        select(BrandRow).where(
+            BrandRow.tenant == tenant,
+            or_(BrandRow.name_key == key, BrandRow.name_key.is_(None)),
+        )
     )
-    return row
+    return [r for r in rows if r.name_key == key or brand_key(r.name) == key]
 
 
 def get_brand(session: Session, *, tenant: str, ref: str) -> BrandRow | None:
-    """A brand by id or by name (names compare case-insensitively)."""
+    """A brand by id or by name. A name is compared by :func:`brandloop.domain.brand_key`
+    (ignoring case and separators: ``acme coffee`` is ``Acme Coffee``); text that cannot be
+    a brand name names none. A name two stored brands share is refused (:class:`ConflictError`
+    naming both ids), never resolved to one of them."""
     row = session.scalar(select(BrandRow).where(BrandRow.tenant == tenant, BrandRow.id == ref))
     if row is not None:
         return row
-    return session.scalar(
-        select(BrandRow).where(BrandRow.tenant == tenant, func.lower(BrandRow.name) == ref.lower())
+    key = brand_key_of(ref)
+    if key is None:
+        return None
+    rows = brands_named(session, tenant=tenant, key=key)
+    if len(rows) > 1:
+        raise _ambiguous(ref, rows)
+    return rows[0] if rows else None
+
+
+def store_brand(session: Session, *, tenant: str, kit: BrandKit, actor: str = "cli") -> StoredBrand:
+    """Add a brand kit, or replace the kit of the brand with the same name.
+
+    "The same name" is the same :func:`brandloop.domain.brand_key`: a kit named ``acme coffee``
+    replaces the kit of ``Acme Coffee`` (its id, runs and memory stay), and the brand keeps
+    the spelling it was stored with (``brandloop brands rename`` changes that). Two callers
+    adding one new name at once make one brand: the unique key refuses the second insert, which
+    then replaces the kit of the first. A name two stored brands share is refused
+    (:class:`ConflictError`), and nothing is written.
+    """
+    key = brand_key(kit.name)
+    for last in (False, True):
+        rows = brands_named(session, tenant=tenant, key=key)
+        if len(rows) > 1:
+            raise _ambiguous(kit.name, rows)
+        if rows:
+            return _replace_kit(session, row=rows[0], kit=kit, key=key, actor=actor)
+        try:
+            with session.begin_nested():
+                row = BrandRow(
+                    id=new_id("brand"),
+                    tenant=tenant,
+                    name=kit.name,
+                    name_key=key,
+                    kit=kit.model_dump(mode="json"),
+                )
+                session.add(row)
+        except IntegrityError:  # a concurrent caller added this name first: replace its kit
+            if last:
+                raise
+            continue
+        audit(
+            session,
+            tenant=tenant,
+            actor=actor,
+            action="brand.created",
+            subject_type="brand",
+            subject_id=row.id,
+        )
+        return StoredBrand(row=row, change="created")
+    raise InvariantError("store_brand's loop returns or raises")  # pragma: no cover
+
+
+def _replace_kit(
+    session: Session, *, row: BrandRow, kit: BrandKit, key: str, actor: str
+) -> StoredBrand:
+    data = kit.model_copy(update={"name": row.name}).model_dump(mode="json")
+    if row.name_key is None:  # the last of a name's pre-0900 brands left: it takes the key
+        row.name_key = key
+    if row.kit == data:
+        return StoredBrand(row=row, change="unchanged")
+    row.kit = data
+    row.updated_at = utcnow()
+    session.flush()
+    detail = {"kit_name": kit.name} if kit.name != row.name else None
+    audit(
+        session,
+        tenant=row.tenant,
+        actor=actor,
+        action="brand.updated",
+        subject_type="brand",
+        subject_id=row.id,
+        detail=detail,
     )
+    return StoredBrand(row=row, change="updated")
+
+
+def upsert_brand(session: Session, *, tenant: str, kit: BrandKit, actor: str = "cli") -> BrandRow:
+    """:func:`store_brand`, for callers that only need the row."""
+    return store_brand(session, tenant=tenant, kit=kit, actor=actor).row
+
+
+def rename_brand(
+    session: Session, *, tenant: str, ref: str, name: str, actor: str = "cli"
+) -> BrandRow:
+    """Give the brand ``ref`` (an id, or a name no other brand shares) the name ``name``.
+
+    ``name`` must be a valid brand name whose key no other brand of the tenant has; the key
+    may be the brand's own (a new spelling). The brand's id, runs and memory stay; its policy
+    file follows its new slug. This is how brands that shared a name before migration 0900 are
+    told apart: rename one by its id.
+    """
+    row = session.scalar(select(BrandRow).where(BrandRow.tenant == tenant, BrandRow.id == ref))
+    if row is None:
+        row = get_brand(session, tenant=tenant, ref=ref)
+    if row is None:
+        raise NotFoundError(f"unknown brand {ref!r}")
+    try:
+        kit = BrandKit.model_validate({**row.kit, "name": name})
+    except ValidationError:
+        raise BadInputError(
+            f"brand name {name!r} must be 1-80 ASCII letters, digits, spaces, '_', '.' or '-', "
+            "starting with a letter or digit"
+        ) from None
+    key = brand_key(name)
+    others = [r for r in brands_named(session, tenant=tenant, key=key) if r.id != row.id]
+    if others:
+        taken = ", ".join(f"{r.id} ({r.name!r})" for r in others)
+        raise ConflictError(
+            f"brand name {name!r} is taken by {taken} (brand names compare ignoring case and "
+            "separators)"
+        )
+    if row.name == name and row.name_key == key:
+        return row
+    before = row.name
+    try:
+        with session.begin_nested():
+            row.name, row.name_key = name, key
+            row.kit = kit.model_dump(mode="json")
+            row.updated_at = utcnow()
+    except IntegrityError:  # another brand took the name meanwhile
+        raise ConflictError(f"brand name {name!r} was just taken by another brand") from None
+    if before == name:  # a pre-0900 brand whose namesakes were renamed: it takes its key
+        return row
+    audit(
+        session,
+        tenant=tenant,
+        actor=actor,
+        action="brand.renamed",
+        subject_type="brand",
+        subject_id=row.id,
+        detail={"from": before, "to": name},
+    )
+    return row
 
 
 def list_brands(session: Session, *, tenant: str) -> list[BrandRow]:
@@ -301,11 +456,22 @@ def read_run(connection: Connection, *, tenant: str, run_id: str) -> Row[Any] | 
     return row if row is not None and row.tenant == tenant else None
 
 
+def _brand_ids(session: Session, tenant: str, ref: str) -> list[str]:
+    """The ids of the tenant's brands ``ref`` names: its own id, or every brand of its key."""
+    by_id = session.scalar(select(BrandRow.id).where(BrandRow.tenant == tenant, BrandRow.id == ref))
+    if by_id is not None:
+        return [by_id]
+    key = brand_key_of(ref)
+    return [] if key is None else [r.id for r in brands_named(session, tenant=tenant, key=key)]
+
+
 @dataclass(frozen=True)
 class RunFilter:
     """Which runs to list; every field narrows, None leaves it open. ``template`` is a name
     (every version) or an exact ``name@version``; ``model`` matches runs with an attempt on
-    it; the dates are UTC instants, ``until`` exclusive."""
+    it; the dates are UTC instants, ``until`` exclusive. ``brand`` is an id or a name, compared
+    as brand names are (:func:`get_brand`): the brand's runs, whatever spelling of its name
+    they were recorded under (a pre-0900 name two brands share lists the runs of both)."""
 
     brand: str | None = None
     status: str | None = None
@@ -314,10 +480,10 @@ class RunFilter:
     since: datetime | None = None
     until: datetime | None = None
 
-    def where(self, tenant: str) -> list[ColumnElement[bool]]:
+    def where(self, session: Session, tenant: str) -> list[ColumnElement[bool]]:
         clauses: list[ColumnElement[bool]] = [RunRow.tenant == tenant]
         if self.brand:
-            clauses.append(RunRow.brand_name == self.brand)
+            clauses.append(RunRow.brand_id.in_(_brand_ids(session, tenant, self.brand)))
         if self.status:
             clauses.append(RunRow.status == self.status)
         if self.template:
@@ -350,7 +516,7 @@ def list_runs(
     """The tenant's runs, newest first, narrowed by ``where``."""
     query = (
         select(RunRow)
-        .where(*(where or RunFilter()).where(tenant))
+        .where(*(where or RunFilter()).where(session, tenant))
         .order_by(RunRow.created_at.desc(), RunRow.id.desc())
         .offset(offset)
         .limit(limit)
@@ -359,7 +525,11 @@ def list_runs(
 
 
 def count_runs(session: Session, *, tenant: str, where: RunFilter | None = None) -> int:
-    query = select(func.count()).select_from(RunRow).where(*(where or RunFilter()).where(tenant))
+    query = (
+        select(func.count())
+        .select_from(RunRow)
+        .where(*(where or RunFilter()).where(session, tenant))
+    )
     return int(session.scalar(query) or 0)
 
 

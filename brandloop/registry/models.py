@@ -31,12 +31,21 @@ class Base(DeclarativeBase):
 
 
 class BrandRow(Base):
+    """A tenant's brand. ``name`` is spelt as first stored; ``name_key`` is which brand the name
+    is (``brandloop.domain.brand_key``), unique per tenant. It is NULL only for brands that
+    shared a key with another brand of their tenant when migration 0900 added it (names
+    compared exactly before): looking such a name up is refused until one is renamed."""
+
     __tablename__ = "brands"
-    __table_args__ = (UniqueConstraint("tenant", "name"),)
+    __table_args__ = (
+        UniqueConstraint("tenant", "name"),
+        Index("ux_brands_tenant_name_key", "tenant", "name_key", unique=True),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     tenant: Mapped[str] = mapped_column(String(64), index=True)
     name: Mapped[str] = mapped_column(String(80))
+    name_key: Mapped[str | None] = mapped_column(String(80), nullable=True)
     kit: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)

@@ -168,3 +168,20 @@ def test_a_target_on_the_command_line(tmp_path: Path) -> None:
         parse_target("c:policy.accept_composite=7", base=tmp_path)
     with pytest.raises(BadInputError, match="key=value"):
         parse_target("c:oops", base=tmp_path)
+
+
+def test_a_case_names_a_suite_brand_by_any_spelling_and_two_kits_of_one_brand_are_refused(
+    tmp_path: Path,
+) -> None:
+    path = write_suite(tmp_path / "suite.yaml", [on_brand_case("a", "acme_COFFEE", "a cup")])
+    (case,) = load_suite(path).cases
+    assert case.brand == "Acme Coffee"
+    kit = yaml.safe_load((ROOT / "examples" / "brands" / "acme-coffee.yaml").read_text())
+    twin = tmp_path / "twin.yaml"
+    twin.write_text(yaml.safe_dump({**kit, "name": "acme-coffee"}), encoding="utf-8")
+    path = write_suite(tmp_path / "twins.yaml", [on_brand_case("a", "Acme Coffee", "a cup")])
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    document["brands"].append(str(twin))
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    with pytest.raises(BadInputError, match="'Acme Coffee' and 'acme-coffee' are one brand"):
+        load_suite(path)

@@ -1,12 +1,21 @@
 """Identity migrations on data made before them, on SQLite and PostgreSQL: keys become
-principals of their own (0200)."""
+principals of their own (0200); artifacts are per tenant (0201); brand names get a key
+compared ignoring case and separators, and names two brands already shared are refused by
+name, never resolved to one of them, until one is renamed (0900)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from brandloop.registry.db import alembic_config
+from brandloop.errors import ConflictError
+from brandloop.policies.brandkit import load_brand_kit
+from brandloop.registry import crud
+from brandloop.registry.db import Database, alembic_config
 
 
 def upgrade(url: str, revision: str) -> sa.Engine:
@@ -90,3 +99,77 @@ def test_a_tenant_that_made_bytes_another_recorded_first_gets_its_own_copy(empty
         ("acme-co", sha, "/a/b.png", "run_2"),
         ("acme_co", sha, "/a/b.png", "run_1"),
     ]
+
+
+BRANDS_0800 = sa.table(
+    "brands",
+    sa.column("id", sa.String),
+    sa.column("tenant", sa.String),
+    sa.column("name", sa.String),
+    sa.column("kit", sa.JSON),
+    sa.column("created_at", sa.DateTime(timezone=True)),
+    sa.column("updated_at", sa.DateTime(timezone=True)),
+)
+
+
+def test_brands_that_shared_a_name_before_0900_are_refused_by_name_until_one_is_renamed(
+    empty_url: str, acme_kit_path: Path
+) -> None:
+    kit = load_brand_kit(acme_kit_path).model_dump(mode="json")
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    engine = upgrade(empty_url, "0800")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(BRANDS_0800),
+            [
+                {"id": brand_id, "tenant": tenant, "name": name, "kit": {**kit, "name": name},
+                 "created_at": at, "updated_at": at}
+                for brand_id, tenant, name in (
+                    ("brand_b1", "acme", "Acme Coffee"),
+                    ("brand_b2", "acme", "acme coffee"),
+                    ("brand_b3", "acme", "Acme_Coffee"),
+                    ("brand_n", "acme", "Nordlys"),
+                    ("brand_o", "Acme", "ACME COFFEE"),  # another tenant: exact ids
+                )
+            ],
+        )  # fmt: skip
+    engine.dispose()
+    engine = upgrade(empty_url, "heads")
+    with engine.connect() as conn:
+        keys = {r.id: r.name_key for r in conn.execute(sa.text("SELECT id, name_key FROM brands"))}
+    engine.dispose()
+    assert keys == {
+        "brand_b1": None,
+        "brand_b2": None,
+        "brand_b3": None,
+        "brand_n": "nordlys",
+        "brand_o": "acme-coffee",
+    }
+    db = Database(empty_url, migrate_on_first_use=False)
+    try:
+        with db.session() as session:
+            for ref in ("Acme Coffee", "acme coffee", "ACME-COFFEE"):
+                with pytest.raises(ConflictError) as refused:
+                    crud.get_brand(session, tenant="acme", ref=ref)
+                message = str(refused.value)
+                assert (
+                    "brand_b1 ('Acme Coffee')" in message and "brand_b2 ('acme coffee')" in message
+                )
+                assert "brand_b3 ('Acme_Coffee')" in message and "brands rename" in message
+            assert crud.get_brand(session, tenant="acme", ref="brand_b2").name == "acme coffee"  # type: ignore[union-attr]
+            assert crud.get_brand(session, tenant="Acme", ref="acme coffee").id == "brand_o"  # type: ignore[union-attr]
+            with pytest.raises(ConflictError, match="ambiguous"):
+                crud.store_brand(session, tenant="acme", kit=load_brand_kit(acme_kit_path))
+        with db.session() as session:
+            assert [a.action for a in crud.list_audit(session, tenant="acme")] == []
+            crud.rename_brand(session, tenant="acme", ref="brand_b2", name="Acme Coffee Two")
+            with pytest.raises(ConflictError, match=r"brand_b1 .* brand_b3"):
+                crud.get_brand(session, tenant="acme", ref="acme coffee")
+            crud.rename_brand(session, tenant="acme", ref="brand_b3", name="Acme Tea")
+        with db.session() as session:
+            assert crud.get_brand(session, tenant="acme", ref="ACME COFFEE").id == "brand_b1"  # type: ignore[union-attr]
+            assert crud.get_brand(session, tenant="acme", ref="acme-coffee-two").id == "brand_b2"  # type: ignore[union-attr]
+            stored = crud.store_brand(session, tenant="acme", kit=load_brand_kit(acme_kit_path))
+            assert (stored.row.id, stored.row.name_key) == ("brand_b1", "acme-coffee")
+    finally:
+        db.dispose()

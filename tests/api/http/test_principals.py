@@ -136,6 +136,19 @@ def test_cli_keys_create_needs_a_principal(
     assert [k["principal"] for k in json.loads(out)] == ["Ana"]
     code, _, err = run_cli(capsys, "keys", "create", "--tenant", "acme", "--role", "admin")
     assert code == 2 and "principal" in err
+    for blank in ("", "   "):  # an empty name is a bad name, never "no principal"
+        code, _, err = run_cli(
+            capsys, "keys", "create", "--tenant", "acme", "--principal", blank, "--role", "admin"
+        )
+        assert code == 2, (blank, err)
+        assert (
+            err == f"brandloop: error: principal {blank!r} must be 1-120 letters, digits, "
+            "'_', '.', '@' or '-', starting with a letter or digit\n"
+        )
+        code, _, link_err = run_cli(
+            capsys, "studio", "link", "--tenant", "acme", "--principal", blank
+        )
+        assert (code, link_err) == (2, err), "keys create and studio link refuse it alike"
     for args in (
         ["--tenant", "acme", "--principal", "a b", "--role", "admin"],
         ["--tenant", "acme", "--principal", "system", "--role", "admin"],

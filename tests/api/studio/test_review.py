@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from brandloop.evals.loader import load_suite
+from brandloop.registry import crud
 from brandloop.settings import get_settings
 from tests.api.http.conftest import brand_kit
 from tests.api.studio.conftest import Studio, csrf_of
@@ -146,6 +147,8 @@ def test_assign_rate_pairwise_golden_and_agreement(
             data={"csrf": csrf_of(reviewer.get(f"/review/{runs[0]}").text), "sha256": shas[0],
                   "on_brand": "4", "usable": "yes"},
         )  # fmt: skip
+    with studio.db.session() as session:  # the brand is found by id, whatever its name now
+        crud.rename_brand(session, tenant="A", ref="acme coffee", name="Acme Roasters")
     added = lee.post(
         f"/review/{runs[0]}/golden",
         data={"csrf": csrf_of(page), "sha256": shas[0]},
@@ -154,7 +157,7 @@ def test_assign_rate_pairwise_golden_and_agreement(
     assert added.status_code == 303
     suite_path = studio.settings.data_dir / "evals" / "tenants" / "A" / "golden.yaml"
     suite = load_suite(suite_path)
-    assert [c.id for c in suite.cases] == [f"golden-{shas[0][:16]}"]
+    assert [(c.id, c.brand) for c in suite.cases] == [(f"golden-{shas[0][:16]}", "Acme Roasters")]
     # agreement: the page, the endpoint and the CLI give the same figure
     report = api("GET", "/v1/review/agreement", studio.key("A", "viewer")).json()
     assert report["overall"]["labelled"] == 1 and report["sources"]["rubric"] == 1
@@ -167,6 +170,9 @@ def test_assign_rate_pairwise_golden_and_agreement(
     code, out, err = run_cli(capsys, "review", "agreement", "--json")
     assert code == 0, err
     assert json.loads(out)["overall"] == report["overall"]
+    for spelling in ("acme_roasters", "Acme Roasters"):  # its runs, recorded as 'Acme Coffee'
+        named = api("GET", f"/v1/review/agreement?brand={spelling}", studio.key("A", "viewer"))
+        assert named.json()["overall"] == report["overall"], spelling
     by_brand = api("GET", "/v1/review/agreement?brand=Nobody", studio.key("A", "viewer")).json()
     assert by_brand["overall"]["agreement"] is None  # not measured, never 1.0
     code, out, _ = run_cli(capsys, "review", "agreement", "--brand", "Nobody")

@@ -1,0 +1,121 @@
+"""Brand names through the HTTP API, on SQLite and PostgreSQL: ``POST /v1/brands`` under another
+spelling of a stored brand's name replaces that brand's kit (200, never a second brand, also
+when the spellings arrive at once), lookups by any spelling find it, a look-alike finds
+nothing, and a name two brands share (data from before the rule) is a 409 naming both."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from brandloop.registry.db import Database
+from brandloop.registry.models import BrandRow
+from tests.api.http.conftest import Keys, assert_problem, both_databases, brand_kit
+
+settings = pytest.fixture(name="settings")(both_databases)
+
+RED = [
+    {"hex": "#cc0000", "role": "primary", "name": "red"},
+    {"hex": "#ffffff", "role": "background", "name": "white"},
+]
+SPELLINGS = ("acme coffee", "ACME COFFEE", "Acme_Coffee", "acme-coffee", "Acme.Coffee ")
+
+
+def kit(name: str, palette: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    return {**brand_kit(), "name": name, **({"palette": palette} if palette else {})}
+
+
+def test_another_spelling_replaces_the_kit_of_the_brand_it_names(
+    client: TestClient, keys: Keys
+) -> None:
+    admin = keys["Acme-Co", "admin"]
+    created = client.post("/v1/brands", json=kit("Acme Coffee"), headers=admin)
+    assert created.status_code == 201, created.text
+    brand_id = created.json()["id"]
+    replaced = client.post("/v1/brands", json=kit("acme coffee", RED), headers=admin)
+    assert replaced.status_code == 200, replaced.text
+    body = replaced.json()
+    assert (body["id"], body["name"], body["kit"]["name"]) == (
+        brand_id,
+        "Acme Coffee",
+        "Acme Coffee",
+    )
+    assert [c["hex"] for c in body["kit"]["palette"]] == ["#cc0000", "#ffffff"]
+    assert replaced.headers["Location"] == f"/v1/brands/{brand_id}"
+    assert [b["id"] for b in client.get("/v1/brands", headers=admin).json()] == [brand_id]
+    for ref in SPELLINGS:
+        found = client.get(f"/v1/brands/{quote(ref)}", headers=admin)
+        assert (found.status_code, found.json().get("id")) == (200, brand_id), ref
+    for look_alike in ("\u0410cme Coffee", "Acme\u00a0Coffee", "AcmeCoffee"):
+        assert_problem(
+            client.get(f"/v1/brands/{quote(look_alike)}", headers=admin), 404, "not-found"
+        )
+    creator = keys["Acme-Co", "creator"]
+    job = client.post(
+        "/v1/generations?wait=60",
+        json={"brief": "a cup", "brand": "ACME_COFFEE", "size": "64x64", "seed": 5},
+        headers=creator,
+    ).json()
+    assert job["state"] in ("succeeded", "failed"), job
+    trace = client.get(f"/v1/runs/{job['run_id']}/trace", headers=creator).json()
+    prompts = [a["prompt"] for a in trace["attempts"]]
+    assert prompts and all("#cc0000" in p and "#0f766e" not in p for p in prompts), prompts
+
+
+def test_spellings_posted_at_once_make_one_brand(client: TestClient, keys: Keys) -> None:
+    admin = keys["acme", "admin"]
+    names = [*SPELLINGS, *SPELLINGS[:3]]
+    start = threading.Barrier(len(names))
+
+    def post(index: int) -> tuple[int, str]:
+        body = kit(names[index], [{"hex": f"#0000{index:02x}", "role": "primary"}])
+        start.wait()
+        response = client.post("/v1/brands", json=body, headers=admin)
+        return response.status_code, response.json()["id"]
+
+    with ThreadPoolExecutor(len(names)) as pool:
+        answers = list(pool.map(post, range(len(names))))
+    assert sorted(status for status, _ in answers) == [200] * (len(names) - 1) + [201]
+    assert len({brand_id for _, brand_id in answers}) == 1
+    assert len(client.get("/v1/brands", headers=admin).json()) == 1
+
+
+def test_a_name_two_brands_share_is_a_409_naming_both(
+    make_client: Callable[..., TestClient], keys: Keys, db: Database
+) -> None:
+    client = make_client(workers=0)
+    admin = keys["acme", "admin"]
+    brand_id = client.post("/v1/brands", json=kit("Acme Coffee"), headers=admin).json()["id"]
+    with db.engine.begin() as conn:  # what migration 0900 leaves of two such brands
+        conn.execute(sa.update(BrandRow).values(name_key=None))
+        conn.execute(
+            sa.insert(BrandRow).values(
+                id="brand_legacy", tenant="acme", name="acme coffee", name_key=None,
+                kit=kit("acme coffee", RED), created_at=sa.func.now(), updated_at=sa.func.now(),
+            )
+        )  # fmt: skip
+    for answer in (
+        client.get("/v1/brands/acme%20coffee", headers=admin),
+        client.post("/v1/brands", json=kit("ACME COFFEE", RED), headers=admin),
+        client.post(
+            "/v1/generations", json={"brief": "a cup", "brand": "Acme Coffee"}, headers=admin
+        ),
+        client.get("/v1/memory/notes", params={"brand": "acme-coffee"}, headers=admin),
+    ):
+        problem = assert_problem(answer, 409, "conflict")
+        assert brand_id in problem["detail"] and "brand_legacy" in problem["detail"], problem
+    for ref in (brand_id, "brand_legacy"):
+        assert client.get(f"/v1/brands/{ref}", headers=admin).status_code == 200
+    with db.engine.connect() as conn:
+        kits = conn.execute(sa.select(BrandRow.id, BrandRow.kit).order_by(BrandRow.id)).all()
+    assert [(i, k["name"]) for i, k in kits] == [
+        (brand_id, "Acme Coffee"),
+        ("brand_legacy", "acme coffee"),
+    ], "a refused POST changed nothing"
