@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from brandloop.agent.budgets import set_budget
@@ -24,6 +23,7 @@ from brandloop.artifacts import ArtifactStore
 from brandloop.domain import MAX_SEED, GenerationRequest, RunResult, parse_size
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.policies.brandkit import load_brand_kit
+from brandloop.policy_files import describe_validation_error, load_yaml_file
 from brandloop.registry import crud
 from brandloop.registry.db import Database
 from brandloop.settings import Settings
@@ -87,18 +87,13 @@ class CampaignReport(BaseModel):
 
 
 def load_campaign(path: Path) -> CampaignSpec:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise NotFoundError(f"no campaign file {path}") from None
-    except yaml.YAMLError as exc:
-        raise BadInputError(f"{path} is not valid YAML: {exc}") from None
+    if not path.is_file():
+        raise NotFoundError(f"no campaign file {path}")
+    data = load_yaml_file(path, what="campaign")
     try:
         spec = CampaignSpec.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise BadInputError(f"{path}: {where}: {first['msg']}") from None
+        raise BadInputError(f"campaign {path}: {describe_validation_error(exc)}") from None
     for asset in spec.assets:
         for fmt in asset.formats or spec.defaults.formats:
             try:

@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from brandloop.settings import load_settings
+
 
 class ApiSettings(BaseSettings):
     """Knobs of the service process; per-request knobs travel in the request body."""
@@ -67,4 +69,6 @@ class ApiSettings(BaseSettings):
 
 @lru_cache
 def get_api_settings() -> ApiSettings:
-    return ApiSettings()
+    """The service's settings; a malformed ``BRANDLOOP_API_*`` variable is a
+    :class:`~brandloop.errors.BadInputError` naming it."""
+    return load_settings(ApiSettings)

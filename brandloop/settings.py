@@ -5,12 +5,16 @@ Per-run knobs (budget, count, model) travel with each request instead; see ``bra
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from brandloop.errors import BadInputError
+from brandloop.policy_files import one_line
 
 _PLACEHOLDER_SECRETS = {"changeme", "change-me", "your-key-here", "sk-...", "xxx", "secret"}
 
@@ -166,6 +170,41 @@ class Settings(BaseSettings):
         return self.data_dir / "checkpoints.sqlite"
 
 
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load_settings(model: type[S]) -> S:
+    """``model`` read from its environment variables; a value that does not parse or fit is
+    one :class:`BadInputError` naming the variable, e.g. ``BRANDLOOP_PROVIDER_LIMITS: not
+    valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)``."""
+    prefix = str(model.model_config.get("env_prefix", ""))
+
+    def variable(field: str) -> str:
+        return field if field.upper().startswith(prefix.upper()) else f"{prefix}{field}".upper()
+
+    try:
+        return model()
+    except SettingsError as exc:  # a JSON value (a mapping, a list) that is not JSON
+        named = re.search(r'field "([^"]+)"', str(exc))
+        where = variable(named.group(1)) if named else "a setting"
+        cause = exc.__cause__
+        parsing = str(exc).startswith("error parsing") and cause is not None
+        detail = (
+            f"not valid JSON: {cause}" if parsing else f"{exc}" + (f": {cause}" if cause else "")
+        )
+        raise BadInputError(f"{where}: {one_line(detail)}") from None
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        first = errors[0]
+        loc = [str(part) for part in first["loc"]]
+        where = ".".join([variable(loc[0]), *loc[1:]]) if loc else "settings"
+        message = one_line(str(first["msg"]).removeprefix("Value error, "))
+        extra = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise BadInputError(f"{where}: {message}{extra}") from None
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """This process's settings; a malformed ``BRANDLOOP_*`` variable is a
+    :class:`BadInputError` naming it (exit 2 in the CLI)."""
+    return load_settings(Settings)

@@ -15,13 +15,15 @@ import sys
 import traceback
 
 import typer
+import yaml
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import invocation
 from brandloop.errors import BrandloopError
 from brandloop.logs import configure_logging, debug_enabled, set_debug
-from brandloop.policies.brandkit import describe_validation_error
+from brandloop.policy_files import describe_validation_error, one_line, yaml_error
 
 try:  # typer >= 0.25 vendors its own click
     from typer._click import exceptions as click_exceptions
@@ -62,6 +64,14 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(exc), exc.exit_code)
     except ValidationError as exc:
         _fail(describe_validation_error(exc), 2)
+    except SettingsError as exc:  # BRANDLOOP_* settings are read through settings.load_settings
+        cause = f": {exc.__cause__}" if exc.__cause__ is not None else ""
+        _fail(f"a setting is malformed: {exc}{cause}", 2)
+    except (yaml.MarkedYAMLError, yaml.reader.ReaderError) as exc:
+        # a document that does not parse (the loaders name their file: policy_files); not a
+        # YAMLError of writing YAML (a RepresenterError is a bug: exit 1 below)
+        name = str(getattr(getattr(exc, "problem_mark", None), "name", None) or "")
+        _fail(str(yaml_error(name if name and name[0] != "<" else "a YAML file", exc)), 2)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except Exception as exc:  # the last line of defence: one line, not a traceback
@@ -73,5 +83,5 @@ def main(argv: list[str] | None = None) -> None:
 def _fail(message: str, code: int) -> None:
     if debug_enabled() and sys.exc_info()[0] is not None:
         traceback.print_exc(file=sys.stderr)
-    sys.stderr.write(f"brandloop: error: {message}\n")
+    sys.stderr.write(f"brandloop: error: {one_line(message)}\n")
     sys.exit(code)

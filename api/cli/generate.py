@@ -31,6 +31,7 @@ from brandloop.api.preview import thumbnail
 from brandloop.artifacts import SUFFIXES, atomic_write
 from brandloop.domain import GenerationRequest, RunResult
 from brandloop.errors import BadInputError, ProvidersUnavailableError, present
+from brandloop.policies.agent import load_agent_policy
 from brandloop.registry import crud
 from brandloop.tools.credentials import CredentialReport, production_signer
 
@@ -191,6 +192,7 @@ def generate(
     )
     db = database()
     model_ladder(cfg, catalog_models(db, cfg), request, brand_run_policy(cfg, db, request))
+    load_agent_policy()  # a malformed BRANDLOOP_AGENT_POLICY fails here, before the run starts
     check_request(db, request)
     run_id = new_run_id()
     if as_json:
