@@ -49,7 +49,9 @@ class PromptVariants(BaseModel):
 
 
 class WriterSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BRANDLOOP_WRITER_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="BRANDLOOP_WRITER_", extra="ignore", allow_inf_nan=False
+    )
 
     provider: Literal["openai", "ollama"] | None = None
     model: str = ""

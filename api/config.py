@@ -11,13 +11,15 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from brandloop.settings import load_settings
+from brandloop.settings import load_settings, utf8_text_setting
 
 
 class ApiSettings(BaseSettings):
     """Knobs of the service process; per-request knobs travel in the request body."""
 
-    model_config = SettingsConfigDict(env_prefix="BRANDLOOP_API_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="BRANDLOOP_API_", extra="ignore", allow_inf_nan=False
+    )
 
     workers: int = Field(default=2, ge=0, le=64, description="jobs run at once; 0: none run")
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
@@ -58,6 +60,11 @@ class ApiSettings(BaseSettings):
         description="bearer token a Prometheus scraper sends to GET /metrics (an admin key "
         "works too); unset: admin keys only",
     )
+
+    @field_validator("*")
+    @classmethod
+    def _utf8_text(cls, value: object) -> object:
+        return utf8_text_setting(value)
 
     @field_validator("metrics_token")
     @classmethod

@@ -29,7 +29,7 @@ from brandloop.api.cli.tables import Column, Wide
 from brandloop.api.cli.verify import verify_files
 from brandloop.api.preview import thumbnail
 from brandloop.artifacts import SUFFIXES, atomic_write
-from brandloop.domain import GenerationRequest, RunResult
+from brandloop.domain import MAX_REQUEST_BUDGET_USD, GenerationRequest, RunResult
 from brandloop.errors import BadInputError, ProvidersUnavailableError, present
 from brandloop.policies.agent import load_agent_policy
 from brandloop.registry import crud
@@ -171,8 +171,10 @@ def generate(
     """Generate on-brand images for BRIEF: plan, generate, moderate, score, replan."""
     cfg = settings()
     production_signer(cfg)  # misconfigured signing fails here, before anything is stored
-    if budget is not None and budget <= 0:
-        raise BadInputError("--budget must be greater than zero")
+    if budget is not None and not 0 < budget <= MAX_REQUEST_BUDGET_USD:
+        raise BadInputError(
+            f"--budget must be greater than zero and at most {MAX_REQUEST_BUDGET_USD:,} dollars"
+        )
     brand_name = ensure_brand(brand, tenant=cfg.tenant)
     request = GenerationRequest(
         brief=brief,

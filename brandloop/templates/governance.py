@@ -173,8 +173,17 @@ def _template(session: Session, tenant: str, name: str) -> TemplateRow:
     return row
 
 
+#: No template has more versions than this (the API's and the studio's bound too); a larger
+#: number names no version, and would not fit a database integer.
+MAX_TEMPLATE_VERSION = 100_000
+
+
 def _version(session: Session, template: TemplateRow, version: int) -> TemplateVersionRow:
-    row = crud.get_template_version(session, template_id=template.id, version=version)
+    row = (
+        crud.get_template_version(session, template_id=template.id, version=version)
+        if 1 <= version <= MAX_TEMPLATE_VERSION
+        else None
+    )
     if row is None:
         raise NotFoundError(f"template {template.name}@{version} does not exist")
     return row
