@@ -24,7 +24,15 @@ from brandloop.agent.runner import (
 )
 from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
-from brandloop.api.cli.common import database, ensure_brand, err, out, print_json, settings
+from brandloop.api.cli.common import (
+    check_output_folder,
+    database,
+    ensure_brand,
+    err,
+    out,
+    print_json,
+    settings,
+)
 from brandloop.api.cli.tables import Column, Wide
 from brandloop.api.cli.verify import verify_files
 from brandloop.api.preview import thumbnail
@@ -54,7 +62,10 @@ def exit_code(result: RunResult) -> int:
 
 
 def write_outputs(result: RunResult, out_dir: Path, *, tenant: str) -> RunResult:
-    """Copy the accepted PNGs into ``out_dir`` and write the run receipt beside them."""
+    """Copy the accepted PNGs into ``out_dir`` and write the run receipt beside them; a run
+    that accepted nothing writes nothing (its trace is in the registry: ``runs show``)."""
+    if not result.images:
+        return result
     out_dir.mkdir(parents=True, exist_ok=True)
     images = []
     receipts: list[dict[str, Any]] = []
@@ -175,6 +186,8 @@ def generate(
         raise BadInputError(
             f"--budget must be greater than zero and at most {MAX_REQUEST_BUDGET_USD:,} dollars"
         )
+    run_id = new_run_id()
+    target = check_output_folder(out_dir or Path("out") / run_id, "--out")
     brand_name = ensure_brand(brand, tenant=cfg.tenant)
     request = GenerationRequest(
         brief=brief,
@@ -196,7 +209,6 @@ def generate(
     model_ladder(cfg, catalog_models(db, cfg), request, brand_run_policy(cfg, db, request))
     load_agent_policy()  # a malformed BRANDLOOP_AGENT_POLICY fails here, before the run starts
     check_request(db, request)
-    run_id = new_run_id()
     if as_json:
         result = asyncio.run(
             run_generation(
@@ -205,7 +217,7 @@ def generate(
         )
     else:
         result = _with_progress(request, run_id, use_memory=not no_memory)
-    result = write_outputs(result, out_dir or Path("out") / run_id, tenant=cfg.tenant)
+    result = write_outputs(result, target, tenant=cfg.tenant)
     if as_json:
         print_json(result.model_dump(mode="json"))
     else:
