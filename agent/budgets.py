@@ -18,9 +18,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from brandloop.domain import utcnow
-from brandloop.errors import BadInputError
 from brandloop.registry import spend
 from brandloop.registry.models_agent import BudgetRow
+from brandloop.registry.types import check_money
 
 BudgetScope = Literal["tenant", "campaign"]
 #: reserved: make the call. billed: it was made and billed already (reuse what the registry
@@ -45,8 +45,7 @@ class CallReservation:
 def set_budget(
     session: Session, *, tenant: str, scope: BudgetScope, scope_id: str, limit_usd: float
 ) -> BudgetRow:
-    if limit_usd < 0:
-        raise BadInputError("a budget cannot be negative")
+    check_money(limit_usd, "a budget")
     row = session.scalar(
         select(BudgetRow).where(
             BudgetRow.tenant == tenant, BudgetRow.scope == scope, BudgetRow.scope_id == scope_id

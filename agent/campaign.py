@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from brandloop.agent.budgets import set_budget
@@ -21,11 +20,19 @@ from brandloop.agent.consistency import consistency
 from brandloop.agent.context import EventSink
 from brandloop.agent.runner import run_generation
 from brandloop.artifacts import ArtifactStore
-from brandloop.domain import MAX_SEED, GenerationRequest, RunResult, parse_size
+from brandloop.domain import (
+    MAX_REQUEST_BUDGET_USD,
+    MAX_SEED,
+    GenerationRequest,
+    RunResult,
+    parse_size,
+)
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.policies.brandkit import load_brand_kit
+from brandloop.policy_files import describe_validation_error, load_yaml_file
 from brandloop.registry import crud
 from brandloop.registry.db import Database
+from brandloop.registry.types import MAX_MONEY_USD
 from brandloop.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,13 +41,13 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,79}$")
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class AssetDefaults(_Spec):
     formats: list[str] = Field(default_factory=lambda: ["1024x1024"], min_length=1)
     count: int = Field(default=1, ge=1, le=16)
-    budget_usd: float | None = Field(default=None, gt=0)
+    budget_usd: float | None = Field(default=None, gt=0, le=MAX_REQUEST_BUDGET_USD)
 
 
 class AssetSpec(_Spec):
@@ -48,13 +55,13 @@ class AssetSpec(_Spec):
     brief: str = Field(min_length=1, max_length=4000)
     formats: list[str] | None = None
     count: int | None = Field(default=None, ge=1, le=16)
-    budget_usd: float | None = Field(default=None, gt=0)
+    budget_usd: float | None = Field(default=None, gt=0, le=MAX_REQUEST_BUDGET_USD)
 
 
 class CampaignSpec(_Spec):
     name: str = Field(pattern=_ID.pattern)
     brand: str
-    budget_usd: float | None = Field(default=None, gt=0)
+    budget_usd: float | None = Field(default=None, gt=0, le=MAX_MONEY_USD)
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     template: str | None = None
     defaults: AssetDefaults = Field(default_factory=AssetDefaults)
@@ -87,18 +94,13 @@ class CampaignReport(BaseModel):
 
 
 def load_campaign(path: Path) -> CampaignSpec:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise NotFoundError(f"no campaign file {path}") from None
-    except yaml.YAMLError as exc:
-        raise BadInputError(f"{path} is not valid YAML: {exc}") from None
+    if not path.is_file():
+        raise NotFoundError(f"no campaign file {path}")
+    data = load_yaml_file(path, what="campaign")
     try:
         spec = CampaignSpec.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise BadInputError(f"{path}: {where}: {first['msg']}") from None
+        raise BadInputError(f"campaign {path}: {describe_validation_error(exc)}") from None
     for asset in spec.assets:
         for fmt in asset.formats or spec.defaults.formats:
             try:

@@ -29,12 +29,13 @@ from sqlalchemy.orm import Session
 from brandloop.agent.checkpoints import checkpointer_for
 from brandloop.artifacts import ArtifactStore
 from brandloop.domain import utcnow
+from brandloop.errors import BadInputError
 from brandloop.registry.artifact_owners import release_artifact
 from brandloop.registry.db import Database
 from brandloop.registry.models import ArtifactRow, AttemptRow, RunRow
 from brandloop.registry.models_agent import CacheEntryRow
 from brandloop.registry.models_studio import ImageRatingRow
-from brandloop.settings import Settings
+from brandloop.settings import MAX_RETENTION_DAYS, Settings
 
 __all__ = [
     "FINISHED",
@@ -263,6 +264,10 @@ async def collect_garbage(
 ) -> GarbageReport:
     """Prune every finished run's checkpoints, then delete each tenant's unneeded images past
     its age (``older_than_days``, else ``BRANDLOOP_ARTIFACT_RETENTION_DAYS``)."""
+    if older_than_days is not None and not 0 < older_than_days <= MAX_RETENTION_DAYS:
+        raise BadInputError(
+            f"a retention age must be more than 0 days and at most {MAX_RETENTION_DAYS}"
+        )
     report = GarbageReport(dry_run=dry_run)
     if not dry_run:
         report.checkpoints_pruned = await prune_finished_runs(settings, db)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from brandloop.domain import TemplateVersion
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.registry import crud
+from brandloop.templates.governance import MAX_TEMPLATE_VERSION
 
 DEFAULT_TEMPLATE = "brand-hero"
 SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent / "policies" / "templates"
@@ -100,7 +101,11 @@ def resolve_template(
         if label_row is None:
             raise NotFoundError(f"template {template.name!r} has no label {label!r}")
         version = pick_weighted(label_row.weights, request_id)
-    row = crud.get_template_version(session, template_id=template.id, version=version)
+    row = (
+        crud.get_template_version(session, template_id=template.id, version=version)
+        if 1 <= version <= MAX_TEMPLATE_VERSION
+        else None
+    )
     if row is None:
         raise NotFoundError(f"template {template.name}@{version} does not exist")
     if row.status == "rejected":

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from brandloop.errors import BadInputError
+from brandloop.settings import load_settings
 
 SYSTEM = (
     "You write prompts for an image model for a brand. You get a base prompt and a brief. "
@@ -48,7 +49,9 @@ class PromptVariants(BaseModel):
 
 
 class WriterSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BRANDLOOP_WRITER_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="BRANDLOOP_WRITER_", extra="ignore", allow_inf_nan=False
+    )
 
     provider: Literal["openai", "ollama"] | None = None
     model: str = ""
@@ -148,7 +151,7 @@ def build_writer(
     :func:`langchain_chat_model`, the one place brandloop reaches a real model (the test
     suite puts a refusing stand-in there, so no test can reach one by accident).
     """
-    cfg = settings or WriterSettings()
+    cfg = settings or load_settings(WriterSettings)
     if cfg.provider is None:
         return None
     return PromptWriter((chat_model or langchain_chat_model)(cfg))

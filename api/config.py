@@ -11,11 +11,15 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from brandloop.settings import load_settings, utf8_text_setting
+
 
 class ApiSettings(BaseSettings):
     """Knobs of the service process; per-request knobs travel in the request body."""
 
-    model_config = SettingsConfigDict(env_prefix="BRANDLOOP_API_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="BRANDLOOP_API_", extra="ignore", allow_inf_nan=False
+    )
 
     workers: int = Field(default=2, ge=0, le=64, description="jobs run at once; 0: none run")
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
@@ -57,6 +61,11 @@ class ApiSettings(BaseSettings):
         "works too); unset: admin keys only",
     )
 
+    @field_validator("*")
+    @classmethod
+    def _utf8_text(cls, value: object) -> object:
+        return utf8_text_setting(value)
+
     @field_validator("metrics_token")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
@@ -67,4 +76,6 @@ class ApiSettings(BaseSettings):
 
 @lru_cache
 def get_api_settings() -> ApiSettings:
-    return ApiSettings()
+    """The service's settings; a malformed ``BRANDLOOP_API_*`` variable is a
+    :class:`~brandloop.errors.BadInputError` naming it."""
+    return load_settings(ApiSettings)

@@ -45,6 +45,8 @@ MAX_BRIEF_CHARS = 4000
 MAX_SEED = 2**32 - 1
 MIN_SIDE = 64
 MAX_SIDE = 4096
+#: The most one request (one run) may be given to spend, in USD.
+MAX_REQUEST_BUDGET_USD = 10_000
 
 ColourRole = Literal["primary", "secondary", "accent", "background", "text", "neutral"]
 RunStatus = Literal["succeeded", "partial", "refused", "failed", "running", "awaiting_review"]
@@ -220,7 +222,9 @@ class GenerationRequest(_Model):
     count: int = Field(default=1, ge=1, le=16)
     size: Size | None = None
     aspect_ratio: AspectRatio | None = None
-    budget_usd: float | None = Field(default=None, ge=0, le=10_000)
+    budget_usd: float | None = Field(
+        default=None, ge=0, le=MAX_REQUEST_BUDGET_USD, allow_inf_nan=False
+    )
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     model: str | None = None
     template: str | None = None

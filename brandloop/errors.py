@@ -87,3 +87,28 @@ def present(value: T | None, what: str) -> T:
     if value is None:
         raise InvariantError(f"{what} is missing")
     return value
+
+
+def utf8_problem(text: str) -> str | None:
+    """What makes ``text`` not UTF-8 text, or None when it is.
+
+    Python reads bytes that are not UTF-8 in command-line arguments, environment variables
+    and (in a C or POSIX locale) standard input as surrogate escapes, a ``str`` that no
+    database, JSON document, HTTP header or model takes.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start]
+        code = ord(bad)
+        shown = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
+        return f"not valid UTF-8 ({shown} at character {exc.start + 1})"
+    return None
+
+
+def check_utf8(text: str, what: str) -> str:
+    """``text`` if it is UTF-8 text, else a :class:`BadInputError` naming ``what``."""
+    problem = utf8_problem(text)
+    if problem is not None:
+        raise BadInputError(f"{what} is {problem}")
+    return text

@@ -2,6 +2,11 @@
 
 A run reads the catalog, scoring, agent, drift and governance policies; parsing that YAML on
 every run was most of the agent's own overhead. Callers get a fresh copy they may change.
+
+Every YAML or schema problem of a file a user or a deployment writes is told the same way, in
+one line (the CLI prints errors one a line): :func:`yaml_error` names the file, the line and the
+column (``FILE:LINE:COLUMN: not valid YAML: PROBLEM``), :func:`describe_validation_error` the
+first failing field and how many more fail.
 """
 
 from __future__ import annotations
@@ -12,8 +17,88 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
+
+from brandloop.errors import BadInputError
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def one_line(text: str) -> str:
+    """``text`` with every run of white space (newlines included) made one space."""
+    return " ".join(text.split())
+
+
+def describe_validation_error(exc: ValidationError, *, within: str = "") -> str:
+    """One line naming the first failing field, e.g. ``palette.0.hex: 'blue' is not ...``,
+    and how many other problems there are: ``(and 4 more)``. ``within`` names the section
+    the validated data came from (``scoring``: ``scoring.palette.weight: ...``)."""
+    errors = exc.errors(include_url=False)
+    if not errors:  # pragma: no cover - pydantic raises with at least one error
+        return one_line(str(exc))
+    first = errors[0]
+    where = ".".join(str(part) for part in (within, *first["loc"]) if part != "") or "(top level)"
+    message = one_line(str(first["msg"]).removeprefix("Value error, "))
+    extra = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {message}{extra}"
+
+
+def yaml_error(source: str, exc: yaml.YAMLError | UnicodeDecodeError) -> BadInputError:
+    """The one-line :class:`BadInputError` for a file that is not YAML (or not UTF-8), e.g.
+    ``brand policy p.yaml:2:1: not valid YAML: did not find expected ',' or ']' (while parsing
+    a flow sequence from line 1, column 12)``."""
+    if isinstance(exc, UnicodeDecodeError):
+        return BadInputError(
+            f"{source}: not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+        )
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if problem is None or mark is None:  # e.g. a ReaderError: a character YAML does not allow
+        return BadInputError(f"{source}: not valid YAML: {one_line(str(exc))}")
+    context = getattr(exc, "context", None)
+    context_mark = getattr(exc, "context_mark", None)
+    detail = one_line(str(problem))
+    if context and context_mark is not None:
+        detail += (
+            f" ({one_line(str(context))} from line {context_mark.line + 1}, "
+            f"column {context_mark.column + 1})"
+        )
+    elif context:
+        detail += f" ({one_line(str(context))})"
+    return BadInputError(f"{source}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {detail}")
+
+
+def _precise(text: str, exc: yaml.YAMLError) -> yaml.YAMLError:
+    """The pure-Python parser's account of the error in ``text``: libyaml's (the fast
+    loader's) says less and places an unexpected end one line past the end of a file."""
+    try:
+        yaml.load(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as precise:
+        return precise
+    return exc  # pragma: no cover - both parsers refuse the same documents
+
+
+def parse_yaml(text: str, *, source: str) -> Any:
+    """``text`` parsed as YAML; a syntax error is one :class:`BadInputError` naming ``source``
+    and the line and column."""
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise yaml_error(source, _precise(text, exc)) from None
+
+
+def load_yaml_file(path: Path, *, what: str) -> Any:
+    """The parsed content of a YAML file the user names (``what`` says what it holds, e.g.
+    ``"campaign"``); a file that cannot be read, is not UTF-8 or is not YAML is one
+    :class:`BadInputError` naming it."""
+    source = f"{what} {path}".strip()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise yaml_error(source, exc) from None
+    except OSError as exc:
+        raise BadInputError(f"cannot read {source}: {exc.strerror or exc}") from None
+    return parse_yaml(text, source=source)
 
 
 @lru_cache(maxsize=64)
@@ -22,7 +107,17 @@ def _parsed(path: str, mtime_ns: int, size: int) -> Any:
         return yaml.load(handle, Loader=_Loader)
 
 
-def read_policy_yaml(path: Path) -> Any:
-    """The parsed content of a policy file (a deep copy of the cached parse)."""
+def read_policy_yaml(path: Path, *, what: str = "") -> Any:
+    """The parsed content of a policy file (a deep copy of the cached parse).
+
+    A file that is not YAML (or not UTF-8) is a :class:`BadInputError` naming it (``what``
+    first, e.g. ``"brand policy"``), the line and the column; an unreadable one an ``OSError``.
+    """
     stat = path.stat()
-    return copy.deepcopy(_parsed(str(path.resolve()), stat.st_mtime_ns, stat.st_size))
+    source = f"{what} {path}".strip()
+    try:
+        return copy.deepcopy(_parsed(str(path.resolve()), stat.st_mtime_ns, stat.st_size))
+    except UnicodeDecodeError as exc:
+        raise yaml_error(source, exc) from None
+    except yaml.YAMLError as exc:
+        raise yaml_error(source, _precise(path.read_text(encoding="utf-8"), exc)) from None

@@ -5,20 +5,27 @@ Per-run knobs (budget, count, model) travel with each request instead; see ``bra
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from brandloop.errors import BadInputError, utf8_problem
+from brandloop.policy_files import one_line
 
 _PLACEHOLDER_SECRETS = {"changeme", "change-me", "your-key-here", "sk-...", "xxx", "secret"}
+#: The longest retention age (``BRANDLOOP_ARTIFACT_RETENTION_DAYS``, ``gc --older-than``): a
+#: century; past it no image is old enough to go anyway.
+MAX_RETENTION_DAYS = 36_500
 
 
 class Settings(BaseSettings):
     """Everything a brandloop process needs to know about its environment."""
 
-    model_config = SettingsConfigDict(env_prefix="BRANDLOOP_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="BRANDLOOP_", extra="ignore", allow_inf_nan=False)
 
     data_dir: Path = Path(".brandloop")
     database_url: str | None = Field(
@@ -129,10 +136,19 @@ class Settings(BaseSettings):
     @field_validator("artifact_retention_days")
     @classmethod
     def _positive_ages(cls, value: dict[str, float]) -> dict[str, float]:
-        bad = [tenant for tenant, days in value.items() if not days > 0]
+        bad = [tenant for tenant, days in value.items() if not 0 < days <= MAX_RETENTION_DAYS]
         if bad:
-            raise ValueError(f"retention ages must be more than 0 days (not for {bad})")
+            raise ValueError(
+                f"retention ages must be more than 0 days and at most {MAX_RETENTION_DAYS} "
+                f"(not for {bad})"
+            )
         return value
+
+    @field_validator("*")
+    @classmethod
+    def _utf8_text(cls, value: Any) -> Any:
+        """Text settings are UTF-8 (paths may be any bytes the file system takes)."""
+        return utf8_text_setting(value)
 
     @field_validator(
         "openai_api_key",
@@ -168,6 +184,61 @@ class Settings(BaseSettings):
         return self.data_dir / "checkpoints.sqlite"
 
 
+def utf8_text_setting(value: Any) -> Any:
+    """``value`` (a parsed setting) unless it holds text that is not UTF-8: an environment
+    variable's bytes that are not UTF-8 reach Python as surrogate escapes, which no database,
+    HTTP header or JSON document takes."""
+    texts: list[str] = []
+    if isinstance(value, str):
+        texts = [value]
+    elif isinstance(value, SecretStr):
+        texts = [value.get_secret_value()]
+    elif isinstance(value, dict):
+        texts = [key for key in value if isinstance(key, str)]
+    elif isinstance(value, list):
+        texts = [item for item in value if isinstance(item, str)]
+    for text in texts:
+        problem = utf8_problem(text)
+        if problem is not None:
+            raise ValueError(problem)
+    return value
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load_settings(model: type[S]) -> S:
+    """``model`` read from its environment variables; a value that does not parse or fit is
+    one :class:`BadInputError` naming the variable, e.g. ``BRANDLOOP_PROVIDER_LIMITS: not
+    valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)``."""
+    prefix = str(model.model_config.get("env_prefix", ""))
+
+    def variable(field: str) -> str:
+        return field if field.upper().startswith(prefix.upper()) else f"{prefix}{field}".upper()
+
+    try:
+        return model()
+    except SettingsError as exc:  # a JSON value (a mapping, a list) that is not JSON
+        named = re.search(r'field "([^"]+)"', str(exc))
+        where = variable(named.group(1)) if named else "a setting"
+        cause = exc.__cause__
+        parsing = str(exc).startswith("error parsing") and cause is not None
+        detail = (
+            f"not valid JSON: {cause}" if parsing else f"{exc}" + (f": {cause}" if cause else "")
+        )
+        raise BadInputError(f"{where}: {one_line(detail)}") from None
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        first = errors[0]
+        loc = [str(part) for part in first["loc"]]
+        where = ".".join([variable(loc[0]), *loc[1:]]) if loc else "settings"
+        message = one_line(str(first["msg"]).removeprefix("Value error, "))
+        extra = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise BadInputError(f"{where}: {message}{extra}") from None
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """This process's settings; a malformed ``BRANDLOOP_*`` variable is a
+    :class:`BadInputError` naming it (exit 2 in the CLI)."""
+    return load_settings(Settings)

@@ -14,14 +14,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from brandloop.domain import brand_key
 from brandloop.errors import BadInputError
 from brandloop.evals.models import Case, CaseSpec, RequestParams, Suite, SuiteFile, TargetSpec
 from brandloop.policies.agent import AgentPolicy, load_agent_policy
-from brandloop.policies.brandkit import describe_validation_error, load_brand_kit
+from brandloop.policies.brandkit import load_brand_kit
+from brandloop.policy_files import describe_validation_error, load_yaml_file, parse_yaml
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 MAX_SUITE_BYTES = 1024 * 1024
@@ -206,10 +206,7 @@ def load_suite(path: Path) -> Suite:
         raise BadInputError(f"suite {path} does not exist")
     if path.stat().st_size > MAX_SUITE_BYTES:
         raise BadInputError(f"suite {path} is larger than {MAX_SUITE_BYTES} bytes")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise BadInputError(f"suite {path} is not valid YAML: {exc}".replace("\n", " ")) from None
+    data = load_yaml_file(path, what="suite")
     return build_suite(data, path=path)
 
 
@@ -228,7 +225,9 @@ def parse_target(text: str, *, base: Path) -> TargetSpec:
         elif key in {"memory", "cache"}:
             fields[key] = value.strip().lower() in {"1", "true", "on", "yes"}
         elif key.startswith("policy."):
-            fields.setdefault("policy", {})[key.removeprefix("policy.")] = yaml.safe_load(value)
+            fields.setdefault("policy", {})[key.removeprefix("policy.")] = parse_yaml(
+                value, source=f"--target {text!r}: {key}"
+            )
         else:
             fields[key] = value
     try:

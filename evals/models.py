@@ -10,7 +10,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from brandloop.domain import AspectRatio, Size
+from brandloop.domain import MAX_REQUEST_BUDGET_USD, AspectRatio, Size
 
 SUITE_FORMAT: Final = "brandloop.eval-suite/1"
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.=-]*$"
@@ -20,10 +20,17 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class _Input(_Model):
+    """What a suite file or a ``--target`` states: numbers are finite (``.nan``, ``.inf`` and
+    ``nan`` are refused by name, not as out of range)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
 # --------------------------------------------------------------------------- assertions
 
 
-class AssertionBase(_Model):
+class AssertionBase(_Input):
     """What every assertion kind has: its share of the case score and a description."""
 
     weight: float = Field(default=1.0, ge=0, description="share of the case score")
@@ -129,19 +136,19 @@ AssertionKind = Literal[
 # --------------------------------------------------------------------------- cases
 
 
-class RequestParams(_Model):
+class RequestParams(_Input):
     """Request fields a case (or the suite's defaults) may set; the target may override some."""
 
     count: int | None = Field(default=None, ge=1, le=16)
     size: Size | None = None
     aspect_ratio: AspectRatio | None = None
-    budget_usd: float | None = Field(default=None, gt=0)
+    budget_usd: float | None = Field(default=None, gt=0, le=MAX_REQUEST_BUDGET_USD)
     seed: int | None = Field(default=None, ge=0)
     model: str | None = None
     template: str | None = None
 
 
-class RequestSpec(_Model):
+class RequestSpec(_Input):
     """Request fields as a case writes them: numbers may be ``{{var}}`` placeholders."""
 
     count: int | str | None = None
@@ -153,7 +160,7 @@ class RequestSpec(_Model):
     template: str | None = None
 
 
-class Defaults(_Model):
+class Defaults(_Input):
     """Applied to every case: request fields a case leaves unset, and assertions it adds to."""
 
     request: RequestParams = Field(default_factory=RequestParams)
@@ -162,7 +169,7 @@ class Defaults(_Model):
     tags: list[str] = Field(default_factory=list)
 
 
-class CaseSpec(_Model):
+class CaseSpec(_Input):
     """One case as written; ``vars`` expands it into one case per combination."""
 
     id: str = Field(description="unique after expansion; may use {{var}} placeholders")
@@ -184,7 +191,7 @@ class CaseSpec(_Model):
     description: str = ""
 
 
-class TargetSpec(_Model):
+class TargetSpec(_Input):
     """A configuration under evaluation. Two targets make an A/B comparison."""
 
     name: str = Field(pattern=ID_PATTERN)
@@ -197,7 +204,9 @@ class TargetSpec(_Model):
         description="template YAML files registered as new versions before the run",
     )
     model: str | None = Field(default=None, description="use only this catalog model")
-    budget_usd: float | None = Field(default=None, gt=0, description="per-run budget override")
+    budget_usd: float | None = Field(
+        default=None, gt=0, le=MAX_REQUEST_BUDGET_USD, description="per-run budget override"
+    )
     memory: bool = Field(default=True, description="planner setting: recall and remember")
     cache: bool = Field(default=True, description="use the generation cache")
     policy: dict[str, Any] = Field(
@@ -207,11 +216,11 @@ class TargetSpec(_Model):
     seed_offset: int = Field(default=0, ge=0, description="added to every case's seed")
 
 
-class Gate(_Model):
+class Gate(_Input):
     min_pass_rate: float = Field(default=1.0, ge=0, le=1)
 
 
-class SuiteFile(_Model):
+class SuiteFile(_Input):
     """An eval suite: versioned, with brands to load, targets, defaults and cases."""
 
     format: Literal["brandloop.eval-suite/1"] = Field(
@@ -240,7 +249,7 @@ class SuiteFile(_Model):
 # --------------------------------------------------------------------------- expanded
 
 
-class Case(_Model):
+class Case(_Input):
     """A case after defaults and vars are applied: what the runner executes."""
 
     id: str = Field(pattern=ID_PATTERN)
@@ -254,7 +263,7 @@ class Case(_Model):
     vars: dict[str, Any] = Field(default_factory=dict)
 
 
-class Suite(_Model):
+class Suite(_Input):
     name: str
     version: int
     description: str = ""

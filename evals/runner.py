@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from PIL import Image
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -53,6 +52,7 @@ from brandloop.evals.models import (
 )
 from brandloop.policies.agent import AgentPolicy, load_agent_policy
 from brandloop.policies.brandkit import load_brand_kit
+from brandloop.policy_files import load_yaml_file
 from brandloop.providers import ImageProvider
 from brandloop.registry import crud
 from brandloop.registry.db import Database
@@ -389,7 +389,7 @@ def register_templates(session: Any, *, tenant: str, files: list[str]) -> None:
         return
     ensure_shipped_templates(session, tenant=tenant)
     for file in files:
-        data = yaml.safe_load(Path(file).read_text(encoding="utf-8"))
+        data = load_yaml_file(Path(file), what="template file")
         if not isinstance(data, dict) or "name" not in data or "body" not in data:
             raise BadInputError(f"template file {file}: needs at least name and body")
         description = data.pop("description", "")

@@ -11,9 +11,10 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from brandloop.policy_files import read_policy_yaml
+from brandloop.errors import BadInputError
+from brandloop.policy_files import describe_validation_error, read_policy_yaml
 
 AGENT_POLICY_PATH = Path(__file__).with_name("agent_defaults.yaml")
 POLICY_ENV = "BRANDLOOP_AGENT_POLICY"
@@ -77,7 +78,19 @@ class AgentPolicy(BaseModel):
 
 
 def load_agent_policy(path: Path | None = None) -> AgentPolicy:
+    """The run policy from ``path`` (else ``BRANDLOOP_AGENT_POLICY``, else the shipped
+    defaults); a file that cannot be read, is not YAML or does not fit is one
+    :class:`BadInputError` naming it."""
+    what = "agent policy"
     if path is None:
         override = os.environ.get(POLICY_ENV)
         path = Path(override) if override else AGENT_POLICY_PATH
-    return AgentPolicy.model_validate(read_policy_yaml(path) or {})
+        what = f"agent policy ({POLICY_ENV})" if override else what
+    try:
+        data = read_policy_yaml(path, what=what) or {}
+    except OSError as exc:
+        raise BadInputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    try:
+        return AgentPolicy.model_validate(data)
+    except ValidationError as exc:
+        raise BadInputError(f"{what} {path}: {describe_validation_error(exc)}") from None

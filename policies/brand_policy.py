@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from brandloop.errors import BadInputError
 from brandloop.policies.scoring import DEFAULTS_PATH, ScoringPolicy
-from brandloop.policy_files import read_policy_yaml
+from brandloop.policy_files import describe_validation_error, read_policy_yaml
 
 PACKAGED_BRAND_POLICIES = Path(__file__).with_name("brands")
 
@@ -50,15 +50,15 @@ def load_brand_scoring_policy(slug: str, *, search: Sequence[Path] = ()) -> Scor
     path = brand_policy_file(slug, [*search, PACKAGED_BRAND_POLICIES])
     if path is None:
         return ScoringPolicy.model_validate(defaults)
-    overrides = read_policy_yaml(path) or {}
+    overrides = read_policy_yaml(path, what="brand policy") or {}
     if not isinstance(overrides, dict) or not isinstance(overrides.get("scoring", {}), dict):
         raise BadInputError(f"brand policy {path}: expected a mapping with a 'scoring' mapping")
     try:
         return ScoringPolicy.model_validate(deep_merge(defaults, overrides.get("scoring", {})))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise BadInputError(f"brand policy {path}: scoring.{where}: {first['msg']}") from None
+        raise BadInputError(
+            f"brand policy {path}: {describe_validation_error(exc, within='scoring')}"
+        ) from None
 
 
 ConflictChoice = Literal["adapt", "ask", "refuse"]
@@ -87,7 +87,7 @@ class BrandRunPolicy(BaseModel):
 def load_brand_run_policy(slug: str, *, search: Sequence[Path] = ()) -> BrandRunPolicy:
     """The brand's run policy from its policy file, defaults where it says nothing."""
     path = brand_policy_file(slug, [*search, PACKAGED_BRAND_POLICIES])
-    data = (read_policy_yaml(path) or {}) if path is not None else {}
+    data = (read_policy_yaml(path, what="brand policy") or {}) if path is not None else {}
     if not isinstance(data, dict):
         raise BadInputError(f"brand policy {path}: expected a mapping")
     # "scoring" and "moderation" are read by their own loaders (load_brand_scoring_policy,
@@ -96,6 +96,4 @@ def load_brand_run_policy(slug: str, *, search: Sequence[Path] = ()) -> BrandRun
     try:
         return BrandRunPolicy.model_validate(fields)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise BadInputError(f"brand policy {path}: {where}: {first['msg']}") from None
+        raise BadInputError(f"brand policy {path}: {describe_validation_error(exc)}") from None

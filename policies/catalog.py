@@ -9,9 +9,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from brandloop.domain import ASPECT_PATTERN, ModelSpec, parse_size
 from brandloop.errors import BadInputError, NotFoundError
-from brandloop.policy_files import read_policy_yaml
+from brandloop.policy_files import describe_validation_error, read_policy_yaml
 from brandloop.providers import PREVIEW_PROVIDER
 from brandloop.settings import Settings
 from brandloop.views import ModelView
@@ -21,11 +23,26 @@ TIER_ORDER = {"draft": 0, "standard": 1, "premium": 2}
 
 
 def load_catalog(path: Path = CATALOG_PATH) -> list[ModelSpec]:
-    data = read_policy_yaml(path)
-    specs = [ModelSpec.model_validate(entry) for entry in data["models"]]
+    """The models of a catalog file; a file that cannot be read, is not YAML or does not fit
+    is one :class:`BadInputError` naming it (a deployment's catalog is its own file)."""
+    try:
+        data = read_policy_yaml(path, what="catalog")
+    except OSError as exc:
+        raise BadInputError(f"cannot read catalog {path}: {exc.strerror or exc}") from None
+    entries = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise BadInputError(f"catalog {path}: expected a mapping with a 'models' list")
+    specs = []
+    for index, entry in enumerate(entries):
+        try:
+            specs.append(ModelSpec.model_validate(entry))
+        except ValidationError as exc:
+            raise BadInputError(
+                f"catalog {path}: {describe_validation_error(exc, within=f'models.{index}')}"
+            ) from None
     ids = [s.id for s in specs]
     if len(ids) != len(set(ids)):
-        raise ValueError(f"catalog {path} names a model twice")
+        raise BadInputError(f"catalog {path} names a model twice")
     return specs
 
 

@@ -10,12 +10,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from brandloop.domain import Scores, Signal
 from brandloop.errors import BadInputError
-from brandloop.policy_files import read_policy_yaml
+from brandloop.policy_files import describe_validation_error, read_policy_yaml
 
 DEFAULTS_PATH: Final = Path(__file__).with_name("scoring_defaults.yaml")
 
@@ -213,12 +212,10 @@ def load_scoring_policy(path: Path | None = None) -> ScoringPolicy:
     """
     source = path or DEFAULTS_PATH
     try:
-        data = read_policy_yaml(source)
+        data = read_policy_yaml(source, what="scoring policy")
     except OSError as exc:
         raise BadInputError(f"cannot read scoring policy {source}: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise BadInputError(f"scoring policy {source} is not valid YAML: {exc}") from exc
     try:
         return ScoringPolicy.model_validate(data)
     except ValidationError as exc:
-        raise BadInputError(f"scoring policy {source} is invalid: {exc}") from exc
+        raise BadInputError(f"scoring policy {source}: {describe_validation_error(exc)}") from None

@@ -4,24 +4,35 @@ Errors become one line on stderr and an exit code: 2 bad input, 3 refused by pol
 4 budget exhausted with nothing accepted, 5 no usable provider, 1 internal error. ``--debug``
 (or ``BRANDLOOP_DEBUG=1``) prints the traceback first. Logs (warnings and worse; everything in
 debug mode) go to stderr, one JSON object a line unless stderr is a terminal.
+
+Every command's values pass one check before the command runs (:func:`_check_values`): text
+must be UTF-8 (an argument of other bytes reaches Python as surrogate escapes, which no
+database, JSON document or model takes) and a number finite (``nan``, ``inf``). Paths may be
+any bytes the file system takes.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
+import math
 import pkgutil
 import sys
 import traceback
+from collections.abc import Callable
+from typing import Any
 
 import typer
+import yaml
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import invocation
-from brandloop.errors import BrandloopError
+from brandloop.errors import BrandloopError, utf8_problem
 from brandloop.logs import configure_logging, debug_enabled, set_debug
-from brandloop.policies.brandkit import describe_validation_error
+from brandloop.policy_files import describe_validation_error, one_line, yaml_error
 
 try:  # typer >= 0.25 vendors its own click
     from typer._click import exceptions as click_exceptions
@@ -41,11 +52,44 @@ def _load_commands() -> None:
 _load_commands()
 
 
+def _value_problem(value: object) -> str | None:
+    """What is wrong with one parsed command-line value, if anything."""
+    if isinstance(value, str):
+        return utf8_problem(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value} is not a finite number"
+    if isinstance(value, list | tuple):
+        return next(filter(None, map(_value_problem, value)), None)
+    return None
+
+
+def _check_values(command: Any) -> None:
+    """Wrap the callback of ``command`` and of each of its subcommands so that a text value
+    that is not UTF-8 or a number that is not finite is refused (exit 2, naming the option or
+    argument) before the command does anything."""
+    callback: Callable[..., Any] | None = command.callback
+    if callback is not None:
+        params = {param.name: param for param in command.params}
+
+        @functools.wraps(callback)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            for name, value in kwargs.items():
+                problem = _value_problem(value)
+                if problem is not None:
+                    raise typer.BadParameter(problem, param=params.get(name))
+            return callback(*args, **kwargs)
+
+        command.callback = checked
+    for sub in getattr(command, "commands", {}).values():
+        _check_values(sub)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; a traceback reaches the user only in debug mode."""
     set_debug(False)  # --debug applies to one run; BRANDLOOP_DEBUG to every run
     configure_logging(level=logging.WARNING)
     command = typer.main.get_command(app)
+    _check_values(command)
     try:
         with invocation():
             code = command.main(args=argv, prog_name="brandloop", standalone_mode=False)
@@ -62,6 +106,14 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(exc), exc.exit_code)
     except ValidationError as exc:
         _fail(describe_validation_error(exc), 2)
+    except SettingsError as exc:  # BRANDLOOP_* settings are read through settings.load_settings
+        cause = f": {exc.__cause__}" if exc.__cause__ is not None else ""
+        _fail(f"a setting is malformed: {exc}{cause}", 2)
+    except (yaml.MarkedYAMLError, yaml.reader.ReaderError) as exc:
+        # a document that does not parse (the loaders name their file: policy_files); not a
+        # YAMLError of writing YAML (a RepresenterError is a bug: exit 1 below)
+        name = str(getattr(getattr(exc, "problem_mark", None), "name", None) or "")
+        _fail(str(yaml_error(name if name and name[0] != "<" else "a YAML file", exc)), 2)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except Exception as exc:  # the last line of defence: one line, not a traceback
@@ -73,5 +125,5 @@ def main(argv: list[str] | None = None) -> None:
 def _fail(message: str, code: int) -> None:
     if debug_enabled() and sys.exc_info()[0] is not None:
         traceback.print_exc(file=sys.stderr)
-    sys.stderr.write(f"brandloop: error: {message}\n")
+    sys.stderr.write(f"brandloop: error: {one_line(message)}\n")
     sys.exit(code)

@@ -15,6 +15,7 @@ from typing import Any
 from rich.console import Console
 
 from brandloop.domain import BrandKit
+from brandloop.errors import BadInputError
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.registry import crud
 from brandloop.registry.db import Database
@@ -70,6 +71,52 @@ def database() -> Database:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _unwritable_folder(folder: Path) -> tuple[Path, str] | None:
+    """Why ``folder`` cannot be made a folder (if missing) and written in: the path at fault
+    and what is wrong with it; None when it can."""
+    target = folder.absolute()
+    if target.exists():
+        if not target.is_dir():
+            return target, "is a file, not a folder"
+        existing = target
+    elif target.is_symlink():
+        return target, "is a link to nothing"
+    else:
+        existing = next(parent for parent in target.parents if parent.exists())
+        if not existing.is_dir():
+            return existing, "is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return existing, "is a folder this user may not write in"
+    return None
+
+
+def _refuse(option: str, path: Path, fault: Path, problem: str) -> BadInputError:
+    if fault == path.absolute():
+        return BadInputError(f"{option} {path} {problem}")
+    return BadInputError(f"{option} {path}: {fault} {problem}")
+
+
+def check_output_folder(path: Path, option: str) -> Path:
+    """``path`` if the command can make it a folder and write in it; else, before anything is
+    spent or stored, a :class:`BadInputError` naming ``option``: the path is a file, lies under
+    a file, is a dangling link, or is where this user may not write. Nothing is created."""
+    found = _unwritable_folder(path)
+    if found is not None:
+        raise _refuse(option, path, *found)
+    return path
+
+
+def check_output_file(path: Path, option: str) -> Path:
+    """``path`` if the command can write a file there (as :func:`check_output_folder` checks
+    its folder); a folder of that name is refused."""
+    if path.is_dir():
+        raise BadInputError(f"{option} {path} is a folder, not a file")
+    found = _unwritable_folder(path.absolute().parent)
+    if found is not None:
+        raise _refuse(option, path, *found)
+    return path
 
 
 def looks_like_path(ref: str) -> bool:

@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from brandloop.api.cli.app import app
-from brandloop.api.cli.common import err, out, settings
+from brandloop.api.cli.common import check_output_file, check_output_folder, err, out, settings
 from brandloop.api.cli.tables import Column, Wide, show
 from brandloop.artifacts import atomic_write
 from brandloop.errors import BadInputError
@@ -168,6 +168,14 @@ def run(
     wide: Wide = False,
 ) -> None:
     """Run SUITE against its targets; exit 1 when the gate or the baseline says so."""
+    # where the results go is checked before any case runs (and pays)
+    if json_path is not None and str(json_path) != "-":
+        check_output_file(json_path, "--json")
+    for path, option in ((junit_path, "--junit"), (report_path, "--report")):
+        if path is not None:
+            check_output_file(path, option)
+    if run_dir is not None:
+        check_output_folder(run_dir, "--run-dir")
     suite = load_suite(suite_path)
     targets = resolve_targets(suite, target or [])
     baseline_doc = load_baseline(baseline_path) if baseline_path else None

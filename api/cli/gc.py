@@ -14,6 +14,7 @@ from brandloop.agent.retention import collect_garbage
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, err, out, print_json, settings
 from brandloop.errors import BadInputError
+from brandloop.settings import MAX_RETENTION_DAYS
 
 
 @app.command("gc")
@@ -39,8 +40,10 @@ def gc(
     Never deleted: accepted images, the raw images their receipts name, images of runs that
     are running or waiting for review, and images used after the cut-off.
     """
-    if older_than is not None and not older_than > 0:
-        raise BadInputError("--older-than must be more than 0 days")
+    if older_than is not None and not 0 < older_than <= MAX_RETENTION_DAYS:
+        raise BadInputError(
+            f"--older-than must be more than 0 days and at most {MAX_RETENTION_DAYS}"
+        )
     if tenant is not None and not tenant.strip():
         raise BadInputError("--tenant must not be empty")
     cfg = settings()

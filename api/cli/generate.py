@@ -24,13 +24,22 @@ from brandloop.agent.runner import (
 )
 from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
-from brandloop.api.cli.common import database, ensure_brand, err, out, print_json, settings
+from brandloop.api.cli.common import (
+    check_output_folder,
+    database,
+    ensure_brand,
+    err,
+    out,
+    print_json,
+    settings,
+)
 from brandloop.api.cli.tables import Column, Wide
 from brandloop.api.cli.verify import verify_files
 from brandloop.api.preview import thumbnail
 from brandloop.artifacts import SUFFIXES, atomic_write
-from brandloop.domain import GenerationRequest, RunResult
+from brandloop.domain import MAX_REQUEST_BUDGET_USD, GenerationRequest, RunResult
 from brandloop.errors import BadInputError, ProvidersUnavailableError, present
+from brandloop.policies.agent import load_agent_policy
 from brandloop.registry import crud
 from brandloop.tools.credentials import CredentialReport, production_signer
 
@@ -53,7 +62,10 @@ def exit_code(result: RunResult) -> int:
 
 
 def write_outputs(result: RunResult, out_dir: Path, *, tenant: str) -> RunResult:
-    """Copy the accepted PNGs into ``out_dir`` and write the run receipt beside them."""
+    """Copy the accepted PNGs into ``out_dir`` and write the run receipt beside them; a run
+    that accepted nothing writes nothing (its trace is in the registry: ``runs show``)."""
+    if not result.images:
+        return result
     out_dir.mkdir(parents=True, exist_ok=True)
     images = []
     receipts: list[dict[str, Any]] = []
@@ -170,8 +182,12 @@ def generate(
     """Generate on-brand images for BRIEF: plan, generate, moderate, score, replan."""
     cfg = settings()
     production_signer(cfg)  # misconfigured signing fails here, before anything is stored
-    if budget is not None and budget <= 0:
-        raise BadInputError("--budget must be greater than zero")
+    if budget is not None and not 0 < budget <= MAX_REQUEST_BUDGET_USD:
+        raise BadInputError(
+            f"--budget must be greater than zero and at most {MAX_REQUEST_BUDGET_USD:,} dollars"
+        )
+    run_id = new_run_id()
+    target = check_output_folder(out_dir or Path("out") / run_id, "--out")
     brand_name = ensure_brand(brand, tenant=cfg.tenant)
     request = GenerationRequest(
         brief=brief,
@@ -191,8 +207,8 @@ def generate(
     )
     db = database()
     model_ladder(cfg, catalog_models(db, cfg), request, brand_run_policy(cfg, db, request))
+    load_agent_policy()  # a malformed BRANDLOOP_AGENT_POLICY fails here, before the run starts
     check_request(db, request)
-    run_id = new_run_id()
     if as_json:
         result = asyncio.run(
             run_generation(
@@ -201,7 +217,7 @@ def generate(
         )
     else:
         result = _with_progress(request, run_id, use_memory=not no_memory)
-    result = write_outputs(result, out_dir or Path("out") / run_id, tenant=cfg.tenant)
+    result = write_outputs(result, target, tenant=cfg.tenant)
     if as_json:
         print_json(result.model_dump(mode="json"))
     else:

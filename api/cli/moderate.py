@@ -15,7 +15,7 @@ from brandloop.api.cli.app import app
 from brandloop.api.cli.common import out, print_json, settings
 from brandloop.api.cli.score import read_image_file, resolve_brand
 from brandloop.domain import ModerationVerdict
-from brandloop.errors import BadInputError
+from brandloop.errors import BadInputError, check_utf8
 from brandloop.tools.moderation.explain import describe
 from brandloop.tools.moderation.hosted import ask, build_hosted_moderator, combined
 from brandloop.tools.moderation.image import NudeNetModerator
@@ -65,6 +65,21 @@ def _with_hosted(
     return combined(verdict, answer, note)
 
 
+def _read_stdin() -> str:
+    """Standard input as UTF-8 text; other bytes are bad input, not text to moderate."""
+    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+    if isinstance(data, str):  # a stream without bytes underneath (a test's StringIO)
+        return check_utf8(data, "standard input")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInputError(
+            f"standard input is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset "
+            f"{exc.start})"
+        ) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # as a text stream reads it
+
+
 @app.command("moderate")
 def moderate(
     text: Annotated[
@@ -110,7 +125,7 @@ def moderate(
             raise BadInputError(f"{image}: {exc}") from exc
         verdict = NudeNetModerator(policy.image).moderate(decoded)
     elif text is not None:
-        body = sys.stdin.read() if text == "-" else text
+        body = _read_stdin() if text == "-" else text
         if not body.strip():
             raise BadInputError("text is empty")
         forbidden = kit.forbidden_terms if kit is not None else []

@@ -14,7 +14,7 @@ from brandloop.agent.repairs import fix_rates, repair_stats
 from brandloop.agent.runner import resume_run
 from brandloop.api.cli import tables
 from brandloop.api.cli.app import runs_app
-from brandloop.api.cli.common import database, out, print_json, settings
+from brandloop.api.cli.common import check_output_folder, database, out, print_json, settings
 from brandloop.api.cli.tables import Column, Wide
 from brandloop.api.preview import thumbnail
 from brandloop.domain import Receipt
@@ -197,6 +197,8 @@ def reproduce(
     from brandloop.agent.runner import catalog_models, default_providers
     from brandloop.reproduce import PHASH_IDENTICAL_DISTANCE, reproduce_run
 
+    if out_dir is not None:
+        check_output_folder(out_dir, "--out")
     cfg = settings()
     result = asyncio.run(
         reproduce_run(

@@ -16,7 +16,7 @@ import typer
 from brandloop.agent.templates import REF_PATTERN, ensure_shipped_templates
 from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
-from brandloop.api.cli.common import database, out, print_json, settings
+from brandloop.api.cli.common import check_output_folder, database, out, print_json, settings
 from brandloop.api.cli.tables import Column, Wide
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.registry import crud
@@ -446,6 +446,7 @@ def export(
     directory: Annotated[Path, typer.Argument(help="folder for one <name>.yaml per template")],
 ) -> None:
     """Write every template (all versions, labels) as YAML, for a Git repository."""
+    check_output_folder(directory, "DIRECTORY")
     with database().session() as session:
         ensure_shipped_templates(session, tenant=_tenant())
         paths = files.export_templates(session, tenant=_tenant(), directory=directory)

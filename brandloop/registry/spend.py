@@ -35,6 +35,7 @@ from brandloop.registry.crud import audit
 from brandloop.registry.models import AttemptRow, RunRow
 from brandloop.registry.models_money import SpendLockRow, SpendReservationRow
 from brandloop.registry.models_service import JobRow
+from brandloop.registry.types import check_money
 
 ReservationState = Literal["held", "settled", "released", "unknown"]
 Row = SpendReservationRow
@@ -318,8 +319,7 @@ def reconcile(
     """Settle an unknown call to what the provider's invoice says (0: it was not billed).
 
     The call's attempts, their run's cost and the job's cost follow."""
-    if charged_usd < 0:
-        raise BadInputError("a charge cannot be negative")
+    check_money(charged_usd, "a charge")
     row = session.scalar(
         select(Row).where(Row.id == reservation_id, Row.tenant == tenant, Row.kind == "call")
     )

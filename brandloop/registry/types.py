@@ -10,6 +10,7 @@ before). Seeds were widened earlier (migration 0008).
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -17,10 +18,36 @@ from typing import Any
 from sqlalchemy import BigInteger, DateTime, Dialect, Float, Integer, Numeric
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-__all__ = ["MONEY_PRECISION", "MONEY_SCALE", "Count", "Money", "Timestamp"]
+from brandloop.errors import BadInputError
+
+__all__ = [
+    "MAX_MONEY_USD",
+    "MONEY_PRECISION",
+    "MONEY_SCALE",
+    "Count",
+    "Money",
+    "Timestamp",
+    "check_money",
+]
 
 MONEY_PRECISION = 24
 MONEY_SCALE = 12
+#: The largest amount a person may state (a budget limit, a reconciled charge): well inside
+#: what ``NUMERIC(24, 12)`` holds, so sums of such amounts still fit.
+MAX_MONEY_USD = 1_000_000_000
+
+
+def check_money(value: float, what: str) -> float:
+    """``value`` if it is an amount of dollars a column can hold: finite, 0 or more and at
+    most :data:`MAX_MONEY_USD`; else a :class:`BadInputError` naming ``what``. (A NaN would
+    reach the database as NULL; infinity and 1e308 are no amount of money.)"""
+    if not math.isfinite(value):
+        raise BadInputError(f"{what} must be a finite number of dollars, not {value}")
+    if value < 0:
+        raise BadInputError(f"{what} cannot be negative")
+    if value > MAX_MONEY_USD:
+        raise BadInputError(f"{what} must be at most ${MAX_MONEY_USD:,}")
+    return value
 
 
 class _Dollars(TypeDecorator[float]):

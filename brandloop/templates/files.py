@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from brandloop.artifacts import atomic_write
 from brandloop.domain import TemplateStatus, TemplateVersion
 from brandloop.errors import BadInputError, present
+from brandloop.policy_files import yaml_error
 from brandloop.registry import crud
 from brandloop.templates.governance import (
     GovernanceError,
@@ -151,8 +152,12 @@ def read_directory(directory: Path) -> list[TemplateFile]:
     files: list[TemplateFile] = []
     seen: set[str] = set()
     for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise yaml_error(path.name, exc) from None
         parsed = parse_yaml_file(
-            path.read_text(encoding="utf-8"),
+            text,
             TemplateFile,
             source=path.name,
             holds="name and versions",

@@ -27,7 +27,12 @@ from sqlalchemy.orm import Session
 
 from brandloop.domain import ModerationVerdict, TemplateStatus, TemplateVersion, utcnow
 from brandloop.errors import BadInputError, NotFoundError, RefusedError
-from brandloop.policy_files import read_policy_yaml
+from brandloop.policy_files import (
+    describe_validation_error,
+    parse_yaml,
+    read_policy_yaml,
+    yaml_error,
+)
 from brandloop.registry import crud
 from brandloop.registry.models import TemplateLabelRow, TemplateRow, TemplateVersionRow
 from brandloop.registry.models_templates import TemplateReviewRow
@@ -110,9 +115,8 @@ class TemplateSpec(BaseModel):
 
 
 def describe_validation(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "file"
-    return f"{where}: {first['msg']}"
+    """One line: the first failing field and its problem, and how many more there are."""
+    return describe_validation_error(exc)
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -121,12 +125,7 @@ M = TypeVar("M", bound=BaseModel)
 def parse_yaml_file(text: str, model: type[M], *, source: str, holds: str) -> M:
     """``text`` (a YAML mapping that ``holds`` what the message says) checked as ``model``;
     any problem is one :class:`BadInputError` naming ``source``."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise BadInputError(f"{source} is not valid YAML{where}") from None
+    data = parse_yaml(text, source=source)
     if not isinstance(data, dict):
         raise BadInputError(f"{source} must hold a mapping with {holds}")
     try:
@@ -139,6 +138,8 @@ def load_spec(path: Path) -> TemplateSpec:
     """Read and check a template file; any problem is one clear :class:`BadInputError`."""
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise yaml_error(str(path), exc) from None
     except OSError as exc:
         raise BadInputError(f"cannot read template file {path}: {exc.strerror}") from None
     spec = parse_yaml_file(text, TemplateSpec, source=str(path), holds="at least 'body'")
@@ -172,8 +173,17 @@ def _template(session: Session, tenant: str, name: str) -> TemplateRow:
     return row
 
 
+#: No template has more versions than this (the API's and the studio's bound too); a larger
+#: number names no version, and would not fit a database integer.
+MAX_TEMPLATE_VERSION = 100_000
+
+
 def _version(session: Session, template: TemplateRow, version: int) -> TemplateVersionRow:
-    row = crud.get_template_version(session, template_id=template.id, version=version)
+    row = (
+        crud.get_template_version(session, template_id=template.id, version=version)
+        if 1 <= version <= MAX_TEMPLATE_VERSION
+        else None
+    )
     if row is None:
         raise NotFoundError(f"template {template.name}@{version} does not exist")
     return row

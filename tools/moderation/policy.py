@@ -16,13 +16,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from brandloop.domain import MAX_BRIEF_CHARS
 from brandloop.errors import BadInputError
 from brandloop.policies.brand_policy import PACKAGED_BRAND_POLICIES, brand_policy_file, deep_merge
-from brandloop.policy_files import read_policy_yaml
+from brandloop.policy_files import (
+    describe_validation_error,
+    one_line,
+    parse_yaml,
+    read_policy_yaml,
+    yaml_error,
+)
 from brandloop.tools.moderation.categories import (
     CONTENT_CATEGORIES,
     SEMANTIC_CATEGORIES,
@@ -155,12 +160,19 @@ def load_policy_file(model: type[M], path: Path | None, *, packaged: str, what: 
         source = str(path)
         try:
             text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise yaml_error(f"{what} {source}", exc) from None
         except OSError as exc:
             raise BadInputError(f"cannot read {what} {source}: {exc}") from exc
+    data = parse_yaml(text, source=f"{what} {source}")
     try:
-        return model.model_validate(yaml.safe_load(text))
-    except (yaml.YAMLError, ValidationError, ValueError) as exc:
-        raise BadInputError(f"{what} {source} is invalid: {exc}") from exc
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise BadInputError(
+            f"{what} {source} is invalid: {describe_validation_error(exc)}"
+        ) from None
+    except ValueError as exc:
+        raise BadInputError(f"{what} {source} is invalid: {one_line(str(exc))}") from None
 
 
 def load_moderation_policy(path: Path | None = None) -> ModerationPolicy:
@@ -194,7 +206,7 @@ def load_brand_moderation_policy(slug: str, *, search: Sequence[Path] = ()) -> M
     path = brand_policy_file(slug, [*search, PACKAGED_BRAND_POLICIES]) if slug else None
     if path is None:
         return default_moderation_policy()
-    data = read_policy_yaml(path) or {}
+    data = read_policy_yaml(path, what="brand policy") or {}
     section = data.get("moderation", {}) if isinstance(data, dict) else None
     if not isinstance(section, dict):
         raise BadInputError(f"brand policy {path}: 'moderation' must be a mapping")
@@ -203,9 +215,8 @@ def load_brand_moderation_policy(slug: str, *, search: Sequence[Path] = ()) -> M
     try:
         return ModerationPolicy.model_validate(deep_merge(defaults, section))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        prefix = f"moderation.{where}: " if where else "moderation: "
-        raise BadInputError(f"brand policy {path}: {prefix}{first['msg']}") from None
+        raise BadInputError(
+            f"brand policy {path}: {describe_validation_error(exc, within='moderation')}"
+        ) from None
     except ValueError as exc:
-        raise BadInputError(f"brand policy {path}: moderation: {exc}") from None
+        raise BadInputError(f"brand policy {path}: moderation: {one_line(str(exc))}") from None

@@ -1,0 +1,375 @@
+"""Bad input through the real CLI: malformed files, settings, numbers, text and output paths
+each give exit 2 and one line on stderr that says what is wrong and where, before anything is
+spent or stored (README: "2 bad input", "Errors are one line on stderr")."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from brandloop.registry.db import Database
+from brandloop.settings import Settings, get_settings
+from tests.api.test_cli import BRANDS, ROOT, data_snapshot, run_cli
+
+KIT = str(BRANDS / "acme-coffee.yaml")
+SUITE = str(ROOT / "evals" / "suites" / "default.yaml")
+
+
+def one_line(err: str) -> str:
+    """The error line of stderr, which must be all there is on it."""
+    assert err.startswith("brandloop: error: ") and err.count("\n") == 1, err
+    return err
+
+
+def prepared(capsys: pytest.CaptureFixture[str], data_dir: Path) -> dict[str, object]:
+    """A registry with the Acme Coffee brand and the catalog in it; its snapshot."""
+    code, _, err = run_cli(capsys, "brands", "add", KIT)
+    assert code == 0, err
+    run_cli(capsys, "models", "list")  # first use merges the shipped catalog into the registry
+    return data_snapshot(data_dir)
+
+
+# --------------------------------------------------------------------------- malformed files
+
+
+def test_malformed_yaml_and_schema_errors_are_one_line(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    not_yaml = tmp_path / "bad.yaml"
+    not_yaml.write_text("assets: [hero\n")
+    wrong_shape = tmp_path / "badpol2.yaml"
+    wrong_shape.write_text("foo: 1\n")
+    image = tmp_path / "x.png"
+    image.write_bytes(b"not read: the policy is checked first")
+    cases = [
+        (
+            ["score", str(image), "--brand", KIT, "--policy", str(wrong_shape)],
+            f"scoring policy {wrong_shape}: palette: Field required (and 4 more)",
+        ),
+        (
+            ["moderate", "a cup", "--policy", str(not_yaml)],
+            f"moderation policy {not_yaml}:2:1: not valid YAML: expected ',' or ']'",
+        ),
+        (["campaign", "run", str(not_yaml)], f"campaign {not_yaml}:2:1: not valid YAML: "),
+        (["campaign", "run", str(wrong_shape)], f"campaign {wrong_shape}: name: Field required"),
+        (["eval", "validate", str(not_yaml)], f"suite {not_yaml}:2:1: not valid YAML: "),
+        (["brands", "add", str(not_yaml)], f"brand kit {not_yaml}:2:1: not valid YAML: "),
+    ]
+    for argv, message in cases:
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 2 and out == "", (argv, err)
+        assert message in one_line(err), argv
+        assert "while parsing" not in err or "from line 1, column 9" in err
+
+
+def test_a_malformed_brand_policy_is_bad_input_naming_the_file(
+    capsys: pytest.CaptureFixture[str], settings: Settings, data_dir: Path, tmp_path: Path
+) -> None:
+    policy = data_dir / "policies" / "acme-coffee.yaml"
+    policy.parent.mkdir(parents=True)
+    policy.write_text("conflicts: [refuse\n")
+    before = prepared(capsys, data_dir)
+    image = tmp_path / "x.png"
+    image.write_bytes(b"not read: the policy is checked first")
+    out = str(tmp_path / "o")
+    for argv in (
+        ["generate", "a cup", "--brand", "Acme Coffee", "--size", "64x64", "--out", out],
+        ["score", str(image), "--brand", "Acme Coffee"],
+        ["moderate", "a cup", "--brand", "Acme Coffee"],
+    ):
+        code, _, err = run_cli(capsys, *argv)
+        assert code == 2, (argv, err)
+        assert f"brand policy {policy}:2:1: not valid YAML: " in one_line(err)
+    policy.write_text("conflicts: maybe\n")
+    code, _, err = run_cli(capsys, "generate", "a cup", "--brand", "Acme Coffee", "--out", out)
+    assert code == 2 and f"brand policy {policy}: conflicts: Input should be" in one_line(err)
+    assert data_snapshot(data_dir) == before
+
+
+def test_a_malformed_agent_policy_is_bad_input_before_the_run(
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    data_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = prepared(capsys, data_dir)
+    policy = tmp_path / "agent.yaml"
+    monkeypatch.setenv("BRANDLOOP_AGENT_POLICY", str(policy))
+    for text, message in (
+        ("max_rounds: [3\n", f"agent policy (BRANDLOOP_AGENT_POLICY) {policy}:2:1: not valid"),
+        ("surprise: 1\n", f"agent policy (BRANDLOOP_AGENT_POLICY) {policy}: surprise: Extra"),
+    ):
+        policy.write_text(text)
+        code, _, err = run_cli(
+            capsys, "generate", "a cup", "--brand", "Acme Coffee", "--out", str(tmp_path / "o")
+        )
+        assert code == 2 and message in one_line(err)  # no progress line before it either
+    assert data_snapshot(data_dir) == before
+
+
+def test_a_malformed_deployment_catalog_is_bad_input_naming_the_file(
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    data_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = prepared(capsys, data_dir)
+    catalog = tmp_path / "catalog.yaml"
+    monkeypatch.setenv("BRANDLOOP_CATALOG_PATH", str(catalog))
+    get_settings.cache_clear()
+    run = ["generate", "a cup", "--brand", "Acme Coffee", "--out", str(tmp_path / "o")]
+    for text, message in (
+        (None, f"cannot read catalog {catalog}: No such file or directory"),
+        ("models: [x\n", f"catalog {catalog}:2:1: not valid YAML: "),
+        ("other: 1\n", f"catalog {catalog}: expected a mapping with a 'models' list"),
+        ("models:\n  - id: x\n", f"catalog {catalog}: models.0.provider: Field required"),
+    ):
+        if text is not None:
+            catalog.write_text(text)
+        code, _, err = run_cli(capsys, *run)
+        assert code == 2 and message in one_line(err)
+    assert data_snapshot(data_dir) == before
+
+
+SETTINGS = {
+    "retention not JSON": (
+        "BRANDLOOP_ARTIFACT_RETENTION_DAYS",
+        "not json",
+        ["gc", "--dry-run"],
+        "BRANDLOOP_ARTIFACT_RETENTION_DAYS: not valid JSON: Expecting value",
+    ),
+    "retention infinite": (
+        "BRANDLOOP_ARTIFACT_RETENTION_DAYS",
+        '{"*": Infinity}',
+        ["gc", "--dry-run"],
+        "BRANDLOOP_ARTIFACT_RETENTION_DAYS.*: Input should be a finite number",
+    ),
+    "retention past a century": (
+        "BRANDLOOP_ARTIFACT_RETENTION_DAYS",
+        '{"*": 1e308}',
+        ["gc", "--dry-run"],
+        "more than 0 days and at most 36500",
+    ),
+    "limits not JSON": (
+        "BRANDLOOP_PROVIDER_LIMITS",
+        "{bad",
+        ["runs", "list"],
+        "BRANDLOOP_PROVIDER_LIMITS: not valid JSON: Expecting property name",
+    ),
+    "timeout not a number": (
+        "BRANDLOOP_PROVIDER_TIMEOUT_S",
+        "abc",
+        ["runs", "list"],
+        "BRANDLOOP_PROVIDER_TIMEOUT_S: Input should be a valid number",
+    ),
+    "timeout infinite": (
+        "BRANDLOOP_PROVIDER_TIMEOUT_S",
+        "inf",
+        ["runs", "list"],
+        "BRANDLOOP_PROVIDER_TIMEOUT_S: Input should be a finite number",
+    ),
+    "tenant not UTF-8": (
+        "BRANDLOOP_TENANT",
+        "acme\udcff",
+        ["runs", "list"],
+        "BRANDLOOP_TENANT: not valid UTF-8 (byte 0xff at character 5)",
+    ),
+}
+
+
+@pytest.mark.databases("sqlite")
+@pytest.mark.parametrize("case", sorted(SETTINGS))
+def test_a_malformed_setting_is_bad_input_naming_the_variable(
+    case: str,
+    capsys: pytest.CaptureFixture[str],
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SQLite only: settings are read before any database is opened."""
+    variable, value, argv, message = SETTINGS[case]
+    monkeypatch.setenv(variable, value)
+    get_settings.cache_clear()
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2 and out == "" and message in one_line(err)
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+NUMBERS = {
+    "nan campaign budget": (
+        ["campaign", "budget", "nan", "--campaign-id", "x"],
+        "Invalid value for 'amount': nan is not a finite number",
+    ),
+    "infinite tenant budget": (
+        ["campaign", "budget", "inf", "--tenant", "--json"],
+        "Invalid value for 'amount': inf is not a finite number",
+    ),
+    "huge tenant budget": (
+        ["campaign", "budget", "1e308", "--tenant"],
+        "a budget must be at most $1,000,000,000",
+    ),
+    "infinite age": (
+        ["gc", "--dry-run", "--older-than", "inf"],
+        "Invalid value for '--older-than': inf is not a finite number",
+    ),
+    "huge age": (
+        ["gc", "--dry-run", "--older-than", "1e308"],
+        "--older-than must be more than 0 days and at most 36500",
+    ),
+    "nan run budget": (
+        ["generate", "a cup", "--brand", KIT, "--budget", "nan"],
+        "Invalid value for '--budget': nan is not a finite number",
+    ),
+    "huge run budget": (
+        ["generate", "a cup", "--brand", KIT, "--budget", "1e308"],
+        "--budget must be greater than zero and at most 10,000 dollars",
+    ),
+    "nan charge": (
+        ["spend", "reconcile", "res_x", "--charged", "nan"],
+        "Invalid value for '--charged': nan is not a finite number",
+    ),
+    "huge charge": (
+        ["spend", "reconcile", "res_x", "--charged", "1e308"],
+        "a charge must be at most $1,000,000,000",
+    ),
+    "huge template version": (
+        ["templates", "diff", "brand-hero", "1", "99999999999999999999999"],
+        "brand-hero@99999999999999999999999 does not exist",
+    ),
+    "huge template version in a run": (
+        ["generate", "a cup", "--brand", KIT, "--template", "brand-hero@99999999999999999999"],
+        "brand-hero@99999999999999999999 does not exist",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NUMBERS))
+def test_non_finite_and_huge_numbers_are_bad_input(
+    case: str, capsys: pytest.CaptureFixture[str], settings: Settings, data_dir: Path
+) -> None:
+    before = prepared(capsys, data_dir)
+    argv, message = NUMBERS[case]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2 and out == "", err
+    assert message in one_line(err)
+    assert data_snapshot(data_dir) == before
+
+
+def test_a_refused_budget_keeps_the_one_set_before(
+    capsys: pytest.CaptureFixture[str], settings: Settings, data_dir: Path
+) -> None:
+    code, out, _ = run_cli(capsys, "campaign", "budget", "5", "--campaign-id", "x", "--json")
+    assert code == 0 and json.loads(out)["limit_usd"] == 5.0
+    for amount in ("nan", "inf", "-inf", "1e308"):
+        code, out, err = run_cli(capsys, "campaign", "budget", amount, "--campaign-id", "x")
+        assert code == 2 and out == "" and one_line(err)
+    database = Database.from_settings(get_settings())
+    try:
+        with database.session() as session:
+            limits = session.execute(sa.text("SELECT scope_id, limit_usd FROM budgets")).all()
+    finally:
+        database.dispose()
+    assert [(row[0], float(row[1])) for row in limits] == [("x", 5.0)]
+
+
+# --------------------------------------------------------------------------- text
+
+
+TEXT = {
+    "brief": (["generate", "a cup \udcff", "--brand", KIT], "'brief'"),
+    "brand": (["generate", "a cup", "--brand", "Acme\udcff"], "'--brand'"),
+    "memory note": (["memory", "add", "--brand", "Acme Coffee", "note \udcff"], "'text'"),
+    "run id": (["runs", "show", "run_\udcff"], "'ref'"),
+    "moderated text": (["moderate", "note \udcff"], "'text'"),
+    "eval target": (["eval", "run", SUITE, "--target", "x\udcff"], "'--target'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TEXT))
+def test_text_that_is_not_utf8_is_bad_input(
+    case: str, capsys: pytest.CaptureFixture[str], settings: Settings, data_dir: Path
+) -> None:
+    """A non-UTF-8 byte in an argument reaches Python as a surrogate escape (here ``\\udcff``
+    for the byte 0xff, as ``sys.argv`` holds it)."""
+    before = prepared(capsys, data_dir)
+    argv, name = TEXT[case]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2 and out == "", err
+    assert f"Invalid value for {name}: not valid UTF-8 (byte 0xff at character" in one_line(err)
+    assert data_snapshot(data_dir) == before
+
+
+@pytest.mark.databases("sqlite")
+def test_standard_input_that_is_not_utf8_is_bad_input(
+    capsys: pytest.CaptureFixture[str], data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite only: moderating text reads no registry."""
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"a cup \xff\n")))
+    code, out, err = run_cli(capsys, "moderate", "-")
+    assert code == 2 and out == ""
+    assert "standard input is not valid UTF-8 (byte 0xff at offset 6)" in one_line(err)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"a steaming cup\r\n")))
+    code, out, err = run_cli(capsys, "moderate", "-", "--json")
+    assert code == 0 and json.loads(out)["allowed"], err
+
+
+def test_a_path_need_not_be_utf8(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    """Paths are not text: a file name of other bytes is a file like any other."""
+    kit = tmp_path / "acme-\udcff.yaml"
+    shutil.copyfile(KIT, kit)
+    code, out, err = run_cli(capsys, "brands", "add", str(kit))
+    assert code == 0 and "Acme Coffee" in out, err
+
+
+# --------------------------------------------------------------------------- output paths
+
+
+def test_an_unusable_output_path_is_refused_before_anything_is_spent(
+    capsys: pytest.CaptureFixture[str], settings: Settings, data_dir: Path, tmp_path: Path
+) -> None:
+    before = prepared(capsys, data_dir)
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    run = ["generate", "a cup", "--brand", "Acme Coffee", "--size", "64x64", "--seed", "1"]
+    cases = [
+        ([*run, "--out", str(afile)], f"--out {afile} is a file, not a folder"),
+        ([*run, "--out", str(afile / "sub")], f"--out {afile / 'sub'}: {afile} is a file"),
+        (
+            ["eval", "run", SUITE, "--report", str(afile / "r.html")],
+            f"--report {afile / 'r.html'}: {afile} is a file, not a folder",
+        ),
+        (["eval", "run", SUITE, "--json", str(tmp_path)], f"--json {tmp_path} is a folder"),
+        (["eval", "run", SUITE, "--run-dir", str(afile)], f"--run-dir {afile} is a file"),
+        (["runs", "reproduce", "run_x", "--out", str(afile)], f"--out {afile} is a file"),
+        (["templates", "export", str(afile)], f"DIRECTORY {afile} is a file"),
+    ]
+    for argv, message in cases:
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 2 and out == "", (argv, err)
+        assert message in one_line(err), argv
+    assert afile.read_text() == "mine"
+    assert data_snapshot(data_dir) == before  # no run, no reservation, no bill
+
+
+def test_a_run_that_accepts_nothing_writes_and_claims_no_files(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    out_dir = tmp_path / "o"
+    argv = ["generate", "a cup", "--brand", KIT, "--size", "64x64", "--budget", "0.001"]
+    code, out, _ = run_cli(capsys, *argv, "--out", str(out_dir))
+    assert code == 4 and "Receipt" not in out and str(out_dir) not in out
+    assert not out_dir.exists()
+    code, out, _ = run_cli(capsys, *argv, "--out", str(out_dir), "--json")
+    assert code == 4 and json.loads(out)["receipt_path"] is None
+    assert not out_dir.exists()
