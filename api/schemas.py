@@ -441,7 +441,7 @@ class TemplateVersionCreate(_In):
 
 class NoteCreate(_In):
     brand: str = Field(min_length=1, max_length=120)
-    text: str = Field(min_length=1, max_length=8000)
+    text: str = Field(min_length=1, max_length=8000, pattern=NOT_BLANK)
 
 
 class KeyCreate(_In):
