@@ -12,6 +12,7 @@ first failing field and how many more fail.
 from __future__ import annotations
 
 import copy
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,13 @@ from pydantic import ValidationError
 from brandloop.errors import BadInputError
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_LINE_BREAK = re.compile(r"\s*[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+\s*")
 
 
 def one_line(text: str) -> str:
-    """``text`` with every run of white space (newlines included) made one space."""
-    return " ".join(text.split())
+    """``text`` on one line: each line break, with the white space around it, made one space.
+    Spaces within a line are kept, so a quoted value (``principal '   '``) reads as it was."""
+    return _LINE_BREAK.sub(" ", text.strip())
 
 
 def describe_validation_error(exc: ValidationError, *, within: str = "") -> str:
