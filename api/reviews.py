@@ -7,9 +7,13 @@ is better; an approved image becomes a golden case of the data dir's eval suite.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import random
+import threading
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,8 +28,10 @@ from brandloop.api.jobs import store
 from brandloop.api.jobs.worker import WorkerPool, finished_state
 from brandloop.api.problems import ApiProblem
 from brandloop.artifacts import atomic_write
-from brandloop.domain import utcnow
+from brandloop.domain import BrandKit, utcnow
+from brandloop.errors import BadInputError
 from brandloop.evals.loader import load_suite
+from brandloop.policy_files import load_yaml_file
 from brandloop.registry import crud
 from brandloop.registry.models import ArtifactRow, AttemptRow, RunRow
 from brandloop.registry.models_service import JobRow
@@ -373,24 +379,66 @@ def add_golden(
         raise ApiProblem(409, "conflict", f"brand {run.brand_name!r} is gone")
     kit = crud.brand_kit(brand_row)
     path = golden_suite_path(settings, tenant)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # read, append, write under the suite's lock: two reviewers adding cases at once (threads
+    # of one API process, or two replicas on one data dir) must both land
+    with _suite_lock(path):
+        case_id = _append_golden(path, kit, run, attempt, sha256=sha256, actor=actor)
+    crud.audit(
+        session, tenant=tenant, actor=actor, action="eval.golden_added",
+        subject_type="image", subject_id=sha256, detail={"case": case_id, "suite": str(path)},
+    )  # fmt: skip
+    return case_id
+
+
+_SUITE_LOCK = threading.Lock()
+
+
+@contextmanager
+def _suite_lock(path: Path) -> Iterator[None]:
+    """Exclusive access to a suite file: a thread lock for this process, ``flock`` on a lock
+    file beside it for other processes on the same data dir."""
+    with _SUITE_LOCK, open(path.with_suffix(".lock"), "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _empty_golden() -> dict[str, Any]:
+    return {
+        "format": "brandloop.eval-suite/1",
+        "name": GOLDEN_SUITE,
+        "version": 1,
+        "description": "images reviewers approved, added from the studio's review queue",
+        "brands": [],
+        "targets": [{"name": "default"}],
+        "cases": [],
+    }
+
+
+def _append_golden(
+    path: Path, kit: BrandKit, run: RunRow, attempt: AttemptRow, *, sha256: str, actor: str
+) -> str:
+    """Append the image's case to the suite file (kept as it was if the result would not load).
+    A suite file someone broke by hand is a 409 naming it, never a 500 or a silent reset."""
     kit_file = path.parent / "brands" / f"{kit.slug}.yaml"
-    atomic_write(kit_file, yaml.safe_dump(kit.model_dump(mode="json"), sort_keys=False).encode())
-    data: dict[str, Any] = (
-        yaml.safe_load(path.read_text(encoding="utf-8"))
-        if path.is_file()
-        else {
-            "format": "brandloop.eval-suite/1",
-            "name": GOLDEN_SUITE,
-            "version": 1,
-            "description": "images reviewers approved, added from the studio's review queue",
-            "brands": [],
-            "targets": [{"name": "default"}],
-            "cases": [],
-        }
-    )
+    before = path.read_bytes() if path.is_file() else None
+    if before is None:
+        data = _empty_golden()
+    else:
+        try:
+            load_suite(path)
+            data = load_yaml_file(path, what="golden suite")
+        except BadInputError as exc:
+            raise ApiProblem(
+                409, "conflict", f"the golden suite cannot take new cases until it is fixed: {exc}"
+            ) from None
     case_id = f"golden-{sha256[:16]}"
     if any(c.get("id") == case_id for c in data["cases"]):
         return case_id
+    atomic_write(kit_file, yaml.safe_dump(kit.model_dump(mode="json"), sort_keys=False).encode())
     relative = f"brands/{kit_file.name}"
     if relative not in data["brands"]:
         data["brands"].append(relative)
@@ -411,18 +459,20 @@ def add_golden(
                 {
                     "kind": "min_score",
                     "signal": "composite",
-                    "min": round(max(0.0, attempt.composite - 0.05), 3),
+                    "min": round(max(0.0, (attempt.composite or 0.0) - 0.05), 3),
                 },
             ],
             "tags": ["golden"],
             "description": f"approved by {actor}; image {sha256} of run {run.id}",
         }
     )
-    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
-    atomic_write(path, text.encode())
-    load_suite(path)  # a broken suite is an error now, not at the next eval run
-    crud.audit(
-        session, tenant=tenant, actor=actor, action="eval.golden_added",
-        subject_type="image", subject_id=sha256, detail={"case": case_id, "suite": str(path)},
-    )  # fmt: skip
+    atomic_write(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True).encode())
+    try:
+        load_suite(path)  # a broken suite is an error now, not at the next eval run
+    except BadInputError as exc:
+        if before is None:
+            path.unlink()
+        else:
+            atomic_write(path, before)
+        raise ApiProblem(409, "conflict", f"the golden case would break the suite: {exc}") from None
     return case_id

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -32,15 +33,22 @@ def one_line(text: str) -> str:
     return _LINE_BREAK.sub(" ", text.strip())
 
 
-def describe_validation_error(exc: ValidationError, *, within: str = "") -> str:
+def describe_validation_error(
+    exc: ValidationError, *, within: str = "", names: Mapping[str, str] | None = None
+) -> str:
     """One line naming the first failing field, e.g. ``palette.0.hex: 'blue' is not ...``,
     and how many other problems there are: ``(and 4 more)``. ``within`` names the section
-    the validated data came from (``scoring``: ``scoring.palette.weight: ...``)."""
+    the validated data came from (``scoring``: ``scoring.palette.weight: ...``); ``names``
+    gives a field the name the user typed (``{"count": "--n"}``: ``--n: Input should be ...``).
+    """
     errors = exc.errors(include_url=False)
     if not errors:  # pragma: no cover - pydantic raises with at least one error
         return one_line(str(exc))
     first = errors[0]
-    where = ".".join(str(part) for part in (within, *first["loc"]) if part != "") or "(top level)"
+    loc = tuple(first["loc"])
+    if names and loc and str(loc[0]) in names:
+        loc = (names[str(loc[0])], *loc[1:])
+    where = ".".join(str(part) for part in (within, *loc) if part != "") or "(top level)"
     message = one_line(str(first["msg"]).removeprefix("Value error, "))
     extra = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{where}: {message}{extra}"

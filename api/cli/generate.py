@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -40,6 +41,7 @@ from brandloop.artifacts import SUFFIXES, atomic_write
 from brandloop.domain import MAX_REQUEST_BUDGET_USD, GenerationRequest, RunResult
 from brandloop.errors import BadInputError, ProvidersUnavailableError, present
 from brandloop.policies.agent import load_agent_policy
+from brandloop.policy_files import describe_validation_error
 from brandloop.registry import crud
 from brandloop.tools.credentials import CredentialReport, production_signer
 
@@ -50,6 +52,13 @@ class OutputFormat(StrEnum):
     webp = "webp"
 
 
+#: The flag a user typed for each field of the request, for error messages.
+REQUEST_FLAGS = {
+    "brief": "BRIEF", "brand": "--brand", "count": "--n", "size": "--size",
+    "aspect_ratio": "--aspect", "budget_usd": "--budget", "seed": "--seed", "model": "--model",
+    "template": "--template", "campaign_id": "--campaign", "providers": "--providers",
+    "output_format": "--format",
+}  # fmt: skip
 EXIT_BY_STATUS = {"succeeded": 0, "partial": 0, "awaiting_review": 0, "refused": 3, "failed": 4}
 
 
@@ -188,23 +197,28 @@ def generate(
         )
     run_id = new_run_id()
     target = check_output_folder(out_dir or Path("out") / run_id, "--out")
-    brand_name = ensure_brand(brand, tenant=cfg.tenant)
-    request = GenerationRequest(
-        brief=brief,
-        brand=brand_name,
-        count=n,
-        size=size or (None if aspect else cfg.default_size),
-        aspect_ratio=aspect,
-        budget_usd=budget,
-        seed=seed,
-        model=model,
-        template=template,
-        campaign_id=campaign,
-        tenant=cfg.tenant,
-        providers=[p for p in providers.split(",") if p.strip()] if providers is not None else None,
-        allow_preview=allow_preview,
-        output_format=output_format.value if output_format else None,
-    )
+    try:  # checked before the brand kit is registered: bad input stores nothing
+        request = GenerationRequest(
+            brief=brief,
+            brand=brand,
+            count=n,
+            size=size or (None if aspect else cfg.default_size),
+            aspect_ratio=aspect,
+            budget_usd=budget,
+            seed=seed,
+            model=model,
+            template=template,
+            campaign_id=campaign,
+            tenant=cfg.tenant,
+            providers=[p for p in providers.split(",") if p.strip()]
+            if providers is not None
+            else None,
+            allow_preview=allow_preview,
+            output_format=output_format.value if output_format else None,
+        )
+    except ValidationError as exc:
+        raise BadInputError(describe_validation_error(exc, names=REQUEST_FLAGS)) from None
+    request = request.model_copy(update={"brand": ensure_brand(brand, tenant=cfg.tenant)})
     db = database()
     model_ladder(cfg, catalog_models(db, cfg), request, brand_run_policy(cfg, db, request))
     load_agent_policy()  # a malformed BRANDLOOP_AGENT_POLICY fails here, before the run starts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from brandloop.api.deps import Admin, SessionDep, Viewer
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
@@ -54,4 +55,29 @@ def get_brand(ref: str, principal: Viewer, session: SessionDep) -> BrandView:
     row = crud.get_brand(session, tenant=principal.tenant, ref=ref)
     if row is None:
         raise ApiProblem(404, "not-found", f"no brand {ref!r}")
+    return brand_view(row)
+
+
+class BrandRename(BaseModel):
+    """A brand's new name (its id, runs and memory stay)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=80, description="the new name")
+
+
+@router.post(
+    "/{ref}/rename",
+    response_model=BrandView,
+    summary="Give a brand another name",
+    description="The brand (its id, or a name no other brand shares) keeps its id, runs, "
+    "memory and outcome counts; its policy file is the new name's slug. A name whose key "
+    "(case and separators ignored) another brand has is 409; this is how two brands stored "
+    "under one name before names ignored case are told apart: rename one by its id. The same "
+    "as `brandloop brands rename`.",
+    responses=problems(409),
+)
+def rename_brand(ref: str, body: BrandRename, principal: Admin, session: SessionDep) -> BrandView:
+    row = crud.rename_brand(
+        session, tenant=principal.tenant, ref=ref, name=body.name, actor=principal.name
+    )
     return brand_view(row)

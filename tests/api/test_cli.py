@@ -188,15 +188,15 @@ BAD_INPUTS = {
     # a blank name is not "none given": not the default template or model, not a campaign
     "blank template": (
         ["generate", "a cup", "--brand", str(BRANDS / "acme-coffee.yaml"), "--template", ""],
-        "template: is blank",
+        "--template: is blank",
     ),
     "blank model": (
         ["generate", "a cup", "--brand", str(BRANDS / "acme-coffee.yaml"), "--model", " "],
-        "model: is blank",
+        "--model: is blank",
     ),
     "blank campaign": (
         ["generate", "a cup", "--brand", str(BRANDS / "acme-coffee.yaml"), "--campaign", ""],
-        "campaign_id: is blank",
+        "--campaign: is blank",
     ),
 }
 

@@ -281,6 +281,27 @@ def test_a_refused_budget_keeps_the_one_set_before(
     assert [(row[0], float(row[1])) for row in limits] == [("x", 5.0)]
 
 
+def test_a_request_out_of_range_names_the_flag_and_registers_nothing(
+    capsys: pytest.CaptureFixture[str], settings: Settings, data_dir: Path
+) -> None:
+    """``--n 0`` says ``--n``, not the request's field name (``count``), and the brand kit the
+    request named is not registered by a request that was refused."""
+    before = data_snapshot(data_dir)
+    cases = [
+        (["--n", "0"], "--n: Input should be greater than or equal to 1"),
+        (["--n", "17"], "--n: Input should be less than or equal to 16"),
+        (["--seed", "-1"], "--seed: Input should be greater than or equal to 0"),
+        (["--size", "9x9"], "--size: size '9x9' is impossible"),
+        (["--aspect", "0:1"], "--aspect: "),
+        (["--campaign", "c" * 121], "--campaign: "),
+    ]
+    for extra, message in cases:
+        code, out, err = run_cli(capsys, "generate", "a cup", "--brand", KIT, *extra)
+        assert code == 2 and out == "", (extra, err)
+        assert message in one_line(err), extra
+    assert data_snapshot(data_dir) == before
+
+
 # --------------------------------------------------------------------------- text
 
 

@@ -32,6 +32,19 @@ def kit(name: str, palette: list[dict[str, str]] | None = None) -> dict[str, Any
     return {**brand_kit(), "name": name, **({"palette": palette} if palette else {})}
 
 
+def legacy_twin(db: Database) -> None:
+    """What migration 0900 leaves of two brands stored under one name: ``brand_legacy``
+    ('acme coffee') beside the stored 'Acme Coffee', neither with its name key."""
+    with db.engine.begin() as conn:
+        conn.execute(sa.update(BrandRow).values(name_key=None))
+        conn.execute(
+            sa.insert(BrandRow).values(
+                id="brand_legacy", tenant="acme", name="acme coffee", name_key=None,
+                kit=kit("acme coffee", RED), created_at=sa.func.now(), updated_at=sa.func.now(),
+            )
+        )  # fmt: skip
+
+
 def test_another_spelling_replaces_the_kit_of_the_brand_it_names(
     client: TestClient, keys: Keys
 ) -> None:
@@ -93,14 +106,7 @@ def test_a_name_two_brands_share_is_a_409_naming_both(
     client = make_client(workers=0)
     admin = keys["acme", "admin"]
     brand_id = client.post("/v1/brands", json=kit("Acme Coffee"), headers=admin).json()["id"]
-    with db.engine.begin() as conn:  # what migration 0900 leaves of two such brands
-        conn.execute(sa.update(BrandRow).values(name_key=None))
-        conn.execute(
-            sa.insert(BrandRow).values(
-                id="brand_legacy", tenant="acme", name="acme coffee", name_key=None,
-                kit=kit("acme coffee", RED), created_at=sa.func.now(), updated_at=sa.func.now(),
-            )
-        )  # fmt: skip
+    legacy_twin(db)
     for answer in (
         client.get("/v1/brands/acme%20coffee", headers=admin),
         client.post("/v1/brands", json=kit("ACME COFFEE", RED), headers=admin),
@@ -119,3 +125,46 @@ def test_a_name_two_brands_share_is_a_409_naming_both(
         (brand_id, "Acme Coffee"),
         ("brand_legacy", "acme coffee"),
     ], "a refused POST changed nothing"
+
+
+def test_rename_over_http_tells_two_brands_apart(
+    make_client: Callable[..., TestClient], keys: Keys, db: Database
+) -> None:
+    """``POST /v1/brands/{id}/rename`` (admin) is how an API user fixes a name two brands
+    share: rename one by its id and the name works again; a taken name is 409, a malformed one
+    422, another tenant's brand 404, a creator 403, and nothing is changed by a refusal."""
+    client = make_client(workers=0)
+    admin = keys["acme", "admin"]
+    brand_id = client.post("/v1/brands", json=kit("Acme Coffee"), headers=admin).json()["id"]
+    legacy_twin(db)
+    other = keys["other", "admin"]
+    refusals = [
+        (client.post("/v1/brands/brand_legacy/rename", json={"name": "Red"}, headers=other), 404),
+        (
+            client.post(
+                "/v1/brands/brand_legacy/rename",
+                json={"name": "Red"},
+                headers=keys["acme", "creator"],
+            ),
+            403,
+        ),
+        (
+            client.post(
+                "/v1/brands/brand_legacy/rename", json={"name": "ACME_COFFEE"}, headers=admin
+            ),
+            409,
+        ),
+        (client.post("/v1/brands/brand_legacy/rename", json={"name": "Ré d"}, headers=admin), 422),
+        (client.post("/v1/brands/brand_legacy/rename", json={"name": ""}, headers=admin), 422),
+        (client.post("/v1/brands/acme%20coffee/rename", json={"name": "Red"}, headers=admin), 409),
+    ]
+    for answer, status in refusals:
+        assert answer.status_code == status, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+    renamed = client.post(
+        "/v1/brands/brand_legacy/rename", json={"name": "Acme Coffee Red"}, headers=admin
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert (renamed.json()["id"], renamed.json()["name"]) == ("brand_legacy", "Acme Coffee Red")
+    assert client.get("/v1/brands/acme_coffee", headers=admin).json()["id"] == brand_id
+    assert client.get("/v1/brands/acme-coffee-red", headers=admin).json()["id"] == "brand_legacy"

@@ -4,17 +4,22 @@ page, `GET /v1/review/agreement` and `brandloop review agreement` all give."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from brandloop.api import reviews
+from brandloop.domain import BrandKit
 from brandloop.evals.loader import load_suite
 from brandloop.registry import crud
+from brandloop.registry.models import AttemptRow, RunRow
 from brandloop.settings import get_settings
 from tests.api.http.conftest import brand_kit
 from tests.api.studio.conftest import Studio, csrf_of
@@ -177,6 +182,33 @@ def test_assign_rate_pairwise_golden_and_agreement(
     assert by_brand["overall"]["agreement"] is None  # not measured, never 1.0
     code, out, _ = run_cli(capsys, "review", "agreement", "--brand", "Nobody")
     assert code == 0 and "not measured" in out
+    # a golden suite broken by hand is a 409 naming it, and stays as it was (never a 500 or a
+    # silent reset that would lose the cases in it)
+    suite_path.write_text("cases: [unclosed\n", encoding="utf-8")
+    broken = lee.post(f"/review/{runs[0]}/golden", data={"csrf": csrf_of(page), "sha256": shas[0]})
+    assert broken.status_code == 409 and "golden suite" in broken.text
+    assert suite_path.read_text(encoding="utf-8") == "cases: [unclosed\n"
+
+
+def test_golden_cases_added_at_once_all_land(tmp_path: Path) -> None:
+    """Reviewers adding golden cases at the same moment (threads of one process, or replicas
+    sharing a data dir) each keep their case: the suite is read and rewritten under a lock."""
+    path = tmp_path / "golden.yaml"
+    brand = BrandKit.model_validate(brand_kit())
+
+    def add(i: int) -> str:
+        sha = hashlib.sha256(str(i).encode()).hexdigest()
+        run = RunRow(id=f"run_{i}", brief=f"brief {i}")
+        attempt = AttemptRow(
+            width=512, height=512, seed_requested=i, template_ref="default@1",
+            model="procedural/draft", composite=0.8,
+        )  # fmt: skip
+        with reviews._suite_lock(path):
+            return reviews._append_golden(path, brand, run, attempt, sha256=sha, actor="lee")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        ids = list(pool.map(add, range(16)))
+    assert sorted(c.id for c in load_suite(path).cases) == sorted(ids)
 
 
 def test_pairwise_mode_records_which_is_better(studio: Studio, api: Callable[..., Any]) -> None:
