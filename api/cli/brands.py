@@ -6,6 +6,7 @@ coffee`` and ``Acme_Coffee`` name the brand ``Acme Coffee``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -15,8 +16,10 @@ from brandloop.api.cli import tables
 from brandloop.api.cli.app import brands_app
 from brandloop.api.cli.common import database, out, print_json, settings
 from brandloop.api.cli.tables import Column, Wide
+from brandloop.domain import brand_key
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.registry import crud
+from brandloop.registry.models import BrandRow
 from brandloop.views import brand_view
 
 
@@ -72,4 +75,20 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False, wide: Wide =
             )
             for row, kit in zip(rows, kits, strict=True)
         ]
+        shared = _shared_names(rows)
     tables.show(out, "Brands", columns, table_rows, wide=wide)
+    for ids in shared:  # data from before names ignored case: the name answers to none of them
+        out.print(
+            f"brands {', '.join(ids)} share one name (case and separators ignored), which "
+            "answers to none of them: rename all but one, e.g. "
+            f"`brandloop brands rename {ids[-1]} NEW-NAME`",
+            markup=False,
+        )
+
+
+def _shared_names(rows: Sequence[BrandRow]) -> list[list[str]]:
+    """The ids of brands whose names have one key, per key (only in pre-0900 data)."""
+    by_key: dict[str, list[str]] = {}
+    for row in rows:
+        by_key.setdefault(brand_key(row.name), []).append(row.id)
+    return [ids for ids in by_key.values() if len(ids) > 1]

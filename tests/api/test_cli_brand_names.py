@@ -117,6 +117,9 @@ def test_a_name_two_brands_share_is_refused_until_one_is_renamed(
         if argv[0] == "generate" or argv[1] == "add" or argv[2] == "acme coffee":
             assert "is ambiguous" in err and acme["id"] in err and "brand_legacy" in err, err
     assert data_snapshot(data_dir) == before
+    code, out, err = run_cli(capsys, "brands", "list")  # the list says which share a name
+    assert code == 0, err
+    assert f"brands {acme['id']}, brand_legacy share one name" in " ".join(out.split()), out
     code, out, err = generate(capsys, str(acme["id"]), "--json")  # by id: never ambiguous
     assert code == 0, err
     code, out, err = run_cli(capsys, "brands", "rename", "brand_legacy", "Acme Red")
@@ -124,6 +127,7 @@ def test_a_name_two_brands_share_is_refused_until_one_is_renamed(
     code, out, err = generate(capsys, "acme coffee", "--json")
     assert code == 0, err
     assert all("#0f766e" in p for p in prompts(out))
+    assert "share one name" not in run_cli(capsys, "brands", "list")[1]
     code, out, err = generate(capsys, "acme red", "--json")
     assert code == 0, err
     assert all("#cc0000" in p for p in prompts(out))
