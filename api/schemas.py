@@ -20,7 +20,7 @@ from brandloop.domain import (
     RunResult,
     RunStatus,
 )
-from brandloop.templates.governance import MODEL_HINT_PATTERN
+from brandloop.templates.governance import MODEL_HINT_PATTERN, PRINCIPAL_NAME
 
 JobState = Literal["queued", "running", "awaiting_review", "succeeded", "failed", "cancelled"]
 
@@ -387,7 +387,13 @@ class ReviewVerdict(BaseModel):
 
 
 class ReviewAssign(_In):
-    assignee: str = Field(min_length=1, max_length=120, description="the reviewer (principal)")
+    assignee: str = Field(
+        min_length=1,
+        max_length=120,
+        pattern=PRINCIPAL_NAME,
+        description="the reviewer: a principal of the tenant with an approver or admin key "
+        "(422 otherwise)",
+    )
 
 
 class ImageRatingIn(_In):
@@ -451,7 +457,7 @@ class KeyCreate(_In):
         default=None,
         min_length=1,
         max_length=120,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,119}$",
+        pattern=PRINCIPAL_NAME,
         description="whose key it is (created if new); default: the caller's own principal",
     )
 
