@@ -62,11 +62,20 @@ def test_generation_waits_for_its_result_then_run_artifact_and_receipt(
     assert "immutable" in art.headers["cache-control"]
     assert art.headers["etag"] == f'"{image["sha256"]}"'
     assert json.loads(read_png_text(art.content)[RECEIPT_KEY])["run_id"] == job["run_id"]
-    again = client.get(
+    # RFC 9110 13.1.2: If-None-Match compares weakly, and * matches an image that exists
+    etag = art.headers["etag"]
+    for tags in (etag, f"W/{etag}", "*", f'"0", W/{etag}'):
+        again = client.get(
+            f"/v1/artifacts/{image['sha256']}",
+            headers={**keys["A", "viewer"], "If-None-Match": tags},
+        )
+        assert again.status_code == 304 and again.headers["etag"] == etag, tags
+        assert again.content == b""
+    other = client.get(
         f"/v1/artifacts/{image['sha256']}",
-        headers={**keys["A", "viewer"], "If-None-Match": art.headers["etag"]},
+        headers={**keys["A", "viewer"], "If-None-Match": 'W/"0"'},
     )
-    assert again.status_code == 304
+    assert other.status_code == 200 and other.content == art.content
 
     runs = client.get("/v1/runs", headers=keys["A", "viewer"]).json()
     assert [r["run_id"] for r in runs] == [job["run_id"]]
