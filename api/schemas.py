@@ -309,15 +309,17 @@ class CampaignAssetStatus(BaseModel):
 
 
 class CampaignConsistency(BaseModel):
-    """The same figures as ``brandloop campaign run`` reports (``brandloop.agent.consistency``)."""
+    """The same figures as ``brandloop campaign run`` reports (``brandloop.agent.consistency``):
+    spreads, so lower is more consistent; null (not measured) with fewer than two images."""
 
-    images: int
-    palette_spread: float = Field(
+    images: int = Field(description="accepted images the figures are over")
+    palette_spread: float | None = Field(
         description="mean pairwise total-variation distance of the images' brand-palette "
-        "distributions, 0..1; lower is more consistent"
+        "distributions, 0..1; lower is more consistent; null with fewer than two images"
     )
-    descriptor_spread: float = Field(
-        description="mean CIEDE2000 distance of each image's mean colour to the set's mean"
+    descriptor_spread: float | None = Field(
+        description="mean CIEDE2000 distance of each image's mean colour to the set's mean; "
+        "lower is more consistent; null with fewer than two images"
     )
 
 

@@ -255,6 +255,30 @@ def test_campaign_runs_its_assets_under_one_budget(
     ]
 
 
+def test_a_campaign_with_fewer_than_two_images_has_its_consistency_not_measured(
+    client: TestClient, keys: Keys, acme: dict[str, Any]
+) -> None:
+    """Spreads (lower is more consistent) need two images: with one, null, never a perfect 0."""
+    creator = keys["A", "creator"]
+    body = {
+        "name": "single",
+        "brand": "Acme Coffee",
+        "budget_usd": 0.2,
+        "assets": [{"brief": "a steaming cup", "formats": ["128x128"], "count": 1}],
+    }
+    campaign = client.post("/v1/campaigns", json=body, headers=creator).json()
+    assert campaign["consistency"] is None  # not done yet
+    for asset in campaign["assets"]:
+        assert wait_job(client, asset["job"]["id"], creator)["state"] == "succeeded"
+    done = client.get(f"/v1/campaigns/{campaign['id']}", headers=keys["A", "viewer"]).json()
+    assert done["state"] == "done"
+    assert done["consistency"] == {"images": 1, "palette_spread": None, "descriptor_spread": None}
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["CampaignConsistency"]
+    for field in ("palette_spread", "descriptor_spread"):
+        assert {"type": "null"} in schema["properties"][field]["anyOf"]
+        assert "lower is more consistent" in schema["properties"][field]["description"]
+
+
 def test_brands_add_update_read(client: TestClient, keys: Keys) -> None:
     admin = keys["A", "admin"]
     kit = brand_kit("nordlys-outdoor")
