@@ -87,8 +87,9 @@ class CampaignReport(BaseModel):
     cost_usd: float
     accepted: int
     wanted: int
-    palette_spread: float
-    descriptor_spread: float
+    #: spreads (lower is more consistent); None, "not measured", with fewer than two images
+    palette_spread: float | None
+    descriptor_spread: float | None
     memory: bool
     assets: list[AssetResult]
 

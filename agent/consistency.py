@@ -6,7 +6,8 @@ palette spread     each image becomes a distribution over the brand's colours (i
                    total-variation distance of those distributions, in [0, 1].
 descriptor spread  the mean ΔE2000 from each image's coverage-weighted mean colour (CIELAB) to
                    the set's mean: how far the images' overall colour cast wanders.
-Lower is more consistent; a set of fewer than two images has spread 0.
+Lower is more consistent (0 = the images agree exactly). A spread needs two images: with fewer
+both are None, "not measured" - never 0, which would read as perfectly consistent.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ OFF_BRAND_DELTA_E = 20.0
 @dataclass(frozen=True)
 class Consistency:
     images: int
-    palette_spread: float
-    descriptor_spread: float
+    palette_spread: float | None
+    descriptor_spread: float | None
 
 
 Vector = npt.NDArray[np.float64]
@@ -59,7 +60,7 @@ def mean_lab(data: bytes, k: int = 6) -> Vector:
 
 def consistency(images: list[bytes], brand: BrandKit) -> Consistency:
     if len(images) < 2:
-        return Consistency(images=len(images), palette_spread=0.0, descriptor_spread=0.0)
+        return Consistency(images=len(images), palette_spread=None, descriptor_spread=None)
     dists = [palette_distribution(data, brand) for data in images]
     pairwise = [0.5 * float(np.abs(a - b).sum()) for a, b in combinations(dists, 2)]
     labs = np.stack([mean_lab(data) for data in images])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from brandloop.agent.writer import PromptWriter
 from brandloop.artifacts import ArtifactStore
@@ -23,6 +23,22 @@ from brandloop.tools.moderation.policy import ModerationPolicy, default_moderati
 
 log = logging.getLogger(__name__)
 
+#: Every kind of entry a run's trace holds (``RunContext.emit``): the job's event stream names
+#: its events after them (``brandloop.api.jobs.service.SSE_EVENTS``, docs/http-api.md "Events").
+TraceKind = Literal[
+    "decision",
+    "provider_call",
+    "attempt_started",
+    "attempt_finished",
+    "moderation",
+    "scored",
+    "unreadable",
+    "repair_outcome",
+    "accepted",
+    "drift",
+    "done",
+    "remembered",
+]
 EventSink = Callable[[str, str, dict[str, Any]], None]
 ImageModerator = Callable[[bytes], ModerationVerdict]
 
@@ -69,7 +85,7 @@ class RunContext:
                 return spec
         raise KeyError(model_id)
 
-    def emit(self, run_id: str, node: str, kind: str, payload: dict[str, Any]) -> None:
+    def emit(self, run_id: str, node: str, kind: TraceKind, payload: dict[str, Any]) -> None:
         """Append an event to the run's trace, log it, and tell whoever is watching."""
         with self.db.session() as session:
             add_event(session, run_id=run_id, node=node, kind=kind, payload=payload)

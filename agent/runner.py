@@ -18,6 +18,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from brandloop.agent.checkpoints import checkpointer_for
@@ -30,7 +31,7 @@ from brandloop.agent.templates import resolve_template
 from brandloop.agent.writer import PromptWriter, build_writer
 from brandloop.artifacts import ArtifactStore
 from brandloop.domain import GenerationRequest, ModelSpec, RunResult
-from brandloop.errors import BadInputError, NotFoundError
+from brandloop.errors import BadInputError, ConflictError, NotFoundError
 from brandloop.logs import bound
 from brandloop.memory.store import BrandMemory
 from brandloop.policies.agent import AgentPolicy, load_agent_policy
@@ -51,6 +52,7 @@ from brandloop.policies.scoring import ScoringPolicy
 from brandloop.providers import PREVIEW_PROVIDER, ImageProvider
 from brandloop.registry import crud
 from brandloop.registry.db import Database
+from brandloop.registry.models import RunRow
 from brandloop.registry.models_agent import ReviewDecisionRow
 from brandloop.settings import Settings
 from brandloop.tools import cache as generation_cache
@@ -463,13 +465,23 @@ async def review_run(
     providers: dict[str, ImageProvider] | None = None,
     use_memory: bool = True,
 ) -> RunResult:
-    """Record a human's decision on a run waiting for review (audit log too) and finish it."""
+    """Record a human's decision on a run waiting for review (audit log too) and finish it.
+
+    The verdict claims the run first (``awaiting_review`` -> ``running`` in one conditional
+    UPDATE), so of two verdicts at once exactly one finishes it; the other is a
+    :class:`ConflictError`. Should finishing fail, the run waits for review again."""
     with db.session() as session:
-        row = crud.get_run(session, tenant=tenant, run_id=run_id)
-        if row is None:
-            raise NotFoundError(f"unknown run {run_id!r}")
-        if row.status != "awaiting_review":
-            raise BadInputError(f"run {run_id} is {row.status}, not awaiting review")
+        claimed = session.execute(
+            update(RunRow)
+            .where(RunRow.id == run_id, RunRow.tenant == tenant, RunRow.status == "awaiting_review")
+            .values(status="running")
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(claimed, "rowcount", 0) != 1:
+            row = crud.get_run(session, tenant=tenant, run_id=run_id)
+            if row is None:
+                raise NotFoundError(f"unknown run {run_id!r}")
+            raise ConflictError(f"run {run_id} is {row.status}, not awaiting review")
         session.add(
             ReviewDecisionRow(
                 run_id=run_id, tenant=tenant, decision=decision, note=note, actor=actor
@@ -484,15 +496,25 @@ async def review_run(
             subject_id=run_id,
             detail={"note": note},
         )
-    return await resume_run(
-        run_id,
-        settings=settings,
-        db=db,
-        tenant=tenant,
-        providers=providers,
-        use_memory=use_memory,
-        review={"decision": decision, "note": note, "actor": actor},
-    )
+    try:
+        return await resume_run(
+            run_id,
+            settings=settings,
+            db=db,
+            tenant=tenant,
+            providers=providers,
+            use_memory=use_memory,
+            review={"decision": decision, "note": note, "actor": actor},
+        )
+    except BaseException:
+        with db.session() as session:  # unfinished: back in the queue, for another verdict
+            session.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id, RunRow.tenant == tenant, RunRow.status == "running")
+                .values(status="awaiting_review")
+                .execution_options(synchronize_session=False)
+            )
+        raise
 
 
 def load_result(db: Database, *, tenant: str, run_id: str) -> RunResult:

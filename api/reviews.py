@@ -34,13 +34,16 @@ from brandloop.evals.loader import load_suite
 from brandloop.policy_files import load_yaml_file
 from brandloop.registry import crud
 from brandloop.registry.models import ArtifactRow, AttemptRow, RunRow
-from brandloop.registry.models_service import JobRow
+from brandloop.registry.models_agent import ReviewDecisionRow
+from brandloop.registry.models_service import ApiKeyRow, JobRow
 from brandloop.registry.models_studio import (
     ImageRatingRow,
     PairwiseJudgementRow,
     ReviewAssignmentRow,
+    StudioSessionRow,
 )
 from brandloop.settings import Settings
+from brandloop.templates.governance import ACTOR_PATTERN
 
 Decision = Literal["approve", "reject"]
 Axis = Literal["template", "model"]
@@ -59,6 +62,31 @@ def _run(session: Session, tenant: str, run_id: str) -> RunRow:
     if run is None:
         raise ApiProblem(404, "not-found", f"no run {run_id}")
     return run
+
+
+#: a run that delivered images: a verdict on it is recorded in the audit log, nothing resumes
+DELIVERED = ("succeeded", "partial")
+
+
+def _not_reviewable(session: Session, run: RunRow) -> str:
+    """Why a verdict cannot apply to ``run`` (neither waiting for review nor delivered)."""
+    earlier = session.scalar(
+        select(ReviewDecisionRow)
+        .where(ReviewDecisionRow.tenant == run.tenant, ReviewDecisionRow.run_id == run.id)
+        .order_by(ReviewDecisionRow.id.desc())
+        .limit(1)
+    )
+    done = {"approve": "approved", "reject": "rejected"}
+    why = (
+        f"was already {done.get(earlier.decision, earlier.decision)} by {earlier.actor} "
+        f"(status {run.status})"
+        if earlier is not None
+        else f"is {run.status}"
+    )
+    return (
+        f"run {run.id} {why}: a verdict finishes a run awaiting review, or is recorded on a "
+        "delivered (succeeded or partial) run"
+    )
 
 
 def decide_run(
@@ -97,6 +125,8 @@ def decide_run(
         "by": principal.name,
         "key_id": principal.key_id,
     }
+    if run.status != "awaiting_review" and run.status not in DELIVERED:
+        raise ApiProblem(409, "conflict", _not_reviewable(session, run))
     if run.status != "awaiting_review":  # a verdict on a delivered run: recorded, nothing resumes
         action = "run.approved" if decision == "approve" else "run.rejected"
         crud.audit(
@@ -164,13 +194,58 @@ def waiting(session: Session, *, tenant: str, assignee: str | None = None) -> li
     return items
 
 
+#: the roles that may give a verdict on a run
+REVIEWER_ROLES = ("approver", "admin")
+
+
+def is_reviewer(session: Session, *, tenant: str, name: str) -> bool:
+    """Whether the tenant's principal ``name`` (exact) may review: it holds an approver or
+    admin key that is not revoked, or is signed in to the studio with such a role (a sign-in
+    link gives a role without a key)."""
+    key = session.scalar(
+        select(ApiKeyRow.id)
+        .where(
+            ApiKeyRow.tenant == tenant,
+            ApiKeyRow.principal == name,
+            ApiKeyRow.role.in_(REVIEWER_ROLES),
+            ApiKeyRow.revoked_at.is_(None),
+        )
+        .limit(1)
+    )
+    if key is not None:
+        return True
+    signed_in = session.scalar(
+        select(StudioSessionRow.id)
+        .where(
+            StudioSessionRow.tenant == tenant,
+            StudioSessionRow.principal == name,
+            StudioSessionRow.role.in_(REVIEWER_ROLES),
+            StudioSessionRow.revoked_at.is_(None),
+            StudioSessionRow.expires_at > utcnow(),
+        )
+        .limit(1)
+    )
+    return signed_in is not None
+
+
 def assign(session: Session, *, tenant: str, run_id: str, assignee: str, by: str) -> None:
     run = _run(session, tenant, run_id)
     if run.status != "awaiting_review":
         raise ApiProblem(409, "conflict", f"run {run_id} is {run.status}, not awaiting review")
-    assignee = assignee.strip()
-    if not assignee or len(assignee) > 120:
-        raise ApiProblem(422, "bad-input", "the assignee is 1-120 characters")
+    if not ACTOR_PATTERN.fullmatch(assignee):
+        raise ApiProblem(
+            422,
+            "bad-input",
+            "the assignee is a principal's name: 1-120 of A-Z a-z 0-9 _ . @ -, starting with a "
+            "letter or digit",
+        )
+    if not is_reviewer(session, tenant=tenant, name=assignee):
+        raise ApiProblem(
+            422,
+            "bad-input",
+            f"no reviewer {assignee!r} in this tenant: the assignee is a principal with an "
+            "approver or admin key that is not revoked, or signed in to the studio as one",
+        )
     row = session.get(ReviewAssignmentRow, run.id)
     if row is None:
         session.add(

@@ -20,7 +20,7 @@ from brandloop.domain import (
     RunResult,
     RunStatus,
 )
-from brandloop.templates.governance import MODEL_HINT_PATTERN
+from brandloop.templates.governance import MODEL_HINT_PATTERN, PRINCIPAL_NAME
 
 JobState = Literal["queued", "running", "awaiting_review", "succeeded", "failed", "cancelled"]
 
@@ -309,15 +309,17 @@ class CampaignAssetStatus(BaseModel):
 
 
 class CampaignConsistency(BaseModel):
-    """The same figures as ``brandloop campaign run`` reports (``brandloop.agent.consistency``)."""
+    """The same figures as ``brandloop campaign run`` reports (``brandloop.agent.consistency``):
+    spreads, so lower is more consistent; null (not measured) with fewer than two images."""
 
-    images: int
-    palette_spread: float = Field(
+    images: int = Field(description="accepted images the figures are over")
+    palette_spread: float | None = Field(
         description="mean pairwise total-variation distance of the images' brand-palette "
-        "distributions, 0..1; lower is more consistent"
+        "distributions, 0..1; lower is more consistent; null with fewer than two images"
     )
-    descriptor_spread: float = Field(
-        description="mean CIEDE2000 distance of each image's mean colour to the set's mean"
+    descriptor_spread: float | None = Field(
+        description="mean CIEDE2000 distance of each image's mean colour to the set's mean; "
+        "lower is more consistent; null with fewer than two images"
     )
 
 
@@ -387,7 +389,13 @@ class ReviewVerdict(BaseModel):
 
 
 class ReviewAssign(_In):
-    assignee: str = Field(min_length=1, max_length=120, description="the reviewer (principal)")
+    assignee: str = Field(
+        min_length=1,
+        max_length=120,
+        pattern=PRINCIPAL_NAME,
+        description="the reviewer: a principal of the tenant with an approver or admin key "
+        "(422 otherwise)",
+    )
 
 
 class ImageRatingIn(_In):
@@ -451,7 +459,7 @@ class KeyCreate(_In):
         default=None,
         min_length=1,
         max_length=120,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,119}$",
+        pattern=PRINCIPAL_NAME,
         description="whose key it is (created if new); default: the caller's own principal",
     )
 

@@ -78,23 +78,37 @@ def main() -> None:
     for seed, memory, r in rows:
         print(
             f"| {seed} | {'on' if memory else 'off'} | {r.accepted}/{r.wanted} | ${r.cost_usd:.3f} | "
-            f"{r.palette_spread:.3f} | {r.descriptor_spread:.2f} |"
+            f"{_figure(r.palette_spread, 3)} | {_figure(r.descriptor_spread, 2)} |"
         )
     for memory in (False, True):
         picked = [r for _s, m, r in rows if m == memory]
+        palettes = [r.palette_spread for r in picked if r.palette_spread is not None]
+        casts = [r.descriptor_spread for r in picked if r.descriptor_spread is not None]
         print(
-            f"mean, memory {'on ' if memory else 'off'}: palette spread "
-            f"{statistics.mean(r.palette_spread for r in picked):.3f}, descriptor spread "
-            f"{statistics.mean(r.descriptor_spread for r in picked):.2f}, cost "
+            f"mean, memory {'on ' if memory else 'off'} ({len(palettes)} of {len(picked)} "
+            f"seeds measured): palette spread "
+            f"{_figure(statistics.mean(palettes) if palettes else None, 3)}, descriptor spread "
+            f"{_figure(statistics.mean(casts) if casts else None, 2)}, cost "
             f"${statistics.mean(r.cost_usd for r in picked):.3f}"
         )
-    lower = sum(
-        1
+    pairs = [
+        (
+            next(r for s, m, r in rows if s == seed and m).palette_spread,
+            next(r for s, m, r in rows if s == seed and not m).palette_spread,
+        )
         for seed in args.seeds
-        if next(r for s, m, r in rows if s == seed and m).palette_spread
-        < next(r for s, m, r in rows if s == seed and not m).palette_spread
+    ]
+    measured = [(on, off) for on, off in pairs if on is not None and off is not None]
+    lower = sum(1 for on, off in measured if on < off)
+    print(
+        f"palette spread lower with memory in {lower} of {len(measured)} seeds measured "
+        f"({len(args.seeds)} run)"
     )
-    print(f"palette spread lower with memory in {lower} of {len(args.seeds)} seeds")
+
+
+def _figure(value: float | None, places: int) -> str:
+    """A spread, or "not measured" (fewer than two accepted images), never a perfect 0."""
+    return "not measured" if value is None else f"{value:.{places}f}"
 
 
 if __name__ == "__main__":

@@ -57,11 +57,16 @@ def _render(report: CampaignReport, *, wide: bool = False) -> None:
     title = f"Campaign {report.campaign_id} ({report.brand})"
     tables.show(out, title, ASSET_COLUMNS, rows, wide=wide)
     budget = f" of ${report.budget_usd:.2f}" if report.budget_usd is not None else ""
+    if report.palette_spread is None or report.descriptor_spread is None:
+        spread = "consistency not measured (fewer than two accepted images)"
+    else:
+        spread = (
+            f"palette spread {report.palette_spread:.3f}, descriptor spread "
+            f"{report.descriptor_spread:.2f} ΔE (lower is more consistent)"
+        )
     out.print(
         f"{report.accepted}/{report.wanted} accepted, ${report.cost_usd:.3f}{budget}; "
-        f"palette spread {report.palette_spread:.3f}, descriptor spread "
-        f"{report.descriptor_spread:.2f} ΔE (lower is more consistent; memory "
-        f"{'on' if report.memory else 'off'})"
+        f"{spread}; memory {'on' if report.memory else 'off'}"
     )
 
 

@@ -183,8 +183,32 @@ def submit(
     return job
 
 
-#: the SSE event name of each (node, kind) of a run's trace
+#: Every event name a job's stream sends, in the order a run usually sends them, and when.
+#: ``state`` and ``end`` are the stream's own; the others are the run's trace (``TraceKind``,
+#: named by :func:`sse_name`). docs/http-api.md ("Events") and the route's OpenAPI description
+#: list the same names (tests/api/http/test_sse_events.py).
+SSE_EVENTS: dict[str, str] = {
+    "state": "the job's state, on connect and on every change",
+    "planned": "a decision of the plan node (what to try, with which model and budget)",
+    "decision": "every other node's decision (intake, preflight, recall, generate, observe, review)",
+    "attempt_started": "an attempt is about to call its provider (once per attempt, also across a resume)",
+    "provider_call": "one call to an image provider: model, cost or error",
+    "attempt_finished": "an attempt's outcome, cost and error (once per attempt)",
+    "moderation": "a moderation verdict: on each generated image, on a provider's refusal, "
+    "or a refused brief",
+    "unreadable": "an image the scorer could not decode",
+    "scored": "an attempt's signals, composite score and what failed",
+    "repair_outcome": "whether last round's repair fixed the signal it aimed at",
+    "accepted": "accepted images so far against the count wanted",
+    "drift": "a template and model whose recent scores drifted (at finalize)",
+    "done": "the run finished: status, accepted count, cost",
+    "remembered": "prompts stored in the brand's memory; sent after `done`",
+    "end": "the last event, once the job is finished and its trace drained",
+}
+
+
 def sse_name(node: str, kind: str) -> str:
+    """The SSE event name of a (node, kind) entry of a run's trace (a ``TraceKind``)."""
     if kind == "decision":
         return "planned" if node == "plan" else "decision"
     return kind

@@ -4,6 +4,7 @@ identical bytes: it reads it, and deletes it, without touching another tenant's.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -70,8 +71,18 @@ def tenant_artifact(
     return row, path
 
 
+_ENTITY_TAG = re.compile(r'\s*(?:W/)?("[^"]*")\s*(?:,|$)')
+
+
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
-    return if_none_match is not None and etag in {t.strip() for t in if_none_match.split(",")}
+    """Whether ``If-None-Match`` names the current representation (``etag``, a strong tag):
+    RFC 9110 13.1.2 compares weakly, so ``W/"x"`` matches ``"x"``, and ``*`` matches any
+    representation that exists (the caller answers only for one that does)."""
+    if if_none_match is None:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    return etag in (m.group(1) for m in _ENTITY_TAG.finditer(if_none_match))
 
 
 @router.delete(

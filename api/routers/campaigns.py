@@ -41,7 +41,9 @@ _CONSISTENCY_CACHE_SIZE = 512
 def campaign_consistency(
     session: Session, campaign: CampaignRow, shas: list[str], artifacts: ArtifactStore
 ) -> CampaignConsistency:
-    """Palette and colour-cast spread of the accepted images (computed once per finished campaign)."""
+    """Palette and colour-cast spread of the accepted images (computed once per finished
+    campaign); null spreads when they cannot be measured (fewer than two images, or the
+    brand is gone), never 0.0, which would read as perfectly consistent."""
     cached = _consistency_cache.get(campaign.id)
     if cached is not None:
         _consistency_cache.move_to_end(campaign.id)
@@ -49,7 +51,7 @@ def campaign_consistency(
     brand = crud.get_brand(session, tenant=campaign.tenant, ref=campaign.brand)
     images = [artifacts.get(sha) for sha in shas if artifacts.exists(sha)]
     if brand is None:
-        return CampaignConsistency(images=len(images), palette_spread=0.0, descriptor_spread=0.0)
+        return CampaignConsistency(images=len(images), palette_spread=None, descriptor_spread=None)
     spread = consistency(images, crud.brand_kit(brand))
     result = CampaignConsistency(
         images=spread.images,

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from brandloop.api.deps import Creator, PoolDep, Service, ServiceDep, SessionDep, Viewer
 from brandloop.api.jobs import store
-from brandloop.api.jobs.service import job_events, job_public, release_hold
+from brandloop.api.jobs.service import SSE_EVENTS, job_events, job_public, release_hold
 from brandloop.api.params import ASCII_INT, LAST_EVENT_ID_PATTERN
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
 from brandloop.api.schemas import JobPublic, JobState
@@ -43,9 +43,9 @@ def get_job(job_id: str, principal: Viewer, session: SessionDep) -> JobPublic:
 @router.get(
     "/{job_id}/events",
     summary="Progress as server-sent events",
-    description="Events: `state` (job state changes), `planned`, `attempt_started`, "
-    "`attempt_finished`, `scored`, `accepted`, `decision`, `done` (the run's trace) and a "
-    "final `end`. Each trace event's id is its sequence number; send `Last-Event-ID` to resume "
+    description="Event names: "
+    + "; ".join(f"`{name}`: {when}" for name, when in SSE_EVENTS.items())
+    + ". Each trace event's id is its sequence number; send `Last-Event-ID` to resume "
     "(anything but a sequence number is a 400).",
     response_class=StreamingResponse,
     responses={

@@ -60,7 +60,10 @@ def queue(principal: Approver, session: SessionDep) -> ReviewQueue:
 @router.post(
     "/runs/{run_id}",
     summary="Approve or reject a run: one waiting for review is finished by the verdict",
-    description="Four eyes: the principal who asked for the run is refused with 409.",
+    description="A verdict finishes a run `awaiting_review`; on a delivered run (`succeeded` "
+    "or `partial`) it is recorded in the audit log. Any other run (one already rejected, "
+    "failed, refused or still running) is a 409. Four eyes: the principal who asked for the "
+    "run is refused with 409.",
     response_model=ReviewVerdict,
     responses=problems(409),
 )
@@ -77,6 +80,10 @@ def review_run(
     "/runs/{run_id}/assign",
     status_code=204,
     summary="Assign a run waiting for review to a reviewer",
+    description="The assignee is a principal of the tenant holding an approver or admin key "
+    "that is not revoked, or signed in to the studio with such a role: a malformed name, or "
+    "one that is no such reviewer, is a 422. A run "
+    "not waiting for review is a 409.",
     responses=problems(409),
 )
 def assign_run(

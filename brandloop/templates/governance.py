@@ -43,7 +43,9 @@ log = logging.getLogger(__name__)
 POLICY_PATH: Final = Path(__file__).with_name("governance.yaml")
 NAME_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,119}$")
 LABEL_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-ACTOR_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,119}$")
+#: a principal's (user's) name, exact; the API's schemas state the same pattern
+PRINCIPAL_NAME: Final = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,119}$"
+ACTOR_PATTERN: Final = re.compile(PRINCIPAL_NAME)
 MODEL_HINT_PATTERN: Final = re.compile(r"^[a-z0-9_-]+/[A-Za-z0-9_.:-]+$")
 RESERVED_ACTORS: Final = frozenset({"system"})
 

@@ -59,6 +59,28 @@ def test_campaign_run_reports_each_asset_and_the_spread(
     assert 0 <= report["palette_spread"] <= 1 and report["descriptor_spread"] >= 0
 
 
+def test_a_campaign_of_one_image_reports_its_spread_as_not_measured(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path, seed: int
+) -> None:
+    path = tmp_path / "one.yaml"
+    path.write_text(
+        f"name: one\nbrand: {ROOT / 'examples/brands/acme-coffee.yaml'}\nseed: {seed}\n"
+        'assets: [{id: cup, brief: "a steaming coffee cup", formats: ["128x128"]}]\n'
+    )
+    with pytest.raises(SystemExit) as exc:
+        main(["campaign", "run", str(path), "--json", "--campaign-id", "one-json"])
+    assert exc.value.code in (0, None)
+    report = json.loads(capsys.readouterr().out)
+    assert report["accepted"] == 1
+    assert report["palette_spread"] is None and report["descriptor_spread"] is None
+    with pytest.raises(SystemExit) as exc:
+        main(["campaign", "run", str(path), "--campaign-id", "one-text"])
+    assert exc.value.code in (0, None)
+    text = " ".join(capsys.readouterr().out.split())
+    assert "consistency not measured (fewer than two accepted images)" in text, text
+    assert "palette spread" not in text
+
+
 def test_the_campaign_budget_is_shared(
     capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path, seed: int
 ) -> None:
@@ -94,7 +116,9 @@ async def test_identical_images_have_no_spread_and_different_ones_do() -> None:
     orange = await image("orange #ff8800 and red #dd2200")
     assert consistency([teal, teal], kit).palette_spread == 0
     assert consistency([teal, orange], kit).palette_spread > 0.3
-    assert consistency([teal], kit).palette_spread == 0
+    single = consistency([teal], kit)  # a spread needs two images: not measured, not 0
+    assert single.images == 1 and single.palette_spread is None and single.descriptor_spread is None
+    assert consistency([], kit).palette_spread is None
 
 
 def test_budget_command_sets_campaign_and_tenant_limits(

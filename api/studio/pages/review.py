@@ -138,8 +138,8 @@ def assign(
     _: Csrf,
     assignee: Annotated[str, Form(max_length=120)],
 ) -> Response:
-    reviews.assign(
-        session, tenant=user.tenant, run_id=run_id, assignee=assignee,
+    reviews.assign(  # a typed name: spaces around it are not part of it
+        session, tenant=user.tenant, run_id=run_id, assignee=assignee.strip(),
         by=user.api_principal.name,
     )  # fmt: skip
     return see_other(f"/review/{run_id}")

@@ -62,11 +62,20 @@ def test_generation_waits_for_its_result_then_run_artifact_and_receipt(
     assert "immutable" in art.headers["cache-control"]
     assert art.headers["etag"] == f'"{image["sha256"]}"'
     assert json.loads(read_png_text(art.content)[RECEIPT_KEY])["run_id"] == job["run_id"]
-    again = client.get(
+    # RFC 9110 13.1.2: If-None-Match compares weakly, and * matches an image that exists
+    etag = art.headers["etag"]
+    for tags in (etag, f"W/{etag}", "*", f'"0", W/{etag}'):
+        again = client.get(
+            f"/v1/artifacts/{image['sha256']}",
+            headers={**keys["A", "viewer"], "If-None-Match": tags},
+        )
+        assert again.status_code == 304 and again.headers["etag"] == etag, tags
+        assert again.content == b""
+    other = client.get(
         f"/v1/artifacts/{image['sha256']}",
-        headers={**keys["A", "viewer"], "If-None-Match": art.headers["etag"]},
+        headers={**keys["A", "viewer"], "If-None-Match": 'W/"0"'},
     )
-    assert again.status_code == 304
+    assert other.status_code == 200 and other.content == art.content
 
     runs = client.get("/v1/runs", headers=keys["A", "viewer"]).json()
     assert [r["run_id"] for r in runs] == [job["run_id"]]
@@ -244,6 +253,30 @@ def test_campaign_runs_its_assets_under_one_budget(
     assert [c["id"] for c in client.get("/v1/campaigns", headers=creator).json()] == [
         campaign["id"]
     ]
+
+
+def test_a_campaign_with_fewer_than_two_images_has_its_consistency_not_measured(
+    client: TestClient, keys: Keys, acme: dict[str, Any]
+) -> None:
+    """Spreads (lower is more consistent) need two images: with one, null, never a perfect 0."""
+    creator = keys["A", "creator"]
+    body = {
+        "name": "single",
+        "brand": "Acme Coffee",
+        "budget_usd": 0.2,
+        "assets": [{"brief": "a steaming cup", "formats": ["128x128"], "count": 1}],
+    }
+    campaign = client.post("/v1/campaigns", json=body, headers=creator).json()
+    assert campaign["consistency"] is None  # not done yet
+    for asset in campaign["assets"]:
+        assert wait_job(client, asset["job"]["id"], creator)["state"] == "succeeded"
+    done = client.get(f"/v1/campaigns/{campaign['id']}", headers=keys["A", "viewer"]).json()
+    assert done["state"] == "done"
+    assert done["consistency"] == {"images": 1, "palette_spread": None, "descriptor_spread": None}
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["CampaignConsistency"]
+    for field in ("palette_spread", "descriptor_spread"):
+        assert {"type": "null"} in schema["properties"][field]["anyOf"]
+        assert "lower is more consistent" in schema["properties"][field]["description"]
 
 
 def test_brands_add_update_read(client: TestClient, keys: Keys) -> None:

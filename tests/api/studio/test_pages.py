@@ -5,6 +5,7 @@ and Costs; each a 404 page for another tenant's things."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,22 @@ def test_campaigns_board_and_costs(studio: Studio, api: Callable[..., Any]) -> N
     assert "autumn &lt;sale&gt;" in board and "<meter" in board
     page = browser.get(f"/campaigns/{made['id']}")
     assert page.status_code == 200 and "128x128" in page.text and "1:1" in page.text
+    single = api(
+        "POST",
+        "/v1/campaigns",
+        studio.key("A", "creator"),
+        json={"name": "single", "brand": "Acme Coffee", "budget_usd": 0.2,
+              "assets": [{"brief": "a cup", "formats": ["128x128"]}]},
+    ).json()  # fmt: skip
+    for _ in range(600):
+        shown = api("GET", f"/v1/campaigns/{single['id']}", studio.key("A", "viewer")).json()
+        if shown["state"] == "done":
+            break
+        time.sleep(0.1)
+    assert shown["consistency"]["images"] == 1, shown
+    page = browser.get(f"/campaigns/{single['id']}")  # one image: no spread, and no 500
+    assert page.status_code == 200 and "not measured" in page.text, page.text
+    assert "not measured" in browser.get("/campaigns").text
     costs = browser.get("/costs?period=week")
     assert costs.status_code == 200 and "daily quota" in costs.text
     assert "<svg" in costs.text or "No spend" in costs.text

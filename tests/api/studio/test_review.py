@@ -115,9 +115,16 @@ def test_assign_rate_pairwise_golden_and_agreement(
     runs = [_waiting_run(studio, api, creator, seed=s) for s in (3, 4)]
     lee = studio.signed_in_as("A", "lee", "approver")
     page = lee.get(f"/review/{runs[0]}")
+    for nobody in ("nobody-here", "\u0430na"):  # the API's rule: only a reviewer of the tenant
+        refused = lee.post(
+            f"/review/{runs[0]}/assign",
+            data={"csrf": csrf_of(page.text), "assignee": nobody},
+            follow_redirects=False,
+        )
+        assert refused.status_code == 422, refused.text
     assigned = lee.post(
         f"/review/{runs[0]}/assign",
-        data={"csrf": csrf_of(page.text), "assignee": "lee"},
+        data={"csrf": csrf_of(page.text), "assignee": " lee "},
         follow_redirects=False,
     )
     assert assigned.status_code == 303

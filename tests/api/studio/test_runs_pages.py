@@ -81,7 +81,14 @@ def test_thumbnails_are_resized_cached_and_served_with_etags(
     with Image.open(io.BytesIO(thumb.content)) as image:
         assert image.width <= 256
     etag = thumb.headers["etag"]
-    assert browser.get(f"/thumbs/256/{sha}", headers={"If-None-Match": etag}).status_code == 304
+    # RFC 9110 13.1.2: If-None-Match compares weakly, and * matches an image that exists
+    for tags in (etag, f"W/{etag}", "*", f'"other", W/{etag}'):
+        again = browser.get(f"/thumbs/256/{sha}", headers={"If-None-Match": tags})
+        assert again.status_code == 304 and again.headers["etag"] == etag, tags
+    for tags in (f'"{sha}"', f'W/"{sha}-w512"'):  # another representation's tag
+        assert browser.get(f"/thumbs/256/{sha}", headers={"If-None-Match": tags}).status_code == 200
+    full = browser.get(f"/images/{sha}", headers={"If-None-Match": f'W/"{sha}"'})
+    assert full.status_code == 304
     assert (studio.settings.data_dir / "thumbs" / "256" / sha[:2] / f"{sha}.webp").is_file()
     assert browser.get(f"/thumbs/300/{sha}").status_code == 404
     assert browser.get("/thumbs/256/not-a-sha").status_code == 422

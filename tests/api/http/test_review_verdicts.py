@@ -1,0 +1,102 @@
+"""Verdicts on runs and review assignment over HTTP, on both databases: a verdict finishes a
+run waiting for review or is recorded on a delivered one, never "approves" a run already
+rejected; a run is assigned only to a principal of the tenant who may review."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from brandloop.api.auth import create_key, revoke_key
+from brandloop.registry.db import Database
+from tests.api.http.conftest import Keys, assert_problem, both_databases, brand_kit
+
+settings = pytest.fixture(name="settings")(both_databases)
+
+GEN = {"brief": "a steaming cup", "brand": "Acme Coffee", "size": "256x256"}
+
+
+@pytest.fixture
+def reviewing(
+    make_client: Callable[..., TestClient], keys: Keys, tmp_path: Path, monkeypatch: Any
+) -> TestClient:
+    """A client whose agent policy sends every run to review, with tenant A's brand."""
+    policy = tmp_path / "agent.yaml"
+    policy.write_text("review:\n  mode: always\n")
+    monkeypatch.setenv("BRANDLOOP_AGENT_POLICY", str(policy))
+    client = make_client()
+    made = client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"])
+    assert made.status_code == 201, made.text
+    return client
+
+
+def _waiting(client: TestClient, keys: Keys, seed: int = 1) -> dict[str, Any]:
+    job = client.post(
+        "/v1/generations?wait=60", json={**GEN, "seed": seed}, headers=keys["A", "creator"]
+    ).json()
+    assert job["state"] == "awaiting_review", job
+    return dict(job)
+
+
+def test_a_rejected_run_cannot_then_be_approved(reviewing: TestClient, keys: Keys) -> None:
+    client = reviewing
+    job = _waiting(client, keys)
+    path = f"/v1/review/runs/{job['run_id']}"
+    lee, ana = keys.of("A", "lee", "approver"), keys.of("A", "ana", "approver")
+    rejected = client.post(path, json={"decision": "reject", "note": "too orange"}, headers=lee)
+    assert rejected.status_code == 200 and rejected.json()["status"] == "failed", rejected.text
+    for decision in ("approve", "reject"):
+        late = client.post(path, json={"decision": decision, "note": "ship it"}, headers=ana)
+        detail = assert_problem(late, 409, "conflict")["detail"]
+        assert "already rejected by lee" in detail and "failed" in detail, detail
+    run = client.get(f"/v1/runs/{job['run_id']}", headers=keys["A", "viewer"]).json()
+    assert run["status"] == "failed" and not run.get("images")
+    # a delivered run still takes a verdict, recorded in the audit log (docs/http-api.md)
+    done = client.post("/v1/generations?wait=60", json=GEN, headers=keys["A", "creator"]).json()
+    assert client.post(f"/v1/review/runs/{done['run_id']}", json={"decision": "approve"},
+                       headers=lee).status_code == 200  # fmt: skip
+
+
+def test_two_verdicts_at_once_finish_the_run_once(reviewing: TestClient, keys: Keys) -> None:
+    client = reviewing
+    job = _waiting(client, keys, seed=2)
+    path = f"/v1/review/runs/{job['run_id']}"
+    verdicts = [
+        ({"decision": "approve"}, keys.of("A", "raj", "approver")),
+        ({"decision": "reject", "note": "no"}, keys.of("A", "lee", "approver")),
+    ]
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda v: client.post(path, json=v[0], headers=v[1]), verdicts))
+    assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]
+    won = next(a for a in answers if a.status_code == 200).json()
+    run = client.get(f"/v1/runs/{job['run_id']}", headers=keys["A", "viewer"]).json()
+    assert run["status"] == won["status"]
+
+
+def test_a_run_is_assigned_only_to_a_reviewer_of_the_tenant(
+    reviewing: TestClient, keys: Keys, db: Database
+) -> None:
+    client = reviewing
+    job = _waiting(client, keys, seed=3)
+    path = f"/v1/review/runs/{job['run_id']}/assign"
+    lee = keys.of("A", "lee", "approver")
+    keys.of("A", "boss", "admin")
+    keys.of("A", "cora", "creator")
+    keys.of("B", "zed", "approver")
+    with db.session() as session:  # old was a reviewer until their key was revoked
+        row, _ = create_key(session, tenant="A", role="approver", principal="old")
+        revoke_key(session, row=row, actor="test")
+    for malformed in ("\u0430na", "", "-lee", "lee ", "a b", "x" * 121, "lee\n"):
+        answer = client.post(path, json={"assignee": malformed}, headers=lee)
+        assert_problem(answer, 422, "validation")
+    for stranger in ("nobody-here", "cora", "zed", "old", "Lee"):
+        answer = client.post(path, json={"assignee": stranger}, headers=lee)
+        detail = assert_problem(answer, 422, "bad-input")["detail"]
+        assert f"no reviewer '{stranger}'" in detail, detail
+    for reviewer in ("lee", "boss"):
+        assert client.post(path, json={"assignee": reviewer}, headers=lee).status_code == 204
