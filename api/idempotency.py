@@ -12,27 +12,54 @@ answer is stored and the record becomes ``done``. Every other request with the s
 A request that fails (any non-2xx answer, an error, a dropped connection) removes its pending
 record, so a retry runs afresh. Records are kept ``ttl_s`` (24 h by default); a pending record
 older than ``pending_s`` belongs to a request that died and is taken over.
+
+An answer that shows a secret once (a new API key) is never stored: its route calls
+:func:`withhold_from_replays`, and the record keeps, and every repeat gets, the problem the
+route named instead (409 ``secret-not-replayed``, naming what was made) - the secret stays
+in the one answer that showed it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from brandloop.api.jobs import store
+from brandloop.api.problems import PROBLEM_MEDIA_TYPE, ProblemKind, problem_body
 from brandloop.domain import utcnow
 from brandloop.registry.db import Database
 
 #: sends a problem answer: (status, kind, detail, extra headers)
 ProblemSender = Callable[[int, str, str, list[tuple[bytes, bytes]]], Awaitable[None]]
 _KEPT_HEADERS = (b"content-type", b"location")
+#: where, in ``scope["state"]``, a route leaves what to keep instead of its answer
+_WITHHELD_STATE = "idempotency_withheld"
+
+
+@dataclass(frozen=True)
+class _Withheld:
+    """The problem kept, and replayed, in place of an answer that showed a secret."""
+
+    status: int
+    kind: ProblemKind
+    detail: str
+
+
+def withhold_from_replays(
+    request: Request, *, detail: str, kind: ProblemKind = "secret-not-replayed", status: int = 409
+) -> None:
+    """This request's answer shows a secret once: with an ``Idempotency-Key``, store and
+    replay this problem instead of the answer (the answer itself still goes to this caller)."""
+    request.scope.setdefault("state", {})[_WITHHELD_STATE] = _Withheld(status, kind, detail)
 
 
 @dataclass(frozen=True)
@@ -140,14 +167,17 @@ class Idempotency:
             await app(scope, receive, capture)
             content_type = dict(captured["headers"]).get("content-type", "")
             if 200 <= captured["status"] < 300 and content_type.startswith("application/json"):
-                await asyncio.to_thread(
-                    self._complete,
-                    tenant,
-                    key,
-                    captured["status"],
-                    b"".join(captured["body"]).decode(),
-                    captured["headers"],
-                )
+                status, body, headers = captured["status"], b"", captured["headers"]
+                withheld = scope.get("state", {}).get(_WITHHELD_STATE)
+                if isinstance(withheld, _Withheld):  # the answer shows a secret: never kept
+                    status, headers = withheld.status, [["content-type", PROBLEM_MEDIA_TYPE]]
+                    problem = problem_body(
+                        status, withheld.kind, withheld.detail, instance=scope["path"]
+                    )
+                    body = json.dumps(problem).encode()
+                else:
+                    body = b"".join(captured["body"])
+                await asyncio.to_thread(self._complete, tenant, key, status, body.decode(), headers)
                 completed = True
         finally:
             if not completed:  # failed, refused or dropped: a retry runs afresh

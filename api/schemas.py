@@ -79,15 +79,12 @@ def domain_request(**fields: Any) -> GenerationRequest:
         ) from None
 
 
-class Shape(_In):
-    """What a request asks for besides its brief: how many images, which shape (a size or an
-    aspect ratio, not both), budget, seed and file format."""
+class _Form(_In):
+    """What a request asks for besides its brief and how many images: which shape (a size or
+    an aspect ratio, not both), budget, seed and file format."""
 
     model_config = ConfigDict(json_schema_extra=_one_shape([]))
 
-    count: BodyInt = Field(
-        default=1, ge=1, le=16, description="how many accepted images are wanted"
-    )
     size: str | None = Field(
         default=None,
         max_length=20,
@@ -106,6 +103,15 @@ class Shape(_In):
     output_format: ImageFormat | None = Field(
         default=None,
         description="file format of the accepted images (png, jpeg, webp); default: the model's",
+    )
+
+
+class Shape(_Form):
+    """What a request asks for besides its brief: how many images, which shape (a size or an
+    aspect ratio, not both), budget, seed and file format."""
+
+    count: BodyInt = Field(
+        default=1, ge=1, le=16, description="how many accepted images are wanted"
     )
 
 
@@ -219,11 +225,20 @@ class ThreadCreate(Shape):
     )
 
 
-class MessageCreate(Shape):
+class MessageCreate(_Form):
+    """A follow-up: what it leaves out (count, size or aspect ratio, budget) is the previous
+    turn's."""
+
     model_config = ConfigDict(
         extra="forbid", json_schema_extra=_one_shape([{"content": "warmer, and drop the mug"}])
     )
 
+    # bounds inside the optional type and before the check, so that the schema states them
+    count: Annotated[int, Field(ge=1, le=16), WHOLE] | None = Field(
+        default=None,
+        description="how many accepted images are wanted; left out: the previous turn's count "
+        "(1 on a thread's first message)",
+    )
     content: str = Field(min_length=1, max_length=MAX_BRIEF_CHARS, pattern=NOT_BLANK)
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -111,3 +113,34 @@ def settings_on_both(settings: Settings) -> Settings:
 @pytest.fixture
 def db_on_both(db: Database) -> Database:
     return db
+
+
+def stored_anywhere(db: Database, needle: str, data_dir: Path | None = None) -> list[str]:
+    """Where ``needle`` is kept: ``table.column`` of every row of every table of ``db`` (text,
+    JSON or bytes) that holds it and, given ``data_dir`` (a SQLite deployment), every file
+    under it whose bytes hold it (checkpoints, write-ahead logs, artifacts). Empty: nowhere."""
+    wanted = needle.encode()
+    found: set[str] = set()
+    with db.engine.connect() as conn:
+        for table in sa.inspect(conn).get_table_names():
+            result = conn.exec_driver_sql(f'SELECT * FROM "{table}"')
+            columns = list(result.keys())
+            for row in result:
+                for column, value in zip(columns, row, strict=True):
+                    if value is None:
+                        continue
+                    if isinstance(value, bytes | memoryview):
+                        held = wanted in bytes(value)
+                    else:  # text, or JSON as the driver reads it (a dict, a list)
+                        held = needle in (
+                            value if isinstance(value, str) else json.dumps(value, default=str)
+                        )
+                    if held:
+                        found.add(f"{table}.{column}")
+    if data_dir is not None:
+        found |= {
+            str(path.relative_to(data_dir))
+            for path in data_dir.rglob("*")
+            if path.is_file() and wanted in path.read_bytes()
+        }
+    return sorted(found)

@@ -27,17 +27,26 @@ from brandloop.tools.moderation.pii import redact, redaction_markers
 from brandloop.tools.moderation.policy import default_moderation_policy
 
 
+def redacted_text(text: str) -> str:
+    """``text`` with the PII the default moderation policy redacts replaced by
+    ``[redacted <kind>]`` markers (unchanged when it holds none).
+
+    The API calls it on every brief and thread message before anything is stored (jobs,
+    thread messages, campaign plans), so the service never keeps the values either.
+    """
+    return redact(text, tuple(default_moderation_policy().pii.redact)).text
+
+
 def redacted_request(request: GenerationRequest) -> GenerationRequest:
     """The request with PII in its brief replaced by ``[redacted <kind>]`` markers.
 
     Called by the runner before the run row is written, so neither the runs table, the
     checkpoints, the trace, memory nor any provider ever sees the values.
     """
-    kinds = tuple(default_moderation_policy().pii.redact)
-    redaction = redact(request.brief, kinds)
-    if not redaction.redacted:
+    brief = redacted_text(request.brief)
+    if brief == request.brief:
         return request
-    return request.model_copy(update={"brief": redaction.text})
+    return request.model_copy(update={"brief": brief})
 
 
 def _summary(kinds: list[str]) -> list[str]:

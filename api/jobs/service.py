@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from brandloop.agent.nodes.intake import redacted_request
 from brandloop.agent.runner import brand_run_policy, catalog_models, check_request, model_ladder
 from brandloop.api.auth import Principal
 from brandloop.api.jobs import store
@@ -141,7 +142,9 @@ def submit(
     thread_id: str | None = None,
 ) -> JobRow:
     """Check the request as the runner would, then store a queued job holding its budget
-    against the daily quota (the caller commits)."""
+    against the daily quota (the caller commits). The job keeps the brief redacted as the
+    runner redacts it: personal data is never stored, not even in the queue."""
+    request = redacted_request(request)
     key = (
         settings.resolved_database_url,
         request.tenant,

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from brandloop.agent.budgets import set_budget
 from brandloop.agent.consistency import consistency
+from brandloop.agent.nodes.intake import redacted_request
 from brandloop.agent.runner import check_request
 from brandloop.api.deps import Creator, PoolDep, ServiceDep, SessionDep, SettingsDep, Viewer
 from brandloop.api.jobs import store
@@ -142,7 +143,8 @@ def create_campaign(
             **shape,
         )
         check_request(service.db, request)
-        requests.append(request)
+        # redacted as the runner redacts it, before it is stored in the job or the plan
+        requests.append(redacted_request(request))
     campaign = store.create_campaign(
         session,
         tenant=principal.tenant,
@@ -180,7 +182,7 @@ def create_campaign(
         plan.append(
             {
                 "index": index,
-                "brief": asset.brief,
+                "brief": request.brief,
                 "format": fmt,
                 "count": asset.count,
                 "job_id": job.id,

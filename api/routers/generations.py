@@ -73,9 +73,11 @@ def _submit(
     caller still has to queue it (a thread's message queues its own)."""
     with service.db.session() as session:
         if body.thread_id is not None:
+            # what the body leaves out (a count too: its default is not asked for) is the
+            # previous turn's
             message = MessageCreate(
                 content=body.brief,
-                **body.model_dump(include=set(SHAPE_FIELDS)),
+                **body.model_dump(include=set(SHAPE_FIELDS), exclude_unset=True),
             )
             accepted = post_message(body.thread_id, message, principal, session, service, pool)
             return accepted.job, False

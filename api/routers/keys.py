@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 from starlette.convertors import StringConvertor, register_url_convertor
 
 from brandloop.api.auth import create_key, get_key, list_keys, revoke_key
 from brandloop.api.deps import Admin, ServiceDep, SessionDep, Viewer
-from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
+from brandloop.api.idempotency import withhold_from_replays
+from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
 from brandloop.api.schemas import KeyCreate, KeyCreated, KeyPublic, WhoAmI
 from brandloop.registry.models_service import ApiKeyRow
 
@@ -57,8 +58,21 @@ def who_am_i(principal: Viewer) -> WhoAmI:
     status_code=201,
     response_model=KeyCreated,
     summary="Make a key for a principal (the caller's own by default); the secret is shown once",
+    description="The answer is the only place the secret ever appears (`Cache-Control: "
+    "no-store`; only its sha256 is stored). A repeat with the same `Idempotency-Key` is a 409 "
+    "`secret-not-replayed` naming the key that was made, never the secret again: if the first "
+    "answer was lost, revoke that key and make another.",
+    responses={
+        409: {
+            **problems(409)[409],
+            "description": "An Idempotency-Key in flight, or a repeat of a request that made a "
+            "key (`secret-not-replayed`: the key is named, its secret is not shown again)",
+        }
+    },
 )
-def make_key(body: KeyCreate, principal: Admin, session: SessionDep) -> KeyCreated:
+def make_key(
+    body: KeyCreate, principal: Admin, session: SessionDep, request: Request, response: Response
+) -> KeyCreated:
     row, secret = create_key(
         session,
         tenant=principal.tenant,
@@ -66,6 +80,13 @@ def make_key(body: KeyCreate, principal: Admin, session: SessionDep) -> KeyCreat
         principal=principal.name if body.principal is None else body.principal,
         name=body.name,
         actor=principal.name,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    withhold_from_replays(
+        request,
+        detail=f"this request made key {row.id} ({row.role} of principal {row.principal}); its "
+        "secret was shown once, in that answer, and is not kept: if the answer was lost, "
+        f"revoke it (DELETE /v1/keys/{row.id}) and make another",
     )
     return KeyCreated(**key_public(row).model_dump(), key=secret)
 

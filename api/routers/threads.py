@@ -17,6 +17,7 @@ from anyio import from_thread
 from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
+from brandloop.agent.nodes.intake import redacted_text
 from brandloop.agent.revision import BriefEdit, BriefState, revise
 from brandloop.agent.runner import check_request
 from brandloop.api.auth import Principal
@@ -113,15 +114,17 @@ def post_message(
     if thread is None:
         raise ApiProblem(404, "not-found", f"no thread {thread_id}")
     state, carried = _context(session, thread)
+    # redacted as the runner redacts a brief, before a writer sees it or anything is stored
+    content = redacted_text(body.content)
     # the instruction with the brief it edits, before any writer sees it; then what it made
-    asked = "\n".join(t for t in (state.brief if state is not None else "", body.content) if t)
+    asked = "\n".join(t for t in (state.brief if state is not None else "", content) if t)
     refuse_crossing_the_minors_line(
         session, principal=principal, thread_id=thread.id, text=asked, source="revision"
     )
     edit: BriefEdit | None = None
-    brief = body.content
+    brief = content
     if state is not None:
-        edit = from_thread.run(revise, state, body.content, service.writer)
+        edit = from_thread.run(revise, state, content, service.writer)
         brief = edit.after
         carried |= {"avoid": edit.avoid, "shifts": edit.all_shifts}
         refuse_crossing_the_minors_line(
@@ -149,7 +152,7 @@ def post_message(
         session,
         thread_id=thread.id,
         role="user",
-        content=body.content,
+        content=content,
         brief=brief,
         job_id=job.id,
         edit=edit.model_dump(mode="json") if edit is not None else None,
@@ -211,24 +214,26 @@ def create_thread(
     brand = crud.get_brand(session, tenant=principal.tenant, ref=body.brand)
     if brand is None:
         raise ApiProblem(404, "not-found", f"unknown brand {body.brand!r}")
-    if body.message is not None:  # check the first request before anything is stored
+    # redacted as the runner redacts a brief, before anything is checked or stored
+    message = redacted_text(body.message) if body.message is not None else None
+    if message is not None:  # check the first request before anything is stored
         refuse_crossing_the_minors_line(
-            session, principal=principal, thread_id=None, text=body.message, source="brief"
+            session, principal=principal, thread_id=None, text=message, source="brief"
         )
         shape = body.model_dump(include=set(SHAPE_FIELDS), exclude_none=True)
         check_request(
             service.db,
-            domain_request(brief=body.message, brand=brand.name, tenant=principal.tenant, **shape),
+            domain_request(brief=message, brand=brand.name, tenant=principal.tenant, **shape),
         )
     thread = store.create_thread(
         session, tenant=principal.tenant, brand=brand.name, title=body.title
     )
     session.commit()
-    if body.message is not None:
+    if message is not None:
         shape = body.model_dump(include=set(SHAPE_FIELDS), exclude_none=True)
         post_message(
             thread.id,
-            MessageCreate(content=body.message, **shape),
+            MessageCreate(content=message, **shape),
             principal,
             session,
             service,

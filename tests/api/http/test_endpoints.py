@@ -209,6 +209,49 @@ def test_thread_follow_up_edits_the_previous_brief_and_keeps_its_seed(
     assert [t["id"] for t in client.get("/v1/threads", headers=creator).json()] == [thread["id"]]
 
 
+def test_a_follow_up_keeps_the_previous_turns_count(
+    client: TestClient, keys: Keys, acme: dict[str, Any]
+) -> None:
+    """docs/http-api.md (Threads): a follow-up that leaves ``count`` out keeps the previous
+    turn's, through ``/messages`` and through a generation naming the thread; one that names a
+    count runs with it."""
+    creator = keys["A", "creator"]
+    created = client.post(
+        "/v1/threads",
+        json={"brand": "Acme Coffee", "message": "three mugs in a row", "size": "64x64"}
+        | {"count": 3, "budget_usd": 0.5},
+        headers=creator,
+    )
+    assert created.status_code == 201, created.text
+    thread = created.json()
+    wait_job(client, thread["messages"][0]["job"]["id"], creator)
+
+    def asked(job: dict[str, Any]) -> dict[str, Any]:
+        run_id = wait_job(client, job["id"], creator)["run_id"]
+        request: dict[str, Any] = client.get(f"/v1/runs/{run_id}", headers=creator).json()[
+            "request"
+        ]
+        return request
+
+    url = f"/v1/threads/{thread['id']}/messages"
+    follow = client.post(url, json={"content": "brighter"}, headers=creator)
+    assert follow.status_code == 202, follow.text
+    request = asked(follow.json()["job"])
+    assert (request["count"], request["size"], request["budget_usd"]) == (3, "64x64", 0.5)
+
+    by_generation = client.post(
+        "/v1/generations",
+        json={"brief": "add steam", "brand": "Acme Coffee", "thread_id": thread["id"]},
+        headers=creator,
+    )
+    assert by_generation.status_code == 202, by_generation.text
+    assert asked(by_generation.json())["count"] == 3
+
+    fewer = client.post(url, json={"content": "darker", "count": 1}, headers=creator)
+    assert fewer.status_code == 202, fewer.text
+    assert asked(fewer.json()["job"])["count"] == 1
+
+
 def test_campaign_runs_its_assets_under_one_budget(
     client: TestClient, keys: Keys, acme: dict[str, Any]
 ) -> None:
