@@ -173,3 +173,30 @@ def test_brands_that_shared_a_name_before_0900_are_refused_by_name_until_one_is_
             assert (stored.row.id, stored.row.name_key) == ("brand_b1", "acme-coffee")
     finally:
         db.dispose()
+
+
+def test_stored_answers_of_key_minting_requests_are_forgotten(empty_url: str) -> None:
+    """0910: an answer of ``POST /v1/keys`` the idempotency layer kept before it stopped keeping
+    them held the new key's secret in clear text; the migration deletes it and keeps the rest."""
+    engine = upgrade(empty_url, "0900")
+    rows = [
+        ("acme", "k1", "POST /v1/keys", '{"secret": "bl_live_secret"}'),
+        ("acme", "k2", "POST /v1/generations", '{"id": "job_1"}'),
+    ]
+    with engine.begin() as conn:
+        for tenant, key, method_path, body in rows:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO idempotency_keys (tenant, key, method_path, request_sha256, "
+                    "state, status_code, body, created_at) VALUES (:tenant, :key, :mp, :sha, "
+                    "'done', 201, :body, :at)"
+                ),
+                {"tenant": tenant, "key": key, "mp": method_path, "sha": "0" * 64, "body": body,
+                 "at": "2026-12-05 10:00:00"},
+            )  # fmt: skip
+    engine.dispose()
+    engine = upgrade(empty_url, "heads")
+    with engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT key, body FROM idempotency_keys")).all()
+    engine.dispose()
+    assert [tuple(r) for r in kept] == [("k2", '{"id": "job_1"}')]
