@@ -1,15 +1,17 @@
-"""One data dir's embedded Chroma used by several processes at once.
+"""One data dir's embedded Chroma used by several processes at once, and a damaged one.
 
 Chroma's embedded client keeps each index in memory and writes all of it back on a flush, so
 two processes writing one directory used to overwrite each other's vectors: every later
 filtered recall of the brand failed with "Error finding id" (tester's report, defect 1). The
-processes here are real (``brandloop`` CLIs, Python interpreters).
+processes here are real (``brandloop`` CLIs, Python interpreters); the damage is made as a
+stale writer made it, by putting an older index back under newer records.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -18,9 +20,13 @@ from pathlib import Path
 import pytest
 
 from brandloop.agent.runner import open_memory
-from brandloop.memory import make_chroma_client
+from brandloop.api.cli import main
+from brandloop.memory import BrandMemory, MiniLMEmbeddingFunction, make_chroma_client
 from brandloop.memory.store import collection_name
+from brandloop.registry import crud
+from brandloop.registry.db import Database
 from brandloop.settings import Settings
+from tests.agent.helpers import add_acme
 
 ROOT = Path(__file__).resolve().parents[2]
 ACME = str(ROOT / "examples/brands/acme-coffee.yaml")
@@ -153,3 +159,77 @@ def test_processes_writing_one_memory_at_once_keep_every_record_recallable(
         assert sorted(h.metadata["run_id"] for h in hits) == sorted(
             f"{tag}-{i}" for i in range(writes)
         )
+
+
+def _damage(settings: Settings, brand_id: str) -> None:
+    """Leave the brand's prompt index as a writer with a stale copy left it: the SQLite side
+    holds three prompts (two of campaign ``fall``), the index only the first."""
+    ef = MiniLMEmbeddingFunction()
+
+    def remember(i: int, campaign: str | None) -> None:
+        client = make_chroma_client(settings)
+        try:
+            BrandMemory(client, ef).remember_prompt(
+                tenant="default", brand=brand_id, prompt=f"a coffee cup on a table, take {i}",
+                model="procedural/draft", seed=i, template="brand-hero@1", run_id=f"run_old{i}",
+                campaign_id=campaign, scores={"composite": 0.8},
+            )  # fmt: skip
+        finally:
+            client.close()  # type: ignore[attr-defined]
+
+    remember(0, None)
+    chroma = settings.resolved_chroma_path
+    (index,) = [p for p in chroma.iterdir() if p.is_dir()]
+    shutil.copytree(index, chroma.parent / "stale-index")
+    remember(1, "fall")
+    remember(2, "fall")
+    shutil.rmtree(index)
+    shutil.copytree(chroma.parent / "stale-index", index)
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(list(argv))
+    captured = capsys.readouterr()
+    return int(exc.value.code or 0), captured.out, captured.err
+
+
+def test_a_damaged_memory_degrades_to_none_for_the_run_and_memory_repair_rebuilds_it(
+    capsys: pytest.CaptureFixture[str], settings: Settings, db: Database, seed: int
+) -> None:
+    add_acme(settings, db)
+    with db.session() as session:
+        row = crud.get_brand(session, tenant="default", ref="Acme Coffee")
+        assert row is not None
+        brand_id = row.id
+    _damage(settings, brand_id)
+    run = ["generate", "a coffee cup, autumn", "--brand", "Acme Coffee", "--campaign", "fall",
+           "--size", "128x128", "--seed", str(seed), "--json"]  # fmt: skip
+
+    code, out, err = _cli(capsys, *run)
+    assert code == 0, err
+    result = json.loads(out)
+    (recall,) = [d for d in result["decisions"] if d["node"] == "recall"]
+    assert recall["action"] == "unavailable"
+    assert "\n" not in recall["reason"]
+    assert "damaged" in recall["reason"]
+    assert f"brandloop memory repair --brand {brand_id}" in recall["reason"]
+
+    code, out, err = _cli(capsys, "memory", "repair", "--brand", "Acme Coffee", "--json")
+    assert code == 0, err
+    rebuilt = json.loads(out)
+    assert rebuilt["brand"] == "acme-coffee"
+    assert rebuilt["rebuilt"]["prompt"] == 3 + len(result["images"])
+    _sound(settings.resolved_chroma_path)
+    hits = open_memory(settings).recall(
+        tenant="default", brand=brand_id, query="a coffee cup", k=10, campaign_id="fall"
+    )
+    assert {"run_old1", "run_old2"} <= {str(h.metadata["run_id"]) for h in hits}
+
+    code, out, err = _cli(capsys, *run[:-3], "--seed", str(seed ^ 1), "--json")
+    assert code == 0, err
+    (recall,) = [d for d in json.loads(out)["decisions"] if d["node"] == "recall"]
+    assert recall["action"] == "recalled"
+
+    code, out, _ = _cli(capsys, "memory", "repair", "--brand", "Acme Coffee")
+    assert code == 0 and out.startswith("rebuilt acme-coffee's memory:")  # again: a no-op
