@@ -166,9 +166,9 @@ def open_memory(settings: Settings) -> BrandMemory:
     key = f"{settings.chroma_host}:{settings.chroma_port}:{settings.resolved_chroma_path.resolve()}"
     if key not in _memory_cache:
         from brandloop.memory.embeddings import MiniLMEmbeddingFunction
-        from brandloop.memory.store import make_chroma_client
+        from brandloop.memory.store import make_chroma_store
 
-        _memory_cache[key] = BrandMemory(make_chroma_client(settings), MiniLMEmbeddingFunction())
+        _memory_cache[key] = BrandMemory(make_chroma_store(settings), MiniLMEmbeddingFunction())
     return _memory_cache[key]
 
 

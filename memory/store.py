@@ -7,20 +7,24 @@ collection in cosine space, named from a hash of the exact ids (``acme_co`` and 
 are two tenants, ``Acme`` and ``acme`` too) and carrying those ids in its metadata, which
 every open checks: a collection that is not the pair's is an error, never a silent share.
 One collection per kind means recall queries stay unfiltered (no metadata scan on the hot
-path). The store is handed its chromadb client and embedding function;
-:func:`make_chroma_client` builds the client from :class:`~brandloop.settings.Settings`.
+path). The store is handed its chromadb client (or, for the embedded on-disk Chroma, a
+:class:`~brandloop.memory.shared.LocalChroma` that serialises processes) and embedding function;
+:func:`make_chroma_store` builds either from :class:`~brandloop.settings.Settings`.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
-from typing import Any, Literal, cast
+from pathlib import Path
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast
 
 import chromadb
 from chromadb.api import ClientAPI
@@ -28,12 +32,14 @@ from chromadb.api.collection_configuration import CreateHNSWConfiguration
 from chromadb.api.models.Collection import Collection
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, QueryResult, Where
 from chromadb.config import Settings as ChromaSettings
+from chromadb.errors import InternalError as ChromaInternalError
 from chromadb.errors import NotFoundError as ChromaNotFoundError
 from pydantic import BaseModel, ConfigDict
 
 from brandloop.domain import utcnow
 from brandloop.errors import BadInputError, BrandloopError
 from brandloop.memory.embeddings import EmbeddingModelError
+from brandloop.memory.shared import LocalChroma
 from brandloop.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,12 +48,14 @@ __all__ = [
     "COLLECTION_PREFIX",
     "KINDS",
     "BrandMemory",
+    "MemoryDamagedError",
     "MemoryHit",
     "MemoryIdentityError",
     "MemoryKind",
     "collection_identity",
     "collection_name",
     "make_chroma_client",
+    "make_chroma_store",
 ]
 
 MemoryKind = Literal["prompt", "note", "descriptor"]
@@ -85,6 +93,41 @@ class MemoryIdentityError(BrandloopError):
     """A collection that should hold one tenant's brand memory names another owner."""
 
     problem_type = "memory-identity"
+
+
+class MemoryDamagedError(BrandloopError):
+    """Chroma failed inside a brand's memory (an index that lost records, as two processes
+    writing one embedded store without the lock left it). The run goes on without memory;
+    ``brandloop memory repair`` rebuilds the brand's collections from their stored texts."""
+
+    problem_type = "memory-damaged"
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_Method = Callable[Concatenate["BrandMemory", _P], _R]
+
+
+def _serialised(*, write: bool) -> Callable[[_Method[_P, _R]], _Method[_P, _R]]:
+    """Run the method under the store's cross-process lock; a Chroma internal error in it is
+    a :class:`MemoryDamagedError` naming the brand and the repair."""
+
+    def wrap(method: _Method[_P, _R]) -> _Method[_P, _R]:
+        @functools.wraps(method)
+        def serialised(self: BrandMemory, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+            with self._access(write=write):
+                try:
+                    return method(self, *args, **kwargs)
+                except ChromaInternalError as exc:
+                    brand = kwargs.get("brand") or kwargs.get("source") or "?"
+                    raise MemoryDamagedError(
+                        f"brand memory of {brand} is damaged ({exc}); "
+                        f"`brandloop memory repair --brand {brand}` rebuilds it"
+                    ) from exc
+
+        return serialised
+
+    return wrap
 
 
 def _check_id(value: str, what: str) -> str:
@@ -134,6 +177,19 @@ def make_chroma_client(settings: Settings) -> ClientAPI:
     return chromadb.PersistentClient(path=path, settings=chroma_settings)
 
 
+def make_chroma_store(settings: Settings) -> ClientAPI | LocalChroma:
+    """What :class:`BrandMemory` should use: the server's client when ``chroma_host`` is set,
+    else the on-disk store behind the cross-process lock (several processes may share one
+    data dir)."""
+    if settings.chroma_host:
+        return make_chroma_client(settings)
+
+    def open_client(path: Path) -> ClientAPI:
+        return make_chroma_client(settings.model_copy(update={"chroma_path": path}))
+
+    return LocalChroma(settings.resolved_chroma_path, open_client)
+
+
 def _record_id(kind: MemoryKind, *parts: str | int) -> str:
     joined = "\0".join(str(p) for p in parts)
     return f"{kind}-{hashlib.sha256(joined.encode()).hexdigest()[:32]}"
@@ -167,7 +223,7 @@ class BrandMemory:
 
     def __init__(
         self,
-        client: ClientAPI,
+        client: ClientAPI | LocalChroma,
         embedding_function: EmbeddingFunction[Documents],
         *,
         clock: Callable[[], datetime] = utcnow,
@@ -175,22 +231,42 @@ class BrandMemory:
         """Use ``client``'s collections, embedding with ``embedding_function``.
 
         Args:
-            client: any chromadb client (persistent, HTTP or ephemeral).
+            client: any chromadb client (persistent, HTTP or ephemeral) used by this process
+                alone, or a :class:`LocalChroma` that several processes share.
             embedding_function: must be a registered chromadb embedding function, so that
                 collections reopened later rebuild it from their configuration.
             clock: the source of ``created_at``; tests pin it.
         """
-        self._client = client
+        self._shared = client if isinstance(client, LocalChroma) else None
+        self._plain = None if isinstance(client, LocalChroma) else client
         self._ef = embedding_function
         self._clock = clock
 
     @property
     def client(self) -> ClientAPI:
-        """The Chroma client the memory lives in."""
+        """The Chroma client the memory lives in; with a shared on-disk store, use it only
+        within :meth:`exclusive`."""
         return self._client
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        """Hold the store (every process of the data dir waits) for work on :attr:`client`,
+        such as re-keying; re-entrant."""
+        return self._access(write=True)
+
+    @property
+    def _client(self) -> ClientAPI:
+        if self._plain is not None:
+            return self._plain
+        return cast(LocalChroma, self._shared).client
+
+    def _access(self, *, write: bool) -> AbstractContextManager[None]:
+        if self._shared is None:
+            return nullcontext()
+        return _held(self._shared, write=write)
 
     # ------------------------------------------------------------------ writes
 
+    @_serialised(write=True)
     def remember_prompt(
         self,
         *,
@@ -238,6 +314,7 @@ class BrandMemory:
         log.debug("prompt remembered", extra={"tenant": tenant, "brand": brand, "model": model})
         return record_id
 
+    @_serialised(write=True)
     def remember_descriptor(
         self,
         *,
@@ -279,6 +356,7 @@ class BrandMemory:
         )
         return record_id
 
+    @_serialised(write=False)
     def descriptors(
         self, *, tenant: str, brand: str, campaign_id: str | None = None, limit: int = 50
     ) -> list[MemoryHit]:
@@ -308,6 +386,7 @@ class BrandMemory:
         hits.sort(key=lambda h: float(h.metadata.get("created_at", 0.0)))
         return hits[:limit]
 
+    @_serialised(write=True)
     def add_note(self, *, tenant: str, brand: str, text: str) -> str:
         """Store a style note (e.g. "no neon, keep it warm"); return its id."""
         note = _text(text, "note")
@@ -319,6 +398,7 @@ class BrandMemory:
         )
         return record_id
 
+    @_serialised(write=True)
     def forget(
         self,
         *,
@@ -353,6 +433,7 @@ class BrandMemory:
         log.info("memory forgotten", extra={"tenant": tenant, "brand": brand, "records": removed})
         return removed
 
+    @_serialised(write=True)
     def move_notes(self, *, tenant: str, source: str, target: str) -> int:
         """Move every style note kept under ``source`` to ``target`` (texts, vectors, times);
         return how many moved. The repair for notes once keyed by a brand's name instead of its
@@ -379,6 +460,7 @@ class BrandMemory:
         log.info("memory notes moved", extra={"tenant": tenant, "records": len(ids)})
         return len(ids)
 
+    @_serialised(write=True)
     def put_records(
         self,
         *,
@@ -401,8 +483,55 @@ class BrandMemory:
             metadatas=[dict(m) for m in metadatas],
         )
 
+    @_serialised(write=True)
+    def repair(self, *, tenant: str, brand: str) -> dict[MemoryKind, int]:
+        """Rebuild each of the brand's collections from what its SQLite side holds (texts and
+        metadata, ids kept), re-embedding the texts; return how many records each kind kept.
+
+        The repair of an index that lost records (:class:`MemoryDamagedError`), safe on a sound
+        one. Each rebuild fills a new collection before the old one is dropped and the new one
+        takes its name, so a repair cut short loses nothing: running it again finishes it.
+        """
+        rebuilt: dict[MemoryKind, int] = {}
+        for kind in KINDS:
+            name = collection_name(tenant, brand, kind)
+            spare = f"{name}-repair"
+            old = self._collection(tenant, brand, kind)
+            half_done = self._named(spare, tenant, brand, kind)
+            if old is None and half_done is None:
+                continue
+            if old is None:  # cut short after the old one was dropped: the spare is complete
+                cast(Collection, half_done).modify(name=name)
+                rebuilt[kind] = cast(Collection, half_done).count()
+                continue
+            if half_done is not None:
+                self._client.delete_collection(spare)
+            found = old.get(include=["documents", "metadatas"])
+            fresh = self._client.create_collection(
+                spare,
+                configuration={"hnsw": _HNSW},
+                metadata=collection_identity(tenant, brand, kind),
+                embedding_function=cast(Any, self._ef),
+            )
+            step = max(1, self._client.get_max_batch_size())
+            ids = list(found["ids"])
+            documents = [d or "" for d in found["documents"] or []]
+            metadatas = [dict(m or {}) for m in found["metadatas"] or []]
+            for start in range(0, len(ids), step):
+                fresh.upsert(
+                    ids=ids[start : start + step],
+                    documents=documents[start : start + step],
+                    metadatas=cast(Any, metadatas[start : start + step]),
+                )
+            self._client.delete_collection(name)
+            fresh.modify(name=name)
+            rebuilt[kind] = len(ids)
+        log.info("memory rebuilt", extra={"tenant": tenant, "brand": brand, "records": rebuilt})
+        return rebuilt
+
     # ------------------------------------------------------------------ reads
 
+    @_serialised(write=False)
     def recall(
         self,
         *,
@@ -446,6 +575,7 @@ class BrandMemory:
         )
         return prompts + notes
 
+    @_serialised(write=False)
     def search(self, *, tenant: str, brand: str, query: str, k: int = 10) -> list[MemoryHit]:
         """The ``k`` records of any kind nearest to ``query``, nearest first."""
         _check_k(k)
@@ -456,6 +586,7 @@ class BrandMemory:
         hits = [hit for c in collections for hit in self._query(c, embedding, k, None)]
         return sorted(hits, key=lambda hit: hit.distance)[:k]
 
+    @_serialised(write=False)
     def notes(self, *, tenant: str, brand: str, limit: int = MAX_K) -> list[MemoryHit]:
         """The brand's style notes, newest first, without embedding anything (a listing, not
         a search: ``distance`` is 0)."""
@@ -473,6 +604,7 @@ class BrandMemory:
         hits.sort(key=lambda h: float(h.metadata.get("created_at", 0)), reverse=True)
         return hits[:limit]
 
+    @_serialised(write=False)
     def count(self, *, tenant: str, brand: str) -> int:
         """How many records (prompts, notes and descriptors) the brand's memory holds."""
         return sum(
@@ -497,10 +629,11 @@ class BrandMemory:
     def _collection(self, tenant: str, brand: str, kind: MemoryKind) -> Collection | None:
         """The pair's collection of ``kind``, or None if nothing was ever written: reads
         create nothing."""
+        return self._named(collection_name(tenant, brand, kind), tenant, brand, kind)
+
+    def _named(self, name: str, tenant: str, brand: str, kind: MemoryKind) -> Collection | None:
         try:
-            collection = self._client.get_collection(
-                collection_name(tenant, brand, kind), embedding_function=cast(Any, self._ef)
-            )
+            collection = self._client.get_collection(name, embedding_function=cast(Any, self._ef))
         except ChromaNotFoundError:
             return None
         return self._checked(collection, tenant, brand, kind)
@@ -550,6 +683,12 @@ class BrandMemory:
             include=["documents", "metadatas", "distances"],
         )
         return _hits(result)
+
+
+@contextmanager
+def _held(shared: LocalChroma, *, write: bool) -> Iterator[None]:
+    with shared.access(write=write):
+        yield
 
 
 def _hits(result: QueryResult) -> list[MemoryHit]:

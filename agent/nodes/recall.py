@@ -10,6 +10,7 @@ from langgraph.runtime import Runtime
 from brandloop.agent.context import RunContext
 from brandloop.agent.state import RunState
 from brandloop.domain import Decision
+from brandloop.memory.store import MemoryDamagedError, MemoryHit
 from brandloop.tools.moderation.pii import redact
 
 ANCHOR_COLOURS = 3
@@ -20,22 +21,26 @@ async def recall(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
     request = state["request"]
     brand_id = state.get("brand_id")  # memory is keyed by the brand's exact registry id
     if ctx.memory is None or brand_id is None:
-        decision = Decision(node="recall", action="skip", reason="memory is off for this run")
-        ctx.emit(state["run_id"], "recall", "decision", decision.model_dump(mode="json"))
-        return {
-            "style_notes": [],
-            "recalled_seeds": [],
-            "recalled_models": [],
-            "decisions": [decision],
-        }
+        return _without_memory(state, runtime, "skip", "memory is off for this run")
     brand = state["brand"]
-    hits = ctx.memory.recall(
-        tenant=ctx.tenant,
-        brand=brand_id,
-        query=request.brief,
-        k=5,
-        campaign_id=request.campaign_id,
-    )
+    try:
+        hits = ctx.memory.recall(
+            tenant=ctx.tenant,
+            brand=brand_id,
+            query=request.brief,
+            k=5,
+            campaign_id=request.campaign_id,
+        )
+        described: list[MemoryHit] = []
+        if request.campaign_id is not None:
+            described = ctx.memory.descriptors(
+                tenant=ctx.tenant, brand=brand_id, campaign_id=request.campaign_id, limit=1
+            )
+    except MemoryDamagedError as exc:
+        # a damaged store must not stop every later run of the brand: this run goes without
+        return _without_memory(
+            state, runtime, "unavailable", f"memory unavailable, running without it: {exc}"
+        )
     # notes are redacted when added; one stored before that, or by another path, is redacted
     # here, so personal data in a note never reaches a prompt, a provider or a receipt
     kinds = tuple(ctx.moderation.pii.redact)
@@ -50,12 +55,8 @@ async def recall(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
         "strong" if prompts and strong * 2 >= len(prompts) else state.get("emphasis", "normal")
     )
     anchor: list[str] = []
-    if request.campaign_id is not None:
-        described = ctx.memory.descriptors(
-            tenant=ctx.tenant, brand=brand_id, campaign_id=request.campaign_id, limit=1
-        )
-        if described:
-            anchor = str(described[0].metadata.get("colours", "")).split()[:ANCHOR_COLOURS]
+    if described:
+        anchor = str(described[0].metadata.get("colours", "")).split()[:ANCHOR_COLOURS]
     parts = [
         f"{len(hits)} memories for {brand.name}: {len(notes)} style notes, "
         f"{len(seeds)} accepted prompts with seeds"
@@ -82,5 +83,18 @@ async def recall(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
         "recalled_models": models,
         "emphasis": emphasis,
         "anchor_colours": anchor,
+        "decisions": [decision],
+    }
+
+
+def _without_memory(
+    state: RunState, runtime: Runtime[RunContext], action: str, reason: str
+) -> dict[str, Any]:
+    decision = Decision(node="recall", action=action, reason=reason)
+    runtime.context.emit(state["run_id"], "recall", "decision", decision.model_dump(mode="json"))
+    return {
+        "style_notes": [],
+        "recalled_seeds": [],
+        "recalled_models": [],
         "decisions": [decision],
     }

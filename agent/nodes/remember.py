@@ -12,6 +12,8 @@ from PIL import Image
 
 from brandloop.agent.context import RunContext
 from brandloop.agent.state import RunState
+from brandloop.domain import Decision
+from brandloop.memory.store import BrandMemory, MemoryDamagedError
 from brandloop.tools.composer import leads_with_palette
 from brandloop.tools.scoring.colour import dominant_colours, lab_to_hex
 from brandloop.tools.scoring.similarity import descriptor_of
@@ -29,6 +31,19 @@ async def remember(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
     brand = state.get("brand_id")  # memory is keyed by the brand's exact registry id
     if ctx.memory is None or brand is None:
         return {}
+    try:
+        stored = _remember(state, ctx, ctx.memory, brand)
+    except MemoryDamagedError as exc:  # the images are made and paid for: the run still ends
+        decision = Decision(
+            node="remember", action="unavailable", reason=f"memory unavailable, not kept: {exc}"
+        )
+        ctx.emit(state["run_id"], "remember", "decision", decision.model_dump(mode="json"))
+        return {"decisions": [decision]}
+    ctx.emit(state["run_id"], "remember", "remembered", {"prompts": stored})
+    return {}
+
+
+def _remember(state: RunState, ctx: RunContext, memory: BrandMemory, brand: str) -> int:
     request = state["request"]
     stored = 0
     for attempt_id in state.get("accepted", []):
@@ -37,7 +52,7 @@ async def remember(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
             attempt.seed_returned if attempt.seed_returned is not None else attempt.candidate.seed
         )
         emphasis = "strong" if leads_with_palette(attempt.candidate.prompt) else "normal"
-        ctx.memory.remember_prompt(
+        memory.remember_prompt(
             tenant=ctx.tenant,
             brand=brand,
             prompt=attempt.candidate.prompt,
@@ -50,7 +65,7 @@ async def remember(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
             extra={"emphasis": emphasis, "modifiers": "; ".join(attempt.candidate.modifiers)},
         )
         if attempt.artifact_sha256 is not None:
-            ctx.memory.remember_descriptor(
+            memory.remember_descriptor(
                 tenant=ctx.tenant,
                 brand=brand,
                 run_id=state["run_id"],
@@ -62,5 +77,4 @@ async def remember(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
                 image_descriptor=descriptor_of(ctx.artifacts.get(attempt.artifact_sha256)),
             )
         stored += 1
-    ctx.emit(state["run_id"], "remember", "remembered", {"prompts": stored})
-    return {}
+    return stored

@@ -1,4 +1,5 @@
-"""``brandloop memory add|search|forget|rekey``: a brand's memory of style notes and accepted work."""
+"""``brandloop memory add|search|forget|repair|rekey``: a brand's memory of style notes and
+accepted work."""
 
 from __future__ import annotations
 
@@ -139,6 +140,23 @@ def forget(
         out.print(f"deleted {removed} record(s) from {slug}'s memory")
 
 
+@memory_app.command("repair")
+def repair(brand: BrandOption, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Rebuild the brand's memory from its stored texts (ids, times and scores kept).
+
+    The fix for "brand memory of ... is damaged": an index that lost records when two
+    processes wrote one data dir's memory at once. Safe to run on sound memory, and again.
+    """
+    cfg = settings()
+    brand_id, slug = _brand(brand)
+    rebuilt = open_memory(cfg).repair(tenant=cfg.tenant, brand=brand_id)
+    if as_json:
+        print_json({"brand": slug, "rebuilt": rebuilt})
+        return
+    kept = ", ".join(f"{count} {kind}(s)" for kind, count in rebuilt.items()) or "nothing"
+    out.print(f"rebuilt {slug}'s memory: {kept}")
+
+
 @memory_app.command("rekey")
 def rekey(
     drop_legacy: Annotated[
@@ -180,13 +198,15 @@ def rekey(
         def started(name: str, records: int) -> None:
             progress.update(task, description=f"re-keying {name} ({records} records)")
 
-        report = rekey_legacy(
-            open_memory(cfg),
-            brands=brands,
-            run_owners=run_owners,
-            drop_legacy=drop_legacy,
-            on_collection=started,
-        )
+        memory = open_memory(cfg)
+        with memory.exclusive():
+            report = rekey_legacy(
+                memory,
+                brands=brands,
+                run_owners=run_owners,
+                drop_legacy=drop_legacy,
+                on_collection=started,
+            )
     if as_json:
         print_json(dataclasses.asdict(report))
         return
