@@ -449,6 +449,8 @@ class WorkerPool:
             error = None
             if state == "failed" and result.stop_cause == "providers_unavailable":
                 error = {"type": "providers-unavailable", "status": 503, "detail": result.reason}
+            elif state == "failed" and result.stop_cause == "budget":
+                error = {"type": "budget-exhausted", "status": 402, "detail": result.reason}
             elif state == "failed":  # refused or failed: the result says why
                 error = {"type": result.status, "status": 422, "detail": result.reason}
             self._finish(session, job, state, error=error)
