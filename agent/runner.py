@@ -30,7 +30,7 @@ from brandloop.agent.templates import resolve_template
 from brandloop.agent.writer import PromptWriter, build_writer
 from brandloop.artifacts import ArtifactStore
 from brandloop.domain import GenerationRequest, ModelSpec, RunResult
-from brandloop.errors import BadInputError, NotFoundError
+from brandloop.errors import BadInputError, ConflictError, NotFoundError
 from brandloop.logs import bound
 from brandloop.memory.store import BrandMemory
 from brandloop.policies.agent import AgentPolicy, load_agent_policy
@@ -423,6 +423,8 @@ async def resume_run(
             raise NotFoundError(f"unknown run {run_id!r}")
         if row.result is not None:
             return RunResult.model_validate(row.result)
+        if row.status == "cancelled":  # cancelling is final: nothing continues it
+            raise ConflictError(f"run {run_id} was cancelled; start a new run instead")
         request = GenerationRequest.model_validate(row.request)
     ctx = build_context(
         settings, db, request, providers=providers, on_event=on_event, use_memory=use_memory

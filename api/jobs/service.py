@@ -235,17 +235,26 @@ def _poll_events(
 
 def resume_job(session: Session, *, tenant: str, run_id: str) -> JobRow:
     """Queue an interrupted run to continue from its last checkpoint (attempts already paid
-    for are reused). A run still queued or running, or already finished, is a 409."""
+    for are reused). A run still queued or running, or finished (a cancelled one too:
+    cancelling is final), is a 409."""
     run = session.get(RunRow, run_id)
     if run is None or run.tenant != tenant:
         raise ApiProblem(404, "not-found", f"no run {run_id}")
+    if run.status == "cancelled":
+        raise ApiProblem(
+            409, "conflict", f"run {run_id} was cancelled; submit the request again for a new run"
+        )
     if run.result is not None or run.status in ("succeeded", "partial", "refused", "failed"):
         raise ApiProblem(409, "conflict", f"run {run_id} has finished ({run.status})")
     if run.status == "awaiting_review":
         raise ApiProblem(409, "conflict", f"run {run_id} is waiting for review, not interrupted")
     job = store.job_for_run(session, tenant=tenant, run_id=run_id)
-    if job is not None and job.state in ("queued", "running"):
+    if job is not None and job.state in ("queued", "running", "awaiting_review"):
         raise ApiProblem(409, "conflict", f"run {run_id} is already {job.state} as {job.id}")
+    if job is not None and job.state == "cancelled":
+        raise ApiProblem(
+            409, "conflict", f"run {run_id}'s job {job.id} was cancelled; submit it again"
+        )
     if job is None:  # a run the CLI started: the worker pool takes it over
         job = store.create_job(session, tenant=tenant, kind="resume", request=run.request)
         job.run_id = run.id

@@ -11,14 +11,18 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from brandloop.agent.budgets import set_budget
 from brandloop.providers import ImageRequest, ImageResult
+from brandloop.registry import spend
 from brandloop.registry.db import Database
 from brandloop.settings import Settings
 from tests.api.http.clients import client_with
-from tests.api.http.conftest import Keys, brand_kit
+from tests.api.http.conftest import Keys, assert_problem, brand_kit, wait_job
 from tests.backends import steady_procedural
 from tests.databases import db_on_both, settings_on_both
 
@@ -68,6 +72,115 @@ def _wait(predicate: Any, what: str, timeout: float = 30) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+def test_a_cancelled_running_job_and_its_run_end_with_what_they_paid(
+    settings_on_both: Settings, db_on_both: Database
+) -> None:
+    settings, db = settings_on_both, db_on_both
+    keys = Keys(db)
+    provider = ScriptedProvider("refuse", "hang")
+    with client_with(settings, db, provider, workers=1) as client:
+        assert client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).is_success
+        creator, viewer = keys["A", "creator"], keys["A", "viewer"]
+        before = client.get("/v1/costs?period=day", headers=viewer).json()
+        job = client.post("/v1/generations", json={**BODY, "budget_usd": 0.5}, headers=creator)
+        assert job.status_code == 202, job.text
+        job_id, run_id = job.json()["id"], job.json()["run_id"]
+        _wait(provider.hanging.is_set, "the second call")  # one call billed, one in flight
+
+        cancelled = client.post(f"/v1/jobs/{job_id}/cancel", headers=creator)
+        assert cancelled.status_code == 200, cancelled.text
+        final = wait_job(client, job_id, creator)
+        provider.release.set()
+
+        run = client.get(f"/v1/runs/{run_id}", headers=viewer).json()
+        trace = client.get(f"/v1/runs/{run_id}/trace", headers=viewer).json()
+        after = client.get("/v1/costs?period=day", headers=viewer).json()
+        paid = round(sum(a["cost_usd"] for a in trace["attempts"]), 6)
+        billings = sorted(a["billing"] for a in trace["attempts"])
+        assert final["state"] == "cancelled" and final["result"] is None
+        # the refusal was billed; the call in flight may have been: held at its reservation
+        assert billings == ["billed", "unknown"], trace["attempts"]
+        assert paid > PRICE
+        assert final["cost_usd"] == pytest.approx(paid)
+        assert run["status"] == "cancelled" and run["finished_at"] is not None
+        assert run["cost_usd"] == pytest.approx(paid) and run["attempts"] == 2
+        assert after["total_usd"] - before["total_usd"] == pytest.approx(paid)
+        assert sum(after["by_model"].values()) - sum(before["by_model"].values()) == (
+            pytest.approx(paid)
+        )
+        with db.session() as session:
+            assert spend.committed(session, tenant="A", run_id=run_id) == pytest.approx(paid)
+            assert spend.quota_used(session, tenant="A") == pytest.approx(paid)
+        running = client.get("/v1/runs?status=running", headers=viewer).json()
+        assert run_id not in [r["run_id"] for r in running]
+        listed = client.get("/v1/runs?status=cancelled", headers=viewer).json()
+        assert [r["run_id"] for r in listed] == [run_id]
+        # cancelling is final: the run is not resumed, the job not cancelled twice
+        assert (
+            "cancelled"
+            in assert_problem(
+                client.post(f"/v1/runs/{run_id}/resume", headers=creator), 409, "conflict"
+            )["detail"]
+        )
+        assert_problem(client.post(f"/v1/jobs/{job_id}/cancel", headers=creator), 409, "conflict")
+    assert provider.calls == 2
+
+
+def test_a_cancelled_campaign_asset_counts_in_what_the_campaign_spent(
+    settings_on_both: Settings, db_on_both: Database
+) -> None:
+    settings, db = settings_on_both, db_on_both
+    keys = Keys(db)
+    provider = ScriptedProvider("refuse", "hang")
+    with client_with(settings, db, provider, workers=1) as client:
+        assert client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).is_success
+        creator = keys["A", "creator"]
+        made = client.post(
+            "/v1/campaigns",
+            json={
+                "name": "autumn",
+                "brand": "Acme Coffee",
+                "budget_usd": 0.4,
+                "assets": [{"brief": "a lantern by a cup", "formats": ["64x64"]}],
+            },
+            headers=creator,
+        )
+        assert made.status_code == 202, made.text
+        campaign_id = made.json()["id"]
+        job_id = made.json()["assets"][0]["job"]["id"]
+        _wait(provider.hanging.is_set, "the second call")
+        assert client.post(f"/v1/jobs/{job_id}/cancel", headers=creator).status_code == 200
+        final = wait_job(client, job_id, creator)
+        provider.release.set()
+        campaign = client.get(f"/v1/campaigns/{campaign_id}", headers=creator).json()
+        assert final["state"] == "cancelled" and final["cost_usd"] > 0
+        assert campaign["spent_usd"] == pytest.approx(final["cost_usd"])
+        with db.session() as session:
+            charged = spend.committed(session, tenant="A", campaign_id=campaign_id)
+        assert campaign["spent_usd"] == pytest.approx(charged)
+
+
+def test_cancelling_a_job_waiting_for_review_is_a_409_that_says_so(
+    make_client: Any, keys: Keys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = tmp_path / "agent.yaml"
+    policy.write_text("review:\n  mode: always\n")
+    monkeypatch.setenv("BRANDLOOP_AGENT_POLICY", str(policy))
+    client = make_client()
+    creator = keys["A", "creator"]
+    assert client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).is_success
+    job = client.post("/v1/generations?wait=60", json=BODY, headers=creator).json()
+    assert job["state"] == "awaiting_review", job["error"]
+    problem = assert_problem(
+        client.post(f"/v1/jobs/{job['id']}/cancel", headers=creator), 409, "conflict"
+    )
+    assert "waiting for review" in problem["detail"] and job["run_id"] in problem["detail"]
+    still = client.get(f"/v1/jobs/{job['id']}", headers=creator).json()
+    assert still["state"] == "awaiting_review"
+    queue = client.get("/v1/review", headers=keys["A", "approver"]).json()
+    assert [r["run_id"] for r in queue["runs"]] == [job["run_id"]]
 
 
 def test_a_job_stopped_by_the_tenant_budget_says_budget_exhausted(
