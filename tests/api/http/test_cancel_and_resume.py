@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from brandloop.agent.budgets import set_budget
 from brandloop.providers import ImageRequest, ImageResult
@@ -160,6 +162,91 @@ def test_a_cancelled_campaign_asset_counts_in_what_the_campaign_spent(
         with db.session() as session:
             charged = spend.committed(session, tenant="A", campaign_id=campaign_id)
         assert campaign["spent_usd"] == pytest.approx(charged)
+
+
+def _crashed_job(client: TestClient, creator: dict[str, str], budget: float) -> dict[str, Any]:
+    job = client.post("/v1/generations", json={**BODY, "budget_usd": budget}, headers=creator)
+    assert job.status_code == 202, job.text
+    final = wait_job(client, job.json()["id"], creator)
+    assert final["state"] == "failed" and final["error"]["type"] == "internal", final
+    return final
+
+
+def test_a_resumed_run_holds_its_budget_against_the_daily_quota(
+    settings_on_both: Settings, db_on_both: Database
+) -> None:
+    """A job crashed after paying for one call; its run is resumed while another job is
+    submitted at the same moment. The quota ($1) holds the resumed run's budget less what it
+    committed ($0.60 - $0.02) and the other job's $0.60 only one at a time: one is a 402.
+    Once the resumed run ends, the quota counts what the whole run cost, once."""
+    settings, db = settings_on_both, db_on_both
+    keys = Keys(db)
+    provider = ScriptedProvider("refuse", "crash")
+    with client_with(settings, db, provider, workers=1, daily_quota_usd=1.0) as client:
+        assert client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).is_success
+        creator = keys["A", "creator"]
+        crashed = _crashed_job(client, creator, 0.6)
+        with db.session() as session:  # the refusal billed, the crashed call held (unknown)
+            paid = spend.committed(session, tenant="A", run_id=crashed["run_id"])
+            assert paid > PRICE
+            assert spend.quota_used(session, tenant="A") == pytest.approx(paid)
+        barrier = threading.Barrier(2)
+
+        def resume() -> Any:
+            barrier.wait()
+            return client.post(f"/v1/runs/{crashed['run_id']}/resume", headers=creator)
+
+        def submit() -> Any:
+            barrier.wait()
+            return client.post("/v1/generations", json={**BODY, "budget_usd": 0.6}, headers=creator)
+
+        with ThreadPoolExecutor(2) as pool:
+            answers = [pool.submit(resume), pool.submit(submit)]
+            resumed, other = (a.result() for a in answers)
+        assert sorted([resumed.status_code, other.status_code]) == [202, 402], (
+            resumed.text,
+            other.text,
+        )
+        refused = resumed if resumed.status_code == 402 else other
+        assert_problem(refused, 402, "quota-exceeded")
+        accepted = resumed if resumed.status_code == 202 else other
+        done = wait_job(client, accepted.json()["id"], creator)
+        assert done["state"] == "succeeded", done
+        if accepted is resumed:
+            assert done["id"] == crashed["id"] and done["cost_usd"] > paid
+        with db.session() as session:
+            spent = sum(
+                spend.committed(session, tenant="A", run_id=run)
+                for run in {crashed["run_id"], done["run_id"]}
+            )
+            assert spend.quota_used(session, tenant="A") == pytest.approx(spent)
+
+
+def test_a_resume_that_does_not_fit_the_quota_is_a_402_and_queues_nothing(
+    settings_on_both: Settings, db_on_both: Database
+) -> None:
+    """$0.02 committed by the crashed run, $0.45 held by a running job: resuming would hold
+    $0.58 more, past the $1 quota."""
+    settings, db = settings_on_both, db_on_both
+    keys = Keys(db)
+    provider = ScriptedProvider("refuse", "crash", "hang")
+    with client_with(settings, db, provider, workers=1, daily_quota_usd=1.0) as client:
+        assert client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).is_success
+        creator = keys["A", "creator"]
+        crashed = _crashed_job(client, creator, 0.6)
+        holding = client.post("/v1/generations", json={**BODY, "budget_usd": 0.45},
+                              headers=creator)  # fmt: skip
+        assert holding.status_code == 202, holding.text
+        _wait(provider.hanging.is_set, "the holding job's call")
+        refused = client.post(f"/v1/runs/{crashed['run_id']}/resume", headers=creator)
+        assert "daily quota" in assert_problem(refused, 402, "quota-exceeded")["detail"]
+        job = client.get(f"/v1/jobs/{crashed['id']}", headers=creator).json()
+        assert job["state"] == "failed" and job["error"]["type"] == "internal"  # as it was
+        with db.session() as session:
+            paid = spend.committed(session, tenant="A", run_id=crashed["run_id"])
+            assert spend.quota_used(session, tenant="A") == pytest.approx(paid + 0.45)
+        provider.release.set()
+        wait_job(client, holding.json()["id"], creator)
 
 
 def test_cancelling_a_job_waiting_for_review_is_a_409_that_says_so(
