@@ -1,9 +1,9 @@
 """Retention: what a finished run keeps of its checkpoints, and which old images may go.
 
 A run is checkpointed after every node, so its checkpoints grow with its rounds; once the run
-has finished (succeeded, partial, refused or failed) nothing resumes it again, and its trace,
-attempts and result are in the registry. It keeps its newest ``BRANDLOOP_CHECKPOINT_KEEP``
-checkpoints (default 0, so the checkpoint store holds only runs in flight and stays bounded; a
+has finished (succeeded, partial, refused, failed or cancelled) nothing resumes it again, and
+its trace, attempts and result are in the registry. It keeps its newest
+``BRANDLOOP_CHECKPOINT_KEEP`` checkpoints (default 0, so the checkpoint store holds only runs in flight and stays bounded; a
 positive N keeps the final state and N-1 before it, for inspection). A run waiting for review
 keeps every checkpoint: its review resumes it.
 
@@ -48,7 +48,7 @@ __all__ = [
 log = logging.getLogger("brandloop.retention")
 
 #: Run statuses nothing resumes: their checkpoints are only history.
-FINISHED = ("succeeded", "partial", "refused", "failed")
+FINISHED = ("succeeded", "partial", "refused", "failed", "cancelled")
 
 # The checkpoints to keep of one run: the newest ``keep`` of each namespace (checkpoint ids
 # sort by time). Each statement deletes what is not kept, for one thread.

@@ -425,6 +425,8 @@ async def resume_run(
             raise NotFoundError(f"unknown run {run_id!r}")
         if row.result is not None:
             return RunResult.model_validate(row.result)
+        if row.status == "cancelled":  # cancelling is final: nothing continues it
+            raise ConflictError(f"run {run_id} was cancelled; start a new run instead")
         request = GenerationRequest.model_validate(row.request)
     ctx = build_context(
         settings, db, request, providers=providers, on_event=on_event, use_memory=use_memory

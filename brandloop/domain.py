@@ -49,7 +49,9 @@ MAX_SIDE = 4096
 MAX_REQUEST_BUDGET_USD = 10_000
 
 ColourRole = Literal["primary", "secondary", "accent", "background", "text", "neutral"]
-RunStatus = Literal["succeeded", "partial", "refused", "failed", "running", "awaiting_review"]
+RunStatus = Literal[
+    "succeeded", "partial", "refused", "failed", "cancelled", "running", "awaiting_review"
+]
 ModelStatus = Literal["active", "deprecated", "retired"]
 ModelTier = Literal["draft", "standard", "premium"]
 AttemptOutcome = Literal["pending", "accepted", "rejected", "refused", "error", "blocked"]

@@ -166,6 +166,10 @@ def _settled(
     return _already_paid(ctx, key, candidate) or _from_cache(ctx, key, candidate, request_seed)
 
 
+#: an attempt whose call was in flight when its run was stopped
+INTERRUPTED = "the run was stopped while this call was in flight: it may have been billed"
+
+
 @dataclass(frozen=True)
 class Settlement:
     """How one provider call ended, for its reservation."""
@@ -245,10 +249,18 @@ def _reserve(
         )
 
 
-def _settle_unknown(ctx: RunContext, call_key: str) -> None:
-    """The call was interrupted in flight (the run was cancelled): it may have been billed."""
+def _settle_unknown(ctx: RunContext, run_id: str, call_key: str, attempts: list[Attempt]) -> None:
+    """The call was interrupted in flight (the run was cancelled, or the worker is stopping):
+    it may have been billed. Its attempts are recorded as unknown at their share of the
+    reservation, in the transaction that settles it, so the run's cost says what the ledger
+    holds (reconciling the call corrects both)."""
+    share = round(sum(a.candidate.estimated_cost_usd for a in attempts) / len(attempts), 6)
     with ctx.db.session() as session:
         spend.settle(session, call_key=call_key, billing="unknown", charged_usd=0.0)
+        for attempt in attempts:
+            crud.upsert_attempt(
+                session, run_id=run_id, attempt=_unknown(attempt, share, INTERRUPTED)
+            )
 
 
 def _unknown(attempt: Attempt, share: float, reason: str) -> Attempt:
@@ -344,7 +356,7 @@ async def _attempt_batch(
         _trace_call(ctx, run_id, batch, call_key, error=exc)
         return _call_failed(batch, attempts, call_key, exc)
     except asyncio.CancelledError:
-        _settle_unknown(ctx, call_key)
+        _settle_unknown(ctx, run_id, call_key, attempts)
         raise
     finally:
         finished = time.perf_counter()

@@ -114,8 +114,8 @@ def release_hold(session: Session, job: JobRow) -> None:
     """A job ended (or waits for a human): its hold becomes what its calls committed. A
     campaign's hold closes with its last unfinished job (decided under the tenant's lock)."""
     spend.lock_tenant(session, job.tenant)
+    spend.close_admission(session, run_id=job.run_id)  # a campaign asset's too, once resumed
     if job.campaign_id is None:
-        spend.close_admission(session, run_id=job.run_id)
         return
     session.flush()
     unfinished = session.scalar(
@@ -260,21 +260,45 @@ def _poll_events(
         return state, [(r.seq, r.node, r.kind, r.payload, r.at.isoformat()) for r in rows]
 
 
-def resume_job(session: Session, *, tenant: str, run_id: str) -> JobRow:
+def resume_job(
+    session: Session, *, tenant: str, run_id: str, quota_usd: float, default_budget_usd: float
+) -> JobRow:
     """Queue an interrupted run to continue from its last checkpoint (attempts already paid
-    for are reused). A run still queued or running, or already finished, is a 409."""
+    for are reused). Like any job it holds, against the daily quota, what its budget still
+    allows it to spend (its budget less what the run has already committed), or it is a 402
+    and nothing is queued. A run still queued or running, or finished (a cancelled one too:
+    cancelling is final), is a 409."""
     run = session.get(RunRow, run_id)
     if run is None or run.tenant != tenant:
         raise ApiProblem(404, "not-found", f"no run {run_id}")
+    if run.status == "cancelled":
+        raise ApiProblem(
+            409, "conflict", f"run {run_id} was cancelled; submit the request again for a new run"
+        )
     if run.result is not None or run.status in ("succeeded", "partial", "refused", "failed"):
         raise ApiProblem(409, "conflict", f"run {run_id} has finished ({run.status})")
     if run.status == "awaiting_review":
         raise ApiProblem(409, "conflict", f"run {run_id} is waiting for review, not interrupted")
     job = store.job_for_run(session, tenant=tenant, run_id=run_id)
-    if job is not None and job.state in ("queued", "running"):
+    if job is not None and job.state in ("queued", "running", "awaiting_review"):
         raise ApiProblem(409, "conflict", f"run {run_id} is already {job.state} as {job.id}")
+    if job is not None and job.state == "cancelled":
+        raise ApiProblem(
+            409, "conflict", f"run {run_id}'s job {job.id} was cancelled; submit it again"
+        )
+    budget = run.request.get("budget_usd")
+    budget_usd = float(default_budget_usd if budget is None else budget)
+    paid = spend.committed(session, tenant=tenant, run_id=run_id)
     if job is None:  # a run the CLI started: the worker pool takes it over
         job = store.create_job(session, tenant=tenant, kind="resume", request=run.request)
         job.run_id = run.id
     job.state, job.error, job.finished_at, job.cancel_requested = "queued", None, None, False
+    admit(
+        session,
+        tenant=tenant,
+        quota_usd=quota_usd,
+        budget_usd=max(0.0, round(budget_usd - paid, 6)),
+        run_id=run.id,
+        job_id=job.id,
+    )
     return job

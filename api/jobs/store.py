@@ -95,6 +95,26 @@ def claim_job(session: Session, *, job_id: str) -> bool:
     return bool(getattr(result, "rowcount", 0))
 
 
+def cancel_queued(session: Session, *, job_id: str) -> bool:
+    """Cancel a job no worker has claimed; False if one has (or it is no longer queued)."""
+    result = session.execute(
+        update(JobRow)
+        .where(JobRow.id == job_id, JobRow.state == "queued")
+        .values(state="cancelled", finished_at=utcnow())
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def request_cancel(session: Session, *, job_id: str) -> bool:
+    """Ask the worker running the job to stop it; False unless it is running."""
+    result = session.execute(
+        update(JobRow)
+        .where(JobRow.id == job_id, JobRow.state == "running")
+        .values(cancel_requested=True)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
 def unfinished_jobs(session: Session) -> list[JobRow]:
     query = select(JobRow).where(JobRow.state.in_(("queued", "running")))
     return list(session.scalars(query.order_by(JobRow.created_at, JobRow.id)))

@@ -35,6 +35,7 @@ from brandloop.domain import GenerationRequest, RunResult, utcnow
 from brandloop.errors import BrandloopError, LeaseLostError, present
 from brandloop.logs import bound
 from brandloop.providers import ImageProvider
+from brandloop.registry import crud
 from brandloop.registry.db import Database
 from brandloop.registry.models import RunRow
 from brandloop.registry.models_service import CampaignRow, JobRow
@@ -309,6 +310,10 @@ class WorkerPool:
             job = session.get(JobRow, job_id)
             if job is None or job.state in store.FINAL_STATES:
                 return None
+            if job.cancel_requested:  # cancelled while no worker ran it (a restart between)
+                crud.cancel_run(session, run_id=job.run_id, reason="cancelled while running")
+                self._finish(session, job, "cancelled", error=None)
+                return None
             if job.state == "queued":
                 if not store.claim_job(session, job_id=job_id):
                     return None
@@ -400,10 +405,7 @@ class WorkerPool:
             with trace.use_span(span, end_on_exit=False) if span is not None else nullcontext():
                 result = await self._drive(request, run_id, resuming, providers, on_event)
         except asyncio.CancelledError:
-            with self.db.session() as session:
-                job = session.get(JobRow, job_id)
-                if job is not None and job.cancel_requested:
-                    self._finish(session, job, "cancelled", error=None)
+            self._cancelled(job_id)
             raise
         except LeaseLostError as exc:  # another worker holds the job now: write nothing
             log.warning("job %s stopped: %s", job_id, exc)
@@ -433,6 +435,17 @@ class WorkerPool:
         job.cost_usd = run.cost_usd if run is not None else 0.0
         release_hold(session, job)
 
+    def _cancelled(self, job_id: str) -> None:
+        """The job's task was cancelled: if someone cancelled the job (not the pool stopping,
+        which leaves it ``running`` to resume), it and its run end ``cancelled``, each costing
+        what the run's attempts were billed (or hold, when a call's outcome is unknown)."""
+        with self.db.session() as session:
+            job = session.get(JobRow, job_id)
+            if job is None or not job.cancel_requested or job.state in store.FINAL_STATES:
+                return
+            crud.cancel_run(session, run_id=job.run_id, reason="cancelled while running")
+            self._finish(session, job, "cancelled", error=None)
+
     def _fail(self, job_id: str, error: dict[str, Any]) -> None:
         with self.db.session() as session:
             job = session.get(JobRow, job_id)
@@ -449,6 +462,8 @@ class WorkerPool:
             error = None
             if state == "failed" and result.stop_cause == "providers_unavailable":
                 error = {"type": "providers-unavailable", "status": 503, "detail": result.reason}
+            elif state == "failed" and result.stop_cause == "budget":
+                error = {"type": "budget-exhausted", "status": 402, "detail": result.reason}
             elif state == "failed":  # refused or failed: the result says why
                 error = {"type": result.status, "status": 422, "detail": result.reason}
             self._finish(session, job, state, error=error)

@@ -15,6 +15,7 @@ from brandloop.api.jobs.service import SSE_EVENTS, job_events, job_public, relea
 from brandloop.api.params import ASCII_INT, LAST_EVENT_ID_PATTERN
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
 from brandloop.api.schemas import JobPublic, JobState
+from brandloop.registry.models_service import JobRow
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
 
@@ -120,22 +121,36 @@ def events_response(
     "/{job_id}/cancel",
     response_model=JobPublic,
     summary="Cancel a queued or running job",
+    description="A queued job is cancelled at once. A running one is stopped: the job and its "
+    "run end `cancelled`, nothing delivered, each costing what its calls were billed (a call "
+    "in flight counts at its whole reservation until it is reconciled). A job waiting for "
+    "review (an approver's verdict finishes it) or finished is a 409.",
     responses=problems(409),
 )
 def cancel_job(job_id: str, principal: Creator, session: SessionDep, pool: PoolDep) -> JobPublic:
     row = store.get_job(session, tenant=principal.tenant, job_id=job_id)
     if row is None:
         raise ApiProblem(404, "not-found", f"no job {job_id}")
-    if row.state in store.FINAL_STATES:
-        raise ApiProblem(409, "conflict", f"job {job_id} is already {row.state}")
-    if row.state == "queued":
-        from brandloop.domain import utcnow
-
-        row.state, row.finished_at = "cancelled", utcnow()
+    # compare-and-set on the state: a worker claiming the job meanwhile makes it a running one
+    if row.state == "queued" and store.cancel_queued(session, job_id=row.id):
+        session.refresh(row)
         release_hold(session, row)
-    else:
-        row.cancel_requested = True
+    elif not store.request_cancel(session, job_id=row.id):
+        session.refresh(row)
+        raise _not_cancellable(row)
     session.commit()
+    session.refresh(row)
     if row.state == "running":
         pool.cancel_running(row.id)
     return job_public(row)
+
+
+def _not_cancellable(row: JobRow) -> ApiProblem:
+    if row.state == "awaiting_review":  # its run has stopped; only a verdict finishes it
+        return ApiProblem(
+            409,
+            "conflict",
+            f"job {row.id} is waiting for review, not running: an approver finishes it with "
+            f"POST /v1/review/runs/{row.run_id} (reject, and nothing is delivered)",
+        )
+    return ApiProblem(409, "conflict", f"job {row.id} is already {row.state}")

@@ -13,6 +13,7 @@ from brandloop.api.deps import (
     Creator,
     PoolDep,
     Service,
+    ServiceDep,
     SessionDep,
     Viewer,
     caller,
@@ -120,10 +121,21 @@ def get_receipts(run_id: str, principal: Viewer, session: SessionDep) -> list[Re
     status_code=202,
     response_model=JobPublic,
     summary="Continue an interrupted run from its last checkpoint, without paying twice",
+    description="The resumed job holds, against the daily quota, its budget less what the run "
+    "has already spent (402 `quota-exceeded` when that does not fit). A run that is queued, "
+    "running, waiting for review or finished (cancelled too: cancelling is final) is a 409.",
     responses=problems(402, 409),
 )
-def resume(run_id: str, principal: Creator, session: SessionDep, pool: PoolDep) -> JobPublic:
-    job = resume_job(session, tenant=principal.tenant, run_id=run_id)
+def resume(
+    run_id: str, principal: Creator, session: SessionDep, pool: PoolDep, service: ServiceDep
+) -> JobPublic:
+    job = resume_job(
+        session,
+        tenant=principal.tenant,
+        run_id=run_id,
+        quota_usd=service.api.daily_quota_usd,
+        default_budget_usd=service.settings.default_budget_usd,
+    )
     session.commit()
     from_thread.run(pool.enqueue, job.id)
     return job_public(job)

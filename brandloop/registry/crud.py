@@ -750,6 +750,22 @@ def finish_run(
     row.result, row.finished_at = result, finished_at or utcnow()
 
 
+def cancel_run(session: Session, *, run_id: str, reason: str) -> RunRow | None:
+    """End a run that was stopped before it finished: ``cancelled``, nothing delivered, and
+    what its attempts cost (billed, or unknown at their whole reservation) kept as its cost, so
+    the run, its job, its campaign and the cost report agree with the spend ledger. A run that
+    has finished already is left as it is."""
+    row = session.get(RunRow, run_id)
+    if row is None or row.result is not None or row.status not in ("running", "awaiting_review"):
+        return row
+    session.flush()
+    attempts = list_attempts(session, run_id=run_id)
+    row.status, row.reason, row.finished_at = "cancelled", reason, utcnow()
+    row.cost_usd = round(sum(a.cost_usd for a in attempts), 6)
+    row.attempt_count, row.accepted_count = len(attempts), 0
+    return row
+
+
 # --------------------------------------------------------------------------- artifacts
 
 

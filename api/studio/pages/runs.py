@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from brandloop.agent.runner import catalog_models, default_providers
-from brandloop.api.deps import PoolDep, SessionDep, SettingsDep
+from brandloop.api.deps import PoolDep, ServiceDep, SessionDep, SettingsDep
 from brandloop.api.jobs import store
 from brandloop.api.jobs.service import resume_job
 from brandloop.api.routers.runs import tenant_trace
@@ -256,8 +256,16 @@ async def reproduce(
 
 
 @router.post("/runs/{run_id}/resume")
-def resume(run_id: str, user: Creator, session: SessionDep, pool: PoolDep, _: Csrf) -> Response:
-    job = resume_job(session, tenant=user.tenant, run_id=run_id)
+def resume(
+    run_id: str, user: Creator, session: SessionDep, pool: PoolDep, service: ServiceDep, _: Csrf
+) -> Response:
+    job = resume_job(
+        session,
+        tenant=user.tenant,
+        run_id=run_id,
+        quota_usd=service.api.daily_quota_usd,
+        default_budget_usd=service.settings.default_budget_usd,
+    )
     session.commit()
     from_thread.run(pool.enqueue, job.id)
     return see_other(f"/runs/{run_id}")
