@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from brandloop.domain import utcnow
 from brandloop.registry import spend
 from brandloop.registry.models_agent import BudgetRow
-from brandloop.registry.types import check_money
+from brandloop.registry.types import check_money, money
 
 BudgetScope = Literal["tenant", "campaign"]
 #: reserved: make the call. billed: it was made and billed already (reuse what the registry
@@ -45,7 +45,8 @@ class CallReservation:
 def set_budget(
     session: Session, *, tenant: str, scope: BudgetScope, scope_id: str, limit_usd: float
 ) -> BudgetRow:
-    check_money(limit_usd, "a budget")
+    """Set the limit (``brandloop campaign budget``): raise or lower it, to the micro-dollar."""
+    limit_usd = money(check_money(limit_usd, "a budget"))
     row = session.scalar(
         select(BudgetRow).where(
             BudgetRow.tenant == tenant, BudgetRow.scope == scope, BudgetRow.scope_id == scope_id
@@ -57,6 +58,28 @@ def set_budget(
     row.limit_usd, row.updated_at = limit_usd, utcnow()
     session.flush()
     return row
+
+
+def tighten_budget(
+    session: Session, *, tenant: str, scope: BudgetScope, scope_id: str, limit_usd: float
+) -> float:
+    """Lower the limit to ``limit_usd`` unless one as tight is set already; the limit that
+    applies now. A campaign file's budget may tighten a campaign's limit, never loosen one that
+    ``brandloop campaign budget`` (or an earlier run) set: raising it takes that command.
+    Under the tenant's lock, so two runs of one campaign cannot both read "none set"."""
+    limit_usd = money(check_money(limit_usd, "a budget"))
+    spend.lock_tenant(session, tenant)
+    current = _limit(session, tenant=tenant, scope=scope, scope_id=scope_id)
+    if current is not None and current <= limit_usd:
+        return current
+    return set_budget(
+        session, tenant=tenant, scope=scope, scope_id=scope_id, limit_usd=limit_usd
+    ).limit_usd
+
+
+def limit_of(session: Session, *, tenant: str, scope: BudgetScope, scope_id: str) -> float | None:
+    """The limit set for the tenant or the campaign, or None."""
+    return _limit(session, tenant=tenant, scope=scope, scope_id=scope_id)
 
 
 def _limit(session: Session, *, tenant: str, scope: BudgetScope, scope_id: str) -> float | None:
