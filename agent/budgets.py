@@ -6,21 +6,26 @@ every call's reservation, held, settled or unknown - so runs running at the same
 the others hold, not only what they finished paying for.
 
 :func:`reserve_call` is the only way a run gets to call a provider: under the tenant's lock it
-checks every budget that applies and holds the call's estimated cost, or refuses.
+checks every budget that applies and holds the call's estimated cost, or refuses. Calls made
+outside a run (reproducing one) go through it too, by :class:`OutsideRunPayer`.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from brandloop.domain import utcnow
+from brandloop.domain import Billing, ModelSpec, utcnow
+from brandloop.errors import BudgetExhaustedError
+from brandloop.policies.catalog import image_price
 from brandloop.registry import spend
+from brandloop.registry.db import Database
 from brandloop.registry.models_agent import BudgetRow
-from brandloop.registry.types import check_money
+from brandloop.registry.types import check_money, money
 
 BudgetScope = Literal["tenant", "campaign"]
 #: reserved: make the call. billed: it was made and billed already (reuse what the registry
@@ -45,7 +50,8 @@ class CallReservation:
 def set_budget(
     session: Session, *, tenant: str, scope: BudgetScope, scope_id: str, limit_usd: float
 ) -> BudgetRow:
-    check_money(limit_usd, "a budget")
+    """Set the limit (``brandloop campaign budget``): raise or lower it, to the micro-dollar."""
+    limit_usd = money(check_money(limit_usd, "a budget"))
     row = session.scalar(
         select(BudgetRow).where(
             BudgetRow.tenant == tenant, BudgetRow.scope == scope, BudgetRow.scope_id == scope_id
@@ -57,6 +63,28 @@ def set_budget(
     row.limit_usd, row.updated_at = limit_usd, utcnow()
     session.flush()
     return row
+
+
+def tighten_budget(
+    session: Session, *, tenant: str, scope: BudgetScope, scope_id: str, limit_usd: float
+) -> float:
+    """Lower the limit to ``limit_usd`` unless one as tight is set already; the limit that
+    applies now. A campaign file's budget may tighten a campaign's limit, never loosen one that
+    ``brandloop campaign budget`` (or an earlier run) set: raising it takes that command.
+    Under the tenant's lock, so two runs of one campaign cannot both read "none set"."""
+    limit_usd = money(check_money(limit_usd, "a budget"))
+    spend.lock_tenant(session, tenant)
+    current = _limit(session, tenant=tenant, scope=scope, scope_id=scope_id)
+    if current is not None and current <= limit_usd:
+        return current
+    return set_budget(
+        session, tenant=tenant, scope=scope, scope_id=scope_id, limit_usd=limit_usd
+    ).limit_usd
+
+
+def limit_of(session: Session, *, tenant: str, scope: BudgetScope, scope_id: str) -> float | None:
+    """The limit set for the tenant or the campaign, or None."""
+    return _limit(session, tenant=tenant, scope=scope, scope_id=scope_id)
 
 
 def _limit(session: Session, *, tenant: str, scope: BudgetScope, scope_id: str) -> float | None:
@@ -180,3 +208,71 @@ def _over_budget(
             f"(${amount_usd:.3f} reserved before paying)"
         )
     return ""
+
+
+class OutsideRunPayer:
+    """Pays for provider calls made outside any run (``brandloop runs reproduce``, the studio's
+    reproduce) as a run's calls are paid for: the whole estimate must fit the tightest of the
+    tenant's and the campaign's remaining budgets before the first call (else
+    :class:`BudgetExhaustedError`, nothing spent); each call then reserves its estimate under
+    the tenant's lock (:func:`reserve_call`) and is settled to what the provider billed, so it
+    counts against those budgets and the daily quota like a generation's spend. The ledger
+    names the calls by a spend id of their own (``rep_...``), not the reproduced run's."""
+
+    def __init__(self, db: Database, *, tenant: str) -> None:
+        self.db, self.tenant = db, tenant
+        self.spend_id = f"rep_{uuid.uuid4().hex[:20]}"
+        self._campaign_id: str | None = None
+        self._budget_usd = 0.0
+        self._reserved: dict[str, float] = {}
+
+    def price(self, spec: ModelSpec, *, width: int, height: int, quality: str | None) -> float:
+        """One image's catalog price, as the planner reserves it for a generation."""
+        return image_price(spec, width=width, height=height, quality=quality)
+
+    def admit(self, total_usd: float, *, campaign_id: str | None, what: str) -> None:
+        """Refuse up front when ``total_usd`` (every call's estimate) does not fit."""
+        with self.db.session() as session:
+            room = headroom(session, tenant=self.tenant, campaign_id=campaign_id)
+        if room is not None and total_usd > room.remaining_usd + spend.EPSILON:
+            raise BudgetExhaustedError(
+                f"remaining {room.label} ${max(room.remaining_usd, 0.0):.3f} cannot pay for "
+                f"{what} (${total_usd:.3f} at catalog prices); nothing was spent"
+            )
+        self._campaign_id, self._budget_usd = campaign_id, total_usd
+
+    def reserve(self, *, key: str, amount_usd: float, provider: str, model: str) -> str:
+        """Hold one call's estimate; ``""`` when it holds, else why not (do not call)."""
+        call_key = f"{self.spend_id}-{key}"
+        with self.db.session() as session:
+            held = reserve_call(
+                session,
+                tenant=self.tenant,
+                run_id=self.spend_id,
+                campaign_id=self._campaign_id,
+                request_budget_usd=self._budget_usd,
+                call_key=call_key,
+                amount_usd=amount_usd,
+                provider=provider,
+                model=model,
+                attempt_ids=[],
+                fence=None,
+                replay_safe=False,
+            )
+        if held.verdict != "reserved":
+            return held.reason or f"the call was {held.verdict} already"
+        self._reserved[call_key] = amount_usd
+        return ""
+
+    def settle(self, *, key: str, billing: Billing, charged_usd: float | None) -> float:
+        """Record how the call ended; what it counts as spent (a billed call without a known
+        charge, or an unknown outcome, counts its whole reservation)."""
+        call_key = f"{self.spend_id}-{key}"
+        reserved = self._reserved.get(call_key, 0.0)
+        cost = {
+            "billed": reserved if charged_usd is None else charged_usd,
+            "unknown": reserved,
+        }.get(billing, 0.0)
+        with self.db.session() as session:
+            spend.settle(session, call_key=call_key, billing=billing, charged_usd=cost)
+        return money(cost)

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from brandloop.agent.budgets import set_budget
+from brandloop.agent.budgets import limit_of, tighten_budget
 from brandloop.agent.consistency import consistency
 from brandloop.agent.context import EventSink
 from brandloop.agent.runner import run_generation
@@ -25,6 +25,7 @@ from brandloop.domain import (
     MAX_SEED,
     GenerationRequest,
     RunResult,
+    campaign_id_problem,
     parse_size,
 )
 from brandloop.errors import BadInputError, NotFoundError
@@ -102,8 +103,18 @@ def load_campaign(path: Path) -> CampaignSpec:
         spec = CampaignSpec.model_validate(data)
     except ValidationError as exc:
         raise BadInputError(f"campaign {path}: {describe_validation_error(exc)}") from None
-    for asset in spec.assets:
-        for fmt in asset.formats or spec.defaults.formats:
+    seen: dict[str, int] = {}
+    for number, asset in enumerate(spec.assets, start=1):
+        if asset.id in seen:  # two rows of one id in the report: which is which?
+            raise BadInputError(
+                f"{path}: asset id {asset.id!r} is used twice (assets {seen[asset.id]} and "
+                f"{number}); each asset needs its own id"
+            )
+        seen[asset.id] = number
+        formats = asset.formats or spec.defaults.formats
+        if len(set(formats)) != len(formats):
+            raise BadInputError(f"{path}: asset {asset.id}: a format is listed twice")
+        for fmt in formats:
             try:
                 parse_size(fmt)
             except ValueError as exc:
@@ -136,16 +147,25 @@ async def run_campaign(
     on_asset: Callable[[AssetResult], Any] | None = None,
     run_kwargs: dict[str, Any] | None = None,
 ) -> CampaignReport:
+    """Run every asset of ``spec`` in order under ``campaign_id``'s budget.
+
+    The file's ``budget_usd`` tightens the campaign's limit and never loosens one already set
+    (``brandloop campaign budget``, an earlier run): the tighter applies and the report's
+    ``budget_usd`` says which."""
     campaign_id = campaign_id or f"{spec.name}-{datetime.now(UTC):%Y%m%d%H%M%S}"
-    if spec.budget_usd is not None:
-        with db.session() as session:
-            set_budget(
+    if problem := campaign_id_problem(campaign_id):
+        raise BadInputError(problem)
+    with db.session() as session:
+        if spec.budget_usd is not None:
+            budget_usd: float | None = tighten_budget(
                 session,
                 tenant=tenant,
                 scope="campaign",
                 scope_id=campaign_id,
                 limit_usd=spec.budget_usd,
             )
+        else:
+            budget_usd = limit_of(session, tenant=tenant, scope="campaign", scope_id=campaign_id)
     results: list[AssetResult] = []
     accepted_images: list[bytes] = []
     store = ArtifactStore(settings.artifacts_dir)
@@ -197,7 +217,7 @@ async def run_campaign(
     return CampaignReport(
         campaign_id=campaign_id,
         brand=kit.name,
-        budget_usd=spec.budget_usd,
+        budget_usd=budget_usd,
         cost_usd=round(sum(r.cost_usd for r in results), 6),
         accepted=sum(r.accepted for r in results),
         wanted=sum(r.wanted for r in results),

@@ -30,7 +30,7 @@ from brandloop.agent.state import RunInput, RunState
 from brandloop.agent.templates import resolve_template
 from brandloop.agent.writer import PromptWriter, build_writer
 from brandloop.artifacts import ArtifactStore
-from brandloop.domain import GenerationRequest, ModelSpec, RunResult
+from brandloop.domain import GenerationRequest, ModelSpec, RunResult, campaign_id_problem
 from brandloop.errors import BadInputError, ConflictError, NotFoundError
 from brandloop.logs import bound
 from brandloop.memory.store import BrandMemory
@@ -155,6 +155,8 @@ def check_request(db: Database, request: GenerationRequest) -> None:
                 raise
     if request.budget_usd is not None and request.budget_usd <= 0:
         raise BadInputError("budget must be greater than zero")
+    if request.campaign_id is not None and (problem := campaign_id_problem(request.campaign_id)):
+        raise BadInputError(f"campaign_id: {problem}")
 
 
 _memory_cache: dict[str, BrandMemory] = {}

@@ -40,6 +40,11 @@ BRAND_NAME = r"^[A-Za-z0-9][A-Za-z0-9 _.-]*$"
 _BRAND_REF = re.compile(r"[A-Za-z0-9 _.-]{1,80}")
 _BRAND_KEY_RUN = re.compile(r"[^a-z0-9]+")
 
+#: a campaign id: a campaign file's name syntax (lower-case letters, digits, '_', '.', '-',
+#: starting with a letter or digit), up to the 120 characters the registry keeps; so 'C9',
+#: 'c9 ' and 'c9\n' are bad input, never campaigns of their own beside 'c9'
+CAMPAIGN_ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,119}")
+
 MAX_BRIEF_CHARS = 4000
 #: The largest seed any provider takes (32 bits unsigned); planned seeds wrap around below it.
 MAX_SEED = 2**32 - 1
@@ -198,6 +203,16 @@ def aspect_past_limit(aspect: str) -> bool:
         return False
     w, h = int(match.group(1)), int(match.group(2))
     return w > 0 and h > 0 and max(w, h) > 4 * min(w, h)
+
+
+def campaign_id_problem(value: str) -> str:
+    """Why ``value`` is not a campaign id (:data:`CAMPAIGN_ID`), or ``""``."""
+    if CAMPAIGN_ID.fullmatch(value):
+        return ""
+    return (
+        f"{value!r} is not a campaign id: 1-120 of lower-case letters, digits, '_', '.' and "
+        "'-', starting with a letter or digit"
+    )
 
 
 def _check_size(value: str) -> str:

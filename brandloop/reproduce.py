@@ -6,6 +6,11 @@ the receipt chunk was added. The same request goes to the same provider again; t
 compared with those raw bytes: ``byte-identical`` (same sha256), ``perceptually-identical``
 (64-bit DCT perceptual hashes within :data:`PHASH_IDENTICAL_DISTANCE` bits) or ``different``
 (expected for backends that do not honour seeds).
+
+Reproducing pays the provider again, so it is paid for as a generation is (a :class:`Payer`,
+``brandloop.agent.budgets.OutsideRunPayer``): refused up front, nothing spent, when the
+tenant's or the run's campaign's remaining budget cannot hold every image at catalog prices;
+each call reserved before it is made and settled to what the provider billed.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import hashlib
 import io
 import logging
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -22,7 +27,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict
 
 from brandloop.artifacts import ArtifactStore, atomic_write
-from brandloop.domain import ModelSpec, Receipt
+from brandloop.domain import Billing, ModelSpec, Receipt
 from brandloop.errors import BadInputError, NotFoundError, ProviderError
 from brandloop.providers import ImageProvider, ImageRequest
 from brandloop.registry import crud
@@ -61,6 +66,26 @@ def hash_distance(a: int, b: int) -> int:
     return (a ^ b).bit_count()
 
 
+class Payer(Protocol):
+    """What pays for a reproduction's provider calls (see the module docstring)."""
+
+    def price(self, spec: ModelSpec, *, width: int, height: int, quality: str | None) -> float:
+        """One image's catalog price: what the call reserves."""
+        ...
+
+    def admit(self, total_usd: float, *, campaign_id: str | None, what: str) -> None:
+        """Raise ``BudgetExhaustedError`` when ``total_usd`` does not fit the budgets."""
+        ...
+
+    def reserve(self, *, key: str, amount_usd: float, provider: str, model: str) -> str:
+        """Hold one call's estimate: ``""``, or why it may not be made."""
+        ...
+
+    def settle(self, *, key: str, billing: Billing, charged_usd: float | None) -> float:
+        """Record how the call ended; what it counts as spent."""
+        ...
+
+
 class ImageReproduction(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -85,7 +110,7 @@ class Reproduction(BaseModel):
     cost_usd: float
 
 
-def _receipts(db: Database, *, tenant: str, run_id: str) -> tuple[str, list[Receipt]]:
+def _receipts(db: Database, *, tenant: str, run_id: str) -> tuple[str, str | None, list[Receipt]]:
     with db.session() as session:
         run = crud.get_run(session, tenant=tenant, run_id=run_id)
         if run is None:
@@ -98,7 +123,7 @@ def _receipts(db: Database, *, tenant: str, run_id: str) -> tuple[str, list[Rece
             if artifact is None or artifact.receipt is None:
                 raise NotFoundError(f"image {image['sha256'][:12]} of {run_id} has no receipt")
             receipts.append(Receipt.model_validate(artifact.receipt))
-        return run.template_ref, receipts
+        return run.template_ref, run.campaign_id, receipts
 
 
 async def reproduce_run(
@@ -109,14 +134,33 @@ async def reproduce_run(
     run_id: str,
     providers: dict[str, ImageProvider],
     models: list[ModelSpec],
+    payer: Payer,
     out_dir: Path | None = None,
 ) -> Reproduction:
-    """Re-render each accepted image of ``run_id`` from its receipt; compare with the original."""
-    template, receipts = _receipts(db, tenant=tenant, run_id=run_id)
+    """Re-render each accepted image of ``run_id`` from its receipt; compare with the original.
+
+    Paid for by ``payer``: refused before the first call when the whole estimate does not fit."""
+    template, campaign_id, receipts = _receipts(db, tenant=tenant, run_id=run_id)
     if not receipts:
         raise BadInputError(f"run {run_id} has no accepted images to reproduce")
     store = ArtifactStore(settings.artifacts_dir)
     specs = {m.id: m for m in models}
+    prices: dict[int, float] = {}
+    for index, receipt in enumerate(receipts, start=1):
+        spec = specs.get(receipt.model)
+        if spec is not None and receipt.provider in providers:
+            quality = receipt.params.get("quality")
+            prices[index] = payer.price(
+                spec,
+                width=receipt.width,
+                height=receipt.height,
+                quality=quality if isinstance(quality, str) else None,
+            )
+    payer.admit(
+        sum(prices.values()),
+        campaign_id=campaign_id,
+        what=f"reproducing {len(prices)} image(s) of {run_id}",
+    )
     results: list[ImageReproduction] = []
     for index, receipt in enumerate(receipts, start=1):
         base = ImageReproduction(
@@ -149,13 +193,38 @@ async def reproduce_run(
             params=receipt.params,
             idempotency_key=f"reproduce-{run_id}-{receipt.attempt_id}",
         )
+        key = f"{index:02d}"
+        refusal = payer.reserve(
+            key=key, amount_usd=prices[index], provider=receipt.provider, model=receipt.model
+        )
+        if refusal:
+            results.append(base.model_copy(update={"error": f"not sent: {refusal}"}))
+            continue
         try:
             answer = await provider.generate(request)
         except ProviderError as exc:
-            results.append(base.model_copy(update={"error": f"{type(exc).__name__}: {exc}"}))
+            billing: Billing = getattr(exc, "billing", "not_billed")
+            cost = payer.settle(
+                key=key, billing=billing, charged_usd=getattr(exc, "charged_usd", None)
+            )
+            results.append(
+                base.model_copy(update={"error": f"{type(exc).__name__}: {exc}", "cost_usd": cost})
+            )
             continue
+        except BaseException:  # cancelled mid-call: it may have been billed
+            payer.settle(key=key, billing="unknown", charged_usd=None)
+            raise
+        cost = payer.settle(
+            key=key,
+            billing="billed" if answer.cost_usd > 0 else "not_billed",
+            charged_usd=answer.cost_usd,
+        )
         if not answer.images:
-            results.append(base.model_copy(update={"error": "the provider returned no image"}))
+            results.append(
+                base.model_copy(
+                    update={"error": "the provider returned no image", "cost_usd": cost}
+                )
+            )
             continue
         data = answer.images[0].data
         digest = hashlib.sha256(data).hexdigest()
@@ -171,7 +240,7 @@ async def reproduce_run(
         )
         update: dict[str, Any] = {
             "reproduced_sha256": digest,
-            "cost_usd": answer.cost_usd,
+            "cost_usd": cost,
             "path": path,
         }
         if original is None:
@@ -198,7 +267,10 @@ async def reproduce_run(
             action="run.reproduced",
             subject_type="run",
             subject_id=run_id,
-            detail={"verdicts": [r.verdict for r in results]},
+            detail={
+                "verdicts": [r.verdict for r in results],
+                "cost_usd": round(sum(r.cost_usd for r in results), 6),
+            },
         )
     return Reproduction(
         run_id=run_id,

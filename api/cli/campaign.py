@@ -21,6 +21,7 @@ from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, err, out, print_json, settings
 from brandloop.api.cli.tables import Column, Wide
+from brandloop.domain import campaign_id_problem
 from brandloop.errors import BadInputError
 
 campaign_app = typer.Typer(
@@ -83,7 +84,11 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
     wide: Wide = False,
 ) -> None:
-    """Run every asset of FILE in order and report per-asset results and consistency."""
+    """Run every asset of FILE in order and report per-asset results and consistency.
+
+    The file's budget_usd may tighten the campaign's limit, never loosen one set with
+    `campaign budget`: the tighter applies."""
+    _check_id(campaign_id)
     cfg = settings()
     spec = load_campaign(file)
     brand = resolve_brand(spec, file.resolve().parent, db=database(), tenant=cfg.tenant)
@@ -138,6 +143,16 @@ def run(
             )
         )
     _render(report, wide=wide)
+    if spec.budget_usd is not None and report.budget_usd != spec.budget_usd:
+        out.print(
+            f"the campaign's limit ${report.budget_usd:.2f} (set with `campaign budget` or an "
+            f"earlier run) is tighter than the file's ${spec.budget_usd:.2f}: it applied"
+        )
+
+
+def _check_id(campaign_id: str | None) -> None:
+    if campaign_id is not None and (problem := campaign_id_problem(campaign_id)):
+        raise BadInputError(f"--campaign-id: {problem}")
 
 
 @campaign_app.command("budget")
@@ -152,13 +167,17 @@ def budget(
     """Set a campaign's or the tenant's budget; every run checks it before paying."""
     if (campaign_id is None) == (not tenant):
         raise BadInputError("give exactly one of --campaign-id ID or --tenant")
+    _check_id(campaign_id)
     cfg = settings()
     scope: BudgetScope = "tenant" if tenant else "campaign"
     scope_id = cfg.tenant if tenant else str(campaign_id)
     with database().session() as session:
-        set_budget(session, tenant=cfg.tenant, scope=scope, scope_id=scope_id, limit_usd=amount)
+        row = set_budget(
+            session, tenant=cfg.tenant, scope=scope, scope_id=scope_id, limit_usd=amount
+        )
+        limit = row.limit_usd
         used = spent(session, tenant=cfg.tenant, campaign_id=None if tenant else scope_id)
-    if as_json:
-        print_json({"scope": scope, "id": scope_id, "limit_usd": amount, "spent_usd": used})
+    if as_json:  # money to the micro-dollar, as stored (brandloop.registry.types.money)
+        print_json({"scope": scope, "id": scope_id, "limit_usd": limit, "spent_usd": used})
     else:
-        out.print(f"{scope} {scope_id}: limit ${amount:.2f}, spent so far ${used:.3f}")
+        out.print(f"{scope} {scope_id}: limit ${limit:.2f}, spent so far ${used:.3f}")

@@ -38,7 +38,12 @@ from brandloop.api.cli.tables import Column, Wide
 from brandloop.api.cli.verify import verify_files
 from brandloop.api.preview import thumbnail
 from brandloop.artifacts import SUFFIXES, atomic_write
-from brandloop.domain import MAX_REQUEST_BUDGET_USD, GenerationRequest, RunResult
+from brandloop.domain import (
+    MAX_REQUEST_BUDGET_USD,
+    GenerationRequest,
+    RunResult,
+    campaign_id_problem,
+)
 from brandloop.errors import BadInputError, ProvidersUnavailableError, present
 from brandloop.policies.agent import load_agent_policy
 from brandloop.policy_files import describe_validation_error
@@ -218,6 +223,8 @@ def generate(
         )
     except ValidationError as exc:
         raise BadInputError(describe_validation_error(exc, names=REQUEST_FLAGS)) from None
+    if campaign is not None and (problem := campaign_id_problem(campaign)):
+        raise BadInputError(f"--campaign: {problem}")
     request = request.model_copy(update={"brand": ensure_brand(brand, tenant=cfg.tenant)})
     db = database()
     model_ladder(cfg, catalog_models(db, cfg), request, brand_run_policy(cfg, db, request))

@@ -194,6 +194,7 @@ def reproduce(
 ) -> None:
     """Re-render each accepted image from its receipt; say if it is byte-identical,
     perceptually identical (perceptual-hash distance) or different."""
+    from brandloop.agent.budgets import OutsideRunPayer
     from brandloop.agent.runner import catalog_models, default_providers
     from brandloop.reproduce import PHASH_IDENTICAL_DISTANCE, reproduce_run
 
@@ -208,6 +209,7 @@ def reproduce(
             run_id=run_id,
             providers=default_providers(cfg),
             models=catalog_models(database(), cfg),
+            payer=OutsideRunPayer(database(), tenant=cfg.tenant),
             out_dir=out_dir,
         )
     )

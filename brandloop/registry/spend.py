@@ -35,7 +35,7 @@ from brandloop.registry.crud import audit
 from brandloop.registry.models import AttemptRow, RunRow
 from brandloop.registry.models_money import SpendLockRow, SpendReservationRow
 from brandloop.registry.models_service import JobRow
-from brandloop.registry.types import check_money
+from brandloop.registry.types import check_money, money
 
 ReservationState = Literal["held", "settled", "released", "unknown"]
 Row = SpendReservationRow
@@ -102,7 +102,7 @@ def committed(
         query = query.where(Row.run_id == run_id)
     if campaign_id is not None:
         query = query.where(Row.campaign_id == campaign_id)
-    return float(session.scalar(query) or 0.0)
+    return money(session.scalar(query) or 0.0)
 
 
 def quota_used(session: Session, *, tenant: str, now: datetime | None = None) -> float:
@@ -135,7 +135,7 @@ def quota_used(session: Session, *, tenant: str, now: datetime | None = None) ->
             Row.created_at >= start,
         )
     )
-    return round(float(holds or 0.0) + float(loose or 0.0), 9)
+    return money(float(holds or 0.0) + float(loose or 0.0))
 
 
 # --------------------------------------------------------------------------- admission
@@ -213,7 +213,7 @@ def _calls_under(session: Session, hold_id: str) -> float:
             Row.kind == "call", Row.hold_id == hold_id
         )
     )
-    return round(float(total or 0.0), 6)
+    return money(total or 0.0)
 
 
 # --------------------------------------------------------------------------- provider calls

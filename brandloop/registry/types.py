@@ -22,12 +22,14 @@ from brandloop.errors import BadInputError
 
 __all__ = [
     "MAX_MONEY_USD",
+    "MONEY_DECIMALS",
     "MONEY_PRECISION",
     "MONEY_SCALE",
     "Count",
     "Money",
     "Timestamp",
     "check_money",
+    "money",
 ]
 
 MONEY_PRECISION = 24
@@ -35,6 +37,16 @@ MONEY_SCALE = 12
 #: The largest amount a person may state (a budget limit, a reconciled charge): well inside
 #: what ``NUMERIC(24, 12)`` holds, so sums of such amounts still fit.
 MAX_MONEY_USD = 1_000_000_000
+#: Money is kept to the micro-dollar: every amount the ledger stores is rounded to this many
+#: decimals, so every sum of them is too; a sum read back (a double on SQLite adds float noise
+#: such as 0.060000000000000005) is rounded to it again before anyone sees it.
+MONEY_DECIMALS = 6
+
+
+def money(value: float) -> float:
+    """``value`` in dollars to the micro-dollar (:data:`MONEY_DECIMALS`): what the CLI's JSON,
+    the API's answers and every budget check see of a sum of stored amounts."""
+    return round(float(value), MONEY_DECIMALS)
 
 
 def check_money(value: float, what: str) -> float:

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from brandloop.agent.budgets import limit_of, tighten_budget
 from brandloop.agent.campaign import load_campaign
 from brandloop.agent.consistency import consistency
 from brandloop.api.cli import main
 from brandloop.errors import BadInputError
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.providers import ImageRequest
-from brandloop.settings import Settings
+from brandloop.registry import spend
+from brandloop.registry.db import Database
+from brandloop.settings import Settings, get_settings
 from brandloop.tools.providers.procedural import ProceduralProvider
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,3 +143,111 @@ def test_budget_command_sets_campaign_and_tenant_limits(
     with pytest.raises(SystemExit) as exc:
         main(["campaign", "budget", "-1", "--tenant"])
     assert exc.value.code == 2
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(list(argv))
+    captured = capsys.readouterr()
+    return int(exc.value.code or 0), captured.out, captured.err
+
+
+def _campaign_limit(campaign_id: str) -> float | None:
+    db = Database.from_settings(get_settings())
+    try:
+        with db.session() as session:
+            return limit_of(session, tenant="default", scope="campaign", scope_id=campaign_id)
+    finally:
+        db.dispose()
+
+
+def test_a_files_budget_never_loosens_a_limit_set_with_campaign_budget(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path, seed: int
+) -> None:
+    assert _cli(capsys, "campaign", "budget", "0.05", "--campaign-id", "capped")[0] == 0
+    code, out, _ = _cli(
+        capsys, "campaign", "run", str(_write(tmp_path, 2.0, seed)), "--campaign-id", "capped",
+        "--json",
+    )  # fmt: skip
+    report = json.loads(out)
+    assert code == 0 and report["budget_usd"] == 0.05
+    assert report["cost_usd"] <= 0.05 + 1e-9
+    assert _campaign_limit("capped") == 0.05
+    code, out, _ = _cli(
+        capsys, "campaign", "run", str(_write(tmp_path, 2.0, seed)), "--campaign-id", "capped"
+    )
+    assert code == 0 and "tighter than the file's $2.00" in out
+    # a tighter file tightens it; raising it again takes `campaign budget`
+    assert _cli(capsys, "campaign", "budget", "5", "--campaign-id", "roomy")[0] == 0
+    code, out, _ = _cli(
+        capsys, "campaign", "run", str(_write(tmp_path, 0.03, seed)), "--campaign-id", "roomy",
+        "--json",
+    )  # fmt: skip
+    assert json.loads(out)["budget_usd"] == 0.03 and json.loads(out)["cost_usd"] <= 0.03 + 1e-9
+    assert _campaign_limit("roomy") == 0.03
+
+
+def test_runs_of_one_campaign_started_at_once_end_with_the_tightest_limit(
+    settings: Settings,
+) -> None:
+    limits = [0.4, 0.07, 0.9, 0.05, 0.3, 0.6, 0.08, 0.2]
+    db = Database.from_settings(settings)
+
+    def tighten(limit: float) -> float:
+        with db.session() as session:
+            return tighten_budget(
+                session, tenant="default", scope="campaign", scope_id="race", limit_usd=limit
+            )
+
+    try:
+        with ThreadPoolExecutor(len(limits)) as pool:
+            applied = list(pool.map(tighten, limits))
+    finally:
+        db.dispose()
+    assert all(a <= limit for a, limit in zip(applied, limits, strict=True))
+    assert _campaign_limit("race") == 0.05
+
+
+def test_duplicate_asset_ids_are_refused_before_the_first_asset_runs(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path, seed: int
+) -> None:
+    path = _write(tmp_path, 2.0, seed)
+    path.write_text(path.read_text().replace("id: story", "id: hero"))
+    code, out, err = _cli(capsys, "campaign", "run", str(path), "--json", "--campaign-id", "dup")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "asset id 'hero' is used twice (assets 1 and 3)" in err
+    assert _cli(capsys, "runs", "list", "--json")[1].strip() in ("[]", "")
+    path.write_text(
+        path.read_text().replace('formats: ["160x96"]', 'formats: ["160x96", "160x96"]')
+    )
+    path.write_text(path.read_text().replace('id: hero, brief: "latte', 'id: story, brief: "latte'))
+    code, _, err = _cli(capsys, "campaign", "run", str(path), "--json")
+    assert code == 2 and "asset hero: a format is listed twice" in err
+
+
+def test_budget_json_states_money_to_the_micro_dollar(
+    capsys: pytest.CaptureFixture[str], settings: Settings
+) -> None:
+    db = Database.from_settings(settings)
+    try:
+        for index, amount in enumerate((0.01, 0.02, 0.03)):  # 0.060000000000000005 as doubles
+            with db.session() as session:
+                spend.lock_tenant(session, "default")
+                spend.reserve_call(
+                    session,
+                    tenant="default",
+                    run_id="run_elsewhere",
+                    campaign_id="noisy",
+                    call_key=f"k{index}",
+                    amount_usd=amount,
+                    provider="procedural",
+                    model="procedural/studio",
+                    attempt_ids=[],
+                )
+                spend.settle(session, call_key=f"k{index}", billing="billed", charged_usd=amount)
+    finally:
+        db.dispose()
+    for argv in (["--tenant"], ["--campaign-id", "noisy"]):
+        code, out, _ = _cli(capsys, "campaign", "budget", "0.1000000001", *argv, "--json")
+        assert code == 0
+        assert '"spent_usd": 0.06\n' in out and '"limit_usd": 0.1,' in out, out

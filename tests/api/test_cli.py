@@ -198,6 +198,32 @@ BAD_INPUTS = {
         ["generate", "a cup", "--brand", str(BRANDS / "acme-coffee.yaml"), "--campaign", ""],
         "--campaign: is blank",
     ),
+    # a campaign id that looks like another one is not another campaign (with its own budget)
+    **{
+        f"campaign id {shown}": (
+            ["generate", "a cup", "--brand", str(BRANDS / "acme-coffee.yaml"), "--campaign", bad],
+            f"--campaign: {bad!r} is not a campaign id",
+        )
+        for shown, bad in (("padded", "c9 "), ("upper-case", "C9"), ("newline", "c9\n"))
+    },
+    "campaign budget id upper-case": (
+        ["campaign", "budget", "0.02", "--campaign-id", "C9"],
+        "--campaign-id: 'C9' is not a campaign id",
+    ),
+    "campaign budget id padded": (
+        ["campaign", "budget", "0.02", "--campaign-id", " c9"],
+        "--campaign-id: ' c9' is not a campaign id",
+    ),
+    "campaign run id with a newline": (
+        [
+            "campaign",
+            "run",
+            str(ROOT / "examples" / "campaigns" / "acme-autumn.yaml"),
+            "--campaign-id",
+            "c9\n",
+        ],
+        "--campaign-id: 'c9\\n' is not a campaign id",
+    ),
 }
 
 

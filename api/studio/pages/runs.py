@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from brandloop.agent.budgets import OutsideRunPayer
 from brandloop.agent.runner import catalog_models, default_providers
 from brandloop.api.deps import PoolDep, ServiceDep, SessionDep, SettingsDep
 from brandloop.api.jobs import store
@@ -250,7 +251,13 @@ async def reproduce(
     models = await asyncio.to_thread(catalog_models, pool.db, settings)
     async with providers_closing(providers, owned=owned):
         result = await reproduce_run(
-            settings, pool.db, tenant=user.tenant, run_id=run_id, providers=providers, models=models
+            settings,
+            pool.db,
+            tenant=user.tenant,
+            run_id=run_id,
+            providers=providers,
+            models=models,
+            payer=OutsideRunPayer(pool.db, tenant=user.tenant),
         )
     return render(request, "run.html", {**context, "reproduction": result})
 
