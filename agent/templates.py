@@ -87,7 +87,7 @@ def resolve_template(
 ) -> TemplateVersion:
     ensure_shipped_templates(session, tenant=tenant)
     ref = ref or DEFAULT_TEMPLATE
-    match = REF_PATTERN.match(ref)
+    match = REF_PATTERN.fullmatch(ref)
     if not match:
         raise BadInputError(f"template reference {ref!r} is not name, name@VERSION or name:LABEL")
     template = crud.get_template(session, tenant=tenant, name=match["name"])

@@ -57,14 +57,14 @@ def hash_key(key: str) -> str:
 
 def check_tenant(tenant: str) -> str:
     """A tenant id as given: 1-64 ASCII letters, digits, '-' or '_' (case and all kept)."""
-    if not TENANT_PATTERN.match(tenant):
+    if not TENANT_PATTERN.fullmatch(tenant):
         raise BadInputError(f"tenant {tenant!r} must be 1-64 ASCII letters, digits, '-' or '_'")
     return tenant
 
 
 def check_principal_name(name: str) -> str:
     """A principal's name as given: the user names template review accepts (``--as``)."""
-    if not ACTOR_PATTERN.match(name):
+    if not ACTOR_PATTERN.fullmatch(name):
         raise BadInputError(
             f"principal {name!r} must be 1-120 letters, digits, '_', '.', '@' or '-', "
             "starting with a letter or digit"

@@ -43,7 +43,7 @@ from brandloop.registry.models_studio import (
     StudioSessionRow,
 )
 from brandloop.settings import Settings
-from brandloop.templates.governance import ACTOR_PATTERN
+from brandloop.templates.governance import ACTOR_PATTERN, same_person
 
 Decision = Literal["approve", "reject"]
 Axis = Literal["template", "model"]
@@ -100,7 +100,8 @@ def decide_run(
 ) -> dict[str, Any]:
     """Approve or reject a run: one waiting for review is finished by the verdict (its job
     settles); on a delivered run the verdict is only recorded. Four eyes: the principal who
-    asked for the run may not approve it, with any of their keys.
+    asked for the run may not approve it, with any of their keys, nor under their name in
+    another case (:func:`same_person`).
 
     Called from a route running in the threadpool: the run is finished on the agents' loop
     (``finish_review``, ``WorkerPool.run_agent``) while this thread waits; the registry is read
@@ -108,7 +109,12 @@ def decide_run(
     tenant = principal.tenant
     run = _run(session, tenant, run_id)
     job = store.job_for_run(session, tenant=tenant, run_id=run.id)
-    if decision == "approve" and job is not None and job.requested_by == principal.name:
+    if (
+        decision == "approve"
+        and job is not None
+        and job.requested_by is not None
+        and same_person(job.requested_by, principal.name)
+    ):
         raise ApiProblem(
             409,
             "conflict",

@@ -132,7 +132,7 @@ class BrandKit(_Model):
     @classmethod
     def _forbidden(cls, value: list[str]) -> list[str]:
         for colour in value:
-            if not HEX_COLOUR.match(colour):
+            if not HEX_COLOUR.fullmatch(colour):
                 raise ValueError(f"{colour!r} is not a #rrggbb colour")
         return [c.lower() for c in value]
 
@@ -169,7 +169,7 @@ def brand_key_of(ref: str) -> str | None:
 
 def parse_size(text: str) -> tuple[int, int]:
     """Parse ``WxH`` into a pair of ints, refusing sizes no backend could make."""
-    match = SIZE_PATTERN.match(text.strip())
+    match = SIZE_PATTERN.fullmatch(text.strip())
     if not match:
         raise ValueError(f"size {text!r} is not of the form WIDTHxHEIGHT, e.g. 1024x1024")
     width, height = int(match.group(1)), int(match.group(2))
@@ -182,7 +182,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def size_for_aspect(aspect: str, long_side: int = 1024) -> tuple[int, int]:
-    match = ASPECT_PATTERN.match(aspect.strip())
+    match = ASPECT_PATTERN.fullmatch(aspect.strip())
     if not match:
         raise ValueError(f"aspect ratio {aspect!r} is not of the form W:H, e.g. 16:9")
     w, h = int(match.group(1)), int(match.group(2))
@@ -198,7 +198,7 @@ def size_for_aspect(aspect: str, long_side: int = 1024) -> tuple[int, int]:
 
 def aspect_past_limit(aspect: str) -> bool:
     """Is ``aspect`` (``W:H``) more elongated than 4:1, so that it is made at 4:1?"""
-    match = ASPECT_PATTERN.match(aspect.strip())
+    match = ASPECT_PATTERN.fullmatch(aspect.strip())
     if not match:
         return False
     w, h = int(match.group(1)), int(match.group(2))
@@ -279,7 +279,7 @@ class GenerationRequest(_Model):
             return None
         names = [v.strip() for v in value]
         for name in names:
-            if not PROVIDER_NAME.match(name):
+            if not PROVIDER_NAME.fullmatch(name):
                 raise ValueError(f"{name!r} is not a provider name (lower-case letters, digits, -)")
         if not names:
             raise ValueError("providers is empty: leave it out to allow every provider")

@@ -197,7 +197,7 @@ def trace_event(row: RunEventRow) -> TraceEvent:
 def find_run(session: Session, *, tenant: str, ref: str) -> RunRow | None:
     """A run by its id, or by the sha256 of one of its images; another tenant's is absent."""
     run_id = ref
-    if SHA256.match(ref):
+    if SHA256.fullmatch(ref):
         artifact = crud.get_artifact(session, tenant=tenant, sha256=ref)
         if artifact is None or artifact.run_id is None:
             return None

@@ -301,7 +301,7 @@ class BrandMemory:
         for key, item in (extra or {}).items():
             metadata.setdefault(key, item)
         for name, value in scores.items():
-            if not _SCORE_NAME.match(name):
+            if not _SCORE_NAME.fullmatch(name):
                 raise BadInputError(f"score name {name!r} must match {_SCORE_NAME.pattern}")
             number = float(value)
             if not math.isfinite(number):

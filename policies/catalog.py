@@ -198,7 +198,7 @@ def nearest_aspect(spec: ModelSpec, width: int, height: int) -> str | None:
     target = _ratio(width, height)
 
     def distance(ratio: str) -> float:
-        match = ASPECT_PATTERN.match(ratio)
+        match = ASPECT_PATTERN.fullmatch(ratio)
         if match is None:
             raise ValueError(f"{spec.id}: {ratio!r} is not an aspect ratio")
         return abs(_ratio(int(match.group(1)), int(match.group(2))) - target)

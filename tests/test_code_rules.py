@@ -49,3 +49,54 @@ def test_the_architecture_doc_draws_the_contracts_layers() -> None:
     (contract,) = config["tool"]["importlinter"]["contracts"]
     stated = [{n.strip() for n in layer.split(":")} for layer in contract["layers"]]
     assert _drawn_layers() == stated
+
+
+def _anchored_patterns(trees: list[ast.Module]) -> set[str]:
+    """Names bound to ``re.compile("...$")``: Python's ``$`` also matches before a final
+    newline, so such a pattern checks a whole name only with ``fullmatch``."""
+    names: set[str] = set()
+    for tree in trees:
+        for node in ast.walk(tree):
+            value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
+            if not (
+                isinstance(value, ast.Call)
+                and isinstance(value.func, ast.Attribute)
+                and value.func.attr == "compile"
+                and value.args
+            ):
+                continue
+            parts = value.args[0]
+            text = "".join(
+                c.value
+                for c in ast.walk(parts)
+                if isinstance(c, ast.Constant) and isinstance(c.value, str)
+            )
+            if not text.endswith("$"):
+                continue
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
+
+
+def test_anchored_patterns_check_whole_strings() -> None:
+    """``NAME_PATTERN.match("lee\\n")`` passes for ``lee``: names, labels, ids and refs are
+    checked with ``fullmatch`` (a trailing newline once let an author approve their own
+    template under ``lee\\n``)."""
+    trees = {path: ast.parse(path.read_text(encoding="utf-8")) for path in product_files()}
+    # parsers of free text (a revision request, a model's reply, the words before a match),
+    # where a line break at the end changes nothing that is checked
+    text_parsers = {"_REMOVE", "_ADD", "_CODE_FENCE", "_NEGATION"}
+    anchored = _anchored_patterns(list(trees.values())) - text_parsers
+    assert {"ACTOR_PATTERN", "NAME_PATTERN", "LABEL_PATTERN", "TENANT_PATTERN"} <= anchored
+    found = [
+        f"{path.relative_to(ROOT)}:{node.lineno} {ast.unparse(node.func)}"
+        for path, tree in trees.items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in {"match", "search"}
+        and isinstance(node.func.value, ast.Name | ast.Attribute)
+        and (node.func.value.id if isinstance(node.func.value, ast.Name) else node.func.value.attr)
+        in anchored
+    ]
+    assert found == []

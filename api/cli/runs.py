@@ -29,7 +29,7 @@ def run_trace(ref: str, *, tenant: str) -> RunTrace:
         run = find_run(session, tenant=tenant, ref=ref)
         if run is None:
             raise NotFoundError(
-                f"no artifact {ref}" if SHA256.match(ref) else f"unknown run {ref!r}"
+                f"no artifact {ref}" if SHA256.fullmatch(ref) else f"unknown run {ref!r}"
             )
         return views.run_trace(session, run=run)
 

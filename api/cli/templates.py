@@ -248,7 +248,7 @@ def _split(weights: dict[str, float]) -> str:
 
 
 def show_document(ref: str, *, tenant: str) -> dict[str, Any]:
-    match = REF_PATTERN.match(ref)
+    match = REF_PATTERN.fullmatch(ref)
     if not match:
         raise BadInputError(f"template reference {ref!r} is not name, name@VERSION or name:LABEL")
     with database().session() as session:

@@ -4,8 +4,11 @@
 template. ``import`` reads a whole directory before it writes anything, and then applies it in
 the caller's transaction: new templates and versions are added, versions already in the registry
 must be identical (versions are immutable), and labels are moved under the same rules as
-``brandloop templates label``. Importing a version as ``approved`` or ``rejected`` (its review
-happened in the pull request) needs an approver; anyone may import drafts.
+``brandloop templates label``. A version new to the registry comes in with the review state the
+file gives it only as the same steps by hand would allow: ``in_review`` from its author or an
+approver (``submit``); ``approved`` or ``rejected`` (reviewed in the pull request) from an
+approver who is not its author (four eyes, :func:`~brandloop.templates.governance.same_person`),
+recorded as that version's review by the importer. Anyone may import drafts.
 """
 
 from __future__ import annotations
@@ -25,17 +28,24 @@ from brandloop.errors import BadInputError, present
 from brandloop.policy_files import yaml_error
 from brandloop.registry import crud
 from brandloop.templates.governance import (
+    ACTOR_PATTERN,
     GovernanceError,
+    GovernancePolicy,
     TemplateMetadata,
     TemplateScreen,
     TemplateSpec,
+    _approves,
     _audit,
+    _review,
     check_actor,
+    check_label,
     check_name,
+    check_weights,
     labels,
     load_governance_policy,
     move_label,
     parse_yaml_file,
+    same_person,
     screen_spec,
     versions,
 )
@@ -53,7 +63,7 @@ class VersionFile(BaseModel):
 
     version: int = Field(ge=1)
     status: TemplateStatus = "draft"
-    author: str = Field(min_length=1, max_length=120)
+    author: str = Field(min_length=1, max_length=120, pattern=ACTOR_PATTERN.pattern)
     message: str = ""
     created_at: datetime | None = None
     body: str = Field(min_length=1)
@@ -96,11 +106,14 @@ class TemplateFile(BaseModel):
         if numbers != list(range(1, len(numbers) + 1)):
             raise ValueError(f"versions must be numbered 1, 2, 3 … in order; found {numbers}")
         for label, weights in self.labels.items():
-            for key, weight in weights.items():
+            for key in weights:
                 if not key.isdigit() or int(key) not in numbers:
                     raise ValueError(f"label {label!r} names version {key!r}, which the file lacks")
-                if not weight > 0:
-                    raise ValueError(f"label {label!r} has a weight that is not positive")
+            try:  # the rules of ``templates label``, refused while the file is read
+                check_label(label)
+                check_weights(weights, f"label {label!r}")
+            except BadInputError as exc:
+                raise ValueError(str(exc)) from None
         return self
 
 
@@ -175,6 +188,40 @@ def read_directory(directory: Path) -> list[TemplateFile]:
     return files
 
 
+#: The review step an imported state stands for, recorded by the importer.
+REVIEW_ACTIONS: dict[str, str] = {
+    "in_review": "submit",
+    "approved": "approve",
+    "rejected": "reject",
+}
+
+
+def _check_imported_review(
+    name: str, vf: VersionFile, actor: str, policy: GovernancePolicy
+) -> None:
+    """A new version's state from a file, allowed only as the review steps by hand would allow
+    it (``submit``, ``approve``, ``reject`` by ``actor``): the file's author is taken as
+    ``--as`` is, so an importer is never both author and approver of a version."""
+    subject = f"{name}@{vf.version}"
+    if vf.status == "in_review":
+        if not same_person(actor, vf.author) and not _approves(actor, policy, None):
+            raise GovernanceError(
+                f"{subject} is in_review in the file; only its author ({vf.author}) or an "
+                f"approver may import it so ({actor} is neither)"
+            )
+    elif vf.status in {"approved", "rejected"}:
+        if not _approves(actor, policy, None):
+            raise GovernanceError(
+                f"{subject} is {vf.status} in the file; only an approver may "
+                f"import reviewed versions ({actor} is not one)"
+            )
+        if same_person(actor, vf.author):
+            raise GovernanceError(
+                f"{subject} is {vf.status} in the file and {actor} wrote it; four eyes: "
+                "another approver imports it, or import it as a draft and review it"
+            )
+
+
 def import_templates(
     session: Session, *, tenant: str, directory: Path, actor: str, screen: TemplateScreen
 ) -> list[dict[str, Any]]:
@@ -217,11 +264,7 @@ def import_templates(
                         "immutable, add a new version instead"
                     )
                 continue
-            if vf.status in {"approved", "rejected"} and actor not in policy.approvers:
-                raise GovernanceError(
-                    f"{tf.name}@{vf.version} is {vf.status} in the file; only an approver may "
-                    f"import reviewed versions ({actor} is not one)"
-                )
+            _check_imported_review(tf.name, vf, actor, policy)
             model = TemplateVersion(
                 name=tf.name,
                 version=vf.version,
@@ -242,8 +285,19 @@ def import_templates(
                 f"{tf.name}@{vf.version}",
                 {"author": vf.author, "status": vf.status, "source": str(directory)},
             )
+            template = present(
+                crud.get_template(session, tenant=tenant, name=tf.name), f"template {tf.name!r}"
+            )
+            if vf.status in REVIEW_ACTIONS:
+                _review(
+                    session,
+                    template,
+                    vf.version,
+                    actor,
+                    REVIEW_ACTIONS[vf.status],
+                    f"imported as {vf.status} from {directory.name}",
+                )
             added.append(vf.version)
-            template = crud.get_template(session, tenant=tenant, name=tf.name)
         moved: list[str] = []
         template = present(template, f"template {tf.name!r}")
         for label, weights in sorted(tf.labels.items()):

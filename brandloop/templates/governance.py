@@ -48,6 +48,20 @@ PRINCIPAL_NAME: Final = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,119}$"
 ACTOR_PATTERN: Final = re.compile(PRINCIPAL_NAME)
 MODEL_HINT_PATTERN: Final = re.compile(r"^[a-z0-9_-]+/[A-Za-z0-9_.:-]+$")
 RESERVED_ACTORS: Final = frozenset({"system"})
+#: The largest weight a label may give a version (a split's total stays finite and exact).
+MAX_LABEL_WEIGHT: Final = 1_000_000.0
+
+# The patterns above keep ``^...$`` because schemas (pydantic, OpenAPI) reuse them, where ``$``
+# is the end of the text; Python's ``$`` also matches before a final newline, so Python code
+# checks with ``fullmatch`` (``"lee\n"`` is not ``lee``).
+
+
+def same_person(a: str, b: str) -> bool:
+    """Whether two user names name one person for the review rules (four eyes): names that
+    differ only in case do (``Lee``, ``lee``, ``LEE``), so a case change never makes an author
+    someone else. The HTTP API keeps ``ana`` and ``Ana`` as two principals, but not as two
+    reviewers of one another's work."""
+    return a.casefold() == b.casefold()
 
 
 class GovernanceError(BadInputError):
@@ -153,7 +167,7 @@ def load_spec(path: Path) -> TemplateSpec:
 
 
 def check_actor(actor: str) -> str:
-    if not ACTOR_PATTERN.match(actor or ""):
+    if not ACTOR_PATTERN.fullmatch(actor or ""):
         raise BadInputError(f"--as {actor!r} is not a valid user name")
     if actor in RESERVED_ACTORS:
         raise BadInputError(f"--as {actor!r} is reserved for brandloop itself")
@@ -161,7 +175,7 @@ def check_actor(actor: str) -> str:
 
 
 def check_name(name: str) -> str:
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise BadInputError(
             f"template name {name!r} must be lower-case letters, digits, '-', '_' or '.'"
         )
@@ -397,7 +411,7 @@ def submit(
     if row.status != "draft":
         raise GovernanceError(f"{name}@{version} is {row.status}; only a draft can be submitted")
     policy = load_governance_policy()
-    if actor != row.author and not _approves(actor, policy, is_approver):
+    if not same_person(actor, row.author) and not _approves(actor, policy, is_approver):
         raise GovernanceError(
             f"{actor} may not submit {name}@{version}: only its author or an approver"
         )
@@ -434,7 +448,7 @@ def _decide(
         raise GovernanceError(
             f"{name}@{version} is {row.status}; only a version in review can be {outcome}"
         )
-    if actor == row.author:
+    if same_person(actor, row.author):
         raise GovernanceError(
             f"{actor} wrote {name}@{version} and may not {verb} it; ask an approver"
         )
@@ -459,8 +473,11 @@ def _decide(
 
 def _approves(actor: str, policy: GovernancePolicy, is_approver: bool | None) -> bool:
     """Whether ``actor`` may approve: the caller's own identity system decides when it says so
-    (the HTTP API passes the key's role), else the policy's list of approvers."""
-    return is_approver if is_approver is not None else actor in policy.approvers
+    (the HTTP API passes the key's role), else the policy's list of approvers (case aside, as
+    :func:`same_person` compares names)."""
+    if is_approver is not None:
+        return is_approver
+    return any(same_person(actor, approver) for approver in policy.approvers)
 
 
 def approve(
@@ -551,13 +568,39 @@ def parse_label_spec(text: str) -> dict[str, float]:
             weight = float(weight_text) if weight_text else 1.0
         except ValueError:
             raise BadInputError(f"weight {weight_text!r} in {text!r} is not a number") from None
-        if not weight > 0 or weight != weight or weight == float("inf"):
-            raise BadInputError(f"weight {weight_text!r} in {text!r} must be a positive number")
+        if not 0 < weight <= MAX_LABEL_WEIGHT:  # also refuses nan and inf
+            raise BadInputError(
+                f"weight {weight_text!r} in {text!r} must be a positive number of at most "
+                f"{MAX_LABEL_WEIGHT:,.0f}"
+            )
         key = str(int(version_text))
         if key in weights:
             raise BadInputError(f"version {key} appears twice in {text!r}")
         weights[key] = weight
     return weights
+
+
+def check_label(label: str) -> str:
+    if not LABEL_PATTERN.fullmatch(label):
+        raise BadInputError(f"label {label!r} must be lower-case letters, digits, '-' or '_'")
+    return label
+
+
+def check_weights(weights: dict[str, float], what: str) -> None:
+    """A label's weights: at least one version, each weight a finite number from 0 (no
+    traffic) to :data:`MAX_LABEL_WEIGHT`, at least one above 0. Bounded weights keep the
+    total finite, so every version gets its share (``1e308`` twice would sum to infinity and
+    starve all but the last)."""
+    if not weights:
+        raise BadInputError(f"{what} needs at least one version")
+    for key, weight in weights.items():
+        if not 0 <= weight <= MAX_LABEL_WEIGHT:  # also refuses nan and inf
+            raise BadInputError(
+                f"{what} gives version {key} the weight {weight!r}; weights are numbers from "
+                f"0 to {MAX_LABEL_WEIGHT:,.0f}"
+            )
+    if not sum(weights.values()) > 0:
+        raise BadInputError(f"{what} needs a weight above 0")
 
 
 def move_label(
@@ -572,10 +615,8 @@ def move_label(
 ) -> TemplateLabelRow:
     """Point ``label`` at one version or split it by weight; rollback is just another move."""
     check_actor(actor)
-    if not LABEL_PATTERN.match(label):
-        raise BadInputError(f"label {label!r} must be lower-case letters, digits, '-' or '_'")
-    if not weights:
-        raise BadInputError("a label needs at least one version")
+    check_label(label)
+    check_weights(weights, f"label {label!r}")
     template = _template(session, tenant, name)
     rows = {key: _version(session, template, int(key)) for key in weights}
     policy = load_governance_policy()

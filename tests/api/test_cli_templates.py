@@ -152,6 +152,63 @@ def test_the_whole_review_flow_through_the_cli(
     assert "brief" in ok(capsys, "templates", "variables")
 
 
+def test_an_author_in_another_case_is_still_the_author(
+    capsys: pytest.CaptureFixture[str], settings: Settings, data_dir: Path
+) -> None:
+    """Four eyes compares names ignoring case: LEE's version is not lee's (or Lee's) to approve."""
+    ok(capsys, "templates", "create", "seasonal-banner", "--file", V1, "--as", "LEE")
+    ok(capsys, "templates", "submit", "seasonal-banner", "1", "--as", "lee")  # the author's own
+    before = data_snapshot(data_dir)
+    for argv in (
+        ("approve", "seasonal-banner", "1", "--as", "lee"),
+        ("approve", "seasonal-banner", "1", "--as", "Lee"),
+        ("reject", "seasonal-banner", "1", "--as", "lee", "--note", "mine"),
+        ("label", "seasonal-banner", "production", "1", "--as", "lee"),
+    ):
+        code, _, err = run_cli(capsys, "templates", *argv)
+        assert code == 2, (argv, err)
+        assert "lee wrote" in err.lower() or "only to approved versions" in err, err
+    assert data_snapshot(data_dir) == before
+    # another approver may, in any case too (approvers: lee, priya)
+    ok(capsys, "templates", "approve", "seasonal-banner", "1", "--as", "PRIYA")
+    ok(capsys, "templates", "label", "seasonal-banner", "production", "1", "--as", "priya")
+    doc = json.loads(ok(capsys, "templates", "show", "seasonal-banner", "--json"))
+    assert doc["versions"][0]["status"] == "approved"
+    assert [(r["actor"], r["action"]) for r in doc["reviews"]] == [
+        ("lee", "submit"),
+        ("PRIYA", "approve"),
+    ]
+
+
+def test_an_imported_review_is_four_eyed_and_recorded(
+    capsys: pytest.CaptureFixture[str], settings: Settings, data_dir: Path, tmp_path: Path
+) -> None:
+    """The tester's case: ana's template exported, a version 2 written by lee added to the file
+    as approved and in production; lee cannot import it, priya can (and is its reviewer)."""
+    ok(capsys, "templates", "create", "seasonal-banner", "--file", V1, "--as", "ana")
+    exported = tmp_path / "exp"
+    ok(capsys, "templates", "export", str(exported))
+    path = exported / "seasonal-banner.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["versions"].append(
+        {**doc["versions"][0], "version": 2, "author": "lee", "status": "approved"}
+    )
+    doc["labels"] = {"production": {"2": 1.0}}
+    path.write_text(yaml.safe_dump(doc))
+    before = data_snapshot(data_dir)
+    for importer in ("lee", "LEE"):
+        code, _, err = run_cli(capsys, "templates", "import", str(exported), "--as", importer)
+        assert code == 2 and "four eyes" in err, err
+        assert data_snapshot(data_dir) == before
+    report = json.loads(ok(capsys, "templates", "import", str(exported), "--as", "priya", "--json"))
+    assert [
+        (r["added_versions"], r["moved_labels"]) for r in report if r["template"] != "brand-hero"
+    ] == [([2], ["production"])]
+    shown = json.loads(ok(capsys, "templates", "show", "seasonal-banner@2", "--json"))
+    assert shown["selected"][0]["author"] == "lee"
+    assert [(r["actor"], r["action"]) for r in shown["reviews"]] == [("priya", "approve")]
+
+
 def _cli(*argv: str) -> None:
     with pytest.raises(SystemExit) as exc:
         main(list(argv))
@@ -226,6 +283,22 @@ def prepared(
     (inputs / "malformed_dir" / "zz.yaml").write_text("name: [broken\n")
     fresh("approved_dir", status="approved")
     fresh("escape_dir", body="{{ ''.__class__ }}")
+    fresh("newline_author_dir", author="lee\n")
+    # four eyes in a file: lee wrote it (in any case), so lee may not bring it in approved
+    fresh("self_approved_dir", author="LEE", status="approved")
+    fresh("self_rejected_dir", author="lee", status="rejected")
+    fresh("foreign_review_dir", author="ana", status="in_review")  # mallory is not ana
+
+    def labelled(directory: str, name: str, labels: dict[str, Any]) -> None:
+        path = inputs / directory
+        path.mkdir()
+        body = {"version": 1, "author": "ana", "body": "{{ brief }}"}
+        document = {"name": name, "labels": labels, "versions": [body]}
+        (path / "fresh.yaml").write_text(yaml.safe_dump(document))
+
+    labelled("newline_label_dir", "fresh", {"production\n": {"1": 1.0}})
+    labelled("newline_name_dir", "fresh\n", {})
+    labelled("huge_weight_dir", "fresh", {"staging": {"1": 1e308}})
     made = Prepared(golden, inputs, lambda: request.getfixturevalue("postgres_template").derive())
     yield made
     if made.postgres is not None:
@@ -307,6 +380,58 @@ BAD = [
     (["templates", "import", "CHANGED_DIR", "--as", "lee"], "versions are immutable"),
     (["templates", "import", "APPROVED_DIR", "--as", "ana"], "only an approver may import"),
     (["templates", "import", "ESCAPE_DIR", "--as", "lee"], "attribute access"),
+    # four eyes holds for imports: the importer is never both author and approver
+    (["templates", "import", "SELF_APPROVED_DIR", "--as", "lee"], "four eyes"),
+    (["templates", "import", "SELF_REJECTED_DIR", "--as", "Lee"], "four eyes"),
+    (["templates", "import", "FOREIGN_REVIEW_DIR", "--as", "mallory"], "only its author"),
+    # a name ending in a newline is no name (Python's "$" would let "lee\n" pass for lee)
+    (["templates", "create", "seasonal-banner\n", "--file", V1, "--as", "ana"], "template name"),
+    (
+        ["templates", "new-version", "seasonal-banner", "--file", V2, "-m", "m", "--as", "ana\n"],
+        "not a valid user",
+    ),
+    (["templates", "submit", "seasonal-banner", "3", "--as", "ana\n"], "not a valid user"),
+    (["templates", "approve", "seasonal-banner", "4", "--as", "lee\n"], "not a valid user"),
+    (["templates", "comment", "seasonal-banner", "4", "--as", "lee\n", "-m", "x"], "valid user"),
+    (
+        ["templates", "label", "seasonal-banner", "production\n", "1", "--as", "lee"],
+        "label 'production\\n' must be",
+    ),
+    (["templates", "label", "seasonal-banner", "staging\n", "3", "--as", "ana"], "must be"),
+    (["templates", "show", "seasonal-banner\n"], "is not name"),
+    (["templates", "show", "seasonal-banner:production\n"], "is not name"),
+    (
+        [
+            "generate",
+            "x",
+            "--brand",
+            str(BRANDS / "acme-coffee.yaml"),
+            "--template",
+            "seasonal-banner@1\n",
+        ],
+        "is not name",
+    ),
+    (
+        ["keys", "create", "--tenant", "acme\n", "--principal", "ana", "--role", "admin"],
+        "tenant 'acme\\n' must be",
+    ),
+    (
+        ["keys", "create", "--tenant", "acme", "--principal", "ana\n", "--role", "admin"],
+        "principal 'ana\\n' must be",
+    ),
+    (["templates", "import", "NEWLINE_AUTHOR_DIR", "--as", "lee"], "author"),
+    (["templates", "import", "NEWLINE_LABEL_DIR", "--as", "lee"], "label 'production\\n'"),
+    (["templates", "import", "NEWLINE_NAME_DIR", "--as", "lee"], "template name"),
+    # weights are finite and bounded: two of 1e308 would sum to infinity
+    (
+        ["templates", "label", "seasonal-banner", "staging", "1=1e308,2=1e308", "--as", "ana"],
+        "at most 1,000,000",
+    ),
+    (
+        ["templates", "label", "seasonal-banner", "staging", "1=1000001", "--as", "ana"],
+        "at most 1,000,000",
+    ),
+    (["templates", "import", "HUGE_WEIGHT_DIR", "--as", "lee"], "weights are numbers from 0"),
     (
         [
             "generate",

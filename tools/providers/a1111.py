@@ -50,10 +50,10 @@ def same_checkpoint(requested: str, used_name: str | None, used_hash: str | None
     a hash; ``info`` reports the name without extension and the short hash."""
     wanted = requested.strip()
     name, digest = wanted, ""
-    titled = _TITLE.match(wanted)
+    titled = _TITLE.fullmatch(wanted)
     if titled:
         name, digest = titled["name"], titled["hash"]
-    elif _HEX.match(wanted):
+    elif _HEX.fullmatch(wanted):
         name, digest = "", wanted
     short = (used_hash or "").lower()
     if digest and short:

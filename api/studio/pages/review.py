@@ -23,6 +23,7 @@ from brandloop.api.studio.web import (
 )
 from brandloop.evals.agreement import judge_agreement
 from brandloop.registry import crud
+from brandloop.templates.governance import same_person
 
 router = APIRouter(route_class=StudioRoute, include_in_schema=False)
 Sha = Annotated[str, Form(pattern=r"^[0-9a-f]{64}$")]
@@ -92,10 +93,12 @@ def item(
     ratings = reviews.ratings(
         session, tenant=user.tenant, shas=shas + [a["artifact_sha256"] for a in held]
     )
+    requester = reviews.requester_of(session, tenant=user.tenant, run_id=run_id)
     context |= {
         "title": f"Review {run_id}",
-        "requester": reviews.requester_of(session, tenant=user.tenant, run_id=run_id),
+        "requester": requester,
         "me": mine,
+        "own_run": requester is not None and same_person(requester, mine),
         "assignee": next(
             (
                 i.assignee

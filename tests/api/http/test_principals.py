@@ -42,16 +42,24 @@ def test_a_second_key_of_the_author_cannot_approve_their_template(
         "/v1/templates/hero/versions/1/review", json={"decision": "approve"}, headers=ana_second
     )
     assert "ana wrote hero@1" in assert_problem(refused, 409, "conflict")["detail"]
-    # exact identity: "Ana" is another principal than "ana", and may approve
+    # "Ana" is another principal than "ana", but not another reviewer: four eyes folds case
+    for decision in ({"decision": "approve"}, {"decision": "reject", "note": "mine"}):
+        refused = client.post(
+            "/v1/templates/hero/versions/1/review",
+            json=decision,
+            headers=keys.of("acme", "Ana", "approver"),
+        )
+        assert "Ana wrote hero@1" in assert_problem(refused, 409, "conflict")["detail"]
     approved = client.post(
         "/v1/templates/hero/versions/1/review",
         json={"decision": "approve"},
-        headers=keys.of("acme", "Ana", "approver"),
+        headers=keys.of("acme", "raj", "approver"),
     )
     assert approved.status_code == 200, approved.text
     with db.session() as session:
         actors = [(r.action, r.actor) for r in crud.list_audit(session, tenant="acme")]
-    assert ("template.approved", "Ana") in actors
+    assert ("template.approved", "raj") in actors
+    assert not any(a == "template.approved" and actor.lower() == "ana" for a, actor in actors)
     assert ("template.submitted", "ana") in actors
     assert not any(actor.startswith("key_") for _, actor in actors if actor != "cli")
 
@@ -61,7 +69,9 @@ def test_concurrent_self_approvals_through_many_keys_are_all_refused(
 ) -> None:
     author = keys.of("acme", "lee", "admin")
     _submitted_version(client, author, "banner")
-    own_keys = [keys.of("acme", "lee", "approver") for _ in range(8)]
+    # lee's own keys, and keys of the look-alike principals Lee, LEE, lEe ...
+    spellings = ("lee", "Lee", "LEE", "lEe", "leE", "LeE", "lee", "LEe")
+    own_keys = [keys.of("acme", name, "approver") for name in spellings]
 
     def approve(headers: dict[str, str]) -> int:
         return client.post(
@@ -89,6 +99,12 @@ def test_the_principal_who_asked_for_a_run_cannot_approve_it(
     path = f"/v1/review/runs/{job['run_id']}"
     refused = client.post(path, json={"decision": "approve"}, headers=mia_approver)
     assert "mia asked for run" in assert_problem(refused, 409, "conflict")["detail"]
+    # nor under her name in another case (another principal, the same person)
+    for name in ("Mia", "MIA"):
+        refused = client.post(
+            path, json={"decision": "approve"}, headers=keys.of("A", name, "approver")
+        )
+        assert f"{name} asked for run" in assert_problem(refused, 409, "conflict")["detail"]
     verdict = client.post(
         path, json={"decision": "approve"}, headers=keys.of("A", "raj", "approver")
     )
