@@ -48,10 +48,17 @@ async def review_gate(state: RunState, runtime: Runtime[RunContext]) -> dict[str
     if reason is None:
         return {}
     decision = Decision(node="review", action="request_review", reason=reason)
+    attempts = state.get("attempts", {})
     with ctx.db.session() as session:
-        row = session.get(RunRow, state["run_id"])
-        if row is not None:
-            row.status, row.reason = "awaiting_review", reason
+        crud.hold_run_for_review(
+            session,
+            run_id=state["run_id"],
+            reason=reason,
+            template_ref=state["template"].ref,
+            cost_usd=round(sum(a.cost_usd for a in attempts.values()), 6),
+            attempt_count=len(attempts),
+            accepted_count=len(state.get("accepted", [])),
+        )
     ctx.emit(state["run_id"], "review", "decision", decision.model_dump(mode="json"))
     return {"status": "awaiting_review", "decisions": [decision]}
 

@@ -3,11 +3,13 @@ output, brand references."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -73,22 +75,83 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def _unwritable_folder(folder: Path) -> tuple[Path, str] | None:
-    """Why ``folder`` cannot be made a folder (if missing) and written in: the path at fault
-    and what is wrong with it; None when it can."""
+def _why(exc: OSError, otherwise: str = "cannot be written") -> str:
+    """What an OSError from making a folder or a file says about the path, in words."""
+    if exc.errno == errno.ENAMETOOLONG:
+        return "is too long a name for this file system"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "is a folder this user may not write in"
+    if exc.errno == errno.EROFS:
+        return "is on a read-only file system"
+    if exc.errno == errno.ENOTDIR:
+        return "is a file, not a folder"
+    return f"{otherwise} ({exc.strerror or exc})"
+
+
+def _long_part(path: Path) -> Path:
+    """The outermost part of ``path`` whose name is longer than a file system allows (the
+    path itself when no single name is)."""
+    limit = os.pathconf("/", "PC_NAME_MAX")
+    parts = [*reversed(path.parents), path]
+    return next((p for p in parts if len(os.fsencode(p.name)) > limit), path)
+
+
+def _unwritable_folder(folder: Path, file: str | None = None) -> tuple[Path, str] | None:
+    """Why ``folder`` cannot be made a folder (if missing) and written in (a file named
+    ``file`` made in it, if given): the path at fault and what is wrong with it; None when it
+    can.
+
+    Tried, not guessed from permission bits (which pass for root, and say nothing of a name
+    too long or of a file system such as /proc): the missing folders are made, a file is
+    created and removed in the last one, and the folders made are removed again."""
     target = folder.absolute()
-    if target.exists():
-        if not target.is_dir():
+    missing: list[Path] = []
+    existing = target
+    try:
+        if target.is_symlink() and not target.exists():
+            return target, "is a link to nothing"
+        if target.exists() and not target.is_dir():
             return target, "is a file, not a folder"
-        existing = target
-    elif target.is_symlink():
-        return target, "is a link to nothing"
-    else:
-        existing = next(parent for parent in target.parents if parent.exists())
-        if not existing.is_dir():
-            return existing, "is a file, not a folder"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return existing, "is a folder this user may not write in"
+        while not existing.exists():
+            if existing.is_symlink():
+                return existing, "is a link to nothing"
+            missing.append(existing)
+            existing = existing.parent
+    except OSError as exc:  # a name too long to even look up: name the part at fault
+        return _long_part(existing), _why(exc)
+    if not existing.is_dir():
+        return existing, "is a file, not a folder"
+    made: list[Path] = []
+    try:
+        for step in reversed(missing):
+            try:
+                step.mkdir()
+            except FileExistsError:  # made meanwhile by someone else: theirs, not removed
+                continue
+            except OSError as exc:
+                at_fault = step.parent if exc.errno in (errno.EACCES, errno.EPERM) else step
+                return at_fault, _why(exc, "cannot be made a folder")
+            made.append(step)
+        try:
+            handle, probe = tempfile.mkstemp(dir=target, prefix=".brandloop-probe-")
+        except OSError as exc:
+            return target, _why(exc, "cannot be written in")
+        os.close(handle)
+        os.unlink(probe)
+        if file is not None:
+            named = target / file
+            try:
+                os.close(os.open(named, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:  # there already (or made meanwhile): kept as it is
+                pass
+            except OSError as exc:
+                return named, _why(exc, "cannot be made a file")
+            else:
+                named.unlink(missing_ok=True)
+    finally:
+        for step in reversed(made):
+            with suppress(OSError):  # not empty: someone else writes there now
+                step.rmdir()
     return None
 
 
@@ -101,7 +164,9 @@ def _refuse(option: str, path: Path, fault: Path, problem: str) -> BadInputError
 def check_output_folder(path: Path, option: str) -> Path:
     """``path`` if the command can make it a folder and write in it; else, before anything is
     spent or stored, a :class:`BadInputError` naming ``option``: the path is a file, lies under
-    a file, is a dangling link, or is where this user may not write. Nothing is created."""
+    a file, is a dangling link, is where this user may not write, is on a file system that
+    takes no folder or file there (/proc), or has a name too long. Checked by trying; what the
+    check made is removed again, so nothing is left behind."""
     found = _unwritable_folder(path)
     if found is not None:
         raise _refuse(option, path, *found)
@@ -109,11 +174,16 @@ def check_output_folder(path: Path, option: str) -> Path:
 
 
 def check_output_file(path: Path, option: str) -> Path:
-    """``path`` if the command can write a file there (as :func:`check_output_folder` checks
-    its folder); a folder of that name is refused."""
-    if path.is_dir():
-        raise BadInputError(f"{option} {path} is a folder, not a file")
-    found = _unwritable_folder(path.absolute().parent)
+    """``path`` if the command can write a file there (its folder as
+    :func:`check_output_folder` checks it, and a file of that name created and removed when
+    there is none yet); a folder of that name is refused."""
+    try:
+        if path.is_dir():
+            raise BadInputError(f"{option} {path} is a folder, not a file")
+    except OSError as exc:  # a name too long to even look up
+        raise _refuse(option, path, _long_part(path.absolute()), _why(exc)) from None
+    target = path.absolute()
+    found = _unwritable_folder(target.parent, target.name)
     if found is not None:
         raise _refuse(option, path, *found)
     return path

@@ -18,7 +18,6 @@ from brandloop.agent.runner import (
     brand_run_policy,
     catalog_models,
     check_request,
-    load_result,
     model_ladder,
     new_run_id,
     run_generation,
@@ -114,14 +113,53 @@ IMAGE_COLUMNS = (
 DECISION_COLUMNS = (Column("node"), Column("action"), Column("reason", text=True))
 
 
+PENDING_COLUMNS = (
+    Column("attempt"),
+    Column("model"),
+    Column("score", justify="right"),
+    Column("cost", justify="right"),
+    Column("seed", wide=True, justify="right"),
+    Column("image", wide=True),
+)
+
+
+def _pending(run_id: str) -> list[tuple[str, ...]]:
+    """The accepted candidates of a run waiting for review, as rows of PENDING_COLUMNS."""
+    with database().session() as session:
+        attempts = [
+            a for a in crud.list_attempts(session, run_id=run_id) if a.outcome == "accepted"
+        ]
+        return [
+            (
+                a.id.split("-", 1)[-1],
+                a.model,
+                f"{a.composite:.2f}" if a.composite is not None else "-",
+                f"${a.cost_usd:.3f}",
+                str(a.seed_returned if a.seed_returned is not None else a.seed_requested),
+                (a.artifact_sha256 or "")[:12],
+            )
+            for a in attempts
+        ]
+
+
 def _render(result: RunResult, credentials: list[CredentialReport], *, wide: bool = False) -> None:
-    colour = {"succeeded": "green", "partial": "yellow"}.get(result.status, "red")
+    colour = {"succeeded": "green", "partial": "yellow", "awaiting_review": "yellow"}.get(
+        result.status, "red"
+    )
+    pending = _pending(result.run_id) if result.status == "awaiting_review" else []
+    accepted = (
+        f"{len(pending)} accepted, waiting for review"
+        if result.status == "awaiting_review"
+        else f"{len(result.images)} accepted"
+    )
     out.print(
         f"[bold]{result.run_id}[/bold]  [{colour}]{result.status}[/{colour}]  "
-        f"{len(result.images)} accepted, {result.attempts} attempts, ${result.cost_usd:.3f}"
+        f"{accepted}, {result.attempts} attempts, ${result.cost_usd:.3f}"
     )
     if result.reason:
-        out.print(f"  {result.reason}")
+        out.print(f"  {escape(result.reason)}")
+    if pending:
+        tables.show(out, "Accepted, waiting for review", PENDING_COLUMNS, pending, wide=wide)
     if result.images:
         templates = sorted({image.template for image in result.images})
         rows = [
@@ -153,6 +191,12 @@ def _render(result: RunResult, credentials: list[CredentialReport], *, wide: boo
     tables.show(out, "Decisions", DECISION_COLUMNS, decisions, wide=wide)
     if result.receipt_path:
         out.print(f"Receipt and PNGs in {Path(result.receipt_path).parent}")
+    if result.status == "awaiting_review":
+        out.print(
+            f"Nothing is delivered until a reviewer answers: brandloop review approve "
+            f"{result.run_id} [--note ...] delivers the accepted images, brandloop review "
+            f"reject {result.run_id} finishes the run with nothing delivered."
+        )
 
 
 @app.command()
@@ -279,5 +323,5 @@ def _with_progress(request: GenerationRequest, run_id: str, *, use_memory: bool)
                 use_memory=use_memory,
             )
         )
-        progress.update(task, completed=len(result.images), description="done")
-    return load_result(database(), tenant=request.tenant, run_id=result.run_id)
+        progress.update(task, completed=len(result.images), description=result.status)
+    return result

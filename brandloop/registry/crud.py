@@ -729,6 +729,26 @@ def list_attempts(session: Session, *, run_id: str) -> list[AttemptRow]:
     return list(session.scalars(query))
 
 
+def hold_run_for_review(
+    session: Session,
+    *,
+    run_id: str,
+    reason: str,
+    template_ref: str,
+    cost_usd: float,
+    attempt_count: int,
+    accepted_count: int,
+) -> None:
+    """Mark a run ``awaiting_review`` with what it has spent, tried and accepted so far, so
+    every view of it (``runs list|show``, ``GET /v1/runs/{id}``, its job) shows the same cost
+    as its result while a human decides; :func:`finish_run` settles it after the review."""
+    row = session.get(RunRow, run_id)
+    if row is None:
+        raise LookupError(run_id)
+    row.status, row.reason, row.template_ref = "awaiting_review", reason, template_ref
+    row.cost_usd, row.attempt_count, row.accepted_count = cost_usd, attempt_count, accepted_count
+
+
 def finish_run(
     session: Session,
     *,

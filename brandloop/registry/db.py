@@ -5,14 +5,19 @@ one :class:`Database` and passes it down (run context, FastAPI dependency, funct
 nothing looks an engine up by URL. The embedded SQLite default migrates itself on first use.
 Any other database (PostgreSQL) is migrated only by ``brandloop db upgrade``: a process that
 finds its schema outdated refuses to go on, so replicas starting together never race on it.
+Migrations are serialised across processes: an advisory lock on PostgreSQL, a lock file beside
+the database file on SQLite (two commands started at once on a fresh data dir: one migrates,
+the other waits and finds the schema current).
 
 SQLite gets WAL and foreign keys; PostgreSQL gets a connection pool.
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +29,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from brandloop.errors import SchemaOutdatedError
@@ -57,9 +62,9 @@ def head_revisions() -> frozenset[str]:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=10000")  # first: switching to WAL may wait for a lock
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
@@ -80,6 +85,32 @@ def _create_engine(url: str) -> Engine:
     # PostgreSQL: enough kept connections for a replica's usual concurrent requests (a new one
     # costs a backend process), bursts up to the threadpool's size
     return create_engine(url, pool_size=16, max_overflow=THREADS - 16, pool_pre_ping=True)
+
+
+def migration_lock_path(url: str) -> Path | None:
+    """The lock file that serialises migrations of a SQLite database file (beside it); None
+    for a database in memory or a server (PostgreSQL takes an advisory lock instead)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(f"{parsed.database}.migrate.lock")
+
+
+@contextmanager
+def _migrating(url: str) -> Iterator[None]:
+    """Hold the SQLite file's migration lock (blocking) for the duration; a no-op otherwise.
+    The file is left in place: removing it would let a late process lock a different file."""
+    path = migration_lock_path(url)
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _current(conn: Connection) -> set[str]:
@@ -128,17 +159,18 @@ class Database:
             return _current(conn)
 
     def upgrade(self) -> tuple[set[str], set[str]]:
-        """Migrate to this release's heads; the revisions before and after."""
+        """Migrate to this release's heads; the revisions before and after. One process at a
+        time: another one's migration is waited for, then found done."""
         with self.engine.connect() as conn:
             before = _current(conn)
         if before == head_revisions():
             return before, before
         cfg = alembic_config(self.url)
-        with self.engine.begin() as conn:
+        with _migrating(self.url), self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
-                if _current(conn) == head_revisions():
-                    return before, set(head_revisions())
+            if _current(conn) == head_revisions():  # migrated by another process meanwhile
+                return before, set(head_revisions())
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "heads")
         after = sorted(head_revisions())

@@ -166,3 +166,61 @@ def test_review_from_the_cli(
         main(["review", "reject", waiting["run_id"]])
     assert exc.value.code == 2
     assert "not awaiting review" in capsys.readouterr().err
+
+
+def test_a_run_waiting_for_review_in_text_mode_exits_0_and_every_view_shows_its_cost(
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    seed: int,
+) -> None:
+    """Waiting for review is a normal stop: the table says what was accepted, what it cost and
+    how to answer, exit 0 as with --json; runs list, runs show and the JSON agree on the cost
+    while the run waits (the run's row is written when it stops for review, not only at the end)."""
+    import json
+
+    policy = tmp_path / "agent.yaml"
+    policy.write_text("review: {mode: always}\n")
+    monkeypatch.setenv("BRANDLOOP_AGENT_POLICY", str(policy))
+    monkeypatch.setenv("COLUMNS", "200")
+    brand_path = str(Path(__file__).resolve().parents[2] / "examples/brands/acme-coffee.yaml")
+    with pytest.raises(SystemExit) as exc:
+        main(
+            ["generate", AUTUMN, "--brand", brand_path, "--size", "128x128", "--seed", str(seed),
+             "--no-memory", "--out", str(tmp_path / "out")]
+        )  # fmt: skip
+    text = capsys.readouterr()
+    assert exc.value.code == 0, text.err
+    assert "has not finished" not in text.err
+    with pytest.raises(SystemExit):
+        main(["runs", "list", "--json"])
+    [listed] = json.loads(capsys.readouterr().out)
+    run_id = listed["run_id"]
+    assert listed["status"] == "awaiting_review"
+    with pytest.raises(SystemExit):
+        main(["runs", "show", run_id, "--json"])
+    trace = json.loads(capsys.readouterr().out)
+    paid = round(sum(a["cost_usd"] for a in trace["attempts"]), 6)
+    accepted = [a for a in trace["attempts"] if a["outcome"] == "accepted"]
+    assert paid > 0 and accepted
+    assert trace["run"] == listed
+    assert (listed["cost_usd"], listed["attempts"], listed["accepted"]) == (
+        paid,
+        len(trace["attempts"]),
+        len(accepted),
+    )
+    assert listed["template"] == accepted[0]["template"] != ""
+    header = text.out.splitlines()[0]
+    assert f"{run_id}  awaiting_review  {len(accepted)} accepted, waiting for review" in header
+    assert f"{len(trace['attempts'])} attempts, ${paid:.3f}" in header
+    assert f"brandloop review approve {run_id}" in text.out
+    assert accepted[0]["id"].split("-", 1)[-1] in text.out
+    with pytest.raises(SystemExit):
+        main(["runs", "list"])
+    assert f"${paid:.3f}" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["runs", "show", run_id])
+    shown = capsys.readouterr().out
+    assert f"{len(accepted)} accepted of {len(trace['attempts'])} attempts, ${paid:.3f}" in shown
+    assert f"template {listed['template']}" in shown

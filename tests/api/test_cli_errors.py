@@ -383,6 +383,46 @@ def test_an_unusable_output_path_is_refused_before_anything_is_spent(
     assert data_snapshot(data_dir) == before  # no run, no reservation, no bill
 
 
+def test_an_output_path_the_file_system_refuses_is_found_by_trying_before_anything_runs(
+    capsys: pytest.CaptureFixture[str], settings: Settings, data_dir: Path, tmp_path: Path
+) -> None:
+    """Permission bits are not the test (they pass for root): a folder /proc cannot hold and
+    a name too long for the file system are refused, with exit 2 and one line, by every
+    command that writes a folder or a file, before a run is stored or paid or a case runs;
+    the check leaves nothing behind, and a path that can be written still works."""
+    before = prepared(capsys, data_dir)
+    room = tmp_path / "outputs"
+    room.mkdir()
+    long = room / ("a" * 300)
+    run = ["generate", "a cup", "--brand", "Acme Coffee", "--size", "64x64", "--seed", "2"]
+    proc = Path("/proc/x")
+    cases = [
+        ([*run, "--out", str(proc / "o")], f"--out {proc / 'o'}: {proc} cannot be made a folder"),
+        ([*run, "--out", str(long)], f"--out {long} is too long a name for this file system"),
+        ([*run, "--out", str(long / "o")], f"--out {long / 'o'}: {long} is too long a name"),
+        (["runs", "reproduce", "run_x", "--out", str(proc)], f"--out {proc} cannot be made"),
+        (["runs", "reproduce", "run_x", "--out", str(long)], f"--out {long} is too long"),
+        (["templates", "export", str(proc)], f"DIRECTORY {proc} cannot be made a folder"),
+        (["templates", "export", str(long)], f"DIRECTORY {long} is too long a name"),
+        (["eval", "run", SUITE, "--run-dir", str(proc)], f"--run-dir {proc} cannot be made"),
+        (["eval", "run", SUITE, "--run-dir", str(long)], f"--run-dir {long} is too long"),
+    ]
+    for option in ("--report", "--json", "--junit"):
+        cases += [
+            (["eval", "run", SUITE, option, str(proc / "r")], f"{option} {proc / 'r'}: {proc}"),
+            (["eval", "run", SUITE, option, f"{long}.html"], f"{option} {long}.html is too long"),
+        ]
+    for argv, message in cases:
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 2 and out == "", (argv, err)
+        assert message in one_line(err), (argv, err)
+    assert not proc.exists() and list(room.iterdir()) == []
+    assert data_snapshot(data_dir) == before  # no run, no reservation, no bill
+    fresh = room / "new" / "folder"
+    code, out, err = run_cli(capsys, "templates", "export", str(fresh))
+    assert code == 0 and sorted(p.name for p in fresh.iterdir()) == ["brand-hero.yaml"], err
+
+
 def test_a_run_that_accepts_nothing_writes_and_claims_no_files(
     capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
 ) -> None:

@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,6 +94,57 @@ def test_a_server_on_an_older_sqlite_schema_starts_and_migrates_it(settings: Set
     migrate_to(url, previous_revision())
     with TestClient(create_app(settings, ApiSettings(workers=0))) as client:
         assert client.get("/healthz").status_code == 200
+    assert current(url) == set(HEADS)
+
+
+#: the CLI in a process that imports everything, says it is ready, and starts the command
+#: only when the test opens the gate: the processes reach the database together
+GATED = [
+    sys.executable,
+    "-c",
+    "import sys, time, pathlib\n"
+    "from brandloop.api.cli import main\n"
+    "ready, gate = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])\n"
+    "ready.touch()\n"
+    "while not gate.exists(): time.sleep(0.002)\n"
+    "main(sys.argv[3:])\n",
+]
+
+
+@SQLITE_ONLY
+def test_commands_started_together_on_a_fresh_data_dir_all_work(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The first use's migration is taken in turn (a lock file beside the database): four
+    real processes started at once on a fresh data dir all answer, none says 'table ...
+    already exists', and the schema ends at this release's heads."""
+    url = settings.resolved_database_url
+    assert not Path(url.split("///")[1]).exists()
+    gate = tmp_path / "gate"
+    procs = [
+        subprocess.Popen(
+            [*GATED, str(tmp_path / f"ready{i}"), str(gate), "runs", "list", "--json"],
+            cwd=ROOT,
+            env=dict(os.environ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(4)
+    ]
+    try:
+        for i in range(4):
+            for _ in range(6000):  # imports take a few seconds on a busy machine
+                if (tmp_path / f"ready{i}").exists() or procs[i].poll() is not None:
+                    break
+                time.sleep(0.01)
+        gate.touch()
+        results = [(*p.communicate(timeout=120), p.returncode) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [(code, err) for _, err, code in results] == [(0, "")] * 4
+    assert [json.loads(out) for out, _, _ in results] == [[]] * 4
     assert current(url) == set(HEADS)
 
 

@@ -583,6 +583,15 @@ def test_a_run_waiting_for_review_is_finished_by_an_approver(
     assert waiting.status_code == 200, waiting.text
     job = waiting.json()
     assert job["state"] == "awaiting_review" and job["result"]["images"] == []
+    # what the run has spent shows while it waits, the same in the job, its result and the run
+    run = client.get(f"/v1/runs/{job['run_id']}", headers=keys["A", "viewer"]).json()
+    trace = client.get(f"/v1/runs/{job['run_id']}/trace", headers=keys["A", "viewer"]).json()
+    accepted = [a for a in trace["attempts"] if a["outcome"] == "accepted"]
+    assert job["result"]["cost_usd"] > 0 and accepted
+    assert run["cost_usd"] == job["cost_usd"] == job["result"]["cost_usd"]
+    assert run["cost_usd"] == round(sum(a["cost_usd"] for a in trace["attempts"]), 6)
+    assert (run["attempts"], run["accepted"]) == (len(trace["attempts"]), len(accepted))
+    assert run["template"] == accepted[0]["template"] != ""
     queue = client.get("/v1/review", headers=keys["A", "approver"]).json()
     assert [r["run_id"] for r in queue["runs"]] == [job["run_id"]]
     assert_problem(
