@@ -55,6 +55,16 @@ def _anchored_patterns(trees: list[ast.Module]) -> set[str]:
     """Names bound to ``re.compile("...$")``: Python's ``$`` also matches before a final
     newline, so such a pattern checks a whole name only with ``fullmatch``."""
     names: set[str] = set()
+    # names bound to a pattern's text, so ``re.compile(PRINCIPAL_NAME)`` counts too
+    texts: dict[str, str] = {}
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(
+                node.value, ast.Constant
+            ):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if isinstance(node.value.value, str):
+                    texts |= {t.id: node.value.value for t in targets if isinstance(t, ast.Name)}
     for tree in trees:
         for node in ast.walk(tree):
             value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
@@ -70,7 +80,7 @@ def _anchored_patterns(trees: list[ast.Module]) -> set[str]:
                 c.value
                 for c in ast.walk(parts)
                 if isinstance(c, ast.Constant) and isinstance(c.value, str)
-            )
+            ) or (texts.get(parts.id, "") if isinstance(parts, ast.Name) else "")
             if not text.endswith("$"):
                 continue
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
