@@ -168,3 +168,32 @@ def test_rename_over_http_tells_two_brands_apart(
     assert (renamed.json()["id"], renamed.json()["name"]) == ("brand_legacy", "Acme Coffee Red")
     assert client.get("/v1/brands/acme_coffee", headers=admin).json()["id"] == brand_id
     assert client.get("/v1/brands/acme-coffee-red", headers=admin).json()["id"] == "brand_legacy"
+
+
+def test_renames_to_one_name_at_once_give_it_to_one_brand(client: TestClient, keys: Keys) -> None:
+    """Two brands renamed at the same moment to spellings of one name: one gets it (200), the
+    other is a 409 problem, never a 500 or two brands under one key."""
+    admin = keys["acme", "admin"]
+    ids = [
+        client.post("/v1/brands", json=kit(name), headers=admin).json()["id"]
+        for name in ("Acme Coffee", "Bloom Tea")
+    ]
+    spellings = ["Shared Name", "shared_name", "SHARED-NAME", "shared.name"] * 2
+    start = threading.Barrier(len(spellings))
+
+    def rename(index: int) -> tuple[int, str]:
+        start.wait()
+        answer = client.post(
+            f"/v1/brands/{ids[index % 2]}/rename", json={"name": spellings[index]}, headers=admin
+        )
+        return answer.status_code, answer.headers["content-type"]
+
+    with ThreadPoolExecutor(len(spellings)) as pool:
+        answers = list(pool.map(rename, range(len(spellings))))
+    assert {status for status, _ in answers} <= {200, 409}, answers
+    assert all(t.startswith("application/problem+json") for s, t in answers if s == 409)
+    holders = [b["id"] for b in client.get("/v1/brands", headers=admin).json()
+               if b["name"].lower().replace("_", " ").replace("-", " ").replace(".", " ")
+               == "shared name"]  # fmt: skip
+    assert len(holders) == 1, holders
+    assert client.get("/v1/brands/shared-name", headers=admin).json()["id"] == holders[0]
