@@ -379,12 +379,17 @@ class WorkerPool:
     async def _run(self, job_id: str) -> None:
         # on the agents' loop (or a Celery worker's); the job's own bookkeeping in a thread,
         # so it holds neither that loop's other agents nor, at shutdown, a connection
-        prepared = await settled_in_thread(self._prepare, job_id)
-        if prepared is None:
-            return
-        request, run_id, resuming = prepared
-        with bound(run_id=run_id, job_id=job_id):  # every log line of the job says which
-            await self._run_prepared(job_id, request, run_id, resuming)
+        try:
+            prepared = await settled_in_thread(self._prepare, job_id)
+            if prepared is None:
+                return
+            request, run_id, resuming = prepared
+            with bound(run_id=run_id, job_id=job_id):  # every log line of the job says which
+                await self._run_prepared(job_id, request, run_id, resuming)
+        except asyncio.CancelledError:
+            # also when the cancel lands while the job is being claimed, before its run began
+            await settled_in_thread(self._cancelled, job_id)
+            raise
 
     async def _run_prepared(
         self, job_id: str, request: GenerationRequest, run_id: str, resuming: bool
@@ -404,9 +409,6 @@ class WorkerPool:
         try:
             with trace.use_span(span, end_on_exit=False) if span is not None else nullcontext():
                 result = await self._drive(request, run_id, resuming, providers, on_event)
-        except asyncio.CancelledError:
-            self._cancelled(job_id)
-            raise
         except LeaseLostError as exc:  # another worker holds the job now: write nothing
             log.warning("job %s stopped: %s", job_id, exc)
         except BrandloopError as exc:

@@ -1,0 +1,81 @@
+"""A cancel that lands while a worker is claiming the job (its state is ``running`` but its
+run has not begun) still ends the job ``cancelled``; it once left it ``running`` for good."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from tests.api.http.conftest import Keys, brand_kit, wait_job
+
+CLAIM = re.compile(r"^\s*UPDATE jobs SET state=", re.IGNORECASE)
+
+
+class ClaimGate:
+    """Holds the worker's thread right after it commits its claim of a job (the database's
+    own events, nothing of ours replaced) until the test lets it go."""
+
+    def __init__(self) -> None:
+        self.claimed = threading.Event()
+        self.go = threading.Event()
+        self._local = threading.local()
+
+    def executed(self, conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        values = params.values() if isinstance(params, dict) else params or ()
+        if CLAIM.match(statement) and "running" in list(values):
+            self._local.claiming = True
+
+    def committed(self, session: Session) -> None:
+        if getattr(self._local, "claiming", False) and not self.claimed.is_set():
+            self._local.claiming = False
+            self.claimed.set()
+            self.go.wait(30)
+
+
+@pytest.fixture
+def gate() -> Iterator[ClaimGate]:
+    gate = ClaimGate()
+    event.listen(Engine, "after_cursor_execute", gate.executed)
+    event.listen(Session, "after_commit", gate.committed)
+    try:
+        yield gate
+    finally:
+        gate.go.set()
+        event.remove(Session, "after_commit", gate.committed)
+        event.remove(Engine, "after_cursor_execute", gate.executed)
+
+
+def test_a_cancel_while_the_worker_claims_the_job_ends_it_cancelled(
+    make_client: Callable[..., TestClient], keys: Keys, gate: ClaimGate
+) -> None:
+    client = make_client(workers=1)
+    creator = keys["A", "creator"]
+    assert (
+        client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).status_code == 201
+    )
+    job: dict[str, Any] = client.post(
+        "/v1/generations",
+        json={"brief": "a steaming cup on a wooden table", "brand": "Acme Coffee"},
+        headers=creator,
+    ).json()
+    assert gate.claimed.wait(30), "the worker never claimed the job"
+    cancelled = client.post(f"/v1/jobs/{job['id']}/cancel", headers=creator)
+    assert cancelled.status_code == 200, cancelled.text
+    time.sleep(0.5)  # the cancel crosses to the agents' loop while the claim is held
+    gate.go.set()
+    final = wait_job(client, job["id"], creator, timeout=20)
+    assert final["state"] == "cancelled"
+    assert final["cost_usd"] == 0
+    run = client.get(f"/v1/runs/{final['run_id']}", headers=creator)
+    assert run.status_code in (200, 404)  # cancelled before its run was written, or with it
+    if run.status_code == 200:
+        assert run.json()["status"] == "cancelled"
