@@ -311,8 +311,7 @@ class WorkerPool:
             if job is None or job.state in store.FINAL_STATES:
                 return None
             if job.cancel_requested:  # cancelled while no worker ran it (a restart between)
-                crud.cancel_run(session, run_id=job.run_id, reason="cancelled while running")
-                self._finish(session, job, "cancelled", error=None)
+                self._end_cancelled(session, job)
                 return None
             if job.state == "queued":
                 if not store.claim_job(session, job_id=job_id):
@@ -445,8 +444,16 @@ class WorkerPool:
             job = session.get(JobRow, job_id)
             if job is None or not job.cancel_requested or job.state in store.FINAL_STATES:
                 return
-            crud.cancel_run(session, run_id=job.run_id, reason="cancelled while running")
-            self._finish(session, job, "cancelled", error=None)
+            self._end_cancelled(session, job)
+
+    def _end_cancelled(self, session: Session, job: JobRow) -> None:
+        run = crud.cancel_run(session, run_id=job.run_id, reason="cancelled while running")
+        if run is not None and run.result is not None:
+            # the run had finished when the cancel landed: its images are made, paid for and
+            # recorded, so the job ends as the run did, not "cancelled" beside them
+            self._settle(session, job, RunResult.model_validate(run.result))
+            return
+        self._finish(session, job, "cancelled", error=None)
 
     def _fail(self, job_id: str, error: dict[str, Any]) -> None:
         with self.db.session() as session:
@@ -457,15 +464,18 @@ class WorkerPool:
     def _succeed(self, job_id: str, result: RunResult) -> None:
         with self.db.session() as session:
             job = session.get(JobRow, job_id)
-            if job is None:
-                return
-            job.result = result.model_dump(mode="json")
-            state = finished_state(result)
-            error = None
-            if state == "failed" and result.stop_cause == "providers_unavailable":
-                error = {"type": "providers-unavailable", "status": 503, "detail": result.reason}
-            elif state == "failed" and result.stop_cause == "budget":
-                error = {"type": "budget-exhausted", "status": 402, "detail": result.reason}
-            elif state == "failed":  # refused or failed: the result says why
-                error = {"type": result.status, "status": 422, "detail": result.reason}
-            self._finish(session, job, state, error=error)
+            if job is not None:
+                self._settle(session, job, result)
+
+    def _settle(self, session: Session, job: JobRow, result: RunResult) -> None:
+        """The job ends as its run's result says (succeeded, failed with why, or waiting)."""
+        job.result = result.model_dump(mode="json")
+        state = finished_state(result)
+        error = None
+        if state == "failed" and result.stop_cause == "providers_unavailable":
+            error = {"type": "providers-unavailable", "status": 503, "detail": result.reason}
+        elif state == "failed" and result.stop_cause == "budget":
+            error = {"type": "budget-exhausted", "status": 402, "detail": result.reason}
+        elif state == "failed":  # refused or failed: the result says why
+            error = {"type": result.status, "status": 422, "detail": result.reason}
+        self._finish(session, job, state, error=error)

@@ -124,7 +124,8 @@ def events_response(
     description="A queued job is cancelled at once. A running one is stopped: the job and its "
     "run end `cancelled`, nothing delivered, each costing what its calls were billed (a call "
     "in flight counts at its whole reservation until it is reconciled). A job waiting for "
-    "review (an approver's verdict finishes it) or finished is a 409.",
+    "review (an approver's verdict finishes it) or finished is a 409; a run that finished "
+    "before the cancel reached it keeps what it made, and the job ends as the run did.",
     responses=problems(409),
 )
 def cancel_job(job_id: str, principal: Creator, session: SessionDep, pool: PoolDep) -> JobPublic:

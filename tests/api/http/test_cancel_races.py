@@ -1,5 +1,7 @@
-"""A cancel that lands while a worker is claiming the job (its state is ``running`` but its
-run has not begun) still ends the job ``cancelled``; it once left it ``running`` for good."""
+"""A cancel that lands at the edges of a job's run: while a worker is claiming the job (its
+state is ``running`` but its run has not begun), the job ends ``cancelled`` (it once stayed
+``running`` for good); just after its run finished, the job ends as the run did (it once said
+``cancelled`` beside a succeeded run's delivered, paid-for images)."""
 
 from __future__ import annotations
 
@@ -18,20 +20,30 @@ from sqlalchemy.orm import Session
 from tests.api.http.conftest import Keys, brand_kit, wait_job
 
 CLAIM = re.compile(r"^\s*UPDATE jobs SET state=", re.IGNORECASE)
+RUN_RESULT = re.compile(r"^\s*UPDATE runs SET .*\bresult=", re.IGNORECASE | re.DOTALL)
 
 
-class ClaimGate:
-    """Holds the worker's thread right after it commits its claim of a job (the database's
-    own events, nothing of ours replaced) until the test lets it go."""
+def claims_the_job(statement: str, values: list[Any]) -> bool:
+    return bool(CLAIM.match(statement)) and "running" in values
+
+
+def writes_the_run_result(statement: str, values: list[Any]) -> bool:
+    return bool(RUN_RESULT.match(statement))
+
+
+class CommitGate:
+    """Holds the thread that commits a statement ``watch`` picks (the database's own events,
+    nothing of ours replaced) right after that commit, until the test lets it go."""
 
     def __init__(self) -> None:
+        self.watch: Callable[[str, list[Any]], bool] = claims_the_job
         self.claimed = threading.Event()
         self.go = threading.Event()
         self._local = threading.local()
 
     def executed(self, conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
         values = params.values() if isinstance(params, dict) else params or ()
-        if CLAIM.match(statement) and "running" in list(values):
+        if self.watch(statement, list(values)):
             self._local.claiming = True
 
     def committed(self, session: Session) -> None:
@@ -42,8 +54,8 @@ class ClaimGate:
 
 
 @pytest.fixture
-def gate() -> Iterator[ClaimGate]:
-    gate = ClaimGate()
+def gate() -> Iterator[CommitGate]:
+    gate = CommitGate()
     event.listen(Engine, "after_cursor_execute", gate.executed)
     event.listen(Session, "after_commit", gate.committed)
     try:
@@ -55,7 +67,7 @@ def gate() -> Iterator[ClaimGate]:
 
 
 def test_a_cancel_while_the_worker_claims_the_job_ends_it_cancelled(
-    make_client: Callable[..., TestClient], keys: Keys, gate: ClaimGate
+    make_client: Callable[..., TestClient], keys: Keys, gate: CommitGate
 ) -> None:
     client = make_client(workers=1)
     creator = keys["A", "creator"]
@@ -79,3 +91,30 @@ def test_a_cancel_while_the_worker_claims_the_job_ends_it_cancelled(
     assert run.status_code in (200, 404)  # cancelled before its run was written, or with it
     if run.status_code == 200:
         assert run.json()["status"] == "cancelled"
+
+
+def test_a_cancel_just_after_the_run_finished_ends_the_job_as_the_run_did(
+    make_client: Callable[..., TestClient], keys: Keys, gate: CommitGate
+) -> None:
+    gate.watch = writes_the_run_result
+    client = make_client(workers=1)
+    creator = keys["A", "creator"]
+    assert (
+        client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).status_code == 201
+    )
+    job: dict[str, Any] = client.post(
+        "/v1/generations",
+        json={"brief": "a steaming cup on a wooden table", "brand": "Acme Coffee", "seed": 11},
+        headers=creator,
+    ).json()
+    assert gate.claimed.wait(60), "the run never wrote its result"
+    cancelled = client.post(f"/v1/jobs/{job['id']}/cancel", headers=creator)
+    assert cancelled.status_code == 200, cancelled.text
+    time.sleep(0.5)  # the cancel crosses to the agents' loop while the result's commit is held
+    gate.go.set()
+    final = wait_job(client, job["id"], creator, timeout=30)
+    run = client.get(f"/v1/runs/{final['run_id']}", headers=creator).json()
+    assert run["status"] == "succeeded"
+    assert final["state"] == "succeeded", final
+    assert final["cost_usd"] == run["cost_usd"] > 0
+    assert final["result"]["images"] and final["error"] is None
