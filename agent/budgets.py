@@ -134,6 +134,7 @@ def reserve_call(
     attempt_ids: list[str],
     fence: int | None,
     replay_safe: bool,
+    source_run_id: str | None = None,
 ) -> CallReservation:
     """Hold ``amount_usd`` for one provider call against every budget that applies, or say why
     not. A call key seen before is never reserved (nor paid) twice: a settled call is
@@ -176,6 +177,7 @@ def reserve_call(
         model=model,
         attempt_ids=attempt_ids,
         fence=fence,
+        source_run_id=source_run_id,
     )
     return CallReservation("reserved")
 
@@ -223,6 +225,7 @@ class OutsideRunPayer:
         self.db, self.tenant = db, tenant
         self.spend_id = f"rep_{uuid.uuid4().hex[:20]}"
         self._campaign_id: str | None = None
+        self._source_run_id: str | None = None
         self._budget_usd = 0.0
         self._reserved: dict[str, float] = {}
 
@@ -230,7 +233,9 @@ class OutsideRunPayer:
         """One image's catalog price, as the planner reserves it for a generation."""
         return image_price(spec, width=width, height=height, quality=quality)
 
-    def admit(self, total_usd: float, *, campaign_id: str | None, what: str) -> None:
+    def admit(
+        self, total_usd: float, *, campaign_id: str | None, source_run_id: str, what: str
+    ) -> None:
         """Refuse up front when ``total_usd`` (every call's estimate) does not fit."""
         with self.db.session() as session:
             room = headroom(session, tenant=self.tenant, campaign_id=campaign_id)
@@ -240,6 +245,7 @@ class OutsideRunPayer:
                 f"{what} (${total_usd:.3f} at catalog prices); nothing was spent"
             )
         self._campaign_id, self._budget_usd = campaign_id, total_usd
+        self._source_run_id = source_run_id
 
     def reserve(self, *, key: str, amount_usd: float, provider: str, model: str) -> str:
         """Hold one call's estimate; ``""`` when it holds, else why not (do not call)."""
@@ -258,6 +264,7 @@ class OutsideRunPayer:
                 attempt_ids=[],
                 fence=None,
                 replay_safe=False,
+                source_run_id=self._source_run_id,
             )
         if held.verdict != "reserved":
             return held.reason or f"the call was {held.verdict} already"

@@ -73,8 +73,11 @@ class Payer(Protocol):
         """One image's catalog price: what the call reserves."""
         ...
 
-    def admit(self, total_usd: float, *, campaign_id: str | None, what: str) -> None:
-        """Raise ``BudgetExhaustedError`` when ``total_usd`` does not fit the budgets."""
+    def admit(
+        self, total_usd: float, *, campaign_id: str | None, source_run_id: str, what: str
+    ) -> None:
+        """Raise ``BudgetExhaustedError`` when ``total_usd`` does not fit the budgets; the
+        calls are for reproducing ``source_run_id`` (the cost report counts them under it)."""
         ...
 
     def reserve(self, *, key: str, amount_usd: float, provider: str, model: str) -> str:
@@ -159,6 +162,7 @@ async def reproduce_run(
     payer.admit(
         sum(prices.values()),
         campaign_id=campaign_id,
+        source_run_id=run_id,
         what=f"reproducing {len(prices)} image(s) of {run_id}",
     )
     results: list[ImageReproduction] = []

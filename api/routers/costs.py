@@ -13,6 +13,11 @@ from brandloop.api.deps import SessionDep, Viewer
 from brandloop.api.params import QueryDate
 from brandloop.api.problems import PROBLEM_RESPONSES
 from brandloop.registry.models import AttemptRow, RunRow
+from brandloop.registry.models_money import SpendReservationRow as Spend
+
+#: a reproduction's calls, in the ledger under a spend id of their own, made before the ledger
+#: named the run they reproduce: counted, under this brand
+UNKNOWN_RUN_BRAND = "(reproduction of an unrecorded run)"
 
 router = APIRouter(prefix="/costs", tags=["costs"], responses=PROBLEM_RESPONSES)
 
@@ -27,6 +32,8 @@ class CostReport(BaseModel):
     by_day: dict[str, float]
     by_brand: dict[str, float]
     by_model: dict[str, float]
+    reproductions_usd: float
+    reproduction_calls: int
 
 
 @router.get("", response_model=CostReport, summary="Spend per tenant and period")
@@ -53,9 +60,11 @@ def cost_report(
         first, last = today - timedelta(days={"day": 0, "week": 6, "month": 29}[period]), today
     lo = datetime.combine(first, time.min, tzinfo=UTC)
     in_period = [RunRow.tenant == principal.tenant, RunRow.created_at >= lo]
+    calls_in_period = [Spend.tenant == principal.tenant, Spend.created_at >= lo]
     if last < date.max:  # the day after 9999-12-31 is no date: no upper bound then
         hi = datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC)
         in_period.append(RunRow.created_at < hi)
+        calls_in_period.append(Spend.created_at < hi)
     runs = list(
         session.execute(
             select(RunRow.id, RunRow.brand_name, RunRow.cost_usd, RunRow.created_at).where(
@@ -83,14 +92,48 @@ def cost_report(
         for model, count, cost in rows:
             attempts += int(count)
             by_model[model] = round(float(cost), 6)
+    # calls made outside any run (reproductions) are paid through the same ledger and count
+    # against the same budgets and quota: the report counts them too, on the day they were
+    # made, under their model and the reproduced run's brand
+    reproduced = 0.0
+    calls = session.execute(
+        select(
+            Spend.created_at,
+            Spend.model,
+            Spend.state,
+            Spend.amount_usd,
+            Spend.charged_usd,
+            RunRow.brand_name,
+        )
+        .outerjoin(RunRow, RunRow.id == Spend.source_run_id)
+        .where(
+            *calls_in_period,
+            Spend.kind == "call",
+            Spend.run_id.startswith("rep_", autoescape=True),
+        )
+    )
+    count = 0
+    for created, model, state, amount, charged, brand in calls:
+        cost = {"held": amount, "unknown": amount, "settled": charged or 0.0}.get(state, 0.0)
+        count += 1
+        if not cost:
+            continue
+        day = created.date().isoformat()
+        by_day[day] = round(by_day.get(day, 0.0) + cost, 6)
+        name = brand or UNKNOWN_RUN_BRAND
+        by_brand[name] = round(by_brand.get(name, 0.0) + cost, 6)
+        by_model[model] = round(by_model.get(model, 0.0) + cost, 6)
+        reproduced += cost
     return CostReport(
         tenant=principal.tenant,
         start=first,
         end=last,
-        total_usd=round(sum(r[2] for r in runs), 6),
+        total_usd=round(sum(r[2] for r in runs) + reproduced, 6),
         runs=len(runs),
         attempts=attempts,
         by_day=dict(sorted(by_day.items())),
         by_brand=by_brand,
         by_model=by_model,
+        reproductions_usd=round(reproduced, 6),
+        reproduction_calls=count,
     )

@@ -51,6 +51,9 @@ class SpendReservationRow(Base):
     billing: Mapped[str | None] = mapped_column(String(16), nullable=True)
     fence: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     attempt_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    #: a call made outside any run (``run_id`` is then the reproduction's ``rep_...`` spend
+    #: id): the run it reproduces, so the cost report puts it under that run's brand
+    source_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     settled_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)

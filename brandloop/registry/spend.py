@@ -235,9 +235,11 @@ def reserve_call(
     model: str,
     attempt_ids: Sequence[str],
     fence: int | None = None,
+    source_run_id: str | None = None,
 ) -> SpendReservationRow:
     """Insert a held reservation for one provider call (the caller locked the tenant and
-    checked the budgets). ``call_key`` is unique: one call is never reserved twice."""
+    checked the budgets). ``call_key`` is unique: one call is never reserved twice.
+    ``source_run_id`` names the run a call outside any run reproduces."""
     hold = admission_for(session, run_id=run_id, campaign_id=campaign_id)
     row = Row(
         id=new_id(),
@@ -253,6 +255,7 @@ def reserve_call(
         state="held",
         fence=fence,
         attempt_ids=list(attempt_ids),
+        source_run_id=source_run_id,
         note="",
         created_at=utcnow(),
     )
