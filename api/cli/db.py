@@ -14,7 +14,10 @@ import typer
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, out, print_json
 
-db_app = typer.Typer(help="The registry database: migrate its schema.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="The registry database: migrate its schema, redact briefs stored before redaction.",
+    no_args_is_help=True,
+)
 app.add_typer(db_app, name="db")
 
 
@@ -43,3 +46,18 @@ def upgrade(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         out.print(f"{db.dialect} schema already current at {_names(after)}")
     else:
         out.print(f"{db.dialect} schema upgraded from {_names(before)} to {_names(after)}")
+
+
+@db_app.command("redact")
+def redact(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Redact personal data in briefs stored before the service redacted them (jobs, thread
+    messages, campaign plans; 2026-12-05), with the redactor runs use. Run once after
+    upgrading; again, it changes nothing."""
+    from brandloop.api.stored_briefs import redact_stored_briefs
+
+    changed = redact_stored_briefs(database())
+    if as_json:
+        print_json({"redacted": changed})
+        return
+    counts = ", ".join(f"{n} {table}" for table, n in changed.items())
+    out.print(f"redacted personal data in {sum(changed.values())} stored row(s): {counts}")

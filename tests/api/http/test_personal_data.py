@@ -4,13 +4,18 @@ brief the run ran, ``[redacted email]`` where the address was - on SQLite and Po
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from brandloop.registry.db import Database
+from brandloop.registry.models_service import CampaignRow, JobRow, ThreadMessageRow
 from tests.api.http.conftest import Keys, wait_job
+from tests.api.test_cli import run_cli
 from tests.databases import stored_anywhere
 
 EMAILS = ("gen.pii@example.com", "thread.pii@example.com", "follow.pii@example.com")
@@ -92,3 +97,59 @@ def test_no_brief_keeps_personal_data_in_any_table(
     files = data_dir if database == "sqlite" else None
     for value in (*EMAILS, CAMPAIGN_EMAIL, "912 34 567"):
         assert stored_anywhere(db, value, files) == [], value
+
+
+def test_db_redact_redacts_briefs_stored_before_redaction_and_again_changes_nothing(
+    client: TestClient,
+    keys: Keys,
+    acme: dict[str, Any],
+    db: Database,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    creator = keys["A", "creator"]
+    job = client.post(
+        "/v1/generations", json={"brief": "a cup", "brand": "Acme Coffee"}, headers=creator
+    ).json()
+    thread = client.post(
+        "/v1/threads", json={"brand": "Acme Coffee", "message": "a mug"}, headers=creator
+    ).json()
+    campaign = client.post(
+        "/v1/campaigns",
+        json={"name": "old", "brand": "Acme Coffee", "budget_usd": 0.2,
+              "assets": [{"brief": "a banner", "formats": ["64x64"]}, {"brief": "a poster"}]},
+        headers=creator,
+    ).json()  # fmt: skip
+    for queued in (job, thread["messages"][0]["job"], *(a["job"] for a in campaign["assets"])):
+        wait_job(client, queued["id"], creator)
+    # rows as the service stored them before it redacted briefs: the values in clear text
+    with db.session() as session:
+        row = session.get(JobRow, job["id"])
+        assert row is not None
+        row.request = {**row.request, "brief": f"a cup, contact {EMAILS[0]}"}
+        message = session.scalars(
+            select(ThreadMessageRow).where(ThreadMessageRow.thread_id == thread["id"])
+        ).one()
+        message.content = message.brief = f"a mug, mail {EMAILS[1]} or {PHONE}"
+        plan = session.get(CampaignRow, campaign["id"])
+        assert plan is not None
+        plan.assets = [
+            {**plan.assets[0], "brief": f"a banner, to {CAMPAIGN_EMAIL}"},
+            plan.assets[1],
+        ]
+    assert stored_anywhere(db, EMAILS[0], None) != []
+
+    code, out, err = run_cli(capsys, "db", "redact", "--json")
+    assert code == 0, err
+    assert json.loads(out) == {"redacted": {"jobs": 1, "thread_messages": 1, "campaigns": 1}}
+    for value in (EMAILS[0], EMAILS[1], CAMPAIGN_EMAIL, "912 34 567"):
+        assert stored_anywhere(db, value, None) == [], value
+    with db.session() as session:
+        stored = session.get(JobRow, job["id"])
+        assert stored is not None
+        assert stored.request["brief"] == "a cup, contact [redacted email]"
+    listed = client.get(f"/v1/campaigns/{campaign['id']}", headers=creator).json()
+    assert [a["brief"] for a in listed["assets"]] == ["a banner, to [redacted email]", "a poster"]
+
+    code, out, err = run_cli(capsys, "db", "redact")
+    assert code == 0, err
+    assert out.startswith("redacted personal data in 0 stored row(s)")
