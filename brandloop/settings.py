@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     celery_visibility_timeout_s: int = Field(default=3600, ge=1)
     job_lease_seconds: float = Field(default=30.0, gt=0)
+    #: how often a Celery worker looks for a cancel of a job it runs (at most a third of the
+    #: lease period): one primary-key read per running job each time
+    job_cancel_poll_seconds: float = Field(default=1.0, gt=0)
 
     catalog_path: Path | None = Field(
         default=None,

@@ -240,6 +240,7 @@ class LeasedRunner:
         self.queue = queue
         self.db = db
         self.ttl = settings.job_lease_seconds
+        self.cancel_poll = min(settings.job_cancel_poll_seconds, self.ttl / 3)
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.pool = WorkerPool(
             settings, db, concurrency=0, providers_factory=providers_factory, use_memory=use_memory
@@ -302,7 +303,7 @@ class LeasedRunner:
             self._held[owner] = task
         try:
             while True:
-                done, _ = await asyncio.wait({task}, timeout=self.ttl / 3)
+                done, _ = await asyncio.wait({task}, timeout=self.cancel_poll)
                 if done:
                     break
                 if await asyncio.to_thread(self._cancel_requested, job_id):

@@ -187,3 +187,38 @@ def test_sse_follows_a_running_job_on_another_replica(stack: Stack) -> None:
     assert len(states) >= 2  # seen queued or running, then finished, while connected
     assert {"attempt_started", "done", "end"} <= set(names)
     assert os.path.exists(stack.root / "worker0.log")
+
+
+def test_a_cancel_reaches_a_celery_worker_within_its_poll_and_job_and_run_agree(
+    stack: Stack,
+) -> None:
+    """With a 60 s lease (the worker used to look for a cancel every third of it, 20 s) a job
+    of several slow calls is cancelled while it runs: the job and its run end ``cancelled``
+    within a few seconds; and whichever way a cancel lands, job and run never disagree."""
+    stack.env["BRANDLOOP_JOB_LEASE_SECONDS"] = "60"
+    stack.env["BL_TEST_SLEEP_S"] = "1.0"
+    base = stack.start_api()
+    stack.start_worker(concurrency=2)
+    stack.wait_ready()
+    setup_tenant(stack)
+    body = {"brief": "a steaming cup of coffee on a table", "brand": "Acme Coffee",
+            "count": 6, "size": "128x128", "seed": 77, "budget_usd": 1.0}  # fmt: skip
+    with httpx.Client(base_url=base, headers=stack.headers(), timeout=30) as client:
+        job_id = client.post("/v1/generations", json=body).json()["id"]
+        deadline = time.monotonic() + 60
+        while client.get(f"/v1/jobs/{job_id}").json()["state"] != "running":
+            assert time.monotonic() < deadline, stack.logs()
+            time.sleep(0.1)
+        time.sleep(1.0)  # a call or two in
+        cancelled = client.post(f"/v1/jobs/{job_id}/cancel")
+        assert cancelled.status_code == 200, cancelled.text
+        asked = time.monotonic()
+        while (job := client.get(f"/v1/jobs/{job_id}").json())["state"] not in FINAL:
+            assert time.monotonic() - asked < 30, stack.logs()
+            time.sleep(0.1)
+        took = time.monotonic() - asked
+        run = client.get(f"/v1/runs/{job['run_id']}").json()
+    assert job["state"] == "cancelled", job
+    assert run["status"] == "cancelled", run
+    assert took < 8, f"the worker saw the cancel after {took:.1f}s"
+    assert job["cost_usd"] == run["cost_usd"]
