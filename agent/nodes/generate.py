@@ -527,12 +527,15 @@ def _unfunded(
     reason: str,
 ) -> dict[str, Any]:
     """The state update when a reservation was refused: only the funded candidates go on,
-    and the run stops after judging them."""
+    and the run stops after judging them - a budget stop like the planner's and the
+    observer's (``stop_cause`` budget: the job's ``budget-exhausted`` error, the CLI's exit 4
+    when nothing was accepted)."""
     funded = {a.id for a in attempts}
     decision = Decision(node="generate", action="stop_budget", reason=reason)
     ctx.emit(run_id, "generate", "decision", decision.model_dump(mode="json"))
     return {
         "candidates": [c for c in candidates if c.id in funded],
         "reason": reason,
+        "stop_cause": "budget",
         "decisions": [decision],
     }

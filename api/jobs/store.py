@@ -252,6 +252,34 @@ def thread_messages(session: Session, *, thread_id: str) -> list[ThreadMessageRo
     return list(session.scalars(query.order_by(ThreadMessageRow.seq)))
 
 
+def last_seq(session: Session, *, thread_id: str) -> int:
+    """The sequence number of the thread's latest message (0 before the first)."""
+    seq = session.scalar(
+        select(func.coalesce(func.max(ThreadMessageRow.seq), 0)).where(
+            ThreadMessageRow.thread_id == thread_id
+        )
+    )
+    return int(seq or 0)
+
+
+def lock_thread(session: Session, *, thread_id: str) -> None:
+    """Serialise this transaction with every other one that adds a message to the thread, on
+    any replica, until it ends: PostgreSQL locks the thread's row (``FOR NO KEY UPDATE``: the
+    foreign keys of rows that name the thread are not held up by it); SQLite takes the
+    database's write lock (``BEGIN IMMEDIATE``, unless this transaction has written and holds
+    it already). What the transaction reads after this is what the thread holds, until it
+    commits."""
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        raw: Any = conn.connection.driver_connection
+        if not raw.in_transaction:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        return
+    session.execute(
+        select(ThreadRow.id).where(ThreadRow.id == thread_id).with_for_update(key_share=True)
+    )
+
+
 def add_message(
     session: Session,
     *,
@@ -262,15 +290,10 @@ def add_message(
     job_id: str | None = None,
     edit: dict[str, Any] | None = None,
 ) -> ThreadMessageRow:
-    seq = session.scalar(
-        select(func.coalesce(func.max(ThreadMessageRow.seq), 0)).where(
-            ThreadMessageRow.thread_id == thread_id
-        )
-    )
     row = ThreadMessageRow(
         id=new_id("msg"),
         thread_id=thread_id,
-        seq=int(seq or 0) + 1,
+        seq=last_seq(session, thread_id=thread_id) + 1,
         role=role,
         content=content,
         brief=brief,

@@ -44,11 +44,19 @@ from brandloop.tools.moderation.minors import AUDIT_ACTION, audit_detail, minors
 router = APIRouter(prefix="/threads", tags=["threads"], responses=PROBLEM_RESPONSES)
 
 
-def _context(session: Session, thread: ThreadRow) -> tuple[BriefState | None, dict[str, Any]]:
-    """Where the thread's brief stands, and what the last finished turn settled on."""
-    messages = [m for m in store.thread_messages(session, thread_id=thread.id) if m.role == "user"]
+#: how many times a follow-up is applied again, each time to the brief the follow-ups stored
+#: meanwhile made, before it is a 409 (a thread many clients post to at the same moment)
+REVISIONS = 5
+
+
+def _context(session: Session, thread: ThreadRow) -> tuple[BriefState | None, dict[str, Any], int]:
+    """Where the thread's brief stands, what the last finished turn settled on, and the
+    sequence number of the message it stands at (0 before the first)."""
+    stored = store.thread_messages(session, thread_id=thread.id)
+    seq = stored[-1].seq if stored else 0
+    messages = [m for m in stored if m.role == "user"]
     if not messages:
-        return None, {}
+        return None, {}, seq
     latest = messages[-1]
     job = session.get(JobRow, latest.job_id) if latest.job_id else None
     request = job.request if job is not None else {}
@@ -76,7 +84,7 @@ def _context(session: Session, thread: ThreadRow) -> tuple[BriefState | None, di
             if run is not None and run.template_ref:
                 carried["template"] = run.template_ref
         break
-    return state, carried
+    return state, carried, seq
 
 
 def refuse_crossing_the_minors_line(
@@ -109,13 +117,45 @@ def post_message(
     pool: WorkerPool,
 ) -> MessageAccepted:
     """Store the message and queue its job. Runs in the threadpool (it reads and writes the
-    registry); the brief's revision and the enqueue run on the serving loop."""
+    registry); the brief's revision and the enqueue run on the serving loop.
+
+    Follow-ups to one thread are applied one after another, each to the brief the one before
+    made, also when they arrive at the same moment (on any replica): the revision is made
+    without a lock (a writer may take seconds), and stored only if the thread has not moved
+    on meanwhile - under the thread's lock, which holds until the message and its job are
+    committed. If it has, nothing of it is kept (no job, no quota held) and the follow-up is
+    revised again on the brief that is now current; after :data:`REVISIONS` tries, a 409."""
+    # redacted as the runner redacts a brief, before a writer sees it or anything is stored
+    content = redacted_text(body.content)
+    for _ in range(REVISIONS):
+        accepted = _apply(thread_id, body, content, principal, session, service)
+        if accepted is not None:
+            message, job = accepted
+            from_thread.run(pool.enqueue, job.id)
+            return MessageAccepted(message=_message_public(message, job), job=job_public(job))
+    raise ApiProblem(
+        409,
+        "conflict",
+        f"thread {thread_id} moved on while this follow-up was being applied (other follow-ups "
+        f"were stored first, {REVISIONS} times); nothing was stored: read the thread again "
+        "and post the follow-up again",
+    )
+
+
+def _apply(
+    thread_id: str,
+    body: MessageCreate,
+    content: str,
+    principal: Principal,
+    session: Session,
+    service: Service,
+) -> tuple[ThreadMessageRow, JobRow] | None:
+    """Revise the thread's current brief by ``content`` and store the message with its queued
+    job, committed; None, with nothing stored, when another message was stored meanwhile."""
     thread = store.get_thread(session, tenant=principal.tenant, thread_id=thread_id)
     if thread is None:
         raise ApiProblem(404, "not-found", f"no thread {thread_id}")
-    state, carried = _context(session, thread)
-    # redacted as the runner redacts a brief, before a writer sees it or anything is stored
-    content = redacted_text(body.content)
+    state, carried, seq = _context(session, thread)
     # the instruction with the brief it edits, before any writer sees it; then what it made
     asked = "\n".join(t for t in (state.brief if state is not None else "", content) if t)
     refuse_crossing_the_minors_line(
@@ -138,6 +178,7 @@ def post_message(
     request = domain_request(
         brief=brief, brand=thread.brand, tenant=principal.tenant, thread_id=thread.id, **fields
     )
+    # checked (in sessions of its own) and stored with its quota hold, not yet committed
     job = submit(
         session,
         settings=service.settings,
@@ -148,6 +189,10 @@ def post_message(
         quota_usd=service.api.daily_quota_usd,
         thread_id=thread.id,
     )
+    store.lock_thread(session, thread_id=thread.id)
+    if store.last_seq(session, thread_id=thread.id) != seq:
+        session.rollback()  # the job and its hold with it: this edit was of an older brief
+        return None
     message = store.add_message(
         session,
         thread_id=thread.id,
@@ -158,9 +203,7 @@ def post_message(
         edit=edit.model_dump(mode="json") if edit is not None else None,
     )
     session.commit()
-    from_thread.run(pool.enqueue, job.id)
-    public = job_public(job)
-    return MessageAccepted(message=_message_public(message, job), job=public)
+    return message, job
 
 
 def _reply(job: JobRow | None) -> str | None:
