@@ -43,6 +43,7 @@ __all__ = [
     "collect_garbage",
     "prune_checkpoints",
     "prune_finished_runs",
+    "runs_with_prunable_checkpoints",
 ]
 
 log = logging.getLogger("brandloop.retention")
@@ -81,7 +82,9 @@ async def prune_checkpoints(
     saver: BaseCheckpointSaver[str], run_ids: Iterable[str], *, keep: int
 ) -> int:
     """Keep the newest ``keep`` checkpoints of each of ``run_ids`` (every one of them finished:
-    the caller checks) and delete the rest with their pending writes. Returns the runs pruned."""
+    the caller checks) and delete the rest with their pending writes. Returns how many of
+    ``run_ids`` were given (each is pruned whether or not it had anything to delete: the
+    runner prunes its run as it ends; gc passes only :func:`runs_with_prunable_checkpoints`)."""
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     pruned = 0
@@ -97,6 +100,44 @@ async def prune_checkpoints(
             await _prune_postgres(saver, run_id, keep)
         pruned += 1
     return pruned
+
+
+# The runs (LangGraph threads) with a namespace holding more than ``keep`` checkpoints: those
+# the retention would delete something of. (A thread's pending writes and, on PostgreSQL, its
+# channel values belong to its checkpoints: none is left over once those are within ``keep``.)
+_PRUNABLE = (
+    "SELECT thread_id FROM checkpoints GROUP BY thread_id, checkpoint_ns HAVING count(*) > {n}"
+)
+
+
+async def runs_with_prunable_checkpoints(saver: BaseCheckpointSaver[str], *, keep: int) -> set[str]:
+    """The thread ids (run ids) with more than ``keep`` checkpoints in one of their namespaces,
+    finished or not (the caller checks)."""
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    keep = max(keep, 0)
+    if isinstance(saver, AsyncSqliteSaver):
+        async with saver.lock, saver.conn.execute(_PRUNABLE.format(n="?"), (keep,)) as cursor:
+            return {str(row[0]) for row in await cursor.fetchall()}
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from psycopg import AsyncConnection
+
+    if not isinstance(saver, AsyncPostgresSaver):
+        raise TypeError(f"cannot read the checkpoints of a {type(saver).__name__}")
+    connection = saver.conn
+    async with saver.lock:
+        if isinstance(connection, AsyncConnection):
+            rows = await _fetch_postgres(connection, keep)
+        else:  # a pool
+            async with connection.connection() as conn:
+                rows = await _fetch_postgres(conn, keep)
+    return {str(row["thread_id"] if isinstance(row, dict) else row[0]) for row in rows}
+
+
+async def _fetch_postgres(conn: Any, keep: int) -> list[Any]:
+    cursor = await conn.execute(_PRUNABLE.format(n="%s"), (keep,))
+    rows: list[Any] = await cursor.fetchall()
+    return rows
 
 
 async def _prune_postgres(saver: BaseCheckpointSaver[str], run_id: str, keep: int) -> None:
@@ -123,10 +164,23 @@ async def _run_postgres(conn: Any, run_id: str, keep: int) -> None:
 
 def finished_runs(session: Session, run_ids: Sequence[str] | None = None) -> list[str]:
     """The runs among ``run_ids`` (default: all) that have finished."""
-    query = select(RunRow.id).where(RunRow.status.in_(FINISHED))
-    if run_ids is not None:
-        query = query.where(RunRow.id.in_(list(run_ids)))
-    return list(session.scalars(query))
+    if run_ids is None:
+        return list(session.scalars(select(RunRow.id).where(RunRow.status.in_(FINISHED))))
+    ids = list(run_ids)
+    found: list[str] = []
+    for start in range(0, len(ids), _CHUNK):
+        found.extend(
+            session.scalars(
+                select(RunRow.id).where(
+                    RunRow.status.in_(FINISHED), RunRow.id.in_(ids[start : start + _CHUNK])
+                )
+            )
+        )
+    return found
+
+
+#: Run ids per ``IN (...)`` list.
+_CHUNK = 500
 
 
 async def prune_finished_runs(
@@ -135,14 +189,27 @@ async def prune_finished_runs(
     run_ids: Sequence[str] | None = None,
     *,
     keep: int | None = None,
+    dry_run: bool = False,
 ) -> int:
-    """Apply the checkpoint retention to finished runs (``run_ids``, or every one)."""
+    """Apply the checkpoint retention to finished runs (``run_ids``, or every one).
+
+    Returns the runs that had checkpoints past the retention, now deleted (or, with
+    ``dry_run``, that would be: nothing is deleted then). A run already within it - every
+    finished run by default, pruned the moment it ended - is not counted."""
     keep = settings.checkpoint_keep if keep is None else keep
-    with db.session() as session:
-        done = finished_runs(session, run_ids)
-    if not done:
-        return 0
+    postgres = settings.resolved_database_url.startswith("postgresql")
+    if not postgres and not settings.checkpoints_path.exists():
+        return 0  # no run was ever checkpointed here: nothing to prune (and no file to make)
     async with checkpointer_for(settings.resolved_database_url, settings.checkpoints_path) as saver:
+        prunable = await runs_with_prunable_checkpoints(saver, keep=keep)
+        if run_ids is not None:
+            prunable &= set(run_ids)
+        if not prunable:
+            return 0
+        with db.session() as session:
+            done = finished_runs(session, sorted(prunable))
+        if dry_run:
+            return len(done)
         return await prune_checkpoints(saver, done, keep=keep)
 
 
@@ -151,7 +218,14 @@ async def prune_finished_runs(
 
 @dataclass
 class GarbageReport:
-    """What ``collect_garbage`` found and deleted (or would delete, on a dry run)."""
+    """What ``collect_garbage`` deleted - or, on a dry run, would delete: a dry run's numbers
+    are those of a real run at the same moment, and a real run right after another reports 0.
+
+    ``checkpoints_pruned``: finished runs whose checkpoints past ``BRANDLOOP_CHECKPOINT_KEEP``
+    went (not runs merely looked at); ``artifacts``/``bytes``: a tenant's copies of images and
+    their recorded sizes; ``files``: files removed from disk (a file shared with a copy that
+    stays is kept); ``cache_entries``: generation-cache entries that pointed at them;
+    ``kept_in_use``: old candidates kept because something still needs them."""
 
     dry_run: bool
     checkpoints_pruned: int = 0
@@ -242,6 +316,19 @@ def _used_since(session: Session, *, tenant: str, sha256: str, cutoff: datetime)
     return sha256 in _protected(session, tenant, cutoff, {}, only=sha256)
 
 
+def _file_would_go(
+    db: Database, store: ArtifactStore, sha256: str, released: dict[str, int]
+) -> bool:
+    """Dry run: whether releasing this copy of ``sha256`` would delete its file - it is there,
+    and every copy (any tenant's) is released by this gc by then."""
+    released[sha256] = released.get(sha256, 0) + 1
+    with db.session() as session:
+        copies = session.scalar(
+            select(func.count()).select_from(ArtifactRow).where(ArtifactRow.sha256 == sha256)
+        )
+    return store.exists(sha256) and released[sha256] >= (copies or 0)
+
+
 def tenants_of(session: Session) -> list[str]:
     return sorted(set(session.scalars(select(ArtifactRow.tenant).distinct())))
 
@@ -269,9 +356,11 @@ async def collect_garbage(
             f"a retention age must be more than 0 days and at most {MAX_RETENTION_DAYS}"
         )
     report = GarbageReport(dry_run=dry_run)
-    if not dry_run:
-        report.checkpoints_pruned = await prune_finished_runs(settings, db)
+    report.checkpoints_pruned = await prune_finished_runs(settings, db, dry_run=dry_run)
     store = ArtifactStore(settings.artifacts_dir)
+    # on a dry run, per sha256: the copies this gc would have released so far (a file goes
+    # with its last copy, perhaps another tenant's further down)
+    released: dict[str, int] = {}
     tick = progress or (lambda _n: None)
     moment = now or utcnow()
     with db.session() as session:
@@ -287,20 +376,22 @@ async def collect_garbage(
         report.kept_in_use += kept
         for sha, size, entries in doomed:
             tick(1)
+            if dry_run:
+                report.files += _file_would_go(db, store, sha, released)
+            else:
+                # one image at a time, under its ownership lock: a tenant storing the same
+                # bytes meanwhile keeps the file (registry.artifact_owners)
+                had_file = store.exists(sha)
+                with db.session() as session:
+                    if _used_since(session, tenant=name, sha256=sha, cutoff=cutoff):
+                        report.kept_in_use += 1  # used while we looked: it stays
+                        continue
+                    if not release_artifact(session, store, tenant=name, sha256=sha):
+                        continue  # released meanwhile (another gc): not ours to count
+                report.files += had_file and not store.exists(sha)
             report.artifacts += 1
             report.bytes += size
             report.cache_entries += entries
-            if dry_run:
-                continue
-            # one image at a time, under its ownership lock: a tenant storing the same bytes
-            # meanwhile keeps the file (registry.artifact_owners)
-            with db.session() as session:
-                if _used_since(session, tenant=name, sha256=sha, cutoff=cutoff):
-                    report.artifacts -= 1  # used while we looked: it stays
-                    report.kept_in_use += 1
-                    continue
-                release_artifact(session, store, tenant=name, sha256=sha)
-            report.files += not store.exists(sha)
     log.info(
         "garbage collected",
         extra={"artifacts": report.artifacts, "bytes": report.bytes, "dry_run": dry_run},

@@ -64,7 +64,9 @@ def gc(
     if as_json:
         print_json(dataclasses.asdict(report))
         return
-    verb = "would delete" if dry_run else "deleted"
+    delete, prune = ("would delete", "would prune") if dry_run else ("deleted", "pruned")
+    if dry_run:
+        out.print("dry run: deletes nothing")
     if not report.tenants:
         out.print(
             "no retention age is set (--older-than, BRANDLOOP_ARTIFACT_RETENTION_DAYS): images kept"
@@ -72,8 +74,9 @@ def gc(
     for name, days in report.tenants.items():
         out.print(f"tenant {name}: images unneeded for more than {days:g} days")
     out.print(
-        f"{verb} {report.artifacts} image(s), {report.bytes / 1e6:.1f} MB, "
+        f"{delete} {report.artifacts} image(s) ({report.files} file(s), "
+        f"{report.bytes / 1e6:.1f} MB), "
         f"{report.cache_entries} cache entr{'y' if report.cache_entries == 1 else 'ies'}; "
         f"kept {report.kept_in_use} still needed; "
-        f"pruned the checkpoints of {report.checkpoints_pruned} finished run(s)"
+        f"{prune} the checkpoints of {report.checkpoints_pruned} finished run(s)"
     )

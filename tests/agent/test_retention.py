@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sqlite3
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from brandloop.registry.models_agent import CacheEntryRow
 from brandloop.registry.models_studio import ImageRatingRow
 from brandloop.settings import Settings, get_settings
 from tests.agent.helpers import AUTUMN, CountingProvider, add_acme
+from tests.api.test_cli import run_cli
 
 
 def checkpoint_count(settings: Settings, run_id: str) -> int:
@@ -44,6 +47,11 @@ def checkpoint_count(settings: Settings, run_id: str) -> int:
     with sqlite3.connect(settings.checkpoints_path) as conn:
         row = conn.execute("SELECT count(*) FROM checkpoints WHERE thread_id = ?", (run_id,))
         return int(row.fetchone()[0])
+
+
+def db_shas(db: Database) -> list[str]:
+    with db.session() as session:
+        return list(session.scalars(sa.select(ArtifactRow.sha256)))
 
 
 async def final_state(settings: Settings, run_id: str) -> dict:
@@ -265,6 +273,9 @@ def test_gc_from_the_cli(
     assert exc.value.code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["tenants"] == {"default": 0.000001}
+    # the run kept no checkpoint as it ended (BRANDLOOP_CHECKPOINT_KEEP=0): none to prune
+    assert checkpoint_count(settings, result["run_id"]) == 0
+    assert report["checkpoints_pruned"] == 0
     store = ArtifactStore(settings.artifacts_dir)
     for image in result["images"]:  # accepted images and their raw sources stay
         assert store.exists(image["sha256"])
@@ -272,6 +283,109 @@ def test_gc_from_the_cli(
         kept = session.scalars(sa.select(ArtifactRow.sha256)).all()
     assert len(kept) >= len(result["images"])
     assert all(store.exists(sha) for sha in kept)
+
+
+_GC_LINE = re.compile(
+    r"(?P<delete>would delete|deleted) (?P<artifacts>\d+) image\(s\) \((?P<files>\d+) file\(s\), "
+    r"(?P<mb>[\d.]+) MB\), (?P<cache_entries>\d+) cache entr(?:y|ies); "
+    r"kept (?P<kept_in_use>\d+) still needed; "
+    r"(?P<prune>would prune|pruned) the checkpoints of (?P<checkpoints_pruned>\d+) finished run\(s\)$"
+)
+_NUMBERS = ("checkpoints_pruned", "artifacts", "files", "cache_entries", "kept_in_use")
+
+
+def _gc(capsys: pytest.CaptureFixture[str], *argv: str, as_json: bool) -> dict[str, object]:
+    """``brandloop gc --older-than 0.000001 ARGV``: its numbers, from --json or from the text."""
+    code, out, err = run_cli(
+        capsys, "gc", "--older-than", "0.000001", *argv, *(["--json"] if as_json else [])
+    )
+    assert code == 0, err
+    if as_json:
+        report: dict[str, object] = json.loads(out)
+        return {key: report[key] for key in (*_NUMBERS, "dry_run")}
+    dry = "--dry-run" in argv
+    lines = out.strip().splitlines()
+    assert lines[0] == "dry run: deletes nothing" if dry else "dry run" not in out
+    assert ("deleted" not in out and "pruned" not in out) if dry else "would" not in out
+    found = _GC_LINE.match(lines[-1])
+    assert found is not None, lines[-1]
+    assert (found["delete"], found["prune"]) == (
+        ("would delete", "would prune") if dry else ("deleted", "pruned")
+    )
+    return {**{key: int(found[key]) for key in _NUMBERS}, "dry_run": dry}
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "text"])
+def test_gc_reports_what_it_deletes_and_a_dry_run_what_the_real_run_then_deletes(
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    db: Database,
+    as_json: bool,
+) -> None:
+    """A dry run's numbers are the next real run's (checkpoints, images, files, cache entries);
+    a real run counts what it deleted, so one right after it reports 0 - it used to report
+    every finished run as pruned on every call, and a dry run 0 files and 0 checkpoints."""
+    monkeypatch.setenv("BRANDLOOP_CHECKPOINT_KEEP", "3")  # the run keeps 3 as it ends ...
+    get_settings.cache_clear()
+    code, out, err = run_cli(
+        capsys, "generate", AUTUMN, "--brand", "examples/brands/acme-coffee.yaml", "--n", "2",
+        "--size", "128x128", "--seed", "21", "--no-memory", "--json",
+        "--out", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert code == 0, err
+    run_id = json.loads(out)["run_id"]
+    assert checkpoint_count(settings, run_id) == 3
+    monkeypatch.delenv("BRANDLOOP_CHECKPOINT_KEEP")  # ... and gc applies the default, 0
+    get_settings.cache_clear()
+    store = ArtifactStore(settings.artifacts_dir)
+    before = set(db_shas(db))
+    time.sleep(0.2)  # older than --older-than 0.000001 (86 ms)
+
+    dry = _gc(capsys, "--dry-run", as_json=as_json)
+    assert dry["dry_run"] is True
+    assert dry["checkpoints_pruned"] == 1
+    assert isinstance(dry["artifacts"], int) and dry["artifacts"] >= 1  # rejected candidates
+    assert dry["files"] == dry["artifacts"] and dry["cache_entries"] >= 1
+    assert set(db_shas(db)) == before  # a dry run deletes nothing
+    assert all(store.exists(sha) for sha in before)
+    assert checkpoint_count(settings, run_id) == 3
+
+    real = _gc(capsys, as_json=as_json)
+    assert real == {**dry, "dry_run": False}
+    assert checkpoint_count(settings, run_id) == 0
+    after = set(db_shas(db))
+    gone = before - after
+    assert len(gone) == real["artifacts"] and not any(store.exists(sha) for sha in gone)
+    assert all(store.exists(sha) for sha in after)
+
+    again = _gc(capsys, as_json=as_json)
+    assert again == {**dry, "dry_run": False, "checkpoints_pruned": 0, "artifacts": 0,
+                     "files": 0, "cache_entries": 0}  # fmt: skip
+    assert _gc(capsys, "--dry-run", as_json=as_json) == {**again, "dry_run": True}
+
+
+def test_gc_dry_run_counts_a_shared_file_as_the_real_run_deletes_it(
+    capsys: pytest.CaptureFixture[str], settings: Settings, db: Database
+) -> None:
+    """A file goes with its last copy: two tenants' unneeded copies of one image delete it (one
+    file), a copy another tenant still needs keeps it (no file) - on a dry run as on a real one."""
+    store = ArtifactStore(settings.artifacts_dir)
+    both_go, one_stays = _image(store, (1, 2, 3)), _image(store, (4, 5, 6))
+    for tenant, run_id, status, images in (
+        ("t1", "r1", "failed", {both_go: ("rejected", None)}),
+        ("t2", "r2", "failed", {both_go: ("rejected", None)}),
+        ("t3", "r3", "failed", {one_stays: ("rejected", None)}),
+        ("t4", "r4", "succeeded", {one_stays: ("accepted", {"run_id": "r4"})}),
+    ):
+        _record(settings, db, tenant=tenant, run_id=run_id, status=status, images=images)
+    time.sleep(0.2)
+    dry = _gc(capsys, "--dry-run", as_json=True)
+    assert (dry["artifacts"], dry["files"], dry["checkpoints_pruned"]) == (3, 1, 0)
+    real = _gc(capsys, as_json=True)
+    assert real == {**dry, "dry_run": False}
+    assert not store.exists(both_go) and store.exists(one_stays)
 
 
 @pytest.mark.parametrize(

@@ -105,6 +105,39 @@ def test_a_production_signer_from_settings_signs_the_run(
     assert code == 0, err
 
 
+def test_a_truncated_signed_file_is_invalid_and_names_no_signer(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    """A signed PNG cut short (its manifest unreadable) has no signer: the summary says so, as
+    the report's ``signer`` and ``trust`` (null) do, rather than 'signed by "None"'."""
+    _, out_dir = _generate(capsys, tmp_path)
+    data = sorted(out_dir.glob("*.png"))[0].read_bytes()
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    # within the header, mid-manifest, half way, without IEND, one byte short
+    lengths = (20, 100, 1000, len(data) // 2, len(data) - 12, len(data) - 1)
+    files = [cut / f"cut-{n:07d}.png" for n in lengths]
+    for n, path in zip(lengths, files, strict=True):
+        path.write_bytes(data[:n])
+
+    code, out, err = run_cli(capsys, "verify", *map(str, files))
+    assert code == 6, err
+    lines = out.strip().splitlines()
+    assert len(lines) == len(files)
+    for path, line in zip(files, lines, strict=True):
+        assert line.startswith(f"{path}: invalid - no signer could be read; no brandloop run named")
+        assert "None" not in line and "signed by" not in line and "UNTRUSTED" not in line
+        assert "the manifest cannot be read" in line
+
+    code, out, _ = run_cli(capsys, "verify", "--json", *map(str, files))
+    assert code == 6
+    reports = json.loads(out)
+    assert [(r["status"], r["signer"], r["trust"]) for r in reports] == [
+        ("invalid", None, None)
+    ] * len(files)
+    assert [r["summary"] for r in reports] == lines
+
+
 @pytest.fixture
 def acme_ca():
     from brandloop.tools.credentials.devca import make_dev_credentials

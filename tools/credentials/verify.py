@@ -348,6 +348,8 @@ def verify_image(
 
 
 def _signer_text(report: CredentialReport) -> str:
+    if report.signer is None:  # no manifest could be read, or it names no certificate
+        return "no signer could be read"
     if report.development_signer:
         return f'signed by "{report.signer}" (brandloop development CA: UNTRUSTED)'
     if report.trust == "trusted":
@@ -356,9 +358,19 @@ def _signer_text(report: CredentialReport) -> str:
 
 
 def _origin(run_id: str | None, template: str | None) -> str:
-    if run_id is None:
+    if not run_id:
         return "no brandloop run named"
     return f"run {run_id}, template {template or '?'}"
+
+
+def _matched_how(match: RegistryMatch) -> str:
+    if match.matched_by == "sha256":
+        return "by sha256"
+    if match.matched_by == "manifest":
+        return "by its manifest"
+    if match.distance is None:
+        return "by perceptual hash"
+    return f"by perceptual hash ({match.distance}/64 bits apart)"
 
 
 def summary_line(report: CredentialReport) -> str:
@@ -367,11 +379,7 @@ def summary_line(report: CredentialReport) -> str:
     if report.status == "absent":
         if report.match is None:
             return f"{name}: absent - no Content Credentials, and no run in this registry matches"
-        how = (
-            "by sha256"
-            if report.match.matched_by == "sha256"
-            else f"by perceptual hash ({report.match.distance}/64 bits apart)"
-        )
+        how = _matched_how(report.match)
         what = "credentials removed" if report.credentials_removed else "never signed"
         return f"{name}: absent - {what}; matches {_origin(report.match.run_id, report.match.template)} {how}"
     status: str = report.status

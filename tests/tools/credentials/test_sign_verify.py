@@ -20,7 +20,12 @@ from brandloop.tools.credentials import (
     sign_image,
     verify_image,
 )
-from brandloop.tools.credentials.verify import read_manifest_store
+from brandloop.tools.credentials.verify import (
+    CredentialReport,
+    RegistryMatch,
+    read_manifest_store,
+    summary_line,
+)
 from brandloop.tools.credentials.xmp import read_digital_source_type, read_xmp_receipt
 from tests.tools.credentials.conftest import (
     encode,
@@ -204,3 +209,40 @@ def test_xmp_digital_source_type_is_in_every_format(dev_signer) -> None:
         receipt = receipt_dict(provider="procedural", format=fmt)
         signed = sign_image(encode(picture(), pil), fmt, receipt, dev_signer).data
         assert read_digital_source_type(signed) == ALGORITHMIC
+
+
+@pytest.mark.parametrize("trust", [None, "untrusted"])
+def test_a_report_without_a_signer_says_no_signer_could_be_read(trust) -> None:
+    """No signer (a manifest that cannot be read, or one naming no certificate): the summary
+    names none and gives no trust verdict - it used to say 'signed by "None" (UNTRUSTED ...)'."""
+    report = CredentialReport(
+        file="cut.png", sha256="ab" * 32, format="png", status="invalid", trust=trust,
+        problems=["the manifest cannot be read: PNG out of range"],
+    )  # fmt: skip
+    assert summary_line(report) == (
+        "cut.png: invalid - no signer could be read; no brandloop run named; "
+        "problems: the manifest cannot be read: PNG out of range"
+    )
+
+
+@pytest.mark.parametrize(
+    ("matched_by", "distance", "how"),
+    [
+        ("sha256", None, "by sha256"),
+        ("perceptual_hash", 3, "by perceptual hash (3/64 bits apart)"),
+        ("perceptual_hash", None, "by perceptual hash"),
+        ("manifest", None, "by its manifest"),
+    ],
+)
+def test_an_absent_files_match_is_said_without_none(matched_by, distance, how) -> None:
+    match = RegistryMatch(
+        run_id="run_1", attempt_id=None, template=None, sha256="cd" * 32,
+        matched_by=matched_by, distance=distance,
+    )  # fmt: skip
+    report = CredentialReport(
+        file="copy.png", sha256="ab" * 32, format="png", status="absent", match=match,
+        credentials_removed=True,
+    )  # fmt: skip
+    assert summary_line(report) == (
+        f"copy.png: absent - credentials removed; matches run run_1, template ? {how}"
+    )
