@@ -107,7 +107,8 @@ class EvalRunner:
         return {
             "suite": self.suite.name,
             "suite_version": self.suite.version,
-            "suite_path": self.suite.path,
+            # absolute: the studio reads the set from another working directory
+            "suite_path": str(Path(self.suite.path).resolve()),
             "fingerprint": self.suite.fingerprint,
             "targets": {t.name: target_fingerprint(t) for t in self.targets},
             "repeat": self.repeat,
