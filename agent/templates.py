@@ -38,6 +38,11 @@ def _shipped() -> tuple[dict[str, Any], ...]:
     )
 
 
+def shipped_template_names() -> list[str]:
+    """The templates every tenant's registry holds (seeded on first use)."""
+    return [str(shipped["name"]) for shipped in _shipped()]
+
+
 def ensure_shipped_templates(session: Session, *, tenant: str) -> None:
     """Seed each shipped template (version 1, approved, label production) if it is missing."""
     for shipped in _shipped():

@@ -18,14 +18,25 @@ from pydantic import ValidationError
 
 from brandloop.domain import brand_key
 from brandloop.errors import BadInputError
-from brandloop.evals.models import Case, CaseSpec, RequestParams, Suite, SuiteFile, TargetSpec
+from brandloop.evals.models import (
+    Case,
+    CaseSpec,
+    MinScore,
+    RequestParams,
+    Suite,
+    SuiteFile,
+    TargetSpec,
+)
 from brandloop.policies.agent import AgentPolicy, load_agent_policy
 from brandloop.policies.brandkit import load_brand_kit
+from brandloop.policies.scoring import SIGNAL_NAMES
 from brandloop.policy_files import describe_validation_error, load_yaml_file, parse_yaml
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 MAX_SUITE_BYTES = 1024 * 1024
 MAX_CASES = 5000
+#: What a ``min_score`` assertion may name: the composite or one of the scored signals.
+SCORE_NAMES = ("composite", *SIGNAL_NAMES)
 
 
 def _substitute(value: Any, variables: dict[str, Any], where: str) -> Any:
@@ -145,6 +156,13 @@ def build_suite(data: Any, *, path: Path) -> Suite:
                 )
             if not case.assertions:
                 raise BadInputError(f"{where}: has no assertions")
+            for assertion in case.assertions:
+                # a misspelt signal would fail every case as "no accepted image has a ... score"
+                if isinstance(assertion, MinScore) and assertion.signal not in SCORE_NAMES:
+                    raise BadInputError(
+                        f"{where}: min_score names an unknown signal {assertion.signal!r} "
+                        f"(known: {', '.join(SCORE_NAMES)})"
+                    )
             if case.id in seen:
                 raise BadInputError(f"{where}: duplicate case id after expansion")
             seen.add(case.id)

@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from brandloop.agent.runner import RunTiming, run_generation
-from brandloop.agent.templates import ensure_shipped_templates
+from brandloop.agent.templates import REF_PATTERN, ensure_shipped_templates, shipped_template_names
 from brandloop.artifacts import ArtifactStore, atomic_write, read_png_text
 from brandloop.domain import GenerationRequest, TemplateVersion
 from brandloop.errors import BadInputError, present
@@ -52,7 +52,8 @@ from brandloop.evals.models import (
 )
 from brandloop.policies.agent import AgentPolicy, load_agent_policy
 from brandloop.policies.brandkit import load_brand_kit
-from brandloop.policy_files import load_yaml_file
+from brandloop.policies.catalog import CATALOG_PATH, load_catalog
+from brandloop.policy_files import describe_validation_error, load_yaml_file
 from brandloop.providers import ImageProvider
 from brandloop.registry import crud
 from brandloop.registry.db import Database
@@ -106,7 +107,8 @@ class EvalRunner:
         return {
             "suite": self.suite.name,
             "suite_version": self.suite.version,
-            "suite_path": self.suite.path,
+            # absolute: the studio reads the set from another working directory
+            "suite_path": str(Path(self.suite.path).resolve()),
             "fingerprint": self.suite.fingerprint,
             "targets": {t.name: target_fingerprint(t) for t in self.targets},
             "repeat": self.repeat,
@@ -382,6 +384,26 @@ def build_request(case: Case, target: TargetSpec, k: int, tenant: str) -> Genera
     )
 
 
+def read_template_file(file: str) -> tuple[dict[str, Any], str, int | None]:
+    """A target's template file (the shipped YAML shape): its version fields, its description
+    and the version number it names (``None``: the next free number when registered)."""
+    data = load_yaml_file(Path(file), what="template file")
+    if not isinstance(data, dict) or "name" not in data or "body" not in data:
+        raise BadInputError(f"template file {file}: needs at least name and body")
+    data = dict(data)
+    description = data.pop("description", "")
+    version = data.pop("version", None)
+    data.pop("status", None)
+    try:
+        number = None if version is None else int(version)
+        # the shape a registered version has (a placeholder number when the file names none)
+        TemplateVersion(version=1 if number is None else number, status="approved", **data)
+    except (TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        problem = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+        raise BadInputError(f"template file {file}: {problem}") from None
+    return data, str(description), number
+
+
 def register_templates(session: Any, *, tenant: str, files: list[str]) -> None:
     """Register each template file (the shipped YAML shape) as a version of its template,
     approved; the file's ``version`` (or the next free number) names it. Idempotent."""
@@ -389,12 +411,8 @@ def register_templates(session: Any, *, tenant: str, files: list[str]) -> None:
         return
     ensure_shipped_templates(session, tenant=tenant)
     for file in files:
-        data = load_yaml_file(Path(file), what="template file")
-        if not isinstance(data, dict) or "name" not in data or "body" not in data:
-            raise BadInputError(f"template file {file}: needs at least name and body")
-        description = data.pop("description", "")
+        data, description, version = read_template_file(file)
         template = crud.get_template(session, tenant=tenant, name=data["name"])
-        version = data.pop("version", None)
         if version is None:
             version = 1
             while template is not None and crud.get_template_version(
@@ -402,12 +420,99 @@ def register_templates(session: Any, *, tenant: str, files: list[str]) -> None:
             ):
                 version += 1
         elif template is not None and crud.get_template_version(
-            session, template_id=template.id, version=int(version)
+            session, template_id=template.id, version=version
         ):
             continue
-        data.pop("status", None)
-        tv = TemplateVersion(version=int(version), status="approved", **data)
+        tv = TemplateVersion(version=version, status="approved", **data)
         crud.add_template_version(session, tenant=tenant, version=tv, description=description)
+
+
+# --------------------------------------------------------------------------- before a run
+
+
+def known_templates(target: TargetSpec) -> dict[str, tuple[set[int], set[str]]]:
+    """Template name → (versions, labels) a case of ``target`` can resolve: its registry is
+    new, so it holds the shipped templates (version 1, label production) and what the
+    target's template files register (:func:`register_templates`, which numbers alike)."""
+    known: dict[str, tuple[set[int], set[str]]] = {
+        name: ({1}, {"production"}) for name in shipped_template_names()
+    }
+    for file in target.templates:
+        data, _, version = read_template_file(file)
+        versions, _labels = known.setdefault(str(data["name"]), (set(), set()))
+        if version is None:
+            version = 1
+            while version in versions:
+                version += 1
+        versions.add(version)
+    return known
+
+
+def _template_problem(ref: str, known: dict[str, tuple[set[int], set[str]]]) -> str | None:
+    """Why ``ref`` would not resolve in a registry holding ``known`` (as
+    :func:`brandloop.agent.templates.resolve_template` would say it), or None."""
+    match = REF_PATTERN.fullmatch(ref)
+    if not match:
+        return f"template reference {ref!r} is not name, name@VERSION or name:LABEL"
+    name = match["name"]
+    choices = ", ".join(
+        f"{n}@{v}" for n, (versions, _) in sorted(known.items()) for v in sorted(versions)
+    )
+    if name not in known:
+        return f"template {ref!r} does not exist: there is no template {name!r} (known: {choices})"
+    versions, labels = known[name]
+    if match["version"]:
+        if int(match["version"]) not in versions:
+            return (
+                f"template {ref!r} does not exist: {name} has no version "
+                f"{int(match['version'])} (known: {choices})"
+            )
+        return None
+    label = match["label"] or "production"
+    if label not in labels:
+        return (
+            f"template {ref!r} does not resolve: {name} has no label {label!r} "
+            f"(labels: {', '.join(sorted(labels)) or 'none'}; name a version: {name}@N)"
+        )
+    return None
+
+
+def check_references(suite: Suite, targets: list[TargetSpec], *, settings: Settings) -> None:
+    """Refuse, before any case runs, what every execution would fail on: a template (ref or
+    version) or a model that does not exist where the targets run. ``settings`` are the
+    deployment's; a target's own registry takes the catalog they name, else the shipped one."""
+    catalog = load_catalog(settings.catalog_path or CATALOG_PATH)
+    models = {m.id for m in catalog}
+    problems: list[str] = []
+
+    def add(problem: str) -> None:
+        if problem not in problems:
+            problems.append(problem)
+
+    for target in targets:
+        where = f"suite {suite.path}: target {target.name}"
+        known = known_templates(target)
+        if target.model is not None and target.model not in models:
+            add(f"{where}: unknown model {target.model!r} (known: {', '.join(sorted(models))})")
+        if target.template is not None:
+            problem = _template_problem(target.template, known)
+            if problem:
+                add(f"{where}: {problem}")
+        for case in suite.cases:
+            # what build_request sends: the target's setting wins over the case's
+            case_where = f"suite {suite.path}: case {case.id}"
+            if len(targets) > 1:
+                case_where += f" (target {target.name})"
+            model = target.model or case.request.model
+            if target.model is None and model is not None and model not in models:
+                add(f"{case_where}: unknown model {model!r} (known: {', '.join(sorted(models))})")
+            if target.template is None and case.request.template is not None:
+                problem = _template_problem(case.request.template, known)
+                if problem:
+                    add(f"{case_where}: {problem}")
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise BadInputError("; ".join(problems[:3]) + more)
 
 
 def _pii_pattern(value: str) -> re.Pattern[str]:

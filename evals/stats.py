@@ -88,6 +88,9 @@ class BaselineReport(_Model):
     baseline_path: str
     target: str
     baseline_target: str
+    compared: int = Field(default=0, description="cases in both the run and the baseline")
+    only_current: int = Field(default=0, description="cases of the run the baseline lacks")
+    only_baseline: int = Field(default=0, description="baseline cases the run lacks")
     comparisons: list[Comparison]
     cases: list[CaseRegression]
     regressions: int
@@ -258,6 +261,42 @@ def compare_metrics(
     return out
 
 
+def baseline_cases(
+    baseline: dict[str, Any], target: str
+) -> tuple[str, dict[str, list[dict[str, Any]]]]:
+    """The baseline target compared with ``target`` (the one of the same name, else the
+    baseline's first) and its rows by case id. A baseline without rows is a ValueError."""
+    rows = baseline.get("cases") or []
+    if not isinstance(rows, list) or not rows:
+        raise ValueError("the baseline has no case results")
+    names = [str(r.get("target")) for r in rows if isinstance(r, dict)]
+    if not names:
+        raise ValueError("the baseline has no case results")
+    base_target = target if target in names else names[0]
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if isinstance(row, dict) and row.get("target") == base_target:
+            grouped.setdefault(str(row.get("case_id")), []).append(row)
+    return base_target, grouped
+
+
+def check_baseline_overlap(baseline: dict[str, Any], target: str, case_ids: set[str]) -> set[str]:
+    """The case ids the run and the baseline share; none at all is a ValueError (a baseline of
+    another suite would otherwise compare nothing and report no regression)."""
+    base_target, grouped = baseline_cases(baseline, target)
+    shared = set(grouped) & case_ids
+    if not shared:
+        suite = baseline.get("suite")
+        of = ""
+        if isinstance(suite, dict) and suite.get("name"):
+            of = f" of suite {suite.get('name')} v{suite.get('version')}"
+        raise ValueError(
+            f"shares no case with this run: its target {base_target}{of} has "
+            f"{len(grouped)} case(s), none of them among this run's {len(case_ids)}"
+        )
+    return shared
+
+
 def compare_baseline(
     baseline: dict[str, Any],
     current: Sequence[CaseResult],
@@ -272,16 +311,10 @@ def compare_baseline(
     when its pass rate drops; the run regresses significantly when the pass rate or the mean
     accepted composite is worse with a 95% interval that excludes zero.
     """
-    rows = baseline.get("cases") or []
-    names = [str(r.get("target")) for r in rows]
-    if not rows:
-        raise ValueError("the baseline has no case results")
-    base_target = target if target in names else names[0]
+    base_target, grouped = baseline_cases(baseline, target)
+    current_ids = {r.case_id for r in current}
+    shared = check_baseline_overlap(baseline, target, current_ids)
     base_metrics: dict[str, dict[str, float | None]] = {}
-    grouped: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        if row.get("target") == base_target:
-            grouped.setdefault(str(row["case_id"]), []).append(row)
     for case_id, rs in grouped.items():
         composites = [c for r in rs for c in r.get("accepted_composites", [])]
         base_metrics[case_id] = {
@@ -316,7 +349,14 @@ def compare_baseline(
     regressions = sum(c.regressed for c in cases)
     worse = [c.metric for c in comparisons if c.verdict == "worse"]
     summary = (
-        f"{regressions} case(s) regressed; "
+        f"compared {len(shared)} of {len(current_ids)} case(s)"
+        + (
+            f" (also {len(grouped) - len(shared)} baseline case(s) not in this run)"
+            if len(grouped) > len(shared)
+            else ""
+        )
+        + (f" against baseline target {base_target}" if base_target != target else "")
+        + f": {regressions} case(s) regressed; "
         + ("significant regression in " + ", ".join(worse) if significant else "")
         + ("no significant regression" if not significant else "")
         + (
@@ -329,6 +369,9 @@ def compare_baseline(
         baseline_path=baseline_path,
         target=target,
         baseline_target=base_target,
+        compared=len(shared),
+        only_current=len(current_ids - shared),
+        only_baseline=len(set(grouped) - shared),
         comparisons=comparisons,
         cases=cases,
         regressions=regressions,

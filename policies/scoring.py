@@ -17,6 +17,19 @@ from brandloop.errors import BadInputError
 from brandloop.policy_files import describe_validation_error, read_policy_yaml
 
 DEFAULTS_PATH: Final = Path(__file__).with_name("scoring_defaults.yaml")
+#: Every signal an image can be scored on, keyed like ``Scores.signals`` (an eval's
+#: ``min_score`` assertion names one of these, or ``composite``).
+SIGNAL_NAMES: Final = (
+    "palette",
+    "sharpness",
+    "exposure",
+    "contrast",
+    "colourfulness",
+    "format",
+    "duplicate",
+    "similarity",
+    "alignment",
+)
 
 
 class SignalPolicy(BaseModel):
@@ -175,17 +188,8 @@ class ScoringPolicy(BaseModel):
         A signal missing from this policy's file counts 0 (so an older three-signal policy
         scores as it did); the packaged defaults weigh them all.
         """
-        return {
-            "palette": self.palette.weight,
-            "sharpness": self.sharpness.weight,
-            "exposure": self.exposure.weight,
-            "contrast": self.contrast.weight,
-            "colourfulness": self.colourfulness.weight,
-            "format": self.format.weight,
-            "duplicate": self.duplicate.weight,
-            "similarity": self.similarity.weight,
-            "alignment": self.alignment.weight,
-        }
+        policies: dict[str, SignalPolicy] = {name: getattr(self, name) for name in SIGNAL_NAMES}
+        return {name: policy.weight for name, policy in policies.items()}
 
     def composite(self, signals: Mapping[str, Signal]) -> float:
         """Weighted mean of the signals present; signals with no weight here do not count.

@@ -21,9 +21,9 @@ from brandloop.evals.loader import load_suite, parse_target
 from brandloop.evals.models import CaseResult, Suite, TargetSpec
 from brandloop.evals.reports import build_document, build_html, build_junit
 from brandloop.evals.reports.document import RUN_FORMAT, comparisons, gate_results, summaries
-from brandloop.evals.runner import EvalRun, EvalRunner, default_run_dir
+from brandloop.evals.runner import EvalRun, EvalRunner, check_references, default_run_dir
 from brandloop.evals.schema import render_schema
-from brandloop.evals.stats import BaselineReport, compare_baseline
+from brandloop.evals.stats import BaselineReport, check_baseline_overlap, compare_baseline
 
 eval_app = typer.Typer(
     help="Offline evals: suites, A/B comparisons, baselines.", no_args_is_help=True
@@ -178,8 +178,15 @@ def run(
         check_output_folder(run_dir, "--run-dir")
     suite = load_suite(suite_path)
     targets = resolve_targets(suite, target or [])
-    baseline_doc = load_baseline(baseline_path) if baseline_path else None
     cfg = settings()
+    check_references(suite, targets, settings=cfg)
+    baseline_doc = None
+    if baseline_path is not None:
+        baseline_doc = load_baseline(baseline_path)
+        try:  # a baseline that shares no case would compare nothing and find no regression
+            check_baseline_overlap(baseline_doc, targets[0].name, {c.id for c in suite.cases})
+        except ValueError as exc:
+            raise BadInputError(f"baseline {baseline_path}: {exc}") from None
     directory = run_dir or default_run_dir(cfg, suite, targets)
     runner = EvalRunner(
         suite=suite,
@@ -252,8 +259,10 @@ def run(
 def validate(
     suite_path: Annotated[Path, typer.Argument(metavar="SUITE", help="suite YAML file")],
 ) -> None:
-    """Check SUITE against the schema and expand it; print what would run."""
+    """Check SUITE against the schema and expand it, and that the templates, models and
+    signals it names exist; print what would run."""
     suite = load_suite(suite_path)
+    check_references(suite, suite.targets, settings=settings())
     groups = len(suite.groups)
     out.print(
         f"{suite.name} v{suite.version}: {len(suite.cases)} cases, {groups} group(s), "

@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from brandloop.api.cli import main
 from brandloop.settings import Settings
-from tests.evals.conftest import ON_BRAND_CASES, write_suite
+from tests.evals.conftest import BRANDS, ON_BRAND_CASES, write_suite
 
 # The harness gives each target its own SQLite registry whatever the deployment's database.
 pytestmark = pytest.mark.databases("sqlite")
@@ -144,3 +145,195 @@ def test_validate_and_schema(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     assert code == 0 and f"{len(ON_BRAND_CASES)} cases" in stdout
     code, stdout, _ = run_cli(capsys, "eval", "schema")
     assert code == 0 and json.loads(stdout)["title"] == "SuiteFile"
+
+
+# --------------------------------------------------------------------------- names that do not exist
+
+HERO = Path(__file__).resolve().parents[2] / "policies" / "templates" / "brand-hero.yaml"
+
+
+def tiny_suite(path: Path, cases: list[dict[str, object]] | None = None, **extra: object) -> Path:
+    """One brand, small cases that cost one draft render each."""
+    document: dict[str, object] = {
+        "name": path.stem,
+        "version": 1,
+        "brands": [str(BRANDS / "acme-coffee.yaml")],
+        "gate": {"min_pass_rate": 0.0},
+        "defaults": {
+            "request": {
+                "size": "128x128",
+                "budget_usd": 0.5,
+                "seed": 3,
+                "model": "procedural/draft",
+            }
+        },
+        "cases": cases
+        or [
+            {
+                "id": "cup",
+                "brand": "Acme Coffee",
+                "brief": "A coffee cup",
+                "assertions": [{"kind": "max_cost", "max_usd": 1}],
+            }
+        ],
+        **extra,
+    }
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def template_file(path: Path, name: str, version: int | None = None) -> Path:
+    data = yaml.safe_load(HERO.read_text(encoding="utf-8"))
+    data["name"] = name
+    data.pop("version", None)
+    if version is not None:
+        data["version"] = version
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+CASE = {"id": "cup", "brand": "Acme Coffee", "brief": "A coffee cup"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "argv", "named"),
+    [
+        ({"targets": [{"name": "default", "template": "nope@2"}]}, [], "'nope@2'"),
+        ({"targets": [{"name": "m", "model": "nope/none"}]}, [], "'nope/none'"),
+        (
+            {
+                "cases": [
+                    {
+                        **CASE,
+                        "request": {"template": "nope@9"},
+                        "assertions": [{"kind": "accepted"}],
+                    }
+                ]
+            },
+            [],
+            "'nope@9'",
+        ),
+        (
+            {
+                "cases": [
+                    {
+                        **CASE,
+                        "request": {"model": "nope/none"},
+                        "assertions": [{"kind": "accepted"}],
+                    }
+                ]
+            },
+            [],
+            "'nope/none'",
+        ),
+        (
+            {"targets": [{"name": "default", "template": "brand-hero@7"}]},
+            [],
+            "brand-hero has no version 7",
+        ),
+        (
+            {"targets": [{"name": "default", "template": "brand-hero:canary"}]},
+            [],
+            "no label 'canary'",
+        ),
+        ({"targets": [{"name": "default", "template": "Brand Hero"}]}, [], "'Brand Hero'"),
+        (
+            {
+                "cases": [
+                    {
+                        **CASE,
+                        "assertions": [{"kind": "min_score", "signal": "nosuchsignal", "min": 0.5}],
+                    }
+                ]
+            },
+            [],
+            "'nosuchsignal'",
+        ),
+        ({}, ["--target", "x:template=nope@3"], "'nope@3'"),
+        ({}, ["--target", "x:model=nope/none"], "'nope/none'"),
+    ],
+)
+def test_an_unknown_template_model_or_signal_is_exit_2_before_any_case_runs(
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    tmp_path: Path,
+    extra: dict[str, object],
+    argv: list[str],
+    named: str,
+) -> None:
+    cases = extra.pop("cases", None)
+    suite = tiny_suite(tmp_path / "s.yaml", cases, **extra)  # type: ignore[arg-type]
+    commands = [["eval", "run", str(suite), *argv]]
+    if not argv:  # a suite's own names are checked by validate too
+        commands.append(["eval", "validate", str(suite)])
+    for command in commands:
+        code, stdout, stderr = run_cli(capsys, *command)
+        assert code == 2, (command, stdout, stderr)
+        assert stderr.count("\n") == 1 and named in stderr, stderr
+        assert stderr.startswith("brandloop: error: "), stderr
+    assert not (settings.data_dir / "evals").exists(), "nothing is stored for bad input"
+
+
+def test_a_template_from_the_targets_own_file_is_known_and_is_the_one_run(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    template_file(tmp_path / "hero2.yaml", "hero2")
+    template_file(tmp_path / "hero-next.yaml", "brand-hero")  # no version: the next free, 2
+    suite = tiny_suite(
+        tmp_path / "s.yaml",
+        targets=[
+            {"name": "own", "templates": ["hero2.yaml"], "template": "hero2@1"},
+            {"name": "next", "templates": ["hero-next.yaml"], "template": "brand-hero@2"},
+        ],
+    )
+    code, stdout, stderr = run_cli(capsys, "eval", "validate", str(suite))
+    assert code == 0, stderr
+    code, stdout, stderr = run_cli(capsys, "eval", "run", str(suite), "--json", "-")
+    assert code == 0, stderr
+    rows = {r["target"]: r for r in json.loads(stdout)["cases"]}
+    assert rows["own"]["error"] is None and rows["next"]["error"] is None
+    used = {
+        json.loads(p.read_text())["attempts"][0]["template"]
+        for p in (settings.data_dir / "evals").glob("*/cases/*/cup__r0.json")
+    }
+    assert used == {"hero2@1", "brand-hero@2"}
+    # a template only a file defines has no label: its bare name cannot resolve
+    code, _, stderr = run_cli(
+        capsys, "eval", "run", str(suite), "--target", "x:templates=hero2.yaml,template=hero2"
+    )
+    assert code == 2 and "hero2 has no label 'production'" in stderr, stderr
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def test_a_baseline_sharing_no_case_is_exit_2_and_a_partial_one_says_what_it_compared(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    def case(case_id: str) -> dict[str, object]:
+        return {**CASE, "id": case_id, "assertions": [{"kind": "max_cost", "max_usd": 1}]}
+
+    baseline = tmp_path / "main.json"
+    first = tiny_suite(tmp_path / "first.yaml", [case("cup"), case("mug")])
+    code, _, stderr = run_cli(capsys, "eval", "run", str(first), "--json", str(baseline))
+    assert code == 0, stderr
+    runs = set((settings.data_dir / "evals").iterdir())
+
+    other = tiny_suite(tmp_path / "other.yaml", [case("c0"), case("c1"), case("c2")])
+    code, _, stderr = run_cli(capsys, "eval", "run", str(other), "--baseline", str(baseline))
+    assert code == 2, stderr
+    assert stderr.count("\n") == 1 and "shares no case with this run" in stderr, stderr
+    assert "suite first v1" in stderr and "2 case(s)" in stderr, stderr
+    assert set((settings.data_dir / "evals").iterdir()) == runs, "nothing ran or was stored"
+
+    partial = tiny_suite(tmp_path / "partial.yaml", [case("cup"), case("bowl")])
+    code, stdout, stderr = run_cli(
+        capsys, "eval", "run", str(partial), "--baseline", str(baseline), "--json", "-"
+    )
+    assert code == 0, stderr
+    report = json.loads(stdout)["baseline"]
+    assert (report["compared"], report["only_current"], report["only_baseline"]) == (1, 1, 1)
+    assert report["summary"].startswith("compared 1 of 2 case(s)"), report["summary"]
+    assert all(c["n"] == 1 for c in report["comparisons"] if c["metric"] == "pass_rate")
+    code, stdout, _ = run_cli(capsys, "eval", "run", str(partial), "--baseline", str(baseline))
+    assert code == 0 and "baseline: compared 1 of 2 case(s)" in stdout

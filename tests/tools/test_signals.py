@@ -12,7 +12,13 @@ import pytest
 from PIL import Image
 
 from brandloop.errors import BadInputError
-from brandloop.policies.scoring import AlignmentPolicy, ScoringPolicy, load_scoring_policy
+from brandloop.policies.scoring import (
+    SIGNAL_NAMES,
+    AlignmentPolicy,
+    ScoringPolicy,
+    SignalPolicy,
+    load_scoring_policy,
+)
 from brandloop.tools.scoring import (
     ImageAnalysis,
     ImageDecodeError,
@@ -74,6 +80,19 @@ def test_the_clean_on_palette_image_passes_every_signal(analysed, policy):
     scores = analysed["on_palette.png"].scores
     assert set(scores.signals) == set(MAIN)
     assert scores.failed == [] and policy.accepts(scores)
+
+
+def test_every_signal_is_named_where_eval_suites_look_names_up(analysed):
+    """``SIGNAL_NAMES`` is what an eval's ``min_score`` may name: every signal the policy
+    weighs, and every signal an analysis produces."""
+    weighed = {
+        name
+        for name, field in ScoringPolicy.model_fields.items()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, SignalPolicy)
+    }
+    assert weighed == set(SIGNAL_NAMES)
+    produced = {name for a in analysed.values() for name in a.scores.signals}
+    assert produced <= set(SIGNAL_NAMES)
 
 
 def test_signals_order_the_labelled_pairs(fx, analysed):

@@ -29,8 +29,9 @@ from brandloop.api.studio.web import (
     render,
     see_other,
 )
-from brandloop.errors import BrandloopError
+from brandloop.errors import BadInputError, BrandloopError
 from brandloop.evals.loader import load_suite
+from brandloop.evals.models import Suite
 from brandloop.evals.reports import build_html
 from brandloop.evals.reports.document import comparisons, gate_results, summaries
 from brandloop.evals.runner import EvalRun, EvalRunner, evaluate_results
@@ -60,10 +61,30 @@ def _find(settings: Settings, tenant: str, name: str) -> Path:
     raise StudioError(404, f"no eval result set {name}")
 
 
+def manifest_suite(manifest: dict[str, Any]) -> Suite:
+    """The suite a result set was run from. Sets run before the path was stored absolute may
+    name it relative to the directory ``brandloop eval run`` ran in, which was not recorded:
+    such a path is tried from this server's working directory, and taken only when the suite
+    there is the one that ran (its fingerprint matches); otherwise the message says what to do."""
+    stored = Path(manifest["suite_path"])
+    if stored.is_absolute():
+        return load_suite(stored)
+    if stored.is_file():
+        suite = load_suite(stored)
+        if suite.fingerprint == manifest.get("fingerprint"):
+            return suite
+    raise BadInputError(
+        f"its manifest names the suite by the relative path {stored}, and the directory "
+        "`brandloop eval run` ran in was not recorded; run the suite again (result sets now "
+        "record the absolute path) or write the suite's absolute path into suite_path in "
+        "the set's manifest.json"
+    )
+
+
 def load_run(path: Path) -> EvalRun:
     """A finished result set as the reports read it."""
     manifest: dict[str, Any] = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    suite = load_suite(Path(manifest["suite_path"]))
+    suite = manifest_suite(manifest)
     targets = [t for t in suite.targets if t.name in manifest.get("targets", {})] or suite.targets
     runner = EvalRunner(suite=suite, targets=targets, run_dir=path, repeat=manifest["repeat"])
     results = evaluate_results(suite, runner._existing())
@@ -75,6 +96,14 @@ def load_run(path: Path) -> EvalRun:
         results=results,
         started_at=manifest.get("started_at", ""),
     )
+
+
+async def _read(settings: Settings, tenant: str, name: str) -> EvalRun:
+    path = _find(settings, tenant, name)
+    try:
+        return await asyncio.to_thread(load_run, path)
+    except (BrandloopError, OSError, KeyError, ValueError) as exc:
+        raise StudioError(409, f"result set {name} cannot be read: {exc}") from None
 
 
 @router.get("/evals")
@@ -95,11 +124,7 @@ def evals(request: Request, user: Viewer, settings: SettingsDep) -> Response:
 
 @router.get("/evals/{name}")
 async def result_set(request: Request, name: str, user: Viewer, settings: SettingsDep) -> Response:
-    path = _find(settings, user.tenant, name)
-    try:
-        run = await asyncio.to_thread(load_run, path)
-    except (BrandloopError, OSError, KeyError, ValueError) as exc:
-        raise StudioError(409, f"result set {name} cannot be read: {exc}") from None
+    run = await _read(settings, user.tenant, name)
     table = summaries(run)
     context = {
         "title": f"Eval {name}",
@@ -114,8 +139,7 @@ async def result_set(request: Request, name: str, user: Viewer, settings: Settin
 
 @router.get("/evals/{name}/report")
 async def report(name: str, user: Viewer, settings: SettingsDep) -> Response:
-    path = _find(settings, user.tenant, name)
-    run = await asyncio.to_thread(load_run, path)
+    run = await _read(settings, user.tenant, name)
     html = await asyncio.to_thread(build_html, run)
     return HTMLResponse(
         html, headers={"Content-Security-Policy": REPORT_CSP, "Cache-Control": "no-store"}

@@ -4,6 +4,7 @@ and Costs; each a 404 page for another tenant's things."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -159,3 +160,53 @@ def test_evals_page_shows_result_sets_reports_and_ab_verdicts(
     other = studio.signed_in_as("B", "bob", "admin")
     assert name not in other.get("/evals").text
     assert other.get(f"/evals/{name}").status_code == 404
+
+
+def test_a_result_set_run_from_a_relative_suite_path_opens_from_any_directory(
+    studio: Studio,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.api.test_cli import run_cli
+
+    cli_dir, server_dir = tmp_path / "cli", tmp_path / "server"
+    cli_dir.mkdir()
+    server_dir.mkdir()
+    suite = {
+        "name": "small",
+        "version": 1,
+        "brands": [str(ROOT / "examples" / "brands" / "acme-coffee.yaml")],
+        "gate": {"min_pass_rate": 0.0},
+        "defaults": {"request": {"size": "128x128", "budget_usd": 0.3, "seed": 4}},
+        "cases": [
+            {"id": "cup", "brand": "Acme Coffee", "brief": "a steaming cup",
+             "assertions": [{"kind": "max_cost", "max_usd": 1}]},
+        ],
+    }  # fmt: skip
+    (cli_dir / "small.yaml").write_text(json.dumps(suite), encoding="utf-8")
+    monkeypatch.chdir(cli_dir)
+    code, _, err = run_cli(capsys, "eval", "run", "small.yaml")  # as the docs write it
+    assert code == 0, err
+    monkeypatch.chdir(server_dir)  # the server runs elsewhere
+    browser = studio.signed_in_as("default", "ana", "viewer")
+    name = re.search(r'href="/evals/(small-[\w.=-]+)"', browser.get("/evals").text).group(1)  # type: ignore[union-attr]
+    manifest_path = studio.settings.data_dir / "evals" / name / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    result = browser.get(f"/evals/{name}")
+    assert result.status_code == 200 and "small v1 · 1 execution(s)" in result.text, result.text
+    report = browser.get(f"/evals/{name}/report")
+    assert report.status_code == 200 and "<script" not in report.text
+    assert manifest["suite_path"] == str(cli_dir / "small.yaml")
+
+    # a set an older release stored with the path as given: a message that says what to do
+    manifest_path.write_text(json.dumps({**manifest, "suite_path": "small.yaml"}))
+    for url in (f"/evals/{name}", f"/evals/{name}/report"):
+        page = browser.get(url)
+        assert page.status_code == 409, (url, page.status_code)
+        assert "relative path small.yaml" in page.text and "absolute path" in page.text
+    monkeypatch.chdir(cli_dir)  # where it ran: the same suite (its fingerprint) is taken
+    assert browser.get(f"/evals/{name}").status_code == 200
+    suite["cases"][0]["brief"] = "another suite by the same name"  # type: ignore[index]
+    (cli_dir / "small.yaml").write_text(json.dumps(suite), encoding="utf-8")
+    assert browser.get(f"/evals/{name}").status_code == 409
