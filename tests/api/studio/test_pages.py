@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import re
 import time
-from html.parser import HTMLParser
 from collections.abc import Callable
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -126,9 +126,12 @@ def test_a_reviewer_rejects_a_template_version_with_the_forms_reason(studio: Stu
     )  # fmt: skip
     assert added.status_code == 303
     page = ana.get("/templates/brand-hero").text
-    assert ana.post(
-        "/templates/brand-hero/versions/2/submit", data={"csrf": csrf_of(page)}
-    ).status_code == 200
+    assert (
+        ana.post(
+            "/templates/brand-hero/versions/2/submit", data={"csrf": csrf_of(page)}
+        ).status_code
+        == 200
+    )
     lee = studio.signed_in_as("A", "lee", "approver")
     page = lee.get("/templates/brand-hero").text
     form = reject_form(page, 2)
