@@ -44,7 +44,9 @@ def shipped_template_names() -> list[str]:
 
 
 def ensure_shipped_templates(session: Session, *, tenant: str) -> None:
-    """Seed each shipped template (version 1, approved, label production) if it is missing."""
+    """Seed each shipped template (version 1, approved, label production) if it is missing,
+    with the created time its file gives: the same in every registry, so an export of it is
+    the same wherever it is made."""
     for shipped in _shipped():
         if crud.get_template(session, tenant=tenant, name=shipped["name"]) is not None:
             continue

@@ -160,6 +160,8 @@ def reject(
     note: Annotated[str, typer.Option(help="why it is rejected (required)")],
 ) -> None:
     """Reject a version in review, saying why."""
+    if not note.strip():
+        raise BadInputError("a rejection needs a --note saying why")
     _review_step("reject", name, version, actor, note)
 
 

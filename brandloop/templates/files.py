@@ -3,7 +3,8 @@
 ``export`` writes every version (content, author, message, status) and every label of each
 template. ``import`` reads a whole directory before it writes anything, and then applies it in
 the caller's transaction: new templates and versions are added, versions already in the registry
-must be identical (versions are immutable), and labels are moved under the same rules as
+must be identical (versions are immutable; content, author and message; a status only behind the
+registry's, as in an export older than a review), and labels are moved under the same rules as
 ``brandloop templates label``. A version new to the registry comes in with the review state the
 file gives it only as the same steps by hand would allow: ``in_review`` from its author or an
 approver (``submit``); ``approved`` or ``rejected`` (reviewed in the pull request) from an
@@ -27,6 +28,7 @@ from brandloop.domain import TemplateStatus, TemplateVersion
 from brandloop.errors import BadInputError, present
 from brandloop.policy_files import yaml_error
 from brandloop.registry import crud
+from brandloop.registry.models import TemplateVersionRow
 from brandloop.templates.governance import (
     ACTOR_PATTERN,
     GovernanceError,
@@ -118,11 +120,13 @@ class TemplateFile(BaseModel):
 
 
 def export_templates(session: Session, *, tenant: str, directory: Path) -> list[Path]:
-    """Write ``<directory>/<name>.yaml`` for every template of the tenant."""
+    """Write ``<directory>/<name>.yaml`` for every template of the tenant.
+
+    Every file is made in memory and every target checked before the first is written: a
+    target that is a folder is a :class:`BadInputError` naming it, and nothing is written."""
     from brandloop.templates.governance import list_templates
 
-    directory.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
+    documents: list[tuple[Path, bytes]] = []
     for template in list_templates(session, tenant=tenant):
         document = {
             "name": template.name,
@@ -147,9 +151,18 @@ def export_templates(session: Session, *, tenant: str, directory: Path) -> list[
                 for row in versions(session, template=template)
             ],
         }
-        path = directory / f"{template.name}.yaml"
         text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
-        atomic_write(path, (HEADER + text).encode("utf-8"))
+        documents.append((directory / f"{template.name}.yaml", (HEADER + text).encode("utf-8")))
+    for path, _ in documents:
+        if path.is_dir() and not path.is_symlink():  # a link is replaced, a folder cannot be
+            raise BadInputError(
+                f"{path} is a folder; export writes a file of that name there (nothing was "
+                "exported): move the folder away or export to another folder"
+            )
+    directory.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for path, data in documents:
+        atomic_write(path, data)
         written.append(path)
     log.info("templates exported", extra={"tenant": tenant, "files": len(written)})
     return written
@@ -222,6 +235,60 @@ def _check_imported_review(
             )
 
 
+#: how far along the review a state is: a registry ahead of a file (a version approved after
+#: the export was made) is an older export, not an edit; approved and rejected are both final
+_REVIEW_STAGE: dict[str, int] = {"draft": 0, "in_review": 1, "approved": 2, "rejected": 2}
+
+
+def _short(text: str) -> str:
+    return repr(text if len(text) <= 60 else text[:59] + "…")
+
+
+def _check_unchanged(name: str, vf: VersionFile, row: TemplateVersionRow) -> None:
+    """A version the registry already has: the file must say what the registry says (content,
+    author, message), else a :class:`BadInputError` naming the version and the fields. Its
+    status may lag behind the registry's (an export older than a review), never run ahead of
+    it or contradict it: import does not review a version the registry already has. The
+    created time is not compared (the file's is kept only for a version new here)."""
+    subject = f"{name}@{vf.version}"
+    stored = {
+        "body": row.body,
+        "negative_body": row.negative_body,
+        "params": row.params,
+        "model_hints": list(row.model_hints),
+        "metadata": TemplateMetadata.model_validate(row.meta).model_dump(),
+    }
+    given = vf.content()
+    fields = [key for key in stored if stored[key] != given[key]]
+    fields += [
+        f"{key} ({_short(mine)} in the file, {_short(theirs)} in the registry)"
+        for key, mine, theirs in (
+            ("author", vf.author, row.author),
+            ("message", vf.message, row.message),
+        )
+        if mine != theirs
+    ]
+    if fields:
+        raise BadInputError(
+            f"{subject} differs from the registry in {'; '.join(fields)}; versions are "
+            "immutable, add a new version instead"
+        )
+    if vf.status == row.status or _REVIEW_STAGE[row.status] > _REVIEW_STAGE[vf.status]:
+        return  # the same, or the registry reviewed it after this export was made
+    step = REVIEW_ACTIONS[vf.status]
+    if row.status in {"approved", "rejected"}:  # the file gives the other verdict
+        advice = "a verdict is final; add a new version instead"
+    elif row.status == "draft" and step != "submit":
+        advice = f"brandloop templates submit, then {step}, {name} {vf.version} do that"
+    else:
+        advice = f"brandloop templates {step} {name} {vf.version} does that"
+    raise BadInputError(
+        f"{subject} differs from the registry in status ({vf.status!r} in the file, "
+        f"{row.status!r} in the registry); import does not review a version the registry "
+        f"already has: {advice}"
+    )
+
+
 def import_templates(
     session: Session, *, tenant: str, directory: Path, actor: str, screen: TemplateScreen
 ) -> list[dict[str, Any]]:
@@ -251,18 +318,7 @@ def import_templates(
         for vf in tf.versions:
             row = existing.get(vf.version)
             if row is not None:
-                stored = {
-                    "body": row.body,
-                    "negative_body": row.negative_body,
-                    "params": row.params,
-                    "model_hints": list(row.model_hints),
-                    "metadata": TemplateMetadata.model_validate(row.meta).model_dump(),
-                }
-                if stored != vf.content():
-                    raise BadInputError(
-                        f"{tf.name}@{vf.version} differs from the registry; versions are "
-                        "immutable, add a new version instead"
-                    )
+                _check_unchanged(tf.name, vf, row)
                 continue
             _check_imported_review(tf.name, vf, actor, policy)
             model = TemplateVersion(

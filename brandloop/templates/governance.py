@@ -515,7 +515,7 @@ def reject(
 ) -> TemplateVersionRow:
     """in_review → rejected, by an approver who is not the author; the note says why."""
     if not note.strip():
-        raise BadInputError("a rejection needs a --note saying why")
+        raise BadInputError("a rejection needs a note saying why")
     return _decide(
         session,
         tenant=tenant,

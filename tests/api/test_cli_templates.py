@@ -565,10 +565,7 @@ def test_export_import_round_trip(
         after = json.loads(ok(capsys, "templates", "show", f"{name}@1", "--json"))
         for key in ("labels", "description"):
             assert after[key] == before[key]
-        if name == "brand-hero":  # seeded in the fresh registry before the import: same content
-            for doc in (after, before):
-                doc["selected"][0].pop("created_at")
-        assert after["selected"] == before["selected"]
+        assert after["selected"] == before["selected"]  # brand-hero: seeded alike in both
     assert (
         json.loads(ok(capsys, "templates", "show", "seasonal-banner@2", "--json"))["selected"]
         == original_v2["selected"]
@@ -577,14 +574,113 @@ def test_export_import_round_trip(
     assert all(r["added_versions"] == [] and r["moved_labels"] == [] for r in again)
     second_export = tmp_path / "repo2"
     ok(capsys, "templates", "export", str(second_export))
-    assert (second_export / "seasonal-banner.yaml").read_text() == (
-        export_dir / "seasonal-banner.yaml"
-    ).read_text()
+    # byte for byte, the shipped brand-hero too (the tester's case: it had this registry's
+    # own seeding time, as the fresh registry seeds it before the import)
+    files = sorted(p.name for p in export_dir.iterdir())
+    assert sorted(p.name for p in second_export.iterdir()) == files
+    for name in files:
+        assert (second_export / name).read_bytes() == (export_dir / name).read_bytes(), name
     imported = [a for a in audit_rows() if a[1] == "template.imported"]
     assert imported == [
         ("lee", "template.imported", "seasonal-banner@1"),
         ("lee", "template.imported", "seasonal-banner@2"),
     ]
+
+
+def _edited_export(source: Path, target: Path, **changes: Any) -> Path:
+    """A copy of an export with seasonal-banner@1 changed, and a template new to the registry
+    (``aaa``, imported first) beside it: a refusal must leave that one out too."""
+    shutil.copytree(source, target)
+    path = target / "seasonal-banner.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["versions"][0].update(changes)
+    path.write_text(yaml.safe_dump(doc))
+    fresh = {"name": "aaa", "versions": [{"version": 1, "author": "ana", "body": "{{ brief }}"}]}
+    (target / "aaa.yaml").write_text(yaml.safe_dump(fresh))
+    return target
+
+
+@pytest.mark.parametrize(
+    ("registry", "changes", "expected"),
+    [
+        # the tester's case: a PR flips the status; nothing was approved, and import said ok
+        ("draft", {"status": "approved"}, "status ('approved' in the file, 'draft' in the"),
+        ("draft", {"status": "in_review"}, "templates submit seasonal-banner 1 does that"),
+        ("in_review", {"status": "approved"}, "templates approve seasonal-banner 1 does that"),
+        ("approved", {"status": "rejected"}, "a verdict is final"),
+        ("draft", {"author": "priya"}, "author ('priya' in the file, 'ana' in the registry)"),
+        (
+            "draft",
+            {"message": "edited"},
+            "message ('edited' in the file, 'first version of the seasonal banner' in the",
+        ),
+        ("draft", {"status": "approved", "author": "priya"}, "in author ('priya'"),
+    ],
+)
+def test_import_refuses_a_changed_status_author_or_message_of_a_version_it_has(
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    data_dir: Path,
+    tmp_path: Path,
+    registry: str,
+    changes: dict[str, str],
+    expected: str,
+) -> None:
+    ok(capsys, "templates", "create", "seasonal-banner", "--file", V1, "--as", "ana")
+    exported = tmp_path / "exp"
+    ok(capsys, "templates", "export", str(exported))
+    if registry != "draft":
+        ok(capsys, "templates", "submit", "seasonal-banner", "1", "--as", "ana")
+    if registry == "approved":
+        ok(capsys, "templates", "approve", "seasonal-banner", "1", "--as", "lee")
+    if registry != "draft":  # the file is read from this state's own export
+        shutil.rmtree(exported)
+        ok(capsys, "templates", "export", str(exported))
+    edited = _edited_export(exported, tmp_path / "edited", **changes)
+    before = data_snapshot(data_dir)
+    code, out, err = run_cli(capsys, "templates", "import", str(edited), "--as", "priya")
+    assert code == 2, (out, err)
+    assert err.startswith("brandloop: error: seasonal-banner@1 differs from the registry in ")
+    assert err.count("\n") == 1 and expected in err, err
+    assert data_snapshot(data_dir) == before
+    shown = json.loads(ok(capsys, "templates", "show", "seasonal-banner@1", "--json"))
+    assert (shown["selected"][0]["status"], shown["selected"][0]["author"]) == (registry, "ana")
+
+
+def test_an_export_older_than_a_review_imports_again(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    """A Git checkout made before a version was reviewed: its file says draft (or in_review),
+    the registry approved it since. Re-importing it is no edit: exit 0, nothing changes."""
+    ok(capsys, "templates", "create", "seasonal-banner", "--file", V1, "--as", "ana")
+    as_draft = tmp_path / "draft"
+    ok(capsys, "templates", "export", str(as_draft))
+    ok(capsys, "templates", "submit", "seasonal-banner", "1", "--as", "ana")
+    in_review = tmp_path / "in_review"
+    ok(capsys, "templates", "export", str(in_review))
+    ok(capsys, "templates", "import", str(as_draft), "--as", "priya")  # in review: ahead
+    ok(capsys, "templates", "approve", "seasonal-banner", "1", "--as", "lee", "--note", "ok")
+    for older in (as_draft, in_review):
+        report = json.loads(ok(capsys, "templates", "import", str(older), "--as", "ana", "--json"))
+        assert all(r["added_versions"] == [] and r["moved_labels"] == [] for r in report)
+    shown = json.loads(ok(capsys, "templates", "show", "seasonal-banner@1", "--json"))
+    assert shown["selected"][0]["status"] == "approved"
+
+
+@pytest.mark.parametrize("folder", ["brand-hero.yaml", "seasonal-banner.yaml"])
+def test_export_refuses_a_folder_where_a_file_goes_and_writes_nothing(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path, folder: str
+) -> None:
+    ok(capsys, "templates", "create", "seasonal-banner", "--file", V1, "--as", "ana")
+    target = tmp_path / "repo"
+    (target / folder).mkdir(parents=True)
+    (target / folder / "keep.txt").write_text("mine")
+    code, out, err = run_cli(capsys, "templates", "export", str(target))
+    assert code == 2, (out, err)  # was exit 1, IsADirectoryError, after brand-hero.yaml
+    assert err.startswith("brandloop: error: ") and err.count("\n") == 1, err
+    assert f"{target / folder} is a folder" in err
+    assert sorted(p.name for p in target.iterdir()) == [folder]  # nothing written, no .tmp-*
+    assert [p.name for p in (target / folder).iterdir()] == ["keep.txt"]
 
 
 def test_runs_show_lineage_and_reproduce_byte_identical(

@@ -115,7 +115,7 @@ def test_create_new_version_submit_approve_with_audit(session: Session) -> None:
 def test_reject_needs_a_note_and_a_rejected_version_is_never_used(session: Session) -> None:
     created(session)
     gov.submit(session, tenant=T, name="seasonal-banner", version=1, actor="ana")
-    with pytest.raises(BadInputError, match="--note"):
+    with pytest.raises(BadInputError, match="a rejection needs a note saying why"):
         gov.reject(session, tenant=T, name="seasonal-banner", version=1, actor="lee", note=" ")
     gov.reject(session, tenant=T, name="seasonal-banner", version=1, actor="lee", note="too busy")
     with pytest.raises(GovernanceError, match="rejected"):

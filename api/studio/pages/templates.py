@@ -149,6 +149,10 @@ def review(
     decision: Annotated[Literal["approve", "reject"], Form()],
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
+    if decision == "reject" and not note.strip():  # what the browser's `required` also asks
+        raise StudioError(
+            422, f"to reject v{version}, say why in “Why reject v{version}?”: the author reads it"
+        )
     body = TemplateReviewDecision(decision=decision, note=note)
     review_version(name, version, body, user.api_principal, session)
     return see_other(f"/templates/{name}")

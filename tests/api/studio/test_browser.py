@@ -1,6 +1,7 @@
 """The studio in a real headless Chromium (Debian's package, driven by Playwright) against a
 real ``brandloop serve``: sign in; chat a brief, watch it live and revise it; approve a review
-item and see the run finish; compare template versions and approve with a second principal;
+item and see the run finish; compare template versions and approve with a second principal,
+then reject one giving the form's reason;
 tenant B sees none of tenant A's pages or images; a form without its CSRF token is refused;
 axe-core finds no serious or critical violation on any page, and no CSP violation is logged."""
 
@@ -135,6 +136,19 @@ def test_compare_template_versions_and_approve_with_a_second_principal(
     lee.goto(studio_site.url + "/templates/brand-hero")
     lee.get_by_role("button", name="Approve v2").click()
     expect(lee.locator("tr", has_text="v2").locator(".status")).to_have_text("approved")
+    # a rejection: the form asks why (a labelled field the browser requires), axe-clean
+    ana.goto(studio_site.url + "/templates/brand-hero")
+    ana.get_by_label("Message").fill("neon")
+    ana.get_by_role("button", name="Add draft").click()
+    ana.get_by_role("button", name="Submit v3").click()
+    lee.goto(studio_site.url + "/templates/brand-hero")
+    serious = [v for v in axe_violations(lee) if v["impact"] in ("serious", "critical")]
+    assert not serious, serious
+    lee.get_by_role("button", name="Reject v3").click()  # blank: the browser asks for a reason
+    expect(lee.locator("tr", has_text="v3").locator(".status")).to_have_text("in review")
+    lee.get_by_label("Why reject v3?").fill("neon is off-brand")
+    lee.get_by_role("button", name="Reject v3").click()
+    expect(lee.locator("tr", has_text="v3").locator(".status")).to_have_text("rejected")
 
 
 def test_tenant_b_sees_none_of_tenant_as_pages_or_images(

@@ -8,12 +8,15 @@ import json
 import re
 import time
 from collections.abc import Callable
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from brandloop.agent.runner import open_memory
+from brandloop.registry import crud
+from brandloop.templates.governance import reviews
 from tests.api.http.conftest import brand_kit
 from tests.api.studio.conftest import Studio, csrf_of
 
@@ -68,6 +71,91 @@ def test_compare_two_template_versions_then_approve_with_a_second_principal(
     b = studio.signed_in_as("B", "bob", "admin")
     assert "crisp" not in b.get("/templates/brand-hero?a=1&b=1").text
     assert b.get("/templates/brand-hero?a=1&b=2").status_code == 404
+
+
+class _Forms(HTMLParser):
+    """Each ``<form>`` of a page: its action, its fields (name → attributes) and its labels
+    (``for`` → text), as a browser would submit and announce them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[dict[str, Any]] = []
+        self._label: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.forms.append({"action": found.get("action", ""), "fields": {}, "labels": {}})
+        elif tag in ("input", "textarea", "select") and self.forms and "name" in found:
+            self.forms[-1]["fields"][found["name"]] = found
+        elif tag == "label" and self.forms:
+            self._label = found.get("for", "")
+            self.forms[-1]["labels"][self._label] = ""
+
+    def handle_data(self, data: str) -> None:
+        if self._label is not None:
+            self.forms[-1]["labels"][self._label] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "label":
+            self._label = None
+
+
+def reject_form(html: str, version: int) -> dict[str, Any]:
+    parser = _Forms()
+    parser.feed(html)
+    forms = [
+        f
+        for f in parser.forms
+        if f["action"].endswith(f"/versions/{version}/review")
+        and f["fields"].get("decision", {}).get("value") == "reject"
+    ]
+    assert len(forms) == 1, parser.forms
+    return forms[0]
+
+
+def test_a_reviewer_rejects_a_template_version_with_the_forms_reason(studio: Studio) -> None:
+    """The Reject form itself asks why (a labelled, required field), and what it posts rejects
+    the version; a blank reason is a readable 422 page that names the field, not a CLI flag."""
+    ana = studio.signed_in_as("A", "ana", "creator")
+    page = ana.get("/templates/brand-hero").text
+    added = ana.post(
+        "/templates/brand-hero/versions",
+        data={"csrf": csrf_of(page), "body": "{{ brief }}. {{ palette_clause }}. neon",
+              "message": "louder"},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert added.status_code == 303
+    page = ana.get("/templates/brand-hero").text
+    assert (
+        ana.post(
+            "/templates/brand-hero/versions/2/submit", data={"csrf": csrf_of(page)}
+        ).status_code
+        == 200
+    )
+    lee = studio.signed_in_as("A", "lee", "approver")
+    page = lee.get("/templates/brand-hero").text
+    form = reject_form(page, 2)
+    note = form["fields"].get("note")
+    assert note is not None, form  # the old form sent only csrf and decision
+    assert "required" in note and form["labels"].get(note["id"]) == "Why reject v2?"
+    posted = {name: attrs.get("value", "") for name, attrs in form["fields"].items()}
+    for blank in ("", "   "):
+        refused = lee.post(form["action"], data={**posted, "note": blank})
+        assert refused.status_code == 422, refused.text
+        assert "Why reject v2?" in refused.text and "--note" not in refused.text
+        assert 'role="alert"' in refused.text
+    page = lee.get("/templates/brand-hero").text
+    assert "status-in_review" in page  # nothing changed
+    rejected = lee.post(form["action"], data={**posted, "note": "neon is off-brand"})
+    assert rejected.status_code == 200, rejected.text
+    assert "status-rejected" in rejected.text
+    assert "Reject v2" not in rejected.text
+    with studio.db.session() as session:
+        template = crud.get_template(session, tenant="A", name="brand-hero")
+        assert template is not None
+        done = [(r.actor, r.action, r.note) for r in reviews(session, template=template, version=2)]
+    assert done[-1] == ("lee", "reject", "neon is off-brand")
 
 
 def test_campaigns_board_and_costs(studio: Studio, api: Callable[..., Any]) -> None:
