@@ -1,9 +1,17 @@
 """Repeat work is free: an identical request replays what an earlier run accepted, from the
 generation cache, at no cost - whatever memory would have added to a freshly composed prompt.
 
-Two requests are identical when tenant, brand, brief, the resolved template version, seed,
-size, count, pinned model and provider allow-list agree. Only seeded requests replay: without
-a seed, a request asks for new images each time.
+Two requests are identical when tenant, brand, the brand kit's content, brief, the resolved
+template version and its content, seed, size, count, pinned model, provider allow-list,
+preview allowance, avoided terms and palette shifts agree: everything of the request's own that
+goes into the rendered prompt. A brand kit edited since the earlier run (``brands add`` of an
+existing brand, ``POST /v1/brands``) makes another request, rendered afresh from the current
+kit and paid for. Only seeded requests replay: without a seed, a request asks for new images
+each time.
+
+A replayed candidate carries its catalog price like any planned one: the planner replays only
+when the cache still holds every accepted image, and should an entry go between planning and
+generating (a purge), the call it takes is reserved against the budgets before it is made.
 """
 
 from __future__ import annotations
@@ -14,22 +22,55 @@ import json
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from brandloop.domain import Candidate, GenerationRequest
+from brandloop.domain import BrandKit, Candidate, GenerationRequest, ModelSpec, TemplateVersion
+from brandloop.policies.catalog import image_price
 from brandloop.registry.models import AttemptRow, RunRow
 
 REPLAYABLE = ("succeeded", "partial")
 
 
-def request_key(request: GenerationRequest, *, brand_id: str, template_ref: str) -> str | None:
+def _digest(value: object) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def kit_digest(kit: BrandKit) -> str:
+    """The sha256 of a brand kit's content: any edit to the kit changes it."""
+    return _digest(kit.model_dump(mode="json"))
+
+
+def template_digest(template: TemplateVersion) -> str:
+    """The sha256 of what a template version renders from (not its status or labels)."""
+    return _digest(
+        {
+            "body": template.body,
+            "negative_body": template.negative_body,
+            "params": template.params,
+        }
+    )
+
+
+def request_key(
+    request: GenerationRequest,
+    *,
+    brand_id: str,
+    brand: BrandKit,
+    template: TemplateVersion,
+) -> str | None:
     """The sha256 naming what makes two requests identical; None for an unseeded request."""
     if request.seed is None:
         return None
     width, height = request.dimensions()
     material = {
+        "version": 2,  # 2: the kit's and the template's content, avoid and shifts joined
         "tenant": request.tenant,
         "brand": brand_id,
+        "kit": kit_digest(brand),
         "brief": request.brief,
-        "template": template_ref,
+        "template": template.ref,
+        "template_content": template_digest(template),
+        "avoid": list(request.avoid),
+        "shifts": list(request.shifts),
         "seed": request.seed,
         "size": [width, height],
         "count": request.count,
@@ -37,8 +78,7 @@ def request_key(request: GenerationRequest, *, brand_id: str, template_ref: str)
         "providers": sorted(request.providers) if request.providers else None,
         "allow_preview": request.allow_preview,
     }
-    text = json.dumps(material, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return _digest(material)
 
 
 def mark(session: Session, *, run_id: str, key: str | None) -> None:
@@ -73,8 +113,14 @@ def earlier_accepted(
     return (earlier.id, rows) if rows else None
 
 
-def replay_candidates(rows: list[AttemptRow], *, run_id: str) -> list[Candidate]:
-    """Round-one candidates identical to the accepted ones, so the cache serves each of them."""
+def replay_candidates(
+    rows: list[AttemptRow], *, run_id: str, models: dict[str, ModelSpec]
+) -> list[Candidate]:
+    """Round-one candidates identical to the accepted ones, so the cache serves each of them.
+
+    Each carries its catalog price (``models`` holds the spec of every row's model): a hit
+    costs nothing, and a miss is a provider call, reserved against the budgets like any other.
+    """
     return [
         Candidate(
             id=f"{run_id}-i1-c{index}",
@@ -86,7 +132,12 @@ def replay_candidates(rows: list[AttemptRow], *, run_id: str) -> list[Candidate]
             width=row.width,
             height=row.height,
             iteration=1,
-            estimated_cost_usd=0.0,
+            estimated_cost_usd=image_price(
+                models[row.model],
+                width=row.width,
+                height=row.height,
+                quality=(row.params or {}).get("quality"),
+            ),
             params=dict(row.params or {}),
         )
         for index, row in enumerate(rows)

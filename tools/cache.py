@@ -35,6 +35,7 @@ __all__ = [
     "invalidate_stale",
     "invalidate_template",
     "lookup",
+    "present",
     "purge",
     "stats",
     "store",
@@ -111,6 +112,17 @@ def lookup(
     row.last_hit_at = utcnow()
     session.flush()
     log.debug("cache hit", extra={"tenant": tenant, "model": spec.id})
+    return row
+
+
+def present(session: Session, *, tenant: str, key: str, spec: ModelSpec) -> CacheEntryRow | None:
+    """The live entry for ``key`` as :func:`lookup` would find it, without counting a hit or
+    dropping a stale one: for a planner asking whether the cache can still serve a candidate."""
+    row = session.get(CacheEntryRow, key)
+    if row is None or row.tenant != tenant or row.model_version != spec.version:
+        return None
+    if _template_retired(session, tenant=tenant, template_ref=row.template_ref):
+        return None
     return row
 
 

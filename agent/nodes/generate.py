@@ -32,6 +32,7 @@ from brandloop.domain import (
     ModerationVerdict,
 )
 from brandloop.errors import ProviderError
+from brandloop.policies.catalog import image_price
 from brandloop.providers import GeneratedImage, ImageProvider, ImageResult
 from brandloop.registry import crud, fencing, spend
 from brandloop.registry.artifact_owners import keep_artifact
@@ -322,12 +323,28 @@ def _call_failed(
     return [_failed(a, exc, share) for a in attempts], Settlement(call_key, billing, cost)
 
 
+def _at_catalog_price(ctx: RunContext, candidate: Candidate) -> Candidate:
+    """``candidate`` estimated at no less than the catalog's price for its image: whatever
+    planned it, a candidate that reaches a provider is never reserved below what the call
+    may cost ($0 only where the catalog says the image is free)."""
+    price = image_price(
+        ctx.model(candidate.model),
+        width=candidate.width,
+        height=candidate.height,
+        quality=candidate.params.get("quality"),
+    )
+    if candidate.estimated_cost_usd >= price:
+        return candidate
+    return candidate.model_copy(update={"estimated_cost_usd": price})
+
+
 async def _attempt_batch(
     ctx: RunContext, run_id: str, batch: list[Candidate], refusals: list[str]
 ) -> tuple[list[Attempt], Settlement | None]:
     """One provider call for a batch of candidates that differ only in seed, made only once
     its reservation holds; returns the attempts and how to settle the reservation."""
     spec = ctx.model(batch[0].model)
+    batch = [_at_catalog_price(ctx, c) for c in batch]
     keys = [idempotency_key(run_id, c) for c in batch]
     attempts = [
         Attempt(id=c.id, candidate=c, outcome="pending", idempotency_key=k)

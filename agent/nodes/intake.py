@@ -131,7 +131,7 @@ async def intake(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
             refusal = "brief refused by hosted moderation: " + (
                 explain(hosted) or "; ".join(hosted.reasons)
             )
-    key = request_key(request, brand_id=brand_row.id, template_ref=template.ref)
+    key = request_key(request, brand_id=brand_row.id, brand=brand, template=template)
     with ctx.db.session() as session:
         mark(session, run_id=run_id, key=key)
     common: dict[str, Any] = {

@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from langgraph.runtime import Runtime
+from sqlalchemy.orm import Session
 
 from brandloop.agent.bandit import (
     Arm,
@@ -33,6 +34,7 @@ from brandloop.agent.state import RunState
 from brandloop.agent.stopping import COST_WINDOW, Outlook, cost_per_accepted_image, outlook
 from brandloop.domain import Candidate, Decision, ModelSpec, StopCause
 from brandloop.policies.catalog import image_price
+from brandloop.tools import cache as generation_cache
 from brandloop.tools.composer import compose
 from brandloop.tools.moderation.explain import explain
 from brandloop.tools.providers.resilience import circuit_open
@@ -132,30 +134,72 @@ def eligible_models(
     return models, notes
 
 
-def _replay(ctx: RunContext, state: RunState, known: set[str]) -> dict[str, Any] | None:
+def _replay(
+    ctx: RunContext, state: RunState, known: set[str], notes: list[str]
+) -> dict[str, Any] | None:
     """Round one of an identical request: the earlier run's accepted candidates, which the
-    cache serves at $0 (memory does not get to change their prompts)."""
+    cache serves at $0 (memory does not get to change their prompts).
+
+    Only while the cache still holds every one of them: an entry purged, or deleted because
+    its model's catalog version changed, would be a provider call at full price, so the
+    request is then planned afresh (within its budgets) and ``notes`` says why. Each replayed
+    candidate carries its catalog price anyway, so an entry that goes between here and the
+    generate node is reserved like any call before it is made."""
     key = state.get("request_key")
     if key is None:
         return None
+    request = state["request"]
     with ctx.db.session() as session:
         found = earlier_accepted(session, tenant=ctx.tenant, key=key, run_id=state["run_id"])
-    if found is None:
+        if found is None:
+            return None
+        earlier_run, rows = found
+        if any(row.model not in known for row in rows):
+            return None
+        specs = {row.model: ctx.model(row.model) for row in rows}
+        candidates = replay_candidates(rows[: request.count], run_id=state["run_id"], models=specs)
+        gone = [
+            c
+            for c in candidates
+            if not _cached(ctx, session, c, specs[c.model], request_seed=request.seed)
+        ]
+    if gone:
+        notes.append(
+            f"identical request to {earlier_run}, but {len(gone)} of its {len(candidates)} "
+            "accepted image(s) are no longer in the generation cache (purged, or the model's "
+            "catalog version changed): planned afresh and paid for, not replayed"
+        )
         return None
-    earlier_run, rows = found
-    if any(row.model not in known for row in rows):
-        return None
-    candidates = replay_candidates(rows[: state["request"].count], run_id=state["run_id"])
     decision = Decision(
         node="plan",
         action="replay_cache",
-        reason=f"identical request to {earlier_run} (brief, brand, template version, seed, "
+        reason=f"identical request to {earlier_run} (brief, brand kit, template version, seed, "
         f"size, count): replaying its {len(candidates)} accepted candidate(s) from the cache "
         "at $0",
         signals={"replayed": float(len(candidates))},
     )
     ctx.emit(state["run_id"], "plan", "decision", decision.model_dump(mode="json"))
     return {"candidates": candidates, "iteration": 1, "decisions": [decision]}
+
+
+def _cached(
+    ctx: RunContext,
+    session: Session,
+    candidate: Candidate,
+    spec: ModelSpec,
+    *,
+    request_seed: int | None,
+) -> bool:
+    """Whether the generate node's cache step would serve ``candidate`` (its entry and image)."""
+    entry = generation_cache.present(
+        session,
+        tenant=ctx.tenant,
+        key=generation_cache.cache_key(
+            spec, candidate, tenant=ctx.tenant, request_seed=request_seed
+        ),
+        spec=spec,
+    )
+    return entry is not None and ctx.artifacts.exists(entry.artifact_sha256)
 
 
 def _unavailable_reason(ctx: RunContext, state: RunState) -> str:
@@ -339,7 +383,7 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             )
 
     if iteration == 1 and ctx.use_cache and state.get("request_key"):
-        replayed = _replay(ctx, state, {m.id for m in ctx.models})
+        replayed = _replay(ctx, state, {m.id for m in ctx.models}, notes)
         if replayed is not None:
             return replayed
 

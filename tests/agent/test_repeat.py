@@ -65,7 +65,16 @@ async def test_a_request_that_differs_is_not_replayed(settings: Settings, db: Da
     brand = add_acme(settings, db)
     provider = CountingProvider()
     await _run(settings, db, provider, _request(brand))
-    for change in ({"seed": 22}, {"size": "320x192"}, {"count": 2}, {"seed": None}):
+    changes: list[dict[str, object]] = [
+        {"seed": 22},
+        {"size": "320x192"},
+        {"count": 2},
+        {"seed": None},
+        # a revision's removals and palette shifts go into the rendered prompt
+        {"avoid": ["steam"]},
+        {"shifts": ["warmer"]},
+    ]
+    for change in changes:
         other = await _run(settings, db, provider, _request(brand, **change), use_memory=False)
         assert not any(d.action == "replay_cache" for d in other.decisions), change
 
