@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from brandloop.api.deps import Admin, SessionDep, Viewer
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
-from brandloop.domain import BrandKit
+from brandloop.domain import BRAND_NAME, BrandKit
 from brandloop.registry import crud
 from brandloop.views import BrandView, brand_view
 
@@ -62,7 +62,9 @@ class BrandRename(BaseModel):
     """A brand's new name (its id, runs and memory stay)."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=80, description="the new name")
+    name: str = Field(
+        min_length=1, max_length=80, pattern=BRAND_NAME, description="the new name (as a kit's)"
+    )
 
 
 @router.post(

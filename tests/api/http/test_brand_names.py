@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from brandloop.domain import BRAND_NAME
 from brandloop.registry.db import Database
 from brandloop.registry.models import BrandRow
 from tests.api.http.conftest import Keys, assert_problem, both_databases, brand_kit
@@ -197,3 +198,22 @@ def test_renames_to_one_name_at_once_give_it_to_one_brand(client: TestClient, ke
                == "shared name"]  # fmt: skip
     assert len(holders) == 1, holders
     assert client.get("/v1/brands/shared-name", headers=admin).json()["id"] == holders[0]
+
+
+def test_the_rename_schema_states_the_name_rule_the_route_applies(
+    client: TestClient, keys: Keys
+) -> None:
+    """Schemathesis (positive data acceptance) sent a schema-valid new name in another script
+    and got a 422: the body's schema now carries the brand-name pattern, so what it accepts the
+    route accepts, and a name outside it is refused by validation before the route runs."""
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["BrandRename"]
+    assert schema["properties"]["name"]["pattern"] == BRAND_NAME
+    admin = keys["acme", "admin"]
+    brand_id = client.post("/v1/brands", json=kit("Acme Coffee"), headers=admin).json()["id"]
+    for name in ("\U0006f02a\U000ab9a2", "Ré d", " lead", "-lead"):
+        answer = client.post(f"/v1/brands/{brand_id}/rename", json={"name": name}, headers=admin)
+        assert_problem(answer, 422, "validation")
+    for name in ("0", "Acme Coffee 2.0", "a_b-c.d e"):
+        answer = client.post(f"/v1/brands/{brand_id}/rename", json={"name": name}, headers=admin)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["name"] == name
