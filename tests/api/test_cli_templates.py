@@ -168,6 +168,8 @@ def test_an_author_in_another_case_is_still_the_author(
         code, _, err = run_cli(capsys, "templates", *argv)
         assert code == 2, (argv, err)
         assert "lee wrote" in err.lower() or "only to approved versions" in err, err
+        if argv[0] in {"approve", "reject"}:  # the stored author is named, not the caller
+            assert f"LEE wrote seasonal-banner@1; {argv[3]} may not {argv[0]} it" in err, err
     assert data_snapshot(data_dir) == before
     # another approver may, in any case too (approvers: lee, priya)
     ok(capsys, "templates", "approve", "seasonal-banner", "1", "--as", "PRIYA")
@@ -299,6 +301,15 @@ def prepared(
     labelled("newline_label_dir", "fresh", {"production\n": {"1": 1.0}})
     labelled("newline_name_dir", "fresh\n", {})
     labelled("huge_weight_dir", "fresh", {"staging": {"1": 1e308}})
+    # weight 0 in a file, as `templates label 1=0,2=1` refuses it (docs/templates.md)
+    path = inputs / "zero_weight_dir"
+    path.mkdir()
+    two = [{"version": v, "author": "ana", "body": "{{ brief }}"} for v in (1, 2)]
+    document = {"name": "fresh", "labels": {"zw": {"1": 0, "2": 1}}, "versions": two}
+    (path / "fresh.yaml").write_text(yaml.safe_dump(document))
+    (inputs / "unknown_model.yaml").write_text(
+        "body: '{{ brief }}'\nmodel_hints: [procedural/draft, nope/none, openai/gpt-nonexistent]\n"
+    )
     made = Prepared(golden, inputs, lambda: request.getfixturevalue("postgres_template").derive())
     yield made
     if made.postgres is not None:
@@ -336,6 +347,25 @@ def _input(prepared: Prepared, token: str) -> str:
 
 BAD = [
     # argv (UPPER-CASE tokens name prepared inputs), the message expected on stderr
+    (["templates", "import", "ZERO_WEIGHT_DIR", "--as", "priya"], "gives version 1 the weight 0"),
+    (
+        ["templates", "create", "hinted", "--file", "UNKNOWN_MODEL", "--as", "ana"],
+        "the catalog does not hold: nope/none, openai/gpt-nonexistent (known models: ",
+    ),
+    (
+        [
+            "templates",
+            "new-version",
+            "seasonal-banner",
+            "-f",
+            "UNKNOWN_MODEL",
+            "-m",
+            "x",
+            "--as",
+            "ana",
+        ],
+        "model_hints name models the catalog does not hold: nope/none, openai/gpt-nonexistent",
+    ),
     (["templates", "create", "x", "--file", "MISSING", "--as", "ana"], "cannot read"),
     (
         ["templates", "create", "undefined-vars", "--file", "UNDEFINED", "--as", "ana"],

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from brandloop.agent.templates import ensure_shipped_templates, resolve_template
 from brandloop.errors import BadInputError, NotFoundError
+from brandloop.policies.catalog import load_catalog
 from brandloop.registry import crud
 from brandloop.registry.db import Database
 from brandloop.registry.models import AuditRow, TemplateLabelRow, TemplateVersionRow
@@ -24,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "templates" / "seasonal-banner.yaml"
 EXAMPLE_V2 = ROOT / "examples" / "templates" / "seasonal-banner-v2.yaml"
 T = "default"
+#: the shipped catalog's model ids, which model hints must name
+MODELS = [model.id for model in load_catalog()]
 
 
 @pytest.fixture
@@ -53,7 +56,13 @@ def spec(**changes: Any) -> TemplateSpec:
 
 def created(session: Session) -> None:
     gov.create_template(
-        session, tenant=T, name="seasonal-banner", spec=spec(), actor="ana", screen=template_screen
+        session,
+        tenant=T,
+        name="seasonal-banner",
+        spec=spec(),
+        actor="ana",
+        screen=template_screen,
+        models=MODELS,
     )
 
 
@@ -78,6 +87,7 @@ def test_create_new_version_submit_approve_with_audit(session: Session) -> None:
         actor="ana",
         message="minimal layout",
         screen=template_screen,
+        models=MODELS,
     )
     assert (row.version, row.status, row.author, row.message) == (
         2,
@@ -227,6 +237,7 @@ def test_reject_needs_a_note_and_a_rejected_version_is_never_used(session: Sessi
                 spec=spec(),
                 actor="ana",
                 screen=template_screen,
+                models=MODELS,
             ),
             "already exists",
         ),
@@ -240,6 +251,7 @@ def test_reject_needs_a_note_and_a_rejected_version_is_never_used(session: Sessi
                 actor="ana",
                 message="",
                 screen=template_screen,
+                models=MODELS,
             ),
             "commit message",
         ),
@@ -253,6 +265,7 @@ def test_reject_needs_a_note_and_a_rejected_version_is_never_used(session: Sessi
                 actor="ana",
                 message="m",
                 screen=template_screen,
+                models=MODELS,
             ),
             r"undefined variable\(s\) secret_var",
         ),
@@ -266,6 +279,7 @@ def test_reject_needs_a_note_and_a_rejected_version_is_never_used(session: Sessi
                 actor="ana",
                 message="m",
                 screen=template_screen,
+                models=MODELS,
             ),
             "attribute access",
         ),
@@ -279,6 +293,7 @@ def test_reject_needs_a_note_and_a_rejected_version_is_never_used(session: Sessi
                 actor="ana",
                 message="m",
                 screen=template_screen,
+                models=MODELS,
             ),
             "attribute access",
         ),
@@ -316,6 +331,7 @@ def test_production_split_rollback_and_label_audit(session: Session) -> None:
         actor="ana",
         message="v2",
         screen=template_screen,
+        models=MODELS,
     )
     # a draft may go to a non-protected label (staging) but not to production
     gov.move_label(
@@ -395,6 +411,7 @@ def test_diff_shows_changed_sentences(session: Session) -> None:
         actor="ana",
         message="v2",
         screen=template_screen,
+        models=MODELS,
     )
     text = gov.diff_versions(session, tenant=T, name="seasonal-banner", v1=1, v2=2)
     assert text.startswith("--- seasonal-banner@1\n+++ seasonal-banner@2\n")
