@@ -436,3 +436,33 @@ def test_malformed_template_files_are_clear_errors(tmp_path: Path) -> None:
             gov.load_spec(path)
     with pytest.raises(BadInputError, match="cannot read"):
         gov.load_spec(tmp_path / "missing.yaml")
+
+
+def test_a_version_with_weight_0_is_left_out_of_the_file_and_import_keeps_the_label(
+    session: Session, tmp_path: Path
+) -> None:
+    """A label the API set with a 0 weight (no traffic) exports without that version, since a
+    file refuses weight 0 (as ``templates label`` does); importing it again moves nothing."""
+    from brandloop.templates import files
+
+    created(session)
+    gov.new_version(
+        session,
+        tenant=T,
+        name="seasonal-banner",
+        spec=spec(),
+        actor="ana",
+        message="m",
+        screen=template_screen,
+        models=MODELS,
+    )
+    gov.move_label(
+        session, tenant=T, name="seasonal-banner", label="zw", weights={"1": 0, "2": 1}, actor="a"
+    )
+    files.export_templates(session, tenant=T, directory=tmp_path)
+    exported = files.read_directory(tmp_path)
+    assert next(f for f in exported if f.name == "seasonal-banner").labels == {"zw": {"2": 1.0}}
+    report = files.import_templates(
+        session, tenant=T, directory=tmp_path, actor="ana", screen=template_screen
+    )
+    assert all(not r["added_versions"] and not r["moved_labels"] for r in report), report
