@@ -354,8 +354,8 @@ class PromptTemplate(_Model):
     versions: list[TemplateVersion] = Field(default_factory=list)
     labels: dict[str, int | dict[str, float]] = Field(
         default_factory=dict,
-        description="label -> the version it points to, or, when it splits traffic across "
-        "versions, version -> weight as PUT .../labels/{label} takes them",
+        description="label -> the version that gets all its traffic, or, when it splits "
+        "traffic across versions, version -> weight as PUT .../labels/{label} takes them",
         examples=[{"production": 2, "canary": {"2": 90.0, "3": 10.0}}],
     )
     label_weights: dict[str, dict[str, float]] = Field(

@@ -47,6 +47,12 @@ def _template(session: Session, tenant: str, name: str) -> TemplateRow:
     return row
 
 
+def _single(weights: dict[str, float]) -> int | None:
+    """The version a label sends all its traffic to, or None when it splits it."""
+    with_traffic = [version for version, weight in weights.items() if weight > 0]
+    return int(with_traffic[0]) if len(with_traffic) == 1 else None
+
+
 def template_public(session: Session, row: TemplateRow) -> PromptTemplate:
     versions = session.scalars(
         select(TemplateVersionRow)
@@ -69,11 +75,9 @@ def template_public(session: Session, row: TemplateRow) -> PromptTemplate:
         name=row.name,
         description=row.description,
         versions=[crud.template_version_model(row, v) for v in versions],
-        # one version as its number; a split as its weights, never as one of its versions
-        labels={
-            label: int(next(iter(split))) if len(split) == 1 else split
-            for label, split in weights.items()
-        },
+        # the one version that gets all the traffic as its number (a version weighted 0 gets
+        # none); a split as its weights, never as one of its versions
+        labels={label: _single(split) or split for label, split in weights.items()},
         label_weights=weights,
     )
 

@@ -39,9 +39,9 @@ def test_a_weighted_label_reads_back_as_its_weights(client: TestClient, keys: Ke
         client.get("/v1/templates/lab-t", headers=lee).json(),
         next(t for t in client.get("/v1/templates", headers=lee).json() if t["name"] == "lab-t"),
     ):
-        # one version as its number (as before); a split as PUT takes it, never one version
+        # one version (all the traffic) as its number, as before; a split as PUT takes it
         assert answer["labels"] == {
-            "canary": {"1": 3.0, "2": 0.0},
+            "canary": 1,
             "production": {"1": 90.0, "2": 10.0},
             "staging": 2,
         }
