@@ -50,6 +50,10 @@ def ensure_shipped_templates(session: Session, *, tenant: str) -> None:
     for shipped in _shipped():
         if crud.get_template(session, tenant=tenant, name=shipped["name"]) is not None:
             continue
+        # two first uses at once: one seeds it, the other finds it seeded
+        crud.lock_template(session, tenant=tenant, name=shipped["name"])
+        if crud.get_template(session, tenant=tenant, name=shipped["name"]) is not None:
+            continue
         data = dict(shipped)
         description = data.pop("description", "")
         version = TemplateVersion(version=1, status="approved", **data)

@@ -352,7 +352,18 @@ class PromptTemplate(_Model):
     name: str
     description: str = ""
     versions: list[TemplateVersion] = Field(default_factory=list)
-    labels: dict[str, int] = Field(default_factory=dict)
+    labels: dict[str, int | dict[str, float]] = Field(
+        default_factory=dict,
+        description="label -> the version that gets all its traffic, or, when it splits "
+        "traffic across versions, version -> weight as PUT .../labels/{label} takes them",
+        examples=[{"production": 2, "canary": {"2": 90.0, "3": 10.0}}],
+    )
+    label_weights: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="label -> version -> weight for every label (one version too), the body "
+        "of PUT .../labels/{label} that sets it again",
+        examples=[{"production": {"2": 1.0}, "canary": {"2": 90.0, "3": 10.0}}],
+    )
 
 
 # --------------------------------------------------------------------------- catalog

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
+from brandloop.agent.runner import catalog_models
 from brandloop.agent.templates import REF_PATTERN, ensure_shipped_templates
 from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
@@ -87,6 +88,11 @@ def _review_step(verb: ReviewVerb, name: str, version: int, actor: str, note: st
     out.print(done.format(ref=f"{name}@{version}", actor=actor))
 
 
+def _catalog_ids() -> list[str]:
+    """The ids of the catalog's models, which a version's model hints must name."""
+    return [model.id for model in catalog_models(database(), settings())]
+
+
 def _seed_shipped() -> None:
     """Seed the shipped templates in a transaction of their own, so a refusal that follows
     (recorded in the audit log in its own transaction) never waits on this one."""
@@ -98,10 +104,17 @@ def _seed_shipped() -> None:
 def create(name: Name, file: TemplateFile, actor: Actor) -> None:
     """Create template NAME with its first version (a draft) from a YAML file."""
     spec = governance.load_spec(file)
+    models = _catalog_ids()
     _seed_shipped()
     with database().session() as session:
         governance.create_template(
-            session, tenant=_tenant(), name=name, spec=spec, actor=actor, screen=template_screen
+            session,
+            tenant=_tenant(),
+            name=name,
+            spec=spec,
+            actor=actor,
+            screen=template_screen,
+            models=models,
         )
     out.print(f"created {name}@1 (draft) by {actor}; next: brandloop templates submit {name} 1")
 
@@ -115,6 +128,7 @@ def new_version(
 ) -> None:
     """Add the next version of NAME (a draft); earlier versions never change."""
     spec = governance.load_spec(file)
+    models = _catalog_ids()
     _seed_shipped()
     with database().session() as session:
         row = governance.new_version(
@@ -125,6 +139,7 @@ def new_version(
             actor=actor,
             message=message,
             screen=template_screen,
+            models=models,
         )
         version = row.version
     out.print(f"created {name}@{version} (draft) by {actor}")

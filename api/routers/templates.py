@@ -16,9 +16,10 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from brandloop.agent.runner import catalog_models
 from brandloop.agent.templates import ensure_shipped_templates
 from brandloop.api.auth import Principal
-from brandloop.api.deps import Approver, Creator, SessionDep, Viewer
+from brandloop.api.deps import Approver, Creator, DatabaseDep, SessionDep, SettingsDep, Viewer
 from brandloop.api.params import ASCII_INT
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
 from brandloop.api.schemas import LabelUpdate, TemplateReviewDecision, TemplateVersionCreate
@@ -46,20 +47,38 @@ def _template(session: Session, tenant: str, name: str) -> TemplateRow:
     return row
 
 
+def _single(weights: dict[str, float]) -> int | None:
+    """The version a label sends all its traffic to, or None when it splits it."""
+    with_traffic = [version for version, weight in weights.items() if weight > 0]
+    return int(with_traffic[0]) if len(with_traffic) == 1 else None
+
+
 def template_public(session: Session, row: TemplateRow) -> PromptTemplate:
     versions = session.scalars(
         select(TemplateVersionRow)
         .where(TemplateVersionRow.template_id == row.id)
         .order_by(TemplateVersionRow.version)
     )
-    labels = session.scalars(select(TemplateLabelRow).where(TemplateLabelRow.template_id == row.id))
+    labels = session.scalars(
+        select(TemplateLabelRow)
+        .where(TemplateLabelRow.template_id == row.id)
+        .order_by(TemplateLabelRow.label)
+    )
+    weights = {
+        label.label: {
+            str(int(k)): float(w)
+            for k, w in sorted(label.weights.items(), key=lambda kw: int(kw[0]))
+        }
+        for label in labels
+    }
     return PromptTemplate(
         name=row.name,
         description=row.description,
         versions=[crud.template_version_model(row, v) for v in versions],
-        labels={
-            label.label: int(max(label.weights, key=lambda k: label.weights[k])) for label in labels
-        },
+        # the one version that gets all the traffic as its number (a version weighted 0 gets
+        # none); a split as its weights, never as one of its versions
+        labels={label: _single(split) or split for label, split in weights.items()},
+        label_weights=weights,
     )
 
 
@@ -126,6 +145,8 @@ def add_version(
     body: TemplateVersionCreate,
     principal: Creator,
     session: SessionDep,
+    settings: SettingsDep,
+    db: DatabaseDep,
 ) -> TemplateVersion:
     # seeded in a transaction of its own: a refusal below is audited in its own transaction
     # too, and on SQLite it would wait on this one's write lock
@@ -143,27 +164,18 @@ def add_version(
         )
     except ValidationError as exc:
         raise ApiProblem(422, "bad-input", governance.describe_validation(exc)) from None
-    if crud.get_template(session, tenant=principal.tenant, name=name) is None:
-        row = governance.create_template(
-            session,
-            tenant=principal.tenant,
-            name=name,
-            spec=spec,
-            actor=principal.name,
-            screen=template_screen,
-        )
-    else:
-        row = governance.new_version(
-            session,
-            tenant=principal.tenant,
-            name=name,
-            spec=spec,
-            actor=principal.name,
-            # the CLI asks for -m; over HTTP a version without a message says so, since the
-            # schema takes a blank one (the first version is "first version" either way)
-            message=body.message if body.message.strip() else NO_MESSAGE,
-            screen=template_screen,
-        )
+    # the template is created with its first version; a blank message of a later one says so,
+    # since the schema takes a blank one (the CLI asks for -m)
+    row = governance.add_version(
+        session,
+        tenant=principal.tenant,
+        name=name,
+        spec=spec,
+        actor=principal.name,
+        no_message=NO_MESSAGE,
+        screen=template_screen,
+        models=[model.id for model in catalog_models(db, settings)],
+    )
     return crud.template_version_model(_template(session, principal.tenant, name), row)
 
 

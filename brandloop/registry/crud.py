@@ -347,7 +347,37 @@ def get_template_version(
 
 
 def get_label(session: Session, *, template_id: str, label: str) -> TemplateLabelRow | None:
-    return session.get(TemplateLabelRow, (template_id, label))
+    """The label as the database holds it now (never a copy this session loaded earlier: a
+    label move under :func:`lock_template` records what it replaces)."""
+    return session.scalar(
+        select(TemplateLabelRow)
+        .where(TemplateLabelRow.template_id == template_id, TemplateLabelRow.label == label)
+        .execution_options(populate_existing=True)
+    )
+
+
+#: the first key of a template's PostgreSQL advisory lock (the second hashes tenant and name)
+_TEMPLATE_LOCK = 0x7E3F1A
+
+
+def lock_template(session: Session, *, tenant: str, name: str) -> None:
+    """Serialise this transaction with every other write of template ``name`` (new versions,
+    label moves), until it ends; the template need not exist yet (its first version).
+
+    PostgreSQL: an advisory transaction lock on (tenant, name). SQLite: ``BEGIN IMMEDIATE``
+    (the database's write lock) unless the transaction has already written (then it holds
+    it). Take it before this transaction writes and after any refusal is audited in a
+    transaction of its own (:func:`audit_committed`), which on SQLite would wait on it.
+    Read what the write depends on (the latest version, the label) after it."""
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        raw: Any = conn.connection.driver_connection
+        if not raw.in_transaction:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        return
+    session.execute(
+        select(func.pg_advisory_xact_lock(_TEMPLATE_LOCK, func.hashtext(f"{tenant}/{name}")))
+    )
 
 
 #: the columns a template version row shares with the model, under the same names
@@ -398,7 +428,7 @@ def add_template_version(
 def set_label(
     session: Session, *, template_id: str, label: str, weights: dict[str, float], actor: str
 ) -> TemplateLabelRow:
-    row = session.get(TemplateLabelRow, (template_id, label))
+    row = get_label(session, template_id=template_id, label=label)
     if row is None:
         row = TemplateLabelRow(
             template_id=template_id, label=label, weights=weights, updated_by=actor

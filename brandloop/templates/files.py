@@ -116,7 +116,18 @@ class TemplateFile(BaseModel):
                 check_weights(weights, f"label {label!r}")
             except BadInputError as exc:
                 raise ValueError(str(exc)) from None
+            for key, weight in weights.items():
+                if not weight > 0:  # as ``templates label`` refuses it (leave the version out)
+                    raise ValueError(
+                        f"label {label!r} gives version {key} the weight {weight!r}; in a file "
+                        "each weight is above 0 (leave a version without traffic out)"
+                    )
         return self
+
+
+def _traffic(weights: dict[str, Any]) -> dict[str, float]:
+    """A label's weights as a file holds them: the versions with traffic (weight above 0)."""
+    return {str(k): float(v) for k, v in weights.items() if float(v) > 0}
 
 
 def export_templates(session: Session, *, tenant: str, directory: Path) -> list[Path]:
@@ -132,7 +143,8 @@ def export_templates(session: Session, *, tenant: str, directory: Path) -> list[
             "name": template.name,
             "description": template.description,
             "labels": {
-                row.label: {str(k): float(v) for k, v in row.weights.items()}
+                # a version the API gave weight 0 has no traffic: left out, as a file has it
+                row.label: _traffic(row.weights)
                 for row in labels(session, template=template)
             },
             "versions": [
@@ -310,6 +322,8 @@ def import_templates(
     policy = load_governance_policy()
     report: list[dict[str, Any]] = []
     for tf in files:
+        # what is stored of it is read under its lock: a parallel writer waits for this import
+        crud.lock_template(session, tenant=tenant, name=tf.name)
         template = crud.get_template(session, tenant=tenant, name=tf.name)
         existing = (
             {row.version: row for row in versions(session, template=template)} if template else {}
@@ -359,7 +373,7 @@ def import_templates(
         for label, weights in sorted(tf.labels.items()):
             current = crud.get_label(session, template_id=template.id, label=label)
             wanted = {str(int(k)): float(v) for k, v in weights.items()}
-            if current is not None and {k: float(v) for k, v in current.weights.items()} == wanted:
+            if current is not None and _traffic(current.weights) == wanted:
                 continue
             move_label(
                 session, tenant=tenant, name=tf.name, label=label, weights=wanted, actor=actor

@@ -16,7 +16,7 @@ import difflib
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from brandloop.domain import ModerationVerdict, TemplateStatus, TemplateVersion, utcnow
-from brandloop.errors import BadInputError, NotFoundError, RefusedError
+from brandloop.errors import BadInputError, ConflictError, NotFoundError, RefusedError
 from brandloop.policy_files import (
     describe_validation_error,
     parse_yaml,
@@ -321,6 +321,63 @@ def screen_spec(
         )
 
 
+def check_model_hints(hints: list[str], models: Collection[str]) -> None:
+    """Every model hint names a model of the catalog (``models``: its ids), as a model named
+    in a generation request must: an unknown one is a :class:`NotFoundError` naming it."""
+    unknown = [hint for hint in dict.fromkeys(hints) if hint not in models]
+    if unknown:
+        raise NotFoundError(
+            "model_hints name "
+            + ("a model" if len(unknown) == 1 else "models")
+            + f" the catalog does not hold: {', '.join(unknown)} (known models: "
+            + (", ".join(sorted(models)) or "none")
+            + ")"
+        )
+
+
+def _check_content(spec: TemplateSpec, *, name: str, models: Collection[str]) -> None:
+    check_name(name)
+    if spec.name is not None and spec.name != name:
+        raise BadInputError(f"the file names template {spec.name!r}, not {name!r}")
+    spec.check()
+    check_model_hints(spec.model_hints, models)
+
+
+def _store_next(
+    session: Session,
+    *,
+    tenant: str,
+    name: str,
+    spec: TemplateSpec,
+    actor: str,
+    message: str,
+    blank_first: str,
+    blank_later: str,
+) -> TemplateVersionRow:
+    """Under the template's lock: its first version if it does not exist, else the next free
+    number (a blank ``message`` is ``blank_first`` or ``blank_later``). Parallel callers get
+    distinct numbers, in the order the lock admits them."""
+    crud.lock_template(session, tenant=tenant, name=name)
+    template = crud.get_template(session, tenant=tenant, name=name)
+    version = 1 if template is None else latest_version(session, template) + 1
+    row = _store_version(
+        session,
+        tenant=tenant,
+        name=name,
+        version=version,
+        spec=spec,
+        actor=actor,
+        message=message if message.strip() else (blank_first if version == 1 else blank_later),
+    )
+    action = "created" if version == 1 else "version_created"
+    _audit(session, tenant, actor, action, f"{name}@{version}", {"status": "draft"})
+    return row
+
+
+def _already_exists(name: str) -> ConflictError:
+    return ConflictError(f"template {name!r} already exists; add a version with new-version")
+
+
 def create_template(
     session: Session,
     *,
@@ -329,27 +386,29 @@ def create_template(
     spec: TemplateSpec,
     actor: str,
     screen: TemplateScreen,
+    models: Collection[str],
 ) -> TemplateVersionRow:
-    """A new template with its first version, as a draft authored by ``actor``."""
+    """A new template with its first version, as a draft authored by ``actor``; ``models``
+    are the catalog's model ids, which its model hints must name. Of two callers creating one
+    name at once, one creates it and the other gets a :class:`ConflictError`."""
     check_actor(actor)
-    check_name(name)
-    if spec.name is not None and spec.name != name:
-        raise BadInputError(f"the file names template {spec.name!r}, not {name!r}")
-    spec.check()
+    _check_content(spec, name=name, models=models)
     screen_spec(session, tenant=tenant, actor=actor, subject=f"{name}@1", spec=spec, screen=screen)
     if crud.get_template(session, tenant=tenant, name=name) is not None:
-        raise BadInputError(f"template {name!r} already exists; add a version with new-version")
-    row = _store_version(
+        raise _already_exists(name)
+    crud.lock_template(session, tenant=tenant, name=name)
+    if crud.get_template(session, tenant=tenant, name=name) is not None:
+        raise _already_exists(name)
+    return _store_next(
         session,
         tenant=tenant,
         name=name,
-        version=1,
         spec=spec,
         actor=actor,
-        message=spec.message or "first version",
+        message=spec.message,
+        blank_first="first version",
+        blank_later="first version",
     )
-    _audit(session, tenant, actor, "created", f"{name}@1", {"status": "draft"})
-    return row
 
 
 def latest_version(session: Session, template: TemplateRow) -> int:
@@ -372,23 +431,60 @@ def new_version(
     actor: str,
     message: str,
     screen: TemplateScreen,
+    models: Collection[str],
 ) -> TemplateVersionRow:
-    """The next integer version of ``name``, as a draft; earlier versions stay as they are."""
+    """The next integer version of ``name``, as a draft; earlier versions stay as they are.
+    Parallel callers each get a version of their own (the template's lock serialises them)."""
     check_actor(actor)
     if not message.strip():
         raise BadInputError("a new version needs a commit message (-m)")
-    if spec.name is not None and spec.name != name:
-        raise BadInputError(f"the file names template {spec.name!r}, not {name!r}")
-    spec.check()
+    _check_content(spec, name=name, models=models)
     template = _template(session, tenant, name)
-    version = latest_version(session, template) + 1
-    subject = f"{name}@{version}"
+    # the refusal's record names the number this version would likely get
+    subject = f"{name}@{latest_version(session, template) + 1}"
     screen_spec(session, tenant=tenant, actor=actor, subject=subject, spec=spec, screen=screen)
-    row = _store_version(
-        session, tenant=tenant, name=name, version=version, spec=spec, actor=actor, message=message
+    return _store_next(
+        session,
+        tenant=tenant,
+        name=name,
+        spec=spec,
+        actor=actor,
+        message=message,
+        blank_first=message,
+        blank_later=message,
     )
-    _audit(session, tenant, actor, "version_created", f"{name}@{version}", {"status": "draft"})
-    return row
+
+
+def add_version(
+    session: Session,
+    *,
+    tenant: str,
+    name: str,
+    spec: TemplateSpec,
+    actor: str,
+    no_message: str,
+    screen: TemplateScreen,
+    models: Collection[str],
+) -> TemplateVersionRow:
+    """The HTTP API's step: the next version of ``name``, creating the template with its
+    first when it does not exist yet (a blank message is "first version" for that one, else
+    ``no_message``). Decided under the template's lock, so parallel callers, the first
+    included, each get the next free number, as if they had come one after another."""
+    check_actor(actor)
+    _check_content(spec, name=name, models=models)
+    template = crud.get_template(session, tenant=tenant, name=name)
+    subject = f"{name}@{latest_version(session, template) + 1 if template else 1}"
+    screen_spec(session, tenant=tenant, actor=actor, subject=subject, spec=spec, screen=screen)
+    return _store_next(
+        session,
+        tenant=tenant,
+        name=name,
+        spec=spec,
+        actor=actor,
+        message=spec.message,
+        blank_first="first version",
+        blank_later=no_message,
+    )
 
 
 # --------------------------------------------------------------------------- review
@@ -450,7 +546,10 @@ def _decide(
         )
     if same_person(actor, row.author):
         raise GovernanceError(
-            f"{actor} wrote {name}@{version} and may not {verb} it; ask an approver"
+            f"{row.author} wrote {name}@{version} and may not {verb} it; ask an approver"
+            if actor == row.author
+            else f"{row.author} wrote {name}@{version}; {actor} may not {verb} it (four eyes "
+            "ignore case); ask another approver"
         )
     policy = load_governance_policy()
     if not _approves(actor, policy, is_approver):
@@ -617,6 +716,8 @@ def move_label(
     check_actor(actor)
     check_label(label)
     check_weights(weights, f"label {label!r}")
+    # one move of the template's labels at a time: each audit row's "from" is what it replaced
+    crud.lock_template(session, tenant=tenant, name=name)
     template = _template(session, tenant, name)
     rows = {key: _version(session, template, int(key)) for key in weights}
     policy = load_governance_policy()

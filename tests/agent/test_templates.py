@@ -9,6 +9,7 @@ import pytest
 
 from brandloop.agent.templates import ensure_shipped_templates, pick_weighted, resolve_template
 from brandloop.errors import BadInputError, NotFoundError
+from brandloop.policies.catalog import load_catalog
 from brandloop.registry import crud
 from brandloop.registry.db import Database
 from brandloop.settings import Settings
@@ -17,6 +18,8 @@ from brandloop.tools.moderation.minors import template_screen
 from tests.templates.test_governance import EXAMPLE, EXAMPLE_V2
 
 N = 20_000
+#: the shipped catalog's model ids, which model hints must name
+MODELS = [model.id for model in load_catalog()]
 
 
 def test_split_is_deterministic_per_request_id() -> None:
@@ -59,6 +62,7 @@ def test_references_resolve_and_runs_split_across_the_canary(
             spec=gov.load_spec(EXAMPLE),
             actor="ana",
             screen=template_screen,
+            models=MODELS,
         )
         gov.new_version(
             session,
@@ -68,6 +72,7 @@ def test_references_resolve_and_runs_split_across_the_canary(
             actor="ana",
             message="v2",
             screen=template_screen,
+            models=MODELS,
         )
         for version in (1, 2):
             gov.submit(session, tenant="t", name="seasonal-banner", version=version, actor="ana")

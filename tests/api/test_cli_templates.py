@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,6 +172,8 @@ def test_an_author_in_another_case_is_still_the_author(
         code, _, err = run_cli(capsys, "templates", *argv)
         assert code == 2, (argv, err)
         assert "lee wrote" in err.lower() or "only to approved versions" in err, err
+        if argv[0] in {"approve", "reject"}:  # the stored author is named, not the caller
+            assert f"LEE wrote seasonal-banner@1; {argv[4]} may not {argv[0]} it" in err, err
     assert data_snapshot(data_dir) == before
     # another approver may, in any case too (approvers: lee, priya)
     ok(capsys, "templates", "approve", "seasonal-banner", "1", "--as", "PRIYA")
@@ -299,6 +305,15 @@ def prepared(
     labelled("newline_label_dir", "fresh", {"production\n": {"1": 1.0}})
     labelled("newline_name_dir", "fresh\n", {})
     labelled("huge_weight_dir", "fresh", {"staging": {"1": 1e308}})
+    # weight 0 in a file, as `templates label 1=0,2=1` refuses it (docs/templates.md)
+    path = inputs / "zero_weight_dir"
+    path.mkdir()
+    two = [{"version": v, "author": "ana", "body": "{{ brief }}"} for v in (1, 2)]
+    document = {"name": "fresh", "labels": {"zw": {"1": 0, "2": 1}}, "versions": two}
+    (path / "fresh.yaml").write_text(yaml.safe_dump(document))
+    (inputs / "unknown_model.yaml").write_text(
+        "body: '{{ brief }}'\nmodel_hints: [procedural/draft, nope/none, openai/gpt-nonexistent]\n"
+    )
     made = Prepared(golden, inputs, lambda: request.getfixturevalue("postgres_template").derive())
     yield made
     if made.postgres is not None:
@@ -336,6 +351,25 @@ def _input(prepared: Prepared, token: str) -> str:
 
 BAD = [
     # argv (UPPER-CASE tokens name prepared inputs), the message expected on stderr
+    (["templates", "import", "ZERO_WEIGHT_DIR", "--as", "priya"], "gives version 1 the weight 0"),
+    (
+        ["templates", "create", "hinted", "--file", "UNKNOWN_MODEL", "--as", "ana"],
+        "the catalog does not hold: nope/none, openai/gpt-nonexistent (known models: ",
+    ),
+    (
+        [
+            "templates",
+            "new-version",
+            "seasonal-banner",
+            "-f",
+            "UNKNOWN_MODEL",
+            "-m",
+            "x",
+            "--as",
+            "ana",
+        ],
+        "model_hints name models the catalog does not hold: nope/none, openai/gpt-nonexistent",
+    ),
     (["templates", "create", "x", "--file", "MISSING", "--as", "ana"], "cannot read"),
     (
         ["templates", "create", "undefined-vars", "--file", "UNDEFINED", "--as", "ana"],
@@ -743,3 +777,35 @@ def test_runs_show_lineage_and_reproduce_byte_identical(
     assert "byte-identical" in ok(capsys, "runs", "reproduce", run_id)
     code, _, err = run_cli(capsys, "runs", "reproduce", "run_missing")
     assert code == 2 and "unknown run" in err
+
+
+def test_parallel_new_versions_from_processes_each_get_a_number(
+    capsys: pytest.CaptureFixture[str], settings: Settings, data_dir: Path
+) -> None:
+    """Four ``new-version`` processes at once (the outside tester ran three: two exited 1
+    with "internal error: IntegrityError"): each gets a number of its own, none fails."""
+    ok(capsys, "templates", "create", "seasonal-banner", "--file", V1, "--as", "ana")
+    code = (
+        "import sys, time; from brandloop.api.cli import main; "
+        "time.sleep(max(0.0, float(sys.argv[1]) - time.time())); main(sys.argv[2:])"
+    )
+    # every process imports first, then all start the command at the same moment
+    at = f"{time.time() + 8:.3f}"
+    argv = ["templates", "new-version", "seasonal-banner", "--file", V2, "--as", "ana", "-m"]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, at, *argv, f"m{i}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        for i in range(4)
+    ]
+    results = [(p.wait(timeout=120), *p.communicate()) for p in procs]
+    assert [r[0] for r in results] == [0] * 4, results
+    made = sorted(int(re.findall(r"seasonal-banner@(\d+)", out)[0]) for _, out, _ in results)
+    assert made == [2, 3, 4, 5]
+    doc = json.loads(ok(capsys, "templates", "show", "seasonal-banner@1", "--json"))
+    assert [v["version"] for v in doc["versions"]] == [1, 2, 3, 4, 5]
+    assert sorted(v["message"] for v in doc["versions"][1:]) == [f"m{i}" for i in range(4)]

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from brandloop.agent.templates import ensure_shipped_templates, resolve_template
 from brandloop.errors import BadInputError, NotFoundError
+from brandloop.policies.catalog import load_catalog
 from brandloop.registry import crud
 from brandloop.registry.db import Database
 from brandloop.registry.models import AuditRow, TemplateLabelRow, TemplateVersionRow
@@ -24,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "templates" / "seasonal-banner.yaml"
 EXAMPLE_V2 = ROOT / "examples" / "templates" / "seasonal-banner-v2.yaml"
 T = "default"
+#: the shipped catalog's model ids, which model hints must name
+MODELS = [model.id for model in load_catalog()]
 
 
 @pytest.fixture
@@ -53,7 +56,13 @@ def spec(**changes: Any) -> TemplateSpec:
 
 def created(session: Session) -> None:
     gov.create_template(
-        session, tenant=T, name="seasonal-banner", spec=spec(), actor="ana", screen=template_screen
+        session,
+        tenant=T,
+        name="seasonal-banner",
+        spec=spec(),
+        actor="ana",
+        screen=template_screen,
+        models=MODELS,
     )
 
 
@@ -78,6 +87,7 @@ def test_create_new_version_submit_approve_with_audit(session: Session) -> None:
         actor="ana",
         message="minimal layout",
         screen=template_screen,
+        models=MODELS,
     )
     assert (row.version, row.status, row.author, row.message) == (
         2,
@@ -227,6 +237,7 @@ def test_reject_needs_a_note_and_a_rejected_version_is_never_used(session: Sessi
                 spec=spec(),
                 actor="ana",
                 screen=template_screen,
+                models=MODELS,
             ),
             "already exists",
         ),
@@ -240,6 +251,7 @@ def test_reject_needs_a_note_and_a_rejected_version_is_never_used(session: Sessi
                 actor="ana",
                 message="",
                 screen=template_screen,
+                models=MODELS,
             ),
             "commit message",
         ),
@@ -253,6 +265,7 @@ def test_reject_needs_a_note_and_a_rejected_version_is_never_used(session: Sessi
                 actor="ana",
                 message="m",
                 screen=template_screen,
+                models=MODELS,
             ),
             r"undefined variable\(s\) secret_var",
         ),
@@ -266,6 +279,7 @@ def test_reject_needs_a_note_and_a_rejected_version_is_never_used(session: Sessi
                 actor="ana",
                 message="m",
                 screen=template_screen,
+                models=MODELS,
             ),
             "attribute access",
         ),
@@ -279,6 +293,7 @@ def test_reject_needs_a_note_and_a_rejected_version_is_never_used(session: Sessi
                 actor="ana",
                 message="m",
                 screen=template_screen,
+                models=MODELS,
             ),
             "attribute access",
         ),
@@ -316,6 +331,7 @@ def test_production_split_rollback_and_label_audit(session: Session) -> None:
         actor="ana",
         message="v2",
         screen=template_screen,
+        models=MODELS,
     )
     # a draft may go to a non-protected label (staging) but not to production
     gov.move_label(
@@ -395,6 +411,7 @@ def test_diff_shows_changed_sentences(session: Session) -> None:
         actor="ana",
         message="v2",
         screen=template_screen,
+        models=MODELS,
     )
     text = gov.diff_versions(session, tenant=T, name="seasonal-banner", v1=1, v2=2)
     assert text.startswith("--- seasonal-banner@1\n+++ seasonal-banner@2\n")
@@ -419,3 +436,33 @@ def test_malformed_template_files_are_clear_errors(tmp_path: Path) -> None:
             gov.load_spec(path)
     with pytest.raises(BadInputError, match="cannot read"):
         gov.load_spec(tmp_path / "missing.yaml")
+
+
+def test_a_version_with_weight_0_is_left_out_of_the_file_and_import_keeps_the_label(
+    session: Session, tmp_path: Path
+) -> None:
+    """A label the API set with a 0 weight (no traffic) exports without that version, since a
+    file refuses weight 0 (as ``templates label`` does); importing it again moves nothing."""
+    from brandloop.templates import files
+
+    created(session)
+    gov.new_version(
+        session,
+        tenant=T,
+        name="seasonal-banner",
+        spec=spec(),
+        actor="ana",
+        message="m",
+        screen=template_screen,
+        models=MODELS,
+    )
+    gov.move_label(
+        session, tenant=T, name="seasonal-banner", label="zw", weights={"1": 0, "2": 1}, actor="a"
+    )
+    files.export_templates(session, tenant=T, directory=tmp_path)
+    exported = files.read_directory(tmp_path)
+    assert next(f for f in exported if f.name == "seasonal-banner").labels == {"zw": {"2": 1.0}}
+    report = files.import_templates(
+        session, tenant=T, directory=tmp_path, actor="ana", screen=template_screen
+    )
+    assert all(not r["added_versions"] and not r["moved_labels"] for r in report), report

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from brandloop.agent.templates import ensure_shipped_templates
 from brandloop.errors import RefusedError
+from brandloop.policies.catalog import load_catalog
 from brandloop.registry import crud
 from brandloop.registry.db import Database
 from brandloop.registry.models import TemplateVersionRow
@@ -26,6 +27,8 @@ from tests.registry.conftest import pg_url  # noqa: F401  (fixture)
 T = "default"
 CROSSING = "{{ brief }}, a sexy schoolgirl posing by the lighthouse for {{ brand }}"
 BENIGN = "{{ brief }}, children laughing in the park, {{ palette_clause }}"
+#: the shipped catalog's model ids, which model hints must name
+MODELS = [model.id for model in load_catalog()]
 
 
 def versions(db: Database) -> int:
@@ -58,6 +61,7 @@ def _check_create_and_version(db: Database, actor: str) -> None:
             spec=TemplateSpec(body=CROSSING),
             actor=actor,
             screen=template_screen,
+            models=MODELS,
         )
     with db.session() as session:
         gov.create_template(
@@ -67,6 +71,7 @@ def _check_create_and_version(db: Database, actor: str) -> None:
             spec=TemplateSpec(body=BENIGN),
             actor=actor,
             screen=template_screen,
+            models=MODELS,
         )
     with pytest.raises(RefusedError, match="description"), db.session() as session:
         gov.new_version(
@@ -79,6 +84,7 @@ def _check_create_and_version(db: Database, actor: str) -> None:
             actor=actor,
             message="v2",
             screen=template_screen,
+            models=MODELS,
         )
     assert versions(db) == before + 1
     first, second = refusals(db)
@@ -138,4 +144,5 @@ def test_the_negative_body_is_not_screened(db: Database) -> None:
             spec=TemplateSpec(body=BENIGN, negative_body="nudity, sexy children, minors"),
             actor="ana",
             screen=template_screen,
+            models=MODELS,
         )

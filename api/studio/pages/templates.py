@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from brandloop.agent.templates import ensure_shipped_templates
-from brandloop.api.deps import SessionDep
+from brandloop.api.deps import DatabaseDep, SessionDep, SettingsDep
 from brandloop.api.routers.templates import (
     _template,
     add_version,
@@ -119,6 +119,8 @@ def new_version(
     name: str,
     user: Creator,
     session: SessionDep,
+    settings: SettingsDep,
+    db: DatabaseDep,
     _: Csrf,
     body: Annotated[str, Form(min_length=1, max_length=8000)],
     negative_body: Annotated[str, Form(max_length=4000)] = "",
@@ -129,6 +131,8 @@ def new_version(
         TemplateVersionCreate(body=body, negative_body=negative_body, message=message),
         user.api_principal,
         session,
+        settings,
+        db,
     )
     return see_other(f"/templates/{name}?b={made.version}")
 

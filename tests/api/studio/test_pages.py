@@ -57,6 +57,9 @@ def test_compare_two_template_versions_then_approve_with_a_second_principal(
         data={"csrf": csrf_of(approved.text), "label": "canary", "weights": "1=90,2=10"},
     )
     assert split.status_code == 200 and "v1: 90%" in split.text and "v2: 10%" in split.text
+    # the list shows the split too, not one of its versions (outside tester, defect 3)
+    listing = lee.get("/templates").text
+    assert "canary → v1 90% · v2 10%, production → v1<" in listing, listing
     bad = lee.post(
         "/templates/brand-hero/labels",
         data={"csrf": csrf_of(split.text), "label": "canary", "weights": "two"},
