@@ -18,6 +18,7 @@ from brandloop.registry.models_service import (
     ThreadMessageRow,
     ThreadRow,
 )
+from brandloop.registry.write_lock import sqlite_write_lock
 
 JOB_STATES = ("queued", "running", "awaiting_review", "succeeded", "failed", "cancelled")
 FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
@@ -269,11 +270,7 @@ def lock_thread(session: Session, *, thread_id: str) -> None:
     database's write lock (``BEGIN IMMEDIATE``, unless this transaction has written and holds
     it already). What the transaction reads after this is what the thread holds, until it
     commits."""
-    conn = session.connection()
-    if conn.dialect.name == "sqlite":
-        raw: Any = conn.connection.driver_connection
-        if not raw.in_transaction:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+    if sqlite_write_lock(session):
         return
     session.execute(
         select(ThreadRow.id).where(ThreadRow.id == thread_id).with_for_update(key_share=True)

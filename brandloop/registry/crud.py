@@ -42,6 +42,7 @@ from brandloop.registry.models import (
     TemplateRow,
     TemplateVersionRow,
 )
+from brandloop.registry.write_lock import sqlite_write_lock
 
 
 def new_id(prefix: str) -> str:
@@ -369,11 +370,7 @@ def lock_template(session: Session, *, tenant: str, name: str) -> None:
     it). Take it before this transaction writes and after any refusal is audited in a
     transaction of its own (:func:`audit_committed`), which on SQLite would wait on it.
     Read what the write depends on (the latest version, the label) after it."""
-    conn = session.connection()
-    if conn.dialect.name == "sqlite":
-        raw: Any = conn.connection.driver_connection
-        if not raw.in_transaction:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+    if sqlite_write_lock(session):
         return
     session.execute(
         select(func.pg_advisory_xact_lock(_TEMPLATE_LOCK, func.hashtext(f"{tenant}/{name}")))

@@ -23,7 +23,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -36,6 +36,7 @@ from brandloop.registry.models import AttemptRow, RunRow
 from brandloop.registry.models_money import SpendLockRow, SpendReservationRow
 from brandloop.registry.models_service import JobRow
 from brandloop.registry.types import check_money, money
+from brandloop.registry.write_lock import sqlite_write_lock
 
 ReservationState = Literal["held", "settled", "released", "unknown"]
 Row = SpendReservationRow
@@ -76,11 +77,7 @@ def lock_tenant(session: Session, tenant: str) -> None:
 
     SQLite: ``BEGIN IMMEDIATE`` unless the connection's transaction has already written (then
     it holds the write lock already). Call it before anything else writes in the session."""
-    conn = session.connection()
-    if conn.dialect.name == "sqlite":
-        raw: Any = conn.connection.driver_connection
-        if not raw.in_transaction:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+    if sqlite_write_lock(session):
         return
     session.execute(pg_insert(SpendLockRow).values(tenant=tenant).on_conflict_do_nothing())
     session.execute(
