@@ -480,7 +480,12 @@ def import_(
     _seed_shipped()
     with database().session() as session:
         report = files.import_templates(
-            session, tenant=_tenant(), directory=directory, actor=actor, screen=template_screen
+            session,
+            tenant=_tenant(),
+            directory=directory,
+            actor=actor,
+            screen=template_screen,
+            models=_catalog_ids(),
         )
     if as_json:
         print_json(report)

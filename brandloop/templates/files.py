@@ -15,6 +15,7 @@ recorded as that version's review by the importer. Anyone may import drafts.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from brandloop.templates.governance import (
     _review,
     check_actor,
     check_label,
+    check_model_hints,
     check_name,
     check_weights,
     labels,
@@ -302,13 +304,22 @@ def _check_unchanged(name: str, vf: VersionFile, row: TemplateVersionRow) -> Non
 
 
 def import_templates(
-    session: Session, *, tenant: str, directory: Path, actor: str, screen: TemplateScreen
+    session: Session,
+    *,
+    tenant: str,
+    directory: Path,
+    actor: str,
+    screen: TemplateScreen,
+    models: Collection[str],
 ) -> list[dict[str, Any]]:
     """Apply a directory of template files; returns what was added or moved per template.
 
     Everything is read and checked first (every version's text through ``screen``, the
     minors line); the writes happen in the caller's transaction, so a refusal part-way (a
-    changed version, a protected label) leaves the registry unchanged.
+    changed version, a protected label, a new version whose model hints name a model the
+    catalog (``models``: its ids) does not hold) leaves the registry unchanged. A version the
+    registry has already is not checked against the catalog again: a model retired since
+    does not stop an export from importing.
     """
     check_actor(actor)
     files = read_directory(directory)
@@ -335,6 +346,7 @@ def import_templates(
                 _check_unchanged(tf.name, vf, row)
                 continue
             _check_imported_review(tf.name, vf, actor, policy)
+            check_model_hints(vf.spec().model_hints, models)
             model = TemplateVersion(
                 name=tf.name,
                 version=vf.version,

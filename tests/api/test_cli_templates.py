@@ -294,6 +294,8 @@ def prepared(
     fresh("self_approved_dir", author="LEE", status="approved")
     fresh("self_rejected_dir", author="lee", status="rejected")
     fresh("foreign_review_dir", author="ana", status="in_review")  # mallory is not ana
+    # a new version's model hints are checked as create's are (an outside tester's report)
+    fresh("unknown_hint_dir", model_hints=["procedural/draft", "nope/none"])
 
     def labelled(directory: str, name: str, labels: dict[str, Any]) -> None:
         path = inputs / directory
@@ -352,6 +354,10 @@ def _input(prepared: Prepared, token: str) -> str:
 BAD = [
     # argv (UPPER-CASE tokens name prepared inputs), the message expected on stderr
     (["templates", "import", "ZERO_WEIGHT_DIR", "--as", "priya"], "gives version 1 the weight 0"),
+    (
+        ["templates", "import", "UNKNOWN_HINT_DIR", "--as", "priya"],
+        "the catalog does not hold: nope/none (known models: ",
+    ),
     (
         ["templates", "create", "hinted", "--file", "UNKNOWN_MODEL", "--as", "ana"],
         "the catalog does not hold: nope/none, openai/gpt-nonexistent (known models: ",

@@ -463,6 +463,6 @@ def test_a_version_with_weight_0_is_left_out_of_the_file_and_import_keeps_the_la
     exported = files.read_directory(tmp_path)
     assert next(f for f in exported if f.name == "seasonal-banner").labels == {"zw": {"2": 1.0}}
     report = files.import_templates(
-        session, tenant=T, directory=tmp_path, actor="ana", screen=template_screen
+        session, tenant=T, directory=tmp_path, actor="ana", screen=template_screen, models=MODELS
     )
     assert all(not r["added_versions"] and not r["moved_labels"] for r in report), report

@@ -127,7 +127,7 @@ def test_an_import_with_one_crossing_version_imports_nothing(db: Database, tmp_p
     before = versions(db)
     with pytest.raises(RefusedError), db.session() as session:
         files.import_templates(
-            session, tenant=T, directory=tmp_path, actor="ana", screen=template_screen
+            session, tenant=T, directory=tmp_path, actor="ana", screen=template_screen, models=[]
         )
     assert versions(db) == before
     (entry,) = refusals(db)
