@@ -170,6 +170,7 @@ class EvalRunner:
     async def run(self) -> EvalRun:
         started = time.perf_counter()
         self._lock = asyncio.Lock()
+        self._prepared: set[tuple[str, str]] = set()
         resumed = self.prepare()
         manifest = json.loads((self.run_dir / "manifest.json").read_text(encoding="utf-8"))
         semaphore = asyncio.Semaphore(max(1, self.concurrency))
@@ -251,13 +252,19 @@ class EvalRunner:
         )
 
     async def _prepare_tenant(self, db: Database, target: TargetSpec, tenant: str) -> None:
+        """The tenant's brands and the target's templates, once per run: each case of a group
+        runs in the group's tenant, and a templates file naming no version would otherwise
+        add the next version again for every case (brand-hero@2, @3, ...)."""
         async with present(self._lock, "the runner's lock (made by run())"):
+            if (target.name, tenant) in self._prepared:
+                return
             with db.session() as session:
                 for kit_path in self.suite.brands:
                     crud.upsert_brand(
                         session, tenant=tenant, kit=load_brand_kit(Path(kit_path)), actor="eval"
                     )
                 register_templates(session, tenant=tenant, files=target.templates)
+            self._prepared.add((target.name, tenant))
 
     async def _execute(
         self, settings: Settings, db: Database, target: TargetSpec, case: Case, k: int
@@ -406,7 +413,9 @@ def read_template_file(file: str) -> tuple[dict[str, Any], str, int | None]:
 
 def register_templates(session: Any, *, tenant: str, files: list[str]) -> None:
     """Register each template file (the shipped YAML shape) as a version of its template,
-    approved; the file's ``version`` (or the next free number) names it. Idempotent."""
+    approved; the file's ``version`` (or the next free number) names it. A file that names its
+    version is registered once; one that names none adds the next version at each call (the
+    runner calls it once per tenant and run)."""
     if not files:
         return
     ensure_shipped_templates(session, tenant=tenant)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -337,3 +338,28 @@ def test_a_baseline_sharing_no_case_is_exit_2_and_a_partial_one_says_what_it_com
     assert all(c["n"] == 1 for c in report["comparisons"] if c["metric"] == "pass_rate")
     code, stdout, _ = run_cli(capsys, "eval", "run", str(partial), "--baseline", str(baseline))
     assert code == 0 and "baseline: compared 1 of 2 case(s)" in stdout
+
+
+def test_a_template_file_naming_no_version_is_registered_once_per_run_and_tenant(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    """Each case of a group prepares the group's tenant: a templates file naming no version
+    used to add the next version for every case (brand-hero@2, @3, @4)."""
+    template_file(tmp_path / "hero-next.yaml", "brand-hero")
+    max_cost = [{"kind": "max_cost", "max_usd": 1}]
+    cases = [{**CASE, "id": f"cup{i}", "group": "fall", "assertions": max_cost} for i in range(3)]
+    suite = tiny_suite(
+        tmp_path / "s.yaml",
+        cases,
+        targets=[{"name": "next", "templates": ["hero-next.yaml"], "template": "brand-hero@2"}],
+    )
+    code, stdout, stderr = run_cli(capsys, "eval", "run", str(suite), "--json", "-")
+    assert code == 0, stderr
+    assert all(r["error"] is None for r in json.loads(stdout)["cases"])
+    (registry,) = (settings.data_dir / "evals").glob("*/data/next/brandloop.db")
+    with sqlite3.connect(registry) as conn:
+        rows = conn.execute(
+            "SELECT v.version FROM template_versions v JOIN templates t ON t.id = v.template_id"
+            " WHERE t.name = 'brand-hero' ORDER BY v.version"
+        ).fetchall()
+    assert [r[0] for r in rows] == [1, 2]
