@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from brandloop.domain import TemplateVersion
 from brandloop.errors import BadInputError, NotFoundError
+from brandloop.once import once
 from brandloop.registry import crud
 from brandloop.templates.governance import MAX_TEMPLATE_VERSION
 
@@ -29,7 +29,7 @@ REF_PATTERN = re.compile(
 )
 
 
-@cache
+@once
 def _shipped() -> tuple[dict[str, Any], ...]:
     """The shipped template files, read once per process (they are part of the package)."""
     return tuple(

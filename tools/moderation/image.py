@@ -10,7 +10,6 @@ Provider refusals are recorded as verdicts of the same shape by :func:`provider_
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -20,6 +19,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from brandloop.domain import ModerationVerdict
+from brandloop.once import once
 from brandloop.tools.moderation.models import nudenet_model_path
 from brandloop.tools.moderation.policy import NUDENET_LABELS, ImagePolicy, default_moderation_policy
 from brandloop.tools.scoring.decode import ImageDecodeError, decode_image
@@ -101,7 +101,7 @@ def _detections(
     return sorted(found.values(), key=lambda d: -d.score)
 
 
-@functools.cache
+@once
 def default_detector() -> NudeNetDetector:
     """One detector per process: the ONNX session takes ~0.1 s to build."""
     return NudeNetDetector(min_score=default_moderation_policy().image.min_score)

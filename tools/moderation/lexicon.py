@@ -22,6 +22,7 @@ from typing import Final
 from pydantic import BaseModel, ConfigDict, Field
 
 from brandloop.errors import BadInputError
+from brandloop.once import once
 from brandloop.tools.moderation.categories import BRAND_FORBIDDEN, SEXUAL_MINORS
 from brandloop.tools.moderation.normalize import fold_leetspeak, normalize_for_matching
 
@@ -464,7 +465,7 @@ def _vocabulary(entries: Iterable[str]) -> dict[int, tuple[str, ...]]:
     return {length: tuple(forms) for length, forms in by_length.items()}
 
 
-@functools.cache
+@once
 def default_lexicon() -> Lexicon:
     """The packaged lexicon, compiled once per process."""
     return load_lexicon()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from brandloop.errors import BrandloopError
+from brandloop.once import once
 
 NUDENET_SHA256: Final = "c15d8273adad2d0a92f014cc69ab2d6c311a06777a55545f2c4eb46f51911f0f"
 PROFANITY_SHA256: Final = {
@@ -93,7 +94,7 @@ class ProfanityModel:
         return [float(p[1]) for p in self.model.predict_proba(matrix)]
 
 
-@functools.cache
+@once
 def profanity_model() -> ProfanityModel:
     """Load (once) the verified profanity model; joblib unpickles only files we checksummed."""
     import joblib  # scikit-learn and joblib load in ~0.7 s; only when first needed

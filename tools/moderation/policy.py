@@ -10,7 +10,6 @@ the senses a brand turns on or off never change what the minors line reads.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -20,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from brandloop.domain import MAX_BRIEF_CHARS
 from brandloop.errors import BadInputError
+from brandloop.once import once
 from brandloop.policies.brand_policy import PACKAGED_BRAND_POLICIES, brand_policy_file, deep_merge
 from brandloop.policy_files import (
     describe_validation_error,
@@ -185,7 +185,7 @@ def load_moderation_policy(path: Path | None = None) -> ModerationPolicy:
     )
 
 
-@functools.cache
+@once
 def default_moderation_policy() -> ModerationPolicy:
     return load_moderation_policy()
 

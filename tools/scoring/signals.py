@@ -8,7 +8,6 @@ all; :func:`score_set` adds the near-duplicate signal across a set.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from brandloop.domain import BrandKit, Scores, Signal
+from brandloop.once import once
 from brandloop.policies.scoring import (
     ExposurePolicy,
     PalettePolicy,
@@ -417,7 +417,7 @@ def score_set(
     return result
 
 
-@functools.cache
+@once
 def _default_policy() -> ScoringPolicy:
     """The packaged defaults, read once, for callers that score a single signal ad hoc."""
     return load_scoring_policy()

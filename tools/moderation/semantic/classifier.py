@@ -11,7 +11,6 @@ which is reported with the finding. The thresholds are calibrated on the same vi
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -25,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from brandloop.errors import BrandloopError
+from brandloop.once import once
 
 CLASSIFIER_PATH: Final = Path(__file__).with_name("classifier.json")
 #: The sha256 of ``classifier.json`` as ``scripts/train_text_classifier.py`` wrote it.
@@ -259,7 +259,7 @@ def _minilm() -> Embedder:
     return MiniLMEmbeddingFunction().embed
 
 
-@functools.cache
+@once
 def default_semantic_layer() -> EmbeddingClassifier:
     """The shipped classifier, loaded once per process."""
     return load_classifier()
