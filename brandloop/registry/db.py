@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from brandloop.errors import SchemaOutdatedError
 from brandloop.registry import fencing  # noqa: F401  (registers the fencing checks on Session)
+from brandloop.registry.write_lock import install_process_write_lock
 from brandloop.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ def _create_engine(url: str) -> Engine:
             max_overflow=THREADS // 2,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        install_process_write_lock(engine)
         return engine
     # PostgreSQL: enough kept connections for a replica's usual concurrent requests (a new one
     # costs a backend process), bursts up to the threadpool's size
