@@ -35,6 +35,7 @@ from brandloop.evals.models import Suite
 from brandloop.evals.reports import build_html
 from brandloop.evals.reports.document import comparisons, gate_results, summaries
 from brandloop.evals.runner import EvalRun, EvalRunner, evaluate_results
+from brandloop.evals.stats import MIN_PAIRS
 from brandloop.settings import Settings
 
 router = APIRouter(route_class=StudioRoute, include_in_schema=False)
@@ -133,6 +134,7 @@ async def result_set(request: Request, name: str, user: Viewer, settings: Settin
         "table": table,
         "gates": gate_results(run, table),
         "ab": comparisons(run),
+        "min_pairs": MIN_PAIRS,
     }
     return render(request, "eval.html", context)
 
