@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import random
+import tempfile
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from brandloop.agent.runner import review_run as finish_review
+from brandloop.agent.templates import REF_PATTERN, shipped_template_names
 from brandloop.api.auth import Principal
 from brandloop.api.jobs import store
 from brandloop.api.jobs.worker import WorkerPool, finished_state
@@ -31,6 +33,13 @@ from brandloop.artifacts import atomic_write
 from brandloop.domain import BrandKit, utcnow
 from brandloop.errors import BadInputError
 from brandloop.evals.loader import load_suite
+from brandloop.evals.models import Suite
+from brandloop.evals.runner import (
+    check_references,
+    template_file_document,
+    template_refs,
+    versions_to_carry,
+)
 from brandloop.policy_files import load_yaml_file
 from brandloop.registry import crud
 from brandloop.registry.models import ArtifactRow, AttemptRow, RunRow
@@ -49,6 +58,8 @@ Decision = Literal["approve", "reject"]
 Axis = Literal["template", "model"]
 Winner = Literal["left", "right", "tie"]
 GOLDEN_SUITE = "golden"
+#: the folder beside the golden suite with the template versions its cases name
+GOLDEN_TEMPLATES = "templates"
 
 
 def requester_of(session: Session, *, tenant: str, run_id: str) -> str | None:
@@ -465,11 +476,109 @@ def add_golden(
     # of one API process, or two replicas on one data dir) must both land
     with _suite_lock(path):
         case_id = _append_golden(path, kit, run, attempt, sha256=sha256, actor=actor)
+        # the suite carries the template versions its cases name: the eval registry a run
+        # gets is fresh, and holds the shipped templates only
+        files, _ = _golden_templates(session, tenant=tenant, suite=load_suite(path))
+        _write_carried(path, files)
     crud.audit(
         session, tenant=tenant, actor=actor, action="eval.golden_added",
         subject_type="image", subject_id=sha256, detail={"case": case_id, "suite": str(path)},
     )  # fmt: skip
     return case_id
+
+
+def _golden_templates(
+    session: Session, *, tenant: str, suite: Suite
+) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """The template files the golden suite lacks for the versions its cases (or targets) name
+    by number: (path relative to the suite, content) for each version the tenant's registry
+    holds; and why the rest cannot be carried, one line each: a version the tenant's registry
+    does not hold either, a ref by label to a template of the tenant's (a label moves, and a
+    fresh registry holds none of the tenant's)."""
+    files: list[tuple[str, bytes]] = []
+    cannot: list[str] = []
+    for ref in sorted({ref for t in suite.targets for ref in template_refs(suite, t)}):
+        match = REF_PATTERN.fullmatch(ref)
+        if (
+            match
+            and not match["version"]
+            and match["name"] not in shipped_template_names()
+            and crud.get_template(session, tenant=tenant, name=match["name"]) is not None
+        ):
+            cannot.append(
+                f"{ref} names a template of this tenant's by label, which a golden run "
+                f"cannot carry: name a version ({match['name']}@N)"
+            )
+    for name, number in versions_to_carry(suite, suite.targets):
+        template = crud.get_template(session, tenant=tenant, name=name)
+        row = (
+            crud.get_template_version(session, template_id=template.id, version=number)
+            if template is not None
+            else None
+        )
+        if template is None or row is None:
+            cannot.append(f"this tenant's registry does not hold {name}@{number} either")
+            continue
+        document = template_file_document(
+            crud.template_version_model(template, row), description=template.description
+        )
+        text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+        files.append((f"{GOLDEN_TEMPLATES}/{name}@{number}.yaml", text.encode()))
+    return files, cannot
+
+
+def _write_carried(path: Path, files: list[tuple[str, bytes]]) -> None:
+    """Write the template files beside the suite and list each in every target's
+    ``templates`` (the caller holds the suite's lock)."""
+    if not files:
+        return
+    data = load_yaml_file(path, what="golden suite")
+    for relative, content in files:
+        atomic_write(path.parent / relative, content)
+    targets = data.get("targets") or [{"name": "default"}]
+    for target in targets:
+        listed = target.setdefault("templates", [])
+        listed += [relative for relative, _ in files if relative not in listed]
+    data["targets"] = targets
+    atomic_write(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True).encode())
+
+
+def prepare_golden_run(session: Session, settings: Settings, *, tenant: str) -> Suite:
+    """The tenant's golden suite, ready to run.
+
+    Every case runs in a fresh eval registry, which holds the shipped templates only, so the
+    suite carries the template versions its cases name (``templates/<name>@<N>.yaml``, listed
+    in each target's ``templates``); :func:`add_golden` copies them as cases are added, and
+    here a suite written before that is brought up to date from the tenant's registry. What
+    the run would then still fail on - a version neither the suite nor the tenant's registry
+    holds, a ref by label to a template of the tenant's, a model not in the catalog - is a
+    :class:`BadInputError` naming it, and nothing is written: the copies are checked from a
+    scratch folder first."""
+    path = golden_suite_path(settings, tenant)
+    with _suite_lock(path):
+        try:
+            suite = load_suite(path)
+        except BadInputError as exc:
+            raise BadInputError(f"the golden suite cannot run until it is fixed: {exc}") from None
+        files, cannot = _golden_templates(session, tenant=tenant, suite=suite)
+        with tempfile.TemporaryDirectory(prefix="golden-templates-") as scratch:
+            extra = []
+            for relative, content in files:
+                file = Path(scratch) / Path(relative).name
+                file.write_bytes(content)
+                extra.append(str(file))
+            targets = [
+                t.model_copy(update={"templates": [*t.templates, *extra]}) for t in suite.targets
+            ]
+            try:
+                check_references(suite, targets, settings=settings)
+            except BadInputError as exc:
+                refused = f"the golden suite was not run and nothing was stored: {exc}"
+                raise BadInputError("; ".join([refused, *cannot])) from None
+        if files:
+            _write_carried(path, files)
+            suite = load_suite(path)
+    return suite
 
 
 _SUITE_LOCK = threading.Lock()

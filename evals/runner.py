@@ -486,6 +486,47 @@ def _template_problem(ref: str, known: dict[str, tuple[set[int], set[str]]]) -> 
     return None
 
 
+def template_refs(suite: Suite, target: TargetSpec) -> list[str]:
+    """The template refs the cases run with under ``target`` (what build_request sends: the
+    target's own ref wins over a case's)."""
+    if target.template is not None:
+        return [target.template]
+    return [c.request.template for c in suite.cases if c.request.template is not None]
+
+
+def versions_to_carry(suite: Suite, targets: list[TargetSpec]) -> list[tuple[str, int]]:
+    """The template versions, as (name, number), that the cases or targets name by number and
+    a target's fresh registry would not hold (neither shipped nor in its ``templates`` files):
+    what the targets must carry for them to resolve. A label is never carried (a fresh
+    registry has the shipped labels only), so a ref by label stays for
+    :func:`check_references` to name."""
+    wanted: set[tuple[str, int]] = set()
+    for target in targets:
+        known = known_templates(target)
+        for ref in template_refs(suite, target):
+            match = REF_PATTERN.fullmatch(ref)
+            if match and match["version"] and _template_problem(ref, known):
+                wanted.add((match["name"], int(match["version"])))
+    return sorted(wanted)
+
+
+def template_file_document(version: TemplateVersion, *, description: str = "") -> dict[str, Any]:
+    """A registered version as a target's template file (the shape :func:`read_template_file`
+    reads), naming its number, so a target registers the same version under the same ref."""
+    return {
+        "name": version.name,
+        "version": version.version,
+        "description": description,
+        "author": version.author,
+        "message": version.message,
+        "body": version.body,
+        "negative_body": version.negative_body,
+        "params": version.params,
+        "model_hints": list(version.model_hints),
+        "metadata": version.metadata,
+    }
+
+
 def check_references(suite: Suite, targets: list[TargetSpec], *, settings: Settings) -> None:
     """Refuse, before any case runs, what every execution would fail on: a template (ref or
     version) or a model that does not exist where the targets run. ``settings`` are the

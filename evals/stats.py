@@ -3,7 +3,8 @@ confidence intervals, and comparison with a saved baseline run.
 
 Comparisons are paired by case: each case contributes one value per side (the mean over its
 repeats), and the bootstrap resamples cases. A difference is "detectable" when its 95%
-interval excludes zero.
+interval excludes zero. A metric with fewer than :data:`MIN_PAIRS` pairs (none at all: no
+shared case has it on both sides) is "not measured", never "no detectable difference".
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from brandloop.errors import present
 from brandloop.evals.models import CaseResult
 
-Verdict = Literal["better", "worse", "no detectable difference"]
+Verdict = Literal["better", "worse", "no detectable difference", "not measured"]
 #: metric name -> True when higher is better
 METRICS: dict[str, bool] = {
     "pass_rate": True,
@@ -29,6 +30,13 @@ METRICS: dict[str, bool] = {
     "latency_ms": False,
 }
 BOOTSTRAP_RESAMPLES = 2000
+#: Fewer pairs than this are "not measured": with five cases that all moved the same way a
+#: sign test gives p = 2 * 0.5**5 = 0.0625, so no distribution-free test can tell five from
+#: chance at 95% (six: 0.031), while the percentile bootstrap of so few would call any
+#: unanimous shift, one case included, "better" or "worse".
+MIN_PAIRS = 6
+#: the metrics a baseline comparison gates on (``BaselineReport.passed``)
+REQUIRED_METRICS = ("pass_rate", "composite")
 
 
 class _Model(BaseModel):
@@ -66,12 +74,12 @@ class TargetSummary(_Model):
 
 class Comparison(_Model):
     metric: str
-    a: float | None
+    a: float | None = Field(description="mean over the pairs; None with no pair")
     b: float | None
     diff: float | None = Field(description="b - a")
-    ci_low: float | None
+    ci_low: float | None = Field(description="None when not measured")
     ci_high: float | None
-    n: int
+    n: int = Field(description="pairs: cases with the metric on both sides")
     verdict: Verdict
 
 
@@ -94,7 +102,14 @@ class BaselineReport(_Model):
     comparisons: list[Comparison]
     cases: list[CaseRegression]
     regressions: int
-    significant: bool
+    significant: bool = Field(description="a required metric is worse")
+    lost: list[str] = Field(
+        default_factory=list,
+        description="required metrics the baseline measured that this run could not be "
+        "compared on (too few shared cases have them here): they fail the check as a "
+        "regression does",
+    )
+    passed: bool = Field(description="the check passed: not significant and nothing lost")
     summary: str
 
 
@@ -180,11 +195,12 @@ def bootstrap_diff(
     seed: int = 0,
     confidence: float = 0.95,
 ) -> tuple[float, float, float]:
-    """Mean of ``b - a`` over paired values and its percentile bootstrap interval."""
+    """Mean of ``b - a`` over paired values and its percentile bootstrap interval. No pair at
+    all is a ValueError: nothing compared is not a difference of 0."""
     if len(a) != len(b):
         raise ValueError("paired bootstrap needs the same number of values on both sides")
     if not a:
-        return 0.0, 0.0, 0.0
+        raise ValueError("paired bootstrap needs at least one pair")
     diffs = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(diffs), size=(resamples, len(diffs)))
@@ -222,6 +238,9 @@ def compare_metrics(
     metrics: Sequence[str] = tuple(METRICS),
     resamples: int = BOOTSTRAP_RESAMPLES,
 ) -> list[Comparison]:
+    """B (``mb``) against A (``ma``) per metric over the cases both have it for. Fewer than
+    :data:`MIN_PAIRS` pairs: "not measured", with the means of what there is (None with no
+    pair) and no interval."""
     shared = sorted(set(ma) & set(mb))
     out = []
     for metric in metrics:
@@ -230,21 +249,23 @@ def compare_metrics(
             for case in shared
             if (va := ma[case].get(metric)) is not None and (vb := mb[case].get(metric)) is not None
         ]
-        if not pairs:
+        xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
+        if len(pairs) < MIN_PAIRS:
+            mean_a = round(statistics.fmean(xs), 6) if pairs else None
+            mean_b = round(statistics.fmean(ys), 6) if pairs else None
             out.append(
                 Comparison(
                     metric=metric,
-                    a=None,
-                    b=None,
-                    diff=None,
+                    a=mean_a,
+                    b=mean_b,
+                    diff=None if mean_a is None or mean_b is None else round(mean_b - mean_a, 6),
                     ci_low=None,
                     ci_high=None,
-                    n=0,
-                    verdict="no detectable difference",
+                    n=len(pairs),
+                    verdict="not measured",
                 )
             )
             continue
-        xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
         diff, low, high = bootstrap_diff(xs, ys, resamples=resamples)
         out.append(
             Comparison(
@@ -281,18 +302,26 @@ def baseline_cases(
 
 
 def check_baseline_overlap(baseline: dict[str, Any], target: str, case_ids: set[str]) -> set[str]:
-    """The case ids the run and the baseline share; none at all is a ValueError (a baseline of
-    another suite would otherwise compare nothing and report no regression)."""
+    """The case ids the run and the baseline share. Fewer than :data:`MIN_PAIRS` is a
+    ValueError: the pass rate could not be measured, and a check that measured nothing would
+    report no regression (none at all: a baseline of another suite, or renamed cases)."""
     base_target, grouped = baseline_cases(baseline, target)
     shared = set(grouped) & case_ids
-    if not shared:
+    if len(shared) < MIN_PAIRS:
         suite = baseline.get("suite")
         of = ""
         if isinstance(suite, dict) and suite.get("name"):
             of = f" of suite {suite.get('name')} v{suite.get('version')}"
+        if not shared:
+            raise ValueError(
+                f"shares no case with this run: its target {base_target}{of} has "
+                f"{len(grouped)} case(s), none of them among this run's {len(case_ids)}"
+            )
         raise ValueError(
-            f"shares no case with this run: its target {base_target}{of} has "
-            f"{len(grouped)} case(s), none of them among this run's {len(case_ids)}"
+            f"shares only {len(shared)} case(s) with this run (its target {base_target}{of} "
+            f"has {len(grouped)}, this run {len(case_ids)}): a regression is measured over "
+            f"at least {MIN_PAIRS} shared cases, fewer cannot be told from chance even when "
+            "every one of them got worse"
         )
     return shared
 
@@ -309,7 +338,12 @@ def compare_baseline(
 
     The baseline's target of the same name is used, else its first target. A case regresses
     when its pass rate drops; the run regresses significantly when the pass rate or the mean
-    accepted composite is worse with a 95% interval that excludes zero.
+    accepted composite is worse with a 95% interval that excludes zero. The check fails
+    (``passed`` False) on that, and when a required metric the baseline measured cannot be
+    compared here (``lost``: e.g. the composite, once this run accepts no image in most of the
+    cases where the baseline did). A required metric the baseline did not measure either (a
+    suite of refusals has no composite) is named as not measured in the summary and does not
+    fail the check. Fewer than :data:`MIN_PAIRS` shared cases is a ValueError.
     """
     base_target, grouped = baseline_cases(baseline, target)
     current_ids = {r.case_id for r in current}
@@ -343,9 +377,26 @@ def compare_baseline(
                 regressed=after < before - 1e-9,
             )
         )
-    significant = any(
-        c.verdict == "worse" for c in comparisons if c.metric in {"pass_rate", "composite"}
-    )
+    significant = any(c.verdict == "worse" for c in comparisons if c.metric in REQUIRED_METRICS)
+    # a required metric the baseline has for enough shared cases but this run cannot be
+    # compared on (it stopped accepting images there): not measured, and never a pass
+    lost: list[str] = []
+    unmeasured: list[str] = []
+    for row in comparisons:
+        if row.verdict != "not measured":
+            continue
+        had = sum(base_metrics[case_id].get(row.metric) is not None for case_id in shared)
+        if row.metric in REQUIRED_METRICS and had >= MIN_PAIRS:
+            lost.append(row.metric)
+            unmeasured.append(
+                f"{row.metric} not measured in this run: the baseline has it for {had} shared "
+                f"case(s), this run for {row.n} of them ({MIN_PAIRS} needed)"
+            )
+        else:
+            unmeasured.append(
+                f"{row.metric} not measured ({row.n} shared case(s) have it on both sides, "
+                f"{MIN_PAIRS} needed)"
+            )
     regressions = sum(c.regressed for c in cases)
     worse = [c.metric for c in comparisons if c.verdict == "worse"]
     summary = (
@@ -360,10 +411,11 @@ def compare_baseline(
         + ("significant regression in " + ", ".join(worse) if significant else "")
         + ("no significant regression" if not significant else "")
         + (
-            f" (also worse: {', '.join(m for m in worse if m not in {'pass_rate', 'composite'})})"
+            f" (also worse: {', '.join(m for m in worse if m not in REQUIRED_METRICS)})"
             if not significant and worse
             else ""
         )
+        + "".join(f"; {line}" for line in unmeasured)
     )
     return BaselineReport(
         baseline_path=baseline_path,
@@ -376,5 +428,7 @@ def compare_baseline(
         cases=cases,
         regressions=regressions,
         significant=significant,
+        lost=lost,
+        passed=not significant and not lost,
         summary=summary,
     )

@@ -23,7 +23,12 @@ from brandloop.evals.reports import build_document, build_html, build_junit
 from brandloop.evals.reports.document import RUN_FORMAT, comparisons, gate_results, summaries
 from brandloop.evals.runner import EvalRun, EvalRunner, check_references, default_run_dir
 from brandloop.evals.schema import render_schema
-from brandloop.evals.stats import BaselineReport, check_baseline_overlap, compare_baseline
+from brandloop.evals.stats import (
+    MIN_PAIRS,
+    BaselineReport,
+    check_baseline_overlap,
+    compare_baseline,
+)
 
 eval_app = typer.Typer(
     help="Offline evals: suites, A/B comparisons, baselines.", no_args_is_help=True
@@ -127,6 +132,12 @@ def _print_summary(run: EvalRun, baseline: BaselineReport | None, *, wide: bool 
             for c in comparison
         ]
         show(out, f"A/B: {b} vs {a} (95% bootstrap CI over cases)", columns, ab_rows, wide=wide)
+        unmeasured = [c.metric for c in comparison if c.verdict == "not measured"]
+        if unmeasured:
+            out.print(
+                f"  not measured: {', '.join(unmeasured)} (fewer than {MIN_PAIRS} cases have "
+                "it for both targets)"
+            )
     failed = [r for r in run.results if not r.passed]
     for r in failed[:20]:
         why = "; ".join(a.message for a in r.assertions if not a.passed) or (r.error or r.status)
@@ -134,7 +145,7 @@ def _print_summary(run: EvalRun, baseline: BaselineReport | None, *, wide: bool 
     if len(failed) > 20:
         out.print(f"  … and {len(failed) - 20} more failed")
     if baseline is not None:
-        colour = "red" if baseline.significant else "green"
+        colour = "green" if baseline.passed else "red"
         out.print(f"baseline: [{colour}]{baseline.summary}[/{colour}]")
 
 
@@ -249,8 +260,11 @@ def run(
             f"brandloop: error: gate failed: pass rate below {suite.gate.min_pass_rate:.1%} ({rates})\n"
         )
         code = 1
-    if baseline is not None and baseline.significant:
-        sys.stderr.write(f"brandloop: error: baseline regression: {baseline.summary}\n")
+    if baseline is not None and not baseline.passed:
+        # a required metric the baseline measured and this run could not be compared on is
+        # not a pass (docs/evals.md, Baseline)
+        what = "baseline regression" if baseline.significant else "baseline not measured"
+        sys.stderr.write(f"brandloop: error: {what}: {baseline.summary}\n")
         code = 1
     raise typer.Exit(code)
 

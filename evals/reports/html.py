@@ -20,7 +20,7 @@ from brandloop.evals.reports.document import (
     summaries,
 )
 from brandloop.evals.runner import EvalRun
-from brandloop.evals.stats import BaselineReport, Comparison, TargetSummary
+from brandloop.evals.stats import MIN_PAIRS, BaselineReport, Comparison, TargetSummary
 
 PALETTE = ["#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2"]
 CHART_SIGNALS = ["composite", "palette", "sharpness", "exposure"]
@@ -141,15 +141,19 @@ def _summary_table(table: dict[str, TargetSummary], gates: dict[str, bool], gate
 
 
 def _verdict_badge(verdict: str) -> str:
-    cls = {"better": "pass", "worse": "fail"}.get(verdict, "neutral")
+    cls = {"better": "pass", "worse": "fail", "not measured": "warn"}.get(verdict, "neutral")
     return _badge(verdict, cls)
+
+
+def _interval(c: Comparison) -> str:
+    return "–" if c.ci_low is None else f"[{_fmt(c.ci_low, 4)}, {_fmt(c.ci_high, 4)}]"
 
 
 def _comparison_table(rows: Sequence[Comparison], a: str, b: str) -> str:
     body = "".join(
         f"<tr><td>{escape(c.metric)}</td><td class='num'>{_fmt(c.a, 4)}</td>"
         f"<td class='num'>{_fmt(c.b, 4)}</td><td class='num'>{_fmt(c.diff, 4)}</td>"
-        f"<td class='num'>[{_fmt(c.ci_low, 4)}, {_fmt(c.ci_high, 4)}]</td>"
+        f"<td class='num'>{_interval(c)}</td>"
         f"<td class='num'>{c.n}</td><td>{_verdict_badge(c.verdict)}</td></tr>"
         for c in rows
     )
@@ -157,13 +161,21 @@ def _comparison_table(rows: Sequence[Comparison], a: str, b: str) -> str:
         f"<table class='ab'><tr><th>metric</th><th>A: {escape(a)}</th><th>B: {escape(b)}</th>"
         "<th>B − A</th><th>95% CI (bootstrap)</th><th>cases</th><th>verdict for B</th></tr>"
         f"{body}</table>"
+        f"<p class='meta'>A metric with fewer than {MIN_PAIRS} cases on both sides is not "
+        "measured: its means are shown, no interval and no verdict.</p>"
     )
 
 
 def _baseline_section(report: BaselineReport) -> str:
-    cls = "fail" if report.significant else ("warn" if report.regressions else "pass")
+    cls = "fail" if not report.passed else ("warn" if report.regressions else "pass")
+    if report.significant:
+        label = "significant regression"
+    elif report.lost:
+        label = "not measured: " + ", ".join(report.lost)
+    else:
+        label = "no significant regression"
     head = (
-        f"<p>{_badge('significant regression' if report.significant else 'no significant regression', cls)} "
+        f"<p>{_badge(label, cls)} "
         f"{escape(report.summary)} — baseline <code>{escape(report.baseline_path)}</code> "
         f"(target {escape(report.baseline_target)}) vs current {escape(report.target)}</p>"
     )
@@ -411,7 +423,7 @@ def build_html(run: EvalRun, baseline: BaselineReport | None = None) -> str:
         f"<h3>{escape(b)} vs {escape(a)}</h3>{_comparison_table(rows, a, b)}"
         for a, b, rows in comparisons(run)
     )
-    all_pass = all(gates.values()) and not (baseline and baseline.significant)
+    all_pass = all(gates.values()) and (baseline is None or baseline.passed)
     doc: list[str] = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>eval {escape(run.suite.name)}@{run.suite.version}</title>",

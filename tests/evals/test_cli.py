@@ -308,36 +308,131 @@ def test_a_template_from_the_targets_own_file_is_known_and_is_the_one_run(
 # --------------------------------------------------------------------------- baselines
 
 
-def test_a_baseline_sharing_no_case_is_exit_2_and_a_partial_one_says_what_it_compared(
+def cheap_case(case_id: str) -> dict[str, object]:
+    """A case that passes whatever it costs (up to $1), image or not."""
+    return {**CASE, "id": case_id, "assertions": [{"kind": "max_cost", "max_usd": 1}]}
+
+
+def test_a_baseline_sharing_too_few_cases_is_exit_2_and_a_partial_one_says_what_it_compared(
     capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
 ) -> None:
-    def case(case_id: str) -> dict[str, object]:
-        return {**CASE, "id": case_id, "assertions": [{"kind": "max_cost", "max_usd": 1}]}
-
     baseline = tmp_path / "main.json"
-    first = tiny_suite(tmp_path / "first.yaml", [case("cup"), case("mug")])
+    first = tiny_suite(tmp_path / "first.yaml", [cheap_case(f"c{i}") for i in range(7)])
     code, _, stderr = run_cli(capsys, "eval", "run", str(first), "--json", str(baseline))
     assert code == 0, stderr
     runs = set((settings.data_dir / "evals").iterdir())
 
-    other = tiny_suite(tmp_path / "other.yaml", [case("c0"), case("c1"), case("c2")])
+    other = tiny_suite(tmp_path / "other.yaml", [cheap_case(f"x{i}") for i in range(3)])
     code, _, stderr = run_cli(capsys, "eval", "run", str(other), "--baseline", str(baseline))
     assert code == 2, stderr
     assert stderr.count("\n") == 1 and "shares no case with this run" in stderr, stderr
-    assert "suite first v1" in stderr and "2 case(s)" in stderr, stderr
+    assert "suite first v1" in stderr and "7 case(s)" in stderr, stderr
     assert set((settings.data_dir / "evals").iterdir()) == runs, "nothing ran or was stored"
 
-    partial = tiny_suite(tmp_path / "partial.yaml", [case("cup"), case("bowl")])
+    # one shared case measures nothing: a flipped one was a "significant regression", an
+    # unchanged one "no significant regression"
+    few = tiny_suite(tmp_path / "few.yaml", [cheap_case("c0"), cheap_case("bowl")])
+    code, _, stderr = run_cli(capsys, "eval", "run", str(few), "--baseline", str(baseline))
+    assert code == 2, stderr
+    assert stderr.count("\n") == 1 and "shares only 1 case(s) with this run" in stderr, stderr
+    assert "at least 6 shared cases" in stderr, stderr
+    assert set((settings.data_dir / "evals").iterdir()) == runs, "nothing ran or was stored"
+
+    cases = [cheap_case(f"c{i}") for i in range(6)] + [cheap_case("bowl")]
+    partial = tiny_suite(tmp_path / "partial.yaml", cases)
+    out = tmp_path / "partial.json"
     code, stdout, stderr = run_cli(
-        capsys, "eval", "run", str(partial), "--baseline", str(baseline), "--json", "-"
+        capsys, "eval", "run", str(partial), "--baseline", str(baseline), "--json", str(out)
     )
     assert code == 0, stderr
-    report = json.loads(stdout)["baseline"]
-    assert (report["compared"], report["only_current"], report["only_baseline"]) == (1, 1, 1)
-    assert report["summary"].startswith("compared 1 of 2 case(s)"), report["summary"]
-    assert all(c["n"] == 1 for c in report["comparisons"] if c["metric"] == "pass_rate")
-    code, stdout, _ = run_cli(capsys, "eval", "run", str(partial), "--baseline", str(baseline))
-    assert code == 0 and "baseline: compared 1 of 2 case(s)" in stdout
+    report = json.loads(out.read_text())["baseline"]
+    assert (report["compared"], report["only_current"], report["only_baseline"]) == (6, 1, 1)
+    assert report["summary"].startswith("compared 6 of 7 case(s)"), report["summary"]
+    assert all(c["n"] == 6 for c in report["comparisons"] if c["metric"] == "pass_rate")
+    assert report["passed"] and report["lost"] == []
+    assert "baseline: compared 6 of 7 case(s)" in stdout
+
+
+def test_a_run_that_accepts_no_image_where_the_baseline_did_is_exit_1_not_a_pass(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    """Every case still passes (its one assertion is the cost), so the pass rate shows no
+    difference; the composite cannot be compared at all. That is not measured, and the
+    baseline check does not pass (it said "no significant regression", exit 0)."""
+    cases = [
+        {**case, "assertions": [{"kind": "max_cost", "max_usd": 1}]} for case in ON_BRAND_CASES
+    ]
+    suite = write_suite(tmp_path / "s.yaml", cases, targets=[{"name": "default", "memory": False}])
+    baseline = tmp_path / "main.json"
+    code, _, stderr = run_cli(capsys, "eval", "run", str(suite), "--json", str(baseline))
+    assert code == 0, stderr
+    assert all(row["accepted_composites"] for row in json.loads(baseline.read_text())["cases"])
+
+    report_path, out = tmp_path / "r.html", tmp_path / "r.json"
+    code, stdout, stderr = run_cli(
+        capsys,
+        "eval",
+        "run",
+        str(suite),
+        "--target",
+        "default:budget_usd=0.005,memory=off",  # below the price of one draft image
+        "--baseline",
+        str(baseline),
+        "--json",
+        str(out),
+        "--report",
+        str(report_path),
+    )
+    assert code == 1, (stdout, stderr)
+    assert "gate failed" not in stderr
+    (line,) = [line for line in stderr.splitlines() if line.startswith("brandloop: error")]
+    assert line.startswith("brandloop: error: baseline not measured: "), line
+    assert "composite not measured in this run: the baseline has it for 6" in line, line
+    document = json.loads(out.read_text())
+    assert document["gate"]["passed"] == {"default": True}, "every case passed"
+    report = document["baseline"]
+    rows = {c["metric"]: c for c in report["comparisons"]}
+    assert rows["composite"]["verdict"] == "not measured" and rows["composite"]["n"] == 0
+    assert rows["pass_rate"]["verdict"] == "no detectable difference"
+    assert (report["significant"], report["lost"], report["passed"]) == (
+        False,
+        ["composite"],
+        False,
+    )
+    html = report_path.read_text()
+    assert "GATE FAILED" in html and "not measured: composite" in html
+
+
+def test_ab_targets_over_too_few_cases_are_not_measured_in_the_table_json_and_report(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    suite = tiny_suite(tmp_path / "s.yaml", [cheap_case("cup"), cheap_case("mug")])
+    report_path, out = tmp_path / "r.html", tmp_path / "r.json"
+    code, stdout, stderr = run_cli(
+        capsys,
+        "eval",
+        "run",
+        str(suite),
+        "--target",
+        "default",
+        "--target",
+        "studio:model=procedural/studio",
+        "--json",
+        str(out),
+        "--report",
+        str(report_path),
+    )
+    assert code == 0, stderr
+    (comparison,) = json.loads(out.read_text())["comparisons"]
+    rows = {m["metric"]: m for m in comparison["metrics"]}
+    assert {m["verdict"] for m in rows.values()} == {"not measured"}, rows
+    assert rows["cost_usd"]["n"] == 2 and rows["cost_usd"]["diff"] is not None, "means kept"
+    assert all(m["ci_low"] is None for m in rows.values())
+    assert "not measured: pass_rate, score, composite, cost_usd, attempts, latency_ms" in stdout
+    assert "no detectable difference" not in stdout
+    html = report_path.read_text()
+    assert html.count('class="badge warn">not measured<') == len(rows)
+    assert "no detectable difference" not in html
 
 
 def test_a_template_file_naming_no_version_is_registered_once_per_run_and_tenant(

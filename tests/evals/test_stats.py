@@ -10,6 +10,9 @@ import pytest
 from brandloop.evals.models import AttemptRecord, CaseResult
 from brandloop.evals.stats import bootstrap_diff, compare, compare_baseline, summarize
 
+#: the fewest pairs a comparison measures (``evals.stats.MIN_PAIRS``), spelt out as the rule
+MIN_PAIRS = 6
+
 
 def res(
     case_id: str, *, passed: bool, composite: float, cost: float = 0.05, **extra: Any
@@ -89,8 +92,42 @@ def test_identical_targets_show_no_detectable_difference() -> None:
     a = population("a")
     b = [r.model_copy(update={"target": "b"}) for r in a]
     for row in compare(a, b):
+        # every metric was compared: a difference of 0 over pairs, never an empty comparison
         assert row.verdict == "no detectable difference", row
-        assert row.diff in (0.0, None)
+        assert row.diff == 0.0 and row.n >= MIN_PAIRS, row
+
+
+def test_a_metric_no_case_has_on_both_sides_is_not_measured() -> None:
+    a = population("a")
+    # the same cases, none of them with an accepted image: no composite to pair
+    b = [r.model_copy(update={"target": "b", "accepted_composites": []}) for r in a]
+    rows = {c.metric: c for c in compare(a, b)}
+    composite = rows["composite"]
+    assert composite.verdict == "not measured" and composite.n == 0
+    assert (composite.a, composite.b, composite.diff, composite.ci_low) == (None, None, None, None)
+    assert rows["pass_rate"].verdict == "no detectable difference", "the rest is measured"
+    # no shared case at all: nothing is measured, whatever the metric
+    other = [r.model_copy(update={"target": "b", "case_id": "x-" + r.case_id}) for r in a]
+    assert {c.verdict for c in compare(a, other)} == {"not measured"}
+
+
+def test_fewer_than_six_pairs_are_not_measured_even_when_every_case_moved() -> None:
+    a = [res(f"c{i}", passed=True, composite=0.9) for i in range(MIN_PAIRS)]
+    b = [res(f"c{i}", passed=False, composite=0.3, target="b") for i in range(MIN_PAIRS)]
+    few = {c.metric: c for c in compare(a[:5], b[:5])}
+    # five cases that all failed are p = 0.0625 by a sign test; the bootstrap of so few said
+    # "worse" (one case alone too)
+    assert few["pass_rate"].verdict == "not measured", few["pass_rate"]
+    assert few["pass_rate"].diff == -1.0 and few["pass_rate"].n == 5, "the means are kept"
+    assert few["pass_rate"].ci_low is None and few["pass_rate"].ci_high is None
+    assert compare(a[:1], b[:1])[0].verdict == "not measured"
+    enough = {c.metric: c for c in compare(a, b)}
+    assert enough["pass_rate"].verdict == "worse" and enough["pass_rate"].n == MIN_PAIRS
+
+
+def test_the_bootstrap_of_no_pair_is_an_error_not_a_zero_difference() -> None:
+    with pytest.raises(ValueError, match="at least one pair"):
+        bootstrap_diff([], [])
 
 
 def test_noise_alone_is_not_called_a_difference() -> None:
@@ -157,3 +194,35 @@ def test_one_flipped_case_among_many_is_flagged_but_not_significant() -> None:
     current = [*base[:-1], res("c29", passed=False, composite=0.9)]
     report = compare_baseline(document(base), current, target="a", baseline_path="b.json")
     assert report.regressions == 1 and not report.significant
+
+
+def test_a_baseline_sharing_fewer_than_six_cases_is_refused() -> None:
+    base = population("default", n=5)
+    with pytest.raises(ValueError, match=r"shares only 5 case\(s\) with this run"):
+        compare_baseline(document(base), base, target="default", baseline_path="b.json")
+
+
+def test_a_run_that_lost_the_baseline_composite_fails_the_check() -> None:
+    base = [res(f"c{i}", passed=True, composite=0.8) for i in range(8)]
+    # every case still passes its assertions, but only two accepted an image
+    current = [
+        r if i < 2 else r.model_copy(update={"accepted": 0, "accepted_composites": []})
+        for i, r in enumerate(base)
+    ]
+    report = compare_baseline(document(base), current, target="a", baseline_path="b.json")
+    rows = {c.metric: c for c in report.comparisons}
+    assert rows["composite"].verdict == "not measured" and rows["composite"].n == 2
+    assert rows["pass_rate"].verdict == "no detectable difference"
+    assert not report.significant and report.lost == ["composite"] and not report.passed
+    assert "composite not measured in this run: the baseline has it for 8 shared case(s), " in (
+        report.summary
+    )
+
+
+def test_a_composite_the_baseline_did_not_measure_either_is_named_not_failed() -> None:
+    # a suite of refusals: no case accepts an image, in the baseline or now
+    base = [res(f"c{i}", passed=True, composite=0.0) for i in range(8)]
+    base = [r.model_copy(update={"accepted": 0, "accepted_composites": []}) for r in base]
+    report = compare_baseline(document(base), base, target="a", baseline_path="b.json")
+    assert report.passed and report.lost == []
+    assert "composite not measured (0 shared case(s) have it on both sides" in report.summary

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import threading
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,8 +21,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
-from brandloop.api.deps import SettingsDep
-from brandloop.api.reviews import golden_suite_path, suites_dir
+from brandloop.api.deps import SessionDep, SettingsDep
+from brandloop.api.reviews import golden_suite_path, prepare_golden_run, suites_dir
 from brandloop.api.studio.web import (
     Approver,
     Csrf,
@@ -34,7 +37,8 @@ from brandloop.evals.loader import load_suite
 from brandloop.evals.models import Suite
 from brandloop.evals.reports import build_html
 from brandloop.evals.reports.document import comparisons, gate_results, summaries
-from brandloop.evals.runner import EvalRun, EvalRunner, evaluate_results
+from brandloop.evals.runner import EvalRun, EvalRunner, evaluate_results, run_suite
+from brandloop.evals.stats import MIN_PAIRS
 from brandloop.settings import Settings
 
 router = APIRouter(route_class=StudioRoute, include_in_schema=False)
@@ -42,7 +46,10 @@ REPORT_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
-_running: dict[str, asyncio.Task[EvalRun]] = {}
+#: the golden run of each tenant in this process (the latest, running or done)
+_running: dict[str, Future[EvalRun]] = {}
+_running_lock = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 def result_dirs(settings: Settings, tenant: str) -> list[Path]:
@@ -113,11 +120,14 @@ def evals(request: Request, user: Viewer, settings: SettingsDep) -> Response:
         manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
         sets.append({"name": path.name, **manifest})
     golden = golden_suite_path(settings, user.tenant)
+    last = _running.get(user.tenant)
+    failed = last.exception() if last is not None and last.done() else None
     context = {
         "title": "Evals",
         "sets": sets,
         "golden": golden.is_file(),
-        "running": user.tenant in _running and not _running[user.tenant].done(),
+        "running": last is not None and not last.done(),
+        "failed": None if failed is None else f"{type(failed).__name__}: {failed}",
     }
     return render(request, "evals.html", context)
 
@@ -133,6 +143,7 @@ async def result_set(request: Request, name: str, user: Viewer, settings: Settin
         "table": table,
         "gates": gate_results(run, table),
         "ab": comparisons(run),
+        "min_pairs": MIN_PAIRS,
     }
     return render(request, "eval.html", context)
 
@@ -147,24 +158,46 @@ async def report(name: str, user: Viewer, settings: SettingsDep) -> Response:
 
 
 @router.post("/evals/golden/run")
-def run_golden(user: Approver, settings: SettingsDep, _: Csrf) -> Response:
-    """Run the tenant's golden suite in the background into a new result set."""
+def run_golden(user: Approver, settings: SettingsDep, session: SessionDep, _: Csrf) -> Response:
+    """Run the tenant's golden suite into a new result set, in a thread of its own: an eval
+    runs the agent, which must not hold the serving loop (docs/architecture.md). Before
+    anything runs or is stored, the suite is brought to carry the template versions its cases
+    name, and what would still fail every case (a version the tenant's registry lacks too, a
+    model not in the catalog) is refused with a page naming it."""
     suite_path = golden_suite_path(settings, user.tenant)
     if not suite_path.is_file():
         raise StudioError(404, "no golden suite yet: add images to it from the review queue")
-    current = _running.get(user.tenant)
-    if current is not None and not current.done():
-        raise StudioError(409, "the golden suite is already running")
-    suite = load_suite(suite_path)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    runner = EvalRunner(
-        suite=suite,
-        targets=suite.targets,
-        run_dir=suites_dir(settings, user.tenant)
-        / "runs"
-        / f"{suite.name}-v{suite.version}-{stamp}",
-        base_settings=settings,
-        concurrency=2,
-    )
-    _running[user.tenant] = asyncio.create_task(runner.run())
+    with _running_lock:  # two clicks at once start one run (the check takes milliseconds)
+        current = _running.get(user.tenant)
+        if current is not None and not current.done():
+            raise StudioError(409, "the golden suite is already running")
+        suite = prepare_golden_run(session, settings, tenant=user.tenant)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        runner = EvalRunner(
+            suite=suite,
+            targets=suite.targets,
+            run_dir=suites_dir(settings, user.tenant)
+            / "runs"
+            / f"{suite.name}-v{suite.version}-{stamp}",
+            base_settings=settings,
+            concurrency=2,
+        )
+        _running[user.tenant] = _start(runner, user.tenant)
     return see_other("/evals")
+
+
+def _start(runner: EvalRunner, tenant: str) -> Future[EvalRun]:
+    """Run ``runner`` on an event loop of its own in a daemon thread; an interrupted run is
+    left unfinished in its directory, as an interrupted ``brandloop eval run`` is."""
+    future: Future[EvalRun] = Future()
+
+    def work() -> None:
+        future.set_running_or_notify_cancel()
+        try:
+            future.set_result(run_suite(runner))
+        except BaseException as exc:  # the page shows it; the thread ends either way
+            log.exception("golden suite run failed", extra={"tenant": tenant})
+            future.set_exception(exc)
+
+    threading.Thread(target=work, name=f"golden-eval-{tenant}", daemon=True).start()
+    return future

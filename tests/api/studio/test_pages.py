@@ -244,6 +244,10 @@ def test_evals_page_shows_result_sets_reports_and_ab_verdicts(
     name = re.search(r'href="/evals/([\w.=-]+)"', page).group(1)  # type: ignore[union-attr]
     result = browser.get(f"/evals/{name}")
     assert result.status_code == 200 and "A/B verdicts" in result.text and "95% CI" in result.text
+    # two cases are too few to tell a difference: not measured, never "no detectable difference"
+    assert "<strong>not measured</strong>" in result.text, result.text
+    assert "no detectable difference" not in result.text
+    assert "Not measured: fewer than 6 cases have the metric for both targets" in result.text
     report = browser.get(f"/evals/{name}/report")
     assert report.status_code == 200 and "<script" not in report.text
     assert "script-src" not in report.headers["content-security-policy"]
