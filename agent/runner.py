@@ -5,6 +5,7 @@ This is the one entry point the CLI, the API and the eval harness call.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import os
@@ -21,17 +22,19 @@ from langgraph.types import Command
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
+from brandloop.agent import review_claims
 from brandloop.agent.checkpoints import checkpointer_for
 from brandloop.agent.context import EventSink, ImageModerator, RunContext
 from brandloop.agent.graph import compile_graph
 from brandloop.agent.nodes.intake import redacted_request
 from brandloop.agent.retention import FINISHED, prune_checkpoints
+from brandloop.agent.review_claims import Verdict
 from brandloop.agent.state import RunInput, RunState
 from brandloop.agent.templates import resolve_template
 from brandloop.agent.writer import PromptWriter, build_writer
 from brandloop.artifacts import ArtifactStore
 from brandloop.domain import GenerationRequest, ModelSpec, RunResult, campaign_id_problem
-from brandloop.errors import BadInputError, ConflictError, NotFoundError
+from brandloop.errors import BadInputError, ConflictError, LeaseLostError, NotFoundError
 from brandloop.logs import bound
 from brandloop.memory.store import BrandMemory
 from brandloop.policies.agent import AgentPolicy, load_agent_policy
@@ -50,10 +53,9 @@ from brandloop.policies.catalog import (
 )
 from brandloop.policies.scoring import ScoringPolicy
 from brandloop.providers import PREVIEW_PROVIDER, ImageProvider
-from brandloop.registry import crud
+from brandloop.registry import crud, fencing
 from brandloop.registry.db import Database
 from brandloop.registry.models import RunRow
-from brandloop.registry.models_agent import ReviewDecisionRow
 from brandloop.settings import Settings
 from brandloop.tools import cache as generation_cache
 from brandloop.tools.credentials import signer_from_settings
@@ -457,6 +459,88 @@ async def resume_run(
         return _log_result(result)
 
 
+@dataclass(frozen=True)
+class ReviewOutcome:
+    """How a run a verdict claimed has finished, and with which verdict: the caller's, or
+    (``taken_over``) the one a process that stopped had recorded and claimed it for."""
+
+    result: RunResult
+    verdict: Verdict
+    taken_over: bool
+
+    def not_the_callers(self, asked: Verdict) -> str | None:
+        """Why the run did not finish as ``asked`` (None if it did: with the caller's verdict,
+        or with the same decision recorded before the process applying it stopped)."""
+        if not self.taken_over or self.verdict.decision == asked.decision:
+            return None
+        done = review_claims.DONE[self.verdict.decision]
+        return (
+            f"run {self.result.run_id} was already {done} by {self.verdict.actor}: the process "
+            f"applying that verdict stopped, and this request finished the run with it (status "
+            f"{self.result.status})"
+        )
+
+
+async def finish_review(
+    run_id: str,
+    *,
+    settings: Settings,
+    db: Database,
+    verdict: Verdict | None,
+    by: str,
+    tenant: str = "default",
+    providers: dict[str, ImageProvider] | None = None,
+    use_memory: bool = True,
+) -> ReviewOutcome:
+    """Claim the run for ``verdict`` (recorded, with the audit log) and finish it; or take over
+    a claim on it a stopped process left (``verdict`` None: only that) and finish it with the
+    verdict that claim names (``agent/review_claims.py``).
+
+    Of two callers at once exactly one finishes the run; the other is a
+    :class:`ConflictError`, as is anyone while a live claim holds it. The claim is renewed while
+    the run finishes and every write is fenced by it. Should finishing fail, the run waits for
+    review again; should this process stop (a cancelled task), the claim lapses at once for
+    the next verdict or the service's sweep to finish the run with it."""
+    ttl = settings.review_lease_seconds
+    held = review_claims.claim(db, tenant=tenant, run_id=run_id, verdict=verdict, ttl=ttl, by=by)
+    with fencing.holding(held.fence(db)), review_claims.renewing(db, held, ttl):
+        if held.taken_over:
+            with bound(run_id=run_id):
+                log.warning(
+                    "finishing the review verdict a stopped process left",
+                    extra={"decision": held.verdict.decision, "by": held.verdict.actor},
+                )
+        try:
+            result = await resume_run(
+                run_id,
+                settings=settings,
+                db=db,
+                tenant=tenant,
+                providers=providers,
+                use_memory=use_memory,
+                review=held.verdict.answer(),
+            )
+        except LeaseLostError:
+            raise  # another process has the run now: nothing more is written here
+        except asyncio.CancelledError:
+            with db.session() as session:  # stopping is not failing: the verdict stands
+                review_claims.lapse(session, run_id=run_id, owner=held.owner)
+            raise
+        except BaseException:
+            with db.session() as session:  # unfinished: back in the queue, for another verdict
+                session.execute(
+                    update(RunRow)
+                    .where(RunRow.id == run_id, RunRow.tenant == tenant, RunRow.status == "running")
+                    .values(status="awaiting_review")
+                    .execution_options(synchronize_session=False)
+                )
+                review_claims.release(session, run_id=run_id, owner=held.owner)
+            raise
+        with db.session() as session:
+            review_claims.release(session, run_id=run_id, owner=held.owner)
+    return ReviewOutcome(result, held.verdict, held.taken_over)
+
+
 async def review_run(
     run_id: str,
     *,
@@ -469,56 +553,28 @@ async def review_run(
     providers: dict[str, ImageProvider] | None = None,
     use_memory: bool = True,
 ) -> RunResult:
-    """Record a human's decision on a run waiting for review (audit log too) and finish it.
+    """Record a human's decision on a run waiting for review (audit log too) and finish it
+    (:func:`finish_review`).
 
-    The verdict claims the run first (``awaiting_review`` -> ``running`` in one conditional
-    UPDATE), so of two verdicts at once exactly one finishes it; the other is a
-    :class:`ConflictError`. Should finishing fail, the run waits for review again."""
-    with db.session() as session:
-        claimed = session.execute(
-            update(RunRow)
-            .where(RunRow.id == run_id, RunRow.tenant == tenant, RunRow.status == "awaiting_review")
-            .values(status="running")
-            .execution_options(synchronize_session=False)
-        )
-        if getattr(claimed, "rowcount", 0) != 1:
-            row = crud.get_run(session, tenant=tenant, run_id=run_id)
-            if row is None:
-                raise NotFoundError(f"unknown run {run_id!r}")
-            raise ConflictError(f"run {run_id} is {row.status}, not awaiting review")
-        session.add(
-            ReviewDecisionRow(
-                run_id=run_id, tenant=tenant, decision=decision, note=note, actor=actor
-            )
-        )
-        crud.audit(
-            session,
-            tenant=tenant,
-            actor=actor,
-            action=f"run.review.{decision}",
-            subject_type="run",
-            subject_id=run_id,
-            detail={"note": note},
-        )
-    try:
-        return await resume_run(
-            run_id,
-            settings=settings,
-            db=db,
-            tenant=tenant,
-            providers=providers,
-            use_memory=use_memory,
-            review={"decision": decision, "note": note, "actor": actor},
-        )
-    except BaseException:
-        with db.session() as session:  # unfinished: back in the queue, for another verdict
-            session.execute(
-                update(RunRow)
-                .where(RunRow.id == run_id, RunRow.tenant == tenant, RunRow.status == "running")
-                .values(status="awaiting_review")
-                .execution_options(synchronize_session=False)
-            )
-        raise
+    On a run whose verdict a stopped process left claimed, once that claim has lapsed, the run
+    is finished with the verdict recorded first: the result if that verdict made the same
+    decision (a retry, say), else a :class:`ConflictError` saying whose verdict it was, after
+    the run has finished with it."""
+    asked = Verdict(decision, note, actor)
+    outcome = await finish_review(
+        run_id,
+        settings=settings,
+        db=db,
+        verdict=asked,
+        by=actor,
+        tenant=tenant,
+        providers=providers,
+        use_memory=use_memory,
+    )
+    problem = outcome.not_the_callers(asked)
+    if problem is not None:
+        raise ConflictError(problem)
+    return outcome.result
 
 
 def load_result(db: Database, *, tenant: str, run_id: str) -> RunResult:

@@ -23,15 +23,17 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from brandloop.agent.runner import review_run as finish_review
+from brandloop.agent import review_claims
+from brandloop.agent.review_claims import Verdict
+from brandloop.agent.runner import finish_review
 from brandloop.agent.templates import REF_PATTERN, shipped_template_names
 from brandloop.api.auth import Principal
 from brandloop.api.jobs import store
-from brandloop.api.jobs.worker import WorkerPool, finished_state
+from brandloop.api.jobs.worker import WorkerPool, settle_reviewed
 from brandloop.api.problems import ApiProblem
 from brandloop.artifacts import atomic_write
 from brandloop.domain import BrandKit, utcnow
-from brandloop.errors import BadInputError
+from brandloop.errors import BadInputError, LeaseLostError
 from brandloop.evals.loader import load_suite
 from brandloop.evals.models import Suite
 from brandloop.evals.runner import (
@@ -43,7 +45,7 @@ from brandloop.evals.runner import (
 from brandloop.policy_files import load_yaml_file
 from brandloop.registry import crud
 from brandloop.registry.models import ArtifactRow, AttemptRow, RunRow
-from brandloop.registry.models_agent import ReviewDecisionRow
+from brandloop.registry.models_agent import ReviewClaimRow, ReviewDecisionRow
 from brandloop.registry.models_service import ApiKeyRow, JobRow
 from brandloop.registry.models_studio import (
     ImageRatingRow,
@@ -114,6 +116,11 @@ def decide_run(
     asked for the run may not approve it, with any of their keys, nor under their name in
     another case (:func:`same_person`).
 
+    A run whose verdict a process that stopped had claimed is finished, once that claim has
+    lapsed (``BRANDLOOP_REVIEW_LEASE_SECONDS``), with the verdict recorded first
+    (``agent/review_claims.py``): the answer is this verdict's if that one made the same
+    decision (a retry, say), else a 409 naming whose verdict finished it.
+
     Called from a route running in the threadpool: the run is finished on the agents' loop
     (``finish_review``, ``WorkerPool.run_agent``) while this thread waits; the registry is read
     and written here."""
@@ -142,9 +149,14 @@ def decide_run(
         "by": principal.name,
         "key_id": principal.key_id,
     }
-    if run.status != "awaiting_review" and run.status not in DELIVERED:
-        raise ApiProblem(409, "conflict", _not_reviewable(session, run))
-    if run.status != "awaiting_review":  # a verdict on a delivered run: recorded, nothing resumes
+    claimed = session.get(ReviewClaimRow, run.id)
+    being_finished = (
+        claimed is not None and claimed.tenant == tenant and claimed.owner != review_claims.RELEASED
+    )
+    if run.status != "awaiting_review" and not being_finished:
+        if run.status not in DELIVERED:
+            raise ApiProblem(409, "conflict", _not_reviewable(session, run))
+        # a verdict on a delivered run: recorded, nothing resumes
         action = "run.approved" if decision == "approve" else "run.rejected"
         crud.audit(
             session, tenant=tenant, actor=principal.name, action=action,
@@ -154,28 +166,34 @@ def decide_run(
         return {**verdict, "status": run.status}
     session.commit()  # nothing held while the run finishes in its own sessions
     providers = pool.providers_factory(pool.settings) if pool.providers_factory else None
-    result = pool.run_agent(  # on the agents' loop, never the serving loop
-        functools.partial(
-            finish_review,
-            run.id,
-            settings=pool.settings,
-            db=pool.db,
-            decision=decision,
-            note=note,
-            actor=principal.name,
-            tenant=tenant,
-            providers=providers,
-            use_memory=pool.use_memory,
+    asked = Verdict(decision, note, principal.name)
+    try:
+        outcome = pool.run_agent(  # on the agents' loop, never the serving loop
+            functools.partial(
+                finish_review,
+                run.id,
+                settings=pool.settings,
+                db=pool.db,
+                verdict=asked,
+                by=principal.name,
+                tenant=tenant,
+                providers=providers,
+                use_memory=pool.use_memory,
+            )
         )
-    )
-    job = store.job_for_run(session, tenant=tenant, run_id=run.id)
-    if job is not None:
-        job.result, job.state = result.model_dump(mode="json"), finished_state(result)
-        job.cost_usd, job.finished_at = result.cost_usd, utcnow()
-    assignment = session.get(ReviewAssignmentRow, run.id)
-    if assignment is not None:
-        session.delete(assignment)
-    return {**verdict, "status": result.status}
+    except LeaseLostError:
+        raise ApiProblem(
+            409,
+            "conflict",
+            f"run {run.id}: this verdict's claim lapsed while it was being applied (the "
+            "process stalled) and another took the run over; see the run for how it ended",
+        ) from None
+    with pool.db.session() as own:  # its own transaction: kept whatever is answered below
+        settle_reviewed(own, tenant=tenant, run_id=run.id, result=outcome.result)
+    problem = outcome.not_the_callers(asked)
+    if problem is not None:
+        raise ApiProblem(409, "conflict", problem)
+    return {**verdict, "status": outcome.result.status}
 
 
 @dataclass

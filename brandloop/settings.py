@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     #: how often a Celery worker looks for a cancel of a job it runs (at most a third of the
     #: lease period): one primary-key read per running job each time
     job_cancel_poll_seconds: float = Field(default=1.0, gt=0)
+    #: a review verdict's claim on the run it finishes (``agent/review_claims.py``): renewed
+    #: every third of it while the verdict is applied; once it has lapsed (the process applying
+    #: the verdict died), the next verdict or an API process's sweep finishes the run
+    review_lease_seconds: float = Field(default=30.0, gt=0)
 
     catalog_path: Path | None = Field(
         default=None,

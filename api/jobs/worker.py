@@ -7,7 +7,9 @@ the moderation and embedding models, rendering, scoring) never hold the requests
 On start it recovers: jobs that were ``running`` when the process died are resumed from their
 checkpoint (``brandloop.agent.runner.resume_run``; attempts already paid for are reused, not paid again),
 ``queued`` ones are queued again. Stopping leaves running jobs ``running`` so the next start
-resumes them. Cancelling a job cancels its task; the run keeps what it had paid for.
+resumes them. Cancelling a job cancels its task; the run keeps what it had paid for. A review
+verdict a stopped process left claimed is finished by the pool's sweep once its claim lapses
+(``agent/review_claims.py``).
 """
 
 from __future__ import annotations
@@ -26,19 +28,21 @@ from opentelemetry import trace
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from brandloop.agent.runner import resume_run, run_generation
+from brandloop.agent import review_claims
+from brandloop.agent.runner import finish_review, resume_run, run_generation
 from brandloop.api.jobs import store
 from brandloop.api.jobs.queue import InProcessQueue, JobQueue
 from brandloop.api.jobs.service import release_hold
 from brandloop.api.problems import status_for
 from brandloop.domain import GenerationRequest, RunResult, utcnow
-from brandloop.errors import BrandloopError, LeaseLostError, present
+from brandloop.errors import BrandloopError, ConflictError, LeaseLostError, present
 from brandloop.logs import bound
 from brandloop.providers import ImageProvider
 from brandloop.registry import crud
 from brandloop.registry.db import Database
 from brandloop.registry.models import RunRow
 from brandloop.registry.models_service import CampaignRow, JobRow
+from brandloop.registry.models_studio import ReviewAssignmentRow
 from brandloop.settings import Settings
 
 ProvidersFactory = Callable[[Settings], dict[str, ImageProvider]]
@@ -172,6 +176,18 @@ def finished_state(result: RunResult) -> str:
     return "awaiting_review" if result.status == "awaiting_review" else "failed"
 
 
+def settle_reviewed(session: Session, *, tenant: str, run_id: str, result: RunResult) -> None:
+    """A run a review verdict finished: its job (if the API made it) ends as the run did, and
+    the run leaves the review assignments."""
+    job = store.job_for_run(session, tenant=tenant, run_id=run_id)
+    if job is not None:
+        job.result, job.state = result.model_dump(mode="json"), finished_state(result)
+        job.cost_usd, job.finished_at = result.cost_usd, utcnow()
+    assignment = session.get(ReviewAssignmentRow, run_id)
+    if assignment is not None:
+        session.delete(assignment)
+
+
 class WorkerPool:
     """Runs queued jobs, at most ``concurrency`` at once: taken off the queue on the serving
     loop, each job's agent run on the agents' loop (``AgentLoop``)."""
@@ -199,6 +215,7 @@ class WorkerPool:
         self._finished: dict[str, asyncio.Event] = {}
         self.agents = AgentLoop()
         self._serving: asyncio.AbstractEventLoop | None = None
+        self._review_sweep: asyncio.Task[None] | None = None
         self.started = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -216,6 +233,7 @@ class WorkerPool:
             self._workers.append(
                 asyncio.create_task(self._work(), name=f"brandloop-worker-{index}")
             )
+        self._review_sweep = asyncio.create_task(self._sweep_reviews(), name="review-sweep")
         self.started = True
 
     def _unfinished(self) -> list[tuple[str, str]]:
@@ -223,12 +241,14 @@ class WorkerPool:
             return [(job.id, job.state) for job in store.unfinished_jobs(session)]
 
     async def stop(self) -> None:
-        for task in self._workers:
+        tasks = [*self._workers, *([self._review_sweep] if self._review_sweep else [])]
+        for task in tasks:
             task.cancel()
-        for task in self._workers:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._workers.clear()
+        self._review_sweep = None
         await asyncio.to_thread(self.agents.stop)
         self.started = False
 
@@ -282,6 +302,52 @@ class WorkerPool:
         if self.agents.running:
             return self.agents.call(fn)
         return from_thread.run(fn)
+
+    # ------------------------------------------------------------------ review verdicts
+
+    async def _sweep_reviews(self) -> None:
+        """Every half review lease (and at start), finish the runs whose verdict a stopped
+        process left claimed: each with the verdict it recorded (``agent/review_claims.py``).
+        Every API process sweeps; a lapsed claim is taken over by one of them."""
+        while True:
+            try:
+                for tenant, run_id in await settled_in_thread(review_claims.lapsed, self.db):
+                    await self._finish_left_review(tenant, run_id)
+            except Exception:
+                log.exception("review sweep failed")
+            await asyncio.sleep(self.settings.review_lease_seconds / 2)
+
+    async def _finish_left_review(self, tenant: str, run_id: str) -> None:
+        providers = self.providers_factory(self.settings) if self.providers_factory else None
+        with bound(run_id=run_id):
+            try:
+                outcome = await self.agents.run(
+                    finish_review(
+                        run_id,
+                        settings=self.settings,
+                        db=self.db,
+                        verdict=None,
+                        by="review-sweep",
+                        tenant=tenant,
+                        providers=providers,
+                        use_memory=self.use_memory,
+                    )
+                )
+            except (ConflictError, LeaseLostError) as exc:  # someone else has it now
+                log.info("review sweep left run %s: %s", run_id, exc)
+                return
+            except Exception:
+                log.exception("finishing the review verdict of run %s failed", run_id)
+                return
+            await settled_in_thread(self._settle_reviewed, tenant, run_id, outcome.result)
+            log.warning(
+                "finished a review verdict a stopped process left",
+                extra={"decision": outcome.verdict.decision, "status": outcome.result.status},
+            )
+
+    def _settle_reviewed(self, tenant: str, run_id: str, result: RunResult) -> None:
+        with self.db.session() as session:
+            settle_reviewed(session, tenant=tenant, run_id=run_id, result=result)
 
     # ------------------------------------------------------------------ worker side
 

@@ -63,7 +63,10 @@ def queue(principal: Approver, session: SessionDep) -> ReviewQueue:
     description="A verdict finishes a run `awaiting_review`; on a delivered run (`succeeded` "
     "or `partial`) it is recorded in the audit log. Any other run (one already rejected, "
     "failed, refused or still running) is a 409. Four eyes: the principal who asked for the "
-    "run is refused with 409.",
+    "run is refused with 409. A run another verdict is being applied to is a 409; once that "
+    "verdict's claim has lapsed (its process stopped: `BRANDLOOP_REVIEW_LEASE_SECONDS`), this "
+    "verdict finishes the run with the one recorded first: 200 if it made the same decision, "
+    "else a 409 naming it.",
     response_model=ReviewVerdict,
     responses=problems(409),
 )

@@ -7,6 +7,10 @@ transaction is rolled back with :class:`~brandloop.errors.LeaseLostError`. So a 
 past its lease (a stalled host, SIGSTOP) and then resumed can neither record attempts, nor
 reserve budget, nor publish results, whatever point of the job it was at.
 
+A review verdict's claim on its run (``review_claims``, ``agent/review_claims.py``) is a lease
+of the same kind: the process applying a verdict holds a :class:`Fence` of kind ``review``,
+keyed by the run.
+
 On PostgreSQL the check reads the lease row ``FOR SHARE``: a takeover (an UPDATE of that row)
 waits for the checked transaction to commit, so no write slips in after a newer grant. The
 token travels in a context variable, which asyncio tasks and ``asyncio.to_thread`` inherit.
@@ -18,12 +22,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import event, select
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from brandloop.errors import LeaseLostError
+from brandloop.registry.models_agent import ReviewClaimRow
 from brandloop.registry.models_scale import JobLeaseRow
 
 if TYPE_CHECKING:
@@ -34,12 +39,14 @@ _WROTE = "brandloop_wrote"
 
 @dataclass(frozen=True)
 class Fence:
-    """The lease a worker holds: the job, the token it was granted with, and the database the
-    lease is in (for writes that do not go through a registry session: checkpoints)."""
+    """The lease a worker holds: the job (for a ``review`` claim, the run), the token it was
+    granted with, and the database the lease is in (for writes that do not go through a
+    registry session: checkpoints)."""
 
     job_id: str
     token: int
     db: Database
+    kind: Literal["job", "review"] = "job"
 
 
 _current: ContextVar[Fence | None] = ContextVar("brandloop_fence", default=None)
@@ -69,15 +76,20 @@ def verify_current() -> None:
 
 
 def check(session: Session, fence: Fence) -> None:
-    """Raise :class:`LeaseLostError` unless ``fence`` is still the job's current lease."""
-    query = select(JobLeaseRow.fence).where(JobLeaseRow.job_id == fence.job_id)
+    """Raise :class:`LeaseLostError` unless ``fence`` is still the job's current lease (or
+    the run's current review claim)."""
+    if fence.kind == "review":
+        query = select(ReviewClaimRow.fence).where(ReviewClaimRow.run_id == fence.job_id)
+        what = f"the review claim of run {fence.job_id}"
+    else:
+        query = select(JobLeaseRow.fence).where(JobLeaseRow.job_id == fence.job_id)
+        what = f"the lease of job {fence.job_id}"
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(read=True)
     token = session.execute(query).scalar_one_or_none()
     if token != fence.token:
         raise LeaseLostError(
-            f"the lease of job {fence.job_id} moved on (token {token}, this worker holds "
-            f"{fence.token}): nothing is written"
+            f"{what} moved on (token {token}, this worker holds {fence.token}): nothing is written"
         )
 
 

@@ -1,4 +1,5 @@
-"""Registry tables owned by the agent area: the generation cache, budgets and review decisions."""
+"""Registry tables owned by the agent area: the generation cache, budgets, review decisions and
+the claims of the verdicts being applied."""
 
 from __future__ import annotations
 
@@ -19,7 +20,14 @@ from brandloop.domain import utcnow
 from brandloop.registry.models import Base
 from brandloop.registry.types import Count, Money, Timestamp
 
-__all__ = ["Base", "BudgetRow", "CacheEntryRow", "RepairOutcomeRow", "ReviewDecisionRow"]
+__all__ = [
+    "Base",
+    "BudgetRow",
+    "CacheEntryRow",
+    "RepairOutcomeRow",
+    "ReviewClaimRow",
+    "ReviewDecisionRow",
+]
 
 
 class CacheEntryRow(Base):
@@ -68,6 +76,32 @@ class ReviewDecisionRow(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     actor: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class ReviewClaimRow(Base):
+    """Which verdict (a ``review_decisions`` row) is being applied to a run, by which process,
+    until when: a lease, like a job's (``job_leases``).
+
+    A verdict claims its run (``awaiting_review`` -> ``running``) and takes this row in one
+    transaction; the process finishing the run renews ``expires_at`` while it works and gives
+    the row up (``owner`` ``released``) when the run has finished. A row not given up whose
+    ``expires_at`` has passed was left by a process that died: the next verdict on the run, or
+    a worker pool's sweep, takes it over and finishes the run with the verdict it names
+    (``agent/review_claims.py``). ``fence`` grows on every grant; the claimant's writes check
+    it (``brandloop/registry/fencing.py``), so one that stalled past its lease writes nothing.
+    The row stays after the run has finished, so the token never starts again at 1.
+    """
+
+    __tablename__ = "review_claims"
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    decision_id: Mapped[int] = mapped_column(Count)
+    owner: Mapped[str] = mapped_column(String(128))
+    claimed_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
+    takeovers: Mapped[int] = mapped_column(Count, default=0)
+    fence: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class RepairOutcomeRow(Base):

@@ -5,12 +5,15 @@ the procedural provider inside a real ``brandloop`` process. Each call appends
 ``start <key>`` when it begins and ``paid <key>`` when it returns an image, so a test can
 count what a backend would have billed. From the call numbered ``BL_TEST_SLOW_FROM`` (0-based,
 per process) on, calls sleep ``BL_TEST_SLEEP_S`` seconds first: a window to kill -9 in.
+``stalled_ledger_provider`` is made only after ``BL_TEST_STALL_S`` seconds: a process finishing
+a review verdict makes its providers right after claiming the run, so it is held there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 
 from brandloop.providers import ImageRequest, ImageResult
@@ -51,3 +54,8 @@ def ledger_provider() -> LedgerProvider:
         int(slow) if slow else None,
         float(os.environ.get("BL_TEST_SLEEP_S", "60")),
     )
+
+
+def stalled_ledger_provider() -> LedgerProvider:
+    time.sleep(float(os.environ.get("BL_TEST_STALL_S", "0")))
+    return ledger_provider()
