@@ -196,6 +196,26 @@ def size_for_aspect(aspect: str, long_side: int = 1024) -> tuple[int, int]:
     return max(MIN_SIDE, round(long_side * w / h / 8) * 8), long_side
 
 
+def fit_elongation(width: int, height: int) -> tuple[int, int]:
+    """``width`` x ``height`` made no more elongated than 4:1, the most elongated shape
+    brandloop asks of a model: the long side is kept and the short side raised to a quarter of
+    it (a size within 4:1 is returned as it is)."""
+    if width > 4 * height:
+        return width, -(-width // 4)
+    if height > 4 * width:
+        return -(-height // 4), height
+    return width, height
+
+
+def size_past_limit(size: str) -> bool:
+    """Is ``size`` (``WxH``) more elongated than 4:1, so that it is made at 4:1?"""
+    match = SIZE_PATTERN.fullmatch(size.strip())
+    if not match:
+        return False
+    w, h = int(match.group(1)), int(match.group(2))
+    return w > 0 and h > 0 and max(w, h) > 4 * min(w, h)
+
+
 def aspect_past_limit(aspect: str) -> bool:
     """Is ``aspect`` (``W:H``) more elongated than 4:1, so that it is made at 4:1?"""
     match = ASPECT_PATTERN.fullmatch(aspect.strip())
@@ -317,9 +337,16 @@ class GenerationRequest(_Model):
             raise ValueError("give size or aspect_ratio, not both")
         return self
 
-    def dimensions(self, default: str = "1024x1024") -> tuple[int, int]:
+    def past_limit(self) -> bool:
+        """Is the asked shape (``size`` or ``aspect_ratio``) more elongated than 4:1?"""
         if self.size:
-            return parse_size(self.size)
+            return size_past_limit(self.size)
+        return self.aspect_ratio is not None and aspect_past_limit(self.aspect_ratio)
+
+    def dimensions(self, default: str = "1024x1024") -> tuple[int, int]:
+        """The size to make; a size or ratio past 4:1 is made at 4:1 (intake records it)."""
+        if self.size:
+            return fit_elongation(*parse_size(self.size))
         if self.aspect_ratio:
             return size_for_aspect(self.aspect_ratio)
         return parse_size(default)

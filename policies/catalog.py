@@ -137,8 +137,16 @@ def model_views(models: list[ModelSpec], settings: Settings) -> list[ModelView]:
 
 
 def image_price(spec: ModelSpec, *, width: int, height: int, quality: str | None = None) -> float:
-    """USD for one image: the most specific entry of the price table, else the flat price."""
+    """USD for one image of ``width`` x ``height`` as the call is sent: at the size the model
+    is asked for (:func:`nearest_size`, as ``build_request`` fits it: a size the model does not
+    list is made, and billed, at the nearest it does) and the quality (the model's default when
+    none). The most specific entry of the price table, else the flat price.
+
+    Every figure that prices a call - the plan, the generate node's reservation floor, a
+    replayed candidate, a reproduction, the observe node's quality outlook - comes from here, so
+    what is planned and reserved is what the call costs."""
     quality = quality or spec.default_quality
+    width, height = nearest_size(spec, width, height)
     size = f"{width}x{height}"
     for key in (f"{size}/{quality}", size, str(quality), "*"):
         if key in spec.prices:

@@ -18,7 +18,7 @@ from brandloop.agent.moderation import check_hosted, check_text
 from brandloop.agent.replay import mark, request_key
 from brandloop.agent.state import RunState
 from brandloop.agent.templates import resolve_template
-from brandloop.domain import Decision, GenerationRequest, aspect_past_limit
+from brandloop.domain import Decision, GenerationRequest
 from brandloop.errors import NotFoundError
 from brandloop.registry import crud
 from brandloop.tools.moderation.explain import explain
@@ -69,14 +69,15 @@ async def intake(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
         )
 
     decisions: list[Decision] = []
-    if request.size is None and request.aspect_ratio and aspect_past_limit(request.aspect_ratio):
+    if request.past_limit():
         width, height = request.dimensions()
+        asked = f"size {request.size}" if request.size else f"aspect ratio {request.aspect_ratio}"
         decisions.append(
             Decision(
                 node="intake",
                 action="adapt_aspect",
-                reason=f"aspect ratio {request.aspect_ratio} is past 4:1, the most elongated "
-                f"shape brandloop asks of a model: made at {width}x{height}",
+                reason=f"{asked} is past 4:1, the most elongated shape brandloop asks of a "
+                f"model: made at {width}x{height}",
             )
         )
     redaction = redact(request.brief, tuple(policy.pii.redact))
