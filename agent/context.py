@@ -66,6 +66,9 @@ class RunContext:
     moderation: ModerationPolicy = field(default_factory=default_moderation_policy)
     #: The hosted moderation service, when configured: run in addition to the offline layers.
     hosted_moderator: HostedModerator | None = None
+    #: The process's configured credentials: redacted from everything a provider says back
+    #: (``tools/providers/_http.py`` ``redact_returned``) before it is traced or stored.
+    secrets: tuple[str, ...] = field(default=(), repr=False)
 
     def provider_busy_seconds(self) -> float:
         """Wall time during which at least one provider call was in flight (overlaps merged)."""

@@ -62,6 +62,7 @@ from brandloop.tools.credentials import signer_from_settings
 from brandloop.tools.moderation.hosted import build_hosted_moderator
 from brandloop.tools.moderation.image import NudeNetModerator
 from brandloop.tools.moderation.policy import ModerationPolicy, load_brand_moderation_policy
+from brandloop.tools.providers._http import configured_secrets
 from brandloop.tools.providers.factory import build_providers
 from brandloop.tools.providers.factory import closing as providers_closing
 
@@ -285,6 +286,7 @@ def build_context(
         brand_policy=brand_policy,
         moderation=moderation,
         hosted_moderator=hosted.with_policy(moderation.hosted) if hosted is not None else None,
+        secrets=configured_secrets(settings),
     )
 
 

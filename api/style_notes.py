@@ -2,7 +2,10 @@
 
 A note is kept under the brand's registry id, the key a run's recall reads. Personal data in it
 is redacted before it is stored: a note reaches every later prompt of the brand, the provider,
-and the receipt inside each image, as a brief would (``agent/nodes/intake.py``).
+and the receipt inside each image, as a brief would (``agent/nodes/intake.py``). For the same
+reason a note passes the text gate a rendered prompt passes in plan (the brand's moderation
+policy and forbidden terms, the minors line included) before it is stored: a refused note is
+never kept, and its refusal is on the audit record (categories, findings, a digest; no text).
 
 Before 2026-12-04 the studio's notes, and the lists and deletions of ``/v1/memory/notes``, used
 the brand's *name* as the key: the studio's notes never reached a run, and notes added through
@@ -11,12 +14,22 @@ the API were neither listed nor forgotten. Listing a brand's notes moves any suc
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from sqlalchemy.orm import Session
+
+from brandloop.errors import RefusedError
 from brandloop.memory.store import BrandMemory, MemoryHit
+from brandloop.registry import crud
 from brandloop.registry.models import BrandRow
+from brandloop.tools.moderation.lexical import normalised_text
+from brandloop.tools.moderation.minors import AUDIT_ACTION, crosses_the_line
 from brandloop.tools.moderation.pii import redact
-from brandloop.tools.moderation.policy import default_moderation_policy
+from brandloop.tools.moderation.policy import load_brand_moderation_policy
+from brandloop.tools.moderation.text import moderate_with_policy
 
 
 @dataclass(frozen=True)
@@ -26,11 +39,57 @@ class AddedNote:
     redacted: tuple[str, ...]  # the kinds of personal data taken out, e.g. ("email",)
 
 
-def add_style_note(memory: BrandMemory, *, tenant: str, brand_id: str, text: str) -> AddedNote:
-    """Store a style note for the brand of registry id ``brand_id``, its personal data
-    redacted first."""
-    redaction = redact(text, tuple(default_moderation_policy().pii.redact))
-    note_id = memory.add_note(tenant=tenant, brand=brand_id, text=redaction.text)
+#: The audit log's subject type of a refused style note (its subject id is the brand's id).
+NOTE_SUBJECT = "style_note"
+
+
+def add_style_note(
+    memory: BrandMemory,
+    session: Session,
+    *,
+    tenant: str,
+    brand: BrandRow,
+    actor: str,
+    text: str,
+    policy_dirs: Sequence[Path] = (),
+) -> AddedNote:
+    """Store a style note for ``brand``, its personal data redacted first.
+
+    Raises :class:`RefusedError` (nothing stored, the refusal audited in a transaction of its
+    own on ``session``'s database) when the note fails the brand's text gate, as it would fail
+    every later run's plan. ``policy_dirs``: where the brand's policy file may be."""
+    kit = crud.brand_kit(brand)
+    policy = load_brand_moderation_policy(kit.slug, search=list(policy_dirs))
+    redaction = redact(text, tuple(policy.pii.redact))
+    verdict = moderate_with_policy(
+        redaction.text, policy, forbidden_terms=kit.forbidden_terms, source="style_note"
+    )
+    if not verdict.allowed:
+        crud.audit_committed(
+            session,
+            tenant=tenant,
+            actor=actor,
+            # the minors line's own action, whatever else fired (docs/signals.md)
+            action=AUDIT_ACTION
+            if crosses_the_line(verdict)
+            else "moderation.refused." + "_".join(c.replace("/", "_") for c in verdict.categories),
+            subject_type=NOTE_SUBJECT,
+            subject_id=brand.id,
+            detail={
+                "source": verdict.source,
+                "categories": verdict.categories,
+                "findings": [
+                    f.model_dump(mode="json", exclude={"excerpt"}) for f in verdict.findings
+                ],
+                "normalised_sha256": hashlib.sha256(
+                    normalised_text(redaction.text).encode()
+                ).hexdigest(),
+            },
+        )
+        raise RefusedError(
+            f"style note refused, nothing stored: it fails moderation ({', '.join(verdict.categories)})"
+        )
+    note_id = memory.add_note(tenant=tenant, brand=brand.id, text=redaction.text)
     kinds = tuple(sorted({finding.kind for finding in redaction.findings}))
     return AddedNote(id=note_id, text=redaction.text, redacted=kinds)
 

@@ -38,6 +38,7 @@ from brandloop.registry import crud, fencing, spend
 from brandloop.registry.artifact_owners import keep_artifact
 from brandloop.tools import cache as generation_cache
 from brandloop.tools.credentials import FIT_EDITS
+from brandloop.tools.providers._http import redact_returned
 from brandloop.tools.providers.batching import batch_candidates, batch_key, build_request
 from brandloop.tools.providers.errors import (
     MalformedResponseError,
@@ -369,6 +370,8 @@ async def _attempt_batch(
     try:
         with provider_span(spec.provider, spec.model, call_key, len(batch)):
             result = await provider.generate(request)
+        # what the backend says back is traced and stored: never a key or personal data
+        result = redact_returned(result, secrets=ctx.secrets, pii=ctx.moderation.pii.redact)
     except ProviderError as exc:
         _trace_call(ctx, run_id, batch, call_key, error=exc)
         return _call_failed(batch, attempts, call_key, exc)

@@ -23,6 +23,8 @@ from brandloop.api.cli.common import database, err, out, print_json, settings
 from brandloop.api.cli.tables import Column, Wide
 from brandloop.domain import campaign_id_problem
 from brandloop.errors import BadInputError
+from brandloop.tools.moderation.pii import find_pii
+from brandloop.tools.moderation.policy import default_moderation_policy
 
 campaign_app = typer.Typer(
     help="Campaigns: several related assets for one brand.", no_args_is_help=True
@@ -91,6 +93,7 @@ def run(
     _check_id(campaign_id)
     cfg = settings()
     spec = load_campaign(file)
+    _no_personal_data(f"{file}: name", spec.name)
     brand = resolve_brand(spec, file.resolve().parent, db=database(), tenant=cfg.tenant)
     total = sum(len(a.formats or spec.defaults.formats) for a in spec.assets)
     if as_json:
@@ -153,6 +156,19 @@ def run(
 def _check_id(campaign_id: str | None) -> None:
     if campaign_id is not None and (problem := campaign_id_problem(campaign_id)):
         raise BadInputError(f"--campaign-id: {problem}")
+    if campaign_id is not None:
+        _no_personal_data("--campaign-id", campaign_id)
+
+
+def _no_personal_data(where: str, value: str) -> None:
+    """A campaign's name becomes its id, a key every run, budget and listing keeps: one that
+    holds personal data is refused (it cannot be redacted and stay the same key)."""
+    kinds = sorted({f.kind for f in find_pii(value, tuple(default_moderation_policy().pii.redact))})
+    if kinds:
+        raise BadInputError(
+            f"{where} holds personal data ({', '.join(kinds)}); a campaign id is stored and "
+            "listed, so choose one without it"
+        )
 
 
 @campaign_app.command("budget")

@@ -51,8 +51,8 @@ def upgrade(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 @db_app.command("redact")
 def redact(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Redact personal data in briefs stored before the service redacted them (jobs, thread
-    messages, campaign plans; 2026-12-05), with the redactor runs use. Run once after
-    upgrading; again, it changes nothing."""
+    messages, campaign plans; 2026-12-05) and in thread titles and campaign names (2026-12-06),
+    with the redactor runs use. Run once after upgrading; again, it changes nothing."""
     from brandloop.api.stored_briefs import redact_stored_briefs
 
     changed = redact_stored_briefs(database())

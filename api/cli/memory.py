@@ -63,10 +63,23 @@ def add(
     brand: BrandOption,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Add a style note every later run of the brand will recall."""
+    """Add a style note every later run of the brand will recall. A note the brand's text
+    gate refuses (as it would refuse every later run) is not stored: exit 3, audited."""
     cfg = settings()
     brand_id, slug = _brand(brand)
-    added = add_style_note(open_memory(cfg), tenant=cfg.tenant, brand_id=brand_id, text=text)
+    with database().session() as session:
+        row = session.get(BrandRow, brand_id)
+        if row is None:  # removed since
+            raise NotFoundError(f"unknown brand {brand!r}; add it with `brandloop brands add`")
+        added = add_style_note(
+            open_memory(cfg),
+            session,
+            tenant=cfg.tenant,
+            brand=row,
+            actor="cli",
+            text=text,
+            policy_dirs=[cfg.data_dir / "policies"],
+        )
     if as_json:
         print_json(
             {"id": added.id, "brand": slug, "text": added.text, "redacted": list(added.redacted)}

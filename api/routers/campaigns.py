@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from brandloop.agent.budgets import set_budget
 from brandloop.agent.consistency import consistency
-from brandloop.agent.nodes.intake import redacted_request
+from brandloop.agent.nodes.intake import redacted_request, redacted_text
 from brandloop.agent.runner import check_request
 from brandloop.api.deps import Creator, PoolDep, ServiceDep, SessionDep, SettingsDep, Viewer
 from brandloop.api.jobs import store
@@ -148,7 +148,7 @@ def create_campaign(
     campaign = store.create_campaign(
         session,
         tenant=principal.tenant,
-        name=body.name,
+        name=redacted_text(body.name)[:200],  # listed to every viewer: no personal data
         brand=brand.name,
         budget_usd=body.budget_usd,
         assets=[],

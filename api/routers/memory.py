@@ -45,12 +45,19 @@ def add_note(
     body: NoteCreate, principal: Creator, session: SessionDep, settings: SettingsDep
 ) -> dict[str, str | list[str]]:
     """Personal data in the note (e-mail addresses, phone numbers, ...) is redacted before it
-    is stored; ``redacted`` names the kinds taken out, ``text`` is what was kept."""
+    is stored; ``redacted`` names the kinds taken out, ``text`` is what was kept. A note the
+    brand's text gate refuses is 422 ``refused``, audited, and not stored."""
     row = crud.get_brand(session, tenant=principal.tenant, ref=body.brand)
     if row is None:
         raise ApiProblem(404, "not-found", f"no brand {body.brand!r}")
     added = add_style_note(
-        open_memory(settings), tenant=principal.tenant, brand_id=row.id, text=body.text
+        open_memory(settings),
+        session,
+        tenant=principal.tenant,
+        brand=row,
+        actor=principal.name,
+        text=body.text,
+        policy_dirs=[settings.data_dir / "policies"],
     )
     return {"id": added.id, "brand": row.name, "text": added.text, "redacted": list(added.redacted)}
 

@@ -268,8 +268,9 @@ def create_thread(
             service.db,
             domain_request(brief=message, brand=brand.name, tenant=principal.tenant, **shape),
         )
+    # the title is listed to every viewer of the tenant: personal data never reaches it
     thread = store.create_thread(
-        session, tenant=principal.tenant, brand=brand.name, title=body.title
+        session, tenant=principal.tenant, brand=brand.name, title=redacted_text(body.title)[:200]
     )
     session.commit()
     if message is not None:

@@ -63,8 +63,11 @@ class FakeImagesApp:
         image_side: int | None = None,
         sizes: set[str] | None = None,
         render: bool = False,
+        revised_prompt: str | None = None,
     ) -> None:
         self.api_key = api_key
+        #: what every image's ``revised_prompt`` says (default: the prompt's first 40 chars)
+        self.revised_prompt = revised_prompt
         self.latency_s = latency_s
         self.timeout_s = timeout_s
         self.image_side = image_side
@@ -159,7 +162,10 @@ class FakeImagesApp:
             self.ledger[key] += 1
         answer = {
             "created": int(time.time()),
-            "data": [{"b64_json": b, "revised_prompt": f"revised: {prompt[:40]}"} for b in images],
+            "data": [
+                {"b64_json": b, "revised_prompt": self.revised_prompt or f"revised: {prompt[:40]}"}
+                for b in images
+            ],
             "usage": {
                 "total_tokens": 50 + 1056 * n,
                 "input_tokens": 50,

@@ -4,7 +4,8 @@
 semantic classifier's minors rule, with the lexicon's own senses and the calibrated
 thresholds), so no brand policy, threshold or role can move it. Entry points: the brief at
 intake, every rendered prompt and LLM-written variant in plan, a template's text when it is
-created or versioned, and a thread revision at the messages endpoint. Each refusal there is
+created or versioned, a style note when it is added (``api/style_notes.py``, with the
+brand's whole text gate), and a thread revision at the messages endpoint. Each refusal there is
 written to the audit log by :func:`audit_refusal`: the source, the layers, spans, rules and
 scores, and a digest of the normalised text; never the text itself.
 """

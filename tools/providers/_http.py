@@ -17,8 +17,12 @@ from typing import Any, ClassVar, Literal
 import httpx
 from PIL import Image, UnidentifiedImageError
 from pydantic import SecretStr
+from pydantic_settings import BaseSettings
 
 from brandloop.domain import ModelSpec
+from brandloop.providers import ImageResult
+from brandloop.tools.moderation.pii import ALL_KINDS, PiiKind
+from brandloop.tools.moderation.pii import redact as redact_pii
 from brandloop.tools.providers.errors import (
     MalformedResponseError,
     RetryableProviderError,
@@ -59,12 +63,78 @@ _FORMATS: dict[str, ImageFormat] = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"
 _KEYLIKE = re.compile(r"\b(sk|pk|rk|key|sess)[-_][A-Za-z0-9_\-]{8,}")
 
 
+#: A run of this many characters of a configured secret counts as the secret: a server that
+#: echoes part of a key (its tail, a prefix, a middle run) gives that part away. Eight
+#: characters of a random key are some 47 bits, which no ordinary text repeats by chance.
+SECRET_FRAGMENT_CHARS = 8
+REDACTED = "[redacted]"
+
+
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """Remove every secret we know of, and anything shaped like an API key, from ``text``."""
+    """Remove every secret we know of, any run of 8 or more of its characters, and anything
+    shaped like an API key from ``text``.
+
+    A secret shorter than 8 characters (but at least 4) is removed only whole."""
+    taken = bytearray(len(text))  # 1 where a secret or a fragment of one was found
     for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "[redacted]")
-    return _KEYLIKE.sub("[redacted]", text)
+        if not secret or len(secret) < 4:
+            continue
+        size = min(len(secret), SECRET_FRAGMENT_CHARS)
+        pieces = {secret[i : i + size] for i in range(len(secret) - size + 1)}
+        for start in range(len(text) - size + 1):
+            if text[start : start + size] in pieces:
+                taken[start : start + size] = b"\x01" * size
+    if any(taken):
+        parts: list[str] = []
+        for index, char in enumerate(text):
+            if not taken[index]:
+                parts.append(char)
+            elif index == 0 or not taken[index - 1]:
+                parts.append(REDACTED)
+        text = "".join(parts)
+    return _KEYLIKE.sub(REDACTED, text)
+
+
+def redact_returned(
+    result: ImageResult, *, secrets: Iterable[str | None] = (), pii: Sequence[PiiKind] = ALL_KINDS
+) -> ImageResult:
+    """``result`` with every text the backend returned (the revised prompt, the request id,
+    the strings in ``usage``) passed through :func:`redact` and the PII redactor.
+
+    What a backend says back is stored (attempts, receipts, the PNG, the trace), and a server
+    may echo the key it was sent or the personal data of a prompt it rewrote."""
+    known = [s for s in secrets if s]
+
+    def clean(text: str) -> str:
+        return redact_pii(redact(text, known), tuple(pii)).text
+
+    def cleaned(value: Any) -> Any:
+        if isinstance(value, str):
+            return clean(value)
+        if isinstance(value, dict):
+            return {key: cleaned(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [cleaned(item) for item in value]
+        return value
+
+    return result.model_copy(
+        update={
+            "revised_prompt": None
+            if result.revised_prompt is None
+            else clean(result.revised_prompt),
+            "provider_request_id": None
+            if result.provider_request_id is None
+            else clean(result.provider_request_id),
+            "usage": cleaned(result.usage),
+        }
+    )
+
+
+def configured_secrets(settings: BaseSettings) -> tuple[str, ...]:
+    """Every credential ``settings`` holds (each ``SecretStr`` field): what :func:`redact`
+    takes out of anything a backend says back."""
+    values = (getattr(settings, name) for name in type(settings).model_fields)
+    return tuple(v.get_secret_value() for v in values if isinstance(v, SecretStr))
 
 
 def retry_after_seconds(headers: httpx.Headers) -> float | None:

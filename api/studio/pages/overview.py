@@ -98,7 +98,15 @@ def add_note(
     text: Annotated[str, Form(min_length=1, max_length=8000)],
 ) -> Response:
     row = _brand(session, user.tenant, name)
-    add_style_note(open_memory(settings), tenant=user.tenant, brand_id=row.id, text=text)
+    add_style_note(
+        open_memory(settings),
+        session,
+        tenant=user.tenant,
+        brand=row,
+        actor=user.principal,
+        text=text,
+        policy_dirs=[settings.data_dir / "policies"],
+    )
     return see_other(f"/brands/{quote(row.name, safe='')}#notes")
 
 

@@ -1,6 +1,7 @@
 """Personal data in a brief is redacted before the service stores anything (docs/signals.md,
 docs/http-api.md): the jobs, thread messages and campaign plans keep, and the API shows, the
-brief the run ran, ``[redacted email]`` where the address was - on SQLite and PostgreSQL."""
+brief the run ran, ``[redacted email]`` where the address was - on SQLite and PostgreSQL; and so
+do a thread's title and a campaign's name."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from brandloop.registry.db import Database
-from brandloop.registry.models_service import CampaignRow, JobRow, ThreadMessageRow
+from brandloop.registry.models_service import CampaignRow, JobRow, ThreadMessageRow, ThreadRow
 from tests.api.http.conftest import Keys, wait_job
 from tests.api.test_cli import run_cli
 from tests.databases import stored_anywhere
 
 EMAILS = ("gen.pii@example.com", "thread.pii@example.com", "follow.pii@example.com")
 CAMPAIGN_EMAIL = "camp.pii@example.com"
+TITLE_EMAIL = "walt.title@example.com"
+NAME_EMAIL = "walt.name@example.com"
 PHONE = "+47 912 34 567"
 
 
@@ -45,11 +48,13 @@ def test_no_brief_keeps_personal_data_in_any_table(
 
     created = client.post(
         "/v1/threads",
-        json={"brand": "Acme Coffee", "message": f"a mug, mail {EMAILS[1]}", "size": "64x64"},
+        json={"brand": "Acme Coffee", "message": f"a mug, mail {EMAILS[1]}", "size": "64x64"}
+        | {"title": f"call {TITLE_EMAIL} {PHONE}"},
         headers=creator,
     )
     assert created.status_code == 201, created.text
     thread = created.json()
+    assert thread["title"] == "call [redacted email] [redacted phone]"
     first = thread["messages"][0]
     assert (first["content"], first["brief"]) == (
         "a mug, mail [redacted email]",
@@ -74,7 +79,7 @@ def test_no_brief_keeps_personal_data_in_any_table(
     campaign = client.post(
         "/v1/campaigns",
         json={
-            "name": "pii",
+            "name": NAME_EMAIL,
             "brand": "Acme Coffee",
             "budget_usd": 0.2,
             "assets": [{"brief": f"a banner, write to {CAMPAIGN_EMAIL}", "formats": ["64x64"]}],
@@ -84,6 +89,7 @@ def test_no_brief_keeps_personal_data_in_any_table(
     assert campaign.status_code == 202, campaign.text
     asset = campaign.json()["assets"][0]
     assert asset["brief"] == "a banner, write to [redacted email]"
+    assert campaign.json()["name"] == "[redacted email]"
     wait_job(client, asset["job"]["id"], creator)
 
     # the thread shows the brief each message ran, as the run ran it
@@ -95,7 +101,9 @@ def test_no_brief_keeps_personal_data_in_any_table(
 
     # and nothing anywhere keeps the values: no table (and, on SQLite, no file of the data dir)
     files = data_dir if database == "sqlite" else None
-    for value in (*EMAILS, CAMPAIGN_EMAIL, "912 34 567"):
+    listed = client.get("/v1/threads", headers=keys["A", "viewer"]).json()
+    assert TITLE_EMAIL not in json.dumps(listed)
+    for value in (*EMAILS, CAMPAIGN_EMAIL, TITLE_EMAIL, NAME_EMAIL, "912 34 567"):
         assert stored_anywhere(db, value, files) == [], value
 
 
@@ -136,12 +144,18 @@ def test_db_redact_redacts_briefs_stored_before_redaction_and_again_changes_noth
             {**plan.assets[0], "brief": f"a banner, to {CAMPAIGN_EMAIL}"},
             plan.assets[1],
         ]
+        plan.name = NAME_EMAIL
+        stored_thread = session.get(ThreadRow, thread["id"])
+        assert stored_thread is not None
+        stored_thread.title = f"call {TITLE_EMAIL} {PHONE}"
     assert stored_anywhere(db, EMAILS[0], None) != []
 
     code, out, err = run_cli(capsys, "db", "redact", "--json")
     assert code == 0, err
-    assert json.loads(out) == {"redacted": {"jobs": 1, "thread_messages": 1, "campaigns": 1}}
-    for value in (EMAILS[0], EMAILS[1], CAMPAIGN_EMAIL, "912 34 567"):
+    assert json.loads(out) == {
+        "redacted": {"jobs": 1, "thread_messages": 1, "threads": 1, "campaigns": 1}
+    }
+    for value in (EMAILS[0], EMAILS[1], CAMPAIGN_EMAIL, TITLE_EMAIL, NAME_EMAIL, "912 34 567"):
         assert stored_anywhere(db, value, None) == [], value
     with db.session() as session:
         stored = session.get(JobRow, job["id"])

@@ -38,3 +38,12 @@ def test_redact_removes_known_secrets_and_key_shapes() -> None:
     cleaned = redact(text, ["hunter2pass", None, ""])
     assert "hunter2pass" not in cleaned and "sk-live" not in cleaned and "sk-proj" not in cleaned
     assert cleaned.count("[redacted]") == 3
+
+
+def test_redact_removes_any_eight_character_run_of_a_configured_secret() -> None:
+    key = "T3fakeKEYabcdefghijklmnopqrstuvwxyz0123456789"
+    text = f"tail {key[-12:]}, middle {key[9:17]}, seven {key[:7]} and a short pin 4321"
+    cleaned = redact(text, [key, "4321"])
+    assert (
+        cleaned == f"tail [redacted], middle [redacted], seven {key[:7]} and a short pin [redacted]"
+    )

@@ -1,0 +1,54 @@
+"""``brandloop memory add`` moderates a style note before it stores it, as plan moderates every
+prompt the note would reach: a note crossing the minors line is exit 3 with one line, audited
+(digest, no text), and never stored, so it cannot refuse every later run of the brand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from brandloop.registry.db import Database
+from brandloop.settings import Settings
+from tests.memory.test_memory_cli import ACME, brand_id_of, cli
+
+CROSSING = "schoolgirl aged 13 posing nude"
+
+
+def audit_entries(settings: Settings) -> list[tuple[str, str, str, str]]:
+    database = Database.from_settings(settings)
+    try:
+        with database.session() as session:
+            rows = session.execute(
+                sa.text(
+                    "SELECT action, subject_type, subject_id, detail FROM audit_log "
+                    "WHERE action LIKE 'moderation.refused.%' ORDER BY id"
+                )
+            ).all()
+    finally:
+        database.dispose()
+    return [(r[0], r[1], r[2], r[3] if isinstance(r[3], str) else json.dumps(r[3])) for r in rows]
+
+
+def test_a_note_crossing_the_minors_line_is_refused_audited_and_not_stored(
+    capsys: pytest.CaptureFixture[str], settings: Settings, data_dir: Path
+) -> None:
+    code, out, err = cli(capsys, "memory", "add", CROSSING, "--brand", ACME)
+    assert code == 3, (out, err)
+    assert out == "" and err.count("\n") == 1 and "sexual/minors" in err
+    assert "nothing stored" in err and "schoolgirl" not in err
+    code, out, _ = cli(capsys, "memory", "search", CROSSING, "--brand", "Acme Coffee", "--json")
+    assert code == 0 and json.loads(out) == []
+    entries = audit_entries(settings)
+    assert len(entries) == 1
+    action, subject_type, subject_id, detail = entries[0]
+    assert action == "moderation.refused.sexual_minors"
+    assert (subject_type, subject_id) == ("style_note", brand_id_of(settings, "Acme Coffee"))
+    assert "normalised_sha256" in detail
+    # the rules name the listed terms they matched (docs/signals.md), never the note itself
+    assert CROSSING not in detail and "aged 13" not in detail
+    # an ordinary note is still kept
+    code, out, _ = cli(capsys, "memory", "add", "always a soft morning light", "--brand", ACME)
+    assert code == 0 and "noted for" in out
