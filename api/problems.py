@@ -26,6 +26,7 @@ from brandloop.errors import (
     ProvidersUnavailableError,
     RefusedError,
 )
+from brandloop.memory.store import MemoryUnavailableError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:brandloop:problem:"
@@ -47,6 +48,7 @@ ProblemKind = Literal[
     "refused",
     "budget-exhausted",
     "providers-unavailable",
+    "memory-unavailable",
     "not-ready",
     "internal",
 ]
@@ -68,6 +70,7 @@ _TITLES: dict[str, str] = {
     "refused": "Refused by policy",
     "budget-exhausted": "Budget exhausted",
     "providers-unavailable": "No usable image provider",
+    "memory-unavailable": "Brand memory (Chroma) unavailable",
     "not-ready": "Not ready",
     "internal": "Internal error",
 }
@@ -197,7 +200,15 @@ def status_for(exc: BrandloopError) -> tuple[int, str]:
         return 402, "budget-exhausted"
     if isinstance(exc, ProvidersUnavailableError):
         return 503, "providers-unavailable"
+    if isinstance(exc, MemoryUnavailableError):
+        return 503, "memory-unavailable"
     return 500, "internal"
+
+
+_MEMORY_UNAVAILABLE = (
+    "the brand memory store (Chroma) cannot be reached or read; try again later "
+    "(generation runs go on without memory meanwhile)"
+)
 
 
 def _safe_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -269,7 +280,10 @@ def install_problem_handlers(app: FastAPI) -> None:
             raise exc
         status, kind = status_for(exc)
         detail = str(exc) if status < 500 else ""
-        if status >= 500:
+        if kind == "memory-unavailable":  # the cause (a host, a path) stays in the log
+            log.error("memory unavailable: %s", exc)
+            detail = _MEMORY_UNAVAILABLE
+        elif status >= 500:
             log.error("unhandled %s", type(exc).__name__)
         return problem_response(request, status, kind, detail)
 

@@ -18,8 +18,10 @@ of this.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,9 +32,11 @@ from typing import cast
 from chromadb.api import ClientAPI
 from chromadb.api.client import Client
 
-__all__ = ["LOCK_NAME", "LocalChroma"]
+__all__ = ["LOCK_NAME", "SQLITE_NAME", "LocalChroma"]
 
 LOCK_NAME = "brandloop-memory.lock"
+#: the file embedded Chroma keeps its records, texts and write-ahead log in
+SQLITE_NAME = "chroma.sqlite3"
 _TOKEN_BYTES = 32
 
 
@@ -110,6 +114,21 @@ class LocalChroma:
             self.reopened += 1
         self._seen = token
         return self.client
+
+    def vacuum(self) -> None:
+        """Rewrite Chroma's SQLite file so that what was deleted is gone from the disk too.
+
+        Chroma deletes rows, and SQLite leaves their bytes in freed pages and free space inside
+        pages (a forgotten note's text could be read back from the file). ``VACUUM`` rebuilds
+        the file from its live rows only. Call it within :meth:`access` (``write=True``): it
+        needs every other process of the data dir to wait, which the lock makes them do. It
+        costs about as much as copying the file (docs/runbook.md has the figures).
+        """
+        with contextlib.closing(
+            sqlite3.connect(self._path / SQLITE_NAME, timeout=30, isolation_level=None)
+        ) as conn:
+            conn.execute("PRAGMA secure_delete = ON")
+            conn.execute("VACUUM")
 
     @property
     def client(self) -> ClientAPI:

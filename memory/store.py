@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
@@ -27,9 +28,11 @@ from pathlib import Path
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast
 
 import chromadb
+import httpx
 from chromadb.api import ClientAPI
 from chromadb.api.collection_configuration import CreateHNSWConfiguration
 from chromadb.api.models.Collection import Collection
+from chromadb.api.shared_system_client import SharedSystemClient
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, QueryResult, Where
 from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import InternalError as ChromaInternalError
@@ -48,10 +51,12 @@ __all__ = [
     "COLLECTION_PREFIX",
     "KINDS",
     "BrandMemory",
+    "ChromaServer",
     "MemoryDamagedError",
     "MemoryHit",
     "MemoryIdentityError",
     "MemoryKind",
+    "MemoryUnavailableError",
     "collection_identity",
     "collection_name",
     "make_chroma_client",
@@ -72,8 +77,8 @@ MAX_TEXT_CHARS = 8000
 #: Cosine space. Flushing the vector index on every write lets Chroma purge its write-ahead
 #: log at once, so a forgotten record's text and vector do not linger in it (by default they
 #: stay until 1000 more writes). Brand memory is written once per accepted image; the cost
-#: measured here was under 1 ms a write at 2000 records. Freed SQLite pages may still hold
-#: old bytes until ``chroma vacuum`` is run on the (stopped) store.
+#: measured here was under 1 ms a write at 2000 records. Freed SQLite pages still hold old
+#: bytes: ``forget`` rebuilds the on-disk file after deleting (:meth:`LocalChroma.vacuum`).
 _HNSW = CreateHNSWConfiguration(space="cosine", sync_threshold=1, batch_size=1)
 
 
@@ -95,12 +100,26 @@ class MemoryIdentityError(BrandloopError):
     problem_type = "memory-identity"
 
 
-class MemoryDamagedError(BrandloopError):
+class MemoryUnavailableError(BrandloopError):
+    """Brand memory cannot be used at all: a Chroma server that cannot be reached, an on-disk
+    store whose file Chroma cannot read. A run goes on without memory (recall and remember
+    record an ``unavailable`` decision); a memory command stops with exit 7, the API with a
+    503 ``memory-unavailable`` problem. The message names the Chroma store."""
+
+    exit_code = 7
+    problem_type = "memory-unavailable"
+
+
+class MemoryDamagedError(MemoryUnavailableError):
     """Chroma failed inside a brand's memory (an index that lost records, as two processes
     writing one embedded store without the lock left it). The run goes on without memory;
     ``brandloop memory repair`` rebuilds the brand's collections from their stored texts."""
 
     problem_type = "memory-damaged"
+
+
+#: what SQLite says of a file it cannot read: not a damaged index ``memory repair`` rebuilds
+_UNREADABLE = ("malformed", "not a database", "disk i/o error", "unable to open", "corrupt")
 
 
 _P = ParamSpec("_P")
@@ -115,15 +134,27 @@ def _serialised(*, write: bool) -> Callable[[_Method[_P, _R]], _Method[_P, _R]]:
     def wrap(method: _Method[_P, _R]) -> _Method[_P, _R]:
         @functools.wraps(method)
         def serialised(self: BrandMemory, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-            with self._access(write=write):
-                try:
+            # opening the client (under the lock) is inside the try: a store that cannot be
+            # opened is as unavailable as one that fails a query
+            try:
+                with self._access(write=write):
                     return method(self, *args, **kwargs)
-                except ChromaInternalError as exc:
-                    brand = kwargs.get("brand") or kwargs.get("source") or "?"
-                    raise MemoryDamagedError(
-                        f"brand memory of {brand} is damaged ({exc}); "
-                        f"`brandloop memory repair --brand {brand}` rebuilds it"
+            except ChromaInternalError as exc:
+                if any(word in str(exc).lower() for word in _UNREADABLE):
+                    raise MemoryUnavailableError(
+                        f"brand memory is unavailable: {self.where} cannot be read "
+                        f"({_first_line(exc)}); restore it from a backup (docs/runbook.md)"
                     ) from exc
+                brand = kwargs.get("brand") or kwargs.get("source") or "?"
+                raise MemoryDamagedError(
+                    f"brand memory of {brand} is damaged ({exc}); "
+                    f"`brandloop memory repair --brand {brand}` rebuilds it"
+                ) from exc
+            except httpx.TransportError as exc:  # a server that went away after connecting
+                raise MemoryUnavailableError(
+                    f"brand memory is unavailable: {self.where} cannot be reached "
+                    f"({type(exc).__name__}: {_first_line(exc)})"
+                ) from exc
 
         return serialised
 
@@ -174,15 +205,62 @@ def make_chroma_client(settings: Settings) -> ClientAPI:
     path = settings.resolved_chroma_path
     path.mkdir(parents=True, exist_ok=True)
     log.info("chroma on disk", extra={"path": str(path)})
-    return chromadb.PersistentClient(path=path, settings=chroma_settings)
+    try:
+        return chromadb.PersistentClient(path=path, settings=chroma_settings)
+    except Exception:
+        # chromadb keeps an instance that failed to start (a corrupt file) and hands it out,
+        # broken, to the next open of the path: drop it, so the next open tries afresh
+        SharedSystemClient._identifier_to_system.pop(str(path), None)
+        raise
 
 
-def make_chroma_store(settings: Settings) -> ClientAPI | LocalChroma:
-    """What :class:`BrandMemory` should use: the server's client when ``chroma_host`` is set,
-    else the on-disk store behind the cross-process lock (several processes may share one
-    data dir)."""
+class ChromaServer:
+    """A Chroma server's client, connected on first use and again after a failed attempt.
+
+    ``chromadb.HttpClient`` connects as it is built; building it lazily means a server that is
+    down fails the memory operation that needs it (:class:`MemoryUnavailableError`, which a
+    run survives), not the process or the run that merely holds the store.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        """Connect to ``settings.chroma_host``/``chroma_port`` when first used."""
+        self._settings = settings
+        self._client: ClientAPI | None = None
+        self._mutex = threading.Lock()
+
+    @property
+    def where(self) -> str:
+        """The server, for messages."""
+        return f"the Chroma server at {self._settings.chroma_host}:{self._settings.chroma_port}"
+
+    @property
+    def client(self) -> ClientAPI:
+        """The connected client; :class:`MemoryUnavailableError` when the server cannot be
+        reached."""
+        with self._mutex:
+            if self._client is None:
+                try:
+                    self._client = make_chroma_client(self._settings)
+                except (ValueError, httpx.TransportError) as exc:
+                    # chromadb says "Could not connect to a Chroma server" as a ValueError
+                    raise MemoryUnavailableError(
+                        f"brand memory is unavailable: {self.where} cannot be reached "
+                        f"({_first_line(exc)})"
+                    ) from exc
+            return self._client
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def make_chroma_store(settings: Settings) -> ChromaServer | LocalChroma:
+    """What :class:`BrandMemory` should use: the server, connected on first use, when
+    ``chroma_host`` is set, else the on-disk store behind the cross-process lock (several
+    processes may share one data dir)."""
     if settings.chroma_host:
-        return make_chroma_client(settings)
+        return ChromaServer(settings)
 
     def open_client(path: Path) -> ClientAPI:
         return make_chroma_client(settings.model_copy(update={"chroma_path": path}))
@@ -223,7 +301,7 @@ class BrandMemory:
 
     def __init__(
         self,
-        client: ClientAPI | LocalChroma,
+        client: ClientAPI | LocalChroma | ChromaServer,
         embedding_function: EmbeddingFunction[Documents],
         *,
         clock: Callable[[], datetime] = utcnow,
@@ -232,13 +310,15 @@ class BrandMemory:
 
         Args:
             client: any chromadb client (persistent, HTTP or ephemeral) used by this process
-                alone, or a :class:`LocalChroma` that several processes share.
+                alone, a :class:`LocalChroma` that several processes share, or a
+                :class:`ChromaServer` connected on first use.
             embedding_function: must be a registered chromadb embedding function, so that
                 collections reopened later rebuild it from their configuration.
             clock: the source of ``created_at``; tests pin it.
         """
         self._shared = client if isinstance(client, LocalChroma) else None
-        self._plain = None if isinstance(client, LocalChroma) else client
+        self._server = client if isinstance(client, ChromaServer) else None
+        self._plain = None if isinstance(client, LocalChroma | ChromaServer) else client
         self._ef = embedding_function
         self._clock = clock
 
@@ -254,9 +334,20 @@ class BrandMemory:
         return self._access(write=True)
 
     @property
+    def where(self) -> str:
+        """The Chroma store the memory lives in, for messages."""
+        if self._server is not None:
+            return self._server.where
+        if self._shared is not None:
+            return f"the on-disk Chroma store {self._shared.path / 'chroma.sqlite3'}"
+        return "the Chroma store"
+
+    @property
     def _client(self) -> ClientAPI:
         if self._plain is not None:
             return self._plain
+        if self._server is not None:
+            return self._server.client
         return cast(LocalChroma, self._shared).client
 
     def _access(self, *, write: bool) -> AbstractContextManager[None]:
@@ -409,7 +500,9 @@ class BrandMemory:
     ) -> int:
         """Delete records, vectors and texts alike; return how many were deleted.
 
-        Give ``record_id`` to delete one record, ``before`` (timezone-aware) to delete every
+        On the on-disk store the SQLite file is then rebuilt (``VACUUM``), so the deleted texts
+        cannot be read back from it; a Chroma server's files are the server's to compact
+        (docs/agent.md says what remains where). Give ``record_id`` to delete one record, ``before`` (timezone-aware) to delete every
         record created earlier, or both to delete that record only if it is older.
         """
         if before is None and record_id is None:
@@ -430,6 +523,9 @@ class BrandMemory:
             for start in range(0, len(ids), step):
                 collection.delete(ids=ids[start : start + step])
             removed += len(ids)
+        if removed and self._shared is not None:
+            # the deleted rows' bytes stay in SQLite's free space until the file is rebuilt
+            self._shared.vacuum()
         log.info("memory forgotten", extra={"tenant": tenant, "brand": brand, "records": removed})
         return removed
 

@@ -10,7 +10,7 @@ from langgraph.runtime import Runtime
 from brandloop.agent.context import RunContext
 from brandloop.agent.state import RunState
 from brandloop.domain import Decision
-from brandloop.memory.store import MemoryDamagedError, MemoryHit
+from brandloop.memory.store import MemoryHit, MemoryUnavailableError
 from brandloop.tools.moderation.pii import redact
 
 ANCHOR_COLOURS = 3
@@ -36,8 +36,8 @@ async def recall(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
             described = ctx.memory.descriptors(
                 tenant=ctx.tenant, brand=brand_id, campaign_id=request.campaign_id, limit=1
             )
-    except MemoryDamagedError as exc:
-        # a damaged store must not stop every later run of the brand: this run goes without
+    except MemoryUnavailableError as exc:
+        # a damaged or unreachable store must not stop a run of the brand: this one goes without
         return _without_memory(
             state, runtime, "unavailable", f"memory unavailable, running without it: {exc}"
         )

@@ -13,7 +13,7 @@ from PIL import Image
 from brandloop.agent.context import RunContext
 from brandloop.agent.state import RunState
 from brandloop.domain import Decision
-from brandloop.memory.store import BrandMemory, MemoryDamagedError
+from brandloop.memory.store import BrandMemory, MemoryUnavailableError
 from brandloop.tools.composer import leads_with_palette
 from brandloop.tools.scoring.colour import dominant_colours, lab_to_hex
 from brandloop.tools.scoring.similarity import descriptor_of
@@ -33,7 +33,7 @@ async def remember(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
         return {}
     try:
         stored = _remember(state, ctx, ctx.memory, brand)
-    except MemoryDamagedError as exc:  # the images are made and paid for: the run still ends
+    except MemoryUnavailableError as exc:  # the images are made and paid for: the run still ends
         decision = Decision(
             node="remember", action="unavailable", reason=f"memory unavailable, not kept: {exc}"
         )

@@ -10,6 +10,7 @@ accepted and the earlier ones of this round. An image that cannot be decoded bec
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import numpy as np
@@ -20,12 +21,14 @@ from brandloop.agent.context import RunContext
 from brandloop.agent.state import RunState
 from brandloop.domain import Attempt
 from brandloop.errors import present
-from brandloop.memory.store import BrandMemory
+from brandloop.memory.store import BrandMemory, MemoryUnavailableError
 from brandloop.registry import crud
 from brandloop.tools.providers.errors import MalformedResponseError
 from brandloop.tools.scoring.decode import decode_image
 from brandloop.tools.scoring.signals import ImageAnalysis, analyse_image, score_set
 from brandloop.tools.scoring.similarity import decode_descriptor, phash
+
+log = logging.getLogger(__name__)
 
 #: How many of the brand's accepted-image descriptors similarity compares with.
 REFERENCE_LIMIT = 100
@@ -51,7 +54,11 @@ def reference_descriptors(
 def _references(ctx: RunContext, brand_id: str | None) -> list[npt.NDArray[np.float32]]:
     if ctx.memory is None or brand_id is None or ctx.scoring.similarity.weight <= 0:
         return []
-    return reference_descriptors(ctx.memory, tenant=ctx.tenant, brand_id=brand_id)
+    try:
+        return reference_descriptors(ctx.memory, tenant=ctx.tenant, brand_id=brand_id)
+    except MemoryUnavailableError as exc:  # recall said so in its decision; score without
+        log.warning("similarity without references: %s", exc)
+        return []
 
 
 def _accepted_hashes(ctx: RunContext, state: RunState) -> tuple[list[int], list[str]]:
