@@ -1,7 +1,8 @@
 """Revisions of a brief: a follow-up such as "warmer, and drop the mug" edits the brief.
 
 Today's brief is edited, never appended to: a removal takes the thing out of the brief's text
-and puts it in the request's ``avoid`` list (the negative prompt); "warmer"/"cooler" shift which
+and puts it in the request's ``avoid`` list (the negative prompt), as does each item of a list
+("drop the croissant, the napkin and the spoon"); "warmer"/"cooler" shift which
 brand colours the prompt names first, "brighter"/"darker" move the exposure target (and both add
 their lighting words); an addition ("add a croissant") and any other instruction become a clause
 of the brief. The rules below need no model; a configured LLM writer may propose the edit
@@ -51,7 +52,19 @@ _ADD = re.compile(
     r"^(?:add|include|put\s+in|show|with|bring\s+back|put\s+back)\s+(?P<thing>.+)$",
     re.IGNORECASE,
 )
-_SPLIT = re.compile(r"\s*(?:[,;.]|\band\b|\bthen\b)\s*", re.IGNORECASE)
+_SPLIT = re.compile(r"\s*([,;.]|\band\b|\bthen\b)\s*", re.IGNORECASE)
+#: what joins the items of one list ("drop the croissant, the napkin, and the spoon"): an item
+#: after these alone, with no instruction of its own, is one more thing the list's verb names;
+#: a full stop or semicolon ends the list
+_LIST_JOINS = frozenset({",", "and", "then"})
+#: words an instruction of its own starts with, so it never reads as one more listed item
+_VERB = re.compile(
+    r"^(?:make|add|include|put|show|with|bring|keep|use|change|turn|set|give|let|have|try|"
+    r"go|move|place|swap|replace|zoom|crop|center|centre|shift|tone|increase|decrease|"
+    r"drop|remove|lose|delete|take|get|cut|skip|without|no|less|more)\b",
+    re.IGNORECASE,
+)
+_ARTICLE = re.compile(r"^(?:the|a|an|any|all)\s+", re.IGNORECASE)
 _LEADING = re.compile(r"^(?:on|in|at|by|with|beside|next to|under|over|and|of)\s+", re.IGNORECASE)
 _TRAILING = re.compile(r"\s+(?:on|in|at|by|with|beside|next to|and|of)$", re.IGNORECASE)
 
@@ -117,8 +130,19 @@ def _clean_term(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip(" .,!;:'\"").lower()[:80]
 
 
-def _parts(instruction: str) -> list[str]:
-    return [p for p in (_SPLIT.split(instruction.strip())) if p and p.strip()]
+def _parts(instruction: str) -> list[tuple[str, bool]]:
+    """The instruction's parts, each with whether it continues a list (it follows a comma or
+    an "and" with nothing but joins since the part before it)."""
+    pieces = _SPLIT.split(instruction.strip())
+    parts: list[tuple[str, bool]] = []
+    joined = True  # only joins since the last part (a ", and" is one join, the Oxford comma)
+    for index, piece in enumerate(pieces):
+        if index % 2:  # a separator
+            joined = joined and piece.lower() in _LIST_JOINS
+        elif piece.strip():
+            parts.append((piece, bool(parts) and joined))
+            joined = True
+    return parts
 
 
 def apply_rules(state: BriefState, instruction: str) -> BriefEdit:
@@ -129,7 +153,8 @@ def apply_rules(state: BriefState, instruction: str) -> BriefEdit:
     removed: list[str] = []
     added: list[str] = []
     asked: list[Shift] = []
-    for raw in _parts(instruction):
+    removing = False  # the part before was a removal: a bare item after it is removed too
+    for raw, listed in _parts(instruction):
         part = _FILLER.sub("", raw.strip()).strip()
         part = re.sub(r"\s+(?:please|thanks|thank you)$", "", part, flags=re.IGNORECASE)
         plain = _MAKE.sub("", part).strip().lower()
@@ -137,10 +162,15 @@ def apply_rules(state: BriefState, instruction: str) -> BriefEdit:
             shift = _SHIFT_WORDS[plain]
             asked.append(shift)
             shifts = [s for s in shifts if s not in (shift, _OPPOSITE[shift])] + [shift]
+            removing = False
             continue
         removal = _REMOVE.match(part)
-        if removal:
-            term = _clean_term(removal.group("term"))
+        removed_text = removal.group("term") if removal else None
+        if removed_text is None and removing and listed and not _VERB.match(part):
+            removed_text = _ARTICLE.sub("", part)  # "drop the croissant and the napkin"
+        removing = removed_text is not None
+        if removed_text is not None:
+            term = _clean_term(removed_text)
             if term:
                 brief, _ = strip_term(brief, term)
                 if term not in avoid:

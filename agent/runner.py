@@ -98,12 +98,15 @@ def model_ladder(
     models: list[ModelSpec],
     request: GenerationRequest,
     brand_policy: BrandRunPolicy,
+    *,
+    providers_as: str = "providers",
 ) -> list[ModelSpec]:
     """The models a run may use, cheapest tier first; just one when the request names it.
 
     Only allowed providers count: the request's and the brand's allow-lists, and the preview
     renderer only when no real provider is configured or previews are allowed (a request that
-    names a procedural model allows it).
+    names a procedural model allows it). An error about the request's allow-list names it as
+    ``providers_as`` (the API's field; the CLI passes its flag).
     """
     policy = brand_policy
     requested = request.model
@@ -113,6 +116,7 @@ def model_ladder(
         requested=request.providers,
         brand=policy.providers,
         allow_preview=request.allow_preview or policy.allow_preview or pinned_preview,
+        requested_as=providers_as,
     )
     usable = plannable(models, settings, allowed)
     if requested is None:

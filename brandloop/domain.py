@@ -277,6 +277,12 @@ class GenerationRequest(_Model):
         max_length=2,
         description="palette emphasis and exposure target shifts a revision asked for",
     )
+    answer: str | None = Field(
+        default=None,
+        max_length=MAX_BRIEF_CHARS,
+        description="a thread's reply that took the brand's clarifying offer (keep the "
+        "palette, the brief's colours as accents): preflight adapts for this run, not asks",
+    )
     tenant: str = "default"
     output_format: ImageFormat | None = Field(
         default=None,

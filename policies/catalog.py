@@ -75,17 +75,20 @@ def allowed_providers(
     requested: Sequence[str] | None = None,
     brand: Sequence[str] | None = None,
     allow_preview: bool = False,
+    requested_as: str = "providers",
 ) -> set[str]:
     """The providers a run may plan with: configured ones, narrowed by the request's and the
     brand's allow-lists; the preview renderer only when it is the only one configured, when an
     allow-list names it, or when previews are allowed.
 
     Raises ``NotFoundError`` for a request's allow-list naming a provider that is not
-    configured here (as for an unknown brand or model), ``BadInputError`` for the brand's.
+    configured here (as for an unknown brand or model), ``BadInputError`` for the brand's. The
+    message names the request's allow-list as ``requested_as``: the API's field by default,
+    the CLI passes its flag.
     """
     configured = configured_providers(settings)
     allowed = set(configured)
-    for source, names in (("--providers", requested), ("the brand policy", brand)):
+    for source, names in ((requested_as, requested), ("the brand policy", brand)):
         if names is None:
             continue
         unknown = sorted(set(names) - configured)

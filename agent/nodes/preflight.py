@@ -5,6 +5,8 @@ policy decides what a conflict leads to, and the choice is a recorded decision.
   accents (their share is capped by the run's acceptance rule), forbidden colours go to the
   negative prompt, an odd format is kept as asked;
 - ``ask``: no spending; the run ends with a clarifying question (a thread shows it as the reply);
+  a request carrying the thread's reply that took the question's offer (``answer``,
+  ``brandloop.agent.clarification``) adapts instead, and the decision names that reply;
 - ``refuse``: the run is refused with the conflict as its reason.
 """
 
@@ -14,6 +16,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from brandloop.agent.clarification import question
 from brandloop.agent.conflicts import find_conflicts
 from brandloop.agent.context import RunContext
 from brandloop.agent.state import RunState
@@ -36,16 +39,15 @@ async def preflight(state: RunState, runtime: Runtime[RunContext]) -> dict[str, 
         reason = f"refused before spending (brand policy: refuse): {conflicts.describe(brand)}"
         decision = Decision(node="preflight", action="refuse_conflict", reason=reason)
         update = {"status": "refused", "reason": reason}
-    elif choice == "ask":
-        question = (
-            f"Before I spend anything: {conflicts.describe(brand)}. Should I keep the "
-            f"{brand.name} palette and use those only as small accents, or change the brief?"
-        )
-        decision = Decision(node="preflight", action="ask", reason=question)
-        update = {"status": "refused", "reason": question, "clarification": question}
+    elif choice == "ask" and request.answer is None:
+        asked = question(conflicts.describe(brand), brand.name)
+        decision = Decision(node="preflight", action="ask", reason=asked)
+        update = {"status": "refused", "reason": asked, "clarification": asked}
     else:
         share = ctx.brand_policy.accent_max_share
         parts = [conflicts.describe(brand)]
+        if choice == "ask":
+            parts.insert(0, f"asked, and the thread answered {request.answer!r}")
         if conflicts.off_palette:
             parts.append(
                 f"adapting: the {brand.name} palette stays dominant and "

@@ -271,7 +271,13 @@ def generate(
         raise BadInputError(f"--campaign: {problem}")
     request = request.model_copy(update={"brand": ensure_brand(brand, tenant=cfg.tenant)})
     db = database()
-    model_ladder(cfg, catalog_models(db, cfg), request, brand_run_policy(cfg, db, request))
+    model_ladder(
+        cfg,
+        catalog_models(db, cfg),
+        request,
+        brand_run_policy(cfg, db, request),
+        providers_as=REQUEST_FLAGS["providers"],
+    )
     load_agent_policy()  # a malformed BRANDLOOP_AGENT_POLICY fails here, before the run starts
     check_request(db, request)
     if as_json:

@@ -7,6 +7,11 @@ and the exposure target, additions become clauses; the LLM writer proposes the e
 configured. The edit is stored with the message and shown in the thread. A follow-up keeps the
 previous request's shape (count, size), template version and the seed of the image it
 accepted, so the agent revisits the same composition with the edit applied.
+
+When the brand asks before spending (conflicts: ``ask``), the question is the turn's reply and
+stays open until the next message: a reply that takes its offer
+(``brandloop.agent.clarification``) runs the asked request again, unedited, with that answer,
+so preflight adapts; any other reply revises the brief as usual.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from anyio import from_thread
 from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
+from brandloop.agent.clarification import accepts_offer
 from brandloop.agent.nodes.intake import redacted_text
 from brandloop.agent.revision import BriefEdit, BriefState, revise
 from brandloop.agent.runner import check_request
@@ -49,17 +55,29 @@ router = APIRouter(prefix="/threads", tags=["threads"], responses=PROBLEM_RESPON
 REVISIONS = 5
 
 
-def _context(session: Session, thread: ThreadRow) -> tuple[BriefState | None, dict[str, Any], int]:
-    """Where the thread's brief stands, what the last finished turn settled on, and the
-    sequence number of the message it stands at (0 before the first)."""
+def _open_question(job: JobRow | None) -> dict[str, Any] | None:
+    """The request of the thread's latest turn when that turn ended with the brand's
+    clarifying question (the question is open until the next message), else None."""
+    if job is None or not (job.result or {}).get("clarification"):
+        return None
+    return dict(job.request)
+
+
+def _context(
+    session: Session, thread: ThreadRow
+) -> tuple[BriefState | None, dict[str, Any], int, dict[str, Any] | None]:
+    """Where the thread's brief stands, what the last finished turn settled on, the
+    sequence number of the message it stands at (0 before the first), and the request whose
+    clarifying question is open (None when none is)."""
     stored = store.thread_messages(session, thread_id=thread.id)
     seq = stored[-1].seq if stored else 0
     messages = [m for m in stored if m.role == "user"]
     if not messages:
-        return None, {}, seq
+        return None, {}, seq, None
     latest = messages[-1]
     job = session.get(JobRow, latest.job_id) if latest.job_id else None
     request = job.request if job is not None else {}
+    asked = _open_question(job)
     state = BriefState(
         brief=latest.brief or latest.content,
         avoid=list(request.get("avoid") or []),
@@ -84,7 +102,7 @@ def _context(session: Session, thread: ThreadRow) -> tuple[BriefState | None, di
             if run is not None and run.template_ref:
                 carried["template"] = run.template_ref
         break
-    return state, carried, seq
+    return state, carried, seq, asked
 
 
 def refuse_crossing_the_minors_line(
@@ -155,7 +173,7 @@ def _apply(
     thread = store.get_thread(session, tenant=principal.tenant, thread_id=thread_id)
     if thread is None:
         raise ApiProblem(404, "not-found", f"no thread {thread_id}")
-    state, carried, seq = _context(session, thread)
+    state, carried, seq, question = _context(session, thread)
     # the instruction with the brief it edits, before any writer sees it; then what it made
     asked = "\n".join(t for t in (state.brief if state is not None else "", content) if t)
     refuse_crossing_the_minors_line(
@@ -163,7 +181,13 @@ def _apply(
     )
     edit: BriefEdit | None = None
     brief = content
-    if state is not None:
+    if state is not None and question is not None and accepts_offer(content):
+        # the answer to the open question: the asked request again, unedited, with the answer
+        brief = state.brief
+        kept = ("avoid", "shifts", "seed", "template")
+        carried |= {k: question[k] for k in kept if question.get(k) is not None}
+        carried["answer"] = content
+    elif state is not None:
         edit = from_thread.run(revise, state, content, service.writer)
         brief = edit.after
         carried |= {"avoid": edit.avoid, "shifts": edit.all_shifts}

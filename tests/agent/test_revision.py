@@ -53,6 +53,40 @@ def test_strip_term(brief: str, term: str, after: str) -> None:
     assert strip_term(brief, term)[0] == after
 
 
+CUP = "a cup of coffee on a marble counter with a croissant and a napkin"
+
+
+@pytest.mark.parametrize(
+    ("instruction", "after", "removed"),
+    [
+        ("drop the croissant and the napkin", "a cup of coffee on a marble counter", ["croissant", "napkin"]),
+        ("remove the croissant, the napkin and the cup", "coffee on a marble counter", ["croissant", "napkin", "cup"]),
+        ("remove the croissant, the napkin, and the cup", "coffee on a marble counter", ["croissant", "napkin", "cup"]),
+        ("lose the croissant, napkin", "a cup of coffee on a marble counter", ["croissant", "napkin"]),
+        ("drop the croissant, then the napkin", "a cup of coffee on a marble counter", ["croissant", "napkin"]),
+        # a list ends at a full stop, a verb of its own or a shift
+        ("drop the croissant. A saucer", "a cup of coffee on a marble counter and a napkin, A saucer", ["croissant"]),
+        ("drop the croissant and add a saucer", "a cup of coffee on a marble counter and a napkin, a saucer", ["croissant"]),
+        ("drop the croissant, warmer and a saucer", "a cup of coffee on a marble counter and a napkin, a saucer", ["croissant"]),
+    ],
+)  # fmt: skip
+def test_a_removal_takes_every_item_of_its_list(
+    instruction: str, after: str, removed: list[str]
+) -> None:
+    edit = apply_rules(BriefState(brief=CUP), instruction)
+    assert edit.after == after
+    assert edit.removed == removed and edit.avoid == removed
+
+
+def test_a_removal_list_of_colours_leaves_nothing_behind() -> None:
+    edit = apply_rules(
+        BriefState(brief="a neon sign, magenta and purple neon"),
+        "drop the magenta and the purple neon",
+    )
+    assert edit.removed == ["magenta", "purple neon"] and edit.added == []
+    assert "purple" not in edit.after and "magenta" not in edit.after
+
+
 def test_revisions_accumulate_and_opposites_replace_each_other() -> None:
     state = BriefState(brief=MUG)
     for instruction in ("drop the mug", "no people", "warmer", "brighter", "cooler please"):

@@ -434,3 +434,25 @@ def test_a_run_that_accepts_nothing_writes_and_claims_no_files(
     code, out, _ = run_cli(capsys, *argv, "--out", str(out_dir), "--json")
     assert code == 4 and json.loads(out)["receipt_path"] is None
     assert not out_dir.exists()
+
+
+def test_an_unconfigured_provider_names_the_flag(
+    capsys: pytest.CaptureFixture[str], settings: Settings, data_dir: Path, tmp_path: Path
+) -> None:
+    """The CLI's message names its flag, as the API's names its field (test_conflicts_and_
+    providers.py)."""
+    before = prepared(capsys, data_dir)
+    code, _, err = run_cli(
+        capsys,
+        "generate",
+        "a cup",
+        "--brand",
+        "Acme Coffee",
+        "--providers",
+        "stability",
+        "--out",
+        str(tmp_path / "o"),
+    )
+    assert code == 2
+    assert "--providers names provider(s) stability that are not configured" in one_line(err)
+    assert data_snapshot(data_dir) == before

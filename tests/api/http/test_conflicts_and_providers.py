@@ -56,3 +56,7 @@ def test_generations_take_an_allow_list_and_report_previews(
     ):
         bad = client.post("/v1/generations", json={**body, "providers": providers}, headers=creator)
         assert_problem(bad, status, kind)
+        if status == 404:  # the API's message names its field, never the CLI's flag
+            detail = bad.json()["detail"]
+            assert detail.startswith("providers names provider(s) stability"), detail
+            assert "--" not in detail
