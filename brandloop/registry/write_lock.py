@@ -53,13 +53,18 @@ def install_process_write_lock(engine: Engine) -> None:
     def on_end(conn: Connection) -> None:
         _release(conn.connection.info)
 
-    def on_pool(_dbapi: Any, record: Any, *_: Any) -> None:
+    # each listener with the exact arguments of its event: SQLAlchemy reads a "reset"
+    # listener without ``reset_state`` as the deprecated form, and warns
+    def on_reset(_dbapi: Any, record: Any, _reset_state: Any) -> None:
+        _release(getattr(record, "info", None))
+
+    def on_checkin(_dbapi: Any, record: Any) -> None:
         _release(getattr(record, "info", None))
 
     event.listen(engine, "commit", on_end)
     event.listen(engine, "rollback", on_end)
-    event.listen(engine.pool, "reset", on_pool)
-    event.listen(engine.pool, "checkin", on_pool)
+    event.listen(engine.pool, "reset", on_reset)
+    event.listen(engine.pool, "checkin", on_checkin)
 
 
 def sqlite_write_lock(session: Session) -> bool:
