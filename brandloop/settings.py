@@ -158,6 +158,7 @@ class Settings(BaseSettings):
     @field_validator("tenant")
     @classmethod
     def _tenant_id(cls, value: str) -> str:
+        utf8_text_setting(value)  # bytes that are not UTF-8 are named as such first
         if not TENANT_PATTERN.fullmatch(value):
             raise ValueError(f"tenant {value!r} must be {TENANT_RULE}")
         return value
