@@ -14,13 +14,12 @@ through the caller's tenant, so another tenant's things answer 404 as if they di
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Final, Literal, Protocol
+from typing import Literal, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -30,12 +29,12 @@ from brandloop.domain import utcnow
 from brandloop.errors import BadInputError
 from brandloop.registry.crud import audit
 from brandloop.registry.models_service import ApiKeyRow, PrincipalRow
+from brandloop.settings import TENANT_PATTERN, TENANT_RULE
 from brandloop.templates.governance import ACTOR_PATTERN, RESERVED_ACTORS
 
 Role = Literal["viewer", "creator", "approver", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "creator", "approver", "admin")
 KEY_PREFIX = "bl_"
-TENANT_PATTERN: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,7 @@ def hash_key(key: str) -> str:
 def check_tenant(tenant: str) -> str:
     """A tenant id as given: 1-64 ASCII letters, digits, '-' or '_' (case and all kept)."""
     if not TENANT_PATTERN.fullmatch(tenant):
-        raise BadInputError(f"tenant {tenant!r} must be 1-64 ASCII letters, digits, '-' or '_'")
+        raise BadInputError(f"tenant {tenant!r} must be {TENANT_RULE}")
     return tenant
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -20,6 +20,10 @@ _PLACEHOLDER_SECRETS = {"changeme", "change-me", "your-key-here", "sk-...", "xxx
 #: The longest retention age (``BRANDLOOP_ARTIFACT_RETENTION_DAYS``, ``gc --older-than``): a
 #: century; past it no image is old enough to go anyway.
 MAX_RETENTION_DAYS = 36_500
+#: A tenant id (``BRANDLOOP_TENANT``, ``--tenant``, an API key's tenant): 1-64 ASCII letters,
+#: digits, '-' or '_', exact (case kept). Data stored under any other id no key could reach.
+TENANT_PATTERN: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+TENANT_RULE: Final = "1-64 ASCII letters, digits, '-' or '_'"
 
 
 class Settings(BaseSettings):
@@ -149,6 +153,14 @@ class Settings(BaseSettings):
                 f"retention ages must be more than 0 days and at most {MAX_RETENTION_DAYS} "
                 f"(not for {bad})"
             )
+        return value
+
+    @field_validator("tenant")
+    @classmethod
+    def _tenant_id(cls, value: str) -> str:
+        utf8_text_setting(value)  # bytes that are not UTF-8 are named as such first
+        if not TENANT_PATTERN.fullmatch(value):
+            raise ValueError(f"tenant {value!r} must be {TENANT_RULE}")
         return value
 
     @field_validator("*")

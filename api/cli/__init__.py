@@ -1,7 +1,10 @@
 """The ``brandloop`` command line: one Typer app, one module per command group.
 
 Errors become one line on stderr and an exit code: 2 bad input, 3 refused by policy,
-4 budget exhausted with nothing accepted, 5 no usable provider, 1 internal error. ``--debug``
+4 budget exhausted with nothing accepted, 5 no usable provider, 6 ``verify`` found a file
+invalid, 7 the C2PA signer failed (the run is kept; the line names ``brandloop runs resume
+RUN``), 1 internal error. Text the user gave or stored is printed literally, never read as rich
+markup (``common``). ``--debug``
 (or ``BRANDLOOP_DEBUG=1``) prints the traceback first. Logs (warnings and worse; everything in
 debug mode) go to stderr, one JSON object a line unless stderr is a terminal.
 

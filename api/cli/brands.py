@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from brandloop.api.cli import tables
 from brandloop.api.cli.app import brands_app
@@ -69,7 +70,9 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False, wide: Wide =
         table_rows = [
             (
                 kit.name,
-                " ".join(f"[on {c.hex}]  [/] {c.hex}" for c in kit.palette),
+                Text(" ").join(
+                    Text.assemble(("  ", f"on {c.hex}"), f" {c.hex}") for c in kit.palette
+                ),
                 ", ".join(kit.tone),
                 row.id,
             )

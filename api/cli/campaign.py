@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from brandloop.agent.budgets import BudgetScope, set_budget, spent
 from brandloop.agent.campaign import (
@@ -49,7 +50,7 @@ def _render(report: CampaignReport, *, wide: bool = False) -> None:
         (
             row.asset,
             row.size,
-            f"[{colours.get(row.status, 'red')}]{row.status}[/]",
+            Text(row.status, style=colours.get(row.status, "red")),
             f"{row.accepted}/{row.wanted}",
             f"${row.cost_usd:.3f}",
             "" if row.status == "succeeded" else row.reason,
@@ -112,7 +113,7 @@ def run(
         return
     with Progress(
         SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         TextColumn("{task.completed}/{task.total} assets"),
         TimeElapsedColumn(),
@@ -123,13 +124,18 @@ def run(
         def on_event(node: str, kind: str, payload: dict[str, Any]) -> None:
             if kind == "decision":
                 progress.console.print(
-                    f"  [cyan]{node}[/cyan] {payload['action']}: {payload['reason']}"
+                    Text.assemble(
+                        "  ", (node, "cyan"), f" {payload['action']}: {payload['reason']}"
+                    )
                 )
 
         def on_asset(row: AssetResult) -> None:
             progress.advance(task)
             progress.console.print(
-                f"[bold]{row.asset}[/bold] {row.size}: {row.status}, {row.accepted}/{row.wanted}, ${row.cost_usd:.3f}"
+                Text.assemble(
+                    (row.asset, "bold"),
+                    f" {row.size}: {row.status}, {row.accepted}/{row.wanted}, ${row.cost_usd:.3f}",
+                )
             )
 
         report = asyncio.run(

@@ -1,5 +1,10 @@
 """Helpers the command modules share: settings, the invocation's database, consoles, JSON
-output, brand references."""
+output, brand references.
+
+The consoles print text literally (no markup, no ``:emoji:`` codes): briefs, notes, brand and template names
+are the user's, and a "[/red]" in them is text, not a style. Styled output is built as
+:class:`rich.text.Text` (``Text(status, style="green")``, ``Text.assemble(...)``), never by
+putting markup into a string."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
+import typer
 from rich.console import Console
 
 from brandloop.domain import BrandKit
@@ -21,14 +27,23 @@ from brandloop.errors import BadInputError
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.registry import crud
 from brandloop.registry.db import Database
-from brandloop.settings import Settings, get_settings
+from brandloop.settings import TENANT_PATTERN, TENANT_RULE, Settings, get_settings
+from brandloop.tools.credentials import SigningError
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
+err = Console(stderr=True, highlight=False, markup=False, emoji=False)
 
 
 def settings() -> Settings:
     return get_settings()
+
+
+def check_tenant_option(value: str | None) -> str | None:
+    """A ``--tenant`` value as BRANDLOOP_TENANT and API keys take it, refused (exit 2, naming
+    the option) before the command stores or looks up anything under an id no key reaches."""
+    if value is not None and not TENANT_PATTERN.fullmatch(value):
+        raise typer.BadParameter(f"tenant {value!r} must be {TENANT_RULE}")
+    return value
 
 
 class _Invocation:
@@ -73,6 +88,25 @@ def database() -> Database:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def signing_stopped(exc: SigningError, run_id: str, *, as_json: bool) -> SigningError:
+    """What a run stopped by a failed signer (what it paid for kept: docs/provenance.md)
+    raises: the error (exit 8) names the run and the command that finishes it; with
+    ``--json`` stdout gets a JSON error object carrying ``run_id`` first."""
+    resume = f"brandloop runs resume {run_id}"
+    message = f"{exc}; run {run_id} is kept: `{resume}` finishes it once the signer is back"
+    if as_json:
+        print_json(
+            {
+                "error": SigningError.problem_type,
+                "message": message,
+                "run_id": run_id,
+                "resume": resume,
+                "exit_code": SigningError.exit_code,
+            }
+        )
+    return SigningError(message)
 
 
 def _why(exc: OSError, otherwise: str = "cannot be written") -> str:

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import check_output_file, check_output_folder, err, out, settings
@@ -98,7 +99,7 @@ def _print_summary(run: EvalRun, baseline: BaselineReport | None, *, wide: bool 
         (
             name,
             f"{s.pass_rate:.1%} ({s.passed}/{s.executions})",
-            "[green]pass[/green]" if gates[name] else "[red]FAIL[/red]",
+            Text("pass", style="green") if gates[name] else Text("FAIL", style="red"),
             str(s.accepted_images),
             "–" if s.cost_per_accepted_usd is None else f"${s.cost_per_accepted_usd:.3f}",
             f"{s.latency_p95_ms:.0f}",
@@ -141,12 +142,12 @@ def _print_summary(run: EvalRun, baseline: BaselineReport | None, *, wide: bool 
     failed = [r for r in run.results if not r.passed]
     for r in failed[:20]:
         why = "; ".join(a.message for a in r.assertions if not a.passed) or (r.error or r.status)
-        out.print(f"  [red]✗[/red] {r.target} {r.case_id} r{r.repeat}: {why}")
+        out.print(Text.assemble("  ", ("✗", "red"), f" {r.target} {r.case_id} r{r.repeat}: {why}"))
     if len(failed) > 20:
         out.print(f"  … and {len(failed) - 20} more failed")
     if baseline is not None:
         colour = "green" if baseline.passed else "red"
-        out.print(f"baseline: [{colour}]{baseline.summary}[/{colour}]")
+        out.print(Text.assemble("baseline: ", (baseline.summary, colour)))
 
 
 @eval_app.command("run")
@@ -209,7 +210,7 @@ def run(
         fresh=fresh,
     )
     with Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),

@@ -12,7 +12,14 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from brandloop.agent.retention import collect_garbage
 from brandloop.api.cli.app import app
-from brandloop.api.cli.common import database, err, out, print_json, settings
+from brandloop.api.cli.common import (
+    check_tenant_option,
+    database,
+    err,
+    out,
+    print_json,
+    settings,
+)
 from brandloop.errors import BadInputError
 from brandloop.settings import MAX_RETENTION_DAYS
 
@@ -20,7 +27,12 @@ from brandloop.settings import MAX_RETENTION_DAYS
 @app.command("gc")
 def gc(
     tenant: Annotated[
-        str | None, typer.Option("--tenant", help="only this tenant (default: every tenant)")
+        str | None,
+        typer.Option(
+            "--tenant",
+            help="only this tenant (default: every tenant)",
+            callback=check_tenant_option,
+        ),
     ] = None,
     older_than: Annotated[
         float | None,
@@ -44,11 +56,9 @@ def gc(
         raise BadInputError(
             f"--older-than must be more than 0 days and at most {MAX_RETENTION_DAYS}"
         )
-    if tenant is not None and not tenant.strip():
-        raise BadInputError("--tenant must not be empty")
     cfg = settings()
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True
+        SpinnerColumn(), TextColumn("{task.description}", markup=False), console=err, transient=True
     ) as progress:
         task = progress.add_task("checking images", total=None)
         report = asyncio.run(

@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from brandloop.agent.runner import (
     brand_run_policy,
@@ -32,6 +32,7 @@ from brandloop.api.cli.common import (
     out,
     print_json,
     settings,
+    signing_stopped,
 )
 from brandloop.api.cli.tables import Column, Wide
 from brandloop.api.cli.verify import verify_files
@@ -47,7 +48,7 @@ from brandloop.errors import BadInputError, ProvidersUnavailableError, present
 from brandloop.policies.agent import load_agent_policy
 from brandloop.policy_files import describe_validation_error
 from brandloop.registry import crud
-from brandloop.tools.credentials import CredentialReport, production_signer
+from brandloop.tools.credentials import CredentialReport, SigningError, production_signer
 
 
 class OutputFormat(StrEnum):
@@ -153,11 +154,15 @@ def _render(result: RunResult, credentials: list[CredentialReport], *, wide: boo
         else f"{len(result.images)} accepted"
     )
     out.print(
-        f"[bold]{result.run_id}[/bold]  [{colour}]{result.status}[/{colour}]  "
-        f"{accepted}, {result.attempts} attempts, ${result.cost_usd:.3f}"
+        Text.assemble(
+            (result.run_id, "bold"),
+            "  ",
+            (result.status, colour),
+            f"  {accepted}, {result.attempts} attempts, ${result.cost_usd:.3f}",
+        )
     )
     if result.reason:
-        out.print(f"  {escape(result.reason)}")
+        out.print(f"  {result.reason}")
     if pending:
         tables.show(out, "Accepted, waiting for review", PENDING_COLUMNS, pending, wide=wide)
     if result.images:
@@ -167,7 +172,7 @@ def _render(result: RunResult, credentials: list[CredentialReport], *, wide: boo
                 str(index),
                 Path(image.path).name if image.path else image.sha256[:12],
                 image.model,
-                "[yellow]preview[/yellow]" if image.preview else "no",
+                Text("preview", style="yellow") if image.preview else "no",
                 f"{image.composite:.2f}",
                 f"${image.cost_usd:.3f}",
                 str(image.seed),
@@ -183,10 +188,10 @@ def _render(result: RunResult, credentials: list[CredentialReport], *, wide: boo
         for image in result.images[:4]:
             if image.path:
                 out.print(thumbnail(Path(image.path).read_bytes(), width=32))
-        out.print("[bold]Content Credentials[/bold] (brandloop verify)")
+        out.print(Text.assemble(("Content Credentials", "bold"), " (brandloop verify)"))
         for report in credentials:
             style = "green" if report.status == "valid" else "red"
-            out.print(f"  [{style}]{escape(report.summary)}[/{style}]")
+            out.print(Text.assemble("  ", (report.summary, style)))
     decisions = [(d.node, d.action, d.reason) for d in result.decisions]
     tables.show(out, "Decisions", DECISION_COLUMNS, decisions, wide=wide)
     if result.receipt_path:
@@ -280,14 +285,17 @@ def generate(
     )
     load_agent_policy()  # a malformed BRANDLOOP_AGENT_POLICY fails here, before the run starts
     check_request(db, request)
-    if as_json:
-        result = asyncio.run(
-            run_generation(
-                request, settings=cfg, db=database(), run_id=run_id, use_memory=not no_memory
+    try:
+        if as_json:
+            result = asyncio.run(
+                run_generation(
+                    request, settings=cfg, db=database(), run_id=run_id, use_memory=not no_memory
+                )
             )
-        )
-    else:
-        result = _with_progress(request, run_id, use_memory=not no_memory)
+        else:
+            result = _with_progress(request, run_id, use_memory=not no_memory)
+    except SigningError as exc:
+        raise signing_stopped(exc, run_id, as_json=as_json) from exc
     result = write_outputs(result, target, tenant=cfg.tenant)
     if as_json:
         print_json(result.model_dump(mode="json"))
@@ -301,7 +309,7 @@ def _with_progress(request: GenerationRequest, run_id: str, *, use_memory: bool)
     cfg = settings()
     with Progress(
         SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         TextColumn("{task.completed}/{task.total} accepted"),
         TimeElapsedColumn(),
@@ -313,7 +321,9 @@ def _with_progress(request: GenerationRequest, run_id: str, *, use_memory: bool)
         def on_event(node: str, kind: str, payload: dict[str, Any]) -> None:
             if kind == "decision":
                 progress.console.print(
-                    f"  [cyan]{node}[/cyan] {payload['action']}: {payload['reason']}"
+                    Text.assemble(
+                        "  ", (node, "cyan"), f" {payload['action']}: {payload['reason']}"
+                    )
                 )
             elif kind == "accepted":
                 progress.update(task, completed=payload["accepted"])

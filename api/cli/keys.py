@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from brandloop.api.auth import ROLES, create_key, get_key, list_keys, revoke_key
 from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
-from brandloop.api.cli.common import database, out, print_json
+from brandloop.api.cli.common import check_tenant_option, database, out, print_json
 from brandloop.api.cli.tables import Column, Wide
 from brandloop.errors import NotFoundError
 
@@ -19,7 +20,9 @@ app.add_typer(keys_app, name="keys")
 
 @keys_app.command("create")
 def create(
-    tenant: Annotated[str, typer.Option(help="the tenant the key acts for")],
+    tenant: Annotated[
+        str, typer.Option(help="the tenant the key acts for", callback=check_tenant_option)
+    ],
     role: Annotated[str, typer.Option(help="viewer | creator | approver | admin")],
     principal: Annotated[
         str,
@@ -41,14 +44,16 @@ def create(
         return
     out.print(key)
     out.print(
-        f"[dim]{key_id} of {principal} for tenant {tenant} as {role}; "
-        "shown once, store it now[/dim]"
+        Text(
+            f"{key_id} of {principal} for tenant {tenant} as {role}; shown once, store it now",
+            style="dim",
+        )
     )
 
 
 @keys_app.command("list")
 def list_(
-    tenant: Annotated[str, typer.Option(help="the tenant")],
+    tenant: Annotated[str, typer.Option(help="the tenant", callback=check_tenant_option)],
     as_json: Annotated[bool, typer.Option("--json")] = False,
     wide: Wide = False,
 ) -> None:
@@ -96,7 +101,7 @@ def list_(
 @keys_app.command("revoke")
 def revoke(
     key_id: Annotated[str, typer.Argument(help="the key's id (key_...)")],
-    tenant: Annotated[str, typer.Option(help="the tenant")],
+    tenant: Annotated[str, typer.Option(help="the tenant", callback=check_tenant_option)],
 ) -> None:
     """Revoke a key (a running server notices within a few seconds)."""
     with database().session() as session:

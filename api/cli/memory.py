@@ -204,7 +204,7 @@ def rekey(
             return owners
 
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True
+        SpinnerColumn(), TextColumn("{task.description}", markup=False), console=err, transient=True
     ) as progress:
         task = progress.add_task("looking for legacy collections", total=None)
 

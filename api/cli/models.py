@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from brandloop.agent.runner import catalog_models
 from brandloop.api.cli.app import models_app
@@ -57,7 +58,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False, wide: Wide =
             m.tier,
             m.status,
             _price(m),
-            "[green]yes[/]" if m.usable else "[dim]no[/]",
+            Text("yes", style="green") if m.usable else Text("no", style="dim"),
             _shapes(m),
             "yes" if m.supports_seed else "no",
             "yes" if m.supports_negative_prompt else "no",

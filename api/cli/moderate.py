@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import out, print_json, settings
@@ -36,9 +37,13 @@ EXIT_BLOCKED = 3
 
 def _print_verdict(verdict: ModerationVerdict, extra: dict[str, Any], *, explain: bool) -> None:
     if verdict.allowed:
-        out.print(f"[green]allowed[/green] ({verdict.source})")
+        out.print(Text.assemble(("allowed", "green"), f" ({verdict.source})"))
     else:
-        out.print(f"[red]blocked[/red] ({verdict.source}): {', '.join(verdict.categories)}")
+        out.print(
+            Text.assemble(
+                ("blocked", "red"), f" ({verdict.source}): {', '.join(verdict.categories)}"
+            )
+        )
     for reason in verdict.reasons:
         out.print(f"  - {reason}", markup=False)
     if explain:

@@ -8,18 +8,27 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from brandloop import views
 from brandloop.agent.repairs import fix_rates, repair_stats
 from brandloop.agent.runner import resume_run
 from brandloop.api.cli import tables
 from brandloop.api.cli.app import runs_app
-from brandloop.api.cli.common import check_output_folder, database, out, print_json, settings
+from brandloop.api.cli.common import (
+    check_output_folder,
+    database,
+    out,
+    print_json,
+    settings,
+    signing_stopped,
+)
 from brandloop.api.cli.tables import Column, Wide
 from brandloop.api.preview import thumbnail
 from brandloop.domain import Receipt
 from brandloop.errors import NotFoundError
 from brandloop.registry import crud
+from brandloop.tools.credentials import SigningError
 from brandloop.views import SHA256, RunTrace, TraceEvent, find_run, run_view
 
 
@@ -104,7 +113,9 @@ def show(
         return
     run = trace.run
     out.print(
-        f"[bold]{run.run_id}[/bold]  {run.status}  brand {run.brand}  template {run.template}"
+        Text.assemble(
+            (run.run_id, "bold"), f"  {run.status}  brand {run.brand}  template {run.template}"
+        )
     )
     out.print(f"brief: {run.brief}")
     out.print(
@@ -150,7 +161,7 @@ def _print_lineage(receipts: list[Receipt]) -> None:
             for m in receipt.moderation
         )
         scores = " ".join(f"{k}={v:.2f}" for k, v in receipt.scores.items())
-        out.print(f"\n[bold]image {receipt.sha256}[/bold]")
+        out.print(Text.assemble("\n", (f"image {receipt.sha256}", "bold")))
         for key, value in (
             ("template", receipt.template),
             ("model", f"{receipt.model} version {receipt.model_version}"),
@@ -174,7 +185,10 @@ def resume(
 ) -> None:
     """Continue a run that was interrupted, from its last checkpoint, without paying twice."""
     cfg = settings()
-    result = asyncio.run(resume_run(run_id, settings=cfg, db=database(), tenant=cfg.tenant))
+    try:
+        result = asyncio.run(resume_run(run_id, settings=cfg, db=database(), tenant=cfg.tenant))
+    except SigningError as exc:
+        raise signing_stopped(exc, run_id, as_json=as_json) from exc
     if as_json:
         print_json(result.model_dump(mode="json"))
     else:
@@ -228,7 +242,7 @@ def reproduce(
     rows = [
         (
             image.sha256[:12],
-            f"[{colours.get(image.verdict, 'red')}]{image.verdict}[/]",
+            Text(image.verdict, style=colours.get(image.verdict, "red")),
             "-" if image.hash_distance is None else f"{image.hash_distance}/64",
             image.error or "",
             image.model,

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import numpy as np
 import numpy.typing as npt
 import typer
+from rich.text import Text
 
 from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
@@ -176,12 +177,16 @@ def score(
         print_json({"brand": kit.name, "images": report})
         return
     for item, scores in zip(report, scored, strict=True):
-        verdict = "[green]meets the bar[/green]" if item["accepted"] else "[red]below the bar[/red]"
-        rows = [
+        verdict = (
+            Text("meets the bar", style="green")
+            if item["accepted"]
+            else Text("below the bar", style="red")
+        )
+        rows: list[tuple[tables.Cell, ...]] = [
             (
                 name,
                 f"{sig.value:.2f}",
-                "[green]pass[/green]" if sig.passed else "[red]FAIL[/red]",
+                Text("pass", style="green") if sig.passed else Text("FAIL", style="red"),
                 sig.explanation,
             )
             for name, sig in scores.signals.items()
@@ -191,7 +196,10 @@ def score(
         if not references:
             rows.append(("similarity", "-", "n/a", "no accepted images of this brand in memory"))
         out.print(
-            f"{item['path']}  {item['width']}x{item['height']}  "
-            f"composite {item['composite']:.2f}  {verdict}"
+            Text.assemble(
+                f"{item['path']}  {item['width']}x{item['height']}  "
+                f"composite {item['composite']:.2f}  ",
+                verdict,
+            )
         )
         tables.show(out, None, SIGNAL_COLUMNS, rows, wide=wide)

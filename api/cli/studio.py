@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from brandloop.api.cli.app import app
-from brandloop.api.cli.common import database, out, print_json
+from brandloop.api.cli.common import check_tenant_option, database, out, print_json
 from brandloop.api.studio.sessions import LINK_MINUTES, create_link
 
 studio_app = typer.Typer(
@@ -18,7 +18,9 @@ app.add_typer(studio_app, name="studio")
 
 @studio_app.command("link")
 def link(
-    tenant: Annotated[str, typer.Option("--tenant", help="the tenant to sign in to")],
+    tenant: Annotated[
+        str, typer.Option("--tenant", help="the tenant to sign in to", callback=check_tenant_option)
+    ],
     principal: Annotated[str, typer.Option("--principal", help="who signs in (a person)")],
     role: Annotated[
         str, typer.Option("--role", help="viewer, creator, approver or admin")

@@ -4,6 +4,9 @@ Every column says whether it is shown by default or only with ``--wide``, and wh
 are free text. Identifiers, numbers and states are never wrapped into fragments; free text is
 cut with an ellipsis to what the terminal leaves. ``--wide`` shows every column at its natural
 width (lines may run past the terminal; nothing is cut or folded); ``--json`` has everything.
+
+A cell, a title or a header given as ``str`` is shown literally (a brief reading "[/red] sale"
+shows those characters); a cell that is styled is a :class:`rich.text.Text`.
 """
 
 from __future__ import annotations
@@ -36,8 +39,16 @@ class Column:
     justify: Literal["left", "right"] = "left"
 
 
-def _cell_width(cell: str) -> int:
-    return max((Text.from_markup(line).cell_len for line in cell.split("\n")), default=0)
+#: a table cell: plain text shown as it is, or text with its own styles
+Cell = str | Text
+
+
+def _text(cell: Cell) -> Text:
+    return Text(cell) if isinstance(cell, str) else cell
+
+
+def _cell_width(cell: Cell) -> int:
+    return max((line.cell_len for line in _text(cell).split("\n")), default=0)
 
 
 def _text_widths(natural: dict[int, int], room: int) -> dict[int, int]:
@@ -57,11 +68,12 @@ def show(
     console: Console,
     title: str | None,
     columns: Sequence[Column],
-    rows: Iterable[Sequence[str]],
+    rows: Iterable[Sequence[Cell]],
     *,
     wide: bool = False,
 ) -> None:
-    """Print a table of ``rows`` (cells may hold rich markup) on ``console``."""
+    """Print a table of ``rows`` on ``console``; text in ``str`` cells, the title and the
+    headers is never read as rich markup."""
     cells = [list(row) for row in rows]
     shown = [i for i, column in enumerate(columns) if wide or not column.wide]
     natural = {
@@ -72,10 +84,10 @@ def show(
     if text and not wide:
         fixed = sum(natural[i] for i in shown if i not in text) + 3 * len(shown) + 1
         widths = _text_widths({i: natural[i] for i in text}, console.width - fixed)
-    grid = Table(title=title)
+    grid = Table(title=None if title is None else Text(title, style="table.title"))
     for i in shown:
         grid.add_column(
-            columns[i].header,
+            Text(columns[i].header),
             justify=columns[i].justify,
             no_wrap=True,
             overflow="ellipsis",
@@ -83,13 +95,15 @@ def show(
             min_width=None if i in widths else natural[i],
         )
     for row in cells:
-        grid.add_row(*(row[i] for i in shown))
+        grid.add_row(*(_text(row[i]) for i in shown))
     if wide:  # a console as wide as the table: a terminal's own width would squeeze it
         total = Measurement.get(console, console.options.update_width(100_000), grid).maximum
         Console(
             file=console.file,
             width=max(total, console.width),
             highlight=False,
+            markup=False,
+            emoji=False,
             force_terminal=console.is_terminal,
             no_color=console.no_color,
         ).print(grid)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
+from rich.text import Text
 
 from brandloop.agent.runner import catalog_models
 from brandloop.agent.templates import REF_PATTERN, ensure_shipped_templates
@@ -318,7 +319,7 @@ def show(
     if as_json:
         print_json(doc)
         return
-    out.print(f"[bold]{doc['name']}[/bold]  {doc['description']}")
+    out.print(Text.assemble((doc["name"], "bold"), f"  {doc['description']}"))
     out.print(
         "labels: " + (", ".join(f"{k}->{_split(v)}" for k, v in doc["labels"].items()) or "none")
     )
@@ -327,7 +328,11 @@ def show(
         + ", ".join(f"@{v['version']} {v['status']} ({v['author']})" for v in doc["versions"])
     )
     for v in doc["selected"]:
-        out.print(f"\n[bold]{v['ref']}[/bold]  {v['status']}  by {v['author']}  {v['created_at']}")
+        out.print(
+            Text.assemble(
+                "\n", (v["ref"], "bold"), f"  {v['status']}  by {v['author']}  {v['created_at']}"
+            )
+        )
         out.print(f"message: {v['message']}")
         out.print("body:")
         out.print("  " + v["body"], markup=False)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
+from rich.text import Text
 
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, out, print_json, settings
@@ -56,6 +56,6 @@ def verify(
     else:
         for report in reports:
             style = _STYLE[report.status]
-            out.print(f"[{style}]{escape(report.summary)}[/{style}]")
+            out.print(Text(report.summary, style=style))
     if not all(verified(report, require_trusted=trusted) for report in reports):
         raise typer.Exit(EXIT_NOT_VERIFIED)

@@ -44,6 +44,7 @@ from brandloop.registry.models import RunRow
 from brandloop.registry.models_service import CampaignRow, JobRow
 from brandloop.registry.models_studio import ReviewAssignmentRow
 from brandloop.settings import Settings
+from brandloop.tools.credentials import SigningError
 
 ProvidersFactory = Callable[[Settings], dict[str, ImageProvider]]
 
@@ -476,6 +477,14 @@ class WorkerPool:
                 result = await self._drive(request, run_id, resuming, providers, on_event)
         except LeaseLostError as exc:  # another worker holds the job now: write nothing
             log.warning("job %s stopped: %s", job_id, exc)
+        except SigningError as exc:  # the run keeps what it paid for; a resume finishes it
+            detail = (
+                f"{exc}; run {run_id} is kept: POST /v1/runs/{run_id}/resume finishes it once "
+                "the signer is back"
+            )
+            await settled_in_thread(
+                self._fail, job_id, {"type": exc.problem_type, "status": 503, "detail": detail}
+            )
         except BrandloopError as exc:
             status, kind = status_for(exc)
             detail = str(exc) if status < 500 else "the run failed"

@@ -394,7 +394,7 @@ def test_gc_dry_run_counts_a_shared_file_as_the_real_run_deletes_it(
         (["gc", "--older-than", "0"], "--older-than must be more than 0 days"),
         (["gc", "--older-than", "-3"], "--older-than must be more than 0 days"),
         (["gc", "--older-than", "soon"], "Invalid value for '--older-than'"),
-        (["gc", "--tenant", " "], "--tenant must not be empty"),
+        (["gc", "--tenant", " "], "Invalid value for '--tenant': tenant ' ' must be 1-64"),
     ],
 )
 def test_gc_bad_input_is_one_line_and_exit_2(

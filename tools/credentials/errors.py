@@ -3,8 +3,8 @@
 BrandloopError
 ├── BadInputError
 │   └── SignerConfigError   exit 2: BRANDLOOP_C2PA_* settings name a signer that cannot work
-└── SigningError            exit 1: a configured signer failed (remote signer down, TSA
-                            unreachable); the run stays resumable and nothing is lost
+└── SigningError            exit 8 / HTTP 503: a configured signer failed (remote signer
+                            down, TSA unreachable); the run stays resumable, nothing is lost
 """
 
 from __future__ import annotations
@@ -19,4 +19,5 @@ class SignerConfigError(BadInputError):
 class SigningError(BrandloopError):
     """Signing an image failed; ``brandloop runs resume`` retries once the signer is back."""
 
+    exit_code = 8
     problem_type = "signing-failed"
