@@ -35,10 +35,20 @@ ASSET_COLUMNS = (
     Column("size"),
     Column("status"),
     Column("acc", justify="right"),
+    Column("preview"),
     Column("cost", justify="right"),
     Column("note", text=True),
     Column("run", wide=True),
 )
+
+
+def _preview(row: AssetResult) -> str:
+    """The preview column: whether the asset's accepted images are procedural previews."""
+    if not row.previews:
+        return "no" if row.images else "-"
+    if row.previews == len(row.images):
+        return "[yellow]preview[/yellow]"
+    return f"[yellow]{row.previews} of {len(row.images)} preview[/yellow]"
 
 
 def _render(report: CampaignReport, *, wide: bool = False) -> None:
@@ -49,6 +59,7 @@ def _render(report: CampaignReport, *, wide: bool = False) -> None:
             row.size,
             f"[{colours.get(row.status, 'red')}]{row.status}[/]",
             f"{row.accepted}/{row.wanted}",
+            _preview(row),
             f"${row.cost_usd:.3f}",
             "" if row.status == "succeeded" else row.reason,
             row.run_id,
@@ -125,8 +136,10 @@ def run(
 
         def on_asset(row: AssetResult) -> None:
             progress.advance(task)
+            preview = f", {row.previews} preview" if row.previews else ""
             progress.console.print(
-                f"[bold]{row.asset}[/bold] {row.size}: {row.status}, {row.accepted}/{row.wanted}, ${row.cost_usd:.3f}"
+                f"[bold]{row.asset}[/bold] {row.size}: {row.status}, "
+                f"{row.accepted}/{row.wanted}{preview}, ${row.cost_usd:.3f}"
             )
 
         report = asyncio.run(

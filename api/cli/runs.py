@@ -121,7 +121,7 @@ def show(
     attempts = [
         (
             a.id.split("-", 1)[-1],
-            a.model,
+            f"{a.model} [yellow]preview[/yellow]" if a.preview else a.model,
             a.outcome,
             f"{a.composite:.2f}" if a.composite is not None else "-",
             f"${a.cost_usd:.3f}",
@@ -134,7 +134,8 @@ def show(
     _print_lineage(trace.receipts)
     for image in run.images[:4]:
         if image.path and Path(image.path).exists():
-            out.print(f"{image.sha256[:12]}  {image.model}  seed {image.seed}")
+            preview = "  [yellow]preview[/yellow]" if image.preview else ""
+            out.print(f"{image.sha256[:12]}  {image.model}  seed {image.seed}{preview}")
             out.print(thumbnail(Path(image.path).read_bytes(), width=32))
     if trace.attempts and not trace.receipts:
         out.print(f"prompt: {trace.attempts[-1].prompt}")
@@ -154,6 +155,7 @@ def _print_lineage(receipts: list[Receipt]) -> None:
         for key, value in (
             ("template", receipt.template),
             ("model", f"{receipt.model} version {receipt.model_version}"),
+            ("preview", "yes: the procedural preview renderer" if receipt.preview else "no"),
             ("seed", f"requested {receipt.seed_requested}, returned {receipt.seed_returned}"),
             ("size", f"{receipt.width}x{receipt.height}"),
             ("params", json.dumps(receipt.params, sort_keys=True)),
