@@ -23,6 +23,7 @@ from brandloop.artifacts import ArtifactStore
 from brandloop.domain import (
     MAX_REQUEST_BUDGET_USD,
     MAX_SEED,
+    AcceptedImage,
     GenerationRequest,
     RunResult,
     campaign_id_problem,
@@ -77,8 +78,15 @@ class AssetResult(BaseModel):
     accepted: int
     wanted: int
     cost_usd: float
-    images: list[str]
+    #: the accepted images as ``generate --json`` gives them (path, model, seed, prompt,
+    #: scores, cost, ``preview``, ...)
+    images: list[AcceptedImage]
     reason: str = ""
+
+    @property
+    def previews(self) -> int:
+        """How many of the accepted images the procedural preview renderer made."""
+        return sum(1 for image in self.images if image.preview)
 
 
 class CampaignReport(BaseModel):
@@ -200,7 +208,7 @@ async def run_campaign(
                 accepted=len(result.images),
                 wanted=request.count,
                 cost_usd=result.cost_usd,
-                images=[img.path or img.sha256 for img in result.images],
+                images=list(result.images),
                 reason=result.reason,
             )
             results.append(row)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from collections.abc import Callable
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -40,6 +41,42 @@ from brandloop.tools.moderation.explain import explain
 from brandloop.tools.providers.resilience import circuit_open
 
 _STATUS = re.compile(r"HTTP (\d{3})|\b([45]\d\d)\b")
+
+
+def fit_prompt(
+    build: Callable[[str, list[str]], tuple[str, str]],
+    *,
+    brief: str,
+    style_notes: list[str],
+    limit: int,
+) -> tuple[str, str, str]:
+    """``(prompt, negative, how)``: the prompt ``build(brief, notes)`` renders, fitted to
+    ``limit`` characters; ``how`` says what was left out ("" when nothing was).
+
+    A brief within its own limit must not be refused for a prompt the user never wrote: the
+    template and the brand's clauses come on top of it. What gives way, in order: the memory
+    and style notes (recall's, the campaign's colour order), then the brief's tail, cut at a
+    word. The template and the brand's clauses (palette, required terms) are kept; a template
+    too long on its own is left as it is, for moderation to refuse.
+    """
+    prompt, negative = build(brief, style_notes)
+    if len(prompt) <= limit:
+        return prompt, negative, ""
+    left_out = []
+    if style_notes:
+        style_notes = []
+        prompt, negative = build(brief, style_notes)
+        left_out.append("the memory and style notes were left out")
+    kept = brief.strip()
+    while len(prompt) > limit and kept:
+        cut = kept[: max(len(kept) - (len(prompt) - limit), 0)]
+        kept = cut[: cut.rfind(" ")].rstrip(" ,;.") if " " in cut else ""
+        prompt, negative = build(kept, style_notes)
+    if kept != brief.strip():
+        left_out.append(
+            f"the brief was cut to its first {len(kept)} of {len(brief.strip())} characters"
+        )
+    return prompt, negative, "; ".join(left_out)
 
 
 def round_seed(seed: int, iteration: int) -> int:
@@ -430,17 +467,35 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     anchor = state.get("anchor_colours", [])
     if anchor:
         notes_for_prompt.append("campaign colours in this order: " + ", ".join(anchor))
-    prompt, negative = compose(
-        template,
-        brand=brand,
-        brief=request.brief,
-        modifiers=modifiers,
-        style_notes=notes_for_prompt,
-        emphasis=emphasis,
-        avoid=[*request.avoid, *state.get("avoid_colours", [])],
-        shifts=request.shifts,
-        accents=state.get("accents", []),
+
+    def build(brief: str, style_notes: list[str]) -> tuple[str, str]:
+        return compose(
+            template,
+            brand=brand,
+            brief=brief,
+            modifiers=modifiers,
+            style_notes=style_notes,
+            emphasis=emphasis,
+            avoid=[*request.avoid, *state.get("avoid_colours", [])],
+            shifts=request.shifts,
+            accents=state.get("accents", []),
+        )
+
+    limit = min([ctx.moderation.text.max_chars, *(arm.model.max_prompt_chars for arm in planned)])
+    prompt, negative, fitted = fit_prompt(
+        build, brief=request.brief, style_notes=notes_for_prompt, limit=limit
     )
+    fit_decisions: list[Decision] = []
+    if fitted:
+        fit_decision = Decision(
+            node="plan",
+            action="fit_prompt",
+            reason=f"the rendered prompt was longer than {limit} characters (the tightest of "
+            f"the moderation limit and the planned models' max_prompt_chars): {fitted}",
+            signals={"limit_chars": limit, "prompt_chars": len(prompt)},
+        )
+        ctx.emit(state["run_id"], "plan", "decision", fit_decision.model_dump(mode="json"))
+        fit_decisions.append(fit_decision)
     verdict = check_text(
         ctx,
         state["run_id"],
@@ -461,7 +516,7 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             "iteration": iteration,
             "status": "refused",
             "reason": decision.reason,
-            "decisions": [decision],
+            "decisions": [*fit_decisions, decision],
         }
     prompts = [prompt] * len(planned)
     written = 0
@@ -537,5 +592,5 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         "candidates": candidates,
         "iteration": iteration,
         "seed_cursor": cursor + count - len(recalled),
-        "decisions": [decision],
+        "decisions": [*fit_decisions, decision],
     }

@@ -38,10 +38,20 @@ ASSET_COLUMNS = (
     Column("size"),
     Column("status"),
     Column("acc", justify="right"),
+    Column("preview"),
     Column("cost", justify="right"),
     Column("note", text=True),
     Column("run", wide=True),
 )
+
+
+def _preview(row: AssetResult) -> str | Text:
+    """The preview column: whether the asset's accepted images are procedural previews."""
+    if not row.previews:
+        return "no" if row.images else "-"
+    if row.previews == len(row.images):
+        return Text("preview", style="yellow")
+    return Text(f"{row.previews} of {len(row.images)} preview", style="yellow")
 
 
 def _render(report: CampaignReport, *, wide: bool = False) -> None:
@@ -52,6 +62,7 @@ def _render(report: CampaignReport, *, wide: bool = False) -> None:
             row.size,
             Text(row.status, style=colours.get(row.status, "red")),
             f"{row.accepted}/{row.wanted}",
+            _preview(row),
             f"${row.cost_usd:.3f}",
             "" if row.status == "succeeded" else row.reason,
             row.run_id,
@@ -131,10 +142,12 @@ def run(
 
         def on_asset(row: AssetResult) -> None:
             progress.advance(task)
+            preview = f", {row.previews} preview" if row.previews else ""
             progress.console.print(
                 Text.assemble(
                     (row.asset, "bold"),
-                    f" {row.size}: {row.status}, {row.accepted}/{row.wanted}, ${row.cost_usd:.3f}",
+                    f" {row.size}: {row.status}, {row.accepted}/{row.wanted}{preview}, "
+                    f"${row.cost_usd:.3f}",
                 )
             )
 

@@ -132,7 +132,7 @@ def show(
     attempts = [
         (
             a.id.split("-", 1)[-1],
-            a.model,
+            Text.assemble(a.model, (" preview", "yellow")) if a.preview else a.model,
             a.outcome,
             f"{a.composite:.2f}" if a.composite is not None else "-",
             f"${a.cost_usd:.3f}",
@@ -145,7 +145,10 @@ def show(
     _print_lineage(trace.receipts)
     for image in run.images[:4]:
         if image.path and Path(image.path).exists():
-            out.print(f"{image.sha256[:12]}  {image.model}  seed {image.seed}")
+            preview = ("  preview", "yellow") if image.preview else ""
+            out.print(
+                Text.assemble(f"{image.sha256[:12]}  {image.model}  seed {image.seed}", preview)
+            )
             out.print(thumbnail(Path(image.path).read_bytes(), width=32))
     if trace.attempts and not trace.receipts:
         out.print(f"prompt: {trace.attempts[-1].prompt}")
@@ -165,6 +168,7 @@ def _print_lineage(receipts: list[Receipt]) -> None:
         for key, value in (
             ("template", receipt.template),
             ("model", f"{receipt.model} version {receipt.model_version}"),
+            ("preview", "yes: the procedural preview renderer" if receipt.preview else "no"),
             ("seed", f"requested {receipt.seed_requested}, returned {receipt.seed_returned}"),
             ("size", f"{receipt.width}x{receipt.height}"),
             ("params", json.dumps(receipt.params, sort_keys=True)),

@@ -17,8 +17,8 @@ from brandloop.api.auth import Principal
 from brandloop.api.jobs import store
 from brandloop.api.problems import ApiProblem
 from brandloop.api.schemas import JobError, JobPublic, Links
-from brandloop.domain import GenerationRequest, RunResult
-from brandloop.registry import spend
+from brandloop.domain import GenerationRequest, RunResult, utcnow
+from brandloop.registry import crud, spend
 from brandloop.registry.db import Database
 from brandloop.registry.models import RunEventRow, RunRow
 from brandloop.registry.models_service import JobRow
@@ -127,6 +127,34 @@ def release_hold(session: Session, job: JobRow) -> None:
     )
     if not unfinished:
         spend.close_admission(session, campaign_id=job.campaign_id)
+
+
+def cancel_job_run(session: Session, job: JobRow, *, reason: str) -> RunRow:
+    """End a cancelled job's run ``cancelled`` (``crud.cancel_run``: what its attempts cost is
+    kept); a run that never began (the job was cancelled while queued, or while a worker was
+    claiming it) gets its record here, ``cancelled`` at $0 with the job's brand, brief,
+    request, campaign and thread, so the job's ``links.run`` is a run like any other. A run
+    that finished already is returned as it is."""
+    run = crud.cancel_run(session, run_id=job.run_id, reason=reason)
+    if run is not None:
+        return run
+    request = job.request
+    brand = crud.get_brand(session, tenant=job.tenant, ref=str(request.get("brand", "")))
+    run = crud.create_run(
+        session,
+        run_id=job.run_id,
+        tenant=job.tenant,
+        brand_id=brand.id if brand is not None else None,
+        brand_name=brand.name if brand is not None else str(request.get("brand", "")),
+        brief=str(request.get("brief", "")),
+        request=request,
+        campaign_id=job.campaign_id,
+        thread_id=job.thread_id,
+    )
+    run.status, run.reason, run.finished_at = "cancelled", reason, utcnow()
+    run.template_ref = str(request.get("template") or "")
+    session.flush()
+    return run
 
 
 def submit(

@@ -32,13 +32,12 @@ from brandloop.agent import review_claims
 from brandloop.agent.runner import finish_review, resume_run, run_generation
 from brandloop.api.jobs import store
 from brandloop.api.jobs.queue import InProcessQueue, JobQueue
-from brandloop.api.jobs.service import release_hold
+from brandloop.api.jobs.service import cancel_job_run, release_hold
 from brandloop.api.problems import status_for
 from brandloop.domain import GenerationRequest, RunResult, utcnow
 from brandloop.errors import BrandloopError, ConflictError, LeaseLostError, present
 from brandloop.logs import bound
 from brandloop.providers import ImageProvider
-from brandloop.registry import crud
 from brandloop.registry.db import Database
 from brandloop.registry.models import RunRow
 from brandloop.registry.models_service import CampaignRow, JobRow
@@ -522,8 +521,8 @@ class WorkerPool:
             self._end_cancelled(session, job)
 
     def _end_cancelled(self, session: Session, job: JobRow) -> None:
-        run = crud.cancel_run(session, run_id=job.run_id, reason="cancelled while running")
-        if run is not None and run.result is not None:
+        run = cancel_job_run(session, job, reason="cancelled while running")
+        if run.result is not None:
             # the run had finished when the cancel landed: its images are made, paid for and
             # recorded, so the job ends as the run did, not "cancelled" beside them
             self._settle(session, job, RunResult.model_validate(run.result))

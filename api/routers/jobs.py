@@ -11,7 +11,13 @@ from sqlalchemy.orm import Session
 
 from brandloop.api.deps import Creator, PoolDep, Service, ServiceDep, SessionDep, Viewer
 from brandloop.api.jobs import store
-from brandloop.api.jobs.service import SSE_EVENTS, job_events, job_public, release_hold
+from brandloop.api.jobs.service import (
+    SSE_EVENTS,
+    cancel_job_run,
+    job_events,
+    job_public,
+    release_hold,
+)
 from brandloop.api.params import ASCII_INT, LAST_EVENT_ID_PATTERN
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
 from brandloop.api.schemas import JobPublic, JobState
@@ -121,7 +127,8 @@ def events_response(
     "/{job_id}/cancel",
     response_model=JobPublic,
     summary="Cancel a queued or running job",
-    description="A queued job is cancelled at once. A running one is stopped: the job and its "
+    description="A queued job is cancelled at once, and its run is recorded `cancelled` at $0 "
+    "with the job's brand and brief. A running one is stopped: the job and its "
     "run end `cancelled`, nothing delivered, each costing what its calls were billed (a call "
     "in flight counts at its whole reservation until it is reconciled). A job waiting for "
     "review (an approver's verdict finishes it) or finished is a 409; a run that finished "
@@ -135,6 +142,7 @@ def cancel_job(job_id: str, principal: Creator, session: SessionDep, pool: PoolD
     # compare-and-set on the state: a worker claiming the job meanwhile makes it a running one
     if row.state == "queued" and store.cancel_queued(session, job_id=row.id):
         session.refresh(row)
+        cancel_job_run(session, row, reason="cancelled while queued")
         release_hold(session, row)
     elif not store.request_cancel(session, job_id=row.id):
         session.refresh(row)

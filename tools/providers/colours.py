@@ -77,6 +77,145 @@ COLOUR_WORDS: Final[dict[str, RGB]] = {
     "black": (12, 12, 12),
 }
 
+#: The CSS Color Module 4 / X11 named colours (public, https://www.w3.org/TR/css-color-4/#named-colors)
+#: that the hand-picked words above lack, written as words ("dark slate grey"); each is also
+#: matched run together as CSS writes it ("darkslategrey"). Left out: the names that are first a
+#: thing in an English brief (snow, linen, wheat, tomato, plum, orchid, thistle, bisque,
+#: moccasin, honeydew, seashell, cornsilk, peru), so "a tomato on linen" names no colour; the
+#: hand-picked words keep their own values where CSS has the same name.
+CSS_COLOUR_WORDS: Final[dict[str, RGB]] = {
+    "alice blue": (240, 248, 255),
+    "antique white": (250, 235, 215),
+    "aqua": (0, 255, 255),
+    "aquamarine": (127, 255, 212),
+    "azure": (240, 255, 255),
+    "blanched almond": (255, 235, 205),
+    "blue violet": (138, 43, 226),
+    "burlywood": (222, 184, 135),
+    "cadet blue": (95, 158, 160),
+    "chartreuse": (127, 255, 0),
+    "cornflower blue": (100, 149, 237),
+    "dark blue": (0, 0, 139),
+    "dark cyan": (0, 139, 139),
+    "dark goldenrod": (184, 134, 11),
+    "dark gray": (169, 169, 169),
+    "dark green": (0, 100, 0),
+    "dark grey": (169, 169, 169),
+    "dark khaki": (189, 183, 107),
+    "dark magenta": (139, 0, 139),
+    "dark olive green": (85, 107, 47),
+    "dark orange": (255, 140, 0),
+    "dark orchid": (153, 50, 204),
+    "dark red": (139, 0, 0),
+    "dark salmon": (233, 150, 122),
+    "dark sea green": (143, 188, 143),
+    "dark slate blue": (72, 61, 139),
+    "dark slate gray": (47, 79, 79),
+    "dark slate grey": (47, 79, 79),
+    "dark turquoise": (0, 206, 209),
+    "dark violet": (148, 0, 211),
+    "deep pink": (255, 20, 147),
+    "deep sky blue": (0, 191, 255),
+    "dim gray": (105, 105, 105),
+    "dim grey": (105, 105, 105),
+    "dodger blue": (30, 144, 255),
+    "firebrick": (178, 34, 34),
+    "floral white": (255, 250, 240),
+    "fuchsia": (255, 0, 255),
+    "gainsboro": (220, 220, 220),
+    "ghost white": (248, 248, 255),
+    "goldenrod": (218, 165, 32),
+    "green yellow": (173, 255, 47),
+    "indian red": (205, 92, 92),
+    "lavender blush": (255, 240, 245),
+    "lawn green": (124, 252, 0),
+    "lemon chiffon": (255, 250, 205),
+    "light blue": (173, 216, 230),
+    "light coral": (240, 128, 128),
+    "light cyan": (224, 255, 255),
+    "light goldenrod yellow": (250, 250, 210),
+    "light gray": (211, 211, 211),
+    "light green": (144, 238, 144),
+    "light grey": (211, 211, 211),
+    "light pink": (255, 182, 193),
+    "light salmon": (255, 160, 122),
+    "light sea green": (32, 178, 170),
+    "light sky blue": (135, 206, 250),
+    "light slate gray": (119, 136, 153),
+    "light slate grey": (119, 136, 153),
+    "light steel blue": (176, 196, 222),
+    "light yellow": (255, 255, 224),
+    "medium aquamarine": (102, 205, 170),
+    "medium blue": (0, 0, 205),
+    "medium orchid": (186, 85, 211),
+    "medium purple": (147, 112, 219),
+    "medium sea green": (60, 179, 113),
+    "medium slate blue": (123, 104, 238),
+    "medium spring green": (0, 250, 154),
+    "medium turquoise": (72, 209, 204),
+    "medium violet red": (199, 21, 133),
+    "midnight blue": (25, 25, 112),
+    "mint cream": (245, 255, 250),
+    "misty rose": (255, 228, 225),
+    "navajo white": (255, 222, 173),
+    "old lace": (253, 245, 230),
+    "olive drab": (107, 142, 35),
+    "orange red": (255, 69, 0),
+    "pale goldenrod": (238, 232, 170),
+    "pale green": (152, 251, 152),
+    "pale turquoise": (175, 238, 238),
+    "pale violet red": (219, 112, 147),
+    "papaya whip": (255, 239, 213),
+    "peach puff": (255, 218, 185),
+    "powder blue": (176, 224, 230),
+    "rebecca purple": (102, 51, 153),
+    "rosy brown": (188, 143, 143),
+    "saddle brown": (139, 69, 19),
+    "sandy brown": (244, 164, 96),
+    "sea green": (46, 139, 87),
+    "sienna": (160, 82, 45),
+    "slate blue": (106, 90, 205),
+    "slate gray": (112, 128, 144),
+    "slate grey": (112, 128, 144),
+    "spring green": (0, 255, 127),
+    "steel blue": (70, 130, 180),
+    "white smoke": (245, 245, 245),
+    "yellow green": (154, 205, 50),
+}
+
+#: Common paint and fashion names CSS lacks (values from the usual references); spices and
+#: foods are left out for the reason above.
+_MORE_WORDS: Final[dict[str, RGB]] = {
+    "mauve": (224, 176, 255),
+    "taupe": (72, 60, 50),
+    "ochre": (204, 119, 34),
+    "cobalt": (0, 71, 171),
+    "cobalt blue": (0, 71, 171),
+    "cerulean": (0, 123, 167),
+    "periwinkle": (204, 204, 255),
+    "vermilion": (227, 66, 52),
+    "ultramarine": (18, 10, 143),
+    "aubergine": (97, 64, 81),
+    "mahogany": (192, 64, 0),
+    "ecru": (194, 178, 128),
+    "jade": (0, 168, 107),
+}
+
+COLOUR_WORDS.update(
+    {
+        name: rgb
+        for name, rgb in {**CSS_COLOUR_WORDS, **_MORE_WORDS}.items()
+        if name not in COLOUR_WORDS
+    }
+)
+COLOUR_WORDS.update(
+    {
+        name.replace(" ", ""): rgb
+        for name, rgb in list(COLOUR_WORDS.items())
+        if " " in name and name.replace(" ", "") not in COLOUR_WORDS
+    }
+)
+
 _HEX = r"#[0-9a-fA-F]{6}(?![0-9a-fA-F])"
 _NAMES = "|".join(re.escape(name) for name in sorted(COLOUR_WORDS, key=len, reverse=True))
 _PATTERN = re.compile(

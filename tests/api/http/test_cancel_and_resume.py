@@ -130,6 +130,54 @@ def test_a_cancelled_running_job_and_its_run_end_with_what_they_paid(
     assert provider.calls == 2
 
 
+def test_a_job_cancelled_while_queued_has_a_cancelled_run_at_no_cost(
+    settings_on_both: Settings, db_on_both: Database
+) -> None:
+    """Its ``links.run`` is a run like any other: ``cancelled``, $0, the job's brand and brief,
+    listed under ``?status=cancelled`` (it was a 404 once: the run was never written)."""
+    settings, db = settings_on_both, db_on_both
+    keys = Keys(db)
+    provider = ScriptedProvider("hang")
+    with client_with(settings, db, provider, workers=1) as client:
+        assert client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).is_success
+        creator, viewer = keys["A", "creator"], keys["A", "viewer"]
+        first = client.post("/v1/generations", json=BODY, headers=creator).json()
+        _wait(provider.hanging.is_set, "the first job's call")  # the only worker is busy
+        queued = client.post(
+            "/v1/generations",
+            json={**BODY, "brief": "a latte on a marble counter"},
+            headers=creator,
+        ).json()
+        assert queued["state"] == "queued"
+
+        cancelled = client.post(f"/v1/jobs/{queued['id']}/cancel", headers=creator)
+        assert cancelled.status_code == 200, cancelled.text
+        job = cancelled.json()
+        assert job["state"] == "cancelled" and job["cost_usd"] == 0
+        run_url = job["links"]["run"]
+        assert run_url == f"/v1/runs/{queued['run_id']}"
+        run = client.get(run_url, headers=viewer)
+        assert run.status_code == 200, run.text
+        body = run.json()
+        assert body["status"] == "cancelled" and body["cost_usd"] == 0
+        assert body["brand"] == "Acme Coffee" and body["brief"] == "a latte on a marble counter"
+        assert body["finished_at"] is not None and body["images"] == [] and body["attempts"] == 0
+        listed = client.get("/v1/runs?status=cancelled", headers=viewer).json()
+        assert [r["run_id"] for r in listed] == [queued["run_id"]]
+        trace = client.get(f"{run_url}/trace", headers=viewer)
+        assert trace.status_code == 200 and trace.json()["attempts"] == []
+        # final, like any cancelled run's: not resumed, not cancelled twice
+        assert_problem(client.post(f"{run_url}/resume", headers=creator), 409, "conflict")
+        assert_problem(
+            client.post(f"/v1/jobs/{queued['id']}/cancel", headers=creator), 409, "conflict"
+        )
+        provider.release.set()
+        assert wait_job(client, first["id"], creator)["state"] == "succeeded"
+        assert wait_job(client, queued["id"], creator)["state"] == "cancelled"
+        with db.session() as session:
+            assert spend.committed(session, tenant="A", run_id=queued["run_id"]) == 0
+
+
 def test_a_cancelled_campaign_asset_counts_in_what_the_campaign_spent(
     settings_on_both: Settings, db_on_both: Database
 ) -> None:

@@ -1,6 +1,7 @@
 """A cancel that lands at the edges of a job's run: while a worker is claiming the job (its
 state is ``running`` but its run has not begun), the job ends ``cancelled`` (it once stayed
-``running`` for good); just after its run finished, the job ends as the run did (it once said
+``running`` for good) and so does its run, written then if it had not begun (it was once a
+404); just after its run finished, the job ends as the run did (it once said
 ``cancelled`` beside a succeeded run's delivered, paid-for images)."""
 
 from __future__ import annotations
@@ -88,9 +89,13 @@ def test_a_cancel_while_the_worker_claims_the_job_ends_it_cancelled(
     assert final["state"] == "cancelled"
     assert final["cost_usd"] == 0
     run = client.get(f"/v1/runs/{final['run_id']}", headers=creator)
-    assert run.status_code in (200, 404)  # cancelled before its run was written, or with it
-    if run.status_code == 200:
-        assert run.json()["status"] == "cancelled"
+    # cancelled before its run began, or with it: either way the job's run is a cancelled run
+    assert run.status_code == 200, run.text
+    body = run.json()
+    assert body["status"] == "cancelled" and body["cost_usd"] == 0
+    assert body["brand"] == "Acme Coffee" and body["brief"] == "a steaming cup on a wooden table"
+    listed = client.get("/v1/runs?status=cancelled", headers=creator).json()
+    assert [r["run_id"] for r in listed] == [final["run_id"]]
 
 
 def test_a_cancel_just_after_the_run_finished_ends_the_job_as_the_run_did(
