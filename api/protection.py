@@ -48,6 +48,17 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _as_text(header: str) -> str:
+    """A header value as the characters the client sent: it arrives as bytes (read here as
+    Latin-1), and a UTF-8 "é" is two of them; the schema's ``maxLength`` counts characters, and
+    so does the key's column. A value that is not UTF-8 is kept as read."""
+    raw = header.encode("latin-1")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return header
+
+
 def _new_request_id() -> str:
     """32 random hex digits, like a uuid4's, from the process's pseudo-random generator
     (reseeded in each forked child). A request id is a label, not a secret: ``uuid4`` reads
@@ -277,6 +288,7 @@ class ServiceMiddleware:
                 send,
             )
             return
+        idem_key = _as_text(idem_key)
         if not 1 <= len(idem_key) <= 255:
             await self._problem(
                 send, scope, 400, "bad-input", "Idempotency-Key must be 1-255 characters"

@@ -136,8 +136,8 @@ def decide_run(
         raise ApiProblem(
             409,
             "conflict",
-            f"four eyes: {principal.name} asked for run {run.id} and may not approve it (with "
-            "any of their keys); ask another approver",
+            f"four eyes: {job.requested_by} asked for run {run.id}; {principal.name} may not "
+            "approve it (the same person, with any of their keys); ask another approver",
         )
     if run.status == "awaiting_review" and job is not None and job.state == "running":
         # the gate has marked the run, but its worker has not reached the wait yet

@@ -229,3 +229,26 @@ def test_the_schema_declares_the_key_on_every_post_and_its_bounds_hold(
         assert (first.status_code, again.status_code) == (202, 202), first.text
         assert again.json() == first.json()
     assert _jobs(db) == 1  # the 400 created nothing; the repeat of the longest key replayed
+
+
+def test_a_keys_length_is_counted_in_characters_not_bytes(
+    settings_on_both: Settings, db_on_both: Database
+) -> None:
+    """The schema says 1-255 characters: 255 two-byte characters are a key (stored whole, on
+    PostgreSQL's 255-character column too, and replayed), 256 are a 400 that creates nothing.
+    An outside tester found 128 "é" refused: the length was counted in UTF-8 bytes."""
+    settings, db = settings_on_both, db_on_both
+    keys = Keys(db)
+    with _client(settings, db) as client:
+        assert client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).is_success
+        too_long = {**keys["A", "creator"], "Idempotency-Key": ("é" * 256).encode()}
+        assert_problem(client.post("/v1/generations", json=GEN, headers=too_long), 400, "bad-input")
+        longest = {**keys["A", "creator"], "Idempotency-Key": ("é" * 255).encode()}
+        first = client.post("/v1/generations", json=GEN, headers=longest)
+        again = client.post("/v1/generations", json=GEN, headers=longest)
+        assert (first.status_code, again.status_code) == (202, 202), first.text
+        assert again.headers.get("idempotent-replayed") == "true"
+        assert again.json() == first.json()
+    assert _jobs(db) == 1
+    with db.sessions() as session:
+        assert session.scalars(select(IdempotencyRow.key)).all() == ["é" * 255]
