@@ -237,6 +237,14 @@ def create_thread(session: Session, *, tenant: str, brand: str, title: str) -> T
     return row
 
 
+def delete_thread_if_empty(session: Session, *, thread_id: str) -> None:
+    """Forget a thread that holds no message (its first message was refused)."""
+    if last_seq(session, thread_id=thread_id) == 0:
+        row = session.get(ThreadRow, thread_id)
+        if row is not None:
+            session.delete(row)
+
+
 def get_thread(session: Session, *, tenant: str, thread_id: str) -> ThreadRow | None:
     return session.scalar(
         select(ThreadRow).where(ThreadRow.tenant == tenant, ThreadRow.id == thread_id)

@@ -299,14 +299,22 @@ def create_thread(
     session.commit()
     if message is not None:
         shape = body.model_dump(include=set(SHAPE_FIELDS), exclude_none=True)
-        post_message(
-            thread.id,
-            MessageCreate(content=message, **shape),
-            principal,
-            session,
-            service,
-            pool,
-        )
+        try:
+            post_message(
+                thread.id,
+                MessageCreate(content=message, **shape),
+                principal,
+                session,
+                service,
+                pool,
+            )
+        except BaseException:
+            # a first message refused (402 over the quota, 409, 503) leaves no thread behind:
+            # an answer that is not a 2xx keeps nothing, so a retry starts afresh
+            session.rollback()
+            store.delete_thread_if_empty(session, thread_id=thread.id)
+            session.commit()
+            raise
     return thread_public(session, thread)
 
 

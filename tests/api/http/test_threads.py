@@ -244,3 +244,25 @@ def test_a_burst_of_follow_ups_loses_no_edit(
         assert sorted(final.removeprefix(FIRST + ", ").split(", ")) == sorted(taken), final
         messages, jobs, holds = _stored(db, thread_id)
         assert (len(messages), jobs, holds) == (1 + len(taken),) * 3
+
+
+def test_a_thread_whose_first_message_is_refused_is_not_stored(
+    settings_on_both: Settings, db_on_both: Database
+) -> None:
+    """A ``POST /v1/threads`` whose first message is refused (402, over the daily quota) keeps
+    nothing: an outside tester found an empty thread stored by each retry."""
+    settings, db = settings_on_both, db_on_both
+    keys = Keys(db)
+    with replicas(settings, db, 1) as (client,):
+        assert client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).is_success
+        body = {"brand": "Acme Coffee", "title": "autumn", "message": "a coffee cup"}
+        over = {**body, "budget_usd": 1500}  # the replicas' daily quota is $1000
+        headers = {**keys["A", "creator"], "Idempotency-Key": "k1"}
+        for _ in range(2):
+            answer = client.post("/v1/threads", json=over, headers=headers)
+            assert_problem(answer, 402, "quota-exceeded")
+        assert client.get("/v1/threads", headers=keys["A", "creator"]).json() == []
+        made = client.post("/v1/threads", json=body, headers=keys["A", "creator"])
+        assert made.status_code == 201, made.text
+        listed = client.get("/v1/threads", headers=keys["A", "creator"]).json()
+        assert [t["id"] for t in listed] == [made.json()["id"]]
