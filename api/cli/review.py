@@ -13,6 +13,8 @@ from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, out, print_json, settings
 from brandloop.api.cli.tables import Column
+from brandloop.errors import NotFoundError
+from brandloop.registry import crud
 
 review_app = typer.Typer(help="Human review of runs that wait for it.", no_args_is_help=True)
 app.add_typer(review_app, name="review")
@@ -76,6 +78,8 @@ def agreement(
 
     cfg = settings()
     with database().session() as session:
+        if brand is not None and not crud.brand_ids(session, tenant=cfg.tenant, ref=brand):
+            raise NotFoundError(f"unknown brand {brand!r}")  # as wherever a brand is named
         report = judge_agreement(session, tenant=cfg.tenant, brand=brand)
     if as_json:
         print_json(report.model_dump(mode="json"))

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from brandloop.api import reviews
 from brandloop.api.deps import Approver, PoolDep, SessionDep, Viewer
-from brandloop.api.problems import PROBLEM_RESPONSES, problems
+from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
 from brandloop.api.schemas import (
     ImageRating,
     ImageRatingIn,
@@ -22,6 +22,7 @@ from brandloop.api.schemas import (
     TemplateAwaitingReview,
 )
 from brandloop.evals.agreement import AgreementReport, judge_agreement
+from brandloop.registry import crud
 from brandloop.registry.models import RunRow, TemplateRow, TemplateVersionRow
 
 router = APIRouter(prefix="/review", tags=["review"], responses=PROBLEM_RESPONSES)
@@ -127,10 +128,15 @@ def rate_image(
     summary="How often the automatic acceptance rule agrees with reviewers",
     description="Per signal and per brand, with the disagreements listed "
     "(the same figure as `brandloop review agreement`).",
+    responses=problems(404),
 )
 def agreement(
     principal: Viewer,
     session: SessionDep,
     brand: Annotated[str | None, Query(max_length=80)] = None,
 ) -> AgreementReport:
+    if brand is not None and not crud.brand_ids(session, tenant=principal.tenant, ref=brand):
+        raise ApiProblem(
+            404, "not-found", f"unknown brand {brand!r}"
+        )  # as wherever a brand is named
     return judge_agreement(session, tenant=principal.tenant, brand=brand)

@@ -46,7 +46,12 @@ def _run(session: Session, tenant: str, run_id: str) -> RunRow:
     return row
 
 
-@router.get("", response_model=list[RunView], summary="The tenant's runs, newest first")
+@router.get(
+    "",
+    response_model=list[RunView],
+    summary="The tenant's runs, newest first",
+    responses=problems(404),
+)
 def list_runs(
     principal: Viewer,
     session: SessionDep,
@@ -63,6 +68,10 @@ def list_runs(
     since: Annotated[QueryDateTime | None, Query(description="created at or after")] = None,
     until: Annotated[QueryDateTime | None, Query(description="created before")] = None,
 ) -> list[RunView]:
+    if brand is not None and not crud.brand_ids(session, tenant=principal.tenant, ref=brand):
+        raise ApiProblem(
+            404, "not-found", f"unknown brand {brand!r}"
+        )  # as wherever a brand is named
     where = crud.RunFilter(
         brand=brand, status=status, template=template, model=model, since=since, until=until
     )

@@ -483,6 +483,12 @@ def read_run(connection: Connection, *, tenant: str, run_id: str) -> Row[Any] | 
     return row if row is not None and row.tenant == tenant else None
 
 
+def brand_ids(session: Session, *, tenant: str, ref: str) -> list[str]:
+    """The ids of the tenant's brands ``ref`` names (none: no such brand; a look-alike in
+    another script names none)."""
+    return _brand_ids(session, tenant, ref)
+
+
 def _brand_ids(session: Session, tenant: str, ref: str) -> list[str]:
     """The ids of the tenant's brands ``ref`` names: its own id, or every brand of its key."""
     by_id = session.scalar(select(BrandRow.id).where(BrandRow.tenant == tenant, BrandRow.id == ref))

@@ -185,10 +185,11 @@ def test_assign_rate_pairwise_golden_and_agreement(
     for spelling in ("acme_roasters", "Acme Roasters"):  # its runs, recorded as 'Acme Coffee'
         named = api("GET", f"/v1/review/agreement?brand={spelling}", studio.key("A", "viewer"))
         assert named.json()["overall"] == report["overall"], spelling
-    by_brand = api("GET", "/v1/review/agreement?brand=Nobody", studio.key("A", "viewer")).json()
-    assert by_brand["overall"]["agreement"] is None  # not measured, never 1.0
-    code, out, _ = run_cli(capsys, "review", "agreement", "--brand", "Nobody")
-    assert code == 0 and "not measured" in out
+    # a brand the tenant does not have is a 404, as wherever a brand is named
+    nobody = api("GET", "/v1/review/agreement?brand=Nobody", studio.key("A", "viewer"))
+    assert nobody.status_code == 404, nobody.text
+    code, out, err = run_cli(capsys, "review", "agreement", "--brand", "Nobody")
+    assert code == 2 and "unknown brand 'Nobody'" in err, (code, out, err)
     # a golden suite broken by hand is a 409 naming it, and stays as it was (never a 500 or a
     # silent reset that would lose the cases in it)
     suite_path.write_text("cases: [unclosed\n", encoding="utf-8")
