@@ -108,20 +108,32 @@ class RegistryCollector(Collector):
                 labels=["provider", "outcome"],
             )
             hits = total = 0
+            # one series per (provider, outcome): the rows come per model and cache hit, and a
+            # series listed twice is invalid exposition (an outside tester saw duplicates)
+            series: dict[tuple[str, str], int] = {}
             for model, outcome, cache_hit, n in session.execute(
                 select(
                     AttemptRow.model, AttemptRow.outcome, AttemptRow.cache_hit, func.count()
                 ).group_by(AttemptRow.model, AttemptRow.outcome, AttemptRow.cache_hit)
             ):
-                attempts.add_metric([model.split("/", 1)[0], outcome], float(n))
+                key = (model.split("/", 1)[0], outcome)
+                series[key] = series.get(key, 0) + n
                 total += n
                 hits += n if cache_hit else 0
+            for (provider, outcome), n in sorted(series.items()):
+                attempts.add_metric([provider, outcome], float(n))
             yield attempts
 
             cost = CounterMetricFamily("brandloop_cost_usd", "Money spent on provider calls (USD)")
             cost.add_metric(
                 [],
-                float(session.scalar(select(func.coalesce(func.sum(RunRow.cost_usd), 0.0))) or 0.0),
+                # to the micro-dollar, as every money figure the API answers (no float noise)
+                round(
+                    float(
+                        session.scalar(select(func.coalesce(func.sum(RunRow.cost_usd), 0.0))) or 0
+                    ),
+                    6,
+                ),
             )
             yield cost
 
