@@ -78,6 +78,11 @@ class _OneRequestPerIdempotencyKey:
         self.suffixes = itertools.count()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            # the test's TestClient runs the app's lifespan; schemathesis would run a second
+            # one on its own loop for the rest of the process (its pool's tasks on that loop)
+            await _lifespan_without_app(receive, send)
+            return
         if scope["type"] == "http":
             headers = []
             for name, value in scope["headers"]:
@@ -87,6 +92,16 @@ class _OneRequestPerIdempotencyKey:
                 headers.append((name, value))
             scope = {**scope, "headers": headers}
         await self.app(scope, receive, send)
+
+
+async def _lifespan_without_app(receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
 
 @schemathesis.check
