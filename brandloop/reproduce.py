@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol
 
@@ -38,6 +39,10 @@ log = logging.getLogger(__name__)
 
 PHASH_IDENTICAL_DISTANCE: Final = 4
 Verdict = Literal["byte-identical", "perceptually-identical", "different", "failed"]
+#: the request a receipt's call was made with: ``(spec, receipt, idempotency_key)``. A receipt
+#: records the candidate as asked (size, params with quality); the backend was sent what the
+#: batching layer made of it (the nearest supported size, quality as its own field, ...)
+RequestFor = Callable[[ModelSpec, Receipt, str], ImageRequest]
 
 
 def _dct_matrix(n: int) -> npt.NDArray[np.float64]:
@@ -138,6 +143,7 @@ async def reproduce_run(
     providers: dict[str, ImageProvider],
     models: list[ModelSpec],
     payer: Payer,
+    request_for: RequestFor,
     out_dir: Path | None = None,
 ) -> Reproduction:
     """Re-render each accepted image of ``run_id`` from its receipt; compare with the original.
@@ -187,16 +193,7 @@ async def reproduce_run(
                     "error": f"model version is now {spec.version}, was {receipt.model_version}"
                 }
             )
-        request = ImageRequest(
-            model=spec.model,
-            prompt=receipt.prompt,
-            negative_prompt=receipt.negative_prompt,
-            seed=receipt.seed_requested,
-            width=receipt.width,
-            height=receipt.height,
-            params=receipt.params,
-            idempotency_key=f"reproduce-{run_id}-{receipt.attempt_id}",
-        )
+        request = request_for(spec, receipt, f"reproduce-{run_id}-{receipt.attempt_id}")
         key = f"{index:02d}"
         refusal = payer.reserve(
             key=key, amount_usd=prices[index], provider=receipt.provider, model=receipt.model

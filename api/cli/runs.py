@@ -214,23 +214,30 @@ def reproduce(
     perceptually identical (perceptual-hash distance) or different."""
     from brandloop.agent.budgets import OutsideRunPayer
     from brandloop.agent.runner import catalog_models, default_providers
-    from brandloop.reproduce import PHASH_IDENTICAL_DISTANCE, reproduce_run
+    from brandloop.reproduce import PHASH_IDENTICAL_DISTANCE, Reproduction, reproduce_run
+    from brandloop.tools.providers.batching import receipt_request
+    from brandloop.tools.providers.factory import closing as providers_closing
 
     if out_dir is not None:
         check_output_folder(out_dir, "--out")
     cfg = settings()
-    result = asyncio.run(
-        reproduce_run(
-            cfg,
-            database(),
-            tenant=cfg.tenant,
-            run_id=run_id,
-            providers=default_providers(cfg),
-            models=catalog_models(database(), cfg),
-            payer=OutsideRunPayer(database(), tenant=cfg.tenant),
-            out_dir=out_dir,
-        )
-    )
+
+    async def reproduce_closing() -> Reproduction:
+        providers = default_providers(cfg)
+        async with providers_closing(providers, owned=True):
+            return await reproduce_run(
+                cfg,
+                database(),
+                tenant=cfg.tenant,
+                run_id=run_id,
+                providers=providers,
+                models=catalog_models(database(), cfg),
+                payer=OutsideRunPayer(database(), tenant=cfg.tenant),
+                request_for=receipt_request,
+                out_dir=out_dir,
+            )
+
+    result = asyncio.run(reproduce_closing())
     if as_json:
         print_json(result.model_dump(mode="json"))
         return

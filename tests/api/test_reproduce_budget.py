@@ -16,6 +16,7 @@ from brandloop.agent.runner import catalog_models, default_providers
 from brandloop.registry.db import Database
 from brandloop.reproduce import Reproduction, reproduce_run
 from brandloop.settings import Settings
+from brandloop.tools.providers.batching import receipt_request
 from tests.api.test_cli import BRANDS, run_cli
 
 
@@ -107,6 +108,7 @@ def test_reproductions_at_once_never_spend_past_the_tenant_budget(
                 providers=default_providers(settings),
                 models=catalog_models(db, settings),
                 payer=OutsideRunPayer(db, tenant="default"),
+                request_for=receipt_request,
             )
 
         try:

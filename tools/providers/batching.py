@@ -9,7 +9,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 
-from brandloop.domain import MAX_SEED, Candidate, ModelSpec
+from brandloop.domain import MAX_SEED, Candidate, ModelSpec, Receipt
 from brandloop.policies.catalog import nearest_aspect, nearest_size
 from brandloop.providers import ImageRequest
 
@@ -88,3 +88,21 @@ def build_request(
         params=params,
         idempotency_key=idempotency_key,
     )
+
+
+def receipt_request(spec: ModelSpec, receipt: Receipt, idempotency_key: str) -> ImageRequest:
+    """The request a receipt's image was made with, made again (``brandloop runs reproduce``):
+    the receipt records the candidate as asked, and :func:`build_request` makes of it what was
+    sent - the nearest supported size, quality as its own field, the prompt as cut."""
+    candidate = Candidate(
+        id=receipt.attempt_id,
+        template=receipt.template,
+        prompt=receipt.prompt,
+        negative_prompt=receipt.negative_prompt,
+        model=receipt.model,
+        seed=receipt.seed_requested,
+        width=receipt.width,
+        height=receipt.height,
+        params=dict(receipt.params),
+    )
+    return build_request(spec, [candidate], idempotency_key=idempotency_key)

@@ -33,6 +33,7 @@ from brandloop.registry import crud
 from brandloop.registry.models import AttemptRow, RunRow
 from brandloop.reproduce import reproduce_run
 from brandloop.settings import Settings
+from brandloop.tools.providers.batching import receipt_request
 from brandloop.tools.providers.factory import closing as providers_closing
 
 router = APIRouter(route_class=StudioRoute, include_in_schema=False)
@@ -258,6 +259,7 @@ async def reproduce(
             providers=providers,
             models=models,
             payer=OutsideRunPayer(pool.db, tenant=user.tenant),
+            request_for=receipt_request,
         )
     return render(request, "run.html", {**context, "reproduction": result})
 

@@ -137,3 +137,31 @@ def test_http_a_call_whose_sent_size_costs_past_the_budget_is_not_made(
     assert job["result"]["stop_cause"] == "budget", job["result"]
     assert job["error"]["type"] == "budget-exhausted", job["error"]
     assert "$0.063" in job["result"]["reason"], job["result"]
+
+
+def test_cli_reproduce_sends_the_request_the_image_was_made_with(
+    fake_openai: FakeImagesApp,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``runs reproduce`` sends what the original call sent - 1536x1024, the quality as its own
+    field - not the receipt's asked size (1200x628, which the API refuses) with the quality
+    among params (dropped: the model's default quality, another price and another image)."""
+    monkeypatch.setenv("BRANDLOOP_AGENT_POLICY", str(AGENT_POLICY_PATH))  # quality arms
+    fake_openai.render = True  # images good enough to be accepted
+    fake_openai.image_side = None
+    code, out, err = _generate(capsys, "--budget", "1", seed=6)
+    assert code == 0, (out, err)
+    made = [r["body"] for r in fake_openai.requests]
+    assert {b["size"] for b in made} == {"1536x1024"}, made
+    run_id = json.loads(out)["run_id"]
+    with pytest.raises(SystemExit) as exc:
+        main(["runs", "reproduce", run_id, "--json"])
+    captured = capsys.readouterr()
+    assert exc.value.code in (0, None), captured.err
+    again = [r["body"] for r in fake_openai.requests[len(made) :]]
+    assert again, "nothing was sent again"
+    for body in again:
+        assert body in made, (body, made)
+    verdicts = [i["verdict"] for i in json.loads(captured.out)["images"]]
+    assert "failed" not in verdicts, captured.out
