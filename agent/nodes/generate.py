@@ -4,8 +4,9 @@ Each candidate's key is derived from the run and the candidate, so a resumed run
 attempt a crashed run already paid for in the registry and reuses its image. Before each call
 its estimated cost is reserved in the spend ledger (``agent/budgets.py``); the call is made
 only if the reservation holds, and the reservation is settled to what the provider billed in
-the transaction that records the attempts. A call key already in the ledger is never paid
-again: billed calls are rebuilt from the registry, unknown ones stay unknown.
+the transaction that records the attempts and caches their images. A call key already in the
+ledger is never paid again: billed calls are rebuilt from the registry, unknown ones stay
+unknown.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from langgraph.runtime import Runtime
+from sqlalchemy.orm import Session
 
 from brandloop.agent.budgets import CallReservation, reserve_call
 from brandloop.agent.context import RunContext
@@ -140,24 +142,28 @@ def _from_cache(
         )
 
 
-def _to_cache(ctx: RunContext, attempt: Attempt, request_seed: int | None) -> None:
+def _to_cache(
+    ctx: RunContext, session: Session, attempt: Attempt, request_seed: int | None
+) -> None:
+    """Cache a paid image in ``session``: the transaction that settles its call and records
+    its attempt, so an entry never outlives a failure of that transaction (a resumed run
+    would take the billed call for a free hit and leave its reservation held)."""
     if not ctx.use_cache or attempt.artifact_sha256 is None or attempt.cache_hit:
         return
     spec = ctx.model(attempt.candidate.model)
-    with ctx.db.session() as session:
-        generation_cache.store(
-            session,
-            tenant=ctx.tenant,
-            key=generation_cache.cache_key(
-                spec, attempt.candidate, tenant=ctx.tenant, request_seed=request_seed
-            ),
-            spec=spec,
-            template_ref=attempt.candidate.template,
-            artifact_sha256=attempt.artifact_sha256,
-            seed_returned=attempt.seed_returned,
-            provider_request_id=attempt.provider_request_id,
-            cost_usd=attempt.cost_usd,
-        )
+    generation_cache.store(
+        session,
+        tenant=ctx.tenant,
+        key=generation_cache.cache_key(
+            spec, attempt.candidate, tenant=ctx.tenant, request_seed=request_seed
+        ),
+        spec=spec,
+        template_ref=attempt.candidate.template,
+        artifact_sha256=attempt.artifact_sha256,
+        seed_returned=attempt.seed_returned,
+        provider_request_id=attempt.provider_request_id,
+        cost_usd=attempt.cost_usd,
+    )
 
 
 def _settled(
@@ -202,11 +208,11 @@ async def _attempt_all(
 
     async def call_and_record(batch: list[Candidate]) -> list[Attempt]:
         # Recorded as each call returns, not after the slowest one: a SIGKILL while another
-        # call is in flight must not lose what this one paid for. The reservation is settled
-        # in the same transaction, so the ledger and the attempts never disagree.
+        # call is in flight must not lose what this one paid for. The reservation is settled,
+        # the attempts recorded and their images cached in one transaction, so the ledger,
+        # the attempts and the cache never disagree: should it fail, the resumed run finds
+        # the reservation held (unknown, not sent again), never a free cache hit.
         group, settlement = await _attempt_batch(ctx, run_id, batch, refusals)
-        for attempt in group:
-            _to_cache(ctx, attempt, request_seed)
         with ctx.db.session() as session:
             if settlement is not None:
                 spend.settle(
@@ -217,6 +223,8 @@ async def _attempt_all(
                 )
             for attempt in group:
                 crud.upsert_attempt(session, run_id=run_id, attempt=attempt)
+            for attempt in group:
+                _to_cache(ctx, session, attempt, request_seed)
         return group
 
     called = await asyncio.gather(*(call_and_record(batch) for batch in batches))

@@ -8,6 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from sqlalchemy import event, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from brandloop.agent.budgets import CallReservation, reserve_call, set_budget
 from brandloop.agent.runner import resume_run, run_generation
@@ -15,6 +18,7 @@ from brandloop.domain import GenerationRequest
 from brandloop.providers import ImageRequest, ImageResult
 from brandloop.registry import crud, spend
 from brandloop.registry.db import Database
+from brandloop.registry.models_money import SpendReservationRow
 from brandloop.settings import Settings
 from brandloop.tools.providers.errors import RefusedByProviderError, UnknownOutcomeError
 from tests.agent.helpers import AUTUMN, CountingProvider, add_acme
@@ -276,3 +280,80 @@ def test_reconciling_an_unknown_call_settles_its_run(db_on_both: Database) -> No
             spend.reconcile(
                 session, tenant="other", reservation_id=reservation_id, charged_usd=1, actor="x"
             )
+
+
+class FailsSettlingOnce:
+    """Fails, once, the flush that settles a billed call - as a crash or a lost connection
+    between the provider's answer and the transaction that records it would (the database's
+    own flush event, nothing of ours replaced)."""
+
+    def __init__(self) -> None:
+        self.failed: list[str] = []
+
+    def before_flush(self, session: Session, _context: Any, _instances: Any) -> None:
+        if self.failed:
+            return
+        for row in session.dirty:
+            if isinstance(row, SpendReservationRow) and row.state == "settled":
+                assert row.call_key is not None
+                self.failed.append(row.call_key)
+                raise OperationalError("settle", {}, Exception("server closed the connection"))
+
+
+async def test_a_failed_settlement_leaves_no_free_cache_hit_for_the_resumed_run(
+    settings_on_both: Settings, db_on_both: Database
+) -> None:
+    """The transaction that settles a paid call and records its attempt fails: nothing of it
+    stays, the generation-cache entry for its image neither. Resumed, the run finds the
+    reservation still held and records the call unknown at its reservation, never a free
+    cache hit; it sends it no more, and no reservation stays held."""
+    settings, db = settings_on_both, db_on_both
+    brand = add_acme(settings, db)
+    provider = CountingProvider()
+    request = GenerationRequest(
+        brief=AUTUMN, brand=brand, size="128x128", budget_usd=1.0, seed=7, model="procedural/draft"
+    )
+    run_id = "run_settlefails01"
+    gate = FailsSettlingOnce()
+    event.listen(Session, "before_flush", gate.before_flush)
+    try:
+        with pytest.raises(OperationalError):
+            await run_generation(
+                request,
+                settings=settings,
+                db=db,
+                run_id=run_id,
+                providers={"procedural": provider},
+                use_memory=False,
+            )
+    finally:
+        event.remove(Session, "before_flush", gate.before_flush)
+    (failed_key,) = gate.failed
+    assert [c.idempotency_key for c in provider.calls] == [failed_key]
+
+    resumed = await resume_run(
+        run_id, settings=settings, db=db, providers={"procedural": provider}, use_memory=False
+    )
+    keys = [c.idempotency_key for c in provider.calls]
+    assert keys.count(failed_key) == 1, "the resumed run sent the billed call again"
+    with db.session() as session:
+        row = spend.by_call_key(session, failed_key)
+        assert row is not None
+        attempts = crud.list_attempts(session, run_id=run_id)
+        lost = [a for a in attempts if a.id in row.attempt_ids]
+        assert lost, "the billed call's attempts are recorded"
+        for attempt in lost:
+            assert not attempt.cache_hit, "a billed call recorded as a free cache hit"
+            assert (attempt.billing, attempt.cost_usd) == ("unknown", pytest.approx(0.01))
+        assert not [a for a in attempts if a.cache_hit]
+        assert row.state == "unknown"
+        held = session.scalars(
+            select(SpendReservationRow).where(
+                SpendReservationRow.run_id == run_id, SpendReservationRow.state == "held"
+            )
+        ).all()
+        assert held == [], "a reservation is left held"
+        ledger = spend.committed(session, tenant="default", run_id=run_id)
+    # the run's cost is what the ledger holds for it, and what the provider billed
+    assert resumed.cost_usd == pytest.approx(ledger)
+    assert resumed.cost_usd == pytest.approx(provider.billed())
