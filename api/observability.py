@@ -16,8 +16,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from brandloop.registry.costs import total_usd
 from brandloop.registry.db import Database
-from brandloop.registry.models import AttemptRow, RunRow
+from brandloop.registry.models import AttemptRow
 from brandloop.registry.models_service import JobRow
 
 
@@ -125,16 +126,10 @@ class RegistryCollector(Collector):
             yield attempts
 
             cost = CounterMetricFamily("brandloop_cost_usd", "Money spent on provider calls (USD)")
-            cost.add_metric(
-                [],
-                # to the micro-dollar, as every money figure the API answers (no float noise)
-                round(
-                    float(
-                        session.scalar(select(func.coalesce(func.sum(RunRow.cost_usd), 0.0))) or 0
-                    ),
-                    6,
-                ),
-            )
+            # what GET /v1/costs adds up, over every tenant and day (brandloop/registry/costs.py):
+            # a running run's paid calls count as they are paid, not when the run ends; to the
+            # micro-dollar, as every money figure the API answers (no float noise)
+            cost.add_metric([], total_usd(session))
             yield cost
 
             ratio = GaugeMetricFamily(

@@ -7,17 +7,16 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from brandloop.api.deps import SessionDep, Viewer
 from brandloop.api.params import QueryDate
 from brandloop.api.problems import PROBLEM_RESPONSES
-from brandloop.registry.models import AttemptRow, RunRow
-from brandloop.registry.models_money import SpendReservationRow as Spend
+from brandloop.registry.costs import UNKNOWN_RUN_BRAND, spend_lines
+from brandloop.registry.models import RunRow
+from brandloop.registry.types import money
 
-#: a reproduction's calls, in the ledger under a spend id of their own, made before the ledger
-#: named the run they reproduce: counted, under this brand
-UNKNOWN_RUN_BRAND = "(reproduction of an unrecorded run)"
+__all__ = ["UNKNOWN_RUN_BRAND", "CostReport", "cost_report", "router"]
 
 router = APIRouter(prefix="/costs", tags=["costs"], responses=PROBLEM_RESPONSES)
 
@@ -60,80 +59,43 @@ def cost_report(
         first, last = today - timedelta(days={"day": 0, "week": 6, "month": 29}[period]), today
     lo = datetime.combine(first, time.min, tzinfo=UTC)
     in_period = [RunRow.tenant == principal.tenant, RunRow.created_at >= lo]
-    calls_in_period = [Spend.tenant == principal.tenant, Spend.created_at >= lo]
+    hi = None
     if last < date.max:  # the day after 9999-12-31 is no date: no upper bound then
         hi = datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC)
         in_period.append(RunRow.created_at < hi)
-        calls_in_period.append(Spend.created_at < hi)
-    runs = list(
-        session.execute(
-            select(RunRow.id, RunRow.brand_name, RunRow.cost_usd, RunRow.created_at).where(
-                *in_period
-            )
-        )
-    )
-    by_day: dict[str, float] = {}
-    by_brand: dict[str, float] = {}
-    for _, brand, cost, created in runs:
-        day = created.date().isoformat()
-        by_day[day] = round(by_day.get(day, 0.0) + cost, 6)
-        by_brand[brand] = round(by_brand.get(brand, 0.0) + cost, 6)
+    runs = list(session.execute(select(RunRow.brand_name, RunRow.created_at).where(*in_period)))
+    # a run counts on the day it was created, under its brand, even at $0
+    by_day = {created.date().isoformat(): 0.0 for _, created in runs}
+    by_brand = {brand: 0.0 for brand, _ in runs}
     by_model: dict[str, float] = {}
-    attempts = 0
-    if runs:
-        rows = session.execute(
-            select(
-                AttemptRow.model, func.count(), func.coalesce(func.sum(AttemptRow.cost_usd), 0.0)
-            )
-            .join(RunRow, RunRow.id == AttemptRow.run_id)
-            .where(*in_period)
-            .group_by(AttemptRow.model)
-        )
-        for model, count, cost in rows:
-            attempts += int(count)
-            by_model[model] = round(float(cost), 6)
-    # calls made outside any run (reproductions) are paid through the same ledger and count
-    # against the same budgets and quota: the report counts them too, on the day they were
-    # made, under their model and the reproduced run's brand
-    reproduced = 0.0
-    calls = session.execute(
-        select(
-            Spend.created_at,
-            Spend.model,
-            Spend.state,
-            Spend.amount_usd,
-            Spend.charged_usd,
-            RunRow.brand_name,
-        )
-        .outerjoin(RunRow, RunRow.id == Spend.source_run_id)
-        .where(
-            *calls_in_period,
-            Spend.kind == "call",
-            Spend.run_id.startswith("rep_", autoescape=True),
-        )
-    )
-    count = 0
-    for created, model, state, amount, charged, brand in calls:
-        cost = {"held": amount, "unknown": amount, "settled": charged or 0.0}.get(state, 0.0)
-        count += 1
-        if not cost:
-            continue
-        day = created.date().isoformat()
-        by_day[day] = round(by_day.get(day, 0.0) + cost, 6)
-        name = brand or UNKNOWN_RUN_BRAND
-        by_brand[name] = round(by_brand.get(name, 0.0) + cost, 6)
-        by_model[model] = round(by_model.get(model, 0.0) + cost, 6)
-        reproduced += cost
+    total = reproduced = 0.0
+    attempts = reproduction_calls = 0
+    # every figure adds up the same lines (brandloop/registry/costs.py): recorded attempts,
+    # calls of unfinished runs not recorded yet (in flight, or when their process stopped) and
+    # reproductions, so total_usd == sum(by_day) == sum(by_brand) == sum(by_model) at all times
+    for line in spend_lines(session, tenant=principal.tenant, since=lo, until=hi):
+        if line.source == "attempts":
+            attempts += line.count
+        elif line.source == "reproduction":
+            reproduction_calls += line.count
+            reproduced += line.usd
+            if not line.usd:
+                continue
+        day = line.day.isoformat()
+        by_day[day] = by_day.get(day, 0.0) + line.usd
+        by_brand[line.brand] = by_brand.get(line.brand, 0.0) + line.usd
+        by_model[line.model] = by_model.get(line.model, 0.0) + line.usd
+        total += line.usd
     return CostReport(
         tenant=principal.tenant,
         start=first,
         end=last,
-        total_usd=round(sum(r[2] for r in runs) + reproduced, 6),
+        total_usd=money(total),
         runs=len(runs),
         attempts=attempts,
-        by_day=dict(sorted(by_day.items())),
-        by_brand=by_brand,
-        by_model=by_model,
-        reproductions_usd=round(reproduced, 6),
-        reproduction_calls=count,
+        by_day={day: money(usd) for day, usd in sorted(by_day.items())},
+        by_brand={brand: money(usd) for brand, usd in by_brand.items()},
+        by_model={model: money(usd) for model, usd in by_model.items()},
+        reproductions_usd=money(reproduced),
+        reproduction_calls=reproduction_calls,
     )

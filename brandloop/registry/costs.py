@@ -1,0 +1,164 @@
+"""What was spent, line by line: the one source ``GET /v1/costs``, the studio's costs page and
+the ``brandloop_cost_usd`` metric add up, so their totals and breakdowns always agree.
+
+What counts, and from where:
+
+* a run's **attempts**: each is recorded with its cost as its provider call returns, in the
+  transaction that settles the call's reservation (billed: its share of the charge; unknown:
+  its share of the reservation). A finished run's ``cost_usd`` is the sum of its attempts'
+  (nothing else a run does is priced: the LLM writer and the moderation calls are not), so a
+  finished run counts what it always did;
+* a call of a run that has **not finished** (running, waiting for review, or stopped when its
+  process died) whose attempts are not recorded yet: the call is in flight, or was when the
+  process stopped, so it may have been paid. It counts at what the spend ledger commits for it
+  (its whole reservation while ``held`` or ``unknown``, the charge once ``settled``) until its
+  attempts say what it cost;
+* a call made **outside any run** (a reproduction, ``run_id`` ``rep_...`` in the ledger): at
+  what the ledger commits, on the day it was made, under the reproduced run's brand.
+
+A run's lines count on the day the run was created, under its brand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Literal
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from brandloop.registry.models import AttemptRow, RunRow
+from brandloop.registry.models_money import SpendReservationRow as Spend
+from brandloop.registry.spend import COMMITTED
+from brandloop.registry.types import money
+
+__all__ = ["UNKNOWN_RUN_BRAND", "Source", "SpendLine", "spend_lines", "total_usd"]
+
+#: a reproduction's calls, in the ledger under a spend id of their own, made before the ledger
+#: named the run they reproduce: counted, under this brand
+UNKNOWN_RUN_BRAND = "(reproduction of an unrecorded run)"
+
+
+#: recorded attempts, a call of an unfinished run whose attempts are not recorded yet, or a
+#: call outside any run
+Source = Literal["attempts", "in_flight", "reproduction"]
+
+
+@dataclass(frozen=True)
+class SpendLine:
+    """Money spent (or held as maybe spent) on one day, for one brand, on one model."""
+
+    day: date
+    brand: str
+    model: str
+    usd: float
+    source: Source
+    count: int = 1
+
+
+def spend_lines(
+    session: Session,
+    *,
+    tenant: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Iterator[SpendLine]:
+    """Every line of spend of ``tenant`` whose run (for a reproduction: whose call) was created
+    in ``[since, until)``."""
+    runs = [RunRow.tenant == tenant, *_window(RunRow.created_at, since, until)]
+    calls = [Spend.tenant == tenant, *_window(Spend.created_at, since, until)]
+    yield from _attempts(session, runs)
+    yield from _in_flight(session, runs)
+    yield from _reproductions(session, calls)
+
+
+def total_usd(session: Session) -> float:
+    """What every line of :func:`spend_lines` of every tenant adds up to, over all time (the
+    database adds up the attempts and the reproductions: a scrape of ``/metrics`` reads a row
+    only per call of an unfinished run)."""
+    attempts = session.scalar(select(func.coalesce(func.sum(AttemptRow.cost_usd), 0.0)))
+    reproduced = session.scalar(
+        select(func.coalesce(func.sum(COMMITTED), 0.0)).where(
+            Spend.kind == "call", Spend.run_id.startswith("rep_", autoescape=True)
+        )
+    )
+    in_flight = sum(line.usd for line in _in_flight(session, []))
+    return money(float(attempts or 0.0) + float(reproduced or 0.0) + in_flight)
+
+
+def _window(
+    column: InstrumentedAttribute[datetime], since: datetime | None, until: datetime | None
+) -> list[ColumnElement[bool]]:
+    clauses: list[ColumnElement[bool]] = []
+    if since is not None:
+        clauses.append(column >= since)
+    if until is not None:
+        clauses.append(column < until)
+    return clauses
+
+
+def _attempts(session: Session, runs: Sequence[ColumnElement[bool]]) -> Iterator[SpendLine]:
+    rows = session.execute(
+        select(
+            RunRow.created_at,
+            RunRow.brand_name,
+            AttemptRow.model,
+            func.count(),
+            func.coalesce(func.sum(AttemptRow.cost_usd), 0.0),
+        )
+        .join(RunRow, RunRow.id == AttemptRow.run_id)
+        .where(*runs)
+        .group_by(RunRow.id, RunRow.created_at, RunRow.brand_name, AttemptRow.model)
+    )
+    for created, brand, model, count, usd in rows:
+        yield SpendLine(created.date(), brand, model, float(usd), "attempts", int(count))
+
+
+def _in_flight(session: Session, runs: Sequence[ColumnElement[bool]]) -> Iterator[SpendLine]:
+    """Calls of unfinished runs none of whose attempts is recorded (settling a call records its
+    attempts in the same transaction, so it is all of them or none)."""
+    rows = list(
+        session.execute(
+            select(
+                RunRow.id,
+                RunRow.created_at,
+                RunRow.brand_name,
+                Spend.model,
+                Spend.attempt_ids,
+                COMMITTED,
+            )
+            .join(RunRow, RunRow.id == Spend.run_id)
+            .where(
+                *runs,
+                RunRow.tenant == Spend.tenant,
+                RunRow.finished_at.is_(None),
+                Spend.kind == "call",
+                Spend.state.in_(("held", "unknown", "settled")),
+            )
+        )
+    )
+    if not rows:
+        return
+    recorded = set(
+        session.scalars(
+            select(AttemptRow.id).where(AttemptRow.run_id.in_(sorted({row[0] for row in rows})))
+        )
+    )
+    for _, created, brand, model, attempt_ids, usd in rows:
+        if any(str(a) in recorded for a in attempt_ids or []) or not usd:
+            continue
+        yield SpendLine(created.date(), brand, model, float(usd), "in_flight")
+
+
+def _reproductions(session: Session, calls: Sequence[ColumnElement[bool]]) -> Iterator[SpendLine]:
+    rows = session.execute(
+        select(Spend.created_at, Spend.model, COMMITTED, RunRow.brand_name)
+        .outerjoin(RunRow, RunRow.id == Spend.source_run_id)
+        .where(*calls, Spend.kind == "call", Spend.run_id.startswith("rep_", autoescape=True))
+    )
+    for created, model, usd, brand in rows:
+        yield SpendLine(
+            created.date(), brand or UNKNOWN_RUN_BRAND, model, float(usd or 0.0), "reproduction"
+        )
