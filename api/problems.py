@@ -49,6 +49,7 @@ ProblemKind = Literal[
     "budget-exhausted",
     "providers-unavailable",
     "memory-unavailable",
+    "signing-failed",
     "not-ready",
     "internal",
 ]
@@ -71,6 +72,7 @@ _TITLES: dict[str, str] = {
     "budget-exhausted": "Budget exhausted",
     "providers-unavailable": "No usable image provider",
     "memory-unavailable": "Brand memory (Chroma) unavailable",
+    "signing-failed": "The C2PA signer failed",
     "not-ready": "Not ready",
     "internal": "Internal error",
 }

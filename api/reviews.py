@@ -55,6 +55,7 @@ from brandloop.registry.models_studio import (
 )
 from brandloop.settings import Settings
 from brandloop.templates.governance import ACTOR_PATTERN, same_person
+from brandloop.tools.credentials import SigningError
 
 Decision = Literal["approve", "reject"]
 Axis = Literal["template", "model"]
@@ -187,6 +188,13 @@ def decide_run(
             "conflict",
             f"run {run.id}: this verdict's claim lapsed while it was being applied (the "
             "process stalled) and another took the run over; see the run for how it ended",
+        ) from None
+    except SigningError as exc:  # the run waits for review again, nothing it paid for lost
+        raise ApiProblem(
+            503,
+            SigningError.problem_type,
+            f"{exc}; run {run.id} waits for review again: POST /v1/review/runs/{run.id} gives "
+            "the verdict again once the signer is back",
         ) from None
     with pool.db.session() as own:  # its own transaction: kept whatever is answered below
         settle_reviewed(own, tenant=tenant, run_id=run.id, result=outcome.result)

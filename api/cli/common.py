@@ -90,19 +90,30 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def signing_stopped(exc: SigningError, run_id: str, *, as_json: bool) -> SigningError:
+def signing_stopped(
+    exc: SigningError, run_id: str, *, as_json: bool, verdict: str | None = None
+) -> SigningError:
     """What a run stopped by a failed signer (what it paid for kept: docs/provenance.md)
-    raises: the error (exit 8) names the run and the command that finishes it; with
-    ``--json`` stdout gets a JSON error object carrying ``run_id`` first."""
-    resume = f"brandloop runs resume {run_id}"
-    message = f"{exc}; run {run_id} is kept: `{resume}` finishes it once the signer is back"
+    raises: the error (exit 8) names the run and the command that finishes it (``brandloop
+    runs resume``, or for a review ``verdict`` such as ``approve``, that verdict given again:
+    the run waits for review again); with ``--json`` stdout gets a JSON error object carrying
+    ``run_id`` first and that command."""
+    if verdict is None:
+        key, command = "resume", f"brandloop runs resume {run_id}"
+        message = f"{exc}; run {run_id} is kept: `{command}` finishes it once the signer is back"
+    else:
+        key, command = "retry", f"brandloop review {verdict} {run_id}"
+        message = (
+            f"{exc}; run {run_id} waits for review again: `{command}` gives the verdict again "
+            "once the signer is back"
+        )
     if as_json:
         print_json(
             {
                 "error": SigningError.problem_type,
                 "message": message,
                 "run_id": run_id,
-                "resume": resume,
+                key: command,
                 "exit_code": SigningError.exit_code,
             }
         )

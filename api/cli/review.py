@@ -8,13 +8,15 @@ from typing import Annotated, Literal
 
 import typer
 
-from brandloop.agent.runner import review_run
+from brandloop.agent.review_claims import Verdict
+from brandloop.agent.runner import finish_review
 from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
-from brandloop.api.cli.common import database, out, print_json, settings
+from brandloop.api.cli.common import database, out, print_json, settings, signing_stopped
 from brandloop.api.cli.tables import Column
-from brandloop.errors import NotFoundError
+from brandloop.errors import ConflictError, NotFoundError
 from brandloop.registry import crud
+from brandloop.tools.credentials import SigningError
 
 review_app = typer.Typer(help="Human review of runs that wait for it.", no_args_is_help=True)
 app.add_typer(review_app, name="review")
@@ -28,17 +30,21 @@ def _decide(run_id: str, decision: Literal["approve", "reject"], note: str, as_j
         actor = getpass.getuser()
     except OSError:  # no login name in some containers
         actor = "cli"
-    result = asyncio.run(
-        review_run(
-            run_id,
-            settings=cfg,
-            db=database(),
-            decision=decision,
-            note=note,
-            actor=actor,
-            tenant=cfg.tenant,
+    from brandloop.api.jobs.worker import settle_reviewed
+
+    db, asked = database(), Verdict(decision, note, actor)
+    try:
+        outcome = asyncio.run(
+            finish_review(run_id, settings=cfg, db=db, verdict=asked, by=actor, tenant=cfg.tenant)
         )
-    )
+    except SigningError as exc:  # the run waits for review again, nothing it paid for lost
+        raise signing_stopped(exc, run_id, as_json=as_json, verdict=decision) from exc
+    result = outcome.result
+    with db.session() as session:  # a run the API made: its job ends as the run did
+        settle_reviewed(session, tenant=cfg.tenant, run_id=result.run_id, result=result)
+    problem = outcome.not_the_callers(asked)
+    if problem is not None:  # a verdict recorded first finished the run with another decision
+        raise ConflictError(problem)
     if as_json:
         print_json(result.model_dump(mode="json"))
     else:

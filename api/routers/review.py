@@ -67,9 +67,18 @@ def queue(principal: Approver, session: SessionDep) -> ReviewQueue:
     "run is refused with 409. A run another verdict is being applied to is a 409; once that "
     "verdict's claim has lapsed (its process stopped: `BRANDLOOP_REVIEW_LEASE_SECONDS`), this "
     "verdict finishes the run with the one recorded first: 200 if it made the same decision, "
-    "else a 409 naming it.",
+    "else a 409 naming it. An approval the C2PA signer fails on is a 503 `signing-failed` "
+    "naming the run: it waits for review again, nothing it paid for is lost, and the verdict "
+    "can be given again once the signer is back.",
     response_model=ReviewVerdict,
-    responses=problems(409),
+    responses={
+        **problems(409),
+        503: {
+            **problems(503)[503],
+            "description": "signing-failed: the C2PA signer failed while the approval "
+            "delivered the run; the run waits for review again and the verdict can be retried",
+        },
+    },
 )
 def review_run(
     run_id: str, body: ReviewDecision, principal: Approver, session: SessionDep, pool: PoolDep

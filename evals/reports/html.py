@@ -92,14 +92,32 @@ def _thumb_uri(run_dir: Path, name: str | None) -> str | None:
 
 def _summary_table(table: dict[str, TargetSummary], gates: dict[str, bool], gate: float) -> str:
     names = list(table)
+
+    def measured(n: str, shown: str, otherwise: str = "not measured") -> str:
+        """``shown`` for a target with executions; a target with none measured nothing."""
+        return shown if table[n].executions else otherwise
+
+    def rate(n: str, value: float) -> str:
+        return measured(n, f"{value:.1%}")
+
     rows: list[tuple[str, list[str]]] = [
         (
             f"gate (pass rate ≥ {gate:.2f})",
-            [_badge("PASS" if gates[n] else "FAIL", "pass" if gates[n] else "fail") for n in names],
+            [
+                measured(
+                    n,
+                    _badge("PASS" if gates[n] else "FAIL", "pass" if gates[n] else "fail"),
+                    _badge("not measured", "neutral"),
+                )
+                for n in names
+            ],
         ),
         (
             "pass rate",
-            [f"{table[n].pass_rate:.1%} ({table[n].passed}/{table[n].executions})" for n in names],
+            [
+                f"{rate(n, table[n].pass_rate)} ({table[n].passed}/{table[n].executions})"
+                for n in names
+            ],
         ),
         ("accepted images", [str(table[n].accepted_images) for n in names]),
         ("cost total", [f"${table[n].cost_usd:.3f}" for n in names]),
@@ -112,15 +130,21 @@ def _summary_table(table: dict[str, TargetSummary], gates: dict[str, bool], gate
                 for n in names
             ],
         ),
-        ("attempts per case (mean)", [_fmt(table[n].attempts_mean, 2) for n in names]),
+        (
+            "attempts per case (mean)",
+            [measured(n, _fmt(table[n].attempts_mean, 2), "–") for n in names],
+        ),
         (
             "latency p50 / p95 (ms)",
-            [f"{table[n].latency_p50_ms:.0f} / {table[n].latency_p95_ms:.0f}" for n in names],
+            [
+                measured(n, f"{table[n].latency_p50_ms:.0f} / {table[n].latency_p95_ms:.0f}", "–")
+                for n in names
+            ],
         ),
-        ("refusal rate", [f"{table[n].refusal_rate:.1%}" for n in names]),
-        ("moderation-blocked rate", [f"{table[n].blocked_rate:.1%}" for n in names]),
-        ("fallback rate", [f"{table[n].fallback_rate:.1%}" for n in names]),
-        ("error rate", [f"{table[n].error_rate:.1%}" for n in names]),
+        ("refusal rate", [rate(n, table[n].refusal_rate) for n in names]),
+        ("moderation-blocked rate", [rate(n, table[n].blocked_rate) for n in names]),
+        ("fallback rate", [rate(n, table[n].fallback_rate) for n in names]),
+        ("error rate", [rate(n, table[n].error_rate) for n in names]),
         ("cache hits", [str(table[n].cache_hits) for n in names]),
     ]
     signal_names = sorted({s for n in names for s in table[n].signals})

@@ -4,6 +4,7 @@ rejected; a run is assigned only to a principal of the tenant who may review."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,7 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from brandloop.api.auth import create_key, revoke_key
+from brandloop.api.cli import main
 from brandloop.registry.db import Database
+from brandloop.settings import get_settings
 from tests.api.http.conftest import Keys, assert_problem, both_databases, brand_kit
 
 settings = pytest.fixture(name="settings")(both_databases)
@@ -100,3 +103,34 @@ def test_a_run_is_assigned_only_to_a_reviewer_of_the_tenant(
         assert f"no reviewer '{stranger}'" in detail, detail
     for reviewer in ("lee", "boss"):
         assert client.post(path, json={"assignee": reviewer}, headers=lee).status_code == 204
+
+
+def test_a_job_settles_when_the_cli_gives_the_verdict(
+    reviewing: TestClient,
+    keys: Keys,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run the API made, waiting for review, answered with `brandloop review approve|reject`
+    (the CLI on the same registry): its job ends as the run did, as when the API's own route
+    gives the verdict."""
+    client = reviewing
+    monkeypatch.setenv("BRANDLOOP_TENANT", "A")  # the CLI's tenant: the API's tenant A
+    get_settings.cache_clear()
+    creator, viewer = keys["A", "creator"], keys["A", "viewer"]
+    for seed, decision, state, status in (
+        (4, "approve", "succeeded", "succeeded"),
+        (5, "reject", "failed", "failed"),
+    ):
+        job = _waiting(client, keys, seed=seed)
+        with pytest.raises(SystemExit) as exc:
+            main(["review", decision, job["run_id"], "--note", "from the CLI", "--json"])
+        assert exc.value.code == 0, capsys.readouterr().err
+        assert json.loads(capsys.readouterr().out)["status"] == status
+        run = client.get(f"/v1/runs/{job['run_id']}", headers=viewer).json()
+        assert run["status"] == status, run
+        settled = client.get(f"/v1/jobs/{job['id']}", headers=creator).json()
+        assert settled["state"] == state, settled
+        assert settled["result"]["status"] == status and settled["finished_at"], settled
+        waiting = client.get("/v1/review", headers=keys["A", "approver"]).json()
+        assert job["run_id"] not in [r["run_id"] for r in waiting["runs"]]

@@ -305,3 +305,49 @@ def test_a_result_set_run_from_a_relative_suite_path_opens_from_any_directory(
     suite["cases"][0]["brief"] = "another suite by the same name"  # type: ignore[index]
     (cli_dir / "small.yaml").write_text(json.dumps(suite), encoding="utf-8")
     assert browser.get(f"/evals/{name}").status_code == 409
+
+
+def test_a_target_with_no_results_is_not_measured_on_the_evals_pages(
+    studio: Studio,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """A result set that stopped before one of its targets ran: that target's pass rate (and
+    every other rate) is "not measured" on the set's page and in its report, never 0%."""
+    import shutil
+
+    from tests.api.test_cli import run_cli
+
+    suite = {
+        "name": "halfway",
+        "version": 1,
+        "brands": [str(ROOT / "examples" / "brands" / "acme-coffee.yaml")],
+        "targets": [{"name": "draft", "model": "procedural/draft"},
+                    {"name": "studio", "model": "procedural/studio"}],
+        "defaults": {"request": {"size": "128x128", "budget_usd": 0.3, "seed": 4}},
+        "cases": [
+            {"id": "cup", "brand": "Acme Coffee", "brief": "a steaming cup",
+             "assertions": [{"kind": "max_cost", "max_usd": 1}]},
+        ],
+    }  # fmt: skip
+    path = tmp_path / "halfway.yaml"
+    path.write_text(json.dumps(suite), encoding="utf-8")
+    code, _, err = run_cli(capsys, "eval", "run", str(path))
+    assert code == 0, err
+    browser = studio.signed_in_as("default", "ana", "viewer")
+    name = re.search(r'href="/evals/(halfway-[\w.=-]+)"', browser.get("/evals").text).group(1)  # type: ignore[union-attr]
+    # as if the run had stopped before its second target ran
+    shutil.rmtree(studio.settings.data_dir / "evals" / name / "cases" / "studio")
+    page = browser.get(f"/evals/{name}")
+    assert page.status_code == 200, page.text
+    rows = {
+        row.split("</td>", 1)[0]: row
+        for row in re.findall(r"<tr><td>(.*?)</tr>", page.text, flags=re.S)
+    }
+    assert "100% (1/1)" in rows["draft"] and "pass" in rows["draft"], rows
+    empty = rows["studio"]
+    assert "not measured (0/0)" in empty and "0%" not in empty, empty
+    assert "FAIL" not in empty and ">pass<" not in empty, empty
+    report = browser.get(f"/evals/{name}/report")
+    assert report.status_code == 200
+    assert "not measured (0/0)" in report.text and "0.0% (0/0)" not in report.text
