@@ -131,12 +131,16 @@ def release_hold(session: Session, job: JobRow) -> None:
 
 def cancel_job_run(session: Session, job: JobRow, *, reason: str) -> RunRow:
     """End a cancelled job's run ``cancelled`` (``crud.cancel_run``: what its attempts cost is
-    kept); a run that never began (the job was cancelled while queued, or while a worker was
-    claiming it) gets its record here, ``cancelled`` at $0 with the job's brand, brief,
-    request, campaign and thread, so the job's ``links.run`` is a run like any other. A run
-    that finished already is returned as it is."""
+    kept); its calls still ``held`` - in flight when the process running them died, so nobody
+    will settle them - become ``unknown`` and count in its cost at their whole reservation
+    until reconciled (``spend.abandon_calls``). A run that never began (the job was cancelled
+    while queued, or while a worker was claiming it) gets its record here, ``cancelled`` at $0
+    with the job's brand, brief, request, campaign and thread, so the job's ``links.run`` is a
+    run like any other. A run that finished already is returned as it is."""
     run = crud.cancel_run(session, run_id=job.run_id, reason=reason)
     if run is not None:
+        if run.status == "cancelled":
+            spend.abandon_calls(session, run_id=run.id)
         return run
     request = job.request
     brand = crud.get_brand(session, tenant=job.tenant, ref=str(request.get("brand", "")))

@@ -71,8 +71,9 @@ def cost_report(
     total = reproduced = 0.0
     attempts = reproduction_calls = 0
     # every figure adds up the same lines (brandloop/registry/costs.py): recorded attempts,
-    # calls of unfinished runs not recorded yet (in flight, or when their process stopped) and
-    # reproductions, so total_usd == sum(by_day) == sum(by_brand) == sum(by_model) at all times
+    # calls of unfinished runs not recorded yet (in flight, or when their process stopped), such
+    # calls of cancelled runs (left in flight by a process that died) and reproductions, so
+    # total_usd == sum(by_day) == sum(by_brand) == sum(by_model) at all times
     for line in spend_lines(session, tenant=principal.tenant, since=lo, until=hi):
         if line.source == "attempts":
             attempts += line.count

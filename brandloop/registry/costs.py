@@ -12,7 +12,9 @@ What counts, and from where:
   process died) whose attempts are not recorded yet: the call is in flight, or was when the
   process stopped, so it may have been paid. It counts at what the spend ledger commits for it
   (its whole reservation while ``held`` or ``unknown``, the charge once ``settled``) until its
-  attempts say what it cost;
+  attempts say what it cost. So does such a call of a **cancelled** run (ended while the call
+  was in flight and no live process would finish it: ``unknown`` until an operator reconciles
+  it), and that run's ``cost_usd`` counts it too (``spend.run_cost``);
 * a call made **outside any run** (a reproduction, ``run_id`` ``rep_...`` in the ledger): at
   what the ledger commits, on the day it was made, under the reproduced run's brand.
 
@@ -31,7 +33,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from brandloop.registry.models import AttemptRow, RunRow
 from brandloop.registry.models_money import SpendReservationRow as Spend
-from brandloop.registry.spend import COMMITTED
+from brandloop.registry.spend import COMMITTED, unrecorded_calls
 from brandloop.registry.types import money
 
 __all__ = ["UNKNOWN_RUN_BRAND", "Source", "SpendLine", "spend_lines", "total_usd"]
@@ -41,8 +43,8 @@ __all__ = ["UNKNOWN_RUN_BRAND", "Source", "SpendLine", "spend_lines", "total_usd
 UNKNOWN_RUN_BRAND = "(reproduction of an unrecorded run)"
 
 
-#: recorded attempts, a call of an unfinished run whose attempts are not recorded yet, or a
-#: call outside any run
+#: recorded attempts, a call of an unfinished or cancelled run whose attempts are not recorded,
+#: or a call outside any run
 Source = Literal["attempts", "in_flight", "reproduction"]
 
 
@@ -117,39 +119,9 @@ def _attempts(session: Session, runs: Sequence[ColumnElement[bool]]) -> Iterator
 
 
 def _in_flight(session: Session, runs: Sequence[ColumnElement[bool]]) -> Iterator[SpendLine]:
-    """Calls of unfinished runs none of whose attempts is recorded (settling a call records its
-    attempts in the same transaction, so it is all of them or none)."""
-    rows = list(
-        session.execute(
-            select(
-                RunRow.id,
-                RunRow.created_at,
-                RunRow.brand_name,
-                Spend.model,
-                Spend.attempt_ids,
-                COMMITTED,
-            )
-            .join(RunRow, RunRow.id == Spend.run_id)
-            .where(
-                *runs,
-                RunRow.tenant == Spend.tenant,
-                RunRow.finished_at.is_(None),
-                Spend.kind == "call",
-                Spend.state.in_(("held", "unknown", "settled")),
-            )
-        )
-    )
-    if not rows:
-        return
-    recorded = set(
-        session.scalars(
-            select(AttemptRow.id).where(AttemptRow.run_id.in_(sorted({row[0] for row in rows})))
-        )
-    )
-    for _, created, brand, model, attempt_ids, usd in rows:
-        if any(str(a) in recorded for a in attempt_ids or []) or not usd:
-            continue
-        yield SpendLine(created.date(), brand, model, float(usd), "in_flight")
+    """Calls of unfinished or cancelled runs none of whose attempts is recorded."""
+    for call in unrecorded_calls(session, *runs):
+        yield SpendLine(call.run_created_at.date(), call.brand, call.model, call.usd, "in_flight")
 
 
 def _reproductions(session: Session, calls: Sequence[ColumnElement[bool]]) -> Iterator[SpendLine]:

@@ -806,8 +806,9 @@ def finish_run(
 def cancel_run(session: Session, *, run_id: str, reason: str) -> RunRow | None:
     """End a run that was stopped before it finished: ``cancelled``, nothing delivered, and
     what its attempts cost (billed, or unknown at their whole reservation) kept as its cost, so
-    the run, its job, its campaign and the cost report agree with the spend ledger. A run that
-    has finished already is left as it is."""
+    the run, its job, its campaign and the cost report agree with the spend ledger (its calls
+    left in flight by a process that died: ``spend.abandon_calls``, which the caller runs next).
+    A run that has finished already is left as it is."""
     row = session.get(RunRow, run_id)
     if row is None or row.result is not None or row.status not in ("running", "awaiting_review"):
         return row

@@ -8,6 +8,8 @@ Who writes what (one table, ``spend_reservations``):
   request, campaign and tenant budgets first, under the same lock);
 * the agent, when the call ends: :func:`settle` with what the provider billed;
 * the worker, when a job ends: :func:`close_admission`;
+* whoever ends a run ``cancelled``: :func:`abandon_calls` (its calls still ``held`` become
+  ``unknown``: no live process will settle them);
 * an operator, for calls whose outcome was unknown: :func:`reconcile`.
 
 Every check-then-insert runs after :func:`lock_tenant` in the same transaction: PostgreSQL locks
@@ -22,10 +24,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from sqlalchemy import ColumnElement, case, func, select, update
+from sqlalchemy import ColumnElement, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -47,6 +50,14 @@ COMMITTED: ColumnElement[float] = case(
     (Row.state.in_(("held", "unknown")), Row.amount_usd),
     (Row.state == "settled", func.coalesce(Row.charged_usd, 0.0)),
     else_=0.0,
+)
+
+#: the runs whose calls with no recorded attempts count at what the ledger commits for them:
+#: a run not finished (its call is in flight, or was when its process stopped) and a cancelled
+#: one (its calls left in flight are ``unknown``: nobody will finish them). A finished run's
+#: calls all have their attempts.
+COUNTS_UNRECORDED_CALLS: ColumnElement[bool] = or_(
+    RunRow.finished_at.is_(None), RunRow.status == "cancelled"
 )
 
 
@@ -100,6 +111,67 @@ def committed(
     if campaign_id is not None:
         query = query.where(Row.campaign_id == campaign_id)
     return money(session.scalar(query) or 0.0)
+
+
+@dataclass(frozen=True)
+class UnrecordedCall:
+    """A provider call of a run none of whose attempts is recorded, at what the ledger commits
+    for it (settling a call records its attempts in the same transaction: all or none)."""
+
+    run_id: str
+    run_created_at: datetime
+    brand: str
+    model: str
+    usd: float
+
+
+def unrecorded_calls(session: Session, *where: ColumnElement[bool]) -> list[UnrecordedCall]:
+    """The calls of the runs ``where`` selects (and :data:`COUNTS_UNRECORDED_CALLS`) that
+    commit money and have no recorded attempt: what a run's cost and the cost report add to
+    its attempts. A call with attempts counts through them only, never twice."""
+    rows = list(
+        session.execute(
+            select(
+                RunRow.id,
+                RunRow.created_at,
+                RunRow.brand_name,
+                Row.model,
+                Row.attempt_ids,
+                COMMITTED,
+            )
+            .join(RunRow, RunRow.id == Row.run_id)
+            .where(
+                *where,
+                RunRow.tenant == Row.tenant,
+                COUNTS_UNRECORDED_CALLS,
+                Row.kind == "call",
+                Row.state.in_(("held", "unknown", "settled")),
+            )
+        )
+    )
+    if not rows:
+        return []
+    recorded = set(
+        session.scalars(
+            select(AttemptRow.id).where(AttemptRow.run_id.in_(sorted({row[0] for row in rows})))
+        )
+    )
+    return [
+        UnrecordedCall(run_id, created, brand, model, float(usd))
+        for run_id, created, brand, model, attempt_ids, usd in rows
+        if usd and not any(str(a) in recorded for a in attempt_ids or [])
+    ]
+
+
+def run_cost(session: Session, *, run_id: str) -> float:
+    """What a run cost: its attempts, plus its calls with no recorded attempt while it is not
+    finished or once it is cancelled (:func:`unrecorded_calls`)."""
+    session.flush()
+    attempts = session.scalar(
+        select(func.coalesce(func.sum(AttemptRow.cost_usd), 0.0)).where(AttemptRow.run_id == run_id)
+    )
+    unrecorded = sum(call.usd for call in unrecorded_calls(session, RunRow.id == run_id))
+    return round(float(attempts or 0.0) + unrecorded, 6)
 
 
 def quota_used(session: Session, *, tenant: str, now: datetime | None = None) -> float:
@@ -308,9 +380,32 @@ def _refresh_closed_hold(session: Session, row: SpendReservationRow) -> None:
 
 
 def unknown_calls(session: Session, *, tenant: str) -> list[SpendReservationRow]:
-    """Calls whose outcome is unknown (or held by a process that is gone): to reconcile."""
-    query = select(Row).where(Row.tenant == tenant, Row.kind == "call", Row.state == "unknown")
+    """Calls whose outcome is unknown (or still held though their run has finished, as a run
+    cancelled before :func:`abandon_calls` existed left them): to reconcile."""
+    finished = select(RunRow.id).where(RunRow.tenant == tenant, RunRow.finished_at.is_not(None))
+    query = select(Row).where(
+        Row.tenant == tenant,
+        Row.kind == "call",
+        (Row.state == "unknown") | ((Row.state == "held") & Row.run_id.in_(finished)),
+    )
     return list(session.scalars(query.order_by(Row.created_at)))
+
+
+def abandon_calls(session: Session, *, run_id: str) -> None:
+    """A run ended ``cancelled``: each of its calls still ``held`` (in flight when its process
+    stopped; no live process will settle it, and a cancelled run is never resumed) becomes
+    ``unknown`` - it may have been billed. It keeps its whole reservation, counts in the run's
+    and its job's cost (:func:`run_cost`) and the cost report until :func:`reconcile` settles
+    it, and :func:`unknown_calls` lists it. A call a live worker settled (unknown, with its
+    attempts) is left as it is."""
+    held = session.scalars(
+        select(Row).where(Row.kind == "call", Row.run_id == run_id, Row.state == "held")
+    )
+    for row in held:
+        row.state, row.billing = "unknown", "unknown"
+        note = "the run was cancelled while this call was in flight"
+        row.note = f"{row.note}; {note}"[:2000] if row.note else note
+    _recost_run(session, run_id)
 
 
 def reconcile(
@@ -318,7 +413,8 @@ def reconcile(
 ) -> SpendReservationRow:
     """Settle an unknown call to what the provider's invoice says (0: it was not billed).
 
-    The call's attempts, their run's cost and the job's cost follow."""
+    The call's attempts, their run's cost and the job's cost follow (a call with no attempts -
+    its run was cancelled while it was in flight - counts in them at what it now commits)."""
     check_money(charged_usd, "a charge")
     row = session.scalar(
         select(Row).where(Row.id == reservation_id, Row.tenant == tenant, Row.kind == "call")
@@ -358,11 +454,7 @@ def reconcile(
 
 
 def _recost_run(session: Session, run_id: str) -> None:
-    session.flush()
-    cost = session.scalar(
-        select(func.coalesce(func.sum(AttemptRow.cost_usd), 0.0)).where(AttemptRow.run_id == run_id)
-    )
-    total = round(float(cost or 0.0), 6)
+    total = run_cost(session, run_id=run_id)
     run = session.get(RunRow, run_id)
     if run is not None:
         run.cost_usd = total

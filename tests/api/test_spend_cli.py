@@ -71,3 +71,41 @@ def test_reconcile_bad_input_is_one_line_and_changes_nothing(
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     with db.session() as session:
         assert spend.committed(session, tenant="default") == pytest.approx(0.042)
+
+
+def test_a_call_a_run_cancelled_before_it_was_marked_unknown_is_listed_and_reconciled(
+    capsys: pytest.CaptureFixture[str], db: Database
+) -> None:
+    """A run cancelled by an earlier release kept the call its dead process left in flight
+    ``held``: it is listed, and reconciling it moves the run's cost."""
+    with db.session() as session:
+        crud.create_run(
+            session,
+            run_id="run_left",
+            tenant="default",
+            brand_id=None,
+            brand_name="Acme Coffee",
+            brief="a cup",
+            request={},
+        )
+        spend.lock_tenant(session, "default")
+        held = spend.reserve_call(
+            session,
+            tenant="default",
+            run_id="run_left",
+            campaign_id=None,
+            call_key="bl-left",
+            amount_usd=0.042,
+            provider="openai",
+            model="openai/gpt-image-1",
+            attempt_ids=["att_never_recorded"],
+        ).id
+        crud.cancel_run(session, run_id="run_left", reason="cancelled while running")
+    (listed,) = json.loads(run_cli(capsys, "spend", "unknown", "--json")[1])
+    assert (listed["id"], listed["run_id"]) == (held, "run_left")
+    code, _, err = run_cli(capsys, "spend", "reconcile", held, "--charged", "0.04", "--json")
+    assert code == 0, err
+    with db.session() as session:
+        run = crud.get_run(session, tenant="default", run_id="run_left")
+        assert run is not None and run.cost_usd == pytest.approx(0.04)
+    assert json.loads(run_cli(capsys, "spend", "unknown", "--json")[1]) == []
