@@ -133,7 +133,12 @@ def test_two_lookalike_tenants_reports_never_include_each_others_spend(
             job = client.post("/v1/generations", json=body, headers=admins[tenant])
             assert job.status_code == 202, job.text
             jobs[tenant] = job.json()["id"]
-        _wait(lambda: all(_committed(db, t) > 0 for t in tenants), "a call in flight each")
+        # every image's call in flight (each holds PRICE until the test lets it go): reading
+        # while the two-image run has reserved only its first call would see equal spends
+        _wait(
+            lambda: all(_committed(db, t) >= count * PRICE - 1e-9 for t, count in tenants.items()),
+            "every call in flight",
+        )
         spent = {t: _committed(db, t) for t in tenants}
         assert spent["acme_co"] != spent["acme-co"], spent
 
