@@ -26,6 +26,7 @@ from brandloop.domain import (
     AcceptedImage,
     GenerationRequest,
     RunResult,
+    StopCause,
     campaign_id_problem,
     parse_size,
 )
@@ -82,6 +83,9 @@ class AssetResult(BaseModel):
     #: scores, cost, ``preview``, ...)
     images: list[AcceptedImage]
     reason: str = ""
+    #: why the asset's run stopped short, when it did (``budget``, ``iterations``, ...): the
+    #: CLI's exit code of a campaign that accepted nothing follows it
+    stop_cause: StopCause | None = None
 
     @property
     def previews(self) -> int:
@@ -210,6 +214,7 @@ async def run_campaign(
                 cost_usd=result.cost_usd,
                 images=list(result.images),
                 reason=result.reason,
+                stop_cause=result.stop_cause,
             )
             results.append(row)
             for image in result.images:

@@ -21,9 +21,11 @@ from brandloop.agent.campaign import (
 from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, err, out, print_json, settings
+from brandloop.api.cli.generate import EXIT_BY_STATUS
 from brandloop.api.cli.tables import Column, Wide
 from brandloop.domain import campaign_id_problem
-from brandloop.errors import BadInputError
+from brandloop.errors import BadInputError, ProvidersUnavailableError
+from brandloop.registry.types import MONEY_DECIMALS, money
 from brandloop.tools.moderation.pii import find_pii
 from brandloop.tools.moderation.policy import default_moderation_policy
 
@@ -45,6 +47,36 @@ ASSET_COLUMNS = (
 )
 
 
+def _usd(value: float, places: int = 3) -> str:
+    """``value`` in dollars with at least ``places`` decimals and as many more as it needs, up
+    to the micro-dollar the ledger keeps: a limit of $0.005 prints $0.005, never $0.01."""
+    exact = f"{money(value):.{MONEY_DECIMALS}f}".rstrip("0")
+    decimals = max(places, len(exact.partition(".")[2]))
+    return f"${money(value):.{decimals}f}"
+
+
+#: With nothing accepted, the code of the first of these that some asset ended with.
+_NOTHING_ACCEPTED_ORDER = (4, ProvidersUnavailableError.exit_code, EXIT_BY_STATUS["refused"])
+
+
+def exit_code(report: CampaignReport) -> int:
+    """How ``campaign run`` exits, each asset counted as ``generate`` exits for its run.
+
+    0 when any asset accepted an image or waits for review: a partial campaign is ok, as a
+    partial run is (the report says which assets fell short and why). With nothing accepted:
+    4 if a budget or round cap (or the stopping rule) stopped any asset, else 5 if providers
+    were unavailable, else 3 (every asset refused); 1 for anything else."""
+    codes = {
+        ProvidersUnavailableError.exit_code
+        if row.status == "failed" and row.stop_cause == "providers_unavailable"
+        else EXIT_BY_STATUS.get(row.status, 1)
+        for row in report.assets
+    }
+    if 0 in codes:
+        return 0
+    return next((code for code in _NOTHING_ACCEPTED_ORDER if code in codes), 1)
+
+
 def _preview(row: AssetResult) -> str | Text:
     """The preview column: whether the asset's accepted images are procedural previews."""
     if not row.previews:
@@ -63,7 +95,7 @@ def _render(report: CampaignReport, *, wide: bool = False) -> None:
             Text(row.status, style=colours.get(row.status, "red")),
             f"{row.accepted}/{row.wanted}",
             _preview(row),
-            f"${row.cost_usd:.3f}",
+            _usd(row.cost_usd),
             "" if row.status == "succeeded" else row.reason,
             row.run_id,
         )
@@ -71,7 +103,7 @@ def _render(report: CampaignReport, *, wide: bool = False) -> None:
     ]
     title = f"Campaign {report.campaign_id} ({report.brand})"
     tables.show(out, title, ASSET_COLUMNS, rows, wide=wide)
-    budget = f" of ${report.budget_usd:.2f}" if report.budget_usd is not None else ""
+    budget = f" of {_usd(report.budget_usd, 2)}" if report.budget_usd is not None else ""
     if report.palette_spread is None or report.descriptor_spread is None:
         spread = "consistency not measured (fewer than two accepted images)"
     else:
@@ -80,7 +112,7 @@ def _render(report: CampaignReport, *, wide: bool = False) -> None:
             f"{report.descriptor_spread:.2f} ΔE (lower is more consistent)"
         )
     out.print(
-        f"{report.accepted}/{report.wanted} accepted, ${report.cost_usd:.3f}{budget}; "
+        f"{report.accepted}/{report.wanted} accepted, {_usd(report.cost_usd)}{budget}; "
         f"{spread}; memory {'on' if report.memory else 'off'}"
     )
 
@@ -101,7 +133,9 @@ def run(
     """Run every asset of FILE in order and report per-asset results and consistency.
 
     The file's budget_usd may tighten the campaign's limit, never loosen one set with
-    `campaign budget`: the tighter applies."""
+    `campaign budget`: the tighter applies. Exits 0 when any asset accepted an image (a partial
+    campaign), 4 when nothing was and a budget or round cap stopped it (5 providers down, 3
+    refused)."""
     _check_id(campaign_id)
     cfg = settings()
     spec = load_campaign(file)
@@ -121,7 +155,7 @@ def run(
             )
         )
         print_json(report.model_dump(mode="json"))
-        return
+        raise typer.Exit(exit_code(report))
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}", style="bold", markup=False),
@@ -147,7 +181,7 @@ def run(
                 Text.assemble(
                     (row.asset, "bold"),
                     f" {row.size}: {row.status}, {row.accepted}/{row.wanted}{preview}, "
-                    f"${row.cost_usd:.3f}",
+                    f"{_usd(row.cost_usd)}",
                 )
             )
 
@@ -167,9 +201,11 @@ def run(
     _render(report, wide=wide)
     if spec.budget_usd is not None and report.budget_usd != spec.budget_usd:
         out.print(
-            f"the campaign's limit ${report.budget_usd:.2f} (set with `campaign budget` or an "
-            f"earlier run) is tighter than the file's ${spec.budget_usd:.2f}: it applied"
+            f"the campaign's limit {_usd(report.budget_usd or 0.0, 2)} (set with `campaign "
+            f"budget` or an earlier run) is tighter than the file's {_usd(spec.budget_usd, 2)}: "
+            "it applied"
         )
+    raise typer.Exit(exit_code(report))
 
 
 def _check_id(campaign_id: str | None) -> None:
@@ -215,4 +251,4 @@ def budget(
     if as_json:  # money to the micro-dollar, as stored (brandloop.registry.types.money)
         print_json({"scope": scope, "id": scope_id, "limit_usd": limit, "spent_usd": used})
     else:
-        out.print(f"{scope} {scope_id}: limit ${limit:.2f}, spent so far ${used:.3f}")
+        out.print(f"{scope} {scope_id}: limit {_usd(limit, 2)}, spent so far {_usd(used)}")
