@@ -88,3 +88,35 @@ def test_money_under_a_cent_prints_exactly(
         code, out, err = run_cli(capsys, "campaign", "budget", amount, "--campaign-id", "c1")
         assert code == 0, err
         assert out.strip() == f"campaign c1: limit {shown}, spent so far $0.000", out
+
+
+NOTHING = """
+name: nothing
+brand: {brand}
+defaults: {{formats: ["128x128"], count: 1, budget_usd: 0.3}}
+assets:
+  - {{id: refused, brief: "cheap coffee deal"}}
+{more}"""
+
+
+@pytest.mark.parametrize(
+    ("more", "expected"),
+    [
+        ("", 3),  # every asset refused by policy
+        ('  - {id: tiny, brief: "a coffee cup", budget_usd: 0.001}\n', 4),  # one stopped by budget
+    ],
+    ids=["refused", "refused-and-budget"],
+)
+def test_a_campaign_with_nothing_accepted_exits_as_its_assets_stopped(
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    tmp_path: Path,
+    more: str,
+    expected: int,
+) -> None:
+    path = tmp_path / "campaign.yaml"
+    path.write_text(NOTHING.format(brand=BRANDS / "acme-coffee.yaml", more=more))
+    code, out, err = run_cli(capsys, "campaign", "run", str(path), "--json")
+    assert code == expected, (code, out, err)
+    report = json.loads(out)
+    assert report["accepted"] == 0 and report["assets"][0]["status"] == "refused"
