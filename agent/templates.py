@@ -20,7 +20,11 @@ from brandloop.domain import TemplateVersion
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.once import once
 from brandloop.registry import crud
-from brandloop.templates.governance import MAX_TEMPLATE_VERSION
+from brandloop.templates.governance import (
+    MAX_TEMPLATE_VERSION,
+    usable_weights,
+    version_statuses,
+)
 
 DEFAULT_TEMPLATE = "brand-hero"
 SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent / "policies" / "templates"
@@ -111,7 +115,22 @@ def resolve_template(
         label_row = crud.get_label(session, template_id=template.id, label=label)
         if label_row is None:
             raise NotFoundError(f"template {template.name!r} has no label {label!r}")
-        version = pick_weighted(label_row.weights, request_id)
+        # only versions that may be used share the traffic (a label stored by older code
+        # may still name a rejected one): a split with none left is refused, for any run id
+        statuses = version_statuses(session, template=template)
+        usable = usable_weights(label_row.weights, statuses)
+        if not usable:
+            why = {  # a version the label names is rejected, gone, or weighted 0
+                k: statuses.get(int(k), "missing") if float(w) > 0 else "weight 0"
+                for k, w in sorted(label_row.weights.items(), key=lambda kw: int(kw[0]))
+            }
+            raise BadInputError(
+                f"label {label!r} of template {template.name!r} points to no version that may "
+                "be used ("
+                + ", ".join(f"@{k} {reason}" for k, reason in why.items())
+                + f"); move it: brandloop templates label {template.name} {label} VERSION"
+            )
+        version = pick_weighted(usable, request_id)
     row = (
         crud.get_template_version(session, template_id=template.id, version=version)
         if 1 <= version <= MAX_TEMPLATE_VERSION

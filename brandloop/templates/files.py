@@ -51,6 +51,8 @@ from brandloop.templates.governance import (
     parse_yaml_file,
     same_person,
     screen_spec,
+    usable_weights,
+    version_statuses,
     versions,
 )
 
@@ -141,13 +143,17 @@ def export_templates(session: Session, *, tenant: str, directory: Path) -> list[
 
     documents: list[tuple[Path, bytes]] = []
     for template in list_templates(session, tenant=tenant):
+        statuses = version_statuses(session, template=template)
         document = {
             "name": template.name,
             "description": template.description,
             "labels": {
-                # a version the API gave weight 0 has no traffic: left out, as a file has it
-                row.label: _traffic(row.weights)
+                # a version the API gave weight 0 has no traffic: left out, as a file has it;
+                # so is a rejected one a label older code left (runs never use it, and import
+                # refuses a label on it), and a label left with neither
+                row.label: traffic
                 for row in labels(session, template=template)
+                if (traffic := usable_weights(row.weights, statuses))
             },
             "versions": [
                 {

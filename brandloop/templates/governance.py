@@ -3,7 +3,8 @@
 A version is created as ``draft``; its author (or an approver) submits it (``in_review``); an
 approver who is not its author approves or rejects it. Versions never change after creation.
 Labels are movable pointers, optionally a weighted split (``3=90,4=10``); a protected label
-(``production``) moves only by an approver and only to approved versions. Every step writes an
+(``production``) moves only by an approver and only to approved versions; rejecting a version
+takes it out of every label (a label move by the reviewer). Every step writes an
 ``audit_log`` entry (who, when, what) and review steps also a ``template_reviews`` row.
 
 Every function checks everything first and only then writes, so a refused call changes nothing
@@ -537,8 +538,12 @@ def _decide(
     is_approver: bool | None = None,
 ) -> TemplateVersionRow:
     check_actor(actor)
+    # under the template's lock, as label moves are: a label move at the same time either
+    # comes first (and this rejection takes the version out of it) or sees the verdict
+    crud.lock_template(session, tenant=tenant, name=name)
     template = _template(session, tenant, name)
     row = _version(session, template, version)
+    session.refresh(row)  # its status as the database holds it now, under the lock
     verb = "approve" if outcome == "approved" else "reject"
     if row.status != "in_review":
         raise GovernanceError(
@@ -566,8 +571,70 @@ def _decide(
         f"{name}@{version}",
         {"from": "in_review", "to": outcome, "note": note},
     )
+    if outcome == "rejected":
+        _unlabel(session, tenant=tenant, template=template, version=version, actor=actor, note=note)
     session.flush()
     return row
+
+
+def _unlabel(
+    session: Session, *, tenant: str, template: TemplateRow, version: int, actor: str, note: str
+) -> None:
+    """Take a rejected ``version`` out of every label that points to it, as label moves by
+    ``actor`` (the reviewer) whose audit entry gives the reason: a split keeps its other
+    versions' weights; a label left with no version that gets traffic is removed (``to``:
+    None). Called under the template's lock, in the verdict's transaction."""
+    key = str(version)
+    for row in labels(session, template=template):
+        session.refresh(row)  # as the database holds it now, under the lock
+        if key not in row.weights:
+            continue
+        before = dict(row.weights)
+        after = {k: w for k, w in before.items() if k != key}
+        if not sum(after.values()) > 0:
+            after = {}
+        if after:
+            crud.set_label(
+                session, template_id=template.id, label=row.label, weights=after, actor=actor
+            )
+        else:
+            session.delete(row)
+        _audit(
+            session,
+            tenant,
+            actor,
+            "label_moved",
+            f"{template.name}:{row.label}",
+            {
+                "label": row.label,
+                "from": before,
+                "to": after or None,
+                "reason": f"{template.name}@{version} was rejected: {note}",
+            },
+        )
+
+
+#: A version in these states is never used: a label's traffic goes only to the others.
+UNUSABLE_STATUSES: Final = frozenset({"rejected"})
+
+
+def usable_weights(weights: dict[str, Any], statuses: dict[int, str]) -> dict[str, float]:
+    """The part of a label's ``weights`` that carries traffic: versions with a weight above 0
+    that exist (``statuses``: version number to status) and are not rejected. A label stored
+    by older code may still name a rejected version; runs, exports and shares ignore it."""
+    return {
+        str(k): float(w)
+        for k, w in weights.items()
+        if float(w) > 0 and statuses.get(int(k), "rejected") not in UNUSABLE_STATUSES
+    }
+
+
+def version_statuses(session: Session, *, template: TemplateRow) -> dict[int, str]:
+    """Each version number of ``template`` with its status."""
+    query = select(TemplateVersionRow.version, TemplateVersionRow.status).where(
+        TemplateVersionRow.template_id == template.id
+    )
+    return dict(session.execute(query).all())
 
 
 def _approves(actor: str, policy: GovernancePolicy, is_approver: bool | None) -> bool:
@@ -658,10 +725,15 @@ def parse_label_spec(text: str) -> dict[str, float]:
     weights: dict[str, float] = {}
     for part in text.split(","):
         part = part.strip()
-        version_text, _, weight_text = part.partition("=")
+        version_text, equals, weight_text = part.partition("=")
         if not version_text.strip().isdigit() or int(version_text) < 1:
             raise BadInputError(
                 f"{text!r} is not VERSION or VERSION=WEIGHT,... (e.g. 3 or 3=90,4=10)"
+            )
+        if equals and not weight_text.strip():  # ``3=``: not ``3``, a weight left out
+            raise BadInputError(
+                f"{part!r} in {text!r} has no weight after '='; give one (3=90) or leave out "
+                "'=' for a single version (3)"
             )
         try:
             weight = float(weight_text) if weight_text else 1.0
@@ -720,6 +792,8 @@ def move_label(
     crud.lock_template(session, tenant=tenant, name=name)
     template = _template(session, tenant, name)
     rows = {key: _version(session, template, int(key)) for key in weights}
+    for version_row in rows.values():
+        session.refresh(version_row)  # its status now, under the lock (a verdict takes it too)
     policy = load_governance_policy()
     for key, version_row in rows.items():
         if version_row.status == "rejected":

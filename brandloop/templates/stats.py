@@ -15,7 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from brandloop.registry.models import AttemptRow, RunRow
-from brandloop.templates.governance import _template, labels, versions
+from brandloop.templates.governance import (
+    _template,
+    labels,
+    usable_weights,
+    version_statuses,
+    versions,
+)
 
 
 class VersionStats(BaseModel):
@@ -39,9 +45,12 @@ def template_stats(session: Session, *, tenant: str, name: str) -> list[VersionS
     """One row per version of ``name`` (versions never used show zero counts)."""
     template = _template(session, tenant, name)
     label_shares: dict[int, dict[str, float]] = defaultdict(dict)
+    statuses = version_statuses(session, template=template)
     for label in labels(session, template=template):
-        total = sum(label.weights.values()) or 1.0
-        for key, weight in label.weights.items():
+        # the shares runs get: a rejected version (named by a label older code left) gets none
+        traffic = usable_weights(label.weights, statuses)
+        total = sum(traffic.values()) or 1.0
+        for key, weight in traffic.items():
             label_shares[int(key)][label.label] = round(weight / total, 4)
     rows = session.execute(
         select(AttemptRow)

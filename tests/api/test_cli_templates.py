@@ -398,6 +398,15 @@ BAD = [
         ["templates", "label", "seasonal-banner", "canary", "1=90,x", "--as", "ana"],
         "VERSION=WEIGHT",
     ),
+    # a weight left out after '=' is no weight (it was taken as 1: canary -> @1 100%)
+    (
+        ["templates", "label", "seasonal-banner", "canary", "1=", "--as", "lee"],
+        "'1=' in '1=' has no weight after '='",
+    ),
+    (
+        ["templates", "label", "seasonal-banner", "canary", "1=90,2=", "--as", "lee"],
+        "'2=' in '1=90,2=' has no weight after '='",
+    ),
     (
         ["templates", "label", "seasonal-banner", "production", "3", "--as", "lee"],
         "only to approved versions",
