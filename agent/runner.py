@@ -33,8 +33,21 @@ from brandloop.agent.state import RunInput, RunState
 from brandloop.agent.templates import resolve_template
 from brandloop.agent.writer import PromptWriter, build_writer
 from brandloop.artifacts import ArtifactStore
-from brandloop.domain import GenerationRequest, ModelSpec, RunResult, campaign_id_problem
-from brandloop.errors import BadInputError, ConflictError, LeaseLostError, NotFoundError
+from brandloop.domain import (
+    Decision,
+    GenerationRequest,
+    ModelSpec,
+    RunResult,
+    RunStatus,
+    campaign_id_problem,
+)
+from brandloop.errors import (
+    BadInputError,
+    ConflictError,
+    LeaseLostError,
+    NotFoundError,
+    RefusedError,
+)
 from brandloop.logs import bound
 from brandloop.memory.store import BrandMemory
 from brandloop.policies.agent import AgentPolicy, load_agent_policy
@@ -58,6 +71,7 @@ from brandloop.registry.db import Database
 from brandloop.registry.models import RunRow
 from brandloop.settings import Settings
 from brandloop.tools import cache as generation_cache
+from brandloop.tools.composer import compose
 from brandloop.tools.credentials import signer_from_settings
 from brandloop.tools.moderation.hosted import build_hosted_moderator
 from brandloop.tools.moderation.image import NudeNetModerator
@@ -144,8 +158,13 @@ def model_ladder(
     return [spec]
 
 
-def check_request(db: Database, request: GenerationRequest) -> None:
-    """Refuse, before anything is stored, a request that names things that do not exist."""
+def check_request(db: Database, request: GenerationRequest, *, run_id: str | None = None) -> None:
+    """Refuse, before anything is stored, a request that names things that do not exist.
+
+    With ``run_id`` the template is resolved as the run's intake will resolve it (a label's
+    split picks the version by the run id), so a version refused for that run (rejected in
+    review) is refused here, before the run row exists, and so is one that does not render
+    with the brief (:func:`check_rendering`)."""
     for last in (False, True):
         try:
             with db.session() as session:
@@ -154,7 +173,10 @@ def check_request(db: Database, request: GenerationRequest) -> None:
                         f"unknown brand {request.brand!r}; add it with `brandloop brands add`"
                     )
                 resolve_template(
-                    session, tenant=request.tenant, ref=request.template, request_id="check"
+                    session,
+                    tenant=request.tenant,
+                    ref=request.template,
+                    request_id=run_id or "check",
                 )
             break
         except IntegrityError:  # a concurrent first request seeded the shipped templates
@@ -164,6 +186,107 @@ def check_request(db: Database, request: GenerationRequest) -> None:
         raise BadInputError("budget must be greater than zero")
     if request.campaign_id is not None and (problem := campaign_id_problem(request.campaign_id)):
         raise BadInputError(f"campaign_id: {problem}")
+    if run_id is not None:
+        check_rendering(db, redacted_request(request), run_id=run_id)
+
+
+def check_rendering(db: Database, request: GenerationRequest, *, run_id: str) -> None:
+    """Refuse, before the run is stored, a template version (the one this run gets) that does
+    not render with the brief and the brand's clauses: past the rendered-size cap, say. Plan
+    renders the same, with memory's notes on top (those give way when the prompt is long)."""
+    with db.session() as session:
+        brand_row = crud.get_brand(session, tenant=request.tenant, ref=request.brand)
+        if brand_row is None:  # check_request refused it; removed since: intake says so
+            return
+        brand = crud.brand_kit(brand_row)
+        template = resolve_template(
+            session, tenant=request.tenant, ref=request.template, request_id=run_id
+        )
+    compose(template, brand=brand, brief=request.brief, avoid=request.avoid, shifts=request.shifts)
+
+
+def final_refusal(error: BaseException) -> bool:
+    """Bad input or a policy refusal the graph raised: final for this run (a conflict, a lost
+    lease or an outage is not; those leave the run to be resumed)."""
+    return isinstance(error, BadInputError | RefusedError) and not isinstance(error, ConflictError)
+
+
+async def _end_refused(
+    graph: CompiledStateGraph[RunState, RunContext, RunInput, RunState],
+    ctx: RunContext,
+    *,
+    tenant: str,
+    run_id: str,
+    error: BaseException,
+) -> RunResult | None:
+    """End a run the graph stopped with bad input or a refusal (a template version rejected
+    in review, a template rendering past its cap, a brand removed meanwhile): ``refused``
+    with the error as its reason (``failed`` if it had made attempts), so it is never left
+    ``running``, and resuming it gives that result instead of failing again. A run that has
+    finished, or is not running, is left as it is."""
+    snapshot = await graph.aget_state(_config(run_id))
+    values = snapshot.values or {}
+    node = snapshot.next[0] if snapshot.next else "intake"
+    reason = str(error)
+    decision = Decision(node=node, action="refuse", reason=reason)
+    with ctx.db.session() as session:
+        row = crud.get_run(session, tenant=tenant, run_id=run_id)
+        if row is None or row.result is not None or row.status != "running":
+            return None
+    ctx.emit(run_id, node, "decision", decision.model_dump(mode="json"))
+    with ctx.db.session() as session:
+        row = crud.get_run(session, tenant=tenant, run_id=run_id)
+        if row is None or row.result is not None or row.status != "running":
+            return None
+        attempts = crud.list_attempts(session, run_id=run_id)
+        cost = round(sum(a.cost_usd for a in attempts), 6)
+        status: RunStatus = "failed" if attempts else "refused"
+        result = RunResult(
+            run_id=run_id,
+            status=status,
+            brand=row.brand_name,
+            brief=row.brief,
+            reason=reason,
+            attempts=len(attempts),
+            cost_usd=cost,
+            decisions=[*values.get("decisions", []), decision],
+        )
+        template = values.get("template")
+        crud.finish_run(
+            session,
+            run_id=run_id,
+            status=status,
+            reason=reason,
+            template_ref=template.ref if template is not None else row.template_ref,
+            cost_usd=cost,
+            attempt_count=len(attempts),
+            accepted_count=0,
+            result=result.model_dump(mode="json"),
+        )
+    return result
+
+
+async def _drive(
+    graph: CompiledStateGraph[RunState, RunContext, RunInput, RunState],
+    start: RunInput | None,
+    ctx: RunContext,
+    *,
+    settings: Settings,
+    saver: BaseCheckpointSaver[str],
+    tenant: str,
+    run_id: str,
+) -> None:
+    """Run the graph from ``start`` (None: from its checkpoint); bad input or a refusal it
+    raises ends the run (:func:`_end_refused`) and is raised on, for the caller's exit code
+    or problem."""
+    try:
+        await graph.ainvoke(start, _config(run_id), context=ctx)
+    except Exception as exc:
+        if final_refusal(exc):
+            ended = await _end_refused(graph, ctx, tenant=tenant, run_id=run_id, error=exc)
+            if ended is not None:
+                await _retain(saver, settings, ended)
+        raise
 
 
 _memory_cache: dict[str, BrandMemory] = {}
@@ -363,7 +486,8 @@ async def run_generation(
 ) -> RunResult:
     """Run the loop for one request to its end (or to a review wait) and return its result."""
     started = time.perf_counter()
-    check_request(db, request)
+    run_id = run_id or new_run_id()
+    check_request(db, request, run_id=run_id)
     # PII never reaches the runs table, the checkpoints, the trace, memory or a provider.
     request = redacted_request(request)
     ctx = build_context(
@@ -379,7 +503,6 @@ async def run_generation(
         writer=writer,
         image_moderator=image_moderator,
     )
-    run_id = run_id or new_run_id()
     with db.session() as session:
         brand = crud.get_brand(session, tenant=request.tenant, ref=request.brand)
         if brand is None:  # checked above; removed since
@@ -402,7 +525,15 @@ async def run_generation(
     ):
         log.info("run started", extra={"tenant": request.tenant, "brand": request.brand})
         graph = compile_graph(saver)
-        await graph.ainvoke({"run_id": run_id, "request": request}, _config(run_id), context=ctx)
+        await _drive(
+            graph,
+            {"run_id": run_id, "request": request},
+            ctx,
+            settings=settings,
+            saver=saver,
+            tenant=request.tenant,
+            run_id=run_id,
+        )
         result = await _settle(graph, db, tenant=request.tenant, run_id=run_id)
         await _retain(saver, settings, result)
         _log_result(result)
@@ -459,7 +590,9 @@ async def resume_run(
             start: RunInput | None = (
                 None if snapshot.values else {"run_id": run_id, "request": request}
             )
-            await graph.ainvoke(start, config, context=ctx)
+            await _drive(
+                graph, start, ctx, settings=settings, saver=saver, tenant=tenant, run_id=run_id
+            )
         result = await _settle(graph, db, tenant=tenant, run_id=run_id)
         await _retain(saver, settings, result)
         return _log_result(result)

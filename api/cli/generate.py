@@ -284,7 +284,7 @@ def generate(
         providers_as=REQUEST_FLAGS["providers"],
     )
     load_agent_policy()  # a malformed BRANDLOOP_AGENT_POLICY fails here, before the run starts
-    check_request(db, request)
+    check_request(db, request, run_id=run_id)
     try:
         if as_json:
             result = asyncio.run(

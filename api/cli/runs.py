@@ -23,6 +23,7 @@ from brandloop.api.cli.common import (
     settings,
     signing_stopped,
 )
+from brandloop.api.cli.generate import exit_code
 from brandloop.api.cli.tables import Column, Wide
 from brandloop.api.preview import thumbnail
 from brandloop.domain import Receipt
@@ -187,7 +188,11 @@ def resume(
     run_id: Annotated[str, typer.Argument()],
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Continue a run that was interrupted, from its last checkpoint, without paying twice."""
+    """Continue a run that was interrupted, from its last checkpoint, without paying twice.
+
+    A run that has finished is not run again: its result, with the exit code ``generate``
+    gives it (3 refused, 4 failed). A run its input stops (a template version rejected for it,
+    a render past the cap) ends ``refused`` with that reason: exit 2, the one line."""
     cfg = settings()
     try:
         result = asyncio.run(resume_run(run_id, settings=cfg, db=database(), tenant=cfg.tenant))
@@ -196,9 +201,13 @@ def resume(
     if as_json:
         print_json(result.model_dump(mode="json"))
     else:
+        why = f" ({result.reason})" if result.status in ("refused", "failed") else ""
         out.print(
-            f"{result.run_id} {result.status}: {len(result.images)} accepted, ${result.cost_usd:.3f}"
+            f"{result.run_id} {result.status}: {len(result.images)} accepted, "
+            f"${result.cost_usd:.3f}{why}",
+            markup=False,
         )
+    raise typer.Exit(exit_code(result))
 
 
 @runs_app.command("reproduce")

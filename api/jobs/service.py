@@ -161,6 +161,37 @@ def cancel_job_run(session: Session, job: JobRow, *, reason: str) -> RunRow:
     return run
 
 
+def refuse_job_run(session: Session, job: JobRow, *, reason: str) -> RunRow | None:
+    """Record the run of a job its runner refused before the run began (bad input found as it
+    started: a template version rejected for this run, a render past the cap): ``refused`` at
+    $0 with the reason, as a job cancelled while queued records its run, so the job's
+    ``links.run`` is a finished run and resuming it is a 409. A run already stored (the runner
+    ends its own, ``agent/runner.py``) is left as it is; None when there is none to record."""
+    if session.get(RunRow, job.run_id) is not None:
+        return None
+    request = job.request
+    brand = crud.get_brand(session, tenant=job.tenant, ref=str(request.get("brand", "")))
+    run = crud.create_run(
+        session,
+        run_id=job.run_id,
+        tenant=job.tenant,
+        brand_id=brand.id if brand is not None else None,
+        brand_name=brand.name if brand is not None else str(request.get("brand", "")),
+        brief=str(request.get("brief", "")),
+        request=request,
+        campaign_id=job.campaign_id,
+        thread_id=job.thread_id,
+    )
+    result = RunResult(
+        run_id=run.id, status="refused", brand=run.brand_name, brief=run.brief, reason=reason
+    )
+    run.status, run.reason, run.finished_at = "refused", reason, utcnow()
+    run.template_ref = str(request.get("template") or "")
+    run.result = result.model_dump(mode="json")
+    session.flush()
+    return run
+
+
 def submit(
     session: Session,
     *,

@@ -29,10 +29,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from brandloop.agent import review_claims
-from brandloop.agent.runner import finish_review, resume_run, run_generation
+from brandloop.agent.runner import final_refusal, finish_review, resume_run, run_generation
 from brandloop.api.jobs import store
 from brandloop.api.jobs.queue import InProcessQueue, JobQueue
-from brandloop.api.jobs.service import cancel_job_run, release_hold
+from brandloop.api.jobs.service import cancel_job_run, refuse_job_run, release_hold
 from brandloop.api.problems import status_for
 from brandloop.domain import GenerationRequest, RunResult, utcnow
 from brandloop.errors import BrandloopError, ConflictError, LeaseLostError, present
@@ -488,7 +488,10 @@ class WorkerPool:
             status, kind = status_for(exc)
             detail = str(exc) if status < 500 else "the run failed"
             await settled_in_thread(
-                self._fail, job_id, {"type": kind, "status": status, "detail": detail}
+                self._fail,
+                job_id,
+                {"type": kind, "status": status, "detail": detail},
+                final_refusal(exc),
             )
         except Exception:
             log.exception("job %s failed", job_id)
@@ -508,6 +511,8 @@ class WorkerPool:
         job.state, job.error, job.finished_at = state, error, utcnow()
         run = session.get(RunRow, job.run_id)
         job.cost_usd = run.cost_usd if run is not None else 0.0
+        if state == "failed" and job.result is None and run is not None and run.result is not None:
+            job.result = run.result  # a run ended on bad input: the job carries its status too
         release_hold(session, job)
 
     def _cancelled(self, job_id: str) -> None:
@@ -529,10 +534,15 @@ class WorkerPool:
             return
         self._finish(session, job, "cancelled", error=None)
 
-    def _fail(self, job_id: str, error: dict[str, Any]) -> None:
+    def _fail(self, job_id: str, error: dict[str, Any], refused: bool = False) -> None:
+        """The job failed with ``error``; ``refused``: on bad input or a refusal, which ends
+        its run too (the runner ends a run it stored; one refused before it began is recorded
+        here, ``refuse_job_run``), so the job carries the run's result."""
         with self.db.session() as session:
             job = session.get(JobRow, job_id)
             if job is not None:
+                if refused:
+                    refuse_job_run(session, job, reason=str(error["detail"]))
                 self._finish(session, job, "failed", error=error)
 
     def _succeed(self, job_id: str, result: RunResult) -> None:
