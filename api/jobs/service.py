@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Hashable
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -142,6 +142,16 @@ def cancel_job_run(session: Session, job: JobRow, *, reason: str) -> RunRow:
         if run.status == "cancelled":
             spend.abandon_calls(session, run_id=run.id)
         return run
+    run = _record_unbegun_run(session, job, status="cancelled", reason=reason)
+    session.flush()
+    return run
+
+
+def _record_unbegun_run(
+    session: Session, job: JobRow, *, status: Literal["cancelled", "refused"], reason: str
+) -> RunRow:
+    """The record of a job's run that never began, ended ``status`` at $0 with the job's brand,
+    brief, request, campaign and thread."""
     request = job.request
     brand = crud.get_brand(session, tenant=job.tenant, ref=str(request.get("brand", "")))
     run = crud.create_run(
@@ -155,9 +165,8 @@ def cancel_job_run(session: Session, job: JobRow, *, reason: str) -> RunRow:
         campaign_id=job.campaign_id,
         thread_id=job.thread_id,
     )
-    run.status, run.reason, run.finished_at = "cancelled", reason, utcnow()
+    run.status, run.reason, run.finished_at = status, reason, utcnow()
     run.template_ref = str(request.get("template") or "")
-    session.flush()
     return run
 
 
@@ -169,24 +178,10 @@ def refuse_job_run(session: Session, job: JobRow, *, reason: str) -> RunRow | No
     ends its own, ``agent/runner.py``) is left as it is; None when there is none to record."""
     if session.get(RunRow, job.run_id) is not None:
         return None
-    request = job.request
-    brand = crud.get_brand(session, tenant=job.tenant, ref=str(request.get("brand", "")))
-    run = crud.create_run(
-        session,
-        run_id=job.run_id,
-        tenant=job.tenant,
-        brand_id=brand.id if brand is not None else None,
-        brand_name=brand.name if brand is not None else str(request.get("brand", "")),
-        brief=str(request.get("brief", "")),
-        request=request,
-        campaign_id=job.campaign_id,
-        thread_id=job.thread_id,
-    )
+    run = _record_unbegun_run(session, job, status="refused", reason=reason)
     result = RunResult(
         run_id=run.id, status="refused", brand=run.brand_name, brief=run.brief, reason=reason
     )
-    run.status, run.reason, run.finished_at = "refused", reason, utcnow()
-    run.template_ref = str(request.get("template") or "")
     run.result = result.model_dump(mode="json")
     session.flush()
     return run
