@@ -12,7 +12,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from brandloop.agent.nodes.intake import redacted_request
-from brandloop.agent.runner import brand_run_policy, catalog_models, check_request, model_ladder
+from brandloop.agent.runner import (
+    brand_run_policy,
+    catalog_models,
+    check_rendering,
+    check_request,
+    model_ladder,
+    new_run_id,
+)
 from brandloop.api.auth import Principal
 from brandloop.api.jobs import store
 from brandloop.api.problems import ApiProblem
@@ -62,7 +69,9 @@ def job_public(row: JobRow) -> JobPublic:
 
 class TtlCache:
     """A small time-bounded memo for the submission hot path (the request checks are re-done by
-    the worker when the job runs, so a stale hit costs at most a job that fails at start)."""
+    the worker when the job runs, so a stale hit costs at most a job that fails at start). It
+    holds only verdicts that the request's own brief and run id do not change: the render is
+    checked for every request (:func:`submit`)."""
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
@@ -201,8 +210,15 @@ def submit(
 ) -> JobRow:
     """Check the request as the runner would, then store a queued job holding its budget
     against the daily quota (the caller commits). The job keeps the brief redacted as the
-    runner redacts it: personal data is never stored, not even in the queue."""
+    runner redacts it: personal data is never stored, not even in the queue.
+
+    The template is resolved and rendered as the job's run will resolve and render it: with
+    the run id the job gets (a label's split picks the version by it) and this request's
+    brief, avoid-list and shifts (``agent/runner.py`` :func:`check_rendering`, the check the
+    CLI makes before it stores a run). A version refused for that run (rejected in review) or
+    a render past the cap is bad input here (422), before the job or its quota hold exists."""
     request = redacted_request(request)
+    run_id = new_run_id()
     key = (
         settings.resolved_database_url,
         request.tenant,
@@ -222,6 +238,8 @@ def submit(
                 brand_run_policy(settings, db, request),
             )
         _checked.put(key, True)
+    # never cached: the verdict depends on the brief and on the run id (a split's pick)
+    check_rendering(db, request, run_id=run_id)
     if request.budget_usd is None:  # pin the budget the job was admitted with
         request = request.model_copy(update={"budget_usd": settings.default_budget_usd})
     job = store.create_job(
@@ -232,6 +250,7 @@ def submit(
         campaign_id=campaign_id,
         thread_id=thread_id,
         requested_by=principal.name,
+        run_id=run_id,
     )
     admit(
         session,

@@ -37,8 +37,10 @@ def create_job(
     campaign_id: str | None = None,
     thread_id: str | None = None,
     requested_by: str | None = None,
+    run_id: str | None = None,
 ) -> JobRow:
-    """A queued job; ``requested_by`` is the principal asking (run review compares it)."""
+    """A queued job; ``requested_by`` is the principal asking (run review compares it);
+    ``run_id`` is the id its run gets (the one its request was checked with), new if None."""
     job_id = new_id("job")
     row = JobRow(
         id=job_id,
@@ -46,7 +48,7 @@ def create_job(
         kind=kind,
         state="queued",
         request=request,
-        run_id="run_" + uuid.uuid4().hex[:16],
+        run_id=run_id or "run_" + uuid.uuid4().hex[:16],
         campaign_id=campaign_id,
         thread_id=thread_id,
         requested_by=requested_by,

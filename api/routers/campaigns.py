@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from brandloop.agent.budgets import set_budget
 from brandloop.agent.consistency import consistency
 from brandloop.agent.nodes.intake import redacted_request, redacted_text
-from brandloop.agent.runner import check_request
+from brandloop.agent.runner import check_request, new_run_id
 from brandloop.api.deps import Creator, PoolDep, ServiceDep, SessionDep, SettingsDep, Viewer
 from brandloop.api.jobs import store
 from brandloop.api.jobs.service import admit, job_public
@@ -132,6 +132,7 @@ def create_campaign(
     planned = [(i, asset, fmt) for i, asset in enumerate(body.assets) for fmt in asset.formats]
     share = round(body.budget_usd / len(planned), 6)
     requests = []
+    run_ids = []
     for _, asset, fmt in planned:  # check every asset before anything is stored
         shape = {"aspect_ratio": fmt} if ":" in fmt else {"size": fmt}
         request = domain_request(
@@ -142,7 +143,9 @@ def create_campaign(
             tenant=principal.tenant,
             **shape,
         )
-        check_request(service.db, request)
+        # rendered as its run will render it: with its brief and the run id its job gets
+        run_ids.append(new_run_id())
+        check_request(service.db, request, run_id=run_ids[-1])
         # redacted as the runner redacts it, before it is stored in the job or the plan
         requests.append(redacted_request(request))
     campaign = store.create_campaign(
@@ -170,7 +173,7 @@ def create_campaign(
         limit_usd=body.budget_usd,
     )
     plan: list[dict[str, Any]] = []
-    for (index, asset, fmt), request in zip(planned, requests, strict=True):
+    for (index, asset, fmt), request, run_id in zip(planned, requests, run_ids, strict=True):
         job = store.create_job(
             session,
             tenant=principal.tenant,
@@ -178,6 +181,7 @@ def create_campaign(
             request={**request.model_dump(mode="json"), "campaign_id": campaign.id},
             campaign_id=campaign.id,
             requested_by=principal.name,
+            run_id=run_id,
         )
         plan.append(
             {

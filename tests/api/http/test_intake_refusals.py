@@ -1,18 +1,24 @@
-"""A job whose template is refused as its run starts (a body rendering past the 20,000-character
-cap with the brief), over HTTP on SQLite and PostgreSQL: the job fails with ``bad-input`` 422 as
-before, and its run is ``refused`` with the reason (never left ``running``), so resuming it is a
-409; a run older code left ``running`` on such a template ends ``refused`` once resumed."""
+"""A request whose template is refused for its run (a body rendering past the 20,000-character
+cap with the brief, or a label's split sending its run id to such a version), over HTTP on
+SQLite and PostgreSQL: ``POST /v1/generations`` (and ``/v1/threads``, ``/v1/campaigns``) is a
+422 ``bad-input`` problem with nothing stored - no job, no run, no thread, no quota held -
+whatever a request before it with a shorter brief was told. A run older code left ``running`` on
+such a template ends ``refused`` once resumed, and its job fails as bad input."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
 from brandloop.agent.templates import pick_weighted
 from brandloop.domain import GenerationRequest
 from brandloop.registry import crud
 from brandloop.registry.db import Database
+from brandloop.registry.models import RunRow
+from brandloop.registry.models_money import SpendReservationRow
+from brandloop.registry.models_service import CampaignRow, JobRow, ThreadRow
 from tests.api.http.conftest import Keys, assert_problem, wait_job
 
 #: a brief of about 1,000 characters, within the brief's own limit
@@ -56,14 +62,125 @@ def _refused(client: TestClient, keys: Keys, job: dict[str, Any]) -> None:
     assert "refused" in assert_problem(again, 409, "conflict")["detail"]
 
 
-def test_a_render_past_the_cap_fails_the_job_and_ends_its_run_refused(
-    client: TestClient, keys: Keys, acme: dict[str, Any]
+def _stored(db: Database) -> dict[str, int]:
+    """How many jobs, runs, threads, campaigns and quota holds the registry has."""
+    with db.session() as session:
+        counts = {
+            name: session.scalar(select(func.count()).select_from(model)) or 0
+            for name, model in (
+                ("jobs", JobRow),
+                ("runs", RunRow),
+                ("threads", ThreadRow),
+                ("campaigns", CampaignRow),
+            )
+        }
+        counts["holds"] = (
+            session.scalar(select(func.count()).where(SpendReservationRow.kind == "admission")) or 0
+        )
+    return {name: int(count) for name, count in counts.items()}
+
+
+def _refused_at_post(answer: Any) -> None:
+    problem = assert_problem(answer, 422, "bad-input")
+    assert "template renders" in problem["detail"], problem
+    assert "the limit is 20000" in problem["detail"], problem
+
+
+def test_a_render_past_the_cap_is_refused_at_post_with_nothing_stored(
+    client: TestClient, keys: Keys, acme: dict[str, Any], db: Database
 ) -> None:
+    """The same brand and template with a short brief is accepted first: the long brief's
+    verdict is its own, not the one the short brief got."""
     _huge_template(client, keys)
-    answer = client.post("/v1/generations?wait=20", json=BODY, headers=keys["A", "creator"])
-    assert answer.status_code in (200, 202), answer.text
-    job = wait_job(client, answer.json()["id"], keys["A", "viewer"])
-    _refused(client, keys, job)
+    creator = keys["A", "creator"]
+    short = client.post(
+        "/v1/generations", json={**BODY, "brief": "a cup of coffee"}, headers=creator
+    )
+    assert short.status_code == 202, short.text
+    assert wait_job(client, short.json()["id"], keys["A", "viewer"])["state"] == "succeeded"
+    before = _stored(db)
+    _refused_at_post(client.post("/v1/generations?wait=20", json=BODY, headers=creator))
+    assert _stored(db) == before
+
+
+def test_a_split_label_refuses_at_post_each_request_whose_run_gets_the_version_past_the_cap(
+    client: TestClient, keys: Keys, acme: dict[str, Any], db: Database
+) -> None:
+    """``banner:exp`` splits 1:3 over a version the long brief renders within the cap and one
+    it renders past it. Each request is checked with the run id its job gets: a request is
+    accepted only if its run gets version 1, the others are 422 with nothing stored (a fixed
+    id for every request would accept all or refuse all)."""
+    creator, approver = keys["A", "creator"], keys["A", "approver"]
+    huge = " ".join(["{{ brief }}"] * 100) + " {{ palette_clause }}"
+    for body in ("{{ brief }}, {{ palette_clause }}", huge):
+        added = client.post(
+            "/v1/templates/banner/versions", json={"body": body, "message": "m"}, headers=creator
+        )
+        assert added.status_code == 201, added.text
+    weights = {"1": 1.0, "2": 3.0}
+    moved = client.put(
+        "/v1/templates/banner/labels/exp", json={"weights": weights}, headers=approver
+    )
+    assert moved.status_code == 200, moved.text
+    body = {**BODY, "template": "banner:exp"}
+    accepted, refused = [], 0
+    for _ in range(10):
+        before = _stored(db)
+        answer = client.post("/v1/generations", json=body, headers=creator)
+        if answer.status_code == 202:
+            assert pick_weighted(weights, answer.json()["run_id"]) == 1, answer.json()
+            accepted.append(answer.json()["id"])
+        else:
+            _refused_at_post(answer)
+            after = _stored(db)  # (the accepted jobs store their runs meanwhile)
+            assert (after["jobs"], after["holds"]) == (before["jobs"], before["holds"])
+            refused += 1
+    assert refused >= 1  # each request lands on version 2 with probability 3/4
+    for job_id in accepted:
+        job = wait_job(client, job_id, keys["A", "viewer"])
+        assert job["state"] == "succeeded", job
+
+
+def test_threads_and_campaigns_refuse_a_render_past_the_cap_at_post(
+    client: TestClient, keys: Keys, acme: dict[str, Any], db: Database
+) -> None:
+    """The default template's ``production`` label moved to an approved version the long brief
+    renders past the cap: a thread's first message and a campaign's asset are refused at POST,
+    and neither the thread nor the campaign is kept."""
+    creator, approver = keys["A", "creator"], keys["A", "approver"]
+    huge = " ".join(["{{ brief }}"] * 100) + " {{ palette_clause }}"
+    added = client.post(
+        "/v1/templates/brand-hero/versions", json={"body": huge, "message": "m"}, headers=creator
+    )
+    assert added.status_code == 201, added.text
+    version = added.json()["version"]
+    submitted = client.post(f"/v1/templates/brand-hero/versions/{version}/submit", headers=creator)
+    assert submitted.status_code == 200, submitted.text
+    approved = client.post(
+        f"/v1/templates/brand-hero/versions/{version}/review",
+        json={"decision": "approve", "note": "ok"},
+        headers=approver,
+    )
+    assert approved.status_code == 200, approved.text
+    moved = client.put(
+        "/v1/templates/brand-hero/labels/production",
+        json={"weights": {str(version): 1.0}},
+        headers=approver,
+    )
+    assert moved.status_code == 200, moved.text
+    before = _stored(db)
+    generation = {k: v for k, v in BODY.items() if k != "template"}
+    _refused_at_post(client.post("/v1/generations", json=generation, headers=creator))
+    thread = {"brand": "acme coffee", "title": "t", "message": LONG_BRIEF, "size": "128x128"}
+    _refused_at_post(client.post("/v1/threads", json=thread, headers=creator))
+    campaign = {
+        "name": "autumn",
+        "brand": "acme coffee",
+        "budget_usd": 0.1,
+        "assets": [{"brief": "a cup", "formats": ["128x128"]}, {"brief": LONG_BRIEF}],
+    }
+    _refused_at_post(client.post("/v1/campaigns", json=campaign, headers=creator))
+    assert _stored(db) == before
 
 
 def test_a_run_left_running_by_older_code_ends_refused_when_resumed(
