@@ -230,9 +230,7 @@ def list_(as_json: AsJson = False, wide: Wide = False) -> None:
                     "description": template.description,
                     "versions": len(versions),
                     "latest": _version_summary(versions[-1]) if versions else None,
-                    "labels": {
-                        r.label: r.weights for r in governance.labels(session, template=template)
-                    },
+                    "labels": governance.label_weights(session, template=template),
                 }
             )
     if as_json:
@@ -275,7 +273,7 @@ def show_document(ref: str, *, tenant: str) -> dict[str, Any]:
         if template is None:
             raise NotFoundError(f"template {match['name']!r} does not exist")
         versions = governance.versions(session, template=template)
-        labels = {r.label: r.weights for r in governance.labels(session, template=template)}
+        labels = governance.label_weights(session, template=template)
         if match["version"]:
             selected = [int(match["version"])]
         else:

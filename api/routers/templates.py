@@ -25,7 +25,7 @@ from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
 from brandloop.api.schemas import LabelUpdate, TemplateReviewDecision, TemplateVersionCreate
 from brandloop.domain import PromptTemplate, TemplateVersion
 from brandloop.registry import crud
-from brandloop.registry.models import TemplateLabelRow, TemplateRow, TemplateVersionRow
+from brandloop.registry.models import TemplateRow, TemplateVersionRow
 from brandloop.templates import governance
 from brandloop.templates.governance import GovernanceError, TemplateSpec
 from brandloop.tools.moderation.minors import template_screen
@@ -59,18 +59,8 @@ def template_public(session: Session, row: TemplateRow) -> PromptTemplate:
         .where(TemplateVersionRow.template_id == row.id)
         .order_by(TemplateVersionRow.version)
     )
-    labels = session.scalars(
-        select(TemplateLabelRow)
-        .where(TemplateLabelRow.template_id == row.id)
-        .order_by(TemplateLabelRow.label)
-    )
-    weights = {
-        label.label: {
-            str(int(k)): float(w)
-            for k, w in sorted(label.weights.items(), key=lambda kw: int(kw[0]))
-        }
-        for label in labels
-    }
+    # as runs use them: an entry older code left on a rejected version is not shown
+    weights = governance.label_weights(session, template=row)
     return PromptTemplate(
         name=row.name,
         description=row.description,

@@ -825,6 +825,25 @@ def move_label(
     return label_row
 
 
+def label_weights(session: Session, *, template: TemplateRow) -> dict[str, dict[str, float]]:
+    """Each label of ``template`` with its weights as runs use them, for every reader (CLI,
+    HTTP, studio): what rejecting the version would have left (:func:`_unlabel`). A label
+    stored before rejecting took versions out of labels may still name a rejected one; that
+    entry is left out (no run gets it), and a label with no weight above 0 left is left out
+    too. Other entries are shown as set, weights of 0 included, in version order."""
+    statuses = version_statuses(session, template=template)
+    shown: dict[str, dict[str, float]] = {}
+    for row in labels(session, template=template):
+        weights = {
+            str(int(k)): float(w)
+            for k, w in sorted(row.weights.items(), key=lambda kw: int(kw[0]))
+            if statuses.get(int(k), "rejected") not in UNUSABLE_STATUSES
+        }
+        if sum(weights.values()) > 0:
+            shown[row.label] = weights
+    return shown
+
+
 def labels(session: Session, *, template: TemplateRow) -> list[TemplateLabelRow]:
     return list(
         session.scalars(

@@ -199,3 +199,27 @@ def test_a_label_older_code_left_on_a_rejected_version_is_never_used(
     imported = _round_trip(capsys, tmp_path, monkeypatch, another_database_url)
     assert imported["labels"] == {"exp": {"1": 1.0}}
     assert "only-rejected" not in imported["file"]
+
+
+def test_templates_show_and_list_give_labels_older_code_left_as_runs_use_them(
+    capsys: pytest.CaptureFixture[str], settings: Settings, data_dir: Path
+) -> None:
+    """Labels older code left on the rejected @2: ``templates show`` and ``templates list``
+    (table and ``--json``) leave @2 out of the split and leave out the label that names only
+    @2, as the rejection itself would have left them; ``show NAME:exp`` selects @1 only."""
+    _two_versions_second_in_review(capsys)
+    ok(capsys, "templates", "submit", NAME, "2", "--as", "ana")
+    ok(capsys, "templates", "reject", NAME, "2", "--as", "lee", "--note", "off brand")
+    _label_as_older_code_left_it("exp", {"1": 3.0, "2": 1.0})
+    _label_as_older_code_left_it("only-rejected", {"2": 1.0})
+
+    shown = json.loads(ok(capsys, "templates", "show", f"{NAME}:exp", "--json"))
+    assert shown["labels"] == {"exp": {"1": 3.0}}
+    assert [v["version"] for v in shown["selected"]] == [1]
+    table = ok(capsys, "templates", "show", f"{NAME}@1")
+    assert "labels: exp->@1\n" in table and "only-rejected" not in table, table
+    listed = {t["name"]: t for t in json.loads(ok(capsys, "templates", "list", "--json"))}
+    assert listed[NAME]["labels"] == {"exp": {"1": 3.0}}
+    listing = ok(capsys, "templates", "list", "--wide")
+    (line,) = [row for row in listing.splitlines() if NAME in row]
+    assert "exp->@1 " in line and "@2=" not in line and "only-rejected" not in line, listing

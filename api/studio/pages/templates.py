@@ -101,7 +101,7 @@ def template_page(
         if a not in numbers or b not in numbers:
             raise StudioError(404, f"{name} has versions {', '.join(map(str, numbers))}")
         diff = side_by_side(session, tenant=user.tenant, name=name, v1=a, v2=b)
-    labels = {label.label: label.weights for label in template_labels(session, template=row)}
+    labels = public.label_weights  # as runs use them (governance.label_weights)
     context = {
         "title": f"Template {name}",
         "template": public,

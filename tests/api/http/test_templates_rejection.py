@@ -135,3 +135,39 @@ def test_a_generation_through_a_label_left_only_on_rejected_versions_is_refused(
         in (problem["detail"])
     )
     assert client.get("/v1/runs", headers=lee).json() == []
+
+
+def test_labels_older_code_left_on_a_rejected_version_read_as_runs_use_them(
+    client: TestClient, keys: Keys, db: Database
+) -> None:
+    """Labels older code left on the rejected @2 (stored straight into the registry, as that
+    code kept them): ``GET /v1/templates/rej-t`` and ``GET /v1/templates`` show each label as
+    runs use it - the split without @2, a label with nothing else left not at all - as the
+    rejection itself would have left them. The rows stay as stored."""
+    _, lee = _second_in_review(client, keys)
+    assert _reject(client, lee).status_code == 200
+    stored = {"exp": {"1": 3.0, "2": 1.0}, "old": {"2": 1.0}, "zero": {"1": 0.0, "2": 1.0}}
+    with db.session() as session:
+        template = crud.get_template(session, tenant="A", name="rej-t")
+        assert template is not None
+        for label, weights in stored.items():
+            crud.set_label(
+                session, template_id=template.id, label=label, weights=weights, actor="ana"
+            )
+    viewer = keys["A", "viewer"]
+    one = client.get(URL, headers=viewer)
+    assert one.status_code == 200, one.text
+    listed = client.get("/v1/templates", headers=viewer)
+    assert listed.status_code == 200, listed.text
+    (from_list,) = [t for t in listed.json() if t["name"] == "rej-t"]
+    for template in (one.json(), from_list):
+        assert template["labels"] == {"exp": 1}, template
+        assert template["label_weights"] == {"exp": {"1": 3.0}}, template
+    with db.session() as session:  # what is stored is not changed by reading it
+        template_row = crud.get_template(session, tenant="A", name="rej-t")
+        assert template_row is not None
+        rows = {
+            label: crud.get_label(session, template_id=template_row.id, label=label)
+            for label in stored
+        }
+        assert {k: dict(r.weights) for k, r in rows.items() if r is not None} == stored
