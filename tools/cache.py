@@ -4,9 +4,9 @@ generate looks a candidate up here before any provider call. The key covers ever
 decides the pixels: provider, model and its version, the rendered prompt and negative prompt,
 seed, size and params - and the seed the request named, so a request never gets an image made
 for another explicit seed (docs/agent.md, "Repeat work is free"). A hit costs nothing and is
-recorded on the attempt as a hit. Entries of a model whose catalog version changed, or of a
-template version that was retired or rejected, are invalid: lookups skip them and
-:func:`invalidate_stale` deletes them.
+recorded on the attempt as a hit. Entries of a model whose catalog version changed are invalid
+(:func:`invalidate_stale` deletes them), and so are those of a template version no run may use
+(rejected in review: ``governance.UNUSABLE_STATUSES``), which lookups skip and delete.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from sqlalchemy.orm import Session
 from brandloop.domain import Candidate, ModelSpec, utcnow
 from brandloop.registry.models import TemplateRow, TemplateVersionRow
 from brandloop.registry.models_agent import CacheEntryRow
+from brandloop.templates.governance import UNUSABLE_STATUSES
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "RETIRED_TEMPLATE_STATUSES",
     "CacheStats",
     "cache_key",
     "invalidate_stale",
@@ -40,8 +40,6 @@ __all__ = [
     "stats",
     "store",
 ]
-
-RETIRED_TEMPLATE_STATUSES = frozenset({"retired", "rejected"})
 
 
 def cache_key(
@@ -76,23 +74,23 @@ def cache_key(
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _template_retired(session: Session, *, tenant: str, template_ref: str) -> bool:
+def _template_unusable(session: Session, *, tenant: str, template_ref: str) -> bool:
+    """Whether no run may use the template version ``template_ref`` (``name@V``) any more: its
+    cached images are not served. Templates have no ``retired`` status; a version's metadata
+    is free-form notes for reviewers and says nothing about its use."""
     name, _, version = template_ref.partition("@")
     if not version.isdigit():
         return False
     row = session.execute(
-        select(TemplateVersionRow.status, TemplateVersionRow.meta)
+        select(TemplateVersionRow.status)
         .join(TemplateRow, TemplateRow.id == TemplateVersionRow.template_id)
         .where(
             TemplateRow.tenant == tenant,
             TemplateRow.name == name,
             TemplateVersionRow.version == int(version),
         )
-    ).first()
-    if row is None:
-        return False
-    status, meta = row
-    return status in RETIRED_TEMPLATE_STATUSES or bool((meta or {}).get("retired"))
+    ).scalar_one_or_none()
+    return row is not None and row in UNUSABLE_STATUSES
 
 
 def lookup(
@@ -102,7 +100,7 @@ def lookup(
     row = session.get(CacheEntryRow, key)
     if row is None or row.tenant != tenant:
         return None
-    if row.model_version != spec.version or _template_retired(
+    if row.model_version != spec.version or _template_unusable(
         session, tenant=tenant, template_ref=row.template_ref
     ):
         session.delete(row)
@@ -121,7 +119,7 @@ def present(session: Session, *, tenant: str, key: str, spec: ModelSpec) -> Cach
     row = session.get(CacheEntryRow, key)
     if row is None or row.tenant != tenant or row.model_version != spec.version:
         return None
-    if _template_retired(session, tenant=tenant, template_ref=row.template_ref):
+    if _template_unusable(session, tenant=tenant, template_ref=row.template_ref):
         return None
     return row
 
@@ -185,7 +183,8 @@ def invalidate_stale(session: Session, *, tenant: str, models: Sequence[ModelSpe
 
 
 def invalidate_template(session: Session, *, tenant: str, template_ref: str) -> int:
-    """Delete the entries rendered from one template version (call it when it is retired)."""
+    """Delete the entries rendered from one template version (one no run may use any more;
+    lookups skip and delete them one by one anyway)."""
     result = session.execute(
         delete(CacheEntryRow).where(
             CacheEntryRow.tenant == tenant, CacheEntryRow.template_ref == template_ref

@@ -1,5 +1,5 @@
 """The generation cache: an identical request is free and recorded as a hit; a new model
-version or a retired template version invalidates what was cached."""
+version or a rejected template version invalidates what was cached."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ async def test_a_new_model_version_invalidates_its_entries(
     assert stats.hits == 0
 
 
-async def test_a_retired_template_version_invalidates_its_entries(
+async def test_a_rejected_template_version_invalidates_its_entries(
     settings: Settings, db: Database, seed: int
 ) -> None:
     brand = add_acme(settings, db)
@@ -97,7 +97,7 @@ async def test_a_retired_template_version_invalidates_its_entries(
         assert entry is not None and entry.template_ref == "brand-hero@1"
         key = entry.key
         version = session.query(TemplateVersionRow).filter_by(version=1).one()
-        version.status = "retired"
+        version.status = "rejected"
     with db.session() as session:
         assert (
             generation_cache.lookup(
