@@ -25,7 +25,7 @@ from brandloop.policies.catalog import image_price
 from brandloop.registry import spend
 from brandloop.registry.db import Database
 from brandloop.registry.models_agent import BudgetRow
-from brandloop.registry.types import check_money, money
+from brandloop.registry.types import check_money, money, usd
 
 BudgetScope = Literal["tenant", "campaign"]
 #: reserved: make the call. billed: it was made and billed already (reuse what the registry
@@ -206,8 +206,8 @@ def _over_budget(
     left, label = min(limits)
     if amount_usd > left + spend.EPSILON:
         return (
-            f"remaining {label} budget ${max(left, 0.0):.3f} cannot pay for this call "
-            f"(${amount_usd:.3f} reserved before paying)"
+            f"remaining {label} budget {usd(max(left, 0.0))} cannot pay for this call "
+            f"({usd(amount_usd)} reserved before paying)"
         )
     return ""
 
@@ -241,8 +241,8 @@ class OutsideRunPayer:
             room = headroom(session, tenant=self.tenant, campaign_id=campaign_id)
         if room is not None and total_usd > room.remaining_usd + spend.EPSILON:
             raise BudgetExhaustedError(
-                f"remaining {room.label} ${max(room.remaining_usd, 0.0):.3f} cannot pay for "
-                f"{what} (${total_usd:.3f} at catalog prices); nothing was spent"
+                f"remaining {room.label} {usd(max(room.remaining_usd, 0.0))} cannot pay for "
+                f"{what} ({usd(total_usd)} at catalog prices); nothing was spent"
             )
         self._campaign_id, self._budget_usd = campaign_id, total_usd
         self._source_run_id = source_run_id

@@ -17,6 +17,7 @@ from brandloop.policies.scoring import ScoringPolicy
 from brandloop.providers import ImageProvider
 from brandloop.registry.crud import add_event
 from brandloop.registry.db import Database
+from brandloop.registry.types import usd
 from brandloop.tools.credentials import ContentSigner
 from brandloop.tools.moderation.hosted import HostedModerator
 from brandloop.tools.moderation.policy import ModerationPolicy, default_moderation_policy
@@ -96,7 +97,7 @@ class RunContext:
         if kind == "decision":  # the why of the run at INFO, provider calls too; the rest DEBUG
             log.info("%s: %s", payload.get("action"), payload.get("reason"), extra=ids)
         elif kind == "provider_call":
-            outcome = payload.get("error") or f"${payload.get('cost_usd', 0.0):.4f}"
+            outcome = payload.get("error") or usd(payload.get("cost_usd", 0.0))
             log.info("provider call %s: %s", payload.get("model"), outcome, extra=ids)
         else:
             log.debug("%s %s", node, kind, extra=ids)

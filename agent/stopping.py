@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from brandloop.agent.repairs import FixRate, rate_for
 from brandloop.agent.state import Repair
 from brandloop.registry.models import RunRow
+from brandloop.registry.types import usd
 
 #: What a repair nobody has judged yet is assumed to fix, worth two observations.
 REPAIR_PRIOR = 0.7
@@ -84,8 +85,8 @@ class Outlook:
         return (
             f"P(accept) for the next round on {self.model} is {self.p_accept:.2f}"
             + (f" (posterior mean adjusted by {parts})" if parts else "")
-            + f": expected ${self.expected_cost:.3f} per accepted image, above the cap of "
-            f"${self.cap:.3f} ({self.cap_source})"
+            + f": expected {usd(self.expected_cost)} per accepted image, above the cap of "
+            f"{usd(self.cap)} ({self.cap_source})"
         )
 
 

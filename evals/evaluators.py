@@ -29,6 +29,7 @@ from brandloop.evals.models import (
     NoPii,
     RefusedAtIntake,
 )
+from brandloop.registry.types import usd
 
 
 class Evaluator(Protocol):
@@ -175,7 +176,7 @@ def max_cost(
         assertion,
         result.cost_usd,
         assertion.max_usd,
-        lambda op: f"cost ${result.cost_usd:.3f} {op} ${assertion.max_usd:.3f}",
+        lambda op: f"cost {usd(result.cost_usd)} {op} {usd(assertion.max_usd)}",
         slack=1e-9,
     )
 

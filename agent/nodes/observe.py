@@ -20,6 +20,7 @@ from brandloop.agent.state import RunState
 from brandloop.domain import Attempt, Decision
 from brandloop.policies.catalog import image_price
 from brandloop.registry import crud
+from brandloop.registry.types import usd
 from brandloop.tools.providers.resilience import circuit_open
 
 
@@ -121,7 +122,7 @@ async def observe(state: RunState, runtime: Runtime[RunContext]) -> dict[str, An
         decisions = [Decision(node="observe", action="stop_iterations", reason=reason)]
         update.update(reason=reason, stop_cause="iterations")
     elif ctx.budget_usd - spent + 1e-9 < cheapest:
-        reason = f"budget spent (${spent:.3f} of ${ctx.budget_usd:.3f}) with {len(accepted)} of {request.count} accepted"
+        reason = f"budget spent ({usd(spent)} of {usd(ctx.budget_usd)}) with {len(accepted)} of {request.count} accepted"
         decisions = [Decision(node="observe", action="stop_budget", reason=reason)]
         update.update(reason=reason, stop_cause="budget")
     else:

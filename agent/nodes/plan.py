@@ -35,6 +35,7 @@ from brandloop.agent.state import RunState
 from brandloop.agent.stopping import COST_WINDOW, Outlook, cost_per_accepted_image, outlook
 from brandloop.domain import Candidate, Decision, ModelSpec, StopCause
 from brandloop.policies.catalog import image_price
+from brandloop.registry.types import usd
 from brandloop.tools import cache as generation_cache
 from brandloop.tools.composer import compose
 from brandloop.tools.moderation.explain import explain
@@ -323,13 +324,13 @@ def _outlook(
     if usual is not None:
         cap = multiple * usual
         source = (
-            f"{multiple:g}× the brand's ${usual:.3f} per accepted image over its latest (up to "
+            f"{multiple:g}× the brand's {usd(usual)} per accepted image over its latest (up to "
             f"{COST_WINDOW}) finished paid runs"
         )
     else:
         # no paid run of the brand accepted anything yet: the catalog's own claim is the bar
         ideal = min(price[a.key] / max(a.model.quality_baseline, 1e-6) for a in options)
-        cap, source = multiple * ideal, f"{multiple:g}× the catalog's best ${ideal:.3f}, no history"
+        cap, source = multiple * ideal, f"{multiple:g}× the catalog's best {usd(ideal)}, no history"
     repairs = state.get("repairs", [])
     return outlook(
         model=best.key,
@@ -398,8 +399,8 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             ctx,
             state,
             iteration,
-            f"remaining {budget_label} ${max(remaining, 0.0):.3f} cannot pay for one "
-            f"{cheapest.key} image (${price[cheapest.key]:.3f})",
+            f"remaining {budget_label} {usd(max(remaining, 0.0))} cannot pay for one "
+            f"{cheapest.key} image ({usd(price[cheapest.key])})",
         )
 
     if iteration > 1:
@@ -571,7 +572,7 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     cost = sum(price[arm.key] for arm in planned)
     short = " (budget allows only these)" if count < needed else ""
     reason = (
-        f"round {iteration}: {spread} (${cost:.3f}, {budget_label} left ${remaining:.3f}){short}; "
+        f"round {iteration}: {spread} ({usd(cost)}, {budget_label} left {usd(remaining)}){short}; "
         f"bandit over {', '.join(a.key for a in affordable)}, {explored} exploring; "
         f"palette emphasis {emphasis}"
         + (f"; modifiers: {', '.join(modifiers)}" if modifiers else "")

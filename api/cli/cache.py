@@ -10,6 +10,7 @@ from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, out, print_json, settings
 from brandloop.api.cli.tables import Column
+from brandloop.registry.types import usd
 from brandloop.tools import cache as generation_cache
 
 cache_app = typer.Typer(help="The generation cache: stats and purge.", no_args_is_help=True)
@@ -32,7 +33,7 @@ def stats(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
             }
         )
         return
-    title = f"Generation cache: {found.entries} entries, {found.hits} hits, ${found.saved_usd:.3f} saved"
+    title = f"Generation cache: {found.entries} entries, {found.hits} hits, {usd(found.saved_usd)} saved"
     columns = (
         Column("model"),
         Column("entries", justify="right"),
@@ -40,7 +41,7 @@ def stats(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         Column("saved", justify="right"),
     )
     rows = [
-        (model, str(row["entries"]), str(row["hits"]), f"${row['saved_usd']:.3f}")
+        (model, str(row["entries"]), str(row["hits"]), usd(row["saved_usd"]))
         for model, row in found.by_model.items()
     ]
     tables.show(out, title, columns, rows)

@@ -25,7 +25,7 @@ from brandloop.api.cli.generate import EXIT_BY_STATUS
 from brandloop.api.cli.tables import Column, Wide
 from brandloop.domain import campaign_id_problem
 from brandloop.errors import BadInputError, ProvidersUnavailableError
-from brandloop.registry.types import MONEY_DECIMALS, money
+from brandloop.registry.types import usd
 from brandloop.tools.moderation.pii import find_pii
 from brandloop.tools.moderation.policy import default_moderation_policy
 
@@ -45,14 +45,6 @@ ASSET_COLUMNS = (
     Column("note", text=True),
     Column("run", wide=True),
 )
-
-
-def _usd(value: float, places: int = 3) -> str:
-    """``value`` in dollars with at least ``places`` decimals and as many more as it needs, up
-    to the micro-dollar the ledger keeps: a limit of $0.005 prints $0.005, never $0.01."""
-    exact = f"{money(value):.{MONEY_DECIMALS}f}".rstrip("0")
-    decimals = max(places, len(exact.partition(".")[2]))
-    return f"${money(value):.{decimals}f}"
 
 
 #: With nothing accepted, the code of the first of these that some asset ended with.
@@ -95,7 +87,7 @@ def _render(report: CampaignReport, *, wide: bool = False) -> None:
             Text(row.status, style=colours.get(row.status, "red")),
             f"{row.accepted}/{row.wanted}",
             _preview(row),
-            _usd(row.cost_usd),
+            usd(row.cost_usd),
             "" if row.status == "succeeded" else row.reason,
             row.run_id,
         )
@@ -103,7 +95,7 @@ def _render(report: CampaignReport, *, wide: bool = False) -> None:
     ]
     title = f"Campaign {report.campaign_id} ({report.brand})"
     tables.show(out, title, ASSET_COLUMNS, rows, wide=wide)
-    budget = f" of {_usd(report.budget_usd, 2)}" if report.budget_usd is not None else ""
+    budget = f" of {usd(report.budget_usd, 2)}" if report.budget_usd is not None else ""
     if report.palette_spread is None or report.descriptor_spread is None:
         spread = "consistency not measured (fewer than two accepted images)"
     else:
@@ -112,7 +104,7 @@ def _render(report: CampaignReport, *, wide: bool = False) -> None:
             f"{report.descriptor_spread:.2f} ΔE (lower is more consistent)"
         )
     out.print(
-        f"{report.accepted}/{report.wanted} accepted, {_usd(report.cost_usd)}{budget}; "
+        f"{report.accepted}/{report.wanted} accepted, {usd(report.cost_usd)}{budget}; "
         f"{spread}; memory {'on' if report.memory else 'off'}"
     )
 
@@ -181,7 +173,7 @@ def run(
                 Text.assemble(
                     (row.asset, "bold"),
                     f" {row.size}: {row.status}, {row.accepted}/{row.wanted}{preview}, "
-                    f"{_usd(row.cost_usd)}",
+                    f"{usd(row.cost_usd)}",
                 )
             )
 
@@ -201,8 +193,8 @@ def run(
     _render(report, wide=wide)
     if spec.budget_usd is not None and report.budget_usd != spec.budget_usd:
         out.print(
-            f"the campaign's limit {_usd(report.budget_usd or 0.0, 2)} (set with `campaign "
-            f"budget` or an earlier run) is tighter than the file's {_usd(spec.budget_usd, 2)}: "
+            f"the campaign's limit {usd(report.budget_usd or 0.0, 2)} (set with `campaign "
+            f"budget` or an earlier run) is tighter than the file's {usd(spec.budget_usd, 2)}: "
             "it applied"
         )
     raise typer.Exit(exit_code(report))
@@ -251,4 +243,4 @@ def budget(
     if as_json:  # money to the micro-dollar, as stored (brandloop.registry.types.money)
         print_json({"scope": scope, "id": scope_id, "limit_usd": limit, "spent_usd": used})
     else:
-        out.print(f"{scope} {scope_id}: limit {_usd(limit, 2)}, spent so far {_usd(used)}")
+        out.print(f"{scope} {scope_id}: limit {usd(limit, 2)}, spent so far {usd(used)}")

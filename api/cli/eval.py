@@ -30,6 +30,7 @@ from brandloop.evals.stats import (
     check_baseline_overlap,
     compare_baseline,
 )
+from brandloop.registry.types import usd
 
 eval_app = typer.Typer(
     help="Offline evals: suites, A/B comparisons, baselines.", no_args_is_help=True
@@ -101,7 +102,7 @@ def _print_summary(run: EvalRun, baseline: BaselineReport | None, *, wide: bool 
             f"{s.pass_rate:.1%} ({s.passed}/{s.executions})",
             Text("pass", style="green") if gates[name] else Text("FAIL", style="red"),
             str(s.accepted_images),
-            "–" if s.cost_per_accepted_usd is None else f"${s.cost_per_accepted_usd:.3f}",
+            "–" if s.cost_per_accepted_usd is None else usd(s.cost_per_accepted_usd),
             f"{s.latency_p95_ms:.0f}",
             f"{s.attempts_mean:.2f}",
             f"{s.latency_p50_ms:.0f}",

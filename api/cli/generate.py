@@ -48,6 +48,7 @@ from brandloop.errors import BadInputError, ProvidersUnavailableError, present
 from brandloop.policies.agent import load_agent_policy
 from brandloop.policy_files import describe_validation_error
 from brandloop.registry import crud
+from brandloop.registry.types import usd
 from brandloop.tools.credentials import CredentialReport, SigningError, production_signer
 
 
@@ -135,7 +136,7 @@ def _pending(run_id: str) -> list[tuple[str, ...]]:
                 a.id.split("-", 1)[-1],
                 a.model,
                 f"{a.composite:.2f}" if a.composite is not None else "-",
-                f"${a.cost_usd:.3f}",
+                usd(a.cost_usd),
                 str(a.seed_returned if a.seed_returned is not None else a.seed_requested),
                 (a.artifact_sha256 or "")[:12],
             )
@@ -158,7 +159,7 @@ def _render(result: RunResult, credentials: list[CredentialReport], *, wide: boo
             (result.run_id, "bold"),
             "  ",
             (result.status, colour),
-            f"  {accepted}, {result.attempts} attempts, ${result.cost_usd:.3f}",
+            f"  {accepted}, {result.attempts} attempts, {usd(result.cost_usd)}",
         )
     )
     if result.reason:
@@ -174,7 +175,7 @@ def _render(result: RunResult, credentials: list[CredentialReport], *, wide: boo
                 image.model,
                 Text("preview", style="yellow") if image.preview else "no",
                 f"{image.composite:.2f}",
-                f"${image.cost_usd:.3f}",
+                usd(image.cost_usd),
                 str(image.seed),
                 *(
                     f"{image.scores.get(name, 0.0):.2f}"

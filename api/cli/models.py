@@ -13,6 +13,7 @@ from brandloop.api.cli.common import database, err, out, print_json, settings
 from brandloop.api.cli.tables import Column, Wide, show
 from brandloop.domain import ModelSpec
 from brandloop.policies.catalog import configured_providers, model_views
+from brandloop.registry.types import usd
 
 
 def _shapes(model: ModelSpec) -> str:
@@ -24,8 +25,8 @@ def _shapes(model: ModelSpec) -> str:
 def _price(model: ModelSpec) -> str:
     prices = sorted(model.prices.values())
     if len(prices) > 1 and prices[0] != prices[-1]:
-        return f"${prices[0]:.3f}-{prices[-1]:.3f}"
-    return f"${model.price_per_image_usd:.3f}"
+        return f"{usd(prices[0])}-{usd(prices[-1]).removeprefix('$')}"
+    return usd(model.price_per_image_usd)
 
 
 MODEL_COLUMNS = (

@@ -16,6 +16,7 @@ from brandloop.api.cli.common import database, out, print_json, settings, signin
 from brandloop.api.cli.tables import Column
 from brandloop.errors import ConflictError, NotFoundError
 from brandloop.registry import crud
+from brandloop.registry.types import usd
 from brandloop.tools.credentials import SigningError
 
 review_app = typer.Typer(help="Human review of runs that wait for it.", no_args_is_help=True)
@@ -49,7 +50,7 @@ def _decide(run_id: str, decision: Literal["approve", "reject"], note: str, as_j
         print_json(result.model_dump(mode="json"))
     else:
         out.print(
-            f"{result.run_id} {result.status}: {len(result.images)} delivered, ${result.cost_usd:.3f}. {result.reason}"
+            f"{result.run_id} {result.status}: {len(result.images)} delivered, {usd(result.cost_usd)}. {result.reason}"
         )
 
 

@@ -29,6 +29,7 @@ from brandloop.api.preview import thumbnail
 from brandloop.domain import Receipt
 from brandloop.errors import NotFoundError
 from brandloop.registry import crud
+from brandloop.registry.types import usd
 from brandloop.tools.credentials import SigningError
 from brandloop.views import SHA256, RunTrace, TraceEvent, find_run, run_view
 
@@ -90,7 +91,7 @@ def list_(
             r.run_id,
             r.status,
             str(r.accepted),
-            f"${r.cost_usd:.3f}",
+            usd(r.cost_usd),
             r.brand,
             r.brief,
             str(r.attempts),
@@ -120,7 +121,7 @@ def show(
     )
     out.print(f"brief: {run.brief}")
     out.print(
-        f"{run.accepted} accepted of {run.attempts} attempts, ${run.cost_usd:.3f}. {run.reason}"
+        f"{run.accepted} accepted of {run.attempts} attempts, {usd(run.cost_usd)}. {run.reason}"
     )
     trace_columns = (
         Column("#", justify="right"),
@@ -136,7 +137,7 @@ def show(
             Text.assemble(a.model, (" preview", "yellow")) if a.preview else a.model,
             a.outcome,
             f"{a.composite:.2f}" if a.composite is not None else "-",
-            f"${a.cost_usd:.3f}",
+            usd(a.cost_usd),
             f"{a.seed_requested}/{a.seed_returned}",
             " ".join(f"{k}={v:.2f}" for k, v in a.scores.items()) or (a.error or ""),
         )
@@ -175,7 +176,7 @@ def _print_lineage(receipts: list[Receipt]) -> None:
             ("params", json.dumps(receipt.params, sort_keys=True)),
             ("scores", f"composite {receipt.composite:.3f}  {scores}"),
             ("moderation", verdicts or "-"),
-            ("cost", f"${receipt.cost_usd:.3f}"),
+            ("cost", usd(receipt.cost_usd)),
             ("prompt", receipt.prompt),
             ("negative", receipt.negative_prompt or "-"),
             ("raw image", receipt.source_sha256 or "-"),
@@ -204,7 +205,7 @@ def resume(
         why = f" ({result.reason})" if result.status in ("refused", "failed") else ""
         out.print(
             f"{result.run_id} {result.status}: {len(result.images)} accepted, "
-            f"${result.cost_usd:.3f}{why}",
+            f"{usd(result.cost_usd)}{why}",
             markup=False,
         )
     raise typer.Exit(exit_code(result))
@@ -274,7 +275,7 @@ def reproduce(
     tables.show(out, title, columns, rows, wide=wide)
     out.print(
         f"perceptually identical = pHash distance <= {PHASH_IDENTICAL_DISTANCE} of 64 bits; "
-        f"reproduction cost ${result.cost_usd:.3f}"
+        f"reproduction cost {usd(result.cost_usd)}"
     )
 
 

@@ -15,6 +15,7 @@ from rich.table import Table
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, out, print_json, settings
 from brandloop.registry import spend
+from brandloop.registry.types import usd
 
 spend_app = typer.Typer(
     help="The spend ledger: calls of unknown outcome, and reconciling them.", no_args_is_help=True
@@ -50,7 +51,7 @@ def unknown(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
             str(row["id"]),
             str(row["run_id"]),
             str(row["model"]),
-            f"${row['reserved_usd']:.3f}",
+            usd(float(row["reserved_usd"] or 0.0)),
             str(row["created_at"]),
         )
     out.print(table)
@@ -75,4 +76,4 @@ def reconcile(
     if as_json:
         print_json({"id": reservation, "state": state, "charged_usd": billed})
     else:
-        out.print(f"{reservation}: {state}, ${billed or 0.0:.3f}")
+        out.print(f"{reservation}: {state}, {usd(billed or 0.0)}")

@@ -23,6 +23,7 @@ from brandloop.api.cli.tables import Column, Wide
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.registry import crud
 from brandloop.registry.models import TemplateRow, TemplateVersionRow
+from brandloop.registry.types import usd
 from brandloop.templates import files, governance
 from brandloop.templates.sandbox import KNOWN_VARIABLES
 from brandloop.templates.stats import stats_document
@@ -395,7 +396,7 @@ def stats(name: Name, as_json: AsJson = False, wide: Wide = False) -> None:
             str(v["accepted"]),
             "-" if v["acceptance_rate"] is None else f"{v['acceptance_rate']:.0%}",
             "-" if v["mean_composite"] is None else f"{v['mean_composite']:.3f}",
-            "-" if v["cost_per_accepted_usd"] is None else f"${v['cost_per_accepted_usd']:.3f}",
+            "-" if v["cost_per_accepted_usd"] is None else usd(v["cost_per_accepted_usd"]),
             str(v["runs"]),
             str(v["attempts"]),
         )

@@ -45,6 +45,7 @@ from brandloop.api.schemas import (
 from brandloop.registry import crud
 from brandloop.registry.models import RunRow
 from brandloop.registry.models_service import JobRow, ThreadMessageRow, ThreadRow
+from brandloop.registry.types import usd
 from brandloop.tools.moderation.minors import AUDIT_ACTION, audit_detail, minors_line
 
 router = APIRouter(prefix="/threads", tags=["threads"], responses=PROBLEM_RESPONSES)
@@ -237,7 +238,7 @@ def _reply(job: JobRow | None) -> str | None:
     if result.get("clarification"):  # the brand's conflict policy asks before spending
         return str(result["clarification"])
     images = result.get("images", [])
-    text = f"{result.get('status')}: {len(images)} image(s), ${result.get('cost_usd', 0):.3f}"
+    text = f"{result.get('status')}: {len(images)} image(s), {usd(result.get('cost_usd', 0))}"
     return f"{text}. {result['reason']}" if result.get("reason") else text
 
 

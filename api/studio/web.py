@@ -29,6 +29,7 @@ from brandloop.api.deps import Service
 from brandloop.api.problems import ApiProblem, status_for
 from brandloop.api.studio.sessions import StudioUser, session_user
 from brandloop.errors import BrandloopError
+from brandloop.registry.types import usd
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -60,7 +61,7 @@ env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-env.filters["usd"] = lambda value: f"${float(value or 0):.3f}"
+env.filters["usd"] = lambda value: usd(float(value or 0))
 env.filters["pct"] = lambda value: "not measured" if value is None else f"{float(value):.0%}"
 env.filters["short"] = lambda value, n=12: str(value)[:n]
 

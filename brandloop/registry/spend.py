@@ -38,7 +38,7 @@ from brandloop.registry.crud import audit
 from brandloop.registry.models import AttemptRow, RunRow
 from brandloop.registry.models_money import SpendLockRow, SpendReservationRow
 from brandloop.registry.models_service import JobRow
-from brandloop.registry.types import check_money, money
+from brandloop.registry.types import check_money, money, usd
 from brandloop.registry.write_lock import sqlite_write_lock
 
 ReservationState = Literal["held", "settled", "released", "unknown"]
@@ -68,8 +68,8 @@ class QuotaExceededError(BudgetExhaustedError):
 
     def __init__(self, *, tenant: str, used: float, quota: float, wanted: float) -> None:
         super().__init__(
-            f"tenant {tenant!r} has spent or reserved ${used:.2f} today of its ${quota:.2f} "
-            f"daily quota; this request may spend up to ${wanted:.2f}"
+            f"tenant {tenant!r} has spent or reserved {usd(used, 2)} today of its {usd(quota, 2)} "
+            f"daily quota; this request may spend up to {usd(wanted, 2)}"
         )
         self.used, self.quota, self.wanted = used, quota, wanted
 

@@ -30,6 +30,7 @@ __all__ = [
     "Timestamp",
     "check_money",
     "money",
+    "usd",
 ]
 
 MONEY_PRECISION = 24
@@ -47,6 +48,16 @@ def money(value: float) -> float:
     """``value`` in dollars to the micro-dollar (:data:`MONEY_DECIMALS`): what the CLI's JSON,
     the API's answers and every budget check see of a sum of stored amounts."""
     return round(float(value), MONEY_DECIMALS)
+
+
+def usd(value: float, places: int = 3) -> str:
+    """``value`` as people read it everywhere (CLI tables and lines, run reasons, the studio):
+    dollars with at least ``places`` decimals and as many more as it needs, up to the
+    micro-dollar the ledger keeps, so an amount prints exactly - $0.0125 is $0.0125, never
+    $0.013, and a limit of $0.005 with 2 places $0.005, never $0.01. JSON keeps numbers."""
+    exact = f"{money(value):.{MONEY_DECIMALS}f}".rstrip("0")
+    decimals = max(places, len(exact.partition(".")[2]))
+    return f"${money(value):.{decimals}f}"
 
 
 def check_money(value: float, what: str) -> float:

@@ -21,6 +21,7 @@ from brandloop.evals.reports.document import (
 )
 from brandloop.evals.runner import EvalRun
 from brandloop.evals.stats import MIN_PAIRS, BaselineReport, Comparison, TargetSummary
+from brandloop.registry.types import usd
 
 PALETTE = ["#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2"]
 CHART_SIGNALS = ["composite", "palette", "sharpness", "exposure"]
@@ -120,15 +121,10 @@ def _summary_table(table: dict[str, TargetSummary], gates: dict[str, bool], gate
             ],
         ),
         ("accepted images", [str(table[n].accepted_images) for n in names]),
-        ("cost total", [f"${table[n].cost_usd:.3f}" for n in names]),
+        ("cost total", [usd(table[n].cost_usd) for n in names]),
         (
             "cost per accepted image",
-            [
-                ("$" + _fmt(table[n].cost_per_accepted_usd))
-                if table[n].cost_per_accepted_usd is not None
-                else "–"
-                for n in names
-            ],
+            ["–" if (per := table[n].cost_per_accepted_usd) is None else usd(per) for n in names],
         ),
         (
             "attempts per case (mean)",
@@ -307,7 +303,7 @@ def _attempt_figure(run_dir: Path, anchor: str, attempt: AttemptRecord) -> str:
     signals = " ".join(f"{k[:5]} {v:.2f}" for k, v in sorted(attempt.signals.items()))
     caption = (
         f"<b>{escape(attempt.outcome)}</b> · {escape(attempt.model)}<br>"
-        f"composite {_fmt(attempt.composite, 2)} · ${attempt.cost_usd:.3f}"
+        f"composite {_fmt(attempt.composite, 2)} · {usd(attempt.cost_usd)}"
         + (" · cache" if attempt.cache_hit else "")
         + (f"<br>{escape(signals)}" if signals else "")
         + f'<br><a href="#{anchor}">receipt</a>'
@@ -325,7 +321,7 @@ def _cell(run_dir: Path, result: CaseResult | None, receipts: list[str], repeat_
     head = (
         f"<h4>{repeat_label}{_badge('PASS' if result.passed else 'FAIL', status_cls)} "
         f"{_badge(result.status, 'neutral')} score {result.score:.2f} · "
-        f"{result.accepted} accepted · {len(result.attempts)} attempts · ${result.cost_usd:.3f} · "
+        f"{result.accepted} accepted · {len(result.attempts)} attempts · {usd(result.cost_usd)} · "
         f"{result.latency_ms:.0f} ms</h4>"
     )
     notes = ""
