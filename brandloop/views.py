@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field, JsonValue
-from sqlalchemy import Row
+from sqlalchemy import Connection, Row
 from sqlalchemy.orm import Session
 
 from brandloop.domain import (
@@ -30,7 +30,7 @@ from brandloop.domain import (
     RunStatus,
 )
 from brandloop.providers import PREVIEW_PROVIDER
-from brandloop.registry import crud
+from brandloop.registry import crud, spend
 from brandloop.registry.models import AttemptRow, BrandRow, RunEventRow, RunRow
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -47,7 +47,10 @@ class RunView(BaseModel):
     template: str = Field(description="template name@version the run used")
     campaign_id: str | None
     thread_id: str | None
-    cost_usd: float
+    cost_usd: float = Field(
+        description="what the run has cost; while it has not finished, so far: its attempts "
+        "and each call in flight at what the spend ledger holds for it (as GET /v1/costs)"
+    )
     attempts: int
     accepted: int
     request: GenerationRequest
@@ -121,7 +124,6 @@ _RUN_AS_STORED = (
     "reason",
     "campaign_id",
     "thread_id",
-    "cost_usd",
     "created_at",
     "finished_at",
 )
@@ -154,9 +156,9 @@ def brand_view(row: BrandRow) -> BrandView:
     )
 
 
-def run_view(row: RunRow | Row[Any]) -> RunView:
+def run_view(bind: Session | Connection, row: RunRow | Row[Any]) -> RunView:
     """The run as the API and the CLI show it, from its mapped row or a plain row of the same
-    columns (``crud.read_run``)."""
+    columns (``crud.read_run``); its cost is :func:`cost_so_far`."""
     return RunView(
         **{name: getattr(row, name) for name in _RUN_AS_STORED},
         run_id=row.id,
@@ -166,7 +168,20 @@ def run_view(row: RunRow | Row[Any]) -> RunView:
         accepted=row.accepted_count,
         request=GenerationRequest.model_validate(row.request),
         images=[AcceptedImage.model_validate(i) for i in (row.result or {}).get("images", [])],
+        cost_usd=cost_so_far(bind, row),
     )
+
+
+def cost_so_far(bind: Session | Connection, row: RunRow | Row[Any]) -> float:
+    """What the run has cost. Once it has finished, its ``cost_usd`` (kept by whoever ends it,
+    and by reconciling its calls); before that (running, waiting for review, or left running by
+    a process that stopped) its row holds $0 or what it had spent when it stopped for review,
+    so it is read as ``GET /v1/costs`` counts it: its attempts, plus its calls in flight at what
+    the ledger holds for them (``spend.run_cost``: one statement, through indexes). A finished
+    run costs no read."""
+    if row.finished_at is not None:
+        return float(row.cost_usd)
+    return spend.run_cost(bind, run_id=row.id)
 
 
 #: the fields of an attempt's view that are its row's columns as they are
@@ -218,7 +233,7 @@ def run_receipts(session: Session, *, run: RunRow) -> list[Receipt]:
 def run_trace(session: Session, *, run: RunRow) -> RunTrace:
     versions = {m.id: m.version for m in crud.list_models(session)}
     return RunTrace(
-        run=run_view(run),
+        run=run_view(session, run),
         attempts=[
             attempt_view(a, model_version=versions.get(a.model))
             for a in crud.list_attempts(session, run_id=run.id)

@@ -72,7 +72,9 @@ def list_(
     """The most recent runs."""
     cfg = settings()
     with database().session() as session:
-        rows = [run_view(r) for r in crud.list_runs(session, tenant=cfg.tenant, limit=limit)]
+        rows = [
+            run_view(session, r) for r in crud.list_runs(session, tenant=cfg.tenant, limit=limit)
+        ]
     if as_json:
         print_json([r.model_dump(mode="json") for r in rows])
         return

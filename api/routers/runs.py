@@ -76,7 +76,7 @@ def list_runs(
         brand=brand, status=status, template=template, model=model, since=since, until=until
     )
     rows = crud.list_runs(session, tenant=principal.tenant, limit=limit, offset=offset, where=where)
-    return [linked(run_view(r)) for r in rows]
+    return [linked(run_view(session, r)) for r in rows]
 
 
 @router.get("/{run_id}", response_model=RunView, summary="A run: status, cost, accepted images")
@@ -97,9 +97,11 @@ def _read_run(service: Service, tenant: str, run_id: str) -> str:
     without a session (``crud.read_run``)."""
     with service.db.engine.connect() as connection:
         row = crud.read_run(connection, tenant=tenant, run_id=run_id)
-    if row is None:
-        raise ApiProblem(404, "not-found", f"no run {run_id}")
-    return linked(run_view(row)).model_dump_json()
+        if row is None:
+            raise ApiProblem(404, "not-found", f"no run {run_id}")
+        # a finished run reads nothing more; one not finished, one indexed statement for what
+        # it has cost so far (views.cost_so_far)
+        return linked(run_view(connection, row)).model_dump_json()
 
 
 @router.get(

@@ -72,21 +72,22 @@ def spend_lines(
     runs = [RunRow.tenant == tenant, *_window(RunRow.created_at, since, until)]
     calls = [Spend.tenant == tenant, *_window(Spend.created_at, since, until)]
     yield from _attempts(session, runs)
-    yield from _in_flight(session, runs)
+    yield from _in_flight(session, tenant, since, until)
     yield from _reproductions(session, calls)
 
 
 def total_usd(session: Session) -> float:
     """What every line of :func:`spend_lines` of every tenant adds up to, over all time (the
     database adds up the attempts and the reproductions: a scrape of ``/metrics`` reads a row
-    only per call of an unfinished run)."""
+    only per call that counts beside them, in flight in a run not finished or left in flight by
+    a cancelled run, through indexes that hold just those: ``spend.unrecorded_calls``)."""
     attempts = session.scalar(select(func.coalesce(func.sum(AttemptRow.cost_usd), 0.0)))
     reproduced = session.scalar(
         select(func.coalesce(func.sum(COMMITTED), 0.0)).where(
             Spend.kind == "call", Spend.run_id.startswith("rep_", autoescape=True)
         )
     )
-    in_flight = sum(line.usd for line in _in_flight(session, []))
+    in_flight = sum(line.usd for line in _in_flight(session, None, None, None))
     return money(float(attempts or 0.0) + float(reproduced or 0.0) + in_flight)
 
 
@@ -118,9 +119,12 @@ def _attempts(session: Session, runs: Sequence[ColumnElement[bool]]) -> Iterator
         yield SpendLine(created.date(), brand, model, float(usd), "attempts", int(count))
 
 
-def _in_flight(session: Session, runs: Sequence[ColumnElement[bool]]) -> Iterator[SpendLine]:
-    """Calls of unfinished or cancelled runs none of whose attempts is recorded."""
-    for call in unrecorded_calls(session, *runs):
+def _in_flight(
+    session: Session, tenant: str | None, since: datetime | None, until: datetime | None
+) -> Iterator[SpendLine]:
+    """Calls of unfinished or cancelled runs none of whose attempts is recorded (the database
+    reads those calls and no others: ``spend.unrecorded_calls``)."""
+    for call in unrecorded_calls(session, tenant=tenant, since=since, until=until):
         yield SpendLine(call.run_created_at.date(), call.brand, call.model, call.usd, "in_flight")
 
 

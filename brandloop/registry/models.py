@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -110,8 +111,17 @@ class ModelRow(Base):
 
 class RunRow(Base):
     __tablename__ = "runs"
-    #: the tenant's newest runs (lists, the daily spend) without sorting its whole history
-    __table_args__ = (Index("ix_runs_tenant_created_at", "tenant", "created_at"),)
+    #: the tenant's newest runs (lists, the daily spend) without sorting its whole history; the
+    #: runs not finished (their calls in flight count in the cost report) without reading all
+    __table_args__ = (
+        Index("ix_runs_tenant_created_at", "tenant", "created_at"),
+        Index(
+            "ix_runs_unfinished",
+            "tenant",
+            sqlite_where=text("finished_at IS NULL"),
+            postgresql_where=text("finished_at IS NULL"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     tenant: Mapped[str] = mapped_column(String(64), index=True)

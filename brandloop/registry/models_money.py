@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, String, Text
+from sqlalchemy import JSON, BigInteger, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from brandloop.domain import utcnow
@@ -33,6 +33,14 @@ class SpendReservationRow(Base):
     __table_args__ = (
         Index("ix_spend_reservations_tenant_created", "tenant", "created_at"),
         Index("ix_spend_reservations_tenant_kind_state", "tenant", "kind", "state"),
+        #: the calls left in flight by a cancelled run (``spend.unrecorded_calls``): the cost
+        #: report and the cost metric read these, not every call of every cancelled run
+        Index(
+            "ix_spend_reservations_abandoned",
+            "tenant",
+            sqlite_where=text("abandoned_at IS NOT NULL"),
+            postgresql_where=text("abandoned_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -57,6 +65,10 @@ class SpendReservationRow(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     settled_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    #: a call of a cancelled run with no recorded attempt (in flight when the run was
+    #: cancelled, ``spend.abandon_calls``): when the run was cancelled. It counts at what it
+    #: commits in the run's cost and the cost report, reconciled or not
+    abandoned_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
 
 
 class SpendLockRow(Base):

@@ -9,7 +9,8 @@ Who writes what (one table, ``spend_reservations``):
 * the agent, when the call ends: :func:`settle` with what the provider billed;
 * the worker, when a job ends: :func:`close_admission`;
 * whoever ends a run ``cancelled``: :func:`abandon_calls` (its calls still ``held`` become
-  ``unknown``: no live process will settle them);
+  ``unknown``: no live process will settle them; its calls with no recorded attempt are marked
+  ``abandoned_at``, which the readers of cost find through an index);
 * an operator, for calls whose outcome was unknown: :func:`reconcile`.
 
 Every check-then-insert runs after :func:`lock_tenant` in the same transaction: PostgreSQL locks
@@ -28,9 +29,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from sqlalchemy import ColumnElement, case, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Connection,
+    case,
+    exists,
+    func,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from brandloop.domain import Billing, utcnow
 from brandloop.errors import BadInputError, BudgetExhaustedError, NotFoundError
@@ -50,14 +61,6 @@ COMMITTED: ColumnElement[float] = case(
     (Row.state.in_(("held", "unknown")), Row.amount_usd),
     (Row.state == "settled", func.coalesce(Row.charged_usd, 0.0)),
     else_=0.0,
-)
-
-#: the runs whose calls with no recorded attempts count at what the ledger commits for them:
-#: a run not finished (its call is in flight, or was when its process stopped) and a cancelled
-#: one (its calls left in flight are ``unknown``: nobody will finish them). A finished run's
-#: calls all have their attempts.
-COUNTS_UNRECORDED_CALLS: ColumnElement[bool] = or_(
-    RunRow.finished_at.is_(None), RunRow.status == "cancelled"
 )
 
 
@@ -125,53 +128,118 @@ class UnrecordedCall:
     usd: float
 
 
-def unrecorded_calls(session: Session, *where: ColumnElement[bool]) -> list[UnrecordedCall]:
-    """The calls of the runs ``where`` selects (and :data:`COUNTS_UNRECORDED_CALLS`) that
-    commit money and have no recorded attempt: what a run's cost and the cost report add to
-    its attempts. A call with attempts counts through them only, never twice."""
-    rows = list(
-        session.execute(
-            select(
-                RunRow.id,
-                RunRow.created_at,
-                RunRow.brand_name,
-                Row.model,
-                Row.attempt_ids,
-                COMMITTED,
-            )
-            .join(RunRow, RunRow.id == Row.run_id)
-            .where(
-                *where,
-                RunRow.tenant == Row.tenant,
-                COUNTS_UNRECORDED_CALLS,
-                Row.kind == "call",
-                Row.state.in_(("held", "unknown", "settled")),
-            )
-        )
-    )
-    if not rows:
-        return []
-    recorded = set(
-        session.scalars(
-            select(AttemptRow.id).where(AttemptRow.run_id.in_(sorted({row[0] for row in rows})))
-        )
-    )
+def unrecorded_calls(
+    session: Session,
+    *,
+    tenant: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[UnrecordedCall]:
+    """The calls (of ``tenant``'s runs created in ``[since, until)``; default: every run) that
+    commit money and have no recorded attempt: what a run's cost and the cost report add to its
+    attempts. Those of a run not finished (its call is in flight, or was when its process
+    stopped) and those a cancelled run left in flight (``unknown``: nobody will finish them,
+    until reconciled); a finished run's calls all have their attempts. A call with attempts
+    counts through them only, never twice.
+
+    The database picks them and reads no others: the calls of the runs not finished (an index
+    holds those runs, however long the history) and the calls cancelled runs left in flight
+    (marked ``abandoned_at`` by :func:`abandon_calls`; an index holds those), never every call
+    of every cancelled run."""
+    query = _unrecorded(session, tenant=tenant, since=since, until=until)
     return [
         UnrecordedCall(run_id, created, brand, model, float(usd))
-        for run_id, created, brand, model, attempt_ids, usd in rows
-        if usd and not any(str(a) in recorded for a in attempt_ids or [])
+        for run_id, created, brand, model, usd in session.execute(query)
     ]
 
 
-def run_cost(session: Session, *, run_id: str) -> float:
-    """What a run cost: its attempts, plus its calls with no recorded attempt while it is not
-    finished or once it is cancelled (:func:`unrecorded_calls`)."""
-    session.flush()
-    attempts = session.scalar(
-        select(func.coalesce(func.sum(AttemptRow.cost_usd), 0.0)).where(AttemptRow.run_id == run_id)
+def _unrecorded(
+    bind: Session | Connection,
+    *,
+    tenant: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    run_id: str | None = None,
+) -> CompoundSelect[str, datetime, str, str, float]:
+    """:func:`unrecorded_calls` as one statement; ``run_id``: of that run only."""
+    columns = (RunRow.id, RunRow.created_at, RunRow.brand_name, Row.model, COMMITTED.label("usd"))
+    # what the call commits, when it is a call of the run's own tenant: an expression rather
+    # than a comparison of the two tenants, which SQLite's planner took as a reason to read
+    # every call of the tenant (a released call commits nothing: no test of its state needed)
+    counted = [
+        Row.kind == "call",
+        case((RunRow.tenant == Row.tenant, COMMITTED), else_=0.0) != 0,
+        ~_attempt_recorded(bind),
+    ]
+    if since is not None:
+        counted.append(RunRow.created_at >= since)
+    if until is not None:
+        counted.append(RunRow.created_at < until)
+    # only abandon_calls (and migration 0940, for earlier cancellations) marks a call, and only
+    # as its run ends cancelled, which is final; a cancelled run has finished_at, so the calls
+    # left by cancelled runs and those of the runs not finished never overlap
+    if run_id is not None:
+        unfinished: ColumnElement[bool] = Row.run_id == run_id
+        abandoned: ColumnElement[bool] = (Row.run_id == run_id) & Row.abandoned_at.is_not(None)
+    else:
+        # each list read first, through its partial index, whatever the history holds; the
+        # tenant narrows the lists (the runs' window is tested on the few rows they hold)
+        runs = select(RunRow.id).where(RunRow.finished_at.is_(None)).correlate(None)
+        marked = aliased(Row)
+        calls = select(marked.id).where(marked.abandoned_at.is_not(None)).correlate(None)
+        if tenant is not None:
+            runs = runs.where(RunRow.tenant == tenant)
+            calls = calls.where(marked.tenant == tenant)
+        unfinished, abandoned = Row.run_id.in_(runs), Row.id.in_(calls)
+    in_flight = (
+        select(*columns)
+        .select_from(Row)
+        .join(RunRow, RunRow.id == Row.run_id)
+        .where(unfinished, RunRow.finished_at.is_(None), *counted)
     )
-    unrecorded = sum(call.usd for call in unrecorded_calls(session, RunRow.id == run_id))
-    return round(float(attempts or 0.0) + unrecorded, 6)
+    left_by_cancelled = (
+        select(*columns)
+        .select_from(Row)
+        .join(RunRow, RunRow.id == Row.run_id)
+        .where(abandoned, RunRow.finished_at.is_not(None), *counted)
+    )
+    return union_all(in_flight, left_by_cancelled)
+
+
+def _attempt_recorded(bind: Session | Connection) -> ColumnElement[bool]:
+    """Whether one of the call's attempts (``attempt_ids``, a JSON list) is recorded."""
+    dialect = bind.get_bind().dialect.name if isinstance(bind, Session) else bind.dialect.name
+    if dialect == "postgresql":
+        ids = (
+            func.json_array_elements_text(Row.attempt_ids)
+            .table_valued("value", name="call_attempt")
+            .render_derived()
+        )
+    else:
+        ids = func.json_each(Row.attempt_ids).table_valued("value", name="call_attempt")
+    return exists(
+        select(AttemptRow.id)
+        .select_from(ids)
+        .join(AttemptRow, AttemptRow.id == ids.c.value)
+        .where(AttemptRow.run_id == Row.run_id)
+    )
+
+
+def run_cost(bind: Session | Connection, *, run_id: str) -> float:
+    """What a run cost: its attempts, plus its calls with no recorded attempt while it is not
+    finished or once it is cancelled (:func:`unrecorded_calls`). One statement, read through
+    indexes (the run's attempts, its calls), so a view of a run not finished can show what it
+    has cost so far; a session is flushed first."""
+    if isinstance(bind, Session):
+        bind.flush()
+    attempts = (
+        select(func.coalesce(func.sum(AttemptRow.cost_usd), 0.0))
+        .where(AttemptRow.run_id == run_id)
+        .scalar_subquery()
+    )
+    calls = _unrecorded(bind, run_id=run_id).subquery()
+    unrecorded = select(func.coalesce(func.sum(calls.c.usd), 0.0)).scalar_subquery()
+    return round(float(bind.scalar(select(attempts + unrecorded)) or 0.0), 6)
 
 
 def quota_used(session: Session, *, tenant: str, now: datetime | None = None) -> float:
@@ -396,8 +464,10 @@ def abandon_calls(session: Session, *, run_id: str) -> None:
     stopped; no live process will settle it, and a cancelled run is never resumed) becomes
     ``unknown`` - it may have been billed. It keeps its whole reservation, counts in the run's
     and its job's cost (:func:`run_cost`) and the cost report until :func:`reconcile` settles
-    it, and :func:`unknown_calls` lists it. A call a live worker settled (unknown, with its
-    attempts) is left as it is."""
+    it (then at what it commits), and :func:`unknown_calls` lists it. Each call of the run with
+    no recorded attempt is marked ``abandoned_at``: the readers of cost read those calls of a
+    cancelled run, not all of them. A call a live worker settled (unknown, with its attempts)
+    is left as it is."""
     held = session.scalars(
         select(Row).where(Row.kind == "call", Row.run_id == run_id, Row.state == "held")
     )
@@ -405,7 +475,28 @@ def abandon_calls(session: Session, *, run_id: str) -> None:
         row.state, row.billing = "unknown", "unknown"
         note = "the run was cancelled while this call was in flight"
         row.note = f"{row.note}; {note}"[:2000] if row.note else note
+    _mark_abandoned(session, run_id)
     _recost_run(session, run_id)
+
+
+def _mark_abandoned(session: Session, run_id: str) -> None:
+    """Mark ``abandoned_at`` each call of the cancelled run ``run_id`` with no recorded attempt
+    (and no mark yet): the calls its cost and the cost report count beside its attempts."""
+    session.flush()
+    run = session.get(RunRow, run_id)
+    if run is None or run.status != "cancelled" or run.finished_at is None:
+        return
+    session.execute(
+        update(Row)
+        .where(
+            Row.kind == "call",
+            Row.run_id == run_id,
+            Row.abandoned_at.is_(None),
+            ~_attempt_recorded(session),
+        )
+        .values(abandoned_at=run.finished_at)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def reconcile(
@@ -440,6 +531,10 @@ def reconcile(
             .values(cost_usd=share, billing=billing)
         )
     if row.run_id is not None:
+        # a call a cancelled run left in flight that nothing marked (its run cancelled without
+        # abandon_calls, after migration 0940 marked the earlier ones): marked now, so it
+        # counts at what it commits from here on
+        _mark_abandoned(session, row.run_id)
         _recost_run(session, row.run_id)
     audit(
         session,

@@ -96,3 +96,41 @@ def test_analyze_does_not_turn_the_planner_statistics_into_a_scan(db: Database) 
         conn.execute(text("ANALYZE"))
     call, expected = CALLS["planner outcome statistics"]
     assert any(expected in plan for plan in plans_of(db, call))
+
+
+def _full_scans(plans: list[str]) -> list[str]:
+    """The steps of ``plans`` that read a whole table (a json list's elements, a constant row
+    or a subquery's own rows are no table)."""
+    return [
+        step
+        for plan in plans
+        for step in plan.split(" | ")
+        if step.startswith("SCAN ")
+        and not any(ok in step for ok in ("USING", "VIRTUAL TABLE", "CONSTANT ROW", "anon_"))
+    ]
+
+
+def test_the_cost_metric_reads_only_the_calls_that_count(db: Database) -> None:
+    """``brandloop_cost_usd`` (and ``GET /v1/costs``) add to the attempts the calls of runs not
+    finished and the calls cancelled runs left in flight: each list is read from its partial
+    index, never every call of every cancelled run (the attempts and the reproductions are
+    added up by the database: those aggregates are not this)."""
+    for call in (
+        lambda s: spend.unrecorded_calls(s),  # every tenant's: the metric
+        lambda s: spend.unrecorded_calls(s, tenant="acme_co"),  # one tenant's: the report
+    ):
+        plans = plans_of(db, call)
+        assert any("USING INDEX ix_runs_unfinished" in plan for plan in plans), plans
+        assert any("USING INDEX ix_spend_reservations_abandoned" in plan for plan in plans), plans
+        assert not _full_scans(plans), plans
+
+
+def test_what_a_run_has_cost_so_far_is_one_indexed_read(db: Database) -> None:
+    """A view of a run not finished (``runs list|show``, ``GET /v1/runs/{id}``) adds one
+    statement: the run's attempts and its calls, through their run's indexes."""
+    plans = plans_of(db, lambda s: spend.run_cost(s, run_id="run_1"))
+    assert len(plans) == 1, plans
+    (plan,) = plans
+    assert "INDEX ix_attempts_run_id (run_id=?)" in plan, plan
+    assert "INDEX ix_spend_reservations_run_id (run_id=?)" in plan, plan
+    assert "ix_spend_reservations_abandoned" not in plan and not _full_scans(plans), plan

@@ -68,12 +68,13 @@ def test_a_running_runs_paid_calls_count_in_every_total(
         run_id = job.json()["run_id"]
         _wait(provider.hanging.is_set, "the second call")  # one call billed, one in flight
 
-        run = client.get(f"/v1/runs/{run_id}", headers=viewer).json()
-        assert run["status"] == "running" and run["cost_usd"] == 0, run
         # what the ledger holds for it: the billed refusal, and the call in flight at its
-        # reservation (it may be billed)
+        # reservation (it may be billed); the run says so too (tests/api/http/
+        # test_run_cost_so_far.py)
         spent = _committed(db, "A", run_id)
         assert spent > PRICE
+        run = client.get(f"/v1/runs/{run_id}", headers=viewer).json()
+        assert run["status"] == "running" and run["cost_usd"] == pytest.approx(spent), run
         report = _report(client, viewer)
         _agrees(report, spent)
         assert report["by_brand"] == {"Acme Coffee": pytest.approx(spent)}
