@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from brandloop.registry.db import Database
+from brandloop.registry.types import usd
 from brandloop.settings import Settings
 from tests.api.http.clients import client_with
 from tests.api.http.conftest import Keys, brand_kit, wait_job
@@ -57,8 +58,8 @@ def _api_costs(client: TestClient, headers: dict[str, str], run_id: str) -> list
 
 def _says(cli: dict[str, Any], spent: float) -> None:
     assert [cli["list"], cli["show"]] == pytest.approx([spent, spent]), cli
-    assert f"${spent:.3f}" in cli["table"], cli
-    assert f"${spent:.3f}." in cli["summary"], cli
+    assert f" {usd(spent)} " in cli["table"], cli
+    assert f" {usd(spent)}. " in cli["summary"], cli
 
 
 def test_a_running_run_shows_its_paid_calls_and_its_call_in_flight(
