@@ -12,7 +12,7 @@ from sqlalchemy import select
 from brandloop.api.deps import SessionDep, Viewer
 from brandloop.api.params import QueryDate
 from brandloop.api.problems import PROBLEM_RESPONSES
-from brandloop.registry.costs import UNKNOWN_RUN_BRAND, spend_lines
+from brandloop.registry.costs import UNKNOWN_RUN_BRAND, brand_names, spend_lines
 from brandloop.registry.models import RunRow
 from brandloop.registry.types import money
 
@@ -63,10 +63,15 @@ def cost_report(
     if last < date.max:  # the day after 9999-12-31 is no date: no upper bound then
         hi = datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC)
         in_period.append(RunRow.created_at < hi)
-    runs = list(session.execute(select(RunRow.brand_name, RunRow.created_at).where(*in_period)))
-    # a run counts on the day it was created, under its brand, even at $0
-    by_day = {created.date().isoformat(): 0.0 for _, created in runs}
-    by_brand = {brand: 0.0 for brand, _ in runs}
+    runs = list(
+        session.execute(
+            select(RunRow.brand_id, RunRow.brand_name, RunRow.created_at).where(*in_period)
+        )
+    )
+    # a run counts on the day it was created, under its brand as named now, even at $0
+    names = brand_names(session, tenant=principal.tenant)
+    by_day = {created.date().isoformat(): 0.0 for _, _, created in runs}
+    by_brand = {names.of(brand_id, brand): 0.0 for brand_id, brand, _ in runs}
     by_model: dict[str, float] = {}
     total = reproduced = 0.0
     attempts = reproduction_calls = 0

@@ -18,7 +18,9 @@ What counts, and from where:
 * a call made **outside any run** (a reproduction, ``run_id`` ``rep_...`` in the ledger): at
   what the ledger commits, on the day it was made, under the reproduced run's brand.
 
-A run's lines count on the day the run was created, under its brand.
+A run's lines count on the day the run was created, under its brand as it is named now (a
+renamed brand keeps its id, so its spend before and after the rename is one brand's); a run whose
+brand is gone, or stored before brands had ids, under the name it ran with.
 """
 
 from __future__ import annotations
@@ -31,12 +33,20 @@ from typing import Literal
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from brandloop.registry.models import AttemptRow, RunRow
+from brandloop.registry.models import AttemptRow, BrandRow, RunRow
 from brandloop.registry.models_money import SpendReservationRow as Spend
 from brandloop.registry.spend import COMMITTED, unrecorded_calls
 from brandloop.registry.types import money
 
-__all__ = ["UNKNOWN_RUN_BRAND", "Source", "SpendLine", "spend_lines", "total_usd"]
+__all__ = [
+    "UNKNOWN_RUN_BRAND",
+    "BrandNames",
+    "Source",
+    "SpendLine",
+    "brand_names",
+    "spend_lines",
+    "total_usd",
+]
 
 #: a reproduction's calls, in the ledger under a spend id of their own, made before the ledger
 #: named the run they reproduce: counted, under this brand
@@ -60,6 +70,26 @@ class SpendLine:
     count: int = 1
 
 
+@dataclass(frozen=True)
+class BrandNames:
+    """The tenant's brands as named now, by id: a run names its brand by the id it ran with."""
+
+    by_id: dict[str, str]
+
+    def of(self, brand_id: str | None, stored: str | None) -> str:
+        """The run's brand as named now; ``stored`` (the name it ran with) when its brand is
+        gone or the run has no brand id; :data:`UNKNOWN_RUN_BRAND` when there is no run."""
+        if brand_id is not None and brand_id in self.by_id:
+            return self.by_id[brand_id]
+        return UNKNOWN_RUN_BRAND if stored is None else stored
+
+
+def brand_names(session: Session, *, tenant: str) -> BrandNames:
+    """The tenant's brands by id, as named now (one read of the tenant's brands)."""
+    rows = session.execute(select(BrandRow.id, BrandRow.name).where(BrandRow.tenant == tenant))
+    return BrandNames({str(brand_id): str(name) for brand_id, name in rows})
+
+
 def spend_lines(
     session: Session,
     *,
@@ -71,9 +101,10 @@ def spend_lines(
     in ``[since, until)``."""
     runs = [RunRow.tenant == tenant, *_window(RunRow.created_at, since, until)]
     calls = [Spend.tenant == tenant, *_window(Spend.created_at, since, until)]
-    yield from _attempts(session, runs)
-    yield from _in_flight(session, tenant, since, until)
-    yield from _reproductions(session, calls)
+    names = brand_names(session, tenant=tenant)
+    yield from _attempts(session, runs, names)
+    yield from _in_flight(session, tenant, since, until, names)
+    yield from _reproductions(session, calls, names)
 
 
 def total_usd(session: Session) -> float:
@@ -87,7 +118,7 @@ def total_usd(session: Session) -> float:
             Spend.kind == "call", Spend.run_id.startswith("rep_", autoescape=True)
         )
     )
-    in_flight = sum(line.usd for line in _in_flight(session, None, None, None))
+    in_flight = sum(line.usd for line in _in_flight(session, None, None, None, BrandNames({})))
     return money(float(attempts or 0.0) + float(reproduced or 0.0) + in_flight)
 
 
@@ -102,10 +133,13 @@ def _window(
     return clauses
 
 
-def _attempts(session: Session, runs: Sequence[ColumnElement[bool]]) -> Iterator[SpendLine]:
+def _attempts(
+    session: Session, runs: Sequence[ColumnElement[bool]], names: BrandNames
+) -> Iterator[SpendLine]:
     rows = session.execute(
         select(
             RunRow.created_at,
+            RunRow.brand_id,
             RunRow.brand_name,
             AttemptRow.model,
             func.count(),
@@ -113,28 +147,39 @@ def _attempts(session: Session, runs: Sequence[ColumnElement[bool]]) -> Iterator
         )
         .join(RunRow, RunRow.id == AttemptRow.run_id)
         .where(*runs)
-        .group_by(RunRow.id, RunRow.created_at, RunRow.brand_name, AttemptRow.model)
+        .group_by(
+            RunRow.id, RunRow.created_at, RunRow.brand_id, RunRow.brand_name, AttemptRow.model
+        )
     )
-    for created, brand, model, count, usd in rows:
-        yield SpendLine(created.date(), brand, model, float(usd), "attempts", int(count))
+    for created, brand_id, brand, model, count, usd in rows:
+        yield SpendLine(
+            created.date(), names.of(brand_id, brand), model, float(usd), "attempts", int(count)
+        )
 
 
 def _in_flight(
-    session: Session, tenant: str | None, since: datetime | None, until: datetime | None
+    session: Session,
+    tenant: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    names: BrandNames,
 ) -> Iterator[SpendLine]:
     """Calls of unfinished or cancelled runs none of whose attempts is recorded (the database
     reads those calls and no others: ``spend.unrecorded_calls``)."""
     for call in unrecorded_calls(session, tenant=tenant, since=since, until=until):
-        yield SpendLine(call.run_created_at.date(), call.brand, call.model, call.usd, "in_flight")
+        brand = names.of(call.brand_id, call.brand)
+        yield SpendLine(call.run_created_at.date(), brand, call.model, call.usd, "in_flight")
 
 
-def _reproductions(session: Session, calls: Sequence[ColumnElement[bool]]) -> Iterator[SpendLine]:
+def _reproductions(
+    session: Session, calls: Sequence[ColumnElement[bool]], names: BrandNames
+) -> Iterator[SpendLine]:
     rows = session.execute(
-        select(Spend.created_at, Spend.model, COMMITTED, RunRow.brand_name)
+        select(Spend.created_at, Spend.model, COMMITTED, RunRow.brand_id, RunRow.brand_name)
         .outerjoin(RunRow, RunRow.id == Spend.source_run_id)
         .where(*calls, Spend.kind == "call", Spend.run_id.startswith("rep_", autoescape=True))
     )
-    for created, model, usd, brand in rows:
+    for created, model, usd, brand_id, brand in rows:
         yield SpendLine(
-            created.date(), brand or UNKNOWN_RUN_BRAND, model, float(usd or 0.0), "reproduction"
+            created.date(), names.of(brand_id, brand or None), model, float(usd or 0.0), "reproduction"
         )

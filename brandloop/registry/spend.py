@@ -126,6 +126,8 @@ class UnrecordedCall:
     brand: str
     model: str
     usd: float
+    #: the run's brand (None: a run stored before brands had ids); ``brand`` is its name then
+    brand_id: str | None = None
 
 
 def unrecorded_calls(
@@ -148,8 +150,8 @@ def unrecorded_calls(
     of every cancelled run."""
     query = _unrecorded(session, tenant=tenant, since=since, until=until)
     return [
-        UnrecordedCall(run_id, created, brand, model, float(usd))
-        for run_id, created, brand, model, usd in session.execute(query)
+        UnrecordedCall(run_id, created, brand, model, float(usd), brand_id)
+        for run_id, created, brand, model, usd, brand_id in session.execute(query)
     ]
 
 
@@ -160,9 +162,16 @@ def _unrecorded(
     since: datetime | None = None,
     until: datetime | None = None,
     run_id: str | None = None,
-) -> CompoundSelect[str, datetime, str, str, float]:
+) -> CompoundSelect[str, datetime, str, str, float, str | None]:
     """:func:`unrecorded_calls` as one statement; ``run_id``: of that run only."""
-    columns = (RunRow.id, RunRow.created_at, RunRow.brand_name, Row.model, COMMITTED.label("usd"))
+    columns = (
+        RunRow.id,
+        RunRow.created_at,
+        RunRow.brand_name,
+        Row.model,
+        COMMITTED.label("usd"),
+        RunRow.brand_id,
+    )
     # what the call commits, when it is a call of the run's own tenant: an expression rather
     # than a comparison of the two tenants, which SQLite's planner took as a reason to read
     # every call of the tenant (a released call commits nothing: no test of its state needed)

@@ -217,3 +217,37 @@ def test_the_rename_schema_states_the_name_rule_the_route_applies(
         answer = client.post(f"/v1/brands/{brand_id}/rename", json={"name": name}, headers=admin)
         assert answer.status_code == 200, answer.text
         assert answer.json()["name"] == name
+
+
+def test_costs_count_a_renamed_brands_spend_under_its_name_now(
+    client: TestClient, keys: Keys
+) -> None:
+    """A rename keeps the brand's id, so ``GET /v1/costs`` counts its runs before and after under
+    the name it has now; a new brand that takes the old name is another brand, counted apart."""
+    admin, creator = keys["Acme-Co", "admin"], keys["Acme-Co", "creator"]
+
+    def run(brand: str, seed: int) -> float:
+        job = client.post(
+            "/v1/generations?wait=60",
+            json={"brief": "a cup", "brand": brand, "size": "64x64", "seed": seed},
+            headers=creator,
+        ).json()
+        assert job["state"] in ("succeeded", "failed"), job
+        return float(client.get(f"/v1/runs/{job['run_id']}", headers=creator).json()["cost_usd"])
+
+    brand_id = client.post("/v1/brands", json=kit("Acme Coffee"), headers=admin).json()["id"]
+    before = run("Acme Coffee", 3)
+    renamed = client.post(
+        f"/v1/brands/{brand_id}/rename", json={"name": "Acme Roasters"}, headers=admin
+    )
+    assert renamed.status_code == 200, renamed.text
+    after = run("acme roasters", 4)
+    assert client.post("/v1/brands", json=kit("Acme Coffee", RED), headers=admin).status_code == 201
+    newcomer = run("Acme Coffee", 5)
+    assert min(before, after, newcomer) > 0
+    report = client.get("/v1/costs", headers=admin).json()
+    assert report["by_brand"] == pytest.approx(
+        {"Acme Roasters": before + after, "Acme Coffee": newcomer}
+    )
+    assert report["runs"] == 3
+    assert report["total_usd"] == pytest.approx(before + after + newcomer)
