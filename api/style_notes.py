@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from brandloop.errors import RefusedError
+from brandloop.errors import BadInputError, RefusedError
 from brandloop.memory.store import BrandMemory, MemoryHit
 from brandloop.registry import crud
 from brandloop.registry.models import BrandRow
@@ -55,9 +55,13 @@ def add_style_note(
 ) -> AddedNote:
     """Store a style note for ``brand``, its personal data redacted first.
 
-    Raises :class:`RefusedError` (nothing stored, the refusal audited in a transaction of its
-    own on ``session``'s database) when the note fails the brand's text gate, as it would fail
-    every later run's plan. ``policy_dirs``: where the brand's policy file may be."""
+    Raises :class:`BadInputError` for a blank note (bad input at every entry point, as a blank
+    brief is: never a policy refusal), and :class:`RefusedError` (nothing stored, the refusal
+    audited in a transaction of its own on ``session``'s database) when the note fails the
+    brand's text gate, as it would fail every later run's plan. ``policy_dirs``: where the
+    brand's policy file may be."""
+    if not text.strip():
+        raise BadInputError("note is empty")
     kit = crud.brand_kit(brand)
     policy = load_brand_moderation_policy(kit.slug, search=list(policy_dirs))
     redaction = redact(text, tuple(policy.pii.redact))

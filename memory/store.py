@@ -673,8 +673,10 @@ class BrandMemory:
 
     @_serialised(write=False)
     def search(self, *, tenant: str, brand: str, query: str, k: int = 10) -> list[MemoryHit]:
-        """The ``k`` records of any kind nearest to ``query``, nearest first."""
+        """The ``k`` records of any kind nearest to ``query``, nearest first. A blank query is
+        bad input whether or not the brand has any memory yet."""
         _check_k(k)
+        _text(query, "query")
         collections = [c for kind in KINDS if (c := self._collection(tenant, brand, kind))]
         if not collections:
             return []

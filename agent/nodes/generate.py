@@ -520,7 +520,11 @@ async def generate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
             {"attempt": candidate.id, "model": candidate.model},
         )
     refusals: list[str] = []
-    attempts = await _attempt_all(ctx, run_id, candidates, refusals, state["request"].seed)
+    try:
+        attempts = await _attempt_all(ctx, run_id, candidates, refusals, state["request"].seed)
+    except asyncio.CancelledError:
+        _trace_stopped(ctx, run_id, candidates, finished)
+        raise
     spent = state.get("spent_usd", 0.0)
     with ctx.db.session() as session:
         for attempt in attempts:
@@ -539,12 +543,40 @@ async def generate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
                 "cost_usd": attempt.cost_usd,
                 "error": attempt.error,
                 "cache_hit": attempt.cache_hit,
+                "billing": attempt.billing,
             },
         )
     update: dict[str, Any] = {"attempts": {a.id: a for a in attempts}, "spent_usd": round(spent, 6)}
     if refusals:  # another run took the money meanwhile: keep what was paid for, then stop
         update |= _unfunded(ctx, run_id, candidates, attempts, refusals[0])
     return update
+
+
+def _trace_stopped(
+    ctx: RunContext, run_id: str, candidates: list[Candidate], finished: set[str]
+) -> None:
+    """The run was stopped (cancelled, or its worker is stopping) with calls in flight: each
+    attempt they recorded - unknown at its share of the reservation, or settled - gets its
+    ``attempt_finished`` now, as the registry holds it, so no paid attempt is left started
+    and never finished. A candidate with no attempt yet had no call made: a resumed run makes
+    it and tells its end then."""
+    ids = {c.id for c in candidates} - finished
+    with ctx.db.session() as session:
+        rows = [row for row in crud.list_attempts(session, run_id=run_id) if row.id in ids]
+    for row in rows:
+        ctx.emit(
+            run_id,
+            "generate",
+            "attempt_finished",
+            {
+                "attempt": row.id,
+                "outcome": row.outcome,
+                "cost_usd": row.cost_usd,
+                "error": row.error,
+                "cache_hit": row.cache_hit,
+                "billing": row.billing,
+            },
+        )
 
 
 def _unfunded(

@@ -135,6 +135,8 @@ async def intake(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
     key = request_key(request, brand_id=brand_row.id, brand=brand, template=template)
     with ctx.db.session() as session:
         mark(session, run_id=run_id, key=key)
+        # on the run row before any call: a run cancelled or crashed mid-call keeps it
+        crud.record_run_template(session, run_id=run_id, template_ref=template.ref)
     common: dict[str, Any] = {
         "request_key": key,
         "request": request,

@@ -273,7 +273,8 @@ SSE_EVENTS: dict[str, str] = {
     "decision": "every other node's decision (intake, preflight, recall, generate, observe, review)",
     "attempt_started": "an attempt is about to call its provider (once per attempt, also across a resume)",
     "provider_call": "one call to an image provider: model, cost or error",
-    "attempt_finished": "an attempt's outcome, cost and error (once per attempt)",
+    "attempt_finished": "an attempt's outcome, billing, cost and error (once per attempt, also "
+    "for one a cancel ended in flight: `unknown` at its reservation)",
     "moderation": "a moderation verdict: on each generated image, on a provider's refusal, "
     "or a refused brief",
     "unreadable": "an image the scorer could not decode",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from brandloop.api.auth import Principal
@@ -14,7 +15,7 @@ from brandloop.api.jobs import store
 from brandloop.api.jobs.service import job_public, submit
 from brandloop.api.jobs.worker import WorkerPool
 from brandloop.api.params import ASCII_NUMBER
-from brandloop.api.problems import PROBLEM_RESPONSES, problems
+from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
 from brandloop.api.routers.threads import post_message
 from brandloop.api.schemas import (
     SHAPE_FIELDS,
@@ -23,7 +24,9 @@ from brandloop.api.schemas import (
     MessageCreate,
     domain_request,
 )
+from brandloop.domain import brand_key_of
 from brandloop.errors import present
+from brandloop.registry import crud
 
 router = APIRouter(prefix="/generations", tags=["generations"], responses=PROBLEM_RESPONSES)
 
@@ -36,6 +39,12 @@ router = APIRouter(prefix="/generations", tags=["generations"], responses=PROBLE
     responses={
         200: {"model": JobPublic, "description": "done within ?wait= seconds"},
         **problems(402, 409, 503),
+        409: {
+            **problems(409)[409],
+            "description": "Conflict with the current state: an Idempotency-Key in flight, a "
+            "thread that kept moving on, or a `thread_id` whose thread is about another brand "
+            "than the body's `brand` (`conflict`, nothing stored)",
+        },
     },
 )
 async def create_generation(
@@ -73,6 +82,7 @@ def _submit(
     caller still has to queue it (a thread's message queues its own)."""
     with service.db.session() as session:
         if body.thread_id is not None:
+            _check_thread_brand(session, principal.tenant, body.thread_id, body.brand)
             # what the body leaves out (a count too: its default is not asked for) is the
             # previous turn's
             message = MessageCreate(
@@ -95,6 +105,28 @@ def _submit(
         )
         session.commit()
         return job_public(row), True
+
+
+def _check_thread_brand(session: Session, tenant: str, thread_id: str, brand: str) -> None:
+    """A follow-up runs under its thread's brand: a body whose ``brand`` names another one (or
+    no stored brand) is a 409 ``conflict``, before anything is stored. Any spelling that names
+    the thread's brand (its id, its name in any case and separators) is fine. A thread that is
+    not there is left to :func:`post_message`'s 404."""
+    thread = store.get_thread(session, tenant=tenant, thread_id=thread_id)
+    if thread is None:
+        return
+    named = crud.get_brand(session, tenant=tenant, ref=brand)
+    own = crud.get_brand(session, tenant=tenant, ref=thread.brand)
+    if own is not None and named is not None and named.id == own.id:
+        return
+    if own is None and brand_key_of(brand) == brand_key_of(thread.brand):
+        return  # the thread's brand is gone: the follow-up answers for that itself
+    raise ApiProblem(
+        409,
+        "conflict",
+        f"thread {thread_id} is about brand {thread.brand!r}, not {brand!r}; nothing was "
+        "stored: send the thread's brand, or start a thread for the other brand",
+    )
 
 
 def _job_now(service: Service, tenant: str, job_id: str) -> JobPublic:

@@ -762,6 +762,13 @@ def list_attempts(session: Session, *, run_id: str) -> list[AttemptRow]:
     return list(session.scalars(query))
 
 
+def record_run_template(session: Session, *, run_id: str, template_ref: str) -> None:
+    """Record the template version a run got (``name@version``) as soon as intake resolved it,
+    before any call: a run that never finishes (cancelled, or its process died) keeps it, so
+    ``runs?template=`` finds it as its attempts name it."""
+    session.execute(update(RunRow).where(RunRow.id == run_id).values(template_ref=template_ref))
+
+
 def hold_run_for_review(
     session: Session,
     *,
