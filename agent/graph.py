@@ -1,8 +1,12 @@
 """The plan-act-observe loop, wired. Nodes live in ``agent/nodes``, routers in ``agent/routers``.
 
 intake -> preflight -> recall -> plan -> generate -> moderate -> score -> observe -> review_gate -> finalize -> remember
-  | refuse    | refuse / ask       ^                                        |              | review policy
-  +-> finalize+-> finalize         +------------- replan / fall back <------+              +-> review (interrupt)
+  | refuse    | refuse / ask       ^  | stop (stopping rule, budget)          |       ^      | review policy
+  +-> finalize+-> finalize         |  +---------------------------------------|-------+      +-> review (interrupt)
+                                   +------------- replan / fall back <--------+
+
+Every stop with accepted images passes review_gate (``agent/routers.py``); a stop with nothing
+accepted goes straight to finalize.
 """
 
 from __future__ import annotations

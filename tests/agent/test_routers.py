@@ -32,6 +32,12 @@ def test_after_plan_generates_only_when_there_are_candidates() -> None:
     assert after_plan({"run_id": "r", "request": REQUEST, "candidates": []}) == "finalize"
 
 
+def test_after_plan_sends_a_stop_with_accepted_images_through_the_review_gate() -> None:
+    base = {"run_id": "r", "request": REQUEST, "candidates": [], "accepted": ["a"]}
+    assert after_plan({**base, "reason": "stopping: not worth it"}) == "review_gate"
+    assert after_plan({**base, "status": "failed"}) == "review_gate"  # no usable provider
+
+
 def test_after_observe_goes_to_review_gate_with_images_or_finalize_without() -> None:
     base = {"run_id": "r", "request": REQUEST}
     assert after_observe({**base, "accepted": ["a"]}) == "plan"
