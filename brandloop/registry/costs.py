@@ -181,5 +181,9 @@ def _reproductions(
     )
     for created, model, usd, brand_id, brand in rows:
         yield SpendLine(
-            created.date(), names.of(brand_id, brand or None), model, float(usd or 0.0), "reproduction"
+            created.date(),
+            names.of(brand_id, brand or None),
+            model,
+            float(usd or 0.0),
+            "reproduction",
         )
