@@ -4,7 +4,8 @@ generate looks a candidate up here before any provider call. The key covers ever
 decides the pixels: provider, model and its version, the rendered prompt and negative prompt,
 seed, size and params - and the seed the request named, so a request never gets an image made
 for another explicit seed (docs/agent.md, "Repeat work is free"). A hit costs nothing and is
-recorded on the attempt as a hit. Entries of a model whose catalog version changed are invalid
+recorded on the attempt as a hit, and counted on the entry in the transaction that records
+that attempt. Entries of a model whose catalog version changed are invalid
 (:func:`invalidate_stale` deletes them), and so are those of a template version no run may use
 (rejected in review: ``governance.UNUSABLE_STATUSES``), which lookups skip and delete.
 """
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "CacheStats",
     "cache_key",
+    "count_hit",
     "invalidate_stale",
     "invalidate_template",
     "lookup",
@@ -96,7 +98,9 @@ def _template_unusable(session: Session, *, tenant: str, template_ref: str) -> b
 def lookup(
     session: Session, *, tenant: str, key: str, spec: ModelSpec, template_ref: str
 ) -> CacheEntryRow | None:
-    """The live entry for ``key``, counted as a hit; None (and the entry dropped) if stale."""
+    """The live entry for ``key``; None (and the entry dropped) if stale. The hit is counted
+    by :func:`count_hit`, in the transaction that records the attempt it serves, so a failure
+    of that transaction (a crash, a lost connection) leaves no hit nobody used."""
     row = session.get(CacheEntryRow, key)
     if row is None or row.tenant != tenant:
         return None
@@ -106,16 +110,24 @@ def lookup(
         session.delete(row)
         session.flush()
         return None
-    row.hits += 1
-    row.last_hit_at = utcnow()
-    session.flush()
-    log.debug("cache hit", extra={"tenant": tenant, "model": spec.id})
     return row
 
 
+def count_hit(session: Session, *, key: str) -> None:
+    """Count a hit of the entry ``key`` (its ``hits`` and ``last_hit_at``) in ``session``: the
+    transaction that records the attempt the hit served. An entry purged since the lookup has
+    nothing to count."""
+    row = session.get(CacheEntryRow, key)
+    if row is None:
+        return
+    row.hits += 1
+    row.last_hit_at = utcnow()
+    log.debug("cache hit", extra={"tenant": row.tenant, "model": row.model})
+
+
 def present(session: Session, *, tenant: str, key: str, spec: ModelSpec) -> CacheEntryRow | None:
-    """The live entry for ``key`` as :func:`lookup` would find it, without counting a hit or
-    dropping a stale one: for a planner asking whether the cache can still serve a candidate."""
+    """The live entry for ``key`` as :func:`lookup` would find it, without dropping a stale
+    one: for a planner asking whether the cache can still serve a candidate."""
     row = session.get(CacheEntryRow, key)
     if row is None or row.tenant != tenant or row.model_version != spec.version:
         return None

@@ -4,18 +4,23 @@ Each candidate's key is derived from the run and the candidate, so a resumed run
 attempt a crashed run already paid for in the registry and reuses its image. Before each call
 its estimated cost is reserved in the spend ledger (``agent/budgets.py``); the call is made
 only if the reservation holds, and the reservation is settled to what the provider billed in
-the transaction that records the attempts and caches their images. A call key already in the
-ledger is never paid again: billed calls are rebuilt from the registry, unknown ones stay
-unknown.
+the transaction that keeps the images, records the attempts and caches the images. Once the
+provider has answered, post-processing and that transaction run to their end even if the run is
+cancelled meanwhile (the charge is known: it is settled, not left unknown). When one call
+fails, the calls still running beside it are cancelled, each recording how it ended. A call key
+already in the ledger is never paid again: billed calls are rebuilt from the registry, unknown
+ones stay unknown.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from langgraph.runtime import Runtime
 from sqlalchemy.orm import Session
@@ -25,6 +30,7 @@ from brandloop.agent.context import RunContext
 from brandloop.agent.diagnosis import NOT_SENT_AGAIN
 from brandloop.agent.state import RunState
 from brandloop.agent.tracing import provider_span
+from brandloop.artifacts import sha256_hex
 from brandloop.domain import (
     Attempt,
     AttemptOutcome,
@@ -37,7 +43,7 @@ from brandloop.errors import ProviderError
 from brandloop.policies.catalog import image_price
 from brandloop.providers import GeneratedImage, ImageProvider, ImageResult
 from brandloop.registry import crud, fencing, spend
-from brandloop.registry.artifact_owners import keep_artifact
+from brandloop.registry.artifact_owners import discard_unowned, keep_artifact
 from brandloop.tools import cache as generation_cache
 from brandloop.tools.credentials import FIT_EDITS
 from brandloop.tools.providers._http import redact_returned
@@ -49,6 +55,9 @@ from brandloop.tools.providers.errors import (
     billing_of,
 )
 from brandloop.tools.providers.postprocess import fit
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def idempotency_key(run_id: str, candidate: Candidate) -> str:
@@ -111,9 +120,10 @@ def _recorded(ctx: RunContext, key: str, candidate: Candidate) -> Attempt:
 
 def _from_cache(
     ctx: RunContext, key: str, candidate: Candidate, request_seed: int | None
-) -> Attempt | None:
+) -> tuple[Attempt, str] | None:
     """The cache step: an identical earlier generation, free, recorded as a hit - never one
-    made for a request that named another seed."""
+    made for a request that named another seed. Returns the attempt and the entry's key: its
+    hit is counted in the transaction that records the attempt."""
     if not ctx.use_cache:
         return None
     spec = ctx.model(candidate.model)
@@ -139,7 +149,7 @@ def _from_cache(
             idempotency_key=key,
             cost_usd=0.0,
             cache_hit=True,
-        )
+        ), entry.key
 
 
 def _to_cache(
@@ -168,14 +178,20 @@ def _to_cache(
 
 def _settled(
     ctx: RunContext, run_id: str, candidate: Candidate, request_seed: int | None
-) -> Attempt | None:
-    """An attempt already paid for (a resumed run) or an identical cached generation."""
+) -> tuple[Attempt, str | None] | None:
+    """An attempt already paid for (a resumed run), or an identical cached generation with the
+    key of the cache entry whose hit it is (None: nothing to count)."""
     key = idempotency_key(run_id, candidate)
-    return _already_paid(ctx, key, candidate) or _from_cache(ctx, key, candidate, request_seed)
+    paid = _already_paid(ctx, key, candidate)
+    if paid is not None:
+        return paid, None
+    return _from_cache(ctx, key, candidate, request_seed)
 
 
 #: an attempt whose call was in flight when its run was stopped
 INTERRUPTED = "the run was stopped while this call was in flight: it may have been billed"
+#: an attempt whose call failed in a way no provider error describes (a broken client)
+BROKEN = "the call failed unexpectedly ({error}): it may have been billed"
 
 
 @dataclass(frozen=True)
@@ -185,6 +201,27 @@ class Settlement:
     call_key: str
     billing: Billing
     charged_usd: float
+
+
+@dataclass(frozen=True)
+class _Image:
+    """A paid image to keep as its attempt's artifact, in the transaction that settles its call."""
+
+    attempt_id: str
+    image: GeneratedImage
+    edits: list[str]
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One batch's call as it came back: its attempts (final, unless ``result`` holds the
+    provider's answer, still to post-process) and how to settle its reservation."""
+
+    batch: list[Candidate]
+    attempts: list[Attempt]
+    settlement: Settlement | None = None
+    result: ImageResult | None = None
+    elapsed_s: float = 0.0
 
 
 async def _attempt_all(
@@ -198,22 +235,96 @@ async def _attempt_all(
     backend makes several images per call. Each attempt is in the registry as soon as it is
     known, so a run killed while other calls are still in flight does not pay for it again.
     Candidates whose call the budgets could not hold get no attempt; ``refusals`` says why."""
-    settled = {
-        c.id: a for c in candidates if (a := _settled(ctx, run_id, c, request_seed)) is not None
-    }
-    for attempt in settled.values():
+    settled: dict[str, Attempt] = {}
+    for candidate in candidates:
+        found = _settled(ctx, run_id, candidate, request_seed)
+        if found is None:
+            continue
+        attempt, hit = found
+        # a cache hit is counted with the attempt it serves: never one without the other
         with ctx.db.session() as session:
+            if hit is not None:
+                generation_cache.count_hit(session, key=hit)
             crud.upsert_attempt(session, run_id=run_id, attempt=attempt)
+        settled[candidate.id] = attempt
     batches = batch_candidates([c for c in candidates if c.id not in settled], ctx.model)
 
     async def call_and_record(batch: list[Candidate]) -> list[Attempt]:
         # Recorded as each call returns, not after the slowest one: a SIGKILL while another
-        # call is in flight must not lose what this one paid for. The reservation is settled,
-        # the attempts recorded and their images cached in one transaction, so the ledger,
-        # the attempts and the cache never disagree: should it fail, the resumed run finds
-        # the reservation held (unknown, not sent again), never a free cache hit.
-        group, settlement = await _attempt_batch(ctx, run_id, batch, refusals)
+        # call is in flight must not lose what this one paid for. Once the provider has
+        # answered, the rest runs to its end even if the run is cancelled meanwhile: the
+        # charge is known, so it is settled rather than left held (unknown at the whole
+        # reservation).
+        call = await _attempt_batch(ctx, run_id, batch, refusals)
+        return await _to_the_end(_finish(ctx, run_id, call, request_seed))
+
+    tasks = [asyncio.ensure_future(call_and_record(batch)) for batch in batches]
+    try:
+        called = await asyncio.gather(*tasks)
+    except BaseException:
+        # one call failed (or the run was stopped): the calls still running stop too, each
+        # recording how it ended (unknown in flight, settled once answered), before this raises
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    for attempt in (a for group in called for a in group):
+        settled[attempt.id] = attempt
+    return [settled[c.id] for c in candidates if c.id in settled]
+
+
+async def _to_the_end(work: Coroutine[Any, Any, T]) -> T:
+    """``work``'s result; cancelled meanwhile, it lets ``work`` finish first (shielded), then
+    raises the cancellation."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait({task})
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.warning("recording a call failed as its run was stopped: %r", error)
+        raise
+
+
+async def _finish(
+    ctx: RunContext, run_id: str, call: _Call, request_seed: int | None
+) -> list[Attempt]:
+    """Post-process the call's images and record it: see :func:`_record`."""
+    attempts, images = await _post_processed(ctx, call)
+    _record(ctx, run_id, attempts, images, call.settlement, request_seed)
+    return attempts
+
+
+def _record(
+    ctx: RunContext,
+    run_id: str,
+    attempts: list[Attempt],
+    images: list[_Image],
+    settlement: Settlement | None,
+    request_seed: int | None,
+) -> None:
+    """One transaction keeps the call's images (artifact rows), settles its reservation,
+    records its attempts and caches the images, so the ledger, the attempts, the artifacts and
+    the cache never disagree. Should it fail, none of them stays: the resumed run finds the
+    reservation held (unknown, not sent again), never a free cache hit, and no artifact row
+    is left that nothing points to; image files it wrote that no tenant owns are removed. A
+    worker whose lease moved on writes no file either."""
+    if images:
+        fencing.verify_current()
+    try:
         with ctx.db.session() as session:
+            for kept in images:
+                keep_artifact(
+                    session,
+                    ctx.artifacts,
+                    kept.image.data,
+                    tenant=ctx.tenant,
+                    width=kept.image.width,
+                    height=kept.image.height,
+                    run_id=run_id,
+                    attempt_id=kept.attempt_id,
+                    edits=kept.edits or None,
+                )
             if settlement is not None:
                 spend.settle(
                     session,
@@ -221,16 +332,24 @@ async def _attempt_all(
                     billing=settlement.billing,
                     charged_usd=settlement.charged_usd,
                 )
-            for attempt in group:
+            for attempt in attempts:
                 crud.upsert_attempt(session, run_id=run_id, attempt=attempt)
-            for attempt in group:
+            for attempt in attempts:
                 _to_cache(ctx, session, attempt, request_seed)
-        return group
+    except Exception:
+        _discard_files(ctx, images)
+        raise
 
-    called = await asyncio.gather(*(call_and_record(batch) for batch in batches))
-    for attempt in (a for group in called for a in group):
-        settled[attempt.id] = attempt
-    return [settled[c.id] for c in candidates if c.id in settled]
+
+def _discard_files(ctx: RunContext, images: list[_Image]) -> None:
+    """The files a failed :func:`_record` wrote, removed unless a tenant owns them (best
+    effort: the database may be what failed)."""
+    for sha256 in {sha256_hex(kept.image.data) for kept in images}:
+        try:
+            with ctx.db.session() as session:
+                discard_unowned(session, ctx.artifacts, sha256=sha256)
+        except Exception as exc:
+            log.warning("could not remove the unrecorded image %s: %r", sha256, exc)
 
 
 def _reserve(
@@ -259,18 +378,18 @@ def _reserve(
         )
 
 
-def _settle_unknown(ctx: RunContext, run_id: str, call_key: str, attempts: list[Attempt]) -> None:
-    """The call was interrupted in flight (the run was cancelled, or the worker is stopping):
-    it may have been billed. Its attempts are recorded as unknown at their share of the
-    reservation, in the transaction that settles it, so the run's cost says what the ledger
-    holds (reconciling the call corrects both)."""
+def _settle_unknown(
+    ctx: RunContext, run_id: str, call_key: str, attempts: list[Attempt], reason: str
+) -> None:
+    """The call was interrupted in flight (the run was cancelled, the worker is stopping, the
+    provider's client broke): it may have been billed. Its attempts are recorded as unknown at
+    their share of the reservation, in the transaction that settles it, so the run's cost says
+    what the ledger holds (reconciling the call corrects both)."""
     share = round(sum(a.candidate.estimated_cost_usd for a in attempts) / len(attempts), 6)
     with ctx.db.session() as session:
         spend.settle(session, call_key=call_key, billing="unknown", charged_usd=0.0)
         for attempt in attempts:
-            crud.upsert_attempt(
-                session, run_id=run_id, attempt=_unknown(attempt, share, INTERRUPTED)
-            )
+            crud.upsert_attempt(session, run_id=run_id, attempt=_unknown(attempt, share, reason))
 
 
 def _unknown(attempt: Attempt, share: float, reason: str) -> Attempt:
@@ -349,9 +468,10 @@ def _at_catalog_price(ctx: RunContext, candidate: Candidate) -> Candidate:
 
 async def _attempt_batch(
     ctx: RunContext, run_id: str, batch: list[Candidate], refusals: list[str]
-) -> tuple[list[Attempt], Settlement | None]:
+) -> _Call:
     """One provider call for a batch of candidates that differ only in seed, made only once
-    its reservation holds; returns the attempts and how to settle the reservation."""
+    its reservation holds; returns its attempts and how to settle the reservation, with the
+    provider's answer still to post-process (:func:`_post_processed`)."""
     spec = ctx.model(batch[0].model)
     batch = [_at_catalog_price(ctx, c) for c in batch]
     keys = [idempotency_key(run_id, c) for c in batch]
@@ -362,18 +482,18 @@ async def _attempt_batch(
     provider = ctx.providers.get(spec.provider)
     if provider is None:
         error = TerminalProviderError(f"provider {spec.provider!r} is not configured")
-        return [_failed(a, error) for a in attempts], None
+        return _Call(batch, [_failed(a, error) for a in attempts])
     request = build_request(spec, batch, idempotency_key=batch_key(keys))
     call_key = request.idempotency_key
     reservation = _reserve(ctx, run_id, provider, batch, call_key)
     if reservation.verdict == "refused":
         refusals.append(reservation.reason)
-        return [], None
+        return _Call(batch, [])
     if reservation.verdict == "billed":
-        return [_recorded(ctx, k, c) for k, c in zip(keys, batch, strict=True)], None
+        return _Call(batch, [_recorded(ctx, k, c) for k, c in zip(keys, batch, strict=True)])
     if reservation.verdict == "unknown":
         share = round(sum(c.estimated_cost_usd for c in batch) / len(batch), 6)
-        return [_unknown(a, share, NOT_SENT_AGAIN) for a in attempts], None
+        return _Call(batch, [_unknown(a, share, NOT_SENT_AGAIN) for a in attempts])
     started = time.perf_counter()
     try:
         with provider_span(spec.provider, spec.model, call_key, len(batch)):
@@ -382,9 +502,13 @@ async def _attempt_batch(
         result = redact_returned(result, secrets=ctx.secrets, pii=ctx.moderation.pii.redact)
     except ProviderError as exc:
         _trace_call(ctx, run_id, batch, call_key, error=exc)
-        return _call_failed(batch, attempts, call_key, exc)
+        failed, settlement = _call_failed(batch, attempts, call_key, exc)
+        return _Call(batch, failed, settlement)
     except asyncio.CancelledError:
-        _settle_unknown(ctx, run_id, call_key, attempts)
+        _settle_unknown(ctx, run_id, call_key, attempts, INTERRUPTED)
+        raise
+    except Exception as exc:  # a broken client: the request may have gone out and been billed
+        _settle_unknown(ctx, run_id, call_key, attempts, BROKEN.format(error=type(exc).__name__))
         raise
     finally:
         finished = time.perf_counter()
@@ -394,7 +518,17 @@ async def _attempt_batch(
     settlement = Settlement(
         call_key, "billed" if result.cost_usd > 0 else "not_billed", result.cost_usd
     )
-    share = round(result.cost_usd / len(batch), 6)
+    return _Call(batch, attempts, settlement, result, elapsed)
+
+
+async def _post_processed(ctx: RunContext, call: _Call) -> tuple[list[Attempt], list[_Image]]:
+    """The call's attempts once its images are fitted to the candidates' sizes, and the images
+    to keep; a call with no answer to post-process keeps its attempts as they are."""
+    result, settlement = call.result, call.settlement
+    if result is None or settlement is None:
+        return call.attempts, []
+    spec = ctx.model(call.batch[0].model)
+    share = round(result.cost_usd / len(call.batch), 6)
     billing: Billing = settlement.billing
     if result.finish_reason == "content_filtered" or not result.images:
         return [
@@ -410,38 +544,39 @@ async def _attempt_batch(
                     ),
                 }
             )
-            for a in attempts
-        ], settlement
-    done = []
-    for index, attempt in enumerate(attempts):
+            for a in call.attempts
+        ], []
+    done: list[Attempt] = []
+    images: list[_Image] = []
+    for index, attempt in enumerate(call.attempts):
         if index >= len(result.images):
             error = MalformedResponseError(
-                f"{spec.provider} returned {len(result.images)} of {len(batch)} images"
+                f"{spec.provider} returned {len(result.images)} of {len(call.batch)} images"
             )
             done.append(_failed(attempt, error, share))
             continue
         image = result.images[index]
         try:
             fitted = await _fitted(image, attempt.candidate)
-            edits = list(FIT_EDITS) if fitted is not image else []
-            stored = _store(ctx, run_id, attempt, fitted, edits)
         except MalformedResponseError as exc:
             done.append(_failed(attempt, exc, share))
             continue
+        images.append(_Image(attempt.id, fitted, list(FIT_EDITS) if fitted is not image else []))
         done.append(
-            stored.model_copy(
+            attempt.model_copy(
                 update={
+                    "artifact_sha256": sha256_hex(fitted.data),
                     "seed_returned": image.seed if image.seed is not None else result.seed,
                     "provider_request_id": result.provider_request_id,
                     "tries": result.tries,
                     "revised_prompt": result.revised_prompt,
                     "cost_usd": share,
                     "billing": billing,
-                    "latency_ms": elapsed * 1000,
+                    "latency_ms": call.elapsed_s * 1000,
                 }
             )
         )
-    return done, settlement
+    return done, images
 
 
 async def _fitted(image: GeneratedImage, cand: Candidate) -> GeneratedImage:
@@ -450,28 +585,6 @@ async def _fitted(image: GeneratedImage, cand: Candidate) -> GeneratedImage:
     if (image.width, image.height) == (cand.width, cand.height):
         return image
     return await asyncio.to_thread(fit, image, cand.width, cand.height)
-
-
-def _store(
-    ctx: RunContext, run_id: str, attempt: Attempt, image: GeneratedImage, edits: list[str]
-) -> Attempt:
-    """Keep the image as the attempt's artifact, owned by the run's tenant, with the edits
-    post-processing made to it (the signed manifest of an accepted image lists them); a worker
-    whose lease moved on writes no file either."""
-    fencing.verify_current()
-    with ctx.db.session() as session:
-        sha, _ = keep_artifact(
-            session,
-            ctx.artifacts,
-            image.data,
-            tenant=ctx.tenant,
-            width=image.width,
-            height=image.height,
-            run_id=run_id,
-            attempt_id=attempt.id,
-            edits=edits or None,
-        )
-    return attempt.model_copy(update={"artifact_sha256": sha})
 
 
 def _trace_call(

@@ -22,8 +22,9 @@ from brandloop.artifacts import MEDIA_TYPES, ArtifactStore, image_format, sha256
 from brandloop.domain import utcnow
 from brandloop.registry.models import ArtifactRow
 from brandloop.registry.models_agent import CacheEntryRow
+from brandloop.registry.write_lock import sqlite_write_lock
 
-__all__ = ["keep_artifact", "release_artifact"]
+__all__ = ["discard_unowned", "keep_artifact", "release_artifact"]
 
 
 def _lock(session: Session, sha256: str) -> None:
@@ -99,4 +100,20 @@ def release_artifact(session: Session, store: ArtifactStore, *, tenant: str, sha
     )
     if not others:
         store.remove(sha256)
+    return True
+
+
+def discard_unowned(session: Session, store: ArtifactStore, *, sha256: str) -> bool:
+    """Remove ``sha256``'s file if no tenant owns a copy of it: for a keep whose transaction
+    failed after it wrote the file (the row went with the transaction; ``brandloop gc`` only
+    sees files through their rows). Serialised with keeps and releases of the same sha256, so
+    a file a concurrent keep has just claimed stays. Returns whether the file was removed."""
+    if not sqlite_write_lock(session):
+        _lock(session, sha256)
+    owners = session.scalar(
+        select(func.count()).select_from(ArtifactRow).where(ArtifactRow.sha256 == sha256)
+    )
+    if owners or not store.exists(sha256):
+        return False
+    store.remove(sha256)
     return True
