@@ -18,9 +18,8 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from langgraph.runtime import Runtime
 from sqlalchemy.orm import Session
@@ -57,7 +56,6 @@ from brandloop.tools.providers.errors import (
 from brandloop.tools.providers.postprocess import fit
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def idempotency_key(run_id: str, candidate: Candidate) -> str:
@@ -256,7 +254,7 @@ async def _attempt_all(
         # charge is known, so it is settled rather than left held (unknown at the whole
         # reservation).
         call = await _attempt_batch(ctx, run_id, batch, refusals)
-        return await _to_the_end(_finish(ctx, run_id, call, request_seed))
+        return await _finish(ctx, run_id, call, request_seed)
 
     tasks = [asyncio.ensure_future(call_and_record(batch)) for batch in batches]
     try:
@@ -273,25 +271,19 @@ async def _attempt_all(
     return [settled[c.id] for c in candidates if c.id in settled]
 
 
-async def _to_the_end(work: Coroutine[Any, Any, T]) -> T:
-    """``work``'s result; cancelled meanwhile, it lets ``work`` finish first (shielded), then
-    raises the cancellation."""
-    task = asyncio.ensure_future(work)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await asyncio.wait({task})
-        if not task.cancelled() and (error := task.exception()) is not None:
-            log.warning("recording a call failed as its run was stopped: %r", error)
-        raise
-
-
 async def _finish(
     ctx: RunContext, run_id: str, call: _Call, request_seed: int | None
 ) -> list[Attempt]:
-    """Post-process the call's images and record it: see :func:`_record`."""
-    attempts, images = await _post_processed(ctx, call)
+    """Post-process the call's images and record it (see :func:`_record`). The provider has
+    answered, so the charge is known: a cancel that lands meanwhile (the only wait is fitting
+    an image to size, :func:`_fitted`) is held back until the call is recorded and settled,
+    then raised. Nothing here gives the loop away otherwise, so a call answered at once is
+    settled before the round's next call reserves (``test_budget_stops``)."""
+    stopped: list[bool] = []
+    attempts, images = await _post_processed(ctx, call, stopped)
     _record(ctx, run_id, attempts, images, call.settlement, request_seed)
+    if stopped:
+        raise asyncio.CancelledError
     return attempts
 
 
@@ -521,7 +513,9 @@ async def _attempt_batch(
     return _Call(batch, attempts, settlement, result, elapsed)
 
 
-async def _post_processed(ctx: RunContext, call: _Call) -> tuple[list[Attempt], list[_Image]]:
+async def _post_processed(
+    ctx: RunContext, call: _Call, stopped: list[bool]
+) -> tuple[list[Attempt], list[_Image]]:
     """The call's attempts once its images are fitted to the candidates' sizes, and the images
     to keep; a call with no answer to post-process keeps its attempts as they are."""
     result, settlement = call.result, call.settlement
@@ -557,7 +551,7 @@ async def _post_processed(ctx: RunContext, call: _Call) -> tuple[list[Attempt], 
             continue
         image = result.images[index]
         try:
-            fitted = await _fitted(image, attempt.candidate)
+            fitted = await _fitted(image, attempt.candidate, stopped)
         except MalformedResponseError as exc:
             done.append(_failed(attempt, exc, share))
             continue
@@ -579,12 +573,20 @@ async def _post_processed(ctx: RunContext, call: _Call) -> tuple[list[Attempt], 
     return done, images
 
 
-async def _fitted(image: GeneratedImage, cand: Candidate) -> GeneratedImage:
+async def _fitted(image: GeneratedImage, cand: Candidate, stopped: list[bool]) -> GeneratedImage:
     """The image at the size the candidate asked for: post-processed (in a thread, off the
-    event loop) when the model made its nearest supported size instead."""
+    event loop) when the model made its nearest supported size instead. A cancel meanwhile
+    lets the fit finish and is noted in ``stopped`` for the caller to raise once the call is
+    recorded (:func:`_finish`)."""
     if (image.width, image.height) == (cand.width, cand.height):
         return image
-    return await asyncio.to_thread(fit, image, cand.width, cand.height)
+    work = asyncio.ensure_future(asyncio.to_thread(fit, image, cand.width, cand.height))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        stopped.append(True)
+        await asyncio.wait({work})
+        return work.result()
 
 
 def _trace_call(
