@@ -544,6 +544,39 @@ async def run_generation(
     return result
 
 
+#: the loop's ways out: an older release's checkpoint may have sent a stop from one of them
+#: straight to finalize (plan's stops did, before every exit with accepted images passed
+#: review_gate)
+_LOOP_EXITS = ("plan", "observe")
+
+
+async def _reroute_stale_exit(
+    graph: CompiledStateGraph[RunState, RunContext, RunInput, RunState],
+    config: RunnableConfig,
+) -> str | None:
+    """Take the way out of the loop again, with today's routers, when the checkpoint has a run
+    with accepted images about to go from plan or observe straight to ``finalize``: a release
+    older than the review gate on every exit wrote it (a worker killed between plan's stop
+    and finalize, resumed after an upgrade), and running it as it is would deliver the images
+    unreviewed whatever the brand's review policy says. The routers send it to
+    ``review_gate``, which holds it for review when the policy asks and lets it through
+    otherwise.
+
+    LangGraph's ``update_state(..., as_node=node)`` writes a checkpoint as if ``node`` had
+    just run again with no update: its conditional edges are evaluated afresh and the stale
+    ``finalize`` trigger is superseded. Returns the node routed from, or None when the
+    checkpoint needs nothing (a current checkpoint, or nothing to deliver)."""
+    snapshot = await graph.aget_state(config)
+    if snapshot.next != ("finalize",) or not snapshot.values.get("accepted"):
+        return None
+    history = [step async for step in graph.aget_state_history(config, limit=2)]
+    if len(history) < 2 or len(history[1].next) != 1 or history[1].next[0] not in _LOOP_EXITS:
+        return None  # finalize comes after the gate or the review: already decided there
+    node = history[1].next[0]
+    await graph.aupdate_state(config, None, as_node=node)
+    return node
+
+
 async def resume_run(
     run_id: str,
     *,
@@ -587,6 +620,12 @@ async def resume_run(
             await graph.ainvoke(Command(resume=review), config, context=ctx)
         else:
             log.info("run resumed", extra={"from_checkpoint": bool(snapshot.values)})
+            rerouted = await _reroute_stale_exit(graph, config)
+            if rerouted is not None:
+                log.warning(
+                    "checkpoint routed a stop past the review gate; routed again",
+                    extra={"from_node": rerouted},
+                )
             start: RunInput | None = (
                 None if snapshot.values else {"run_id": run_id, "request": request}
             )
