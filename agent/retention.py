@@ -12,14 +12,24 @@ more once they are older than its retention age: candidates that were never acce
 cache entries that point at them. It never deletes an accepted image, the raw image a receipt
 names (``source_sha256``), an image of a run that is still running or waiting for review, nor
 one a reviewer rated, nor one that a newer attempt or cache hit used after the cut-off.
+
+It also sweeps the artifact store for *stray* files: an image whose process was killed inside
+the transaction that would have recorded it (file on disk, row rolled back), or the temp file
+of a write cut short. A file goes only when no row names its sha256 (any tenant's copy or the
+raw image a receipt names, an attempt, a cache entry, a rating, a pairwise judgement) and it is
+older than ``BRANDLOOP_STRAY_GRACE_SECONDS`` by the wall clock, so a call being settled right
+now keeps its file; the check is made again under the sha256's lock just before it goes.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -30,11 +40,11 @@ from brandloop.agent.checkpoints import checkpointer_for
 from brandloop.artifacts import ArtifactStore
 from brandloop.domain import utcnow
 from brandloop.errors import BadInputError
-from brandloop.registry.artifact_owners import release_artifact
+from brandloop.registry.artifact_owners import lock_for_removal, release_artifact
 from brandloop.registry.db import Database
 from brandloop.registry.models import ArtifactRow, AttemptRow, RunRow
 from brandloop.registry.models_agent import CacheEntryRow
-from brandloop.registry.models_studio import ImageRatingRow
+from brandloop.registry.models_studio import ImageRatingRow, PairwiseJudgementRow
 from brandloop.settings import MAX_RETENTION_DAYS, Settings
 
 __all__ = [
@@ -225,7 +235,9 @@ class GarbageReport:
     went (not runs merely looked at); ``artifacts``/``bytes``: a tenant's copies of images and
     their recorded sizes; ``files``: files removed from disk (a file shared with a copy that
     stays is kept); ``cache_entries``: generation-cache entries that pointed at them;
-    ``kept_in_use``: old candidates kept because something still needs them."""
+    ``kept_in_use``: old candidates kept because something still needs them; ``strays``/
+    ``stray_bytes``: files no row names, older than ``stray_grace_seconds`` (None: not swept,
+    as a gc of one tenant does not: a stray file is no tenant's)."""
 
     dry_run: bool
     checkpoints_pruned: int = 0
@@ -235,6 +247,9 @@ class GarbageReport:
     files: int = 0
     cache_entries: int = 0
     kept_in_use: int = 0
+    strays: int = 0
+    stray_bytes: int = 0
+    stray_grace_seconds: float | None = None
 
 
 def _receipts(session: Session, tenant: str) -> dict[str, dict[str, Any]]:
@@ -329,6 +344,104 @@ def _file_would_go(
     return store.exists(sha256) and released[sha256] >= (copies or 0)
 
 
+#: a stored image's name: its sha256 and the suffix of its format (``ArtifactStore.path_for``)
+_STORED = re.compile(r"(?P<sha>[0-9a-f]{64})\.(?:png|jpg|webp)")
+#: every column that names an image file by its sha256
+_NAMING = (
+    ArtifactRow.sha256,
+    AttemptRow.artifact_sha256,
+    CacheEntryRow.artifact_sha256,
+    ImageRatingRow.sha256,
+    PairwiseJudgementRow.left_sha256,
+    PairwiseJudgementRow.right_sha256,
+)
+
+
+def _named(session: Session, *, only: str | None = None) -> set[str]:
+    """The sha256s some row names (``only``: that one, if any does): any tenant's copy, the
+    raw image a receipt names, an attempt (a pending review's too), a cache entry, a rating,
+    a pairwise judgement."""
+    found: set[str] = set()
+    for column in _NAMING:
+        query = select(column).distinct()
+        if only is not None:
+            query = query.where(column == only)
+        found.update(sha for sha in session.scalars(query) if sha)
+    for receipt in session.scalars(select(ArtifactRow.receipt)):
+        if receipt and isinstance(source := receipt.get("source_sha256"), str):
+            found.add(source)
+    return found if only is None else found & {only}
+
+
+def _store_files(store: ArtifactStore) -> Iterator[tuple[Path, str | None]]:
+    """The files of the store's layout (``root/ab/cd/abcd….png``): each with its sha256, or
+    None for the temp file of a write cut short. Anything else there is left alone."""
+    for path in store.root.glob("??/??/*"):
+        found = _STORED.fullmatch(path.name)
+        sha = found["sha"] if found else None
+        if sha is not None and (sha[:2], sha[2:4]) != (path.parent.parent.name, path.parent.name):
+            continue
+        if (sha is not None or path.name.startswith(".tmp-")) and path.is_file():
+            yield path, sha
+
+
+def _unlink_if_older(path: Path, cutoff: float) -> int | None:
+    """Remove ``path`` if it is still there and older than ``cutoff``; its size if it went."""
+    try:
+        stat = path.stat()
+        if stat.st_mtime >= cutoff:
+            return None
+        path.unlink()
+    except FileNotFoundError:
+        return None
+    return stat.st_size
+
+
+def _sweep_strays(
+    db: Database,
+    store: ArtifactStore,
+    *,
+    grace_s: float,
+    dry_run: bool,
+    tick: Callable[[int], None],
+) -> tuple[int, int]:
+    """Remove the store's files no row names that are older than ``grace_s`` (by their
+    modification time and the wall clock); returns how many and their bytes. Each image goes
+    under its sha256's lock, after looking for a row once more: a keep racing with it has
+    committed its row by then, or writes the file again after."""
+    cutoff = time.time() - grace_s
+    old: list[tuple[Path, str | None, int]] = []
+    for path, sha in _store_files(store):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            continue
+        if stat.st_mtime < cutoff:
+            old.append((path, sha, stat.st_size))
+    if not old:
+        return 0, 0
+    with db.session() as session:
+        named = _named(session)
+    count = size = 0
+    for path, sha, bytes_ in old:
+        if sha is not None and sha in named:
+            continue
+        tick(1)
+        if not dry_run:
+            if sha is None:  # a temp file: only the write that made it knew its name
+                gone = _unlink_if_older(path, cutoff)
+            else:
+                with db.session() as session:
+                    lock_for_removal(session, sha)
+                    gone = None if _named(session, only=sha) else _unlink_if_older(path, cutoff)
+            if gone is None:
+                continue
+            bytes_ = gone
+        count += 1
+        size += bytes_
+    return count, size
+
+
 def tenants_of(session: Session) -> list[str]:
     return sorted(set(session.scalars(select(ArtifactRow.tenant).distinct())))
 
@@ -350,7 +463,9 @@ async def collect_garbage(
     now: datetime | None = None,
 ) -> GarbageReport:
     """Prune every finished run's checkpoints, then delete each tenant's unneeded images past
-    its age (``older_than_days``, else ``BRANDLOOP_ARTIFACT_RETENTION_DAYS``)."""
+    its age (``older_than_days``, else ``BRANDLOOP_ARTIFACT_RETENTION_DAYS``), then (for every
+    tenant, not just one) the store's files no row names, older than
+    ``BRANDLOOP_STRAY_GRACE_SECONDS`` by the wall clock (``now`` moves only the ages)."""
     if older_than_days is not None and not 0 < older_than_days <= MAX_RETENTION_DAYS:
         raise BadInputError(
             f"a retention age must be more than 0 days and at most {MAX_RETENTION_DAYS}"
@@ -392,8 +507,18 @@ async def collect_garbage(
             report.artifacts += 1
             report.bytes += size
             report.cache_entries += entries
+    if tenant is None:
+        report.stray_grace_seconds = settings.stray_grace_seconds
+        report.strays, report.stray_bytes = _sweep_strays(
+            db, store, grace_s=settings.stray_grace_seconds, dry_run=dry_run, tick=tick
+        )
     log.info(
         "garbage collected",
-        extra={"artifacts": report.artifacts, "bytes": report.bytes, "dry_run": dry_run},
+        extra={
+            "artifacts": report.artifacts,
+            "bytes": report.bytes,
+            "strays": report.strays,
+            "dry_run": dry_run,
+        },
     )
     return report

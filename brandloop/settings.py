@@ -78,8 +78,15 @@ class Settings(BaseSettings):
     # keeps (0: none; its trace, attempts and result live in the registry, and nothing resumes
     # a finished run), and the age in days past which a tenant's unneeded images go, by tenant
     # ("*": every other one), e.g. BRANDLOOP_ARTIFACT_RETENTION_DAYS='{"acme": 30, "*": 90}'.
+    # A file in the artifact store that no row names (its process killed inside the
+    # transaction that would have recorded it) goes once it is older than this many seconds,
+    # so a call being settled right now, its file written and its row not yet committed,
+    # keeps it (BRANDLOOP_STRAY_GRACE_SECONDS, at least a minute, default an hour).
     checkpoint_keep: int = Field(default=0, ge=0, le=1000)
     artifact_retention_days: dict[str, float] = Field(default_factory=dict)
+    stray_grace_seconds: float = Field(
+        default=3600.0, ge=60.0, le=MAX_RETENTION_DAYS * 86400.0, allow_inf_nan=False
+    )
 
     default_budget_usd: float = Field(default=0.50, ge=0)
     default_size: str = "1024x1024"

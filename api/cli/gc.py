@@ -50,7 +50,9 @@ def gc(
     """Prune finished runs' checkpoints and delete images nothing needs any more.
 
     Never deleted: accepted images, the raw images their receipts name, images of runs that
-    are running or waiting for review, and images used after the cut-off.
+    are running or waiting for review, and images used after the cut-off. Without --tenant,
+    also deletes stray files (no row names them: a process killed while recording them)
+    older than BRANDLOOP_STRAY_GRACE_SECONDS (default an hour).
     """
     if older_than is not None and not 0 < older_than <= MAX_RETENTION_DAYS:
         raise BadInputError(
@@ -83,6 +85,11 @@ def gc(
         )
     for name, days in report.tenants.items():
         out.print(f"tenant {name}: images unneeded for more than {days:g} days")
+    if report.stray_grace_seconds is not None:
+        out.print(
+            f"{delete} {report.strays} stray file(s) ({report.stray_bytes / 1e6:.1f} MB): "
+            f"no row names them, older than {report.stray_grace_seconds:g} s"
+        )
     out.print(
         f"{delete} {report.artifacts} image(s) ({report.files} file(s), "
         f"{report.bytes / 1e6:.1f} MB), "

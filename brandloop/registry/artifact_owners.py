@@ -24,13 +24,22 @@ from brandloop.registry.models import ArtifactRow
 from brandloop.registry.models_agent import CacheEntryRow
 from brandloop.registry.write_lock import sqlite_write_lock
 
-__all__ = ["discard_unowned", "keep_artifact", "release_artifact"]
+__all__ = ["discard_unowned", "keep_artifact", "lock_for_removal", "release_artifact"]
 
 
 def _lock(session: Session, sha256: str) -> None:
     """On PostgreSQL, hold the sha256's advisory lock until the transaction ends."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(func.pg_advisory_xact_lock(int(sha256[:15], 16))))
+
+
+def lock_for_removal(session: Session, sha256: str) -> None:
+    """Serialise with keeps and releases of ``sha256`` until the transaction ends, before
+    removing a file no row owns: a keep racing with it either has committed its row (seen
+    after this) or writes the file again after (SQLite: its write lock; PostgreSQL: the
+    sha256's advisory lock)."""
+    if not sqlite_write_lock(session):
+        _lock(session, sha256)
 
 
 def keep_artifact(
@@ -108,8 +117,7 @@ def discard_unowned(session: Session, store: ArtifactStore, *, sha256: str) -> b
     failed after it wrote the file (the row went with the transaction; ``brandloop gc`` only
     sees files through their rows). Serialised with keeps and releases of the same sha256, so
     a file a concurrent keep has just claimed stays. Returns whether the file was removed."""
-    if not sqlite_write_lock(session):
-        _lock(session, sha256)
+    lock_for_removal(session, sha256)
     owners = session.scalar(
         select(func.count()).select_from(ArtifactRow).where(ArtifactRow.sha256 == sha256)
     )
