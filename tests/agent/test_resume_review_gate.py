@@ -88,7 +88,7 @@ def reviewed_brand(
     return get_settings()
 
 
-async def _stopped_after_plan(
+async def stopped_after_plan(
     settings: Settings, db: Database, request: GenerationRequest, *, older: bool
 ) -> tuple[str, tuple[str, ...]]:
     """A process that starts the run as ``run_generation`` does and is gone once plan has
@@ -141,7 +141,7 @@ def test_a_run_killed_after_plans_stop_resumes_into_review_and_delivers_nothing(
     request = GenerationRequest(
         brief="a steaming coffee cup", brand="Acme Coffee", count=2, size="256x256", seed=seed
     )
-    run_id, next_node = asyncio.run(_stopped_after_plan(reviewed_brand, db, request, older=older))
+    run_id, next_node = asyncio.run(stopped_after_plan(reviewed_brand, db, request, older=older))
     assert next_node == (("finalize",) if older else ("review_gate",)), next_node
     code, out, err = run_cli(capsys, "runs", "list", "--json")
     [listed] = json.loads(out)
