@@ -195,7 +195,11 @@ class JobPublic(BaseModel):
     run_id: str
     campaign_id: str | None = None
     thread_id: str | None = None
-    cost_usd: float = 0.0
+    cost_usd: float = Field(
+        default=0.0,
+        description="what the job's run has cost; while the job has not finished, so far (as "
+        "GET /v1/runs/{id} shows its run)",
+    )
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None

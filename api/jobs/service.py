@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Hashable
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from brandloop.agent.nodes.intake import redacted_request
@@ -43,7 +43,20 @@ def public_result(result: dict[str, Any]) -> RunResult:
     )
 
 
-def job_public(row: JobRow) -> JobPublic:
+def job_cost(bind: Session | Connection, row: JobRow) -> float:
+    """What the job's run has cost. A finished job (succeeded, failed, cancelled) costs what it
+    keeps (``cost_usd``, written when it ends and by reconciling its calls): no read. One not
+    finished (queued, running, waiting for review) holds $0 or what its run had spent when it
+    stopped for review, so its run is read as the run's own view reads it (``views.
+    cost_so_far``, ``spend.run_cost``: one statement, through indexes)."""
+    if row.state in store.FINAL_STATES:
+        return float(row.cost_usd)
+    return spend.run_cost(bind, run_id=row.run_id)
+
+
+def job_public(row: JobRow, *, cost_usd: float) -> JobPublic:
+    """The job as the API shows it; ``cost_usd`` is :func:`job_cost` (0 for a job just
+    submitted: its run is new, nothing can have been spent)."""
     base = f"/v1/jobs/{row.id}"
     return JobPublic(
         id=row.id,
@@ -52,7 +65,7 @@ def job_public(row: JobRow) -> JobPublic:
         run_id=row.run_id,
         campaign_id=row.campaign_id,
         thread_id=row.thread_id,
-        cost_usd=row.cost_usd,
+        cost_usd=cost_usd,
         created_at=row.created_at,
         started_at=row.started_at,
         finished_at=row.finished_at,

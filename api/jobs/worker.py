@@ -44,6 +44,7 @@ from brandloop.registry.models_service import CampaignRow, JobRow
 from brandloop.registry.models_studio import ReviewAssignmentRow
 from brandloop.settings import Settings
 from brandloop.tools.credentials import SigningError
+from brandloop.views import cost_so_far
 
 ProvidersFactory = Callable[[Settings], dict[str, ImageProvider]]
 
@@ -510,7 +511,9 @@ class WorkerPool:
     ) -> None:
         job.state, job.error, job.finished_at = state, error, utcnow()
         run = session.get(RunRow, job.run_id)
-        job.cost_usd = run.cost_usd if run is not None else 0.0
+        # a run left unfinished (the job failed mid-run, to be resumed) holds $0 in its row:
+        # the job keeps what its run has cost so far, as the run's own view shows it
+        job.cost_usd = cost_so_far(session, run) if run is not None else 0.0
         if state == "failed" and job.result is None and run is not None and run.result is not None:
             job.result = run.result  # a run ended on bad input: the job carries its status too
         release_hold(session, job)

@@ -16,7 +16,7 @@ from brandloop.agent.nodes.intake import redacted_request, redacted_text
 from brandloop.agent.runner import check_request, new_run_id
 from brandloop.api.deps import Creator, PoolDep, ServiceDep, SessionDep, SettingsDep, Viewer
 from brandloop.api.jobs import store
-from brandloop.api.jobs.service import admit, job_public
+from brandloop.api.jobs.service import admit, job_cost, job_public
 from brandloop.api.params import ASCII_INT
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
 from brandloop.api.schemas import (
@@ -88,7 +88,7 @@ def campaign_public(
                 brief=plan["brief"],
                 format=plan["format"],
                 count=plan["count"],
-                job=job_public(job),
+                job=job_public(job, cost_usd=job_cost(session, job)),
             )
         )
     statuses.sort(key=lambda s: (s.index, s.format))
@@ -101,7 +101,8 @@ def campaign_public(
         name=campaign.name,
         brand=campaign.brand,
         budget_usd=campaign.budget_usd,
-        spent_usd=round(sum(j.cost_usd for j in jobs), 6),
+        # what each asset's run has cost so far (a running one's row holds $0 until it ends)
+        spent_usd=round(sum(s.job.cost_usd for s in statuses), 6),
         state=state,
         progress=progress,
         consistency=campaign_consistency(session, campaign, accepted, artifacts)

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from brandloop.api.auth import Principal
 from brandloop.api.deps import Creator, PoolDep, Service, ServiceDep
 from brandloop.api.jobs import store
-from brandloop.api.jobs.service import job_public, submit
+from brandloop.api.jobs.service import job_cost, job_public, submit
 from brandloop.api.jobs.worker import WorkerPool
 from brandloop.api.params import ASCII_NUMBER
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
@@ -104,7 +104,7 @@ def _submit(
             quota_usd=service.api.daily_quota_usd,
         )
         session.commit()
-        return job_public(row), True
+        return job_public(row, cost_usd=0.0), True  # its run is new: nothing spent yet
 
 
 def _check_thread_brand(session: Session, tenant: str, thread_id: str, brand: str) -> None:
@@ -132,4 +132,4 @@ def _check_thread_brand(session: Session, tenant: str, thread_id: str, brand: st
 def _job_now(service: Service, tenant: str, job_id: str) -> JobPublic:
     with service.db.session() as session:
         row = present(store.get_job(session, tenant=tenant, job_id=job_id), f"job {job_id}")
-        return job_public(row)
+        return job_public(row, cost_usd=job_cost(session, row))

@@ -14,6 +14,7 @@ from brandloop.api.jobs import store
 from brandloop.api.jobs.service import (
     SSE_EVENTS,
     cancel_job_run,
+    job_cost,
     job_events,
     job_public,
     release_hold,
@@ -34,7 +35,7 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=500), ASCII_INT] = 50,
 ) -> list[JobPublic]:
     rows = store.list_jobs(session, tenant=principal.tenant, state=state, limit=limit)
-    return [job_public(r) for r in rows]
+    return [job_public(r, cost_usd=job_cost(session, r)) for r in rows]
 
 
 @router.get(
@@ -44,7 +45,7 @@ def get_job(job_id: str, principal: Viewer, session: SessionDep) -> JobPublic:
     row = store.get_job(session, tenant=principal.tenant, job_id=job_id)
     if row is None:
         raise ApiProblem(404, "not-found", f"no job {job_id}")
-    return job_public(row)
+    return job_public(row, cost_usd=job_cost(session, row))
 
 
 @router.get(
@@ -151,7 +152,7 @@ def cancel_job(job_id: str, principal: Creator, session: SessionDep, pool: PoolD
     session.refresh(row)
     if row.state == "running":
         pool.cancel_running(row.id)
-    return job_public(row)
+    return job_public(row, cost_usd=job_cost(session, row))
 
 
 def _not_cancellable(row: JobRow) -> ApiProblem:

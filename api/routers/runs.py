@@ -19,7 +19,7 @@ from brandloop.api.deps import (
     caller,
     requires,
 )
-from brandloop.api.jobs.service import job_public, resume_job
+from brandloop.api.jobs.service import job_cost, job_public, resume_job
 from brandloop.api.params import ASCII_INT, QueryDateTime
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
 from brandloop.api.schemas import JobPublic
@@ -149,4 +149,4 @@ def resume(
     )
     session.commit()
     from_thread.run(pool.enqueue, job.id)
-    return job_public(job)
+    return job_public(job, cost_usd=job_cost(session, job))

@@ -29,7 +29,7 @@ from brandloop.agent.runner import check_request
 from brandloop.api.auth import Principal
 from brandloop.api.deps import Creator, PoolDep, Service, ServiceDep, SessionDep, Viewer
 from brandloop.api.jobs import store
-from brandloop.api.jobs.service import job_public, submit
+from brandloop.api.jobs.service import job_cost, job_public, submit
 from brandloop.api.jobs.worker import WorkerPool
 from brandloop.api.params import ASCII_INT
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
@@ -151,7 +151,11 @@ def post_message(
         if accepted is not None:
             message, job = accepted
             from_thread.run(pool.enqueue, job.id)
-            return MessageAccepted(message=_message_public(message, job), job=job_public(job))
+            # its job was just submitted: a new run, nothing spent yet
+            return MessageAccepted(
+                message=_message_public(message, job, cost_usd=0.0),
+                job=job_public(job, cost_usd=0.0),
+            )
     raise ApiProblem(
         409,
         "conflict",
@@ -242,7 +246,7 @@ def _reply(job: JobRow | None) -> str | None:
     return f"{text}. {result['reason']}" if result.get("reason") else text
 
 
-def _message_public(row: ThreadMessageRow, job: JobRow | None) -> MessagePublic:
+def _message_public(row: ThreadMessageRow, job: JobRow | None, *, cost_usd: float) -> MessagePublic:
     return MessagePublic(
         id=row.id,
         seq=row.seq,
@@ -250,7 +254,7 @@ def _message_public(row: ThreadMessageRow, job: JobRow | None) -> MessagePublic:
         content=row.content,
         brief=row.brief,
         edit=BriefEdit.model_validate(row.edit) if row.edit else None,
-        job=job_public(job) if job is not None else None,
+        job=job_public(job, cost_usd=cost_usd) if job is not None else None,
         reply=_reply(job),
     )
 
@@ -259,7 +263,8 @@ def thread_public(session: Session, thread: ThreadRow) -> ThreadPublic:
     messages = []
     for row in store.thread_messages(session, thread_id=thread.id):
         job = session.get(JobRow, row.job_id) if row.job_id else None
-        messages.append(_message_public(row, job))
+        cost = job_cost(session, job) if job is not None else 0.0
+        messages.append(_message_public(row, job, cost_usd=cost))
     return ThreadPublic(
         id=thread.id,
         brand=thread.brand,

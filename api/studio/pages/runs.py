@@ -35,6 +35,7 @@ from brandloop.reproduce import reproduce_run
 from brandloop.settings import Settings
 from brandloop.tools.providers.batching import receipt_request
 from brandloop.tools.providers.factory import closing as providers_closing
+from brandloop.views import cost_so_far
 
 router = APIRouter(route_class=StudioRoute, include_in_schema=False)
 PAGE_SIZE = 24
@@ -121,7 +122,11 @@ def gallery(
     query = urlencode({k: v for k, v in chosen.items() if v})
     context = {
         "title": "Runs",
-        "runs": [{"row": r, "cover": shown.get(r.id)} for r in rows],
+        # a run not finished holds $0 in its row: its card shows what it has cost so far (one
+        # indexed read for such a run, none for a finished one), as GET /v1/runs does
+        "runs": [
+            {"row": r, "cover": shown.get(r.id), "cost_usd": cost_so_far(session, r)} for r in rows
+        ],
         "total": total,
         "page": page,
         "pages": max(1, math.ceil(total / PAGE_SIZE)),
