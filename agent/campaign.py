@@ -29,6 +29,7 @@ from brandloop.domain import (
     StopCause,
     campaign_id_problem,
     parse_size,
+    repeated_format,
 )
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.policies.brandkit import load_brand_kit
@@ -124,8 +125,11 @@ def load_campaign(path: Path) -> CampaignSpec:
             )
         seen[asset.id] = number
         formats = asset.formats or spec.defaults.formats
-        if len(set(formats)) != len(formats):
-            raise BadInputError(f"{path}: asset {asset.id}: a format is listed twice")
+        twice = repeated_format(formats)
+        if twice is not None:
+            raise BadInputError(
+                f"{path}: asset {asset.id}: a format is listed twice ({twice}); list each once"
+            )
         for fmt in formats:
             try:
                 parse_size(fmt)

@@ -7,7 +7,15 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    field_validator,
+)
 
 from brandloop.agent.revision import BriefEdit
 from brandloop.api.params import ASPECT_PATTERN, FORMAT_PATTERN, SIZE_PATTERN
@@ -19,6 +27,7 @@ from brandloop.domain import (
     ImageFormat,
     RunResult,
     RunStatus,
+    repeated_format,
 )
 from brandloop.templates.governance import MODEL_HINT_PATTERN, PRINCIPAL_NAME
 
@@ -279,8 +288,18 @@ class CampaignAsset(_In):
         min_length=1,
         max_length=8,
         examples=[["1024x1024", "16:9"]],
+        description="each format once: one job per asset and format",
+        json_schema_extra={"uniqueItems": True},
     )
     count: BodyInt = Field(default=1, ge=1, le=8)
+
+    @field_validator("formats")
+    @classmethod
+    def _each_format_once(cls, value: list[str]) -> list[str]:
+        twice = repeated_format(value)
+        if twice is not None:  # a second job, paid again, for the same asset and format
+            raise ValueError(f"a format is listed twice ({twice}); list each once")
+        return value
 
 
 class CampaignCreate(_In):

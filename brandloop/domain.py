@@ -167,6 +167,17 @@ def brand_key_of(ref: str) -> str | None:
 # --------------------------------------------------------------------------- requests
 
 
+def repeated_format(formats: list[str]) -> str | None:
+    """The first format an asset lists twice, or None: each would be a second job, paid
+    again, for the same asset and format (the CLI's campaign file and POST /v1/campaigns)."""
+    seen: set[str] = set()
+    for fmt in formats:
+        if fmt in seen:
+            return fmt
+        seen.add(fmt)
+    return None
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """Parse ``WxH`` into a pair of ints, refusing sizes no backend could make."""
     match = SIZE_PATTERN.fullmatch(text.strip())

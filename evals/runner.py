@@ -2,7 +2,8 @@
 
 A run lives in one directory::
 
-    RUN_DIR/manifest.json                 suite, fingerprints, repeat, finished or not
+    RUN_DIR/manifest.json                 suite, targets (fingerprints and full specs), repeat,
+                                          finished or not, the gate verdict once decided
     RUN_DIR/cases/<target>/<case>__r<k>.json   one CaseResult per execution, written atomically
     RUN_DIR/thumbs/<sha>.jpg              small thumbnails of every attempt's image
     RUN_DIR/data/<target>/                the target's own data dir (registry, artifacts, memory)
@@ -50,6 +51,7 @@ from brandloop.evals.models import (
     Suite,
     TargetSpec,
 )
+from brandloop.evals.stats import GateVerdict
 from brandloop.policies.agent import AgentPolicy, load_agent_policy
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.policies.catalog import CATALOG_PATH, load_catalog
@@ -81,6 +83,12 @@ class EvalRun:
     resumed: int = 0
     wall_s: float = 0.0
     started_at: str = ""
+    #: the verdict ``brandloop eval run`` decided, when read back from a finished set
+    verdict: GateVerdict | None = None
+    #: what a reader of an older set must know (targets or a verdict it did not record)
+    notes: list[str] = field(default_factory=list)
+    #: read back from an older set that did not record the verdict (``verdict`` is None)
+    verdict_missing: bool = False
 
     def for_target(self, name: str) -> list[CaseResult]:
         return [r for r in self.results if r.target == name]
@@ -135,7 +143,11 @@ class EvalRunner:
                 shutil.rmtree(self.run_dir / sub, ignore_errors=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         started = datetime.now(UTC).isoformat(timespec="seconds")
-        self._write_manifest({**wanted, "finished": False, "started_at": started})
+        # every target in full (a command-line one is in no suite file), for the studio
+        specs = [t.model_dump(mode="json") for t in self.targets]
+        self._write_manifest(
+            {**wanted, "target_specs": specs, "finished": False, "started_at": started}
+        )
         return 0
 
     def _write_manifest(self, data: dict[str, Any]) -> None:
@@ -214,7 +226,8 @@ class EvalRunner:
         finally:
             for db in databases.values():
                 db.dispose()
-        self._write_manifest({**manifest, "finished": True})
+        specs = [t.model_dump(mode="json") for t in self.targets]  # a resumed older set too
+        self._write_manifest({**manifest, "target_specs": specs, "finished": True})
         results = evaluate_results(self.suite, self._existing())
         return EvalRun(
             suite=self.suite,
@@ -723,6 +736,13 @@ def default_run_dir(settings: Settings, suite: Suite, targets: list[TargetSpec])
         (suite.fingerprint + "|".join(target_fingerprint(t) for t in targets)).encode()
     ).hexdigest()[:10]
     return settings.data_dir / "evals" / f"{suite.name}-v{suite.version}-{digest}"
+
+
+def record_verdict(run_dir: Path, verdict: GateVerdict) -> None:
+    """Store the verdict the caller decided in the set's manifest (docs/evals.md)."""
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    manifest["verdict"] = verdict.model_dump(mode="json")
+    atomic_write(run_dir / "manifest.json", json.dumps(manifest, indent=2).encode())
 
 
 def run_suite(runner: EvalRunner) -> EvalRun:

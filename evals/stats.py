@@ -113,6 +113,20 @@ class BaselineReport(_Model):
     summary: str
 
 
+class GateVerdict(_Model):
+    """What ``brandloop eval run`` decided, stored in the result set's manifest so readers
+    (the studio's page and report) show that verdict instead of deciding again."""
+
+    min_pass_rate: float
+    passed: dict[str, bool] = Field(description="per target: its pass rate met the gate")
+    baseline: BaselineReport | None = None
+
+    @property
+    def all_passed(self) -> bool:
+        """The run passed: every target met the gate and the baseline check (if any) passed."""
+        return all(self.passed.values()) and (self.baseline is None or self.baseline.passed)
+
+
 def _stats(values: Sequence[float]) -> SignalStats:
     return SignalStats(
         n=len(values),

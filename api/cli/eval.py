@@ -21,8 +21,20 @@ from brandloop.errors import BadInputError
 from brandloop.evals.loader import load_suite, parse_target
 from brandloop.evals.models import CaseResult, Suite, TargetSpec
 from brandloop.evals.reports import build_document, build_html, build_junit
-from brandloop.evals.reports.document import RUN_FORMAT, comparisons, gate_results, summaries
-from brandloop.evals.runner import EvalRun, EvalRunner, check_references, default_run_dir
+from brandloop.evals.reports.document import (
+    RUN_FORMAT,
+    comparisons,
+    decide_verdict,
+    gate_results,
+    summaries,
+)
+from brandloop.evals.runner import (
+    EvalRun,
+    EvalRunner,
+    check_references,
+    default_run_dir,
+    record_verdict,
+)
 from brandloop.evals.schema import render_schema
 from brandloop.evals.stats import (
     MIN_PAIRS,
@@ -236,6 +248,9 @@ def run(
             )
         except ValueError as exc:
             raise BadInputError(f"baseline {baseline_path}: {exc}") from None
+    # decided once, stored in the set: the studio shows this verdict, never its own
+    result.verdict = decide_verdict(result, baseline)
+    record_verdict(directory, result.verdict)
     document = build_document(result, baseline)
     if json_path is not None:
         text = json.dumps(document, indent=2)

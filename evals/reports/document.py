@@ -7,7 +7,14 @@ from typing import Any
 from brandloop.agent.repairs import FixRate, repair_stats
 from brandloop.evals.models import CaseResult
 from brandloop.evals.runner import EvalRun
-from brandloop.evals.stats import BaselineReport, Comparison, TargetSummary, compare, summarize
+from brandloop.evals.stats import (
+    BaselineReport,
+    Comparison,
+    GateVerdict,
+    TargetSummary,
+    compare,
+    summarize,
+)
 
 RUN_FORMAT = "brandloop.eval-run/1"
 
@@ -28,7 +35,22 @@ def comparisons(run: EvalRun) -> list[tuple[str, str, list[Comparison]]]:
 
 
 def gate_results(run: EvalRun, table: dict[str, TargetSummary]) -> dict[str, bool]:
+    """Per target, whether it met the gate: as ``brandloop eval run`` decided it when the set
+    recorded that (a reader never decides again, differently), else from its pass rate."""
+    if run.verdict is not None:
+        recorded = run.verdict.passed
+        return {name: recorded.get(name, False) for name in table}
     return {name: s.pass_rate >= run.suite.gate.min_pass_rate - 1e-9 for name, s in table.items()}
+
+
+def decide_verdict(run: EvalRun, baseline: BaselineReport | None = None) -> GateVerdict:
+    """The run's verdict: the gate per target and the baseline check; the CLI exits on it and
+    stores it in the set (``record_verdict``)."""
+    return GateVerdict(
+        min_pass_rate=run.suite.gate.min_pass_rate,
+        passed=gate_results(run, summaries(run)),
+        baseline=baseline,
+    )
 
 
 def case_row(result: CaseResult) -> dict[str, Any]:

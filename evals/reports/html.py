@@ -393,7 +393,7 @@ def _toc(run: EvalRun) -> str:
     return f'<nav class="toc">{links}</nav>'
 
 
-def _target_settings(target: TargetSpec) -> str:
+def target_settings(target: TargetSpec) -> str:
     """What sets the target apart from the embedded default, or that it is the default."""
     changed = target.model_dump(exclude_defaults=True, exclude={"name", "description"})
     if "templates" in changed:
@@ -429,12 +429,29 @@ def _repairs(run: EvalRun) -> str:
     return "".join(parts)
 
 
+def gate_label(
+    run: EvalRun, gates: dict[str, bool], baseline: BaselineReport | None = None
+) -> tuple[str, str]:
+    """The run's verdict and its badge class: the one the CLI recorded when there is one;
+    for an older set whose pass rates meet the gate, that it was not recorded (a --baseline
+    check may have failed it), never "passed"."""
+    if run.verdict is not None:
+        passed = run.verdict.all_passed
+    elif not all(gates.values()) or (baseline is not None and not baseline.passed):
+        passed = False
+    elif run.verdict_missing:
+        return "GATE NOT RECORDED", "warn"
+    else:
+        passed = True
+    return ("GATE PASSED", "pass") if passed else ("GATE FAILED", "fail")
+
+
 def build_html(run: EvalRun, baseline: BaselineReport | None = None) -> str:
     table: dict[str, TargetSummary] = summaries(run)
     gates = gate_results(run, table)
     target_desc = "".join(
         f"<li><b>{escape(t.name)}</b>: "
-        + escape(_target_settings(t))
+        + escape(target_settings(t))
         + (f" — {escape(t.description)}" if t.description else "")
         + "</li>"
         for t in run.targets
@@ -443,13 +460,16 @@ def build_html(run: EvalRun, baseline: BaselineReport | None = None) -> str:
         f"<h3>{escape(b)} vs {escape(a)}</h3>{_comparison_table(rows, a, b)}"
         for a, b, rows in comparisons(run)
     )
-    all_pass = all(gates.values()) and (baseline is None or baseline.passed)
+    if baseline is None and run.verdict is not None:
+        baseline = run.verdict.baseline  # the check the CLI ran, read back from the set
+    badge = _badge(*gate_label(run, gates, baseline))
+    notes = "".join(f"<p role='note' class='badge warn'>{escape(n)}</p>" for n in run.notes)
     doc: list[str] = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>eval {escape(run.suite.name)}@{run.suite.version}</title>",
         f"<style>{CSS}</style></head><body>",
         f"<header><h1>Eval report: {escape(run.suite.name)} v{run.suite.version} "
-        f"{_badge('GATE PASSED' if all_pass else 'GATE FAILED', 'pass' if all_pass else 'fail')}</h1>",
+        f"{badge}</h1>{notes}",
         f"<div class='meta'>{len(run.suite.cases)} cases × {len(run.targets)} target(s) × "
         f"{run.repeat} repeat(s) · started {escape(run.started_at)} · {run.wall_s:.1f} s"
         + (f" · {run.resumed} result(s) resumed" if run.resumed else "")

@@ -33,12 +33,19 @@ from brandloop.api.studio.web import (
     see_other,
 )
 from brandloop.errors import BadInputError, BrandloopError
-from brandloop.evals.loader import load_suite
-from brandloop.evals.models import Suite
+from brandloop.evals.loader import load_suite, target_fingerprint
+from brandloop.evals.models import Suite, TargetSpec
 from brandloop.evals.reports import build_html
-from brandloop.evals.reports.document import comparisons, gate_results, summaries
-from brandloop.evals.runner import EvalRun, EvalRunner, evaluate_results, run_suite
-from brandloop.evals.stats import MIN_PAIRS
+from brandloop.evals.reports.document import comparisons, decide_verdict, gate_results, summaries
+from brandloop.evals.reports.html import gate_label, target_settings
+from brandloop.evals.runner import (
+    EvalRun,
+    EvalRunner,
+    evaluate_results,
+    record_verdict,
+    run_suite,
+)
+from brandloop.evals.stats import MIN_PAIRS, GateVerdict
 from brandloop.settings import Settings
 
 router = APIRouter(route_class=StudioRoute, include_in_schema=False)
@@ -50,6 +57,7 @@ REPORT_CSP = (
 _running: dict[str, Future[EvalRun]] = {}
 _running_lock = threading.Lock()
 log = logging.getLogger(__name__)
+UNRECORDED = "given on the command line; its settings were not recorded in this older set"
 
 
 def result_dirs(settings: Settings, tenant: str) -> list[Path]:
@@ -89,12 +97,22 @@ def manifest_suite(manifest: dict[str, Any]) -> Suite:
 
 
 def load_run(path: Path) -> EvalRun:
-    """A finished result set as the reports read it."""
+    """A finished result set as the reports read it: every target it ran (a command-line one
+    too, from its recorded spec) and the verdict ``brandloop eval run`` decided. A set an older
+    release wrote lacks those records: what it holds is shown, with notes saying what is not."""
     manifest: dict[str, Any] = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
     suite = manifest_suite(manifest)
-    targets = [t for t in suite.targets if t.name in manifest.get("targets", {})] or suite.targets
+    targets, notes = _targets(suite, manifest)
     runner = EvalRunner(suite=suite, targets=targets, run_dir=path, repeat=manifest["repeat"])
     results = evaluate_results(suite, runner._existing())
+    recorded = manifest.get("verdict")
+    verdict = None if recorded is None else GateVerdict.model_validate(recorded)
+    if verdict is None and manifest.get("finished"):
+        notes.append(
+            "This result set predates the record of the gate verdict `brandloop eval run` "
+            "decided: the gate below is worked out again from the stored results, and a "
+            "--baseline check it may have failed is not known."
+        )
     return EvalRun(
         suite=suite,
         targets=targets,
@@ -102,7 +120,39 @@ def load_run(path: Path) -> EvalRun:
         run_dir=path,
         results=results,
         started_at=manifest.get("started_at", ""),
+        verdict=verdict,
+        notes=notes,
+        verdict_missing=verdict is None,
     )
+
+
+def _targets(suite: Suite, manifest: dict[str, Any]) -> tuple[list[TargetSpec], list[str]]:
+    """The set's targets in the order they ran, and notes on what an older set lacks."""
+    if "target_specs" in manifest:
+        return [TargetSpec.model_validate(t) for t in manifest["target_specs"]], []
+    # older sets name each target with its fingerprint only: a suite target is known by it,
+    # a command-line one is shown by name with the results it left
+    in_suite = {t.name: t for t in suite.targets}
+    targets, unknown = [], []
+    for name, fingerprint in manifest.get("targets", {}).items():
+        known = in_suite.get(name)
+        try:
+            same = known is not None and target_fingerprint(known) == fingerprint
+        except OSError:  # a templates file of the suite target is gone
+            same = False
+        if known is not None and same:
+            targets.append(known)
+        else:
+            unknown.append(name)
+            targets.append(TargetSpec(name=name, description=UNRECORDED))
+    notes = []
+    if unknown:
+        notes.append(
+            f"Target(s) {', '.join(unknown)} were given on the command line (or the suite "
+            "file has changed since): this older result set did not record their settings, "
+            "only their results. Run the suite again to record them."
+        )
+    return targets, notes
 
 
 async def _read(settings: Settings, tenant: str, name: str) -> EvalRun:
@@ -136,12 +186,15 @@ def evals(request: Request, user: Viewer, settings: SettingsDep) -> Response:
 async def result_set(request: Request, name: str, user: Viewer, settings: SettingsDep) -> Response:
     run = await _read(settings, user.tenant, name)
     table = summaries(run)
+    gates = gate_results(run, table)
     context = {
         "title": f"Eval {name}",
         "name": name,
         "run": run,
         "table": table,
-        "gates": gate_results(run, table),
+        "gates": gates,
+        "verdict": gate_label(run, gates, run.verdict.baseline if run.verdict else None),
+        "settings": {t.name: target_settings(t) for t in run.targets},
         "ab": comparisons(run),
         "min_pairs": MIN_PAIRS,
     }
@@ -194,7 +247,10 @@ def _start(runner: EvalRunner, tenant: str) -> Future[EvalRun]:
     def work() -> None:
         future.set_running_or_notify_cancel()
         try:
-            future.set_result(run_suite(runner))
+            done = run_suite(runner)
+            done.verdict = decide_verdict(done)
+            record_verdict(runner.run_dir, done.verdict)
+            future.set_result(done)
         except BaseException as exc:  # the page shows it; the thread ends either way
             log.exception("golden suite run failed", extra={"tenant": tenant})
             future.set_exception(exc)

@@ -26,7 +26,15 @@ from brandloop.api.jobs import store
 from brandloop.api.jobs.service import resume_job
 from brandloop.api.routers.runs import tenant_trace
 from brandloop.api.studio.thumbs import image_colours
-from brandloop.api.studio.web import Creator, Csrf, StudioRoute, Viewer, render, see_other
+from brandloop.api.studio.web import (
+    Creator,
+    Csrf,
+    StudioError,
+    StudioRoute,
+    Viewer,
+    render,
+    see_other,
+)
 from brandloop.artifacts import ArtifactStore
 from brandloop.domain import AcceptedImage, Receipt, RunStatus
 from brandloop.registry import crud
@@ -42,13 +50,15 @@ PAGE_SIZE = 24
 STATUSES: tuple[str, ...] = get_args(RunStatus)
 
 
-def _day(text: str | None, *, end: bool = False) -> datetime | None:
+def _day(text: str | None, field: str, *, end: bool = False) -> datetime | None:
+    """A date filter: empty is no filter; anything but a day (YYYY-MM-DD) is refused, as
+    ``GET /v1/runs`` refuses it, never dropped to show every run."""
     if not text:
         return None
     try:
         day = date.fromisoformat(text)
     except ValueError:
-        return None
+        raise StudioError(422, f"{field}: {text!r} is not a day (YYYY-MM-DD)") from None
     moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
     return moment + timedelta(days=1) if end else moment
 
@@ -107,8 +117,8 @@ def gallery(
         status=status or None,
         template=template or None,
         model=model or None,
-        since=_day(since),
-        until=_day(until, end=True),
+        since=_day(since, "From (since)"),
+        until=_day(until, "To (until)", end=True),
     )
     total = crud.count_runs(session, tenant=user.tenant, where=where)
     rows = crud.list_runs(

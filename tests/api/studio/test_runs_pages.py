@@ -193,3 +193,24 @@ def test_user_text_is_escaped(studio: Studio, api: Callable[..., Any]) -> None:
 def test_studio_routes_stay_out_of_the_openapi_schema(studio: Studio) -> None:
     paths = studio.browser().get("/openapi.json").json()["paths"]
     assert all(p.startswith("/v1/") or p in {"/healthz", "/readyz", "/metrics"} for p in paths)
+
+
+def test_a_malformed_date_filter_is_a_422_page_naming_it_never_every_run(
+    studio: Studio, api: Callable[..., Any]
+) -> None:
+    """The gallery calls the query ``GET /v1/runs`` does, and refuses what it refuses."""
+    job = make_run(studio, api)
+    browser = studio.signed_in_as("A", "ana", "viewer")
+    key = studio.key("A", "viewer")
+    for query, field in (
+        ("since=yesterday", "From (since)"),
+        ("since=2026-13-45", "From (since)"),
+        ("until=garbage", "To (until)"),
+    ):
+        page = browser.get(f"/runs?{query}")
+        assert page.status_code == 422, (query, page.status_code)
+        assert field in page.text and "is not a day (YYYY-MM-DD)" in page.text, page.text
+        assert job["run_id"] not in page.text, query
+        assert api("GET", f"/v1/runs?{query}", key).status_code == 422, query
+    # a valid day still filters, an empty one is no filter
+    assert job["run_id"] in browser.get("/runs?since=2000-01-01&until=").text
