@@ -91,3 +91,34 @@ def test_a_refused_follow_up_is_kept_as_refused_and_not_carried_on(
     assert messages[1] == {**turn, "job": messages[1]["job"]}
     assert messages[1]["refused"] == no["result"]["reason"]
     assert messages[1]["job"]["id"] == no["id"]
+
+
+def test_a_refused_reply_leaves_the_brands_question_open(
+    client: TestClient, keys: Keys, acme: dict[str, Any], settings: Settings
+) -> None:
+    """Under ``conflicts: ask`` the question is not a refusal; a reply to it whose run is
+    refused is passed over, so the question is still open: "yes" then takes its offer."""
+    folder = settings.data_dir / "policies"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "acme-coffee.yaml").write_text("conflicts: ask\n", encoding="utf-8")
+    creator = keys["A", "creator"]
+    orange = "a coffee cup on an orange table"
+    made = client.post(
+        "/v1/threads",
+        json={"brand": "Acme Coffee", "title": "t", "message": orange, "seed": 4},
+        headers=creator,
+    )
+    assert made.status_code == 201, made.text
+    thread_id = made.json()["id"]
+    asked = wait_job(client, made.json()["messages"][0]["job"]["id"], creator)
+    assert asked["result"]["clarification"], asked
+
+    no = _turn(client, keys, thread_id, "add a jar of instant coffee", "messages")
+    assert no["result"]["status"] == "refused" and "instant coffee" in no["result"]["reason"]
+    yes = _turn(client, keys, thread_id, "yes", "messages")
+    assert yes["state"] == "succeeded", yes
+    preflight = [d for d in yes["result"]["decisions"] if d["node"] == "preflight"]
+    assert [d["action"] for d in preflight] == ["adapt"], preflight
+    messages = client.get(f"/v1/threads/{thread_id}", headers=creator).json()["messages"]
+    assert [m["refused"] for m in messages] == [None, no["result"]["reason"], None]
+    assert messages[2]["brief"] == orange and messages[2]["edit"] is None
