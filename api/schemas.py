@@ -266,11 +266,22 @@ class MessagePublic(BaseModel):
     )
     job: JobPublic | None = None
     reply: str | None = Field(default=None, description="the agent's answer once the job is done")
+    refused: str | None = Field(
+        default=None,
+        description="why this turn's run was refused (moderation, the brand's conflict policy, "
+        "bad input), once it is; a refused turn stays in the thread, but later follow-ups edit "
+        "the brief of the latest turn not refused",
+    )
 
 
 class ThreadPublic(BaseModel):
     id: str
-    brand: str
+    brand: str = Field(description="the thread's brand's name now (it follows a rename)")
+    brand_id: str | None = Field(
+        default=None,
+        description="the thread's brand; null only for a thread from before brands were kept "
+        "by id whose brand could not be told (its follow-ups are refused)",
+    )
     title: str
     created_at: datetime
     messages: list[MessagePublic] = Field(default_factory=list)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from brandloop.domain import utcnow
+from brandloop.registry.models import BrandRow
 from brandloop.registry.models_service import (
     CampaignRow,
     IdempotencyRow,
@@ -232,11 +234,41 @@ def purge_idempotency(session: Session, *, before: datetime) -> int:
 # --------------------------------------------------------------------------- threads
 
 
-def create_thread(session: Session, *, tenant: str, brand: str, title: str) -> ThreadRow:
-    row = ThreadRow(id=new_id("thr"), tenant=tenant, brand=brand, title=title, created_at=utcnow())
+def create_thread(session: Session, *, tenant: str, brand: BrandRow, title: str) -> ThreadRow:
+    """A thread about ``brand``: kept by its id (and its name as of now, for the record)."""
+    row = ThreadRow(
+        id=new_id("thr"),
+        tenant=tenant,
+        brand=brand.name,
+        brand_id=brand.id,
+        title=title,
+        created_at=utcnow(),
+    )
     session.add(row)
     session.flush()
     return row
+
+
+def thread_brand(session: Session, *, thread: ThreadRow) -> BrandRow | None:
+    """The thread's brand, by its id, whatever it is called now; None for a thread whose
+    brand is not known (one from before migration 0950 whose name no brand had). Never a
+    brand found by the thread's name: a new brand under an old name is another brand."""
+    if thread.brand_id is None:
+        return None
+    return session.scalar(
+        select(BrandRow).where(BrandRow.tenant == thread.tenant, BrandRow.id == thread.brand_id)
+    )
+
+
+def brand_names(session: Session, *, tenant: str, ids: Iterable[str | None]) -> dict[str, str]:
+    """brand id -> its current name, for the ``ids`` of the tenant's brands."""
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    query = select(BrandRow.id, BrandRow.name).where(
+        BrandRow.tenant == tenant, BrandRow.id.in_(wanted)
+    )
+    return {str(row.id): str(row.name) for row in session.execute(query)}
 
 
 def delete_thread_if_empty(session: Session, *, thread_id: str) -> None:

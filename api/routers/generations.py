@@ -24,7 +24,6 @@ from brandloop.api.schemas import (
     MessageCreate,
     domain_request,
 )
-from brandloop.domain import brand_key_of
 from brandloop.errors import present
 from brandloop.registry import crud
 
@@ -109,22 +108,23 @@ def _submit(
 
 def _check_thread_brand(session: Session, tenant: str, thread_id: str, brand: str) -> None:
     """A follow-up runs under its thread's brand: a body whose ``brand`` names another one (or
-    no stored brand) is a 409 ``conflict``, before anything is stored. Any spelling that names
-    the thread's brand (its id, its name in any case and separators) is fine. A thread that is
-    not there is left to :func:`post_message`'s 404."""
+    no stored brand) is a 409 ``conflict``, before anything is stored. The thread's brand is
+    the one it was started for, by id, whatever it is called now: any spelling of its current
+    name, or its id, is fine; its old name is not, and neither is a new brand that took it. A
+    thread that is not there, or whose brand is not known, is left to :func:`post_message`."""
     thread = store.get_thread(session, tenant=tenant, thread_id=thread_id)
     if thread is None:
         return
-    named = crud.get_brand(session, tenant=tenant, ref=brand)
-    own = crud.get_brand(session, tenant=tenant, ref=thread.brand)
-    if own is not None and named is not None and named.id == own.id:
+    own = store.thread_brand(session, thread=thread)
+    if own is None:
         return
-    if own is None and brand_key_of(brand) == brand_key_of(thread.brand):
-        return  # the thread's brand is gone: the follow-up answers for that itself
+    named = crud.get_brand(session, tenant=tenant, ref=brand)
+    if named is not None and named.id == own.id:
+        return
     raise ApiProblem(
         409,
         "conflict",
-        f"thread {thread_id} is about brand {thread.brand!r}, not {brand!r}; nothing was "
+        f"thread {thread_id} is about brand {own.name!r}, not {brand!r}; nothing was "
         "stored: send the thread's brand, or start a thread for the other brand",
     )
 

@@ -12,6 +12,13 @@ When the brand asks before spending (conflicts: ``ask``), the question is the tu
 stays open until the next message: a reply that takes its offer
 (``brandloop.agent.clarification``) runs the asked request again, unedited, with that answer,
 so preflight adapts; any other reply revises the brief as usual.
+
+A turn whose run was refused (moderation, the brand's conflict policy ``refuse``, bad input)
+stays in the thread, shown refused with its reason, and is passed over: the next follow-up
+edits the latest turn that was not refused, so one refusal does not refuse every later turn.
+
+A thread keeps its brand by id (``ThreadRow.brand_id``): a renamed brand keeps its threads,
+and a new brand under the old name is another brand.
 """
 
 from __future__ import annotations
@@ -64,19 +71,35 @@ def _open_question(job: JobRow | None) -> dict[str, Any] | None:
     return dict(job.request)
 
 
+def _refusal(job: JobRow | None) -> str | None:
+    """Why the turn of ``job`` was refused (its run's reason), once it was; None for a turn
+    that was not (or not yet). The brand's clarifying question is a question, not a refusal:
+    that turn is the one its answer is read against."""
+    result = job.result if job is not None else None
+    if not result or result.get("status") != "refused" or result.get("clarification"):
+        return None
+    return str(result.get("reason") or "refused")
+
+
 def _context(
     session: Session, thread: ThreadRow
 ) -> tuple[BriefState | None, dict[str, Any], int, dict[str, Any] | None]:
     """Where the thread's brief stands, what the last finished turn settled on, the
     sequence number of the message it stands at (0 before the first), and the request whose
-    clarifying question is open (None when none is)."""
+    clarifying question is open (None when none is).
+
+    Turns whose run was refused are passed over (they stay in the thread, shown refused): the
+    brief stands where the latest turn not refused left it, so a refused instruction is not
+    carried into every later turn's brief."""
     stored = store.thread_messages(session, thread_id=thread.id)
     seq = stored[-1].seq if stored else 0
-    messages = [m for m in stored if m.role == "user"]
-    if not messages:
+    turns = [
+        (m, session.get(JobRow, m.job_id) if m.job_id else None) for m in stored if m.role == "user"
+    ]
+    turns = [(m, job) for m, job in turns if _refusal(job) is None]
+    if not turns:
         return None, {}, seq, None
-    latest = messages[-1]
-    job = session.get(JobRow, latest.job_id) if latest.job_id else None
+    latest, job = turns[-1]
     request = job.request if job is not None else {}
     asked = _open_question(job)
     state = BriefState(
@@ -85,8 +108,7 @@ def _context(
         shifts=list(request.get("shifts") or []),
     )
     carried: dict[str, Any] = {}
-    for message in reversed(messages):
-        job = session.get(JobRow, message.job_id) if message.job_id else None
+    for _, job in reversed(turns):
         if job is None:
             continue
         previous = job.request
@@ -178,6 +200,15 @@ def _apply(
     thread = store.get_thread(session, tenant=principal.tenant, thread_id=thread_id)
     if thread is None:
         raise ApiProblem(404, "not-found", f"no thread {thread_id}")
+    brand = store.thread_brand(session, thread=thread)
+    if brand is None:
+        raise ApiProblem(
+            409,
+            "conflict",
+            f"thread {thread.id} was started for brand {thread.brand!r}, which cannot be told "
+            "from the brands stored now (renamed or replaced before threads kept their brand's "
+            "id); nothing was stored: start a thread for the brand",
+        )
     state, carried, seq, question = _context(session, thread)
     # the instruction with the brief it edits, before any writer sees it; then what it made
     asked = "\n".join(t for t in (state.brief if state is not None else "", content) if t)
@@ -204,8 +235,9 @@ def _apply(
         carried.pop("size", None)
         carried.pop("aspect_ratio", None)
     fields = {**carried, **own}
+    # the brand by its id: a rename before the job runs does not lose it, nor a namesake take it
     request = domain_request(
-        brief=brief, brand=thread.brand, tenant=principal.tenant, thread_id=thread.id, **fields
+        brief=brief, brand=brand.id, tenant=principal.tenant, thread_id=thread.id, **fields
     )
     # checked (in sessions of its own) and stored with its quota hold, not yet committed
     job = submit(
@@ -256,6 +288,21 @@ def _message_public(row: ThreadMessageRow, job: JobRow | None, *, cost_usd: floa
         edit=BriefEdit.model_validate(row.edit) if row.edit else None,
         job=job_public(job, cost_usd=cost_usd) if job is not None else None,
         reply=_reply(job),
+        refused=_refusal(job),
+    )
+
+
+def _thread_public(
+    thread: ThreadRow, names: dict[str, str], messages: list[MessagePublic] | None = None
+) -> ThreadPublic:
+    """The thread, its brand named as it is called now (``names``: brand id -> name)."""
+    return ThreadPublic(
+        id=thread.id,
+        brand=names.get(thread.brand_id or "", thread.brand),
+        brand_id=thread.brand_id,
+        title=thread.title,
+        created_at=thread.created_at,
+        messages=messages or [],
     )
 
 
@@ -265,13 +312,8 @@ def thread_public(session: Session, thread: ThreadRow) -> ThreadPublic:
         job = session.get(JobRow, row.job_id) if row.job_id else None
         cost = job_cost(session, job) if job is not None else 0.0
         messages.append(_message_public(row, job, cost_usd=cost))
-    return ThreadPublic(
-        id=thread.id,
-        brand=thread.brand,
-        title=thread.title,
-        created_at=thread.created_at,
-        messages=messages,
-    )
+    names = store.brand_names(session, tenant=thread.tenant, ids=[thread.brand_id])
+    return _thread_public(thread, names, messages)
 
 
 @router.post(
@@ -296,11 +338,11 @@ def create_thread(
         shape = body.model_dump(include=set(SHAPE_FIELDS), exclude_none=True)
         check_request(
             service.db,
-            domain_request(brief=message, brand=brand.name, tenant=principal.tenant, **shape),
+            domain_request(brief=message, brand=brand.id, tenant=principal.tenant, **shape),
         )
     # the title is listed to every viewer of the tenant: personal data never reaches it
     thread = store.create_thread(
-        session, tenant=principal.tenant, brand=brand.name, title=redacted_text(body.title)[:200]
+        session, tenant=principal.tenant, brand=brand, title=redacted_text(body.title)[:200]
     )
     session.commit()
     if message is not None:
@@ -332,10 +374,9 @@ def list_threads(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200), ASCII_INT] = 50,
 ) -> list[ThreadPublic]:
-    return [
-        ThreadPublic(id=t.id, brand=t.brand, title=t.title, created_at=t.created_at)
-        for t in store.list_threads(session, tenant=principal.tenant, limit=limit)
-    ]
+    threads = store.list_threads(session, tenant=principal.tenant, limit=limit)
+    names = store.brand_names(session, tenant=principal.tenant, ids=[t.brand_id for t in threads])
+    return [_thread_public(t, names) for t in threads]
 
 
 @router.get("/{thread_id}", response_model=ThreadPublic, summary="The conversation with its images")

@@ -122,13 +122,18 @@ class IdempotencyRow(Base):
 
 
 class ThreadRow(Base):
-    """A chat thread: a conversation about one brand whose follow-ups edit earlier output."""
+    """A chat thread: a conversation about one brand whose follow-ups edit earlier output.
+
+    The brand is ``brand_id`` (it survives a rename, and a new brand taking the old name is
+    another brand); ``brand`` is its name as the thread was started. ``brand_id`` is NULL only
+    for a thread from before migration 0950 whose brand could not be told from its name."""
 
     __tablename__ = "threads"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     tenant: Mapped[str] = mapped_column(String(64), index=True)
     brand: Mapped[str] = mapped_column(String(80))
+    brand_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     title: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 

@@ -127,7 +127,7 @@ def thread_page(
         "thread": public,
         "turns": turns,
         "threads": _threads(session, user.tenant),
-        "palette": palette_of(session, user.tenant, thread.brand),
+        "palette": palette_of(session, user.tenant, thread.brand_id or ""),
     }
     return render(request, "thread.html", context)
 
@@ -181,6 +181,6 @@ def result(
     thread = store.get_thread(session, tenant=user.tenant, thread_id=job.thread_id or "")
     context = {
         **job_view(session, settings, tenant=user.tenant, job=job),
-        "palette": palette_of(session, user.tenant, thread.brand) if thread else [],
+        "palette": palette_of(session, user.tenant, thread.brand_id or "") if thread else [],
     }
     return render(request, "_turn_result.html", context)
