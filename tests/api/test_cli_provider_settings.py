@@ -17,6 +17,7 @@ import pytest
 
 from brandloop.settings import Settings, get_settings
 from tests.api.test_cli import BRANDS, ROOT, data_snapshot, run_cli
+from tests.fakes.provider_server import FakeImagesApp, serve
 
 KIT = str(BRANDS / "acme-coffee.yaml")
 KEY = "sk-test-provider-settings-0001"
@@ -190,3 +191,67 @@ def test_an_unreachable_provider_is_exit_5_not_a_budget_stop_with_nothing_spent(
     assert result["stop_cause"] == "providers_unavailable", result["reason"]
     assert result["reason"] == "no usable provider: openai: unreachable ×4"
     assert result["cost_usd"] == 0
+
+
+@pytest.mark.databases("sqlite")
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("openai,,", "'' is not a provider name"),
+        (",openai", "'' is not a provider name"),
+        ("openai, ,procedural", "'' is not a provider name"),
+        ("  ", "providers is empty"),
+    ],
+)
+def test_cli_refuses_an_empty_provider_name_as_the_api_does(
+    capsys: pytest.CaptureFixture[str], settings: Settings, option: str, message: str
+) -> None:
+    code, out, err = run_cli(capsys, "generate", "a cup", "--brand", KIT, "--providers", option)
+    assert code == 2 and out == "", (code, out, err)
+    assert message in err and err.count("\n") == 1, err
+
+
+@pytest.mark.databases("sqlite")
+def test_cli_takes_a_provider_name_with_spaces_around_it_as_the_api_does(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    code, out, err = run_cli(
+        capsys, "generate", "a cup", "--brand", KIT, "--providers", " procedural ", "--size",
+        "256x256", "--json", "--out", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert code in (0, 4), err
+    assert {i["model"].split("/")[0] for i in json.loads(out)["images"]} <= {"procedural"}
+
+
+def test_the_exit_5_reason_says_breaker_open_not_an_error_class(
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """docs/agent.md: `no usable provider: openai: 503 ×4, breaker open`. Calls the open breaker
+    held back are not listed as `ProviderUnavailableError ×N`."""
+    fake = FakeImagesApp(api_key=KEY)
+    fake.faults.extend(["503"] * 40)
+    with serve(fake) as base_url:
+        monkeypatch.setenv("BRANDLOOP_OPENAI_API_KEY", KEY)
+        monkeypatch.setenv("BRANDLOOP_OPENAI_BASE_URL", base_url)
+        # round one: 4 tries on one model, 503 each; round two, on the next model: the 5th 503
+        # opens the breaker, which holds back the retry (ProviderUnavailableError)
+        monkeypatch.setenv("BRANDLOOP_PROVIDER_MAX_ATTEMPTS", "4")
+        monkeypatch.setenv("BRANDLOOP_PROVIDER_BACKOFF_INITIAL_S", "0.001")
+        monkeypatch.setenv("BRANDLOOP_PROVIDER_BACKOFF_MAX_S", "0.001")
+        monkeypatch.setenv("BRANDLOOP_PROVIDER_BREAKER_FAILURES", "5")
+        get_settings.cache_clear()
+        try:
+            code, out, err = run_cli(
+                capsys, "generate", "a teal coffee cup", "--brand", KIT, "--size", "1024x1024",
+                "--json", "--out", str(tmp_path / "out"),
+            )  # fmt: skip
+        finally:
+            get_settings.cache_clear()
+    assert code == 5, (out, err)
+    reason = json.loads(out)["reason"]
+    assert reason.startswith("no usable provider: openai: 503 ×"), reason
+    assert reason.endswith(", breaker open"), reason
+    assert "Error" not in reason, reason
