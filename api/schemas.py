@@ -106,7 +106,7 @@ class _Form(_In):
         pattern=ASPECT_PATTERN,
         description="W:H, each part 1..999, e.g. 16:9; a ratio past 4:1 is made at 4:1",
     )
-    budget_usd: float | None = Field(default=None, gt=0, le=10_000)
+    budget_usd: float | None = Field(default=None, gt=0, le=10_000, allow_inf_nan=False)
     # bounds inside the optional type and before the check, so that the schema states them
     seed: Annotated[int, Field(ge=0, le=MAX_SEED), WHOLE] | None = None
     output_format: ImageFormat | None = Field(
@@ -344,6 +344,7 @@ class CampaignCreate(_In):
     budget_usd: float = Field(
         ge=0.01,
         le=10_000,
+        allow_inf_nan=False,
         description="shared by every asset of the campaign: at least one cent",
     )
     assets: list[CampaignAsset] = Field(min_length=1, max_length=50)

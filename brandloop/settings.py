@@ -5,10 +5,12 @@ Per-run knobs (budget, count, model) travel with each request instead; see ``bra
 
 from __future__ import annotations
 
+import math
 import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -24,6 +26,23 @@ MAX_RETENTION_DAYS = 36_500
 #: digits, '-' or '_', exact (case kept). Data stored under any other id no key could reach.
 TENANT_PATTERN: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 TENANT_RULE: Final = "1-64 ASCII letters, digits, '-' or '_'"
+#: The providers ``BRANDLOOP_PROVIDER_LIMITS`` may name: those the factory builds and wraps in
+#: the resilience layer (a plugin provider brings its own).
+LIMITED_PROVIDERS: Final = ("openai", "stability", "a1111", "comfyui", "procedural")
+#: Each per-provider limit (``tools/providers/resilience.py`` ``ProviderLimits``): whether it is
+#: a whole number, its least value and whether that value is allowed, its most.
+PROVIDER_LIMIT_RULES: Final[dict[str, tuple[bool, float, bool, float]]] = {
+    "concurrency": (True, 1, True, 256),
+    "requests_per_minute": (False, 0, True, math.inf),
+    "burst": (True, 1, True, 10_000),
+    "max_attempts": (True, 1, True, 10),
+    "backoff_initial_s": (False, 0, True, math.inf),
+    "backoff_max_s": (False, 0, True, math.inf),
+    "max_retry_after_s": (False, 0, True, math.inf),
+    "breaker_failures": (True, 1, True, math.inf),
+    "breaker_reset_s": (False, 0, True, math.inf),
+    "deadline_s": (False, 0, False, math.inf),
+}
 
 
 class Settings(BaseSettings):
@@ -162,6 +181,49 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("provider_limits")
+    @classmethod
+    def _known_limits(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for provider, limits in value.items():
+            if provider not in LIMITED_PROVIDERS:
+                raise ValueError(
+                    f"unknown provider {provider!r} (limits apply to "
+                    f"{', '.join(LIMITED_PROVIDERS)})"
+                )
+            for name, number in limits.items():
+                rule = PROVIDER_LIMIT_RULES.get(name)
+                if rule is None:
+                    raise ValueError(
+                        f"{provider}: unknown limit {name!r} (known: "
+                        f"{', '.join(PROVIDER_LIMIT_RULES)})"
+                    )
+                whole, least, least_allowed, most = rule
+                fits = (number >= least if least_allowed else number > least) and number <= most
+                if not math.isfinite(number) or not fits or (whole and number != int(number)):
+                    kind = "a whole number" if whole else "a number"
+                    bound = f"at least {least:g}" if least_allowed else f"more than {least:g}"
+                    top = f" and at most {most:g}" if math.isfinite(most) else ""
+                    raise ValueError(
+                        f"{provider}.{name} must be {kind} {bound}{top}, not {number:g}"
+                    )
+        return value
+
+    @field_validator(
+        "openai_base_url",
+        "stability_base_url",
+        "a1111_base_url",
+        "comfyui_base_url",
+        "moderation_base_url",
+    )
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        problem = http_url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @field_validator("tenant")
     @classmethod
     def _tenant_id(cls, value: str) -> str:
@@ -208,6 +270,19 @@ class Settings(BaseSettings):
     @property
     def checkpoints_path(self) -> Path:
         return self.data_dir / "checkpoints.sqlite"
+
+
+def http_url_problem(url: str) -> str | None:
+    """Why ``url`` is not a base URL a provider can be called at (``http`` or ``https`` with
+    a host), or None. ``127.0.0.1:8000/v1`` - a URL missing its scheme - is the usual slip."""
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError as exc:
+        return f"{url!r} is not a URL ({exc})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{url!r} must be an http:// or https:// URL with a host"
+    return None
 
 
 def utf8_text_setting(value: Any) -> Any:

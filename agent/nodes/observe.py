@@ -17,7 +17,7 @@ from brandloop.agent.repairs import (
     signal_pass_rates,
 )
 from brandloop.agent.state import RunState
-from brandloop.domain import Attempt, Decision
+from brandloop.domain import Attempt, Decision, ModelSpec
 from brandloop.policies.catalog import image_price
 from brandloop.registry import crud
 from brandloop.registry.types import usd
@@ -108,7 +108,7 @@ async def observe(state: RunState, runtime: Runtime[RunContext]) -> dict[str, An
     ctx.emit(run_id, "observe", "accepted", {"accepted": len(accepted), "wanted": request.count})
     update: dict[str, Any] = {"attempts": judged, "accepted": accepted, "repairs": repairs}
     spent = state.get("spent_usd", 0.0)
-    cheapest = min(m.price_per_image_usd for m in ctx.models)
+    cheapest = _cheapest_image(ctx, state)
     if len(accepted) >= request.count:
         decisions = [
             Decision(
@@ -164,3 +164,22 @@ async def observe(state: RunState, runtime: Runtime[RunContext]) -> dict[str, An
         ctx.emit(run_id, "observe", "decision", decision.model_dump(mode="json"))
     update["decisions"] = decisions
     return update
+
+
+def _cheapest_image(ctx: RunContext, state: RunState) -> float:
+    """The least one more image could cost: any model of the ladder at the request's size, at
+    any of its qualities (the planner may pick any). Not the flat ``price_per_image_usd``,
+    which may be a dearer setting: a run whose calls all failed unbilled would then stop as
+    "budget spent" with nothing spent instead of planning again (and ending as providers
+    unavailable when they are down)."""
+    width, height = state["request"].dimensions()
+    return min(
+        image_price(m, width=width, height=height, quality=quality)
+        for m in ctx.models
+        for quality in _qualities(m)
+    )
+
+
+def _qualities(model: ModelSpec) -> list[str | None]:
+    """Every quality setting of ``model``; its default (None) when it lists none."""
+    return [*model.qualities] or [None]

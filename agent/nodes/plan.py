@@ -251,20 +251,17 @@ def _unavailable_reason(ctx: RunContext, state: RunState) -> str:
             if a.outcome == "error" and ctx.model(a.candidate.model).provider == provider
         ]
         codes: dict[str, int] = {}
+        refused_by_breaker = False
         for attempt in failed:
-            found = _STATUS.search(attempt.error or "")
-            code = (
-                (found.group(1) or found.group(2))
-                if found
-                else "unreachable"
-                if UNREACHABLE in (attempt.error or "")
-                else (attempt.error or "error").split(":")[0]
-            )
+            code = _failure(attempt.error or "")
+            if code is None:  # the breaker was open: no call was made
+                refused_by_breaker = True
+                continue
             codes[code] = codes.get(code, 0) + max(attempt.tries, 1)
         what = [f"{code} ×{n}" for code, n in codes.items()]
         if provider not in ctx.providers:
             what.append("not configured")
-        elif circuit_open(ctx.providers[provider]):
+        elif refused_by_breaker or circuit_open(ctx.providers[provider]):
             what.append("breaker open")
         excluded = sorted(
             m.id
@@ -275,6 +272,32 @@ def _unavailable_reason(ctx: RunContext, state: RunState) -> str:
             what.append(f"excluded: {', '.join(excluded)}")
         parts.append(f"{provider}: {', '.join(what) or 'unusable'}")
     return "no usable provider: " + "; ".join(parts)
+
+
+#: How an attempt's error (``ErrorClass: message``) reads in the exit-5 reason, by its class,
+#: where its message carries no HTTP status
+_FAILURE_WORDS = {
+    "MalformedResponseError": "unusable answer",
+    "UnknownOutcomeError": "no answer",
+    "StillRunningError": "still running",
+}
+
+
+def _failure(error: str) -> str | None:
+    """What went wrong with one failed call, in the words of the exit-5 reason: its HTTP status
+    (``503``), ``unreachable``, ``unusable answer``, ...; None for a call the open circuit
+    breaker did not let through (the reason says ``breaker open`` once)."""
+    kind = error.split(":")[0]
+    if kind == "ProviderUnavailableError":
+        return None
+    if kind in _FAILURE_WORDS:
+        return _FAILURE_WORDS[kind]
+    found = _STATUS.search(error)
+    if found:
+        return found.group(1) or found.group(2)
+    if UNREACHABLE in error:
+        return "unreachable"
+    return kind.removesuffix("ProviderError").lower() + " error" if kind else "error"
 
 
 def _stop(

@@ -265,7 +265,9 @@ def generate(
             template=template,
             campaign_id=campaign,
             tenant=cfg.tenant,
-            providers=[p for p in providers.split(",") if p.strip()]
+            # each name as the API takes it (spaces around it stripped, an empty one refused);
+            # only a blank option as a whole is the empty list
+            providers=(providers.split(",") if providers.strip() else [])
             if providers is not None
             else None,
             allow_preview=allow_preview,

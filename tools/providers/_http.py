@@ -9,7 +9,8 @@ import binascii
 import io
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Literal
@@ -20,6 +21,7 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
 from brandloop.domain import ModelSpec
+from brandloop.errors import ProviderError
 from brandloop.providers import ImageResult
 from brandloop.tools.moderation.pii import ALL_KINDS, PiiKind
 from brandloop.tools.moderation.pii import redact as redact_pii
@@ -59,6 +61,12 @@ RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 
 UNKNOWN_OUTCOME_STATUS = frozenset({504, 520, 522, 524})
 MAX_RETRY_AFTER_S = 60.0
 MAX_MESSAGE_CHARS = 300
+#: The most of a successful answer an adapter reads. The largest answer a supported backend
+#: documents is OpenAI's ``n=10`` at 1536x1024 as base64 PNGs, some 50 MB; a body past this is
+#: a broken or hostile server, and reading it whole would hold it all in memory.
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+#: The most of an error answer kept: enough for any backend's explanation.
+MAX_ERROR_BODY_BYTES = 64 * 1024
 _FORMATS: dict[str, ImageFormat] = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}
 _KEYLIKE = re.compile(r"\b(sk|pk|rk|key|sess)[-_][A-Za-z0-9_\-]{8,}")
 
@@ -203,6 +211,79 @@ def raise_for_status(
             retry_after_s=retry_after_seconds(response.headers),
         )
     raise TerminalProviderError(message, provider=provider, status_code=status)
+
+
+async def send(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    provider: str,
+    max_bytes: int = MAX_RESPONSE_BYTES,
+    **kwargs: Any,
+) -> httpx.Response:
+    """Send a request and read its answer, streamed and at most ``max_bytes`` of it.
+
+    A 2xx body past the cap is a :class:`MalformedResponseError` with ``billing: unknown`` (the
+    backend answered, so it likely billed the work); an error body is cut to its first 64 KiB.
+    Transport failures become :func:`transport_error`."""
+    request = client.build_request(method, url, **kwargs)
+    try:
+        response = await client.send(request, stream=True)
+    except httpx.TransportError as exc:
+        raise transport_error(exc, provider=provider) from exc
+    limit = max_bytes if response.is_success else MAX_ERROR_BODY_BYTES
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in response.aiter_bytes():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                if response.is_success:
+                    raise MalformedResponseError(
+                        f"{provider} answered HTTP {response.status_code} with a body larger "
+                        f"than {max_bytes // (1024 * 1024)} MiB; brandloop stopped reading it",
+                        provider=provider,
+                        status_code=response.status_code,
+                        billing="unknown",
+                    )
+                break
+    except httpx.TransportError as exc:
+        raise transport_error(exc, provider=provider) from exc
+    finally:
+        await response.aclose()
+    headers = [
+        (name, value)
+        for name, value in response.headers.multi_items()
+        if name.lower() not in {"content-encoding", "content-length", "transfer-encoding"}
+    ]
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=b"".join(chunks)[:limit],
+        request=request,
+    )
+
+
+@contextmanager
+def reading_answer(provider: str) -> Iterator[None]:
+    """Around reading a 2xx answer: a failure here comes after the backend did the work, so
+    what it cost is ``unknown``, never ``not_billed`` (docs/providers.md): a malformed answer,
+    or any unexpected error reading it, keeps its whole reservation until reconciled. Errors
+    that know their billing (a filtered image, billed) keep it."""
+    try:
+        yield
+    except ProviderError as exc:
+        if isinstance(exc, MalformedResponseError) and exc.billing == "not_billed":
+            exc.billing = "unknown"
+        raise
+    except Exception as exc:
+        raise MalformedResponseError(
+            f"{provider} answered something brandloop could not read ({type(exc).__name__})",
+            provider=provider,
+            billing="unknown",
+        ) from exc
 
 
 def json_body(response: httpx.Response, *, provider: str) -> dict[str, Any]:

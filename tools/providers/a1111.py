@@ -31,7 +31,8 @@ from brandloop.tools.providers._http import (
     inspect_image,
     json_body,
     raise_for_status,
-    transport_error,
+    reading_answer,
+    send,
 )
 from brandloop.tools.providers.errors import MalformedResponseError, TerminalProviderError
 
@@ -113,13 +114,19 @@ class A1111Provider:
         headers, secrets = self._headers()
         if request.idempotency_key:
             headers["Idempotency-Key"] = request.idempotency_key
-        try:
-            response = await self._client.post(
-                f"{self.base_url}/sdapi/v1/txt2img", json=self.body(request), headers=headers
-            )
-        except httpx.TransportError as exc:
-            raise transport_error(exc, provider=self.name) from exc
+        response = await send(
+            self._client,
+            "POST",
+            f"{self.base_url}/sdapi/v1/txt2img",
+            provider=self.name,
+            json=self.body(request),
+            headers=headers,
+        )
         raise_for_status(response, provider=self.name, secrets=secrets)
+        with reading_answer(self.name):
+            return self._result(request, response)
+
+    def _result(self, request: ImageRequest, response: httpx.Response) -> ImageResult:
         body = json_body(response, provider=self.name)
         encoded = body.get("images")
         if not isinstance(encoded, list) or not encoded:

@@ -31,7 +31,8 @@ from brandloop.tools.providers._http import (
     inspect_image,
     json_body,
     raise_for_status,
-    transport_error,
+    reading_answer,
+    send,
 )
 from brandloop.tools.providers.errors import (
     MalformedResponseError,
@@ -119,11 +120,12 @@ class ComfyUIProvider:
             prompt_id = await self._queue(request, self.prompt_id(request), seed)
         else:  # queued, running or done already: never queue it again
             prompt_id, entry = found
-        if entry is None:
-            entry = await self._wait(prompt_id)
-        images = await self._outputs(entry)
-        if not images:
-            raise MalformedResponseError("comfyui finished with no images", provider=self.name)
+        with reading_answer(self.name):  # the job is queued: a failure now may have cost
+            if entry is None:
+                entry = await self._wait(prompt_id)
+            images = await self._outputs(entry)
+            if not images:
+                raise MalformedResponseError("comfyui finished with no images", provider=self.name)
         images = [
             img.model_copy(update={"seed": seed if i == 0 else None})
             for i, img in enumerate(images)
@@ -140,10 +142,9 @@ class ComfyUIProvider:
         )
 
     async def _get(self, path: str, params: dict[str, str] | None = None) -> httpx.Response:
-        try:
-            response = await self._client.get(f"{self.base_url}{path}", params=params)
-        except httpx.TransportError as exc:
-            raise transport_error(exc, provider=self.name) from exc
+        response = await send(
+            self._client, "GET", f"{self.base_url}{path}", provider=self.name, params=params
+        )
         raise_for_status(response, provider=self.name)
         return response
 
@@ -177,10 +178,9 @@ class ComfyUIProvider:
             "prompt_id": prompt_id,
             "extra_data": {KEY_FIELD: request.idempotency_key},
         }
-        try:
-            response = await self._client.post(f"{self.base_url}/prompt", json=payload)
-        except httpx.TransportError as exc:
-            raise transport_error(exc, provider=self.name) from exc
+        response = await send(
+            self._client, "POST", f"{self.base_url}/prompt", provider=self.name, json=payload
+        )
         if response.status_code == 400:
             body = json_body(response, provider=self.name)
             error = body.get("error")
@@ -192,12 +192,13 @@ class ComfyUIProvider:
                 status_code=400,
             )
         raise_for_status(response, provider=self.name)
-        answered = json_body(response, provider=self.name).get("prompt_id")
-        if not isinstance(answered, str) or not answered:
-            raise MalformedResponseError(
-                "comfyui queued the job but answered no prompt_id", provider=self.name
-            )
-        return answered
+        with reading_answer(self.name):
+            answered = json_body(response, provider=self.name).get("prompt_id")
+            if not isinstance(answered, str) or not answered:
+                raise MalformedResponseError(
+                    "comfyui queued the job but answered no prompt_id", provider=self.name
+                )
+            return answered
 
     async def _history(self, prompt_id: str) -> tuple[bool, dict[str, Any] | None]:
         """Whether the history holds the job, and its entry once it has finished."""

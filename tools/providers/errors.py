@@ -13,7 +13,8 @@ ProviderError (brandloop.errors)
     └── MalformedResponseError  the backend answered something we cannot use
 
 Every error carries ``provider``, ``billing`` (``not_billed`` unless the adapter knows the call
-was billed - a content-filtered image - or cannot know - an unknown outcome) with the
+was billed - a content-filtered image - or cannot know - an unknown outcome, or any failure
+after a 2xx answer: ``_http.reading_answer``) with the
 ``charged_usd`` it knows of, and, once the resilience layer has given up, ``tries`` (calls
 made, retries included), so the attempt records how hard brandloop tried and what it cost.
 Messages never hold a credential: adapters build them from the backend's own error text, which

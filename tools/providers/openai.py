@@ -21,8 +21,9 @@ from brandloop.tools.providers._http import (
     inspect_image,
     json_body,
     raise_for_status,
+    reading_answer,
     redact,
-    transport_error,
+    send,
 )
 from brandloop.tools.providers.errors import MalformedResponseError, RefusedByProviderError
 
@@ -60,15 +61,18 @@ class OpenAIImagesProvider(HostedApiProvider):
         headers = {"Authorization": f"Bearer {secret}"}
         if request.idempotency_key:
             headers["Idempotency-Key"] = request.idempotency_key
-        try:
-            response = await self._client.post(
-                f"{self.base_url}/images/generations", json=self.body(request), headers=headers
-            )
-        except httpx.TransportError as exc:
-            raise transport_error(exc, provider=self.name) from exc
+        response = await send(
+            self._client,
+            "POST",
+            f"{self.base_url}/images/generations",
+            provider=self.name,
+            json=self.body(request),
+            headers=headers,
+        )
         self._raise_refusal(response, secret)
         raise_for_status(response, provider=self.name, secrets=[secret])
-        return self._result(request, response)
+        with reading_answer(self.name):
+            return self._result(request, response)
 
     def _raise_refusal(self, response: httpx.Response, secret: str) -> None:
         if response.status_code != 400:
@@ -95,7 +99,9 @@ class OpenAIImagesProvider(HostedApiProvider):
         revised: str | None = None
         for item in data:
             if not isinstance(item, dict):
-                raise MalformedResponseError("openai answered a malformed image entry")
+                raise MalformedResponseError(
+                    "openai answered a malformed image entry", provider=self.name
+                )
             if "b64_json" not in item and item.get("url"):
                 raise MalformedResponseError(
                     "openai answered an image URL; brandloop asks for b64_json", provider=self.name

@@ -24,8 +24,9 @@ from brandloop.tools.providers._http import (
     error_message,
     inspect_image,
     raise_for_status,
+    reading_answer,
     redact,
-    transport_error,
+    send,
 )
 from brandloop.tools.providers.errors import (
     MalformedResponseError,
@@ -100,14 +101,14 @@ class StabilityProvider(HostedApiProvider):
         if request.idempotency_key:
             headers["Idempotency-Key"] = request.idempotency_key
         files: dict[str, Any] = {k: (None, v) for k, v in self.form(request, seed).items()}
-        try:
-            response = await self._client.post(
-                f"{self.base_url}/v2beta/stable-image/generate/{path}",
-                files=files,
-                headers=headers,
-            )
-        except httpx.TransportError as exc:
-            raise transport_error(exc, provider=self.name) from exc
+        response = await send(
+            self._client,
+            "POST",
+            f"{self.base_url}/v2beta/stable-image/generate/{path}",
+            provider=self.name,
+            files=files,
+            headers=headers,
+        )
         if response.status_code == 403 and "moderation" in response.text.lower():
             raise RefusedByProviderError(
                 redact(f"stability refused the prompt: {error_message(response)}", [secret]),
@@ -115,6 +116,12 @@ class StabilityProvider(HostedApiProvider):
                 status_code=403,
             )
         raise_for_status(response, provider=self.name, secrets=[secret])
+        with reading_answer(self.name):
+            return self._read(response, seed, price)
+
+    def _read(
+        self, response: httpx.Response, seed: int | None, price: float
+    ) -> tuple[GeneratedImage, str | None]:
         raw, finish, seed_header = self._payload(response)
         if finish.upper() == "CONTENT_FILTERED":
             raise RefusedByProviderError(
