@@ -57,7 +57,8 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json")] = False,
     wide: Wide = False,
 ) -> None:
-    """The tenant's keys (ids, roles, prefixes; never the secrets)."""
+    """The tenant's keys, oldest first: id, when it was made, principal, role, name, revoked
+    (``--wide`` adds the prefix; never the secrets)."""
     with database().session() as session:
         rows: list[dict[str, Any]] = [
             {
@@ -74,27 +75,49 @@ def list_(
     if as_json:
         print_json(rows)
         return
-    columns = (
-        Column("id"),
-        Column("principal"),
-        Column("role"),
-        Column("revoked"),
-        Column("prefix", wide=True),
-        Column("name", wide=True, text=True),
-        Column("created", wide=True),
-    )
-    table_rows = [
-        (
-            r["id"],
-            r["principal"],
-            r["role"],
-            "yes" if r["revoked"] else "",
-            r["prefix"],
-            r["name"],
-            r["created_at"][:19],
+    table_rows: list[tuple[str, ...]]
+    if wide:
+        columns: tuple[Column, ...] = (
+            Column("id"),
+            Column("principal"),
+            Column("role"),
+            Column("revoked"),
+            Column("prefix"),
+            Column("name", text=True),
+            Column("created"),
         )
-        for r in rows
-    ]
+        table_rows = [
+            (
+                r["id"],
+                r["principal"],
+                r["role"],
+                "yes" if r["revoked"] else "",
+                r["prefix"],
+                r["name"],
+                r["created_at"][:19],
+            )
+            for r in rows
+        ]
+    else:
+        # two keys of one principal and role (a rotation) differ by when they were made and
+        # their name: each id has its creation time under it, so all fits 80 columns
+        columns = (
+            Column("id / created"),
+            Column("principal"),
+            Column("role"),
+            Column("revoked"),
+            Column("name", text=True),
+        )
+        table_rows = [
+            (
+                f"{r['id']}\n{r['created_at'][:19].replace('T', ' ')}",
+                r["principal"],
+                r["role"],
+                "yes" if r["revoked"] else "",
+                r["name"],
+            )
+            for r in rows
+        ]
     tables.show(out, None, columns, table_rows, wide=wide)
 
 

@@ -2,13 +2,43 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import sys
 from typing import Annotated
 
 import typer
 
 from brandloop.api.cli.app import app
+from brandloop.errors import BadInputError
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Refuse, before anything starts or is printed, an address this process cannot listen on
+    (the port taken by another server, an address not on this host). The server binds it again
+    a moment later, as uvicorn does, with ``SO_REUSEADDR``."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise BadInputError(
+            f"--host {host}: not an address to listen on ({exc.strerror})"
+        ) from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise BadInputError(
+                    f"--port {port}: port {port} on {host} is already in use "
+                    "(stop what listens there, or choose another --port)"
+                ) from None
+            raise BadInputError(
+                f"--host {host} --port {port}: cannot listen there ({exc.strerror})"
+            ) from None
 
 
 @app.command()
@@ -29,6 +59,7 @@ def serve(
     from brandloop.api.app import create_app
     from brandloop.api.config import get_api_settings
 
+    _check_listen(host, port)
     if workers is not None:
         os.environ["BRANDLOOP_API_WORKERS"] = str(workers)
         get_api_settings.cache_clear()

@@ -17,20 +17,26 @@ Delivery is at least once and a job runs on exactly one worker at a time:
   was paused past its lease and wakes up writes nothing and pays for nothing;
 * every worker sweeps for ``running`` jobs whose lease expired (their worker died) and sends
   them again, so a lost worker's job is resumed from its checkpoint within about two lease
-  periods even before the visibility timeout. Attempts already paid for are reused.
+  periods even before the visibility timeout. Attempts already paid for are reused;
+* the same sweep sends again a ``queued`` job that nobody holds: queued for over a lease
+  period, its message no longer waiting in Redis and no live lease on it (a worker took the
+  message, prefetched or just received, and died before starting the job). The lease stays
+  the guard: a copy that arrives while the job runs is dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import contextlib
+import json
 import logging
 import os
 import socket
 import threading
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -108,6 +114,34 @@ class CeleryQueue:
                 client.close()
         except redis.RedisError:
             return 0
+
+    def waiting_job_ids(self) -> set[str] | None:
+        """The ids of the jobs whose message waits in Redis, taken by no worker yet (None if
+        the broker does not answer: then nothing is known to be missing)."""
+        import redis
+
+        try:
+            client = redis.Redis.from_url(self.settings.redis_url, socket_timeout=5)
+            try:
+                raw = client.lrange(QUEUE_NAME, 0, -1)
+            finally:
+                client.close()
+        except redis.RedisError:
+            return None
+        return {job for message in raw for job in [_job_of(message)] if job is not None}  # type: ignore[union-attr,unused-ignore]
+
+
+def _job_of(message: bytes | str) -> str | None:
+    """The job id a task message in Redis carries (kombu's envelope around Celery's body)."""
+    try:
+        envelope = json.loads(message)
+        body = envelope["body"]
+        if envelope.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+        return str(args[0]) if args else None
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
 
 
 def queue_from_settings(settings: Settings) -> CeleryQueue | None:
@@ -218,6 +252,59 @@ def expired_running_jobs(db: Database, *, ttl: float) -> list[str]:
             )
             if getattr(result, "rowcount", 0):
                 taken.append(job_id)
+    return taken
+
+
+def stranded_queued_jobs(
+    db: Database, *, ttl: float, waiting: Callable[[], set[str] | None]
+) -> list[str]:
+    """Queued jobs no worker holds: queued for over ``ttl`` seconds, with no live lease, and
+    (asked only when there are such jobs) not among the ``waiting()`` messages in the queue:
+    the worker that took the message died before starting the job. Each is marked requeued
+    (as :func:`expired_running_jobs` does, so one sweep sends it once) and returned."""
+    now = utcnow()
+    with db.session() as session:
+        candidates = list(
+            session.scalars(
+                select(JobRow.id)
+                .outerjoin(JobLeaseRow, JobLeaseRow.job_id == JobRow.id)
+                .where(
+                    JobRow.state == "queued",
+                    JobRow.created_at < now - timedelta(seconds=ttl),
+                    or_(JobLeaseRow.job_id.is_(None), JobLeaseRow.expires_at < now),
+                )
+                .order_by(JobRow.created_at, JobRow.id)
+            )
+        )
+    if not candidates:
+        return []
+    queued = waiting()
+    if queued is None:  # the broker does not answer: a message may well be waiting
+        return []
+    taken = []
+    marked = {"owner": REQUEUED, "expires_at": now + timedelta(seconds=REQUEUE_FACTOR * ttl)}
+    for job_id in candidates:
+        if job_id in queued:
+            continue
+        with db.session() as session:
+            result = session.execute(
+                update(JobLeaseRow)
+                .where(JobLeaseRow.job_id == job_id, JobLeaseRow.expires_at < now)
+                .values(**marked, fence=JobLeaseRow.fence + 1)
+            )
+            if getattr(result, "rowcount", 0):
+                taken.append(job_id)
+                continue
+        try:
+            with db.session() as session:
+                if session.get(JobLeaseRow, job_id) is not None:
+                    continue  # a worker took the lease meanwhile: it runs the job
+                session.add(
+                    JobLeaseRow(job_id=job_id, acquired_at=now, takeovers=0, fence=1, **marked)
+                )
+        except IntegrityError:  # a worker took the lease meanwhile
+            continue
+        taken.append(job_id)
     return taken
 
 
@@ -351,6 +438,12 @@ class LeasedRunner:
             try:
                 for job_id in await asyncio.to_thread(expired_running_jobs, self.db, ttl=self.ttl):
                     log.warning("job %s lost its worker; sending it again", job_id)
+                    await self.queue.put(job_id)
+                stranded = await asyncio.to_thread(
+                    stranded_queued_jobs, self.db, ttl=self.ttl, waiting=self.queue.waiting_job_ids
+                )
+                for job_id in stranded:
+                    log.warning("queued job %s has no message waiting; sending it again", job_id)
                     await self.queue.put(job_id)
             except Exception:
                 log.exception("lease sweep failed")

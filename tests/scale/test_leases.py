@@ -13,6 +13,7 @@ from brandloop.api.jobs.celery_queue import (
     release_lease,
     renew_lease,
     renew_leases,
+    stranded_queued_jobs,
 )
 from brandloop.registry.db import Database
 from brandloop.registry.models_scale import JobLeaseRow
@@ -63,3 +64,34 @@ def test_finished_jobs_are_never_swept(tmp_path: Path) -> None:
         row.state = "succeeded"
     time.sleep(0.1)
     assert expired_running_jobs(db, ttl=0.05) == []
+
+
+def test_a_queued_job_nobody_holds_is_sent_again_once(tmp_path: Path) -> None:
+    """Queued over a lease period with no live lease and no message waiting: a worker took its
+    message and died before starting it (holding its lease, or before taking it)."""
+    db = Database(f"sqlite:///{tmp_path / 'r.db'}")
+    with db.session() as session:
+        jobs = [
+            store.create_job(session, tenant="t", kind="generation", request={}).id for _ in "abcd"
+        ]
+    dead, waiting, live, bare = jobs
+    assert acquire_lease(db, job_id=dead, owner="w1", ttl=0.2)  # took it, died before claiming
+    asked: list[bool] = []
+
+    def in_redis() -> set[str]:
+        asked.append(True)
+        return {waiting}  # still waiting its turn in the queue
+
+    assert stranded_queued_jobs(db, ttl=0.2, waiting=in_redis) == []  # too young to tell
+    assert not asked  # the queue is read only when some job may be stranded
+    time.sleep(0.3)
+    assert acquire_lease(db, job_id=live, owner="w2", ttl=5)  # a live worker is starting it
+    assert sorted(stranded_queued_jobs(db, ttl=0.2, waiting=in_redis)) == sorted([dead, bare])
+    assert stranded_queued_jobs(db, ttl=0.2, waiting=in_redis) == []  # sent once per sweep
+    assert stranded_queued_jobs(db, ttl=0.2, waiting=lambda: None) == []  # broker silent
+    assert not renew_lease(db, job_id=dead, owner="w1", ttl=0.2)  # the dead holder is fenced out
+    assert acquire_lease(db, job_id=dead, owner="w3", ttl=5)  # the copy sent takes it
+    assert acquire_lease(db, job_id=bare, owner="w3", ttl=5)
+    with db.session() as session:
+        store.claim_job(session, job_id=live)
+    assert stranded_queued_jobs(db, ttl=0.2, waiting=in_redis) == []
