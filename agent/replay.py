@@ -6,7 +6,8 @@ template version and its content, seed, size, count, pinned model, provider allo
 preview allowance, avoided terms and palette shifts agree: everything of the request's own that
 goes into the rendered prompt. A brand kit edited since the earlier run (``brands add`` of an
 existing brand, ``POST /v1/brands``) makes another request, rendered afresh from the current
-kit and paid for. Only seeded requests replay: without a seed, a request asks for new images
+kit and paid for; what counts is the kit's content, so a kit put back as it was is the kit
+the earlier run used. Only seeded requests replay: without a seed, a request asks for new images
 each time.
 
 A replayed candidate carries its catalog price like any planned one: the planner replays only

@@ -250,6 +250,7 @@ async def _end_refused(
             attempts=len(attempts),
             cost_usd=cost,
             decisions=[*values.get("decisions", []), decision],
+            stop_cause="refused",
         )
         template = values.get("template")
         crud.finish_run(

@@ -10,12 +10,13 @@ the brand's moved to the negative prompt) - the agent's fix for a palette miss.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Literal
 
 from brandloop.domain import BrandKit, PaletteColour, Shift, TemplateVersion
 from brandloop.templates.sandbox import render
-from brandloop.tools.providers.colours import extract_colours
+from brandloop.tools.providers.colours import colour_mentions, extract_colours
 from brandloop.tools.scoring.colour import nearest_delta_e
 
 PaletteEmphasis = Literal["normal", "strong"]
@@ -101,18 +102,22 @@ def compose(
     avoid: Sequence[str] = (),
     shifts: Sequence[Shift] = (),
     accents: Sequence[str] = (),
+    forbidden: Sequence[str] = (),
 ) -> tuple[str, str]:
     """Return ``(prompt, negative_prompt)`` for one candidate.
 
     ``avoid`` (a revision's removals, a brief's forbidden colours) goes to the negative prompt;
     ``shifts`` reorder the palette clause and add their lighting words. ``accents`` (colour
     words of the brief, the ``adapt`` conflict policy) put the brand palette first, so it
-    dominates, and name them as accents.
+    dominates, and name them as accents. ``forbidden`` (colours of the brief the brand forbids,
+    the ``adapt`` conflict policy) are taken out of the brief's words, never asked for, and go
+    to the negative prompt; the brand palette goes first in their place.
     """
     moved = off_brand_colours(brief, brand) if emphasis == "strong" else []
+    avoid = [*avoid, *(f for f in forbidden if f not in avoid)]
     all_modifiers = [*modifiers, *(SHIFT_MODIFIERS[s] for s in shifts)]
     variables = {
-        "brief": brief.strip().rstrip("."),
+        "brief": without_colours(brief, forbidden).strip().rstrip("."),
         "brand": brand.name,
         "tone": ", ".join(brand.tone) or "on-brand",
         "required": ", ".join(brand.required_terms),
@@ -129,7 +134,7 @@ def compose(
         negative = ", ".join(filter(None, [negative, *extra]))
     if emphasis == "strong":
         prompt = f"{palette_clause(brand, 'strong', shifts)}. {prompt}"
-    elif accents:
+    elif accents or forbidden:
         prompt = f"{accent_clause(brand, accents)}. {prompt}"
     return prompt, negative
 
@@ -141,9 +146,40 @@ def leads_with_palette(prompt: str) -> bool:
 
 def accent_clause(brand: BrandKit, accents: Sequence[str]) -> str:
     """The brand palette first (the earlier a colour, the more of the image it gets), then
-    the brief's own colours as accents."""
+    the brief's own colours as accents (none: the palette alone)."""
     colours = ", ".join(
         f"{c.name} {c.hex}" if c.name else c.hex
         for c in sorted(brand.palette, key=lambda c: c.role != "primary")
     )
+    if not accents:
+        return f"mostly the brand colours {colours}"
     return f"mostly the brand colours {colours}, with {', '.join(accents)} only as small accents"
+
+
+#: what joins two colours in a list ("fuchsia and teal", "teal, fuchsia"): taken out with one
+_JOIN = r"\s*(?:,\s*(?:(?:and|or|&)\s+)?|\s+(?:and|or|&)\s+)"
+
+
+def without_colours(text: str, colours: Sequence[str]) -> str:
+    """``text`` with every mention of the colours ``colours`` name (labels as
+    :func:`~brandloop.tools.providers.colours.extract_colours` gives them) taken out: "a cup
+    on a fuchsia tablecloth" without fuchsia is "a cup on a tablecloth"; in a list of colours
+    the word joining it to its neighbour goes with it ("teal and fuchsia" is "teal")."""
+    unwanted = {rgb for label in colours for rgb, _ in extract_colours(label)}
+    if not unwanted:
+        return text
+    mentions = colour_mentions(text)
+    starts = {start for _, _, (start, _) in mentions}
+    ends = {end for _, _, (_, end) in mentions}
+    for rgb, _, (start, end) in reversed(mentions):
+        if rgb not in unwanted:
+            continue
+        after = re.match(_JOIN, text[end:])
+        before = re.search(_JOIN + r"$", text[:start])
+        if after and end + after.end() in starts:
+            end += after.end()
+        elif before and start - len(before.group()) in ends:
+            start -= len(before.group())
+        text = text[:start] + text[end:]
+    text = re.sub(r"[ \t]{2,}", " ", text)
+    return re.sub(r"\s+([,.;:!?])", r"\1", text).strip(" ,")

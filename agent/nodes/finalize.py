@@ -11,7 +11,7 @@ from langgraph.runtime import Runtime
 from brandloop.agent.context import RunContext
 from brandloop.agent.shipping import record, ship
 from brandloop.agent.state import RunState
-from brandloop.domain import AcceptedImage, RunResult, RunStatus
+from brandloop.domain import AcceptedImage, RunResult, RunStatus, StopCause
 from brandloop.policies.drift import load_drift_policy
 from brandloop.registry import crud
 from brandloop.templates import drift
@@ -23,6 +23,16 @@ def _status(state: RunState, accepted: int) -> RunStatus:
     if accepted >= state["request"].count:
         return "succeeded"
     return "partial" if accepted else "failed"
+
+
+def _stop_cause(state: RunState, status: RunStatus) -> StopCause | None:
+    """Why the run stopped short; a run refused before spending (a conflict policy that
+    refuses or asks, a brief or prompt moderation refused) stopped short as ``refused``."""
+    if status == "succeeded":
+        return None
+    if status == "refused":
+        return "refused"
+    return state.get("stop_cause")
 
 
 async def finalize(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -63,7 +73,7 @@ async def finalize(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
             attempts=len(attempts),
             cost_usd=cost,
             decisions=state.get("decisions", []),
-            stop_cause=state.get("stop_cause") if status != "succeeded" else None,
+            stop_cause=_stop_cause(state, status),
             clarification=state.get("clarification"),
         )
         crud.finish_run(

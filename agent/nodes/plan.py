@@ -503,6 +503,7 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             avoid=[*request.avoid, *state.get("avoid_colours", [])],
             shifts=request.shifts,
             accents=state.get("accents", []),
+            forbidden=state.get("avoid_colours", []),
         )
 
     limit = min([ctx.moderation.text.max_chars, *(arm.model.max_prompt_chars for arm in planned)])

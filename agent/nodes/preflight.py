@@ -2,8 +2,9 @@
 policy decides what a conflict leads to, and the choice is a recorded decision.
 
 - ``adapt`` (default): the brand palette stays dominant, the brief's off-palette colours become
-  accents (their share is capped by the run's acceptance rule), forbidden colours go to the
-  negative prompt, an odd format is kept as asked;
+  accents (their share is capped by the run's acceptance rule), forbidden colours are taken
+  out of the prompt (the palette leads in their place) and go to the negative prompt, an odd
+  format is kept as asked;
 - ``ask``: no spending; the run ends with a clarifying question (a thread shows it as the reply);
   a request carrying the thread's reply that took the question's offer (``answer``,
   ``brandloop.agent.clarification``) adapts instead, and the decision names that reply;
@@ -55,8 +56,12 @@ async def preflight(state: RunState, runtime: Runtime[RunContext]) -> dict[str, 
                 f"acceptance for this run: those accents may cover at most {share:.0%}"
             )
         if conflicts.forbidden:
+            limit = ctx.scoring.palette.forbidden_max_coverage
             parts.append(
-                f"{', '.join(c.label for c in conflicts.forbidden)} go to the negative prompt"
+                f"adapting: {', '.join(c.label for c in conflicts.forbidden)} taken out of "
+                f"the prompt, which leads with the {brand.name} palette, and put in the "
+                f"negative prompt; acceptance for this run: a forbidden colour may cover at "
+                f"most {limit:.0%}"
             )
         if conflicts.format:
             parts.append("the requested size is kept as asked")

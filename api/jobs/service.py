@@ -202,7 +202,12 @@ def refuse_job_run(session: Session, job: JobRow, *, reason: str) -> RunRow | No
         return None
     run = _record_unbegun_run(session, job, status="refused", reason=reason)
     result = RunResult(
-        run_id=run.id, status="refused", brand=run.brand_name, brief=run.brief, reason=reason
+        run_id=run.id,
+        status="refused",
+        brand=run.brand_name,
+        brief=run.brief,
+        reason=reason,
+        stop_cause="refused",
     )
     run.result = result.model_dump(mode="json")
     session.flush()

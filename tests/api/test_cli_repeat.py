@@ -215,3 +215,42 @@ def test_a_request_after_the_brand_kit_changed_is_rendered_from_the_current_kit(
     assert repeat["cost_usd"] == 0 and all(image["cache_hit"] for image in repeat["images"])
     assert [i["prompt"] for i in repeat["images"]] == [i["prompt"] for i in new["images"]]
     assert all(_prompt_in_receipt(image) == image["prompt"] for image in repeat["images"])
+
+
+def test_a_kit_restored_to_the_content_a_run_used_replays_that_run_at_no_cost(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    """What decides is the kit's content when the request starts, not whether it was replaced
+    since (outside tester, session 23): edited, a request is rendered afresh and paid for;
+    replaced back by the same content, the same request is the first run's repeat, at $0."""
+    code, _, err = run_cli(capsys, "brands", "add", str(KIT))
+    assert code == 0, err
+
+    def generate() -> dict[str, Any]:
+        code, out, err = run_cli(
+            capsys, "generate", BRIEF, "--brand", "Acme Coffee", "--seed", SEED,
+            "--size", "160x160", "--out", str(tmp_path / "out"), "--json",
+        )  # fmt: skip
+        assert code == 0, err
+        doc: dict[str, Any] = json.loads(out)
+        assert doc["status"] == "succeeded" and doc["images"], doc["reason"]
+        return doc
+
+    first = generate()
+    assert first["cost_usd"] > 0
+    edited = tmp_path / "acme-edited.yaml"
+    text = KIT.read_text()
+    edited.write_text(text.replace("calm, warm, crafted.", "calm, warm, crafted!"))
+    assert edited.read_text() != text
+    code, out, err = run_cli(capsys, "brands", "add", str(edited))
+    assert code == 0 and "updated" in out, err
+    changed = generate()
+    assert "replay_cache" not in _actions(changed) and changed["cost_usd"] > 0
+
+    code, out, err = run_cli(capsys, "brands", "add", str(KIT))
+    assert code == 0 and "updated" in out, err
+    restored = generate()
+    (replay,) = [d for d in restored["decisions"] if d["action"] == "replay_cache"]
+    assert first["run_id"] in replay["reason"], replay["reason"]
+    assert restored["cost_usd"] == 0 and all(i["cache_hit"] for i in restored["images"])
+    assert [i["prompt"] for i in restored["images"]] == [i["prompt"] for i in first["images"]]

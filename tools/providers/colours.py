@@ -236,6 +236,23 @@ def colour_distance(a: RGB, b: RGB) -> float:
     return float(sum((x - y) ** 2 for x, y in zip(a, b, strict=True)) ** 0.5)
 
 
+def colour_mentions(text: str) -> list[tuple[RGB, str, tuple[int, int]]]:
+    """Every mention of a colour in ``text`` as ``(rgb, label, (start, end))``, each one, in
+    order: what :func:`extract_colours` reads, with where it is written (a word glossing a
+    hex code, "Navy #1e2a5a", is one mention)."""
+    found: list[tuple[RGB, str, tuple[int, int]]] = []
+    for match in _PATTERN.finditer(text):
+        code = match.group("named") or match.group("hex")
+        if code:
+            label = code.lower()
+            rgb = hex_to_rgb(label)
+        else:
+            label = match.group("word").lower()
+            rgb = COLOUR_WORDS[label]
+        found.append((rgb, label, match.span()))
+    return found
+
+
 def extract_colours(text: str) -> list[tuple[RGB, str]]:
     """Every colour named in ``text`` as ``(rgb, label)``, in order of first appearance.
 
@@ -248,14 +265,7 @@ def extract_colours(text: str) -> list[tuple[RGB, str]]:
     """
     found: list[tuple[RGB, str]] = []
     seen: set[RGB] = set()
-    for match in _PATTERN.finditer(text):
-        code = match.group("named") or match.group("hex")
-        if code:
-            label = code.lower()
-            rgb = hex_to_rgb(label)
-        else:
-            label = match.group("word").lower()
-            rgb = COLOUR_WORDS[label]
+    for rgb, label, _ in colour_mentions(text):
         if rgb not in seen:
             seen.add(rgb)
             found.append((rgb, label))
