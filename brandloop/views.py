@@ -28,6 +28,7 @@ from brandloop.domain import (
     ModerationVerdict,
     Receipt,
     RunStatus,
+    StopCause,
 )
 from brandloop.providers import PREVIEW_PROVIDER
 from brandloop.registry import crud, spend
@@ -56,6 +57,10 @@ class RunView(BaseModel):
     request: GenerationRequest
     images: list[AcceptedImage] = Field(
         description="CLI: path is the file on this machine; API: path is the artifact's URL"
+    )
+    stop_cause: StopCause | None = Field(
+        description="why the run stopped short, as its result says (generate --json, a job's "
+        "result); null when it did not, or has not finished"
     )
     created_at: datetime
     finished_at: datetime | None
@@ -168,6 +173,7 @@ def run_view(bind: Session | Connection, row: RunRow | Row[Any]) -> RunView:
         accepted=row.accepted_count,
         request=GenerationRequest.model_validate(row.request),
         images=[AcceptedImage.model_validate(i) for i in (row.result or {}).get("images", [])],
+        stop_cause=(row.result or {}).get("stop_cause"),
         cost_usd=cost_so_far(bind, row),
     )
 
