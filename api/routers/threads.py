@@ -71,7 +71,7 @@ def _open_question(job: JobRow | None) -> dict[str, Any] | None:
     return dict(job.request)
 
 
-def _refusal(job: JobRow | None) -> str | None:
+def turn_refusal(job: JobRow | None) -> str | None:
     """Why the turn of ``job`` was refused (its run's reason), once it was; None for a turn
     that was not (or not yet). The brand's clarifying question is a question, not a refusal:
     that turn is the one its answer is read against."""
@@ -96,7 +96,7 @@ def _context(
     turns = [
         (m, session.get(JobRow, m.job_id) if m.job_id else None) for m in stored if m.role == "user"
     ]
-    turns = [(m, job) for m, job in turns if _refusal(job) is None]
+    turns = [(m, job) for m, job in turns if turn_refusal(job) is None]
     if not turns:
         return None, {}, seq, None
     latest, job = turns[-1]
@@ -288,7 +288,7 @@ def _message_public(row: ThreadMessageRow, job: JobRow | None, *, cost_usd: floa
         edit=BriefEdit.model_validate(row.edit) if row.edit else None,
         job=job_public(job, cost_usd=cost_usd) if job is not None else None,
         reply=_reply(job),
-        refused=_refusal(job),
+        refused=turn_refusal(job),
     )
 
 

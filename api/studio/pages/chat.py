@@ -15,7 +15,12 @@ from brandloop.api.deps import PoolDep, ServiceDep, SessionDep, SettingsDep
 from brandloop.api.jobs import store
 from brandloop.api.problems import ApiProblem
 from brandloop.api.routers.jobs import events_response
-from brandloop.api.routers.threads import create_thread, post_message, thread_public
+from brandloop.api.routers.threads import (
+    create_thread,
+    post_message,
+    thread_public,
+    turn_refusal,
+)
 from brandloop.api.schemas import MessageCreate, ThreadCreate
 from brandloop.api.studio.pages.runs import image_views, palette_of
 from brandloop.api.studio.web import (
@@ -76,9 +81,10 @@ def start_thread(
 def job_view(
     session: Session, settings: Settings, *, tenant: str, job: JobRow | None
 ) -> dict[str, Any]:
-    """A turn's answer: its state, and its images (the accepted ones so far while it runs)."""
+    """A turn's answer: its state, its images (the accepted ones so far while it runs), and
+    why its run was refused when it was (the thread's ``refused`` for that turn)."""
     if job is None:
-        return {"job": None, "images": [], "partial": [], "final": True}
+        return {"job": None, "images": [], "partial": [], "final": True, "refused": None}
     images: list[dict[str, Any]] = []
     partial: list[str] = []
     if job.result is not None:
@@ -105,6 +111,7 @@ def job_view(
         "partial": partial,
         "final": job.state in store.FINAL_STATES or job.state == "awaiting_review",
         "reason": (job.result or {}).get("reason", "") or (job.error or {}).get("detail", ""),
+        "refused": turn_refusal(job),
     }
 
 
