@@ -3,8 +3,9 @@ generation cache, at no cost - whatever memory would have added to a freshly com
 
 Two requests are identical when tenant, brand, the brand kit's content, brief, the resolved
 template version and its content, seed, size, count, pinned model, provider allow-list,
-preview allowance, avoided terms and palette shifts agree: everything of the request's own that
-goes into the rendered prompt. A brand kit edited since the earlier run (``brands add`` of an
+preview allowance, avoided terms and palette shifts agree, and the prompt composer's version
+(``COMPOSER_VERSION``) is the one that composed the earlier run: everything that goes into the
+rendered prompt. A brand kit edited since the earlier run (``brands add`` of an
 existing brand, ``POST /v1/brands``) makes another request, rendered afresh from the current
 kit and paid for; what counts is the kit's content, so a kit put back as it was is the kit
 the earlier run used. Only seeded requests replay: without a seed, a request asks for new images
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session
 from brandloop.domain import BrandKit, Candidate, GenerationRequest, ModelSpec, TemplateVersion
 from brandloop.policies.catalog import image_price
 from brandloop.registry.models import AttemptRow, RunRow
+from brandloop.tools.composer import COMPOSER_VERSION
 
 REPLAYABLE = ("succeeded", "partial")
 
@@ -63,7 +65,8 @@ def request_key(
         return None
     width, height = request.dimensions()
     material = {
-        "version": 2,  # 2: the kit's and the template's content, avoid and shifts joined
+        "version": 3,  # 2: the kit's and the template's content, avoid and shifts; 3: composer
+        "composer": COMPOSER_VERSION,
         "tenant": request.tenant,
         "brand": brand_id,
         "kit": kit_digest(brand),

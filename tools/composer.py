@@ -19,6 +19,12 @@ from brandloop.templates.sandbox import render
 from brandloop.tools.providers.colours import colour_mentions, extract_colours
 from brandloop.tools.scoring.colour import nearest_delta_e
 
+#: The composer's version: bump when the composer's output changes (the prompt or negative
+#: prompt it makes from the same template, kit and request). It is part of a request's repeat
+#: key (``agent/replay.py``), so a run composed by an earlier version is never replayed with
+#: the prompt that version made.
+COMPOSER_VERSION = 1
+
 PaletteEmphasis = Literal["normal", "strong"]
 #: A named colour this far (ΔE2000) from every brand colour is outside the palette.
 OFF_PALETTE_DELTA_E = 20.0
