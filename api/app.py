@@ -104,6 +104,7 @@ def create_app(
         from brandloop.api.jobs.celery_queue import CeleryQueue
 
         queue = CeleryQueue(settings)
+    writer = writer if writer is not None else build_writer()
     pool = WorkerPool(
         settings,
         db,
@@ -112,6 +113,7 @@ def create_app(
         providers_factory=providers_factory,
         use_memory=use_memory,
         tracer=tracer,
+        writer=writer,
     )
     buckets = build_buckets(settings, api_settings)  # in Redis when it is configured
     service = Service(
@@ -121,7 +123,7 @@ def create_app(
         pool=pool,
         keys=KeyCache(api_settings.key_cache_seconds, api_settings.key_cache_entries),
         metrics=Metrics(db),
-        writer=writer if writer is not None else build_writer(),
+        writer=writer,
         auth_throttle=AddressThrottle(buckets),
     )
     idempotency = Idempotency(

@@ -30,7 +30,8 @@ from sqlalchemy.orm import Session
 
 from brandloop.agent import review_claims
 from brandloop.agent.runner import final_refusal, finish_review, resume_run, run_generation
-from brandloop.api.jobs import store
+from brandloop.agent.writer import PromptWriter
+from brandloop.api.jobs import store, turns
 from brandloop.api.jobs.queue import InProcessQueue, JobQueue
 from brandloop.api.jobs.service import cancel_job_run, refuse_job_run, release_hold
 from brandloop.api.problems import status_for
@@ -203,8 +204,10 @@ class WorkerPool:
         providers_factory: ProvidersFactory | None = None,
         use_memory: bool = True,
         tracer: Any | None = None,
+        writer: PromptWriter | None = None,
     ) -> None:
         self.settings = settings
+        self.writer = writer  # revises a thread's follow-up again when its turn was refused
         self.db = db
         self.tracer = tracer
         self.concurrency = concurrency
@@ -446,6 +449,7 @@ class WorkerPool:
         # on the agents' loop (or a Celery worker's); the job's own bookkeeping in a thread,
         # so it holds neither that loop's other agents nor, at shutdown, a connection
         try:
+            await self._settle_turn(job_id)
             prepared = await settled_in_thread(self._prepare, job_id)
             if prepared is None:
                 return
@@ -456,6 +460,19 @@ class WorkerPool:
             # also when the cancel lands while the job is being claimed, before its run began
             await settled_in_thread(self._cancelled, job_id)
             raise
+
+    async def _settle_turn(self, job_id: str) -> None:
+        """A thread's follow-up: wait (at most ``turns.TURN_WAIT_S``) until the turns before it
+        are decided, then apply it again to the latest turn not refused if the turn it edited
+        was refused (``api/jobs/turns.py``). Jobs run in the order they were queued, so the
+        turns waited for hold workers of their own."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + turns.TURN_WAIT_S
+        while loop.time() < deadline and await settled_in_thread(
+            turns.earlier_turn_pending, self.db, job_id
+        ):
+            await asyncio.sleep(0.1)
+        await turns.settle_follow_up(self.db, job_id, self.writer)
 
     async def _run_prepared(
         self, job_id: str, request: GenerationRequest, run_id: str, resuming: bool

@@ -16,6 +16,8 @@ so preflight adapts; any other reply revises the brief as usual.
 A turn whose run was refused (moderation, the brand's conflict policy ``refuse``, bad input)
 stays in the thread, shown refused with its reason, and is passed over: the next follow-up
 edits the latest turn that was not refused, so one refusal does not refuse every later turn.
+A follow-up posted while the turn before it was undecided is applied again, as its run starts,
+to the latest turn not refused if that turn was refused meanwhile (``api/jobs/turns.py``).
 
 A thread keeps its brand by id (``ThreadRow.brand_id``): a renamed brand keeps its threads,
 and a new brand under the old name is another brand.
@@ -37,6 +39,7 @@ from brandloop.api.auth import Principal
 from brandloop.api.deps import Creator, PoolDep, Service, ServiceDep, SessionDep, Viewer
 from brandloop.api.jobs import store
 from brandloop.api.jobs.service import job_cost, job_public, submit
+from brandloop.api.jobs.turns import turn_refusal
 from brandloop.api.jobs.worker import WorkerPool
 from brandloop.api.params import ASCII_INT
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
@@ -69,16 +72,6 @@ def _open_question(job: JobRow | None) -> dict[str, Any] | None:
     if job is None or not (job.result or {}).get("clarification"):
         return None
     return dict(job.request)
-
-
-def turn_refusal(job: JobRow | None) -> str | None:
-    """Why the turn of ``job`` was refused (its run's reason), once it was; None for a turn
-    that was not (or not yet). The brand's clarifying question is a question, not a refusal:
-    that turn is the one its answer is read against."""
-    result = job.result if job is not None else None
-    if not result or result.get("status") != "refused" or result.get("clarification"):
-        return None
-    return str(result.get("reason") or "refused")
 
 
 def _context(

@@ -13,14 +13,10 @@ from sqlalchemy.orm import Session
 
 from brandloop.api.deps import PoolDep, ServiceDep, SessionDep, SettingsDep
 from brandloop.api.jobs import store
+from brandloop.api.jobs.turns import turn_refusal
 from brandloop.api.problems import ApiProblem
 from brandloop.api.routers.jobs import events_response
-from brandloop.api.routers.threads import (
-    create_thread,
-    post_message,
-    thread_public,
-    turn_refusal,
-)
+from brandloop.api.routers.threads import create_thread, post_message, thread_public
 from brandloop.api.schemas import MessageCreate, ThreadCreate
 from brandloop.api.studio.pages.runs import image_views, palette_of
 from brandloop.api.studio.web import (

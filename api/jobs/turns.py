@@ -1,0 +1,149 @@
+"""A thread's turns, as the worker starts one: a follow-up's run waits until every earlier
+turn of its thread is decided, and a follow-up made on a turn that was then refused is
+applied again to the latest turn not refused, so a refused turn's text is never carried into
+a later turn's brief, whatever the timing (docs/http-api.md, Threads).
+
+A follow-up is revised as it is posted, on the brief of the latest turn not refused *then*;
+a turn still running may be refused after that (moderation, the conflict policy, bad input,
+all decided as its run starts). So before a follow-up's run begins, the worker waits for the
+turns before it (at most :data:`TURN_WAIT_S`) and, if the brief the follow-up edited is not
+the one the latest turn not refused now stands at, revises it again on that brief.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from brandloop.agent.revision import BriefState, revise
+from brandloop.agent.writer import PromptWriter
+from brandloop.api.jobs import store
+from brandloop.registry.db import Database
+from brandloop.registry.models import RunRow
+from brandloop.registry.models_service import JobRow, ThreadMessageRow
+
+#: how long a follow-up's run waits for the turns before it to be decided (a turn left
+#: running by a process that stopped is not waited for beyond this)
+TURN_WAIT_S = 600.0
+#: a turn whose job is in one of these states has been decided: refused or not
+DECIDED = store.FINAL_STATES | {"awaiting_review"}
+
+
+def turn_refusal(job: JobRow | None) -> str | None:
+    """Why the turn of ``job`` was refused (its run's reason), once it was; None for a turn
+    that was not (or not yet). The brand's clarifying question is a question, not a refusal:
+    that turn is the one its answer is read against."""
+    result = job.result if job is not None else None
+    if not result or result.get("status") != "refused" or result.get("clarification"):
+        return None
+    return str(result.get("reason") or "refused")
+
+
+def _message(session: Session, job_id: str) -> ThreadMessageRow | None:
+    return session.scalar(select(ThreadMessageRow).where(ThreadMessageRow.job_id == job_id))
+
+
+def _earlier(session: Session, message: ThreadMessageRow) -> list[tuple[ThreadMessageRow, JobRow]]:
+    """The user turns before ``message`` that have a job, in order."""
+    rows = session.scalars(
+        select(ThreadMessageRow)
+        .where(
+            ThreadMessageRow.thread_id == message.thread_id,
+            ThreadMessageRow.seq < message.seq,
+            ThreadMessageRow.role == "user",
+            ThreadMessageRow.job_id.is_not(None),
+        )
+        .order_by(ThreadMessageRow.seq)
+    )
+    turns = [(m, session.get(JobRow, m.job_id)) for m in rows]
+    return [(m, job) for m, job in turns if job is not None]
+
+
+def earlier_turn_pending(db: Database, job_id: str) -> bool:
+    """Is a turn before the one of queued job ``job_id`` still undecided?"""
+    with db.session() as session:
+        job = session.get(JobRow, job_id)
+        message = _message(session, job_id) if job is not None else None
+        if job is None or job.state != "queued" or message is None:
+            return False
+        return any(other.state not in DECIDED for _, other in _earlier(session, message))
+
+
+def _base(
+    session: Session, job_id: str
+) -> tuple[ThreadMessageRow, BriefState | None, dict[str, Any]] | None:
+    """The queued follow-up of ``job_id``, the brief it should edit (None: no turn before it
+    stands, its content is the brief) and the seed and template of the image that turn
+    accepted, when that is not the brief it edited; else None."""
+    job = session.get(JobRow, job_id)
+    message = _message(session, job_id) if job is not None else None
+    if job is None or job.state != "queued" or message is None or not message.edit:
+        return None  # a first message, or the answer to the brand's question: nothing edited
+    standing = [(m, j) for m, j in _earlier(session, message) if turn_refusal(j) is None]
+    if not standing:
+        return message, None, {}
+    latest, previous = standing[-1]
+    state = BriefState(
+        brief=latest.brief or latest.content,
+        avoid=list(previous.request.get("avoid") or []),
+        shifts=list(previous.request.get("shifts") or []),
+    )
+    if message.edit.get("before") == state.brief:
+        return None
+    kept: dict[str, Any] = {}
+    images = (previous.result or {}).get("images", [])
+    if images and images[0].get("seed") is not None:
+        kept["seed"] = images[0]["seed"]
+        run = session.get(RunRow, previous.run_id)
+        if run is not None and run.template_ref:
+            kept["template"] = run.template_ref
+    return message, state, kept
+
+
+async def settle_follow_up(db: Database, job_id: str, writer: PromptWriter | None) -> None:
+    """Apply the queued follow-up of ``job_id`` again to the brief of the latest turn not
+    refused, when a turn it was made on has been refused since: its message's brief and edit
+    and its job's request say what the run will run."""
+    found = await asyncio.to_thread(_read_base, db, job_id)
+    if found is None:
+        return
+    content, state, kept = found
+    update: dict[str, Any]
+    if state is None:
+        brief, edit, update = content, None, {"avoid": [], "shifts": []}
+    else:
+        made = await revise(state, content, writer)
+        brief, edit = made.after, made.model_dump(mode="json")
+        update = {"avoid": made.avoid, "shifts": made.all_shifts}
+    await asyncio.to_thread(_store, db, job_id, brief, edit, update, kept)
+
+
+def _read_base(db: Database, job_id: str) -> tuple[str, BriefState | None, dict[str, Any]] | None:
+    with db.session() as session:
+        found = _base(session, job_id)
+        return None if found is None else (found[0].content, found[1], found[2])
+
+
+def _store(
+    db: Database,
+    job_id: str,
+    brief: str,
+    edit: dict[str, Any] | None,
+    update: dict[str, Any],
+    kept: dict[str, Any],
+) -> None:
+    """The follow-up as it is applied again; the seed and template of the image the turn it
+    now edits accepted, where its request names none (the refused turn it was made on had
+    none to give)."""
+    with db.session() as session:
+        job = session.get(JobRow, job_id)
+        message = _message(session, job_id)
+        if job is None or message is None or job.state != "queued":
+            return  # claimed or cancelled meanwhile: it runs (or ran) as it stood
+        message.brief, message.edit = brief, edit
+        kept = {k: v for k, v in kept.items() if job.request.get(k) is None}
+        job.request = {**job.request, "brief": brief, **update, **kept}
+        session.commit()
