@@ -23,7 +23,7 @@ from brandloop.tools.scoring.colour import nearest_delta_e
 #: prompt it makes from the same template, kit and request). It is part of a request's repeat
 #: key (``agent/replay.py``), so a run composed by an earlier version is never replayed with
 #: the prompt that version made.
-COMPOSER_VERSION = 1
+COMPOSER_VERSION = 2  # 2: a colour taken out takes its lead-in words along
 
 PaletteEmphasis = Literal["normal", "strong"]
 #: A named colour this far (ΔE2000) from every brand colour is outside the palette.
@@ -164,13 +164,52 @@ def accent_clause(brand: BrandKit, accents: Sequence[str]) -> str:
 
 #: what joins two colours in a list ("fuchsia and teal", "teal, fuchsia"): taken out with one
 _JOIN = r"\s*(?:,\s*(?:(?:and|or|&)\s+)?|\s+(?:and|or|&)\s+)"
+#: words that only lead into what follows them: left before a colour that is taken out and
+#: ends its phrase ("a cup in fuchsia, on a table"), they go with it
+_LEAD_INS = frozenset(
+    {"a", "an", "the", "and", "or", "&", "in", "on", "of", "with", "against", "over",
+     "under", "beside", "into", "onto", "at", "from", "by", "plus", "all"}
+)  # fmt: skip
+_LAST_WORD = re.compile(r"(?:^|(?<=\s))(\S+)\s*$")
+_NEXT_WORD = re.compile(r"\s*([A-Za-z&]+)")
+
+
+def _ends_phrase(rest: str) -> bool:
+    """Does a colour followed by ``rest`` end its phrase (the text's end, punctuation, or a
+    word such as "on" or "and"), rather than name what follows ("fuchsia tablecloth")?"""
+    word = _NEXT_WORD.match(rest)
+    return word is None or word.group(1).lower() in _LEAD_INS
+
+
+def _without_lead_ins(head: str) -> str:
+    """``head`` without the lead-in words ("in", "a", "and") it ends with."""
+    while (last := _LAST_WORD.search(head)) and last.group(1).lower() in _LEAD_INS:
+        head = head[: last.start()]
+    return head
+
+
+def _article(head: str, rest: str) -> str:
+    """``head`` with its closing "a"/"an" fitted to the word that now follows it ("a fuchsia
+    apron" without fuchsia is "an apron")."""
+    article = re.search(r"(?:^|(?<=\s))(an?|An?)\s*$", head)
+    word = _NEXT_WORD.match(rest)
+    if article is None or word is None:
+        return head
+    wanted = "an" if word.group(1)[0].lower() in "aeiou" else "a"
+    written = article.group(1)
+    fitted = wanted.capitalize() if written[0].isupper() else wanted
+    return head[: article.start(1)] + fitted + head[article.end(1) :]
 
 
 def without_colours(text: str, colours: Sequence[str]) -> str:
     """``text`` with every mention of the colours ``colours`` name (labels as
     :func:`~brandloop.tools.providers.colours.extract_colours` gives them) taken out: "a cup
     on a fuchsia tablecloth" without fuchsia is "a cup on a tablecloth"; in a list of colours
-    the word joining it to its neighbour goes with it ("teal and fuchsia" is "teal")."""
+    the word joining it to its neighbour goes with it ("teal and fuchsia" is "teal", "teal,
+    fuchsia and cream" is "teal and cream"); "a"/"an" is fitted to the word now after it; a colour
+    that ends its phrase takes the words that only led into it ("in", "a", "and") along, so
+    "a cup in fuchsia, on a table" is "a cup, on a table" and "a cup and a fuchsia" is "a
+    cup"; doubled spaces and commas left behind are tidied."""
     unwanted = {rgb for label in colours for rgb, _ in extract_colours(label)}
     if not unwanted:
         return text
@@ -182,10 +221,15 @@ def without_colours(text: str, colours: Sequence[str]) -> str:
             continue
         after = re.match(_JOIN, text[end:])
         before = re.search(_JOIN + r"$", text[:start])
-        if after and end + after.end() in starts:
-            end += after.end()
-        elif before and start - len(before.group()) in ends:
+        if before and start - len(before.group()) in ends:
             start -= len(before.group())
-        text = text[:start] + text[end:]
+        elif after and end + after.end() in starts:
+            end += after.end()
+        elif _ends_phrase(text[end:]):
+            start = len(_without_lead_ins(text[:start]))
+        text = _article(text[:start], text[end:]) + " " + text[end:]
     text = re.sub(r"[ \t]{2,}", " ", text)
-    return re.sub(r"\s+([,.;:!?])", r"\1", text).strip(" ,")
+    text = re.sub(r"\s+([,.;:!?])", r"\1", text)
+    text = re.sub(r"([,;])(?:\s*[,;])+", r"\1", text)
+    text = re.sub(r"[,;]+([.!?:])", r"\1", text)
+    return text.strip(" ,;")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -41,7 +42,10 @@ def _earlier_composer(tmp_path: Path) -> Path:
     assert source.count("    return prompt, negative\n") == 1
     source = source.replace(
         "    return prompt, negative\n", '    return prompt + ", film grain", negative\n'
-    ).replace("\nCOMPOSER_VERSION = 1\n", "\nCOMPOSER_VERSION = 0\n")
+    )
+    source = re.sub(
+        r"\nCOMPOSER_VERSION = (\d+)", lambda m: f"\nCOMPOSER_VERSION = {m[1]}0", source
+    )
     composer.write_text(source, encoding="utf-8")
     return tree
 
