@@ -170,7 +170,6 @@ _LEAD_INS = frozenset(
     {"a", "an", "the", "and", "or", "&", "in", "on", "of", "with", "against", "over",
      "under", "beside", "into", "onto", "at", "from", "by", "plus", "all"}
 )  # fmt: skip
-_LAST_WORD = re.compile(r"(?:^|(?<=\s))(\S+)\s*$")
 _NEXT_WORD = re.compile(r"\s*([A-Za-z&]+)")
 
 
@@ -183,9 +182,12 @@ def _ends_phrase(rest: str) -> bool:
 
 def _without_lead_ins(head: str) -> str:
     """``head`` without the lead-in words ("in", "a", "and") it ends with."""
-    while (last := _LAST_WORD.search(head)) and last.group(1).lower() in _LEAD_INS:
-        head = head[: last.start()]
-    return head
+    while True:
+        kept = head.rstrip()
+        words = kept.rsplit(maxsplit=1)
+        if not words or words[-1].lower() not in _LEAD_INS:
+            return head
+        head = kept[: len(kept) - len(words[-1])]
 
 
 def _article(head: str, rest: str) -> str:
