@@ -1,0 +1,101 @@
+"""What ``/openapi.json`` gives a client generated from it (openapi-python-client and the like):
+errors as ``Problem`` under the media type the server sends them in, every status a route can
+answer, the headers it sends, schemas for binary and streamed answers, and request bodies a
+generator keeps as they are meant (no ``count`` sent unasked, version weights kept as a map).
+
+Each real answer checked here is validated against what the document declares for it
+(``_assert_declared``: the status, the media type, the body's schema, the required headers):
+a small part of what schemathesis checks (test_schemathesis.py), on answers schemathesis does
+not reach (a memory store that is down, a trust list that is misconfigured, the throttle).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, get_args
+
+import pytest
+from fastapi.testclient import TestClient
+from jsonschema import Draft202012Validator
+
+from brandloop.api.problems import ProblemKind
+from brandloop.settings import Settings, get_settings
+from tests.api.http.conftest import ROOT, Keys, assert_problem, brand_kit, wait_job
+from tests.memory.faults import dead_port
+
+PROBLEM = "application/problem+json"
+REF = {"$ref": "#/components/schemas/Problem"}
+
+
+def _doc(client: TestClient) -> dict[str, Any]:
+    doc: dict[str, Any] = client.get("/openapi.json").json()
+    return doc
+
+
+def _validator(doc: dict[str, Any], schema: dict[str, Any]) -> Draft202012Validator:
+    """A validator of ``schema`` whose ``#/components/...`` references resolve in ``doc``."""
+    return Draft202012Validator({**schema, "components": doc["components"]})
+
+
+def _assert_declared(doc: dict[str, Any], method: str, path: str, response: Any) -> None:
+    """The answer is one the document declares for this operation: its status, its media
+    type with a schema the body validates against, and every header declared required."""
+    declared = doc["paths"][path][method]["responses"]
+    assert str(response.status_code) in declared, (method, path, response.status_code)
+    answer = declared[str(response.status_code)]
+    media_type = response.headers.get("content-type", "").split(";")[0]
+    if answer.get("content"):
+        assert media_type in answer["content"], (method, path, media_type, answer["content"])
+        schema = answer["content"][media_type]["schema"]
+        if media_type.endswith("json"):
+            errors = list(_validator(doc, schema).iter_errors(response.json()))
+            assert not errors, [e.message for e in errors]
+    for name, header in answer.get("headers", {}).items():
+        if header.get("required"):
+            assert name.lower() in response.headers, (method, path, name)
+
+
+# ---- 1. errors: the Problem schema under application/problem+json, its types listed, 500
+
+
+def test_every_error_is_declared_as_a_problem_in_the_media_type_it_is_sent_in(
+    client: TestClient,
+) -> None:
+    doc = _doc(client)
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            responses = operation["responses"]
+            assert "500" in responses, (method, path)  # `internal`, docs/http-api.md
+            for status, answer in responses.items():
+                if int(status) >= 400:
+                    assert answer["content"] == {PROBLEM: {"schema": REF}}, (method, path, status)
+
+
+def test_the_problem_type_lists_every_documented_kind(client: TestClient) -> None:
+    kind_schema = _doc(client)["components"]["schemas"]["Problem"]["properties"]["type"]
+    errors_section = (ROOT / "docs" / "http-api.md").read_text().split("## Errors")[1]
+    table = errors_section.split("## ")[0]
+    documented = set(re.findall(r"^\| `([a-z-]+)`(?:, `([a-z-]+)`)?", table, re.M))
+    kinds = {kind for pair in documented for kind in pair if kind}
+    assert kinds and kinds <= set(get_args(ProblemKind)), kinds - set(get_args(ProblemKind))
+    listed = set(kind_schema["examples"])
+    assert {f"urn:brandloop:problem:{kind}" for kind in kinds} <= listed
+    assert all(f"`{kind}`" in kind_schema["description"] for kind in kinds)
+    assert all(re.match(kind_schema["pattern"], value) for value in listed)
+
+
+def test_a_problem_answer_validates_against_the_declared_problem(
+    client: TestClient, keys: Keys
+) -> None:
+    viewer = keys["A", "viewer"]
+    _assert_declared(doc := _doc(client), "get", "/v1/jobs/{job_id}",
+                     client.get("/v1/jobs/job_nope", headers=viewer))  # fmt: skip
+    missing_key = client.get("/v1/jobs")
+    assert missing_key.headers["www-authenticate"] == "Bearer"
+    _assert_declared(doc, "get", "/v1/jobs", missing_key)
+    bad = client.post("/v1/generations", json={"brief": "x", "brand": "Acme Coffee",
+                                               "size": "1x1"}, headers=keys["A", "creator"])  # fmt: skip
+    assert_problem(bad, 422, "validation")
+    _assert_declared(doc, "post", "/v1/generations", bad)
