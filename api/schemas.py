@@ -115,6 +115,12 @@ class _Form(_In):
     )
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    """Leave the default out of a field's schema, where leaving the field out means more than
+    one value (the description says what)."""
+    schema.pop("default", None)
+
+
 class Shape(_Form):
     """What a request asks for besides its brief: how many images, which shape (a size or an
     aspect ratio, not both), budget, seed and file format."""
@@ -145,6 +151,16 @@ class GenerationCreate(Shape):
         ),
     )
 
+    #: no ``default`` in the schema: left out, a follow-up (``thread_id``) keeps the previous
+    #: turn's count, so a client generated from the schema must be able to leave it out
+    count: BodyInt = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="how many accepted images are wanted; left out: 1, or with a `thread_id` "
+        "the previous turn's count",
+        json_schema_extra=_no_default,
+    )
     brief: str = Field(min_length=1, max_length=MAX_BRIEF_CHARS, pattern=NOT_BLANK)
     brand: str = Field(min_length=1, max_length=120, description="brand id or name")
     template: str | None = Field(

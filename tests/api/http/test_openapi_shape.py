@@ -99,3 +99,50 @@ def test_a_problem_answer_validates_against_the_declared_problem(
                                                "size": "1x1"}, headers=keys["A", "creator"])  # fmt: skip
     assert_problem(bad, 422, "validation")
     _assert_declared(doc, "post", "/v1/generations", bad)
+
+
+# ---- 2. count: no default in the schema, so a generated client can leave it out
+
+
+def _as_a_generated_client_sends(doc: dict[str, Any], model: str, **given: Any) -> dict[str, Any]:
+    """The body a generated client sends for these arguments: what is given, and every
+    property with a schema ``default`` at that default (openapi-python-client does so)."""
+    properties = doc["components"]["schemas"][model]["properties"]
+    defaults = {name: spec["default"] for name, spec in properties.items() if "default" in spec}
+    return defaults | given
+
+
+def test_a_generated_clients_follow_up_keeps_the_threads_count(
+    client: TestClient, keys: Keys, acme: dict[str, Any]
+) -> None:
+    """docs/http-api.md (Threads): a follow-up that leaves ``count`` out keeps the previous
+    turn's; through POST /v1/generations with a ``thread_id``, as a client generated from the
+    schema sends it. A generation with no thread and no count still makes one image."""
+    creator = keys["A", "creator"]
+    doc = _doc(client)
+    count = doc["components"]["schemas"]["GenerationCreate"]["properties"]["count"]
+    assert "default" not in count and "thread_id" in count["description"]
+    thread = client.post(
+        "/v1/threads",
+        json={"brand": "Acme Coffee", "message": "two mugs", "size": "64x64", "count": 2},
+        headers=creator,
+    ).json()
+    wait_job(client, thread["messages"][0]["job"]["id"], creator)
+
+    def count_of(body: dict[str, Any]) -> int:
+        answer = client.post("/v1/generations", json=body, headers=creator)
+        assert answer.status_code == 202, answer.text
+        _assert_declared(doc, "post", "/v1/generations", answer)
+        run_id = wait_job(client, answer.json()["id"], creator)["run_id"]
+        run = client.get(f"/v1/runs/{run_id}", headers=creator).json()
+        return int(run["request"]["count"])
+
+    follow_up = _as_a_generated_client_sends(
+        doc, "GenerationCreate", brief="add steam", brand="Acme Coffee", thread_id=thread["id"]
+    )
+    assert "count" not in follow_up
+    assert count_of(follow_up) == 2
+    plain = _as_a_generated_client_sends(
+        doc, "GenerationCreate", brief="a cup", brand="Acme Coffee", size="64x64"
+    )
+    assert count_of(plain) == 1
