@@ -480,8 +480,13 @@ class ImageRating(BaseModel):
 
 
 def _some_weight_above_zero(schema: dict[str, Any]) -> None:
+    """Keys are version numbers (``propertyNames``), values weights (``additionalProperties``,
+    the form generated clients read as a map; ``patternProperties`` they drop), and not every
+    weight is 0 (``not``)."""
     weights = schema["properties"]["weights"]
-    weights["additionalProperties"] = False  # keys are version numbers (patternProperties)
+    ((pattern, weight),) = weights.pop("patternProperties").items()
+    weights["propertyNames"] = {"pattern": pattern}
+    weights["additionalProperties"] = weight
     weights["not"] = {"additionalProperties": {"maximum": 0}}
 
 

@@ -146,3 +146,30 @@ def test_a_generated_clients_follow_up_keeps_the_threads_count(
         doc, "GenerationCreate", brief="a cup", brand="Acme Coffee", size="64x64"
     )
     assert count_of(plain) == 1
+
+
+# ---- 3. label weights: a map generators keep, validated as before
+
+
+def test_label_weights_are_a_map_a_generator_keeps_and_still_validated(
+    client: TestClient, keys: Keys
+) -> None:
+    doc = _doc(client)
+    weights = doc["components"]["schemas"]["LabelUpdate"]["properties"]["weights"]
+    assert "patternProperties" not in weights
+    assert weights["additionalProperties"]["type"] == "number"
+    assert weights["propertyNames"] == {"pattern": "^[1-9][0-9]{0,5}$"}
+    body_schema = {"$ref": "#/components/schemas/LabelUpdate"}
+    assert not list(_validator(doc, body_schema).iter_errors({"weights": {"1": 1.0}}))
+    for refused in ({"v1": 1.0}, {"1": 0.0}, {"1": -1.0}, {}):
+        assert list(_validator(doc, body_schema).iter_errors({"weights": refused})), refused
+    url = "/v1/templates/brand-hero/labels/staging"
+    approver = keys["A", "approver"]
+    for refused, kind in [({"v1": 1.0}, "validation"), ({"01": 1.0}, "validation"),
+                          ({"1": 0.0}, "bad-input")]:  # fmt: skip
+        answer = client.put(url, json={"weights": refused}, headers=approver)
+        assert_problem(answer, 422, kind)
+    kept = client.put(url, json={"weights": {"1": 1.0}}, headers=approver)
+    assert kept.status_code == 200, kept.text
+    _assert_declared(doc, "put", "/v1/templates/{name}/labels/{label}", kept)
+    assert kept.json()["label_weights"]["staging"] == {"1": 1.0}
