@@ -523,6 +523,17 @@ class NoteCreate(_In):
     text: str = Field(min_length=1, max_length=8000, pattern=NOT_BLANK)
 
 
+class NoteCreated(BaseModel):
+    """A style note as stored: personal data is redacted before it is stored."""
+
+    id: str = Field(examples=["note-282b129d340c738fdb2dee31e6f87234"])
+    brand: str = Field(description="the brand's name")
+    text: str = Field(description="the text kept")
+    redacted: list[str] = Field(
+        description="the kinds of personal data taken out", examples=[["email"]]
+    )
+
+
 class KeyCreate(_In):
     role: Literal["viewer", "creator", "approver", "admin"]
     name: str = Field(default="", max_length=120, description="a note on what the key is for")

@@ -91,7 +91,19 @@ def make_key(
     return KeyCreated(**key_public(row).model_dump(), key=secret)
 
 
-@router.delete("/{key_id:key_id}", response_model=KeyPublic, summary="Revoke a key")
+@router.delete(
+    "/{key_id:key_id}",
+    response_model=KeyPublic,
+    summary="Revoke a key",
+    description="`me` is never a key id: `DELETE /v1/keys/me` is a 405 naming GET.",
+    responses={
+        405: {
+            **problems(405)[405],
+            "description": "`key_id` is `me`: `/v1/keys/me` is whose the calling key is, and "
+            "only GET serves it",
+        }
+    },
+)
 def delete_key(
     key_id: str, principal: Admin, session: SessionDep, service: ServiceDep
 ) -> KeyPublic:

@@ -173,3 +173,108 @@ def test_label_weights_are_a_map_a_generator_keeps_and_still_validated(
     assert kept.status_code == 200, kept.text
     _assert_declared(doc, "put", "/v1/templates/{name}/labels/{label}", kept)
     assert kept.json()["label_weights"]["staging"] == {"1": 1.0}
+
+
+# ---- 4. statuses every route can answer
+
+
+@pytest.fixture
+def dead_chroma(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BRANDLOOP_CHROMA_HOST", "127.0.0.1")
+    monkeypatch.setenv("BRANDLOOP_CHROMA_PORT", str(dead_port()))
+    get_settings.cache_clear()
+
+
+def test_memory_unavailable_is_a_declared_503_on_every_memory_route(
+    dead_chroma: None, make_client: Callable[..., TestClient], keys: Keys
+) -> None:
+    client = make_client(use_memory=True)
+    assert client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).is_success
+    doc = _doc(client)
+    creator, brand = keys["A", "creator"], {"brand": "Acme Coffee"}
+    note = "note-" + "0" * 32
+    for method, path, url, kwargs in [
+        ("get", "/v1/memory/search", "/v1/memory/search", {"params": brand | {"q": "cup"}}),
+        ("get", "/v1/memory/notes", "/v1/memory/notes", {"params": brand}),
+        ("post", "/v1/memory/notes", "/v1/memory/notes", {"json": brand | {"text": "no neon"}}),
+        ("delete", "/v1/memory/notes/{note_id}", f"/v1/memory/notes/{note}", {"params": brand}),
+    ]:
+        answer = client.request(method.upper(), url, headers=creator, **kwargs)
+        assert_problem(answer, 503, "memory-unavailable")
+        _assert_declared(doc, method, path, answer)
+
+
+def test_a_misconfigured_trust_list_is_a_declared_503(
+    make_client: Callable[..., TestClient], keys: Keys, settings: Settings, tmp_path: Path
+) -> None:
+    client = make_client()
+    assert client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).is_success
+    job = client.post(
+        "/v1/generations?wait=60",
+        json={"brief": "a cup", "brand": "Acme Coffee", "size": "64x64"},
+        headers=keys["A", "creator"],
+    ).json()
+    sha = job["result"]["images"][0]["sha256"]
+    doc = _doc(client)
+    image = client.get(f"/v1/artifacts/{sha}", headers=keys["A", "viewer"])
+    assert image.status_code == 200
+    _assert_declared(doc, "get", "/v1/artifacts/{sha256}", image)
+    again = client.get(
+        f"/v1/artifacts/{sha}", headers=keys["A", "viewer"] | {"If-None-Match": f'"{sha}"'}
+    )
+    assert again.status_code == 304
+    _assert_declared(doc, "get", "/v1/artifacts/{sha256}", again)
+    bad = tmp_path / "roots.pem"
+    bad.write_text("not a certificate")
+    settings.c2pa_trust_anchors = bad
+    answer = client.get(f"/v1/artifacts/{sha}/credentials", headers=keys["A", "viewer"])
+    assert_problem(answer, 503, "not-ready")
+    _assert_declared(doc, "get", "/v1/artifacts/{sha256}/credentials", answer)
+
+
+def test_the_failed_login_throttle_is_declared_on_health_and_metrics(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(auth_failures_per_minute=1, auth_failures_burst=2)
+    doc = _doc(client)
+    bogus = {"Authorization": "Bearer bl_bogus"}
+    for _ in range(3):
+        client.get("/metrics", headers=bogus)
+    for path in ("/metrics", "/healthz", "/readyz"):
+        answer = client.get(path, headers=bogus)
+        assert_problem(answer, 429, "rate-limited")
+        _assert_declared(doc, "get", path, answer)
+        assert int(answer.headers["retry-after"]) >= 0
+
+
+def test_deleting_key_me_is_a_declared_405(client: TestClient, keys: Keys) -> None:
+    doc = _doc(client)
+    answer = client.delete("/v1/keys/me", headers=keys["A", "admin"])
+    assert_problem(answer, 405, "method-not-allowed")
+    _assert_declared(doc, "delete", "/v1/keys/{key_id}", answer)
+    assert doc["paths"]["/v1/keys/{key_id}"]["delete"]["responses"]["405"]["headers"]["Allow"]
+
+
+# ---- 7. a note added answers a named model
+
+
+def test_a_note_added_answers_a_named_model(
+    make_client: Callable[..., TestClient], keys: Keys
+) -> None:
+    client = make_client(use_memory=True)
+    assert client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).is_success
+    doc = _doc(client)
+    answer_schema = doc["paths"]["/v1/memory/notes"]["post"]["responses"]["201"]["content"]
+    assert answer_schema["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/NoteCreated"
+    }
+    note = doc["components"]["schemas"]["NoteCreated"]
+    assert set(note["required"]) == {"id", "brand", "text", "redacted"}
+    added = client.post(
+        "/v1/memory/notes",
+        json={"brand": "Acme Coffee", "text": "matte cups only, write to ana@example.com"},
+        headers=keys["A", "creator"],
+    )
+    assert added.status_code == 201, added.text
+    _assert_declared(doc, "post", "/v1/memory/notes", added)
+    assert added.json()["redacted"] and "ana@example.com" not in added.json()["text"]
