@@ -63,11 +63,21 @@ def who_am_i(principal: Viewer) -> WhoAmI:
     "`secret-not-replayed` naming the key that was made, never the secret again: if the first "
     "answer was lost, revoke that key and make another.",
     responses={
+        201: {
+            "description": "the key, with its secret (shown this once)",
+            "headers": {
+                "Cache-Control": {
+                    "description": "`no-store`: the secret is kept by no cache",
+                    "required": True,
+                    "schema": {"type": "string", "enum": ["no-store"]},
+                }
+            },
+        },
         409: {
             **problems(409)[409],
             "description": "An Idempotency-Key in flight, or a repeat of a request that made a "
             "key (`secret-not-replayed`: the key is named, its secret is not shown again)",
-        }
+        },
     },
 )
 def make_key(

@@ -255,6 +255,60 @@ def test_deleting_key_me_is_a_declared_405(client: TestClient, keys: Keys) -> No
     assert doc["paths"]["/v1/keys/{key_id}"]["delete"]["responses"]["405"]["headers"]["Allow"]
 
 
+# ---- 5. binary and streamed answers have a schema
+
+
+def test_binary_and_streamed_answers_have_a_schema(client: TestClient) -> None:
+    paths = _doc(client)["paths"]
+    image = paths["/v1/artifacts/{sha256}"]["get"]["responses"]["200"]["content"]
+    assert set(image) == {"image/png", "image/jpeg", "image/webp"}
+    assert all(v["schema"] == {"type": "string", "format": "binary"} for v in image.values())
+    events = paths["/v1/jobs/{job_id}/events"]["get"]["responses"]["200"]["content"]
+    assert {"type": "string"} in events["text/event-stream"]["schema"]["anyOf"]
+    metrics = paths["/metrics"]["get"]["responses"]["200"]["content"]
+    assert metrics["text/plain"]["schema"] == {"type": "string"}
+    for path, item in paths.items():
+        for method, operation in item.items():
+            for status, answer in operation["responses"].items():
+                for media_type, spec in answer.get("content", {}).items():
+                    assert "schema" in spec, (method, path, status, media_type)
+
+
+# ---- 6. the headers the server sends are declared
+
+
+def test_the_headers_sent_are_declared(client: TestClient, keys: Keys) -> None:
+    doc = _doc(client)
+    paths = doc["paths"]
+
+    def headers(path: str, method: str, status: str) -> set[str]:
+        return set(paths[path][method]["responses"][status].get("headers", {}))
+
+    assert "WWW-Authenticate" in headers("/v1/jobs", "get", "401")
+    assert "Retry-After" in headers("/v1/jobs", "get", "429")
+    assert "Retry-After" in headers("/v1/generations", "post", "409")  # in flight
+    assert {"ETag", "Cache-Control"} <= headers("/v1/artifacts/{sha256}", "get", "200")
+    assert {"ETag", "Cache-Control"} <= headers("/v1/artifacts/{sha256}", "get", "304")
+    assert {"Location", "Idempotent-Replayed"} <= headers("/v1/generations", "post", "202")
+    assert {"Location", "Idempotent-Replayed"} <= headers("/v1/generations", "post", "200")
+    assert "Location" in headers("/v1/brands", "post", "201")
+    assert {"Cache-Control", "Idempotent-Replayed"} <= headers("/v1/keys", "post", "201")
+    made = client.post(
+        "/v1/keys", json={"role": "viewer", "principal": "r6"}, headers=keys["A", "admin"]
+    )
+    assert made.headers["cache-control"] == "no-store"
+    _assert_declared(doc, "post", "/v1/keys", made)
+    assert client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).is_success
+    body = {"brief": "a cup", "brand": "Acme Coffee", "size": "64x64"}
+    creator = keys["A", "creator"] | {"Idempotency-Key": "shape-6"}
+    first = client.post("/v1/generations", json=body, headers=creator)
+    replay = client.post("/v1/generations", json=body, headers=creator)
+    assert first.headers["location"] == replay.headers["location"]
+    assert replay.headers["idempotent-replayed"] == "true"
+    for answer in (first, replay):
+        _assert_declared(doc, "post", "/v1/generations", answer)
+
+
 # ---- 7. a note added answers a named model
 
 
