@@ -11,6 +11,13 @@ can say of itself. Every route's own statuses are declared at the route (``probl
 - A parameter that may be left out is left out, never sent as ``null``: a query, path or header
   value is text, so the ``anyOf [X, null]`` that FastAPI writes for an optional parameter
   is ``X``.
+- Every error is declared as it is sent: ``Problem`` under ``application/problem+json`` only
+  (FastAPI would put it under ``application/json``, which the server never sends for one), with
+  the headers a status carries (``WWW-Authenticate``, ``Allow``, ``Retry-After``).
+- Every route may answer 400 (the input guard), 413 (the body limit), 429 (rate limits and the
+  failed-login throttle, also on ``/healthz``, ``/readyz`` and ``/metrics``) and 500
+  ``internal``; every answer of a POST that takes an Idempotency-Key may be a replay
+  (``Idempotent-Replayed: true``).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from brandloop.api.deps import needs_credentials
-from brandloop.api.problems import problems
+from brandloop.api.problems import PROBLEM_MEDIA_TYPE, problems
 
 __all__ = ["install_openapi"]
 
@@ -73,30 +80,79 @@ def build_openapi(app: FastAPI, routers: Sequence[tuple[str, APIRouter]]) -> dic
         "with the first answer instead of running it again; 24 h by default",
         "schema": {"type": "string", "minLength": 1, "maxLength": 255},
     }
+    everywhere = problems(400, 413, 429, 500)
     for path, item in schema.get("paths", {}).items():
         for method, operation in item.items():
+            responses = operation.setdefault("responses", {})
             if (method, path) in guarded:
                 operation["security"] = [{BEARER: []}]
             if method == "post" and (method, path) in guarded:
                 operation.setdefault("parameters", []).append(dict(idempotency_key))
+                for answer in responses.values():
+                    answer.setdefault("headers", {})["Idempotent-Replayed"] = REPLAYED
             if method == "post":
-                responses = operation.setdefault("responses", {})
                 for status, answer in in_flight.items():
                     responses.setdefault(str(status), _problem_answer(answer))
+                responses["409"].setdefault("headers", {})["Retry-After"] = _retry_after(False)
+            for status, answer in everywhere.items():
+                responses.setdefault(str(status), _problem_answer(answer))
+            for status, response in responses.items():
+                if status.isdigit() and int(status) >= 400:
+                    response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_REF}}
+                    if status in _PROBLEM_HEADERS:
+                        response.setdefault("headers", {}).update(_PROBLEM_HEADERS[status])
             for parameter in operation.get("parameters", []):
                 parameter["schema"] = _never_null(parameter.get("schema", {}))
     return schema
 
 
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+#: ``Idempotent-Replayed: true`` on the answer to a repeat of a POST with an Idempotency-Key
+REPLAYED = {
+    "description": "`true` on the stored answer to a repeat (same Idempotency-Key, same "
+    "request); absent on a first answer",
+    "required": False,
+    "schema": {"type": "string", "enum": ["true"]},
+}
+
+
+def _retry_after(required: bool) -> dict[str, Any]:
+    return {
+        "description": "seconds to wait before trying again",
+        "required": required,
+        "schema": {"type": "integer", "minimum": 0},
+    }
+
+
+#: the headers a problem of a status always carries (``Retry-After`` of a 409 only for an
+#: Idempotency-Key in flight: added on POSTs above)
+_PROBLEM_HEADERS: dict[str, dict[str, Any]] = {
+    "401": {
+        "WWW-Authenticate": {
+            "description": "`Bearer`: send an API key",
+            "required": False,
+            "schema": {"type": "string"},
+        }
+    },
+    "405": {
+        "Allow": {
+            "description": "every method the path serves",
+            "required": True,
+            "schema": {"type": "string"},
+        }
+    },
+    "429": {"Retry-After": _retry_after(True)},
+}
+
+
 def _problem_answer(answer: dict[str, Any]) -> dict[str, Any]:
     """A problem answer as the document writes one (``Problem`` is in the components: every
-    ``/v1`` route answers problems)."""
+    ``/v1`` route answers problems): ``application/problem+json``, the only media type the
+    server sends an error in."""
     return {
         "description": answer["description"],
-        "content": {
-            media_type: {"schema": {"$ref": "#/components/schemas/Problem"}}
-            for media_type in answer["content"]
-        },
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_REF}},
     }
 
 

@@ -8,7 +8,7 @@ unexpected exception becomes a bare ``internal`` problem naming only the request
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -44,6 +44,7 @@ ProblemKind = Literal[
     "rate-limited",
     "quota-exceeded",
     "idempotency-key-reused",
+    "idempotency-in-flight",
     "secret-not-replayed",
     "refused",
     "budget-exhausted",
@@ -67,6 +68,7 @@ _TITLES: dict[str, str] = {
     "rate-limited": "Too many requests",
     "quota-exceeded": "Daily spend quota exceeded",
     "idempotency-key-reused": "Idempotency-Key reused with a different request",
+    "idempotency-in-flight": "A request with this Idempotency-Key is still in flight",
     "secret-not-replayed": "The first answer showed a secret once; it is not shown again",
     "refused": "Refused by policy",
     "budget-exhausted": "Budget exhausted",
@@ -119,7 +121,15 @@ class Problem(BaseModel):
         }
     )
 
-    type: str = Field(description="stable URI naming the kind of error")
+    type: str = Field(
+        pattern=r"^urn:brandloop:problem:[a-z][a-z-]*$",
+        description="stable URI naming the kind of error, `urn:brandloop:problem:<kind>`; "
+        "the kinds (docs/http-api.md, Errors): "
+        + ", ".join(f"`{kind}`" for kind in get_args(ProblemKind))
+        + ". A client switches on the kinds it knows and treats any other as its status says "
+        "(a kind may be added; none is renamed)",
+        examples=[TYPE_PREFIX + kind for kind in get_args(ProblemKind)],
+    )
     title: str
     status: int
     detail: str = ""
@@ -309,10 +319,13 @@ _ANSWERS: dict[int, str] = {
     402: "The tenant's daily spend quota would be exceeded",
     403: "The key's role does not allow this",
     404: "Not found (or belongs to another tenant)",
+    405: "Method not allowed; `Allow` names the methods the path serves",
     409: "Conflict with the current state (or an Idempotency-Key still in flight)",
     413: "Request body too large",
     422: "Validation error",
-    429: "Rate limited; see Retry-After",
+    429: "Rate limited (`rate-limited`: per key, per tenant, or failed authentications from "
+    "the address); see Retry-After",
+    500: "Internal error (`internal`): no detail but the request id",
     503: "Not ready: a service this needs is unavailable or misconfigured",
 }
 

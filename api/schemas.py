@@ -115,6 +115,12 @@ class _Form(_In):
     )
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    """Leave the default out of a field's schema, where leaving the field out means more than
+    one value (the description says what)."""
+    schema.pop("default", None)
+
+
 class Shape(_Form):
     """What a request asks for besides its brief: how many images, which shape (a size or an
     aspect ratio, not both), budget, seed and file format."""
@@ -145,6 +151,16 @@ class GenerationCreate(Shape):
         ),
     )
 
+    #: no ``default`` in the schema: left out, a follow-up (``thread_id``) keeps the previous
+    #: turn's count, so a client generated from the schema must be able to leave it out
+    count: BodyInt = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="how many accepted images are wanted; left out: 1, or with a `thread_id` "
+        "the previous turn's count",
+        json_schema_extra=_no_default,
+    )
     brief: str = Field(min_length=1, max_length=MAX_BRIEF_CHARS, pattern=NOT_BLANK)
     brand: str = Field(min_length=1, max_length=120, description="brand id or name")
     template: str | None = Field(
@@ -464,8 +480,13 @@ class ImageRating(BaseModel):
 
 
 def _some_weight_above_zero(schema: dict[str, Any]) -> None:
+    """Keys are version numbers (``propertyNames``), values weights (``additionalProperties``,
+    the form generated clients read as a map; ``patternProperties`` they drop), and not every
+    weight is 0 (``not``)."""
     weights = schema["properties"]["weights"]
-    weights["additionalProperties"] = False  # keys are version numbers (patternProperties)
+    ((pattern, weight),) = weights.pop("patternProperties").items()
+    weights["propertyNames"] = {"pattern": pattern}
+    weights["additionalProperties"] = weight
     weights["not"] = {"additionalProperties": {"maximum": 0}}
 
 
@@ -500,6 +521,17 @@ class TemplateVersionCreate(_In):
 class NoteCreate(_In):
     brand: str = Field(min_length=1, max_length=120)
     text: str = Field(min_length=1, max_length=8000, pattern=NOT_BLANK)
+
+
+class NoteCreated(BaseModel):
+    """A style note as stored: personal data is redacted before it is stored."""
+
+    id: str = Field(examples=["note-282b129d340c738fdb2dee31e6f87234"])
+    brand: str = Field(description="the brand's name")
+    text: str = Field(description="the text kept")
+    redacted: list[str] = Field(
+        description="the kinds of personal data taken out", examples=[["email"]]
+    )
 
 
 class KeyCreate(_In):

@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
 from brandloop.api.deps import Admin, SessionDep, SettingsDep, Viewer
-from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem
+from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
 from brandloop.artifacts import ArtifactStore
 from brandloop.registry import crud
 from brandloop.registry.artifact_owners import release_artifact
@@ -30,6 +30,23 @@ from brandloop.tools.credentials import (
 router = APIRouter(prefix="/artifacts", tags=["artifacts"], responses=PROBLEM_RESPONSES)
 Sha256 = Annotated[str, PathParam(pattern=r"^[0-9a-f]{64}$")]
 
+#: what an artifact's answer is: the bytes in one of these types (a generated client gets them
+#: as a file), with its sha256 as a strong ETag and cached for good (its bytes never change)
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
+IMAGE_BYTES = {"type": "string", "format": "binary"}
+CACHE_HEADERS = {
+    "ETag": {
+        "description": 'the sha256 in quotes, `"<sha256>"`',
+        "required": True,
+        "schema": {"type": "string", "pattern": '^"[0-9a-f]{64}"$'},
+    },
+    "Cache-Control": {
+        "description": "`private, max-age=31536000, immutable`",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+}
+
 
 @router.get(
     "/{sha256}",
@@ -37,10 +54,11 @@ Sha256 = Annotated[str, PathParam(pattern=r"^[0-9a-f]{64}$")]
     response_class=FileResponse,
     responses={
         200: {
-            "content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}},
+            "content": {media_type: {"schema": IMAGE_BYTES} for media_type in IMAGE_TYPES},
             "description": "the image",
+            "headers": CACHE_HEADERS,
         },
-        304: {"description": "not modified"},
+        304: {"description": "not modified", "headers": CACHE_HEADERS},
     },
 )
 def get_artifact(
@@ -112,6 +130,12 @@ def delete_artifact(
     "/{sha256}/credentials",
     summary="Verify the image's Content Credentials (C2PA): signature, trust, hard binding, receipt",
     response_model=CredentialReport,
+    responses={
+        503: {
+            **problems(503)[503],
+            "description": "`not-ready`: the server's C2PA trust list is misconfigured",
+        }
+    },
 )
 def get_credentials(
     sha256: Sha256, principal: Viewer, session: SessionDep, settings: SettingsDep

@@ -13,6 +13,14 @@ from brandloop.views import BrandView, brand_view
 
 router = APIRouter(prefix="/brands", tags=["brands"], responses=PROBLEM_RESPONSES)
 
+BRAND_LOCATION = {
+    "Location": {
+        "description": "the brand, `/v1/brands/{id}`",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
+
 
 @router.get("", response_model=list[BrandView], summary="The tenant's brands")
 def list_brands(principal: Viewer, session: SessionDep) -> list[BrandView]:
@@ -29,7 +37,12 @@ def list_brands(principal: Viewer, session: SessionDep) -> list[BrandView]:
     "brand's name replaces that brand's kit (200), and the brand keeps its spelling. A name two "
     "stored brands share (possible only in data from before that rule) is 409.",
     responses={
-        200: {"model": BrandView, "description": "an existing brand was updated"},
+        200: {
+            "model": BrandView,
+            "description": "an existing brand was updated",
+            "headers": BRAND_LOCATION,
+        },
+        201: {"description": "a new brand", "headers": BRAND_LOCATION},
         **problems(409),
     },
 )

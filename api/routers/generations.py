@@ -29,6 +29,14 @@ from brandloop.registry import crud
 
 router = APIRouter(prefix="/generations", tags=["generations"], responses=PROBLEM_RESPONSES)
 
+JOB_LOCATION = {
+    "Location": {
+        "description": "the job, `/v1/jobs/{job_id}`",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
+
 
 @router.post(
     "",
@@ -36,7 +44,12 @@ router = APIRouter(prefix="/generations", tags=["generations"], responses=PROBLE
     response_model=JobPublic,
     summary="Request images for a brief",
     responses={
-        200: {"model": JobPublic, "description": "done within ?wait= seconds"},
+        200: {
+            "model": JobPublic,
+            "description": "done within ?wait= seconds",
+            "headers": JOB_LOCATION,
+        },
+        202: {"description": "queued (or still running after ?wait=)", "headers": JOB_LOCATION},
         **problems(402, 409, 503),
         409: {
             **problems(409)[409],

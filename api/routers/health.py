@@ -45,7 +45,7 @@ class ReadyReport(BaseModel):
     "/readyz",
     summary="Database, Chroma and the worker pool are usable",
     response_model=ReadyReport,
-    responses={503: {"description": "not ready"}},
+    responses={503: {"description": "`not-ready`: a problem whose `checks` name what failed"}},
 )
 async def readyz(service: ServiceDep) -> Response:
     checks: dict[str, str] = {}
@@ -76,7 +76,10 @@ async def readyz(service: ServiceDep) -> Response:
     "admin key. The figures cover every tenant.",
     response_class=Response,
     responses={
-        200: {"content": {"text/plain": {}}},
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "the Prometheus text exposition format",
+        },
         401: {"description": "no token or key, or a wrong one"},
         403: {"description": "a key below admin"},
     },

@@ -26,6 +26,17 @@ from brandloop.registry.models_service import JobRow
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
 
+#: One server-sent event of a job's stream, its fields as text (``data`` is JSON text)
+SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "description": "the event's name (the description's list)"},
+        "data": {"type": "string", "description": "the event's payload, JSON text"},
+        "id": {"type": "string", "description": "the trace event's sequence number"},
+        "retry": {"type": "integer", "description": "reconnection time in ms"},
+    },
+}
+
 
 @router.get("", response_model=list[JobPublic], summary="List the tenant's jobs")
 def list_jobs(
@@ -57,7 +68,15 @@ def get_job(job_id: str, principal: Viewer, session: SessionDep) -> JobPublic:
     "(anything but a sequence number is a 400).",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"text/event-stream": {}}, "description": "an event stream"},
+        200: {
+            "content": {
+                "text/event-stream": {"schema": {"anyOf": [{"type": "string"}, SSE_EVENT]}}
+            },
+            "description": "an event stream (server-sent events): text to a client that reads "
+            "the whole stream, as a generated client does; one event, with its `event`, `data`, "
+            "`id`, to a reader of each event (OpenAPI 3.2 and schemathesis read an event "
+            "stream's `schema` so)",
+        },
         **problems(400),
     },
 )

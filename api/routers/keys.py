@@ -63,11 +63,21 @@ def who_am_i(principal: Viewer) -> WhoAmI:
     "`secret-not-replayed` naming the key that was made, never the secret again: if the first "
     "answer was lost, revoke that key and make another.",
     responses={
+        201: {
+            "description": "the key, with its secret (shown this once)",
+            "headers": {
+                "Cache-Control": {
+                    "description": "`no-store`: the secret is kept by no cache",
+                    "required": True,
+                    "schema": {"type": "string", "enum": ["no-store"]},
+                }
+            },
+        },
         409: {
             **problems(409)[409],
             "description": "An Idempotency-Key in flight, or a repeat of a request that made a "
             "key (`secret-not-replayed`: the key is named, its secret is not shown again)",
-        }
+        },
     },
 )
 def make_key(
@@ -91,7 +101,19 @@ def make_key(
     return KeyCreated(**key_public(row).model_dump(), key=secret)
 
 
-@router.delete("/{key_id:key_id}", response_model=KeyPublic, summary="Revoke a key")
+@router.delete(
+    "/{key_id:key_id}",
+    response_model=KeyPublic,
+    summary="Revoke a key",
+    description="`me` is never a key id: `DELETE /v1/keys/me` is a 405 naming GET.",
+    responses={
+        405: {
+            **problems(405)[405],
+            "description": "`key_id` is `me`: `/v1/keys/me` is whose the calling key is, and "
+            "only GET serves it",
+        }
+    },
+)
 def delete_key(
     key_id: str, principal: Admin, session: SessionDep, service: ServiceDep
 ) -> KeyPublic:

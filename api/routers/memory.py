@@ -13,15 +13,26 @@ from brandloop.agent.runner import open_memory
 from brandloop.api.deps import Creator, SessionDep, SettingsDep, Viewer
 from brandloop.api.params import ASCII_INT
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
-from brandloop.api.schemas import NOT_BLANK, NoteCreate
+from brandloop.api.schemas import NOT_BLANK, NoteCreate, NoteCreated
 from brandloop.api.style_notes import add_style_note, forget_style_note, list_style_notes
 from brandloop.memory.store import BrandMemory, MemoryHit
 from brandloop.registry import crud
 from brandloop.registry.models import BrandRow
 
-#: a brand name two stored brands share (data from before names ignored case) is 409
+#: a brand name two stored brands share (data from before names ignored case) is 409; a
+#: memory store (Chroma) that cannot be reached or read is 503 ``memory-unavailable``
 router = APIRouter(
-    prefix="/memory", tags=["memory"], responses={**PROBLEM_RESPONSES, **problems(409)}
+    prefix="/memory",
+    tags=["memory"],
+    responses={
+        **PROBLEM_RESPONSES,
+        **problems(409),
+        503: {
+            **problems(503)[503],
+            "description": "`memory-unavailable`: the brand memory store (Chroma) cannot be "
+            "reached or read; try again later",
+        },
+    },
 )
 
 
@@ -40,10 +51,15 @@ def search(
     return open_memory(settings).search(tenant=principal.tenant, brand=row.id, query=q, k=k)
 
 
-@router.post("/notes", status_code=201, summary="Add a style note to a brand's memory")
+@router.post(
+    "/notes",
+    status_code=201,
+    response_model=NoteCreated,
+    summary="Add a style note to a brand's memory",
+)
 def add_note(
     body: NoteCreate, principal: Creator, session: SessionDep, settings: SettingsDep
-) -> dict[str, str | list[str]]:
+) -> NoteCreated:
     """Personal data in the note (e-mail addresses, phone numbers, ...) is redacted before it
     is stored; ``redacted`` names the kinds taken out, ``text`` is what was kept. A note the
     brand's text gate refuses is 422 ``refused``, audited, and not stored."""
@@ -59,7 +75,7 @@ def add_note(
         text=body.text,
         policy_dirs=[settings.data_dir / "policies"],
     )
-    return {"id": added.id, "brand": row.name, "text": added.text, "redacted": list(added.redacted)}
+    return NoteCreated(id=added.id, brand=row.name, text=added.text, redacted=list(added.redacted))
 
 
 def style_notes(memory: BrandMemory, *, tenant: str, brand: BrandRow) -> list[MemoryHit]:
