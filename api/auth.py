@@ -21,7 +21,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,7 @@ from brandloop.domain import utcnow
 from brandloop.errors import BadInputError
 from brandloop.registry.crud import audit
 from brandloop.registry.models_service import ApiKeyRow, PrincipalRow
+from brandloop.registry.models_studio import StudioSessionRow
 from brandloop.settings import TENANT_PATTERN, TENANT_RULE
 from brandloop.templates.governance import ACTOR_PATTERN, RESERVED_ACTORS
 
@@ -180,8 +181,16 @@ def get_key(session: Session, *, tenant: str, key_id: str) -> ApiKeyRow | None:
 
 
 def revoke_key(session: Session, *, row: ApiKeyRow, actor: str) -> None:
+    """Revoke the key and, in the same transaction, the studio sessions signed in with it (they
+    are refused at once anyway; marked so, no reader takes them as proof of the key's role)."""
     if row.revoked_at is None:
-        row.revoked_at = utcnow()
+        now = utcnow()
+        row.revoked_at = now
+        session.execute(
+            update(StudioSessionRow)
+            .where(StudioSessionRow.key_id == row.id, StudioSessionRow.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
         audit(
             session,
             tenant=row.tenant,

@@ -18,7 +18,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from brandloop.api.problems import PROBLEM_MEDIA_TYPE, problem_body
 
-__all__ = ["InputGuard", "unstorable"]
+__all__ = ["UNSTORABLE", "InputGuard", "unstorable"]
+
+UNSTORABLE = "text may not hold a NUL character or a lone surrogate"
 
 
 def unstorable(text: str) -> bool:
@@ -99,7 +101,7 @@ class InputGuard:
             errors = [
                 {
                     "loc": loc,
-                    "msg": "text may not hold a NUL character or a lone surrogate",
+                    "msg": UNSTORABLE,
                     "type": "string_unstorable",
                 }
                 for loc in places[:20]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from brandloop.agent import review_claims
@@ -244,7 +244,8 @@ REVIEWER_ROLES = ("approver", "admin")
 def is_reviewer(session: Session, *, tenant: str, name: str) -> bool:
     """Whether the tenant's principal ``name`` (exact) may review: it holds an approver or
     admin key that is not revoked, or is signed in to the studio with such a role (a sign-in
-    link gives a role without a key)."""
+    link gives a role without a key). A session signed in with a key counts only while that
+    key is live, as ``session_user`` accepts it only then."""
     key = session.scalar(
         select(ApiKeyRow.id)
         .where(
@@ -259,12 +260,15 @@ def is_reviewer(session: Session, *, tenant: str, name: str) -> bool:
         return True
     signed_in = session.scalar(
         select(StudioSessionRow.id)
+        .outerjoin(ApiKeyRow, ApiKeyRow.id == StudioSessionRow.key_id)
         .where(
             StudioSessionRow.tenant == tenant,
             StudioSessionRow.principal == name,
             StudioSessionRow.role.in_(REVIEWER_ROLES),
             StudioSessionRow.revoked_at.is_(None),
             StudioSessionRow.expires_at > utcnow(),
+            or_(StudioSessionRow.key_id.is_(None), ApiKeyRow.revoked_at.is_(None)),
+            or_(StudioSessionRow.key_id.is_(None), ApiKeyRow.id.is_not(None)),
         )
         .limit(1)
     )
@@ -287,7 +291,8 @@ def assign(session: Session, *, tenant: str, run_id: str, assignee: str, by: str
             422,
             "bad-input",
             f"no reviewer {assignee!r} in this tenant: the assignee is a principal with an "
-            "approver or admin key that is not revoked, or signed in to the studio as one",
+            "approver or admin key that is not revoked, or signed in to the studio as one (with a "
+            "link, or a key that is not revoked)",
         )
     row = session.get(ReviewAssignmentRow, run.id)
     if row is None:

@@ -19,6 +19,8 @@ from brandloop.errors import BadInputError, utf8_problem
 from brandloop.policy_files import one_line
 
 _PLACEHOLDER_SECRETS = {"changeme", "change-me", "your-key-here", "sk-...", "xxx", "secret"}
+#: A key sent as ``Authorization: Bearer <key>``: printable ASCII, no blank at either end.
+_BEARER_SAFE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
 #: The longest retention age (``BRANDLOOP_ARTIFACT_RETENTION_DAYS``, ``gc --older-than``): a
 #: century; past it no image is old enough to go anyway.
 MAX_RETENTION_DAYS = 36_500
@@ -251,6 +253,21 @@ class Settings(BaseSettings):
             return None  # `BRANDLOOP_OPENAI_API_KEY=` unsets a key; it does not configure one
         if value is not None and value.get_secret_value().strip().lower() in _PLACEHOLDER_SECRETS:
             raise ValueError("is a placeholder, not a real credential")
+        return value
+
+    @field_validator(
+        "openai_api_key", "stability_api_key", "c2pa_remote_token", "moderation_api_key"
+    )
+    @classmethod
+    def _header_safe(cls, value: SecretStr | None) -> SecretStr | None:
+        """A key sent as a bearer token is printable ASCII: one with a line break, a control or
+        a non-ASCII character could never be sent, and every call would fail. The value is
+        never repeated in the message."""
+        if value is not None and not _BEARER_SAFE.fullmatch(value.get_secret_value()):
+            raise ValueError(
+                "must be printable ASCII with no blank at either end (it holds a line break, a "
+                "control or a non-ASCII character, or starts or ends with a blank)"
+            )
         return value
 
     @property

@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from brandloop.api.auth import Role
 from brandloop.api.deps import Service
+from brandloop.api.input_guard import UNSTORABLE, unstorable
 from brandloop.api.problems import ApiProblem, status_for
 from brandloop.api.studio.sessions import StudioUser, session_user
 from brandloop.errors import BrandloopError
@@ -230,7 +231,11 @@ def signed_in(role: Role) -> Callable[..., Coroutine[Any, Any, StudioUser]]:
 
 async def check_csrf(request: Request) -> None:
     """Every state-changing form carries the token of its page: the session's CSRF secret, or
-    before sign-in the double-submit cookie's value."""
+    before sign-in the double-submit cookie's value.
+
+    Every such form also passes the rule the API's input guard applies to JSON bodies: no field
+    (name or text) may hold a NUL or a lone surrogate. Checked here, before the page's own code
+    runs, so such a form is a 422 page and stores nothing."""
     form = await request.form()
     given = form.get("csrf")
     user = await current_user(request)
@@ -241,6 +246,10 @@ async def check_csrf(request: Request) -> None:
         or not hmac.compare_digest(given.encode(), expected.encode())
     ):
         raise StudioError(403, "the form's CSRF token is missing or wrong; reload the page")
+    for name, value in form.multi_items():
+        if unstorable(name) or (isinstance(value, str) and unstorable(value)):
+            field = "a field name" if unstorable(name) else name
+            raise StudioError(422, f"{field}: {UNSTORABLE}")
 
 
 Viewer = Annotated[StudioUser, Depends(signed_in("viewer"))]

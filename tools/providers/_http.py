@@ -226,8 +226,20 @@ async def send(
 
     A 2xx body past the cap is a :class:`MalformedResponseError` with ``billing: unknown`` (the
     backend answered, so it likely billed the work); an error body is cut to its first 64 KiB.
-    Transport failures become :func:`transport_error`."""
-    request = client.build_request(method, url, **kwargs)
+    Transport failures become :func:`transport_error`. A request that cannot be built or
+    written (a header that does not encode, or holds a line break or another control character)
+    fails before any byte is sent: a terminal error, ``not_billed``, naming no header value."""
+    try:
+        request = client.build_request(method, url, **kwargs)
+    except Exception as exc:  # e.g. UnicodeEncodeError: a header that is not ASCII
+        raise _not_sent(provider, type(exc).__name__) from exc
+    for name, value in request.headers.raw:
+        if not _FIELD_NAME.fullmatch(name):
+            raise _not_sent(provider, "a header name HTTP does not allow")
+        if not _FIELD_VALUE.fullmatch(value):
+            raise _not_sent(
+                provider, f"header {name.decode()} holds a line break, a NUL or a blank at an end"
+            )
     try:
         response = await client.send(request, stream=True)
     except httpx.TransportError as exc:
@@ -263,6 +275,20 @@ async def send(
         headers=headers,
         content=b"".join(chunks)[:limit],
         request=request,
+    )
+
+
+#: What HTTP/1.1 lets a header name and value be (RFC 9110 5.1, 5.5, as h11 checks them before
+#: writing a request): a value holds no NUL, CR, LF or other line break, and no blank at an end.
+_FIELD_NAME = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+_FIELD_VALUE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
+
+
+def _not_sent(provider: str, why: str) -> TerminalProviderError:
+    return TerminalProviderError(
+        f"{provider}: the request could not be built ({why}); nothing was sent",
+        provider=provider,
+        billing="not_billed",
     )
 
 

@@ -1,10 +1,16 @@
 """Sign-in and sign-out: an API key, or a one-time link from ``brandloop studio link``,
-exchanged for a session cookie (HttpOnly; Secure behind https; SameSite=Lax)."""
+exchanged for a session cookie (HttpOnly; Secure behind https; SameSite=Lax).
+
+A failed sign-in counts in the same per-address throttle as a failed /v1 authentication
+(``Service.auth_throttle``): past its burst, sign-ins from the address are a 429 page with
+``Retry-After`` before any key or link is looked up, and so are its /v1 requests with a key."""
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
+from anyio import from_thread
 from fastapi import APIRouter, Form, Query, Request, Response
 
 from brandloop.api.deps import SessionDep
@@ -22,6 +28,7 @@ from brandloop.api.studio.web import (
     StudioRoute,
     Viewer,
     current_user,
+    error_page,
     render,
     see_other,
     set_cookie,
@@ -35,6 +42,29 @@ def safe_next(target: str | None) -> str:
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/chat"
     return target
+
+
+def _address(request: Request) -> str:
+    """The client address, as the service middleware and ``get_principal`` count it."""
+    return request.client.host if request.client else "?"
+
+
+def _throttled(request: Request) -> Response | None:
+    """A 429 page while the address has failed too often (studio sign-ins or /v1 keys)."""
+    throttle = request.app.state.service.auth_throttle
+    wait: float | None = from_thread.run(throttle.retry_after, _address(request))
+    if wait is None:
+        return None
+    retry = str(max(1, math.ceil(wait)))
+    response = error_page(
+        request, 429, f"too many failed sign-ins from this address; try again in {retry} s"
+    )
+    response.headers["Retry-After"] = retry
+    return response
+
+
+def _failed(request: Request) -> None:
+    from_thread.run(request.app.state.service.auth_throttle.failed, _address(request))
 
 
 def _signed_in(request: Request, token: str, user: StudioUser, target: str) -> Response:
@@ -65,8 +95,12 @@ def signin(
     key: Annotated[str, Form(max_length=500)] = "",
     next: Annotated[str, Form(max_length=500)] = "/chat",
 ) -> Response:
+    throttled = _throttled(request)
+    if throttled is not None:
+        return throttled
     made = sign_in_with_key(session, key)
     if made is None:
+        _failed(request)
         return render(
             request,
             "signin.html",
@@ -102,8 +136,12 @@ def link_signin(
     _: Csrf,
     token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
+    throttled = _throttled(request)
+    if throttled is not None:
+        return throttled
     made = sign_in_with_link(session, token)
     if made is None:
+        _failed(request)
         return render(
             request,
             "signin.html",
