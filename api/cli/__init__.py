@@ -87,12 +87,25 @@ def _check_values(command: Any) -> None:
         _check_values(sub)
 
 
+def _tidy_help(command: Any) -> None:
+    """Help as a reader sees it: each command's line in its group's list is the first
+    paragraph of its help on one line (a docstring's line breaks are the source's, not the
+    reader's), and reStructuredText's double backticks are single ones."""
+    if command.help:
+        command.help = command.help.replace("``", "`")
+        first = command.help.strip().split("\n\n", 1)[0]
+        command.short_help = " ".join(first.split())
+    for sub in getattr(command, "commands", {}).values():
+        _tidy_help(sub)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; a traceback reaches the user only in debug mode."""
     set_debug(False)  # --debug applies to one run; BRANDLOOP_DEBUG to every run
     configure_logging(level=logging.WARNING)
     command = typer.main.get_command(app)
     _check_values(command)
+    _tidy_help(command)
     try:
         with invocation():
             code = command.main(args=argv, prog_name="brandloop", standalone_mode=False)

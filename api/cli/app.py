@@ -17,7 +17,10 @@ app = typer.Typer(
     add_completion=False,
 )
 brands_app = typer.Typer(help="Brand kits: add, list and rename.", no_args_is_help=True)
-runs_app = typer.Typer(help="Runs: list, show the trace, resume.", no_args_is_help=True)
+runs_app = typer.Typer(
+    help="Runs: list, show the trace, resume, reproduce, and what repairs work (stats).",
+    no_args_is_help=True,
+)
 models_app = typer.Typer(help="The model catalog.", no_args_is_help=True)
 
 
