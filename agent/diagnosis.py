@@ -90,6 +90,28 @@ def _signal_means(attempts: list[Attempt], name: str) -> float:
     return round(sum(values) / len(values), 4) if values else 0.0
 
 
+def _shortfall(
+    rejected: list[Attempt], failed: Counter[str], accept_composite: float | None
+) -> str:
+    """What kept the images out, by name: each failed signal's mean against its threshold
+    ("similarity 0.31 < 0.50"), else the composite against the bar."""
+    parts = []
+    for name in sorted(failed):
+        thresholds = [
+            a.scores.signals[name].threshold
+            for a in rejected
+            if a.scores and name in a.scores.signals
+        ]
+        bar = f" < {max(thresholds):.2f}" if thresholds else ""
+        parts.append(f"{name} {_signal_means(rejected, name):.2f}{bar}")
+    if parts:
+        return ", ".join(parts)
+    composites = [a.scores.composite for a in rejected if a.scores]
+    mean = sum(composites) / len(composites) if composites else 0.0
+    bar = f" < {accept_composite:.2f}" if accept_composite is not None else ""
+    return f"composite {mean:.2f}{bar}"
+
+
 def _decide(plan: Replan, action: str, reason: str, signals: dict[str, float]) -> None:
     plan.decisions.append(Decision(node="observe", action=action, reason=reason, signals=signals))
 
@@ -126,6 +148,7 @@ def diagnose(
     exhausted: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset(),
     sharp_rate: float = 0.0,
     higher: Sequence[str] | None = None,
+    accept_composite: float | None = None,
 ) -> Replan:
     """Decide the next round's changes from this round's rejected attempts.
 
@@ -137,7 +160,8 @@ def diagnose(
     image's model makes sharp images for this brand (0 when unknown). ``higher``: the ids of
     the usable models (provider present, breaker closed) above ``model_index``; when given, a
     climb counts only if one of them is not excluded, so an upgrade is never decided onto a
-    model the run cannot call.
+    model the run cannot call. ``accept_composite``: the bar a
+    new-seeds decision names when no single signal failed.
     """
     plan = Replan(
         emphasis=emphasis,
@@ -308,7 +332,8 @@ def diagnose(
             Decision(
                 node="observe",
                 action="new_seeds",
-                reason=f"{len(rejected)} image(s) below the acceptance bar; trying new seeds",
+                reason=f"{len(rejected)} image(s) below the acceptance bar "
+                f"({_shortfall(rejected, failed, accept_composite)}); trying new seeds",
                 signals={name: _signal_means(rejected, name) for name in sorted(failed)},
             )
         )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -16,6 +17,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from brandloop.agent.revision import BriefEdit
 from brandloop.api.params import ASPECT_PATTERN, FORMAT_PATTERN, SIZE_PATTERN
@@ -61,6 +63,20 @@ BLANKS = "\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\
 #: Text that must say something: at least one character that is not blank (the schema's
 #: pattern, searched anywhere in the text)
 NOT_BLANK = f"[^{BLANKS}]"
+
+
+def not_blank(what: str) -> Any:
+    """A validator refusing blank text with the CLI's words ("note is empty"), not the
+    pattern's regex (invisible characters in a problem's detail); put the pattern in the
+    schema with ``json_schema_extra={"pattern": NOT_BLANK}``."""
+    blank = re.compile(NOT_BLANK)
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and not blank.search(value):
+            raise PydanticCustomError("blank", f"{what} is empty")
+        return value
+
+    return BeforeValidator(check)
 
 
 def _one_shape(examples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -520,7 +536,11 @@ class TemplateVersionCreate(_In):
 
 class NoteCreate(_In):
     brand: str = Field(min_length=1, max_length=120)
-    text: str = Field(min_length=1, max_length=8000, pattern=NOT_BLANK)
+    text: Annotated[
+        str,
+        Field(min_length=1, max_length=8000, json_schema_extra={"pattern": NOT_BLANK}),
+        not_blank("note"),
+    ]
 
 
 class NoteCreated(BaseModel):

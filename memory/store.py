@@ -371,8 +371,14 @@ class BrandMemory:
         campaign_id: str | None = None,
         scores: Mapping[str, float],
         extra: Mapping[str, MetadataValue] | None = None,
+        kit: str | None = None,
     ) -> str:
         """Store an accepted prompt with how it was made and how it scored; return its id.
+
+        ``kit`` is the digest of the brand kit the prompt was rendered from (``kit``
+        metadata): readers keep to the records of the brand's current kit
+        (``brandloop.agent.kit_memory``). The id is the record's content (run, model, seed,
+        text), so storing it again replaces it rather than adding a copy.
 
         ``scores`` are stored as ``score_<name>`` metadata (``composite`` and ``palette``
         are the ones recall's callers read). ``extra`` adds plain metadata such as the
@@ -387,6 +393,8 @@ class BrandMemory:
             "run_id": run_id,
             "created_at": self._now(),
         }
+        if kit is not None:
+            metadata["kit"] = kit
         if campaign_id is not None:
             metadata["campaign_id"] = campaign_id
         for key, item in (extra or {}).items():
@@ -398,7 +406,8 @@ class BrandMemory:
             if not math.isfinite(number):
                 raise BadInputError(f"score {name!r} is {value!r}, not a finite number")
             metadata[f"score_{name}"] = number
-        record_id = _record_id("prompt", run_id, model, seed, text)
+        # the content, not the run: a replayed or retried run stores the same record again
+        record_id = _record_id("prompt", model, seed, text)
         self._writable(tenant, brand, "prompt").upsert(
             ids=[record_id], documents=[text], metadatas=[metadata]
         )
@@ -418,8 +427,13 @@ class BrandMemory:
         seed: int,
         campaign_id: str | None = None,
         image_descriptor: str | None = None,
+        kit: str | None = None,
     ) -> str:
         """Store what an accepted image looks like: its dominant colours (hex, coverage).
+
+        ``kit`` is the digest of the brand kit the image was made under, as for
+        :meth:`remember_prompt`. The id is the image's content (model, seed, colours and
+        descriptor), so a replay of the same image replaces the record rather than adding one.
 
         ``image_descriptor`` (``brandloop.tools.scoring.encode_descriptor``, ~172 base64 characters)
         is kept as metadata for the score node's similarity signal.
@@ -439,9 +453,12 @@ class BrandMemory:
             "run_id": run_id,
             "created_at": self._now(),
         }
+        if kit is not None:
+            metadata["kit"] = kit
         if campaign_id is not None:
             metadata["campaign_id"] = campaign_id
-        record_id = _record_id("descriptor", run_id, attempt_id)
+        # the image's content, not the run or attempt: a replay of it is the same record
+        record_id = _record_id("descriptor", model, seed, text, image_descriptor or attempt_id)
         self._writable(tenant, brand, "descriptor").upsert(
             ids=[record_id], documents=[text], metadatas=[metadata]
         )

@@ -144,6 +144,7 @@ async def observe(state: RunState, runtime: Runtime[RunContext]) -> dict[str, An
             can_raise_quality=quality_pays_off,
             sharp_rate=sharp_rate,
             exhausted=failed_twice(repairs),
+            accept_composite=ctx.policy.accept_composite,
         )
         decisions = replan.decisions
         update.update(

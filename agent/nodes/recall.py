@@ -1,5 +1,6 @@
 """recall: what this brand (and campaign) already established - style notes, prompts, seeds,
-the palette emphasis that worked and the colours the campaign's accepted images share."""
+the palette emphasis that worked and the colours the campaign's accepted images share; the
+prompts and colours only of the brand's current kit (``brandloop.agent.kit_memory``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any, Literal
 from langgraph.runtime import Runtime
 
 from brandloop.agent.context import RunContext
+from brandloop.agent.kit_memory import kit_scope
 from brandloop.agent.state import RunState
 from brandloop.domain import Decision
 from brandloop.memory.store import MemoryHit, MemoryUnavailableError
@@ -41,6 +43,11 @@ async def recall(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
         return _without_memory(
             state, runtime, "unavailable", f"memory unavailable, running without it: {exc}"
         )
+    # prompts and image colours steer by what was accepted: only those of the current kit
+    # (notes are the brand's words, not a kit's: they stay)
+    scope = kit_scope(ctx.db, tenant=ctx.tenant, brand_id=brand_id, kit=brand)
+    hits = [hit for hit in hits if hit.kind == "note" or scope.admits(hit)]
+    described = [hit for hit in described if scope.admits(hit)]
     # notes are redacted when added; one stored before that, or by another path, is redacted
     # here, so personal data in a note never reaches a prompt, a provider or a receipt
     kinds = tuple(ctx.moderation.pii.redact)

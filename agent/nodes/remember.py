@@ -1,5 +1,7 @@
 """remember: what was accepted goes into the brand's memory for later tasks to recall: the
-prompt with its model, seed and palette emphasis, and a descriptor of the image's colours."""
+prompt with its model, seed and palette emphasis, and a descriptor of the image's colours,
+each marked with the digest of the kit it was made under. Record ids are the content, so a
+replay of an accepted image (or a retried run) stores nothing new."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from langgraph.runtime import Runtime
 from PIL import Image
 
 from brandloop.agent.context import RunContext
+from brandloop.agent.kit_memory import memory_kit_digest
 from brandloop.agent.state import RunState
 from brandloop.domain import Decision
 from brandloop.memory.store import BrandMemory, MemoryUnavailableError
@@ -45,6 +48,7 @@ async def remember(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
 
 def _remember(state: RunState, ctx: RunContext, memory: BrandMemory, brand: str) -> int:
     request = state["request"]
+    kit = memory_kit_digest(state["brand"])  # later runs keep to the records of their kit
     stored = 0
     for attempt_id in state.get("accepted", []):
         attempt = state["attempts"][attempt_id]
@@ -63,6 +67,7 @@ def _remember(state: RunState, ctx: RunContext, memory: BrandMemory, brand: str)
             campaign_id=request.campaign_id,
             scores=attempt.scores.values() if attempt.scores else {},
             extra={"emphasis": emphasis, "modifiers": "; ".join(attempt.candidate.modifiers)},
+            kit=kit,
         )
         if attempt.artifact_sha256 is not None:
             memory.remember_descriptor(
@@ -75,6 +80,7 @@ def _remember(state: RunState, ctx: RunContext, memory: BrandMemory, brand: str)
                 seed=seed,
                 campaign_id=request.campaign_id,
                 image_descriptor=descriptor_of(ctx.artifacts.get(attempt.artifact_sha256)),
+                kit=kit,
             )
         stored += 1
     return stored

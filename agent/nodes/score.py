@@ -1,8 +1,8 @@
 """score: quality signals from the pixels of every image that passed moderation.
 
 Per image: palette, sharpness, exposure, contrast, colourfulness, format match, similarity to
-the brand's accepted images (when memory holds their descriptors) and the optional alignment
-scorer. Across the run's set: near-duplicates by perceptual hash, against the images already
+the brand's accepted images under its current kit (when memory holds their descriptors) and
+the optional alignment scorer. Across the run's set: near-duplicates by perceptual hash, against the images already
 accepted and the earlier ones of this round. An image that cannot be decoded becomes an
 ``error`` attempt, not a crash.
 """
@@ -18,8 +18,9 @@ import numpy.typing as npt
 from langgraph.runtime import Runtime
 
 from brandloop.agent.context import RunContext
+from brandloop.agent.kit_memory import KitScope, kit_scope
 from brandloop.agent.state import RunState
-from brandloop.domain import Attempt
+from brandloop.domain import Attempt, BrandKit
 from brandloop.errors import present
 from brandloop.memory.store import BrandMemory, MemoryUnavailableError
 from brandloop.registry import crud
@@ -35,13 +36,17 @@ REFERENCE_LIMIT = 100
 
 
 def reference_descriptors(
-    memory: BrandMemory, *, tenant: str, brand_id: str
+    memory: BrandMemory, *, tenant: str, brand_id: str, scope: KitScope
 ) -> list[npt.NDArray[np.float32]]:
     """The descriptors of the brand's accepted images that similarity compares with (up to
-    :data:`REFERENCE_LIMIT`). Memory is keyed by the brand's registry id (``brand_…``), never
-    its name or slug: the agent and ``brandloop score`` both read them here."""
+    :data:`REFERENCE_LIMIT`): only those made under the brand's current kit (``scope``), so a
+    replaced kit's new images are not judged against the old kit's. Memory is keyed by the
+    brand's registry id (``brand_…``), never its name or slug: the agent and ``brandloop
+    score`` both read them here."""
     found: list[npt.NDArray[np.float32]] = []
     for hit in memory.descriptors(tenant=tenant, brand=brand_id, limit=REFERENCE_LIMIT):
+        if not scope.admits(hit):
+            continue
         encoded = hit.metadata.get("image_descriptor")
         if isinstance(encoded, str):
             try:
@@ -51,11 +56,14 @@ def reference_descriptors(
     return found
 
 
-def _references(ctx: RunContext, brand_id: str | None) -> list[npt.NDArray[np.float32]]:
+def _references(
+    ctx: RunContext, brand_id: str | None, kit: BrandKit
+) -> list[npt.NDArray[np.float32]]:
     if ctx.memory is None or brand_id is None or ctx.scoring.similarity.weight <= 0:
         return []
+    scope = kit_scope(ctx.db, tenant=ctx.tenant, brand_id=brand_id, kit=kit)
     try:
-        return reference_descriptors(ctx.memory, tenant=ctx.tenant, brand_id=brand_id)
+        return reference_descriptors(ctx.memory, tenant=ctx.tenant, brand_id=brand_id, scope=scope)
     except MemoryUnavailableError as exc:  # recall said so in its decision; score without
         log.warning("similarity without references: %s", exc)
         return []
@@ -85,7 +93,7 @@ async def score(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]
         for c in state.get("candidates", [])
         if state["attempts"][c.id].outcome == "pending"
     ]
-    references = await asyncio.to_thread(_references, ctx, state.get("brand_id"))
+    references = await asyncio.to_thread(_references, ctx, state.get("brand_id"), brand)
     # The adapt conflict policy accepts the brief's own colours as accents (capped share).
     accents = state.get("accent_hexes", []) if state.get("emphasis") != "strong" else []
 

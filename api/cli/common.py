@@ -23,7 +23,7 @@ import typer
 from rich.console import Console
 
 from brandloop.domain import BrandKit
-from brandloop.errors import BadInputError
+from brandloop.errors import BadInputError, ConflictError, NotFoundError
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.registry import crud
 from brandloop.registry.db import Database
@@ -235,15 +235,39 @@ def check_output_file(path: Path, option: str) -> Path:
 
 
 def looks_like_path(ref: str) -> bool:
-    return ref.endswith((".yaml", ".yml")) or "/" in ref or Path(ref).is_file()
+    """A ``--brand`` value is a kit file when it ends in ``.yaml``/``.yml`` or holds a path
+    separator; anything else is a brand id or name, whatever files the working directory
+    holds (a file named ``Nordlys Outdoor`` there does not hide the brand)."""
+    return ref.endswith((".yaml", ".yml")) or "/" in ref or os.sep in ref
 
 
-def ensure_brand(ref: str, *, tenant: str) -> str:
-    """A brand reference as given on the command line: a YAML path is added (or updated)
-    first; anything else must name a brand already in the registry. Returns its name as the
-    registry spells it (a kit named ``acme coffee`` updates the brand ``Acme Coffee``)."""
-    if looks_like_path(ref):
-        kit: BrandKit = load_brand_kit(Path(ref))
-        with database().session() as session:
+def ensure_brand(ref: str, *, tenant: str, create: bool = False) -> str:
+    """A brand reference as given on the command line; returns the brand's name as the
+    registry spells it (a kit named ``acme coffee`` is the brand ``Acme Coffee``).
+
+    A kit file (:func:`looks_like_path`) names the brand of its ``name``. A stored brand whose
+    kit is the file's is used; one whose kit differs is refused (exit 2): the file never
+    replaces a stored kit, ``brandloop brands add FILE`` does. A brand not stored yet is added
+    from the file only with ``create`` (``generate``: the README's first run); read-only
+    commands (memory, runs, score ...) create and change nothing, so there it is unknown
+    (exit 2). Anything else must name a brand already in the registry (checked by the caller).
+    """
+    if not looks_like_path(ref):
+        return ref
+    kit: BrandKit = load_brand_kit(Path(ref))
+    with database().session() as session:
+        row = crud.get_brand(session, tenant=tenant, ref=kit.name)
+        if row is None:
+            if not create:
+                raise NotFoundError(
+                    f"unknown brand {kit.name!r} (from {ref}); add it with "
+                    f"`brandloop brands add {ref}`"
+                )
             return crud.upsert_brand(session, tenant=tenant, kit=kit).name
-    return ref
+        if not crud.same_kit(row, kit):
+            raise ConflictError(
+                f"{ref} differs from the stored kit of brand {row.name!r}; it was not used: "
+                f"`brandloop brands add {ref}` replaces the stored kit, or give --brand "
+                f"{row.name!r} to use the stored one"
+            )
+        return row.name

@@ -277,7 +277,9 @@ def generate(
         raise BadInputError(describe_validation_error(exc, names=REQUEST_FLAGS)) from None
     if campaign is not None and (problem := campaign_id_problem(campaign)):
         raise BadInputError(f"--campaign: {problem}")
-    request = request.model_copy(update={"brand": ensure_brand(brand, tenant=cfg.tenant)})
+    request = request.model_copy(
+        update={"brand": ensure_brand(brand, tenant=cfg.tenant, create=True)}
+    )
     db = database()
     model_ladder(
         cfg,

@@ -80,9 +80,10 @@ def add(
             text=text,
             policy_dirs=[cfg.data_dir / "policies"],
         )
+        name = row.name  # the brand's name, as POST /v1/memory/notes answers it
     if as_json:
         print_json(
-            {"id": added.id, "brand": slug, "text": added.text, "redacted": list(added.redacted)}
+            {"id": added.id, "brand": name, "text": added.text, "redacted": list(added.redacted)}
         )
         return
     out.print(f"noted for {slug}: {added.id}")

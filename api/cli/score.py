@@ -72,10 +72,11 @@ def _wanted(size: str | None, brand: BrandKit, width: int, height: int) -> tuple
 
 
 def _references(brand: BrandKit, use_memory: bool) -> list[npt.NDArray[np.float32]]:
-    """The descriptors of the brand's accepted images, as the agent's score node reads them
-    (memory is keyed by the brand's registry id)."""
+    """The descriptors of the brand's accepted images under this kit, as the agent's score
+    node reads them (memory is keyed by the brand's registry id)."""
     if not use_memory:
         return []
+    from brandloop.agent.kit_memory import kit_scope
     from brandloop.agent.nodes.score import reference_descriptors
     from brandloop.agent.runner import open_memory
 
@@ -83,7 +84,10 @@ def _references(brand: BrandKit, use_memory: bool) -> list[npt.NDArray[np.float3
     brand_id = _registered_id(brand, tenant=cfg.tenant)
     if brand_id is None:
         return []
-    return reference_descriptors(open_memory(cfg), tenant=cfg.tenant, brand_id=brand_id)
+    scope = kit_scope(database(), tenant=cfg.tenant, brand_id=brand_id, kit=brand)
+    return reference_descriptors(
+        open_memory(cfg), tenant=cfg.tenant, brand_id=brand_id, scope=scope
+    )
 
 
 def _probe_size(data: bytes, path: Path, policy: ScoringPolicy) -> tuple[int, int]:

@@ -13,7 +13,7 @@ from brandloop.agent.runner import open_memory
 from brandloop.api.deps import Creator, SessionDep, SettingsDep, Viewer
 from brandloop.api.params import ASCII_INT
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
-from brandloop.api.schemas import NOT_BLANK, NoteCreate, NoteCreated
+from brandloop.api.schemas import NOT_BLANK, NoteCreate, NoteCreated, not_blank
 from brandloop.api.style_notes import add_style_note, forget_style_note, list_style_notes
 from brandloop.memory.store import BrandMemory, MemoryHit
 from brandloop.registry import crud
@@ -42,7 +42,11 @@ def search(
     session: SessionDep,
     settings: SettingsDep,
     brand: Annotated[str, Query(min_length=1, max_length=120)],
-    q: Annotated[str, Query(min_length=1, max_length=2000, pattern=NOT_BLANK)],
+    q: Annotated[
+        str,
+        Query(min_length=1, max_length=2000, json_schema_extra={"pattern": NOT_BLANK}),
+        not_blank("query"),
+    ],
     k: Annotated[int, Query(ge=1, le=100), ASCII_INT] = 10,
 ) -> list[MemoryHit]:
     row = crud.get_brand(session, tenant=principal.tenant, ref=brand)

@@ -190,6 +190,12 @@ def store_brand(session: Session, *, tenant: str, kit: BrandKit, actor: str = "c
     raise InvariantError("store_brand's loop returns or raises")  # pragma: no cover
 
 
+def same_kit(row: BrandRow, kit: BrandKit) -> bool:
+    """Whether storing ``kit`` would leave the brand's stored kit as it is (the name is the
+    brand's spelling either way)."""
+    return row.kit == kit.model_copy(update={"name": row.name}).model_dump(mode="json")
+
+
 def _replace_kit(
     session: Session, *, row: BrandRow, kit: BrandKit, key: str, actor: str
 ) -> StoredBrand:

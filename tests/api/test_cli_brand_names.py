@@ -63,6 +63,11 @@ def test_a_kit_file_spelt_another_way_is_the_brand_and_its_kit_is_used(
     assert code == 0
     (acme,) = brands(capsys)
     red = kit_file(tmp_path, "acme coffee", RED)
+    # a kit file never replaces the stored kit: `brands add` does
+    code, out, err = generate(capsys, str(red), "--json")
+    assert code == 2 and "differs from the stored kit of brand 'Acme Coffee'" in err, err
+    assert brands(capsys)[0]["kit"]["palette"][0]["hex"] == "#0f766e"  # type: ignore[index]
+    assert run_cli(capsys, "brands", "add", str(red))[0] == 0
     code, out, err = generate(capsys, str(red), "--json")
     assert code == 0, err
     assert all("#cc0000" in p and "#0f766e" not in p for p in prompts(out)), out

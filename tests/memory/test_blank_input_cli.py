@@ -15,6 +15,7 @@ from tests.memory.test_note_moderation_cli import audit_entries
 def test_a_blank_note_or_query_is_exit_2_with_or_without_memory(
     capsys: pytest.CaptureFixture[str], settings: Settings, blank: str
 ) -> None:
+    assert cli(capsys, "brands", "add", ACME)[0] == 0  # memory commands add no brand
     # the brand has no memory yet: an empty search was exit 0 with an empty table
     code, out, err = cli(capsys, "memory", "search", blank, "--brand", ACME)
     assert code == 2, (out, err)

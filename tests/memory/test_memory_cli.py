@@ -42,6 +42,7 @@ def brand_id_of(settings: Settings, ref: str) -> str:
 def test_add_search_forget_by_id_really_deletes(
     capsys: pytest.CaptureFixture[str], settings: Settings
 ) -> None:
+    assert cli(capsys, "brands", "add", ACME)[0] == 0  # memory commands add no brand
     code, out, _ = cli(
         capsys, "memory", "add", "always a soft morning light", "--brand", ACME, "--json"
     )
@@ -72,6 +73,7 @@ def test_add_search_forget_by_id_really_deletes(
 def test_forget_before_a_date_and_bad_dates(
     capsys: pytest.CaptureFixture[str], settings: Settings
 ) -> None:
+    assert cli(capsys, "brands", "add", ACME)[0] == 0  # memory commands add no brand
     cli(capsys, "memory", "add", "warm wood textures", "--brand", ACME)
     code, out, _ = cli(
         capsys, "memory", "forget", "--brand", "Acme Coffee", "--before", "2000-01-01", "--json"

@@ -35,6 +35,7 @@ def audit_entries(settings: Settings) -> list[tuple[str, str, str, str]]:
 def test_a_note_crossing_the_minors_line_is_refused_audited_and_not_stored(
     capsys: pytest.CaptureFixture[str], settings: Settings, data_dir: Path
 ) -> None:
+    assert cli(capsys, "brands", "add", ACME)[0] == 0  # memory commands add no brand
     code, out, err = cli(capsys, "memory", "add", CROSSING, "--brand", ACME)
     assert code == 3, (out, err)
     assert out == "" and err.count("\n") == 1 and "sexual/minors" in err
