@@ -4,14 +4,17 @@ what was made under the current kit, and a repeat of a seeded request remembers 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from brandloop.agent.runner import open_memory
 from brandloop.settings import Settings
+from tests.api.http.conftest import Keys, keys, make_client  # noqa: F401 (fixtures)
 from tests.memory.test_memory_cli import ACME, brand_id_of, cli
 
 
@@ -69,7 +72,11 @@ def test_a_repeat_remembers_nothing_new(
 
 
 def test_records_without_a_kit_count_only_after_the_kits_last_change(
-    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    tmp_path: Path,
+    make_client: Callable[..., TestClient],  # noqa: F811 (the HTTP fixtures)
+    keys: Keys,  # noqa: F811
 ) -> None:
     """Records written before the kit digest was kept: one older than the brand's last kit
     change is not the current kit's; one written since is. A run its images fail names the
@@ -106,3 +113,9 @@ def test_records_without_a_kit_count_only_after_the_kits_last_change(
     assert judged["code"] == 4 and judged["status"] == "failed"
     reasons = [d["reason"] for d in judged["decisions"] if d["action"] == "new_seeds"]
     assert reasons and all("similarity 0." in r and "< 0.50" in r for r in reasons), reasons
+    # the API's trace of the run carries the same words
+    trace = make_client().get(
+        f"/v1/runs/{judged['run_id']}/trace", headers=keys["default", "viewer"]
+    )
+    assert trace.status_code == 200, trace.text
+    assert all(reason in trace.text for reason in reasons)
