@@ -5,20 +5,29 @@ into a few variants. The brief is untrusted: it goes to the model fenced as data
 instructions, and what comes back must parse as :class:`PromptVariants` or it is ignored.
 Variants are moderated by the planner like any rendered prompt.
 
+A writer call that fails in any way (an HTTP error, a timeout, an answer that is not JSON, an
+exception of the client library) gives no variants: the run goes on with the composed prompts,
+and the plan node records what happened (:class:`WriterOutcome`). One call, retries included,
+never takes longer than ``BRANDLOOP_WRITER_TIMEOUT_S``.
+
 Configured by ``BRANDLOOP_WRITER_*`` settings: ``PROVIDER`` (``openai`` for any
-OpenAI-compatible endpoint, or ``ollama``), ``MODEL``, ``BASE_URL``, ``API_KEY``. The
-adapters are optional extras (``pip install brandloop[writer-openai]`` or ``[writer-ollama]``).
+OpenAI-compatible endpoint, or ``ollama``), ``MODEL``, ``BASE_URL``, ``API_KEY``,
+``TEMPERATURE``, ``TIMEOUT_S``, ``MAX_RETRIES``. The adapters are optional extras
+(``pip install brandloop[writer-openai]`` or ``[writer-ollama]``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -33,6 +42,9 @@ SYSTEM = (
 )
 _FENCE = re.compile(r"</?\s*brief\s*>", re.IGNORECASE)
 _JSON = re.compile(r"\{.*\}", re.DOTALL)
+DEFAULT_TIMEOUT_S = 20.0
+#: The most of an answer read for its JSON: a few variants of at most 2 000 characters each.
+MAX_ANSWER_CHARS = 64_000
 
 
 class PromptVariant(BaseModel):
@@ -58,6 +70,11 @@ class WriterSettings(BaseSettings):
     base_url: str | None = None
     api_key: SecretStr | None = None
     temperature: float = 0.7
+    #: The most one writer call may take, its retries included: a stalled writer cannot hold
+    #: a run for minutes.
+    timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, le=300)
+    #: Retries of a failed call by the client library (within ``timeout_s``).
+    max_retries: int = Field(default=1, ge=0, le=5)
 
 
 def fence(brief: str) -> str:
@@ -65,35 +82,71 @@ def fence(brief: str) -> str:
     return "<brief>\n" + _FENCE.sub("[brief-tag]", brief) + "\n</brief>"
 
 
+@dataclass(frozen=True)
+class WriterOutcome:
+    """What one writer call gave: the variants that passed every check (at most ``n``), how many
+    were dropped and why, and, when the call gave nothing usable, the failure's class name
+    (never its message: it may hold the raw answer or a key)."""
+
+    variants: list[str]
+    latency_ms: float
+    failure: str | None = None
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+UNUSABLE_ANSWER = "UnusableAnswer"
+
+
 class PromptWriter:
     """Prompt variants through a chat model; failures give no variants, never a broken run."""
 
-    def __init__(self, model: BaseChatModel) -> None:
+    def __init__(self, model: BaseChatModel, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self._model = model
+        self._timeout_s = timeout_s
 
-    async def variants(self, *, base_prompt: str, brief: str, brand: str, n: int) -> list[str]:
-        messages = [
+    async def _ask(self, messages: list[BaseMessage]) -> str:
+        """The model's answer as text, within the timeout (``TimeoutError`` past it)."""
+        reply = await asyncio.wait_for(self._model.ainvoke(messages), self._timeout_s)
+        content = reply.content if isinstance(reply.content, str) else json.dumps(reply.content)
+        return content[:MAX_ANSWER_CHARS]
+
+    async def write(self, *, base_prompt: str, brief: str, brand: str, n: int) -> WriterOutcome:
+        """Variants of ``base_prompt``; any failure gives an outcome with none and its class."""
+        messages: list[BaseMessage] = [
             SystemMessage(SYSTEM),
             HumanMessage(
                 f"Brand: {brand}\nBase prompt: {base_prompt}\nWrite {n} variants.\n{fence(brief)}"
             ),
         ]
-        reply = await self._model.ainvoke(messages)
-        content = reply.content if isinstance(reply.content, str) else json.dumps(reply.content)
+        started = time.perf_counter()
+
+        def elapsed() -> float:
+            return round((time.perf_counter() - started) * 1000, 1)
+
+        try:
+            content = await self._ask(messages)
+        except Exception as exc:  # any failure of the writer: the composed prompts are used
+            return WriterOutcome([], elapsed(), failure=type(exc).__name__)
         parsed = parse_variants(content)
-        return [] if parsed is None else [v.prompt for v in parsed.variants[:n]]
+        if parsed is None:
+            return WriterOutcome([], elapsed(), failure=UNUSABLE_ANSWER)
+        return WriterOutcome([v.prompt for v in parsed.variants[:n]], elapsed())
+
+    async def variants(self, *, base_prompt: str, brief: str, brand: str, n: int) -> list[str]:
+        """The usable variants of :meth:`write` (none when the writer failed)."""
+        outcome = await self.write(base_prompt=base_prompt, brief=brief, brand=brand, n=n)
+        return outcome.variants
 
     async def revise(self, *, brief: str, instruction: str) -> ProposedEdit | None:
         """The model's edit of ``brief`` by ``instruction``, or None if it gave none usable."""
-        messages = [
+        messages: list[BaseMessage] = [
             SystemMessage(REVISE_SYSTEM),
             HumanMessage(f"Current brief: {brief}\nRevision request:\n{fence(instruction)}"),
         ]
         try:
-            reply = await self._model.ainvoke(messages)
+            content = await self._ask(messages)
         except Exception:  # a writer failure never blocks a revision: the rules take over
             return None
-        content = reply.content if isinstance(reply.content, str) else json.dumps(reply.content)
         return parse_edit(content)
 
 
@@ -154,7 +207,7 @@ def build_writer(
     cfg = settings or load_settings(WriterSettings)
     if cfg.provider is None:
         return None
-    return PromptWriter((chat_model or langchain_chat_model)(cfg))
+    return PromptWriter((chat_model or langchain_chat_model)(cfg), timeout_s=cfg.timeout_s)
 
 
 def langchain_chat_model(cfg: WriterSettings) -> BaseChatModel:
@@ -169,6 +222,8 @@ def langchain_chat_model(cfg: WriterSettings) -> BaseChatModel:
         if cfg.provider == "openai":
             from langchain_openai import ChatOpenAI
 
+            kwargs["timeout"] = cfg.timeout_s
+            kwargs["max_retries"] = cfg.max_retries
             if cfg.api_key is not None:
                 kwargs["api_key"] = cfg.api_key
             return ChatOpenAI(**kwargs)  # type: ignore[no-any-return,unused-ignore]

@@ -1,0 +1,153 @@
+"""The optional LLM writer through ``brandloop generate``: what a misbehaving writer may and may
+not do to a run. The chat model is faked at the writer's seam to the outside world
+(``langchain_chat_model``, where ``tests/conftest.py`` puts its refusing stand-in) with
+langchain-core's fake chat models; everything else is the real CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatResult
+
+import brandloop.agent.writer
+from brandloop.api.cli import main
+from brandloop.settings import Settings, get_settings
+from tests.agent.helpers import ROOT
+
+KEY = "sk-writer-T3fakeKEYabcdefghijklmnop0123"
+KIT = str(ROOT / "examples" / "brands" / "acme-coffee.yaml")
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(list(argv))
+    captured = capsys.readouterr()
+    return int(exc.value.code or 0), captured.out, captured.err
+
+
+class APIStatusError(Exception):
+    """What an OpenAI-compatible client raises on an HTTP error: its message holds the body."""
+
+
+class RateLimitError(APIStatusError):
+    pass
+
+
+class FailingChatModel(GenericFakeChatModel):
+    """A chat model whose every call fails with ``error`` (or stalls for ``stall_s``)."""
+
+    error: Exception | None = None
+    stall_s: float = 0.0
+    calls: int = 0
+
+    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        return super()._generate(messages, *args, **kwargs)
+
+    async def _agenerate(
+        self, messages: list[BaseMessage], *args: Any, **kwargs: Any
+    ) -> ChatResult:
+        if self.stall_s:
+            self.calls += 1
+            await asyncio.sleep(self.stall_s)
+        return self._generate(messages, *args, **kwargs)
+
+
+def answers(*replies: str) -> FailingChatModel:
+    return FailingChatModel(messages=iter([AIMessage(r) for r in replies]))
+
+
+@pytest.fixture
+def use_writer(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> Iterator[Callable[[GenericFakeChatModel], None]]:
+    """Configure a writer as a user does (``BRANDLOOP_WRITER_*``) and put ``model`` at the seam."""
+
+    def install(model: GenericFakeChatModel) -> None:
+        monkeypatch.setenv("BRANDLOOP_WRITER_PROVIDER", "openai")
+        monkeypatch.setenv("BRANDLOOP_WRITER_MODEL", "fake-gpt")
+        monkeypatch.setenv("BRANDLOOP_WRITER_API_KEY", KEY)
+        monkeypatch.setenv("BRANDLOOP_WRITER_TIMEOUT_S", "0.5")
+        monkeypatch.setattr(brandloop.agent.writer, "langchain_chat_model", lambda _cfg: model)
+        get_settings.cache_clear()
+
+    yield install
+    get_settings.cache_clear()
+
+
+def generate(capsys: pytest.CaptureFixture[str], tmp_path: Path, seed: int) -> dict[str, Any]:
+    code, out, err = run_cli(
+        capsys, "generate", "a steaming cup on a table", "--brand", KIT,
+        "--model", "procedural/studio", "--size", "256x256", "--seed", str(seed),
+        "--out", str(tmp_path / "out"), "--no-memory", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert err == "" or "internal error" not in err
+    doc: dict[str, Any] = json.loads(out)
+    return doc
+
+
+def show(capsys: pytest.CaptureFixture[str], run_id: str) -> dict[str, Any]:
+    code, out, err = run_cli(capsys, "runs", "show", run_id, "--json")
+    assert code == 0, err
+    doc: dict[str, Any] = json.loads(out)
+    return doc
+
+
+def writer_decisions(shown: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        e["payload"]
+        for e in shown["events"]
+        if e["kind"] == "decision" and e["payload"]["action"] in {"write_variants", "writer_failed"}
+    ]
+
+
+def failing(error: Exception) -> Callable[[], FailingChatModel]:
+    return lambda: FailingChatModel(messages=iter([]), error=error)
+
+
+@pytest.mark.parametrize(
+    ("make", "failure"),
+    [
+        (failing(APIStatusError(f"Error code: 500 - boom, key Bearer {KEY}")), "APIStatusError"),
+        (failing(RateLimitError("Error code: 429 - slow")), "RateLimitError"),
+        (failing(ValueError("Unexpected response type: str: '<html>hi</html>'")), "ValueError"),
+        (lambda: FailingChatModel(messages=iter([AIMessage("{}")]), stall_s=30.0), "TimeoutError"),
+        (
+            lambda: answers("I'm sorry, I cannot produce JSON today. ~~~ {not json"),
+            "UnusableAnswer",
+        ),
+    ],
+    ids=["http-500", "http-429", "not-json-body", "stalled", "garbage-answer"],
+)
+def test_a_failing_writer_leaves_the_composed_prompts_and_a_decision_naming_the_failure(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    seed: int,
+    use_writer: Callable[[GenericFakeChatModel], None],
+    make: Callable[[], FailingChatModel],
+    failure: str,
+) -> None:
+    use_writer(make())
+    result = generate(capsys, tmp_path, seed)
+    assert result["status"] in {"succeeded", "partial"}, result.get("reason")
+    shown = show(capsys, result["run_id"])
+    assert shown["run"]["status"] != "running"
+    (decision,) = writer_decisions(shown)
+    assert decision["action"] == "writer_failed"
+    assert f"LLM writer failed ({failure})" in decision["reason"]
+    assert decision["signals"]["variants_used"] == 0
+    if failure == "TimeoutError":  # bounded by BRANDLOOP_WRITER_TIMEOUT_S, not the stall
+        assert decision["signals"]["latency_ms"] < 5_000
+    dumped = json.dumps(shown)
+    assert KEY not in dumped and "boom" not in dumped and "<html>" not in dumped
+    assert all("brand colours" in a["prompt"] for a in shown["attempts"]), "the composed prompt"
