@@ -22,7 +22,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,8 +31,9 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from brandloop.errors import BadInputError
+from brandloop.errors import BadInputError, RefusedError
 from brandloop.settings import load_settings
+from brandloop.tools.moderation.injection import parse_writer_output
 
 SYSTEM = (
     "You write prompts for an image model for a brand. You get a base prompt and a brief. "
@@ -110,8 +111,19 @@ class PromptWriter:
         content = reply.content if isinstance(reply.content, str) else json.dumps(reply.content)
         return content[:MAX_ANSWER_CHARS]
 
-    async def write(self, *, base_prompt: str, brief: str, brand: str, n: int) -> WriterOutcome:
-        """Variants of ``base_prompt``; any failure gives an outcome with none and its class."""
+    async def write(
+        self,
+        *,
+        base_prompt: str,
+        brief: str,
+        brand: str,
+        n: int,
+        forbidden_terms: Sequence[str] = (),
+    ) -> WriterOutcome:
+        """Variants of ``base_prompt``; any failure gives an outcome with none and its class.
+
+        Every variant is held to :func:`refusal` (the one check of writer output); a refused
+        one is dropped and counted by why."""
         messages: list[BaseMessage] = [
             SystemMessage(SYSTEM),
             HumanMessage(
@@ -130,7 +142,15 @@ class PromptWriter:
         parsed = parse_variants(content)
         if parsed is None:
             return WriterOutcome([], elapsed(), failure=UNUSABLE_ANSWER)
-        return WriterOutcome([v.prompt for v in parsed.variants[:n]], elapsed())
+        kept: list[str] = []
+        dropped: dict[str, int] = {}
+        for variant in parsed.variants:
+            refused = refusal(variant, forbidden_terms=forbidden_terms)
+            if refused is not None:
+                dropped[refused] = dropped.get(refused, 0) + 1
+            elif len(kept) < n:
+                kept.append(variant.prompt)
+        return WriterOutcome(kept, elapsed(), dropped=dropped)
 
     async def variants(self, *, base_prompt: str, brief: str, brand: str, n: int) -> list[str]:
         """The usable variants of :meth:`write` (none when the writer failed)."""
@@ -173,13 +193,39 @@ class ProposedEdit(BaseModel):
 
 
 def parse_edit(text: str) -> ProposedEdit | None:
+    """The edit in the writer's answer, held to ``parse_writer_output`` (no fence echo, no
+    injection, every string passing text moderation); None when there is none usable."""
     match = _JSON.search(text)
-    if match is None:
+    if match is None or _FENCE.search(match.group(0)):
         return None
     try:
-        return ProposedEdit.model_validate_json(match.group(0))
-    except ValidationError:
+        return parse_writer_output(match.group(0), ProposedEdit)
+    except (BadInputError, RefusedError):
         return None
+
+
+#: Why a writer's variant was dropped (the decision counts them by these words).
+DropReason = Literal["fence", "injection", "moderation", "unusable"]
+
+
+def refusal(variant: PromptVariant, *, forbidden_terms: Sequence[str] = ()) -> DropReason | None:
+    """Why ``variant`` may not be used, or None: the one check every writer variant passes
+    before anything renders or stores it. It echoes the brief's fence, or
+    ``parse_writer_output`` refuses it (injection, text moderation, the brand's forbidden
+    terms)."""
+    raw = variant.model_dump_json()
+    if _FENCE.search(raw):
+        return "fence"
+    try:
+        parse_writer_output(raw, PromptVariant, forbidden_terms=forbidden_terms)
+    except BadInputError:
+        return "unusable"
+    except RefusedError as exc:
+        why = str(exc)
+        if "injection" in why:
+            return "injection"
+        return "fence" if "fence" in why else "moderation"
+    return None
 
 
 def parse_variants(text: str) -> PromptVariants | None:

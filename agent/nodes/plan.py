@@ -581,7 +581,11 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     writer_decisions: list[Decision] = []
     if ctx.writer is not None and iteration == 1 and planned:
         outcome = await ctx.writer.write(
-            base_prompt=prompt, brief=request.brief, brand=brand.name, n=len(planned)
+            base_prompt=prompt,
+            brief=request.brief,
+            brand=brand.name,
+            n=len(planned),
+            forbidden_terms=brand.forbidden_terms,
         )
         safe = [
             v
