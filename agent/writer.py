@@ -34,6 +34,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from brandloop.errors import BadInputError, RefusedError
 from brandloop.settings import load_settings
 from brandloop.tools.moderation.injection import parse_writer_output
+from brandloop.tools.providers._http import redact
 
 SYSTEM = (
     "You write prompts for an image model for a brand. You get a base prompt and a brief. "
@@ -101,9 +102,16 @@ UNUSABLE_ANSWER = "UnusableAnswer"
 class PromptWriter:
     """Prompt variants through a chat model; failures give no variants, never a broken run."""
 
-    def __init__(self, model: BaseChatModel, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        model: BaseChatModel,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        secrets: Sequence[str] = (),
+    ) -> None:
         self._model = model
         self._timeout_s = timeout_s
+        self._secrets = tuple(s for s in secrets if s)  # its own key: never let an echo through
 
     async def _ask(self, messages: list[BaseMessage]) -> str:
         """The model's answer as text, within the timeout (``TimeoutError`` past it)."""
@@ -119,6 +127,7 @@ class PromptWriter:
         brand: str,
         n: int,
         forbidden_terms: Sequence[str] = (),
+        secrets: Sequence[str] = (),
     ) -> WriterOutcome:
         """Variants of ``base_prompt``; any failure gives an outcome with none and its class.
 
@@ -144,8 +153,9 @@ class PromptWriter:
             return WriterOutcome([], elapsed(), failure=UNUSABLE_ANSWER)
         kept: list[str] = []
         dropped: dict[str, int] = {}
+        known = (*self._secrets, *secrets)
         for variant in parsed.variants:
-            refused = refusal(variant, forbidden_terms=forbidden_terms)
+            refused = refusal(variant, forbidden_terms=forbidden_terms, secrets=known)
             if refused is not None:
                 dropped[refused] = dropped.get(refused, 0) + 1
             elif len(kept) < n:
@@ -167,7 +177,10 @@ class PromptWriter:
             content = await self._ask(messages)
         except Exception:  # a writer failure never blocks a revision: the rules take over
             return None
-        return parse_edit(content)
+        edit = parse_edit(content)
+        if edit is None or holds_secret(edit.model_dump_json(), self._secrets):
+            return None
+        return edit
 
 
 REVISE_SYSTEM = (
@@ -205,15 +218,27 @@ def parse_edit(text: str) -> ProposedEdit | None:
 
 
 #: Why a writer's variant was dropped (the decision counts them by these words).
-DropReason = Literal["fence", "injection", "moderation", "unusable"]
+DropReason = Literal["secret", "fence", "injection", "moderation", "unusable"]
+_BEARER = re.compile(r"\bbearer\s+[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
 
 
-def refusal(variant: PromptVariant, *, forbidden_terms: Sequence[str] = ()) -> DropReason | None:
+def holds_secret(text: str, secrets: Sequence[str] = ()) -> bool:
+    """Whether ``text`` holds one of ``secrets`` (or a run of 8 of its characters), a bearer
+    token or anything shaped like an API key: what the providers' redactor would take out."""
+    return redact(text, secrets) != text or _BEARER.search(text) is not None
+
+
+def refusal(
+    variant: PromptVariant, *, forbidden_terms: Sequence[str] = (), secrets: Sequence[str] = ()
+) -> DropReason | None:
     """Why ``variant`` may not be used, or None: the one check every writer variant passes
-    before anything renders or stores it. It echoes the brief's fence, or
-    ``parse_writer_output`` refuses it (injection, text moderation, the brand's forbidden
-    terms)."""
+    before anything renders or stores it. It holds a configured secret or a credential-looking
+    token (a writer echoing its key would put it in the receipt, the signed image, the registry
+    and memory), it echoes the brief's fence, or ``parse_writer_output`` refuses it (injection,
+    text moderation, the brand's forbidden terms)."""
     raw = variant.model_dump_json()
+    if holds_secret(variant.prompt, secrets) or holds_secret(variant.rationale, secrets):
+        return "secret"
     if _FENCE.search(raw):
         return "fence"
     try:
@@ -253,7 +278,10 @@ def build_writer(
     cfg = settings or load_settings(WriterSettings)
     if cfg.provider is None:
         return None
-    return PromptWriter((chat_model or langchain_chat_model)(cfg), timeout_s=cfg.timeout_s)
+    key = cfg.api_key.get_secret_value() if cfg.api_key is not None else ""
+    return PromptWriter(
+        (chat_model or langchain_chat_model)(cfg), timeout_s=cfg.timeout_s, secrets=(key,)
+    )
 
 
 def langchain_chat_model(cfg: WriterSettings) -> BaseChatModel:

@@ -586,6 +586,7 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             brand=brand.name,
             n=len(planned),
             forbidden_terms=brand.forbidden_terms,
+            secrets=ctx.secrets,
         )
         safe = [
             v

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 import brandloop.agent.writer
 from brandloop.api.cli import main
+from brandloop.registry.db import Database
 from brandloop.settings import Settings, get_settings
 from tests.agent.helpers import ROOT
 
@@ -196,3 +198,36 @@ def test_a_variant_carrying_prompt_injection_is_dropped_and_counted(
     (decision,) = writer_decisions(shown)
     assert "1 variant(s) used; 1 variant(s) dropped: injection" in decision["reason"]
     assert decision["signals"]["variants_dropped"] == 1
+
+
+TOKEN = "sk-proj-abcdefgh12345678ijkl"
+
+
+def test_a_variant_echoing_the_key_or_a_token_is_dropped_before_anything_stores_it(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    seed: int,
+    db: Database,
+    settings: Settings,
+    use_writer: Callable[[GenericFakeChatModel], None],
+) -> None:
+    use_writer(writing("{base}, key Bearer " + KEY, "{base}, token " + TOKEN, "{base}, overhead"))
+    result = generate(capsys, tmp_path, seed, "--n", "2")  # with memory: nothing remembered
+    assert result["status"] in {"succeeded", "partial"}, result.get("reason")
+    shown = show(capsys, result["run_id"])
+    needles = (KEY, KEY[-12:], TOKEN, "Bearer")
+    files = [p for p in [*tmp_path.rglob("*")] if p.is_file() and p.suffix != ".py"]
+    assert any(p.suffix == ".png" for p in files) and any(p.name == "receipt.json" for p in files)
+    with db.engine.connect() as conn:
+        tables = {
+            name: repr(conn.execute(sa.text(f'SELECT * FROM "{name}"')).fetchall())
+            for name in sa.inspect(conn).get_table_names()
+        }
+    for needle in needles:
+        assert needle not in json.dumps(shown) and needle not in json.dumps(result)
+        for path in files:  # the out dir, the data dir (artifacts, Chroma, SQLite)
+            assert needle.encode() not in path.read_bytes(), (needle, path)
+        for name, dump in tables.items():
+            assert needle not in dump, (needle, name)
+    (decision,) = writer_decisions(shown)
+    assert "1 variant(s) used; 2 variant(s) dropped: secret" in decision["reason"]
