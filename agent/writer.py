@@ -108,8 +108,18 @@ class PromptWriter:
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         secrets: Sequence[str] = (),
+        provider: str = "custom",
+        model_name: str | None = None,
     ) -> None:
         self._model = model
+        #: Who writes: recorded on every attempt whose prompt this writer wrote
+        #: (``params.writer``, so the receipt and ``runs show`` credit it) and in the trace.
+        self.identity = {
+            "provider": provider,
+            "model": model_name
+            or str(getattr(model, "model_name", None) or getattr(model, "model", None) or "")
+            or model._llm_type,
+        }
         self._timeout_s = timeout_s
         self._secrets = tuple(s for s in secrets if s)  # its own key: never let an echo through
 
@@ -280,7 +290,11 @@ def build_writer(
         return None
     key = cfg.api_key.get_secret_value() if cfg.api_key is not None else ""
     return PromptWriter(
-        (chat_model or langchain_chat_model)(cfg), timeout_s=cfg.timeout_s, secrets=(key,)
+        (chat_model or langchain_chat_model)(cfg),
+        timeout_s=cfg.timeout_s,
+        secrets=(key,),
+        provider=cfg.provider,
+        model_name=cfg.model or None,
     )
 
 

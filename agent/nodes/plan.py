@@ -369,18 +369,24 @@ def _outlook(
 
 
 def _writer_decision(
-    ctx: RunContext, state: RunState, outcome: WriterOutcome, used: int, dropped: dict[str, int]
+    ctx: RunContext,
+    state: RunState,
+    outcome: WriterOutcome,
+    used: int,
+    dropped: dict[str, int],
+    identity: dict[str, str],
 ) -> Decision:
-    """The trace's record of one writer call: how long it took and what came of it. A failure
-    is named by its class only (its message may hold the raw answer or a key)."""
+    """The trace's record of one writer call: which writer, how long it took and what came of
+    it. A failure is named by its class only (its message may hold the raw answer or a key)."""
     took = f"{outcome.latency_ms:.0f} ms"
+    who = f"LLM writer {identity['provider']}/{identity['model']}"
     if outcome.failure is not None:
         reason = (
-            f"LLM writer failed ({outcome.failure}) after {took}: no variants, the composed "
+            f"{who} failed ({outcome.failure}) after {took}: no variants, the composed "
             "prompts are used"
         )
     else:
-        reason = f"LLM writer answered in {took}: {used} variant(s) used"
+        reason = f"{who} answered in {took}: {used} variant(s) used"
     if dropped:
         total = sum(dropped.values())
         reason += f"; {total} variant(s) dropped: " + ", ".join(
@@ -578,6 +584,7 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         }
     prompts = [prompt] * len(planned)
     written = 0
+    writer_params: dict[str, Any] = {}
     writer_decisions: list[Decision] = []
     if ctx.writer is not None and iteration == 1 and planned:
         outcome = await ctx.writer.write(
@@ -603,10 +610,13 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         for index, variant in enumerate(safe[: len(planned)]):
             prompts[index] = variant
             written += 1
+        writer_params = {"writer": dict(ctx.writer.identity)}
         dropped = dict(outcome.dropped)
         if len(outcome.variants) > len(safe):
             dropped["moderation"] = dropped.get("moderation", 0) + len(outcome.variants) - len(safe)
-        writer_decisions.append(_writer_decision(ctx, state, outcome, written, dropped))
+        writer_decisions.append(
+            _writer_decision(ctx, state, outcome, written, dropped, ctx.writer.identity)
+        )
 
     count = len(planned)
     recalled = _recalled_seeds(state, iteration)[:count]
@@ -627,7 +637,10 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             height=height,
             iteration=iteration,
             estimated_cost_usd=price[arm.key],
-            params={"quality": arm.quality} if arm.quality else {},
+            params={
+                **({"quality": arm.quality} if arm.quality else {}),
+                **(writer_params if index < written else {}),
+            },
             modifiers=list(modifiers),
         )
         for index, (arm, seed) in enumerate(zip(planned, seeds, strict=True))

@@ -170,7 +170,7 @@ def test_a_failing_writer_leaves_the_composed_prompts_and_a_decision_naming_the_
     assert shown["run"]["status"] != "running"
     (decision,) = writer_decisions(shown)
     assert decision["action"] == "writer_failed"
-    assert f"LLM writer failed ({failure})" in decision["reason"]
+    assert f"LLM writer openai/fake-gpt failed ({failure}) after" in decision["reason"]
     assert decision["signals"]["variants_used"] == 0
     if failure == "TimeoutError":  # bounded by BRANDLOOP_WRITER_TIMEOUT_S, not the stall
         assert decision["signals"]["latency_ms"] < 5_000
@@ -231,3 +231,32 @@ def test_a_variant_echoing_the_key_or_a_token_is_dropped_before_anything_stores_
             assert needle not in dump, (needle, name)
     (decision,) = writer_decisions(shown)
     assert "1 variant(s) used; 2 variant(s) dropped: secret" in decision["reason"]
+
+
+def test_attempts_and_receipts_credit_the_writer_that_wrote_their_prompt(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    seed: int,
+    use_writer: Callable[[GenericFakeChatModel], None],
+) -> None:
+    use_writer(writing("{base}, golden hour"))
+    result = generate(capsys, tmp_path, seed, "--no-memory", "--n", "2")
+    assert result["status"] in {"succeeded", "partial"}, result.get("reason")
+    shown = show(capsys, result["run_id"])
+    writer = {"provider": "openai", "model": "fake-gpt"}
+    first = [a for a in shown["attempts"] if a["iteration"] == 1]
+    assert len(first) == 2
+    for attempt in first:  # the writer's prompt is credited; the composed one is not
+        written = attempt["prompt"].endswith(", golden hour")
+        assert attempt["params"].get("writer") == (writer if written else None), attempt
+    stored = json.loads(Path(result["receipt_path"]).read_text())["receipts"]
+    for receipts in (shown["receipts"], stored):  # the registry's and the run's receipt.json
+        assert receipts
+        for receipt in receipts:
+            written = receipt["prompt"].endswith(", golden hour")
+            assert receipt["params"].get("writer") == (writer if written else None), receipt
+    (decision,) = writer_decisions(shown)
+    assert decision["action"] == "write_variants"
+    assert decision["reason"].startswith("LLM writer openai/fake-gpt answered in ")
+    assert "1 variant(s) used" in decision["reason"]
+    assert {"latency_ms", "variants_used", "variants_dropped"} <= decision["signals"].keys()
