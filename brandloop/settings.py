@@ -226,6 +226,30 @@ class Settings(BaseSettings):
             raise ValueError(problem)
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        """A URL SQLAlchemy can open: one it cannot parse or whose database kind it does not
+        know is refused here, naming the variable; the URL (its password) is never repeated."""
+        if value is None:
+            return None
+        problem = database_url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir(cls, value: Path) -> Path:
+        """A directory, or a path one can be made at: not a file, nor below one."""
+        for path in (value, *value.parents):
+            if path.exists():
+                if not path.is_dir():
+                    where = "is" if path == value else f"is below {str(path)!r}, which is"
+                    raise ValueError(f"{str(value)!r} {where} a file, not a directory")
+                break
+        return value
+
     @field_validator("tenant")
     @classmethod
     def _tenant_id(cls, value: str) -> str:
@@ -299,6 +323,31 @@ def http_url_problem(url: str) -> str | None:
         return f"{url!r} is not a URL ({exc})"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"{url!r} must be an http:// or https:// URL with a host"
+    return None
+
+
+def database_url_problem(url: str) -> str | None:
+    """Why ``url`` is not a database URL SQLAlchemy can open, or None; never repeats it."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return (
+            "not a database URL (e.g. postgresql+psycopg://user:password@host/brandloop, "
+            "sqlite:///path/brandloop.db)"
+        )
+    try:
+        dialect = parsed.get_dialect()
+    except NoSuchModuleError:
+        return (
+            f"unknown database kind {parsed.drivername!r} (use postgresql+psycopg:// or sqlite:///)"
+        )
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        return f"the driver of {parsed.drivername!r} is not installed ({exc.name or exc})"
     return None
 
 
