@@ -28,11 +28,11 @@ from typing import Any, Literal
 
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from brandloop.errors import BadInputError, RefusedError
-from brandloop.settings import load_settings
+from brandloop.settings import DEFAULT_WRITER_TIMEOUT_S as DEFAULT_TIMEOUT_S
+from brandloop.settings import WriterSettings, get_writer_settings
 from brandloop.tools.moderation.injection import parse_writer_output
 from brandloop.tools.providers._http import redact
 
@@ -44,7 +44,6 @@ SYSTEM = (
 )
 _FENCE = re.compile(r"</?\s*brief\s*>", re.IGNORECASE)
 _JSON = re.compile(r"\{.*\}", re.DOTALL)
-DEFAULT_TIMEOUT_S = 20.0
 #: The most of an answer read for its JSON: a few variants of at most 2 000 characters each.
 MAX_ANSWER_CHARS = 64_000
 
@@ -60,23 +59,6 @@ class PromptVariants(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     variants: list[PromptVariant] = Field(min_length=1, max_length=8)
-
-
-class WriterSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="BRANDLOOP_WRITER_", extra="ignore", allow_inf_nan=False
-    )
-
-    provider: Literal["openai", "ollama"] | None = None
-    model: str = ""
-    base_url: str | None = None
-    api_key: SecretStr | None = None
-    temperature: float = 0.7
-    #: The most one writer call may take, its retries included: a stalled writer cannot hold
-    #: a run for minutes.
-    timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, le=300)
-    #: Retries of a failed call by the client library (within ``timeout_s``).
-    max_retries: int = Field(default=1, ge=0, le=5)
 
 
 def fence(brief: str) -> str:
@@ -285,7 +267,7 @@ def build_writer(
     :func:`langchain_chat_model`, the one place brandloop reaches a real model (the test
     suite puts a refusing stand-in there, so no test can reach one by accident).
     """
-    cfg = settings or load_settings(WriterSettings)
+    cfg = settings or get_writer_settings()
     if cfg.provider is None:
         return None
     key = cfg.api_key.get_secret_value() if cfg.api_key is not None else ""
@@ -301,8 +283,6 @@ def build_writer(
 def langchain_chat_model(cfg: WriterSettings) -> BaseChatModel:
     """A real chat model from the optional extras: ``ChatOpenAI`` (any OpenAI-compatible
     endpoint) or ``ChatOllama``."""
-    if not cfg.model:
-        raise BadInputError("BRANDLOOP_WRITER_MODEL is required with BRANDLOOP_WRITER_PROVIDER")
     kwargs: dict[str, Any] = {"model": cfg.model, "temperature": cfg.temperature}
     if cfg.base_url:
         kwargs["base_url"] = cfg.base_url

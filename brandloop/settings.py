@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from brandloop.errors import BadInputError, utf8_problem
@@ -371,6 +378,54 @@ def utf8_text_setting(value: Any) -> Any:
     return value
 
 
+#: The most one LLM writer call may take by default, its retries included.
+DEFAULT_WRITER_TIMEOUT_S = 20.0
+
+
+class WriterSettings(BaseSettings):
+    """The optional LLM prompt writer (``agent/writer.py``): off unless ``PROVIDER`` is set.
+    Read, and refused when malformed, with the process's settings (:func:`get_settings`), so
+    every command names a bad ``BRANDLOOP_WRITER_*`` variable, not only the ones that run."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BRANDLOOP_WRITER_", extra="ignore", allow_inf_nan=False
+    )
+
+    provider: Literal["openai", "ollama"] | None = None
+    model: str = Field(default="", validate_default=True)
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    temperature: float = Field(default=0.7, ge=0, le=2)
+    #: The most one writer call may take, its retries included: a stalled writer cannot hold
+    #: a run for minutes.
+    timeout_s: float = Field(default=DEFAULT_WRITER_TIMEOUT_S, gt=0, le=300)
+    #: Retries of a failed call by the client library (within ``timeout_s``).
+    max_retries: int = Field(default=1, ge=0, le=5)
+
+    @field_validator("model")
+    @classmethod
+    def _model_with_provider(cls, value: str, info: ValidationInfo) -> str:
+        value = value.strip()
+        if info.data.get("provider") is not None and not value:
+            raise ValueError("is required with BRANDLOOP_WRITER_PROVIDER")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        problem = http_url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("model", "base_url", "api_key", mode="before")
+    @classmethod
+    def _utf8_text(cls, value: Any) -> Any:
+        return utf8_text_setting(value)
+
+
 S = TypeVar("S", bound=BaseSettings)
 
 
@@ -407,5 +462,13 @@ def load_settings(model: type[S]) -> S:
 @lru_cache
 def get_settings() -> Settings:
     """This process's settings; a malformed ``BRANDLOOP_*`` variable is a
-    :class:`BadInputError` naming it (exit 2 in the CLI)."""
-    return load_settings(Settings)
+    :class:`BadInputError` naming it (exit 2 in the CLI). The LLM writer's settings are read
+    (and refused) here too, though only a run uses them."""
+    settings = load_settings(Settings)
+    get_writer_settings()
+    return settings
+
+
+def get_writer_settings() -> WriterSettings:
+    """The LLM writer's settings (``BRANDLOOP_WRITER_*``); malformed: :class:`BadInputError`."""
+    return load_settings(WriterSettings)

@@ -62,3 +62,62 @@ def test_an_unusable_database_url_or_data_dir_names_its_variable(
     assert message in err and "internal error" not in err
     assert PASSWORD not in err
     assert file.read_text() == "not a directory"
+
+
+# --------------------------------------------------------------------------- the LLM writer
+
+KIT = str(Path(__file__).resolve().parents[2] / "examples" / "brands" / "acme-coffee.yaml")
+
+WRITER = {
+    "provider unknown": (
+        {"BRANDLOOP_WRITER_PROVIDER": "bogus"},
+        "BRANDLOOP_WRITER_PROVIDER: Input should be 'openai' or 'ollama'",
+    ),
+    "temperature nan": (
+        {"BRANDLOOP_WRITER_PROVIDER": "openai", "BRANDLOOP_WRITER_MODEL": "m",
+         "BRANDLOOP_WRITER_TEMPERATURE": "nan"},
+        "BRANDLOOP_WRITER_TEMPERATURE: Input should be a finite number",
+    ),
+    "model missing": (
+        {"BRANDLOOP_WRITER_PROVIDER": "openai"},
+        "BRANDLOOP_WRITER_MODEL: is required with BRANDLOOP_WRITER_PROVIDER",
+    ),
+    "timeout zero": (
+        {"BRANDLOOP_WRITER_PROVIDER": "openai", "BRANDLOOP_WRITER_MODEL": "m",
+         "BRANDLOOP_WRITER_TIMEOUT_S": "0"},
+        "BRANDLOOP_WRITER_TIMEOUT_S: Input should be greater than 0",
+    ),
+    "base url without scheme": (
+        {"BRANDLOOP_WRITER_PROVIDER": "openai", "BRANDLOOP_WRITER_MODEL": "m",
+         "BRANDLOOP_WRITER_BASE_URL": "127.0.0.1:8000/v1"},
+        "BRANDLOOP_WRITER_BASE_URL: '127.0.0.1:8000/v1' must be an http:// or https:// URL",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.databases("sqlite")
+@pytest.mark.parametrize("case", sorted(WRITER))
+@pytest.mark.parametrize(
+    "argv",
+    [["runs", "list"], ["generate", "a cup", "--brand", KIT, "--size", "256x256"]],
+    ids=["runs-list", "generate"],
+)
+def test_a_malformed_writer_setting_is_refused_at_settings_load_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+    argv: list[str],
+) -> None:
+    """Every command refuses it (not only a run), with nothing on stderr before the one line
+    (no progress bar) and nothing stored. SQLite only: refused before any database is opened."""
+    variables, message = WRITER[case]
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    code, out, err = run_cli(capsys, *argv)
+    assert (code, out) == (2, ""), err
+    assert err == f"brandloop: error: {message}\n" or (
+        err.startswith(f"brandloop: error: {message}") and err.count("\n") == 1
+    ), err
+    assert not (data_dir / "brandloop.db").exists()
