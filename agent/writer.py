@@ -120,6 +120,7 @@ class PromptWriter:
         n: int,
         forbidden_terms: Sequence[str] = (),
         secrets: Sequence[str] = (),
+        keep: Sequence[str] = (),
     ) -> WriterOutcome:
         """Variants of ``base_prompt``; any failure gives an outcome with none and its class.
 
@@ -147,7 +148,7 @@ class PromptWriter:
         dropped: dict[str, int] = {}
         known = (*self._secrets, *secrets)
         for variant in parsed.variants:
-            refused = refusal(variant, forbidden_terms=forbidden_terms, secrets=known)
+            refused = refusal(variant, forbidden_terms=forbidden_terms, secrets=known, keep=keep)
             if refused is not None:
                 dropped[refused] = dropped.get(refused, 0) + 1
             elif len(kept) < n:
@@ -210,7 +211,7 @@ def parse_edit(text: str) -> ProposedEdit | None:
 
 
 #: Why a writer's variant was dropped (the decision counts them by these words).
-DropReason = Literal["secret", "fence", "injection", "moderation", "unusable"]
+DropReason = Literal["secret", "fence", "injection", "moderation", "unusable", "off_brand"]
 _BEARER = re.compile(r"\bbearer\s+[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
 
 
@@ -221,13 +222,19 @@ def holds_secret(text: str, secrets: Sequence[str] = ()) -> bool:
 
 
 def refusal(
-    variant: PromptVariant, *, forbidden_terms: Sequence[str] = (), secrets: Sequence[str] = ()
+    variant: PromptVariant,
+    *,
+    forbidden_terms: Sequence[str] = (),
+    secrets: Sequence[str] = (),
+    keep: Sequence[str] = (),
 ) -> DropReason | None:
     """Why ``variant`` may not be used, or None: the one check every writer variant passes
     before anything renders or stores it. It holds a configured secret or a credential-looking
     token (a writer echoing its key would put it in the receipt, the signed image, the registry
     and memory), it echoes the brief's fence, or ``parse_writer_output`` refuses it (injection,
-    text moderation, the brand's forbidden terms)."""
+    text moderation, the brand's forbidden terms), or it lost one of ``keep`` (the brand
+    colours of the base prompt's palette clause, which the writer is told to keep word for
+    word: a variant without them is off-brand and would be paid for to be rejected)."""
     raw = variant.model_dump_json()
     if holds_secret(variant.prompt, secrets) or holds_secret(variant.rationale, secrets):
         return "secret"
@@ -242,6 +249,9 @@ def refusal(
         if "injection" in why:
             return "injection"
         return "fence" if "fence" in why else "moderation"
+    prompt = variant.prompt.casefold()
+    if any(term.casefold() not in prompt for term in keep):
+        return "off_brand"
     return None
 
 

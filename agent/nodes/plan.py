@@ -594,6 +594,8 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             n=len(planned),
             forbidden_terms=brand.forbidden_terms,
             secrets=ctx.secrets,
+            # the palette clause's colours, as the base prompt names them
+            keep=[c.hex for c in brand.palette if c.hex.casefold() in prompt.casefold()],
         )
         safe = [
             v

@@ -260,3 +260,18 @@ def test_attempts_and_receipts_credit_the_writer_that_wrote_their_prompt(
     assert decision["reason"].startswith("LLM writer openai/fake-gpt answered in ")
     assert "1 variant(s) used" in decision["reason"]
     assert {"latency_ms", "variants_used", "variants_dropped"} <= decision["signals"].keys()
+
+
+def test_a_variant_that_lost_the_palette_clause_is_not_rendered(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    seed: int,
+    use_writer: Callable[[GenericFakeChatModel], None],
+) -> None:
+    use_writer(writing("a neon green and purple cyberpunk cityscape", "{base}, overhead"))
+    result = generate(capsys, tmp_path, seed, "--no-memory", "--n", "2")
+    assert result["status"] in {"succeeded", "partial"}, result.get("reason")
+    shown = show(capsys, result["run_id"])
+    assert all("cyberpunk" not in a["prompt"] for a in shown["attempts"]), "never paid for"
+    (decision,) = writer_decisions(shown)
+    assert "1 variant(s) used; 1 variant(s) dropped: off_brand" in decision["reason"]
