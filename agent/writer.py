@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from brandloop.errors import BadInputError, RefusedError
 from brandloop.settings import DEFAULT_WRITER_TIMEOUT_S as DEFAULT_TIMEOUT_S
 from brandloop.settings import WriterSettings, get_writer_settings
-from brandloop.tools.moderation.injection import parse_writer_output
+from brandloop.tools.moderation.injection import detect_injection, parse_writer_output
 from brandloop.tools.providers._http import redact
 
 SYSTEM = (
@@ -68,7 +68,7 @@ def fence(brief: str) -> str:
 
 @dataclass(frozen=True)
 class WriterOutcome:
-    """What one writer call gave: the variants that passed every check (at most ``n``), how many
+    """What one writer call gave: the variants that passed every check, how many
     were dropped and why, and, when the call gave nothing usable, the failure's class name
     (never its message: it may hold the raw answer or a key)."""
 
@@ -76,6 +76,9 @@ class WriterOutcome:
     latency_ms: float
     failure: str | None = None
     dropped: dict[str, int] = field(default_factory=dict)
+    #: The dropped variants' prompts: never rendered nor stored, but still moderated by the
+    #: caller, so one crossing the minors line is audited whatever else was wrong with it.
+    held: list[str] = field(default_factory=list, repr=False)
 
 
 UNUSABLE_ANSWER = "UnusableAnswer"
@@ -145,20 +148,22 @@ class PromptWriter:
         if parsed is None:
             return WriterOutcome([], elapsed(), failure=UNUSABLE_ANSWER)
         kept: list[str] = []
+        held: list[str] = []
         dropped: dict[str, int] = {}
         known = (*self._secrets, *secrets)
         for variant in parsed.variants:
             refused = refusal(variant, forbidden_terms=forbidden_terms, secrets=known, keep=keep)
             if refused is not None:
                 dropped[refused] = dropped.get(refused, 0) + 1
-            elif len(kept) < n:
+                held.append(variant.prompt)
+            else:
                 kept.append(variant.prompt)
-        return WriterOutcome(kept, elapsed(), dropped=dropped)
+        return WriterOutcome(kept, elapsed(), dropped=dropped, held=held)
 
     async def variants(self, *, base_prompt: str, brief: str, brand: str, n: int) -> list[str]:
         """The usable variants of :meth:`write` (none when the writer failed)."""
         outcome = await self.write(base_prompt=base_prompt, brief=brief, brand=brand, n=n)
-        return outcome.variants
+        return outcome.variants[:n]
 
     async def revise(self, *, brief: str, instruction: str) -> ProposedEdit | None:
         """The model's edit of ``brief`` by ``instruction``, or None if it gave none usable."""
@@ -231,10 +236,13 @@ def refusal(
     """Why ``variant`` may not be used, or None: the one check every writer variant passes
     before anything renders or stores it. It holds a configured secret or a credential-looking
     token (a writer echoing its key would put it in the receipt, the signed image, the registry
-    and memory), it echoes the brief's fence, or ``parse_writer_output`` refuses it (injection,
-    text moderation, the brand's forbidden terms), or it lost one of ``keep`` (the brand
-    colours of the base prompt's palette clause, which the writer is told to keep word for
-    word: a variant without them is off-brand and would be paid for to be rejected)."""
+    and memory), it echoes the brief's fence, ``parse_writer_output`` finds injection in it,
+    or it lost one of ``keep`` (the brand colours of the base prompt's palette clause, which the
+    writer is told to keep word for word: a variant without them is off-brand and would be paid
+    for to be rejected). A variant ``parse_writer_output`` refuses for its text moderation is
+    not dropped here: the caller moderates every variant with the brand's moderation policy
+    (``agent/moderation.py`` ``check_text``, which also traces the refusal and audits one that
+    crosses the minors line) and counts it as ``moderation``."""
     raw = variant.model_dump_json()
     if holds_secret(variant.prompt, secrets) or holds_secret(variant.rationale, secrets):
         return "secret"
@@ -248,7 +256,14 @@ def refusal(
         why = str(exc)
         if "injection" in why:
             return "injection"
-        return "fence" if "fence" in why else "moderation"
+        if "fence" in why:
+            return "fence"
+        # Refused by text moderation: the plan node moderates every variant again with the
+        # brand's moderation policy, and only that check traces the refusal and audits one
+        # crossing the minors line, so the variant is left to it (``check_text``). Its other
+        # strings still may not carry injection.
+        if any(detect_injection(text).detected for text in (variant.prompt, variant.rationale)):
+            return "injection"
     prompt = variant.prompt.casefold()
     if any(term.casefold() not in prompt for term in keep):
         return "off_brand"

@@ -597,6 +597,15 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             # the palette clause's colours, as the base prompt names them
             keep=[c.hex for c in brand.palette if c.hex.casefold() in prompt.casefold()],
         )
+        for held in outcome.held:  # dropped already; moderated for the trace and the audit
+            check_text(
+                ctx,
+                state["run_id"],
+                held,
+                node="plan",
+                source="variant",
+                forbidden_terms=brand.forbidden_terms,
+            )
         safe = [
             v
             for v in outcome.variants
