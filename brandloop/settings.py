@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from brandloop.errors import BadInputError, utf8_problem
@@ -226,6 +233,30 @@ class Settings(BaseSettings):
             raise ValueError(problem)
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        """A URL SQLAlchemy can open: one it cannot parse or whose database kind it does not
+        know is refused here, naming the variable; the URL (its password) is never repeated."""
+        if value is None:
+            return None
+        problem = database_url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir(cls, value: Path) -> Path:
+        """A directory, or a path one can be made at: not a file, nor below one."""
+        for path in (value, *value.parents):
+            if path.exists():
+                if not path.is_dir():
+                    where = "is" if path == value else f"is below {str(path)!r}, which is"
+                    raise ValueError(f"{str(value)!r} {where} a file, not a directory")
+                break
+        return value
+
     @field_validator("tenant")
     @classmethod
     def _tenant_id(cls, value: str) -> str:
@@ -302,6 +333,31 @@ def http_url_problem(url: str) -> str | None:
     return None
 
 
+def database_url_problem(url: str) -> str | None:
+    """Why ``url`` is not a database URL SQLAlchemy can open, or None; never repeats it."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return (
+            "not a database URL (e.g. postgresql+psycopg://user:password@host/brandloop, "
+            "sqlite:///path/brandloop.db)"
+        )
+    try:
+        dialect = parsed.get_dialect()
+    except NoSuchModuleError:
+        return (
+            f"unknown database kind {parsed.drivername!r} (use postgresql+psycopg:// or sqlite:///)"
+        )
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        return f"the driver of {parsed.drivername!r} is not installed ({exc.name or exc})"
+    return None
+
+
 def utf8_text_setting(value: Any) -> Any:
     """``value`` (a parsed setting) unless it holds text that is not UTF-8: an environment
     variable's bytes that are not UTF-8 reach Python as surrogate escapes, which no database,
@@ -320,6 +376,54 @@ def utf8_text_setting(value: Any) -> Any:
         if problem is not None:
             raise ValueError(problem)
     return value
+
+
+#: The most one LLM writer call may take by default, its retries included.
+DEFAULT_WRITER_TIMEOUT_S = 20.0
+
+
+class WriterSettings(BaseSettings):
+    """The optional LLM prompt writer (``agent/writer.py``): off unless ``PROVIDER`` is set.
+    Read, and refused when malformed, with the process's settings (:func:`get_settings`), so
+    every command names a bad ``BRANDLOOP_WRITER_*`` variable, not only the ones that run."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BRANDLOOP_WRITER_", extra="ignore", allow_inf_nan=False
+    )
+
+    provider: Literal["openai", "ollama"] | None = None
+    model: str = Field(default="", validate_default=True)
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    temperature: float = Field(default=0.7, ge=0, le=2)
+    #: The most one writer call may take, its retries included: a stalled writer cannot hold
+    #: a run for minutes.
+    timeout_s: float = Field(default=DEFAULT_WRITER_TIMEOUT_S, gt=0, le=300)
+    #: Retries of a failed call by the client library (within ``timeout_s``).
+    max_retries: int = Field(default=1, ge=0, le=5)
+
+    @field_validator("model")
+    @classmethod
+    def _model_with_provider(cls, value: str, info: ValidationInfo) -> str:
+        value = value.strip()
+        if info.data.get("provider") is not None and not value:
+            raise ValueError("is required with BRANDLOOP_WRITER_PROVIDER")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        problem = http_url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("model", "base_url", "api_key", mode="before")
+    @classmethod
+    def _utf8_text(cls, value: Any) -> Any:
+        return utf8_text_setting(value)
 
 
 S = TypeVar("S", bound=BaseSettings)
@@ -358,5 +462,13 @@ def load_settings(model: type[S]) -> S:
 @lru_cache
 def get_settings() -> Settings:
     """This process's settings; a malformed ``BRANDLOOP_*`` variable is a
-    :class:`BadInputError` naming it (exit 2 in the CLI)."""
-    return load_settings(Settings)
+    :class:`BadInputError` naming it (exit 2 in the CLI). The LLM writer's settings are read
+    (and refused) here too, though only a run uses them."""
+    settings = load_settings(Settings)
+    get_writer_settings()
+    return settings
+
+
+def get_writer_settings() -> WriterSettings:
+    """The LLM writer's settings (``BRANDLOOP_WRITER_*``); malformed: :class:`BadInputError`."""
+    return load_settings(WriterSettings)

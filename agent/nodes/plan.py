@@ -33,6 +33,7 @@ from brandloop.agent.repairs import fix_rates
 from brandloop.agent.replay import earlier_accepted, replay_candidates
 from brandloop.agent.state import RunState
 from brandloop.agent.stopping import COST_WINDOW, Outlook, cost_per_accepted_image, outlook
+from brandloop.agent.writer import WriterOutcome
 from brandloop.domain import Candidate, Decision, ModelSpec, StopCause
 from brandloop.policies.catalog import image_price
 from brandloop.registry.types import usd
@@ -367,6 +368,44 @@ def _outlook(
     )
 
 
+def _writer_decision(
+    ctx: RunContext,
+    state: RunState,
+    outcome: WriterOutcome,
+    used: int,
+    dropped: dict[str, int],
+    identity: dict[str, str],
+) -> Decision:
+    """The trace's record of one writer call: which writer, how long it took and what came of
+    it. A failure is named by its class only (its message may hold the raw answer or a key)."""
+    took = f"{outcome.latency_ms:.0f} ms"
+    who = f"LLM writer {identity['provider']}/{identity['model']}"
+    if outcome.failure is not None:
+        reason = (
+            f"{who} failed ({outcome.failure}) after {took}: no variants, the composed "
+            "prompts are used"
+        )
+    else:
+        reason = f"{who} answered in {took}: {used} variant(s) used"
+    if dropped:
+        total = sum(dropped.values())
+        reason += f"; {total} variant(s) dropped: " + ", ".join(
+            f"{kind}" if n == total else f"{kind} ×{n}" for kind, n in sorted(dropped.items())
+        )
+    decision = Decision(
+        node="plan",
+        action="writer_failed" if outcome.failure is not None else "write_variants",
+        reason=reason,
+        signals={
+            "latency_ms": outcome.latency_ms,
+            "variants_used": float(used),
+            "variants_dropped": float(sum(dropped.values())),
+        },
+    )
+    ctx.emit(state["run_id"], "plan", "decision", decision.model_dump(mode="json"))
+    return decision
+
+
 async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
     request = state["request"]
@@ -545,13 +584,31 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         }
     prompts = [prompt] * len(planned)
     written = 0
+    writer_params: dict[str, Any] = {}
+    writer_decisions: list[Decision] = []
     if ctx.writer is not None and iteration == 1 and planned:
-        variants = await ctx.writer.variants(
-            base_prompt=prompt, brief=request.brief, brand=brand.name, n=len(planned)
+        outcome = await ctx.writer.write(
+            base_prompt=prompt,
+            brief=request.brief,
+            brand=brand.name,
+            n=len(planned),
+            forbidden_terms=brand.forbidden_terms,
+            secrets=ctx.secrets,
+            # the palette clause's colours, as the base prompt names them
+            keep=[c.hex for c in brand.palette if c.hex.casefold() in prompt.casefold()],
         )
+        for held in outcome.held:  # dropped already; moderated for the trace and the audit
+            check_text(
+                ctx,
+                state["run_id"],
+                held,
+                node="plan",
+                source="variant",
+                forbidden_terms=brand.forbidden_terms,
+            )
         safe = [
             v
-            for v in variants
+            for v in outcome.variants
             if check_text(
                 ctx,
                 state["run_id"],
@@ -564,6 +621,13 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         for index, variant in enumerate(safe[: len(planned)]):
             prompts[index] = variant
             written += 1
+        writer_params = {"writer": dict(ctx.writer.identity)}
+        dropped = dict(outcome.dropped)
+        if len(outcome.variants) > len(safe):
+            dropped["moderation"] = dropped.get("moderation", 0) + len(outcome.variants) - len(safe)
+        writer_decisions.append(
+            _writer_decision(ctx, state, outcome, written, dropped, ctx.writer.identity)
+        )
 
     count = len(planned)
     recalled = _recalled_seeds(state, iteration)[:count]
@@ -584,7 +648,10 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             height=height,
             iteration=iteration,
             estimated_cost_usd=price[arm.key],
-            params={"quality": arm.quality} if arm.quality else {},
+            params={
+                **({"quality": arm.quality} if arm.quality else {}),
+                **(writer_params if index < written else {}),
+            },
             modifiers=list(modifiers),
         )
         for index, (arm, seed) in enumerate(zip(planned, seeds, strict=True))
@@ -617,5 +684,5 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         "candidates": candidates,
         "iteration": iteration,
         "seed_cursor": cursor + count - len(recalled),
-        "decisions": [*fit_decisions, decision],
+        "decisions": [*fit_decisions, *writer_decisions, decision],
     }

@@ -22,6 +22,7 @@ from brandloop.agent.runner import (
     new_run_id,
     run_generation,
 )
+from brandloop.agent.writer import PromptWriter, build_writer
 from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import (
@@ -290,15 +291,21 @@ def generate(
     )
     load_agent_policy()  # a malformed BRANDLOOP_AGENT_POLICY fails here, before the run starts
     check_request(db, request, run_id=run_id)
+    writer = build_writer()  # a writer that cannot be built (its extra missing) fails here too
     try:
         if as_json:
             result = asyncio.run(
                 run_generation(
-                    request, settings=cfg, db=database(), run_id=run_id, use_memory=not no_memory
+                    request,
+                    settings=cfg,
+                    db=database(),
+                    run_id=run_id,
+                    use_memory=not no_memory,
+                    writer=writer,
                 )
             )
         else:
-            result = _with_progress(request, run_id, use_memory=not no_memory)
+            result = _with_progress(request, run_id, use_memory=not no_memory, writer=writer)
     except SigningError as exc:
         raise signing_stopped(exc, run_id, as_json=as_json) from exc
     result = write_outputs(result, target, tenant=cfg.tenant)
@@ -310,7 +317,11 @@ def generate(
     raise typer.Exit(exit_code(result))
 
 
-def _with_progress(request: GenerationRequest, run_id: str, *, use_memory: bool) -> RunResult:
+def _with_progress(
+    request: GenerationRequest, run_id: str, *, use_memory: bool, writer: PromptWriter | None
+) -> RunResult:
+    """The run with a progress bar on stderr: started only once everything that can refuse the
+    request before work starts has been checked, so an error is never preceded by it."""
     cfg = settings()
     with Progress(
         SpinnerColumn(),
@@ -342,6 +353,7 @@ def _with_progress(request: GenerationRequest, run_id: str, *, use_memory: bool)
                 run_id=run_id,
                 on_event=on_event,
                 use_memory=use_memory,
+                writer=writer,
             )
         )
         progress.update(task, completed=len(result.images), description=result.status)

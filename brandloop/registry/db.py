@@ -32,7 +32,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from brandloop.errors import SchemaOutdatedError
+from brandloop.errors import BadInputError, SchemaOutdatedError
 from brandloop.registry import fencing  # noqa: F401  (registers the fencing checks on Session)
 from brandloop.registry.write_lock import install_process_write_lock
 from brandloop.settings import Settings
@@ -147,7 +147,16 @@ class Database:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
-        return cls(settings.resolved_database_url)
+        """The configured database; a data dir (or SQLite file's folder) that cannot be made is
+        one :class:`BadInputError` naming its variable, never the URL (it may hold a password)."""
+        try:
+            return cls(settings.resolved_database_url)
+        except OSError as exc:
+            if settings.database_url:
+                where = "BRANDLOOP_DATABASE_URL: the SQLite file's folder cannot be made"
+            else:
+                where = f"BRANDLOOP_DATA_DIR: {str(settings.data_dir)!r} cannot be made or used"
+            raise BadInputError(f"{where}: {exc.strerror or type(exc).__name__}") from None
 
     def __repr__(self) -> str:
         return f"Database({self.engine.url.render_as_string(hide_password=True)!r})"

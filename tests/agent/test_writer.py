@@ -61,7 +61,7 @@ async def test_the_planner_uses_moderated_variants(
 ) -> None:
     brand = add_acme(settings, db)
     writer = PromptWriter(
-        fake(variants_json("teal #0f766e and cream #fef3c7 coffee cup, strict palette",
+        fake(variants_json("teal #0f766e, cream #fef3c7, espresso #4a2c2a coffee cup, strict palette",
                            "an instant coffee ad"))
     )  # fmt: skip
     provider = CountingProvider()
