@@ -109,21 +109,42 @@ def _tidy(text: str) -> str:
     return text
 
 
+#: words that join a noun phrase to the rest of a brief: never taken out as a removed thing's
+#: modifier, and left dangling by a removal ("a dog with a ball on the grass" without the ball)
+_JOINING = (
+    r"on|in|at|by|with|under|over|of|and|or|to|from|into|onto|near|beside|behind|for|"
+    r"against|across|along|above|below"
+)
+_GAP = "\x00"
+_DANGLING = re.compile(
+    rf"\b(?:{_JOINING})\s*{_GAP}(?=\s*(?:$|[,.;:!?]|(?:{_JOINING})\b))", re.IGNORECASE
+)
+
+
 def strip_term(brief: str, term: str) -> tuple[str, bool]:
-    """``brief`` without ``term`` (with its article, up to two words before it, and a
-    plural s); whether anything was taken out."""
+    """``brief`` without ``term`` (with its article, up to two words before it that are not
+    prepositions or conjunctions, and a plural s); a one-word term also takes the words made
+    from it ("snow": "snowy", "snow-capped"). A preposition the removal leaves with nothing
+    to join goes too ("a dog with a ball on the grass" without the ball is "a dog on the
+    grass"). Returns whether anything was taken out."""
     words = [re.escape(w) for w in term.split()]
     if not words:
         return brief, False
     core = r"\s+".join(words) + r"(?:e?s)?"
+    modifier = rf"(?:\b(?!(?:{_JOINING})\b)[\w'-]+\s+)"
     pattern = re.compile(
-        rf"(?:\b(?:a|an|the|some|two|three|four|\d+)\s+)?(?:\b[\w'-]+\s+){{0,2}}?\b{core}\b",
+        rf"(?:\b(?:a|an|the|some|two|three|four|\d+)\s+)?{modifier}{{0,2}}?\b{core}\b(?!-)",
         re.IGNORECASE,
     )
-    edited, count = pattern.subn("", brief)
+    edited, count = pattern.subn(_GAP, brief)
+    if not count and len(words) == 1:  # "snowy", "snowier", "snow-capped"
+        word = words[0]
+        derived = rf"\b{word}(?:{word[-1]}?(?:y|ier|iest)\b|(?:e?s)?-[\w-]+)"
+        edited, count = re.subn(derived, _GAP, brief, flags=re.IGNORECASE)
     if not count:
         return brief, False
-    return _tidy(edited), True
+    edited = _DANGLING.sub(_GAP, edited)
+    return _tidy(edited.replace(_GAP, " ")), True
 
 
 def _clean_term(text: str) -> str:

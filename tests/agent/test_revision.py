@@ -29,6 +29,13 @@ ACME = load_brand_kit(ROOT / "examples/brands/acme-coffee.yaml")
 MUG = "a steaming mug on a wooden table, soft morning light"
 
 
+def test_no_snow_takes_the_snowy_ridge_out_of_the_brief() -> None:
+    brief = "a hiker in an orange jacket on a snowy ridge at dawn"
+    edit = apply_rules(BriefState(brief=brief), "no snow, drop the orange jacket")
+    assert edit.after == "a hiker on a ridge at dawn"
+    assert edit.avoid == ["snow", "orange jacket"]
+
+
 def test_warmer_and_drop_the_mug_edits_the_brief_instead_of_appending() -> None:
     edit = apply_rules(BriefState(brief=MUG), "warmer, and drop the mug")
     assert edit.after == "a wooden table, soft morning light"
@@ -47,6 +54,14 @@ def test_warmer_and_drop_the_mug_edits_the_brief_instead_of_appending() -> None:
         ("the Mug, the spoon", "mug", "the spoon"),
         ("a cup of coffee", "mug", "a cup of coffee"),
         ("a coffee mug on a desk", "coffee mug", "a desk"),
+        # a preposition is never taken as the thing's modifier, nor left joining nothing
+        ("a hiker on snow at dawn", "snow", "a hiker at dawn"),
+        ("a dog with a red ball on the grass", "ball", "a dog on the grass"),
+        # a one-word term takes the words made from it
+        ("a hiker on a snowy ridge at dawn", "snow", "a hiker on a ridge at dawn"),
+        ("a cabin under snow-capped peaks", "snow", "a cabin under peaks"),
+        ("a foggy harbour", "fog", "a harbour"),
+        ("a card on a table", "car", "a card on a table"),
     ],
 )
 def test_strip_term(brief: str, term: str, after: str) -> None:

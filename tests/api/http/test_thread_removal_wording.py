@@ -1,0 +1,45 @@
+"""A follow-up that removes something takes it out of the brief the next run renders, through
+``POST /v1/threads/{id}/messages`` on SQLite and PostgreSQL: "no snow" takes the snowy ridge
+with it (an outside tester's thread kept "a snowy ridge" and only added snow to the negative
+prompt; the image came back 55% white), and a preposition left joining nothing goes too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from tests.api.http.conftest import Keys, wait_job
+
+
+def test_a_removal_takes_the_words_made_from_it_out_of_the_next_runs_brief(
+    client: TestClient, keys: Keys, acme: dict[str, Any]
+) -> None:
+    creator = keys["A", "creator"]
+    made = client.post(
+        "/v1/threads",
+        json={
+            "brand": "Acme Coffee",
+            "title": "hike",
+            "message": "a barista in an orange apron with a red ball on a snowy terrace",
+            "size": "64x64",
+        },
+        headers=creator,
+    )
+    assert made.status_code == 201, made.text
+    thread_id = made.json()["id"]
+    wait_job(client, made.json()["messages"][0]["job"]["id"], creator)
+
+    sent = client.post(
+        f"/v1/threads/{thread_id}/messages",
+        json={"content": "no snow, drop the orange apron and the ball"},
+        headers=creator,
+    )
+    assert sent.status_code == 202, sent.text
+    job = wait_job(client, sent.json()["job"]["id"], creator)
+    convo = client.get(f"/v1/threads/{thread_id}", headers=creator).json()
+    turn = convo["messages"][-1]
+    assert turn["brief"] == "a barista on a terrace", turn
+    assert turn["edit"]["avoid"] == ["snow", "orange apron", "ball"], turn["edit"]
+    run = client.get(f"/v1/runs/{job['run_id']}", headers=creator).json()
+    assert run["request"]["brief"] == "a barista on a terrace", run["request"]
