@@ -365,10 +365,14 @@ class Pair:
 
 
 def next_pair(
-    session: Session, *, tenant: str, actor: str, axis: Axis, seed: int = 0
+    session: Session, *, tenant: str, actor: str, axis: Axis, seed: int | None = None
 ) -> Pair | None:
     """Two images of one brand from two template versions (or two models) this reviewer has not
-    compared yet, from the tenant's latest 400 scored attempts; None when there is none."""
+    compared yet, from the tenant's latest 400 scored attempts; None when there is none.
+
+    Which image is on the left is drawn afresh for every call (a fixed draw would put the
+    version that sorts first on the left every time: position bias in the win rates); ``seed``
+    makes the draw repeatable for a test that needs it."""
     rows = session.execute(
         select(
             AttemptRow.artifact_sha256, AttemptRow.template_ref, AttemptRow.model, RunRow.brand_name

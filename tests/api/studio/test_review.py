@@ -252,6 +252,27 @@ def test_pairwise_mode_records_which_is_better(studio: Studio, api: Callable[...
     assert same.status_code == 422
 
 
+def test_pairwise_sides_are_shuffled_per_load(studio: Studio, api: Callable[..., Any]) -> None:
+    """The version or model that sorts first is not always on the left (position bias)."""
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    creator = studio.key("A", "creator")
+    for model in ("procedural/draft", "procedural/studio"):
+        api(
+            "POST",
+            "/v1/generations?wait=60",
+            creator,
+            json={"brief": "a cup", "brand": "Acme Coffee", "size": "128x128", "model": model},
+        )
+    lee = studio.signed_in_as("A", "lee", "approver")
+    lefts = set()
+    for _ in range(24):  # both orders stay unseen with odds of 2 in 2**24
+        page = lee.get("/review/pairwise?axis=model").text
+        found = re.search(r"Left: (procedural/\w+)", page)
+        assert found, page
+        lefts.add(found.group(1))
+    assert lefts == {"procedural/draft", "procedural/studio"}
+
+
 def test_review_pages_need_an_approver_and_the_tenant(
     studio: Studio, api: Callable[..., Any], always_review: None
 ) -> None:
