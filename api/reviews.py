@@ -479,15 +479,33 @@ def golden_suite_path(settings: Settings, tenant: str) -> Path:
 
 
 def add_golden(
-    session: Session, settings: Settings, *, tenant: str, sha256: str, actor: str
+    session: Session, settings: Settings, *, tenant: str, run_id: str, sha256: str, actor: str
 ) -> str:
     """Add an image reviewers found usable (the majority of its rubrics) as a golden case of
     the tenant's golden suite
     (``<data_dir>/evals/tenants/<tenant>/golden.yaml``):
     the same brief, brand, size, seed, template and model must again give an accepted image at
     least as good (composite - 0.05). Returns the case id. The suite is checked by the eval
-    loader after every write, and an image already in it is not added twice."""
+    loader after every write, and an image already in it is not added twice.
+
+    The case is made from run ``run_id``'s attempt that produced the image (two runs can make
+    the same bytes; the artifact row names only the first): a 404 when that run made no such
+    image."""
     artifact = _artifact(session, tenant, sha256)
+    run = _run(session, tenant, run_id)
+    made = session.scalars(
+        select(AttemptRow).where(AttemptRow.run_id == run.id, AttemptRow.artifact_sha256 == sha256)
+    ).all()
+    if not made and artifact.run_id == run.id:  # the file the run shipped (receipt inside)
+        shipped = session.get(AttemptRow, artifact.attempt_id) if artifact.attempt_id else None
+        if shipped is None or shipped.run_id != run.id:
+            raise ApiProblem(
+                409, "conflict", f"image {sha256[:12]} has no scored attempt behind it"
+            )
+        made = [shipped]
+    if not made:
+        raise ApiProblem(404, "not-found", f"run {run.id} made no image {sha256[:12]}")
+    attempt = next((a for a in made if a.outcome == "accepted"), made[0])
     usable = session.scalars(
         select(ImageRatingRow.usable).where(
             ImageRatingRow.tenant == tenant, ImageRatingRow.sha256 == sha256
@@ -497,9 +515,7 @@ def add_golden(
         raise ApiProblem(
             409, "conflict", "a golden case needs reviewers' verdict that the image is usable"
         )
-    run = session.get(RunRow, artifact.run_id)
-    attempt = session.get(AttemptRow, artifact.attempt_id) if artifact.attempt_id else None
-    if run is None or attempt is None or attempt.composite is None:
+    if attempt.composite is None:
         raise ApiProblem(409, "conflict", f"image {sha256[:12]} has no scored attempt behind it")
     brand_row = crud.get_brand(session, tenant=tenant, ref=run.brand_id or run.brand_name)
     if brand_row is None:

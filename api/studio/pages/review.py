@@ -178,8 +178,9 @@ def golden(
     if crud.get_run(session, tenant=user.tenant, run_id=run_id) is None:
         raise StudioError(404, f"no run {run_id}")
     reviews.add_golden(
-        session, settings, tenant=user.tenant, sha256=sha256, actor=user.api_principal.name
-    )
+        session, settings, tenant=user.tenant, run_id=run_id, sha256=sha256,
+        actor=user.api_principal.name,
+    )  # fmt: skip
     return see_other(f"/review/{run_id}?golden={sha256[:12]}#img-{sha256[:12]}")
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from sqlalchemy import select
 
 from brandloop.api import reviews
 from brandloop.domain import BrandKit
@@ -42,6 +44,23 @@ def _waiting_run(studio: Studio, api: Callable[..., Any], key: str, seed: int = 
     ).json()
     assert job["state"] == "awaiting_review", job
     return str(job["run_id"])
+
+
+def _shas(studio: Studio, run_id: str, outcome: str) -> list[str]:
+    """The images the run's attempts with ``outcome`` made, from the registry."""
+    with studio.db.session() as session:
+        return sorted(
+            {
+                str(sha)
+                for sha in session.scalars(
+                    select(AttemptRow.artifact_sha256).where(
+                        AttemptRow.run_id == run_id,
+                        AttemptRow.outcome == outcome,
+                        AttemptRow.artifact_sha256.is_not(None),
+                    )
+                )
+            }
+        )
 
 
 def test_approve_a_review_item_and_the_run_finishes_under_four_eyes(
@@ -196,6 +215,67 @@ def test_assign_rate_pairwise_golden_and_agreement(
     broken = lee.post(f"/review/{runs[0]}/golden", data={"csrf": csrf_of(page), "sha256": shas[0]})
     assert broken.status_code == 409 and "golden suite" in broken.text
     assert suite_path.read_text(encoding="utf-8") == "cases: [unclosed\n"
+
+
+def _rate_usable(studio: Studio, run_id: str, sha: str) -> None:
+    for name in ("lee", "cleo"):
+        reviewer = studio.signed_in_as("A", name, "approver")
+        rated = reviewer.post(
+            f"/review/{run_id}/rubric",
+            data={"csrf": csrf_of(reviewer.get(f"/review/{run_id}").text), "sha256": sha,
+                  "on_brand": "4", "usable": "yes"},
+            follow_redirects=False,
+        )  # fmt: skip
+        assert rated.status_code == 303, rated.text
+
+
+def test_a_golden_case_is_made_from_the_run_in_the_url(
+    studio: Studio, api: Callable[..., Any]
+) -> None:
+    """Two runs can make the same bytes; the case is the clicked run's, not the first's."""
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    creator = studio.key("A", "creator")
+    runs = []
+    for brief in ("a steaming cup on a table", "coffee beans in a jute sack"):
+        job = api(
+            "POST",
+            "/v1/generations?wait=60",
+            creator,
+            json={"brief": brief, "brand": "Acme Coffee", "size": "128x128", "seed": 7},
+        ).json()
+        assert job["state"] == "succeeded", json.dumps(job)[:2000]
+        runs.append(job["run_id"])
+    shared = sorted(
+        set(_shas(studio, runs[0], "accepted")) & set(_shas(studio, runs[1], "accepted"))
+    )
+    assert shared, "the two runs made no image in common"
+    sha = shared[0]
+    _rate_usable(studio, runs[1], sha)
+    lee = studio.signed_in_as("A", "lee", "approver")
+    page = lee.get(f"/review/{runs[1]}").text
+    assert f'action="/review/{runs[1]}/golden"' in page
+    added = lee.post(
+        f"/review/{runs[1]}/golden", data={"csrf": csrf_of(page), "sha256": sha},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert added.status_code == 303, added.text
+    path = studio.settings.data_dir / "evals" / "tenants" / "A" / "golden.yaml"
+    (case,) = yaml.safe_load(path.read_text(encoding="utf-8"))["cases"]
+    assert case["brief"] == "coffee beans in a jute sack", case
+    assert runs[1] in case["description"] and runs[0] not in case["description"], case
+    # an image the run in the URL did not make is not its case
+    other = api(
+        "POST",
+        "/v1/generations?wait=60",
+        creator,
+        json={"brief": "a latte", "brand": "Acme Coffee", "size": "128x128", "seed": 99},
+    ).json()
+    foreign = sorted(set(_shas(studio, other["run_id"], "accepted")) - set(shared))[0]
+    _rate_usable(studio, other["run_id"], foreign)
+    before = path.read_bytes()
+    refused = lee.post(f"/review/{runs[1]}/golden", data={"csrf": csrf_of(page), "sha256": foreign})
+    assert refused.status_code == 404 and "made no image" in refused.text, refused.text
+    assert path.read_bytes() == before
 
 
 def test_golden_cases_added_at_once_all_land(tmp_path: Path) -> None:
