@@ -489,8 +489,10 @@ def add_golden(
     loader after every write, and an image already in it is not added twice.
 
     The case is made from run ``run_id``'s attempt that produced the image (two runs can make
-    the same bytes; the artifact row names only the first): a 404 when that run made no such
-    image."""
+    the same bytes; the artifact row names only the first), and only from an image that run
+    delivered: an accepted attempt of a run that succeeded (or partly) - a run awaiting review
+    only once it is approved, never a candidate the acceptance rule rejected. Otherwise a 404
+    (the run made no such image) or a 409 naming why."""
     artifact = _artifact(session, tenant, sha256)
     run = _run(session, tenant, run_id)
     made = session.scalars(
@@ -506,6 +508,27 @@ def add_golden(
     if not made:
         raise ApiProblem(404, "not-found", f"run {run.id} made no image {sha256[:12]}")
     attempt = next((a for a in made if a.outcome == "accepted"), made[0])
+    if attempt.outcome != "accepted":
+        raise ApiProblem(
+            409,
+            "conflict",
+            f"image {sha256[:12]} was {attempt.outcome} by the acceptance rule in run {run.id}: "
+            "only an accepted image is a golden case",
+        )
+    if run.status == "awaiting_review":
+        raise ApiProblem(
+            409,
+            "conflict",
+            f"run {run.id} is awaiting review: its images can be added to the golden suite once "
+            "the run is approved",
+        )
+    if run.status not in DELIVERED:
+        raise ApiProblem(
+            409,
+            "conflict",
+            f"run {run.id} is {run.status}: only an image of a run that delivered it is a "
+            "golden case",
+        )
     usable = session.scalars(
         select(ImageRatingRow.usable).where(
             ImageRatingRow.tenant == tenant, ImageRatingRow.sha256 == sha256
@@ -704,7 +727,10 @@ def _append_golden(
                 },
             ],
             "tags": ["golden"],
-            "description": f"approved by {actor}; image {sha256} of run {run.id}",
+            "description": (
+                f"added by {actor}, rated usable by reviewers; image {sha256}, accepted in run "
+                f"{run.id} ({run.status})"
+            ),
         }
     )
     atomic_write(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True).encode())

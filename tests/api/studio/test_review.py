@@ -151,8 +151,8 @@ def test_assign_rate_pairwise_golden_and_agreement(
     assert runs[0] in mine and runs[1] not in mine
     # a rubric per image; a second save replaces the first
     page = lee.get(f"/review/{runs[0]}").text
-    shas = sorted(set(re.findall(r'name="sha256" value="([0-9a-f]{64})"', page)))
-    assert shas
+    shas = _shas(studio, runs[0], "accepted")
+    assert shas and all(f'name="sha256" value="{sha}"' in page for sha in shas)
     for usable in ("yes", "no"):
         saved = lee.post(
             f"/review/{runs[0]}/rubric",
@@ -168,7 +168,15 @@ def test_assign_rate_pairwise_golden_and_agreement(
         data={"csrf": csrf_of(page), "sha256": shas[0], "on_brand": "9", "usable": "yes"},
     )
     assert bad.status_code == 422
-    # golden: only an image reviewers found usable; one action writes a case the loader accepts
+    # golden: only an image of an approved run that reviewers found usable; one action writes a
+    # case the loader accepts
+    approved = lee.post(
+        f"/review/{runs[0]}/decision",
+        data={"csrf": csrf_of(page), "decision": "approve"},
+        follow_redirects=False,
+    )
+    assert approved.status_code == 303, approved.text
+    page = lee.get(f"/review/{runs[0]}").text
     refused = lee.post(f"/review/{runs[0]}/golden", data={"csrf": csrf_of(page), "sha256": shas[0]})
     assert refused.status_code == 409 and "usable" in refused.text
     cleo = studio.signed_in_as("A", "cleo", "approver")
@@ -191,8 +199,10 @@ def test_assign_rate_pairwise_golden_and_agreement(
     assert [(c.id, c.brand) for c in suite.cases] == [(f"golden-{shas[0][:16]}", "Acme Roasters")]
     # agreement: the page, the endpoint and the CLI give the same figure
     report = api("GET", "/v1/review/agreement", studio.key("A", "viewer")).json()
-    assert report["overall"]["labelled"] == 1 and report["sources"]["rubric"] == 1
-    assert report["overall"]["people_only"] + report["overall"]["both_accept"] == 1  # usable
+    # the rubric labels the image rated; the approval labels the run's other images
+    labelled = report["overall"]["labelled"]
+    assert report["sources"]["rubric"] == 1 and sum(report["sources"].values()) == labelled
+    assert report["overall"]["people_only"] + report["overall"]["both_accept"] == labelled
     assert report["overall"]["agreement"] in (0.0, 1.0)
     agreement_page = lee.get("/agreement").text
     assert f"{report['overall']['agreement']:.0%}" in agreement_page
@@ -276,6 +286,49 @@ def test_a_golden_case_is_made_from_the_run_in_the_url(
     refused = lee.post(f"/review/{runs[1]}/golden", data={"csrf": csrf_of(page), "sha256": foreign})
     assert refused.status_code == 404 and "made no image" in refused.text, refused.text
     assert path.read_bytes() == before
+
+
+def test_golden_needs_an_image_the_run_accepted_and_an_approved_run(
+    studio: Studio, api: Callable[..., Any], always_review: None
+) -> None:
+    """A run awaiting review offers no golden button, and the action is refused (409 naming
+    why) until the run is approved; an image the acceptance rule rejected never is one."""
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    creator = studio.key("A", "creator")
+    run_id = _waiting_run(studio, api, creator, seed=11)
+    accepted = _shas(studio, run_id, "accepted")
+    rejected = [s for s in _shas(studio, run_id, "rejected") if s not in accepted]
+    assert accepted and rejected
+    for sha in accepted + rejected:
+        _rate_usable(studio, run_id, sha)
+    lee = studio.signed_in_as("A", "lee", "approver")
+    page = lee.get(f"/review/{run_id}").text
+    assert f'action="/review/{run_id}/golden"' not in page
+    assert "Once the run is approved, this image can be added" in page
+    path = studio.settings.data_dir / "evals" / "tenants" / "A" / "golden.yaml"
+    waiting = lee.post(
+        f"/review/{run_id}/golden", data={"csrf": csrf_of(page), "sha256": accepted[0]}
+    )
+    assert waiting.status_code == 409 and "awaiting review" in waiting.text, waiting.text
+    assert not path.exists()
+    approved = lee.post(
+        f"/review/{run_id}/decision",
+        data={"csrf": csrf_of(page), "decision": "approve"},
+        follow_redirects=False,
+    )
+    assert approved.status_code == 303, approved.text
+    for sha in rejected:  # a candidate the rule rejected stays out, approved run or not
+        refused = lee.post(f"/review/{run_id}/golden", data={"csrf": csrf_of(page), "sha256": sha})
+        assert refused.status_code == 409 and "acceptance rule" in refused.text, refused.text
+    assert not path.exists()
+    page = lee.get(f"/review/{run_id}").text
+    assert f'action="/review/{run_id}/golden"' in page
+    added = lee.post(
+        f"/review/{run_id}/golden", data={"csrf": csrf_of(page), "sha256": accepted[0]},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert added.status_code == 303, added.text
+    assert [c.id for c in load_suite(path).cases] == [f"golden-{accepted[0][:16]}"]
 
 
 def test_golden_cases_added_at_once_all_land(tmp_path: Path) -> None:
