@@ -331,6 +331,36 @@ def test_golden_needs_an_image_the_run_accepted_and_an_approved_run(
     assert [c.id for c in load_suite(path).cases] == [f"golden-{accepted[0][:16]}"]
 
 
+def test_a_run_waiting_for_review_shows_its_images_marked_on_the_chat_and_run_pages(
+    studio: Studio, api: Callable[..., Any], always_review: None
+) -> None:
+    """Its accepted images stay on the chat turn and the run page, marked as waiting for review
+    with a link to the review page; the wording is the web app's, not the CLI command."""
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    cara = studio.signed_in_as("A", "cara", "creator")
+    home = cara.get("/chat")
+    thread = cara.post(
+        "/chat",
+        data={"csrf": csrf_of(home.text), "brand": "Acme Coffee", "message": "a steaming cup",
+              "size": "256x256"},
+        follow_redirects=False,
+    ).headers["location"]  # fmt: skip
+    for _ in range(600):
+        turn = cara.get(thread).text
+        if "review it</a>" in turn:
+            break
+        time.sleep(0.1)
+    run_id = re.search(r'href="/runs/(run_\w+)"', turn).group(1)  # type: ignore[union-attr]
+    accepted = _shas(studio, run_id, "accepted")
+    assert accepted
+    run_page = cara.get(f"/runs/{run_id}").text
+    for page in (turn, run_page):
+        assert "brandloop review" not in page
+        assert "Waiting for review" in page and f'href="/review/{run_id}"' in page
+        assert all(f"/thumbs/512/{sha}" in page for sha in accepted), page
+    assert "No accepted images" not in run_page
+
+
 def test_golden_cases_added_at_once_all_land(tmp_path: Path) -> None:
     """Reviewers adding golden cases at the same moment (threads of one process, or replicas
     sharing a data dir) each keep their case: the suite is read and rewritten under a lock."""
