@@ -112,6 +112,12 @@ def gallery(
     until: Annotated[str, Query(max_length=10)] = "",
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
+    # a filter GET /v1/runs refuses is refused here too, never an empty gallery: a status that
+    # is not one is a 422 page naming it, a brand the tenant does not have a 404
+    if status and status not in STATUSES:
+        raise StudioError(422, f"Status: {status!r} is not a run status ({', '.join(STATUSES)})")
+    if brand and not crud.brand_ids(session, tenant=user.tenant, ref=brand):
+        raise StudioError(404, f"Brand: unknown brand {brand!r}")
     where = crud.RunFilter(
         brand=brand or None,
         status=status or None,
