@@ -126,6 +126,12 @@ def decide(
     decision: Annotated[Literal["approve", "reject"], Form()],
     note: Note = "",
 ) -> Response:
+    if decision == "reject" and not note.strip():  # one stray `r` must not reject a run
+        raise StudioError(
+            422,
+            f"to reject run {run_id}, say why in the Note: the requester reads it; the run "
+            "still waits for review",
+        )
     reviews.decide_run(
         session, pool, principal=user.api_principal, run_id=run_id, decision=decision,
         note=note,

@@ -361,6 +361,33 @@ def test_a_run_waiting_for_review_shows_its_images_marked_on_the_chat_and_run_pa
     assert "No accepted images" not in run_page
 
 
+def test_a_run_reject_needs_a_note_and_a_blank_one_leaves_the_run_waiting(
+    studio: Studio, api: Callable[..., Any], always_review: None
+) -> None:
+    """One stray `r` (the reject shortcut) with no note is a 422 page saying so; approve
+    needs none."""
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    run_id = _waiting_run(studio, api, studio.key("A", "creator"))
+    lee = studio.signed_in_as("A", "lee", "approver")
+    page = lee.get(f"/review/{run_id}").text
+    for note in ("", "   "):
+        refused = lee.post(
+            f"/review/{run_id}/decision",
+            data={"csrf": csrf_of(page), "decision": "reject", "note": note},
+            follow_redirects=False,
+        )
+        assert refused.status_code == 422 and "say why in the Note" in refused.text
+        assert "status-awaiting_review" in lee.get(f"/runs/{run_id}").text
+    assert run_id in lee.get("/review").text
+    rejected = lee.post(
+        f"/review/{run_id}/decision",
+        data={"csrf": csrf_of(page), "decision": "reject", "note": "off brand"},
+        follow_redirects=False,
+    )
+    assert rejected.status_code == 303, rejected.text
+    assert run_id not in lee.get("/review").text
+
+
 def test_golden_cases_added_at_once_all_land(tmp_path: Path) -> None:
     """Reviewers adding golden cases at the same moment (threads of one process, or replicas
     sharing a data dir) each keep their case: the suite is read and rewritten under a lock."""
