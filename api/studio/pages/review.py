@@ -11,7 +11,12 @@ from fastapi import APIRouter, Form, Query, Request, Response
 
 from brandloop.api import reviews
 from brandloop.api.deps import PoolDep, SessionDep, SettingsDep
-from brandloop.api.studio.pages.runs import palette_of, run_context
+from brandloop.api.studio.pages.runs import (
+    WAITING_FOR_REVIEW,
+    accepted_so_far,
+    palette_of,
+    run_context,
+)
 from brandloop.api.studio.web import (
     Approver,
     Csrf,
@@ -40,7 +45,13 @@ def queue(
     items = reviews.waiting(
         session, tenant=user.tenant, assignee=user.api_principal.name if mine else None
     )
-    return render(request, "review.html", {"title": "Review", "items": items, "mine": mine})
+    images = {i.run.id: accepted_so_far(session, i.run.id) for i in items}
+    return render(
+        request,
+        "review.html",
+        {"title": "Review", "items": items, "mine": mine, "images": images,
+         "waiting_words": WAITING_FOR_REVIEW},
+    )  # fmt: skip
 
 
 @router.get("/review/pairwise")

@@ -388,6 +388,19 @@ def test_a_run_reject_needs_a_note_and_a_blank_one_leaves_the_run_waiting(
     assert run_id not in lee.get("/review").text
 
 
+def test_the_review_queue_shows_each_waiting_runs_images(
+    studio: Studio, api: Callable[..., Any], always_review: None
+) -> None:
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    creator = studio.key("A", "creator")
+    runs = [_waiting_run(studio, api, creator, seed=s) for s in (3, 4)]
+    queue = studio.signed_in_as("A", "lee", "approver").get("/review").text
+    for run_id in runs:
+        accepted = _shas(studio, run_id, "accepted")
+        assert accepted and all(f"/thumbs/256/{sha}" in queue for sha in accepted[:4]), queue
+    assert "brandloop review" not in queue
+
+
 def test_golden_cases_added_at_once_all_land(tmp_path: Path) -> None:
     """Reviewers adding golden cases at the same moment (threads of one process, or replicas
     sharing a data dir) each keep their case: the suite is read and rewritten under a lock."""
