@@ -365,10 +365,14 @@ class Pair:
 
 
 def next_pair(
-    session: Session, *, tenant: str, actor: str, axis: Axis, seed: int = 0
+    session: Session, *, tenant: str, actor: str, axis: Axis, seed: int | None = None
 ) -> Pair | None:
     """Two images of one brand from two template versions (or two models) this reviewer has not
-    compared yet, from the tenant's latest 400 scored attempts; None when there is none."""
+    compared yet, from the tenant's latest 400 scored attempts; None when there is none.
+
+    Which image is on the left is drawn afresh for every call (a fixed draw would put the
+    version that sorts first on the left every time: position bias in the win rates); ``seed``
+    makes the draw repeatable for a test that needs it."""
     rows = session.execute(
         select(
             AttemptRow.artifact_sha256, AttemptRow.template_ref, AttemptRow.model, RunRow.brand_name
@@ -475,15 +479,56 @@ def golden_suite_path(settings: Settings, tenant: str) -> Path:
 
 
 def add_golden(
-    session: Session, settings: Settings, *, tenant: str, sha256: str, actor: str
+    session: Session, settings: Settings, *, tenant: str, run_id: str, sha256: str, actor: str
 ) -> str:
     """Add an image reviewers found usable (the majority of its rubrics) as a golden case of
     the tenant's golden suite
     (``<data_dir>/evals/tenants/<tenant>/golden.yaml``):
     the same brief, brand, size, seed, template and model must again give an accepted image at
     least as good (composite - 0.05). Returns the case id. The suite is checked by the eval
-    loader after every write, and an image already in it is not added twice."""
+    loader after every write, and an image already in it is not added twice.
+
+    The case is made from run ``run_id``'s attempt that produced the image (two runs can make
+    the same bytes; the artifact row names only the first), and only from an image that run
+    delivered: an accepted attempt of a run that succeeded (or partly) - a run awaiting review
+    only once it is approved, never a candidate the acceptance rule rejected. Otherwise a 404
+    (the run made no such image) or a 409 naming why."""
     artifact = _artifact(session, tenant, sha256)
+    run = _run(session, tenant, run_id)
+    made = session.scalars(
+        select(AttemptRow).where(AttemptRow.run_id == run.id, AttemptRow.artifact_sha256 == sha256)
+    ).all()
+    if not made and artifact.run_id == run.id:  # the file the run shipped (receipt inside)
+        shipped = session.get(AttemptRow, artifact.attempt_id) if artifact.attempt_id else None
+        if shipped is None or shipped.run_id != run.id:
+            raise ApiProblem(
+                409, "conflict", f"image {sha256[:12]} has no scored attempt behind it"
+            )
+        made = [shipped]
+    if not made:
+        raise ApiProblem(404, "not-found", f"run {run.id} made no image {sha256[:12]}")
+    attempt = next((a for a in made if a.outcome == "accepted"), made[0])
+    if attempt.outcome != "accepted":
+        raise ApiProblem(
+            409,
+            "conflict",
+            f"image {sha256[:12]} was {attempt.outcome} by the acceptance rule in run {run.id}: "
+            "only an accepted image is a golden case",
+        )
+    if run.status == "awaiting_review":
+        raise ApiProblem(
+            409,
+            "conflict",
+            f"run {run.id} is awaiting review: its images can be added to the golden suite once "
+            "the run is approved",
+        )
+    if run.status not in DELIVERED:
+        raise ApiProblem(
+            409,
+            "conflict",
+            f"run {run.id} is {run.status}: only an image of a run that delivered it is a "
+            "golden case",
+        )
     usable = session.scalars(
         select(ImageRatingRow.usable).where(
             ImageRatingRow.tenant == tenant, ImageRatingRow.sha256 == sha256
@@ -493,9 +538,7 @@ def add_golden(
         raise ApiProblem(
             409, "conflict", "a golden case needs reviewers' verdict that the image is usable"
         )
-    run = session.get(RunRow, artifact.run_id)
-    attempt = session.get(AttemptRow, artifact.attempt_id) if artifact.attempt_id else None
-    if run is None or attempt is None or attempt.composite is None:
+    if attempt.composite is None:
         raise ApiProblem(409, "conflict", f"image {sha256[:12]} has no scored attempt behind it")
     brand_row = crud.get_brand(session, tenant=tenant, ref=run.brand_id or run.brand_name)
     if brand_row is None:
@@ -684,7 +727,10 @@ def _append_golden(
                 },
             ],
             "tags": ["golden"],
-            "description": f"approved by {actor}; image {sha256} of run {run.id}",
+            "description": (
+                f"added by {actor}, rated usable by reviewers; image {sha256}, accepted in run "
+                f"{run.id} ({run.status})"
+            ),
         }
     )
     atomic_write(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True).encode())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
 
 from brandloop.api.studio.pages import (
     chat,
@@ -34,3 +35,10 @@ def mount_studio(app: FastAPI) -> None:
     for module in PAGES:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    # pages name an inline icon; a browser that asks for /favicon.ico anyway (a report served
+    # on its own, say) gets "nothing here", not a 404 in its console
+    app.add_api_route("/favicon.ico", _no_icon, methods=["GET", "HEAD"], include_in_schema=False)
+
+
+def _no_icon() -> Response:
+    return Response(status_code=204)

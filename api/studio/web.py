@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -187,15 +187,33 @@ class StudioRoute(APIRoute):
             except RequestValidationError as exc:
                 first = exc.errors()[0] if exc.errors() else {}
                 where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "the form"
-                return error_page(request, 422, f"{where}: {first.get('msg', 'invalid')}")
+                return error_page(request, 422, f"{where}: {_plain(where, first)}")
             except ValidationError as exc:  # a form the API's body schema refuses
                 first = exc.errors()[0] if exc.errors() else {}
                 where = ".".join(str(p) for p in first.get("loc", ())) or "the form"
-                return error_page(request, 422, f"{where}: {first.get('msg', 'invalid')}")
+                return error_page(request, 422, f"{where}: {_plain(where, first)}")
             except StarletteHTTPException as exc:
                 return error_page(request, exc.status_code, str(exc.detail or ""))
 
         return route
+
+
+#: what a field's pattern asks for, in the words the API's docs and the CLI use
+_PATTERN_WORDS = {
+    "size": "not of the form WIDTHxHEIGHT, each side 64..4096 pixels, e.g. 1024x640",
+    "aspect_ratio": "not of the form W:H, e.g. 16:9",
+}
+
+
+def _plain(where: str, error: Mapping[str, Any]) -> str:
+    """A validation error in plain words: a pattern is never quoted at a person (the input is
+    never echoed either: it may hold a secret)."""
+    if error.get("type") != "string_pattern_mismatch":
+        return str(error.get("msg", "invalid"))
+    value = error.get("input")
+    if isinstance(value, str) and not value.strip():
+        return "is blank: write something"
+    return _PATTERN_WORDS.get(where.rsplit(".", 1)[-1], "is not in the form this field takes")
 
 
 def _session_user(service: Service, token: str) -> StudioUser | None:

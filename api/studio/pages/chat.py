@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Header, Request, Response
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from brandloop.api.deps import PoolDep, ServiceDep, SessionDep, SettingsDep
@@ -18,7 +17,12 @@ from brandloop.api.problems import ApiProblem
 from brandloop.api.routers.jobs import events_response
 from brandloop.api.routers.threads import create_thread, post_message, thread_public
 from brandloop.api.schemas import MessageCreate, ThreadCreate
-from brandloop.api.studio.pages.runs import image_views, palette_of
+from brandloop.api.studio.pages.runs import (
+    WAITING_FOR_REVIEW,
+    accepted_so_far,
+    image_views,
+    palette_of,
+)
 from brandloop.api.studio.web import (
     Creator,
     Csrf,
@@ -30,7 +34,7 @@ from brandloop.api.studio.web import (
 )
 from brandloop.domain import MAX_BRIEF_CHARS, AcceptedImage
 from brandloop.registry import crud
-from brandloop.registry.models import AttemptRow, RunRow
+from brandloop.registry.models import RunRow
 from brandloop.registry.models_service import JobRow
 from brandloop.settings import Settings
 from brandloop.views import run_receipts
@@ -90,23 +94,15 @@ def job_view(
             [AcceptedImage.model_validate(i) for i in job.result.get("images", [])],
             run_receipts(session, run=run) if run is not None else [],
         )
-    else:
-        partial = [
-            str(sha)
-            for sha in session.scalars(
-                select(AttemptRow.artifact_sha256).where(
-                    AttemptRow.run_id == job.run_id,
-                    AttemptRow.outcome == "accepted",
-                    AttemptRow.artifact_sha256.is_not(None),
-                )
-            )
-        ]
+    if job.result is None or job.state == "awaiting_review":
+        partial = accepted_so_far(session, job.run_id)
+    reason = (job.result or {}).get("reason", "") or (job.error or {}).get("detail", "")
     return {
         "job": job,
         "images": images,
         "partial": partial,
         "final": job.state in store.FINAL_STATES or job.state == "awaiting_review",
-        "reason": (job.result or {}).get("reason", "") or (job.error or {}).get("detail", ""),
+        "reason": WAITING_FOR_REVIEW if job.state == "awaiting_review" else reason,
         "refused": turn_refusal(job),
     }
 

@@ -11,7 +11,12 @@ from fastapi import APIRouter, Form, Query, Request, Response
 
 from brandloop.api import reviews
 from brandloop.api.deps import PoolDep, SessionDep, SettingsDep
-from brandloop.api.studio.pages.runs import palette_of, run_context
+from brandloop.api.studio.pages.runs import (
+    WAITING_FOR_REVIEW,
+    accepted_so_far,
+    palette_of,
+    run_context,
+)
 from brandloop.api.studio.web import (
     Approver,
     Csrf,
@@ -40,7 +45,13 @@ def queue(
     items = reviews.waiting(
         session, tenant=user.tenant, assignee=user.api_principal.name if mine else None
     )
-    return render(request, "review.html", {"title": "Review", "items": items, "mine": mine})
+    images = {i.run.id: accepted_so_far(session, i.run.id) for i in items}
+    return render(
+        request,
+        "review.html",
+        {"title": "Review", "items": items, "mine": mine, "images": images,
+         "waiting_words": WAITING_FOR_REVIEW},
+    )  # fmt: skip
 
 
 @router.get("/review/pairwise")
@@ -126,6 +137,12 @@ def decide(
     decision: Annotated[Literal["approve", "reject"], Form()],
     note: Note = "",
 ) -> Response:
+    if decision == "reject" and not note.strip():  # one stray `r` must not reject a run
+        raise StudioError(
+            422,
+            f"to reject run {run_id}, say why in the Note: the requester reads it; the run "
+            "still waits for review",
+        )
     reviews.decide_run(
         session, pool, principal=user.api_principal, run_id=run_id, decision=decision,
         note=note,
@@ -178,8 +195,9 @@ def golden(
     if crud.get_run(session, tenant=user.tenant, run_id=run_id) is None:
         raise StudioError(404, f"no run {run_id}")
     reviews.add_golden(
-        session, settings, tenant=user.tenant, sha256=sha256, actor=user.api_principal.name
-    )
+        session, settings, tenant=user.tenant, run_id=run_id, sha256=sha256,
+        actor=user.api_principal.name,
+    )  # fmt: skip
     return see_other(f"/review/{run_id}?golden={sha256[:12]}#img-{sha256[:12]}")
 
 

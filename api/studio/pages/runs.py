@@ -112,6 +112,12 @@ def gallery(
     until: Annotated[str, Query(max_length=10)] = "",
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
+    # a filter GET /v1/runs refuses is refused here too, never an empty gallery: a status that
+    # is not one is a 422 page naming it, a brand the tenant does not have a 404
+    if status and status not in STATUSES:
+        raise StudioError(422, f"Status: {status!r} is not a run status ({', '.join(STATUSES)})")
+    if brand and not crud.brand_ids(session, tenant=user.tenant, ref=brand):
+        raise StudioError(404, f"Brand: unknown brand {brand!r}")
     where = crud.RunFilter(
         brand=brand or None,
         status=status or None,
@@ -189,11 +195,33 @@ def image_views(
     return views
 
 
+#: what a run waiting for review says on a page (the run's own reason names the CLI command)
+WAITING_FOR_REVIEW = "Waiting for a reviewer's verdict: nothing is delivered until it is approved."
+
+
+def accepted_so_far(session: Session, run_id: str) -> list[str]:
+    """The images the acceptance rule accepted in the run so far (shown while it runs, and
+    while it waits for review, marked as such); nothing is delivered until it finishes."""
+    return [
+        str(sha)
+        for sha in session.scalars(
+            select(AttemptRow.artifact_sha256)
+            .where(
+                AttemptRow.run_id == run_id,
+                AttemptRow.outcome == "accepted",
+                AttemptRow.artifact_sha256.is_not(None),
+            )
+            .order_by(AttemptRow.created_at)
+        )
+    ]
+
+
 def run_context(
     session: Session, settings: Settings, *, tenant: str, run_id: str
 ) -> dict[str, Any]:
     """Everything the run page shows, from the API's own trace (``RunTrace``)."""
     trace = tenant_trace(session, tenant=tenant, run_id=run_id)
+    waiting = trace.run.status == "awaiting_review"
     signals = signal_rows(session, run_id)
     attempts = [{**a.model_dump(), "signals": signals.get(a.id, [])} for a in trace.attempts]
     job = store.job_for_run(session, tenant=tenant, run_id=run_id)
@@ -205,6 +233,8 @@ def run_context(
         "events": [e.model_dump() for e in trace.events],
         "palette": palette_of(session, tenant, trace.run.brand),
         "job": job,
+        "waiting": accepted_so_far(session, run_id) if waiting else [],
+        "reason": WAITING_FOR_REVIEW if waiting else trace.run.reason,
         "resumable": trace.run.status == "running"
         and (job is None or job.state not in ("queued", "running")),
     }

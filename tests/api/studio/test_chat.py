@@ -135,3 +135,25 @@ def test_another_tenants_thread_and_job_stream_are_404(
         == 404
     )
     assert thread_id not in b.get("/chat").text
+
+
+def test_chat_form_errors_are_plain_words_and_pages_have_an_icon(
+    studio: Studio, api: Callable[..., Any]
+) -> None:
+    """A refused field is named with what it takes, never the schema's regex; every page names
+    an icon, and /favicon.ico is no 404 in the browser's console."""
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    browser = studio.signed_in_as("A", "ana", "creator")
+    home = browser.get("/chat").text
+    token = csrf_of(home)
+    for data, words in (
+        ({"message": "a cup", "size": "abc"}, "size: not of the form WIDTHxHEIGHT"),
+        ({"message": " \u3000 "}, "message: is blank"),
+    ):
+        page = browser.post("/chat", data={"csrf": token, "brand": "Acme Coffee", **data})
+        assert page.status_code == 422 and words in page.text, page.text
+        assert "pattern" not in page.text and "^(" not in page.text, page.text
+    assert re.search(r'<link rel="icon" href="data:image/svg\+xml,', home)
+    assert browser.get("/favicon.ico").status_code in (200, 204)
+    with studio.db.session() as session:
+        assert session.query(JobRow).count() == 0

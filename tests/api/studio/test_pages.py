@@ -351,3 +351,41 @@ def test_a_target_with_no_results_is_not_measured_on_the_evals_pages(
     report = browser.get(f"/evals/{name}/report")
     assert report.status_code == 200
     assert "not measured (0/0)" in report.text and "0.0% (0/0)" not in report.text
+
+
+class _TableScrollers(HTMLParser):
+    """Counts tables, and those inside a ``.table-wrap`` (the horizontal scroller)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[bool] = []
+        self.tables = self.wrapped = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "div":
+            self.stack.append("table-wrap" in (dict(attrs).get("class") or "").split())
+        elif tag == "table":
+            self.tables += 1
+            self.wrapped += any(self.stack)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "div" and self.stack:
+            self.stack.pop()
+
+
+def test_tables_scroll_inside_their_wrapper_not_the_page_at_375px(
+    studio: Studio, api: Callable[..., Any]
+) -> None:
+    """A wide table scrolls in its own region; the region holds its .sr-only spans (positioned
+    absolutely, they would escape it and widen the page)."""
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    browser = studio.signed_in_as("A", "lee", "approver")
+    for path in ("/templates", "/agreement", "/evals"):
+        page = browser.get(path)
+        assert page.status_code == 200, path
+        found = _TableScrollers()
+        found.feed(page.text)
+        assert found.tables and found.wrapped == found.tables, (path, found.tables, found.wrapped)
+    css = browser.get("/static/studio.css").text
+    rule = re.search(r"\.table-wrap\s*\{([^}]*)\}", css)
+    assert rule and "overflow-x: auto" in rule.group(1) and "position: relative" in rule.group(1)

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from sqlalchemy import select
 
 from brandloop.api import reviews
 from brandloop.domain import BrandKit
@@ -42,6 +44,23 @@ def _waiting_run(studio: Studio, api: Callable[..., Any], key: str, seed: int = 
     ).json()
     assert job["state"] == "awaiting_review", job
     return str(job["run_id"])
+
+
+def _shas(studio: Studio, run_id: str, outcome: str) -> list[str]:
+    """The images the run's attempts with ``outcome`` made, from the registry."""
+    with studio.db.session() as session:
+        return sorted(
+            {
+                str(sha)
+                for sha in session.scalars(
+                    select(AttemptRow.artifact_sha256).where(
+                        AttemptRow.run_id == run_id,
+                        AttemptRow.outcome == outcome,
+                        AttemptRow.artifact_sha256.is_not(None),
+                    )
+                )
+            }
+        )
 
 
 def test_approve_a_review_item_and_the_run_finishes_under_four_eyes(
@@ -132,8 +151,8 @@ def test_assign_rate_pairwise_golden_and_agreement(
     assert runs[0] in mine and runs[1] not in mine
     # a rubric per image; a second save replaces the first
     page = lee.get(f"/review/{runs[0]}").text
-    shas = sorted(set(re.findall(r'name="sha256" value="([0-9a-f]{64})"', page)))
-    assert shas
+    shas = _shas(studio, runs[0], "accepted")
+    assert shas and all(f'name="sha256" value="{sha}"' in page for sha in shas)
     for usable in ("yes", "no"):
         saved = lee.post(
             f"/review/{runs[0]}/rubric",
@@ -149,7 +168,15 @@ def test_assign_rate_pairwise_golden_and_agreement(
         data={"csrf": csrf_of(page), "sha256": shas[0], "on_brand": "9", "usable": "yes"},
     )
     assert bad.status_code == 422
-    # golden: only an image reviewers found usable; one action writes a case the loader accepts
+    # golden: only an image of an approved run that reviewers found usable; one action writes a
+    # case the loader accepts
+    approved = lee.post(
+        f"/review/{runs[0]}/decision",
+        data={"csrf": csrf_of(page), "decision": "approve"},
+        follow_redirects=False,
+    )
+    assert approved.status_code == 303, approved.text
+    page = lee.get(f"/review/{runs[0]}").text
     refused = lee.post(f"/review/{runs[0]}/golden", data={"csrf": csrf_of(page), "sha256": shas[0]})
     assert refused.status_code == 409 and "usable" in refused.text
     cleo = studio.signed_in_as("A", "cleo", "approver")
@@ -172,8 +199,10 @@ def test_assign_rate_pairwise_golden_and_agreement(
     assert [(c.id, c.brand) for c in suite.cases] == [(f"golden-{shas[0][:16]}", "Acme Roasters")]
     # agreement: the page, the endpoint and the CLI give the same figure
     report = api("GET", "/v1/review/agreement", studio.key("A", "viewer")).json()
-    assert report["overall"]["labelled"] == 1 and report["sources"]["rubric"] == 1
-    assert report["overall"]["people_only"] + report["overall"]["both_accept"] == 1  # usable
+    # the rubric labels the image rated; the approval labels the run's other images
+    labelled = report["overall"]["labelled"]
+    assert report["sources"]["rubric"] == 1 and sum(report["sources"].values()) == labelled
+    assert report["overall"]["people_only"] + report["overall"]["both_accept"] == labelled
     assert report["overall"]["agreement"] in (0.0, 1.0)
     agreement_page = lee.get("/agreement").text
     assert f"{report['overall']['agreement']:.0%}" in agreement_page
@@ -196,6 +225,180 @@ def test_assign_rate_pairwise_golden_and_agreement(
     broken = lee.post(f"/review/{runs[0]}/golden", data={"csrf": csrf_of(page), "sha256": shas[0]})
     assert broken.status_code == 409 and "golden suite" in broken.text
     assert suite_path.read_text(encoding="utf-8") == "cases: [unclosed\n"
+
+
+def _rate_usable(studio: Studio, run_id: str, sha: str) -> None:
+    for name in ("lee", "cleo"):
+        reviewer = studio.signed_in_as("A", name, "approver")
+        rated = reviewer.post(
+            f"/review/{run_id}/rubric",
+            data={"csrf": csrf_of(reviewer.get(f"/review/{run_id}").text), "sha256": sha,
+                  "on_brand": "4", "usable": "yes"},
+            follow_redirects=False,
+        )  # fmt: skip
+        assert rated.status_code == 303, rated.text
+
+
+def test_a_golden_case_is_made_from_the_run_in_the_url(
+    studio: Studio, api: Callable[..., Any]
+) -> None:
+    """Two runs can make the same bytes; the case is the clicked run's, not the first's."""
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    creator = studio.key("A", "creator")
+    runs = []
+    for brief in ("a steaming cup on a table", "coffee beans in a jute sack"):
+        job = api(
+            "POST",
+            "/v1/generations?wait=60",
+            creator,
+            json={"brief": brief, "brand": "Acme Coffee", "size": "128x128", "seed": 7},
+        ).json()
+        assert job["state"] == "succeeded", json.dumps(job)[:2000]
+        runs.append(job["run_id"])
+    shared = sorted(
+        set(_shas(studio, runs[0], "accepted")) & set(_shas(studio, runs[1], "accepted"))
+    )
+    assert shared, "the two runs made no image in common"
+    sha = shared[0]
+    _rate_usable(studio, runs[1], sha)
+    lee = studio.signed_in_as("A", "lee", "approver")
+    page = lee.get(f"/review/{runs[1]}").text
+    assert f'action="/review/{runs[1]}/golden"' in page
+    added = lee.post(
+        f"/review/{runs[1]}/golden", data={"csrf": csrf_of(page), "sha256": sha},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert added.status_code == 303, added.text
+    path = studio.settings.data_dir / "evals" / "tenants" / "A" / "golden.yaml"
+    (case,) = yaml.safe_load(path.read_text(encoding="utf-8"))["cases"]
+    assert case["brief"] == "coffee beans in a jute sack", case
+    assert runs[1] in case["description"] and runs[0] not in case["description"], case
+    # an image the run in the URL did not make is not its case
+    other = api(
+        "POST",
+        "/v1/generations?wait=60",
+        creator,
+        json={"brief": "a latte", "brand": "Acme Coffee", "size": "128x128", "seed": 99},
+    ).json()
+    foreign = sorted(set(_shas(studio, other["run_id"], "accepted")) - set(shared))[0]
+    _rate_usable(studio, other["run_id"], foreign)
+    before = path.read_bytes()
+    refused = lee.post(f"/review/{runs[1]}/golden", data={"csrf": csrf_of(page), "sha256": foreign})
+    assert refused.status_code == 404 and "made no image" in refused.text, refused.text
+    assert path.read_bytes() == before
+
+
+def test_golden_needs_an_image_the_run_accepted_and_an_approved_run(
+    studio: Studio, api: Callable[..., Any], always_review: None
+) -> None:
+    """A run awaiting review offers no golden button, and the action is refused (409 naming
+    why) until the run is approved; an image the acceptance rule rejected never is one."""
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    creator = studio.key("A", "creator")
+    run_id = _waiting_run(studio, api, creator, seed=11)
+    accepted = _shas(studio, run_id, "accepted")
+    rejected = [s for s in _shas(studio, run_id, "rejected") if s not in accepted]
+    assert accepted and rejected
+    for sha in accepted + rejected:
+        _rate_usable(studio, run_id, sha)
+    lee = studio.signed_in_as("A", "lee", "approver")
+    page = lee.get(f"/review/{run_id}").text
+    assert f'action="/review/{run_id}/golden"' not in page
+    assert "Once the run is approved, this image can be added" in page
+    path = studio.settings.data_dir / "evals" / "tenants" / "A" / "golden.yaml"
+    waiting = lee.post(
+        f"/review/{run_id}/golden", data={"csrf": csrf_of(page), "sha256": accepted[0]}
+    )
+    assert waiting.status_code == 409 and "awaiting review" in waiting.text, waiting.text
+    assert not path.exists()
+    approved = lee.post(
+        f"/review/{run_id}/decision",
+        data={"csrf": csrf_of(page), "decision": "approve"},
+        follow_redirects=False,
+    )
+    assert approved.status_code == 303, approved.text
+    for sha in rejected:  # a candidate the rule rejected stays out, approved run or not
+        refused = lee.post(f"/review/{run_id}/golden", data={"csrf": csrf_of(page), "sha256": sha})
+        assert refused.status_code == 409 and "acceptance rule" in refused.text, refused.text
+    assert not path.exists()
+    page = lee.get(f"/review/{run_id}").text
+    assert f'action="/review/{run_id}/golden"' in page
+    added = lee.post(
+        f"/review/{run_id}/golden", data={"csrf": csrf_of(page), "sha256": accepted[0]},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert added.status_code == 303, added.text
+    assert [c.id for c in load_suite(path).cases] == [f"golden-{accepted[0][:16]}"]
+
+
+def test_a_run_waiting_for_review_shows_its_images_marked_on_the_chat_and_run_pages(
+    studio: Studio, api: Callable[..., Any], always_review: None
+) -> None:
+    """Its accepted images stay on the chat turn and the run page, marked as waiting for review
+    with a link to the review page; the wording is the web app's, not the CLI command."""
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    cara = studio.signed_in_as("A", "cara", "creator")
+    home = cara.get("/chat")
+    thread = cara.post(
+        "/chat",
+        data={"csrf": csrf_of(home.text), "brand": "Acme Coffee", "message": "a steaming cup",
+              "size": "256x256"},
+        follow_redirects=False,
+    ).headers["location"]  # fmt: skip
+    for _ in range(600):
+        turn = cara.get(thread).text
+        if "review it</a>" in turn:
+            break
+        time.sleep(0.1)
+    run_id = re.search(r'href="/runs/(run_\w+)"', turn).group(1)  # type: ignore[union-attr]
+    accepted = _shas(studio, run_id, "accepted")
+    assert accepted
+    run_page = cara.get(f"/runs/{run_id}").text
+    for page in (turn, run_page):
+        assert "brandloop review" not in page
+        assert "Waiting for review" in page and f'href="/review/{run_id}"' in page
+        assert all(f"/thumbs/512/{sha}" in page for sha in accepted), page
+    assert "No accepted images" not in run_page
+
+
+def test_a_run_reject_needs_a_note_and_a_blank_one_leaves_the_run_waiting(
+    studio: Studio, api: Callable[..., Any], always_review: None
+) -> None:
+    """One stray `r` (the reject shortcut) with no note is a 422 page saying so; approve
+    needs none."""
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    run_id = _waiting_run(studio, api, studio.key("A", "creator"))
+    lee = studio.signed_in_as("A", "lee", "approver")
+    page = lee.get(f"/review/{run_id}").text
+    for note in ("", "   "):
+        refused = lee.post(
+            f"/review/{run_id}/decision",
+            data={"csrf": csrf_of(page), "decision": "reject", "note": note},
+            follow_redirects=False,
+        )
+        assert refused.status_code == 422 and "say why in the Note" in refused.text
+        assert "status-awaiting_review" in lee.get(f"/runs/{run_id}").text
+    assert run_id in lee.get("/review").text
+    rejected = lee.post(
+        f"/review/{run_id}/decision",
+        data={"csrf": csrf_of(page), "decision": "reject", "note": "off brand"},
+        follow_redirects=False,
+    )
+    assert rejected.status_code == 303, rejected.text
+    assert run_id not in lee.get("/review").text
+
+
+def test_the_review_queue_shows_each_waiting_runs_images(
+    studio: Studio, api: Callable[..., Any], always_review: None
+) -> None:
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    creator = studio.key("A", "creator")
+    runs = [_waiting_run(studio, api, creator, seed=s) for s in (3, 4)]
+    queue = studio.signed_in_as("A", "lee", "approver").get("/review").text
+    for run_id in runs:
+        accepted = _shas(studio, run_id, "accepted")
+        assert accepted and all(f"/thumbs/256/{sha}" in queue for sha in accepted[:4]), queue
+    assert "brandloop review" not in queue
 
 
 def test_golden_cases_added_at_once_all_land(tmp_path: Path) -> None:
@@ -250,6 +453,27 @@ def test_pairwise_mode_records_which_is_better(studio: Studio, api: Callable[...
               "winner": "left"},
     )  # fmt: skip
     assert same.status_code == 422
+
+
+def test_pairwise_sides_are_shuffled_per_load(studio: Studio, api: Callable[..., Any]) -> None:
+    """The version or model that sorts first is not always on the left (position bias)."""
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    creator = studio.key("A", "creator")
+    for model in ("procedural/draft", "procedural/studio"):
+        api(
+            "POST",
+            "/v1/generations?wait=60",
+            creator,
+            json={"brief": "a cup", "brand": "Acme Coffee", "size": "128x128", "model": model},
+        )
+    lee = studio.signed_in_as("A", "lee", "approver")
+    lefts = set()
+    for _ in range(24):  # both orders stay unseen with odds of 2 in 2**24
+        page = lee.get("/review/pairwise?axis=model").text
+        found = re.search(r"Left: (procedural/\w+)", page)
+        assert found, page
+        lefts.add(found.group(1))
+    assert lefts == {"procedural/draft", "procedural/studio"}
 
 
 def test_review_pages_need_an_approver_and_the_tenant(

@@ -214,3 +214,22 @@ def test_a_malformed_date_filter_is_a_422_page_naming_it_never_every_run(
         assert api("GET", f"/v1/runs?{query}", key).status_code == 422, query
     # a valid day still filters, an empty one is no filter
     assert job["run_id"] in browser.get("/runs?since=2000-01-01&until=").text
+
+
+def test_a_status_or_brand_the_api_refuses_is_a_page_naming_it_never_zero_runs(
+    studio: Studio, api: Callable[..., Any]
+) -> None:
+    """A status that is not one is a 422 page, a brand the tenant lacks a 404, as at /v1/runs."""
+    job = make_run(studio, api)
+    browser = studio.signed_in_as("A", "ana", "viewer")
+    key = studio.key("A", "viewer")
+    for query, code, words in (
+        ("status=bogus", 422, "&#39;bogus&#39; is not a run status"),
+        ("brand=Nope", 404, "unknown brand &#39;Nope&#39;"),
+    ):
+        page = browser.get(f"/runs?{query}")
+        assert page.status_code == code, (query, page.status_code)
+        assert words in page.text and "0 runs" not in page.text, page.text
+        assert api("GET", f"/v1/runs?{query}", key).status_code == code, query
+    # a real status and any spelling of a brand still filter
+    assert job["run_id"] in browser.get(f"/runs?status={job['state']}&brand=acme_coffee").text
