@@ -466,17 +466,41 @@ class BrandMemory:
 
     @_serialised(write=False)
     def descriptors(
-        self, *, tenant: str, brand: str, campaign_id: str | None = None, limit: int = 50
+        self,
+        *,
+        tenant: str,
+        brand: str,
+        campaign_id: str | None = None,
+        limit: int = 50,
+        kit: str | None = None,
     ) -> list[MemoryHit]:
         """Image descriptors of the brand (or of one campaign), oldest first: the first
-        ``limit`` recorded, so the cost stays flat however many the brand has."""
+        ``limit`` recorded, so the cost stays flat however many the brand has.
+
+        With ``kit`` (a kit digest, as stored by :meth:`remember_descriptor`), the records of
+        another kit are left out, and when the first ``limit`` held any, this kit's own are
+        looked up by their ``kit`` (only then: a brand whose kit never changed pays for one
+        read), so a brand refreshed after ``limit`` accepted images still finds its new
+        kit's. Records stored without a kit are kept for the caller to judge
+        (``brandloop.agent.kit_memory``)."""
         _check_k(min(limit, MAX_K))
         collection = self._collection(tenant, brand, "descriptor")
         if collection is None:
             return []
         where = cast(Where, {"campaign_id": campaign_id}) if campaign_id is not None else None
+        hits = self._get(collection, where, limit)
+        if kit is not None:
+            kept = _of_kit(hits, kit)
+            if len(kept) < len(hits):  # another kit's records took places: read this kit's
+                own = self._get(collection, _and_kit(where, kit), limit)
+                hits = list({hit.id: hit for hit in kept + own}.values())
+        hits.sort(key=lambda h: float(h.metadata.get("created_at", 0.0)))
+        return hits[:limit]
+
+    @staticmethod
+    def _get(collection: Collection, where: Where | None, limit: int) -> list[MemoryHit]:
         found = collection.get(where=where, limit=limit, include=["documents", "metadatas"])
-        hits = [
+        return [
             MemoryHit(
                 id=record_id,
                 kind="descriptor",
@@ -491,8 +515,6 @@ class BrandMemory:
                 strict=True,
             )
         ]
-        hits.sort(key=lambda h: float(h.metadata.get("created_at", 0.0)))
-        return hits[:limit]
 
     @_serialised(write=True)
     def add_note(self, *, tenant: str, brand: str, text: str) -> str:
@@ -653,6 +675,7 @@ class BrandMemory:
         query: str,
         k: int = 5,
         campaign_id: str | None = None,
+        kit: str | None = None,
     ) -> list[MemoryHit]:
         """What the planner should see for ``query``: prompts first, then notes.
 
@@ -662,7 +685,11 @@ class BrandMemory:
         ``k`` of them) are always returned however far they are from the query.
 
         Prompts and notes live in collections of their own, so both queries are unfiltered;
-        only a campaign's own prompts are looked up by their ``campaign_id``.
+        only a campaign's own prompts are looked up by their ``campaign_id``. With ``kit`` (a
+        kit digest), prompts of another kit are left out; when any were among the nearest,
+        this kit's own nearest are looked up by their ``kit`` (only then, so a brand whose
+        kit never changed pays for no filtered query). Prompts stored without a kit are kept
+        for the caller to judge (``brandloop.agent.kit_memory``).
         """
         _check_k(k)
         prompts_of = self._collection(tenant, brand, "prompt")
@@ -674,12 +701,12 @@ class BrandMemory:
         if prompts_of is not None:
             if campaign_id is not None:
                 where = cast(Where, {"campaign_id": campaign_id})
-                prompts += self._query(prompts_of, embedding, k, where)
+                prompts += self._kit_query(prompts_of, embedding, k, where, kit)
             if len(prompts) < k:
                 # fewer than k campaign prompts means these are all of them: the nearest k
                 # of the whole brand hold the nearest k - len(prompts) others
                 seen = {hit.id for hit in prompts}
-                others = self._query(prompts_of, embedding, k, None)
+                others = self._kit_query(prompts_of, embedding, k, None, kit)
                 prompts += [hit for hit in others if hit.id not in seen][: k - len(prompts)]
         notes = [] if notes_of is None else self._query(notes_of, embedding, k, None)
         log.debug(
@@ -784,6 +811,26 @@ class BrandMemory:
                 "re-embed its records before using this model on it"
             )
 
+    def _kit_query(
+        self,
+        collection: Collection,
+        embedding: Embeddings,
+        n: int,
+        where: Where | None,
+        kit: str | None,
+    ) -> list[MemoryHit]:
+        """The nearest ``n`` of ``kit`` (or stored without one): unfiltered, and by their
+        ``kit`` only when another kit's records were among the nearest."""
+        hits = self._query(collection, embedding, n, where)
+        if kit is None:
+            return hits
+        kept = _of_kit(hits, kit)
+        if len(kept) == len(hits):
+            return hits
+        own = self._query(collection, embedding, n, _and_kit(where, kit))
+        merged = {hit.id: hit for hit in kept + own}.values()
+        return sorted(merged, key=lambda hit: hit.distance)[:n]
+
     def _embed_query(self, query: str) -> Embeddings:
         return self._ef.embed_query([_text(query, "query")])
 
@@ -798,6 +845,16 @@ class BrandMemory:
             include=["documents", "metadatas", "distances"],
         )
         return _hits(result)
+
+
+def _of_kit(hits: list[MemoryHit], kit: str) -> list[MemoryHit]:
+    """The hits made under ``kit``, or stored without a kit (the caller judges those)."""
+    return [hit for hit in hits if hit.metadata.get("kit", kit) == kit]
+
+
+def _and_kit(where: Where | None, kit: str) -> Where:
+    """``where`` narrowed to the records of ``kit``."""
+    return cast(Where, {"kit": kit} if where is None else {"$and": [where, {"kit": kit}]})
 
 
 @contextmanager

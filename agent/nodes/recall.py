@@ -9,7 +9,7 @@ from typing import Any, Literal
 from langgraph.runtime import Runtime
 
 from brandloop.agent.context import RunContext
-from brandloop.agent.kit_memory import kit_scope
+from brandloop.agent.kit_memory import kit_scope, memory_kit_digest
 from brandloop.agent.state import RunState
 from brandloop.domain import Decision
 from brandloop.memory.store import MemoryHit, MemoryUnavailableError
@@ -32,11 +32,16 @@ async def recall(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
             query=request.brief,
             k=5,
             campaign_id=request.campaign_id,
+            kit=memory_kit_digest(brand),
         )
         described: list[MemoryHit] = []
         if request.campaign_id is not None:
             described = ctx.memory.descriptors(
-                tenant=ctx.tenant, brand=brand_id, campaign_id=request.campaign_id, limit=1
+                tenant=ctx.tenant,
+                brand=brand_id,
+                campaign_id=request.campaign_id,
+                limit=1,
+                kit=memory_kit_digest(brand),
             )
     except MemoryUnavailableError as exc:
         # a damaged or unreachable store must not stop a run of the brand: this one goes without

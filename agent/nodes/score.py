@@ -44,7 +44,9 @@ def reference_descriptors(
     brand's registry id (``brand_…``), never its name or slug: the agent and ``brandloop
     score`` both read them here."""
     found: list[npt.NDArray[np.float32]] = []
-    for hit in memory.descriptors(tenant=tenant, brand=brand_id, limit=REFERENCE_LIMIT):
+    for hit in memory.descriptors(
+        tenant=tenant, brand=brand_id, limit=REFERENCE_LIMIT, kit=scope.digest
+    ):
         if not scope.admits(hit):
             continue
         encoded = hit.metadata.get("image_descriptor")

@@ -119,3 +119,54 @@ def test_records_without_a_kit_count_only_after_the_kits_last_change(
     )
     assert trace.status_code == 200, trace.text
     assert all(reason in trace.text for reason in reasons)
+
+
+def test_a_refreshed_brand_with_a_long_history_finds_its_new_kits_records(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    """A brand refreshed after more accepted images than similarity compares with (100), and
+    with old prompts nearer a new brief than the new kit's: its runs still recall the new
+    kit's prompt and are judged against the new kit's images."""
+    assert cli(capsys, "brands", "add", ACME)[0] == 0
+    assert generate(capsys, "a steaming coffee cup on a wooden table", 3)["status"] == "succeeded"
+    memory = open_memory(settings)
+    brand = brand_id_of(settings, "Acme Coffee")
+    (teal,) = memory.descriptors(tenant="default", brand=brand)
+    brief = "a steaming coffee cup on a cafe counter"
+    for n in range(100):  # the teal kit's history, older than the refresh
+        memory.remember_descriptor(
+            tenant="default",
+            brand=brand,
+            run_id=f"teal-{n}",
+            attempt_id="a1",
+            colours=[(hx, 0.2) for hx in str(teal.metadata["colours"]).split()],
+            model=str(teal.metadata["model"]),
+            seed=1000 + n,
+            image_descriptor=str(teal.metadata["image_descriptor"]),
+            kit=str(teal.metadata["kit"]),
+        )
+        memory.remember_prompt(  # the very words of the later brief: nearest to it
+            tenant="default",
+            brand=brand,
+            prompt=f"{brief} #{n}",
+            model=str(teal.metadata["model"]),
+            seed=1000 + n,
+            template="default@1",
+            run_id=f"teal-{n}",
+            scores={"composite": 0.9},
+            kit=str(teal.metadata["kit"]),
+        )
+    assert cli(capsys, "brands", "add", str(red_kit(tmp_path)))[0] == 0
+    refreshed = generate(capsys, "a steaming coffee cup on a wooden table", 11)
+    assert refreshed["status"] == "succeeded", refreshed["decisions"]
+
+    later = generate(capsys, brief, 12)
+    assert later["status"] == "succeeded", later["decisions"]
+    recall = next(d for d in later["decisions"] if d["node"] == "recall")
+    # before: the 5 nearest prompts were all the teal kit's and were dropped: "0 memories"
+    assert recall["reason"].startswith("1 memories"), recall
+    code, out, _ = cli(capsys, "runs", "show", later["run_id"], "--json")
+    assert code == 0
+    scored = [a["scores"] for a in json.loads(out)["attempts"] if a["scores"]]
+    # before: the oldest 100 descriptors were all the teal kit's, so nothing to compare with
+    assert scored and all("similarity" in scores for scores in scored), scored
