@@ -148,6 +148,7 @@ def create_app(
             stop_purging.set()
             await purging
             await pool.stop()
+            await asyncio.to_thread(service.reader.close)
             await buckets.aclose()
             if access_log is not None:
                 access_log.flush()

@@ -33,6 +33,7 @@ from brandloop.api.config import ApiSettings
 from brandloop.api.jobs.worker import WorkerPool
 from brandloop.api.observability import Metrics
 from brandloop.api.problems import ApiProblem
+from brandloop.api.reader import BatchedReader
 from brandloop.registry.db import Database
 from brandloop.settings import Settings
 
@@ -40,7 +41,8 @@ from brandloop.settings import Settings
 @dataclass
 class Service:
     """What one running app holds: its settings, database, worker pool, key cache and metrics,
-    and the throttle on failed authentications (none by default)."""
+    the throttle on failed authentications (none by default) and the threads of the hottest
+    reads."""
 
     settings: Settings
     db: Database
@@ -50,6 +52,8 @@ class Service:
     metrics: Metrics
     auth_throttle: FailedAuthThrottle = field(default_factory=NoThrottle)
     writer: PromptWriter | None = None  # revises thread briefs when configured
+    # the hottest registry reads, off the loop in batches (closed with the app)
+    reader: BatchedReader = field(default_factory=BatchedReader)
 
     def __post_init__(self) -> None:
         # one sessionmaker for the app's life: making one per request costs more than the query
