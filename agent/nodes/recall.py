@@ -11,11 +11,33 @@ from langgraph.runtime import Runtime
 from brandloop.agent.context import RunContext
 from brandloop.agent.kit_memory import kit_scope, memory_kit_digest
 from brandloop.agent.state import RunState
-from brandloop.domain import Decision
+from brandloop.domain import BrandKit, Decision
 from brandloop.memory.store import MemoryHit, MemoryUnavailableError
 from brandloop.tools.moderation.pii import redact
+from brandloop.tools.scoring.colour import delta_e_2000, hex_to_lab
 
 ANCHOR_COLOURS = 3
+#: A campaign's anchor colours are the first image's dominant colours within this many times
+#: the palette signal's on-palette radius (``near_delta_e``, ΔE2000) of a brand colour: the
+#: brand's colours as that image rendered them, never an accent it happened to carry.
+ANCHOR_RADIUS = 2.0
+
+
+def on_brand(colours: list[str], brand: BrandKit, radius: float) -> list[str]:
+    """The ``#rrggbb`` codes of ``colours`` (in order) within ``radius`` ΔE2000 of a colour of
+    the brand's palette."""
+    palette = [hex_to_lab(colour.hex) for colour in brand.palette]
+    if not palette:
+        return []
+    kept = []
+    for code in colours:
+        try:
+            lab = hex_to_lab(code)
+        except ValueError:  # a damaged record: not a colour to follow
+            continue
+        if min(float(delta_e_2000(lab, ref)) for ref in palette) <= radius:
+            kept.append(code)
+    return kept
 
 
 async def recall(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -68,7 +90,9 @@ async def recall(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
     )
     anchor: list[str] = []
     if described:
-        anchor = str(described[0].metadata.get("colours", "")).split()[:ANCHOR_COLOURS]
+        colours = str(described[0].metadata.get("colours", "")).split()
+        radius = ANCHOR_RADIUS * ctx.scoring.palette.near_delta_e
+        anchor = on_brand(colours, brand, radius)[:ANCHOR_COLOURS]
     parts = [
         f"{len(hits)} memories for {brand.name}: {len(notes)} style notes, "
         f"{len(seeds)} accepted prompts with seeds"
