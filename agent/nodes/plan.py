@@ -103,12 +103,63 @@ def _unseeded_base(state: RunState) -> int:
 
 
 def _recalled_seeds(state: RunState, iteration: int) -> list[int]:
-    """The seeds memory recalls as accepted for a similar request: round one of an unseeded
-    request only. An explicit seed always wins, so two requests that differ only in their
-    seed never share candidates (nor the cache's images)."""
+    """The seeds memory recalls as accepted for a similar request, each once: round one of an
+    unseeded request only. An explicit seed always wins, so two requests that differ only in
+    their seed never share candidates (nor the cache's images)."""
     if iteration != 1 or state["request"].seed is not None:
         return []
-    return list(state.get("recalled_seeds", []))
+    return list(dict.fromkeys(state.get("recalled_seeds", [])))
+
+
+#: What decides the image a call returns but its seed: model, quality setting, prompt, negative
+#: prompt and size. Two calls that agree on it and on the seed return the same bytes.
+ImageCall = tuple[str, str | None, str, str, int, int]
+
+
+def image_request(candidate: Candidate) -> tuple[ImageCall, int]:
+    """The image request ``candidate`` makes: its call (see :data:`ImageCall`) and its seed."""
+    quality = candidate.params.get("quality")
+    call = (
+        candidate.model,
+        str(quality) if quality else None,
+        candidate.prompt,
+        candidate.negative_prompt,
+        candidate.width,
+        candidate.height,
+    )
+    return call, candidate.seed
+
+
+def pick_seeds(
+    calls: list[ImageCall],
+    *,
+    recalled: list[int],
+    cursor: int,
+    sent: set[tuple[ImageCall, int]],
+) -> tuple[list[int], int, int]:
+    """``(seeds, cursor, reused)``: a seed for each of ``calls``, the cursor after them and
+    how many seeds came from memory.
+
+    Each call takes the next remembered seed, else the cursor's next. A seed with which this
+    run already sent the same call (``sent``), or another call of this round sends it, is
+    passed over: the same request returns the same image, billed again and rejected as a
+    duplicate. So no run pays twice for one image, whatever memory recalls."""
+    pending = list(dict.fromkeys(recalled))
+    seeds: list[int] = []
+    reused = 0
+    for call in calls:
+        while True:
+            remembered = bool(pending)
+            if remembered:
+                seed = pending.pop(0)
+            else:
+                seed, cursor = cursor % 2**32, cursor + 1
+            if (call, seed) not in sent:
+                break
+        sent.add((call, seed))
+        seeds.append(seed)
+        reused += remembered
+    return seeds, cursor, reused
 
 
 #: What a provider's error says when its endpoint could not be connected to at all
@@ -630,12 +681,22 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         )
 
     count = len(planned)
-    recalled = _recalled_seeds(state, iteration)[:count]
     if request.seed is not None:  # the request's own seeds, round by round (see round_seed)
         cursor = round_seed(request.seed, iteration)
     else:  # the run's seeds, after the remembered ones, continuing from round to round
         cursor = state.get("seed_cursor", _unseeded_base(state))
-    seeds = recalled + [(cursor + i) % 2**32 for i in range(count - len(recalled))]
+
+    # never an image request this run sent already, nor one twice in this round
+    sent = {image_request(a.candidate) for a in state.get("attempts", {}).values()}
+    seeds, cursor, reused = pick_seeds(
+        [
+            (arm.model.id, arm.quality or None, prompts[index], negative, width, height)
+            for index, arm in enumerate(planned)
+        ],
+        recalled=_recalled_seeds(state, iteration),
+        cursor=cursor,
+        sent=sent,
+    )
     candidates = [
         Candidate(
             id=f"{state['run_id']}-i{iteration}-c{index}",
@@ -667,7 +728,7 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         f"bandit over {', '.join(a.key for a in affordable)}, {explored} exploring; "
         f"palette emphasis {emphasis}"
         + (f"; modifiers: {', '.join(modifiers)}" if modifiers else "")
-        + (f"; reusing {len(recalled)} remembered seed(s)" if recalled else "")
+        + (f"; reusing {reused} remembered seed(s)" if reused else "")
         + (f"; {written} LLM-written variant(s)" if written else "")
         + (f"; {'; '.join(notes)}" if notes else "")
     )
@@ -683,6 +744,6 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     return {
         "candidates": candidates,
         "iteration": iteration,
-        "seed_cursor": cursor + count - len(recalled),
+        "seed_cursor": cursor,
         "decisions": [*fit_decisions, *writer_decisions, decision],
     }

@@ -82,7 +82,10 @@ async def recall(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
     notes = [r.text for r in redactions]
     redacted = sorted({f.kind for r in redactions for f in r.findings})
     prompts = [hit for hit in hits if hit.kind == "prompt"]
-    seeds = [int(hit.metadata["seed"]) for hit in prompts if hit.metadata.get("seed") is not None]
+    seeded = [int(hit.metadata["seed"]) for hit in prompts if hit.metadata.get("seed") is not None]
+    # one seed is often under several prompts (a run that reused a recalled seed stores it
+    # again): each is recalled once, or a run of two images would plan the same seed twice
+    seeds = list(dict.fromkeys(seeded))
     models = [str(hit.metadata["model"]) for hit in prompts if hit.metadata.get("model")]
     strong = sum(1 for hit in prompts if hit.metadata.get("emphasis") == "strong")
     emphasis: Literal["normal", "strong"] = (
@@ -95,7 +98,8 @@ async def recall(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
         anchor = on_brand(colours, brand, radius)[:ANCHOR_COLOURS]
     parts = [
         f"{len(hits)} memories for {brand.name}: {len(notes)} style notes, "
-        f"{len(seeds)} accepted prompts with seeds"
+        f"{len(seeded)} accepted prompts with seeds"
+        + (f" ({len(seeds)} distinct)" if len(seeds) < len(seeded) else "")
     ]
     if emphasis == "strong" and strong:
         parts.append(f"{strong} of them needed the strict palette clause, so it starts strict")
