@@ -23,6 +23,7 @@ from brandloop.domain import (
     ContentCredentials,
     ImageFormat,
     Receipt,
+    ReplayOf,
 )
 from brandloop.providers import PREVIEW_PROVIDER
 from brandloop.registry import crud
@@ -34,6 +35,20 @@ PREVIEW_NOTE = (
     "procedural is brandloop's offline preview renderer: deterministic shapes and colours, "
     "not a generative model"
 )
+
+
+def replay_note(replay_of: ReplayOf | None) -> str:
+    """What a cache hit's receipt says in words: which call it replays, and that its provider
+    request id, returned seed and raw image are that call's."""
+    source = (
+        f"run {replay_of.run_id} attempt {replay_of.attempt_id}"
+        if replay_of is not None
+        else "an earlier attempt no longer in the registry"
+    )
+    return (
+        f"served from the generation cache at $0, replaying {source}: no provider call was made "
+        "for this image; provider_request_id, seed_returned and source_sha256 are that call's"
+    )
 
 
 _ASKED = {"template", "prompt", "negative_prompt", "model", "width", "height", "params"}
@@ -63,10 +78,16 @@ def build_receipt(
     *,
     fmt: ImageFormat = "png",
     edits: list[str] | None = None,
+    replay_of: ReplayOf | None = None,
 ) -> Receipt:
+    """The receipt of an accepted attempt; a cache hit's names the attempt it replays
+    (``replay_of``) and says so in its notes."""
     cand = attempt.candidate
     spec = ctx.model(cand.model)
     edits = list(edits or [])
+    notes = [PREVIEW_NOTE] if is_preview(spec.provider) else []
+    if attempt.cache_hit:
+        notes.append(replay_note(replay_of))
     return Receipt(
         run_id=run_id,
         attempt_id=attempt.id,
@@ -85,7 +106,7 @@ def build_receipt(
         moderation=[attempt.moderation] if attempt.moderation else [],
         cost_usd=attempt.cost_usd,
         redactions=list(redactions or []),
-        notes=[PREVIEW_NOTE] if is_preview(spec.provider) else [],
+        notes=notes,
         preview=is_preview(spec.provider),
         format=fmt,
         acceptance=AcceptanceRule(
@@ -94,6 +115,8 @@ def build_receipt(
         ),
         digital_source_type=digital_source_type(spec.provider, edits),
         edits=edits,
+        cache_hit=attempt.cache_hit,
+        replay_of=replay_of if attempt.cache_hit else None,
     )
 
 
@@ -111,12 +134,25 @@ async def ship(
     with ctx.db.session() as session:
         source = crud.get_artifact(session, tenant=ctx.tenant, sha256=attempt.artifact_sha256)
         edits = list(source.edits or []) if source is not None else []
+        replayed = (
+            crud.replayed_attempt(
+                session,
+                tenant=ctx.tenant,
+                artifact_sha256=attempt.artifact_sha256,
+                provider_request_id=attempt.provider_request_id,
+            )
+            if attempt.cache_hit
+            else None
+        )
+        replay_of = ReplayOf(run_id=replayed.run_id, attempt_id=replayed.id) if replayed else None
     data = ctx.artifacts.get(attempt.artifact_sha256)
     fmt: ImageFormat = image_format(data) or "png"
     if output_format is not None and output_format != fmt:
         data, fmt = await asyncio.to_thread(transcode, data, output_format), output_format
         edits.append(TRANSCODED)
-    receipt = build_receipt(ctx, run_id, attempt, redactions, fmt=fmt, edits=edits)
+    receipt = build_receipt(
+        ctx, run_id, attempt, redactions, fmt=fmt, edits=edits, replay_of=replay_of
+    )
     signed = await asyncio.to_thread(
         sign_image, data, fmt, receipt.model_dump(mode="json"), ctx.signer
     )

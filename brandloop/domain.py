@@ -631,6 +631,13 @@ class ContentCredentials(_Model):
     receipt_sha256: str = Field(description="the receipt digest the manifest's assertion carries")
 
 
+class ReplayOf(_Model):
+    """The earlier paid attempt whose image a generation-cache hit serves again."""
+
+    run_id: str
+    attempt_id: str
+
+
 class Receipt(_Model):
     """Provenance of one image: enough to trace it back and reproduce it."""
 
@@ -646,7 +653,11 @@ class Receipt(_Model):
     model: str
     model_version: str
     provider: str
-    provider_request_id: str | None = None
+    provider_request_id: str | None = Field(
+        default=None,
+        description="the provider's id of the call that made the image; for a cache hit, the "
+        "call of the attempt replayed (replay_of), not one made for this image",
+    )
     seed_requested: int
     seed_returned: int | None = None
     revised_prompt: str | None = None
@@ -676,6 +687,15 @@ class Receipt(_Model):
         "c2pa.transcoded)",
     )
     credentials: ContentCredentials | None = None
+    cache_hit: bool = Field(
+        default=False,
+        description="served from the generation cache at $0: no provider call was made for it",
+    )
+    replay_of: ReplayOf | None = Field(
+        default=None,
+        description="for a cache hit, the run and attempt whose paid call made the image "
+        "(None when that attempt is no longer in the registry)",
+    )
 
     def content_digest(self) -> str:
         """See :func:`receipt_digest`."""

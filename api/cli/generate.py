@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import shutil
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,7 +24,6 @@ from brandloop.agent.writer import PromptWriter, build_writer
 from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import (
-    check_output_folder,
     database,
     ensure_brand,
     err,
@@ -35,17 +32,23 @@ from brandloop.api.cli.common import (
     settings,
     signing_stopped,
 )
+from brandloop.api.cli.delivery import (
+    ForceOption,
+    check_delivery_folder,
+    remember_folder,
+    settle_folder,
+    write_outputs,
+)
 from brandloop.api.cli.tables import Column, Wide
 from brandloop.api.cli.verify import verify_files
 from brandloop.api.preview import thumbnail
-from brandloop.artifacts import SUFFIXES, atomic_write
 from brandloop.domain import (
     MAX_REQUEST_BUDGET_USD,
     GenerationRequest,
     RunResult,
     campaign_id_problem,
 )
-from brandloop.errors import BadInputError, ProvidersUnavailableError, present
+from brandloop.errors import BadInputError, ProvidersUnavailableError
 from brandloop.policies.agent import load_agent_policy
 from brandloop.policy_files import describe_validation_error
 from brandloop.registry import crud
@@ -75,30 +78,6 @@ def exit_code(result: RunResult) -> int:
     if result.status == "failed" and result.stop_cause == "providers_unavailable":
         return ProvidersUnavailableError.exit_code
     return EXIT_BY_STATUS.get(result.status, 1)
-
-
-def write_outputs(result: RunResult, out_dir: Path, *, tenant: str) -> RunResult:
-    """Copy the accepted PNGs into ``out_dir`` and write the run receipt beside them; a run
-    that accepted nothing writes nothing (its trace is in the registry: ``runs show``)."""
-    if not result.images:
-        return result
-    out_dir.mkdir(parents=True, exist_ok=True)
-    images = []
-    receipts: list[dict[str, Any]] = []
-    with database().session() as session:
-        for index, image in enumerate(result.images, start=1):
-            target = out_dir / f"{index:02d}-{image.sha256[:12]}{SUFFIXES[image.format]}"
-            shutil.copyfile(present(image.path, f"image {image.sha256}'s file"), target)
-            images.append(image.model_copy(update={"path": str(target)}))
-            artifact = crud.get_artifact(session, tenant=tenant, sha256=image.sha256)
-            if artifact is not None and artifact.receipt is not None:
-                receipts.append(artifact.receipt)
-    result = result.model_copy(
-        update={"images": images, "receipt_path": str(out_dir / "receipt.json")}
-    )
-    document = {"run": result.model_dump(mode="json"), "receipts": receipts}
-    atomic_write(out_dir / "receipt.json", json.dumps(document, indent=2).encode())
-    return result
 
 
 IMAGE_COLUMNS = (
@@ -145,7 +124,13 @@ def _pending(run_id: str) -> list[tuple[str, ...]]:
         ]
 
 
-def _render(result: RunResult, credentials: list[CredentialReport], *, wide: bool = False) -> None:
+def _render(
+    result: RunResult,
+    credentials: list[CredentialReport],
+    *,
+    target: Path,
+    wide: bool = False,
+) -> None:
     colour = {"succeeded": "green", "partial": "yellow", "awaiting_review": "yellow"}.get(
         result.status, "red"
     )
@@ -201,7 +186,7 @@ def _render(result: RunResult, credentials: list[CredentialReport], *, wide: boo
     if result.status == "awaiting_review":
         out.print(
             f"Nothing is delivered until a reviewer answers: brandloop review approve "
-            f"{result.run_id} [--note ...] delivers the accepted images, brandloop review "
+            f"{result.run_id} [--note ...] delivers the accepted images to {target}, brandloop review "
             f"reject {result.run_id} finishes the run with nothing delivered."
         )
 
@@ -238,6 +223,7 @@ def generate(
         OutputFormat | None,
         typer.Option("--format", help="file format of the accepted images (default: the model's)"),
     ] = None,
+    force: ForceOption = False,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON document")] = False,
     no_memory: Annotated[
         bool, typer.Option("--no-memory", help="do not recall or remember")
@@ -252,7 +238,9 @@ def generate(
             f"--budget must be greater than zero and at most {MAX_REQUEST_BUDGET_USD:,} dollars"
         )
     run_id = new_run_id()
-    target = check_output_folder(out_dir or Path("out") / run_id, "--out")
+    target = check_delivery_folder(
+        out_dir or Path("out") / run_id, run_id, option="--out", force=force
+    )
     try:  # checked before the brand kit is registered: bad input stores nothing
         request = GenerationRequest(
             brief=brief,
@@ -292,6 +280,7 @@ def generate(
     load_agent_policy()  # a malformed BRANDLOOP_AGENT_POLICY fails here, before the run starts
     check_request(db, request, run_id=run_id)
     writer = build_writer()  # a writer that cannot be built (its extra missing) fails here too
+    remember_folder(run_id, target)  # runs resume / review approve deliver there too
     try:
         if as_json:
             result = asyncio.run(
@@ -308,12 +297,13 @@ def generate(
             result = _with_progress(request, run_id, use_memory=not no_memory, writer=writer)
     except SigningError as exc:
         raise signing_stopped(exc, run_id, as_json=as_json) from exc
-    result = write_outputs(result, target, tenant=cfg.tenant)
+    result = write_outputs(result, target, tenant=cfg.tenant, force=force)
+    settle_folder(result)
     if as_json:
         print_json(result.model_dump(mode="json"))
     else:
         credentials = verify_files([Path(i.path) for i in result.images if i.path], cfg)
-        _render(result, credentials, wide=wide)
+        _render(result, credentials, target=target, wide=wide)
     raise typer.Exit(exit_code(result))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
@@ -13,6 +14,7 @@ from brandloop.agent.runner import finish_review
 from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, out, print_json, settings, signing_stopped
+from brandloop.api.cli.delivery import ForceOption, deliver, delivery_target
 from brandloop.api.cli.tables import Column
 from brandloop.errors import ConflictError, NotFoundError
 from brandloop.registry import crud
@@ -25,8 +27,18 @@ app.add_typer(review_app, name="review")
 NoteOption = Annotated[str, typer.Option("--note", help="why, for the audit log")]
 
 
-def _decide(run_id: str, decision: Literal["approve", "reject"], note: str, as_json: bool) -> None:
+def _decide(
+    run_id: str,
+    decision: Literal["approve", "reject"],
+    note: str,
+    as_json: bool,
+    *,
+    out_dir: Path | None = None,
+    force: bool = False,
+) -> None:
     cfg = settings()
+    # an approval delivers where generate would have (checked before the verdict is recorded)
+    target = delivery_target(run_id, out_dir, force=force) if decision == "approve" else None
     try:
         actor = getpass.getuser()
     except OSError:  # no login name in some containers
@@ -43,6 +55,7 @@ def _decide(run_id: str, decision: Literal["approve", "reject"], note: str, as_j
     result = outcome.result
     with db.session() as session:  # a run the API made: its job ends as the run did
         settle_reviewed(session, tenant=cfg.tenant, run_id=result.run_id, result=result)
+    result, where = deliver(result, target, tenant=cfg.tenant, force=force)
     problem = outcome.not_the_callers(asked)
     if problem is not None:  # a verdict recorded first finished the run with another decision
         raise ConflictError(problem)
@@ -50,7 +63,9 @@ def _decide(run_id: str, decision: Literal["approve", "reject"], note: str, as_j
         print_json(result.model_dump(mode="json"))
     else:
         out.print(
-            f"{result.run_id} {result.status}: {len(result.images)} delivered, {usd(result.cost_usd)}. {result.reason}"
+            f"{result.run_id} {result.status}: {len(result.images)} delivered, "
+            f"{usd(result.cost_usd)}. {result.reason}{where}",
+            markup=False,
         )
 
 
@@ -58,10 +73,19 @@ def _decide(run_id: str, decision: Literal["approve", "reject"], note: str, as_j
 def approve(
     run_id: Annotated[str, typer.Argument()],
     note: NoteOption = "",
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="folder for the PNGs and receipt.json (default: the one generate was given)",
+        ),
+    ] = None,
+    force: ForceOption = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Approve the run's accepted images; the run finishes and delivers them."""
-    _decide(run_id, "approve", note, as_json)
+    """Approve the run's accepted images; the run finishes and delivers them: the PNGs and
+    receipt.json go to --out, else to the folder generate was given, as generate writes them."""
+    _decide(run_id, "approve", note, as_json, out_dir=out_dir, force=force)
 
 
 @review_app.command("reject")

@@ -23,6 +23,7 @@ from brandloop.api.cli.common import (
     settings,
     signing_stopped,
 )
+from brandloop.api.cli.delivery import ForceOption, deliver, delivery_target
 from brandloop.api.cli.generate import exit_code
 from brandloop.api.cli.tables import Column, Wide
 from brandloop.api.preview import thumbnail
@@ -189,25 +190,37 @@ def _print_lineage(receipts: list[Receipt]) -> None:
 @runs_app.command("resume")
 def resume(
     run_id: Annotated[str, typer.Argument()],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="folder for the PNGs and receipt.json (default: the one generate was given)",
+        ),
+    ] = None,
+    force: ForceOption = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Continue a run that was interrupted, from its last checkpoint, without paying twice.
 
-    A run that has finished is not run again: its result, with the exit code ``generate``
-    gives it (3 refused, 4 failed). A run its input stops (a template version rejected for it,
-    a render past the cap) ends ``refused`` with that reason: exit 2, the one line."""
+    The accepted images and receipt.json go to --out, else to the folder generate was given,
+    as generate writes them. A run that has finished is not run again: its result, with the
+    exit code ``generate`` gives it (3 refused, 4 failed), written to --out when given. A run
+    its input stops (a template version rejected for it, a render past the cap) ends
+    ``refused`` with that reason: exit 2, the one line."""
     cfg = settings()
+    target = delivery_target(run_id, out_dir, force=force)
     try:
         result = asyncio.run(resume_run(run_id, settings=cfg, db=database(), tenant=cfg.tenant))
     except SigningError as exc:
         raise signing_stopped(exc, run_id, as_json=as_json) from exc
+    result, where = deliver(result, target, tenant=cfg.tenant, force=force)
     if as_json:
         print_json(result.model_dump(mode="json"))
     else:
         why = f" ({result.reason})" if result.status in ("refused", "failed") else ""
         out.print(
             f"{result.run_id} {result.status}: {len(result.images)} accepted, "
-            f"{usd(result.cost_usd)}{why}",
+            f"{usd(result.cost_usd)}{why}{where}",
             markup=False,
         )
     raise typer.Exit(exit_code(result))

@@ -616,6 +616,28 @@ def attempt_by_key(session: Session, *, idempotency_key: str) -> AttemptRow | No
     return session.scalar(select(AttemptRow).where(AttemptRow.idempotency_key == idempotency_key))
 
 
+def replayed_attempt(
+    session: Session, *, tenant: str, artifact_sha256: str, provider_request_id: str | None
+) -> AttemptRow | None:
+    """The tenant's paid attempt a generation-cache hit replays: the first one not itself a
+    hit that made ``artifact_sha256`` (with ``provider_request_id``, when the hit carries
+    one); None once it is gone from the registry."""
+    query = (
+        select(AttemptRow)
+        .join(RunRow, RunRow.id == AttemptRow.run_id)
+        .where(
+            RunRow.tenant == tenant,
+            AttemptRow.artifact_sha256 == artifact_sha256,
+            AttemptRow.cache_hit.is_(False),
+        )
+        .order_by(AttemptRow.created_at, AttemptRow.id)
+        .limit(1)
+    )
+    if provider_request_id is not None:
+        query = query.where(AttemptRow.provider_request_id == provider_request_id)
+    return session.scalar(query)
+
+
 #: what an attempt's row keeps of its candidate under the same names
 _CANDIDATE_AS_STORED = {
     "iteration",

@@ -229,12 +229,15 @@ def test_a_kit_restored_to_the_content_a_run_used_replays_that_run_at_no_cost(
     def generate() -> dict[str, Any]:
         code, out, err = run_cli(
             capsys, "generate", BRIEF, "--brand", "Acme Coffee", "--seed", SEED,
-            "--size", "160x160", "--out", str(tmp_path / "out"), "--json",
+            "--size", "160x160", "--out", str(tmp_path / f"out{len(runs)}"), "--json",
         )  # fmt: skip
         assert code == 0, err
         doc: dict[str, Any] = json.loads(out)
         assert doc["status"] == "succeeded" and doc["images"], doc["reason"]
+        runs.append(doc)
         return doc
+
+    runs: list[dict[str, Any]] = []
 
     first = generate()
     assert first["cost_usd"] > 0

@@ -89,6 +89,9 @@ def receipt_assertion(receipt: dict[str, Any]) -> dict[str, Any]:
         "preview": bool(receipt.get("preview", receipt["provider"] == PREVIEW_PROVIDER)),
         "receipt_sha256": receipt_digest(receipt),
     }
+    if "cache_hit" in receipt:  # receipts before session 25 say nothing of it, nor do their files
+        data["cache_hit"] = bool(receipt["cache_hit"])
+        data["replay_of"] = receipt.get("replay_of")
     return dict(_pii_safe(data))
 
 
