@@ -11,16 +11,20 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from brandloop.agent.budgets import limit_of, tighten_budget
 from brandloop.agent.consistency import consistency
 from brandloop.agent.context import EventSink
-from brandloop.agent.runner import run_generation
+from brandloop.agent.runner import check_request, new_run_id, run_generation
 from brandloop.artifacts import ArtifactStore
 from brandloop.domain import (
+    FORMAT_TEXT,
+    MAX_ASSET_COUNT,
+    MAX_ASSET_FORMATS,
+    MAX_BRIEF_CHARS,
     MAX_REQUEST_BUDGET_USD,
     MAX_SEED,
     AcceptedImage,
@@ -28,12 +32,19 @@ from brandloop.domain import (
     RunResult,
     StopCause,
     campaign_id_problem,
+    is_blank,
     parse_size,
     repeated_format,
+    size_for_aspect,
 )
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.policies.brandkit import load_brand_kit
-from brandloop.policy_files import describe_validation_error, load_yaml_file
+from brandloop.policy_files import (
+    describe_validation_error,
+    field_path,
+    load_yaml_file,
+    one_line,
+)
 from brandloop.registry import crud
 from brandloop.registry.db import Database
 from brandloop.registry.types import MAX_MONEY_USD
@@ -42,23 +53,64 @@ from brandloop.settings import Settings
 log = logging.getLogger(__name__)
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,79}$")
+_FORMAT = re.compile(FORMAT_TEXT)
 
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+def _format(value: str) -> str:
+    """A size or an aspect ratio, exactly as ``POST /v1/campaigns`` takes one (the schema's
+    pattern), told in the words of :func:`parse_size` / :func:`size_for_aspect` when it is not."""
+    if _FORMAT.fullmatch(value):
+        return value
+    try:
+        (size_for_aspect if ":" in value else parse_size)(value)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+    raise ValueError(
+        f"format {value!r} is neither WIDTHxHEIGHT (each side 64..4096) nor W:H (each part "
+        "1..999), in ASCII digits without a leading zero or blanks, e.g. 1024x640 or 16:9"
+    )
+
+
+def _brief(value: str) -> str:
+    """A brief as every entry point takes it (``GenerationRequest``'s rule, the API's)."""
+    if is_blank(value):
+        raise ValueError("brief is empty")
+    if len(value) > MAX_BRIEF_CHARS:
+        raise ValueError(f"brief is {len(value)} characters; the limit is {MAX_BRIEF_CHARS}")
+    return value
+
+
+def _whole(value: Any) -> Any:
+    """A count as ``POST /v1/campaigns`` takes one: a number without a fraction (``2`` or
+    ``2.0``), never ``true`` or ``"2"``."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: How many accepted images an asset wants per format: 1-8, a whole number
+Count = Annotated[int, Field(ge=1, le=MAX_ASSET_COUNT, strict=True), BeforeValidator(_whole)]
+#: A format of an asset: ``WIDTHxHEIGHT`` or ``W:H`` (``POST /v1/campaigns``'s formats)
+Format = Annotated[str, AfterValidator(_format)]
+Formats = Annotated[list[Format], Field(min_length=1, max_length=MAX_ASSET_FORMATS)]
+Brief = Annotated[str, AfterValidator(_brief)]
+
+
 class AssetDefaults(_Spec):
-    formats: list[str] = Field(default_factory=lambda: ["1024x1024"], min_length=1)
-    count: int = Field(default=1, ge=1, le=16)
+    formats: Formats = Field(default_factory=lambda: ["1024x1024"])
+    count: Count = 1
     budget_usd: float | None = Field(default=None, gt=0, le=MAX_REQUEST_BUDGET_USD)
 
 
 class AssetSpec(_Spec):
     id: str = Field(pattern=_ID.pattern)
-    brief: str = Field(min_length=1, max_length=4000)
-    formats: list[str] | None = None
-    count: int | None = Field(default=None, ge=1, le=16)
+    brief: Brief
+    formats: Formats | None = None
+    count: Count | None = None
     budget_usd: float | None = Field(default=None, gt=0, le=MAX_REQUEST_BUDGET_USD)
 
 
@@ -109,13 +161,24 @@ class CampaignReport(BaseModel):
 
 
 def load_campaign(path: Path) -> CampaignSpec:
+    """The campaign file at ``path``, every field of every asset checked as ``POST
+    /v1/campaigns`` checks its body (a brief that says something, without a NUL or a lone
+    surrogate; formats that are sizes or aspect ratios, each once, 1-8 of them; a count of
+    1-8), so a bad asset is refused before the first one runs: one line naming the file and
+    the field, e.g. ``campaign c.yaml: assets[1].brief: brief is empty``."""
     if not path.is_file():
         raise NotFoundError(f"no campaign file {path}")
     data = load_yaml_file(path, what="campaign")
     try:
         spec = CampaignSpec.model_validate(data)
     except ValidationError as exc:
-        raise BadInputError(f"campaign {path}: {describe_validation_error(exc)}") from None
+        errors = exc.errors(include_url=False)
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        message = one_line(str(first["msg"]).removeprefix("Value error, "))
+        raise BadInputError(
+            f"campaign {path}: {field_path(tuple(first['loc']))}: {message}{more}"
+        ) from None
     seen: dict[str, int] = {}
     for number, asset in enumerate(spec.assets, start=1):
         if asset.id in seen:  # two rows of one id in the report: which is which?
@@ -130,11 +193,6 @@ def load_campaign(path: Path) -> CampaignSpec:
             raise BadInputError(
                 f"{path}: asset {asset.id}: a format is listed twice ({twice}); list each once"
             )
-        for fmt in formats:
-            try:
-                parse_size(fmt)
-            except ValueError as exc:
-                raise BadInputError(f"{path}: asset {asset.id}: {exc}") from None
     return spec
 
 
@@ -148,6 +206,39 @@ def resolve_brand(spec: CampaignSpec, base: Path, *, db: Database, tenant: str) 
         if crud.get_brand(session, tenant=tenant, ref=spec.brand) is None:
             raise NotFoundError(f"unknown brand {spec.brand!r}")
         return spec.brand
+
+
+def plan_campaign(
+    spec: CampaignSpec, *, brand: str, db: Database, tenant: str, campaign_id: str
+) -> list[tuple[AssetSpec, str, GenerationRequest, str]]:
+    """Every run of the campaign (asset, format, request, run id), each request checked as its
+    run will check it (``check_request``: the brand, the template this run gets and its
+    rendering), before the first one runs or anything is stored, as ``POST /v1/campaigns``
+    checks every asset before it stores a job."""
+    planned = []
+    for index, asset in enumerate(spec.assets):
+        for fmt in asset.formats or spec.defaults.formats:
+            try:
+                request = GenerationRequest(
+                    brief=asset.brief,
+                    brand=brand,
+                    count=asset.count or spec.defaults.count,
+                    budget_usd=asset.budget_usd or spec.defaults.budget_usd,
+                    seed=None if spec.seed is None else (spec.seed + index) % (MAX_SEED + 1),
+                    template=spec.template,
+                    campaign_id=campaign_id,
+                    tenant=tenant,
+                    **({"aspect_ratio": fmt} if ":" in fmt else {"size": fmt}),
+                )
+            except ValidationError as exc:
+                raise BadInputError(
+                    f"campaign {spec.name}: assets[{index}] ({asset.id}): "
+                    f"{describe_validation_error(exc)}"
+                ) from None
+            run_id = new_run_id()
+            check_request(db, request, run_id=run_id)
+            planned.append((asset, fmt, request, run_id))
+    return planned
 
 
 async def run_campaign(
@@ -171,6 +262,7 @@ async def run_campaign(
     campaign_id = campaign_id or f"{spec.name}-{datetime.now(UTC):%Y%m%d%H%M%S}"
     if problem := campaign_id_problem(campaign_id):
         raise BadInputError(problem)
+    planned = plan_campaign(spec, brand=brand, db=db, tenant=tenant, campaign_id=campaign_id)
     with db.session() as session:
         if spec.budget_usd is not None:
             budget_usd: float | None = tighten_budget(
@@ -186,45 +278,34 @@ async def run_campaign(
     accepted_images: list[bytes] = []
     store = ArtifactStore(settings.artifacts_dir)
     kit = None
-    for index, asset in enumerate(spec.assets):
-        for size in asset.formats or spec.defaults.formats:
-            request = GenerationRequest(
-                brief=asset.brief,
-                brand=brand,
-                count=asset.count or spec.defaults.count,
-                size=size,
-                budget_usd=asset.budget_usd or spec.defaults.budget_usd,
-                seed=None if spec.seed is None else (spec.seed + index) % (MAX_SEED + 1),
-                template=spec.template,
-                campaign_id=campaign_id,
-                tenant=tenant,
-            )
-            log.info("campaign asset", extra={"campaign_id": campaign_id, "asset": asset.id})
-            result: RunResult = await run_generation(
-                request,
-                settings=settings,
-                db=db,
-                on_event=on_event,
-                use_memory=use_memory,
-                **(run_kwargs or {}),
-            )
-            row = AssetResult(
-                asset=asset.id,
-                size=size,
-                run_id=result.run_id,
-                status=result.status,
-                accepted=len(result.images),
-                wanted=request.count,
-                cost_usd=result.cost_usd,
-                images=list(result.images),
-                reason=result.reason,
-                stop_cause=result.stop_cause,
-            )
-            results.append(row)
-            for image in result.images:
-                accepted_images.append(store.get(image.sha256))
-            if on_asset is not None:
-                on_asset(row)
+    for asset, size, request, run_id in planned:
+        log.info("campaign asset", extra={"campaign_id": campaign_id, "asset": asset.id})
+        result: RunResult = await run_generation(
+            request,
+            settings=settings,
+            db=db,
+            run_id=run_id,
+            on_event=on_event,
+            use_memory=use_memory,
+            **(run_kwargs or {}),
+        )
+        row = AssetResult(
+            asset=asset.id,
+            size=size,
+            run_id=result.run_id,
+            status=result.status,
+            accepted=len(result.images),
+            wanted=request.count,
+            cost_usd=result.cost_usd,
+            images=list(result.images),
+            reason=result.reason,
+            stop_cause=result.stop_cause,
+        )
+        results.append(row)
+        for image in result.images:
+            accepted_images.append(store.get(image.sha256))
+        if on_asset is not None:
+            on_asset(row)
     with db.session() as session:
         brand_row = crud.get_brand(session, tenant=tenant, ref=brand)
         if brand_row is None:

@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from brandloop.agent.writer import PromptWriter
-from brandloop.domain import MAX_BRIEF_CHARS, Shift
+from brandloop.domain import MAX_BRIEF_CHARS, Shift, is_blank
 
 __all__ = ["BriefEdit", "BriefState", "apply_rules", "revise", "strip_term"]
 
@@ -209,7 +209,7 @@ def apply_rules(state: BriefState, instruction: str) -> BriefEdit:
         if clause.lower() not in brief.lower():
             brief = f"{brief.rstrip(' .,;')}, {clause}"
             added.append(clause)
-    if not brief.strip():
+    if is_blank(brief):
         brief = state.brief if not removed else "an on-brand scene"
     return BriefEdit(
         instruction=instruction,

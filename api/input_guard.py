@@ -17,21 +17,9 @@ from urllib.parse import unquote_to_bytes
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from brandloop.api.problems import PROBLEM_MEDIA_TYPE, problem_body
+from brandloop.domain import UNSTORABLE, unstorable
 
 __all__ = ["UNSTORABLE", "InputGuard", "unstorable"]
-
-UNSTORABLE = "text may not hold a NUL character or a lone surrogate"
-
-
-def unstorable(text: str) -> bool:
-    """True for text no registry can store as given: a NUL, or a lone surrogate."""
-    if "\x00" in text:
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def _bad_bytes(raw: bytes) -> bool:

@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BeforeValidator
 
-from brandloop.domain import SIDE_TEXT, SIZE_TEXT
+from brandloop.domain import ASPECT_TEXT, FORMAT_TEXT, SIZE_TEXT
 
 __all__ = [
     "ASCII_INT",
@@ -78,8 +78,7 @@ LAST_EVENT_ID_PATTERN = r"^[0-9]{1,18}$"
 #: (``brandloop.domain.parse_size``), an aspect ratio W:H with each part 1..999
 #: (``brandloop.domain.size_for_aspect``; a ratio past 4:1 is made at 4:1); ASCII digits with
 #: no leading zero, no sign and no blanks
-_SIDE = SIDE_TEXT
-_PART = r"[1-9][0-9]{0,2}"
+#: (the patterns are ``brandloop.domain``'s, which a ``campaign run`` file's formats follow too)
 SIZE_PATTERN = SIZE_TEXT
-ASPECT_PATTERN = rf"^{_PART}:{_PART}$"
-FORMAT_PATTERN = rf"^({_SIDE}x{_SIDE}|{_PART}:{_PART})$"
+ASPECT_PATTERN = ASPECT_TEXT
+FORMAT_PATTERN = FORMAT_TEXT

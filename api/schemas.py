@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -19,9 +18,12 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from brandloop import domain
 from brandloop.agent.revision import BriefEdit
 from brandloop.api.params import ASPECT_PATTERN, FORMAT_PATTERN, SIZE_PATTERN
 from brandloop.domain import (
+    MAX_ASSET_COUNT,
+    MAX_ASSET_FORMATS,
     MAX_BRIEF_CHARS,
     MAX_SEED,
     PROVIDER_NAME,
@@ -29,6 +31,7 @@ from brandloop.domain import (
     ImageFormat,
     RunResult,
     RunStatus,
+    is_blank,
     repeated_format,
 )
 from brandloop.templates.governance import MODEL_HINT_PATTERN, PRINCIPAL_NAME
@@ -57,22 +60,20 @@ BodyInt = Annotated[int, WHOLE]
 #: A template reference: ``name``, ``name@VERSION`` or ``name:LABEL``
 #: (``brandloop.agent.templates.REF_PATTERN``, versions as the template routes take them)
 TEMPLATE_REF = r"^[a-z0-9][a-z0-9_.-]{0,119}(@[1-9][0-9]{0,5}|:[a-z0-9_-]{1,64})?$"
-#: Characters that are blank as Python's ``str.strip`` and ``str.isspace`` see them (what the
-#: domain's "brief is empty" check strips), written out: regex engines disagree on ``\s``
-BLANKS = "\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-#: Text that must say something: at least one character that is not blank (the schema's
-#: pattern, searched anywhere in the text)
-NOT_BLANK = f"[^{BLANKS}]"
+#: Characters that are blank, and text that must say something (at least one character that is
+#: not blank; the schema's pattern, searched anywhere in the text): ``brandloop.domain``'s rule,
+#: the one the CLI and the agent apply
+BLANKS = domain.BLANKS
+NOT_BLANK = domain.NOT_BLANK
 
 
 def not_blank(what: str) -> Any:
     """A validator refusing blank text with the CLI's words ("note is empty"), not the
     pattern's regex (invisible characters in a problem's detail); put the pattern in the
     schema with ``json_schema_extra={"pattern": NOT_BLANK}``."""
-    blank = re.compile(NOT_BLANK)
 
     def check(value: Any) -> Any:
-        if isinstance(value, str) and not blank.search(value):
+        if isinstance(value, str) and is_blank(value):
             raise PydanticCustomError("blank", f"{what} is empty")
         return value
 
@@ -329,12 +330,12 @@ class CampaignAsset(_In):
     formats: list[Annotated[str, Field(pattern=FORMAT_PATTERN)]] = Field(
         default_factory=lambda: ["1024x1024"],
         min_length=1,
-        max_length=8,
+        max_length=MAX_ASSET_FORMATS,
         examples=[["1024x1024", "16:9"]],
         description="each format once: one job per asset and format",
         json_schema_extra={"uniqueItems": True},
     )
-    count: BodyInt = Field(default=1, ge=1, le=8)
+    count: BodyInt = Field(default=1, ge=1, le=MAX_ASSET_COUNT)
 
     @field_validator("formats")
     @classmethod

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from brandloop.domain import is_blank
 from brandloop.errors import BadInputError, RefusedError
 from brandloop.memory.store import BrandMemory, MemoryHit
 from brandloop.registry import crud
@@ -60,7 +61,7 @@ def add_style_note(
     audited in a transaction of its own on ``session``'s database) when the note fails the
     brand's text gate, as it would fail every later run's plan. ``policy_dirs``: where the
     brand's policy file may be."""
-    if not text.strip():
+    if is_blank(text):
         raise BadInputError("note is empty")
     kit = crud.brand_kit(brand)
     policy = load_brand_moderation_policy(kit.slug, search=list(policy_dirs))

@@ -32,6 +32,11 @@ SIDE_TEXT = r"(6[4-9]|[7-9][0-9]|[1-9][0-9]{2}|[1-3][0-9]{3}|40[0-8][0-9]|409[0-
 #: a size as a schema states it (what :func:`parse_size` takes, without blanks or leading zeros)
 SIZE_TEXT = rf"^{SIDE_TEXT}x{SIDE_TEXT}$"
 ASPECT_PATTERN = re.compile(r"^([0-9]{1,3}):([0-9]{1,3})$")
+#: an aspect ratio as a schema states it: W:H, each part 1..999 in ASCII digits, no leading zero
+_PART_TEXT = r"[1-9][0-9]{0,2}"
+ASPECT_TEXT = rf"^{_PART_TEXT}:{_PART_TEXT}$"
+#: a campaign asset's format as a schema states it: a size or an aspect ratio (either)
+FORMAT_TEXT = rf"^({SIDE_TEXT}x{SIDE_TEXT}|{_PART_TEXT}:{_PART_TEXT})$"
 PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 #: a brand name: ASCII letters and digits, with spaces, '_', '.' and '-' after the first
 BRAND_NAME = r"^[A-Za-z0-9][A-Za-z0-9 _.-]*$"
@@ -46,6 +51,63 @@ _BRAND_KEY_RUN = re.compile(r"[^a-z0-9]+")
 CAMPAIGN_ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,119}")
 
 MAX_BRIEF_CHARS = 4000
+#: A campaign asset (``POST /v1/campaigns``, a ``campaign run`` file): at most this many
+#: formats, and at most this many accepted images wanted per format.
+MAX_ASSET_FORMATS = 8
+MAX_ASSET_COUNT = 8
+
+#: Characters that show nothing: white space as Python's ``str.isspace`` sees it, and the
+#: invisible ones moderation strips before it reads a text (zero-width characters, bidi
+#: controls, the word joiner, the byte order mark, the soft hyphen, the Mongolian vowel
+#: separator: ``brandloop.tools.moderation.normalize``), written out (regex engines disagree
+#: on ``\s``). Text made only of these is blank: "brief is empty", bad input everywhere.
+BLANKS = (
+    "\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+    "\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff"
+)
+#: Text that must say something: at least one character that is not blank (the schemas'
+#: pattern, searched anywhere in the text)
+NOT_BLANK = f"[^{BLANKS}]"
+_NOT_BLANK = re.compile(NOT_BLANK)
+#: Why text with a NUL or a lone surrogate is refused: PostgreSQL cannot store a NUL, and
+#: neither database can encode a lone surrogate (the API's input guard, the CLI's files).
+UNSTORABLE = "text may not hold a NUL character or a lone surrogate"
+
+
+def is_blank(text: str) -> bool:
+    """True for text that shows nothing: empty, or only :data:`BLANKS` characters."""
+    return _NOT_BLANK.search(text) is None
+
+
+def unstorable(text: str) -> bool:
+    """True for text no registry can store as given: a NUL, or a lone surrogate."""
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def unstorable_places(value: Any, where: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    """Where in parsed JSON or YAML (``value``) a string, or a mapping's key, is
+    :func:`unstorable`: each place as the keys and indexes that lead to it."""
+    places: list[tuple[str | int, ...]] = []
+    if isinstance(value, str):
+        if unstorable(value):
+            places.append(where)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and unstorable(key):
+                places.append((*where, "(key)"))
+            places.extend(unstorable_places(item, (*where, key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            places.extend(unstorable_places(item, (*where, index)))
+    return places
+
+
 #: The largest seed any provider takes (32 bits unsigned); planned seeds wrap around below it.
 MAX_SEED = 2**32 - 1
 MIN_SIDE = 64
@@ -327,7 +389,7 @@ class GenerationRequest(_Model):
     def _not_blank(cls, value: str | None) -> str | None:
         # "" is not "none given": a blank template or model must not quietly mean the default,
         # nor a blank campaign id open a campaign (and a budget) nobody can name
-        if value is not None and not value.strip():
+        if value is not None and is_blank(value):
             raise ValueError("is blank: leave it out instead")
         return value
 
@@ -342,7 +404,9 @@ class GenerationRequest(_Model):
     @field_validator("brief")
     @classmethod
     def _brief(cls, value: str) -> str:
-        if not value.strip():
+        if unstorable(value):
+            raise ValueError(f"brief: {UNSTORABLE}")
+        if is_blank(value):
             raise ValueError("brief is empty")
         if len(value) > MAX_BRIEF_CHARS:
             raise ValueError(f"brief is {len(value)} characters; the limit is {MAX_BRIEF_CHARS}")

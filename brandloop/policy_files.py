@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from brandloop.domain import UNSTORABLE, unstorable_places
 from brandloop.errors import BadInputError
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -89,13 +90,28 @@ def _precise(text: str, exc: yaml.YAMLError) -> yaml.YAMLError:
     return exc  # pragma: no cover - both parsers refuse the same documents
 
 
+def field_path(loc: tuple[str | int, ...]) -> str:
+    """A place in a file as its author reads it: ``assets[1].brief`` (``(top level)``)."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f"{'.' if text else ''}{part}"
+    return text or "(top level)"
+
+
 def parse_yaml(text: str, *, source: str) -> Any:
     """``text`` parsed as YAML; a syntax error is one :class:`BadInputError` naming ``source``
-    and the line and column."""
+    and the line and column. A string holding a NUL or a lone surrogate (YAML's ``"\\0"``,
+    ``"\\ud800"`` escapes) is refused too, naming the field: text no registry can store, as
+    the API's input guard refuses it (``source: assets[0].brief: text may not hold ...``)."""
     try:
-        return yaml.load(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         raise yaml_error(source, _precise(text, exc)) from None
+    places = unstorable_places(data)
+    if places:
+        more = f" (and {len(places) - 1} more)" if len(places) > 1 else ""
+        raise BadInputError(f"{source}: {field_path(places[0])}: {UNSTORABLE}{more}")
+    return data
 
 
 def load_yaml_file(path: Path, *, what: str) -> Any:

@@ -39,7 +39,7 @@ from chromadb.errors import InternalError as ChromaInternalError
 from chromadb.errors import NotFoundError as ChromaNotFoundError
 from pydantic import BaseModel, ConfigDict
 
-from brandloop.domain import utcnow
+from brandloop.domain import is_blank, utcnow
 from brandloop.errors import BadInputError, BrandloopError
 from brandloop.memory.embeddings import EmbeddingModelError
 from brandloop.memory.shared import LocalChroma
@@ -275,7 +275,7 @@ def _record_id(kind: MemoryKind, *parts: str | int) -> str:
 
 def _text(value: str, what: str) -> str:
     text = value.strip()
-    if not text:
+    if is_blank(text):
         raise BadInputError(f"{what} is empty")
     if len(text) > MAX_TEXT_CHARS:
         raise BadInputError(f"{what} is {len(text)} characters; the limit is {MAX_TEXT_CHARS}")

@@ -15,7 +15,7 @@ from rich.text import Text
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import out, print_json, settings
 from brandloop.api.cli.score import read_image_file, resolve_brand
-from brandloop.domain import ModerationVerdict
+from brandloop.domain import ModerationVerdict, is_blank
 from brandloop.errors import BadInputError, check_utf8
 from brandloop.tools.moderation.explain import describe
 from brandloop.tools.moderation.hosted import ask, build_hosted_moderator, combined
@@ -131,7 +131,7 @@ def moderate(
         verdict = NudeNetModerator(policy.image).moderate(decoded)
     elif text is not None:
         body = _read_stdin() if text == "-" else text
-        if not body.strip():
+        if is_blank(body):
             raise BadInputError("text is empty")
         forbidden = kit.forbidden_terms if kit is not None else []
         verdict = moderate_with_policy(body, policy, forbidden_terms=forbidden, source="text")

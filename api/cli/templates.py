@@ -20,6 +20,7 @@ from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import check_output_folder, database, out, print_json, settings
 from brandloop.api.cli.tables import Column, Wide
+from brandloop.domain import is_blank
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.registry import crud
 from brandloop.registry.models import TemplateRow, TemplateVersionRow
@@ -177,7 +178,7 @@ def reject(
     note: Annotated[str, typer.Option(help="why it is rejected (required)")],
 ) -> None:
     """Reject a version in review, saying why."""
-    if not note.strip():
+    if is_blank(note):
         raise BadInputError("a rejection needs a --note saying why")
     _review_step("reject", name, version, actor, note)
 

@@ -29,6 +29,7 @@ from brandloop.api.deps import Service
 from brandloop.api.input_guard import UNSTORABLE, unstorable
 from brandloop.api.problems import ApiProblem, status_for
 from brandloop.api.studio.sessions import StudioUser, session_user
+from brandloop.domain import is_blank
 from brandloop.errors import BrandloopError
 from brandloop.registry.types import usd
 
@@ -211,7 +212,7 @@ def _plain(where: str, error: Mapping[str, Any]) -> str:
     if error.get("type") != "string_pattern_mismatch":
         return str(error.get("msg", "invalid"))
     value = error.get("input")
-    if isinstance(value, str) and not value.strip():
+    if isinstance(value, str) and is_blank(value):
         return "is blank: write something"
     return _PATTERN_WORDS.get(where.rsplit(".", 1)[-1], "is not in the form this field takes")
 

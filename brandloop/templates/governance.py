@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from brandloop.domain import ModerationVerdict, TemplateStatus, TemplateVersion, utcnow
+from brandloop.domain import ModerationVerdict, TemplateStatus, TemplateVersion, is_blank, utcnow
 from brandloop.errors import BadInputError, ConflictError, NotFoundError, RefusedError
 from brandloop.policy_files import (
     describe_validation_error,
@@ -437,7 +437,7 @@ def new_version(
     """The next integer version of ``name``, as a draft; earlier versions stay as they are.
     Parallel callers each get a version of their own (the template's lock serialises them)."""
     check_actor(actor)
-    if not message.strip():
+    if is_blank(message):
         raise BadInputError("a new version needs a commit message (-m)")
     _check_content(spec, name=name, models=models)
     template = _template(session, tenant, name)
@@ -680,7 +680,7 @@ def reject(
     is_approver: bool | None = None,
 ) -> TemplateVersionRow:
     """in_review → rejected, by an approver who is not the author; the note says why."""
-    if not note.strip():
+    if is_blank(note):
         raise BadInputError("a rejection needs a note saying why")
     return _decide(
         session,
@@ -699,7 +699,7 @@ def comment(
 ) -> None:
     """A review comment on a version, in any state."""
     check_actor(actor)
-    if not note.strip():
+    if is_blank(note):
         raise BadInputError("a comment needs text")
     template = _template(session, tenant, name)
     _version(session, template, version)

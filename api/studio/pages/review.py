@@ -26,6 +26,7 @@ from brandloop.api.studio.web import (
     render,
     see_other,
 )
+from brandloop.domain import is_blank
 from brandloop.evals.agreement import judge_agreement
 from brandloop.registry import crud
 from brandloop.templates.governance import same_person
@@ -137,7 +138,7 @@ def decide(
     decision: Annotated[Literal["approve", "reject"], Form()],
     note: Note = "",
 ) -> Response:
-    if decision == "reject" and not note.strip():  # one stray `r` must not reject a run
+    if decision == "reject" and is_blank(note):  # one stray `r` must not reject a run
         raise StudioError(
             422,
             f"to reject run {run_id}, say why in the Note: the requester reads it; the run "

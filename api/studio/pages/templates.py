@@ -32,6 +32,7 @@ from brandloop.api.studio.web import (
     render,
     see_other,
 )
+from brandloop.domain import is_blank
 from brandloop.errors import BadInputError
 from brandloop.registry.models import AttemptRow, RunRow
 from brandloop.templates.governance import (
@@ -153,7 +154,7 @@ def review(
     decision: Annotated[Literal["approve", "reject"], Form()],
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    if decision == "reject" and not note.strip():  # what the browser's `required` also asks
+    if decision == "reject" and is_blank(note):  # what the browser's `required` also asks
         raise StudioError(
             422, f"to reject v{version}, say why in “Why reject v{version}?”: the author reads it"
         )

@@ -1,0 +1,185 @@
+"""A ``brandloop campaign run`` file is checked whole, as ``POST /v1/campaigns`` checks its
+body, before the first asset runs: a bad asset anywhere in the file (a blank or invisible brief,
+a NUL, a count past 8, no formats, a format that is neither a size nor a ratio) is one line
+naming the file and the field, exit 2, with nothing run, paid or stored; a body the API takes
+(an aspect-ratio format) runs. Other files the CLI stores text from (brand kits, templates)
+refuse a NUL the same way, and a brief, note or comment of invisible characters only is blank
+on every command, as it is over HTTP. Through ``brandloop`` itself, on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from brandloop.settings import Settings
+from tests.api.test_cli import data_snapshot, run_cli
+
+ROOT = Path(__file__).resolve().parents[2]
+ACME = ROOT / "examples" / "brands" / "acme-coffee.yaml"
+TEMPLATE = ROOT / "examples" / "templates" / "product-still.yaml"
+#: characters that show nothing: zero-width space, word joiner, byte order mark, soft hyphen,
+#: Mongolian vowel separator
+INVISIBLE = "\u200b\u2060\ufeff\u00ad\u180e"
+
+CAMPAIGN = """\
+name: checks
+brand: Acme Coffee
+budget_usd: 0.5
+assets:
+  - id: a
+    brief: "a cup of cocoa on a table"
+    formats: ["128x128"]
+  - id: b
+{second}
+"""
+
+
+@pytest.mark.parametrize(
+    ("second", "said"),
+    [
+        ('    brief: "   "', "assets[1].brief: brief is empty"),
+        ('    brief: "\\u200b\\u2060\\ufeff\\u00ad\\u180e"', "assets[1].brief: brief is empty"),
+        ('    brief: "a cup of tea\\0"', "assets[1].brief: text may not hold a NUL character"),
+        ('    brief: "a mug"\n    count: 9', "assets[1].count: Input should be less than or"),
+        ('    brief: "a mug"\n    count: true', "assets[1].count: Input should be a valid integer"),
+        ('    brief: "a mug"\n    formats: []', "assets[1].formats: List should have at least 1"),
+        ('    brief: "a mug"\n    formats: ["0:1"]', "assets[1].formats[0]: aspect ratio '0:1'"),
+        (
+            '    brief: "a mug"\n    formats: ["0128x128"]',
+            "assets[1].formats[0]: format '0128x128' is neither WIDTHxHEIGHT",
+        ),
+        (
+            "    brief: a mug\n    formats: ["
+            + ", ".join(f'"{64 + i}x64"' for i in range(9))
+            + "]",
+            "assets[1].formats: List should have at most 8 items",
+        ),
+    ],
+    ids=[
+        "blank",
+        "invisible",
+        "nul",
+        "count-9",
+        "count-true",
+        "no-formats",
+        "ratio-0",
+        "zero-led",
+        "9-formats",
+    ],
+)
+def test_a_bad_later_asset_is_refused_before_the_first_runs(
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    tmp_path: Path,
+    second: str,
+    said: str,
+) -> None:
+    assert run_cli(capsys, "brands", "add", str(ACME))[0] == 0
+    path = tmp_path / "campaign.yaml"
+    path.write_text(CAMPAIGN.format(second=second), encoding="utf-8")
+    before = data_snapshot(settings.data_dir)
+
+    code, out, err = run_cli(capsys, "campaign", "run", str(path), "--json")
+
+    assert code == 2, (code, out, err)
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"brandloop: error: campaign {path}: {said}"), err
+    # nothing ran, was paid or stored: no run of asset a, no campaign budget
+    assert data_snapshot(settings.data_dir) == before
+    code, out, _ = run_cli(capsys, "runs", "list", "--json")
+    assert code == 0 and json.loads(out) == []
+
+
+def test_a_campaign_file_takes_aspect_ratio_formats_as_the_api_does(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path, seed: int
+) -> None:
+    path = tmp_path / "ratio.yaml"
+    path.write_text(
+        f"name: ratio\nbrand: {ACME}\nbudget_usd: 0.5\nseed: {seed % 1_000_000}\n"
+        "assets:\n"
+        '  - {id: square, brief: "a steaming coffee cup on a wooden table", '
+        'formats: ["1:1", "16:9"], count: 1}\n',
+        encoding="utf-8",
+    )
+    code, out, err = run_cli(capsys, "campaign", "run", str(path), "--json")
+    assert code == 0, (code, err)
+    report = json.loads(out)
+    assert [a["size"] for a in report["assets"]] == ["1:1", "16:9"]
+    shown = []
+    for asset in report["assets"]:
+        code, out, err = run_cli(capsys, "runs", "show", asset["run_id"], "--json")
+        assert code == 0, err
+        run = json.loads(out)
+        shown.append(run.get("run", run)["request"]["aspect_ratio"])
+    assert shown == ["1:1", "16:9"]
+
+
+def test_a_nul_in_a_brand_kit_or_a_template_file_is_refused_naming_the_field(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    kit = tmp_path / "kit.yaml"
+    kit.write_text(
+        ACME.read_text(encoding="utf-8").replace(
+            "description: ", 'description: "calm\\0warm" #', 1
+        ),
+        encoding="utf-8",
+    )
+    before = data_snapshot(settings.data_dir)
+    code, out, err = run_cli(capsys, "brands", "add", str(kit))
+    assert code == 2 and out == "", (code, out, err)
+    assert err == (
+        f"brandloop: error: brand kit {kit}: description: text may not hold a NUL character "
+        "or a lone surrogate\n"
+    ), err
+    assert data_snapshot(settings.data_dir) == before
+
+    template = tmp_path / "t.yaml"
+    template.write_text(
+        TEMPLATE.read_text(encoding="utf-8").replace("message: first", 'message: "first\\0" #', 1),
+        encoding="utf-8",
+    )
+    code, out, err = run_cli(
+        capsys, "templates", "create", "product-still", "--file", str(template), "--as", "ana"
+    )
+    assert code == 2 and out == "", (code, out, err)
+    assert err == (
+        f"brandloop: error: {template}: message: text may not hold a NUL character or a lone "
+        "surrogate\n"
+    ), err
+    code, out, _ = run_cli(capsys, "templates", "list", "--json")
+    assert code == 0 and "product-still" not in out
+
+
+def test_invisible_text_is_blank_on_the_cli_as_over_http(
+    capsys: pytest.CaptureFixture[str], settings: Settings
+) -> None:
+    assert run_cli(capsys, "brands", "add", str(ACME))[0] == 0
+    before = data_snapshot(settings.data_dir)
+    code, out, err = run_cli(capsys, "generate", INVISIBLE, "--brand", "Acme Coffee", "--json")
+    assert (code, out) == (2, ""), (code, out, err)
+    assert err.count("\n") == 1 and "brief is empty" in err, err
+    assert data_snapshot(settings.data_dir) == before
+
+    code, out, err = run_cli(
+        capsys, "templates", "create", "product-still", "--file", str(TEMPLATE), "--as", "ana"
+    )
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "templates", "submit", "product-still", "1", "--as", "ana")
+    assert code == 0, err
+    code, out, err = run_cli(
+        capsys,
+        "templates",
+        "reject",
+        "product-still",
+        "1",
+        "--as",
+        "bo",
+        "--note",
+        INVISIBLE,
+    )
+    assert (code, out) == (2, ""), (code, out, err)
+    assert "a rejection needs a --note saying why" in err, err
