@@ -325,7 +325,9 @@ def verify_image(
     Raises BadInputError when ``data`` is not a PNG, JPEG or WebP image."""
     fmt = image_format(data)
     if fmt is None:
-        raise BadInputError(f"{file or 'the file'} is not a PNG, JPEG or WebP image")
+        raise BadInputError(
+            f"{shown_name(file) if file else 'the file'} is not a PNG, JPEG or WebP image"
+        )
     report = CredentialReport(
         file=file,
         sha256=sha256_hex(data),
@@ -373,9 +375,16 @@ def _matched_how(match: RegistryMatch) -> str:
     return f"by perceptual hash ({match.distance}/64 bits apart)"
 
 
+def shown_name(name: str) -> str:
+    """A file name as a one-line report prints it: as it is, or, when it holds a line break
+    or another character that does not print, quoted with that character escaped
+    (``'two\\nlines.png'``), as the CLI quotes any other odd name (``{name!r}``)."""
+    return name if name.isprintable() else repr(name)
+
+
 def summary_line(report: CredentialReport) -> str:
     """One line: valid/invalid/absent, who signed it, which run and template made it."""
-    name = report.file or report.sha256[:16]
+    name = shown_name(report.file) if report.file else report.sha256[:16]
     if report.status == "absent":
         if report.match is None:
             return f"{name}: absent - no Content Credentials, and no run in this registry matches"
