@@ -157,7 +157,7 @@ def _signed_row(
 ) -> ArtifactRow | None:
     """The registry's accepted image for this file: by its own sha256, else by the run and
     attempt its manifest names."""
-    row = crud.get_artifact(session, tenant=tenant, sha256=sha256)
+    row = crud.get_artifact(session, tenant=tenant, sha256=sha256, with_deleted=True)
     if row is not None and row.receipt is not None:
         return row
     if run_id and attempt_id:
@@ -256,7 +256,7 @@ def _nearest_by_phash(
             best = (sha, distance)
     if best is None:
         return None
-    row = crud.get_artifact(session, tenant=tenant, sha256=best[0])
+    row = crud.get_artifact(session, tenant=tenant, sha256=best[0], with_deleted=True)
     return (row, best[1]) if row is not None else None
 
 
@@ -265,7 +265,7 @@ def _registry_match(
 ) -> tuple[ArtifactRow, MatchedBy, int | None] | None:
     """The accepted image a file without a manifest came from: the file itself, the raw image
     an accepted one was made from (same sha256), or a perceptual-hash neighbour."""
-    row = crud.get_artifact(session, tenant=tenant, sha256=sha256)
+    row = crud.get_artifact(session, tenant=tenant, sha256=sha256, with_deleted=True)
     if row is not None and row.receipt is None and row.run_id and row.attempt_id:
         signed = crud.signed_artifacts_of_attempt(
             session, tenant=tenant, run_id=row.run_id, attempt_id=row.attempt_id
