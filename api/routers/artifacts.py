@@ -77,6 +77,8 @@ class ArtifactFile(FileResponse):
             return super()._parse_range_header(http_range, file_size)
         except MalformedRangeHeader as exc:
             reason = exc.content.removeprefix("Range header: ")
+            if reason == "range must be requested":  # bytes=abc, bytes=-, bytes=
+                reason = "it names no byte range (bytes=<first>-<last>)"
             raise ApiProblem(400, "bad-input", f"malformed Range header: {reason}") from None
         except RangeNotSatisfiable:
             raise ApiProblem(
