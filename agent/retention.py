@@ -310,7 +310,9 @@ def _garbage(
     needed = _protected(session, tenant, cutoff, receipts)
     old = session.execute(
         select(ArtifactRow.sha256, ArtifactRow.size_bytes).where(
-            ArtifactRow.tenant == tenant, ArtifactRow.created_at < cutoff
+            ArtifactRow.tenant == tenant,
+            ArtifactRow.created_at < cutoff,
+            ArtifactRow.deleted_at.is_(None),  # a deleted copy has no bytes left to free
         )
     ).all()
     entries = dict(
@@ -339,7 +341,9 @@ def _file_would_go(
     released[sha256] = released.get(sha256, 0) + 1
     with db.session() as session:
         copies = session.scalar(
-            select(func.count()).select_from(ArtifactRow).where(ArtifactRow.sha256 == sha256)
+            select(func.count())
+            .select_from(ArtifactRow)
+            .where(ArtifactRow.sha256 == sha256, ArtifactRow.deleted_at.is_(None))
         )
     return store.exists(sha256) and released[sha256] >= (copies or 0)
 
@@ -364,6 +368,8 @@ def _named(session: Session, *, only: str | None = None) -> set[str]:
     found: set[str] = set()
     for column in _NAMING:
         query = select(column).distinct()
+        if column is ArtifactRow.sha256:  # a copy its tenant deleted names no file
+            query = query.where(ArtifactRow.deleted_at.is_(None))
         if only is not None:
             query = query.where(column == only)
         found.update(sha for sha in session.scalars(query) if sha)

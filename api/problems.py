@@ -41,6 +41,7 @@ ProblemKind = Literal[
     "method-not-allowed",
     "payload-too-large",
     "unsupported-media-type",
+    "range-not-satisfiable",
     "rate-limited",
     "quota-exceeded",
     "idempotency-key-reused",
@@ -65,6 +66,7 @@ _TITLES: dict[str, str] = {
     "method-not-allowed": "Method not allowed",
     "payload-too-large": "Request body too large",
     "unsupported-media-type": "Unsupported media type",
+    "range-not-satisfiable": "Range not satisfiable",
     "rate-limited": "Too many requests",
     "quota-exceeded": "Daily spend quota exceeded",
     "idempotency-key-reused": "Idempotency-Key reused with a different request",
@@ -88,6 +90,7 @@ _STATUS_KINDS: dict[int, str] = {
     409: "conflict",
     413: "payload-too-large",
     415: "unsupported-media-type",
+    416: "range-not-satisfiable",
     422: "validation",
     429: "rate-limited",
     503: "not-ready",
@@ -322,6 +325,8 @@ _ANSWERS: dict[int, str] = {
     405: "Method not allowed; `Allow` names the methods the path serves",
     409: "Conflict with the current state (or an Idempotency-Key still in flight)",
     413: "Request body too large",
+    416: "Range not satisfiable (`range-not-satisfiable`): no requested byte range starts "
+    "within the image; `Content-Range: bytes */<size>`",
     422: "Validation error",
     429: "Rate limited (`rate-limited`: per key, per tenant, or failed authentications from "
     "the address); see Retry-After",

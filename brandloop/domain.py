@@ -670,6 +670,11 @@ class AcceptedImage(_Model):
     manifest_label: str | None = Field(
         default=None, description="label of the image's signed C2PA manifest (Content Credentials)"
     )
+    deleted: bool = Field(
+        default=False,
+        description="the tenant deleted the image's bytes (DELETE /v1/artifacts/{sha256}): "
+        "path is null; its receipt stays in the registry",
+    )
 
 
 class AcceptanceRule(_Model):

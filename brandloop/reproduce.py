@@ -127,7 +127,9 @@ def _receipts(db: Database, *, tenant: str, run_id: str) -> tuple[str, str | Non
             raise BadInputError(f"run {run_id} has not finished (status {run.status})")
         receipts: list[Receipt] = []
         for image in run.result.get("images", []):
-            artifact = crud.get_artifact(session, tenant=tenant, sha256=image["sha256"])
+            artifact = crud.get_artifact(
+                session, tenant=tenant, sha256=image["sha256"], with_deleted=True
+            )
             if artifact is None or artifact.receipt is None:
                 raise NotFoundError(f"image {image['sha256'][:12]} of {run_id} has no receipt")
             receipts.append(Receipt.model_validate(artifact.receipt))

@@ -219,7 +219,7 @@ def find_run(session: Session, *, tenant: str, ref: str) -> RunRow | None:
     """A run by its id, or by the sha256 of one of its images; another tenant's is absent."""
     run_id = ref
     if SHA256.fullmatch(ref):
-        artifact = crud.get_artifact(session, tenant=tenant, sha256=ref)
+        artifact = crud.get_artifact(session, tenant=tenant, sha256=ref, with_deleted=True)
         if artifact is None or artifact.run_id is None:
             return None
         run_id = artifact.run_id
@@ -227,10 +227,13 @@ def find_run(session: Session, *, tenant: str, ref: str) -> RunRow | None:
 
 
 def run_receipts(session: Session, *, run: RunRow) -> list[Receipt]:
-    """The receipt of each accepted image of ``run``, in the order of its result."""
+    """The receipt of each accepted image of ``run``, in the order of its result (an image
+    whose bytes were deleted keeps its receipt)."""
     receipts = []
     for image in (run.result or {}).get("images", []):
-        artifact = crud.get_artifact(session, tenant=run.tenant, sha256=image["sha256"])
+        artifact = crud.get_artifact(
+            session, tenant=run.tenant, sha256=image["sha256"], with_deleted=True
+        )
         if artifact is not None and artifact.receipt is not None:
             receipts.append(Receipt.model_validate(artifact.receipt))
     return receipts

@@ -149,7 +149,9 @@ def show(
     tables.show(out, "Attempts", ATTEMPT_COLUMNS, attempts, wide=wide)
     _print_lineage(trace.receipts)
     for image in run.images[:4]:
-        if image.path and Path(image.path).exists():
+        if image.deleted:
+            out.print(f"{image.sha256[:12]}  its bytes were deleted; its receipt stays")
+        elif image.path and Path(image.path).exists():
             preview = ("  preview", "yellow") if image.preview else ""
             out.print(
                 Text.assemble(f"{image.sha256[:12]}  {image.model}  seed {image.seed}", preview)

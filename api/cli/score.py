@@ -4,6 +4,7 @@ with the reason for each, as the agent would see them."""
 from __future__ import annotations
 
 import math
+import stat
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +23,7 @@ from brandloop.policies.brand_policy import load_brand_scoring_policy
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.policies.scoring import ScoringPolicy, load_scoring_policy
 from brandloop.registry import crud
+from brandloop.tools.credentials import shown_name
 from brandloop.tools.providers.errors import MalformedResponseError
 from brandloop.tools.scoring.alignment import load_alignment_scorer
 from brandloop.tools.scoring.signals import ImageAnalysis, analyse_image, score_set
@@ -49,13 +51,38 @@ def _registered_id(kit: BrandKit, *, tenant: str) -> str | None:
         return row.id if row is not None else None
 
 
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
 def read_image_file(path: Path) -> bytes:
-    if not path.is_file():
-        raise BadInputError(f"{path}: no such file")
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise BadInputError(f"{path}: {size:,} bytes is larger than {MAX_FILE_BYTES:,}")
-    return path.read_bytes()
+    """The bytes of a regular file of at most ``MAX_FILE_BYTES``. What is not one (a directory,
+    a FIFO, a device) is refused from its ``stat`` before anything opens it, so a FIFO never
+    blocks and ``/dev/zero`` is never read; the name is shown as ``shown_name`` prints it."""
+    name = shown_name(str(path))
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise BadInputError(f"{name}: no such file") from None
+    except OSError as exc:
+        raise BadInputError(f"{name}: cannot be read ({exc.strerror})") from None
+    if not stat.S_ISREG(mode):
+        kind = next((what for test, what in _KINDS if test(mode)), "not a file")
+        raise BadInputError(f"{name}: not a regular file ({kind})")
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise BadInputError(f"{name}: cannot be read ({exc.strerror})") from None
+    if len(data) > MAX_FILE_BYTES:
+        size = path.stat().st_size
+        raise BadInputError(f"{name}: {size:,} bytes is larger than {MAX_FILE_BYTES:,}")
+    return data
 
 
 def _wanted(size: str | None, brand: BrandKit, width: int, height: int) -> tuple[int, int]:

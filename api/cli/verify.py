@@ -16,7 +16,12 @@ from brandloop.api.cli.score import read_image_file
 from brandloop.artifacts import image_format
 from brandloop.errors import BadInputError
 from brandloop.settings import Settings
-from brandloop.tools.credentials import CredentialReport, trust_anchors_pem, verify_image
+from brandloop.tools.credentials import (
+    CredentialReport,
+    shown_name,
+    trust_anchors_pem,
+    verify_image,
+)
 
 #: Exit code when a file's credentials are invalid or absent (or untrusted, with --trusted).
 EXIT_NOT_VERIFIED = 6
@@ -28,7 +33,7 @@ def verify_files(paths: list[Path], cfg: Settings) -> list[CredentialReport]:
     blobs = [(path, read_image_file(path)) for path in paths]
     for path, data in blobs:  # every file is an image before any is reported on
         if image_format(data) is None:
-            raise BadInputError(f"{path} is not a PNG, JPEG or WebP image")
+            raise BadInputError(f"{shown_name(str(path))} is not a PNG, JPEG or WebP image")
     trust = trust_anchors_pem(cfg)
     with database().session() as session:
         return [

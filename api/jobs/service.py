@@ -33,8 +33,12 @@ from brandloop.settings import Settings
 
 
 def artifact_links(images: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Images as the API shows them: ``path`` is the artifact's URL, not a file on the server."""
-    return [{**image, "path": f"/v1/artifacts/{image['sha256']}"} for image in images]
+    """Images as the API shows them: ``path`` is the artifact's URL, not a file on the server
+    (none for an image whose bytes were deleted: it is marked ``deleted``)."""
+    return [
+        image if image.get("deleted") else {**image, "path": f"/v1/artifacts/{image['sha256']}"}
+        for image in images
+    ]
 
 
 def public_result(result: dict[str, Any]) -> RunResult:

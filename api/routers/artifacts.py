@@ -12,6 +12,7 @@ from fastapi import APIRouter, Header, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
+from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
 from brandloop.api.deps import Admin, SessionDep, SettingsDep, Viewer
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
@@ -48,6 +49,47 @@ CACHE_HEADERS = {
 }
 
 
+#: a part of the image (a ``Range: bytes=...`` request, RFC 9110 14)
+RANGE_HEADERS = {
+    **CACHE_HEADERS,
+    "Content-Range": {
+        "description": "the part sent, `bytes <first>-<last>/<size>` (one range only)",
+        "required": False,
+        "schema": {"type": "string"},
+    },
+}
+
+
+class ArtifactFile(FileResponse):
+    """Starlette's file answer (``Range`` requests, HEAD), with RFC 9110's reading of ``Range``:
+    a header naming another unit than ``bytes``, or none, is ignored (the whole image, 200,
+    RFC 9110 14.2), and a byte range that is malformed or past the end is a problem+json
+    (400 ``bad-input``; 416 ``range-not-satisfiable`` with ``Content-Range: bytes */<size>``)
+    instead of Starlette's plain-text answer. (Raised before the answer starts, so the app's
+    problem handlers write it.)"""
+
+    @classmethod
+    def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
+        unit, equals, _ = http_range.partition("=")
+        if not equals or unit.strip().lower() != "bytes":
+            return []  # a unit we do not understand: the whole representation
+        try:
+            return super()._parse_range_header(http_range, file_size)
+        except MalformedRangeHeader as exc:
+            reason = exc.content.removeprefix("Range header: ")
+            if reason == "range must be requested":  # bytes=abc, bytes=-, bytes=
+                reason = "it names no byte range (bytes=<first>-<last>)"
+            raise ApiProblem(400, "bad-input", f"malformed Range header: {reason}") from None
+        except RangeNotSatisfiable:
+            raise ApiProblem(
+                416,
+                "range-not-satisfiable",
+                f"no requested byte range starts within the image's {file_size} bytes",
+                headers={"Content-Range": f"bytes */{file_size}"},
+            ) from None
+
+
+@router.head("/{sha256}", include_in_schema=False)  # RFC 9110 9.3.2: GET's headers, no body
 @router.get(
     "/{sha256}",
     summary="The image; accepted ones carry their receipt, XMP and signed C2PA manifest",
@@ -58,7 +100,26 @@ CACHE_HEADERS = {
             "description": "the image",
             "headers": CACHE_HEADERS,
         },
+        206: {
+            "content": {
+                **{media_type: {"schema": IMAGE_BYTES} for media_type in IMAGE_TYPES},
+                "multipart/byteranges": {"schema": IMAGE_BYTES},
+            },
+            "description": "part of the image, for a `Range: bytes=...` request (several "
+            "ranges: `multipart/byteranges`); a range of another unit is ignored (200)",
+            "headers": RANGE_HEADERS,
+        },
         304: {"description": "not modified", "headers": CACHE_HEADERS},
+        416: {
+            **problems(416)[416],
+            "headers": {
+                "Content-Range": {
+                    "description": "`bytes */<size>`",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^bytes \\*/[0-9]+$"},
+                }
+            },
+        },
     },
 )
 def get_artifact(
@@ -73,7 +134,7 @@ def get_artifact(
     headers = {"ETag": etag, "Cache-Control": "private, max-age=31536000, immutable"}
     if etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
-    return FileResponse(path, media_type=row.media_type, headers=headers)
+    return ArtifactFile(path, media_type=row.media_type, headers=headers)
 
 
 def tenant_artifact(

@@ -31,8 +31,12 @@ router = APIRouter(prefix="/runs", tags=["runs"], responses=PROBLEM_RESPONSES)
 
 
 def linked(view: RunView) -> RunView:
-    """The run as the API shows it: each image's path is its artifact URL."""
-    images = [i.model_copy(update={"path": f"/v1/artifacts/{i.sha256}"}) for i in view.images]
+    """The run as the API shows it: each image's path is its artifact URL (none for an image
+    whose bytes were deleted: it is marked ``deleted``)."""
+    images = [
+        i if i.deleted else i.model_copy(update={"path": f"/v1/artifacts/{i.sha256}"})
+        for i in view.images
+    ]
     return view.model_copy(update={"images": images})
 
 

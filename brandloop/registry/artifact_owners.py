@@ -2,7 +2,9 @@
 
 Files are named by their sha256 and shared on disk; ownership is a row per (tenant, sha256).
 Two tenants that make the same bytes (the preview renderer is deterministic) each own a copy:
-both read it, and either deletes its own without touching the other's. Keeping and releasing
+both read it, and either deletes its own without touching the other's. Releasing an accepted
+image's copy keeps its row, marked deleted (``deleted_at``): its receipt is provenance and
+outlives the bytes, and its run's result marks the image deleted. Keeping and releasing
 the same sha256 are serialised (a PostgreSQL advisory lock on the sha256; SQLite's single
 writer, taken by each path's first statement, a write), so a release never removes a file that
 a concurrent keep has just claimed.
@@ -13,14 +15,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from brandloop.artifacts import MEDIA_TYPES, ArtifactStore, image_format, sha256_hex
 from brandloop.domain import utcnow
-from brandloop.registry.models import ArtifactRow
+from brandloop.registry.models import ArtifactRow, RunRow
 from brandloop.registry.models_agent import CacheEntryRow
 from brandloop.registry.write_lock import sqlite_write_lock
 
@@ -83,33 +85,80 @@ def keep_artifact(
     }
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     session.execute(insert(ArtifactRow).values(values).on_conflict_do_nothing())
+    session.execute(  # bytes the tenant had deleted are its own again (its first record stays)
+        update(ArtifactRow)
+        .where(
+            ArtifactRow.tenant == tenant,
+            ArtifactRow.sha256 == sha256,
+            ArtifactRow.deleted_at.is_not(None),
+        )
+        .values(deleted_at=None)
+    )
     store.write(data)  # under the lock: a concurrent release cannot remove it before we commit
     return sha256, path
 
 
-def release_artifact(session: Session, store: ArtifactStore, *, tenant: str, sha256: str) -> bool:
-    """Delete ``tenant``'s copy, and its generation-cache entries that would serve it again;
-    the file goes only when no other tenant owns one.
+def _owners(session: Session, sha256: str) -> int:
+    """How many tenants own a copy of ``sha256`` they have not deleted."""
+    query = select(func.count()).select_from(ArtifactRow)
+    return session.scalar(query.where(_live(sha256))) or 0
 
-    Returns False when the tenant owned no such copy (nothing changes then).
+
+def _live(sha256: str) -> Any:
+    return (ArtifactRow.sha256 == sha256) & ArtifactRow.deleted_at.is_(None)
+
+
+def release_artifact(session: Session, store: ArtifactStore, *, tenant: str, sha256: str) -> bool:
+    """Delete ``tenant``'s copy of the bytes, and its generation-cache entries that would serve
+    it again; the file goes only when no other tenant owns one. An accepted image's row stays,
+    marked deleted, with its receipt (provenance: ``verify``, ``runs reproduce``, a run's
+    receipts), and the run that accepted it marks it ``deleted`` in its result (the run view
+    says so rather than link to bytes that are gone); a candidate's row goes.
+
+    Returns False when the tenant owned no such copy, or had deleted it (nothing changes then).
     """
     _lock(session, sha256)
-    deleted = session.execute(
-        delete(ArtifactRow).where(ArtifactRow.tenant == tenant, ArtifactRow.sha256 == sha256)
+    released = session.execute(  # a write first: SQLite's writer lock, as a keep takes it
+        update(ArtifactRow)
+        .where(ArtifactRow.tenant == tenant, _live(sha256))
+        .values(deleted_at=utcnow())
+        .execution_options(synchronize_session=False)
     )
-    if not deleted.rowcount:  # type: ignore[attr-defined]
+    if not released.rowcount:  # type: ignore[attr-defined]
         return False
+    mine = (ArtifactRow.tenant == tenant) & (ArtifactRow.sha256 == sha256)
+    run_id, receipt = session.execute(
+        select(ArtifactRow.run_id, ArtifactRow.receipt).where(mine)
+    ).one()
+    if not receipt:  # a candidate (JSON null is not SQL NULL): no provenance to keep
+        session.execute(delete(ArtifactRow).where(mine))
+    elif run_id is not None:
+        _mark_deleted_in_run(session, tenant=tenant, run_id=run_id, sha256=sha256)
     session.execute(
         delete(CacheEntryRow).where(
             CacheEntryRow.tenant == tenant, CacheEntryRow.artifact_sha256 == sha256
         )
     )
-    others = session.scalar(
-        select(func.count()).select_from(ArtifactRow).where(ArtifactRow.sha256 == sha256)
-    )
-    if not others:
+    if not _owners(session, sha256):
         store.remove(sha256)
     return True
+
+
+def _mark_deleted_in_run(session: Session, *, tenant: str, run_id: str, sha256: str) -> None:
+    """The run's result lists the image with ``deleted: true`` and no path."""
+    run = session.get(RunRow, run_id)
+    if run is None or run.tenant != tenant or not run.result:
+        return
+    images = run.result.get("images") or []
+    if not any(image.get("sha256") == sha256 for image in images):
+        return
+    run.result = {
+        **run.result,
+        "images": [
+            {**image, "path": None, "deleted": True} if image.get("sha256") == sha256 else image
+            for image in images
+        ],
+    }
 
 
 def discard_unowned(session: Session, store: ArtifactStore, *, sha256: str) -> bool:
@@ -118,10 +167,7 @@ def discard_unowned(session: Session, store: ArtifactStore, *, sha256: str) -> b
     sees files through their rows). Serialised with keeps and releases of the same sha256, so
     a file a concurrent keep has just claimed stays. Returns whether the file was removed."""
     lock_for_removal(session, sha256)
-    owners = session.scalar(
-        select(func.count()).select_from(ArtifactRow).where(ArtifactRow.sha256 == sha256)
-    )
-    if owners or not store.exists(sha256):
+    if _owners(session, sha256) or not store.exists(sha256):
         return False
     store.remove(sha256)
     return True

@@ -858,10 +858,15 @@ def cancel_run(session: Session, *, run_id: str, reason: str) -> RunRow | None:
 # --------------------------------------------------------------------------- artifacts
 
 
-def get_artifact(session: Session, *, tenant: str, sha256: str) -> ArtifactRow | None:
-    return session.scalar(
-        select(ArtifactRow).where(ArtifactRow.tenant == tenant, ArtifactRow.sha256 == sha256)
-    )
+def get_artifact(
+    session: Session, *, tenant: str, sha256: str, with_deleted: bool = False
+) -> ArtifactRow | None:
+    """The tenant's copy of ``sha256``; one it deleted only ``with_deleted`` (provenance: its
+    receipt stays when its bytes go)."""
+    query = select(ArtifactRow).where(ArtifactRow.tenant == tenant, ArtifactRow.sha256 == sha256)
+    if not with_deleted:
+        query = query.where(ArtifactRow.deleted_at.is_(None))
+    return session.scalar(query)
 
 
 def signed_artifacts_of_attempt(

@@ -213,7 +213,9 @@ class OutcomeCountRow(Base):
 class ArtifactRow(Base):
     """A tenant's copy of an image file. Files are named by their sha256 and shared on disk;
     each tenant that made the same bytes owns its own row, so it can read them, and delete
-    its copy, without touching another tenant's (``registry.artifact_owners``)."""
+    its copy, without touching another tenant's (``registry.artifact_owners``). Deleting the
+    copy sets ``deleted_at`` and keeps the row: an accepted image's receipt is its provenance
+    (``verify``, ``runs reproduce`` and ``/receipts`` read it after the bytes have gone)."""
 
     __tablename__ = "artifacts"
     __table_args__ = (Index("ix_artifacts_tenant_phash", "tenant", "phash"),)
@@ -235,6 +237,11 @@ class ArtifactRow(Base):
         JSON, nullable=True, doc="C2PA actions brandloop applied to the model's output"
     )
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(
+        Timestamp,
+        nullable=True,
+        doc="when the tenant deleted its copy of the bytes; the row, and the receipt, stay",
+    )
 
 
 class AuditRow(Base):

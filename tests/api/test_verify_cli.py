@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,43 @@ def test_bad_signer_settings_stop_generate_before_anything_is_stored(
     assert code == 2 and err.count("\n") == 1
     assert "BRANDLOOP_C2PA_CERT_CHAIN needs" in err
     assert data_snapshot(data_dir) == before
+
+
+def test_verify_names_what_a_path_is_when_it_is_not_a_regular_file(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    """A directory, a device and a FIFO exist: each is named for what it is, with exit 2, and
+    nothing opens the FIFO (it would block) or reads /dev/zero (it never ends)."""
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)
+    for path, kind in (
+        (tmp_path, "a directory"),
+        (Path("/dev/zero"), "a character device"),
+        (fifo, "a FIFO"),
+    ):
+        code, out, err = run_cli(capsys, "verify", str(path))
+        assert code == 2, err
+        assert err == f"brandloop: error: {path}: not a regular file ({kind})\n"
+        assert out == ""
+    code, _, err = run_cli(capsys, "verify", str(tmp_path / "gone.png"))
+    assert code == 2 and err == f"brandloop: error: {tmp_path / 'gone.png'}: no such file\n"
+
+
+def test_verify_prints_one_line_for_a_file_whose_name_holds_a_line_break(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    _, out_dir = _generate(capsys, tmp_path)
+    odd = tmp_path / "two\nlines.png"
+    odd.write_bytes(sorted(out_dir.glob("*.png"))[0].read_bytes())
+    code, out, err = run_cli(capsys, "verify", str(odd))
+    assert code == 0, err
+    assert out.count("\n") == 1, out
+    assert out.startswith(f"{str(odd)!r}: valid - ")
+    code, out, _ = run_cli(capsys, "verify", str(odd), "--json")
+    assert json.loads(out)[0]["file"] == str(odd)  # the JSON keeps the real name
+
+    not_image = tmp_path / "bad\rname.png"
+    not_image.write_bytes(b"plain text")
+    code, _, err = run_cli(capsys, "verify", str(not_image))
+    assert code == 2
+    assert err == f"brandloop: error: {str(not_image)!r} is not a PNG, JPEG or WebP image\n"

@@ -26,7 +26,12 @@ from brandloop.tools.credentials.signers import (
     signer_from_settings,
     trust_anchors_pem,
 )
-from brandloop.tools.credentials.verify import CredentialReport, summary_line, verify_image
+from brandloop.tools.credentials.verify import (
+    CredentialReport,
+    shown_name,
+    summary_line,
+    verify_image,
+)
 
 __all__ = [
     "ALGORITHMIC",
@@ -45,6 +50,7 @@ __all__ = [
     "digital_source_type",
     "production_signer",
     "receipt_assertion",
+    "shown_name",
     "sign_image",
     "signer_from_settings",
     "summary_line",

@@ -157,7 +157,7 @@ def _signed_row(
 ) -> ArtifactRow | None:
     """The registry's accepted image for this file: by its own sha256, else by the run and
     attempt its manifest names."""
-    row = crud.get_artifact(session, tenant=tenant, sha256=sha256)
+    row = crud.get_artifact(session, tenant=tenant, sha256=sha256, with_deleted=True)
     if row is not None and row.receipt is not None:
         return row
     if run_id and attempt_id:
@@ -256,7 +256,7 @@ def _nearest_by_phash(
             best = (sha, distance)
     if best is None:
         return None
-    row = crud.get_artifact(session, tenant=tenant, sha256=best[0])
+    row = crud.get_artifact(session, tenant=tenant, sha256=best[0], with_deleted=True)
     return (row, best[1]) if row is not None else None
 
 
@@ -265,7 +265,7 @@ def _registry_match(
 ) -> tuple[ArtifactRow, MatchedBy, int | None] | None:
     """The accepted image a file without a manifest came from: the file itself, the raw image
     an accepted one was made from (same sha256), or a perceptual-hash neighbour."""
-    row = crud.get_artifact(session, tenant=tenant, sha256=sha256)
+    row = crud.get_artifact(session, tenant=tenant, sha256=sha256, with_deleted=True)
     if row is not None and row.receipt is None and row.run_id and row.attempt_id:
         signed = crud.signed_artifacts_of_attempt(
             session, tenant=tenant, run_id=row.run_id, attempt_id=row.attempt_id
@@ -325,7 +325,9 @@ def verify_image(
     Raises BadInputError when ``data`` is not a PNG, JPEG or WebP image."""
     fmt = image_format(data)
     if fmt is None:
-        raise BadInputError(f"{file or 'the file'} is not a PNG, JPEG or WebP image")
+        raise BadInputError(
+            f"{shown_name(file) if file else 'the file'} is not a PNG, JPEG or WebP image"
+        )
     report = CredentialReport(
         file=file,
         sha256=sha256_hex(data),
@@ -373,9 +375,16 @@ def _matched_how(match: RegistryMatch) -> str:
     return f"by perceptual hash ({match.distance}/64 bits apart)"
 
 
+def shown_name(name: str) -> str:
+    """A file name as a one-line report prints it: as it is, or, when it holds a line break
+    or another character that does not print, quoted with that character escaped
+    (``'two\\nlines.png'``), as the CLI quotes any other odd name (``{name!r}``)."""
+    return name if name.isprintable() else repr(name)
+
+
 def summary_line(report: CredentialReport) -> str:
     """One line: valid/invalid/absent, who signed it, which run and template made it."""
-    name = report.file or report.sha256[:16]
+    name = shown_name(report.file) if report.file else report.sha256[:16]
     if report.status == "absent":
         if report.match is None:
             return f"{name}: absent - no Content Credentials, and no run in this registry matches"
