@@ -5,21 +5,33 @@ PostgreSQL refuses NUL in text and neither database can encode a lone surrogate,
 would otherwise fail deep inside a query (a 500) on one database and pass on the other. Here it
 gets one answer on both: 400 ``bad-input`` for the path or query, 422 ``validation`` for the
 body, naming where.
+
+A body (JSON, or a URL-encoded form) any of whose texts holds a credential the settings
+configure, or the API key the request itself carries, is refused the same way (422
+``validation``, naming where, never the value): a brief, a thread message, a template body, a
+note or a campaign brief is stored, sent to providers and written into receipts, signed images
+and brand memory, so a key typed into one would reach them all.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
-from urllib.parse import unquote_to_bytes
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from brandloop.api.problems import PROBLEM_MEDIA_TYPE, problem_body
 from brandloop.domain import UNSTORABLE, unstorable
+from brandloop.settings import MIN_CREDENTIAL_CHARS
 
-__all__ = ["UNSTORABLE", "InputGuard", "unstorable"]
+__all__ = ["HOLDS_CREDENTIAL", "UNSTORABLE", "InputGuard", "unstorable"]
+
+HOLDS_CREDENTIAL = (
+    "holds a configured credential or this request's API key, which is never stored or sent "
+    "to a provider: remove it"
+)
 
 
 def _bad_bytes(raw: bytes) -> bool:
@@ -48,11 +60,45 @@ def _bad_places(value: Any, where: list[str]) -> Iterator[list[str]]:
             yield from _bad_places(item, [*where, str(index)])
 
 
-class InputGuard:
-    """ASGI middleware: refuse unstorable text in the path, the query and JSON bodies."""
+def _texts(value: Any, where: list[str]) -> Iterator[tuple[list[str], str]]:
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield [*where, "(key)"], key
+            yield from _texts(item, [*where, key])
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _texts(item, [*where, str(index)])
 
-    def __init__(self, app: ASGIApp) -> None:
+
+def _credential_places(value: Any, credentials: Iterable[str]) -> list[list[str]]:
+    """Where a text of ``value`` holds one of ``credentials`` whole (only whole: a refusal for
+    a part would let a caller find a key a few characters at a time)."""
+    known = [c for c in credentials if len(c) >= MIN_CREDENTIAL_CHARS]
+    if not known:
+        return []
+    return [where for where, text in _texts(value, ["body"]) if any(c in text for c in known)]
+
+
+def _bearer(scope: Scope) -> list[str]:
+    """The API key the request carries (``Authorization: Bearer KEY``), if any."""
+    for key, value in scope["headers"]:
+        if key == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return [token.strip()]
+    return []
+
+
+class InputGuard:
+    """ASGI middleware: refuse unstorable text in the path, the query and JSON bodies, and a
+    body text (JSON or a URL-encoded form) holding a configured credential or the request's
+    own API key."""
+
+    def __init__(self, app: ASGIApp, credentials: Sequence[str] = ()) -> None:
         self.app = app
+        self.credentials = tuple(credentials)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,7 +114,8 @@ class InputGuard:
                 "the path or query holds a NUL character or bytes that are not UTF-8",
             )
             return
-        if scope["method"] not in ("POST", "PUT", "PATCH") or not _is_json(scope):
+        media = _media(scope)
+        if scope["method"] not in ("POST", "PUT", "PATCH") or media == "other":
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -80,11 +127,16 @@ class InputGuard:
             chunks.append(message.get("body", b""))
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        try:
-            parsed = json.loads(body) if body else None
-        except ValueError:  # not JSON at all: the route's own validation answers
-            parsed = None
-        places = list(_bad_places(parsed, ["body"]))
+        parsed: Any = None
+        if media == "form":
+            fields = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+            parsed = dict(fields)
+        else:
+            try:
+                parsed = json.loads(body) if body else None
+            except ValueError:  # not JSON at all: the route's own validation answers
+                parsed = None
+        places = list(_bad_places(parsed, ["body"])) if media == "json" else []
         if places:
             errors = [
                 {
@@ -93,6 +145,15 @@ class InputGuard:
                     "type": "string_unstorable",
                 }
                 for loc in places[:20]
+            ]
+            detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
+            await _problem(scope, send, 422, "validation", detail, errors=errors)
+            return
+        holding = _credential_places(parsed, [*self.credentials, *_bearer(scope)])
+        if holding:
+            errors = [
+                {"loc": loc, "msg": HOLDS_CREDENTIAL, "type": "string_holds_credential"}
+                for loc in holding[:20]
             ]
             detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
             await _problem(scope, send, 422, "validation", detail, errors=errors)
@@ -109,13 +170,16 @@ class InputGuard:
         await self.app(scope, replay, send)
 
 
-def _is_json(scope: Scope) -> bool:
-    """A JSON body, or one without a content type (FastAPI reads those as JSON too)."""
+def _media(scope: Scope) -> str:
+    """``json`` for a JSON body or one without a content type (FastAPI reads those as JSON
+    too), ``form`` for a URL-encoded form (the studio's), ``other`` for anything else."""
     for key, value in scope["headers"]:
         if key == b"content-type":
             media: bytes = value.split(b";", 1)[0].strip().lower()
-            return media == b"application/json" or media.endswith(b"+json")
-    return True
+            if media == b"application/json" or media.endswith(b"+json"):
+                return "json"
+            return "form" if media == b"application/x-www-form-urlencoded" else "other"
+    return "json"
 
 
 async def _problem(
