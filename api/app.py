@@ -235,9 +235,11 @@ def create_app(
         "tracer": tracer,
         "access_log": access_log,
     }
-    credentials = configured_credentials(settings, api_settings, *_writer_settings())
+    # what no body or studio form may hold (api/input_guard.py, the studio's check_csrf)
+    credentials = tuple(configured_credentials(settings, api_settings, *_writer_settings()))
+    app.state.credentials = credentials
     # inside the service layer: ids, headers, limits come first
-    app.add_middleware(InputGuard, credentials=tuple(credentials))
+    app.add_middleware(InputGuard, credentials=credentials)
     app.add_middleware(ServiceMiddleware, **middleware_options)
     return app
 

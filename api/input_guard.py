@@ -6,8 +6,8 @@ would otherwise fail deep inside a query (a 500) on one database and pass on the
 gets one answer on both: 400 ``bad-input`` for the path or query, 422 ``validation`` for the
 body, naming where.
 
-A body (JSON, or a URL-encoded form) any of whose texts holds a credential the settings
-configure, or the API key the request itself carries, is refused the same way (422
+A JSON body any of whose texts holds a credential the settings configure, or the API key the
+request itself carries, is refused the same way (422
 ``validation``, naming where, never the value): a brief, a thread message, a template body, a
 note or a campaign brief is stored, sent to providers and written into receipts, signed images
 and brand memory, so a key typed into one would reach them all.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, unquote_to_bytes
+from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,7 +26,7 @@ from brandloop.api.problems import PROBLEM_MEDIA_TYPE, problem_body
 from brandloop.domain import UNSTORABLE, unstorable
 from brandloop.settings import MIN_CREDENTIAL_CHARS
 
-__all__ = ["HOLDS_CREDENTIAL", "UNSTORABLE", "InputGuard", "unstorable"]
+__all__ = ["HOLDS_CREDENTIAL", "UNSTORABLE", "InputGuard", "holds_credential", "unstorable"]
 
 HOLDS_CREDENTIAL = (
     "holds a configured credential or this request's API key, which is never stored or sent "
@@ -72,13 +72,19 @@ def _texts(value: Any, where: list[str]) -> Iterator[tuple[list[str], str]]:
             yield from _texts(item, [*where, str(index)])
 
 
+def holds_credential(text: str, credentials: Iterable[str]) -> bool:
+    """Whether ``text`` holds one of ``credentials`` whole (only whole: a refusal for a part
+    would let a caller find a key a few characters at a time); one shorter than
+    ``MIN_CREDENTIAL_CHARS`` is not looked for. The studio's forms pass it too."""
+    return any(len(c) >= MIN_CREDENTIAL_CHARS and c in text for c in credentials)
+
+
 def _credential_places(value: Any, credentials: Iterable[str]) -> list[list[str]]:
-    """Where a text of ``value`` holds one of ``credentials`` whole (only whole: a refusal for
-    a part would let a caller find a key a few characters at a time)."""
+    """Where a text of ``value`` holds one of ``credentials`` whole."""
     known = [c for c in credentials if len(c) >= MIN_CREDENTIAL_CHARS]
     if not known:
         return []
-    return [where for where, text in _texts(value, ["body"]) if any(c in text for c in known)]
+    return [where for where, text in _texts(value, ["body"]) if holds_credential(text, known)]
 
 
 def _bearer(scope: Scope) -> list[str]:
@@ -93,8 +99,7 @@ def _bearer(scope: Scope) -> list[str]:
 
 class InputGuard:
     """ASGI middleware: refuse unstorable text in the path, the query and JSON bodies, and a
-    body text (JSON or a URL-encoded form) holding a configured credential or the request's
-    own API key."""
+    JSON body text holding a configured credential or the request's own API key."""
 
     def __init__(self, app: ASGIApp, credentials: Sequence[str] = ()) -> None:
         self.app = app
@@ -114,8 +119,7 @@ class InputGuard:
                 "the path or query holds a NUL character or bytes that are not UTF-8",
             )
             return
-        media = _media(scope)
-        if scope["method"] not in ("POST", "PUT", "PATCH") or media == "other":
+        if scope["method"] not in ("POST", "PUT", "PATCH") or not _is_json(scope):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -127,16 +131,11 @@ class InputGuard:
             chunks.append(message.get("body", b""))
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        parsed: Any = None
-        if media == "form":
-            fields = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
-            parsed = dict(fields)
-        else:
-            try:
-                parsed = json.loads(body) if body else None
-            except ValueError:  # not JSON at all: the route's own validation answers
-                parsed = None
-        places = list(_bad_places(parsed, ["body"])) if media == "json" else []
+        try:
+            parsed = json.loads(body) if body else None
+        except ValueError:  # not JSON at all: the route's own validation answers
+            parsed = None
+        places = list(_bad_places(parsed, ["body"]))
         if places:
             errors = [
                 {
@@ -170,16 +169,13 @@ class InputGuard:
         await self.app(scope, replay, send)
 
 
-def _media(scope: Scope) -> str:
-    """``json`` for a JSON body or one without a content type (FastAPI reads those as JSON
-    too), ``form`` for a URL-encoded form (the studio's), ``other`` for anything else."""
+def _is_json(scope: Scope) -> bool:
+    """A JSON body, or one without a content type (FastAPI reads those as JSON too)."""
     for key, value in scope["headers"]:
         if key == b"content-type":
             media: bytes = value.split(b";", 1)[0].strip().lower()
-            if media == b"application/json" or media.endswith(b"+json"):
-                return "json"
-            return "form" if media == b"application/x-www-form-urlencoded" else "other"
-    return "json"
+            return media == b"application/json" or media.endswith(b"+json")
+    return True
 
 
 async def _problem(

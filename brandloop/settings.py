@@ -398,13 +398,16 @@ def utf8_text_setting(value: Any) -> Any:
 #: A configured credential shorter than this is not looked for in what users type: ordinary
 #: text holds a short word or number by chance, and refusing it would say what the secret is.
 MIN_CREDENTIAL_CHARS = 8
+#: A URL's query parameter that carries a credential (``?api_key=``, ``?token=``, ``?sig=``);
+#: the others (``?sslmode=``, ``?application_name=``) are ordinary words a brief may hold.
+_SECRET_QUERY = re.compile(r"key|token|secret|pass|pwd|sig|auth|cred", re.IGNORECASE)
 
 
 def configured_credentials(*sources: BaseSettings) -> dict[str, str]:
     """Every credential ``sources`` hold, each with the variable that holds it: each
     ``SecretStr`` setting (an ``A1111_API_AUTH``'s password on its own too), and the password
-    and query values of each ``*_URL`` setting (``postgresql://user:PASSWORD@...``,
-    ``https://gateway/v1?api_key=KEY``). What a user types is checked against them
+    and credential-named query values of each ``*_URL`` setting
+    (``postgresql://user:PASSWORD@...``, ``https://gateway/v1?api_key=KEY``). What a user types is checked against them
     (:func:`credential_in`) before anything stores it or sends it to a provider."""
     found: dict[str, str] = {}
 
@@ -428,8 +431,9 @@ def configured_credentials(*sources: BaseSettings) -> dict[str, str]:
                 except ValueError:
                     continue
                 add(parts.password, variable)
-                for _, item in parse_qsl(parts.query):
-                    add(item, variable)
+                for key, item in parse_qsl(parts.query):
+                    if _SECRET_QUERY.search(key):
+                        add(item, variable)
     return found
 
 
