@@ -50,9 +50,16 @@ from brandloop.api.routers import (
     threads,
 )
 from brandloop.api.studio import mount_studio
+from brandloop.errors import BadInputError
 from brandloop.logs import configure_logging
 from brandloop.registry.db import Database
-from brandloop.settings import Settings, get_settings
+from brandloop.settings import (
+    Settings,
+    WriterSettings,
+    configured_credentials,
+    get_settings,
+    get_writer_settings,
+)
 
 log = logging.getLogger("brandloop.api")
 # how long shutdown waits for in-flight registry work (a request's, a job's) before closing the pool
@@ -228,9 +235,22 @@ def create_app(
         "tracer": tracer,
         "access_log": access_log,
     }
-    app.add_middleware(InputGuard)  # inside the service layer: ids, headers, limits come first
+    # what no body or studio form may hold (api/input_guard.py, the studio's check_csrf)
+    credentials = tuple(configured_credentials(settings, api_settings, *_writer_settings()))
+    app.state.credentials = credentials
+    # inside the service layer: ids, headers, limits come first
+    app.add_middleware(InputGuard, credentials=credentials)
     app.add_middleware(ServiceMiddleware, **middleware_options)
     return app
+
+
+def _writer_settings() -> list[WriterSettings]:
+    """The LLM writer's settings, whose key a body may not hold; none when malformed (a run
+    names that when it builds the writer)."""
+    try:
+        return [get_writer_settings()]
+    except BadInputError:
+        return []
 
 
 async def _purge_idempotency(

@@ -5,12 +5,18 @@ PostgreSQL refuses NUL in text and neither database can encode a lone surrogate,
 would otherwise fail deep inside a query (a 500) on one database and pass on the other. Here it
 gets one answer on both: 400 ``bad-input`` for the path or query, 422 ``validation`` for the
 body, naming where.
+
+A JSON body any of whose texts holds a credential the settings configure, or the API key the
+request itself carries, is refused the same way (422
+``validation``, naming where, never the value): a brief, a thread message, a template body, a
+note or a campaign brief is stored, sent to providers and written into receipts, signed images
+and brand memory, so a key typed into one would reach them all.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -18,8 +24,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from brandloop.api.problems import PROBLEM_MEDIA_TYPE, problem_body
 from brandloop.domain import UNSTORABLE, unstorable
+from brandloop.settings import MIN_CREDENTIAL_CHARS
 
-__all__ = ["UNSTORABLE", "InputGuard", "unstorable"]
+__all__ = ["HOLDS_CREDENTIAL", "UNSTORABLE", "InputGuard", "holds_credential", "unstorable"]
+
+HOLDS_CREDENTIAL = (
+    "holds a configured credential or this request's API key, which is never stored or sent "
+    "to a provider: remove it"
+)
 
 
 def _bad_bytes(raw: bytes) -> bool:
@@ -48,11 +60,50 @@ def _bad_places(value: Any, where: list[str]) -> Iterator[list[str]]:
             yield from _bad_places(item, [*where, str(index)])
 
 
-class InputGuard:
-    """ASGI middleware: refuse unstorable text in the path, the query and JSON bodies."""
+def _texts(value: Any, where: list[str]) -> Iterator[tuple[list[str], str]]:
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield [*where, "(key)"], key
+            yield from _texts(item, [*where, key])
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _texts(item, [*where, str(index)])
 
-    def __init__(self, app: ASGIApp) -> None:
+
+def holds_credential(text: str, credentials: Iterable[str]) -> bool:
+    """Whether ``text`` holds one of ``credentials`` whole (only whole: a refusal for a part
+    would let a caller find a key a few characters at a time); one shorter than
+    ``MIN_CREDENTIAL_CHARS`` is not looked for. The studio's forms pass it too."""
+    return any(len(c) >= MIN_CREDENTIAL_CHARS and c in text for c in credentials)
+
+
+def _credential_places(value: Any, credentials: Iterable[str]) -> list[list[str]]:
+    """Where a text of ``value`` holds one of ``credentials`` whole."""
+    known = [c for c in credentials if len(c) >= MIN_CREDENTIAL_CHARS]
+    if not known:
+        return []
+    return [where for where, text in _texts(value, ["body"]) if holds_credential(text, known)]
+
+
+def _bearer(scope: Scope) -> list[str]:
+    """The API key the request carries (``Authorization: Bearer KEY``), if any."""
+    for key, value in scope["headers"]:
+        if key == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return [token.strip()]
+    return []
+
+
+class InputGuard:
+    """ASGI middleware: refuse unstorable text in the path, the query and JSON bodies, and a
+    JSON body text holding a configured credential or the request's own API key."""
+
+    def __init__(self, app: ASGIApp, credentials: Sequence[str] = ()) -> None:
         self.app = app
+        self.credentials = tuple(credentials)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,6 +144,15 @@ class InputGuard:
                     "type": "string_unstorable",
                 }
                 for loc in places[:20]
+            ]
+            detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
+            await _problem(scope, send, 422, "validation", detail, errors=errors)
+            return
+        holding = _credential_places(parsed, [*self.credentials, *_bearer(scope)])
+        if holding:
+            errors = [
+                {"loc": loc, "msg": HOLDS_CREDENTIAL, "type": "string_holds_credential"}
+                for loc in holding[:20]
             ]
             detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
             await _problem(scope, send, 422, "validation", detail, errors=errors)

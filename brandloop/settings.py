@@ -10,7 +10,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -223,6 +223,8 @@ class Settings(BaseSettings):
         "a1111_base_url",
         "comfyui_base_url",
         "moderation_base_url",
+        "c2pa_remote_url",
+        "c2pa_tsa_url",
     )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
@@ -322,14 +324,29 @@ class Settings(BaseSettings):
 
 def http_url_problem(url: str) -> str | None:
     """Why ``url`` is not a base URL a provider can be called at (``http`` or ``https`` with
-    a host), or None. ``127.0.0.1:8000/v1`` - a URL missing its scheme - is the usual slip."""
+    a host), or None. ``127.0.0.1:8000/v1`` - a URL missing its scheme - is the usual slip.
+
+    The answer says what is wrong without repeating the URL or any part of it: a base URL may
+    hold a password (``https://user:KEY@gateway/v1``) or a key in its query (``?api_key=``),
+    and the message reaches a terminal, a log or a CI transcript."""
     try:
         parts = urlsplit(url.strip())
         parts.port  # noqa: B018 - raises ValueError on a port that is not a number
     except ValueError as exc:
-        return f"{url!r} is not a URL ({exc})"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"{url!r} must be an http:// or https:// URL with a host"
+        what = (
+            "its IPv6 host is not closed by ']'"
+            if "IPv6" in str(exc)
+            else "its port is not a number from 0 to 65535"
+        )
+        return f"is not a URL: {what}"
+    if parts.scheme not in ("http", "https"):
+        found = "it has no scheme" if not parts.scheme else "it has another scheme"
+        return (
+            f"must be an http:// or https:// URL with a host ({found}; e.g. "
+            "http://127.0.0.1:8080/v1)"
+        )
+    if not parts.hostname:
+        return "must be an http:// or https:// URL with a host (it has none)"
     return None
 
 
@@ -376,6 +393,59 @@ def utf8_text_setting(value: Any) -> Any:
         if problem is not None:
             raise ValueError(problem)
     return value
+
+
+#: A configured credential shorter than this is not looked for in what users type: ordinary
+#: text holds a short word or number by chance, and refusing it would say what the secret is.
+MIN_CREDENTIAL_CHARS = 8
+#: A URL's query parameter that carries a credential (``?api_key=``, ``?token=``, ``?sig=``);
+#: the others (``?sslmode=``, ``?application_name=``) are ordinary words a brief may hold.
+_SECRET_QUERY = re.compile(r"key|token|secret|pass|pwd|sig|auth|cred", re.IGNORECASE)
+
+
+def configured_credentials(*sources: BaseSettings) -> dict[str, str]:
+    """Every credential ``sources`` hold, each with the variable that holds it: each
+    ``SecretStr`` setting (an ``A1111_API_AUTH``'s password on its own too), and the password
+    and credential-named query values of each ``*_URL`` setting
+    (``postgresql://user:PASSWORD@...``, ``https://gateway/v1?api_key=KEY``). What a user types is checked against them
+    (:func:`credential_in`) before anything stores it or sends it to a provider."""
+    found: dict[str, str] = {}
+
+    def add(value: str | None, variable: str) -> None:
+        if value and len(value) >= MIN_CREDENTIAL_CHARS:
+            found.setdefault(value, variable)
+
+    for source in sources:
+        prefix = str(source.model_config.get("env_prefix", ""))
+        for name in type(source).model_fields:
+            value = getattr(source, name)
+            variable = f"{prefix}{name}".upper()
+            if isinstance(value, SecretStr):
+                secret = value.get_secret_value()
+                add(secret, variable)
+                if name.endswith("_auth") and ":" in secret:
+                    add(secret.split(":", 1)[1], variable)
+            elif isinstance(value, str) and name.endswith("_url"):
+                try:
+                    parts = urlsplit(value.strip())
+                except ValueError:
+                    continue
+                add(parts.password, variable)
+                for key, item in parse_qsl(parts.query):
+                    if _SECRET_QUERY.search(key):
+                        add(item, variable)
+    return found
+
+
+def credential_in(text: str, credentials: dict[str, str]) -> str | None:
+    """The variable whose credential ``text`` holds (whole), or None.
+
+    Only a whole credential counts: a refusal for a part of one would let whoever types text
+    find a key a few characters at a time."""
+    for value, variable in credentials.items():
+        if value in text:
+            return variable
+    return None
 
 
 #: The most one LLM writer call may take by default, its retries included.

@@ -10,8 +10,10 @@ debug mode) go to stderr, one JSON object a line unless stderr is a terminal.
 
 Every command's values pass one check before the command runs (:func:`_check_values`): text
 must be UTF-8 (an argument of other bytes reaches Python as surrogate escapes, which no
-database, JSON document or model takes) and a number finite (``nan``, ``inf``). Paths may be
-any bytes the file system takes.
+database, JSON document or model takes), a number finite (``nan``, ``inf``), and no text may
+hold a credential the settings configure (``BRANDLOOP_OPENAI_API_KEY``'s value typed into a
+brief, often by a shell expanding ``$VARIABLE``): it would reach the receipt, the signed image,
+the registry, brand memory and the provider. Paths may be any bytes the file system takes.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from brandloop.api.cli.app import app
-from brandloop.api.cli.common import invocation
+from brandloop.api.cli.common import credential_problem, credentials, invocation
 from brandloop.errors import BrandloopError, utf8_problem
 from brandloop.logs import configure_logging, debug_enabled, set_debug
 from brandloop.policy_files import describe_validation_error, one_line, yaml_error
@@ -66,10 +68,18 @@ def _value_problem(value: object) -> str | None:
     return None
 
 
+def _texts(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [item for item in value if isinstance(item, str)]
+    return []
+
+
 def _check_values(command: Any) -> None:
     """Wrap the callback of ``command`` and of each of its subcommands so that a text value
-    that is not UTF-8 or a number that is not finite is refused (exit 2, naming the option or
-    argument) before the command does anything."""
+    that is not UTF-8, a number that is not finite or a text holding a configured credential
+    is refused (exit 2, naming the option or argument) before the command does anything."""
     callback: Callable[..., Any] | None = command.callback
     if callback is not None:
         params = {param.name: param for param in command.params}
@@ -80,6 +90,15 @@ def _check_values(command: Any) -> None:
                 problem = _value_problem(value)
                 if problem is not None:
                     raise typer.BadParameter(problem, param=params.get(name))
+            texts = {name: _texts(value) for name, value in kwargs.items()}
+            if any(texts.values()):
+                known = credentials()
+                for name, items in texts.items():
+                    problem = next(
+                        filter(None, (credential_problem(t, known) for t in items)), None
+                    )
+                    if problem is not None:
+                        raise typer.BadParameter(problem, param=params.get(name))
             return callback(*args, **kwargs)
 
         command.callback = checked

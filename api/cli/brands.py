@@ -15,7 +15,7 @@ from rich.text import Text
 
 from brandloop.api.cli import tables
 from brandloop.api.cli.app import brands_app
-from brandloop.api.cli.common import database, out, print_json, settings
+from brandloop.api.cli.common import database, out, print_json, refuse_credentials, settings
 from brandloop.api.cli.tables import Column, Wide
 from brandloop.domain import brand_key
 from brandloop.policies.brandkit import load_brand_kit
@@ -29,6 +29,7 @@ def add(path: Annotated[Path, typer.Argument(help="brand kit YAML file")]) -> No
     """Add a brand kit (or update the brand with the same name, compared ignoring case and
     separators: the brand keeps its spelling)."""
     kit = load_brand_kit(path)
+    refuse_credentials(f"brand kit {path}", kit.model_dump(mode="json"))
     cfg = settings()
     with database().session() as session:
         stored = crud.store_brand(session, tenant=cfg.tenant, kit=kit)

@@ -20,7 +20,14 @@ from brandloop.agent.campaign import (
 )
 from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
-from brandloop.api.cli.common import database, err, out, print_json, settings
+from brandloop.api.cli.common import (
+    database,
+    err,
+    out,
+    print_json,
+    refuse_credentials,
+    settings,
+)
 from brandloop.api.cli.generate import EXIT_BY_STATUS
 from brandloop.api.cli.tables import Column, Wide
 from brandloop.domain import campaign_id_problem
@@ -131,6 +138,7 @@ def run(
     _check_id(campaign_id)
     cfg = settings()
     spec = load_campaign(file)
+    refuse_credentials(f"campaign {file}", spec.model_dump(mode="json"))
     _no_personal_data(f"{file}: name", spec.name)
     brand = resolve_brand(spec, file.resolve().parent, db=database(), tenant=cfg.tenant)
     total = sum(len(a.formats or spec.defaults.formats) for a in spec.assets)

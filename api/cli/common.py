@@ -27,7 +27,15 @@ from brandloop.errors import BadInputError, ConflictError, NotFoundError
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.registry import crud
 from brandloop.registry.db import Database
-from brandloop.settings import TENANT_PATTERN, TENANT_RULE, Settings, get_settings
+from brandloop.settings import (
+    TENANT_PATTERN,
+    TENANT_RULE,
+    Settings,
+    configured_credentials,
+    credential_in,
+    get_settings,
+    get_writer_settings,
+)
 from brandloop.tools.credentials import SigningError
 
 out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
@@ -36,6 +44,58 @@ err = Console(stderr=True, highlight=False, markup=False, emoji=False)
 
 def settings() -> Settings:
     return get_settings()
+
+
+def credentials() -> dict[str, str]:
+    """The credentials this process's settings configure, each with its variable
+    (:func:`~brandloop.settings.configured_credentials`); none from a malformed group of
+    settings: the command names that itself when it reads them."""
+    from brandloop.api.config import get_api_settings
+
+    found: dict[str, str] = {}
+    for read in (get_settings, get_writer_settings, get_api_settings):
+        try:
+            found.update(configured_credentials(read()))
+        except BadInputError:
+            continue
+    return found
+
+
+def credential_problem(text: str, known: dict[str, str]) -> str | None:
+    """Why ``text`` (something a user typed) may not be used, or None: it holds a configured
+    credential, named by its variable and never repeated."""
+    variable = credential_in(text, known)
+    if variable is None:
+        return None
+    return (
+        f"holds the value of {variable}, a configured credential, which is never stored or "
+        "sent to a provider: remove it (a shell expands $VARIABLE inside double quotes)"
+    )
+
+
+def refuse_credentials(where: str, document: Any) -> None:
+    """A :class:`BadInputError` naming the first text of ``document`` (a file a user wrote:
+    a campaign, a template, a brand kit) that holds a configured credential, e.g.
+    ``campaign c.yaml: assets.0.brief holds the value of BRANDLOOP_OPENAI_API_KEY, ...``;
+    nothing when none does. Called before the command stores or runs anything."""
+    known = credentials()
+    if not known:
+        return
+
+    def walk(value: Any, path: list[str]) -> None:
+        if isinstance(value, str):
+            problem = credential_problem(value, known)
+            if problem is not None:
+                raise BadInputError(f"{where}: {'.'.join(path) or 'text'} {problem}")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(key, [*path, "(key)"])
+                walk(item, [*path, str(key)])
+        elif isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                walk(item, [*path, str(index)])
+
+    walk(document, [])
 
 
 def check_tenant_option(value: str | None) -> str | None:
@@ -255,6 +315,7 @@ def ensure_brand(ref: str, *, tenant: str, create: bool = False) -> str:
     if not looks_like_path(ref):
         return ref
     kit: BrandKit = load_brand_kit(Path(ref))
+    refuse_credentials(f"brand kit {ref}", kit.model_dump(mode="json"))
     with database().session() as session:
         row = crud.get_brand(session, tenant=tenant, ref=kit.name)
         if row is None:

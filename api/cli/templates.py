@@ -18,7 +18,14 @@ from brandloop.agent.runner import catalog_models
 from brandloop.agent.templates import REF_PATTERN, ensure_shipped_templates
 from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
-from brandloop.api.cli.common import check_output_folder, database, out, print_json, settings
+from brandloop.api.cli.common import (
+    check_output_folder,
+    database,
+    out,
+    print_json,
+    refuse_credentials,
+    settings,
+)
 from brandloop.api.cli.tables import Column, Wide
 from brandloop.domain import is_blank
 from brandloop.errors import BadInputError, NotFoundError
@@ -107,6 +114,7 @@ def _seed_shipped() -> None:
 def create(name: Name, file: TemplateFile, actor: Actor) -> None:
     """Create template NAME with its first version (a draft) from a YAML file."""
     spec = governance.load_spec(file)
+    refuse_credentials(f"template {file}", spec.model_dump(mode="json"))
     models = _catalog_ids()
     _seed_shipped()
     with database().session() as session:
@@ -131,6 +139,7 @@ def new_version(
 ) -> None:
     """Add the next version of NAME (a draft); earlier versions never change."""
     spec = governance.load_spec(file)
+    refuse_credentials(f"template {file}", spec.model_dump(mode="json"))
     models = _catalog_ids()
     _seed_shipped()
     with database().session() as session:
@@ -482,6 +491,8 @@ def import_(
     as_json: AsJson = False,
 ) -> None:
     """Add the templates, versions and label moves a folder of YAML files holds (all or none)."""
+    for template in files.read_directory(directory):
+        refuse_credentials(f"templates {directory}", template.model_dump(mode="json"))
     _seed_shipped()
     with database().session() as session:
         report = files.import_templates(

@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from brandloop.api.auth import Role
 from brandloop.api.deps import Service
-from brandloop.api.input_guard import UNSTORABLE, unstorable
+from brandloop.api.input_guard import HOLDS_CREDENTIAL, UNSTORABLE, holds_credential, unstorable
 from brandloop.api.problems import ApiProblem, status_for
 from brandloop.api.studio.sessions import StudioUser, session_user
 from brandloop.domain import is_blank
@@ -252,8 +252,9 @@ async def check_csrf(request: Request) -> None:
     """Every state-changing form carries the token of its page: the session's CSRF secret, or
     before sign-in the double-submit cookie's value.
 
-    Every such form also passes the rule the API's input guard applies to JSON bodies: no field
-    (name or text) may hold a NUL or a lone surrogate. Checked here, before the page's own code
+    Every such form also passes the rules the API's input guard applies to JSON bodies: no field
+    (name or text) may hold a NUL or a lone surrogate, and no text a configured credential.
+    Checked here, before the page's own code
     runs, so such a form is a 422 page and stores nothing."""
     form = await request.form()
     given = form.get("csrf")
@@ -265,10 +266,13 @@ async def check_csrf(request: Request) -> None:
         or not hmac.compare_digest(given.encode(), expected.encode())
     ):
         raise StudioError(403, "the form's CSRF token is missing or wrong; reload the page")
+    credentials: tuple[str, ...] = getattr(request.app.state, "credentials", ())
     for name, value in form.multi_items():
         if unstorable(name) or (isinstance(value, str) and unstorable(value)):
             field = "a field name" if unstorable(name) else name
             raise StudioError(422, f"{field}: {UNSTORABLE}")
+        if isinstance(value, str) and holds_credential(value, credentials):
+            raise StudioError(422, f"{name}: {HOLDS_CREDENTIAL}")
 
 
 Viewer = Annotated[StudioUser, Depends(signed_in("viewer"))]

@@ -63,28 +63,42 @@ BAD = {
     "base URL without a scheme": (
         "BRANDLOOP_OPENAI_BASE_URL",
         "127.0.0.1:18441/v1",
-        "BRANDLOOP_OPENAI_BASE_URL: '127.0.0.1:18441/v1' must be an http:// or https:// URL "
-        "with a host",
+        "BRANDLOOP_OPENAI_BASE_URL: must be an http:// or https:// URL with a host (it has no "
+        "scheme; e.g. http://127.0.0.1:8080/v1)",
     ),
     "base URL not a URL": (
         "BRANDLOOP_OPENAI_BASE_URL",
         "notaurl",
-        "BRANDLOOP_OPENAI_BASE_URL: 'notaurl' must be an http:// or https:// URL with a host",
+        "BRANDLOOP_OPENAI_BASE_URL: must be an http:// or https:// URL with a host (it has no "
+        "scheme",
     ),
     "base URL with another scheme": (
         "BRANDLOOP_STABILITY_BASE_URL",
         "ftp://stability.example",
-        "BRANDLOOP_STABILITY_BASE_URL: 'ftp://stability.example' must be an http:// or https://",
+        "BRANDLOOP_STABILITY_BASE_URL: must be an http:// or https:// URL with a host (it has "
+        "another scheme",
     ),
     "base URL with a bad port": (
         "BRANDLOOP_COMFYUI_BASE_URL",
         "http://gpu-box:eighty/",
-        "BRANDLOOP_COMFYUI_BASE_URL: 'http://gpu-box:eighty/' is not a URL",
+        "BRANDLOOP_COMFYUI_BASE_URL: is not a URL: its port is not a number from 0 to 65535",
     ),
     "moderation base URL without a host": (
         "BRANDLOOP_MODERATION_BASE_URL",
         "https:///v1",
-        "BRANDLOOP_MODERATION_BASE_URL: 'https:///v1' must be an http:// or https:// URL",
+        "BRANDLOOP_MODERATION_BASE_URL: must be an http:// or https:// URL with a host (it has "
+        "none)",
+    ),
+    "remote signer URL with another scheme": (
+        "BRANDLOOP_C2PA_REMOTE_URL",
+        "ftp://signer.example/sign",
+        "BRANDLOOP_C2PA_REMOTE_URL: must be an http:// or https:// URL with a host (it has "
+        "another scheme",
+    ),
+    "time-stamping URL without a scheme": (
+        "BRANDLOOP_C2PA_TSA_URL",
+        "tsa.example/rfc3161",
+        "BRANDLOOP_C2PA_TSA_URL: must be an http:// or https:// URL with a host (it has no scheme",
     ),
 }
 
@@ -113,6 +127,43 @@ def test_a_bad_provider_setting_is_exit_2_naming_it_and_stores_nothing(
     get_settings.cache_clear()
     monkeypatch.delenv(variable)
     assert data_snapshot(data_dir) == before
+
+
+#: A malformed base URL holding a credential: in its userinfo, its query or as a password.
+SECRET = "t25dSecretValue9876"
+LEAKY = {
+    "userinfo": ("BRANDLOOP_OPENAI_BASE_URL", f"ftp://user:sk-test-XXXX{SECRET}@gateway.example/v1"),
+    "query": ("BRANDLOOP_OPENAI_BASE_URL", f"gateway.example/v1?api_key=sk-test-XXXX{SECRET}"),
+    "a1111 password": ("BRANDLOOP_A1111_BASE_URL", f"ftp://admin:{SECRET}@127.0.0.1:7860"),
+    "bad port": ("BRANDLOOP_STABILITY_BASE_URL", f"http://admin:{SECRET}@gpu-box:{SECRET}/"),
+    "writer": ("BRANDLOOP_WRITER_BASE_URL", f"llm.example/v1?token={SECRET}"),
+    "moderation": ("BRANDLOOP_MODERATION_BASE_URL", f"https://u:{SECRET}@/v1"),
+    "remote signer": ("BRANDLOOP_C2PA_REMOTE_URL", f"ftp://u:{SECRET}@signer.example/sign"),
+    "time-stamping": ("BRANDLOOP_C2PA_TSA_URL", f"tsa.example/?key={SECRET}"),
+}  # fmt: skip
+
+
+@pytest.mark.databases("sqlite")
+@pytest.mark.parametrize("case", sorted(LEAKY))
+def test_a_malformed_url_setting_is_named_without_repeating_its_credentials(
+    case: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a bad ``BRANDLOOP_DATABASE_URL`` (README): the line names the variable and what is
+    wrong, never the URL, its userinfo, its password or its query values."""
+    variable, value = LEAKY[case]
+    monkeypatch.setenv(variable, value)
+    if variable == "BRANDLOOP_WRITER_BASE_URL":
+        monkeypatch.setenv("BRANDLOOP_WRITER_PROVIDER", "openai")
+        monkeypatch.setenv("BRANDLOOP_WRITER_MODEL", "m")
+    get_settings.cache_clear()
+    try:
+        code, out, err = run_cli(capsys, "models", "list")
+    finally:
+        get_settings.cache_clear()
+    assert (code, out) == (2, ""), err
+    assert err.startswith(f"brandloop: error: {variable}: ") and err.count("\n") == 1, err
+    for part in (SECRET, "admin", "user", "api_key", "token", "gateway", "signer.example"):
+        assert part not in err, err
 
 
 def test_good_provider_settings_are_taken(monkeypatch: pytest.MonkeyPatch) -> None:

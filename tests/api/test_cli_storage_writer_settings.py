@@ -90,7 +90,8 @@ WRITER = {
     "base url without scheme": (
         {"BRANDLOOP_WRITER_PROVIDER": "openai", "BRANDLOOP_WRITER_MODEL": "m",
          "BRANDLOOP_WRITER_BASE_URL": "127.0.0.1:8000/v1"},
-        "BRANDLOOP_WRITER_BASE_URL: '127.0.0.1:8000/v1' must be an http:// or https:// URL",
+        "BRANDLOOP_WRITER_BASE_URL: must be an http:// or https:// URL with a host (it has no "
+        "scheme",
     ),
 }  # fmt: skip
 

@@ -1,0 +1,49 @@
+"""A studio form keeps the API's rule for credentials (docs/http-api.md, docs/studio.md): a chat
+message or title holding a configured credential is a 422 page naming the field, never the
+value, checked before the page's code runs, so no thread or job is stored."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from brandloop.registry.models_service import JobRow, ThreadRow
+from brandloop.settings import Settings, get_settings
+from tests.api.http.conftest import brand_kit
+from tests.api.studio.conftest import Studio, csrf_of
+from tests.databases import stored_anywhere
+
+OPENAI_KEY = "sk-test-XXXXt25dSecretValue9876"
+
+
+@pytest.fixture
+def settings(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    monkeypatch.setenv("BRANDLOOP_OPENAI_API_KEY", OPENAI_KEY)
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+def test_a_chat_message_or_title_holding_a_configured_key_is_a_422_page(
+    studio: Studio, api: Callable[..., Any]
+) -> None:
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    ana = studio.signed_in_as("A", "ana", "creator")
+    token = csrf_of(ana.get("/chat").text)
+    for data, field in (
+        ({"title": "t", "message": f"a cup with the label {OPENAI_KEY} on it"}, "message"),
+        ({"title": f"key {OPENAI_KEY}", "message": "a cup"}, "title"),
+    ):
+        page = ana.post(
+            "/chat", data={"csrf": token, "brand": "Acme Coffee", "size": "256x256", **data}
+        )
+        assert page.status_code == 422, page.text
+        assert f"{field}: holds a configured credential" in page.text
+        assert OPENAI_KEY not in page.text and "Traceback" not in page.text
+    with studio.db.session() as session:
+        assert session.query(ThreadRow).count() == 0
+        assert session.query(JobRow).count() == 0
+    assert stored_anywhere(studio.db, OPENAI_KEY) == []
