@@ -49,15 +49,15 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _as_text(header: str) -> str:
+def _as_text(header: str) -> str | None:
     """A header value as the characters the client sent: it arrives as bytes (read here as
     Latin-1), and a UTF-8 "é" is two of them; the schema's ``maxLength`` counts characters, and
-    so does the key's column. A value that is not UTF-8 is kept as read."""
-    raw = header.encode("latin-1")
+    so does the key's column. None when the bytes are not UTF-8: read any other way, two
+    different byte strings could be one key (UTF-8 "é" and Latin-1 "é")."""
     try:
-        return raw.decode("utf-8")
+        return header.encode("latin-1").decode("utf-8")
     except UnicodeDecodeError:
-        return header
+        return None
 
 
 def _new_request_id() -> str:
@@ -342,10 +342,10 @@ class ServiceMiddleware:
                 send,
             )
             return
-        idem_key = _as_text(idem_key)
-        if not 1 <= len(idem_key) <= 255:
+        idem_text = _as_text(idem_key)
+        if idem_text is None or not 1 <= len(idem_text) <= 255:
             await self._problem(
-                send, scope, 400, "bad-input", "Idempotency-Key must be 1-255 characters"
+                send, scope, 400, "bad-input", "Idempotency-Key must be 1-255 characters of UTF-8"
             )
             return
         needed = self.role_for(scope)
@@ -364,7 +364,7 @@ class ServiceMiddleware:
             replay_receive,
             send,
             tenant=principal.tenant,
-            key=idem_key,
+            key=idem_text,
             body=body,
             problem=problem,
         )
