@@ -62,6 +62,10 @@ def check_tenant(tenant: str) -> str:
     return tenant
 
 
+#: the names brandloop writes in the audit log itself, lower-cased
+_RESERVED = frozenset(actor.lower() for actor in RESERVED_ACTORS)
+
+
 def check_principal_name(name: str) -> str:
     """A principal's name as given: the user names template review accepts (``--as``)."""
     if not ACTOR_PATTERN.fullmatch(name):
@@ -69,8 +73,11 @@ def check_principal_name(name: str) -> str:
             f"principal {name!r} must be 1-120 letters, digits, '_', '.', '@' or '-', "
             "starting with a letter or digit"
         )
-    if name in RESERVED_ACTORS:
-        raise BadInputError(f"principal {name!r} is reserved for brandloop itself")
+    if name.lower() in _RESERVED:  # in every case: review compares names ignoring case
+        raise BadInputError(
+            f"principal {name!r} is reserved for brandloop itself (in any case: "
+            f"{', '.join(sorted(_RESERVED))})"
+        )
     return name
 
 
