@@ -231,6 +231,7 @@ def create_app(
         "idempotency": idempotency,
         "role_for": role_lookup(routers),
         "principal_for": service.principal_for,
+        "known_principal": service.known_principal,
         "metrics": service.metrics,
         "tracer": tracer,
         "access_log": access_log,

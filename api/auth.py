@@ -62,6 +62,10 @@ def check_tenant(tenant: str) -> str:
     return tenant
 
 
+#: the names brandloop writes in the audit log itself, lower-cased
+_RESERVED = frozenset(actor.lower() for actor in RESERVED_ACTORS)
+
+
 def check_principal_name(name: str) -> str:
     """A principal's name as given: the user names template review accepts (``--as``)."""
     if not ACTOR_PATTERN.fullmatch(name):
@@ -69,8 +73,11 @@ def check_principal_name(name: str) -> str:
             f"principal {name!r} must be 1-120 letters, digits, '_', '.', '@' or '-', "
             "starting with a letter or digit"
         )
-    if name in RESERVED_ACTORS:
-        raise BadInputError(f"principal {name!r} is reserved for brandloop itself")
+    if name.lower() in _RESERVED:  # in every case: review compares names ignoring case
+        raise BadInputError(
+            f"principal {name!r} is reserved for brandloop itself (in any case: "
+            f"{', '.join(sorted(_RESERVED))})"
+        )
     return name
 
 
@@ -262,13 +269,23 @@ class KeyCache:
 class FailedAuthThrottle(Protocol):
     """The seam for throttling failed authentications per client address.
 
-    ``retry_after`` is asked before a key is looked up (by the service middleware, first thing,
-    so a throttled address costs no key lookup): seconds the client must wait (the API answers
-    429 with ``Retry-After``), or None. ``failed`` is told of each failure. The API's throttle
-    is ``api/ratelimit.py``'s ``AddressThrottle`` (shared through Redis across replicas).
+    Asked first thing, before a key is looked up (by the service middleware and the studio's
+    sign-in, so a throttled address costs no key lookup); an answer in seconds is how long the
+    client must wait (the API answers 429 with ``Retry-After``). A key that is not known good
+    is looked up only under a ``reserve``d failure, taken ahead of the lookup so that requests
+    arriving at once cannot all slip past a bucket that has room for a few; ``settle`` ends it,
+    as a failure or given back (the key was good, or no 401 was made). ``retry_after`` is asked
+    for a key known good (no lookup), ``failed`` told of a failure nothing was reserved for.
+    The API's throttle is ``api/ratelimit.py``'s ``AddressThrottle`` (shared through Redis
+    across replicas).
     """
 
     async def retry_after(self, client: str) -> float | None: ...
+
+    async def reserve(self, client: str) -> tuple[str | None, float | None]:
+        """``(ticket, None)`` when reserved, or ``(None, seconds to wait)``."""
+
+    async def settle(self, client: str, ticket: str, *, failed: bool) -> None: ...
 
     async def failed(self, client: str) -> None: ...
 
@@ -277,6 +294,12 @@ class NoThrottle:
     """Failed authentications are not throttled."""
 
     async def retry_after(self, client: str) -> float | None:
+        return None
+
+    async def reserve(self, client: str) -> tuple[str | None, float | None]:
+        return "", None
+
+    async def settle(self, client: str, ticket: str, *, failed: bool) -> None:
         return None
 
     async def failed(self, client: str) -> None:

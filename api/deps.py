@@ -59,14 +59,26 @@ class Service:
         # one sessionmaker for the app's life: making one per request costs more than the query
         self.sessions = self.db.sessions
 
+    @staticmethod
+    def _bearer(authorization: str | None) -> str | None:
+        if not authorization or authorization[:7].lower() != "bearer ":
+            return None
+        key = authorization[7:].strip()
+        return key if key and len(key) <= 200 else None
+
+    def known_principal(self, authorization: str | None) -> Principal | None:
+        """The caller, when its key is in the cache of keys known good (no lookup), or None:
+        such a key is not a guess, so the middleware takes no reservation of a failure for it
+        (``FailedAuthThrottle``)."""
+        key = self._bearer(authorization)
+        return self.keys.get(hash_key(key)) if key is not None else None
+
     async def principal_for(self, authorization: str | None) -> Principal | None:
         """The caller named by an ``Authorization: Bearer <key>`` header, or None. A cached key
         costs a hash and a dictionary lookup on the loop; a miss reads the key row in the
         threadpool, so a slow database never stalls the other requests on the loop."""
-        if not authorization or authorization[:7].lower() != "bearer ":
-            return None
-        key = authorization[7:].strip()
-        if not key or len(key) > 200:
+        key = self._bearer(authorization)
+        if key is None:
             return None
         digest = hash_key(key)
         principal = self.keys.get(digest)
@@ -129,13 +141,16 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 #: where the service middleware leaves the caller it looked up (``scope["state"]``)
 PRINCIPAL_STATE = "principal"
+#: present (False) when the middleware looked a key up under a reserved failure and it was no
+#: good; set True here when the request is answered 401, so the reservation stays a failure
+AUTH_FAILED_STATE = "auth_failed"
 
 
 async def get_principal(request: Request) -> Principal:
     """The caller: the one the service middleware already looked up for this request's
     ``Authorization`` header, or looked up here. A throttled address never gets here: the
     middleware answers 429 before any key is looked up (``Service.auth_throttle``); a failure
-    is counted here."""
+    is counted here (as the failure the middleware reserved ahead of the lookup, if it did)."""
     service: Service = request.app.state.service
     state = request.scope.get("state") or {}
     if PRINCIPAL_STATE in state:
@@ -143,7 +158,10 @@ async def get_principal(request: Request) -> Principal:
     else:
         principal = await service.principal_for(request.headers.get("authorization"))
     if principal is None:
-        await service.auth_throttle.failed(request.client.host if request.client else "?")
+        if AUTH_FAILED_STATE in state:
+            state[AUTH_FAILED_STATE] = True
+        else:
+            await service.auth_throttle.failed(request.client.host if request.client else "?")
         raise ApiProblem(
             401,
             "unauthorized",

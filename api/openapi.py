@@ -5,9 +5,10 @@ can say of itself. Every route's own statuses are declared at the route (``probl
   checks the contract, knows a call without one is a 401.
 - Every POST may answer 409: a request with an ``Idempotency-Key`` whose first use is still in
   flight (``api/idempotency.py``, in the service middleware, before any route).
-- Every POST that needs a key takes the optional ``Idempotency-Key`` header (1-255 characters;
-  the same key with another request is a 422 ``idempotency-key-reused``, one outside that
-  length a 400), declared on the operation so a client generated from the document can send it.
+- Every POST that needs a key takes the optional ``Idempotency-Key`` header (1-255 characters,
+  sent as UTF-8; the same key with another request is a 422 ``idempotency-key-reused``, one
+  outside that length or not UTF-8 a 400), declared on the operation so a client generated from
+  the document can send it.
 - A parameter that may be left out is left out, never sent as ``null``: a query, path or header
   value is text, so the ``anyOf [X, null]`` that FastAPI writes for an optional parameter
   is ``X``.
@@ -77,7 +78,8 @@ def build_openapi(app: FastAPI, routers: Sequence[tuple[str, APIRouter]]) -> dic
         "in": "header",
         "required": False,
         "description": "answer a repeat of this request (same method, path, query and body) "
-        "with the first answer instead of running it again; 24 h by default",
+        "with the first answer instead of running it again; 24 h by default. Sent as UTF-8 "
+        "(a value whose bytes are not UTF-8 is a 400 `bad-input`); keys are compared exactly",
         "schema": {"type": "string", "minLength": 1, "maxLength": 255},
     }
     everywhere = problems(400, 413, 429, 500)

@@ -20,7 +20,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from brandloop.api.auth import FailedAuthThrottle, Principal, Role
-from brandloop.api.deps import PRINCIPAL_STATE
+from brandloop.api.deps import AUTH_FAILED_STATE, PRINCIPAL_STATE
 from brandloop.api.idempotency import Idempotency
 from brandloop.api.observability import AccessLog, Metrics
 from brandloop.api.problems import PROBLEM_MEDIA_TYPE, problem_body
@@ -37,6 +37,7 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"cross-origin-resource-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 ]
+FAILED_AUTHENTICATIONS = "too many failed authentications"
 API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 _DOCS_PATHS = ("/docs", "/redoc")
 
@@ -48,15 +49,15 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _as_text(header: str) -> str:
+def _as_text(header: str) -> str | None:
     """A header value as the characters the client sent: it arrives as bytes (read here as
     Latin-1), and a UTF-8 "é" is two of them; the schema's ``maxLength`` counts characters, and
-    so does the key's column. A value that is not UTF-8 is kept as read."""
-    raw = header.encode("latin-1")
+    so does the key's column. None when the bytes are not UTF-8: read any other way, two
+    different byte strings could be one key (UTF-8 "é" and Latin-1 "é")."""
     try:
-        return raw.decode("utf-8")
+        return header.encode("latin-1").decode("utf-8")
     except UnicodeDecodeError:
-        return header
+        return None
 
 
 def _new_request_id() -> str:
@@ -89,6 +90,7 @@ class ServiceMiddleware:
         idempotency: Idempotency,
         role_for: Callable[[Scope], Role | None],
         principal_for: Callable[[str | None], Awaitable[Principal | None]],
+        known_principal: Callable[[str | None], Principal | None],
         metrics: Metrics,
         tracer: Any | None = None,
         access_log: AccessLog | None = None,
@@ -101,6 +103,7 @@ class ServiceMiddleware:
         self.idempotency = idempotency
         self.role_for = role_for
         self.principal_for = principal_for
+        self.known_principal = known_principal
         self.metrics = metrics
         self.tracer = tracer
 
@@ -220,21 +223,72 @@ class ServiceMiddleware:
                 )
                 return
 
-        # ---- failed authentications per client address (counted where the 401 is made,
-        # ``deps.get_principal``), then rate limits per key and per tenant (so minting keys
-        # does not multiply them); callers without a valid key share their address's bucket
-        # (so made-up keys cannot mint fresh buckets)
+        # ---- failed authentications per client address: a key not known good is looked up
+        # only under a failure reserved ahead of the lookup (so requests arriving at once
+        # cannot all pass a bucket with room for a few); a good key gives it back at once, any
+        # other request when it is answered without a 401 (``deps.get_principal`` makes them).
+        # Then rate limits per key and per tenant (so minting keys does not multiply them);
+        # callers without a valid key share their address's bucket (so made-up keys cannot
+        # mint fresh buckets)
         client = scope.get("client")
         address = str(client[0]) if client else "?"
         authorization = _header(scope, b"authorization")
         principal = None
+        ticket: str | None = None
         if authorization:
-            throttled = await self.auth_throttle.retry_after(address)
-            if throttled is not None:
-                await self._limited(send, scope, throttled, "too many failed authentications")
-                return
-            principal = await self.principal_for(authorization)
+            principal = self.known_principal(authorization)
+            if principal is not None:
+                throttled = await self.auth_throttle.retry_after(address)
+                if throttled is not None:
+                    await self._limited(send, scope, throttled, FAILED_AUTHENTICATIONS)
+                    return
+            else:
+                ticket, throttled = await self.auth_throttle.reserve(address)
+                if ticket is None:
+                    await self._limited(send, scope, throttled or 1.0, FAILED_AUTHENTICATIONS)
+                    return
+                try:
+                    principal = await self.principal_for(authorization)
+                except BaseException:  # no answer about the key: nothing failed
+                    await self.auth_throttle.settle(address, ticket, failed=False)
+                    raise
+                if principal is not None:
+                    await self.auth_throttle.settle(address, ticket, failed=False)
+                    ticket = None
+                else:
+                    scope["state"][AUTH_FAILED_STATE] = False  # True once a 401 is made
             scope["state"][PRINCIPAL_STATE] = principal  # the route's dependency reuses it
+        if ticket is None:
+            await self._admitted(scope, receive, send, principal, address)
+            return
+        reservation = ticket
+        settled = False
+
+        async def settle() -> None:
+            nonlocal settled
+            if not settled:
+                settled = True
+                failed = bool(scope["state"].get(AUTH_FAILED_STATE))
+                await self.auth_throttle.settle(address, reservation, failed=failed)
+
+        async def send_settling(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                await settle()  # a stream's reservation ends when its answer starts
+            await send(message)
+
+        try:
+            await self._admitted(scope, receive, send_settling, principal, address)
+        finally:
+            await settle()
+
+    async def _admitted(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        principal: Principal | None,
+        address: str,
+    ) -> None:
         if principal is not None:
             wait = await self.buckets.take(
                 [("key", principal.key_id), ("tenant", principal.tenant)]
@@ -288,10 +342,10 @@ class ServiceMiddleware:
                 send,
             )
             return
-        idem_key = _as_text(idem_key)
-        if not 1 <= len(idem_key) <= 255:
+        idem_text = _as_text(idem_key)
+        if idem_text is None or not 1 <= len(idem_text) <= 255:
             await self._problem(
-                send, scope, 400, "bad-input", "Idempotency-Key must be 1-255 characters"
+                send, scope, 400, "bad-input", "Idempotency-Key must be 1-255 characters of UTF-8"
             )
             return
         needed = self.role_for(scope)
@@ -310,7 +364,7 @@ class ServiceMiddleware:
             replay_receive,
             send,
             tenant=principal.tenant,
-            key=idem_key,
+            key=idem_text,
             body=body,
             problem=problem,
         )

@@ -3,12 +3,16 @@ exchanged for a session cookie (HttpOnly; Secure behind https; SameSite=Lax).
 
 A failed sign-in counts in the same per-address throttle as a failed /v1 authentication
 (``Service.auth_throttle``): past its burst, sign-ins from the address are a 429 page with
-``Retry-After`` before any key or link is looked up, and so are its /v1 requests with a key."""
+``Retry-After`` before any key or link is looked up, and so are its /v1 requests with a key.
+Each lookup runs under a failure reserved ahead of it and given back when the key or link was
+good, so sign-ins sent at once cannot all slip past a bucket with room for a few."""
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from anyio import from_thread
 from fastapi import APIRouter, Form, Query, Request, Response
@@ -35,6 +39,7 @@ from brandloop.api.studio.web import (
 )
 
 router = APIRouter(route_class=StudioRoute, include_in_schema=False)
+T = TypeVar("T")
 
 
 def safe_next(target: str | None) -> str:
@@ -49,13 +54,17 @@ def _address(request: Request) -> str:
     return request.client.host if request.client else "?"
 
 
-def _throttled(request: Request) -> Response | None:
-    """A 429 page while the address has failed too often (studio sign-ins or /v1 keys)."""
+def _reserve(request: Request) -> str | Response:
+    """A failure reserved ahead of the lookup (``FailedAuthThrottle.reserve``), so sign-ins
+    arriving at once cannot all pass a bucket with room for a few; or the 429 page while the
+    address has failed too often (studio sign-ins or /v1 keys)."""
     throttle = request.app.state.service.auth_throttle
-    wait: float | None = from_thread.run(throttle.retry_after, _address(request))
-    if wait is None:
-        return None
-    retry = str(max(1, math.ceil(wait)))
+    ticket: str | None
+    wait: float | None
+    ticket, wait = from_thread.run(throttle.reserve, _address(request))
+    if ticket is not None:
+        return ticket
+    retry = str(max(1, math.ceil(wait or 1.0)))
     response = error_page(
         request, 429, f"too many failed sign-ins from this address; try again in {retry} s"
     )
@@ -63,8 +72,21 @@ def _throttled(request: Request) -> Response | None:
     return response
 
 
-def _failed(request: Request) -> None:
-    from_thread.run(request.app.state.service.auth_throttle.failed, _address(request))
+def _settle(request: Request, ticket: str, *, failed: bool) -> None:
+    """The reservation ends: a failure, or given back (the key or link was good)."""
+    throttle = request.app.state.service.auth_throttle
+    from_thread.run(functools.partial(throttle.settle, _address(request), ticket, failed=failed))
+
+
+def _attempt(request: Request, ticket: str, sign_in: Callable[[], T]) -> T:
+    """``sign_in()`` under the reservation ``ticket``: given back unless it made nothing."""
+    try:
+        made = sign_in()
+    except BaseException:
+        _settle(request, ticket, failed=False)
+        raise
+    _settle(request, ticket, failed=made is None)
+    return made
 
 
 def _signed_in(request: Request, token: str, user: StudioUser, target: str) -> Response:
@@ -95,12 +117,11 @@ def signin(
     key: Annotated[str, Form(max_length=500)] = "",
     next: Annotated[str, Form(max_length=500)] = "/chat",
 ) -> Response:
-    throttled = _throttled(request)
-    if throttled is not None:
-        return throttled
-    made = sign_in_with_key(session, key)
+    ticket = _reserve(request)
+    if isinstance(ticket, Response):
+        return ticket
+    made = _attempt(request, ticket, lambda: sign_in_with_key(session, key))
     if made is None:
-        _failed(request)
         return render(
             request,
             "signin.html",
@@ -136,12 +157,11 @@ def link_signin(
     _: Csrf,
     token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    throttled = _throttled(request)
-    if throttled is not None:
-        return throttled
-    made = sign_in_with_link(session, token)
+    ticket = _reserve(request)
+    if isinstance(ticket, Response):
+        return ticket
+    made = _attempt(request, ticket, lambda: sign_in_with_link(session, token))
     if made is None:
-        _failed(request)
         return render(
             request,
             "signin.html",

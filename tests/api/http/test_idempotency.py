@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -252,3 +253,46 @@ def test_a_keys_length_is_counted_in_characters_not_bytes(
     assert _jobs(db) == 1
     with db.sessions() as session:
         assert session.scalars(select(IdempotencyRow.key)).all() == ["é" * 255]
+
+
+def _post_raw(client: TestClient, headers: dict[str, Any], body: dict[str, Any]) -> Any:
+    """A POST whose header bytes reach the app as sent (TestClient re-encodes every header
+    value as UTF-8, so Latin-1 0xE9 would arrive as UTF-8 "é"), on the running app's loop."""
+
+    async def post() -> Any:
+        transport = httpx.ASGITransport(app=client.app, client=("127.0.0.1", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as raw:
+            return await raw.post("/v1/generations", json=body, headers=headers)
+
+    return client.portal.call(post)
+
+
+def test_two_keys_are_one_only_when_their_bytes_are(
+    settings_on_both: Settings, db_on_both: Database
+) -> None:
+    """The header is read as UTF-8 and a value that is not UTF-8 is a 400 that creates nothing:
+    an outside tester's Latin-1 0xE9 x 77 was taken for UTF-8 "é" x 77, one key, so another body
+    got 422 and the first body the first answer replayed."""
+    settings, db = settings_on_both, db_on_both
+    keys = Keys(db)
+    other = {**GEN, "brief": "a glass of iced tea"}
+    with _client(settings, db) as client:
+        assert client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).is_success
+        creator = keys["A", "creator"]
+        utf8 = {**creator, "Idempotency-Key": ("é" * 77).encode()}
+        first = _post_raw(client, utf8, GEN)
+        assert first.status_code == 202, first.text
+        for raw in (b"\xe9" * 77, b"\xff" * 77, b"k\xe9y"):
+            latin1 = {**creator, "Idempotency-Key": raw}
+            for body in (other, GEN):
+                answer = _post_raw(client, latin1, body)
+                problem = assert_problem(answer, 400, "bad-input")
+                assert "UTF-8" in problem["detail"]
+                assert "idempotent-replayed" not in answer.headers
+        # the UTF-8 key itself still replays its answer
+        again = _post_raw(client, utf8, GEN)
+        assert again.headers.get("idempotent-replayed") == "true"
+        assert again.json() == first.json()
+    assert _jobs(db) == 1
+    with db.sessions() as session:
+        assert session.scalars(select(IdempotencyRow.key)).all() == ["é" * 77]

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from brandloop.api.auth import list_principals
 from brandloop.registry import crud
 from brandloop.registry.db import Database
 from brandloop.settings import Settings
@@ -180,3 +181,31 @@ def test_cli_keys_create_needs_a_principal(
         assert len(err.strip().splitlines()) == 1, err
     code, out, _ = run_cli(capsys, "keys", "list", "--tenant", "acme", "--json")
     assert json.loads(out) == [], "a refused key leaves nothing behind"
+
+
+@pytest.mark.parametrize("name", ["system", "SYSTEM", "System", "sYsTeM"])
+def test_reserved_principal_names_are_reserved_in_every_case(
+    capsys: pytest.CaptureFixture[str],
+    make_client: Callable[..., TestClient],
+    keys: Keys,
+    db: Database,
+    name: str,
+) -> None:
+    """``system`` writes audit entries of its own and review compares principals ignoring
+    case, so ``SYSTEM`` is as reserved as ``system``: 422 at POST /v1/keys, exit 2 at
+    ``brandloop keys create``, and nothing made either way (an outside tester minted one)."""
+    client = make_client()
+    admin = keys.of("A", "ops", "admin")
+    answer = client.post("/v1/keys", json={"role": "viewer", "principal": name}, headers=admin)
+    problem = assert_problem(answer, 422, "bad-input")
+    assert "reserved" in problem["detail"]
+    code, _, err = run_cli(
+        capsys, "keys", "create", "--tenant", "A", "--principal", name, "--role", "admin"
+    )
+    assert code == 2, err
+    assert err == (
+        f"brandloop: error: principal {name!r} is reserved for brandloop itself "
+        "(in any case: system)\n"
+    )
+    with db.session() as session:
+        assert [p.name for p in list_principals(session, tenant="A")] == ["ops"]

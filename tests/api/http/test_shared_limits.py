@@ -85,6 +85,7 @@ async def test_redis_buckets_are_one_bucket_for_every_replica(redis_url: str) ->
     unreachable = RedisBuckets("redis://127.0.0.1:9/0", rates)
     try:  # the limiter being down does not take the API down
         assert await unreachable.take([("key", "k1")]) == 0.0
+        assert await unreachable.reserve("authfail", "1.2.3.4", "t1") == ("reserved", 0.0)
     finally:
         await unreachable.aclose()
 
