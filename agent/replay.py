@@ -65,7 +65,10 @@ def request_key(
         return None
     width, height = request.dimensions()
     material = {
-        "version": 3,  # 2: the kit's and the template's content, avoid and shifts; 3: composer
+        # 2: the kit's and the template's content, avoid and shifts; 3: composer; 4: a
+        # template with params, since they reach the calls (older code's runs ignored them, so
+        # they are not this request's repeats). Without params the key is as it was.
+        "version": 4 if template.params else 3,
         "composer": COMPOSER_VERSION,
         "tenant": request.tenant,
         "brand": brand_id,

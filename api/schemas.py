@@ -527,7 +527,14 @@ class LabelUpdate(_In):
 class TemplateVersionCreate(_In):
     body: str = Field(min_length=1, max_length=8000)
     negative_body: str = Field(default="", max_length=4000)
-    params: dict[str, JsonValue] = Field(default_factory=dict)
+    params: dict[str, JsonValue] = Field(
+        default_factory=dict,
+        description="the defaults of every call made from the version (docs/templates.md): "
+        "scalar values; `quality` narrows the planner to that setting; a field brandloop sets "
+        "itself (prompt, model, n, size, seed, ...) or a value that is not text, a number or "
+        "true/false is a 422",
+        examples=[{"quality": "high", "steps": 30}],
+    )
     model_hints: list[Annotated[str, Field(pattern=MODEL_HINT_PATTERN.pattern)]] = Field(
         default_factory=list, max_length=20, examples=[["procedural/draft"]]
     )

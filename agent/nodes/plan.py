@@ -3,7 +3,8 @@
 The model of each candidate comes from the bandit (``agent/bandit.py``) over the models the
 diagnosis still allows (the ladder from ``model_index`` up, minus excluded models, minus models
 slower than the latency target), restricted to what the tightest budget can pay for: the
-request's, the campaign's and the tenant's.
+request's, the campaign's and the tenant's. The template's ``model_hints`` and ``quality``
+param narrow the models and settings; its other params go with every candidate.
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ from brandloop.agent.replay import earlier_accepted, replay_candidates
 from brandloop.agent.state import RunState
 from brandloop.agent.stopping import COST_WINDOW, Outlook, cost_per_accepted_image, outlook
 from brandloop.agent.writer import WriterOutcome
-from brandloop.domain import Candidate, Decision, ModelSpec, StopCause
+from brandloop.domain import Candidate, Decision, ModelSpec, StopCause, TemplateVersion
 from brandloop.policies.catalog import image_price
 from brandloop.registry.types import usd
+from brandloop.templates.governance import RESERVED_PARAMS
 from brandloop.tools import cache as generation_cache
 from brandloop.tools.composer import compose
 from brandloop.tools.moderation.explain import explain
@@ -222,6 +224,50 @@ def eligible_models(
             notes.append(f"over the {target:g}s latency target: {', '.join(slow)}")
         models = fast or models
     return models, notes
+
+
+def template_arms(
+    template: TemplateVersion, models: list[ModelSpec], options: list[Arm], *, boost: int
+) -> tuple[list[Arm], str]:
+    """The arms a template's ``quality`` param leaves, and the plan's note on it ("": none).
+
+    A template that sets a quality narrows the arms to that setting of the models that have
+    it (whatever ``explore_quality`` says), as ``model_hints`` narrow the models; when no
+    usable model has it, the arms stay as they were and the note says so. After a soft round
+    the diagnosis' raise (``quality_boost``) wins over a setting below it: the raised
+    settings are planned and the note says the template's was overridden.
+    """
+    wanted = template.params.get("quality")
+    if not isinstance(wanted, str) or not wanted:
+        return options, ""
+    having = [m for m in models if wanted in m.qualities]
+    if not having:
+        return options, (
+            f"template {template.ref} sets quality {wanted}, which no usable model has: "
+            "planned without it"
+        )
+    if boost > 0:
+        raised = [a for a in arms(having, min_boost=boost) if a.quality == wanted]
+        if not raised:
+            return options, (
+                f"template {template.ref} sets quality {wanted}, overridden: the diagnosis "
+                f"raised quality after {boost} soft round(s), to "
+                + ", ".join(sorted({a.quality for a in options if a.quality}))
+            )
+        return raised, f"template {template.ref} sets quality {wanted}"
+    return [Arm(m, wanted) for m in having], f"template {template.ref} sets quality {wanted}"
+
+
+def call_params(template: TemplateVersion, arm: Arm, writer: dict[str, Any]) -> dict[str, Any]:
+    """A candidate's params: the template's (its defaults, but ``quality``, which picks the
+    arm) under the agent's own keys - the arm's quality setting, the LLM writer's identity.
+    A field brandloop sets itself (``RESERVED_PARAMS``, refused in a new version, but a
+    version stored by older code may hold one) is never taken from the template."""
+    return {
+        **{k: v for k, v in template.params.items() if k != "quality" and k not in RESERVED_PARAMS},
+        **({"quality": arm.quality} if arm.quality else {}),
+        **writer,
+    }
 
 
 def _replay(
@@ -497,11 +543,18 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             "status": "failed",
         }
     width, height = request.dimensions()
-    options = arms(
+    options, quality_note = template_arms(
+        template,
         models,
-        min_boost=state.get("quality_boost", 0),
-        every_quality=ctx.policy.explore_quality,
+        arms(
+            models,
+            min_boost=state.get("quality_boost", 0),
+            every_quality=ctx.policy.explore_quality,
+        ),
+        boost=state.get("quality_boost", 0),
     )
+    if quality_note:
+        notes.append(quality_note)
     price = {
         a.key: image_price(a.model, width=width, height=height, quality=a.quality) for a in options
     }
@@ -709,10 +762,7 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             height=height,
             iteration=iteration,
             estimated_cost_usd=price[arm.key],
-            params={
-                **({"quality": arm.quality} if arm.quality else {}),
-                **(writer_params if index < written else {}),
-            },
+            params=call_params(template, arm, writer_params if index < written else {}),
             modifiers=list(modifiers),
         )
         for index, (arm, seed) in enumerate(zip(planned, seeds, strict=True))

@@ -44,6 +44,7 @@ from brandloop.templates.governance import (
     check_label,
     check_model_hints,
     check_name,
+    check_params,
     check_weights,
     labels,
     load_governance_policy,
@@ -353,6 +354,10 @@ def import_templates(
                 continue
             _check_imported_review(tf.name, vf, actor, policy)
             check_model_hints(vf.spec().model_hints, models)
+            try:
+                check_params(vf.params)
+            except BadInputError as exc:
+                raise BadInputError(f"{tf.name}@{vf.version}: {exc}") from None
             model = TemplateVersion(
                 name=tf.name,
                 version=vf.version,

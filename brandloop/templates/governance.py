@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import math
 import os
 import re
 from collections.abc import Callable, Collection
@@ -336,11 +337,63 @@ def check_model_hints(hints: list[str], models: Collection[str]) -> None:
         )
 
 
+#: Request fields brandloop sets itself on every call (the providers' own body fields and the
+#: agent's record of an LLM writer): a template's params may not set them. ``quality`` is not
+#: among them: a template's quality narrows the planner's arms (``agent/nodes/plan.py``).
+RESERVED_PARAMS: Final = frozenset(
+    {
+        "prompt",
+        "negative_prompt",
+        "model",
+        "checkpoint",
+        "n",
+        "count",
+        "n_iter",
+        "batch_size",
+        "size",
+        "width",
+        "height",
+        "aspect_ratio",
+        "seed",
+        "response_format",
+        "output_format",
+        "writer",
+    }
+)
+
+
+def check_params(params: dict[str, Any]) -> None:
+    """A template's ``params`` (the defaults of every call made from it) are a mapping of
+    names to scalar values (text, a number, true/false), none of them a field brandloop sets
+    itself (:data:`RESERVED_PARAMS`), and ``quality``, if given, is text. Anything else is one
+    :class:`BadInputError` naming the key (exit 2, HTTP 422)."""
+    if not isinstance(params, dict):
+        raise BadInputError("params must be a mapping of names to values, e.g. {steps: 30}")
+    for key, value in params.items():
+        if not isinstance(key, str) or not key.strip():
+            raise BadInputError(f"params: {key!r} is not a parameter name")
+        if key in RESERVED_PARAMS:
+            raise BadInputError(
+                f"params: {key!r} is set by brandloop itself and may not be a template param "
+                f"(reserved: {', '.join(sorted(RESERVED_PARAMS))})"
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise BadInputError(f"params.{key}: {value} is not a finite number")
+        if not isinstance(value, str | int | float | bool):
+            kind = {dict: "a mapping", list: "a list", type(None): "null"}.get(
+                type(value), type(value).__name__
+            )
+            raise BadInputError(f"params.{key}: must be text, a number or true/false, not {kind}")
+        if key == "quality" and not isinstance(value, str):
+            raise BadInputError(f"params.quality: must be a quality setting's name, not {value!r}")
+
+
 def _check_content(spec: TemplateSpec, *, name: str, models: Collection[str]) -> None:
     check_name(name)
     if spec.name is not None and spec.name != name:
         raise BadInputError(f"the file names template {spec.name!r}, not {name!r}")
     spec.check()
+    check_params(spec.params)
     check_model_hints(spec.model_hints, models)
 
 
