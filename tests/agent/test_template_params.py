@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from brandloop.agent.runner import run_generation
+from brandloop.agent.writer import PromptWriter
 from brandloop.domain import GenerationRequest, TemplateVersion
 from brandloop.policies.catalog import image_price, load_catalog
 from brandloop.registry import crud
@@ -154,3 +155,39 @@ async def test_a_repeat_of_a_run_with_template_params_replays_them_at_no_cost(
     with db.session() as session:
         rows = crud.list_attempts(session, run_id=second.run_id)
     assert rows and all(row.params == {"quality": "high", "steps": 30} for row in rows)
+
+
+async def test_a_writers_identity_is_recorded_but_never_sent_to_the_backend(
+    settings: Settings, db: Database
+) -> None:
+    """``params.writer`` credits an LLM-written prompt on the attempt and the receipt; the
+    OpenAI endpoint, which refuses unknown fields, never sees it."""
+    from tests.agent.test_writer import fake, variants_json
+
+    ref = _template(db, "hi-q", {"quality": "high"})
+    server = OpenAIServer()
+    writer = PromptWriter(
+        fake(variants_json("teal #0f766e, cream #fef3c7, espresso #4a2c2a coffee cup on a table"))
+    )
+    request = GenerationRequest(
+        brief="a teal coffee cup on a cream table", brand=add_acme(settings, db),
+        size="1024x1024", seed=4, count=2, template=ref, budget_usd=1.0,
+    )  # fmt: skip
+    result = await run_generation(
+        request,
+        settings=settings,
+        db=db,
+        providers={"openai": server.provider(), "procedural": CountingProvider()},
+        models=[STUDIO, MINI],
+        use_memory=False,
+        image_moderator=allow,
+        writer=writer,
+    )
+    assert server.bodies and all("writer" not in body for body in server.bodies), server.bodies
+    with db.session() as session:
+        credited = [
+            row.params["writer"]
+            for row in crud.list_attempts(session, run_id=result.run_id)
+            if "writer" in row.params
+        ]
+    assert credited and all(w["provider"] for w in credited), credited

@@ -62,6 +62,12 @@ def batch_key(keys: Sequence[str]) -> str:
     return "bl-b-" + hashlib.sha256("|".join(keys).encode()).hexdigest()[:40]
 
 
+#: Candidate params recorded on the attempt and the receipt but never sent to a backend: the
+#: LLM writer a prompt came from (``writer: {provider, model}``) is provenance, and a real
+#: OpenAI endpoint refuses a body with an unknown ``writer`` field.
+PROVENANCE_PARAMS = frozenset({"writer"})
+
+
 def build_request(
     spec: ModelSpec, batch: Sequence[Candidate], *, idempotency_key: str
 ) -> ImageRequest:
@@ -73,7 +79,8 @@ def build_request(
     prompt, negative = first.prompt, first.negative_prompt
     if negative and not spec.supports_negative_prompt:
         prompt, negative = f"{prompt}\nAvoid: {negative}", ""
-    params = dict(first.params)
+    # what a backend is sent: the candidate's params without those kept only as provenance
+    params = {k: v for k, v in first.params.items() if k not in PROVENANCE_PARAMS}
     quality = params.pop("quality", None)
     return ImageRequest(
         model=spec.model,
