@@ -171,8 +171,9 @@ def load_spec(path: Path) -> TemplateSpec:
 def check_actor(actor: str) -> str:
     if not ACTOR_PATTERN.fullmatch(actor or ""):
         raise BadInputError(f"--as {actor!r} is not a valid user name")
-    if actor in RESERVED_ACTORS:
-        raise BadInputError(f"--as {actor!r} is reserved for brandloop itself")
+    if actor.lower() in {reserved.lower() for reserved in RESERVED_ACTORS}:
+        # in every case: four eyes compare names ignoring case
+        raise BadInputError(f"--as {actor!r} is reserved for brandloop itself (in any case)")
     return actor
 
 

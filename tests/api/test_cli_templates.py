@@ -824,3 +824,19 @@ def test_parallel_new_versions_from_processes_each_get_a_number(
     doc = json.loads(ok(capsys, "templates", "show", "seasonal-banner@1", "--json"))
     assert [v["version"] for v in doc["versions"]] == [1, 2, 3, 4, 5]
     assert sorted(v["message"] for v in doc["versions"][1:]) == [f"m{i}" for i in range(4)]
+
+
+@pytest.mark.parametrize("actor", ["system", "SYSTEM", "System"])
+def test_a_reserved_reviewer_name_is_reserved_in_every_case(
+    capsys: pytest.CaptureFixture[str], actor: str
+) -> None:
+    """Four eyes compare names ignoring case, so ``--as SYSTEM`` would pass for the shipped
+    templates' author in the audit log: refused like ``system``, nothing stored."""
+    code, _, err = run_cli(
+        capsys, "templates", "create", "seasonal-banner", "--file", V1, "--as", actor
+    )
+    assert code == 2 and err.count("\n") == 1 and "is reserved for brandloop itself" in err, err
+    assert json.loads(ok(capsys, "templates", "list", "--json")) == [] or all(
+        t["name"] != "seasonal-banner"
+        for t in json.loads(ok(capsys, "templates", "list", "--json"))
+    )
