@@ -210,6 +210,8 @@ def interrupted(run_id: str, *, tenant: str, as_json: bool) -> Interrupted:
             f"interrupted: run {run_id} is cancelled ({left.attempts} attempts, "
             f"{usd(left.cost_usd)} spent); nothing is delivered: start a new run to go on"
         )
+    elif left.status == "unknown":  # stopped before the run was stored
+        message = f"interrupted before run {run_id} began: nothing was spent"
     else:  # it finished, or waits for review, before the interrupt landed
         message = f"interrupted: run {run_id} is {left.status}: `brandloop runs show {run_id}`"
     if as_json:
