@@ -12,6 +12,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,7 +23,7 @@ from langgraph.types import Command
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from brandloop.agent import review_claims
+from brandloop.agent import review_claims, run_leases
 from brandloop.agent.checkpoints import checkpointer_for
 from brandloop.agent.context import EventSink, ImageModerator, RunContext
 from brandloop.agent.graph import compile_graph
@@ -66,7 +67,7 @@ from brandloop.policies.catalog import (
 )
 from brandloop.policies.scoring import ScoringPolicy
 from brandloop.providers import PREVIEW_PROVIDER, ImageProvider
-from brandloop.registry import crud, fencing
+from brandloop.registry import crud, fencing, spend
 from brandloop.registry.db import Database
 from brandloop.registry.models import RunRow
 from brandloop.settings import Settings
@@ -281,7 +282,7 @@ async def _drive(
     raises ends the run (:func:`_end_refused`) and is raised on, for the caller's exit code
     or problem."""
     try:
-        await graph.ainvoke(start, _config(run_id), context=ctx)
+        await graph.ainvoke(start, _config(run_id), context=ctx, durability=DURABILITY)
     except Exception as exc:
         if final_refusal(exc):
             ended = await _end_refused(graph, ctx, tenant=tenant, run_id=run_id, error=exc)
@@ -435,6 +436,13 @@ def new_run_id() -> str:
     return "run_" + uuid.uuid4().hex[:16]
 
 
+#: Each node's checkpoint is written before the next node starts (LangGraph's default,
+#: "async", writes it while the next node runs: a process killed then lost the checkpoints of
+#: nodes that had finished, and a resume ran them again, their trace events twice). Costs
+#: about a millisecond a node step (docs/agent.md, Checkpoints).
+DURABILITY: Literal["sync"] = "sync"
+
+
 def _config(run_id: str) -> RunnableConfig:
     return {"configurable": {"thread_id": run_id}, "recursion_limit": 100}
 
@@ -521,6 +529,7 @@ async def run_generation(
         )
     async with (
         bound(run_id=run_id),
+        _driving(settings, db, tenant=request.tenant, run_id=run_id),
         providers_closing(ctx.providers, owned=providers is None),
         checkpointer_for(db.url, settings.checkpoints_path) as saver,
     ):
@@ -614,28 +623,82 @@ async def resume_run(
     ):
         graph = compile_graph(saver)
         snapshot = await graph.aget_state(config)
-        if snapshot.next and "review" in snapshot.next:
-            if review is None:
-                return await _settle(graph, db, tenant=tenant, run_id=run_id)
-            log.info("run resumed with a review", extra={"decision": review.get("decision")})
-            await graph.ainvoke(Command(resume=review), config, context=ctx)
-        else:
-            log.info("run resumed", extra={"from_checkpoint": bool(snapshot.values)})
-            rerouted = await _reroute_stale_exit(graph, config)
-            if rerouted is not None:
-                log.warning(
-                    "checkpoint routed a stop past the review gate; routed again",
-                    extra={"from_node": rerouted},
-                )
-            start: RunInput | None = (
-                None if snapshot.values else {"run_id": run_id, "request": request}
-            )
-            await _drive(
-                graph, start, ctx, settings=settings, saver=saver, tenant=tenant, run_id=run_id
+        if snapshot.next and "review" in snapshot.next and review is None:
+            return await _settle(graph, db, tenant=tenant, run_id=run_id)
+        async with _driving(settings, db, tenant=tenant, run_id=run_id):
+            finished = load_finished(db, tenant=tenant, run_id=run_id)
+            if finished is not None:  # finished by the process that held it till now
+                return finished
+            await _drive_on(
+                graph,
+                ctx,
+                settings=settings,
+                saver=saver,
+                run_id=run_id,
+                request=request,
+                review=review,
             )
         result = await _settle(graph, db, tenant=tenant, run_id=run_id)
         await _retain(saver, settings, result)
         return _log_result(result)
+
+
+async def _drive_on(
+    graph: CompiledStateGraph[RunState, RunContext, RunInput, RunState],
+    ctx: RunContext,
+    *,
+    settings: Settings,
+    saver: BaseCheckpointSaver[str],
+    run_id: str,
+    request: GenerationRequest,
+    review: dict[str, str] | None,
+) -> None:
+    """Drive a run on from its checkpoint: with a review's answer when it waits for one, else
+    from where it stopped (routed again when an older release's checkpoint skips the gate)."""
+    config = _config(run_id)
+    snapshot = await graph.aget_state(config)
+    if snapshot.next and "review" in snapshot.next:
+        if review is None:
+            return
+        log.info("run resumed with a review", extra={"decision": review.get("decision")})
+        await graph.ainvoke(Command(resume=review), config, context=ctx, durability=DURABILITY)
+        return
+    log.info("run resumed", extra={"from_checkpoint": bool(snapshot.values)})
+    rerouted = await _reroute_stale_exit(graph, config)
+    if rerouted is not None:
+        log.warning(
+            "checkpoint routed a stop past the review gate; routed again",
+            extra={"from_node": rerouted},
+        )
+    start: RunInput | None = None if snapshot.values else {"run_id": run_id, "request": request}
+    await _drive(
+        graph, start, ctx, settings=settings, saver=saver, tenant=request.tenant, run_id=run_id
+    )
+
+
+def _driving(
+    settings: Settings, db: Database, *, tenant: str, run_id: str
+) -> AbstractAsyncContextManager[run_leases.Lease]:
+    """This process's lease on the run while it drives it (``agent/run_leases.py``): a run a
+    live process drives is refused (the CLI's exit 2, a verdict's 409). A job worker, holding
+    the job's lease (``fencing``), takes the run over: the lease it was granted already shuts
+    out the worker it took the job from, and the API refuses to queue the resume of a run
+    another process drives."""
+    held = fencing.current()
+    return run_leases.driving(
+        db,
+        tenant=tenant,
+        run_id=run_id,
+        ttl=settings.job_lease_seconds,
+        force=held is not None and held.kind == "job",
+    )
+
+
+def load_finished(db: Database, *, tenant: str, run_id: str) -> RunResult | None:
+    """The run's result if it has finished, else None."""
+    with db.session() as session:
+        row = crud.get_run(session, tenant=tenant, run_id=run_id)
+        return RunResult.model_validate(row.result) if row and row.result is not None else None
 
 
 @dataclass(frozen=True)
@@ -754,6 +817,34 @@ async def review_run(
     if problem is not None:
         raise ConflictError(problem)
     return outcome.result
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """A run its process stopped driving at the user's request (Ctrl-C), as it was left."""
+
+    run_id: str
+    status: str
+    attempts: int
+    cost_usd: float
+
+
+def cancel_interrupted(db: Database, *, tenant: str, run_id: str, reason: str) -> Interrupted:
+    """End a run the user interrupted (Ctrl-C) ``cancelled`` (docs/agent.md: cancelling is
+    final), as a job's cancel ends its run: what its attempts cost kept, its calls still in
+    flight ``unknown`` at their reservation (``spend.abandon_calls``). A run that has finished
+    meanwhile, or waits for review, is left as it is."""
+    with db.session() as session:
+        row = crud.get_run(session, tenant=tenant, run_id=run_id)
+        if row is not None and row.status == "running":
+            row = crud.cancel_run(session, run_id=run_id, reason=reason)
+            if row is not None and row.status == "cancelled":
+                spend.abandon_calls(session, run_id=run_id)
+        if row is None:
+            return Interrupted(run_id, "unknown", 0, 0.0)
+        session.flush()
+        attempts = len(crud.list_attempts(session, run_id=run_id))
+        return Interrupted(run_id, row.status, attempts, spend.run_cost(session, run_id=run_id))
 
 
 def load_result(db: Database, *, tenant: str, run_id: str) -> RunResult:

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field, JsonValue
-from sqlalchemy import Connection, Row
+from sqlalchemy import Connection, Row, func, select
 from sqlalchemy.orm import Session
 
 from brandloop.domain import (
@@ -52,7 +52,9 @@ class RunView(BaseModel):
         description="what the run has cost; while it has not finished, so far: its attempts "
         "and each call in flight at what the spend ledger holds for it (as GET /v1/costs)"
     )
-    attempts: int
+    attempts: int = Field(
+        description="the attempts the run made; while it has not finished, those recorded so far"
+    )
     accepted: int
     request: GenerationRequest
     images: list[AcceptedImage] = Field(
@@ -169,13 +171,20 @@ def run_view(bind: Session | Connection, row: RunRow | Row[Any]) -> RunView:
         run_id=row.id,
         brand=row.brand_name,
         template=row.template_ref,
-        attempts=row.attempt_count,
+        attempts=row.attempt_count if row.finished_at is not None else _attempts(bind, row.id),
         accepted=row.accepted_count,
         request=GenerationRequest.model_validate(row.request),
         images=[AcceptedImage.model_validate(i) for i in (row.result or {}).get("images", [])],
         stop_cause=(row.result or {}).get("stop_cause"),
         cost_usd=cost_so_far(bind, row),
     )
+
+
+def _attempts(bind: Session | Connection, run_id: str) -> int:
+    """The attempts a run not finished has recorded so far (its row counts them once it ends:
+    a run a process left ``running`` listed its attempt rows beside a count of 0)."""
+    query = select(func.count()).select_from(AttemptRow).where(AttemptRow.run_id == run_id)
+    return int(bind.execute(query).scalar_one())
 
 
 def cost_so_far(bind: Session | Connection, row: RunRow | Row[Any]) -> float:

@@ -21,12 +21,15 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from sqlalchemy.exc import DBAPIError
 
+from brandloop.agent.runner import cancel_interrupted
 from brandloop.domain import BrandKit
-from brandloop.errors import BadInputError, ConflictError, NotFoundError
+from brandloop.errors import BadInputError, BrandloopError, ConflictError, NotFoundError
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.registry import crud
 from brandloop.registry.db import Database
+from brandloop.registry.types import usd
 from brandloop.settings import (
     TENANT_PATTERN,
     TENANT_RULE,
@@ -37,6 +40,7 @@ from brandloop.settings import (
     get_writer_settings,
 )
 from brandloop.tools.credentials import SigningError
+from brandloop.views import run_view
 
 out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
 err = Console(stderr=True, highlight=False, markup=False, emoji=False)
@@ -178,6 +182,111 @@ def signing_stopped(
             }
         )
     return SigningError(message)
+
+
+class StorageFailed(BrandloopError):
+    """The run's storage (its artifact folder, the registry) could not be written: the run is
+    kept, and ``brandloop runs resume`` finishes it once that is fixed. Exit 8, as for the
+    other failure of the run's surroundings that keeps the run (the signer's)."""
+
+    exit_code = 8
+    problem_type = "storage-failed"
+
+
+_READ_ONLY = ("readonly database", "read-only transaction", "read only", "read-only file system")
+_FULL = ("disk is full", "no space left on device", "disk full")
+
+
+def storage_problem(exc: BaseException) -> str | None:
+    """What an error from writing the run's files or the registry says, in plain words
+    (None when it is no such error): the path and why, no space left, a read-only registry."""
+    if isinstance(exc, OSError) and not isinstance(exc, ConnectionError | TimeoutError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        if exc.errno == errno.ENOSPC:
+            return f"no space left on device{where}"
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return f"{exc.filename or 'a file'} may not be written by this user"
+        if exc.errno == errno.EROFS:
+            return f"{exc.filename or 'a file'} is on a read-only file system"
+        if exc.errno in (errno.EDQUOT, errno.EIO):
+            return f"{exc.strerror or exc}{where}"
+        return None
+    if isinstance(exc, DBAPIError):
+        text = str(exc.orig).lower()
+        if any(sign in text for sign in _READ_ONLY):
+            return "the registry is read-only (this user may not write its database)"
+        if any(sign in text for sign in _FULL):
+            return "no space left on device for the registry"
+    return None
+
+
+def storage_stopped(problem: str, run_id: str, *, as_json: bool) -> StorageFailed:
+    """What a run stopped by its storage raises (exit 8): one line naming what failed, the
+    run and ``brandloop runs resume RUN``; with ``--json`` stdout gets a JSON error object
+    carrying the run's id, status and cost so far and that command."""
+    command = f"brandloop runs resume {run_id}"
+    message = f"storage failed: {problem}; run {run_id} is kept: `{command}` finishes it once that is fixed"
+    if as_json:
+        state: dict[str, Any] = {"status": "running"}
+        with suppress(Exception), database().session() as session:  # it may be what failed
+            row = crud.get_run(session, tenant=settings().tenant, run_id=run_id)
+            if row is not None:
+                view = run_view(session, row)
+                state = {
+                    "status": view.status,
+                    "attempts": view.attempts,
+                    "cost_usd": view.cost_usd,
+                }
+        print_json(
+            {
+                "error": StorageFailed.problem_type,
+                "message": message,
+                "run_id": run_id,
+                **state,
+                "resume": command,
+                "exit_code": StorageFailed.exit_code,
+            }
+        )
+    return StorageFailed(message)
+
+
+class Interrupted(BrandloopError):
+    """The user stopped the command with Ctrl-C (SIGINT): exit 130, as a shell reports it."""
+
+    exit_code = 130
+    problem_type = "interrupted"
+
+
+def interrupted(run_id: str, *, tenant: str, as_json: bool) -> Interrupted:
+    """What a run command stopped with Ctrl-C raises, once the run is ended ``cancelled``
+    (docs/agent.md, Crash-safe resumption: Ctrl-C cancels the run, keeping what it paid for):
+    one line naming the run, that it is cancelled and what it spent; with ``--json`` stdout
+    gets the run's state as a JSON error object."""
+    left = cancel_interrupted(
+        database(), tenant=tenant, run_id=run_id, reason="interrupted (Ctrl-C)"
+    )
+    if left.status == "cancelled":
+        message = (
+            f"interrupted: run {run_id} is cancelled ({left.attempts} attempts, "
+            f"{usd(left.cost_usd)} spent); nothing is delivered: start a new run to go on"
+        )
+    elif left.status == "unknown":  # stopped before the run was stored
+        message = f"interrupted before run {run_id} began: nothing was spent"
+    else:  # it finished, or waits for review, before the interrupt landed
+        message = f"interrupted: run {run_id} is {left.status}: `brandloop runs show {run_id}`"
+    if as_json:
+        print_json(
+            {
+                "error": Interrupted.problem_type,
+                "message": message,
+                "run_id": run_id,
+                "status": left.status,
+                "attempts": left.attempts,
+                "cost_usd": left.cost_usd,
+                "exit_code": Interrupted.exit_code,
+            }
+        )
+    return Interrupted(message)
 
 
 def _why(exc: OSError, otherwise: str = "cannot be written") -> str:

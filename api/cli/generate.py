@@ -27,10 +27,13 @@ from brandloop.api.cli.common import (
     database,
     ensure_brand,
     err,
+    interrupted,
     out,
     print_json,
     settings,
     signing_stopped,
+    storage_problem,
+    storage_stopped,
 )
 from brandloop.api.cli.delivery import (
     ForceOption,
@@ -297,6 +300,13 @@ def generate(
             result = _with_progress(request, run_id, use_memory=not no_memory, writer=writer)
     except SigningError as exc:
         raise signing_stopped(exc, run_id, as_json=as_json) from exc
+    except KeyboardInterrupt:
+        raise interrupted(run_id, tenant=cfg.tenant, as_json=as_json) from None
+    except Exception as exc:
+        stopped = storage_problem(exc)
+        if stopped is None:
+            raise
+        raise storage_stopped(stopped, run_id, as_json=as_json) from exc
     result = write_outputs(result, target, tenant=cfg.tenant, force=force)
     settle_folder(result)
     if as_json:

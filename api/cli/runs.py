@@ -18,10 +18,13 @@ from brandloop.api.cli.app import runs_app
 from brandloop.api.cli.common import (
     check_output_folder,
     database,
+    interrupted,
     out,
     print_json,
     settings,
     signing_stopped,
+    storage_problem,
+    storage_stopped,
 )
 from brandloop.api.cli.delivery import ForceOption, deliver, delivery_target
 from brandloop.api.cli.generate import exit_code
@@ -215,6 +218,13 @@ def resume(
         result = asyncio.run(resume_run(run_id, settings=cfg, db=database(), tenant=cfg.tenant))
     except SigningError as exc:
         raise signing_stopped(exc, run_id, as_json=as_json) from exc
+    except KeyboardInterrupt:
+        raise interrupted(run_id, tenant=cfg.tenant, as_json=as_json) from None
+    except Exception as exc:
+        stopped = storage_problem(exc)
+        if stopped is None:
+            raise
+        raise storage_stopped(stopped, run_id, as_json=as_json) from exc
     result, where = deliver(result, target, tenant=cfg.tenant, force=force)
     if as_json:
         print_json(result.model_dump(mode="json"))

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
+from brandloop.agent import run_leases
 from brandloop.agent.nodes.intake import redacted_request
 from brandloop.agent.runner import (
     brand_run_policy,
@@ -386,6 +387,8 @@ def resume_job(
         raise ApiProblem(
             409, "conflict", f"run {run_id}'s job {job.id} was cancelled; submit it again"
         )
+    if (busy := run_leases.holder(session, run_id=run_id)) is not None:  # a CLI's, say
+        raise ApiProblem(409, "conflict", str(busy))
     budget = run.request.get("budget_usd")
     budget_usd = float(default_budget_usd if budget is None else budget)
     paid = spend.committed(session, tenant=tenant, run_id=run_id)

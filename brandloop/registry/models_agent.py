@@ -27,6 +27,7 @@ __all__ = [
     "RepairOutcomeRow",
     "ReviewClaimRow",
     "ReviewDecisionRow",
+    "RunLeaseRow",
 ]
 
 
@@ -102,6 +103,25 @@ class ReviewClaimRow(Base):
     expires_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
     takeovers: Mapped[int] = mapped_column(Count, default=0)
     fence: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class RunLeaseRow(Base):
+    """Which process drives a run's graph now, until when: a lease its holder renews while it
+    runs the run (``agent/run_leases.py``), so a resume of a run a live process still runs is
+    refused, and one whose process died goes on. ``owner`` is ``released`` once the holder
+    has stopped driving the run; ``host``, ``pid`` and ``started`` (the process's start time,
+    so a reused pid is not taken for it) tell, on the same host, a dead holder at once."""
+
+    __tablename__ = "run_leases"
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    owner: Mapped[str] = mapped_column(String(128))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started: Mapped[str] = mapped_column(String(64))
+    acquired_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
 class RepairOutcomeRow(Base):
