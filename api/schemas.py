@@ -34,7 +34,7 @@ from brandloop.domain import (
     is_blank,
     repeated_format,
 )
-from brandloop.templates.governance import MODEL_HINT_PATTERN, PRINCIPAL_NAME
+from brandloop.templates.governance import MODEL_HINT_PATTERN, PRINCIPAL_NAME, RESERVED_PARAMS
 
 JobState = Literal["queued", "running", "awaiting_review", "succeeded", "failed", "cancelled"]
 
@@ -524,11 +524,23 @@ class LabelUpdate(_In):
     )
 
 
+#: the param names a template may not set, as the schema lists them
+_RESERVED_PARAM_NAMES: list[JsonValue] = [*sorted(RESERVED_PARAMS)]
+
+
 class TemplateVersionCreate(_In):
     body: str = Field(min_length=1, max_length=8000)
     negative_body: str = Field(default="", max_length=4000)
     params: dict[str, JsonValue] = Field(
         default_factory=dict,
+        # the rule governance.check_params applies, stated in the schema (a 422 otherwise)
+        json_schema_extra={
+            "additionalProperties": {
+                "anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]
+            },
+            "propertyNames": {"pattern": r"\S", "not": {"enum": _RESERVED_PARAM_NAMES}},
+            "properties": {"quality": {"type": "string"}},
+        },
         description="the defaults of every call made from the version (docs/templates.md): "
         "scalar values; `quality` narrows the planner to that setting; a field brandloop sets "
         "itself (prompt, model, n, size, seed, ...) or a value that is not text, a number or "
