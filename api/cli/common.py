@@ -257,6 +257,23 @@ class Interrupted(BrandloopError):
     problem_type = "interrupted"
 
 
+@contextmanager
+def run_stops_reported(run_id: str, *, tenant: str, as_json: bool) -> Iterator[None]:
+    """Around driving run ``run_id`` (``generate``, ``runs resume``): a stopped signer, a
+    Ctrl-C and a storage failure each become their one line and exit code, naming the run."""
+    try:
+        yield
+    except SigningError as exc:
+        raise signing_stopped(exc, run_id, as_json=as_json) from exc
+    except KeyboardInterrupt:
+        raise interrupted(run_id, tenant=tenant, as_json=as_json) from None
+    except Exception as exc:
+        stopped = storage_problem(exc)
+        if stopped is None:
+            raise
+        raise storage_stopped(stopped, run_id, as_json=as_json) from exc
+
+
 def interrupted(run_id: str, *, tenant: str, as_json: bool) -> Interrupted:
     """What a run command stopped with Ctrl-C raises, once the run is ended ``cancelled``
     (docs/agent.md, Crash-safe resumption: Ctrl-C cancels the run, keeping what it paid for):

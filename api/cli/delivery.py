@@ -28,6 +28,13 @@ RECEIPT_FILE = "receipt.json"
 #: how the folder generate was given is named in messages when it is not given again
 REMEMBERED = "--out (the folder generate was given)"
 
+OutOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        help="folder for the PNGs and receipt.json (default: the one generate was given)",
+    ),
+]
 ForceOption = Annotated[
     bool,
     typer.Option("--force", help="replace the receipt.json of another run the --out folder holds"),

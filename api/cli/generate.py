@@ -27,13 +27,10 @@ from brandloop.api.cli.common import (
     database,
     ensure_brand,
     err,
-    interrupted,
     out,
     print_json,
+    run_stops_reported,
     settings,
-    signing_stopped,
-    storage_problem,
-    storage_stopped,
 )
 from brandloop.api.cli.delivery import (
     ForceOption,
@@ -56,7 +53,7 @@ from brandloop.policies.agent import load_agent_policy
 from brandloop.policy_files import describe_validation_error
 from brandloop.registry import crud
 from brandloop.registry.types import usd
-from brandloop.tools.credentials import CredentialReport, SigningError, production_signer
+from brandloop.tools.credentials import CredentialReport, production_signer
 
 
 class OutputFormat(StrEnum):
@@ -284,7 +281,7 @@ def generate(
     check_request(db, request, run_id=run_id)
     writer = build_writer()  # a writer that cannot be built (its extra missing) fails here too
     remember_folder(run_id, target)  # runs resume / review approve deliver there too
-    try:
+    with run_stops_reported(run_id, tenant=cfg.tenant, as_json=as_json):
         if as_json:
             result = asyncio.run(
                 run_generation(
@@ -298,15 +295,6 @@ def generate(
             )
         else:
             result = _with_progress(request, run_id, use_memory=not no_memory, writer=writer)
-    except SigningError as exc:
-        raise signing_stopped(exc, run_id, as_json=as_json) from exc
-    except KeyboardInterrupt:
-        raise interrupted(run_id, tenant=cfg.tenant, as_json=as_json) from None
-    except Exception as exc:
-        stopped = storage_problem(exc)
-        if stopped is None:
-            raise
-        raise storage_stopped(stopped, run_id, as_json=as_json) from exc
     result = write_outputs(result, target, tenant=cfg.tenant, force=force)
     settle_folder(result)
     if as_json:

@@ -14,7 +14,7 @@ from brandloop.agent.runner import finish_review
 from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, out, print_json, settings, signing_stopped
-from brandloop.api.cli.delivery import ForceOption, deliver, delivery_target
+from brandloop.api.cli.delivery import ForceOption, OutOption, deliver, delivery_target
 from brandloop.api.cli.tables import Column
 from brandloop.errors import ConflictError, NotFoundError
 from brandloop.registry import crud
@@ -73,13 +73,7 @@ def _decide(
 def approve(
     run_id: Annotated[str, typer.Argument()],
     note: NoteOption = "",
-    out_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            help="folder for the PNGs and receipt.json (default: the one generate was given)",
-        ),
-    ] = None,
+    out_dir: OutOption = None,
     force: ForceOption = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:

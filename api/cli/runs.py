@@ -18,15 +18,12 @@ from brandloop.api.cli.app import runs_app
 from brandloop.api.cli.common import (
     check_output_folder,
     database,
-    interrupted,
     out,
     print_json,
+    run_stops_reported,
     settings,
-    signing_stopped,
-    storage_problem,
-    storage_stopped,
 )
-from brandloop.api.cli.delivery import ForceOption, deliver, delivery_target
+from brandloop.api.cli.delivery import ForceOption, OutOption, deliver, delivery_target
 from brandloop.api.cli.generate import exit_code
 from brandloop.api.cli.tables import Column, Wide
 from brandloop.api.preview import thumbnail
@@ -34,7 +31,6 @@ from brandloop.domain import Receipt
 from brandloop.errors import NotFoundError
 from brandloop.registry import crud
 from brandloop.registry.types import usd
-from brandloop.tools.credentials import SigningError
 from brandloop.views import SHA256, RunTrace, TraceEvent, find_run, run_view
 
 
@@ -195,13 +191,7 @@ def _print_lineage(receipts: list[Receipt]) -> None:
 @runs_app.command("resume")
 def resume(
     run_id: Annotated[str, typer.Argument()],
-    out_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            help="folder for the PNGs and receipt.json (default: the one generate was given)",
-        ),
-    ] = None,
+    out_dir: OutOption = None,
     force: ForceOption = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -214,17 +204,8 @@ def resume(
     ``refused`` with that reason: exit 2, the one line."""
     cfg = settings()
     target = delivery_target(run_id, out_dir, force=force)
-    try:
+    with run_stops_reported(run_id, tenant=cfg.tenant, as_json=as_json):
         result = asyncio.run(resume_run(run_id, settings=cfg, db=database(), tenant=cfg.tenant))
-    except SigningError as exc:
-        raise signing_stopped(exc, run_id, as_json=as_json) from exc
-    except KeyboardInterrupt:
-        raise interrupted(run_id, tenant=cfg.tenant, as_json=as_json) from None
-    except Exception as exc:
-        stopped = storage_problem(exc)
-        if stopped is None:
-            raise
-        raise storage_stopped(stopped, run_id, as_json=as_json) from exc
     result, where = deliver(result, target, tenant=cfg.tenant, force=force)
     if as_json:
         print_json(result.model_dump(mode="json"))
