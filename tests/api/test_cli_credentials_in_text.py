@@ -19,7 +19,7 @@ from tests.api.test_cli import BRANDS, data_snapshot, run_cli
 from tests.databases import stored_anywhere
 
 KIT = str(BRANDS / "acme-coffee.yaml")
-OPENAI_KEY = "sk-test-XXXXt25dSecretValue9876"
+OPENAI_KEY = "sk-test-t25dSecretValue9876"
 SIGNER_TOKEN = "signer-token-t25d-0123456789"
 WRITER_KEY = "writer-key-t25d-0123456789"
 

@@ -132,8 +132,8 @@ def test_a_bad_provider_setting_is_exit_2_naming_it_and_stores_nothing(
 #: A malformed base URL holding a credential: in its userinfo, its query or as a password.
 SECRET = "t25dSecretValue9876"
 LEAKY = {
-    "userinfo": ("BRANDLOOP_OPENAI_BASE_URL", f"ftp://user:sk-test-XXXX{SECRET}@gateway.example/v1"),
-    "query": ("BRANDLOOP_OPENAI_BASE_URL", f"gateway.example/v1?api_key=sk-test-XXXX{SECRET}"),
+    "userinfo": ("BRANDLOOP_OPENAI_BASE_URL", f"ftp://user:sk-test-{SECRET}@gateway.example/v1"),
+    "query": ("BRANDLOOP_OPENAI_BASE_URL", f"gateway.example/v1?api_key=sk-test-{SECRET}"),
     "a1111 password": ("BRANDLOOP_A1111_BASE_URL", f"ftp://admin:{SECRET}@127.0.0.1:7860"),
     "bad port": ("BRANDLOOP_STABILITY_BASE_URL", f"http://admin:{SECRET}@gpu-box:{SECRET}/"),
     "writer": ("BRANDLOOP_WRITER_BASE_URL", f"llm.example/v1?token={SECRET}"),

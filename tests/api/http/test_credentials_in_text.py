@@ -20,7 +20,7 @@ from brandloop.settings import Settings, get_settings
 from tests.api.http.conftest import Keys, assert_problem
 from tests.databases import stored_anywhere
 
-OPENAI_KEY = "sk-test-XXXXt25dSecretValue9876"
+OPENAI_KEY = "sk-test-t25dSecretValue9876"
 SIGNER_TOKEN = "signer-token-t25d-0123456789"
 A1111_PASSWORD = "t25d-a1111-passw0rd"
 PG_PASSWORD = "t25dPgPassw0rd"  # in a base URL's userinfo: a setting's password is one too

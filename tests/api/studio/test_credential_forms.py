@@ -16,7 +16,7 @@ from tests.api.http.conftest import brand_kit
 from tests.api.studio.conftest import Studio, csrf_of
 from tests.databases import stored_anywhere
 
-OPENAI_KEY = "sk-test-XXXXt25dSecretValue9876"
+OPENAI_KEY = "sk-test-t25dSecretValue9876"
 
 
 @pytest.fixture
