@@ -6,6 +6,7 @@ until ``brands rename`` tells them apart."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,8 @@ def brands(capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
 
 
 def generate(capsys: pytest.CaptureFixture[str], brand: str, *more: str) -> tuple[int, str, str]:
-    out_dir = get_settings().data_dir.parent / "out"
+    # each run delivers to a folder of its own: --out refuses another run's receipt.json
+    out_dir = Path(tempfile.mkdtemp(prefix="out-", dir=get_settings().data_dir.parent))
     return run_cli(
         capsys, "generate", "a cup", "--brand", brand, "--size", "64x64", "--seed", "5",
         "--no-memory", "--out", str(out_dir), *more,
