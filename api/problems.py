@@ -27,6 +27,7 @@ from brandloop.errors import (
     RefusedError,
 )
 from brandloop.memory.store import MemoryUnavailableError
+from brandloop.storage import StorageFailedError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:brandloop:problem:"
@@ -52,6 +53,7 @@ ProblemKind = Literal[
     "providers-unavailable",
     "memory-unavailable",
     "signing-failed",
+    "storage-failed",
     "not-ready",
     "internal",
 ]
@@ -77,6 +79,7 @@ _TITLES: dict[str, str] = {
     "providers-unavailable": "No usable image provider",
     "memory-unavailable": "Brand memory (Chroma) unavailable",
     "signing-failed": "The C2PA signer failed",
+    "storage-failed": "The run's storage could not be written",
     "not-ready": "Not ready",
     "internal": "Internal error",
 }
@@ -217,6 +220,8 @@ def status_for(exc: BrandloopError) -> tuple[int, str]:
         return 503, "providers-unavailable"
     if isinstance(exc, MemoryUnavailableError):
         return 503, "memory-unavailable"
+    if isinstance(exc, StorageFailedError):
+        return 503, "storage-failed"
     return 500, "internal"
 
 

@@ -223,7 +223,13 @@ class Links(BaseModel):
 class JobError(BaseModel):
     """Why a job failed: a problem kind and status, or the run's own status and reason."""
 
-    type: str = Field(examples=["budget-exhausted", "refused"])
+    type: str = Field(
+        description="a problem kind (docs/http-api.md, Errors), such as `budget-exhausted`, "
+        "`providers-unavailable`, `signing-failed` or `storage-failed` (the run is kept: the "
+        "detail names `POST /v1/runs/{id}/resume`), or the run's own status (`refused`, "
+        "`failed`)",
+        examples=["budget-exhausted", "refused", "storage-failed"],
+    )
     status: int
     detail: str
 

@@ -35,16 +35,11 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from brandloop.api.cli.app import app
-from brandloop.api.cli.common import (
-    StorageFailed,
-    credential_problem,
-    credentials,
-    invocation,
-    storage_problem,
-)
+from brandloop.api.cli.common import credential_problem, credentials, invocation
 from brandloop.errors import BrandloopError, utf8_problem
 from brandloop.logs import configure_logging, debug_enabled, set_debug
 from brandloop.policy_files import describe_validation_error, one_line, yaml_error
+from brandloop.storage import StorageFailedError, storage_problem
 
 try:  # typer >= 0.25 vendors its own click
     from typer._click import exceptions as click_exceptions
@@ -160,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail("interrupted", 130)
     except Exception as exc:  # the last line of defence: one line, not a traceback
         if (problem := storage_problem(exc)) is not None:  # a command other than a run's
-            _fail(f"storage failed: {problem}", StorageFailed.exit_code)
+            _fail(f"storage failed: {problem}", StorageFailedError.exit_code)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         _fail(f"internal error: {type(exc).__name__}: {first}", 1)
     sys.exit(code if isinstance(code, int) else 0)

@@ -21,7 +21,6 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from sqlalchemy.exc import DBAPIError
 
 from brandloop.agent.runner import cancel_interrupted
 from brandloop.domain import BrandKit
@@ -39,6 +38,7 @@ from brandloop.settings import (
     get_settings,
     get_writer_settings,
 )
+from brandloop.storage import StorageFailedError, storage_problem
 from brandloop.tools.credentials import SigningError
 from brandloop.views import run_view
 
@@ -184,43 +184,7 @@ def signing_stopped(
     return SigningError(message)
 
 
-class StorageFailed(BrandloopError):
-    """The run's storage (its artifact folder, the registry) could not be written: the run is
-    kept, and ``brandloop runs resume`` finishes it once that is fixed. Exit 8, as for the
-    other failure of the run's surroundings that keeps the run (the signer's)."""
-
-    exit_code = 8
-    problem_type = "storage-failed"
-
-
-_READ_ONLY = ("readonly database", "read-only transaction", "read only", "read-only file system")
-_FULL = ("disk is full", "no space left on device", "disk full")
-
-
-def storage_problem(exc: BaseException) -> str | None:
-    """What an error from writing the run's files or the registry says, in plain words
-    (None when it is no such error): the path and why, no space left, a read-only registry."""
-    if isinstance(exc, OSError) and not isinstance(exc, ConnectionError | TimeoutError):
-        where = f" ({exc.filename})" if exc.filename else ""
-        if exc.errno == errno.ENOSPC:
-            return f"no space left on device{where}"
-        if exc.errno in (errno.EACCES, errno.EPERM):
-            return f"{exc.filename or 'a file'} may not be written by this user"
-        if exc.errno == errno.EROFS:
-            return f"{exc.filename or 'a file'} is on a read-only file system"
-        if exc.errno in (errno.EDQUOT, errno.EIO):
-            return f"{exc.strerror or exc}{where}"
-        return None
-    if isinstance(exc, DBAPIError):
-        text = str(exc.orig).lower()
-        if any(sign in text for sign in _READ_ONLY):
-            return "the registry is read-only (this user may not write its database)"
-        if any(sign in text for sign in _FULL):
-            return "no space left on device for the registry"
-    return None
-
-
-def storage_stopped(problem: str, run_id: str, *, as_json: bool) -> StorageFailed:
+def storage_stopped(problem: str, run_id: str, *, as_json: bool) -> StorageFailedError:
     """What a run stopped by its storage raises (exit 8): one line naming what failed, the
     run and ``brandloop runs resume RUN``; with ``--json`` stdout gets a JSON error object
     carrying the run's id, status and cost so far and that command."""
@@ -239,15 +203,15 @@ def storage_stopped(problem: str, run_id: str, *, as_json: bool) -> StorageFaile
                 }
         print_json(
             {
-                "error": StorageFailed.problem_type,
+                "error": StorageFailedError.problem_type,
                 "message": message,
                 "run_id": run_id,
                 **state,
                 "resume": command,
-                "exit_code": StorageFailed.exit_code,
+                "exit_code": StorageFailedError.exit_code,
             }
         )
-    return StorageFailed(message)
+    return StorageFailedError(message)
 
 
 class Interrupted(BrandloopError):

@@ -307,7 +307,8 @@ SSE_EVENTS: dict[str, str] = {
     "drift": "a template and model whose recent scores drifted (at finalize)",
     "done": "the run finished: status, accepted count, cost",
     "remembered": "prompts stored in the brand's memory; sent after `done`",
-    "end": "the last event, once the job is finished and its trace drained",
+    "end": "the last event, once the job is finished and its trace drained: its `state` and "
+    "`error` (a failed job's `{type, status, detail}`, as GET shows it; else null)",
 }
 
 
@@ -328,7 +329,7 @@ async def job_events(
     seq = after
     yield "retry: 1000\n\n"
     while True:
-        state, events = await asyncio.to_thread(_poll_events, db, job_id, run_id, seq)
+        state, error, events = await asyncio.to_thread(_poll_events, db, job_id, run_id, seq)
         if state != last_state:
             last_state = state
             yield f"event: state\ndata: {json.dumps({'job': job_id, 'state': state})}\n\n"
@@ -339,7 +340,8 @@ async def job_events(
             )
             yield f"id: {number}\nevent: {sse_name(node, kind)}\ndata: {data}\n\n"
         if state is None or (state in store.FINAL_STATES and not events):
-            yield f"event: end\ndata: {json.dumps({'job': job_id, 'state': state})}\n\n"
+            ended = {"job": job_id, "state": state, "error": error}
+            yield f"event: end\ndata: {json.dumps(ended)}\n\n"
             return
         if not events:
             await asyncio.sleep(poll_seconds)
@@ -347,18 +349,21 @@ async def job_events(
 
 def _poll_events(
     db: Database, job_id: str, run_id: str, after: int
-) -> tuple[str | None, list[tuple[int, str, str, Any, str]]]:
-    """The job's state and up to 200 trace events after ``after`` (in a thread: a stream's
-    poll never stalls the serving loop)."""
+) -> tuple[str | None, dict[str, Any] | None, list[tuple[int, str, str, Any, str]]]:
+    """The job's state, its error (a failed job's) and up to 200 trace events after
+    ``after`` (in a thread: a stream's poll never stalls the serving loop)."""
     with db.session() as session:
-        state = session.scalar(select(JobRow.state).where(JobRow.id == job_id))
+        state, error = session.execute(
+            select(JobRow.state, JobRow.error).where(JobRow.id == job_id)
+        ).one_or_none() or (None, None)
         rows = session.scalars(
             select(RunEventRow)
             .where(RunEventRow.run_id == run_id, RunEventRow.seq > after)
             .order_by(RunEventRow.seq)
             .limit(200)
         )
-        return state, [(r.seq, r.node, r.kind, r.payload, r.at.isoformat()) for r in rows]
+        events = [(r.seq, r.node, r.kind, r.payload, r.at.isoformat()) for r in rows]
+        return state, error, events
 
 
 def resume_job(

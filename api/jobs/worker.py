@@ -44,6 +44,7 @@ from brandloop.registry.models import RunRow
 from brandloop.registry.models_service import CampaignRow, JobRow
 from brandloop.registry.models_studio import ReviewAssignmentRow
 from brandloop.settings import Settings
+from brandloop.storage import StorageFailedError, storage_problem
 from brandloop.tools.credentials import SigningError
 from brandloop.views import cost_so_far
 
@@ -511,17 +512,31 @@ class WorkerPool:
                 {"type": kind, "status": status, "detail": detail},
                 final_refusal(exc),
             )
-        except Exception:
-            log.exception("job %s failed", job_id)
-            await settled_in_thread(
-                self._fail, job_id, {"type": "internal", "status": 500, "detail": "the run failed"}
-            )
+        except Exception as exc:
+            await settled_in_thread(self._fail, job_id, self._unexpected(exc, job_id, run_id))
         else:
             await settled_in_thread(self._succeed, job_id, result)
             log.info("job finished", extra={"status": result.status})
         finally:
             if span is not None:
                 span.end()
+
+    @staticmethod
+    def _unexpected(exc: Exception, job_id: str, run_id: str) -> dict[str, Any]:
+        """The error of a job its run stopped with an exception none of ours: its storage
+        failing (the run is kept, as the CLI keeps it: a 503 ``storage-failed`` naming what
+        failed in plain words and the resume that finishes it), else a bare ``internal``."""
+        problem = storage_problem(exc, writer="the service")
+        if problem is None:
+            log.error("job %s failed", job_id, exc_info=exc)
+            return {"type": "internal", "status": 500, "detail": "the run failed"}
+        stopped = StorageFailedError(
+            f"storage failed: {problem}; run {run_id} is kept: POST /v1/runs/{run_id}/resume "
+            "finishes it once that is fixed"
+        )
+        log.error("job %s stopped: %s", job_id, stopped)  # the words, not the error's text
+        status, kind = status_for(stopped)
+        return {"type": kind, "status": status, "detail": str(stopped)}
 
     def _finish(
         self, session: Session, job: JobRow, state: str, *, error: dict[str, Any] | None

@@ -1,0 +1,57 @@
+"""A run's storage failing under it (its artifact folder, the registry), told in plain words.
+
+The CLI (``brandloop generate`` and ``runs resume``: exit 8) and the HTTP service (a job's
+``storage-failed`` error, 503) word the failure with :func:`storage_problem` and keep the run,
+to be finished by a resume once the storage is fixed. The words never repeat the error's own
+text for a database error (it may quote a statement, its values or the server): only what it
+means, so neither a secret nor a database URL reaches a user.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from sqlalchemy.exc import DBAPIError
+
+from brandloop.errors import BrandloopError
+
+__all__ = ["StorageFailedError", "storage_problem"]
+
+
+class StorageFailedError(BrandloopError):
+    """The run's storage (its artifact folder, the registry) could not be written: the run is
+    kept, and a resume (``brandloop runs resume``, ``POST /v1/runs/{id}/resume``) finishes it
+    once that is fixed. Exit 8, as for the other failure of the run's surroundings that keeps
+    the run (the signer's); HTTP 503."""
+
+    exit_code = 8
+    problem_type = "storage-failed"
+
+
+_READ_ONLY = ("readonly database", "read-only transaction", "read only", "read-only file system")
+_FULL = ("disk is full", "no space left on device", "disk full")
+
+
+def storage_problem(exc: BaseException, *, writer: str = "this user") -> str | None:
+    """What an error from writing the run's files or the registry says, in plain words
+    (None when it is no such error): the path and why, no space left, a read-only registry.
+    ``writer`` is who may not write, as the reader knows it ("this user" at the command
+    line, "the service" to an API client)."""
+    if isinstance(exc, OSError) and not isinstance(exc, ConnectionError | TimeoutError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        if exc.errno == errno.ENOSPC:
+            return f"no space left on device{where}"
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return f"{exc.filename or 'a file'} may not be written by {writer}"
+        if exc.errno == errno.EROFS:
+            return f"{exc.filename or 'a file'} is on a read-only file system"
+        if exc.errno in (errno.EDQUOT, errno.EIO):
+            return f"{exc.strerror or exc}{where}"
+        return None
+    if isinstance(exc, DBAPIError):
+        text = str(exc.orig).lower()
+        if any(sign in text for sign in _READ_ONLY):
+            return f"the registry is read-only ({writer} may not write its database)"
+        if any(sign in text for sign in _FULL):
+            return "no space left on device for the registry"
+    return None
