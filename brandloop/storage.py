@@ -10,6 +10,7 @@ means, so neither a secret nor a database URL reaches a user.
 from __future__ import annotations
 
 import errno
+from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 
@@ -32,19 +33,25 @@ _READ_ONLY = ("readonly database", "read-only transaction", "read only", "read-o
 _FULL = ("disk is full", "no space left on device", "disk full")
 
 
-def storage_problem(exc: BaseException, *, writer: str = "this user") -> str | None:
+def storage_problem(
+    exc: BaseException, *, writer: str = "this user", roots: dict[str, Path] | None = None
+) -> str | None:
     """What an error from writing the run's files or the registry says, in plain words
     (None when it is no such error): the path and why, no space left, a read-only registry.
     ``writer`` is who may not write, as the reader knows it ("this user" at the command
-    line, "the service" to an API client)."""
+    line, "the service" to an API client). With ``roots`` (an API client's words: a name per
+    folder, ``{"<artifacts dir>": ...}``) a path is named inside the first root holding it
+    (``<artifacts dir>/4f``), never as the server's own path; a path outside them is not
+    named."""
     if isinstance(exc, OSError) and not isinstance(exc, ConnectionError | TimeoutError):
-        where = f" ({exc.filename})" if exc.filename else ""
+        name = _shown(exc.filename, roots)
+        where = f" ({name})" if name else ""
         if exc.errno == errno.ENOSPC:
             return f"no space left on device{where}"
         if exc.errno in (errno.EACCES, errno.EPERM):
-            return f"{exc.filename or 'a file'} may not be written by {writer}"
+            return f"{name or 'a file'} may not be written by {writer}"
         if exc.errno == errno.EROFS:
-            return f"{exc.filename or 'a file'} is on a read-only file system"
+            return f"{name or 'a file'} is on a read-only file system"
         if exc.errno in (errno.EDQUOT, errno.EIO):
             return f"{exc.strerror or exc}{where}"
         return None
@@ -54,4 +61,21 @@ def storage_problem(exc: BaseException, *, writer: str = "this user") -> str | N
             return f"the registry is read-only ({writer} may not write its database)"
         if any(sign in text for sign in _FULL):
             return "no space left on device for the registry"
+    return None
+
+
+def _shown(filename: object, roots: dict[str, Path] | None) -> str | None:
+    """The failing path as the reader may see it: whole at the command line (the user's own
+    machine), inside a named root for an API client, else not at all."""
+    if not filename:
+        return None
+    if roots is None:
+        return str(filename)
+    path = Path(str(filename)).resolve()
+    for name, root in roots.items():
+        try:
+            inside = path.relative_to(root.resolve())
+        except ValueError:
+            continue
+        return f"{name}/{inside.as_posix()}" if inside.parts else name
     return None

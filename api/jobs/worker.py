@@ -21,6 +21,7 @@ import logging
 import threading
 from collections.abc import Callable, Coroutine
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any, TypeVar
 
 from anyio import from_thread
@@ -513,7 +514,12 @@ class WorkerPool:
                 final_refusal(exc),
             )
         except Exception as exc:
-            await settled_in_thread(self._fail, job_id, self._unexpected(exc, job_id, run_id))
+            roots = {
+                "<artifacts dir>": self.settings.artifacts_dir,
+                "<data dir>": self.settings.data_dir,
+            }
+            error = self._unexpected(exc, job_id, run_id, roots=roots)
+            await settled_in_thread(self._fail, job_id, error)
         else:
             await settled_in_thread(self._succeed, job_id, result)
             log.info("job finished", extra={"status": result.status})
@@ -522,11 +528,13 @@ class WorkerPool:
                 span.end()
 
     @staticmethod
-    def _unexpected(exc: Exception, job_id: str, run_id: str) -> dict[str, Any]:
+    def _unexpected(
+        exc: Exception, job_id: str, run_id: str, *, roots: dict[str, Path]
+    ) -> dict[str, Any]:
         """The error of a job its run stopped with an exception none of ours: its storage
         failing (the run is kept, as the CLI keeps it: a 503 ``storage-failed`` naming what
         failed in plain words and the resume that finishes it), else a bare ``internal``."""
-        problem = storage_problem(exc, writer="the service")
+        problem = storage_problem(exc, writer="the service", roots=roots)
         if problem is None:
             log.error("job %s failed", job_id, exc_info=exc)
             return {"type": "internal", "status": 500, "detail": "the run failed"}
