@@ -28,6 +28,7 @@ from brandloop.agent.checkpoints import checkpointer_for
 from brandloop.agent.context import EventSink, ImageModerator, RunContext
 from brandloop.agent.graph import compile_graph
 from brandloop.agent.nodes.intake import redacted_request
+from brandloop.agent.nodes.plan import fit_prompt
 from brandloop.agent.retention import FINISHED, prune_checkpoints
 from brandloop.agent.review_claims import Verdict
 from brandloop.agent.state import RunInput, RunState
@@ -35,6 +36,7 @@ from brandloop.agent.templates import resolve_template
 from brandloop.agent.writer import PromptWriter, build_writer
 from brandloop.artifacts import ArtifactStore
 from brandloop.domain import (
+    MAX_BRIEF_CHARS,
     Decision,
     GenerationRequest,
     ModelSpec,
@@ -199,7 +201,8 @@ def check_rendering(db: Database, request: GenerationRequest, *, run_id: str) ->
     """Refuse, before the run is stored, a template version (the one this run gets) that does
     not render with the brief and the brand's clauses: past the rendered-size cap, say. Plan
     renders the same, with memory's notes on top (those give way when the prompt is long).
-    The prompt it renders is returned (the brief alone when the brand was removed since)."""
+    The prompt is returned fitted to the text moderation's limit as plan fits it (the brief's
+    tail gives way; the brief alone when the brand was removed since), for the door's check."""
     with db.session() as session:
         brand_row = crud.get_brand(session, tenant=request.tenant, ref=request.brand)
         if brand_row is None:  # check_request refused it; removed since: intake says so
@@ -208,9 +211,18 @@ def check_rendering(db: Database, request: GenerationRequest, *, run_id: str) ->
         template = resolve_template(
             session, tenant=request.tenant, ref=request.template, request_id=run_id
         )
-    prompt, _ = compose(
-        template, brand=brand, brief=request.brief, avoid=request.avoid, shifts=request.shifts
-    )
+
+    def build(brief: str, notes: list[str]) -> tuple[str, str]:
+        return compose(
+            template,
+            brand=brand,
+            brief=brief,
+            style_notes=notes,
+            avoid=request.avoid,
+            shifts=request.shifts,
+        )
+
+    prompt, _, _ = fit_prompt(build, brief=request.brief, style_notes=[], limit=MAX_BRIEF_CHARS)
     return prompt
 
 

@@ -100,11 +100,12 @@ def template_screen(text: str) -> ModerationVerdict:
 
 
 @lru_cache(maxsize=2048)
-def _door_verdict(text: str, source: str) -> ModerationVerdict:
+def _door_verdict(text: str) -> ModerationVerdict:
     """:func:`minors_line`, remembered: a door sees the same briefs and renders again and again
-    (a client's retries, a campaign's formats), and the classifier costs tens of milliseconds a
-    text. The verdict depends on the text alone; callers only read it."""
-    return minors_line(text, source=source)
+    (a client's retries, a campaign's formats, a thread's brief checked as a revision and again
+    as its job is submitted), and the classifier costs tens of milliseconds a text. The
+    verdict depends on the text alone (the source only labels it); callers only read it."""
+    return minors_line(text)
 
 
 def refuse_at_the_door(
@@ -122,9 +123,10 @@ def refuse_at_the_door(
     caller's rolls back with the refusal). Called before the caller stores anything: no job,
     run, quota hold or idempotency answer is kept for a refused request."""
     for source, text in texts:
-        verdict = _door_verdict(text, source)
+        verdict = _door_verdict(text)
         if verdict.allowed:
             continue
+        verdict = verdict.model_copy(update={"source": source})
         crud.audit_committed(
             session,
             tenant=tenant,
