@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from brandloop.agent.budgets import limit_of, tighten_budget
 from brandloop.agent.consistency import consistency
 from brandloop.agent.context import EventSink
+from brandloop.agent.nodes.intake import redacted_text
 from brandloop.agent.runner import check_request, new_run_id, run_generation
 from brandloop.artifacts import ArtifactStore
 from brandloop.domain import (
@@ -49,6 +50,7 @@ from brandloop.registry import crud
 from brandloop.registry.db import Database
 from brandloop.registry.types import MAX_MONEY_USD
 from brandloop.settings import Settings
+from brandloop.tools.moderation.minors import AGENT_ACTOR, refuse_at_the_door
 
 log = logging.getLogger(__name__)
 
@@ -209,12 +211,19 @@ def resolve_brand(spec: CampaignSpec, base: Path, *, db: Database, tenant: str) 
 
 
 def plan_campaign(
-    spec: CampaignSpec, *, brand: str, db: Database, tenant: str, campaign_id: str
+    spec: CampaignSpec,
+    *,
+    brand: str,
+    db: Database,
+    tenant: str,
+    campaign_id: str,
+    actor: str = AGENT_ACTOR,
 ) -> list[tuple[AssetSpec, str, GenerationRequest, str]]:
     """Every run of the campaign (asset, format, request, run id), each request checked as its
     run will check it (``check_request``: the brand, the template this run gets and its
     rendering), before the first one runs or anything is stored, as ``POST /v1/campaigns``
-    checks every asset before it stores a job."""
+    checks every asset before it stores a job. An asset whose brief, or its render, crosses
+    the minors line refuses the whole campaign (:class:`RefusedError`), audited as ``actor``'s."""
     planned = []
     for index, asset in enumerate(spec.assets):
         for fmt in asset.formats or spec.defaults.formats:
@@ -236,7 +245,17 @@ def plan_campaign(
                     f"{describe_validation_error(exc)}"
                 ) from None
             run_id = new_run_id()
-            check_request(db, request, run_id=run_id)
+            prompt = check_request(db, request, run_id=run_id)
+            brief = redacted_text(request.brief)
+            with db.session() as session:
+                refuse_at_the_door(
+                    session,
+                    tenant=tenant,
+                    actor=actor,
+                    subject_type="campaign",
+                    subject_id=campaign_id,
+                    texts=(("brief", brief), ("prompt", prompt or brief)),
+                )
             planned.append((asset, fmt, request, run_id))
     return planned
 
@@ -253,16 +272,20 @@ async def run_campaign(
     on_event: EventSink | None = None,
     on_asset: Callable[[AssetResult], Any] | None = None,
     run_kwargs: dict[str, Any] | None = None,
+    actor: str = AGENT_ACTOR,
 ) -> CampaignReport:
     """Run every asset of ``spec`` in order under ``campaign_id``'s budget.
 
     The file's ``budget_usd`` tightens the campaign's limit and never loosens one already set
     (``brandloop campaign budget``, an earlier run): the tighter applies and the report's
-    ``budget_usd`` says which."""
+    ``budget_usd`` says which. Every asset is checked before the first runs
+    (:func:`plan_campaign`): one crossing the minors line refuses the campaign, nothing run."""
     campaign_id = campaign_id or f"{spec.name}-{datetime.now(UTC):%Y%m%d%H%M%S}"
     if problem := campaign_id_problem(campaign_id):
         raise BadInputError(problem)
-    planned = plan_campaign(spec, brand=brand, db=db, tenant=tenant, campaign_id=campaign_id)
+    planned = plan_campaign(
+        spec, brand=brand, db=db, tenant=tenant, campaign_id=campaign_id, actor=actor
+    )
     with db.session() as session:
         if spec.budget_usd is not None:
             budget_usd: float | None = tighten_budget(

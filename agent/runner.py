@@ -28,6 +28,7 @@ from brandloop.agent.checkpoints import checkpointer_for
 from brandloop.agent.context import EventSink, ImageModerator, RunContext
 from brandloop.agent.graph import compile_graph
 from brandloop.agent.nodes.intake import redacted_request
+from brandloop.agent.nodes.plan import fit_prompt
 from brandloop.agent.retention import FINISHED, prune_checkpoints
 from brandloop.agent.review_claims import Verdict
 from brandloop.agent.state import RunInput, RunState
@@ -35,6 +36,7 @@ from brandloop.agent.templates import resolve_template
 from brandloop.agent.writer import PromptWriter, build_writer
 from brandloop.artifacts import ArtifactStore
 from brandloop.domain import (
+    MAX_BRIEF_CHARS,
     Decision,
     GenerationRequest,
     ModelSpec,
@@ -159,13 +161,16 @@ def model_ladder(
     return [spec]
 
 
-def check_request(db: Database, request: GenerationRequest, *, run_id: str | None = None) -> None:
+def check_request(
+    db: Database, request: GenerationRequest, *, run_id: str | None = None
+) -> str | None:
     """Refuse, before anything is stored, a request that names things that do not exist.
 
     With ``run_id`` the template is resolved as the run's intake will resolve it (a label's
     split picks the version by the run id), so a version refused for that run (rejected in
     review) is refused here, before the run row exists, and so is one that does not render
-    with the brief (:func:`check_rendering`)."""
+    with the brief (:func:`check_rendering`); the prompt it renders is returned (None without
+    ``run_id``), for the door's moderation (``tools/moderation/minors.py``)."""
     for last in (False, True):
         try:
             with db.session() as session:
@@ -187,23 +192,38 @@ def check_request(db: Database, request: GenerationRequest, *, run_id: str | Non
         raise BadInputError("budget must be greater than zero")
     if request.campaign_id is not None and (problem := campaign_id_problem(request.campaign_id)):
         raise BadInputError(f"campaign_id: {problem}")
-    if run_id is not None:
-        check_rendering(db, redacted_request(request), run_id=run_id)
+    if run_id is None:
+        return None
+    return check_rendering(db, redacted_request(request), run_id=run_id)
 
 
-def check_rendering(db: Database, request: GenerationRequest, *, run_id: str) -> None:
+def check_rendering(db: Database, request: GenerationRequest, *, run_id: str) -> str:
     """Refuse, before the run is stored, a template version (the one this run gets) that does
     not render with the brief and the brand's clauses: past the rendered-size cap, say. Plan
-    renders the same, with memory's notes on top (those give way when the prompt is long)."""
+    renders the same, with memory's notes on top (those give way when the prompt is long).
+    The prompt is returned fitted to the text moderation's limit as plan fits it (the brief's
+    tail gives way; the brief alone when the brand was removed since), for the door's check."""
     with db.session() as session:
         brand_row = crud.get_brand(session, tenant=request.tenant, ref=request.brand)
         if brand_row is None:  # check_request refused it; removed since: intake says so
-            return
+            return request.brief
         brand = crud.brand_kit(brand_row)
         template = resolve_template(
             session, tenant=request.tenant, ref=request.template, request_id=run_id
         )
-    compose(template, brand=brand, brief=request.brief, avoid=request.avoid, shifts=request.shifts)
+
+    def build(brief: str, notes: list[str]) -> tuple[str, str]:
+        return compose(
+            template,
+            brand=brand,
+            brief=brief,
+            style_notes=notes,
+            avoid=request.avoid,
+            shifts=request.shifts,
+        )
+
+    prompt, _, _ = fit_prompt(build, brief=request.brief, style_notes=[], limit=MAX_BRIEF_CHARS)
+    return prompt
 
 
 def final_refusal(error: BaseException) -> bool:

@@ -152,6 +152,7 @@ def run(
                 tenant=cfg.tenant,
                 campaign_id=campaign_id,
                 use_memory=not no_memory,
+                actor="cli",
             )
         )
         print_json(report.model_dump(mode="json"))
@@ -194,6 +195,7 @@ def run(
                 tenant=cfg.tenant,
                 campaign_id=campaign_id,
                 use_memory=not no_memory,
+                actor="cli",
                 on_event=on_event,
                 on_asset=on_asset,
             )

@@ -1,4 +1,5 @@
-"""``brandloop db upgrade``: the explicit migration step.
+"""``brandloop db upgrade``: the explicit migration step; ``brandloop db redact``: what older
+releases stored in clear text (personal data, configured credentials), taken out.
 
 The embedded SQLite database migrates itself on first use. A PostgreSQL deployment runs this
 once per release, before it starts API replicas and workers: they refuse to start on an
@@ -12,10 +13,11 @@ from typing import Annotated
 import typer
 
 from brandloop.api.cli.app import app
-from brandloop.api.cli.common import database, out, print_json
+from brandloop.api.cli.common import credentials, database, out, print_json
 
 db_app = typer.Typer(
-    help="The registry database: migrate its schema, redact briefs stored before redaction.",
+    help="The registry database: migrate its schema, redact what briefs stored before "
+    "redaction hold (personal data, configured credentials).",
     no_args_is_help=True,
 )
 app.add_typer(db_app, name="db")
@@ -52,12 +54,19 @@ def upgrade(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 def redact(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Redact personal data in briefs stored before the service redacted them (jobs, thread
     messages, campaign plans; 2026-12-05) and in thread titles and campaign names (2026-12-06),
-    with the redactor runs use. Run once after upgrading; again, it changes nothing."""
-    from brandloop.api.stored_briefs import redact_stored_briefs
+    with the redactor runs use; and replace each configured credential (a provider key, a
+    signer token, ...) that text stored before session 25 holds with `[redacted]`. Run once
+    after upgrading; again, it changes nothing. Counts rows; never prints a value."""
+    from brandloop.api.stored_briefs import redact_stored_briefs, redact_stored_credentials
 
-    changed = redact_stored_briefs(database())
+    db = database()
+    # credentials first: the personal-data redactor could take a part of one (digits read as
+    # a phone number), leaving the rest where the whole is no longer found
+    scrubbed = redact_stored_credentials(db, credentials().keys())
+    changed = redact_stored_briefs(db)
     if as_json:
-        print_json({"redacted": changed})
+        print_json({"redacted": changed, "credentials": scrubbed})
         return
-    counts = ", ".join(f"{n} {table}" for table, n in changed.items())
-    out.print(f"redacted personal data in {sum(changed.values())} stored row(s): {counts}")
+    for what, counts in (("personal data", changed), ("configured credentials", scrubbed)):
+        listed = ", ".join(f"{n} {table}" for table, n in counts.items())
+        out.print(f"redacted {what} in {sum(counts.values())} stored row(s): {listed}")

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from brandloop.agent.nodes.intake import redacted_text
 from brandloop.agent.runner import (
     brand_run_policy,
     catalog_models,
@@ -54,6 +55,7 @@ from brandloop.policy_files import describe_validation_error
 from brandloop.registry import crud
 from brandloop.registry.types import usd
 from brandloop.tools.credentials import CredentialReport, production_signer
+from brandloop.tools.moderation.minors import refuse_at_the_door
 
 
 class OutputFormat(StrEnum):
@@ -278,7 +280,16 @@ def generate(
         providers_as=REQUEST_FLAGS["providers"],
     )
     load_agent_policy()  # a malformed BRANDLOOP_AGENT_POLICY fails here, before the run starts
-    check_request(db, request, run_id=run_id)
+    prompt = check_request(db, request, run_id=run_id)
+    with db.session() as session:  # the minors line at the door, as the API's: nothing stored
+        refuse_at_the_door(
+            session,
+            tenant=cfg.tenant,
+            actor="cli",
+            subject_type="generation",
+            subject_id="(new generation)",
+            texts=(("brief", redacted_text(request.brief)), ("prompt", prompt or request.brief)),
+        )
     writer = build_writer()  # a writer that cannot be built (its extra missing) fails here too
     remember_folder(run_id, target)  # runs resume / review approve deliver there too
     with run_stops_reported(run_id, tenant=cfg.tenant, as_json=as_json):

@@ -31,6 +31,7 @@ from brandloop.registry.db import Database
 from brandloop.registry.models import RunEventRow, RunRow
 from brandloop.registry.models_service import JobRow
 from brandloop.settings import Settings
+from brandloop.tools.moderation.minors import refuse_at_the_door
 
 
 def artifact_links(images: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -239,7 +240,9 @@ def submit(
     the run id the job gets (a label's split picks the version by it) and this request's
     brief, avoid-list and shifts (``agent/runner.py`` :func:`check_rendering`, the check the
     CLI makes before it stores a run). A version refused for that run (rejected in review) or
-    a render past the cap is bad input here (422), before the job or its quota hold exists."""
+    a render past the cap is bad input here (422), before the job or its quota hold exists;
+    a brief, or that render, crossing the minors line is 422 ``refused``, audited
+    (``tools/moderation/minors.py`` :func:`refuse_at_the_door`), with nothing stored."""
     request = redacted_request(request)
     run_id = new_run_id()
     key = (
@@ -262,7 +265,16 @@ def submit(
             )
         _checked.put(key, True)
     # never cached: the verdict depends on the brief and on the run id (a split's pick)
-    check_rendering(db, request, run_id=run_id)
+    prompt = check_rendering(db, request, run_id=run_id)
+    # the minors line at the door: the brief and what its run will render, before any row
+    refuse_at_the_door(
+        session,
+        tenant=principal.tenant,
+        actor=principal.name,
+        subject_type="thread" if thread_id is not None else "generation",
+        subject_id=thread_id or "(new generation)",
+        texts=(("brief", request.brief), ("prompt", prompt)),
+    )
     if request.budget_usd is None:  # pin the budget the job was admitted with
         request = request.model_copy(update={"budget_usd": settings.default_budget_usd})
     job = store.create_job(

@@ -29,6 +29,7 @@ from brandloop.api.schemas import (
 from brandloop.artifacts import ArtifactStore
 from brandloop.registry import crud
 from brandloop.registry.models_service import CampaignRow
+from brandloop.tools.moderation.minors import refuse_at_the_door
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"], responses=PROBLEM_RESPONSES)
 
@@ -146,9 +147,18 @@ def create_campaign(
         )
         # rendered as its run will render it: with its brief and the run id its job gets
         run_ids.append(new_run_id())
-        check_request(service.db, request, run_id=run_ids[-1])
+        prompt = check_request(service.db, request, run_id=run_ids[-1])
         # redacted as the runner redacts it, before it is stored in the job or the plan
         requests.append(redacted_request(request))
+        # the minors line at the door, for every asset before the campaign is stored
+        refuse_at_the_door(
+            session,
+            tenant=principal.tenant,
+            actor=principal.name,
+            subject_type="campaign",
+            subject_id="(new campaign)",
+            texts=(("brief", requests[-1].brief), ("prompt", prompt or requests[-1].brief)),
+        )
     campaign = store.create_campaign(
         session,
         tenant=principal.tenant,

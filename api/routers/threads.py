@@ -56,7 +56,7 @@ from brandloop.registry import crud
 from brandloop.registry.models import RunRow
 from brandloop.registry.models_service import JobRow, ThreadMessageRow, ThreadRow
 from brandloop.registry.types import usd
-from brandloop.tools.moderation.minors import AUDIT_ACTION, audit_detail, minors_line
+from brandloop.tools.moderation.minors import refuse_at_the_door
 
 router = APIRouter(prefix="/threads", tags=["threads"], responses=PROBLEM_RESPONSES)
 
@@ -126,20 +126,16 @@ def refuse_crossing_the_minors_line(
 ) -> None:
     """422 ``refused`` when ``text`` (a thread's brief with its revisions) crosses the minors
     line, with the refusal on the audit record (its own transaction: this one rolls back).
-    Intake checks the run's brief again, so a revision made any other way is covered too."""
-    verdict = minors_line(text, source=source)
-    if verdict.allowed:
-        return
-    crud.audit_committed(
+    The brief the revision makes, and its render, are checked again as the turn's job is
+    submitted (``api/jobs/service.py``), and intake checks the run's brief once more."""
+    refuse_at_the_door(
         session,
         tenant=principal.tenant,
         actor=principal.name,
-        action=AUDIT_ACTION,
         subject_type="thread",
         subject_id=thread_id or "(new thread)",
-        detail=audit_detail(verdict, text),
+        texts=((source, text),),
     )
-    raise ApiProblem(422, "refused", "refused by moderation: " + "; ".join(verdict.reasons))
 
 
 def post_message(

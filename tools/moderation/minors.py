@@ -5,19 +5,24 @@ semantic classifier's minors rule, with the lexicon's own senses and the calibra
 thresholds), so no brand policy, threshold or role can move it. Entry points: the brief at
 intake, every rendered prompt and LLM-written variant in plan, a template's text when it is
 created or versioned, a style note when it is added (``api/style_notes.py``, with the
-brand's whole text gate), and a thread revision at the messages endpoint. Each refusal there is
-written to the audit log by :func:`audit_refusal`: the source, the layers, spans, rules and
-scores, and a digest of the normalised text; never the text itself.
+brand's whole text gate), and, at the door (:func:`refuse_at_the_door`, before a job, a run, a
+quota hold or anything else is stored), every brief a generation, a campaign asset or a thread
+message brings and the prompt its run will render from it. Each refusal there is written to
+the audit log (:func:`audit_detail`): the source, the layers, spans, rules and scores, and a
+digest of the normalised text; never the text itself.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, Final
 
 from sqlalchemy.orm import Session
 
 from brandloop.domain import ModerationVerdict
+from brandloop.errors import RefusedError
 from brandloop.registry import crud
 from brandloop.tools.moderation.categories import SEXUAL_MINORS
 from brandloop.tools.moderation.lexical import normalised_text
@@ -92,3 +97,43 @@ def template_screen(text: str) -> ModerationVerdict:
     """The screen a template's body and description pass before they are stored
     (``brandloop.templates.governance.TemplateScreen``): the minors line."""
     return minors_line(text, source="template")
+
+
+@lru_cache(maxsize=2048)
+def _door_verdict(text: str) -> ModerationVerdict:
+    """:func:`minors_line`, remembered: a door sees the same briefs and renders again and again
+    (a client's retries, a campaign's formats, a thread's brief checked as a revision and again
+    as its job is submitted), and the classifier costs tens of milliseconds a text. The
+    verdict depends on the text alone (the source only labels it); callers only read it."""
+    return minors_line(text)
+
+
+def refuse_at_the_door(
+    session: Session,
+    *,
+    tenant: str,
+    actor: str,
+    subject_type: str,
+    subject_id: str,
+    texts: Sequence[tuple[str, str]],
+) -> None:
+    """A :class:`RefusedError` (HTTP 422 ``refused``, CLI exit 3) when one of ``texts``
+    (``(source, text)`` pairs: the brief, the prompt its run will render) crosses the minors
+    line, with the refusal on the audit record, committed in a transaction of its own (the
+    caller's rolls back with the refusal). Called before the caller stores anything: no job,
+    run, quota hold or idempotency answer is kept for a refused request."""
+    for source, text in texts:
+        verdict = _door_verdict(text)
+        if verdict.allowed:
+            continue
+        verdict = verdict.model_copy(update={"source": source})
+        crud.audit_committed(
+            session,
+            tenant=tenant,
+            actor=actor,
+            action=AUDIT_ACTION,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            detail=audit_detail(verdict, text),
+        )
+        raise RefusedError("refused by moderation: " + "; ".join(verdict.reasons))

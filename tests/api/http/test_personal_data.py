@@ -153,7 +153,9 @@ def test_db_redact_redacts_briefs_stored_before_redaction_and_again_changes_noth
     code, out, err = run_cli(capsys, "db", "redact", "--json")
     assert code == 0, err
     assert json.loads(out) == {
-        "redacted": {"jobs": 1, "thread_messages": 1, "threads": 1, "campaigns": 1}
+        "redacted": {"jobs": 1, "thread_messages": 1, "threads": 1, "campaigns": 1},
+        # no credential configured here (tests/api/test_cli_db_redact_credentials.py)
+        "credentials": {"jobs": 0, "thread_messages": 0, "threads": 0, "campaigns": 0},
     }
     for value in (EMAILS[0], EMAILS[1], CAMPAIGN_EMAIL, TITLE_EMAIL, NAME_EMAIL, "912 34 567"):
         assert stored_anywhere(db, value, None) == [], value
