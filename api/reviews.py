@@ -368,7 +368,8 @@ def next_pair(
     session: Session, *, tenant: str, actor: str, axis: Axis, seed: int | None = None
 ) -> Pair | None:
     """Two images of one brand from two template versions (or two models) this reviewer has not
-    compared yet, from the tenant's latest 400 scored attempts; None when there is none.
+    compared yet, from the tenant's latest 400 scored attempts whose images it still has (one
+    deleted, or removed by ``brandloop gc``, is never shown); None when there is none.
 
     Which image is on the left is drawn afresh for every call (a fixed draw would put the
     version that sorts first on the left every time: position bias in the win rates); ``seed``
@@ -378,6 +379,12 @@ def next_pair(
             AttemptRow.artifact_sha256, AttemptRow.template_ref, AttemptRow.model, RunRow.brand_name
         )
         .join(RunRow, RunRow.id == AttemptRow.run_id)
+        .join(
+            ArtifactRow,
+            (ArtifactRow.tenant == tenant)
+            & (ArtifactRow.sha256 == AttemptRow.artifact_sha256)
+            & ArtifactRow.deleted_at.is_(None),
+        )
         .where(
             RunRow.tenant == tenant,
             AttemptRow.artifact_sha256.is_not(None),

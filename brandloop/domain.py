@@ -675,6 +675,11 @@ class AcceptedImage(_Model):
         description="the tenant deleted the image's bytes (DELETE /v1/artifacts/{sha256}): "
         "path is null; its receipt stays in the registry",
     )
+    deleted_at: datetime | None = Field(
+        default=None,
+        description="when the tenant deleted the image's bytes (null while they are kept, and "
+        "for an image deleted before this was recorded)",
+    )
 
 
 class AcceptanceRule(_Model):

@@ -86,7 +86,9 @@ async def review(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
             reason=f"approved by {actor}" + (f": {note}" if note else ""),
         )
         ctx.emit(state["run_id"], "review", "decision", decision.model_dump(mode="json"))
-        return {"status": "running", "review": answer, "decisions": [decision]}
+        left_out = _without_deleted(state, ctx)
+        decisions = [decision, *left_out.pop("decisions", [])]
+        return {"status": "running", "review": answer, "decisions": decisions, **left_out}
     rejected: dict[str, Attempt] = {
         a: state["attempts"][a].model_copy(update={"outcome": "rejected"})
         for a in state.get("accepted", [])
@@ -105,3 +107,38 @@ async def review(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
         "reason": reason,
         "decisions": [decision],
     }
+
+
+def _without_deleted(state: RunState, ctx: RunContext) -> dict[str, Any]:
+    """An approval delivers the accepted images the tenant still has: one whose bytes were
+    deleted while the run waited (``DELETE /v1/artifacts/{sha256}``) is left out, with a
+    decision saying so, never signed and shipped from a copy another tenant may hold."""
+    accepted = list(state.get("accepted", []))
+    with ctx.db.session() as session:
+        gone = [
+            a
+            for a in accepted
+            if (sha := state["attempts"][a].artifact_sha256) is None
+            or crud.get_artifact(session, tenant=ctx.tenant, sha256=sha) is None
+        ]
+    if not gone:
+        return {}
+    decisions = []
+    for attempt_id in gone:
+        sha = state["attempts"][attempt_id].artifact_sha256 or "?"
+        decision = Decision(
+            node="review",
+            action="not_delivered",
+            reason=f"image {sha[:12]} (attempt {attempt_id}) was deleted while the run waited "
+            "for review: it is not delivered",
+        )
+        ctx.emit(state["run_id"], "review", "decision", decision.model_dump(mode="json"))
+        decisions.append(decision)
+    kept = [a for a in accepted if a not in gone]
+    update: dict[str, Any] = {"accepted": kept, "decisions": decisions}
+    if not kept:
+        update["reason"] = (
+            f"approved, but every accepted image ({len(gone)}) was deleted while the run "
+            "waited for review: nothing delivered"
+        )
+    return update

@@ -109,7 +109,9 @@ def write_outputs(
     result: RunResult, out_dir: Path, *, tenant: str, force: bool = False
 ) -> RunResult:
     """Copy the accepted images into ``out_dir`` and write the run receipt beside them; a run
-    that accepted nothing writes nothing (its trace is in the registry: ``runs show``).
+    that accepted nothing writes nothing (its trace is in the registry: ``runs show``). An
+    image whose bytes the tenant deleted has no file there: ``receipt.json`` lists it
+    ``deleted``, with its receipt.
 
     Another run's receipt.json that came into the folder while this run worked is not
     replaced (without ``force``): the run is kept, and the error names the command that
@@ -127,10 +129,15 @@ def write_outputs(
     receipts: list[dict[str, Any]] = []
     with database().session() as session:
         for index, image in enumerate(result.images, start=1):
-            target = out_dir / f"{index:02d}-{image.sha256[:12]}{SUFFIXES[image.format]}"
-            shutil.copyfile(present(image.path, f"image {image.sha256}'s file"), target)
-            images.append(image.model_copy(update={"path": str(target)}))
-            artifact = crud.get_artifact(session, tenant=tenant, sha256=image.sha256)
+            if image.deleted:  # its bytes are gone: listed deleted, with its receipt, no file
+                images.append(image)
+            else:
+                target = out_dir / f"{index:02d}-{image.sha256[:12]}{SUFFIXES[image.format]}"
+                shutil.copyfile(present(image.path, f"image {image.sha256}'s file"), target)
+                images.append(image.model_copy(update={"path": str(target)}))
+            artifact = crud.get_artifact(
+                session, tenant=tenant, sha256=image.sha256, with_deleted=True
+            )
             if artifact is not None and artifact.receipt is not None:
                 receipts.append(artifact.receipt)
     result = result.model_copy(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC
 from pathlib import Path
 from typing import Annotated
 
@@ -149,7 +150,9 @@ def show(
     _print_lineage(trace.receipts)
     for image in run.images[:4]:
         if image.deleted:
-            out.print(f"{image.sha256[:12]}  its bytes were deleted; its receipt stays")
+            at = image.deleted_at
+            when = f" (deleted {at.astimezone(UTC):%Y-%m-%d %H:%M} UTC)" if at else ""
+            out.print(f"{image.sha256[:12]}  its bytes were deleted; its receipt stays{when}")
         elif image.path and Path(image.path).exists():
             preview = ("  preview", "yellow") if image.preview else ""
             out.print(

@@ -41,6 +41,7 @@ from brandloop.errors import BrandloopError, ConflictError, LeaseLostError, pres
 from brandloop.logs import bound
 from brandloop.providers import ImageProvider
 from brandloop.registry.db import Database
+from brandloop.registry.deleted_images import lock_job, marked_result
 from brandloop.registry.models import RunRow
 from brandloop.registry.models_service import CampaignRow, JobRow
 from brandloop.registry.models_studio import ReviewAssignmentRow
@@ -183,9 +184,11 @@ def finished_state(result: RunResult) -> str:
 def settle_reviewed(session: Session, *, tenant: str, run_id: str, result: RunResult) -> None:
     """A run a review verdict finished: its job (if the API made it) ends as the run did, and
     the run leaves the review assignments."""
-    job = store.job_for_run(session, tenant=tenant, run_id=run_id)
+    found = store.job_for_run(session, tenant=tenant, run_id=run_id)
+    job = lock_job(session, found.id) if found is not None else None
     if job is not None:
-        job.result, job.state = result.model_dump(mode="json"), finished_state(result)
+        stored = marked_result(session, tenant=tenant, result=result.model_dump(mode="json"))
+        job.result, job.state = stored, finished_state(result)
         job.cost_usd, job.finished_at = result.cost_usd, utcnow()
     assignment = session.get(ReviewAssignmentRow, run_id)
     if assignment is not None:
@@ -590,13 +593,17 @@ class WorkerPool:
 
     def _succeed(self, job_id: str, result: RunResult) -> None:
         with self.db.session() as session:
-            job = session.get(JobRow, job_id)
+            job = lock_job(session, job_id)
             if job is not None:
                 self._settle(session, job, result)
 
     def _settle(self, session: Session, job: JobRow, result: RunResult) -> None:
-        """The job ends as its run's result says (succeeded, failed with why, or waiting)."""
-        job.result = result.model_dump(mode="json")
+        """The job ends as its run's result says (succeeded, failed with why, or waiting); an
+        image deleted since the run finished is marked so in the job's copy, as in the run's."""
+        lock_job(session, job.id)
+        job.result = marked_result(
+            session, tenant=job.tenant, result=result.model_dump(mode="json")
+        )
         state = finished_state(result)
         error = None
         if state == "failed" and result.stop_cause == "providers_unavailable":

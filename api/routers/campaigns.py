@@ -34,21 +34,24 @@ from brandloop.tools.moderation.minors import refuse_at_the_door
 router = APIRouter(prefix="/campaigns", tags=["campaigns"], responses=PROBLEM_RESPONSES)
 
 
-#: Finished campaigns' figures, newest last; bounded so a server that runs for weeks does not
-#: keep one per campaign it ever showed.
-_consistency_cache: OrderedDict[str, CampaignConsistency] = OrderedDict()
+#: Finished campaigns' figures, newest last, by campaign and the images measured (deleting one
+#: measures the rest again); bounded so a server that runs for weeks does not keep one per
+#: campaign it ever showed.
+_consistency_cache: OrderedDict[tuple[str, tuple[str, ...]], CampaignConsistency] = OrderedDict()
 _CONSISTENCY_CACHE_SIZE = 512
 
 
 def campaign_consistency(
     session: Session, campaign: CampaignRow, shas: list[str], artifacts: ArtifactStore
 ) -> CampaignConsistency:
-    """Palette and colour-cast spread of the accepted images (computed once per finished
-    campaign); null spreads when they cannot be measured (fewer than two images, or the
-    brand is gone), never 0.0, which would read as perfectly consistent."""
-    cached = _consistency_cache.get(campaign.id)
+    """Palette and colour-cast spread of the accepted images the tenant still has (computed
+    once per finished campaign and set of images); null spreads when they cannot be measured
+    (fewer than two images, or the brand is gone), never 0.0, which would read as perfectly
+    consistent."""
+    key = (campaign.id, tuple(shas))
+    cached = _consistency_cache.get(key)
     if cached is not None:
-        _consistency_cache.move_to_end(campaign.id)
+        _consistency_cache.move_to_end(key)
         return cached
     brand = crud.get_brand(session, tenant=campaign.tenant, ref=campaign.brand)
     images = [artifacts.get(sha) for sha in shas if artifacts.exists(sha)]
@@ -60,7 +63,7 @@ def campaign_consistency(
         palette_spread=spread.palette_spread,
         descriptor_spread=spread.descriptor_spread,
     )
-    _consistency_cache[campaign.id] = result
+    _consistency_cache[key] = result
     while len(_consistency_cache) > _CONSISTENCY_CACHE_SIZE:
         _consistency_cache.popitem(last=False)
     return result
@@ -76,7 +79,8 @@ def campaign_public(
         progress[job.state] += 1
         assets.append(job)
         for image in (job.result or {}).get("images", []):
-            accepted.append(str(image["sha256"]))
+            if not image.get("deleted"):  # gone: not the campaign's any more, not measured
+                accepted.append(str(image["sha256"]))
     by_job = {a["job_id"]: a for a in campaign.assets}
     statuses = []
     for job in assets:

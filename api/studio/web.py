@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable, Coroutine, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -66,6 +67,18 @@ env = Environment(
 env.filters["usd"] = lambda value: usd(float(value or 0))
 env.filters["pct"] = lambda value: "not measured" if value is None else f"{float(value):.0%}"
 env.filters["short"] = lambda value, n=12: str(value)[:n]
+
+
+def _moment(value: datetime | str | None) -> datetime | None:
+    """A moment as a result stores it (ISO text in JSON, or a datetime), in UTC."""
+    if value is None or value == "":
+        return None
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return (moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment).astimezone(UTC)
+
+
+env.filters["utc"] = lambda value: m.strftime("%Y-%m-%d %H:%M UTC") if (m := _moment(value)) else ""
+env.filters["iso"] = lambda value: m.isoformat() if (m := _moment(value)) else ""
 
 
 class StudioError(Exception):

@@ -4,7 +4,8 @@ Files are named by their sha256 and shared on disk; ownership is a row per (tena
 Two tenants that make the same bytes (the preview renderer is deterministic) each own a copy:
 both read it, and either deletes its own without touching the other's. Releasing an accepted
 image's copy keeps its row, marked deleted (``deleted_at``): its receipt is provenance and
-outlives the bytes, and its run's result marks the image deleted. Keeping and releasing
+outlives the bytes, and its run's result, and its jobs', mark the image deleted
+(``registry.deleted_images``). Keeping and releasing
 the same sha256 are serialised (a PostgreSQL advisory lock on the sha256; SQLite's single
 writer, taken by each path's first statement, a write), so a release never removes a file that
 a concurrent keep has just claimed.
@@ -22,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from brandloop.artifacts import MEDIA_TYPES, ArtifactStore, image_format, sha256_hex
 from brandloop.domain import utcnow
-from brandloop.registry.models import ArtifactRow, RunRow
+from brandloop.registry.deleted_images import mark_in_results
+from brandloop.registry.models import ArtifactRow
 from brandloop.registry.models_agent import CacheEntryRow
 from brandloop.registry.write_lock import sqlite_write_lock
 
@@ -112,8 +114,9 @@ def release_artifact(session: Session, store: ArtifactStore, *, tenant: str, sha
     """Delete ``tenant``'s copy of the bytes, and its generation-cache entries that would serve
     it again; the file goes only when no other tenant owns one. An accepted image's row stays,
     marked deleted, with its receipt (provenance: ``verify``, ``runs reproduce``, a run's
-    receipts), and the run that accepted it marks it ``deleted`` in its result (the run view
-    says so rather than link to bytes that are gone); a candidate's row goes.
+    receipts), and the run that accepted it, and that run's jobs, mark it ``deleted`` in their
+    results (their views say so rather than link to bytes that are gone); a candidate's row
+    goes.
 
     Returns False when the tenant owned no such copy, or had deleted it (nothing changes then).
     """
@@ -133,7 +136,7 @@ def release_artifact(session: Session, store: ArtifactStore, *, tenant: str, sha
     if not receipt:  # a candidate (JSON null is not SQL NULL): no provenance to keep
         session.execute(delete(ArtifactRow).where(mine))
     elif run_id is not None:
-        _mark_deleted_in_run(session, tenant=tenant, run_id=run_id, sha256=sha256)
+        mark_in_results(session, tenant=tenant, run_id=run_id, sha256=sha256)
     session.execute(
         delete(CacheEntryRow).where(
             CacheEntryRow.tenant == tenant, CacheEntryRow.artifact_sha256 == sha256
@@ -142,23 +145,6 @@ def release_artifact(session: Session, store: ArtifactStore, *, tenant: str, sha
     if not _owners(session, sha256):
         store.remove(sha256)
     return True
-
-
-def _mark_deleted_in_run(session: Session, *, tenant: str, run_id: str, sha256: str) -> None:
-    """The run's result lists the image with ``deleted: true`` and no path."""
-    run = session.get(RunRow, run_id)
-    if run is None or run.tenant != tenant or not run.result:
-        return
-    images = run.result.get("images") or []
-    if not any(image.get("sha256") == sha256 for image in images):
-        return
-    run.result = {
-        **run.result,
-        "images": [
-            {**image, "path": None, "deleted": True} if image.get("sha256") == sha256 else image
-            for image in images
-        ],
-    }
 
 
 def discard_unowned(session: Session, store: ArtifactStore, *, sha256: str) -> bool:

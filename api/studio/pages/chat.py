@@ -34,6 +34,7 @@ from brandloop.api.studio.web import (
 )
 from brandloop.domain import MAX_BRIEF_CHARS, AcceptedImage
 from brandloop.registry import crud
+from brandloop.registry.deleted_images import gone_images
 from brandloop.registry.models import RunRow
 from brandloop.registry.models_service import JobRow
 from brandloop.settings import Settings
@@ -84,7 +85,14 @@ def job_view(
     """A turn's answer: its state, its images (the accepted ones so far while it runs), and
     why its run was refused when it was (the thread's ``refused`` for that turn)."""
     if job is None:
-        return {"job": None, "images": [], "partial": [], "final": True, "refused": None}
+        return {
+            "job": None,
+            "images": [],
+            "partial": [],
+            "gone": {},
+            "final": True,
+            "refused": None,
+        }
     images: list[dict[str, Any]] = []
     partial: list[str] = []
     if job.result is not None:
@@ -101,6 +109,7 @@ def job_view(
         "job": job,
         "images": images,
         "partial": partial,
+        "gone": gone_images(session, tenant=tenant, shas=partial),
         "final": job.state in store.FINAL_STATES or job.state == "awaiting_review",
         "reason": WAITING_FOR_REVIEW if job.state == "awaiting_review" else reason,
         "refused": turn_refusal(job),

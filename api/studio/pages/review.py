@@ -29,6 +29,7 @@ from brandloop.api.studio.web import (
 from brandloop.domain import is_blank
 from brandloop.evals.agreement import judge_agreement
 from brandloop.registry import crud
+from brandloop.registry.deleted_images import gone_images
 from brandloop.templates.governance import same_person
 
 router = APIRouter(route_class=StudioRoute, include_in_schema=False)
@@ -47,11 +48,13 @@ def queue(
         session, tenant=user.tenant, assignee=user.api_principal.name if mine else None
     )
     images = {i.run.id: accepted_so_far(session, i.run.id) for i in items}
+    shown = [sha for shas in images.values() for sha in shas[:4]]
     return render(
         request,
         "review.html",
         {"title": "Review", "items": items, "mine": mine, "images": images,
-         "waiting_words": WAITING_FOR_REVIEW},
+         "waiting_words": WAITING_FOR_REVIEW,
+         "gone": gone_images(session, tenant=user.tenant, shas=shown)},
     )  # fmt: skip
 
 
@@ -217,5 +220,8 @@ def agreement(
         "brands": brands,
         "chosen": brand,
         "palette": palette_of(session, user.tenant, brand) if brand else [],
+        "gone": gone_images(
+            session, tenant=user.tenant, shas=[d.sha256 for d in report.disagreements]
+        ),
     }
     return render(request, "agreement.html", context)

@@ -38,6 +38,7 @@ from brandloop.api.studio.web import (
 from brandloop.artifacts import ArtifactStore
 from brandloop.domain import AcceptedImage, Receipt, RunStatus
 from brandloop.registry import crud
+from brandloop.registry.deleted_images import gone_images
 from brandloop.registry.models import AttemptRow, RunRow
 from brandloop.reproduce import reproduce_run
 from brandloop.settings import Settings
@@ -80,10 +81,11 @@ def filter_options(session: Session, tenant: str) -> dict[str, list[str]]:
 
 
 def covers(session: Session, rows: list[RunRow]) -> dict[str, str]:
-    """run id -> the image its card shows: the first delivered image, or else (a run waiting
-    for review, or one that accepted nothing) its best attempt's image; one query for all."""
+    """run id -> the image its card shows: the first delivered image not deleted (the first,
+    shown as deleted, when all were), or else (a run waiting for review, or one that accepted
+    nothing) its best attempt's image; one query for all."""
     found = {
-        r.id: str(images[0]["sha256"])
+        r.id: str(next((i for i in images if not i.get("deleted")), images[0])["sha256"])
         for r in rows
         if (images := (r.result or {}).get("images") or [])
     }
@@ -143,6 +145,7 @@ def gallery(
         "runs": [
             {"row": r, "cover": shown.get(r.id), "cost_usd": cost_so_far(session, r)} for r in rows
         ],
+        "gone": gone_images(session, tenant=user.tenant, shas=shown.values()),
         "total": total,
         "page": page,
         "pages": max(1, math.ceil(total / PAGE_SIZE)),
@@ -187,7 +190,8 @@ def image_views(
         views.append(
             {
                 **image.model_dump(mode="json"),
-                "colours": image_colours(path, sha) if path.is_file() else [],
+                # a deleted copy's bytes may be another tenant's: never read for this one
+                "colours": image_colours(path, sha) if path.is_file() and not image.deleted else [],
                 "receipt": receipt,
                 "receipt_json": json.dumps(receipt, indent=2) if receipt else "",
             }
@@ -225,6 +229,8 @@ def run_context(
     signals = signal_rows(session, run_id)
     attempts = [{**a.model_dump(), "signals": signals.get(a.id, [])} for a in trace.attempts]
     job = store.job_for_run(session, tenant=tenant, run_id=run_id)
+    held = accepted_so_far(session, run_id) if waiting else []
+    shown = held + [a.artifact_sha256 for a in trace.attempts if a.artifact_sha256]
     return {
         "title": f"Run {run_id}",
         "run": trace.run,
@@ -233,7 +239,9 @@ def run_context(
         "events": [e.model_dump() for e in trace.events],
         "palette": palette_of(session, tenant, trace.run.brand),
         "job": job,
-        "waiting": accepted_so_far(session, run_id) if waiting else [],
+        "waiting": held,
+        # images the pages would show that the tenant deleted (or gc removed): said in words
+        "gone": gone_images(session, tenant=tenant, shas=shown),
         "reason": WAITING_FOR_REVIEW if waiting else trace.run.reason,
         "resumable": trace.run.status == "running"
         and (job is None or job.state not in ("queued", "running")),
@@ -251,7 +259,9 @@ def run_page(
 
 @router.get("/runs/{run_id}/download")
 def download(run_id: str, user: Viewer, session: SessionDep, settings: SettingsDep) -> Response:
-    """The accepted PNGs (each with its receipt inside) and ``receipts.json``, as one zip."""
+    """The accepted PNGs (each with its receipt inside) and ``receipts.json``, as one zip; an
+    image the tenant deleted has only its receipt there (the file on disk, if any, is another
+    tenant's copy)."""
     trace = tenant_trace(session, tenant=user.tenant, run_id=run_id)
     receipts = [r.model_dump(mode="json") for r in trace.receipts]
     store_ = ArtifactStore(settings.artifacts_dir)
@@ -259,7 +269,7 @@ def download(run_id: str, user: Viewer, session: SessionDep, settings: SettingsD
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         for index, image in enumerate(trace.run.images, start=1):
             sha = image.sha256
-            if store_.exists(sha):
+            if not image.deleted and store_.exists(sha):  # a deleted copy's bytes: not its
                 archive.writestr(f"{run_id}/{index:02d}-{sha[:12]}.png", store_.get(sha))
         archive.writestr(f"{run_id}/receipts.json", json.dumps(receipts, indent=2))
     return Response(
