@@ -96,7 +96,10 @@ def claim(
     takes a claim over, in the audit log.
 
     Of two callers at once exactly one is granted the run; the other gets a
-    :class:`ConflictError` saying who has it, as does anyone while a live claim holds it."""
+    :class:`ConflictError` saying who has it, as does anyone while a live claim holds it. An
+    approval of a run one of whose held images the tenant deleted is a :class:`ConflictError`
+    naming them, and nothing is recorded: the run waits for a rejection
+    (``registry/held_images.py``)."""
     owner, now = _owner(), utcnow()
     with db.session() as session:
         if verdict is not None:
