@@ -32,8 +32,9 @@ from brandloop.domain import utcnow
 from brandloop.errors import ConflictError, NotFoundError
 from brandloop.registry import crud, fencing
 from brandloop.registry.db import Database
+from brandloop.registry.held_images import deleted_held_images
 from brandloop.registry.models import RunRow
-from brandloop.registry.models_agent import ReviewClaimRow, ReviewDecisionRow
+from brandloop.registry.models_agent import CLAIM_RELEASED, ReviewClaimRow, ReviewDecisionRow
 
 __all__ = [
     "RELEASED",
@@ -50,7 +51,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: the owner of a claim that was given up (its run finished, or waits for review again)
-RELEASED = "released"
+RELEASED = CLAIM_RELEASED
 DONE = {"approve": "approved", "reject": "rejected"}
 
 
@@ -95,7 +96,10 @@ def claim(
     takes a claim over, in the audit log.
 
     Of two callers at once exactly one is granted the run; the other gets a
-    :class:`ConflictError` saying who has it, as does anyone while a live claim holds it."""
+    :class:`ConflictError` saying who has it, as does anyone while a live claim holds it. An
+    approval of a run one of whose held images the tenant deleted is a :class:`ConflictError`
+    naming them, and nothing is recorded: the run waits for a rejection
+    (``registry/held_images.py``)."""
     owner, now = _owner(), utcnow()
     with db.session() as session:
         if verdict is not None:
@@ -110,6 +114,11 @@ def claim(
                 .execution_options(synchronize_session=False)
             )
             if getattr(claimed, "rowcount", 0) == 1:
+                if verdict.decision == "approve":
+                    gone = deleted_held_images(session, tenant=tenant, run_id=run_id)
+                    if gone:
+                        session.rollback()  # nothing recorded: the run still waits
+                        raise ConflictError(_deleted_message(run_id, gone))
                 decision = ReviewDecisionRow(
                     run_id=run_id,
                     tenant=tenant,
@@ -164,6 +173,17 @@ def claim(
             session.rollback()
             left = session.get(ReviewClaimRow, run_id)
         raise _conflict(session, tenant=tenant, run_id=run_id, held=left, now=now)
+
+
+def _deleted_message(run_id: str, gone: list[str]) -> str:
+    """Why an approval of a run whose held images were deleted is refused, and what to do."""
+    images = "image " + gone[0] if len(gone) == 1 else "images " + ", ".join(gone)
+    return (
+        f"run {run_id} cannot be approved: its held {images} "
+        f"{'was' if len(gone) == 1 else 'were'} deleted while it waited for review, and an "
+        "approval delivers every image the run holds; reject the run instead (it still "
+        "waits for review), then generate again if you need the images"
+    )
 
 
 def _lapsed(row: ReviewClaimRow, now: datetime) -> bool:

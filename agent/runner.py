@@ -676,6 +676,8 @@ async def _drive_on(
     """Drive a run on from its checkpoint: with a review's answer when it waits for one, else
     from where it stopped (routed again when an older release's checkpoint skips the gate)."""
     config = _config(run_id)
+    if review is not None and await _reopen_review(graph, config, ctx, review):
+        log.info("an earlier verdict did not finish the run; its review is given again")
     snapshot = await graph.aget_state(config)
     if snapshot.next and "review" in snapshot.next:
         if review is None:
@@ -694,6 +696,35 @@ async def _drive_on(
     await _drive(
         graph, start, ctx, settings=settings, saver=saver, tenant=request.tenant, run_id=run_id
     )
+
+
+async def _reopen_review(
+    graph: CompiledStateGraph[RunState, RunContext, RunInput, RunState],
+    config: RunnableConfig,
+    ctx: RunContext,
+    review: dict[str, str],
+) -> bool:
+    """Put the run back at its review's question when an earlier verdict answered it but did
+    not finish the run (the signer or the storage failed as an approval delivered it; the run
+    then waits for review again), and ``review`` is another answer: a rejection after a failed
+    approval, or another reviewer's approval. Without this the checkpoint, already past the
+    review, would finish the run with the earlier answer whatever the new verdict says (a
+    rejected run delivered).
+
+    LangGraph replays from the checkpoint that asked the question (``review`` runs again and
+    asks it again: nothing comes before its ``interrupt()``), on a branch of its own; the
+    caller then answers it. The same answer as the earlier one (a retry, or a verdict a
+    stopped process left, taken over) needs none of this: finalize runs on. Returns whether
+    the question was asked again."""
+    snapshot = await graph.aget_state(config)
+    answered = snapshot.values.get("review")
+    if snapshot.next != ("finalize",) or answered is None or answered == review:
+        return False
+    history = [step async for step in graph.aget_state_history(config, limit=2)]
+    if len(history) < 2 or history[1].next != ("review",):
+        return False
+    await graph.ainvoke(None, history[1].config, context=ctx, durability=DURABILITY)
+    return True
 
 
 def _driving(

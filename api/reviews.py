@@ -354,6 +354,33 @@ def ratings(session: Session, *, tenant: str, shas: list[str]) -> dict[str, list
     return found
 
 
+@dataclass(frozen=True)
+class ImageActions:
+    """What the review page offers for one image: only what would succeed if posted."""
+
+    #: the tenant still has the image: a rubric can be given (a deleted one is a 404)
+    rateable: bool
+    #: why the image cannot be added to the golden suite now; None: the action is offered
+    golden_refusal: str | None
+
+
+def image_actions(
+    session: Session, *, tenant: str, run_id: str, shas: list[str]
+) -> dict[str, ImageActions]:
+    """Per image of run ``run_id``'s review page, which of its actions would succeed: the
+    page offers those only, so a button is never a 404 or 409 page."""
+    actions = {}
+    for sha in dict.fromkeys(shas):
+        try:
+            _golden_source(session, tenant=tenant, run_id=run_id, sha256=sha)
+            refusal = None
+        except ApiProblem as exc:
+            refusal = exc.detail
+        row = crud.get_artifact(session, tenant=tenant, sha256=sha)
+        actions[sha] = ImageActions(row is not None and row.run_id is not None, refusal)
+    return actions
+
+
 @dataclass
 class Pair:
     brand: str
@@ -485,21 +512,17 @@ def golden_suite_path(settings: Settings, tenant: str) -> Path:
     return suites_dir(settings, tenant) / f"{GOLDEN_SUITE}.yaml"
 
 
-def add_golden(
-    session: Session, settings: Settings, *, tenant: str, run_id: str, sha256: str, actor: str
-) -> str:
-    """Add an image reviewers found usable (the majority of its rubrics) as a golden case of
-    the tenant's golden suite
-    (``<data_dir>/evals/tenants/<tenant>/golden.yaml``):
-    the same brief, brand, size, seed, template and model must again give an accepted image at
-    least as good (composite - 0.05). Returns the case id. The suite is checked by the eval
-    loader after every write, and an image already in it is not added twice.
+def _golden_source(
+    session: Session, *, tenant: str, run_id: str, sha256: str
+) -> tuple[RunRow, AttemptRow, BrandKit]:
+    """The run, attempt and brand kit a golden case of ``sha256`` is made from, or the
+    :class:`ApiProblem` saying why the image cannot be one now.
 
     The case is made from run ``run_id``'s attempt that produced the image (two runs can make
     the same bytes; the artifact row names only the first), and only from an image that run
-    delivered: an accepted attempt of a run that succeeded (or partly) - a run awaiting review
-    only once it is approved, never a candidate the acceptance rule rejected. Otherwise a 404
-    (the run made no such image) or a 409 naming why."""
+    delivered and the tenant still has: an accepted attempt of a run that succeeded (or
+    partly) - a run awaiting review only once it is approved, never a candidate the
+    acceptance rule rejected - that reviewers found usable."""
     artifact = _artifact(session, tenant, sha256)
     run = _run(session, tenant, run_id)
     made = session.scalars(
@@ -536,11 +559,7 @@ def add_golden(
             f"run {run.id} is {run.status}: only an image of a run that delivered it is a "
             "golden case",
         )
-    usable = session.scalars(
-        select(ImageRatingRow.usable).where(
-            ImageRatingRow.tenant == tenant, ImageRatingRow.sha256 == sha256
-        )
-    ).all()
+    usable = list(_usable_verdicts(session, tenant=tenant, shas={sha256, attempt.artifact_sha256}))
     if not usable or sum(usable) * 2 <= len(usable):
         raise ApiProblem(
             409, "conflict", "a golden case needs reviewers' verdict that the image is usable"
@@ -550,7 +569,38 @@ def add_golden(
     brand_row = crud.get_brand(session, tenant=tenant, ref=run.brand_id or run.brand_name)
     if brand_row is None:
         raise ApiProblem(409, "conflict", f"brand {run.brand_name!r} is gone")
-    kit = crud.brand_kit(brand_row)
+    return run, attempt, crud.brand_kit(brand_row)
+
+
+def _usable_verdicts(session: Session, *, tenant: str, shas: set[str | None]) -> Iterator[bool]:
+    """Each reviewer's latest "usable" of one image, rated as any of ``shas``: the file a run
+    delivered and the attempt's image it was signed from, which reviewers rate while the run
+    waits for review (one verdict per reviewer, however many of the two they rated)."""
+    rows = session.execute(
+        select(ImageRatingRow.principal, ImageRatingRow.usable)
+        .where(ImageRatingRow.tenant == tenant, ImageRatingRow.sha256.in_(shas - {None}))
+        .order_by(ImageRatingRow.updated_at, ImageRatingRow.id)
+    )
+    latest: dict[str, bool] = {}
+    for principal, usable in rows:  # the newest of a reviewer's ratings wins
+        latest[principal] = usable
+    yield from latest.values()
+
+
+def add_golden(
+    session: Session, settings: Settings, *, tenant: str, run_id: str, sha256: str, actor: str
+) -> str:
+    """Add an image reviewers found usable (the majority of its rubrics) as a golden case of
+    the tenant's golden suite
+    (``<data_dir>/evals/tenants/<tenant>/golden.yaml``):
+    the same brief, brand, size, seed, template and model must again give an accepted image at
+    least as good (composite - 0.05). Returns the case id. The suite is checked by the eval
+    loader after every write, and an image already in it is not added twice.
+
+    Which images qualify is :func:`_golden_source`'s rule (the review page offers the action
+    only for those, :func:`image_actions`); otherwise a 404 (the run made no such image) or a
+    409 naming why."""
+    run, attempt, kit = _golden_source(session, tenant=tenant, run_id=run_id, sha256=sha256)
     path = golden_suite_path(settings, tenant)
     path.parent.mkdir(parents=True, exist_ok=True)
     # read, append, write under the suite's lock: two reviewers adding cases at once (threads

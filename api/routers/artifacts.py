@@ -168,6 +168,11 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
     "/{sha256}",
     status_code=204,
     summary="Delete the tenant's copy of an image; other tenants' copies of the same bytes stay",
+    description="Allowed for an image a run waiting for review holds (that run can then only "
+    "be rejected: an approval of it is a 409 naming the image). While an approval is "
+    "delivering the image (its verdict has claimed the run) the delete is a 409: delete it "
+    "once the run has finished.",
+    responses=problems(404, 409),
 )
 def delete_artifact(
     sha256: Sha256, principal: Admin, session: SessionDep, settings: SettingsDep

@@ -9,6 +9,7 @@ error page with the same status, so another tenant's resource is the same 404 he
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ from brandloop.domain import is_blank
 from brandloop.errors import BrandloopError
 from brandloop.registry.types import usd
 
+log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
@@ -208,6 +210,9 @@ class StudioRoute(APIRoute):
                 return error_page(request, 422, f"{where}: {_plain(where, first)}")
             except StarletteHTTPException as exc:
                 return error_page(request, exc.status_code, str(exc.detail or ""))
+            except Exception:  # a page, never the API's problem+json; the cause in the log
+                log.exception("internal error")
+                return error_page(request, 500, "")
 
         return route
 

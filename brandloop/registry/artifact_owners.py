@@ -23,9 +23,15 @@ from sqlalchemy.orm import Session
 
 from brandloop.artifacts import MEDIA_TYPES, ArtifactStore, image_format, sha256_hex
 from brandloop.domain import utcnow
+from brandloop.errors import ConflictError
 from brandloop.registry.deleted_images import mark_in_results
-from brandloop.registry.models import ArtifactRow
-from brandloop.registry.models_agent import CacheEntryRow
+from brandloop.registry.models import ArtifactRow, AttemptRow, RunRow
+from brandloop.registry.models_agent import (
+    CLAIM_RELEASED,
+    CacheEntryRow,
+    ReviewClaimRow,
+    ReviewDecisionRow,
+)
 from brandloop.registry.write_lock import sqlite_write_lock
 
 __all__ = ["discard_unowned", "keep_artifact", "lock_for_removal", "release_artifact"]
@@ -119,6 +125,10 @@ def release_artifact(session: Session, store: ArtifactStore, *, tenant: str, sha
     goes.
 
     Returns False when the tenant owned no such copy, or had deleted it (nothing changes then).
+    An image an approval is delivering (a run holds it for review, and an approve verdict's
+    claim on that run is not given up: ``registry/held_images.py``) is a
+    :class:`ConflictError`, and the caller rolls back: the approval needs the file. A held
+    image of a run still waiting for review is released as any other.
     """
     _lock(session, sha256)
     released = session.execute(  # a write first: SQLite's writer lock, as a keep takes it
@@ -129,6 +139,13 @@ def release_artifact(session: Session, store: ArtifactStore, *, tenant: str, sha
     )
     if not released.rowcount:  # type: ignore[attr-defined]
         return False
+    delivering = _approval_delivering(session, tenant=tenant, sha256=sha256)
+    if delivering is not None:  # the caller's transaction rolls the release back
+        raise ConflictError(
+            f"image {sha256} is being delivered by the approval of run {delivering}: delete it "
+            "once the run has finished (its delivered copy is another image, with a sha256 "
+            "of its own)"
+        )
     mine = (ArtifactRow.tenant == tenant) & (ArtifactRow.sha256 == sha256)
     run_id, receipt = session.execute(
         select(ArtifactRow.run_id, ArtifactRow.receipt).where(mine)
@@ -157,3 +174,24 @@ def discard_unowned(session: Session, store: ArtifactStore, *, sha256: str) -> b
         return False
     store.remove(sha256)
     return True
+
+
+def _approval_delivering(session: Session, *, tenant: str, sha256: str) -> str | None:
+    """The run of ``tenant`` an approval is delivering ``sha256`` for right now (it holds the
+    image, and an approve verdict's claim on it has not been given up, lapsed or not: whoever
+    takes a lapsed one over delivers it), or None. The caller holds the sha256's lock."""
+    return session.scalar(
+        select(RunRow.id)
+        .join(AttemptRow, AttemptRow.run_id == RunRow.id)
+        .join(ReviewClaimRow, ReviewClaimRow.run_id == RunRow.id)
+        .join(ReviewDecisionRow, ReviewDecisionRow.id == ReviewClaimRow.decision_id)
+        .where(
+            RunRow.tenant == tenant,
+            AttemptRow.artifact_sha256 == sha256,
+            AttemptRow.outcome == "accepted",
+            ReviewClaimRow.tenant == tenant,
+            ReviewClaimRow.owner != CLAIM_RELEASED,
+            ReviewDecisionRow.decision == "approve",
+        )
+        .limit(1)
+    )

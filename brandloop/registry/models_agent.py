@@ -79,6 +79,10 @@ class ReviewDecisionRow(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
+#: the ``owner`` of a review claim that was given up (its run finished, or waits for review again)
+CLAIM_RELEASED = "released"
+
+
 class ReviewClaimRow(Base):
     """Which verdict (a ``review_decisions`` row) is being applied to a run, by which process,
     until when: a lease, like a job's (``job_leases``).

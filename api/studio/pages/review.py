@@ -105,9 +105,8 @@ def item(
         if a["outcome"] in ("accepted", "rejected") and a["artifact_sha256"]
     ]
     mine = user.api_principal.name
-    ratings = reviews.ratings(
-        session, tenant=user.tenant, shas=shas + [a["artifact_sha256"] for a in held]
-    )
+    held_shas = [a["artifact_sha256"] for a in held]
+    ratings = reviews.ratings(session, tenant=user.tenant, shas=shas + held_shas)
     requester = reviews.requester_of(session, tenant=user.tenant, run_id=run_id)
     context |= {
         "title": f"Review {run_id}",
@@ -127,6 +126,9 @@ def item(
             sha: r for sha, rows in ratings.items() for r in rows if r.principal == mine
         },
         "held": held if context["run"].status == "awaiting_review" else [],
+        "actions": reviews.image_actions(
+            session, tenant=user.tenant, run_id=run_id, shas=shas + held_shas
+        ),
     }
     return render(request, "review_item.html", context)
 

@@ -134,7 +134,7 @@ def test_the_review_pages_show_an_image_deleted_while_its_run_waits(
     _gone_from(lee.get("/review").text, held[0])
     item = lee.get(f"/review/{job['run_id']}").text
     _gone_from(item, held[0])
-    assert "Deleted before the verdict: an approval does not deliver it." in item
+    assert "Deleted before the verdict: the run can only be rejected." in item
     _gone_from(lee.get(f"/runs/{job['run_id']}").text, held[0])
 
 
