@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -403,18 +404,25 @@ MIN_CREDENTIAL_CHARS = 8
 _SECRET_QUERY = re.compile(r"key|token|secret|pass|pwd|sig|auth|cred", re.IGNORECASE)
 
 
-def configured_credentials(*sources: BaseSettings) -> dict[str, str]:
-    """Every credential ``sources`` hold, each with the variable that holds it: each
-    ``SecretStr`` setting (an ``A1111_API_AUTH``'s password on its own too), and the password
-    and credential-named query values of each ``*_URL`` setting
-    (``postgresql://user:PASSWORD@...``, ``https://gateway/v1?api_key=KEY``). What a user types is checked against them
-    (:func:`credential_in`) before anything stores it or sends it to a provider."""
-    found: dict[str, str] = {}
+def url_credentials(url: str) -> list[str]:
+    """The credentials a URL holds: its password and its credential-named query values, each
+    as written in the URL and, where that differs, decoded (a server may echo either)."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return []
+    found = [parts.password or ""]
+    if parts.password:
+        found.append(unquote(parts.password))
+    for pair in parts.query.split("&"):
+        raw_key, _, raw_value = pair.partition("=")
+        if _SECRET_QUERY.search(unquote_plus(raw_key)):
+            found += [raw_value, unquote_plus(raw_value)]
+    return list(dict.fromkeys(value for value in found if value))
 
-    def add(value: str | None, variable: str) -> None:
-        if value and len(value) >= MIN_CREDENTIAL_CHARS:
-            found.setdefault(value, variable)
 
+def _credentials(sources: Iterable[BaseSettings]) -> Iterator[tuple[str, str]]:
+    """(value, variable) for every credential ``sources`` hold, however short."""
     for source in sources:
         prefix = str(source.model_config.get("env_prefix", ""))
         for name in type(source).model_fields:
@@ -422,19 +430,32 @@ def configured_credentials(*sources: BaseSettings) -> dict[str, str]:
             variable = f"{prefix}{name}".upper()
             if isinstance(value, SecretStr):
                 secret = value.get_secret_value()
-                add(secret, variable)
+                yield secret, variable
                 if name.endswith("_auth") and ":" in secret:
-                    add(secret.split(":", 1)[1], variable)
+                    yield secret.split(":", 1)[1], variable
             elif isinstance(value, str) and name.endswith("_url"):
-                try:
-                    parts = urlsplit(value.strip())
-                except ValueError:
-                    continue
-                add(parts.password, variable)
-                for key, item in parse_qsl(parts.query):
-                    if _SECRET_QUERY.search(key):
-                        add(item, variable)
+                for secret in url_credentials(value):
+                    yield secret, variable
+
+
+def configured_credentials(*sources: BaseSettings) -> dict[str, str]:
+    """Every credential ``sources`` hold, each with the variable that holds it: each
+    ``SecretStr`` setting (an ``A1111_API_AUTH``'s password on its own too), and the password
+    and credential-named query values of each ``*_URL`` setting
+    (``postgresql://user:PASSWORD@...``, ``https://gateway/v1?api_key=KEY``). What a user types is checked against them
+    (:func:`credential_in`) before anything stores it or sends it to a provider; those shorter
+    than :data:`MIN_CREDENTIAL_CHARS` are left out (:func:`credentials_to_redact` keeps them)."""
+    found: dict[str, str] = {}
+    for value, variable in _credentials(sources):
+        if len(value) >= MIN_CREDENTIAL_CHARS:
+            found.setdefault(value, variable)
     return found
+
+
+def credentials_to_redact(*sources: BaseSettings) -> tuple[str, ...]:
+    """The same credentials as :func:`configured_credentials`, short ones included: what is
+    taken out of everything a provider sends back (``tools/providers/_http.py`` ``redact``)."""
+    return tuple(dict.fromkeys(value for value, _ in _credentials(sources) if value))
 
 
 def credential_in(text: str, credentials: dict[str, str]) -> str | None:

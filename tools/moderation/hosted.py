@@ -26,7 +26,7 @@ from pydantic import SecretStr
 
 from brandloop.domain import ModerationFinding, ModerationVerdict
 from brandloop.errors import BadInputError, ProviderError
-from brandloop.settings import Settings
+from brandloop.settings import Settings, url_credentials
 from brandloop.tools.moderation.categories import SEXUAL_MINORS
 from brandloop.tools.moderation.policy import HostedPolicy
 from brandloop.tools.providers._http import (
@@ -36,6 +36,7 @@ from brandloop.tools.providers._http import (
     transport_error,
 )
 from brandloop.tools.providers.errors import MalformedResponseError, RetryableProviderError
+from brandloop.tools.providers.urls import join_url
 
 DEFAULT_MODEL: Final = "omni-moderation-latest"
 PROVIDER: Final = "openai-moderation"
@@ -155,7 +156,7 @@ class OpenAIModeration:
     async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         secret = self._key.get_secret_value()
         headers = {"Authorization": f"Bearer {secret}"}
-        url = f"{self.base_url}/moderations"
+        url = join_url(self.base_url, "/moderations")
         try:
             if self._client is not None:
                 response = await self._client.post(url, json=body, headers=headers)
@@ -164,7 +165,9 @@ class OpenAIModeration:
                     response = await client.post(url, json=body, headers=headers)
         except httpx.TransportError as exc:
             raise transport_error(exc, provider=PROVIDER) from exc
-        raise_for_status(response, provider=PROVIDER, secrets=[secret])
+        raise_for_status(
+            response, provider=PROVIDER, secrets=[secret, *url_credentials(self.base_url)]
+        )
         answer = json_body(response, provider=PROVIDER)
         answer["_request_id"] = response.headers.get("x-request-id")
         return answer
