@@ -325,7 +325,9 @@ class Settings(BaseSettings):
 
 def http_url_problem(url: str) -> str | None:
     """Why ``url`` is not a base URL a provider can be called at (``http`` or ``https`` with
-    a host), or None. ``127.0.0.1:8000/v1`` - a URL missing its scheme - is the usual slip.
+    a host and no userinfo), or None. ``127.0.0.1:8000/v1`` - a URL missing its scheme - is the
+    usual slip. Userinfo (``https://user:PASSWORD@gateway/v1``) is refused: httpx would send it
+    as ``Authorization: Basic``, in place of the provider's configured key.
 
     The answer says what is wrong without repeating the URL or any part of it: a base URL may
     hold a password (``https://user:KEY@gateway/v1``) or a key in its query (``?api_key=``),
@@ -348,6 +350,11 @@ def http_url_problem(url: str) -> str | None:
         )
     if not parts.hostname:
         return "must be an http:// or https:// URL with a host (it has none)"
+    if "@" in parts.netloc:
+        return (
+            "must not hold a user name or password (a provider's key goes in its own setting, "
+            "e.g. BRANDLOOP_OPENAI_API_KEY or BRANDLOOP_A1111_API_AUTH)"
+        )
     return None
 
 
