@@ -67,8 +67,10 @@ class RunContext:
     moderation: ModerationPolicy = field(default_factory=default_moderation_policy)
     #: The hosted moderation service, when configured: run in addition to the offline layers.
     hosted_moderator: HostedModerator | None = None
-    #: The process's configured credentials: redacted from everything a provider says back
-    #: (``tools/providers/_http.py`` ``redact_returned``) before it is traced or stored.
+    #: The process's configured credentials (``brandloop.settings.credentials_to_redact``: the
+    #: keys, and the passwords and key-named query values of the ``*_URL`` settings): redacted
+    #: from everything a provider says back (``tools/providers/_http.py`` ``redact_returned``,
+    #: ``redact_error``) before it is traced, logged or stored.
     secrets: tuple[str, ...] = field(default=(), repr=False)
 
     def provider_busy_seconds(self) -> float:

@@ -72,14 +72,13 @@ from brandloop.providers import PREVIEW_PROVIDER, ImageProvider
 from brandloop.registry import crud, fencing, spend
 from brandloop.registry.db import Database
 from brandloop.registry.models import RunRow
-from brandloop.settings import Settings
+from brandloop.settings import Settings, credentials_to_redact, get_writer_settings
 from brandloop.tools import cache as generation_cache
 from brandloop.tools.composer import compose
 from brandloop.tools.credentials import signer_from_settings
 from brandloop.tools.moderation.hosted import build_hosted_moderator
 from brandloop.tools.moderation.image import NudeNetModerator
 from brandloop.tools.moderation.policy import ModerationPolicy, load_brand_moderation_policy
-from brandloop.tools.providers._http import configured_secrets
 from brandloop.tools.providers.factory import build_providers
 from brandloop.tools.providers.factory import closing as providers_closing
 
@@ -435,7 +434,7 @@ def build_context(
         brand_policy=brand_policy,
         moderation=moderation,
         hosted_moderator=hosted.with_policy(moderation.hosted) if hosted is not None else None,
-        secrets=configured_secrets(settings),
+        secrets=credentials_to_redact(settings, get_writer_settings()),
     )
 
 

@@ -32,9 +32,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from brandloop.errors import BadInputError, RefusedError
 from brandloop.settings import DEFAULT_WRITER_TIMEOUT_S as DEFAULT_TIMEOUT_S
-from brandloop.settings import WriterSettings, get_writer_settings
+from brandloop.settings import WriterSettings, credentials_to_redact, get_writer_settings
 from brandloop.tools.moderation.injection import detect_injection, parse_writer_output
 from brandloop.tools.providers._http import redact
+from brandloop.tools.providers.urls import split_query
 
 SYSTEM = (
     "You write prompts for an image model for a brand. You get a base prompt and a brief. "
@@ -295,22 +296,35 @@ def build_writer(
     cfg = settings or get_writer_settings()
     if cfg.provider is None:
         return None
-    key = cfg.api_key.get_secret_value() if cfg.api_key is not None else ""
     return PromptWriter(
         (chat_model or langchain_chat_model)(cfg),
         timeout_s=cfg.timeout_s,
-        secrets=(key,),
+        secrets=credentials_to_redact(cfg),
         provider=cfg.provider,
         model_name=cfg.model or None,
     )
+
+
+def base_url_kwargs(cfg: WriterSettings) -> dict[str, Any]:
+    """How the chat model is given ``BRANDLOOP_WRITER_BASE_URL``: the URL without its query,
+    the query as the client's default query values (``ChatOpenAI`` ``default_query``, the
+    Ollama client's ``params``). Both clients append their paths to the whole base URL, which
+    would put the path inside the query (``/v1?api-version=1/chat/completions``)."""
+    if not cfg.base_url:
+        return {}
+    base_url, query = split_query(cfg.base_url)
+    if not query:
+        return {"base_url": base_url}
+    if cfg.provider == "openai":
+        return {"base_url": base_url, "default_query": query}
+    return {"base_url": base_url, "client_kwargs": {"params": query}}
 
 
 def langchain_chat_model(cfg: WriterSettings) -> BaseChatModel:
     """A real chat model from the optional extras: ``ChatOpenAI`` (any OpenAI-compatible
     endpoint) or ``ChatOllama``."""
     kwargs: dict[str, Any] = {"model": cfg.model, "temperature": cfg.temperature}
-    if cfg.base_url:
-        kwargs["base_url"] = cfg.base_url
+    kwargs.update(base_url_kwargs(cfg))
     try:
         if cfg.provider == "openai":
             from langchain_openai import ChatOpenAI

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -324,7 +325,9 @@ class Settings(BaseSettings):
 
 def http_url_problem(url: str) -> str | None:
     """Why ``url`` is not a base URL a provider can be called at (``http`` or ``https`` with
-    a host), or None. ``127.0.0.1:8000/v1`` - a URL missing its scheme - is the usual slip.
+    a host and no userinfo), or None. ``127.0.0.1:8000/v1`` - a URL missing its scheme - is the
+    usual slip. Userinfo (``https://user:PASSWORD@gateway/v1``) is refused: httpx would send it
+    as ``Authorization: Basic``, in place of the provider's configured key.
 
     The answer says what is wrong without repeating the URL or any part of it: a base URL may
     hold a password (``https://user:KEY@gateway/v1``) or a key in its query (``?api_key=``),
@@ -347,6 +350,11 @@ def http_url_problem(url: str) -> str | None:
         )
     if not parts.hostname:
         return "must be an http:// or https:// URL with a host (it has none)"
+    if "@" in parts.netloc:
+        return (
+            "must not hold a user name or password (a provider's key goes in its own setting, "
+            "e.g. BRANDLOOP_OPENAI_API_KEY or BRANDLOOP_A1111_API_AUTH)"
+        )
     return None
 
 
@@ -403,18 +411,25 @@ MIN_CREDENTIAL_CHARS = 8
 _SECRET_QUERY = re.compile(r"key|token|secret|pass|pwd|sig|auth|cred", re.IGNORECASE)
 
 
-def configured_credentials(*sources: BaseSettings) -> dict[str, str]:
-    """Every credential ``sources`` hold, each with the variable that holds it: each
-    ``SecretStr`` setting (an ``A1111_API_AUTH``'s password on its own too), and the password
-    and credential-named query values of each ``*_URL`` setting
-    (``postgresql://user:PASSWORD@...``, ``https://gateway/v1?api_key=KEY``). What a user types is checked against them
-    (:func:`credential_in`) before anything stores it or sends it to a provider."""
-    found: dict[str, str] = {}
+def url_credentials(url: str) -> list[str]:
+    """The credentials a URL holds: its password and its credential-named query values, each
+    as written in the URL and, where that differs, decoded (a server may echo either)."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return []
+    found = [parts.password or ""]
+    if parts.password:
+        found.append(unquote(parts.password))
+    for pair in parts.query.split("&"):
+        raw_key, _, raw_value = pair.partition("=")
+        if _SECRET_QUERY.search(unquote_plus(raw_key)):
+            found += [raw_value, unquote_plus(raw_value)]
+    return list(dict.fromkeys(value for value in found if value))
 
-    def add(value: str | None, variable: str) -> None:
-        if value and len(value) >= MIN_CREDENTIAL_CHARS:
-            found.setdefault(value, variable)
 
+def _credentials(sources: Iterable[BaseSettings]) -> Iterator[tuple[str, str]]:
+    """(value, variable) for every credential ``sources`` hold, however short."""
     for source in sources:
         prefix = str(source.model_config.get("env_prefix", ""))
         for name in type(source).model_fields:
@@ -422,19 +437,32 @@ def configured_credentials(*sources: BaseSettings) -> dict[str, str]:
             variable = f"{prefix}{name}".upper()
             if isinstance(value, SecretStr):
                 secret = value.get_secret_value()
-                add(secret, variable)
+                yield secret, variable
                 if name.endswith("_auth") and ":" in secret:
-                    add(secret.split(":", 1)[1], variable)
+                    yield secret.split(":", 1)[1], variable
             elif isinstance(value, str) and name.endswith("_url"):
-                try:
-                    parts = urlsplit(value.strip())
-                except ValueError:
-                    continue
-                add(parts.password, variable)
-                for key, item in parse_qsl(parts.query):
-                    if _SECRET_QUERY.search(key):
-                        add(item, variable)
+                for secret in url_credentials(value):
+                    yield secret, variable
+
+
+def configured_credentials(*sources: BaseSettings) -> dict[str, str]:
+    """Every credential ``sources`` hold, each with the variable that holds it: each
+    ``SecretStr`` setting (an ``A1111_API_AUTH``'s password on its own too), and the password
+    and credential-named query values of each ``*_URL`` setting
+    (``postgresql://user:PASSWORD@...``, ``https://gateway/v1?api_key=KEY``). What a user types is checked against them
+    (:func:`credential_in`) before anything stores it or sends it to a provider; those shorter
+    than :data:`MIN_CREDENTIAL_CHARS` are left out (:func:`credentials_to_redact` keeps them)."""
+    found: dict[str, str] = {}
+    for value, variable in _credentials(sources):
+        if len(value) >= MIN_CREDENTIAL_CHARS:
+            found.setdefault(value, variable)
     return found
+
+
+def credentials_to_redact(*sources: BaseSettings) -> tuple[str, ...]:
+    """The same credentials as :func:`configured_credentials`, short ones included: what is
+    taken out of everything a provider sends back (``tools/providers/_http.py`` ``redact``)."""
+    return tuple(dict.fromkeys(value for value, _ in _credentials(sources) if value))
 
 
 def credential_in(text: str, credentials: dict[str, str]) -> str | None:

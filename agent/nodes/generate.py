@@ -45,7 +45,7 @@ from brandloop.registry import crud, fencing, spend
 from brandloop.registry.artifact_owners import discard_unowned, keep_artifact
 from brandloop.tools import cache as generation_cache
 from brandloop.tools.credentials import FIT_EDITS
-from brandloop.tools.providers._http import redact_returned
+from brandloop.tools.providers._http import redact_error, redact_returned
 from brandloop.tools.providers.batching import batch_candidates, batch_key, build_request
 from brandloop.tools.providers.errors import (
     MalformedResponseError,
@@ -493,6 +493,7 @@ async def _attempt_batch(
         # what the backend says back is traced and stored: never a key or personal data
         result = redact_returned(result, secrets=ctx.secrets, pii=ctx.moderation.pii.redact)
     except ProviderError as exc:
+        redact_error(exc, ctx.secrets)  # a server may echo any credential, not only its own
         _trace_call(ctx, run_id, batch, call_key, error=exc)
         failed, settlement = _call_failed(batch, attempts, call_key, exc)
         return _Call(batch, failed, settlement)

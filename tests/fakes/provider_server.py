@@ -21,8 +21,10 @@ Faults (each used once, in order): ``429`` (``retry-after-ms``), ``429s`` (``Ret
 generates and bills anyway, as OpenAI does with a request whose answer the client gave up on),
 ``malformed`` (HTTP 200, not
 JSON), ``bad_image`` (base64 that is not an image), ``refuse`` (HTTP 400
-``moderation_blocked``), ``401`` (a bad key, echoed back in the message as some servers do).
-A prompt containing ``REFUSE-ME`` is always refused. ``GET /_ledger`` and ``POST /_faults``
+``moderation_blocked``), ``401`` (a bad key, echoed back in the message as some servers do),
+``echo_url`` (HTTP 400 whose message repeats the request's path and query, as some gateways
+do). With ``echo_url=True`` every answer repeats them too: in the revised prompt and the
+request id. A prompt containing ``REFUSE-ME`` is always refused. ``GET /_ledger`` and ``POST /_faults``
 let another process read the ledger and queue faults.
 """
 
@@ -47,7 +49,9 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-FAULTS = {"429", "429s", "500", "503", "timeout", "malformed", "bad_image", "refuse", "401"}
+FAULTS = {
+    "429", "429s", "500", "503", "timeout", "malformed", "bad_image", "refuse", "401", "echo_url"
+}  # fmt: skip
 _SIZES = {"1024x1024", "1536x1024", "1024x1536", "256x256", "512x512", "64x64", "auto"}
 
 
@@ -64,10 +68,13 @@ class FakeImagesApp:
         sizes: set[str] | None = None,
         render: bool = False,
         revised_prompt: str | None = None,
+        echo_url: bool = False,
     ) -> None:
         self.api_key = api_key
         #: what every image's ``revised_prompt`` says (default: the prompt's first 40 chars)
         self.revised_prompt = revised_prompt
+        #: repeat each request's path and query in its revised prompt and request id
+        self.echo_url = echo_url
         self.latency_s = latency_s
         self.timeout_s = timeout_s
         self.image_side = image_side
@@ -93,7 +100,8 @@ class FakeImagesApp:
             self.faults.extend(json.loads(body))
             await _send(send, 204, b"")
         elif path.endswith("/images/generations") and method == "POST":
-            status, extra, payload = await self._generate(headers, body)
+            target = f"{path}?{scope['query_string'].decode()}" if scope["query_string"] else path
+            status, extra, payload = await self._generate(headers, body, target)
             await _send(send, status, payload, extra)
         else:
             await _send(send, 404, _error("not found", "invalid_request_error", None))
@@ -101,7 +109,7 @@ class FakeImagesApp:
     # ------------------------------------------------------------------ the endpoint
 
     async def _generate(
-        self, headers: dict[str, str], body: bytes
+        self, headers: dict[str, str], body: bytes, target: str = "/v1/images/generations"
     ) -> tuple[int, dict[str, str], bytes]:
         with self._lock:
             fault = self.faults.popleft() if self.faults else None
@@ -109,10 +117,14 @@ class FakeImagesApp:
             request = json.loads(body)
         except ValueError:
             request = {}
-        self.requests.append({"headers": headers, "body": request, "fault": fault})
+        self.requests.append(
+            {"headers": headers, "body": request, "fault": fault, "target": target}
+        )
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         request_id = f"req_{len(self.requests):06d}"
+        if self.echo_url:
+            request_id += f"_{target}"
         denied = key_refusal(headers, self.api_key, fault)
         if denied is not None:
             return denied
@@ -128,6 +140,8 @@ class FakeImagesApp:
                 {"retry-after": "1"},
                 _error("Rate limit reached", "requests", "rate_limit_exceeded"),
             )
+        if fault == "echo_url":
+            return 400, {}, _error(f"bad url {target}", "invalid_request_error", None)
         if fault in {"500", "503"}:
             return int(fault), {}, _error("The server had an error", "server_error", None)
         if fault == "timeout":
@@ -160,12 +174,12 @@ class FakeImagesApp:
         key = headers.get("idempotency-key", "")
         with self._lock:
             self.ledger[key] += 1
+        revised = self.revised_prompt or f"revised: {prompt[:40]}"
+        if self.echo_url:
+            revised += f" (sent to {target})"
         answer = {
             "created": int(time.time()),
-            "data": [
-                {"b64_json": b, "revised_prompt": self.revised_prompt or f"revised: {prompt[:40]}"}
-                for b in images
-            ],
+            "data": [{"b64_json": b, "revised_prompt": revised} for b in images],
             "usage": {
                 "total_tokens": 50 + 1056 * n,
                 "input_tokens": 50,

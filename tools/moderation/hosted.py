@@ -26,16 +26,18 @@ from pydantic import SecretStr
 
 from brandloop.domain import ModerationFinding, ModerationVerdict
 from brandloop.errors import BadInputError, ProviderError
-from brandloop.settings import Settings
+from brandloop.settings import Settings, credentials_to_redact, url_credentials
 from brandloop.tools.moderation.categories import SEXUAL_MINORS
 from brandloop.tools.moderation.policy import HostedPolicy
 from brandloop.tools.providers._http import (
     inspect_image,
     json_body,
     raise_for_status,
+    redact,
     transport_error,
 )
 from brandloop.tools.providers.errors import MalformedResponseError, RetryableProviderError
+from brandloop.tools.providers.urls import join_url
 
 DEFAULT_MODEL: Final = "omni-moderation-latest"
 PROVIDER: Final = "openai-moderation"
@@ -75,7 +77,9 @@ class OpenAIModeration:
     """:class:`HostedModerator` over OpenAI's moderation endpoint (or a server that speaks it).
 
     ``client`` is used as given (tests hand a local fake server's); without one each call opens
-    a short-lived client with ``timeout_s``.
+    a short-lived client with ``timeout_s``. What the service says back (an error, its request
+    id) is cleaned of the key, the base URL's credentials and ``secrets`` (every credential the
+    process configures: :func:`build_hosted_moderator`).
     """
 
     def __init__(
@@ -89,8 +93,10 @@ class OpenAIModeration:
         timeout_s: float = 30.0,
         max_attempts: int = MAX_ATTEMPTS,
         sleep: Sleep = asyncio.sleep,
+        secrets: Sequence[str] = (),
     ) -> None:
         self._key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
+        self._secrets = tuple(secrets)
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.policy = policy or HostedPolicy()
@@ -110,6 +116,7 @@ class OpenAIModeration:
             timeout_s=self._timeout,
             max_attempts=self._attempts,
             sleep=self._sleep,
+            secrets=self._secrets,
         )
 
     def body(self, *, text: str | None, images: Sequence[bytes]) -> dict[str, Any]:
@@ -155,7 +162,7 @@ class OpenAIModeration:
     async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         secret = self._key.get_secret_value()
         headers = {"Authorization": f"Bearer {secret}"}
-        url = f"{self.base_url}/moderations"
+        url = join_url(self.base_url, "/moderations")
         try:
             if self._client is not None:
                 response = await self._client.post(url, json=body, headers=headers)
@@ -164,9 +171,11 @@ class OpenAIModeration:
                     response = await client.post(url, json=body, headers=headers)
         except httpx.TransportError as exc:
             raise transport_error(exc, provider=PROVIDER) from exc
-        raise_for_status(response, provider=PROVIDER, secrets=[secret])
+        secrets = [secret, *url_credentials(self.base_url), *self._secrets]
+        raise_for_status(response, provider=PROVIDER, secrets=secrets)
         answer = json_body(response, provider=PROVIDER)
-        answer["_request_id"] = response.headers.get("x-request-id")
+        request_id = response.headers.get("x-request-id")
+        answer["_request_id"] = None if request_id is None else redact(request_id, secrets)
         return answer
 
     def _verdict(self, answer: dict[str, Any], source: str) -> ModerationVerdict:
@@ -294,4 +303,5 @@ def build_hosted_moderator(settings: Settings) -> OpenAIModeration | None:
         base_url=settings.moderation_base_url or settings.openai_base_url,
         model=settings.moderation_model,
         timeout_s=settings.provider_timeout_s,
+        secrets=credentials_to_redact(settings),
     )

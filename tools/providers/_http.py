@@ -18,11 +18,11 @@ from typing import Any, ClassVar, Literal
 import httpx
 from PIL import Image, UnidentifiedImageError
 from pydantic import SecretStr
-from pydantic_settings import BaseSettings
 
 from brandloop.domain import ModelSpec
 from brandloop.errors import ProviderError
 from brandloop.providers import ImageResult
+from brandloop.settings import url_credentials
 from brandloop.tools.moderation.pii import ALL_KINDS, PiiKind
 from brandloop.tools.moderation.pii import redact as redact_pii
 from brandloop.tools.providers.errors import (
@@ -55,6 +55,11 @@ class HostedApiProvider:
         self.base_url = (base_url or self.default_base_url).rstrip("/")
         self._specs = {m.model: m for m in models if m.provider == self.name}
 
+    def _secrets(self) -> list[str]:
+        """What this adapter takes out of every error it raises: the key and whatever
+        credential the base URL holds (``?api_key=``: a server may echo its request's path)."""
+        return [self._key.get_secret_value(), *url_credentials(self.base_url)]
+
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 #: a gateway gave up waiting on the backend, which may still have done (and billed) the work
@@ -78,13 +83,28 @@ SECRET_FRAGMENT_CHARS = 8
 REDACTED = "[redacted]"
 
 
-def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """Remove every secret we know of, any run of 8 or more of its characters, and anything
-    shaped like an API key from ``text``.
+def base64_forms(secret: str) -> list[str]:
+    """What base64 makes of ``secret`` inside any longer text (a ``Basic`` header, a server
+    echoing its request encoded): the characters that depend on the secret alone, at each of
+    the three alignments it can fall on."""
+    data = secret.encode()
+    forms = []
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + data).decode()
+        forms.append(encoded[-(-8 * shift // 6) : 8 * (shift + len(data)) // 6])
+    return forms
 
-    A secret shorter than 8 characters (but at least 4) is removed only whole."""
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """Remove every secret we know of, any run of 8 or more of its characters (as written and
+    as base64 carries it), and anything shaped like an API key from ``text``.
+
+    A secret shorter than 8 characters (but at least 4) is removed only whole, and only as
+    written."""
+    known = [s for s in secrets if s]
+    encoded = [f for s in known if len(s) >= SECRET_FRAGMENT_CHARS for f in base64_forms(s)]
     taken = bytearray(len(text))  # 1 where a secret or a fragment of one was found
-    for secret in secrets:
+    for secret in (*known, *encoded):
         if not secret or len(secret) < 4:
             continue
         size = min(len(secret), SECRET_FRAGMENT_CHARS)
@@ -138,11 +158,12 @@ def redact_returned(
     )
 
 
-def configured_secrets(settings: BaseSettings) -> tuple[str, ...]:
-    """Every credential ``settings`` holds (each ``SecretStr`` field): what :func:`redact`
-    takes out of anything a backend says back."""
-    values = (getattr(settings, name) for name in type(settings).model_fields)
-    return tuple(v.get_secret_value() for v in values if isinstance(v, SecretStr))
+def redact_error(exc: ProviderError, secrets: Iterable[str | None]) -> ProviderError:
+    """``exc`` with its message passed through :func:`redact`, in place (its kind, billing and
+    tries stay): an adapter knows its own key, the caller every credential configured."""
+    if exc.args:
+        exc.args = (redact(str(exc.args[0]), secrets), *exc.args[1:])
+    return exc
 
 
 def retry_after_seconds(headers: httpx.Headers) -> float | None:

@@ -26,6 +26,7 @@ from pydantic import SecretStr
 from brandloop.domain import ModelSpec
 from brandloop.policies.catalog import image_price
 from brandloop.providers import GeneratedImage, ImageRequest, ImageResult
+from brandloop.settings import url_credentials
 from brandloop.tools.providers._http import (
     decode_b64,
     inspect_image,
@@ -35,6 +36,7 @@ from brandloop.tools.providers._http import (
     send,
 )
 from brandloop.tools.providers.errors import MalformedResponseError, TerminalProviderError
+from brandloop.tools.providers.urls import join_url
 
 DEFAULTS: dict[str, Any] = {"steps": 30, "cfg_scale": 7.0}
 _RESERVED = frozenset(
@@ -104,11 +106,14 @@ class A1111Provider:
         return body
 
     def _headers(self) -> tuple[dict[str, str], list[str]]:
+        """The headers to send, and what to take out of an error: the basic auth (as typed
+        and as sent) and whatever credential the base URL holds."""
+        in_url = url_credentials(self.base_url)
         if self._auth is None:
-            return {}, []
+            return {}, in_url
         secret = self._auth.get_secret_value()
         token = base64.b64encode(secret.encode()).decode()
-        return {"Authorization": f"Basic {token}"}, [secret, token]
+        return {"Authorization": f"Basic {token}"}, [secret, token, *in_url]
 
     async def generate(self, request: ImageRequest) -> ImageResult:
         headers, secrets = self._headers()
@@ -117,7 +122,7 @@ class A1111Provider:
         response = await send(
             self._client,
             "POST",
-            f"{self.base_url}/sdapi/v1/txt2img",
+            join_url(self.base_url, "/sdapi/v1/txt2img"),
             provider=self.name,
             json=self.body(request),
             headers=headers,

@@ -27,11 +27,13 @@ import httpx
 from brandloop.domain import ModelSpec
 from brandloop.policies.catalog import image_price
 from brandloop.providers import GeneratedImage, ImageRequest, ImageResult
+from brandloop.settings import url_credentials
 from brandloop.tools.providers._http import (
     inspect_image,
     json_body,
     raise_for_status,
     reading_answer,
+    redact,
     send,
 )
 from brandloop.tools.providers.errors import (
@@ -39,6 +41,7 @@ from brandloop.tools.providers.errors import (
     StillRunningError,
     TerminalProviderError,
 )
+from brandloop.tools.providers.urls import join_url
 
 DEFAULT_WORKFLOW = Path(__file__).with_name("comfyui_txt2img.json")
 DEFAULTS: dict[str, Any] = {"steps": 25, "cfg": 7.0}
@@ -85,6 +88,8 @@ class ComfyUIProvider:
     ) -> None:
         self._client = client
         self.base_url = base_url.rstrip("/")
+        #: what every error is cleaned of: a credential in the base URL's query
+        self._secrets = url_credentials(self.base_url)
         self.workflow = workflow or load_workflow()
         self.poll_interval_s, self.deadline_s = poll_interval_s, deadline_s
         self._specs = {m.model: m for m in models if m.provider == self.name}
@@ -143,9 +148,9 @@ class ComfyUIProvider:
 
     async def _get(self, path: str, params: dict[str, str] | None = None) -> httpx.Response:
         response = await send(
-            self._client, "GET", f"{self.base_url}{path}", provider=self.name, params=params
+            self._client, "GET", join_url(self.base_url, path, params), provider=self.name
         )
-        raise_for_status(response, provider=self.name)
+        raise_for_status(response, provider=self.name, secrets=self._secrets)
         return response
 
     async def _find(self, key: str, client_id: str) -> tuple[str, dict[str, Any] | None] | None:
@@ -179,19 +184,26 @@ class ComfyUIProvider:
             "extra_data": {KEY_FIELD: request.idempotency_key},
         }
         response = await send(
-            self._client, "POST", f"{self.base_url}/prompt", provider=self.name, json=payload
+            self._client,
+            "POST",
+            join_url(self.base_url, "/prompt"),
+            provider=self.name,
+            json=payload,
         )
         if response.status_code == 400:
             body = json_body(response, provider=self.name)
             error = body.get("error")
             message = error.get("message") if isinstance(error, dict) else error
             raise TerminalProviderError(
-                f"comfyui rejected the workflow: {str(message)[:200]} "
-                f"(node errors: {json.dumps(body.get('node_errors', {}))[:200]})",
+                redact(
+                    f"comfyui rejected the workflow: {str(message)[:200]} "
+                    f"(node errors: {json.dumps(body.get('node_errors', {}))[:200]})",
+                    self._secrets,
+                ),
                 provider=self.name,
                 status_code=400,
             )
-        raise_for_status(response, provider=self.name)
+        raise_for_status(response, provider=self.name, secrets=self._secrets)
         with reading_answer(self.name):
             answered = json_body(response, provider=self.name).get("prompt_id")
             if not isinstance(answered, str) or not answered:

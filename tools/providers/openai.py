@@ -26,6 +26,7 @@ from brandloop.tools.providers._http import (
     send,
 )
 from brandloop.tools.providers.errors import MalformedResponseError, RefusedByProviderError
+from brandloop.tools.providers.urls import join_url
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 REFUSAL_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
@@ -64,17 +65,17 @@ class OpenAIImagesProvider(HostedApiProvider):
         response = await send(
             self._client,
             "POST",
-            f"{self.base_url}/images/generations",
+            join_url(self.base_url, "/images/generations"),
             provider=self.name,
             json=self.body(request),
             headers=headers,
         )
-        self._raise_refusal(response, secret)
-        raise_for_status(response, provider=self.name, secrets=[secret])
+        self._raise_refusal(response)
+        raise_for_status(response, provider=self.name, secrets=self._secrets())
         with reading_answer(self.name):
             return self._result(request, response)
 
-    def _raise_refusal(self, response: httpx.Response, secret: str) -> None:
+    def _raise_refusal(self, response: httpx.Response) -> None:
         if response.status_code != 400:
             return
         try:
@@ -85,7 +86,7 @@ class OpenAIImagesProvider(HostedApiProvider):
             return
         if error.get("code") in REFUSAL_CODES:
             raise RefusedByProviderError(
-                redact(f"openai refused the prompt: {error_message(response)}", [secret]),
+                redact(f"openai refused the prompt: {error_message(response)}", self._secrets()),
                 provider=self.name,
                 status_code=400,
             )

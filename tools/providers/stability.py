@@ -33,6 +33,7 @@ from brandloop.tools.providers.errors import (
     RefusedByProviderError,
     TerminalProviderError,
 )
+from brandloop.tools.providers.urls import join_url
 
 DEFAULT_BASE_URL = "https://api.stability.ai"
 ENDPOINTS = {"core": "core", "ultra": "ultra"}
@@ -104,18 +105,18 @@ class StabilityProvider(HostedApiProvider):
         response = await send(
             self._client,
             "POST",
-            f"{self.base_url}/v2beta/stable-image/generate/{path}",
+            join_url(self.base_url, f"/v2beta/stable-image/generate/{path}"),
             provider=self.name,
             files=files,
             headers=headers,
         )
         if response.status_code == 403 and "moderation" in response.text.lower():
             raise RefusedByProviderError(
-                redact(f"stability refused the prompt: {error_message(response)}", [secret]),
+                redact(f"stability refused the prompt: {error_message(response)}", self._secrets()),
                 provider=self.name,
                 status_code=403,
             )
-        raise_for_status(response, provider=self.name, secrets=[secret])
+        raise_for_status(response, provider=self.name, secrets=self._secrets())
         with reading_answer(self.name):
             return self._read(response, seed, price)
 

@@ -23,7 +23,7 @@ from tests.databases import stored_anywhere
 OPENAI_KEY = "sk-test-t25dSecretValue9876"
 SIGNER_TOKEN = "signer-token-t25d-0123456789"
 A1111_PASSWORD = "t25d-a1111-passw0rd"
-PG_PASSWORD = "t25dPgPassw0rd"  # in a base URL's userinfo: a setting's password is one too
+PG_PASSWORD = "t25dPgPassw0rd"  # in a URL's userinfo: a setting's password is one too
 
 
 @pytest.fixture
@@ -31,7 +31,8 @@ def settings(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settin
     monkeypatch.setenv("BRANDLOOP_OPENAI_API_KEY", OPENAI_KEY)
     monkeypatch.setenv("BRANDLOOP_C2PA_REMOTE_TOKEN", SIGNER_TOKEN)
     monkeypatch.setenv("BRANDLOOP_A1111_API_AUTH", f"admin:{A1111_PASSWORD}")
-    monkeypatch.setenv("BRANDLOOP_STABILITY_BASE_URL", f"https://u:{PG_PASSWORD}@gw.example")
+    # a provider's base URL may hold no userinfo (docs/providers.md); the broker's URL may
+    monkeypatch.setenv("BRANDLOOP_REDIS_URL", f"redis://u:{PG_PASSWORD}@127.0.0.1:6379/0")
     get_settings.cache_clear()
     yield get_settings()
     get_settings.cache_clear()
@@ -102,7 +103,7 @@ SECRETS = {
     "provider key": OPENAI_KEY,
     "signer token": SIGNER_TOKEN,
     "a1111 password": A1111_PASSWORD,
-    "password in a base URL": PG_PASSWORD,
+    "password in a URL setting": PG_PASSWORD,
 }
 
 
