@@ -119,14 +119,39 @@ _GAP = "\x00"
 _DANGLING = re.compile(
     rf"\b(?:{_JOINING})\s*{_GAP}(?=\s*(?:$|[,.;:!?]|(?:{_JOINING})\b))", re.IGNORECASE
 )
+_CONJ = r"\b(?:and|or)\b"
+#: what a removed thing takes with it, in this order (``_GAP`` marks where it was):
+_WITH_REMOVED: tuple[tuple[re.Pattern[str], str], ...] = (
+    # a thing that opened a clause after a comma takes the rest of that clause, its own
+    # modifiers ("…, a croissant beside it"), up to the next comma, full stop or and/or
+    (
+        re.compile(
+            rf"([,;]\s*{_GAP})\s+(?!{_CONJ})[^,;.{_GAP}]*?(?=\s*(?:$|[,;.]|{_CONJ}))",
+            re.IGNORECASE,
+        ),
+        r"\1",
+    ),
+    # a conjunct between two and/or takes one of them ("A and X and B": "A and B")
+    (re.compile(rf"({_CONJ})\s+{_GAP}\s*,?\s*{_CONJ}", re.IGNORECASE), r"\1"),
+    # a listed item before the last one's and/or takes its comma ("A, X and B": "A and B")
+    (re.compile(rf",\s*{_GAP}\s*,?\s*({_CONJ})", re.IGNORECASE), r" \1"),
+    # the last conjunct takes the and/or before it ("A, and X", "A and X": "A")
+    (re.compile(rf"(?:,\s*)?{_CONJ}\s+{_GAP}", re.IGNORECASE), _GAP),
+    # a first conjunct takes the and/or after it ("with X and B": "with B")
+    (re.compile(rf"{_GAP}\s*,?\s*{_CONJ}", re.IGNORECASE), _GAP),
+)
 
 
 def strip_term(brief: str, term: str) -> tuple[str, bool]:
     """``brief`` without ``term`` (with its article, up to two words before it that are not
     prepositions or conjunctions, and a plural s); a one-word term also takes the words made
-    from it ("snow": "snowy", "snow-capped"). A preposition the removal leaves with nothing
-    to join goes too ("a dog with a ball on the grass" without the ball is "a dog on the
-    grass"). Returns whether anything was taken out."""
+    from it ("snow": "snowy", "snow-capped"). A removed conjunct takes its connector ("with a
+    croissant and a napkin" without the croissant is "with a napkin"; "a bagel, a croissant and
+    a muffin", "a bagel and a muffin"), a thing that opened a clause after a comma takes the
+    rest of that clause ("a cup on a counter, a croissant beside it": "a cup on a counter"),
+    and a preposition the removal leaves with nothing to join goes too ("a dog with a ball on
+    the grass" without the ball is "a dog on the grass"). Returns whether anything was taken
+    out."""
     words = [re.escape(w) for w in term.split()]
     if not words:
         return brief, False
@@ -143,6 +168,8 @@ def strip_term(brief: str, term: str) -> tuple[str, bool]:
         edited, count = re.subn(derived, _GAP, brief, flags=re.IGNORECASE)
     if not count:
         return brief, False
+    for pattern, replacement in _WITH_REMOVED:
+        edited = pattern.sub(replacement, edited)
     edited = _DANGLING.sub(_GAP, edited)
     return _tidy(edited.replace(_GAP, " ")), True
 

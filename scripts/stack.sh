@@ -4,7 +4,13 @@
 # N Celery workers (`brandloop worker`) sharing them and one artifacts directory.
 #
 #   bash scripts/stack.sh start [--apis N] [--workers N] [--concurrency C]   # prints the env and URLs
-#   bash scripts/stack.sh stop [--keep-services]   # workers drain first; then PostgreSQL etc.
+#   bash scripts/stack.sh stop [--keep-services] [--drain-seconds S]
+#
+# stop drains the workers first (SIGTERM: running jobs finish) and waits for them to exit, up to
+# S seconds ($BRANDLOOP_STACK_DRAIN_SECONDS, default 300); a worker still running then is named
+# on stderr and killed (SIGKILL: its jobs stay `running` and the lease sweep resumes them). Then
+# the API replicas, the same way, and PostgreSQL, Redis and Chroma last, once every process is
+# gone. A pid file is removed only once its process has exited.
 #
 # API replicas listen on 127.0.0.1:${BRANDLOOP_STACK_PORT:-8100} and up. State, logs and pids
 # live in $BRANDLOOP_STACK_DIR (default /tmp/brandloop-stack). See docs/runbook.md.
@@ -13,6 +19,7 @@ cd "$(dirname "$0")/.."
 DIR=${BRANDLOOP_STACK_DIR:-/tmp/brandloop-stack}
 PORT=${BRANDLOOP_STACK_PORT:-8100}
 BL=${BRANDLOOP_BIN:-.venv/bin/brandloop}
+DRAIN_S=${BRANDLOOP_STACK_DRAIN_SECONDS:-300}
 
 stack_env() {
   eval "$(bash scripts/services.sh env)"
@@ -60,20 +67,63 @@ start() {
     | sed 's/^/export /'
 }
 
-stop() {
-  # workers first (SIGTERM = Celery's warm shutdown: running jobs finish), then the replicas
-  for f in "$DIR"/worker*.pid "$DIR"/api*.pid; do
-    [ -f "$f" ] || continue
-    pid=$(cat "$f")
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    rm -f "$f"
+# Is the process of pid file $1 still running? (not a zombie, nor a pid reused by another
+# program: its command line names brandloop)
+running() {
+  local pid; pid=$(cat "$1" 2>/dev/null) || return 1
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q brandloop
+}
+
+# SIGTERM every process of the pid files given, wait for all of them up to $DRAIN_S seconds,
+# then SIGKILL (named on stderr) whatever still runs. A pid file goes once its process is gone;
+# returns non-zero if one survived even SIGKILL (its pid file stays).
+stop_processes() {
+  local f pid deadline=$((SECONDS + DRAIN_S)) left=0
+  for f in "$@"; do
+    running "$f" && kill -TERM "$(cat "$f")" 2>/dev/null || true
   done
-  [ "${1:-}" = "--keep-services" ] || bash scripts/services.sh stop
+  for f in "$@"; do
+    while running "$f" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
+  done
+  for f in "$@"; do
+    if running "$f"; then
+      pid=$(cat "$f")
+      echo "stack: $(basename "$f" .pid) (pid $pid) still running after ${DRAIN_S}s; killing it (SIGKILL): its jobs stay running and the lease sweep resumes them" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do running "$f" || break; sleep 0.2; done
+    fi
+    if running "$f"; then
+      echo "stack: $(basename "$f" .pid) (pid $(cat "$f")) survived SIGKILL; its pid file $f stays" >&2
+      left=1
+    else
+      rm -f "$f"
+    fi
+  done
+  return "$left"
+}
+
+stop() {
+  local keep=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --keep-services) keep=1; shift ;;
+      --drain-seconds) DRAIN_S=$2; shift 2 ;;
+      *) echo "stack: unknown option $1" >&2; exit 2 ;;
+    esac
+  done
+  case "$DRAIN_S" in ''|*[!0-9]*) echo "stack: the drain timeout must be whole seconds, not '$DRAIN_S'" >&2; exit 2 ;; esac
+  shopt -s nullglob
+  # workers first (SIGTERM = Celery's warm shutdown: running jobs finish), then the replicas
+  if ! stop_processes "$DIR"/worker*.pid || ! stop_processes "$DIR"/api*.pid; then
+    echo "stack: processes are still running; PostgreSQL, Redis and Chroma were left running" >&2
+    exit 1
+  fi
+  [ -n "$keep" ] || bash scripts/services.sh stop
 }
 
 case "${1:-}" in
   start) shift; start "$@" ;;
   stop) shift; stop "$@" ;;
-  *) echo "usage: $0 start [--apis N] [--workers N] [--concurrency C] | stop [--keep-services]" >&2; exit 2 ;;
+  *) echo "usage: $0 start [--apis N] [--workers N] [--concurrency C] | stop [--keep-services] [--drain-seconds S]" >&2; exit 2 ;;
 esac

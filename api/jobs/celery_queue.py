@@ -21,7 +21,10 @@ Delivery is at least once and a job runs on exactly one worker at a time:
 * the same sweep sends again a ``queued`` job that nobody holds: queued for over a lease
   period, its message no longer waiting in Redis and no live lease on it (a worker took the
   message, prefetched or just received, and died before starting the job). The lease stays
-  the guard: a copy that arrives while the job runs is dropped.
+  the guard: a copy that arrives while the job runs is dropped;
+* a thread's follow-up whose earlier turn is undecided is given back at once, holding no slot
+  (``api/jobs/turns.py``): the worker that decides the turn before it sends it, and the sweep
+  leaves it alone until then (it sends it, as any stranded job, if that worker died first).
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from brandloop.agent.checkpoints import checkpointer_for
-from brandloop.api.jobs import store
+from brandloop.api.jobs import store, turns
 from brandloop.api.jobs.worker import ProvidersFactory, WorkerPool
 from brandloop.domain import utcnow
 from brandloop.registry import fencing
@@ -276,6 +279,8 @@ def stranded_queued_jobs(
                 .order_by(JobRow.created_at, JobRow.id)
             )
         )
+    with db.session() as session:  # a parked turn: the turn before it sends it when decided
+        candidates = [j for j in candidates if not turns.waits_for_earlier_turn(session, j)]
     if not candidates:
         return []
     queued = waiting()
@@ -329,8 +334,14 @@ class LeasedRunner:
         self.ttl = settings.job_lease_seconds
         self.cancel_poll = min(settings.job_cancel_poll_seconds, self.ttl / 3)
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        # the pool runs no workers of its own; its queue sends the turn a finished one releases
         self.pool = WorkerPool(
-            settings, db, concurrency=0, providers_factory=providers_factory, use_memory=use_memory
+            settings,
+            db,
+            concurrency=0,
+            queue=queue,
+            providers_factory=providers_factory,
+            use_memory=use_memory,
         )
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -371,6 +382,10 @@ class LeasedRunner:
             state = session.scalar(select(JobRow.state).where(JobRow.id == job_id))
         if state is None or state in store.FINAL_STATES or state == "awaiting_review":
             return "finished"
+        if await asyncio.to_thread(turns.earlier_turn_pending, self.db, job_id):
+            # parked, without taking its lease (a copy the turn before it sends finds it free)
+            log.info("job %s waits for an earlier turn of its thread; given back", job_id)
+            return "parked"
         owner = f"{self.name}:{job_id}"
         with self._held_lock:
             running_here = owner in self._held

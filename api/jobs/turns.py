@@ -1,13 +1,21 @@
-"""A thread's turns, as the worker starts one: a follow-up's run waits until every earlier
-turn of its thread is decided, and a follow-up made on a turn that was then refused is
-applied again to the latest turn not refused, so a refused turn's text is never carried into
-a later turn's brief, whatever the timing (docs/http-api.md, Threads).
+"""A thread's turns, as the workers take them: a follow-up runs only once every earlier turn
+of its thread is decided, and a follow-up made on a turn that was then refused is applied
+again to the latest turn not refused, so a refused turn's text is never carried into a later
+turn's brief, whatever the timing (docs/http-api.md, Threads).
+
+A follow-up whose earlier turn is still undecided is **parked**: a worker that takes it gives
+it back at once (it stays ``queued``, holding no worker slot and no lease), and the turn
+before it sends it again when it is decided (:func:`ready_turn`, called by whoever decides a
+turn: the worker that ran it, the cancel of a queued one). A turn is never let go early by a
+timeout, so the turns of a thread run one after another, in order, and a thread with many
+follow-ups never holds more than one worker. If the process that decided a turn dies before
+sending the next, the next is sent again as any lost job is (the Celery sweep's stranded
+queued jobs, or the pool's recovery at start).
 
 A follow-up is revised as it is posted, on the brief of the latest turn not refused *then*;
 a turn still running may be refused after that (moderation, the conflict policy, bad input,
-all decided as its run starts). So before a follow-up's run begins, the worker waits for the
-turns before it (at most :data:`TURN_WAIT_S`) and, if the brief the follow-up edited is not
-the one the latest turn not refused now stands at, revises it again on that brief.
+all decided as its run starts). So before a follow-up's run begins, if the brief it edited is
+not the one the latest turn not refused now stands at, it is revised again on that brief.
 """
 
 from __future__ import annotations
@@ -25,9 +33,6 @@ from brandloop.registry.db import Database
 from brandloop.registry.models import RunRow
 from brandloop.registry.models_service import JobRow, ThreadMessageRow
 
-#: how long a follow-up's run waits for the turns before it to be decided (a turn left
-#: running by a process that stopped is not waited for beyond this)
-TURN_WAIT_S = 600.0
 #: a turn whose job is in one of these states has been decided: refused or not
 DECIDED = store.FINAL_STATES | {"awaiting_review"}
 
@@ -62,14 +67,45 @@ def _earlier(session: Session, message: ThreadMessageRow) -> list[tuple[ThreadMe
     return [(m, job) for m, job in turns if job is not None]
 
 
+def waits_for_earlier_turn(session: Session, job_id: str) -> bool:
+    """Is ``job_id`` a queued follow-up with a turn before it still undecided (parked)?"""
+    job = session.get(JobRow, job_id)
+    message = _message(session, job_id) if job is not None else None
+    if job is None or job.state != "queued" or message is None:
+        return False
+    return any(other.state not in DECIDED for _, other in _earlier(session, message))
+
+
 def earlier_turn_pending(db: Database, job_id: str) -> bool:
     """Is a turn before the one of queued job ``job_id`` still undecided?"""
     with db.session() as session:
-        job = session.get(JobRow, job_id)
-        message = _message(session, job_id) if job is not None else None
-        if job is None or job.state != "queued" or message is None:
-            return False
-        return any(other.state not in DECIDED for _, other in _earlier(session, message))
+        return waits_for_earlier_turn(session, job_id)
+
+
+def ready_turn(db: Database, job_id: str) -> str | None:
+    """The job of the turn of ``job_id``'s thread that may run now: the thread's first turn
+    not decided, when it is ``queued`` (every turn before it is decided); None when that turn
+    is running (or there is none, or ``job_id`` is no thread's turn). Called once a turn is
+    decided, to send the turn after it, which was parked."""
+    with db.session() as session:
+        message = _message(session, job_id)
+        if message is None:
+            return None
+        rows = session.scalars(
+            select(ThreadMessageRow)
+            .where(
+                ThreadMessageRow.thread_id == message.thread_id,
+                ThreadMessageRow.role == "user",
+                ThreadMessageRow.job_id.is_not(None),
+            )
+            .order_by(ThreadMessageRow.seq)
+        )
+        for row in rows:
+            job = session.get(JobRow, row.job_id)
+            if job is None or job.state in DECIDED:
+                continue
+            return job.id if job.state == "queued" else None
+        return None
 
 
 def _base(

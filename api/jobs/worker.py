@@ -272,18 +272,21 @@ class WorkerPool:
         await self.queue.put(job_id)
 
     async def wait(self, job_id: str, timeout: float) -> None:
-        """Wait until the job is finished or ``timeout`` seconds pass, whichever is first."""
-        event = self._finished.setdefault(job_id, asyncio.Event())
+        """Wait until the job is finished (or waits for review) or ``timeout`` seconds pass,
+        whichever is first. A worker ending the job's task wakes it at once; a thread's turn
+        given back to wait for an earlier one (``api/jobs/turns.py``) is waited for again."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        event = self._finished.setdefault(job_id, asyncio.Event())
         try:
             while loop.time() < deadline:
                 state = await asyncio.to_thread(self._job_state, job_id)
-                if state is None or state in store.FINAL_STATES:
+                if state is None or state in turns.DECIDED:
                     return
+                if event.is_set():  # the task ended with the job undecided: a parked turn
+                    event = self._finished.setdefault(job_id, asyncio.Event())
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), min(0.5, deadline - loop.time()))
-                    return
         finally:
             # an event lives only while someone waits (another waiter of the same job keeps
             # its own reference and polls): a long-running server does not keep one per job
@@ -454,30 +457,43 @@ class WorkerPool:
         # on the agents' loop (or a Celery worker's); the job's own bookkeeping in a thread,
         # so it holds neither that loop's other agents nor, at shutdown, a connection
         try:
-            await self._settle_turn(job_id)
-            prepared = await settled_in_thread(self._prepare, job_id)
-            if prepared is None:
+            if await settled_in_thread(turns.earlier_turn_pending, self.db, job_id):
+                # parked: it holds no worker while it waits; the turn before it sends it
+                log.info("job %s waits for an earlier turn of its thread", job_id)
                 return
-            request, run_id, resuming = prepared
-            with bound(run_id=run_id, job_id=job_id):  # every log line of the job says which
-                await self._run_prepared(job_id, request, run_id, resuming)
+            await turns.settle_follow_up(self.db, job_id, self.writer)
+            prepared = await settled_in_thread(self._prepare, job_id)
+            if prepared is not None:
+                request, run_id, resuming = prepared
+                with bound(run_id=run_id, job_id=job_id):  # every log line says which job
+                    await self._run_prepared(job_id, request, run_id, resuming)
         except asyncio.CancelledError:
             # also when the cancel lands while the job is being claimed, before its run began
             await settled_in_thread(self._cancelled, job_id)
+            await self.send_next_turn(job_id)
             raise
+        await self.send_next_turn(job_id)
 
-    async def _settle_turn(self, job_id: str) -> None:
-        """A thread's follow-up: wait (at most ``turns.TURN_WAIT_S``) until the turns before it
-        are decided, then apply it again to the latest turn not refused if the turn it edited
-        was refused (``api/jobs/turns.py``). Jobs run in the order they were queued, so the
-        turns waited for hold workers of their own."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + turns.TURN_WAIT_S
-        while loop.time() < deadline and await settled_in_thread(
-            turns.earlier_turn_pending, self.db, job_id
-        ):
-            await asyncio.sleep(0.1)
-        await turns.settle_follow_up(self.db, job_id, self.writer)
+    async def send_next_turn(self, job_id: str) -> None:
+        """Once a thread's turn is decided, send the turn after it, parked until now
+        (``api/jobs/turns.py``); nothing for a turn still running (the pool stopping, a lease
+        lost) or a job of no thread. A copy of one already sent does no harm: claims are
+        atomic, and a turn not ready yet is parked again."""
+        try:
+            ready = await settled_in_thread(turns.ready_turn, self.db, job_id)
+            if ready is not None and ready != job_id:
+                await self._put(ready)
+        except Exception:  # the sweep or the next start sends it (a stranded queued job)
+            log.exception("sending the turn after job %s failed", job_id)
+
+    async def _put(self, job_id: str) -> None:
+        """Queue ``job_id`` from any loop: the in-process queue belongs to the serving loop,
+        and a job's run (which decides its turn) is on the agents' loop."""
+        serving = self._serving
+        if serving is None or serving is asyncio.get_running_loop():
+            await self.queue.put(job_id)
+            return
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.queue.put(job_id), serving))
 
     async def _run_prepared(
         self, job_id: str, request: GenerationRequest, run_id: str, resuming: bool

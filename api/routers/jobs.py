@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
+from anyio import from_thread
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
@@ -160,7 +161,8 @@ def cancel_job(job_id: str, principal: Creator, session: SessionDep, pool: PoolD
     if row is None:
         raise ApiProblem(404, "not-found", f"no job {job_id}")
     # compare-and-set on the state: a worker claiming the job meanwhile makes it a running one
-    if row.state == "queued" and store.cancel_queued(session, job_id=row.id):
+    cancelled_queued = row.state == "queued" and store.cancel_queued(session, job_id=row.id)
+    if cancelled_queued:
         session.refresh(row)
         cancel_job_run(session, row, reason="cancelled while queued")
         release_hold(session, row)
@@ -169,6 +171,8 @@ def cancel_job(job_id: str, principal: Creator, session: SessionDep, pool: PoolD
         raise _not_cancellable(row)
     session.commit()
     session.refresh(row)
+    if cancelled_queued:  # a thread's turn decided: the turn after it, parked, may run now
+        from_thread.run(pool.send_next_turn, row.id)
     if row.state == "running":
         pool.cancel_running(row.id)
     return job_public(row, cost_usd=job_cost(session, row))

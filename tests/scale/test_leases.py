@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from brandloop.api.jobs import store
+from brandloop.api.jobs import store, turns
 from brandloop.api.jobs.celery_queue import (
     REQUEUED,
     acquire_lease,
@@ -17,6 +17,7 @@ from brandloop.api.jobs.celery_queue import (
 )
 from brandloop.registry.db import Database
 from brandloop.registry.models_scale import JobLeaseRow
+from brandloop.registry.models_service import JobRow, ThreadRow
 
 
 def _running_job(db: Database) -> str:
@@ -95,3 +96,36 @@ def test_a_queued_job_nobody_holds_is_sent_again_once(tmp_path: Path) -> None:
     with db.session() as session:
         store.claim_job(session, job_id=live)
     assert stranded_queued_jobs(db, ttl=0.2, waiting=in_redis) == []
+
+
+def test_a_parked_follow_up_is_left_to_the_turn_before_it_until_that_turn_is_decided(
+    tmp_path: Path,
+) -> None:
+    """A thread's follow-up waits, queued, for the turn before it: the sweep does not send it
+    (the worker deciding that turn does; before session 26 a waiting turn held a worker slot
+    instead). Once that turn is decided and nobody sent the follow-up, the sweep does."""
+    db = Database(f"sqlite:///{tmp_path / 'r.db'}")
+    with db.session() as session:
+        session.add(ThreadRow(id="thr_1", tenant="t", brand="Acme Coffee", title="patio"))
+        first, second, third = (
+            store.create_job(
+                session, tenant="t", kind="thread_message", request={}, thread_id="thr_1"
+            )
+            for _ in range(3)
+        )
+        session.flush()
+        for job in (first, second, third):
+            store.add_message(session, thread_id="thr_1", role="user", content="c", job_id=job.id)
+        assert store.claim_job(session, job_id=first.id)
+        ids = first.id, second.id, third.id
+    time.sleep(0.3)
+    nothing_waiting: set[str] = set()
+    assert stranded_queued_jobs(db, ttl=0.2, waiting=lambda: nothing_waiting) == []
+    assert turns.ready_turn(db, ids[0]) is None  # the first still runs
+    with db.session() as session:
+        row = session.get(JobRow, ids[0])
+        assert row is not None
+        row.state = "succeeded"
+    assert turns.ready_turn(db, ids[0]) == ids[1]  # what the deciding worker sends
+    assert stranded_queued_jobs(db, ttl=0.2, waiting=lambda: nothing_waiting) == [ids[1]]
+    assert turns.ready_turn(db, ids[1]) == ids[1] and turns.earlier_turn_pending(db, ids[2])

@@ -56,7 +56,7 @@ def _reply(client: TestClient, keys: Keys, thread_id: str, content: str) -> dict
             "coffee on a marble counter",
             ["croissant", "napkin", "cup"],
         ),
-        ("drop the croissant and add steam", "a cup of coffee on a marble counter and a napkin, steam", ["croissant"]),
+        ("drop the croissant and add steam", "a cup of coffee on a marble counter with a napkin, steam", ["croissant"]),
     ],
 )  # fmt: skip
 def test_a_follow_up_drops_every_item_it_lists(
