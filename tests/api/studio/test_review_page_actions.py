@@ -78,7 +78,7 @@ def test_golden_is_offered_only_for_an_image_rated_usable_and_nothing_for_a_dele
     assert deleted.status_code == 204, deleted.text
     page = lee.get(f"/review/{run_id}").text
     assert golden not in page and f'name="sha256" value="{sha}"' not in page, page
-    assert "This image was deleted" in page
+    assert "Image deleted" in page
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ def test_a_run_whose_held_image_was_deleted_is_rejected_from_its_page(
     assert deleted.status_code == 204, deleted.text
     lee = studio.signed_in_as("A", "lee", "approver")
     page = lee.get(f"/review/{run_id}").text
-    assert f'name="sha256" value="{sha}"' not in page and "This image was deleted" in page
+    assert f'name="sha256" value="{sha}"' not in page and "Image deleted" in page
     refused = lee.post(
         f"/review/{run_id}/decision",
         data={"csrf": csrf_of(page), "decision": "approve", "note": "ok"},
