@@ -24,6 +24,7 @@ from brandloop.api.schemas import (
     CampaignConsistency,
     CampaignCreate,
     CampaignPublic,
+    CampaignState,
     domain_request,
 )
 from brandloop.artifacts import ArtifactStore
@@ -33,9 +34,10 @@ from brandloop.registry.models_service import CampaignRow
 router = APIRouter(prefix="/campaigns", tags=["campaigns"], responses=PROBLEM_RESPONSES)
 
 
-#: Finished campaigns' figures, newest last; bounded so a server that runs for weeks does not
-#: keep one per campaign it ever showed.
-_consistency_cache: OrderedDict[str, CampaignConsistency] = OrderedDict()
+#: Finished campaigns' figures, newest last, keyed by the campaign and the images measured (so
+#: a figure is never one of an earlier set of images); bounded so a server that runs for weeks
+#: does not keep one per campaign it ever showed.
+_consistency_cache: OrderedDict[tuple[str, tuple[str, ...]], CampaignConsistency] = OrderedDict()
 _CONSISTENCY_CACHE_SIZE = 512
 
 
@@ -45,9 +47,10 @@ def campaign_consistency(
     """Palette and colour-cast spread of the accepted images (computed once per finished
     campaign); null spreads when they cannot be measured (fewer than two images, or the
     brand is gone), never 0.0, which would read as perfectly consistent."""
-    cached = _consistency_cache.get(campaign.id)
+    key = (campaign.id, tuple(shas))
+    cached = _consistency_cache.get(key)
     if cached is not None:
-        _consistency_cache.move_to_end(campaign.id)
+        _consistency_cache.move_to_end(key)
         return cached
     brand = crud.get_brand(session, tenant=campaign.tenant, ref=campaign.brand)
     images = [artifacts.get(sha) for sha in shas if artifacts.exists(sha)]
@@ -59,10 +62,21 @@ def campaign_consistency(
         palette_spread=spread.palette_spread,
         descriptor_spread=spread.descriptor_spread,
     )
-    _consistency_cache[campaign.id] = result
+    _consistency_cache[key] = result
     while len(_consistency_cache) > _CONSISTENCY_CACHE_SIZE:
         _consistency_cache.popitem(last=False)
     return result
+
+
+def campaign_state(progress: dict[str, int], *, total: int) -> CampaignState:
+    """``done`` once every asset's job has ended, a review's verdict included: an asset whose
+    run waits for review has delivered nothing yet, so the campaign ``awaiting_review`` until
+    its last review ends (its consistency is measured then, over what was delivered)."""
+    if progress["queued"] == total and total:
+        return "queued"
+    if progress["queued"] or progress["running"]:
+        return "running"
+    return "awaiting_review" if progress["awaiting_review"] else "done"
 
 
 def campaign_public(
@@ -92,10 +106,7 @@ def campaign_public(
             )
         )
     statuses.sort(key=lambda s: (s.index, s.format))
-    unfinished = progress["queued"] + progress["running"]
-    state = (
-        "done" if unfinished == 0 else ("queued" if progress["queued"] == len(jobs) else "running")
-    )
+    state = campaign_state(progress, total=len(jobs))
     return CampaignPublic(
         id=campaign.id,
         name=campaign.name,
