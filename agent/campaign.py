@@ -155,11 +155,14 @@ class CampaignReport(BaseModel):
     cost_usd: float
     accepted: int
     wanted: int
-    #: spreads (lower is more consistent); None, "not measured", with fewer than two images
+    #: spreads (lower is more consistent); None, "not measured", with fewer than two images,
+    #: and while any asset waits for review (it has delivered nothing yet)
     palette_spread: float | None
     descriptor_spread: float | None
     memory: bool
     assets: list[AssetResult]
+    #: assets whose runs wait for a reviewer's verdict (``brandloop review approve|reject``)
+    awaiting_review: int = 0
 
 
 def load_campaign(path: Path) -> CampaignSpec:
@@ -334,7 +337,10 @@ async def run_campaign(
         if brand_row is None:
             raise NotFoundError(f"brand {brand!r} was removed during the campaign")
         kit = crud.brand_kit(brand_row)
-    spread = consistency(accepted_images, kit)
+    # an asset waiting for review has delivered nothing yet: a figure over the others would
+    # read as the campaign's (``GET /v1/campaigns/{id}`` measures it once the last review ends)
+    waiting = sum(r.status == "awaiting_review" for r in results)
+    spread = consistency([] if waiting else accepted_images, kit)
     return CampaignReport(
         campaign_id=campaign_id,
         brand=kit.name,
@@ -346,4 +352,5 @@ async def run_campaign(
         descriptor_spread=spread.descriptor_spread,
         memory=use_memory,
         assets=results,
+        awaiting_review=waiting,
     )

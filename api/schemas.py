@@ -412,17 +412,25 @@ class CampaignConsistency(BaseModel):
     )
 
 
+#: ``awaiting_review``: no asset is queued or running, and some wait for a reviewer's verdict
+CampaignState = Literal["queued", "running", "awaiting_review", "done"]
+
+
 class CampaignPublic(BaseModel):
     id: str
     name: str
     brand: str
     budget_usd: float
     spent_usd: float
-    state: Literal["queued", "running", "done"]
+    state: CampaignState = Field(
+        description="done once every asset's job has ended; awaiting_review while none is "
+        "queued or running and some wait for review"
+    )
     progress: dict[str, int] = Field(description="jobs by state")
     consistency: CampaignConsistency | None = Field(
         default=None,
-        description="how consistent the accepted images look, once the campaign is done",
+        description="how consistent the delivered images look, once the campaign is done "
+        "(null before, awaiting_review included)",
     )
     assets: list[CampaignAssetStatus]
     created_at: datetime

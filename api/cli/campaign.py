@@ -86,7 +86,7 @@ def _preview(row: AssetResult) -> str | Text:
 
 
 def _render(report: CampaignReport, *, wide: bool = False) -> None:
-    colours = {"succeeded": "green", "partial": "yellow"}
+    colours = {"succeeded": "green", "partial": "yellow", "awaiting_review": "yellow"}
     rows = [
         (
             row.asset,
@@ -103,7 +103,13 @@ def _render(report: CampaignReport, *, wide: bool = False) -> None:
     title = f"Campaign {report.campaign_id} ({report.brand})"
     tables.show(out, title, ASSET_COLUMNS, rows, wide=wide)
     budget = f" of {usd(report.budget_usd, 2)}" if report.budget_usd is not None else ""
-    if report.palette_spread is None or report.descriptor_spread is None:
+    if report.awaiting_review:
+        waiting = [r.run_id for r in report.assets if r.status == "awaiting_review"]
+        spread = (
+            f"consistency not measured yet: {report.awaiting_review} asset(s) wait for review, "
+            f"{', '.join(waiting)} (brandloop review approve|reject RUN)"
+        )
+    elif report.palette_spread is None or report.descriptor_spread is None:
         spread = "consistency not measured (fewer than two accepted images)"
     else:
         spread = (

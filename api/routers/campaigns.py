@@ -24,6 +24,7 @@ from brandloop.api.schemas import (
     CampaignConsistency,
     CampaignCreate,
     CampaignPublic,
+    CampaignState,
     domain_request,
 )
 from brandloop.artifacts import ArtifactStore
@@ -69,6 +70,17 @@ def campaign_consistency(
     return result
 
 
+def campaign_state(progress: dict[str, int], *, total: int) -> CampaignState:
+    """``done`` once every asset's job has ended, a review's verdict included: an asset whose
+    run waits for review has delivered nothing yet, so the campaign ``awaiting_review`` until
+    its last review ends (its consistency is measured then, over what was delivered)."""
+    if progress["queued"] == total and total:
+        return "queued"
+    if progress["queued"] or progress["running"]:
+        return "running"
+    return "awaiting_review" if progress["awaiting_review"] else "done"
+
+
 def campaign_public(
     session: Session, campaign: CampaignRow, artifacts: ArtifactStore
 ) -> CampaignPublic:
@@ -97,10 +109,7 @@ def campaign_public(
             )
         )
     statuses.sort(key=lambda s: (s.index, s.format))
-    unfinished = progress["queued"] + progress["running"]
-    state = (
-        "done" if unfinished == 0 else ("queued" if progress["queued"] == len(jobs) else "running")
-    )
+    state = campaign_state(progress, total=len(jobs))
     return CampaignPublic(
         id=campaign.id,
         name=campaign.name,
