@@ -64,7 +64,7 @@ class OpenAIImagesProvider(HostedApiProvider):
         response = await send(
             self._client,
             "POST",
-            f"{self.base_url}/images/generations",
+            self.url("/images/generations"),
             provider=self.name,
             json=self.body(request),
             headers=headers,

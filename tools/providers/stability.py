@@ -104,7 +104,7 @@ class StabilityProvider(HostedApiProvider):
         response = await send(
             self._client,
             "POST",
-            f"{self.base_url}/v2beta/stable-image/generate/{path}",
+            self.url(f"/v2beta/stable-image/generate/{path}"),
             provider=self.name,
             files=files,
             headers=headers,
