@@ -35,6 +35,7 @@ from PIL import Image
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from brandloop import event_loop
 from brandloop.agent.runner import RunTiming, run_generation
 from brandloop.agent.templates import REF_PATTERN, ensure_shipped_templates, shipped_template_names
 from brandloop.artifacts import ArtifactStore, atomic_write, read_png_text
@@ -747,4 +748,4 @@ def record_verdict(run_dir: Path, verdict: GateVerdict) -> None:
 
 def run_suite(runner: EvalRunner) -> EvalRun:
     """Synchronous wrapper for callers outside an event loop."""
-    return asyncio.run(runner.run())
+    return event_loop.run(runner.run())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,6 +9,7 @@ import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from brandloop import event_loop
 from brandloop.agent.budgets import BudgetScope, set_budget, spent
 from brandloop.agent.campaign import (
     AssetResult,
@@ -149,7 +149,7 @@ def run(
     brand = resolve_brand(spec, file.resolve().parent, db=database(), tenant=cfg.tenant)
     total = sum(len(a.formats or spec.defaults.formats) for a in spec.assets)
     if as_json:
-        report = asyncio.run(
+        report = event_loop.run(
             run_campaign(
                 spec,
                 brand=brand,
@@ -192,7 +192,7 @@ def run(
                 )
             )
 
-        report = asyncio.run(
+        report = event_loop.run(
             run_campaign(
                 spec,
                 brand=brand,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -13,6 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from brandloop import event_loop
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import check_output_file, check_output_folder, err, out, settings
 from brandloop.api.cli.tables import Column, Wide, show
@@ -235,7 +235,7 @@ def run(
             progress.update(task, advance=1, description=f"{result.target}: {result.case_id}")
 
         runner.on_result = on_result
-        result = asyncio.run(runner.run())
+        result = event_loop.run(runner.run())
         progress.update(task, description=f"eval {suite.name}: done")
     baseline = None
     if baseline_doc is not None and baseline_path is not None:

@@ -3,13 +3,13 @@ images); see ``brandloop.agent.retention``."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from typing import Annotated
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
+from brandloop import event_loop
 from brandloop.agent.retention import collect_garbage
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import (
@@ -63,7 +63,7 @@ def gc(
         SpinnerColumn(), TextColumn("{task.description}", markup=False), console=err, transient=True
     ) as progress:
         task = progress.add_task("checking images", total=None)
-        report = asyncio.run(
+        report = event_loop.run(
             collect_garbage(
                 cfg,
                 database(),

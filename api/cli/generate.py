@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,6 +11,7 @@ from pydantic import ValidationError
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from brandloop import event_loop
 from brandloop.agent.nodes.intake import redacted_text
 from brandloop.agent.runner import (
     brand_run_policy,
@@ -294,7 +294,7 @@ def generate(
     remember_folder(run_id, target)  # runs resume / review approve deliver there too
     with run_stops_reported(run_id, tenant=cfg.tenant, as_json=as_json):
         if as_json:
-            result = asyncio.run(
+            result = event_loop.run(
                 run_generation(
                     request,
                     settings=cfg,
@@ -344,7 +344,7 @@ def _with_progress(
                 progress.update(task, completed=payload["accepted"])
             progress.update(task, description=f"{node}: {kind}")
 
-        result = asyncio.run(
+        result = event_loop.run(
             run_generation(
                 request,
                 settings=cfg,

@@ -4,7 +4,6 @@ fired, in which category, on which span of the normalised (PII-redacted) text.""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
+from brandloop import event_loop
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import out, print_json, settings
 from brandloop.api.cli.score import read_image_file, resolve_brand
@@ -64,7 +64,7 @@ def _with_hosted(
     if hosted is None or not verdict.allowed:
         return verdict
     images = [image] if image is not None else []
-    answer, note = asyncio.run(
+    answer, note = event_loop.run(
         ask(hosted, policy.hosted, source=verdict.source, text=text, images=images)
     )
     return combined(verdict, answer, note)

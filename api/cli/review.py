@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
 
+from brandloop import event_loop
 from brandloop.agent.review_claims import Verdict
 from brandloop.agent.runner import finish_review
 from brandloop.api.cli import tables
@@ -47,7 +47,7 @@ def _decide(
 
     db, asked = database(), Verdict(decision, note, actor)
     try:
-        outcome = asyncio.run(
+        outcome = event_loop.run(
             finish_review(run_id, settings=cfg, db=db, verdict=asked, by=actor, tenant=cfg.tenant)
         )
     except SigningError as exc:  # the run waits for review again, nothing it paid for lost

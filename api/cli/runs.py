@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from brandloop import views
+from brandloop import event_loop, views
 from brandloop.agent.repairs import fix_rates, repair_stats
 from brandloop.agent.runner import resume_run
 from brandloop.api.cli import tables
@@ -208,7 +207,7 @@ def resume(
     cfg = settings()
     target = delivery_target(run_id, out_dir, force=force)
     with run_stops_reported(run_id, tenant=cfg.tenant, as_json=as_json):
-        result = asyncio.run(resume_run(run_id, settings=cfg, db=database(), tenant=cfg.tenant))
+        result = event_loop.run(resume_run(run_id, settings=cfg, db=database(), tenant=cfg.tenant))
     result, where = deliver(result, target, tenant=cfg.tenant, force=force)
     if as_json:
         print_json(result.model_dump(mode="json"))
@@ -258,7 +257,7 @@ def reproduce(
                 out_dir=out_dir,
             )
 
-    result = asyncio.run(reproduce_closing())
+    result = event_loop.run(reproduce_closing())
     if as_json:
         print_json(result.model_dump(mode="json"))
         return

@@ -47,6 +47,7 @@ from celery import Celery
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from brandloop import event_loop
 from brandloop.agent.checkpoints import checkpointer_for
 from brandloop.api.jobs import store, turns
 from brandloop.api.jobs.worker import ProvidersFactory, WorkerPool
@@ -343,7 +344,7 @@ class LeasedRunner:
             providers_factory=providers_factory,
             use_memory=use_memory,
         )
-        self.loop = asyncio.new_event_loop()
+        self.loop = event_loop.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._sweeper: concurrent.futures.Future[None] | None = None
         self._held: dict[str, asyncio.Task[None]] = {}  # lease owner -> the job's task

@@ -29,6 +29,7 @@ from opentelemetry import trace
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from brandloop import event_loop
 from brandloop.agent import review_claims
 from brandloop.agent.runner import final_refusal, finish_review, resume_run, run_generation
 from brandloop.agent.writer import PromptWriter
@@ -94,7 +95,7 @@ class AgentLoop:
     def start(self) -> None:
         if self._loop is not None:
             return
-        loop = asyncio.new_event_loop()
+        loop = event_loop.new_event_loop()
         thread = threading.Thread(target=self._serve, args=(loop,), name=self.name, daemon=True)
         self._loop, self._thread = loop, thread
         thread.start()

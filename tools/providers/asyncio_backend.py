@@ -8,6 +8,11 @@ scope. This backend answers the same interface with asyncio's own streams and
 ``asyncio.timeout``: ``is_readable`` is two flag checks on the stream. Measured with
 ``benchmarks/providers_throughput.py`` (see ``docs/providers.md``).
 
+httpcore writes a request's head and its body separately; each write would be a ``send()`` of
+its own (a system call, a packet and a wake-up of the server). The stream holds what is written
+until the request is complete - the first read after it - or until :data:`FLUSH_BYTES` are held,
+and sends it in one piece.
+
 It raises httpcore's exception types, so httpx maps them exactly as before (``ConnectError``,
 ``ConnectTimeout``, ``ReadTimeout``, ``WriteTimeout``, ``ReadError``, ``WriteError``).
 """
@@ -23,7 +28,10 @@ from typing import Any
 
 import httpcore
 
-__all__ = ["AsyncioBackend", "AsyncioStream"]
+__all__ = ["FLUSH_BYTES", "AsyncioBackend", "AsyncioStream"]
+
+#: the most a stream holds back before sending it (a large body goes out as it is written)
+FLUSH_BYTES = 64 * 1024
 
 #: (level, option, value) as httpcore passes socket options
 SocketOption = (
@@ -59,23 +67,44 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
         self._writer = writer
+        self._unsent: list[bytes] = []
+        self._unsent_bytes = 0
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        self._send_unsent()  # the request is complete: its head and body go out together
         with _mapped({TimeoutError: httpcore.ReadTimeout, OSError: httpcore.ReadError}):
             async with _deadline(timeout):
                 return await self._reader.read(max_bytes)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        """Hold ``buffer`` until the next read, or send what is held once it reaches
+        :data:`FLUSH_BYTES` (waiting, up to ``timeout``, while the peer is not reading)."""
         if not buffer:
             return
         with _mapped({TimeoutError: httpcore.WriteTimeout, OSError: httpcore.WriteError}):
             if self._writer.is_closing():
                 raise httpcore.WriteError("the connection is closed")
-            self._writer.write(buffer)
-            async with _deadline(timeout):
-                await self._writer.drain()
+            self._unsent.append(buffer)
+            self._unsent_bytes += len(buffer)
+            if self._unsent_bytes >= FLUSH_BYTES:
+                self._send_unsent()
+                async with _deadline(timeout):
+                    await self._writer.drain()
+
+    def _send_unsent(self) -> None:
+        """Hand what is held to the transport, which sends it at once or as the socket allows
+        (it never blocks; at most :data:`FLUSH_BYTES` wait there for a read's turn). On a
+        connection already closing it is dropped: the read that follows reports the end."""
+        if not self._unsent:
+            return
+        data = b"".join(self._unsent)
+        self._unsent.clear()
+        self._unsent_bytes = 0
+        if not self._writer.is_closing():
+            self._writer.write(data)
 
     async def aclose(self) -> None:
+        self._unsent.clear()
         if self._writer.get_extra_info("ssl_object") is not None:
             # as httpcore's anyio backend closes TLS (standard_compatible=False): no
             # close_notify exchange, which waits up to 30 s on a peer that never answers it,

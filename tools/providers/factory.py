@@ -46,8 +46,8 @@ def limits_for(settings: Settings, provider: str) -> ProviderLimits:
 
 
 def http_client(settings: Settings, limits: ProviderLimits) -> httpx.AsyncClient:
-    """A client with as many connections as the concurrency limit, split into pools of at most
-    16 (``transport.ShardedTransport``: one httpx pool slows down sharply above that)."""
+    """A client with as many connections as the concurrency limit, each a pool of its own
+    (``transport.ShardedTransport``: an httpx pool's work per request grows with its size)."""
     return httpx.AsyncClient(
         transport=ShardedTransport(limits.concurrency),
         timeout=httpx.Timeout(

@@ -26,7 +26,6 @@ from brandloop.tools.providers._http import (
     send,
 )
 from brandloop.tools.providers.errors import MalformedResponseError, RefusedByProviderError
-from brandloop.tools.providers.urls import join_url
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 REFUSAL_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
@@ -65,7 +64,7 @@ class OpenAIImagesProvider(HostedApiProvider):
         response = await send(
             self._client,
             "POST",
-            join_url(self.base_url, "/images/generations"),
+            self.url("/images/generations"),
             provider=self.name,
             json=self.body(request),
             headers=headers,

@@ -33,7 +33,6 @@ from brandloop.tools.providers.errors import (
     RefusedByProviderError,
     TerminalProviderError,
 )
-from brandloop.tools.providers.urls import join_url
 
 DEFAULT_BASE_URL = "https://api.stability.ai"
 ENDPOINTS = {"core": "core", "ultra": "ultra"}
@@ -105,7 +104,7 @@ class StabilityProvider(HostedApiProvider):
         response = await send(
             self._client,
             "POST",
-            join_url(self.base_url, f"/v2beta/stable-image/generate/{path}"),
+            self.url(f"/v2beta/stable-image/generate/{path}"),
             provider=self.name,
             files=files,
             headers=headers,

@@ -1,13 +1,17 @@
 """One provider's connections as several small httpx pools behind one client.
 
 httpx 0.28 (httpcore 1.x) slows down sharply when one connection pool carries more than about
-32 requests at once to a host: each request's turn through the pool walks every queued request
-and connection under one lock, so the work per request grows with the load. At 64 calls at
-once against a 200 ms server a single pool ran at 0.15-0.25 of the ideal rate
-(``benchmarks/providers_throughput.py``). Splitting the same number of connections into pools
-of at most :data:`POOL_CONNECTIONS` keeps each pool well below that cliff (16 measured better
-than 32 at 64 calls at once); each request goes to the pool with the fewest requests in flight.
-Each pool opens its connections with :class:`asyncio_backend.AsyncioBackend` (plain asyncio
+32 requests at once to a host: each request's turn through the pool (on the way in, and again
+when its answer is closed) walks every queued request and every connection under one lock,
+counting the idle connections once per idle connection, so the work per request grows with the
+square of the pool's size. At 64 calls at once against a 200 ms server a single pool ran at
+0.15-0.25 of the ideal rate (``benchmarks/providers_throughput.py``). So each connection is a
+pool of its own (:data:`POOL_CONNECTIONS`): a request's turn walks one connection, and each
+request goes to the pool with the fewest requests in flight. Pools of 16 cost the client
+1.26-1.59 ms of CPU per call, pools of 4 0.93-1.12, pools of 1 0.84-1.01 (concurrency 16 and
+64, ``docs/providers.md``). Under the resilience layer's concurrency limit (as many calls at
+once as connections) every request finds an idle pool, so none waits behind another.
+Each pool opens its connection with :class:`asyncio_backend.AsyncioBackend` (plain asyncio
 streams) instead of httpcore's anyio backend, which cost more client CPU than the HTTP itself.
 """
 
@@ -24,8 +28,8 @@ from brandloop.tools.providers.asyncio_backend import AsyncioBackend
 
 __all__ = ["POOL_CONNECTIONS", "ShardedTransport"]
 
-#: connections per pool: the most one httpx pool carries without slowing down
-POOL_CONNECTIONS = 16
+#: connections per pool: one, so no request's turn through a pool walks other connections
+POOL_CONNECTIONS = 1
 
 
 class _Released(httpx.AsyncByteStream):

@@ -1,6 +1,6 @@
-"""The provider client's connections, split into pools small enough for httpx: every request
-of the concurrency limit is on the wire at once, each pool carries at most its share, and the
-in-flight counts return to zero once the answers are read."""
+"""The provider client's connections, each a pool of its own (an httpx pool's work per request
+grows with its size): every request of the concurrency limit is on the wire at once, each pool
+carries one connection, and the in-flight counts return to zero once the answers are read."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from brandloop.settings import Settings
-from brandloop.tools.providers.asyncio_backend import AsyncioStream
+from brandloop.tools.providers.asyncio_backend import FLUSH_BYTES, AsyncioBackend, AsyncioStream
 from brandloop.tools.providers.factory import http_client
 from brandloop.tools.providers.resilience import ProviderLimits
 from brandloop.tools.providers.transport import POOL_CONNECTIONS, ShardedTransport
@@ -76,6 +76,17 @@ async def test_every_connection_of_the_limit_is_used_at_once() -> None:
         assert transport._busy == [0] * transport.pools  # every answer read: nothing in flight
 
 
+async def test_each_connection_is_a_pool_of_its_own() -> None:
+    # httpcore walks every connection of a pool (and counts its idle ones once per idle one)
+    # on each request's way in and out: one connection per pool keeps that walk to one
+    transport = ShardedTransport(64)
+    async with _Server(64) as server, httpx.AsyncClient(transport=transport) as client:
+        await asyncio.wait_for(
+            asyncio.gather(*(client.get(server.url) for _ in range(64))), timeout=20
+        )
+        assert [len(pool._pool.connections) for pool in transport._pools] == [1] * 64
+
+
 async def test_more_requests_than_connections_queue_and_all_finish() -> None:
     async with _Server(20) as server, httpx.AsyncClient(transport=ShardedTransport(20)) as client:
         answers = await asyncio.wait_for(
@@ -89,7 +100,7 @@ def test_the_factory_client_has_as_many_connections_as_the_limit() -> None:
     client = http_client(Settings(), ProviderLimits(concurrency=40))
     transport = client._transport
     assert isinstance(transport, ShardedTransport)
-    assert transport.pools == 3  # 14 + 13 + 13
+    assert transport.pools == 40  # one connection each
     with pytest.raises(ValueError, match="at least 1"):
         ShardedTransport(0)
 
@@ -179,6 +190,41 @@ async def test_requests_go_over_the_asyncio_backend_and_reuse_connections() -> N
     assert (first.text, second.text) == ("ok", "ok")
     assert isinstance(first.extensions["network_stream"], AsyncioStream)
     assert server.connections == 1  # kept alive and reused
+
+
+async def test_a_request_goes_out_in_one_piece_once_it_is_complete() -> None:
+    # httpcore writes a request's head and its body separately: each its own send() and
+    # wake-up of the server, unless the stream holds them until the request is complete
+    pieces: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while piece := await reader.read(1 << 20):
+            pieces.put_nowait(piece)
+        writer.close()
+
+    server = await asyncio.start_server(record, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    stream = await AsyncioBackend().connect_tcp("127.0.0.1", port, timeout=5)
+    head = b"POST / HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 4\r\n\r\n"
+    try:
+        await stream.write(head, timeout=5)
+        await stream.write(b"body", timeout=5)
+        await asyncio.sleep(0.2)
+        assert pieces.empty()  # the head waits for the rest of the request
+        reading = asyncio.create_task(stream.read(1024, timeout=5))
+        assert await asyncio.wait_for(pieces.get(), timeout=5) == head + b"body"
+        reading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reading
+        # a large body is not held whole: what passes FLUSH_BYTES goes out as it is written
+        await stream.write(b"x" * (FLUSH_BYTES + 1), timeout=5)
+        arrived = 0
+        while arrived < FLUSH_BYTES + 1:
+            arrived += len(await asyncio.wait_for(pieces.get(), timeout=5))
+    finally:
+        await stream.aclose()
+        server.close()
+        await server.wait_closed()
 
 
 async def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
