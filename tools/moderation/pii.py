@@ -43,7 +43,9 @@ _LABEL: Final = rf"{_ALNUM}(?:(?:{_ALNUM}|-){{0,61}}{_ALNUM})?"
 #: A top-level domain: letters (and marks) of one script, or an A-label (``xn--…``).
 _TLD: Final = rf"(?:xn--[a-z0-9-]{{1,59}}|(?:[^\W\d_]|[{_MARKS}]){{2,63}})"
 _EMAIL: Final = re.compile(
-    rf"(?<![\w{_MARKS}.+-])[\w{_MARKS}](?:{_LOCAL_INNER}{{0,62}}[\w{_MARKS}])?"
+    # an address starts where a run of its characters does (so each run is tried once), or
+    # after a quote that is no apostrophe inside a word ('jane@…' but not o'brien's "brien")
+    rf"(?<![\w{_MARKS}.!#$%&*+/=?^`{{|}}~-])(?<![\w{_MARKS}]['’])[\w{_MARKS}](?:{_LOCAL_INNER}{{0,62}}[\w{_MARKS}])?"
     r"(?:@|\s+@\s+|\s*(?:\(at\)|\[at\]|\{at\})\s*)"  # "and @acme.coffee" is a handle
     rf"{_LABEL}(?:{_DOT}{_LABEL})*{_DOT}{_TLD}(?!{_ALNUM}|-)",
     re.IGNORECASE,
