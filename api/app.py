@@ -240,7 +240,7 @@ def create_app(
     credentials = tuple(configured_credentials(settings, api_settings, *_writer_settings()))
     app.state.credentials = credentials
     # inside the service layer: ids, headers, limits come first
-    app.add_middleware(InputGuard, credentials=credentials)
+    app.add_middleware(InputGuard, credentials=credentials, stored_keys=service.stored_keys)
     app.add_middleware(ServiceMiddleware, **middleware_options)
     return app
 

@@ -14,10 +14,12 @@ through the caller's tenant, so another tenant's things answer 404 as if they di
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -36,6 +38,12 @@ from brandloop.templates.governance import ACTOR_PATTERN, RESERVED_ACTORS
 Role = Literal["viewer", "creator", "approver", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "creator", "approver", "admin")
 KEY_PREFIX = "bl_"
+#: A key as :func:`create_key` makes it: the prefix, 12 hex digits of its id, ``_`` and 43
+#: URL-safe characters (``secrets.token_urlsafe(32)``); no boundaries, so a key typed against
+#: other characters is still found.
+KEY_SHAPE = re.compile(r"bl_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
+#: What a refusal of an API key typed into text says: never whose key, nor which tenant's.
+HOLDS_API_KEY = "holds an API key, which is never stored or sent to a provider: remove it"
 
 
 @dataclass(frozen=True)
@@ -207,6 +215,24 @@ def revoke_key(session: Session, *, row: ApiKeyRow, actor: str) -> None:
             subject_id=row.id,
             detail={"principal": row.principal},
         )
+
+
+def key_shaped(text: str) -> list[str]:
+    """The tokens of ``text`` that have the shape of an API key (not yet known to be one)."""
+    return KEY_SHAPE.findall(text) if KEY_PREFIX in text else []
+
+
+def stored_keys(session: Session, keys: Iterable[str]) -> set[str]:
+    """Those of ``keys`` that are API keys brandloop made: live or revoked, of any tenant (a
+    caller learns only that a text holds *an* API key, never whose). Looked up by hash, as
+    :func:`authenticate` looks a key up."""
+    by_digest = {hash_key(key): key for key in keys}
+    if not by_digest:
+        return set()
+    found = session.scalars(
+        select(ApiKeyRow.secret_sha256).where(ApiKeyRow.secret_sha256.in_(list(by_digest)))
+    )
+    return {by_digest[digest] for digest in found}
 
 
 def authenticate(session: Session, key: str) -> Principal | None:

@@ -28,6 +28,7 @@ from brandloop.api.auth import (
     Role,
     authenticate,
     hash_key,
+    stored_keys,
 )
 from brandloop.api.config import ApiSettings
 from brandloop.api.jobs.worker import WorkerPool
@@ -92,6 +93,12 @@ class Service:
     def _authenticate(self, key: str) -> Principal | None:
         with self.sessions() as session:
             return authenticate(session, key)
+
+    def stored_keys(self, keys: Sequence[str]) -> set[str]:
+        """Those of ``keys`` that are API keys brandloop made (any tenant, live or revoked):
+        what the input guard refuses in typed text."""
+        with self.sessions() as session:
+            return stored_keys(session, keys)
 
 
 async def get_service(request: Request) -> Service:

@@ -6,8 +6,9 @@ would otherwise fail deep inside a query (a 500) on one database and pass on the
 gets one answer on both: 400 ``bad-input`` for the path or query, 422 ``validation`` for the
 body, naming where.
 
-A JSON body any of whose texts holds a credential the settings configure, or the API key the
-request itself carries, is refused the same way (422
+A JSON body any of whose texts holds a credential the settings configure, the API key the
+request itself carries, or any other API key brandloop made (live or revoked, of any tenant:
+found by its shape, confirmed by the key table's hash) is refused the same way (422
 ``validation``, naming where, never the value): a brief, a thread message, a template body, a
 note or a campaign brief is stored, sent to providers and written into receipts, signed images
 and brand memory, so a key typed into one would reach them all.
@@ -16,17 +17,30 @@ and brand memory, so a key typed into one would reach them all.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from brandloop.api.auth import HOLDS_API_KEY, key_shaped
 from brandloop.api.problems import PROBLEM_MEDIA_TYPE, problem_body
 from brandloop.domain import UNSTORABLE, unstorable
 from brandloop.settings import MIN_CREDENTIAL_CHARS
 
-__all__ = ["HOLDS_CREDENTIAL", "UNSTORABLE", "InputGuard", "holds_credential", "unstorable"]
+__all__ = [
+    "HOLDS_API_KEY",
+    "HOLDS_CREDENTIAL",
+    "UNSTORABLE",
+    "InputGuard",
+    "StoredKeys",
+    "holds_credential",
+    "unstorable",
+]
+
+#: Those of the given key-shaped tokens that are API keys brandloop made (``Service.stored_keys``).
+StoredKeys = Callable[[Sequence[str]], set[str]]
 
 HOLDS_CREDENTIAL = (
     "holds a configured credential or this request's API key, which is never stored or sent "
@@ -87,6 +101,13 @@ def _credential_places(value: Any, credentials: Iterable[str]) -> list[list[str]
     return [where for where, text in _texts(value, ["body"]) if holds_credential(text, known)]
 
 
+def _key_shaped_places(value: Any) -> list[tuple[list[str], list[str]]]:
+    """Each text of ``value`` holding tokens shaped like an API key, with those tokens."""
+    return [
+        (where, found) for where, text in _texts(value, ["body"]) if (found := key_shaped(text))
+    ]
+
+
 def _bearer(scope: Scope) -> list[str]:
     """The API key the request carries (``Authorization: Bearer KEY``), if any."""
     for key, value in scope["headers"]:
@@ -99,11 +120,18 @@ def _bearer(scope: Scope) -> list[str]:
 
 class InputGuard:
     """ASGI middleware: refuse unstorable text in the path, the query and JSON bodies, and a
-    JSON body text holding a configured credential or the request's own API key."""
+    JSON body text holding a configured credential, the request's own API key or any API key
+    ``stored_keys`` confirms."""
 
-    def __init__(self, app: ASGIApp, credentials: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        credentials: Sequence[str] = (),
+        stored_keys: StoredKeys | None = None,
+    ) -> None:
         self.app = app
         self.credentials = tuple(credentials)
+        self.stored_keys = stored_keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -148,11 +176,16 @@ class InputGuard:
             detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
             await _problem(scope, send, 422, "validation", detail, errors=errors)
             return
-        holding = _credential_places(parsed, [*self.credentials, *_bearer(scope)])
+        holding = [
+            (loc, HOLDS_CREDENTIAL)
+            for loc in _credential_places(parsed, [*self.credentials, *_bearer(scope)])
+        ]
+        if not holding:
+            holding = [(loc, HOLDS_API_KEY) for loc in await self._api_key_places(parsed)]
         if holding:
             errors = [
-                {"loc": loc, "msg": HOLDS_CREDENTIAL, "type": "string_holds_credential"}
-                for loc in holding[:20]
+                {"loc": loc, "msg": msg, "type": "string_holds_credential"}
+                for loc, msg in holding[:20]
             ]
             detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
             await _problem(scope, send, 422, "validation", detail, errors=errors)
@@ -167,6 +200,16 @@ class InputGuard:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    async def _api_key_places(self, parsed: Any) -> list[list[str]]:
+        """Where a text of the body holds an API key brandloop made; the key table is read
+        (off the loop) only for a body holding a token of a key's shape."""
+        shaped = _key_shaped_places(parsed)
+        if not shaped or self.stored_keys is None:
+            return []
+        tokens = sorted({token for _, found in shaped for token in found})
+        stored = await run_in_threadpool(self.stored_keys, tokens)
+        return [where for where, found in shaped if stored.intersection(found)]
 
 
 def _is_json(scope: Scope) -> bool:

@@ -579,11 +579,16 @@ def check_references(suite: Suite, targets: list[TargetSpec], *, settings: Setti
         raise BadInputError("; ".join(problems[:3]) + more)
 
 
+#: What may stand between the digits of a number: anything but a letter or a digit (spaces,
+#: dots, slashes, underscores, brackets, ``+``, and hyphens and dashes of every kind).
+_SEPARATOR = r"[\W_]"
+
+
 def _pii_pattern(value: str) -> re.Pattern[str]:
     """Phone, card and account numbers match whatever separators were used."""
     digits = re.sub(r"\D", "", value)
-    if len(digits) >= 6 and len(digits) >= len(re.sub(r"[\s\-.()/+]", "", value)) - 4:
-        return re.compile(r"[\s\-.()/+]*".join(re.escape(d) for d in digits))
+    if len(digits) >= 6 and len(digits) >= len(re.sub(_SEPARATOR, "", value)) - 4:
+        return re.compile(f"{_SEPARATOR}*".join(re.escape(d) for d in digits))
     return re.compile(re.escape(value.casefold()))
 
 

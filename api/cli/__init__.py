@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from brandloop.api.cli.app import app
-from brandloop.api.cli.common import credential_problem, credentials, invocation
+from brandloop.api.cli.common import api_key_problem, credential_problem, credentials, invocation
 from brandloop.errors import BrandloopError, utf8_problem
 from brandloop.logs import configure_logging, debug_enabled, set_debug
 from brandloop.policy_files import describe_validation_error, one_line, yaml_error
@@ -99,6 +99,8 @@ def _check_values(command: Any) -> None:
                     problem = next(
                         filter(None, (credential_problem(t, known) for t in items)), None
                     )
+                    if problem is None:
+                        problem = api_key_problem(items)
                     if problem is not None:
                         raise typer.BadParameter(problem, param=params.get(name))
             return callback(*args, **kwargs)

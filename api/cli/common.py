@@ -23,6 +23,7 @@ import typer
 from rich.console import Console
 
 from brandloop.agent.runner import cancel_interrupted
+from brandloop.api.auth import HOLDS_API_KEY, key_shaped, stored_keys
 from brandloop.domain import BrandKit
 from brandloop.errors import BadInputError, BrandloopError, ConflictError, NotFoundError
 from brandloop.policies.brandkit import load_brand_kit
@@ -77,18 +78,30 @@ def credential_problem(text: str, known: dict[str, str]) -> str | None:
     )
 
 
+def api_key_problem(texts: list[str]) -> str | None:
+    """Why ``texts`` (what a user typed) may not be used, or None: one holds an API key
+    brandloop made (live or revoked, of any tenant), found by its shape and confirmed in this
+    run's registry; never whose key it is, nor its value."""
+    shaped = sorted({token for text in texts for token in key_shaped(text)})
+    if not shaped:
+        return None
+    with database().session() as session:
+        if stored_keys(session, shaped):
+            return HOLDS_API_KEY
+    return None
+
+
 def refuse_credentials(where: str, document: Any) -> None:
     """A :class:`BadInputError` naming the first text of ``document`` (a file a user wrote:
     a campaign, a template, a brand kit) that holds a configured credential, e.g.
     ``campaign c.yaml: assets.0.brief holds the value of BRANDLOOP_OPENAI_API_KEY, ...``;
-    nothing when none does. Called before the command stores or runs anything."""
+    nothing when none does; an API key brandloop made is refused the same way
+    (:func:`api_key_problem`). Called before the command stores or runs anything."""
     known = credentials()
-    if not known:
-        return
 
     def walk(value: Any, path: list[str]) -> None:
         if isinstance(value, str):
-            problem = credential_problem(value, known)
+            problem = credential_problem(value, known) or api_key_problem([value])
             if problem is not None:
                 raise BadInputError(f"{where}: {'.'.join(path) or 'text'} {problem}")
         elif isinstance(value, dict):

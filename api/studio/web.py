@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from brandloop.api.auth import Role
+from brandloop.api.auth import HOLDS_API_KEY, Role, key_shaped
 from brandloop.api.deps import Service
 from brandloop.api.input_guard import HOLDS_CREDENTIAL, UNSTORABLE, holds_credential, unstorable
 from brandloop.api.problems import ApiProblem, status_for
@@ -271,7 +271,8 @@ async def check_csrf(request: Request) -> None:
     before sign-in the double-submit cookie's value.
 
     Every such form also passes the rules the API's input guard applies to JSON bodies: no field
-    (name or text) may hold a NUL or a lone surrogate, and no text a configured credential.
+    (name or text) may hold a NUL or a lone surrogate, no text a configured credential, and no
+    text an API key brandloop made (any tenant's, live or revoked).
     Checked here, before the page's own code
     runs, so such a form is a 422 page and stores nothing."""
     form = await request.form()
@@ -291,6 +292,13 @@ async def check_csrf(request: Request) -> None:
             raise StudioError(422, f"{field}: {UNSTORABLE}")
         if isinstance(value, str) and holds_credential(value, credentials):
             raise StudioError(422, f"{name}: {HOLDS_CREDENTIAL}")
+    # a signed-in user's forms only: the sign-in form carries a key by design, and is looked
+    # up under the failed sign-in throttle instead
+    service = getattr(request.app.state, "service", None) if user is not None else None
+    for name, value in form.multi_items():
+        shaped = key_shaped(value) if isinstance(value, str) else []
+        if shaped and service is not None and await run_in_threadpool(service.stored_keys, shaped):
+            raise StudioError(422, f"{name}: {HOLDS_API_KEY}")
 
 
 Viewer = Annotated[StudioUser, Depends(signed_in("viewer"))]

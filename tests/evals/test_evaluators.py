@@ -132,6 +132,21 @@ def test_pii_matching_ignores_case_and_separators() -> None:
 
 
 @pytest.mark.parametrize(
+    "stored",
+    [
+        "call +44\u201320\u20137946\u20130958, card 4111\u20131111\u20131111\u20131111",
+        "call +44\u201020\u20107946\u20100958, card 4111_1111_1111_1111",
+        "call +44\u221220\u22127946\u22120958, card 4111.1111.1111.1111",
+        "call +44 20 7946 0958, card 4111/1111/1111/1111",
+    ],
+)
+def test_pii_matching_ignores_typographic_dashes_and_other_separators(stored: str) -> None:
+    values = ["+44 20 7946 0958", "4111 1111 1111 1111"]
+    assert find_pii([stored], values) == values
+    assert find_pii(["+44 20 7946 0958"], ["+44\u201320\u20137946\u20130958"]) != []
+
+
+@pytest.mark.parametrize(
     ("assertion", "ok", "bad"),
     [
         ({"kind": "max_cost", "max_usd": 0.05}, {"cost_usd": 0.05}, {"cost_usd": 0.0501}),

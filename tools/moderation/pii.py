@@ -20,27 +20,65 @@ ALL_KINDS: Final[tuple[PiiKind, ...]] = ("email", "card", "iban", "phone", "addr
 
 _INVISIBLE: Final = re.compile("[\u00ad\u180e\u200b-\u200f\u2060\ufeff\u202a-\u202e\u2066-\u2069]")
 
+#: Combining marks of the scripts whose words need them (Latin diacritics not precomposed,
+#: Hebrew and Arabic points, the Indic, Thai and Lao blocks, kana voicing): ``\w`` in
+#: ``re`` covers letters and digits only, and an internationalised address (RFC 6531) or
+#: domain name (IDNA) is letters, digits and marks of any script.
+_MARKS: Final = (
+    "\u0300-\u036f\u0483-\u0489\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0670"
+    "\u06d6-\u06ed\u0900-\u0963\u0966-\u0dff\u0e00-\u0eff\u1ab0-\u1aff\u1dc0-\u1dff"
+    "\u20d0-\u20ff\u3099\u309a\ufe20-\ufe2f"
+)
+#: A letter, digit or mark of any script (no ``_``): what a domain label is made of.
+_ALNUM: Final = rf"(?:[^\W_]|[{_MARKS}])"
+#: RFC 5322 ``atext`` (with RFC 6531's non-ASCII letters) and the dots between its atoms;
+#: the typographic apostrophe too (``o’brien``), as a writer's software types it.
+_LOCAL_INNER: Final = rf"(?:[\w{_MARKS}!#$%&'*+/=?^`{{|}}~’-]|\.(?!\.))"
+#: IDNA label separators: the full stop and the ideographic one (NFKC folds the full-width
+#: and half-width forms into these two).
+#: Spaces may stand around a spelled-out ``(dot)``, or on both sides of a bare one; a dot
+#: ending a sentence (``… example. Then``) joins nothing.
+_DOT: Final = r"(?:[.\u3002]|\s+[.\u3002]\s+|\s*(?:\(dot\)|\[dot\]|\{dot\})\s*)"
+_LABEL: Final = rf"{_ALNUM}(?:(?:{_ALNUM}|-){{0,61}}{_ALNUM})?"
+#: A top-level domain: letters (and marks) of one script, or an A-label (``xn--…``).
+_TLD: Final = rf"(?:xn--[a-z0-9-]{{1,59}}|(?:[^\W\d_]|[{_MARKS}]){{2,63}})"
 _EMAIL: Final = re.compile(
-    r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}"
-    r"\s*(?:@|\(at\)|\[at\]|\{at\})\s*"
-    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
-    r"(?:\s*(?:\.|\(dot\)|\[dot\]|\{dot\})\s*[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*"
-    r"\s*(?:\.|\(dot\)|\[dot\]|\{dot\})\s*[A-Za-z]{2,24}(?![\w-])",
+    # an address starts where a run of its characters does (so each run is tried once), or
+    # after a quote that is no apostrophe inside a word ('jane@…' but not o'brien's "brien")
+    rf"(?<![\w{_MARKS}.!#$%&*+/=?^`{{|}}~-])(?<![\w{_MARKS}]['’])[\w{_MARKS}](?:{_LOCAL_INNER}{{0,62}}[\w{_MARKS}])?"
+    r"(?:@|\s+@\s+|\s*(?:\(at\)|\[at\]|\{at\})\s*)"  # "and @acme.coffee" is a handle
+    rf"{_LABEL}(?:{_DOT}{_LABEL})*{_DOT}{_TLD}(?!{_ALNUM}|-)",
     re.IGNORECASE,
 )
-#: 13-19 digits, optionally in groups separated by one space or hyphen.
-_CARD: Final = re.compile(r"(?<![\w.,])\d(?:[ -]?\d){12,18}(?![\w.,]\d|\w)")
+#: ``icon@2x.png``: an image's pixel-density suffix (Apple's ``@2x``/``@1.5x`` convention),
+#: a file name whose "domain" is a scale and whose "TLD" a file type, not an address.
+_SCALE_SUFFIX: Final = re.compile(
+    r"@\d(?:\.\d)?x\.(?:png|jpe?g|gif|webp|svg|avif|heic|tiff?|bmp|ico|pdf)$", re.IGNORECASE
+)
+#: A dash of any typographic kind, as a hyphen between digit groups (NFKC leaves U+2010 to
+#: U+2015 and U+2212 as they are; it folds the small and full-width hyphen-minus into ``-``).
+_DASH: Final = "\\-\u2010\u2012\u2013\u2014\u2015\u2212"
+#: 13-19 digits, optionally in groups separated by one space or dash (mixed as typed) ...
+_CARD: Final = re.compile(rf"(?<![\w.,])\d(?:[ {_DASH}]?\d){{12,18}}(?![\w.,]\d|\w)")
+#: ... or printed in the groups of ISO/IEC 7812 (4-4-4-4, 4-4-4-4-3, 4-6-5, 4-6-4) with one
+#: other separator throughout: ``4111.1111.1111.1111``, ``4111/1111/…``, ``4111_1111_…``.
+_CARD_GROUPED: Final = re.compile(
+    r"(?<![\w.,/])\d{4}(?P<sep>[./_])\d{4,6}(?:(?P=sep)\d{3,5}){1,3}(?![\w.,/]\d|\w)"
+)
 #: Two letters, two check digits, then 11-30 letters or digits, optionally grouped by spaces.
 _IBAN: Final = re.compile(
     r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])"
 )
-#: International (+CC / 00CC) or national numbers with separators; 9-15 digits in all.
+#: International (+CC / 00CC) or national numbers with separators (ITU-T E.123: spaces;
+#: national conventions: hyphens or dashes of any kind, dots); 9-15 digits in all.
+_SEP: Final = rf"[\s.{_DASH}]"
 _PHONE: Final = re.compile(
     r"(?<![\w+])(?:"
-    r"(?:\+|00)\d{1,3}[\s.-]?(?:\(\d{1,4}\)[\s.-]?)?\d{1,4}(?:[\s.-]?\d{2,4}){1,4}"
-    r"|\(\d{2,5}\)[\s.-]?\d{3,4}[\s.-]?\d{3,4}"
-    r"|0\d{2,4}[\s.-]?\d{3,4}[\s.-]?\d{3,4}"
-    r"|\d{3}[\s.-]\d{3}[\s.-]\d{4}"
+    rf"(?:\+|00)\d{{1,3}}{_SEP}?(?:\(\d{{1,4}}\){_SEP}?)?\d{{1,4}}(?:{_SEP}?\d{{2,4}}){{1,4}}"
+    rf"|\(\d{{2,5}}\){_SEP}?\d{{3,4}}{_SEP}?\d{{3,4}}"
+    rf"|0\d{{2,4}}{_SEP}?\d{{3,4}}{_SEP}?\d{{3,4}}"
+    rf"|0\d(?P<pair>{_SEP})\d{{2}}(?:(?P=pair)\d{{2}}){{3}}"  # in pairs: 06 12 34 56 78
+    rf"|\d{{3}}{_SEP}\d{{3}}{_SEP}\d{{4}}"
     r")(?![\w])"
 )
 _STREET_WORDS: Final = (
@@ -163,10 +201,13 @@ def _candidates(kind: PiiKind, text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     if kind == "email":
         spans = [
-            m.span() for m in _EMAIL.finditer(text) if "@" in m.group() or _obfuscated(m.group())
+            m.span()
+            for m in _EMAIL.finditer(text)
+            if ("@" in m.group() and not _SCALE_SUFFIX.search(m.group())) or _obfuscated(m.group())
         ]
     elif kind == "card":
-        spans = [m.span() for m in _CARD.finditer(text) if luhn_valid(_digits(m.group()))]
+        for pattern in (_CARD, _CARD_GROUPED):
+            spans += [m.span() for m in pattern.finditer(text) if _card_number(m.group())]
     elif kind == "iban":
         for match in _IBAN.finditer(text):
             span = _valid_iban_prefix(match.group())
@@ -180,6 +221,24 @@ def _candidates(kind: PiiKind, text: str) -> list[tuple[int, int]]:
     else:
         spans = [m.span() for m in _ADDRESS.finditer(text)]
     return spans
+
+
+def _card_number(found: str) -> bool:
+    """13-19 digits passing Luhn, and not a 13-digit article number (GTIN-13/EAN, which ISBNs
+    are too) passing its own check digit: 13-digit cards (early Visa) are no longer issued,
+    while a brief quotes barcodes and ISBNs."""
+    digits = _digits(found)
+    if not 13 <= len(digits) <= 19 or not luhn_valid(digits):
+        return False
+    return not (len(digits) == 13 and gtin13_valid(digits))
+
+
+def gtin13_valid(digits: str) -> bool:
+    """The GS1 check digit of a 13-digit article number (EAN-13, ISBN-13): weights 1 and 3."""
+    if len(digits) != 13 or not digits.isdigit():
+        return False
+    total = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(digits[:12]))
+    return (10 - total % 10) % 10 == int(digits[12])
 
 
 def _valid_iban_prefix(found: str) -> int | None:

@@ -47,3 +47,40 @@ def test_a_chat_message_or_title_holding_a_configured_key_is_a_422_page(
         assert session.query(ThreadRow).count() == 0
         assert session.query(JobRow).count() == 0
     assert stored_anywhere(studio.db, OPENAI_KEY) == []
+
+
+def test_a_chat_message_or_title_holding_any_api_key_is_a_422_page_and_sign_in_still_works(
+    studio: Studio, api: Callable[..., Any]
+) -> None:
+    """Another principal's key, another tenant's, a revoked one: the same page, naming the
+    field and never whose key it is (docs/studio.md); the sign-in form, which carries a key by
+    design, is not refused."""
+    from brandloop.api.auth import create_key, revoke_key
+
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    typed = []
+    with studio.db.session() as session:
+        for tenant, revoked in (("A", False), ("B", False), ("A", True)):
+            row, key = create_key(session, tenant=tenant, role="creator", principal="bo")
+            if revoked:
+                revoke_key(session, row=row, actor="test")
+            typed.append(key)
+    ana = studio.signed_in_as("A", "ana", "creator")
+    token = csrf_of(ana.get("/chat").text)
+    for key in typed:
+        for data, field in (
+            ({"title": "t", "message": f"a cup labelled {key}"}, "message"),
+            ({"title": f"key {key}", "message": "a cup"}, "title"),
+        ):
+            page = ana.post(
+                "/chat", data={"csrf": token, "brand": "Acme Coffee", "size": "256x256", **data}
+            )
+            assert page.status_code == 422, page.text
+            assert f"{field}: holds an API key" in page.text
+            assert key[16:] not in page.text and key[:15] not in page.text
+    with studio.db.session() as session:
+        assert session.query(ThreadRow).count() == 0
+        assert session.query(JobRow).count() == 0
+    assert all(stored_anywhere(studio.db, key[16:]) == [] for key in typed)
+    browser, _ = studio.signed_in_with_key("A", "creator")  # a key in the sign-in form
+    assert browser.get("/chat").status_code == 200
