@@ -50,6 +50,7 @@ from brandloop.api.routers import (
     threads,
 )
 from brandloop.api.studio import mount_studio
+from brandloop.api.warmup import Warmup
 from brandloop.errors import BadInputError
 from brandloop.logs import configure_logging
 from brandloop.registry.db import Database
@@ -93,7 +94,10 @@ def create_app(
     database: Database | None = None,
     writer: PromptWriter | None = None,
     freeze_heap: bool = False,
+    warmup: Warmup | None = None,
 ) -> FastAPI:
+    """The service's app. ``warmup`` (``brandloop serve`` passes one) starts loading the models
+    when the app starts; ``/readyz`` answers 503 until they are loaded."""
     settings = settings or get_settings()
     api_settings = api_settings or get_api_settings()
     if configure_logs:
@@ -132,6 +136,7 @@ def create_app(
         metrics=Metrics(db),
         writer=writer,
         auth_throttle=AddressThrottle(buckets),
+        warmup=warmup,
     )
     idempotency = Idempotency(
         db,
@@ -142,6 +147,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if warmup is not None:
+            warmup.start()  # in a thread of its own: requests are answered meanwhile
         await pool.start()
         if freeze_heap:
             _freeze_heap()

@@ -35,6 +35,7 @@ from brandloop.api.jobs.worker import WorkerPool
 from brandloop.api.observability import Metrics
 from brandloop.api.problems import ApiProblem
 from brandloop.api.reader import BatchedReader
+from brandloop.api.warmup import Warmup
 from brandloop.registry.db import Database
 from brandloop.settings import Settings
 
@@ -53,6 +54,8 @@ class Service:
     metrics: Metrics
     auth_throttle: FailedAuthThrottle = field(default_factory=NoThrottle)
     writer: PromptWriter | None = None  # revises thread briefs when configured
+    # the models loading at start (``brandloop serve``); None: they load on first use
+    warmup: Warmup | None = None
     # the hottest registry reads, off the loop in batches (closed with the app)
     reader: BatchedReader = field(default_factory=BatchedReader)
 

@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from brandloop.once import loads
 from brandloop.registry.costs import total_usd
 from brandloop.registry.db import Database
 from brandloop.registry.models import AttemptRow
@@ -162,6 +163,33 @@ class RegistryCollector(Collector):
             yield hist
 
 
+class ModelLoadsCollector(Collector):
+    """Each model this process has loaded, by loader and loading thread (``brandloop-warmup``
+    when loaded at start, not by a request or job): ``brandloop_model_loads`` (how many times)
+    and ``brandloop_model_load_seconds`` (how long, all told)."""
+
+    def collect(self) -> Iterator[Any]:
+        labels = ["loader", "thread"]
+        count = GaugeMetricFamily(
+            "brandloop_model_loads",
+            "Model loads in this process, by loader and thread",
+            labels=labels,
+        )
+        seconds = GaugeMetricFamily(
+            "brandloop_model_load_seconds",
+            "Seconds spent loading models in this process, by loader and thread",
+            labels=labels,
+        )
+        made: dict[tuple[str, str], list[float]] = {}
+        for load in loads():
+            made.setdefault((load.loader, load.thread), []).append(load.seconds)
+        for key, times in made.items():
+            count.add_metric(list(key), len(times))
+            seconds.add_metric(list(key), round(sum(times), 6))
+        yield count
+        yield seconds
+
+
 class Metrics:
     """The service's metrics, in a registry of its own (one per app)."""
 
@@ -175,6 +203,7 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
         self.registry.register(RegistryCollector(db))
+        self.registry.register(ModelLoadsCollector())
 
     def observe(self, method: str, route: str, status: int, started: float) -> None:
         self.request_seconds.labels(method, route, str(status)).observe(

@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     #: every third of it while the verdict is applied; once it has lapsed (the process applying
     #: the verdict died), the next verdict or an API process's sweep finishes the run
     review_lease_seconds: float = Field(default=30.0, gt=0)
+    #: ``brandloop serve`` and ``brandloop worker`` load the models at start, before taking
+    #: work (``api/warmup.py``; ``/readyz`` says ``warming`` meanwhile); off: on first use
+    warm_up: bool = Field(
+        default=True, description="load the models at start (serve, worker), not on first use"
+    )
 
     catalog_path: Path | None = Field(
         default=None,

@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ from chromadb.utils.embedding_functions import register_embedding_function
 from tokenizers import Tokenizer
 
 from brandloop.errors import BrandloopError
+from brandloop.once import record_load
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +154,7 @@ def _load(model: _FileSpec, tokenizer: _FileSpec, max_tokens: int) -> _Loaded:
         loaded = _CACHE.get(key)
         if loaded is not None:
             return loaded
+        started = time.perf_counter()
         _verify(model, "embedding model")
         _verify(tokenizer, "tokenizer")
 
@@ -182,6 +185,7 @@ def _load(model: _FileSpec, tokenizer: _FileSpec, max_tokens: int) -> _Loaded:
             )
         loaded = _Loaded(session=session, tokenizer=tok, input_names=input_names)
         _CACHE[key] = loaded
+        record_load(f"{__name__}.MiniLMEmbeddingFunction", time.perf_counter() - started)
         log.info("embedding model loaded", extra={"model": str(model.path)})
         return loaded
 

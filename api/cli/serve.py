@@ -58,12 +58,16 @@ def serve(
 
     from brandloop.api.app import create_app
     from brandloop.api.config import get_api_settings
+    from brandloop.api.warmup import Warmup
+    from brandloop.settings import get_settings
 
     _check_listen(host, port)
     if workers is not None:
         os.environ["BRANDLOOP_API_WORKERS"] = str(workers)
         get_api_settings.cache_clear()
-    application = create_app(configure_logs=True, freeze_heap=True)
+    # the models load in the background from start; /readyz says "warming" until they are in
+    warmup = Warmup() if get_settings().warm_up else None
+    application = create_app(configure_logs=True, freeze_heap=True, warmup=warmup)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     sys.stderr.write(
         f"brandloop studio: http://{shown}:{port}/  (sign in with an API key, or the link "

@@ -51,6 +51,7 @@ from brandloop import event_loop
 from brandloop.agent.checkpoints import checkpointer_for
 from brandloop.api.jobs import store, turns
 from brandloop.api.jobs.worker import ProvidersFactory, WorkerPool
+from brandloop.api.warmup import Warmup
 from brandloop.domain import utcnow
 from brandloop.registry import fencing
 from brandloop.registry.db import Database
@@ -484,6 +485,8 @@ def run_worker(
         return runner.run_job(job_id)
 
     runner.start()
+    if settings.warm_up:  # before the first task: a job would wait for them, and the loop too
+        Warmup().run()
     try:
         queue.app.worker_main(
             [

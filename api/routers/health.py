@@ -1,4 +1,5 @@
-"""Health: ``/healthz`` (the process answers), ``/readyz`` (database, Chroma, workers) and
+"""Health: ``/healthz`` (the process answers), ``/readyz`` (database, Chroma, workers, and the
+models ``brandloop serve`` loads at start: ``warming: <what>`` until they are loaded) and
 ``/metrics`` (Prometheus). The first two need no key and show no tenant data; ``/metrics``
 counts every tenant's jobs and spend, so it needs the metrics token or an admin key."""
 
@@ -60,6 +61,8 @@ async def readyz(service: ServiceDep) -> Response:
     except Exception as exc:
         checks["chroma"] = f"failed: {type(exc).__name__}"
     checks["workers"] = "ok" if service.pool.alive() else "failed: not running"
+    if service.warmup is not None:
+        checks["models"] = service.warmup.check()
     if all(v == "ok" for v in checks.values()):
         return JSONResponse(ReadyReport(status="ready", checks=checks).model_dump())
     body = problem_body(
