@@ -38,7 +38,10 @@ def free_port() -> int:
 
 def env_for(data_dir: Path, database_url: str | None, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BRANDLOOP_", "BL_TEST_"))}
-    env.update(BRANDLOOP_DATA_DIR=str(data_dir), PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", **extra)
+    # a served process loads its models on first use, as before the warm-up, unless a test
+    # asks for the warm-up (tests/api/http/test_warm_up.py): most tests here need few of them
+    env.update(BRANDLOOP_DATA_DIR=str(data_dir), PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
+    env.update({"BRANDLOOP_WARM_UP": "false", **extra})
     if database_url is not None:
         env["BRANDLOOP_DATABASE_URL"] = database_url
     return env

@@ -57,7 +57,7 @@ def wait_ready(client: httpx.Client | TestClient, timeout: float = 180.0) -> lis
 def test_a_served_process_warms_up_and_its_first_submission_loads_nothing(
     tmp_path: Path, database_url: str | None
 ) -> None:
-    env = env_for(tmp_path / "data", database_url)
+    env = env_for(tmp_path / "data", database_url, BRANDLOOP_WARM_UP="true")  # as served
     admin = make_key(env, "acme", "admin")
     port = free_port()
     with (
