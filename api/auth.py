@@ -36,6 +36,10 @@ from brandloop.templates.governance import ACTOR_PATTERN, RESERVED_ACTORS
 Role = Literal["viewer", "creator", "approver", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "creator", "approver", "admin")
 KEY_PREFIX = "bl_"
+_KEY_ID_HEX_BYTES = 6
+_KEY_SECRET_BYTES = 32
+#: every key's length: the prefix, the id's hex, ``_``, and the url-safe base64 of the secret
+KEY_LENGTH = len(KEY_PREFIX) + 2 * _KEY_ID_HEX_BYTES + 1 + -(-_KEY_SECRET_BYTES * 4 // 3)
 
 
 @dataclass(frozen=True)
@@ -146,12 +150,12 @@ def create_key(
     if role not in ROLES:
         raise BadInputError(f"role {role!r} is not one of {', '.join(ROLES)}")
     check_tenant(tenant)
-    key_id = secrets.token_hex(6)
+    key_id = secrets.token_hex(_KEY_ID_HEX_BYTES)
     row_id = f"key_{key_id}"
     owner = ensure_principal(
         session, tenant=tenant, name=row_id if principal is None else principal, actor=actor
     )
-    key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+    key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(_KEY_SECRET_BYTES)}"
     row = ApiKeyRow(
         id=row_id,
         tenant=tenant,
@@ -207,6 +211,20 @@ def revoke_key(session: Session, *, row: ApiKeyRow, actor: str) -> None:
             subject_id=row.id,
             detail={"principal": row.principal},
         )
+
+
+def holds_key(text: str, *, prefix: str, secret_sha256: str) -> bool:
+    """Whether ``text`` holds, whole, the key whose stored ``prefix`` and digest are given (only
+    the digest is kept, so each place the prefix appears is hashed and compared)."""
+    start = text.find(prefix)
+    while start != -1:
+        candidate = text[start : start + KEY_LENGTH]
+        if len(candidate) == KEY_LENGTH and secrets.compare_digest(
+            hash_key(candidate), secret_sha256
+        ):
+            return True
+        start = text.find(prefix, start + 1)
+    return False
 
 
 def authenticate(session: Session, key: str) -> Principal | None:

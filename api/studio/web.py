@@ -39,6 +39,8 @@ TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 
 SESSION_COOKIE = "bl_session"
+#: the forms whose field is a key or a link's token by design (to sign in with, never stored)
+SIGN_IN_FORMS = frozenset({"/signin", "/signin/link"})
 PRESESSION_COOKIE = "bl_presession"
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -280,12 +282,20 @@ async def check_csrf(request: Request) -> None:
     ):
         raise StudioError(403, "the form's CSRF token is missing or wrong; reload the page")
     credentials: tuple[str, ...] = getattr(request.app.state, "credentials", ())
+    own = user if request.url.path not in SIGN_IN_FORMS else None
+    if own is not None:  # what this request carries: its session, and the key behind it
+        credentials = (*credentials, request.cookies.get(SESSION_COOKIE, ""))
+
+    def holds(text: str) -> bool:
+        return holds_credential(text, credentials) or (own is not None and own.holds_own_key(text))
+
     for name, value in form.multi_items():
         if unstorable(name) or (isinstance(value, str) and unstorable(value)):
             field = "a field name" if unstorable(name) else name
             raise StudioError(422, f"{field}: {UNSTORABLE}")
-        if isinstance(value, str) and holds_credential(value, credentials):
-            raise StudioError(422, f"{name}: {HOLDS_CREDENTIAL}")
+        if holds(name) or (isinstance(value, str) and holds(value)):
+            field = "a field name" if holds(name) else name
+            raise StudioError(422, f"{field}: {HOLDS_CREDENTIAL}")
 
 
 Viewer = Annotated[StudioUser, Depends(signed_in("viewer"))]
