@@ -21,6 +21,7 @@ from brandloop.api.studio.web import error_page
 
 __all__ = ["answer_browsers_with_pages"]
 
+
 def answer_browsers_with_pages(app: FastAPI, routers: Sequence[APIRouter]) -> None:
     """Wrap the app's handler for HTTP errors (installed before): a page for a browser on a
     path of one of the studio's ``routers``, the problem+json answer otherwise."""

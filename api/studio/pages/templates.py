@@ -36,7 +36,6 @@ from brandloop.api.studio.wording import field_problem
 from brandloop.domain import is_blank
 from brandloop.errors import BadInputError
 from brandloop.registry.models import AttemptRow, RunRow
-from brandloop.templates.governance import labels as template_labels
 from brandloop.templates.governance import (
     deciders,
     list_templates,
@@ -44,6 +43,7 @@ from brandloop.templates.governance import (
     side_by_side,
     versions,
 )
+from brandloop.templates.governance import labels as template_labels
 from brandloop.templates.stats import VersionStats, template_stats
 
 router = APIRouter(route_class=StudioRoute, include_in_schema=False)
