@@ -44,6 +44,10 @@ KEY_PREFIX = "bl_"
 KEY_SHAPE = re.compile(r"bl_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
 #: What a refusal of an API key typed into text says: never whose key, nor which tenant's.
 HOLDS_API_KEY = "holds an API key, which is never stored or sent to a provider: remove it"
+_KEY_ID_HEX_BYTES = 6
+_KEY_SECRET_BYTES = 32
+#: every key's length: the prefix, the id's hex, ``_``, and the url-safe base64 of the secret
+KEY_LENGTH = len(KEY_PREFIX) + 2 * _KEY_ID_HEX_BYTES + 1 + -(-_KEY_SECRET_BYTES * 4 // 3)
 
 
 @dataclass(frozen=True)
@@ -154,12 +158,12 @@ def create_key(
     if role not in ROLES:
         raise BadInputError(f"role {role!r} is not one of {', '.join(ROLES)}")
     check_tenant(tenant)
-    key_id = secrets.token_hex(6)
+    key_id = secrets.token_hex(_KEY_ID_HEX_BYTES)
     row_id = f"key_{key_id}"
     owner = ensure_principal(
         session, tenant=tenant, name=row_id if principal is None else principal, actor=actor
     )
-    key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+    key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(_KEY_SECRET_BYTES)}"
     row = ApiKeyRow(
         id=row_id,
         tenant=tenant,
@@ -233,6 +237,20 @@ def stored_keys(session: Session, keys: Iterable[str]) -> set[str]:
         select(ApiKeyRow.secret_sha256).where(ApiKeyRow.secret_sha256.in_(list(by_digest)))
     )
     return {by_digest[digest] for digest in found}
+
+
+def holds_key(text: str, *, prefix: str, secret_sha256: str) -> bool:
+    """Whether ``text`` holds, whole, the key whose stored ``prefix`` and digest are given (only
+    the digest is kept, so each place the prefix appears is hashed and compared)."""
+    start = text.find(prefix)
+    while start != -1:
+        candidate = text[start : start + KEY_LENGTH]
+        if len(candidate) == KEY_LENGTH and secrets.compare_digest(
+            hash_key(candidate), secret_sha256
+        ):
+            return True
+        start = text.find(prefix, start + 1)
+    return False
 
 
 def authenticate(session: Session, key: str) -> Principal | None:

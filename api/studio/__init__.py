@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
+from brandloop.api.studio.browser_errors import answer_browsers_with_pages
 from brandloop.api.studio.pages import (
     chat,
     evals,
@@ -38,6 +39,9 @@ def mount_studio(app: FastAPI) -> None:
     # pages name an inline icon; a browser that asks for /favicon.ico anyway (a report served
     # on its own, say) gets "nothing here", not a 404 in its console
     app.add_api_route("/favicon.ico", _no_icon, methods=["GET", "HEAD"], include_in_schema=False)
+    answer_browsers_with_pages(
+        app, [m.router for m in PAGES]
+    )  # a 405 or a 500 on a studio path: a page for a browser
 
 
 def _no_icon() -> Response:

@@ -23,6 +23,7 @@ from brandloop.api.auth import (
     authenticate,
     check_principal_name,
     check_tenant,
+    holds_key,
 )
 from brandloop.domain import utcnow
 from brandloop.errors import BadInputError
@@ -46,9 +47,19 @@ class StudioUser:
     role: Role
     csrf: str
     key_id: str | None = None
+    #: the signed-in key's stored prefix and sha256 (never the key): a form's text holding
+    #: that key is refused as the API refuses a body holding the key the request carries
+    key_prefix: str | None = None
+    key_sha256: str | None = None
 
     def can(self, role: Role) -> bool:
         return ROLES.index(self.role) >= ROLES.index(role)
+
+    def holds_own_key(self, text: str) -> bool:
+        """Whether ``text`` holds the API key this session was signed in with."""
+        if self.key_prefix is None or self.key_sha256 is None:
+            return False
+        return holds_key(text, prefix=self.key_prefix, secret_sha256=self.key_sha256)
 
     @property
     def api_principal(self) -> Principal:
@@ -135,7 +146,7 @@ def _new_session(
     return token, _user(row)
 
 
-def _user(row: StudioSessionRow) -> StudioUser:
+def _user(row: StudioSessionRow, key: ApiKeyRow | None = None) -> StudioUser:
     return StudioUser(
         session_id=row.id,
         tenant=row.tenant,
@@ -143,6 +154,8 @@ def _user(row: StudioSessionRow) -> StudioUser:
         role=_role(row.role),
         csrf=row.csrf,
         key_id=row.key_id,
+        key_prefix=key.prefix if key is not None else None,
+        key_sha256=key.secret_sha256 if key is not None else None,
     )
 
 
@@ -198,11 +211,12 @@ def session_user(session: Session, token: str) -> StudioUser | None:
     row = session.get(StudioSessionRow, _digest(token))
     if row is None or row.revoked_at is not None or _aware(row.expires_at) <= utcnow():
         return None
+    key = None
     if row.key_id is not None:
         key = session.get(ApiKeyRow, row.key_id)
         if key is None or key.revoked_at is not None:
             return None
-    return _user(row)
+    return _user(row, key)
 
 
 def sign_out(session: Session, session_id: str) -> None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote_to_bytes
 
 from fastapi import Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -31,7 +31,7 @@ from brandloop.api.deps import Service
 from brandloop.api.input_guard import HOLDS_CREDENTIAL, UNSTORABLE, holds_credential, unstorable
 from brandloop.api.problems import ApiProblem, status_for
 from brandloop.api.studio.sessions import StudioUser, session_user
-from brandloop.domain import is_blank
+from brandloop.api.studio.wording import field_problem
 from brandloop.errors import BrandloopError
 from brandloop.registry.types import usd
 
@@ -41,6 +41,8 @@ TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 
 SESSION_COOKIE = "bl_session"
+#: the forms whose field is a key or a link's token by design (to sign in with, never stored)
+SIGN_IN_FORMS = frozenset({"/signin", "/signin/link"})
 PRESESSION_COOKIE = "bl_presession"
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -186,6 +188,8 @@ class StudioRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:
+            if request.method == "POST":
+                await request.body()  # kept whole, for check_csrf: the form is parsed from it
             try:
                 return await handler(request)
             except SignInRequired:
@@ -201,38 +205,18 @@ class StudioRoute(APIRoute):
                 status, _ = status_for(exc)
                 return error_page(request, status, str(exc))
             except RequestValidationError as exc:
-                first = exc.errors()[0] if exc.errors() else {}
-                where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "the form"
-                return error_page(request, 422, f"{where}: {_plain(where, first)}")
+                return error_page(request, 422, field_problem(exc.errors(), skip=1))
             except ValidationError as exc:  # a form the API's body schema refuses
-                first = exc.errors()[0] if exc.errors() else {}
-                where = ".".join(str(p) for p in first.get("loc", ())) or "the form"
-                return error_page(request, 422, f"{where}: {_plain(where, first)}")
+                return error_page(request, 422, field_problem(exc.errors()))
             except StarletteHTTPException as exc:
                 return error_page(request, exc.status_code, str(exc.detail or ""))
-            except Exception:  # a page, never the API's problem+json; the cause in the log
+            except Exception:  # no page expected it: logged, and a page that says no more
                 log.exception("internal error")
+                if "json" in request.headers.get("accept", "").lower():
+                    raise  # a client that asks for JSON gets the API's problem+json
                 return error_page(request, 500, "")
 
         return route
-
-
-#: what a field's pattern asks for, in the words the API's docs and the CLI use
-_PATTERN_WORDS = {
-    "size": "not of the form WIDTHxHEIGHT, each side 64..4096 pixels, e.g. 1024x640",
-    "aspect_ratio": "not of the form W:H, e.g. 16:9",
-}
-
-
-def _plain(where: str, error: Mapping[str, Any]) -> str:
-    """A validation error in plain words: a pattern is never quoted at a person (the input is
-    never echoed either: it may hold a secret)."""
-    if error.get("type") != "string_pattern_mismatch":
-        return str(error.get("msg", "invalid"))
-    value = error.get("input")
-    if isinstance(value, str) and is_blank(value):
-        return "is blank: write something"
-    return _PATTERN_WORDS.get(where.rsplit(".", 1)[-1], "is not in the form this field takes")
 
 
 def _session_user(service: Service, token: str) -> StudioUser | None:
@@ -275,6 +259,7 @@ async def check_csrf(request: Request) -> None:
     text an API key brandloop made (any tenant's, live or revoked).
     Checked here, before the page's own code
     runs, so such a form is a 422 page and stores nothing."""
+    raw = await request.body()  # the bytes the form was parsed from (StudioRoute keeps them)
     form = await request.form()
     given = form.get("csrf")
     user = await current_user(request)
@@ -285,13 +270,23 @@ async def check_csrf(request: Request) -> None:
         or not hmac.compare_digest(given.encode(), expected.encode())
     ):
         raise StudioError(403, "the form's CSRF token is missing or wrong; reload the page")
+    if _is_urlencoded(request) and (field := _not_utf8_field(raw)) is not None:
+        raise StudioError(422, f"{field}: {NOT_UTF8}")
     credentials: tuple[str, ...] = getattr(request.app.state, "credentials", ())
+    own = user if request.url.path not in SIGN_IN_FORMS else None
+    if own is not None:  # what this request carries: its session, and the key behind it
+        credentials = (*credentials, request.cookies.get(SESSION_COOKIE, ""))
+
+    def holds(text: str) -> bool:
+        return holds_credential(text, credentials) or (own is not None and own.holds_own_key(text))
+
     for name, value in form.multi_items():
         if unstorable(name) or (isinstance(value, str) and unstorable(value)):
             field = "a field name" if unstorable(name) else name
             raise StudioError(422, f"{field}: {UNSTORABLE}")
-        if isinstance(value, str) and holds_credential(value, credentials):
-            raise StudioError(422, f"{name}: {HOLDS_CREDENTIAL}")
+        if holds(name) or (isinstance(value, str) and holds(value)):
+            field = "a field name" if holds(name) else name
+            raise StudioError(422, f"{field}: {HOLDS_CREDENTIAL}")
     # a signed-in user's forms only: the sign-in form carries a key by design, and is looked
     # up under the failed sign-in throttle instead
     service = getattr(request.app.state, "service", None) if user is not None else None
@@ -299,6 +294,32 @@ async def check_csrf(request: Request) -> None:
         shaped = key_shaped(value) if isinstance(value, str) else []
         if shaped and service is not None and await run_in_threadpool(service.stored_keys, shaped):
             raise StudioError(422, f"{name}: {HOLDS_API_KEY}")
+
+
+#: a form field whose bytes are not UTF-8: the JSON API refuses such text, and the form parser
+#: would otherwise store it as U+FFFD
+NOT_UTF8 = "holds bytes that are not UTF-8 text, which is never stored: send the form as UTF-8"
+
+
+def _is_urlencoded(request: Request) -> bool:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return media == "application/x-www-form-urlencoded"
+
+
+def _not_utf8_field(raw: bytes) -> str | None:
+    """The name of the first field of a url-encoded form whose name or value, percent-decoded,
+    is not UTF-8 ("a field name" when its name is not)."""
+    for pair in raw.split(b"&"):
+        name, _, value = pair.partition(b"=")
+        try:
+            field = unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            return "a field name"
+        try:
+            unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            return "a field name" if unstorable(field) else field
+    return None
 
 
 Viewer = Annotated[StudioUser, Depends(signed_in("viewer"))]

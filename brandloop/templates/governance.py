@@ -771,11 +771,30 @@ def reviews(
     return list(session.scalars(query.order_by(TemplateReviewRow.id)))
 
 
+def deciders(session: Session, *, tenant: str) -> dict[tuple[str, int], str]:
+    """``(template name, version)`` -> who approved or rejected it (the latest such verdict),
+    for every decided version of the tenant's templates: the approver, never the author."""
+    query = (
+        select(TemplateRow.name, TemplateReviewRow.version, TemplateReviewRow.actor)
+        .join(TemplateRow, TemplateRow.id == TemplateReviewRow.template_id)
+        .where(TemplateRow.tenant == tenant, TemplateReviewRow.action.in_(("approve", "reject")))
+        .order_by(TemplateReviewRow.id)
+    )
+    return {
+        (str(name), int(version)): str(actor) for name, version, actor in session.execute(query)
+    }
+
+
 # --------------------------------------------------------------------------- labels
 
 
-def parse_label_spec(text: str) -> dict[str, float]:
-    """``3`` or ``3=90,4=10`` → ``{"3": 90.0, "4": 10.0}`` (weights are relative)."""
+def parse_label_spec(text: str, *, zero_allowed: bool = False) -> dict[str, float]:
+    """``3`` or ``3=90,4=10`` → ``{"3": 90.0, "4": 10.0}`` (weights are relative).
+
+    Each weight is above 0 (``templates label``: leave a version out instead) or, with
+    ``zero_allowed`` (the studio, which keeps the HTTP API's rule), 0 too as long as one is
+    above 0: ``3=0,4=1``."""
+    low = "a number from 0 (no traffic) to" if zero_allowed else "a positive number of at most"
     weights: dict[str, float] = {}
     for part in text.split(","):
         part = part.strip()
@@ -793,15 +812,17 @@ def parse_label_spec(text: str) -> dict[str, float]:
             weight = float(weight_text) if weight_text else 1.0
         except ValueError:
             raise BadInputError(f"weight {weight_text!r} in {text!r} is not a number") from None
-        if not 0 < weight <= MAX_LABEL_WEIGHT:  # also refuses nan and inf
+        lowest_ok = weight >= 0 if zero_allowed else weight > 0
+        if not (lowest_ok and weight <= MAX_LABEL_WEIGHT):  # also refuses nan and inf
             raise BadInputError(
-                f"weight {weight_text!r} in {text!r} must be a positive number of at most "
-                f"{MAX_LABEL_WEIGHT:,.0f}"
+                f"weight {weight_text!r} in {text!r} must be {low} {MAX_LABEL_WEIGHT:,.0f}"
             )
         key = str(int(version_text))
         if key in weights:
             raise BadInputError(f"version {key} appears twice in {text!r}")
         weights[key] = weight
+    if not sum(weights.values()) > 0:  # the API's rule (check_weights): one above 0
+        raise BadInputError(f"{text!r} needs a weight above 0 for at least one version")
     return weights
 
 

@@ -44,8 +44,18 @@ router = APIRouter(route_class=StudioRoute, include_in_schema=False)
 Brief = Annotated[str, Form(min_length=1, max_length=MAX_BRIEF_CHARS)]
 
 
-def _threads(session: Session, tenant: str) -> list[Any]:
-    return store.list_threads(session, tenant=tenant, limit=100)
+def _threads(session: Session, tenant: str) -> list[dict[str, str]]:
+    """The thread list, each thread's brand as named now (as its page names it), by its id."""
+    rows = store.list_threads(session, tenant=tenant, limit=100)
+    names = store.brand_names(session, tenant=tenant, ids=[r.brand_id for r in rows])
+    return [
+        {
+            "id": r.id,
+            "title": r.title,
+            "brand": names.get(r.brand_id, r.brand) if r.brand_id is not None else r.brand,
+        }
+        for r in rows
+    ]
 
 
 @router.get("/chat")

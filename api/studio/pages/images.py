@@ -18,7 +18,7 @@ Sha = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
 IfNoneMatch = Annotated[str | None, Header(max_length=200)]
 
 
-@router.get("/thumbs/{width}/{sha256}")
+@router.api_route("/thumbs/{width}/{sha256}", methods=["GET", "HEAD"])
 def thumb(
     width: int,
     sha256: Sha,
@@ -38,7 +38,7 @@ def thumb(
     return FileResponse(path, media_type="image/webp", headers=headers)
 
 
-@router.get("/images/{sha256}")
+@router.api_route("/images/{sha256}", methods=["GET", "HEAD"])
 def image(
     sha256: Sha,
     user: Viewer,

@@ -214,6 +214,8 @@ def agreement(
     session: SessionDep,
     brand: Annotated[str, Query(max_length=80)] = "",
 ) -> Response:
+    if brand and not crud.brand_ids(session, tenant=user.tenant, ref=brand):
+        raise StudioError(404, f"Brand: unknown brand {brand!r}")  # as GET /v1/review/agreement
     report = judge_agreement(session, tenant=user.tenant, brand=brand or None)
     brands = [b.name for b in crud.list_brands(session, tenant=user.tenant)]
     context = {

@@ -231,13 +231,20 @@ def run_context(
     job = store.job_for_run(session, tenant=tenant, run_id=run_id)
     held = accepted_so_far(session, run_id) if waiting else []
     shown = held + [a.artifact_sha256 for a in trace.attempts if a.artifact_sha256]
+    row = session.get(RunRow, run_id)
+    brand_id = row.brand_id if row is not None else None
+    # the brand as named now (a rename keeps its id), so its gallery link answers
+    brand = store.brand_names(session, tenant=tenant, ids=[brand_id]).get(
+        brand_id or "", trace.run.brand
+    )
     return {
         "title": f"Run {run_id}",
         "run": trace.run,
+        "brand": brand,
         "images": image_views(settings, trace.run.images, trace.receipts),
         "attempts": attempts,
         "events": [e.model_dump() for e in trace.events],
-        "palette": palette_of(session, tenant, trace.run.brand),
+        "palette": palette_of(session, tenant, brand),
         "job": job,
         "waiting": held,
         # images the pages would show that the tenant deleted (or gc removed): said in words

@@ -32,11 +32,12 @@ from brandloop.api.studio.web import (
     render,
     see_other,
 )
+from brandloop.api.studio.wording import field_problem
 from brandloop.domain import is_blank
 from brandloop.errors import BadInputError
 from brandloop.registry.models import AttemptRow, RunRow
 from brandloop.templates.governance import (
-    describe_validation,
+    deciders,
     list_templates,
     parse_label_spec,
     side_by_side,
@@ -82,7 +83,12 @@ def cached_stats(session: Session, *, tenant: str, name: str) -> list[VersionSta
 def templates(request: Request, user: Viewer, session: SessionDep) -> Response:
     ensure_shipped_templates(session, tenant=user.tenant)
     rows = [template_public(session, t) for t in list_templates(session, tenant=user.tenant)]
-    return render(request, "templates.html", {"title": "Templates", "templates": rows})
+    context = {
+        "title": "Templates",
+        "templates": rows,
+        "deciders": deciders(session, tenant=user.tenant),
+    }
+    return render(request, "templates.html", context)
 
 
 @router.get("/templates/{name}")
@@ -172,12 +178,13 @@ def label(
     label: Annotated[str, Form(pattern=r"^[a-z0-9_-]{1,64}$")],
     weights: Annotated[str, Form(min_length=1, max_length=200)],
 ) -> Response:
-    """``weights`` as the CLI takes them: ``3`` or ``2=0.9,3=0.1``."""
+    """``weights`` as the CLI writes them (``3`` or ``2=0.9,3=0.1``), each from 0 to
+    1,000,000 with one above 0, as ``PUT /v1/templates/{name}/labels/{label}`` takes them."""
     try:
-        update = LabelUpdate(weights=parse_label_spec(weights))
+        update = LabelUpdate(weights=parse_label_spec(weights, zero_allowed=True))
     except BadInputError as exc:
         raise StudioError(422, str(exc)) from None
     except ValidationError as exc:  # what the API's schema refuses: versions past 999999...
-        raise StudioError(422, describe_validation(exc)) from None
+        raise StudioError(422, field_problem(exc.errors())) from None
     set_label(name, label, update, user.api_principal, session)
     return see_other(f"/templates/{name}")

@@ -84,3 +84,52 @@ def test_a_chat_message_or_title_holding_any_api_key_is_a_422_page_and_sign_in_s
     assert all(stored_anywhere(studio.db, key[16:]) == [] for key in typed)
     browser, _ = studio.signed_in_with_key("A", "creator")  # a key in the sign-in form
     assert browser.get("/chat").status_code == 200
+
+
+def test_a_form_holding_the_signed_in_key_or_session_is_a_422_page(
+    studio: Studio, api: Callable[..., Any]
+) -> None:
+    """The session's API key is the key the request carries: the API refuses a body holding
+    it (422), so every studio form does too, and stores nothing. The session cookie as well."""
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    ana, key = studio.signed_in_with_key("A", "admin")
+    cookie = ana.cookies.get("bl_session")
+    assert cookie
+    token = csrf_of(ana.get("/chat").text)
+    forms: list[tuple[str, dict[str, str], str]] = [
+        (
+            "/chat",
+            {"brand": "Acme Coffee", "size": "256x256", "title": "t",
+             "message": f"a cup labelled {key}"},
+            "message",
+        ),
+        (
+            "/chat",
+            {"brand": "Acme Coffee", "size": "256x256", "title": f"t{key}x", "message": "a cup"},
+            "title",
+        ),
+        ("/brands/Acme Coffee/notes", {"text": f"note {key}"}, "text"),
+        ("/brands/Acme Coffee/notes", {"text": f"note {cookie}"}, "text"),
+        ("/templates/brand-hero/versions", {"body": f"a {{subject}} {key}"}, "body"),
+    ]  # fmt: skip
+    for action, data, field in forms:
+        page = ana.post(action, data={"csrf": token, **data}, follow_redirects=False)
+        assert page.status_code == 422, (action, page.status_code, page.text[:300])
+        assert f"{field}: holds a configured credential or this request" in page.text
+        assert key not in page.text and cookie not in page.text
+    with studio.db.session() as session:
+        assert session.query(ThreadRow).count() == 0
+        assert session.query(JobRow).count() == 0
+    assert stored_anywhere(studio.db, key) == []
+    # the API answers the same for the same key in a note
+    note = api("POST", "/v1/memory/notes", key, json={"brand": "Acme Coffee", "text": f"n {key}"})
+    assert note.status_code == 422, note.text
+    # another key's text is not this request's: the form goes on to the page's own code
+    other = studio.key("A", "viewer")
+    page = ana.post(
+        "/chat",
+        data={"csrf": token, "brand": "Acme Coffee", "size": "256x256", "title": "t",
+              "message": f"a cup {other[:20]}"},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert page.status_code == 303, page.text[:300]

@@ -15,7 +15,7 @@ from tests.api.http.conftest import brand_kit
 from tests.api.studio.conftest import Studio, csrf_of
 from tests.api.studio.test_chat import _wait_jobs
 
-MARKER = re.compile(r'<p class="refused[^"]*"[^>]*><strong>refused:</strong> ([^<]*)<')
+MARKER = re.compile(r'<p class="refused[^"]*"[^>]*><strong>refused:</strong> (?:<bdi>)?([^<]*)<')
 
 
 def _marked(page: str) -> list[str]:
