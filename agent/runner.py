@@ -22,6 +22,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from brandloop.agent import review_claims, run_leases
 from brandloop.agent.checkpoints import checkpointer_for
@@ -196,20 +197,32 @@ def check_request(
     return check_rendering(db, redacted_request(request), run_id=run_id)
 
 
-def check_rendering(db: Database, request: GenerationRequest, *, run_id: str) -> str:
+def check_rendering(
+    db: Database, request: GenerationRequest, *, run_id: str, session: Session | None = None
+) -> str:
     """Refuse, before the run is stored, a template version (the one this run gets) that does
     not render with the brief and the brand's clauses: past the rendered-size cap, say. Plan
     renders the same, with memory's notes on top (those give way when the prompt is long).
     The prompt is returned fitted to the text moderation's limit as plan fits it (the brief's
-    tail gives way; the brief alone when the brand was removed since), for the door's check."""
-    with db.session() as session:
-        brand_row = crud.get_brand(session, tenant=request.tenant, ref=request.brand)
-        if brand_row is None:  # check_request refused it; removed since: intake says so
-            return request.brief
-        brand = crud.brand_kit(brand_row)
-        template = resolve_template(
-            session, tenant=request.tenant, ref=request.template, request_id=run_id
-        )
+    tail gives way; the brief alone when the brand was removed since), for the door's check.
+
+    With ``session`` (the API's submission, before it locks or writes anything) the brand and
+    the template are read in the caller's transaction instead of a session of their own: the
+    same rows, read as this request reads them, never remembered across requests."""
+    if session is not None:
+        return _check_rendering(session, request, run_id=run_id)
+    with db.session() as own:
+        return _check_rendering(own, request, run_id=run_id)
+
+
+def _check_rendering(session: Session, request: GenerationRequest, *, run_id: str) -> str:
+    brand_row = crud.get_brand(session, tenant=request.tenant, ref=request.brand)
+    if brand_row is None:  # check_request refused it; removed since: intake says so
+        return request.brief
+    brand = crud.brand_kit(brand_row)
+    template = resolve_template(
+        session, tenant=request.tenant, ref=request.template, request_id=run_id
+    )
 
     def build(brief: str, notes: list[str]) -> tuple[str, str]:
         return compose(

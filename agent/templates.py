@@ -20,6 +20,7 @@ from brandloop.domain import TemplateVersion
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.once import once
 from brandloop.registry import crud
+from brandloop.registry.models import TemplateRow
 from brandloop.templates.governance import (
     MAX_TEMPLATE_VERSION,
     usable_weights,
@@ -47,12 +48,17 @@ def shipped_template_names() -> list[str]:
     return [str(shipped["name"]) for shipped in _shipped()]
 
 
-def ensure_shipped_templates(session: Session, *, tenant: str) -> None:
+def ensure_shipped_templates(session: Session, *, tenant: str) -> dict[str, TemplateRow]:
     """Seed each shipped template (version 1, approved, label production) if it is missing,
     with the created time its file gives: the same in every registry, so an export of it is
-    the same wherever it is made."""
+    the same wherever it is made. The shipped templates' rows found already stored are
+    returned by name (one just seeded is not: the caller reads it), so a caller resolving one
+    of them does not read it again."""
+    found: dict[str, TemplateRow] = {}
     for shipped in _shipped():
-        if crud.get_template(session, tenant=tenant, name=shipped["name"]) is not None:
+        stored = crud.get_template(session, tenant=tenant, name=shipped["name"])
+        if stored is not None:
+            found[stored.name] = stored
             continue
         # two first uses at once: one seeds it, the other finds it seeded
         crud.lock_template(session, tenant=tenant, name=shipped["name"])
@@ -79,6 +85,7 @@ def ensure_shipped_templates(session: Session, *, tenant: str) -> None:
             subject_type="template",
             subject_id=f"{version.name}@1",
         )
+    return found
 
 
 def pick_weighted(weights: dict[str, float], request_id: str) -> int:
@@ -100,12 +107,14 @@ def pick_weighted(weights: dict[str, float], request_id: str) -> int:
 def resolve_template(
     session: Session, *, tenant: str, ref: str | None, request_id: str
 ) -> TemplateVersion:
-    ensure_shipped_templates(session, tenant=tenant)
+    shipped = ensure_shipped_templates(session, tenant=tenant)
     ref = ref or DEFAULT_TEMPLATE
     match = REF_PATTERN.fullmatch(ref)
     if not match:
         raise BadInputError(f"template reference {ref!r} is not name, name@VERSION or name:LABEL")
-    template = crud.get_template(session, tenant=tenant, name=match["name"])
+    template = shipped.get(match["name"]) or crud.get_template(
+        session, tenant=tenant, name=match["name"]
+    )
     if template is None:
         raise NotFoundError(f"template {match['name']!r} does not exist")
     if match["version"]:

@@ -264,8 +264,9 @@ def submit(
                 brand_run_policy(settings, db, request),
             )
         _checked.put(key, True)
-    # never cached: the verdict depends on the brief and on the run id (a split's pick)
-    prompt = check_rendering(db, request, run_id=run_id)
+    # never cached: the verdict depends on the brief and on the run id (a split's pick); read
+    # in this request's session, before it locks the tenant or writes anything
+    prompt = check_rendering(db, request, run_id=run_id, session=session)
     # the minors line at the door: the brief and what its run will render, before any row
     refuse_at_the_door(
         session,

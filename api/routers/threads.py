@@ -228,7 +228,8 @@ def _apply(
     request = domain_request(
         brief=brief, brand=brand.id, tenant=principal.tenant, thread_id=thread.id, **fields
     )
-    # checked (in sessions of its own) and stored with its quota hold, not yet committed
+    # checked (the rendering in this session, before anything is written) and stored with its
+    # quota hold, not yet committed
     job = submit(
         session,
         settings=service.settings,

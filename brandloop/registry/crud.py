@@ -6,7 +6,7 @@ Callers own the transaction (see ``registry.db.Database.session``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -121,13 +121,31 @@ def brands_named(session: Session, *, tenant: str, key: str) -> list[BrandRow]:
     """Every brand of the tenant whose name has ``key`` (``brandloop.domain.brand_key``): one at
     most, except in a database that held brands differing only in case or separators before
     migration 0900 (those have no stored key; their names are compared here)."""
-    rows = session.scalars(
-        select(BrandRow).where(
-            BrandRow.tenant == tenant,
-            or_(BrandRow.name_key == key, BrandRow.name_key.is_(None)),
-        )
-    )
+    rows = session.scalars(_BRANDS_NAMED, {"tenant": tenant, "key": key})
+    return _named(rows, key)
+
+
+def _named(rows: Iterable[BrandRow], key: str) -> list[BrandRow]:
     return [r for r in rows if r.name_key == key or brand_key(r.name) == key]
+
+
+# The hot lookups' statements, built once (the submission path reads them on every request):
+# only the values are bound per call.
+_BRANDS_NAMED = select(BrandRow).where(
+    BrandRow.tenant == bindparam("tenant"),
+    or_(BrandRow.name_key == bindparam("key"), BrandRow.name_key.is_(None)),
+)
+_BRAND_BY_ID = select(BrandRow).where(
+    BrandRow.tenant == bindparam("tenant"), BrandRow.id == bindparam("ref")
+)
+_BRAND_BY_REF = select(BrandRow).where(
+    BrandRow.tenant == bindparam("tenant"),
+    or_(
+        BrandRow.id == bindparam("ref"),
+        BrandRow.name_key == bindparam("key"),
+        BrandRow.name_key.is_(None),
+    ),
+)
 
 
 def get_brand(session: Session, *, tenant: str, ref: str) -> BrandRow | None:
@@ -135,13 +153,15 @@ def get_brand(session: Session, *, tenant: str, ref: str) -> BrandRow | None:
     (ignoring case and separators: ``acme coffee`` is ``Acme Coffee``); text that cannot be
     a brand name names none. A name two stored brands share is refused (:class:`ConflictError`
     naming both ids), never resolved to one of them."""
-    row = session.scalar(select(BrandRow).where(BrandRow.tenant == tenant, BrandRow.id == ref))
-    if row is not None:
-        return row
     key = brand_key_of(ref)
     if key is None:
-        return None
-    rows = brands_named(session, tenant=tenant, key=key)
+        return session.scalar(_BRAND_BY_ID, {"tenant": tenant, "ref": ref})
+    # by id and by name in one statement; the id wins
+    found = list(session.scalars(_BRAND_BY_REF, {"tenant": tenant, "ref": ref, "key": key}))
+    by_id = next((r for r in found if r.id == ref), None)
+    if by_id is not None:
+        return by_id
+    rows = _named(found, key)
     if len(rows) > 1:
         raise _ambiguous(ref, rows)
     return rows[0] if rows else None
@@ -337,30 +357,37 @@ def list_models(session: Session) -> list[ModelSpec]:
 # --------------------------------------------------------------------------- templates
 
 
-def get_template(session: Session, *, tenant: str, name: str) -> TemplateRow | None:
-    return session.scalar(
-        select(TemplateRow).where(TemplateRow.tenant == tenant, TemplateRow.name == name)
+_TEMPLATE = select(TemplateRow).where(
+    TemplateRow.tenant == bindparam("tenant"), TemplateRow.name == bindparam("name")
+)
+_TEMPLATE_VERSION = select(TemplateVersionRow).where(
+    TemplateVersionRow.template_id == bindparam("template_id"),
+    TemplateVersionRow.version == bindparam("version"),
+)
+_LABEL = (
+    select(TemplateLabelRow)
+    .where(
+        TemplateLabelRow.template_id == bindparam("template_id"),
+        TemplateLabelRow.label == bindparam("label"),
     )
+    .execution_options(populate_existing=True)
+)
+
+
+def get_template(session: Session, *, tenant: str, name: str) -> TemplateRow | None:
+    return session.scalar(_TEMPLATE, {"tenant": tenant, "name": name})
 
 
 def get_template_version(
     session: Session, *, template_id: str, version: int
 ) -> TemplateVersionRow | None:
-    return session.scalar(
-        select(TemplateVersionRow).where(
-            TemplateVersionRow.template_id == template_id, TemplateVersionRow.version == version
-        )
-    )
+    return session.scalar(_TEMPLATE_VERSION, {"template_id": template_id, "version": version})
 
 
 def get_label(session: Session, *, template_id: str, label: str) -> TemplateLabelRow | None:
     """The label as the database holds it now (never a copy this session loaded earlier: a
     label move under :func:`lock_template` records what it replaces)."""
-    return session.scalar(
-        select(TemplateLabelRow)
-        .where(TemplateLabelRow.template_id == template_id, TemplateLabelRow.label == label)
-        .execution_options(populate_existing=True)
-    )
+    return session.scalar(_LABEL, {"template_id": template_id, "label": label})
 
 
 #: the first key of a template's PostgreSQL advisory lock (the second hashes tenant and name)

@@ -33,6 +33,7 @@ from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
     Connection,
+    bindparam,
     case,
     exists,
     func,
@@ -255,33 +256,34 @@ def quota_used(session: Session, *, tenant: str, now: datetime | None = None) ->
     """What counts against the tenant's daily quota now: every job or campaign still holding its
     budget (queued, running), what jobs admitted today spent, and calls made today outside any
     job (the CLI). A job's spend counts on the UTC day it was admitted."""
-    start = day_start(now)
-    holds = session.scalar(
-        select(
-            func.coalesce(
-                func.sum(
-                    case(
-                        (Row.state == "held", Row.amount_usd),
-                        else_=func.coalesce(Row.charged_usd, 0.0),
-                    )
-                ),
-                0.0,
-            )
-        ).where(
-            Row.tenant == tenant,
-            Row.kind == "admission",
-            (Row.state == "held") | (Row.created_at >= start),
-        )
-    )
-    loose = session.scalar(
-        select(func.coalesce(func.sum(COMMITTED), 0.0)).where(
-            Row.tenant == tenant,
-            Row.kind == "call",
-            Row.hold_id.is_(None),
-            Row.created_at >= start,
-        )
-    )
+    values = {"tenant": tenant, "start": day_start(now)}
+    holds = session.scalar(_QUOTA_HOLDS, values)
+    loose = session.scalar(_QUOTA_LOOSE, values)
     return money(float(holds or 0.0) + float(loose or 0.0))
+
+
+# quota_used's statements, built once (every submission reads them under the tenant's lock)
+_QUOTA_HOLDS = select(
+    func.coalesce(
+        func.sum(
+            case(
+                (Row.state == "held", Row.amount_usd),
+                else_=func.coalesce(Row.charged_usd, 0.0),
+            )
+        ),
+        0.0,
+    )
+).where(
+    Row.tenant == bindparam("tenant"),
+    Row.kind == "admission",
+    (Row.state == "held") | (Row.created_at >= bindparam("start")),
+)
+_QUOTA_LOOSE = select(func.coalesce(func.sum(COMMITTED), 0.0)).where(
+    Row.tenant == bindparam("tenant"),
+    Row.kind == "call",
+    Row.hold_id.is_(None),
+    Row.created_at >= bindparam("start"),
+)
 
 
 # --------------------------------------------------------------------------- admission

@@ -24,7 +24,7 @@ from typing import Any, Final, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from brandloop.domain import ModerationVerdict, TemplateStatus, TemplateVersion, is_blank, utcnow
@@ -685,10 +685,13 @@ def usable_weights(weights: dict[str, Any], statuses: dict[int, str]) -> dict[st
 
 def version_statuses(session: Session, *, template: TemplateRow) -> dict[int, str]:
     """Each version number of ``template`` with its status."""
-    query = select(TemplateVersionRow.version, TemplateVersionRow.status).where(
-        TemplateVersionRow.template_id == template.id
-    )
-    return dict(session.execute(query).all())
+    return dict(session.execute(_VERSION_STATUSES, {"template_id": template.id}).all())
+
+
+#: built once: resolving a template reads it on every submission
+_VERSION_STATUSES = select(TemplateVersionRow.version, TemplateVersionRow.status).where(
+    TemplateVersionRow.template_id == bindparam("template_id")
+)
 
 
 def _approves(actor: str, policy: GovernancePolicy, is_approver: bool | None) -> bool:
