@@ -47,20 +47,28 @@ def shipped_template_names() -> list[str]:
     return [str(shipped["name"]) for shipped in _shipped()]
 
 
+def shipped_versions() -> list[tuple[TemplateVersion, str]]:
+    """Each shipped template's version 1 (approved) with its description: what every
+    tenant's registry is seeded with."""
+    versions = []
+    for shipped in _shipped():
+        data = dict(shipped)
+        description = str(data.pop("description", ""))
+        versions.append((TemplateVersion(version=1, status="approved", **data), description))
+    return versions
+
+
 def ensure_shipped_templates(session: Session, *, tenant: str) -> None:
     """Seed each shipped template (version 1, approved, label production) if it is missing,
     with the created time its file gives: the same in every registry, so an export of it is
     the same wherever it is made."""
-    for shipped in _shipped():
-        if crud.get_template(session, tenant=tenant, name=shipped["name"]) is not None:
+    for version, description in shipped_versions():
+        if crud.get_template(session, tenant=tenant, name=version.name) is not None:
             continue
         # two first uses at once: one seeds it, the other finds it seeded
-        crud.lock_template(session, tenant=tenant, name=shipped["name"])
-        if crud.get_template(session, tenant=tenant, name=shipped["name"]) is not None:
+        crud.lock_template(session, tenant=tenant, name=version.name)
+        if crud.get_template(session, tenant=tenant, name=version.name) is not None:
             continue
-        data = dict(shipped)
-        description = data.pop("description", "")
-        version = TemplateVersion(version=1, status="approved", **data)
         row = crud.add_template_version(
             session, tenant=tenant, version=version, description=description
         )

@@ -19,6 +19,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Collection
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
@@ -246,6 +247,33 @@ def _review(
 # --------------------------------------------------------------------------- versions
 
 
+def version_from_spec(
+    spec: TemplateSpec,
+    *,
+    name: str,
+    version: int,
+    author: str,
+    message: str,
+    status: TemplateStatus = "draft",
+    created_at: datetime | None = None,
+) -> TemplateVersion:
+    """The version ``spec`` becomes when stored as ``name@version``: what every write path
+    (``create``, ``new-version``, an eval target's template files) stores of a file."""
+    return TemplateVersion(
+        name=name,
+        version=version,
+        body=spec.body,
+        negative_body=spec.negative_body,
+        params=spec.params,
+        model_hints=spec.model_hints,
+        metadata=spec.metadata.model_dump(),
+        author=author,
+        message=message,
+        status=status,
+        **({} if created_at is None else {"created_at": created_at}),
+    )
+
+
 def _store_version(
     session: Session,
     *,
@@ -257,17 +285,8 @@ def _store_version(
     message: str,
     status: TemplateStatus = "draft",
 ) -> TemplateVersionRow:
-    model = TemplateVersion(
-        name=name,
-        version=version,
-        body=spec.body,
-        negative_body=spec.negative_body,
-        params=spec.params,
-        model_hints=spec.model_hints,
-        metadata=spec.metadata.model_dump(),
-        author=actor,
-        message=message,
-        status=status,
+    model = version_from_spec(
+        spec, name=name, version=version, author=actor, message=message, status=status
     )
     return crud.add_template_version(
         session, tenant=tenant, version=model, description=spec.description
@@ -389,7 +408,11 @@ def check_params(params: dict[str, Any]) -> None:
             raise BadInputError(f"params.quality: must be a quality setting's name, not {value!r}")
 
 
-def _check_content(spec: TemplateSpec, *, name: str, models: Collection[str]) -> None:
+def check_content(spec: TemplateSpec, *, name: str, models: Collection[str]) -> None:
+    """What a version's content must satisfy to be stored as a version of ``name``, by any
+    path (``create``, ``new-version``, the HTTP API, an eval target's template files): a valid
+    name the file agrees with, safe bodies (the sandbox), scalar params brandloop does not set
+    itself, and model hints naming models of the catalog (``models``: its ids)."""
     check_name(name)
     if spec.name is not None and spec.name != name:
         raise BadInputError(f"the file names template {spec.name!r}, not {name!r}")
@@ -447,7 +470,7 @@ def create_template(
     are the catalog's model ids, which its model hints must name. Of two callers creating one
     name at once, one creates it and the other gets a :class:`ConflictError`."""
     check_actor(actor)
-    _check_content(spec, name=name, models=models)
+    check_content(spec, name=name, models=models)
     screen_spec(session, tenant=tenant, actor=actor, subject=f"{name}@1", spec=spec, screen=screen)
     if crud.get_template(session, tenant=tenant, name=name) is not None:
         raise _already_exists(name)
@@ -493,7 +516,7 @@ def new_version(
     check_actor(actor)
     if is_blank(message):
         raise BadInputError("a new version needs a commit message (-m)")
-    _check_content(spec, name=name, models=models)
+    check_content(spec, name=name, models=models)
     template = _template(session, tenant, name)
     # the refusal's record names the number this version would likely get
     subject = f"{name}@{latest_version(session, template) + 1}"
@@ -526,7 +549,7 @@ def add_version(
     ``no_message``). Decided under the template's lock, so parallel callers, the first
     included, each get the next free number, as if they had come one after another."""
     check_actor(actor)
-    _check_content(spec, name=name, models=models)
+    check_content(spec, name=name, models=models)
     template = crud.get_template(session, tenant=tenant, name=name)
     subject = f"{name}@{latest_version(session, template) + 1 if template else 1}"
     screen_spec(session, tenant=tenant, actor=actor, subject=subject, spec=spec, screen=screen)
