@@ -28,8 +28,10 @@ from brandloop.templates.governance import (
 
 DEFAULT_TEMPLATE = "brand-hero"
 SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent / "policies" / "templates"
+#: ``name``, ``name@3`` or ``name:label``; a version in ASCII digits from 1 with no leading
+#: zero, as the HTTP API's template refs write it (``name@01`` is refused there too)
 REF_PATTERN = re.compile(
-    r"^(?P<name>[a-z0-9][a-z0-9_.-]*)(?:@(?P<version>[0-9]+)|:(?P<label>[a-z0-9_-]+))?$"
+    r"^(?P<name>[a-z0-9][a-z0-9_.-]*)(?:@(?P<version>[1-9][0-9]*)|:(?P<label>[a-z0-9_-]+))?$"
 )
 
 

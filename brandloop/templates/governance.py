@@ -797,31 +797,43 @@ def reviews(
 # --------------------------------------------------------------------------- labels
 
 
+#: A version in a label spec, as the HTTP API's label weights name it: ASCII digits from 1,
+#: no sign, space or leading zero (``[0-9]`` is ASCII in ``re``; ``str.isdigit`` and ``int``
+#: also take Arabic-Indic or full-width digits, and ``int`` surrounding spaces).
+VERSION_TEXT: Final = re.compile(r"[1-9][0-9]*")
+#: A weight: a number in ASCII digits, as JSON writes one (``90``, ``0.5``, ``1e3``), no spaces.
+WEIGHT_TEXT: Final = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def parse_label_spec(text: str) -> dict[str, float]:
-    """``3`` or ``3=90,4=10`` → ``{"3": 90.0, "4": 10.0}`` (weights are relative)."""
+    """``3`` or ``3=90,4=10`` → ``{"3": 90.0, "4": 10.0}`` (weights are relative). Versions
+    and weights are written as the HTTP API takes them: ASCII digits, no spaces, no leading
+    zero in a version (``01``, ``١``, ``１``, `` 1`` are refused, as the API refuses them)."""
     weights: dict[str, float] = {}
     for part in text.split(","):
-        part = part.strip()
         version_text, equals, weight_text = part.partition("=")
-        if not version_text.strip().isdigit() or int(version_text) < 1:
+        if not VERSION_TEXT.fullmatch(version_text):
             raise BadInputError(
-                f"{text!r} is not VERSION or VERSION=WEIGHT,... (e.g. 3 or 3=90,4=10)"
+                f"{text!r} is not VERSION or VERSION=WEIGHT,... (e.g. 3 or 3=90,4=10): a "
+                f"version is a whole number from 1 in ASCII digits, no spaces or leading zeros"
             )
         if equals and not weight_text.strip():  # ``3=``: not ``3``, a weight left out
             raise BadInputError(
                 f"{part!r} in {text!r} has no weight after '='; give one (3=90) or leave out "
                 "'=' for a single version (3)"
             )
-        try:
-            weight = float(weight_text) if weight_text else 1.0
-        except ValueError:
-            raise BadInputError(f"weight {weight_text!r} in {text!r} is not a number") from None
-        if not 0 < weight <= MAX_LABEL_WEIGHT:  # also refuses nan and inf
+        if equals and not WEIGHT_TEXT.fullmatch(weight_text):
+            raise BadInputError(
+                f"weight {weight_text!r} in {text!r} is not a number in ASCII digits "
+                "(e.g. 90 or 0.5), with no spaces"
+            )
+        weight = float(weight_text) if equals else 1.0
+        if not 0 < weight <= MAX_LABEL_WEIGHT:
             raise BadInputError(
                 f"weight {weight_text!r} in {text!r} must be a positive number of at most "
                 f"{MAX_LABEL_WEIGHT:,.0f}"
             )
-        key = str(int(version_text))
+        key = version_text
         if key in weights:
             raise BadInputError(f"version {key} appears twice in {text!r}")
         weights[key] = weight
