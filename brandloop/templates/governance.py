@@ -169,9 +169,28 @@ def load_spec(path: Path) -> TemplateSpec:
 # --------------------------------------------------------------------------- checks
 
 
+#: The longest template name, user name (``--as``) and label (the patterns above say the same).
+MAX_NAME_LENGTH: Final = 120
+MAX_LABEL_LENGTH: Final = 64
+
+
+def _too_long(what: str, value: str, limit: int) -> BadInputError | None:
+    """A name over ``limit`` characters, named by its start (the whole would fill the line)."""
+    if len(value) <= limit:
+        return None
+    return BadInputError(
+        f"{what} {value[:24]!r}… is {len(value)} characters long; at most {limit} are allowed"
+    )
+
+
 def check_actor(actor: str) -> str:
+    if (problem := _too_long("--as", actor or "", MAX_NAME_LENGTH)) is not None:
+        raise problem
     if not ACTOR_PATTERN.fullmatch(actor or ""):
-        raise BadInputError(f"--as {actor!r} is not a valid user name")
+        raise BadInputError(
+            f"--as {actor!r} is not a valid user name: 1-{MAX_NAME_LENGTH} of "
+            "A-Z a-z 0-9 _ . @ -, starting with a letter or digit"
+        )
     if actor.lower() in {reserved.lower() for reserved in RESERVED_ACTORS}:
         # in every case: four eyes compare names ignoring case
         raise BadInputError(f"--as {actor!r} is reserved for brandloop itself (in any case)")
@@ -179,9 +198,12 @@ def check_actor(actor: str) -> str:
 
 
 def check_name(name: str) -> str:
+    if (problem := _too_long("template name", name, MAX_NAME_LENGTH)) is not None:
+        raise problem
     if not NAME_PATTERN.fullmatch(name):
         raise BadInputError(
-            f"template name {name!r} must be lower-case letters, digits, '-', '_' or '.'"
+            f"template name {name!r} must be lower-case letters, digits, '-', '_' or '.' "
+            f"(starting with a letter or digit, at most {MAX_NAME_LENGTH} characters)"
         )
     return name
 
@@ -628,7 +650,7 @@ def _decide(
         )
     if same_person(actor, row.author):
         raise GovernanceError(
-            f"{row.author} wrote {name}@{version} and may not {verb} it; ask an approver"
+            f"{row.author} wrote {name}@{version} and may not {verb} it; ask another approver"
             if actor == row.author
             else f"{row.author} wrote {name}@{version}; {actor} may not {verb} it (four eyes "
             "ignore case); ask another approver"
@@ -841,8 +863,13 @@ def parse_label_spec(text: str) -> dict[str, float]:
 
 
 def check_label(label: str) -> str:
+    if (problem := _too_long("label", label, MAX_LABEL_LENGTH)) is not None:
+        raise problem
     if not LABEL_PATTERN.fullmatch(label):
-        raise BadInputError(f"label {label!r} must be lower-case letters, digits, '-' or '_'")
+        raise BadInputError(
+            f"label {label!r} must be lower-case letters, digits, '-' or '_' (starting with "
+            f"a letter or digit, at most {MAX_LABEL_LENGTH} characters)"
+        )
     return label
 
 
