@@ -74,4 +74,4 @@ def test_brands_list_cuts_a_long_brand_name_and_keeps_the_palette(
     path.write_text(yaml.safe_dump(kit), encoding="utf-8")
     run_cli(capsys, "brands", "add", str(path))
     text = run_cli(capsys, "brands", "list")
-    assert_fits(text, "Acme cccccccccccccccc…", "#0f766e", "warm, cozy, artisanal")
+    assert_fits(text, "Acme cccccccccc", "c…", "#0f766e", "warm, cozy, artisanal")
