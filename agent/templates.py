@@ -29,8 +29,10 @@ from brandloop.templates.governance import (
 
 DEFAULT_TEMPLATE = "brand-hero"
 SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent / "policies" / "templates"
+#: ``name``, ``name@3`` or ``name:label``; a version in ASCII digits from 1 with no leading
+#: zero, as the HTTP API's template refs write it (``name@01`` is refused there too)
 REF_PATTERN = re.compile(
-    r"^(?P<name>[a-z0-9][a-z0-9_.-]*)(?:@(?P<version>[0-9]+)|:(?P<label>[a-z0-9_-]+))?$"
+    r"^(?P<name>[a-z0-9][a-z0-9_.-]*)(?:@(?P<version>[1-9][0-9]*)|:(?P<label>[a-z0-9_-]+))?$"
 )
 
 
@@ -46,6 +48,18 @@ def _shipped() -> tuple[dict[str, Any], ...]:
 def shipped_template_names() -> list[str]:
     """The templates every tenant's registry holds (seeded on first use)."""
     return [str(shipped["name"]) for shipped in _shipped()]
+
+
+def _shipped_version(shipped: dict[str, Any]) -> tuple[TemplateVersion, str]:
+    data = dict(shipped)
+    description = str(data.pop("description", ""))
+    return TemplateVersion(version=1, status="approved", **data), description
+
+
+def shipped_versions() -> list[tuple[TemplateVersion, str]]:
+    """Each shipped template's version 1 (approved) with its description: what every
+    tenant's registry is seeded with."""
+    return [_shipped_version(shipped) for shipped in _shipped()]
 
 
 def ensure_shipped_templates(session: Session, *, tenant: str) -> dict[str, TemplateRow]:
@@ -64,9 +78,7 @@ def ensure_shipped_templates(session: Session, *, tenant: str) -> dict[str, Temp
         crud.lock_template(session, tenant=tenant, name=shipped["name"])
         if crud.get_template(session, tenant=tenant, name=shipped["name"]) is not None:
             continue
-        data = dict(shipped)
-        description = data.pop("description", "")
-        version = TemplateVersion(version=1, status="approved", **data)
+        version, description = _shipped_version(shipped)
         row = crud.add_template_version(
             session, tenant=tenant, version=version, description=description
         )

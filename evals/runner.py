@@ -53,15 +53,16 @@ from brandloop.evals.models import (
     TargetSpec,
 )
 from brandloop.evals.stats import GateVerdict
+from brandloop.evals.template_files import check_template_file, plan_registrations
 from brandloop.policies.agent import AgentPolicy, load_agent_policy
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.policies.catalog import CATALOG_PATH, load_catalog
-from brandloop.policy_files import describe_validation_error, load_yaml_file
 from brandloop.providers import ImageProvider
 from brandloop.registry import crud
 from brandloop.registry.db import Database
 from brandloop.registry.models_agent import RepairOutcomeRow
 from brandloop.settings import Settings
+from brandloop.templates.governance import RESERVED_PARAMS
 
 log = logging.getLogger(__name__)
 
@@ -405,49 +406,30 @@ def build_request(case: Case, target: TargetSpec, k: int, tenant: str) -> Genera
     )
 
 
-def read_template_file(file: str) -> tuple[dict[str, Any], str, int | None]:
-    """A target's template file (the shipped YAML shape): its version fields, its description
-    and the version number it names (``None``: the next free number when registered)."""
-    data = load_yaml_file(Path(file), what="template file")
-    if not isinstance(data, dict) or "name" not in data or "body" not in data:
-        raise BadInputError(f"template file {file}: needs at least name and body")
-    data = dict(data)
-    description = data.pop("description", "")
-    version = data.pop("version", None)
-    data.pop("status", None)
-    try:
-        number = None if version is None else int(version)
-        # the shape a registered version has (a placeholder number when the file names none)
-        TemplateVersion(version=1 if number is None else number, status="approved", **data)
-    except (TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
-        problem = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
-        raise BadInputError(f"template file {file}: {problem}") from None
-    return data, str(description), number
-
-
 def register_templates(session: Any, *, tenant: str, files: list[str]) -> None:
-    """Register each template file (the shipped YAML shape) as a version of its template,
-    approved; the file's ``version`` (or the next free number) names it. A file that names its
-    version is registered once; one that names none adds the next version at each call (the
-    runner calls it once per tenant and run)."""
+    """Register each template file as an approved version of its template, numbered as
+    :func:`brandloop.evals.template_files.plan_registrations` numbers it (the file's
+    ``version``, or the next free number); the runner calls it once per tenant and run, and
+    a version already there (a case cut off mid-run and run again) is left as it is."""
     if not files:
         return
     ensure_shipped_templates(session, tenant=tenant)
-    for file in files:
-        data, description, version = read_template_file(file)
-        template = crud.get_template(session, tenant=tenant, name=data["name"])
-        if version is None:
-            version = 1
-            while template is not None and crud.get_template_version(
-                session, template_id=template.id, version=version
-            ):
-                version += 1
-        elif template is not None and crud.get_template_version(
-            session, template_id=template.id, version=version
+    for registration in plan_registrations(files):
+        name = registration.file.name
+        template = crud.get_template(session, tenant=tenant, name=name)
+        if not registration.new or (
+            template is not None
+            and crud.get_template_version(
+                session, template_id=template.id, version=registration.number
+            )
         ):
             continue
-        tv = TemplateVersion(version=version, status="approved", **data)
-        crud.add_template_version(session, tenant=tenant, version=tv, description=description)
+        crud.add_template_version(
+            session,
+            tenant=tenant,
+            version=registration.file.as_version(registration.number),
+            description=registration.file.spec.description,
+        )
 
 
 # --------------------------------------------------------------------------- before a run
@@ -460,14 +442,9 @@ def known_templates(target: TargetSpec) -> dict[str, tuple[set[int], set[str]]]:
     known: dict[str, tuple[set[int], set[str]]] = {
         name: ({1}, {"production"}) for name in shipped_template_names()
     }
-    for file in target.templates:
-        data, _, version = read_template_file(file)
-        versions, _labels = known.setdefault(str(data["name"]), (set(), set()))
-        if version is None:
-            version = 1
-            while version in versions:
-                version += 1
-        versions.add(version)
+    for registration in plan_registrations(target.templates):
+        versions, _labels = known.setdefault(registration.file.name, (set(), set()))
+        versions.add(registration.number)
     return known
 
 
@@ -525,8 +502,11 @@ def versions_to_carry(suite: Suite, targets: list[TargetSpec]) -> list[tuple[str
 
 
 def template_file_document(version: TemplateVersion, *, description: str = "") -> dict[str, Any]:
-    """A registered version as a target's template file (the shape :func:`read_template_file`
-    reads), naming its number, so a target registers the same version under the same ref."""
+    """A registered version as a target's template file (the shape
+    :func:`brandloop.evals.template_files.read_template_file` reads), naming its number, so a
+    target registers the same version under the same ref. A param brandloop sets itself,
+    which a version stored before templates were refused it may hold but never sends, is
+    left out: the file is checked as ``new-version`` checks one."""
     return {
         "name": version.name,
         "version": version.version,
@@ -535,7 +515,7 @@ def template_file_document(version: TemplateVersion, *, description: str = "") -
         "message": version.message,
         "body": version.body,
         "negative_body": version.negative_body,
-        "params": version.params,
+        "params": {k: v for k, v in version.params.items() if k not in RESERVED_PARAMS},
         "model_hints": list(version.model_hints),
         "metadata": version.metadata,
     }
@@ -553,6 +533,10 @@ def check_references(suite: Suite, targets: list[TargetSpec], *, settings: Setti
         if problem not in problems:
             problems.append(problem)
 
+    for target in targets:
+        # a candidate version is checked as create / new-version check it, before any case
+        for registration in plan_registrations(target.templates):
+            check_template_file(registration.file, models=models)
     for target in targets:
         where = f"suite {suite.path}: target {target.name}"
         known = known_templates(target)

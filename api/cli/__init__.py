@@ -24,6 +24,7 @@ import importlib
 import logging
 import math
 import pkgutil
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -68,6 +69,53 @@ def _value_problem(value: object) -> str | None:
     if isinstance(value, list | tuple):
         return next(filter(None, map(_value_problem, value)), None)
     return None
+
+
+#: How a number is written on the command line: as JSON (and the HTTP API) writes one, in
+#: ASCII digits with no spaces. Python's ``int`` and ``float`` (and pydantic's lax parsing)
+#: also take Arabic-Indic and full-width digits, surrounding spaces and ``1_000``, which the
+#: API refuses; ``nan`` and ``inf`` pass here to be named by :func:`_value_problem`.
+_NUMBER_TEXT: dict[type, tuple[re.Pattern[str], str]] = {
+    int: (
+        re.compile(r"-?(?:0|[1-9][0-9]*)"),
+        "is not a whole number in ASCII digits (0-9), with no spaces or leading zeros",
+    ),
+    float: (
+        re.compile(
+            r"[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|nan|inf|infinity)",
+            re.IGNORECASE,
+        ),
+        "is not a number in ASCII digits (0-9), with no spaces",
+    ),
+}
+
+
+def _strict_numbers(command: Any) -> None:
+    """Make every number option and argument of ``command`` and its subcommands refuse a
+    value not written in ASCII digits (exit 2, naming it), before it is converted."""
+    for param in command.params:
+        descriptor = getattr(param, "type_descriptor", None)
+        rule = _NUMBER_TEXT.get(getattr(descriptor, "annotation", None))  # type: ignore[arg-type]
+        if rule is None:
+            continue
+        pattern, problem = rule
+        convert = param.process_value
+
+        def process_value(
+            ctx: Any,
+            value: Any,
+            convert: Callable[[Any, Any], Any] = convert,
+            pattern: re.Pattern[str] = pattern,
+            problem: str = problem,
+            param: Any = param,
+        ) -> Any:
+            if isinstance(value, str) and not pattern.fullmatch(value):
+                raise typer.BadParameter(f"{value!r} {problem}", ctx=ctx, param=param)
+            return convert(ctx, value)
+
+        param.process_value = process_value
+    for sub in getattr(command, "commands", {}).values():
+        _strict_numbers(sub)
 
 
 def _texts(value: object) -> list[str]:
@@ -128,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging(level=logging.WARNING)
     command = typer.main.get_command(app)
     _check_values(command)
+    _strict_numbers(command)
     _tidy_help(command)
     try:
         with invocation():

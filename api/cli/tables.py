@@ -2,8 +2,12 @@
 
 Every column says whether it is shown by default or only with ``--wide``, and whether its cells
 are free text. Identifiers, numbers and states are never wrapped into fragments; free text is
-cut with an ellipsis to what the terminal leaves. ``--wide`` shows every column at its natural
-width (lines may run past the terminal; nothing is cut or folded); ``--json`` has everything.
+cut with an ellipsis to what the terminal leaves. A name may be long (a template's up to 120
+characters): when the other columns would not fit beside it, the widest such columns are cut
+with an ellipsis too, first to :data:`MIN_NAME` characters (so free text keeps its natural
+width where it can), then, only if the table still does not fit, to their header's width.
+``--wide`` shows every column at its natural width (lines may run past the terminal; nothing is
+cut or folded); ``--json`` has everything.
 
 A cell, a title or a header given as ``str`` is shown literally (a brief reading "[/red] sale"
 shows those characters); a cell that is styled is a :class:`rich.text.Text`.
@@ -27,6 +31,8 @@ Wide = Annotated[
 
 #: what a free-text column keeps at least, however narrow the terminal
 MIN_TEXT = 8
+#: what a long identifier or name keeps before free text is cut below its natural width
+MIN_NAME = 24
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,39 @@ def _text_widths(natural: dict[int, int], room: int) -> dict[int, int]:
     return widths
 
 
+def _squeeze(widths: dict[int, int], room: int, floors: dict[int, int]) -> dict[int, int]:
+    """Narrow the widest columns first, one character at a time and none below its floor,
+    until their total fits ``room`` (or every column is at its floor)."""
+    widths = dict(widths)
+    excess = sum(widths.values()) - room
+    while excess > 0:
+        cuttable = [i for i in widths if widths[i] > floors[i]]
+        if not cuttable:
+            break
+        widest = max(cuttable, key=widths.__getitem__)
+        widths[widest] -= 1
+        excess -= 1
+    return widths
+
+
+def _fixed_widths(
+    columns: Sequence[Column], natural: dict[int, int], text: list[int], width: int
+) -> dict[int, int]:
+    """The widths of the columns that are not free text, cut only so the table fits
+    ``width``: to :data:`MIN_NAME` while free text would otherwise be cut below its natural
+    width, then to the header while free text would be cut below :data:`MIN_TEXT`."""
+    fixed = {i: natural[i] for i in natural if i not in text}
+    overhead = 3 * len(natural) + 1
+
+    def floors(least: int) -> dict[int, int]:
+        return {i: min(natural[i], max(len(columns[i].header), least)) for i in fixed}
+
+    wanted = sum(natural[i] for i in text)
+    fixed = _squeeze(fixed, width - overhead - wanted, floors(MIN_NAME))
+    least = sum(min(natural[i], MIN_TEXT) for i in text)
+    return _squeeze(fixed, width - overhead - least, floors(1))
+
+
 def show(
     console: Console,
     title: str | None,
@@ -81,9 +120,12 @@ def show(
     }
     text = [i for i in shown if columns[i].text]
     widths: dict[int, int] = {}
-    if text and not wide:
-        fixed = sum(natural[i] for i in shown if i not in text) + 3 * len(shown) + 1
-        widths = _text_widths({i: natural[i] for i in text}, console.width - fixed)
+    if not wide:
+        fixed = _fixed_widths(columns, natural, text, console.width)
+        widths = {i: w for i, w in fixed.items() if w < natural[i]}
+        if text:
+            used = sum(fixed.values()) + 3 * len(shown) + 1
+            widths |= _text_widths({i: natural[i] for i in text}, console.width - used)
     grid = Table(title=None if title is None else Text(title, style="table.title"))
     for i in shown:
         grid.add_column(

@@ -19,6 +19,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Collection
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
@@ -168,9 +169,28 @@ def load_spec(path: Path) -> TemplateSpec:
 # --------------------------------------------------------------------------- checks
 
 
+#: The longest template name, user name (``--as``) and label (the patterns above say the same).
+MAX_NAME_LENGTH: Final = 120
+MAX_LABEL_LENGTH: Final = 64
+
+
+def _too_long(what: str, value: str, limit: int) -> BadInputError | None:
+    """A name over ``limit`` characters, named by its start (the whole would fill the line)."""
+    if len(value) <= limit:
+        return None
+    return BadInputError(
+        f"{what} {value[:24]!r}… is {len(value)} characters long; at most {limit} are allowed"
+    )
+
+
 def check_actor(actor: str) -> str:
+    if (problem := _too_long("--as", actor or "", MAX_NAME_LENGTH)) is not None:
+        raise problem
     if not ACTOR_PATTERN.fullmatch(actor or ""):
-        raise BadInputError(f"--as {actor!r} is not a valid user name")
+        raise BadInputError(
+            f"--as {actor!r} is not a valid user name: 1-{MAX_NAME_LENGTH} of "
+            "A-Z a-z 0-9 _ . @ -, starting with a letter or digit"
+        )
     if actor.lower() in {reserved.lower() for reserved in RESERVED_ACTORS}:
         # in every case: four eyes compare names ignoring case
         raise BadInputError(f"--as {actor!r} is reserved for brandloop itself (in any case)")
@@ -178,9 +198,12 @@ def check_actor(actor: str) -> str:
 
 
 def check_name(name: str) -> str:
+    if (problem := _too_long("template name", name, MAX_NAME_LENGTH)) is not None:
+        raise problem
     if not NAME_PATTERN.fullmatch(name):
         raise BadInputError(
-            f"template name {name!r} must be lower-case letters, digits, '-', '_' or '.'"
+            f"template name {name!r} must be lower-case letters, digits, '-', '_' or '.' "
+            f"(starting with a letter or digit, at most {MAX_NAME_LENGTH} characters)"
         )
     return name
 
@@ -246,6 +269,33 @@ def _review(
 # --------------------------------------------------------------------------- versions
 
 
+def version_from_spec(
+    spec: TemplateSpec,
+    *,
+    name: str,
+    version: int,
+    author: str,
+    message: str,
+    status: TemplateStatus = "draft",
+    created_at: datetime | None = None,
+) -> TemplateVersion:
+    """The version ``spec`` becomes when stored as ``name@version``: what every write path
+    (``create``, ``new-version``, an eval target's template files) stores of a file."""
+    return TemplateVersion(
+        name=name,
+        version=version,
+        body=spec.body,
+        negative_body=spec.negative_body,
+        params=spec.params,
+        model_hints=spec.model_hints,
+        metadata=spec.metadata.model_dump(),
+        author=author,
+        message=message,
+        status=status,
+        **({} if created_at is None else {"created_at": created_at}),
+    )
+
+
 def _store_version(
     session: Session,
     *,
@@ -257,17 +307,8 @@ def _store_version(
     message: str,
     status: TemplateStatus = "draft",
 ) -> TemplateVersionRow:
-    model = TemplateVersion(
-        name=name,
-        version=version,
-        body=spec.body,
-        negative_body=spec.negative_body,
-        params=spec.params,
-        model_hints=spec.model_hints,
-        metadata=spec.metadata.model_dump(),
-        author=actor,
-        message=message,
-        status=status,
+    model = version_from_spec(
+        spec, name=name, version=version, author=actor, message=message, status=status
     )
     return crud.add_template_version(
         session, tenant=tenant, version=model, description=spec.description
@@ -389,7 +430,11 @@ def check_params(params: dict[str, Any]) -> None:
             raise BadInputError(f"params.quality: must be a quality setting's name, not {value!r}")
 
 
-def _check_content(spec: TemplateSpec, *, name: str, models: Collection[str]) -> None:
+def check_content(spec: TemplateSpec, *, name: str, models: Collection[str]) -> None:
+    """What a version's content must satisfy to be stored as a version of ``name``, by any
+    path (``create``, ``new-version``, the HTTP API, an eval target's template files): a valid
+    name the file agrees with, safe bodies (the sandbox), scalar params brandloop does not set
+    itself, and model hints naming models of the catalog (``models``: its ids)."""
     check_name(name)
     if spec.name is not None and spec.name != name:
         raise BadInputError(f"the file names template {spec.name!r}, not {name!r}")
@@ -447,7 +492,7 @@ def create_template(
     are the catalog's model ids, which its model hints must name. Of two callers creating one
     name at once, one creates it and the other gets a :class:`ConflictError`."""
     check_actor(actor)
-    _check_content(spec, name=name, models=models)
+    check_content(spec, name=name, models=models)
     screen_spec(session, tenant=tenant, actor=actor, subject=f"{name}@1", spec=spec, screen=screen)
     if crud.get_template(session, tenant=tenant, name=name) is not None:
         raise _already_exists(name)
@@ -493,7 +538,7 @@ def new_version(
     check_actor(actor)
     if is_blank(message):
         raise BadInputError("a new version needs a commit message (-m)")
-    _check_content(spec, name=name, models=models)
+    check_content(spec, name=name, models=models)
     template = _template(session, tenant, name)
     # the refusal's record names the number this version would likely get
     subject = f"{name}@{latest_version(session, template) + 1}"
@@ -526,7 +571,7 @@ def add_version(
     ``no_message``). Decided under the template's lock, so parallel callers, the first
     included, each get the next free number, as if they had come one after another."""
     check_actor(actor)
-    _check_content(spec, name=name, models=models)
+    check_content(spec, name=name, models=models)
     template = crud.get_template(session, tenant=tenant, name=name)
     subject = f"{name}@{latest_version(session, template) + 1 if template else 1}"
     screen_spec(session, tenant=tenant, actor=actor, subject=subject, spec=spec, screen=screen)
@@ -605,7 +650,7 @@ def _decide(
         )
     if same_person(actor, row.author):
         raise GovernanceError(
-            f"{row.author} wrote {name}@{version} and may not {verb} it; ask an approver"
+            f"{row.author} wrote {name}@{version} and may not {verb} it; ask another approver"
             if actor == row.author
             else f"{row.author} wrote {name}@{version}; {actor} may not {verb} it (four eyes "
             "ignore case); ask another approver"
@@ -791,8 +836,18 @@ def deciders(session: Session, *, tenant: str) -> dict[tuple[str, int], str]:
 # --------------------------------------------------------------------------- labels
 
 
+#: A version in a label spec, as the HTTP API's label weights name it: ASCII digits from 1,
+#: no sign, space or leading zero (``[0-9]`` is ASCII in ``re``; ``str.isdigit`` and ``int``
+#: also take Arabic-Indic or full-width digits, and ``int`` surrounding spaces).
+VERSION_TEXT: Final = re.compile(r"[1-9][0-9]*")
+#: A weight: a number in ASCII digits, as JSON writes one (``90``, ``0.5``, ``1e3``), no spaces.
+WEIGHT_TEXT: Final = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def parse_label_spec(text: str, *, zero_allowed: bool = False) -> dict[str, float]:
-    """``3`` or ``3=90,4=10`` → ``{"3": 90.0, "4": 10.0}`` (weights are relative).
+    """``3`` or ``3=90,4=10`` → ``{"3": 90.0, "4": 10.0}`` (weights are relative). Versions
+    and weights are written as the HTTP API takes them: ASCII digits, no spaces, no leading
+    zero in a version (``01``, ``١``, ``１``, `` 1`` are refused, as the API refuses them).
 
     Each weight is above 0 (``templates label``: leave a version out instead) or, with
     ``zero_allowed`` (the studio, which keeps the HTTP API's rule), 0 too as long as one is
@@ -800,27 +855,29 @@ def parse_label_spec(text: str, *, zero_allowed: bool = False) -> dict[str, floa
     low = "a number from 0 (no traffic) to" if zero_allowed else "a positive number of at most"
     weights: dict[str, float] = {}
     for part in text.split(","):
-        part = part.strip()
         version_text, equals, weight_text = part.partition("=")
-        if not version_text.strip().isdigit() or int(version_text) < 1:
+        if not VERSION_TEXT.fullmatch(version_text):
             raise BadInputError(
-                f"{text!r} is not VERSION or VERSION=WEIGHT,... (e.g. 3 or 3=90,4=10)"
+                f"{text!r} is not VERSION or VERSION=WEIGHT,... (e.g. 3 or 3=90,4=10): a "
+                f"version is a whole number from 1 in ASCII digits, no spaces or leading zeros"
             )
         if equals and not weight_text.strip():  # ``3=``: not ``3``, a weight left out
             raise BadInputError(
                 f"{part!r} in {text!r} has no weight after '='; give one (3=90) or leave out "
                 "'=' for a single version (3)"
             )
-        try:
-            weight = float(weight_text) if weight_text else 1.0
-        except ValueError:
-            raise BadInputError(f"weight {weight_text!r} in {text!r} is not a number") from None
+        if equals and not WEIGHT_TEXT.fullmatch(weight_text):
+            raise BadInputError(
+                f"weight {weight_text!r} in {text!r} is not a number in ASCII digits "
+                "(e.g. 90 or 0.5), with no spaces"
+            )
+        weight = float(weight_text) if equals else 1.0
         lowest_ok = weight >= 0 if zero_allowed else weight > 0
-        if not (lowest_ok and weight <= MAX_LABEL_WEIGHT):  # also refuses nan and inf
+        if not (lowest_ok and weight <= MAX_LABEL_WEIGHT):
             raise BadInputError(
                 f"weight {weight_text!r} in {text!r} must be {low} {MAX_LABEL_WEIGHT:,.0f}"
             )
-        key = str(int(version_text))
+        key = version_text
         if key in weights:
             raise BadInputError(f"version {key} appears twice in {text!r}")
         weights[key] = weight
@@ -830,8 +887,13 @@ def parse_label_spec(text: str, *, zero_allowed: bool = False) -> dict[str, floa
 
 
 def check_label(label: str) -> str:
+    if (problem := _too_long("label", label, MAX_LABEL_LENGTH)) is not None:
+        raise problem
     if not LABEL_PATTERN.fullmatch(label):
-        raise BadInputError(f"label {label!r} must be lower-case letters, digits, '-' or '_'")
+        raise BadInputError(
+            f"label {label!r} must be lower-case letters, digits, '-' or '_' (starting with "
+            f"a letter or digit, at most {MAX_LABEL_LENGTH} characters)"
+        )
     return label
 
 

@@ -388,14 +388,21 @@ def test_approvers_come_from_the_environment_when_set(
     [
         ("3", {"3": 1.0}),
         ("3=90,4=10", {"3": 90.0, "4": 10.0}),
-        (" 1 = 1 , 02=3", {"1": 1.0, "2": 3.0}),
+        ("1=0.5,12=1e3", {"1": 0.5, "12": 1000.0}),
     ],
 )
 def test_label_specs_parse(text: str, expected: dict[str, float]) -> None:
     assert gov.parse_label_spec(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "x", "0", "1=0", "1=-5", "1=nan", "1=inf", "1,1", "1=a"])
+@pytest.mark.parametrize(
+    "text",
+    # versions and weights as the HTTP API takes them: ASCII digits, no spaces, no leading 0
+    [
+        *("", "x", "0", "1=0", "1=-5", "1=nan", "1=inf", "1,1", "1=a", " 1 = 1 , 02=3"),
+        *("\u0661", "1=\uff11", " 1", "1 ", "01", "1, 2", "1=1_0", "\uff11"),
+    ],
+)
 def test_bad_label_specs_are_refused(text: str) -> None:
     with pytest.raises(BadInputError):
         gov.parse_label_spec(text)
