@@ -639,11 +639,17 @@ async def resume_run(
         row = crud.get_run(session, tenant=tenant, run_id=run_id)
         if row is None:
             raise NotFoundError(f"unknown run {run_id!r}")
-        if row.result is not None:
-            return RunResult.model_validate(row.result)
-        if row.status == "cancelled":  # cancelling is final: nothing continues it
+        finished_before = RunResult.model_validate(row.result) if row.result is not None else None
+        if (
+            finished_before is None and row.status == "cancelled"
+        ):  # cancelling is final: nothing continues it
             raise ConflictError(f"run {run_id} was cancelled; start a new run instead")
         request = GenerationRequest.model_validate(row.request)
+    if finished_before is not None:
+        # finished by a process that may have stopped before pruning its checkpoints
+        async with checkpointer_for(db.url, settings.checkpoints_path) as saver:
+            await _retain(saver, settings, finished_before)
+        return finished_before
     ctx = build_context(
         settings, db, request, providers=providers, on_event=on_event, use_memory=use_memory
     )
@@ -660,6 +666,7 @@ async def resume_run(
         async with _driving(settings, db, tenant=tenant, run_id=run_id):
             finished = load_finished(db, tenant=tenant, run_id=run_id)
             if finished is not None:  # finished by the process that held it till now
+                await _retain(saver, settings, finished)
                 return finished
             await _drive_on(
                 graph,

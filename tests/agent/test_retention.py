@@ -19,7 +19,7 @@ from PIL import Image
 from brandloop.agent.checkpoints import checkpointer_for
 from brandloop.agent.graph import compile_graph
 from brandloop.agent.retention import collect_garbage, prune_finished_runs
-from brandloop.agent.runner import review_run, run_generation
+from brandloop.agent.runner import resume_run, review_run, run_generation
 from brandloop.api.cli import main
 from brandloop.artifacts import ArtifactStore
 from brandloop.domain import Attempt, Candidate, GenerationRequest, utcnow
@@ -85,6 +85,34 @@ async def test_a_finished_run_keeps_its_newest_checkpoints(
         state = await final_state(settings, result.run_id)
         assert state["status"] == result.status  # the kept checkpoint is the final state
         assert len(state["attempts"]) == result.attempts
+
+
+@pytest.mark.parametrize("keep", [1, 0])
+async def test_resuming_a_run_finished_before_its_pruning_prunes_it(
+    settings: Settings, seed: int, keep: int, monkeypatch: pytest.MonkeyPatch, db: Database
+) -> None:
+    """A worker killed after its run finished but before it pruned the run's checkpoints: the
+    worker that takes the job over finds the run finished and prunes what it left (the
+    scaled-out stack test once found one run with all 11 checkpoints kept)."""
+    monkeypatch.setenv("BRANDLOOP_CHECKPOINT_KEEP", "1000")  # the first process prunes nothing
+    get_settings.cache_clear()
+    brand = add_acme(get_settings(), db)
+    result = await run_generation(
+        request(brand, seed),
+        settings=get_settings(),
+        db=db,
+        providers={"procedural": CountingProvider()},
+        use_memory=False,
+    )
+    left = checkpoint_count(get_settings(), result.run_id)
+    assert left > 1
+    monkeypatch.setenv("BRANDLOOP_CHECKPOINT_KEEP", str(keep))
+    get_settings.cache_clear()
+    again = await resume_run(
+        result.run_id, settings=get_settings(), db=db, providers={"procedural": CountingProvider()}
+    )
+    assert again == result
+    assert checkpoint_count(get_settings(), result.run_id) == keep
 
 
 async def test_by_default_finished_runs_keep_no_checkpoints(

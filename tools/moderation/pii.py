@@ -53,7 +53,7 @@ _EMAIL: Final = re.compile(
 #: ``icon@2x.png``: an image's pixel-density suffix (Apple's ``@2x``/``@1.5x`` convention),
 #: a file name whose "domain" is a scale and whose "TLD" a file type, not an address.
 _SCALE_SUFFIX: Final = re.compile(
-    r"@\d(?:\.\d)?x\.(?:png|jpe?g|gif|webp|svg|avif|heic|tiff?|bmp|ico|pdf)$", re.IGNORECASE
+    r"@\d(?:\.\d)?x\.(?:png|jpe?g|gif|webp|svg|avif|heic|tiff?|bmp|ico|pdf)\Z", re.IGNORECASE
 )
 #: A dash of any typographic kind, as a hyphen between digit groups (NFKC leaves U+2010 to
 #: U+2015 and U+2212 as they are; it folds the small and full-width hyphen-minus into ``-``).
