@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sys
 import time
@@ -166,7 +167,8 @@ class RegistryCollector(Collector):
 class ModelLoadsCollector(Collector):
     """Each model this process has loaded, by loader and loading thread (``brandloop-warmup``
     when loaded at start, not by a request or job): ``brandloop_model_loads`` (how many times)
-    and ``brandloop_model_load_seconds`` (how long, all told)."""
+    and ``brandloop_model_load_seconds`` (how long, all told); ``brandloop_gc_frozen_objects``:
+    what the warm-up left out of garbage collection (``api/warmup.py``)."""
 
     def collect(self) -> Iterator[Any]:
         labels = ["loader", "thread"]
@@ -188,6 +190,11 @@ class ModelLoadsCollector(Collector):
             seconds.add_metric(list(key), round(sum(times), 6))
         yield count
         yield seconds
+        yield GaugeMetricFamily(
+            "brandloop_gc_frozen_objects",
+            "Objects left out of garbage collection after the warm-up (the app and its models)",
+            value=gc.get_freeze_count(),
+        )
 
 
 class Metrics:

@@ -61,7 +61,7 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 start_redis() {
   port_open "$REDIS_PORT" && return 0
   mkdir -p "$DIR"
-  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --daemonize yes --save "" --appendonly no \
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --daemonize yes --save "" --appendonly no --databases 128 \
     --dir "$DIR" --pidfile "$DIR/redis.pid" --logfile "$DIR/redis.log"
 }
 

@@ -19,4 +19,7 @@ elif [ -n "${CI:-}" ]; then
 else
   echo "test: services not started (needs apt-get as root); server tests will be skipped" >&2
 fi
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# two processes (BRANDLOOP_TEST_PROCESSES): each owns its PostgreSQL databases and Redis
+# databases (tests/services.py), and tests/conftest.py keeps each file on one of them
+.venv/bin/python -m pytest -q -p no:cacheprovider -n "${BRANDLOOP_TEST_PROCESSES:-2}" \
+  --dist loadgroup "$@"

@@ -90,6 +90,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("database", names, indirect=True)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``scripts/test.sh`` runs ``-n 2 --dist loadgroup``) each test file
+    runs whole on one worker, its module fixtures built once; the files of ``tests/scale``,
+    each starting a stack of API replicas and workers, run one after another on one worker,
+    so two stacks never share the machine's two cores."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        path = item.path.relative_to(ROOT)
+        group = "scale-stacks" if path.parts[:2] == ("tests", "scale") else path.as_posix()
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture
 def database(request: pytest.FixtureRequest) -> str:
     name: str = request.param

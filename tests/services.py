@@ -29,6 +29,26 @@ def service_env(name: str) -> str:
     )
 
 
+#: Redis databases each pytest-xdist worker owns: worker ``gwN`` adds ``N * 16`` to the
+#: database a test names, so tests that flush "their" database never flush another worker's
+#: (scripts/services.sh starts Redis with 128 databases: eight workers)
+REDIS_DBS_PER_WORKER = 16
+
+
+def xdist_worker_index() -> int:
+    """0 without pytest-xdist, else N of this worker's id ``gwN``."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(worker.removeprefix("gw") or 0)
+
+
+def redis_test_url(db: int, base: str | None = None) -> str:
+    """The test Redis server's database ``db`` (0-15) as this pytest worker's own."""
+    if not 0 <= db < REDIS_DBS_PER_WORKER:
+        raise ValueError(f"a test's Redis database is 0-{REDIS_DBS_PER_WORKER - 1}, not {db}")
+    server = (base or service_env("BRANDLOOP_TEST_REDIS_URL")).rsplit("/", 1)[0]
+    return f"{server}/{db + REDIS_DBS_PER_WORKER * xdist_worker_index()}"
+
+
 @contextmanager
 def fresh_postgres_database() -> Iterator[str]:
     """A new, empty database on the test PostgreSQL server; dropped afterwards."""

@@ -66,7 +66,7 @@ def serve(
         os.environ["BRANDLOOP_API_WORKERS"] = str(workers)
         get_api_settings.cache_clear()
     # the models load in the background from start; /readyz says "warming" until they are in
-    warmup = Warmup() if get_settings().warm_up else None
+    warmup = Warmup(freeze=True) if get_settings().warm_up else None
     application = create_app(configure_logs=True, freeze_heap=True, warmup=warmup)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     sys.stderr.write(

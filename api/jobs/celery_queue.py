@@ -486,7 +486,7 @@ def run_worker(
 
     runner.start()
     if settings.warm_up:  # before the first task: a job would wait for them, and the loop too
-        Warmup().run()
+        Warmup(freeze=True).run()
     try:
         queue.app.worker_main(
             [

@@ -249,10 +249,10 @@ def started_stack(
 ) -> Iterator[Stack]:
     """A migrated stack on a fresh database and a flushed Redis database; no process started
     yet. ``extra_env`` is added to every process's environment."""
-    from tests.services import service_env
+    from tests.services import redis_test_url, service_env
 
     base = service_env("BRANDLOOP_TEST_POSTGRES_URL")
-    redis_url = service_env("BRANDLOOP_TEST_REDIS_URL").rsplit("/", 1)[0] + f"/{redis_db}"
+    redis_url = redis_test_url(redis_db)
     flush_redis(redis_url)
     with fresh_database(base) as database_url:
         env = stack_env(

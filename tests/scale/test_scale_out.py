@@ -25,7 +25,7 @@ from tests.scale.stack import (
     stack_env,
     submit,
 )
-from tests.services import service_env
+from tests.services import redis_test_url, service_env
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -36,10 +36,9 @@ JOBS = 40
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     base = service_env("BRANDLOOP_TEST_POSTGRES_URL")
-    redis_base = service_env("BRANDLOOP_TEST_REDIS_URL")
     chroma_host = service_env("BRANDLOOP_TEST_CHROMA_HOST")
     chroma_port = service_env("BRANDLOOP_TEST_CHROMA_PORT")
-    redis_url = redis_base.rsplit("/", 1)[0] + "/9"
+    redis_url = redis_test_url(9)
     flush_redis(redis_url)
     with fresh_database(base) as database_url:
         env = stack_env(

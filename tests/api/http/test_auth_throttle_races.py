@@ -24,7 +24,7 @@ from brandloop.api.config import ApiSettings
 from brandloop.registry.db import Database
 from brandloop.settings import Settings, get_settings
 from tests.api.studio.conftest import csrf_of
-from tests.services import service_env
+from tests.services import redis_test_url
 
 # read before the ``data_dir`` fixture clears every BRANDLOOP_* variable
 _REDIS = os.environ.get("BRANDLOOP_TEST_REDIS_URL")
@@ -43,8 +43,7 @@ def limits_settings(
         return
     import redis
 
-    base = _REDIS or service_env("BRANDLOOP_TEST_REDIS_URL")
-    url = base.rsplit("/", 1)[0] + "/12"
+    url = redis_test_url(12, _REDIS)
     client = redis.Redis.from_url(url)
     client.flushdb()
     monkeypatch.setenv("BRANDLOOP_REDIS_URL", url)

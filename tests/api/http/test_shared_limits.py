@@ -16,7 +16,7 @@ from brandloop.api.ratelimit import Rate, RedisBuckets
 from brandloop.registry.db import Database
 from brandloop.settings import Settings, get_settings
 from tests.api.http.conftest import Keys, assert_problem
-from tests.services import service_env
+from tests.services import redis_test_url
 
 # read before the ``data_dir`` fixture clears every BRANDLOOP_* variable
 _REDIS = os.environ.get("BRANDLOOP_TEST_REDIS_URL")
@@ -48,8 +48,7 @@ def test_failed_authentications_are_throttled_per_address(settings: Settings, db
 def redis_url() -> Iterator[str]:
     import redis
 
-    base = _REDIS or service_env("BRANDLOOP_TEST_REDIS_URL")
-    url = base.rsplit("/", 1)[0] + "/11"
+    url = redis_test_url(11, _REDIS)
     client = redis.Redis.from_url(url)
     client.flushdb()
     yield url
