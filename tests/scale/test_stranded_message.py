@@ -18,6 +18,11 @@ from tests.scale.stack import ROOT, Stack, job_states, setup_tenant, started_sta
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 LEASE_S = 2.0
+#: the broker's visibility timeout here: long, so a job that runs at all within
+#: ``WITHIN_S`` was sent again by a sweep, however long a loaded machine takes to start a
+#: worker and warm its models (once a fixed 40 s, which a loaded machine overran)
+VISIBILITY_S = 600
+WITHIN_S = 300
 
 # a worker's first step with a message: take it off the queue unacknowledged (as a prefetch
 # does), then die before starting its job
@@ -34,7 +39,12 @@ with Connection(sys.argv[1]) as conn:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    with started_stack(tmp_path, redis_db=13, lease_seconds=LEASE_S) as running:
+    with started_stack(
+        tmp_path,
+        redis_db=13,
+        lease_seconds=LEASE_S,
+        BRANDLOOP_CELERY_VISIBILITY_TIMEOUT_S=str(VISIBILITY_S),
+    ) as running:
         yield running
 
 
@@ -62,7 +72,7 @@ def test_a_job_a_dead_worker_took_but_never_started_is_sent_again(stack: Stack) 
     client = redis.Redis.from_url(redis_url)
     try:
         assert client.llen("brandloop") == 0
-        assert client.hlen("unacked") == 1  # back only after the visibility timeout (60 s)
+        assert client.hlen("unacked") == 1  # back only after the visibility timeout
     finally:
         client.close()
     assert job_states(stack, base, [job_id])[job_id]["state"] == "queued"
@@ -74,8 +84,8 @@ def test_a_job_a_dead_worker_took_but_never_started_is_sent_again(stack: Stack) 
         "failed",
         "cancelled",
     }:
-        # a worker starts in a few seconds; then within a lease period or two, not 60 s
-        assert time.monotonic() - started < 40, job["state"] + stack.logs()
+        # a worker starts and warms up; then within a lease period or two, not the timeout
+        assert time.monotonic() - started < WITHIN_S, job["state"] + stack.logs()
         time.sleep(0.5)
     assert job["state"] == "succeeded", job
     paid = stack.paid_counts()
