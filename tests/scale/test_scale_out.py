@@ -174,14 +174,15 @@ def test_sse_follows_a_running_job_on_another_replica(stack: Stack) -> None:
     names: list[str] = []
     started = time.monotonic()
     with httpx.stream(
-        "GET", f"{second}/v1/jobs/{job_id}/events", headers=stack.headers(), timeout=60
+        "GET", f"{second}/v1/jobs/{job_id}/events", headers=stack.headers(), timeout=180
     ) as answer:
         for line in answer.iter_lines():
             if line.startswith("event: "):
                 names.append(line.removeprefix("event: "))
             if line.startswith("data: ") and names and names[-1] == "state":
                 assert json.loads(line.removeprefix("data: "))["job"] == job_id
-            assert time.monotonic() - started < 60
+            # the worker warms its models before its first job: slow on a loaded machine
+            assert time.monotonic() - started < 180
     states = [n for n in names if n == "state"]
     assert len(states) >= 2  # seen queued or running, then finished, while connected
     assert {"attempt_started", "done", "end"} <= set(names)
