@@ -6,6 +6,7 @@ from typing import Annotated
 
 from anyio import from_thread
 from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from brandloop.api.deps import (
@@ -25,6 +26,7 @@ from brandloop.api.schemas import JobPublic
 from brandloop.domain import Receipt, RunStatus
 from brandloop.registry import crud
 from brandloop.registry.models import RunRow
+from brandloop.registry.models_service import JobRow
 from brandloop.views import RunTrace, RunView, run_receipts, run_trace, run_view
 
 router = APIRouter(prefix="/runs", tags=["runs"], responses=PROBLEM_RESPONSES)
@@ -45,8 +47,28 @@ def _run(session: Session, tenant: str, run_id: str) -> RunRow:
     # is as absent as a missing one
     row = session.get(RunRow, run_id)
     if row is None or row.tenant != tenant:
-        raise ApiProblem(404, "not-found", f"no run {run_id}")
+        raise run_not_found(session, tenant, run_id)
     return row
+
+
+def run_not_found(reader: Session | Connection, tenant: str, run_id: str) -> ApiProblem:
+    """The 404 of a run the tenant does not have. A job hands out its run's id (``links.run``)
+    as it is queued, before a worker starts the run: the detail then says so and names the
+    job to follow, so a client polling the link it was given knows to wait, not give up."""
+    job = reader.execute(
+        select(JobRow.id, JobRow.state)
+        .where(JobRow.run_id == run_id, JobRow.tenant == tenant)
+        .order_by(JobRow.created_at.desc())
+        .limit(1)
+    ).first()
+    if job is not None and job.state in ("queued", "running"):
+        return ApiProblem(
+            404,
+            "not-found",
+            f"run {run_id} has not started yet: its job {job.id} is {job.state} "
+            f"(GET /v1/jobs/{job.id} follows it)",
+        )
+    return ApiProblem(404, "not-found", f"no run {run_id}")
 
 
 @router.get(
@@ -102,7 +124,7 @@ def _read_run(service: Service, tenant: str, run_id: str) -> str:
     with service.db.engine.connect() as connection:
         row = crud.read_run(connection, tenant=tenant, run_id=run_id)
         if row is None:
-            raise ApiProblem(404, "not-found", f"no run {run_id}")
+            raise run_not_found(connection, tenant, run_id)
         # a finished run reads nothing more; one not finished, one indexed statement for what
         # it has cost so far (views.cost_so_far)
         return linked(run_view(connection, row)).model_dump_json()

@@ -118,6 +118,32 @@ def test_generation_is_accepted_then_streams_its_progress(
     assert [j["id"] for j in listed] == [job["id"]]
 
 
+def test_a_queued_jobs_run_link_says_the_run_has_not_started(
+    make_client: Callable[..., TestClient], keys: Keys
+) -> None:
+    """``links.run`` is handed out as the job is queued, before a worker starts its run: until
+    then the run is a 404 whose detail says so and names the job to follow (a client polling
+    the link it was given waits rather than gives up); to another tenant, a plain 404."""
+    client = make_client(workers=0)
+    assert (
+        client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).status_code == 201
+    )
+    job = client.post("/v1/generations", json=GEN, headers=keys["A", "creator"]).json()
+    assert job["state"] == "queued"
+    for path in (job["links"]["run"], f"{job['links']['run']}/trace"):
+        detail = assert_problem(client.get(path, headers=keys["A", "viewer"]), 404, "not-found")
+        assert detail["detail"] == (
+            f"run {job['run_id']} has not started yet: its job {job['id']} is queued "
+            f"(GET /v1/jobs/{job['id']} follows it)"
+        )
+        other = assert_problem(client.get(path, headers=keys["B", "viewer"]), 404, "not-found")
+        assert other["detail"] == f"no run {job['run_id']}"
+    cancelled = client.post(f"/v1/jobs/{job['id']}/cancel", headers=keys["A", "creator"])
+    assert cancelled.status_code == 200
+    run = client.get(job["links"]["run"], headers=keys["A", "viewer"])
+    assert run.status_code == 200 and run.json()["status"] == "cancelled"
+
+
 def test_cancel_a_queued_job_and_not_twice(
     make_client: Callable[..., TestClient], keys: Keys
 ) -> None:
