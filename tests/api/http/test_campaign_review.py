@@ -18,6 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from brandloop.api.jobs.store import FINAL_STATES
+from brandloop.registry import spend
+from brandloop.registry.db import Database
 from tests.api.http.conftest import Keys, brand_kit
 from tests.api.http.test_review_claims import (  # noqa: F401  (fixtures)
     CommitGate,
@@ -124,6 +126,18 @@ def test_a_campaign_waits_for_its_last_review_then_measures_what_was_approved(
     # awaiting_review is a documented state of the schema
     schema = client.get("/openapi.json").json()["components"]["schemas"]["CampaignPublic"]
     assert "awaiting_review" in str(schema["properties"]["state"]), schema["properties"]["state"]
+
+
+def test_a_campaign_waiting_for_review_counts_what_it_spent_against_the_quota(
+    client: TestClient, keys: Keys, acme_reviewed: None, db: Database
+) -> None:
+    """docs/http-api.md: a job or campaign waiting for review counts what it spent against the
+    daily quota, not its whole budget (a review calls no provider)."""
+    campaign = _waiting_campaign(client, keys)
+    spent = sum(a["job"]["cost_usd"] for a in campaign["assets"])
+    assert 0 < spent < AUTUMN["budget_usd"]
+    with db.session() as session:
+        assert spend.quota_used(session, tenant="A") == pytest.approx(spent)
 
 
 def test_a_campaign_whose_last_review_rejects_is_done_over_what_was_approved(
