@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 
 from brandloop.settings import Settings
 from brandloop.tools.providers.asyncio_backend import FLUSH_BYTES, AsyncioBackend, AsyncioStream
-from brandloop.tools.providers.factory import http_client
+from brandloop.tools.providers.factory import AnswerCookies, http_client
 from brandloop.tools.providers.resilience import ProviderLimits
 from brandloop.tools.providers.transport import POOL_CONNECTIONS, ShardedTransport
 
@@ -269,3 +269,29 @@ async def test_transport_failures_map_to_httpx_errors() -> None:
         server.silent = True
         with pytest.raises(httpx.ReadTimeout):
             await client.get(f"http://127.0.0.1:{server.port}/")
+
+
+# ---------------------------------------------------------------- the cookie jar
+
+
+async def test_the_factory_client_keeps_a_cookie_an_answer_sets_and_sends_it_back() -> None:
+    # the jar skips answers that set no cookie (httpx would parse each one); those that do set
+    # one are read as before
+    seen: list[str | None] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("cookie"))
+        if request.url.path == "/login":
+            return httpx.Response(200, headers={"set-cookie": "affinity=node-2; Path=/"})
+        return httpx.Response(200, text="ok")
+
+    client = http_client(Settings(), ProviderLimits(concurrency=2))
+    assert isinstance(client.cookies, AnswerCookies)  # httpx 0.28 keeps the jar in _cookies
+    await client._transport.aclose()
+    client._transport = httpx.MockTransport(answer)
+    async with client:
+        await client.get("http://provider.test/images")
+        await client.get("http://provider.test/login")
+        await client.get("http://provider.test/images")
+    assert seen == [None, None, "affinity=node-2"]
+    assert dict(client.cookies) == {"affinity": "node-2"}
