@@ -9,7 +9,9 @@
    user would write it by hand, bare ``httpx`` calls on one ``AsyncClient`` whose single pool
    has ``concurrency`` connections, under the same semaphore. Both run on the event loop the
    product runs its agents on (``brandloop/event_loop.py``: uvloop where it is installed).
-   Printed with each: the client's CPU per call, and the fake server's (from ``/proc``).
+   Printed with each: the client's CPU per call, and the fake server's (from ``/proc``). When
+   bare httpx's single pool fails outright (a ``ReadError`` at 64 on a busy machine) the line
+   says so and the run goes on: the brandloop figures do not depend on it.
 2. Overhead: sequential calls to a zero-latency server; median time per call through the
    adapter layer minus a bare ``httpx`` POST + ``response.json()`` on the same client, both
    interleaved so drift hits both alike. The issue asks for < 2 ms.
@@ -211,14 +213,18 @@ def main() -> None:
             )
             server = server_cpu_ms(slow.pid, server_started, calls)
             server_started = process_cpu_s(slow.pid)
-            bare_walls, bare_cpu = run(
-                bare_throughput(
-                    slow_url, images=images, concurrency=concurrency, rounds=args.rounds
+            try:
+                bare_walls, bare_cpu = run(
+                    bare_throughput(
+                        slow_url, images=images, concurrency=concurrency, rounds=args.rounds
+                    )
                 )
-            )
+                bare_failed = None
+            except httpx.HTTPError as exc:  # one pool of 64 can fail outright on a busy machine
+                bare_walls, bare_cpu, bare_failed = [], 0.0, type(exc).__name__
             bare_server = server_cpu_ms(slow.pid, server_started, calls)
             ideal = images / concurrency * args.latency
-            median, bare_median = statistics.median(walls), statistics.median(bare_walls)
+            median = statistics.median(walls)
             share = ideal / median
             target = targets.get(concurrency)
             print(
@@ -233,11 +239,15 @@ def main() -> None:
                 + (f"; target >= {target}" if target else "")
                 + f"; client CPU {cpu:.3f} ms per call; {server}"
             )
-            print(
-                f"  bare httpx, one pool of {concurrency}: median {bare_median:.3f} s = "
-                f"{ideal / bare_median:.3f} of ideal (best {ideal / min(bare_walls):.3f}); "
-                f"client CPU {bare_cpu:.3f} ms per call; {bare_server}"
-            )
+            if bare_failed is not None:
+                print(f"  bare httpx, one pool of {concurrency}: failed ({bare_failed})")
+            else:
+                bare_median = statistics.median(bare_walls)
+                print(
+                    f"  bare httpx, one pool of {concurrency}: median {bare_median:.3f} s = "
+                    f"{ideal / bare_median:.3f} of ideal (best {ideal / min(bare_walls):.3f}); "
+                    f"client CPU {bare_cpu:.3f} ms per call; {bare_server}"
+                )
             if target is not None:
                 verdicts.append(share >= target)
         bare, layered = run(overhead(fast_url, calls=args.calls))

@@ -45,6 +45,10 @@ def limits_for(settings: Settings, provider: str) -> ProviderLimits:
     return ProviderLimits.from_mapping(base, settings.provider_limits.get(provider, {}))
 
 
+#: the headers the standard library's cookie jar reads (lower case)
+_SETS_COOKIES = frozenset({b"set-cookie", b"set-cookie2"})
+
+
 class AnswerCookies(httpx.Cookies):
     """The provider client's cookie jar: it reads an answer only when the answer sets a cookie.
 
@@ -54,8 +58,7 @@ class AnswerCookies(httpx.Cookies):
     back exactly as before."""
 
     def extract_cookies(self, response: httpx.Response) -> None:
-        headers = response.headers
-        if "set-cookie" in headers or "set-cookie2" in headers:
+        if any(name.lower() in _SETS_COOKIES for name, _ in response.headers.raw):
             super().extract_cookies(response)
 
 
