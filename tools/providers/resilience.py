@@ -1,4 +1,4 @@
-"""Resilient calls: retries with backoff (tenacity), per-provider concurrency and request-rate
+"""Resilient calls: retries with backoff (tenacity's waits), per-provider concurrency and request-rate
 limits, a circuit breaker and an overall deadline, wrapped around any ``ImageProvider``.
 
 The wrapper is itself an ``ImageProvider``, so the agent cannot tell it from the backend it
