@@ -1,5 +1,6 @@
-"""Resilient calls: retries with backoff (tenacity's waits), per-provider concurrency and request-rate
-limits, a circuit breaker and an overall deadline, wrapped around any ``ImageProvider``.
+"""Resilient calls: retries with backoff (tenacity's waits), per-provider concurrency and
+request-rate limits, a circuit breaker and an overall deadline, wrapped around any
+``ImageProvider``.
 
 The wrapper is itself an ``ImageProvider``, so the agent cannot tell it from the backend it
 wraps; it only sees fewer transient failures and, when a backend is down, a fast
