@@ -72,24 +72,34 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         self._send_unsent()  # the request is complete: its head and body go out together
-        with _mapped({TimeoutError: httpcore.ReadTimeout, OSError: httpcore.ReadError}):
-            async with _deadline(timeout):
+        # errors mapped inline, not with _mapped: this runs once or twice per request
+        try:
+            async with asyncio.timeout(timeout):
                 return await self._reader.read(max_bytes)
+        except TimeoutError as exc:  # before OSError: a TimeoutError is an OSError too
+            raise httpcore.ReadTimeout(str(exc) or type(exc).__name__) from exc
+        except OSError as exc:
+            raise httpcore.ReadError(str(exc) or type(exc).__name__) from exc
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         """Hold ``buffer`` until the next read, or send what is held once it reaches
         :data:`FLUSH_BYTES` (waiting, up to ``timeout``, while the peer is not reading)."""
         if not buffer:
             return
-        with _mapped({TimeoutError: httpcore.WriteTimeout, OSError: httpcore.WriteError}):
-            if self._writer.is_closing():
-                raise httpcore.WriteError("the connection is closed")
-            self._unsent.append(buffer)
-            self._unsent_bytes += len(buffer)
-            if self._unsent_bytes >= FLUSH_BYTES:
-                self._send_unsent()
-                async with _deadline(timeout):
-                    await self._writer.drain()
+        if self._writer.is_closing():
+            raise httpcore.WriteError("the connection is closed")
+        self._unsent.append(buffer)
+        self._unsent_bytes += len(buffer)
+        if self._unsent_bytes < FLUSH_BYTES:
+            return
+        try:
+            self._send_unsent()
+            async with asyncio.timeout(timeout):
+                await self._writer.drain()
+        except TimeoutError as exc:
+            raise httpcore.WriteTimeout(str(exc) or type(exc).__name__) from exc
+        except OSError as exc:
+            raise httpcore.WriteError(str(exc) or type(exc).__name__) from exc
 
     def _send_unsent(self) -> None:
         """Hand what is held to the transport, which sends it at once or as the socket allows

@@ -70,7 +70,8 @@ class OpenAIImagesProvider(HostedApiProvider):
             headers=headers,
         )
         self._raise_refusal(response)
-        raise_for_status(response, provider=self.name, secrets=self._secrets())
+        if not response.is_success:  # the secrets (the base URL parsed) only when needed
+            raise_for_status(response, provider=self.name, secrets=self._secrets())
         with reading_answer(self.name):
             return self._result(request, response)
 

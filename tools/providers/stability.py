@@ -115,7 +115,8 @@ class StabilityProvider(HostedApiProvider):
                 provider=self.name,
                 status_code=403,
             )
-        raise_for_status(response, provider=self.name, secrets=self._secrets())
+        if not response.is_success:  # the secrets (the base URL parsed) only when needed
+            raise_for_status(response, provider=self.name, secrets=self._secrets())
         with reading_answer(self.name):
             return self._read(response, seed, price)
 

@@ -21,9 +21,9 @@ from cryptography.x509.oid import NameOID
 
 from brandloop.settings import Settings
 from brandloop.tools.providers.asyncio_backend import FLUSH_BYTES, AsyncioBackend, AsyncioStream
-from brandloop.tools.providers.factory import http_client
+from brandloop.tools.providers.factory import AnswerCookies, http_client
 from brandloop.tools.providers.resilience import ProviderLimits
-from brandloop.tools.providers.transport import POOL_CONNECTIONS, ShardedTransport
+from brandloop.tools.providers.transport import OneConnectionPool, ShardedTransport
 
 
 class _Server:
@@ -66,14 +66,14 @@ class _Server:
 
 async def test_every_connection_of_the_limit_is_used_at_once() -> None:
     transport = ShardedTransport(64)
-    assert transport.pools == 64 // POOL_CONNECTIONS
+    assert transport.pools == 64
     async with _Server(64) as server, httpx.AsyncClient(transport=transport) as client:
         answers = await asyncio.wait_for(
             asyncio.gather(*(client.get(server.url) for _ in range(64))), timeout=20
         )
         assert [a.text for a in answers] == ["ok"] * 64
         assert len(server.connections) == 64  # 64 requests on the wire at once, one per connection
-        assert transport._busy == [0] * transport.pools  # every answer read: nothing in flight
+        assert transport.in_flight() == [0] * transport.pools  # every answer read: none in flight
 
 
 async def test_each_connection_is_a_pool_of_its_own() -> None:
@@ -85,6 +85,7 @@ async def test_each_connection_is_a_pool_of_its_own() -> None:
             asyncio.gather(*(client.get(server.url) for _ in range(64))), timeout=20
         )
         assert [len(pool._pool.connections) for pool in transport._pools] == [1] * 64
+        assert all(isinstance(pool._pool, OneConnectionPool) for pool in transport._pools)
 
 
 async def test_more_requests_than_connections_queue_and_all_finish() -> None:
@@ -269,3 +270,68 @@ async def test_transport_failures_map_to_httpx_errors() -> None:
         server.silent = True
         with pytest.raises(httpx.ReadTimeout):
             await client.get(f"http://127.0.0.1:{server.port}/")
+
+
+async def test_a_request_waits_its_turn_on_a_busy_connection_up_to_the_pool_timeout() -> None:
+    async with _Plain() as server:
+        url = f"http://127.0.0.1:{server.port}/"
+        timeout = httpx.Timeout(5, pool=0.2)
+        async with httpx.AsyncClient(transport=ShardedTransport(1), timeout=timeout) as client:
+            async with client.stream("GET", url) as held:  # its answer holds the connection
+                with pytest.raises(httpx.PoolTimeout):
+                    await client.get(url)
+                assert await held.aread() == b"ok"
+            assert (await client.get(url)).text == "ok"  # the turn came back with the close
+    assert server.connections == 1
+
+
+async def test_a_cancelled_request_gives_its_connection_back() -> None:
+    async with _Plain() as server, httpx.AsyncClient(transport=ShardedTransport(1)) as client:
+        url = f"http://127.0.0.1:{server.port}/"
+        server.silent = True
+        waiting = asyncio.create_task(client.get(url))
+        await asyncio.sleep(0.1)
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        server.silent = False
+        answer = await asyncio.wait_for(client.get(url), timeout=5)
+    assert answer.text == "ok"
+    assert server.connections == 2  # the half-used connection was not reused
+
+
+async def test_a_request_to_another_origin_gets_a_connection_of_its_own() -> None:
+    async with (
+        _Plain() as first,
+        _Plain() as second,
+        httpx.AsyncClient(transport=ShardedTransport(1)) as client,
+    ):
+        for server in (first, second, first):
+            assert (await client.get(f"http://127.0.0.1:{server.port}/")).text == "ok"
+    assert (first.connections, second.connections) == (2, 1)
+
+
+# ---------------------------------------------------------------- the cookie jar
+
+
+async def test_the_factory_client_keeps_a_cookie_an_answer_sets_and_sends_it_back() -> None:
+    # the jar skips answers that set no cookie (httpx would parse each one); those that do set
+    # one are read as before
+    seen: list[str | None] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("cookie"))
+        if request.url.path == "/login":
+            return httpx.Response(200, headers={"Set-Cookie": "affinity=node-2; Path=/"})
+        return httpx.Response(200, text="ok")
+
+    client = http_client(Settings(), ProviderLimits(concurrency=2))
+    assert isinstance(client.cookies, AnswerCookies)  # httpx 0.28 keeps the jar in _cookies
+    await client._transport.aclose()
+    client._transport = httpx.MockTransport(answer)
+    async with client:
+        await client.get("http://provider.test/images")
+        await client.get("http://provider.test/login")
+        await client.get("http://provider.test/images")
+    assert seen == [None, None, "affinity=node-2"]
+    assert dict(client.cookies) == {"affinity": "node-2"}
