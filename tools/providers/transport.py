@@ -115,7 +115,9 @@ class OneConnectionPool:
         except BaseException:
             self._end_turn()
             raise
-        assert isinstance(response.stream, AsyncIterable)
+        if not isinstance(response.stream, AsyncIterable):  # httpcore's async connections'
+            self._end_turn()
+            raise TypeError("an async connection answered with a sync body")
         return httpcore.Response(
             status=response.status,
             headers=response.headers,
