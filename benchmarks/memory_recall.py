@@ -17,6 +17,11 @@ Timed, each with the shipped MiniLM embedding function embedding the query text:
 - ``before``: the slug-keyed layout's recall (one collection, ``where`` on ``kind``, as the
   store did before exact identity), on the baseline's collection.
 
+After the timings, ``split`` times ``BrandMemory.split_campaigns(rebuild=True)`` on the filled
+brand: what ``brandloop memory rekey`` costs a brand of that size written before campaign
+collections (copying each campaign record, vector included, to its campaign's collection;
+rebuild also drops and refills them). "not measured" on a tree without it.
+
 Record texts are made up; their vectors are real MiniLM embeddings of a pool of texts, each
 nudged by a little noise so no two records are the same (embedding 50k texts here would take
 minutes). Queries are other made-up briefs, embedded by the code under test each time.
@@ -219,12 +224,18 @@ def main() -> None:
             for name, fn in cases.items():
                 results[name] += timed(lambda fn=fn, q=q: fn(q), 1)
         medians = {name: statistics.median(t) for name, t in results.items()}
+        split = "not measured"
+        if hasattr(memory, "split_campaigns"):
+            start = time.perf_counter()
+            copied = memory.split_campaigns(tenant="acme_co", brand="brand_1", rebuild=True)
+            split = f"{time.perf_counter() - start:.1f} s ({copied} records)"
         rows.append((size, medians))
         print(
             f"{size:>6} records/brand  "
             + "  ".join(f"{name} {ms:6.2f} ms" for name, ms in medians.items())
             + f"  recall/baseline {medians['recall'] / medians['baseline']:.2f}x"
-            + f"  campaign/baseline {medians['recall+campaign'] / medians['baseline']:.2f}x",
+            + f"  campaign/baseline {medians['recall+campaign'] / medians['baseline']:.2f}x"
+            + f"  split {split}",
             flush=True,
         )
         del client
