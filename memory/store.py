@@ -9,8 +9,9 @@ every open checks: a collection that is not the pair's is an error, never a sile
 One collection per kind means recall queries stay unfiltered (no metadata scan on the hot
 path); so does a campaign's recall: each prompt and descriptor of a campaign is also kept in a
 collection of its own per (tenant id, brand id, campaign id, kind), written alongside the
-brand's and read with no ``where``. The store is handed its chromadb client (or, for the embedded on-disk Chroma, a
-:class:`~brandloop.memory.shared.LocalChroma` that serialises processes) and embedding function;
+brand's and read with no ``where``. The store is handed its chromadb client (or, for the
+embedded on-disk Chroma, a :class:`~brandloop.memory.shared.LocalChroma` that serialises
+processes) and embedding function;
 :func:`make_chroma_store` builds either from :class:`~brandloop.settings.Settings`.
 """
 
@@ -25,6 +26,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast
@@ -88,6 +90,7 @@ _CAMPAIGN = "brandloop_campaign"
 SPLIT_MARK = "brandloop_campaign_collections"
 _MAX_ID = 200
 _SPLIT_PAGE = 1000
+_SPLIT_HELD = 10_000
 _SCORE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 MAX_K = 100
 MAX_TEXT_CHARS = 8000
@@ -233,6 +236,16 @@ def _campaign_of(metadata: Mapping[str, Any]) -> str | None:
     return campaign if campaign == campaign.strip() else None
 
 
+@dataclass
+class _Copies:
+    """Campaign copies gathered for one write."""
+
+    ids: list[str] = field(default_factory=list)
+    embeddings: list[Any] = field(default_factory=list)
+    documents: list[str] = field(default_factory=list)
+    metadatas: list[Mapping[str, MetadataValue]] = field(default_factory=list)
+
+
 def _vectors(embeddings: Sequence[Sequence[float]]) -> list[list[float]]:
     """Vectors as lists of Python floats, the one form Chroma takes from every source."""
     return [[float(x) for x in vector] for vector in embeddings]
@@ -253,9 +266,11 @@ def unsplit_owner(collection: Collection) -> tuple[str, str] | None:
         return None
     if not isinstance(tenant, str) or not isinstance(brand, str):
         return None
-    if collection.name != collection_name(tenant, brand, cast(MemoryKind, kind)):
+    try:
+        named = collection_name(tenant, brand, cast(MemoryKind, kind))
+    except BadInputError:  # not ids this store writes: not its collection
         return None
-    return tenant, brand
+    return (tenant, brand) if collection.name == named else None
 
 
 def make_chroma_client(settings: Settings) -> ClientAPI:
@@ -772,7 +787,10 @@ class BrandMemory:
         The migration of a brand written before campaign collections (``brandloop memory
         rekey`` runs it for every such brand); a brand already marked is skipped unless
         ``rebuild``, which first drops each campaign collection it fills (``repair``).
-        Idempotent, and safe to cut short: the mark comes last.
+        Idempotent, and safe to cut short: the mark comes last. Copies are written a
+        campaign at a time in batches of up to :data:`_SPLIT_PAGE` (each Chroma write flushes
+        the index, so a write per page per campaign cost ~10x more), holding at most
+        :data:`_SPLIT_HELD` records' vectors at once.
         """
         copied = 0
         step = min(_SPLIT_PAGE, max(1, self._client.get_max_batch_size()))
@@ -781,35 +799,51 @@ class BrandMemory:
             if collection is None or (is_split(collection) and not rebuild):
                 continue
             dropped: set[str] = set()
+            held: dict[str, _Copies] = {}
             for offset in range(0, collection.count(), step):
                 page = collection.get(
                     limit=step, offset=offset, include=["embeddings", "documents", "metadatas"]
                 )
-                groups: dict[str, list[int]] = {}
-                metadatas = [
-                    cast(dict[str, MetadataValue], dict(m or {})) for m in page["metadatas"] or []
-                ]
-                for row, metadata in enumerate(metadatas):
-                    if (campaign := _campaign_of(metadata)) is not None:
-                        groups.setdefault(campaign, []).append(row)
-                embeddings = _vectors(cast(Any, page["embeddings"]))
-                documents = [d or "" for d in page["documents"] or []]
-                for campaign, rows in groups.items():
+                vectors = cast(Any, page["embeddings"])  # numpy rows: 1.5 KB a record held
+                documents = page["documents"] or []
+                for row, metadata in enumerate(page["metadatas"] or []):
+                    campaign = _campaign_of(metadata or {})
+                    if campaign is None:
+                        continue
                     if rebuild and campaign not in dropped:
                         dropped.add(campaign)
                         self._drop_campaign(tenant, brand, kind, campaign)
-                    self._upsert_copies(
-                        tenant, brand, kind, campaign,
-                        ids=[page["ids"][r] for r in rows],
-                        embeddings=[embeddings[r] for r in rows],
-                        documents=[documents[r] for r in rows],
-                        metadatas=[metadatas[r] for r in rows],
-                    )  # fmt: skip
-                    copied += len(rows)
+                    batch = held.setdefault(campaign, _Copies())
+                    batch.ids.append(page["ids"][row])
+                    batch.embeddings.append(vectors[row])
+                    batch.documents.append(documents[row] or "")
+                    batch.metadatas.append(cast(dict[str, MetadataValue], dict(metadata or {})))
+                    copied += 1
+                    if len(batch.ids) >= step:
+                        self._write_held(tenant, brand, kind, held, [campaign])
+                if sum(len(b.ids) for b in held.values()) >= _SPLIT_HELD:
+                    self._write_held(tenant, brand, kind, held, list(held))
+            self._write_held(tenant, brand, kind, held, list(held))
             collection.modify(metadata={**(collection.metadata or {}), SPLIT_MARK: 1})
         log.info("memory campaigns split", extra={"tenant": tenant, "brand": brand,
                                                    "records": copied})  # fmt: skip
         return copied
+
+    def _write_held(
+        self,
+        tenant: str,
+        brand: str,
+        kind: MemoryKind,
+        held: dict[str, _Copies],
+        campaigns: Sequence[str],
+    ) -> None:
+        """Write the copies held for ``campaigns`` and let them go."""
+        for campaign in campaigns:
+            batch = held.pop(campaign)
+            self._upsert_copies(
+                tenant, brand, kind, campaign, ids=batch.ids, embeddings=batch.embeddings,
+                documents=batch.documents, metadatas=batch.metadatas,
+            )  # fmt: skip
 
     # ------------------------------------------------------------------ reads
 
