@@ -9,11 +9,18 @@ Timed, each with the shipped MiniLM embedding function embedding the query text:
 
 - ``recall``: ``BrandMemory.recall(tenant, brand, query, k=5)``, the real code path the
   planner calls (opens and checks the prompt and note collections, two unfiltered queries);
-- ``recall+campaign``: the same with ``campaign_id`` (the campaign's prompts by equality);
+- ``recall+campaign``: the same with ``campaign_id`` (one of 50 campaigns, ~800 prompts at
+  50k: the campaign's prompts come first; since session 27 they are read from the campaign's
+  own collection, unfiltered, before they were a ``where`` on ``campaign_id``);
 - ``baseline``: what a user writes by hand: ``collection.query(query_texts=[q], n_results=5)``
   on one unfiltered collection holding all of the brand's records;
 - ``before``: the slug-keyed layout's recall (one collection, ``where`` on ``kind``, as the
   store did before exact identity), on the baseline's collection.
+
+After the timings, ``split`` times ``BrandMemory.split_campaigns(rebuild=True)`` on the filled
+brand: what ``brandloop memory rekey`` costs a brand of that size written before campaign
+collections (copying each campaign record, vector included, to its campaign's collection;
+rebuild also drops and refills them). "not measured" on a tree without it.
 
 Record texts are made up; their vectors are real MiniLM embeddings of a pool of texts, each
 nudged by a little noise so no two records are the same (embedding 50k texts here would take
@@ -217,23 +224,31 @@ def main() -> None:
             for name, fn in cases.items():
                 results[name] += timed(lambda fn=fn, q=q: fn(q), 1)
         medians = {name: statistics.median(t) for name, t in results.items()}
+        split = "not measured"
+        if hasattr(memory, "split_campaigns"):
+            start = time.perf_counter()
+            copied = memory.split_campaigns(tenant="acme_co", brand="brand_1", rebuild=True)
+            split = f"{time.perf_counter() - start:.1f} s ({copied} records)"
         rows.append((size, medians))
         print(
             f"{size:>6} records/brand  "
             + "  ".join(f"{name} {ms:6.2f} ms" for name, ms in medians.items())
-            + f"  recall/baseline {medians['recall'] / medians['baseline']:.2f}x",
+            + f"  recall/baseline {medians['recall'] / medians['baseline']:.2f}x"
+            + f"  campaign/baseline {medians['recall+campaign'] / medians['baseline']:.2f}x"
+            + f"  split {split}",
             flush=True,
         )
         del client
     print()
     print("| records per brand | recall | recall + campaign | Chroma unfiltered query | recall / "
-          "baseline | before: filtered recall | embedding alone | Chroma query, vector given "
-          "| one recall query, vector given |")  # fmt: skip
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "baseline | recall + campaign / baseline | before: filtered recall | embedding alone "
+          "| Chroma query, vector given | one recall query, vector given |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for size, m in rows:
         print(
             f"| {size:,} | {m['recall']:.2f} | {m['recall+campaign']:.2f} | {m['baseline']:.2f} "
-            f"| {m['recall'] / m['baseline']:.2f}x | {m['before']:.2f} | {m['embed']:.2f} "
+            f"| {m['recall'] / m['baseline']:.2f}x | {m['recall+campaign'] / m['baseline']:.2f}x "
+            f"| {m['before']:.2f} | {m['embed']:.2f} "
             f"| {m['baseline query (vector given)']:.2f} | {m['prompt query (vector given)']:.2f} |"
         )
     print("(milliseconds, medians; cases interleaved query by query)")

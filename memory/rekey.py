@@ -14,6 +14,10 @@ for its exact owner:
 
 Re-keying is idempotent (records keep their ids; a second pass rewrites the same records).
 Legacy collections are deleted only when asked and only when all of their records moved.
+
+The same pass gives every exact-identity brand collection written before campaign collections
+its campaigns' collections (:func:`split_campaigns`): until then a campaign's recall of that
+brand filters the brand's collection by ``campaign_id`` (right, but a scan).
 """
 
 from __future__ import annotations
@@ -24,9 +28,22 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from brandloop.memory.store import KINDS, BrandMemory, MemoryKind, MetadataValue
+from brandloop.memory.store import (
+    KINDS,
+    BrandMemory,
+    MemoryKind,
+    MetadataValue,
+    unsplit_owner,
+)
 
-__all__ = ["LEGACY_PREFIX", "Owner", "RekeyReport", "legacy_collection_name", "rekey_legacy"]
+__all__ = [
+    "LEGACY_PREFIX",
+    "Owner",
+    "RekeyReport",
+    "legacy_collection_name",
+    "rekey_legacy",
+    "split_campaigns",
+]
 
 #: (tenant id, brand id), exact
 Owner = tuple[str, str]
@@ -60,6 +77,9 @@ class RekeyReport:
     unattributed: int = 0
     dropped: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
+    #: brands whose campaign records were copied to campaign collections, and how many records
+    campaign_brands: int = 0
+    campaign_records: int = 0
 
 
 @dataclass
@@ -162,3 +182,25 @@ def _move(
             metadatas=batch.metadatas,
         )
     return sum(len(b.ids) for b in batches.values()), unattributed
+
+
+def split_campaigns(
+    memory: BrandMemory, *, on_brand: Callable[[str, str], None] | None = None
+) -> tuple[int, int]:
+    """Copy the campaign records of every brand collection not yet split to their campaigns'
+    collections (:meth:`BrandMemory.split_campaigns`); return (brands, records copied).
+
+    The brands are found from the collections themselves (their owner metadata), so brands
+    no longer in the registry are split too. Idempotent: a split brand is skipped.
+    """
+    owners = {
+        owner
+        for collection in memory.client.list_collections()
+        if (owner := unsplit_owner(collection)) is not None
+    }
+    copied = 0
+    for tenant, brand in sorted(owners):
+        if on_brand is not None:
+            on_brand(tenant, brand)
+        copied += memory.split_campaigns(tenant=tenant, brand=brand)
+    return len(owners), copied

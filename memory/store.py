@@ -7,8 +7,11 @@ collection in cosine space, named from a hash of the exact ids (``acme_co`` and 
 are two tenants, ``Acme`` and ``acme`` too) and carrying those ids in its metadata, which
 every open checks: a collection that is not the pair's is an error, never a silent share.
 One collection per kind means recall queries stay unfiltered (no metadata scan on the hot
-path). The store is handed its chromadb client (or, for the embedded on-disk Chroma, a
-:class:`~brandloop.memory.shared.LocalChroma` that serialises processes) and embedding function;
+path); so does a campaign's recall: each prompt and descriptor of a campaign is also kept in a
+collection of its own per (tenant id, brand id, campaign id, kind), written alongside the
+brand's and read with no ``where``. The store is handed its chromadb client (or, for the
+embedded on-disk Chroma, a :class:`~brandloop.memory.shared.LocalChroma` that serialises
+processes) and embedding function;
 :func:`make_chroma_store` builds either from :class:`~brandloop.settings.Settings`.
 """
 
@@ -22,7 +25,8 @@ import math
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast
@@ -48,8 +52,10 @@ from brandloop.settings import Settings
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "CAMPAIGN_KINDS",
     "COLLECTION_PREFIX",
     "KINDS",
+    "SPLIT_MARK",
     "BrandMemory",
     "ChromaServer",
     "MemoryDamagedError",
@@ -57,20 +63,34 @@ __all__ = [
     "MemoryIdentityError",
     "MemoryKind",
     "MemoryUnavailableError",
+    "campaign_collection_name",
+    "campaign_identity",
     "collection_identity",
     "collection_name",
+    "is_split",
     "make_chroma_client",
     "make_chroma_store",
+    "unsplit_owner",
 ]
 
 MemoryKind = Literal["prompt", "note", "descriptor"]
 KINDS: tuple[MemoryKind, ...] = ("prompt", "note", "descriptor")
+#: the kinds a run records under its campaign, each also kept in the campaign's own collection
+CAMPAIGN_KINDS: tuple[MemoryKind, ...] = ("prompt", "descriptor")
 MetadataValue = str | int | float | bool
 
 COLLECTION_PREFIX = "blm-"
 #: the collection metadata that names its owner; checked on every open
 _TENANT, _BRAND, _KIND = "brandloop_tenant", "brandloop_brand", "brandloop_kind"
+_CAMPAIGN = "brandloop_campaign"
+#: set on a brand's prompt or descriptor collection whose campaign records all have their copy
+#: in their campaign's collection: every such collection created since campaign collections
+#: came, an older one once ``brandloop memory rekey`` (:meth:`BrandMemory.split_campaigns`)
+#: copied them. Until then a campaign is read from the brand's collection by ``campaign_id``.
+SPLIT_MARK = "brandloop_campaign_collections"
 _MAX_ID = 200
+_SPLIT_PAGE = 1000
+_SPLIT_HELD = 10_000
 _SCORE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 MAX_K = 100
 MAX_TEXT_CHARS = 8000
@@ -186,6 +206,71 @@ def collection_name(tenant: str, brand: str, kind: MemoryKind) -> str:
     identity = collection_identity(tenant, brand, kind)
     pair = json.dumps([identity[_TENANT], identity[_BRAND]], ensure_ascii=False)
     return f"{COLLECTION_PREFIX}{kind}-{hashlib.sha256(pair.encode()).hexdigest()[:32]}"
+
+
+def campaign_identity(tenant: str, brand: str, campaign: str, kind: MemoryKind) -> dict[str, str]:
+    """The metadata naming a campaign collection's owner: the exact ids, as given."""
+    return {
+        **collection_identity(tenant, brand, kind),
+        _CAMPAIGN: _check_id(campaign, "campaign"),
+    }
+
+
+def campaign_collection_name(tenant: str, brand: str, campaign: str, kind: MemoryKind) -> str:
+    """The collection of the ``kind`` records ``tenant``'s ``brand`` made in ``campaign``:
+    ``blm-campaign-{kind}-{32 hex}``, a sha256 of the exact ids (a JSON triple, as for
+    :func:`collection_name`), so no two owners or campaigns share one."""
+    identity = campaign_identity(tenant, brand, campaign, kind)
+    triple = json.dumps(
+        [identity[_TENANT], identity[_BRAND], identity[_CAMPAIGN]], ensure_ascii=False
+    )
+    digest = hashlib.sha256(triple.encode()).hexdigest()[:32]
+    return f"{COLLECTION_PREFIX}campaign-{kind}-{digest}"
+
+
+def _campaign_of(metadata: Mapping[str, Any]) -> str | None:
+    """The campaign a record was made in, if it names one that can key a collection."""
+    campaign = metadata.get("campaign_id")
+    if not isinstance(campaign, str) or not campaign or len(campaign) > _MAX_ID:
+        return None
+    return campaign if campaign == campaign.strip() else None
+
+
+@dataclass
+class _Copies:
+    """Campaign copies gathered for one write."""
+
+    ids: list[str] = field(default_factory=list)
+    embeddings: list[Any] = field(default_factory=list)
+    documents: list[str] = field(default_factory=list)
+    metadatas: list[Mapping[str, MetadataValue]] = field(default_factory=list)
+
+
+def _vectors(embeddings: Sequence[Sequence[float]]) -> list[list[float]]:
+    """Vectors as lists of Python floats, the one form Chroma takes from every source."""
+    return [[float(x) for x in vector] for vector in embeddings]
+
+
+def is_split(collection: Collection) -> bool:
+    """Whether a brand's collection has its campaign records copied to their campaigns'
+    collections (:data:`SPLIT_MARK`)."""
+    return (collection.metadata or {}).get(SPLIT_MARK) == 1
+
+
+def unsplit_owner(collection: Collection) -> tuple[str, str] | None:
+    """The (tenant id, brand id) of a brand's prompt or descriptor collection whose campaign
+    records were written before campaign collections (not :func:`is_split`), else None."""
+    metadata = collection.metadata or {}
+    kind, tenant, brand = metadata.get(_KIND), metadata.get(_TENANT), metadata.get(_BRAND)
+    if kind not in CAMPAIGN_KINDS or is_split(collection) or _CAMPAIGN in metadata:
+        return None
+    if not isinstance(tenant, str) or not isinstance(brand, str):
+        return None
+    try:
+        named = collection_name(tenant, brand, cast(MemoryKind, kind))
+    except BadInputError:  # not ids this store writes: not its collection
+        return None
+    return (tenant, brand) if collection.name == named else None
 
 
 def make_chroma_client(settings: Settings) -> ClientAPI:
@@ -385,6 +470,8 @@ class BrandMemory:
         palette emphasis that worked; it cannot replace the fields above.
         """
         text = _text(prompt, "prompt")
+        if campaign_id is not None:
+            _check_id(campaign_id, "campaign")
         metadata: dict[str, MetadataValue] = {
             "kind": "prompt",
             "model": model,
@@ -408,8 +495,8 @@ class BrandMemory:
             metadata[f"score_{name}"] = number
         # the content, not the run: a replayed or retried run stores the same record again
         record_id = _record_id("prompt", model, seed, text)
-        self._writable(tenant, brand, "prompt").upsert(
-            ids=[record_id], documents=[text], metadatas=[metadata]
+        self._store(
+            tenant, brand, "prompt", ids=[record_id], documents=[text], metadatas=[metadata]
         )
         log.debug("prompt remembered", extra={"tenant": tenant, "brand": brand, "model": model})
         return record_id
@@ -443,6 +530,8 @@ class BrandMemory:
         """
         if not colours:
             raise BadInputError("a descriptor needs at least one colour")
+        if campaign_id is not None:
+            _check_id(campaign_id, "campaign")
         text = "dominant colours: " + ", ".join(f"{hx} {cov:.0%}" for hx, cov in colours)
         metadata: dict[str, MetadataValue] = {
             "kind": "descriptor",
@@ -459,8 +548,8 @@ class BrandMemory:
             metadata["campaign_id"] = campaign_id
         # the image's content, not the run or attempt: a replay of it is the same record
         record_id = _record_id("descriptor", model, seed, text, image_descriptor or attempt_id)
-        self._writable(tenant, brand, "descriptor").upsert(
-            ids=[record_id], documents=[text], metadatas=[metadata]
+        self._store(
+            tenant, brand, "descriptor", ids=[record_id], documents=[text], metadatas=[metadata]
         )
         return record_id
 
@@ -482,18 +571,28 @@ class BrandMemory:
         looked up by their ``kit`` (only then: a brand whose kit never changed pays for one
         read), so a brand refreshed after ``limit`` accepted images still finds its new
         kit's. Records stored without a kit are kept for the caller to judge
-        (``brandloop.agent.kit_memory``)."""
+        (``brandloop.agent.kit_memory``). A campaign's are read from its own collection."""
         _check_k(min(limit, MAX_K))
+        if campaign_id is not None:
+            _check_id(campaign_id, "campaign")
         collection = self._collection(tenant, brand, "descriptor")
         if collection is None:
             return []
-        where = cast(Where, {"campaign_id": campaign_id}) if campaign_id is not None else None
-        hits = self._get(collection, where, limit)
-        if kit is not None:
-            kept = _of_kit(hits, kit)
-            if len(kept) < len(hits):  # another kit's records took places: read this kit's
-                own = self._get(collection, _and_kit(where, kit), limit)
-                hits = list({hit.id: hit for hit in kept + own}.values())
+        where: Where | None = None
+        if campaign_id is not None:
+            source, where = self._campaign_source(collection, tenant, brand, campaign_id)
+            if source is None:
+                return []
+            collection = source
+        try:
+            hits = self._get(collection, where, limit)
+            if kit is not None:
+                kept = _of_kit(hits, kit)
+                if len(kept) < len(hits):  # another kit's records took places: read this kit's
+                    own = self._get(collection, _and_kit(where, kit), limit)
+                    hits = list({hit.id: hit for hit in kept + own}.values())
+        except ChromaNotFoundError:  # a campaign collection forget emptied and dropped since
+            return []
         hits.sort(key=lambda h: float(h.metadata.get("created_at", 0.0)))
         return hits[:limit]
 
@@ -558,7 +657,16 @@ class BrandMemory:
             collection = self._collection(tenant, brand, kind)
             if collection is None:
                 continue
-            ids = collection.get(ids=ids_filter, where=where, include=[])["ids"]
+            found = collection.get(ids=ids_filter, where=where, include=["metadatas"])
+            ids = list(found["ids"])
+            # the campaigns' copies first: a forget cut short leaves the brand's record, which
+            # names its campaign, for the next forget to find both
+            copies: dict[str, list[str]] = {}
+            for found_id, metadata in zip(ids, found["metadatas"] or [], strict=True):
+                if (campaign := _campaign_of(metadata or {})) is not None:
+                    copies.setdefault(campaign, []).append(found_id)
+            for campaign, copied in copies.items():
+                self._drop_copies(tenant, brand, kind, campaign, copied)
             for start in range(0, len(ids), step):
                 collection.delete(ids=ids[start : start + step])
             removed += len(ids)
@@ -608,14 +716,18 @@ class BrandMemory:
         metadatas: Sequence[Mapping[str, MetadataValue]],
     ) -> None:
         """Upsert records as they are, vectors included (moving memory between stores: the
-        re-keying step); a record of the same id is replaced."""
+        re-keying step); a record of the same id is replaced. Campaign records get their copy
+        in their campaign's collection, as when remembered."""
         if not ids:
             return
-        self._writable(tenant, brand, kind).upsert(
-            ids=list(ids),
-            embeddings=cast(Any, [list(e) for e in embeddings]),
-            documents=list(documents),
-            metadatas=[dict(m) for m in metadatas],
+        self._store(
+            tenant,
+            brand,
+            kind,
+            ids=ids,
+            documents=documents,
+            metadatas=metadatas,
+            embeddings=[list(e) for e in embeddings],
         )
 
     @_serialised(write=True)
@@ -661,8 +773,77 @@ class BrandMemory:
             self._client.delete_collection(name)
             fresh.modify(name=name)
             rebuilt[kind] = len(ids)
+        # the campaigns' collections anew from the rebuilt ones (one of them may be the damage)
+        self.split_campaigns(tenant=tenant, brand=brand, rebuild=True)
         log.info("memory rebuilt", extra={"tenant": tenant, "brand": brand, "records": rebuilt})
         return rebuilt
+
+    @_serialised(write=True)
+    def split_campaigns(self, *, tenant: str, brand: str, rebuild: bool = False) -> int:
+        """Copy each campaign record of the brand's prompt and descriptor collections, vector
+        and all, to its campaign's collection, then mark the brand's collection
+        (:data:`SPLIT_MARK`) so campaign reads use those; return how many records were copied.
+
+        The migration of a brand written before campaign collections (``brandloop memory
+        rekey`` runs it for every such brand); a brand already marked is skipped unless
+        ``rebuild``, which first drops each campaign collection it fills (``repair``).
+        Idempotent, and safe to cut short: the mark comes last. Copies are written a
+        campaign at a time in batches of up to :data:`_SPLIT_PAGE` (each Chroma write flushes
+        the index, so a write per page per campaign cost ~10x more), holding at most
+        :data:`_SPLIT_HELD` records' vectors at once.
+        """
+        copied = 0
+        step = min(_SPLIT_PAGE, max(1, self._client.get_max_batch_size()))
+        for kind in CAMPAIGN_KINDS:
+            collection = self._collection(tenant, brand, kind)
+            if collection is None or (is_split(collection) and not rebuild):
+                continue
+            dropped: set[str] = set()
+            held: dict[str, _Copies] = {}
+            for offset in range(0, collection.count(), step):
+                page = collection.get(
+                    limit=step, offset=offset, include=["embeddings", "documents", "metadatas"]
+                )
+                vectors = cast(Any, page["embeddings"])  # numpy rows: 1.5 KB a record held
+                documents = page["documents"] or []
+                for row, metadata in enumerate(page["metadatas"] or []):
+                    campaign = _campaign_of(metadata or {})
+                    if campaign is None:
+                        continue
+                    if rebuild and campaign not in dropped:
+                        dropped.add(campaign)
+                        self._drop_campaign(tenant, brand, kind, campaign)
+                    batch = held.setdefault(campaign, _Copies())
+                    batch.ids.append(page["ids"][row])
+                    batch.embeddings.append(vectors[row])
+                    batch.documents.append(documents[row] or "")
+                    batch.metadatas.append(cast(dict[str, MetadataValue], dict(metadata or {})))
+                    copied += 1
+                    if len(batch.ids) >= step:
+                        self._write_held(tenant, brand, kind, held, [campaign])
+                if sum(len(b.ids) for b in held.values()) >= _SPLIT_HELD:
+                    self._write_held(tenant, brand, kind, held, list(held))
+            self._write_held(tenant, brand, kind, held, list(held))
+            collection.modify(metadata={**(collection.metadata or {}), SPLIT_MARK: 1})
+        log.info("memory campaigns split", extra={"tenant": tenant, "brand": brand,
+                                                   "records": copied})  # fmt: skip
+        return copied
+
+    def _write_held(
+        self,
+        tenant: str,
+        brand: str,
+        kind: MemoryKind,
+        held: dict[str, _Copies],
+        campaigns: Sequence[str],
+    ) -> None:
+        """Write the copies held for ``campaigns`` and let them go."""
+        for campaign in campaigns:
+            batch = held.pop(campaign)
+            self._upsert_copies(
+                tenant, brand, kind, campaign, ids=batch.ids, embeddings=batch.embeddings,
+                documents=batch.documents, metadatas=batch.metadatas,
+            )  # fmt: skip
 
     # ------------------------------------------------------------------ reads
 
@@ -684,14 +865,18 @@ class BrandMemory:
         do not compete with prompts for the ``k`` places, so a brand's style notes (up to
         ``k`` of them) are always returned however far they are from the query.
 
-        Prompts and notes live in collections of their own, so both queries are unfiltered;
-        only a campaign's own prompts are looked up by their ``campaign_id``. With ``kit`` (a
+        Prompts and notes live in collections of their own, so both queries are unfiltered,
+        and so is the query of a campaign's prompts, kept in the campaign's own collection too
+        (a brand's collection written before that is read by ``campaign_id`` until ``brandloop
+        memory rekey`` copies its campaigns: :meth:`split_campaigns`). With ``kit`` (a
         kit digest), prompts of another kit are left out; when any were among the nearest,
         this kit's own nearest are looked up by their ``kit`` (only then, so a brand whose
         kit never changed pays for no filtered query). Prompts stored without a kit are kept
         for the caller to judge (``brandloop.agent.kit_memory``).
         """
         _check_k(k)
+        if campaign_id is not None:
+            _check_id(campaign_id, "campaign")
         prompts_of = self._collection(tenant, brand, "prompt")
         notes_of = self._collection(tenant, brand, "note")
         if prompts_of is None and notes_of is None:
@@ -700,8 +885,11 @@ class BrandMemory:
         prompts: list[MemoryHit] = []
         if prompts_of is not None:
             if campaign_id is not None:
-                where = cast(Where, {"campaign_id": campaign_id})
-                prompts += self._kit_query(prompts_of, embedding, k, where, kit)
+                source, where = self._campaign_source(prompts_of, tenant, brand, campaign_id)
+                if source is not None:
+                    # a campaign collection a forget emptied and dropped since it was opened
+                    with suppress(ChromaNotFoundError):
+                        prompts += self._kit_query(source, embedding, k, where, kit)
             if len(prompts) < k:
                 # fewer than k campaign prompts means these are all of them: the nearest k
                 # of the whole brand hold the nearest k - len(prompts) others
@@ -760,13 +948,153 @@ class BrandMemory:
 
     def _writable(self, tenant: str, brand: str, kind: MemoryKind) -> Collection:
         """The pair's collection of ``kind``, created on first write."""
+        # a new collection of a campaign kind starts split: its campaign records get copies
+        # as they are written (an existing one keeps its metadata: Chroma ignores ours then)
+        mark = {SPLIT_MARK: 1} if kind in CAMPAIGN_KINDS else {}
         collection = self._client.get_or_create_collection(
             collection_name(tenant, brand, kind),
             configuration={"hnsw": _HNSW},
-            metadata=collection_identity(tenant, brand, kind),
+            metadata={**collection_identity(tenant, brand, kind), **mark},
             embedding_function=cast(Any, self._ef),  # chromadb wants EmbeddingFunction[Embeddable]
         )
         return self._checked(collection, tenant, brand, kind)
+
+    def _store(
+        self,
+        tenant: str,
+        brand: str,
+        kind: MemoryKind,
+        *,
+        ids: Sequence[str],
+        documents: Sequence[str],
+        metadatas: Sequence[Mapping[str, MetadataValue]],
+        embeddings: Sequence[Sequence[float]] | None = None,
+    ) -> None:
+        """Upsert records into the brand's collection of ``kind``, and each campaign record
+        into its campaign's collection too (embedded once for both).
+
+        A record that was in another campaign (the same content remembered again) leaves that
+        campaign's collection first, as it leaves a ``campaign_id`` query of the brand's: so
+        every copy is the copy of the brand's record as it stands, and ``forget`` finds each
+        one by the brand's record. The brand's record is written before the copies: a write
+        cut short leaves at worst a record without its copy, never a copy without a record.
+        """
+        collection = self._writable(tenant, brand, kind)
+        campaigns = [_campaign_of(m) for m in metadatas] if kind in CAMPAIGN_KINDS else []
+        if kind in CAMPAIGN_KINDS:
+            now = dict(zip(ids, campaigns, strict=True))
+            before = collection.get(ids=list(ids), include=["metadatas"])
+            left: dict[str, list[str]] = {}
+            for record_id, metadata in zip(before["ids"], before["metadatas"] or [], strict=True):
+                was = _campaign_of(metadata or {})
+                if was is not None and was != now.get(record_id):
+                    left.setdefault(was, []).append(record_id)
+            for campaign, gone in left.items():
+                self._drop_copies(tenant, brand, kind, campaign, gone)
+        vectors = None if embeddings is None else _vectors(embeddings)
+        if vectors is None and any(c is not None for c in campaigns):
+            vectors = _vectors(cast(Any, self._ef(list(documents))))
+        collection.upsert(
+            ids=list(ids),
+            embeddings=cast(Any, vectors),
+            documents=list(documents),
+            metadatas=[dict(m) for m in metadatas],
+        )
+        groups: dict[str, list[int]] = {}
+        for row, of_row in enumerate(campaigns):
+            if of_row is not None:
+                groups.setdefault(of_row, []).append(row)
+        copied = vectors or []  # set above when any record has a campaign
+        for campaign, rows in groups.items():
+            self._upsert_copies(
+                tenant, brand, kind, campaign,
+                ids=[ids[r] for r in rows],
+                embeddings=[copied[r] for r in rows],
+                documents=[documents[r] for r in rows],
+                metadatas=[metadatas[r] for r in rows],
+            )  # fmt: skip
+
+    def _upsert_copies(
+        self,
+        tenant: str,
+        brand: str,
+        kind: MemoryKind,
+        campaign: str,
+        *,
+        ids: Sequence[str],
+        embeddings: Sequence[Sequence[float]],
+        documents: Sequence[str],
+        metadatas: Sequence[Mapping[str, MetadataValue]],
+    ) -> None:
+        """Upsert records into the campaign's collection, created on first write (again, if
+        a forget on another process dropped it between the open and the write)."""
+        for attempt in range(2):
+            copies = self._campaign_writable(tenant, brand, campaign, kind)
+            try:
+                copies.upsert(
+                    ids=list(ids),
+                    embeddings=cast(Any, list(embeddings)),
+                    documents=list(documents),
+                    metadatas=[dict(m) for m in metadatas],
+                )
+                return
+            except ChromaNotFoundError:
+                if attempt:
+                    raise
+
+    def _drop_copies(
+        self, tenant: str, brand: str, kind: MemoryKind, campaign: str, ids: Sequence[str]
+    ) -> None:
+        """Delete records from the campaign's collection; drop it once it holds none."""
+        copies = self._campaign_collection(tenant, brand, campaign, kind)
+        if copies is None:
+            return
+        step = max(1, self._client.get_max_batch_size())
+        for start in range(0, len(ids), step):
+            copies.delete(ids=list(ids[start : start + step]))
+        if copies.count() == 0:
+            self._drop_campaign(tenant, brand, kind, campaign)
+
+    def _drop_campaign(self, tenant: str, brand: str, kind: MemoryKind, campaign: str) -> None:
+        with suppress(ChromaNotFoundError):
+            self._client.delete_collection(campaign_collection_name(tenant, brand, campaign, kind))
+
+    def _campaign_writable(
+        self, tenant: str, brand: str, campaign: str, kind: MemoryKind
+    ) -> Collection:
+        identity = campaign_identity(tenant, brand, campaign, kind)
+        collection = self._client.get_or_create_collection(
+            campaign_collection_name(tenant, brand, campaign, kind),
+            configuration={"hnsw": _HNSW},
+            metadata=identity,
+            embedding_function=cast(Any, self._ef),
+        )
+        return self._checked_as(collection, identity)
+
+    def _campaign_collection(
+        self, tenant: str, brand: str, campaign: str, kind: MemoryKind
+    ) -> Collection | None:
+        """The campaign's collection of ``kind``, or None: reads create nothing."""
+        try:
+            collection = self._client.get_collection(
+                campaign_collection_name(tenant, brand, campaign, kind),
+                embedding_function=cast(Any, self._ef),
+            )
+        except ChromaNotFoundError:
+            return None
+        return self._checked_as(collection, campaign_identity(tenant, brand, campaign, kind))
+
+    def _campaign_source(
+        self, brand_collection: Collection, tenant: str, brand: str, campaign: str
+    ) -> tuple[Collection | None, Where | None]:
+        """Where to read ``campaign``'s records of the brand's collection's kind, and the
+        filter to read them with: the campaign's own collection, unfiltered (None when the
+        campaign made none); for a brand collection not yet split, that collection by
+        ``campaign_id``."""
+        kind = cast(MemoryKind, (brand_collection.metadata or {})[_KIND])
+        if not is_split(brand_collection):
+            return brand_collection, cast(Where, {"campaign_id": campaign})
+        return self._campaign_collection(tenant, brand, campaign, kind), None
 
     def _collection(self, tenant: str, brand: str, kind: MemoryKind) -> Collection | None:
         """The pair's collection of ``kind``, or None if nothing was ever written: reads
@@ -784,9 +1112,11 @@ class BrandMemory:
         self, collection: Collection, tenant: str, brand: str, kind: MemoryKind
     ) -> Collection:
         """The collection, if its metadata names exactly this owner; else an error."""
-        wanted = collection_identity(tenant, brand, kind)
+        return self._checked_as(collection, collection_identity(tenant, brand, kind))
+
+    def _checked_as(self, collection: Collection, wanted: Mapping[str, str]) -> Collection:
         found = {key: (collection.metadata or {}).get(key) for key in wanted}
-        if found != wanted:
+        if found != dict(wanted):
             raise MemoryIdentityError(
                 f"memory collection {collection.name} belongs to {found}, not {wanted}; "
                 "refusing to share it"

@@ -19,7 +19,7 @@ from brandloop.api.cli.common import database, ensure_brand, err, out, print_jso
 from brandloop.api.cli.tables import Column, Wide
 from brandloop.api.style_notes import add_style_note
 from brandloop.errors import BadInputError, NotFoundError
-from brandloop.memory.rekey import Owner, rekey_legacy
+from brandloop.memory.rekey import Owner, rekey_legacy, split_campaigns
 from brandloop.registry import crud
 from brandloop.registry.models import BrandRow, RunRow
 
@@ -178,11 +178,14 @@ def rekey(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Move memory from the old slug-named collections to exact-identity ones (idempotent).
+    """Move memory from the old slug-named collections to exact-identity ones, and give each
+    brand's campaigns collections of their own (idempotent).
 
     Run once after upgrading, for every tenant at once. Records a run made go to that run's
     exact tenant and brand; other records (notes) of a collection that several tenants
-    shared are left unattributed, never copied to any of them.
+    shared are left unattributed, never copied to any of them. Brand memory written before
+    campaign collections has its campaign records copied to them (until then a campaign's
+    recall filters the brand's memory: right, but slower as the brand's history grows).
     """
     cfg = settings()
     db = database()
@@ -221,11 +224,19 @@ def rekey(
                 drop_legacy=drop_legacy,
                 on_collection=started,
             )
+
+            def splitting(tenant: str, brand: str) -> None:
+                progress.update(task, description=f"campaign collections of {brand} ({tenant})")
+
+            report.campaign_brands, report.campaign_records = split_campaigns(
+                memory, on_brand=splitting
+            )
     if as_json:
         print_json(dataclasses.asdict(report))
         return
     out.print(
         f"{report.collections} legacy collection(s): {report.moved} record(s) moved, "
         f"{report.unattributed} left unattributed; dropped {len(report.dropped)}, "
-        f"kept {len(report.kept)}"
+        f"kept {len(report.kept)}; {report.campaign_records} campaign record(s) of "
+        f"{report.campaign_brands} brand(s) copied to campaign collections"
     )

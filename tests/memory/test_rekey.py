@@ -15,10 +15,12 @@ from brandloop.agent.runner import open_memory
 from brandloop.domain import BrandKit, PaletteColour
 from brandloop.memory import BrandMemory, MiniLMEmbeddingFunction
 from brandloop.memory.rekey import legacy_collection_name
+from brandloop.memory.store import campaign_collection_name, collection_name, is_split
 from brandloop.registry import crud
 from brandloop.registry.db import Database
 from brandloop.settings import Settings, get_settings
 from tests.api.test_cli import run_cli
+from tests.memory.old_layout import old_descriptor, old_prompt, write_old_layout
 from tests.services import DATABASES, database_url_for
 
 KIT = BrandKit(name="Acme Coffee", palette=[PaletteColour(hex="#6b3e26", name="roast")])
@@ -129,6 +131,7 @@ def test_rekey_moves_each_record_to_its_exact_owner_and_is_idempotent(
     assert report["kept"] == ["bl-acme-co--acme-coffee"], "its shared note has no single owner"
     code, out, _ = run_cli(capsys, "memory", "rekey")
     assert code == 0 and "1 legacy collection(s): 3 record(s) moved, 1 left unattributed" in out
+    assert "0 campaign record(s) of 0 brand(s) copied to campaign collections" in out
     assert _texts(memory, "globex", brand_ids["globex"]) == {"globex likes grey"}
 
 
@@ -141,6 +144,59 @@ def test_rekey_with_nothing_to_move(capsys: pytest.CaptureFixture[str], settings
         "unattributed": 0,
         "dropped": [],
         "kept": [],
+        "campaign_brands": 0,
+        "campaign_records": 0,
     }
     code, _, err = run_cli(capsys, "memory", "rekey", "--drop-legacy", "--nonsense")
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_rekey_gives_memory_written_before_campaign_collections_its_campaigns_collections(
+    capsys: pytest.CaptureFixture[str], settings: Settings
+) -> None:
+    """An upgraded deployment: the brand's memory in the exact-identity layout of session 26,
+    campaign records tagged in the brand's collections only. Its campaigns are found before
+    `memory rekey` (by campaign_id) and after (from their own collections), the same."""
+    db = Database.from_settings(settings)
+    try:
+        brand_id = _registry(db)["acme_co"]
+    finally:
+        db.dispose()
+    memory = open_memory(settings)
+    ef = MiniLMEmbeddingFunction()
+    with memory.exclusive():
+        write_old_layout(
+            memory.client, ef, tenant="acme_co", brand=brand_id, kind="prompt",
+            records=[old_prompt(i, "fall" if i % 2 else None, f"latte poster {i}")
+                     for i in range(6)],
+        )  # fmt: skip
+        write_old_layout(
+            memory.client, ef, tenant="acme_co", brand=brand_id, kind="descriptor",
+            records=[old_descriptor(9, "fall", "#6b3e26")],
+        )  # fmt: skip
+
+    def fall() -> tuple[list[str], list[str]]:
+        hits = memory.recall(
+            tenant="acme_co", brand=brand_id, query="latte", k=3, campaign_id="fall"
+        )
+        described = memory.descriptors(tenant="acme_co", brand=brand_id, campaign_id="fall")
+        return sorted(h.id for h in hits), [h.id for h in described]
+
+    before = fall()
+    assert before == (["prompt-old1", "prompt-old3", "prompt-old5"], ["descriptor-old9"])
+    code, out, err = run_cli(capsys, "memory", "rekey", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert (report["campaign_brands"], report["campaign_records"]) == (1, 4)
+    assert fall() == before
+    with memory.exclusive():
+        copied = memory.client.get_collection(
+            campaign_collection_name("acme_co", brand_id, "fall", "prompt")
+        )
+        assert sorted(copied.get(include=[])["ids"]) == before[0]
+        assert is_split(
+            memory.client.get_collection(collection_name("acme_co", brand_id, "prompt"))
+        )
+    code, out, _ = run_cli(capsys, "memory", "rekey")
+    assert code == 0
+    assert "0 campaign record(s) of 0 brand(s) copied to campaign collections" in out

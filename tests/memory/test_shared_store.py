@@ -21,12 +21,13 @@ import pytest
 
 from brandloop.agent.runner import open_memory
 from brandloop.api.cli import main
-from brandloop.memory import BrandMemory, MiniLMEmbeddingFunction, make_chroma_client
-from brandloop.memory.store import collection_name
+from brandloop.memory import MiniLMEmbeddingFunction, make_chroma_client
+from brandloop.memory.store import campaign_collection_name, collection_name
 from brandloop.registry import crud
 from brandloop.registry.db import Database
 from brandloop.settings import Settings
 from tests.agent.helpers import add_acme
+from tests.memory.old_layout import old_prompt, write_old_layout
 
 ROOT = Path(__file__).resolve().parents[2]
 ACME = str(ROOT / "examples/brands/acme-coffee.yaml")
@@ -150,7 +151,10 @@ def test_processes_writing_one_memory_at_once_keep_every_record_recallable(
     errors = [process.communicate(timeout=300)[1] for process in writers]
     assert [p.returncode for p in writers] == [0, 0, 0], [e.splitlines()[-1:] for e in errors]
     prompts = collection_name("acme_co", "brand_1", "prompt")
-    assert _sound(tmp_path / "data" / "chroma") == {prompts: len(tags) * writes}
+    assert _sound(tmp_path / "data" / "chroma") == {
+        prompts: len(tags) * writes,
+        **{campaign_collection_name("acme_co", "brand_1", tag, "prompt"): writes for tag in tags},
+    }
     memory = open_memory(Settings(data_dir=tmp_path / "data"))
     for tag in tags:
         hits = memory.recall(
@@ -163,17 +167,18 @@ def test_processes_writing_one_memory_at_once_keep_every_record_recallable(
 
 def _damage(settings: Settings, brand_id: str) -> None:
     """Leave the brand's prompt index as a writer with a stale copy left it: the SQLite side
-    holds three prompts (two of campaign ``fall``), the index only the first."""
+    holds three prompts (two of campaign ``fall``), the index only the first. Written in the
+    layout of the time (before 2026-12-05's lock, so before campaign collections: a campaign
+    read of it filters the brand's collection, the query a lost vector breaks)."""
     ef = MiniLMEmbeddingFunction()
 
     def remember(i: int, campaign: str | None) -> None:
         client = make_chroma_client(settings)
         try:
-            BrandMemory(client, ef).remember_prompt(
-                tenant="default", brand=brand_id, prompt=f"a coffee cup on a table, take {i}",
-                model="procedural/draft", seed=i, template="brand-hero@1", run_id=f"run_old{i}",
-                campaign_id=campaign, scores={"composite": 0.8},
-            )  # fmt: skip
+            record = old_prompt(i, campaign, f"a coffee cup on a table, take {i}")
+            write_old_layout(
+                client, ef, tenant="default", brand=brand_id, kind="prompt", records=[record]
+            )
         finally:
             client.close()  # type: ignore[attr-defined]
 

@@ -11,7 +11,10 @@ import pytest
 from chromadb.api import ClientAPI
 
 from brandloop.memory import BrandMemory, MiniLMEmbeddingFunction, make_chroma_client
+from brandloop.memory.rekey import split_campaigns
+from brandloop.memory.store import campaign_collection_name, collection_name, is_split
 from brandloop.settings import Settings
+from tests.memory.old_layout import old_prompt, write_old_layout
 from tests.services import service_env
 
 pytestmark = pytest.mark.server
@@ -87,3 +90,54 @@ def test_server_and_embedded_clients_scope_tenants_identically(
     assert on_server["a"] == ["warm tones, teal and cream"]  # never the other tenant's note
     assert on_server["b"] == ["neon magenta everywhere"]
     assert len(on_server["collections"]) == 2  # type: ignore[arg-type]
+
+
+def _campaigns(client: ClientAPI, ef: MiniLMEmbeddingFunction, tenant: str) -> dict[str, object]:
+    """Old-layout memory, new campaign records, the split, campaign reads and a forget."""
+    memory = BrandMemory(client, ef)
+    write_old_layout(
+        client, ef, tenant=tenant, brand="brand_1", kind="prompt",
+        records=[old_prompt(1, "fall", "autumn latte poster"), old_prompt(2, None, "a cup")],
+    )  # fmt: skip
+    new = memory.remember_prompt(
+        tenant=tenant, brand="brand_1", prompt="maple mocha flyer", model="m", seed=3,
+        template="t@1", run_id="r3", campaign_id="fall", scores={"composite": 0.5},
+    )  # fmt: skip
+    before = [h.id for h in memory.recall(
+        tenant=tenant, brand="brand_1", query="autumn", k=2, campaign_id="fall"
+    )]  # fmt: skip
+    split = split_campaigns(memory, on_brand=None)
+    after = [h.id for h in memory.recall(
+        tenant=tenant, brand="brand_1", query="autumn", k=2, campaign_id="fall"
+    )]  # fmt: skip
+    fall = campaign_collection_name(tenant, "brand_1", "fall", "prompt")
+    copies = sorted(client.get_collection(fall).get(include=[])["ids"])
+    marked = is_split(client.get_collection(collection_name(tenant, "brand_1", "prompt")))
+    forgotten = memory.forget(tenant=tenant, brand="brand_1", record_id=new)
+    forgotten += memory.forget(tenant=tenant, brand="brand_1", record_id="prompt-old1")
+    left = [c.name for c in client.list_collections() if c.name == fall]
+    return {
+        "before": sorted(before), "after": sorted(after), "split": split, "copies": copies,
+        "marked": marked, "forgotten": forgotten, "left": left,
+        "new": new,
+    }  # fmt: skip
+
+
+def test_campaign_collections_on_the_server_as_on_disk(
+    server: ClientAPI, embedded: ClientAPI, ef: MiniLMEmbeddingFunction
+) -> None:
+    """Written in the old layout, split by `memory rekey`'s pass, read by campaign with no
+    filter and forgotten: the server answers as the embedded client does."""
+    tenant = f"tc{uuid.uuid4().hex[:8]}"
+    try:
+        on_server = _campaigns(server, ef, tenant)
+        on_disk = _campaigns(embedded, ef, tenant)
+    finally:
+        for collection in server.list_collections():
+            if (collection.metadata or {}).get("brandloop_tenant") == tenant:
+                server.delete_collection(collection.name)
+    assert on_server == on_disk
+    assert on_server["before"] == on_server["after"] == sorted(["prompt-old1", on_server["new"]])
+    assert on_server["split"] == (1, 2)  # both campaign records (the new one again)
+    assert on_server["copies"] == on_server["after"] and on_server["marked"] is True
+    assert on_server["forgotten"] == 2 and on_server["left"] == []
