@@ -478,7 +478,7 @@ async def collect_garbage(
         )
     report = GarbageReport(dry_run=dry_run)
     report.checkpoints_pruned = await prune_finished_runs(settings, db, dry_run=dry_run)
-    store = ArtifactStore(settings.artifacts_dir)
+    store = ArtifactStore(settings.artifacts_dir, settings.thumbs_dir)
     # on a dry run, per sha256: the copies this gc would have released so far (a file goes
     # with its last copy, perhaps another tenant's further down)
     released: dict[str, int] = {}

@@ -431,7 +431,7 @@ def build_context(
         tenant=request.tenant,
         providers=providers or {**default_providers(settings), **provider_plugins()},
         models=ladder,
-        artifacts=ArtifactStore(settings.artifacts_dir),
+        artifacts=ArtifactStore(settings.artifacts_dir, settings.thumbs_dir),
         scoring=brand_scoring_policy(settings, db, request),
         policy=policy or load_agent_policy(),
         budget_usd=request.budget_usd

@@ -5,7 +5,8 @@ number of concurrent requests insert it, on any replica. That one runs; its firs
 answer is stored and the record becomes ``done``. Every other request with the same key:
 
 * a different method, path, query or body → 422 ``idempotency-key-reused``;
-* the first is done → its answer again, with ``Idempotent-Replayed: true``;
+* the first is done → its answer again, with ``Idempotent-Replayed: true`` (an image it
+  linked that was deleted since shown deleted, as a fresh GET shows it);
 * the first is still in flight → waits for it up to ``wait_s``, then gets its answer, or 409
   ``idempotency-in-flight`` with ``Retry-After`` if it is still running.
 
@@ -26,7 +27,7 @@ import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from brandloop.api.jobs import store
 from brandloop.api.problems import PROBLEM_MEDIA_TYPE, ProblemKind, problem_body
+from brandloop.api.replayed_images import ARTIFACT_PATH, with_deleted_images
 from brandloop.domain import utcnow
 from brandloop.registry.db import Database
 
@@ -132,7 +134,7 @@ class Idempotency:
                 )
                 return
             if found.state == "done":
-                await _replay(send, found)
+                await _replay(send, await asyncio.to_thread(self._current, tenant, found))
                 return
             if time.monotonic() >= deadline:
                 await problem(
@@ -220,6 +222,15 @@ class Idempotency:
             return False, _Found(
                 row.request_sha256, row.state, row.status_code, row.body, row.headers
             )
+
+    def _current(self, tenant: str, found: _Found) -> _Found:
+        """The stored answer as replayed now: an image it links that the tenant deleted
+        since is shown deleted, as a fresh GET shows it (:mod:`brandloop.api.replayed_images`)."""
+        if found.body is None or ARTIFACT_PATH not in found.body:
+            return found
+        with self.db.session() as session:
+            body = with_deleted_images(session, tenant=tenant, body=found.body)
+        return replace(found, body=body)
 
     def _complete(
         self, tenant: str, key: str, status: int, body: str, headers: list[list[str]]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import logging
 import random
 import tempfile
 import threading
@@ -54,12 +55,15 @@ from brandloop.registry.models_studio import (
     StudioSessionRow,
 )
 from brandloop.settings import Settings
+from brandloop.storage import StorageFailedError, storage_problem
 from brandloop.templates.governance import ACTOR_PATTERN, same_person
 from brandloop.tools.credentials import SigningError
 
 Decision = Literal["approve", "reject"]
 Axis = Literal["template", "model"]
 Winner = Literal["left", "right", "tie"]
+log = logging.getLogger(__name__)
+
 GOLDEN_SUITE = "golden"
 #: the folder beside the golden suite with the template versions its cases name
 GOLDEN_TEMPLATES = "templates"
@@ -196,12 +200,35 @@ def decide_run(
             f"{exc}; run {run.id} waits for review again: POST /v1/review/runs/{run.id} gives "
             "the verdict again once the signer is back",
         ) from None
+    except Exception as exc:
+        failed = _storage_failed(exc, pool.settings, run.id)
+        if failed is None:
+            raise
+        raise failed from None
     with pool.db.session() as own:  # its own transaction: kept whatever is answered below
         settle_reviewed(own, tenant=tenant, run_id=run.id, result=outcome.result)
     problem = outcome.not_the_callers(asked)
     if problem is not None:
         raise ApiProblem(409, "conflict", problem)
     return {**verdict, "status": outcome.result.status}
+
+
+def _storage_failed(exc: Exception, settings: Settings, run_id: str) -> ApiProblem | None:
+    """What a verdict that could not be recorded or applied answers when its storage failed
+    (the artifact folder, the registry, the checkpoint file): a 503 ``storage-failed`` in plain
+    words - the run waits for review again (``finish_review`` puts it back), so the verdict
+    can be given again once that is fixed. None for any other error (an internal one)."""
+    roots = {"<artifacts dir>": settings.artifacts_dir, "<data dir>": settings.data_dir}
+    problem = storage_problem(exc, writer="the service", roots=roots)
+    if problem is None:
+        return None
+    log.error("verdict on run %s not applied: storage failed: %s", run_id, problem)
+    return ApiProblem(
+        503,
+        StorageFailedError.problem_type,
+        f"storage failed: {problem}; run {run_id} waits for review again: POST "
+        f"/v1/review/runs/{run_id} gives the verdict again once that is fixed",
+    )
 
 
 @dataclass

@@ -102,15 +102,25 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def derived_path(derived_root: Path, sha256: str, variant: str, suffix: str) -> Path:
+    """Where a file made from an artifact's bytes is cached (the studio's thumbnail of one
+    width): ``derived_root/<variant>/ab/<sha256><suffix>``, named by the artifact's sha256 so
+    that removing the artifact finds it (:meth:`ArtifactStore.remove`)."""
+    return derived_root / variant / sha256[:2] / f"{sha256}{suffix}"
+
+
 class ArtifactStore:
     """Files named by the sha256 of their bytes: ``root/ab/cd/abcd….png`` (``.jpg``, ``.webp``).
 
     The store knows files, not owners: who may read or delete which file is recorded per
-    tenant in the registry (``brandloop.registry.artifact_owners``).
+    tenant in the registry (``brandloop.registry.artifact_owners``). ``derived_root`` holds
+    files made from the bytes (:func:`derived_path`: the studio's thumbnails); they go with
+    the file they were made from.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, derived_root: Path | None = None) -> None:
         self.root = root
+        self.derived_root = derived_root
 
     def path_for(self, sha256: str, suffix: str = ".png") -> Path:
         return self.root / sha256[:2] / sha256[2:4] / f"{sha256}{suffix}"
@@ -153,5 +163,20 @@ class ArtifactStore:
         return self.locate(sha256).exists()
 
     def remove(self, sha256: str) -> None:
-        """Delete the file (no owner is left: the caller checked, under the sha256's lock)."""
+        """Delete the file and every file made from it (no owner is left: the caller checked,
+        under the sha256's lock)."""
         self.locate(sha256).unlink(missing_ok=True)
+        for derived in self.derived(sha256):
+            derived.unlink(missing_ok=True)
+
+    def derived(self, sha256: str) -> list[Path]:
+        """The files made from ``sha256``'s bytes that are cached now (:func:`derived_path`),
+        whatever their variant."""
+        if self.derived_root is None or not self.derived_root.is_dir():
+            return []
+        return sorted(
+            path
+            for variant in self.derived_root.iterdir()
+            if variant.is_dir()
+            for path in (variant / sha256[:2]).glob(f"{sha256}.*")
+        )

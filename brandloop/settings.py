@@ -324,6 +324,11 @@ class Settings(BaseSettings):
         return self.artifacts_root or self.data_dir / "artifacts"
 
     @property
+    def thumbs_dir(self) -> Path:
+        """The studio's thumbnails, made from the artifacts and removed with them."""
+        return self.data_dir / "thumbs"
+
+    @property
     def checkpoints_path(self) -> Path:
         return self.data_dir / "checkpoints.sqlite"
 

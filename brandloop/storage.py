@@ -1,4 +1,5 @@
-"""A run's storage failing under it (its artifact folder, the registry), told in plain words.
+"""A run's storage failing under it (its artifact folder, the registry, the SQLite checkpoint
+file), told in plain words.
 
 The CLI (``brandloop generate`` and ``runs resume``: exit 8) and the HTTP service (a job's
 ``storage-failed`` error, 503) word the failure with :func:`storage_problem` and keep the run,
@@ -10,6 +11,7 @@ means, so neither a secret nor a database URL reaches a user.
 from __future__ import annotations
 
 import errno
+import sqlite3
 from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
@@ -61,6 +63,12 @@ def storage_problem(
             return f"the registry is read-only ({writer} may not write its database)"
         if any(sign in text for sign in _FULL):
             return "no space left on device for the registry"
+    if isinstance(exc, sqlite3.Error):  # SQLite's own, not through SQLAlchemy: the checkpoints
+        text = str(exc).lower()
+        if any(sign in text for sign in _READ_ONLY):
+            return f"the checkpoint file is read-only ({writer} may not write it)"
+        if any(sign in text for sign in _FULL):
+            return "no space left on device for the checkpoint file"
     return None
 
 

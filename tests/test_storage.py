@@ -5,6 +5,7 @@ database's own error text (its statement, its server, a URL) is never repeated."
 from __future__ import annotations
 
 import errno
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,18 @@ def test_a_full_device_and_an_unwritable_folder_are_named_with_their_path(
     )
     assert storage_problem(ConnectionRefusedError(errno.ECONNREFUSED, "refused")) is None
     assert storage_problem(ValueError("not storage")) is None
+
+
+def test_a_read_only_checkpoint_file_is_named_in_words(tmp_path: Path) -> None:
+    """SQLite's own error (the checkpoint saver writes through aiosqlite, not SQLAlchemy)."""
+    path = tmp_path / "checkpoints.sqlite"
+    sqlite3.connect(path).close()
+    read_only = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        with pytest.raises(sqlite3.OperationalError) as caught:
+            read_only.execute("CREATE TABLE t_storage_probe (x integer)")
+    finally:
+        read_only.close()
+    assert storage_problem(caught.value, writer="the service") == (
+        "the checkpoint file is read-only (the service may not write it)"
+    )

@@ -57,6 +57,9 @@ log = logging.getLogger("brandloop.jobs")
 
 
 T = TypeVar("T")
+#: how soon, and at most how often, a job's end the registry refused to record is tried again
+RECORD_RETRY_FIRST_S = 0.5
+RECORD_RETRY_MAX_S = 30.0
 
 
 async def settled_in_thread(fn: Callable[..., T], *args: Any) -> T:
@@ -521,13 +524,13 @@ class WorkerPool:
                 f"{exc}; run {run_id} is kept: POST /v1/runs/{run_id}/resume finishes it once "
                 "the signer is back"
             )
-            await settled_in_thread(
+            await self._recorded(
                 self._fail, job_id, {"type": exc.problem_type, "status": 503, "detail": detail}
             )
         except BrandloopError as exc:
             status, kind = status_for(exc)
             detail = str(exc) if status < 500 else "the run failed"
-            await settled_in_thread(
+            await self._recorded(
                 self._fail,
                 job_id,
                 {"type": kind, "status": status, "detail": detail},
@@ -539,13 +542,36 @@ class WorkerPool:
                 "<data dir>": self.settings.data_dir,
             }
             error = self._unexpected(exc, job_id, run_id, roots=roots)
-            await settled_in_thread(self._fail, job_id, error)
+            await self._recorded(self._fail, job_id, error)
         else:
-            await settled_in_thread(self._succeed, job_id, result)
+            await self._recorded(self._succeed, job_id, result)
             log.info("job finished", extra={"status": result.status})
         finally:
             if span is not None:
                 span.end()
+
+    async def _recorded(self, end: Callable[..., None], *args: Any) -> None:
+        """Record how the job ended (``end(*args)``, in a thread). Should the registry refuse
+        the write (read-only, full: :func:`storage_problem`), it is tried again, at growing
+        intervals up to ``RECORD_RETRY_MAX_S``, until the registry takes it: a job never stays
+        ``running`` for good while its service runs on (nothing re-runs such a job before a
+        restart). Stopping the pool meanwhile leaves it ``running``, resumed on the next start."""
+        delay = RECORD_RETRY_FIRST_S
+        while True:
+            try:
+                await settled_in_thread(end, *args)
+                return
+            except Exception as exc:
+                problem = storage_problem(exc, writer="the service")
+                if problem is None:
+                    raise
+                log.error(
+                    "the job's end is not recorded: storage failed: %s; trying again in %.1f s",
+                    problem,
+                    delay,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECORD_RETRY_MAX_S)
 
     @staticmethod
     def _unexpected(

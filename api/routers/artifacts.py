@@ -177,7 +177,7 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
 def delete_artifact(
     sha256: Sha256, principal: Admin, session: SessionDep, settings: SettingsDep
 ) -> Response:
-    store = ArtifactStore(settings.artifacts_dir)
+    store = ArtifactStore(settings.artifacts_dir, settings.thumbs_dir)
     if not release_artifact(session, store, tenant=principal.tenant, sha256=sha256):
         raise ApiProblem(404, "not-found", f"no artifact {sha256}")
     crud.audit(

@@ -2,7 +2,8 @@
 
 A grid never loads a full PNG: each image is resized once per width to a WebP file under
 ``<data_dir>/thumbs/<width>/`` (atomically written, keyed by the artifact's sha256, so the
-cache never goes stale) and served with an ETag. Dominant colours are computed once per image
+cache never goes stale) and served with an ETag. They go with the artifact's file, when its
+last owner deletes it (``ArtifactStore.remove``). Dominant colours are computed once per image
 from a small downsample and kept in a bounded in-process cache.
 """
 
@@ -17,7 +18,7 @@ from typing import Final
 import numpy as np
 from PIL import Image
 
-from brandloop.artifacts import atomic_write
+from brandloop.artifacts import atomic_write, derived_path
 from brandloop.tools.scoring.colour import dominant_colours, lab_to_hex
 
 WIDTHS: Final = (256, 512, 1024)
@@ -27,7 +28,9 @@ _lock = threading.Lock()
 
 
 def thumbnail_path(thumbs_root: Path, sha256: str, width: int) -> Path:
-    return thumbs_root / str(width) / sha256[:2] / f"{sha256}.webp"
+    """``<thumbs_root>/<width>/ab/<sha256>.webp``: removed with the artifact (the store's
+    ``derived_root`` is ``thumbs_root``: ``Settings.thumbs_dir``)."""
+    return derived_path(thumbs_root, sha256, str(width), ".webp")
 
 
 def thumbnail(source: Path, thumbs_root: Path, sha256: str, width: int) -> Path:

@@ -34,7 +34,7 @@ def thumb(
     headers = {"ETag": etag, "Cache-Control": "private, max-age=86400"}
     if etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
-    path = thumbnail(source, settings.data_dir / "thumbs", sha256, width)
+    path = thumbnail(source, settings.thumbs_dir, sha256, width)
     return FileResponse(path, media_type="image/webp", headers=headers)
 
 

@@ -59,6 +59,34 @@ def test_the_job_shows_a_deleted_image_as_the_run_does(
     assert f"/v1/artifacts/{sha}" not in client.get(f"/v1/jobs/{job['id']}", headers=viewer).text
 
 
+def test_a_replayed_submission_shows_a_deleted_image_as_the_job_does(
+    client: TestClient, keys: Keys, acme: dict[str, Any]
+) -> None:
+    """The same ``POST ...?wait=`` with its ``Idempotency-Key`` after the delete: the first
+    answer again, with the image marked deleted as a fresh GET of the job marks it."""
+    admin, viewer = keys["A", "admin"], keys["A", "viewer"]
+    post = {"url": "/v1/generations?wait=120", "json": {**GEN, "seed": 7},
+            "headers": {**admin, "Idempotency-Key": "replay-after-delete"}}  # fmt: skip
+    first = client.post(**post)
+    job = first.json()
+    assert job["state"] == "succeeded", job
+    sha = job["result"]["images"][0]["sha256"]
+    assert client.post(**post).content == first.content  # a replay before the delete: as given
+    _deleted(client, admin, sha)
+
+    replayed = client.post(**post)
+    assert replayed.status_code == first.status_code, replayed.text
+    assert replayed.headers["idempotent-replayed"] == "true"
+    assert f"/v1/artifacts/{sha}" not in replayed.text
+    fresh = client.get(f"/v1/jobs/{job['id']}", headers=viewer).json()
+    again = replayed.json()
+    assert again["result"]["images"] == fresh["result"]["images"]
+    assert again["result"]["images"][0]["deleted"] is True
+    assert {k: v for k, v in again.items() if k != "result"} == {
+        k: v for k, v in job.items() if k != "result"
+    }  # the first answer otherwise, as it was
+
+
 def test_a_threads_message_shows_its_deleted_image(
     client: TestClient, keys: Keys, acme: dict[str, Any]
 ) -> None:

@@ -160,3 +160,35 @@ def test_pairwise_mode_never_offers_a_deleted_image(
     for sha in made["procedural/draft"]:
         assert sha not in page
     assert 'name="left"' not in page  # no pair left: one model's images are all gone
+
+
+def test_a_deleted_images_thumbnails_go_with_its_last_copy(
+    studio: Studio, api: Callable[..., Any], always_review: None
+) -> None:
+    """The thumbnails made of an image are removed with its file: not while another tenant
+    keeps the same bytes (it still sees them), but once the last copy is deleted."""
+    held = {}
+    for tenant in ("A", "B"):  # the preview renderer makes the same bytes for both
+        job = _generate(studio, api, tenant)
+        trace = api("GET", f"/v1/runs/{job['run_id']}/trace", studio.key(tenant, "viewer"))
+        held[tenant] = [
+            a["artifact_sha256"] for a in trace.json()["attempts"] if a["outcome"] == "accepted"
+        ]
+    assert held["A"] == held["B"] and len(held["A"]) == 1, held
+    sha = held["A"][0]
+    ana, bo = (studio.signed_in_as(t, "ana", "viewer") for t in ("A", "B"))
+    for width in (256, 1024):
+        assert ana.get(f"/thumbs/{width}/{sha}").status_code == 200
+    thumbs = studio.settings.data_dir / "thumbs"
+    made = sorted(thumbs.glob(f"*/{sha[:2]}/{sha}.webp"))
+    assert [p.parent.parent.name for p in made] == ["1024", "256"], made
+
+    _delete(studio, api, sha, tenant="A")  # B keeps its copy: its thumbnails stay
+    assert all(p.is_file() for p in made)
+    assert ana.get(f"/thumbs/256/{sha}").status_code == 404
+    assert bo.get(f"/thumbs/256/{sha}").status_code == 200
+
+    _delete(studio, api, sha, tenant="B")  # the last copy: the file and its thumbnails go
+    assert list(thumbs.glob(f"*/{sha[:2]}/{sha}.*")) == []
+    assert not list(studio.settings.artifacts_dir.glob(f"*/*/{sha}.*"))
+    assert bo.get(f"/thumbs/256/{sha}").status_code == 404

@@ -4,10 +4,15 @@ message or a template's message cannot reverse the studio's own labels around it
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.api.http.conftest import brand_kit
 from tests.api.studio.conftest import Studio, csrf_of, make_run
 
 RLO = "\u202e"
@@ -74,3 +79,48 @@ def test_user_text_with_a_right_to_left_override_is_isolated(
         html = ana.get(url).text
         assert RLO in html, url
         assert _bare(html) == [], url
+
+
+def test_the_review_queue_and_a_review_item_isolate_user_text(
+    studio: Studio, api: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The review pages show a brief, a brand's colour names, a rubric note and a verdict's
+    note: each isolated as on the run page."""
+    policy = tmp_path / "agent.yaml"
+    policy.write_text("review:\n  mode: always\n")
+    monkeypatch.setenv("BRANDLOOP_AGENT_POLICY", str(policy))
+    kit = brand_kit()
+    kit["palette"][0]["name"] = f"deep {RLO}teal"
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=kit)
+    job = api(
+        "POST", "/v1/generations?wait=60", studio.key("A", "creator"),
+        json={"brief": f"a mug {RLO}on a table", "brand": "Acme Coffee", "size": "256x256"},
+    ).json()  # fmt: skip
+    assert job["state"] == "awaiting_review", job
+    run_id = job["run_id"]
+    lee = studio.signed_in_as("A", "lee", "approver")
+    item = f"/review/{run_id}"
+    page = lee.get(item).text
+    sha = re.search(r'name="sha256" value="([0-9a-f]{64})"', page)
+    assert sha, "the review item offers no rubric"
+    rated = lee.post(
+        f"{item}/rubric",
+        data={"csrf": csrf_of(page), "sha256": sha.group(1), "on_brand": "4", "usable": "yes",
+              "note": f"warm {RLO}enough"},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert rated.status_code == 303, rated.text[-400:]
+    for url in ("/review", item):
+        html = lee.get(url).text
+        assert RLO in html, url
+        assert _bare(html) == [], url
+    rejected = lee.post(
+        f"{item}/decision",
+        data={"csrf": csrf_of(lee.get(item).text), "decision": "reject",
+              "note": f"too {RLO}dark"},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert rejected.status_code == 303, rejected.text[-400:]
+    html = lee.get(item).text  # the verdict's note is the run's reason now
+    assert f"too {RLO}dark" in html
+    assert _bare(html) == [], item
