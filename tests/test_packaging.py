@@ -8,6 +8,7 @@ the top level (another ``tools`` or ``api`` package in the environment would sha
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -21,10 +22,21 @@ LAYER_FOLDERS = ("agent", "api", "evals", "memory", "policies", "tools")
 pytestmark = pytest.mark.slow
 
 
+#: what a build from a copy of the tree leaves out: not the project's sources
+_NOT_SOURCES = shutil.ignore_patterns(
+    ".git", ".venv", ".brandloop", "out", "build", "*.egg-info", "__pycache__", ".mypy_cache",
+    ".ruff_cache", "node_modules",
+)  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel, built from a copy of the tree (its relative symlinks kept): pip builds in
+    place, and the suite's other process writes beside the sources meanwhile."""
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
+    tree = tmp_path_factory.mktemp("tree") / "brandloop"
+    shutil.copytree(ROOT, tree, symlinks=True, ignore=_NOT_SOURCES)
+    built = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -35,14 +47,16 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--no-build-isolation",
             "--wheel-dir",
             str(out),
-            str(ROOT),
+            str(tree),
         ],
-        check=True,
+        check=False,
         capture_output=True,
+        text=True,
         env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
     )
-    [built] = out.glob("brandloop-*.whl")
-    return built
+    assert built.returncode == 0, built.stderr[-3000:] + built.stdout[-2000:]
+    [made] = out.glob("brandloop-*.whl")
+    return made
 
 
 def test_the_wheel_has_one_top_level_package(wheel: Path) -> None:

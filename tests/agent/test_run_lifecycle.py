@@ -126,6 +126,10 @@ def test_a_run_killed_after_its_nodes_decided_tells_each_event_once(
     assert kinds["done"] == 1, kinds
 
 
+def _sigint_as_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 def test_ctrl_c_on_generate_cancels_the_run_and_says_so(
     tmp_path: Path, database_url: str | None, seed: int
@@ -140,6 +144,9 @@ def test_ctrl_c_on_generate_cancels_the_run_and_says_so(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # as a terminal starts it: a pytest-xdist worker ignores SIGINT, and an ignored signal
+        # stays ignored across exec (Python then installs no KeyboardInterrupt handler)
+        preexec_fn=_sigint_as_default,
     )
     try:
         _wait_for(lambda: sum(1 for kind, _ in _ledger(ledger) if kind == "start") >= 2)
