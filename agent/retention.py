@@ -18,7 +18,9 @@ the transaction that would have recorded it (file on disk, row rolled back), or 
 of a write cut short. A file goes only when no row names its sha256 (any tenant's copy or the
 raw image a receipt names, an attempt, a cache entry, a rating, a pairwise judgement) and it is
 older than ``BRANDLOOP_STRAY_GRACE_SECONDS`` by the wall clock, so a call being settled right
-now keeps its file; the check is made again under the sha256's lock just before it goes.
+now keeps its file; the check is made again under the sha256's lock just before it goes. With
+them go this host's cached thumbnails whose image file is gone: an image deleted through
+another replica leaves its thumbnails in this one's data dir.
 """
 
 from __future__ import annotations
@@ -237,7 +239,9 @@ class GarbageReport:
     stays is kept); ``cache_entries``: generation-cache entries that pointed at them;
     ``kept_in_use``: old candidates kept because something still needs them; ``strays``/
     ``stray_bytes``: files no row names, older than ``stray_grace_seconds`` (None: not swept,
-    as a gc of one tenant does not: a stray file is no tenant's)."""
+    as a gc of one tenant does not: a stray file is no tenant's); ``orphan_thumbnails``/
+    ``orphan_thumbnail_bytes``: this host's cached thumbnails whose image file is gone (swept
+    with the strays)."""
 
     dry_run: bool
     checkpoints_pruned: int = 0
@@ -250,6 +254,8 @@ class GarbageReport:
     strays: int = 0
     stray_bytes: int = 0
     stray_grace_seconds: float | None = None
+    orphan_thumbnails: int = 0
+    orphan_thumbnail_bytes: int = 0
 
 
 def _receipts(session: Session, tenant: str) -> dict[str, dict[str, Any]]:
@@ -350,6 +356,7 @@ def _file_would_go(
 
 #: a stored image's name: its sha256 and the suffix of its format (``ArtifactStore.path_for``)
 _STORED = re.compile(r"(?P<sha>[0-9a-f]{64})\.(?:png|jpg|webp)")
+_DERIVED = re.compile(r"(?P<sha>[0-9a-f]{64})\.[a-z0-9]+")
 #: every column that names an image file by its sha256
 _NAMING = (
     ArtifactRow.sha256,
@@ -448,6 +455,50 @@ def _sweep_strays(
     return count, size
 
 
+def _derived_files(store: ArtifactStore) -> Iterator[tuple[Path, str | None]]:
+    """The files made from images (``derived_root/<variant>/ab/<sha256>.<suffix>``: the
+    studio's thumbnails) with the sha256 they were made from, or None for the temp file of a
+    write cut short. Anything else there is left alone."""
+    if store.derived_root is None or not store.derived_root.is_dir():
+        return
+    for path in store.derived_root.glob("*/??/*"):
+        found = _DERIVED.fullmatch(path.name)
+        sha = found["sha"] if found else None
+        if sha is not None and sha[:2] != path.parent.name:
+            continue
+        if (sha is not None or path.name.startswith(".tmp-")) and path.is_file():
+            yield path, sha
+
+
+def _sweep_orphan_thumbnails(
+    store: ArtifactStore, *, grace_s: float, dry_run: bool, tick: Callable[[int], None]
+) -> tuple[int, int]:
+    """Remove this host's thumbnails whose image file is gone (deleted through another replica,
+    whose data dir holds its own thumbnails, or by hand), and temp files of a thumbnail write
+    cut short older than ``grace_s``; returns how many and their bytes. A thumbnail of an image
+    that is stored again later is made again when asked for."""
+    cutoff = time.time() - grace_s
+    count = size = 0
+    for path, sha in _derived_files(store):
+        if sha is not None and store.exists(sha):
+            continue
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            continue
+        if sha is None and stat.st_mtime >= cutoff:
+            continue  # a thumbnail being written right now
+        tick(1)
+        if not dry_run:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+        count += 1
+        size += stat.st_size
+    return count, size
+
+
 def tenants_of(session: Session) -> list[str]:
     return sorted(set(session.scalars(select(ArtifactRow.tenant).distinct())))
 
@@ -517,6 +568,9 @@ async def collect_garbage(
         report.stray_grace_seconds = settings.stray_grace_seconds
         report.strays, report.stray_bytes = _sweep_strays(
             db, store, grace_s=settings.stray_grace_seconds, dry_run=dry_run, tick=tick
+        )
+        report.orphan_thumbnails, report.orphan_thumbnail_bytes = _sweep_orphan_thumbnails(
+            store, grace_s=settings.stray_grace_seconds, dry_run=dry_run, tick=tick
         )
     log.info(
         "garbage collected",

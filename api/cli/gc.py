@@ -52,7 +52,8 @@ def gc(
     Never deleted: accepted images, the raw images their receipts name, images of runs that
     are running or waiting for review, and images used after the cut-off. Without --tenant,
     also deletes stray files (no row names them: a process killed while recording them)
-    older than BRANDLOOP_STRAY_GRACE_SECONDS (default an hour).
+    older than BRANDLOOP_STRAY_GRACE_SECONDS (default an hour), and this host's thumbnails
+    whose image is gone (deleted through another replica).
     """
     if older_than is not None and not 0 < older_than <= MAX_RETENTION_DAYS:
         raise BadInputError(
@@ -89,6 +90,10 @@ def gc(
         out.print(
             f"{delete} {report.strays} stray file(s) ({report.stray_bytes / 1e6:.1f} MB): "
             f"no row names them, older than {report.stray_grace_seconds:g} s"
+        )
+        out.print(
+            f"{delete} {report.orphan_thumbnails} thumbnail(s) "
+            f"({report.orphan_thumbnail_bytes / 1e6:.1f} MB) whose image is gone"
         )
     out.print(
         f"{delete} {report.artifacts} image(s) ({report.files} file(s), "

@@ -6,6 +6,8 @@ the run's download holds only its receipt, on both databases."""
 from __future__ import annotations
 
 import io
+import json
+import os
 import re
 import time
 import zipfile
@@ -18,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from tests.api.http.conftest import brand_kit
 from tests.api.studio.conftest import Studio, csrf_of
+from tests.api.test_cli import run_cli
 
 GEN = {"brief": "a steaming cup", "brand": "Acme Coffee", "size": "256x256", "seed": 4}
 PLACEHOLDER = re.compile(
@@ -192,3 +195,61 @@ def test_a_deleted_images_thumbnails_go_with_its_last_copy(
     assert list(thumbs.glob(f"*/{sha[:2]}/{sha}.*")) == []
     assert not list(studio.settings.artifacts_dir.glob(f"*/*/{sha}.*"))
     assert bo.get(f"/thumbs/256/{sha}").status_code == 404
+
+
+def test_thumbnails_an_image_left_on_another_replica_go_with_gc(
+    studio: Studio, api: Callable[..., Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each replica caches thumbnails in its own data dir, so one whose image is deleted
+    through another replica stays behind: ``brandloop gc`` removes the thumbnails whose image
+    file is gone (and temp files of a thumbnail write cut short, once old), keeping every
+    thumbnail of an image still stored and a temp file being written now."""
+    shas = [
+        _generate(studio, api, "A")["result"]["images"][0]["sha256"],
+        api(
+            "POST", "/v1/generations?wait=120", studio.key("A", "creator"), json={**GEN, "seed": 5}
+        ).json()["result"]["images"][0]["sha256"],
+    ]
+    gone, kept = shas
+    assert gone != kept
+    ana = studio.signed_in_as("A", "ana", "viewer")
+    for sha in shas:
+        for width in (256, 1024):
+            assert ana.get(f"/thumbs/{width}/{sha}").status_code == 200
+    thumbs = studio.settings.data_dir / "thumbs"
+    left = sorted(thumbs.glob(f"*/{gone[:2]}/{gone}.webp"))
+    assert len(left) == 2, left
+    old_tmp, new_tmp = (left[0].parent / f".tmp-{n}.webp" for n in ("old", "new"))
+    for tmp in (old_tmp, new_tmp):
+        tmp.write_bytes(b"half a thumbnail")
+    then = time.time() - 2 * 3600  # past BRANDLOOP_STRAY_GRACE_SECONDS (an hour)
+    os.utime(old_tmp, (then, then))
+
+    elsewhere = thumbs.with_name("thumbs-of-this-replica")
+    thumbs.rename(elsewhere)  # the replica that deletes it has its own data dir: none of these
+    try:
+        _delete(studio, api, gone)
+    finally:
+        elsewhere.rename(thumbs)
+    assert all(p.is_file() for p in left)  # the deleting replica could not see them
+    assert ana.get(f"/thumbs/256/{gone}").status_code == 404
+
+    orphans = {*left, old_tmp}
+    size = sum(p.stat().st_size for p in orphans)
+    dry = _gc(capsys, "--dry-run")
+    assert (dry["orphan_thumbnails"], dry["orphan_thumbnail_bytes"]) == (3, size), dry
+    assert all(p.exists() for p in orphans)
+    done = _gc(capsys)
+    assert (done["orphan_thumbnails"], done["orphan_thumbnail_bytes"]) == (3, size), done
+    assert not any(p.exists() for p in orphans)
+    assert new_tmp.is_file()  # being written now, as far as gc can tell
+    assert len(list(thumbs.glob(f"*/{kept[:2]}/{kept}.webp"))) == 2
+    assert ana.get(f"/thumbs/256/{kept}").status_code == 200
+    assert _gc(capsys)["orphan_thumbnails"] == 0
+
+
+def _gc(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
+    code, out, err = run_cli(capsys, "gc", *argv, "--json")
+    assert code == 0, err
+    report: dict[str, Any] = json.loads(out)
+    return report
