@@ -205,8 +205,20 @@ def decide_run(
         if failed is None:
             raise
         raise failed from None
-    with pool.db.session() as own:  # its own transaction: kept whatever is answered below
-        settle_reviewed(own, tenant=tenant, run_id=run.id, result=outcome.result)
+    try:
+        with pool.db.session() as own:  # its own transaction: kept whatever is answered below
+            settle_reviewed(own, tenant=tenant, run_id=run.id, result=outcome.result)
+    except Exception as exc:
+        problem = storage_problem(exc, writer="the service")
+        if problem is None:
+            raise
+        # the verdict is applied (the run has ended): only its job's record waits, and is
+        # written once the registry takes it again
+        log.error(
+            "run %s ended %s by a verdict; its job is settled later: storage failed: %s",
+            run.id, outcome.result.status, problem,
+        )  # fmt: skip
+        pool.settle_reviewed_later(tenant, run.id, outcome.result)
     problem = outcome.not_the_callers(asked)
     if problem is not None:
         raise ApiProblem(409, "conflict", problem)

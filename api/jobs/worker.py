@@ -229,6 +229,7 @@ class WorkerPool:
         self.agents = AgentLoop()
         self._serving: asyncio.AbstractEventLoop | None = None
         self._review_sweep: asyncio.Task[None] | None = None
+        self._settling: set[asyncio.Task[None]] = set()
         self.started = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -255,11 +256,13 @@ class WorkerPool:
 
     async def stop(self) -> None:
         tasks = [*self._workers, *([self._review_sweep] if self._review_sweep else [])]
+        tasks += self._settling
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._settling.clear()
         self._workers.clear()
         self._review_sweep = None
         await asyncio.to_thread(self.agents.stop)
@@ -355,7 +358,7 @@ class WorkerPool:
             except Exception:
                 log.exception("finishing the review verdict of run %s failed", run_id)
                 return
-            await settled_in_thread(self._settle_reviewed, tenant, run_id, outcome.result)
+            await self._recorded(self._settle_reviewed, tenant, run_id, outcome.result)
             log.warning(
                 "finished a review verdict a stopped process left",
                 extra={"decision": outcome.verdict.decision, "status": outcome.result.status},
@@ -364,6 +367,30 @@ class WorkerPool:
     def _settle_reviewed(self, tenant: str, run_id: str, result: RunResult) -> None:
         with self.db.session() as session:
             settle_reviewed(session, tenant=tenant, run_id=run_id, result=result)
+
+    def settle_reviewed_later(self, tenant: str, run_id: str, result: RunResult) -> None:
+        """From a route's thread: a verdict has finished the run, but the registry refused to
+        settle its job (read-only, full): it is tried again on the serving loop, at growing
+        intervals, until the registry takes it (:meth:`_recorded`), so the job does not stay
+        ``awaiting_review`` for good. Stopping the pool meanwhile gives it up (logged)."""
+        serving = self._serving
+        if serving is None:
+            raise RuntimeError("the worker pool has not started")
+
+        def start() -> None:
+            task = serving.create_task(
+                self._recorded(self._settle_reviewed, tenant, run_id, result),
+                name=f"settle-review-{run_id}",
+            )
+            self._settling.add(task)
+            task.add_done_callback(_settled_later)
+
+        def _settled_later(task: asyncio.Task[None]) -> None:
+            self._settling.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("settling run %s's job failed", run_id, exc_info=task.exception())
+
+        serving.call_soon_threadsafe(start)
 
     # ------------------------------------------------------------------ worker side
 

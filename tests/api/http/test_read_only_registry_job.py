@@ -9,6 +9,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -130,3 +131,71 @@ def test_a_job_whose_registry_turns_read_only_ends_storage_failed_once_it_is_wri
         assert resumed.status_code == 202, resumed.text
         done = wait_job(client, resumed.json()["id"], keys["A", "creator"], timeout=120)
         assert done["state"] == "succeeded", done
+
+
+#: PostgreSQL refusing a job's update as a read-only transaction refuses it (SQLSTATE 25006)
+_REFUSE_JOB_UPDATES = (
+    """CREATE FUNCTION bl_test_refuse_job_update() RETURNS trigger AS $$
+    BEGIN
+        RAISE EXCEPTION 'cannot execute UPDATE in a read-only transaction'
+            USING ERRCODE = 'read_only_sql_transaction';
+    END $$ LANGUAGE plpgsql""",
+    """CREATE TRIGGER bl_test_refuse_job_update BEFORE UPDATE ON jobs
+    FOR EACH ROW EXECUTE FUNCTION bl_test_refuse_job_update()""",
+)
+_ALLOW_JOB_UPDATES = (
+    "DROP TRIGGER IF EXISTS bl_test_refuse_job_update ON jobs",
+    "DROP FUNCTION IF EXISTS bl_test_refuse_job_update()",
+)
+
+
+def _job_updates(db: Database, *, refused: bool) -> None:
+    with db.engine.begin() as conn:
+        for statement in _REFUSE_JOB_UPDATES if refused else _ALLOW_JOB_UPDATES:
+            conn.execute(sa.text(statement))
+
+
+@pytest.fixture
+def always_review(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every run waits for review (set after ``settings``, which clears ``BRANDLOOP_*``)."""
+    policy = tmp_path / "agent.yaml"
+    policy.write_text("review:\n  mode: always\n")
+    monkeypatch.setenv("BRANDLOOP_AGENT_POLICY", str(policy))
+
+
+@pytest.mark.databases("postgres")
+def test_a_verdict_whose_job_cannot_be_settled_is_applied_and_the_job_settles_later(
+    always_review: None, settings: Settings, db: Database
+) -> None:
+    """The registry refuses the job's update right after a verdict has finished its run (it
+    turned read-only between the two transactions): the verdict is applied - a 200 with the
+    run's status, not a bare 500 - and the job, left ``awaiting_review`` meanwhile, is settled
+    as the run ended once the registry takes writes again, without a restart."""
+    keys = Keys(db)
+    with client_with(settings, db, steady_procedural(), workers=1) as client:
+        assert client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).is_success
+        job = client.post("/v1/generations?wait=120", json=GEN, headers=keys["A", "creator"])
+        assert job.json()["state"] == "awaiting_review", job.text
+        job_id, run_id = job.json()["id"], job.json()["run_id"]
+
+        _job_updates(db, refused=True)
+        try:
+            verdict = client.post(
+                f"/v1/review/runs/{run_id}",
+                json={"decision": "approve"},
+                headers=keys["A", "approver"],
+            )
+            assert verdict.status_code == 200, verdict.text
+            assert verdict.json()["status"] == "succeeded", verdict.text
+            run = client.get(f"/v1/runs/{run_id}", headers=keys["A", "viewer"]).json()
+            assert run["status"] == "succeeded", run
+            time.sleep(1.5)  # tried again meanwhile, refused each time
+            assert _job_state(db, job_id)[0] == "awaiting_review"
+        finally:
+            _job_updates(db, refused=False)
+        done = wait_job(client, job_id, keys["A", "creator"], timeout=60)
+        assert done["state"] == "succeeded", done
+        assert done["result"]["status"] == "succeeded", done
+        assert done["cost_usd"] == pytest.approx(run["cost_usd"]), (done, run)
+        review = client.get("/v1/review/runs", headers=keys["A", "approver"])
+        assert run_id not in review.text, review.text  # it left the review queue
