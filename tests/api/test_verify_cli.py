@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from pathlib import Path
 
 import pytest
@@ -232,3 +233,47 @@ def test_verify_prints_one_line_for_a_file_whose_name_holds_a_line_break(
     code, _, err = run_cli(capsys, "verify", str(not_image))
     assert code == 2
     assert err == f"brandloop: error: {str(not_image)!r} is not a PNG, JPEG or WebP image\n"
+
+
+def _png_chunks(data: bytes) -> list[tuple[int, bytes]]:
+    """(offset, type) of each chunk of a PNG."""
+    chunks, at = [], 8
+    while at < len(data):
+        length = int.from_bytes(data[at : at + 4], "big")
+        chunks.append((at, data[at + 4 : at + 8]))
+        at += 12 + length
+    return chunks
+
+
+def test_a_file_changed_inside_its_manifests_padding_is_invalid(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    """The manifest's own padding is not covered by the signature, so bytes written there (the
+    chunk's CRC fixed) leave C2PA's checks passing; the file is still not the image the
+    registry recorded for its receipt, and verify says so: invalid, never 'valid'."""
+    _, out_dir = _generate(capsys, tmp_path)
+    signed = sorted(out_dir.glob("*.png"))[0]
+    data = bytearray(signed.read_bytes())
+    at = next(offset for offset, kind in _png_chunks(bytes(data)) if kind == b"caBX")
+    length = int.from_bytes(data[at : at + 4], "big")
+    body = bytes(data[at + 8 : at + 8 + length])
+    zeros = body.find(b"\0" * 256)
+    assert zeros > 0, "no padding run in the manifest"
+    payload = b"HIDDEN PAYLOAD not covered by the signature " * 4
+    start = at + 8 + zeros
+    data[start : start + len(payload)] = payload
+    crc = zlib.crc32(bytes(data[at + 4 : at + 8 + length]))
+    data[at + 8 + length : at + 12 + length] = crc.to_bytes(4, "big")
+    changed = tmp_path / "changed.png"
+    changed.write_bytes(bytes(data))
+
+    code, out, err = run_cli(capsys, "verify", "--json", str(signed), str(changed))
+    assert code == 6, err
+    original, report = json.loads(out)
+    assert original["status"] == "valid" and original["registry_bytes"] == "ok", original
+    # what C2PA checks still passes: only the registry's bytes tell
+    assert (report["signature"], report["hard_binding"]) == ("ok", "ok"), report
+    assert report["status"] == "invalid" and report["registry_bytes"] == "failed", report
+    assert report["summary"].startswith(f"{changed}: invalid (bytes differ from the registry's")
+    assert "receipt matches the registry" not in report["summary"], report["summary"]
+    assert any(original["sha256"][:16] in problem for problem in report["problems"]), report

@@ -86,6 +86,11 @@ class CredentialReport(BaseModel):
     signature: Check = "not_checked"
     hard_binding: Check = "not_checked"
     receipt: ReceiptCheck = "not_checked"
+    registry_bytes: Check = Field(
+        default="not_checked",
+        description="the file's sha256 against the image the registry recorded for its "
+        "receipt's attempt: a valid manifest does not cover every byte (its own padding)",
+    )
     run_id: str | None = None
     template: str | None = None
     model: str | None = None
@@ -223,6 +228,14 @@ def _with_manifest(
                 problems.append(
                     "brandloop.receipt differs from the registry's receipt in: "
                     + ", ".join(differs)
+                )
+            # found by the receipt's run and attempt, not by the file's own sha256: the bytes
+            # were changed where the signature does not reach (the manifest's padding)
+            update["registry_bytes"] = "ok" if row.sha256 == report.sha256 else "failed"
+            if row.sha256 != report.sha256:
+                problems.append(
+                    f"the file's bytes are not the registry's image {row.sha256[:16]} of this "
+                    "receipt (changed where the signature does not reach)"
                 )
     xmp = report.xmp_digital_source_type
     if (
@@ -398,13 +411,14 @@ def summary_line(report: CredentialReport) -> str:
             (report.hard_binding == "failed", "hard binding does not match the file's bytes"),
             (report.signature == "failed", "claim signature does not verify"),
             (report.receipt == "differs", "receipt differs from the registry"),
+            (report.registry_bytes == "failed", "bytes differ from the registry's image"),
         )
         if check
     ]
     if failed:
         status = f"{status} ({'; '.join(failed)})"
     parts = [_signer_text(report), _origin(report.run_id, report.template)]
-    if report.receipt == "matches":
+    if report.receipt == "matches" and report.registry_bytes != "failed":
         parts.append("receipt matches the registry")
     elif report.receipt == "not_in_registry":
         parts.append("run not in this registry")
