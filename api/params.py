@@ -30,11 +30,13 @@ __all__ = [
     "FORMAT_PATTERN",
     "LAST_EVENT_ID_PATTERN",
     "SIZE_PATTERN",
+    "VERSION_NUMBER",
     "QueryDate",
     "QueryDateTime",
 ]
 
 _INT = re.compile(r"^[0-9]{1,12}$")
+_VERSION = re.compile(r"^[1-9][0-9]{0,11}$")
 # a JSON number without its sign (bounds refuse what is below zero): what a client's JSON or
 # float formatting writes, e.g. ``2.5``, ``0.1`` or ``3e-05``; never ``nan``, ``inf`` or ``_``
 _FLOAT = re.compile(r"^[0-9]{1,20}(\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?$")
@@ -57,6 +59,11 @@ def _text_matching(pattern: re.Pattern[str], what: str) -> Any:
 
 #: A non-negative integer written in ASCII digits, nothing else (last in its ``Annotated``).
 ASCII_INT = _text_matching(_INT, "a whole number in ASCII digits")
+#: A version number: ASCII digits from 1, without a leading zero (``02`` is not version 2, as
+#: the CLI and a template reference ``name@2`` read it; last in its ``Annotated``).
+VERSION_NUMBER = _text_matching(
+    _VERSION, "a version number in ASCII digits from 1, without a leading zero"
+)
 #: A non-negative number in ASCII digits, with a fraction or an exponent as JSON writes them
 #: (no sign, ``nan``, ``inf`` or ``_``; last in its ``Annotated``).
 ASCII_NUMBER = _text_matching(_FLOAT, "a number in ASCII digits")

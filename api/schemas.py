@@ -15,6 +15,7 @@ from pydantic import (
     JsonValue,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -450,9 +451,15 @@ def _a_rejection_says_why(schema: dict[str, Any]) -> None:
 
 class TemplateReviewDecision(ReviewDecision):
     """A verdict on a template version: a rejection says why (a note that is not blank;
-    the schema's ``anyOf``)."""
+    the schema's ``anyOf``, checked with the body: a 422 before any template is looked up)."""
 
     model_config = ConfigDict(json_schema_extra=lambda schema: _a_rejection_says_why(schema))
+
+    @model_validator(mode="after")
+    def _rejection_says_why(self) -> TemplateReviewDecision:
+        if self.decision == "reject" and is_blank(self.note):
+            raise PydanticCustomError("blank", "a rejection needs a note saying why")
+        return self
 
 
 class TemplateAwaitingReview(BaseModel):
@@ -529,7 +536,7 @@ class LabelUpdate(_In):
 
     weights: dict[
         Annotated[str, Field(pattern=r"^[1-9][0-9]{0,5}$")],
-        Annotated[float, Field(ge=0, le=1_000_000)],
+        Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)],
     ] = Field(
         min_length=1,
         max_length=20,
@@ -543,7 +550,11 @@ _RESERVED_PARAM_NAMES: list[JsonValue] = [*sorted(RESERVED_PARAMS)]
 
 
 class TemplateVersionCreate(_In):
-    body: str = Field(min_length=1, max_length=8000)
+    body: Annotated[
+        str,
+        Field(min_length=1, max_length=8000, json_schema_extra={"pattern": NOT_BLANK}),
+        not_blank("body"),
+    ]
     negative_body: str = Field(default="", max_length=4000)
     params: dict[str, JsonValue] = Field(
         default_factory=dict,

@@ -20,7 +20,7 @@ from brandloop.agent.runner import catalog_models
 from brandloop.agent.templates import ensure_shipped_templates
 from brandloop.api.auth import Principal
 from brandloop.api.deps import Approver, Creator, DatabaseDep, SessionDep, SettingsDep, Viewer
-from brandloop.api.params import ASCII_INT
+from brandloop.api.params import VERSION_NUMBER
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
 from brandloop.api.schemas import LabelUpdate, TemplateReviewDecision, TemplateVersionCreate
 from brandloop.domain import PromptTemplate, TemplateVersion
@@ -177,7 +177,7 @@ def add_version(
 )
 def submit_version(
     name: Name,
-    version: Annotated[int, Path(ge=1, le=100_000), ASCII_INT],
+    version: Annotated[int, Path(ge=1, le=100_000), VERSION_NUMBER],
     principal: Creator,
     session: SessionDep,
 ) -> TemplateVersion:
@@ -199,7 +199,7 @@ def submit_version(
 )
 def review_version(
     name: Name,
-    version: Annotated[int, Path(ge=1, le=100_000), ASCII_INT],
+    version: Annotated[int, Path(ge=1, le=100_000), VERSION_NUMBER],
     body: TemplateReviewDecision,
     principal: Approver,
     session: SessionDep,

@@ -118,6 +118,13 @@ class TemplateSpec(BaseModel):
     metadata: TemplateMetadata = Field(default_factory=TemplateMetadata)
     message: str = Field(default="", max_length=2000)
 
+    @field_validator("body")
+    @classmethod
+    def _body(cls, value: str) -> str:
+        if is_blank(value):  # spaces or invisible characters: a prompt of nothing
+            raise ValueError("body is empty: it is the prompt every run of the version renders")
+        return value
+
     @field_validator("model_hints")
     @classmethod
     def _hints(cls, value: list[str]) -> list[str]:

@@ -274,6 +274,8 @@ def prepared(
         "body: '{{ brief }}'\nnegative_body: '{{ cycler.__init__.__globals__ }}'\n"
     )
     (inputs / "malformed.yaml").write_text("body: '{{ brief }}\nparams: [\n")
+    (inputs / "blank_body.yaml").write_text("body: '   '\nmessage: m\n")
+    (inputs / "invisible_body.yaml").write_text('body: "\\u200b\\u00a0"\nmessage: m\n')
     changed = inputs / "changed_dir" / "seasonal-banner.yaml"
     doc = yaml.safe_load(changed.read_text())
     doc["versions"][0]["body"] += " edited"
@@ -420,6 +422,22 @@ BAD = [
     (
         ["templates", "reject", "seasonal-banner", "4", "--as", "lee", "--note", ""],
         "needs a --note",
+    ),
+    # a body of nothing but blanks would render a prompt without the brief (an outside tester)
+    (["templates", "create", "blank", "--file", "BLANK_BODY", "--as", "ana"], "body is empty"),
+    (
+        [
+            "templates",
+            "new-version",
+            "seasonal-banner",
+            "--file",
+            "INVISIBLE_BODY",
+            "-m",
+            "m",
+            "--as",
+            "ana",
+        ],
+        "body is empty",
     ),
     (["templates", "show", "seasonal-banner@7"], "does not exist"),
     (["templates", "show", "nope:production"], "'nope' does not exist"),

@@ -108,3 +108,46 @@ def test_model_hints_naming_no_model_of_the_catalog_are_404(
         headers=ana,
     )
     assert fine.status_code == 201, fine.text
+
+
+def test_template_routes_check_their_input_before_anything_is_looked_up(
+    client: TestClient, keys: Keys
+) -> None:
+    """An outside tester's report (session 28): a version number with a leading zero, a
+    rejection without a note, a blank body and a weight that is not a number are each a 422
+    ``validation`` naming what is wrong, whether or not the template exists, and change
+    nothing."""
+    ana, lee = keys.of("A", "ana", "creator"), keys.of("A", "lee", "approver")
+    assert client.post("/v1/templates/zero-t/versions", json=BODY, headers=ana).status_code == 201
+    base = "/v1/templates/zero-t/versions"
+    for bad in ("01", "001", "0"):
+        for step, body in (("submit", None), ("review", {"decision": "approve"})):
+            who = ana if step == "submit" else lee
+            answer = client.post(f"{base}/{bad}/{step}", json=body, headers=who)
+            problem = assert_problem(answer, 422, "validation")
+            assert "version" in problem["detail"], problem
+    version = client.get("/v1/templates/zero-t", headers=ana).json()["versions"][0]
+    assert version["status"] == "draft", version  # "01" did not submit version 1
+    assert client.post(f"{base}/1/submit", headers=ana).status_code == 200
+
+    for name in ("zero-t", "no-such-t"):  # checked with the body, before the lookup (no 404)
+        for note in (None, "", "   ", "\u200b"):
+            body = {"decision": "reject"} | ({} if note is None else {"note": note})
+            answer = client.post(f"/v1/templates/{name}/versions/1/review", json=body, headers=lee)
+            problem = assert_problem(answer, 422, "validation")
+            assert "a rejection needs a note saying why" in problem["detail"], problem
+    assert client.get("/v1/templates/zero-t", headers=ana).json()["versions"][0]["status"] == (
+        "in_review"
+    )
+
+    for blank in ("   ", "\u200b", "\t\n"):
+        answer = client.post(base, json={**BODY, "body": blank}, headers=ana)
+        problem = assert_problem(answer, 422, "validation")
+        assert "body is empty" in problem["detail"], problem
+    assert len(client.get("/v1/templates/zero-t", headers=ana).json()["versions"]) == 1
+
+    label = "/v1/templates/zero-t/labels/exp"
+    for raw in ('{"weights": {"1": NaN}}', '{"weights": {"1": Infinity}}'):
+        answer = client.put(label, content=raw, headers={**lee, "Content-Type": "application/json"})
+        problem = assert_problem(answer, 422, "validation")
+        assert "finite number" in problem["detail"], problem
