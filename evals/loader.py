@@ -11,6 +11,7 @@ import hashlib
 import itertools
 import json
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -220,8 +221,15 @@ def target_fingerprint(target: TargetSpec) -> str:
 
 def load_suite(path: Path) -> Suite:
     """Read, validate and expand a suite file; errors name the file and the field."""
-    if not path.is_file():
-        raise BadInputError(f"suite {path} does not exist")
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise BadInputError(f"suite {path} does not exist") from None
+    except OSError as exc:
+        raise BadInputError(f"suite {path} cannot be read ({exc.strerror})") from None
+    if not stat.S_ISREG(mode):  # never opened: a FIFO would block, a device never end
+        kind = "a directory" if stat.S_ISDIR(mode) else "a device, FIFO or socket"
+        raise BadInputError(f"suite {path} is not a regular file ({kind})")
     if path.stat().st_size > MAX_SUITE_BYTES:
         raise BadInputError(f"suite {path} is larger than {MAX_SUITE_BYTES} bytes")
     data = load_yaml_file(path, what="suite")

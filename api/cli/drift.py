@@ -5,13 +5,18 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy.orm import Session
 
+from brandloop.agent.templates import REF_PATTERN, ensure_shipped_templates
 from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, out, print_json, settings
 from brandloop.api.cli.tables import Column, Wide
+from brandloop.errors import BadInputError, NotFoundError
 from brandloop.policies.drift import load_drift_policy
+from brandloop.registry import crud
 from brandloop.templates import drift as monitor
+from brandloop.templates import governance
 
 drift_app = typer.Typer(
     help="Image-quality drift per (template version, model).", no_args_is_help=True
@@ -34,6 +39,8 @@ def list_(
     cfg = settings()
     policy = load_drift_policy()
     with database().session() as session:
+        if template is not None:  # a typo is "does not exist", never "no drift events"
+            _check_template(session, template, tenant=cfg.tenant)
         monitor.observe_all(session, tenant=cfg.tenant, policy=policy)
         events = [
             monitor.event_dict(e)
@@ -109,3 +116,19 @@ def list_(
             for b in baselines
         ]
         tables.show(out, "Monitored baselines", baseline_columns, baseline_rows, wide=wide)
+
+
+def _check_template(session: Session, ref: str, *, tenant: str) -> None:
+    """``ref`` (name or name@VERSION) names a template, and version, the tenant has."""
+    match = REF_PATTERN.fullmatch(ref)
+    if match is None or match["label"]:
+        raise BadInputError(f"--template {ref!r} is not name or name@VERSION")
+    ensure_shipped_templates(session, tenant=tenant)
+    row = crud.get_template(session, tenant=tenant, name=match["name"])
+    if row is None:
+        raise NotFoundError(f"template {match['name']!r} does not exist")
+    version = match["version"]
+    if version and int(version) not in {
+        v.version for v in governance.versions(session, template=row)
+    }:
+        raise NotFoundError(f"template {match['name']}@{version} does not exist")

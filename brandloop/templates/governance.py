@@ -90,8 +90,29 @@ def load_governance_policy(path: Path = POLICY_PATH) -> GovernancePolicy:
     data = read_policy_yaml(path) or {}
     env = os.environ.get("BRANDLOOP_TEMPLATE_APPROVERS")
     if env is not None:
-        data["approvers"] = [a.strip() for a in env.split(",") if a.strip()]
+        data["approvers"] = _approvers_from_env(env)
     return GovernancePolicy.model_validate(data)
+
+
+def _approvers_from_env(env: str) -> list[str]:
+    """``BRANDLOOP_TEMPLATE_APPROVERS``: user names separated by commas (spaces around them
+    ignored). An empty entry (``ana,,lee``) or a name no ``--as`` could give (``x y``) is a
+    malformed setting, named by its variable, not an approver nobody can be."""
+    names = [name.strip() for name in env.split(",")]
+    if env.strip() == "":
+        return []
+    for name in names:
+        if not name:
+            raise BadInputError(
+                f"BRANDLOOP_TEMPLATE_APPROVERS={env!r} has an empty name: user names "
+                "separated by commas"
+            )
+        if len(name) > MAX_NAME_LENGTH or not ACTOR_PATTERN.fullmatch(name):
+            raise BadInputError(
+                f"BRANDLOOP_TEMPLATE_APPROVERS: {name[:40]!r} is not a valid user name: "
+                f"1-{MAX_NAME_LENGTH} of A-Z a-z 0-9 _ . @ -, starting with a letter or digit"
+            )
+    return names
 
 
 class TemplateMetadata(BaseModel):

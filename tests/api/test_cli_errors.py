@@ -371,6 +371,10 @@ def test_an_unusable_output_path_is_refused_before_anything_is_spent(
             f"--report {afile / 'r.html'}: {afile} is a file, not a folder",
         ),
         (["eval", "run", SUITE, "--json", str(tmp_path)], f"--json {tmp_path} is a folder"),
+        # a suite that is a folder or a device says so, not "does not exist" (an outside tester)
+        (["eval", "run", str(tmp_path)], f"suite {tmp_path} is not a regular file (a directory)"),
+        (["eval", "run", "/dev/null"], "suite /dev/null is not a regular file (a device"),
+        (["eval", "run", str(tmp_path / "none.yaml")], f"suite {tmp_path / 'none.yaml'} does not"),
         (["eval", "run", SUITE, "--run-dir", str(afile)], f"--run-dir {afile} is a file"),
         (["runs", "reproduce", "run_x", "--out", str(afile)], f"--out {afile} is a file"),
         (["templates", "export", str(afile)], f"DIRECTORY {afile} is a file"),

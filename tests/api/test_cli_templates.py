@@ -439,6 +439,10 @@ BAD = [
         ],
         "body is empty",
     ),
+    # a typo in drift's filter is not "no drift events" (an outside tester)
+    (["drift", "list", "--template", "nosuch"], "template 'nosuch' does not exist"),
+    (["drift", "list", "--template", "seasonal-banner@9"], "seasonal-banner@9 does not exist"),
+    (["drift", "list", "--template", "seasonal-banner:production"], "not name or name@VERSION"),
     (["templates", "show", "seasonal-banner@7"], "does not exist"),
     (["templates", "show", "nope:production"], "'nope' does not exist"),
     (["templates", "diff", "seasonal-banner", "1", "9"], "does not exist"),
@@ -594,6 +598,11 @@ def test_canary_split_generate_stats_and_rollback(
     drift_doc = json.loads(ok(capsys, "drift", "list", "--json"))
     assert drift_doc["events"] == [] and drift_doc["policy"]["method"] == "cusum"
     assert {b["template"] for b in drift_doc["baselines"]} == used
+    for ref in ("seasonal-banner", "seasonal-banner@1"):  # a filter naming what exists
+        only = json.loads(ok(capsys, "drift", "list", "--template", ref, "--json"))
+        assert {b["template"] for b in only["baselines"]} == (
+            used if ref == "seasonal-banner" else used & {ref}
+        )
 
 
 def test_export_import_round_trip(

@@ -384,6 +384,30 @@ def test_approvers_come_from_the_environment_when_set(
 
 
 @pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ("ana,,lee", "has an empty name"),
+        ("ana, ", "has an empty name"),
+        ("ana,x y", "'x y' is not a valid user name"),
+        ("lee,an\u00e1", "is not a valid user name"),
+        ("a" * 121, "is not a valid user name"),
+    ],
+)
+def test_a_malformed_approvers_setting_is_named_by_its_variable(
+    session: Session, monkeypatch: pytest.MonkeyPatch, env: str, message: str
+) -> None:
+    """An outside tester's report: ``ana,,x y`` listed ``x y``, an approver nobody can be."""
+    created(session)
+    gov.submit(session, tenant=T, name="seasonal-banner", version=1, actor="ana")
+    monkeypatch.setenv("BRANDLOOP_TEMPLATE_APPROVERS", env)
+    with pytest.raises(BadInputError, match="BRANDLOOP_TEMPLATE_APPROVERS") as refused:
+        gov.approve(session, tenant=T, name="seasonal-banner", version=1, actor="lee")
+    assert message in str(refused.value) and not isinstance(refused.value, GovernanceError)
+    monkeypatch.setenv("BRANDLOOP_TEMPLATE_APPROVERS", " zoe , lee ")  # spaces around: fine
+    assert gov.load_governance_policy().approvers == {"zoe", "lee"}
+
+
+@pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("3", {"3": 1.0}),
