@@ -549,6 +549,15 @@ class LabelUpdate(_In):
 _RESERVED_PARAM_NAMES: list[JsonValue] = [*sorted(RESERVED_PARAMS)]
 
 
+class TemplateMetadataIn(_In):
+    """What a reviewer wants to know about a version besides its text (as a template file's
+    ``metadata``)."""
+
+    domain: str = Field(default="", max_length=200, examples=["retail"])
+    tone: str = Field(default="", max_length=200, examples=["warm, seasonal"])
+    safety_notes: str = Field(default="", max_length=2000)
+
+
 class TemplateVersionCreate(_In):
     body: Annotated[
         str,
@@ -577,6 +586,7 @@ class TemplateVersionCreate(_In):
     )
     message: str = Field(default="", max_length=2000)
     description: str = Field(default="", max_length=2000)
+    metadata: TemplateMetadataIn = Field(default_factory=TemplateMetadataIn)
 
 
 class NoteCreate(_In):

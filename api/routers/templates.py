@@ -27,7 +27,7 @@ from brandloop.domain import PromptTemplate, TemplateVersion
 from brandloop.registry import crud
 from brandloop.registry.models import TemplateRow, TemplateVersionRow
 from brandloop.templates import governance
-from brandloop.templates.governance import GovernanceError, TemplateSpec
+from brandloop.templates.governance import GovernanceError, TemplateMetadata, TemplateSpec
 from brandloop.tools.moderation.minors import template_screen
 
 T = TypeVar("T")
@@ -150,6 +150,7 @@ def add_version(
             negative_body=body.negative_body,
             params=body.params,
             model_hints=body.model_hints,
+            metadata=TemplateMetadata(**body.metadata.model_dump()),
             message=body.message,
         )
     except ValidationError as exc:

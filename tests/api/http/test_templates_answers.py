@@ -151,3 +151,22 @@ def test_template_routes_check_their_input_before_anything_is_looked_up(
         answer = client.put(label, content=raw, headers={**lee, "Content-Type": "application/json"})
         problem = assert_problem(answer, 422, "validation")
         assert "finite number" in problem["detail"], problem
+
+
+def test_a_version_made_over_the_api_carries_its_metadata(client: TestClient, keys: Keys) -> None:
+    """As a template file's ``metadata`` (the CLI and import carry it): the API took none."""
+    ana = keys.of("A", "ana", "creator")
+    metadata = {"domain": "retail", "tone": "warm", "safety_notes": "no alcohol"}
+    made = client.post(
+        "/v1/templates/meta-t/versions", json={**BODY, "metadata": metadata}, headers=ana
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["metadata"] == metadata
+    read = client.get("/v1/templates/meta-t", headers=ana).json()["versions"][0]
+    assert read["metadata"] == metadata
+    for bad in ({"owner": "x"}, {"tone": 3}, {"domain": "x" * 201}):
+        answer = client.post(
+            "/v1/templates/meta-t/versions", json={**BODY, "metadata": bad}, headers=ana
+        )
+        assert_problem(answer, 422, "validation")
+    assert len(client.get("/v1/templates/meta-t", headers=ana).json()["versions"]) == 1
