@@ -290,7 +290,16 @@ def show_document(ref: str, *, tenant: str) -> dict[str, Any]:
         else:
             label_name = match["label"] or "production"
             if label_name not in labels:
-                raise NotFoundError(f"template {template.name!r} has no label {label_name!r}")
+                numbers = [v.version for v in versions]
+                which = (
+                    f"show one of its versions: {template.name}@N, N from {min(numbers)} to "
+                    f"{max(numbers)}; its history: brandloop templates history {template.name}"
+                    if numbers
+                    else "it has no versions"
+                )
+                raise NotFoundError(
+                    f"template {template.name!r} has no label {label_name!r}; {which}"
+                )
             selected = sorted(int(k) for k in labels[label_name])
         by_number = {v.version: v for v in versions}
         missing = [v for v in selected if v not in by_number]

@@ -82,6 +82,10 @@ def test_the_whole_review_flow_through_the_cli(
 ) -> None:
     out = ok(capsys, "templates", "create", "seasonal-banner", "--file", V1, "--as", "ana")
     assert "seasonal-banner@1 (draft)" in out
+    # no production label yet: the bare name cannot be shown, and the line says what can
+    code, _, err = run_cli(capsys, "templates", "show", "seasonal-banner")
+    assert code == 2 and err.count("\n") == 1, err
+    assert "has no label 'production'; show one of its versions: seasonal-banner@N" in err, err
     ok(
         capsys,
         "templates",
