@@ -25,6 +25,7 @@ import math
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -94,11 +95,16 @@ _SPLIT_HELD = 10_000
 _SCORE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 MAX_K = 100
 MAX_TEXT_CHARS = 8000
+
+
 #: Cosine space. Flushing the vector index on every write lets Chroma purge its write-ahead
 #: log at once, so a forgotten record's text and vector do not linger in it (by default they
 #: stay until 1000 more writes). Brand memory is written once per accepted image; the cost
 #: measured here was under 1 ms a write at 2000 records. Freed SQLite pages still hold old
 #: bytes: ``forget`` rebuilds the on-disk file after deleting (:meth:`LocalChroma.vacuum`).
+#: Runs a recall's notes query beside its prompts' (threads: Chroma's search releases the GIL).
+#: Its threads start on first use, so a process forked before any recall has none to lose.
+_QUERIES = ThreadPoolExecutor(max_workers=8, thread_name_prefix="brandloop-memory-query")
 _HNSW = CreateHNSWConfiguration(space="cosine", sync_threshold=1, batch_size=1)
 
 
@@ -882,6 +888,11 @@ class BrandMemory:
         if prompts_of is None and notes_of is None:
             return []
         embedding = self._embed_query(query)
+        # the notes' query runs beside the prompts' (Chroma lets the interpreter lock go while
+        # it searches): recall waits for the slower of the two, not for both in turn
+        notes_found = (
+            None if notes_of is None else _QUERIES.submit(self._query, notes_of, embedding, k, None)
+        )
         prompts: list[MemoryHit] = []
         if prompts_of is not None:
             if campaign_id is not None:
@@ -896,7 +907,7 @@ class BrandMemory:
                 seen = {hit.id for hit in prompts}
                 others = self._kit_query(prompts_of, embedding, k, None, kit)
                 prompts += [hit for hit in others if hit.id not in seen][: k - len(prompts)]
-        notes = [] if notes_of is None else self._query(notes_of, embedding, k, None)
+        notes = [] if notes_found is None else notes_found.result()
         log.debug(
             "memory recalled",
             extra={"tenant": tenant, "brand": brand, "prompts": len(prompts), "notes": len(notes)},
