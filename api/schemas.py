@@ -437,11 +437,6 @@ class CampaignPublic(BaseModel):
     created_at: datetime
 
 
-class ReviewDecision(_In):
-    decision: Literal["approve", "reject"]
-    note: str = Field(default="", max_length=2000)
-
-
 def _a_rejection_says_why(schema: dict[str, Any]) -> None:
     schema["anyOf"] = [
         {"properties": {"decision": {"const": "approve"}}},
@@ -449,17 +444,25 @@ def _a_rejection_says_why(schema: dict[str, Any]) -> None:
     ]
 
 
-class TemplateReviewDecision(ReviewDecision):
-    """A verdict on a template version: a rejection says why (a note that is not blank;
-    the schema's ``anyOf``, checked with the body: a 422 before any template is looked up)."""
+class ReviewDecision(_In):
+    """A verdict: a rejection says why (a note that is not blank; the schema's ``anyOf``,
+    checked with the body: a 422 ``validation`` before anything is looked up), as the
+    studio's form asks."""
 
     model_config = ConfigDict(json_schema_extra=lambda schema: _a_rejection_says_why(schema))
 
+    decision: Literal["approve", "reject"]
+    note: str = Field(default="", max_length=2000)
+
     @model_validator(mode="after")
-    def _rejection_says_why(self) -> TemplateReviewDecision:
+    def _rejection_says_why(self) -> ReviewDecision:
         if self.decision == "reject" and is_blank(self.note):
             raise PydanticCustomError("blank", "a rejection needs a note saying why")
         return self
+
+
+class TemplateReviewDecision(ReviewDecision):
+    """A verdict on a template version: a rejection says why, as a run's does."""
 
 
 class TemplateAwaitingReview(BaseModel):

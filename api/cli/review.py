@@ -16,7 +16,8 @@ from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, out, print_json, settings, signing_stopped
 from brandloop.api.cli.delivery import ForceOption, OutOption, deliver, delivery_target
 from brandloop.api.cli.tables import Column
-from brandloop.errors import ConflictError, NotFoundError
+from brandloop.domain import is_blank
+from brandloop.errors import BadInputError, ConflictError, NotFoundError
 from brandloop.registry import crud
 from brandloop.registry.types import usd
 from brandloop.tools.credentials import SigningError
@@ -36,6 +37,8 @@ def _decide(
     out_dir: Path | None = None,
     force: bool = False,
 ) -> None:
+    if decision == "reject" and is_blank(note):  # as the API and the studio ask
+        raise BadInputError("a rejection needs a note saying why: --note")
     cfg = settings()
     # an approval delivers where generate would have (checked before the verdict is recorded)
     target = delivery_target(run_id, out_dir, force=force) if decision == "approve" else None

@@ -185,6 +185,19 @@ def finished_state(result: RunResult) -> str:
     return "awaiting_review" if result.status == "awaiting_review" else "failed"
 
 
+def failed_job_error(result: RunResult) -> dict[str, Any] | None:
+    """The ``error`` of a job its run's result fails (None unless it does): why, typed -
+    providers down, the budget spent, else the run's status (refused, failed: rejected in
+    review too) with the result's reason."""
+    if finished_state(result) != "failed":
+        return None
+    if result.stop_cause == "providers_unavailable":
+        return {"type": "providers-unavailable", "status": 503, "detail": result.reason}
+    if result.stop_cause == "budget":
+        return {"type": "budget-exhausted", "status": 402, "detail": result.reason}
+    return {"type": result.status, "status": 422, "detail": result.reason}
+
+
 def settle_reviewed(session: Session, *, tenant: str, run_id: str, result: RunResult) -> None:
     """A run a review verdict finished: its job (if the API made it) ends as the run did, and
     the run leaves the review assignments."""
@@ -193,6 +206,7 @@ def settle_reviewed(session: Session, *, tenant: str, run_id: str, result: RunRe
     if job is not None:
         stored = marked_result(session, tenant=tenant, result=result.model_dump(mode="json"))
         job.result, job.state = stored, finished_state(result)
+        job.error = failed_job_error(result)  # a rejection fails the job, saying by whom and why
         job.cost_usd, job.finished_at = result.cost_usd, utcnow()
     assignment = session.get(ReviewAssignmentRow, run_id)
     if assignment is not None:
@@ -675,11 +689,4 @@ class WorkerPool:
             session, tenant=job.tenant, result=result.model_dump(mode="json")
         )
         state = finished_state(result)
-        error = None
-        if state == "failed" and result.stop_cause == "providers_unavailable":
-            error = {"type": "providers-unavailable", "status": 503, "detail": result.reason}
-        elif state == "failed" and result.stop_cause == "budget":
-            error = {"type": "budget-exhausted", "status": 402, "detail": result.reason}
-        elif state == "failed":  # refused or failed: the result says why
-            error = {"type": result.status, "status": 422, "detail": result.reason}
-        self._finish(session, job, state, error=error)
+        self._finish(session, job, state, error=failed_job_error(result))

@@ -163,7 +163,7 @@ def test_review_from_the_cli(
     approved = json.loads(capsys.readouterr().out)
     assert approved["status"] == "succeeded" and approved["images"]
     with pytest.raises(SystemExit) as exc:
-        main(["review", "reject", waiting["run_id"]])
+        main(["review", "reject", waiting["run_id"], "--note", "too late"])
     assert exc.value.code == 2
     assert "not awaiting review" in capsys.readouterr().err
 

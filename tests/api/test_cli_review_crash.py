@@ -117,7 +117,7 @@ def test_a_verdict_killed_after_claiming_the_run_can_be_given_again(
                 select(AuditRow.action).where(AuditRow.subject_id == run_id).order_by(AuditRow.id)
             ).all()
         assert actions == ["run.review.approve", "run.review.taken_over"], actions
-        late = _cli(env, "review", "reject", run_id)
+        late = _cli(env, "review", "reject", run_id, "--note", "too late")
         assert late.returncode == 2 and "not awaiting review" in late.stderr, late.stderr
     finally:
         db.dispose()

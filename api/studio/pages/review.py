@@ -30,6 +30,7 @@ from brandloop.domain import is_blank
 from brandloop.evals.agreement import judge_agreement
 from brandloop.registry import crud
 from brandloop.registry.deleted_images import gone_images
+from brandloop.registry.held_images import deleted_since_made
 from brandloop.templates.governance import same_person
 
 router = APIRouter(route_class=StudioRoute, include_in_schema=False)
@@ -126,6 +127,14 @@ def item(
             sha: r for sha, rows in ratings.items() for r in rows if r.principal == mine
         },
         "held": held if context["run"].status == "awaiting_review" else [],
+        # a held image deleted while the run waits stays deleted here even if another run has
+        # made the same bytes since: the run can then only be rejected
+        "gone": context.get("gone", {})
+        | (
+            deleted_since_made(session, tenant=user.tenant, run_id=run_id)
+            if context["run"].status == "awaiting_review"
+            else {}
+        ),
         "actions": reviews.image_actions(
             session, tenant=user.tenant, run_id=run_id, shas=shas + held_shas
         ),

@@ -18,12 +18,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from brandloop.api.auth import create_key
 from brandloop.registry.db import Database
 from brandloop.settings import Settings, get_settings
 from brandloop.tools.credentials.devca import make_dev_credentials
 from tests.agent.helpers import CountingProvider
 from tests.api.http.clients import client_with
 from tests.api.http.conftest import Keys, assert_problem, both_databases, brand_kit
+from tests.api.studio.conftest import csrf_of
 from tests.api.test_cli import run_cli
 from tests.fakes.provider_server import serve
 from tests.fakes.remote_signer import FakeRemoteSigner
@@ -60,6 +62,46 @@ def waiting_run(client: TestClient, keys: Keys, *, seed: int, count: int = 1) ->
 def held_images(client: TestClient, keys: Keys, run_id: str) -> list[str]:
     trace = client.get(f"/v1/runs/{run_id}/trace", headers=keys["A", "viewer"]).json()
     return [a["artifact_sha256"] for a in trace["attempts"] if a["outcome"] == "accepted"]
+
+
+def test_a_held_image_deleted_stays_deleted_for_its_run_when_another_run_makes_it_again(
+    reviewing: TestClient, keys: Keys, db: Database
+) -> None:
+    """An outside tester's report (session 28): once another run had made the same bytes
+    again, the deleted image was the tenant's again and the waiting run was approved,
+    delivering it. The delete stands for the run that held it: its approval stays a 409 and its
+    review page shows the image deleted; the run that made the bytes afterwards is approved."""
+    client = reviewing
+    first = waiting_run(client, keys, seed=13)
+    [sha] = held_images(client, keys, first["run_id"])
+    adm, lee = keys.of("A", "adm", "admin"), keys.of("A", "lee", "approver")
+    assert client.delete(f"/v1/artifacts/{sha}", headers=adm).status_code == 204
+    again = waiting_run(client, keys, seed=13)  # the same request: the same bytes
+    assert held_images(client, keys, again["run_id"]) == [sha]
+    assert client.get(f"/v1/artifacts/{sha}", headers=keys["A", "viewer"]).status_code == 200
+
+    path = f"/v1/review/runs/{first['run_id']}"
+    answer = client.post(path, json={"decision": "approve", "note": "ok"}, headers=lee)
+    detail = assert_problem(answer, 409, "conflict")["detail"]
+    assert sha in detail and "deleted while it waited" in detail, detail
+    browser = TestClient(client.app, raise_server_exceptions=False)
+    browser.portal = client.portal  # requests on the app's own loop, as the studio's tests
+    with db.session() as session:
+        _, key = create_key(session, tenant="A", role="approver", principal="lee")
+    form = browser.get("/signin")
+    signed = browser.post(
+        "/signin", data={"key": key, "csrf": csrf_of(form.text)}, follow_redirects=False
+    )
+    assert signed.status_code == 303, signed.text
+    page = browser.get(f"/review/{first['run_id']}")
+    assert page.status_code == 200 and "Deleted before the verdict" in page.text, page.text
+    assert f"/thumbs/1024/{sha}" not in page.text and f"/images/{sha}" not in page.text
+
+    later = f"/v1/review/runs/{again['run_id']}"
+    approved = client.post(later, json={"decision": "approve", "note": "ok"}, headers=lee)
+    assert approved.status_code == 200 and approved.json()["status"] == "succeeded", approved.text
+    rejected = client.post(path, json={"decision": "reject", "note": "deleted"}, headers=lee)
+    assert rejected.status_code == 200, rejected.text
 
 
 def test_an_approval_after_a_held_image_was_deleted_is_a_409_and_a_rejection_finishes_the_run(

@@ -134,3 +134,42 @@ def test_a_job_settles_when_the_cli_gives_the_verdict(
         assert settled["result"]["status"] == status and settled["finished_at"], settled
         waiting = client.get("/v1/review", headers=keys["A", "approver"]).json()
         assert job["run_id"] not in [r["run_id"] for r in waiting["runs"]]
+
+
+def test_a_rejection_says_why_and_its_job_fails_saying_so(
+    reviewing: TestClient, keys: Keys, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    """An outside tester's report (session 28): a rejection with no note, a blank one or one
+    of invisible characters was taken over the API and the CLI (the studio refused it), and the
+    job a rejection failed carried no ``error``."""
+    client = reviewing
+    job = _waiting(client, keys, seed=6)
+    path = f"/v1/review/runs/{job['run_id']}"
+    lee = keys.of("A", "lee", "approver")
+    for body in (
+        {"decision": "reject"},
+        {"decision": "reject", "note": "   "},
+        {"decision": "reject", "note": "\u200b\u00ad"},
+    ):
+        problem = assert_problem(client.post(path, json=body, headers=lee), 422, "validation")
+        assert "a rejection needs a note saying why" in problem["detail"], problem
+    monkeypatch.setenv("BRANDLOOP_TENANT", "A")
+    get_settings.cache_clear()
+    with pytest.raises(SystemExit) as exc:
+        main(["review", "reject", job["run_id"], "--note", " \u200b "])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "a rejection needs a note saying why: --note" in err and err.count("\n") == 1, err
+    run = client.get(f"/v1/runs/{job['run_id']}", headers=keys["A", "viewer"]).json()
+    assert run["status"] == "awaiting_review", run  # nothing was decided
+
+    rejected = client.post(path, json={"decision": "reject", "note": "too orange"}, headers=lee)
+    assert rejected.status_code == 200, rejected.text
+    failed = client.get(f"/v1/jobs/{job['id']}", headers=keys["A", "creator"]).json()
+    assert failed["state"] == "failed", failed
+    assert failed["error"] == {
+        "type": "failed",
+        "status": 422,
+        "detail": failed["result"]["reason"],
+    }, failed
+    assert "rejected in review by lee: too orange" in failed["error"]["detail"], failed
