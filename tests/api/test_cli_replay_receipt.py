@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from brandloop.artifacts import RECEIPT_KEY, ArtifactStore, read_png_text
+from brandloop.artifacts import RECEIPT_KEY, ArtifactStore, read_png_text, sha256_hex
 from brandloop.domain import ContentCredentials, receipt_digest
 from brandloop.registry import crud
+from brandloop.registry.artifact_owners import keep_artifact
 from brandloop.registry.db import Database
 from brandloop.settings import Settings
 from brandloop.tools.credentials import sign_image
@@ -108,9 +109,18 @@ def test_a_file_signed_with_an_older_receipt_still_verifies(
             for k, v in row.receipt.items()
             if k not in {"cache_hit", "replay_of", "sha256", "credentials"}
         }
-        raw = ArtifactStore(settings.artifacts_dir).get(older["source_sha256"])
+        store = ArtifactStore(settings.artifacts_dir)
+        raw = store.get(older["source_sha256"])
         signer = signer_from_settings(settings)
         signed = sign_image(raw, "png", older, signer)
+        # what the older release stored: the file it signed, with that receipt (verify finds
+        # a file by its own sha256; a file the registry never kept is not its image)
+        keep_artifact(
+            session, store, signed.data, tenant="default", width=row.width, height=row.height,
+            run_id=row.run_id, attempt_id=row.attempt_id,
+        )  # fmt: skip
+        row = crud.get_artifact(session, tenant="default", sha256=sha256_hex(signed.data))
+        assert row is not None
         row.receipt = {
             **older,
             "credentials": ContentCredentials(
