@@ -95,17 +95,15 @@ _SPLIT_HELD = 10_000
 _SCORE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 MAX_K = 100
 MAX_TEXT_CHARS = 8000
-
-
 #: Cosine space. Flushing the vector index on every write lets Chroma purge its write-ahead
 #: log at once, so a forgotten record's text and vector do not linger in it (by default they
 #: stay until 1000 more writes). Brand memory is written once per accepted image; the cost
 #: measured here was under 1 ms a write at 2000 records. Freed SQLite pages still hold old
 #: bytes: ``forget`` rebuilds the on-disk file after deleting (:meth:`LocalChroma.vacuum`).
+_HNSW = CreateHNSWConfiguration(space="cosine", sync_threshold=1, batch_size=1)
 #: Runs a recall's notes query beside its prompts' (threads: Chroma's search releases the GIL).
 #: Its threads start on first use, so a process forked before any recall has none to lose.
 _QUERIES = ThreadPoolExecutor(max_workers=8, thread_name_prefix="brandloop-memory-query")
-_HNSW = CreateHNSWConfiguration(space="cosine", sync_threshold=1, batch_size=1)
 
 
 class MemoryHit(BaseModel):
