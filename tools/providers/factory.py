@@ -17,6 +17,7 @@ from brandloop.providers import ImageProvider
 from brandloop.settings import Settings
 from brandloop.tools.providers.a1111 import A1111Provider
 from brandloop.tools.providers.comfyui import ComfyUIProvider, load_workflow
+from brandloop.tools.providers.http11 import Http11Transport
 from brandloop.tools.providers.openai import OpenAIImagesProvider
 from brandloop.tools.providers.procedural import MODELS as PROCEDURAL_MODELS
 from brandloop.tools.providers.procedural import ProceduralProvider
@@ -27,7 +28,6 @@ from brandloop.tools.providers.resilience import (
     ResilientProvider,
 )
 from brandloop.tools.providers.stability import StabilityProvider
-from brandloop.tools.providers.transport import ShardedTransport
 
 
 def limits_for(settings: Settings, provider: str) -> ProviderLimits:
@@ -63,11 +63,13 @@ class AnswerCookies(httpx.Cookies):
 
 
 def http_client(settings: Settings, limits: ProviderLimits) -> httpx.AsyncClient:
-    """A client with as many connections as the concurrency limit, each a pool of its own
-    (``transport.ShardedTransport``: an httpx pool's work per request grows with its size),
-    and a cookie jar that reads only answers that set cookies (:class:`AnswerCookies`)."""
+    """A client with as many keep-alive connections as the concurrency limit, on brandloop's
+    HTTP/1.1 transport (``http11.Http11Transport``: httpx's own, on httpcore and h11, cost more
+    client CPU per call than the rest of a provider call, and its pool collapses above about 32
+    requests at once), and a cookie jar that reads only answers that set cookies
+    (:class:`AnswerCookies`)."""
     client = httpx.AsyncClient(
-        transport=ShardedTransport(limits.concurrency),
+        transport=Http11Transport(limits.concurrency),
         timeout=httpx.Timeout(
             settings.provider_timeout_s,
             connect=settings.provider_connect_timeout_s,
@@ -77,7 +79,7 @@ def http_client(settings: Settings, limits: ProviderLimits) -> httpx.AsyncClient
         follow_redirects=False,
     )
     # httpx 0.28 (pinned ``<0.29``) keeps the jar in ``_cookies`` and its ``cookies`` setter
-    # copies into a plain ``Cookies``; ``tests/tools/providers/test_transport.py`` checks it
+    # copies into a plain ``Cookies``; ``tests/tools/providers/transport/test_http11.py`` checks it
     client._cookies = AnswerCookies()
     return client
 

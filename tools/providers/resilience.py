@@ -221,8 +221,8 @@ class ResilientProvider:
         self.rate = rate or RateLimiter(
             limits.requests_per_minute, burst=limits.burst, clock=clock, sleep=sleep
         )
-        # the whole limit: the factory's client splits its connections into pools small
-        # enough for httpx (``transport.ShardedTransport``)
+        # the whole limit: the factory's client has as many connections
+        # (``http11.Http11Transport``), so every call of the limit is on the wire at once
         self._slots = asyncio.Semaphore(limits.concurrency)
         self._retryable = _retryable(self.replay_safe)
         self._wait = _WaitRetryAfter(limits)

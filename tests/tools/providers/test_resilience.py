@@ -194,8 +194,8 @@ async def test_concurrency_limit_caps_calls_in_flight() -> None:
 
 
 async def test_the_whole_concurrency_limit_runs_at_once() -> None:
-    """64 calls at once under a limit of 64 (the client's pools, not the limit, keep httpx
-    below its cliff: tests/tools/providers/test_transport.py)."""
+    """64 calls at once under a limit of 64 (the client's transport carries them all at once:
+    tests/tools/providers/transport/test_http11.py)."""
     running = peak = 0
     release = asyncio.Event()
 
@@ -255,8 +255,8 @@ def test_limits_come_from_settings_with_per_provider_overrides(
     assert (openai.concurrency, openai.requests_per_minute, openai.max_attempts) == (64, 50.0, 3)
     assert limits_for(configured, "a1111").concurrency == 12
     client = http_client(configured, openai)
-    transport = client._transport  # 64 connections, each a pool of its own
-    assert transport.pools == 64  # type: ignore[attr-defined]
+    transport = client._transport  # 64 keep-alive connections at most
+    assert transport.connections == 64  # type: ignore[attr-defined]
 
 
 def test_half_open_lets_one_probe_at_a_time_and_a_lost_probe_expires() -> None:
