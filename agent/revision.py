@@ -79,6 +79,10 @@ class BriefState(BaseModel):
     shifts: list[Shift] = Field(default_factory=list)
 
 
+#: the most terms a thread's negative prompt carries: the oldest go first
+MAX_AVOID = 20
+
+
 class BriefEdit(BaseModel):
     """One revision, as the thread shows it: the brief before and after, and what changed."""
 
@@ -90,7 +94,10 @@ class BriefEdit(BaseModel):
     removed: list[str] = Field(default_factory=list, description="went to the negative prompt")
     added: list[str] = Field(default_factory=list, description="clauses added to the brief")
     shifts: list[Shift] = Field(default_factory=list, description="asked for by this revision")
-    avoid: list[str] = Field(default_factory=list, description="every avoided term, cumulative")
+    avoid: list[str] = Field(
+        default_factory=list,
+        description=f"every avoided term, cumulative (the {MAX_AVOID} most recent)",
+    )
     all_shifts: list[Shift] = Field(default_factory=list, description="cumulative, net")
     by: Literal["rules", "writer"] = "rules"
 
@@ -241,11 +248,11 @@ def apply_rules(state: BriefState, instruction: str) -> BriefEdit:
     return BriefEdit(
         instruction=instruction,
         before=state.brief,
-        after=brief[:MAX_BRIEF_CHARS],
+        after=brief,  # never cut: a brief past the limit is refused where it is posted
         removed=removed,
         added=added,
         shifts=asked,
-        avoid=avoid[:20],
+        avoid=avoid[-MAX_AVOID:],
         all_shifts=shifts[-2:],
     )
 
@@ -283,7 +290,7 @@ async def revise(
         removed=removed,
         added=[a.strip() for a in proposal.added if a.strip()][:20],
         shifts=asked,
-        avoid=avoid[:20],
+        avoid=avoid[-MAX_AVOID:],
         all_shifts=shifts[-2:],
         by="writer",
     )

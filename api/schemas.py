@@ -20,6 +20,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from brandloop import domain
+from brandloop.agent.nodes.intake import redacted_brief
 from brandloop.agent.revision import BriefEdit
 from brandloop.api.params import ASPECT_PATTERN, FORMAT_PATTERN, SIZE_PATTERN
 from brandloop.domain import (
@@ -35,6 +36,7 @@ from brandloop.domain import (
     is_blank,
     repeated_format,
 )
+from brandloop.errors import BadInputError
 from brandloop.templates.governance import MODEL_HINT_PATTERN, PRINCIPAL_NAME, RESERVED_PARAMS
 
 JobState = Literal["queued", "running", "awaiting_review", "succeeded", "failed", "cancelled"]
@@ -91,6 +93,28 @@ def _one_shape(examples: list[dict[str, Any]]) -> dict[str, Any]:
             "properties": {"size": {"type": "string"}, "aspect_ratio": {"type": "string"}},
         },
     }
+
+
+def body_error(field: tuple[str | int, ...], message: str) -> RequestValidationError:
+    """A 422 ``validation`` problem naming ``field`` of the body, as the schema's own are."""
+    return RequestValidationError(
+        [
+            {
+                "loc": ["body", *map(str, field)],
+                "msg": f"Value error, {message}",
+                "type": "value_error",
+            }
+        ]
+    )
+
+
+def redacted_field(text: str, *field: str | int) -> str:
+    """``text`` (a brief, or a message that becomes one) with its personal data redacted, as
+    it is stored and run; a 422 naming ``field`` when the markers take it past the limit."""
+    try:
+        return redacted_brief(text, what=str(field[-1]))
+    except BadInputError as exc:
+        raise body_error(field, str(exc)) from None
 
 
 def domain_request(**fields: Any) -> GenerationRequest:

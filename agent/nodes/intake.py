@@ -18,8 +18,8 @@ from brandloop.agent.moderation import check_hosted, check_text
 from brandloop.agent.replay import mark, request_key
 from brandloop.agent.state import RunState
 from brandloop.agent.templates import resolve_template
-from brandloop.domain import Decision, GenerationRequest
-from brandloop.errors import NotFoundError
+from brandloop.domain import MAX_BRIEF_CHARS, Decision, GenerationRequest
+from brandloop.errors import BadInputError, NotFoundError
 from brandloop.registry import crud
 from brandloop.tools.moderation.explain import explain
 from brandloop.tools.moderation.injection import detect_injection
@@ -37,13 +37,27 @@ def redacted_text(text: str) -> str:
     return redact(text, tuple(default_moderation_policy().pii.redact)).text
 
 
+def redacted_brief(text: str, *, what: str = "brief") -> str:
+    """:func:`redacted_text` of a brief, refused (:class:`BadInputError`) when its markers take
+    it past :data:`MAX_BRIEF_CHARS`: a marker (``[redacted email]``) can be longer than what it
+    replaces, and a brief over the limit could be neither run nor resumed."""
+    clean = redacted_text(text)
+    if len(clean) > MAX_BRIEF_CHARS:
+        raise BadInputError(
+            f"{what} is {len(clean)} characters once its personal data is replaced by "
+            f"[redacted <kind>] markers; the limit is {MAX_BRIEF_CHARS}"
+        )
+    return clean
+
+
 def redacted_request(request: GenerationRequest) -> GenerationRequest:
-    """The request with PII in its brief replaced by ``[redacted <kind>]`` markers.
+    """The request with PII in its brief replaced by ``[redacted <kind>]`` markers
+    (:func:`redacted_brief`: refused when that takes it past the limit).
 
     Called by the runner before the run row is written, so neither the runs table, the
     checkpoints, the trace, memory nor any provider ever sees the values.
     """
-    brief = redacted_text(request.brief)
+    brief = redacted_brief(request.brief)
     if brief == request.brief:
         return request
     return request.model_copy(update={"brief": brief})

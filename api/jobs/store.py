@@ -75,7 +75,11 @@ def list_jobs(
     campaign_id: str | None = None,
     thread_id: str | None = None,
     limit: int = 50,
+    offset: int = 0,
+    newest_first: bool = False,
 ) -> list[JobRow]:
+    """The tenant's jobs, oldest first (a campaign's assets in order), or ``newest_first`` as
+    ``GET /v1/jobs`` lists them."""
     query = select(JobRow).where(JobRow.tenant == tenant)
     if state is not None:
         query = query.where(JobRow.state == state)
@@ -83,7 +87,12 @@ def list_jobs(
         query = query.where(JobRow.campaign_id == campaign_id)
     if thread_id is not None:
         query = query.where(JobRow.thread_id == thread_id)
-    return list(session.scalars(query.order_by(JobRow.created_at, JobRow.id).limit(limit)))
+    order = (
+        (JobRow.created_at.desc(), JobRow.id.desc())
+        if newest_first
+        else (JobRow.created_at, JobRow.id)
+    )
+    return list(session.scalars(query.order_by(*order).offset(offset).limit(limit)))
 
 
 def job_for_run(session: Session, *, tenant: str, run_id: str) -> JobRow | None:

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from anyio import from_thread
 from opentelemetry import trace
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -38,7 +39,13 @@ from brandloop.api.jobs.queue import InProcessQueue, JobQueue
 from brandloop.api.jobs.service import cancel_job_run, refuse_job_run, release_hold
 from brandloop.api.problems import status_for
 from brandloop.domain import GenerationRequest, RunResult, utcnow
-from brandloop.errors import BrandloopError, ConflictError, LeaseLostError, present
+from brandloop.errors import (
+    BadInputError,
+    BrandloopError,
+    ConflictError,
+    LeaseLostError,
+    present,
+)
 from brandloop.logs import bound
 from brandloop.providers import ImageProvider
 from brandloop.registry.db import Database
@@ -183,6 +190,16 @@ def finished_state(result: RunResult) -> str:
     if result.status in ("succeeded", "partial"):
         return "succeeded"
     return "awaiting_review" if result.status == "awaiting_review" else "failed"
+
+
+def unrunnable(exc: ValidationError | BadInputError) -> str:
+    """Why a job's stored request cannot run: each field and its rule (never the value)."""
+    if isinstance(exc, BadInputError):
+        return f"the job's request cannot run: {exc}"
+    why = "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or 'request'}: {e['msg']}" for e in exc.errors()
+    )
+    return f"the job's request cannot run: {why}"
 
 
 def failed_job_error(result: RunResult) -> dict[str, Any] | None:
@@ -506,8 +523,16 @@ class WorkerPool:
                 # parked: it holds no worker while it waits; the turn before it sends it
                 log.info("job %s waits for an earlier turn of its thread", job_id)
                 return
-            await turns.settle_follow_up(self.db, job_id, self.writer)
-            prepared = await settled_in_thread(self._prepare, job_id)
+            try:
+                await turns.settle_follow_up(self.db, job_id, self.writer)
+                prepared = await settled_in_thread(self._prepare, job_id)
+            except (ValidationError, BadInputError) as exc:
+                # a stored request that cannot run (the door should let none in): the job
+                # fails saying why, and never stays queued holding its quota
+                log.error("job %s cannot run its request: %s", job_id, unrunnable(exc))
+                error = {"type": "bad-input", "status": 422, "detail": unrunnable(exc)}
+                await self._recorded(self._fail, job_id, error)  # no run: it cannot be one
+                prepared = None
             if prepared is not None:
                 request, run_id, resuming = prepared
                 with bound(run_id=run_id, job_id=job_id):  # every log line says which job

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from brandloop.agent.budgets import set_budget
 from brandloop.agent.consistency import consistency
-from brandloop.agent.nodes.intake import redacted_request, redacted_text
+from brandloop.agent.nodes.intake import redacted_text
 from brandloop.agent.runner import check_request, new_run_id
 from brandloop.api.deps import Creator, PoolDep, ServiceDep, SessionDep, SettingsDep, Viewer
 from brandloop.api.jobs import store
@@ -26,6 +26,7 @@ from brandloop.api.schemas import (
     CampaignPublic,
     CampaignState,
     domain_request,
+    redacted_field,
 )
 from brandloop.artifacts import ArtifactStore
 from brandloop.registry import crud
@@ -148,10 +149,11 @@ def create_campaign(
     share = round(body.budget_usd / len(planned), 6)
     requests = []
     run_ids = []
-    for _, asset, fmt in planned:  # check every asset before anything is stored
+    for index, asset, fmt in planned:  # check every asset before anything is stored
         shape = {"aspect_ratio": fmt} if ":" in fmt else {"size": fmt}
         request = domain_request(
-            brief=asset.brief,
+            # redacted as the runner redacts it, before it is stored in the job or the plan
+            brief=redacted_field(asset.brief, "assets", index, "brief"),
             brand=brand.name,
             count=asset.count,
             budget_usd=share,
@@ -161,8 +163,7 @@ def create_campaign(
         # rendered as its run will render it: with its brief and the run id its job gets
         run_ids.append(new_run_id())
         prompt = check_request(service.db, request, run_id=run_ids[-1])
-        # redacted as the runner redacts it, before it is stored in the job or the plan
-        requests.append(redacted_request(request))
+        requests.append(request)
         # the minors line at the door, for every asset before the campaign is stored
         refuse_at_the_door(
             session,

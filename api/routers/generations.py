@@ -23,6 +23,7 @@ from brandloop.api.schemas import (
     JobPublic,
     MessageCreate,
     domain_request,
+    redacted_field,
 )
 from brandloop.errors import present
 from brandloop.registry import crud
@@ -101,10 +102,14 @@ def _submit(
                 content=body.brief,
                 **body.model_dump(include=set(SHAPE_FIELDS), exclude_unset=True),
             )
-            accepted = post_message(body.thread_id, message, principal, session, service, pool)
+            accepted = post_message(
+                body.thread_id, message, principal, session, service, pool, field="brief"
+            )
             return accepted.job, False
         request = domain_request(
-            **body.model_dump(exclude={"thread_id"}, exclude_none=True), tenant=principal.tenant
+            **body.model_dump(exclude={"thread_id"}, exclude_none=True)
+            | {"brief": redacted_field(body.brief, "brief")},  # as it is stored and run
+            tenant=principal.tenant,
         )
         row = submit(
             session,

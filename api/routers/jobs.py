@@ -39,14 +39,22 @@ SSE_EVENT = {
 }
 
 
-@router.get("", response_model=list[JobPublic], summary="List the tenant's jobs")
+@router.get(
+    "",
+    response_model=list[JobPublic],
+    summary="List the tenant's jobs, newest first",
+    description="Newest first, as runs, campaigns and threads are listed; `offset` pages on.",
+)
 def list_jobs(
     principal: Viewer,
     session: SessionDep,
     state: JobState | None = None,
     limit: Annotated[int, Query(ge=1, le=500), ASCII_INT] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000), ASCII_INT] = 0,
 ) -> list[JobPublic]:
-    rows = store.list_jobs(session, tenant=principal.tenant, state=state, limit=limit)
+    rows = store.list_jobs(
+        session, tenant=principal.tenant, state=state, limit=limit, offset=offset, newest_first=True
+    )
     return [job_public(r, cost_usd=job_cost(session, r)) for r in rows]
 
 

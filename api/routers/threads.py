@@ -50,8 +50,11 @@ from brandloop.api.schemas import (
     MessagePublic,
     ThreadCreate,
     ThreadPublic,
+    body_error,
     domain_request,
+    redacted_field,
 )
+from brandloop.domain import MAX_BRIEF_CHARS
 from brandloop.registry import crud
 from brandloop.registry.models import RunRow
 from brandloop.registry.models_service import JobRow, ThreadMessageRow, ThreadRow
@@ -145,9 +148,13 @@ def post_message(
     session: Session,
     service: Service,
     pool: WorkerPool,
+    *,
+    field: str = "content",
 ) -> MessageAccepted:
     """Store the message and queue its job. Runs in the threadpool (it reads and writes the
-    registry); the brief's revision and the enqueue run on the serving loop.
+    registry); the brief's revision and the enqueue run on the serving loop. ``field``: what
+    the caller's body calls the message, named by a 422 about it (a brief past the limit once
+    redacted, or once the follow-up is applied).
 
     Follow-ups to one thread are applied one after another, each to the brief the one before
     made, also when they arrive at the same moment (on any replica): the revision is made
@@ -156,9 +163,9 @@ def post_message(
     committed. If it has, nothing of it is kept (no job, no quota held) and the follow-up is
     revised again on the brief that is now current; after :data:`REVISIONS` tries, a 409."""
     # redacted as the runner redacts a brief, before a writer sees it or anything is stored
-    content = redacted_text(body.content)
+    content = redacted_field(body.content, field)
     for _ in range(REVISIONS):
-        accepted = _apply(thread_id, body, content, principal, session, service)
+        accepted = _apply(thread_id, body, content, principal, session, service, field)
         if accepted is not None:
             message, job = accepted
             from_thread.run(pool.enqueue, job.id)
@@ -183,6 +190,7 @@ def _apply(
     principal: Principal,
     session: Session,
     service: Service,
+    field: str,
 ) -> tuple[ThreadMessageRow, JobRow] | None:
     """Revise the thread's current brief by ``content`` and store the message with its queued
     job, committed; None, with nothing stored, when another message was stored meanwhile."""
@@ -215,6 +223,12 @@ def _apply(
     elif state is not None:
         edit = from_thread.run(revise, state, content, service.writer)
         brief = edit.after
+        if len(brief) > MAX_BRIEF_CHARS:  # never cut: the run would lose what was asked
+            raise body_error(
+                (field,),
+                f"the brief this follow-up makes is {len(brief)} characters; the limit is "
+                f"{MAX_BRIEF_CHARS}: shorten the follow-up or start a new thread",
+            )
         carried |= {"avoid": edit.avoid, "shifts": edit.all_shifts}
         refuse_crossing_the_minors_line(
             session, principal=principal, thread_id=thread.id, text=brief, source="revision"
@@ -320,7 +334,7 @@ def create_thread(
     if brand is None:
         raise ApiProblem(404, "not-found", f"unknown brand {body.brand!r}")
     # redacted as the runner redacts a brief, before anything is checked or stored
-    message = redacted_text(body.message) if body.message is not None else None
+    message = redacted_field(body.message, "message") if body.message is not None else None
     if message is not None:  # check the first request before anything is stored
         refuse_crossing_the_minors_line(
             session, principal=principal, thread_id=None, text=message, source="brief"
@@ -345,6 +359,7 @@ def create_thread(
                 session,
                 service,
                 pool,
+                field="message",
             )
         except BaseException:
             # a first message refused (402 over the quota, 409, 503) leaves no thread behind:
