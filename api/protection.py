@@ -342,6 +342,11 @@ class ServiceMiddleware:
                 send,
             )
             return
+        if sum(1 for name, _ in scope["headers"] if name == b"idempotency-key") > 1:
+            await self._problem(  # which one would it be? Neither is taken over the other
+                send, scope, 400, "bad-input", "send one Idempotency-Key header, not several"
+            )
+            return
         idem_text = _as_text(idem_key)
         if idem_text is None or not 1 <= len(idem_text) <= 255:
             await self._problem(

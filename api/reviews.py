@@ -333,6 +333,14 @@ def assign(session: Session, *, tenant: str, run_id: str, assignee: str, by: str
             "approver or admin key that is not revoked, or signed in to the studio as one (with a "
             "link, or a key that is not revoked)",
         )
+    requester = requester_of(session, tenant=tenant, run_id=run.id)
+    if requester is not None and same_person(requester, assignee):
+        raise ApiProblem(
+            409,
+            "conflict",
+            f"four eyes: {requester} asked for run {run.id}, so {assignee} may not approve it; "
+            "assign another reviewer",
+        )
     row = session.get(ReviewAssignmentRow, run.id)
     if row is None:
         session.add(

@@ -231,13 +231,30 @@ def brand_key_of(ref: str) -> str | None:
 
 def repeated_format(formats: list[str]) -> str | None:
     """The first format an asset lists twice, or None: each would be a second job, paid
-    again, for the same asset and format (the CLI's campaign file and POST /v1/campaigns)."""
-    seen: set[str] = set()
+    again, for the same asset and format (the CLI's campaign file and POST /v1/campaigns).
+    Twice means the same image size, however it is spelled: ``1:1``, ``2:2`` and
+    ``1024x1024`` are one format (named as ``2:2, the same 1024x1024 as 1:1``)."""
+    seen: dict[object, str] = {}
     for fmt in formats:
-        if fmt in seen:
-            return fmt
-        seen.add(fmt)
+        made = _made_size(fmt)
+        if made in seen:
+            first = seen[made]
+            if first == fmt or not isinstance(made, tuple):
+                return fmt
+            return f"{fmt}, the same {made[0]}x{made[1]} as {first}"
+        seen[made] = fmt
     return None
+
+
+def _made_size(fmt: str) -> object:
+    """The size a format is made at, or the text itself when it is not a format (reported
+    by the format's own check)."""
+    try:
+        if ":" in fmt:
+            return size_for_aspect(fmt)
+        return fit_elongation(*parse_size(fmt))
+    except ValueError:
+        return fmt
 
 
 def parse_size(text: str) -> tuple[int, int]:

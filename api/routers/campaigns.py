@@ -71,11 +71,12 @@ def campaign_consistency(
     return result
 
 
-def campaign_state(progress: dict[str, int], *, total: int) -> CampaignState:
-    """``done`` once every asset's job has ended, a review's verdict included: an asset whose
-    run waits for review has delivered nothing yet, so the campaign ``awaiting_review`` until
-    its last review ends (its consistency is measured then, over what was delivered)."""
-    if progress["queued"] == total and total:
+def campaign_state(progress: dict[str, int], *, started: bool) -> CampaignState:
+    """``queued`` while assets wait and none has started (one cancelled before it ran never
+    started); ``done`` once every asset's job has ended, a review's verdict included: an asset
+    whose run waits for review has delivered nothing yet, so the campaign ``awaiting_review``
+    until its last review ends (its consistency is measured then, over what was delivered)."""
+    if progress["queued"] and not started:
         return "queued"
     if progress["queued"] or progress["running"]:
         return "running"
@@ -110,7 +111,7 @@ def campaign_public(
             )
         )
     statuses.sort(key=lambda s: (s.index, s.format))
-    state = campaign_state(progress, total=len(jobs))
+    state = campaign_state(progress, started=any(job.started_at is not None for job in jobs))
     return CampaignPublic(
         id=campaign.id,
         name=campaign.name,

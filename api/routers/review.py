@@ -96,7 +96,8 @@ def review_run(
     description="The assignee is a principal of the tenant holding an approver or admin key "
     "that is not revoked, or signed in to the studio with such a role: a malformed name, or "
     "one that is no such reviewer, is a 422. A run "
-    "not waiting for review is a 409.",
+    "not waiting for review is a 409, and so is the principal who asked for the run (four "
+    "eyes: they may not approve it).",
     responses=problems(409),
 )
 def assign_run(

@@ -296,3 +296,24 @@ def test_two_keys_are_one_only_when_their_bytes_are(
     assert _jobs(db) == 1
     with db.sessions() as session:
         assert session.scalars(select(IdempotencyRow.key)).all() == ["é" * 77]
+
+
+def test_a_request_with_two_keys_is_a_400_that_creates_nothing(
+    settings_on_both: Settings, db_on_both: Database
+) -> None:
+    """Two ``Idempotency-Key`` headers: neither is taken over the other (an outside tester's
+    report: the first was used silently, so a retry with the second made a second job)."""
+    settings, db = settings_on_both, db_on_both
+    keys = Keys(db)
+    with _client(settings, db) as client:
+        assert client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).is_success
+        creator = keys["A", "creator"]
+        both = httpx.Headers(
+            [*creator.items(), ("Idempotency-Key", "k-a"), ("Idempotency-Key", "k-b")]
+        )
+        answer = _post_raw(client, both, GEN)  # type: ignore[arg-type]
+        assert "several" in assert_problem(answer, 400, "bad-input")["detail"]
+        for one in ("k-a", "k-b"):  # each alone is a key like any other, unused so far
+            sent = _post_raw(client, {**creator, "Idempotency-Key": one}, GEN)
+            assert sent.status_code == 202 and "idempotent-replayed" not in sent.headers
+    assert _jobs(db) == 2

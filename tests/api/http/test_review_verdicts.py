@@ -173,3 +173,24 @@ def test_a_rejection_says_why_and_its_job_fails_saying_so(
         "detail": failed["result"]["reason"],
     }, failed
     assert "rejected in review by lee: too orange" in failed["error"]["detail"], failed
+
+
+def test_a_run_is_not_assigned_to_the_principal_who_asked_for_it(
+    reviewing: TestClient, keys: Keys
+) -> None:
+    # four eyes: cal may never approve the run cal asked for, so it is not theirs to review
+    # (an outside tester's report: the assignment was taken, the approval then refused)
+    client = reviewing
+    cal_creator, cal_approver = keys.of("A", "cal", "creator"), keys.of("A", "cal", "approver")
+    job = client.post(
+        "/v1/generations?wait=60", json={**GEN, "seed": 5}, headers=cal_creator
+    ).json()
+    assert job["state"] == "awaiting_review", job
+    path = f"/v1/review/runs/{job['run_id']}/assign"
+    lee = keys.of("A", "lee", "approver")
+    detail = assert_problem(
+        client.post(path, json={"assignee": "cal"}, headers=lee), 409, "conflict"
+    )["detail"]
+    assert "four eyes: cal asked for run" in detail, detail
+    assert client.post(path, json={"assignee": "cal"}, headers=cal_approver).status_code == 409
+    assert client.post(path, json={"assignee": "lee"}, headers=lee).status_code == 204
