@@ -395,6 +395,31 @@ async def test_a_chunked_answer_is_read_whole_and_the_connection_kept() -> None:
     assert len(seen) == 2
 
 
+async def test_an_answer_arriving_a_byte_at_a_time_is_read_whole() -> None:
+    raw = (
+        b"HTTP/1.1 201 Created Here\r\nx-long-header-name: a value that is long\r\n"
+        b"transfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+    )
+
+    async def bytewise(
+        head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        for byte in raw:
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(0)
+
+    async with (
+        _scripted(bytewise) as (url, _),
+        httpx.AsyncClient(transport=Http11Transport(1)) as client,
+    ):
+        for _ in range(2):  # and the connection carries the next request
+            answer = await asyncio.wait_for(client.get(url), timeout=10)
+            assert (answer.status_code, answer.reason_phrase) == (201, "Created Here")
+            assert answer.headers["x-long-header-name"] == "a value that is long"
+            assert answer.text == "hello world"
+
+
 async def test_an_answer_without_a_length_runs_to_the_end_of_the_connection() -> None:
     raw = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end"
     transport = Http11Transport(1)
