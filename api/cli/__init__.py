@@ -182,6 +182,8 @@ def main(argv: list[str] | None = None) -> None:
         with invocation():
             code = command.main(args=argv, prog_name="brandloop", standalone_mode=False)
     except typer.Exit as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # typer's own answer to Ctrl-C: silent
+            _fail("interrupted", 130)
         code = exc.exit_code
     except typer.Abort:
         _fail("aborted", 1)

@@ -10,6 +10,8 @@ from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, out, print_json, settings
 from brandloop.api.cli.tables import Column
+from brandloop.errors import BadInputError
+from brandloop.policies.catalog import catalog_path, load_catalog
 from brandloop.registry.types import usd
 from brandloop.tools import cache as generation_cache
 
@@ -52,9 +54,19 @@ def purge(
     model: Annotated[str | None, typer.Option("--model", help="only this catalog model")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Delete cache entries (the images stay in the artifact store)."""
+    """Delete cache entries (the images stay in the artifact store). A --model that is neither
+    a catalog model nor one the cache holds entries of is bad input (exit 2): a typo purges
+    nothing, and says so."""
     cfg = settings()
     with database().session() as session:
+        if model is not None:
+            cached = set(generation_cache.stats(session, tenant=cfg.tenant).by_model)
+            known = cached | {m.id for m in load_catalog(catalog_path(cfg))}
+            if model not in known:
+                raise BadInputError(
+                    f"--model {model!r} is neither a catalog model nor one the cache holds "
+                    f"entries of; known: {', '.join(sorted(known))}"
+                )
         removed = generation_cache.purge(session, tenant=cfg.tenant, model=model)
     if as_json:
         print_json({"deleted": removed, "model": model})

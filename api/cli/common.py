@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -22,6 +23,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from brandloop import event_loop
+from brandloop.agent.retention import prune_finished_runs
 from brandloop.agent.runner import cancel_interrupted
 from brandloop.api.auth import HOLDS_API_KEY, key_shaped, stored_keys
 from brandloop.domain import BrandKit
@@ -45,6 +48,8 @@ from brandloop.views import run_view
 
 out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
 err = Console(stderr=True, highlight=False, markup=False, emoji=False)
+
+log = logging.getLogger(__name__)
 
 
 def settings() -> Settings:
@@ -251,6 +256,15 @@ def run_stops_reported(run_id: str, *, tenant: str, as_json: bool) -> Iterator[N
         raise storage_stopped(stopped, run_id, as_json=as_json) from exc
 
 
+def _retain_cancelled(run_id: str) -> None:
+    """A run Ctrl-C cancelled keeps only its newest checkpoints, as a run that ends on its own
+    does (``BRANDLOOP_CHECKPOINT_KEEP``); should that fail, ``brandloop gc`` prunes it later."""
+    try:
+        event_loop.run(prune_finished_runs(settings(), database(), [run_id]))
+    except Exception as exc:  # the cancel is recorded: the line the user sees comes first
+        log.warning("run %s's checkpoints are left for gc: %s", run_id, type(exc).__name__)
+
+
 def interrupted(run_id: str, *, tenant: str, as_json: bool) -> Interrupted:
     """What a run command stopped with Ctrl-C raises, once the run is ended ``cancelled``
     (docs/agent.md, Crash-safe resumption: Ctrl-C cancels the run, keeping what it paid for):
@@ -260,6 +274,7 @@ def interrupted(run_id: str, *, tenant: str, as_json: bool) -> Interrupted:
         database(), tenant=tenant, run_id=run_id, reason="interrupted (Ctrl-C)"
     )
     if left.status == "cancelled":
+        _retain_cancelled(run_id)
         message = (
             f"interrupted: run {run_id} is cancelled ({left.attempts} attempts, "
             f"{usd(left.cost_usd)} spent); nothing is delivered: start a new run to go on"

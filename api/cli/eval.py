@@ -14,7 +14,14 @@ from rich.text import Text
 
 from brandloop import event_loop
 from brandloop.api.cli.app import app
-from brandloop.api.cli.common import check_output_file, check_output_folder, err, out, settings
+from brandloop.api.cli.common import (
+    Interrupted,
+    check_output_file,
+    check_output_folder,
+    err,
+    out,
+    settings,
+)
 from brandloop.api.cli.tables import Column, Wide, show
 from brandloop.artifacts import atomic_write
 from brandloop.errors import BadInputError
@@ -231,11 +238,21 @@ def run(
     ) as progress:
         task = progress.add_task(f"eval {suite.name}", total=runner.total())
 
+        recorded = 0
+
         def on_result(result: CaseResult) -> None:
+            nonlocal recorded
+            recorded += 1
             progress.update(task, advance=1, description=f"{result.target}: {result.case_id}")
 
         runner.on_result = on_result
-        result = event_loop.run(runner.run())
+        try:
+            result = event_loop.run(runner.run())
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted: {recorded} of {runner.total()} case runs are recorded in "
+                f"{directory}; the same command with --run-dir {directory} resumes the rest"
+            ) from None
         progress.update(task, description=f"eval {suite.name}: done")
     baseline = None
     if baseline_doc is not None and baseline_path is not None:

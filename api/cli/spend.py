@@ -64,13 +64,26 @@ def reconcile(
         float, typer.Option("--charged", help="USD the provider billed for it (0: not billed)")
     ],
     actor: Annotated[str, typer.Option("--as", help="who reconciles (audit)")] = "cli",
+    over_reservation: Annotated[
+        bool,
+        typer.Option(
+            "--over-reservation",
+            help="record a charge more than 10 times the call's reservation (final once settled)",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Settle an unknown call to what the provider billed; its run's cost follows."""
+    """Settle an unknown call to what the provider billed; its run's cost follows. A charge
+    more than 10 times the call's reservation needs --over-reservation: a settlement is final."""
     cfg = settings()
     with database().session() as session:
         row = spend.reconcile(
-            session, tenant=cfg.tenant, reservation_id=reservation, charged_usd=charged, actor=actor
+            session,
+            tenant=cfg.tenant,
+            reservation_id=reservation,
+            charged_usd=charged,
+            actor=actor,
+            over_reservation=over_reservation,
         )
         state, billed = row.state, row.charged_usd
     if as_json:

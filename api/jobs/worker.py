@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from brandloop import event_loop
 from brandloop.agent import review_claims
+from brandloop.agent.retention import prune_finished_runs
 from brandloop.agent.runner import final_refusal, finish_review, resume_run, run_generation
 from brandloop.agent.writer import PromptWriter
 from brandloop.api.jobs import store, turns
@@ -540,9 +541,26 @@ class WorkerPool:
         except asyncio.CancelledError:
             # also when the cancel lands while the job is being claimed, before its run began
             await settled_in_thread(self._cancelled, job_id)
+            await self._retain_cancelled(job_id)
             await self.send_next_turn(job_id)
             raise
         await self.send_next_turn(job_id)
+
+    async def _retain_cancelled(self, job_id: str) -> None:
+        """A run a cancel ended keeps only its newest checkpoints, as a run that ends on its
+        own does (``BRANDLOOP_CHECKPOINT_KEEP``); a run left unfinished (the pool stopping) is
+        not touched. Should that fail, ``brandloop gc`` prunes it later."""
+        try:
+            run_id = await settled_in_thread(self._run_id_of, job_id)
+            if run_id is not None:
+                await prune_finished_runs(self.settings, self.db, [run_id])
+        except Exception as exc:
+            log.warning("job %s's checkpoints are left for gc: %s", job_id, type(exc).__name__)
+
+    def _run_id_of(self, job_id: str) -> str | None:
+        with self.db.session() as session:
+            job = session.get(JobRow, job_id)
+            return job.run_id if job is not None else None
 
     async def send_next_turn(self, job_id: str) -> None:
         """Once a thread's turn is decided, send the turn after it, parked until now

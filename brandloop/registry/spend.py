@@ -510,13 +510,26 @@ def _mark_abandoned(session: Session, run_id: str) -> None:
     )
 
 
+#: a charge more than this many times the call's reservation is taken only when asked
+#: (``over_reservation``): a settlement cannot be undone, and 40 for 0.04 is a typo's shape
+OVER_RESERVATION_FACTOR = 10
+
+
 def reconcile(
-    session: Session, *, tenant: str, reservation_id: str, charged_usd: float, actor: str
+    session: Session,
+    *,
+    tenant: str,
+    reservation_id: str,
+    charged_usd: float,
+    actor: str,
+    over_reservation: bool = False,
 ) -> SpendReservationRow:
     """Settle an unknown call to what the provider's invoice says (0: it was not billed).
 
     The call's attempts, their run's cost and the job's cost follow (a call with no attempts -
-    its run was cancelled while it was in flight - counts in them at what it now commits)."""
+    its run was cancelled while it was in flight - counts in them at what it now commits).
+    A charge past :data:`OVER_RESERVATION_FACTOR` times the reservation is refused unless
+    ``over_reservation``: once settled it is final."""
     check_money(charged_usd, "a charge")
     row = session.scalar(
         select(Row).where(Row.id == reservation_id, Row.tenant == tenant, Row.kind == "call")
@@ -525,6 +538,13 @@ def reconcile(
         raise NotFoundError(f"no call reservation {reservation_id!r}")
     if row.state not in ("unknown", "held"):
         raise BadInputError(f"reservation {reservation_id} is {row.state}, not unknown")
+    reserved = float(row.amount_usd or 0.0)
+    if charged_usd > OVER_RESERVATION_FACTOR * reserved and not over_reservation:
+        raise BadInputError(
+            f"a charge of ${charged_usd:,.3f} is more than {OVER_RESERVATION_FACTOR} times the "
+            f"call's reservation (${reserved:,.3f}) and cannot be undone once settled; check "
+            "the provider's invoice, and pass --over-reservation to record it"
+        )
     billing: Billing = "billed" if charged_usd > 0 else "not_billed"
     settle(
         session,

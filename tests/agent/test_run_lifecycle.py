@@ -172,6 +172,11 @@ def test_ctrl_c_on_generate_cancels_the_run_and_says_so(
     assert shown["run"]["cost_usd"] == pytest.approx(state["cost_usd"])
     again = _cli(env, "runs", "resume", run_id)
     assert again.returncode == 2 and "cancelled" in again.stderr, again.stderr
+    # its checkpoints were pruned as it was cancelled, as a run that ends on its own prunes
+    # its own: gc finds nothing left of it (an outside tester's report: all were kept)
+    swept = _cli(env, "gc", "--dry-run", "--json")
+    assert swept.returncode == 0, swept.stderr
+    assert json.loads(swept.stdout)["checkpoints_pruned"] == 0, swept.stdout
 
 
 def _without_root_override(argv: list[str]) -> list[str]:

@@ -61,6 +61,10 @@ def test_unknown_calls_are_listed_and_reconciled(
         (["spend", "reconcile", "res_nope", "--charged", "0"], "no call reservation"),
         (["spend", "reconcile", "LOST", "--charged", "-1"], "cannot be negative"),
         (["spend", "reconcile", "LOST"], "--charged"),
+        # a typo's shape (40 for 0.04): past 10x the reservation, final once settled
+        (["spend", "reconcile", "LOST", "--charged", "40"], "more than 10 times"),
+        (["spend", "reconcile", "LOST", "--charged", "1e9"], "more than 10 times"),
+        (["spend", "reconcile", "LOST", "--charged", "1e12"], "at most"),
     ],
 )
 def test_reconcile_bad_input_is_one_line_and_changes_nothing(
@@ -109,3 +113,20 @@ def test_a_call_a_run_cancelled_before_it_was_marked_unknown_is_listed_and_recon
         run = crud.get_run(session, tenant="default", run_id="run_left")
         assert run is not None and run.cost_usd == pytest.approx(0.04)
     assert json.loads(run_cli(capsys, "spend", "unknown", "--json")[1]) == []
+
+
+def test_a_charge_past_ten_times_the_reservation_is_taken_when_asked(
+    capsys: pytest.CaptureFixture[str], db: Database
+) -> None:
+    lost = _unknown_call(db, "bl-lost", 0.042)
+    code, out, _ = run_cli(
+        capsys, "spend", "reconcile", lost, "--charged", "0.42", "--json"
+    )  # exactly 10x: an invoice can say so
+    assert code == 0 and json.loads(out)["charged_usd"] == 0.42
+    other = _unknown_call(db, "bl-other", 0.042)
+    code, out, _ = run_cli(
+        capsys, "spend", "reconcile", other, "--charged", "5", "--over-reservation", "--json"
+    )
+    assert code == 0 and json.loads(out)["charged_usd"] == 5.0
+    with db.session() as session:
+        assert spend.committed(session, tenant="default") == pytest.approx(5.42)

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
+from brandloop import event_loop
+from brandloop.agent.retention import prune_finished_runs
 from brandloop.api.cli import main
 from brandloop.providers import ImageRequest, ImageResult
 from brandloop.registry import spend
@@ -163,6 +166,12 @@ def test_a_call_a_live_worker_settled_when_cancelled_counts_once_reconciled(
         assert client.post(f"/v1/jobs/{job_id}/cancel", headers=creator).status_code == 200
         assert wait_job(client, job_id, creator)["state"] == "cancelled"
         provider.release.set()
+        # the cancelled run keeps only its newest checkpoints, as a run that ends on its own
+        # does (none by default): nothing is left for gc
+        deadline = time.monotonic() + 30
+        while event_loop.run(prune_finished_runs(settings, db, [run_id], dry_run=True)):
+            assert time.monotonic() < deadline, "the cancelled run's checkpoints are all kept"
+            time.sleep(0.1)
         _, lost = _calls(db, run_id)
         spent = PRICE + lost.amount_usd
         assert _figures(client, viewer, job_id, run_id) == pytest.approx([spent] * 3)
