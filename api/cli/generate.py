@@ -107,23 +107,37 @@ PENDING_COLUMNS = (
 )
 
 
+def pending_candidates(run_id: str) -> list[dict[str, Any]]:
+    """The accepted candidates of a run waiting for review (nothing is delivered until it is
+    approved): what ``generate`` lists, and ``--json`` gives as ``candidates``."""
+    with database().session() as session:
+        return [
+            {
+                "attempt_id": a.id,
+                "model": a.model,
+                "composite": a.composite,
+                "cost_usd": a.cost_usd,
+                "seed": a.seed_returned if a.seed_returned is not None else a.seed_requested,
+                "sha256": a.artifact_sha256,
+            }
+            for a in crud.list_attempts(session, run_id=run_id)
+            if a.outcome == "accepted"
+        ]
+
+
 def _pending(run_id: str) -> list[tuple[str, ...]]:
     """The accepted candidates of a run waiting for review, as rows of PENDING_COLUMNS."""
-    with database().session() as session:
-        attempts = [
-            a for a in crud.list_attempts(session, run_id=run_id) if a.outcome == "accepted"
-        ]
-        return [
-            (
-                a.id.split("-", 1)[-1],
-                a.model,
-                f"{a.composite:.2f}" if a.composite is not None else "-",
-                usd(a.cost_usd),
-                str(a.seed_returned if a.seed_returned is not None else a.seed_requested),
-                (a.artifact_sha256 or "")[:12],
-            )
-            for a in attempts
-        ]
+    return [
+        (
+            str(c["attempt_id"]).split("-", 1)[-1],
+            str(c["model"]),
+            f"{c['composite']:.2f}" if c["composite"] is not None else "-",
+            usd(c["cost_usd"]),
+            str(c["seed"]),
+            (c["sha256"] or "")[:12],
+        )
+        for c in pending_candidates(run_id)
+    ]
 
 
 def _render(
@@ -309,7 +323,10 @@ def generate(
     result = write_outputs(result, target, tenant=cfg.tenant, force=force)
     settle_folder(result)
     if as_json:
-        print_json(result.model_dump(mode="json"))
+        document = result.model_dump(mode="json")
+        if result.status == "awaiting_review":  # what waits for the verdict: none delivered yet
+            document["candidates"] = pending_candidates(result.run_id)
+        print_json(document)
     else:
         credentials = verify_files([Path(i.path) for i in result.images if i.path], cfg)
         _render(result, credentials, target=target, wide=wide)

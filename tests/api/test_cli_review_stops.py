@@ -56,6 +56,10 @@ def test_a_run_stopped_at_plan_waits_for_review_and_delivers_nothing_until_appro
     assert doc["status"] == "awaiting_review", (doc["status"], actions)
     assert actions[-1] == "review:request_review", actions
     assert doc["images"] == [] and doc.get("receipt_path") is None, doc
+    # what waits for the verdict is in the JSON too, as the text lists it (an outside
+    # tester's report: a script reading --json could not see it)
+    [candidate] = doc["candidates"]
+    assert candidate["sha256"] and candidate["model"] and candidate["cost_usd"] > 0, candidate
     assert not out_dir.exists() or not any(out_dir.iterdir()), list(out_dir.iterdir())
     code, out, err = run_cli(capsys, "runs", "list", "--json")
     [listed] = json.loads(out)
