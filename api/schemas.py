@@ -359,11 +359,12 @@ class MessageAccepted(BaseModel):
 class CampaignAsset(_In):
     brief: str = Field(min_length=1, max_length=MAX_BRIEF_CHARS, pattern=NOT_BLANK)
     formats: list[Annotated[str, Field(pattern=FORMAT_PATTERN)]] = Field(
-        default_factory=lambda: ["1024x1024"],
+        default=["1024x1024"],  # declared in the schema (pydantic copies it per model)
         min_length=1,
         max_length=MAX_ASSET_FORMATS,
         examples=[["1024x1024", "16:9"]],
-        description="each format once: one job per asset and format",
+        description="each format once: one job per asset and format; left out, 1024x1024 (as "
+        "a campaign file's `defaults.formats`)",
         json_schema_extra={"uniqueItems": True},
     )
     count: BodyInt = Field(default=1, ge=1, le=MAX_ASSET_COUNT)
