@@ -241,8 +241,8 @@ class _Connection(asyncio.Protocol):
     ) -> None:
         """Write ``request`` (``head``: its request line and headers) and wait for its answer's
         head (status and headers)."""
-        transport = self._transport
-        assert transport is not None
+        if self._transport is None:  # never: the transport connects before it sends
+            raise httpx.WriteError("the connection is not open", request=request)
         self._expecting = True
         self._head_only = request.method == "HEAD"
         self._head = self._loop.create_future()
