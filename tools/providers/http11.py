@@ -22,10 +22,17 @@ What it keeps from httpx's transport, and tests for (``tests/tools/providers/tes
 - Timeouts as httpx means them: ``connect`` (TCP and TLS), ``read`` (each wait for the
   server's next bytes), ``write`` (each wait for the socket to take more), ``pool``.
 - httpx's error types, and their meaning for billing (``_http._NOT_SENT``): ``ConnectError``
-  and ``ConnectTimeout`` before any byte of the request is written; ``ReadError``,
-  ``ReadTimeout``, ``WriteError``, ``WriteTimeout`` and ``RemoteProtocolError`` after.
-  ``LocalProtocolError`` for a header that cannot be written (a line break, a NUL, a name
-  that is not a token): nothing is sent.
+  and ``ConnectTimeout`` before any byte of the request is written; ``ReadError`` (a reset),
+  ``ReadTimeout``, ``WriteError``, ``WriteTimeout`` and ``RemoteProtocolError`` (an answer
+  cut short or not HTTP/1.1) after. ``LocalProtocolError`` for a header that cannot be written
+  (a line break, a NUL, a name that is not a token): nothing is sent; and for a body that is
+  longer or shorter than its declared ``Content-Length`` (the connection is closed, so no byte
+  of it is read as the next request).
+- An answer the server sends before it has read the whole request (an early 413) is the
+  outcome, as httpcore reads it, even when the server then stops reading the upload.
+- What h11 reads, this reads too (a bare LF ending a line, blanks after a chunk size,
+  ``Transfer-Encoding: chunked`` beside a ``Content-Length``: the chunks win); trailers are not
+  the answer's headers; an answer's head past :data:`MAX_HEAD_BYTES` is refused.
 - https with the client's SSL context (ALPN ``http/1.1``, SNI from the ``sni_hostname``
   extension or the host), closed without a close_notify exchange as httpcore closes TLS.
 - Bodies: ``Content-Length`` or chunked both ways; an answer without either runs to the end of
@@ -61,8 +68,23 @@ Origin = tuple[bytes, str, int]
 
 
 class _Closed(Exception):
-    """The connection ended before the answer was whole (mapped to an httpx error by the
-    waiter, who knows which request it was)."""
+    """The connection ended before the answer was whole, or the answer is not HTTP/1.1
+    (mapped to an httpx error by the waiter, who knows which request it was): ``reset`` when
+    the network failed (``httpx.ReadError``, as httpcore says), else the answer is at fault
+    (``httpx.RemoteProtocolError``)."""
+
+    def __init__(self, message: str, *, reset: bool = False) -> None:
+        super().__init__(message)
+        self.reset = reset
+
+    def for_request(self, request: httpx.Request) -> httpx.TransportError:
+        kind = httpx.ReadError if self.reset else httpx.RemoteProtocolError
+        return kind(str(self), request=request)
+
+
+#: the most an answer's status line and headers may take (h11's default is 16 KiB; a server
+#: that never ends its headers is cut off here, not read into memory without end)
+MAX_HEAD_BYTES = 1 << 20
 
 
 class _Connection(asyncio.Protocol):
@@ -74,7 +96,16 @@ class _Connection(asyncio.Protocol):
         self._loop = loop
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
+        # what h11 (httpx's own parser) reads too: a bare LF ending a line, blanks after a
+        # chunk size, and Transfer-Encoding beside Content-Length (the chunks win, RFC 9112 6.3)
+        self._parser.set_dangerous_leniencies(
+            lenient_optional_cr_before_lf=True,
+            lenient_spaces_after_chunk_size=True,
+            lenient_chunked_length=True,
+        )
         self.closed = False
+        #: the peer has gone (``connection_lost``): the transport must not be touched again
+        self._lost = False
         #: the connection cannot carry another request (cut short, asked to close, spoke idle)
         self.spent = False
         self.idle_since = time.monotonic()
@@ -86,6 +117,9 @@ class _Connection(asyncio.Protocol):
         self._head_only = False
         self._reason = bytearray()
         self._headers: list[tuple[bytes, bytes]] = []
+        #: the answer's headers, kept apart from the trailers llhttp reports after them
+        self._answer_headers: list[tuple[bytes, bytes]] = []
+        self._head_bytes = 0
         self._informational = False
         self._head: asyncio.Future[None] | None = None
         self._chunks: collections.deque[bytes] = collections.deque()
@@ -105,6 +139,11 @@ class _Connection(asyncio.Protocol):
             self.spent = True
             self.close()
             return
+        if self._head is not None and not self._head.done():
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._fail(_Closed(f"the answer's head is larger than {MAX_HEAD_BYTES} bytes"))
+                return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -112,23 +151,37 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(_Closed(f"the server's answer is not valid HTTP/1.1: {exc}"))
 
+    def eof_received(self) -> None:
+        """The server closed its side: the end of an answer that runs to it, else a cut."""
+        self._ended(None)
+
     def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self._ended(exc)
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_exception(_Closed("the connection closed while writing"))
+
+    def _ended(self, exc: Exception | None) -> None:
+        """The stream ended: cleanly (``exc`` None: the server closed it) or by a failure."""
         self.closed = True
         self.spent = True
-        if self._expecting and self._head is not None and self._head.done() and self._until_close:
+        if not self._expecting:
+            return
+        head_read = self._head is not None and self._head.done()
+        if head_read and self._until_close and exc is None:
             self._complete = True  # an answer without a length ends with the connection
             self._expecting = False
             self._signal()
-        elif self._expecting:
+        elif exc is not None:  # a reset: httpcore says ReadError
+            self._fail(_Closed(f"the connection failed: {exc}", reset=True))
+        else:
             self._fail(
                 _Closed(
                     "the server closed the connection without sending a complete answer"
-                    if self._head is not None and self._head.done()
+                    if head_read
                     else "the server disconnected without sending an answer"
                 )
             )
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_exception(_Closed("the connection closed while writing"))
 
     def pause_writing(self) -> None:
         self._writing_paused = True
@@ -158,6 +211,8 @@ class _Connection(asyncio.Protocol):
             self._headers.clear()
             return
         self._until_close = self._runs_to_close(status)
+        # trailers after a chunked body come as headers too: they are not the answer's
+        self._answer_headers, self._headers = self._headers, []
         if self._head is not None and not self._head.done():
             self._head.set_result(None)
         if self._head_only:  # HEAD: the length describes a body that is not sent
@@ -217,10 +272,11 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         """Close at once (TLS without close_notify: a peer that never answers it would hold
-        the close, as httpcore's anyio backend avoids too)."""
+        the close, as httpcore's anyio backend avoids too). A transport the peer already
+        closed is left alone (asyncio's has dropped its loop by then)."""
         self.closed = True
         self.spent = True
-        if self._transport is not None:
+        if self._transport is not None and not self._lost:
             self._transport.abort()
 
     def extra(self, name: str) -> Any:
@@ -246,28 +302,69 @@ class _Connection(asyncio.Protocol):
         self._expecting = True
         self._head_only = request.method == "HEAD"
         self._head = self._loop.create_future()
-        chunked = any(
-            n.lower() == b"transfer-encoding" and v.lower() == b"chunked"
-            for n, v in request.headers.raw
-        )
         try:
-            body = request.content
-        except httpx.RequestNotRead:
-            await self._write(head, request, timeouts.get("write"))
-            async for piece in request.stream:  # type: ignore[union-attr]
-                if piece:
-                    await self._write(
-                        b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece,
-                        request,
-                        timeouts.get("write"),
-                    )
-            if chunked:
-                await self._write(b"0\r\n\r\n", request, timeouts.get("write"))
-        else:
-            if chunked:
-                body = (b"%x\r\n%s\r\n" % (len(body), body) if body else b"") + b"0\r\n\r\n"
-            await self._write(head + body, request, timeouts.get("write"))
+            await self._send_request(request, head, timeouts.get("write"))
+        except httpx.WriteError as failed:
+            # the server may have answered before it stopped reading (an early 413, say): its
+            # answer is the outcome, as httpcore reads it; without one, the write's failure is
+            self.spent = True
+            if self._head is None or (self.closed and not self._head.done()):
+                raise  # closed before this request: no answer can come
+            try:
+                await self._wait(self._head, request, timeouts.get("read"))
+            except httpx.TransportError:
+                raise failed from None
+            return
         await self._wait(self._head, request, timeouts.get("read"))
+
+    async def _send_request(
+        self, request: httpx.Request, head: bytes, timeout: float | None
+    ) -> None:
+        chunked, declared = False, None
+        for name, value in request.headers.raw:
+            lowered = name.lower()
+            if lowered == b"transfer-encoding" and value.lower() == b"chunked":
+                chunked = True
+            elif lowered == b"content-length" and value.isdigit():
+                declared = int(value)
+        if chunked:
+            declared = None
+        try:
+            body: bytes | None = request.content
+        except httpx.RequestNotRead:
+            body = None  # streamed: written as it comes
+        if body is None:
+            await self._write(head, request, timeout)
+            sent = 0
+            async for piece in request.stream:  # type: ignore[union-attr]
+                if not piece:
+                    continue
+                sent += len(piece)
+                if declared is not None and sent > declared:
+                    self.close()  # what was written would be read as the next request
+                    raise httpx.LocalProtocolError(
+                        "Too much data for declared Content-Length", request=request
+                    )
+                await self._write(
+                    b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece, request, timeout
+                )
+            if declared is not None and sent < declared:
+                self.close()
+                raise httpx.LocalProtocolError(
+                    "Too little data for declared Content-Length", request=request
+                )
+            if chunked:
+                await self._write(b"0\r\n\r\n", request, timeout)
+            return
+        if declared is not None and declared != len(body):
+            raise httpx.LocalProtocolError(
+                f"Too {'much' if len(body) > declared else 'little'} data for declared "
+                "Content-Length",
+                request=request,
+            )
+        if chunked:
+            body = (b"%x\r\n%s\r\n" % (len(body), body) if body else b"") + b"0\r\n\r\n"
+        await self._write(head + body, request, timeout)
 
     async def _write(self, data: bytes, request: httpx.Request, timeout: float | None) -> None:
         transport = self._transport
@@ -298,10 +395,17 @@ class _Connection(asyncio.Protocol):
             self.close()
             raise httpx.ReadTimeout("the server did not answer in time", request=request) from exc
         except _Closed as exc:
-            raise httpx.RemoteProtocolError(str(exc), request=request) from exc
+            raise exc.for_request(request) from exc
 
-    def answer(self, request: httpx.Request) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        return self._parser.get_status_code(), self._headers, bytes(self._reason).strip()
+    def answer(self) -> tuple[int, list[tuple[bytes, bytes]], bytes, bytes]:
+        """Status, headers, reason phrase and HTTP version of the answer whose head was read."""
+        version = b"HTTP/" + self._parser.get_http_version().encode("ascii")
+        return (
+            self._parser.get_status_code(),
+            self._answer_headers,
+            bytes(self._reason).strip(),
+            version,
+        )
 
     async def body(self, request: httpx.Request, timeout: float | None) -> AsyncIterator[bytes]:
         while True:
@@ -316,6 +420,8 @@ class _Connection(asyncio.Protocol):
                 continue
             if self._complete:
                 return
+            if isinstance(self._error, _Closed):
+                raise self._error.for_request(request)
             if self._error is not None:
                 raise httpx.RemoteProtocolError(str(self._error), request=request)
             self._wake = self._loop.create_future()
@@ -328,7 +434,8 @@ class _Connection(asyncio.Protocol):
         self._head = self._wake = None
         self._chunks.clear()
         self._buffered = 0
-        self._headers = []
+        self._headers, self._answer_headers = [], []
+        self._head_bytes = 0
         self._reason = bytearray()
         self._complete = self._until_close = self._head_only = False
         self._error = None
@@ -388,8 +495,13 @@ class _Answer(httpx.AsyncByteStream):
 
     async def aclose(self) -> None:
         transport, self._transport = self._transport, None
-        if transport is not None:
-            transport._give_back(self._connection, self._connection.finish())
+        if transport is None:
+            return
+        reusable = False
+        try:
+            reusable = self._connection.finish()
+        finally:  # whatever finishing did, the slot comes back
+            transport._give_back(self._connection, reusable)
 
 
 class _StreamInfo:
@@ -457,13 +569,13 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 self._open.discard(connection)
             self._release()
             raise
-        status, headers, reason = connection.answer(request)
+        status, headers, reason, version = connection.answer()
         return httpx.Response(
             status,
             headers=headers,
             stream=_Answer(self, connection, request),
             extensions={
-                "http_version": b"HTTP/1.1",
+                "http_version": version,
                 "reason_phrase": reason,
                 "network_stream": _StreamInfo(connection),
             },

@@ -11,6 +11,7 @@ import datetime
 import ipaddress
 import socket
 import ssl
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -640,3 +641,175 @@ async def test_each_loop_the_hook_names_is_the_one_running(request: pytest.Fixtu
     # conftest.py's hook: the uvloop run of every test above is really on uvloop
     module = type(asyncio.get_running_loop()).__module__
     assert module.startswith("uvloop") == request.node.name.endswith("[uvloop]")
+
+
+# ---------------------------------------------------------------- an outside review's cases
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP reset (SO_LINGER 0), as a crashed peer or a middlebox does."""
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+@contextlib.asynccontextmanager
+async def _raw(handle: Callable[..., Awaitable[None]]) -> AsyncIterator[str]:
+    writers: list[asyncio.StreamWriter] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            await handle(reader, writer)
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    finally:
+        server.close()
+        for writer in writers:
+            writer.close()
+        await server.wait_closed()
+
+
+EARLY_413 = b'HTTP/1.1 413 Payload Too Large\r\ncontent-length: 15\r\nconnection: close\r\n\r\n{"error":"big"}'
+OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+
+
+async def _answer_early_and_half_close(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    head = await reader.readuntil(b"\r\n\r\n")
+    if b"/big" not in head.split(b"\r\n", 1)[0]:
+        writer.write(OK)
+        await writer.drain()
+        return
+    writer.write(EARLY_413)
+    await writer.drain()
+    writer.write_eof()  # done sending; the rest of the upload is read and dropped
+    while await reader.read(1 << 16):
+        pass
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["bytes", "streamed"])
+async def test_an_early_answer_to_a_large_upload_is_the_outcome_and_the_pool_stays_whole(
+    streamed: bool,
+) -> None:
+    # a server that answers 413 and half-closes while the upload is still being written: the
+    # answer is what httpcore returns; the transport once crashed (asyncio's loop) and lost
+    # the pool slot for good, or reported a WriteError with the 413 already read
+    async def pieces() -> AsyncIterator[bytes]:
+        for _ in range(128):
+            yield b"x" * (64 * 1024)
+            await asyncio.sleep(0)
+
+    transport = Http11Transport(1)
+    async with (
+        _raw(_answer_early_and_half_close) as url,
+        httpx.AsyncClient(transport=transport, timeout=10) as client,
+    ):
+        for _ in range(2):
+            content = pieces() if streamed else b"x" * (8 << 20)
+            answer = await asyncio.wait_for(client.post(url + "big", content=content), 20)
+            assert (answer.status_code, answer.json()) == (413, {"error": "big"})
+        assert (await client.get(url)).text == "ok"
+        assert transport.in_flight == 0
+
+
+async def test_a_body_that_runs_to_the_close_cut_by_a_reset_is_a_read_error() -> None:
+    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{"data": [')
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        _reset(writer)
+
+    async with _raw(cut) as url, httpx.AsyncClient(transport=Http11Transport(1)) as client:
+        with pytest.raises(httpx.ReadError):
+            await asyncio.wait_for(client.get(url), 10)
+
+
+async def test_a_reset_before_the_answer_is_a_read_error() -> None:
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        _reset(writer)
+
+    async with _raw(reset) as url, httpx.AsyncClient(transport=Http11Transport(1)) as client:
+        with pytest.raises(httpx.ReadError):
+            await asyncio.wait_for(client.get(url), 10)
+
+
+async def test_trailers_are_not_the_answers_headers() -> None:
+    raw = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n"
+        b'trailer: x-checksum\r\n\r\nc\r\n{"data":[1]}\r\n0\r\nx-checksum: abc\r\n'
+        b"content-encoding: gzip\r\n\r\n"
+    )
+    async with (
+        _scripted(_reply(raw)) as (url, _),
+        httpx.AsyncClient(transport=Http11Transport(1)) as client,
+    ):
+        answer = await client.get(url)
+    assert answer.headers["content-type"] == "application/json"
+    assert "x-checksum" not in answer.headers and "content-encoding" not in answer.headers
+    assert answer.json() == {"data": [1]}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"HTTP/1.1 200 OK\ncontent-length: 2\n\nok",
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2 \r\nok\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 9\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+    ],
+    ids=["bare LF", "blank after a chunk size", "chunked beside a length"],
+)
+async def test_answers_httpx_own_parser_reads_are_read(raw: bytes) -> None:
+    async with (
+        _scripted(_reply(raw, close=True)) as (url, _),
+        httpx.AsyncClient(transport=Http11Transport(1)) as client,
+    ):
+        assert (await asyncio.wait_for(client.get(url), 10)).content == b"ok"
+
+
+async def test_an_answer_head_past_the_limit_is_refused_not_read_without_end() -> None:
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nx-endless: ")
+        for _ in range(40):  # 2.5 MiB of one header value, never ended
+            writer.write(b"a" * (64 * 1024))
+            await writer.drain()
+        await asyncio.sleep(5)
+
+    transport = Http11Transport(1)
+    async with _raw(endless) as url, httpx.AsyncClient(transport=transport) as client:
+        with pytest.raises(httpx.RemoteProtocolError, match="head is larger than"):
+            await asyncio.wait_for(client.get(url), 10)
+        assert (transport.in_flight, transport.open_connections()) == (0, 0)
+
+
+async def test_a_streamed_body_must_match_its_declared_length() -> None:
+    async def body(size: int) -> AsyncIterator[bytes]:
+        yield b"x" * size
+
+    transport = Http11Transport(1)
+    async with (
+        _scripted(_reply(OK)) as (url, seen),
+        httpx.AsyncClient(transport=transport) as client,
+    ):
+        for size, word in ((18, "much"), (4, "little")):
+            with pytest.raises(httpx.LocalProtocolError, match=f"Too {word} data"):
+                await client.post(url, content=body(size), headers={"content-length": "10"})
+        assert (await client.get(url)).text == "ok"  # nothing smuggled into the next request
+        assert transport.in_flight == 0
+    assert [s.split(b"\r\n", 1)[0] for s in seen][-1] == b"GET / HTTP/1.1"
+
+
+async def test_the_answers_http_version_is_reported() -> None:
+    raw = b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok"
+    async with (
+        _scripted(_reply(raw, close=True)) as (url, _),
+        httpx.AsyncClient(transport=Http11Transport(1)) as client,
+    ):
+        answer = await client.get(url)
+    assert (answer.http_version, answer.text) == ("HTTP/1.0", "ok")
