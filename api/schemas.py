@@ -34,7 +34,6 @@ from brandloop.domain import (
     RunResult,
     RunStatus,
     is_blank,
-    repeated_format,
 )
 from brandloop.errors import BadInputError
 from brandloop.templates.governance import MODEL_HINT_PATTERN, PRINCIPAL_NAME, RESERVED_PARAMS
@@ -363,8 +362,9 @@ class CampaignAsset(_In):
         min_length=1,
         max_length=MAX_ASSET_FORMATS,
         examples=[["1024x1024", "16:9"]],
-        description="each format once: one job per asset and format; left out, 1024x1024 (as "
-        "a campaign file's `defaults.formats`)",
+        description="each format once: one job per asset and image size (two spellings of one "
+        "size, such as 1:1 and 1024x1024, are one job); left out, 1024x1024 (as a campaign "
+        "file's `defaults.formats`)",
         json_schema_extra={"uniqueItems": True},
     )
     count: BodyInt = Field(default=1, ge=1, le=MAX_ASSET_COUNT)
@@ -372,7 +372,9 @@ class CampaignAsset(_In):
     @field_validator("formats")
     @classmethod
     def _each_format_once(cls, value: list[str]) -> list[str]:
-        twice = repeated_format(value)
+        # the schema's uniqueItems: the same text twice; two spellings of one size (1:1 and
+        # 2:2) are schema-valid, and the route plans them as one job (domain.distinct_formats)
+        twice = next((f for i, f in enumerate(value) if f in value[:i]), None)
         if twice is not None:  # a second job, paid again, for the same asset and format
             raise ValueError(f"a format is listed twice ({twice}); list each once")
         return value

@@ -246,6 +246,19 @@ def repeated_format(formats: list[str]) -> str | None:
     return None
 
 
+def distinct_formats(formats: list[str]) -> list[str]:
+    """``formats`` with each image size once, by its first spelling (``1:1``, ``2:2`` and
+    ``1024x1024`` are one job: ``POST /v1/campaigns`` plans one, never pays twice)."""
+    seen: set[object] = set()
+    kept = []
+    for fmt in formats:
+        made = _made_size(fmt)
+        if made not in seen:
+            seen.add(made)
+            kept.append(fmt)
+    return kept
+
+
 def _made_size(fmt: str) -> object:
     """The size a format is made at, or the text itself when it is not a format (reported
     by the format's own check)."""

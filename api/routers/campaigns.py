@@ -29,6 +29,7 @@ from brandloop.api.schemas import (
     redacted_field,
 )
 from brandloop.artifacts import ArtifactStore
+from brandloop.domain import distinct_formats
 from brandloop.registry import crud
 from brandloop.registry.models_service import CampaignRow
 from brandloop.tools.moderation.minors import refuse_at_the_door
@@ -146,7 +147,11 @@ def create_campaign(
     brand = crud.get_brand(session, tenant=principal.tenant, ref=body.brand)
     if brand is None:
         raise ApiProblem(404, "not-found", f"unknown brand {body.brand!r}")
-    planned = [(i, asset, fmt) for i, asset in enumerate(body.assets) for fmt in asset.formats]
+    planned = [
+        (i, asset, fmt)
+        for i, asset in enumerate(body.assets)
+        for fmt in distinct_formats(asset.formats)  # 1:1 and 2:2 are one job, paid once
+    ]
     share = round(body.budget_usd / len(planned), 6)
     requests = []
     run_ids = []
