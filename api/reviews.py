@@ -76,8 +76,18 @@ def requester_of(session: Session, *, tenant: str, run_id: str) -> str | None:
 
 
 def _run(session: Session, tenant: str, run_id: str) -> RunRow:
+    """The tenant's run ``run_id``. One its job has not started yet (the job handed out its id
+    as it was queued) is a 409, as a running run is: it exists, and is not waiting for review."""
     run = crud.get_run(session, tenant=tenant, run_id=run_id)
     if run is None:
+        job = store.unstarted_job(session, tenant=tenant, run_id=run_id)
+        if job is not None:
+            raise ApiProblem(
+                409,
+                "conflict",
+                f"run {run_id} has not started yet: its job {job[0]} is {job[1]}; a verdict "
+                "finishes a run awaiting review, or is recorded on a delivered run",
+            )
         raise ApiProblem(404, "not-found", f"no run {run_id}")
     return run
 

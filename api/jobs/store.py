@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -97,6 +97,22 @@ def list_jobs(
 
 def job_for_run(session: Session, *, tenant: str, run_id: str) -> JobRow | None:
     return session.scalar(select(JobRow).where(JobRow.tenant == tenant, JobRow.run_id == run_id))
+
+
+def unstarted_job(
+    reader: Session | Connection, *, tenant: str, run_id: str
+) -> tuple[str, str] | None:
+    """``(job id, state)`` of the tenant's job that handed out run id ``run_id`` and has not
+    finished: a job hands out its run's id as it is queued, before a worker writes the run."""
+    job = reader.execute(
+        select(JobRow.id, JobRow.state)
+        .where(JobRow.run_id == run_id, JobRow.tenant == tenant)
+        .order_by(JobRow.created_at.desc())
+        .limit(1)
+    ).first()
+    if job is None or job.state not in ("queued", "running"):
+        return None
+    return str(job.id), str(job.state)
 
 
 def claim_job(session: Session, *, job_id: str) -> bool:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from anyio import from_thread
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from brandloop.api.deps import (
@@ -19,6 +19,7 @@ from brandloop.api.deps import (
     caller,
     requires,
 )
+from brandloop.api.jobs import store
 from brandloop.api.jobs.service import job_cost, job_public, resume_job
 from brandloop.api.params import ASCII_INT, QueryDateTime
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
@@ -26,7 +27,6 @@ from brandloop.api.schemas import JobPublic
 from brandloop.domain import Receipt, RunStatus
 from brandloop.registry import crud
 from brandloop.registry.models import RunRow
-from brandloop.registry.models_service import JobRow
 from brandloop.views import RunTrace, RunView, run_receipts, run_trace, run_view
 
 router = APIRouter(prefix="/runs", tags=["runs"], responses=PROBLEM_RESPONSES)
@@ -55,18 +55,13 @@ def run_not_found(reader: Session | Connection, tenant: str, run_id: str) -> Api
     """The 404 of a run the tenant does not have. A job hands out its run's id (``links.run``)
     as it is queued, before a worker starts the run: the detail then says so and names the
     job to follow, so a client polling the link it was given knows to wait, not give up."""
-    job = reader.execute(
-        select(JobRow.id, JobRow.state)
-        .where(JobRow.run_id == run_id, JobRow.tenant == tenant)
-        .order_by(JobRow.created_at.desc())
-        .limit(1)
-    ).first()
-    if job is not None and job.state in ("queued", "running"):
+    job = store.unstarted_job(reader, tenant=tenant, run_id=run_id)
+    if job is not None:
         return ApiProblem(
             404,
             "not-found",
-            f"run {run_id} has not started yet: its job {job.id} is {job.state} "
-            f"(GET /v1/jobs/{job.id} follows it)",
+            f"run {run_id} has not started yet: its job {job[0]} is {job[1]} "
+            f"(GET /v1/jobs/{job[0]} follows it)",
         )
     return ApiProblem(404, "not-found", f"no run {run_id}")
 
