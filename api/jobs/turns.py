@@ -47,6 +47,13 @@ def turn_refusal(job: JobRow | None) -> str | None:
     return str(result.get("reason") or "refused")
 
 
+def turn_stands(job: JobRow | None) -> bool:
+    """Does the brief stand where this turn left it? Not after a refused turn, nor after one
+    cancelled (its job stopped before it delivered anything): the next follow-up edits the
+    latest turn before them, so their text is not carried into later turns."""
+    return turn_refusal(job) is None and (job is None or job.state != "cancelled")
+
+
 def _message(session: Session, job_id: str) -> ThreadMessageRow | None:
     return session.scalar(select(ThreadMessageRow).where(ThreadMessageRow.job_id == job_id))
 
@@ -118,7 +125,7 @@ def _base(
     message = _message(session, job_id) if job is not None else None
     if job is None or job.state != "queued" or message is None or not message.edit:
         return None  # a first message, or the answer to the brand's question: nothing edited
-    standing = [(m, j) for m, j in _earlier(session, message) if turn_refusal(j) is None]
+    standing = [(m, j) for m, j in _earlier(session, message) if turn_stands(j)]
     if not standing:
         return message, None, {}
     latest, previous = standing[-1]

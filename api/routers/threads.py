@@ -39,7 +39,7 @@ from brandloop.api.auth import Principal
 from brandloop.api.deps import Creator, PoolDep, Service, ServiceDep, SessionDep, Viewer
 from brandloop.api.jobs import store
 from brandloop.api.jobs.service import job_cost, job_public, submit
-from brandloop.api.jobs.turns import turn_refusal
+from brandloop.api.jobs.turns import turn_refusal, turn_stands
 from brandloop.api.jobs.worker import WorkerPool
 from brandloop.api.params import ASCII_INT
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
@@ -92,7 +92,7 @@ def _context(
     turns = [
         (m, session.get(JobRow, m.job_id) if m.job_id else None) for m in stored if m.role == "user"
     ]
-    turns = [(m, job) for m, job in turns if turn_refusal(job) is None]
+    turns = [(m, job) for m, job in turns if turn_stands(job)]
     if not turns:
         return None, {}, seq, None
     latest, job = turns[-1]
