@@ -16,6 +16,7 @@ from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, out, print_json, settings
 from brandloop.registry import spend
 from brandloop.registry.types import usd
+from brandloop.templates.governance import check_actor
 
 spend_app = typer.Typer(
     help="The spend ledger: calls of unknown outcome, and reconciling them.", no_args_is_help=True
@@ -75,6 +76,7 @@ def reconcile(
 ) -> None:
     """Settle an unknown call to what the provider billed; its run's cost follows. A charge
     more than 10 times the call's reservation needs --over-reservation: a settlement is final."""
+    check_actor(actor)  # the audit entry's actor: a user's name, never brandloop's own
     cfg = settings()
     with database().session() as session:
         row = spend.reconcile(

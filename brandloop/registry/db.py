@@ -170,8 +170,9 @@ class Database:
             return _current(conn)
 
     def upgrade(self) -> tuple[set[str], set[str]]:
-        """Migrate to this release's heads; the revisions before and after. One process at a
-        time: another one's migration is waited for, then found done."""
+        """Migrate to this release's heads; the revisions before and after this process's
+        migration. One process at a time: another one's migration is waited for, then found
+        done (before and after both the heads: this one migrated nothing)."""
         with self.engine.connect() as conn:
             before = _current(conn)
         if before == head_revisions():
@@ -180,8 +181,11 @@ class Database:
         with _migrating(self.url), self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
-            if _current(conn) == head_revisions():  # migrated by another process meanwhile
-                return before, set(head_revisions())
+            # read again under the lock: another process may have migrated it meanwhile, and
+            # then this one did nothing (it once reported the other's migration as its own)
+            before = _current(conn)
+            if before == head_revisions():
+                return before, before
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "heads")
         after = sorted(head_revisions())

@@ -65,6 +65,12 @@ def test_unknown_calls_are_listed_and_reconciled(
         (["spend", "reconcile", "LOST", "--charged", "40"], "more than 10 times"),
         (["spend", "reconcile", "LOST", "--charged", "1e9"], "more than 10 times"),
         (["spend", "reconcile", "LOST", "--charged", "1e12"], "at most"),
+        # the audit entry's actor is a user's name: never brandloop's own, blank or two lines
+        (["spend", "reconcile", "LOST", "--charged", "0", "--as", "system"], "reserved"),
+        (["spend", "reconcile", "LOST", "--charged", "0", "--as", "SYSTEM"], "reserved"),
+        (["spend", "reconcile", "LOST", "--charged", "0", "--as", ""], "not a valid user"),
+        (["spend", "reconcile", "LOST", "--charged", "0", "--as", "evil\nsystem"], "not a valid"),
+        (["spend", "reconcile", "LOST", "--charged", "0", "--as", "ops.ü"], "not a valid user"),
     ],
 )
 def test_reconcile_bad_input_is_one_line_and_changes_nothing(
@@ -75,6 +81,7 @@ def test_reconcile_bad_input_is_one_line_and_changes_nothing(
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     with db.session() as session:
         assert spend.committed(session, tenant="default") == pytest.approx(0.042)
+        assert not [a for a in crud.list_audit(session, tenant="default") if a.subject_id == lost]
 
 
 def test_a_call_a_run_cancelled_before_it_was_marked_unknown_is_listed_and_reconciled(

@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ from brandloop.api.app import create_app
 from brandloop.api.cli import main
 from brandloop.api.config import ApiSettings
 from brandloop.errors import SchemaOutdatedError
-from brandloop.registry.db import Database, alembic_config, head_revisions
+from brandloop.registry.db import _MIGRATION_LOCK, Database, alembic_config, head_revisions
 from brandloop.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -288,9 +289,47 @@ def test_db_upgrade_from_several_processes_at_once_takes_turns(pg_url: str, tmp_
     ]
     results = [(*p.communicate(timeout=120), p.returncode) for p in procs]
     assert [code for _, _, code in results] == [0, 0, 0], [err for _, err, _ in results]
-    assert {tuple(json.loads(out)["after"]) for out, _, _ in results} == {tuple(HEADS)}
+    answers = [json.loads(out) for out, _, _ in results]
+    assert {tuple(a["after"]) for a in answers} == {tuple(HEADS)}
+    assert [a["upgraded"] for a in answers].count(True) == 1, answers
     engine = sa.create_engine(pg_url)
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
     engine.dispose()
     assert sorted(rows) == HEADS
+
+
+@pytest.mark.server
+def test_an_upgrade_that_waited_for_anothers_says_it_migrated_nothing(pg_url: str) -> None:
+    """Two upgrades read the schema's revision, then wait on the migration lock; the one that
+    gets it second finds the schema migrated and reports that it did nothing (an outside
+    tester's five `db upgrade` at once each said `upgraded from empty`)."""
+    migrate_to(pg_url, previous_revision())
+    engine = sa.create_engine(pg_url)
+    answers: list[tuple[set[str], set[str]]] = []
+    with engine.connect() as holder:
+        holder.exec_driver_sql(f"SELECT pg_advisory_lock({_MIGRATION_LOCK})")
+        databases = [Database(pg_url, migrate_on_first_use=False) for _ in range(2)]
+        threads = [
+            threading.Thread(target=lambda d=d: answers.append(d.upgrade())) for d in databases
+        ]
+        for thread in threads:
+            thread.start()
+        waiting = sa.text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        )
+        deadline = time.monotonic() + 30
+        while holder.execute(waiting).scalar_one() < 2:  # both read the revision, both wait
+            assert time.monotonic() < deadline, "the upgrades never reached the lock"
+            time.sleep(0.02)
+        holder.exec_driver_sql(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK})")
+        holder.commit()
+        for thread in threads:
+            thread.join(timeout=120)
+    for database in databases:
+        database.dispose()
+    engine.dispose()
+    heads = set(HEADS)
+    assert sorted(answers, key=lambda a: sorted(a[0])) == sorted(
+        [({previous_revision()}, heads), (heads, heads)], key=lambda a: sorted(a[0])
+    ), answers
