@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from brandloop.domain import is_blank
 from brandloop.errors import BadInputError, RefusedError
-from brandloop.memory.store import BrandMemory, MemoryHit
+from brandloop.memory.store import MAX_RECALLED_NOTES, BrandMemory, MemoryHit
 from brandloop.registry import crud
 from brandloop.registry.models import BrandRow
 from brandloop.tools.moderation.lexical import normalised_text
@@ -99,11 +99,18 @@ def add_style_note(
     return AddedNote(id=note_id, text=redaction.text, redacted=kinds)
 
 
-def list_style_notes(memory: BrandMemory, *, tenant: str, brand: BrandRow) -> list[MemoryHit]:
-    """The brand's style notes (up to 100), newest first; notes once keyed by its name move
-    to its id first."""
+def list_style_notes(
+    memory: BrandMemory,
+    *,
+    tenant: str,
+    brand: BrandRow,
+    limit: int = MAX_RECALLED_NOTES,
+    offset: int = 0,
+) -> list[MemoryHit]:
+    """The brand's style notes, newest first, ``limit`` from ``offset`` (by default every note
+    a run recalls); notes once keyed by its name move to its id first."""
     _adopt_name_keyed(memory, tenant=tenant, brand=brand)
-    return memory.notes(tenant=tenant, brand=brand.id)
+    return memory.notes(tenant=tenant, brand=brand.id, limit=limit, offset=offset)
 
 
 def forget_style_note(memory: BrandMemory, *, tenant: str, brand: BrandRow, note_id: str) -> int:

@@ -94,6 +94,9 @@ _SPLIT_PAGE = 1000
 _SPLIT_HELD = 10_000
 _SCORE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 MAX_K = 100
+#: the style notes a run recalls at most: every note of a brand, short of a flood (a prompt holds
+#: far fewer; it keeps the nearest to the brief, ``agent/nodes/plan.fit_prompt``)
+MAX_RECALLED_NOTES = 1000
 MAX_TEXT_CHARS = 8000
 #: Cosine space. Flushing the vector index on every write lets Chroma purge its write-ahead
 #: log at once, so a forgotten record's text and vector do not linger in it (by default they
@@ -640,7 +643,9 @@ class BrandMemory:
         before: datetime | None = None,
         record_id: str | None = None,
     ) -> int:
-        """Delete records, vectors and texts alike; return how many were deleted.
+        """Delete records, vectors and texts alike; return how many were deleted. A style
+        note goes with every accepted prompt whose text holds it (runs put the brand's notes
+        into their prompts), so its text is nowhere in memory after.
 
         On the on-disk store the SQLite file is then rebuilt (``VACUUM``), so the deleted texts
         cannot be read back from it; a Chroma server's files are the server's to compact
@@ -657,16 +662,36 @@ class BrandMemory:
         ids_filter = None if record_id is None else [record_id]
         step = max(1, self._client.get_max_batch_size())
         removed = 0
+        # a note's text is in every prompt rendered while runs recalled it, and so in each such
+        # prompt remembered as accepted: those are forgotten with the note, or the text stays
+        notes_of = self._collection(tenant, brand, "note")
+        noted = (
+            []
+            if notes_of is None
+            else [d for d in notes_of.get(ids=ids_filter, where=where)["documents"] or [] if d]
+        )
         for kind in KINDS:
             collection = self._collection(tenant, brand, kind)
             if collection is None:
                 continue
             found = collection.get(ids=ids_filter, where=where, include=["metadatas"])
             ids = list(found["ids"])
+            metadatas = list(found["metadatas"] or [])
+            if kind == "prompt":
+                for text in noted:
+                    carried = collection.get(
+                        where_document={"$contains": text}, include=["metadatas"]
+                    )
+                    for carried_id, metadata in zip(
+                        carried["ids"], carried["metadatas"] or [], strict=True
+                    ):
+                        if carried_id not in ids:
+                            ids.append(carried_id)
+                            metadatas.append(metadata)
             # the campaigns' copies first: a forget cut short leaves the brand's record, which
             # names its campaign, for the next forget to find both
             copies: dict[str, list[str]] = {}
-            for found_id, metadata in zip(ids, found["metadatas"] or [], strict=True):
+            for found_id, metadata in zip(ids, metadatas, strict=True):
                 if (campaign := _campaign_of(metadata or {})) is not None:
                     copies.setdefault(campaign, []).append(found_id)
             for campaign, copied in copies.items():
@@ -865,9 +890,11 @@ class BrandMemory:
         """What the planner should see for ``query``: prompts first, then notes.
 
         At most ``k`` prompts, nearest first, except that with ``campaign_id`` the campaign's
-        own prompts all come before any other; then at most ``k`` notes, nearest first. Notes
-        do not compete with prompts for the ``k`` places, so a brand's style notes (up to
-        ``k`` of them) are always returned however far they are from the query.
+        own prompts all come before any other; then every one of the brand's style notes (up
+        to :data:`MAX_RECALLED_NOTES`), nearest first. Notes do not compete with prompts, nor
+        with each other, for places: a style note is the brand's standing instruction, so it
+        is recalled however far it is from the query, and the prompt that cannot hold them all
+        leaves out the farthest first (``agent/nodes/plan.fit_prompt``).
 
         Prompts and notes live in collections of their own, so both queries are unfiltered,
         and so is the query of a campaign's prompts, kept in the campaign's own collection too
@@ -888,8 +915,11 @@ class BrandMemory:
         embedding = self._embed_query(query)
         # the notes' query runs beside the prompts' (Chroma lets the interpreter lock go while
         # it searches): recall waits for the slower of the two, not for both in turn
+        noted = 0 if notes_of is None else min(notes_of.count(), MAX_RECALLED_NOTES)
         notes_found = (
-            None if notes_of is None else _QUERIES.submit(self._query, notes_of, embedding, k, None)
+            None
+            if notes_of is None or not noted
+            else _QUERIES.submit(self._query, notes_of, embedding, noted, None)
         )
         prompts: list[MemoryHit] = []
         if prompts_of is not None:
@@ -926,9 +956,11 @@ class BrandMemory:
         return sorted(hits, key=lambda hit: hit.distance)[:k]
 
     @_serialised(write=False)
-    def notes(self, *, tenant: str, brand: str, limit: int = MAX_K) -> list[MemoryHit]:
-        """The brand's style notes, newest first, without embedding anything (a listing, not
-        a search: ``distance`` is 0)."""
+    def notes(
+        self, *, tenant: str, brand: str, limit: int = MAX_K, offset: int = 0
+    ) -> list[MemoryHit]:
+        """The brand's style notes, newest first, ``limit`` of them from ``offset``, without
+        embedding anything (a listing, not a search: ``distance`` is 0)."""
         collection = self._collection(tenant, brand, "note")
         if collection is None:
             return []
@@ -940,8 +972,9 @@ class BrandMemory:
                 found["ids"], found["documents"] or [], found["metadatas"] or [], strict=True
             )
         ]  # fmt: skip
-        hits.sort(key=lambda h: float(h.metadata.get("created_at", 0)), reverse=True)
-        return hits[:limit]
+        # the id breaks ties, so pages of notes added in one instant neither repeat nor skip
+        hits.sort(key=lambda h: (float(h.metadata.get("created_at", 0)), h.id), reverse=True)
+        return hits[offset : offset + limit]
 
     @_serialised(write=False)
     def count(self, *, tenant: str, brand: str) -> int:

@@ -53,24 +53,49 @@ def fit_prompt(
     brief: str,
     style_notes: list[str],
     limit: int,
+    pinned: int = 0,
 ) -> tuple[str, str, str]:
     """``(prompt, negative, how)``: the prompt ``build(brief, notes)`` renders, fitted to
     ``limit`` characters; ``how`` says what was left out ("" when nothing was).
 
     A brief within its own limit must not be refused for a prompt the user never wrote: the
     template and the brand's clauses come on top of it. What gives way, in order: the memory
-    and style notes (recall's, the campaign's colour order), then the brief's tail, cut at a
-    word. The template and the brand's clauses (palette, required terms) are kept; a template
-    too long on its own is left as it is, for moderation to refuse.
+    and style notes, the last first (recall's come nearest to the brief first, so the farthest
+    go first; the last ``pinned`` - the campaign's colour order - only once every other has
+    gone), then the brief's tail, cut at a word. The template and the brand's clauses
+    (palette, required terms) are kept; a template too long on its own is left as it is, for
+    moderation to refuse.
     """
     prompt, negative = build(brief, style_notes)
     if len(prompt) <= limit:
         return prompt, negative, ""
     left_out = []
-    if style_notes:
-        style_notes = []
+    # the order the notes go in: the unpinned ones from the end, then the pinned from the end
+    loose = len(style_notes) - pinned
+    going = [*reversed(range(loose)), *reversed(range(loose, len(style_notes)))]
+
+    def without(dropped: int) -> list[str]:
+        gone = set(going[:dropped])
+        return [note for i, note in enumerate(style_notes) if i not in gone]
+
+    # the fewest notes to leave out (the prompt only shortens as notes go): a binary search,
+    # so a brand with hundreds of notes costs a handful of renders
+    low, high = 1, len(going)
+    while low < high:
+        middle = (low + high) // 2
+        if len(build(brief, without(middle))[0]) <= limit:
+            high = middle
+        else:
+            low = middle + 1
+    if going:
+        style_notes = without(low)
         prompt, negative = build(brief, style_notes)
-        left_out.append("the memory and style notes were left out")
+        left_out.append(
+            "the memory and style notes were left out"
+            if low == len(going)
+            else f"{low} of {len(going)} memory and style notes were left out (the farthest "
+            "from the brief first)"
+        )
     kept = brief.strip()
     while len(prompt) > limit and kept:
         cut = kept[: max(len(kept) - (len(prompt) - limit), 0)]
@@ -651,7 +676,11 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
 
     limit = min([ctx.moderation.text.max_chars, *(arm.model.max_prompt_chars for arm in planned)])
     prompt, negative, fitted = fit_prompt(
-        build, brief=request.brief, style_notes=notes_for_prompt, limit=limit
+        build,
+        brief=request.brief,
+        style_notes=notes_for_prompt,
+        limit=limit,
+        pinned=1 if anchor else 0,
     )
     fit_decisions: list[Decision] = []
     if fitted:

@@ -1,4 +1,4 @@
-"""``brandloop memory add|search|forget|repair|rekey``: a brand's memory of style notes and
+"""``brandloop memory add|notes|search|forget|repair|rekey``: a brand's memory of style notes and
 accepted work."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, ensure_brand, err, out, print_json, settings
 from brandloop.api.cli.tables import Column, Wide
-from brandloop.api.style_notes import add_style_note
+from brandloop.api.style_notes import add_style_note, list_style_notes
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.memory.rekey import Owner, rekey_legacy, split_campaigns
 from brandloop.registry import crud
@@ -89,6 +89,29 @@ def add(
     out.print(f"noted for {slug}: {added.id}")
     if added.redacted:
         err.print("personal data redacted before it was stored: " + ", ".join(added.redacted))
+
+
+@memory_app.command("notes")
+def notes(
+    brand: BrandOption,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    wide: Wide = False,
+) -> None:
+    """Every style note of the brand, newest first: what each of its runs recalls."""
+    cfg = settings()
+    name = ensure_brand(brand, tenant=cfg.tenant)
+    with database().session() as session:
+        row = crud.get_brand(session, tenant=cfg.tenant, ref=name)
+        if row is None:
+            raise NotFoundError(f"unknown brand {brand!r}; add it with `brandloop brands add`")
+        hits = list_style_notes(open_memory(cfg), tenant=cfg.tenant, brand=row)
+        slug = crud.brand_kit(row).slug
+    if as_json:
+        print_json([h.model_dump(mode="json") for h in hits])
+        return
+    columns = (Column("text", text=True), Column("created"), Column("id"))  # forget takes the id
+    rows = [(hit.text, _when(hit.metadata.get("created_at")), hit.id) for hit in hits]
+    tables.show(out, f"Style notes of {slug} ({len(hits)})", columns, rows, wide=wide)
 
 
 @memory_app.command("search")

@@ -15,7 +15,7 @@ from brandloop.api.params import ASCII_INT
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
 from brandloop.api.schemas import NOT_BLANK, NoteCreate, NoteCreated, not_blank
 from brandloop.api.style_notes import add_style_note, forget_style_note, list_style_notes
-from brandloop.memory.store import BrandMemory, MemoryHit
+from brandloop.memory.store import MAX_RECALLED_NOTES, BrandMemory, MemoryHit
 from brandloop.registry import crud
 from brandloop.registry.models import BrandRow
 
@@ -82,11 +82,6 @@ def add_note(
     return NoteCreated(id=added.id, brand=row.name, text=added.text, redacted=list(added.redacted))
 
 
-def style_notes(memory: BrandMemory, *, tenant: str, brand: BrandRow) -> list[MemoryHit]:
-    """The brand's style notes (up to 100), newest first."""
-    return list_style_notes(memory, tenant=tenant, brand=brand)
-
-
 def forget_note(memory: BrandMemory, *, tenant: str, brand: BrandRow, note_id: str) -> int:
     """Delete one style note (its text and vector); a prompt's id is refused."""
     if not note_id.startswith("note-"):
@@ -97,17 +92,27 @@ def forget_note(memory: BrandMemory, *, tenant: str, brand: BrandRow, note_id: s
     return gone
 
 
-@router.get("/notes", response_model=list[MemoryHit], summary="A brand's style notes")
+@router.get(
+    "/notes",
+    response_model=list[MemoryHit],
+    summary="A brand's style notes",
+    description="Newest first, `limit` (default 100) from `offset`: page on until a page "
+    "holds fewer than `limit`. Every note is recalled by the brand's runs.",
+)
 def list_notes(
     principal: Viewer,
     session: SessionDep,
     settings: SettingsDep,
     brand: Annotated[str, Query(min_length=1, max_length=120)],
+    limit: Annotated[int, Query(ge=1, le=MAX_RECALLED_NOTES), ASCII_INT] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000), ASCII_INT] = 0,
 ) -> list[MemoryHit]:
     row = crud.get_brand(session, tenant=principal.tenant, ref=brand)
     if row is None:
         raise ApiProblem(404, "not-found", f"no brand {brand!r}")
-    return style_notes(open_memory(settings), tenant=principal.tenant, brand=row)
+    return list_style_notes(
+        open_memory(settings), tenant=principal.tenant, brand=row, limit=limit, offset=offset
+    )
 
 
 @router.delete("/notes/{note_id}", status_code=204, summary="Forget a style note")

@@ -57,3 +57,39 @@ def test_forget_leaves_no_copy_of_the_text_in_the_chroma_files(
     )
     assert code == 0 and json.loads(out)["deleted"] == 4, err
     assert _copies(chroma_dir) == 0
+
+
+def test_a_forgotten_note_takes_the_accepted_prompts_that_carried_it_along(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    """A run puts the brand's notes into its prompt, and remembers an accepted prompt: the
+    note's text was still there after the note was forgotten (an outside tester's grep found
+    it in chroma.sqlite3, and `memory search` listed the prompt)."""
+    cli(capsys, "brands", "add", ACME)
+
+    def generate(brief: str, seed: str) -> None:
+        code, _, err = cli(
+            capsys, "generate", brief, "--brand", "Acme Coffee", "--size", "64x64",
+            "--seed", seed, "--out", str(tmp_path / seed),
+        )  # fmt: skip
+        assert code == 0, err
+
+    generate("a steaming cup", "1")  # before the note: its prompt does not hold it
+    secret = _add(capsys, "zanzibar quokkastein lighting")
+    generate("a latte on a counter", "2")
+    chroma_dir = settings.resolved_chroma_path
+    code, out, _ = cli(capsys, "memory", "search", "latte", "--brand", "Acme Coffee", "--json")
+    prompts = [h for h in json.loads(out) if h["kind"] == "prompt"]
+    carried = [h for h in prompts if "quokkastein" in h["text"]]
+    assert carried and len(prompts) > len(carried)  # the check can see what it must remove
+
+    code, out, err = cli(
+        capsys, "memory", "forget", "--brand", "Acme Coffee", "--id", secret, "--json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["deleted"] == 1 + len(carried)
+    assert _copies(chroma_dir) == 0
+    code, out, _ = cli(capsys, "memory", "search", "latte", "--brand", "Acme Coffee", "--json")
+    left = [h for h in json.loads(out) if h["kind"] == "prompt"]
+    assert left and all("quokkastein" not in h["text"] for h in left)
+    assert {h["id"] for h in left} == {h["id"] for h in prompts} - {h["id"] for h in carried}

@@ -16,7 +16,7 @@ from brandloop.api.deps import ServiceDep, SessionDep, SettingsDep
 from brandloop.api.jobs import store
 from brandloop.api.routers.campaigns import campaign_public
 from brandloop.api.routers.costs import cost_report
-from brandloop.api.routers.memory import forget_note, style_notes
+from brandloop.api.routers.memory import forget_note
 from brandloop.api.studio.web import (
     Creator,
     Csrf,
@@ -26,7 +26,7 @@ from brandloop.api.studio.web import (
     render,
     see_other,
 )
-from brandloop.api.style_notes import add_style_note
+from brandloop.api.style_notes import add_style_note, list_style_notes
 from brandloop.artifacts import ArtifactStore
 from brandloop.policies.brand_policy import load_brand_scoring_policy
 from brandloop.registry import crud, spend
@@ -78,7 +78,7 @@ def brand(
     row = _brand(session, user.tenant, name)
     kit = crud.brand_kit(row)
     policy = load_brand_scoring_policy(kit.slug, search=[settings.data_dir / "policies"])
-    notes = style_notes(open_memory(settings), tenant=user.tenant, brand=row)
+    notes = list_style_notes(open_memory(settings), tenant=user.tenant, brand=row)
     signals = [
         {"name": n, "weight": getattr(policy, n).weight, "threshold": getattr(policy, n).threshold}
         for n in type(policy).model_fields

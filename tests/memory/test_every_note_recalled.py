@@ -1,0 +1,83 @@
+"""Every style note of a brand reaches its runs' prompts (docs/agent.md: "Style notes are the
+brand's words ... they are always recalled"); an outside tester found only the 5 nearest the
+brief in the prompt, whatever else the brand had noted. A prompt that cannot hold them all
+leaves out the farthest from the brief first, and says how many."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from brandloop.agent.nodes.plan import fit_prompt
+from brandloop.api.cli import main
+from brandloop.settings import Settings
+
+ACME = Path(__file__).resolve().parents[2] / "examples/brands/acme-coffee.yaml"
+NOTES = [
+    "always a soft morning light",
+    "use matte ceramic cups",
+    "no plastic anywhere",
+    "a linen napkin in every table scene",
+    "shadows fall to the left",
+    "the barista wears a green apron",
+    "steam rises in a single curl",
+]
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(list(argv))
+    captured = capsys.readouterr()
+    return int(exc.value.code or 0), captured.out, captured.err
+
+
+def _generate(capsys: pytest.CaptureFixture[str], tmp_path: Path, brief: str) -> dict:
+    code, out, err = cli(
+        capsys, "generate", brief, "--brand", "Acme Coffee", "--size", "64x64", "--seed", "2",
+        "--out", str(tmp_path / "out"), "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    return dict(json.loads(out))
+
+
+def test_a_run_recalls_every_style_note_of_its_brand(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    assert cli(capsys, "brands", "add", str(ACME))[0] == 0
+    for note in NOTES:
+        assert cli(capsys, "memory", "add", note, "--brand", "Acme Coffee")[0] == 0
+    code, out, _ = cli(capsys, "memory", "notes", "--brand", "acme_coffee", "--json")
+    assert code == 0 and [n["text"] for n in json.loads(out)] == NOTES[::-1]  # newest first
+    code, out, _ = cli(capsys, "memory", "notes", "--brand", "Acme Coffee")
+    assert code == 0 and "Style notes of acme-coffee (7)" in out and "note-" in out
+    code, _, err = cli(capsys, "memory", "notes", "--brand", "Acme Tea")
+    assert code == 2 and err.count("\n") == 1 and "unknown brand 'Acme Tea'" in err
+    doc = _generate(capsys, tmp_path, "a steaming cup")
+    recalled = next(d for d in doc["decisions"] if d["node"] == "recall")
+    assert f"{len(NOTES)} style notes" in recalled["reason"], recalled
+    for image in doc["images"]:
+        for note in NOTES:
+            assert note in image["prompt"], (note, image["prompt"])
+    assert not [d for d in doc["decisions"] if d["action"] == "fit_prompt"]
+
+
+def test_a_prompt_too_short_for_every_note_leaves_out_the_farthest_first() -> None:
+    def build(brief: str, notes: list[str]) -> tuple[str, str]:
+        return f"{brief}. " + "; ".join(notes), ""
+
+    notes = [f"note number {i:03d}" for i in range(200)] + ["campaign colours in this order: x"]
+    prompt, _, how = fit_prompt(build, brief="a cup", style_notes=notes, limit=400, pinned=1)
+    assert len(prompt) <= 400
+    kept = [n for n in notes if n in prompt]
+    # the nearest (first) notes stay, in order, and the campaign's colour order with them
+    assert kept == [*notes[: len(kept) - 1], notes[-1]] and len(kept) > 10
+    # as many as fit: one more would not
+    assert len(build("a cup", [*notes[: len(kept)], notes[-1]])[0]) > 400
+    assert how == f"{200 - (len(kept) - 1)} of 201 memory and style notes were left out (the " \
+        "farthest from the brief first)"  # fmt: skip
+    # when even the pinned one cannot stay, every note goes, then the brief is cut
+    prompt, _, how = fit_prompt(build, brief="a cup " * 50, style_notes=notes, limit=100, pinned=1)
+    assert len(prompt) <= 100 and "note" not in prompt and "campaign" not in prompt
+    assert how.startswith("the memory and style notes were left out; the brief was cut")
