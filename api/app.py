@@ -50,6 +50,7 @@ from brandloop.api.routers import (
     threads,
 )
 from brandloop.api.studio import mount_studio
+from brandloop.api.studio.browser_errors import page_for_a_browser
 from brandloop.api.warmup import Warmup
 from brandloop.errors import BadInputError
 from brandloop.logs import configure_logging
@@ -247,7 +248,12 @@ def create_app(
     credentials = tuple(configured_credentials(settings, api_settings, *_writer_settings()))
     app.state.credentials = credentials
     # inside the service layer: ids, headers, limits come first
-    app.add_middleware(InputGuard, credentials=credentials, stored_keys=service.stored_keys)
+    app.add_middleware(
+        InputGuard,
+        credentials=credentials,
+        stored_keys=service.stored_keys,
+        browser_page=page_for_a_browser,  # the studio's error page for a browser's bad path
+    )
     app.add_middleware(ServiceMiddleware, **middleware_options)
     return app
 

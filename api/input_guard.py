@@ -12,12 +12,16 @@ found by its shape, confirmed by the key table's hash) is refused the same way (
 ``validation``, naming where, never the value): a brief, a thread message, a template body, a
 note or a campaign brief is stored, sent to providers and written into receipts, signed images
 and brand memory, so a key typed into one would reach them all.
+
+So is a JSON object that names a member twice (``{"weights": {"1": 1, "1": 2}}``): JSON
+parsers keep one of the two values, silently, so the body is not strict; 422 ``validation``
+naming the member.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -41,6 +45,8 @@ __all__ = [
 
 #: Those of the given key-shaped tokens that are API keys brandloop made (``Service.stored_keys``).
 StoredKeys = Callable[[Sequence[str]], set[str]]
+#: answers a browser with an error page (status, message); False when it sent nothing
+BrowserPage = Callable[[Scope, Receive, Send, int, str], Awaitable[bool]]
 
 HOLDS_CREDENTIAL = (
     "holds a configured credential or this request's API key, which is never stored or sent "
@@ -58,6 +64,42 @@ def _bad_bytes(raw: bytes) -> bool:
     except UnicodeDecodeError:
         return True
     return False
+
+
+#: a member an object of the body names more than once
+TWICE = "appears more than once in this object; JSON keeps only the last, so say it once"
+
+
+class _Members(dict[str, Any]):
+    """A JSON object as parsed, with the members its text named more than once."""
+
+    twice: tuple[str, ...] = ()
+
+
+def _object(pairs: list[tuple[str, Any]]) -> _Members:
+    members = _Members(pairs)
+    if len(members) < len(pairs):
+        seen: set[str] = set()
+        twice: dict[str, None] = {}
+        for key, _ in pairs:
+            if key in seen:
+                twice[key] = None
+            seen.add(key)
+        members.twice = tuple(twice)
+    return members
+
+
+def _twice_places(value: Any, where: list[str]) -> Iterator[list[str]]:
+    """Where an object of the body names a member twice (``{"1": 1, "1": 2}``): a strict
+    body has one value per member, as the CLI's ``1=1,1=2`` is refused."""
+    if isinstance(value, dict):
+        for key in getattr(value, "twice", ()):
+            yield [*where, key]
+        for key, item in value.items():
+            yield from _twice_places(item, [*where, key])
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _twice_places(item, [*where, str(index)])
 
 
 def _bad_places(value: Any, where: list[str]) -> Iterator[list[str]]:
@@ -128,10 +170,14 @@ class InputGuard:
         app: ASGIApp,
         credentials: Sequence[str] = (),
         stored_keys: StoredKeys | None = None,
+        browser_page: BrowserPage | None = None,
     ) -> None:
+        """``browser_page`` answers a browser's request for a page with an error page (the
+        studio's, ``page_for_a_browser``), saying whether it did; problem+json otherwise."""
         self.app = app
         self.credentials = tuple(credentials)
         self.stored_keys = stored_keys
+        self.browser_page = browser_page
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -139,13 +185,11 @@ class InputGuard:
             return
         raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogatepass")
         if _bad_bytes(raw_path) or _bad_bytes(scope.get("query_string", b"")):
-            await _problem(
-                scope,
-                send,
-                400,
-                "bad-input",
-                "the path or query holds a NUL character or bytes that are not UTF-8",
-            )
+            said = "the path or query holds a NUL character or bytes that are not UTF-8"
+            if self.browser_page is None or not await self.browser_page(
+                scope, receive, send, 400, said
+            ):
+                await _problem(scope, send, 400, "bad-input", said)
             return
         if scope["method"] not in ("POST", "PUT", "PATCH") or not _is_json(scope):
             await self.app(scope, receive, send)
@@ -160,9 +204,17 @@ class InputGuard:
             more = message.get("more_body", False)
         body = b"".join(chunks)
         try:
-            parsed = json.loads(body) if body else None
+            parsed = json.loads(body, object_pairs_hook=_object) if body else None
         except ValueError:  # not JSON at all: the route's own validation answers
             parsed = None
+        twice = list(_twice_places(parsed, ["body"]))
+        if twice:
+            errors = [
+                {"loc": loc, "msg": TWICE, "type": "json_duplicate_key"} for loc in twice[:20]
+            ]
+            detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
+            await _problem(scope, send, 422, "validation", detail, errors=errors)
+            return
         places = list(_bad_places(parsed, ["body"]))
         if places:
             errors = [

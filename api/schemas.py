@@ -95,13 +95,16 @@ def _one_shape(examples: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def body_error(field: tuple[str | int, ...], message: str) -> RequestValidationError:
-    """A 422 ``validation`` problem naming ``field`` of the body, as the schema's own are."""
+    """A 422 ``validation`` problem naming ``field`` of the body, as the schema's own are.
+    ``message`` is brandloop's own plain words, never the input: the studio shows it as it is
+    (``ctx.plain``, ``api/studio/wording.py``)."""
     return RequestValidationError(
         [
             {
                 "loc": ["body", *map(str, field)],
                 "msg": f"Value error, {message}",
                 "type": "value_error",
+                "ctx": {"plain": message},
             }
         ]
     )

@@ -32,6 +32,8 @@ def _words(where: str, error: Mapping[str, Any]) -> str:
     kind = str(error.get("type", ""))
     ctx: Mapping[str, Any] = error.get("ctx") or {}
     value = error.get("input")
+    if isinstance(ctx.get("plain"), str):  # brandloop's own words, naming no input
+        return str(ctx["plain"])
     if kind == "missing":
         return "is required: fill it in"
     if kind == "string_pattern_mismatch":

@@ -44,3 +44,44 @@ def test_unstorable_text_in_a_body_is_422_and_nothing_is_stored(
     body = assert_problem(response, 422, "validation")
     assert [e["loc"] for e in body["errors"]] == [where.split(".")]
     assert client.get("/v1/brands", headers=keys["A", "viewer"]).json() == []
+
+
+def _kit_with(member: str) -> str:
+    """The brand kit's JSON with ``member`` (raw JSON text) put first."""
+    return "{" + member + ", " + json.dumps(brand_kit())[1:]
+
+
+@pytest.mark.parametrize(
+    ("payload", "where"),
+    [
+        (_kit_with('"name": "Globex"'), ["body", "name"]),
+        (_kit_with('"tone": ["warm"], "tone": ["cold"]'), ["body", "tone"]),
+        (_kit_with('"x": {"a": [{"b": 1, "b": 2}]}'), ["body", "x", "a", "0", "b"]),
+    ],
+    ids=["top-level", "twice-before-the-kit", "nested"],
+)
+def test_a_member_named_twice_in_a_body_is_422_and_nothing_is_stored(
+    client: TestClient, keys: Keys, payload: str, where: list[str]
+) -> None:
+    """JSON parsers keep the last of two values, silently: an outside tester's label weights
+    ``{"1": 1, "1": 2}`` were stored as ``{"1": 2}`` where the CLI refuses ``1=1,1=2``."""
+    headers = {**keys["A", "admin"], "Content-Type": "application/json"}
+    got = client.post("/v1/brands", content=payload, headers=headers)
+    body = assert_problem(got, 422, "validation")
+    assert where in [e["loc"] for e in body["errors"]], body
+    assert "more than once" in body["detail"]
+    assert client.get("/v1/brands", headers=keys["A", "viewer"]).json() == []
+    # the kit with each member once is taken
+    fine = client.post("/v1/brands", content=json.dumps(brand_kit()), headers=headers)
+    assert fine.status_code == 201, fine.text
+
+
+def test_label_weights_naming_a_version_twice_are_refused(client: TestClient, keys: Keys) -> None:
+    """The tester's own case, on the route it was found on: nothing moves."""
+    headers = {**keys["A", "approver"], "Content-Type": "application/json"}
+    got = client.put(
+        "/v1/templates/brand-hero/labels/exp", content='{"weights": {"1": 1, "1": 2}}',
+        headers=headers,
+    )  # fmt: skip
+    body = assert_problem(got, 422, "validation")
+    assert body["errors"][0]["loc"] == ["body", "weights", "1"]

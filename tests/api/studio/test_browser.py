@@ -101,6 +101,27 @@ def test_chat_a_brief_watch_it_live_and_revise_it(browser: Browser, studio_site:
     expect(page.locator('.turn-result img[src^="/thumbs/1024/"]')).to_have_count(2, timeout=90_000)
 
 
+def test_a_title_with_no_spaces_wraps_inside_the_thread_list(
+    browser: Browser, studio_site: Site
+) -> None:
+    """An outside tester's 200-letter title ran out of the sidebar, under the chat column."""
+    page = as_user(browser, studio_site, "A", "ana", "creator")
+    page.goto(studio_site.url + "/chat")
+    page.get_by_label("Brand").select_option("Acme Coffee")
+    page.get_by_label("Title").fill("t" * 200)
+    page.get_by_label("Brief").fill("a cup on a saucer")
+    page.get_by_label("Size").fill("256x256")
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_url(re.compile(r".*/chat/thr_\w+"))
+    link = page.locator(".threads li a", has_text="tttt").first
+    expect(link).to_be_visible()
+    sidebar = page.locator(".chat > *").first.bounding_box()
+    box = link.bounding_box()
+    assert sidebar is not None and box is not None
+    assert box["x"] + box["width"] <= sidebar["x"] + sidebar["width"] + 1, (box, sidebar)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
 def test_approve_a_review_item_and_see_the_run_finish(browser: Browser, studio_site: Site) -> None:
     ana = as_user(browser, studio_site, "A", "ana", "creator")
     start_thread(ana, studio_site.url, "Bloom Skincare", "a serum bottle on marble")

@@ -116,3 +116,56 @@ def test_a_500_on_a_studio_path_is_a_page_for_a_browser(
     problem = vic.get(f"/thumbs/512/{sha}", headers={"Accept": "application/problem+json"})
     assert problem.status_code == 500
     assert problem.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/nonexistent", 404),
+        ("/chat/thr_83b29f58a8dd44cc9565/zzz", 404),
+        ("/runs/..%2f..%2fetc", 404),
+        ("/chat/%00", 400),
+        ("/runs/%FF", 400),
+    ],
+)
+def test_a_path_no_page_serves_is_a_page_for_a_browser(
+    studio: Studio, path: str, status: int
+) -> None:
+    """An outside tester's browser got problem+json for these (docs/studio.md: every studio
+    answer to a browser is a page); a client asking for JSON, and every API path, still get
+    problem+json."""
+    vic = studio.signed_in_as("A", "vic", "viewer")
+    page = vic.get(path, headers=HTML)
+    assert page.status_code == status
+    assert page.headers["content-type"].startswith("text/html"), page.text[:300]
+    assert "<h1" in page.text and "Content-Security-Policy" in page.headers
+    problem = vic.get(path, headers={"Accept": "application/problem+json"})
+    assert problem.status_code == status
+    assert problem.headers["content-type"] == "application/problem+json"
+    api = vic.get("/v1" + path, headers=HTML)
+    assert api.status_code == status and api.headers["content-type"] == ("application/problem+json")
+
+
+def test_a_follow_up_making_the_brief_too_long_says_why_in_the_studio(
+    studio: Studio, api: Callable[..., Any]
+) -> None:
+    """The API's 422 names the length and the limit; the studio's page said only "content: is
+    not a value this field takes" to an outside tester whose own message was short."""
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    ana = studio.signed_in_as("A", "ana", "creator")
+    token = csrf_of(ana.get("/chat").text)
+    started = ana.post(
+        "/chat",
+        data={"csrf": token, "brand": "Acme Coffee", "size": "256x256",
+              "message": "a cup " + "warm " * 790},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert started.status_code == 303, started.text[:400]
+    thread = started.headers["location"]
+    page = ana.post(
+        f"{thread}/messages",
+        data={"csrf": csrf_of(ana.get(thread).text),
+              "content": "add " + "a tall glass of fresh orange juice beside it " * 3},
+    )  # fmt: skip
+    _plain(page, "the limit is 4000: shorten the follow-up or start a new thread")
+    assert "is not a value this field takes" not in page.text
