@@ -79,9 +79,12 @@ def expand_case(spec: CaseSpec) -> list[dict[str, Any]]:
     for combo in itertools.product(*(spec.vars[name] for name in names)):
         variables = dict(zip(names, combo, strict=True))
         case = _substitute(raw, variables, f"case {spec.id}")
-        if not PLACEHOLDER.search(spec.id):
+        # only the values are made id-safe; the id's own text is checked as a literal id is
+        # (a templated "ç-{{n}}" once lost its "ç" without a word, while "ç-1" was refused)
+        if PLACEHOLDER.search(spec.id):
+            case["id"] = PLACEHOLDER.sub(lambda m: _slug(variables[m.group(1)]), spec.id)
+        else:
             case["id"] = spec.id + "-" + "-".join(_slug(variables[n]) for n in names)
-        case["id"] = _slug(case["id"])
         case["vars"] = variables
         expanded.append(case)
     return expanded
@@ -236,6 +239,11 @@ def load_suite(path: Path) -> Suite:
     return build_suite(data, path=path)
 
 
+#: the words ``--target name:cache=...`` and ``memory=...`` take, and what each means
+_SWITCH = {"on": True, "true": True, "yes": True, "1": True,
+           "off": False, "false": False, "no": False, "0": False}  # fmt: skip
+
+
 def parse_target(text: str, *, base: Path) -> TargetSpec:
     """A ``--target`` given on the command line: ``name`` of a suite target, or
     ``name:key=value,key=value`` (keys of TargetSpec; ``templates`` separated by ``+``)."""
@@ -249,7 +257,13 @@ def parse_target(text: str, *, base: Path) -> TargetSpec:
         if key == "templates":
             fields[key] = value.split("+")
         elif key in {"memory", "cache"}:
-            fields[key] = value.strip().lower() in {"1", "true", "on", "yes"}
+            said = value.strip().lower()
+            if said not in _SWITCH:  # a typo must not quietly turn the cache or memory off
+                raise BadInputError(
+                    f"--target {text!r}: {key} takes on or off (also true/false, yes/no, "
+                    f"1/0), got {value.strip()!r}"
+                )
+            fields[key] = _SWITCH[said]
         elif key.startswith("policy."):
             fields.setdefault("policy", {})[key.removeprefix("policy.")] = parse_yaml(
                 value, source=f"--target {text!r}: {key}"

@@ -144,6 +144,10 @@ def test_vars_expand_into_one_case_per_combination(tmp_path: Path) -> None:
         ),
         ([{"id": "a", "brand": "Acme Coffee", "brief": "x"}], "no assertions"),
         ([{**on_brand_case("a", "Acme Coffee", "x"), "request": {"size": "9x9"}}], "size"),
+        # a templated id's own text is checked as a literal id is; only the values are slugged
+        ([{**on_brand_case("ç-{{n}}", "Acme Coffee", "x"), "vars": {"n": [1, 2]}}], "id"),
+        ([{**on_brand_case("Case-{{n}}", "Acme Coffee", "x"), "vars": {"n": [1]}}], "id"),
+        ([{**on_brand_case("../{{n}}", "Acme Coffee", "x"), "vars": {"n": [1]}}], "id"),
     ],
 )
 def test_suite_errors_name_the_file_and_the_problem(
@@ -168,6 +172,27 @@ def test_a_target_on_the_command_line(tmp_path: Path) -> None:
         parse_target("c:policy.accept_composite=7", base=tmp_path)
     with pytest.raises(BadInputError, match="key=value"):
         parse_target("c:oops", base=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("said", "means"),
+    [("on", True), ("TRUE", True), ("yes", True), ("1", True), ("off", False),
+     ("False", False), ("no", False), ("0", False)],
+)  # fmt: skip
+def test_a_targets_cache_and_memory_take_on_or_off(tmp_path: Path, said: str, means: bool) -> None:
+    target = parse_target(f"x:cache={said},memory={said}", base=tmp_path)
+    assert target.cache is means and target.memory is means
+
+
+@pytest.mark.parametrize("typo", ["maybe", "banana", "ture", "enabled", "", "of"])
+def test_a_typo_in_a_targets_cache_or_memory_is_refused_not_read_as_off(
+    tmp_path: Path, typo: str
+) -> None:
+    """It quietly ran the target with no cache and no memory, changing what an A/B measures."""
+    for key in ("cache", "memory"):
+        with pytest.raises(BadInputError, match=f"{key} takes on or off") as exc:
+            parse_target(f"x:{key}={typo}", base=tmp_path)
+        assert "\n" not in str(exc.value)
 
 
 def test_a_case_names_a_suite_brand_by_any_spelling_and_two_kits_of_one_brand_are_refused(
