@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import yaml
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from brandloop.agent import review_claims
@@ -526,12 +527,37 @@ def judge_pair(
         brand = run.brand_name
     if left_sha == right_sha or refs[0] == refs[1]:
         raise ApiProblem(422, "bad-input", f"a pair compares two different {axis}s")
-    row = PairwiseJudgementRow(
-        tenant=tenant, brand=brand, axis=axis, left_sha256=left_sha, right_sha256=right_sha,
-        left_ref=refs[0], right_ref=refs[1], winner=winner, principal=actor,
-    )  # fmt: skip
-    session.add(row)
-    return row
+    low, high = sorted((left_sha, right_sha))
+    judged = {
+        "brand": brand, "left_sha256": left_sha, "right_sha256": right_sha,
+        "left_ref": refs[0], "right_ref": refs[1], "winner": winner, "created_at": utcnow(),
+    }  # fmt: skip
+    key = (
+        PairwiseJudgementRow.tenant == tenant,
+        PairwiseJudgementRow.axis == axis,
+        PairwiseJudgementRow.principal == actor,
+        PairwiseJudgementRow.pair_low == low,
+        PairwiseJudgementRow.pair_high == high,
+    )
+    # one judgement per reviewer and pair: a repeat replaces it (the unique index settles two
+    # posted at once: the one that loses the insert updates the winner's row instead)
+    for _ in range(2):
+        row = session.scalar(select(PairwiseJudgementRow).where(*key))
+        if row is not None:
+            for name, value in judged.items():
+                setattr(row, name, value)
+            session.flush()
+            return row
+        row = PairwiseJudgementRow(
+            tenant=tenant, axis=axis, principal=actor, pair_low=low, pair_high=high, **judged
+        )
+        try:
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            continue
+        return row
+    raise ApiProblem(409, "conflict", "this pair was judged at the same moment; send it again")
 
 
 def pairwise_tally(session: Session, *, tenant: str, axis: Axis) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from brandloop.domain import utcnow
@@ -85,6 +85,10 @@ class ImageRatingRow(Base):
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
+#: one judgement per (tenant, axis, reviewer, pair of images)
+PAIR_KEY = ("tenant", "axis", "principal", "pair_low", "pair_high")
+
+
 class PairwiseJudgementRow(Base):
     """Which of two images (two template versions, or two models) a reviewer found better."""
 
@@ -100,4 +104,10 @@ class PairwiseJudgementRow(Base):
     right_ref: Mapped[str] = mapped_column(String(160))
     winner: Mapped[str] = mapped_column(String(8))
     principal: Mapped[str] = mapped_column(String(120))
+    #: the pair's sha256s in order, whichever side each was shown on: one judgement per
+    #: reviewer and pair (a later one replaces it), so a repeat is not counted twice
+    pair_low: Mapped[str] = mapped_column(String(64))
+    pair_high: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+    __table_args__ = (Index("uq_pairwise_reviewer_pair", *PAIR_KEY, unique=True),)

@@ -22,6 +22,7 @@ from brandloop.domain import BrandKit
 from brandloop.evals.loader import load_suite
 from brandloop.registry import crud
 from brandloop.registry.models import AttemptRow, RunRow
+from brandloop.registry.models_studio import PairwiseJudgementRow
 from brandloop.settings import get_settings
 from tests.api.http.conftest import brand_kit
 from tests.api.studio.conftest import Studio, csrf_of
@@ -453,6 +454,24 @@ def test_pairwise_mode_records_which_is_better(studio: Studio, api: Callable[...
               "winner": "left"},
     )  # fmt: skip
     assert same.status_code == 422
+    # the same pair again - sides swapped, the verdict changed, twice at once: it replaces the
+    # reviewer's judgement, it is not counted again (an outside tester's tally showed one
+    # reviewer's one pair as a win and a loss for each)
+    again = {"csrf": csrf_of(after), "axis": "model", "left": right, "right": left,
+             "winner": "right"}  # fmt: skip
+
+    def post(_: int) -> Any:
+        return lee.post("/review/pairwise", data=again, follow_redirects=False)
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(post, range(2)))
+    assert [a.status_code for a in answers] == [303, 303], [a.text[:300] for a in answers]
+    tally = lee.get("/review/pairwise?axis=model").text
+    rows = re.findall(r"<td>(procedural/\w+)</td><td>(\d+)</td><td>(\d+)</td>", tally)
+    assert sorted((won, lost) for _, won, lost in rows) == [("0", "1"), ("1", "0")], rows
+    with studio.db.session() as session:
+        (row,) = session.scalars(select(PairwiseJudgementRow)).all()
+        assert (row.left_sha256, row.winner) == (right, "right")  # as shown the second time
 
 
 def test_pairwise_sides_are_shuffled_per_load(studio: Studio, api: Callable[..., Any]) -> None:
