@@ -188,6 +188,13 @@ class Settings(BaseSettings):
     @field_validator("artifact_retention_days")
     @classmethod
     def _positive_ages(cls, value: dict[str, float]) -> dict[str, float]:
+        # a key no tenant can have would keep that tenant's images for good, silently
+        unknown = sorted(t for t in value if t != "*" and not TENANT_PATTERN.fullmatch(t))
+        if unknown:
+            raise ValueError(
+                f"retention ages are per tenant id ({TENANT_RULE}) or '*' (every other), "
+                f"not {unknown}"
+            )
         bad = [tenant for tenant, days in value.items() if not 0 < days <= MAX_RETENTION_DAYS]
         if bad:
             raise ValueError(

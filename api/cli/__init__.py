@@ -181,6 +181,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with invocation():
             code = command.main(args=argv, prog_name="brandloop", standalone_mode=False)
+        if code == 130:  # typer's answer to a Ctrl-C no command caught: Exit(130), returned
+            _fail("interrupted", 130)  # silently outside standalone mode (templates import)
     except typer.Exit as exc:
         if isinstance(exc.__cause__, KeyboardInterrupt):  # typer's own answer to Ctrl-C: silent
             _fail("interrupted", 130)

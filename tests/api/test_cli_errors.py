@@ -158,6 +158,12 @@ SETTINGS = {
         ["gc", "--dry-run"],
         "more than 0 days and at most 36500",
     ),
+    "retention for no tenant": (
+        "BRANDLOOP_ARTIFACT_RETENTION_DAYS",
+        '{"acmé": 3}',
+        ["gc", "--dry-run"],
+        "retention ages are per tenant id",
+    ),
     "limits not JSON": (
         "BRANDLOOP_PROVIDER_LIMITS",
         "{bad",
