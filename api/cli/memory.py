@@ -4,7 +4,8 @@ accepted work."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Annotated
 
@@ -31,14 +32,21 @@ app.add_typer(memory_app, name="memory")
 BrandOption = Annotated[str, typer.Option("--brand", help="brand id or name, or a brand kit YAML")]
 
 
-def _brand(ref: str) -> tuple[str, str]:
-    """The brand's registry id (memory's exact key) and its slug (for people)."""
+@contextmanager
+def _brand_row(ref: str) -> Iterator[BrandRow]:
+    """The stored brand ``ref`` names, in an open session."""
     cfg = settings()
     name = ensure_brand(ref, tenant=cfg.tenant)
     with database().session() as session:
         row = crud.get_brand(session, tenant=cfg.tenant, ref=name)
         if row is None:
             raise NotFoundError(f"unknown brand {ref!r}; add it with `brandloop brands add`")
+        yield row
+
+
+def _brand(ref: str) -> tuple[str, str]:
+    """The brand's registry id (memory's exact key) and its slug (for people)."""
+    with _brand_row(ref) as row:
         return row.id, crud.brand_kit(row).slug
 
 
@@ -99,11 +107,7 @@ def notes(
 ) -> None:
     """Every style note of the brand, newest first: what each of its runs recalls."""
     cfg = settings()
-    name = ensure_brand(brand, tenant=cfg.tenant)
-    with database().session() as session:
-        row = crud.get_brand(session, tenant=cfg.tenant, ref=name)
-        if row is None:
-            raise NotFoundError(f"unknown brand {brand!r}; add it with `brandloop brands add`")
+    with _brand_row(brand) as row:
         hits = list_style_notes(open_memory(cfg), tenant=cfg.tenant, brand=row)
         slug = crud.brand_kit(row).slug
     if as_json:

@@ -61,9 +61,11 @@ def as_user(browser: Browser, studio_site: Site, tenant: str, principal: str, ro
     return made
 
 
-def start_thread(page: Page, url: str, brand: str, brief: str) -> str:
+def start_thread(page: Page, url: str, brand: str, brief: str, title: str = "") -> str:
     page.goto(url + "/chat")
     page.get_by_label("Brand").select_option(brand)
+    if title:
+        page.get_by_label("Title").fill(title)
     page.get_by_label("Brief").fill(brief)
     page.get_by_label("Size").fill("256x256")
     page.get_by_role("button", name="Start").click()
@@ -106,13 +108,7 @@ def test_a_title_with_no_spaces_wraps_inside_the_thread_list(
 ) -> None:
     """An outside tester's 200-letter title ran out of the sidebar, under the chat column."""
     page = as_user(browser, studio_site, "A", "ana", "creator")
-    page.goto(studio_site.url + "/chat")
-    page.get_by_label("Brand").select_option("Acme Coffee")
-    page.get_by_label("Title").fill("t" * 200)
-    page.get_by_label("Brief").fill("a cup on a saucer")
-    page.get_by_label("Size").fill("256x256")
-    page.get_by_role("button", name="Start").click()
-    page.wait_for_url(re.compile(r".*/chat/thr_\w+"))
+    start_thread(page, studio_site.url, "Acme Coffee", "a cup on a saucer", title="t" * 200)
     link = page.locator(".threads li a", has_text="tttt").first
     expect(link).to_be_visible()
     sidebar = page.locator(".chat > *").first.bounding_box()
