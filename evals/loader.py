@@ -66,6 +66,11 @@ def _slug(value: Any) -> str:
     return re.sub(r"[^a-z0-9_.=-]+", "-", str(value).lower()).strip("-") or "x"
 
 
+def _slugged_id(template: str, variables: dict[str, Any]) -> str:
+    """A templated case id with each placeholder's value made id-safe, the rest as written."""
+    return PLACEHOLDER.sub(lambda match: _slug(variables[match.group(1)]), template)
+
+
 def expand_case(spec: CaseSpec) -> list[dict[str, Any]]:
     """One dict per combination of the case's ``vars`` (just the case when it has none)."""
     raw = spec.model_dump(exclude={"vars"}, exclude_unset=False)
@@ -82,7 +87,7 @@ def expand_case(spec: CaseSpec) -> list[dict[str, Any]]:
         # only the values are made id-safe; the id's own text is checked as a literal id is
         # (a templated "ç-{{n}}" once lost its "ç" without a word, while "ç-1" was refused)
         if PLACEHOLDER.search(spec.id):
-            case["id"] = PLACEHOLDER.sub(lambda m: _slug(variables[m.group(1)]), spec.id)
+            case["id"] = _slugged_id(spec.id, variables)
         else:
             case["id"] = spec.id + "-" + "-".join(_slug(variables[n]) for n in names)
         case["vars"] = variables
