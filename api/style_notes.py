@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from brandloop.domain import is_blank
 from brandloop.errors import BadInputError, RefusedError
-from brandloop.memory.store import MAX_RECALLED_NOTES, BrandMemory, MemoryHit
+from brandloop.memory.store import BrandMemory, MemoryHit
 from brandloop.registry import crud
 from brandloop.registry.models import BrandRow
 from brandloop.tools.moderation.lexical import normalised_text
@@ -104,11 +104,11 @@ def list_style_notes(
     *,
     tenant: str,
     brand: BrandRow,
-    limit: int = MAX_RECALLED_NOTES,
+    limit: int | None = None,
     offset: int = 0,
 ) -> list[MemoryHit]:
-    """The brand's style notes, newest first, ``limit`` from ``offset`` (by default every note
-    a run recalls); notes once keyed by its name move to its id first."""
+    """The brand's style notes, newest first, ``limit`` from ``offset`` (by default all of
+    them); notes once keyed by its name move to its id first."""
     _adopt_name_keyed(memory, tenant=tenant, brand=brand)
     return memory.notes(tenant=tenant, brand=brand.id, limit=limit, offset=offset)
 

@@ -15,7 +15,7 @@ from brandloop.api.params import ASCII_INT
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
 from brandloop.api.schemas import NOT_BLANK, NoteCreate, NoteCreated, not_blank
 from brandloop.api.style_notes import add_style_note, forget_style_note, list_style_notes
-from brandloop.memory.store import MAX_RECALLED_NOTES, BrandMemory, MemoryHit
+from brandloop.memory.store import BrandMemory, MemoryHit
 from brandloop.registry import crud
 from brandloop.registry.models import BrandRow
 
@@ -97,14 +97,14 @@ def forget_note(memory: BrandMemory, *, tenant: str, brand: BrandRow, note_id: s
     response_model=list[MemoryHit],
     summary="A brand's style notes",
     description="Newest first, `limit` (default 100) from `offset`: page on until a page "
-    "holds fewer than `limit`. Every note is recalled by the brand's runs.",
+    "holds fewer than `limit` (at most 1,000 a page).",
 )
 def list_notes(
     principal: Viewer,
     session: SessionDep,
     settings: SettingsDep,
     brand: Annotated[str, Query(min_length=1, max_length=120)],
-    limit: Annotated[int, Query(ge=1, le=MAX_RECALLED_NOTES), ASCII_INT] = 100,
+    limit: Annotated[int, Query(ge=1, le=1000), ASCII_INT] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000), ASCII_INT] = 0,
 ) -> list[MemoryHit]:
     row = crud.get_brand(session, tenant=principal.tenant, ref=brand)

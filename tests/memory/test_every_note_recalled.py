@@ -1,6 +1,6 @@
-"""Every style note of a brand reaches its runs' prompts (docs/agent.md: "Style notes are the
-brand's words ... they are always recalled"); an outside tester found only the 5 nearest the
-brief in the prompt, whatever else the brand had noted. A prompt that cannot hold them all
+"""Every style note of a brand reaches its runs' prompts, up to 50, the nearest the brief
+(docs/agent.md: "Style notes are the brand's words ... they are always recalled"); an outside
+tester found only the 5 nearest the brief in the prompt, whatever else the brand had noted. A prompt that cannot hold them all
 leaves out the farthest from the brief first, and says how many."""
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from brandloop.agent.nodes.plan import fit_prompt
+from brandloop.agent.runner import open_memory
 from brandloop.api.cli import main
+from brandloop.memory.store import MAX_RECALLED_NOTES
 from brandloop.settings import Settings
 
 ACME = Path(__file__).resolve().parents[2] / "examples/brands/acme-coffee.yaml"
@@ -81,3 +83,17 @@ def test_a_prompt_too_short_for_every_note_leaves_out_the_farthest_first() -> No
     prompt, _, how = fit_prompt(build, brief="a cup " * 50, style_notes=notes, limit=100, pinned=1)
     assert len(prompt) <= 100 and "note" not in prompt and "campaign" not in prompt
     assert how.startswith("the memory and style notes were left out; the brief was cut")
+
+
+def test_a_brand_with_more_notes_than_a_run_recalls_has_the_nearest_recalled(
+    settings: Settings,
+) -> None:
+    memory = open_memory(settings)
+    for i in range(MAX_RECALLED_NOTES + 10):
+        memory.add_note(tenant="t", brand="b", text=f"rule {i}: keep the horizon level")
+    memory.add_note(tenant="t", brand="b", text="a red umbrella always opens to the left")
+    hits = memory.recall(tenant="t", brand="b", query="a red umbrella", k=5)
+    notes = [h for h in hits if h.kind == "note"]
+    assert len(notes) == MAX_RECALLED_NOTES
+    assert notes[0].text == "a red umbrella always opens to the left"
+    assert len(memory.notes(tenant="t", brand="b", limit=None)) == MAX_RECALLED_NOTES + 11
