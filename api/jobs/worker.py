@@ -31,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from brandloop import event_loop
-from brandloop.agent import review_claims
+from brandloop.agent import review_claims, run_leases
 from brandloop.agent.retention import prune_finished_runs
 from brandloop.agent.runner import final_refusal, finish_review, resume_run, run_generation
 from brandloop.agent.writer import PromptWriter
@@ -429,6 +429,11 @@ class WorkerPool:
     async def _work(self) -> None:
         while True:
             job_id = await self.queue.get()
+            if job_id in self._running:
+                # a second copy of a job a worker here drives (a parked turn is queued by its
+                # POST and again by the turn before it): it must not drive the run twice
+                log.info("job %s is running in this pool; the copy is dropped", job_id)
+                continue
             task = asyncio.create_task(self.agents.run(self._run(job_id)), name=f"job-{job_id}")
             self._running[job_id] = task
             try:
@@ -458,6 +463,11 @@ class WorkerPool:
                 if not store.claim_job(session, job_id=job_id):
                     return None
                 session.refresh(job)
+            elif run_leases.holder(session, run_id=job.run_id) is not None:
+                # running, and its run is driven by a live process (another replica's pool, a
+                # CLI): a copy of the job, not one to resume - resuming would fail it as busy
+                log.info("job %s's run is driven by a live process; the copy is dropped", job_id)
+                return None
             request = GenerationRequest.model_validate(job.request)
             if job.campaign_id is not None:
                 request = request.model_copy(
