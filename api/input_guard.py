@@ -89,6 +89,26 @@ def _object(pairs: list[tuple[str, Any]]) -> _Members:
     return members
 
 
+#: no request schema nests deeper than a few levels; a body past this is refused before any
+#: walk over it (a thousand nested lists once ended in a RecursionError: a 500)
+MAX_DEPTH = 32
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests lists and objects (0 for a scalar), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level + 1)
+            if deepest > MAX_DEPTH:
+                return deepest
+            stack.extend((child, level + 1) for child in item)
+    return deepest
+
+
 def _twice_places(value: Any, where: list[str]) -> Iterator[list[str]]:
     """Where an object of the body names a member twice (``{"1": 1, "1": 2}``): a strict
     body has one value per member, as the CLI's ``1=1,1=2`` is refused."""
@@ -205,8 +225,16 @@ class InputGuard:
         body = b"".join(chunks)
         try:
             parsed = json.loads(body, object_pairs_hook=_object) if body else None
+            deep = _depth(parsed) > MAX_DEPTH
         except ValueError:  # not JSON at all: the route's own validation answers
-            parsed = None
+            parsed, deep = None, False
+        except RecursionError:  # deeper than the parser goes: deeper than MAX_DEPTH too
+            parsed, deep = None, True
+        if deep:
+            said = f"the body is nested more than {MAX_DEPTH} levels deep"
+            errors = [{"loc": ["body"], "msg": said, "type": "json_too_deep"}]
+            await _problem(scope, send, 422, "validation", f"body: {said}", errors=errors)
+            return
         twice = list(_twice_places(parsed, ["body"]))
         if twice:
             errors = [

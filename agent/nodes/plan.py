@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -98,14 +99,35 @@ def fit_prompt(
         )
     kept = brief.strip()
     while len(prompt) > limit and kept:
-        cut = kept[: max(len(kept) - (len(prompt) - limit), 0)]
-        kept = cut[: cut.rfind(" ")].rstrip(" ,;.") if " " in cut else ""
+        kept = _at_a_word(kept, max(len(kept) - (len(prompt) - limit), 0))
         prompt, negative = build(kept, style_notes)
     if kept != brief.strip():
         left_out.append(
             f"the brief was cut to its first {len(kept)} of {len(brief.strip())} characters"
         )
     return prompt, negative, "; ".join(left_out)
+
+
+#: what belongs to the character before it: a text is never cut just before one of these
+_JOINED = "\u200d\ufe0e\ufe0f"
+
+
+def _at_a_word(text: str, size: int) -> str:
+    """``text`` cut to at most ``size`` characters, at its last word break; a text written
+    without spaces (Chinese, Japanese, a row of emoji) is cut where it must be, never emptied,
+    and never between a character and the marks, joiners or selectors that go with it."""
+    cut = text[:size]
+    if " " in cut:
+        return cut[: cut.rfind(" ")].rstrip(" ,;.")
+    while (
+        size
+        and size < len(text)
+        and (
+            unicodedata.combining(text[size]) or text[size] in _JOINED or text[size - 1] in _JOINED
+        )
+    ):
+        size -= 1
+    return text[:size].rstrip(" ,;.，。、")
 
 
 def round_seed(seed: int, iteration: int) -> int:

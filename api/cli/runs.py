@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -28,10 +28,13 @@ from brandloop.api.cli.generate import exit_code
 from brandloop.api.cli.tables import Column, Wide
 from brandloop.api.preview import thumbnail
 from brandloop.domain import Receipt
-from brandloop.errors import NotFoundError
+from brandloop.errors import NotFoundError, ProvidersUnavailableError
 from brandloop.registry import crud
 from brandloop.registry.types import usd
 from brandloop.views import SHA256, RunTrace, TraceEvent, find_run, run_view
+
+if TYPE_CHECKING:
+    from brandloop.reproduce import Reproduction
 
 
 def run_trace(ref: str, *, tenant: str) -> RunTrace:
@@ -234,7 +237,7 @@ def reproduce(
     perceptually identical (perceptual-hash distance) or different."""
     from brandloop.agent.budgets import OutsideRunPayer
     from brandloop.agent.runner import catalog_models, default_providers
-    from brandloop.reproduce import PHASH_IDENTICAL_DISTANCE, Reproduction, reproduce_run
+    from brandloop.reproduce import PHASH_IDENTICAL_DISTANCE, reproduce_run
     from brandloop.tools.providers.batching import receipt_request
     from brandloop.tools.providers.factory import closing as providers_closing
 
@@ -260,6 +263,7 @@ def reproduce(
     result = event_loop.run(reproduce_closing())
     if as_json:
         print_json(result.model_dump(mode="json"))
+        _none_reproduced(result)
         return
     columns = (
         Column("image"),
@@ -287,6 +291,18 @@ def reproduce(
         f"perceptually identical = pHash distance <= {PHASH_IDENTICAL_DISTANCE} of 64 bits; "
         f"reproduction cost {usd(result.cost_usd)}"
     )
+    _none_reproduced(result)
+
+
+def _none_reproduced(result: Reproduction) -> None:
+    """Exit 5 (providers unavailable) when not one image could be re-rendered: a script must
+    tell that from a reproduction (it exited 0 with every row ``failed``)."""
+    failed = [image for image in result.images if image.verdict == "failed"]
+    if result.images and len(failed) == len(result.images):
+        raise ProvidersUnavailableError(
+            f"none of the {len(failed)} image(s) of {result.run_id} could be reproduced: "
+            f"{failed[0].error or 'failed'}"
+        )
 
 
 @runs_app.command("stats")

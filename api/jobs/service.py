@@ -379,6 +379,21 @@ def _poll_events(
         return state, error, events
 
 
+def run_not_found(reader: Session | Connection, tenant: str, run_id: str) -> ApiProblem:
+    """The 404 of a run the tenant does not have. A job hands out its run's id (``links.run``)
+    as it is queued, before a worker starts the run: the detail then says so and names the
+    job to follow, so a client polling the link it was given knows to wait, not give up."""
+    job = store.unstarted_job(reader, tenant=tenant, run_id=run_id)
+    if job is not None:
+        return ApiProblem(
+            404,
+            "not-found",
+            f"run {run_id} has not started yet: its job {job[0]} is {job[1]} "
+            f"(GET /v1/jobs/{job[0]} follows it)",
+        )
+    return ApiProblem(404, "not-found", f"no run {run_id}")
+
+
 def resume_job(
     session: Session, *, tenant: str, run_id: str, quota_usd: float, default_budget_usd: float
 ) -> JobRow:
@@ -389,7 +404,7 @@ def resume_job(
     cancelling is final), is a 409."""
     run = session.get(RunRow, run_id)
     if run is None or run.tenant != tenant:
-        raise ApiProblem(404, "not-found", f"no run {run_id}")
+        raise run_not_found(session, tenant, run_id)
     if run.status == "cancelled":
         raise ApiProblem(
             409, "conflict", f"run {run_id} was cancelled; submit the request again for a new run"

@@ -310,9 +310,13 @@ def get_thread(session: Session, *, tenant: str, thread_id: str) -> ThreadRow | 
     )
 
 
-def list_threads(session: Session, *, tenant: str, limit: int = 50) -> list[ThreadRow]:
+def list_threads(
+    session: Session, *, tenant: str, limit: int = 50, offset: int = 0
+) -> list[ThreadRow]:
+    """Newest first (the id breaks ties, so pages neither repeat nor skip a thread)."""
     query = select(ThreadRow).where(ThreadRow.tenant == tenant)
-    return list(session.scalars(query.order_by(ThreadRow.created_at.desc()).limit(limit)))
+    query = query.order_by(ThreadRow.created_at.desc(), ThreadRow.id.desc())
+    return list(session.scalars(query.offset(offset).limit(limit)))
 
 
 def thread_messages(session: Session, *, thread_id: str) -> list[ThreadMessageRow]:
@@ -402,6 +406,10 @@ def get_campaign(session: Session, *, tenant: str, campaign_id: str) -> Campaign
     )
 
 
-def list_campaigns(session: Session, *, tenant: str, limit: int = 50) -> list[CampaignRow]:
+def list_campaigns(
+    session: Session, *, tenant: str, limit: int = 50, offset: int = 0
+) -> list[CampaignRow]:
+    """Newest first (the id breaks ties, so pages neither repeat nor skip a campaign)."""
     query = select(CampaignRow).where(CampaignRow.tenant == tenant)
-    return list(session.scalars(query.order_by(CampaignRow.created_at.desc()).limit(limit)))
+    query = query.order_by(CampaignRow.created_at.desc(), CampaignRow.id.desc())
+    return list(session.scalars(query.offset(offset).limit(limit)))

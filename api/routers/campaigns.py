@@ -236,11 +236,10 @@ def list_campaigns(
     session: SessionDep,
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=100), ASCII_INT] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000), ASCII_INT] = 0,
 ) -> list[CampaignPublic]:
-    return [
-        campaign_public(session, c, ArtifactStore(settings.artifacts_dir))
-        for c in store.list_campaigns(session, tenant=principal.tenant, limit=limit)
-    ]
+    found = store.list_campaigns(session, tenant=principal.tenant, limit=limit, offset=offset)
+    return [campaign_public(session, c, ArtifactStore(settings.artifacts_dir)) for c in found]
 
 
 @router.get(

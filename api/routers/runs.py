@@ -6,7 +6,6 @@ from typing import Annotated
 
 from anyio import from_thread
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from brandloop.api.deps import (
@@ -19,8 +18,7 @@ from brandloop.api.deps import (
     caller,
     requires,
 )
-from brandloop.api.jobs import store
-from brandloop.api.jobs.service import job_cost, job_public, resume_job
+from brandloop.api.jobs.service import job_cost, job_public, resume_job, run_not_found
 from brandloop.api.params import ASCII_INT, QueryDateTime
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
 from brandloop.api.schemas import JobPublic
@@ -49,21 +47,6 @@ def _run(session: Session, tenant: str, run_id: str) -> RunRow:
     if row is None or row.tenant != tenant:
         raise run_not_found(session, tenant, run_id)
     return row
-
-
-def run_not_found(reader: Session | Connection, tenant: str, run_id: str) -> ApiProblem:
-    """The 404 of a run the tenant does not have. A job hands out its run's id (``links.run``)
-    as it is queued, before a worker starts the run: the detail then says so and names the
-    job to follow, so a client polling the link it was given knows to wait, not give up."""
-    job = store.unstarted_job(reader, tenant=tenant, run_id=run_id)
-    if job is not None:
-        return ApiProblem(
-            404,
-            "not-found",
-            f"run {run_id} has not started yet: its job {job[0]} is {job[1]} "
-            f"(GET /v1/jobs/{job[0]} follows it)",
-        )
-    return ApiProblem(404, "not-found", f"no run {run_id}")
 
 
 @router.get(

@@ -378,8 +378,9 @@ def list_threads(
     principal: Viewer,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200), ASCII_INT] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000), ASCII_INT] = 0,
 ) -> list[ThreadPublic]:
-    threads = store.list_threads(session, tenant=principal.tenant, limit=limit)
+    threads = store.list_threads(session, tenant=principal.tenant, limit=limit, offset=offset)
     names = store.brand_names(session, tenant=principal.tenant, ids=[t.brand_id for t in threads])
     return [_thread_public(t, names) for t in threads]
 

@@ -97,3 +97,26 @@ def test_a_brand_with_more_notes_than_a_run_recalls_has_the_nearest_recalled(
     assert len(notes) == MAX_RECALLED_NOTES
     assert notes[0].text == "a red umbrella always opens to the left"
     assert len(memory.notes(tenant="t", brand="b", limit=None)) == MAX_RECALLED_NOTES + 11
+
+
+@pytest.mark.parametrize(
+    "brief",
+    [
+        ("一杯热咖啡放在木桌上，早晨的阳光洒在杯子上。" * 200)[:3950],
+        "☕" * 4000,
+        "e\u0301" * 1990,  # a letter and its combining accent: never split
+    ],
+    ids=["chinese", "emoji", "combining"],
+)
+def test_a_brief_without_spaces_is_cut_not_emptied(brief: str) -> None:
+    """An outside tester's 3,950-character Chinese brief (and 4,000 emoji) reached the
+    provider as nothing at all: the cut looked for a space and, finding none, kept nothing."""
+
+    def build(text: str, notes: list[str]) -> tuple[str, str]:
+        return f"{text}. warm, cozy, artisanal mood for Acme Coffee, featuring coffee cup.", ""
+
+    prompt, _, how = fit_prompt(build, brief=brief, style_notes=[], limit=4000)
+    kept = prompt.split(". warm, cozy")[0]
+    assert len(prompt) <= 4000 and len(kept) > 3800, (len(kept), how)
+    assert brief.startswith(kept) and not brief[len(kept)].startswith("\u0301")
+    assert f"the brief was cut to its first {len(kept)} of" in how

@@ -85,3 +85,25 @@ def test_label_weights_naming_a_version_twice_are_refused(client: TestClient, ke
     )  # fmt: skip
     body = assert_problem(got, 422, "validation")
     assert body["errors"][0]["loc"] == ["body", "weights", "1"]
+
+
+@pytest.mark.parametrize("depth", [33, 1000, 100_000])
+def test_a_body_nested_too_deep_is_422_not_a_500(
+    client: TestClient, keys: Keys, depth: int
+) -> None:
+    """A thousand nested lists raised a RecursionError in the guard's walk: a 500 on any route,
+    for any caller (an outside tester)."""
+    deep = "[" * depth + "]" * depth
+    headers = {**keys["A", "creator"], "Content-Type": "application/json"}
+    for body in (deep, '{"brief": "a cup", "brand": "Acme Coffee", "providers": ' + deep + "}"):
+        got = client.post("/v1/generations", content=body, headers=headers)
+        assert "nested more than 32 levels" in assert_problem(got, 422, "validation")["detail"]
+    assert client.get("/v1/jobs", headers=keys["A", "viewer"]).json() == []
+    # 32 levels are the route's to judge (a 422 of its own: not a list of providers)
+    fine = "[" * 31 + "]" * 31
+    got = client.post(
+        "/v1/generations",
+        content='{"brief": "a cup", "brand": "Acme Coffee", "providers": ' + fine + "}",
+        headers=headers,
+    )
+    assert "nested" not in assert_problem(got, 422, "validation")["detail"]

@@ -1,5 +1,5 @@
 """A verdict or an assignment on a run whose job is still queued: a 409 that says the run has
-not started (docs/http-api.md: any run not waiting for review is a 409), never a 404 for an id
+not started (and its resume: the run's URLs' 404 naming the job to follow) (docs/http-api.md: any run not waiting for review is a 409), never a 404 for an id
 the job handed out - on both databases."""
 
 from __future__ import annotations
@@ -34,6 +34,10 @@ def test_a_verdict_on_a_queued_run_is_a_conflict_naming_its_job(
             assert "has not started yet" in detail["detail"] and queued["id"] in detail["detail"]
         assigned = client.post(f"{path}/assign", json={"assignee": "lee"}, headers=approver)
         assert "has not started yet" in assert_problem(assigned, 409, "conflict")["detail"]
+        # resuming it: the run's URLs' 404 that names the job to follow, not a bare "no run"
+        resumed = client.post(f"/v1/runs/{queued['run_id']}/resume", headers=creator)
+        detail = assert_problem(resumed, 404, "not-found")["detail"]
+        assert "has not started yet" in detail and queued["id"] in detail
         # another tenant's approver: the run is as absent as a missing one
         other = client.post(path, json={"decision": "approve"}, headers=keys["B", "approver"])
         assert_problem(other, 404, "not-found")
