@@ -38,7 +38,7 @@ from brandloop.domain import (
     repeated_format,
     size_for_aspect,
 )
-from brandloop.errors import BadInputError, NotFoundError
+from brandloop.errors import BadInputError, ConflictError, NotFoundError
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.policy_files import (
     describe_validation_error,
@@ -202,12 +202,25 @@ def load_campaign(path: Path) -> CampaignSpec:
 
 
 def resolve_brand(spec: CampaignSpec, base: Path, *, db: Database, tenant: str) -> str:
-    """The campaign's brand name; a kit path (relative to the campaign file) is added first."""
+    """The campaign's brand name. A kit path (relative to the campaign file) names the brand
+    of its ``name``, as ``generate --brand FILE`` does: a brand not stored yet is added from
+    it, a stored one whose kit is the file's is used, and one whose kit differs is refused
+    (:class:`ConflictError`): the file never replaces a stored kit (it once did, silently),
+    ``brandloop brands add FILE`` does."""
     candidate = (base / spec.brand).resolve()
     with db.session() as session:
         if spec.brand.endswith((".yaml", ".yml")):
             kit = load_brand_kit(candidate)
-            return crud.upsert_brand(session, tenant=tenant, kit=kit).name
+            row = crud.get_brand(session, tenant=tenant, ref=kit.name)
+            if row is None:
+                return crud.upsert_brand(session, tenant=tenant, kit=kit).name
+            if not crud.same_kit(row, kit):
+                raise ConflictError(
+                    f"brand: {spec.brand} differs from the stored kit of brand {row.name!r}; "
+                    f"it was not used: `brandloop brands add {candidate}` replaces the stored "
+                    f"kit, or name the brand ({row.name!r}) in the campaign file"
+                )
+            return row.name
         if crud.get_brand(session, tenant=tenant, ref=spec.brand) is None:
             raise NotFoundError(f"unknown brand {spec.brand!r}")
         return spec.brand

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -163,35 +164,44 @@ def run(
         )
         print_json(report.model_dump(mode="json"))
         raise typer.Exit(exit_code(report))
-    with Progress(
+    progress = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         TextColumn("{task.completed}/{task.total} assets"),
         TimeElapsedColumn(),
         console=err,
-    ) as progress:
-        task = progress.add_task(spec.name, total=total)
+    )
+    task = progress.add_task(spec.name, total=total)
+    shown = threading.Event()
 
-        def on_event(node: str, kind: str, payload: dict[str, Any]) -> None:
-            if kind == "decision":
-                progress.console.print(
-                    Text.assemble(
-                        "  ", (node, "cyan"), f" {payload['action']}: {payload['reason']}"
-                    )
-                )
+    def show() -> None:
+        # the bar appears with the first run's first event: a file refused by the checks
+        # before any run is one line on stderr, with no bar left above it
+        if not shown.is_set():
+            shown.set()
+            progress.start()
 
-        def on_asset(row: AssetResult) -> None:
-            progress.advance(task)
-            preview = f", {row.previews} preview" if row.previews else ""
+    def on_event(node: str, kind: str, payload: dict[str, Any]) -> None:
+        show()
+        if kind == "decision":
             progress.console.print(
-                Text.assemble(
-                    (row.asset, "bold"),
-                    f" {row.size}: {row.status}, {row.accepted}/{row.wanted}{preview}, "
-                    f"{usd(row.cost_usd)}",
-                )
+                Text.assemble("  ", (node, "cyan"), f" {payload['action']}: {payload['reason']}")
             )
 
+    def on_asset(row: AssetResult) -> None:
+        show()
+        progress.advance(task)
+        preview = f", {row.previews} preview" if row.previews else ""
+        progress.console.print(
+            Text.assemble(
+                (row.asset, "bold"),
+                f" {row.size}: {row.status}, {row.accepted}/{row.wanted}{preview}, "
+                f"{usd(row.cost_usd)}",
+            )
+        )
+
+    try:
         report = event_loop.run(
             run_campaign(
                 spec,
@@ -206,6 +216,9 @@ def run(
                 on_asset=on_asset,
             )
         )
+    finally:
+        if shown.is_set():
+            progress.stop()
     _render(report, wide=wide)
     if spec.budget_usd is not None and report.budget_usd != spec.budget_usd:
         out.print(

@@ -183,3 +183,43 @@ def test_invisible_text_is_blank_on_the_cli_as_over_http(
     )
     assert (code, out) == (2, ""), (code, out, err)
     assert "a rejection needs a --note saying why" in err, err
+
+
+def test_a_campaign_file_naming_a_changed_kit_is_refused_and_the_stored_kit_kept(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    """`brand:` a kit file whose kit differs from the stored brand's: refused as `generate
+    --brand FILE` refuses it, nothing replaced (an outside tester's campaign file silently
+    repainted Acme Coffee's primary colour); the same file as stored runs."""
+    assert run_cli(capsys, "brands", "add", str(ACME))[0] == 0
+    changed = tmp_path / "acme-changed.yaml"
+    changed.write_text(ACME.read_text().replace("#0f766e", "#ff0000"))
+    path = tmp_path / "kit.yaml"
+    path.write_text(
+        "name: kitchange\nbrand: acme-changed.yaml\nassets:\n  - id: a\n    brief: a cup\n"
+        '    formats: ["128x128"]\n'
+    )
+    before = data_snapshot(settings.data_dir)
+    for flags in ((), ("--json",)):
+        code, out, err = run_cli(capsys, "campaign", "run", str(path), *flags)
+        assert code == 2 and out == "" and err.count("\n") == 1, (code, out, err)
+        assert "differs from the stored kit of brand 'Acme Coffee'" in err, err
+    assert data_snapshot(settings.data_dir) == before
+    code, out, _ = run_cli(capsys, "brands", "list", "--json")
+    assert "#ff0000" not in out and "#0f766e" in out
+
+
+def test_a_refused_campaign_leaves_no_progress_bar_behind(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    """Without --json the file's checks ran under the progress bar, which stayed on stderr
+    above the error: two lines where the README promises one."""
+    assert run_cli(capsys, "brands", "add", str(ACME))[0] == 0
+    path = tmp_path / "tmpl.yaml"
+    path.write_text(
+        "name: tmpl\nbrand: Acme Coffee\ntemplate: no-such-template\nassets:\n"
+        "  - id: a\n    brief: a cup\n"
+    )
+    code, _, err = run_cli(capsys, "campaign", "run", str(path))
+    assert code == 2 and err.count("\n") == 1, (code, err)
+    assert err.startswith("brandloop: error:") and "no-such-template" in err, err
