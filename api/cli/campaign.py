@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
+from sqlalchemy import select
 
 from brandloop import event_loop
 from brandloop.agent.budgets import BudgetScope, set_budget, spent
 from brandloop.agent.campaign import (
     AssetResult,
     CampaignReport,
+    CampaignSpec,
     load_campaign,
     resolve_brand,
     run_campaign,
@@ -22,8 +27,10 @@ from brandloop.agent.campaign import (
 from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import (
+    Interrupted,
     database,
     err,
+    interrupted,
     out,
     print_json,
     refuse_credentials,
@@ -33,7 +40,9 @@ from brandloop.api.cli.generate import EXIT_BY_STATUS
 from brandloop.api.cli.tables import Column, Wide
 from brandloop.domain import campaign_id_problem
 from brandloop.errors import BadInputError, ProvidersUnavailableError
+from brandloop.registry.models import RunRow
 from brandloop.registry.types import usd
+from brandloop.settings import Settings
 from brandloop.tools.moderation.pii import find_pii
 from brandloop.tools.moderation.policy import default_moderation_policy
 
@@ -149,6 +158,51 @@ def run(
     _no_personal_data(f"{file}: name", spec.name)
     brand = resolve_brand(spec, file.resolve().parent, db=database(), tenant=cfg.tenant)
     total = sum(len(a.formats or spec.defaults.formats) for a in spec.assets)
+    # named here, so a Ctrl-C can find the run it stopped (run_campaign names it the same way)
+    campaign_id = campaign_id or f"{spec.name}-{datetime.now(UTC):%Y%m%d%H%M%S}"
+    with _stopped_campaign(campaign_id, tenant=cfg.tenant, as_json=as_json):
+        _run(spec, brand, cfg, campaign_id, no_memory=no_memory, as_json=as_json, wide=wide,
+             total=total)  # fmt: skip
+
+
+@contextmanager
+def _stopped_campaign(campaign_id: str, *, tenant: str, as_json: bool) -> Iterator[None]:
+    """A Ctrl-C cancels the asset's run it lands in, keeping what it paid for, as `generate`'s
+    does (README: exit 130, the line names the run and what it spent); the assets not begun
+    never run. It once left that run `running` with a bare "interrupted"."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        with database().session() as session:
+            running = session.scalar(
+                select(RunRow.id).where(
+                    RunRow.tenant == tenant,
+                    RunRow.campaign_id == campaign_id,
+                    RunRow.status == "running",
+                )
+            )
+        if running is None:
+            raise Interrupted(
+                f"interrupted: campaign {campaign_id} stopped between its assets; nothing was "
+                "running and the assets not begun never run"
+            ) from None
+        stopped = interrupted(running, tenant=tenant, as_json=as_json)
+        raise Interrupted(
+            f"{stopped} (campaign {campaign_id}: the assets not begun never run)"
+        ) from None
+
+
+def _run(
+    spec: CampaignSpec,
+    brand: str,
+    cfg: Settings,
+    campaign_id: str,
+    *,
+    no_memory: bool,
+    as_json: bool,
+    wide: bool,
+    total: int,
+) -> None:
     if as_json:
         report = event_loop.run(
             run_campaign(
