@@ -277,3 +277,26 @@ def test_a_file_changed_inside_its_manifests_padding_is_invalid(
     assert report["summary"].startswith(f"{changed}: invalid (bytes differ from the registry's")
     assert "receipt matches the registry" not in report["summary"], report["summary"]
     assert any(original["sha256"][:16] in problem for problem in report["problems"]), report
+    assert any("where the signature does not reach" in p for p in report["problems"]), report
+
+
+def test_a_change_the_hard_binding_caught_is_not_said_to_be_beyond_the_signature(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    """An image byte flipped (its chunk's CRC fixed) breaks the hard binding: the report names
+    that, and its registry line no longer says the bytes changed "where the signature does not
+    reach" - a reason meant for the manifest's padding (an outside tester's report)."""
+    _, out_dir = _generate(capsys, tmp_path)
+    data = bytearray(sorted(out_dir.glob("*.png"))[0].read_bytes())
+    at = next(offset for offset, kind in _png_chunks(bytes(data)) if kind == b"IDAT")
+    length = int.from_bytes(data[at : at + 4], "big")
+    data[at + 8 + length // 2] ^= 0x01
+    crc = zlib.crc32(bytes(data[at + 4 : at + 8 + length]))
+    data[at + 8 + length : at + 12 + length] = crc.to_bytes(4, "big")
+    flipped = tmp_path / "flipped.png"
+    flipped.write_bytes(bytes(data))
+    code, out, err = run_cli(capsys, "verify", "--json", str(flipped))
+    assert code == 6, err
+    (report,) = json.loads(out)
+    assert report["status"] == "invalid" and report["hard_binding"] == "failed", report
+    assert not any("where the signature does not reach" in p for p in report["problems"]), report

@@ -233,9 +233,16 @@ def _with_manifest(
             # were changed where the signature does not reach (the manifest's padding)
             update["registry_bytes"] = "ok" if row.sha256 == report.sha256 else "failed"
             if row.sha256 != report.sha256:
+                # where: past the signature's reach only when the hard binding still holds (a
+                # change it caught is named by its own line: the reason was wrong for it)
+                where = (
+                    " (changed where the signature does not reach)"
+                    if update["hard_binding"] == "ok"
+                    else ""
+                )
                 problems.append(
                     f"the file's bytes are not the registry's image {row.sha256[:16]} of this "
-                    "receipt (changed where the signature does not reach)"
+                    f"receipt{where}"
                 )
     xmp = report.xmp_digital_source_type
     if (
