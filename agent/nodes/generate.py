@@ -43,6 +43,7 @@ from brandloop.policies.catalog import image_price
 from brandloop.providers import GeneratedImage, ImageProvider, ImageResult
 from brandloop.registry import crud, fencing, spend
 from brandloop.registry.artifact_owners import discard_unowned, keep_artifact
+from brandloop.registry.types import usd
 from brandloop.tools import cache as generation_cache
 from brandloop.tools.credentials import FIT_EDITS
 from brandloop.tools.providers._http import redact_error, redact_returned
@@ -663,9 +664,41 @@ async def generate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
             },
         )
     update: dict[str, Any] = {"attempts": {a.id: a for a in attempts}, "spent_usd": round(spent, 6)}
+    above = _billed_above_reservation(attempts, spent, state["request"].budget_usd)
+    if above is not None:
+        ctx.emit(run_id, "generate", "decision", above.model_dump(mode="json"))
+        update["decisions"] = [above]
     if refusals:  # another run took the money meanwhile: keep what was paid for, then stop
-        update |= _unfunded(ctx, run_id, candidates, attempts, refusals[0])
+        unfunded = _unfunded(ctx, run_id, candidates, attempts, refusals[0])
+        update |= {**unfunded, "decisions": [*update.get("decisions", []), *unfunded["decisions"]]}
     return update
+
+
+def _billed_above_reservation(
+    attempts: list[Attempt], spent: float, budget: float | None
+) -> Decision | None:
+    """A decision saying so when the round's calls were billed more than their reservations:
+    a provider that prices by the usage it reports (text tokens of a long prompt, say) can
+    charge past the catalog's price each call was reserved at, and so past the request's
+    budget, after the fact. The run stops spending at the next check (observe: the budget is
+    spent); this says why its cost passed its budget (it said nothing)."""
+    paid = [a for a in attempts if not a.cache_hit and a.billing == "billed"]
+    charged = round(sum(a.cost_usd for a in paid), 6)
+    reserved = round(sum(a.candidate.estimated_cost_usd for a in paid), 6)
+    if charged <= reserved + 1e-6:
+        return None
+    passed = (
+        f"; the request's budget {usd(budget)} is passed by {usd(spent - budget)}"
+        if budget is not None and spent > budget + 1e-9
+        else ""
+    )
+    return Decision(
+        node="generate",
+        action="billed_above_reservation",
+        reason=f"the provider billed {usd(charged)} for {len(paid)} image(s) reserved at "
+        f"{usd(reserved)} (the price it reported, not the catalog's){passed}",
+        signals={"charged_usd": charged, "reserved_usd": reserved},
+    )
 
 
 def _trace_stopped(
