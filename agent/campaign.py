@@ -13,7 +13,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from brandloop.agent.budgets import limit_of, tighten_budget
 from brandloop.agent.consistency import consistency
@@ -117,13 +125,25 @@ class AssetSpec(_Spec):
 
 
 class CampaignSpec(_Spec):
-    name: str = Field(pattern=_ID.pattern)
+    #: 1-80 characters: a run without --campaign-id gets the id NAME-YYYYMMDDHHMMSS, within
+    #: a campaign id's 120
+    name: str
     brand: str
     budget_usd: float | None = Field(default=None, gt=0, le=MAX_MONEY_USD)
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     template: str | None = None
     defaults: AssetDefaults = Field(default_factory=AssetDefaults)
     assets: list[AssetSpec] = Field(min_length=1, max_length=50)
+
+    @field_validator("name")
+    @classmethod
+    def _name_in_plain_words(cls, value: str) -> str:
+        if not _ID.fullmatch(value):
+            raise ValueError(
+                "a campaign name is 1-80 lower-case letters, digits, '_', '.' and '-', "
+                "starting with a letter or digit"
+            )
+        return value
 
 
 class AssetResult(BaseModel):

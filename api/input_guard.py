@@ -224,6 +224,13 @@ class InputGuard:
             more = message.get("more_body", False)
         body = b"".join(chunks)
         try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:  # bad JSON like any other: the 422 the docs name, not a 400
+            said = "the body is not UTF-8 text (JSON is)"
+            errors = [{"loc": ["body"], "msg": said, "type": "json_invalid"}]
+            await _problem(scope, send, 422, "validation", f"body: {said}", errors=errors)
+            return
+        try:
             parsed = json.loads(body, object_pairs_hook=_object) if body else None
             deep = _depth(parsed) > MAX_DEPTH
         except ValueError:  # not JSON at all: the route's own validation answers

@@ -223,3 +223,17 @@ def test_a_refused_campaign_leaves_no_progress_bar_behind(
     code, _, err = run_cli(capsys, "campaign", "run", str(path))
     assert code == 2 and err.count("\n") == 1, (code, err)
     assert err.startswith("brandloop: error:") and "no-such-template" in err, err
+
+
+@pytest.mark.parametrize("name", ["a" * 81, "Spring", "ünïcode", "-lead"])
+def test_a_campaign_name_is_refused_in_plain_words(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path, name: str
+) -> None:
+    """It answered with the raw pattern ``^[a-z0-9][a-z0-9_.-]{0,79}$`` (an outside tester)."""
+    assert run_cli(capsys, "brands", "add", str(ACME))[0] == 0
+    path = tmp_path / "c.yaml"
+    path.write_text(f"name: {json.dumps(name)}\nbrand: Acme Coffee\nassets:\n"
+                    "  - id: a\n    brief: a cup\n", encoding="utf-8")  # fmt: skip
+    code, _, err = run_cli(capsys, "campaign", "run", str(path), "--json")
+    assert code == 2 and err.count("\n") == 1, err
+    assert "name: a campaign name is 1-80 lower-case letters" in err and "^[" not in err, err

@@ -107,3 +107,15 @@ def test_a_body_nested_too_deep_is_422_not_a_500(
         headers=headers,
     )
     assert "nested" not in assert_problem(got, 422, "validation")["detail"]
+
+
+def test_a_body_that_is_not_utf8_is_422_like_other_bad_json(client: TestClient, keys: Keys) -> None:
+    """It was a 400 "There was an error parsing the body" where truncated JSON is a 422
+    (docs/http-api.md: validation, 422, bad JSON) - an outside tester's Latin-1 brief."""
+    headers = {**keys["A", "creator"], "Content-Type": "application/json"}
+    got = client.post(
+        "/v1/generations", content=b'{"brief":"caf\xe9 cup","brand":"Acme Coffee"}',
+        headers=headers,
+    )  # fmt: skip
+    assert "not UTF-8" in assert_problem(got, 422, "validation")["detail"]
+    assert client.get("/v1/jobs", headers=keys["A", "viewer"]).json() == []
