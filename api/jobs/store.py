@@ -11,6 +11,7 @@ from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from brandloop.agent.budgets import limit_of
 from brandloop.domain import utcnow
 from brandloop.registry.models import BrandRow
 from brandloop.registry.models_service import (
@@ -404,6 +405,15 @@ def get_campaign(session: Session, *, tenant: str, campaign_id: str) -> Campaign
     return session.scalar(
         select(CampaignRow).where(CampaignRow.tenant == tenant, CampaignRow.id == campaign_id)
     )
+
+
+def campaign_limit(session: Session, campaign: CampaignRow) -> float:
+    """The campaign's budget as its runs are held to it: the limit in the budgets table (set
+    as it was created, changed by ``brandloop campaign budget``), else what it was created
+    with. Its view and its assets' shares once used the created budget after the CLI had
+    lowered the limit."""
+    limit = limit_of(session, tenant=campaign.tenant, scope="campaign", scope_id=campaign.id)
+    return campaign.budget_usd if limit is None else float(limit)
 
 
 def list_campaigns(

@@ -493,7 +493,7 @@ class WorkerPool:
                 committed += float(other.request.get("budget_usd") or 0.0)
             else:
                 committed += other.cost_usd
-        remaining = max(0.0, campaign.budget_usd - committed)
+        remaining = max(0.0, store.campaign_limit(session, campaign) - committed)
         share = max(1e-6, round(remaining / waiting, 6))
         job.request = {**job.request, "budget_usd": share}
         return share

@@ -117,7 +117,8 @@ def campaign_public(
         id=campaign.id,
         name=campaign.name,
         brand=campaign.brand,
-        budget_usd=campaign.budget_usd,
+        # the campaign's limit now: `brandloop campaign budget` may have changed it since
+        budget_usd=store.campaign_limit(session, campaign),
         # what each asset's run has cost so far (a running one's row holds $0 until it ends)
         spent_usd=round(sum(s.job.cost_usd for s in statuses), 6),
         state=state,
