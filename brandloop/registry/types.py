@@ -47,7 +47,7 @@ MONEY_DECIMALS = 6
 def money(value: float) -> float:
     """``value`` in dollars to the micro-dollar (:data:`MONEY_DECIMALS`): what the CLI's JSON,
     the API's answers and every budget check see of a sum of stored amounts."""
-    return round(float(value), MONEY_DECIMALS)
+    return round(float(value), MONEY_DECIMALS) + 0.0  # + 0.0: -0.0 is 0.0 ("$-0.00" once)
 
 
 def usd(value: float, places: int = 3) -> str:
@@ -70,7 +70,7 @@ def check_money(value: float, what: str) -> float:
         raise BadInputError(f"{what} cannot be negative")
     if value > MAX_MONEY_USD:
         raise BadInputError(f"{what} must be at most ${MAX_MONEY_USD:,}")
-    return value
+    return value + 0.0  # -0.0 is 0.0
 
 
 class _Dollars(TypeDecorator[float]):

@@ -120,3 +120,12 @@ def test_a_campaign_with_nothing_accepted_exits_as_its_assets_stopped(
     assert code == expected, (code, out, err)
     report = json.loads(out)
     assert report["accepted"] == 0 and report["assets"][0]["status"] == "refused"
+
+
+def test_a_limit_of_minus_zero_is_zero(
+    capsys: pytest.CaptureFixture[str], settings: Settings
+) -> None:
+    """`campaign budget -- -0.0` printed `limit $-0.00` (an outside tester); -0.0 is 0."""
+    code, out, err = run_cli(capsys, "campaign", "budget", "--campaign-id", "x1", "--", "-0.0")
+    assert code == 0, err
+    assert "-0" not in out and "$0.00" in out, out
