@@ -28,26 +28,28 @@ def _two_versions_second_in_review(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def _generate(capsys: pytest.CaptureFixture[str], ref: str, out: Path, seed: int) -> str:
-    """The template version a run made with ``--template ref`` used."""
-    doc = json.loads(
-        ok(
-            capsys,
-            "generate",
-            "an autumn sale banner",
-            "--brand",
-            str(BRANDS / "acme-coffee.yaml"),
-            "--size",
-            "128x128",
-            "--seed",
-            str(seed % 2**32),
-            "--template",
-            ref,
-            "--no-memory",
-            "--out",
-            str(out),
-            "--json",
-        )
+    """The template version a run made with ``--template ref`` used. A run that accepted
+    nothing (exit 4: a few seeds of this small render are never accepted within the default
+    budget; ci-fresh on 6eff06d drew one) used its version all the same: that is what counts."""
+    code, printed, err = run_cli(
+        capsys,
+        "generate",
+        "an autumn sale banner",
+        "--brand",
+        str(BRANDS / "acme-coffee.yaml"),
+        "--size",
+        "128x128",
+        "--seed",
+        str(seed % 2**32),
+        "--template",
+        ref,
+        "--no-memory",
+        "--out",
+        str(out),
+        "--json",
     )
+    assert code in (0, 4), (code, err)
+    doc = json.loads(printed)
     trace = json.loads(ok(capsys, "runs", "show", doc["run_id"], "--json"))
     return str(trace["run"]["template"])
 
