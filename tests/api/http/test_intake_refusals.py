@@ -138,7 +138,13 @@ def test_a_split_label_refuses_at_post_each_request_whose_run_gets_the_version_p
     assert refused >= 1  # each request lands on version 2 with probability 3/4
     for job_id in accepted:
         job = wait_job(client, job_id, keys["A", "viewer"])
-        assert job["state"] == "succeeded", job
+        # its run went ahead on version 1: it either accepted an image or, for an unlucky random
+        # seed, ended without one (budget or rounds spent) - never refused as bad input
+        if job["state"] != "succeeded":
+            assert job["state"] == "failed", job
+            assert job["error"]["type"] != "bad-input", job
+        run = client.get(f"/v1/runs/{job['run_id']}", headers=keys["A", "viewer"])
+        assert run.status_code == 200 and run.json()["status"] != "refused", run.text
 
 
 def test_threads_and_campaigns_refuse_a_render_past_the_cap_at_post(
