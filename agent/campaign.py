@@ -221,15 +221,21 @@ def load_campaign(path: Path) -> CampaignSpec:
     return spec
 
 
+def kit_path(spec: CampaignSpec, base: Path) -> Path | None:
+    """The brand kit file the campaign names (relative to the campaign file's folder ``base``),
+    or None when it names a stored brand."""
+    return (base / spec.brand).resolve() if spec.brand.endswith((".yaml", ".yml")) else None
+
+
 def resolve_brand(spec: CampaignSpec, base: Path, *, db: Database, tenant: str) -> str:
     """The campaign's brand name. A kit path (relative to the campaign file) names the brand
     of its ``name``, as ``generate --brand FILE`` does: a brand not stored yet is added from
     it, a stored one whose kit is the file's is used, and one whose kit differs is refused
     (:class:`ConflictError`): the file never replaces a stored kit (it once did, silently),
     ``brandloop brands add FILE`` does."""
-    candidate = (base / spec.brand).resolve()
+    candidate = kit_path(spec, base)
     with db.session() as session:
-        if spec.brand.endswith((".yaml", ".yml")):
+        if candidate is not None:
             kit = load_brand_kit(candidate)
             row = crud.get_brand(session, tenant=tenant, ref=kit.name)
             if row is None:

@@ -20,6 +20,7 @@ from brandloop.agent.campaign import (
     AssetResult,
     CampaignReport,
     CampaignSpec,
+    kit_path,
     load_campaign,
     resolve_brand,
     run_campaign,
@@ -40,6 +41,7 @@ from brandloop.api.cli.generate import EXIT_BY_STATUS
 from brandloop.api.cli.tables import Column, Wide
 from brandloop.domain import campaign_id_problem
 from brandloop.errors import BadInputError, ProvidersUnavailableError
+from brandloop.policies.brandkit import load_brand_kit
 from brandloop.registry.models import RunRow
 from brandloop.registry.types import usd
 from brandloop.settings import Settings
@@ -155,6 +157,9 @@ def run(
     cfg = settings()
     spec = load_campaign(file)
     refuse_credentials(f"campaign {file}", spec.model_dump(mode="json"))
+    kit = kit_path(spec, file.resolve().parent)
+    if kit is not None:  # the kit a new brand would be stored from, as `brands add` checks it
+        refuse_credentials(f"brand kit {spec.brand}", load_brand_kit(kit).model_dump(mode="json"))
     _no_personal_data(f"{file}: name", spec.name)
     brand = resolve_brand(spec, file.resolve().parent, db=database(), tenant=cfg.tenant)
     total = sum(len(a.formats or spec.defaults.formats) for a in spec.assets)

@@ -55,7 +55,26 @@ def _files(tmp_path: Path, secret: str) -> dict[str, Path]:
     kit["forbidden_terms"] = [*kit.get("forbidden_terms", []), secret]
     brand = tmp_path / "brand.yaml"
     brand.write_text(yaml.safe_dump(kit), encoding="utf-8")
-    return {"campaign": campaign, "template": template, "brand": brand}
+    kit["name"] = "Leaky Kit Brand"  # not stored yet: the campaign would add it from the file
+    kitted = tmp_path / "kitted-brand.yaml"
+    kitted.write_text(yaml.safe_dump(kit), encoding="utf-8")
+    kitted_campaign = tmp_path / "kitted-campaign.yaml"
+    kitted_campaign.write_text(
+        yaml.safe_dump(
+            {
+                "name": "kitted",
+                "brand": kitted.name,  # a kit path relative to the campaign file
+                "assets": [{"id": "hero", "brief": "a coffee cup", "formats": ["64x64"]}],
+            }
+        ),
+        encoding="utf-8",
+    )
+    return {
+        "campaign": campaign,
+        "template": template,
+        "brand": brand,
+        "kitted campaign": kitted_campaign,
+    }
 
 
 def _commands(tmp_path: Path, secret: str) -> dict[str, tuple[list[str], str]]:
@@ -78,12 +97,18 @@ def _commands(tmp_path: Path, secret: str) -> dict[str, tuple[list[str], str]]:
         ),
         "campaign file": (["campaign", "run", str(files["campaign"])], "assets.1.brief"),
         "brand kit": (["brands", "add", str(files["brand"])], "forbidden_terms"),
+        # the kit a campaign file names was once stored with the credential in it
+        "campaign's brand kit": (
+            ["campaign", "run", str(files["kitted campaign"])],
+            "kitted-brand.yaml: forbidden_terms",
+        ),
     }
 
 
 CASES = [
     "brand kit",
     "campaign file",
+    "campaign's brand kit",
     "generate brief",
     "review note",
     "style note",
