@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from pydantic import ValidationError
 
@@ -157,18 +157,24 @@ def image_price(spec: ModelSpec, *, width: int, height: int, quality: str | None
     return spec.price_per_image_usd
 
 
+def _token_count(value: Any) -> TypeGuard[int]:
+    """A count of tokens as a backend may report one: a whole number, not negative (a bool is
+    not one)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def usage_cost(spec: ModelSpec, usage: Mapping[str, Any]) -> float | None:
     """USD from a token-billed backend's ``usage`` (OpenAI's shape), or None when the usage
-    or the catalog's token prices are missing."""
+    or the catalog's token prices are missing, or a count is not one (negative, a bool)."""
     rates = spec.usage_prices_per_mtok
     output = usage.get("output_tokens")
-    if not rates or not isinstance(output, int):
+    if not rates or not _token_count(output):
         return None
     details = usage.get("input_tokens_details")
     details = details if isinstance(details, dict) else {}
     text_in = details.get("text_tokens", usage.get("input_tokens", 0))
     image_in = details.get("image_tokens", 0)
-    if not isinstance(text_in, int) or not isinstance(image_in, int):
+    if not _token_count(text_in) or not _token_count(image_in):
         return None
     total: float = (
         text_in * rates.get("text_input", 0.0)

@@ -9,6 +9,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from brandloop.agent.context import RunContext
+from brandloop.agent.outages import nothing_came_back
 from brandloop.agent.shipping import record, ship
 from brandloop.agent.state import RunState
 from brandloop.domain import AcceptedImage, RunResult, RunStatus, StopCause
@@ -25,13 +26,17 @@ def _status(state: RunState, accepted: int) -> RunStatus:
     return "partial" if accepted else "failed"
 
 
-def _stop_cause(state: RunState, status: RunStatus) -> StopCause | None:
+def _stop_cause(state: RunState, status: RunStatus, outage: str | None) -> StopCause | None:
     """Why the run stopped short; a run refused before spending (a conflict policy that
-    refuses or asks, a brief or prompt moderation refused) stopped short as ``refused``."""
+    refuses or asks, a brief or prompt moderation refused) stopped short as ``refused``; one
+    whose every call failed at its provider (``outage``), whatever stopped it, as
+    ``providers_unavailable``."""
     if status == "succeeded":
         return None
     if status == "refused":
         return "refused"
+    if status == "failed" and outage is not None:
+        return "providers_unavailable"
     return state.get("stop_cause")
 
 
@@ -62,6 +67,9 @@ async def finalize(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
             if status != "refused"
             else ""
         )
+        outage = nothing_came_back(ctx, state) if status == "failed" else None
+        if outage is not None and state.get("stop_cause") != "providers_unavailable":
+            reason = f"{reason}; {outage}"  # the outage, beside what stopped the run
         cost = round(sum(a.cost_usd for a in attempts.values()), 6)
         result = RunResult(
             run_id=run_id,
@@ -73,7 +81,7 @@ async def finalize(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
             attempts=len(attempts),
             cost_usd=cost,
             decisions=state.get("decisions", []),
-            stop_cause=_stop_cause(state, status),
+            stop_cause=_stop_cause(state, status, outage),
             clarification=state.get("clarification"),
         )
         crud.finish_run(

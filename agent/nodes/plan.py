@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import re
 import unicodedata
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +30,7 @@ from brandloop.agent.bandit import (
 from brandloop.agent.budgets import headroom
 from brandloop.agent.context import RunContext
 from brandloop.agent.moderation import check_text
+from brandloop.agent.outages import unavailable_reason, unreachable_providers
 from brandloop.agent.repairs import fix_rates
 from brandloop.agent.replay import earlier_accepted, replay_candidates
 from brandloop.agent.state import RunState
@@ -44,8 +44,6 @@ from brandloop.tools import cache as generation_cache
 from brandloop.tools.composer import compose
 from brandloop.tools.moderation.explain import explain
 from brandloop.tools.providers.resilience import circuit_open
-
-_STATUS = re.compile(r"HTTP (\d{3})|\b([45]\d\d)\b")
 
 
 def fit_prompt(
@@ -211,25 +209,6 @@ def pick_seeds(
     return seeds, cursor, reused
 
 
-#: What a provider's error says when its endpoint could not be connected to at all
-#: (``tools/providers/_http.py``): every model behind that endpoint is down with it.
-UNREACHABLE = "could not be reached"
-
-
-def unreachable_providers(ctx: RunContext, state: RunState) -> set[str]:
-    """Providers whose endpoint refused this run's connection: their other models are not
-    tried (they share the endpoint), so an outage ends the run as providers unavailable
-    instead of spending its rounds on one model after another of a dead host."""
-    provider_of = {m.id: m.provider for m in ctx.models}
-    return {
-        provider_of[a.candidate.model]
-        for a in state.get("attempts", {}).values()
-        if a.outcome == "error"
-        and UNREACHABLE in (a.error or "")
-        and a.candidate.model in provider_of
-    }
-
-
 def eligible_models(
     ctx: RunContext, state: RunState, latencies: dict[str, float | None]
 ) -> tuple[list[ModelSpec], list[str]]:
@@ -385,66 +364,6 @@ def _cached(
     return entry is not None and ctx.artifacts.exists(entry.artifact_sha256)
 
 
-def _unavailable_reason(ctx: RunContext, state: RunState) -> str:
-    """Each provider the run could have used and what went wrong with it, e.g.
-    ``openai: 503 ×4, breaker open``."""
-    parts = []
-    for provider in sorted({m.provider for m in ctx.models}):
-        failed = [
-            a
-            for a in state.get("attempts", {}).values()
-            if a.outcome == "error" and ctx.model(a.candidate.model).provider == provider
-        ]
-        codes: dict[str, int] = {}
-        refused_by_breaker = False
-        for attempt in failed:
-            code = _failure(attempt.error or "")
-            if code is None:  # the breaker was open: no call was made
-                refused_by_breaker = True
-                continue
-            codes[code] = codes.get(code, 0) + max(attempt.tries, 1)
-        what = [f"{code} ×{n}" for code, n in codes.items()]
-        if provider not in ctx.providers:
-            what.append("not configured")
-        elif refused_by_breaker or circuit_open(ctx.providers[provider]):
-            what.append("breaker open")
-        excluded = sorted(
-            m.id
-            for m in ctx.models
-            if m.provider == provider and m.id in state.get("excluded_models", [])
-        )
-        if excluded and not failed:
-            what.append(f"excluded: {', '.join(excluded)}")
-        parts.append(f"{provider}: {', '.join(what) or 'unusable'}")
-    return "no usable provider: " + "; ".join(parts)
-
-
-#: How an attempt's error (``ErrorClass: message``) reads in the exit-5 reason, by its class,
-#: where its message carries no HTTP status
-_FAILURE_WORDS = {
-    "MalformedResponseError": "unusable answer",
-    "UnknownOutcomeError": "no answer",
-    "StillRunningError": "still running",
-}
-
-
-def _failure(error: str) -> str | None:
-    """What went wrong with one failed call, in the words of the exit-5 reason: its HTTP status
-    (``503``), ``unreachable``, ``unusable answer``, ...; None for a call the open circuit
-    breaker did not let through (the reason says ``breaker open`` once)."""
-    kind = error.split(":")[0]
-    if kind == "ProviderUnavailableError":
-        return None
-    if kind in _FAILURE_WORDS:
-        return _FAILURE_WORDS[kind]
-    found = _STATUS.search(error)
-    if found:
-        return found.group(1) or found.group(2)
-    if UNREACHABLE in error:
-        return "unreachable"
-    return kind.removesuffix("ProviderError").lower() + " error" if kind else "error"
-
-
 def _stop(
     ctx: RunContext,
     state: RunState,
@@ -583,7 +502,7 @@ async def plan(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
                 ctx,
                 state,
                 iteration,
-                _unavailable_reason(ctx, state),
+                unavailable_reason(ctx, state),
                 action="stop_providers_unavailable",
                 cause="providers_unavailable",
             ),

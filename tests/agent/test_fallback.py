@@ -3,6 +3,7 @@ preview renderer that is never a silent substitute."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 from pathlib import Path
@@ -21,7 +22,7 @@ from brandloop.domain import GenerationRequest, ModelSpec
 from brandloop.providers import ImageRequest, ImageResult
 from brandloop.registry.db import Database
 from brandloop.settings import Settings, get_settings
-from brandloop.tools.providers.errors import RetryableProviderError
+from brandloop.tools.providers.errors import RetryableProviderError, UnknownOutcomeError
 from brandloop.tools.providers.openai import OpenAIImagesProvider
 from brandloop.tools.providers.resilience import ProviderLimits, ResilientProvider
 from tests.agent.helpers import ROOT, add_acme, allow
@@ -313,3 +314,44 @@ def test_exit_code_5_when_every_configured_host_refuses_the_connection(
     ), result["reason"]
     planned = [d for d in result["decisions"] if d["action"] in ("plan", "replan")]
     assert len(planned) == 3, [d["reason"] for d in planned]
+
+
+class NeverAnswers:
+    """A backend that takes every call and never answers it: each may have been billed."""
+
+    name = "flaky"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def generate(self, request: ImageRequest) -> ImageResult:
+        self.calls += 1
+        raise UnknownOutcomeError("flaky sent no answer (ReadTimeout)", provider=self.name)
+
+
+async def test_a_budget_spent_on_calls_that_never_answered_ends_unavailable(
+    settings: Settings, db: Database
+):
+    """Every call went out and none came back (each held at its reservation): the budget
+    runs out before the breaker opens. That ended exit 4, "budget spent", with nothing about
+    the outage (outside tester, the same with a cheap brand history and the stopping rule);
+    every call failed at the provider, so it ends as providers unavailable (exit 5), the
+    failures named beside what stopped it."""
+    brand = add_acme(settings, db)
+    specs = [
+        ModelSpec(id="flaky/cheap", provider="flaky", model="cheap", tier="draft",
+                  price_per_image_usd=0.02, quality_baseline=0.9),
+        ModelSpec(id="flaky/dear", provider="flaky", model="dear", tier="premium",
+                  price_per_image_usd=0.03, quality_baseline=0.9),
+    ]  # fmt: skip
+    backend = NeverAnswers()
+    provider = ResilientProvider(backend, dataclasses.replace(FAST, breaker_failures=99))
+    request = _request(brand).model_copy(update={"budget_usd": 0.05})
+    result = await run_generation(
+        request, settings=settings, db=db, providers={"flaky": provider}, models=specs,
+        use_memory=False, use_cache=False, image_moderator=allow,
+    )  # fmt: skip
+    assert backend.calls >= 1
+    assert result.status == "failed" and result.stop_cause == "providers_unavailable", result
+    assert "every call failed: flaky: no answer ×" in result.reason, result.reason
+    assert result.images == [] and result.cost_usd > 0  # held until reconciled

@@ -9,6 +9,7 @@ import binascii
 import io
 import json
 import re
+import ssl
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -403,11 +404,35 @@ def inspect_image(data: bytes, *, provider: str) -> tuple[ImageFormat, int, int]
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
+#: What a provider's error says when its TLS certificate was not accepted (``outages.py``)
+CERTIFICATE_REFUSED = "its TLS certificate was not accepted"
+
+
+def _certificate_problem(exc: BaseException) -> str | None:
+    """Why the TLS handshake refused the server's certificate, when that is what ``exc`` (or
+    an error it wraps) says; None otherwise."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen.verify_message or "verification failed"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def transport_error(
     exc: httpx.TransportError, *, provider: str
-) -> RetryableProviderError | UnknownOutcomeError:
+) -> RetryableProviderError | UnknownOutcomeError | TerminalProviderError:
     """Connection failures before anything was sent are worth another try; a timeout or a
-    reset after the request was sent is an unknown outcome: the backend may have billed it."""
+    reset after the request was sent is an unknown outcome: the backend may have billed it.
+    A certificate the handshake refused is not tried again (it will be refused again): the
+    error says so, and how a private CA is trusted."""
+    problem = _certificate_problem(exc)
+    if problem is not None:
+        return TerminalProviderError(
+            f"{provider} could not be reached: {CERTIFICATE_REFUSED} ({problem}); a private "
+            "CA is trusted by naming its PEM file in SSL_CERT_FILE (docs/providers.md)",
+            provider=provider,
+        )
     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "could not be reached"
     if isinstance(exc, _NOT_SENT):
         return RetryableProviderError(

@@ -8,6 +8,7 @@ no seed. A policy refusal is HTTP 400 with code ``moderation_blocked`` (gpt-imag
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
@@ -28,6 +29,11 @@ from brandloop.tools.providers._http import (
 from brandloop.tools.providers.errors import MalformedResponseError, RefusedByProviderError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+#: A call whose reported usage prices it above this multiple of the catalog's price is booked at
+#: the catalog's price (a misreported answer, as ``spend reconcile`` calls a charge past 10 times
+#: its reservation a likely typo); within it, the usage is the charge
+USAGE_TRUSTED_MULTIPLE = 10.0
+log = logging.getLogger(__name__)
 REFUSAL_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
 # Fields brandloop sets itself; ``params`` may add others (background, style, moderation, ...).
 _RESERVED = frozenset({"model", "prompt", "n", "size", "quality", "response_format"})
@@ -127,10 +133,19 @@ class OpenAIImagesProvider(HostedApiProvider):
         spec = self._specs.get(request.model)
         if spec is None:
             return 0.0
-        from_usage = usage_cost(spec, usage)
-        if from_usage is not None:
-            return from_usage
-        price = image_price(
+        price = count * image_price(
             spec, width=request.width, height=request.height, quality=request.quality
         )
-        return round(price * count, 6)
+        from_usage = usage_cost(spec, usage)
+        if from_usage is not None and from_usage <= USAGE_TRUSTED_MULTIPLE * price:
+            return from_usage
+        if from_usage is not None:  # one bad answer must not book $40,000 and shut the tenant out
+            log.warning(
+                "%s reported usage worth $%.6f for a call the catalog prices at $%.6f (more than "
+                "%g times): booked at the catalog price; check the provider's invoice",
+                self.name,
+                from_usage,
+                price,
+                USAGE_TRUSTED_MULTIPLE,
+            )
+        return round(price, 6)

@@ -185,6 +185,13 @@ class _WaitRetryAfter(wait_random_exponential):
         return self(state)
 
 
+def _told_to_wait_past(exc: BaseException, wait: float, left_s: float) -> bool:
+    """Did the server ask (``Retry-After``) for a wait the call's deadline cannot hold? Then the
+    call gives up at once with that answer (``openai: 429``), instead of sleeping until the
+    deadline and saying only that it ran out."""
+    return isinstance(getattr(exc, "retry_after_s", None), int | float) and wait >= left_s
+
+
 @dataclass
 class _Flight:
     """One logical call's tries: is a request out now; did an earlier try end unknown."""
@@ -241,8 +248,9 @@ class ResilientProvider:
         any other raised as it is."""
         tries = 0
         flight = _Flight()
+        loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(self.limits.deadline_s):
+            async with asyncio.timeout(self.limits.deadline_s) as deadline:
                 while True:
                     tries += 1
                     try:
@@ -252,6 +260,8 @@ class ResilientProvider:
                         if tries >= self.limits.max_attempts or not self._retryable(exc):
                             raise
                         wait = self._wait.after(exc, tries)
+                        if _told_to_wait_past(exc, wait, (deadline.when() or 0.0) - loop.time()):
+                            raise  # the server's own Retry-After: waiting it out cannot help
                     await self._sleep(wait)
         except TimeoutError as exc:
             message = f"{self.name} gave up after {self.limits.deadline_s:g}s and {tries} tries"
@@ -286,7 +296,8 @@ class ResilientProvider:
                 if _counts_against_breaker(exc):
                     self.breaker.record_failure()
                 raise
-            except asyncio.CancelledError:
+            except asyncio.CancelledError:  # the deadline, or the run stopped: a request was out
+                flight.uncertain = True
                 raise
             except Exception as exc:  # an adapter bug must not crash the run
                 log.exception("%s adapter failed unexpectedly", self.name)

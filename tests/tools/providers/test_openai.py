@@ -7,6 +7,7 @@ import json
 import httpx
 import pytest
 
+from brandloop.policies.catalog import image_price
 from brandloop.providers import ImageRequest
 from brandloop.tools.providers.errors import (
     MalformedResponseError,
@@ -89,6 +90,38 @@ async def test_usage_becomes_cost_with_token_prices(catalog) -> None:
     )
     assert result.usage == usage
     assert result.cost_usd == pytest.approx((50 * 5 + 1056 * 40) / 1e6)
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"output_tokens": 10**9, "input_tokens": 50},  # $40,000 for one image
+        {"output_tokens": -1_000_000, "input_tokens": 50},  # a negative charge
+        {"output_tokens": 1056, "input_tokens": -5},
+        {"output_tokens": True, "input_tokens": 50},  # a bool is not a count
+        {"output_tokens": 1056, "input_tokens_details": {"text_tokens": -9, "image_tokens": 0}},
+    ],
+)
+async def test_a_misreported_usage_is_booked_at_the_catalog_price(catalog, usage: dict) -> None:
+    """One answer's usage once set any charge: $40,000 (the tenant's daily quota gone, every
+    later job a 402) or a negative one (an image delivered at $0). Past 10 times the catalog's
+    price, or with a count that is not one, the catalog's price is the charge."""
+    result = await provider(lambda r: ok(usage=usage), catalog).generate(
+        ImageRequest(model="gpt-image-1", prompt="a cup")
+    )
+    spec = next(m for m in catalog if m.id == "openai/gpt-image-1")
+    assert result.cost_usd == pytest.approx(image_price(spec, width=1024, height=1024))
+    assert result.cost_usd > 0
+
+
+async def test_a_usage_within_ten_times_the_catalog_price_is_the_charge(catalog) -> None:
+    spec = next(m for m in catalog if m.id == "openai/gpt-image-1")
+    price = image_price(spec, width=1024, height=1024)
+    tokens = int(price * 9 / 40 * 1e6)  # 9 times the catalog's price in output tokens
+    result = await provider(lambda r: ok(usage={"output_tokens": tokens}), catalog).generate(
+        ImageRequest(model="gpt-image-1", prompt="a cup")
+    )
+    assert result.cost_usd == pytest.approx(tokens * 40 / 1e6)
 
 
 async def test_dall_e_asks_for_b64_json_and_default_quality(catalog) -> None:

@@ -226,8 +226,47 @@ async def test_deadline_bounds_a_call_with_its_retries() -> None:
             return OK
 
     provider = ResilientProvider(Hangs(), ProviderLimits(deadline_s=0.05))
-    with pytest.raises(RetryableProviderError, match="gave up after"):
+    with pytest.raises(UnknownOutcomeError, match=r"gave up after .* with a request in flight"):
         await provider.generate(REQUEST)
+
+
+async def test_a_call_the_deadline_cuts_off_in_flight_is_billing_unknown() -> None:
+    """The request was out when the deadline hit: the backend may bill it, so the whole
+    reservation stays spent until reconciled (docs/providers.md). It was once 'not billed' at
+    $0, because the flag saying a request was out was cleared before the deadline read it."""
+
+    class AnswersLate:
+        name = "late"
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def generate(self, request: ImageRequest) -> ImageResult:
+            self.calls += 1
+            await asyncio.sleep(10)
+            return OK
+
+    inner = AnswersLate()
+    provider = ResilientProvider(inner, ProviderLimits(deadline_s=0.05, max_attempts=4))
+    with pytest.raises(UnknownOutcomeError) as caught:
+        await provider.generate(REQUEST)
+    assert caught.value.billing == "unknown" and caught.value.tries == 1 and inner.calls == 1
+
+
+async def test_a_retry_after_past_the_deadline_gives_up_at_once_with_the_429() -> None:
+    """Waiting out a Retry-After the deadline cannot hold only ends in 'gave up after': the call
+    gives up at once with the server's answer, which the run's reason names (``openai: 429``)."""
+    clock = Clock()
+    inner = Scripted(RetryableProviderError("HTTP 429", status_code=429, retry_after_s=30))
+    provider = wrap(inner, clock, deadline_s=8)
+    with pytest.raises(RetryableProviderError) as caught:
+        await provider.generate(REQUEST)
+    assert caught.value.status_code == 429 and caught.value.tries == 1
+    assert clock.sleeps == [] and len(inner.requests) == 1
+    # within the deadline it is waited out as before
+    inner = Scripted(RetryableProviderError("HTTP 429", status_code=429, retry_after_s=2))
+    result = await wrap(inner, clock, deadline_s=8).generate(REQUEST)
+    assert result.tries == 2 and clock.sleeps == [2.0]
 
 
 def test_limits_from_settings_overrides() -> None:

@@ -22,10 +22,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from brandloop.agent.outages import failure_words
+from brandloop.providers import ImageRequest
 from brandloop.settings import Settings
+from brandloop.tools.providers._http import CERTIFICATE_REFUSED
+from brandloop.tools.providers.errors import TerminalProviderError
 from brandloop.tools.providers.factory import AnswerCookies, http_client
 from brandloop.tools.providers.http11 import READ_HIGH_WATER, Http11Transport
-from brandloop.tools.providers.resilience import ProviderLimits
+from brandloop.tools.providers.openai import OpenAIImagesProvider
+from brandloop.tools.providers.resilience import ProviderLimits, ResilientProvider
 
 
 class _Server:
@@ -232,6 +237,29 @@ async def test_https_with_a_trusted_certificate_and_hostname_checks(tmp_path: Pa
                     f"https://localhost:{server.port}/",
                     extensions={"sni_hostname": "provider.example"},
                 )
+
+
+async def test_a_refused_certificate_is_one_try_and_says_how_to_trust_a_private_ca(
+    tmp_path: Path,
+) -> None:
+    """A provider behind a certificate the trust store does not hold: the call is not retried
+    (it would be refused again), and the error names the certificate and SSL_CERT_FILE. It was
+    ``could not be reached (ConnectError)``, tried four times, with nothing about TLS."""
+    cert, key = _self_signed(tmp_path)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    async with _Plain(server_context) as server:
+        client = httpx.AsyncClient(transport=Http11Transport(2))
+        inner = OpenAIImagesProvider(
+            client, api_key="sk-test-0123456789abcdef", base_url=f"https://localhost:{server.port}"
+        )
+        provider = ResilientProvider(inner, ProviderLimits(backoff_initial_s=0.01))
+        with pytest.raises(TerminalProviderError) as caught:
+            await provider.generate(ImageRequest(model="gpt-image-1", prompt="a cup"))
+        await client.aclose()
+    assert caught.value.tries == 1
+    assert CERTIFICATE_REFUSED in str(caught.value) and "SSL_CERT_FILE" in str(caught.value)
+    assert failure_words(f"TerminalProviderError: {caught.value}") == "TLS certificate not accepted"
 
 
 async def test_transport_failures_map_to_httpx_errors() -> None:
