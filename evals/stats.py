@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any, Literal
 
 import numpy as np
@@ -135,6 +136,26 @@ def _stats(values: Sequence[float]) -> SignalStats:
         min=round(min(values), 4),
         max=round(max(values), 4),
     )
+
+
+def meets_gate(passed: int, executions: int, min_pass_rate: float) -> bool:
+    """Whether ``passed`` of ``executions`` reach ``min_pass_rate``, in exact arithmetic.
+
+    The gate as written (``0.99``) is taken as the decimal it reads as, and compared with the
+    exact count: the rounded ``pass_rate`` (4 decimals, for display) once let 296 of 299
+    (0.98997) through a 0.99 gate. No execution at all is a pass rate of 0."""
+    if executions == 0:
+        return min_pass_rate <= 0
+    return Fraction(passed) >= Fraction(repr(min_pass_rate)) * executions
+
+
+def rate_floor(passed: int, executions: int) -> str:
+    """``passed / executions`` as a percentage with one decimal, rounded down, so a rate below
+    a gate never reads as the gate (296 of 299 is 98.9%, not 99.0%)."""
+    if executions == 0:
+        return "0.0%"
+    tenths = passed * 1000 // executions
+    return f"{tenths // 10}.{tenths % 10}%"
 
 
 def percentile(values: Sequence[float], q: float) -> float:

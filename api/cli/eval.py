@@ -48,6 +48,7 @@ from brandloop.evals.stats import (
     BaselineReport,
     check_baseline_overlap,
     compare_baseline,
+    rate_floor,
 )
 from brandloop.registry.types import usd
 
@@ -118,7 +119,7 @@ def _print_summary(run: EvalRun, baseline: BaselineReport | None, *, wide: bool 
     rows = [
         (
             name,
-            f"{s.pass_rate:.1%} ({s.passed}/{s.executions})",
+            f"{rate_floor(s.passed, s.executions)} ({s.passed}/{s.executions})",
             Text("pass", style="green") if gates[name] else Text("FAIL", style="red"),
             str(s.accepted_images),
             "–" if s.cost_per_accepted_usd is None else usd(s.cost_per_accepted_usd),
@@ -289,7 +290,12 @@ def run(
     failing = [name for name, ok in gates.items() if not ok]
     code = 0
     if failing:
-        rates = ", ".join(f"{n} {document['summary'][n]['pass_rate']:.1%}" for n in failing)
+        table = document["summary"]
+        rates = ", ".join(
+            f"{n} {rate_floor(table[n]['passed'], table[n]['executions'])} "
+            f"({table[n]['passed']}/{table[n]['executions']})"
+            for n in failing
+        )
         sys.stderr.write(
             f"brandloop: error: gate failed: pass rate below {suite.gate.min_pass_rate:.1%} ({rates})\n"
         )

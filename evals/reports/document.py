@@ -13,6 +13,7 @@ from brandloop.evals.stats import (
     GateVerdict,
     TargetSummary,
     compare,
+    meets_gate,
     summarize,
 )
 
@@ -40,7 +41,8 @@ def gate_results(run: EvalRun, table: dict[str, TargetSummary]) -> dict[str, boo
     if run.verdict is not None:
         recorded = run.verdict.passed
         return {name: recorded.get(name, False) for name in table}
-    return {name: s.pass_rate >= run.suite.gate.min_pass_rate - 1e-9 for name, s in table.items()}
+    gate = run.suite.gate.min_pass_rate
+    return {name: meets_gate(s.passed, s.executions, gate) for name, s in table.items()}
 
 
 def decide_verdict(run: EvalRun, baseline: BaselineReport | None = None) -> GateVerdict:

@@ -458,3 +458,25 @@ def test_a_template_file_naming_no_version_is_registered_once_per_run_and_tenant
             " WHERE t.name = 'brand-hero' ORDER BY v.version"
         ).fetchall()
     assert [r[0] for r in rows] == [1, 2]
+
+
+# --------------------------------------------------------------------------- the gate
+
+
+def test_a_pass_rate_just_below_the_gate_fails_it_though_it_rounds_to_the_gate(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    """2 of 3 is 0.66666..., which rounds (to 4 decimals, as the summary shows it) to 0.6667:
+    the gate once compared that and passed a rate below 0.66667."""
+    failing = {**CASE, "id": "free", "assertions": [{"kind": "max_cost", "max_usd": 0}]}
+    cases = [cheap_case("cup"), cheap_case("mug"), failing]
+    suite = tiny_suite(tmp_path / "s.yaml", cases, gate={"min_pass_rate": 0.66667})
+    code, stdout, stderr = run_cli(capsys, "eval", "run", str(suite))
+    assert code == 1, (stdout, stderr)
+    assert "gate failed: pass rate below" in stderr and "default 66.6% (2/3)" in stderr, stderr
+    assert "66.6% (2/3)" in stdout, "a rate below the gate never reads as the gate"
+
+    (tmp_path / "exact").mkdir()
+    exact = tiny_suite(tmp_path / "exact" / "s.yaml", cases, gate={"min_pass_rate": 0.6666})
+    code, _, stderr = run_cli(capsys, "eval", "run", str(exact))
+    assert code == 0, stderr

@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 
 from brandloop.evals.models import AttemptRecord, CaseResult
-from brandloop.evals.stats import bootstrap_diff, compare, compare_baseline, summarize
+from brandloop.evals.stats import (
+    bootstrap_diff,
+    compare,
+    compare_baseline,
+    meets_gate,
+    rate_floor,
+    summarize,
+)
 
 #: the fewest pairs a comparison measures (``evals.stats.MIN_PAIRS``), spelt out as the rule
 MIN_PAIRS = 6
@@ -152,6 +159,13 @@ def test_the_summary_reports_rates_costs_and_latency_percentiles() -> None:
     assert s.signals["composite_accepted"].mean == pytest.approx(0.85)
     nothing = summarize("z", [res("x", passed=False, composite=0.1)])
     assert nothing.cost_per_accepted_usd is None
+
+
+def test_the_gate_compares_exact_counts_not_the_rounded_pass_rate() -> None:
+    assert round(296 / 299, 4) == 0.99, "what the summary shows"
+    assert not meets_gate(296, 299, 0.99) and rate_floor(296, 299) == "98.9%"
+    assert meets_gate(99, 100, 0.99) and meets_gate(297, 300, 0.99)
+    assert meets_gate(0, 5, 0.0) and not meets_gate(0, 0, 0.5)
 
 
 def document(results: list[CaseResult]) -> dict[str, Any]:
