@@ -15,10 +15,11 @@ from fractions import Fraction
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from brandloop.errors import present
 from brandloop.evals.models import CaseResult
+from brandloop.policy_files import describe_validation_error
 
 Verdict = Literal["better", "worse", "no detectable difference", "not measured"]
 #: metric name -> True when higher is better
@@ -126,6 +127,62 @@ class GateVerdict(_Model):
     def all_passed(self) -> bool:
         """The run passed: every target met the gate and the baseline check (if any) passed."""
         return all(self.passed.values()) and (self.baseline is None or self.baseline.passed)
+
+
+class _Saved(BaseModel):
+    """Part of a saved run (``--baseline``): the fields the comparison reads, in their exact
+    types (``"passed": "false"`` is not a bool), numbers finite; other fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False)
+
+
+class BaselineRow(_Saved):
+    """One case result of a saved run (``reports.document.case_row``)."""
+
+    target: str
+    case_id: str
+    passed: bool
+    score: float
+    accepted_composites: list[float]
+    cost_usd: float
+    attempt_count: int = Field(ge=0)
+    latency_ms: float
+
+
+class BaselineTarget(_Saved):
+    name: str
+
+
+class BaselineSuite(_Saved):
+    name: str
+    version: int
+
+
+class BaselineDocument(_Saved):
+    """A saved ``brandloop eval run --json`` document, as far as a baseline check reads it."""
+
+    suite: BaselineSuite | None = None
+    targets: list[BaselineTarget] = Field(min_length=1, description="in the run's order")
+    cases: list[BaselineRow] = Field(min_length=1)
+
+
+def parse_baseline(data: Any) -> BaselineDocument:
+    """``data`` checked as a baseline, whole, before anything runs: a ValueError names the
+    first field that is missing or of the wrong type (a malformed row was found only after
+    every case ran, as ``internal error: KeyError``), or a row of a target the document does
+    not list."""
+    try:
+        document = BaselineDocument.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(describe_validation_error(exc)) from None
+    names = {t.name for t in document.targets}
+    for i, row in enumerate(document.cases):
+        if row.target not in names:
+            raise ValueError(
+                f"cases.{i}.target: {row.target!r} is not among the document's targets "
+                f"({', '.join(t.name for t in document.targets)})"
+            )
+    return document
 
 
 def _stats(values: Sequence[float]) -> SignalStats:
@@ -318,35 +375,28 @@ def compare_metrics(
 
 
 def baseline_cases(
-    baseline: dict[str, Any], target: str
-) -> tuple[str, dict[str, list[dict[str, Any]]]]:
-    """The baseline target compared with ``target`` (the one of the same name, else the
-    baseline's first) and its rows by case id. A baseline without rows is a ValueError."""
-    rows = baseline.get("cases") or []
-    if not isinstance(rows, list) or not rows:
-        raise ValueError("the baseline has no case results")
-    names = [str(r.get("target")) for r in rows if isinstance(r, dict)]
-    if not names:
-        raise ValueError("the baseline has no case results")
+    baseline: BaselineDocument, target: str
+) -> tuple[str, dict[str, list[BaselineRow]]]:
+    """The baseline target compared with ``target`` (the one of the same name, else the first
+    of the baseline's ``targets``, in the order that run had them) and its rows by case id."""
+    names = [t.name for t in baseline.targets]
     base_target = target if target in names else names[0]
-    grouped: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        if isinstance(row, dict) and row.get("target") == base_target:
-            grouped.setdefault(str(row.get("case_id")), []).append(row)
+    grouped: dict[str, list[BaselineRow]] = {}
+    for row in baseline.cases:
+        if row.target == base_target:
+            grouped.setdefault(row.case_id, []).append(row)
     return base_target, grouped
 
 
-def check_baseline_overlap(baseline: dict[str, Any], target: str, case_ids: set[str]) -> set[str]:
+def check_baseline_overlap(baseline: BaselineDocument, target: str, case_ids: set[str]) -> set[str]:
     """The case ids the run and the baseline share. Fewer than :data:`MIN_PAIRS` is a
     ValueError: the pass rate could not be measured, and a check that measured nothing would
     report no regression (none at all: a baseline of another suite, or renamed cases)."""
     base_target, grouped = baseline_cases(baseline, target)
     shared = set(grouped) & case_ids
     if len(shared) < MIN_PAIRS:
-        suite = baseline.get("suite")
-        of = ""
-        if isinstance(suite, dict) and suite.get("name"):
-            of = f" of suite {suite.get('name')} v{suite.get('version')}"
+        suite = baseline.suite
+        of = f" of suite {suite.name} v{suite.version}" if suite is not None and suite.name else ""
         if not shared:
             raise ValueError(
                 f"shares no case with this run: its target {base_target}{of} has "
@@ -362,7 +412,7 @@ def check_baseline_overlap(baseline: dict[str, Any], target: str, case_ids: set[
 
 
 def compare_baseline(
-    baseline: dict[str, Any],
+    baseline: BaselineDocument,
     current: Sequence[CaseResult],
     *,
     target: str,
@@ -371,7 +421,7 @@ def compare_baseline(
 ) -> BaselineReport:
     """Compare ``current`` (one target's results) with a saved run's JSON document.
 
-    The baseline's target of the same name is used, else its first target. A case regresses
+    The baseline's target of the same name is used, else the first of its ``targets``. A case regresses
     when its pass rate drops; the run regresses significantly when the pass rate or the mean
     accepted composite is worse with a 95% interval that excludes zero. The check fails
     (``passed`` False) on that, and when a required metric the baseline measured cannot be
@@ -385,14 +435,14 @@ def compare_baseline(
     shared = check_baseline_overlap(baseline, target, current_ids)
     base_metrics: dict[str, dict[str, float | None]] = {}
     for case_id, rs in grouped.items():
-        composites = [c for r in rs for c in r.get("accepted_composites", [])]
+        composites = [c for r in rs for c in r.accepted_composites]
         base_metrics[case_id] = {
-            "pass_rate": statistics.fmean(float(bool(r["passed"])) for r in rs),
-            "score": statistics.fmean(float(r.get("score", 0.0)) for r in rs),
+            "pass_rate": statistics.fmean(float(r.passed) for r in rs),
+            "score": statistics.fmean(r.score for r in rs),
             "composite": statistics.fmean(composites) if composites else None,
-            "cost_usd": statistics.fmean(float(r.get("cost_usd", 0.0)) for r in rs),
-            "attempts": statistics.fmean(float(r.get("attempt_count", 0)) for r in rs),
-            "latency_ms": statistics.fmean(float(r.get("latency_ms", 0.0)) for r in rs),
+            "cost_usd": statistics.fmean(r.cost_usd for r in rs),
+            "attempts": statistics.fmean(float(r.attempt_count) for r in rs),
+            "latency_ms": statistics.fmean(r.latency_ms for r in rs),
         }
     current_metrics = case_metrics(current)
     comparisons = compare_metrics(base_metrics, current_metrics, resamples=resamples)

@@ -45,9 +45,11 @@ from brandloop.evals.runner import (
 from brandloop.evals.schema import render_schema
 from brandloop.evals.stats import (
     MIN_PAIRS,
+    BaselineDocument,
     BaselineReport,
     check_baseline_overlap,
     compare_baseline,
+    parse_baseline,
     rate_floor,
 )
 from brandloop.registry.types import usd
@@ -89,14 +91,18 @@ def write_output(path: Path, data: bytes) -> None:
     path.chmod(0o666 & ~umask)
 
 
-def load_baseline(path: Path) -> dict[str, object]:
+def load_baseline(path: Path) -> BaselineDocument:
+    """The saved run, checked whole before any case runs (exit 2 naming the field)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise BadInputError(f"baseline {path} is not readable JSON: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != RUN_FORMAT:
         raise BadInputError(f"baseline {path} is not a `brandloop eval run --json` document")
-    return data
+    try:
+        return parse_baseline(data)
+    except ValueError as exc:
+        raise BadInputError(f"baseline {path}: {exc}") from None
 
 
 SUMMARY_COLUMNS = (

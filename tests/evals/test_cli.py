@@ -480,3 +480,37 @@ def test_a_pass_rate_just_below_the_gate_fails_it_though_it_rounds_to_the_gate(
     exact = tiny_suite(tmp_path / "exact" / "s.yaml", cases, gate={"min_pass_rate": 0.6666})
     code, _, stderr = run_cli(capsys, "eval", "run", str(exact))
     assert code == 0, stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"passed": None}, "cases.2.passed: Field required"),
+        ({"passed": "false"}, "cases.2.passed: Input should be a valid boolean"),
+        ({"accepted_composites": [None]}, "cases.2.accepted_composites.0"),
+    ],
+)
+def test_a_malformed_baseline_is_exit_2_naming_the_field_before_any_case_runs(
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    tmp_path: Path,
+    change: dict[str, object],
+    named: str,
+) -> None:
+    suite = tiny_suite(tmp_path / "s.yaml", [cheap_case(f"c{i}") for i in range(6)])
+    baseline = tmp_path / "main.json"
+    code, _, stderr = run_cli(capsys, "eval", "run", str(suite), "--json", str(baseline))
+    assert code == 0, stderr
+    runs = set((settings.data_dir / "evals").iterdir())
+    document = json.loads(baseline.read_text())
+    row = document["cases"][2]
+    row.update(change)
+    if row["passed"] is None:
+        del row["passed"]
+    baseline.write_text(json.dumps(document))
+    code, _, stderr = run_cli(
+        capsys, "eval", "run", str(suite), "--fresh", "--baseline", str(baseline)
+    )
+    assert code == 2, stderr
+    assert stderr.count("\n") == 1 and named in stderr, stderr
+    assert set((settings.data_dir / "evals").iterdir()) == runs, "nothing ran or was stored"

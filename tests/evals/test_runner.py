@@ -13,7 +13,7 @@ from brandloop.evals.loader import load_suite
 from brandloop.evals.models import CaseResult, TargetSpec
 from brandloop.evals.reports import build_document
 from brandloop.evals.runner import EvalRunner
-from brandloop.evals.stats import compare_baseline
+from brandloop.evals.stats import compare_baseline, parse_baseline
 from brandloop.settings import Settings
 from tests.evals.conftest import ON_BRAND_CASES, CountingProvider, on_brand_case, write_suite
 
@@ -209,7 +209,7 @@ async def test_a_degraded_target_is_a_significant_regression_against_the_baselin
     good = await EvalRunner(
         suite=suite, targets=[QUIET], run_dir=tmp_path / "good", base_settings=settings
     ).run()
-    baseline = json.loads(json.dumps(build_document(good)))
+    baseline = parse_baseline(json.loads(json.dumps(build_document(good))))
     assert all(r.passed for r in good.results)
 
     cheap = TargetSpec(name="default", memory=False, budget_usd=0.01)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import random
+import re
 from typing import Any
 
 import pytest
 
 from brandloop.evals.models import AttemptRecord, CaseResult
 from brandloop.evals.stats import (
+    BaselineDocument,
     bootstrap_diff,
     compare,
     compare_baseline,
     meets_gate,
+    parse_baseline,
     rate_floor,
     summarize,
 )
@@ -168,8 +171,14 @@ def test_the_gate_compares_exact_counts_not_the_rounded_pass_rate() -> None:
     assert meets_gate(0, 5, 0.0) and not meets_gate(0, 0, 0.5)
 
 
-def document(results: list[CaseResult]) -> dict[str, Any]:
+def document(results: list[CaseResult]) -> BaselineDocument:
+    targets = list(dict.fromkeys(r.target for r in results))
+    return parse_baseline(raw_document(results, targets))
+
+
+def raw_document(results: list[CaseResult], targets: list[str]) -> dict[str, Any]:
     return {
+        "targets": [{"name": name} for name in targets],
         "cases": [
             {
                 "target": r.target,
@@ -182,7 +191,7 @@ def document(results: list[CaseResult]) -> dict[str, Any]:
                 "latency_ms": r.latency_ms,
             }
             for r in results
-        ]
+        ],
     }
 
 
@@ -240,3 +249,36 @@ def test_a_composite_the_baseline_did_not_measure_either_is_named_not_failed() -
     report = compare_baseline(document(base), base, target="a", baseline_path="b.json")
     assert report.passed and report.lost == []
     assert "composite not measured (0 shared case(s) have it on both sides" in report.summary
+
+
+def test_the_baseline_target_used_is_the_first_the_baseline_ran_not_the_first_by_name() -> None:
+    """A saved A/B run lists its rows sorted by target name; its own first target is the one
+    a run of another name is compared with (docs/evals.md, Baseline)."""
+    main = population("main", shift=0.1)
+    candidate = [r.model_copy(update={"target": "alpha"}) for r in population("x", shift=0.3)]
+    rows = sorted([*main, *candidate], key=lambda r: r.target)
+    baseline = parse_baseline(raw_document(rows, ["main", "alpha"]))
+    report = compare_baseline(baseline, main, target="other", baseline_path="b.json")
+    assert report.baseline_target == "main"
+    assert not report.significant and report.regressions == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"passed": "false"}, "cases.3.passed"),
+        ({"accepted_composites": [None]}, "cases.3.accepted_composites.0"),
+        ({"latency_ms": float("nan")}, "cases.3.latency_ms"),
+        ({"target": "ghost"}, "cases.3.target: 'ghost' is not among the document's targets"),
+    ],
+)
+def test_a_malformed_baseline_row_is_refused_naming_its_field(
+    change: dict[str, Any], named: str
+) -> None:
+    data = raw_document(population("default"), ["default"])
+    data["cases"][3].update(change)
+    with pytest.raises(ValueError, match=re.escape(named)):
+        parse_baseline(data)
+    del data["cases"][3]["passed"]
+    with pytest.raises(ValueError, match=re.escape("cases.3.passed: Field required")):
+        parse_baseline(data)
