@@ -95,11 +95,20 @@ def expand_case(spec: CaseSpec) -> list[dict[str, Any]]:
     return expanded
 
 
+#: request fields that say the same thing: a case giving one drops the defaults' other
+_EXCLUSIVE = {"size": "aspect_ratio", "aspect_ratio": "size"}
+
+
 def _merge_request(defaults: RequestParams, own: dict[str, Any]) -> RequestParams:
+    """The defaults with the case's own fields over them; a case's ``size`` replaces the
+    defaults' ``aspect_ratio`` and its ``aspect_ratio`` the defaults' ``size`` (a request
+    takes one of them, and the case's own choice wins)."""
     merged = defaults.model_dump()
-    merged.update({key: value for key, value in own.items() if value is not None})
-    if own.get("aspect_ratio"):
-        merged["size"] = None if not own.get("size") else merged["size"]
+    given = {key: value for key, value in own.items() if value is not None}
+    merged.update(given)
+    for key, other in _EXCLUSIVE.items():
+        if key in given and other not in given:
+            merged[other] = None
     return RequestParams.model_validate(merged)
 
 
@@ -158,13 +167,15 @@ def build_suite(data: Any, *, path: Path) -> Suite:
                 )
             except ValidationError as exc:
                 raise BadInputError(f"{where}: {describe_validation_error(exc)}") from None
-            if brand_names and brand_key(case.brand) not in brand_names:
-                raise BadInputError(
-                    f"{where}: brand {case.brand!r} is not among the suite's brands "
-                    f"({', '.join(sorted(brand_names.values()))})"
-                )
+            check_brand(case, brand_names, where)
             if not case.assertions:
                 raise BadInputError(f"{where}: has no assertions")
+            if not any(assertion.weight > 0 for assertion in case.assertions):
+                # its score would be 0 of 0: a case that can never pass, whatever it makes
+                raise BadInputError(
+                    f"{where}: every assertion has weight 0, so the case could never pass "
+                    "(give one a weight above 0)"
+                )
             for assertion in case.assertions:
                 # a misspelt signal would fail every case as "no accepted image has a ... score"
                 if isinstance(assertion, MinScore) and assertion.signal not in SCORE_NAMES:
@@ -189,6 +200,23 @@ def build_suite(data: Any, *, path: Path) -> Suite:
         gate=spec.gate,
         targets=targets,
         cases=cases,
+    )
+
+
+def check_brand(case: Case, brand_names: dict[str, str], where: str) -> None:
+    """Refuse a case whose brand the suite does not load: each target's registry is new and
+    holds only the suite's ``brands``, so every execution would fail as "unknown brand" (and
+    read as a gate failure), a suite that lists no brands included."""
+    if brand_key(case.brand) in brand_names:
+        return
+    if not brand_names:
+        raise BadInputError(
+            f"{where}: brand {case.brand!r} is not loaded by the suite: it lists no brands "
+            "(add the brand kit's file under brands:)"
+        )
+    raise BadInputError(
+        f"{where}: brand {case.brand!r} is not among the suite's brands "
+        f"({', '.join(sorted(brand_names.values()))})"
     )
 
 

@@ -10,10 +10,22 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from brandloop.domain import MAX_REQUEST_BUDGET_USD, AspectRatio, Size
+from brandloop.domain import (
+    MAX_BRIEF_CHARS,
+    MAX_REQUEST_BUDGET_USD,
+    UNSTORABLE,
+    AspectRatio,
+    Size,
+    is_blank,
+    unstorable,
+)
 
 SUITE_FORMAT: Final = "brandloop.eval-suite/1"
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.=-]*$"
+#: The longest suite name, target name and (expanded) case id: each names a file or folder of
+#: the run dir (``<suite>-v<N>-<hash>``, ``data/<target>``, ``<case>__r<k>.json``), which a
+#: file system bounds at 255 bytes; a 260-character case id once failed only after it had run.
+MAX_ID_CHARS: Final = 120
 
 
 class _Model(BaseModel):
@@ -194,7 +206,7 @@ class CaseSpec(_Input):
 class TargetSpec(_Input):
     """A configuration under evaluation. Two targets make an A/B comparison."""
 
-    name: str = Field(pattern=ID_PATTERN)
+    name: str = Field(pattern=ID_PATTERN, max_length=MAX_ID_CHARS)
     description: str = ""
     template: str | None = Field(
         default=None, description="template ref: name, name@VERSION or name:LABEL"
@@ -226,7 +238,7 @@ class SuiteFile(_Input):
     format: Literal["brandloop.eval-suite/1"] = Field(
         default=SUITE_FORMAT, description="file format marker"
     )
-    name: str = Field(pattern=ID_PATTERN)
+    name: str = Field(pattern=ID_PATTERN, max_length=MAX_ID_CHARS)
     version: int = Field(ge=1)
     description: str = ""
     brands: list[str] = Field(
@@ -252,7 +264,7 @@ class SuiteFile(_Input):
 class Case(_Input):
     """A case after defaults and vars are applied: what the runner executes."""
 
-    id: str = Field(pattern=ID_PATTERN)
+    id: str = Field(pattern=ID_PATTERN, max_length=MAX_ID_CHARS)
     brief: str
     brand: str
     group: str | None = None
@@ -261,6 +273,19 @@ class Case(_Input):
     threshold: float
     tags: list[str] = Field(default_factory=list)
     vars: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("brief")
+    @classmethod
+    def _brief(cls, value: str) -> str:
+        """What a request refuses (``GenerationRequest``), refused when the suite is read: it
+        was found only as every execution of the case errored."""
+        if unstorable(value):
+            raise ValueError(UNSTORABLE)
+        if is_blank(value):
+            raise ValueError("is empty (nothing but blank or invisible characters)")
+        if len(value) > MAX_BRIEF_CHARS:
+            raise ValueError(f"is {len(value)} characters; the limit is {MAX_BRIEF_CHARS}")
+        return value
 
 
 class Suite(_Input):

@@ -252,6 +252,16 @@ CASE = {"id": "cup", "brand": "Acme Coffee", "brief": "A coffee cup"}
         ),
         ({}, ["--target", "x:template=nope@3"], "'nope@3'"),
         ({}, ["--target", "x:model=nope/none"], "'nope/none'"),
+        # no brand is known but the suite's: a fresh registry per target holds nothing else
+        ({"brands": []}, [], "brand 'Acme Coffee' is not loaded by the suite: it lists no brands"),
+        # names of files in the run dir, refused before anything is stored (not OSError)
+        ({"name": "n" * 250}, [], "name: String should have at most 120 characters"),
+        (
+            {"cases": [{**CASE, "id": "c" * 260, "assertions": [{"kind": "accepted"}]}]},
+            [],
+            "id: String should have at most 120 characters",
+        ),
+        ({}, ["--target", "t" * 256 + ":cache=on"], "name: String should have at most 120"),
     ],
 )
 def test_an_unknown_template_model_or_signal_is_exit_2_before_any_case_runs(

@@ -88,6 +88,25 @@ def test_defaults_fill_requests_and_add_assertions(tmp_path: Path) -> None:
     assert c.request.size is None and c.request.aspect_ratio == "16:9"
 
 
+def test_a_cases_size_replaces_the_defaults_aspect_ratio_and_the_other_way_round(
+    tmp_path: Path,
+) -> None:
+    sized = {**on_brand_case("sized", "Acme Coffee", "a cup"), "request": {"size": "128x128"}}
+    wide = {**on_brand_case("wide", "Acme Coffee", "a cup"), "request": {"aspect_ratio": "16:9"}}
+    by_ratio = write_suite(
+        tmp_path / "ratio.yaml", [sized, wide], defaults={"request": {"aspect_ratio": "1:1"}}
+    )
+    a, b = load_suite(by_ratio).cases
+    assert (a.request.size, a.request.aspect_ratio) == ("128x128", None)
+    assert (b.request.size, b.request.aspect_ratio) == (None, "16:9")
+    by_size = write_suite(
+        tmp_path / "size.yaml", [sized, wide], defaults={"request": {"size": "256x256"}}
+    )
+    a, b = load_suite(by_size).cases
+    assert (a.request.size, a.request.aspect_ratio) == ("128x128", None)
+    assert (b.request.size, b.request.aspect_ratio) == (None, "16:9")
+
+
 def test_vars_expand_into_one_case_per_combination(tmp_path: Path) -> None:
     path = write_suite(
         tmp_path / "s.yaml",
@@ -148,6 +167,25 @@ def test_vars_expand_into_one_case_per_combination(tmp_path: Path) -> None:
         ([{**on_brand_case("ç-{{n}}", "Acme Coffee", "x"), "vars": {"n": [1, 2]}}], "id"),
         ([{**on_brand_case("Case-{{n}}", "Acme Coffee", "x"), "vars": {"n": [1]}}], "id"),
         ([{**on_brand_case("../{{n}}", "Acme Coffee", "x"), "vars": {"n": [1]}}], "id"),
+        # what every execution of the case would fail on, found when the suite is read
+        ([on_brand_case("a", "Acme Coffee", "")], "case a: brief: is empty"),
+        ([on_brand_case("a", "Acme Coffee", "\u200b")], "case a: brief: is empty"),
+        ([on_brand_case("a", "Acme Coffee", "x" * 4001)], "case a: brief: is 4001 characters"),
+        (
+            [
+                {
+                    **on_brand_case("a", "Acme Coffee", "x"),
+                    "assertions": [{"kind": "accepted", "weight": 0}],
+                }
+            ],
+            "case a: every assertion has weight 0",
+        ),
+        # ids name files of the run dir: bounded, whether written or made by vars
+        ([on_brand_case("a" * 121, "Acme Coffee", "x")], "id: String should have at most 120"),
+        (
+            [{**on_brand_case("c-{{n}}", "Acme Coffee", "x"), "vars": {"n": ["n" * 119]}}],
+            "id: String should have at most 120",
+        ),
     ],
 )
 def test_suite_errors_name_the_file_and_the_problem(
