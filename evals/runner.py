@@ -57,6 +57,7 @@ from brandloop.evals.template_files import check_template_file, plan_registratio
 from brandloop.policies.agent import AgentPolicy, load_agent_policy
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.policies.catalog import CATALOG_PATH, load_catalog
+from brandloop.policy_files import one_line
 from brandloop.providers import ImageProvider
 from brandloop.registry import crud
 from brandloop.registry.db import Database
@@ -317,7 +318,8 @@ class EvalRunner:
             )
             return base.model_copy(
                 update={
-                    "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
+                    # whole, on one line: the first line of a ValidationError names no field
+                    "error": one_line(f"{type(exc).__name__}: {exc}"),
                     "latency_ms": (time.perf_counter() - started) * 1000,
                     "finished_at": _now(),
                 }
@@ -375,9 +377,19 @@ def agent_policy(target: TargetSpec) -> AgentPolicy | None:
     return AgentPolicy.model_validate(merged)
 
 
+def group_key(group: str) -> str:
+    """The group as a campaign id (``[a-z0-9][a-z0-9_.-]*``): as written when it is one, else
+    its slug and a short hash of it, so ``Acme Autumn`` and ``acme autumn`` stay two
+    campaigns (a group's name is free text; ``eval-Acme Autumn`` failed every case)."""
+    if re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,99}", group):
+        return group
+    slug = re.sub(r"[^a-z0-9_.-]+", "-", group.lower()).strip("-._")[:80] or "group"
+    return f"{slug}-{hashlib.sha256(group.encode()).hexdigest()[:10]}"
+
+
 def tenant_for(case: Case, k: int) -> str:
     """One tenant per group (a campaign shares memory) or per lone case, per repeat."""
-    key = f"g-{case.group}" if case.group else f"c-{case.id}"
+    key = f"g-{group_key(case.group)}" if case.group else f"c-{case.id}"
     name = f"ev{k}-{key}"
     if len(name) <= 60:
         return name
@@ -401,7 +413,7 @@ def build_request(case: Case, target: TargetSpec, k: int, tenant: str) -> Genera
         seed=seed,
         model=target.model or params.model,
         template=target.template or params.template,
-        campaign_id=f"eval-{case.group}" if case.group else None,
+        campaign_id=f"eval-{group_key(case.group)}" if case.group else None,
         tenant=tenant,
     )
 

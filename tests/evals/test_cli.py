@@ -524,3 +524,26 @@ def test_a_malformed_baseline_is_exit_2_naming_the_field_before_any_case_runs(
     assert code == 2, stderr
     assert stderr.count("\n") == 1 and named in stderr, stderr
     assert set((settings.data_dir / "evals").iterdir()) == runs, "nothing ran or was stored"
+
+
+def test_groups_named_in_free_text_run_as_distinct_campaigns(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    """A group's name is free text: it once became the campaign id ``eval-Acme Autumn``, which
+    a request refuses, and every case of the group errored."""
+    max_cost = [{"kind": "max_cost", "max_usd": 1}]
+    groups = ["Acme Autumn", "Acme Autumn", "acme autumn", "Ünï/Группа ☕ " + "g" * 120]
+    cases = [
+        {**CASE, "id": f"c{i}", "group": group, "assertions": max_cost}
+        for i, group in enumerate(groups)
+    ]
+    suite = tiny_suite(tmp_path / "s.yaml", cases)
+    code, stdout, stderr = run_cli(capsys, "eval", "run", str(suite), "--json", "-")
+    assert code == 0, stderr
+    rows = json.loads(stdout)["cases"]
+    assert [r["error"] for r in rows] == [None] * 4
+    (registry,) = (settings.data_dir / "evals").glob("*/data/default/brandloop.db")
+    with sqlite3.connect(registry) as conn:
+        campaigns = dict(conn.execute("SELECT tenant, campaign_id FROM runs").fetchall())
+    assert len(campaigns) == 3 and len(set(campaigns.values())) == 3, campaigns
+    assert all(c.startswith("eval-") for c in campaigns.values()), campaigns
