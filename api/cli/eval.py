@@ -236,6 +236,12 @@ def run(
         base_settings=cfg,
         fresh=fresh,
     )
+    if cfg.warm_up:
+        from brandloop.api.warmup import Warmup  # what it loads is heavy: only when used
+
+        # the models load before the first case, not inside it: the first cases (all of the
+        # first target's, before runs were interleaved) paid for them and read as slower
+        Warmup().run()
     with Progress(
         TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),

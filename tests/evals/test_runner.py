@@ -236,3 +236,32 @@ async def test_a_run_dir_that_is_not_an_eval_run_is_left_alone(
     with pytest.raises(BadInputError, match="holds no eval run"):
         await runner.run()
     assert (precious / "data" / "keep.txt").read_text() == "keep"
+
+
+async def test_targets_take_turns_case_by_case_so_none_runs_cold_alone(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """Target by target, the first target ran every case while the process was cold and
+    identical targets read as latency "better" for the second (outside tester)."""
+    cases = [on_brand_case(f"c{i}", "Acme Coffee", "A coffee cup") for i in range(4)]
+    suite = load_suite(write_suite(tmp_path / "s.yaml", cases))
+    order: list[tuple[str, str]] = []
+    runner = EvalRunner(
+        suite=suite,
+        targets=[QUIET, TargetSpec(name="same", memory=False)],
+        run_dir=tmp_path / "run",
+        base_settings=settings,
+        concurrency=1,
+        on_result=lambda r: order.append((r.target, r.case_id)),
+    )
+    await runner.run()
+    assert order == [
+        ("default", "c0"),
+        ("same", "c0"),
+        ("same", "c1"),
+        ("default", "c1"),
+        ("default", "c2"),
+        ("same", "c2"),
+        ("same", "c3"),
+        ("default", "c3"),
+    ]
