@@ -232,7 +232,10 @@ def _resolve_target(target: TargetSpec, base: Path) -> TargetSpec:
     for ref in target.templates:
         file = (base / ref).resolve()
         if not file.is_file():
-            raise BadInputError(f"target {target.name}: template file {ref} does not exist")
+            raise BadInputError(
+                f"target {target.name}: template file {ref} does not exist: it is read "
+                f"relative to the suite file's folder, as {file}"
+            )
         files.append(str(file))
     return target.model_copy(update={"templates": files})
 

@@ -411,6 +411,22 @@ def check_baseline_overlap(baseline: BaselineDocument, target: str, case_ids: se
     return shared
 
 
+def _regression_words(worse: list[str]) -> str:
+    """What the worse metrics mean for the check: only the required ones are a significant
+    regression; the others (cost, attempts, latency) are named as worse and never gate (the
+    line once read "significant regression in composite, latency_ms")."""
+    required = [m for m in worse if m in REQUIRED_METRICS]
+    other = [m for m in worse if m not in REQUIRED_METRICS]
+    words = (
+        "significant regression in " + ", ".join(required)
+        if required
+        else "no significant regression"
+    )
+    if other:
+        words += f" (also worse, not gating: {', '.join(other)})"
+    return words
+
+
 def compare_baseline(
     baseline: BaselineDocument,
     current: Sequence[CaseResult],
@@ -493,13 +509,7 @@ def compare_baseline(
         )
         + (f" against baseline target {base_target}" if base_target != target else "")
         + f": {regressions} case(s) regressed; "
-        + ("significant regression in " + ", ".join(worse) if significant else "")
-        + ("no significant regression" if not significant else "")
-        + (
-            f" (also worse: {', '.join(m for m in worse if m not in REQUIRED_METRICS)})"
-            if not significant and worse
-            else ""
-        )
+        + _regression_words(worse)
         + "".join(f"; {line}" for line in unmeasured)
     )
     return BaselineReport(

@@ -248,3 +248,9 @@ def test_a_case_names_a_suite_brand_by_any_spelling_and_two_kits_of_one_brand_ar
     path.write_text(yaml.safe_dump(document), encoding="utf-8")
     with pytest.raises(BadInputError, match="'Acme Coffee' and 'acme-coffee' are one brand"):
         load_suite(path)
+
+
+def test_a_missing_template_file_says_it_is_read_relative_to_the_suite(tmp_path: Path) -> None:
+    with pytest.raises(BadInputError, match="read relative to the suite file's folder") as exc:
+        parse_target("v2:templates=hero-v2.yaml", base=tmp_path)
+    assert str(tmp_path / "hero-v2.yaml") in str(exc.value)

@@ -282,3 +282,25 @@ def test_a_malformed_baseline_row_is_refused_naming_its_field(
     del data["cases"][3]["passed"]
     with pytest.raises(ValueError, match=re.escape("cases.3.passed: Field required")):
         parse_baseline(data)
+
+
+def test_a_worse_latency_beside_a_regression_is_named_as_not_gating() -> None:
+    """Latency never gates: the line once read "significant regression in composite,
+    latency_ms"."""
+    base = [res(f"c{i}", passed=True, composite=0.9, latency_ms=100.0 + i) for i in range(8)]
+    current = [
+        res(f"c{i}", passed=True, composite=0.5 + i / 100, latency_ms=900.0 + i) for i in range(8)
+    ]
+    report = compare_baseline(document(base), current, target="a", baseline_path="b.json")
+    assert report.significant
+    assert "significant regression in composite (also worse, not gating: latency_ms)" in (
+        report.summary
+    ), report.summary
+    slower = compare_baseline(
+        document(base),
+        [r.model_copy(update={"latency_ms": r.latency_ms + 800}) for r in base],
+        target="a",
+        baseline_path="b.json",
+    )
+    assert not slower.significant and slower.passed
+    assert "no significant regression (also worse, not gating: latency_ms)" in slower.summary
