@@ -450,7 +450,12 @@ CampaignState = Literal["queued", "running", "awaiting_review", "done"]
 class CampaignPublic(BaseModel):
     id: str
     name: str
-    brand: str
+    brand: str = Field(description="the campaign's brand's name now (it follows a rename)")
+    brand_id: str | None = Field(
+        default=None,
+        description="the campaign's brand; null only for a campaign from before brands were "
+        "kept by id whose brand could not be told (its consistency is not measured)",
+    )
     budget_usd: float
     spent_usd: float
     state: CampaignState = Field(

@@ -275,10 +275,10 @@ def create_thread(session: Session, *, tenant: str, brand: BrandRow, title: str)
     return row
 
 
-def thread_brand(session: Session, *, thread: ThreadRow) -> BrandRow | None:
-    """The thread's brand, by its id, whatever it is called now; None for a thread whose
-    brand is not known (one from before migration 0950 whose name no brand had). Never a
-    brand found by the thread's name: a new brand under an old name is another brand."""
+def thread_brand(session: Session, *, thread: ThreadRow | CampaignRow) -> BrandRow | None:
+    """The thread's (or campaign's) brand, by its id, whatever it is called now; None for one
+    whose brand is not known (from before migration 0950, or 1000 for a campaign, whose name no
+    brand had). Never a brand found by its name: a new brand under an old name is another."""
     if thread.brand_id is None:
         return None
     return session.scalar(
@@ -383,15 +383,17 @@ def create_campaign(
     *,
     tenant: str,
     name: str,
-    brand: str,
+    brand: BrandRow,
     budget_usd: float,
     assets: list[dict[str, Any]],
 ) -> CampaignRow:
+    """A campaign about ``brand``: kept by its id (and its name as of now, for the record)."""
     row = CampaignRow(
         id=new_id("cmp"),
         tenant=tenant,
         name=name,
-        brand=brand,
+        brand=brand.name,
+        brand_id=brand.id,
         budget_usd=budget_usd,
         assets=assets,
         created_at=utcnow(),

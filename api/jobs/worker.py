@@ -52,7 +52,7 @@ from brandloop.providers import ImageProvider
 from brandloop.registry.db import Database
 from brandloop.registry.deleted_images import lock_job, marked_result
 from brandloop.registry.models import RunRow
-from brandloop.registry.models_service import CampaignRow, JobRow
+from brandloop.registry.models_service import CampaignRow, JobRow, ThreadRow
 from brandloop.registry.models_studio import ReviewAssignmentRow
 from brandloop.settings import Settings
 from brandloop.storage import StorageFailedError, storage_problem
@@ -201,6 +201,25 @@ def unrunnable(exc: ValidationError | BadInputError) -> str:
         f"{'.'.join(map(str, e['loc'])) or 'request'}: {e['msg']}" for e in exc.errors()
     )
     return f"the job's request cannot run: {why}"
+
+
+def _under_its_brand_now(
+    session: Session, job: JobRow, request: GenerationRequest
+) -> GenerationRequest:
+    """A campaign's asset (or a thread's turn) about to start, under its campaign's (thread's)
+    brand by id as it is called now: one queued before a rename ran under the old name - no
+    brand, or a new brand that took the name. A campaign or thread whose brand is not known is
+    left as it was stored."""
+    owner: CampaignRow | ThreadRow | None = None
+    if job.campaign_id is not None:
+        owner = session.get(CampaignRow, job.campaign_id)
+    elif job.thread_id is not None:
+        owner = session.get(ThreadRow, job.thread_id)
+    brand = store.thread_brand(session, thread=owner) if owner is not None else None
+    if brand is None or brand.name == request.brand:
+        return request
+    job.request = {**job.request, "brand": brand.name}
+    return request.model_copy(update={"brand": brand.name})
 
 
 def failed_job_error(result: RunResult) -> dict[str, Any] | None:
@@ -469,11 +488,13 @@ class WorkerPool:
                 log.info("job %s's run is driven by a live process; the copy is dropped", job_id)
                 return None
             request = GenerationRequest.model_validate(job.request)
+            resuming = session.get(RunRow, job.run_id) is not None
             if job.campaign_id is not None:
                 request = request.model_copy(
                     update={"budget_usd": self._campaign_share(session, job)}
                 )
-            resuming = session.get(RunRow, job.run_id) is not None
+            if not resuming:
+                request = _under_its_brand_now(session, job, request)
             return request, job.run_id, resuming
 
     def _campaign_share(self, session: Session, job: JobRow) -> float:

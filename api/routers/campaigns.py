@@ -44,6 +44,13 @@ _consistency_cache: OrderedDict[tuple[str, tuple[str, ...]], CampaignConsistency
 _CONSISTENCY_CACHE_SIZE = 512
 
 
+def brand_name(session: Session, campaign: CampaignRow) -> str:
+    """The campaign's brand's name now (a renamed brand's new name); the name it was created
+    with when the brand is gone or not known by id."""
+    names = store.brand_names(session, tenant=campaign.tenant, ids=[campaign.brand_id])
+    return names.get(campaign.brand_id or "", campaign.brand)
+
+
 def campaign_consistency(
     session: Session, campaign: CampaignRow, shas: list[str], artifacts: ArtifactStore
 ) -> CampaignConsistency:
@@ -56,7 +63,7 @@ def campaign_consistency(
     if cached is not None:
         _consistency_cache.move_to_end(key)
         return cached
-    brand = crud.get_brand(session, tenant=campaign.tenant, ref=campaign.brand)
+    brand = store.thread_brand(session, thread=campaign)  # by id: a rename keeps it
     images = [artifacts.get(sha) for sha in shas if artifacts.exists(sha)]
     if brand is None:
         return CampaignConsistency(images=len(images), palette_spread=None, descriptor_spread=None)
@@ -116,7 +123,8 @@ def campaign_public(
     return CampaignPublic(
         id=campaign.id,
         name=campaign.name,
-        brand=campaign.brand,
+        brand=brand_name(session, campaign),
+        brand_id=campaign.brand_id,
         # the campaign's limit now: `brandloop campaign budget` may have changed it since
         budget_usd=store.campaign_limit(session, campaign),
         # what each asset's run has cost so far (a running one's row holds $0 until it ends)
@@ -184,7 +192,7 @@ def create_campaign(
         session,
         tenant=principal.tenant,
         name=redacted_text(body.name)[:200],  # listed to every viewer: no personal data
-        brand=brand.name,
+        brand=brand,
         budget_usd=body.budget_usd,
         assets=[],
     )

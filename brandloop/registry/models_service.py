@@ -155,7 +155,11 @@ class ThreadMessageRow(Base):
 
 
 class CampaignRow(Base):
-    """A set of assets for one brand under a shared budget; each asset runs as a job."""
+    """A set of assets for one brand under a shared budget; each asset runs as a job.
+
+    The brand is ``brand_id`` (it survives a rename; a new brand taking the old name is
+    another brand); ``brand`` is its name as the campaign was created. ``brand_id`` is NULL
+    only for a campaign from before migration 1000 whose brand could not be told from its name."""
 
     __tablename__ = "campaigns"
 
@@ -163,6 +167,7 @@ class CampaignRow(Base):
     tenant: Mapped[str] = mapped_column(String(64), index=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     brand: Mapped[str] = mapped_column(String(80))
+    brand_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     budget_usd: Mapped[float] = mapped_column(Money)
     assets: Mapped[list[Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)

@@ -38,6 +38,32 @@ THREADS = {
 }
 
 
+def add_brands_and_renames(conn: sa.Connection) -> None:
+    """:data:`BRANDS` and their :data:`RENAMES` (audit entries), as rows of the old schema."""
+    for brand_id, (tenant, name, created) in BRANDS.items():
+        conn.execute(
+            sa.text(
+                "INSERT INTO brands (id, tenant, name, name_key, kit, created_at, updated_at) "
+                "VALUES (:id, :tenant, :name, :key, '{}', :at, :at)"
+            ),
+            {
+                "id": brand_id,
+                "tenant": tenant,
+                "name": name,
+                "key": name.lower().replace(" ", "-"),
+                "at": created,
+            },
+        )
+    for brand_id, before, after, at in RENAMES:
+        conn.execute(
+            sa.text(
+                "INSERT INTO audit_log (at, tenant, actor, action, subject_type, subject_id, "
+                "detail) VALUES (:at, 'acme', 'cli', 'brand.renamed', 'brand', :id, :detail)"
+            ),
+            {"at": at, "id": brand_id, "detail": json.dumps({"from": before, "to": after})},
+        )
+
+
 def upgrade(url: str, revision: str) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
@@ -51,28 +77,7 @@ def test_threads_get_the_id_of_the_brand_they_were_started_for(empty_url: str) -
     upgrade(empty_url, "0940")
     engine = sa.create_engine(empty_url)
     with engine.begin() as conn:
-        for brand_id, (tenant, name, created) in BRANDS.items():
-            conn.execute(
-                sa.text(
-                    "INSERT INTO brands (id, tenant, name, name_key, kit, created_at, updated_at) "
-                    "VALUES (:id, :tenant, :name, :key, '{}', :at, :at)"
-                ),
-                {
-                    "id": brand_id,
-                    "tenant": tenant,
-                    "name": name,
-                    "key": name.lower().replace(" ", "-"),
-                    "at": created,
-                },
-            )
-        for brand_id, before, after, at in RENAMES:
-            conn.execute(
-                sa.text(
-                    "INSERT INTO audit_log (at, tenant, actor, action, subject_type, subject_id, "
-                    "detail) VALUES (:at, 'acme', 'cli', 'brand.renamed', 'brand', :id, :detail)"
-                ),
-                {"at": at, "id": brand_id, "detail": json.dumps({"from": before, "to": after})},
-            )
+        add_brands_and_renames(conn)
         for thread_id, (tenant, brand, started, _) in THREADS.items():
             conn.execute(
                 sa.text(
