@@ -24,6 +24,7 @@ from brandloop.agent.writer import PromptWriter, build_writer
 from brandloop.api.auth import KeyCache
 from brandloop.api.config import ApiSettings, get_api_settings
 from brandloop.api.deps import Service, role_lookup
+from brandloop.api.head import HeadAsGet
 from brandloop.api.idempotency import Idempotency
 from brandloop.api.input_guard import InputGuard
 from brandloop.api.jobs.queue import JobQueue
@@ -255,6 +256,7 @@ def create_app(
         browser_page=page_for_a_browser,  # the studio's error page for a browser's bad path
     )
     app.add_middleware(ServiceMiddleware, **middleware_options)
+    app.add_middleware(HeadAsGet)  # outermost: a HEAD is its GET in every layer
     return app
 
 

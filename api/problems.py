@@ -253,13 +253,16 @@ def allowed_methods(request: Request) -> list[str]:
     route matching the path, while one path may be several routes: GET and POST apart; each
     method is tried against the whole routing table, included routers too.)"""
     routes = request.app.router.routes
-    return [
+    allowed = [
         method
         for method in _METHODS
         if any(
             route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
         )
     ]
+    if "GET" in allowed and "HEAD" not in allowed:  # every GET answers HEAD (api/head.py)
+        allowed.insert(allowed.index("GET") + 1, "HEAD")
+    return allowed
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Form, Header, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
+from brandloop.agent.nodes.intake import redacted_text
 from brandloop.api.deps import PoolDep, ServiceDep, SessionDep, SettingsDep
 from brandloop.api.jobs import store
 from brandloop.api.jobs.turns import turn_refusal
@@ -65,6 +66,18 @@ def chat_home(request: Request, user: Viewer, session: SessionDep) -> Response:
     return render(request, "chat.html", context)
 
 
+def default_title(message: str, limit: int = 60) -> str:
+    """A thread's title when its creator gave none: the first message with its personal data
+    redacted, then cut at a word within ``limit`` characters. Cut first, an email or a phone
+    number lost the tail the redactor knows it by and was stored in the title (outside
+    tester: ``...to: ana.lopez.private@acme-coffee-roasters``)."""
+    clean = " ".join(redacted_text(message).split())
+    if len(clean) <= limit:
+        return clean
+    cut = clean[: limit + 1].rsplit(" ", 1)[0]
+    return (cut if cut and len(cut) < limit + 1 else clean[:limit]).rstrip() + "…"
+
+
 @router.post("/chat")
 def start_thread(
     user: Creator,
@@ -80,7 +93,7 @@ def start_thread(
 ) -> Response:
     body = ThreadCreate(
         brand=brand,
-        title=title or message[:60],
+        title=title or default_title(message),
         message=message,
         count=count,
         size=size or None,

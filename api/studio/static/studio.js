@@ -25,11 +25,41 @@
     return kind;
   }
 
+  // A browser keeps 6 HTTP/1.1 connections per host: a thread with six turns waiting held them
+  // all with their streams, and navigation, thumbnails and results queued behind them for tens
+  // of seconds. Turns run one at a time, so at most MAX_STREAMS stream at once, oldest first;
+  // the others wait here (their state as the page was rendered) and start as one ends.
+  var MAX_STREAMS = 2, streaming = 0, waiting = [];
+
   function watch(el) {
     if (el.dataset.watching) return;
     el.dataset.watching = "1";
+    waiting.push(el);
+    pump();
+  }
+
+  function pump() {
+    while (streaming < MAX_STREAMS && waiting.length) {
+      var el = waiting.shift();
+      if (!document.body.contains(el)) continue;  // swapped out meanwhile
+      streaming += 1;
+      stream(el);
+    }
+  }
+
+  function stream(el) {
+    el.setAttribute("data-streaming", "1");
     var list = el.querySelector("ol, ul");
     var source = new EventSource(el.dataset.events);
+    var closed = false;
+    function close() {
+      source.close();
+      if (closed) return;
+      closed = true;
+      el.removeAttribute("data-streaming");
+      streaming -= 1;
+      pump();
+    }
     var kinds = ["planned", "decision", "attempt_started", "attempt_finished", "scored", "accepted", "done"];
     kinds.forEach(function (kind) {
       source.addEventListener(kind, function (event) {
@@ -44,13 +74,13 @@
       var status = el.querySelector("[data-role=state]");
       if (status) status.textContent = (data.state || "").replace("_", " ");
       if (data.state === "awaiting_review") {  // paused for a person: nothing more streams
-        source.close();
+        close();
         el.setAttribute("data-ended", "1");
         refresh(el);
       }
     });
     source.addEventListener("end", function () {
-      source.close();
+      close();
       el.setAttribute("data-ended", "1");
       refresh(el);
     });

@@ -420,7 +420,7 @@ def test_keys_me_is_not_a_key_id(client: TestClient, keys: Keys) -> None:
     for method in ("DELETE", "OPTIONS"):
         response = client.request(method, "/v1/keys/me", headers=admin)
         assert_problem(response, 405, "method-not-allowed")
-        assert response.headers["allow"] == "GET"
+        assert response.headers["allow"] == "GET, HEAD"
     assert client.get("/v1/keys/me", headers=admin).status_code == 200
     assert_problem(client.delete("/v1/keys/key_nope", headers=admin), 404, "not-found")
 
@@ -466,3 +466,43 @@ def test_the_brand_kit_schema_states_its_colours_and_formats(
         )
     kit = client.get("/openapi.json").json()["components"]["schemas"]["BrandKit"]
     assert kit["properties"]["default_formats"]["items"]["pattern"].startswith("^(6[4-9]")
+
+
+@pytest.mark.parametrize(
+    ("path", "role"),
+    [
+        ("/v1/brands", "viewer"),
+        ("/v1/campaigns", "viewer"),
+        ("/healthz", None),
+        ("/v1/keys/me", "admin"),
+    ],
+)
+def test_head_answers_wherever_get_does_with_no_body(
+    client: TestClient, keys: Keys, path: str, role: str | None
+) -> None:
+    """RFC 9110: HEAD is GET without the body. Every route answered 405 (outside tester: link
+    checkers and uptime monitors ask with HEAD); the same checks apply - no key is a 401."""
+    headers = keys["A", role] if role else {}
+    got = client.get(path, headers=headers)
+    head = client.head(path, headers=headers)
+    assert (head.status_code, head.content) == (got.status_code, b""), head.text
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert head.headers.get("content-length") == got.headers.get("content-length")
+    if role:
+        assert_problem(client.get(path), 401, "unauthorized")
+        refused = client.head(path)
+        assert (refused.status_code, refused.content) == (401, b"")
+    # a path that serves no GET: HEAD is refused as GET is, naming the methods it serves
+    post_only = client.head("/v1/generations", headers=keys["A", "creator"])
+    assert post_only.status_code == 405 and post_only.headers["allow"] == "POST"
+
+
+def test_head_of_a_stream_answers_its_head_and_ends(
+    client: TestClient, keys: Keys, acme: dict[str, Any]
+) -> None:
+    """The events of a job stream until the job ends; HEAD gets the stream's head and returns."""
+    made = client.post("/v1/generations", json=GEN, headers=keys["A", "creator"])
+    assert made.status_code == 202, made.text
+    head = client.head(made.json()["links"]["events"], headers=keys["A", "viewer"])
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-type"].startswith("text/event-stream")

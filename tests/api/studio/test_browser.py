@@ -8,8 +8,10 @@ axe-core finds no serious or critical violation on any page, and no CSP violatio
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
@@ -101,6 +103,39 @@ def test_chat_a_brief_watch_it_live_and_revise_it(browser: Browser, studio_site:
     expect(page.get_by_text("Removed to the negative prompt: mug")).to_be_visible()
     expect(page.locator("ins", has_text="a wooden table")).to_be_visible()
     expect(page.locator('.turn-result img[src^="/thumbs/1024/"]')).to_have_count(2, timeout=90_000)
+
+
+def test_a_thread_with_many_waiting_turns_streams_two_at_a_time_and_stays_usable(
+    browser: Browser, studio_site: Site
+) -> None:
+    """Seven turns not finished: each held its own event stream, Chromium's six connections
+    per host were all taken, and leaving the page took 42 s (outside tester). At most two
+    stream at once, oldest first; the rest start as those end, and every turn still ends."""
+    page = as_user(browser, studio_site, "A", "ana", "creator")
+    url = start_thread(page, studio_site.url, "Acme Coffee", "a cup of tea by a window")
+    thread_id = url.rsplit("/", 1)[-1]
+    key = {"Authorization": f"Bearer {studio_site.key('A', 'creator')}"}
+    for n in range(6):  # follow-ups wait their turn
+        answer = httpx.post(
+            f"{studio_site.url}/v1/threads/{thread_id}/messages",
+            json={"content": f"variation {n}: warmer"},
+            headers=key,
+            timeout=30,
+        )
+        assert answer.status_code == 202, answer.text
+    page.goto(url)
+    live = page.locator("[data-events]")
+    assert live.count() >= 5  # most turns are still waiting
+    peak = 0
+    for _ in range(40):
+        peak = max(peak, page.locator("[data-streaming]").count())
+        page.wait_for_timeout(100)
+    assert 1 <= peak <= 2, peak
+    started = time.monotonic()
+    page.goto(studio_site.url + "/campaigns")  # navigation is not queued behind the streams
+    assert time.monotonic() - started < 10
+    page.goto(url)
+    expect(page.locator("[data-events]:not([data-ended])")).to_have_count(0, timeout=240_000)
 
 
 def test_a_title_with_no_spaces_wraps_inside_the_thread_list(

@@ -157,3 +157,26 @@ def test_chat_form_errors_are_plain_words_and_pages_have_an_icon(
     assert browser.get("/favicon.ico").status_code in (200, 204)
     with studio.db.session() as session:
         assert session.query(JobRow).count() == 0
+
+
+def test_a_thread_without_a_title_is_titled_from_its_redacted_message(
+    studio: Studio, api: Callable[..., Any]
+) -> None:
+    """The default title was the message's first 60 characters cut before redaction, so an
+    email cut at 60 no longer looked like one and was stored in the title every user of the
+    tenant sees (outside tester)."""
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    browser = studio.signed_in_as("A", "ana", "creator")
+    home = browser.get("/chat")
+    message = "Send the proofs to:   ana.lopez.private@acme-coffee-roasters.com then a steaming cup"
+    started = browser.post(
+        "/chat",
+        data={"csrf": csrf_of(home.text), "brand": "Acme Coffee", "message": message},
+        follow_redirects=False,
+    )
+    assert started.status_code == 303, started.text
+    thread_id = started.headers["location"].rsplit("/", 1)[-1]
+    thread = api("GET", f"/v1/threads/{thread_id}", studio.key("A", "viewer")).json()
+    assert thread["title"] == "Send the proofs to: [redacted email] then a steaming cup"
+    assert "ana.lopez" not in browser.get(f"/chat/{thread_id}").text
+    assert "ana.lopez" not in browser.get("/chat").text
