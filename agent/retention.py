@@ -174,20 +174,20 @@ async def _run_postgres(conn: Any, run_id: str, keep: int) -> None:
         await conn.execute(_POSTGRES_PRUNE[2], (run_id,))
 
 
-def finished_runs(session: Session, run_ids: Sequence[str] | None = None) -> list[str]:
-    """The runs among ``run_ids`` (default: all) that have finished."""
+def finished_runs(
+    session: Session, run_ids: Sequence[str] | None = None, *, tenant: str | None = None
+) -> list[str]:
+    """The runs among ``run_ids`` (default: all) that have finished; only ``tenant``'s when
+    given."""
+    finished = select(RunRow.id).where(RunRow.status.in_(FINISHED))
+    if tenant is not None:
+        finished = finished.where(RunRow.tenant == tenant)
     if run_ids is None:
-        return list(session.scalars(select(RunRow.id).where(RunRow.status.in_(FINISHED))))
+        return list(session.scalars(finished))
     ids = list(run_ids)
     found: list[str] = []
     for start in range(0, len(ids), _CHUNK):
-        found.extend(
-            session.scalars(
-                select(RunRow.id).where(
-                    RunRow.status.in_(FINISHED), RunRow.id.in_(ids[start : start + _CHUNK])
-                )
-            )
-        )
+        found.extend(session.scalars(finished.where(RunRow.id.in_(ids[start : start + _CHUNK]))))
     return found
 
 
@@ -202,8 +202,10 @@ async def prune_finished_runs(
     *,
     keep: int | None = None,
     dry_run: bool = False,
+    tenant: str | None = None,
 ) -> int:
-    """Apply the checkpoint retention to finished runs (``run_ids``, or every one).
+    """Apply the checkpoint retention to finished runs (``run_ids``, or every one; only
+    ``tenant``'s when given).
 
     Returns the runs that had checkpoints past the retention, now deleted (or, with
     ``dry_run``, that would be: nothing is deleted then). A run already within it - every
@@ -219,7 +221,7 @@ async def prune_finished_runs(
         if not prunable:
             return 0
         with db.session() as session:
-            done = finished_runs(session, sorted(prunable))
+            done = finished_runs(session, sorted(prunable), tenant=tenant)
         if dry_run:
             return len(done)
         return await prune_checkpoints(saver, done, keep=keep)
@@ -519,7 +521,7 @@ async def collect_garbage(
     progress: Callable[[int], None] | None = None,
     now: datetime | None = None,
 ) -> GarbageReport:
-    """Prune every finished run's checkpoints, then delete each tenant's unneeded images past
+    """Prune every finished run's checkpoints (``tenant``'s only, when given), then delete each tenant's unneeded images past
     its age (``older_than_days``, else ``BRANDLOOP_ARTIFACT_RETENTION_DAYS``), then (for every
     tenant, not just one) the store's files no row names, older than
     ``BRANDLOOP_STRAY_GRACE_SECONDS`` by the wall clock (``now`` moves only the ages)."""
@@ -528,7 +530,9 @@ async def collect_garbage(
             f"a retention age must be more than 0 days and at most {MAX_RETENTION_DAYS}"
         )
     report = GarbageReport(dry_run=dry_run)
-    report.checkpoints_pruned = await prune_finished_runs(settings, db, dry_run=dry_run)
+    report.checkpoints_pruned = await prune_finished_runs(
+        settings, db, dry_run=dry_run, tenant=tenant
+    )
     store = ArtifactStore(settings.artifacts_dir, settings.thumbs_dir)
     # on a dry run, per sha256: the copies this gc would have released so far (a file goes
     # with its last copy, perhaps another tenant's further down)

@@ -5,23 +5,25 @@ Per-run knobs (budget, count, model) travel with each request instead; see ``bra
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Final, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 from urllib.parse import unquote, unquote_plus, urlsplit
 
 from pydantic import (
     AliasChoices,
     Field,
     SecretStr,
+    Strict,
     ValidationError,
     ValidationInfo,
     field_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from brandloop.errors import BadInputError, utf8_problem
 from brandloop.policy_files import one_line
@@ -53,6 +55,16 @@ PROVIDER_LIMIT_RULES: Final[dict[str, tuple[bool, float, bool, float]]] = {
     "breaker_reset_s": (False, 0, True, math.inf),
     "deadline_s": (False, 0, False, math.inf),
 }
+
+
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's members, refused (ValueError) when a key is given twice: the later
+    would silently win."""
+    keys = [key for key, _ in pairs]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise ValueError(f"{', '.join(map(repr, repeated))} given more than once")
+    return dict(pairs)
 
 
 class Settings(BaseSettings):
@@ -117,7 +129,11 @@ class Settings(BaseSettings):
     # so a call being settled right now, its file written and its row not yet committed,
     # keeps it (BRANDLOOP_STRAY_GRACE_SECONDS, at least a minute, default an hour).
     checkpoint_keep: int = Field(default=0, ge=0, le=1000)
-    artifact_retention_days: dict[str, float] = Field(default_factory=dict)
+    # a JSON object read here (NoDecode), so a repeated tenant is refused, not the last kept;
+    # each age a number (Strict: `true` was 1 day, "30" 30 days)
+    artifact_retention_days: Annotated[dict[str, Annotated[float, Strict()]], NoDecode] = Field(
+        default_factory=dict
+    )
     stray_grace_seconds: float = Field(
         default=3600.0, ge=60.0, le=MAX_RETENTION_DAYS * 86400.0, allow_inf_nan=False
     )
@@ -184,6 +200,16 @@ class Settings(BaseSettings):
     c2pa_trust_anchors: Path | None = Field(
         default=None, description="PEM bundle of the root certificates verify trusts"
     )
+
+    @field_validator("artifact_retention_days", mode="before")
+    @classmethod
+    def _one_age_per_tenant(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value, object_pairs_hook=_no_repeated_keys)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not a JSON object of tenant: days ({exc.msg})") from None
 
     @field_validator("artifact_retention_days")
     @classmethod

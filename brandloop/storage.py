@@ -33,6 +33,14 @@ class StorageFailedError(BrandloopError):
 
 _READ_ONLY = ("readonly database", "read-only transaction", "read only", "read-only file system")
 _FULL = ("disk is full", "no space left on device", "disk full")
+#: what a database server that cannot be reached (or has no such database, or refuses the
+#: user) says when a connection is made: psycopg's "connection failed: ..." and the like
+_UNREACHABLE = (
+    "connection failed",
+    "could not connect",
+    "connection refused",
+    "connection timeout",
+)
 
 
 def storage_problem(
@@ -57,6 +65,8 @@ def storage_problem(
         if exc.errno in (errno.EDQUOT, errno.EIO):
             return f"{exc.strerror or exc}{where}"
         return None
+    if _unreachable(exc):  # through SQLAlchemy, or psycopg's own (the checkpointer's)
+        return f"the registry's database could not be reached: {_first_reason(exc)}"
     if isinstance(exc, DBAPIError):
         text = str(exc.orig).lower()
         if any(sign in text for sign in _READ_ONLY):
@@ -87,3 +97,22 @@ def _shown(filename: object, roots: dict[str, Path] | None) -> str | None:
             continue
         return f"{name}/{inside.as_posix()}" if inside.parts else name
     return None
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Did connecting to the database server fail (not a statement)?"""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if type(orig).__name__ != "OperationalError":
+        return False
+    text = str(orig).lower()
+    return any(sign in text for sign in _UNREACHABLE)
+
+
+def _first_reason(exc: BaseException) -> str:
+    """The server's reason, its last line that says something (psycopg repeats the address
+    before it: 'connection failed: connection to server at "127.0.0.1", port 5432 failed:
+    Connection refused'); never the URL, which may hold a password."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
+    reason = lines[0] if lines else type(orig).__name__
+    return reason.rsplit("failed: ", 1)[-1] if "failed: " in reason else reason

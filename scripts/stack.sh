@@ -35,9 +35,9 @@ start() {
   local apis=2 workers=2 concurrency=2
   while [ $# -gt 0 ]; do
     case "$1" in
-      --apis) apis=$2; shift 2 ;;
-      --workers) workers=$2; shift 2 ;;
-      --concurrency) concurrency=$2; shift 2 ;;
+      --apis) apis=$(value_of "$1" "${2-}" $#); shift 2 ;;
+      --workers) workers=$(value_of "$1" "${2-}" $#); shift 2 ;;
+      --concurrency) concurrency=$(value_of "$1" "${2-}" $#); shift 2 ;;
       *) echo "stack: unknown option $1" >&2; exit 2 ;;
     esac
   done
@@ -50,11 +50,13 @@ start() {
     BRANDLOOP_DATA_DIR=$DIR/api$i nohup "$BL" serve --port $((PORT + i)) --workers 0 \
       >"$DIR/api$i.log" 2>&1 &
     echo $! >"$DIR/api$i.pid"
+    starttime $! >"$DIR/api$i.start"
   done
   for i in $(seq 0 $((workers - 1))); do
     BRANDLOOP_DATA_DIR=$DIR/worker$i nohup "$BL" worker --concurrency "$concurrency" \
       >"$DIR/worker$i.log" 2>&1 &
     echo $! >"$DIR/worker$i.pid"
+    starttime $! >"$DIR/worker$i.start"
   done
   for i in $(seq 0 $((apis - 1))); do
     for _ in $(seq 1 100); do
@@ -67,12 +69,35 @@ start() {
     | sed 's/^/export /'
 }
 
-# Is the process of pid file $1 still running? (not a zombie, nor a pid reused by another
-# program: its command line names brandloop)
+# When process $1 started (clock ticks since boot: /proc/PID/stat's 22nd field, read after the
+# command name, which may hold spaces); a reused pid has another.
+starttime() {
+  sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20
+}
+
+# Is the process of pid file $1 still the one the stack started? Not a zombie, nor its pid
+# reused by another program: it started when the stack recorded (api0.start beside api0.pid);
+# for a pid file without one (a stack started by an older script), its command line is
+# `brandloop serve` or `brandloop worker` - "brandloop" alone also matched `tail -f` of a log
+# in the stack's directory, which stop then killed (outside tester).
 running() {
-  local pid; pid=$(cat "$1" 2>/dev/null) || return 1
+  local pid started role
+  pid=$(cat "$1" 2>/dev/null) || return 1
   [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q brandloop
+  [ "$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)" != Z ] || return 1
+  started="${1%.pid}.start"
+  if [ -s "$started" ]; then
+    [ "$(starttime "$pid")" = "$(cat "$started")" ]
+    return
+  fi
+  case "$(basename "$1")" in api*) role=serve ;; *) role=worker ;; esac
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -Eq "brandloop $role( |\$)"
+}
+
+# The value of option $1, which must be given ($2 is what followed it, $3 how many words did)
+value_of() {
+  [ "$3" -ge 2 ] || { echo "stack: $1 needs a value" >&2; exit 2; }
+  printf '%s' "$2"
 }
 
 # SIGTERM every process of the pid files given, wait for all of them up to $DRAIN_S seconds,
@@ -97,7 +122,7 @@ stop_processes() {
       echo "stack: $(basename "$f" .pid) (pid $(cat "$f")) survived SIGKILL; its pid file $f stays" >&2
       left=1
     else
-      rm -f "$f"
+      rm -f "$f" "${f%.pid}.start"
     fi
   done
   return "$left"
@@ -108,7 +133,7 @@ stop() {
   while [ $# -gt 0 ]; do
     case "$1" in
       --keep-services) keep=1; shift ;;
-      --drain-seconds) DRAIN_S=$2; shift 2 ;;
+      --drain-seconds) DRAIN_S=$(value_of "$1" "${2-}" $#); shift 2 ;;
       *) echo "stack: unknown option $1" >&2; exit 2 ;;
     esac
   done

@@ -61,7 +61,11 @@ def gc(
         )
     cfg = settings()
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}", markup=False), console=err, transient=True
+        SpinnerColumn(),
+        TextColumn("{task.description}", markup=False),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,  # off a terminal rich leaves a blank line on stderr
     ) as progress:
         task = progress.add_task("checking images", total=None)
         report = event_loop.run(

@@ -235,7 +235,11 @@ def rekey(
             return owners
 
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}", markup=False), console=err, transient=True
+        SpinnerColumn(),
+        TextColumn("{task.description}", markup=False),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,  # off a terminal rich leaves a blank line on stderr
     ) as progress:
         task = progress.add_task("looking for legacy collections", total=None)
 

@@ -119,8 +119,22 @@ def _current(conn: Connection) -> set[str]:
     return set(MigrationContext.configure(conn).get_current_heads())
 
 
+@functools.cache
+def known_revisions() -> frozenset[str]:
+    """Every revision this release's migrations know."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return frozenset(revision.revision for revision in script.walk_revisions())
+
+
 def _outdated(current: set[str], heads: set[str]) -> str:
     needs = ", ".join(sorted(heads))
+    newer = sorted(current - known_revisions())
+    if newer:  # a newer release migrated it (a rollback, an old host): upgrading cannot help
+        return (
+            f"the database schema is at {', '.join(newer)}, newer than this release knows (it "
+            f"needs {needs}): run the release that migrated it; `{UPGRADE_COMMAND}` cannot "
+            "take a schema back"
+        )
     if not current:
         return f"the database has no brandloop schema yet (this release needs {needs}): run `{UPGRADE_COMMAND}`"
     found = ", ".join(sorted(current))
@@ -177,6 +191,8 @@ class Database:
             before = _current(conn)
         if before == head_revisions():
             return before, before
+        if before - known_revisions():
+            raise SchemaOutdatedError(_outdated(before, set(head_revisions())))
         cfg = alembic_config(self.url)
         with _migrating(self.url), self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":

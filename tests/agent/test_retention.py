@@ -435,12 +435,56 @@ def test_gc_bad_input_is_one_line_and_exit_2(
     assert message in err
 
 
-def test_a_retention_age_must_be_positive(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('{"acme": 0}', "more than 0 days"),
+        # each was taken: true as 1 day, "30" as 30 days, the later of two ages (outside tester)
+        ('{"*": true}', "Input should be a valid number"),
+        ('{"*": "30"}', "Input should be a valid number"),
+        ('{"*": 30, "*": 1}', "'*' given more than once"),
+        ('{"*": 30', "not a JSON object"),
+    ],
+)
+def test_a_retention_age_must_be_a_positive_number_once_per_tenant(
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    value: str,
+    message: str,
 ) -> None:
-    monkeypatch.setenv("BRANDLOOP_ARTIFACT_RETENTION_DAYS", '{"acme": 0}')
+    monkeypatch.setenv("BRANDLOOP_ARTIFACT_RETENTION_DAYS", value)
     get_settings.cache_clear()
     with pytest.raises(SystemExit) as exc:
-        main(["gc"])
+        main(["gc", "--dry-run"])
     err = capsys.readouterr().err
-    assert exc.value.code == 2 and "more than 0 days" in err and err.count("\n") == 1
+    assert exc.value.code == 2 and message in err and err.count("\n") == 1, err
+    assert "BRANDLOOP_ARTIFACT_RETENTION_DAYS" in err
+
+
+def test_gc_of_one_tenant_prunes_only_its_own_runs_checkpoints(
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--tenant`` is "only this tenant": another tenant's finished run keeps its checkpoints
+    (they were pruned and reported as the named tenant's; outside tester, on PostgreSQL)."""
+    monkeypatch.setenv("BRANDLOOP_CHECKPOINT_KEEP", "3")
+    monkeypatch.setenv("BRANDLOOP_TENANT", "_")  # odd but legal
+    get_settings.cache_clear()
+    code, out, err = run_cli(
+        capsys, "generate", AUTUMN, "--brand", "examples/brands/acme-coffee.yaml",
+        "--size", "128x128", "--seed", "31", "--no-memory", "--json",
+        "--out", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert code == 0, err
+    run_id = json.loads(out)["run_id"]
+    monkeypatch.delenv("BRANDLOOP_CHECKPOINT_KEEP")
+    monkeypatch.delenv("BRANDLOOP_TENANT")
+    get_settings.cache_clear()
+    assert checkpoint_count(settings, run_id) == 3
+    other = _gc(capsys, "--tenant", "0", as_json=True)
+    assert other["checkpoints_pruned"] == 0 and checkpoint_count(settings, run_id) == 3
+    own = _gc(capsys, "--tenant", "_", as_json=True)
+    assert own["checkpoints_pruned"] == 1 and checkpoint_count(settings, run_id) == 0

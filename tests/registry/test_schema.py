@@ -333,3 +333,43 @@ def test_an_upgrade_that_waited_for_anothers_says_it_migrated_nothing(pg_url: st
     assert sorted(answers, key=lambda a: sorted(a[0])) == sorted(
         [({previous_revision()}, heads), (heads, heads)], key=lambda a: sorted(a[0])
     ), answers
+
+
+@pytest.mark.parametrize("argv", [["brands", "list"], ["db", "upgrade"]])
+def test_a_schema_newer_than_the_release_says_so_and_not_to_upgrade(
+    capsys: pytest.CaptureFixture[str], settings: Settings, argv: list[str]
+) -> None:
+    """A release rolled back (or an old host) meets a schema a newer release migrated: the one
+    line said `brandloop db upgrade`, which then failed as an internal error (``Can't locate
+    revision``; outside tester). It says the schema is newer, and nothing is changed."""
+    url = settings.resolved_database_url
+    Database(url).upgrade()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    code, out, err = run_cli(capsys, *argv)
+    assert (code, out) == (1, ""), err
+    assert err.startswith("brandloop: error: the database schema is at 9999, newer than this "
+                          "release knows"), err  # fmt: skip
+    assert err.count("\n") == 1 and "cannot take a schema back" in err
+    assert current(url) == {"9999"}
+
+
+def test_a_database_that_cannot_be_reached_is_one_line_not_an_internal_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, data_dir: Path
+) -> None:
+    """A PostgreSQL nobody listens on: `storage failed` naming the database and the reason
+    (exit 8), never `internal error: OperationalError` (exit 1, which the README keeps for
+    brandloop's own bugs), nor the URL (it may hold a password)."""
+    url = f"postgresql+psycopg://brandloop:s3cret-pw@127.0.0.1:{free_port()}/brandloop"
+    monkeypatch.setenv("BRANDLOOP_DATABASE_URL", url)
+    get_settings.cache_clear()
+    for argv in (["runs", "list"], ["gc", "--dry-run"], ["db", "upgrade"]):
+        code, out, err = run_cli(capsys, *argv)
+        assert (code, out) == (8, ""), (argv, err)
+        assert err.startswith(
+            "brandloop: error: storage failed: the registry's database could not be reached: "
+        ), err
+        assert err.count("\n") == 1 and "s3cret-pw" not in err, err
+    get_settings.cache_clear()
