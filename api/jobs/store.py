@@ -320,6 +320,22 @@ def list_threads(
     return list(session.scalars(query.offset(offset).limit(limit)))
 
 
+def count_threads(session: Session, *, tenant: str) -> int:
+    """How many threads the tenant has (the studio's thread list pages by it)."""
+    query = select(func.count()).select_from(ThreadRow).where(ThreadRow.tenant == tenant)
+    return int(session.scalar(query) or 0)
+
+
+def threads_before(session: Session, thread: ThreadRow) -> int:
+    """How many of its tenant's threads :func:`list_threads` lists before ``thread`` (newer,
+    or as new with a greater id): the offset at which it is listed."""
+    newer = (ThreadRow.created_at > thread.created_at) | (
+        (ThreadRow.created_at == thread.created_at) & (ThreadRow.id > thread.id)
+    )
+    query = select(func.count()).select_from(ThreadRow)
+    return int(session.scalar(query.where(ThreadRow.tenant == thread.tenant, newer)) or 0)
+
+
 def thread_messages(session: Session, *, thread_id: str) -> list[ThreadMessageRow]:
     query = select(ThreadMessageRow).where(ThreadMessageRow.thread_id == thread_id)
     return list(session.scalars(query.order_by(ThreadMessageRow.seq)))
@@ -425,3 +441,9 @@ def list_campaigns(
     query = select(CampaignRow).where(CampaignRow.tenant == tenant)
     query = query.order_by(CampaignRow.created_at.desc(), CampaignRow.id.desc())
     return list(session.scalars(query.offset(offset).limit(limit)))
+
+
+def count_campaigns(session: Session, *, tenant: str) -> int:
+    """How many campaigns the tenant has (the studio's campaign list pages by it)."""
+    query = select(func.count()).select_from(CampaignRow).where(CampaignRow.tenant == tenant)
+    return int(session.scalar(query) or 0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 import secrets
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, unquote_to_bytes
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
@@ -60,6 +61,17 @@ NAV: tuple[tuple[str, str], ...] = (
     ("/evals", "Evals"),
     ("/costs", "Costs"),
 )
+
+#: rows a studio list shows a page (runs, campaigns, threads)
+PAGE_SIZE = 24
+#: the ``?page=`` a studio list takes
+PageNumber = Annotated[int, Query(ge=1, le=100_000)]
+
+
+def page_count(total: int) -> int:
+    """How many pages ``total`` rows fill (one, empty, when there are none)."""
+    return max(1, math.ceil(total / PAGE_SIZE))
+
 
 env = Environment(
     loader=FileSystemLoader(TEMPLATES),

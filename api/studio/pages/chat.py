@@ -25,11 +25,14 @@ from brandloop.api.studio.pages.runs import (
     palette_of,
 )
 from brandloop.api.studio.web import (
+    PAGE_SIZE,
     Creator,
     Csrf,
+    PageNumber,
     StudioError,
     StudioRoute,
     Viewer,
+    page_count,
     render,
     see_other,
 )
@@ -37,7 +40,7 @@ from brandloop.domain import MAX_BRIEF_CHARS, AcceptedImage
 from brandloop.registry import crud
 from brandloop.registry.deleted_images import gone_images
 from brandloop.registry.models import RunRow
-from brandloop.registry.models_service import JobRow
+from brandloop.registry.models_service import JobRow, ThreadRow
 from brandloop.settings import Settings
 from brandloop.views import run_receipts
 
@@ -45,11 +48,21 @@ router = APIRouter(route_class=StudioRoute, include_in_schema=False)
 Brief = Annotated[str, Form(min_length=1, max_length=MAX_BRIEF_CHARS)]
 
 
-def _threads(session: Session, tenant: str) -> list[dict[str, str]]:
-    """The thread list, each thread's brand as named now (as its page names it), by its id."""
-    rows = store.list_threads(session, tenant=tenant, limit=100)
+def _threads(
+    session: Session, tenant: str, page: int | None, current: ThreadRow | None = None
+) -> dict[str, Any]:
+    """A page of the thread list (newest first, as the other studio lists page), each
+    thread's brand as named now (as its page names it), by its id. No page asked for on a
+    thread's page is the page that lists that thread, so it stays in view."""
+    total = store.count_threads(session, tenant=tenant)
+    if page is None:
+        before = store.threads_before(session, current) if current is not None else 0
+        page = before // PAGE_SIZE + 1
+    rows = store.list_threads(
+        session, tenant=tenant, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
+    )
     names = store.brand_names(session, tenant=tenant, ids=[r.brand_id for r in rows])
-    return [
+    items = [
         {
             "id": r.id,
             "title": r.title,
@@ -57,12 +70,15 @@ def _threads(session: Session, tenant: str) -> list[dict[str, str]]:
         }
         for r in rows
     ]
+    return {"items": items, "total": total, "page": page, "pages": page_count(total)}
 
 
 @router.get("/chat")
-def chat_home(request: Request, user: Viewer, session: SessionDep) -> Response:
+def chat_home(
+    request: Request, user: Viewer, session: SessionDep, page: PageNumber = 1
+) -> Response:
     brands = [b.name for b in crud.list_brands(session, tenant=user.tenant)]
-    context = {"title": "Chat", "threads": _threads(session, user.tenant), "brands": brands}
+    context = {"title": "Chat", "threads": _threads(session, user.tenant, page), "brands": brands}
     return render(request, "chat.html", context)
 
 
@@ -141,7 +157,12 @@ def job_view(
 
 @router.get("/chat/{thread_id}")
 def thread_page(
-    request: Request, thread_id: str, user: Viewer, session: SessionDep, settings: SettingsDep
+    request: Request,
+    thread_id: str,
+    user: Viewer,
+    session: SessionDep,
+    settings: SettingsDep,
+    page: PageNumber | None = None,
 ) -> Response:
     thread = store.get_thread(session, tenant=user.tenant, thread_id=thread_id)
     if thread is None:
@@ -157,7 +178,7 @@ def thread_page(
         "title": thread.title or "Chat",
         "thread": public,
         "turns": turns,
-        "threads": _threads(session, user.tenant),
+        "threads": _threads(session, user.tenant, page, current=thread),
         "palette": palette_of(session, user.tenant, thread.brand_id or ""),
     }
     return render(request, "thread.html", context)

@@ -18,11 +18,14 @@ from brandloop.api.routers.campaigns import campaign_public
 from brandloop.api.routers.costs import cost_report
 from brandloop.api.routers.memory import forget_note
 from brandloop.api.studio.web import (
+    PAGE_SIZE,
     Creator,
     Csrf,
+    PageNumber,
     StudioError,
     StudioRoute,
     Viewer,
+    page_count,
     render,
     see_other,
 )
@@ -38,12 +41,26 @@ router = APIRouter(route_class=StudioRoute, include_in_schema=False)
 
 @router.get("/campaigns")
 def campaigns(
-    request: Request, user: Viewer, session: SessionDep, settings: SettingsDep
+    request: Request,
+    user: Viewer,
+    session: SessionDep,
+    settings: SettingsDep,
+    page: PageNumber = 1,
 ) -> Response:
+    """The tenant's campaigns, newest first, a page at a time (as the runs gallery pages)."""
     artifacts = ArtifactStore(settings.artifacts_dir)
-    rows = store.list_campaigns(session, tenant=user.tenant, limit=50)
-    boards = [campaign_public(session, c, artifacts) for c in rows]
-    return render(request, "campaigns.html", {"title": "Campaigns", "campaigns": boards})
+    total = store.count_campaigns(session, tenant=user.tenant)
+    rows = store.list_campaigns(
+        session, tenant=user.tenant, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
+    )
+    context = {
+        "title": "Campaigns",
+        "campaigns": [campaign_public(session, c, artifacts) for c in rows],
+        "total": total,
+        "page": page,
+        "pages": page_count(total),
+    }
+    return render(request, "campaigns.html", context)
 
 
 @router.get("/campaigns/{campaign_id}")

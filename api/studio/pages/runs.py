@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import math
 import zipfile
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, get_args
@@ -27,11 +26,14 @@ from brandloop.api.jobs.service import resume_job
 from brandloop.api.routers.runs import tenant_trace
 from brandloop.api.studio.thumbs import image_colours
 from brandloop.api.studio.web import (
+    PAGE_SIZE,
     Creator,
     Csrf,
+    PageNumber,
     StudioError,
     StudioRoute,
     Viewer,
+    page_count,
     render,
     see_other,
 )
@@ -47,7 +49,6 @@ from brandloop.tools.providers.factory import closing as providers_closing
 from brandloop.views import cost_so_far
 
 router = APIRouter(route_class=StudioRoute, include_in_schema=False)
-PAGE_SIZE = 24
 STATUSES: tuple[str, ...] = get_args(RunStatus)
 
 
@@ -112,7 +113,7 @@ def gallery(
     model: Annotated[str, Query(max_length=120)] = "",
     since: Annotated[str, Query(max_length=10)] = "",
     until: Annotated[str, Query(max_length=10)] = "",
-    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page: PageNumber = 1,
 ) -> Response:
     # a filter GET /v1/runs refuses is refused here too, never an empty gallery: a status that
     # is not one is a 422 page naming it, a brand the tenant does not have a 404
@@ -148,7 +149,7 @@ def gallery(
         "gone": gone_images(session, tenant=user.tenant, shas=shown.values()),
         "total": total,
         "page": page,
-        "pages": max(1, math.ceil(total / PAGE_SIZE)),
+        "pages": page_count(total),
         "chosen": chosen,
         "query": query,
         "options": filter_options(session, user.tenant),

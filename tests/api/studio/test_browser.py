@@ -146,7 +146,7 @@ def test_a_title_with_no_spaces_wraps_inside_the_thread_list(
     start_thread(page, studio_site.url, "Acme Coffee", "a cup on a saucer", title="t" * 200)
     link = page.locator(".threads li a", has_text="tttt").first
     expect(link).to_be_visible()
-    sidebar = page.locator(".chat > *").first.bounding_box()
+    sidebar = page.locator(".chat > nav").bounding_box()
     box = link.bounding_box()
     assert sidebar is not None and box is not None
     assert box["x"] + box["width"] <= sidebar["x"] + sidebar["width"] + 1, (box, sidebar)
