@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -80,6 +81,17 @@ def not_blank(what: str) -> Any:
         return value
 
     return BeforeValidator(check)
+
+
+def _absent_when_blank(value: str) -> str:
+    """Optional text that shows nothing (only :data:`BLANKS`: spaces, zero-width characters,
+    bidi controls) is no text: ``""``, as when it is left out. Kept as given, a title or name of
+    ``"\u200b"`` was listed as an empty link no one could see or click."""
+    return "" if is_blank(value) else value
+
+
+#: an optional name or title: blank text is taken as left out (``""``)
+BLANK_IS_ABSENT = AfterValidator(_absent_when_blank)
 
 
 def _one_shape(examples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -298,7 +310,7 @@ class ThreadCreate(Shape):
     )
 
     brand: str = Field(min_length=1, max_length=120)
-    title: str = Field(default="", max_length=200)
+    title: Annotated[str, BLANK_IS_ABSENT] = Field(default="", max_length=200)
     message: str | None = Field(
         default=None, min_length=1, max_length=MAX_BRIEF_CHARS, pattern=NOT_BLANK
     )
@@ -409,7 +421,7 @@ class CampaignCreate(_In):
         },
     )
 
-    name: str = Field(default="", max_length=200)
+    name: Annotated[str, BLANK_IS_ABSENT] = Field(default="", max_length=200)
     brand: str = Field(min_length=1, max_length=120)
     budget_usd: float = Field(
         ge=0.01,

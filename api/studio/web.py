@@ -33,6 +33,7 @@ from brandloop.api.input_guard import HOLDS_CREDENTIAL, UNSTORABLE, holds_creden
 from brandloop.api.problems import ApiProblem, status_for
 from brandloop.api.studio.sessions import StudioUser, session_user
 from brandloop.api.studio.wording import field_problem
+from brandloop.domain import is_blank
 from brandloop.errors import BrandloopError
 from brandloop.registry.types import usd
 
@@ -83,6 +84,9 @@ env = Environment(
 env.filters["usd"] = lambda value: usd(float(value or 0))
 env.filters["pct"] = lambda value: "not measured" if value is None else f"{float(value):.0%}"
 env.filters["short"] = lambda value, n=12: str(value)[:n]
+#: user text, or ``fallback`` when it shows nothing (a name or title stored blank before the
+#: API took blank as absent: never an empty, unclickable link)
+env.filters["or_else"] = lambda value, fallback: fallback if is_blank(str(value or "")) else value
 
 
 def _moment(value: datetime | str | None) -> datetime | None:

@@ -36,7 +36,7 @@ from brandloop.api.studio.web import (
     render,
     see_other,
 )
-from brandloop.domain import MAX_BRIEF_CHARS, AcceptedImage
+from brandloop.domain import MAX_BRIEF_CHARS, AcceptedImage, is_blank
 from brandloop.registry import crud
 from brandloop.registry.deleted_images import gone_images
 from brandloop.registry.models import RunRow
@@ -94,6 +94,12 @@ def default_title(message: str, limit: int = 60) -> str:
     return (cut if cut and len(cut) < limit + 1 else clean[:limit]).rstrip() + "…"
 
 
+def thread_title(title: str, message: str) -> str:
+    """The title a thread started here gets: the one typed, else (none, or one that shows
+    nothing, such as a zero-width space) :func:`default_title` of its first message."""
+    return default_title(message) if is_blank(title) else title
+
+
 @router.post("/chat")
 def start_thread(
     user: Creator,
@@ -109,7 +115,7 @@ def start_thread(
 ) -> Response:
     body = ThreadCreate(
         brand=brand,
-        title=title or default_title(message),
+        title=thread_title(title, message),
         message=message,
         count=count,
         size=size or None,
@@ -175,7 +181,7 @@ def thread_page(
             {"message": message, **job_view(session, settings, tenant=user.tenant, job=job)}
         )
     context = {
-        "title": thread.title or "Chat",
+        "title": thread.title if not is_blank(thread.title) else "Chat",
         "thread": public,
         "turns": turns,
         "threads": _threads(session, user.tenant, page, current=thread),

@@ -31,6 +31,7 @@ from brandloop.api.studio.web import (
 )
 from brandloop.api.style_notes import add_style_note, list_style_notes
 from brandloop.artifacts import ArtifactStore
+from brandloop.domain import is_blank
 from brandloop.policies.brand_policy import load_brand_scoring_policy
 from brandloop.registry import crud, spend
 from brandloop.registry.models import BrandRow
@@ -71,7 +72,8 @@ def campaign(
     if row is None:
         raise StudioError(404, f"no campaign {campaign_id}")
     board = campaign_public(session, row, ArtifactStore(settings.artifacts_dir))
-    context = {"title": f"Campaign {board.name or board.id}", "c": board}
+    name = board.id if is_blank(board.name) else board.name
+    context = {"title": f"Campaign {name}", "c": board}
     return render(request, "campaign.html", context)
 
 

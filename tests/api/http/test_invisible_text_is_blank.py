@@ -61,3 +61,35 @@ def test_the_schema_states_the_rule_the_server_applies(client: TestClient) -> No
     for blank in [*INVISIBLE, "   ", "\u3000"]:
         assert pattern.search(blank) is None, repr(blank)
     assert pattern.search("\u200ba cup")
+
+
+@pytest.mark.parametrize("blank", [*INVISIBLE, "\u2060\u200b", "   "])
+def test_an_invisible_campaign_name_or_thread_title_is_left_out_as_an_empty_one_is(
+    client: TestClient, keys: Keys, acme: dict[str, Any], blank: str
+) -> None:
+    """Both are optional and ``""`` is taken (a campaign without a name, a thread without a
+    title); an outside tester's ``"\\u200b"`` was stored as given and listed as an empty link."""
+    creator = keys["A", "creator"]
+    campaign = {
+        "name": blank,
+        "brand": "Acme Coffee",
+        "budget_usd": 0.05,
+        "assets": [{"brief": "a cup", "formats": ["64x64"]}],
+    }
+    made = client.post("/v1/campaigns", json=campaign, headers=creator)
+    assert made.status_code == 202, made.text
+    assert made.json()["name"] == ""
+    shown = client.get(f"/v1/campaigns/{made.json()['id']}", headers=creator).json()
+    assert shown["name"] == ""
+    thread = client.post(
+        "/v1/threads", json={"brand": "Acme Coffee", "title": blank}, headers=creator
+    )
+    assert thread.status_code == 201, thread.text
+    assert thread.json()["title"] == ""
+    listed = client.get("/v1/threads", headers=creator).json()
+    assert [t["title"] for t in listed if t["id"] == thread.json()["id"]] == [""]
+    # text that shows something is kept as given, invisible characters and all
+    named = client.post(
+        "/v1/threads", json={"brand": "Acme Coffee", "title": blank + "hero"}, headers=creator
+    )
+    assert named.json()["title"] == blank + "hero"
