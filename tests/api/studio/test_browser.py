@@ -153,6 +153,27 @@ def test_a_title_with_no_spaces_wraps_inside_the_thread_list(
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
+def test_a_brief_with_no_spaces_wraps_inside_its_campaign_card(
+    page: Page, studio_site: Site
+) -> None:
+    """An outside tester's 300-letter brief ran out of its card: the page was 4782px wide."""
+    made = studio_site.api(
+        "POST", "/v1/campaigns", "A", "creator",
+        json={"name": "long word", "brand": "Acme Coffee", "budget_usd": 0.2,
+              "assets": [{"brief": "W" * 300, "formats": ["64x64"]}]},
+    )  # fmt: skip
+    assert made.status_code == 202, made.text
+    sign_in_with_link(page, studio_site.link("A", "vic", "viewer"))
+    page.goto(f"{studio_site.url}/campaigns/{made.json()['id']}")
+    brief = page.locator(".board .brief", has_text="WWWW")
+    expect(brief).to_be_visible()
+    card = page.locator(".board > li").first.bounding_box()
+    box = brief.bounding_box()
+    assert card is not None and box is not None
+    assert box["x"] + box["width"] <= card["x"] + card["width"] + 1, (box, card)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
 def test_approve_a_review_item_and_see_the_run_finish(browser: Browser, studio_site: Site) -> None:
     ana = as_user(browser, studio_site, "A", "ana", "creator")
     start_thread(ana, studio_site.url, "Bloom Skincare", "a serum bottle on marble")
