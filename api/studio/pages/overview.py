@@ -4,7 +4,7 @@ function the matching /v1 route calls."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request, Response
@@ -17,6 +17,8 @@ from brandloop.api.jobs import store
 from brandloop.api.routers.campaigns import campaign_public
 from brandloop.api.routers.costs import cost_report
 from brandloop.api.routers.memory import forget_note
+from brandloop.api.schemas import CampaignAssetStatus, CampaignPublic
+from brandloop.api.studio.pages.runs import accepted_so_far
 from brandloop.api.studio.web import (
     PAGE_SIZE,
     Creator,
@@ -34,7 +36,8 @@ from brandloop.artifacts import ArtifactStore
 from brandloop.domain import is_blank
 from brandloop.policies.brand_policy import load_brand_scoring_policy
 from brandloop.registry import crud, spend
-from brandloop.registry.models import BrandRow
+from brandloop.registry.deleted_images import gone_images
+from brandloop.registry.models import BrandRow, RunRow
 from brandloop.registry.models_agent import BudgetRow
 
 router = APIRouter(route_class=StudioRoute, include_in_schema=False)
@@ -73,8 +76,47 @@ def campaign(
         raise StudioError(404, f"no campaign {campaign_id}")
     board = campaign_public(session, row, ArtifactStore(settings.artifacts_dir))
     name = board.id if is_blank(board.name) else board.name
-    context = {"title": f"Campaign {name}", "c": board}
+    context = {"title": f"Campaign {name}", "c": board, **asset_views(session, user.tenant, board)}
     return render(request, "campaign.html", context)
+
+
+#: the longest reason an asset's card shows (the run's page has it whole)
+REASON_CHARS = 200
+
+
+def short_reason(asset: CampaignAssetStatus) -> str:
+    """Why an asset's run ended as it did, or fell short (its result's reason: "budget spent
+    ... with 1 of 2 accepted", a rejection's note; else its job's error), cut to
+    :data:`REASON_CHARS`; nothing while it waits for review (its card shows the candidates)."""
+    job = asset.job
+    if job.state == "awaiting_review":
+        return ""
+    why = (job.result.reason if job.result is not None else "") or (
+        job.error.detail if job.error is not None else ""
+    )
+    return why if len(why) <= REASON_CHARS else why[: REASON_CHARS - 1] + "…"
+
+
+def asset_views(session: Session, tenant: str, board: CampaignPublic) -> dict[str, Any]:
+    """What a campaign's board shows besides the API's view of it: each asset's short reason,
+    which assets' runs exist (a queued job's run does not yet: no link to a 404), and the
+    candidates of each asset waiting for review (and which of those were deleted)."""
+    run_ids = [a.job.run_id for a in board.assets]
+    started = set(
+        session.scalars(select(RunRow.id).where(RunRow.tenant == tenant, RunRow.id.in_(run_ids)))
+    )
+    waiting = {
+        a.job.run_id: accepted_so_far(session, a.job.run_id)
+        for a in board.assets
+        if a.job.state == "awaiting_review"
+    }
+    shas = [sha for found in waiting.values() for sha in found]
+    return {
+        "reasons": {a.job.id: short_reason(a) for a in board.assets},
+        "started": started,
+        "waiting": waiting,
+        "gone": gone_images(session, tenant=tenant, shas=shas),
+    }
 
 
 def _brand(session: Session, tenant: str, name: str) -> BrandRow:
