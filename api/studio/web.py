@@ -62,6 +62,18 @@ NAV: tuple[tuple[str, str], ...] = (
     ("/evals", "Evals"),
     ("/costs", "Costs"),
 )
+#: the pages of :data:`NAV` that need more than the viewer role (anyone lower gets a 403 there)
+NAV_ROLES: dict[str, Role] = {"/review": "approver"}
+
+
+def nav_for(user: StudioUser | None) -> list[tuple[str, str]]:
+    """The header's links this user may follow: none they would get a 403 page from."""
+    return [
+        (href, label)
+        for href, label in NAV
+        if user is None or user.can(NAV_ROLES.get(href, "viewer"))
+    ]
+
 
 #: rows a studio list shows a page (runs, campaigns, threads)
 PAGE_SIZE = 24
@@ -162,7 +174,7 @@ def render(
         request=request,
         user=user,
         csrf=csrf_token(request),
-        nav=NAV,
+        nav=nav_for(user),
         path=request.url.path,
         **(context or {}),
     )

@@ -177,7 +177,9 @@ def test_a_brief_with_no_spaces_wraps_inside_its_campaign_card(
 def test_approve_a_review_item_and_see_the_run_finish(browser: Browser, studio_site: Site) -> None:
     ana = as_user(browser, studio_site, "A", "ana", "creator")
     start_thread(ana, studio_site.url, "Bloom Skincare", "a serum bottle on marble")
-    expect(ana.get_by_role("link", name="review it")).to_be_visible(timeout=90_000)
+    # a creator is told the run waits, with no link to the review page (a 403 for her)
+    expect(ana.locator("p.reply")).to_contain_text("awaiting review", timeout=90_000)
+    expect(ana.get_by_role("link", name="review it")).to_have_count(0)
     lee = as_user(browser, studio_site, "A", "lee", "approver")
     lee.goto(studio_site.url + "/review")
     lee.locator(".run-card a").first.click()

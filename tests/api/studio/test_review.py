@@ -335,8 +335,11 @@ def test_golden_needs_an_image_the_run_accepted_and_an_approved_run(
 def test_a_run_waiting_for_review_shows_its_images_marked_on_the_chat_and_run_pages(
     studio: Studio, api: Callable[..., Any], always_review: None
 ) -> None:
-    """Its accepted images stay on the chat turn and the run page, marked as waiting for review
-    with a link to the review page; the wording is the web app's, not the CLI command."""
+    """Its accepted images stay on the chat turn and the run page, marked as waiting for review,
+    counted as the images waiting (an outside tester saw two thumbnails over "awaiting review:
+    0 image(s)"), with a link to the review page for those who may review (approver, admin) and
+    none for a creator or viewer, who would get a 403 there; the wording is the web app's, not
+    the CLI command."""
     api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
     cara = studio.signed_in_as("A", "cara", "creator")
     home = cara.get("/chat")
@@ -348,18 +351,23 @@ def test_a_run_waiting_for_review_shows_its_images_marked_on_the_chat_and_run_pa
     ).headers["location"]  # fmt: skip
     for _ in range(600):
         turn = cara.get(thread).text
-        if "review it</a>" in turn:
+        if '<p class="reply">awaiting review' in turn:
             break
         time.sleep(0.1)
     run_id = re.search(r'href="/runs/(run_\w+)"', turn).group(1)  # type: ignore[union-attr]
     accepted = _shas(studio, run_id, "accepted")
     assert accepted
-    run_page = cara.get(f"/runs/{run_id}").text
-    for page in (turn, run_page):
-        assert "brandloop review" not in page
-        assert "Waiting for review" in page and f'href="/review/{run_id}"' in page
-        assert all(f"/thumbs/512/{sha}" in page for sha in accepted), page
-    assert "No accepted images" not in run_page
+    assert f'<p class="reply">awaiting review: {len(accepted)} image(s), $' in turn
+    lee = studio.signed_in_as("A", "lee", "approver")
+    for who, may_review in ((cara, False), (studio.signed_in_as("A", "vic", "viewer"), False),
+                            (lee, True)):  # fmt: skip
+        for page in (who.get(thread).text, who.get(f"/runs/{run_id}").text):
+            assert "brandloop review" not in page
+            assert "Waiting for review" in page
+            assert (f'href="/review/{run_id}"' in page) == may_review, page
+            assert ('href="/review"' in page) == may_review  # the header's Review entry
+            assert all(f"/thumbs/512/{sha}" in page for sha in accepted), page
+    assert "No accepted images" not in cara.get(f"/runs/{run_id}").text
 
 
 def test_a_run_reject_needs_a_note_and_a_blank_one_leaves_the_run_waiting(
