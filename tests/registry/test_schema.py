@@ -343,7 +343,9 @@ def test_a_schema_newer_than_the_release_says_so_and_not_to_upgrade(
     line said `brandloop db upgrade`, which then failed as an internal error (``Can't locate
     revision``; outside tester). It says the schema is newer, and nothing is changed."""
     url = settings.resolved_database_url
-    Database(url).upgrade()
+    migrated = Database(url)
+    migrated.upgrade()
+    migrated.dispose()
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
