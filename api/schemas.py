@@ -62,7 +62,7 @@ WHOLE = BeforeValidator(_whole)
 BodyInt = Annotated[int, WHOLE]
 #: A template reference: ``name``, ``name@VERSION`` or ``name:LABEL``
 #: (``brandloop.agent.templates.REF_PATTERN``, versions as the template routes take them)
-TEMPLATE_REF = r"^[a-z0-9][a-z0-9_.-]{0,119}(@[1-9][0-9]{0,5}|:[a-z0-9_-]{1,64})?$"
+TEMPLATE_REF = r"^[a-z0-9][a-z0-9_.-]{0,119}(@[1-9][0-9]{0,5}|:[a-z0-9][a-z0-9_-]{0,63})?$"
 #: Characters that are blank, and text that must say something (at least one character that is
 #: not blank; the schema's pattern, searched anywhere in the text): ``brandloop.domain``'s rule,
 #: the one the CLI and the agent apply

@@ -27,7 +27,12 @@ from brandloop.domain import PromptTemplate, TemplateVersion
 from brandloop.registry import crud
 from brandloop.registry.models import TemplateRow, TemplateVersionRow
 from brandloop.templates import governance
-from brandloop.templates.governance import GovernanceError, TemplateMetadata, TemplateSpec
+from brandloop.templates.governance import (
+    LABEL_PATTERN,
+    GovernanceError,
+    TemplateMetadata,
+    TemplateSpec,
+)
 from brandloop.tools.moderation.minors import template_screen
 
 T = TypeVar("T")
@@ -36,7 +41,7 @@ NO_MESSAGE = "(no message)"
 
 router = APIRouter(prefix="/templates", tags=["templates"], responses=PROBLEM_RESPONSES)
 Name = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_.-]{0,119}$")]
-Label = Annotated[str, Path(pattern=r"^[a-z0-9_-]{1,64}$")]
+Label = Annotated[str, Path(pattern=LABEL_PATTERN.pattern)]
 
 
 def _template(session: Session, tenant: str, name: str) -> TemplateRow:

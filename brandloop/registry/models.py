@@ -256,5 +256,5 @@ class AuditRow(Base):
     actor: Mapped[str] = mapped_column(String(120))
     action: Mapped[str] = mapped_column(String(64))
     subject_type: Mapped[str] = mapped_column(String(32))
-    subject_id: Mapped[str] = mapped_column(String(160))
+    subject_id: Mapped[str] = mapped_column(String(255))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -628,10 +628,17 @@ def submit(
     note: str = "",
     is_approver: bool | None = None,
 ) -> TemplateVersionRow:
-    """draft → in_review, by the version's author or an approver."""
+    """draft → in_review, by the version's author or an approver, once.
+
+    Under the template's lock, as verdicts are, with the status read again under it: without
+    it, concurrent submits all passed, and a submit that had read ``draft`` wrote
+    ``in_review`` over a verdict committed meanwhile - a rejected version back in review, then
+    approved and put on ``production`` (outside tester)."""
     check_actor(actor)
+    crud.lock_template(session, tenant=tenant, name=name)
     template = _template(session, tenant, name)
     row = _version(session, template, version)
+    session.refresh(row)  # its status as the database holds it now, under the lock
     if row.status != "draft":
         raise GovernanceError(f"{name}@{version} is {row.status}; only a draft can be submitted")
     policy = load_governance_policy()

@@ -37,6 +37,7 @@ from brandloop.domain import is_blank
 from brandloop.errors import BadInputError
 from brandloop.registry.models import AttemptRow, RunRow
 from brandloop.templates.governance import (
+    LABEL_PATTERN,
     deciders,
     list_templates,
     parse_label_spec,
@@ -175,7 +176,7 @@ def label(
     user: Approver,
     session: SessionDep,
     _: Csrf,
-    label: Annotated[str, Form(pattern=r"^[a-z0-9_-]{1,64}$")],
+    label: Annotated[str, Form(pattern=LABEL_PATTERN.pattern)],
     weights: Annotated[str, Form(min_length=1, max_length=200)],
 ) -> Response:
     """``weights`` as the CLI writes them (``3`` or ``2=0.9,3=0.1``), each from 0 to

@@ -6,6 +6,7 @@ header naming every method of a path, a 400 problem for a malformed ``Last-Event
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -506,3 +507,22 @@ def test_head_of_a_stream_answers_its_head_and_ends(
     head = client.head(made.json()["links"]["events"], headers=keys["A", "viewer"])
     assert head.status_code == 200 and head.content == b""
     assert head.headers["content-type"].startswith("text/event-stream")
+
+
+@pytest.mark.parametrize("label", ["-", "_", "-x", "_x"])
+def test_a_label_the_route_refuses_is_outside_the_schemas_pattern(
+    client: TestClient, keys: Keys, label: str
+) -> None:
+    """The schema is the contract: the path's pattern let `-x` through, and the route refused it
+    as `bad-input` (outside tester); now the schema's own 422 `validation` refuses it."""
+    pattern = client.get("/openapi.json").json()["paths"]["/v1/templates/{name}/labels/{label}"][
+        "put"
+    ]["parameters"]
+    label_pattern = next(p for p in pattern if p["name"] == "label")["schema"]["pattern"]
+    assert re.fullmatch(label_pattern, label) is None
+    refused = client.put(
+        f"/v1/templates/brand-hero/labels/{label}",
+        json={"weights": {"1": 1.0}},
+        headers=keys["A", "approver"],
+    )
+    assert_problem(refused, 422, "validation")

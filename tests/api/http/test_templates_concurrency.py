@@ -150,3 +150,64 @@ def test_parallel_label_moves_are_serialised_with_a_true_audit_trail(
     assert sorted(map(str, (to for _, to in moves[-N:]))) == sorted(map(str, WEIGHTS))
     final = client.get("/v1/templates/lab-t", headers=lee).json()["label_weights"][label]
     assert final == moves[-1][1]
+
+
+def test_parallel_submits_of_one_draft_submit_it_once(
+    client: TestClient, keys: Keys, db: Database
+) -> None:
+    """draft -> in_review happens once: the old code let every submit that read the draft pass
+    (6 of 20 on SQLite, 15 of 20 on PostgreSQL, each audited), and a submit that had read
+    ``draft`` wrote ``in_review`` over a rejection committed meanwhile - the rejected version
+    was then approved and moved to production (outside tester)."""
+    ana = keys.of("A", "ana", "creator")
+    made = client.post("/v1/templates/sub-t/versions", json=BODY, headers=ana)
+    assert made.status_code == 201, made.text
+    url = "/v1/templates/sub-t/versions/1/submit"
+    with all_reach("from template_versions", N):
+        answers = at_once(lambda _: client.post(url, headers=ana), list(range(N)))
+    assert statuses(answers) == [200] + [409] * (N - 1), [a.text for a in answers]
+    with db.session() as session:
+        rows = crud.list_audit(session, tenant="A", subject_id="sub-t@1")
+        assert [r.action for r in rows].count("template.submitted") == 1, rows
+
+
+def test_a_submit_after_a_rejection_is_refused_and_the_rejection_stands(
+    client: TestClient, keys: Keys
+) -> None:
+    ana, lee = keys.of("A", "ana", "creator"), keys.of("A", "lee", "approver")
+    made = client.post("/v1/templates/rej-t/versions", json=BODY, headers=ana)
+    assert made.status_code == 201, made.text
+    path = "/v1/templates/rej-t/versions/1"
+    with all_reach("from template_versions", 2):
+        answers = at_once(
+            lambda call: call(),
+            [
+                lambda: client.post(f"{path}/submit", headers=ana),
+                lambda: client.post(f"{path}/submit", headers=ana),
+            ],
+        )
+    assert statuses(answers) == [200, 409], [a.text for a in answers]
+    rejected = client.post(
+        f"{path}/review", json={"decision": "reject", "note": "off brand"}, headers=lee
+    )
+    assert rejected.status_code == 200, rejected.text
+    again = client.post(f"{path}/submit", headers=ana)
+    assert again.status_code == 409, again.text
+    shown = client.get("/v1/templates/rej-t", headers=lee).json()
+    assert [v["status"] for v in shown["versions"]] == ["rejected"], shown
+
+
+def test_the_longest_name_and_label_move_and_are_audited(
+    client: TestClient, keys: Keys, db: Database
+) -> None:
+    """A 120-character template name and a 64-character label: the audit subject
+    ``name:label`` is 185 characters, past the column's 160, and PostgreSQL answered 500
+    (SQLite, which does not enforce a width, took it; migration 1010)."""
+    name, label = "t" * 120, "l" * 64
+    _approved_versions(client, keys, name, 1)
+    lee = keys.of("A", "lee", "approver")
+    moved = client.put(
+        f"/v1/templates/{name}/labels/{label}", json={"weights": {"1": 1}}, headers=lee
+    )
+    assert moved.status_code == 200, moved.text
+    assert _moves(db, f"{name}:{label}") == [(None, {"1": 1.0})]
