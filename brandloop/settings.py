@@ -209,7 +209,7 @@ class Settings(BaseSettings):
         try:
             return json.loads(value, object_pairs_hook=_no_repeated_keys)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"not a JSON object of tenant: days ({exc.msg})") from None
+            raise ValueError(f"not valid JSON: {exc.msg}") from None
 
     @field_validator("artifact_retention_days")
     @classmethod

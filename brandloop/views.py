@@ -225,10 +225,11 @@ def trace_event(row: RunEventRow) -> TraceEvent:
 
 
 def find_run(session: Session, *, tenant: str, ref: str) -> RunRow | None:
-    """A run by its id, or by the sha256 of one of its images; another tenant's is absent."""
+    """A run by its id, or by the sha256 of one of its images (hex in either case, as tools
+    print it); another tenant's is absent."""
     run_id = ref
-    if SHA256.fullmatch(ref):
-        artifact = crud.get_artifact(session, tenant=tenant, sha256=ref, with_deleted=True)
+    if SHA256.fullmatch(ref.lower()):
+        artifact = crud.get_artifact(session, tenant=tenant, sha256=ref.lower(), with_deleted=True)
         if artifact is None or artifact.run_id is None:
             return None
         run_id = artifact.run_id

@@ -4,8 +4,9 @@ Errors become one line on stderr and an exit code: 2 bad input, 3 refused by pol
 4 budget exhausted with nothing accepted, 5 no usable provider, 6 ``verify`` found a file
 invalid, 7 brand memory unavailable, 8 the C2PA signer or the run's storage failed (the run is
 kept; the line names ``brandloop runs resume RUN``), 130 interrupted with Ctrl-C (the run is
-cancelled), 1 internal error. Text the user gave or stored is printed literally, never read as rich
-markup (``common``). ``--debug``
+cancelled), 141 the output's reader left, 1 internal error. Text the user gave or stored is
+printed literally, never read as rich markup, its control characters written out (``\x1b``),
+never sent to the terminal (``common``). ``--debug``
 (or ``BRANDLOOP_DEBUG=1``) prints the traceback first. Logs (warnings and worse; everything in
 debug mode) go to stderr, one JSON object a line unless stderr is a terminal.
 
@@ -36,7 +37,13 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from brandloop.api.cli.app import app
-from brandloop.api.cli.common import api_key_problem, credential_problem, credentials, invocation
+from brandloop.api.cli.common import (
+    api_key_problem,
+    credential_problem,
+    credentials,
+    invocation,
+    out,
+)
 from brandloop.errors import BrandloopError, utf8_problem
 from brandloop.logs import configure_logging, debug_enabled, set_debug
 from brandloop.policy_files import describe_validation_error, one_line, yaml_error
@@ -208,6 +215,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(yaml_error(name if name and name[0] != "<" else "a YAML file", exc)), 2)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except BrokenPipeError:  # `... --json | head -c1`: the reader had enough (common._Out)
+        out.on_broken_pipe()
     except Exception as exc:  # the last line of defence: one line, not a traceback
         if (problem := storage_problem(exc)) is not None:  # a command other than a run's
             _fail(f"storage failed: {problem}", StorageFailedError.exit_code)

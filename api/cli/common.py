@@ -12,9 +12,10 @@ import errno
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.segment import Segment
 
 from brandloop import event_loop
 from brandloop.agent.retention import prune_finished_runs
@@ -46,8 +48,40 @@ from brandloop.storage import StorageFailedError, storage_problem
 from brandloop.tools.credentials import SigningError
 from brandloop.views import run_view
 
-out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
-err = Console(stderr=True, highlight=False, markup=False, emoji=False)
+#: C0 and C1 control characters but the line break and the tab: shown escaped, never sent
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _visible(text: str) -> str:
+    """``text`` with each control character written out (``\x1b``): a brief or a note holding
+    ``ESC [2J`` cleared the screen of whoever listed the runs (outside tester)."""
+    return _CONTROLS.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
+class _Shown(Console):
+    """A console that never sends the control characters of the text it shows: rich's own
+    styles and controls (``Segment.control``) still reach a terminal, the text's never."""
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        return super()._render_buffer(
+            segment if segment.control else Segment(_visible(segment.text), segment.style)
+            for segment in buffer
+        )
+
+
+class _Out(_Shown):
+    """stdout. A reader that closed the pipe (`brandloop runs show RUN | head -1`) ends the
+    command with exit 141 (128 + SIGPIPE, as `git log | head` does), quietly: rich's own
+    answer, exit 1, is brandloop's "internal error" (outside tester)."""
+
+    def on_broken_pipe(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's flush at exit must not fail
+        raise SystemExit(141)
+
+
+out = _Out(highlight=False, soft_wrap=True, markup=False, emoji=False)
+err = _Shown(stderr=True, highlight=False, markup=False, emoji=False)
 
 log = logging.getLogger(__name__)
 

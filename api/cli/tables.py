@@ -140,7 +140,7 @@ def show(
         grid.add_row(*(_text(row[i]) for i in shown))
     if wide:  # a console as wide as the table: a terminal's own width would squeeze it
         total = Measurement.get(console, console.options.update_width(100_000), grid).maximum
-        Console(
+        type(console)(  # the same kind of console: its text shown as it shows text
             file=console.file,
             width=max(total, console.width),
             highlight=False,

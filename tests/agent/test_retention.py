@@ -443,7 +443,7 @@ def test_gc_bad_input_is_one_line_and_exit_2(
         ('{"*": true}', "Input should be a valid number"),
         ('{"*": "30"}', "Input should be a valid number"),
         ('{"*": 30, "*": 1}', "'*' given more than once"),
-        ('{"*": 30', "not a JSON object"),
+        ('{"*": 30', "not valid JSON"),
     ],
 )
 def test_a_retention_age_must_be_a_positive_number_once_per_tenant(

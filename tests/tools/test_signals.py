@@ -291,3 +291,41 @@ def test_decoding_is_shared_between_moderation_and_scoring(fx, policy):
     assert from_raw.size == (256, 256)
     with pytest.raises(ImageDecodeError):  # a raw buffer is never served for another size
         decode_image(raw, max_pixels=policy.max_pixels, width=128, height=128)
+
+
+def test_an_image_with_an_exif_orientation_is_decoded_upright() -> None:
+    """A phone's portrait JPEG: landscape pixels and Orientation 6 (rotate 90°). It was scored,
+    and moderated, as 400x200 lying on its side (outside tester)."""
+    import io
+
+    from brandloop.tools.scoring.decode import decode_image
+
+    image = Image.new("RGB", (400, 200), (15, 118, 110))
+    exif = image.getexif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", exif=exif)
+    assert decode_image(buffer.getvalue(), max_pixels=40_000_000).size == (200, 400)
+
+
+def test_a_header_past_pillows_own_limit_is_refused_with_brandloops_limit() -> None:
+    """A 68-byte PNG claiming 60000x60000: Pillow's bomb check fires first, and its message
+    named Pillow's limit (178,956,970 pixels), not the policy's (outside tester)."""
+    import struct
+    import zlib
+
+    from brandloop.tools.scoring.decode import decode_image
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    header = struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+    with pytest.raises(ImageDecodeError) as caught:
+        decode_image(bomb, max_pixels=40_000_000)
+    assert str(caught.value) == (
+        "image is too large: it has 3,600,000,000 pixels; refusing to decode more than "
+        "40,000,000 pixels or "
+        "16384 a side"
+    )

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from typing import Final
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from brandloop.tools.providers.errors import MalformedResponseError
 
@@ -89,10 +89,19 @@ def _decode(
             image = Image.open(io.BytesIO(data))
             _check_size(image.width, image.height, max_pixels)
             image.load()
+            # upright, as a viewer shows it: a phone's portrait JPEG is landscape pixels with an
+            # EXIF Orientation tag, and was scored (and moderated) lying on its side
+            ImageOps.exif_transpose(image, in_place=True)
     except ImageDecodeError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageDecodeError(f"image is too large to decode safely: {exc}") from exc
+        # Pillow's own check comes first for a header past twice its limit: say ours
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        found = f"{int(pixels.group(1)):,} pixels" if pixels else "too many pixels"
+        raise ImageDecodeError(
+            f"image is too large: it has {found}; refusing to decode more than {max_pixels:,} pixels or "
+            f"{MAX_DECODE_SIDE} a side"
+        ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raw = _from_raw(data, width=width, height=height)
         if raw is None:
