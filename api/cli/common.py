@@ -52,7 +52,7 @@ from brandloop.views import run_view
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-def _visible(text: str) -> str:
+def visible(text: str) -> str:
     """``text`` with each control character written out (``\x1b``): a brief or a note holding
     ``ESC [2J`` cleared the screen of whoever listed the runs (outside tester)."""
     return _CONTROLS.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
@@ -64,7 +64,7 @@ class _Shown(Console):
 
     def _render_buffer(self, buffer: Iterable[Segment]) -> str:
         return super()._render_buffer(
-            segment if segment.control else Segment(_visible(segment.text), segment.style)
+            segment if segment.control else Segment(visible(segment.text), segment.style)
             for segment in buffer
         )
 

@@ -78,7 +78,7 @@ def list_(
     table_rows: list[tuple[str, ...]]
     if wide:
         columns: tuple[Column, ...] = (
-            Column("id"),
+            Column("id", key=True),
             Column("principal"),
             Column("role"),
             Column("revoked"),

@@ -113,7 +113,7 @@ def notes(
     if as_json:
         print_json([h.model_dump(mode="json") for h in hits])
         return
-    columns = (Column("text", text=True), Column("created"), Column("id"))  # forget takes the id
+    columns = (Column("text", text=True), Column("created"), Column("id", key=True))  # forget
     rows = [(hit.text, _when(hit.metadata.get("created_at")), hit.id) for hit in hits]
     tables.show(out, f"Style notes of {slug} ({len(hits)})", columns, rows, wide=wide)
 

@@ -82,7 +82,7 @@ def list_(
         print_json([r.model_dump(mode="json") for r in rows])
         return
     columns = (
-        Column("run"),
+        Column("run", key=True),
         Column("status"),
         Column("acc", justify="right"),
         Column("cost", justify="right"),

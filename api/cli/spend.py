@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
+from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
 from brandloop.api.cli.common import database, out, print_json, settings
+from brandloop.api.cli.tables import Column
 from brandloop.registry import spend
 from brandloop.registry.types import usd
 from brandloop.templates.governance import check_actor
@@ -44,18 +45,24 @@ def unknown(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     if as_json:
         print_json(rows)
         return
-    table = Table(title=f"{len(rows)} call(s) of unknown outcome, counted as spent")
-    for column in ("reservation", "run", "model", "reserved", "when"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
+    columns = (  # reconcile takes the reservation: never cut
+        Column("reservation", key=True),
+        Column("run", key=True),
+        Column("model"),
+        Column("reserved", justify="right"),
+        Column("when"),
+    )
+    cells = [
+        (
             str(row["id"]),
             str(row["run_id"]),
             str(row["model"]),
             usd(float(row["reserved_usd"] or 0.0)),
             str(row["created_at"]),
         )
-    out.print(table)
+        for row in rows
+    ]
+    tables.show(out, f"{len(rows)} call(s) of unknown outcome, counted as spent", columns, cells)
 
 
 @spend_app.command("reconcile")

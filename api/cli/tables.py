@@ -25,6 +25,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from brandloop.api.cli.common import visible
+
 Wide = Annotated[
     bool, typer.Option("--wide", help="every column, at full width (--json has everything)")
 ]
@@ -42,6 +44,9 @@ class Column:
     """shown only with ``--wide``"""
     text: bool = False
     """free text: cut with an ellipsis to fit (ids, numbers and states never are)"""
+    key: bool = False
+    """an id the next command takes (``memory forget --id``, ``spend reconcile``): never cut,
+    however narrow the terminal (other columns give way first)"""
     justify: Literal["left", "right"] = "left"
 
 
@@ -50,7 +55,9 @@ Cell = str | Text
 
 
 def _text(cell: Cell) -> Text:
-    return Text(cell) if isinstance(cell, str) else cell
+    """The cell as it is measured and shown: control characters written out before the layout
+    (the console writes them out too, after it: measured raw, the row came out too wide)."""
+    return Text(visible(cell)) if isinstance(cell, str) else cell
 
 
 def _cell_width(cell: Cell) -> int:
@@ -95,7 +102,10 @@ def _fixed_widths(
     overhead = 3 * len(natural) + 1
 
     def floors(least: int) -> dict[int, int]:
-        return {i: min(natural[i], max(len(columns[i].header), least)) for i in fixed}
+        return {
+            i: natural[i] if columns[i].key else min(natural[i], max(len(columns[i].header), least))
+            for i in fixed
+        }
 
     wanted = sum(natural[i] for i in text)
     fixed = _squeeze(fixed, width - overhead - wanted, floors(MIN_NAME))

@@ -139,3 +139,18 @@ def test_the_eval_summary_fits_80_columns(
     assert_fits(summary, "default-target", "cheap-draft-model", "p95 ms", "$/img")
     assert "fallback" not in summary  # a --wide column
     assert_fits(table_block(text, "A/B: cheap-draft-model vs default-target"), "pass_rate")
+
+
+def test_the_id_the_next_command_takes_is_never_cut(
+    capsys: pytest.CaptureFixture[str], narrow: Settings
+) -> None:
+    """`memory forget --id` takes a note's id: at 80 columns the list cut it to
+    `note-c5aae4be2d846aacca…` so that a long note could show more (outside tester); the
+    note gives way instead, and a note holding control characters lines up."""
+    brand = str(ROOT / "examples" / "brands" / "acme-coffee.yaml")
+    run_cli(capsys, "brands", "add", brand)
+    note = "always show the cup from a low angle with soft morning light " * 3 + "\x1b[31m"
+    added = json.loads(run_cli(capsys, "memory", "add", note, "--brand", "Acme Coffee", "--json"))
+    shown = run_cli(capsys, "memory", "notes", "--brand", "Acme Coffee")
+    assert_fits(shown, added["id"])
+    assert "\x1b" not in shown
