@@ -71,7 +71,7 @@ def _stored_before_session_25(db: Database) -> dict[str, str]:
             session,
             tenant="default",
             name=f"autumn {WRITER_KEY}",
-            brand=brand.name,
+            brand=brand,
             budget_usd=0.2,
             assets=[
                 {"index": 0, "brief": "a banner", "format": "64x64", "count": 1},
