@@ -46,6 +46,7 @@ from brandloop.registry.artifact_owners import lock_for_removal, release_artifac
 from brandloop.registry.db import Database
 from brandloop.registry.models import ArtifactRow, AttemptRow, RunRow
 from brandloop.registry.models_agent import CacheEntryRow
+from brandloop.registry.models_service import ApiKeyRow
 from brandloop.registry.models_studio import ImageRatingRow, PairwiseJudgementRow
 from brandloop.settings import MAX_RETENTION_DAYS, Settings
 
@@ -505,6 +506,14 @@ def tenants_of(session: Session) -> list[str]:
     return sorted(set(session.scalars(select(ArtifactRow.tenant).distinct())))
 
 
+def _known_tenant(session: Session, tenant: str) -> bool:
+    """Whether ``tenant`` has anything here: a run, an image or a key (a typo has none)."""
+    return any(
+        session.scalar(select(column).where(column == tenant).limit(1)) is not None
+        for column in (RunRow.tenant, ArtifactRow.tenant, ApiKeyRow.tenant)
+    )
+
+
 def retention_days(settings: Settings, tenant: str) -> float | None:
     """The tenant's image retention age in days (its own, else ``*``); None: keep forever."""
     ages = settings.artifact_retention_days
@@ -529,6 +538,13 @@ async def collect_garbage(
         raise BadInputError(
             f"a retention age must be more than 0 days and at most {MAX_RETENTION_DAYS}"
         )
+    if tenant is not None:
+        with db.session() as session:
+            if not _known_tenant(session, tenant):
+                raise BadInputError(
+                    f"tenant {tenant!r} has no runs, images or keys here: nothing to collect "
+                    "(check the name)"
+                )
     report = GarbageReport(dry_run=dry_run)
     report.checkpoints_pruned = await prune_finished_runs(
         settings, db, dry_run=dry_run, tenant=tenant

@@ -423,6 +423,8 @@ def test_gc_dry_run_counts_a_shared_file_as_the_real_run_deletes_it(
         (["gc", "--older-than", "-3"], "--older-than must be more than 0 days"),
         (["gc", "--older-than", "soon"], "Invalid value for '--older-than'"),
         (["gc", "--tenant", " "], "Invalid value for '--tenant': tenant ' ' must be 1-64"),
+        # a misspelt tenant collected nothing and said nothing (outside tester)
+        (["gc", "--tenant", "acme-typo"], "tenant 'acme-typo' has no runs, images or keys"),
     ],
 )
 def test_gc_bad_input_is_one_line_and_exit_2(
@@ -484,6 +486,12 @@ def test_gc_of_one_tenant_prunes_only_its_own_runs_checkpoints(
     monkeypatch.delenv("BRANDLOOP_TENANT")
     get_settings.cache_clear()
     assert checkpoint_count(settings, run_id) == 3
+    assert (
+        run_cli(capsys, "keys", "create", "--tenant", "0", "--principal", "p", "--role", "viewer")[
+            0
+        ]
+        == 0
+    )
     other = _gc(capsys, "--tenant", "0", as_json=True)
     assert other["checkpoints_pruned"] == 0 and checkpoint_count(settings, run_id) == 3
     own = _gc(capsys, "--tenant", "_", as_json=True)
