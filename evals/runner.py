@@ -3,7 +3,10 @@
 A run lives in one directory::
 
     RUN_DIR/manifest.json                 suite, targets (fingerprints and full specs), repeat,
-                                          finished or not, the gate verdict once decided
+                                          finished or not, wall time, the gate verdict once
+                                          decided
+    RUN_DIR/suite.json                    the suite as it ran, expanded: a reader judges the
+                                          results against it, not against the file as it is now
     RUN_DIR/cases/<target>/<case>__r<k>.json   one CaseResult per execution, written atomically
     RUN_DIR/thumbs/<sha>.jpg              small thumbnails of every attempt's image
     RUN_DIR/data/<target>/                the target's own data dir (registry, artifacts, memory)
@@ -68,6 +71,8 @@ from brandloop.templates.governance import RESERVED_PARAMS
 log = logging.getLogger(__name__)
 
 RECEIPT_KEY = "brandloop:receipt"
+#: the copy of the suite a set ran (``EvalRunner.run`` writes it; ``suite_as_run`` reads it)
+SUITE_COPY = "suite.json"
 THUMB_SIDE = 160
 HIST_BINS = 4
 ProgressSink = Callable[[CaseResult], None]
@@ -84,7 +89,8 @@ class EvalRun:
     run_dir: Path
     results: list[CaseResult]
     resumed: int = 0
-    wall_s: float = 0.0
+    #: this process's time on the run; None when read back from a set that did not record it
+    wall_s: float | None = 0.0
     started_at: str = ""
     #: the verdict ``brandloop eval run`` decided, when read back from a finished set
     verdict: GateVerdict | None = None
@@ -187,6 +193,8 @@ class EvalRunner:
         self._lock = asyncio.Lock()
         self._prepared: set[tuple[str, str]] = set()
         resumed = self.prepare()
+        # a resumed set is the same suite (prepare compared fingerprints): written either way
+        atomic_write(self.run_dir / SUITE_COPY, self.suite.model_dump_json().encode())
         manifest = json.loads((self.run_dir / "manifest.json").read_text(encoding="utf-8"))
         semaphore = asyncio.Semaphore(max(1, self.concurrency))
         chains = self._schedule()
@@ -226,7 +234,10 @@ class EvalRunner:
             for db in databases.values():
                 db.dispose()
         specs = [t.model_dump(mode="json") for t in self.targets]  # a resumed older set too
-        self._write_manifest({**manifest, "target_specs": specs, "finished": True})
+        wall_s = time.perf_counter() - started
+        self._write_manifest(
+            {**manifest, "target_specs": specs, "finished": True, "wall_s": round(wall_s, 3)}
+        )
         results = evaluate_results(self.suite, self._existing())
         return EvalRun(
             suite=self.suite,
@@ -235,7 +246,7 @@ class EvalRunner:
             run_dir=self.run_dir,
             results=results,
             resumed=resumed,
-            wall_s=time.perf_counter() - started,
+            wall_s=wall_s,
             started_at=manifest.get("started_at", ""),
         )
 
@@ -742,6 +753,15 @@ def evaluate_results(suite: Suite, results: list[CaseResult]) -> list[CaseResult
         group = by_group.get((r.target, r.repeat, r.group), []) if r.group else [r]
         evaluated.append(evaluate_case(case, r, group))
     return evaluated
+
+
+def suite_as_run(run_dir: Path) -> Suite | None:
+    """The suite the set in ``run_dir`` ran, from the copy the runner keeps; None for a set
+    written before sets kept one."""
+    path = run_dir / SUITE_COPY
+    if not path.is_file():
+        return None
+    return Suite.model_validate_json(path.read_bytes())
 
 
 def default_run_dir(settings: Settings, suite: Suite, targets: list[TargetSpec]) -> Path:

@@ -91,7 +91,7 @@ def build_document(run: EvalRun, baseline: BaselineReport | None = None) -> dict
         },
         "run_dir": str(run.run_dir),
         "started_at": run.started_at,
-        "wall_s": round(run.wall_s, 3),
+        "wall_s": None if run.wall_s is None else round(run.wall_s, 3),
         "repeat": run.repeat,
         "resumed": run.resumed,
         "targets": [t.model_dump(mode="json") for t in run.targets],

@@ -446,6 +446,11 @@ def gate_label(
     return ("GATE PASSED", "pass") if passed else ("GATE FAILED", "fail")
 
 
+def _wall(run: EvalRun) -> str:
+    """The run's wall time; a set read back that did not record it says so (it read 0.0 s)."""
+    return "wall time not recorded" if run.wall_s is None else f"{run.wall_s:.1f} s"
+
+
 def build_html(run: EvalRun, baseline: BaselineReport | None = None) -> str:
     table: dict[str, TargetSummary] = summaries(run)
     gates = gate_results(run, table)
@@ -471,7 +476,7 @@ def build_html(run: EvalRun, baseline: BaselineReport | None = None) -> str:
         f"<header><h1>Eval report: {escape(run.suite.name)} v{run.suite.version} "
         f"{badge}</h1>{notes}",
         f"<div class='meta'>{len(run.suite.cases)} cases × {len(run.targets)} target(s) × "
-        f"{run.repeat} repeat(s) · started {escape(run.started_at)} · {run.wall_s:.1f} s"
+        f"{run.repeat} repeat(s) · started {escape(run.started_at)} · {_wall(run)}"
         + (f" · {run.resumed} result(s) resumed" if run.resumed else "")
         + f" · suite {escape(run.suite.path)}</div></header><main>",
         f"<h2>Targets</h2><ul>{target_desc}</ul>",

@@ -44,6 +44,7 @@ from brandloop.evals.runner import (
     evaluate_results,
     record_verdict,
     run_suite,
+    suite_as_run,
 )
 from brandloop.evals.stats import MIN_PAIRS, GateVerdict
 from brandloop.settings import Settings
@@ -77,17 +78,23 @@ def _find(settings: Settings, tenant: str, name: str) -> Path:
 
 
 def manifest_suite(manifest: dict[str, Any]) -> Suite:
-    """The suite a result set was run from. Sets run before the path was stored absolute may
-    name it relative to the directory ``brandloop eval run`` ran in, which was not recorded:
-    such a path is tried from this server's working directory, and taken only when the suite
-    there is the one that ran (its fingerprint matches); otherwise the message says what to do."""
+    """The suite a set run before sets kept a copy of theirs was run from: the file its
+    manifest names, taken only when it is still the suite that ran (its fingerprint matches).
+    A suite edited since (an assertion tightened, cases dropped) would judge the stored
+    results again by rules they were not run under, under the verdict the CLI decided by the
+    old ones; such a set is refused, naming what it recorded. A path stored relative (older
+    still) is tried from this server's working directory."""
     stored = Path(manifest["suite_path"])
-    if stored.is_absolute():
-        return load_suite(stored)
-    if stored.is_file():
+    if stored.is_absolute() or stored.is_file():
         suite = load_suite(stored)
         if suite.fingerprint == manifest.get("fingerprint"):
             return suite
+        raise BadInputError(
+            f"the suite {stored} has changed since this set ran (its fingerprint differs), "
+            "and this set is older than the copy of its suite that result sets now keep: "
+            "its results are not judged again against the changed suite. "
+            f"{_recorded_verdict(manifest)}Run the suite again for a set the studio can show."
+        )
     raise BadInputError(
         f"its manifest names the suite by the relative path {stored}, and the directory "
         "`brandloop eval run` ran in was not recorded; run the suite again (result sets now "
@@ -96,12 +103,25 @@ def manifest_suite(manifest: dict[str, Any]) -> Suite:
     )
 
 
+def _recorded_verdict(manifest: dict[str, Any]) -> str:
+    """What ``brandloop eval run`` decided for the set, as a sentence, from its manifest."""
+    recorded = manifest.get("verdict")
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("passed"), dict):
+        return ""
+    passed = recorded["passed"]
+    failed = sorted(name for name, ok in passed.items() if not ok)
+    gate = "failed for " + ", ".join(failed) if failed else "passed"
+    return f"`brandloop eval run` recorded: gate {gate}. "
+
+
 def load_run(path: Path) -> EvalRun:
     """A finished result set as the reports read it: every target it ran (a command-line one
     too, from its recorded spec) and the verdict ``brandloop eval run`` decided. A set an older
     release wrote lacks those records: what it holds is shown, with notes saying what is not."""
     manifest: dict[str, Any] = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    suite = manifest_suite(manifest)
+    # the suite as it ran, never the file as it is now: the results are judged by the rules
+    # they ran under, and the cases shown are the ones that ran
+    suite = suite_as_run(path) or manifest_suite(manifest)
     targets, notes = _targets(suite, manifest)
     runner = EvalRunner(suite=suite, targets=targets, run_dir=path, repeat=manifest["repeat"])
     results = evaluate_results(suite, runner._existing())
@@ -120,6 +140,7 @@ def load_run(path: Path) -> EvalRun:
         run_dir=path,
         results=results,
         started_at=manifest.get("started_at", ""),
+        wall_s=manifest.get("wall_s"),
         verdict=verdict,
         notes=notes,
         verdict_missing=verdict is None,

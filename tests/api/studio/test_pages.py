@@ -294,8 +294,10 @@ def test_a_result_set_run_from_a_relative_suite_path_opens_from_any_directory(
     assert report.status_code == 200 and "<script" not in report.text
     assert manifest["suite_path"] == str(cli_dir / "small.yaml")
 
-    # a set an older release stored with the path as given: a message that says what to do
+    # a set an older release stored with the path as given (and no copy of its suite): a
+    # message that says what to do
     manifest_path.write_text(json.dumps({**manifest, "suite_path": "small.yaml"}))
+    (manifest_path.parent / "suite.json").unlink()
     for url in (f"/evals/{name}", f"/evals/{name}/report"):
         page = browser.get(url)
         assert page.status_code == 409, (url, page.status_code)

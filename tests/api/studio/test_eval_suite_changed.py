@@ -1,0 +1,74 @@
+"""A result set is shown as it ran: judged by the suite it ran (the copy the set keeps), never
+by the suite file as it is now. The file edited after ``brandloop eval run`` (an assertion
+tightened, a case dropped) once made the set's page read "GATE PASSED ... default 0% (0/3)":
+the old verdict over results judged again, and cut, by the new rules."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.api.studio.conftest import Studio
+from tests.api.test_cli import run_cli
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _suite(max_usd: float, cases: list[str]) -> str:
+    return json.dumps(
+        {
+            "name": "edited",
+            "version": 1,
+            "brands": [str(ROOT / "examples" / "brands" / "acme-coffee.yaml")],
+            "gate": {"min_pass_rate": 0.9},
+            "defaults": {
+                "request": {"size": "128x128", "budget_usd": 0.3, "seed": 4},
+                "assertions": [{"kind": "max_cost", "max_usd": max_usd}],
+            },
+            "cases": [
+                {"id": c, "brand": "Acme Coffee", "brief": f"a {c} on a table"} for c in cases
+            ],
+        }
+    )
+
+
+def test_a_set_whose_suite_file_was_edited_since_is_shown_as_it_ran(
+    studio: Studio, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "s1.yaml"
+    path.write_text(_suite(1.0, ["cup", "mug", "pot"]), encoding="utf-8")
+    code, _, err = run_cli(capsys, "eval", "run", str(path))
+    assert code == 0, err
+    browser = studio.signed_in_as("default", "ana", "viewer")
+    name = re.search(r'href="/evals/(edited-[\w.=-]+)"', browser.get("/evals").text).group(1)  # type: ignore[union-attr]
+
+    # tighten the assertion past what any run meets, and drop a case
+    path.write_text(_suite(0.0001, ["cup"]), encoding="utf-8")
+    page = browser.get(f"/evals/{name}")
+    assert page.status_code == 200, page.text
+    assert "edited v1 · 3 execution(s)" in page.text, page.text
+    assert "GATE PASSED" in page.text and "(3/3)</td><td>pass" in page.text, page.text
+    report = browser.get(f"/evals/{name}/report")
+    assert report.status_code == 200
+    assert "3 cases × 1 target(s)" in report.text and "<em>not run</em>" not in report.text
+    assert "GATE PASSED" in report.text and "100.0% (3/3)" in report.text
+    assert " · 0.0 s" not in report.text and re.search(r" · \d+\.\d s · suite", report.text)
+
+    # a set from before sets kept their suite: refused with what the CLI recorded, not re-judged
+    run_dir = studio.settings.data_dir / "evals" / name
+    (run_dir / "suite.json").unlink()
+    for url in (f"/evals/{name}", f"/evals/{name}/report"):
+        refused = browser.get(url)
+        assert refused.status_code == 409, (url, refused.text)
+        assert "has changed since this set ran" in refused.text
+        assert "recorded: gate passed" in refused.text and "0%" not in refused.text
+    # ... and one that did not record its wall time says so rather than "0.0 s"
+    path.write_text(_suite(1.0, ["cup", "mug", "pot"]), encoding="utf-8")
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    manifest.pop("wall_s")
+    (run_dir / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    report = browser.get(f"/evals/{name}/report")
+    assert report.status_code == 200 and "wall time not recorded" in report.text
