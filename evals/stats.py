@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
+from decimal import ROUND_CEILING, Decimal
 from fractions import Fraction
 from typing import Any, Literal
 
@@ -206,13 +207,43 @@ def meets_gate(passed: int, executions: int, min_pass_rate: float) -> bool:
     return Fraction(passed) >= Fraction(repr(min_pass_rate)) * executions
 
 
-def rate_floor(passed: int, executions: int) -> str:
-    """``passed / executions`` as a percentage with one decimal, rounded down, so a rate below
-    a gate never reads as the gate (296 of 299 is 98.9%, not 99.0%)."""
+#: the most decimals a gate is shown with (as a percentage); a gate written with more is
+#: shown rounded up to them, so it never reads as less than it is
+MAX_GATE_DECIMALS = 3
+
+
+def rate_floor(passed: int, executions: int, decimals: int = 1) -> str:
+    """``passed / executions`` as a percentage with ``decimals`` decimals, rounded down, so a
+    rate below a gate never reads as the gate (296 of 299 is 98.9%, not 99.0%)."""
     if executions == 0:
-        return "0.0%"
-    tenths = passed * 1000 // executions
-    return f"{tenths // 10}.{tenths % 10}%"
+        return f"{0:.{decimals}f}%"
+    units = passed * 100 * 10**decimals // executions
+    whole, part = divmod(units, 10**decimals)
+    return f"{whole}.{part:0{decimals}d}%" if decimals else f"{whole}%"
+
+
+def gate_decimals(min_pass_rate: float) -> int:
+    """The decimals the gate has as a percentage, at least one (0.9 is 90.0%, 0.667 is 66.7%,
+    0.6667 is 66.67%), at most :data:`MAX_GATE_DECIMALS`: rates are shown with as many, so a
+    rate that meets the gate never reads below it and one below it never reads as it."""
+    exponent = (Decimal(repr(min_pass_rate)) * 100).normalize().as_tuple().exponent
+    decimals = -exponent if isinstance(exponent, int) else 0
+    return min(MAX_GATE_DECIMALS, max(1, decimals))
+
+
+def gate_text(min_pass_rate: float) -> str:
+    """The gate as a percentage, exactly as written when it has at most
+    :data:`MAX_GATE_DECIMALS` decimals, else rounded up (a 0.995 gate read 0.99, and a 0.667
+    one 67%, in the report and the studio)."""
+    step = Decimal(1).scaleb(-gate_decimals(min_pass_rate))
+    shown = (Decimal(repr(min_pass_rate)) * 100).quantize(step, rounding=ROUND_CEILING)
+    return f"{shown}%"
+
+
+def pass_rate_text(passed: int, executions: int, min_pass_rate: float) -> str:
+    """A target's pass rate as the CLI, the HTML report and the studio all show it: rounded
+    down, with as many decimals as the gate (:func:`gate_text`) it is held against."""
+    return rate_floor(passed, executions, gate_decimals(min_pass_rate))
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -49,8 +49,9 @@ from brandloop.evals.stats import (
     BaselineReport,
     check_baseline_overlap,
     compare_baseline,
+    gate_text,
     parse_baseline,
-    rate_floor,
+    pass_rate_text,
 )
 from brandloop.registry.types import usd
 
@@ -122,10 +123,11 @@ SUMMARY_COLUMNS = (
 def _print_summary(run: EvalRun, baseline: BaselineReport | None, *, wide: bool = False) -> None:
     table_data = summaries(run)
     gates = gate_results(run, table_data)
+    gate = run.suite.gate.min_pass_rate
     rows = [
         (
             name,
-            f"{rate_floor(s.passed, s.executions)} ({s.passed}/{s.executions})",
+            f"{pass_rate_text(s.passed, s.executions, gate)} ({s.passed}/{s.executions})",
             Text("pass", style="green") if gates[name] else Text("FAIL", style="red"),
             str(s.accepted_images),
             "–" if s.cost_per_accepted_usd is None else usd(s.cost_per_accepted_usd),
@@ -303,13 +305,14 @@ def run(
     code = 0
     if failing:
         table = document["summary"]
+        gate = suite.gate.min_pass_rate
         rates = ", ".join(
-            f"{n} {rate_floor(table[n]['passed'], table[n]['executions'])} "
+            f"{n} {pass_rate_text(table[n]['passed'], table[n]['executions'], gate)} "
             f"({table[n]['passed']}/{table[n]['executions']})"
             for n in failing
         )
         sys.stderr.write(
-            f"brandloop: error: gate failed: pass rate below {suite.gate.min_pass_rate:.1%} ({rates})\n"
+            f"brandloop: error: gate failed: pass rate below {gate_text(gate)} ({rates})\n"
         )
         code = 1
     if baseline is not None and not baseline.passed:
@@ -332,7 +335,7 @@ def validate(
     groups = len(suite.groups)
     out.print(
         f"{suite.name} v{suite.version}: {len(suite.cases)} cases, {groups} group(s), "
-        f"targets {', '.join(t.name for t in suite.targets)}, gate {suite.gate.min_pass_rate:.0%}"
+        f"targets {', '.join(t.name for t in suite.targets)}, gate {gate_text(suite.gate.min_pass_rate)}"
     )
 
 

@@ -20,7 +20,14 @@ from brandloop.evals.reports.document import (
     summaries,
 )
 from brandloop.evals.runner import EvalRun
-from brandloop.evals.stats import MIN_PAIRS, BaselineReport, Comparison, TargetSummary
+from brandloop.evals.stats import (
+    MIN_PAIRS,
+    BaselineReport,
+    Comparison,
+    TargetSummary,
+    gate_text,
+    pass_rate_text,
+)
 from brandloop.registry.types import usd
 
 PALETTE = ["#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2"]
@@ -103,7 +110,7 @@ def _summary_table(table: dict[str, TargetSummary], gates: dict[str, bool], gate
 
     rows: list[tuple[str, list[str]]] = [
         (
-            f"gate (pass rate ≥ {gate:.2f})",
+            f"gate (pass rate ≥ {gate_text(gate)})",
             [
                 measured(
                     n,
@@ -116,7 +123,8 @@ def _summary_table(table: dict[str, TargetSummary], gates: dict[str, bool], gate
         (
             "pass rate",
             [
-                f"{rate(n, table[n].pass_rate)} ({table[n].passed}/{table[n].executions})"
+                measured(n, pass_rate_text(table[n].passed, table[n].executions, gate))
+                + f" ({table[n].passed}/{table[n].executions})"
                 for n in names
             ],
         ),

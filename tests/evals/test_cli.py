@@ -483,8 +483,9 @@ def test_a_pass_rate_just_below_the_gate_fails_it_though_it_rounds_to_the_gate(
     suite = tiny_suite(tmp_path / "s.yaml", cases, gate={"min_pass_rate": 0.66667})
     code, stdout, stderr = run_cli(capsys, "eval", "run", str(suite))
     assert code == 1, (stdout, stderr)
-    assert "gate failed: pass rate below" in stderr and "default 66.6% (2/3)" in stderr, stderr
-    assert "66.6% (2/3)" in stdout, "a rate below the gate never reads as the gate"
+    assert "gate failed: pass rate below 66.667%" in stderr, stderr
+    assert "default 66.666% (2/3)" in stderr, "as many decimals as the gate, rounded down"
+    assert "66.666% (2/3)" in stdout, "a rate below the gate never reads as the gate"
 
     (tmp_path / "exact").mkdir()
     exact = tiny_suite(tmp_path / "exact" / "s.yaml", cases, gate={"min_pass_rate": 0.6666})

@@ -14,8 +14,10 @@ from brandloop.evals.stats import (
     bootstrap_diff,
     compare,
     compare_baseline,
+    gate_text,
     meets_gate,
     parse_baseline,
+    pass_rate_text,
     rate_floor,
     summarize,
 )
@@ -169,6 +171,25 @@ def test_the_gate_compares_exact_counts_not_the_rounded_pass_rate() -> None:
     assert not meets_gate(296, 299, 0.99) and rate_floor(296, 299) == "98.9%"
     assert meets_gate(99, 100, 0.99) and meets_gate(297, 300, 0.99)
     assert meets_gate(0, 5, 0.0) and not meets_gate(0, 0, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("gate", "shown", "two_of_three"),
+    [
+        (0.667, "66.7%", "66.6%"),
+        (0.995, "99.5%", "66.6%"),  # the report showed this gate as 0.99
+        (0.9, "90.0%", "66.6%"),
+        (0.6667, "66.67%", "66.66%"),
+        (2 / 3, "66.667%", "66.666%"),  # more decimals than shown: rounded up
+        (0.0, "0.0%", "66.6%"),
+    ],
+)
+def test_a_gate_is_shown_as_written_and_a_rate_rounded_down_to_its_decimals(
+    gate: float, shown: str, two_of_three: str
+) -> None:
+    assert gate_text(gate) == shown
+    assert pass_rate_text(2, 3, gate) == two_of_three
+    assert pass_rate_text(3, 3, gate) == "100." + "0" * (len(shown.split(".")[1]) - 1) + "%"
 
 
 def document(results: list[CaseResult]) -> BaselineDocument:

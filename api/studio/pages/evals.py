@@ -46,7 +46,7 @@ from brandloop.evals.runner import (
     run_suite,
     suite_as_run,
 )
-from brandloop.evals.stats import MIN_PAIRS, GateVerdict
+from brandloop.evals.stats import MIN_PAIRS, GateVerdict, gate_text, pass_rate_text
 from brandloop.settings import Settings
 
 router = APIRouter(route_class=StudioRoute, include_in_schema=False)
@@ -208,6 +208,7 @@ async def result_set(request: Request, name: str, user: Viewer, settings: Settin
     run = await _read(settings, user.tenant, name)
     table = summaries(run)
     gates = gate_results(run, table)
+    gate = run.verdict.min_pass_rate if run.verdict else run.suite.gate.min_pass_rate
     context = {
         "title": f"Eval {name}",
         "name": name,
@@ -215,6 +216,9 @@ async def result_set(request: Request, name: str, user: Viewer, settings: Settin
         "table": table,
         "gates": gates,
         "verdict": gate_label(run, gates, run.verdict.baseline if run.verdict else None),
+        # as the CLI and the report show them: rates rounded down, the gate exactly
+        "gate_shown": gate_text(gate),
+        "rates": {n: pass_rate_text(s.passed, s.executions, gate) for n, s in table.items()},
         "settings": {t.name: target_settings(t) for t in run.targets},
         "ab": comparisons(run),
         "min_pairs": MIN_PAIRS,

@@ -53,7 +53,7 @@ def test_command_line_targets_and_the_cli_gate_verdict_show_in_the_studio(
     rows = _rows(page.text)
     assert "FAIL" in rows["strict"] and "accept_composite" in rows["strict"], rows
     assert "strict against default" in page.text and "One target only" not in page.text
-    assert "GATE FAILED" in page.text and "decided it (pass rate ≥ 95% per target" in page.text
+    assert "GATE FAILED" in page.text and "decided it (pass rate ≥ 95.0% per target" in page.text
     report = browser.get(f"/evals/{name}/report")
     assert report.status_code == 200
     assert "GATE FAILED" in report.text and "GATE PASSED" not in report.text

@@ -139,7 +139,7 @@ def test_an_image_made_with_the_tenants_own_template_is_a_golden_case_that_runs(
     opened = lee.get(f"/evals/{name}")
     assert opened.status_code == 200 and "golden v1 · 1 execution(s)" in opened.text
     # the same brief, seed, template and model made an image at least as good again
-    assert "100% (1/1)" in opened.text, opened.text
+    assert "100.0% (1/1)" in opened.text, opened.text
 
 
 def test_a_golden_suite_from_before_gets_the_tenants_template_versions_and_runs(

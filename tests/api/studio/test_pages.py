@@ -346,7 +346,7 @@ def test_a_target_with_no_results_is_not_measured_on_the_evals_pages(
         row.split("</td>", 1)[0]: row
         for row in re.findall(r"<tr><td>(.*?)</tr>", page.text, flags=re.S)
     }
-    assert "100% (1/1)" in rows["draft"] and "pass" in rows["draft"], rows
+    assert "100.0% (1/1)" in rows["draft"] and "pass" in rows["draft"], rows
     empty = rows["studio"]
     assert "not measured (0/0)" in empty and "0%" not in empty, empty
     assert "FAIL" not in empty and ">pass<" not in empty, empty
