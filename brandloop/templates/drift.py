@@ -138,7 +138,10 @@ def list_events(
         if "@" in template:
             query = query.where(DriftEventRow.template_ref == template)
         else:
-            query = query.where(DriftEventRow.template_ref.like(f"{template}@%"))
+            # startswith escapes: "_" and "%" in a name are LIKE wildcards (a_b matched axb)
+            query = query.where(
+                DriftEventRow.template_ref.startswith(f"{template}@", autoescape=True)
+            )
     return list(session.scalars(query.order_by(DriftEventRow.detected_at, DriftEventRow.id)))
 
 

@@ -55,7 +55,9 @@ def template_stats(session: Session, *, tenant: str, name: str) -> list[VersionS
     rows = session.execute(
         select(AttemptRow)
         .join(RunRow, RunRow.id == AttemptRow.run_id)
-        .where(RunRow.tenant == tenant, AttemptRow.template_ref.like(f"{name}@%"))
+        .where(
+            RunRow.tenant == tenant, AttemptRow.template_ref.startswith(f"{name}@", autoescape=True)
+        )
     ).scalars()
     grouped: dict[int, list[AttemptRow]] = defaultdict(list)
     for row in rows:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from sqlalchemy.orm import Session
 
-from brandloop.domain import Attempt, Candidate, Scores
+from brandloop.domain import Attempt, Candidate, Scores, TemplateVersion
 from brandloop.policies.drift import load_drift_policy
 from brandloop.registry import crud
 from brandloop.registry.db import Database
 from brandloop.settings import Settings
 from brandloop.templates import drift
 from brandloop.templates.cusum import DriftPolicy, scan
+from tests.api.test_cli import run_cli
 
 POLICY = load_drift_policy()
 
@@ -121,3 +124,40 @@ def test_registry_stays_quiet_on_noise(settings: Settings, db: Database) -> None
         assert drift.observe_all(session, tenant="default", policy=POLICY) == []
         [baseline] = drift.list_baselines(session, tenant="default")
         assert baseline.baseline_n == 50 and baseline.monitored_n == 100
+
+
+def _store_named_stream(session: Session, template: str, scores: list[float]) -> None:
+    """A run of ``template`` (a version of a template the tenant has) with one scored attempt
+    per score."""
+    name, version = template.split("@")
+    crud.add_template_version(
+        session,
+        tenant="default",
+        version=TemplateVersion(name=name, version=int(version), body="b"),
+    )
+    run_id = f"run_{name}"
+    crud.create_run(
+        session, run_id=run_id, tenant="default", brand_id=None, brand_name="b", brief="b",
+        request={},
+    )  # fmt: skip
+    for i, value in enumerate(scores):
+        attempt = _attempt(i, value, template).model_copy(
+            update={"id": f"{name}-{i:04d}", "idempotency_key": f"{name}-{i:04d}"}
+        )
+        crud.upsert_attempt(session, run_id=run_id, attempt=attempt)
+
+
+def test_drift_list_by_name_lists_that_template_only_though_it_holds_a_like_wildcard(
+    db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``_`` in a name matched any character as a LIKE pattern: ``--template a_b`` listed the
+    events of ``axb`` too (an outside tester)."""
+    with db.session() as session:
+        for name in ("a_b@1", "axb@1", "a_@1"):
+            _store_named_stream(session, name, noise(11, 60) + noise(12, 40, mean=0.55))
+    for name, alone in (("a_b", "a_b@1"), ("a_", "a_@1"), ("axb", "axb@1")):
+        code, out, err = run_cli(capsys, "drift", "list", "--template", name, "--json")
+        assert code == 0, err
+        document = json.loads(out)
+        assert {e["template"] for e in document["events"]} == {alone}, document["events"]
+        assert {b["template"] for b in document["baselines"]} == {alone}

@@ -62,7 +62,9 @@ def cached_stats(session: Session, *, tenant: str, name: str) -> list[VersionSta
     attempts = session.execute(
         select(func.count(), func.max(AttemptRow.created_at))
         .join(RunRow, RunRow.id == AttemptRow.run_id)
-        .where(RunRow.tenant == tenant, AttemptRow.template_ref.like(f"{name}@%"))
+        .where(
+            RunRow.tenant == tenant, AttemptRow.template_ref.startswith(f"{name}@", autoescape=True)
+        )
     ).one()
     fingerprint = (
         tuple(attempts),
