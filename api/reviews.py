@@ -505,6 +505,30 @@ def next_pair(
     return None
 
 
+def _maker(session: Session, tenant: str, artifact: ArtifactRow) -> tuple[AttemptRow, RunRow]:
+    """The attempt of ``tenant`` that made ``artifact``'s image, and its run: the one of the
+    run the tenant's artifact row names, else the tenant's latest. Never found by the sha256
+    alone: another tenant's run can make the same bytes (the procedural renderer does, for the
+    same colours, seed, size and model), and the first such attempt anywhere once credited a
+    tenant's pairwise tally with another tenant's private template."""
+    mine = (
+        select(AttemptRow)
+        .join(RunRow, RunRow.id == AttemptRow.run_id)
+        .where(RunRow.tenant == tenant, AttemptRow.artifact_sha256 == artifact.sha256)
+    )
+    attempt = session.scalar(
+        mine.order_by(
+            (AttemptRow.run_id == artifact.run_id).desc(),
+            AttemptRow.created_at.desc(),
+            AttemptRow.id.desc(),
+        ).limit(1)
+    )
+    run = None if attempt is None else session.get(RunRow, attempt.run_id)
+    if attempt is None or run is None:
+        raise ApiProblem(404, "not-found", f"no attempt made image {artifact.sha256}")
+    return attempt, run
+
+
 def judge_pair(
     session: Session,
     *,
@@ -518,11 +542,7 @@ def judge_pair(
     refs = []
     brand = ""
     for sha in (left_sha, right_sha):
-        artifact = _artifact(session, tenant, sha)
-        attempt = session.scalar(select(AttemptRow).where(AttemptRow.artifact_sha256 == sha))
-        run = session.get(RunRow, artifact.run_id)
-        if attempt is None or run is None:
-            raise ApiProblem(404, "not-found", f"no attempt made image {sha}")
+        attempt, run = _maker(session, tenant, _artifact(session, tenant, sha))
         refs.append(attempt.template_ref if axis == "template" else attempt.model)
         brand = run.brand_name
     if left_sha == right_sha or refs[0] == refs[1]:
