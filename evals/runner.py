@@ -98,6 +98,9 @@ class EvalRun:
     notes: list[str] = field(default_factory=list)
     #: read back from an older set that did not record the verdict (``verdict`` is None)
     verdict_missing: bool = False
+    #: False for a set read back that stopped before every execution ran (Ctrl-C, a crash):
+    #: no gate was decided, and the headline says so rather than GATE FAILED
+    finished: bool = True
 
     def for_target(self, name: str) -> list[CaseResult]:
         return [r for r in self.results if r.target == name]

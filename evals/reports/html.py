@@ -442,7 +442,10 @@ def gate_label(
 ) -> tuple[str, str]:
     """The run's verdict and its badge class: the one the CLI recorded when there is one;
     for an older set whose pass rates meet the gate, that it was not recorded (a --baseline
-    check may have failed it), never "passed"."""
+    check may have failed it), never "passed"; for a run that stopped before every case ran,
+    that it was not measured (its targets are partly or not at all), never "failed"."""
+    if run.verdict is None and not run.finished:
+        return "GATE NOT MEASURED: RUN INTERRUPTED", "warn"
     if run.verdict is not None:
         passed = run.verdict.all_passed
     elif not all(gates.values()) or (baseline is not None and not baseline.passed):

@@ -127,7 +127,10 @@ def load_run(path: Path) -> EvalRun:
     results = evaluate_results(suite, runner._existing())
     recorded = manifest.get("verdict")
     verdict = None if recorded is None else GateVerdict.model_validate(recorded)
-    if verdict is None and manifest.get("finished"):
+    finished = bool(manifest.get("finished"))
+    if not finished:
+        notes.append(_interrupted(path, len(results), runner.total()))
+    if verdict is None and finished:
         notes.append(
             "This result set predates the record of the gate verdict `brandloop eval run` "
             "decided: the gate below is worked out again from the stored results, and a "
@@ -144,6 +147,16 @@ def load_run(path: Path) -> EvalRun:
         verdict=verdict,
         notes=notes,
         verdict_missing=verdict is None,
+        finished=finished,
+    )
+
+
+def _interrupted(path: Path, recorded: int, total: int) -> str:
+    """The note on a set whose run stopped before every execution ran."""
+    return (
+        f"This run was interrupted before every case ran: {recorded} of {total} executions "
+        "are recorded, so no gate was decided (a target with no execution is not measured). "
+        f"`brandloop eval run` with --run-dir {path} and the same suite and targets resumes it."
     )
 
 

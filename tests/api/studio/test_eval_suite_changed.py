@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,33 @@ def test_a_set_whose_suite_file_was_edited_since_is_shown_as_it_ran(
     (run_dir / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     report = browser.get(f"/evals/{name}/report")
     assert report.status_code == 200 and "wall time not recorded" in report.text
+
+
+def test_an_interrupted_set_is_not_measured_never_gate_failed(
+    studio: Studio, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Ctrl-C mid-run leaves the set unfinished, with no verdict: its headline read GATE
+    FAILED over targets that said "not measured"."""
+    path = tmp_path / "s1.yaml"
+    path.write_text(_suite(1.0, ["cup", "mug"]), encoding="utf-8")
+    code, _, err = run_cli(
+        capsys, "eval", "run", str(path), "--target", "default", "--target", "other:cache=off"
+    )
+    assert code == 0, err
+    browser = studio.signed_in_as("default", "ana", "viewer")
+    name = re.search(r'href="/evals/(edited-[\w.=-]+)"', browser.get("/evals").text).group(1)  # type: ignore[union-attr]
+    # what an interruption leaves: unfinished, no verdict, one target not reached
+    run_dir = studio.settings.data_dir / "evals" / name
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    for key in ("verdict", "wall_s"):
+        manifest.pop(key)
+    manifest["finished"] = False
+    (run_dir / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    shutil.rmtree(run_dir / "cases" / "other")
+    for url in (f"/evals/{name}", f"/evals/{name}/report"):
+        page = browser.get(url)
+        assert page.status_code == 200, page.text
+        assert "GATE NOT MEASURED: RUN INTERRUPTED" in page.text, url
+        assert "GATE FAILED" not in page.text and "GATE PASSED" not in page.text, url
+        assert "interrupted before every case ran: 2 of 4 executions are recorded" in page.text
+        assert f"--run-dir {run_dir}" in page.text
