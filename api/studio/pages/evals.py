@@ -118,7 +118,7 @@ def load_run(path: Path) -> EvalRun:
     """A finished result set as the reports read it: every target it ran (a command-line one
     too, from its recorded spec) and the verdict ``brandloop eval run`` decided. A set an older
     release wrote lacks those records: what it holds is shown, with notes saying what is not."""
-    manifest: dict[str, Any] = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    manifest = read_manifest(path)
     # the suite as it ran, never the file as it is now: the results are judged by the rules
     # they ran under, and the cases shown are the ones that ran
     suite = suite_as_run(path) or manifest_suite(manifest)
@@ -189,20 +189,46 @@ def _targets(suite: Suite, manifest: dict[str, Any]) -> tuple[list[TargetSpec], 
     return targets, notes
 
 
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The set's manifest.json as a JSON object; a BadInputError saying why it is not one."""
+    try:
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadInputError(f"its manifest.json cannot be read: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise BadInputError(f"its manifest.json is a JSON {type(manifest).__name__}, not an object")
+    return manifest
+
+
+def set_row(path: Path) -> dict[str, Any]:
+    """The set as the list shows it. One whose manifest cannot be read (cut short, hand-edited)
+    is listed as unreadable, with why: it made the whole list a 500."""
+    try:
+        manifest = read_manifest(path)
+    except BadInputError as exc:
+        return {"name": path.name, "unreadable": str(exc)}
+    targets = manifest.get("targets")
+    return {
+        "name": path.name,
+        "unreadable": None,
+        "suite": f"{manifest.get('suite', '?')} v{manifest.get('suite_version', '?')}",
+        "targets": ", ".join(map(str, targets)) if isinstance(targets, dict | list) else "",
+        "started_at": str(manifest.get("started_at", "")),
+        "finished": bool(manifest.get("finished")),
+    }
+
+
 async def _read(settings: Settings, tenant: str, name: str) -> EvalRun:
     path = _find(settings, tenant, name)
     try:
         return await asyncio.to_thread(load_run, path)
-    except (BrandloopError, OSError, KeyError, ValueError) as exc:
+    except (BrandloopError, OSError, KeyError, ValueError, TypeError) as exc:
         raise StudioError(409, f"result set {name} cannot be read: {exc}") from None
 
 
 @router.get("/evals")
 def evals(request: Request, user: Viewer, settings: SettingsDep) -> Response:
-    sets = []
-    for path in result_dirs(settings, user.tenant):
-        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-        sets.append({"name": path.name, **manifest})
+    sets = [set_row(path) for path in result_dirs(settings, user.tenant)]
     golden = golden_suite_path(settings, user.tenant)
     last = _running.get(user.tenant)
     failed = last.exception() if last is not None and last.done() else None

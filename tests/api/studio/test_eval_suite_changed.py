@@ -103,3 +103,31 @@ def test_an_interrupted_set_is_not_measured_never_gate_failed(
         assert "GATE FAILED" not in page.text and "GATE PASSED" not in page.text, url
         assert "interrupted before every case ran: 2 of 4 executions are recorded" in page.text
         assert f"--run-dir {run_dir}" in page.text
+
+
+def test_a_set_whose_manifest_cannot_be_read_is_flagged_not_a_500(
+    studio: Studio, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """One cut-short or hand-edited manifest.json under the evals folder made the whole list
+    a 500 (an internal error), and its own page too."""
+    path = tmp_path / "s1.yaml"
+    path.write_text(_suite(1.0, ["cup"]), encoding="utf-8")
+    code, _, err = run_cli(capsys, "eval", "run", str(path))
+    assert code == 0, err
+    evals = studio.settings.data_dir / "evals"
+    broken = {"cut-short": '{"suite": "x"', "a-list": "[]", "no-keys": '{"suite": "x"}'}
+    for name, text in broken.items():
+        (evals / name).mkdir()
+        (evals / name / "manifest.json").write_text(text, encoding="utf-8")
+    browser = studio.signed_in_as("default", "ana", "viewer")
+    listed = browser.get("/evals")
+    assert listed.status_code == 200, listed.text
+    assert re.search(r'href="/evals/edited-[\w.=-]+"', listed.text), "the readable set is listed"
+    assert "unreadable: its manifest.json cannot be read" in listed.text
+    assert "unreadable: its manifest.json is a JSON list, not an object" in listed.text
+    assert "<td>x v?</td>" in listed.text
+    for name in broken:
+        for url in (f"/evals/{name}", f"/evals/{name}/report"):
+            page = browser.get(url)
+            assert page.status_code == 409, (url, page.status_code, page.text[-500:])
+            assert f"result set {name} cannot be read" in page.text, url
