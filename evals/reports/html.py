@@ -6,6 +6,7 @@ each image an embedded thumbnail linked to its receipt. No scripts, no network.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Sequence
 from html import escape
@@ -82,8 +83,14 @@ def _badge(text: str, cls: str) -> str:
 
 
 def _anchor(*parts: object) -> str:
+    """An HTML id made of ``parts``: what an id may hold, and a short hash of the parts when
+    making it so changed anything (case ids ``a=b`` and ``a_b`` were both ``case-a_b``: two
+    cases, one anchor, and the index linked both to the first)."""
     raw = "-".join(str(p) for p in parts)
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in raw)
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in raw)
+    if safe == raw:
+        return safe
+    return f"{safe}-{hashlib.sha256(raw.encode()).hexdigest()[:8]}"
 
 
 def _thumb_uri(run_dir: Path, name: str | None) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
@@ -114,6 +115,31 @@ async def test_the_report_shows_every_attempt_once_with_its_image_and_receipt(
     assert "script" not in page.tags and "&lt;script&gt;" in html
     assert "A/B comparison" in html and "<svg" in html
     assert all(f"case-{c.id}" in page.ids for c in run.suite.cases)
+
+
+async def test_case_ids_that_differ_only_in_what_an_anchor_cannot_hold_get_their_own(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """``a=b`` and ``a_b`` both became ``case-a_b``: the index linked both to the first."""
+    cases = [
+        {"id": case_id, "brand": "Acme Coffee", "brief": f"a cup ({case_id})",
+         "assertions": [{"kind": "max_cost", "max_usd": 1}]}
+        for case_id in ("a=b", "a_b", "a.b")
+    ]  # fmt: skip
+    suite = load_suite(write_suite(tmp_path / "s.yaml", cases))
+    run = await EvalRunner(
+        suite=suite,
+        targets=[TargetSpec(name="t", memory=False)],
+        run_dir=tmp_path / "run",
+        base_settings=settings,
+    ).run()
+    html = build_html(run)
+    ids = re.findall(r' id="([^"]+)"', html)
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    sections = re.findall(r'<section class="case" id="([^"]+)"><h3>([^<]+?) ', html)
+    index = re.findall(r'<a href="#(case-[^"]+)">[✓✗] ([^<]+)</a>', html)
+    assert sorted(index) == sorted(sections) and len(sections) == 3, (index, sections)
+    assert ("case-a_b", "a_b") in sections and ("case-a.b", "a.b") in sections
 
 
 async def test_json_and_junit_describe_the_same_run(tmp_path: Path, settings: Settings) -> None:
