@@ -122,3 +122,30 @@ def test_policy_refuses_unknown_labels(tmp_path: Path):
     path.write_text("image:\n  block:\n    NAKED: 0.5\n", encoding="utf-8")
     with pytest.raises(BadInputError, match="unknown NudeNet labels"):
         load_moderation_policy(path)
+
+
+#: the prompt the agent writes for Acme Coffee's "a steaming cup of coffee" (brand-hero@1)
+ACME_PROMPT = (
+    "a steaming cup of coffee. warm, cozy, artisanal mood for Acme Coffee, featuring coffee "
+    "cup. in the brand colours teal #0f766e, cream #fef3c7, espresso #4a2c2a."
+)
+
+
+def test_a_tiny_procedural_draft_can_be_blocked_as_docs_evals_says() -> None:
+    """docs/evals.md said a procedural image is never blocked; an outside tester's 64x64
+    ``procedural/draft`` at seed 2 was. A draft paints a quarter of the size and scales it up,
+    and the detector scales that again to 320 px: soft blobs it misreads. The same colours and
+    seed at 128 px, or by the studio model at 64 px, are not blocked."""
+    from brandloop.tools.providers.procedural import render_preview
+
+    def verdict(model: str, side: int) -> tuple[bool, list[str]]:
+        png = render_preview(
+            prompt=ACME_PROMPT, negative_prompt="text, watermark, logo, clutter", seed=2,
+            width=side, height=side, model=model,
+        )  # fmt: skip
+        found = NudeNetModerator()(png)
+        return found.allowed, found.reasons
+
+    allowed, reasons = verdict("draft", 64)
+    assert not allowed and reasons == ["sexual: female breast exposed detected (0.51 ≥ 0.50)"]
+    assert verdict("draft", 128)[0] and verdict("studio", 64)[0]
