@@ -159,9 +159,10 @@ def strip_term(brief: str, term: str) -> tuple[str, bool]:
     and a preposition the removal leaves with nothing to join goes too ("a dog with a ball on
     the grass" without the ball is "a dog on the grass"). Returns whether anything was taken
     out."""
-    words = [re.escape(w) for w in term.split()]
-    if not words:
+    plain = term.split()
+    if not plain:
         return brief, False
+    words = [re.escape(w) for w in plain]  # a pattern is built of escaped pieces only
     core = r"\s+".join(words) + r"(?:e?s)?"
     modifier = rf"(?:\b(?!(?:{_JOINING})\b)[\w'-]+\s+)"
     pattern = re.compile(
@@ -170,8 +171,8 @@ def strip_term(brief: str, term: str) -> tuple[str, bool]:
     )
     edited, count = pattern.subn(_GAP, brief)
     if not count and len(words) == 1:  # "snowy", "snowier", "snow-capped"
-        word = words[0]
-        derived = rf"\b{word}(?:{word[-1]}?(?:y|ier|iest)\b|(?:e?s)?-[\w-]+)"
+        word, last = words[0], re.escape(plain[0][-1])  # "snow" + "n"? (an escaped "?" too)
+        derived = rf"\b{word}(?:{last}?(?:y|ier|iest)\b|(?:e?s)?-[\w-]+)"
         edited, count = re.subn(derived, _GAP, brief, flags=re.IGNORECASE)
     if not count:
         return brief, False
@@ -181,8 +182,13 @@ def strip_term(brief: str, term: str) -> tuple[str, bool]:
     return _tidy(edited.replace(_GAP, " ")), True
 
 
+#: what a term or clause does not begin or end with: anything but a letter or digit ("the
+#: croissant?", "(the napkin)"); a "?" left on a term never matched the brief's word
+_ENDS = re.compile(r"^[\W_]+|[\W_]+$")
+
+
 def _clean_term(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip(" .,!;:'\"").lower()[:80]
+    return _ENDS.sub("", re.sub(r"\s+", " ", text)).lower()[:80]
 
 
 def _parts(instruction: str) -> list[tuple[str, bool]]:
@@ -235,7 +241,7 @@ def apply_rules(state: BriefState, instruction: str) -> BriefEdit:
         addition = _ADD.match(part)
         clause = addition.group("thing").strip() if addition else part
         clause = re.sub(r"^make\s+(?:it|them|the\s+images?)\s+", "", clause, flags=re.IGNORECASE)
-        clause = clause.strip(" .,;")
+        clause = clause.strip(" .,;:!?")  # "add steam?" adds steam, not "steam?"
         if not clause:
             continue
         term = _clean_term(clause)

@@ -36,6 +36,41 @@ def test_no_snow_takes_the_snowy_ridge_out_of_the_brief() -> None:
     assert edit.avoid == ["snow", "orange jacket"]
 
 
+#: what a follow-up may end (or wrap a term) with; an outside tester's "can you drop the
+#: croissant?" was a 500 (re.error), and "croissant?" never matched the brief's croissant
+PUNCTUATION = ["?", "!", "?!", "...", "*", "(", ")", "+", "|", "$", "[", "]", "{", "}", "\\", "^"]
+
+
+@pytest.mark.parametrize("mark", PUNCTUATION)
+def test_a_removal_ending_in_punctuation_takes_the_thing_out(mark: str) -> None:
+    state = BriefState(brief="a coffee cup and a croissant on a table")
+    edit = apply_rules(state, f"can you drop the croissant{mark}")
+    assert edit.after == "a coffee cup on a table"
+    assert edit.removed == edit.avoid == ["croissant"]
+    if "." in mark:  # a full stop ends an instruction
+        return
+    wrapped = apply_rules(state, f"drop the {mark}croissant{mark}")
+    assert wrapped.after == "a coffee cup on a table" and wrapped.removed == ["croissant"]
+
+
+@pytest.mark.parametrize("mark", PUNCTUATION)
+def test_a_derived_word_is_found_whatever_the_term_ends_with(mark: str) -> None:
+    """The words made from a one-word term ("snowy") are matched by a pattern of escaped
+    pieces: a term's own punctuation is never read as a regex."""
+    # strip_term takes a term as given (apply_rules cleans it first): no match, and no re.error
+    assert strip_term("a hiker on a snowy ridge", f"snow{mark}") == (
+        "a hiker on a snowy ridge",
+        False,
+    )
+    edit = apply_rules(BriefState(brief="a hiker on a snowy ridge"), f"no snow{mark}")
+    assert edit.after == "a hiker on a ridge" and edit.removed == ["snow"]
+
+
+def test_an_addition_ending_in_a_question_mark_adds_the_thing() -> None:
+    edit = apply_rules(BriefState(brief="a coffee cup on a table"), "could you add steam?")
+    assert edit.after == "a coffee cup on a table, steam" and edit.added == ["steam"]
+
+
 def test_warmer_and_drop_the_mug_edits_the_brief_instead_of_appending() -> None:
     edit = apply_rules(BriefState(brief=MUG), "warmer, and drop the mug")
     assert edit.after == "a wooden table, soft morning light"

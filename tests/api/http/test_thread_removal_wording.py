@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.http.conftest import Keys, wait_job
@@ -43,3 +44,35 @@ def test_a_removal_takes_the_words_made_from_it_out_of_the_next_runs_brief(
     assert turn["edit"]["avoid"] == ["snow", "orange apron", "ball"], turn["edit"]
     run = client.get(f"/v1/runs/{job['run_id']}", headers=creator).json()
     assert run["request"]["brief"] == "a barista on a terrace", run["request"]
+
+
+@pytest.mark.parametrize("mark", ["?", "*", "(", "+", "|", "$"])
+def test_a_follow_up_ending_in_punctuation_removes_the_thing_and_is_no_500(
+    client: TestClient, keys: Keys, acme: dict[str, Any], mark: str
+) -> None:
+    """An outside tester's "can you drop the croissant?" was a 500 (re.error: nothing to
+    repeat), and the croissant stayed in the brief."""
+    creator = keys["A", "creator"]
+    first = "a coffee cup and a croissant on a table"
+    made = client.post(
+        "/v1/threads",
+        json={"brand": "Acme Coffee", "title": "t", "message": first, "size": "64x64"},
+        headers=creator,
+    )
+    assert made.status_code == 201, made.text
+    thread_id = made.json()["id"]
+    wait_job(client, made.json()["messages"][0]["job"]["id"], creator)
+
+    sent = client.post(
+        f"/v1/threads/{thread_id}/messages",
+        json={"content": f"can you drop the croissant{mark}"},
+        headers=creator,
+    )
+    assert sent.status_code == 202, sent.text
+    message = sent.json()["message"]
+    assert message["brief"] == "a coffee cup on a table", message
+    assert message["edit"]["removed"] == ["croissant"], message["edit"]
+    job = wait_job(client, sent.json()["job"]["id"], creator)
+    run = client.get(f"/v1/runs/{job['run_id']}", headers=creator).json()
+    assert run["request"]["brief"] == "a coffee cup on a table"
+    assert run["request"]["avoid"] == ["croissant"], run["request"]
