@@ -189,7 +189,41 @@ class Shape(_Form):
 SHAPE_FIELDS = frozenset(Shape.model_fields)
 
 
-class GenerationCreate(Shape):
+class _Choices(_In):
+    """Which template, model and providers a request's run may use. A follow-up (a thread's
+    message, or a generation with a ``thread_id``) takes them for its own turn, checked as a
+    generation's are: they were once dropped there, so an allow-list did not hold."""
+
+    template: str | None = Field(
+        default=None,
+        max_length=160,
+        pattern=TEMPLATE_REF,
+        description="name, name@VERSION or name:LABEL (default: brand-hero:production)",
+        examples=["brand-hero:production"],
+    )
+    model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=120,
+        pattern=NOT_BLANK,
+        examples=["procedural/studio"],
+    )
+    providers: list[Annotated[str, Field(pattern=PROVIDER_NAME.pattern)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=16,
+        description='only these providers (an allow-list), e.g. ["openai"]; none: any',
+    )
+    allow_preview: bool = Field(
+        default=False,
+        description="allow the procedural preview renderer beside configured real providers",
+    )
+
+
+CHOICE_FIELDS = frozenset(_Choices.model_fields)
+
+
+class GenerationCreate(Shape, _Choices):
     """A creative request. Only ``brief`` and ``brand`` are required."""
 
     model_config = ConfigDict(
@@ -219,30 +253,6 @@ class GenerationCreate(Shape):
     )
     brief: str = Field(min_length=1, max_length=MAX_BRIEF_CHARS, pattern=NOT_BLANK)
     brand: str = Field(min_length=1, max_length=120, description="brand id or name")
-    template: str | None = Field(
-        default=None,
-        max_length=160,
-        pattern=TEMPLATE_REF,
-        description="name, name@VERSION or name:LABEL (default: brand-hero:production)",
-        examples=["brand-hero:production"],
-    )
-    model: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=120,
-        pattern=NOT_BLANK,
-        examples=["procedural/studio"],
-    )
-    providers: list[Annotated[str, Field(pattern=PROVIDER_NAME.pattern)]] | None = Field(
-        default=None,
-        min_length=1,
-        max_length=16,
-        description='only these providers (an allow-list), e.g. ["openai"]; none: any',
-    )
-    allow_preview: bool = Field(
-        default=False,
-        description="allow the procedural preview renderer beside configured real providers",
-    )
     thread_id: str | None = Field(
         default=None,
         min_length=1,
@@ -316,9 +326,9 @@ class ThreadCreate(Shape):
     )
 
 
-class MessageCreate(_Form):
+class MessageCreate(_Form, _Choices):
     """A follow-up: what it leaves out (count, size or aspect ratio, budget) is the previous
-    turn's."""
+    turn's; a template, model or providers allow-list it names hold for its own turn."""
 
     model_config = ConfigDict(
         extra="forbid", json_schema_extra=_one_shape([{"content": "warmer, and drop the mug"}])

@@ -18,6 +18,7 @@ from brandloop.api.params import ASCII_NUMBER
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
 from brandloop.api.routers.threads import post_message
 from brandloop.api.schemas import (
+    CHOICE_FIELDS,
     SHAPE_FIELDS,
     GenerationCreate,
     JobPublic,
@@ -97,10 +98,10 @@ def _submit(
         if body.thread_id is not None:
             _check_thread_brand(session, principal.tenant, body.thread_id, body.brand)
             # what the body leaves out (a count too: its default is not asked for) is the
-            # previous turn's
+            # previous turn's; its template, model and providers hold for this turn
             message = MessageCreate(
                 content=body.brief,
-                **body.model_dump(include=set(SHAPE_FIELDS), exclude_unset=True),
+                **body.model_dump(include=set(SHAPE_FIELDS | CHOICE_FIELDS), exclude_unset=True),
             )
             accepted = post_message(
                 body.thread_id, message, principal, session, service, pool, field="brief"
