@@ -305,7 +305,15 @@ class JobPublic(BaseModel):
     links: Links
 
 
+#: a thread's shape field (even ``null``) is its first message's: the body has a message
+_NEEDS_MESSAGE = {"required": ["message"], "properties": {"message": {"type": "string"}}}
+
+
 class ThreadCreate(Shape):
+    """A thread, and its first message: the shape (count, size...) is that message's, so it
+    needs one (a 422 without it, or with ``"message": null``; ``dependentSchemas`` in the
+    schema)."""
+
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra=_one_shape(
@@ -316,7 +324,8 @@ class ThreadCreate(Shape):
                     "message": "a steaming mug on a wooden table, warm light",
                 }
             ]
-        ),
+        )
+        | {"dependentSchemas": dict.fromkeys(sorted(SHAPE_FIELDS), _NEEDS_MESSAGE)},
     )
 
     brand: str = Field(min_length=1, max_length=120)

@@ -320,6 +320,20 @@ def thread_public(session: Session, thread: ThreadRow) -> ThreadPublic:
     return _thread_public(thread, names, messages)
 
 
+def refuse_a_shape_without_message(body: ThreadCreate) -> None:
+    """A 422 naming the shape fields (count, size, budget...) of a body with no ``message``
+    (any named, also as ``null``, as the schema's ``dependentSchemas`` says): they are the
+    first turn's, and with no first turn they were dropped with a 201, the caller's count or
+    budget silently not kept for anything."""
+    given = sorted(body.model_fields_set & SHAPE_FIELDS)
+    if body.message is None and given:
+        raise body_error(
+            (given[0],),
+            f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for the thread's first "
+            "message: send them with a `message`, or with the follow-up they are for",
+        )
+
+
 @router.post(
     "",
     status_code=201,
@@ -330,6 +344,7 @@ def thread_public(session: Session, thread: ThreadRow) -> ThreadPublic:
 def create_thread(
     body: ThreadCreate, principal: Creator, session: SessionDep, service: ServiceDep, pool: PoolDep
 ) -> ThreadPublic:
+    refuse_a_shape_without_message(body)
     brand = crud.get_brand(session, tenant=principal.tenant, ref=body.brand)
     if brand is None:
         raise ApiProblem(404, "not-found", f"unknown brand {body.brand!r}")
