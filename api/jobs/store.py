@@ -374,6 +374,7 @@ def add_message(
     brief: str = "",
     job_id: str | None = None,
     edit: dict[str, Any] | None = None,
+    inherited: list[str] | None = None,
 ) -> ThreadMessageRow:
     row = ThreadMessageRow(
         id=new_id("msg"),
@@ -384,6 +385,7 @@ def add_message(
         brief=brief,
         job_id=job_id,
         edit=edit,
+        inherited=inherited,
         created_at=utcnow(),
     )
     session.add(row)

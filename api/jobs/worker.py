@@ -556,7 +556,12 @@ class WorkerPool:
                 log.info("job %s waits for an earlier turn of its thread", job_id)
                 return
             try:
-                await turns.settle_follow_up(self.db, job_id, self.writer)
+                await turns.settle_follow_up(
+                    self.db,
+                    job_id,
+                    self.writer,
+                    default_budget_usd=self.settings.default_budget_usd,
+                )
                 prepared = await settled_in_thread(self._prepare, job_id)
             except (ValidationError, BadInputError) as exc:
                 # a stored request that cannot run (the door should let none in): the job

@@ -39,7 +39,7 @@ from brandloop.api.auth import Principal
 from brandloop.api.deps import Creator, PoolDep, Service, ServiceDep, SessionDep, Viewer
 from brandloop.api.jobs import store
 from brandloop.api.jobs.service import job_cost, job_public, submit
-from brandloop.api.jobs.turns import turn_refusal, turn_stands
+from brandloop.api.jobs.turns import SHAPE_KEYS, inherited_shape, turn_refusal, turn_stands
 from brandloop.api.jobs.worker import WorkerPool
 from brandloop.api.params import ASCII_INT
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
@@ -108,11 +108,7 @@ def _context(
         if job is None:
             continue
         previous = job.request
-        carried = {
-            k: previous[k]
-            for k in ("count", "size", "aspect_ratio", "budget_usd")
-            if previous.get(k) is not None
-        }
+        carried = {k: previous[k] for k in SHAPE_KEYS if previous.get(k) is not None}
         images = (job.result or {}).get("images", [])
         run = session.get(RunRow, job.run_id)
         if images:
@@ -234,9 +230,8 @@ def _apply(
             session, principal=principal, thread_id=thread.id, text=brief, source="revision"
         )
     own = body.model_dump(exclude={"content"}, exclude_none=True)
-    if "size" in own or "aspect_ratio" in own:
-        carried.pop("size", None)
-        carried.pop("aspect_ratio", None)
+    inherited = inherited_shape(own)
+    carried = {k: v for k, v in carried.items() if k not in SHAPE_KEYS or k in inherited}
     fields = {**carried, **own}
     # the brand by its id: a rename before the job runs does not lose it, nor a namesake take it
     request = domain_request(
@@ -266,6 +261,9 @@ def _apply(
         brief=brief,
         job_id=job.id,
         edit=edit.model_dump(mode="json") if edit is not None else None,
+        # what a follow-up took from the turn it edits, taken again from the turn that
+        # stands if that one is refused or cancelled before this one runs
+        inherited=inherited if state is not None else None,
     )
     session.commit()
     return message, job

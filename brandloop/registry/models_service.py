@@ -151,6 +151,12 @@ class ThreadMessageRow(Base):
     edit: Mapped[dict[str, Any] | None] = mapped_column(
         JSON, nullable=True, doc="the revision this message made (brandloop.agent.revision)"
     )
+    inherited: Mapped[list[str] | None] = mapped_column(
+        JSON,
+        nullable=True,
+        doc="the shape fields (count, size, aspect_ratio, budget_usd) a follow-up took from the "
+        "turn it was made on, not its body (api/jobs/turns.py); NULL before migration 1020",
+    )
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
