@@ -52,10 +52,12 @@ _ADD = re.compile(
     r"^(?:add|include|put\s+in|show|with|bring\s+back|put\s+back)\s+(?P<thing>.+)$",
     re.IGNORECASE,
 )
-_SPLIT = re.compile(r"\s*([,;.]|\band\b|\bthen\b)\s*", re.IGNORECASE)
+#: what parts an instruction; a new line, like a full stop, "?" or "!", ends one ("add steam
+#: <new line> drop the croissant" is two, not one clause "steam drop the croissant")
+_SPLIT = re.compile(r"\s*([,;.!?\n]|\band\b|\bthen\b)\s*", re.IGNORECASE)
 #: what joins the items of one list ("drop the croissant, the napkin, and the spoon"): an item
 #: after these alone, with no instruction of its own, is one more thing the list's verb names;
-#: a full stop or semicolon ends the list
+#: a full stop, semicolon or new line ends the list
 _LIST_JOINS = frozenset({",", "and", "then"})
 #: words an instruction of its own starts with, so it never reads as one more listed item
 _VERB = re.compile(
@@ -149,6 +151,28 @@ _WITH_REMOVED: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+#: plurals of these are not their singular with an "s" taken off ("news" is no "new")
+_NOT_PLURAL = re.compile(r"(?:ss|us|is|news|series|species)$", re.IGNORECASE)
+
+
+def _number_forms(word: str) -> str:
+    """A pattern for ``word`` in the singular or the plural, escaped: "croissants" also
+    finds "croissant", "berries" "berry", "glasses" "glass", and "berry" "berries" (a
+    removal of "the croissants" left "a croissant" in the brief while saying it was removed)."""
+    forms = {word}
+    lower = word.lower()
+    if lower.endswith("ies") and len(word) > 4:
+        forms.add(word[:-3] + "y")
+    elif lower.endswith(("sses", "xes", "zes", "ches", "shes")):
+        forms.add(word[:-2])
+    elif lower.endswith("s") and not _NOT_PLURAL.search(lower) and len(word) > 3:
+        forms.add(word[:-1])
+    if lower.endswith("y") and len(word) > 2 and lower[-2] not in "aeiou":
+        forms.add(word[:-1] + "ies")
+    alternatives = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+    return rf"(?:{alternatives})(?:e?s)?"
+
+
 def strip_term(brief: str, term: str) -> tuple[str, bool]:
     """``brief`` without ``term`` (with its article, up to two words before it that are not
     prepositions or conjunctions, and a plural s); a one-word term also takes the words made
@@ -163,7 +187,7 @@ def strip_term(brief: str, term: str) -> tuple[str, bool]:
     if not plain:
         return brief, False
     words = [re.escape(w) for w in plain]  # a pattern is built of escaped pieces only
-    core = r"\s+".join(words) + r"(?:e?s)?"
+    core = r"\s+".join([*words[:-1], _number_forms(plain[-1])])
     modifier = rf"(?:\b(?!(?:{_JOINING})\b)[\w'-]+\s+)"
     pattern = re.compile(
         rf"(?:\b(?:a|an|the|some|two|three|four|\d+)\s+)?{modifier}{{0,2}}?\b{core}\b(?!-)",

@@ -47,7 +47,7 @@ def test_a_removal_ending_in_punctuation_takes_the_thing_out(mark: str) -> None:
     edit = apply_rules(state, f"can you drop the croissant{mark}")
     assert edit.after == "a coffee cup on a table"
     assert edit.removed == edit.avoid == ["croissant"]
-    if "." in mark:  # a full stop ends an instruction
+    if set(mark) & set(".?!"):  # a full stop, "?" or "!" ends an instruction
         return
     wrapped = apply_rules(state, f"drop the {mark}croissant{mark}")
     assert wrapped.after == "a coffee cup on a table" and wrapped.removed == ["croissant"]
@@ -64,6 +64,46 @@ def test_a_derived_word_is_found_whatever_the_term_ends_with(mark: str) -> None:
     )
     edit = apply_rules(BriefState(brief="a hiker on a snowy ridge"), f"no snow{mark}")
     assert edit.after == "a hiker on a ridge" and edit.removed == ["snow"]
+
+
+@pytest.mark.parametrize("between", ["\n", "\r\n", "\n\n", " \n ", "? ", "! "])
+def test_each_line_of_a_follow_up_is_an_instruction_of_its_own(between: str) -> None:
+    """An outside tester's "add steam <new line> drop the croissant" was one clause, "steam
+    drop the croissant", appended with the croissant left in the brief."""
+    state = BriefState(brief="a coffee cup and a croissant on a table")
+    edit = apply_rules(state, f"add steam{between}drop the croissant")
+    assert edit.after == "a coffee cup on a table, steam"
+    assert (edit.added, edit.removed) == (["steam"], ["croissant"])
+
+
+@pytest.mark.parametrize(
+    ("brief", "instruction", "after"),
+    [
+        (
+            "a coffee cup and a croissant on a table",
+            "drop the croissants",
+            "a coffee cup on a table",
+        ),
+        (
+            "a coffee cup and two croissants on a table",
+            "drop the croissant",
+            "a coffee cup on a table",
+        ),
+        ("a bowl of berries on a table", "no berry", "a bowl on a table"),
+        ("a bowl with a berry on a table", "no berries", "a bowl on a table"),
+        ("a glass and a mug", "remove the glasses", "a mug"),
+        ("a box and a mug", "drop the boxes", "a mug"),
+        ("a dress and a mug", "drop the dress", "a mug"),
+    ],
+)
+def test_a_plural_removes_its_singular_and_back(brief: str, instruction: str, after: str) -> None:
+    """ "drop the croissants" said it removed them and left "a croissant" in the brief."""
+    assert apply_rules(BriefState(brief=brief), instruction).after == after
+
+
+def test_news_is_not_the_plural_of_new() -> None:
+    edit = apply_rules(BriefState(brief="a new mug beside the news"), "drop the news")
+    assert edit.after == "a new mug"
 
 
 def test_an_addition_ending_in_a_question_mark_adds_the_thing() -> None:

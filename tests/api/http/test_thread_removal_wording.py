@@ -76,3 +76,26 @@ def test_a_follow_up_ending_in_punctuation_removes_the_thing_and_is_no_500(
     run = client.get(f"/v1/runs/{job['run_id']}", headers=creator).json()
     assert run["request"]["brief"] == "a coffee cup on a table"
     assert run["request"]["avoid"] == ["croissant"], run["request"]
+
+
+def test_each_line_is_an_instruction_and_a_plural_removes_its_singular(
+    client: TestClient, keys: Keys, acme: dict[str, Any]
+) -> None:
+    """An outside tester's "add steam <new line> drop the croissant" appended it all as one
+    clause, and "drop the croissants" left "a croissant" in the brief, saying it was removed."""
+    creator = keys["A", "creator"]
+    first = "a coffee cup, a croissant and a napkin on a table"
+    made = client.post(
+        "/v1/threads", json={"brand": "Acme Coffee", "message": first}, headers=creator
+    )
+    assert made.status_code == 201, made.text
+    thread_id = made.json()["id"]
+    briefs = []
+    for content in ("drop the croissants", "add steam\ndrop the napkin"):
+        sent = client.post(
+            f"/v1/threads/{thread_id}/messages", json={"content": content}, headers=creator
+        )
+        assert sent.status_code == 202, sent.text
+        briefs.append(sent.json()["message"]["brief"])
+        wait_job(client, sent.json()["job"]["id"], creator)
+    assert briefs == ["a coffee cup and a napkin on a table", "a coffee cup on a table, steam"]
