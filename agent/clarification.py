@@ -2,18 +2,25 @@
 against it: preflight asks, the thread remembers the open question, and a reply that takes the
 offer lets the next turn adapt instead of asking again.
 
-The question offers two ways on: keep the brand palette with the brief's colours as small
-accents, or change the brief. A reply that is the offer and nothing more ("yes", "keep the
-Acme Coffee palette and use orange only as a small accent") is an :func:`accepts_offer`; any
-other reply ("make it teal instead") is a revision of the brief like any follow-up, read by
-``brandloop.agent.revision``.
+The question offers a way on that fits what clashes: for colours, keep the brand palette with
+the brief's colours as small accents, or change the brief; for a size none of the brand's
+formats has, the nearest brand format instead, or the size as asked; for both, the palette and
+the nearest format, or change the brief. A reply that is the offer and nothing more ("yes",
+"keep the Acme Coffee palette and use orange only as a small accent", "use the nearest
+format") is an :func:`accepts_offer`, and the asked request runs again with it (the nearest
+format in place of the size: :func:`offered_format`); to a size's question, "keep 768x1024"
+(:func:`keeps_asked_size`) runs it at the size asked. Any other reply ("make it teal instead")
+is a revision of the brief like any follow-up, read by ``brandloop.agent.revision``.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["accepts_offer", "question"]
+from brandloop.agent.conflicts import Conflicts, find_conflicts
+from brandloop.domain import BrandKit
+
+__all__ = ["accepts_offer", "keeps_asked_size", "offered_format", "question"]
 
 _PARTS = re.compile(r"\s*(?:[,;.!]|\band\b|\bthen\b)\s*", re.IGNORECASE)
 _POLITE = re.compile(
@@ -25,6 +32,7 @@ _POLITE = re.compile(
 _OFFER = re.compile(
     r"(?:yes|yeah|yep|yup|ok|okay|sure|fine|please|please do|go ahead|go for it|do that|"
     r"do it|sounds good|that works|agreed|thanks|thank you|the first|the first one|"
+    r"(?:use )?(?:the |its )?nearest(?:(?: \S+)? (?:format|size))?(?: instead)?|"
     r"keep (?:\S+ ){0,4}?(?:palette|colou?rs)(?: dominant)?(?: as it is)?|"
     r"(?:use|keep|make|have|leave) (?:\S+ ){0,6}?(?:only )?as (?:an? )?"
     r"(?:small |little |subtle |minor )?accents?(?: only)?|"
@@ -34,13 +42,44 @@ _OFFER = re.compile(
 )
 
 
-def question(conflict: str, brand: str) -> str:
-    """What preflight asks when the brand's policy is ``ask``; ``conflict`` says what clashes
-    with the kit. The offer in it is what :func:`accepts_offer` recognises."""
+#: a reply to a size's question keeping the size asked ("keep 768x1024", "keep the size")
+_KEEP_SIZE = re.compile(
+    r"(?:no,?\s+)?keep\s+(?:it|the\s+(?:size|format)|\d{2,4}\s*x\s*\d{2,4})"
+    r"(?:\s+as\s+(?:it\s+is|asked))?(?:,?\s+please)?[.!]?",
+    re.IGNORECASE,
+)
+
+
+def question(conflicts: Conflicts, brand: BrandKit, *, size: str) -> str:
+    """What preflight asks when the brand's policy is ``ask``, offering what fits the clash:
+    a size's question once offered the palette (outside tester). ``size``: the one asked.
+    The offer in it is what :func:`accepts_offer` recognises."""
+    asked = f"Before I spend anything: {conflicts.describe(brand)}."
+    colours = bool(conflicts.off_palette or conflicts.forbidden)
+    nearest = conflicts.nearest_format if conflicts.format else None
+    if nearest is None:
+        return (
+            f"{asked} Should I keep the {brand.name} palette and use those only as small "
+            "accents, or change the brief?"
+        )
+    if not colours:
+        return f"{asked} Should I use the nearest {brand.name} format, {nearest}, instead, or keep {size}?"
     return (
-        f"Before I spend anything: {conflict}. Should I keep the {brand} palette and use those "
-        "only as small accents, or change the brief?"
+        f"{asked} Should I keep the {brand.name} palette, with those colours only as small "
+        f"accents, and use its nearest format, {nearest}, or change the brief?"
     )
+
+
+def offered_format(brief: str, brand: BrandKit, *, width: int, height: int) -> str | None:
+    """The brand format a reply taking the offer runs at: the nearest one, when the asked
+    size is none of the brand's; None when the size was not what clashed."""
+    conflicts = find_conflicts(brief, brand, width=width, height=height)
+    return conflicts.nearest_format if conflicts.format else None
+
+
+def keeps_asked_size(reply: str) -> bool:
+    """Whether ``reply`` keeps the size a size's question asked about, and says nothing else."""
+    return _KEEP_SIZE.fullmatch(reply.strip()) is not None
 
 
 def accepts_offer(reply: str) -> bool:

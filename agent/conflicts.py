@@ -12,6 +12,7 @@ test. Forbidden *terms* are intake's job (text moderation refuses them); here:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from math import log
 
 from brandloop.domain import BrandKit, parse_size
 from brandloop.tools.composer import OFF_PALETTE_DELTA_E, brand_colour_names
@@ -36,6 +37,8 @@ class Conflicts:
     off_palette: list[NamedColour] = field(default_factory=list)
     forbidden: list[NamedColour] = field(default_factory=list)
     format: str | None = None
+    #: the brand's format whose aspect ratio is nearest the one asked, when ``format`` is set
+    nearest_format: str | None = None
 
     def __bool__(self) -> bool:
         return bool(self.off_palette or self.forbidden or self.format)
@@ -82,4 +85,9 @@ def find_conflicts(brief: str, brand: BrandKit, *, width: int, height: int) -> C
                 f"{width}x{height} is not one of {brand.name}'s formats "
                 f"({', '.join(brand.default_formats)})"
             )
+            nearest = min(
+                zip(ratios, brand.default_formats, strict=True),
+                key=lambda r: abs(log(wanted / r[0])),
+            )
+            found.nearest_format = nearest[1]
     return found

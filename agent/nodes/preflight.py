@@ -41,7 +41,7 @@ async def preflight(state: RunState, runtime: Runtime[RunContext]) -> dict[str, 
         decision = Decision(node="preflight", action="refuse_conflict", reason=reason)
         update = {"status": "refused", "reason": reason}
     elif choice == "ask" and request.answer is None:
-        asked = question(conflicts.describe(brand), brand.name)
+        asked = question(conflicts, brand, size=f"{width}x{height}")
         decision = Decision(node="preflight", action="ask", reason=asked)
         update = {"status": "refused", "reason": asked, "clarification": asked}
     else:

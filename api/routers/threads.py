@@ -31,7 +31,7 @@ from anyio import from_thread
 from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
-from brandloop.agent.clarification import accepts_offer
+from brandloop.agent.clarification import accepts_offer, keeps_asked_size, offered_format
 from brandloop.agent.nodes.intake import redacted_text
 from brandloop.agent.revision import BriefEdit, BriefState, revise
 from brandloop.agent.runner import check_request
@@ -54,9 +54,9 @@ from brandloop.api.schemas import (
     domain_request,
     redacted_field,
 )
-from brandloop.domain import MAX_BRIEF_CHARS
+from brandloop.domain import MAX_BRIEF_CHARS, GenerationRequest
 from brandloop.registry import crud
-from brandloop.registry.models import RunRow
+from brandloop.registry.models import BrandRow, RunRow
 from brandloop.registry.models_service import JobRow, ThreadMessageRow, ThreadRow
 from brandloop.registry.types import usd
 from brandloop.tools.moderation.minors import refuse_at_the_door
@@ -118,6 +118,14 @@ def _context(
                 carried["template"] = run.template_ref
         break
     return state, carried, seq, asked
+
+
+def _offered_format(question: dict[str, Any], brand: BrandRow) -> str | None:
+    """The brand format the open question offered in place of the size it asked about."""
+    asked = GenerationRequest.model_validate(question)
+    width, height = asked.dimensions()
+    kit = crud.brand_kit(brand)
+    return offered_format(asked.brief, kit, width=width, height=height)
 
 
 def refuse_crossing_the_minors_line(
@@ -210,12 +218,19 @@ def _apply(
     )
     edit: BriefEdit | None = None
     brief = content
-    if state is not None and question is not None and accepts_offer(content):
+    nearest = _offered_format(question, brand) if question is not None else None
+    answers = question is not None and (
+        accepts_offer(content) or (nearest is not None and keeps_asked_size(content))
+    )
+    if state is not None and question is not None and answers:
         # the answer to the open question: the asked request again, unedited, with the answer
         brief = state.brief
         kept = ("avoid", "shifts", "seed", "template")
         carried |= {k: question[k] for k in kept if question.get(k) is not None}
         carried["answer"] = content
+        if nearest is not None and accepts_offer(content):  # the offer: the nearest format
+            carried = {k: v for k, v in carried.items() if k not in ("size", "aspect_ratio")}
+            carried["size"] = nearest
     elif state is not None:
         edit = from_thread.run(revise, state, content, service.writer)
         brief = edit.after

@@ -123,3 +123,50 @@ def test_a_reply_choosing_otherwise_revises_the_brief(
     assert later["message"]["edit"] is not None
     reasons = [d["reason"] for d in later["job"]["result"]["decisions"]]
     assert not any("answered" in reason for reason in reasons)
+
+
+def test_a_sizes_question_offers_the_nearest_format_and_yes_takes_it(
+    client: TestClient, keys: Keys, acme: dict[str, Any], settings: Settings
+) -> None:
+    """A size none of the brand's formats has was asked about with the palette's offer ("keep
+    the palette and use those only as small accents") that had nothing to do with it; the
+    question offers the nearest format, and "yes" runs at it (outside tester)."""
+    _ask(settings)
+    creator = keys["A", "creator"]
+    body = {"brand": "Acme Coffee", "message": "a coffee cup on a table", "size": "96x128"}
+    created = client.post("/v1/threads", json=body | {"seed": 4}, headers=creator)
+    assert created.status_code == 201, created.text
+    thread = created.json()
+    wait_job(client, thread["messages"][0]["job"]["id"], creator)
+    convo = client.get(f"/v1/threads/{thread['id']}", headers=creator).json()
+    assert convo["messages"][0]["reply"] == (
+        "Before I spend anything: 96x128 is not one of Acme Coffee's formats (1024x1024, "
+        "1200x628). Should I use the nearest Acme Coffee format, 1024x1024, instead, or keep "
+        "96x128?"
+    )
+    message = _reply(client, keys, thread["id"], "yes")
+    assert message["message"]["edit"] is None and message["message"]["brief"] == body["message"]
+    result = message["job"]["result"]
+    assert result["status"] != "refused" and not result.get("clarification"), result
+    run = client.get(f"/v1/runs/{message['job']['run_id']}", headers=creator).json()
+    assert run["request"]["size"] == "1024x1024" and run["request"]["answer"] == "yes"
+
+
+def test_a_sizes_question_answered_keep_runs_at_the_size_asked(
+    client: TestClient, keys: Keys, acme: dict[str, Any], settings: Settings
+) -> None:
+    _ask(settings)
+    creator = keys["A", "creator"]
+    body = {"brand": "Acme Coffee", "message": "a coffee cup on a table", "size": "96x128"}
+    created = client.post("/v1/threads", json=body, headers=creator)
+    assert created.status_code == 201, created.text
+    thread = created.json()
+    wait_job(client, thread["messages"][0]["job"]["id"], creator)
+    message = _reply(client, keys, thread["id"], "keep 96x128")
+    assert message["message"]["edit"] is None and message["message"]["brief"] == body["message"]
+    result = message["job"]["result"]
+    preflight = [d for d in result["decisions"] if d["node"] == "preflight"]
+    assert [d["action"] for d in preflight] == ["adapt"], preflight
+    assert "kept as asked" in preflight[0]["reason"]
+    run = client.get(f"/v1/runs/{message['job']['run_id']}", headers=creator).json()
+    assert run["request"]["size"] == "96x128"
