@@ -23,6 +23,7 @@ What a reservation commits: its ``amount_usd`` while ``held`` or ``unknown``, it
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ from brandloop.registry.write_lock import sqlite_write_lock
 ReservationState = Literal["held", "settled", "released", "unknown"]
 Row = SpendReservationRow
 EPSILON = 1e-9
+log = logging.getLogger(__name__)
 
 #: what one reservation commits (see the module docstring)
 COMMITTED: ColumnElement[float] = case(
@@ -429,10 +431,41 @@ def settle(
     note: str = "",
 ) -> SpendReservationRow | None:
     """Record how the call ended: billed (settled to the charge), not billed (released),
-    unknown (kept at its full amount until :func:`reconcile`)."""
+    unknown (kept at its full amount until :func:`reconcile`).
+
+    A call already ``settled`` or ``released`` keeps that settlement: the first final
+    settlement wins, whether an operator's :func:`reconcile` or the run's own (a process whose
+    lease lapsed may still come back with its answer), so a settlement is final."""
     row = by_call_key(session, call_key)
     if row is None:
         return None
+    if not _settle_row(session, row, billing=billing, charged_usd=charged_usd, note=note):
+        log.warning(
+            "call %s was settled already (%s, %s): %s not recorded over it",
+            call_key,
+            row.state,
+            usd(row.charged_usd or 0.0),
+            billing,
+        )
+    return row
+
+
+#: the states a settlement may move a call from; ``settled`` and ``released`` are final
+OPEN_STATES: tuple[ReservationState, ...] = ("held", "unknown")
+
+
+def _settle_row(
+    session: Session, row: SpendReservationRow, *, billing: Billing, charged_usd: float, note: str
+) -> bool:
+    """Settle ``row`` unless it is settled already; whether it was. The row is locked and read
+    again first (``SELECT … FOR UPDATE`` on PostgreSQL, the write lock on SQLite), so of two
+    settlements at the same moment on either database the second sees the first's and changes
+    nothing (a check on what was read before would let it overwrite the first)."""
+    session.flush()
+    sqlite_write_lock(session)
+    session.refresh(row, with_for_update=True)
+    if row.state not in OPEN_STATES:
+        return False
     row.billing = billing
     if billing == "billed":
         row.state, row.charged_usd, row.settled_at = "settled", round(charged_usd, 6), utcnow()
@@ -443,7 +476,7 @@ def settle(
     if note:
         row.note = f"{row.note}; {note}"[:2000] if row.note else note[:2000]
     _refresh_closed_hold(session, row)
-    return row
+    return True
 
 
 def _refresh_closed_hold(session: Session, row: SpendReservationRow) -> None:
@@ -531,13 +564,13 @@ def reconcile(
     A charge past :data:`OVER_RESERVATION_FACTOR` times the reservation is refused unless
     ``over_reservation``: once settled it is final."""
     check_money(charged_usd, "a charge")
+    lock_tenant(session, tenant)  # two reconciles of one call: the second sees the first's
     row = session.scalar(
         select(Row).where(Row.id == reservation_id, Row.tenant == tenant, Row.kind == "call")
     )
     if row is None:
         raise NotFoundError(f"no call reservation {reservation_id!r}")
-    if row.state not in ("unknown", "held"):
-        raise BadInputError(f"reservation {reservation_id} is {row.state}, not unknown")
+    _check_reconcilable(session, row)
     reserved = float(row.amount_usd or 0.0)
     if charged_usd > OVER_RESERVATION_FACTOR * reserved and not over_reservation:
         raise BadInputError(
@@ -546,13 +579,10 @@ def reconcile(
             "the provider's invoice, and pass --over-reservation to record it"
         )
     billing: Billing = "billed" if charged_usd > 0 else "not_billed"
-    settle(
-        session,
-        call_key=row.call_key or "",
-        billing=billing,
-        charged_usd=charged_usd,
-        note=f"reconciled by {actor}",
-    )
+    note = f"reconciled by {actor}"
+    if not _settle_row(session, row, billing=billing, charged_usd=charged_usd, note=note):
+        # the run's own settlement landed first (its lease had lapsed): it is final
+        raise BadInputError(f"reservation {reservation_id} is {row.state}, not unknown")
     attempt_ids = [str(a) for a in row.attempt_ids]
     if attempt_ids:
         share = round(charged_usd / len(attempt_ids), 6)
@@ -577,6 +607,24 @@ def reconcile(
         detail={"charged_usd": charged_usd, "reserved_usd": row.amount_usd},
     )
     return row
+
+
+def _check_reconcilable(session: Session, row: SpendReservationRow) -> None:
+    """Refuse a call already settled (a settlement is final: of two reconciles, the second)
+    and a call ``held`` by a run that has not finished: that call may still be in flight, and
+    its run settles it (or, stopped, marks it ``unknown`` when resumed or cancelled). A held
+    call of a finished run is what :func:`unknown_calls` lists: nobody will settle it."""
+    if row.state not in OPEN_STATES:
+        raise BadInputError(f"reservation {row.id} is {row.state}, not unknown")
+    if row.state == "unknown":
+        return
+    run = session.get(RunRow, row.run_id) if row.run_id is not None else None
+    if run is None or run.finished_at is None:
+        raise BadInputError(
+            f"reservation {row.id} is held by run {row.run_id}, which has not finished: its "
+            "call may still be in flight (resume or cancel the run, then reconcile what it "
+            "leaves unknown)"
+        )
 
 
 def _recost_run(session: Session, run_id: str) -> None:
