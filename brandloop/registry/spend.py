@@ -564,6 +564,9 @@ def reconcile(
     A charge past :data:`OVER_RESERVATION_FACTOR` times the reservation is refused unless
     ``over_reservation``: once settled it is final."""
     check_money(charged_usd, "a charge")
+    # to the micro-dollar the ledger keeps, before anything is decided on it: a charge that
+    # rounds to $0 was not billed (released), never "billed" at $0.000000
+    charged_usd = round(charged_usd, 6)
     lock_tenant(session, tenant)  # two reconciles of one call: the second sees the first's
     row = session.scalar(
         select(Row).where(Row.id == reservation_id, Row.tenant == tenant, Row.kind == "call")

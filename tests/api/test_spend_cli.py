@@ -250,3 +250,25 @@ def test_a_run_coming_back_late_does_not_overwrite_a_reconciled_call(
         row = session.get(SpendReservationRow, lost)
         assert row is not None and (row.state, row.charged_usd) == (state, charged)
         assert spend.committed(session, tenant="default") == pytest.approx(charged)
+
+
+@pytest.mark.parametrize(
+    ("charged", "expected"),
+    [
+        ("0", ("released", 0.0, "not_billed")),
+        ("0.0000001", ("released", 0.0, "not_billed")),  # below the ledger's micro-dollar
+        ("0.0000004", ("released", 0.0, "not_billed")),
+        ("0.000001", ("settled", 0.000001, "billed")),
+        ("0.0400004", ("settled", 0.04, "billed")),
+    ],
+)
+def test_a_charge_is_rounded_to_the_micro_dollar_before_it_decides_billed(
+    capsys: pytest.CaptureFixture[str], db: Database, charged: str, expected: tuple[object, ...]
+) -> None:
+    lost = _unknown_call(db, "bl-tiny", 0.042)
+    code, out, err = run_cli(capsys, "spend", "reconcile", lost, "--charged", charged, "--json")
+    assert code == 0, err
+    with db.session() as session:
+        row = session.get(SpendReservationRow, lost)
+        assert row is not None and (row.state, row.charged_usd, row.billing) == expected
+    assert json.loads(out) == {"id": lost, "state": expected[0], "charged_usd": expected[1]}
