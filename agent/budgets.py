@@ -48,10 +48,26 @@ class CallReservation:
 
 
 def set_budget(
-    session: Session, *, tenant: str, scope: BudgetScope, scope_id: str, limit_usd: float
+    session: Session,
+    *,
+    tenant: str,
+    scope: BudgetScope,
+    scope_id: str,
+    limit_usd: float,
+    quota_usd: float | None = None,
 ) -> BudgetRow:
-    """Set the limit (``brandloop campaign budget``): raise or lower it, to the micro-dollar."""
+    """Set the limit (``brandloop campaign budget``): raise or lower it, to the micro-dollar.
+
+    Under the tenant's lock, with a campaign's hold on the daily quota
+    (:func:`spend.resize_campaign_hold`): an API campaign holds its whole budget there, so a
+    raise the tenant's ``quota_usd`` cannot cover is refused (``QuotaExceededError``) and the
+    limit stays as it was - the campaign never spends past what the quota admitted."""
     limit_usd = money(check_money(limit_usd, "a budget"))
+    spend.lock_tenant(session, tenant)
+    if scope == "campaign":
+        spend.resize_campaign_hold(
+            session, tenant=tenant, campaign_id=scope_id, amount_usd=limit_usd, quota_usd=quota_usd
+        )
     row = session.scalar(
         select(BudgetRow).where(
             BudgetRow.tenant == tenant, BudgetRow.scope == scope, BudgetRow.scope_id == scope_id

@@ -13,6 +13,7 @@ import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from brandloop import event_loop
 from brandloop.agent.budgets import BudgetScope, set_budget, spent
@@ -42,7 +43,9 @@ from brandloop.api.cli.tables import Column, Wide
 from brandloop.domain import campaign_id_problem
 from brandloop.errors import BadInputError, ProvidersUnavailableError
 from brandloop.policies.brandkit import load_brand_kit
+from brandloop.registry import spend
 from brandloop.registry.models import RunRow
+from brandloop.registry.models_agent import BudgetRow
 from brandloop.registry.types import usd
 from brandloop.settings import Settings
 from brandloop.tools.moderation.pii import find_pii
@@ -306,6 +309,28 @@ def _no_personal_data(where: str, value: str) -> None:
         )
 
 
+def _set_budget(
+    session: Session, *, tenant: str, scope: BudgetScope, scope_id: str, amount: float
+) -> BudgetRow:
+    """Set the limit against the API's daily quota (``BRANDLOOP_API_DAILY_QUOTA_USD``): an API
+    campaign holds its whole budget there, so a raise the quota cannot cover is bad input
+    (exit 2) naming what the tenant holds, and the limit stays as it was."""
+    from brandloop.api.config import get_api_settings
+
+    quota = get_api_settings().daily_quota_usd
+    try:
+        return set_budget(
+            session,
+            tenant=tenant,
+            scope=scope,
+            scope_id=scope_id,
+            limit_usd=amount,
+            quota_usd=quota,
+        )
+    except spend.QuotaExceededError as exc:
+        raise BadInputError(f"{exc}; the campaign's limit is unchanged") from exc
+
+
 @campaign_app.command("budget")
 def budget(
     amount: Annotated[float, typer.Argument(help="USD limit")],
@@ -315,7 +340,8 @@ def budget(
     tenant: Annotated[bool, typer.Option("--tenant", help="limit the whole tenant")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Set a campaign's or the tenant's budget; every run checks it before paying."""
+    """Set a campaign's or the tenant's budget; every run checks it before paying. An API
+    campaign holds its budget against the daily quota: a raise must fit there too."""
     if (campaign_id is None) == (not tenant):
         raise BadInputError("give exactly one of --campaign-id ID or --tenant")
     _check_id(campaign_id)
@@ -323,9 +349,7 @@ def budget(
     scope: BudgetScope = "tenant" if tenant else "campaign"
     scope_id = cfg.tenant if tenant else str(campaign_id)
     with database().session() as session:
-        row = set_budget(
-            session, tenant=cfg.tenant, scope=scope, scope_id=scope_id, limit_usd=amount
-        )
+        row = _set_budget(session, tenant=cfg.tenant, scope=scope, scope_id=scope_id, amount=amount)
         limit = row.limit_usd
         used = spent(session, tenant=cfg.tenant, campaign_id=None if tenant else scope_id)
     if as_json:  # money to the micro-dollar, as stored (brandloop.registry.types.money)

@@ -211,6 +211,7 @@ def create_campaign(
         scope="campaign",
         scope_id=campaign.id,
         limit_usd=body.budget_usd,
+        quota_usd=service.api.daily_quota_usd,
     )
     plan: list[dict[str, Any]] = []
     for (index, asset, fmt), request, run_id in zip(planned, requests, run_ids, strict=True):

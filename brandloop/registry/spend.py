@@ -329,6 +329,48 @@ def hold_admission(
     return row
 
 
+def resize_campaign_hold(
+    session: Session,
+    *,
+    tenant: str,
+    campaign_id: str,
+    amount_usd: float,
+    quota_usd: float | None,
+    now: datetime | None = None,
+) -> None:
+    """A campaign's limit changed: the hold its admission keeps against the daily quota (an API
+    campaign holds its whole budget until its last asset ends) becomes the new limit, so the
+    quota counts what the campaign may now spend. A raise is admitted like a job, under the
+    tenant's lock, or :class:`QuotaExceededError` and nothing changes (``quota_usd`` None: the
+    caller knows no quota, and a raise is refused); a cut holds less, never less than the
+    campaign's calls have committed. A campaign with no open hold (run by the CLI, or ended)
+    has nothing held."""
+    lock_tenant(session, tenant)
+    row = session.scalar(
+        select(Row).where(
+            Row.kind == "admission",
+            Row.state == "held",
+            Row.campaign_id == campaign_id,
+            Row.run_id.is_(None),
+        )
+    )
+    if row is None:
+        return
+    wanted = max(round(amount_usd, 6), _calls_under(session, row.id))
+    more = wanted - float(row.amount_usd or 0.0)
+    if more > EPSILON:
+        if quota_usd is None:
+            raise BadInputError(
+                f"campaign {campaign_id} holds its budget against the daily quota: raise it "
+                "with `brandloop campaign budget`, which checks the quota"
+            )
+        used = quota_used(session, tenant=tenant, now=now)
+        if used + more > quota_usd + EPSILON:
+            raise QuotaExceededError(tenant=tenant, used=used, quota=quota_usd, wanted=more)
+    row.amount_usd = wanted
+    session.flush()
+
+
 def admission_for(
     session: Session, *, run_id: str | None, campaign_id: str | None
 ) -> SpendReservationRow | None:
