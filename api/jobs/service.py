@@ -401,7 +401,13 @@ def resume_job(
     for are reused). Like any job it holds, against the daily quota, what its budget still
     allows it to spend (its budget less what the run has already committed), or it is a 402
     and nothing is queued. A run still queued or running, or finished (a cancelled one too:
-    cancelling is final), is a 409."""
+    cancelling is final), is a 409.
+
+    The tenant's lock is taken before the run and its job are read, not only by the admission:
+    of concurrent resumes of one run (on any replica, either database) the first queues its job
+    and the others read that job and are a 409, rather than each passing the checks, then
+    queuing a job and a hold of its own."""
+    spend.lock_tenant(session, tenant)
     run = session.get(RunRow, run_id)
     if run is None or run.tenant != tenant:
         raise run_not_found(session, tenant, run_id)
