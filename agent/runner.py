@@ -161,6 +161,29 @@ def model_ladder(
     return [spec]
 
 
+def missing_brand(request: GenerationRequest) -> str:
+    """Why ``request``'s brand is not there: no brand has that name or id, or - a request
+    bound to its brand's id when it was admitted - that brand was removed since (never
+    "unknown" then: a brand of that name may well exist, a namesake the work must not use)."""
+    if request.brand_id is None:
+        return f"unknown brand {request.brand!r}; add it with `brandloop brands add`"
+    return f"brand {request.brand!r} ({request.brand_id}) was removed after its work was accepted"
+
+
+def bound_to_brand(session: Session, request: GenerationRequest) -> GenerationRequest:
+    """``request`` bound to its brand's id, under the brand's name as it is now
+    (:class:`NotFoundError` when there is none). Admission binds it - a job accepted, a
+    campaign planned, a run started - and every later step (the worker, the runner, intake,
+    memory) finds the kit by that id: looked up by name again, a rename in between, and
+    another brand taking the old name, ran the work under that other brand's kit."""
+    row = crud.request_brand(session, request)
+    if row is None:
+        raise NotFoundError(missing_brand(request))
+    if (row.id, row.name) == (request.brand_id, request.brand):
+        return request
+    return request.model_copy(update={"brand_id": row.id, "brand": row.name})
+
+
 def check_request(
     db: Database, request: GenerationRequest, *, run_id: str | None = None
 ) -> str | None:
@@ -174,10 +197,8 @@ def check_request(
     for last in (False, True):
         try:
             with db.session() as session:
-                if crud.get_brand(session, tenant=request.tenant, ref=request.brand) is None:
-                    raise NotFoundError(
-                        f"unknown brand {request.brand!r}; add it with `brandloop brands add`"
-                    )
+                if crud.request_brand(session, request) is None:
+                    raise NotFoundError(missing_brand(request))
                 resolve_template(
                     session,
                     tenant=request.tenant,
@@ -216,7 +237,7 @@ def check_rendering(
 
 
 def _check_rendering(session: Session, request: GenerationRequest, *, run_id: str) -> str:
-    brand_row = crud.get_brand(session, tenant=request.tenant, ref=request.brand)
+    brand_row = crud.request_brand(session, request)
     if brand_row is None:  # check_request refused it; removed since: intake says so
         return request.brief
     brand = crud.brand_kit(brand_row)
@@ -365,7 +386,7 @@ EXPOSURE_KEYS: dict[str, float] = {"brighter": 165.0, "darker": 90.0}
 
 def _brand_slug(db: Database, request: GenerationRequest) -> str:
     with db.session() as session:
-        row = crud.get_brand(session, tenant=request.tenant, ref=request.brand)
+        row = crud.request_brand(session, request)
         return crud.brand_kit(row).slug if row is not None else ""
 
 
@@ -528,6 +549,8 @@ async def run_generation(
     """Run the loop for one request to its end (or to a review wait) and return its result."""
     started = time.perf_counter()
     run_id = run_id or new_run_id()
+    with db.session() as session:  # a job's request was bound when it was accepted
+        request = bound_to_brand(session, request)
     check_request(db, request, run_id=run_id)
     # PII never reaches the runs table, the checkpoints, the trace, memory or a provider.
     request = redacted_request(request)
@@ -545,9 +568,9 @@ async def run_generation(
         image_moderator=image_moderator,
     )
     with db.session() as session:
-        brand = crud.get_brand(session, tenant=request.tenant, ref=request.brand)
+        brand = crud.request_brand(session, request)
         if brand is None:  # checked above; removed since
-            raise NotFoundError(f"brand {request.brand!r} was removed while the run started")
+            raise NotFoundError(missing_brand(request))
         crud.create_run(
             session,
             run_id=run_id,
@@ -645,6 +668,8 @@ async def resume_run(
         ):  # cancelling is final: nothing continues it
             raise ConflictError(f"run {run_id} was cancelled; start a new run instead")
         request = GenerationRequest.model_validate(row.request)
+        if request.brand_id is None and row.brand_id is not None:  # a run from before binding
+            request = request.model_copy(update={"brand_id": row.brand_id})
     if finished_before is not None:
         # finished by a process that may have stopped before pruning its checkpoints
         async with checkpointer_for(db.url, settings.checkpoints_path) as saver:

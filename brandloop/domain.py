@@ -359,6 +359,14 @@ class GenerationRequest(_Model):
 
     brief: str
     brand: str = Field(min_length=1, description="brand id or name")
+    brand_id: str | None = Field(
+        default=None,
+        max_length=120,
+        description="the brand's id, bound when the request was admitted (a job accepted, a "
+        "campaign started): every later step finds the kit by it, so a rename meanwhile - or "
+        "another brand taking the old name - never moves the work to another brand; none: "
+        "by ``brand``",
+    )
     count: int = Field(default=1, ge=1, le=16)
     size: Size | None = None
     aspect_ratio: AspectRatio | None = None
@@ -414,7 +422,7 @@ class GenerationRequest(_Model):
             raise ValueError("providers is empty: leave it out to allow every provider")
         return list(dict.fromkeys(names))
 
-    @field_validator("model", "template", "campaign_id", "thread_id")
+    @field_validator("brand_id", "model", "template", "campaign_id", "thread_id")
     @classmethod
     def _not_blank(cls, value: str | None) -> str | None:
         # "" is not "none given": a blank template or model must not quietly mean the default,

@@ -74,7 +74,9 @@ async def intake(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
     request = state["request"]
     policy = ctx.moderation
     with ctx.db.session() as session:
-        brand_row = crud.get_brand(session, tenant=ctx.tenant, ref=request.brand)
+        # by the id the run was bound to, never its name again: renamed since, the name may
+        # be another brand's now
+        brand_row = crud.request_brand(session, request)
         if brand_row is None:  # the runner checked it; it was removed since
             raise NotFoundError(f"brand {request.brand!r} was removed while the run started")
         brand = crud.brand_kit(brand_row)

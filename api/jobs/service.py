@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from brandloop.agent import run_leases
 from brandloop.agent.nodes.intake import redacted_request
 from brandloop.agent.runner import (
+    bound_to_brand,
     brand_run_policy,
     catalog_models,
     check_rendering,
@@ -181,7 +182,13 @@ def _record_unbegun_run(
     """The record of a job's run that never began, ended ``status`` at $0 with the job's brand,
     brief, request, campaign and thread."""
     request = job.request
-    brand = crud.get_brand(session, tenant=job.tenant, ref=str(request.get("brand", "")))
+    bound = request.get("brand_id")
+    brand = crud.bound_brand(
+        session,
+        tenant=job.tenant,
+        ref=str(request.get("brand", "")),
+        brand_id=bound if isinstance(bound, str) else None,
+    )
     run = crud.create_run(
         session,
         run_id=job.run_id,
@@ -243,7 +250,9 @@ def submit(
     a render past the cap is bad input here (422), before the job or its quota hold exists;
     a brief, or that render, crossing the minors line is 422 ``refused``, audited
     (``tools/moderation/minors.py`` :func:`refuse_at_the_door`), with nothing stored."""
-    request = redacted_request(request)
+    # bound to its brand's id now: the worker, the runner and intake find the kit by it, so a
+    # rename before the job runs (another brand taking the name) never moves it to another
+    request = bound_to_brand(session, redacted_request(request))
     run_id = new_run_id()
     key = (
         settings.resolved_database_url,

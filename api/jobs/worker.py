@@ -49,9 +49,10 @@ from brandloop.errors import (
 )
 from brandloop.logs import bound
 from brandloop.providers import ImageProvider
+from brandloop.registry import crud
 from brandloop.registry.db import Database
 from brandloop.registry.deleted_images import lock_job, marked_result
-from brandloop.registry.models import RunRow
+from brandloop.registry.models import BrandRow, RunRow
 from brandloop.registry.models_service import CampaignRow, JobRow, ThreadRow
 from brandloop.registry.models_studio import ReviewAssignmentRow
 from brandloop.settings import Settings
@@ -206,20 +207,28 @@ def unrunnable(exc: ValidationError | BadInputError) -> str:
 def _under_its_brand_now(
     session: Session, job: JobRow, request: GenerationRequest
 ) -> GenerationRequest:
-    """A campaign's asset (or a thread's turn) about to start, under its campaign's (thread's)
-    brand by id as it is called now: one queued before a rename ran under the old name - no
-    brand, or a new brand that took the name. A campaign or thread whose brand is not known is
-    left as it was stored."""
+    """A job about to start, under its brand by id as it is called now: one queued before a
+    rename ran under the old name - no brand, or a new brand that took the name. A job with
+    no brand to go by (its bound brand removed, an unbound job of no campaign or thread whose
+    brand is not known) is left as it was stored: the runner refuses a removed brand."""
+    brand = _its_brand(session, job, request)
+    if brand is None or (brand.id, brand.name) == (request.brand_id, request.brand):
+        return request
+    job.request = {**job.request, "brand": brand.name, "brand_id": brand.id}
+    return request.model_copy(update={"brand": brand.name, "brand_id": brand.id})
+
+
+def _its_brand(session: Session, job: JobRow, request: GenerationRequest) -> BrandRow | None:
+    """The brand a job's run is for: the id its request was bound to when it was accepted;
+    for a job accepted before requests were bound, its campaign's (thread's) brand by id."""
+    if request.brand_id is not None:
+        return crud.request_brand(session, request)
     owner: CampaignRow | ThreadRow | None = None
     if job.campaign_id is not None:
         owner = session.get(CampaignRow, job.campaign_id)
     elif job.thread_id is not None:
         owner = session.get(ThreadRow, job.thread_id)
-    brand = store.thread_brand(session, thread=owner) if owner is not None else None
-    if brand is None or brand.name == request.brand:
-        return request
-    job.request = {**job.request, "brand": brand.name}
-    return request.model_copy(update={"brand": brand.name})
+    return store.thread_brand(session, thread=owner) if owner is not None else None
 
 
 def failed_job_error(result: RunResult) -> dict[str, Any] | None:

@@ -170,6 +170,7 @@ def create_campaign(
             # redacted as the runner redacts it, before it is stored in the job or the plan
             brief=redacted_field(asset.brief, "assets", index, "brief"),
             brand=brand.name,
+            brand_id=brand.id,  # every asset runs under this brand, renamed or not
             count=asset.count,
             budget_usd=share,
             tenant=principal.tenant,

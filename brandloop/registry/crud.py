@@ -22,6 +22,7 @@ from brandloop.domain import (
     Attempt,
     BrandKit,
     Decision,
+    GenerationRequest,
     ModelSpec,
     TemplateVersion,
     brand_key,
@@ -165,6 +166,24 @@ def get_brand(session: Session, *, tenant: str, ref: str) -> BrandRow | None:
     if len(rows) > 1:
         raise _ambiguous(ref, rows)
     return rows[0] if rows else None
+
+
+def request_brand(session: Session, request: GenerationRequest) -> BrandRow | None:
+    """The brand ``request`` is about (:func:`bound_brand`)."""
+    return bound_brand(session, tenant=request.tenant, ref=request.brand, brand_id=request.brand_id)
+
+
+def bound_brand(
+    session: Session, *, tenant: str, ref: str, brand_id: str | None
+) -> BrandRow | None:
+    """The brand of a request whose brand is ``ref`` (an id or a name) and, once the request
+    was admitted, ``brand_id``. A bound request is found by that id alone, whatever the brand
+    is called now: its name is looked up again only for a request not bound yet, since in
+    between a rename - and another brand taking the old name - would move the work to that
+    other brand's kit. None when the bound brand is gone (never the one with its old name)."""
+    if brand_id is not None:
+        return session.scalar(_BRAND_BY_ID, {"tenant": tenant, "ref": brand_id})
+    return get_brand(session, tenant=tenant, ref=ref)
 
 
 def store_brand(session: Session, *, tenant: str, kit: BrandKit, actor: str = "cli") -> StoredBrand:
