@@ -265,14 +265,23 @@ def plan_campaign(
     run will check it (``check_request``: the brand, the template this run gets and its
     rendering), before the first one runs or anything is stored, as ``POST /v1/campaigns``
     checks every asset before it stores a job. An asset whose brief, or its render, crosses
-    the minors line refuses the whole campaign (:class:`RefusedError`), audited as ``actor``'s."""
+    the minors line refuses the whole campaign (:class:`RefusedError`), audited as ``actor``'s.
+
+    Every request is bound to the brand's id now, as the campaign starts: each asset's run
+    finds the kit by it, so a rename during the campaign - and another brand taking the old
+    name - never runs the later assets under that other brand's kit."""
+    with db.session() as session:
+        row = crud.get_brand(session, tenant=tenant, ref=brand)
+        if row is None:
+            raise NotFoundError(f"unknown brand {brand!r}")
+        bound = {"brand": row.name, "brand_id": row.id}
     planned = []
     for index, asset in enumerate(spec.assets):
         for fmt in asset.formats or spec.defaults.formats:
             try:
                 request = GenerationRequest(
                     brief=asset.brief,
-                    brand=brand,
+                    **bound,
                     count=asset.count or spec.defaults.count,
                     budget_usd=asset.budget_usd or spec.defaults.budget_usd,
                     seed=None if spec.seed is None else (spec.seed + index) % (MAX_SEED + 1),
@@ -372,7 +381,8 @@ async def run_campaign(
         if on_asset is not None:
             on_asset(row)
     with db.session() as session:
-        brand_row = crud.get_brand(session, tenant=tenant, ref=brand)
+        # the brand the assets ran under (by id), by its name now
+        brand_row = crud.request_brand(session, planned[0][2])
         if brand_row is None:
             raise NotFoundError(f"brand {brand!r} was removed during the campaign")
         kit = crud.brand_kit(brand_row)

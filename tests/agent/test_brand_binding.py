@@ -1,6 +1,8 @@
 """Work is bound to its brand's id when it is admitted and finds the brand's kit by that id at
-every later step (docs/http-api.md, Campaigns): a brand renamed meanwhile - and another brand
-given its old name - never moves the work to the other brand's kit (outside tester: a run
+every later step (docs/http-api.md, Campaigns; docs/agent.md, Campaigns): a brand renamed
+meanwhile - and another brand given its old name - never moves the work to the other brand's
+kit (outside tester: `brandloop campaign run` ran the first asset under Acme Brew and the rest
+under the Nordlys kit that took its name, and reported every asset as Acme Brew's; a run
 recorded under one brand was made by intake with the other's kit)."""
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 from langgraph.runtime import Runtime
 
+from brandloop.agent.campaign import AssetResult, load_campaign, run_campaign
 from brandloop.agent.nodes.intake import intake
 from brandloop.agent.runner import build_context, new_run_id, run_generation
 from brandloop.domain import GenerationRequest
@@ -115,3 +118,48 @@ async def test_a_run_whose_bound_brand_was_removed_is_refused_not_run_under_its_
         session.commit()
     with pytest.raises(NotFoundError, match=rf"'Acme Coffee' \({acme}\) was removed"):
         await run_generation(request, settings=settings, db=db, use_memory=False)
+
+
+async def test_a_cli_campaign_keeps_its_brand_when_it_is_renamed_between_assets(
+    settings: Settings, db: Database, brands: tuple[str, str], tmp_path: Path, seed: int
+) -> None:
+    """`brandloop campaign run`'s scenario: after the first asset, the brand is renamed and
+    another brand takes its name; the later assets still run under the campaign's brand,
+    with its kit, and the report names it as it is called now."""
+    acme, bloom = brands
+    path = tmp_path / "camp.yaml"
+    path.write_text(
+        f"name: swap\nbrand: Acme Coffee\nseed: {seed}\n"
+        'defaults: {formats: ["128x128"], count: 1, budget_usd: 0.3}\n'
+        "assets:\n"
+        '  - {id: a, brief: "a steaming coffee cup on an oak table"}\n'
+        '  - {id: b, brief: "a coffee cup with a cinnamon pastry"}\n'
+        '  - {id: c, brief: "latte art in a coffee cup, warm light"}\n'
+    )
+    finished: list[AssetResult] = []
+
+    def after(asset: AssetResult) -> None:
+        finished.append(asset)
+        if len(finished) == 1:
+            _swap(db, acme=acme, bloom=bloom)
+
+    report = await run_campaign(
+        load_campaign(path),
+        brand="Acme Coffee",
+        settings=settings,
+        db=db,
+        campaign_id="swap-1",
+        use_memory=False,
+        on_asset=after,
+    )
+    assert report.brand == "Acme Roast"
+    assert [a.asset for a in report.assets] == ["a", "b", "c"]
+    for asset in report.assets:
+        assert _run_brand(db, asset.run_id)[0] == acme, asset
+        prompts = _prompts(db, asset.run_id)
+        assert prompts and all(ACME_TEAL in p and BLOOM_BLUSH not in p for p in prompts), asset
+    assert [_run_brand(db, a.run_id)[1] for a in report.assets] == [
+        "Acme Coffee",
+        "Acme Roast",
+        "Acme Roast",
+    ]
