@@ -296,12 +296,24 @@ def test_requests_that_differ_only_in_seed_get_new_images_paid_for(
     """The outside tester's steps (session 17): ``--seed S`` went draft then studio, its studio
     round rendering seed S+1; ``--seed S+1`` was then "1 of 1 accepted, 1 served from the cache
     at $0" with the same source image. docs/agent.md: an explicit seed always wins."""
-    code, _, err = run_cli(capsys, "brands", "add", str(BRANDS / "acme-coffee.yaml"))
-    assert code == 0, err
+    kit = (BRANDS / "acme-coffee.yaml").read_text()
 
-    def generate(value: int, out_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def brand(index: int) -> str:
+        """A brand of its own for each seed tried: a run learns from the brand's history
+        (accepted arms and seeds), so after one first-round accept every later try of the same
+        brand was accepted at once too, and the search below never found a two-round seed."""
+        name = f"Acme Coffee {index}"
+        path = tmp_path / f"kit{index}.yaml"
+        path.write_text(kit.replace("name: Acme Coffee", f"name: {name}", 1))
+        code, _, err = run_cli(capsys, "brands", "add", str(path))
+        assert code == 0, err
+        return name
+
+    def generate(
+        name: str, value: int, out_dir: Path
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         code, out, err = run_cli(
-            capsys, "generate", "a steaming cup", "--brand", "Acme Coffee", "--seed", str(value),
+            capsys, "generate", "a steaming cup", "--brand", name, "--seed", str(value),
             "--size", "256x256", "--out", str(out_dir), "--json",
         )  # fmt: skip
         assert code == 0, err
@@ -309,15 +321,16 @@ def test_requests_that_differ_only_in_seed_get_new_images_paid_for(
 
     # the scenario needs a seed whose first round is not accepted (a studio round follows, at
     # S+1); the test's random seed is one about half the time: the next few even ones are tried
-    for value in range(seed, seed + 16, 2):
+    for index, value in enumerate(range(seed, seed + 16, 2)):
         value %= 2**32
-        first, first_receipts = generate(value, tmp_path / f"first{value}")
+        name = brand(index)
+        first, first_receipts = generate(name, value, tmp_path / f"first{value}")
         if [d["action"] for d in first["decisions"]].count("replan") == 1:
             break
     else:
         pytest.fail(f"no seed from {seed} on needed two rounds")
     neighbour = (value + 1) % 2**32
-    second, second_receipts = generate(neighbour, tmp_path / "second")
+    second, second_receipts = generate(name, neighbour, tmp_path / "second")
     receipts = [first_receipts, second_receipts]
     assert second["cost_usd"] > 0 and "cache" not in second["reason"]
     assert not any(image["cache_hit"] for image in second["images"])
