@@ -45,6 +45,7 @@ class RunState(RunInput, total=False):
     brand_id: str | None
     template: TemplateVersion
     style_notes: list[str]
+    style_note_ids: list[str]  # the memory ids of the recalled style notes, for remember
     recalled_seeds: list[int]
     emphasis: Literal["normal", "strong"]
     modifiers: list[str]

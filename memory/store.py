@@ -71,6 +71,7 @@ __all__ = [
     "is_split",
     "make_chroma_client",
     "make_chroma_store",
+    "note_key",
     "unsplit_owner",
 ]
 
@@ -100,6 +101,12 @@ MAX_K = 100
 #: notes: 2.0 ms against 1.4 ms for 5; 1,000 would cost 15 ms, past the prompts' query)
 MAX_RECALLED_NOTES = 50
 MAX_TEXT_CHARS = 8000
+#: a prompt's metadata that names a style note its run recalled: ``note:<note id>`` = True,
+#: one key a note, so ``forget`` finds the prompts of a note by an equality filter
+_NOTE_KEY = "note:"
+#: how many style notes the prompt's run recalled; a prompt that has it names each of them
+#: (:data:`_NOTE_KEY`), one without it was remembered before notes were named
+_RECALLED = "recalled_notes"
 #: Cosine space. Flushing the vector index on every write lets Chroma purge its write-ahead
 #: log at once, so a forgotten record's text and vector do not linger in it (by default they
 #: stay until 1000 more writes). Brand memory is written once per accepted image; the cost
@@ -376,6 +383,21 @@ def _text(value: str, what: str) -> str:
     return text
 
 
+def note_key(note_id: str) -> str:
+    """The metadata key that marks a prompt rendered while the style note ``note_id`` was
+    recalled."""
+    return f"{_NOTE_KEY}{note_id}"
+
+
+def _holds_clause(prompt: str, note: str) -> bool:
+    """Whether ``prompt`` holds ``note`` as a whole clause, the way the composer joins recalled
+    notes into a prompt ("...; note; ..." after a sentence): never a word inside another clause,
+    such as the brand's tone ("warm, cozy, artisanal") that every prompt of the brand carries.
+
+    The fallback for prompts remembered before they named their notes (:data:`_RECALLED`)."""
+    return re.search(rf"(?:^|[.;:]\s+){re.escape(note)}\s*(?:[.;]|$)", prompt) is not None
+
+
 def _check_k(k: int) -> None:
     if not 1 <= k <= MAX_K:
         raise BadInputError(f"k must be in 1..{MAX_K}, got {k}")
@@ -466,8 +488,14 @@ class BrandMemory:
         scores: Mapping[str, float],
         extra: Mapping[str, MetadataValue] | None = None,
         kit: str | None = None,
+        notes: Sequence[str] | None = None,
     ) -> str:
         """Store an accepted prompt with how it was made and how it scored; return its id.
+
+        ``notes`` are the ids of the style notes the run recalled (its prompt may carry their
+        text): each is named in the metadata (:func:`note_key`), so forgetting a note forgets
+        the prompts rendered while it was recalled, and only those. None (a caller that does
+        not know) leaves the prompt to ``forget``'s text fallback.
 
         ``kit`` is the digest of the brand kit the prompt was rendered from (``kit``
         metadata): readers keep to the records of the brand's current kit
@@ -493,6 +521,9 @@ class BrandMemory:
             metadata["kit"] = kit
         if campaign_id is not None:
             metadata["campaign_id"] = campaign_id
+        if notes is not None:
+            metadata[_RECALLED] = len(notes)
+            metadata.update({note_key(note_id): True for note_id in notes})
         for key, item in (extra or {}).items():
             metadata.setdefault(key, item)
         for name, value in scores.items():
@@ -646,13 +677,16 @@ class BrandMemory:
         record_id: str | None = None,
     ) -> int:
         """Delete records, vectors and texts alike; return how many were deleted. A style
-        note goes with every accepted prompt whose text holds it (runs put the brand's notes
-        into their prompts), so its text is nowhere in memory after.
+        note goes with every accepted prompt rendered while a run recalled it (the prompt
+        names the note: :func:`note_key`; one remembered before prompts named their notes goes
+        if it holds the note's text as a whole clause), so its text is nowhere in memory after,
+        and a prompt that never held it stays.
 
         On the on-disk store the SQLite file is then rebuilt (``VACUUM``), so the deleted texts
         cannot be read back from it; a Chroma server's files are the server's to compact
-        (docs/agent.md says what remains where). Give ``record_id`` to delete one record, ``before`` (timezone-aware) to delete every
-        record created earlier, or both to delete that record only if it is older.
+        (docs/agent.md says what remains where). Give ``record_id`` to delete one record,
+        ``before`` (timezone-aware) to delete every record created earlier, or both to delete
+        that record only if it is older.
         """
         if before is None and record_id is None:
             raise BadInputError("forget needs before, record_id or both")
@@ -662,50 +696,84 @@ class BrandMemory:
                 raise BadInputError("before must be timezone-aware")
             where = cast(Where, {"created_at": {"$lt": before.timestamp()}})
         ids_filter = None if record_id is None else [record_id]
-        step = max(1, self._client.get_max_batch_size())
+        notes = self._notes_to_forget(tenant, brand, ids_filter, where)
+        if record_id is not None:
+            # prompts naming a note a forget cut short already deleted still go with it
+            notes.setdefault(record_id, None)
         removed = 0
-        # a note's text is in every prompt rendered while runs recalled it, and so in each such
-        # prompt remembered as accepted: those are forgotten with the note, or the text stays
-        notes_of = self._collection(tenant, brand, "note")
-        noted = (
-            []
-            if notes_of is None
-            else [d for d in notes_of.get(ids=ids_filter, where=where)["documents"] or [] if d]
-        )
-        for kind in KINDS:
+        # notes before prompts: a run that remembers a prompt after this looks for its notes
+        # first (:meth:`remember_prompt`), so it finds them gone or its prompt is found here
+        for kind in ("note", "prompt", "descriptor"):
             collection = self._collection(tenant, brand, kind)
             if collection is None:
                 continue
             found = collection.get(ids=ids_filter, where=where, include=["metadatas"])
-            ids = list(found["ids"])
-            metadatas = list(found["metadatas"] or [])
+            records = dict(zip(found["ids"], found["metadatas"] or [], strict=True))
             if kind == "prompt":
-                for text in noted:
-                    carried = collection.get(
-                        where_document={"$contains": text}, include=["metadatas"]
-                    )
-                    for carried_id, metadata in zip(
-                        carried["ids"], carried["metadatas"] or [], strict=True
-                    ):
-                        if carried_id not in ids:
-                            ids.append(carried_id)
-                            metadatas.append(metadata)
-            # the campaigns' copies first: a forget cut short leaves the brand's record, which
-            # names its campaign, for the next forget to find both
-            copies: dict[str, list[str]] = {}
-            for found_id, metadata in zip(ids, metadatas, strict=True):
-                if (campaign := _campaign_of(metadata or {})) is not None:
-                    copies.setdefault(campaign, []).append(found_id)
-            for campaign, copied in copies.items():
-                self._drop_copies(tenant, brand, kind, campaign, copied)
-            for start in range(0, len(ids), step):
-                collection.delete(ids=ids[start : start + step])
-            removed += len(ids)
+                records.update(self._carrying(collection, notes))
+            removed += self._delete(tenant, brand, kind, collection, records)
         if removed and self._shared is not None:
             # the deleted rows' bytes stay in SQLite's free space until the file is rebuilt
             self._shared.vacuum()
         log.info("memory forgotten", extra={"tenant": tenant, "brand": brand, "records": removed})
         return removed
+
+    def _notes_to_forget(
+        self, tenant: str, brand: str, ids: list[str] | None, where: Where | None
+    ) -> dict[str, str | None]:
+        """The style notes a forget deletes: their texts by id."""
+        notes_of = self._collection(tenant, brand, "note")
+        if notes_of is None:
+            return {}
+        found = notes_of.get(ids=ids, where=where, include=["documents"])
+        return dict(zip(found["ids"], found["documents"] or [], strict=True))
+
+    def _carrying(
+        self, prompts: Collection, notes: Mapping[str, str | None]
+    ) -> dict[str, Mapping[str, Any]]:
+        """The prompts that carried any of ``notes`` (texts by id) into a render: those that
+        name the note, and those remembered before prompts named their notes that hold its
+        text as a whole clause (:func:`_holds_clause`)."""
+        carried: dict[str, Mapping[str, Any]] = {}
+        for note_id, text in notes.items():
+            named = prompts.get(where=cast(Where, {note_key(note_id): True}), include=["metadatas"])
+            carried.update(zip(named["ids"], named["metadatas"] or [], strict=True))
+            if not text:
+                continue
+            held = prompts.get(
+                where_document={"$contains": text}, include=["documents", "metadatas"]
+            )
+            for found_id, document, metadata in zip(
+                held["ids"], held["documents"] or [], held["metadatas"] or [], strict=True
+            ):
+                legacy = _RECALLED not in (metadata or {})
+                if legacy and _holds_clause(document or "", text):
+                    carried[found_id] = metadata or {}
+        return carried
+
+    def _delete(
+        self,
+        tenant: str,
+        brand: str,
+        kind: MemoryKind,
+        collection: Collection,
+        records: Mapping[str, Mapping[str, Any] | None],
+    ) -> int:
+        """Delete ``records`` (metadata by id) of the brand's ``kind``; return how many.
+
+        The campaigns' copies first: a forget cut short leaves the brand's record, which names
+        its campaign, for the next forget to find both."""
+        copies: dict[str, list[str]] = {}
+        for found_id, metadata in records.items():
+            if (campaign := _campaign_of(metadata or {})) is not None:
+                copies.setdefault(campaign, []).append(found_id)
+        for campaign, copied in copies.items():
+            self._drop_copies(tenant, brand, kind, campaign, copied)
+        ids = list(records)
+        step = max(1, self._client.get_max_batch_size())
+        for start in range(0, len(ids), step):
+            collection.delete(ids=ids[start : start + step])
+        return len(ids)
 
     @_serialised(write=True)
     def move_notes(self, *, tenant: str, source: str, target: str) -> int:

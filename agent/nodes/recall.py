@@ -79,6 +79,8 @@ async def recall(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
     # here, so personal data in a note never reaches a prompt, a provider or a receipt
     kinds = tuple(ctx.moderation.pii.redact)
     redactions = [redact(hit.text, kinds) for hit in hits if hit.kind == "note"]
+    # remember names them on each prompt it keeps, so forgetting a note forgets those prompts
+    note_ids = [hit.id for hit in hits if hit.kind == "note"]
     notes = [r.text for r in redactions]
     redacted = sorted({f.kind for r in redactions for f in r.findings})
     prompts = [hit for hit in hits if hit.kind == "prompt"]
@@ -119,6 +121,7 @@ async def recall(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
     ctx.emit(state["run_id"], "recall", "decision", decision.model_dump(mode="json"))
     return {
         "style_notes": notes,
+        "style_note_ids": note_ids,
         "recalled_seeds": seeds,
         "recalled_models": models,
         "emphasis": emphasis,
@@ -134,6 +137,7 @@ def _without_memory(
     runtime.context.emit(state["run_id"], "recall", "decision", decision.model_dump(mode="json"))
     return {
         "style_notes": [],
+        "style_note_ids": [],
         "recalled_seeds": [],
         "recalled_models": [],
         "decisions": [decision],

@@ -68,6 +68,9 @@ def _remember(state: RunState, ctx: RunContext, memory: BrandMemory, brand: str)
             scores=attempt.scores.values() if attempt.scores else {},
             extra={"emphasis": emphasis, "modifiers": "; ".join(attempt.candidate.modifiers)},
             kit=kit,
+            # forgetting one of them forgets this prompt; a run checkpointed before runs kept the
+            # ids has none (None), and forget falls back to the prompt's text
+            notes=state.get("style_note_ids"),
         )
         if attempt.artifact_sha256 is not None:
             memory.remember_descriptor(

@@ -93,3 +93,42 @@ def test_a_forgotten_note_takes_the_accepted_prompts_that_carried_it_along(
     left = [h for h in json.loads(out) if h["kind"] == "prompt"]
     assert left and all("quokkastein" not in h["text"] for h in left)
     assert {h["id"] for h in left} == {h["id"] for h in prompts} - {h["id"] for h in carried}
+
+
+def test_forgetting_a_note_keeps_the_prompts_of_runs_that_never_recalled_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The outside tester's data loss: the note "cozy" took the prompt of a run made before it
+    existed, because the kit's tone puts "cozy" in every Acme prompt."""
+    cli(capsys, "brands", "add", ACME)
+
+    def generate(brief: str, seed: str) -> list[dict[str, str]]:
+        code, _, err = cli(
+            capsys, "generate", brief, "--brand", "Acme Coffee", "--size", "64x64",
+            "--seed", seed, "--out", str(tmp_path / seed),
+        )  # fmt: skip
+        assert code == 0, err
+        code, out, _ = cli(capsys, "memory", "search", brief, "--brand", "Acme Coffee", "--json")
+        return [h for h in json.loads(out) if h["kind"] == "prompt"]
+
+    before = generate("a steaming cup", "3")
+    assert len(before) == 1 and "cozy" in before[0]["text"]  # the tone's word
+    note = _add(capsys, "cozy")
+
+    code, out, err = cli(capsys, "memory", "forget", "--brand", "Acme Coffee", "--id", note,
+                         "--json")  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["deleted"] == 1  # the note alone
+    code, out, _ = cli(capsys, "memory", "search", "cup", "--brand", "Acme Coffee", "--json")
+    assert before[0]["id"] in {h["id"] for h in json.loads(out)}
+
+    # a run that recalled it: its prompt goes with the note
+    note = _add(capsys, "cozy")
+    during = [h for h in generate("a latte on a counter", "4") if h["id"] != before[0]["id"]]
+    assert len(during) == 1
+    code, out, err = cli(capsys, "memory", "forget", "--brand", "Acme Coffee", "--id", note,
+                         "--json")  # fmt: skip
+    assert code == 0 and json.loads(out)["deleted"] == 2, err
+    code, out, _ = cli(capsys, "memory", "search", "cup", "--brand", "Acme Coffee", "--json")
+    left = {h["id"] for h in json.loads(out) if h["kind"] == "prompt"}
+    assert left == {before[0]["id"]}

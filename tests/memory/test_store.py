@@ -304,6 +304,45 @@ def test_forget_by_id_removes_the_record(memory: BrandMemory, remember: Remember
     assert memory.count(tenant="acme-inc", brand="Acme Coffee") == 1
 
 
+def test_forgetting_a_note_forgets_only_the_prompts_rendered_while_it_was_recalled(
+    memory: BrandMemory, remember: Remember
+) -> None:
+    """The tester's data loss: a note "cozy" took every prompt whose text held the word (the
+    kit's tone puts it in every Acme prompt), though those runs never recalled the note."""
+    note = memory.add_note(tenant="acme-inc", brand="Acme Coffee", text="cozy")
+    before = remember("a cup. warm, cozy, artisanal mood for Acme Coffee.", notes=[])
+    other = memory.add_note(tenant="acme-inc", brand="Acme Coffee", text="soft light")
+    carried = remember("a latte. warm, cozy mood. brand colours. cozy; soft light.",
+                       run_id="run-2", notes=[note, other])  # fmt: skip
+    beside = remember("a mug. warm mood. brand colours. soft light.", run_id="run-3",
+                      notes=[other])  # fmt: skip
+
+    assert memory.forget(tenant="acme-inc", brand="Acme Coffee", record_id=note) == 2
+
+    hits = memory.search(tenant="acme-inc", brand="Acme Coffee", query="cozy cup", k=10)
+    assert set(_ids(hits)) == {before, other, beside}
+    assert carried not in _ids(hits)
+
+
+def test_a_prompt_that_names_no_notes_goes_only_if_it_holds_the_note_as_a_clause(
+    memory: BrandMemory, remember: Remember
+) -> None:
+    """Prompts remembered before prompts named their notes: the note's text as the composer
+    joins notes in ("; note;", "note." after a sentence), never a word of the tone."""
+    note = memory.add_note(tenant="acme-inc", brand="Acme Coffee", text="cozy")
+    tone = remember("a cup. warm, cozy, artisanal mood for Acme Coffee. brand colours.")
+    inside = remember("a cup in a cozy corner. brand colours.", run_id="run-2")
+    last = remember("a cup. warm mood. brand colours. soft light; cozy.", run_id="run-3")
+    first = remember("a cup. warm mood. brand colours. cozy; soft light.", run_id="run-4")
+    alone = remember("a cup. warm mood. brand colours. cozy.", run_id="run-5")
+
+    assert memory.forget(tenant="acme-inc", brand="Acme Coffee", record_id=note) == 4
+
+    hits = memory.search(tenant="acme-inc", brand="Acme Coffee", query="cozy cup", k=10)
+    assert set(_ids(hits)) == {tone, inside}
+    assert not {last, first, alone} & set(_ids(hits))
+
+
 def test_forget_before_a_date_removes_older_records(
     memory: BrandMemory, remember: Remember, clock: Clock
 ) -> None:
