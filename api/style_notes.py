@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from brandloop.domain import is_blank
+from brandloop.domain import BRAND_ID, is_blank
 from brandloop.errors import BadInputError, RefusedError
 from brandloop.memory.store import BrandMemory, MemoryHit
 from brandloop.registry import crud
@@ -120,6 +120,20 @@ def forget_style_note(memory: BrandMemory, *, tenant: str, brand: BrandRow, note
 
 
 def _adopt_name_keyed(memory: BrandMemory, *, tenant: str, brand: BrandRow) -> None:
-    # a name with outer spaces was never a usable memory key, so nothing can be kept under it
-    if brand.name != brand.id and brand.name == brand.name.strip():
-        memory.move_notes(tenant=tenant, source=brand.name, target=brand.id)
+    """Move the notes kept under the brand's name to its id (the key before 2026-12-04)."""
+    if not _may_key_notes(brand.name, brand.id):
+        return
+    memory.move_notes(tenant=tenant, source=brand.name, target=brand.id)
+
+
+def _may_key_notes(name: str, brand_id: str) -> bool:
+    """Whether notes kept under ``name`` can be the name-keyed notes of the brand ``brand_id``.
+
+    Not a name spelt like a brand id: notes under an id are that brand's (a brand renamed to
+    another's id took that brand's notes the next time its own were listed, an outside tester
+    found), and such names are refused now (``domain.check_brand_name``) but one may be stored.
+    Nor a name with outer spaces: it was never a usable memory key, so nothing is kept under it.
+    """
+    if name == brand_id or name != name.strip():
+        return False
+    return BRAND_ID.fullmatch(name) is None

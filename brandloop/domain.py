@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -44,6 +45,13 @@ BRAND_NAME = r"^[A-Za-z0-9][A-Za-z0-9 _.-]*$"
 #: no tabs, no non-breaking spaces), so a look-alike never reaches another brand's key
 _BRAND_REF = re.compile(r"[A-Za-z0-9 _.-]{1,80}")
 _BRAND_KEY_RUN = re.compile(r"[^a-z0-9]+")
+#: a brand's registry id: ``brand_`` and 20 hex digits (``registry.crud.new_id``)
+BRAND_ID = re.compile(r"brand_[0-9a-f]{20}")
+#: the validation context of a kit read back from the registry: rules added since it was
+#: stored (:func:`check_brand_name`) are not applied to it
+STORED_KIT = "stored_kit"
+#: the key (:func:`brand_key`) of a name spelt like a brand id, in any case or separators
+_ID_SHAPED_KEY = re.compile(r"brand-[0-9a-f]{20}")
 
 #: a campaign id: a campaign file's name syntax (lower-case letters, digits, '_', '.', '-',
 #: starting with a letter or digit), up to the 120 characters the registry keeps; so 'C9',
@@ -183,6 +191,14 @@ class BrandKit(_Model):
     )
     description: str = Field(default="", max_length=2000)
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str, info: ValidationInfo) -> str:
+        # a brand stored under such a name before the rule is read as stored (rename it)
+        if isinstance(info.context, dict) and info.context.get(STORED_KIT):
+            return value
+        return check_brand_name(value)
+
     @field_validator("default_formats")
     @classmethod
     def _formats(cls, value: list[str]) -> list[str]:
@@ -203,6 +219,20 @@ class BrandKit(_Model):
         """The brand's identity within its tenant (:func:`brand_key`), and its policy file's
         stem (``<slug>.yaml``)."""
         return brand_key(self.name)
+
+
+def check_brand_name(name: str) -> str:
+    """``name``, unless it is spelt like a brand id (:data:`BRAND_ID`, in any case or
+    separators): a ``ValueError`` then. A brand's memory, lookups and the name-keyed notes a
+    brand adopts (``api/style_notes.py``) take such a name for another brand's id: a brand
+    renamed to another's id took that brand's notes. Every way a brand gets a name (a kit,
+    ``brands rename``, ``POST /v1/brands/{ref}/rename``) checks it here."""
+    if _ID_SHAPED_KEY.fullmatch(brand_key(name)):
+        raise ValueError(
+            f"brand name {name!r} is spelt like a brand id (brand_ and 20 hex digits); "
+            "a brand's name must not be taken for another brand's id"
+        )
+    return name
 
 
 def brand_key(name: str) -> str:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from brandloop.api.deps import Admin, SessionDep, Viewer
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
-from brandloop.domain import BRAND_NAME, BrandKit
+from brandloop.domain import BRAND_NAME, BrandKit, check_brand_name
 from brandloop.registry import crud
 from brandloop.views import BrandView, brand_view
 
@@ -78,6 +78,11 @@ class BrandRename(BaseModel):
     name: str = Field(
         min_length=1, max_length=80, pattern=BRAND_NAME, description="the new name (as a kit's)"
     )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_brand_name(value)  # one spelt like a brand id is 422, as in a kit
 
 
 @router.post(

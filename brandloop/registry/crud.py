@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from brandloop.domain import (
+    STORED_KIT,
     Attempt,
     BrandKit,
     Decision,
@@ -27,6 +28,7 @@ from brandloop.domain import (
     TemplateVersion,
     brand_key,
     brand_key_of,
+    check_brand_name,
     utcnow,
 )
 from brandloop.errors import BadInputError, ConflictError, InvariantError, NotFoundError
@@ -280,6 +282,10 @@ def rename_brand(
     if row is None:
         raise NotFoundError(f"unknown brand {ref!r}")
     try:
+        check_brand_name(name)
+    except ValueError as exc:
+        raise BadInputError(str(exc)) from None
+    try:
         kit = BrandKit.model_validate({**row.kit, "name": name})
     except ValidationError:
         raise BadInputError(
@@ -325,7 +331,7 @@ def list_brands(session: Session, *, tenant: str) -> list[BrandRow]:
 
 
 def brand_kit(row: BrandRow) -> BrandKit:
-    return BrandKit.model_validate(row.kit)
+    return BrandKit.model_validate(row.kit, context={STORED_KIT: True})
 
 
 # --------------------------------------------------------------------------- model catalog

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from brandloop.settings import Settings
-from tests.memory.test_memory_cli import ACME, cli
+from tests.memory.test_memory_cli import ACME, brand_id_of, cli
 
 NORDLYS = str(Path(ACME).parent / "nordlys-outdoor.yaml")
 
@@ -75,3 +75,26 @@ def test_a_brand_name_is_not_read_as_a_file_in_the_working_directory(
     assert code == 0 and "keep it airy" in out, err
     code, out, err = cli(capsys, "generate", "a tent", "--brand", "Nordlys Outdoor", "--seed", "1")
     assert code == 0, err
+
+
+def test_a_brand_renamed_to_another_brands_id_is_refused_and_its_notes_stay(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    """The outside tester's reproduction: `brands rename "Nordlys Outdoor" <Acme's id>` was
+    accepted, and `memory notes --brand <Nordlys's id>` then moved Acme's notes to Nordlys."""
+    assert cli(capsys, "brands", "add", ACME)[0] == 0
+    assert cli(capsys, "brands", "add", NORDLYS)[0] == 0
+    acme, nordlys = brand_id_of(settings, "Acme Coffee"), brand_id_of(settings, "Nordlys Outdoor")
+    assert cli(capsys, "memory", "add", "always warm amber light", "--brand", acme)[0] == 0
+
+    code, out, err = cli(capsys, "brands", "rename", "Nordlys Outdoor", acme)
+    assert code == 2 and "spelt like a brand id" in err, (out, err)
+    kit = tmp_path / "id-named.yaml"
+    kit.write_text(Path(NORDLYS).read_text().replace("Nordlys Outdoor", acme.upper()))
+    code, out, err = cli(capsys, "brands", "add", str(kit))
+    assert code == 2 and "spelt like a brand id" in err, (out, err)
+
+    code, out, _ = cli(capsys, "memory", "notes", "--brand", nordlys, "--json")
+    assert code == 0 and json.loads(out) == []
+    code, out, _ = cli(capsys, "memory", "notes", "--brand", acme, "--json")
+    assert [n["text"] for n in json.loads(out)] == ["always warm amber light"]

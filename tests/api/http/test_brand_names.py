@@ -251,3 +251,44 @@ def test_costs_count_a_renamed_brands_spend_under_its_name_now(
     )
     assert report["runs"] == 3
     assert report["total_usd"] == pytest.approx(before + after + newcomer)
+
+
+def test_a_name_spelt_like_a_brand_id_is_refused_and_never_takes_its_notes(
+    make_client: Callable[..., TestClient], keys: Keys, db: Database
+) -> None:
+    """An outside tester renamed Nordlys to Acme's id (200), and listing Nordlys's notes moved
+    Acme's notes onto Nordlys: the listing adopts notes kept under the brand's name (the key
+    before 2026-12-04). Such a name is now 422, and a brand already stored under one (before
+    the rule) adopts nothing."""
+    client = make_client(use_memory=True)
+    admin = keys["acme", "admin"]
+    acme = client.post("/v1/brands", json=kit("Acme Coffee"), headers=admin).json()["id"]
+    nordlys = client.post("/v1/brands", json=kit("Nordlys Outdoor"), headers=admin).json()["id"]
+    note = client.post(
+        "/v1/memory/notes", json={"brand": acme, "text": "always warm amber light"}, headers=admin
+    )
+    assert note.status_code == 201, note.text
+    for name in (acme, acme.upper(), acme.replace("_", "-"), acme.replace("_", " ")):
+        answer = client.post(f"/v1/brands/{nordlys}/rename", json={"name": name}, headers=admin)
+        assert_problem(answer, 422, "validation")
+        assert "spelt like a brand id" in answer.text
+    assert_problem(client.post("/v1/brands", json=kit(acme), headers=admin), 422, "validation")
+    with db.engine.begin() as conn:  # stored before the rule
+        conn.execute(
+            sa.update(BrandRow).where(BrandRow.id == nordlys).values(name=acme, kit=kit(acme))
+        )
+
+    listed = client.get("/v1/memory/notes", params={"brand": nordlys}, headers=admin)
+    assert listed.status_code == 200 and listed.json() == []
+    # its stored kit is still read: the brand works until it is renamed
+    own = client.post(
+        "/v1/memory/notes", json={"brand": nordlys, "text": "crisp air"}, headers=admin
+    )
+    assert own.status_code == 201, own.text
+    listed = client.get("/v1/memory/notes", params={"brand": acme}, headers=admin)
+    assert [n["id"] for n in listed.json()] == [note.json()["id"]]
+    # a name that only looks a little like one is a name
+    renamed = client.post(
+        f"/v1/brands/{nordlys}/rename", json={"name": "brand cafe"}, headers=admin
+    )
+    assert renamed.status_code == 200, renamed.text
