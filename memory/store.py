@@ -489,8 +489,10 @@ class BrandMemory:
         extra: Mapping[str, MetadataValue] | None = None,
         kit: str | None = None,
         notes: Sequence[str] | None = None,
-    ) -> str:
-        """Store an accepted prompt with how it was made and how it scored; return its id.
+    ) -> str | None:
+        """Store an accepted prompt with how it was made and how it scored; return its id, or
+        None when it was not stored: a note in ``notes`` was forgotten since the run recalled
+        it, and its text, in the prompt, must not come back into memory.
 
         ``notes`` are the ids of the style notes the run recalled (its prompt may carry their
         text): each is named in the metadata (:func:`note_key`), so forgetting a note forgets
@@ -535,11 +537,29 @@ class BrandMemory:
             metadata[f"score_{name}"] = number
         # the content, not the run: a replayed or retried run stores the same record again
         record_id = _record_id("prompt", model, seed, text)
+        if notes and self._forgotten(tenant, brand, notes):
+            log.info("prompt not remembered: a note it recalled was forgotten",
+                     extra={"tenant": tenant, "brand": brand})  # fmt: skip
+            return None
         self._store(
             tenant, brand, "prompt", ids=[record_id], documents=[text], metadatas=[metadata]
         )
+        if notes and self._shared is None and self._forgotten(tenant, brand, notes):
+            # no lock keeps a forget out (a Chroma server): one that deleted the note between
+            # the look and the write found no prompt naming it yet, so this one goes now
+            self._delete(tenant, brand, "prompt", self._writable(tenant, brand, "prompt"),
+                         {record_id: metadata})  # fmt: skip
+            return None
         log.debug("prompt remembered", extra={"tenant": tenant, "brand": brand, "model": model})
         return record_id
+
+    def _forgotten(self, tenant: str, brand: str, notes: Sequence[str]) -> bool:
+        """Whether any of the style notes ``notes`` (ids) is no longer in the brand's memory."""
+        collection = self._collection(tenant, brand, "note")
+        if collection is None:
+            return True
+        found = collection.get(ids=list(dict.fromkeys(notes)), include=[])
+        return len(set(found["ids"])) < len(set(notes))
 
     @_serialised(write=True)
     def remember_descriptor(

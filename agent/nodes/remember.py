@@ -43,6 +43,16 @@ async def remember(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
         ctx.emit(state["run_id"], "remember", "decision", decision.model_dump(mode="json"))
         return {"decisions": [decision]}
     ctx.emit(state["run_id"], "remember", "remembered", {"prompts": stored})
+    accepted = len(state.get("accepted", []))
+    if stored < accepted:
+        decision = Decision(
+            node="remember",
+            action="not_kept",
+            reason=f"{accepted - stored} accepted prompt(s) not kept: a style note the run "
+            "recalled was forgotten since, and its text is in the prompt",
+        )
+        ctx.emit(state["run_id"], "remember", "decision", decision.model_dump(mode="json"))
+        return {"decisions": [decision]}
     return {}
 
 
@@ -56,7 +66,7 @@ def _remember(state: RunState, ctx: RunContext, memory: BrandMemory, brand: str)
             attempt.seed_returned if attempt.seed_returned is not None else attempt.candidate.seed
         )
         emphasis = "strong" if leads_with_palette(attempt.candidate.prompt) else "normal"
-        memory.remember_prompt(
+        kept = memory.remember_prompt(
             tenant=ctx.tenant,
             brand=brand,
             prompt=attempt.candidate.prompt,
@@ -85,5 +95,5 @@ def _remember(state: RunState, ctx: RunContext, memory: BrandMemory, brand: str)
                 image_descriptor=descriptor_of(ctx.artifacts.get(attempt.artifact_sha256)),
                 kit=kit,
             )
-        stored += 1
+        stored += kept is not None
     return stored

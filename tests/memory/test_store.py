@@ -324,6 +324,24 @@ def test_forgetting_a_note_forgets_only_the_prompts_rendered_while_it_was_recall
     assert carried not in _ids(hits)
 
 
+def test_a_prompt_whose_recalled_note_was_forgotten_is_not_remembered(
+    memory: BrandMemory, remember: Remember
+) -> None:
+    """A run recalled the note, a person forgot it, then the run remembered its prompt: the
+    note's text would come back into memory (an outside tester, over HTTP)."""
+    note = memory.add_note(tenant="acme-inc", brand="Acme Coffee", text="zebrafish light")
+    kept = memory.add_note(tenant="acme-inc", brand="Acme Coffee", text="soft light")
+    assert memory.forget(tenant="acme-inc", brand="Acme Coffee", record_id=note) == 1
+
+    assert (
+        remember("a cup. brand colours. zebrafish light; soft light.", notes=[note, kept]) is None
+    )
+    assert remember("a mug. brand colours. soft light.", run_id="run-2", notes=[kept]) is not None
+    hits = memory.search(tenant="acme-inc", brand="Acme Coffee", query="zebrafish cup", k=10)
+    assert [hit.text for hit in hits if "zebrafish" in hit.text] == []
+    assert memory.count(tenant="acme-inc", brand="Acme Coffee") == 2
+
+
 def test_a_prompt_that_names_no_notes_goes_only_if_it_holds_the_note_as_a_clause(
     memory: BrandMemory, remember: Remember
 ) -> None:
