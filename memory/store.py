@@ -398,6 +398,14 @@ def _holds_clause(prompt: str, note: str) -> bool:
     return re.search(rf"(?:^|[.;:]\s+){re.escape(note)}\s*(?:[.;]|$)", prompt) is not None
 
 
+def _rendered_forms(note: str) -> list[str]:
+    """The forms a note's text takes in a prompt: as rendered (a template render collapses
+    each run of whitespace to one space, ``brandloop.templates.sandbox.render``: a note of
+    two lines or repeated spaces is in its prompts on one line), and as stored."""
+    rendered = " ".join(note.split())
+    return [form for form in dict.fromkeys((rendered, note)) if form]
+
+
 def _check_k(k: int) -> None:
     if not 1 <= k <= MAX_K:
         raise BadInputError(f"k must be in 1..{MAX_K}, got {k}")
@@ -758,17 +766,16 @@ class BrandMemory:
         for note_id, text in notes.items():
             named = prompts.get(where=cast(Where, {note_key(note_id): True}), include=["metadatas"])
             carried.update(zip(named["ids"], named["metadatas"] or [], strict=True))
-            if not text:
-                continue
-            held = prompts.get(
-                where_document={"$contains": text}, include=["documents", "metadatas"]
-            )
-            for found_id, document, metadata in zip(
-                held["ids"], held["documents"] or [], held["metadatas"] or [], strict=True
-            ):
-                legacy = _RECALLED not in (metadata or {})
-                if legacy and _holds_clause(document or "", text):
-                    carried[found_id] = metadata or {}
+            for form in _rendered_forms(text or ""):
+                held = prompts.get(
+                    where_document={"$contains": form}, include=["documents", "metadatas"]
+                )
+                for found_id, document, metadata in zip(
+                    held["ids"], held["documents"] or [], held["metadatas"] or [], strict=True
+                ):
+                    legacy = _RECALLED not in (metadata or {})
+                    if legacy and _holds_clause(document or "", form):
+                        carried[found_id] = metadata or {}
         return carried
 
     def _delete(

@@ -132,3 +132,27 @@ def test_forgetting_a_note_keeps_the_prompts_of_runs_that_never_recalled_it(
     code, out, _ = cli(capsys, "memory", "search", "cup", "--brand", "Acme Coffee", "--json")
     left = {h["id"] for h in json.loads(out) if h["kind"] == "prompt"}
     assert left == {before[0]["id"]}
+
+
+def test_a_forgotten_note_of_several_lines_leaves_no_copy_in_the_prompts_either(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    """The outside tester's reproduction: a note with a newline and repeated spaces is in the
+    rendered prompt on one line; after the forget, `memory search` still listed the prompt and
+    chroma.sqlite3 held the text four times."""
+    cli(capsys, "brands", "add", ACME)
+    note = _add(capsys, "beans quokkastein\non the   counter")
+    code, _, err = cli(
+        capsys, "generate", "a latte", "--brand", "Acme Coffee", "--size", "64x64",
+        "--seed", "2", "--out", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, _ = cli(capsys, "memory", "search", "latte", "--brand", "Acme Coffee", "--json")
+    assert any("beans quokkastein on the counter" in h["text"] for h in json.loads(out))
+
+    code, out, err = cli(capsys, "memory", "forget", "--brand", "Acme Coffee", "--id", note,
+                         "--json")  # fmt: skip
+    assert code == 0 and json.loads(out)["deleted"] == 2, err
+    code, out, _ = cli(capsys, "memory", "search", "latte", "--brand", "Acme Coffee", "--json")
+    assert all("quokkastein" not in h["text"] for h in json.loads(out))
+    assert _copies(settings.resolved_chroma_path) == 0

@@ -361,6 +361,26 @@ def test_a_prompt_that_names_no_notes_goes_only_if_it_holds_the_note_as_a_clause
     assert not {last, first, alone} & set(_ids(hits))
 
 
+def test_a_note_of_several_lines_goes_with_the_prompts_that_hold_it_on_one_line(
+    memory: BrandMemory, remember: Remember
+) -> None:
+    """A render collapses whitespace: the note "beans scattered\\non the   counter" is in its
+    prompts as "beans scattered on the counter", which forget looked for as stored (an outside
+    tester found the text four times in chroma.sqlite3 after the forget)."""
+    note = memory.add_note(
+        tenant="acme-inc", brand="Acme Coffee", text="beans scattered\non the   counter"
+    )
+    old = remember("a cup. brand colours. beans scattered on the counter.")  # names no notes
+    new = remember("a mug. brand colours. beans scattered on the counter.", run_id="run-2",
+                   notes=[note])  # fmt: skip
+
+    assert memory.forget(tenant="acme-inc", brand="Acme Coffee", record_id=note) == 3
+
+    assert memory.count(tenant="acme-inc", brand="Acme Coffee") == 0
+    assert not {old, new} & set(_ids(memory.search(tenant="acme-inc", brand="Acme Coffee",
+                                                   query="beans", k=10)))  # fmt: skip
+
+
 def test_forget_before_a_date_removes_older_records(
     memory: BrandMemory, remember: Remember, clock: Clock
 ) -> None:
