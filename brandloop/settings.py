@@ -5,6 +5,8 @@ Per-run knobs (budget, count, model) travel with each request instead; see ``bra
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import json
 import math
 import re
@@ -77,8 +79,12 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; default: SQLite file in the data dir"
     )
     chroma_path: Path | None = Field(default=None, description="default: <data_dir>/chroma")
-    chroma_host: str | None = None
-    chroma_port: int = 8000
+    chroma_host: str | None = Field(
+        default=None,
+        description="a Chroma server's bare host name or IP address ([::1] for IPv6); "
+        "default: the on-disk store",
+    )
+    chroma_port: int = Field(default=8000, ge=1, le=65535)
     artifacts_root: Path | None = Field(
         default=None,
         validation_alias=AliasChoices("BRANDLOOP_ARTIFACTS_DIR", "artifacts_root"),
@@ -274,6 +280,19 @@ class Settings(BaseSettings):
             raise ValueError(problem)
         return value
 
+    @field_validator("chroma_host")
+    @classmethod
+    def _chroma_host(cls, value: str | None) -> str | None:
+        """A bare host: Chroma's client reads a scheme, a port, a path or a user into the URL
+        it calls (or into nothing), and every message and record naming the server
+        (``the Chroma server at HOST:PORT``) would hold a password given in it."""
+        if value is None or not value.strip():
+            return None
+        problem = chroma_host_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str | None) -> str | None:
@@ -364,6 +383,34 @@ class Settings(BaseSettings):
     @property
     def checkpoints_path(self) -> Path:
         return self.data_dir / "checkpoints.sqlite"
+
+
+#: a host name: dot-separated labels of ASCII letters, digits, '-' and '_' (a container's
+#: service name may hold one), neither end a '-'; an IPv4 address is one too
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+    r"(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*"
+)
+
+
+def chroma_host_problem(host: str) -> str | None:
+    """Why ``host`` is not a Chroma server's host (``BRANDLOOP_CHROMA_HOST``): a bare host
+    name, an IPv4 address or a bracketed IPv6 one (``[::1]``), or None.
+
+    The answer never repeats the value: one given as ``user:PASSWORD@host`` or with a
+    ``?token=`` holds a credential, and the message reaches a terminal, a log or a CI
+    transcript."""
+    if _HOST_NAME.fullmatch(host):
+        return None
+    if host.startswith("[") and host.endswith("]"):
+        with contextlib.suppress(ValueError):
+            if ipaddress.ip_address(host[1:-1]).version == 6:
+                return None
+    return (
+        "must be a bare host name or IP address, e.g. 127.0.0.1 or chroma.internal ([::1] "
+        "for IPv6): no scheme, user, password, port, path or query (the port is "
+        "BRANDLOOP_CHROMA_PORT)"
+    )
 
 
 def http_url_problem(url: str) -> str | None:
