@@ -191,10 +191,27 @@ def _serialised(*, write: bool) -> Callable[[_Method[_P, _R]], _Method[_P, _R]]:
                     f"brand memory is unavailable: {self.where} cannot be reached "
                     f"({type(exc).__name__}: {_first_line(exc)})"
                 ) from exc
+            except OSError as exc:
+                if self._shared is None:
+                    raise
+                raise _unopenable(exc) from exc
 
         return serialised
 
     return wrap
+
+
+def _unopenable(exc: OSError) -> MemoryUnavailableError:
+    """The on-disk store's directory cannot be made or its lock file opened (a
+    ``BRANDLOOP_CHROMA_PATH`` that is a file, below a file, or where this user may not write):
+    memory is unavailable, as for a store that cannot be read. The message names the setting
+    and the reason, not the path (the API's answers and a run's decisions carry it)."""
+    reason = exc.strerror or type(exc).__name__
+    return MemoryUnavailableError(
+        f"brand memory is unavailable: the on-disk Chroma store cannot be opened ({reason}); "
+        "BRANDLOOP_CHROMA_PATH (default <data_dir>/chroma) must be a directory, or a path one "
+        "can be made at, that this user may write"
+    )
 
 
 def _check_id(value: str, what: str) -> str:

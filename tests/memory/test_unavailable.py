@@ -66,3 +66,28 @@ def test_a_corrupt_embedded_store_stops_no_run_and_memory_commands_say_so(
     where = f"on-disk Chroma store {path} cannot be read"
     _run_goes_on_without_memory(capsys, seed, where)
     _memory_commands_stop_with_exit_7(capsys, where)
+
+
+@pytest.mark.parametrize("where", ["a file", "below a file"])
+def test_a_chroma_path_that_cannot_be_a_directory_stops_no_run_and_commands_say_so(
+    where: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Settings,
+    db: Database,
+    seed: int,
+) -> None:
+    """An outside tester's BRANDLOOP_CHROMA_PATH of a file, or below one: memory commands and
+    generate were exit 1, "internal error: FileExistsError"."""
+    add_acme(settings, db)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    blocker = settings.data_dir / "not-a-directory"
+    blocker.write_text("a file\n")
+    path = blocker if where == "a file" else blocker / "chroma"
+    monkeypatch.setenv("BRANDLOOP_CHROMA_PATH", str(path))
+    get_settings.cache_clear()
+    reason = "the on-disk Chroma store cannot be opened"
+    _run_goes_on_without_memory(capsys, seed, reason)
+    _memory_commands_stop_with_exit_7(capsys, "BRANDLOOP_CHROMA_PATH")
+    code, _, err = cli(capsys, "memory", "notes", "--brand", "Acme Coffee")
+    assert code == 7 and reason in err and str(path) not in err, err

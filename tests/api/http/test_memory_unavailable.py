@@ -90,3 +90,24 @@ def test_a_corrupt_embedded_store_is_a_503_and_stops_no_job(
     corrupt_embedded_store(settings, brand_id, tenant="A")
     _memory_routes_answer_503(client, keys)
     _a_job_succeeds_without_memory(client, keys, seed)
+
+
+@pytest.fixture
+def chroma_path_a_file(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings (built after this) name a file as the on-disk Chroma store's directory."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    blocker = data_dir / "not-a-directory"
+    blocker.write_text("a file\n")
+    monkeypatch.setenv("BRANDLOOP_CHROMA_PATH", str(blocker))
+    get_settings.cache_clear()
+
+
+def test_a_chroma_path_that_is_a_file_is_a_503_and_stops_no_job(
+    chroma_path_a_file: None, make_client: Callable[..., TestClient], keys: Keys, seed: int
+) -> None:
+    """An outside tester's BRANDLOOP_CHROMA_PATH of a file: GET /v1/memory/notes was a 500 and
+    jobs failed with an internal error."""
+    client = make_client(use_memory=True)
+    _acme_id(client, keys)
+    _memory_routes_answer_503(client, keys)
+    _a_job_succeeds_without_memory(client, keys, seed)
