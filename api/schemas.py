@@ -28,6 +28,7 @@ from brandloop.domain import (
     MAX_ASSET_COUNT,
     MAX_ASSET_FORMATS,
     MAX_BRIEF_CHARS,
+    MAX_NOTE_CHARS,
     MAX_SEED,
     PROVIDER_NAME,
     GenerationRequest,
@@ -662,7 +663,7 @@ class NoteCreate(_In):
     brand: str = Field(min_length=1, max_length=120)
     text: Annotated[
         str,
-        Field(min_length=1, max_length=8000, json_schema_extra={"pattern": NOT_BLANK}),
+        Field(min_length=1, max_length=MAX_NOTE_CHARS, json_schema_extra={"pattern": NOT_BLANK}),
         not_blank("note"),
     ]
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from brandloop.domain import BRAND_ID, is_blank
+from brandloop.domain import BRAND_ID, MAX_NOTE_CHARS, is_blank
 from brandloop.errors import BadInputError, RefusedError
 from brandloop.memory.store import BrandMemory, MemoryHit
 from brandloop.registry import crud
@@ -65,7 +65,10 @@ def add_style_note(
         raise BadInputError("note is empty")
     kit = crud.brand_kit(brand)
     policy = load_brand_moderation_policy(kit.slug, search=list(policy_dirs))
+    limit = min(MAX_NOTE_CHARS, policy.text.max_chars)
+    _check_length(text, limit, "")
     redaction = redact(text, tuple(policy.pii.redact))
+    _check_length(redaction.text, limit, " once its personal data is redacted")
     verdict = moderate_with_policy(
         redaction.text, policy, forbidden_terms=kit.forbidden_terms, source="style_note"
     )
@@ -97,6 +100,14 @@ def add_style_note(
     note_id = memory.add_note(tenant=tenant, brand=brand.id, text=redaction.text)
     kinds = tuple(sorted({finding.kind for finding in redaction.findings}))
     return AddedNote(id=note_id, text=redaction.text, redacted=kinds)
+
+
+def _check_length(text: str, limit: int, how: str) -> None:
+    """A note too long is bad input naming the limit, as a brief too long is: never a
+    moderation refusal (the text gate refuses what is past the brand's ``max_chars``, which
+    a note is held to here, before the gate sees it)."""
+    if len(text) > limit:
+        raise BadInputError(f"note is {len(text)} characters{how}; the limit is {limit}")
 
 
 def list_style_notes(

@@ -59,6 +59,9 @@ _ID_SHAPED_KEY = re.compile(r"brand-[0-9a-f]{20}")
 CAMPAIGN_ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,119}")
 
 MAX_BRIEF_CHARS = 4000
+#: A style note's limit: what a prompt can hold (the text gate's default ``max_chars``, the
+#: brief's limit), so a note is never refused by moderation for its length
+MAX_NOTE_CHARS = MAX_BRIEF_CHARS
 #: A campaign asset (``POST /v1/campaigns``, a ``campaign run`` file): at most this many
 #: formats, and at most this many accepted images wanted per format.
 MAX_ASSET_FORMATS = 8

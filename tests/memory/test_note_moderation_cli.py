@@ -53,3 +53,22 @@ def test_a_note_crossing_the_minors_line_is_refused_audited_and_not_stored(
     # an ordinary note is still kept
     code, out, _ = cli(capsys, "memory", "add", "always a soft morning light", "--brand", ACME)
     assert code == 0 and "noted for" in out
+
+
+def test_a_note_too_long_is_bad_input_naming_the_limit_not_a_refusal(
+    capsys: pytest.CaptureFixture[str], settings: Settings
+) -> None:
+    """An outside tester's note of 4,001-8,000 characters was refused as moderation "length"
+    (exit 3, audited), though the API's schema took 8,000: one limit now, the brief's."""
+    assert cli(capsys, "brands", "add", ACME)[0] == 0
+    for length in (4001, 8000):
+        code, out, err = cli(capsys, "memory", "add", "w" * length, "--brand", "Acme Coffee")
+        assert code == 2 and not out, (code, err)
+        assert f"note is {length} characters; the limit is 4000" in err
+    # redaction can lengthen a note: it is held to the limit once redacted too
+    grown = "a" * 3984 + " ann@example.org"  # 4,000; 4,001 once redacted
+    code, _, err = cli(capsys, "memory", "add", grown, "--brand", "Acme Coffee")
+    assert code == 2 and "once its personal data is redacted; the limit is 4000" in err, err
+    assert audit_entries(settings) == []
+    code, out, err = cli(capsys, "memory", "add", "w" * 4000, "--brand", "Acme Coffee", "--json")
+    assert code == 0, err

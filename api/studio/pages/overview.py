@@ -33,7 +33,7 @@ from brandloop.api.studio.web import (
 )
 from brandloop.api.style_notes import add_style_note, list_style_notes
 from brandloop.artifacts import ArtifactStore
-from brandloop.domain import is_blank
+from brandloop.domain import MAX_NOTE_CHARS, is_blank
 from brandloop.policies.brand_policy import load_brand_scoring_policy
 from brandloop.registry import crud, spend
 from brandloop.registry.deleted_images import gone_images
@@ -156,7 +156,7 @@ def add_note(
     session: SessionDep,
     settings: SettingsDep,
     _: Csrf,
-    text: Annotated[str, Form(min_length=1, max_length=8000)],
+    text: Annotated[str, Form(min_length=1, max_length=MAX_NOTE_CHARS)],
 ) -> Response:
     row = _brand(session, user.tenant, name)
     add_style_note(

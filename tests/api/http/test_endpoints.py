@@ -536,6 +536,30 @@ def test_a_blank_query_or_note_is_refused_by_the_schema_that_says_so(
     assert blank.headers["content-type"].startswith("application/problem+json")
 
 
+def test_a_note_too_long_is_a_validation_422_naming_the_limit(
+    make_client: Callable[..., TestClient], keys: Keys
+) -> None:
+    """An outside tester's note of 4,001-8,000 characters passed the schema (8,000) and was a
+    422 ``refused`` by moderation for its length: one limit now, the brief's, in the schema."""
+    client = make_client(use_memory=True)
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["NoteCreate"]
+    assert schema["properties"]["text"]["maxLength"] == 4000
+    client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"])
+    for length in (4001, 8000):
+        answer = client.post(
+            "/v1/memory/notes",
+            json={"brand": "Acme Coffee", "text": "w" * length},
+            headers=keys["A", "creator"],
+        )
+        body = assert_problem(answer, 422, "validation")
+        assert "4000" in json.dumps(body), body
+    kept = client.post(
+        "/v1/memory/notes", json={"brand": "Acme Coffee", "text": "w" * 4000},
+        headers=keys["A", "creator"],
+    )  # fmt: skip
+    assert kept.status_code == 201, kept.text
+
+
 def test_a_note_added_over_http_is_listed_and_forgotten(
     make_client: Callable[..., TestClient], keys: Keys
 ) -> None:
