@@ -97,9 +97,11 @@ def add_style_note(
         raise RefusedError(
             f"style note refused, nothing stored: it fails moderation ({', '.join(verdict.categories)})"
         )
-    note_id = memory.add_note(tenant=tenant, brand=brand.id, text=redaction.text)
+    # what the store keeps, and so what the caller is told was kept: no padding at either end
+    kept = redaction.text.strip()
+    note_id = memory.add_note(tenant=tenant, brand=brand.id, text=kept)
     kinds = tuple(sorted({finding.kind for finding in redaction.findings}))
-    return AddedNote(id=note_id, text=redaction.text, redacted=kinds)
+    return AddedNote(id=note_id, text=kept, redacted=kinds)
 
 
 def _check_length(text: str, limit: int, how: str) -> None:

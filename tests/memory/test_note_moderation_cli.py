@@ -72,3 +72,16 @@ def test_a_note_too_long_is_bad_input_naming_the_limit_not_a_refusal(
     assert audit_entries(settings) == []
     code, out, err = cli(capsys, "memory", "add", "w" * 4000, "--brand", "Acme Coffee", "--json")
     assert code == 0, err
+
+
+def test_a_padded_note_is_answered_as_it_is_kept(capsys: pytest.CaptureFixture[str]) -> None:
+    """`memory add --json "  padded note  "` answered the padded text while "padded note" was
+    stored; the answer's text is the text kept (an outside tester)."""
+    assert cli(capsys, "brands", "add", ACME)[0] == 0
+    code, out, err = cli(capsys, "memory", "add", " \n padded note  ", "--brand", "Acme Coffee",
+                         "--json")  # fmt: skip
+    assert code == 0, err
+    added = json.loads(out)
+    assert added["text"] == "padded note"
+    code, out, _ = cli(capsys, "memory", "notes", "--brand", "Acme Coffee", "--json")
+    assert [(n["id"], n["text"]) for n in json.loads(out)] == [(added["id"], "padded note")]

@@ -560,6 +560,25 @@ def test_a_note_too_long_is_a_validation_422_naming_the_limit(
     assert kept.status_code == 201, kept.text
 
 
+def test_a_padded_note_is_answered_as_it_is_kept(
+    make_client: Callable[..., TestClient], keys: Keys
+) -> None:
+    """``NoteCreated.text`` is "the text kept": a padded note was answered padded, and kept
+    without its padding (an outside tester)."""
+    client = make_client(use_memory=True)
+    client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"])
+    added = client.post(
+        "/v1/memory/notes", json={"brand": "Acme Coffee", "text": "  padded note  "},
+        headers=keys["A", "creator"],
+    )  # fmt: skip
+    assert added.status_code == 201, added.text
+    assert added.json()["text"] == "padded note"
+    listed = client.get(
+        "/v1/memory/notes", params={"brand": "Acme Coffee"}, headers=keys["A", "viewer"]
+    ).json()
+    assert [n["text"] for n in listed] == ["padded note"]
+
+
 def test_a_note_added_over_http_is_listed_and_forgotten(
     make_client: Callable[..., TestClient], keys: Keys
 ) -> None:
