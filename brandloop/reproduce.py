@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.orm import Session
 
 from brandloop.artifacts import ArtifactStore, atomic_write
 from brandloop.domain import Billing, ModelSpec, Receipt
@@ -118,7 +119,18 @@ class Reproduction(BaseModel):
     cost_usd: float
 
 
-def _receipts(db: Database, *, tenant: str, run_id: str) -> tuple[str, str | None, list[Receipt]]:
+#: why a deleted image is not reproduced (``ImageReproduction.error``)
+SOURCE_DELETED = (
+    "not reproduced: the image was deleted, and the raw image it was made from "
+    "(source_sha256 {source}) with it - nothing to compare with; nothing paid"
+)
+
+
+def _receipts(
+    db: Database, *, tenant: str, run_id: str
+) -> tuple[str, str | None, list[Receipt], set[str]]:
+    """The run's template, campaign and accepted images' receipts, and the attempt ids of
+    those whose raw image is gone (:func:`_source_deleted`)."""
     with db.session() as session:
         run = crud.get_run(session, tenant=tenant, run_id=run_id)
         if run is None:
@@ -126,14 +138,39 @@ def _receipts(db: Database, *, tenant: str, run_id: str) -> tuple[str, str | Non
         if run.result is None:
             raise BadInputError(f"run {run_id} has not finished (status {run.status})")
         receipts: list[Receipt] = []
+        gone: set[str] = set()
         for image in run.result.get("images", []):
             artifact = crud.get_artifact(
                 session, tenant=tenant, sha256=image["sha256"], with_deleted=True
             )
             if artifact is None or artifact.receipt is None:
                 raise NotFoundError(f"image {image['sha256'][:12]} of {run_id} has no receipt")
-            receipts.append(Receipt.model_validate(artifact.receipt))
-        return run.template_ref, run.campaign_id, receipts
+            receipt = Receipt.model_validate(artifact.receipt)
+            receipts.append(receipt)
+            if artifact.deleted_at is not None and _source_deleted(session, tenant, receipt):
+                gone.add(receipt.attempt_id)
+        return run.template_ref, run.campaign_id, receipts, gone
+
+
+def _source_deleted(session: Session, tenant: str, receipt: Receipt) -> bool:
+    """Whether the tenant no longer holds the raw image a deleted image was made from
+    (deleting an image takes its raw source with it: ``artifact_owners.release_artifact``).
+    Another tenant's copy of the same bytes may still be on disk; it is not this tenant's to
+    compare with."""
+    source = receipt.source_sha256
+    return source is None or crud.get_artifact(session, tenant=tenant, sha256=source) is None
+
+
+def _all_deleted(run_id: str, receipts: list[Receipt], gone: set[str]) -> None:
+    """Refuse, before anything is paid, a run whose every image was deleted with its raw
+    source: a reproduction would re-render a taken-down picture and compare it with
+    nothing."""
+    if receipts and all(r.attempt_id in gone for r in receipts):
+        raise NotFoundError(
+            f"nothing of run {run_id} to reproduce: its {len(receipts)} image(s) were deleted, "
+            "and the raw images they were made from with them (their receipts stay: "
+            f"brandloop runs show {run_id})"
+        )
 
 
 async def reproduce_run(
@@ -151,15 +188,16 @@ async def reproduce_run(
     """Re-render each accepted image of ``run_id`` from its receipt; compare with the original.
 
     Paid for by ``payer``: refused before the first call when the whole estimate does not fit."""
-    template, campaign_id, receipts = _receipts(db, tenant=tenant, run_id=run_id)
+    template, campaign_id, receipts, gone = _receipts(db, tenant=tenant, run_id=run_id)
     if not receipts:
         raise BadInputError(f"run {run_id} has no accepted images to reproduce")
+    _all_deleted(run_id, receipts, gone)
     store = ArtifactStore(settings.artifacts_dir)
     specs = {m.id: m for m in models}
     prices: dict[int, float] = {}
     for index, receipt in enumerate(receipts, start=1):
         spec = specs.get(receipt.model)
-        if spec is not None and receipt.provider in providers:
+        if spec is not None and receipt.provider in providers and receipt.attempt_id not in gone:
             quality = receipt.params.get("quality")
             prices[index] = payer.price(
                 spec,
@@ -182,6 +220,10 @@ async def reproduce_run(
             seed=receipt.seed_requested,
             verdict="failed",
         )
+        if receipt.attempt_id in gone:
+            error = SOURCE_DELETED.format(source=(receipt.source_sha256 or "-")[:12])
+            results.append(base.model_copy(update={"error": error}))
+            continue
         spec = specs.get(receipt.model)
         provider = providers.get(receipt.provider)
         if spec is None or provider is None:

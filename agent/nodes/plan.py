@@ -302,8 +302,9 @@ def _replay(
     """Round one of an identical request: the earlier run's accepted candidates, which the
     cache serves at $0 (memory does not get to change their prompts).
 
-    Only while the cache still holds every one of them: an entry purged, or deleted because
-    its model's catalog version changed, would be a provider call at full price, so the
+    Only while the cache still holds every one of them: an entry purged, deleted with its
+    image (a takedown: ``artifact_owners.release_artifact``), or deleted because its model's
+    catalog version changed, would be a provider call at full price, so the
     request is then planned afresh (within its budgets) and ``notes`` says why. Each replayed
     candidate carries its catalog price anyway, so an entry that goes between here and the
     generate node is reserved like any call before it is made."""
@@ -328,8 +329,9 @@ def _replay(
     if gone:
         notes.append(
             f"identical request to {earlier_run}, but {len(gone)} of its {len(candidates)} "
-            "accepted image(s) are no longer in the generation cache (purged, or the model's "
-            "catalog version changed): planned afresh and paid for, not replayed"
+            "accepted image(s) are no longer in the generation cache (purged, deleted with its "
+            "image, or the model's catalog version changed): planned afresh and paid for, not "
+            "replayed"
         )
         return None
     decision = Decision(

@@ -36,6 +36,9 @@ from brandloop.registry.write_lock import sqlite_write_lock
 
 __all__ = ["discard_unowned", "keep_artifact", "lock_for_removal", "release_artifact"]
 
+#: run statuses that may still sign and deliver an image they hold
+_UNFINISHED = ("running", "awaiting_review")
+
 
 def _lock(session: Session, sha256: str) -> None:
     """On PostgreSQL, hold the sha256's advisory lock until the transaction ends."""
@@ -118,7 +121,9 @@ def _live(sha256: str) -> Any:
 
 def release_artifact(session: Session, store: ArtifactStore, *, tenant: str, sha256: str) -> bool:
     """Delete ``tenant``'s copy of the bytes, and its generation-cache entries that would serve
-    it again; the file goes only when no other tenant owns one. An accepted image's row stays,
+    it again; the file goes only when no other tenant owns one. An accepted image's raw
+    source (the bytes its receipt's ``source_sha256`` names, which the cache replays) goes
+    with it unless the tenant still needs it (:func:`_release_source`). An accepted image's row stays,
     marked deleted, with its receipt (provenance: ``verify``, ``runs reproduce``, a run's
     receipts), and the run that accepted it, and that run's jobs, mark it ``deleted`` in their
     results (their views say so rather than link to bytes that are gone); a candidate's row
@@ -154,14 +159,81 @@ def release_artifact(session: Session, store: ArtifactStore, *, tenant: str, sha
         session.execute(delete(ArtifactRow).where(mine))
     elif run_id is not None:
         mark_in_results(session, tenant=tenant, run_id=run_id, sha256=sha256)
+    _forget_cached(session, tenant=tenant, sha256=sha256)
+    if not _owners(session, sha256):
+        store.remove(sha256)
+    source = receipt.get("source_sha256") if receipt else None
+    if isinstance(source, str) and source != sha256:
+        _release_source(session, store, tenant=tenant, source=source, signed=sha256)
+    return True
+
+
+def _forget_cached(session: Session, *, tenant: str, sha256: str) -> None:
+    """Delete ``tenant``'s generation-cache entries that would serve ``sha256`` again."""
     session.execute(
         delete(CacheEntryRow).where(
             CacheEntryRow.tenant == tenant, CacheEntryRow.artifact_sha256 == sha256
         )
     )
-    if not _owners(session, sha256):
-        store.remove(sha256)
-    return True
+
+
+def _release_source(
+    session: Session, store: ArtifactStore, *, tenant: str, source: str, signed: str
+) -> None:
+    """Deleting a delivered image is a takedown of its pixels: the cache entries that would
+    replay its raw ``source`` go (else the same request is "served from the cache at $0" as a
+    newly signed copy of the deleted picture), and so does the tenant's copy of the raw
+    bytes (else ``GET /v1/artifacts/{source}`` still serves the picture without its
+    credentials). Both stay while another kept image of the tenant was made from that source;
+    the raw copy also stays while a run of the tenant that has not finished holds it (a run
+    waiting for review delivers from it). Another tenant's copy of the same bytes is its
+    own, and stays."""
+    if _made_from(session, tenant=tenant, source=source, besides=signed):
+        return
+    _forget_cached(session, tenant=tenant, sha256=source)
+    if not _held_by_unfinished_run(session, tenant=tenant, source=source):
+        release_artifact(session, store, tenant=tenant, sha256=source)
+
+
+def _attempts_of(tenant: str, source: str) -> Any:
+    """The ids of ``tenant``'s attempts whose image is ``source`` (a cache hit's too)."""
+    return (
+        select(AttemptRow.id)
+        .join(RunRow, RunRow.id == AttemptRow.run_id)
+        .where(RunRow.tenant == tenant, AttemptRow.artifact_sha256 == source)
+    )
+
+
+def _made_from(session: Session, *, tenant: str, source: str, besides: str) -> bool:
+    """Whether a kept (not deleted) delivered image of ``tenant`` other than ``besides`` was
+    made from the raw ``source``: its row names an attempt whose image is ``source``."""
+    other = session.scalar(
+        select(ArtifactRow.sha256)
+        .where(
+            ArtifactRow.tenant == tenant,
+            ArtifactRow.deleted_at.is_(None),
+            ArtifactRow.sha256.not_in((besides, source)),
+            ArtifactRow.attempt_id.in_(_attempts_of(tenant, source)),
+        )
+        .limit(1)
+    )
+    return other is not None
+
+
+def _held_by_unfinished_run(session: Session, *, tenant: str, source: str) -> bool:
+    """Whether a run of ``tenant`` still running or waiting for review has an attempt on
+    ``source``: it may yet sign and deliver it, and needs the file to."""
+    held = session.scalar(
+        select(RunRow.id)
+        .join(AttemptRow, AttemptRow.run_id == RunRow.id)
+        .where(
+            RunRow.tenant == tenant,
+            RunRow.status.in_(_UNFINISHED),
+            AttemptRow.artifact_sha256 == source,
+        )
+        .limit(1)
+    )
+    return held is not None
 
 
 def discard_unowned(session: Session, store: ArtifactStore, *, sha256: str) -> bool:

@@ -71,7 +71,14 @@ def test_the_run_page_the_gallery_and_the_download_show_a_deleted_image_as_delet
     _gone_from(run_page, sha)
     assert "Its bytes were deleted; its receipt stays below." in run_page
     assert "Receipt" in run_page  # provenance stays
-    assert all(f"/thumbs/256/{s}" in run_page for s in attempt_shas)  # candidates still held
+    source = next(
+        r["source_sha256"]
+        for r in api("GET", f"/v1/runs/{job['run_id']}/receipts", studio.key("A", "viewer")).json()
+        if r["sha256"] == sha
+    )
+    assert source in attempt_shas
+    assert f"/thumbs/256/{source}" not in run_page  # its raw source went with it: a takedown
+    assert all(f"/thumbs/256/{s}" in run_page for s in attempt_shas - {source})  # still held
     _gone_from(ana.get("/runs").text, sha)
 
     download = ana.get(f"/runs/{job['run_id']}/download")
