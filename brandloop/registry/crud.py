@@ -934,9 +934,34 @@ def signed_artifacts_of_attempt(
     return [row for row in rows if row.receipt is not None]  # a JSON null is not SQL NULL
 
 
+def signed_artifacts_from_raw(session: Session, *, tenant: str, raw: str) -> list[ArtifactRow]:
+    """The tenant's accepted (receipt-bearing) files signed from the raw image ``raw``, newest
+    first: each accepted attempt of its runs whose image ``raw`` is (a cache replay's too) -
+    not only the run that first stored the raw bytes, which their row names."""
+    attempts = (
+        select(AttemptRow.id)
+        .join(RunRow, RunRow.id == AttemptRow.run_id)
+        .where(
+            RunRow.tenant == tenant,
+            AttemptRow.artifact_sha256 == raw,
+            AttemptRow.outcome == "accepted",
+        )
+    )
+    query = select(ArtifactRow).where(
+        ArtifactRow.tenant == tenant, ArtifactRow.attempt_id.in_(attempts)
+    )
+    rows = session.scalars(
+        query.order_by(ArtifactRow.created_at.desc(), ArtifactRow.run_id, ArtifactRow.sha256)
+    )
+    return [row for row in rows if row.receipt is not None]  # a JSON null is not SQL NULL
+
+
 def accepted_phashes(session: Session, *, tenant: str) -> list[tuple[str, str]]:
-    """(sha256, perceptual hash) of every accepted image of a tenant that has one."""
-    query = select(ArtifactRow.sha256, ArtifactRow.phash).where(
-        ArtifactRow.tenant == tenant, ArtifactRow.phash.is_not(None)
+    """(sha256, perceptual hash) of every accepted image of a tenant that has one, in one
+    order whatever the database (newest first)."""
+    query = (
+        select(ArtifactRow.sha256, ArtifactRow.phash)
+        .where(ArtifactRow.tenant == tenant, ArtifactRow.phash.is_not(None))
+        .order_by(ArtifactRow.created_at.desc(), ArtifactRow.sha256)
     )
     return [(sha, phash) for sha, phash in session.execute(query) if phash is not None]

@@ -95,7 +95,14 @@ class CredentialReport(BaseModel):
     template: str | None = None
     model: str | None = None
     credentials_removed: bool = False
-    match: RegistryMatch | None = None
+    match: RegistryMatch | None = Field(
+        default=None, description="the best of ``matches`` (kept for older readers)"
+    )
+    matches: list[RegistryMatch] = Field(
+        default_factory=list,
+        description="every accepted image a file without a manifest may have come from, the "
+        "best first: by sha256 most recent first, by perceptual hash nearest first",
+    )
     problems: list[str] = Field(default_factory=list)
     summary: str = ""
 
@@ -262,55 +269,72 @@ def _with_manifest(
     return report.model_copy(update=update)
 
 
-def _nearest_by_phash(
-    session: Session, *, tenant: str, data: bytes
-) -> tuple[ArtifactRow, int] | None:
+def _by_phash(session: Session, *, tenant: str, data: bytes) -> list[tuple[ArtifactRow, int]]:
+    """Every accepted image of the tenant within :data:`MATCH_DISTANCE` bits of ``data``'s
+    perceptual hash, with its distance: the same pixels delivered by several runs are each a
+    candidate, and none may hide another."""
     try:
         own = perceptual_hash(data)
     except (OSError, ValueError, Image.DecompressionBombError):
-        return None
-    best: tuple[str, int] | None = None
+        return []
+    near: dict[str, int] = {}
     for sha, text in crud.accepted_phashes(session, tenant=tenant):
         distance = hash_distance(own, int(text, 16))
-        if distance <= MATCH_DISTANCE and (best is None or distance < best[1]):
-            best = (sha, distance)
-    if best is None:
-        return None
-    row = crud.get_artifact(session, tenant=tenant, sha256=best[0], with_deleted=True)
-    return (row, best[1]) if row is not None else None
+        if distance <= MATCH_DISTANCE:
+            near[sha] = distance
+    found = []
+    for sha, distance in near.items():
+        row = crud.get_artifact(session, tenant=tenant, sha256=sha, with_deleted=True)
+        if row is not None and row.receipt:
+            found.append((row, distance))
+    return found
 
 
-def _registry_match(
+def _signed_from_raw(session: Session, *, tenant: str, raw: str) -> list[ArtifactRow]:
+    """The tenant's accepted (signed) images made from the raw image ``raw``, the newest signed
+    file of each accepted attempt whose image it is: a first call's, a cache replay's, and
+    another run's that rendered the same bytes - the raw row, keyed by tenant and sha256,
+    names only the first run that stored it."""
+    newest: dict[str | None, ArtifactRow] = {}
+    for row in crud.signed_artifacts_from_raw(session, tenant=tenant, raw=raw):
+        if row.receipt and row.sha256 != raw:
+            newest.setdefault(row.attempt_id, row)
+    return list(newest.values())
+
+
+def _newest_first(rows: list[ArtifactRow]) -> list[ArtifactRow]:
+    """Most recent first; equal times by run and sha256, so the order never depends on the
+    database's."""
+    ordered = sorted(rows, key=lambda r: (r.run_id or "", r.sha256))
+    return sorted(ordered, key=lambda r: r.created_at, reverse=True)
+
+
+def _registry_matches(
     session: Session, *, tenant: str, sha256: str, data: bytes
-) -> tuple[ArtifactRow, MatchedBy, int | None] | None:
-    """The accepted image a file without a manifest came from: the file itself, the raw image
-    an accepted one was made from (same sha256), or a perceptual-hash neighbour."""
+) -> list[tuple[ArtifactRow, MatchedBy, int | None]]:
+    """Every accepted image a file without a manifest may have come from, the best first: the
+    file itself, else each image made from the raw image the file is (same sha256; most recent
+    first), else its perceptual-hash neighbours (nearest first, then most recent)."""
     row = crud.get_artifact(session, tenant=tenant, sha256=sha256, with_deleted=True)
-    if row is not None and row.receipt is None and row.run_id and row.attempt_id:
-        signed = crud.signed_artifacts_of_attempt(
-            session, tenant=tenant, run_id=row.run_id, attempt_id=row.attempt_id
-        )
-        row = signed[0] if signed else None
     if row is not None and row.receipt is not None:
-        return row, "sha256", None
-    nearest = _nearest_by_phash(session, tenant=tenant, data=data)
-    if nearest is None:
-        return None
-    return nearest[0], "perceptual_hash", nearest[1]
+        return [(row, "sha256", None)]
+    signed = _signed_from_raw(session, tenant=tenant, raw=sha256)
+    if not signed and row is not None and row.run_id and row.attempt_id:
+        signed = crud.signed_artifacts_of_attempt(  # a raw row no accepted attempt names
+            session, tenant=tenant, run_id=row.run_id, attempt_id=row.attempt_id
+        )[:1]
+    if signed:
+        return [(r, "sha256", None) for r in _newest_first(signed)]
+    near = _by_phash(session, tenant=tenant, data=data)
+    distance = {r.sha256: d for r, d in near}
+    rows = sorted(_newest_first([r for r, _ in near]), key=lambda r: distance[r.sha256])
+    return [(r, "perceptual_hash", distance[r.sha256]) for r in rows]
 
 
-def _absent(
-    report: CredentialReport, *, session: Session | None, tenant: str, data: bytes
-) -> CredentialReport:
-    if session is None:
-        return report.model_copy(update={"status": "absent"})
-    found = _registry_match(session, tenant=tenant, sha256=report.sha256, data=data)
-    if found is None:
-        return report.model_copy(update={"status": "absent"})
-    row, how, distance = found
+def _match_of(row: ArtifactRow, how: MatchedBy, distance: int | None) -> RegistryMatch:
     receipt = row.receipt or {}
     credentials = receipt.get("credentials") or {}
-    match = RegistryMatch(
+    return RegistryMatch(
         run_id=str(receipt.get("run_id") or row.run_id),
         attempt_id=receipt.get("attempt_id") or row.attempt_id,
         template=receipt.get("template"),
@@ -319,13 +343,26 @@ def _absent(
         matched_by=how,
         distance=distance,
     )
+
+
+def _absent(
+    report: CredentialReport, *, session: Session | None, tenant: str, data: bytes
+) -> CredentialReport:
+    if session is None:
+        return report.model_copy(update={"status": "absent"})
+    found = _registry_matches(session, tenant=tenant, sha256=report.sha256, data=data)
+    if not found:
+        return report.model_copy(update={"status": "absent"})
+    matches = [_match_of(row, how, distance) for row, how, distance in found]
+    receipt = found[0][0].receipt or {}
     return report.model_copy(
         update={
             "status": "absent",
-            "credentials_removed": bool(credentials),
-            "match": match,
-            "run_id": match.run_id,
-            "template": match.template,
+            "credentials_removed": bool(receipt.get("credentials")),
+            "match": matches[0],
+            "matches": matches,
+            "run_id": matches[0].run_id,
+            "template": matches[0].template,
             "model": receipt.get("model"),
             "digital_source_type": receipt.get("digital_source_type"),
         }
@@ -395,6 +432,24 @@ def _matched_how(match: RegistryMatch) -> str:
     return f"by perceptual hash ({match.distance}/64 bits apart)"
 
 
+def _matched_text(matches: list[RegistryMatch]) -> str:
+    """Which run a stripped file came from - or, when several runs delivered the same pixels,
+    that it is ambiguous, naming each candidate (the best first) rather than one of them."""
+    if len(matches) == 1:
+        match = matches[0]
+        return f"{_origin(match.run_id, match.template)} {_matched_how(match)}"
+    runs = len({m.run_id for m in matches})
+    count = f"{runs} runs" if runs == len(matches) else f"{len(matches)} images of {runs} run(s)"
+    by_sha = matches[0].matched_by == "sha256"
+    how = "by sha256, most recent first" if by_sha else "by perceptual hash, nearest first"
+    return f"{count} {how}: " + ", ".join(_candidate(m) for m in matches)
+
+
+def _candidate(match: RegistryMatch) -> str:
+    apart = "" if match.distance is None else f", {match.distance}/64 bits apart"
+    return f"{match.run_id} (template {match.template or '?'}{apart})"
+
+
 def shown_name(name: str) -> str:
     """A file name as a one-line report prints it: as it is, or, when it holds a line break
     or another character that does not print, quoted with that character escaped
@@ -408,9 +463,8 @@ def summary_line(report: CredentialReport) -> str:
     if report.status == "absent":
         if report.match is None:
             return f"{name}: absent - no Content Credentials, and no run in this registry matches"
-        how = _matched_how(report.match)
         what = "credentials removed" if report.credentials_removed else "never signed"
-        return f"{name}: absent - {what}; matches {_origin(report.match.run_id, report.match.template)} {how}"
+        return f"{name}: absent - {what}; matches {_matched_text(report.matches or [report.match])}"
     status: str = report.status
     failed = [
         text
