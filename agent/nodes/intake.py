@@ -1,5 +1,5 @@
-"""intake: load the brand and template; redact PII from the brief, look for prompt injection
-and moderate it. A refusal goes straight to finalize.
+"""intake: load the brand and template; redact PII and key-shaped tokens from the brief, look
+for prompt injection and moderate it. A refusal goes straight to finalize.
 
 The runner already stores the redacted brief (see :func:`redacted_request`); intake redacts
 again so a graph driven directly (API, evals) never carries PII either, and records which
@@ -23,18 +23,32 @@ from brandloop.errors import BadInputError, NotFoundError
 from brandloop.registry import crud
 from brandloop.tools.moderation.explain import explain
 from brandloop.tools.moderation.injection import detect_injection
-from brandloop.tools.moderation.pii import redact, redaction_markers
+from brandloop.tools.moderation.keys import KEY_MARKER, redact_keys
+from brandloop.tools.moderation.pii import PiiKind, redact, redaction_markers
 from brandloop.tools.moderation.policy import default_moderation_policy
 
 
 def redacted_text(text: str) -> str:
-    """``text`` with the PII the default moderation policy redacts replaced by
-    ``[redacted <kind>]`` markers (unchanged when it holds none).
+    """``text`` with the PII the default moderation policy redacts, and every key-shaped
+    token, replaced by ``[redacted <kind>]`` markers (unchanged when it holds none).
 
     The API calls it on every brief and thread message before anything is stored (jobs,
     thread messages, campaign plans), so the service never keeps the values either.
     """
-    return redact(text, tuple(default_moderation_policy().pii.redact)).text
+    return _redacted(text, tuple(default_moderation_policy().pii.redact))[0]
+
+
+def _redacted(text: str, kinds: tuple[PiiKind, ...]) -> tuple[str, list[str]]:
+    """``text`` with its key-shaped tokens (``[redacted key]``: another service's API key
+    pasted into a brief would otherwise be stored, sent to the provider and signed into the
+    receipt; ``tools/moderation/keys.py``) and then its PII of ``kinds`` redacted, and the
+    kind of each marker it now holds - those already there too (the runner redacted the brief
+    before intake sees it). Keys go first: a PII pattern must not take a piece of one (a run
+    of its digits) and leave the rest of it in the text."""
+    keyless, _ = redact_keys(text)
+    clean = redact(keyless, kinds).text
+    markers = redaction_markers(clean) + ["key"] * clean.count(KEY_MARKER)
+    return clean, markers
 
 
 def redacted_brief(text: str, *, what: str = "brief") -> str:
@@ -96,19 +110,17 @@ async def intake(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
                 f"model: made at {width}x{height}",
             )
         )
-    redaction = redact(request.brief, tuple(policy.pii.redact))
-    redactions = _summary(
-        redaction_markers(request.brief) + [finding.kind for finding in redaction.findings]
-    )
-    if redaction.redacted:
-        request = request.model_copy(update={"brief": redaction.text})
+    brief, markers = _redacted(request.brief, tuple(policy.pii.redact))
+    redactions = _summary(markers)
+    if brief != request.brief:
+        request = request.model_copy(update={"brief": brief})
     if redactions:
         decisions.append(
             Decision(
                 node="intake",
                 action="redact_pii",
-                reason="personal data redacted from the brief before it was stored or sent: "
-                + ", ".join(redactions),
+                reason="personal data and key-shaped tokens redacted from the brief before it "
+                "was stored or sent: " + ", ".join(redactions),
             )
         )
     injection = detect_injection(request.brief)

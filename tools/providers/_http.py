@@ -24,6 +24,7 @@ from brandloop.domain import ModelSpec
 from brandloop.errors import ProviderError
 from brandloop.providers import ImageResult
 from brandloop.settings import url_credentials
+from brandloop.tools.moderation.keys import KEY_SHAPED
 from brandloop.tools.moderation.pii import ALL_KINDS, PiiKind
 from brandloop.tools.moderation.pii import redact as redact_pii
 from brandloop.tools.providers.errors import (
@@ -90,7 +91,6 @@ MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 #: The most of an error answer kept: enough for any backend's explanation.
 MAX_ERROR_BODY_BYTES = 64 * 1024
 _FORMATS: dict[str, ImageFormat] = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}
-_KEYLIKE = re.compile(r"\b(sk|pk|rk|key|sess)[-_][A-Za-z0-9_\-]{8,}")
 
 
 #: A run of this many characters of a configured secret counts as the secret: a server that
@@ -137,7 +137,7 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
             elif index == 0 or not taken[index - 1]:
                 parts.append(REDACTED)
         text = "".join(parts)
-    return _KEYLIKE.sub(REDACTED, text)
+    return KEY_SHAPED.sub(REDACTED, text)
 
 
 def redact_returned(

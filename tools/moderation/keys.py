@@ -1,0 +1,58 @@
+"""Key-shaped tokens: text that looks like another service's API key or access token.
+
+A brief, or a provider's answer, can carry a key nobody configured here (pasted from a
+notebook, echoed by a backend), which brandloop cannot recognise by its value. What it can
+recognise is the shape the well-known services give their keys: ``sk-``/``pk-``/``rk-``
+prefixed secrets (OpenAI, Anthropic, Stripe), AWS access key ids (``AKIA…``/``ASIA…``),
+GitHub tokens (``ghp_…``, ``github_pat_…``), Slack tokens (``xoxb-…``) and Google API keys
+(``AIza…``). :data:`KEY_SHAPED` is every text a provider returns redacted by
+(``tools/providers/_http.py``); :func:`redact_keys` is what a brief is redacted by at intake,
+the same shapes, a generic prefix (``sk-``, ``key-``, ...) held to one more condition
+(:func:`_random_looking`), since a brief is a person's words and
+``key-visual-for-the-spring-campaign`` is one; a service's own prefix (``AKIA``, ``ghp_``)
+is evidence enough.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+KEY_SHAPED: Final = re.compile(
+    r"(?P<generic>\b(?:sk|pk|rk|key|sess)[-_][A-Za-z0-9_\-]{8,})"  # OpenAI, Stripe, ...
+    r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"  # an AWS access key id
+    r"|\bgh[pousr]_[A-Za-z0-9]{30,}\b"  # GitHub: classic, OAuth, user, server, refresh
+    r"|\bgithub_pat_[A-Za-z0-9_]{22,}"  # GitHub: fine-grained
+    r"|\bxox[abposr]-[A-Za-z0-9-]{10,}"  # Slack
+    r"|\bAIza[0-9A-Za-z_\-]{35}"  # Google
+)
+#: what takes a key-shaped token's place in a brief, as ``[redacted email]`` takes an address's
+KEY_MARKER: Final = "[redacted key]"
+#: a generated secret's body: this many letters and digits in a row, both kinds among them
+_RANDOM_RUN: Final = re.compile(r"[A-Za-z0-9]{16,}")
+
+
+def _random_looking(token: str) -> bool:
+    """Whether ``token`` holds a run of 16 or more letters and digits mixing both, as a
+    generated secret does and hyphenated words (``key-lime-pie-latte``) never do."""
+    return any(
+        any(c.isdigit() for c in run) and any(c.isalpha() for c in run)
+        for run in _RANDOM_RUN.findall(token)
+    )
+
+
+def redact_keys(text: str) -> tuple[str, int]:
+    """``text`` with each key-shaped token (one with a generic prefix only if it looks
+    random) replaced by :data:`KEY_MARKER`, and how many were; unchanged (the same string)
+    when it holds none."""
+    count = 0
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal count
+        if match.group("generic") and not _random_looking(match.group()):
+            return match.group()
+        count += 1
+        return KEY_MARKER
+
+    redacted = KEY_SHAPED.sub(replace, text)
+    return (redacted, count) if count else (text, 0)
