@@ -1,6 +1,7 @@
 """``brandloop verify FILE... [--json]``: check each image's Content Credentials (signature,
 trust list, hard binding, receipt against this registry) and say in one line per file whether
-they are valid, invalid or absent, who signed it and which run and template made it."""
+they are valid, unverified (signed, but its run is not in this registry), invalid or absent, who
+signed it and which run and template made it."""
 
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ from brandloop.tools.credentials import (
     verify_image,
 )
 
-#: Exit code when a file's credentials are invalid or absent (or untrusted, with --trusted).
+#: Exit code when a file's credentials are not valid - unverified, invalid or absent - (or
+#: untrusted, with --trusted).
 EXIT_NOT_VERIFIED = 6
-_STYLE = {"valid": "green", "invalid": "red", "absent": "yellow"}
+_STYLE = {"valid": "green", "unverified": "yellow", "invalid": "red", "absent": "yellow"}
 
 
 def verify_files(paths: list[Path], cfg: Settings) -> list[CredentialReport]:

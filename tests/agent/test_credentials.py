@@ -108,7 +108,7 @@ async def test_another_tenant_cannot_see_the_run_behind_a_file(
     data = Path(result.images[0].path).read_bytes()
     with db.session() as session:
         report = verify_image(data, session=session, tenant="Default")  # exact, not case-folded
-    assert report.status == "valid" and report.receipt == "not_in_registry"
+    assert report.status == "unverified" and report.receipt == "not_in_registry"
 
 
 async def test_a_stripped_file_is_matched_to_its_run(settings: Settings, db: Database) -> None:

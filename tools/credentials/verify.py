@@ -28,7 +28,9 @@ from brandloop.tools.credentials.devca import DEV_CA_ORG
 from brandloop.tools.credentials.manifest import RECEIPT_LABEL, receipt_assertion
 from brandloop.tools.credentials.xmp import read_digital_source_type
 
-VerifyStatus = Literal["valid", "invalid", "absent"]
+#: ``unverified``: the manifest holds, but the registry verify was given does not know the run
+#: it names (another install's file, another tenant's): nothing here vouches for the receipt
+VerifyStatus = Literal["valid", "unverified", "invalid", "absent"]
 Trust = Literal["trusted", "untrusted"]
 Check = Literal["ok", "failed", "not_checked"]
 ReceiptCheck = Literal["matches", "differs", "not_in_registry", "not_checked"]
@@ -264,9 +266,18 @@ def _with_manifest(
         or update["hard_binding"] != "ok"
         or bool(problems)
     )
-    update["status"] = "invalid" if invalid else "valid"
+    update["status"] = _manifest_status(invalid=invalid, receipt=update.get("receipt"))
     update["problems"] = problems
     return report.model_copy(update=update)
+
+
+def _manifest_status(*, invalid: bool, receipt: ReceiptCheck | None) -> VerifyStatus:
+    """``valid`` only when everything holds and, with a registry, the registry knows the run:
+    a manifest signed by another brandloop install (its own development CA, any run id it
+    likes) passes every C2PA check, and ``valid`` would vouch for a run no one here made."""
+    if invalid:
+        return "invalid"
+    return "unverified" if receipt == "not_in_registry" else "valid"
 
 
 def _by_phash(session: Session, *, tenant: str, data: bytes) -> list[tuple[ArtifactRow, int]]:
@@ -458,7 +469,8 @@ def shown_name(name: str) -> str:
 
 
 def summary_line(report: CredentialReport) -> str:
-    """One line: valid/invalid/absent, who signed it, which run and template made it."""
+    """One line: valid/unverified/invalid/absent, who signed it, which run and template made
+    it."""
     name = shown_name(report.file) if report.file else report.sha256[:16]
     if report.status == "absent":
         if report.match is None:
@@ -482,7 +494,7 @@ def summary_line(report: CredentialReport) -> str:
     if report.receipt == "matches" and report.registry_bytes != "failed":
         parts.append("receipt matches the registry")
     elif report.receipt == "not_in_registry":
-        parts.append("run not in this registry")
+        parts.append("run not in this registry, which cannot vouch for it")
     if report.problems:
         parts.append("problems: " + "; ".join(report.problems))
     return f"{name}: {status} - " + "; ".join(parts)
