@@ -14,6 +14,15 @@ the other process wrote instead of overwriting it with a stale one. Reopening co
 milliseconds and happens only after another process wrote; the lock itself costs about
 0.1 ms an operation (docs/runbook.md). A Chroma server (``BRANDLOOP_CHROMA_HOST``) needs none
 of this.
+
+It also zeroes what Chroma's HNSW index writes from uninitialised memory. hnswlib allocates a
+new index's slots with ``malloc`` and writes all of them to ``<uuid>/data_level0.bin`` and
+``length.bin`` when it creates the files (100 slots, about 160 KB, for the first vector), so the
+unused slots hold whatever that memory held before: heap this process freed, such as a run's
+receipt with its prompt, a note's text, another brand's records. Nothing rewrites a slot until
+a vector fills it, and ``VACUUM`` does not touch these files, so a forgotten note's text could
+be read back from an index created while the text lay freed in memory (about one run in three
+of the ``tests/memory`` sequence found it there).
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
+import struct
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,12 +42,22 @@ from typing import cast
 from chromadb.api import ClientAPI
 from chromadb.api.client import Client
 
-__all__ = ["LOCK_NAME", "SQLITE_NAME", "LocalChroma"]
+__all__ = ["LOCK_NAME", "SQLITE_NAME", "LocalChroma", "scrub_index"]
 
 LOCK_NAME = "brandloop-memory.lock"
 #: the file embedded Chroma keeps its records, texts and write-ahead log in
 SQLITE_NAME = "chroma.sqlite3"
 _TOKEN_BYTES = 32
+#: a segment directory of Chroma's HNSW index is known by this file
+_HNSW_HEADER = "header.bin"
+#: the start of header.bin as hnswlib writes it (persistence version 1, 100 bytes, packed):
+#: version, offsetLevel0, max_elements, cur_element_count, size_data_per_element
+_HEADER = struct.Struct("<iQQQQ")
+_HEADER_BYTES = 100
+_HEADER_VERSION = 1
+#: how many bytes of each float in length.bin, one a slot
+_LENGTH_BYTES = 4
+_CHUNK = 1 << 20
 
 
 class LocalChroma:
@@ -70,7 +90,9 @@ class LocalChroma:
         """The client, up to date with every other process's writes, for the ``with`` block.
 
         Re-entrant within a thread; other threads and processes wait. A ``write`` block leaves
-        a new token even when it fails part-way, since it may have changed the files.
+        a new token even when it fails part-way, since it may have changed the files. An HNSW
+        index created in the block (by a write, or by a read that applies queued writes) has
+        its unused slots zeroed before the lock is released (:func:`scrub_index`).
         """
         with self._mutex:
             if self._depth:
@@ -83,17 +105,26 @@ class LocalChroma:
                 return
             fd = self._lock_fd()
             fcntl.flock(fd, fcntl.LOCK_EX)
-            self._depth, self._written = 1, write
-            try:
-                yield self._fresh(fd)
-            finally:
-                self._depth = 0
+            with contextlib.ExitStack() as after:  # runs last in first
+                after.callback(fcntl.flock, fd, fcntl.LOCK_UN)
+                after.callback(self._leave_token, fd)
+                self._depth, self._written = 1, write
+                after.callback(self._scrub_new, _index_dirs(self._path))
                 try:
-                    if self._written:
-                        self._seen = uuid.uuid4().hex.encode()
-                        os.pwrite(fd, self._seen, 0)
+                    yield self._fresh(fd)
                 finally:
-                    fcntl.flock(fd, fcntl.LOCK_UN)
+                    self._depth = 0
+
+    def _leave_token(self, fd: int) -> None:
+        if self._written:
+            self._seen = uuid.uuid4().hex.encode()
+            os.pwrite(fd, self._seen, 0)
+
+    def _scrub_new(self, before: set[str]) -> None:
+        """Zero the unused slots of the indexes created since ``before`` (their directories'
+        names): two directory listings a block, so each index is read once, when it is new."""
+        for name in sorted(_index_dirs(self._path) - before):
+            scrub_index(self._path / name)
 
     def _lock_fd(self) -> int:
         """The lock file's descriptor, reopened in a forked child (a shared description would
@@ -123,12 +154,19 @@ class LocalChroma:
         the file from its live rows only. Call it within :meth:`access` (``write=True``): it
         needs every other process of the data dir to wait, which the lock makes them do. It
         costs about as much as copying the file (docs/runbook.md has the figures).
+
+        Every HNSW index of the directory then has its unused slots zeroed (:func:`scrub_index`),
+        not only those :meth:`access` saw created: one created by an earlier version, or by a
+        process that ran without this, may hold the text there. That costs a read of each
+        index's unused slots (at most its first 100 slots, about 160 KB).
         """
         with contextlib.closing(
             sqlite3.connect(self._path / SQLITE_NAME, timeout=30, isolation_level=None)
         ) as conn:
             conn.execute("PRAGMA secure_delete = ON")
             conn.execute("VACUUM")
+        for name in sorted(_index_dirs(self._path)):
+            scrub_index(self._path / name)
 
     @property
     def client(self) -> ClientAPI:
@@ -136,3 +174,64 @@ class LocalChroma:
         if self._client is None:
             self._client = self._open_client(self._path)
         return self._client
+
+
+def _index_dirs(path: Path) -> set[str]:
+    """The names of the directories in ``path`` (Chroma's HNSW segments among them)."""
+    try:
+        with os.scandir(path) as entries:
+            return {e.name for e in entries if e.is_dir(follow_symlinks=False)}
+    except FileNotFoundError:
+        return set()
+
+
+def scrub_index(segment: Path) -> int:
+    """Zero the bytes of an HNSW index's files past its last element; return how many files
+    changed.
+
+    hnswlib writes ``data_level0.bin`` and ``length.bin`` whole when it creates them, from
+    memory it never initialised, and later writes only the slots of elements it adds (each
+    zeroed first): past ``cur_element_count`` (header.bin) the files hold old heap contents,
+    which no reader uses. A directory whose header is not the layout this knows is left
+    alone, so a newer Chroma's files are never damaged; the test of the forgotten text would
+    then fail rather than pass wrongly.
+    """
+    try:
+        header = (segment / _HNSW_HEADER).read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    if len(header) != _HEADER_BYTES:
+        return 0
+    version, _, capacity, count, per_element = _HEADER.unpack_from(header)
+    if version != _HEADER_VERSION or per_element <= 0 or count > capacity:
+        return 0
+    changed = 0
+    for name, width in (("data_level0.bin", per_element), ("length.bin", _LENGTH_BYTES)):
+        changed += _zero_from(segment / name, count * width)
+    return changed
+
+
+def _zero_from(path: Path, start: int) -> int:
+    """Zero ``path`` from byte ``start`` on, writing only where it is not zero already (a
+    scrubbed file costs a read); 1 if it changed, else 0. Synced, as ``VACUUM`` syncs."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return 0
+    try:
+        size = os.fstat(fd).st_size
+        wrote = False
+        offset = start
+        while offset < size:
+            chunk = os.pread(fd, min(_CHUNK, size - offset), offset)
+            if not chunk:
+                break
+            if chunk.count(0) != len(chunk):
+                os.pwrite(fd, bytes(len(chunk)), offset)
+                wrote = True
+            offset += len(chunk)
+        if wrote:
+            os.fsync(fd)
+        return int(wrote)
+    finally:
+        os.close(fd)
