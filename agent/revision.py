@@ -152,7 +152,8 @@ _WITH_REMOVED: tuple[tuple[re.Pattern[str], str], ...] = (
 
 
 #: plurals of these are not their singular with an "s" taken off ("news" is no "new")
-_NOT_PLURAL = re.compile(r"(?:ss|us|is|news|series|species)$", re.IGNORECASE)
+#: endings of words that end in "s" and are not plurals of a word without it
+_NOT_PLURAL = ("ss", "us", "is", "news", "series", "species")
 
 
 def _number_forms(word: str) -> str:
@@ -165,7 +166,7 @@ def _number_forms(word: str) -> str:
         forms.add(word[:-3] + "y")
     elif lower.endswith(("sses", "xes", "zes", "ches", "shes")):
         forms.add(word[:-2])
-    elif lower.endswith("s") and not _NOT_PLURAL.search(lower) and len(word) > 3:
+    elif lower.endswith("s") and not lower.endswith(_NOT_PLURAL) and len(word) > 3:
         forms.add(word[:-1])
     if lower.endswith("y") and len(word) > 2 and lower[-2] not in "aeiou":
         forms.add(word[:-1] + "ies")

@@ -72,7 +72,7 @@ from brandloop.policies.scoring import ScoringPolicy
 from brandloop.providers import PREVIEW_PROVIDER, ImageProvider
 from brandloop.registry import crud, fencing, spend
 from brandloop.registry.db import Database
-from brandloop.registry.models import RunRow
+from brandloop.registry.models import BrandRow, RunRow
 from brandloop.settings import Settings, credentials_to_redact, get_writer_settings
 from brandloop.tools import cache as generation_cache
 from brandloop.tools.composer import compose
@@ -176,12 +176,21 @@ def bound_to_brand(session: Session, request: GenerationRequest) -> GenerationRe
     campaign planned, a run started - and every later step (the worker, the runner, intake,
     memory) finds the kit by that id: looked up by name again, a rename in between, and
     another brand taking the old name, ran the work under that other brand's kit."""
+    return brand_binding(session, request)[0]
+
+
+def brand_binding(
+    session: Session, request: GenerationRequest
+) -> tuple[GenerationRequest, BrandRow]:
+    """:func:`bound_to_brand`, and the brand's row: a caller that holds it while it goes on in
+    the same session reads the brand again from the session's identity map, not the database
+    (the map holds rows weakly: one nobody holds is read again)."""
     row = crud.request_brand(session, request)
     if row is None:
         raise NotFoundError(missing_brand(request))
     if (row.id, row.name) == (request.brand_id, request.brand):
-        return request
-    return request.model_copy(update={"brand_id": row.id, "brand": row.name})
+        return request, row
+    return request.model_copy(update={"brand_id": row.id, "brand": row.name}), row
 
 
 def check_request(

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from brandloop.agent import run_leases
 from brandloop.agent.nodes.intake import redacted_request
 from brandloop.agent.runner import (
-    bound_to_brand,
+    brand_binding,
     brand_run_policy,
     catalog_models,
     check_rendering,
@@ -252,7 +252,8 @@ def submit(
     (``tools/moderation/minors.py`` :func:`refuse_at_the_door`), with nothing stored."""
     # bound to its brand's id now: the worker, the runner and intake find the kit by it, so a
     # rename before the job runs (another brand taking the name) never moves it to another
-    request = bound_to_brand(session, redacted_request(request))
+    # (the row is held until the rendering check below, which finds it in the session)
+    request, _brand_row = brand_binding(session, redacted_request(request))
     run_id = new_run_id()
     key = (
         settings.resolved_database_url,

@@ -184,7 +184,10 @@ def bound_brand(
     between a rename - and another brand taking the old name - would move the work to that
     other brand's kit. None when the bound brand is gone (never the one with its old name)."""
     if brand_id is not None:
-        return session.scalar(_BRAND_BY_ID, {"tenant": tenant, "ref": brand_id})
+        # by primary key: a row this session read already (the submission binds the request,
+        # then checks its rendering) is not read again
+        row = session.get(BrandRow, brand_id)
+        return row if row is not None and row.tenant == tenant else None
     return get_brand(session, tenant=tenant, ref=ref)
 
 
