@@ -9,7 +9,8 @@ generation modes, positive and negative) and stateful phases. Every check is on:
 ``positive_data_acceptance``, ``missing_required_header``, ``unsupported_method``,
 ``allow_header_conformance``, ``ignored_auth``, ``use_after_free``,
 ``ensure_resource_availability``, ``object_level_authorization``, and ours: every 4xx and 5xx is
-an RFC 9457 problem+json with a stable type. Runs in CI on both databases (docs/http-api.md).
+an RFC 9457 problem+json with a stable type, and schema-valid data answered 422 was refused by
+a moderation policy. Runs in CI on both databases (docs/http-api.md).
 """
 
 from __future__ import annotations
@@ -47,6 +48,24 @@ SPENDING = [
     "POST /v1/campaigns",
     "POST /v1/runs/{run_id}/resume",
 ]
+
+#: The operations that put text through moderation before answering. Valid data may fail a
+#: policy: a style note naming a term its brand forbids (a brand the stateful phase made with
+#: random forbidden terms), a template body the text gate refuses. Like the quota's 402, a 422
+#: ``refused`` depends on what is stored (the brand's kit and policy), not on the request's
+#: shape, so positive_data_acceptance takes a 422 here - and ``refused_is_the_only_valid_422``
+#: holds that 422 to the ``refused`` problem: a 422 ``bad-input`` for schema-valid data is
+#: still a failure. The policies themselves: tests/api/http/test_endpoints.py and
+#: tests/api/test_style_notes.py.
+MODERATED = [
+    "POST /v1/memory/notes",
+    "POST /v1/templates/{name}/versions",
+    "POST /v1/generations",
+    "POST /v1/threads",
+    "POST /v1/threads/{thread_id}/messages",
+    "POST /v1/campaigns",
+]
+REFUSED = "urn:brandloop:problem:refused"
 
 
 #: A template body is Jinja: one that opens a tag it does not close (``{{``, ``{%`` or ``{#``
@@ -119,6 +138,33 @@ def problem_details(ctx: Any, response: Any, case: Any) -> bool | None:
     return None
 
 
+@schemathesis.check
+def refused_is_the_only_valid_422(ctx: Any, response: Any, case: Any) -> bool | None:
+    """Schema-valid data answered 422 was refused by a policy (``MODERATED``), never found bad."""
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive or response.status_code != 422:
+        return None
+    body = response.json()
+    assert body.get("type") == REFUSED, f"schema-valid data answered 422 {body.get('type')}"
+    assert case.operation.label in MODERATED, f"{case.operation.label} refused valid data"
+    return None
+
+
+def _expected(*extra: str) -> dict[str, Any]:
+    statuses = [*POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES, *extra]
+    return {"positive_data_acceptance": {"expected-statuses": statuses}}
+
+
+def _extra_statuses() -> dict[str, list[str]]:
+    """Each operation's statuses for valid data beyond schemathesis' own list."""
+    extra: dict[str, list[str]] = {}
+    for op in SPENDING:
+        extra.setdefault(op, []).append("402")
+    for op in MODERATED:
+        extra.setdefault(op, []).append("422")
+    return extra
+
+
 def _config(headers: dict[str, str]) -> schemathesis.Config:
     return schemathesis.Config.from_dict(
         {
@@ -138,17 +184,8 @@ def _config(headers: dict[str, str]) -> schemathesis.Config:
             },
             "phases": {"stateful": {"max-steps": STATEFUL_STEPS}},
             "operations": [
-                {
-                    "include-name": SPENDING,
-                    "checks": {
-                        "positive_data_acceptance": {
-                            "expected-statuses": [
-                                *POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES,
-                                "402",
-                            ]
-                        }
-                    },
-                }
+                {"include-name": [op], "checks": _expected(*statuses)}
+                for op, statuses in _extra_statuses().items()
             ],
         }
     )
@@ -174,6 +211,7 @@ def test_every_operation_keeps_the_contract_under_every_check(
         "use_after_free",
         "ensure_resource_availability",
         "problem_details",
+        "refused_is_the_only_valid_422",
     } <= set(CHECKS.get_all_names())
     app = create_app(
         settings,
