@@ -675,7 +675,8 @@ class NoteCreated(BaseModel):
     brand: str = Field(description="the brand's name")
     text: str = Field(description="the text kept")
     redacted: list[str] = Field(
-        description="the kinds of personal data taken out", examples=[["email"]]
+        description="the kinds of personal data taken out, and 'key' for an API key",
+        examples=[["email"]],
     )
 
 

@@ -1,7 +1,8 @@
 """Style notes: how every entry point (CLI, HTTP API, studio) adds, lists and forgets them.
 
-A note is kept under the brand's registry id, the key a run's recall reads. Personal data in it
-is redacted before it is stored: a note reaches every later prompt of the brand, the provider,
+A note is kept under the brand's registry id, the key a run's recall reads. Personal data and
+key-shaped tokens (another service's API key: ``tools/moderation/keys.py``) in it are redacted
+before it is stored, its padding at either end trimmed: a note reaches every later prompt of the brand, the provider,
 and the receipt inside each image, as a brief would (``agent/nodes/intake.py``). For the same
 reason a note passes the text gate a rendered prompt passes in plan (the brand's moderation
 policy and forbidden terms, the minors line included) before it is stored: a refused note is
@@ -26,6 +27,7 @@ from brandloop.errors import BadInputError, RefusedError
 from brandloop.memory.store import BrandMemory, MemoryHit
 from brandloop.registry import crud
 from brandloop.registry.models import BrandRow
+from brandloop.tools.moderation.keys import redact_keys
 from brandloop.tools.moderation.lexical import normalised_text
 from brandloop.tools.moderation.minors import AUDIT_ACTION, crosses_the_line
 from brandloop.tools.moderation.pii import redact
@@ -37,7 +39,7 @@ from brandloop.tools.moderation.text import moderate_with_policy
 class AddedNote:
     id: str
     text: str
-    redacted: tuple[str, ...]  # the kinds of personal data taken out, e.g. ("email",)
+    redacted: tuple[str, ...]  # the kinds taken out, e.g. ("email",); "key": an API key
 
 
 #: The audit log's subject type of a refused style note (its subject id is the brand's id).
@@ -66,8 +68,13 @@ def add_style_note(
     kit = crud.brand_kit(brand)
     policy = load_brand_moderation_policy(kit.slug, search=list(policy_dirs))
     limit = min(MAX_NOTE_CHARS, policy.text.max_chars)
+    # what would be kept is held to the limit: padding at either end is never stored
+    text = text.strip()
     _check_length(text, limit, "")
-    redaction = redact(text, tuple(policy.pii.redact))
+    # another service's key pasted into a note would reach every later prompt of the brand,
+    # the provider and the signed receipts, as one in a brief would: it goes first, as there
+    keyless, keys = redact_keys(text)
+    redaction = redact(keyless, tuple(policy.pii.redact))
     _check_length(redaction.text, limit, " once its personal data is redacted")
     verdict = moderate_with_policy(
         redaction.text, policy, forbidden_terms=kit.forbidden_terms, source="style_note"
@@ -100,7 +107,9 @@ def add_style_note(
     # what the store keeps, and so what the caller is told was kept: no padding at either end
     kept = redaction.text.strip()
     note_id = memory.add_note(tenant=tenant, brand=brand.id, text=kept)
-    kinds = tuple(sorted({finding.kind for finding in redaction.findings}))
+    kinds = tuple(
+        sorted({finding.kind for finding in redaction.findings} | ({"key"} if keys else set()))
+    )
     return AddedNote(id=note_id, text=kept, redacted=kinds)
 
 

@@ -1,7 +1,8 @@
 """Brand memory recall latency as a brand's history grows, beside Chroma's own unfiltered query.
 
 For each size (records per brand: 80% accepted prompts, 10% notes, 10% image descriptors) one
-brand's memory is filled through ``BrandMemory.put_records`` (the exact-identity layout: one
+brand's memory, opened as a run opens it (the on-disk store behind the data dir's lock,
+``LocalChroma``), is filled through ``BrandMemory.put_records`` (the exact-identity layout: one
 collection per kind) and, for the baseline, the same records go into one plain collection with the same index
 settings (cosine, index flushed on every write).
 
@@ -124,7 +125,8 @@ def _cases(memory: Any, baseline: Any, ef: Any) -> dict[str, Callable[[str], Non
             baseline.query(query_embeddings=embedding, n_results=5, where=where)
 
     embedded = ef.embed_query(["warm latte on a kitchen table, soft light"])
-    prompts = memory._collection("acme_co", "brand_1", "prompt")
+    with memory.exclusive():
+        prompts = memory._collection("acme_co", "brand_1", "prompt")
 
     def embed(q: str) -> None:  # the share of every case above that is the query's embedding
         ef.embed_query([q])
@@ -157,6 +159,7 @@ def main() -> None:
     from chromadb.config import Settings as ChromaSettings
 
     from brandloop.memory import BrandMemory, MiniLMEmbeddingFunction
+    from brandloop.memory.shared import LocalChroma
     from brandloop.memory.store import _HNSW, KINDS
 
     rng = random.Random(7)
@@ -167,16 +170,21 @@ def main() -> None:
     queries = [text(rng) for _ in range(args.queries)]
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
-        client = chromadb.PersistentClient(
-            path=Path(tempfile.mkdtemp(prefix="bl-recall-")),
-            settings=ChromaSettings(anonymized_telemetry=False),
+        # the store as a run opens it (make_chroma_store): behind the data dir's lock
+        store = LocalChroma(
+            Path(tempfile.mkdtemp(prefix="bl-recall-")),
+            lambda path: chromadb.PersistentClient(
+                path=path, settings=ChromaSettings(anonymized_telemetry=False)
+            ),
         )
-        memory = BrandMemory(client, ef)
-        baseline = client.create_collection(  # the same index settings as the store's
-            "baseline",
-            configuration={"hnsw": _HNSW},
-            embedding_function=ef,  # type: ignore[arg-type]
-        )
+        memory = BrandMemory(store, ef)
+        with memory.exclusive():
+            client = memory.client
+            baseline = client.create_collection(  # the same index settings as the store's
+                "baseline",
+                configuration={"hnsw": _HNSW},
+                embedding_function=ef,  # type: ignore[arg-type]
+            )
         kinds = [KINDS[0]] * 8 + [KINDS[1], KINDS[2]]
         batch = 2000
         for start in range(0, size, batch):
@@ -238,7 +246,7 @@ def main() -> None:
             + f"  split {split}",
             flush=True,
         )
-        del client
+        del client, store, memory
     print()
     print("| records per brand | recall | recall + campaign | Chroma unfiltered query | recall / "
           "baseline | recall + campaign / baseline | before: filtered recall | embedding alone "

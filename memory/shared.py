@@ -115,6 +115,17 @@ class LocalChroma:
                 finally:
                     self._depth = 0
 
+    @property
+    def read_epoch(self) -> tuple[int, bytes] | None:
+        """Within a read-only :meth:`access` block, the store's state as this process knows
+        it: while it stays the same, no process has written (each write leaves a new token,
+        and another process's makes this one reopen), so what was read of the store still
+        holds. None outside a block and within a write block (its changes leave no token
+        until it ends)."""
+        if not self._depth or self._written:
+            return None
+        return self.reopened, self._seen
+
     def _leave_token(self, fd: int) -> None:
         if self._written:
             self._seen = uuid.uuid4().hex.encode()

@@ -13,6 +13,7 @@ from brandloop.agent.kit_memory import kit_scope, memory_kit_digest
 from brandloop.agent.state import RunState
 from brandloop.domain import BrandKit, Decision
 from brandloop.memory.store import MemoryHit, MemoryUnavailableError
+from brandloop.tools.moderation.keys import redact_keys
 from brandloop.tools.moderation.pii import redact
 from brandloop.tools.scoring.colour import delta_e_2000, hex_to_lab
 
@@ -77,12 +78,16 @@ async def recall(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any
     described = [hit for hit in described if scope.admits(hit)]
     # notes are redacted when added; one stored before that, or by another path, is redacted
     # here, so personal data in a note never reaches a prompt, a provider or a receipt
+    # (key-shaped tokens first, as at intake: another service's API key pasted into a note)
     kinds = tuple(ctx.moderation.pii.redact)
-    redactions = [redact(hit.text, kinds) for hit in hits if hit.kind == "note"]
+    keyless = [redact_keys(hit.text) for hit in hits if hit.kind == "note"]
+    redactions = [redact(text, kinds) for text, _ in keyless]
     # remember names them on each prompt it keeps, so forgetting a note forgets those prompts
     note_ids = [hit.id for hit in hits if hit.kind == "note"]
     notes = [r.text for r in redactions]
-    redacted = sorted({f.kind for r in redactions for f in r.findings})
+    redacted = sorted(
+        {f.kind for r in redactions for f in r.findings} | {"key" for _, n in keyless if n}
+    )
     prompts = [hit for hit in hits if hit.kind == "prompt"]
     seeded = [int(hit.metadata["seed"]) for hit in prompts if hit.metadata.get("seed") is not None]
     # one seed is often under several prompts (a run that reused a recalled seed stores it

@@ -96,7 +96,7 @@ def add(
         return
     out.print(f"noted for {slug}: {added.id}")
     if added.redacted:
-        err.print("personal data redacted before it was stored: " + ", ".join(added.redacted))
+        err.print("redacted before it was stored: " + ", ".join(added.redacted))
 
 
 @memory_app.command("notes")

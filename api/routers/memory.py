@@ -64,8 +64,8 @@ def search(
 def add_note(
     body: NoteCreate, principal: Creator, session: SessionDep, settings: SettingsDep
 ) -> NoteCreated:
-    """Personal data in the note (e-mail addresses, phone numbers, ...) is redacted before it
-    is stored; ``redacted`` names the kinds taken out, ``text`` is what was kept. A note the
+    """Personal data in the note (e-mail addresses, phone numbers, ...) and key-shaped tokens
+    (another service's API key, as in a brief) are redacted before it is stored; ``redacted`` names the kinds taken out, ``text`` is what was kept. A note the
     brand's text gate refuses is 422 ``refused``, audited, and not stored."""
     row = crud.get_brand(session, tenant=principal.tenant, ref=body.brand)
     if row is None:

@@ -111,7 +111,7 @@ def test_a_forgotten_note_takes_the_accepted_prompts_that_carried_it_along(
 
 
 def test_forgetting_a_note_keeps_the_prompts_of_runs_that_never_recalled_it(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, data_dir: Path
 ) -> None:
     """The outside tester's data loss: the note "cozy" took the prompt of a run made before it
     existed, because the kit's tone puts "cozy" in every Acme prompt."""

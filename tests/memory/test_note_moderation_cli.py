@@ -74,7 +74,9 @@ def test_a_note_too_long_is_bad_input_naming_the_limit_not_a_refusal(
     assert code == 0, err
 
 
-def test_a_padded_note_is_answered_as_it_is_kept(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_padded_note_is_answered_as_it_is_kept(
+    capsys: pytest.CaptureFixture[str], data_dir: Path
+) -> None:
     """`memory add --json "  padded note  "` answered the padded text while "padded note" was
     stored; the answer's text is the text kept (an outside tester)."""
     assert cli(capsys, "brands", "add", ACME)[0] == 0

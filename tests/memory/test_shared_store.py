@@ -238,3 +238,46 @@ def test_a_damaged_memory_degrades_to_none_for_the_run_and_memory_repair_rebuild
 
     code, out, _ = _cli(capsys, "memory", "repair", "--brand", "Acme Coffee")
     assert code == 0 and out.startswith("rebuilt acme-coffee's memory:")  # again: a no-op
+
+
+def _in_another_process(data_dir: Path, code: str) -> None:
+    script = textwrap.dedent(
+        """
+        from brandloop.agent.runner import open_memory
+        from brandloop.settings import Settings
+        memory = open_memory(Settings())
+        """
+    ) + textwrap.dedent(code)
+    subprocess.run(
+        [sys.executable, "-c", script], env=_env(data_dir, None), check=True, timeout=120
+    )
+
+
+def test_recall_looks_collections_up_again_after_another_process_writes(tmp_path: Path) -> None:
+    """A process keeps the collections it looked up (or found missing) between its reads,
+    and only while no process writes: a note another process adds is recalled at once, and a
+    repair there, which drops each collection and gives its name to a new one, leaves this
+    process querying the new one, not failing on the dropped one."""
+    data_dir = tmp_path / "data"
+    memory = open_memory(Settings(data_dir=data_dir))
+    pair = {"tenant": "acme_co", "brand": "brand_1"}
+    assert memory.recall(**pair, query="a coffee cup") == []
+    assert memory.recall(**pair, query="a coffee cup") == []  # found missing, twice
+    _in_another_process(
+        data_dir, 'memory.add_note(tenant="acme_co", brand="brand_1", text="always warm light")'
+    )
+    assert [hit.text for hit in memory.recall(**pair, query="a coffee cup")] == [
+        "always warm light"
+    ]
+    _in_another_process(data_dir, 'memory.repair(tenant="acme_co", brand="brand_1")')
+    assert [hit.text for hit in memory.recall(**pair, query="a coffee cup")] == [
+        "always warm light"
+    ]
+    _in_another_process(
+        data_dir,
+        """
+        (note,) = memory.notes(tenant="acme_co", brand="brand_1")
+        memory.forget(tenant="acme_co", brand="brand_1", record_id=note.id)
+        """,
+    )
+    assert memory.recall(**pair, query="a coffee cup") == []
