@@ -174,6 +174,46 @@ def _number_forms(word: str) -> str:
     return rf"(?:{alternatives})(?:e?s)?"
 
 
+def _core(term: str) -> str:
+    """A pattern for ``term``'s words, its last in the singular or the plural, escaped."""
+    plain = term.split()
+    words = [re.escape(w) for w in plain[:-1]]  # a pattern is built of escaped pieces only
+    return r"\s+".join([*words, _number_forms(plain[-1])])
+
+
+#: what may follow a thing without being the noun it modifies: it stands after its noun ("a
+#: cat asleep under it", "a croissant beside it") or starts what the clause says of it
+_AFTER_NOUN = re.compile(
+    rf"(?:{_JOINING}|asleep|awake|alone|nearby|aside|apart|together|here|there|it|them|"
+    r"its|their|this|that|these|those|which|who|whose|where|while|as|like|than|is|are|was|"
+    r"were|sits|stands|lies|rests|sleeps|waits|looks|glows|shines|steams|left|right|up|down|"
+    r"out|off|away|again|too|also|only|still|now|then|\w{3,}(?:ing|ed)|\w+ly)",
+    re.IGNORECASE,
+)
+
+
+def _modifies(following: str | None) -> bool:
+    """Whether a removed thing followed by the word ``following`` is a modifier of it ("a
+    berry tart"): then the thing alone goes, and the noun keeps its article and words."""
+    return following is not None and _AFTER_NOUN.fullmatch(following) is None
+
+
+def _removed(match: re.Match[str]) -> str:
+    """What a match of a removed thing leaves: the gap, or, for a modifier of the noun after
+    it, the words before it ("a berry tart" without berries: "a tart"; "an apple tart": "a
+    tart", the article fitted to the noun)."""
+    if not _modifies(match.group("next")):
+        return _GAP
+    lead = match.group("lead")
+    article = re.search(r"\b(an?)\s+$", lead, re.IGNORECASE)
+    if article is not None and not match.group("mods"):
+        fitted = "an" if match.group("next")[0].lower() in "aeiou" else "a"
+        if article.group(1)[0].isupper():
+            fitted = fitted.capitalize()
+        lead = f"{lead[: article.start(1)]}{fitted} "
+    return lead
+
+
 def strip_term(brief: str, term: str) -> tuple[str, bool]:
     """``brief`` without ``term`` (with its article, up to two words before it that are not
     prepositions or conjunctions, and a plural s); a one-word term also takes the words made
@@ -182,21 +222,22 @@ def strip_term(brief: str, term: str) -> tuple[str, bool]:
     a muffin", "a bagel and a muffin"), a thing that opened a clause after a comma takes the
     rest of that clause ("a cup on a counter, a croissant beside it": "a cup on a counter"),
     and a preposition the removal leaves with nothing to join goes too ("a dog with a ball on
-    the grass" without the ball is "a dog on the grass"). Returns whether anything was taken
+    the grass" without the ball is "a dog on the grass"). A thing that modifies the noun after
+    it goes alone, the noun keeping its article ("a latte with a berry tart" without berries
+    is "a latte with a tart"; it was "a latte with tart"). Returns whether anything was taken
     out."""
     plain = term.split()
     if not plain:
         return brief, False
-    words = [re.escape(w) for w in plain]  # a pattern is built of escaped pieces only
-    core = r"\s+".join([*words[:-1], _number_forms(plain[-1])])
     modifier = rf"(?:\b(?!(?:{_JOINING})\b)[\w'-]+\s+)"
     pattern = re.compile(
-        rf"(?:\b(?:a|an|the|some|two|three|four|\d+)\s+)?{modifier}{{0,2}}?\b{core}\b(?!-)",
+        rf"(?P<lead>(?:\b(?:a|an|the|some|two|three|four|\d+)\s+)?(?P<mods>{modifier}{{0,2}}?))"
+        rf"\b{_core(term)}\b(?!-)(?=(?:\s+(?P<next>[\w'-]+))?)",
         re.IGNORECASE,
     )
-    edited, count = pattern.subn(_GAP, brief)
-    if not count and len(words) == 1:  # "snowy", "snowier", "snow-capped"
-        word, last = words[0], re.escape(plain[0][-1])  # "snow" + "n"? (an escaped "?" too)
+    edited, count = pattern.subn(_removed, brief)
+    if not count and len(plain) == 1:  # "snowy", "snowier", "snow-capped"
+        word, last = re.escape(plain[0]), re.escape(plain[0][-1])  # "snow" + "n"? (escaped)
         derived = rf"\b{word}(?:{last}?(?:y|ier|iest)\b|(?:e?s)?-[\w-]+)"
         edited, count = re.subn(derived, _GAP, brief, flags=re.IGNORECASE)
     if not count:
@@ -205,6 +246,18 @@ def strip_term(brief: str, term: str) -> tuple[str, bool]:
         edited = pattern.sub(replacement, edited)
     edited = _DANGLING.sub(_GAP, edited)
     return _tidy(edited.replace(_GAP, " ")), True
+
+
+def _same_thing(one: str, other: str) -> bool:
+    """Whether either term names the other, in either number and without its article ("the
+    napkin" and "napkins"; "mug" and "the coffee mug"): what brings an avoided thing back."""
+    one, other = _ARTICLE.sub("", one), _ARTICLE.sub("", other)
+    if not one.split() or not other.split():
+        return False
+    return any(
+        re.search(rf"\b{_core(a)}\b", b, re.IGNORECASE) is not None
+        for a, b in ((one, other), (other, one))
+    )
 
 
 #: what a term or clause does not begin or end with: anything but a letter or digit ("the
@@ -270,7 +323,8 @@ def apply_rules(state: BriefState, instruction: str) -> BriefEdit:
         if not clause:
             continue
         term = _clean_term(clause)
-        avoid = [a for a in avoid if a not in term and term not in a]  # "bring back the mug"
+        # "bring back the mug"; "the napkin" brings back "napkins" (it stayed avoided)
+        avoid = [a for a in avoid if not _same_thing(a, term)]
         if clause.lower() not in brief.lower():
             brief = f"{brief.rstrip(' .,;')}, {clause}"
             added.append(clause)

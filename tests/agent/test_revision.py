@@ -307,3 +307,50 @@ async def test_warmer_and_brighter_revisions_move_the_pixels(
     assert warm[0] - warm[2] > plain[0] - plain[2]
     luminance = np.array([0.2126, 0.7152, 0.0722])
     assert bright @ luminance > plain @ luminance
+
+
+@pytest.mark.parametrize(
+    ("brief", "removal", "back", "after"),
+    [
+        # an outside tester's two: the avoided plural stayed on avoid once brought back
+        ("a latte on a counter with a croissant and a napkin", "no napkins", "bring back the napkin", "a latte on a counter with a croissant, the napkin"),
+        ("a latte on a counter with spoons", "drop the spoons", "bring back the spoon", "a latte on a counter, the spoon"),
+        # the other way, which worked
+        ("a latte on a counter with a croissant and a napkin", "no napkin", "bring back the napkins", "a latte on a counter with a croissant, the napkins"),
+        # held out
+        ("a bowl of berries on a table", "no berries", "put back the berry", "a bowl on a table, the berry"),
+        ("a latte beside a coffee mug", "drop the coffee mug", "bring back the coffee mugs", "a latte, the coffee mugs"),
+        ("a latte and a glass", "no glass", "add two glasses", "a latte, two glasses"),
+    ],
+)  # fmt: skip
+def test_bringing_a_thing_back_takes_it_off_avoid_in_either_number(
+    brief: str, removal: str, back: str, after: str
+) -> None:
+    state = apply_rules(BriefState(brief=brief, avoid=["people"]), removal).state()
+    assert len(state.avoid) == 2
+    edit = apply_rules(state, back)
+    assert edit.avoid == ["people"] and edit.after == after
+
+
+def test_bringing_back_one_thing_keeps_the_others_avoided() -> None:
+    state = BriefState(brief="a latte", avoid=["napkins", "cup", "cupcakes"])
+    assert apply_rules(state, "bring back the cupcake").avoid == ["napkins", "cup"]
+
+
+@pytest.mark.parametrize(
+    ("brief", "term", "after"),
+    [
+        # an outside tester's: "a latte with tart, two cookies"
+        ("a latte with a berry tart, two cookies and a spoon", "berries", "a latte with a tart, two cookies and a spoon"),
+        # held out
+        ("a coffee cup on an orange table", "orange", "a coffee cup on a table"),
+        ("a slice of apple pie on a plate", "apple", "a slice of pie on a plate"),
+        ("a plate with a lemon tart", "lemon", "a plate with a tart"),
+        ("a mug and an apple tart", "apple", "a mug and a tart"),
+        ("two chocolate cookies beside a cup", "chocolate", "two cookies beside a cup"),
+        ("a vase of tulips, a cat asleep under it, soft light", "cat", "a vase of tulips, soft light"),
+        ("a cup on a counter, a croissant sitting beside it", "croissant", "a cup on a counter"),
+    ],
+)  # fmt: skip
+def test_a_removed_modifier_leaves_its_noun_phrase_whole(brief: str, term: str, after: str) -> None:
+    assert strip_term(brief, term) == (after, True)
