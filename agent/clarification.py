@@ -10,7 +10,9 @@ the nearest format, or change the brief. A reply that is the offer and nothing m
 format") is an :func:`accepts_offer`, and the asked request runs again with it (the nearest
 format in place of the size: :func:`offered_format`); to a size's question, "keep 768x1024"
 (:func:`keeps_asked_size`) runs it at the size asked. Any other reply ("make it teal instead")
-is a revision of the brief like any follow-up, read by ``brandloop.agent.revision``.
+is a revision of the brief like any follow-up, read by ``brandloop.agent.revision``; a reply
+asking for no change ("what formats do you have?": ``brandloop.agent.revision.asks_nothing``)
+is no turn at all, and the question stays open.
 """
 
 from __future__ import annotations

@@ -5,9 +5,13 @@ and puts it in the request's ``avoid`` list (the negative prompt), as does each 
 ("drop the croissant, the napkin and the spoon"); "warmer"/"cooler" shift which
 brand colours the prompt names first, "brighter"/"darker" move the exposure target (and both add
 their lighting words); an addition ("add a croissant") and any other instruction become a clause
-of the brief. The rules below need no model; a configured LLM writer may propose the edit
-instead (:meth:`brandloop.agent.writer.PromptWriter.revise`), and whatever it proposes is held
-to the same shape and checks. The edited brief is a brief like any other: intake moderates it.
+of the brief. A request's frame is taken off before it is read ("can it be warmer?" is
+"warmer", "is it possible to remove the bench?" a removal); a question back ("what formats do
+you have?") is no edit and never a clause, and a follow-up of nothing else asks for nothing
+(:func:`asks_nothing`). The rules below need no model; a configured LLM writer may propose
+the edit instead (:meth:`brandloop.agent.writer.PromptWriter.revise`), and whatever it proposes
+is held to the same shape and checks. The edited brief is a brief like any other: intake
+moderates it.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from brandloop.agent.writer import PromptWriter
 from brandloop.domain import MAX_BRIEF_CHARS, Shift, is_blank
 
-__all__ = ["BriefEdit", "BriefState", "apply_rules", "revise", "strip_term"]
+__all__ = ["BriefEdit", "BriefState", "apply_rules", "asks_nothing", "revise", "strip_term"]
 
 PaletteShift = Literal["warmer", "cooler"]
 ExposureShift = Literal["brighter", "darker"]
@@ -34,9 +38,46 @@ _SHIFT_WORDS: dict[str, Shift] = {
 _OPPOSITE: dict[Shift, Shift] = {
     "warmer": "cooler", "cooler": "warmer", "brighter": "darker", "darker": "brighter",
 }  # fmt: skip
-_FILLER = re.compile(
-    r"^(?:please\s+|can you\s+|could you\s+|now\s+|also\s+|then\s+|just\s+|and\s+|but\s+)+",
+#: what a request is wrapped in, taken off (again and again) before it is read: "can it be
+#: warmer?" is "warmer", "is it possible to remove the bench?" "remove the bench", "I'd like it
+#: brighter" "brighter" (each was pasted into the brief, with no shift or removal: outside tester)
+_SUBJECT = (
+    r"(?:it|they|them|everything|the\s+(?:image|images|picture|pictures|photo|photos|shot|"
+    r"shots|scene|result|results))"
+)
+#: what "it" is asked to be or have ("can it be", "it should have")
+_BECOME = r"(?:be|look|feel|get|become|have|show|include)"
+_WISH = r"(?:i(?:'|’)d|i\s+would|i)\s+(?:like|love|want|prefer|need)"
+_FRAME = re.compile(
+    r"^(?:please|kindly|now|also|then|just|and|but|ok|okay|"
+    r"(?:can|could|would|will)\s+(?:you|we|i)(?:\s+please)?|"
+    r"(?:is|would)\s+it\s+(?:be\s+)?possible\s+(?:for\s+you\s+)?to|"
+    r"is\s+there\s+(?:a|any)\s+way\s+(?:for\s+you\s+)?to|do\s+you\s+think\s+you\s+could|"
+    rf"{_WISH}\s+{_SUBJECT}(?:\s+to)?(?:\s+(?:be|look|feel))?|{_WISH}(?:\s+(?:you\s+)?to)?|"
+    r"let(?:'|’)s|let\s+us|how\s+about|what\s+about|"
+    rf"(?:can|could|would|will|might|may)\s+{_SUBJECT}\s+{_BECOME}|"
+    rf"{_SUBJECT}\s+(?:should|could|would|must|might|needs?\s+to|has\s+to|have\s+to|"
+    rf"ought\s+to)\s+{_BECOME})\s+",
     re.IGNORECASE,
+)
+_POLITE_END = re.compile(
+    r"\s+(?:please|thanks|thank you|for me|if possible|if you can|instead)$", re.IGNORECASE
+)
+#: a part that, its frame taken off, still asks something: a question back to the system
+#: ("what formats do you have?", "is the bench too big?"), which asks for no change and is
+#: never a clause of the brief (outside tester: it was pasted in and carried on)
+_QUESTION = re.compile(
+    r"(?:what|which|how|why|when|where|who|whom|whose|is|are|was|were|am|does|did|can|could|"
+    r"would|will|should|shall|may|might|must|isn(?:'|’)t|aren(?:'|’)t|doesn(?:'|’)t|"
+    r"didn(?:'|’)t|won(?:'|’)t|can(?:'|’)t|couldn(?:'|’)t|wouldn(?:'|’)t|shouldn(?:'|’)t|"
+    r"(?:do|have)\s+(?:you|we|i|they))\b",
+    re.IGNORECASE,
+)
+#: a part with a letter or digit: one without ("?!?...", "*") asks for nothing
+_WORDY = re.compile(r"[^\W_]")
+#: a part that is courtesy alone ("warmer, thanks"): no clause of the brief
+_COURTESY = re.compile(
+    r"please|thanks|thank\s+you(?:\s+(?:so|very)\s+much)?|cheers|thx", re.IGNORECASE
 )
 _MAKE = re.compile(
     r"^(?:make\s+(?:it|them|the image|the images|everything)\s+)?(?:a\s+(?:bit|little)\s+|"
@@ -95,6 +136,10 @@ class BriefEdit(BaseModel):
     after: str
     removed: list[str] = Field(default_factory=list, description="went to the negative prompt")
     added: list[str] = Field(default_factory=list, description="clauses added to the brief")
+    questions: list[str] = Field(
+        default_factory=list,
+        description="parts read as questions asking for no change: left out of the brief",
+    )
     shifts: list[Shift] = Field(default_factory=list, description="asked for by this revision")
     avoid: list[str] = Field(
         default_factory=list,
@@ -284,6 +329,40 @@ def _parts(instruction: str) -> list[tuple[str, bool]]:
     return parts
 
 
+def _unframed(part: str) -> str:
+    """``part`` without the words a request is wrapped in ("can it be", "please", "thanks")."""
+    text = part.strip()
+    while True:
+        shorter = _POLITE_END.sub("", _FRAME.sub("", text)).strip()
+        if shorter == text:
+            return text
+        text = shorter
+
+
+def _read(instruction: str) -> tuple[list[tuple[str, bool]], list[str]]:
+    """The instruction's parts to apply, unframed, each with whether it continues a list; and
+    the parts that are questions asking for no change, as written. A part with no letter or
+    digit, or with courtesy alone ("thanks"), is neither."""
+    parts: list[tuple[str, bool]] = []
+    questions: list[str] = []
+    for raw, listed in _parts(instruction):
+        part = _unframed(raw)
+        if not _WORDY.search(part) or _COURTESY.fullmatch(part):
+            continue
+        if _QUESTION.match(part):
+            questions.append(re.sub(r"\s+", " ", raw).strip(" .,;:!?"))
+            continue
+        parts.append((part, listed))
+    return parts, questions
+
+
+def asks_nothing(instruction: str) -> bool:
+    """Whether ``instruction`` asks for no change to the brief: it holds no part the rules
+    read as an instruction, only questions ("what formats do you have?") or no words at all
+    ("?!?..."). Such a follow-up is not a turn: the API answers it with a 422, nothing stored."""
+    return not _read(instruction)[0]
+
+
 def apply_rules(state: BriefState, instruction: str) -> BriefEdit:
     """Edit ``state``'s brief by ``instruction`` with the rules alone (no model)."""
     brief = state.brief
@@ -293,9 +372,8 @@ def apply_rules(state: BriefState, instruction: str) -> BriefEdit:
     added: list[str] = []
     asked: list[Shift] = []
     removing = False  # the part before was a removal: a bare item after it is removed too
-    for raw, listed in _parts(instruction):
-        part = _FILLER.sub("", raw.strip()).strip()
-        part = re.sub(r"\s+(?:please|thanks|thank you)$", "", part, flags=re.IGNORECASE)
+    parts, questions = _read(instruction)
+    for part, listed in parts:
         plain = _MAKE.sub("", part).strip().lower()
         if plain in _SHIFT_WORDS:
             shift = _SHIFT_WORDS[plain]
@@ -336,6 +414,7 @@ def apply_rules(state: BriefState, instruction: str) -> BriefEdit:
         after=brief,  # never cut: a brief past the limit is refused where it is posted
         removed=removed,
         added=added,
+        questions=questions,
         shifts=asked,
         avoid=avoid[-MAX_AVOID:],
         all_shifts=shifts[-2:],

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from brandloop.agent.clarification import accepts_offer, keeps_asked_size, offered_format
 from brandloop.agent.nodes.intake import redacted_text
-from brandloop.agent.revision import BriefEdit, BriefState, revise
+from brandloop.agent.revision import BriefEdit, BriefState, asks_nothing, revise
 from brandloop.agent.runner import check_request
 from brandloop.api.auth import Principal
 from brandloop.api.deps import Creator, PoolDep, Service, ServiceDep, SessionDep, Viewer
@@ -232,6 +232,8 @@ def _apply(
             carried = {k: v for k, v in carried.items() if k not in ("size", "aspect_ratio")}
             carried["size"] = nearest
     elif state is not None:
+        if asks_nothing(content):  # a question back, or no words: no turn, nothing paid for
+            raise body_error((field,), _asks_nothing_message(open_question=question is not None))
         edit = from_thread.run(revise, state, content, service.writer)
         brief = edit.after
         if len(brief) > MAX_BRIEF_CHARS:  # never cut: the run would lose what was asked
@@ -282,6 +284,20 @@ def _apply(
     )
     session.commit()
     return message, job
+
+
+def _asks_nothing_message(*, open_question: bool) -> str:
+    """What a follow-up that asks for no change is told (brandloop's words, never the input)."""
+    asked = (
+        "the brand's question is still open: answer it ('yes' takes its offer) or say what to "
+        "change"
+        if open_question
+        else "say what to change"
+    )
+    return (
+        "this follow-up asks for no change to the brief (a question, or no words): nothing was "
+        f"stored; {asked}, e.g. 'make it warmer' or 'drop the mug'"
+    )
 
 
 def _reply(job: JobRow | None) -> str | None:

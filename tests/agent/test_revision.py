@@ -12,7 +12,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from brandloop.agent.revision import BriefState, apply_rules, revise, strip_term
+from brandloop.agent.revision import BriefState, apply_rules, asks_nothing, revise, strip_term
 from brandloop.agent.runner import EXPOSURE_KEYS, brand_scoring_policy, run_generation
 from brandloop.agent.templates import SHIPPED_TEMPLATES
 from brandloop.agent.writer import PromptWriter
@@ -309,6 +309,90 @@ async def test_warmer_and_brighter_revisions_move_the_pixels(
     assert bright @ luminance > plain @ luminance
 
 
+BENCH = "a latte on a bench"
+
+
+@pytest.mark.parametrize(
+    ("instruction", "shift"),
+    [
+        ("make it brighter", "brighter"),
+        ("can you make it cooler?", "cooler"),
+        # an outside tester's three: each was pasted into the brief, with no shift
+        ("can it be warmer?", "warmer"),
+        ("could it be darker?", "darker"),
+        ("it should be brighter", "brighter"),
+        # held out: written before the grammar, not used to shape it
+        ("would it be a bit warmer?", "warmer"),
+        ("will they be cooler?", "cooler"),
+        ("please make it darker", "darker"),
+        ("I'd like it brighter", "brighter"),
+        ("I would like it to be warmer, thanks", "warmer"),
+        ("I want the images darker", "darker"),
+        ("it needs to be a little brighter", "brighter"),
+        ("the image should look cooler", "cooler"),
+        ("could you please make them warmer?", "warmer"),
+        ("how about warmer?", "warmer"),
+        ("is it possible to make it brighter?", "brighter"),
+    ],
+)
+def test_a_shift_asked_as_a_question_or_a_wish_is_the_shift(instruction: str, shift: str) -> None:
+    edit = apply_rules(BriefState(brief=BENCH), instruction)
+    assert edit.shifts == [shift] and edit.all_shifts == [shift]
+    assert edit.after == BENCH and edit.added == [] and edit.questions == []
+
+
+@pytest.mark.parametrize(
+    "instruction",
+    [
+        "is it possible to remove the bench?",
+        "can you drop the bench?",
+        # held out
+        "would it be possible to get rid of the bench?",
+        "could we lose the bench",
+        "I'd like you to remove the bench",
+        "is there a way to take out the bench?",
+        "let's drop the bench",
+    ],
+)
+def test_a_removal_asked_as_a_question_removes_the_thing(instruction: str) -> None:
+    edit = apply_rules(BriefState(brief=BENCH), instruction)
+    assert edit.after == "a latte" and edit.removed == edit.avoid == ["bench"]
+    assert edit.added == [] and edit.questions == []
+
+
+@pytest.mark.parametrize(
+    ("instruction", "questions"),
+    [
+        ("what formats do you have?", ["what formats do you have"]),
+        ("Which colours does Acme use?", ["Which colours does Acme use"]),
+        ("do you have a square format?", ["do you have a square format"]),
+        ("is the bench too big?", ["is the bench too big"]),
+        ("?!?...", []),
+        ("*", []),
+        ("(?) ... !", []),
+    ],
+)
+def test_a_follow_up_with_no_edit_leaves_the_brief_alone_and_asks_nothing(
+    instruction: str, questions: list[str]
+) -> None:
+    """A question back to the system was pasted into the brief ("a latte on a bench, what
+    formats do you have") and carried into every later turn (outside tester)."""
+    edit = apply_rules(BriefState(brief=BENCH), instruction)
+    assert edit.after == BENCH and edit.added == edit.removed == edit.shifts == []
+    assert edit.questions == questions
+    assert asks_nothing(instruction)
+
+
+def test_a_question_beside_an_edit_is_left_out_and_the_edit_made() -> None:
+    instruction = "what formats do you have? also can it be warmer, and add steam"
+    edit = apply_rules(BriefState(brief=BENCH), instruction)
+    assert edit.after == "a latte on a bench, steam" and edit.added == ["steam"]
+    assert edit.shifts == ["warmer"] and edit.questions == ["what formats do you have"]
+    assert not asks_nothing(instruction)
+    for edits in ("add steam", "yes", "drop the mug", "warmer", "make it more minimal"):
+        assert not asks_nothing(edits)
+
+
 @pytest.mark.parametrize(
     ("brief", "removal", "back", "after"),
     [
@@ -354,3 +438,11 @@ def test_bringing_back_one_thing_keeps_the_others_avoided() -> None:
 )  # fmt: skip
 def test_a_removed_modifier_leaves_its_noun_phrase_whole(brief: str, term: str, after: str) -> None:
     assert strip_term(brief, term) == (after, True)
+
+
+@pytest.mark.parametrize(
+    "instruction", ["it should have steam", "can it show steam?", "I'd like steam", "add steam"]
+)
+def test_an_addition_asked_as_a_wish_adds_the_thing_alone(instruction: str) -> None:
+    edit = apply_rules(BriefState(brief=BENCH), instruction)
+    assert edit.after == "a latte on a bench, steam" and edit.added == ["steam"]
