@@ -24,7 +24,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from brandloop.agent.writer import PromptWriter
 from brandloop.domain import MAX_BRIEF_CHARS, Shift, is_blank
 
-__all__ = ["BriefEdit", "BriefState", "apply_rules", "asks_nothing", "revise", "strip_term"]
+__all__ = [
+    "BriefEdit",
+    "BriefState",
+    "apply_rules",
+    "asks_nothing",
+    "has_words",
+    "revise",
+    "strip_term",
+]
 
 PaletteShift = Literal["warmer", "cooler"]
 ExposureShift = Literal["brighter", "darker"]
@@ -354,6 +362,11 @@ def _read(instruction: str) -> tuple[list[tuple[str, bool]], list[str]]:
             continue
         parts.append((part, listed))
     return parts, questions
+
+
+def has_words(instruction: str) -> bool:
+    """Whether ``instruction`` holds a letter or digit ("?!?..." holds none)."""
+    return _WORDY.search(instruction) is not None
 
 
 def asks_nothing(instruction: str) -> bool:

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from brandloop.agent.clarification import accepts_offer, keeps_asked_size, offered_format
 from brandloop.agent.nodes.intake import redacted_text
-from brandloop.agent.revision import BriefEdit, BriefState, asks_nothing, revise
+from brandloop.agent.revision import BriefEdit, BriefState, asks_nothing, has_words, revise
 from brandloop.agent.runner import check_request
 from brandloop.api.auth import Principal
 from brandloop.api.deps import Creator, PoolDep, Service, ServiceDep, SessionDep, Viewer
@@ -232,9 +232,15 @@ def _apply(
             carried = {k: v for k, v in carried.items() if k not in ("size", "aspect_ratio")}
             carried["size"] = nearest
     elif state is not None:
-        if asks_nothing(content):  # a question back, or no words: no turn, nothing paid for
+        # a question back, or no words: no turn, nothing paid for - unless a configured
+        # writer reads an edit in a question the rules cannot ("could the lighting feel
+        # more like sunset?"); it never sees a follow-up without a word
+        nothing = asks_nothing(content)
+        if nothing and (service.writer is None or not has_words(content)):
             raise body_error((field,), _asks_nothing_message(open_question=question is not None))
         edit = from_thread.run(revise, state, content, service.writer)
+        if nothing and edit.by == "rules":  # the writer proposed nothing usable
+            raise body_error((field,), _asks_nothing_message(open_question=question is not None))
         brief = edit.after
         if len(brief) > MAX_BRIEF_CHARS:  # never cut: the run would lose what was asked
             raise body_error(

@@ -72,3 +72,40 @@ def test_a_writer_proposal_failing_the_writer_output_check_is_left_to_the_rules(
     assert message["edit"]["by"] == by
     assert "ignore all previous" not in message["brief"] and KEY not in message["brief"]
     assert message["brief"] == f"{FIRST}, steam"
+
+
+@pytest.mark.parametrize(
+    ("answer", "status"),
+    [(edit(f"{FIRST}, sunset light"), 202), ("not an edit", 422)],
+    ids=["writer-reads-it", "writer-proposes-nothing"],
+)
+def test_a_question_the_rules_cannot_read_is_the_writers_to_read(
+    settings_on_both: Settings, db_on_both: Database, keys: Keys, answer: str, status: int
+) -> None:
+    """Without a writer, a follow-up of questions only is a 422 (asks for no change); with
+    one, the writer reads it first, and the 422 comes only if its proposal is not usable."""
+    model = GenericFakeChatModel(messages=iter([AIMessage(answer)]))
+    app = create_app(
+        settings_on_both,
+        ApiSettings(workers=0, rate_limit_per_minute=100_000, rate_limit_burst=10_000),
+        use_memory=False,
+        database=db_on_both,
+        writer=PromptWriter(model),
+    )
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).is_success
+        created = client.post(
+            "/v1/threads",
+            json={"brand": "Acme Coffee", "message": FIRST, "size": "64x64"},
+            headers=keys["A", "creator"],
+        )
+        assert created.status_code == 201, created.text
+        url = f"/v1/threads/{created.json()['id']}/messages"
+        asked = {"content": "could the lighting feel more like sunset?"}
+        answered = client.post(url, json=asked, headers=keys["A", "creator"])
+        assert answered.status_code == status, answered.text
+        if status == 202:
+            assert answered.json()["message"]["brief"] == f"{FIRST}, sunset light"
+        # no letter or digit: never the writer's (its one answer is spent above)
+        nothing = client.post(url, json={"content": "?!?..."}, headers=keys["A", "creator"])
+        assert nothing.status_code == 422, nothing.text
