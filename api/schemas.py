@@ -28,7 +28,9 @@ from brandloop.domain import (
     MAX_ASSET_COUNT,
     MAX_ASSET_FORMATS,
     MAX_BRIEF_CHARS,
+    MAX_MESSAGE_CHARS,
     MAX_NOTE_CHARS,
+    MAX_REVIEW_NOTE_CHARS,
     MAX_SEED,
     PROVIDER_NAME,
     GenerationRequest,
@@ -519,7 +521,7 @@ class ReviewDecision(_In):
     model_config = ConfigDict(json_schema_extra=lambda schema: _a_rejection_says_why(schema))
 
     decision: Literal["approve", "reject"]
-    note: str = Field(default="", max_length=2000)
+    note: str = Field(default="", max_length=MAX_REVIEW_NOTE_CHARS)
 
     @model_validator(mode="after")
     def _rejection_says_why(self) -> ReviewDecision:
@@ -654,7 +656,7 @@ class TemplateVersionCreate(_In):
     model_hints: list[Annotated[str, Field(pattern=MODEL_HINT_PATTERN.pattern)]] = Field(
         default_factory=list, max_length=20, examples=[["procedural/draft"]]
     )
-    message: str = Field(default="", max_length=2000)
+    message: str = Field(default="", max_length=MAX_MESSAGE_CHARS)
     description: str = Field(default="", max_length=2000)
     metadata: TemplateMetadataIn = Field(default_factory=TemplateMetadataIn)
 

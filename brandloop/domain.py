@@ -62,6 +62,11 @@ MAX_BRIEF_CHARS = 4000
 #: A style note's limit: what a prompt can hold (the text gate's default ``max_chars``, the
 #: brief's limit), so a note is never refused by moderation for its length
 MAX_NOTE_CHARS = MAX_BRIEF_CHARS
+#: A template version's commit message and a review note (of a template version or a run):
+#: at most this many characters wherever they are typed (the API's schemas, a template file's
+#: ``message:``, the CLI's ``-m`` and ``--note``, the studio's forms)
+MAX_MESSAGE_CHARS = 2000
+MAX_REVIEW_NOTE_CHARS = 2000
 #: A campaign asset (``POST /v1/campaigns``, a ``campaign run`` file): at most this many
 #: formats, and at most this many accepted images wanted per format.
 MAX_ASSET_FORMATS = 8

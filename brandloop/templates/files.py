@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from sqlalchemy.orm import Session
 
 from brandloop.artifacts import atomic_write
-from brandloop.domain import TemplateStatus, TemplateVersion
+from brandloop.domain import MAX_MESSAGE_CHARS, TemplateStatus, TemplateVersion
 from brandloop.errors import BadInputError, present
 from brandloop.policy_files import yaml_error
 from brandloop.registry import crud
@@ -71,6 +71,9 @@ class VersionFile(BaseModel):
     version: int = Field(ge=1)
     status: TemplateStatus = "draft"
     author: str = Field(min_length=1, max_length=120, pattern=ACTOR_PATTERN.pattern)
+    #: up to ``MAX_MESSAGE_CHARS`` for a version new to the registry (checked on import, naming
+    #: the file and version); a version the registry has may hold a longer one stored before
+    #: the CLI enforced the limit, and its own export imports again
     message: str = ""
     created_at: datetime | None = None
     body: str = Field(min_length=1)
@@ -80,13 +83,14 @@ class VersionFile(BaseModel):
     metadata: TemplateMetadata = Field(default_factory=TemplateMetadata)
 
     def spec(self) -> TemplateSpec:
+        """The version's content as a template file holds it (its message apart: see
+        ``message``)."""
         return TemplateSpec(
             body=self.body,
             negative_body=self.negative_body,
             params=self.params,
             model_hints=self.model_hints,
             metadata=self.metadata,
-            message=self.message,
         )
 
     def content(self) -> dict[str, Any]:
@@ -106,6 +110,8 @@ class TemplateFile(BaseModel):
     description: str = ""
     labels: dict[str, dict[str, float]] = Field(default_factory=dict)
     versions: list[VersionFile] = Field(min_length=1)
+    #: the file it was read from (its name), for errors found after reading
+    _source: str = PrivateAttr(default="")
 
     @model_validator(mode="after")
     def _numbers(self) -> TemplateFile:
@@ -209,6 +215,7 @@ def read_directory(directory: Path) -> list[TemplateFile]:
             source=path.name,
             holds="name and versions",
         )
+        parsed._source = path.name
         check_name(parsed.name)
         if parsed.name in seen:
             raise BadInputError(f"{path.name}: template {parsed.name!r} appears in two files")
@@ -353,6 +360,12 @@ def import_templates(
                 _check_unchanged(tf.name, vf, row)
                 continue
             _check_imported_review(tf.name, vf, actor, policy)
+            if len(vf.message) > MAX_MESSAGE_CHARS:  # an export made before the CLI's limit
+                raise BadInputError(
+                    f"{tf._source} version {vf.version}: message is {len(vf.message)} "
+                    f"characters long; at most {MAX_MESSAGE_CHARS} are allowed for a version "
+                    "new to this registry (shorten it in the file to import it)"
+                )
             check_model_hints(vf.spec().model_hints, models)
             try:
                 check_params(vf.params)

@@ -28,7 +28,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from brandloop.domain import ModerationVerdict, TemplateStatus, TemplateVersion, is_blank, utcnow
+from brandloop.domain import (
+    MAX_MESSAGE_CHARS,
+    MAX_REVIEW_NOTE_CHARS,
+    ModerationVerdict,
+    TemplateStatus,
+    TemplateVersion,
+    is_blank,
+    utcnow,
+)
 from brandloop.errors import BadInputError, ConflictError, NotFoundError, RefusedError
 from brandloop.policy_files import (
     describe_validation_error,
@@ -137,7 +145,7 @@ class TemplateSpec(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     model_hints: list[str] = Field(default_factory=list, max_length=20)
     metadata: TemplateMetadata = Field(default_factory=TemplateMetadata)
-    message: str = Field(default="", max_length=2000)
+    message: str = Field(default="", max_length=MAX_MESSAGE_CHARS)
 
     @field_validator("body")
     @classmethod
@@ -209,6 +217,19 @@ def _too_long(what: str, value: str, limit: int) -> BadInputError | None:
     return BadInputError(
         f"{what} {value[:24]!r}… is {len(value)} characters long; at most {limit} are allowed"
     )
+
+
+def check_text(what: str, text: str, limit: int) -> str:
+    """``text`` (a commit message, a review note) within ``limit`` characters, else a
+    :class:`BadInputError` saying its length and the limit, never the text (it fills lines)."""
+    if len(text) > limit:
+        raise BadInputError(f"{what} is {len(text)} characters long; at most {limit} are allowed")
+    return text
+
+
+def check_note(note: str, what: str = "the note") -> str:
+    """A review note within the API's limit (``POST .../review``'s ``note``)."""
+    return check_text(what, note, MAX_REVIEW_NOTE_CHARS)
 
 
 def check_actor(actor: str) -> str:
@@ -566,6 +587,7 @@ def new_version(
     check_actor(actor)
     if is_blank(message):
         raise BadInputError("a new version needs a commit message (-m)")
+    check_text("the commit message (-m)", message, MAX_MESSAGE_CHARS)
     check_content(spec, name=name, models=models)
     template = _template(session, tenant, name)
     # the refusal's record names the number this version would likely get
@@ -635,6 +657,7 @@ def submit(
     ``in_review`` over a verdict committed meanwhile - a rejected version back in review, then
     approved and put on ``production`` (outside tester)."""
     check_actor(actor)
+    check_note(note)
     crud.lock_template(session, tenant=tenant, name=name)
     template = _template(session, tenant, name)
     row = _version(session, template, version)
@@ -672,6 +695,7 @@ def _decide(
     is_approver: bool | None = None,
 ) -> TemplateVersionRow:
     check_actor(actor)
+    check_note(note)
     # under the template's lock, as label moves are: a label move at the same time either
     # comes first (and this rejection takes the version out of it) or sees the verdict
     crud.lock_template(session, tenant=tenant, name=name)
@@ -838,6 +862,7 @@ def comment(
     check_actor(actor)
     if is_blank(note):
         raise BadInputError("a comment needs text")
+    check_note(note, "the comment")
     template = _template(session, tenant, name)
     _version(session, template, version)
     _review(session, template, version, actor, "comment", note)

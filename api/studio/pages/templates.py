@@ -33,7 +33,7 @@ from brandloop.api.studio.web import (
     see_other,
 )
 from brandloop.api.studio.wording import field_problem
-from brandloop.domain import is_blank
+from brandloop.domain import MAX_MESSAGE_CHARS, MAX_REVIEW_NOTE_CHARS, is_blank
 from brandloop.errors import BadInputError
 from brandloop.registry.models import AttemptRow, RunRow
 from brandloop.templates.governance import (
@@ -134,7 +134,7 @@ def new_version(
     _: Csrf,
     body: Annotated[str, Form(min_length=1, max_length=8000)],
     negative_body: Annotated[str, Form(max_length=4000)] = "",
-    message: Annotated[str, Form(max_length=2000)] = "",
+    message: Annotated[str, Form(max_length=MAX_MESSAGE_CHARS)] = "",
 ) -> Response:
     made = add_version(
         name,
@@ -161,7 +161,7 @@ def review(
     session: SessionDep,
     _: Csrf,
     decision: Annotated[Literal["approve", "reject"], Form()],
-    note: Annotated[str, Form(max_length=2000)] = "",
+    note: Annotated[str, Form(max_length=MAX_REVIEW_NOTE_CHARS)] = "",
 ) -> Response:
     if decision == "reject" and is_blank(note):  # what the browser's `required` also asks
         raise StudioError(
