@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from fastapi import Body
 from fastapi.exceptions import RequestValidationError
 from pydantic import (
     AfterValidator,
@@ -532,6 +533,28 @@ class ReviewDecision(_In):
 
 class TemplateReviewDecision(ReviewDecision):
     """A verdict on a template version: a rejection says why, as a run's does."""
+
+
+class TemplateSubmit(_In):
+    """What a submission may carry: a note for the reviewer, stored with the ``submit`` step as
+    ``brandloop templates submit --note`` stores one (the body is optional: none, or ``{}``, is
+    a submission without a note)."""
+
+    note: str = Field(
+        default="",
+        max_length=MAX_REVIEW_NOTE_CHARS,
+        description="a note for the reviewer, as a review's note (at most 2,000 characters)",
+    )
+
+
+class NoFields(_In):
+    """The body of a POST that takes no fields: none, or ``{}``. A member is a 422
+    (``extra_forbidden``), as an unknown member of any other body is: never ignored."""
+
+
+#: the optional body of a POST that takes no fields (``POST /v1/jobs/{id}/cancel``,
+#: ``POST /v1/runs/{id}/resume``): ``_: NoBody = None``
+NoBody = Annotated[NoFields | None, Body(title="Body", description="none, or an empty object")]
 
 
 class TemplateAwaitingReview(BaseModel):

@@ -22,7 +22,7 @@ from brandloop.api.jobs.service import (
 )
 from brandloop.api.params import ASCII_INT, LAST_EVENT_ID_PATTERN
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
-from brandloop.api.schemas import JobPublic, JobState
+from brandloop.api.schemas import JobPublic, JobState, NoBody
 from brandloop.registry.models_service import JobRow
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
@@ -164,7 +164,9 @@ def events_response(
     "before the cancel reached it keeps what it made, and the job ends as the run did.",
     responses=problems(409),
 )
-def cancel_job(job_id: str, principal: Creator, session: SessionDep, pool: PoolDep) -> JobPublic:
+def cancel_job(
+    job_id: str, principal: Creator, session: SessionDep, pool: PoolDep, _: NoBody = None
+) -> JobPublic:
     row = store.get_job(session, tenant=principal.tenant, job_id=job_id)
     if row is None:
         raise ApiProblem(404, "not-found", f"no job {job_id}")

@@ -21,7 +21,7 @@ from brandloop.api.deps import (
 from brandloop.api.jobs.service import job_cost, job_public, resume_job, run_not_found
 from brandloop.api.params import ASCII_INT, QueryDateTime
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
-from brandloop.api.schemas import JobPublic
+from brandloop.api.schemas import JobPublic, NoBody
 from brandloop.domain import Receipt, RunStatus
 from brandloop.registry import crud
 from brandloop.registry.models import RunRow
@@ -142,7 +142,12 @@ def get_receipts(run_id: str, principal: Viewer, session: SessionDep) -> list[Re
     responses=problems(402, 409),
 )
 def resume(
-    run_id: str, principal: Creator, session: SessionDep, pool: PoolDep, service: ServiceDep
+    run_id: str,
+    principal: Creator,
+    session: SessionDep,
+    pool: PoolDep,
+    service: ServiceDep,
+    _: NoBody = None,
 ) -> JobPublic:
     job = resume_job(
         session,

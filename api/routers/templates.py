@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Body, Path
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,7 +22,12 @@ from brandloop.api.auth import Principal
 from brandloop.api.deps import Approver, Creator, DatabaseDep, SessionDep, SettingsDep, Viewer
 from brandloop.api.params import VERSION_NUMBER
 from brandloop.api.problems import PROBLEM_RESPONSES, ApiProblem, problems
-from brandloop.api.schemas import LabelUpdate, TemplateReviewDecision, TemplateVersionCreate
+from brandloop.api.schemas import (
+    LabelUpdate,
+    TemplateReviewDecision,
+    TemplateSubmit,
+    TemplateVersionCreate,
+)
 from brandloop.domain import PromptTemplate, TemplateVersion
 from brandloop.registry import crud
 from brandloop.registry.models import TemplateRow, TemplateVersionRow
@@ -178,7 +183,10 @@ def add_version(
 @router.post(
     "/{name}/versions/{version}/submit",
     response_model=TemplateVersion,
-    summary="Submit a draft for review (draft → in_review)",
+    summary="Submit a draft for review (draft → in_review), with an optional note",
+    description="The body is optional: `{note}` for the reviewer (at most 2,000 characters), "
+    "stored with the submission as `brandloop templates submit --note` stores it; an unknown "
+    "member or a longer note is a 422.",
     responses=problems(409),
 )
 def submit_version(
@@ -186,6 +194,7 @@ def submit_version(
     version: Annotated[int, Path(ge=1, le=100_000), VERSION_NUMBER],
     principal: Creator,
     session: SessionDep,
+    body: Annotated[TemplateSubmit | None, Body()] = None,
 ) -> TemplateVersion:
     return _version_step(
         session,
@@ -193,6 +202,7 @@ def submit_version(
         name,
         version,
         governance.submit,
+        note=body.note if body is not None else "",
         is_approver=_is_approver(principal),
     )
 

@@ -149,7 +149,7 @@ def new_version(
 
 @router.post("/templates/{name}/versions/{version}/submit")
 def submit(name: str, version: int, user: Creator, session: SessionDep, _: Csrf) -> Response:
-    submit_version(name, version, user.api_principal, session)
+    submit_version(name, version, user.api_principal, session, None)
     return see_other(f"/templates/{name}")
 
 
