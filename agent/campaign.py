@@ -51,8 +51,9 @@ from brandloop.policies.brandkit import load_brand_kit
 from brandloop.policy_files import (
     describe_validation_error,
     field_path,
-    load_yaml_file,
     one_line,
+    parse_yaml,
+    yaml_error,
 )
 from brandloop.registry import crud
 from brandloop.registry.db import Database
@@ -67,7 +68,11 @@ _FORMAT = re.compile(FORMAT_TEXT)
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    """Strict as ``POST /v1/campaigns``'s body: no unknown field, and no text for a number or
+    a flag (``budget_usd: "1.5"``, ``seed: "7"`` and ``budget_usd: true`` are refused, as the
+    API refuses them with a 422; a budget in a string once ran)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 def _format(value: str) -> str:
@@ -191,9 +196,15 @@ def load_campaign(path: Path) -> CampaignSpec:
     surrogate; formats that are sizes or aspect ratios, each once, 1-8 of them; a count of
     1-8), so a bad asset is refused before the first one runs: one line naming the file and
     the field, e.g. ``campaign c.yaml: assets[1].brief: brief is empty``."""
-    if not path.is_file():
-        raise NotFoundError(f"no campaign file {path}")
-    data = load_yaml_file(path, what="campaign")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise yaml_error(f"campaign {path}", exc) from None
+    except FileNotFoundError:
+        raise NotFoundError(f"no campaign file {path}") from None
+    except OSError as exc:  # a folder, say: named as `templates create --file` names one
+        raise BadInputError(f"cannot read campaign file {path}: {exc.strerror or exc}") from None
+    data = parse_yaml(text, source=f"campaign {path}")
     try:
         spec = CampaignSpec.model_validate(data)
     except ValidationError as exc:

@@ -29,7 +29,8 @@ import re
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, get_args
 
 import typer
 import yaml
@@ -125,6 +126,30 @@ def _strict_numbers(command: Any) -> None:
         _strict_numbers(sub)
 
 
+def _no_empty_paths(command: Any) -> None:
+    """Make every path option and argument of ``command`` and its subcommands refuse an empty
+    value (exit 2, naming it as empty): converted, ``""`` is ``Path(".")``, the current folder,
+    which a command then named as ``.`` ("no campaign file .") or even used."""
+    for param in command.params:
+        annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+        if annotation is not Path and Path not in get_args(annotation):
+            continue
+        convert = param.process_value
+
+        def process_value(
+            ctx: Any, value: Any, convert: Callable[[Any, Any], Any] = convert, param: Any = param
+        ) -> Any:
+            if isinstance(value, str) and value == "":
+                raise typer.BadParameter(
+                    "the path is empty: name a file or folder", ctx=ctx, param=param
+                )
+            return convert(ctx, value)
+
+        param.process_value = process_value
+    for sub in getattr(command, "commands", {}).values():
+        _no_empty_paths(sub)
+
+
 def _texts(value: object) -> list[str]:
     if isinstance(value, str):
         return [value]
@@ -184,6 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     command = typer.main.get_command(app)
     _check_values(command)
     _strict_numbers(command)
+    _no_empty_paths(command)
     _tidy_help(command)
     try:
         with invocation():

@@ -57,6 +57,10 @@ assets:
             + "]",
             "assets[1].formats: List should have at most 8 items",
         ),
+        # strict as the API's body: no string for a number (budget_usd: "0.2" once ran)
+        ('    brief: "a mug"\n    budget_usd: "0.2"', "assets[1].budget_usd: Input should be a"),
+        ('    brief: "a mug"\n    count: "2"', "assets[1].count: Input should be a valid integer"),
+        ('    brief: "a mug"\n    budget_usd: true', "assets[1].budget_usd: Input should be a"),
     ],
     ids=[
         "blank",
@@ -68,6 +72,9 @@ assets:
         "ratio-0",
         "zero-led",
         "9-formats",
+        "budget-text",
+        "count-text",
+        "budget-true",
     ],
 )
 def test_a_bad_later_asset_is_refused_before_the_first_runs(
@@ -237,3 +244,53 @@ def test_a_campaign_name_is_refused_in_plain_words(
     code, _, err = run_cli(capsys, "campaign", "run", str(path), "--json")
     assert code == 2 and err.count("\n") == 1, err
     assert "name: a campaign name is 1-80 lower-case letters" in err and "^[" not in err, err
+
+
+@pytest.mark.parametrize(
+    ("field", "said"),
+    [
+        ('budget_usd: "1.5"', "budget_usd: Input should be a valid number"),
+        ("budget_usd: true", "budget_usd: Input should be a valid number"),
+        ('seed: "7"', "seed: Input should be a valid integer"),
+        ('defaults:\n  budget_usd: "0.2"', "defaults.budget_usd: Input should be a valid number"),
+        ('defaults:\n  count: "2"', "defaults.count: Input should be a valid integer"),
+    ],
+    ids=["budget-text", "budget-true", "seed-text", "default-budget-text", "default-count-text"],
+)
+def test_a_campaign_file_takes_no_text_for_a_number_as_the_api_does(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path, field: str, said: str
+) -> None:
+    """``budget_usd: "1.5"`` once ran, while ``POST /v1/campaigns`` refuses a string budget
+    with a 422 and the file itself refused ``count: "2"`` (outside tester)."""
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        f'name: strict\nbrand: Acme Coffee\n{field}\nassets:\n  - id: a\n    brief: "a mug"\n',
+        encoding="utf-8",
+    )
+    before = data_snapshot(settings.data_dir)
+    code, out, err = run_cli(capsys, "campaign", "run", str(path), "--json")
+    assert code == 2, (code, out, err)
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"brandloop: error: campaign {path}: {said}"), err
+    assert data_snapshot(settings.data_dir) == before
+
+
+def test_a_campaign_path_that_is_a_folder_or_empty_is_named_so(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    """A folder is "cannot read campaign file X: Is a directory", as ``templates create --file``
+    says of one, not "no campaign file"; an empty path is named as empty, not as ``.``
+    (outside tester)."""
+    folder = tmp_path / "dir.yaml"
+    folder.mkdir()
+    before = data_snapshot(settings.data_dir)
+    code, out, err = run_cli(capsys, "campaign", "run", str(folder))
+    assert (code, out) == (2, ""), err
+    assert err == f"brandloop: error: cannot read campaign file {folder}: Is a directory\n"
+    code, out, err = run_cli(capsys, "campaign", "run", "")
+    assert (code, out) == (2, ""), err
+    assert err.count("\n") == 1 and "'file'" in err and "path is empty" in err, err
+    assert "campaign file ." not in err
+    code, out, err = run_cli(capsys, "campaign", "run", str(tmp_path / "missing.yaml"))
+    assert code == 2 and f"no campaign file {tmp_path / 'missing.yaml'}" in err, err
+    assert data_snapshot(settings.data_dir) == before
