@@ -30,6 +30,7 @@ __all__ = [
     "FORMAT_PATTERN",
     "LAST_EVENT_ID_PATTERN",
     "SIZE_PATTERN",
+    "TEMPLATE_REF",
     "VERSION_NUMBER",
     "QueryDate",
     "QueryDateTime",
@@ -89,3 +90,7 @@ LAST_EVENT_ID_PATTERN = r"^[0-9]{1,18}$"
 SIZE_PATTERN = SIZE_TEXT
 ASPECT_PATTERN = ASPECT_TEXT
 FORMAT_PATTERN = FORMAT_TEXT
+
+#: A template reference: ``name``, ``name@VERSION`` or ``name:LABEL``
+#: (``brandloop.agent.templates.REF_PATTERN``, versions as the template routes take them)
+TEMPLATE_REF = r"^[a-z0-9][a-z0-9_.-]{0,119}(@[1-9][0-9]{0,5}|:[a-z0-9][a-z0-9_-]{0,63})?$"

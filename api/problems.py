@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from brandloop.api.pattern_words import pattern_message
 from brandloop.errors import (
     BadInputError,
     BrandloopError,
@@ -232,15 +233,16 @@ _MEMORY_UNAVAILABLE = (
 
 
 def _safe_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    """Where and what, without echoing the input back (it may hold a secret)."""
+    """Where and what, without echoing the input back (it may hold a secret), and a pattern's
+    mismatch in words (:func:`pattern_message`), never the pattern."""
     out = []
     for err in exc.errors():
+        loc = tuple(err.get("loc", ()))
+        msg = str(err.get("msg", ""))
+        if err.get("type") == "string_pattern_mismatch":
+            msg = pattern_message(loc, err.get("ctx"))
         out.append(
-            {
-                "loc": [str(part) for part in err.get("loc", ())],
-                "msg": str(err.get("msg", "")),
-                "type": str(err.get("type", "")),
-            }
+            {"loc": [str(part) for part in loc], "msg": msg, "type": str(err.get("type", ""))}
         )
     return out
 

@@ -24,7 +24,7 @@ from pydantic_core import PydanticCustomError
 from brandloop import domain
 from brandloop.agent.nodes.intake import redacted_brief
 from brandloop.agent.revision import BriefEdit
-from brandloop.api.params import ASPECT_PATTERN, FORMAT_PATTERN, SIZE_PATTERN
+from brandloop.api.params import ASPECT_PATTERN, FORMAT_PATTERN, SIZE_PATTERN, TEMPLATE_REF
 from brandloop.domain import (
     MAX_ASSET_COUNT,
     MAX_ASSET_FORMATS,
@@ -64,9 +64,6 @@ def _whole(value: Any) -> Any:
 #: boolean or a string (``WHOLE`` goes after an optional integer's bounds)
 WHOLE = BeforeValidator(_whole)
 BodyInt = Annotated[int, WHOLE]
-#: A template reference: ``name``, ``name@VERSION`` or ``name:LABEL``
-#: (``brandloop.agent.templates.REF_PATTERN``, versions as the template routes take them)
-TEMPLATE_REF = r"^[a-z0-9][a-z0-9_.-]{0,119}(@[1-9][0-9]{0,5}|:[a-z0-9][a-z0-9_-]{0,63})?$"
 #: Characters that are blank, and text that must say something (at least one character that is
 #: not blank; the schema's pattern, searched anywhere in the text): ``brandloop.domain``'s rule,
 #: the one the CLI and the agent apply
