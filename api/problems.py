@@ -241,6 +241,8 @@ def _safe_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
         msg = str(err.get("msg", ""))
         if err.get("type") == "string_pattern_mismatch":
             msg = pattern_message(loc, err.get("ctx"))
+        elif err.get("type") == "value_error":  # pydantic's prefix says nothing to a reader
+            msg = msg.removeprefix("Value error, ")
         out.append(
             {"loc": [str(part) for part in loc], "msg": msg, "type": str(err.get("type", ""))}
         )
