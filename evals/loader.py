@@ -220,7 +220,18 @@ def check_brand(case: Case, brand_names: dict[str, str], where: str) -> None:
     )
 
 
+#: agent policy keys an eval target may not set: an eval run is never held for review
+_REVIEW_KEYS = ("review", "brand_review")
+
+
 def _resolve_target(target: TargetSpec, base: Path) -> TargetSpec:
+    review = [key for key in _REVIEW_KEYS if key in target.policy]
+    if review:
+        # set, it would be silently dropped (the runner runs without the gate)
+        raise BadInputError(
+            f"target {target.name}: policy.{review[0]} is not an eval setting: an eval run "
+            "measures the agent and is never held for review (docs/evals.md)"
+        )
     if target.policy:
         try:
             AgentPolicy.model_validate({**load_agent_policy().model_dump(), **target.policy})

@@ -376,6 +376,9 @@ class CaseResult(_Model):
     latency_ms: float = 0.0
     provider_ms: float = 0.0
     fallback: bool = False
+    #: the review policy production applies to the case's brand (``always (brand
+    #: acme-coffee)``), which this eval run did not: an eval run is never held for review
+    review_not_applied: str | None = None
     pii_found: list[str] = Field(default_factory=list)
     histograms: list[list[float]] = Field(default_factory=list)
     assertions: list[AssertionResult] = Field(default_factory=list)

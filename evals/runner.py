@@ -42,7 +42,7 @@ from brandloop import event_loop
 from brandloop.agent.runner import RunTiming, run_generation
 from brandloop.agent.templates import REF_PATTERN, ensure_shipped_templates, shipped_template_names
 from brandloop.artifacts import ArtifactStore, atomic_write, read_png_text
-from brandloop.domain import GenerationRequest, TemplateVersion
+from brandloop.domain import GenerationRequest, TemplateVersion, brand_key
 from brandloop.errors import BadInputError, present
 from brandloop.evals.evaluators import evaluate_case
 from brandloop.evals.loader import target_fingerprint
@@ -57,7 +57,7 @@ from brandloop.evals.models import (
 )
 from brandloop.evals.stats import GateVerdict
 from brandloop.evals.template_files import check_template_file, plan_registrations
-from brandloop.policies.agent import AgentPolicy, load_agent_policy
+from brandloop.policies.agent import AgentPolicy, ReviewPolicy, load_agent_policy
 from brandloop.policies.brandkit import load_brand_kit
 from brandloop.policies.catalog import CATALOG_PATH, load_catalog
 from brandloop.policy_files import one_line
@@ -73,6 +73,8 @@ log = logging.getLogger(__name__)
 RECEIPT_KEY = "brandloop:receipt"
 #: the copy of the suite a set ran (``EvalRunner.run`` writes it; ``suite_as_run`` reads it)
 SUITE_COPY = "suite.json"
+#: the manifest's ``review`` (and the JSON document's): an eval run is never held for review
+REVIEW_NOT_APPLIED = "not applied"
 THUMB_SIDE = 160
 HIST_BINS = 4
 ProgressSink = Callable[[CaseResult], None]
@@ -101,6 +103,9 @@ class EvalRun:
     #: False for a set read back that stopped before every execution ran (Ctrl-C, a crash):
     #: no gate was decided, and the headline says so rather than GATE FAILED
     finished: bool = True
+    #: the review gate of the set's runs (the manifest's ``review``): ``not applied``, or None
+    #: for a set an older release started, whose runs a brand's review policy held
+    review: str | None = None
 
     def for_target(self, name: str) -> list[CaseResult]:
         return [r for r in self.results if r.target == name]
@@ -158,7 +163,14 @@ class EvalRunner:
         # every target in full (a command-line one is in no suite file), for the studio
         specs = [t.model_dump(mode="json") for t in self.targets]
         self._write_manifest(
-            {**wanted, "target_specs": specs, "finished": False, "started_at": started}
+            {
+                **wanted,
+                "target_specs": specs,
+                "finished": False,
+                "started_at": started,
+                # a set an older release started (resumed above) held its runs for review
+                "review": REVIEW_NOT_APPLIED,
+            }
         )
         return 0
 
@@ -251,6 +263,7 @@ class EvalRunner:
             resumed=resumed,
             wall_s=wall_s,
             started_at=manifest.get("started_at", ""),
+            review=manifest.get("review"),
         )
 
     def _schedule(self) -> list[tuple[TargetSpec, int, list[Case]]]:
@@ -323,6 +336,10 @@ class EvalRunner:
         timings: list[RunTiming] = []
         started = time.perf_counter()
         try:
+            policy = agent_policy(target)
+            base = base.model_copy(
+                update={"review_not_applied": review_not_applied(policy, case.brand)}
+            )
             await self._prepare_tenant(db, target, tenant)
             request = build_request(case, target, k, tenant)
             result = await run_generation(
@@ -332,7 +349,7 @@ class EvalRunner:
                 providers=self.providers(target) if self.providers else None,
                 use_memory=target.memory,
                 use_cache=target.cache,
-                policy=agent_policy(target),
+                policy=without_review(policy),
                 timing=timings.append,
             )
         except Exception as exc:  # one broken case is a failed case, not a failed run
@@ -394,12 +411,30 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def agent_policy(target: TargetSpec) -> AgentPolicy | None:
-    """The shipped (or configured) agent policy with the target's overrides applied."""
+def agent_policy(target: TargetSpec) -> AgentPolicy:
+    """The shipped (or configured) agent policy with the target's overrides applied: what a
+    run of the target would be held to in production, review gate included."""
+    policy = load_agent_policy()
     if not target.policy:
-        return None
-    merged = {**load_agent_policy().model_dump(), **target.policy}
-    return AgentPolicy.model_validate(merged)
+        return policy
+    return AgentPolicy.model_validate({**policy.model_dump(), **target.policy})
+
+
+def without_review(policy: AgentPolicy) -> AgentPolicy:
+    """``policy`` with no review gate, for an eval run: the run measures the agent (what it
+    accepted, at what cost), and nobody reviews an eval run, so a brand whose deliveries wait
+    for a human (``brand_review``) would otherwise end every case ``awaiting_review`` with
+    nothing accepted, and leave a run waiting in the target's registry. Only the run's
+    policy changes: what it accepts, and how, is the production run's."""
+    return policy.model_copy(update={"review": ReviewPolicy(mode="never"), "brand_review": {}})
+
+
+def review_not_applied(policy: AgentPolicy, brand: str) -> str | None:
+    """The review policy production holds ``brand``'s deliveries to, which an eval run does not
+    apply (``always (brand acme-coffee)``), or None when it has none."""
+    slug = brand_key(brand)
+    mode = policy.review_for(slug).mode
+    return None if mode == "never" else f"{mode} (brand {slug})"
 
 
 def group_key(group: str) -> str:

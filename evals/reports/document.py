@@ -73,6 +73,7 @@ def case_row(result: CaseResult) -> dict[str, Any]:
         "attempt_count": len(result.attempts),
         "latency_ms": result.latency_ms,
         "fallback": result.fallback,
+        "review_not_applied": result.review_not_applied,
         "assertions": [a.model_dump(mode="json") for a in result.assertions],
     }
 
@@ -94,6 +95,7 @@ def build_document(run: EvalRun, baseline: BaselineReport | None = None) -> dict
         "wall_s": None if run.wall_s is None else round(run.wall_s, 3),
         "repeat": run.repeat,
         "resumed": run.resumed,
+        "review": run.review,
         "targets": [t.model_dump(mode="json") for t in run.targets],
         "gate": {"min_pass_rate": run.suite.gate.min_pass_rate, "passed": gates},
         "summary": {name: s.model_dump(mode="json") for name, s in table.items()},

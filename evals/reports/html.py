@@ -344,6 +344,10 @@ def _cell(run_dir: Path, result: CaseResult | None, receipts: list[str], repeat_
         notes += f"<div class='ko'>error: {escape(result.error)}</div>"
     elif result.reason and result.status in {"refused", "failed"}:
         notes += f"<div>{escape(result.reason)}</div>"
+    if result.review_not_applied:
+        notes += (
+            f"<div>review gate not applied (production: {escape(result.review_not_applied)})</div>"
+        )
     figures = []
     for attempt in result.attempts:
         anchor = _anchor("receipt", result.target, result.case_id, result.repeat, attempt.id)

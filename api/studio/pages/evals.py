@@ -148,6 +148,7 @@ def load_run(path: Path) -> EvalRun:
         notes=notes,
         verdict_missing=verdict is None,
         finished=finished,
+        review=manifest.get("review"),
     )
 
 

@@ -197,3 +197,57 @@ def test_a_golden_suite_naming_what_does_not_exist_is_refused_before_anything_ru
     assert by_label.status_code == 422, by_label.text
     assert "acme-hero:production names a template of this tenant&#39;s by label" in by_label.text
     assert "name a version (acme-hero@N)" in by_label.text, by_label.text
+
+
+def test_a_golden_case_of_a_brand_that_requires_review_passes_and_holds_no_review(
+    studio: Studio, api: Callable[..., Any], tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Outside tester: with ``brand_review: {acme-coffee: {mode: always}}`` the golden suite
+    always failed (its run waited for a review nobody can give, with nothing accepted); an eval
+    run measures the agent, so it is not held for review and none waits in the queue."""
+    policy = tmp_path / "agent.yaml"
+    policy.write_text("brand_review: {acme-coffee: {mode: always}}\n", encoding="utf-8")
+    monkeypatch.setenv("BRANDLOOP_AGENT_POLICY", str(policy))
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    job = api(
+        "POST",
+        "/v1/generations?wait=60",
+        studio.key("A", "creator"),
+        json={"brief": "a steaming mug on a wooden table", "brand": "Acme Coffee",
+              "size": "256x256", "seed": 5, "template": "brand-hero@1"},
+    ).json()  # fmt: skip
+    assert job["state"] == "awaiting_review", json.dumps(job)[:2000]
+    run_id = job["run_id"]
+    lee = studio.signed_in_as("A", "lee", "approver")
+    page = lee.get(f"/review/{run_id}").text
+    approved = lee.post(
+        f"/review/{run_id}/decision",
+        data={"csrf": csrf_of(page), "decision": "approve", "note": "on brand"},
+        follow_redirects=False,
+    )
+    assert approved.status_code == 303, approved.text
+    page = lee.get(f"/review/{run_id}").text
+    (sha,) = sorted(set(re.findall(r'name="sha256" value="([0-9a-f]{64})"', page)))
+    for action, form in (("rubric", {"on_brand": "5", "usable": "yes"}), ("golden", {})):
+        done = lee.post(
+            f"/review/{run_id}/{action}",
+            data={"csrf": csrf_of(page), "sha256": sha, **form},
+            follow_redirects=False,
+        )
+        assert done.status_code == 303, (action, done.text)
+    queue = lee.get("/review").text
+    assert run_id not in queue
+
+    assert run_golden(studio, lee).status_code == 303
+    name = finished_result_set(lee)
+    (result,) = results(studio, name)
+    assert result["status"] == "succeeded" and result["accepted"] == 1, result["reason"]
+    assert result["review_not_applied"] == "always (brand acme-coffee)"
+    manifest = json.loads((golden_dir(studio) / "runs" / name / "manifest.json").read_text())
+    assert manifest["review"] == "not applied"
+    opened = lee.get(f"/evals/{name}").text
+    assert "GATE PASSED" in opened and "100.0% (1/1)" in opened, opened
+    # nothing waits for a reviewer: not in the tenant's queue, nor in the eval's own registry
+    assert lee.get("/review").text == queue
+    held = api("GET", "/v1/runs?status=awaiting_review", studio.key("A", "viewer")).json()
+    assert held == [], "no run waits in the tenant's registry"
