@@ -17,7 +17,7 @@ moderates it.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -57,7 +57,12 @@ _SUBJECT = (
 _BECOME = r"(?:be|look|feel|get|become|have|show|include)"
 _WISH = r"(?:i(?:'|’)d|i\s+would|i)\s+(?:like|love|want|prefer|need)"
 _FRAME = re.compile(
-    r"^(?:please|kindly|now|also|then|just|and|but|ok|okay|"
+    r"^(?:please|kindly|now|also|then|just|and|but|ok|okay|yes|yeah|yep|sure|great|perfect|"
+    r"awesome|thanks|thank\s+you|maybe|perhaps|possibly|actually|hmm*|um+|uh+|oh|hey|"
+    r"any\s+chance(?:\s+(?:that|of))?|"
+    r"(?:it|that)(?:(?:'|’)s|\s+is)(?=\s+(?:a\s+(?:bit|little)\s+|way\s+|much\s+)?too\b)|"
+    rf"try(?:\s+(?:making|to\s+make))?(?:\s+{_SUBJECT})?|"
+    r"(?:you|we)\s+(?:could|can|should|might)(?:\s+try(?:\s+to)?)?|"
     r"(?:can|could|would|will)\s+(?:you|we|i)(?:\s+please)?|"
     r"(?:is|would)\s+it\s+(?:be\s+)?possible\s+(?:for\s+you\s+)?to|"
     r"is\s+there\s+(?:a|any)\s+way\s+(?:for\s+you\s+)?to|do\s+you\s+think\s+you\s+could|"
@@ -65,7 +70,7 @@ _FRAME = re.compile(
     r"let(?:'|’)s|let\s+us|how\s+about|what\s+about|"
     rf"(?:can|could|would|will|might|may)\s+{_SUBJECT}\s+{_BECOME}|"
     rf"{_SUBJECT}\s+(?:should|could|would|must|might|needs?\s+to|has\s+to|have\s+to|"
-    rf"ought\s+to)\s+{_BECOME})\s+",
+    rf"ought\s+to)\s+{_BECOME})(?:\s+|$)",
     re.IGNORECASE,
 )
 _POLITE_END = re.compile(
@@ -92,11 +97,81 @@ _MAKE = re.compile(
     r"slightly\s+|much\s+|more\s+|a\s+lot\s+)*",
     re.IGNORECASE,
 )
+#: a removal, or a dislike read as one ("I don't like the bench", "not sure about the bench")
 _REMOVE = re.compile(
-    r"^(?:drop|remove|lose|delete|take\s+out|get\s+rid\s+of|cut|skip|without|no|less)\s+"
+    r"^(?:drop|remove|lose|delete|take\s+out|get\s+rid\s+of|cut|skip|without|less|"
+    r"no(?:\s+more)?|"
+    r"(?:i\s+)?(?:don't|do\s+not|didn't|did\s+not)\s+(?:really\s+)?(?:like|want|need|love)|"
+    r"i\s+(?:really\s+)?(?:dislike|hate)|"
+    r"(?:i(?:'m|\s+am)\s+)?not\s+(?:so\s+|too\s+|really\s+)?(?:sure|convinced|keen|"
+    r"a\s+fan|happy|crazy)\s+(?:about|on|of|with)|not)\s+"
     r"(?:the\s+|a\s+|an\s+|any\s+|all\s+)?(?P<term>.+)$",
     re.IGNORECASE,
 )
+#: a replacement: the old thing removed (to ``avoid``), the new one put where it was
+_REPLACE = (
+    re.compile(
+        r"^(?:replace|swap(?:\s+out)?|switch(?:\s+out)?|exchange)\s+(?P<old>.+?)\s+"
+        r"(?:with|for|by)\s+(?P<new>.+)$",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        r"^(?:(?:use|have|show|put|add|make\s+it)\s+)?(?P<new>.+?)\s+instead\s+of\s+(?P<old>.+)$",
+        re.IGNORECASE,
+    ),
+)
+#: a shift asked as the opposite's negation ("not so dark": brighter; "too warm": cooler)
+_NEGATED = re.compile(
+    r"^(?:(?:not|less|no\s+longer)(?:\s+(?:so|as|that|too|quite|very|this))?|"
+    r"(?:way\s+|much\s+)?too)\s+(?P<word>[a-z]+)$",
+    re.IGNORECASE,
+)
+#: what ends a removed thing without being part of it ("drop the bench too")
+_TERM_TAIL = re.compile(
+    r"(?:\s+(?:too|also|as\s+well|again|entirely|completely|altogether|now|instead|"
+    r"for\s+now|please))+$",
+    re.IGNORECASE,
+)
+#: words that describe nothing to show: articles, pronouns, prepositions, quantifiers,
+#: acknowledgements, hedges, undo wording and the verbs an instruction is made of. A part
+#: becomes a clause, and a term a removal, only with a word outside these (outside tester:
+#: "drop the" avoided "the", "ok" and "undo" were pasted into the brief, each a paid run)
+_FILLER_GROUPS = (
+    # determiners and pronouns
+    "a an the this that these those some any all each every both either neither no none "
+    "another other others such what which whatever whichever i me my mine myself you your "
+    "yours yourself we us our ours it its itself they them their theirs he him his she her "
+    "hers one ones thing things stuff something anything everything nothing someone anyone "
+    "everyone",
+    # prepositions and conjunctions
+    "on in at by with without of to from into onto off over under above below near beside "
+    "besides behind between among about around through across along against for up down out "
+    "back away toward towards via per and or but nor so then than also too as if not never",
+    # auxiliaries, modals and their contractions
+    "is are was were be been being am do does did done have has had can could would will "
+    "shall should may might must don't doesn't didn't isn't aren't wasn't weren't it's that's "
+    "let's i'm i'd i'll i've we're we'd we'll you're you'd can't couldn't won't wouldn't "
+    "shouldn't there's here's what's how's",
+    # quantifiers and degree words
+    "more most less least much many few lot lots bit little very really quite just only even "
+    "still again already rather pretty enough same whole kind sort",
+    # acknowledgements, courtesy and hedges
+    "ok okay k kk yes yeah yep yup ya sure fine good great nice perfect awesome amazing "
+    "excellent brilliant fantastic wonderful lovely beautiful gorgeous cool neat love like "
+    "liked loved thanks thank thx ty cheers please pls plz lol lmao rofl haha hah hehe hmm hm "
+    "hmmm um umm uh oh ah wow hey hi hello sorry alright alrighty got understood sounds looks "
+    "seems exactly indeed totally agreed agree fair true well done super maybe perhaps "
+    "possibly actually probably think idea chance possible now here there how why when where "
+    "who whom whose",
+    # undo wording, and the verbs and nouns an instruction is made of
+    "undo redo revert reverse restore previous last before earlier original prior old way "
+    "version versions change changes edit edits undone step go going went bring put take keep "
+    "get make made try let see want need give use add drop remove delete lose cut skip include "
+    "show better worse different instead image images picture pictures photo photos pic pics "
+    "shot shots result results option options",
+)
+_FILLER = frozenset(word for group in _FILLER_GROUPS for word in group.split())
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 _ADD = re.compile(
     r"^(?:add|include|put\s+in|show|with|bring\s+back|put\s+back)\s+(?P<thing>.+)$",
     re.IGNORECASE,
@@ -147,6 +222,11 @@ class BriefEdit(BaseModel):
     questions: list[str] = Field(
         default_factory=list,
         description="parts read as questions asking for no change: left out of the brief",
+    )
+    ignored: list[str] = Field(
+        default_factory=list,
+        description="parts that name nothing to show (acknowledgements, filler, undo "
+        "wording: 'ok', 'perfect', 'go back to the previous one'): left out of the brief",
     )
     shifts: list[Shift] = Field(default_factory=list, description="asked for by this revision")
     avoid: list[str] = Field(
@@ -347,21 +427,98 @@ def _unframed(part: str) -> str:
         text = shorter
 
 
-def _read(instruction: str) -> tuple[list[tuple[str, bool]], list[str]]:
-    """The instruction's parts to apply, unframed, each with whether it continues a list; and
-    the parts that are questions asking for no change, as written. A part with no letter or
-    digit, or with courtesy alone ("thanks"), is neither."""
-    parts: list[tuple[str, bool]] = []
+def _names_something(text: str) -> bool:
+    """Whether ``text`` has a word that describes something to show: one of two letters or
+    more that is not a number and not in :data:`_FILLER` ("the", "it", "ok", "undo" are not)."""
+    words = _WORD.findall(text.lower().replace("’", "'"))
+    return any(len(w) > 1 and not w.isdigit() and w not in _FILLER for w in words)
+
+
+def _shift_of(plain: str) -> Shift | None:
+    """The shift ``plain`` (its "make it a bit" taken off) asks for: "warmer"; "not so dark",
+    "less warm" and "too dark" ask for the opposite of the word they name."""
+    if plain in _SHIFT_WORDS:
+        return _SHIFT_WORDS[plain]
+    negated = _NEGATED.fullmatch(plain)
+    if negated is not None and negated.group("word").lower() in _SHIFT_WORDS:
+        return _OPPOSITE[_SHIFT_WORDS[negated.group("word").lower()]]
+    return None
+
+
+def _term(text: str) -> str:
+    """A removed thing as a term ("the bench too!" is "bench"); empty when it names nothing
+    to show ("it", "the", "on", "more": never a removal, outside tester)."""
+    term = _clean_term(_TERM_TAIL.sub("", _ENDS.sub("", text)))
+    return term if _names_something(term) else ""
+
+
+def _clause(text: str) -> str:
+    """An added thing as a clause ("make it more minimal": "more minimal"); empty when it
+    describes nothing to show ("bring back", "the other way", "perfect")."""
+    clause = re.sub(r"^make\s+(?:it|them|the\s+images?)\s+", "", text.strip(), flags=re.I)
+    clause = clause.strip(" .,;:!?")  # "add steam?" adds steam, not "steam?"
+    return clause if _names_something(clause) else ""
+
+
+class _Step(NamedTuple):
+    """One edit a part asks for: a shift (``what`` the shift), a removal (``what`` the
+    term), an addition (``what`` the clause) or a replacement (``what`` the old term,
+    ``new`` the clause put where it was)."""
+
+    kind: Literal["shift", "remove", "add", "replace"]
+    what: str
+    new: str = ""
+
+
+def _step(part: str, *, continues_removal: bool) -> tuple[_Step | None, bool]:
+    """What ``part`` (unframed) asks for, None when nothing; and whether it is worded as a
+    removal (a bare item after it is one more removed thing)."""
+    plain = _MAKE.sub("", part).strip().lower()
+    shift = _shift_of(plain)
+    if shift is not None:
+        return _Step("shift", shift), False
+    for pattern in _REPLACE:
+        replacing = pattern.match(part)
+        if replacing is not None:
+            old = _term(_ARTICLE.sub("", replacing.group("old")))
+            new = _clause(replacing.group("new"))
+            if old and new:
+                return _Step("replace", old, new), False
+    removal = _REMOVE.match(part)
+    removed_text = removal.group("term") if removal else None
+    if removed_text is None and continues_removal and not _VERB.match(part):
+        removed_text = _ARTICLE.sub("", part)  # "drop the croissant and the napkin"
+    if removed_text is not None:
+        term = _term(removed_text)
+        return (_Step("remove", term) if term else None), True
+    addition = _ADD.match(part)
+    clause = _clause(addition.group("thing") if addition else part)
+    return (_Step("add", clause) if clause else None), False
+
+
+def _read(instruction: str) -> tuple[list[_Step], list[str], list[str]]:
+    """The edits the instruction asks for; the parts that are questions asking for no change,
+    as written; and the parts that ask for nothing the rules read (acknowledgements, filler,
+    undo wording: "ok", "perfect", "go back to the previous one"), as written. A part with no
+    letter or digit, or with courtesy alone ("thanks"), is none of these."""
+    steps: list[_Step] = []
     questions: list[str] = []
+    ignored: list[str] = []
+    removing = False  # the part before was a removal: a bare item after it is removed too
     for raw, listed in _parts(instruction):
-        part = _unframed(raw)
+        written = re.sub(r"\s+", " ", raw).strip(" .,;:!?")
+        part = _unframed(raw.replace("’", "'"))
         if not _WORDY.search(part) or _COURTESY.fullmatch(part):
             continue
         if _QUESTION.match(part):
-            questions.append(re.sub(r"\s+", " ", raw).strip(" .,;:!?"))
+            questions.append(written)
             continue
-        parts.append((part, listed))
-    return parts, questions
+        step, removing = _step(part, continues_removal=removing and listed)
+        if step is None:
+            ignored.append(written)
+        else:
+            steps.append(step)
+    return steps, questions, ignored
 
 
 def has_words(instruction: str) -> bool:
@@ -370,10 +527,21 @@ def has_words(instruction: str) -> bool:
 
 
 def asks_nothing(instruction: str) -> bool:
-    """Whether ``instruction`` asks for no change to the brief: it holds no part the rules
-    read as an instruction, only questions ("what formats do you have?") or no words at all
-    ("?!?..."). Such a follow-up is not a turn: the API answers it with a 422, nothing stored."""
+    """Whether ``instruction`` asks for no change to the brief: the rules read no edit in it,
+    only questions ("what formats do you have?"), acknowledgements and filler ("ok",
+    "perfect, thank you", "drop the"), undo wording ("undo", "bring back" naming nothing) or
+    no words at all ("?!?..."). Such a follow-up is not a turn: the API answers it with a
+    422, nothing stored."""
     return not _read(instruction)[0]
+
+
+def _replace(brief: str, old: str, new: str) -> str:
+    """``brief`` with ``old`` (and its article) replaced by ``new`` where it stands, or, when
+    the brief does not name it, with ``new`` as a clause of its own."""
+    found = re.compile(rf"\b(?:(?:a|an|the|some)\s+)?{_core(old)}\b(?!-)", re.IGNORECASE)
+    if found.search(brief) is None:
+        return f"{brief.rstrip(' .,;')}, {new}"
+    return re.sub(r"\s+", " ", found.sub(lambda _: new, brief)).strip()
 
 
 def apply_rules(state: BriefState, instruction: str) -> BriefEdit:
@@ -384,39 +552,30 @@ def apply_rules(state: BriefState, instruction: str) -> BriefEdit:
     removed: list[str] = []
     added: list[str] = []
     asked: list[Shift] = []
-    removing = False  # the part before was a removal: a bare item after it is removed too
-    parts, questions = _read(instruction)
-    for part, listed in parts:
-        plain = _MAKE.sub("", part).strip().lower()
-        if plain in _SHIFT_WORDS:
-            shift = _SHIFT_WORDS[plain]
+    steps, questions, ignored = _read(instruction)
+    for step in steps:
+        if step.kind == "shift":
+            shift = _SHIFT_WORDS[step.what]
             asked.append(shift)
             shifts = [s for s in shifts if s not in (shift, _OPPOSITE[shift])] + [shift]
-            removing = False
             continue
-        removal = _REMOVE.match(part)
-        removed_text = removal.group("term") if removal else None
-        if removed_text is None and removing and listed and not _VERB.match(part):
-            removed_text = _ARTICLE.sub("", part)  # "drop the croissant and the napkin"
-        removing = removed_text is not None
-        if removed_text is not None:
-            term = _clean_term(removed_text)
-            if term:
+        if step.kind in ("remove", "replace"):
+            term = step.what
+            if step.kind == "remove":
                 brief, _ = strip_term(brief, term)
-                if term not in avoid:
-                    avoid.append(term)
-                removed.append(term)
-            continue
-        addition = _ADD.match(part)
-        clause = addition.group("thing").strip() if addition else part
-        clause = re.sub(r"^make\s+(?:it|them|the\s+images?)\s+", "", clause, flags=re.IGNORECASE)
-        clause = clause.strip(" .,;:!?")  # "add steam?" adds steam, not "steam?"
-        if not clause:
-            continue
+            if term not in avoid:
+                avoid.append(term)
+            removed.append(term)
+            if step.kind == "remove":
+                continue
+        clause = step.new or step.what
         term = _clean_term(clause)
         # "bring back the mug"; "the napkin" brings back "napkins" (it stayed avoided)
         avoid = [a for a in avoid if not _same_thing(a, term)]
-        if clause.lower() not in brief.lower():
+        if step.kind == "replace":
+            brief = _replace(brief, step.what, clause)
+            added.append(clause)
+        elif clause.lower() not in brief.lower():
             brief = f"{brief.rstrip(' .,;')}, {clause}"
             added.append(clause)
     if is_blank(brief):
@@ -428,6 +587,7 @@ def apply_rules(state: BriefState, instruction: str) -> BriefEdit:
         removed=removed,
         added=added,
         questions=questions,
+        ignored=ignored,
         shifts=asked,
         avoid=avoid[-MAX_AVOID:],
         all_shifts=shifts[-2:],
@@ -439,7 +599,8 @@ async def revise(
 ) -> BriefEdit:
     """Edit the brief by ``instruction``: with the writer's proposal when one is configured
     and usable, else with the rules. A writer's removals are taken out of its brief even if it
-    left them in, and its brief must fit the limit, or the rules' edit is used."""
+    left them in (a removal naming nothing to show, "it" or "the", is dropped), and its brief
+    must fit the limit and change something, or the rules' edit is used."""
     ruled = apply_rules(state, instruction)
     if writer is None:
         return ruled
@@ -447,7 +608,7 @@ async def revise(
     if proposal is None:
         return ruled
     brief = proposal.brief.strip()
-    removed = [_clean_term(t) for t in proposal.removed if _clean_term(t)]
+    removed = [t for t in (_term(r) for r in proposal.removed) if t]  # never "it" or "the"
     for term in removed:
         brief, _ = strip_term(brief, term)
     if not brief or len(brief) > MAX_BRIEF_CHARS:
@@ -458,6 +619,9 @@ async def revise(
             avoid.append(term)
     shifts: list[Shift] = list(state.shifts)
     asked: list[Shift] = [s for s in (proposal.palette, proposal.exposure) if s is not None]
+    added = [a.strip() for a in proposal.added if a.strip()][:20]
+    if brief == state.brief and not (removed or asked or added):
+        return ruled  # a proposal of no change is none: "ok" is not a paid run either way
     for shift in asked:
         shifts = [s for s in shifts if s not in (shift, _OPPOSITE[shift])] + [shift]
     return BriefEdit(
@@ -465,7 +629,7 @@ async def revise(
         before=state.brief,
         after=brief,
         removed=removed,
-        added=[a.strip() for a in proposal.added if a.strip()][:20],
+        added=added,
         shifts=asked,
         avoid=avoid[-MAX_AVOID:],
         all_shifts=shifts[-2:],

@@ -301,8 +301,10 @@ def _asks_nothing_message(*, open_question: bool) -> str:
         else "say what to change"
     )
     return (
-        "this follow-up asks for no change to the brief (a question, or no words): nothing was "
-        f"stored; {asked}, e.g. 'make it warmer' or 'drop the mug'"
+        "this follow-up asks for no change to the brief (a question, an acknowledgement such "
+        "as 'ok', words that name nothing to show such as 'drop the', or no words; an undo is "
+        f"not read): nothing was stored; {asked}, e.g. 'make it warmer', 'drop the mug' or "
+        "'bring back the mug'"
     )
 
 

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from brandloop.settings import Settings
-from tests.api.http.conftest import Keys, wait_job
+from tests.api.http.conftest import Keys, assert_problem, wait_job
 
 CUP = "a cup of coffee on a marble counter with a croissant and a napkin"
 ORANGE = "a coffee cup on an orange table"
@@ -118,11 +118,17 @@ def test_a_reply_choosing_otherwise_revises_the_brief(
     assert "orange" not in edit["after"] and "teal" in edit["after"]
     # the question was answered by changing the brief: the teal brief fits the kit
     assert message["job"]["result"]["status"] != "refused"
-    # a question is open only until the next message: "yes" now is an ordinary follow-up
-    later = _reply(client, keys, thread["id"], "yes")
-    assert later["message"]["edit"] is not None
-    reasons = [d["reason"] for d in later["job"]["result"]["decisions"]]
-    assert not any("answered" in reason for reason in reasons)
+    # a question is open only until the next message: "yes" now is an ordinary follow-up,
+    # an acknowledgement asking for no change (it was pasted into the brief: outside tester)
+    later = client.post(
+        f"/v1/threads/{thread['id']}/messages",
+        json={"content": "yes"},
+        headers=keys["A", "creator"],
+    )
+    problem = assert_problem(later, 422, "validation")
+    assert "asks for no change" in problem["detail"] and "still open" not in problem["detail"]
+    convo = client.get(f"/v1/threads/{thread['id']}", headers=keys["A", "creator"]).json()
+    assert len(convo["messages"]) == 2
 
 
 def test_a_sizes_question_offers_the_nearest_format_and_yes_takes_it(
