@@ -4,8 +4,11 @@ Today's brief is edited, never appended to: a removal takes the thing out of the
 and puts it in the request's ``avoid`` list (the negative prompt), as does each item of a list
 ("drop the croissant, the napkin and the spoon"); "warmer"/"cooler" shift which
 brand colours the prompt names first, "brighter"/"darker" move the exposure target (and both add
-their lighting words); an addition ("add a croissant") and any other instruction become a clause
-of the brief. A request's frame is taken off before it is read ("can it be warmer?" is
+their lighting words); an addition ("add a croissant") and any other instruction that describes
+something to show become a clause of the brief ("replace the bench with a chair" puts the chair
+where the bench stood). A part with no word outside :data:`_FILLER` ("ok", "perfect", "undo",
+"bring back") asks for nothing, and a removal of such words ("drop the", "remove it") removes
+nothing. A request's frame is taken off before it is read ("can it be warmer?" is
 "warmer", "is it possible to remove the bench?" a removal); a question back ("what formats do
 you have?") is no edit and never a clause, and a follow-up of nothing else asks for nothing
 (:func:`asks_nothing`). The rules below need no model; a configured LLM writer may propose
@@ -120,6 +123,12 @@ _REPLACE = (
         re.IGNORECASE,
     ),
 )
+#: a part approving of what is there ("the bench is fine", "the colours look great")
+_APPROVAL = re.compile(
+    r".+\s+(?:is|are|looks?|seems?|feels?)\s+(?:(?:really|very|so|just|quite)\s+)?"
+    r"(?:fine|good|great|perfect|ok|okay|nice|lovely|right|better)",
+    re.IGNORECASE,
+)
 #: a shift asked as the opposite's negation ("not so dark": brighter; "too warm": cooler)
 _NEGATED = re.compile(
     r"^(?:(?:not|less|no\s+longer)(?:\s+(?:so|as|that|too|quite|very|this))?|"
@@ -168,12 +177,12 @@ _FILLER_GROUPS = (
     "version versions change changes edit edits undone step go going went bring put take keep "
     "get make made try let see want need give use add drop remove delete lose cut skip include "
     "show better worse different instead image images picture pictures photo photos pic pics "
-    "shot shots result results option options",
+    "shot shots result results option options job work",
 )
 _FILLER = frozenset(word for group in _FILLER_GROUPS for word in group.split())
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 _ADD = re.compile(
-    r"^(?:add|include|put\s+in|show|with|bring\s+back|put\s+back)\s+(?P<thing>.+)$",
+    r"^(?:add|include|put\s+in|show|with|bring\s+back|put\s+back|keep)\s+(?P<thing>.+)$",
     re.IGNORECASE,
 )
 #: what parts an instruction; a new line, like a full stop, "?" or "!", ends one ("add steam
@@ -484,6 +493,10 @@ def _step(part: str, *, continues_removal: bool) -> tuple[_Step | None, bool]:
             new = _clause(replacing.group("new"))
             if old and new:
                 return _Step("replace", old, new), False
+            if new:  # "replace it with a chair": the old thing is not named, the new one is
+                return _Step("add", new), False
+    if _APPROVAL.fullmatch(part):  # "the bench is fine": no change asked
+        return None, False
     removal = _REMOVE.match(part)
     removed_text = removal.group("term") if removal else None
     if removed_text is None and continues_removal and not _VERB.match(part):
@@ -544,6 +557,15 @@ def _replace(brief: str, old: str, new: str) -> str:
     return re.sub(r"\s+", " ", found.sub(lambda _: new, brief)).strip()
 
 
+def _names_already(brief: str, clause: str) -> bool:
+    """Whether ``brief`` already holds ``clause``, as written or without its article and in
+    either number ("keep the bench" in "a latte on a bench")."""
+    if clause.lower() in brief.lower():
+        return True
+    thing = _ARTICLE.sub("", _clean_term(clause))
+    return bool(thing.split()) and re.search(rf"\b{_core(thing)}\b", brief, re.I) is not None
+
+
 def apply_rules(state: BriefState, instruction: str) -> BriefEdit:
     """Edit ``state``'s brief by ``instruction`` with the rules alone (no model)."""
     brief = state.brief
@@ -575,7 +597,7 @@ def apply_rules(state: BriefState, instruction: str) -> BriefEdit:
         if step.kind == "replace":
             brief = _replace(brief, step.what, clause)
             added.append(clause)
-        elif clause.lower() not in brief.lower():
+        elif not _names_already(brief, clause):
             brief = f"{brief.rstrip(' .,;')}, {clause}"
             added.append(clause)
     if is_blank(brief):

@@ -134,3 +134,24 @@ def test_content_still_edits(instruction: str, after: str) -> None:
     edit = apply_rules(BriefState(brief=BENCH), instruction)
     assert edit.after == after, edit
     assert not asks_nothing(instruction)
+
+
+@pytest.mark.parametrize(
+    "instruction", ["the bench is fine", "the colours look great", "great job!", "nice work"]
+)
+def test_approval_asks_for_nothing(instruction: str) -> None:
+    edit = apply_rules(BriefState(brief=BENCH), instruction)
+    assert edit.after == BENCH and edit.added == [] and asks_nothing(instruction)
+
+
+def test_keeping_a_thing_in_the_brief_changes_nothing_and_keeping_an_avoided_one_brings_it_back() -> (
+    None
+):
+    assert apply_rules(BriefState(brief=BENCH), "keep the bench").after == BENCH
+    edit = apply_rules(BriefState(brief="a latte", avoid=["bench"]), "keep the bench")
+    assert edit.after == "a latte, the bench" and edit.avoid == []
+
+
+def test_a_replacement_of_a_thing_not_named_adds_the_new_thing() -> None:
+    edit = apply_rules(BriefState(brief=BENCH), "replace it with a chair")
+    assert edit.after == f"{BENCH}, a chair" and edit.removed == [] and edit.added == ["a chair"]
