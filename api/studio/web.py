@@ -12,7 +12,8 @@ import hmac
 import logging
 import math
 import secrets
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,17 +23,19 @@ from fastapi import Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context
+from jinja2.runtime import Context
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Message
 
 from brandloop.api.auth import HOLDS_API_KEY, Role, key_shaped
 from brandloop.api.deps import Service
 from brandloop.api.input_guard import HOLDS_CREDENTIAL, UNSTORABLE, holds_credential, unstorable
 from brandloop.api.problems import ApiProblem, status_for
 from brandloop.api.studio.sessions import StudioUser, session_user
-from brandloop.api.studio.wording import field_problem
+from brandloop.api.studio.wording import field_named, field_problem
 from brandloop.domain import is_blank
 from brandloop.errors import BrandloopError
 from brandloop.registry.types import usd
@@ -109,16 +112,74 @@ def _moment(value: datetime | str | None) -> datetime | None:
     return (moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment).astimezone(UTC)
 
 
+@pass_context
+def _typed(context: Context, action: str, name: str, default: Any = "") -> Any:
+    """What was typed into field ``name`` of the form posted to ``action`` when the page is
+    shown again for a refused form (:class:`FormPage`), else ``default``."""
+    error = context.get("form_error")
+    if error is not None and error["action"] == action:
+        return error["values"].get(name, default)
+    return default
+
+
+env.globals["typed"] = _typed
 env.filters["utc"] = lambda value: m.strftime("%Y-%m-%d %H:%M UTC") if (m := _moment(value)) else ""
 env.filters["iso"] = lambda value: m.isoformat() if (m := _moment(value)) else ""
 
 
 class StudioError(Exception):
-    """Answer with an error page of this status."""
+    """Answer with an error page of this status; ``field``, when given, is the form field the
+    message is about (the message then says what it takes, and the field is named before it:
+    by its label on the form's page, :class:`FormPage`). ``withheld``: what was typed into
+    it is never shown again (it holds a credential, or text no page may hold)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(
+        self, status: int, message: str, *, field: str | None = None, withheld: bool = False
+    ) -> None:
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.field, self.withheld = status, message, field, withheld
+
+
+@dataclass(frozen=True)
+class FormPage:
+    """Where a form is shown, so that a form refused with a 422 is that page again (status
+    422) with the message beside the field and what was typed kept, never a page of its own.
+
+    ``page`` is the path of the page the form is on, with the POST route's path parameters
+    (``/chat/{thread_id}``); ``labels`` the form's fields by the labels the page shows them
+    with (``message`` is "Brief"), which every message about a field names; ``ids`` the
+    elements' ids where they are not the field's name; ``field`` the field a refusal that
+    names none is about (a follow-up that "asks for no change")."""
+
+    page: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    ids: Mapping[str, str] = field(default_factory=dict)
+    field: str | None = None
+
+    def label(self, name: str) -> str:
+        return self.labels.get(name, name)
+
+
+def form_on(page: FormPage) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a POST route's endpoint with the page its form is on (:class:`FormPage`)."""
+
+    def mark(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+        endpoint.studio_form = page  # type: ignore[attr-defined]
+        return endpoint
+
+    return mark
+
+
+def _form_of(request: Request) -> FormPage | None:
+    endpoint = request.scope.get("endpoint")
+    form = getattr(endpoint, "studio_form", None)
+    return form if isinstance(form, FormPage) else None
+
+
+def _label(request: Request, name: str) -> str:
+    """A form field as its page labels it (its name on a form with no :class:`FormPage`)."""
+    form = _form_of(request)
+    return form.label(name) if form is not None else name
 
 
 class SignInRequired(Exception):
@@ -176,6 +237,7 @@ def render(
         csrf=csrf_token(request),
         nav=nav_for(user),
         path=request.url.path,
+        form_error=getattr(request.state, "form_error", None),
         **(context or {}),
     )
     response = HTMLResponse(html, status_code=status, headers=headers)
@@ -210,7 +272,8 @@ def see_other(url: str) -> RedirectResponse:
 
 
 class StudioRoute(APIRoute):
-    """A studio route: errors become HTML pages; not signed in becomes a sign-in redirect."""
+    """A studio route: errors become HTML pages; not signed in becomes a sign-in redirect; a
+    form refused with a 422 is its page again (:class:`FormPage`)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -225,26 +288,95 @@ class StudioRoute(APIRoute):
                 if request.url.query:
                     target += "?" + request.url.query
                 return see_other("/signin?next=" + quote(target, safe=""))
-            except StudioError as exc:
-                return error_page(request, exc.status, exc.message)
-            except ApiProblem as exc:
-                return error_page(request, exc.status, exc.detail)
-            except BrandloopError as exc:
-                status, _ = status_for(exc)
-                return error_page(request, status, str(exc))
-            except RequestValidationError as exc:
-                return error_page(request, 422, field_problem(exc.errors(), skip=1))
-            except ValidationError as exc:  # a form the API's body schema refuses
-                return error_page(request, 422, field_problem(exc.errors()))
-            except StarletteHTTPException as exc:
-                return error_page(request, exc.status_code, str(exc.detail or ""))
-            except Exception:  # no page expected it: logged, and a page that says no more
-                log.exception("internal error")
-                if "json" in request.headers.get("accept", "").lower():
-                    raise  # a client that asks for JSON gets the API's problem+json
-                return error_page(request, 500, "")
+            except Exception as exc:  # each kind is answered below
+                status, message, name = _problem(request, exc)
+                withheld = isinstance(exc, StudioError) and exc.withheld
+            if status == 422 and request.method == "POST" and (form := _form_of(request)):
+                again = await _form_again(request, form, message, name, withheld=withheld)
+                if again is not None:
+                    return again
+            return error_page(request, status, message)
 
+        self.studio_handler = route
         return route
+
+
+def _problem(request: Request, exc: Exception) -> tuple[int, str, str | None]:
+    """The status, the message and the form field (if any) an exception answers with; an
+    exception no page expected is logged (and re-raised for a client that asks for JSON)."""
+    labels = form.labels if (form := _form_of(request)) is not None else {}
+    if isinstance(exc, StudioError):
+        if exc.field is None:
+            return exc.status, exc.message, None
+        return exc.status, f"{_label(request, exc.field)}: {exc.message}", exc.field
+    if isinstance(exc, ApiProblem):
+        return exc.status, exc.detail, None
+    if isinstance(exc, BrandloopError):
+        return status_for(exc)[0], str(exc), None
+    if isinstance(exc, RequestValidationError):
+        errors = exc.errors()
+        return 422, field_problem(errors, skip=1, labels=labels), field_named(errors, skip=1)
+    if isinstance(exc, ValidationError):  # a form the API's body schema refuses
+        errors = exc.errors()
+        return 422, field_problem(errors, labels=labels), field_named(errors)
+    if isinstance(exc, StarletteHTTPException):
+        return exc.status_code, str(exc.detail or ""), None
+    log.exception("internal error", exc_info=exc)  # a page that says no more
+    if "json" in request.headers.get("accept", "").lower():
+        raise exc  # a client that asks for JSON gets the API's problem+json
+    return 500, "", None
+
+
+async def _form_again(
+    request: Request, form: FormPage, message: str, name: str | None, *, withheld: bool
+) -> Response | None:
+    """The page ``form`` is on, shown as a GET of it shows it, with status 422, the message
+    beside the field (or above the form when it names none) and every field as it was typed
+    (but a ``withheld`` field's: a credential is never repeated; none, when a field's name is
+    what was refused); None when that page cannot be shown (it answers an error itself)."""
+    path = form.page.format(**request.path_params)
+    raw = form.page.format(**{k: quote(str(v), safe="") for k, v in request.path_params.items()})
+    # a GET of the page through the app's routes, as a browser's would be: none of what the
+    # POST's route matched (its route, endpoint, parameters) is carried over
+    matched = ("route", "endpoint", "path_params", "fastapi", "router")
+    scope = {k: v for k, v in request.scope.items() if k not in matched}
+    scope |= {"method": "GET", "path": path, "raw_path": raw.encode(), "query_string": b""}
+    posted = await request.form()
+    values = {k: v for k, v in posted.multi_items() if k != "csrf" and isinstance(v, str)}
+    if withheld:
+        values = {k: v for k, v in values.items() if k != name} if name in posted else {}
+    if name is None or name not in posted:
+        if form.field is not None and name is None:  # the form's field it is about
+            message = f"{form.label(form.field)}: {message}"
+        name = form.field
+    request.state.form_error = {
+        "action": request.url.path,
+        "field": name,
+        "id": form.ids.get(name, name) if name is not None else None,
+        "message": message,
+        "values": values,
+    }
+    sent: list[Message] = []
+
+    async def keep(message: Message) -> None:
+        sent.append(message)
+
+    async def nothing_more() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    try:
+        await request.app.router(scope, nothing_more, keep)
+    finally:
+        request.state.form_error = None
+    start = next((m for m in sent if m["type"] == "http.response.start"), None)
+    if start is None or start["status"] != 200:
+        return None  # the page itself answers an error (its thread is gone, say)
+    page = Response(
+        b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"),
+        status_code=422,
+    )
+    page.raw_headers = list(start.get("headers", []))
+    return page
 
 
 def _session_user(service: Service, token: str) -> StudioUser | None:
@@ -299,7 +431,7 @@ async def check_csrf(request: Request) -> None:
     ):
         raise StudioError(403, "the form's CSRF token is missing or wrong; reload the page")
     if _is_urlencoded(request) and (field := _not_utf8_field(raw)) is not None:
-        raise StudioError(422, f"{field}: {NOT_UTF8}")
+        raise StudioError(422, NOT_UTF8, field=field, withheld=True)
     credentials: tuple[str, ...] = getattr(request.app.state, "credentials", ())
     own = user if request.url.path not in SIGN_IN_FORMS else None
     if own is not None:  # what this request carries: its session, and the key behind it
@@ -310,18 +442,20 @@ async def check_csrf(request: Request) -> None:
 
     for name, value in form.multi_items():
         if unstorable(name) or (isinstance(value, str) and unstorable(value)):
-            field = "a field name" if unstorable(name) else name
-            raise StudioError(422, f"{field}: {UNSTORABLE}")
+            if unstorable(name):
+                raise StudioError(422, f"a field name: {UNSTORABLE}", withheld=True)
+            raise StudioError(422, UNSTORABLE, field=name, withheld=True)
         if holds(name) or (isinstance(value, str) and holds(value)):
-            field = "a field name" if holds(name) else name
-            raise StudioError(422, f"{field}: {HOLDS_CREDENTIAL}")
+            if holds(name):
+                raise StudioError(422, f"a field name: {HOLDS_CREDENTIAL}", withheld=True)
+            raise StudioError(422, HOLDS_CREDENTIAL, field=name, withheld=True)
     # a signed-in user's forms only: the sign-in form carries a key by design, and is looked
     # up under the failed sign-in throttle instead
     service = getattr(request.app.state, "service", None) if user is not None else None
     for name, value in form.multi_items():
         shaped = key_shaped(value) if isinstance(value, str) else []
         if shaped and service is not None and await run_in_threadpool(service.stored_keys, shaped):
-            raise StudioError(422, f"{name}: {HOLDS_API_KEY}")
+            raise StudioError(422, HOLDS_API_KEY, field=name, withheld=True)
 
 
 #: a form field whose bytes are not UTF-8: the JSON API refuses such text, and the form parser

@@ -11,12 +11,14 @@ from typing import Any
 
 from brandloop.domain import is_blank
 
-__all__ = ["field_problem"]
+__all__ = ["field_named", "field_problem"]
 
 #: what a field's pattern asks for, in the words the API's docs and the CLI use
 _PATTERN_WORDS = {
     "size": "not of the form WIDTHxHEIGHT, each side 64..4096 pixels, e.g. 1024x640",
     "aspect_ratio": "not of the form W:H, e.g. 16:9",
+    "label": "takes lower-case letters, digits, '-' or '_', starting with a letter or digit, "
+    "at most 64 characters, e.g. production",
 }
 _NOT_TAKEN = "is not a value this field takes"
 
@@ -36,6 +38,8 @@ def _words(where: str, error: Mapping[str, Any]) -> str:
         return str(ctx["plain"])
     if kind == "missing":
         return "is required: fill it in"
+    if kind == "blank":  # the schema's not_blank: its message names the field by its name
+        return "is blank: write something"
     if kind == "string_pattern_mismatch":
         if isinstance(value, str) and is_blank(value):
             return "is blank: write something"
@@ -67,9 +71,26 @@ def _words(where: str, error: Mapping[str, Any]) -> str:
     return _NOT_TAKEN
 
 
-def field_problem(errors: Sequence[Mapping[str, Any]], *, skip: int = 0) -> str:
-    """``where: what it takes`` for the first of pydantic's ``errors``; ``skip`` leaves out the
-    leading parts of its location (``body``, ``query``) a person never typed."""
+def field_named(errors: Sequence[Mapping[str, Any]], *, skip: int = 0) -> str | None:
+    """The field the first of pydantic's ``errors`` is about (the first part of its location
+    after ``skip``: a form's field), or None."""
     first: Mapping[str, Any] = errors[0] if errors else {}
-    where = ".".join(str(p) for p in tuple(first.get("loc", ()))[skip:]) or "the form"
-    return f"{where}: {_words(where, first)}"
+    loc = tuple(first.get("loc", ()))[skip:]
+    return str(loc[0]) if loc else None
+
+
+def field_problem(
+    errors: Sequence[Mapping[str, Any]],
+    *,
+    skip: int = 0,
+    labels: Mapping[str, str] | None = None,
+) -> str:
+    """``where: what it takes`` for the first of pydantic's ``errors``; ``skip`` leaves out the
+    leading parts of its location (``body``, ``query``) a person never typed. ``labels`` are
+    a form's fields by the labels its page shows (``message`` is "Brief"): a field there is
+    named by its label, as the person saw it."""
+    first: Mapping[str, Any] = errors[0] if errors else {}
+    loc = tuple(str(p) for p in tuple(first.get("loc", ()))[skip:])
+    where = ".".join(loc) or "the form"
+    name = (labels or {}).get(loc[0]) if len(loc) == 1 else None
+    return f"{name or where}: {_words(where, first)}"

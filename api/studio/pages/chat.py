@@ -28,10 +28,12 @@ from brandloop.api.studio.web import (
     PAGE_SIZE,
     Creator,
     Csrf,
+    FormPage,
     PageNumber,
     StudioError,
     StudioRoute,
     Viewer,
+    form_on,
     page_count,
     render,
     see_other,
@@ -100,7 +102,24 @@ def thread_title(title: str, message: str) -> str:
     return default_title(message) if is_blank(title) else title
 
 
+#: the New thread form's fields as the page labels them
+NEW_THREAD = FormPage(
+    "/chat",
+    labels={
+        "brand": "Brand",
+        "title": "Title",
+        "message": "Brief",
+        "size": "Size",
+        "count": "Images",
+    },
+    field="message",
+)
+#: the Revise form of a thread's page
+REVISE = FormPage("/chat/{thread_id}", labels={"content": "Revise"}, field="content")
+
+
 @router.post("/chat")
+@form_on(NEW_THREAD)
 def start_thread(
     user: Creator,
     session: SessionDep,
@@ -191,6 +210,7 @@ def thread_page(
 
 
 @router.post("/chat/{thread_id}/messages")
+@form_on(REVISE)
 def reply(
     thread_id: str,
     user: Creator,

@@ -23,10 +23,12 @@ from brandloop.api.studio.web import (
     PAGE_SIZE,
     Creator,
     Csrf,
+    FormPage,
     PageNumber,
     StudioError,
     StudioRoute,
     Viewer,
+    form_on,
     page_count,
     render,
     see_other,
@@ -149,7 +151,14 @@ def brand(
     return render(request, "brand.html", context)
 
 
+#: the New note form of a brand's page
+NEW_NOTE = FormPage(
+    "/brands/{name}", labels={"text": "New note"}, ids={"text": "note"}, field="text"
+)
+
+
 @router.post("/brands/{name}/notes")
+@form_on(NEW_NOTE)
 def add_note(
     name: str,
     user: Creator,
@@ -159,6 +168,8 @@ def add_note(
     text: Annotated[str, Form(min_length=1, max_length=MAX_NOTE_CHARS)],
 ) -> Response:
     row = _brand(session, user.tenant, name)
+    if is_blank(text):  # the API's words for it ("note is empty") name no field
+        raise StudioError(422, "is blank: write something", field="text")
     add_style_note(
         open_memory(settings),
         session,

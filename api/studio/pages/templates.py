@@ -26,9 +26,11 @@ from brandloop.api.studio.web import (
     Approver,
     Creator,
     Csrf,
+    FormPage,
     StudioError,
     StudioRoute,
     Viewer,
+    form_on,
     render,
     see_other,
 )
@@ -124,7 +126,27 @@ def template_page(
     return render(request, "template.html", context)
 
 
+#: the New draft version form of a template's page
+NEW_DRAFT = FormPage(
+    "/templates/{name}",
+    labels={"body": "Body", "negative_body": "Negative body", "message": "Message"},
+    ids={"message": "vmessage"},
+    field="body",
+)
+#: the Move label form of a template's page
+MOVE_LABEL = FormPage(
+    "/templates/{name}", labels={"label": "Label", "weights": "Versions"}, field="weights"
+)
+#: what the Versions field of Move label takes (never what was typed: it may hold a secret)
+WEIGHTS_WORDS = (
+    "takes VERSION or VERSION=WEIGHT,... (e.g. 3 or 2=0.9,3=0.1): each version a whole "
+    "number from 1 in ASCII digits, once, each weight a number from 0 to 1,000,000 with one "
+    "above 0, no spaces"
+)
+
+
 @router.post("/templates/{name}/versions")
+@form_on(NEW_DRAFT)
 def new_version(
     name: str,
     user: Creator,
@@ -173,6 +195,7 @@ def review(
 
 
 @router.post("/templates/{name}/labels")
+@form_on(MOVE_LABEL)
 def label(
     name: str,
     user: Approver,
@@ -185,8 +208,8 @@ def label(
     1,000,000 with one above 0, as ``PUT /v1/templates/{name}/labels/{label}`` takes them."""
     try:
         update = LabelUpdate(weights=parse_label_spec(weights, zero_allowed=True))
-    except BadInputError as exc:
-        raise StudioError(422, str(exc)) from None
+    except BadInputError:  # its words repeat what was typed
+        raise StudioError(422, WEIGHTS_WORDS, field="weights") from None
     except ValidationError as exc:  # what the API's schema refuses: versions past 999999...
         raise StudioError(422, field_problem(exc.errors())) from None
     set_label(name, label, update, user.api_principal, session)

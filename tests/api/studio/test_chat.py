@@ -147,8 +147,8 @@ def test_chat_form_errors_are_plain_words_and_pages_have_an_icon(
     home = browser.get("/chat").text
     token = csrf_of(home)
     for data, words in (
-        ({"message": "a cup", "size": "abc"}, "size: not of the form WIDTHxHEIGHT"),
-        ({"message": " \u3000 "}, "message: is blank"),
+        ({"message": "a cup", "size": "abc"}, "Size: not of the form WIDTHxHEIGHT"),
+        ({"message": " \u3000 "}, "Brief: is blank"),
     ):
         page = browser.post("/chat", data={"csrf": token, "brand": "Acme Coffee", **data})
         assert page.status_code == 422 and words in page.text, page.text

@@ -34,8 +34,8 @@ def test_a_chat_message_or_title_holding_a_configured_key_is_a_422_page(
     ana = studio.signed_in_as("A", "ana", "creator")
     token = csrf_of(ana.get("/chat").text)
     for data, field in (
-        ({"title": "t", "message": f"a cup with the label {OPENAI_KEY} on it"}, "message"),
-        ({"title": f"key {OPENAI_KEY}", "message": "a cup"}, "title"),
+        ({"title": "t", "message": f"a cup with the label {OPENAI_KEY} on it"}, "Brief"),
+        ({"title": f"key {OPENAI_KEY}", "message": "a cup"}, "Title"),
     ):
         page = ana.post(
             "/chat", data={"csrf": token, "brand": "Acme Coffee", "size": "256x256", **data}
@@ -69,8 +69,8 @@ def test_a_chat_message_or_title_holding_any_api_key_is_a_422_page_and_sign_in_s
     token = csrf_of(ana.get("/chat").text)
     for key in typed:
         for data, field in (
-            ({"title": "t", "message": f"a cup labelled {key}"}, "message"),
-            ({"title": f"key {key}", "message": "a cup"}, "title"),
+            ({"title": "t", "message": f"a cup labelled {key}"}, "Brief"),
+            ({"title": f"key {key}", "message": "a cup"}, "Title"),
         ):
             page = ana.post(
                 "/chat", data={"csrf": token, "brand": "Acme Coffee", "size": "256x256", **data}
@@ -101,16 +101,16 @@ def test_a_form_holding_the_signed_in_key_or_session_is_a_422_page(
             "/chat",
             {"brand": "Acme Coffee", "size": "256x256", "title": "t",
              "message": f"a cup labelled {key}"},
-            "message",
+            "Brief",
         ),
         (
             "/chat",
             {"brand": "Acme Coffee", "size": "256x256", "title": f"t{key}x", "message": "a cup"},
-            "title",
+            "Title",
         ),
-        ("/brands/Acme Coffee/notes", {"text": f"note {key}"}, "text"),
-        ("/brands/Acme Coffee/notes", {"text": f"note {cookie}"}, "text"),
-        ("/templates/brand-hero/versions", {"body": f"a {{subject}} {key}"}, "body"),
+        ("/brands/Acme Coffee/notes", {"text": f"note {key}"}, "New note"),
+        ("/brands/Acme Coffee/notes", {"text": f"note {cookie}"}, "New note"),
+        ("/templates/brand-hero/versions", {"body": f"a {{subject}} {key}"}, "Body"),
     ]  # fmt: skip
     for action, data, field in forms:
         page = ana.post(action, data={"csrf": token, **data}, follow_redirects=False)

@@ -29,12 +29,12 @@ def test_refused_fields_are_named_in_plain_words(studio: Studio, api: Callable[.
     ana = studio.signed_in_as("A", "ana", "creator")
     token = csrf_of(ana.get("/chat").text)
     base = {"csrf": token, "brand": "Acme Coffee", "size": "256x256", "message": "a cup"}
-    _plain(ana.post("/chat", data={**base, "count": "0"}), "count: takes a number of at least 1")
-    _plain(ana.post("/chat", data={**base, "count": "9"}), "count: takes a number of at most 8")
-    _plain(ana.post("/chat", data={**base, "count": "x"}), "count: takes a whole number")
+    _plain(ana.post("/chat", data={**base, "count": "0"}), "Images: takes a number of at least 1")
+    _plain(ana.post("/chat", data={**base, "count": "9"}), "Images: takes a number of at most 8")
+    _plain(ana.post("/chat", data={**base, "count": "x"}), "Images: takes a whole number")
     _plain(
         ana.post("/chat", data={**base, "title": "t" * 201}),
-        "title: takes at most 200 characters",
+        "Title: takes at most 200 characters",
     )
     _plain(ana.get("/runs?page=x"), "page: takes a whole number")
     _plain(ana.get("/runs?page=0"), "page: takes a number of at least 1")
@@ -56,7 +56,7 @@ def test_form_bytes_that_are_not_utf8_are_refused_and_nothing_is_stored(
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert page.status_code == 422, page.text[:400]
-    assert "title: holds bytes that are not UTF-8" in page.text
+    assert "Title: holds bytes that are not UTF-8" in page.text
     with studio.db.session() as session:
         assert session.query(ThreadRow).count() == 0
         assert session.query(JobRow).count() == 0

@@ -83,14 +83,14 @@ def test_memory_note_and_template_draft_with_a_nul_are_refused(
     note = ana.post(
         "/brands/Acme Coffee/notes", data={"csrf": csrf_of(page), "text": "use\x00blue"}
     )
-    _refused(note, "text")
+    _refused(note, "New note")
     viewer = studio.key("A", "viewer")
     assert api("GET", "/v1/memory/notes?brand=Acme%20Coffee", viewer).json() == []
     page = ana.get("/templates/brand-hero").text
     for data, field in (
-        ({"body": "{{ brief }} x\x00y", "message": "m"}, "body"),
-        ({"body": "{{ brief }}", "message": "m\x00m"}, "message"),
-        ({"body": "{{ brief }}", "negative_body": "n\x00", "message": "m"}, "negative_body"),
+        ({"body": "{{ brief }} x\x00y", "message": "m"}, "Body"),
+        ({"body": "{{ brief }}", "message": "m\x00m"}, "Message"),
+        ({"body": "{{ brief }}", "negative_body": "n\x00", "message": "m"}, "Negative body"),
     ):
         draft = ana.post("/templates/brand-hero/versions", data={"csrf": csrf_of(page), **data})
         _refused(draft, field)
@@ -105,8 +105,8 @@ def test_chat_title_and_messages_with_a_nul_are_refused(
     ana = studio.signed_in_as("A", "ana", "creator")
     token = csrf_of(ana.get("/chat").text)
     for data, field in (
-        ({"title": "t\x00t", "message": "a cup of coffee"}, "title"),
-        ({"title": "t", "message": "a cup\x00 of coffee"}, "message"),
+        ({"title": "t\x00t", "message": "a cup of coffee"}, "Title"),
+        ({"title": "t", "message": "a cup\x00 of coffee"}, "Brief"),
     ):
         started = ana.post(
             "/chat", data={"csrf": token, "brand": "Acme Coffee", "size": "256x256", **data}
@@ -126,7 +126,7 @@ def test_chat_title_and_messages_with_a_nul_are_refused(
         before = session.query(ThreadMessageRow).count()
         jobs = session.query(JobRow).count()
     reply = ana.post(f"/chat/{thread_id}/messages", data={"csrf": token, "content": "more\x00"})
-    _refused(reply, "content")
+    _refused(reply, "Revise")
     with studio.db.session() as session:
         assert session.query(ThreadMessageRow).count() == before
         assert session.query(JobRow).count() == jobs
