@@ -123,6 +123,25 @@ def _typed(context: Context, action: str, name: str, default: Any = "") -> Any:
 
 
 env.globals["typed"] = _typed
+
+#: the most of a brief an image's alt text repeats (a screen reader reads all of it)
+ALT_BRIEF_CHARS = 100
+
+
+def image_alt(brief: object, which: str) -> str:
+    """An image's alt text: which image it is and the brief it was made for, cut at a word
+    within :data:`ALT_BRIEF_CHARS` ("Image 1 of 2: a steaming mug on a wooden table"), never
+    its hash or run id, which describe nothing a person sees."""
+    text = " ".join(str(brief or "").split())
+    if is_blank(text):
+        return which
+    if len(text) > ALT_BRIEF_CHARS:
+        cut = text[: ALT_BRIEF_CHARS + 1].rsplit(" ", 1)[0]
+        text = (cut if 0 < len(cut) <= ALT_BRIEF_CHARS else text[:ALT_BRIEF_CHARS]).rstrip() + "…"
+    return f"{which}: {text}"
+
+
+env.globals["image_alt"] = image_alt
 env.filters["utc"] = lambda value: m.strftime("%Y-%m-%d %H:%M UTC") if (m := _moment(value)) else ""
 env.filters["iso"] = lambda value: m.isoformat() if (m := _moment(value)) else ""
 

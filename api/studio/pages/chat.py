@@ -150,6 +150,7 @@ def job_view(
     why its run was refused when it was (the thread's ``refused`` for that turn)."""
     if job is None:
         return {
+            "brief": "",
             "job": None,
             "images": [],
             "partial": [],
@@ -169,7 +170,9 @@ def job_view(
     if job.result is None or job.state == "awaiting_review":
         partial = accepted_so_far(session, job.run_id)
     reason = (job.result or {}).get("reason", "") or (job.error or {}).get("detail", "")
+    run_row = session.get(RunRow, job.run_id)
     return {
+        "brief": run_row.brief if run_row is not None else "",  # what its images' alt text says
         "job": job,
         "images": images,
         "partial": partial,

@@ -2,6 +2,8 @@
 // - live runs: an element with data-events="/chat/jobs/JOB/events" streams the run's trace (SSE)
 //   into its list and, when the run ends, loads data-result into data-result-target;
 // - keyboard shortcuts on pages that declare them with data-shortcut on buttons or links;
+// - focus on the element a page's fragment names when it is made focusable (tabindex="-1": the
+//   latest turn after Send);
 // - the pairwise and review pages submit with keys.
 (function () {
   "use strict";
@@ -96,7 +98,17 @@
     (root || document).querySelectorAll("[data-events]").forEach(watch);
   }
 
-  document.addEventListener("DOMContentLoaded", function () { init(document); });
+  // A page opened at a fragment that names an element made focusable for it (tabindex="-1":
+  // the latest turn after Send) takes focus there, so a
+  // keyboard or screen-reader user goes on from what they just made, not from <body>.
+  // (A thread's heading has autofocus: a new thread lands there after Start.)
+  function focusFragment() {
+    var id = decodeURIComponent(location.hash.slice(1));
+    var target = id && document.getElementById(id);
+    if (target && target.getAttribute("tabindex") === "-1") target.focus();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { init(document); focusFragment(); });
   document.addEventListener("htmx:afterSettle", function (event) { init(event.target); });
 
   // Keyboard shortcuts: a single key (no modifier, not while typing) clicks the element whose

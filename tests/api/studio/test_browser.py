@@ -308,3 +308,24 @@ def test_every_page_passes_axe_with_keyboard_navigation_and_no_csp_violation(
         assert page.evaluate("document.activeElement.id") == "main", path
     assert not failures, failures
     assert not refused, refused
+
+
+def test_keyboard_start_focuses_the_new_conversation(browser: Browser, studio_site: Site) -> None:
+    """After a keyboard-only Start, focus is on the new thread's heading, not <body>
+    (outside tester); after Send, on the latest turn."""
+    page = as_user(browser, studio_site, "A", "kim", "creator")
+    page.goto(studio_site.url + "/chat")
+    page.get_by_label("Brief").fill("a mug of cocoa by a window")
+    page.get_by_label("Size").fill("256x256")
+    page.get_by_role("button", name="Start").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/chat/thr_\w+"))
+    page.wait_for_load_state("load")
+    assert page.evaluate("document.activeElement.id") == "thread-h"
+    page.get_by_label("Revise").focus()
+    page.keyboard.type("warmer")
+    page.get_by_role("button", name="Send").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/chat/thr_\w+#latest"))
+    page.wait_for_load_state("load")
+    assert page.evaluate("document.activeElement.id") == "latest"

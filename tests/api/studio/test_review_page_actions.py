@@ -6,6 +6,8 @@ is rejected from its form as usual. On both databases."""
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -118,3 +120,39 @@ def test_a_run_whose_held_image_was_deleted_is_rejected_from_its_page(
     assert rejected.status_code == 303, rejected.text
     run = api("GET", f"/v1/runs/{run_id}", studio.key("A", "viewer")).json()
     assert run["status"] == "failed" and not run["images"], run
+
+
+def test_the_requester_is_offered_no_approve_button_and_told_why(
+    studio: Studio, api: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four eyes: an admin who asked for the run sees Approve disabled with the reason beside
+    it, never a button that answers a 409 page (outside tester); another approver can."""
+    policy = tmp_path / "agent.yaml"
+    policy.write_text("review:\n  mode: always\n")
+    monkeypatch.setenv("BRANDLOOP_AGENT_POLICY", str(policy))
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    creator = studio.signed_in_as("A", "creator", "admin")
+    thread = studio.post_form(
+        creator,
+        "/chat",
+        "/chat",
+        {"brand": "Acme Coffee", "message": "a steaming cup", "size": "256x256"},
+    ).headers["location"]
+    run_id = None
+    for _ in range(600):  # the live page settles once the run waits for review
+        found = re.search(r'href="/review/(run_\w+)"', creator.get(thread).text)
+        if found:
+            run_id = found.group(1)
+            break
+        time.sleep(0.1)
+    assert run_id, "the run never reached review"
+    page = creator.get(f"/review/{run_id}").text
+    approve = re.search(r'<button[^>]*value="approve"[^>]*>', page)
+    assert approve, page[-2000:]
+    assert "disabled" in approve.group(0) and 'data-shortcut="a"' not in approve.group(0)
+    assert 'aria-describedby="four-eyes"' in approve.group(0)
+    assert re.search(r'id="four-eyes"[^>]*>[^<]*you asked for this run', page)
+    other = studio.signed_in_as("A", "lee", "approver").get(f"/review/{run_id}").text
+    approve = re.search(r'<button[^>]*value="approve"[^>]*>', other)
+    assert approve and "disabled" not in approve.group(0)
+    assert 'data-shortcut="a"' in approve.group(0)

@@ -1,0 +1,62 @@
+"""An image's alt text says what it is: which image, and the brief it was made for (cut at a
+word), never a hash or a run id (outside tester: "accepted image 1d9343f12f76 from
+procedural/draft", "first image of run_42e8...")."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from brandloop.api.studio.web import image_alt
+from tests.api.studio.conftest import Studio, make_run
+
+ALT = re.compile(r'<img [^>]*alt="([^"]*)"')
+BRIEF = "a steaming mug on a wooden table"
+
+
+def _alts(page: str) -> list[str]:
+    found = ALT.findall(page)
+    assert found, "the page shows no image"
+    return found
+
+
+def _describes(alt: str, brief: str) -> None:
+    assert brief in alt, alt
+    assert not re.search(r"[0-9a-f]{12}|run_", alt), alt
+
+
+def test_gallery_run_and_thread_images_are_described_by_their_brief(
+    studio: Studio, api: Callable[..., Any]
+) -> None:
+    run = make_run(studio, api, brief=BRIEF)
+    ana = studio.signed_in_as("A", "ana", "creator")
+    for alt in _alts(ana.get("/runs").text):
+        _describes(alt, BRIEF)
+    alts = _alts(ana.get(f"/runs/{run['run_id']}").text)
+    assert any(a.startswith("Image 1 of ") for a in alts), alts
+    for alt in alts:
+        _describes(alt, BRIEF)
+    thread = studio.post_form(
+        ana,
+        "/chat",
+        "/chat",
+        {"brand": "Acme Coffee", "message": "a cup of tea", "size": "256x256"},
+    ).headers["location"]
+    page = ""
+    for _ in range(600):
+        page = ana.get(thread).text
+        if "<img " in page and 'class="live"' not in page:
+            break
+        time.sleep(0.1)
+    for alt in _alts(page):
+        _describes(alt, "a cup of tea")
+
+
+def test_a_long_brief_is_cut_at_a_word() -> None:
+    brief = "a steaming mug of coffee " * 10
+    alt = image_alt(brief, "Image 1 of 1")
+    assert alt.startswith("Image 1 of 1: a steaming mug") and alt.endswith("coffee…")
+    assert len(alt) <= len("Image 1 of 1: ") + 101
+    assert image_alt("  ", "First image") == "First image"
