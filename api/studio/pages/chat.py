@@ -140,7 +140,7 @@ def start_thread(
         size=size or None,
     )
     thread = create_thread(body, user.api_principal, session, service, pool)
-    return see_other(f"/chat/{thread.id}")
+    return see_other(f"/chat/{thread.id}#thread-h")  # focus on the new thread (studio.js)
 
 
 def job_view(

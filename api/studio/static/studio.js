@@ -2,8 +2,8 @@
 // - live runs: an element with data-events="/chat/jobs/JOB/events" streams the run's trace (SSE)
 //   into its list and, when the run ends, loads data-result into data-result-target;
 // - keyboard shortcuts on pages that declare them with data-shortcut on buttons or links;
-// - focus on the element a page's fragment names when it is made focusable (tabindex="-1": the
-//   latest turn after Send);
+// - focus on the element a page's fragment names when it is made focusable (tabindex="-1": a
+//   new thread's heading after Start, the latest turn after Send);
 // - the pairwise and review pages submit with keys.
 (function () {
   "use strict";
@@ -99,9 +99,8 @@
   }
 
   // A page opened at a fragment that names an element made focusable for it (tabindex="-1":
-  // the latest turn after Send) takes focus there, so a
+  // a new thread's heading after Start, the latest turn after Send) takes focus there, so a
   // keyboard or screen-reader user goes on from what they just made, not from <body>.
-  // (A thread's heading has autofocus: a new thread lands there after Start.)
   function focusFragment() {
     var id = decodeURIComponent(location.hash.slice(1));
     var target = id && document.getElementById(id);

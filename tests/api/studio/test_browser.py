@@ -113,7 +113,7 @@ def test_a_thread_with_many_waiting_turns_streams_two_at_a_time_and_stays_usable
     stream at once, oldest first; the rest start as those end, and every turn still ends."""
     page = as_user(browser, studio_site, "A", "ana", "creator")
     url = start_thread(page, studio_site.url, "Acme Coffee", "a cup of tea by a window")
-    thread_id = url.rsplit("/", 1)[-1]
+    thread_id = url.split("#")[0].rsplit("/", 1)[-1]
     key = {"Authorization": f"Bearer {studio_site.key('A', 'creator')}"}
     for n in range(6):  # follow-ups wait their turn
         answer = httpx.post(

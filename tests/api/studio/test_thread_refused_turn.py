@@ -28,16 +28,20 @@ def test_a_refused_turn_is_marked_refused_with_the_threads_reason(
 ) -> None:
     api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
     browser = studio.signed_in_as("A", "ana", "creator")
-    thread_url = browser.post(
-        "/chat",
-        data={
-            "csrf": csrf_of(browser.get("/chat").text),
-            "brand": "Acme Coffee",
-            "message": "a croissant beside a coffee cup on a marble counter",
-            "size": "64x64",
-        },
-        follow_redirects=False,
-    ).headers["location"]
+    thread_url = (
+        browser.post(
+            "/chat",
+            data={
+                "csrf": csrf_of(browser.get("/chat").text),
+                "brand": "Acme Coffee",
+                "message": "a croissant beside a coffee cup on a marble counter",
+                "size": "64x64",
+            },
+            follow_redirects=False,
+        )
+        .headers["location"]
+        .split("#")[0]
+    )
     thread_id = thread_url.rsplit("/", 1)[-1]
     _wait_jobs(studio, thread_id)
     page = browser.get(thread_url).text
