@@ -211,13 +211,3 @@ def _one_import_name() -> Iterator[None]:
     )
     assert not stray, f"imported outside the brandloop package: {stray[:5]}"
 
-
-@pytest.fixture(autouse=True)
-def _no_default_data_dir() -> Iterator[None]:
-    """No test writes to the default data dir (``.brandloop`` in the working directory): two
-    tests without the ``data_dir`` fixture did, and one read a note the other had left there
-    (with xdist, the test named may be the one running beside the culprit)."""
-    default = Path.cwd() / ".brandloop"
-    there = default.exists()
-    yield
-    assert there or not default.exists(), f"a test wrote to the default data dir {default}"

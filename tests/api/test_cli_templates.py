@@ -859,7 +859,7 @@ def test_parallel_new_versions_from_processes_each_get_a_number(
 
 @pytest.mark.parametrize("actor", ["system", "SYSTEM", "System"])
 def test_a_reserved_reviewer_name_is_reserved_in_every_case(
-    capsys: pytest.CaptureFixture[str], actor: str
+    capsys: pytest.CaptureFixture[str], actor: str, data_dir: Path
 ) -> None:
     """Four eyes compare names ignoring case, so ``--as SYSTEM`` would pass for the shipped
     templates' author in the audit log: refused like ``system``, nothing stored."""
