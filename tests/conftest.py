@@ -210,4 +210,3 @@ def _one_import_name() -> Iterator[None]:
         if name.split(".")[0] in {"agent", "api", "evals", "memory", "policies", "tools"}
     )
     assert not stray, f"imported outside the brandloop package: {stray[:5]}"
-
