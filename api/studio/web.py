@@ -178,6 +178,17 @@ class FormPage:
     def label(self, name: str) -> str:
         return self.labels.get(name, name)
 
+    def at(self, path_params: Mapping[str, Any]) -> FormPage:
+        """This form as a request to ``path_params`` shows it: a label or id may name a path
+        parameter (``reject-note-{version}``: one form per version on one page)."""
+        params = {k: str(v) for k, v in path_params.items()}
+        return FormPage(
+            self.page,
+            labels={k: v.format(**params) for k, v in self.labels.items()},
+            ids={k: v.format(**params) for k, v in self.ids.items()},
+            field=self.field,
+        )
+
 
 def form_on(page: FormPage) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Mark a POST route's endpoint with the page its form is on (:class:`FormPage`)."""
@@ -192,7 +203,7 @@ def form_on(page: FormPage) -> Callable[[Callable[..., Any]], Callable[..., Any]
 def _form_of(request: Request) -> FormPage | None:
     endpoint = request.scope.get("endpoint")
     form = getattr(endpoint, "studio_form", None)
-    return form if isinstance(form, FormPage) else None
+    return form.at(request.path_params) if isinstance(form, FormPage) else None
 
 
 def _label(request: Request, name: str) -> str:

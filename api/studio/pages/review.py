@@ -20,9 +20,11 @@ from brandloop.api.studio.pages.runs import (
 from brandloop.api.studio.web import (
     Approver,
     Csrf,
+    FormPage,
     StudioError,
     StudioRoute,
     Viewer,
+    form_on,
     render,
     see_other,
 )
@@ -142,7 +144,12 @@ def item(
     return render(request, "review_item.html", context)
 
 
+VERDICT = FormPage("/review/{run_id}", labels={"note": "Note"}, field="note")
+ASSIGN = FormPage("/review/{run_id}", labels={"assignee": "Assign to"}, field="assignee")
+
+
 @router.post("/review/{run_id}/decision")
+@form_on(VERDICT)
 def decide(
     run_id: str,
     user: Approver,
@@ -155,8 +162,9 @@ def decide(
     if decision == "reject" and is_blank(note):  # one stray `r` must not reject a run
         raise StudioError(
             422,
-            f"to reject run {run_id}, say why in the Note: the requester reads it; the run "
-            "still waits for review",
+            f"to reject run {run_id}, say why: the requester reads it; the run still waits "
+            "for review",
+            field="note",
         )
     reviews.decide_run(
         session, pool, principal=user.api_principal, run_id=run_id, decision=decision,
@@ -166,6 +174,7 @@ def decide(
 
 
 @router.post("/review/{run_id}/assign")
+@form_on(ASSIGN)
 def assign(
     run_id: str,
     user: Approver,

@@ -175,7 +175,16 @@ def submit(name: str, version: int, user: Creator, session: SessionDep, _: Csrf)
     return see_other(f"/templates/{name}")
 
 
+REVIEW_VERSION = FormPage(
+    "/templates/{name}",
+    labels={"note": "Why reject v{version}?"},
+    ids={"note": "reject-note-{version}"},
+    field="note",
+)
+
+
 @router.post("/templates/{name}/versions/{version}/review")
+@form_on(REVIEW_VERSION)
 def review(
     name: str,
     version: int,
@@ -186,9 +195,7 @@ def review(
     note: Annotated[str, Form(max_length=MAX_REVIEW_NOTE_CHARS)] = "",
 ) -> Response:
     if decision == "reject" and is_blank(note):  # what the browser's `required` also asks
-        raise StudioError(
-            422, f"to reject v{version}, say why in “Why reject v{version}?”: the author reads it"
-        )
+        raise StudioError(422, "is blank: say why; the author reads it", field="note")
     body = TemplateReviewDecision(decision=decision, note=note)
     review_version(name, version, body, user.api_principal, session)
     return see_other(f"/templates/{name}")

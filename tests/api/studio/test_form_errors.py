@@ -8,8 +8,12 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from brandloop.registry.models import RunRow
 from brandloop.registry.models_service import JobRow, ThreadRow
 from tests.api.http.conftest import brand_kit
 from tests.api.studio.conftest import Studio, csrf_of
@@ -143,3 +147,41 @@ def test_a_credential_typed_into_a_form_is_never_shown_again(
     assert 'aria-invalid="true"' in _field(page.text, "message")
     assert key not in page.text and key[:12] not in page.text
     assert 'value="Autumn"' in page.text
+
+
+def test_review_forms_refused_are_the_review_page_again(
+    studio: Studio, api: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reject with no note, and an assignee who is no reviewer: the run's review page again,
+    the message beside its field, what was typed kept; the run still waits."""
+    policy = tmp_path / "agent.yaml"
+    policy.write_text("review:\n  mode: always\n")
+    monkeypatch.setenv("BRANDLOOP_AGENT_POLICY", str(policy))
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    body = {"brief": "a steaming cup", "brand": "Acme Coffee", "size": "256x256", "seed": 3}
+    job = api("POST", "/v1/generations?wait=60", studio.key("A", "creator"), json=body).json()
+    assert job["state"] == "awaiting_review", job
+    url = f"/review/{job['run_id']}"
+    lee = studio.signed_in_as("A", "lee", "approver")
+    page = studio.post_form(lee, url, f"{url}/decision", {"decision": "reject", "note": "  "})
+    _refused_beside(page, "note", "Note: to reject run")
+    page = studio.post_form(lee, url, f"{url}/assign", {"assignee": "nobody-here"})
+    text = _refused_beside(page, "assignee", "Assign to: no reviewer 'nobody-here'")
+    assert 'value="nobody-here"' in text
+    with studio.db.session() as session:
+        run = session.get(RunRow, job["run_id"])
+        assert run is not None and run.status == "awaiting_review"
+
+
+def test_template_reject_with_no_reason_is_the_template_page_again(studio: Studio) -> None:
+    ana = studio.signed_in_as("A", "ana", "creator")
+    url = "/templates/brand-hero"
+    added = studio.post_form(ana, url, f"{url}/versions", {"body": "{{ brief }}, louder"})
+    assert added.status_code in (200, 303), added.text[:400]
+    submitted = studio.post_form(ana, url, f"{url}/versions/2/submit", {})
+    assert submitted.status_code in (200, 303), submitted.text[:400]
+    lee = studio.signed_in_as("A", "lee", "approver")
+    form = {"decision": "reject", "note": " "}
+    page = studio.post_form(lee, url, f"{url}/versions/2/review", form)
+    _refused_beside(page, "reject-note-2", "Why reject v2?: is blank: say why")
+    assert "status-in_review" in page.text  # nothing changed

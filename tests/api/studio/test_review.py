@@ -5,6 +5,7 @@ page, `GET /v1/review/agreement` and `brandloop review agreement` all give."""
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import re
 import time
@@ -142,6 +143,8 @@ def test_assign_rate_pairwise_golden_and_agreement(
             follow_redirects=False,
         )
         assert refused.status_code == 422, refused.text
+        assert 'id="verdict"' in refused.text  # the review page again
+        assert f'value="{html.escape(nobody)}"' in refused.text  # what was typed, kept
     assigned = lee.post(
         f"/review/{runs[0]}/assign",
         data={"csrf": csrf_of(page.text), "assignee": " lee "},
@@ -385,7 +388,10 @@ def test_a_run_reject_needs_a_note_and_a_blank_one_leaves_the_run_waiting(
             data={"csrf": csrf_of(page), "decision": "reject", "note": note},
             follow_redirects=False,
         )
-        assert refused.status_code == 422 and "say why in the Note" in refused.text
+        assert refused.status_code == 422, refused.text
+        text = html.unescape(refused.text)
+        assert "Note: to reject run" in text and "say why" in text
+        assert 'id="verdict"' in text  # the review page again, its verdict form
         assert "status-awaiting_review" in lee.get(f"/runs/{run_id}").text
     assert run_id in lee.get("/review").text
     rejected = lee.post(
