@@ -42,6 +42,7 @@ from brandloop.domain import (
 )
 from brandloop.errors import BadInputError
 from brandloop.templates.governance import MODEL_HINT_PATTERN, PRINCIPAL_NAME, RESERVED_PARAMS
+from brandloop.templates.sandbox import MAX_TEMPLATE_CHARS
 
 JobState = Literal["queued", "running", "awaiting_review", "succeeded", "failed", "cancelled"]
 
@@ -653,10 +654,14 @@ class TemplateMetadataIn(_In):
 class TemplateVersionCreate(_In):
     body: Annotated[
         str,
-        Field(min_length=1, max_length=8000, json_schema_extra={"pattern": NOT_BLANK}),
+        Field(
+            min_length=1, max_length=MAX_TEMPLATE_CHARS, json_schema_extra={"pattern": NOT_BLANK}
+        ),
         not_blank("body"),
     ]
-    negative_body: str = Field(default="", max_length=4000)
+    #: the engine's limit for either text (``templates/sandbox.py``), as the CLI and an import
+    #: take it: 4,000 here before session 34 refused what ``templates create`` stored
+    negative_body: str = Field(default="", max_length=MAX_TEMPLATE_CHARS)
     params: dict[str, JsonValue] = Field(
         default_factory=dict,
         # the rule governance.check_params applies, stated in the schema (a 422 otherwise)

@@ -16,6 +16,7 @@ from brandloop.domain import MAX_MESSAGE_CHARS, MAX_REVIEW_NOTE_CHARS, TemplateV
 from brandloop.registry import crud
 from brandloop.registry.db import Database
 from brandloop.settings import Settings, get_settings
+from brandloop.templates.sandbox import MAX_TEMPLATE_CHARS
 from tests.api.test_cli import data_snapshot, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,3 +152,34 @@ def test_a_template_file_with_an_over_long_message_is_named_by_file_and_version(
     assert code == 2, (out, err)
     assert "aaa.yaml version 2: message" in err and "at most 2000" in err, err
     assert data_snapshot(settings.data_dir) == before
+
+
+def test_a_negative_body_takes_the_same_limit_in_the_cli_and_the_api(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    """The engine's limit for either text (8,000 characters) in both: the API took at most
+    4,000 of a negative body that ``templates create`` stored (outside tester)."""
+    from fastapi.testclient import TestClient
+
+    from brandloop.api.app import ApiSettings, create_app
+    from tests.api.http.conftest import Keys
+
+    at_limit = "blurry, " * 1000  # 8,000 characters
+    assert len(at_limit) == MAX_TEMPLATE_CHARS
+    for name, negative in (("neg-ok", at_limit), ("neg-long", at_limit + "x")):
+        spec = tmp_path / f"{name}.yaml"
+        spec.write_text(yaml.safe_dump({"body": "{{ brief }}", "negative_body": negative}))
+        code, _, err = run_cli(capsys, "templates", "create", name, "--file", str(spec), "--as",
+                               "ana")  # fmt: skip
+        if name == "neg-ok":
+            assert code == 0, err
+        else:
+            assert code == 2 and "8001 characters; the limit is 8000" in err, err
+    with TestClient(create_app(settings, ApiSettings(workers=0))) as client:
+        ana = Keys(Database(settings.resolved_database_url)).of("A", "ana", "creator")
+        url = "/v1/templates/neg-api/versions"
+        body = {"body": "{{ brief }}", "negative_body": at_limit}
+        assert client.post(url, json=body, headers=ana).status_code == 201
+        body["negative_body"] += "x"
+        refused = client.post(url, json=body, headers=ana)
+        assert refused.status_code == 422, refused.text
