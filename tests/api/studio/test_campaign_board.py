@@ -100,7 +100,9 @@ def test_an_asset_waiting_for_review_shows_its_candidates_and_links_approvers_to
     for role in ("viewer", "creator", "approver"):
         page = studio.signed_in_as("A", f"p-{role}", role).get(f"/campaigns/{campaign_id}").text
         assert "1 candidate(s) waiting for review" in page, role
-        assert page.count('waiting for review" loading="lazy"') == 1, role  # its thumbnail
+        # its thumbnail, described by the asset and its brief (not by its format alone)
+        alt = "Asset 1 128x128 image 1, waiting for review: a cup on a saucer"
+        assert page.count(f'alt="{alt}"') == 1, role
         assert (review in page) == (role == "approver"), role
     # rejected: the card says so and why (the reviewer's note)
     note = "the saucer is <off-brand> & too dark"
