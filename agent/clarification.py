@@ -20,11 +20,12 @@ from __future__ import annotations
 import re
 
 from brandloop.agent.conflicts import Conflicts, find_conflicts
+from brandloop.agent.revision import plain
 from brandloop.domain import BrandKit
 
 __all__ = ["accepts_offer", "keeps_asked_size", "offered_format", "question"]
 
-_PARTS = re.compile(r"\s*(?:[,;.!]|\band\b|\bthen\b)\s*", re.IGNORECASE)
+_PARTS = re.compile(r"\s*(?:[,;.!?]|\band\b|\bthen\b)\s*", re.IGNORECASE)
 _POLITE = re.compile(
     r"^(?:please|just|then|so|well|alright|all right)\s+|\s+(?:please|thanks|thank you)$",
     re.IGNORECASE,
@@ -81,13 +82,14 @@ def offered_format(brief: str, brand: BrandKit, *, width: int, height: int) -> s
 
 def keeps_asked_size(reply: str) -> bool:
     """Whether ``reply`` keeps the size a size's question asked about, and says nothing else."""
-    return _KEEP_SIZE.fullmatch(reply.strip()) is not None
+    return _KEEP_SIZE.fullmatch(plain(reply).strip()) is not None
 
 
 def accepts_offer(reply: str) -> bool:
     """Whether ``reply`` takes the question's offer (keep the palette, the brief's colours as
     accents) and says nothing else; a reply that also asks for a change is a revision."""
-    parts = [p for p in _PARTS.split(reply.strip().lower()) if p.strip()]
+    # read as the revision rules read it: "YES 👍" is "yes" (outside tester: a revision)
+    parts = [p for p in _PARTS.split(plain(reply).strip().lower()) if p.strip()]
     if not parts:
         return False
     for part in parts:

@@ -20,6 +20,7 @@ moderates it.
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,6 +34,8 @@ __all__ = [
     "apply_rules",
     "asks_nothing",
     "has_words",
+    "plain",
+    "required_removals",
     "revise",
     "strip_term",
 ]
@@ -186,8 +189,9 @@ _ADD = re.compile(
     re.IGNORECASE,
 )
 #: what parts an instruction; a new line, like a full stop, "?" or "!", ends one ("add steam
-#: <new line> drop the croissant" is two, not one clause "steam drop the croissant")
-_SPLIT = re.compile(r"\s*([,;.!?\n]|\band\b|\bthen\b)\s*", re.IGNORECASE)
+#: <new line> drop the croissant" is two, not one clause "steam drop the croissant"); so does a
+#: dash between spaces ("not quite - can you make it brighter?")
+_SPLIT = re.compile(r"\s*([,;.!?\n]|\s[-–—]+\s|\band\b|\bthen\b)\s*", re.IGNORECASE)
 #: what joins the items of one list ("drop the croissant, the napkin, and the spoon"): an item
 #: after these alone, with no instruction of its own, is one more thing the list's verb names;
 #: a full stop, semicolon or new line ends the list
@@ -402,6 +406,14 @@ def _same_thing(one: str, other: str) -> bool:
     )
 
 
+def required_removals(removed: list[str], required: list[str]) -> list[tuple[str, str]]:
+    """Each removed term that names (or is named by) a term the brand requires in every image,
+    with that term ("cup" and "coffee cup"): taking it out would ask the model for the thing
+    and tell it to avoid it in one call (outside tester: the prompt said "featuring coffee cup"
+    and its negative prompt "cup")."""
+    return [(term, need) for term in removed for need in required if _same_thing(term, need)]
+
+
 #: what a term or clause does not begin or end with: anything but a letter or digit ("the
 #: croissant?", "(the napkin)"); a "?" left on a term never matched the brief's word
 _ENDS = re.compile(r"^[\W_]+|[\W_]+$")
@@ -409,6 +421,34 @@ _ENDS = re.compile(r"^[\W_]+|[\W_]+$")
 
 def _clean_term(text: str) -> str:
     return _ENDS.sub("", re.sub(r"\s+", " ", text)).lower()[:80]
+
+
+#: characters that show nothing, taken out before a follow-up is read ("\u200bwarmer" is
+#: "warmer"): format characters (a zero-width space reads as a space), but the zero-width
+#: non-joiner that spells words of some scripts
+_ZERO_WIDTH_SPACE = "\u200b"
+_KEPT_FORMAT = frozenset({"\u200c"})
+
+
+def plain(instruction: str) -> str:
+    """``instruction`` as the rules read it: invisible characters taken out (a zero-width
+    space is a space) and pictographs, emoji and their modifiers read as spaces ("a bit
+    warmer 🙏" is "a bit warmer"; outside tester: the emoji kept the shift from being read
+    and went into the brief)."""
+    out = []
+    for char in instruction:
+        kind = unicodedata.category(char)
+        if char == _ZERO_WIDTH_SPACE:
+            out.append(" ")
+        elif kind == "Cf" and char not in _KEPT_FORMAT:
+            continue
+        elif (kind in ("So", "Sk") and ord(char) >= 0x2190) or "\ufe00" <= char <= "\ufe0f":
+            out.append(" ")  # arrows, symbols, dingbats, emoji, skin tones; variation selectors
+        elif kind == "Me":  # an enclosing keycap
+            continue
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def _parts(instruction: str) -> list[tuple[str, bool]]:
@@ -518,7 +558,7 @@ def _read(instruction: str) -> tuple[list[_Step], list[str], list[str]]:
     questions: list[str] = []
     ignored: list[str] = []
     removing = False  # the part before was a removal: a bare item after it is removed too
-    for raw, listed in _parts(instruction):
+    for raw, listed in _parts(plain(instruction)):
         written = re.sub(r"\s+", " ", raw).strip(" .,;:!?")
         part = _unframed(raw.replace("’", "'"))
         if not _WORDY.search(part) or _COURTESY.fullmatch(part):

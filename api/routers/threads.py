@@ -33,7 +33,14 @@ from sqlalchemy.orm import Session
 
 from brandloop.agent.clarification import accepts_offer, keeps_asked_size, offered_format
 from brandloop.agent.nodes.intake import redacted_text
-from brandloop.agent.revision import BriefEdit, BriefState, asks_nothing, has_words, revise
+from brandloop.agent.revision import (
+    BriefEdit,
+    BriefState,
+    asks_nothing,
+    has_words,
+    required_removals,
+    revise,
+)
 from brandloop.agent.runner import check_request
 from brandloop.api.auth import Principal
 from brandloop.api.deps import Creator, PoolDep, Service, ServiceDep, SessionDep, Viewer
@@ -56,6 +63,7 @@ from brandloop.api.schemas import (
 )
 from brandloop.domain import MAX_BRIEF_CHARS, GenerationRequest
 from brandloop.registry import crud
+from brandloop.registry.held_images import held_images
 from brandloop.registry.models import BrandRow, RunRow
 from brandloop.registry.models_service import JobRow, ThreadMessageRow, ThreadRow
 from brandloop.registry.types import usd
@@ -241,6 +249,15 @@ def _apply(
         edit = from_thread.run(revise, state, content, service.writer)
         if nothing and edit.by == "rules":  # the writer proposed nothing usable
             raise body_error((field,), _asks_nothing_message(open_question=question is not None))
+        clash = required_removals(edit.removed, list(crud.brand_kit(brand).required_terms))
+        if clash:
+            term, need = clash[0]
+            raise body_error(
+                (field,),
+                f"{brand.name} requires {need!r} in every image, so a follow-up cannot take "
+                f"out {term!r}: ask for another change, or change the brand kit's required "
+                "terms",
+            )
         brief = edit.after
         if len(brief) > MAX_BRIEF_CHARS:  # never cut: the run would lose what was asked
             raise body_error(
@@ -308,18 +325,22 @@ def _asks_nothing_message(*, open_question: bool) -> str:
     )
 
 
-def _reply(job: JobRow | None) -> str | None:
+def _reply(job: JobRow | None, *, held: int = 0) -> str | None:
+    """The turn's answer in a line; a turn waiting for review counts the ``held`` images its
+    run accepted (nothing is delivered yet), as the studio's thread page does."""
     if job is None or job.result is None:
         return None
     result = job.result
     if result.get("clarification"):  # the brand's conflict policy asks before spending
         return str(result["clarification"])
-    images = result.get("images", [])
-    text = f"{result.get('status')}: {len(images)} image(s), {usd(result.get('cost_usd', 0))}"
+    count = held if job.state == "awaiting_review" else len(result.get("images", []))
+    text = f"{result.get('status')}: {count} image(s), {usd(result.get('cost_usd', 0))}"
     return f"{text}. {result['reason']}" if result.get("reason") else text
 
 
-def _message_public(row: ThreadMessageRow, job: JobRow | None, *, cost_usd: float) -> MessagePublic:
+def _message_public(
+    row: ThreadMessageRow, job: JobRow | None, *, cost_usd: float, held: int = 0
+) -> MessagePublic:
     return MessagePublic(
         id=row.id,
         seq=row.seq,
@@ -328,7 +349,7 @@ def _message_public(row: ThreadMessageRow, job: JobRow | None, *, cost_usd: floa
         brief=row.brief,
         edit=BriefEdit.model_validate(row.edit) if row.edit else None,
         job=job_public(job, cost_usd=cost_usd) if job is not None else None,
-        reply=_reply(job),
+        reply=_reply(job, held=held),
         refused=turn_refusal(job),
     )
 
@@ -352,7 +373,9 @@ def thread_public(session: Session, thread: ThreadRow) -> ThreadPublic:
     for row in store.thread_messages(session, thread_id=thread.id):
         job = session.get(JobRow, row.job_id) if row.job_id else None
         cost = job_cost(session, job) if job is not None else 0.0
-        messages.append(_message_public(row, job, cost_usd=cost))
+        waiting = job is not None and job.state == "awaiting_review"
+        held = len(held_images(session, run_id=job.run_id)) if job is not None and waiting else 0
+        messages.append(_message_public(row, job, cost_usd=cost, held=held))
     names = store.brand_names(session, tenant=thread.tenant, ids=[thread.brand_id])
     return _thread_public(thread, names, messages)
 

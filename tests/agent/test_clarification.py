@@ -51,8 +51,14 @@ def test_the_question_offers_what_fits_the_clash(
 
 
 @pytest.mark.parametrize(
-    "reply", ["yes", "use the nearest format", "the nearest brand format, please", "nearest"]
-)
+    "reply",
+    [
+        "yes", "use the nearest format", "the nearest brand format, please", "nearest",
+        # an emoji, a question mark or an invisible character around an assent (outside
+        # tester: each was read as a revision, and the same question asked again)
+        "YES 👍", "yes?", "ok 👌", "\u200byes",
+    ],
+)  # fmt: skip
 def test_a_reply_taking_the_nearest_format_takes_the_offer(reply: str) -> None:
     assert accepts_offer(reply)
 
@@ -69,6 +75,7 @@ def test_a_reply_saying_more_is_no_offer_taken(reply: str) -> None:
         ("Keep the size as asked.", True),
         ("no, keep it", True),
         ("keep 768x1024 and add steam", False),
+        ("keep 768x1024 👍", True),
         ("yes", False),
     ],
 )

@@ -155,3 +155,37 @@ def test_keeping_a_thing_in_the_brief_changes_nothing_and_keeping_an_avoided_one
 def test_a_replacement_of_a_thing_not_named_adds_the_new_thing() -> None:
     edit = apply_rules(BriefState(brief=BENCH), "replace it with a chair")
     assert edit.after == f"{BENCH}, a chair" and edit.removed == [] and edit.added == ["a chair"]
+
+
+@pytest.mark.parametrize(
+    ("instruction", "shift", "removed"),
+    [
+        ("a bit warmer 🙏", "warmer", []),
+        ("warmer👍🏽", "warmer", []),
+        ("\u200bwarmer", "warmer", []),
+        ("war\u00admer", "warmer", []),  # a soft hyphen shows nothing
+        ("remove\u200bthe croissant", None, ["croissant"]),
+        ("Not quite - can you make it brighter?", "brighter", []),
+        ("not quite — darker", "darker", []),
+    ],
+)
+def test_emoji_and_invisible_characters_do_not_hide_what_is_asked(
+    instruction: str, shift: str | None, removed: list[str]
+) -> None:
+    """An emoji or an invisible character kept a shift from being read and went into the
+    brief; "Not quite - make it brighter" put "quite - can you make it brighter" in the negative
+    prompt (outside tester)."""
+    brief = "a coffee cup on a wooden counter with a croissant"
+    edit = apply_rules(BriefState(brief=brief), instruction)
+    assert edit.shifts == ([shift] if shift else []), edit
+    assert edit.removed == removed, edit
+    assert edit.added == [] and edit.avoid == removed, edit
+    for char in "🙏👍\u200b\u00ad-—":
+        assert char not in edit.after, edit
+
+
+@pytest.mark.parametrize("instruction", ["👍", "🙏🏽", "\u200b", "-", "— –"])
+def test_an_emoji_or_a_dash_alone_asks_for_nothing(instruction: str) -> None:
+    assert asks_nothing(instruction)
+    edit = apply_rules(BriefState(brief=PARK, avoid=["people"]), instruction)
+    assert edit.after == PARK and edit.avoid == ["people"]

@@ -41,6 +41,7 @@ from brandloop.artifacts import ArtifactStore
 from brandloop.domain import AcceptedImage, Receipt, RunStatus
 from brandloop.registry import crud
 from brandloop.registry.deleted_images import gone_images
+from brandloop.registry.held_images import held_images
 from brandloop.registry.models import AttemptRow, RunRow
 from brandloop.reproduce import reproduce_run
 from brandloop.settings import Settings
@@ -206,19 +207,9 @@ WAITING_FOR_REVIEW = "Waiting for a reviewer's verdict: nothing is delivered unt
 
 def accepted_so_far(session: Session, run_id: str) -> list[str]:
     """The images the acceptance rule accepted in the run so far (shown while it runs, and
-    while it waits for review, marked as such); nothing is delivered until it finishes."""
-    return [
-        str(sha)
-        for sha in session.scalars(
-            select(AttemptRow.artifact_sha256)
-            .where(
-                AttemptRow.run_id == run_id,
-                AttemptRow.outcome == "accepted",
-                AttemptRow.artifact_sha256.is_not(None),
-            )
-            .order_by(AttemptRow.created_at)
-        )
-    ]
+    while it waits for review, marked as such); nothing is delivered until it finishes. The
+    count the API's thread reply gives for a turn waiting for review (``held_images``)."""
+    return held_images(session, run_id=run_id)
 
 
 def run_context(

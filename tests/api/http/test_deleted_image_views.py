@@ -7,6 +7,7 @@ same bytes)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -223,3 +224,25 @@ def test_an_image_deleted_while_its_run_waits_for_review_is_not_delivered(
             headers=keys["B", "approver"],
         )
         assert approved.status_code == 200 and approved.json()["status"] == "succeeded"
+
+
+def test_a_threads_turn_waiting_for_review_counts_the_images_it_holds(
+    reviewing: TestClient, keys: Keys
+) -> None:
+    """The API's reply line for a turn waiting for review counts the images its run holds for
+    the verdict, as the studio's thread page does: it said "0 image(s)" (outside tester)."""
+    creator = keys["A", "creator"]
+    body = {"brand": "Acme Coffee", "message": GEN["brief"], "size": "256x256", "count": 2}
+    thread = reviewing.post("/v1/threads", json=body, headers=creator).json()
+    job_id = thread["messages"][0]["job"]["id"]
+    deadline = time.monotonic() + 120
+    job = reviewing.get(f"/v1/jobs/{job_id}", headers=creator).json()
+    while job["state"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.1)
+        job = reviewing.get(f"/v1/jobs/{job_id}", headers=creator).json()
+    assert job["state"] == "awaiting_review", job
+    trace = reviewing.get(f"/v1/runs/{job['run_id']}/trace", headers=creator).json()
+    held = {a["artifact_sha256"] for a in trace["attempts"] if a["outcome"] == "accepted"}
+    assert len(held) == 2, trace["attempts"]
+    shown = reviewing.get(f"/v1/threads/{thread['id']}", headers=creator).json()
+    assert shown["messages"][0]["reply"].startswith("awaiting_review: 2 image(s), $"), shown

@@ -15,6 +15,7 @@ from brandloop.settings import Settings
 from tests.api.http.conftest import Keys, assert_problem, wait_job
 
 CUP = "a cup of coffee on a marble counter with a croissant and a napkin"
+SPOON = "a cup of coffee on a marble counter with a croissant, a napkin and a spoon"
 ORANGE = "a coffee cup on an orange table"
 
 
@@ -43,31 +44,34 @@ def _reply(client: TestClient, keys: Keys, thread_id: str, content: str) -> dict
 
 
 @pytest.mark.parametrize(
-    ("instruction", "after", "removed"),
+    ("brief", "instruction", "after", "removed"),
     [
-        ("drop the croissant and the napkin", "a cup of coffee on a marble counter", ["croissant", "napkin"]),
-        (
-            "remove the croissant, the napkin and the cup",
-            "coffee on a marble counter",
-            ["croissant", "napkin", "cup"],
+        (CUP, "drop the croissant and the napkin", "a cup of coffee on a marble counter", ["croissant", "napkin"]),
+        (  # not the cup: Acme Coffee requires a coffee cup in every image (refused, below)
+            SPOON,
+            "remove the croissant, the napkin and the spoon",
+            "a cup of coffee on a marble counter",
+            ["croissant", "napkin", "spoon"],
         ),
         (  # the Oxford comma
-            "remove the croissant, the napkin, and the cup",
-            "coffee on a marble counter",
-            ["croissant", "napkin", "cup"],
+            SPOON,
+            "remove the croissant, the napkin, and the spoon",
+            "a cup of coffee on a marble counter",
+            ["croissant", "napkin", "spoon"],
         ),
-        ("drop the croissant and add steam", "a cup of coffee on a marble counter with a napkin, steam", ["croissant"]),
+        (CUP, "drop the croissant and add steam", "a cup of coffee on a marble counter with a napkin, steam", ["croissant"]),
     ],
 )  # fmt: skip
 def test_a_follow_up_drops_every_item_it_lists(
     client: TestClient,
     keys: Keys,
     acme: dict[str, Any],
+    brief: str,
     instruction: str,
     after: str,
     removed: list[str],
 ) -> None:
-    thread = _start(client, keys, CUP, seed=9)
+    thread = _start(client, keys, brief, seed=9)
     message = _reply(client, keys, thread["id"], instruction)
     edit = message["message"]["edit"]
     assert edit["after"] == after
@@ -75,6 +79,28 @@ def test_a_follow_up_drops_every_item_it_lists(
     images = message["job"]["result"]["images"]
     assert images and all(term in images[0]["negative_prompt"] for term in removed)
     assert not any(term in edit["after"] for term in removed)
+
+
+@pytest.mark.parametrize(
+    "instruction", ["remove the croissant, the napkin and the cup", "drop the coffee", "no cups"]
+)
+def test_a_follow_up_cannot_take_out_what_the_brand_requires(
+    client: TestClient, keys: Keys, acme: dict[str, Any], instruction: str
+) -> None:
+    """Acme Coffee requires "coffee cup" in every image: a follow-up taking the cup out would
+    ask for it and avoid it in one call (outside tester); it is a 422 naming both, nothing
+    stored, and the thread goes on."""
+    thread = _start(client, keys, CUP, seed=9)
+    creator = keys["A", "creator"]
+    url = f"/v1/threads/{thread['id']}/messages"
+    refused = client.post(url, json={"content": instruction}, headers=creator)
+    problem = assert_problem(refused, 422, "validation")
+    assert "requires 'coffee cup' in every image" in problem["detail"], problem
+    shown = client.get(f"/v1/threads/{thread['id']}", headers=creator).json()
+    assert len(shown["messages"]) == 1, shown
+    assert _reply(client, keys, thread["id"], "drop the croissant")["message"]["edit"]["avoid"] == [
+        "croissant"
+    ]
 
 
 def _ask(settings: Settings) -> None:
