@@ -40,7 +40,7 @@ def queue(principal: Approver, session: SessionDep) -> ReviewQueue:
         .join(TemplateRow, TemplateRow.id == TemplateVersionRow.template_id)
         .where(
             TemplateRow.tenant == principal.tenant,
-            TemplateVersionRow.status.in_(("draft", "in_review")),
+            TemplateVersionRow.status == "in_review",  # a draft waits for its author
         )
         .order_by(TemplateRow.name, TemplateVersionRow.version)
     )

@@ -15,13 +15,14 @@ recorded as that version's review by the importer. Anyone may import drafts.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictInt, model_validator
 from sqlalchemy.orm import Session
 
 from brandloop.artifacts import atomic_write
@@ -32,6 +33,8 @@ from brandloop.registry import crud
 from brandloop.registry.models import TemplateVersionRow
 from brandloop.templates.governance import (
     ACTOR_PATTERN,
+    MAX_DESCRIPTION_CHARS,
+    RESERVED_ACTORS,
     GovernanceError,
     GovernancePolicy,
     TemplateMetadata,
@@ -42,6 +45,7 @@ from brandloop.templates.governance import (
     _review,
     check_actor,
     check_label,
+    check_metadata,
     check_model_hints,
     check_name,
     check_params,
@@ -68,7 +72,8 @@ HEADER = (
 class VersionFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: int = Field(ge=1)
+    #: a whole number as YAML writes one: "1", true or 1.0 are refused, as everywhere else
+    version: StrictInt = Field(ge=1)
     status: TemplateStatus = "draft"
     author: str = Field(min_length=1, max_length=120, pattern=ACTOR_PATTERN.pattern)
     #: up to ``MAX_MESSAGE_CHARS`` for a version new to the registry (checked on import, naming
@@ -103,6 +108,10 @@ class VersionFile(BaseModel):
         }
 
 
+#: a version number as a label's weights name it in a file: ASCII digits, no leading zero
+_VERSION_KEY = re.compile(r"[1-9][0-9]*")
+
+
 class TemplateFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -120,7 +129,12 @@ class TemplateFile(BaseModel):
             raise ValueError(f"versions must be numbered 1, 2, 3 … in order; found {numbers}")
         for label, weights in self.labels.items():
             for key in weights:
-                if not key.isdigit() or int(key) not in numbers:
+                if not _VERSION_KEY.fullmatch(key):  # "１" or "01" read as 1 (outside tester)
+                    raise ValueError(
+                        f"label {label!r} names version {key!r}: a version is written in ASCII "
+                        "digits with no leading zero (1, 2, 3 …)"
+                    )
+                if int(key) not in numbers:
                     raise ValueError(f"label {label!r} names version {key!r}, which the file lacks")
             try:  # the rules of ``templates label``, refused while the file is read
                 check_label(label)
@@ -244,6 +258,14 @@ def _check_imported_review(
     it (``submit``, ``approve``, ``reject`` by ``actor``): the file's author is taken as
     ``--as`` is, so an importer is never both author and approver of a version."""
     subject = f"{name}@{vf.version}"
+    if vf.author.lower() in {reserved.lower() for reserved in RESERVED_ACTORS}:
+        # brandloop's own versions are seeded, never imported: the shipped ones are in the
+        # registry before an import reads a file (outside tester: "author: System" passed a
+        # version off as one of brandloop's own)
+        raise GovernanceError(
+            f"{subject}: author {vf.author!r} is reserved for brandloop itself (in any case); "
+            "a new version is written by a person"
+        )
     if vf.status == "in_review":
         if not same_person(actor, vf.author) and not _approves(actor, policy, None):
             raise GovernanceError(
@@ -284,7 +306,9 @@ def _check_unchanged(name: str, vf: VersionFile, row: TemplateVersionRow) -> Non
         "negative_body": row.negative_body,
         "params": row.params,
         "model_hints": list(row.model_hints),
-        "metadata": TemplateMetadata.model_validate(row.meta).model_dump(),
+        # as stored (with the named fields a file always has): never re-validated, so a
+        # version stored before a limit still compares
+        "metadata": {"domain": "", "tone": "", "safety_notes": "", **(row.meta or {})},
     }
     given = vf.content()
     fields = [key for key in stored if stored[key] != given[key]]
@@ -367,6 +391,12 @@ def import_templates(
                     "new to this registry (shorten it in the file to import it)"
                 )
             check_model_hints(vf.spec().model_hints, models)
+            check_metadata(vf.metadata, f"{tf._source} version {vf.version}")
+            if template is None and len(tf.description) > MAX_DESCRIPTION_CHARS:
+                raise BadInputError(
+                    f"{tf._source}: description is {len(tf.description)} characters long; at "
+                    f"most {MAX_DESCRIPTION_CHARS} are allowed for a template new to this registry"
+                )
             try:
                 check_params(vf.params)
             except BadInputError as exc:

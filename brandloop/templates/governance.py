@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
@@ -123,6 +130,37 @@ def _approvers_from_env(env: str) -> list[str]:
     return names
 
 
+#: the most characters a template's description holds (the CLI, the API, a new template's import)
+MAX_DESCRIPTION_CHARS: Final = 2000
+#: the most characters a version's metadata holds, keys, values and any extra fields counted
+#: together: a file's YAML aliases can make a few hundred bytes megabytes (outside tester: a
+#: 692-byte file stored 8 MB), refused while the file is read, before anything copies it
+MAX_METADATA_CHARS: Final = 16_000
+#: what the API's schema allows of the named fields (``TemplateMetadataIn``), for every new
+#: version wherever it is written (``version_from_spec``, import)
+METADATA_FIELD_LIMITS: Final = {"domain": 200, "tone": 200, "safety_notes": 2000}
+
+
+def _size_past(value: Any, limit: int) -> bool:
+    """Whether ``value`` (YAML's data) holds more than ``limit`` characters, counted without
+    copying it and stopping as soon as it does: aliases share one object many times over."""
+    seen = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        else:
+            seen += len(item) if isinstance(item, str) else 8
+        seen += 1
+        if seen > limit:
+            return True
+    return False
+
+
 class TemplateMetadata(BaseModel):
     """What a reviewer wants to know about a template besides its text."""
 
@@ -132,6 +170,27 @@ class TemplateMetadata(BaseModel):
     tone: str = ""
     safety_notes: str = ""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _bounded(cls, data: Any) -> Any:
+        if isinstance(data, dict) and _size_past(data, MAX_METADATA_CHARS):
+            raise ValueError(
+                f"metadata holds more than {MAX_METADATA_CHARS:,} characters (YAML aliases "
+                "count each time they are used)"
+            )
+        return data
+
+
+def check_metadata(metadata: TemplateMetadata, subject: str) -> None:
+    """A new version's metadata within what the API's schema allows of its named fields."""
+    for name, limit in METADATA_FIELD_LIMITS.items():
+        text = getattr(metadata, name)
+        if len(text) > limit:
+            raise BadInputError(
+                f"{subject}: metadata.{name} is {len(text)} characters long; at most {limit} "
+                "are allowed for a new version"
+            )
+
 
 class TemplateSpec(BaseModel):
     """The content of one version as a template file holds it (see ``examples/templates``)."""
@@ -139,7 +198,7 @@ class TemplateSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, description="optional; must match NAME if given")
-    description: str = Field(default="", max_length=2000)
+    description: str = Field(default="", max_length=MAX_DESCRIPTION_CHARS)
     body: str = Field(min_length=1)
     negative_body: str = ""
     params: dict[str, Any] = Field(default_factory=dict)
@@ -330,6 +389,7 @@ def version_from_spec(
 ) -> TemplateVersion:
     """The version ``spec`` becomes when stored as ``name@version``: what every write path
     (``create``, ``new-version``, an eval target's template files) stores of a file."""
+    check_metadata(spec.metadata, f"{name}@{version}")
     return TemplateVersion(
         name=name,
         version=version,

@@ -310,6 +310,25 @@ def prepared(
         document = {"name": name, "labels": labels, "versions": [body]}
         (path / "fresh.yaml").write_text(yaml.safe_dump(document))
 
+    # an outside tester's imports: brandloop's reserved author, numbers spelt otherwise,
+    # metadata and a description past what the API takes, a YAML alias bomb in metadata
+    fresh("system_author_dir", author="System", status="approved")
+    fresh("string_version_dir", version="1")
+    fresh("bool_version_dir", version=True)
+    fresh("long_safety_notes_dir", metadata={"safety_notes": "s" * 2001})
+    bomb = inputs / "metadata_bomb_dir"
+    bomb.mkdir()
+    lines = ["name: fresh", "versions:", "  - version: 1", "    author: ana",
+             "    body: '{{ brief }}'", "    metadata:", "      l0: &a0 [" + ", ".join(["lol"] * 10) + "]"]  # fmt: skip
+    lines += [f"      l{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    (bomb / "fresh.yaml").write_text("\n".join(lines) + "\n")
+    path = inputs / "long_description_dir"
+    path.mkdir()
+    document = {"name": "fresh", "description": "d" * 2001,
+                "versions": [{"version": 1, "author": "ana", "body": "{{ brief }}"}]}  # fmt: skip
+    (path / "fresh.yaml").write_text(yaml.safe_dump(document))
+    labelled("full_width_label_dir", "fresh", {"staging": {"\uff11": 1.0}})
+    labelled("leading_zero_label_dir", "fresh", {"staging": {"01": 1.0}})
     labelled("newline_label_dir", "fresh", {"production\n": {"1": 1.0}})
     labelled("newline_name_dir", "fresh\n", {})
     labelled("huge_weight_dir", "fresh", {"staging": {"1": 1e308}})
@@ -507,6 +526,14 @@ BAD = [
         "at most 1,000,000",
     ),
     (["templates", "import", "HUGE_WEIGHT_DIR", "--as", "lee"], "weights are numbers from 0"),
+    (["templates", "import", "SYSTEM_AUTHOR_DIR", "--as", "lee"], "'System' is reserved"),
+    (["templates", "import", "STRING_VERSION_DIR", "--as", "lee"], "versions.0.version"),
+    (["templates", "import", "BOOL_VERSION_DIR", "--as", "lee"], "versions.0.version"),
+    (["templates", "import", "LONG_SAFETY_NOTES_DIR", "--as", "lee"], "safety_notes is 2001"),
+    (["templates", "import", "METADATA_BOMB_DIR", "--as", "lee"], "more than 16,000 characters"),
+    (["templates", "import", "LONG_DESCRIPTION_DIR", "--as", "lee"], "description is 2001"),
+    (["templates", "import", "FULL_WIDTH_LABEL_DIR", "--as", "lee"], "in ASCII digits"),
+    (["templates", "import", "LEADING_ZERO_LABEL_DIR", "--as", "lee"], "no leading zero"),
     (
         [
             "generate",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -128,8 +127,7 @@ def _load(directory: Path) -> DevCredentials | None:
 
 
 def _write(path: Path, text: str, mode: int) -> None:
-    atomic_write(path, text.encode())
-    os.chmod(path, mode)
+    atomic_write(path, text.encode(), mode=mode)  # the key is never readable under its name
 
 
 def dev_credentials(data_dir: Path) -> DevCredentials:
