@@ -120,6 +120,9 @@ def compose(
     to the negative prompt; the brand palette goes first in their place.
     """
     moved = off_brand_colours(brief, brand) if emphasis == "strong" else []
+    # never the thing the prompt asks for in every image: a thread's removal of "cup" stored
+    # before such a follow-up was refused would avoid Acme Coffee's "coffee cup" in one call
+    avoid = [a for a in avoid if not _names_required(a, brand.required_terms)]
     avoid = [*avoid, *(f for f in forbidden if f not in avoid)]
     all_modifiers = [*modifiers, *(SHIFT_MODIFIERS[s] for s in shifts)]
     variables = {
@@ -143,6 +146,19 @@ def compose(
     elif accents or forbidden:
         prompt = f"{accent_clause(brand, accents)}. {prompt}"
     return prompt, negative
+
+
+def _names_required(term: str, required: Sequence[str]) -> bool:
+    """Whether ``term`` names a required term or is named by one, as whole words in either
+    direction ("cup" and "coffee cup")."""
+    words = term.lower().split()
+    for need in required:
+        need_words = need.lower().split()
+        for short, long in ((words, need_words), (need_words, words)):
+            size = len(short)
+            if size and any(long[i : i + size] == short for i in range(len(long) - size + 1)):
+                return True
+    return False
 
 
 def leads_with_palette(prompt: str) -> bool:

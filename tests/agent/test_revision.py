@@ -231,6 +231,22 @@ def test_the_composer_moves_removals_to_the_negative_and_reorders_the_palette() 
     assert ordered_palette(ACME)[0].name == "teal"  # the primary, unshifted
 
 
+def test_the_composer_never_avoids_what_the_brand_requires() -> None:
+    """Acme Coffee requires "coffee cup": an avoided "cup" or "coffee" (a thread's removal
+    stored before such follow-ups were refused) stays out of the negative prompt; "cupcake" and
+    "mug" are other things (outside tester: "featuring coffee cup" with "cup" avoided)."""
+    spec = yaml.safe_load((SHIPPED_TEMPLATES / "brand-hero.yaml").read_text())
+    template = TemplateVersion(
+        name="brand-hero", version=1, body=spec["body"], negative_body=spec["negative_body"]
+    )
+    avoid = ["cup", "Coffee", "coffee cup", "cupcake", "mug"]
+    prompt, negative = compose(template, brand=ACME, brief="a table", avoid=avoid)
+    assert "featuring coffee cup" in prompt
+    terms = [t.strip() for t in negative.split(",")]
+    assert "cupcake" in terms and "mug" in terms
+    assert not {"cup", "Coffee", "coffee cup"} & set(terms), negative
+
+
 async def test_the_writer_proposes_the_edit_and_its_removals_are_enforced() -> None:
     reply = json.dumps(
         {
