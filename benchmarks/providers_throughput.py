@@ -21,8 +21,12 @@
 With ``--floors``, the same load is also run below httpx (3.): what the machine and the fake
 server allow a client that has no HTTP library at all, and one on httpcore alone.
 
+With ``--pin`` the fake servers run on the machine's last CPU and the client on the others
+(Linux's ``sched_setaffinity``): on a two-core machine the fake's own work otherwise shares a core
+with the client's at every wave, which a remote provider's would not.
+
 Usage: .venv/bin/python benchmarks/providers_throughput.py [--concurrency 16,64] [--rounds 5]
-[--calls 400] [--asyncio-loop] [--floors]
+[--calls 400] [--asyncio-loop] [--floors] [--pin]
 """
 
 from __future__ import annotations
@@ -104,6 +108,20 @@ def server_cpu_ms(pid: int, started: float | None, calls: int) -> str:
     if started is None or ended is None:
         return "fake server CPU not measured"
     return f"fake server CPU {1000 * (ended - started) / calls:.3f} ms per call"
+
+
+def pin_apart(*server_pids: int) -> str:
+    """The fake servers on the last CPU, this process on the rest: the provider's own work
+    (uvicorn parsing and answering) then never waits for the client's CPU or takes it, as a
+    remote provider's would not. Says where each went."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return "pinned: not done (one CPU)"
+    server_cpu, client_cpus = {cpus[-1]}, set(cpus[:-1])
+    for pid in server_pids:
+        os.sched_setaffinity(pid, server_cpu)
+    os.sched_setaffinity(0, client_cpus)
+    return f"pinned: fake servers on CPU {cpus[-1]}, client on CPU(s) {sorted(client_cpus)}"
 
 
 def stack(base_url: str, concurrency: int) -> tuple[ResilientProvider, httpx.AsyncClient]:
@@ -297,6 +315,12 @@ def main() -> None:
         action="store_true",
         help="run both clients on asyncio's own loop instead of the product's (uvloop)",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="run the fake servers on the last CPU and this client on the others, as a remote "
+        "provider's work would not take the client's CPU (Linux; the default shares them)",
+    )
     args = parser.parse_args()
     run = asyncio.run if args.asyncio_loop else event_loop.run
     loop_name = "asyncio" if args.asyncio_loop or not event_loop.uses_uvloop() else "uvloop"
@@ -304,6 +328,8 @@ def main() -> None:
 
     slow, slow_url = start_server(args.latency)
     fast, fast_url = start_server(0.0)
+    if args.pin:
+        print(pin_apart(slow.pid, fast.pid))
     verdicts = []
     try:
         for concurrency in (int(c) for c in args.concurrency.split(",")):
