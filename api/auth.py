@@ -19,7 +19,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -260,6 +260,19 @@ def authenticate(session: Session, key: str) -> Principal | None:
         return None
     role: Role = ROLES[ROLES.index(row.role)]  # type: ignore[arg-type,unused-ignore]
     return Principal(key_id=row.id, tenant=row.tenant, role=role, name=row.principal)
+
+
+def key_still_valid(key_id: str) -> Callable[[Session], bool]:
+    """A check, for a long answer (an event stream), that the key it was opened with is still
+    stored and not revoked: a revocation anywhere ends the stream at its next poll."""
+
+    def check(session: Session) -> bool:
+        revoked = session.execute(
+            select(ApiKeyRow.revoked_at).where(ApiKeyRow.id == key_id)
+        ).one_or_none()
+        return revoked is not None and revoked[0] is None
+
+    return check
 
 
 # --------------------------------------------------------------------------- the hot path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable
 from typing import Any, Literal
 
 from sqlalchemy import Connection, func, select
@@ -342,17 +342,44 @@ def sse_name(node: str, kind: str) -> str:
     return kind
 
 
+#: what a stream's last event says when the key or studio session it was opened with stopped
+#: being valid while it was open (revoked, expired, signed out)
+REVOKED_END = {
+    "type": "unauthorized",
+    "status": 401,
+    "detail": "the key or studio session this stream was opened with was revoked or has "
+    "expired: the stream ends; open it again with a valid one",
+}
+
+
 async def job_events(
-    db: Database, *, job_id: str, run_id: str, after: int, poll_seconds: float
+    db: Database,
+    *,
+    job_id: str,
+    run_id: str,
+    after: int,
+    poll_seconds: float,
+    still_valid: Callable[[Session], bool] | None = None,
 ) -> AsyncIterator[str]:
     """Server-sent events for a job: each trace event of its run as it is written, the job's
     state changes, and a last ``end`` event once the job is finished and its trace drained.
-    Event ids are the trace's sequence numbers, so ``Last-Event-ID`` resumes where it left."""
+    Event ids are the trace's sequence numbers, so ``Last-Event-ID`` resumes where it left.
+
+    ``still_valid`` is asked at every poll whether the credential the stream was opened with
+    still holds: once it does not (a key revoked while the stream is open), the stream sends
+    ``end`` with :data:`REVOKED_END` and stops, sending nothing more of the run (outside
+    tester: a revoked viewer key kept receiving the trace until the job ended)."""
     last_state = None
     seq = after
     yield "retry: 1000\n\n"
     while True:
-        state, error, events = await asyncio.to_thread(_poll_events, db, job_id, run_id, seq)
+        valid, state, error, events = await asyncio.to_thread(
+            _poll_events, db, job_id, run_id, seq, still_valid
+        )
+        if not valid:
+            ended = {"job": job_id, "state": state, "error": REVOKED_END}
+            yield f"event: end\ndata: {json.dumps(ended)}\n\n"
+            return
         if state != last_state:
             last_state = state
             yield f"event: state\ndata: {json.dumps({'job': job_id, 'state': state})}\n\n"
@@ -371,11 +398,18 @@ async def job_events(
 
 
 def _poll_events(
-    db: Database, job_id: str, run_id: str, after: int
-) -> tuple[str | None, dict[str, Any] | None, list[tuple[int, str, str, Any, str]]]:
-    """The job's state, its error (a failed job's) and up to 200 trace events after
-    ``after`` (in a thread: a stream's poll never stalls the serving loop)."""
+    db: Database,
+    job_id: str,
+    run_id: str,
+    after: int,
+    still_valid: Callable[[Session], bool] | None = None,
+) -> tuple[bool, str | None, dict[str, Any] | None, list[tuple[int, str, str, Any, str]]]:
+    """Whether the stream's credential still holds; the job's state, its error (a failed
+    job's) and up to 200 trace events after ``after`` (in a thread: a stream's poll never
+    stalls the serving loop)."""
     with db.session() as session:
+        if still_valid is not None and not still_valid(session):
+            return False, None, None, []
         state, error = session.execute(
             select(JobRow.state, JobRow.error).where(JobRow.id == job_id)
         ).one_or_none() or (None, None)
@@ -386,7 +420,7 @@ def _poll_events(
             .limit(200)
         )
         events = [(r.seq, r.node, r.kind, r.payload, r.at.isoformat()) for r in rows]
-        return state, error, events
+        return True, state, error, events
 
 
 def run_not_found(reader: Session | Connection, tenant: str, run_id: str) -> ApiProblem:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated
 
 from anyio import from_thread
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
+from brandloop.api.auth import key_still_valid
 from brandloop.api.deps import Creator, PoolDep, Service, ServiceDep, SessionDep, Viewer
 from brandloop.api.jobs import store
 from brandloop.api.jobs.service import (
@@ -104,7 +106,8 @@ def job_events_stream(
     ] = None,
 ) -> StreamingResponse:
     return events_response(session, service, tenant=principal.tenant, job_id=job_id,
-                           last_event_id=last_event_id)  # fmt: skip
+                           last_event_id=last_event_id,
+                           still_valid=key_still_valid(principal.key_id))  # fmt: skip
 
 
 _SEQUENCE = re.compile(LAST_EVENT_ID_PATTERN)
@@ -127,9 +130,16 @@ def event_sequence(last_event_id: str | None) -> int:
 
 
 def events_response(
-    session: Session, service: Service, *, tenant: str, job_id: str, last_event_id: str | None
+    session: Session,
+    service: Service,
+    *,
+    tenant: str,
+    job_id: str,
+    last_event_id: str | None,
+    still_valid: Callable[[Session], bool],
 ) -> StreamingResponse:
-    """The tenant's job's progress as server-sent events (the API's and the studio's)."""
+    """The tenant's job's progress as server-sent events (the API's and the studio's), for as
+    long as ``still_valid`` says the caller's key (or studio session) holds."""
     after = event_sequence(last_event_id)
     row = store.get_job(session, tenant=tenant, job_id=job_id)
     if row is None:
@@ -144,6 +154,7 @@ def events_response(
         run_id=run_ref,
         after=after,
         poll_seconds=service.api.sse_poll_seconds,
+        still_valid=still_valid,
     )
     return StreamingResponse(
         stream,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -217,6 +218,22 @@ def session_user(session: Session, token: str) -> StudioUser | None:
         if key is None or key.revoked_at is not None:
             return None
     return _user(row, key)
+
+
+def session_still_valid(session_id: str) -> Callable[[Session], bool]:
+    """A check, for a long answer (an event stream), that the studio session it was opened in
+    still holds: not signed out, not expired, and its key (a sign-in with a key) not revoked."""
+
+    def check(session: Session) -> bool:
+        row = session.get(StudioSessionRow, session_id)
+        if row is None or row.revoked_at is not None or _aware(row.expires_at) <= utcnow():
+            return False
+        if row.key_id is None:
+            return True
+        key = session.get(ApiKeyRow, row.key_id)
+        return key is not None and key.revoked_at is None
+
+    return check
 
 
 def sign_out(session: Session, session_id: str) -> None:

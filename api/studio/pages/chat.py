@@ -24,6 +24,7 @@ from brandloop.api.studio.pages.runs import (
     image_views,
     palette_of,
 )
+from brandloop.api.studio.sessions import session_still_valid
 from brandloop.api.studio.web import (
     PAGE_SIZE,
     Creator,
@@ -247,8 +248,9 @@ def events(
     """The run's progress as server-sent events: the same stream as /v1/jobs/{id}/events."""
     try:
         return events_response(
-            session, service, tenant=user.tenant, job_id=job_id, last_event_id=last_event_id
-        )
+            session, service, tenant=user.tenant, job_id=job_id, last_event_id=last_event_id,
+            still_valid=session_still_valid(user.session_id),
+        )  # fmt: skip
     except ApiProblem as exc:
         raise StudioError(exc.status, exc.detail) from None
 
