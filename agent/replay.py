@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -90,6 +91,30 @@ def request_key(
 
 def mark(session: Session, *, run_id: str, key: str | None) -> None:
     session.execute(update(RunRow).where(RunRow.id == run_id).values(request_key=key))
+
+
+def forget_replays(session: Session, *, tenant: str, brand_id: str, texts: Sequence[str]) -> int:
+    """Make the brand's runs whose accepted prompts carry any of ``texts`` (a forgotten style
+    note's) no request's repeat any more; return how many. A repeat would serve their images
+    again and their prompts, the forgotten text in them, would be remembered again (outside
+    tester: a forgotten note came back into memory, a new receipt and its image this way); the
+    next identical request is planned afresh, without the note."""
+    if not texts:
+        return 0
+    rows = session.execute(
+        select(AttemptRow.run_id, AttemptRow.prompt)
+        .join(RunRow, RunRow.id == AttemptRow.run_id)
+        .where(
+            RunRow.tenant == tenant,
+            RunRow.brand_id == brand_id,
+            RunRow.request_key.is_not(None),
+            AttemptRow.outcome == "accepted",
+        )
+    )
+    runs = {run_id for run_id, prompt in rows if any(text in (prompt or "") for text in texts)}
+    if runs:
+        session.execute(update(RunRow).where(RunRow.id.in_(runs)).values(request_key=None))
+    return len(runs)
 
 
 def earlier_accepted(

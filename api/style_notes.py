@@ -16,12 +16,14 @@ the API were neither listed nor forgotten. Listing a brand's notes moves any suc
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from brandloop.agent.replay import forget_replays
 from brandloop.domain import BRAND_ID, MAX_NOTE_CHARS, is_blank
 from brandloop.errors import BadInputError, RefusedError
 from brandloop.memory.store import BrandMemory, MemoryHit
@@ -68,8 +70,12 @@ def add_style_note(
     kit = crud.brand_kit(brand)
     policy = load_brand_moderation_policy(kit.slug, search=list(policy_dirs))
     limit = min(MAX_NOTE_CHARS, policy.text.max_chars)
-    # what would be kept is held to the limit: padding at either end is never stored
-    text = text.strip()
+    # what would be kept is held to the limit: padding at either end is never stored, nor a
+    # character that shows nothing or reorders what a reader sees (a note reaches every later
+    # prompt: "use teal \u202eevil\u202c" went to the provider as typed; outside tester)
+    text = _INVISIBLE.sub(lambda m: " " if m.group() == "\u200b" else "", text).strip()
+    if is_blank(text):
+        raise BadInputError("note is empty")
     _check_length(text, limit, "")
     # another service's key pasted into a note would reach every later prompt of the brand,
     # the provider and the signed receipts, as one in a brief would: it goes first, as there
@@ -113,6 +119,12 @@ def add_style_note(
     return AddedNote(id=note_id, text=kept, redacted=kinds)
 
 
+#: the characters a note loses: bidirectional overrides, embeddings and isolates, zero-width
+#: spaces (read as a space), the word joiner, the byte-order mark and soft hyphens; the
+#: zero-width joiner and non-joiner stay (some scripts spell words with them, emoji join)
+_INVISIBLE = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u200b\u2060\ufeff\u00ad]")
+
+
 def _check_length(text: str, limit: int, how: str) -> None:
     """A note too long is bad input naming the limit, as a brief too long is: never a
     moderation refusal (the text gate refuses what is past the brand's ``max_chars``, which
@@ -135,10 +147,17 @@ def list_style_notes(
     return memory.notes(tenant=tenant, brand=brand.id, limit=limit, offset=offset)
 
 
-def forget_style_note(memory: BrandMemory, *, tenant: str, brand: BrandRow, note_id: str) -> int:
-    """Delete one style note of the brand (text and vector); return how many were deleted."""
+def forget_style_note(
+    memory: BrandMemory, session: Session, *, tenant: str, brand: BrandRow, note_id: str
+) -> int:
+    """Delete one style note of the brand (text and vector); return how many were deleted.
+    The brand's runs whose accepted prompts carry its text are no repeat's to replay any more
+    (``forget_replays``), in ``session``'s transaction."""
     _adopt_name_keyed(memory, tenant=tenant, brand=brand)
-    return memory.forget(tenant=tenant, brand=brand.id, record_id=note_id)
+    texts = memory.note_forms(tenant=tenant, brand=brand.id, record_id=note_id)
+    gone = memory.forget(tenant=tenant, brand=brand.id, record_id=note_id)
+    forget_replays(session, tenant=tenant, brand_id=brand.id, texts=texts)
+    return gone
 
 
 def _adopt_name_keyed(memory: BrandMemory, *, tenant: str, brand: BrandRow) -> None:

@@ -770,6 +770,25 @@ class BrandMemory:
         log.info("memory forgotten", extra={"tenant": tenant, "brand": brand, "records": removed})
         return removed
 
+    @_serialised(write=False)
+    def note_forms(
+        self,
+        *,
+        tenant: str,
+        brand: str,
+        before: datetime | None = None,
+        record_id: str | None = None,
+    ) -> list[str]:
+        """The texts, in the forms a prompt holds them, of the style notes a :meth:`forget`
+        with the same arguments deletes: what a replay of an earlier run's prompts must not
+        bring back (``brandloop.agent.replay.forget_replays``)."""
+        where: Where | None = None
+        if before is not None:
+            where = cast(Where, {"created_at": {"$lt": before.timestamp()}})
+        ids = None if record_id is None else [record_id]
+        texts = self._notes_to_forget(tenant, brand, ids, where).values()
+        return list(dict.fromkeys(form for text in texts for form in _rendered_forms(text or "")))
+
     def _notes_to_forget(
         self, tenant: str, brand: str, ids: list[str] | None, where: Where | None
     ) -> dict[str, str | None]:

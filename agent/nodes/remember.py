@@ -14,6 +14,7 @@ from PIL import Image
 
 from brandloop.agent.context import RunContext
 from brandloop.agent.kit_memory import memory_kit_digest
+from brandloop.agent.replay import mark
 from brandloop.agent.state import RunState
 from brandloop.domain import Decision
 from brandloop.memory.store import BrandMemory, MemoryUnavailableError
@@ -45,6 +46,9 @@ async def remember(state: RunState, runtime: Runtime[RunContext]) -> dict[str, A
     ctx.emit(state["run_id"], "remember", "remembered", {"prompts": stored})
     accepted = len(state.get("accepted", []))
     if stored < accepted:
+        # its prompts carry a note forgotten while it ran: no repeat may serve them again
+        with ctx.db.session() as session:
+            mark(session, run_id=state["run_id"], key=None)
         decision = Decision(
             node="remember",
             action="not_kept",

@@ -13,6 +13,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from sqlalchemy import select
 
+from brandloop.agent.replay import forget_replays
 from brandloop.agent.runner import open_memory
 from brandloop.api.cli import tables
 from brandloop.api.cli.app import app
@@ -167,12 +168,12 @@ def forget(
         raise BadInputError("give --before DATE, --id ID or both")
     cfg = settings()
     brand_id, slug = _brand(brand)
-    removed = open_memory(cfg).forget(
-        tenant=cfg.tenant,
-        brand=brand_id,
-        before=parse_before(before) if before else None,
-        record_id=record_id,
-    )
+    memory = open_memory(cfg)
+    cutoff = parse_before(before) if before else None
+    texts = memory.note_forms(tenant=cfg.tenant, brand=brand_id, before=cutoff, record_id=record_id)
+    with database().session() as session:  # first: no repeat serves a note's prompts again
+        forget_replays(session, tenant=cfg.tenant, brand_id=brand_id, texts=texts)
+    removed = memory.forget(tenant=cfg.tenant, brand=brand_id, before=cutoff, record_id=record_id)
     if record_id is not None and removed == 0:
         raise NotFoundError(f"no memory {record_id!r} for {slug}")
     if as_json:

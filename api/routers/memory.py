@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
+from sqlalchemy.orm import Session
 
 from brandloop.agent.runner import open_memory
 from brandloop.api.deps import Creator, SessionDep, SettingsDep, Viewer
@@ -82,11 +83,13 @@ def add_note(
     return NoteCreated(id=added.id, brand=row.name, text=added.text, redacted=list(added.redacted))
 
 
-def forget_note(memory: BrandMemory, *, tenant: str, brand: BrandRow, note_id: str) -> int:
+def forget_note(
+    memory: BrandMemory, session: Session, *, tenant: str, brand: BrandRow, note_id: str
+) -> int:
     """Delete one style note (its text and vector); a prompt's id is refused."""
     if not note_id.startswith("note-"):
         raise ApiProblem(422, "bad-input", "only style notes are forgotten here")
-    gone = forget_style_note(memory, tenant=tenant, brand=brand, note_id=note_id)
+    gone = forget_style_note(memory, session, tenant=tenant, brand=brand, note_id=note_id)
     if not gone:
         raise ApiProblem(404, "not-found", f"no note {note_id}")
     return gone
@@ -126,5 +129,5 @@ def delete_note(
     row = crud.get_brand(session, tenant=principal.tenant, ref=brand)
     if row is None:
         raise ApiProblem(404, "not-found", f"no brand {brand!r}")
-    forget_note(open_memory(settings), tenant=principal.tenant, brand=row, note_id=note_id)
+    forget_note(open_memory(settings), session, tenant=principal.tenant, brand=row, note_id=note_id)
     return Response(status_code=204)

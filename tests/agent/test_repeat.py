@@ -3,7 +3,8 @@ with memory on; a similar one starts from the arm and seeds that were accepted."
 
 from __future__ import annotations
 
-from brandloop.agent.runner import run_generation
+from brandloop.agent.runner import open_memory, run_generation
+from brandloop.api.style_notes import add_style_note, forget_style_note
 from brandloop.domain import MAX_SEED, GenerationRequest, RunResult
 from brandloop.registry import crud
 from brandloop.registry.db import Database
@@ -173,3 +174,38 @@ async def test_an_image_made_for_another_seed_is_not_served_from_the_cache(
     second = await _run(settings, db, provider, _request(brand, seed=start + 1, **pinned))
     assert [c.seed for c in provider.calls] == [start + 1]
     assert second.cost_usd > 0 and not any(image.cache_hit for image in second.images)
+
+
+async def test_a_forgotten_note_is_never_served_again_by_a_repeat(
+    settings: Settings, db: Database
+) -> None:
+    """A run that recalled a style note, the note forgotten, then the identical request: it is
+    planned afresh (paid), its prompt without the note, and the note's text is not remembered
+    again. Before, the repeat replayed the first run's prompt, note and all, into a new receipt
+    and back into memory (outside tester)."""
+    brand_id = add_acme(settings, db)
+    memory = open_memory(settings)
+    note_text = "always a soft morning light"
+    with db.session() as session:
+        brand = crud.get_brand(session, tenant="default", ref=brand_id)
+        assert brand is not None
+        note = add_style_note(
+            memory, session, tenant="default", brand=brand, actor="ana", text=note_text
+        )
+    provider = CountingProvider()
+    first = await _run(settings, db, provider, _request(brand_id))
+    assert first.status == "succeeded" and note_text in first.images[0].prompt
+    with db.session() as session:
+        brand = crud.get_brand(session, tenant="default", ref=brand_id)
+        assert brand is not None
+        assert forget_style_note(memory, session, tenant="default", brand=brand, note_id=note.id)
+    paid = len(provider.calls)
+    second = await _run(settings, db, provider, _request(brand_id))
+    assert not any(d.action == "replay_cache" for d in second.decisions)
+    assert second.status == "succeeded" and len(provider.calls) > paid
+    assert all(note_text not in image.prompt for image in second.images)
+    found = memory.search(tenant="default", brand=brand_id, query=note_text, k=20)
+    assert all(note_text not in hit.text for hit in found), found
+    third = await _run(settings, db, provider, _request(brand_id))  # the new run is a repeat
+    assert any(d.action == "replay_cache" for d in third.decisions)
+    assert [i.prompt for i in third.images] == [i.prompt for i in second.images]

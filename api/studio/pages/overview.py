@@ -192,7 +192,7 @@ def forget(
     note_id: Annotated[str, Form(pattern=r"^note-[0-9a-f]{32}$")],
 ) -> Response:
     row = _brand(session, user.tenant, name)
-    forget_note(open_memory(settings), tenant=user.tenant, brand=row, note_id=note_id)
+    forget_note(open_memory(settings), session, tenant=user.tenant, brand=row, note_id=note_id)
     return see_other(f"/brands/{quote(row.name, safe='')}#notes")
 
 

@@ -66,3 +66,32 @@ def test_a_notes_brand_is_the_brands_name_on_both_surfaces(
     assert code == 0, err
     # the CLI said "acme-coffee" (the slug), the API "Acme Coffee"
     assert json.loads(out)["brand"] == over_http["brand"] == "Acme Coffee"
+
+
+def test_a_note_loses_characters_that_show_nothing_or_reorder_the_text(
+    make_client: Callable[..., TestClient], keys: Keys
+) -> None:
+    """Bidirectional overrides and zero-width characters in a note reached every later prompt
+    as typed (outside tester): they are taken out (a zero-width space is a space), and a note
+    of nothing else is empty."""
+    client = make_client(use_memory=True)
+    assert (
+        client.post("/v1/brands", json=brand_kit(), headers=keys["A", "admin"]).status_code == 201
+    )
+    creator = keys["A", "creator"]
+    typed = "use\u200bteal \u202eevil\u202c \u2066light\u2069\ufeff"
+    kept = client.post(
+        "/v1/memory/notes", json={"brand": "Acme Coffee", "text": typed}, headers=creator
+    )
+    assert kept.status_code == 201, kept.text
+    assert kept.json()["text"] == "use teal evil light"
+    empty = client.post(
+        "/v1/memory/notes",
+        json={"brand": "Acme Coffee", "text": "\u202e\u200b\u202c"},
+        headers=creator,
+    )
+    assert empty.status_code == 422 and "note is empty" in empty.json()["detail"], empty.text
+    listed = client.get(
+        "/v1/memory/notes", params={"brand": "Acme Coffee"}, headers=keys["A", "viewer"]
+    ).json()
+    assert [n["text"] for n in listed] == ["use teal evil light"]
