@@ -288,10 +288,15 @@ async def reproduce_run(
             "cost_usd": cost,
             "path": path,
         }
-        if original is None:
-            update["error"] = "the original raw image is no longer in the artifact store"
-        elif digest == receipt.source_sha256:
+        if digest == receipt.source_sha256:  # the receipt's hash decides: no file is needed
             update |= {"verdict": "byte-identical", "hash_distance": 0}
+            if original is None:  # lost from the store: these are its very bytes, kept again
+                store.write(data)
+        elif original is None:
+            update["error"] = (
+                "the original raw image is no longer in the artifact store, and the re-render "
+                "differs from its bytes: not compared"
+            )
         else:
             distance = hash_distance(perceptual_hash(original), perceptual_hash(data))
             identical = distance <= PHASH_IDENTICAL_DISTANCE

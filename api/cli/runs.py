@@ -296,8 +296,14 @@ def reproduce(
 
 def _none_reproduced(result: Reproduction) -> None:
     """Exit 5 (providers unavailable) when not one image could be re-rendered: a script must
-    tell that from a reproduction (it exited 0 with every row ``failed``)."""
-    failed = [image for image in result.images if image.verdict == "failed"]
+    tell that from a reproduction (it exited 0 with every row ``failed``). A row re-rendered
+    but not compared (its raw original lost from the store) was rendered: not a provider's
+    failure."""
+    failed = [
+        image
+        for image in result.images
+        if image.verdict == "failed" and image.reproduced_sha256 is None
+    ]
     if result.images and len(failed) == len(result.images):
         raise ProvidersUnavailableError(
             f"none of the {len(failed)} image(s) of {result.run_id} could be reproduced: "

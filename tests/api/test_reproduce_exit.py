@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from brandloop.artifacts import ArtifactStore
 from brandloop.settings import Settings, get_settings
 from tests.api.test_cli import BRANDS, run_cli
 from tests.fakes.provider_server import FakeImagesApp, serve
@@ -46,3 +47,30 @@ def test_a_reproduction_that_reproduced_nothing_exits_5(
             else:
                 assert "failed" in out  # the table is shown, then the line
     get_settings.cache_clear()
+
+
+def test_a_raw_original_lost_from_the_store_is_still_byte_identical_by_its_hash(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    """The receipt's hash decides byte-identity: a raw original gone from the artifact store
+    (a disk restored without it) re-rendered to the same bytes is `byte-identical` and is kept
+    again. It was `failed` with exit 5, "providers unavailable", after paying (outside
+    tester)."""
+    code, out, err = run_cli(
+        capsys, "generate", "a steaming cup", "--brand", str(BRANDS / "acme-coffee.yaml"),
+        "--seed", "4", "--no-memory", "--size", "256x256", "--out", str(tmp_path / "o"), "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    run_id = json.loads(out)["run_id"]
+    code, out, err = run_cli(capsys, "runs", "show", run_id, "--json")
+    assert code == 0, err
+    sources = {r["source_sha256"] for r in json.loads(out)["receipts"] if r.get("source_sha256")}
+    assert sources, out[-600:]
+    store = ArtifactStore(settings.artifacts_dir)
+    for source in sources:
+        store.locate(source).rename(tmp_path / source)  # lost from the store, rows kept
+    code, out, err = run_cli(capsys, "runs", "reproduce", run_id, "--json")
+    assert code == 0, err
+    images = json.loads(out)["images"]
+    assert {i["verdict"] for i in images} == {"byte-identical"}, images
+    assert all(store.exists(source) for source in sources)
