@@ -5,7 +5,8 @@ notebook, echoed by a backend), which brandloop cannot recognise by its value. W
 recognise is the shape the well-known services give their keys: ``sk-``/``pk-``/``rk-``
 prefixed secrets (OpenAI, Anthropic, Stripe), AWS access key ids (``AKIA…``/``ASIA…``),
 GitHub tokens (``ghp_…``, ``github_pat_…``), Slack tokens (``xoxb-…``) and Google API keys
-(``AIza…``). :data:`KEY_SHAPED` is every text a provider returns redacted by
+(``AIza…``), JSON web tokens (``eyJ….eyJ….…``), a ``Bearer`` token, and a credential
+written as an assignment (``password=…``, ``api_key: …``: its value). :data:`KEY_SHAPED` is every text a provider returns redacted by
 (``tools/providers/_http.py``); :func:`redact_keys` is what a brief is redacted by at intake,
 the same shapes, a generic prefix (``sk-``, ``key-``, ...) held to one more condition
 (:func:`_random_looking`), since a brief is a person's words and
@@ -25,9 +26,19 @@ KEY_SHAPED: Final = re.compile(
     r"|\bgithub_pat_[A-Za-z0-9_]{22,}"  # GitHub: fine-grained
     r"|\bxox[abposr]-[A-Za-z0-9-]{10,}"  # Slack
     r"|\bAIza[0-9A-Za-z_\-]{35}"  # Google
+    r"|\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"  # a JSON web token
+    r"|(?P<bearer>\b[Bb]earer\s+[A-Za-z0-9._~+/=\-]{16,})"  # an Authorization header's token
+    # a credential written as an assignment ("password=...", "api_key: ..."): its value
+    r"|(?P<label>\b(?i:password|passwd|pwd|passphrase|secret|client[_-]?secret|api[_-]?key|"
+    r"access[_-]?token|auth[_-]?token|token)\s*[:=]\s*)(?P<value>[^\s,;]{6,})"
 )
 #: what takes a key-shaped token's place in a brief, as ``[redacted email]`` takes an address's
 KEY_MARKER: Final = "[redacted key]"
+#: an assignment's label that makes its value a credential whatever it looks like
+_PASSWORD: Final = re.compile(
+    r"(?i:password|passwd|pwd|passphrase|client[_-]?secret|api[_-]?key|access[_-]?token|"
+    r"auth[_-]?token)\b"
+)
 #: a generated secret's body: this many letters and digits in a row, both kinds among them
 _RANDOM_RUN: Final = re.compile(r"[A-Za-z0-9]{16,}")
 
@@ -49,9 +60,16 @@ def redact_keys(text: str) -> tuple[str, int]:
 
     def replace(match: re.Match[str]) -> str:
         nonlocal count
-        if match.group("generic") and not _random_looking(match.group()):
+        if (match.group("generic") or match.group("bearer")) and not _random_looking(match.group()):
             return match.group()
         count += 1
+        if match.group("label"):  # "password=[redacted key]": what it was stays readable
+            if not _PASSWORD.match(match.group("label")) and not _random_looking(
+                match.group("value")
+            ):  # "our secret: fresh beans" is a brief's words
+                count -= 1
+                return match.group()
+            return match.group("label") + KEY_MARKER
         return KEY_MARKER
 
     redacted = KEY_SHAPED.sub(replace, text)

@@ -104,6 +104,12 @@ def test_key_shaped_tokens_in_an_api_brief_are_redacted_before_stored_or_signed(
         "the key-visual-for-the-spring-campaign",
         "a sk-8-board on the counter",
         "session_cookie_banner_design",
+        # words around the credential shapes added for style notes (outside tester)
+        "the bearer of good news",
+        "a Bearer abcdefghijklmnopqrstuv",
+        "our secret: fresh beans",
+        "a token: gift",
+        "a cup, password protected",
     ],
 )
 def test_words_shaped_like_a_key_prefix_are_not_taken_for_one(words: str) -> None:
@@ -117,3 +123,25 @@ def test_each_kind_of_key_shape_is_redacted() -> None:
         "xoxb-1234567890-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
     ):
         assert redact_keys(f"a cup {token}.") == ("a cup [redacted key].", 1), token
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        (
+            "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.abcdefghijklmnop and password=Sup3r!",
+            "[redacted key] and password=[redacted key]",
+        ),
+        ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.abcdefghijklmnop", "jwt [redacted key]"),
+        ("PWD: hunter2, then warm light", "PWD: [redacted key], then warm light"),
+        ("api_key=abcdef123456", "api_key=[redacted key]"),
+        ("token: abc123def456ghi789", "token: [redacted key]"),
+    ],
+)
+def test_tokens_and_credentials_written_as_assignments_are_redacted(
+    text: str, redacted: str
+) -> None:
+    """A JSON web token, a Bearer token and a password or API key written as an assignment
+    were kept in a style note in clear, and so in every later prompt and receipt of the brand
+    (outside tester); the label stays, the value goes."""
+    assert redact_keys(text)[0] == redacted
