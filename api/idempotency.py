@@ -76,10 +76,40 @@ class _Found:
 
 
 def request_digest(scope: Scope, body: bytes) -> str:
+    """What makes two requests the same one: method, path, query and the body, a JSON body
+    as its content (its members in any order, any spacing: a client that serialises a dict
+    again on its retry sends the same request; outside tester: such a retry was a 422)."""
+    return _digest(scope, _canonical(body))
+
+
+def _digest(scope: Scope, body: bytes) -> str:
     method_path = f"{scope['method']} {scope['path']}"
     return hashlib.sha256(
         method_path.encode() + b"\0" + scope.get("query_string", b"") + b"\0" + body
     ).hexdigest()
+
+
+def _canonical(body: bytes) -> bytes:
+    """A JSON object's members sorted and spaced one way; any other body as it came (one
+    that is not JSON, or names a member twice: the route refuses it anyway)."""
+    try:
+        pairs = json.loads(body, object_pairs_hook=_no_repeats)
+    except (ValueError, UnicodeDecodeError):
+        return body
+    return json.dumps(pairs, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    names = [name for name, _ in pairs]
+    if len(names) != len(set(names)):
+        raise ValueError("a member named twice")
+    return dict(pairs)
+
+
+def request_digests(scope: Scope, body: bytes) -> tuple[str, str]:
+    """The request's digest, and the one records claimed before JSON bodies were compared
+    by content hold (its bytes as sent): either names the same request."""
+    return request_digest(scope, body), _digest(scope, body)
 
 
 def _aware(moment: datetime) -> datetime:
@@ -117,15 +147,15 @@ class Idempotency:
         problem: ProblemSender,
     ) -> None:
         method_path = f"{scope['method']} {scope['path']}"[:255]
-        digest = request_digest(scope, body)
+        digests = request_digests(scope, body)
         deadline = time.monotonic() + self.wait_s
         while True:
-            claimed, found = await asyncio.to_thread(self._claim, tenant, key, method_path, digest)
+            claimed, found = await asyncio.to_thread(self._claim, tenant, key, method_path, digests)
             if claimed:
                 break
             if found is None:  # it vanished between our insert and our read: claim again
                 continue
-            if found.request_sha256 != digest:
+            if found.request_sha256 not in digests:
                 await problem(
                     422,
                     "idempotency-key-reused",
@@ -188,8 +218,9 @@ class Idempotency:
     # ------------------------------------------------------------------ database (in a thread)
 
     def _claim(
-        self, tenant: str, key: str, method_path: str, digest: str
+        self, tenant: str, key: str, method_path: str, digests: tuple[str, str]
     ) -> tuple[bool, _Found | None]:
+        digest = digests[0]
         with self.db.session() as session:
             if store.claim_idempotency(
                 session, tenant=tenant, key=key, method_path=method_path, request_sha256=digest
@@ -203,7 +234,7 @@ class Idempotency:
             created = _aware(row.created_at)
             expired = created < now - self.ttl
             abandoned = row.state == "pending" and created < now - self.pending
-            if expired or (abandoned and row.request_sha256 == digest):
+            if expired or (abandoned and row.request_sha256 in digests):
                 taken = store.take_over_idempotency(
                     session,
                     tenant=tenant,

@@ -6,6 +6,7 @@ PostgreSQL, across two API replicas."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -115,6 +116,16 @@ def test_another_body_is_422_and_a_failed_request_frees_its_key(
             422,
             "idempotency-key-reused",
         )
+        # the same members in another order and spacing are the same request: its replay
+        # (outside tester: a client that serialised its dict again got a 422)
+        reordered = json.dumps(dict(reversed(GEN.items())), indent=2).encode()
+        again = client.post(
+            "/v1/generations",
+            content=reordered,
+            headers={**headers, "Content-Type": "application/json"},
+        )
+        assert again.status_code == 202 and again.headers["idempotent-replayed"] == "true"
+        assert again.json()["id"] == ok.json()["id"]
         assert _jobs(db) == 1
 
 
