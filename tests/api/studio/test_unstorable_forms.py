@@ -58,7 +58,8 @@ def test_review_verdict_and_rubric_notes_with_a_nul_are_refused(
         f"/review/{run_id}/decision",
         data={"csrf": csrf_of(page), "decision": "reject", "note": "a\x00b"},
     )
-    _refused(verdict, "note")
+    _refused(verdict, "Note")  # the verdict form's page again, its field named by its label
+    assert 'id="verdict"' in verdict.text
     with studio.db.session() as session:
         assert session.query(ImageRatingRow).count() == 0
         assert session.query(ReviewDecisionRow).count() == 0
