@@ -108,6 +108,7 @@ def test_a_stream_ends_when_its_key_is_revoked(
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     reader.join(timeout=60)  # the stream ends only at the revocation: the job never finishes
+    db.dispose()
     assert not reader.is_alive(), f"the stream went on after the revocation: {lines[-6:]}"
     sent = [line.removeprefix("event: ") for line in lines if line.startswith("event: ")]
     assert sent[-1] == "end" and "scored" in sent, sent
