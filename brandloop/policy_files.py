@@ -98,6 +98,29 @@ def field_path(loc: tuple[str | int, ...]) -> str:
     return text or "(top level)"
 
 
+#: the most values (mappings, lists, their keys and scalars) a YAML document read as input
+#: may hold, its aliases expanded: far past any brand kit, template, campaign or eval suite
+MAX_YAML_VALUES = 200_000
+
+
+def _expands_past(value: Any, limit: int) -> bool:
+    """Whether ``value`` holds more than ``limit`` values, counted as its aliases expand it and
+    stopping as soon as it does (never walking more than ``limit`` of them)."""
+    seen = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def parse_yaml(text: str, *, source: str) -> Any:
     """``text`` parsed as YAML; a syntax error is one :class:`BadInputError` naming ``source``
     and the line and column. A string holding a NUL or a lone surrogate (YAML's ``"\\0"``,
@@ -107,6 +130,13 @@ def parse_yaml(text: str, *, source: str) -> Any:
         data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         raise yaml_error(source, _precise(text, exc)) from None
+    if _expands_past(data, MAX_YAML_VALUES):
+        # aliases share one object many times over: a few hundred bytes can stand for a
+        # billion values, which every reader after this would walk (a file's check hung)
+        raise BadInputError(
+            f"{source}: the document holds more than {MAX_YAML_VALUES:,} values once its "
+            "YAML aliases are expanded (each alias counts every time it is used)"
+        )
     places = unstorable_places(data)
     if places:
         more = f" (and {len(places) - 1} more)" if len(places) > 1 else ""

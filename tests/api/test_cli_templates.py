@@ -322,6 +322,11 @@ def prepared(
              "    body: '{{ brief }}'", "    metadata:", "      l0: &a0 [" + ", ".join(["lol"] * 10) + "]"]  # fmt: skip
     lines += [f"      l{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
     (bomb / "fresh.yaml").write_text("\n".join(lines) + "\n")
+    big = inputs / "metadata_big_dir"  # 10,000 values of 3 characters: past 16,000 characters
+    big.mkdir()
+    (big / "fresh.yaml").write_text("\n".join(lines[:7] + [
+        f"      l{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 4)
+    ]) + "\n")  # fmt: skip
     path = inputs / "long_description_dir"
     path.mkdir()
     document = {"name": "fresh", "description": "d" * 2001,
@@ -530,7 +535,8 @@ BAD = [
     (["templates", "import", "STRING_VERSION_DIR", "--as", "lee"], "versions.0.version"),
     (["templates", "import", "BOOL_VERSION_DIR", "--as", "lee"], "versions.0.version"),
     (["templates", "import", "LONG_SAFETY_NOTES_DIR", "--as", "lee"], "safety_notes is 2001"),
-    (["templates", "import", "METADATA_BOMB_DIR", "--as", "lee"], "more than 16,000 characters"),
+    (["templates", "import", "METADATA_BOMB_DIR", "--as", "lee"], "more than 200,000 values"),
+    (["templates", "import", "METADATA_BIG_DIR", "--as", "lee"], "more than 16,000 characters"),
     (["templates", "import", "LONG_DESCRIPTION_DIR", "--as", "lee"], "description is 2001"),
     (["templates", "import", "FULL_WIDTH_LABEL_DIR", "--as", "lee"], "in ASCII digits"),
     (["templates", "import", "LEADING_ZERO_LABEL_DIR", "--as", "lee"], "no leading zero"),
