@@ -535,7 +535,7 @@ BAD = [
     (["templates", "import", "STRING_VERSION_DIR", "--as", "lee"], "versions.0.version"),
     (["templates", "import", "BOOL_VERSION_DIR", "--as", "lee"], "versions.0.version"),
     (["templates", "import", "LONG_SAFETY_NOTES_DIR", "--as", "lee"], "safety_notes is 2001"),
-    (["templates", "import", "METADATA_BOMB_DIR", "--as", "lee"], "more than 200,000 values"),
+    (["templates", "import", "METADATA_BOMB_DIR", "--as", "lee"], "more than 1,000,000 values"),
     (["templates", "import", "METADATA_BIG_DIR", "--as", "lee"], "more than 16,000 characters"),
     (["templates", "import", "LONG_DESCRIPTION_DIR", "--as", "lee"], "description is 2001"),
     (["templates", "import", "FULL_WIDTH_LABEL_DIR", "--as", "lee"], "in ASCII digits"),
