@@ -92,11 +92,11 @@ def _digest(scope: Scope, body: bytes) -> str:
 def _canonical(body: bytes) -> bytes:
     """A JSON object's members sorted and spaced one way; any other body as it came (one
     that is not JSON, or names a member twice: the route refuses it anyway)."""
-    try:
-        pairs = json.loads(body, object_pairs_hook=_no_repeats)
-    except (ValueError, UnicodeDecodeError):
+    try:  # ASCII out: a lone surrogate escape ("\\ud800") stays an escape, never text
+        pairs = json.loads(body, object_pairs_hook=_no_repeats)  # that cannot be encoded
+        return json.dumps(pairs, sort_keys=True, separators=(",", ":")).encode()
+    except (ValueError, UnicodeDecodeError, RecursionError):  # nested past Python's stack too
         return body
-    return json.dumps(pairs, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -425,6 +425,15 @@ def _rendered_forms(note: str) -> list[str]:
     return [form for form in dict.fromkeys((rendered, note)) if form]
 
 
+def _created_before(before: datetime | None) -> Where | None:
+    """The filter of records created before ``before`` (timezone-aware), None for all."""
+    if before is None:
+        return None
+    if before.tzinfo is None:
+        raise BadInputError("before must be timezone-aware")
+    return cast(Where, {"created_at": {"$lt": before.timestamp()}})
+
+
 def _check_k(k: int) -> None:
     if not 1 <= k <= MAX_K:
         raise BadInputError(f"k must be in 1..{MAX_K}, got {k}")
@@ -742,11 +751,7 @@ class BrandMemory:
         """
         if before is None and record_id is None:
             raise BadInputError("forget needs before, record_id or both")
-        where: Where | None = None
-        if before is not None:
-            if before.tzinfo is None:
-                raise BadInputError("before must be timezone-aware")
-            where = cast(Where, {"created_at": {"$lt": before.timestamp()}})
+        where = _created_before(before)
         ids_filter = None if record_id is None else [record_id]
         notes = self._notes_to_forget(tenant, brand, ids_filter, where)
         if record_id is not None:
@@ -782,9 +787,7 @@ class BrandMemory:
         """The texts, in the forms a prompt holds them, of the style notes a :meth:`forget`
         with the same arguments deletes: what a replay of an earlier run's prompts must not
         bring back (``brandloop.agent.replay.forget_replays``)."""
-        where: Where | None = None
-        if before is not None:
-            where = cast(Where, {"created_at": {"$lt": before.timestamp()}})
+        where = _created_before(before)
         ids = None if record_id is None else [record_id]
         texts = self._notes_to_forget(tenant, brand, ids, where).values()
         return list(dict.fromkeys(form for text in texts for form in _rendered_forms(text or "")))

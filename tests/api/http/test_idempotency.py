@@ -16,6 +16,7 @@ import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from brandloop.api.idempotency import _canonical
 from brandloop.domain import utcnow
 from brandloop.providers import ImageRequest, ImageResult
 from brandloop.registry.db import Database
@@ -328,3 +329,14 @@ def test_a_request_with_two_keys_is_a_400_that_creates_nothing(
             sent = _post_raw(client, {**creator, "Idempotency-Key": one}, GEN)
             assert sent.status_code == 202 and "idempotent-replayed" not in sent.headers
     assert _jobs(db) == 2
+
+
+def test_a_body_compared_by_content_never_breaks_on_odd_json() -> None:
+    """The canonical form of a body: members sorted; a lone surrogate escape kept an escape
+    (it was about to be encoded as text that cannot be); a body nested past Python's stack, one
+    naming a member twice, or one that is not JSON compared as it came - never an error."""
+    assert _canonical(b'{"b": "\\ud800", "a": 1}') == b'{"a":1,"b":"\\ud800"}'
+    deep = b"[" * 100_000
+    assert _canonical(deep) == deep
+    assert _canonical(b'{"a": 1, "a": 2}') == b'{"a": 1, "a": 2}'
+    assert _canonical(b"\xff not json") == b"\xff not json"
