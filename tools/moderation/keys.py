@@ -43,6 +43,21 @@ _PASSWORD: Final = re.compile(
 _RANDOM_RUN: Final = re.compile(r"[A-Za-z0-9]{16,}")
 
 
+def redact_key_shaped(text: str, marker: str) -> str:
+    """``text`` with every key-shaped token replaced by ``marker``, an assignment's label
+    kept (``api_key=[redacted]``): what a provider's text is redacted by, where a prefix
+    alone is evidence enough."""
+
+    def replace(match: re.Match[str]) -> str:
+        label = match.group("label")
+        if not label:
+            return marker
+        value = match.group("value")
+        return match.group() if value.startswith(marker) else label + marker
+
+    return KEY_SHAPED.sub(replace, text)
+
+
 def _random_looking(token: str) -> bool:
     """Whether ``token`` holds a run of 16 or more letters and digits mixing both, as a
     generated secret does and hyphenated words (``key-lime-pie-latte``) never do."""

@@ -24,7 +24,7 @@ from brandloop.domain import ModelSpec
 from brandloop.errors import ProviderError
 from brandloop.providers import ImageResult
 from brandloop.settings import url_credentials
-from brandloop.tools.moderation.keys import KEY_SHAPED
+from brandloop.tools.moderation.keys import redact_key_shaped
 from brandloop.tools.moderation.pii import ALL_KINDS, PiiKind
 from brandloop.tools.moderation.pii import redact as redact_pii
 from brandloop.tools.providers.errors import (
@@ -137,7 +137,7 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
             elif index == 0 or not taken[index - 1]:
                 parts.append(REDACTED)
         text = "".join(parts)
-    return KEY_SHAPED.sub(REDACTED, text)
+    return redact_key_shaped(text, REDACTED)
 
 
 def redact_returned(
