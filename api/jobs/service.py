@@ -55,9 +55,12 @@ def job_cost(bind: Session | Connection, row: JobRow) -> float:
     keeps (``cost_usd``, written when it ends and by reconciling its calls): no read. One not
     finished (queued, running, waiting for review) holds $0 or what its run had spent when it
     stopped for review, so its run is read as the run's own view reads it (``views.
-    cost_so_far``, ``spend.run_cost``: one statement, through indexes)."""
+    cost_so_far``, ``spend.run_cost``: one statement, through indexes) - unless no worker has
+    ever claimed it (a campaign of 400 assets answered with 400 reads for $0 each)."""
     if row.state in store.FINAL_STATES:
         return float(row.cost_usd)
+    if row.state == "queued" and row.started_at is None:
+        return 0.0  # never claimed: its run has not started, so nothing can have been spent
     return spend.run_cost(bind, run_id=row.run_id)
 
 

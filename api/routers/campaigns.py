@@ -164,11 +164,14 @@ def create_campaign(
     share = round(body.budget_usd / len(planned), 6)
     requests = []
     run_ids = []
+    briefs: dict[int, str] = {}  # an asset's brief, redacted once for all its formats
     for index, asset, fmt in planned:  # check every asset before anything is stored
         shape = {"aspect_ratio": fmt} if ":" in fmt else {"size": fmt}
-        request = domain_request(
+        if index not in briefs:
             # redacted as the runner redacts it, before it is stored in the job or the plan
-            brief=redacted_field(asset.brief, "assets", index, "brief"),
+            briefs[index] = redacted_field(asset.brief, "assets", index, "brief")
+        request = domain_request(
+            brief=briefs[index],
             brand=brand.name,
             brand_id=brand.id,  # every asset runs under this brand, renamed or not
             count=asset.count,
@@ -187,7 +190,7 @@ def create_campaign(
             actor=principal.name,
             subject_type="campaign",
             subject_id="(new campaign)",
-            texts=(("brief", requests[-1].brief), ("prompt", prompt or requests[-1].brief)),
+            texts=(("brief", request.brief), ("prompt", prompt or request.brief)),
         )
     campaign = store.create_campaign(
         session,
