@@ -47,7 +47,7 @@ from sqlalchemy.orm import Session, aliased
 
 from brandloop.domain import Billing, utcnow
 from brandloop.errors import BadInputError, BudgetExhaustedError, NotFoundError
-from brandloop.registry.crud import audit
+from brandloop.registry.crud import add_event, audit, traced_attempts
 from brandloop.registry.models import AttemptRow, RunRow
 from brandloop.registry.models_money import SpendLockRow, SpendReservationRow
 from brandloop.registry.models_service import JobRow
@@ -562,7 +562,46 @@ def abandon_calls(session: Session, *, run_id: str) -> None:
         note = "the run was cancelled while this call was in flight"
         row.note = f"{row.note}; {note}"[:2000] if row.note else note
     _mark_abandoned(session, run_id)
+    _trace_abandoned(session, run_id)
     _recost_run(session, run_id)
+
+
+#: what an abandoned call's attempts end with in the trace (a live worker's cancel says the same)
+ABANDONED_ERROR = "cancelled: the run was cancelled while this call was in flight"
+
+
+def _trace_abandoned(session: Session, run_id: str) -> None:
+    """Each attempt the trace says started and no event finished, whose call was abandoned,
+    gets its ``attempt_finished`` now: ``error``, billing ``unknown``, at its share of the
+    call's reservation - what it counts at in the run's cost - so a client that totals costs
+    from the job's event stream finds the money the job's ``cost_usd`` shows (a job cancelled
+    while its process was dead had two attempts started and none finished)."""
+    started = traced_attempts(session, run_id=run_id, kind="attempt_started")
+    finished = traced_attempts(session, run_id=run_id, kind="attempt_finished")
+    calls = session.scalars(
+        select(Row)
+        .where(Row.kind == "call", Row.run_id == run_id, Row.abandoned_at.is_not(None))
+        .order_by(Row.created_at, Row.id)
+    )
+    for call in calls:
+        attempts = [str(a) for a in call.attempt_ids or []]
+        for attempt in attempts:
+            if attempt not in started or attempt in finished:
+                continue
+            add_event(
+                session,
+                run_id=run_id,
+                node="generate",
+                kind="attempt_finished",
+                payload={
+                    "attempt": attempt,
+                    "outcome": "error",
+                    "cost_usd": round(float(call.amount_usd) / len(attempts), 6),
+                    "error": ABANDONED_ERROR,
+                    "cache_hit": False,
+                    "billing": "unknown",
+                },
+            )
 
 
 def _mark_abandoned(session: Session, run_id: str) -> None:

@@ -31,6 +31,7 @@ from brandloop.settings import Settings, get_settings
 from tests.api.http.clients import client_with
 from tests.api.http.conftest import Keys, brand_kit, wait_job
 from tests.api.http.test_cancel_and_resume import BODY, PRICE, ScriptedProvider, _wait
+from tests.api.http.test_cancelled_run_record import _events
 from tests.api.http.test_costs_while_running import _agrees, _committed, _metric, _report
 from tests.databases import db_on_both, settings_on_both
 
@@ -130,6 +131,19 @@ def test_a_call_left_in_flight_by_a_dead_process_counts_once_cancelled_until_rec
         assert [a["billing"] for a in trace["attempts"]] == ["billed"]
         ((state, billing),) = [(r.state, r.billing) for r in _calls(db, run_id) if r.id == lost.id]
         assert (state, billing) == ("unknown", "unknown")
+        # the job's event stream ends each attempt it started, the lost call's at its whole
+        # reservation: a client totalling the stream's costs finds what the job costs
+        with client.stream("GET", f"/v1/jobs/{job_id}/events", headers=viewer) as stream:
+            events = _events("".join(stream.iter_text()))
+        started = [e["payload"]["attempt"] for name, e in events if name == "attempt_started"]
+        ended = {
+            e["payload"]["attempt"]: e["payload"] for n, e in events if n == "attempt_finished"
+        }
+        assert sorted(ended) == sorted(started) and len(started) == 2, events
+        assert sum(p["cost_usd"] for p in ended.values()) == pytest.approx(spent)
+        (abandoned,) = [p for p in ended.values() if p["billing"] == "unknown"]
+        assert abandoned["outcome"] == "error" and "cancelled" in abandoned["error"]
+        assert abandoned["cost_usd"] == pytest.approx(lost.amount_usd)
 
         # the operator finds it, and settles it from the provider's invoice
         listed = json.loads(_cli(capsys, "spend", "unknown", "--json"))
