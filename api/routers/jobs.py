@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 from anyio import from_thread
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
@@ -92,6 +92,7 @@ def get_job(job_id: str, principal: Viewer, session: SessionDep) -> JobPublic:
     },
 )
 def job_events_stream(
+    request: Request,
     job_id: str,
     principal: Viewer,
     session: SessionDep,
@@ -105,6 +106,8 @@ def job_events_stream(
         ),
     ] = None,
 ) -> StreamingResponse:
+    if len(request.headers.getlist("last-event-id")) > 1:  # which one? neither over the other
+        raise ApiProblem(400, "bad-input", "send one Last-Event-ID header, not several")
     return events_response(session, service, tenant=principal.tenant, job_id=job_id,
                            last_event_id=last_event_id,
                            still_valid=key_still_valid(principal.key_id))  # fmt: skip

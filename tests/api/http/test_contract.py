@@ -206,6 +206,20 @@ def test_the_largest_last_event_id_is_a_stream_with_nothing_left(
     assert "event: end" in text and "\nid: " not in text
 
 
+def test_two_last_event_id_headers_are_a_400(
+    client: TestClient, keys: Keys, acme: dict[str, Any]
+) -> None:
+    """Which one would it be? As with two Idempotency-Key headers, neither is taken (the
+    first was used silently: an outside tester)."""
+    creator = keys["A", "creator"]
+    job = client.post("/v1/generations", json=GEN, headers=creator).json()
+    wait_job(client, job["id"], creator)
+    headers = [*creator.items(), ("Last-Event-ID", "3"), ("Last-Event-ID", "5")]
+    answer = client.get(f"/v1/jobs/{job['id']}/events", headers=headers)
+    assert_problem(answer, 400, "bad-input")
+    assert "one Last-Event-ID" in answer.json()["detail"]
+
+
 def test_metrics_need_the_metrics_token_or_an_admin_key(
     make_client: Callable[..., TestClient], keys: Keys
 ) -> None:
