@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Query, Request, Response
-from pydantic import ValidationError
+from pydantic import ConfigDict, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from brandloop.agent.templates import ensure_shipped_templates
+from brandloop.agent.templates import ensure_shipped_templates, shipped_versions
 from brandloop.api.deps import DatabaseDep, SessionDep, SettingsDep
 from brandloop.api.routers.templates import (
     _template,
@@ -21,7 +21,12 @@ from brandloop.api.routers.templates import (
     submit_version,
     template_public,
 )
-from brandloop.api.schemas import LabelUpdate, TemplateReviewDecision, TemplateVersionCreate
+from brandloop.api.schemas import (
+    LabelUpdate,
+    TemplateMetadataIn,
+    TemplateReviewDecision,
+    TemplateVersionCreate,
+)
 from brandloop.api.studio.web import (
     Approver,
     Creator,
@@ -35,8 +40,14 @@ from brandloop.api.studio.web import (
     see_other,
 )
 from brandloop.api.studio.wording import field_problem
-from brandloop.domain import MAX_MESSAGE_CHARS, MAX_REVIEW_NOTE_CHARS, is_blank
+from brandloop.domain import (
+    MAX_MESSAGE_CHARS,
+    MAX_REVIEW_NOTE_CHARS,
+    TemplateVersion,
+    is_blank,
+)
 from brandloop.errors import BadInputError
+from brandloop.registry import crud
 from brandloop.registry.models import AttemptRow, RunRow
 from brandloop.templates.governance import (
     LABEL_PATTERN,
@@ -145,6 +156,25 @@ WEIGHTS_WORDS = (
 )
 
 
+class _CarriedMetadata(TemplateMetadataIn):
+    """A stored version's metadata carried into its next one whole: a template file may hold
+    keys besides the three the API's schema names (``TemplateMetadata`` allows them), and a
+    draft made in the studio keeps them as a new version from the file would. The named
+    fields are checked as the API checks them; the stored row was checked when it was made."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+def _latest(session: Session, *, tenant: str, name: str) -> TemplateVersion | None:
+    """The version the New draft form starts from: the template's latest (None when there is
+    no such template: ``add_version`` then answers 404)."""
+    row = crud.get_template(session, tenant=tenant, name=name)
+    if row is None:  # a shipped template no page has seeded yet: its version 1
+        return next((v for v, _ in shipped_versions() if v.name == name), None)
+    numbers = versions(session, template=row)
+    return crud.template_version_model(row, numbers[-1]) if numbers else None
+
+
 @router.post("/templates/{name}/versions")
 @form_on(NEW_DRAFT)
 def new_version(
@@ -158,9 +188,20 @@ def new_version(
     negative_body: Annotated[str, Form(max_length=4000)] = "",
     message: Annotated[str, Form(max_length=MAX_MESSAGE_CHARS)] = "",
 ) -> Response:
+    """The form edits the latest version (it shows both of its bodies to start from), so the
+    new draft takes that version's params, model hints and metadata as they are: only the
+    bodies and the message are typed. Before session 35 they were dropped (``{}``, ``[]``)."""
+    latest = _latest(session, tenant=user.tenant, name=name)
     made = add_version(
         name,
-        TemplateVersionCreate(body=body, negative_body=negative_body, message=message),
+        TemplateVersionCreate(
+            body=body,
+            negative_body=negative_body,
+            message=message,
+            params=dict(latest.params) if latest else {},
+            model_hints=list(latest.model_hints) if latest else [],
+            metadata=_CarriedMetadata.model_validate(latest.metadata if latest else {}),
+        ),
         user.api_principal,
         session,
         settings,
