@@ -58,6 +58,7 @@ from brandloop.templates.governance import (
     versions,
 )
 from brandloop.templates.governance import labels as template_labels
+from brandloop.templates.sandbox import MAX_TEMPLATE_CHARS
 from brandloop.templates.stats import VersionStats, template_stats
 
 router = APIRouter(route_class=StudioRoute, include_in_schema=False)
@@ -133,6 +134,7 @@ def template_page(
         "diff": diff,
         "a": a if a is not None else (numbers[-2] if len(numbers) > 1 else numbers[-1]),
         "b": b if b is not None else numbers[-1],
+        "max_template_chars": MAX_TEMPLATE_CHARS,
     }
     return render(request, "template.html", context)
 
@@ -184,8 +186,10 @@ def new_version(
     settings: SettingsDep,
     db: DatabaseDep,
     _: Csrf,
-    body: Annotated[str, Form(min_length=1, max_length=8000)],
-    negative_body: Annotated[str, Form(max_length=4000)] = "",
+    body: Annotated[str, Form(min_length=1, max_length=MAX_TEMPLATE_CHARS)],
+    # the engine's limit for either text, as the API and CLI take it (4,000 here before
+    # session 35 refused a negative body they store)
+    negative_body: Annotated[str, Form(max_length=MAX_TEMPLATE_CHARS)] = "",
     message: Annotated[str, Form(max_length=MAX_MESSAGE_CHARS)] = "",
 ) -> Response:
     """The form edits the latest version (it shows both of its bodies to start from), so the

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from brandloop.templates.governance import TemplateMetadata, TemplateSpec, new_version
+from brandloop.templates.sandbox import MAX_TEMPLATE_CHARS
 from brandloop.tools.moderation.minors import template_screen
 from tests.api.studio.conftest import Studio, csrf_of
 
@@ -116,3 +117,26 @@ def test_metadata_a_template_file_added_is_kept_whole(
         "safety_notes": "",
         "audience": "shoppers",
     }
+
+
+def test_a_studio_draft_takes_a_negative_body_as_long_as_the_api_stores(
+    studio: Studio, api: Callable[..., Any]
+) -> None:
+    _product_still_v3(studio, api)
+    ana = studio.signed_in_as("A", "ana", "creator")
+    page = ana.get("/templates/product-still").text
+    assert f'name="negative_body" maxlength="{MAX_TEMPLATE_CHARS}"' in page
+    negative = ("blurry, " * MAX_TEMPLATE_CHARS)[:MAX_TEMPLATE_CHARS].strip()
+    added = ana.post(
+        "/templates/product-still/versions",
+        data={"csrf": csrf_of(page), "body": "{{ brief }}", "negative_body": negative},
+        follow_redirects=False,
+    )
+    assert added.status_code == 303, added.text[-600:]
+    assert _version(api, studio.key("A", "viewer"), 4)["negative_body"] == negative
+    # one past the engine's limit is the form again, naming the field
+    refused = ana.post(
+        "/templates/product-still/versions",
+        data={"csrf": csrf_of(page), "body": "{{ brief }}", "negative_body": "x" * 8001},
+    )
+    assert refused.status_code == 422 and "Negative body" in refused.text
