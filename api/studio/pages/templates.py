@@ -54,6 +54,7 @@ from brandloop.templates.governance import (
     deciders,
     list_templates,
     parse_label_spec,
+    same_person,
     side_by_side,
     versions,
 )
@@ -135,6 +136,11 @@ def template_page(
         "a": a if a is not None else (numbers[-2] if len(numbers) > 1 else numbers[-1]),
         "b": b if b is not None else numbers[-1],
         "max_template_chars": MAX_TEMPLATE_CHARS,
+        # four eyes: the versions this user wrote, which they may neither approve nor reject
+        # (governance refuses it with a 409; the page says so instead of offering the buttons)
+        "own_versions": {
+            v.version for v in public.versions if same_person(v.author, user.api_principal.name)
+        },
     }
     return render(request, "template.html", context)
 

@@ -5,6 +5,7 @@ a button that answers 409 (outside tester, session 35)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -140,3 +141,48 @@ def test_a_studio_draft_takes_a_negative_body_as_long_as_the_api_stores(
         data={"csrf": csrf_of(page), "body": "{{ brief }}", "negative_body": "x" * 8001},
     )
     assert refused.status_code == 422 and "Negative body" in refused.text
+
+
+def _decision_buttons(html: str, version: int) -> list[dict[str, str]]:
+    """The page's Approve/Reject buttons for ``version``, with their attributes."""
+    buttons = re.findall(rf"<button([^>]*)>(Approve|Reject) v{version}</button>", html)
+    return [
+        {**dict(re.findall(r'([a-z-]+)(?:="([^"]*)")?', attrs)), "text": text}
+        for attrs, text in buttons
+    ]
+
+
+def test_the_author_of_a_version_in_review_is_shown_why_they_cannot_decide_it(
+    studio: Studio,
+) -> None:
+    ana = studio.signed_in_as("A", "ana", "approver")
+    page = ana.get("/templates/brand-hero").text
+    added = ana.post(
+        "/templates/brand-hero/versions",
+        data={"csrf": csrf_of(page), "body": "{{ brief }}. crisp", "message": "crisp"},
+        follow_redirects=False,
+    )
+    assert added.status_code == 303, added.text
+    mine = ana.post("/templates/brand-hero/versions/2/submit", data={"csrf": csrf_of(page)}).text
+    buttons = _decision_buttons(mine, 2)
+    assert [b["text"] for b in buttons] == ["Approve", "Reject"], buttons
+    assert all("disabled" in b and b["aria-describedby"] == "four-eyes-2" for b in buttons)
+    assert 'id="four-eyes-2">Four eyes: you wrote v2' in mine
+    assert "/versions/2/review" not in mine  # no form that would answer 409
+    # the same person under another case of their name
+    assert (
+        "four-eyes-2"
+        in studio.signed_in_as("A", "ANA", "approver").get("/templates/brand-hero").text
+    )
+    # the server still refuses it
+    own = ana.post(
+        "/templates/brand-hero/versions/2/review",
+        data={"csrf": csrf_of(mine), "decision": "approve"},
+    )
+    assert own.status_code == 409 and "ana wrote brand-hero@2" in own.text
+    # another approver is offered both, enabled
+    theirs = studio.signed_in_as("A", "lee", "approver").get("/templates/brand-hero").text
+    buttons = _decision_buttons(theirs, 2)
+    assert [b["text"] for b in buttons] == ["Approve", "Reject"], buttons
+    assert not any("disabled" in b for b in buttons) and "four-eyes" not in theirs
+    assert theirs.count('action="/templates/brand-hero/versions/2/review"') == 2
