@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Query, Request, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from brandloop.api import reviews
 from brandloop.api.deps import PoolDep, SessionDep, SettingsDep
@@ -33,6 +35,7 @@ from brandloop.evals.agreement import judge_agreement
 from brandloop.registry import crud
 from brandloop.registry.deleted_images import gone_images
 from brandloop.registry.held_images import deleted_since_made
+from brandloop.registry.models_agent import ReviewDecisionRow
 from brandloop.templates.governance import same_person
 
 router = APIRouter(route_class=StudioRoute, include_in_schema=False)
@@ -151,6 +154,7 @@ ASSIGN = FormPage("/review/{run_id}", labels={"assignee": "Assign to"}, field="a
 @router.post("/review/{run_id}/decision")
 @form_on(VERDICT)
 def decide(
+    request: Request,
     run_id: str,
     user: Approver,
     session: SessionDep,
@@ -159,6 +163,10 @@ def decide(
     decision: Annotated[Literal["approve", "reject"], Form()],
     note: Note = "",
 ) -> Response:
+    """A verdict on a run waiting for review finishes it (then the run's page). One on a run
+    already delivered, say from a second tab left open after the approval, is only recorded
+    (as at the API): its answer is a page saying so and who decided the run, not the run's
+    page, which looked like this verdict had applied (outside tester, session 35)."""
     if decision == "reject" and is_blank(note):  # one stray `r` must not reject a run
         raise StudioError(
             422,
@@ -166,11 +174,32 @@ def decide(
             "for review",
             field="note",
         )
+    run = crud.get_run(session, tenant=user.tenant, run_id=run_id)
+    delivered = run is not None and run.status in reviews.DELIVERED
+    earlier = _latest_verdict(session, tenant=user.tenant, run_id=run_id) if delivered else None
     reviews.decide_run(
         session, pool, principal=user.api_principal, run_id=run_id, decision=decision,
         note=note,
     )  # fmt: skip
+    if run is not None and delivered:
+        return render(
+            request,
+            "review_recorded.html",
+            {"title": f"Verdict recorded on {run_id}", "run_id": run_id,
+             "status": run.status, "decision": decision, "note": note, "earlier": earlier},
+        )  # fmt: skip
     return see_other(f"/runs/{run_id}")
+
+
+def _latest_verdict(session: Session, *, tenant: str, run_id: str) -> ReviewDecisionRow | None:
+    """The verdict that finished ``run_id`` (the latest a reviewer gave while it waited);
+    None for a run delivered without a review."""
+    return session.scalar(
+        select(ReviewDecisionRow)
+        .where(ReviewDecisionRow.tenant == tenant, ReviewDecisionRow.run_id == run_id)
+        .order_by(ReviewDecisionRow.id.desc())
+        .limit(1)
+    )
 
 
 @router.post("/review/{run_id}/assign")
