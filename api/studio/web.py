@@ -234,8 +234,10 @@ def set_cookie(response: Response, request: Request, name: str, value: str, max_
     )
 
 
-def _presession(request: Request) -> str:
-    """The double-submit token for forms shown before sign-in (the sign-in forms)."""
+def presession_token(request: Request) -> str:
+    """The double-submit token of the sign-in forms (:data:`SIGN_IN_FORMS`), signed in or not:
+    those forms carry it even for a signed-in user, so signing in again (another key, a link)
+    replaces the session instead of meeting a CSRF refusal no reload could mend."""
     token = getattr(request.state, "presession", None)
     if token is None:
         token = request.cookies.get(PRESESSION_COOKIE) or ""
@@ -248,7 +250,7 @@ def _presession(request: Request) -> str:
 
 def csrf_token(request: Request) -> str:
     user: StudioUser | None = getattr(request.state, "studio_user", None)
-    return user.csrf if user is not None else _presession(request)
+    return user.csrf if user is not None else presession_token(request)
 
 
 def render(
@@ -442,7 +444,7 @@ def signed_in(role: Role) -> Callable[..., Coroutine[Any, Any, StudioUser]]:
 
 async def check_csrf(request: Request) -> None:
     """Every state-changing form carries the token of its page: the session's CSRF secret, or
-    before sign-in the double-submit cookie's value.
+    on a sign-in form (before sign-in, or signing in again) the double-submit cookie's value.
 
     Every such form also passes the rules the API's input guard applies to JSON bodies: no field
     (name or text) may hold a NUL or a lone surrogate, no text a configured credential, and no
@@ -453,7 +455,13 @@ async def check_csrf(request: Request) -> None:
     form = await request.form()
     given = form.get("csrf")
     user = await current_user(request)
-    expected = user.csrf if user is not None else request.cookies.get(PRESESSION_COOKIE, "")
+    signing_in = request.url.path in SIGN_IN_FORMS
+    # a sign-in form carries the presession token whether a session exists or not (its page
+    # shows it so, :func:`presession_token`); every other form its session's own secret
+    if user is not None and not signing_in:
+        expected = user.csrf
+    else:
+        expected = request.cookies.get(PRESESSION_COOKIE, "")
     if (
         not isinstance(given, str)
         or not expected
@@ -463,7 +471,7 @@ async def check_csrf(request: Request) -> None:
     if _is_urlencoded(request) and (field := _not_utf8_field(raw)) is not None:
         raise StudioError(422, NOT_UTF8, field=field, withheld=True)
     credentials: tuple[str, ...] = getattr(request.app.state, "credentials", ())
-    own = user if request.url.path not in SIGN_IN_FORMS else None
+    own = user if not signing_in else None
     if own is not None:  # what this request carries: its session, and the key behind it
         credentials = (*credentials, request.cookies.get(SESSION_COOKIE, ""))
 
@@ -481,7 +489,7 @@ async def check_csrf(request: Request) -> None:
             raise StudioError(422, HOLDS_CREDENTIAL, field=name, withheld=True)
     # a signed-in user's forms only: the sign-in form carries a key by design, and is looked
     # up under the failed sign-in throttle instead
-    service = getattr(request.app.state, "service", None) if user is not None else None
+    service = getattr(request.app.state, "service", None) if own is not None else None
     for name, value in form.multi_items():
         shaped = key_shaped(value) if isinstance(value, str) else []
         if shaped and service is not None and await run_in_threadpool(service.stored_keys, shaped):

@@ -12,10 +12,11 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from anyio import from_thread
 from fastapi import APIRouter, Form, Query, Request, Response
+from sqlalchemy.orm import Session
 
 from brandloop.api.deps import SessionDep
 from brandloop.api.studio.sessions import (
@@ -33,6 +34,7 @@ from brandloop.api.studio.web import (
     Viewer,
     current_user,
     error_page,
+    presession_token,
     render,
     see_other,
     set_cookie,
@@ -89,7 +91,23 @@ def _attempt(request: Request, ticket: str, sign_in: Callable[[], T]) -> T:
     return made
 
 
-def _signed_in(request: Request, token: str, user: StudioUser, target: str) -> Response:
+def _page(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
+    """A sign-in page: its form carries the presession token even for a signed-in user (a
+    second tab, a link opened while signed in), which is what ``check_csrf`` expects there."""
+    return render(
+        request, template, {**context, "signin_csrf": presession_token(request)}, status=status
+    )
+
+
+def _signed_in(
+    request: Request, session: Session, token: str, user: StudioUser, target: str
+) -> Response:
+    """The new session's cookie; a session the browser was signed in with ends (it is replaced,
+    never left alive behind a cookie the browser no longer holds)."""
+    before: StudioUser | None = getattr(request.state, "studio_user", None)
+    if before is not None:
+        sign_out(session, before.session_id)
+    session.commit()
     response = see_other(safe_next(target))
     set_cookie(response, request, SESSION_COOKIE, token, max_age=SESSION_HOURS * 3600)
     request.state.studio_user = user
@@ -106,7 +124,7 @@ async def home(request: Request) -> Response:
 def signin_page(
     request: Request, next: Annotated[str | None, Query(max_length=500)] = None
 ) -> Response:
-    return render(request, "signin.html", {"title": "Sign in", "next": safe_next(next)})
+    return _page(request, "signin.html", {"title": "Sign in", "next": safe_next(next)})
 
 
 @router.post("/signin")
@@ -122,14 +140,13 @@ def signin(
         return ticket
     made = _attempt(request, ticket, lambda: sign_in_with_key(session, key))
     if made is None:
-        return render(
+        return _page(
             request,
             "signin.html",
             {"title": "Sign in", "next": safe_next(next), "error": "that API key is not valid"},
             status=401,
         )
-    session.commit()
-    return _signed_in(request, *made, next)
+    return _signed_in(request, session, *made, next)
 
 
 @router.get("/signin/link")
@@ -140,14 +157,14 @@ def link_page(
     never uses it up."""
     row = link_pending(session, token)
     if row is None:
-        return render(
+        return _page(
             request,
             "signin.html",
             {"title": "Sign in", "next": "/chat", "error": "that sign-in link is used or expired"},
             status=401,
         )
     context = {"title": "Sign in", "token": token, "principal": row.principal, "tenant": row.tenant}
-    return render(request, "signin_link.html", context)
+    return _page(request, "signin_link.html", context)
 
 
 @router.post("/signin/link")
@@ -162,14 +179,13 @@ def link_signin(
         return ticket
     made = _attempt(request, ticket, lambda: sign_in_with_link(session, token))
     if made is None:
-        return render(
+        return _page(
             request,
             "signin.html",
             {"title": "Sign in", "next": "/chat", "error": "that sign-in link is used or expired"},
             status=401,
         )
-    session.commit()
-    return _signed_in(request, *made, "/chat")
+    return _signed_in(request, session, *made, "/chat")
 
 
 @router.post("/signout")
