@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, unquote_to_bytes
+from urllib.parse import quote, unquote, unquote_to_bytes, urlsplit
 
 from fastapi import Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -28,6 +28,7 @@ from jinja2.runtime import Context
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import Message
 
 from brandloop.api.auth import HOLDS_API_KEY, Role, key_shaped
@@ -316,10 +317,7 @@ class StudioRoute(APIRoute):
             try:
                 return await handler(request)
             except SignInRequired:
-                target = request.url.path
-                if request.url.query:
-                    target += "?" + request.url.query
-                return see_other("/signin?next=" + quote(target, safe=""))
+                return see_other(_sign_in_url(request))
             except Exception as exc:  # each kind is answered below
                 status, message, name = _problem(request, exc)
                 withheld = isinstance(exc, StudioError) and exc.withheld
@@ -331,6 +329,47 @@ class StudioRoute(APIRoute):
 
         self.studio_handler = route
         return route
+
+
+def _sign_in_url(request: Request) -> str:
+    """The sign-in page for a request with no session, and where signing in goes next: the
+    page asked for (a GET); for a form (any other method) the page it was posted from, never
+    its action (a POST-only path, which a GET after sign-in answers 405), and the sign-in page
+    says the session ended (``expired=1``). What was typed into that form is not kept."""
+    if request.method in ("GET", "HEAD"):
+        target = request.url.path + ("?" + request.url.query if request.url.query else "")
+        ended = bool(request.cookies.get(SESSION_COOKIE))  # a session it no longer has
+    else:
+        target, ended = _form_origin(request), True
+    return "/signin?" + ("expired=1&" if ended else "") + "next=" + quote(target, safe="")
+
+
+def _form_origin(request: Request) -> str:
+    """The page a form was posted from: the same-origin ``Referer`` when that is a page (a path
+    the studio answers GET at), else the page the route's :class:`FormPage` names, else Chat."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    path = unquote(referer.path)
+    if (
+        referer.netloc == request.url.netloc
+        and path not in SIGN_IN_FORMS
+        and _answers_get(request, path)
+    ):
+        return referer.path + ("?" + referer.query if referer.query else "")
+    endpoint = request.scope.get("endpoint")
+    form = getattr(endpoint, "studio_form", None)
+    if isinstance(form, FormPage):
+        params = {k: quote(str(v), safe="") for k, v in request.path_params.items()}
+        return form.page.format(**params)
+    return "/chat"
+
+
+def _answers_get(request: Request, path: str) -> bool:
+    """Whether a GET of ``path`` (on this site) reaches a route that serves it."""
+    if not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return False
+    scope = {"type": "http", "method": "GET", "path": path, "root_path": ""}
+    routes = getattr(request.app.router, "routes", [])
+    return any(route.matches(scope)[0] == Match.FULL for route in routes)
 
 
 def _problem(request: Request, exc: Exception) -> tuple[int, str, str | None]:

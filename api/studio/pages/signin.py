@@ -122,9 +122,16 @@ async def home(request: Request) -> Response:
 
 @router.get("/signin")
 def signin_page(
-    request: Request, next: Annotated[str | None, Query(max_length=500)] = None
+    request: Request,
+    next: Annotated[str | None, Query(max_length=500)] = None,
+    expired: bool = False,
 ) -> Response:
-    return _page(request, "signin.html", {"title": "Sign in", "next": safe_next(next)})
+    """The sign-in form; ``expired``: the browser came here because its session ended (the
+    studio's redirect says so), which the page tells the user."""
+    context: dict[str, Any] = {"title": "Sign in", "next": safe_next(next)}
+    if expired:
+        context["expired"] = True
+    return _page(request, "signin.html", context)
 
 
 @router.post("/signin")
