@@ -4,7 +4,9 @@
 // - keyboard shortcuts on pages that declare them with data-shortcut on buttons or links;
 // - focus on the element a page's fragment names when it is made focusable (tabindex="-1": a
 //   new thread's heading after Start, the latest turn after Send);
-// - the pairwise and review pages submit with keys.
+// - the pairwise and review pages submit with keys;
+// - a form marked data-show-errors (the gallery's filters) shows the error page's message in
+//   its target when the server refuses the request, never the stale, unfiltered results.
 (function () {
   "use strict";
 
@@ -109,6 +111,20 @@
 
   document.addEventListener("DOMContentLoaded", function () { init(document); focusFragment(); });
   document.addEventListener("htmx:afterSettle", function (event) { init(event.target); });
+
+  // htmx swaps no 4xx/5xx response by default: a refused filter left the old results on screen
+  // with no word. For a form that asks for it, the error page's message (its role="alert"
+  // paragraph) replaces the target's content.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var config = event.detail.requestConfig, status = event.detail.xhr.status;
+    var elt = config && config.elt;  // what made the request (detail.elt is the target)
+    var form = elt && elt.closest ? elt.closest("form[data-show-errors]") : null;
+    if (!form || status < 400) return;
+    event.detail.shouldSwap = true;
+    event.detail.isError = false;  // shown, not logged as a failure
+    event.detail.selectOverride = "[role=alert]";
+    event.detail.ignoreTitle = true;  // still the gallery page
+  });
 
   // Keyboard shortcuts: a single key (no modifier, not while typing) clicks the element whose
   // data-shortcut names it. The page lists its shortcuts for people.

@@ -18,6 +18,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_play
 from tests.api.studio.browser import (
     Site,
     axe_violations,
+    brand_json,
     chromium,
     chromium_path,
     sign_in_with_link,
@@ -329,3 +330,30 @@ def test_keyboard_start_focuses_the_new_conversation(browser: Browser, studio_si
     page.wait_for_url(re.compile(r".*/chat/thr_\w+#latest"))
     page.wait_for_load_state("load")
     assert page.evaluate("document.activeElement.id") == "latest"
+
+
+def test_a_refused_gallery_filter_shows_why_instead_of_the_unfiltered_gallery(
+    browser: Browser, studio_site: Site
+) -> None:
+    """A filter the server refuses through htmx (a brand renamed from another session while the
+    gallery was open: 404) replaced nothing before session 35, and the unfiltered gallery
+    stayed on screen with no word."""
+    kit = brand_json("acme-coffee") | {"name": "Zest Soda"}
+    assert studio_site.api("POST", "/v1/brands", "A", "admin", json=kit).status_code == 201
+    studio_site.api(
+        "POST", "/v1/generations?wait=120", "A", "creator",
+        json={"brief": "a cup", "brand": "Acme Coffee", "size": "128x128"},
+    )  # fmt: skip
+    page = as_user(browser, studio_site, "A", "gus", "viewer")
+    page.goto(studio_site.url + "/runs")
+    expect(page.locator("#gallery .run-card").first).to_be_visible()
+    renamed = studio_site.api(
+        "POST", "/v1/brands/Zest Soda/rename", "A", "admin", json={"name": "Zest Pop"}
+    )
+    assert renamed.status_code == 200, renamed.text
+    page.locator("select[name=brand]").select_option("Zest Soda")
+    expect(page.locator("#gallery [role=alert]")).to_contain_text("unknown brand 'Zest Soda'")
+    expect(page.locator("#gallery .run-card")).to_have_count(0)
+    assert page.title().startswith("\u2068Runs")  # still the gallery's page
+    page.locator("select[name=brand]").select_option("")  # and the gallery comes back
+    expect(page.locator("#gallery .run-card").first).to_be_visible()
