@@ -6,7 +6,9 @@
 //   new thread's heading after Start, the latest turn after Send);
 // - the pairwise and review pages submit with keys;
 // - a form marked data-show-errors (the gallery's filters) shows the error page's message in
-//   its target when the server refuses the request, never the stale, unfiltered results.
+//   its target when the server refuses the request, never the stale, unfiltered results;
+// - a form marked data-sync-query takes its fields' values from the address again after Back
+//   or Forward (htmx restores the page's markup, in which a select shows what it first did).
 (function () {
   "use strict";
 
@@ -125,6 +127,29 @@
     event.detail.selectOverride = "[role=alert]";
     event.detail.ignoreTitle = true;  // still the gallery page
   });
+
+  function syncFromQuery(form) {
+    var params = new URLSearchParams(location.search);
+    Array.prototype.forEach.call(form.elements, function (field) {
+      if (!field.name || field.type === "submit" || field.type === "hidden") return;
+      var value = params.get(field.name) || "";
+      field.value = value;
+      if (field.tagName === "SELECT" && field.value !== value) {
+        // a value the list no longer offers (a renamed brand): shown as it is in the address
+        var option = document.createElement("option");
+        option.value = option.textContent = value;
+        field.appendChild(option);
+        field.value = value;
+      }
+    });
+  }
+
+  function syncForms() {
+    document.querySelectorAll("form[data-sync-query]").forEach(syncFromQuery);
+  }
+
+  document.addEventListener("htmx:historyRestore", syncForms);
+  window.addEventListener("pageshow", function (event) { if (event.persisted) syncForms(); });
 
   // Keyboard shortcuts: a single key (no modifier, not while typing) clicks the element whose
   // data-shortcut names it. The page lists its shortcuts for people.

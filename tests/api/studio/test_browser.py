@@ -357,3 +357,30 @@ def test_a_refused_gallery_filter_shows_why_instead_of_the_unfiltered_gallery(
     assert page.title().startswith("\u2068Runs")  # still the gallery's page
     page.locator("select[name=brand]").select_option("")  # and the gallery comes back
     expect(page.locator("#gallery .run-card").first).to_be_visible()
+
+
+def test_after_back_the_gallery_filters_show_what_the_results_are_filtered_by(
+    browser: Browser, studio_site: Site
+) -> None:
+    """htmx's history restores the page's markup, in which each select showed "any": after Back
+    the results were filtered by status and every filter said "any" (before session 35)."""
+    studio_site.api(
+        "POST", "/v1/generations?wait=120", "A", "creator",
+        json={"brief": "a tin of tea", "brand": "Acme Coffee", "size": "128x128"},
+    )  # fmt: skip
+    page = as_user(browser, studio_site, "A", "hal", "viewer")
+    page.goto(studio_site.url + "/runs")
+    page.locator("select[name=status]").select_option("succeeded")
+    page.wait_for_url(re.compile(r".*status=succeeded"))
+    page.locator("select[name=brand]").select_option("Acme Coffee")
+    page.wait_for_url(re.compile(r".*brand=Acme"))
+    page.go_back()
+    page.wait_for_url(re.compile(r".*brand=&.*status=succeeded"))
+    expect(page.locator("select[name=status]")).to_have_value("succeeded")
+    expect(page.locator("select[name=brand]")).to_have_value("")
+    page.go_back()
+    page.wait_for_url(re.compile(r".*/runs$"))
+    expect(page.locator("select[name=status]")).to_have_value("")
+    page.go_forward()
+    page.wait_for_url(re.compile(r".*status=succeeded"))
+    expect(page.locator("select[name=status]")).to_have_value("succeeded")
