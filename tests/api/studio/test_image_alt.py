@@ -4,12 +4,19 @@ procedural/draft", "first image of run_42e8...")."""
 
 from __future__ import annotations
 
+import html
 import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
+from sqlalchemy import select
+
 from brandloop.api.studio.web import image_alt
+from brandloop.registry.models import AttemptRow
+from tests.api.http.conftest import brand_kit
 from tests.api.studio.conftest import Studio, make_run
 
 ALT = re.compile(r'<img [^>]*alt="([^"]*)"')
@@ -64,3 +71,47 @@ def test_a_long_brief_is_cut_at_a_word() -> None:
     assert alt.startswith("Image 1 of 1: a steaming mug") and alt.endswith("coffee…")
     assert len(alt) <= len("Image 1 of 1: ") + 101
     assert image_alt("  ", "First image") == "First image"
+
+
+def test_a_review_items_alt_text_tells_a_held_image_from_a_rejected_candidate(
+    studio: Studio, api: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every image of a review item's attempts was "held for review", the candidates the
+    acceptance rule rejected too (their badge said "rejected"; outside tester, session 35)."""
+    policy = tmp_path / "agent.yaml"
+    policy.write_text("review:\n  mode: always\n")
+    monkeypatch.setenv("BRANDLOOP_AGENT_POLICY", str(policy))
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    job = api(
+        "POST",
+        "/v1/generations?wait=60",
+        studio.key("A", "creator"),
+        json={"brief": "a steaming cup", "brand": "Acme Coffee", "size": "256x256", "seed": 11},
+    ).json()
+    assert job["state"] == "awaiting_review", job
+    with studio.db.session() as session:
+        made = session.execute(
+            select(AttemptRow.artifact_sha256, AttemptRow.outcome).where(
+                AttemptRow.run_id == job["run_id"], AttemptRow.artifact_sha256.is_not(None)
+            )
+        ).all()
+    outcomes = {str(sha): outcome for sha, outcome in made}
+    assert {"accepted", "rejected"} <= set(outcomes.values()), outcomes
+    page = studio.signed_in_as("A", "lee", "approver").get(f"/review/{job['run_id']}").text
+    figures = re.findall(
+        r'<figure class="image-card" id="img-([0-9a-f]{12})">(.*?)</figure>', page, re.S
+    )
+    assert figures, page
+    for prefix, figure in figures:
+        alt = html.unescape(_alts(figure)[0])
+        outcome = next(o for sha, o in outcomes.items() if sha.startswith(prefix))
+        _describes(alt, "a steaming cup")
+        if outcome == "accepted":
+            assert ", held for review, from " in alt and "rejected" not in alt, alt
+        else:
+            assert ", a candidate the acceptance rule rejected, from " in alt, alt
+            assert "held for review" not in alt, alt
+    assert {o for sha, o in outcomes.items() if sha[:12] in dict(figures)} == {
+        "accepted",
+        "rejected",
+    }
