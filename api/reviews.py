@@ -447,6 +447,9 @@ class Pair:
     right_sha: str
     left_ref: str
     right_ref: str
+    #: each image's brief (the run that made it), for the image's alt text
+    left_brief: str = ""
+    right_brief: str = ""
 
 
 def next_pair(
@@ -461,7 +464,11 @@ def next_pair(
     makes the draw repeatable for a test that needs it."""
     rows = session.execute(
         select(
-            AttemptRow.artifact_sha256, AttemptRow.template_ref, AttemptRow.model, RunRow.brand_name
+            AttemptRow.artifact_sha256,
+            AttemptRow.template_ref,
+            AttemptRow.model,
+            RunRow.brand_name,
+            RunRow.brief,
         )
         .join(RunRow, RunRow.id == AttemptRow.run_id)
         .join(
@@ -487,10 +494,12 @@ def next_pair(
         )
     }
     buckets: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    for sha, template, model, brand in rows:
+    briefs: dict[str, str] = {}
+    for sha, template, model, brand, brief in rows:
         key = template if axis == "template" else model
         if sha not in buckets[brand][key]:
             buckets[brand][key].append(str(sha))
+            briefs.setdefault(str(sha), brief or "")
     rng = random.Random(seed)
     for brand, by_key in sorted(buckets.items()):
         keys = sorted(by_key)
@@ -500,8 +509,8 @@ def next_pair(
                     for right in by_key[b]:
                         if frozenset((left, right)) not in seen:
                             if rng.random() < 0.5:  # which side is which is not a hint
-                                return Pair(brand, axis, right, left, b, a)
-                            return Pair(brand, axis, left, right, a, b)
+                                left, right, a, b = right, left, b, a
+                            return Pair(brand, axis, left, right, a, b, briefs[left], briefs[right])
     return None
 
 

@@ -115,3 +115,30 @@ def test_a_review_items_alt_text_tells_a_held_image_from_a_rejected_candidate(
         "accepted",
         "rejected",
     }
+
+
+def test_pairwise_images_are_described_by_their_briefs(
+    studio: Studio, api: Callable[..., Any]
+) -> None:
+    """docs/studio.md: an image's alt names the image and its brief; the pairwise page's said
+    'left image, procedural/studio' (an outside tester)."""
+    api("POST", "/v1/brands", studio.key("A", "admin"), json=brand_kit())
+    creator = studio.key("A", "creator")
+    briefs = {"procedural/draft": BRIEF, "procedural/studio": "a latte in a paper cup"}
+    for model, brief in briefs.items():
+        job = api(
+            "POST",
+            "/v1/generations?wait=60",
+            creator,
+            json={"brief": brief, "brand": "Acme Coffee", "size": "128x128", "model": model},
+        ).json()
+        assert job["state"] in ("succeeded", "failed"), job  # scored attempts either way
+    page = studio.signed_in_as("A", "lee", "approver").get("/review/pairwise?axis=model").text
+    alts = _alts(page)
+    assert len(alts) == 2, alts
+    for alt, side in zip(
+        alts, ("Left image, procedural/", "Right image, procedural/"), strict=True
+    ):
+        assert alt.startswith(side), alt
+        model = alt.split(", ", 1)[1].split(":", 1)[0]
+        _describes(alt, briefs[model])
