@@ -18,7 +18,7 @@ from brandloop.api.params import (
     SIZE_PATTERN,
     TEMPLATE_REF,
 )
-from brandloop.domain import BRAND_NAME, NOT_BLANK, PROVIDER_NAME
+from brandloop.domain import BRAND_NAME, BRAND_NAME_RULE, NOT_BLANK, PROVIDER_NAME
 from brandloop.templates.governance import (
     LABEL_PATTERN,
     MODEL_HINT_PATTERN,
@@ -46,8 +46,7 @@ _WORDS: Final[Mapping[str, str]] = {
     PRINCIPAL_NAME: "{field} must be a user name: 1-120 of A-Z a-z 0-9 _ . @ -, starting with "
     "a letter or digit",
     MODEL_HINT_PATTERN.pattern: "a model hint must be provider/model, e.g. procedural/draft",
-    BRAND_NAME: "{field} must be ASCII letters and digits, with spaces, '_', '.' and '-' "
-    "after the first",
+    BRAND_NAME: "{field} " + BRAND_NAME_RULE,
     PROVIDER_NAME.pattern: "a provider name must be 1-40 lower-case letters, digits, '_' or "
     "'-', starting with a letter or digit",
     LAST_EVENT_ID_PATTERN: "{field} must be an event id the stream sent: 1-18 ASCII digits",

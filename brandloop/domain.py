@@ -41,6 +41,12 @@ FORMAT_TEXT = rf"^({SIDE_TEXT}x{SIDE_TEXT}|{_PART_TEXT}:{_PART_TEXT})$"
 PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 #: a brand name: ASCII letters and digits, with spaces, '_', '.' and '-' after the first
 BRAND_NAME = r"^[A-Za-z0-9][A-Za-z0-9 _.-]*$"
+#: what a brand name must be, in words (a kit's error says this, not the pattern)
+BRAND_NAME_RULE = (
+    "must be 1-80 ASCII letters, digits, spaces, '_', '.' or '-', starting with a letter or digit"
+)
+#: a pattern a field is held to, in the words its error gives instead of the pattern itself
+PATTERN_WORDS: dict[str, str] = {BRAND_NAME: BRAND_NAME_RULE}
 #: what may name a brand in a lookup: the name alphabet only (no letters of other scripts,
 #: no tabs, no non-breaking spaces), so a look-alike never reaches another brand's key
 _BRAND_REF = re.compile(r"[A-Za-z0-9 _.-]{1,80}")
@@ -324,6 +330,11 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def size_for_aspect(aspect: str, long_side: int = 1024) -> tuple[int, int]:
     match = ASPECT_PATTERN.fullmatch(aspect.strip())
+    if not match and re.fullmatch(r"[0-9]+:[0-9]+", aspect.strip()):
+        raise ValueError(
+            f"aspect ratio {aspect!r} is out of range: each part is 1..999, e.g. 16:9 (a shape "
+            "past 4:1 is made at 4:1)"
+        )
     if not match:
         raise ValueError(f"aspect ratio {aspect!r} is not of the form W:H, e.g. 16:9")
     w, h = int(match.group(1)), int(match.group(2))

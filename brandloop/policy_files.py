@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from brandloop.domain import UNSTORABLE, unstorable_places
+from brandloop.domain import PATTERN_WORDS, UNSTORABLE, unstorable_places
 from brandloop.errors import BadInputError
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -51,6 +51,9 @@ def describe_validation_error(
         loc = (names[str(loc[0])], *loc[1:])
     where = ".".join(str(part) for part in (within, *loc) if part != "") or "(top level)"
     message = one_line(str(first["msg"]).removeprefix("Value error, "))
+    rule = PATTERN_WORDS.get(str((first.get("ctx") or {}).get("pattern")))
+    if first.get("type") == "string_pattern_mismatch" and rule is not None:
+        message = f"{one_line(repr(first.get('input')))[:100]} {rule}"
     extra = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{where}: {message}{extra}"
 

@@ -89,7 +89,7 @@ def gc(
             "no retention age is set (--older-than, BRANDLOOP_ARTIFACT_RETENTION_DAYS): images kept"
         )
     for name, days in report.tenants.items():
-        out.print(f"tenant {name}: images unneeded for more than {days:g} days")
+        out.print(f"tenant {name}: images unneeded for more than {_plain(days)} days")
     if report.stray_grace_seconds is not None:
         out.print(
             f"{delete} {report.strays} stray file(s) ({report.stray_bytes / 1e6:.1f} MB): "
@@ -106,3 +106,9 @@ def gc(
         f"kept {report.kept_in_use} still needed; "
         f"{prune} the checkpoints of {report.checkpoints_pruned} finished run(s)"
     )
+
+
+def _plain(number: float) -> str:
+    """``number`` in positional notation, never scientific (``1e-05`` reads as ``0.00001``)."""
+    text = f"{number:.9f}".rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"

@@ -257,6 +257,8 @@ def generate(
     target = check_delivery_folder(
         out_dir or Path("out") / run_id, run_id, option="--out", force=force
     )
+    if size and aspect:  # the request's own words name its fields, not the options
+        raise BadInputError("give --size or --aspect, not both")
     try:  # checked before the brand kit is registered: bad input stores nothing
         request = GenerationRequest(
             brief=brief,

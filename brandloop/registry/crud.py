@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from brandloop.domain import (
+    BRAND_NAME_RULE,
     STORED_KIT,
     Attempt,
     BrandKit,
@@ -291,10 +292,7 @@ def rename_brand(
     try:
         kit = BrandKit.model_validate({**row.kit, "name": name})
     except ValidationError:
-        raise BadInputError(
-            f"brand name {name!r} must be 1-80 ASCII letters, digits, spaces, '_', '.' or '-', "
-            "starting with a letter or digit"
-        ) from None
+        raise BadInputError(f"brand name {name!r} {BRAND_NAME_RULE}") from None
     key = brand_key(name)
     others = [r for r in brands_named(session, tenant=tenant, key=key) if r.id != row.id]
     if others:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from brandloop.api.cli.gc import _plain
 from brandloop.registry.db import Database
 from brandloop.settings import Settings, get_settings
 from tests.api.test_cli import BRANDS, ROOT, data_snapshot, run_cli
@@ -66,6 +67,39 @@ def test_malformed_yaml_and_schema_errors_are_one_line(
         assert code == 2 and out == "", (argv, err)
         assert message in one_line(err), argv
         assert "while parsing" not in err or "from line 1, column 9" in err
+
+
+def test_brand_kit_and_request_errors_say_the_rule_in_words(
+    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+) -> None:
+    """An outside tester: a kit's bad name gave the name's regular expression, a directory or
+    /dev/null given as a kit was 'does not exist', an empty kit 'got NoneType', --aspect 1:1000
+    'is not of the form W:H', and --size with --aspect '(top level): ... aspect_ratio'."""
+    named = tmp_path / "named.yaml"
+    named.write_text('name: "Café Ünïcode"\npalette: []\n')
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    folder = tmp_path / "kits"
+    folder.mkdir()
+    cases = [
+        (["brands", "add", str(named)], "name: 'Café Ünïcode' must be 1-80 ASCII letters"),
+        (["brands", "add", str(empty)], f"{empty}: the file is empty"),
+        (["generate", "a cup", "--brand", str(folder)], "is not a regular file (a directory)"),
+        (["generate", "a cup", "--brand", "/dev/null"], "not a regular file (a character"),
+        (
+            ["generate", "a cup", "--brand", KIT, "--aspect", "1:1000"],
+            "--aspect: aspect ratio '1:1000' is out of range: each part is 1..999",
+        ),
+        (
+            ["generate", "a cup", "--brand", KIT, "--aspect", "16:9", "--size", "1024x1024"],
+            "give --size or --aspect, not both",
+        ),
+    ]
+    for argv, message in cases:
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 2 and out == "", (argv, err)
+        assert message in one_line(err), (argv, err)
+        assert "^[" not in err and "NoneType" not in err and "top level" not in err, err
 
 
 def test_a_malformed_brand_policy_is_bad_input_naming_the_file(
@@ -466,3 +500,8 @@ def test_an_unconfigured_provider_names_the_flag(
     assert code == 2
     assert "--providers names provider(s) stability that are not configured" in one_line(err)
     assert data_snapshot(data_dir) == before
+
+
+def test_gc_prints_an_age_in_plain_digits() -> None:
+    """`gc --older-than 0.00001` printed 'more than 1e-05 days' (an outside tester)."""
+    assert [_plain(d) for d in (0.00001, 30.0, 0.5, 36500.0)] == ["0.00001", "30", "0.5", "36500"]
