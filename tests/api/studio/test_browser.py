@@ -206,8 +206,10 @@ def test_compare_template_versions_and_approve_with_a_second_principal(
     expect(ana.locator("table.sbs ins").first).to_be_visible()
     expect(ana.locator("table.sbs del").first).to_be_visible()
     ana.get_by_role("button", name="Submit v2").click()
-    ana.get_by_role("button", name="Approve v2").click()
-    expect(ana.get_by_role("alert")).to_contain_text("ana")  # the author is refused
+    # four eyes: the author's Approve and Reject are disabled, the reason beside them
+    expect(ana.get_by_role("button", name="Approve v2")).to_be_disabled()
+    expect(ana.get_by_role("button", name="Reject v2")).to_be_disabled()
+    expect(ana.locator("#four-eyes-2")).to_contain_text("you wrote v2")
     lee = as_user(browser, studio_site, "A", "lee", "approver")
     lee.goto(studio_site.url + "/templates/brand-hero")
     lee.get_by_role("button", name="Approve v2").click()
