@@ -28,6 +28,7 @@ from typing import Literal
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from brandloop.agent.nodes.intake import redacted_text
 from brandloop.domain import utcnow
 from brandloop.errors import ConflictError, NotFoundError
 from brandloop.registry import crud, fencing
@@ -62,6 +63,11 @@ class Verdict:
     decision: Literal["approve", "reject"]
     note: str
     actor: str
+
+    def __post_init__(self) -> None:
+        # stored (the review record, the audit log, the run's trace and reason) as a brief is:
+        # its personal data and key-shaped tokens redacted, whoever gave the verdict
+        object.__setattr__(self, "note", redacted_text(self.note))
 
     def answer(self) -> dict[str, str]:
         """What the run's review node is resumed with (``agent/nodes/review.py``)."""

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from brandloop.agent import review_claims
+from brandloop.agent.nodes.intake import redacted_text
 from brandloop.agent.review_claims import Verdict
 from brandloop.agent.runner import finish_review
 from brandloop.agent.templates import REF_PATTERN, shipped_template_names
@@ -141,6 +142,7 @@ def decide_run(
     (``finish_review``, ``WorkerPool.run_agent``) while this thread waits; the registry is read
     and written here."""
     tenant = principal.tenant
+    note = redacted_text(note)  # stored and answered as a brief is: no personal data, no key
     run = _run(session, tenant, run_id)
     job = store.job_for_run(session, tenant=tenant, run_id=run.id)
     if (

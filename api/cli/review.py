@@ -20,6 +20,7 @@ from brandloop.domain import is_blank
 from brandloop.errors import BadInputError, ConflictError, NotFoundError
 from brandloop.registry import crud
 from brandloop.registry.types import usd
+from brandloop.templates.governance import check_note
 from brandloop.tools.credentials import SigningError
 
 review_app = typer.Typer(help="Human review of runs that wait for it.", no_args_is_help=True)
@@ -39,6 +40,7 @@ def _decide(
 ) -> None:
     if decision == "reject" and is_blank(note):  # as the API and the studio ask
         raise BadInputError("a rejection needs a note saying why: --note")
+    check_note(note, "--note")  # the API's limit (2,000 characters)
     cfg = settings()
     # an approval delivers where generate would have (checked before the verdict is recorded)
     target = delivery_target(run_id, out_dir, force=force) if decision == "approve" else None

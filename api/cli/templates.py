@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.text import Text
 
+from brandloop.agent.nodes.intake import redacted_text
 from brandloop.agent.runner import catalog_models
 from brandloop.agent.templates import REF_PATTERN, ensure_shipped_templates
 from brandloop.api.cli import tables
@@ -93,6 +94,7 @@ _REVIEW_STEPS: dict[ReviewVerb, tuple[Callable[..., Any], str]] = {
 
 def _review_step(verb: ReviewVerb, name: str, version: int, actor: str, note: str) -> None:
     step, done = _REVIEW_STEPS[verb]
+    note = redacted_text(note)  # stored as the API stores it: no personal data, no key
     with database().session() as session:
         step(session, tenant=_tenant(), name=name, version=version, actor=actor, note=note)
     out.print(done.format(ref=f"{name}@{version}", actor=actor))

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from brandloop.agent.nodes.intake import redacted_text
 from brandloop.agent.runner import catalog_models
 from brandloop.agent.templates import ensure_shipped_templates
 from brandloop.api.auth import Principal
@@ -118,7 +119,10 @@ def _version_step(
     step: Callable[..., TemplateVersionRow],
     **extra: Any,
 ) -> TemplateVersion:
-    """One review step on NAME@VERSION by the caller, as the review rules allow it."""
+    """One review step on NAME@VERSION by the caller, as the review rules allow it; its note
+    is stored with its personal data and key-shaped tokens redacted, as a brief is."""
+    if isinstance(extra.get("note"), str):
+        extra["note"] = redacted_text(extra["note"])
     template = _template(session, principal.tenant, name)
     row = _governed(
         lambda: step(

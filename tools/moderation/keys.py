@@ -29,15 +29,17 @@ KEY_SHAPED: Final = re.compile(
     r"|\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"  # a JSON web token
     r"|(?P<bearer>\b[Bb]earer\s+[A-Za-z0-9._~+/=\-]{16,})"  # an Authorization header's token
     # a credential written as an assignment ("password=...", "api_key: ..."): its value
-    r"|(?P<label>\b(?i:password|passwd|pwd|passphrase|secret|client[_-]?secret|api[_-]?key|"
-    r"access[_-]?token|auth[_-]?token|token)\s*[:=]\s*)(?P<value>[^\s,;]{6,})"
+    # (the label may end a longer name: DB_PASSWORD=, OPENAI_API_KEY=, aws_secret_access_key=)
+    r"|(?P<label>\b[A-Za-z0-9_.-]*?(?i:password|passwd|pwd|passphrase|secret|"
+    r"client[_-]?secret|api[_-]?key|access[_-]?key|access[_-]?token|auth[_-]?token|token)"
+    r"\s*[:=]\s*)(?P<value>[^\s,;]{6,})"
 )
 #: what takes a key-shaped token's place in a brief, as ``[redacted email]`` takes an address's
 KEY_MARKER: Final = "[redacted key]"
 #: an assignment's label that makes its value a credential whatever it looks like
 _PASSWORD: Final = re.compile(
-    r"(?i:password|passwd|pwd|passphrase|client[_-]?secret|api[_-]?key|access[_-]?token|"
-    r"auth[_-]?token)\b"
+    r"(?i:password|passwd|pwd|passphrase|client[_-]?secret|api[_-]?key|access[_-]?key|"
+    r"access[_-]?token|auth[_-]?token)\s*[:=]"
 )
 #: a generated secret's body: this many letters and digits in a row, both kinds among them
 _RANDOM_RUN: Final = re.compile(r"[A-Za-z0-9]{16,}")
@@ -79,7 +81,7 @@ def redact_keys(text: str) -> tuple[str, int]:
             return match.group()
         count += 1
         if match.group("label"):  # "password=[redacted key]": what it was stays readable
-            if not _PASSWORD.match(match.group("label")) and not _random_looking(
+            if not _PASSWORD.search(match.group("label")) and not _random_looking(
                 match.group("value")
             ):  # "our secret: fresh beans" is a brief's words
                 count -= 1

@@ -110,6 +110,9 @@ def test_key_shaped_tokens_in_an_api_brief_are_redacted_before_stored_or_signed(
         "our secret: fresh beans",
         "a token: gift",
         "a cup, password protected",
+        "secret_sauce=caramel drizzle",
+        "the dress_code: smart casual",
+        "monkey=banana1234",
     ],
 )
 def test_words_shaped_like_a_key_prefix_are_not_taken_for_one(words: str) -> None:
@@ -136,6 +139,14 @@ def test_each_kind_of_key_shape_is_redacted() -> None:
         ("PWD: hunter2, then warm light", "PWD: [redacted key], then warm light"),
         ("api_key=abcdef123456", "api_key=[redacted key]"),
         ("token: abc123def456ghi789", "token: [redacted key]"),
+        # a label that ends a longer name, as environment files write them (outside tester:
+        # each of these was kept in a style note in clear)
+        (
+            "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY DB_PASSWORD=Tr0ub4dor3",
+            "aws_secret_access_key=[redacted key] DB_PASSWORD=[redacted key]",
+        ),
+        ("export OPENAI_API_KEY=abc123def456ghi789jkl", "export OPENAI_API_KEY=[redacted key]"),
+        ("MY_TOKEN: 9f8e7d6c5b4a39281706", "MY_TOKEN: [redacted key]"),
     ],
 )
 def test_tokens_and_credentials_written_as_assignments_are_redacted(
