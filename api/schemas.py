@@ -41,7 +41,13 @@ from brandloop.domain import (
     is_blank,
 )
 from brandloop.errors import BadInputError
-from brandloop.templates.governance import MODEL_HINT_PATTERN, PRINCIPAL_NAME, RESERVED_PARAMS
+from brandloop.templates.governance import (
+    MAX_PARAM_TEXT_CHARS,
+    MODEL_HINT_PATTERN,
+    PARAM_NAME,
+    PRINCIPAL_NAME,
+    RESERVED_PARAMS,
+)
 from brandloop.templates.sandbox import MAX_TEMPLATE_CHARS
 
 JobState = Literal["queued", "running", "awaiting_review", "succeeded", "failed", "cancelled"]
@@ -667,19 +673,33 @@ class TemplateVersionCreate(_In):
         # the rule governance.check_params applies, stated in the schema (a 422 otherwise)
         json_schema_extra={
             "additionalProperties": {
-                "anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]
+                "anyOf": [
+                    {"type": "string", "maxLength": MAX_PARAM_TEXT_CHARS},
+                    {"type": "number"},
+                    {"type": "boolean"},
+                ]
             },
-            "propertyNames": {"pattern": r"\S", "not": {"enum": _RESERVED_PARAM_NAMES}},
+            # reserved names are refused in any case (``Seed`` too); the enum lists them once
+            "propertyNames": {
+                "pattern": PARAM_NAME.pattern,
+                "not": {"enum": _RESERVED_PARAM_NAMES},
+            },
             "properties": {"quality": {"type": "string"}},
         },
         description="the defaults of every call made from the version (docs/templates.md): "
-        "scalar values; `quality` narrows the planner to that setting; a field brandloop sets "
-        "itself (prompt, model, n, size, seed, ...) or a value that is not text, a number or "
-        "true/false is a 422",
+        "scalar values; `quality` narrows the planner to that setting. A 422: a name that is "
+        "not a word (1-64 of A-Z a-z 0-9 _ . -, starting with a letter), a field brandloop "
+        "sets itself in any case (prompt, model, n, size, Seed, ...), a value that is not "
+        "text of at most 2,000 characters, a number or true/false, or a name or value shaped "
+        "like an API key, token or password (named, never echoed)",
         examples=[{"quality": "high", "steps": 30}],
     )
     model_hints: list[Annotated[str, Field(pattern=MODEL_HINT_PATTERN.pattern)]] = Field(
-        default_factory=list, max_length=20, examples=[["procedural/draft"]]
+        default_factory=list,
+        max_length=20,
+        # governance.check_model_hints refuses one listed twice (a 422 naming it)
+        json_schema_extra={"uniqueItems": True},
+        examples=[["procedural/draft"]],
     )
     message: str = Field(default="", max_length=MAX_MESSAGE_CHARS)
     description: str = Field(default="", max_length=2000)

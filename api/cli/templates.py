@@ -36,6 +36,7 @@ from brandloop.registry.types import usd
 from brandloop.templates import files, governance
 from brandloop.templates.sandbox import KNOWN_VARIABLES
 from brandloop.templates.stats import stats_document
+from brandloop.tools.moderation.keys import redact_keys
 from brandloop.tools.moderation.minors import template_screen
 
 templates_app = typer.Typer(
@@ -128,6 +129,7 @@ def create(name: Name, file: TemplateFile, actor: Actor) -> None:
             actor=actor,
             screen=template_screen,
             models=models,
+            key_scan=redact_keys,
         )
     out.print(f"created {name}@1 (draft) by {actor}; next: brandloop templates submit {name} 1")
 
@@ -154,6 +156,7 @@ def new_version(
             message=message,
             screen=template_screen,
             models=models,
+            key_scan=redact_keys,
         )
         version = row.version
     out.print(f"created {name}@{version} (draft) by {actor}")
@@ -222,7 +225,7 @@ def label(
             session, tenant=_tenant(), name=name, label=label_name, weights=weights, actor=actor
         )
     total = sum(weights.values())
-    split = ", ".join(f"{name}@{v} {w / total:.0%}" for v, w in weights.items())
+    split = ", ".join(f"{name}@{v} {percent(w / total)}" for v, w in weights.items())
     out.print(f"{name}:{label_name} -> {split}")
 
 
@@ -269,11 +272,22 @@ def list_(as_json: AsJson = False, wide: Wide = False) -> None:
     tables.show(out, "Templates", columns, table_rows, wide=wide)
 
 
+def percent(share: float) -> str:
+    """A version's share of a label's traffic as a whole percent, never hiding that it has
+    some or not all: ``<1%`` for a share above 0 that would round to 0% (``1=0.5,2=1000``
+    showed @1 as 0% though it gets 0.05% of the runs), ``>99%`` for one short of all."""
+    if 0 < share < 0.01:
+        return "<1%"
+    if 0.99 < share < 1:
+        return ">99%"
+    return f"{share:.0%}"
+
+
 def _split(weights: dict[str, float]) -> str:
     if len(weights) == 1:
         return f"@{next(iter(weights))}"
     total = sum(weights.values())
-    return ",".join(f"@{k}={w / total:.0%}" for k, w in weights.items())
+    return ",".join(f"@{k}={percent(w / total)}" for k, w in weights.items())
 
 
 def show_document(ref: str, *, tenant: str) -> dict[str, Any]:
@@ -428,7 +442,7 @@ def stats(name: Name, as_json: AsJson = False, wide: Wide = False) -> None:
 
 
 def _shares(labels: dict[str, float]) -> str:
-    return " ".join(f"{label} {weight:.0%}" for label, weight in labels.items())
+    return " ".join(f"{label} {percent(weight)}" for label, weight in labels.items())
 
 
 @templates_app.command("history")
@@ -513,6 +527,7 @@ def import_(
             actor=actor,
             screen=template_screen,
             models=_catalog_ids(),
+            key_scan=redact_keys,
         )
     if as_json:
         print_json(report)

@@ -39,6 +39,7 @@ from brandloop.templates.governance import (
     TemplateMetadata,
     TemplateSpec,
 )
+from brandloop.tools.moderation.keys import redact_keys
 from brandloop.tools.moderation.minors import template_screen
 
 T = TypeVar("T")
@@ -180,6 +181,7 @@ def add_version(
         no_message=NO_MESSAGE,
         screen=template_screen,
         models=[model.id for model in catalog_models(db, settings)],
+        key_scan=redact_keys,
     )
     return crud.template_version_model(_template(session, principal.tenant, name), row)
 

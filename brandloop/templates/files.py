@@ -37,6 +37,7 @@ from brandloop.templates.governance import (
     RESERVED_ACTORS,
     GovernanceError,
     GovernancePolicy,
+    KeyScan,
     TemplateMetadata,
     TemplateScreen,
     TemplateSpec,
@@ -349,15 +350,17 @@ def import_templates(
     actor: str,
     screen: TemplateScreen,
     models: Collection[str],
+    key_scan: KeyScan | None = None,
 ) -> list[dict[str, Any]]:
     """Apply a directory of template files; returns what was added or moved per template.
 
     Everything is read and checked first (every version's text through ``screen``, the
     minors line); the writes happen in the caller's transaction, so a refusal part-way (a
     changed version, a protected label, a new version whose model hints name a model the
-    catalog (``models``: its ids) does not hold) leaves the registry unchanged. A version the
-    registry has already is not checked against the catalog again: a model retired since
-    does not stop an export from importing.
+    catalog (``models``: its ids) does not hold, or whose params ``key_scan`` finds
+    key-shaped) leaves the registry unchanged. A version the registry has already is not
+    checked against the catalog or the param rules again: a model retired since, or a param
+    stored before a rule, does not stop an export from importing.
     """
     check_actor(actor)
     files = read_directory(directory)
@@ -398,7 +401,7 @@ def import_templates(
                     f"most {MAX_DESCRIPTION_CHARS} are allowed for a template new to this registry"
                 )
             try:
-                check_params(vf.params)
+                check_params(vf.params, key_scan=key_scan)
             except BadInputError as exc:
                 raise BadInputError(f"{tf.name}@{vf.version}: {exc}") from None
             model = TemplateVersion(

@@ -476,7 +476,12 @@ def screen_spec(
 
 def check_model_hints(hints: list[str], models: Collection[str]) -> None:
     """Every model hint names a model of the catalog (``models``: its ids), as a model named
-    in a generation request must: an unknown one is a :class:`NotFoundError` naming it."""
+    in a generation request must: an unknown one is a :class:`NotFoundError` naming it; and
+    names it once (the API refuses a format listed twice the same way): a
+    :class:`BadInputError` naming the one listed twice."""
+    twice = next((h for i, h in enumerate(hints) if h in hints[:i]), None)
+    if twice is not None:
+        raise BadInputError(f"model_hints lists {twice} twice; list each model once")
     unknown = [hint for hint in dict.fromkeys(hints) if hint not in models]
     if unknown:
         raise NotFoundError(
@@ -513,20 +518,57 @@ RESERVED_PARAMS: Final = frozenset(
 )
 
 
-def check_params(params: dict[str, Any]) -> None:
+#: A param's name: a word a provider's request takes as a field (``steps``, ``cfg_scale``,
+#: ``style_preset``), never spaces, line breaks or a paragraph. The API's schema states it too.
+PARAM_NAME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+MAX_PARAM_NAME_CHARS: Final = 64
+#: The most characters a param's text value holds: it goes with every call and into every
+#: receipt (a 300,000-character value was stored and sent).
+MAX_PARAM_TEXT_CHARS: Final = 2000
+#: Counts the key-shaped tokens of a text (an API key, a token, ``password=...``):
+#: ``brandloop.tools.moderation.keys.redact_keys``, which returns the text redacted and the
+#: count. Callers pass it in, as they pass the screen: core does not import the tools layer.
+KeyScan = Callable[[str], tuple[str, int]]
+
+
+def _key_shaped(key_scan: KeyScan | None, text: str) -> bool:
+    return key_scan is not None and key_scan(text)[1] > 0
+
+
+#: why a key-shaped param is refused, after what it is
+_KEY_REASON: Final = (
+    "looks like an API key, token or password; a param is sent with every call and "
+    "written into every receipt and image, so a secret belongs in the provider's settings, "
+    "not a template"
+)
+
+
+def check_params(params: dict[str, Any], *, key_scan: KeyScan | None = None) -> None:
     """A template's ``params`` (the defaults of every call made from it) are a mapping of
-    names to scalar values (text, a number, true/false), none of them a field brandloop sets
-    itself (:data:`RESERVED_PARAMS`), and ``quality``, if given, is text. Anything else is one
-    :class:`BadInputError` naming the key (exit 2, HTTP 422)."""
+    names to scalar values (text of at most :data:`MAX_PARAM_TEXT_CHARS`, a number,
+    true/false). A name is :data:`PARAM_NAME` and none is a field brandloop sets itself
+    (:data:`RESERVED_PARAMS`, in any case: ``Seed`` is ``seed`` to a provider that ignores
+    case); ``quality``, if given, is text. With ``key_scan`` (the CLI and the API pass it), no name
+    or text value is key-shaped: the message names the param, never the value (nor a name
+    that is itself key-shaped). Anything else is one :class:`BadInputError` naming the key
+    (exit 2, HTTP 422). Versions stored before these rules are read as they are."""
     if not isinstance(params, dict):
         raise BadInputError("params must be a mapping of names to values, e.g. {steps: 30}")
-    for key, value in params.items():
+    for index, (key, value) in enumerate(params.items(), start=1):
         if not isinstance(key, str) or not key.strip():
             raise BadInputError(f"params: {key!r} is not a parameter name")
-        if key in RESERVED_PARAMS:
+        if _key_shaped(key_scan, key):
+            raise BadInputError(f"params: the name of param #{index} (in file order) {_KEY_REASON}")
+        if len(key) > MAX_PARAM_NAME_CHARS or not PARAM_NAME.fullmatch(key):
+            shown = f"{key[:24]!r}…" if len(key) > 24 else repr(key)
+            raise BadInputError(
+                f"params: {shown} is not a param name: 1-{MAX_PARAM_NAME_CHARS} of A-Z a-z 0-9 "
+                "_ . -, starting with a letter"
+            )
+        if key.lower() in RESERVED_PARAMS:
             raise BadInputError(
                 f"params: {key!r} is set by brandloop itself and may not be a template param "
-                f"(reserved: {', '.join(sorted(RESERVED_PARAMS))})"
+                f"(reserved, in any case: {', '.join(sorted(RESERVED_PARAMS))})"
             )
         if isinstance(value, float) and not math.isfinite(value):
             raise BadInputError(f"params.{key}: {value} is not a finite number")
@@ -535,20 +577,33 @@ def check_params(params: dict[str, Any]) -> None:
                 type(value), type(value).__name__
             )
             raise BadInputError(f"params.{key}: must be text, a number or true/false, not {kind}")
+        if isinstance(value, str) and len(value) > MAX_PARAM_TEXT_CHARS:
+            raise BadInputError(
+                f"params.{key}: the text is {len(value):,} characters long; at most "
+                f"{MAX_PARAM_TEXT_CHARS:,} are allowed"
+            )
+        # the value alone (``sk-...``), and as an assignment (``api_key: hunter2...``)
+        if not isinstance(value, bool) and (
+            _key_shaped(key_scan, str(value)) or _key_shaped(key_scan, f"{key}={value}")
+        ):
+            raise BadInputError(f"params.{key}: the value {_KEY_REASON}")
         if key == "quality" and not isinstance(value, str):
             raise BadInputError(f"params.quality: must be a quality setting's name, not {value!r}")
 
 
-def check_content(spec: TemplateSpec, *, name: str, models: Collection[str]) -> None:
+def check_content(
+    spec: TemplateSpec, *, name: str, models: Collection[str], key_scan: KeyScan | None = None
+) -> None:
     """What a version's content must satisfy to be stored as a version of ``name``, by any
     path (``create``, ``new-version``, the HTTP API, an eval target's template files): a valid
     name the file agrees with, safe bodies (the sandbox), scalar params brandloop does not set
-    itself, and model hints naming models of the catalog (``models``: its ids)."""
+    itself (none key-shaped, given ``key_scan``), and model hints naming models of the catalog
+    (``models``: its ids), each once."""
     check_name(name)
     if spec.name is not None and spec.name != name:
         raise BadInputError(f"the file names template {spec.name!r}, not {name!r}")
     spec.check()
-    check_params(spec.params)
+    check_params(spec.params, key_scan=key_scan)
     check_model_hints(spec.model_hints, models)
 
 
@@ -596,12 +651,15 @@ def create_template(
     actor: str,
     screen: TemplateScreen,
     models: Collection[str],
+    key_scan: KeyScan | None = None,
 ) -> TemplateVersionRow:
     """A new template with its first version, as a draft authored by ``actor``; ``models``
-    are the catalog's model ids, which its model hints must name. Of two callers creating one
-    name at once, one creates it and the other gets a :class:`ConflictError`."""
+    are the catalog's model ids, which its model hints must name; ``key_scan`` (the CLI and
+    the API pass ``redact_keys``) refuses a key-shaped param (:func:`check_params`). Of two
+    callers creating one name at once, one creates it and the other gets a
+    :class:`ConflictError`."""
     check_actor(actor)
-    check_content(spec, name=name, models=models)
+    check_content(spec, name=name, models=models, key_scan=key_scan)
     screen_spec(session, tenant=tenant, actor=actor, subject=f"{name}@1", spec=spec, screen=screen)
     if crud.get_template(session, tenant=tenant, name=name) is not None:
         raise _already_exists(name)
@@ -641,6 +699,7 @@ def new_version(
     message: str,
     screen: TemplateScreen,
     models: Collection[str],
+    key_scan: KeyScan | None = None,
 ) -> TemplateVersionRow:
     """The next integer version of ``name``, as a draft; earlier versions stay as they are.
     Parallel callers each get a version of their own (the template's lock serialises them)."""
@@ -648,7 +707,7 @@ def new_version(
     if is_blank(message):
         raise BadInputError("a new version needs a commit message (-m)")
     check_text("the commit message (-m)", message, MAX_MESSAGE_CHARS)
-    check_content(spec, name=name, models=models)
+    check_content(spec, name=name, models=models, key_scan=key_scan)
     template = _template(session, tenant, name)
     # the refusal's record names the number this version would likely get
     subject = f"{name}@{latest_version(session, template) + 1}"
@@ -675,13 +734,14 @@ def add_version(
     no_message: str,
     screen: TemplateScreen,
     models: Collection[str],
+    key_scan: KeyScan | None = None,
 ) -> TemplateVersionRow:
     """The HTTP API's step: the next version of ``name``, creating the template with its
     first when it does not exist yet (a blank message is "first version" for that one, else
     ``no_message``). Decided under the template's lock, so parallel callers, the first
     included, each get the next free number, as if they had come one after another."""
     check_actor(actor)
-    check_content(spec, name=name, models=models)
+    check_content(spec, name=name, models=models, key_scan=key_scan)
     template = crud.get_template(session, tenant=tenant, name=name)
     subject = f"{name}@{latest_version(session, template) + 1 if template else 1}"
     screen_spec(session, tenant=tenant, actor=actor, subject=subject, spec=spec, screen=screen)
@@ -960,8 +1020,10 @@ def deciders(session: Session, *, tenant: str) -> dict[tuple[str, int], str]:
 #: no sign, space or leading zero (``[0-9]`` is ASCII in ``re``; ``str.isdigit`` and ``int``
 #: also take Arabic-Indic or full-width digits, and ``int`` surrounding spaces).
 VERSION_TEXT: Final = re.compile(r"[1-9][0-9]*")
-#: A weight: a number in ASCII digits, as JSON writes one (``90``, ``0.5``, ``1e3``), no spaces.
-WEIGHT_TEXT: Final = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+#: A weight: a number in ASCII digits with an optional decimal point (``90``, ``0.5``), no
+#: spaces, sign or exponent: ``1e3`` was taken as 1000 (the table then showed the version it
+#: split with as 0%), and ``inf``, ``0x10`` or ``1_000`` are not digits either.
+WEIGHT_TEXT: Final = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
 
 
 def parse_label_spec(text: str, *, zero_allowed: bool = False) -> dict[str, float]:

@@ -41,6 +41,15 @@ class VersionStats(BaseModel):
     cost_per_accepted_usd: float | None
 
 
+def _shown_share(share: float) -> float:
+    """``share`` to four decimals, but never 0 for a version with traffic nor 1 for one
+    without all of it: ``1=1,2=1000000`` gives 9.99999e-07 and 0.999999, not 0.0 and 1.0."""
+    for shown in (round(share, 4), float(f"{share:.6g}")):
+        if 0 < shown < 1 or shown == share:
+            return shown
+    return share
+
+
 def template_stats(session: Session, *, tenant: str, name: str) -> list[VersionStats]:
     """One row per version of ``name`` (versions never used show zero counts)."""
     template = _template(session, tenant, name)
@@ -51,7 +60,7 @@ def template_stats(session: Session, *, tenant: str, name: str) -> list[VersionS
         traffic = usable_weights(label.weights, statuses)
         total = sum(traffic.values()) or 1.0
         for key, weight in traffic.items():
-            label_shares[int(key)][label.label] = round(weight / total, 4)
+            label_shares[int(key)][label.label] = _shown_share(weight / total)
     rows = session.execute(
         select(AttemptRow)
         .join(RunRow, RunRow.id == AttemptRow.run_id)

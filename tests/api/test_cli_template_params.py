@@ -17,6 +17,8 @@ from tests.fakes.provider_server import FakeImagesApp, serve
 
 KIT = str(BRANDS / "acme-coffee.yaml")
 KEY = "sk-test-template-params-0001"
+#: an OpenAI-shaped key nobody configured here: found by its shape
+SECRET = "sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
 BODY = (
     "body: '{{ brief }}. A {{ tone }} image for {{ brand }}. {{ palette_clause }}.'\n"
     "negative_body: '{{ brand_negative }}'\n"
@@ -119,6 +121,24 @@ def test_a_quality_no_usable_model_has_is_named_and_the_run_goes_on(
         ("{steps: null}", "params.steps: must be text, a number or true/false, not null"),
         ("{cfg: .nan}", "params.cfg: nan is not a finite number"),
         ("{quality: 3}", "params.quality: must be a quality setting's name, not 3"),
+        # names are words; reserved ones in any case; text is bounded (an outside tester's
+        # report: each of these was stored and sent with every call)
+        ('{"a b\\n": 2}', "params: 'a b\\n' is not a param name: 1-64 of A-Z a-z 0-9 _ . -"),
+        # (YAML writes a key past 1,024 characters as an explicit "? key")
+        ("\n  ? " + "k" * 5000 + "\n  : 1", f"params: {'k' * 24!r}… is not a param name"),
+        ("{Seed: 3, SIZE: 1x1}", "params: 'Seed' is set by brandloop itself"),
+        ("{SIZE: 1x1}", "params: 'SIZE' is set by brandloop itself"),
+        ("{style: " + "x" * 300_000 + "}", "params.style: the text is 300,000 characters long"),
+        # a key-shaped name or value is named, never echoed (it reached receipts and PNGs)
+        (f"{{api_key: {SECRET}}}", "params.api_key: the value looks like an API key"),
+        (f"{{note: 'use {SECRET} here'}}", "params.note: the value looks like an API key"),
+        ("{api_key: hunter2hunter2}", "params.api_key: the value looks like an API key"),
+        (f"{{steps: 3, {SECRET}: 1}}", "params: the name of param #2 (in file order) looks like"),
+        # a model listed twice (the API refuses a format listed twice the same way)
+        (
+            "{}\nmodel_hints: [procedural/studio, procedural/draft, procedural/studio]",
+            "model_hints lists procedural/studio twice",
+        ),
     ],
 )
 def test_params_that_are_not_call_defaults_are_refused_at_create_and_new_version(
@@ -143,20 +163,35 @@ def test_params_that_are_not_call_defaults_are_refused_at_create_and_new_version
         assert code == 2, (argv, out, err)
         lines = err.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], err
+        assert "AbCdEf" not in err and "hunter2" not in err, "a secret is never echoed"
         assert data_snapshot(data_dir) == before, "a refusal stores nothing"
     shown = json.loads(ok(capsys, "templates", "show", "kept@1", "--json"))
     assert [v["params"] for v in shown["selected"]] == [{"steps": 30}]
     assert [v["version"] for v in shown["versions"]] == [1]
 
 
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ("{steps: 30, seed: 4}", "imp@1: params: 'seed' is set by brandloop itself"),
+        ("{steps: 30, Seed: 4}", "imp@1: params: 'Seed' is set by brandloop itself"),
+        ('{"a b": 1}', "imp@1: params: 'a b' is not a param name"),
+        (f"{{api_key: {SECRET}}}", "imp@1: params.api_key: the value looks like an API key"),
+    ],
+)
 def test_import_refuses_a_new_version_with_reserved_params(
-    capsys: pytest.CaptureFixture[str], settings: Settings, data_dir: Path, tmp_path: Path
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    data_dir: Path,
+    tmp_path: Path,
+    params: str,
+    message: str,
 ) -> None:
     folder = tmp_path / "git"
     folder.mkdir()
     (folder / "imp.yaml").write_text(
         "name: imp\nversions:\n"
-        "- version: 1\n  author: ana\n  body: '{{ brief }}'\n  params: {steps: 30, seed: 4}\n",
+        f"- version: 1\n  author: ana\n  body: '{{{{ brief }}}}'\n  params: {params}\n",
         encoding="utf-8",
     )
     # the registry as it is before: shipped templates seeded, the catalog's models listed
@@ -165,6 +200,6 @@ def test_import_refuses_a_new_version_with_reserved_params(
     before = data_snapshot(data_dir)
     code, out, err = run_cli(capsys, "templates", "import", str(folder), "--as", "ana")
     assert code == 2, (out, err)
-    assert "imp@1: params: 'seed' is set by brandloop itself" in err, err
-    assert len(err.strip().splitlines()) == 1
+    assert message in err, err
+    assert len(err.strip().splitlines()) == 1 and "AbCdEf" not in err
     assert data_snapshot(data_dir) == before

@@ -523,7 +523,15 @@ BAD = [
     (["templates", "import", "NEWLINE_NAME_DIR", "--as", "lee"], "template name"),
     # weights are finite and bounded: two of 1e308 would sum to infinity
     (
-        ["templates", "label", "seasonal-banner", "staging", "1=1e308,2=1e308", "--as", "ana"],
+        [
+            "templates",
+            "label",
+            "seasonal-banner",
+            "staging",
+            f"1={10**308},2={10**308}",
+            "--as",
+            "ana",
+        ],
         "at most 1,000,000",
     ),
     (
@@ -640,6 +648,38 @@ def test_canary_split_generate_stats_and_rollback(
         assert {b["template"] for b in only["baselines"]} == (
             used if ref == "seasonal-banner" else used & {ref}
         )
+
+
+def test_a_weight_is_ascii_digits_and_a_small_share_never_shows_as_0_percent(
+    capsys: pytest.CaptureFixture[str], settings: Settings, data_dir: Path
+) -> None:
+    """``1=0.5,2=1e3`` was taken (1e3 is no ASCII number) and shown as ``@1 0%``, though @1
+    gets 0.05% of the runs (outside tester)."""
+    two_approved_versions(capsys)
+    before = data_snapshot(data_dir)
+    for weight in ("1e3", "1E3", "inf", "0x10", "1_000"):
+        spec = f"1=0.5,2={weight}"
+        code, out, err = run_cli(
+            capsys, "templates", "label", "seasonal-banner", "production", spec, "--as", "lee"
+        )
+        assert code == 2, (spec, out, err)
+        assert "is not a number in ASCII digits (e.g. 90 or 0.5)" in err and err.count("\n") == 1
+    assert data_snapshot(data_dir) == before
+    moved = ok(
+        capsys, "templates", "label", "seasonal-banner", "production", "1=0.5,2=1000", "--as", "lee"
+    )
+    assert "seasonal-banner@1 <1%, seasonal-banner@2 >99%" in moved, moved
+    assert "production->@1=<1%,@2=>99%" in ok(capsys, "templates", "list", "--wide")
+    assert "labels: production->@1=<1%,@2=>99%" in ok(
+        capsys, "templates", "show", "seasonal-banner"
+    )
+    assert "@1 (production <1%)" in ok(capsys, "templates", "stats", "seasonal-banner")
+    # a share too small for four decimals is still above 0 where it is a number (--json)
+    ok(capsys, "templates", "label", "seasonal-banner", "staging", "1=1,2=1000000", "--as", "lee")
+    stats = json.loads(ok(capsys, "templates", "stats", "seasonal-banner", "--json"))
+    shares = {v["version"]: v["labels"] for v in stats["versions"]}
+    assert shares[1] == {"production": 0.0005, "staging": 9.99999e-07}, shares
+    assert shares[2] == {"production": 0.9995, "staging": 0.999999}, shares
 
 
 def test_export_import_round_trip(

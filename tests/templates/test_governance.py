@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from brandloop.agent.templates import ensure_shipped_templates, resolve_template
+from brandloop.domain import TemplateVersion
 from brandloop.errors import BadInputError, NotFoundError
 from brandloop.policies.catalog import load_catalog
 from brandloop.registry import crud
@@ -19,6 +20,7 @@ from brandloop.registry.models import AuditRow, TemplateLabelRow, TemplateVersio
 from brandloop.registry.models_templates import TemplateReviewRow
 from brandloop.templates import governance as gov
 from brandloop.templates.governance import GovernanceError, TemplateSpec
+from brandloop.tools.moderation.keys import redact_keys
 from brandloop.tools.moderation.minors import template_screen
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -412,7 +414,8 @@ def test_a_malformed_approvers_setting_is_named_by_its_variable(
     [
         ("3", {"3": 1.0}),
         ("3=90,4=10", {"3": 90.0, "4": 10.0}),
-        ("1=0.5,12=1e3", {"1": 0.5, "12": 1000.0}),
+        ("1=0.5,12=1000", {"1": 0.5, "12": 1000.0}),
+        ("1=.5,2=2.", {"1": 0.5, "2": 2.0}),
     ],
 )
 def test_label_specs_parse(text: str, expected: dict[str, float]) -> None:
@@ -425,11 +428,55 @@ def test_label_specs_parse(text: str, expected: dict[str, float]) -> None:
     [
         *("", "x", "0", "1=0", "1=-5", "1=nan", "1=inf", "1,1", "1=a", " 1 = 1 , 02=3"),
         *("\u0661", "1=\uff11", " 1", "1 ", "01", "1, 2", "1=1_0", "\uff11"),
+        # no exponent: "1=0.5,2=1e3" gave @1 0.05% of the traffic, shown as 0% (outside tester)
+        *("1=0.5,2=1e3", "1=1E3", "1=1e-3", "1=0x10", "1=1_000", "1=Infinity", "1=+1"),
     ],
 )
 def test_bad_label_specs_are_refused(text: str) -> None:
     with pytest.raises(BadInputError):
         gov.parse_label_spec(text)
+
+
+@pytest.mark.parametrize("weight", ["1e3", "1E3", "0x10", "1_000", "inf"])
+def test_a_weight_not_in_ascii_digits_says_so(weight: str) -> None:
+    with pytest.raises(
+        BadInputError, match=r"is not a number in ASCII digits \(e\.g\. 90 or 0\.5\)"
+    ):
+        gov.parse_label_spec(f"1=0.5,2={weight}")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"steps": 30, "cfg_scale": 7.5, "style_preset": "photographic", "quality": "high"},
+        {"sampler_name": "Euler a", "Steps2": 1, "lora.weight": 0.8, "hr-scale": 2},
+        {"style": "x" * gov.MAX_PARAM_TEXT_CHARS, "key_visual": "key-visual-for-the-spring-sale"},
+    ],
+)
+def test_param_names_providers_take_are_kept(params: dict[str, Any]) -> None:
+    gov.check_params(params, key_scan=redact_keys)
+
+
+def test_a_version_stored_before_the_param_rules_is_read_as_it_is(session: Session) -> None:
+    """A stored row is never checked again: ``show``, ``diff`` and labels read it."""
+    created(session)
+    old = {"Seed": 3, "a b": "x" * 5000}
+    crud.add_template_version(
+        session,
+        tenant=T,
+        version=TemplateVersion(
+            name="seasonal-banner", version=2, body="{{ brief }}", params=old,
+            model_hints=["procedural/studio", "procedural/studio"], author="ana", message="old",
+        ),
+        description="",
+    )  # fmt: skip
+    template = crud.get_template(session, tenant=T, name="seasonal-banner")
+    assert template is not None
+    assert gov.versions(session, template=template)[1].params == old
+    assert "Seed: 3" in gov.diff_versions(session, tenant=T, name="seasonal-banner", v1=1, v2=2)
+    gov.move_label(
+        session, tenant=T, name="seasonal-banner", label="staging", weights={"2": 1.0}, actor="ana"
+    )
 
 
 def test_diff_shows_changed_sentences(session: Session) -> None:
