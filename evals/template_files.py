@@ -31,6 +31,7 @@ from brandloop.templates.governance import (
     check_content,
     version_from_spec,
 )
+from brandloop.tools.moderation.keys import redact_keys
 
 #: What a version's content is, for a clash: the fields a run uses (not who wrote it, or why).
 CONTENT_FIELDS = ("body", "negative_body", "params", "model_hints", "metadata")
@@ -106,7 +107,7 @@ def check_template_file(file: TemplateFile, *, models: Collection[str]) -> None:
     """Refuse a file ``templates create`` / ``new-version`` would refuse (``models``: the
     catalog's model ids), in one line naming the file."""
     try:
-        check_content(file.spec, name=file.name, models=models)
+        check_content(file.spec, name=file.name, models=models, key_scan=redact_keys)
     except BadInputError as exc:
         raise _refuse(file.path, str(exc)) from None
 

@@ -288,9 +288,14 @@ def call_params(template: TemplateVersion, arm: Arm, writer: dict[str, Any]) -> 
     """A candidate's params: the template's (its defaults, but ``quality``, which picks the
     arm) under the agent's own keys - the arm's quality setting, the LLM writer's identity.
     A field brandloop sets itself (``RESERVED_PARAMS``, refused in a new version, but a
-    version stored by older code may hold one) is never taken from the template."""
+    version stored by older code may hold one, in any case: ``Seed`` is ``seed`` to a provider
+    that ignores case) is never taken from the template."""
     return {
-        **{k: v for k, v in template.params.items() if k != "quality" and k not in RESERVED_PARAMS},
+        **{
+            k: v
+            for k, v in template.params.items()
+            if k.lower() != "quality" and k.lower() not in RESERVED_PARAMS
+        },
         **({"quality": arm.quality} if arm.quality else {}),
         **writer,
     }

@@ -23,6 +23,11 @@ def test_the_agents_own_keys_win_and_reserved_keys_never_pass() -> None:
     assert call_params(old, Arm(MINI, "high"), {}) == {"quality": "high", "steps": 30}
     writer = {"writer": {"provider": "openai", "model": "gpt-4o-mini"}}
     assert call_params(old, Arm(STUDIO), writer) == {"steps": 30, **writer}
+    # in any case: a provider that ignores case would take Seed for seed
+    cased = old.model_copy(
+        update={"params": {"Seed": 9, "SIZE": "1x1", "Quality": "low", "steps": 30}}
+    )
+    assert call_params(cased, Arm(MINI, "high"), {}) == {"quality": "high", "steps": 30}
 
 
 def test_a_diagnosis_that_raises_quality_overrides_a_lower_template_setting() -> None:
